@@ -1,0 +1,43 @@
+// Crystal: the one structure type shared by data, sampler and eval (lattice parameters, species, fractional coords).
+#pragma once
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cg {
+
+using Vec3 = std::array<double, 3>;
+using Mat3 = std::array<Vec3, 3>;  // rows are lattice vectors a, b, c (Å)
+
+struct Lattice {
+  double a = 0, b = 0, c = 0;              // lengths, Å
+  double alpha = 90, beta = 90, gamma = 90;  // angles, degrees
+};
+
+struct Crystal {
+  std::string id;                    // material_id (MP-20) or sample id; used in every error message
+  Lattice lattice;
+  std::vector<std::string> species;  // element symbol per site, in source order
+  std::vector<Vec3> frac;            // fractional coordinates per site, same order as species
+
+  // Properties from the CSV; std::nullopt means unknown (an empty cell), never zero.
+  std::string formula;               // pretty_formula, e.g. "Fe2O3" (may be empty)
+  std::optional<double> formation_energy_per_atom;
+  std::optional<double> band_gap;
+  std::optional<double> e_above_hull;
+  std::optional<int> spacegroup;
+
+  size_t num_sites() const { return species.size(); }
+};
+
+// Lattice vectors as rows, pymatgen's convention (Lattice.from_parameters, vesta=False): c along z.
+Mat3 lattice_matrix(const Lattice& l);
+// Cell volume in Å^3 (|det|).
+double cell_volume(const Lattice& l);
+// Cartesian position of fractional coordinate f.
+Vec3 frac_to_cart(const Mat3& m, const Vec3& f);
+// Wrap x into [0, 1).
+double wrap01(double x);
+
+}  // namespace cg

@@ -1,0 +1,26 @@
+// MPI runtime: initialised once per process, bootstraps rank/world/local rank; a fatal error on one rank aborts all.
+#pragma once
+#include <string>
+
+#include "dist/comm.h"
+
+namespace cg::dist {
+
+struct Runtime {
+  int rank = 0;        // global rank
+  int world = 1;       // number of processes
+  int local_rank = 0;  // rank among the processes of this node (selects the GPU)
+  int local_size = 1;
+};
+
+// MPI_Init_thread once (idempotent); MPI_Finalize at exit. Safe to call when not launched by mpirun (world 1).
+const Runtime& init_runtime(int* argc, char*** argv);
+// The runtime after init_runtime (throws if not initialised).
+const Runtime& runtime();
+// Print `msg` on stderr with the rank, then MPI_Abort: every rank exits, none hangs.
+[[noreturn]] void abort_all(const std::string& msg, int code = 1);
+
+// Run `fn` and turn any escaping exception into abort_all with its message (for main()).
+int run_main(int argc, char** argv, int (*fn)(int, char**));
+
+}  // namespace cg::dist

@@ -1,0 +1,130 @@
+// Config: the one typed config tree shared by every tool (cgprep, cgtrain, cgexport, cgsample, cgeval, cgsweep).
+// Every field is declared once, with its default here and its documentation in config.cpp's visit_config();
+// YAML file < dotted command-line overrides; unknown keys and bad values fail naming the dotted key.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cg {
+
+struct ModelConfig {
+  std::string flavor = "tiny";         // tiny | 7b | 13b | 70b; ignored when hf_dir has a config.json
+  std::string hf_dir = "";             // Hugging Face checkpoint folder (config.json + safetensors); empty: random init
+  std::string device = "auto";         // auto | cpu | cuda
+  std::string dtype = "auto";          // auto (bf16 on cuda, fp32 on cpu) | fp32 | bf16 | fp16: base weights
+  bool activation_checkpointing = false;
+  uint64_t init_seed = 1234;           // random init, same full model whatever the tp degree
+  int64_t max_seq_len = 1024;          // longest sequence the model is asked to handle (rope table)
+};
+
+struct DataConfig {
+  std::string train_csv = "data/mp20/train.csv.gz";
+  std::string val_csv = "data/mp20/val.csv.gz";
+  std::string test_csv = "data/mp20/test.csv.gz";
+  std::string shards_dir = "runs/shards/tiny";  // cgprep writes, cgtrain reads
+  std::string tokenizer = "train";     // path to a sentencepiece .model, or "train": fit a small one on the train text
+  int64_t tokenizer_vocab_size = 512;  // when tokenizer = train
+  int64_t max_rows = 0;                // 0: all rows; else the first N rows of each split (quick runs)
+  int64_t copies = 1;                  // augmented copies of each crystal
+  bool translate = true;               // random uniform shift of all fractional coords, wrapped
+  bool permute = false;                // random atom order
+  double infill_fraction = 1.0 / 3.0;  // share of infill prompts; the rest are generation prompts
+  std::string angle_mode = "round";    // round | truncate (reference code's int())
+  std::string loss_on = "all";         // all (reference) | completion
+  int64_t max_tokens = 1024;           // samples longer than this are skipped with a reason
+  uint64_t seed = 42;
+  bool strict = false;                 // first malformed row is an error instead of a counted skip
+  int64_t shard_samples = 100000;      // samples per HDF5 shard
+};
+
+struct LoraConfig {
+  bool enabled = true;                 // false: full-parameter training (tiny from-scratch baseline)
+  int64_t r = 8;
+  double alpha = 32;
+  double dropout = 0.05;
+  std::vector<std::string> targets = {"q_proj", "v_proj"};  // subset of q,k,v,o,gate,up,down _proj, or "all-linear"
+  bool rslora = false;                 // scale alpha/sqrt(r) instead of alpha/r
+  std::string init_adapter = "";       // PEFT adapter folder to start from (continue training)
+};
+
+struct ParallelConfig {
+  int64_t tp = 1;
+  int64_t dp = 0;                      // 0: world / tp
+  std::string backend = "auto";        // auto (nccl on cuda, mpi on cpu) | mpi | nccl
+};
+
+struct TrainConfig {
+  std::string run_dir = "runs/tiny";
+  int64_t steps = 200;                 // optimizer steps
+  int64_t micro_batch = 8;             // sequences per rank per micro-step
+  int64_t seq_len = 512;               // longest packed/padded sequence
+  int64_t grad_accum = 1;
+  double lr = 1e-4;
+  std::string schedule = "cosine";     // cosine | linear | constant
+  int64_t warmup_steps = 100;
+  double min_lr_ratio = 0.0;           // final lr = lr * min_lr_ratio
+  double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double clip_grad_norm = 1.0;         // 0: off
+  uint64_t seed = 0;
+  int64_t val_every = 50;              // 0: never
+  int64_t val_batches = 8;
+  int64_t max_bad_steps = 5;           // consecutive NaN/inf losses before abort
+  int64_t threads = 0;                 // torch intra-op threads per rank; 0: OMP_NUM_THREADS or cores / local ranks
+};
+
+struct CheckpointConfig {
+  int64_t every = 100;                 // steps; 0: only at the end
+  int64_t keep_last = 2;
+  bool resume = true;                  // resume from the newest complete step-N/ in run_dir/checkpoints
+};
+
+struct LogConfig {
+  std::string level = "info";
+  int64_t every = 10;                  // steps between progress lines
+  bool all_ranks = false;
+};
+
+struct SampleConfig {
+  std::string adapter = "";            // PEFT adapter folder or run_dir/checkpoints/step-N; empty: base/merged model only
+  std::string out_dir = "runs/tiny/samples";
+  std::string task = "generate";       // generate | infill
+  int64_t num_samples = 64;
+  int64_t batch_size = 32;
+  int64_t max_new_tokens = 300;
+  double temperature = 0.7;
+  double top_p = 0.9;
+  int64_t top_k = 0;                   // 0: off
+  uint64_t seed = 0;
+  bool constrained = true;             // grammar-constrained decoding
+  std::string formula = "";            // conditions (empty / NaN: not given)
+  int64_t spacegroup = 0;
+  std::string formation_energy = "";
+  std::string band_gap = "";
+  std::string e_above_hull = "";
+};
+
+struct EvalConfig {
+  std::string input = "runs/tiny/samples";  // cgsample folder, CSV (CDVAE layout) or folder of CIFs
+  std::string out = "";                // report folder; empty: <input>/eval
+  int64_t max_rows = 0;                // 0: all
+  double min_distance = 0.5;           // Å
+  double min_volume = 0.1;             // Å^3
+  bool invariance = false;             // log-likelihood invariance check (needs a model)
+  int64_t invariance_crystals = 32;
+};
+
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  LoraConfig lora;
+  ParallelConfig parallel;
+  TrainConfig train;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+  SampleConfig sample;
+  EvalConfig eval;
+};
+
+}  // namespace cg
