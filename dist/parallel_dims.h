@@ -6,21 +6,37 @@
 
 namespace cg::dist {
 
+// Mpi: CPU tensors over MPI. Nccl: CUDA tensors over NCCL (one GPU per rank: local rank = device index);
+// with Nccl every tensor given to tp_comm/dp_comm/world_comm must live on this rank's GPU.
 enum class Backend { Mpi, Nccl };
 
 struct ParallelDims {
   int world = 1, tp = 1, dp = 1;
   int rank = 0, tp_rank = 0, dp_rank = 0;  // rank = dp_rank * tp + tp_rank
   Backend backend = Backend::Mpi;
-  CommPtr world_comm, tp_comm, dp_comm;
+  CommPtr world_comm, tp_comm, dp_comm;    // the backend's groups (CUDA tensors when backend is Nccl)
+  // The same groups over MPI for CPU tensors (metrics, seeds, loader positions) whatever the backend;
+  // equal to the comms above when backend is Mpi.
+  CommPtr host_world_comm, host_tp_comm, host_dp_comm;
 
   std::string describe() const;  // "tp 2 x dp 2 (world 4, mpi)"
 };
 
-// Validate tp * dp == world (dp = 0 means world / tp) and build the groups over the MPI runtime.
-// Errors name the numbers ("tp 3 does not divide world 8").
+struct GridShape {
+  int tp = 1, dp = 1;
+};
+// Validate a tp × dp layout of `world` ranks without any MPI (dp = 0 means world / tp).
+// Errors name the numbers: "tp 3 does not divide world 8".
+GridShape resolve_grid(int world, int tp, int dp);
+
+// Validate tp * dp == world (dp = 0 means world / tp) and build the groups over the MPI runtime (initialising it
+// if needed). Collective: every rank calls it with the same numbers.
 ParallelDims make_parallel_dims(int tp, int dp, Backend backend);
 // A single-process grid (tp = dp = 1) with self comms; no MPI needed.
 ParallelDims single_process_dims();
+
+// "mpi" | "nccl" | "auto" (nccl when `on_cuda`, else mpi), as in the config key parallel.backend.
+Backend backend_from_name(const std::string& name, bool on_cuda);
+const char* backend_name(Backend b);
 
 }  // namespace cg::dist

@@ -3,6 +3,7 @@
 // YAML file < dotted command-line overrides; unknown keys and bad values fail naming the dotted key.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,10 @@ struct EvalConfig {
   double min_volume = 0.1;             // Å^3
   bool invariance = false;             // log-likelihood invariance check (needs a model)
   int64_t invariance_crystals = 32;
+  std::string train_csv = "data.train_csv";  // novelty reference: a CSV path, "data.train_csv", or "" (skip novelty)
+  std::string ref_csv = "data.test_csv";     // distribution reference: a CSV path, "data.test_csv", or "" (skip)
+  double match_ltol = 0.2;             // structure matcher: relative volume-per-atom tolerance
+  double match_stol = 0.1;             // structure matcher: neighbour-distance tolerance, units of (V/N)^(1/3)
 };
 
 struct Config {
@@ -126,5 +131,34 @@ struct Config {
   SampleConfig sample;
   EvalConfig eval;
 };
+
+// argv = [CONFIG.yaml] [dotted.key=value ...] [--help]. Returns nullopt after printing help (every key with type,
+// default and doc). Words that are neither a .yaml/.yml file nor key=value go to *positional (an error when null).
+std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, const std::string& summary,
+                                std::vector<std::string>* positional = nullptr);
+
+// Defaults < YAML file (empty path: none) < overrides ("train.lr=3e-4", "lora.targets=[q_proj,v_proj]"), validated.
+// Throws cg::Error naming the dotted key and what is allowed.
+Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides);
+// Same, from YAML text instead of a file (tests, configs embedded in run folders).
+Config load_config_string(const std::string& yaml_text, const std::vector<std::string>& overrides = {});
+
+// Checks every field's type-independent rules (ranges, enums, list members); throws naming the first bad key.
+void validate_config(const Config& c);
+
+// Resolved config as YAML, one section per struct, every key with its doc as a trailing comment.
+// load_config_string(to_yaml(c)) == c.
+std::string to_yaml(const Config& c);
+
+// Short hex digest (16 chars of sha256) of the resolved values (comments excluded); written into checkpoints.
+std::string config_hash(const Config& c);
+
+// docs/config.md: every key grouped by section with type, default, allowed values and doc.
+std::string config_reference_markdown();
+// --help text: usage line, summary, then every key with type and default.
+std::string config_help(const std::string& tool, const std::string& summary);
+
+bool operator==(const Config& a, const Config& b);
+inline bool operator!=(const Config& a, const Config& b) { return !(a == b); }
 
 }  // namespace cg

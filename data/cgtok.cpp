@@ -1,0 +1,46 @@
+// cgtok: make and inspect sentencepiece tokenizer models.
+//   cgtok llama-js  third_party/llama-tokenizer-js/llama-tokenizer.js OUT.model   (LLaMA-2's tokenizer)
+//   cgtok hf-json   tokenizer.json OUT.model                                     (any HF BPE tokenizer.json)
+//   cgtok encode    MODEL "text"      prints ids and pieces
+#include <cstdio>
+#include <string>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "data/sp_model.h"
+#include "data/tokenizer.h"
+
+namespace {
+constexpr const char* kUsage =
+    "cgtok: make and inspect sentencepiece tokenizer models\n"
+    "  cgtok llama-js JS_FILE OUT.model   convert llama-tokenizer-js's llama-tokenizer.js (LLaMA-2's vocabulary\n"
+    "                                     and merges) into a sentencepiece model with LLaMA-2's ids\n"
+    "  cgtok hf-json TOKENIZER.json OUT.model   convert a Hugging Face BPE tokenizer.json the same way\n"
+    "  cgtok encode MODEL TEXT            print the ids and pieces of TEXT (BOS added)\n";
+}
+
+int main(int argc, char** argv) {
+  cg::init_logging(0, 1);
+  std::string cmd = argc > 1 ? argv[1] : "--help";
+  try {
+    if ((cmd == "llama-js" || cmd == "hf-json") && argc == 4) {
+      cg::SpModelSpec spec = cmd == "llama-js" ? cg::sp_model_from_llama_tokenizer_js(argv[2])
+                                               : cg::sp_model_from_hf_tokenizer_json(argv[2]);
+      std::string bytes = cg::serialize_sp_model(spec);
+      cg::Tokenizer tok = cg::Tokenizer::from_bytes(bytes);  // validates the model before writing it
+      cg::write_file_atomic(argv[3], bytes);
+      spdlog::info("wrote {} ({} pieces, sha256 {})", argv[3], tok.vocab_size(), tok.hash());
+      return 0;
+    }
+    if (cmd == "encode" && argc == 4) {
+      cg::Tokenizer tok = cg::Tokenizer::load(argv[2]);
+      for (int32_t id : tok.encode(argv[3], true)) std::printf("%d\t%s\n", id, tok.piece(id).c_str());
+      return 0;
+    }
+    std::fputs(kUsage, cmd == "--help" || cmd == "-h" ? stdout : stderr);
+    return cmd == "--help" || cmd == "-h" ? 0 : 2;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,96 @@
+// CSV reader and gzip loading.
+#include "data/csv.h"
+
+#include <zlib.h>
+
+#include "common/error.h"
+
+namespace cg {
+
+std::string read_maybe_gz(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  CG_CHECK(f != nullptr, "cannot open '{}': check the path (data.*_csv keys)", path);
+  gzbuffer(f, 1 << 20);
+  std::string out;
+  std::vector<char> buf(1 << 20);
+  while (true) {
+    int n = gzread(f, buf.data(), unsigned(buf.size()));
+    if (n < 0) {
+      int err = 0;
+      std::string msg = gzerror(f, &err);
+      gzclose(f);
+      CG_FAIL("error reading '{}': {} (is the file truncated?)", path, msg);
+    }
+    if (n == 0) break;
+    out.append(buf.data(), size_t(n));
+  }
+  gzclose(f);
+  return out;
+}
+
+bool CsvReader::next(std::vector<std::string>* cells) {
+  cells->clear();
+  // Skip a trailing empty line at end of text.
+  if (pos_ >= text_.size()) return false;
+  record_line_ = line_;
+  std::string cell;
+  bool quoted = false;      // inside a quoted cell
+  bool was_quoted = false;  // current cell began with a quote
+  while (pos_ < text_.size()) {
+    char ch = text_[pos_++];
+    if (quoted) {
+      if (ch == '"') {
+        if (pos_ < text_.size() && text_[pos_] == '"') {
+          cell.push_back('"');
+          ++pos_;
+        } else {
+          quoted = false;
+        }
+      } else {
+        if (ch == '\n') ++line_;
+        cell.push_back(ch);
+      }
+      continue;
+    }
+    if (ch == '"' && cell.empty() && !was_quoted) {
+      quoted = was_quoted = true;
+    } else if (ch == ',') {
+      cells->push_back(std::move(cell));
+      cell.clear();
+      was_quoted = false;
+    } else if (ch == '\n' || ch == '\r') {
+      if (ch == '\r' && pos_ < text_.size() && text_[pos_] == '\n') ++pos_;
+      ++line_;
+      cells->push_back(std::move(cell));
+      return true;
+    } else {
+      cell.push_back(ch);
+    }
+  }
+  CG_CHECK(!quoted, "CSV line {}: quoted cell is never closed (truncated or corrupt file)", record_line_);
+  cells->push_back(std::move(cell));
+  return true;
+}
+
+size_t CsvTable::column(const std::string& name) const {
+  for (size_t i = 0; i < header.size(); ++i)
+    if (header[i] == name) return i;
+  std::string cols;
+  for (auto& h : header) cols += (cols.empty() ? "" : ", ") + ("'" + h + "'");
+  CG_FAIL("CSV has no column '{}'; its columns are {}", name, cols);
+}
+
+CsvTable parse_csv(std::string_view text) {
+  CsvTable t;
+  CsvReader r(text);
+  CG_CHECK(r.next(&t.header), "CSV is empty: expected a header row");
+  std::vector<std::string> cells;
+  while (r.next(&cells)) {
+    if (cells.size() == 1 && cells[0].empty()) continue;  // blank line
+    t.rows.push_back(cells);
+    t.row_lines.push_back(r.record_line());
+  }
+  return t;
+}
+
+}  // namespace cg

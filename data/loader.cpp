@@ -1,0 +1,197 @@
+// Deterministic data-parallel loader with length bucketing and exact resume.
+#include "data/loader.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "data/rng.h"
+
+namespace cg {
+
+std::string LoaderState::to_json() const {
+  nlohmann::json j = {{"epoch", epoch}, {"cursor", cursor}, {"seed", seed}, {"global_batch", global_batch},
+                      {"num_samples", num_samples}};
+  return j.dump();
+}
+
+LoaderState LoaderState::from_json(const std::string& text) {
+  LoaderState s;
+  try {
+    auto j = nlohmann::json::parse(text);
+    s.epoch = j.at("epoch").get<int64_t>();
+    s.cursor = j.at("cursor").get<int64_t>();
+    s.seed = j.at("seed").get<uint64_t>();
+    s.global_batch = j.at("global_batch").get<int64_t>();
+    s.num_samples = j.at("num_samples").get<int64_t>();
+  } catch (const std::exception& e) {
+    CG_FAIL("loader state '{}' is not valid: {}", text, e.what());
+  }
+  return s;
+}
+
+Loader::Loader(SampleSet samples, LoaderOptions opt) : data_(std::move(samples)), opt_(opt) {
+  CG_CHECK(opt_.micro_batch >= 1, "train.micro_batch = {} must be at least 1", opt_.micro_batch);
+  CG_CHECK(opt_.dp_size >= 1 && opt_.dp_rank >= 0 && opt_.dp_rank < opt_.dp_size, "dp_rank {} is outside [0, {})",
+           opt_.dp_rank, opt_.dp_size);
+  CG_CHECK(opt_.seq_len >= 1, "train.seq_len = {} must be at least 1", opt_.seq_len);
+  for (size_t i = 0; i < data_.size(); ++i) {
+    const int64_t n = data_.length(i);
+    if (n > opt_.seq_len + 1 || n < 2) {
+      ++dropped_;
+      continue;
+    }
+    keep_.push_back(int64_t(i));
+    len_.push_back(n);
+    // Targets are positions 1..n-1; completion mode: only those at or after the prompt.
+    const int64_t first = opt_.loss_on_completion ? std::max<int64_t>(1, data_.prompt_lens[i]) : 1;
+    loss_.push_back(std::max<int64_t>(0, n - first));
+  }
+  if (dropped_ > 0)
+    spdlog::warn("loader: {} of {} samples are longer than train.seq_len + 1 = {} tokens (or empty) and are left "
+                 "out; raise train.seq_len or lower data.max_tokens in cgprep",
+                 dropped_, data_.size(), opt_.seq_len + 1);
+  CG_CHECK(!keep_.empty(), "loader has no samples of at most {} tokens (train.seq_len + 1)", opt_.seq_len + 1);
+}
+
+Loader Loader::from_shards(const std::string& dir, const std::string& split, LoaderOptions opt) {
+  SampleSet all;
+  ShardMeta first;
+  bool have = false;
+  for (const auto& path : list_shards(dir, split)) {
+    ShardMeta m;
+    SampleSet s = read_shard(path, &m);
+    if (!have) {
+      first = m;
+      have = true;
+    } else {
+      CG_CHECK(m.tokenizer_sha256 == first.tokenizer_sha256 && m.settings_json == first.settings_json,
+               "shard '{}' was made with another tokenizer or settings than {}: rerun cgprep into a clean "
+               "data.shards_dir", path, shard_path(dir, split, 0));
+    }
+    all.append(s);
+  }
+  Loader l(std::move(all), opt);
+  l.meta_ = first;
+  return l;
+}
+
+int64_t Loader::batches_per_epoch() const {
+  const int64_t g = opt_.micro_batch * opt_.dp_size;
+  return (int64_t(keep_.size()) + g - 1) / g;
+}
+
+std::vector<std::vector<int64_t>> Loader::plan(int64_t epoch) const {
+  const int64_t n = int64_t(keep_.size());
+  const int64_t g = opt_.micro_batch * opt_.dp_size;
+  std::vector<int64_t> order(static_cast<size_t>(n));  // positions into keep_/len_
+  std::iota(order.begin(), order.end(), int64_t(0));
+  const bool bucket = opt_.shuffle && opt_.bucket_batches > 1;
+  if (opt_.shuffle) {
+    Rng rng(Rng::derive({opt_.seed, uint64_t(epoch), 0x6f72646572ull /* "order" */}));
+    rng.shuffle(order);
+  }
+  if (bucket) {
+    // Sort windows of bucket_batches global batches by length; the last window may be shorter.
+    const int64_t w = g * opt_.bucket_batches;
+    for (int64_t b = 0; b < n; b += w) {
+      auto first = order.begin() + b, last = order.begin() + std::min(n, b + w);
+      std::stable_sort(first, last, [&](int64_t x, int64_t y) { return len_[size_t(x)] < len_[size_t(y)]; });
+    }
+  }
+  std::vector<std::vector<int64_t>> batches;
+  for (int64_t b = 0; b < n; b += g) batches.emplace_back(order.begin() + b, order.begin() + std::min(n, b + g));
+  if (bucket) {
+    // Shuffle the order of full batches so lengths do not rise within a window; a partial batch stays last.
+    const size_t full = size_t(n / g);
+    std::vector<size_t> perm(full);
+    std::iota(perm.begin(), perm.end(), size_t(0));
+    Rng rng(Rng::derive({opt_.seed, uint64_t(epoch), 0x6275636b6574ull /* "bucket" */}));
+    rng.shuffle(perm);
+    std::vector<std::vector<int64_t>> out(batches.size());
+    for (size_t i = 0; i < full; ++i) out[i] = std::move(batches[perm[i]]);
+    for (size_t i = full; i < batches.size(); ++i) out[i] = std::move(batches[i]);
+    batches = std::move(out);
+  }
+  return batches;
+}
+
+Batch Loader::make_batch(const std::vector<int64_t>& global, int64_t epoch, int64_t index) const {
+  Batch b;
+  b.epoch = epoch;
+  b.index = index;
+  b.global_samples = int64_t(global.size());
+  for (int64_t p : global) b.global_loss_tokens += loss_[size_t(p)];
+  // This rank's contiguous slice (balanced when the global batch is partial).
+  const int64_t g = int64_t(global.size()), r = opt_.dp_rank, d = opt_.dp_size;
+  const int64_t lo = g * r / d, hi = g * (r + 1) / d;
+  b.B = hi - lo;
+  for (int64_t i = lo; i < hi; ++i) b.T = std::max(b.T, len_[size_t(global[size_t(i)])] - 1);
+  b.tokens.assign(size_t(b.B * b.T), opt_.pad_id);
+  b.targets.assign(size_t(b.B * b.T), -100);
+  for (int64_t row = 0; row < b.B; ++row) {
+    const int64_t p = global[size_t(lo + row)];
+    const size_t id = size_t(keep_[size_t(p)]);
+    const int32_t* s = data_.sample(id);
+    const int64_t n = len_[size_t(p)];
+    const int64_t first = opt_.loss_on_completion ? std::max<int64_t>(1, data_.prompt_lens[id]) : 1;
+    int32_t* tok = b.tokens.data() + row * b.T;
+    int32_t* tgt = b.targets.data() + row * b.T;
+    std::copy(s, s + n - 1, tok);
+    for (int64_t t = first - 1; t < n - 1; ++t) tgt[t] = s[t + 1];
+    b.real_tokens += n - 1;
+    b.loss_tokens += loss_[size_t(p)];
+    b.sample_ids.push_back(int64_t(id));
+  }
+  return b;
+}
+
+Batch Loader::next() {
+  if (plan_epoch_ != epoch_) {
+    plan_cache_ = plan(epoch_);
+    plan_epoch_ = epoch_;
+  }
+  Batch b = make_batch(plan_cache_[size_t(cursor_)], epoch_, cursor_);
+  if (++cursor_ >= int64_t(plan_cache_.size())) {
+    ++epoch_;
+    cursor_ = 0;
+  }
+  pad_positions_ += b.B * b.T - b.real_tokens;
+  all_positions_ += b.B * b.T;
+  return b;
+}
+
+LoaderState Loader::state() const {
+  return {epoch_, cursor_, opt_.seed, opt_.micro_batch * opt_.dp_size, int64_t(keep_.size())};
+}
+
+void Loader::restore(const LoaderState& s) {
+  const LoaderState mine = state();
+  CG_CHECK(s.seed == mine.seed, "loader state has seed {}, this run {}: resume with the same train.seed", s.seed,
+           mine.seed);
+  CG_CHECK(s.global_batch == mine.global_batch,
+           "loader state has global batch {} (micro_batch x dp), this run {}: keep micro_batch x dp unchanged to resume",
+           s.global_batch, mine.global_batch);
+  CG_CHECK(s.num_samples == mine.num_samples,
+           "loader state counts {} samples, these shards {}: resume with the same shards and train.seq_len",
+           s.num_samples, mine.num_samples);
+  CG_CHECK(s.epoch >= 0 && s.cursor >= 0 && s.cursor < batches_per_epoch(), "loader state cursor {} is outside [0, {})",
+           s.cursor, batches_per_epoch());
+  epoch_ = s.epoch;
+  cursor_ = s.cursor;
+}
+
+std::vector<Batch> Loader::first_batches(int64_t n) const {
+  const auto p = plan(0);
+  std::vector<Batch> out;
+  for (int64_t i = 0; i < std::min<int64_t>(n, int64_t(p.size())); ++i) out.push_back(make_batch(p[size_t(i)], 0, i));
+  return out;
+}
+
+double Loader::padding_waste() const {
+  return all_positions_ ? double(pad_positions_) / double(all_positions_) : 0.0;
+}
+
+}  // namespace cg

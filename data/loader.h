@@ -1,0 +1,90 @@
+// Loader: the data-parallel batch stream over tokenized shards (no torch). Per (seed, epoch) one global order,
+// cut into global batches of micro_batch x dp samples, each split across dp ranks, so every sample is seen exactly
+// once per epoch whatever dp is. Length bucketing sorts windows of global batches by length to cut padding.
+// The position (epoch, cursor) is a small serialisable LoaderState: batches after restore equal an unbroken run's.
+// TP ranks of one dp group construct the same loader (same dp_rank) and get identical batches.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/shard.h"
+
+namespace cg {
+
+struct LoaderOptions {
+  int64_t micro_batch = 8;       // sequences per rank per batch (train.micro_batch)
+  int64_t seq_len = 512;         // longest input row T; samples longer than seq_len + 1 tokens are dropped (logged)
+  int64_t dp_rank = 0, dp_size = 1;
+  uint64_t seed = 0;             // order and bucketing; same on every rank
+  bool shuffle = true;           // false: file order, no bucketing
+  bool loss_on_completion = false;  // data.loss_on = completion; false: every token after BOS carries loss
+  int64_t bucket_batches = 16;   // bucketing window in global batches; <= 1: off
+  int32_t pad_id = 0;            // input id at padded positions (their targets are -100)
+};
+
+// Where the stream stands; everything a resumed run needs (stored in TrainState / checkpoints).
+struct LoaderState {
+  int64_t epoch = 0;
+  int64_t cursor = 0;            // next global batch within the epoch
+  uint64_t seed = 0;             // checked on restore
+  int64_t global_batch = 0;      // micro_batch x dp_size, checked on restore (dp may change if this does not)
+  int64_t num_samples = 0;       // checked on restore
+  std::string to_json() const;
+  static LoaderState from_json(const std::string& json);
+  bool operator==(const LoaderState& o) const {
+    return epoch == o.epoch && cursor == o.cursor && seed == o.seed && global_batch == o.global_batch &&
+           num_samples == o.num_samples;
+  }
+};
+
+// One rank's share of a global step. Row b holds sample s: tokens[b*T + t] = s[t] for t < len(s) - 1 (pad after);
+// targets[b*T + t] = s[t + 1] when that token carries loss, else -100 (pads, and prompt tokens in completion mode).
+struct Batch {
+  int64_t B = 0, T = 0;          // B may be 0 on some ranks in the last, partial global batch of an epoch
+  std::vector<int32_t> tokens;   // (B, T)
+  std::vector<int32_t> targets;  // (B, T), already shifted
+  int64_t loss_tokens = 0;       // targets != -100 in this batch
+  int64_t real_tokens = 0;       // non-pad positions in this batch
+  int64_t global_loss_tokens = 0;  // loss tokens of the whole global batch (all dp ranks): the gradient divisor
+  int64_t global_samples = 0;    // samples in the whole global batch
+  int64_t epoch = 0, index = 0;  // global batch `index` of `epoch`
+  std::vector<int64_t> sample_ids;  // indices into the loaded sample set, row order
+};
+
+class Loader {
+ public:
+  Loader(SampleSet samples, LoaderOptions opt);
+  // Every shard of `split` in `dir` (list_shards), checked to come from one tokenizer.
+  static Loader from_shards(const std::string& dir, const std::string& split, LoaderOptions opt);
+
+  Batch next();                               // this rank's next batch; rolls over into the next epoch
+  LoaderState state() const;
+  void restore(const LoaderState& s);         // throws naming what differs (seed, global batch, sample count)
+  // The first n batches of epoch 0 for this rank (validation: the same batches every time); state unchanged.
+  std::vector<Batch> first_batches(int64_t n) const;
+
+  int64_t batches_per_epoch() const;          // global batches per epoch (the last may be partial)
+  int64_t num_samples() const { return int64_t(len_.size()); }
+  int64_t dropped_too_long() const { return dropped_; }
+  double padding_waste() const;               // pad positions / all positions, over batches returned so far
+  const ShardMeta& meta() const { return meta_; }  // of the first shard (from_shards), else default
+
+ private:
+  std::vector<std::vector<int64_t>> plan(int64_t epoch) const;  // global batches of sample ids
+  Batch make_batch(const std::vector<int64_t>& global, int64_t epoch, int64_t index) const;
+
+  SampleSet data_;
+  LoaderOptions opt_;
+  ShardMeta meta_;
+  std::vector<int64_t> keep_;       // sample ids used (length <= seq_len + 1)
+  std::vector<int64_t> len_;        // length of each kept sample, parallel to keep_
+  std::vector<int64_t> loss_;       // loss tokens of each kept sample
+  int64_t dropped_ = 0;
+  int64_t epoch_ = 0, cursor_ = 0;
+  mutable int64_t plan_epoch_ = -1;
+  mutable std::vector<std::vector<int64_t>> plan_cache_;
+  int64_t pad_positions_ = 0, all_positions_ = 0;
+};
+
+}  // namespace cg

@@ -1,0 +1,274 @@
+// The cgprep pipeline.
+#include "data/prep.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "data/augment.h"
+#include "data/mp20.h"
+#include "data/rng.h"
+#include "data/sp_model.h"
+
+namespace cg {
+
+TextOptions text_options(const DataConfig& d) {
+  TextOptions t;
+  t.angles = parse_angle_mode(d.angle_mode);
+  return t;
+}
+
+TokenizedSample tokenize_sample(const Tokenizer& tok, const TextSample& s) {
+  TokenizedSample out;
+  out.tokens = tok.encode(s.prompt + s.completion, /*add_bos=*/true);
+  out.tokens.push_back(tok.eos_id());
+  const std::vector<int32_t> p = tok.encode(s.prompt, true);
+  size_t n = 0;
+  while (n < p.size() && n < out.tokens.size() && p[n] == out.tokens[n]) ++n;
+  out.prompt_len = int32_t(n);
+  return out;
+}
+
+TextSample make_sample(const Crystal& c, const DataConfig& d, int split_id, int64_t row, int64_t copy) {
+  Rng rng(Rng::derive({d.seed, uint64_t(split_id), uint64_t(row), uint64_t(copy)}));
+  AugmentOptions aug;
+  aug.translate = d.translate;
+  aug.permute = d.permute;
+  Crystal a = augment(c, aug, rng);
+  const bool infill = rng.uniform() < d.infill_fraction;
+  return infill ? make_infill_sample(a, text_options(d), rng) : make_generation_sample(a, text_options(d), rng);
+}
+
+namespace {
+
+struct SplitWork {
+  std::string name;
+  std::string csv;
+  int id;
+  int64_t copies;
+};
+
+// Output of one worker's block of crystals.
+struct Block {
+  SampleSet samples;
+  std::vector<SkippedRow> too_long;
+};
+
+std::string settings_json(const DataConfig& d, const TextOptions& t) {
+  nlohmann::json j;
+  j["text"] = {{"angle_mode", angle_mode_name(t.angles)}, {"fold_one", t.fold_one}, {"length_decimals", 1},
+               {"coord_decimals", 2}};
+  j["augment"] = {{"translate", d.translate}, {"permute", d.permute}, {"copies_train", d.copies},
+                  {"copies_val_test", 1}};
+  j["tasks"] = {{"infill_fraction", d.infill_fraction}, {"prompt_version", 1}};
+  j["loss_on"] = d.loss_on;
+  j["max_tokens"] = d.max_tokens;
+  j["seed"] = d.seed;
+  j["max_rows"] = d.max_rows;
+  j["strict"] = d.strict;
+  j["tokenizer"] = d.tokenizer;
+  j["tokenizer_vocab_size"] = d.tokenizer_vocab_size;
+  j["tokens"] = "BOS + encode(prompt + completion) + EOS";
+  return j.dump();
+}
+
+// Runs fn(i) for i in [0, n) on `threads` workers in contiguous blocks; fn(block, begin, end).
+template <class F>
+void parallel_blocks(int64_t n, int threads, F&& fn) {
+  const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(threads, n));
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(nb));
+  for (int64_t b = 0; b < nb; ++b) {
+    pool.emplace_back([&, b] {
+      try {
+        fn(b, n * b / nb, n * (b + 1) / nb);
+      } catch (...) {
+        errors[size_t(b)] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace
+
+PrepReport run_prep(const DataConfig& d, int threads) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  CG_CHECK(d.copies >= 1, "data.copies = {} must be at least 1", d.copies);
+  CG_CHECK(d.infill_fraction >= 0 && d.infill_fraction <= 1, "data.infill_fraction = {} must lie in [0, 1]",
+           d.infill_fraction);
+  CG_CHECK(d.loss_on == "all" || d.loss_on == "completion", "data.loss_on '{}' is not one of: all, completion",
+           d.loss_on);
+  CG_CHECK(d.max_tokens >= 8, "data.max_tokens = {} is too small", d.max_tokens);
+  const TextOptions topt = text_options(d);
+  std::filesystem::create_directories(d.shards_dir);
+
+  std::vector<SplitWork> work;
+  if (!d.train_csv.empty()) work.push_back({"train", d.train_csv, 0, d.copies});
+  if (!d.val_csv.empty()) work.push_back({"val", d.val_csv, 1, 1});
+  if (!d.test_csv.empty()) work.push_back({"test", d.test_csv, 2, 1});
+  CG_CHECK(!work.empty(), "data.train_csv, data.val_csv and data.test_csv are all empty: nothing to prepare");
+
+  // 1. Read and parse every split.
+  std::vector<Mp20Split> parsed;
+  for (const auto& w : work) {
+    auto t = Clock::now();
+    parsed.push_back(read_mp20(w.csv, d.max_rows, d.strict));
+    const auto& p = parsed.back();
+    spdlog::info("{}: {} rows read from {}, {} crystals, {} skipped ({:.1f}s)", w.name, p.rows_read, w.csv,
+                 p.crystals.size(), p.skipped.size(), std::chrono::duration<double>(Clock::now() - t).count());
+    for (size_t i = 0; i < std::min<size_t>(p.skipped.size(), 5); ++i)
+      spdlog::warn("{}: skipped row {}: {}", w.name, p.skipped[i].row, p.skipped[i].reason);
+    if (p.skipped.size() > 5) spdlog::warn("{}: ... {} more skipped rows (all listed in the shards' 'skipped' attribute)",
+                                          w.name, p.skipped.size() - 5);
+  }
+
+  // 2. Tokenizer: load, or train a small one on the train split's text (copy 0 of each crystal).
+  Tokenizer tok;
+  if (d.tokenizer == "train") {
+    CG_CHECK(work[0].name == "train", "data.tokenizer = train needs data.train_csv");
+    auto t = Clock::now();
+    std::vector<std::string> sentences;
+    const auto& tr = parsed[0];
+    for (size_t i = 0; i < tr.crystals.size(); ++i) {
+      TextSample s = make_sample(tr.crystals[i], d, 0, tr.source_rows[i], 0);
+      std::string text = s.prompt + s.completion;
+      size_t pos = 0;
+      while (pos <= text.size()) {
+        size_t nl = text.find('\n', pos);
+        if (nl == std::string::npos) nl = text.size();
+        if (nl > pos) sentences.push_back(text.substr(pos, nl - pos));
+        pos = nl + 1;
+      }
+    }
+    tok = Tokenizer::from_bytes(train_sp_model(sentences, int(d.tokenizer_vocab_size), threads));
+    spdlog::info("trained a {}-piece BPE tokenizer on {} lines ({:.1f}s)", tok.vocab_size(), sentences.size(),
+                 std::chrono::duration<double>(Clock::now() - t).count());
+  } else {
+    tok = Tokenizer::load(d.tokenizer);
+    spdlog::info("tokenizer {} ({} pieces, sha256 {})", d.tokenizer, tok.vocab_size(), tok.hash().substr(0, 12));
+  }
+  PrepReport report;
+  report.tokenizer_path = d.shards_dir + "/tokenizer.model";
+  write_file_atomic(report.tokenizer_path, tok.model_bytes());
+  const std::string settings = settings_json(d, topt);
+
+  // 3. Samples per split, in parallel blocks (merged in order: output independent of the thread count), then shards.
+  for (size_t si = 0; si < work.size(); ++si) {
+    const auto& w = work[si];
+    const auto& p = parsed[si];
+    const int64_t n = int64_t(p.crystals.size());
+    std::vector<Block> blocks(static_cast<size_t>(threads));
+    std::atomic<int64_t> done{0};
+    std::atomic<bool> finished{false};
+    const auto ts = Clock::now();
+    std::thread progress([&] {  // progress line every 5 s: rows/s and ETA
+      auto last = Clock::now();
+      while (!finished.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (Clock::now() - last < std::chrono::seconds(5)) continue;
+        last = Clock::now();
+        const double el = std::chrono::duration<double>(last - ts).count();
+        const int64_t k = done.load();
+        const double rate = double(k) / std::max(el, 1e-9);
+        spdlog::info("{}: {}/{} crystals, {:.0f} rows/s, ETA {}", w.name, k, n, rate,
+                     human_duration(rate > 0 ? double(n - k) / rate : 0));
+      }
+    });
+    try {
+      parallel_blocks(n, threads, [&](int64_t b, int64_t begin, int64_t end) {
+        Block& out = blocks[size_t(b)];
+        for (int64_t i = begin; i < end; ++i) {
+          const Crystal& c = p.crystals[size_t(i)];
+          const int64_t row = p.source_rows[size_t(i)];
+          for (int64_t k = 0; k < w.copies; ++k) {
+            const TextSample s = make_sample(c, d, w.id, row, k);
+            const TokenizedSample t = tokenize_sample(tok, s);
+            if (int64_t(t.tokens.size()) > d.max_tokens) {
+              out.too_long.push_back({row, fmt::format("{}: copy {} has {} tokens > data.max_tokens = {}", c.id, k,
+                                                       t.tokens.size(), d.max_tokens)});
+              continue;
+            }
+            out.samples.add(t.tokens, t.prompt_len, int8_t(s.task), int32_t(row), int16_t(k));
+          }
+          done.fetch_add(1);
+        }
+      });
+    } catch (...) {
+      finished = true;
+      progress.join();
+      throw;
+    }
+    finished = true;
+    progress.join();
+
+    SampleSet all;
+    std::vector<SkippedRow> skipped = p.skipped;
+    for (auto& b : blocks) {
+      all.append(b.samples);
+      skipped.insert(skipped.end(), b.too_long.begin(), b.too_long.end());
+    }
+    std::sort(skipped.begin(), skipped.end(), [](const SkippedRow& a, const SkippedRow& b) { return a.row < b.row; });
+    if (d.strict && !skipped.empty())
+      CG_FAIL("{}: row {}: {} (data.strict=true; raise data.max_tokens or set data.strict=false)", w.name,
+              skipped[0].row, skipped[0].reason);
+    nlohmann::json skipped_j = nlohmann::json::array();
+    for (const auto& s : skipped) skipped_j.push_back({{"row", s.row}, {"reason", s.reason}});
+    std::vector<int32_t> used_rows = all.rows;
+    used_rows.erase(std::unique(used_rows.begin(), used_rows.end()), used_rows.end());
+
+    ShardMeta meta;
+    meta.split = w.name;
+    meta.tokenizer_sha256 = tok.hash();
+    meta.vocab_size = tok.vocab_size();
+    meta.bos_id = tok.bos_id();
+    meta.eos_id = tok.eos_id();
+    meta.settings_json = settings;
+    meta.source_path = w.csv;
+    meta.source_sha256 = sha256_file(w.csv);
+    meta.rows_read = p.rows_read;
+    meta.rows_used = int64_t(used_rows.size());
+    meta.rows_skipped = meta.rows_read - meta.rows_used;
+    meta.skipped_json = skipped_j.dump();
+
+    const int64_t per = std::max<int64_t>(1, d.shard_samples);
+    const int64_t num_shards = std::max<int64_t>(1, (int64_t(all.size()) + per - 1) / per);
+    meta.num_shards = num_shards;
+    for (int64_t k = 0; k < num_shards; ++k) {
+      SampleSet part;
+      const size_t b = size_t(k * per), e = std::min(all.size(), size_t((k + 1) * per));
+      for (size_t i = b; i < e; ++i) {
+        std::vector<int32_t> toks(all.sample(i), all.sample(i) + all.length(i));
+        part.add(toks, all.prompt_lens[i], all.tasks[i], all.rows[i], all.copies[i]);
+      }
+      meta.shard_index = k;
+      write_shard(shard_path(d.shards_dir, w.name, k), part, meta);
+    }
+    // Shards left by an earlier, larger run would be read as part of this split: remove them.
+    for (int64_t k = num_shards; std::filesystem::exists(shard_path(d.shards_dir, w.name, k)); ++k)
+      std::filesystem::remove(shard_path(d.shards_dir, w.name, k));
+
+    SplitReport r{w.name, meta.rows_read, meta.rows_used, meta.rows_skipped, int64_t(all.size()),
+                  int64_t(all.tokens.size()), num_shards};
+    const double el = std::chrono::duration<double>(Clock::now() - ts).count();
+    spdlog::info("{}: {} samples, {} tokens ({:.1f} per sample), {} rows skipped, {} shard(s) in {} ({:.1f}s)",
+                 w.name, r.samples, r.tokens, r.samples ? double(r.tokens) / double(r.samples) : 0.0,
+                 r.rows_skipped, num_shards, d.shards_dir, el);
+    report.splits.push_back(r);
+  }
+  report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return report;
+}
+
+}  // namespace cg

@@ -1,0 +1,46 @@
+// cgprep's pipeline as a library call: MP-20 CSVs -> Crystals -> augmented text samples -> token ids -> HDF5 shards
+// in data.shards_dir (plus tokenizer.model). Deterministic for a seed, whatever the thread count.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/crystal.h"
+#include "data/crystal_text.h"
+#include "data/prompt.h"
+#include "data/shard.h"
+#include "data/tokenizer.h"
+#include "trainer/config.h"
+
+namespace cg {
+
+// Text settings of a data config (angle_mode, ...), validated.
+TextOptions text_options(const DataConfig& d);
+
+// One crystal copy -> tokens: BOS + encode(prompt + completion) + EOS, and the prompt's token count (the tokens
+// the prompt alone determines: the common prefix of encode(prompt) and the full encoding).
+struct TokenizedSample {
+  std::vector<int32_t> tokens;
+  int32_t prompt_len = 0;
+};
+TokenizedSample tokenize_sample(const Tokenizer& tok, const TextSample& s);
+
+// The text sample for copy `copy` of `c` (data row `row` of split `split_id`): augmentation, task draw
+// (infill with probability data.infill_fraction), then the task's own draws, from Rng(seed, split_id, row, copy).
+TextSample make_sample(const Crystal& c, const DataConfig& d, int split_id, int64_t row, int64_t copy);
+
+struct SplitReport {
+  std::string split;
+  int64_t rows_read = 0, rows_used = 0, rows_skipped = 0, samples = 0, tokens = 0, shards = 0;
+};
+struct PrepReport {
+  std::vector<SplitReport> splits;  // train, val, test
+  std::string tokenizer_path;       // shards_dir/tokenizer.model
+  double seconds = 0;
+};
+
+// Runs the whole pipeline for the train, val and test CSVs of `d` (a CSV path that is empty is left out).
+// threads <= 0: hardware concurrency. Train gets data.copies copies per crystal; val and test get one.
+PrepReport run_prep(const DataConfig& d, int threads = 0);
+
+}  // namespace cg

@@ -1,0 +1,113 @@
+// Prompt builders for generation and infill.
+#include "data/prompt.h"
+
+#include <algorithm>
+
+#include "common/error.h"
+
+namespace cg {
+namespace {
+
+constexpr const char* kGenHead = "Below is a description of a bulk material. ";
+constexpr const char* kGenInstruction =
+    "Generate a description of the lengths and angles of the lattice vectors and then the element type and "
+    "coordinates for each atom within the lattice:\n";
+constexpr const char* kInfillHead =
+    "Below is a partial description of a bulk material where one element has been replaced with the string "
+    "\"[MASK]\":\n";
+constexpr const char* kInfillInstruction = "\nGenerate an element that could replace [MASK] in the bulk material:\n";
+
+}  // namespace
+
+std::string format_property(double x) {
+  // "%.4f" rounds the exact binary value as Python's round(x, 4) does; str() then drops trailing zeros.
+  std::string s = fmt::format("{:.4f}", x);
+  while (s.back() == '0' && s[s.size() - 2] != '.') s.pop_back();
+  return s;
+}
+
+std::string generation_prompt(const GenerationConditions& c, const std::vector<Property>& order) {
+  std::string s = kGenHead;
+  if (c.formula) s += "The chemical formula is " + *c.formula + ". ";
+  for (Property p : order) {
+    switch (p) {
+      case Property::kFormationEnergy:
+        if (c.formation_energy_per_atom)
+          s += "The formation energy per atom is " + format_property(*c.formation_energy_per_atom) + ". ";
+        break;
+      case Property::kBandGap:
+        if (c.band_gap) s += "The band gap is " + format_property(*c.band_gap) + ". ";
+        break;
+      case Property::kEAboveHull:
+        if (c.e_above_hull) s += "The energy above the convex hull is " + format_property(*c.e_above_hull) + ". ";
+        break;
+      case Property::kSpacegroup:
+        if (c.spacegroup) s += fmt::format("The spacegroup number is {}. ", *c.spacegroup);
+        break;
+    }
+  }
+  return s + kGenInstruction;
+}
+
+std::string mask_element(const std::string& text, const std::string& element) {
+  std::string out;
+  out.reserve(text.size() + 64);
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t nl = text.find('\n', pos);
+    size_t end = nl == std::string::npos ? text.size() : nl;
+    if (text.compare(pos, end - pos, element) == 0 && end - pos == element.size())
+      out += "[MASK]";
+    else
+      out.append(text, pos, end - pos);
+    if (nl == std::string::npos) break;
+    out += '\n';
+    pos = nl + 1;
+  }
+  return out;
+}
+
+std::string infill_prompt(const std::string& crystal_text, const std::string& element) {
+  return kInfillHead + mask_element(crystal_text, element) + kInfillInstruction;
+}
+
+std::string infill_prompt(const Crystal& c, const std::string& element, const TextOptions& opt) {
+  return infill_prompt(crystal_to_text(c, opt), element);
+}
+
+TextSample make_generation_sample(const Crystal& c, const TextOptions& opt, Rng& rng) {
+  std::vector<Property> avail;
+  if (c.formation_energy_per_atom) avail.push_back(Property::kFormationEnergy);
+  if (c.band_gap) avail.push_back(Property::kBandGap);
+  if (c.e_above_hull) avail.push_back(Property::kEAboveHull);
+  if (c.spacegroup) avail.push_back(Property::kSpacegroup);
+  const size_t k = std::min(size_t(rng.below(5)), avail.size());
+  // Partial Fisher-Yates: the first k of a random order.
+  for (size_t i = 0; i < k; ++i) std::swap(avail[i], avail[i + rng.below(avail.size() - i)]);
+  avail.resize(k);
+  GenerationConditions cond;
+  if (k > 0) {
+    if (!c.formula.empty()) cond.formula = c.formula;
+    cond.formation_energy_per_atom = c.formation_energy_per_atom;
+    cond.band_gap = c.band_gap;
+    cond.e_above_hull = c.e_above_hull;
+    cond.spacegroup = c.spacegroup;
+  }
+  TextSample s;
+  s.task = Task::kGeneration;
+  s.prompt = generation_prompt(cond, avail);
+  s.completion = crystal_to_text(c, opt);
+  return s;
+}
+
+TextSample make_infill_sample(const Crystal& c, const TextOptions& opt, Rng& rng) {
+  CG_CHECK(c.num_sites() > 0, "{}: cannot build an infill prompt for a crystal without sites", c.id);
+  const std::string& element = c.species[rng.below(c.num_sites())];
+  TextSample s;
+  s.task = Task::kInfill;
+  s.prompt = infill_prompt(c, element, opt);
+  s.completion = element;
+  return s;
+}
+
+}  // namespace cg

@@ -1,0 +1,140 @@
+// MpiComm: Comm over an MPI communicator for CPU tensors.
+// bf16/half: all_reduce goes through a float copy (MPI has no 16-bit float sums); gather/broadcast move the raw bits.
+#include "dist/mpi_comm.h"
+
+// The C API only: OpenMPI's mpi.h otherwise pulls in the deprecated C++ bindings (and their library).
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <limits>
+
+#include "dist/check.h"
+#include "dist/runtime.h"
+
+namespace cg::dist {
+
+namespace {
+
+MPI_Datatype mpi_type(at::ScalarType s) {
+  switch (s) {
+    case at::kFloat: return MPI_FLOAT;
+    case at::kDouble: return MPI_DOUBLE;
+    case at::kInt: return MPI_INT32_T;
+    case at::kLong: return MPI_INT64_T;
+    case at::kChar: return MPI_INT8_T;
+    case at::kByte: return MPI_UINT8_T;
+    case at::kBool: return MPI_UINT8_T;  // 0/1 bytes: max = or, min = and
+    case at::kBFloat16:
+    case at::kHalf: return MPI_UINT16_T;  // bits only: valid for gather and broadcast, not for reductions
+    default: CG_FAIL("MpiComm does not handle dtype {}; convert to float, double, int32 or int64", at::toString(s));
+  }
+}
+
+MPI_Op mpi_op(ReduceOp op, at::ScalarType s) {
+  CG_CHECK(s != at::kBool || op != ReduceOp::Sum, "all_reduce(Sum) of a bool tensor is not defined; use Max (or) or Min (and)");
+  switch (op) {
+    case ReduceOp::Sum: return MPI_SUM;
+    case ReduceOp::Max: return MPI_MAX;
+    case ReduceOp::Min: return MPI_MIN;
+  }
+  CG_FAIL("unknown ReduceOp {}", static_cast<int>(op));
+}
+
+// MPI counts are int: large tensors go in chunks of at most this many elements.
+constexpr int64_t kMaxChunk = std::numeric_limits<int>::max() / 2;
+
+class MpiComm final : public Comm {
+ public:
+  explicit MpiComm(MPI_Comm comm) : comm_(comm) {
+    CG_CHECK_MPI(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+    CG_CHECK_MPI(MPI_Comm_rank(comm_, &rank_));
+    CG_CHECK_MPI(MPI_Comm_size(comm_, &size_));
+  }
+  ~MpiComm() override {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Comm_free(&comm_);  // a group outliving MPI_Finalize (static state) is simply dropped
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string backend() const override { return "mpi"; }
+
+  void all_reduce(at::Tensor& t, ReduceOp op) override {
+    check_tensor(t, "all_reduce");
+    if (t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf) {
+      at::Tensor f = t.to(at::kFloat);
+      all_reduce(f, op);
+      t.copy_(f);
+      return;
+    }
+    const MPI_Datatype type = mpi_type(t.scalar_type());
+    const MPI_Op mop = mpi_op(op, t.scalar_type());
+    char* p = static_cast<char*>(t.data_ptr());
+    for (int64_t off = 0; off < t.numel(); off += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, t.numel() - off));
+      CG_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, p + off * t.element_size(), n, type, mop, comm_));
+    }
+  }
+
+  at::Tensor all_gather(const at::Tensor& t, int64_t dim) override {
+    TORCH_CHECK(t.dim() > 0, "all_gather needs a tensor with at least one dimension");
+    dim = at::maybe_wrap_dim(dim, t.dim());
+    // MPI concatenates whole buffers, i.e. along dim 0: move `dim` to the front, gather, move it back.
+    at::Tensor x = (dim == 0 ? t : t.movedim(dim, 0)).contiguous();  // (d_dim, ...rest)
+    check_tensor(x, "all_gather");
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape[0] *= size_;
+    at::Tensor out = at::empty(shape, x.options());  // (size * d_dim, ...rest), rank r's block at r * d_dim
+    const int64_t n = x.numel();
+    CG_CHECK(n <= std::numeric_limits<int>::max(), "all_gather of {} elements per rank is over MPI's int count; "
+             "gather smaller pieces", n);
+    CG_CHECK_MPI(MPI_Allgather(x.data_ptr(), static_cast<int>(n), mpi_type(x.scalar_type()), out.data_ptr(),
+                               static_cast<int>(n), mpi_type(x.scalar_type()), comm_));
+    return dim == 0 ? out : out.movedim(0, dim).contiguous();
+  }
+
+  void broadcast(at::Tensor& t, int root) override {
+    TORCH_CHECK(root >= 0 && root < size_, "broadcast root ", root, " is not a rank of this group of ", size_);
+    check_tensor(t, "broadcast");
+    const MPI_Datatype type = mpi_type(t.scalar_type());
+    char* p = static_cast<char*>(t.data_ptr());
+    for (int64_t off = 0; off < t.numel(); off += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, t.numel() - off));
+      CG_CHECK_MPI(MPI_Bcast(p + off * t.element_size(), n, type, root, comm_));
+    }
+  }
+
+  void barrier() override { CG_CHECK_MPI(MPI_Barrier(comm_)); }
+
+ private:
+  void check_tensor(const at::Tensor& t, const char* what) const {
+    TORCH_CHECK(t.defined(), "MpiComm::", what, ": undefined tensor");
+    TORCH_CHECK(t.device().is_cpu(), "MpiComm::", what, " moves CPU tensors but got one on ", t.device(),
+                "; set parallel.backend=nccl for GPU tensors");
+    TORCH_CHECK(t.is_contiguous(), "MpiComm::", what, " needs a contiguous tensor (call .contiguous())");
+  }
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+CommPtr make_mpi_world_comm() {
+  runtime();  // throws with a hint when init_runtime was not called
+  MPI_Comm c = MPI_COMM_NULL;
+  CG_CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &c));
+  return std::make_shared<MpiComm>(c);
+}
+
+CommPtr make_mpi_split_comm(int color, int key) {
+  runtime();
+  CG_CHECK(color >= 0, "MPI_Comm_split color must be >= 0, got {}", color);
+  MPI_Comm c = MPI_COMM_NULL;
+  CG_CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, color, key, &c));
+  return std::make_shared<MpiComm>(c);
+}
+
+}  // namespace cg::dist

@@ -1,0 +1,18 @@
+// NcclComm: collectives over NCCL for CUDA tensors, on the legacy default CUDA stream (the stream libtorch uses unless
+// a caller switches streams), so they are ordered with torch's own kernels without extra synchronisation.
+// Init and every collective are checked; a watchdog thread aborts the job when work is stuck longer than
+// CG_NCCL_TIMEOUT_S seconds (default 600) instead of letting every rank hang.
+#pragma once
+#include "dist/comm.h"
+
+namespace cg::dist {
+
+// An NCCL group over the same ranks, in the same order, as `mpi_group` (which carries the unique id), using CUDA
+// device `device` on this rank. Collective over mpi_group. Throws in a build without NCCL.
+CommPtr make_nccl_comm(const CommPtr& mpi_group, int device);
+// Whether this build has the NCCL backend (nccl.h and cuda_runtime.h were found at configure time).
+bool nccl_compiled();
+// CUDA devices this process can use: 0 without a driver or a GPU, and in a build without NCCL.
+int cuda_device_count();
+
+}  // namespace cg::dist

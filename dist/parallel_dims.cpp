@@ -1,0 +1,81 @@
+// ParallelDims: validation of the tp × dp layout and the MPI_Comm_split that builds its groups.
+#include "dist/parallel_dims.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
+#include "dist/mpi_comm.h"
+#include "dist/nccl_comm.h"
+#include "dist/runtime.h"
+
+namespace cg::dist {
+
+std::string ParallelDims::describe() const {
+  return fmt::format("tp {} x dp {} (world {}, {})", tp, dp, world, backend_name(backend));
+}
+
+GridShape resolve_grid(int world, int tp, int dp) {
+  CG_CHECK(world >= 1, "world size {} must be at least 1", world);
+  CG_CHECK(tp >= 1, "parallel.tp {} must be at least 1", tp);
+  CG_CHECK(dp >= 0, "parallel.dp {} must be at least 1 (or 0 for world / tp)", dp);
+  CG_CHECK(world % tp == 0, "tp {} does not divide world {}; set parallel.tp to a divisor of the number of ranks",
+           tp, world);
+  if (dp == 0) dp = world / tp;
+  CG_CHECK(tp * dp == world, "tp {} x dp {} = {} ranks but the job has world {}; launch {} ranks or set parallel.dp={}",
+           tp, dp, tp * dp, world, tp * dp, world / tp);
+  return {tp, dp};
+}
+
+ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
+  const Runtime& rt = init_runtime(nullptr, nullptr);
+  const GridShape g = resolve_grid(rt.world, tp, dp);
+  ParallelDims d;
+  d.world = rt.world;
+  d.tp = g.tp;
+  d.dp = g.dp;
+  d.rank = rt.rank;
+  d.tp_rank = rt.rank % g.tp;  // tp ranks adjacent: rank = dp_rank * tp + tp_rank
+  d.dp_rank = rt.rank / g.tp;
+  d.backend = backend;
+  d.host_world_comm = make_mpi_world_comm();
+  d.host_tp_comm = make_mpi_split_comm(/*color=*/d.dp_rank, /*key=*/d.tp_rank);  // ranks of one dp replica
+  d.host_dp_comm = make_mpi_split_comm(/*color=*/d.tp_rank, /*key=*/d.dp_rank);  // same shard in every replica
+  if (backend == Backend::Mpi) {
+    d.world_comm = d.host_world_comm;
+    d.tp_comm = d.host_tp_comm;
+    d.dp_comm = d.host_dp_comm;
+  } else {
+    CG_CHECK(nccl_compiled(), "parallel.backend=nccl but this build has no NCCL (nccl.h/cuda_runtime.h not found at "
+             "configure time); use parallel.backend=mpi or rebuild as in docs/gpu.md");
+    const int gpus = cuda_device_count();
+    CG_CHECK(rt.local_rank < gpus, "rank {} is rank {} of {} on its node but the node has {} visible GPU(s); "
+             "launch at most {} ranks per node for parallel.backend=nccl", rt.rank, rt.local_rank, rt.local_size,
+             gpus, gpus);
+    d.world_comm = make_nccl_comm(d.host_world_comm, rt.local_rank);
+    d.tp_comm = make_nccl_comm(d.host_tp_comm, rt.local_rank);
+    d.dp_comm = make_nccl_comm(d.host_dp_comm, rt.local_rank);
+  }
+  CG_CHECK(d.tp_comm->size() == d.tp && d.tp_comm->rank() == d.tp_rank && d.dp_comm->size() == d.dp &&
+               d.dp_comm->rank() == d.dp_rank,
+           "internal: process groups do not match the grid {}", d.describe());
+  spdlog::info("parallel grid: {}", d.describe());
+  return d;
+}
+
+ParallelDims single_process_dims() {
+  ParallelDims d;
+  d.world_comm = d.tp_comm = d.dp_comm = make_self_comm();
+  d.host_world_comm = d.host_tp_comm = d.host_dp_comm = d.world_comm;
+  return d;
+}
+
+Backend backend_from_name(const std::string& name, bool on_cuda) {
+  if (name == "mpi") return Backend::Mpi;
+  if (name == "nccl") return Backend::Nccl;
+  if (name == "auto") return on_cuda ? Backend::Nccl : Backend::Mpi;
+  CG_FAIL("parallel.backend '{}' is not one of auto, mpi, nccl", name);
+}
+
+const char* backend_name(Backend b) { return b == Backend::Nccl ? "nccl" : "mpi"; }
+
+}  // namespace cg::dist

@@ -1,0 +1,106 @@
+// MPI runtime: one MPI_Init_thread per process, MPI_Finalize at exit, and abort_all so one failing rank ends the job.
+#include "dist/runtime.h"
+
+// The C API only: OpenMPI's mpi.h otherwise pulls in the deprecated C++ bindings (and their library).
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "dist/check.h"
+
+namespace cg::dist {
+
+namespace {
+
+Runtime g_runtime;
+bool g_initialised = false;  // by init_runtime (MPI may also have been initialised by someone else)
+bool g_we_own_mpi = false;   // we called MPI_Init_thread, so we call MPI_Finalize
+
+bool mpi_live() {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  return init && !fin;
+}
+
+void finalize_at_exit() {
+  if (g_we_own_mpi && mpi_live()) MPI_Finalize();
+}
+
+}  // namespace
+
+namespace detail {
+std::string mpi_error_string(int code) {
+  char buf[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) return fmt::format("MPI error {}", code);
+  return std::string(buf, static_cast<size_t>(len));
+}
+}  // namespace detail
+
+const Runtime& init_runtime(int* argc, char*** argv) {
+  if (g_initialised) return g_runtime;
+  int init = 0;
+  CG_CHECK_MPI(MPI_Initialized(&init));
+  if (!init) {
+    // MULTIPLE because autograd may run a backward collective on another thread than the one that ran forward;
+    // calls never overlap, so SERIALIZED is enough when that is all the library offers.
+    int provided = 0;
+    CG_CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
+    g_we_own_mpi = true;
+    std::atexit(finalize_at_exit);
+    CG_CHECK(provided >= MPI_THREAD_SERIALIZED,
+             "the MPI library offers thread level {} but cgtrain needs MPI_THREAD_SERIALIZED ({}); "
+             "use an MPI built with thread support (OpenMPI 4 is)", provided, MPI_THREAD_SERIALIZED);
+  }
+  // Errors come back as codes so CG_CHECK_MPI can report them with file:line instead of MPI killing the job silently.
+  CG_CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  CG_CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &g_runtime.rank));
+  CG_CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &g_runtime.world));
+  // Ranks that share memory are on one node; their order there picks the GPU.
+  MPI_Comm node = MPI_COMM_NULL;
+  CG_CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_runtime.rank, MPI_INFO_NULL, &node));
+  CG_CHECK_MPI(MPI_Comm_rank(node, &g_runtime.local_rank));
+  CG_CHECK_MPI(MPI_Comm_size(node, &g_runtime.local_size));
+  CG_CHECK_MPI(MPI_Comm_free(&node));
+  g_initialised = true;
+  return g_runtime;
+}
+
+const Runtime& runtime() {
+  CG_CHECK(g_initialised, "the MPI runtime is not up: call cg::dist::init_runtime(&argc, &argv) (or run_main) in main()");
+  return g_runtime;
+}
+
+void abort_all(const std::string& msg, int code) {
+  const int rank = g_initialised ? g_runtime.rank : 0;
+  // stderr directly (not only spdlog): the logger may not be set up yet, and this must reach the user.
+  std::fprintf(stderr, "[rank %d] fatal: %s\n", rank, msg.c_str());
+  std::fflush(stderr);
+  if (auto logger = spdlog::default_logger()) logger->flush();
+  if (code == 0) code = 1;
+  if (mpi_live()) MPI_Abort(MPI_COMM_WORLD, code);  // kills every rank of the job, including those blocked in a collective
+  std::_Exit(code);
+}
+
+int run_main(int argc, char** argv, int (*fn)(int, char**)) {
+  int rc = 0;
+  try {
+    const Runtime& rt = init_runtime(&argc, &argv);
+    rc = fn(argc, argv);
+    // A rank that gives up with an exit code would leave its peers waiting in their next collective.
+    if (rc != 0 && rt.world > 1) abort_all(fmt::format("exited with code {}", rc), rc);
+  } catch (const std::exception& e) {
+    abort_all(e.what());
+  } catch (...) {
+    abort_all("unknown exception");
+  }
+  return rc;
+}
+
+}  // namespace cg::dist

@@ -1,0 +1,130 @@
+// cgsweep: LoRA / augmentation sweeps. Expands a sweep file (base config x grid or explicit points) into one run
+// folder per point, validates each point's resolved config, then runs the points here in sequence (cgprep once per
+// data setting, mpirun cgtrain, optionally cgexport + cgsample + cgeval), or writes a Slurm array job (--slurm).
+// Ends with summary.md, summary.csv and val_loss_vs_rank.svg in the sweep's out_dir.
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "launch/sweep_plan.h"
+#include "launch/sweep_runner.h"
+#include "launch/sweep_slurm.h"
+#include "trainer/config.h"
+
+namespace fs = std::filesystem;
+using namespace cg::sweep;
+
+namespace {
+
+const char* kSweepKeys = R"(Sweep file keys:
+  base: CONFIG.yaml            base config (relative to the current folder, else to the sweep file's folder)
+  out_dir: runs/sweep          one folder per point below it, shards/ and summary.{md,csv}, val_loss_vs_rank.svg
+  np: 1                        ranks per point (mpirun -np; Slurm tasks)
+  launcher: ""                 default "mpirun --oversubscribe --bind-to none -np {np}"; {np} is replaced
+  bin_dir: ""                  build folder holding cgprep/cgtrain/...; default: the one cgsweep was built in
+  sample: false                per point after training: cgexport, cgsample, cgeval (validity in the summary)
+  overrides: {key: value}      config overrides applied to every point (e.g. train.steps: 100)
+  grid: {key: [v1, v2]}        cartesian product over dotted config keys (last key varies fastest)
+  points: [{key: v, ...}, ...] or an explicit list of points (instead of grid)
+  slurm: {time, partition, nodes, gpus_per_node, cpus_per_task, signal_seconds}   header of sweep.sbatch
+Point folders are named from their settings, e.g. r8-alpha32-translate1; points with equal data.* settings share
+one prepared shards folder (out_dir/shards/data-<hash>). Extra key=value words override every point's config.
+)";
+
+// The build folder cgsweep lives in (<build>/launch/cgsweep -> <build>).
+std::string default_bin_dir() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? "" : self.parent_path().parent_path().string();
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"cgsweep: run a LoRA/augmentation sweep (grid or list of points) and summarize it"};
+  app.footer(kSweepKeys);
+  std::string sweep_file;
+  std::vector<std::string> extra;
+  int point = -1;
+  bool slurm = false, summary_only = false, dry_run = false, keep_going = false;
+  std::string bin_dir, out_dir, launcher;
+  int64_t np = 0;
+  app.add_option("sweep", sweep_file, "sweep YAML file")->required();
+  app.add_option("overrides", extra, "section.key=value overrides applied to every point");
+  app.add_flag("--slurm", slurm, "write out_dir/sweep.sbatch (array job) + points.tsv instead of running");
+  app.add_option("--point", point, "run only this point (index; what each Slurm array task does)");
+  app.add_flag("--summary", summary_only, "only (re)write the summary from the run folders");
+  app.add_flag("--dry-run", dry_run, "validate, write point.yaml files, print the commands; run nothing");
+  app.add_flag("--keep-going", keep_going, "continue with the next point when one fails");
+  app.add_option("--bin-dir", bin_dir, "build folder with the tools (default: the one cgsweep is in)");
+  app.add_option("--out-dir", out_dir, "override the sweep's out_dir");
+  app.add_option("--np", np, "override the sweep's np");
+  app.add_option("--launcher", launcher, "override the sweep's launcher ({np} is replaced)");
+  CLI11_PARSE(app, argc, argv);
+
+  cg::init_logging(0, 1, "info", false);
+  SweepSpec spec = load_sweep_spec(sweep_file);
+  if (!out_dir.empty()) spec.out_dir = out_dir;
+  if (np > 0) spec.np = np;
+  for (const auto& e : extra) {
+    const auto eq = e.find('=');
+    CG_CHECK(eq != std::string::npos && e.find('.') < eq,
+             "argument '{}' is not a section.key=value override", e);
+    spec.overrides.push_back({e.substr(0, eq), e.substr(eq + 1)});
+  }
+  const Resolver resolve = [](const std::string& base, const std::vector<std::string>& overrides) {
+    return cg::to_yaml(cg::load_config(base, overrides));
+  };
+  const SweepPlan plan = plan_sweep(spec, resolve);
+  spdlog::info("sweep {}: {} points, {} data settings, out_dir {}", spec.path, plan.points.size(),
+               plan.shards_dirs.size(), spec.out_dir);
+
+  RunOptions opt;
+  opt.bin_dir = !bin_dir.empty() ? bin_dir : !spec.bin_dir.empty() ? spec.bin_dir : default_bin_dir();
+  opt.launcher = !launcher.empty() ? launcher : spec.launcher;
+  opt.keep_going = keep_going;
+  opt.dry_run = dry_run;
+
+  if (summary_only) {
+    summarize(plan);
+    return 0;
+  }
+  write_point_configs(plan);
+  if (slurm) {
+    SlurmOptions so;
+    so.cgsweep = fs::absolute(fs::read_symlink("/proc/self/exe")).string();
+    so.workdir = fs::current_path().string();
+    so.extra_args = extra;
+    so.extra_args.push_back("--bin-dir");
+    so.extra_args.push_back(fs::absolute(opt.bin_dir).string());
+    if (!out_dir.empty()) so.extra_args.insert(so.extra_args.end(), {"--out-dir", fs::absolute(out_dir).string()});
+    if (np > 0) so.extra_args.insert(so.extra_args.end(), {"--np", std::to_string(np)});
+    const std::string sb = write_slurm_files(plan, so);
+    std::cout << "wrote " << sb << " and " << (fs::path(spec.out_dir) / "points.tsv").string() << "\nsubmit: sbatch "
+              << sb << "\nwhen all tasks are done: " << summary_command(plan, so) << "\n";
+    return 0;
+  }
+  int rc = 0;
+  if (point >= 0) {
+    CG_CHECK(size_t(point) < plan.points.size(), "--point {}: the sweep has points 0..{}", point,
+             plan.points.size() - 1);
+    rc = run_point(plan, plan.points[size_t(point)], opt);
+  } else {
+    rc = run_sweep(plan, opt);
+  }
+  if (!dry_run) summarize(plan);
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "cgsweep: error: " << e.what() << "\n";
+    return 2;
+  }
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# run.sh: launch a cgtrain tool on one node or many. Reads the few config keys it needs (model.device,
+# model.hf_dir, parallel.tp, parallel.dp) from CONFIG.yaml + dotted overrides (see config_get.sh for the subset of
+# YAML understood), checks the setup early with messages that say what to change, sets the environment each rank
+# needs, then execs mpirun (or srun inside a Slurm allocation). The exit status is the tool's (75: preempted).
+#
+#   launch/run.sh [options] [TOOL] CONFIG.yaml [section.key=value ...]
+#
+#   TOOL              cgtrain (default), cgsample, cgeval, ... found in BIN_DIR/{trainer,sampler,data}/
+#   --np N            single node: number of ranks (default: GPUs on the node for cuda, else tp x max(dp,1))
+#   --hostfile FILE   many nodes: one line per node ("node01 slots=8"; # comments allowed)
+#   --ppn N           ranks per node with --hostfile (default: GPUs per node for cuda, else slots=, else 1)
+#   --srun            inside sbatch/salloc: launch with srun over the allocation (nodes x SLURM_NTASKS_PER_NODE)
+#   --bin-dir DIR     build folder (default: $CG_BIN_DIR or ./build)
+#   --dry-run         print the checks, environment and launch line; run nothing
+#
+# Each rank gets OMP_NUM_THREADS = cores / ranks-per-node (unless already set). GPU runs also get NCCL_DEBUG=WARN,
+# CUDA_DEVICE_MAX_CONNECTIONS=1 and InfiniBand defaults (NCCL_IB_TIMEOUT, NCCL_IB_RETRY_CNT); any NCCL_*, UCX_*,
+# CG_* variables set by the caller are forwarded to every rank. cgtrain picks its GPU from its local rank.
+# Tests: CG_NVIDIA_SMI (default nvidia-smi) and CG_CORES (default nproc) can be pointed elsewhere.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=launch/config_get.sh
+source "$HERE/config_get.sh"
+
+die() { echo "run.sh: error: $*" >&2; exit 2; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+np="" hostfile="" ppn="" use_srun=0 dry=0 bin_dir=${CG_BIN_DIR:-build} tool="" config=""
+overrides=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --np) np=${2:?--np needs a number}; shift 2 ;;
+    --hostfile) hostfile=${2:?--hostfile needs a file}; shift 2 ;;
+    --ppn) ppn=${2:?--ppn needs a number}; shift 2 ;;
+    --srun) use_srun=1; shift ;;
+    --bin-dir) bin_dir=${2:?--bin-dir needs a folder}; shift 2 ;;
+    --dry-run) dry=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift ;;
+    -*) die "unknown option '$1' (see --help)" ;;
+    *=*) overrides+=("$1"); shift ;;
+    *.yaml|*.yml) [ -z "$config" ] || die "two config files ($config, $1); pass one and use key=value overrides"
+                  config=$1; shift ;;
+    *) [ -z "$tool" ] || die "unexpected argument '$1' (tool is already $tool)"; tool=$1; shift ;;
+  esac
+done
+tool=${tool:-cgtrain}
+[ -n "$config" ] || die "no CONFIG.yaml given (usage: launch/run.sh [options] [TOOL] CONFIG.yaml [key=value ...])"
+[ -f "$config" ] || die "config file '$config' not found"
+for v in "$np" "$ppn"; do
+  [ -z "$v" ] || [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "'$v' is not a positive rank count"
+done
+
+get() { cg_config_get "$config" "$1" "$2" ${overrides[@]+"${overrides[@]}"}; }
+device=$(get model.device auto)
+hf_dir=$(get model.hf_dir "")
+tp=$(get parallel.tp 1)
+dp=$(get parallel.dp 0)
+[[ "$tp" =~ ^[1-9][0-9]*$ ]] || die "parallel.tp must be a positive integer, got '$tp'"
+[[ "$dp" =~ ^[0-9]+$ ]] || die "parallel.dp must be a non-negative integer, got '$dp'"
+
+# GPUs on this node (0 when nvidia-smi is missing or sees none).
+smi=${CG_NVIDIA_SMI:-nvidia-smi}
+gpus=0
+if command -v "$smi" >/dev/null 2>&1; then
+  gpus=$("$smi" -L 2>/dev/null | grep -c '^GPU' || true)
+fi
+if [ "$device" = auto ]; then
+  if [ "$gpus" -gt 0 ]; then device=cuda; else device=cpu; fi
+fi
+if [ "$device" = cuda ] && [ "$gpus" -eq 0 ]; then
+  die "model.device=cuda but no GPU is visible ('$smi -L' lists none or is not installed); run on a GPU node or set model.device=cpu"
+fi
+
+# The grid: nodes x ranks per node.
+nodes=1
+if [ "$use_srun" = 1 ]; then
+  [ -n "${SLURM_JOB_ID:-}" ] || die "--srun needs a Slurm allocation (run inside sbatch or salloc)"
+  nodes=${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-1}}
+  tpn=${SLURM_NTASKS_PER_NODE:-}
+  ppn=${ppn:-${tpn%%(*}}
+  [ -n "$ppn" ] || die "set #SBATCH --ntasks-per-node (ranks per node) or pass --ppn"
+elif [ -n "$hostfile" ]; then
+  [ -f "$hostfile" ] || die "hostfile '$hostfile' not found"
+  nodes=$(grep -cvE '^[[:space:]]*(#|$)' "$hostfile" || true)
+  [ "$nodes" -gt 0 ] || die "hostfile '$hostfile' lists no hosts"
+  if [ -z "$ppn" ]; then
+    if [ "$device" = cuda ]; then ppn=$gpus
+    else ppn=$(grep -vE '^[[:space:]]*(#|$)' "$hostfile" | head -1 | sed -n 's/.*slots=\([0-9]*\).*/\1/p'); ppn=${ppn:-1}
+    fi
+  fi
+else
+  if [ -z "$np" ]; then
+    if [ "$device" = cuda ]; then np=$gpus; else np=$((tp * (dp > 0 ? dp : 1))); fi
+  fi
+  ppn=$np
+fi
+world=$((nodes * ppn))
+
+# Checks that would otherwise fail minutes later inside the job.
+if [ "$device" = cuda ]; then
+  [ "$tp" -le "$gpus" ] || die "parallel.tp $tp is larger than the $gpus GPUs per node; tensor parallelism stays inside a node: use parallel.tp <= $gpus"
+  [ "$ppn" -le "$gpus" ] || die "$ppn ranks per node but only $gpus GPUs; use at most one rank per GPU (--np/--ppn <= $gpus)"
+fi
+if [ $((world % tp)) -ne 0 ]; then
+  die "parallel.tp $tp does not divide world $world ($nodes node(s) x $ppn ranks); change parallel.tp or the rank count"
+fi
+if [ "$dp" -gt 0 ] && [ $((tp * dp)) -ne "$world" ]; then
+  die "parallel.tp $tp x parallel.dp $dp = $((tp * dp)) but world is $world; set parallel.dp=0 (world / tp) or $((world / tp))"
+fi
+[ $((ppn % tp)) -eq 0 ] || die "parallel.tp $tp does not divide the $ppn ranks per node; a tp group must not span nodes"
+if [ -n "$hf_dir" ]; then
+  [ -d "$hf_dir" ] || die "model.hf_dir '$hf_dir' is not a folder; download the Hugging Face checkpoint there (config.json + *.safetensors) or set model.hf_dir= for a random init"
+  [ -f "$hf_dir/config.json" ] || die "model.hf_dir '$hf_dir' has no config.json; point it at the Hugging Face checkpoint folder"
+  compgen -G "$hf_dir/*.safetensors" >/dev/null || echo "run.sh: warning: no *.safetensors in $hf_dir" >&2
+fi
+
+binary=""
+for d in "$bin_dir/trainer" "$bin_dir/sampler" "$bin_dir/data" "$bin_dir/launch" "$bin_dir"; do
+  if [ -x "$d/$tool" ]; then binary=$(cd "$d" && pwd)/$tool; break; fi
+done
+if [ -z "$binary" ]; then
+  [ "$dry" = 1 ] || die "cannot find $tool under $bin_dir/{trainer,sampler,data}; build first (./scripts/build.sh) or pass --bin-dir"
+  binary=$tool
+fi
+
+# Environment of every rank.
+cores=${CG_CORES:-$(nproc)}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cores / ppn > 0 ? cores / ppn : 1 ))}
+if [ "$device" = cuda ]; then
+  export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
+  export CUDA_DEVICE_MAX_CONNECTIONS=${CUDA_DEVICE_MAX_CONNECTIONS:-1}  # keeps TP collectives ordered with compute
+  export NCCL_IB_TIMEOUT=${NCCL_IB_TIMEOUT:-22}
+  export NCCL_IB_RETRY_CNT=${NCCL_IB_RETRY_CNT:-7}
+fi
+fwd=(OMP_NUM_THREADS)
+while IFS= read -r v; do fwd+=("$v"); done < <(compgen -e | grep -E '^(NCCL_|UCX_|CG_|CUDA_DEVICE_MAX_CONNECTIONS$)' || true)
+
+if [ "$use_srun" = 1 ]; then
+  # srun exports the whole environment by default.
+  cmd=(srun --kill-on-bad-exit=1 --cpu-bind=none --nodes="$nodes" --ntasks-per-node="$ppn" --ntasks="$world")
+else
+  cmd=(mpirun --bind-to none)
+  [ "$(id -u)" != 0 ] || cmd+=(--allow-run-as-root)
+  for v in "${fwd[@]}"; do cmd+=(-x "$v"); done
+  if [ -n "$hostfile" ]; then
+    cmd+=(--hostfile "$hostfile" --map-by "ppr:$ppn:node" -np "$world")
+  else
+    [ "$device" = cuda ] || cmd+=(--oversubscribe)
+    cmd+=(-np "$world")
+  fi
+fi
+cmd+=("$binary" "$config" ${overrides[@]+"${overrides[@]}"})
+
+echo "run.sh: $tool on $nodes node(s) x $ppn ranks = world $world (tp $tp, dp $((world / tp))), device $device, OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
+echo "run.sh: ${cmd[*]}" >&2
+[ "$dry" = 1 ] && exit 0
+exec "${cmd[@]}"

@@ -1,0 +1,74 @@
+// Resolution of sweep points into run folders and shared shard folders.
+#include "launch/sweep_plan.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+
+#include "common/error.h"
+
+namespace fs = std::filesystem;
+
+namespace cg::sweep {
+
+std::string data_settings_key(const std::string& resolved_yaml) {
+  YAML::Node root = YAML::Load(resolved_yaml);
+  CG_CHECK(root.IsMap() && root["data"] && root["data"].IsMap(),
+           "resolved config has no data: section; cannot key prepared shards");
+  YAML::Node data = YAML::Clone(root["data"]);
+  data.remove("shards_dir");
+  YAML::Emitter e;
+  e << data;
+  // FNV-1a 64: stable across runs and machines (std::hash is not).
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : std::string(e.c_str())) h = (h ^ c) * 1099511628211ull;
+  return fmt::format("{:012x}", h & 0xffffffffffffull);
+}
+
+std::string find_base_config(const SweepSpec& spec) {
+  if (fs::exists(spec.base)) return spec.base;
+  const fs::path beside = fs::path(spec.path).parent_path() / spec.base;
+  CG_CHECK(fs::path(spec.base).is_relative() && fs::exists(beside),
+           "sweep file {}: base config '{}' not found (looked relative to the current folder and to the sweep "
+           "file's folder)", spec.path, spec.base);
+  return beside.string();
+}
+
+SweepPlan plan_sweep(const SweepSpec& spec, const Resolver& resolve) {
+  SweepPlan plan;
+  plan.spec = spec;
+  plan.base_path = find_base_config(spec);
+  const fs::path out(spec.out_dir);
+  for (size_t i = 0; i < spec.points.size(); ++i) {
+    PlannedPoint p;
+    p.index = i;
+    p.settings = spec.points[i];
+    p.name = point_name(spec.keys, p.settings);
+    p.run_dir = (out / p.name).string();
+    const auto where = fmt::format("sweep point {} ({})", i, p.name);
+    try {
+      // Pass 1: the point's own settings only, to key its data; pass 2: with its folders filled in.
+      const std::vector<std::string> own = point_overrides(spec, p.settings);
+      p.data_key = data_settings_key(resolve(plan.base_path, own));
+      p.shards_dir = (out / "shards" / ("data-" + p.data_key)).string();
+      p.overrides = own;
+      const std::string samples = (fs::path(p.run_dir) / "samples").string();
+      for (const std::string& o :
+           {"train.run_dir=" + p.run_dir, "data.shards_dir=" + p.shards_dir, "sample.out_dir=" + samples,
+            "eval.input=" + samples})
+        p.overrides.push_back(o);
+      if (spec.sample) p.overrides.push_back("sample.adapter=" + (fs::path(p.run_dir) / "adapter").string());
+      p.config_yaml = resolve(plan.base_path, p.overrides);
+    } catch (const std::exception& e) {
+      CG_FAIL("{}: {}", where, e.what());
+    }
+    if (std::find(plan.shards_dirs.begin(), plan.shards_dirs.end(), p.shards_dir) == plan.shards_dirs.end())
+      plan.shards_dirs.push_back(p.shards_dir);
+    plan.points.push_back(std::move(p));
+  }
+  return plan;
+}
+
+}  // namespace cg::sweep

@@ -1,0 +1,50 @@
+// SweepRunner: runs planned sweep points on this machine, one after another: cgprep once per shared shards folder
+// (under a file lock, so parallel Slurm array tasks do not race), then the launcher + cgtrain, then optionally
+// cgexport + cgsample + cgeval. Each stage logs to <run_dir>/logs/<stage>.log; the outcome goes to <run_dir>/status.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "launch/sweep_plan.h"
+#include "launch/sweep_summary.h"
+
+namespace cg::sweep {
+
+// Exit code cgtrain uses after saving on SIGTERM/SIGUSR1 (trainer's kExitPreempted); a sweep stops and passes it on.
+constexpr int kExitPreempted = 75;
+
+struct RunOptions {
+  std::string bin_dir;                 // where to look for cgprep/cgtrain/... first (see find_tool)
+  std::string launcher;                // "mpirun ... -np {np}" or "srun"; {np} is replaced; empty: the default
+  bool keep_going = false;             // a failed point does not stop the sweep
+  bool dry_run = false;                // write point.yaml files and print commands, run nothing
+};
+
+// "mpirun [--allow-run-as-root when root] --oversubscribe --bind-to none -np {np}".
+std::string default_launcher();
+// Split a launcher on spaces and replace {np}.
+std::vector<std::string> launcher_argv(const std::string& launcher, int64_t np);
+
+// Path of a tool: <bin_dir>/<tool>, then <bin_dir>/{data,trainer,sampler,launch}/<tool>, then $PATH.
+// Throws naming the places looked in.
+std::string find_tool(const std::string& bin_dir, const std::string& tool);
+
+// Run argv with stdout+stderr appended to log_path (its folder created); returns the exit status, 128+N when
+// killed by signal N, 127 when it could not be started.
+int run_logged(const std::vector<std::string>& argv, const std::string& log_path);
+
+// Write <run_dir>/point.yaml (the resolved config) for every point; returns nothing, throws on I/O errors.
+void write_point_configs(const SweepPlan& plan);
+
+// Run one point; returns 0, kExitPreempted, or the failing stage's exit code. Writes <run_dir>/status
+// ("done", "preempted", "failed: <stage> (exit N)"). A point whose status is "done" is skipped.
+int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt);
+
+// Run all points in order; stops at the first failure unless keep_going, and always at a preemption.
+int run_sweep(const SweepPlan& plan, const RunOptions& opt);
+
+// One summary row per point from its folder (status file, metrics.jsonl, eval report); then write_summary().
+std::vector<SummaryRow> collect_rows(const SweepPlan& plan);
+void summarize(const SweepPlan& plan);
+
+}  // namespace cg::sweep

@@ -1,0 +1,27 @@
+// Slurm array job for a sweep: sweep.sbatch (one array task per point, SLURM_ARRAY_TASK_ID picks it) and
+// points.tsv (the index -> point table). Each task runs `cgsweep SWEEP.yaml --point $SLURM_ARRAY_TASK_ID` with srun
+// as launcher, and requeues itself when cgtrain was preempted (exit 75) so the point continues from its checkpoint.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "launch/sweep_plan.h"
+
+namespace cg::sweep {
+
+struct SlurmOptions {
+  std::string cgsweep;                  // absolute path of cgsweep (the script's default for $CGSWEEP)
+  std::string workdir;                  // folder the tasks cd into (relative paths in configs resolve from here)
+  std::vector<std::string> extra_args;  // passed through to every task (overrides, --bin-dir DIR, ...)
+};
+
+// points.tsv: index, name, run_dir, shards_dir, settings ("lora.r=8 data.translate=true").
+std::string points_table(const SweepPlan& plan);
+// The command that writes the summary once every array task is done (same sweep file and arguments).
+std::string summary_command(const SweepPlan& plan, const SlurmOptions& opt);
+// The sbatch script text.
+std::string sweep_sbatch(const SweepPlan& plan, const SlurmOptions& opt);
+// Write <out_dir>/sweep.sbatch (executable) and <out_dir>/points.tsv; returns the sbatch path.
+std::string write_slurm_files(const SweepPlan& plan, const SlurmOptions& opt);
+
+}  // namespace cg::sweep

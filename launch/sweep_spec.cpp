@@ -1,0 +1,228 @@
+// Parsing of cgsweep files and expansion of the grid into named points.
+#include "launch/sweep_spec.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace cg::sweep {
+namespace {
+
+// Sweep-file keys and what they mean (also printed by `cgsweep --help`).
+const std::set<std::string> kTopKeys = {"base", "out_dir", "np", "launcher", "bin_dir", "sample",
+                                        "overrides", "grid", "points", "slurm"};
+const std::set<std::string> kSlurmKeys = {"time", "partition", "nodes", "gpus_per_node", "cpus_per_task",
+                                          "signal_seconds"};
+
+// A node as an override value: scalars verbatim, sequences in flow style "[a, b]".
+std::string node_to_value(const YAML::Node& n, const std::string& where) {
+  if (n.IsScalar()) return n.Scalar();
+  if (n.IsSequence()) {
+    std::string out = "[";
+    for (size_t i = 0; i < n.size(); ++i) {
+      CG_CHECK(n[i].IsScalar(), "{}: nested lists/maps are not supported as a value", where);
+      out += (i ? ", " : "") + n[i].Scalar();
+    }
+    return out + "]";
+  }
+  CG_FAIL("{}: expected a scalar or a list of scalars", where);
+}
+
+std::vector<Setting> read_settings_map(const YAML::Node& m, const std::string& where) {
+  CG_CHECK(m.IsMap(), "{}: expected a map of dotted.key: value", where);
+  std::vector<Setting> out;
+  for (const auto& kv : m) {
+    const std::string key = kv.first.as<std::string>();
+    CG_CHECK(key.find('.') != std::string::npos,
+             "{}: '{}' is not a dotted config key (write e.g. lora.r, data.translate)", where, key);
+    out.push_back({key, node_to_value(kv.second, where + "." + key)});
+  }
+  return out;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Label of a key in point names; well-known keys get the short names people use when talking about sweeps.
+std::string short_label(const std::string& key) {
+  static const std::map<std::string, std::string> kAbbrev = {
+      {"data.infill_fraction", "infill"}, {"lora.targets", "targets"}, {"train.lr", "lr"},
+      {"lora.dropout", "dropout"},         {"train.steps", "steps"},     {"data.max_rows", "rows"}};
+  auto it = kAbbrev.find(key);
+  if (it != kAbbrev.end()) return it->second;
+  return key.substr(key.rfind('.') + 1);
+}
+
+std::string name_value(const std::string& raw) {
+  std::string v = raw;
+  const std::string lv = lower(v);
+  if (lv == "true") return "1";
+  if (lv == "false") return "0";
+  if (!v.empty() && v.front() == '[' && v.back() == ']') {
+    std::string out;
+    std::stringstream ss(v.substr(1, v.size() - 2));
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      item.erase(0, item.find_first_not_of(" \t"));
+      item.erase(item.find_last_not_of(" \t") + 1);
+      if (item.size() > 5 && item.compare(item.size() - 5, 5, "_proj") == 0) item.resize(item.size() - 5);
+      out += (out.empty() ? "" : "+") + item;
+    }
+    v = out;
+  } else {
+    char* end = nullptr;
+    const double d = std::strtod(v.c_str(), &end);
+    if (!v.empty() && end && *end == '\0') v = fmt::format("{:g}", d);
+  }
+  for (char& c : v)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '_' || c == '-')) c = '_';
+  return v;
+}
+
+}  // namespace
+
+std::string value_to_override(const std::string& yaml_flow) {
+  return node_to_value(YAML::Load(yaml_flow), "value");
+}
+
+std::string point_name(const std::vector<std::string>& keys, const std::vector<Setting>& point) {
+  std::map<std::string, int> label_count;
+  for (const auto& k : keys) label_count[short_label(k)]++;
+  std::string name;
+  for (const auto& k : keys) {
+    auto it = std::find_if(point.begin(), point.end(), [&](const Setting& s) { return s.key == k; });
+    if (it == point.end()) continue;
+    std::string label = short_label(k);
+    if (label_count[label] > 1) {
+      label = k;
+      std::replace(label.begin(), label.end(), '.', '_');
+    }
+    name += (name.empty() ? "" : "-") + label + name_value(it->value);
+  }
+  return name.empty() ? "base" : name;
+}
+
+std::vector<std::string> point_overrides(const SweepSpec& spec, const std::vector<Setting>& point) {
+  std::vector<std::string> out;
+  for (const auto& s : spec.overrides) out.push_back(s.key + "=" + s.value);
+  for (const auto& s : point) out.push_back(s.key + "=" + s.value);
+  return out;
+}
+
+SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    CG_FAIL("sweep file {}: YAML error: {}", path, e.what());
+  }
+  CG_CHECK(root.IsMap(), "sweep file {}: expected a map with base: and grid: or points:", path);
+  SweepSpec spec;
+  spec.path = path;
+  for (const auto& kv : root) {
+    const std::string k = kv.first.as<std::string>();
+    CG_CHECK(kTopKeys.count(k), "sweep file {}: unknown key '{}' (known: base, out_dir, np, launcher, bin_dir, "
+             "sample, overrides, grid, points, slurm)", path, k);
+  }
+  const auto get = [&](const char* key, auto& field) {
+    if (!root[key]) return;
+    try {
+      field = root[key].as<std::decay_t<decltype(field)>>();
+    } catch (const YAML::Exception&) {
+      CG_FAIL("sweep file {}: bad value for '{}'", path, key);
+    }
+  };
+  get("base", spec.base);
+  get("out_dir", spec.out_dir);
+  get("np", spec.np);
+  get("launcher", spec.launcher);
+  get("bin_dir", spec.bin_dir);
+  get("sample", spec.sample);
+  CG_CHECK(!spec.base.empty(), "sweep file {}: 'base:' (the base config YAML) is required", path);
+  CG_CHECK(spec.np >= 1, "sweep file {}: np must be >= 1, got {}", path, spec.np);
+  if (root["overrides"]) spec.overrides = read_settings_map(root["overrides"], path + ": overrides");
+  if (const auto s = root["slurm"]) {
+    CG_CHECK(s.IsMap(), "sweep file {}: slurm: expected a map", path);
+    for (const auto& kv : s)
+      CG_CHECK(kSlurmKeys.count(kv.first.as<std::string>()), "sweep file {}: unknown key 'slurm.{}' (known: time, "
+               "partition, nodes, gpus_per_node, cpus_per_task, signal_seconds)", path, kv.first.as<std::string>());
+    if (s["time"]) spec.slurm_time = s["time"].as<std::string>();
+    if (s["partition"]) spec.slurm_partition = s["partition"].as<std::string>();
+    if (s["nodes"]) spec.slurm_nodes = s["nodes"].as<int64_t>();
+    if (s["gpus_per_node"]) spec.slurm_gpus_per_node = s["gpus_per_node"].as<int64_t>();
+    if (s["cpus_per_task"]) spec.slurm_cpus_per_task = s["cpus_per_task"].as<int64_t>();
+    if (s["signal_seconds"]) spec.slurm_signal_seconds = s["signal_seconds"].as<int64_t>();
+  }
+
+  const bool has_grid = bool(root["grid"]), has_points = bool(root["points"]);
+  CG_CHECK(has_grid != has_points, "sweep file {}: give exactly one of 'grid:' (cartesian product) or 'points:' "
+           "(explicit list)", path);
+  if (has_grid) {
+    const YAML::Node g = root["grid"];
+    CG_CHECK(g.IsMap() && g.size() > 0, "sweep file {}: grid: expected a map of dotted.key: [values]", path);
+    std::vector<std::vector<std::string>> values;
+    for (const auto& kv : g) {
+      const std::string key = kv.first.as<std::string>();
+      CG_CHECK(key.find('.') != std::string::npos,
+               "sweep file {}: grid key '{}' is not a dotted config key (write e.g. lora.r)", path, key);
+      CG_CHECK(std::find(spec.keys.begin(), spec.keys.end(), key) == spec.keys.end(),
+               "sweep file {}: grid key '{}' given twice", path, key);
+      std::vector<std::string> vs;
+      if (kv.second.IsSequence()) {
+        for (const auto& v : kv.second) vs.push_back(node_to_value(v, path + ": grid." + key));
+      } else {
+        vs.push_back(node_to_value(kv.second, path + ": grid." + key));
+      }
+      CG_CHECK(!vs.empty(), "sweep file {}: grid.{} has no values", path, key);
+      spec.keys.push_back(key);
+      values.push_back(std::move(vs));
+    }
+    // Cartesian product, the last key varying fastest (like nested loops in file order).
+    std::vector<size_t> idx(values.size(), 0);
+    while (true) {
+      std::vector<Setting> p;
+      for (size_t i = 0; i < values.size(); ++i) p.push_back({spec.keys[i], values[i][idx[i]]});
+      spec.points.push_back(std::move(p));
+      size_t d = values.size();
+      while (d > 0 && ++idx[d - 1] == values[d - 1].size()) idx[--d] = 0;
+      if (d == 0) break;
+    }
+  } else {
+    const YAML::Node ps = root["points"];
+    CG_CHECK(ps.IsSequence() && ps.size() > 0, "sweep file {}: points: expected a non-empty list of maps", path);
+    for (size_t i = 0; i < ps.size(); ++i) {
+      auto p = read_settings_map(ps[i], fmt::format("{}: points[{}]", path, i));
+      for (const auto& s : p)
+        if (std::find(spec.keys.begin(), spec.keys.end(), s.key) == spec.keys.end()) spec.keys.push_back(s.key);
+      spec.points.push_back(std::move(p));
+    }
+  }
+  // Two points with the same name would share a run folder.
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < spec.points.size(); ++i) {
+    const std::string n = point_name(spec.keys, spec.points[i]);
+    auto [it, fresh] = seen.emplace(n, i);
+    CG_CHECK(fresh, "sweep file {}: points {} and {} are the same setting ({})", path, it->second, i, n);
+  }
+  return spec;
+}
+
+SweepSpec load_sweep_spec(const std::string& path) {
+  std::ifstream f(path);
+  CG_CHECK(f, "cannot read sweep file '{}'", path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_sweep_spec(ss.str(), path);
+}
+
+}  // namespace cg::sweep

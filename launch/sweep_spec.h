@@ -1,0 +1,56 @@
+// SweepSpec: a cgsweep file (base config + grid or explicit points) and its expansion into named sweep points.
+// Pure data + yaml-cpp: nothing here runs a process or knows the config tree; validation of each point's resolved
+// config happens in sweep_plan.h through a resolver (cg::load_config in cgsweep).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cg::sweep {
+
+// One swept setting: a dotted config key and the value as an override string ("8", "true", "[q_proj, v_proj]").
+struct Setting {
+  std::string key;
+  std::string value;
+};
+
+struct SweepSpec {
+  std::string path;                       // the sweep file itself (for messages and Slurm re-entry)
+  std::string base;                       // base config YAML (relative to cwd, else to the sweep file's folder)
+  std::string out_dir = "runs/sweep";     // one folder per point below it, plus shards/ and summary files
+  int64_t np = 1;                         // ranks per point (mpirun -np / Slurm tasks)
+  std::string launcher = "";              // empty: "mpirun --oversubscribe --bind-to none -np {np}"
+  std::string bin_dir = "";               // where cgprep/cgtrain/... live (build folder); empty: next to cgsweep
+  bool sample = false;                    // per point: cgexport + cgsample + cgeval after training
+  std::vector<Setting> overrides;         // applied to every point, before the point's own settings
+  std::vector<std::string> keys;          // swept keys, in file order (the naming and table column order)
+  std::vector<std::vector<Setting>> points;  // expanded points (grid: cartesian product, last key fastest)
+  // Slurm array job (--slurm): header lines for sweep.sbatch.
+  std::string slurm_time = "04:00:00";
+  std::string slurm_partition = "";
+  int64_t slurm_nodes = 1;
+  int64_t slurm_gpus_per_node = 0;        // 0: CPU job
+  int64_t slurm_cpus_per_task = 1;
+  int64_t slurm_signal_seconds = 300;     // USR1 this long before the limit: cgtrain saves and exits 75
+};
+
+// Parse a sweep file. Exactly one of `grid:` (map key -> list of values) or `points:` (list of maps key -> value).
+// Errors name the sweep file and the offending entry.
+SweepSpec load_sweep_spec(const std::string& path);
+// Same from YAML text (path used in messages and stored in spec.path).
+SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path);
+
+// A YAML scalar or flow sequence as an override value ("true", "8", "[q_proj, v_proj]").
+std::string value_to_override(const std::string& yaml_flow);
+
+// Short folder-safe name of a point, e.g. "r8-alpha32-translate1": per key a short label (last dotted component,
+// a few well-known abbreviations, or the full key with '_' when two keys would share a label) and its value
+// (booleans 1/0, numbers as %g, lists joined with '+', "_proj" dropped, other characters outside [A-Za-z0-9.+_]
+// replaced by '_').
+std::string point_name(const std::vector<std::string>& keys, const std::vector<Setting>& point);
+
+// "key=value" override strings of one point (spec.overrides first, then the point's settings).
+std::vector<std::string> point_overrides(const SweepSpec& spec, const std::vector<Setting>& point);
+
+}  // namespace cg::sweep

@@ -1,0 +1,147 @@
+// Summary table (Markdown + CSV) of a sweep.
+#include "launch/sweep_summary.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <unistd.h>
+
+#include "common/error.h"
+
+namespace cg::sweep {
+namespace {
+
+std::string setting_of(const SummaryRow& r, const std::string& key) {
+  for (const auto& s : r.settings)
+    if (s.key == key) return s.value;
+  return "";
+}
+
+std::string opt(const std::optional<double>& v, int decimals = 4) {
+  return v ? fmt::format("{:.{}f}", *v, decimals) : "";
+}
+
+std::vector<std::string> validity_columns(const std::vector<SummaryRow>& rows) {
+  std::set<std::string> cols;
+  for (const auto& r : rows)
+    for (const auto& kv : r.metrics.validity) cols.insert(kv.first);
+  return {cols.begin(), cols.end()};
+}
+
+std::vector<std::vector<std::string>> table(const std::vector<std::string>& keys, const std::vector<SummaryRow>& rows,
+                                            std::vector<std::string>& header) {
+  const auto vcols = validity_columns(rows);
+  header = {"point"};
+  header.insert(header.end(), keys.begin(), keys.end());
+  for (const char* h : {"status", "steps", "best_val_loss", "best_val_step", "final_train_loss", "tokens_per_s"})
+    header.push_back(h);
+  header.insert(header.end(), vcols.begin(), vcols.end());
+  header.push_back("run_dir");
+  std::vector<std::vector<std::string>> out;
+  for (const auto& r : rows) {
+    const auto& m = r.metrics;
+    std::vector<std::string> row = {r.name};
+    for (const auto& k : keys) row.push_back(setting_of(r, k));
+    row.push_back(r.status);
+    row.push_back(m.last_step >= 0 ? std::to_string(m.last_step) : "");
+    row.push_back(opt(m.best_val_loss));
+    row.push_back(m.best_val_loss ? std::to_string(m.best_val_step) : "");
+    row.push_back(opt(m.final_train_loss));
+    row.push_back(opt(m.tokens_per_s, 1));
+    for (const auto& c : vcols) {
+      auto it = m.validity.find(c);
+      row.push_back(it == m.validity.end() ? "" : fmt::format("{:.4f}", it->second));
+    }
+    row.push_back(r.run_dir);
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += (c == '"') ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+}  // namespace
+
+std::string summary_markdown(const std::vector<std::string>& keys, const std::vector<SummaryRow>& rows) {
+  std::vector<std::string> header;
+  const auto body = table(keys, rows, header);
+  std::string out = "|";
+  for (const auto& h : header) out += " " + h + " |";
+  out += "\n|";
+  for (size_t i = 0; i < header.size(); ++i) out += "---|";
+  out += "\n";
+  for (const auto& row : body) {
+    out += "|";
+    for (const auto& c : row) out += " " + c + " |";
+    out += "\n";
+  }
+  // The best point by val loss, when any has one.
+  const SummaryRow* best = nullptr;
+  for (const auto& r : rows)
+    if (r.metrics.best_val_loss && (!best || *r.metrics.best_val_loss < *best->metrics.best_val_loss)) best = &r;
+  if (best)
+    out += fmt::format("\nBest val loss: {:.4f} at step {} ({}).\n", *best->metrics.best_val_loss,
+                       best->metrics.best_val_step, best->name);
+  return out;
+}
+
+std::string summary_csv(const std::vector<std::string>& keys, const std::vector<SummaryRow>& rows) {
+  std::vector<std::string> header;
+  const auto body = table(keys, rows, header);
+  std::string out;
+  for (size_t i = 0; i < header.size(); ++i) out += (i ? "," : "") + csv_field(header[i]);
+  out += "\n";
+  for (const auto& row : body) {
+    for (size_t i = 0; i < row.size(); ++i) out += (i ? "," : "") + csv_field(row[i]);
+    out += "\n";
+  }
+  return out;
+}
+
+std::vector<PlotSeries> rank_series(const std::vector<std::string>& keys, const std::vector<SummaryRow>& rows) {
+  std::vector<std::string> other;
+  for (const auto& k : keys)
+    if (k != "lora.r") other.push_back(k);
+  std::vector<PlotSeries> out;
+  std::map<std::string, size_t> index;
+  for (const auto& r : rows) {
+    if (!r.metrics.best_val_loss) continue;
+    std::string label = other.empty() ? "all" : point_name(other, r.settings);
+    auto [it, fresh] = index.emplace(label, out.size());
+    if (fresh) out.push_back({label, {}});
+    out[it->second].xy.emplace_back(r.rank, *r.metrics.best_val_loss);
+  }
+  for (auto& s : out) std::sort(s.xy.begin(), s.xy.end());
+  return out;
+}
+
+void write_summary(const std::string& dir, const std::string& title, const std::vector<std::string>& keys,
+                   const std::vector<SummaryRow>& rows) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  // Written to a temp name and renamed: concurrent Slurm array tasks may summarize at the same time.
+  const auto put = [&](const char* name, const std::string& text) {
+    const fs::path tmp = fs::path(dir) / fmt::format(".{}.{}.tmp", name, ::getpid());
+    {
+      std::ofstream f(tmp);
+      CG_CHECK(f, "cannot write {}; check that the sweep's out_dir is writable", tmp.string());
+      f << text;
+    }
+    fs::rename(tmp, fs::path(dir) / name);
+  };
+  put("summary.md", "# " + title + "\n\n" + summary_markdown(keys, rows) +
+                        "\n![val loss vs rank](val_loss_vs_rank.svg)\n");
+  put("summary.csv", summary_csv(keys, rows));
+  put("val_loss_vs_rank.svg",
+      line_plot_svg(rank_series(keys, rows), title + ": best val loss vs LoRA rank", "LoRA rank r", "best val loss"));
+}
+
+}  // namespace cg::sweep

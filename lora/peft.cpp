@@ -1,0 +1,185 @@
+// PEFT adapter export/import (see peft.h for the layout).
+#include "lora/peft.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/error.h"
+#include "model/safetensors.h"
+#include "trainer/config.h"
+
+namespace cg::lora {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPrefix = "base_model.model.";
+constexpr const char* kWeightsFile = "adapter_model.safetensors";
+constexpr const char* kConfigFile = "adapter_config.json";
+
+const std::vector<std::string>& all_linear() {
+  static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                 "gate_proj", "up_proj", "down_proj"};
+  return names;
+}
+
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+// "model.layers.0.self_attn.q_proj.lora_A.weight" -> ("model.layers.0.self_attn.q_proj", 'A'); throws otherwise.
+std::pair<std::string, char> split_factor_name(const std::string& name) {
+  for (char which : {'A', 'B'}) {
+    std::string suf = std::string(".lora_") + which + ".weight";
+    if (ends_with(name, suf)) return {name.substr(0, name.size() - suf.size()), which};
+  }
+  CG_FAIL("LoRA factor name '{}' must end with .lora_A.weight or .lora_B.weight", name);
+}
+
+// Every module has both factors with consistent shapes: A (r, in), B (out, r).
+void check_factors(const std::map<std::string, at::Tensor>& factors, int64_t r, const std::string& where) {
+  CG_CHECK(!factors.empty(), "{}: no LoRA factors", where);
+  for (const auto& [name, t] : factors) {
+    auto [module, which] = split_factor_name(name);
+    std::string other = module + (which == 'A' ? ".lora_B.weight" : ".lora_A.weight");
+    CG_CHECK(factors.count(other), "{}: {} has no matching {}", where, name, other);
+    CG_CHECK(t.dim() == 2, "{}: {} must be 2-D, got {} dims", where, name, t.dim());
+    int64_t rank_dim = which == 'A' ? t.size(0) : t.size(1);
+    CG_CHECK(rank_dim == r, "{}: {} has rank {} but r = {} (A is (r, in), B is (out, r))", where, name, rank_dim, r);
+  }
+}
+
+}  // namespace
+
+double PeftConfig::scale() const {
+  return use_rslora ? lora_alpha / std::sqrt(static_cast<double>(r)) : lora_alpha / static_cast<double>(r);
+}
+
+PeftConfig peft_config_from(const LoraConfig& lora, const std::string& base_model_name_or_path) {
+  PeftConfig c;
+  c.r = lora.r;
+  c.lora_alpha = lora.alpha;
+  c.lora_dropout = lora.dropout;
+  c.use_rslora = lora.rslora;
+  c.base_model_name_or_path = base_model_name_or_path;
+  for (const auto& t : lora.targets) {
+    if (t == "all-linear") c.target_modules = all_linear();
+    else c.target_modules.push_back(t);
+  }
+  return c;
+}
+
+std::string to_peft_name(const std::string& name) { return kPrefix + name; }
+
+std::string from_peft_name(const std::string& peft_name) {
+  CG_CHECK(peft_name.rfind(kPrefix, 0) == 0, "PEFT tensor name '{}' does not start with '{}'", peft_name, kPrefix);
+  return peft_name.substr(std::string(kPrefix).size());
+}
+
+at::ScalarType peft_dtype(const std::string& name) {
+  if (name == "fp32") return at::kFloat;
+  if (name == "bf16") return at::kBFloat16;
+  if (name == "fp16") return at::kHalf;
+  CG_FAIL("adapter dtype '{}' is not one of fp32 | bf16 | fp16", name);
+}
+
+void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std::map<std::string, at::Tensor>& factors,
+                        at::ScalarType dtype) {
+  CG_CHECK(dtype == at::kFloat || dtype == at::kBFloat16 || dtype == at::kHalf,
+           "PEFT adapter dtype must be fp32, bf16 or fp16, got {}", c10::toString(dtype));
+  CG_CHECK(cfg.bias == "none", "PEFT export supports bias = none only, got {}", cfg.bias);
+  CG_CHECK(!cfg.target_modules.empty(), "PEFT export: target_modules is empty");
+  check_factors(factors, cfg.r, "PEFT export to " + dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  CG_CHECK(!ec, "cannot create adapter folder {}: {}", dir, ec.message());
+
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& [name, t] : factors)  // std::map: sorted, as PEFT's save (safetensors sorts keys anyway)
+    tensors.emplace_back(to_peft_name(name), t.detach().to(torch::kCPU, dtype).contiguous());
+  model::write_safetensors((fs::path(dir) / kWeightsFile).string(), tensors, {{"format", "pt"}});
+
+  nlohmann::ordered_json j;
+  double a = cfg.lora_alpha;
+  j["alpha_pattern"] = nlohmann::json::object();
+  j["auto_mapping"] = nullptr;
+  j["base_model_name_or_path"] = cfg.base_model_name_or_path;
+  j["bias"] = cfg.bias;
+  j["fan_in_fan_out"] = false;
+  j["inference_mode"] = true;
+  j["init_lora_weights"] = true;
+  j["layers_pattern"] = nullptr;
+  j["layers_to_transform"] = nullptr;
+  if (a == std::floor(a) && std::fabs(a) < 1e15) j["lora_alpha"] = static_cast<int64_t>(a);  // PEFT writes an int
+  else j["lora_alpha"] = a;
+  j["lora_dropout"] = cfg.lora_dropout;
+  j["modules_to_save"] = nullptr;
+  j["peft_type"] = "LORA";
+  j["r"] = cfg.r;
+  j["rank_pattern"] = nlohmann::json::object();
+  j["revision"] = nullptr;
+  j["target_modules"] = cfg.target_modules;
+  j["task_type"] = cfg.task_type;
+  j["use_dora"] = false;
+  j["use_rslora"] = cfg.use_rslora;
+  std::ofstream out(fs::path(dir) / kConfigFile);
+  out << j.dump(2) << "\n";
+  CG_CHECK(out.good(), "cannot write {}/{}; free space or choose another output folder", dir, kConfigFile);
+}
+
+PeftAdapter read_peft_adapter(const std::string& dir) {
+  const fs::path cfg_path = fs::path(dir) / kConfigFile, w_path = fs::path(dir) / kWeightsFile;
+  CG_CHECK(fs::exists(cfg_path), "{} not found: {} is not a PEFT adapter folder", cfg_path.string(), dir);
+  CG_CHECK(fs::exists(w_path), "{} not found{}", w_path.string(),
+           fs::exists(fs::path(dir) / "adapter_model.bin")
+               ? " (only adapter_model.bin: re-save it with safe_serialization=True)" : "");
+  PeftAdapter out;
+  PeftConfig& c = out.config;
+  try {
+    std::ifstream in(cfg_path);
+    nlohmann::json j = nlohmann::json::parse(in);
+    auto where = cfg_path.string();
+    CG_CHECK(j.value("peft_type", "") == "LORA", "{}: peft_type is {}, expected LORA", where, j.value("peft_type", ""));
+    c.r = j.at("r").get<int64_t>();
+    c.lora_alpha = j.at("lora_alpha").get<double>();
+    c.lora_dropout = j.value("lora_dropout", 0.0);
+    c.use_rslora = j.value("use_rslora", false);
+    c.bias = j.value("bias", "none");
+    c.task_type = j.value("task_type", "");
+    if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
+      c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
+    const auto& tm = j.at("target_modules");
+    if (tm.is_string()) c.target_modules = tm.get<std::string>() == "all-linear" ? all_linear()
+                                                                                 : std::vector<std::string>{tm.get<std::string>()};
+    else c.target_modules = tm.get<std::vector<std::string>>();
+    CG_CHECK(c.bias == "none", "{}: bias = {} is not supported (only none)", where, c.bias);
+    CG_CHECK(!j.value("fan_in_fan_out", false), "{}: fan_in_fan_out = true is not supported", where);
+    CG_CHECK(!j.value("use_dora", false), "{}: DoRA adapters (use_dora = true) are not supported", where);
+    for (const char* k : {"rank_pattern", "alpha_pattern"})
+      CG_CHECK(!j.contains(k) || j[k].is_null() || j[k].empty(), "{}: a non-empty {} is not supported", where, k);
+  } catch (const nlohmann::json::exception& e) {
+    CG_FAIL("{}: not a valid PEFT adapter_config.json: {}", cfg_path.string(), e.what());
+  }
+  model::SafetensorsFile f(w_path.string());
+  for (const auto& key : f.keys())
+    out.factors[from_peft_name(key)] = f.read(key).to(torch::kFloat);
+  check_factors(out.factors, c.r, w_path.string());
+  return out;
+}
+
+at::Tensor merge_lora(const at::Tensor& W, const at::Tensor& A, const at::Tensor& B, double scale) {
+  TORCH_CHECK(W.dim() == 2 && A.dim() == 2 && B.dim() == 2, "merge_lora: W, A, B must be 2-D");
+  TORCH_CHECK(A.size(1) == W.size(1) && B.size(0) == W.size(0) && B.size(1) == A.size(0),
+              "merge_lora: shapes W ", W.sizes(), ", A ", A.sizes(), ", B ", B.sizes(),
+              " do not fit W (out, in), A (r, in), B (out, r)");
+  torch::NoGradGuard no_grad;
+  at::Tensor delta = torch::matmul(B.to(W.device(), torch::kFloat), A.to(W.device(), torch::kFloat)) * scale;
+  return (W.to(torch::kFloat) + delta).to(W.scalar_type());
+}
+
+}  // namespace cg::lora

@@ -1,0 +1,66 @@
+// PEFT adapters: write and read Hugging Face PEFT LoRA adapters (what `PeftModel.from_pretrained` loads).
+//
+//   <dir>/adapter_model.safetensors  full (un-sharded) factors, metadata {"format": "pt"}:
+//       base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight   (r, in)
+//       base_model.model.model.layers.{i}.self_attn.q_proj.lora_B.weight   (out, r)
+//       base_model.model.model.layers.{i}.mlp.down_proj.lora_A.weight ...  (mlp modules likewise)
+//   <dir>/adapter_config.json        peft_type "LORA", r, lora_alpha, lora_dropout, target_modules, bias "none",
+//                                    task_type "CAUSAL_LM", base_model_name_or_path, fan_in_fan_out false,
+//                                    use_rslora, inference_mode true (+ PEFT's other keys at their defaults).
+// In memory, factors are keyed by our module names without the PEFT prefix: "model.layers.0.self_attn.q_proj.
+// lora_A.weight" (the keys of LoraSet::gather_full / load_full). Reading returns fp32 tensors whatever the file dtype.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cg {
+struct LoraConfig;
+}
+
+namespace cg::lora {
+
+struct PeftConfig {
+  int64_t r = 8;
+  double lora_alpha = 32;
+  double lora_dropout = 0.0;
+  std::vector<std::string> target_modules;  // concrete module names (all-linear is expanded on write)
+  bool use_rslora = false;
+  std::string base_model_name_or_path;      // HF id or folder of the base model
+  std::string bias = "none";                // only "none" is supported
+  std::string task_type = "CAUSAL_LM";
+
+  double scale() const;  // lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora
+};
+
+// From the config tree (lora.r, lora.alpha, lora.dropout, lora.targets, lora.rslora); all-linear is expanded.
+PeftConfig peft_config_from(const LoraConfig& lora, const std::string& base_model_name_or_path);
+
+struct PeftAdapter {
+  PeftConfig config;
+  std::map<std::string, at::Tensor> factors;  // "model.layers.0.self_attn.q_proj.lora_A.weight" -> fp32 CPU tensor
+};
+
+// "model.layers.0.self_attn.q_proj.lora_A.weight" <-> "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+std::string to_peft_name(const std::string& name);
+std::string from_peft_name(const std::string& peft_name);  // throws unless it has the prefix
+
+// Writes both files into dir (created). factors: full tensors keyed by our names, any device/dtype; every lora_A
+// needs its lora_B, A (r, in), B (out, r) with r == cfg.r. dtype: at::kFloat | at::kBFloat16 | at::kHalf.
+void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std::map<std::string, at::Tensor>& factors,
+                        at::ScalarType dtype = at::kFloat);
+
+// Reads a PEFT LoRA adapter folder (ours or one saved by PEFT). Errors name the file and what is unsupported
+// (adapter_model.bin only, DoRA, rank/alpha patterns, fan_in_fan_out, bias != none).
+PeftAdapter read_peft_adapter(const std::string& dir);
+
+// "fp32" | "bf16" | "fp16" -> scalar type; errors list the allowed names.
+at::ScalarType peft_dtype(const std::string& name);
+
+// W + scale · B · A, computed in fp32 and returned in W's dtype. W (out, in), A (r, in), B (out, r).
+at::Tensor merge_lora(const at::Tensor& W, const at::Tensor& A, const at::Tensor& B, double scale);
+
+}  // namespace cg::lora

@@ -1,0 +1,31 @@
+// One LLaMA decoder layer (pre-norm attention + pre-norm SwiGLU MLP, residuals), with optional activation
+// checkpointing: forward without saving activations, rerun the layer under grad in backward.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "model/attention.h"
+#include "model/mlp.h"
+#include "model/rms_norm.h"
+
+namespace cg::model {
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(int64_t index, const LlamaConfig& cfg, TpShape tp, const at::TensorOptions& options);
+
+  // x (B, T, d) -> (B, T, d); cache tensors as in Attention::forward (nullptr: no cache).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t start_pos = 0,
+                     at::Tensor* k_cache = nullptr, at::Tensor* v_cache = nullptr);
+  // Same result; keeps only x, cos, sin for backward and recomputes the layer there (same RNG state, so dropout
+  // inside hooks such as LoRA's draws the same mask). Gradients flow to x and to every trainable parameter.
+  at::Tensor forward_checkpointed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+}  // namespace cg::model

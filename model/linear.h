@@ -1,0 +1,42 @@
+// model::Linear: a bias-free linear layer with hooks, so tensor parallelism (dist/) and LoRA (lora/) attach to it
+// without touching the model code:  forward(x) = post(pre(x) @ weight^T) + (delta ? delta(x) : 0).
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <functional>
+#include <string>
+
+#include "model/tp_shape.h"
+
+namespace cg::model {
+
+using TensorHook = std::function<at::Tensor(const at::Tensor&)>;
+
+class LinearImpl : public torch::nn::Module {
+ public:
+  // Built at its local size: Column splits out_features over tp, Row splits in_features (errors name both numbers).
+  LinearImpl(std::string hf_name, int64_t in_features, int64_t out_features, ParallelStyle style, TpShape tp,
+             const at::TensorOptions& options);
+
+  // x (..., in_features_local) -> (..., out_features_local)
+  at::Tensor forward(const at::Tensor& x);
+
+  at::Tensor weight;            // (out_features_local, in_features_local), HF layout
+  const std::string hf_name;    // "model.layers.3.self_attn.q_proj" (the checkpoint key without ".weight")
+  const int64_t in_features;    // full sizes
+  const int64_t out_features;
+  const int64_t in_features_local;
+  const int64_t out_features_local;
+  const ParallelStyle style;    // None, Column or Row
+  const TpShape tp;
+
+  // Installed by dist::apply_tensor_parallel: Column sets pre = copy_to_tp, Row sets post = reduce_from_tp.
+  TensorHook pre, post;
+  // Installed by LoRA: added to the output; it sees the layer input x (local features) and does its own collectives.
+  TensorHook delta;
+};
+TORCH_MODULE(Linear);
+
+}  // namespace cg::model

@@ -1,0 +1,177 @@
+#include "model/llama.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <limits>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "model/rope.h"
+
+namespace cg::model {
+
+LlamaModelImpl::LlamaModelImpl(const LlamaConfig& cfg, TpShape tp, const at::TensorOptions& options) {
+  embed_tokens = register_module("embed_tokens",
+                                 Embedding("model.embed_tokens", cfg.vocab_size, cfg.hidden_size, tp, options));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers->push_back(DecoderLayer(i, cfg, tp, options));
+  norm = register_module("norm", RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, options));
+}
+
+LlamaImpl::LlamaImpl(const LlamaConfig& cfg, TpShape tp, const at::TensorOptions& options) : cfg_(cfg), tp_(tp) {
+  cfg_.validate();
+  CG_CHECK(tp.size >= 1 && tp.rank >= 0 && tp.rank < tp.size, "tp rank {} of {} is not a valid tp shape", tp.rank,
+           tp.size);
+  const int64_t vpad = padded_vocab(cfg.vocab_size, tp.size);
+  if (vpad != cfg.vocab_size && tp.rank == 0)
+    spdlog::info("vocab_size {} padded to {} (a multiple of tp {}); padded logits are -inf", cfg.vocab_size, vpad,
+                 tp.size);
+  model = register_module("model", LlamaModel(cfg, tp, options));
+  lm_head = register_module("lm_head",
+                            Linear("lm_head", cfg.hidden_size, vpad, ParallelStyle::Column, tp, options));
+}
+
+at::Tensor LlamaImpl::forward(const at::Tensor& tokens, int64_t start_pos, KVCache* cache) {
+  CG_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong, "Llama::forward wants tokens (B, T) int64, got {} {}",
+           c10::str(tokens.sizes()), c10::str(tokens.scalar_type()));
+  const int64_t T = tokens.size(1);
+  if (cache) CG_CHECK(static_cast<int64_t>(cache->k.size()) == cfg_.num_hidden_layers, "KV cache has {} layers, model {}",
+                      cache->k.size(), cfg_.num_hidden_layers);
+  auto h = model->embed_tokens(tokens);  // (B, T, d)
+  const auto [cos, sin] = rope_cos_sin(start_pos, T, cfg_.head_dim(), cfg_.rope_theta, h.scalar_type(), h.device());
+  const bool checkpoint = activation_checkpointing && is_training() && !cache && at::GradMode::is_enabled();
+  for (size_t i = 0; i < model->layers->size(); ++i) {
+    auto layer = model->layers[i]->as<DecoderLayerImpl>();
+    if (checkpoint)
+      h = layer->forward_checkpointed(h, cos, sin);
+    else if (cache)
+      h = layer->forward(h, cos, sin, start_pos, &cache->k[i], &cache->v[i]);
+    else
+      h = layer->forward(h, cos, sin, start_pos);
+  }
+  h = model->norm(h);
+  auto logits = lm_head(h).to(at::kFloat);  // (B, T, vocab_local)
+  const auto& emb = *model->embed_tokens;
+  if (emb.vocab_start + emb.vocab_local > cfg_.vocab_size) {
+    // Padded rows are zero, but their logit must never win nor take softmax mass.
+    const auto ids = at::arange(emb.vocab_start, emb.vocab_start + emb.vocab_local,
+                                at::TensorOptions().dtype(at::kLong).device(logits.device()));
+    logits = logits.masked_fill(ids >= cfg_.vocab_size, -std::numeric_limits<float>::infinity());
+  }
+  return logits;
+}
+
+KVCache LlamaImpl::make_cache(int64_t batch, int64_t max_len) const {
+  const auto& attn = *model->layers->ptr<DecoderLayerImpl>(0)->self_attn;
+  KVCache c;
+  c.max_len = max_len;
+  const auto opts = at::TensorOptions().dtype(dtype()).device(device());
+  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
+    c.k.push_back(at::zeros({batch, attn.n_kv_heads_local, max_len, attn.head_dim}, opts));
+    c.v.push_back(at::zeros({batch, attn.n_kv_heads_local, max_len, attn.head_dim}, opts));
+  }
+  return c;
+}
+
+std::vector<Linear> LlamaImpl::linears() const {
+  std::vector<Linear> out;
+  for (const auto& m : *model->layers) {
+    auto* layer = m->as<DecoderLayerImpl>();
+    const auto& a = layer->self_attn;
+    const auto& f = layer->mlp;
+    for (const auto& l : {a->q_proj, a->k_proj, a->v_proj, a->o_proj, f->gate_proj, f->up_proj, f->down_proj})
+      out.push_back(l);
+  }
+  return out;
+}
+
+namespace {
+ParamSpec replicated(const std::string& name, const at::Tensor& p) {
+  return {name, p, p.sizes().vec(), -1, 0, 0, ParallelStyle::None};
+}
+ParamSpec from_linear(const LinearImpl& l) {
+  ParamSpec s{l.hf_name + ".weight", l.weight, {l.out_features, l.in_features}, -1, 0, 0, l.style};
+  if (l.style == ParallelStyle::Column) s.shard_dim = 0, s.shard_start = l.tp.rank * l.out_features_local,
+                                        s.shard_len = l.out_features_local;
+  if (l.style == ParallelStyle::Row) s.shard_dim = 1, s.shard_start = l.tp.rank * l.in_features_local,
+                                     s.shard_len = l.in_features_local;
+  return s;
+}
+ParamSpec vocab_sharded(const std::string& name, const at::Tensor& p, int64_t vocab, int64_t start) {
+  const int64_t local = p.size(0);
+  return {name, p, {vocab, p.size(1)}, 0, start, std::max<int64_t>(0, std::min(local, vocab - start)),
+          ParallelStyle::Vocab};
+}
+}  // namespace
+
+at::Tensor ParamSpec::slice_of(const at::Tensor& full) const {
+  CG_CHECK(full.sizes().vec() == full_shape, "{}: full tensor has shape {} but the model expects {}", name,
+           c10::str(full.sizes()), c10::str(at::IntArrayRef(full_shape)));
+  if (shard_dim < 0) return full;
+  auto part = full.narrow(shard_dim, shard_start, shard_len);
+  const int64_t pad = param.size(shard_dim) - shard_len;
+  if (pad > 0) {
+    auto shape = part.sizes().vec();
+    shape[shard_dim] = pad;
+    part = at::cat({part, at::zeros(shape, part.options())}, shard_dim);
+  }
+  return part;
+}
+
+std::vector<ParamSpec> LlamaImpl::param_specs() const {
+  std::vector<ParamSpec> s;
+  const auto& emb = *model->embed_tokens;
+  s.push_back(vocab_sharded("model.embed_tokens.weight", emb.weight, cfg_.vocab_size, emb.vocab_start));
+  for (size_t i = 0; i < model->layers->size(); ++i) {
+    auto layer = model->layers->ptr<DecoderLayerImpl>(i);
+    const std::string p = "model.layers." + std::to_string(i);
+    const auto& a = layer->self_attn;
+    const auto& f = layer->mlp;
+    for (const auto& l : {a->q_proj, a->k_proj, a->v_proj, a->o_proj, f->gate_proj, f->up_proj, f->down_proj})
+      s.push_back(from_linear(*l));
+    s.push_back(replicated(p + ".input_layernorm.weight", layer->input_layernorm->weight));
+    s.push_back(replicated(p + ".post_attention_layernorm.weight", layer->post_attention_layernorm->weight));
+  }
+  s.push_back(replicated("model.norm.weight", model->norm->weight));
+  s.push_back(vocab_sharded("lm_head.weight", lm_head->weight, cfg_.vocab_size, emb.vocab_start));
+  return s;
+}
+
+void LlamaImpl::set_base_trainable(bool trainable) {
+  for (auto& s : param_specs()) s.param.set_requires_grad(trainable);
+}
+
+uint64_t stable_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+void init_weights(LlamaImpl& m, uint64_t seed, double std) {
+  at::NoGradGuard no_grad;
+  for (auto& s : m.param_specs()) {
+    at::Tensor full;
+    if (s.full_shape.size() == 1) {
+      full = at::ones(s.full_shape, at::kFloat);  // RMSNorm scales
+    } else {
+      // splitmix-style mixing so nearby seeds give unrelated streams.
+      uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stable_hash(s.name) | 1);
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(z ^ (z >> 31));
+      full = at::normal(0.0, std, s.full_shape, gen, at::TensorOptions().dtype(at::kFloat));
+    }
+    s.param.copy_(s.slice_of(full));
+  }
+}
+
+at::ScalarType resolve_dtype(const std::string& name, at::Device device) {
+  if (name == "auto") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  if (name == "fp32" || name == "float32") return at::kFloat;
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  if (name == "fp16" || name == "float16") return at::kHalf;
+  CG_FAIL("model.dtype {} is unknown; use auto, fp32, bf16 or fp16", name);
+}
+
+}  // namespace cg::model

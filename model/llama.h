@@ -1,0 +1,92 @@
+// Llama: LLaMA-2 for causal LM written for one device, built at its tp-local sizes (TpShape: numbers only).
+// Module and parameter names equal the HF checkpoint keys ("model.layers.0.self_attn.q_proj.weight", "lm_head.weight"),
+// so loading needs no translation table. Parallelism is applied afterwards by dist::apply_tensor_parallel.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+#include <vector>
+
+#include "model/decoder_layer.h"
+#include "model/embedding.h"
+#include "model/kv_cache.h"
+#include "model/linear.h"
+#include "model/llama_config.h"
+#include "model/rms_norm.h"
+
+namespace cg::model {
+
+// The decoder stack: HF's LlamaModel, registered as "model".
+class LlamaModelImpl : public torch::nn::Module {
+ public:
+  LlamaModelImpl(const LlamaConfig& cfg, TpShape tp, const at::TensorOptions& options);
+  Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(LlamaModel);
+
+// One base parameter and how this rank's tensor relates to the full (checkpoint) tensor.
+struct ParamSpec {
+  std::string name;                 // HF key, "model.layers.0.mlp.down_proj.weight"
+  at::Tensor param;                 // this rank's parameter
+  std::vector<int64_t> full_shape;  // the checkpoint's shape
+  int64_t shard_dim = -1;           // -1: replicated; else the dim split over tp
+  int64_t shard_start = 0;          // first full index along shard_dim held here
+  int64_t shard_len = 0;            // full indices held here; the local size may be larger (zero vocab padding)
+  ParallelStyle style = ParallelStyle::None;
+
+  // This rank's local tensor cut from a full tensor: narrow along shard_dim, zero-pad vocab rows.
+  at::Tensor slice_of(const at::Tensor& full) const;
+};
+
+class LlamaImpl : public torch::nn::Module {
+ public:
+  // options: dtype and device of the base weights (fp32 on CPU, bf16 on GPU). Weights are uninitialised until
+  // init_weights or load_hf_weights. A vocabulary not divisible by tp is padded (and logged).
+  explicit LlamaImpl(const LlamaConfig& cfg, TpShape tp = {}, const at::TensorOptions& options = {});
+
+  // tokens (B, T) int64 at positions [start_pos, start_pos + T) -> logits_local (B, T, vocab_local) fp32.
+  // Padded vocabulary columns are -inf. With a cache, keys/values are stored and earlier ones attended to.
+  at::Tensor forward(const at::Tensor& tokens, int64_t start_pos = 0, KVCache* cache = nullptr);
+
+  // A zeroed cache for `batch` sequences of up to `max_len` positions, in the model's dtype and device.
+  KVCache make_cache(int64_t batch, int64_t max_len) const;
+
+  // Every Linear of the decoder (q,k,v,o,gate,up,down per layer; not lm_head), for LoRA injection and the TP plan.
+  std::vector<Linear> linears() const;
+  // Every base parameter (embed_tokens, layers, norm, lm_head) with its sharding, in checkpoint order.
+  std::vector<ParamSpec> param_specs() const;
+  // Base parameters trainable (full fine-tuning) or frozen (LoRA). Hook parameters are untouched.
+  void set_base_trainable(bool trainable);
+
+  const LlamaConfig& config() const { return cfg_; }
+  TpShape tp() const { return tp_; }
+  at::ScalarType dtype() const { return lm_head->weight.scalar_type(); }
+  at::Device device() const { return lm_head->weight.device(); }
+
+  LlamaModel model{nullptr};
+  Linear lm_head{nullptr};  // (vocab_local, d): column-parallel on the (padded) vocabulary
+  bool activation_checkpointing = false;  // recompute each decoder layer in backward (training only)
+
+ private:
+  LlamaConfig cfg_;
+  TpShape tp_;
+};
+TORCH_MODULE(Llama);
+
+// Random initialisation, identical full model for any tp: each parameter is drawn in full (normal(0, std); norms 1)
+// from a CPU generator seeded by (seed, hash(name)) and then sliced. Fine for tiny/test sizes; real 7B-70B runs load
+// weights instead (drawing the full 70B tensors on every rank would be slow).
+void init_weights(LlamaImpl& model, uint64_t seed, double std = 0.02);
+
+// Stable 64-bit FNV-1a of a name (seeds, hashes that must not change between builds).
+uint64_t stable_hash(const std::string& s);
+
+// "fp32" | "bf16" | "fp16" | "auto" (bf16 on cuda, fp32 on cpu) -> dtype; errors list the choices.
+at::ScalarType resolve_dtype(const std::string& name, at::Device device);
+
+}  // namespace cg::model

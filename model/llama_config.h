@@ -1,0 +1,38 @@
+// LlamaConfig: the LLaMA-2 architecture numbers, read from a Hugging Face config.json or picked by flavor name.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace cg::model {
+
+struct LlamaConfig {
+  int64_t hidden_size = 256;              // d
+  int64_t intermediate_size = 688;        // SwiGLU width
+  int64_t num_attention_heads = 8;        // query heads
+  int64_t num_key_value_heads = 4;        // kv heads (GQA); = num_attention_heads for 7B/13B
+  int64_t num_hidden_layers = 4;          // L
+  double rms_norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  int64_t vocab_size = 32000;             // V, before any tp padding
+  int64_t max_position_embeddings = 4096;
+
+  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+  // Throws with the offending numbers when the shape is not a valid LLaMA (heads do not divide, etc).
+  void validate() const;
+  // HF config.json text (LlamaForCausalLM, model_type llama, untied embeddings).
+  std::string to_hf_json() const;
+  bool operator==(const LlamaConfig& o) const;
+};
+
+// Parse config.json text. num_key_value_heads defaults to num_attention_heads, rms_norm_eps to 1e-6 (HF default),
+// rope_theta to 10000, max_position_embeddings to 2048; tied embeddings are rejected.
+LlamaConfig llama_config_from_json(const std::string& json_text);
+// Read <dir>/config.json.
+LlamaConfig load_llama_config(const std::string& hf_dir);
+// Named flavors: tiny (a few M params for CPU runs), 7b, 13b, 70b (LLaMA-2 shapes).
+// vocab_size <= 0 keeps the flavor's vocabulary (32000; tiny: 512).
+LlamaConfig llama_flavor(const std::string& name, int64_t vocab_size = 0);
+// hf_dir with a config.json wins over the flavor; vocab_size (> 0) overrides the flavor's vocabulary only.
+LlamaConfig resolve_llama_config(const std::string& flavor, const std::string& hf_dir, int64_t vocab_size = 0);
+
+}  // namespace cg::model

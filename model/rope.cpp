@@ -1,0 +1,25 @@
+#include "model/rope.h"
+
+#include <torch/torch.h>
+
+namespace cg::model {
+
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(int64_t start_pos, int64_t T, int64_t head_dim, double theta,
+                                               at::ScalarType dtype, at::Device device) {
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  // inv_freq (head_dim / 2): 1 / theta^(2i / head_dim), the exponent in fp32 like HF's arange(0, d, 2).float() / d.
+  const auto inv_freq = 1.0 / at::pow(theta, at::arange(0, head_dim, 2, f32) / static_cast<double>(head_dim));
+  const auto pos = at::arange(start_pos, start_pos + T, f32);  // (T)
+  const auto freqs = at::outer(pos, inv_freq);                 // (T, head_dim / 2)
+  const auto emb = at::cat({freqs, freqs}, -1);                // (T, head_dim)
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  const auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  const auto rotated = at::cat({-x2, x1}, -1);  // (B, n_heads, T, head_dim)
+  return x * cos + rotated * sin;               // cos, sin (T, head_dim) broadcast over (B, n_heads)
+}
+
+}  // namespace cg::model

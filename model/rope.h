@@ -1,0 +1,17 @@
+// Rotary position embeddings in HF LLaMA's half-split layout: rotate_half(x) = cat(-x[d/2:], x[:d/2]).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <utility>
+
+namespace cg::model {
+
+// cos, sin for positions [start_pos, start_pos + T): each (T, head_dim) in `dtype` on `device`,
+// computed in fp32 as HF does (inv_freq_i = theta^(-2i/head_dim), angles repeated over both halves).
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(int64_t start_pos, int64_t T, int64_t head_dim, double theta,
+                                               at::ScalarType dtype, at::Device device);
+
+// x (B, n_heads, T, head_dim) -> x * cos + rotate_half(x) * sin
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+}  // namespace cg::model

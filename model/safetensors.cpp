@@ -1,0 +1,170 @@
+#include "model/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "common/error.h"
+
+namespace cg::model {
+
+at::ScalarType safetensors_scalar_type(const std::string& d) {
+  static const std::map<std::string, at::ScalarType> m = {
+      {"BF16", at::kBFloat16}, {"F16", at::kHalf},  {"F32", at::kFloat}, {"F64", at::kDouble}, {"I64", at::kLong},
+      {"I32", at::kInt},       {"I16", at::kShort}, {"I8", at::kChar},   {"U8", at::kByte},    {"BOOL", at::kBool}};
+  auto it = m.find(d);
+  CG_CHECK(it != m.end(), "safetensors dtype {} is not supported (BF16, F16, F32, F64, I64, I32, I16, I8, U8, BOOL)", d);
+  return it->second;
+}
+
+std::string safetensors_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kBFloat16: return "BF16";
+    case at::kHalf: return "F16";
+    case at::kFloat: return "F32";
+    case at::kDouble: return "F64";
+    case at::kLong: return "I64";
+    case at::kInt: return "I32";
+    case at::kShort: return "I16";
+    case at::kChar: return "I8";
+    case at::kByte: return "U8";
+    case at::kBool: return "BOOL";
+    default: CG_FAIL("dtype {} cannot be written to safetensors", c10::toString(t));
+  }
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  CG_CHECK(fd >= 0, "cannot open {}: {}", path, std::strerror(errno));
+  struct stat st {};
+  ::fstat(fd, &st);
+  map_size_ = static_cast<size_t>(st.st_size);
+  if (map_size_ > 0) {
+    void* p = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    ::close(fd);
+    CG_CHECK(p != MAP_FAILED, "cannot mmap {}: {}", path, std::strerror(errno));
+    map_ = static_cast<const uint8_t*>(p);
+  } else {
+    ::close(fd);
+  }
+  try {
+    CG_CHECK(map_size_ >= 8, "{} is truncated: {} bytes, not even the 8-byte header length", path, map_size_);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | map_[i];  // little endian
+    CG_CHECK(n <= map_size_ - 8, "{} is truncated: header says {} bytes of JSON but the file has {} bytes", path, n,
+             map_size_);
+    data_ = map_ + 8 + n;
+    const uint64_t data_size = map_size_ - 8 - n;
+    nlohmann::json h;
+    try {
+      h = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(map_ + 8), n));
+    } catch (const std::exception& e) {
+      CG_FAIL("{}: header is not valid JSON ({})", path, e.what());
+    }
+    for (auto it = h.begin(); it != h.end(); ++it) {
+      if (it.key() == "__metadata__") {
+        for (auto m = it->begin(); m != it->end(); ++m) metadata_[m.key()] = m->get<std::string>();
+        continue;
+      }
+      TensorInfo t;
+      t.dtype = it->at("dtype").get<std::string>();
+      t.scalar_type = safetensors_scalar_type(t.dtype);
+      t.shape = it->at("shape").get<std::vector<int64_t>>();
+      const auto off = it->at("data_offsets").get<std::vector<uint64_t>>();
+      CG_CHECK(off.size() == 2 && off[0] <= off[1], "{}: tensor {} has bad data_offsets", path, it.key());
+      t.begin = off[0], t.end = off[1];
+      uint64_t numel = 1;
+      for (auto s : t.shape) numel *= static_cast<uint64_t>(s);
+      CG_CHECK(t.end - t.begin == numel * c10::elementSize(t.scalar_type),
+               "{}: tensor {} has {} bytes but shape {} of {} needs {}", path, it.key(), t.end - t.begin,
+               c10::str(at::IntArrayRef(t.shape)), t.dtype, numel * c10::elementSize(t.scalar_type));
+      CG_CHECK(t.end <= data_size, "{} is truncated: tensor {} needs data bytes [{}, {}) but the file has {}", path,
+               it.key(), t.begin, t.end, data_size);
+      infos_[it.key()] = std::move(t);
+    }
+  } catch (...) {
+    if (map_) ::munmap(const_cast<uint8_t*>(map_), map_size_);
+    throw;
+  }
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_) ::munmap(const_cast<uint8_t*>(map_), map_size_);
+}
+
+std::vector<std::string> SafetensorsFile::keys() const {
+  std::vector<std::string> k;
+  for (const auto& [name, _] : infos_) k.push_back(name);
+  return k;
+}
+
+const TensorInfo& SafetensorsFile::info(const std::string& name) const {
+  auto it = infos_.find(name);
+  CG_CHECK(it != infos_.end(), "{} has no tensor {}", path_, name);
+  return it->second;
+}
+
+at::Tensor SafetensorsFile::read(const std::string& name) const {
+  const auto& t = info(name);
+  auto out = at::empty(t.shape, at::TensorOptions().dtype(t.scalar_type));
+  std::memcpy(out.data_ptr(), data_ + t.begin, t.end - t.begin);
+  return out;
+}
+
+at::Tensor SafetensorsFile::read_slice(const std::string& name, int64_t dim, int64_t start, int64_t len) const {
+  const auto& t = info(name);
+  const int64_t nd = static_cast<int64_t>(t.shape.size());
+  CG_CHECK(dim >= 0 && dim < nd, "{}: slice dim {} of a {}-D tensor", name, dim, nd);
+  CG_CHECK(start >= 0 && len >= 0 && start + len <= t.shape[dim], "{}: slice [{}, {}) of dim {} is outside size {}",
+           name, start, start + len, dim, t.shape[dim]);
+  int64_t outer = 1, inner = static_cast<int64_t>(c10::elementSize(t.scalar_type));
+  for (int64_t i = 0; i < dim; ++i) outer *= t.shape[i];
+  for (int64_t i = dim + 1; i < nd; ++i) inner *= t.shape[i];
+  auto shape = t.shape;
+  shape[dim] = len;
+  auto out = at::empty(shape, at::TensorOptions().dtype(t.scalar_type));
+  auto* dst = static_cast<uint8_t*>(out.data_ptr());
+  const uint8_t* src = data_ + t.begin;
+  const int64_t chunk = len * inner, stride = t.shape[dim] * inner;  // bytes
+  for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + o * chunk, src + o * stride + start * inner, chunk);
+  return out;
+}
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json h;
+  if (!metadata.empty()) h["__metadata__"] = metadata;
+  std::vector<at::Tensor> data;
+  uint64_t offset = 0;
+  for (const auto& [name, t0] : tensors) {
+    CG_CHECK(!h.contains(name), "write_safetensors {}: tensor {} given twice", path, name);
+    auto t = t0.detach().to(at::kCPU).contiguous();
+    const uint64_t bytes = t.numel() * t.element_size();
+    h[name] = {{"dtype", safetensors_dtype(t.scalar_type())}, {"shape", t.sizes().vec()},
+               {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    data.push_back(t);
+  }
+  std::string header = h.dump();
+  header.append((8 - header.size() % 8) % 8, ' ');  // data section 8-byte aligned, as HF writes it
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  CG_CHECK(out.good(), "cannot write {}", path);
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((static_cast<uint64_t>(header.size()) >> (8 * i)) & 0xff);
+  out.write(reinterpret_cast<const char*>(len), 8);
+  out.write(header.data(), static_cast<std::streamsize>(header.size()));
+  for (const auto& t : data)
+    out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+  out.close();
+  CG_CHECK(out.good(), "writing {} failed (disk full?)", path);
+}
+
+}  // namespace cg::model

@@ -1,0 +1,107 @@
+#include "sampler/eval_input.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/error.h"
+#include "data/cif.h"
+#include "data/csv.h"
+#include "data/mp20.h"
+#include "sampler/sample_record.h"
+
+namespace cg {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
+  in->kind = "samples";
+  for (auto& r : read_samples_jsonl(file)) {
+    if (max_rows > 0 && in->total >= max_rows) break;
+    if (r.task != "generate") continue;  // infill records carry an element, not a crystal
+    ++in->total;
+    if (r.parsed && r.crystal) {
+      in->crystals.push_back(std::move(*r.crystal));
+    } else {
+      ++in->unparsed_reasons[reason_key(r.reason.empty() ? "unparsed" : r.reason)];
+    }
+  }
+}
+
+void from_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
+  in->kind = "csv";
+  Mp20Split split = read_mp20(file, max_rows);
+  in->total = split.rows_read;
+  in->crystals = std::move(split.crystals);
+  for (const auto& s : split.skipped) ++in->unparsed_reasons[reason_key(s.reason)];
+}
+
+void from_cifs(const fs::path& dir, int64_t max_rows, EvalInput* in) {
+  in->kind = "cifs";
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".cif") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    if (max_rows > 0 && in->total >= max_rows) break;
+    ++in->total;
+    Crystal c;
+    std::string reason;
+    if (parse_cif(read_maybe_gz(f.string()), f.stem().string(), &c, &reason)) {
+      in->crystals.push_back(std::move(c));
+    } else {
+      ++in->unparsed_reasons[reason_key(reason)];
+    }
+  }
+}
+
+bool has_cifs(const fs::path& dir) {
+  if (!fs::is_directory(dir)) return false;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".cif") return true;
+  return false;
+}
+
+}  // namespace
+
+std::string reason_key(const std::string& reason) {
+  // Drop a leading "<id>: " (one word, not "line N:") and the "(got ...)" detail.
+  std::string r = reason.substr(0, reason.find(" (got"));
+  const size_t colon = r.find(": ");
+  if (colon != std::string::npos && r.compare(0, 5, "line ") != 0 && r.find(' ') > colon) r = r.substr(colon + 2);
+  if (r.size() > 80) r = r.substr(0, 80);
+  return r;
+}
+
+EvalInput load_eval_input(const std::string& path, int64_t max_rows) {
+  EvalInput in;
+  in.path = path;
+  const fs::path p(path);
+  if (fs::is_directory(p) && fs::exists(p / "samples.jsonl")) {
+    from_samples((p / "samples.jsonl").string(), max_rows, &in);
+  } else if (fs::is_regular_file(p) && ends_with(path, ".jsonl")) {
+    from_samples(path, max_rows, &in);
+  } else if (fs::is_regular_file(p) && (ends_with(path, ".csv") || ends_with(path, ".csv.gz"))) {
+    from_csv(path, max_rows, &in);
+  } else if (has_cifs(p)) {
+    from_cifs(p, max_rows, &in);
+  } else if (has_cifs(p / "cifs")) {
+    from_cifs(p / "cifs", max_rows, &in);
+  } else {
+    CG_FAIL("eval.input '{}' is not a cgsample folder (samples.jsonl), a .jsonl, a .csv/.csv.gz or a folder of .cif "
+            "files; point eval.input at one of those",
+            path);
+  }
+  spdlog::info("cgeval: read {} items from {} ({}): {} crystals, {} unparsed", in.total, path, in.kind,
+               in.crystals.size(), in.unparsed());
+  return in;
+}
+
+}  // namespace cg

@@ -1,0 +1,30 @@
+// What cgeval evaluates: crystals from a cgsample folder (samples.jsonl), a CSV in CDVAE layout (e.g. the MP-20
+// splits) or a folder of CIFs. Items that did not become crystals (unparsed samples, unreadable CIFs/rows) are kept
+// as counts with reasons, since validity is reported over everything generated.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/crystal.h"
+
+namespace cg {
+
+struct EvalInput {
+  std::string kind;                  // "samples" | "csv" | "cifs"
+  std::string path;
+  std::vector<Crystal> crystals;     // everything that parsed, in input order
+  int64_t total = 0;                 // items looked at (parsed or not)
+  std::map<std::string, int64_t> unparsed_reasons;  // short reason -> count
+  int64_t unparsed() const { return total - static_cast<int64_t>(crystals.size()); }
+};
+
+// `path`: a folder with samples.jsonl, a .jsonl file, a .csv/.csv.gz file, or a folder of .cif files (also its
+// cifs/ subfolder). max_rows > 0: only the first max_rows items. Throws naming the path when it is none of these.
+EvalInput load_eval_input(const std::string& path, int64_t max_rows = 0);
+
+// The first words of a parse error, so reasons group ("line 3: bad number (got 'x')" -> "line 3: bad number").
+std::string reason_key(const std::string& reason);
+
+}  // namespace cg

@@ -1,0 +1,142 @@
+#include "sampler/eval_report.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+#include "sampler/smact.h"
+#include "sampler/structure_checks.h"
+
+namespace cg {
+
+EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, const std::vector<Crystal>* reference,
+                    const EvalOptions& opts) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EvalReport r;
+  r.input = input.path;
+  r.kind = input.kind;
+  r.total = input.total;
+  r.parsed = static_cast<int64_t>(input.crystals.size());
+  for (const auto& [why, n] : input.unparsed_reasons) r.invalid_reasons["unparsed: " + why] += n;
+
+  std::vector<Crystal> valid;
+  const size_t n = input.crystals.size();
+  auto last_log = t0;
+  for (size_t i = 0; i < n; ++i) {
+    const Crystal& c = input.crystals[i];
+    const StructureVerdict sv = structure_validity(c, opts.min_distance, opts.min_volume);
+    const SmactResult cv = smact_validity(reduce_composition(c.species));
+    r.struct_valid += sv.valid;
+    r.comp_valid += cv.valid;
+    if (!sv.valid) ++r.invalid_reasons[std::string("structure: ") + sv.reason];
+    if (!cv.valid) ++r.invalid_reasons["composition: " + reason_key(cv.reason)];
+    if (sv.valid && cv.valid) {
+      ++r.valid;
+      valid.push_back(c);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - last_log).count() > 5.0) {
+      spdlog::info("cgeval: validity {}/{} crystals", i + 1, n);
+      last_log = now;
+    }
+  }
+  spdlog::info("cgeval: validity done: structural {}, compositional {}, both {} of {}", r.struct_valid, r.comp_valid,
+               r.valid, r.total);
+
+  std::vector<StructureFingerprint> fps;
+  fps.reserve(valid.size());
+  for (const auto& c : valid) fps.push_back(fingerprint(c, opts.match));
+  const std::vector<size_t> dup = duplicate_of(fps, opts.match);
+  r.unique = 0;
+  for (size_t i = 0; i < dup.size(); ++i) r.unique += dup[i] == i;
+  spdlog::info("cgeval: uniqueness: {} distinct of {} valid", r.unique, valid.size());
+
+  if (train) {
+    r.train_size = static_cast<int64_t>(train->size());
+    NoveltyIndex index(train, opts.match);
+    r.novel = 0;
+    for (size_t i = 0; i < dup.size(); ++i)
+      if (dup[i] == i && index.is_novel(fps[i])) ++r.novel;
+    spdlog::info("cgeval: novelty: {} of {} unique valid match no training crystal ({} in train)", r.novel, r.unique,
+                 r.train_size);
+  }
+  if (reference) {
+    r.ref_size = static_cast<int64_t>(reference->size());
+    r.dist = compare_distributions(valid, *reference);
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+namespace {
+double frac(int64_t a, int64_t b) { return b > 0 ? static_cast<double>(a) / b : 0.0; }
+}  // namespace
+
+std::string report_json(const EvalReport& r) {
+  nlohmann::json j;
+  j["input"] = r.input;
+  j["kind"] = r.kind;
+  j["total"] = r.total;
+  j["parsed"] = r.parsed;
+  j["parse_rate"] = r.rate(r.parsed);
+  j["structural_validity"] = r.rate(r.struct_valid);
+  j["compositional_validity"] = r.rate(r.comp_valid);
+  j["validity"] = r.rate(r.valid);
+  j["counts"] = {{"structurally_valid", r.struct_valid}, {"compositionally_valid", r.comp_valid}, {"valid", r.valid}};
+  if (r.unique >= 0) {
+    j["counts"]["unique_valid"] = r.unique;
+    j["uniqueness"] = frac(r.unique, r.valid);
+  }
+  if (r.novel >= 0) {
+    j["counts"]["novel_unique_valid"] = r.novel;
+    j["novelty"] = frac(r.novel, r.unique);
+    j["train_size"] = r.train_size;
+  }
+  if (r.dist) {
+    const DistributionReport& d = *r.dist;
+    j["reference_size"] = r.ref_size;
+    j["distributions"] = {{"wdist_num_atoms", d.wdist_num_atoms},
+                          {"wdist_num_elements", d.wdist_num_elements},
+                          {"wdist_volume_per_atom", d.wdist_volume_per_atom},
+                          {"element_total_variation", d.element_tv},
+                          {"mean_num_atoms", d.mean_num_atoms},
+                          {"ref_mean_num_atoms", d.ref_mean_num_atoms},
+                          {"mean_num_elements", d.mean_num_elements},
+                          {"ref_mean_num_elements", d.ref_mean_num_elements},
+                          {"element_frequency", d.element_freq},
+                          {"ref_element_frequency", d.ref_element_freq}};
+  }
+  j["invalid_reasons"] = r.invalid_reasons;
+  j["seconds"] = r.seconds;
+  return j.dump(2) + "\n";
+}
+
+std::string report_markdown(const EvalReport& r) {
+  std::string s = fmt::format("# cgeval report\n\nInput: `{}` ({}), {} items, {} parsed.\n\n", r.input, r.kind,
+                              r.total, r.parsed);
+  s += "| metric | value |\n|---|---|\n";
+  s += fmt::format("| parse rate | {:.2f}% |\n", 100 * r.rate(r.parsed));
+  s += fmt::format("| structural validity | {:.2f}% |\n", 100 * r.rate(r.struct_valid));
+  s += fmt::format("| compositional validity (SMACT) | {:.2f}% |\n", 100 * r.rate(r.comp_valid));
+  s += fmt::format("| validity (both) | {:.2f}% |\n", 100 * r.rate(r.valid));
+  if (r.unique >= 0) s += fmt::format("| uniqueness (of valid) | {:.2f}% |\n", 100 * frac(r.unique, r.valid));
+  if (r.novel >= 0)
+    s += fmt::format("| novelty (of unique valid, vs {} train) | {:.2f}% |\n", r.train_size, 100 * frac(r.novel, r.unique));
+  if (r.dist) {
+    s += fmt::format("| W1 #atoms (vs {} reference) | {:.3f} |\n", r.ref_size, r.dist->wdist_num_atoms);
+    s += fmt::format("| W1 #elements | {:.3f} |\n", r.dist->wdist_num_elements);
+    s += fmt::format("| W1 volume/atom (Å³) | {:.3f} |\n", r.dist->wdist_volume_per_atom);
+    s += fmt::format("| element frequency TV | {:.3f} |\n", r.dist->element_tv);
+  }
+  if (!r.invalid_reasons.empty()) {
+    s += "\nWhy items were invalid (an item can fail both checks):\n\n";
+    for (const auto& [why, n] : r.invalid_reasons) s += fmt::format("- {}: {}\n", why, n);
+  }
+  s += fmt::format("\nEvaluated in {}.\n", human_duration(r.seconds));
+  return s;
+}
+
+}  // namespace cg

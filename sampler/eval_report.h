@@ -1,0 +1,48 @@
+// cgeval's metrics over one set of crystals (CDVAE / Gruver et al. definitions):
+//   structural validity   every periodic distance >= eval.min_distance and volume >= eval.min_volume
+//   compositional validity SMACT (sampler/smact.h)
+//   validity              both; all three are fractions of ALL items, unparsed ones counting as invalid
+//   uniqueness            distinct structures (sampler/structure_match.h) among the valid ones / valid
+//   novelty               unique valid structures that match no training crystal / unique valid
+//   distributions         valid crystals vs the reference split: W1 of #atoms, #elements, volume/atom; element TV
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sampler/distributions.h"
+#include "sampler/eval_input.h"
+#include "sampler/structure_match.h"
+
+namespace cg {
+
+struct EvalOptions {
+  double min_distance = 0.5;  // Å
+  double min_volume = 0.1;    // Å^3
+  MatchTolerance match;
+};
+
+struct EvalReport {
+  std::string input, kind;
+  int64_t total = 0, parsed = 0;
+  int64_t struct_valid = 0, comp_valid = 0, valid = 0;  // counts over parsed crystals
+  int64_t unique = -1;                   // among valid; -1: not computed
+  int64_t novel = -1;                    // among unique valid; -1: no training set
+  int64_t train_size = 0, ref_size = 0;
+  std::optional<DistributionReport> dist;  // when a reference split was given
+  std::map<std::string, int64_t> invalid_reasons;  // "structure: atoms too close", "composition: ...", unparsed ones
+  double seconds = 0;
+
+  double rate(int64_t n) const { return total > 0 ? static_cast<double>(n) / total : 0.0; }
+};
+
+// train / reference may be null (novelty / distributions are then left out). Logs progress lines.
+EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, const std::vector<Crystal>* reference,
+                    const EvalOptions& opts);
+
+std::string report_json(const EvalReport& r);      // pretty-printed report.json
+std::string report_markdown(const EvalReport& r);  // short summary table (report.md)
+
+}  // namespace cg

@@ -1,0 +1,74 @@
+#include "sampler/sample_record.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+
+namespace cg {
+
+using nlohmann::json;
+
+std::string to_json_line(const SampleRecord& r) {
+  json j = {{"id", r.id},     {"task", r.task},     {"prompt", r.prompt},         {"text", r.text},
+            {"parsed", r.parsed}, {"reason", r.reason}, {"num_tokens", r.num_tokens}, {"constrained", r.constrained}};
+  if (r.crystal) {
+    const Crystal& c = *r.crystal;
+    const Lattice& l = c.lattice;
+    json frac = json::array();
+    for (const auto& f : c.frac) frac.push_back({f[0], f[1], f[2]});
+    j["crystal"] = {{"lattice", {{"a", l.a}, {"b", l.b}, {"c", l.c}, {"alpha", l.alpha}, {"beta", l.beta},
+                                 {"gamma", l.gamma}}},
+                    {"species", c.species},
+                    {"frac", frac}};
+  }
+  if (!r.element.empty()) j["element"] = r.element;
+  return j.dump();
+}
+
+SampleRecord sample_from_json_line(const std::string& line, const std::string& where) {
+  SampleRecord r;
+  try {
+    const json j = json::parse(line);
+    r.id = j.value("id", std::string());
+    r.task = j.value("task", std::string("generate"));
+    r.prompt = j.value("prompt", std::string());
+    r.text = j.value("text", std::string());
+    r.parsed = j.value("parsed", false);
+    r.reason = j.value("reason", std::string());
+    r.num_tokens = j.value("num_tokens", int64_t{0});
+    r.constrained = j.value("constrained", false);
+    r.element = j.value("element", std::string());
+    if (j.contains("crystal") && !j["crystal"].is_null()) {
+      const json& jc = j["crystal"];
+      Crystal c;
+      c.id = r.id;
+      const json& l = jc.at("lattice");
+      c.lattice = {l.at("a").get<double>(),     l.at("b").get<double>(),    l.at("c").get<double>(),
+                   l.at("alpha").get<double>(), l.at("beta").get<double>(), l.at("gamma").get<double>()};
+      c.species = jc.at("species").get<std::vector<std::string>>();
+      for (const auto& f : jc.at("frac")) c.frac.push_back({f.at(0).get<double>(), f.at(1).get<double>(), f.at(2).get<double>()});
+      CG_CHECK(c.species.size() == c.frac.size(), "{} species but {} coordinates", c.species.size(), c.frac.size());
+      r.crystal = std::move(c);
+    }
+  } catch (const json::exception& e) {
+    CG_FAIL("{}: malformed sample record: {}", where, e.what());
+  } catch (const Error& e) {
+    CG_FAIL("{}: malformed sample record: {}", where, e.what());
+  }
+  return r;
+}
+
+std::vector<SampleRecord> read_samples_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  CG_CHECK(in.good(), "cannot read '{}': is eval.input a cgsample output folder?", path);
+  std::vector<SampleRecord> out;
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    out.push_back(sample_from_json_line(line, path + ":" + std::to_string(n)));
+  }
+  return out;
+}
+
+}  // namespace cg

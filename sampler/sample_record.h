@@ -1,0 +1,34 @@
+// One generated sample as cgsample writes it to samples.jsonl and cgeval reads it back:
+//   {"id", "task", "prompt", "text", "parsed", "reason", "crystal": {"lattice": {a,b,c,alpha,beta,gamma},
+//    "species": [...], "frac": [[x,y,z], ...]}, "element" (infill), "num_tokens", "constrained"}
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/crystal.h"
+
+namespace cg {
+
+struct SampleRecord {
+  std::string id;                  // "s000012"
+  std::string task = "generate";   // generate | infill
+  std::string prompt;
+  std::string text;                // the generated completion, raw
+  bool parsed = false;             // text parsed into a crystal (generate) / is an element symbol (infill)
+  std::string reason;              // why parsing failed ("" when parsed)
+  std::optional<Crystal> crystal;  // generate, when parsed
+  std::string element;             // infill, when parsed
+  int64_t num_tokens = 0;          // generated tokens (EOS excluded)
+  bool constrained = false;        // grammar-constrained decoding was on
+};
+
+// One JSON line (no trailing newline).
+std::string to_json_line(const SampleRecord& r);
+// Parses one JSON line; throws cg::Error naming `where` ("samples.jsonl:12") on malformed input.
+SampleRecord sample_from_json_line(const std::string& line, const std::string& where);
+// All records of a samples.jsonl file.
+std::vector<SampleRecord> read_samples_jsonl(const std::string& path);
+
+}  // namespace cg

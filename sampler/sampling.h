@@ -1,0 +1,24 @@
+// Drawing one token from full-vocabulary logits on the CPU: grammar mask, temperature, top-k, top-p (nucleus).
+// Deterministic given the logits and the RNG state, so tp ranks holding the same gathered logits and the same seed
+// draw the same tokens. No torch.
+#pragma once
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace cg {
+
+struct SamplingParams {
+  double temperature = 0.7;  // <= 0: greedy (argmax)
+  double top_p = 0.9;        // keep the smallest set of most likely tokens with total probability >= top_p; 1: off
+  int64_t top_k = 0;         // keep the k most likely; 0: off
+};
+
+// logits[0..n): one row; mask (nullable): 1 where allowed. Returns the drawn token id, or -1 when nothing is allowed.
+// Ties in greedy mode go to the lowest id. Consumes exactly one uniform from rng when not greedy.
+int sample_token(const float* logits, int n, const uint8_t* mask, const SamplingParams& p, std::mt19937_64& rng);
+
+// The probabilities sample_token draws from (0 for excluded tokens), for tests and diagnostics.
+std::vector<double> sampling_distribution(const float* logits, int n, const uint8_t* mask, const SamplingParams& p);
+
+}  // namespace cg

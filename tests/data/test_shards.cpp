@@ -1,0 +1,250 @@
+// HDF5 shards (round trip, atomic write, h5py-readable) and the cgprep pipeline (run_prep) end to end on MP-20 rows.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/sha256.h"
+#include "data/crystal_text.h"
+#include "data/csv.h"
+#include "data/elements.h"
+#include "data/prep.h"
+#include "data/shard.h"
+#include "data/tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fresh_dir(const std::string& name) {
+  std::string d = testing::TempDir() + "/cg_shards_" + name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+cg::SampleSet small_set() {
+  cg::SampleSet s;
+  s.add({1, 10, 11, 12, 2}, 2, 0, 7, 0);
+  s.add({1, 20, 2}, 3, 1, 8, 1);
+  s.add({1, 30, 31, 32, 33, 34, 35, 2}, 4, 0, 9, 0);
+  return s;
+}
+
+cg::DataConfig small_config(const std::string& dir) {
+  cg::DataConfig d;
+  const std::string src = CG_SOURCE_DIR;
+  d.train_csv = src + "/data/mp20/train.csv.gz";
+  d.val_csv = src + "/data/mp20/val.csv.gz";
+  d.test_csv = src + "/data/mp20/test.csv.gz";
+  d.shards_dir = dir;
+  d.tokenizer = "train";
+  d.tokenizer_vocab_size = 400;
+  d.max_rows = 120;
+  d.copies = 2;
+  return d;
+}
+
+}  // namespace
+
+TEST(Shard, RoundTripAndAtomicWrite) {
+  const std::string dir = fresh_dir("rt");
+  const cg::SampleSet s = small_set();
+  cg::ShardMeta m;
+  m.split = "val";
+  m.tokenizer_sha256 = "abc";
+  m.vocab_size = 40;
+  m.settings_json = R"({"seed": 1})";
+  m.skipped_json = R"J([{"row": 3, "reason": "mp-3: partial occupancy 0.5 at site 0 (Na)"}])J";
+  m.rows_read = 4;
+  const std::string path = cg::shard_path(dir, "val", 0);
+  EXPECT_EQ(path, dir + "/val-00000.h5");
+  cg::write_shard(path, s, m);
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+  cg::ShardMeta back_meta;
+  cg::SampleSet back = cg::read_shard(path, &back_meta);
+  EXPECT_EQ(back.tokens, s.tokens);
+  EXPECT_EQ(back.offsets, s.offsets);
+  EXPECT_EQ(back.prompt_lens, s.prompt_lens);
+  EXPECT_EQ(back.tasks, s.tasks);
+  EXPECT_EQ(back.rows, s.rows);
+  EXPECT_EQ(back.copies, s.copies);
+  EXPECT_EQ(back_meta.skipped_json, m.skipped_json);
+  EXPECT_EQ(back_meta.settings_json, m.settings_json);
+  EXPECT_EQ(back_meta.samples, 3);
+  EXPECT_EQ(back_meta.tokens, 16);
+  EXPECT_EQ(back_meta.rows_read, 4);
+  EXPECT_EQ(cg::list_shards(dir, "val"), std::vector<std::string>{path});
+  EXPECT_THROW(cg::list_shards(dir, "train"), cg::Error);
+  // An empty split still makes a valid shard.
+  cg::write_shard(cg::shard_path(dir, "test", 0), cg::SampleSet{}, m);
+  EXPECT_EQ(cg::read_shard(cg::shard_path(dir, "test", 0)).size(), 0u);
+}
+
+TEST(Shard, ReadableWithH5pyAndNumpy) {
+  if (std::system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "/usr/bin/python3 with h5py and numpy is not available";
+  const std::string dir = fresh_dir("py");
+  cg::ShardMeta m;
+  m.split = "train";
+  m.settings_json = R"({"loss_on": "all"})";
+  cg::write_shard(cg::shard_path(dir, "train", 0), small_set(), m);
+  const std::string script = dir + "/read.py", out = dir + "/out.json";
+  std::ofstream(script) << "import h5py, numpy as np, json, sys\n"
+                           "f = h5py.File(sys.argv[1], 'r')\n"
+                           "tok, off, pl = f['tokens'][:], f['offsets'][:], f['prompt_lens'][:]\n"
+                           "samples = [tok[off[i]:off[i + 1]].tolist() for i in range(len(off) - 1)]\n"
+                           "json.dump({'samples': samples, 'prompt_lens': pl.tolist(), 'tasks': f['tasks'][:].tolist(),\n"
+                           "           'split': f.attrs['split'], 'settings': json.loads(f.attrs['settings']),\n"
+                           "           'dtype': str(tok.dtype), 'n': int(f.attrs['samples'])}, open(sys.argv[2], 'w'))\n";
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + script + " " + cg::shard_path(dir, "train", 0) + " " + out).c_str()), 0);
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(out));
+  EXPECT_EQ(j["samples"][0], (std::vector<int>{1, 10, 11, 12, 2}));
+  EXPECT_EQ(j["samples"][2], (std::vector<int>{1, 30, 31, 32, 33, 34, 35, 2}));
+  EXPECT_EQ(j["prompt_lens"], (std::vector<int>{2, 3, 4}));
+  EXPECT_EQ(j["tasks"], (std::vector<int>{0, 1, 0}));
+  EXPECT_EQ(j["split"], "train");
+  EXPECT_EQ(j["settings"]["loss_on"], "all");
+  EXPECT_EQ(j["dtype"], "int32");
+  EXPECT_EQ(j["n"], 3);
+}
+
+TEST(Prep, EndToEndOnMp20Rows) {
+  const std::string dir = fresh_dir("prep");
+  cg::DataConfig d = small_config(dir);
+  cg::PrepReport r = cg::run_prep(d, 2);
+  ASSERT_EQ(r.splits.size(), 3u);
+  cg::Tokenizer tok = cg::Tokenizer::load(dir + "/tokenizer.model");
+  EXPECT_EQ(tok.hash(), cg::sha256_file(dir + "/tokenizer.model"));
+  for (const char* split : {"train", "val", "test"}) {
+    cg::ShardMeta m;
+    cg::SampleSet s = cg::read_shard(cg::shard_path(dir, split, 0), &m);
+    const int64_t copies = std::string(split) == "train" ? 2 : 1;
+    EXPECT_EQ(m.rows_read, 120);
+    EXPECT_EQ(m.rows_used + m.rows_skipped, 120);
+    EXPECT_EQ(int64_t(s.size()), copies * m.rows_used) << split;  // max_tokens 1024: nothing too long here
+    EXPECT_EQ(m.tokenizer_sha256, tok.hash());
+    EXPECT_EQ(m.vocab_size, tok.vocab_size());
+    EXPECT_EQ(m.source_sha256, cg::sha256_file(std::string(CG_SOURCE_DIR) + "/data/mp20/" + split + ".csv.gz"));
+    auto settings = nlohmann::json::parse(m.settings_json);
+    EXPECT_EQ(settings["augment"]["translate"], true);
+    EXPECT_EQ(settings["text"]["angle_mode"], "round");
+    int infill = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      std::vector<int32_t> ids(s.sample(i), s.sample(i) + s.length(i));
+      ASSERT_EQ(ids.front(), tok.bos_id());
+      ASSERT_EQ(ids.back(), tok.eos_id());
+      const std::string prompt = tok.decode(std::vector<int32_t>(ids.begin(), ids.begin() + s.prompt_lens[i]));
+      const std::string completion = tok.decode(std::vector<int32_t>(ids.begin() + s.prompt_lens[i], ids.end()));
+      EXPECT_EQ(tok.decode(ids), prompt + completion);
+      ASSERT_GE(prompt.size(), 2u);
+      EXPECT_EQ(prompt.substr(prompt.size() - 2), ":\n");
+      if (s.tasks[i] == 1) {
+        ++infill;
+        EXPECT_TRUE(cg::is_element(completion)) << completion;
+        EXPECT_NE(prompt.find("[MASK]"), std::string::npos);
+      } else {
+        cg::Crystal c;
+        std::string err;
+        EXPECT_TRUE(cg::parse_crystal_text(completion, &c, &err)) << err << "\n" << completion;
+      }
+    }
+    EXPECT_GT(infill, int(s.size()) / 6);  // infill_fraction 1/3
+    EXPECT_LT(infill, int(s.size()) / 2);
+  }
+  // The two copies of a training crystal differ (translation redrawn per copy).
+  cg::SampleSet tr = cg::read_shard(cg::shard_path(dir, "train", 0));
+  ASSERT_EQ(tr.rows[0], tr.rows[1]);
+  EXPECT_EQ(tr.copies[1], 1);
+  EXPECT_NE(std::vector<int32_t>(tr.sample(0), tr.sample(0) + tr.length(0)),
+            std::vector<int32_t>(tr.sample(1), tr.sample(1) + tr.length(1)));
+
+  // Same seed, one thread, several shards: the same samples; stale shards of a larger run are removed.
+  const std::string dir2 = fresh_dir("prep2");
+  cg::DataConfig d2 = d;
+  d2.shards_dir = dir2;
+  d2.shard_samples = 50;
+  d2.val_csv = d2.test_csv = "";
+  cg::run_prep(d2, 1);
+  EXPECT_EQ(cg::list_shards(dir2, "train").size(), 5u);  // 240 samples / 50
+  cg::SampleSet joined;
+  for (const auto& p : cg::list_shards(dir2, "train")) joined.append(cg::read_shard(p));
+  EXPECT_EQ(joined.tokens, tr.tokens);
+  EXPECT_EQ(joined.offsets, tr.offsets);
+  EXPECT_EQ(joined.prompt_lens, tr.prompt_lens);
+  d2.shard_samples = 100000;
+  cg::run_prep(d2, 1);
+  EXPECT_EQ(cg::list_shards(dir2, "train").size(), 1u);
+}
+
+TEST(Prep, MalformedRowsAreCountedNotDropped) {
+  const std::string dir = fresh_dir("bad");
+  // The first 41 validation rows, then two copies of row 0 made malformed: partial occupancy, unknown element.
+  cg::CsvTable t = cg::parse_csv(cg::read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/val.csv.gz"));
+  t.rows.resize(41);
+  auto occ = t.rows[0], elem = t.rows[0];
+  const size_t id = t.column("material_id"), cif = t.column("cif");
+  occ[id] = "mp-bad-occ";
+  occ[cif].replace(occ[cif].rfind("  1\n"), 4, "  0.5\n");
+  elem[id] = "mp-bad-el";
+  elem[cif].replace(elem[cif].find("  Si  Si0"), 9, "  Qq  Si0");
+  t.rows.push_back(occ);
+  t.rows.push_back(elem);
+  auto quote = [](const std::string& c) {
+    std::string q = "\"";
+    for (char ch : c) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return q + "\"";
+  };
+  const std::string csv = dir + "/bad.csv";
+  {
+    std::ofstream out(csv);
+    for (size_t r = 0; r <= t.rows.size(); ++r) {
+      const auto& cells = r == 0 ? t.header : t.rows[r - 1];
+      for (size_t c = 0; c < cells.size(); ++c) out << (c ? "," : "") << quote(cells[c]);
+      out << "\n";
+    }
+  }
+  cg::DataConfig d = small_config(dir);
+  d.train_csv = csv;
+  d.val_csv = d.test_csv = "";
+  d.max_rows = 0;
+  d.copies = 1;
+  cg::run_prep(d, 2);
+  cg::ShardMeta m;
+  cg::SampleSet first = cg::read_shard(cg::shard_path(dir, "train", 0), &m);
+  EXPECT_EQ(m.rows_read, 43);
+  EXPECT_EQ(m.rows_skipped, 2);
+  auto skipped = nlohmann::json::parse(m.skipped_json);
+  ASSERT_EQ(skipped.size(), 2u);
+  EXPECT_EQ(skipped[0]["row"], 41);
+  EXPECT_NE(skipped[0]["reason"].get<std::string>().find("mp-bad-occ: partial occupancy 0.5"), std::string::npos);
+  EXPECT_NE(skipped[1]["reason"].get<std::string>().find("mp-bad-el: unknown element 'Qq'"), std::string::npos);
+  d.strict = true;
+  try {
+    cg::run_prep(d, 2);
+    FAIL() << "data.strict must turn the first malformed row into an error";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("mp-bad-occ"), std::string::npos) << e.what();
+  }
+  // Samples over data.max_tokens are skipped with a reason, not silently.
+  d.strict = false;
+  std::vector<int64_t> lens;
+  for (size_t i = 0; i < first.size(); ++i) lens.push_back(first.length(i));
+  std::sort(lens.begin(), lens.end());
+  d.max_tokens = lens[lens.size() / 2];  // about half the samples are longer
+  cg::run_prep(d, 2);
+  m = cg::read_shard_meta(cg::shard_path(dir, "train", 0));
+  skipped = nlohmann::json::parse(m.skipped_json);
+  EXPECT_GT(m.rows_skipped, 2);
+  EXPECT_EQ(int64_t(skipped.size()), m.rows_skipped);
+  bool saw_long = false;
+  const std::string needle = "> data.max_tokens = " + std::to_string(d.max_tokens);
+  for (const auto& s : skipped) saw_long |= s["reason"].get<std::string>().find(needle) != std::string::npos;
+  EXPECT_TRUE(saw_long);
+  EXPECT_GT(m.samples, 0);
+  EXPECT_EQ(m.samples + m.rows_skipped, 43);
+}

@@ -1,0 +1,162 @@
+// Tokenizers: LLaMA-2's converted from llama-tokenizer-js reproduces LLaMA-2's ids; the HF tokenizer.json converter;
+// a small trained model round-trips crystal text and splits digits.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "data/mp20.h"
+#include "data/prompt.h"
+#include "data/sp_model.h"
+#include "data/tokenizer.h"
+
+namespace {
+
+const std::string kJs = std::string(CG_SOURCE_DIR) + "/third_party/llama-tokenizer-js/llama-tokenizer.js";
+
+// LLaMA-2's tokenizer, converted once per test binary; nullptr when the npm file is absent.
+const cg::Tokenizer* llama() {
+  static std::unique_ptr<cg::Tokenizer> tok = []() -> std::unique_ptr<cg::Tokenizer> {
+    if (!std::filesystem::exists(kJs)) return nullptr;
+    const std::string path = testing::TempDir() + "/llama2_test.model";
+    cg::write_file_atomic(path, cg::serialize_sp_model(cg::sp_model_from_llama_tokenizer_js(kJs)));
+    return std::make_unique<cg::Tokenizer>(cg::Tokenizer::load(path));
+  }();
+  return tok.get();
+}
+
+#define NEED_LLAMA()                                                                           \
+  if (llama() == nullptr) GTEST_SKIP() << kJs << " is absent (scripts/install.sh fetches it)"
+
+using Ids = std::vector<int32_t>;
+
+}  // namespace
+
+TEST(LlamaTokenizer, KnownIds) {
+  NEED_LLAMA();
+  const cg::Tokenizer& t = *llama();
+  EXPECT_EQ(t.vocab_size(), 32000);
+  EXPECT_EQ(t.bos_id(), 1);
+  EXPECT_EQ(t.eos_id(), 2);
+  EXPECT_EQ(t.encode("Hello world", true), (Ids{1, 15043, 3186}));
+  EXPECT_EQ(t.piece(29871), "▁");
+  EXPECT_EQ(t.piece(13), "<0x0A>");
+  EXPECT_EQ(t.piece(1), "<s>");
+  // Cases from llama-tokenizer-js's own suite (checked there against LLaMA's tokenizer).
+  EXPECT_EQ(t.encode("grabbed", true), (Ids{1, 2646, 1327, 287}));
+  EXPECT_EQ(t.encode(" grabbed", true), (Ids{1, 29871, 2646, 1327, 287}));
+  EXPECT_EQ(t.encode("           grabbed", true), (Ids{1, 9651, 2646, 1327, 287}));
+  EXPECT_EQ(t.encode("\n", true), (Ids{1, 29871, 13}));
+  EXPECT_EQ(t.encode(" \n", true), (Ids{1, 259, 13}));
+  EXPECT_EQ(t.encode("\ttabs\t\t\t\tout here", true), (Ids{1, 29871, 12, 21175, 12, 12, 12, 12, 449, 1244}));
+  EXPECT_EQ(t.encode("ax\n####\nboo", true), (Ids{1, 4853, 13, 4136, 13, 833, 29877}));
+  EXPECT_EQ(t.encode("镇", true), (Ids{1, 29871, 30411}));
+  EXPECT_EQ(t.encode("🦙Ꙋ", true), (Ids{1, 29871, 243, 162, 169, 156, 237, 156, 141}));
+  EXPECT_EQ(t.decode({1, 29871, 243, 162, 169, 156, 237, 156, 141}), "🦙Ꙋ");
+}
+
+TEST(LlamaTokenizer, CrystalTextAndPrompts) {
+  NEED_LLAMA();
+  const cg::Tokenizer& t = *llama();
+  // Ids from llama-tokenizer-js for the paper's example: digits one per token, "\n" = <0x0A> = 13.
+  const std::string text = "4.2 4.2 4.2\n60 60 60\nLi\n0.50 0.50 0.50\nMn\n0.00 0.00 0.00";
+  const Ids expect = {1,     29871, 29946, 29889, 29906, 29871, 29946, 29889, 29906, 29871, 29946, 29889,
+                      29906, 13,    29953, 29900, 29871, 29953, 29900, 29871, 29953, 29900, 13,    23410,
+                      13,    29900, 29889, 29945, 29900, 29871, 29900, 29889, 29945, 29900, 29871, 29900,
+                      29889, 29945, 29900, 13,    29924, 29876, 13,    29900, 29889, 29900, 29900, 29871,
+                      29900, 29889, 29900, 29900, 29871, 29900, 29889, 29900, 29900};
+  EXPECT_EQ(t.encode(text, true), expect);
+  EXPECT_EQ(t.decode(expect), text);
+  cg::GenerationConditions c;
+  c.formula = "LiMnO2";
+  c.spacegroup = 225;
+  const Ids gen = {1,     13866, 338,   263,   6139,  310,   263,   21610, 5518,  29889, 450,   22233,
+                   7063,  338,   2718,  29924, 29876, 29949, 29906, 29889, 450,   2913,  2972,  1353,
+                   338,   29871, 29906, 29906, 29945, 29889, 3251,  403,   263,   6139,  310,   278,
+                   27497, 322,   23619, 310,   278,   24094, 12047, 322,   769,   278,   1543,  1134,
+                   322,   10350, 363,   1269,  12301, 2629,  278,   24094, 29901, 13};
+  EXPECT_EQ(t.encode(cg::generation_prompt(c), true), gen);
+  // The infill prompt + completion as one string.
+  cg::Crystal x;
+  x.lattice = {5, 5, 5, 90, 90, 90};
+  x.species = {"Cl", "Na"};
+  x.frac = {{0, 0, 0}, {0.5, 0.5, 0.5}};
+  const Ids infill = t.encode(cg::infill_prompt(x, "Cl") + "Cl", true);
+  const Ids infill_tail = {13, 5631, 403, 385, 1543, 393, 1033, 5191, 518, 1529, 16033, 29962, 297, 278, 21610,
+                           5518, 29901, 13, 6821};
+  ASSERT_GT(infill.size(), infill_tail.size());
+  EXPECT_EQ(Ids(infill.end() - long(infill_tail.size()), infill.end()), infill_tail);
+  EXPECT_EQ(Ids(infill.begin(), infill.begin() + 5), (Ids{1, 13866, 338, 263, 7687}));
+}
+
+TEST(HfTokenizerJson, HandBuiltBpe) {
+  // Vocabulary: specials, 256 bytes, then pieces; merges a+b, ▁+a, ab+c in that priority.
+  std::string vocab = "\"<unk>\": 0, \"<s>\": 1, \"</s>\": 2";
+  for (int b = 0; b < 256; ++b) vocab += fmt::format(", \"<0x{:02X}>\": {}", b, 3 + b);
+  const char* pieces[] = {"▁", "a", "b", "c", "ab", "▁a", "abc"};
+  for (int i = 0; i < 7; ++i) vocab += fmt::format(", \"{}\": {}", pieces[i], 259 + i);
+  for (const char* merges : {R"(["a b", "▁ a", "ab c"])", R"([["a", "b"], ["▁", "a"], ["ab", "c"]])"}) {
+    const std::string json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {" + vocab + "}, \"merges\": " + merges + "}}";
+    const std::string path = testing::TempDir() + "/hf_tokenizer.json";
+    std::ofstream(path) << json;
+    cg::Tokenizer t = cg::Tokenizer::from_bytes(cg::serialize_sp_model(cg::sp_model_from_hf_tokenizer_json(path)));
+    EXPECT_EQ(t.vocab_size(), 266);
+    // "abc ab" -> "▁abc▁ab": a+b first (both places, left to right), then ab+c; "▁ab" is not a piece.
+    EXPECT_EQ(t.encode("abc ab", true), (Ids{1, 259, 265, 259, 263}));
+    // "ca" -> "▁ca": ▁+a is not adjacent; unknown "z" falls back to its byte <0x7A> = 3 + 122.
+    EXPECT_EQ(t.encode("caz", false), (Ids{259, 262, 260, 3 + 0x7A}));
+    EXPECT_EQ(t.decode(t.encode("abc ab z\n", true)), "abc ab z\n");
+  }
+  const std::string bad = testing::TempDir() + "/hf_bad.json";
+  std::ofstream(bad) << "{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}";
+  EXPECT_THROW(cg::sp_model_from_hf_tokenizer_json(bad), cg::Error);
+}
+
+TEST(TrainedTokenizer, RoundTripsAndSplitsDigits) {
+  cg::Mp20Split s = cg::read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/val.csv.gz", 300);
+  std::vector<std::string> lines, held_out;
+  for (size_t i = 0; i < s.crystals.size(); ++i) {
+    cg::Rng rng(i);
+    cg::TextSample t = cg::make_generation_sample(s.crystals[i], {}, rng);
+    std::string text = t.prompt + t.completion;
+    if (i >= 250) {
+      held_out.push_back(text);
+      continue;
+    }
+    size_t p = 0;
+    for (size_t nl; (nl = text.find('\n', p)) != std::string::npos; p = nl + 1) lines.push_back(text.substr(p, nl - p));
+    lines.push_back(text.substr(p));
+  }
+  cg::Tokenizer t = cg::Tokenizer::from_bytes(cg::train_sp_model(lines, 400, 1));
+  EXPECT_LE(t.vocab_size(), 400);
+  EXPECT_GT(t.vocab_size(), 259);
+  std::string multi_digit;  // normal pieces with two or more digits (byte pieces "<0x30>" excluded)
+  for (int id = 0; id < t.vocab_size(); ++id) {
+    const std::string p = t.piece(id);
+    int digits = 0;
+    for (char ch : p) digits += ch >= '0' && ch <= '9';
+    if (digits > 1 && p.rfind("<0x", 0) != 0) multi_digit += " '" + p + "'";
+  }
+  EXPECT_EQ(multi_digit, "");
+  const Ids ids = t.encode("123.45", false);
+  EXPECT_GE(ids.size(), 6u);  // every digit its own token
+  for (const auto& text : held_out) {
+    const Ids ids = t.encode(text, true);
+    EXPECT_EQ(ids[0], t.bos_id());
+    EXPECT_EQ(t.decode(ids), text);
+  }
+  // Characters never seen in training fall back to bytes and still round-trip.
+  EXPECT_EQ(t.decode(t.encode("Zz~ ✓ 12", true)), "Zz~ ✓ 12");
+  EXPECT_THROW(cg::train_sp_model(lines, 100, 1), cg::Error);
+}
+
+TEST(Tokenizer, LoadErrorsNameThePath) {
+  try {
+    cg::Tokenizer::load("/nonexistent/tok.model");
+    FAIL();
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/tok.model"), std::string::npos);
+  }
+  EXPECT_THROW(cg::Tokenizer::from_bytes("not a model"), cg::Error);
+}

@@ -1,0 +1,22 @@
+# Run dist_abort_demo on 2 ranks (rank 1 fails, rank 0 waits in a barrier) and require: the job ends within
+# TIMEOUT seconds, with a non-zero exit code, and stderr names the failing rank and its message.
+# cmake -DMPIEXEC=.. -DDEMO=.. -DMODE=throw|exit -DTIMEOUT=60 -P check_abort.cmake
+execute_process(
+  COMMAND ${MPIEXEC} --allow-run-as-root --oversubscribe --bind-to none -np 2 ${DEMO} ${MODE}
+  TIMEOUT ${TIMEOUT}
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message(STATUS "exit: ${rc}\nstdout:\n${out}\nstderr:\n${err}")
+if(NOT rc MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "the job did not end by itself within ${TIMEOUT}s (${rc}): a rank hangs")
+endif()
+if(rc EQUAL 0)
+  message(FATAL_ERROR "the job exited 0 although rank 1 failed")
+endif()
+if(MODE STREQUAL "throw")
+  set(expect "\\[rank 1\\] fatal: .*deliberate failure on rank 1")
+else()
+  set(expect "\\[rank 1\\] fatal: exited with code 3")
+endif()
+if(NOT "${err}${out}" MATCHES "${expect}")
+  message(FATAL_ERROR "expected the message '${expect}' on stderr")
+endif()

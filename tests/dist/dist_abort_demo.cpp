@@ -1,0 +1,24 @@
+// A job where rank 1 fails while every other rank waits in a barrier: run_main must abort them all.
+// Usage: mpirun -np 2 dist_abort_demo throw|exit   (checked by check_abort.cmake)
+#include <string>
+
+#include "common/error.h"
+#include "dist/mpi_comm.h"
+#include "dist/runtime.h"
+
+namespace {
+
+int demo(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "throw";
+  auto world = cg::dist::make_mpi_world_comm();
+  if (world->rank() == 1) {
+    if (mode == "exit") return 3;
+    CG_FAIL("deliberate failure on rank {}", world->rank());
+  }
+  world->barrier();  // never completes: rank 1 does not come
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, demo); }

@@ -1,0 +1,316 @@
+// dist/ under mpirun (1, 2 or 4 ranks): each collective with rank-dependent inputs and hand-computed results,
+// the tp × dp grid, TP autograd ops forward and backward, and vocab-parallel cross-entropy == torch's at tp = 2/4.
+// Every rank runs the same collectives in the same order; values are checked with EXPECT after the collectives,
+// so a failed check never leaves a peer waiting.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "common/error.h"
+#include "dist/mpi_comm.h"
+#include "dist/parallel_dims.h"
+#include "dist/runtime.h"
+#include "dist/tp_ops.h"
+#include "dist/vocab_parallel_ce.h"
+
+namespace cg::dist {
+namespace {
+
+CommPtr world() {
+  static CommPtr w = make_mpi_world_comm();
+  return w;
+}
+
+// The tp sizes this world can be split into with tp ranks adjacent: 1, 2, ..., world (divisors only).
+std::vector<int> tp_sizes() {
+  std::vector<int> out;
+  for (int tp = 1; tp <= world()->size(); ++tp)
+    if (world()->size() % tp == 0) out.push_back(tp);
+  return out;
+}
+
+TEST(Runtime, MatchesWorldComm) {
+  const Runtime& rt = runtime();
+  EXPECT_EQ(rt.rank, world()->rank());
+  EXPECT_EQ(rt.world, world()->size());
+  EXPECT_EQ(world()->backend(), "mpi");
+  // mpirun on one machine: every rank shares the node.
+  EXPECT_EQ(rt.local_size, rt.world);
+  EXPECT_EQ(rt.local_rank, rt.rank);
+}
+
+TEST(MpiComm, AllReduceSumOfRankPlusOneEveryDtype) {
+  const int n = world()->size(), r = world()->rank();
+  for (auto dtype : {torch::kFloat, torch::kDouble, torch::kInt, torch::kLong, torch::kBFloat16, torch::kHalf}) {
+    at::Tensor t = torch::full({2, 3}, r + 1, dtype);
+    world()->all_reduce(t, ReduceOp::Sum);
+    EXPECT_EQ(t.scalar_type(), dtype);
+    EXPECT_TRUE(torch::equal(t, torch::full({2, 3}, n * (n + 1) / 2, dtype))) << dtype << t;
+  }
+}
+
+TEST(MpiComm, AllReducePerElementAndMaxMin) {
+  const int n = world()->size(), r = world()->rank();
+  at::Tensor t = torch::arange(5, torch::kLong) * r;  // element i: i * r  ->  i * n(n-1)/2
+  world()->all_reduce(t);
+  at::Tensor big = torch::full({3}, 1e15 + r, torch::kDouble);  // exact in double, not in float
+  world()->all_reduce(big);
+  at::Tensor mx = torch::tensor({double(r), -double(r)});
+  at::Tensor mn = mx.clone();
+  world()->all_reduce(mx, ReduceOp::Max);
+  world()->all_reduce(mn, ReduceOp::Min);
+  EXPECT_TRUE(torch::equal(t, torch::arange(5, torch::kLong) * (n * (n - 1) / 2)));
+  EXPECT_EQ(big[2].item<double>(), n * 1e15 + n * (n - 1) / 2);
+  EXPECT_TRUE(torch::equal(mx, torch::tensor({double(n - 1), 0.0})));
+  EXPECT_TRUE(torch::equal(mn, torch::tensor({0.0, -double(n - 1)})));
+}
+
+TEST(MpiComm, AllReduceRejectsCudaAndNonContiguous) {
+  at::Tensor t = torch::zeros({4, 4}).t();
+  EXPECT_THROW(world()->all_reduce(t), c10::Error);  // before any MPI call, on every rank alike
+}
+
+// Rank r's (2, 3) block: value 16 r + 4 i + j (small integers, exact in bf16).
+at::Tensor block(int r, torch::Dtype dtype) {
+  return (torch::arange(2, torch::kLong).view({2, 1}) * 4 + torch::arange(3, torch::kLong) + 16 * r).to(dtype);
+}
+
+TEST(MpiComm, AllGatherDim0And1) {
+  const int n = world()->size(), r = world()->rank();
+  for (auto dtype : {torch::kFloat, torch::kDouble, torch::kInt, torch::kLong, torch::kBFloat16}) {
+    at::Tensor g0 = world()->all_gather(block(r, dtype), 0);  // (2n, 3)
+    at::Tensor g1 = world()->all_gather(block(r, dtype), 1);  // (2, 3n)
+    at::Tensor gl = world()->all_gather(block(r, dtype), -1);
+    ASSERT_EQ(g0.sizes(), (std::vector<int64_t>{2 * n, 3}));
+    ASSERT_EQ(g1.sizes(), (std::vector<int64_t>{2, 3 * n}));
+    for (int q = 0; q < n; ++q)
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 3; ++j) {
+          EXPECT_EQ(g0[2 * q + i][j].item<double>(), 16 * q + 4 * i + j);
+          EXPECT_EQ(g1[i][3 * q + j].item<double>(), 16 * q + 4 * i + j);
+        }
+    EXPECT_TRUE(torch::equal(gl, g1));
+  }
+}
+
+TEST(MpiComm, AllGatherMiddleDimOfNonContiguous) {
+  const int n = world()->size(), r = world()->rank();
+  at::Tensor x = torch::arange(24, torch::kDouble).view({2, 3, 4}).transpose(1, 2) + 1000 * r;  // (2, 4, 3)
+  at::Tensor g = world()->all_gather(x, 1);                                                      // (2, 4n, 3)
+  std::vector<at::Tensor> parts;
+  for (int q = 0; q < n; ++q)
+    parts.push_back(torch::arange(24, torch::kDouble).view({2, 3, 4}).transpose(1, 2) + 1000 * q);
+  EXPECT_TRUE(torch::equal(g, torch::cat(parts, 1)));
+}
+
+TEST(MpiComm, BroadcastFromLastRank) {
+  const int n = world()->size(), r = world()->rank();
+  at::Tensor l = torch::full({4}, r * 7, torch::kLong);
+  at::Tensor d = torch::full({2, 2}, 0.5 + r, torch::kDouble);
+  at::Tensor f = torch::full({3}, 1.25f * r, torch::kFloat);
+  at::Tensor h = torch::full({3}, r, torch::kBFloat16);
+  world()->broadcast(l, n - 1);
+  world()->broadcast(d, n - 1);
+  world()->broadcast(f, n - 1);
+  world()->broadcast(h, n - 1);
+  world()->barrier();
+  EXPECT_TRUE(torch::equal(l, torch::full({4}, (n - 1) * 7, torch::kLong)));
+  EXPECT_TRUE(torch::equal(d, torch::full({2, 2}, 0.5 + (n - 1), torch::kDouble)));
+  EXPECT_TRUE(torch::equal(f, torch::full({3}, 1.25f * (n - 1), torch::kFloat)));
+  EXPECT_TRUE(torch::equal(h, torch::full({3}, n - 1, torch::kBFloat16)));
+  EXPECT_THROW(world()->broadcast(l, n), c10::Error);
+}
+
+TEST(ParallelDims, GroupsFollowTheLayout) {
+  for (int tp : tp_sizes()) {
+    ParallelDims d = make_parallel_dims(tp, 0, Backend::Mpi);
+    const int r = world()->rank();
+    EXPECT_EQ(d.tp, tp);
+    EXPECT_EQ(d.dp, world()->size() / tp);
+    EXPECT_EQ(d.tp_rank, r % tp);
+    EXPECT_EQ(d.dp_rank, r / tp);
+    EXPECT_EQ(d.describe(), fmt::format("tp {} x dp {} (world {}, mpi)", tp, d.dp, d.world));
+    // Members of each group, by global rank, in group-rank order.
+    at::Tensor me = torch::tensor({int64_t(r)});
+    at::Tensor tp_members = d.tp_comm->all_gather(me, 0);
+    at::Tensor dp_members = d.dp_comm->all_gather(me, 0);
+    at::Tensor all = d.world_comm->all_gather(me, 0);
+    EXPECT_TRUE(torch::equal(tp_members, torch::arange(tp, torch::kLong) + d.dp_rank * tp));
+    EXPECT_TRUE(torch::equal(dp_members, torch::arange(d.dp, torch::kLong) * tp + d.tp_rank));
+    EXPECT_TRUE(torch::equal(all, torch::arange(d.world, torch::kLong)));
+    EXPECT_EQ(d.host_tp_comm, d.tp_comm);  // Mpi backend: host comms are the comms
+  }
+}
+
+TEST(ParallelDims, BadLayoutsFailOnEveryRankWithTheNumbers) {
+  const int n = world()->size();
+  auto message = [](int tp, int dp) -> std::string {
+    try {
+      make_parallel_dims(tp, dp, Backend::Mpi);
+    } catch (const cg::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(message(3, 0).find(fmt::format("tp 3 does not divide world {}", n)), std::string::npos);
+  EXPECT_NE(message(1, n + 1).find(fmt::format("tp 1 x dp {} = {} ranks but the job has world {}", n + 1, n + 1, n)),
+            std::string::npos);
+  world()->barrier();  // nobody got stuck in a split
+}
+
+// The tp groups exercised by the TP tests: tp = world, and tp = 2 x dp = 2 at world 4.
+std::vector<ParallelDims> tp_grids() {
+  std::vector<ParallelDims> out;
+  out.push_back(make_parallel_dims(world()->size(), 1, Backend::Mpi));
+  if (world()->size() == 4) out.push_back(make_parallel_dims(2, 2, Backend::Mpi));
+  return out;
+}
+
+TEST(TpOps, CopyForwardIdentityBackwardAllReduce) {
+  for (const ParallelDims& d : tp_grids()) {
+    const int t = d.tp, k = d.tp_rank;
+    at::Tensor x = torch::arange(6, torch::kDouble).view({2, 3}).requires_grad_();
+    at::Tensor y = copy_to_tp(x, d.tp_comm);
+    y.backward(torch::full({2, 3}, k + 1.0, torch::kDouble));
+    EXPECT_TRUE(torch::equal(y, x));
+    EXPECT_TRUE(torch::equal(x.grad(), torch::full({2, 3}, t * (t + 1) / 2.0, torch::kDouble)));
+  }
+}
+
+TEST(TpOps, ReduceForwardAllReduceBackwardIdentity) {
+  for (const ParallelDims& d : tp_grids()) {
+    const int t = d.tp, k = d.tp_rank;
+    at::Tensor x = torch::full({2, 3}, k + 1.0, torch::kFloat).requires_grad_();
+    at::Tensor y = reduce_from_tp(x, d.tp_comm);
+    y.backward(torch::full({2, 3}, 10.0 * (k + 1), torch::kFloat));
+    EXPECT_TRUE(torch::equal(y, torch::full({2, 3}, t * (t + 1) / 2.0f, torch::kFloat)));
+    EXPECT_TRUE(torch::equal(x.grad(), torch::full({2, 3}, 10.0f * (k + 1), torch::kFloat)));
+    EXPECT_TRUE(torch::equal(x, torch::full({2, 3}, k + 1.0, torch::kFloat)));  // input untouched
+  }
+}
+
+TEST(TpOps, ScatterForwardSliceBackwardAllGather) {
+  for (const ParallelDims& d : tp_grids()) {
+    const int t = d.tp, k = d.tp_rank;
+    // x[i][j] = 10 i + j over (2, 2t); rank k keeps columns [2k, 2k + 2).
+    at::Tensor x = (torch::arange(2, torch::kDouble).view({2, 1}) * 10 + torch::arange(2 * t, torch::kDouble))
+                       .requires_grad_();
+    at::Tensor y = scatter_to_tp(x, d.tp_comm);  // (2, 2)
+    y.backward(torch::full({2, 2}, k + 1.0, torch::kDouble));
+    EXPECT_TRUE(torch::equal(y, torch::tensor({{2.0 * k, 2.0 * k + 1}, {10 + 2.0 * k, 11 + 2.0 * k}}, torch::kDouble)));
+    // x.grad[i][j] = (j / 2) + 1: each rank's gradient lands on its own columns.
+    at::Tensor expect = (torch::arange(2 * t, torch::kLong).div(2, "floor") + 1).to(torch::kDouble).expand({2, 2 * t});
+    EXPECT_TRUE(torch::equal(x.grad(), expect)) << x.grad();
+  }
+}
+
+TEST(TpOps, GatherForwardAllGatherBackwardSlice) {
+  for (const ParallelDims& d : tp_grids()) {
+    const int t = d.tp, k = d.tp_rank;
+    at::Tensor x = (torch::arange(2, torch::kDouble).view({2, 1}) * 10 + torch::arange(2, torch::kDouble) + 100 * k)
+                       .requires_grad_();  // (2, 2): 100 k + 10 i + j
+    at::Tensor y = gather_from_tp(x, d.tp_comm);  // (2, 2t)
+    at::Tensor g = torch::arange(2 * t, torch::kDouble).expand({2, 2 * t}).contiguous();  // g[i][j] = j, same on all
+    y.backward(g);
+    ASSERT_EQ(y.size(1), 2 * t);
+    for (int q = 0; q < t; ++q)
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) EXPECT_EQ(y[i][2 * q + j].item<double>(), 100 * q + 10 * i + j);
+    EXPECT_TRUE(torch::equal(x.grad(), torch::tensor({{2.0 * k, 2.0 * k + 1}, {2.0 * k, 2.0 * k + 1}}, torch::kDouble)));
+  }
+}
+
+TEST(TpOps, ColumnThenRowParallelMlpEqualsSerial) {
+  // y = relu(x W1) W2 with W1 split on columns and W2 on rows (Megatron's MLP): output and input gradient match serial.
+  for (const ParallelDims& d : tp_grids()) {
+    const int t = d.tp, k = d.tp_rank;
+    torch::manual_seed(3);  // same full tensors on every rank
+    at::Tensor x0 = torch::randn({5, 6}, torch::kDouble), w1 = torch::randn({6, 4 * t}, torch::kDouble);
+    at::Tensor w2 = torch::randn({4 * t, 3}, torch::kDouble), c = torch::randn({5, 3}, torch::kDouble);
+    at::Tensor xs = x0.clone().requires_grad_();
+    at::Tensor ys = torch::relu(xs.mm(w1)).mm(w2);
+    (ys * c).sum().backward();
+
+    at::Tensor xp = x0.clone().requires_grad_();
+    at::Tensor h_local = torch::relu(copy_to_tp(xp, d.tp_comm).mm(w1.narrow(1, 4 * k, 4)));  // (5, 4)
+    at::Tensor yp = reduce_from_tp(h_local.mm(w2.narrow(0, 4 * k, 4)), d.tp_comm);             // (5, 3)
+    (yp * c).sum().backward();
+    EXPECT_TRUE(torch::allclose(yp, ys, 1e-12, 1e-12));
+    EXPECT_TRUE(torch::allclose(xp.grad(), xs.grad(), 1e-12, 1e-12));
+  }
+}
+
+namespace F = torch::nn::functional;
+
+void check_ce_against_torch(const ParallelDims& d, torch::Dtype dtype) {
+  const int64_t n = 9, v = 24, v_local = v / d.tp, start = d.tp_rank * v_local;
+  torch::manual_seed(11);
+  at::Tensor full = (3 * torch::randn({n, v}, torch::kDouble)).to(dtype);
+  at::Tensor targets = torch::randint(0, v, {n}, torch::kLong);
+  targets[0] = v - 1;
+  targets[1] = kIgnoreIndex;
+  targets[2] = 0;
+  targets[6] = kIgnoreIndex;
+  at::Tensor w = torch::rand({n}, torch::kDouble).to(dtype) + 0.5;
+
+  at::Tensor z_ref = full.clone().requires_grad_();
+  at::Tensor ref = F::cross_entropy(z_ref, targets,
+                                    F::CrossEntropyFuncOptions().reduction(torch::kNone).ignore_index(kIgnoreIndex));
+  (ref * w).sum().backward();
+
+  at::Tensor z = full.narrow(1, start, v_local).clone().requires_grad_();  // (N, V_local)
+  at::Tensor loss = vocab_parallel_cross_entropy(z, targets, start, d.tp_comm);
+  (loss * w).sum().backward();
+  EXPECT_TRUE(torch::allclose(loss, ref, 1e-6, 1e-6)) << d.describe() << " " << dtype << (loss - ref);
+  EXPECT_TRUE(torch::allclose(z.grad(), z_ref.grad().narrow(1, start, v_local), 1e-6, 1e-6))
+      << d.describe() << " " << dtype;
+  EXPECT_EQ(loss[1].item<double>(), 0.0);
+}
+
+TEST(VocabParallelCe, MatchesTorchFp64AndFp32) {
+  for (const ParallelDims& d : tp_grids()) {
+    check_ce_against_torch(d, torch::kDouble);
+    check_ce_against_torch(d, torch::kFloat);
+  }
+}
+
+TEST(VocabParallelCe, BackwardMatchesFiniteDifferences) {
+  // Every rank steps through every global logit in lockstep; the owner perturbs it, all evaluate the loss.
+  ParallelDims d = make_parallel_dims(world()->size(), 1, Backend::Mpi);
+  const int64_t n = 4, v = 12, v_local = v / d.tp, start = d.tp_rank * v_local;
+  torch::manual_seed(5);
+  at::Tensor full = torch::randn({n, v}, torch::kDouble);
+  at::Tensor targets = torch::tensor({int64_t{3}, kIgnoreIndex, int64_t{11}, int64_t{0}}, torch::kLong);
+  at::Tensor w = torch::tensor({0.7, 1.3, 1.1, 0.9}, torch::kDouble);
+  at::Tensor base = full.narrow(1, start, v_local).clone();
+  auto f = [&](const at::Tensor& z) {
+    return (vocab_parallel_cross_entropy(z, targets, start, d.tp_comm) * w).sum().item<double>();
+  };
+  at::Tensor z = base.clone().requires_grad_();
+  (vocab_parallel_cross_entropy(z, targets, start, d.tp_comm) * w).sum().backward();
+  const double h = 1e-6;
+  at::Tensor fd = torch::zeros_like(base);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < v; ++j) {
+      const bool mine = j >= start && j < start + v_local;
+      at::Tensor zp = base.clone(), zm = base.clone();
+      if (mine) {
+        zp[i][j - start] += h;
+        zm[i][j - start] -= h;
+      }
+      const double diff = (f(zp) - f(zm)) / (2 * h);
+      if (mine) fd[i][j - start] = diff;
+    }
+  EXPECT_TRUE(torch::allclose(z.grad(), fd, 1e-6, 1e-7)) << z.grad() - fd;
+}
+
+TEST(VocabParallelCe, TargetOutsideVocabularyFailsOnEveryRank) {
+  ParallelDims d = make_parallel_dims(world()->size(), 1, Backend::Mpi);
+  at::Tensor z = torch::zeros({2, 3});
+  const int64_t v = 3 * d.tp;
+  EXPECT_THROW(vocab_parallel_cross_entropy(z, torch::tensor({0, v}, torch::kLong), 3 * d.tp_rank, d.tp_comm),
+               c10::Error);
+  world()->barrier();
+}
+
+}  // namespace
+}  // namespace cg::dist

@@ -1,0 +1,173 @@
+// dist/ without MPI: grid validation, the self comm, TP ops as identities at tp = 1, and vocab-parallel
+// cross-entropy at tp = 1 against torch's cross_entropy and against finite differences.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "common/error.h"
+#include "dist/parallel_dims.h"
+#include "dist/tp_ops.h"
+#include "dist/vocab_parallel_ce.h"
+
+namespace cg::dist {
+namespace {
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ResolveGrid, ValidLayouts) {
+  EXPECT_EQ(resolve_grid(8, 2, 0).dp, 4);  // dp = 0: world / tp
+  EXPECT_EQ(resolve_grid(8, 2, 4).dp, 4);
+  EXPECT_EQ(resolve_grid(8, 8, 1).tp, 8);
+  EXPECT_EQ(resolve_grid(1, 1, 0).dp, 1);
+  EXPECT_EQ(resolve_grid(6, 3, 0).dp, 2);
+}
+
+TEST(ResolveGrid, ErrorsNameTheNumbers) {
+  EXPECT_NE(error_of([] { resolve_grid(8, 3, 0); }).find("tp 3 does not divide world 8"), std::string::npos);
+  EXPECT_NE(error_of([] { resolve_grid(8, 2, 2); }).find("tp 2 x dp 2 = 4 ranks but the job has world 8"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { resolve_grid(4, 0, 0); }).find("parallel.tp 0"), std::string::npos);
+  EXPECT_NE(error_of([] { resolve_grid(4, 2, -1); }).find("parallel.dp -1"), std::string::npos);
+  EXPECT_NE(error_of([] { resolve_grid(2, 4, 0); }).find("tp 4 does not divide world 2"), std::string::npos);
+}
+
+TEST(ParallelDims, SingleProcess) {
+  ParallelDims d = single_process_dims();
+  EXPECT_EQ(d.describe(), "tp 1 x dp 1 (world 1, mpi)");
+  ASSERT_TRUE(d.tp_comm && d.dp_comm && d.world_comm && d.host_world_comm);
+  EXPECT_EQ(d.tp_comm->size(), 1);
+  EXPECT_EQ(d.dp_comm->rank(), 0);
+}
+
+TEST(ParallelDims, BackendNames) {
+  EXPECT_EQ(backend_from_name("auto", true), Backend::Nccl);
+  EXPECT_EQ(backend_from_name("auto", false), Backend::Mpi);
+  EXPECT_EQ(backend_from_name("mpi", true), Backend::Mpi);
+  EXPECT_EQ(backend_from_name("nccl", false), Backend::Nccl);
+  EXPECT_NE(error_of([] { backend_from_name("gloo", false); }).find("'gloo'"), std::string::npos);
+}
+
+TEST(SelfComm, CollectivesAreIdentity) {
+  CommPtr c = make_self_comm();
+  at::Tensor t = torch::tensor({1.0, -2.0, 3.0});
+  c->all_reduce(t, ReduceOp::Sum);
+  EXPECT_TRUE(torch::equal(t, torch::tensor({1.0, -2.0, 3.0})));
+  at::Tensor g = c->all_gather(t.view({3, 1}), 1);
+  EXPECT_TRUE(torch::equal(g, t.view({3, 1})));
+  EXPECT_NE(g.data_ptr(), t.data_ptr());  // a new tensor, as with a real group
+  c->broadcast(t, 0);
+  EXPECT_THROW(c->broadcast(t, 1), c10::Error);
+  c->barrier();
+}
+
+TEST(TpOps, IdentityAtTp1) {
+  CommPtr c = make_self_comm();
+  at::Tensor x = torch::randn({2, 4}, torch::kDouble).requires_grad_();
+  at::Tensor w = torch::randn({2, 4}, torch::kDouble);
+  at::Tensor y = gather_from_tp(scatter_to_tp(reduce_from_tp(copy_to_tp(x, c), c), c), c);
+  EXPECT_TRUE(torch::equal(y, x));
+  (y * w).sum().backward();
+  EXPECT_TRUE(torch::equal(x.grad(), w));  // every backward is the identity too
+}
+
+TEST(TpOps, NullCommIsAnError) {
+  at::Tensor x = torch::ones({2});
+  EXPECT_THROW(copy_to_tp(x, nullptr), c10::Error);
+}
+
+// Logits, targets with ignored entries, and per-token weights for the reduction to a scalar.
+struct CeCase {
+  at::Tensor logits, targets, weights;
+};
+CeCase make_case(torch::Dtype dtype, int64_t n = 9, int64_t v = 12) {
+  torch::manual_seed(7);
+  CeCase c;
+  c.logits = (3 * torch::randn({n, v}, torch::kDouble)).to(dtype);
+  c.targets = torch::randint(0, v, {n}, torch::kLong);
+  c.targets[1] = kIgnoreIndex;
+  c.targets[5] = kIgnoreIndex;
+  c.targets[2] = v - 1;  // the edges of the vocabulary
+  c.targets[3] = 0;
+  c.weights = torch::rand({n}, torch::kDouble).to(dtype) + 0.5;
+  return c;
+}
+
+void expect_matches_torch(torch::Dtype dtype) {
+  CeCase c = make_case(dtype);
+  at::Tensor z_ref = c.logits.clone().requires_grad_();
+  namespace F = torch::nn::functional;
+  at::Tensor ref = F::cross_entropy(z_ref, c.targets,
+                                    F::CrossEntropyFuncOptions().reduction(torch::kNone).ignore_index(kIgnoreIndex));
+  (ref * c.weights).sum().backward();
+
+  at::Tensor z = c.logits.clone().requires_grad_();
+  at::Tensor loss = vocab_parallel_cross_entropy(z, c.targets, 0, make_self_comm());
+  (loss * c.weights).sum().backward();
+  EXPECT_EQ(loss.scalar_type(), dtype);
+  EXPECT_EQ(loss[1].item<double>(), 0.0);  // ignored target: zero loss
+  EXPECT_TRUE(torch::allclose(loss, ref, 1e-6, 1e-6)) << loss << ref;
+  EXPECT_TRUE(torch::allclose(z.grad(), z_ref.grad(), 1e-6, 1e-6)) << z.grad() - z_ref.grad();
+  EXPECT_TRUE(torch::equal(z.grad()[5], torch::zeros({12}, dtype)));  // ignored row: zero gradient
+}
+
+TEST(VocabParallelCe, MatchesTorchFp64) { expect_matches_torch(torch::kDouble); }
+TEST(VocabParallelCe, MatchesTorchFp32) { expect_matches_torch(torch::kFloat); }
+
+TEST(VocabParallelCe, HandComputedUniformLogits) {
+  // Equal logits over V = 4: loss = log 4; gradient = 1/4 - onehot.
+  at::Tensor z = torch::zeros({1, 4}, torch::kDouble).requires_grad_();
+  at::Tensor loss = vocab_parallel_cross_entropy(z, torch::tensor({2}, torch::kLong), 0, make_self_comm());
+  EXPECT_NEAR(loss.item<double>(), std::log(4.0), 1e-12);
+  loss.sum().backward();
+  EXPECT_TRUE(torch::allclose(z.grad(), torch::tensor({{0.25, 0.25, -0.75, 0.25}}, torch::kDouble)));
+}
+
+TEST(VocabParallelCe, BackwardMatchesFiniteDifferences) {
+  CeCase c = make_case(torch::kDouble, 6, 7);
+  CommPtr self = make_self_comm();
+  at::Tensor z = c.logits.clone().requires_grad_();
+  (vocab_parallel_cross_entropy(z, c.targets, 0, self) * c.weights).sum().backward();
+  auto f = [&](const at::Tensor& zz) {
+    return (vocab_parallel_cross_entropy(zz, c.targets, 0, self) * c.weights).sum().item<double>();
+  };
+  const double h = 1e-6;
+  at::Tensor fd = torch::zeros_like(c.logits);
+  for (int64_t i = 0; i < c.logits.size(0); ++i)
+    for (int64_t j = 0; j < c.logits.size(1); ++j) {
+      at::Tensor zp = c.logits.clone(), zm = c.logits.clone();
+      zp[i][j] += h;
+      zm[i][j] -= h;
+      fd[i][j] = (f(zp) - f(zm)) / (2 * h);
+    }
+  EXPECT_TRUE(torch::allclose(z.grad(), fd, 1e-6, 1e-7)) << z.grad() - fd;
+}
+
+TEST(VocabParallelCe, Bf16LogitsComputeInFloat) {
+  CeCase c = make_case(torch::kFloat);
+  at::Tensor z = c.logits.to(torch::kBFloat16).requires_grad_();
+  at::Tensor loss = vocab_parallel_cross_entropy(z, c.targets, 0, make_self_comm());
+  EXPECT_EQ(loss.scalar_type(), torch::kFloat);
+  loss.sum().backward();
+  EXPECT_EQ(z.grad().scalar_type(), torch::kBFloat16);
+  namespace F = torch::nn::functional;
+  at::Tensor ref = F::cross_entropy(z.detach().to(torch::kFloat), c.targets,
+                                    F::CrossEntropyFuncOptions().reduction(torch::kNone).ignore_index(kIgnoreIndex));
+  EXPECT_TRUE(torch::allclose(loss, ref, 1e-5, 1e-5));
+}
+
+TEST(VocabParallelCe, TargetOutsideVocabularyIsAnError) {
+  at::Tensor z = torch::zeros({2, 4});
+  EXPECT_THROW(vocab_parallel_cross_entropy(z, torch::tensor({1, 4}, torch::kLong), 0, make_self_comm()), c10::Error);
+  EXPECT_THROW(vocab_parallel_cross_entropy(z, torch::tensor({-1, 0}, torch::kLong), 0, make_self_comm()),
+               c10::Error);
+  EXPECT_THROW(vocab_parallel_cross_entropy(z, torch::tensor({1}, torch::kLong), 0, make_self_comm()), c10::Error);
+}
+
+}  // namespace
+}  // namespace cg::dist

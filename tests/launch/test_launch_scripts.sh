@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Tests of the shell launchers: launch/run.sh's checks, environment and launch lines (dry runs with a stub
+# nvidia-smi), the config_get.sh extractor, and the Slurm preemption path (requeue.sh and the real slurm.sbatch
+# run with stub srun/scontrol/cgtrain: cgtrain exits 75 -> `scontrol requeue $SLURM_JOB_ID`, job exits 0).
+# usage: test_launch_scripts.sh SOURCE_DIR
+set -uo pipefail
+SRC=$(cd "${1:?usage: test_launch_scripts.sh SOURCE_DIR}" && pwd)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0 n=0
+
+ok() { n=$((n + 1)); }
+bad() { n=$((n + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+# expect_rc WANT DESC CMD...: run CMD (stdout+stderr to $T/out), check its exit status.
+expect_rc() {
+  local want=$1 desc=$2 rc=0
+  shift 2
+  "$@" >"$T/out" 2>&1 || rc=$?
+  if [ "$rc" = "$want" ]; then ok; else bad "$desc: exit $rc, want $want; output:"; sed 's/^/    /' "$T/out" >&2; fi
+}
+# expect_out PATTERN DESC: the last command's output matches the extended regex PATTERN.
+expect_out() {
+  if grep -qE -- "$1" "$T/out"; then ok; else bad "$2: output lacks /$1/:"; sed 's/^/    /' "$T/out" >&2; fi
+}
+
+# --- stubs ---------------------------------------------------------------------------------------------------
+mkdir -p "$T/bin" "$T/gpu4" "$T/nogpu" "$T/build/trainer" "$T/hf_ok" "$T/hf_noconfig"
+cat >"$T/gpu4/nvidia-smi" <<'EOF'
+#!/usr/bin/env bash
+for i in 0 1 2 3; do echo "GPU $i: NVIDIA H100 80GB HBM3 (UUID: GPU-$i)"; done
+EOF
+cat >"$T/nogpu/nvidia-smi" <<'EOF'
+#!/usr/bin/env bash
+echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver." >&2; exit 9
+EOF
+echo '{}' >"$T/hf_ok/config.json"
+touch "$T/hf_ok/model-00001-of-00001.safetensors"
+cat >"$T/cpu.yaml" <<'EOF'
+model:
+  device: cpu    # where the model runs
+  hf_dir: ""
+parallel:
+  tp: 2  # tensor parallel
+  dp: 0
+train:
+  steps: 5
+EOF
+cat >"$T/cuda.yaml" <<'EOF'
+model:
+  device: "cuda"
+  hf_dir: ''
+parallel:
+  tp: 4
+EOF
+chmod +x "$T"/gpu4/nvidia-smi "$T"/nogpu/nvidia-smi
+RUN="$SRC/launch/run.sh"
+export CG_CORES=8
+unset OMP_NUM_THREADS NCCL_DEBUG CUDA_DEVICE_MAX_CONNECTIONS SLURM_JOB_ID
+
+# --- bash -n on every script -----------------------------------------------------------------------------------
+for f in launch/run.sh launch/slurm.sbatch launch/requeue.sh launch/config_get.sh scripts/demo.sh; do
+  expect_rc 0 "bash -n $f" bash -n "$SRC/$f"
+done
+
+# --- config_get.sh ---------------------------------------------------------------------------------------------
+source "$SRC/launch/config_get.sh"
+[ "$(cg_yaml_get "$T/cpu.yaml" model device)" = cpu ] && ok || bad "cg_yaml_get model.device (comment stripped)"
+[ "$(cg_yaml_get "$T/cpu.yaml" model hf_dir)" = "" ] && ok || bad "cg_yaml_get quoted empty"
+[ "$(cg_yaml_get "$T/cuda.yaml" model device)" = cuda ] && ok || bad "cg_yaml_get double-quoted"
+[ "$(cg_yaml_get "$T/cpu.yaml" train tp)" = "" ] && ok || bad "cg_yaml_get: a key of another section leaks"
+[ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1)" = 2 ] && ok || bad "cg_config_get from file"
+[ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1 parallel.tp=4 parallel.tp=8)" = 8 ] && ok || bad "last override wins"
+[ "$(cg_config_get "$T/cpu.yaml" lora.r 8)" = 8 ] && ok || bad "default when absent"
+
+# --- run.sh: single node CPU -----------------------------------------------------------------------------------
+export CG_NVIDIA_SMI="$T/nogpu/nvidia-smi"
+expect_rc 0 "cpu dry run" "$RUN" --dry-run --bin-dir "$T/build" "$T/cpu.yaml"
+expect_out "world 2 \(tp 2, dp 1\), device cpu, OMP_NUM_THREADS=4" "cpu: 8 cores / 2 ranks"
+expect_out "mpirun --bind-to none .*-x OMP_NUM_THREADS .*--oversubscribe -np 2 cgtrain .*cpu.yaml$" "cpu mpirun line"
+expect_rc 0 "override tp" "$RUN" --dry-run --np 4 "$T/cpu.yaml" parallel.tp=4 train.steps=1
+expect_out "world 4 \(tp 4, dp 1\).*OMP_NUM_THREADS=2" "override tp=4, np 4"
+expect_out "cgtrain .*cpu.yaml parallel.tp=4 train.steps=1$" "overrides passed on to the tool"
+expect_rc 2 "tp not dividing world" "$RUN" --dry-run --np 3 "$T/cpu.yaml"
+expect_out "parallel.tp 2 does not divide world 3" "tp/world message"
+expect_rc 2 "tp*dp != world" "$RUN" --dry-run --np 4 "$T/cpu.yaml" parallel.dp=3
+expect_out "parallel.tp 2 x parallel.dp 3 = 6 but world is 4" "dp message"
+expect_rc 2 "missing hf dir" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/nope"
+expect_out "model.hf_dir '.*nope' is not a folder" "hf dir message"
+expect_rc 2 "hf dir without config.json" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/hf_noconfig"
+expect_out "has no config.json" "config.json message"
+expect_rc 0 "good hf dir" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/hf_ok"
+expect_rc 2 "missing binary without --dry-run" "$RUN" --bin-dir "$T/build" "$T/cpu.yaml"
+expect_out "cannot find cgtrain under" "binary message"
+expect_rc 2 "missing config" "$RUN" --dry-run "$T/none.yaml"
+
+# --- run.sh: GPUs ----------------------------------------------------------------------------------------------
+expect_rc 2 "cuda without GPU" "$RUN" --dry-run "$T/cuda.yaml"
+expect_out "model.device=cuda but no GPU is visible" "no GPU message"
+export CG_NVIDIA_SMI="$T/gpu4/nvidia-smi"
+expect_rc 0 "cuda, 4 GPUs" "$RUN" --dry-run "$T/cuda.yaml"
+expect_out "world 4 \(tp 4, dp 1\), device cuda, OMP_NUM_THREADS=2" "one rank per GPU by default"
+expect_out "-x NCCL_DEBUG" "NCCL env forwarded"
+expect_out "-x CUDA_DEVICE_MAX_CONNECTIONS" "CUDA_DEVICE_MAX_CONNECTIONS forwarded"
+expect_rc 0 "device auto picks cuda" "$RUN" --dry-run "$T/cpu.yaml" model.device=auto
+expect_out "device cuda" "auto -> cuda when GPUs are visible"
+expect_rc 2 "tp > GPUs per node" "$RUN" --dry-run "$T/cuda.yaml" parallel.tp=8
+expect_out "parallel.tp 8 is larger than the 4 GPUs per node" "tp > GPUs message"
+printf 'node01 slots=4\n# spare\nnode02 slots=4\n\n' >"$T/hosts"
+expect_rc 0 "hostfile, 2 nodes" "$RUN" --dry-run --hostfile "$T/hosts" "$T/cuda.yaml" parallel.tp=2
+expect_out "2 node\(s\) x 4 ranks = world 8 \(tp 2, dp 4\)" "multi-node grid"
+expect_out "--hostfile .*hosts --map-by ppr:4:node -np 8" "multi-node mpirun line"
+expect_rc 2 "tp group spanning nodes" "$RUN" --dry-run --hostfile "$T/hosts" --ppn 2 "$T/cuda.yaml"
+expect_out "larger than|does not divide the 2 ranks per node" "tp across nodes message"
+
+# --- requeue.sh ------------------------------------------------------------------------------------------------
+cat >"$T/bin/scontrol" <<EOF
+#!/usr/bin/env bash
+echo "\$*" >>"$T/scontrol.calls"
+EOF
+chmod +x "$T/bin/scontrol"
+source "$SRC/launch/requeue.sh"
+preempted() { echo "cgtrain stub: saved step-7, exiting 75"; return 75; }
+failing() { return 3; }
+(
+  export PATH="$T/bin:$PATH" SLURM_JOB_ID=4242
+  rm -f "$T/scontrol.calls"
+  expect_rc 0 "requeue on 75" cg_run_with_requeue preempted
+  [ "$(cat "$T/scontrol.calls" 2>/dev/null)" = "requeue 4242" ] && ok || bad "scontrol requeue 4242 not called"
+  rm -f "$T/scontrol.calls"
+  expect_rc 0 "success passes" cg_run_with_requeue true
+  expect_rc 3 "failure passes its status" cg_run_with_requeue failing
+  [ ! -f "$T/scontrol.calls" ] && ok || bad "scontrol called without preemption"
+  expect_rc 75 "restart cap" env SLURM_RESTART_COUNT=50 bash -c "source '$SRC/launch/requeue.sh'; cg_run_with_requeue bash -c 'exit 75'"
+  [ ! -f "$T/scontrol.calls" ] && ok || bad "requeued past CG_MAX_REQUEUES"
+  exit $fails
+) || fails=$((fails + $?))
+expect_rc 75 "75 outside Slurm is passed on" cg_run_with_requeue preempted
+
+# --- the real slurm.sbatch, preempted: stub srun runs the tool, stub cgtrain exits 75 --------------------------
+cat >"$T/build/trainer/cgtrain" <<EOF
+#!/usr/bin/env bash
+echo "cgtrain \$* OMP_NUM_THREADS=\$OMP_NUM_THREADS" >>"$T/cgtrain.calls"
+exit \${CGTRAIN_STUB_RC:-75}
+EOF
+cat >"$T/bin/srun" <<EOF
+#!/usr/bin/env bash
+echo "srun \$*" >>"$T/srun.calls"
+while [ \$# -gt 0 ] && [ "\${1#-}" != "\$1" ]; do shift; done
+exec "\$@"
+EOF
+chmod +x "$T/build/trainer/cgtrain" "$T/bin/srun"
+sbatch_env=(env PATH="$T/bin:$PATH" CG_ROOT="$SRC" CG_BIN_DIR="$T/build" SLURM_JOB_ID=777 SLURM_JOB_NUM_NODES=2
+            SLURM_NTASKS_PER_NODE="2(x2)" SLURM_CPUS_PER_TASK=3 CG_NVIDIA_SMI="$T/nogpu/nvidia-smi")
+rm -f "$T"/*.calls
+expect_rc 0 "slurm.sbatch requeues a preempted run" "${sbatch_env[@]}" bash "$SRC/launch/slurm.sbatch" "$T/cpu.yaml" train.steps=9
+[ "$(cat "$T/scontrol.calls" 2>/dev/null)" = "requeue 777" ] && ok || bad "slurm.sbatch did not call scontrol requeue 777"
+grep -q -- "--nodes=2 --ntasks-per-node=2 --ntasks=4 " "$T/srun.calls" && ok || bad "srun line: $(cat "$T/srun.calls")"
+grep -q "cpu.yaml train.steps=9 OMP_NUM_THREADS=3" "$T/cgtrain.calls" && ok || bad "cgtrain call: $(cat "$T/cgtrain.calls")"
+rm -f "$T"/*.calls
+expect_rc 0 "slurm.sbatch, run finished" "${sbatch_env[@]}" CGTRAIN_STUB_RC=0 bash "$SRC/launch/slurm.sbatch" "$T/cpu.yaml"
+[ ! -f "$T/scontrol.calls" ] && ok || bad "finished run was requeued"
+expect_rc 1 "slurm.sbatch, run failed" "${sbatch_env[@]}" CGTRAIN_STUB_RC=1 bash "$SRC/launch/slurm.sbatch" "$T/cpu.yaml"
+[ ! -f "$T/scontrol.calls" ] && ok || bad "failed run was requeued"
+
+echo "$((n - fails))/$n launch script checks passed"
+[ "$fails" -eq 0 ]

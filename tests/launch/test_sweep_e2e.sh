@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# End to end: a real 2 x 2 sweep (lora.r x data.translate) with the built cgprep + cgtrain on the micro config:
+# four run folders marked done with metrics, two prepared shard folders, summary.md/.csv and the SVG plot.
+# usage: test_sweep_e2e.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+SRC=$(cd "$1" && pwd)
+BUILD=$(cd "$2" && pwd)
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+cd "$SRC"  # data.train_csv etc. are relative to the repository root
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$BUILD/launch/cgsweep" tests/launch/micro_sweep.yaml --out-dir "$OUT" --bin-dir "$BUILD" ||
+  { for l in "$OUT"/*/logs/*.log; do echo "== $l"; tail -20 "$l"; done; fail "cgsweep exited $?"; }
+
+for p in r2-translate1 r2-translate0 r8-translate1 r8-translate0; do
+  [ "$(cat "$OUT/$p/status")" = done ] || fail "$p: status $(cat "$OUT/$p/status" 2>/dev/null)"
+  grep -q '"val_loss"' "$OUT/$p/metrics.jsonl" || fail "$p: no val_loss in metrics.jsonl"
+  grep -q "^  r: ${p:1:1}  " "$OUT/$p/point.yaml" || fail "$p: point.yaml lacks lora.r"
+done
+[ "$(ls -d "$OUT"/shards/data-* | grep -vc '\.lock$')" = 2 ] || fail "expected 2 shard folders: $(ls "$OUT/shards")"
+[ "$(wc -l <"$OUT/summary.csv")" = 5 ] || fail "summary.csv: $(cat "$OUT/summary.csv")"
+# Every row has a numeric best_val_loss (6th column) and status done.
+awk -F, 'NR > 1 && ($4 != "done" || $6 !~ /^[0-9]+\.[0-9]+$/) { bad = 1; print "bad row: " $0 } END { exit bad }' \
+  "$OUT/summary.csv" || fail "summary.csv rows"
+grep -q "Best val loss" "$OUT/summary.md" || fail "summary.md has no best line"
+[ "$(grep -c '<polyline' "$OUT/val_loss_vs_rank.svg")" = 2 ] || fail "plot: want one line per translate setting"
+[ "$(grep -c '<circle' "$OUT/val_loss_vs_rank.svg")" = 4 ] || fail "plot: want four points"
+cat "$OUT/summary.md"
+echo "sweep end to end: ok"

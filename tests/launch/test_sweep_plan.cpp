@@ -1,0 +1,111 @@
+// Sweep plans resolved with the real config code: a typo in a sweep key fails naming the key and the point,
+// points with equal data.* settings (also when one spells out a default) share a shards folder, and each point's
+// resolved config carries its own run folder.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "common/error.h"
+#include "launch/sweep_plan.h"
+#include "trainer/config.h"
+
+namespace fs = std::filesystem;
+using namespace cg::sweep;
+
+namespace {
+
+const Resolver kResolve = [](const std::string& base, const std::vector<std::string>& overrides) {
+  return cg::to_yaml(cg::load_config(base, overrides));
+};
+
+struct TempSweep {
+  fs::path dir;
+  TempSweep() {
+    dir = fs::temp_directory_path() / ("cg_test_sweep_plan_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::ofstream(dir / "base.yaml") << "train:\n  steps: 3\nlora:\n  r: 8\n";
+  }
+  ~TempSweep() { fs::remove_all(dir); }
+  SweepSpec spec(const std::string& body) {
+    return parse_sweep_spec("base: base.yaml\nout_dir: " + (dir / "out").string() + "\n" + body,
+                            (dir / "sweep.yaml").string());
+  }
+};
+
+std::string plan_error(TempSweep& t, const std::string& body) {
+  try {
+    plan_sweep(t.spec(body), kResolve);
+  } catch (const cg::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(SweepPlan, EqualDataSettingsShareShards) {
+  TempSweep t;
+  const SweepPlan plan = plan_sweep(t.spec("grid:\n  lora.r: [4, 8]\n  data.translate: [true, false]\n"), kResolve);
+  EXPECT_EQ(plan.base_path, (t.dir / "base.yaml").string());  // found next to the sweep file
+  ASSERT_EQ(plan.points.size(), 4u);
+  ASSERT_EQ(plan.shards_dirs.size(), 2u);
+  const auto& p = plan.points;
+  EXPECT_EQ(p[0].name, "r4-translate1");
+  EXPECT_EQ(p[0].shards_dir, p[2].shards_dir);  // r4/r8 with translate: same data
+  EXPECT_EQ(p[1].shards_dir, p[3].shards_dir);
+  EXPECT_NE(p[0].shards_dir, p[1].shards_dir);
+  EXPECT_EQ(p[0].shards_dir, (t.dir / "out" / "shards" / ("data-" + p[0].data_key)).string());
+  EXPECT_EQ(p[0].data_key.size(), 12u);
+
+  // The resolved config is the point: its settings, its run folder, its shards, the sweep-wide overrides.
+  const cg::Config c = cg::load_config_string(p[3].config_yaml);
+  EXPECT_EQ(c.lora.r, 8);
+  EXPECT_FALSE(c.data.translate);
+  EXPECT_EQ(c.train.steps, 3);  // from the base config
+  EXPECT_EQ(c.train.run_dir, (t.dir / "out" / "r8-translate0").string());
+  EXPECT_EQ(c.data.shards_dir, p[3].shards_dir);
+  EXPECT_EQ(c.sample.out_dir, (t.dir / "out" / "r8-translate0" / "samples").string());
+  EXPECT_EQ(c.eval.input, c.sample.out_dir);
+}
+
+TEST(SweepPlan, SpelledOutDefaultSharesShardsAndOtherDataDoesNot) {
+  TempSweep t;
+  // translate defaults to true: point 1 spells it out and still shares point 0's shards; copies: 2 does not.
+  const SweepPlan plan = plan_sweep(
+      t.spec("points:\n  - {lora.r: 4}\n  - {lora.r: 16, data.translate: true}\n  - {data.copies: 2}\n"
+             "  - {lora.alpha: 8, lora.targets: [q_proj, k_proj, v_proj, o_proj]}\n"),
+      kResolve);
+  ASSERT_EQ(plan.points.size(), 4u);
+  EXPECT_EQ(plan.points[0].shards_dir, plan.points[1].shards_dir);
+  EXPECT_NE(plan.points[0].shards_dir, plan.points[2].shards_dir);
+  EXPECT_EQ(plan.points[0].shards_dir, plan.points[3].shards_dir);
+  EXPECT_EQ(plan.shards_dirs.size(), 2u);
+  const cg::Config c = cg::load_config_string(plan.points[3].config_yaml);
+  EXPECT_EQ(c.lora.targets, (std::vector<std::string>{"q_proj", "k_proj", "v_proj", "o_proj"}));
+  EXPECT_EQ(c.lora.alpha, 8);
+}
+
+TEST(SweepPlan, BadSweepKeyFailsEarlyNamingKeyAndPoint) {
+  TempSweep t;
+  const std::string typo = plan_error(t, "grid:\n  lora.rank: [4, 8]\n");
+  EXPECT_NE(typo.find("sweep point 0 (rank4)"), std::string::npos) << typo;
+  EXPECT_NE(typo.find("lora.rank"), std::string::npos) << typo;
+  EXPECT_NE(typo.find("lora.r'"), std::string::npos) << typo;  // the suggestion
+  const std::string value = plan_error(t, "points:\n  - {lora.r: 4}\n  - {data.infill_fraction: 2}\n");
+  EXPECT_NE(value.find("sweep point 1 (infill2)"), std::string::npos) << value;
+  EXPECT_NE(value.find("data.infill_fraction"), std::string::npos) << value;
+  const std::string base = [&] {
+    try {
+      plan_sweep(parse_sweep_spec("base: nowhere.yaml\ngrid: {lora.r: [1]}\n", (t.dir / "s.yaml").string()),
+                 kResolve);
+    } catch (const cg::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }();
+  EXPECT_NE(base.find("base config 'nowhere.yaml' not found"), std::string::npos) << base;
+}

@@ -1,0 +1,218 @@
+// Local sweep execution with stub tools (shell scripts standing in for cgprep/cgtrain/cgexport/cgsample/cgeval):
+// cgprep runs once per data setting, status files, skipping finished points, preemption (exit 75) stops the sweep,
+// --keep-going past a failure, the sample/eval chain and its validity in the summary, and the Slurm files.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <algorithm>
+#include <sstream>
+
+#include "common/error.h"
+#include "launch/sweep_runner.h"
+#include "launch/sweep_slurm.h"
+#include "trainer/config.h"
+
+namespace fs = std::filesystem;
+using namespace cg::sweep;
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+size_t lines(const fs::path& p) {
+  const std::string s = slurp(p);
+  return size_t(std::count(s.begin(), s.end(), '\n'));
+}
+
+void script(const fs::path& p, const std::string& body) {
+  std::ofstream(p) << "#!/usr/bin/env bash\nset -e\n" << body;
+  fs::permissions(p, fs::perms::owner_all);
+}
+
+// Stubs read what they need from the point.yaml they are given (simple `  key: value` lines, as to_yaml writes).
+struct StubSweep {
+  fs::path dir, bin, calls;
+  StubSweep() {
+    dir = fs::temp_directory_path() / ("cg_test_sweep_runner_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    bin = dir / "bin";
+    calls = dir / "calls.log";
+    fs::create_directories(bin);
+    std::ofstream(dir / "base.yaml") << "train:\n  steps: 3\n";
+    const std::string get = "get() { sed -n \"/^$1:/,/^$/s/^  $2: *\\\"\\{0,1\\}\\([^\\\" ]*\\).*/\\1/p\" \"$3\"; }\n";
+    script(bin / "cgprep", get + "echo \"prep $(get data shards_dir $1)\" >>" + calls.string() +
+                               "\nmkdir -p \"$(get data shards_dir $1)\"\n");
+    // cgtrain: val loss = 2 - r/16 (+0.5 without translate); exits with $STUB_TRAIN_RC_<r> when set.
+    script(bin / "cgtrain", get +
+                                "r=$(get lora r $1); run=$(get train run_dir $1); tr=$(get data translate $1)\n"
+                                "echo \"train r=$r $*\" >>" + calls.string() + "\n"
+                                "echo \"training r=$r\"\n"
+                                "v=$(awk -v r=$r -v t=$tr 'BEGIN{print 2 - r/16 + (t==\"true\"?0:0.5)}')\n"
+                                "mkdir -p $run\n"
+                                "echo \"{\\\"step\\\": 3, \\\"loss\\\": 2.5, \\\"val_loss\\\": $v, "
+                                "\\\"tokens_per_s\\\": 10}\" >> $run/metrics.jsonl\n"
+                                "rc_var=STUB_TRAIN_RC_$r; exit ${!rc_var:-0}\n");
+    script(bin / "cgexport", "echo \"export $*\" >>" + calls.string() + "\nmkdir -p \"$3\"\n");
+    script(bin / "cgsample", get + "echo \"sample $(get sample adapter $1)\" >>" + calls.string() +
+                                 "\nmkdir -p \"$(get sample out_dir $1)\"\n");
+    script(bin / "cgeval", get + "out=$(get eval input $1)/eval; echo \"eval $out\" >>" + calls.string() +
+                               "\nmkdir -p $out; echo '{\"structural_validity\": 0.5, \"counts\": {\"valid\": 3}}' > $out/report.json\n");
+  }
+  ~StubSweep() { fs::remove_all(dir); }
+  SweepPlan plan(const std::string& body) {
+    const SweepSpec spec = parse_sweep_spec("base: base.yaml\nout_dir: " + (dir / "out").string() + "\n" + body,
+                                            (dir / "sweep.yaml").string());
+    SweepPlan p = plan_sweep(spec, [](const std::string& base, const std::vector<std::string>& ov) {
+      return cg::to_yaml(cg::load_config(base, ov));
+    });
+    write_point_configs(p);
+    return p;
+  }
+  RunOptions options() const {
+    RunOptions o;
+    o.bin_dir = bin.string();
+    o.launcher = "env";  // the stub needs no mpirun
+    return o;
+  }
+};
+
+}  // namespace
+
+TEST(SweepRunner, TwoByTwoGridPreparesEachDataSettingOnce) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n  data.translate: [true, false]\n");
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  const std::string calls = slurp(s.calls);
+  size_t preps = 0;
+  for (size_t pos = calls.find("prep "); pos != std::string::npos; pos = calls.find("prep ", pos + 1)) ++preps;
+  EXPECT_EQ(preps, 2u) << calls;
+  EXPECT_NE(calls.find("train r=8 " + (s.dir / "out" / "r8-translate0" / "point.yaml").string()), std::string::npos)
+      << calls;
+  for (const auto& p : plan.points) {
+    EXPECT_EQ(slurp(fs::path(p.run_dir) / "status"), "done\n") << p.name;
+    EXPECT_NE(slurp(fs::path(p.run_dir) / "logs" / "train.log").find("training r="), std::string::npos);
+  }
+  // Summary rows from the run folders.
+  summarize(plan);
+  const auto rows = collect_rows(plan);
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_DOUBLE_EQ(rows[0].rank, 4);
+  EXPECT_DOUBLE_EQ(*rows[0].metrics.best_val_loss, 1.75);  // 2 - 4/16
+  EXPECT_DOUBLE_EQ(*rows[3].metrics.best_val_loss, 2.0);   // 2 - 8/16 + 0.5
+  const std::string csv = slurp(s.dir / "out" / "summary.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
+  EXPECT_NE(csv.find("r8-translate1,8,true,done,3,1.5000,3,2.5000,10.0,"), std::string::npos) << csv;
+  const std::string svg = slurp(s.dir / "out" / "val_loss_vs_rank.svg");
+  EXPECT_NE(svg.find("data-label=\"translate1\""), std::string::npos);
+  EXPECT_NE(svg.find("data-label=\"translate0\""), std::string::npos);
+
+  // A second run skips finished points.
+  const size_t before = lines(s.calls);
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  EXPECT_EQ(lines(s.calls), before);
+}
+
+TEST(SweepRunner, PreemptionStopsTheSweepAndFailuresAreRecorded) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8, 16]\n");
+  ::setenv("STUB_TRAIN_RC_8", "75", 1);
+  EXPECT_EQ(run_sweep(plan, s.options()), kExitPreempted);
+  EXPECT_EQ(slurp(fs::path(plan.points[1].run_dir) / "status"), "preempted\n");
+  EXPECT_FALSE(fs::exists(fs::path(plan.points[2].run_dir) / "status"));  // not started
+
+  ::setenv("STUB_TRAIN_RC_8", "3", 1);
+  RunOptions keep = s.options();
+  keep.keep_going = true;
+  EXPECT_EQ(run_sweep(plan, keep), 3);
+  EXPECT_EQ(slurp(fs::path(plan.points[1].run_dir) / "status"), "failed: train (exit 3)\n");
+  EXPECT_EQ(slurp(fs::path(plan.points[2].run_dir) / "status"), "done\n");  // ran after the failure
+  ::unsetenv("STUB_TRAIN_RC_8");
+  EXPECT_EQ(collect_rows(plan)[1].status, "failed: train (exit 3)");
+}
+
+TEST(SweepRunner, SampleAndEvalPerPointFeedTheSummary) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4]\n");
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  const fs::path run = plan.points[0].run_dir;
+  const std::string calls = slurp(s.calls);
+  EXPECT_NE(calls.find("export " + run.string() + " --out " + (run / "adapter").string()), std::string::npos) << calls;
+  EXPECT_NE(calls.find("sample " + (run / "adapter").string()), std::string::npos) << calls;
+  EXPECT_NE(calls.find("eval " + (run / "samples" / "eval").string()), std::string::npos) << calls;
+  const auto rows = collect_rows(plan);
+  EXPECT_EQ(rows[0].metrics.validity, (std::map<std::string, double>{{"structural_validity", 0.5}}));
+}
+
+TEST(SweepRunner, MissingToolNamesWhereItLooked) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4]\n");
+  RunOptions o = s.options();
+  o.bin_dir = (s.dir / "nothing").string();
+  const std::string path = std::getenv("PATH");
+  ::setenv("PATH", "/nonexistent", 1);
+  std::string error;
+  try {
+    run_point(plan, plan.points[0], o);
+  } catch (const cg::Error& e) {
+    error = e.what();
+  }
+  ::setenv("PATH", path.c_str(), 1);
+  EXPECT_NE(error.find("cannot find 'cgprep'"), std::string::npos) << error;
+  EXPECT_NE(error.find("--bin-dir"), std::string::npos) << error;
+}
+
+TEST(SweepSlurm, ArrayScriptAndPointsTable) {
+  StubSweep s;
+  SweepPlan plan = s.plan("np: 8\nslurm: {nodes: 2, gpus_per_node: 4, signal_seconds: 120, partition: gpu}\n"
+                          "grid:\n  lora.r: [4, 8, 16]\n");
+  SlurmOptions so;
+  so.cgsweep = "/opt/cg/cgsweep";
+  so.workdir = s.dir.string();
+  so.extra_args = {"train.steps=7"};
+  const std::string sb = write_slurm_files(plan, so);
+  const std::string text = slurp(sb);
+  for (const char* want : {"#SBATCH --array=0-2\n", "#SBATCH --nodes=2\n", "#SBATCH --ntasks-per-node=4\n",
+                           "#SBATCH --gpus-per-node=4\n", "#SBATCH --signal=USR1@120\n", "#SBATCH --partition=gpu\n",
+                           "--point \"$task\"", "'train.steps=7'", "scontrol requeue"})
+    EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+  EXPECT_TRUE((fs::status(sb).permissions() & fs::perms::owner_exec) != fs::perms::none);
+  const std::string tsv = slurp(s.dir / "out" / "points.tsv");
+  EXPECT_EQ(std::count(tsv.begin(), tsv.end(), '\n'), 4);
+  EXPECT_NE(tsv.find("1\tr8\t" + plan.points[1].run_dir + "\t" + plan.points[1].shards_dir + "\tlora.r=8\n"),
+            std::string::npos) << tsv;
+
+  // The script itself: a task whose point was preempted requeues its own array element; stubs stand in.
+  const fs::path fake = s.dir / "fakebin";
+  fs::create_directories(fake);
+  script(fake / "scontrol", "echo \"$*\" > " + (s.dir / "requeued").string() + "\n");
+  script(s.dir / "cgsweep_stub", "echo \"$*\" > " + (s.dir / "task_args").string() + "\nexit 75\n");
+  const std::string cmd = "env PATH=" + fake.string() + ":/usr/bin:/bin SLURM_ARRAY_TASK_ID=1 SLURM_JOB_ID=991 "
+                          "CGSWEEP=" + (s.dir / "cgsweep_stub").string() + " bash " + sb + " > /dev/null";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_EQ(slurp(s.dir / "requeued"), "requeue 991\n");
+  EXPECT_NE(slurp(s.dir / "task_args").find("--point 1 --launcher srun --kill-on-bad-exit=1 train.steps=7"),
+            std::string::npos) << slurp(s.dir / "task_args");
+}
+
+TEST(SweepRunner, PointConfigsAreRewrittenOnlyWhenChanged) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4]\n");  // writes point.yaml
+  const fs::path file = fs::path(plan.points[0].run_dir) / "point.yaml";
+  const auto before = fs::last_write_time(file);
+  fs::last_write_time(file, before - std::chrono::hours(1));
+  write_point_configs(plan);
+  EXPECT_EQ(fs::last_write_time(file), before - std::chrono::hours(1));  // same content: untouched
+  std::ofstream(file, std::ios::app) << "# edited\n";
+  write_point_configs(plan);
+  EXPECT_EQ(slurp(file).find("# edited"), std::string::npos);  // different content: rewritten
+  EXPECT_EQ(cg::load_config_string(slurp(file)).lora.r, 4);
+}

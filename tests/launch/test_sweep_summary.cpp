@@ -1,0 +1,177 @@
+// Sweep summaries from fake run folders: metrics.jsonl reading (resume duplicates, bad lines), the eval report's
+// validity fields, the Markdown/CSV table, and the SVG plot (one line per augmentation setting, y order = loss order).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include <unistd.h>
+
+#include "launch/line_plot_svg.h"
+#include "launch/run_metrics.h"
+#include "launch/sweep_summary.h"
+
+namespace fs = std::filesystem;
+using namespace cg::sweep;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("cg_test_sweep_summary_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+void put(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+
+size_t count(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t pos = s.find(what); pos != std::string::npos; pos = s.find(what, pos + 1)) ++n;
+  return n;
+}
+
+// A row with a best val loss (metrics set directly: the table and plot do not read files).
+SummaryRow row(const std::string& name, int r, const std::string& translate, double val) {
+  SummaryRow x;
+  x.name = name;
+  x.settings = {{"lora.r", std::to_string(r)}, {"data.translate", translate}};
+  x.rank = r;
+  x.status = "done";
+  x.run_dir = "runs/sw/" + name;
+  x.metrics.found = true;
+  x.metrics.last_step = 100;
+  x.metrics.best_val_loss = val;
+  x.metrics.best_val_step = 100;
+  x.metrics.final_train_loss = val + 0.25;
+  x.metrics.tokens_per_s = 1000.0 * r;
+  return x;
+}
+
+}  // namespace
+
+TEST(RunMetrics, LastValuePerStepAfterResumeAndBadLines) {
+  const fs::path d = temp_dir("metrics");
+  put(d / "metrics.jsonl",
+      "{\"step\": 10, \"loss\": 2.0, \"tokens_per_s\": 50.0}\n"       // first logged step: warmup, left out of tok/s
+      "{\"step\": 20, \"loss\": 1.8, \"tokens_per_s\": 100.0}\n"
+      "{\"step\": 20, \"val_loss\": 1.5}\n"
+      "{\"step\": 30, \"loss\": 1.6, \"tok\n"                          // cut mid-write by a preemption
+      "{\"step\": 30, \"loss\": 1.4, \"tokens_per_s\": 300.0}\n"       // after the resume: step 30 again
+      "{\"step\": 30, \"val_loss\": null}\n"                          // non-finite val loss written as null
+      "{\"step\": 40, \"val_loss\": 1.2}\n"
+      "\n"
+      "{\"step\": 40, \"loss\": 1.3, \"tokens_per_s\": 200.0}\n"
+      "{\"event\": \"saved\"}\n");
+  const RunMetrics m = read_metrics_file((d / "metrics.jsonl").string());
+  EXPECT_TRUE(m.found);
+  EXPECT_EQ(m.last_step, 40);
+  ASSERT_TRUE(m.best_val_loss);
+  EXPECT_DOUBLE_EQ(*m.best_val_loss, 1.2);
+  EXPECT_EQ(m.best_val_step, 40);
+  ASSERT_TRUE(m.final_train_loss);
+  EXPECT_DOUBLE_EQ(*m.final_train_loss, 1.3);
+  ASSERT_TRUE(m.tokens_per_s);
+  EXPECT_DOUBLE_EQ(*m.tokens_per_s, (100.0 + 300.0 + 200.0) / 3);
+  EXPECT_EQ(m.bad_lines, 2);  // the cut line and the step-less event
+  EXPECT_FALSE(read_metrics_file((d / "missing.jsonl").string()).found);
+  fs::remove_all(d);
+}
+
+TEST(RunMetrics, ValidityFieldsFromTheEvalReport) {
+  const fs::path d = temp_dir("report");
+  // The layout of sampler/eval_report.cpp's report_json.
+  put(d / "report.json", R"({"input": "runs/x/samples", "kind": "samples", "total": 64, "parsed": 60,
+      "parse_rate": 0.9375, "structural_validity": 0.875, "compositional_validity": 0.75, "validity": 0.625,
+      "counts": {"structurally_valid": 56, "valid": 40}, "uniqueness": 0.95, "novelty": 0.5,
+      "distributions": {"wdist_num_atoms": 1.5}, "note": "valid-ish string"})");
+  const auto v = read_validity((d / "report.json").string());
+  EXPECT_EQ(v, (std::map<std::string, double>{{"structural_validity", 0.875}, {"compositional_validity", 0.75},
+                                              {"validity", 0.625}, {"uniqueness", 0.95}, {"novelty", 0.5}}));
+  EXPECT_TRUE(read_validity((d / "none.json").string()).empty());
+  fs::remove_all(d);
+}
+
+TEST(SweepSummary, MarkdownAndCsvTables) {
+  std::vector<SummaryRow> rows = {row("r4-translate1", 4, "true", 1.5), row("r8-translate1", 8, "true", 1.25)};
+  rows[1].metrics.validity = {{"structural_validity", 0.875}};
+  SummaryRow pending;
+  pending.name = "r16-translate1";
+  pending.settings = {{"lora.r", "16"}, {"data.translate", "true"}};
+  pending.status = "failed: train (exit 3)";
+  pending.run_dir = "runs/sw/r16,x";
+  rows.push_back(pending);
+  const std::vector<std::string> keys = {"lora.r", "data.translate"};
+
+  const std::string md = summary_markdown(keys, rows);
+  EXPECT_NE(md.find("| point | lora.r | data.translate | status | steps | best_val_loss | best_val_step | "
+                    "final_train_loss | tokens_per_s | structural_validity | run_dir |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| r8-translate1 | 8 | true | done | 100 | 1.2500 | 100 | 1.5000 | 8000.0 | 0.8750 | "
+                    "runs/sw/r8-translate1 |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| r4-translate1 | 4 | true | done | 100 | 1.5000 | 100 | 1.7500 | 4000.0 |  |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("Best val loss: 1.2500 at step 100 (r8-translate1)"), std::string::npos) << md;
+
+  const std::string csv = summary_csv(keys, rows);
+  EXPECT_EQ(count(csv, "\n"), 4u);  // header + 3 rows
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "point,lora.r,data.translate,status,steps,best_val_loss,best_val_step,final_train_loss,tokens_per_s,"
+            "structural_validity,run_dir");
+  EXPECT_NE(csv.find("r16-translate1,16,true,failed: train (exit 3),,,,,,,\"runs/sw/r16,x\"\n"), std::string::npos)
+      << csv;
+}
+
+TEST(SweepSummary, RankSeriesOneLinePerAugmentationSetting) {
+  const std::vector<SummaryRow> rows = {row("a", 16, "true", 1.1), row("b", 4, "true", 1.5), row("c", 4, "false", 1.7),
+                                        row("d", 16, "false", 1.3)};
+  const auto series = rank_series({"lora.r", "data.translate"}, rows);
+  ASSERT_EQ(series.size(), 2u);
+  EXPECT_EQ(series[0].label, "translate1");
+  EXPECT_EQ(series[1].label, "translate0");
+  EXPECT_EQ(series[0].xy, (std::vector<std::pair<double, double>>{{4, 1.5}, {16, 1.1}}));  // sorted by rank
+  EXPECT_EQ(series[1].xy, (std::vector<std::pair<double, double>>{{4, 1.7}, {16, 1.3}}));
+  EXPECT_EQ(rank_series({"lora.r"}, {row("a", 4, "true", 1.0)})[0].label, "all");
+}
+
+TEST(SweepSummary, SvgPlotPlacesPointsByValue) {
+  const std::vector<PlotSeries> series = {{"translate1", {{4, 1.5}, {8, 1.25}, {16, 1.1}}},
+                                          {"translate0 <&>", {{4, 1.7}, {16, 1.3}}}};
+  const std::string svg = line_plot_svg(series, "t", "LoRA rank r", "best val loss");
+  EXPECT_EQ(svg.rfind("<svg ", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_EQ(count(svg, "<polyline"), 2u);
+  EXPECT_EQ(count(svg, "<circle"), 5u);
+  EXPECT_EQ(count(svg, "<g"), count(svg, "</g>"));
+  EXPECT_NE(svg.find(">translate0 &lt;&amp;&gt;</text>"), std::string::npos);  // escaped legend
+  EXPECT_NE(svg.find("(log scale)"), std::string::npos);
+  // Circles: lower loss is drawn lower on the page (larger cy); rank 8 sits halfway between 4 and 16 (log2).
+  std::map<std::string, std::pair<double, double>> at;  // "x/y" -> (cx, cy)
+  const std::regex re("<circle cx=\"([0-9.]+)\" cy=\"([0-9.]+)\"[^>]*data-x=\"([0-9.]+)\" data-y=\"([0-9.]+)\"");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), re); it != std::sregex_iterator(); ++it)
+    at[(*it)[3].str() + "/" + (*it)[4].str()] = {std::stod((*it)[1]), std::stod((*it)[2])};
+  ASSERT_EQ(at.size(), 5u);
+  EXPECT_GT(at["16/1.1"].second, at["8/1.25"].second);
+  EXPECT_GT(at["8/1.25"].second, at["4/1.5"].second);
+  EXPECT_GT(at["4/1.5"].second, at["4/1.7"].second);
+  EXPECT_NEAR(at["8/1.25"].first, (at["4/1.5"].first + at["16/1.1"].first) / 2, 0.15);
+  EXPECT_DOUBLE_EQ(at["4/1.5"].first, at["4/1.7"].first);
+  // Nothing to plot: still a valid SVG that says so.
+  EXPECT_NE(line_plot_svg({}, "t", "x", "y").find("no run has a val loss yet"), std::string::npos);
+}
+
+TEST(SweepSummary, WriteSummaryWritesThreeFiles) {
+  const fs::path d = temp_dir("write");
+  write_summary(d.string(), "Sweep x", {"lora.r", "data.translate"}, {row("r4-translate1", 4, "true", 1.5)});
+  for (const char* f : {"summary.md", "summary.csv", "val_loss_vs_rank.svg"}) EXPECT_TRUE(fs::exists(d / f)) << f;
+  std::ifstream md(d / "summary.md");
+  std::string first;
+  std::getline(md, first);
+  EXPECT_EQ(first, "# Sweep x");
+  fs::remove_all(d);
+}

@@ -1,0 +1,127 @@
+// LoraAdapter on one process: scale, init (Kaiming bound, B zero), forward/backward against hand-written formulas,
+// dtype handling, dropout determinism, full-factor round trip and the merge delta.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "common/error.h"
+#include "lora/lora_linear.h"
+
+using namespace cg::lora;
+
+namespace {
+LoraSpec spec(int64_t r, double alpha, double dropout = 0.0, bool rslora = false) {
+  LoraSpec s;
+  s.r = r;
+  s.alpha = alpha;
+  s.dropout = dropout;
+  s.rslora = rslora;
+  s.seed = 7;
+  return s;
+}
+}  // namespace
+
+TEST(LoraScale, AlphaOverRAndRsLora) {
+  EXPECT_DOUBLE_EQ(lora_scale(spec(8, 32)), 4.0);
+  EXPECT_DOUBLE_EQ(lora_scale(spec(16, 32)), 2.0);
+  EXPECT_DOUBLE_EQ(lora_scale(spec(16, 32, 0, true)), 8.0);  // 32 / √16
+  EXPECT_DOUBLE_EQ(lora_scale(spec(4, 2, 0, true)), 1.0);
+  EXPECT_THROW(lora_scale(spec(0, 1)), cg::Error);
+}
+
+TEST(LoraInit, KaimingBoundAndZeroB) {
+  LoraAdapter a("model.layers.0.self_attn.q_proj", 64, 48, Split::None, spec(8, 16), nullptr);
+  ASSERT_EQ(a->A.sizes(), (std::vector<int64_t>{8, 64}));
+  ASSERT_EQ(a->B.sizes(), (std::vector<int64_t>{48, 8}));
+  EXPECT_EQ(a->A.scalar_type(), at::kFloat);
+  const double bound = 1.0 / std::sqrt(64.0);  // kaiming_uniform_(a=√5) on fan_in 64
+  EXPECT_LE(a->A.abs().max().item<double>(), bound);
+  EXPECT_GT(a->A.abs().max().item<double>(), 0.8 * bound);  // 512 draws: the max is close to the bound
+  EXPECT_NEAR(a->A.mean().item<double>(), 0.0, 0.02);
+  EXPECT_EQ(a->B.abs().sum().item<double>(), 0.0);
+  // B = 0: the adapter adds exactly nothing at step 0.
+  at::Tensor x = torch::randn({3, 5, 64});
+  EXPECT_EQ(a->forward(x).abs().max().item<double>(), 0.0);
+  EXPECT_EQ(a->parameters().size(), 2u);
+}
+
+TEST(LoraInit, SameSeedSameNameSameA) {
+  at::Tensor a1 = init_full_A("model.layers.0.self_attn.q_proj", 4, 32, 3);
+  at::Tensor a2 = init_full_A("model.layers.0.self_attn.q_proj", 4, 32, 3);
+  at::Tensor a3 = init_full_A("model.layers.0.self_attn.v_proj", 4, 32, 3);
+  at::Tensor a4 = init_full_A("model.layers.0.self_attn.q_proj", 4, 32, 4);
+  EXPECT_TRUE(a1.equal(a2));
+  EXPECT_FALSE(a1.equal(a3));
+  EXPECT_FALSE(a1.equal(a4));
+}
+
+TEST(LoraForward, MatchesFormulaAndGradients) {
+  torch::manual_seed(0);
+  LoraAdapter a("m", 12, 10, Split::None, spec(4, 8), nullptr);
+  a->load_full(torch::randn({4, 12}), torch::randn({10, 4}));
+  const double s = 2.0;  // 8 / 4
+  at::Tensor x = torch::randn({2, 3, 12});
+  at::Tensor y = a->forward(x);  // (2, 3, 10)
+  at::Tensor A = a->A.detach(), B = a->B.detach();
+  at::Tensor ref = s * torch::matmul(torch::matmul(x, A.t()), B.t());
+  EXPECT_TRUE(torch::allclose(y, ref, 1e-5, 1e-5));
+
+  // loss = Σ w ⊙ y; dB = s · wᵀ (x Aᵀ), dA = s · (w B)ᵀ x (sums over every row of the flattened batch).
+  at::Tensor w = torch::randn({2, 3, 10});
+  (y * w).sum().backward();
+  at::Tensor xf = x.reshape({6, 12}), wf = w.reshape({6, 10});
+  at::Tensor dB = s * torch::matmul(wf.t(), torch::matmul(xf, A.t()));
+  at::Tensor dA = s * torch::matmul(torch::matmul(wf, B).t(), xf);
+  EXPECT_TRUE(torch::allclose(a->B.grad(), dB, 1e-4, 1e-4));
+  EXPECT_TRUE(torch::allclose(a->A.grad(), dA, 1e-4, 1e-4));
+}
+
+TEST(LoraForward, Bf16InputComputesInFp32AndReturnsBf16) {
+  torch::manual_seed(1);
+  LoraAdapter a("m", 16, 8, Split::None, spec(2, 2), nullptr);
+  a->load_full(torch::randn({2, 16}), torch::randn({8, 2}));
+  at::Tensor x = torch::randn({4, 16}).to(at::kBFloat16);
+  at::Tensor y = a->forward(x);
+  EXPECT_EQ(y.scalar_type(), at::kBFloat16);
+  EXPECT_EQ(a->A.scalar_type(), at::kFloat);
+  at::Tensor ref = torch::matmul(torch::matmul(x.to(at::kFloat), a->A.detach().t()), a->B.detach().t());
+  EXPECT_TRUE(torch::allclose(y.to(at::kFloat), ref, 2e-2, 2e-2));
+}
+
+TEST(LoraDropout, SeededMaskIsReproducibleAndOffInEval) {
+  const double p = 0.5;
+  auto make = [&](uint64_t seed) {
+    LoraAdapter a("m", 64, 4, Split::None, spec(64, 64, p), nullptr, make_dropout_gen(seed, at::kCPU));
+    a->load_full(torch::eye(64), torch::ones({4, 64}));  // y[j] = Σ_i dropout(x)_i
+    return a;
+  };
+  at::Tensor x = torch::ones({1000, 64});
+  LoraAdapter a1 = make(5), a2 = make(5), a3 = make(6);
+  at::Tensor y1 = a1->forward(x), y2 = a2->forward(x), y3 = a3->forward(x);
+  EXPECT_TRUE(y1.equal(y2));
+  EXPECT_FALSE(y1.equal(y3));
+  // Each kept x_i becomes 1 / (1 - p) = 2: the row sum is 2 · (kept count), mean 64.
+  EXPECT_NEAR(y1.select(1, 0).mean().item<double>(), 64.0, 1.0);
+  at::Tensor kept = (y1.select(1, 0) / 2.0);
+  EXPECT_TRUE(kept.equal(kept.round()));
+  a1->eval();
+  EXPECT_TRUE(torch::allclose(a1->forward(x), 64.0 * torch::ones({1000, 4})));
+}
+
+TEST(LoraFull, RoundTripAndDeltaWeight) {
+  torch::manual_seed(2);
+  LoraAdapter a("m", 6, 5, Split::None, spec(3, 6), nullptr);
+  at::Tensor A = torch::randn({3, 6}), B = torch::randn({5, 3});
+  a->load_full(A, B);
+  EXPECT_TRUE(a->full_A().equal(A));
+  EXPECT_TRUE(a->full_B().equal(B));
+  EXPECT_TRUE(torch::allclose(a->delta_weight_local(), 2.0 * torch::matmul(B, A)));
+  // The merged weight reproduces base + delta for any input.
+  at::Tensor W = torch::randn({5, 6}), x = torch::randn({7, 6});
+  at::Tensor y = torch::matmul(x, W.t()) + a->forward(x);
+  at::Tensor y_merged = torch::matmul(x, (W + a->delta_weight_local()).t());
+  EXPECT_TRUE(torch::allclose(y, y_merged, 1e-5, 1e-5));
+  EXPECT_THROW(a->load_full(torch::randn({4, 6}), B), cg::Error);
+  EXPECT_THROW(a->load_full(A, torch::randn({5, 4})), cg::Error);
+}

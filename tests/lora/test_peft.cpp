@@ -1,0 +1,201 @@
+// PEFT adapters: exact HF names/shapes/dtypes/JSON fields on write, round trip, and reading an adapter laid out byte
+// for byte as PEFT saves it (safetensors written by hand here, not by our writer).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "lora/peft.h"
+#include "trainer/config.h"
+
+namespace fs = std::filesystem;
+using cg::lora::PeftConfig;
+
+namespace {
+
+std::string fresh_dir(const std::string& name) {
+  fs::path p = fs::path(::testing::TempDir()) / ("peft_" + name);
+  fs::remove_all(p);
+  return p.string();
+}
+
+// The safetensors header of a file, parsed independently of model/safetensors.
+nlohmann::json read_header(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t n = 0;
+  in.read(reinterpret_cast<char*>(&n), 8);
+  std::string h(n, '\0');
+  in.read(h.data(), static_cast<std::streamsize>(n));
+  return nlohmann::json::parse(h);
+}
+
+// Two layers, q_proj (in 6 -> out 6) and down_proj (in 10 -> out 6), rank 2; values distinct per tensor.
+std::map<std::string, at::Tensor> sample_factors() {
+  std::map<std::string, at::Tensor> f;
+  int k = 0;
+  for (int layer : {0, 1}) {
+    for (auto [mod, in, out] : {std::tuple<std::string, int, int>{"self_attn.q_proj", 6, 6}, {"mlp.down_proj", 10, 6}}) {
+      std::string base = fmt::format("model.layers.{}.{}", layer, mod);
+      f[base + ".lora_A.weight"] = torch::arange(2 * in, torch::kFloat).reshape({2, in}) * 0.01 + k++;
+      f[base + ".lora_B.weight"] = torch::arange(out * 2, torch::kFloat).reshape({out, 2}) * -0.02 + k++;
+    }
+  }
+  return f;
+}
+
+PeftConfig sample_config() {
+  PeftConfig c;
+  c.r = 2;
+  c.lora_alpha = 16;
+  c.lora_dropout = 0.05;
+  c.target_modules = {"q_proj", "down_proj"};
+  c.base_model_name_or_path = "meta-llama/Llama-2-7b-hf";
+  return c;
+}
+
+TEST(Peft, WritesHfNamesShapesDtypesAndConfigFields) {
+  std::string dir = fresh_dir("write");
+  cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kBFloat16);
+  nlohmann::json h = read_header(dir + "/adapter_model.safetensors");
+  EXPECT_EQ(h["__metadata__"]["format"], "pt");
+  const auto& qa = h.at("base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight");
+  EXPECT_EQ(qa["dtype"], "BF16");
+  EXPECT_EQ(qa["shape"], nlohmann::json::array({2, 6}));
+  EXPECT_EQ(h.at("base_model.model.model.layers.0.mlp.down_proj.lora_A.weight")["shape"],
+            nlohmann::json::array({2, 10}));
+  EXPECT_EQ(h.at("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight")["shape"],
+            nlohmann::json::array({6, 2}));
+  EXPECT_EQ(h.size(), 8u + 1u);  // 8 tensors + metadata
+
+  std::ifstream in(dir + "/adapter_config.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["peft_type"], "LORA");
+  EXPECT_EQ(j["r"], 2);
+  EXPECT_TRUE(j["lora_alpha"].is_number_integer());
+  EXPECT_EQ(j["lora_alpha"], 16);
+  EXPECT_DOUBLE_EQ(j["lora_dropout"].get<double>(), 0.05);
+  EXPECT_EQ(j["target_modules"], nlohmann::json::array({"q_proj", "down_proj"}));
+  EXPECT_EQ(j["bias"], "none");
+  EXPECT_EQ(j["task_type"], "CAUSAL_LM");
+  EXPECT_EQ(j["base_model_name_or_path"], "meta-llama/Llama-2-7b-hf");
+  EXPECT_EQ(j["fan_in_fan_out"], false);
+  EXPECT_EQ(j["use_rslora"], false);
+  EXPECT_EQ(j["inference_mode"], true);
+}
+
+TEST(Peft, RoundTripFp32ExactBf16Rounded) {
+  auto factors = sample_factors();
+  for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    std::string dir = fresh_dir("roundtrip");
+    PeftConfig cfg = sample_config();
+    cfg.use_rslora = true;
+    cg::lora::write_peft_adapter(dir, cfg, factors, dtype);
+    cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(dir);
+    EXPECT_EQ(a.config.r, 2);
+    EXPECT_EQ(a.config.lora_alpha, 16);
+    EXPECT_TRUE(a.config.use_rslora);
+    EXPECT_DOUBLE_EQ(a.config.scale(), 16 / std::sqrt(2.0));
+    EXPECT_EQ(a.config.target_modules, cfg.target_modules);
+    EXPECT_EQ(a.config.base_model_name_or_path, cfg.base_model_name_or_path);
+    ASSERT_EQ(a.factors.size(), factors.size());
+    for (const auto& [name, t] : factors) {
+      ASSERT_TRUE(a.factors.count(name)) << name;
+      EXPECT_EQ(a.factors[name].scalar_type(), at::kFloat);
+      EXPECT_TRUE(torch::equal(a.factors[name], t.to(dtype).to(at::kFloat))) << name;
+    }
+  }
+}
+
+TEST(Peft, ReadsAdapterInPeftsExactLayout) {
+  // As PEFT's save_pretrained writes it: header JSON padded with spaces to a multiple of 8, tensors sorted by name,
+  // "__metadata__" {"format": "pt"}, adapter_config.json with PEFT's own extra keys.
+  std::string dir = fresh_dir("hf_layout");
+  fs::create_directories(dir);
+  const std::string a_name = "base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight";
+  const std::string b_name = "base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight";
+  std::vector<float> A = {1, 2, 3, 4, 5, 6};     // (r=1, in=6)
+  std::vector<float> B = {0.5f, -1.0f, 2.0f, 0.25f};  // (out=4, r=1)
+  std::string header = fmt::format(
+      R"({{"__metadata__":{{"format":"pt"}},"{}":{{"dtype":"F32","shape":[1,6],"data_offsets":[0,24]}},)"
+      R"("{}":{{"dtype":"F32","shape":[4,1],"data_offsets":[24,40]}}}})",
+      a_name, b_name);
+  while (header.size() % 8) header += ' ';
+  {
+    std::ofstream out(dir + "/adapter_model.safetensors", std::ios::binary);
+    uint64_t n = header.size();
+    out.write(reinterpret_cast<const char*>(&n), 8);
+    out << header;
+    out.write(reinterpret_cast<const char*>(A.data()), 24);
+    out.write(reinterpret_cast<const char*>(B.data()), 16);
+  }
+  std::ofstream(dir + "/adapter_config.json") << R"({
+  "alpha_pattern": {}, "auto_mapping": null, "base_model_name_or_path": "NousResearch/Llama-2-7b-hf",
+  "bias": "none", "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true,
+  "layer_replication": null, "layers_pattern": null, "layers_to_transform": null, "loftq_config": {},
+  "lora_alpha": 8, "lora_dropout": 0.1, "megatron_config": null, "megatron_core": "megatron.core",
+  "modules_to_save": null, "peft_type": "LORA", "r": 1, "rank_pattern": {}, "revision": null,
+  "target_modules": ["v_proj"], "task_type": "CAUSAL_LM", "use_dora": false, "use_rslora": false
+})";
+  cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(dir);
+  EXPECT_EQ(a.config.r, 1);
+  EXPECT_DOUBLE_EQ(a.config.scale(), 8.0);
+  EXPECT_DOUBLE_EQ(a.config.lora_dropout, 0.1);
+  EXPECT_EQ(a.config.base_model_name_or_path, "NousResearch/Llama-2-7b-hf");
+  ASSERT_EQ(a.factors.size(), 2u);
+  at::Tensor ra = a.factors.at("model.layers.0.self_attn.v_proj.lora_A.weight");
+  at::Tensor rb = a.factors.at("model.layers.0.self_attn.v_proj.lora_B.weight");
+  EXPECT_TRUE(torch::equal(ra, torch::tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}).reshape({1, 6})));
+  EXPECT_TRUE(torch::equal(rb, torch::tensor({0.5f, -1.f, 2.f, 0.25f}).reshape({4, 1})));
+
+  // Unsupported variants fail with the reason.
+  std::ofstream(dir + "/adapter_config.json")
+      << R"({"peft_type": "LORA", "r": 1, "lora_alpha": 8, "target_modules": ["v_proj"], "use_dora": true})";
+  try {
+    cg::lora::read_peft_adapter(dir);
+    FAIL() << "expected DoRA to be rejected";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("DoRA"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Peft, WriteRejectsMismatchedFactors) {
+  auto f = sample_factors();
+  f.erase("model.layers.1.mlp.down_proj.lora_B.weight");
+  EXPECT_THROW(cg::lora::write_peft_adapter(fresh_dir("bad1"), sample_config(), f), cg::Error);
+  PeftConfig wrong_r = sample_config();
+  wrong_r.r = 4;
+  EXPECT_THROW(cg::lora::write_peft_adapter(fresh_dir("bad2"), wrong_r, sample_factors()), cg::Error);
+  EXPECT_THROW(cg::lora::read_peft_adapter(fresh_dir("missing")), cg::Error);
+}
+
+TEST(Peft, ConfigFromTreeExpandsAllLinear) {
+  cg::LoraConfig l;
+  l.r = 16;
+  l.alpha = 32;
+  l.targets = {"all-linear"};
+  PeftConfig c = cg::lora::peft_config_from(l, "base");
+  EXPECT_EQ(c.target_modules.size(), 7u);
+  EXPECT_DOUBLE_EQ(c.scale(), 2.0);
+  EXPECT_EQ(cg::lora::to_peft_name("model.layers.3.mlp.up_proj.lora_B.weight"),
+            "base_model.model.model.layers.3.mlp.up_proj.lora_B.weight");
+  EXPECT_EQ(cg::lora::from_peft_name("base_model.model.model.norm.weight"), "model.norm.weight");
+  EXPECT_THROW(cg::lora::from_peft_name("model.norm.weight"), cg::Error);
+  EXPECT_EQ(cg::lora::peft_dtype("bf16"), at::kBFloat16);
+  EXPECT_THROW(cg::lora::peft_dtype("int8"), cg::Error);
+}
+
+TEST(Peft, MergeLoraHandComputed) {
+  at::Tensor W = torch::tensor({{1.f, 0.f, 0.f}, {0.f, 1.f, 0.f}});  // (out 2, in 3)
+  at::Tensor A = torch::tensor({{1.f, 2.f, 3.f}});                   // (r 1, in 3)
+  at::Tensor B = torch::tensor({{1.f}, {-1.f}});                     // (out 2, r 1)
+  at::Tensor M = cg::lora::merge_lora(W, A, B, 0.5);
+  EXPECT_TRUE(torch::allclose(M, torch::tensor({{1.5f, 1.f, 1.5f}, {-0.5f, 0.f, -1.5f}})));
+  EXPECT_EQ(cg::lora::merge_lora(W.to(at::kBFloat16), A, B, 0.5).scalar_type(), at::kBFloat16);
+  EXPECT_THROW(cg::lora::merge_lora(W, B, A, 1.0), std::exception);
+}
+
+}  // namespace

@@ -1,0 +1,244 @@
+// cg::model::Llama on one device: against a naive double-precision reference, KV-cache decoding, activation
+// checkpointing gradients, tp-independent initialisation, HF parameter names, and tp shape errors.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/llama.h"
+#include "reference_llama.h"
+
+using namespace cg::model;
+
+namespace {
+
+LlamaConfig small_config() {
+  LlamaConfig c;
+  c.hidden_size = 32, c.intermediate_size = 48, c.num_attention_heads = 4, c.num_key_value_heads = 2;
+  c.num_hidden_layers = 2, c.vocab_size = 37, c.rms_norm_eps = 1e-5, c.rope_theta = 10000.0;
+  c.max_position_embeddings = 64;
+  return c;
+}
+
+// Initialised with larger weights than the default so every term moves the logits, and norm scales != 1.
+Llama make_model(const LlamaConfig& c, TpShape tp = {}, uint64_t seed = 7) {
+  Llama m(c, tp, at::TensorOptions().dtype(at::kFloat));
+  init_weights(*m, seed, 0.15);
+  at::NoGradGuard ng;
+  for (auto& s : m->param_specs())
+    if (s.full_shape.size() == 1) s.param.add_(at::arange(s.param.numel(), at::kFloat).sin() * 0.3);
+  return m;
+}
+
+at::Tensor tokens_for(int64_t B, int64_t T, int64_t V, uint64_t seed) {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randint(V, {B, T}, g, at::TensorOptions().dtype(at::kLong));
+}
+
+}  // namespace
+
+TEST(Llama, ParameterNamesAreTheHfKeys) {
+  auto m = make_model(small_config());
+  std::set<std::string> names;
+  for (const auto& p : m->named_parameters()) names.insert(p.key());
+  std::set<std::string> expected = {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"};
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "model.layers." + std::to_string(l);
+    for (const char* n : {".self_attn.q_proj.weight", ".self_attn.k_proj.weight", ".self_attn.v_proj.weight",
+                          ".self_attn.o_proj.weight", ".mlp.gate_proj.weight", ".mlp.up_proj.weight",
+                          ".mlp.down_proj.weight", ".input_layernorm.weight", ".post_attention_layernorm.weight"})
+      expected.insert(p + n);
+  }
+  EXPECT_EQ(names, expected);
+  std::set<std::string> specs;
+  for (const auto& s : m->param_specs()) specs.insert(s.name);
+  EXPECT_EQ(specs, expected);
+  EXPECT_EQ(m->linears().size(), 14u);
+  EXPECT_EQ(m->linears()[3]->hf_name, "model.layers.0.self_attn.o_proj");
+  EXPECT_EQ(m->linears()[3]->style, ParallelStyle::Row);
+}
+
+TEST(Llama, LogitsMatchNaiveDoubleReference) {
+  const auto c = small_config();
+  auto m = make_model(c);
+  cg::test::RefLlama ref{c, {}};
+  for (const auto& s : m->param_specs()) ref.w[s.name] = s.param.detach().to(at::kDouble).contiguous();
+  const auto tok = tokens_for(2, 6, c.vocab_size, 3);
+  std::vector<std::vector<int64_t>> seqs(2);
+  for (int b = 0; b < 2; ++b)
+    for (int t = 0; t < 6; ++t) seqs[b].push_back(tok[b][t].item<int64_t>());
+  at::Tensor logits;
+  {
+    at::NoGradGuard ng;
+    logits = m->forward(tok);
+  }
+  ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 6, c.vocab_size}));
+  EXPECT_EQ(logits.scalar_type(), at::kFloat);
+  const auto want = ref.forward(seqs);
+  double max_err = 0, max_abs = 0;
+  for (int b = 0; b < 2; ++b)
+    for (int t = 0; t < 6; ++t)
+      for (int v = 0; v < c.vocab_size; ++v) {
+        max_err = std::max(max_err, std::abs(logits[b][t][v].item<double>() - want[b][t][v]));
+        max_abs = std::max(max_abs, std::abs(want[b][t][v]));
+      }
+  EXPECT_GT(max_abs, 0.3);  // the logits are not trivially small
+  EXPECT_LT(max_err, 2e-5) << "max |logit| " << max_abs;
+}
+
+TEST(Llama, KvCacheDecodeEqualsFullForward) {
+  const auto c = small_config();
+  auto m = make_model(c);
+  at::NoGradGuard ng;
+  const auto tok = tokens_for(3, 9, c.vocab_size, 5);
+  const auto full = m->forward(tok);  // (3, 9, V)
+  // Prefill 4, then one token at a time.
+  auto cache = m->make_cache(3, 12);
+  std::vector<at::Tensor> parts{m->forward(tok.narrow(1, 0, 4), 0, &cache)};
+  for (int64_t t = 4; t < 9; ++t) parts.push_back(m->forward(tok.narrow(1, t, 1), t, &cache));
+  EXPECT_TRUE(at::allclose(at::cat(parts, 1), full, 1e-5, 1e-5));
+  // Chunked prefill (a multi-token step after cached positions uses an explicit offset-causal mask).
+  auto cache2 = m->make_cache(3, 9);
+  const auto a = m->forward(tok.narrow(1, 0, 3), 0, &cache2);
+  const auto b = m->forward(tok.narrow(1, 3, 4), 3, &cache2);
+  const auto d = m->forward(tok.narrow(1, 7, 2), 7, &cache2);
+  EXPECT_TRUE(at::allclose(at::cat({a, b, d}, 1), full, 1e-5, 1e-5));
+  // Overflowing the cache is an error that says what to change.
+  try {
+    m->forward(tok.narrow(1, 0, 2), 8, &cache2);
+    FAIL() << "expected an error";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_len"), std::string::npos) << e.what();
+  }
+}
+
+namespace {
+// loss = sum(logits * fixed random weights); returns grads of every base param and of the embedding output.
+std::map<std::string, at::Tensor> grads_of(Llama& m, const at::Tensor& tok, const at::Tensor& wts) {
+  for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
+  m->train();
+  const auto loss = (m->forward(tok) * wts).sum();
+  loss.backward();
+  std::map<std::string, at::Tensor> g;
+  for (const auto& p : m->named_parameters())
+    if (p.value().grad().defined()) g[p.key()] = p.value().grad().clone();
+  return g;
+}
+}  // namespace
+
+TEST(Llama, ActivationCheckpointingGivesTheSameGradients) {
+  const auto c = small_config();
+  auto m = make_model(c);
+  const auto tok = tokens_for(2, 7, c.vocab_size, 9);
+  const auto wts = at::randn({2, 7, c.vocab_size}, at::make_generator<at::CPUGeneratorImpl>(1));
+  m->activation_checkpointing = false;
+  const auto plain = grads_of(m, tok, wts);
+  m->activation_checkpointing = true;
+  const auto ckpt = grads_of(m, tok, wts);
+  ASSERT_EQ(plain.size(), 21u);
+  ASSERT_EQ(ckpt.size(), plain.size());
+  for (const auto& [name, g] : plain) {
+    EXPECT_GT(g.abs().max().item<double>(), 0.0) << name;
+    EXPECT_TRUE(at::allclose(ckpt.at(name), g, 1e-5, 1e-6)) << name;
+  }
+}
+
+TEST(Llama, CheckpointingWithFrozenBaseAndARandomHook) {
+  // A LoRA-like hook: its own parameter registered under the Linear, dropout inside (draws from the RNG), and a
+  // frozen base including the embedding (so the layer input does not require grad).
+  const auto c = small_config();
+  auto m = make_model(c);
+  m->set_base_trainable(false);
+  auto lin = m->linears()[2];  // layer 0 v_proj
+  auto A = lin->register_parameter("hook_a", at::randn({lin->out_features_local, lin->in_features_local},
+                                                       at::make_generator<at::CPUGeneratorImpl>(4)) * 0.1);
+  lin->delta = [A](const at::Tensor& x) { return at::dropout(at::matmul(x, A.t()), 0.5, /*train=*/true); };
+  const auto tok = tokens_for(2, 5, c.vocab_size, 2);
+  const auto wts = at::randn({2, 5, c.vocab_size}, at::make_generator<at::CPUGeneratorImpl>(8));
+  m->activation_checkpointing = false;
+  torch::manual_seed(123);
+  const auto plain = grads_of(m, tok, wts);
+  m->activation_checkpointing = true;
+  torch::manual_seed(123);
+  const auto ckpt = grads_of(m, tok, wts);
+  const std::string key = "model.layers.0.self_attn.v_proj.hook_a";
+  ASSERT_EQ(plain.size(), 1u);
+  ASSERT_EQ(ckpt.size(), 1u);
+  EXPECT_GT(plain.at(key).abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(at::allclose(ckpt.at(key), plain.at(key), 1e-5, 1e-6));
+  // The RNG advanced the same way in both modes (backward restored it after the recompute).
+  torch::manual_seed(5);
+  grads_of(m, tok, wts);
+  const auto after_ckpt = at::rand({4});
+  m->activation_checkpointing = false;
+  torch::manual_seed(5);
+  grads_of(m, tok, wts);
+  EXPECT_TRUE(at::equal(at::rand({4}), after_ckpt));
+}
+
+TEST(Llama, RandomInitIsTheSameFullModelForAnyTp) {
+  for (int64_t vocab : {40, 37}) {  // 37 is padded to 38 at tp 2, 40 at tp 4
+    auto c = small_config();
+    c.vocab_size = vocab;
+    auto full = make_model(c);
+    std::map<std::string, at::Tensor> fw;
+    for (const auto& s : full->param_specs()) fw[s.name] = s.param.detach();
+    for (int tp : {2, 4}) {
+      if (c.num_key_value_heads % tp) continue;
+      for (int r = 0; r < tp; ++r) {
+        auto part = make_model(c, {r, tp});
+        for (const auto& s : part->param_specs()) {
+          EXPECT_TRUE(at::equal(s.param, s.slice_of(fw.at(s.name)))) << s.name << " tp " << tp << " rank " << r;
+          if (s.style == ParallelStyle::Vocab) {
+            EXPECT_EQ(s.param.size(0), (vocab + tp - 1) / tp);
+            EXPECT_EQ(s.param.size(0) - s.shard_len, std::max<int64_t>(0, s.shard_start + s.param.size(0) - vocab));
+          }
+        }
+      }
+    }
+  }
+  // tp 2 rank 1 of vocab 37: rows 19..37 of the table, then one zero padding row.
+  auto c = small_config();
+  auto part = make_model(c, {1, 2});
+  const auto& emb = part->model->embed_tokens->weight;
+  EXPECT_EQ(emb.size(0), 19);
+  EXPECT_EQ(emb[18].abs().sum().item<double>(), 0.0);
+}
+
+TEST(Llama, LocalShapesAndClearDivisibilityErrors) {
+  auto c = llama_flavor("tiny", 512);  // 8 heads, 4 kv heads
+  Llama m(c, {1, 4}, at::TensorOptions().dtype(at::kFloat));
+  auto q = m->linears()[0], o = m->linears()[3], k = m->linears()[1];
+  EXPECT_EQ(q->weight.sizes(), (std::vector<int64_t>{64, 256}));
+  EXPECT_EQ(k->weight.sizes(), (std::vector<int64_t>{32, 256}));  // one kv head of 32
+  EXPECT_EQ(o->weight.sizes(), (std::vector<int64_t>{256, 64}));
+  EXPECT_EQ(q->out_features, 256);
+  EXPECT_EQ(q->out_features_local, 64);
+  EXPECT_EQ(m->lm_head->weight.sizes(), (std::vector<int64_t>{128, 256}));
+  try {
+    Llama bad(c, {0, 8}, at::TensorOptions().dtype(at::kFloat));
+    FAIL() << "expected an error";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("num_key_value_heads 4 is not divisible by tp 8"), std::string::npos)
+        << e.what();
+  }
+  // At tp > 1 without the TP hooks the forward refuses to run (instead of silently computing partial sums).
+  EXPECT_THROW(m->forward(at::zeros({1, 2}, at::kLong)), cg::Error);
+}
+
+TEST(Llama, Bf16WeightsGiveFp32LogitsCloseToFp32) {
+  const auto c = small_config();
+  auto m32 = make_model(c);
+  Llama m16(c, {}, at::TensorOptions().dtype(at::kBFloat16));
+  init_weights(*m16, 7, 0.15);
+  {
+    at::NoGradGuard ng;
+    auto s16 = m16->param_specs();
+    auto s32 = m32->param_specs();
+    for (size_t i = 0; i < s16.size(); ++i) s16[i].param.copy_(s32[i].param);
+  }
+  at::NoGradGuard ng;
+  const auto tok = tokens_for(1, 5, c.vocab_size, 1);
+  const auto l16 = m16->forward(tok), l32 = m32->forward(tok);
+  EXPECT_EQ(l16.scalar_type(), at::kFloat);
+  EXPECT_EQ(m16->dtype(), at::kBFloat16);
+  EXPECT_LT((l16 - l32).abs().max().item<double>(), 0.1 * l32.abs().max().item<double>());
+}

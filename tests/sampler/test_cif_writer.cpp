@@ -1,0 +1,74 @@
+// CIF writer: round trip through data/cif.h's parser, and the same tags in the same order as pymatgen's CifWriter
+// output stored in the MP-20 CSV (an independent sample of the layout we mimic).
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "data/cif.h"
+#include "data/csv.h"
+#include "data/mp20.h"
+#include "sampler/cif_writer.h"
+
+namespace cg {
+namespace {
+
+// The lines that start with '_' or are "loop_", with values dropped: the CIF's layout.
+std::vector<std::string> layout(const std::string& cif) {
+  std::vector<std::string> out;
+  std::istringstream in(cif);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t b = line.find_first_not_of(' ');
+    if (b == std::string::npos) continue;
+    if (line[b] == '_' || line.compare(b, 5, "loop_") == 0) out.push_back(line.substr(b, line.find(' ', b) - b));
+  }
+  return out;
+}
+
+TEST(CifWriter, HandWrittenCrystal) {
+  Crystal c;
+  c.id = "nacl";
+  c.lattice = {5.6, 5.6, 5.6, 90, 90, 90};
+  c.species = {"Na", "Cl", "Na", "Cl"};
+  c.frac = {{0, 0, 0}, {0.5, 0, 0}, {0.5, 0.5, 0}, {0, 0.5, 0}};
+  const std::string cif = to_cif(c);
+  EXPECT_NE(cif.find("data_NaCl\n"), std::string::npos);
+  EXPECT_NE(cif.find("_symmetry_space_group_name_H-M   'P 1'\n"), std::string::npos);
+  EXPECT_NE(cif.find("_cell_length_a   5.60000000\n"), std::string::npos);
+  EXPECT_NE(cif.find("_cell_volume   175.61600000\n"), std::string::npos);
+  EXPECT_NE(cif.find("_chemical_formula_sum   'Na2 Cl2'\n"), std::string::npos);
+  EXPECT_NE(cif.find("_cell_formula_units_Z   2\n"), std::string::npos);
+  EXPECT_NE(cif.find("  1  'x, y, z'\n"), std::string::npos);
+  EXPECT_NE(cif.find("  Cl  Cl3  1  0.00000000  0.50000000  0.00000000  1\n"), std::string::npos);
+
+  const Crystal back = parse_cif(cif, "nacl");
+  EXPECT_EQ(back.species, c.species);
+  ASSERT_EQ(back.frac.size(), c.frac.size());
+  for (size_t i = 0; i < c.frac.size(); ++i)
+    for (int k = 0; k < 3; ++k) EXPECT_NEAR(back.frac[i][k], c.frac[i][k], 1e-8);
+  EXPECT_NEAR(back.lattice.a, 5.6, 1e-8);
+  EXPECT_NEAR(back.lattice.gamma, 90, 1e-8);
+}
+
+TEST(CifWriter, Mp20RoundTripAndPymatgenLayout) {
+  const std::string text = read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz");
+  const CsvTable table = parse_csv(text);
+  const size_t cif_col = table.column("cif");
+  const Mp20Split split = parse_mp20_csv(text, 40);
+  ASSERT_GE(split.crystals.size(), 30u);
+  for (size_t k = 0; k < split.crystals.size(); ++k) {
+    const Crystal& c = split.crystals[k];
+    const std::string ours = to_cif(c);
+    // Same tags, loops and order as the pymatgen CIF this crystal was read from.
+    EXPECT_EQ(layout(ours), layout(table.rows[split.source_rows[k]][cif_col])) << c.id;
+    const Crystal back = parse_cif(ours, c.id);
+    ASSERT_EQ(back.species, c.species) << c.id;
+    EXPECT_NEAR(back.lattice.a, c.lattice.a, 1e-7);
+    EXPECT_NEAR(back.lattice.beta, c.lattice.beta, 1e-7);
+    for (size_t i = 0; i < c.frac.size(); ++i)
+      for (int d = 0; d < 3; ++d) EXPECT_NEAR(back.frac[i][d], c.frac[i][d], 1e-7) << c.id;
+  }
+}
+
+}  // namespace
+}  // namespace cg

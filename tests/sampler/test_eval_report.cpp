@@ -1,0 +1,120 @@
+// cgeval's pipeline: the three input kinds, the report's counts, and the real-data sanity floor.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "common/error.h"
+
+#include "data/mp20.h"
+#include "sampler/cif_writer.h"
+#include "sampler/eval_report.h"
+#include "sampler/sample_record.h"
+
+namespace cg {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kTest = std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz";
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("cg_test_eval_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+TEST(EvalReport, RealMp20IsStructurallyValid) {
+  const EvalInput in = load_eval_input(kTest, 500);
+  ASSERT_EQ(in.total, 500);
+  const EvalReport r = evaluate(in, nullptr, &in.crystals, {});
+  EXPECT_GE(r.rate(r.struct_valid), 0.99);  // sanity floor: real crystals have no overlapping atoms
+  EXPECT_GE(r.rate(r.comp_valid), 0.80);
+  EXPECT_LE(r.valid, r.comp_valid);
+  EXPECT_GE(r.unique, r.valid * 9 / 10);
+  ASSERT_TRUE(r.dist.has_value());
+}
+
+TEST(EvalReport, SamplesJsonlCountsUnparsedAsInvalidAndFindsDuplicates) {
+  const std::vector<Crystal> real = read_mp20(kTest, 3).crystals;
+  ASSERT_EQ(real.size(), 3u);
+  const fs::path dir = fresh_dir("jsonl");
+  {
+    std::ofstream out(dir / "samples.jsonl");
+    for (int i = 0; i < 4; ++i) {  // crystals 0, 1, 2 and a duplicate of 0
+      SampleRecord r;
+      r.id = "s" + std::to_string(i);
+      r.text = "(text)";
+      r.parsed = true;
+      r.crystal = real[i % 3];
+      out << to_json_line(r) << "\n";
+    }
+    SampleRecord bad;
+    bad.id = "s4";
+    bad.text = "4.2 4.2";
+    bad.reason = "line 1: expected 3 numbers (got '4.2 4.2')";
+    out << to_json_line(bad) << "\n";
+    SampleRecord overlap;  // two atoms at the same place
+    overlap.id = "s5";
+    overlap.parsed = true;
+    Crystal c;
+    c.lattice = {4, 4, 4, 90, 90, 90};
+    c.species = {"Na", "Cl"};
+    c.frac = {{0, 0, 0}, {0.01, 0, 0}};
+    overlap.crystal = c;
+    out << to_json_line(overlap) << "\n";
+  }
+  const EvalInput in = load_eval_input(dir.string());
+  EXPECT_EQ(in.kind, "samples");
+  EXPECT_EQ(in.total, 6);
+  EXPECT_EQ(in.crystals.size(), 5u);
+  EXPECT_EQ(in.unparsed_reasons.at("line 1: expected 3 numbers"), 1);
+  const std::vector<Crystal> train = {real[1]};
+  const EvalReport r = evaluate(in, &train, nullptr, {});
+  EXPECT_EQ(r.total, 6);
+  EXPECT_EQ(r.struct_valid, 4);  // the overlap fails
+  EXPECT_NEAR(r.rate(r.struct_valid), 4.0 / 6, 1e-12);
+  // The three real crystals' validity is whatever SMACT says; the duplicate adds nothing unique.
+  int64_t real_valid = 0;
+  for (int i = 0; i < 3; ++i) {
+    EvalInput one;
+    one.total = 1;
+    one.crystals = {real[i]};
+    real_valid += evaluate(one, nullptr, nullptr, {}).valid;
+  }
+  const int64_t dup_valid = evaluate([&] { EvalInput e; e.total = 1; e.crystals = {real[0]}; return e; }(), nullptr,
+                                     nullptr, {}).valid;
+  EXPECT_EQ(r.valid, real_valid + dup_valid);
+  EXPECT_EQ(r.unique, real_valid);
+  EXPECT_EQ(r.invalid_reasons.at("structure: atoms too close"), 1);
+  const std::string json = report_json(r);
+  EXPECT_NE(json.find("\"structural_validity\""), std::string::npos);
+  EXPECT_NE(report_markdown(r).find("| structural validity | 66.67% |"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(EvalReport, CifFolder) {
+  const std::vector<Crystal> real = read_mp20(kTest, 5).crystals;
+  const fs::path dir = fresh_dir("cifs");
+  for (const auto& c : real) save_cif((dir / (c.id + ".cif")).string(), c);
+  std::ofstream(dir / "broken.cif") << "data_x\n_cell_length_a 3\n";
+  const EvalInput in = load_eval_input(dir.string());
+  EXPECT_EQ(in.kind, "cifs");
+  EXPECT_EQ(in.total, 6);
+  EXPECT_EQ(in.crystals.size(), 5u);
+  EXPECT_EQ(in.unparsed(), 1);
+  fs::remove_all(dir);
+}
+
+TEST(EvalReport, UnknownInputNamesTheFix) {
+  try {
+    load_eval_input("/nonexistent/place");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("eval.input"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace cg

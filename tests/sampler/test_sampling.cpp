@@ -1,0 +1,68 @@
+// Token sampling: the distribution after mask / temperature / top-k / top-p against hand-computed values, and
+// determinism for a seed.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "sampler/sampling.h"
+
+namespace cg {
+namespace {
+
+TEST(Sampling, GreedyRespectsMask) {
+  const std::vector<float> l = {1, 5, 3, 5};
+  const std::vector<uint8_t> m = {1, 0, 1, 1};
+  std::mt19937_64 rng(0);
+  SamplingParams g;
+  g.temperature = 0;
+  EXPECT_EQ(sample_token(l.data(), 4, nullptr, g, rng), 1);  // first of the tied maxima
+  EXPECT_EQ(sample_token(l.data(), 4, m.data(), g, rng), 3);
+  const std::vector<uint8_t> none = {0, 0, 0, 0};
+  EXPECT_EQ(sample_token(l.data(), 4, none.data(), g, rng), -1);
+}
+
+TEST(Sampling, TemperatureTopKTopP) {
+  const float ln2 = std::log(2.0f);
+  // logits log(4), log(2), log(1), log(1): softmax at T = 1 is 0.5, 0.25, 0.125, 0.125.
+  const std::vector<float> l = {2 * ln2, ln2, 0, 0};
+  SamplingParams p;
+  p.temperature = 1;
+  p.top_p = 1;
+  auto d = sampling_distribution(l.data(), 4, nullptr, p);
+  EXPECT_NEAR(d[0], 0.5, 1e-6);
+  EXPECT_NEAR(d[3], 0.125, 1e-6);
+  p.top_k = 2;  // keep 0.5, 0.25 -> 2/3, 1/3
+  d = sampling_distribution(l.data(), 4, nullptr, p);
+  EXPECT_NEAR(d[0], 2.0 / 3, 1e-6);
+  EXPECT_NEAR(d[1], 1.0 / 3, 1e-6);
+  EXPECT_EQ(d[2], 0.0);
+  p.top_k = 0;
+  p.top_p = 0.7;  // 0.5 < 0.7 <= 0.75: keep two
+  d = sampling_distribution(l.data(), 4, nullptr, p);
+  EXPECT_NEAR(d[0], 2.0 / 3, 1e-6);
+  EXPECT_EQ(d[2], 0.0);
+  p.top_p = 1;
+  p.temperature = 0.5;  // squares the ratios: 16, 4, 1, 1 over 22
+  d = sampling_distribution(l.data(), 4, nullptr, p);
+  EXPECT_NEAR(d[0], 16.0 / 22, 1e-6);
+  EXPECT_NEAR(d[2], 1.0 / 22, 1e-6);
+}
+
+TEST(Sampling, SameSeedSameDrawsAndFrequencies) {
+  const std::vector<float> l = {0, 0, std::log(2.0f)};  // 0.25, 0.25, 0.5
+  SamplingParams p;
+  p.temperature = 1;
+  p.top_p = 1;
+  std::mt19937_64 a(42), b(42);
+  std::vector<int> count(3, 0);
+  for (int i = 0; i < 20000; ++i) {
+    const int x = sample_token(l.data(), 3, nullptr, p, a);
+    EXPECT_EQ(x, sample_token(l.data(), 3, nullptr, p, b));
+    ++count[x];
+  }
+  EXPECT_NEAR(count[2] / 20000.0, 0.5, 0.02);
+  EXPECT_NEAR(count[0] / 20000.0, 0.25, 0.02);
+}
+
+}  // namespace
+}  // namespace cg

@@ -1,0 +1,238 @@
+// Checkpoint folders: round trip, retention, and every way a folder can be unusable is skipped with its reason.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/sha256.h"
+#include "trainer/checkpoint_dir.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const cg::AllOk kSolo = [](bool ok) { return ok; };
+
+std::string fresh_dir(const std::string& name) {
+  fs::path p = fs::path(::testing::TempDir()) / ("ckpt_" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void put(const fs::path& p, const std::string& s) { cg::write_file_durable(p.string(), s.data(), s.size()); }
+
+// Simulates two ranks in one process: rank 1's writer runs in phase 2 too (after rank 0 created step-N.tmp and
+// before the manifest), as it would between the two all_ok agreements of a real run.
+std::string save_two_ranks(const std::string& run, int64_t step, int64_t keep = 5) {
+  auto rank_writer = [step](int rank) {
+    return [step, rank](const std::string& dir) {
+      put(fs::path(dir) / fmt::format("rank-{}.bin", rank), fmt::format("weights of rank {} at step {}", rank, step));
+      if (rank == 0) {
+        fs::create_directories(fs::path(dir) / "state");
+        put(fs::path(dir) / "state" / "train_state.json", fmt::format("{{\"step\": {}}}", step));
+      }
+    };
+  };
+  cg::WriteFiles both = [&](const std::string& dir) {
+    rank_writer(0)(dir);
+    rank_writer(1)(dir);
+  };
+  return cg::save_checkpoint(run, step, 0, {2, 2, 1}, "cafef00d", both, kSolo, keep);
+}
+
+TEST(CheckpointDir, SaveWritesManifestLastAndFindsIt) {
+  std::string run = fresh_dir("roundtrip");
+  std::string path = cg::save_checkpoint(
+      run, 10, 0, {1, 1, 1}, "abc123",
+      [](const std::string& dir) { put(fs::path(dir) / "model.bin", "hello"); }, kSolo, 2);
+  EXPECT_EQ(path, (fs::path(run) / "checkpoints" / "step-10").string());
+  EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step-10.tmp"));
+  EXPECT_EQ(slurp(fs::path(path) / "model.bin"), "hello");
+
+  auto info = cg::find_latest_complete(run);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->step, 10);
+  EXPECT_EQ(info->path, path);
+  const cg::Manifest& m = info->manifest;
+  EXPECT_EQ(m.magic, "cgtrain-checkpoint");
+  EXPECT_EQ(m.version, 1);
+  EXPECT_EQ(m.step, 10);
+  EXPECT_EQ(m.config_hash, "abc123");
+  ASSERT_EQ(m.files.size(), 1u);
+  EXPECT_EQ(m.files[0].path, "model.bin");
+  EXPECT_EQ(m.files[0].size, 5u);
+  // Independent expectation: sha256("hello").
+  EXPECT_EQ(m.files[0].sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+}
+
+TEST(CheckpointDir, TwoRankFilesAndLayoutInManifest) {
+  std::string run = fresh_dir("tworanks");
+  std::string path = save_two_ranks(run, 3);
+  cg::Manifest m = cg::read_manifest(path);
+  EXPECT_EQ(m.layout.world, 2);
+  EXPECT_EQ(m.layout.tp, 2);
+  EXPECT_EQ(m.layout.dp, 1);
+  ASSERT_EQ(m.files.size(), 3u);  // sorted by path
+  EXPECT_EQ(m.files[0].path, "rank-0.bin");
+  EXPECT_EQ(m.files[1].path, "rank-1.bin");
+  EXPECT_EQ(m.files[2].path, "state/train_state.json");
+  EXPECT_EQ(m.files[1].sha256, cg::sha256_file((fs::path(path) / "rank-1.bin").string()));
+  EXPECT_NO_THROW(cg::check_layout(m, {2, 2, 1}));
+  try {
+    cg::check_layout(m, {4, 4, 1});
+    FAIL() << "expected a layout error";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("parallel.tp=2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(cg::check_layout(m, {4, 2, 2}), cg::Error);
+  EXPECT_NO_THROW(cg::check_layout(m, {4, 2, 2}, /*allow_dp_change=*/true));
+}
+
+TEST(CheckpointDir, RetentionKeepsLastK) {
+  std::string run = fresh_dir("retention");
+  for (int64_t s : {1, 2, 3, 4, 5}) save_two_ranks(run, s * 10, /*keep=*/2);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(fs::path(run) / "checkpoints")) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"step-40", "step-50"}));
+  EXPECT_EQ(cg::find_latest_complete(run)->step, 50);
+}
+
+TEST(CheckpointDir, SavingSameStepTwiceReplacesIt) {
+  std::string run = fresh_dir("same_step");
+  save_two_ranks(run, 7);
+  std::string path = cg::save_checkpoint(
+      run, 7, 0, {1, 1, 1}, "h2", [](const std::string& dir) { put(fs::path(dir) / "x", "new"); }, kSolo, 3);
+  auto info = cg::find_latest_complete(run);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->manifest.config_hash, "h2");
+  EXPECT_EQ(info->manifest.files.size(), 1u);
+  EXPECT_FALSE(fs::exists(path + ".old"));
+}
+
+TEST(CheckpointDir, SkipsCorruptHalfWrittenAndMissingRankFile) {
+  std::string run = fresh_dir("skips");
+  save_two_ranks(run, 1);
+  save_two_ranks(run, 2);
+  save_two_ranks(run, 3);
+  fs::path ck = fs::path(run) / "checkpoints";
+  // step-4: a folder renamed into place without manifest (half-written by some other tool / crash).
+  fs::create_directories(ck / "step-4");
+  put(ck / "step-4" / "rank-0.bin", "partial");
+  // step-5.tmp: an interrupted save is never considered.
+  fs::create_directories(ck / "step-5.tmp");
+  // step-3: corrupt one byte, same size.
+  {
+    std::string s = slurp(ck / "step-3" / "rank-1.bin");
+    s[0] ^= 1;
+    std::ofstream(ck / "step-3" / "rank-1.bin", std::ios::binary) << s;
+  }
+  // step-2: a rank file is missing.
+  fs::remove(ck / "step-2" / "rank-1.bin");
+
+  EXPECT_NE(cg::verify_checkpoint((ck / "step-4").string()).find("missing manifest.json"), std::string::npos);
+  EXPECT_NE(cg::verify_checkpoint((ck / "step-3").string()).find("checksum mismatch in rank-1.bin"),
+            std::string::npos);
+  EXPECT_NE(cg::verify_checkpoint((ck / "step-2").string()).find("missing file rank-1.bin"), std::string::npos);
+  EXPECT_EQ(cg::verify_checkpoint((ck / "step-1").string()), "");
+
+  auto info = cg::find_latest_complete(run);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->step, 1);
+
+  // Truncated file: size mismatch; then nothing usable is left.
+  std::ofstream(ck / "step-1" / "rank-0.bin", std::ios::binary) << "x";
+  EXPECT_NE(cg::verify_checkpoint((ck / "step-1").string()).find("size mismatch in rank-0.bin"), std::string::npos);
+  EXPECT_FALSE(cg::find_latest_complete(run).has_value());
+  EXPECT_FALSE(cg::find_latest_complete(fresh_dir("empty")).has_value());
+}
+
+TEST(CheckpointDir, BadManifestMagicIsRejected) {
+  std::string run = fresh_dir("magic");
+  std::string path = save_two_ranks(run, 1);
+  std::string text = slurp(fs::path(path) / "manifest.json");
+  text.replace(text.find("cgtrain-checkpoint"), 18, "something-else-xyz");
+  std::ofstream(fs::path(path) / "manifest.json") << text;
+  EXPECT_NE(cg::verify_checkpoint(path).find("magic"), std::string::npos);
+  EXPECT_FALSE(cg::find_latest_complete(run).has_value());
+}
+
+TEST(CheckpointDir, UnwritableRunDirNamesPathAndHint) {
+  std::string base = fresh_dir("unwritable");
+  put(fs::path(base) / "a_file", "not a folder");
+  std::string run = (fs::path(base) / "a_file" / "run").string();  // root cannot mkdir under a regular file either
+  try {
+    cg::save_checkpoint(run, 1, 0, {1, 1, 1}, "h", [](const std::string&) {}, kSolo, 2);
+    FAIL() << "expected an error";
+  } catch (const cg::Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("a_file/run/checkpoints"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("Not a directory"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("free space or change train.run_dir"), std::string::npos) << msg;
+  }
+}
+
+TEST(CheckpointDir, FailingRankWriterRemovesTmpAndKeepsPrevious) {
+  std::string run = fresh_dir("writer_fails");
+  save_two_ranks(run, 1);
+  // Another rank reported failure: this rank's all_ok returns false although it wrote fine.
+  int calls = 0;
+  cg::AllOk other_fails = [&](bool ok) { return ++calls == 2 ? false : ok; };
+  try {
+    cg::save_checkpoint(run, 2, 0, {2, 1, 2}, "h", [](const std::string& d) { put(fs::path(d) / "r0", "x"); },
+                        other_fails, 2);
+    FAIL() << "expected an error";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another rank failed"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step-2.tmp"));
+  EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step-2"));
+  EXPECT_EQ(cg::find_latest_complete(run)->step, 1);
+}
+
+TEST(CheckpointDir, FileTooLargeIsAClearErrorAndPreviousSurvives) {
+  std::string run = fresh_dir("efbig");
+  save_two_ranks(run, 1);
+  // Writes past RLIMIT_FSIZE fail with EFBIG once SIGXFSZ is ignored: a stand-in for a full disk.
+  struct rlimit old {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string msg;
+  try {
+    cg::save_checkpoint(
+        run, 2, 0, {1, 1, 1}, "h",
+        [](const std::string& d) {
+          std::string big(64 * 1024, 'w');
+          put(fs::path(d) / "big.bin", big);
+        },
+        kSolo, 2);
+  } catch (const cg::Error& e) {
+    msg = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, old_handler);
+  EXPECT_NE(msg.find("File too large"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("step-2.tmp/big.bin"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("free space or change train.run_dir"), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step-2.tmp"));
+  auto info = cg::find_latest_complete(run);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->step, 1);
+}
+
+}  // namespace

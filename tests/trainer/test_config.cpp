@@ -1,0 +1,179 @@
+// Config tree: YAML + overrides precedence, error messages that name the key, round trip, docs/config.md up to date.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+#include "trainer/config.h"
+
+namespace {
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const cg::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsMatchHeader) {
+  cg::Config c = cg::load_config("", {});
+  EXPECT_EQ(c.train.lr, 1e-4);
+  EXPECT_EQ(c.lora.targets, (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_EQ(c.data.infill_fraction, 1.0 / 3.0);
+}
+
+TEST(Config, NestedYamlAndOverridesFileLosesToCommandLine) {
+  cg::Config c = cg::load_config_string(
+      "train: {lr: 3.0e-4, steps: 50, schedule: linear}\n"
+      "lora:\n  r: 16\n  targets: [q_proj, k_proj, down_proj]\n  dropout: 0.1\n"
+      "model:\n  hf_dir:\n",
+      {"train.lr=1e-3", "lora.r=4", "model.activation_checkpointing=true"});
+  EXPECT_DOUBLE_EQ(c.train.lr, 1e-3);  // override wins over file
+  EXPECT_EQ(c.train.steps, 50);        // file wins over default
+  EXPECT_EQ(c.train.schedule, "linear");
+  EXPECT_EQ(c.lora.r, 4);
+  EXPECT_DOUBLE_EQ(c.lora.dropout, 0.1);
+  EXPECT_EQ(c.lora.targets, (std::vector<std::string>{"q_proj", "k_proj", "down_proj"}));
+  EXPECT_EQ(c.model.hf_dir, "");
+  EXPECT_TRUE(c.model.activation_checkpointing);
+  EXPECT_EQ(c.train.warmup_steps, 100);  // untouched default
+}
+
+TEST(Config, ListOverridesBracketsCommasAndEmpty) {
+  EXPECT_EQ(cg::load_config("", {"lora.targets=[q_proj,v_proj,o_proj]"}).lora.targets,
+            (std::vector<std::string>{"q_proj", "v_proj", "o_proj"}));
+  EXPECT_EQ(cg::load_config("", {"lora.targets=up_proj, gate_proj"}).lora.targets,
+            (std::vector<std::string>{"up_proj", "gate_proj"}));
+  EXPECT_EQ(cg::load_config("", {"lora.targets=all-linear"}).lora.targets,
+            (std::vector<std::string>{"all-linear"}));
+  EXPECT_NE(error_of([] { cg::load_config("", {"lora.targets=[]"}); }).find("'lora.targets'"), std::string::npos);
+}
+
+TEST(Config, ReadsFileAndLaterOverrideWins) {
+  std::string path = ::testing::TempDir() + "/cfg_test.yaml";
+  std::ofstream(path) << "train:\n  lr: 0.5\n  run_dir: runs/x\n";
+  cg::Config c = cg::load_config(path, {"train.lr=0.25", "train.lr=0.125"});
+  EXPECT_EQ(c.train.lr, 0.125);
+  EXPECT_EQ(c.train.run_dir, "runs/x");
+}
+
+TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
+  std::string e = error_of([] { cg::load_config_string("trian:\n  lr: 1e-4\n"); });
+  EXPECT_NE(e.find("'trian.lr'"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean 'train.lr'"), std::string::npos) << e;
+  e = error_of([] { cg::load_config_string("train:\n  lrr: 1e-4\n"); });
+  EXPECT_NE(e.find("'train.lrr'"), std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"lora.rank=8"}); });
+  EXPECT_NE(e.find("'lora.rank'"), std::string::npos) << e;
+  EXPECT_NE(e.find("command line"), std::string::npos) << e;
+  e = error_of([] { cg::load_config_string("train: 5\n"); });
+  EXPECT_NE(e.find("'train' is a section"), std::string::npos) << e;
+  e = error_of([] { cg::load_config_string("train:\n  lr: {a: 1}\n"); });
+  EXPECT_NE(e.find("'train.lr'"), std::string::npos) << e;
+}
+
+TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
+  struct Case { std::string override, key, allowed; };
+  std::vector<Case> cases = {
+      {"train.schedule=foo", "'train.schedule'", "cosine | linear | constant"},
+      {"train.steps=-5", "'train.steps'", ">= 1"},
+      {"train.steps=ten", "'train.steps'", "an integer"},
+      {"train.lr=abc", "'train.lr'", "a finite number"},
+      {"train.lr=0", "'train.lr'", "> 0"},
+      {"lora.r=0", "'lora.r'", ">= 1"},
+      {"lora.dropout=1", "'lora.dropout'", "[0, 1)"},
+      {"lora.dropout=-0.1", "'lora.dropout'", "[0, 1)"},
+      {"lora.targets=[q_proj,qkv]", "'lora.targets'", "'qkv' is not allowed"},
+      {"lora.targets=[all-linear,q_proj]", "'lora.targets'", "all-linear stands alone"},
+      {"model.activation_checkpointing=maybe", "'model.activation_checkpointing'", "a bool"},
+      {"train.seed=-1", "'train.seed'", "a non-negative integer"},
+      {"sample.band_gap=wide", "'sample.band_gap'", "not a number"},
+      {"sample.spacegroup=231", "'sample.spacegroup'", "[0, 230]"},
+      {"train.run_dir=", "'train.run_dir'", "must not be empty"},
+      {"train.lr", "train.lr", "section.key=value"},
+  };
+  for (const auto& c : cases) {
+    std::string e = error_of([&] { cg::load_config("", {c.override}); });
+    EXPECT_NE(e.find(c.key), std::string::npos) << c.override << " -> " << e;
+    EXPECT_NE(e.find(c.allowed), std::string::npos) << c.override << " -> " << e;
+  }
+  // Same rules apply to values from the file.
+  std::string e = error_of([] { cg::load_config_string("train:\n  schedule: foo\n"); });
+  EXPECT_NE(e.find("'train.schedule'"), std::string::npos) << e;
+}
+
+TEST(Config, YamlRoundTripGivesEqualConfig) {
+  cg::Config c = cg::load_config("", {"train.lr=3.3e-5", "data.infill_fraction=0.123456789012345",
+                                      "lora.targets=[k_proj,down_proj]", "sample.formula=Li2 O\"x",
+                                      "train.seed=18446744073709551615", "model.hf_dir=/a: b # c",
+                                      "sample.formation_energy=-1.5", "lora.alpha=16"});
+  std::string y = cg::to_yaml(c);
+  cg::Config back = cg::load_config_string(y);
+  EXPECT_TRUE(back == c) << y;
+  EXPECT_EQ(back.sample.formula, "Li2 O\"x");
+  EXPECT_EQ(back.model.hf_dir, "/a: b # c");
+  EXPECT_EQ(back.train.seed, 18446744073709551615ull);
+  EXPECT_EQ(cg::to_yaml(back), y);
+  EXPECT_NE(y.find("train:\n  run_dir: \"runs/tiny\"  # "), std::string::npos) << y;
+}
+
+TEST(Config, HashChangesWithValuesOnly) {
+  cg::Config a = cg::load_config("", {});
+  cg::Config b = cg::load_config_string(cg::to_yaml(a));
+  EXPECT_EQ(cg::config_hash(a), cg::config_hash(b));
+  EXPECT_EQ(cg::config_hash(a).size(), 16u);
+  b.train.lr *= 2;
+  EXPECT_NE(cg::config_hash(a), cg::config_hash(b));
+  EXPECT_FALSE(a == b);
+}
+
+TEST(Config, ParseCliSplitsFileOverridesPositionalAndHelp) {
+  std::string path = ::testing::TempDir() + "/cfg_cli.yaml";
+  std::ofstream(path) << "train: {steps: 7}\n";
+  std::vector<std::string> words = {"cgx", path, "train.steps=9", "extra", "--lora.r=2"};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  std::vector<std::string> pos;
+  auto c = cg::parse_cli(static_cast<int>(argv.size()), argv.data(), "cgx", "test tool", &pos);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->train.steps, 9);
+  EXPECT_EQ(c->lora.r, 2);
+  EXPECT_EQ(pos, std::vector<std::string>{"extra"});
+  // No positional sink: a stray word is an error.
+  EXPECT_THROW(cg::parse_cli(static_cast<int>(argv.size()), argv.data(), "cgx", "t", nullptr), cg::Error);
+
+  std::vector<std::string> help = {"cgx", "--help"};
+  std::vector<char*> hargv = {help[0].data(), help[1].data()};
+  ::testing::internal::CaptureStdout();
+  auto none = cg::parse_cli(2, hargv.data(), "cgx", "test tool summary");
+  std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_FALSE(none.has_value());
+  EXPECT_NE(out.find("usage: cgx"), std::string::npos);
+  EXPECT_NE(out.find("test tool summary"), std::string::npos);
+  EXPECT_NE(out.find("train.lr"), std::string::npos);
+  EXPECT_NE(out.find("cosine | linear | constant"), std::string::npos);
+}
+
+TEST(Config, DocsConfigMdIsUpToDate) {
+  std::string generated = cg::config_reference_markdown();
+  // Every key documented: each table row has a non-empty description cell.
+  std::istringstream lines(generated);
+  std::string line;
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("| `", 0) != 0) continue;
+    ++rows;
+    EXPECT_NE(line.substr(line.size() - 4), "|  |") << line;
+  }
+  EXPECT_GT(rows, 80);
+  std::ifstream in(std::string(CG_SOURCE_DIR) + "/docs/config.md");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str(), generated)
+      << "docs/config.md is stale: regenerate it with build/trainer/cgconfigdoc > docs/config.md";
+}
+
+}  // namespace

@@ -1,0 +1,67 @@
+// Metrics: JSONL lines, progress-line formatting and ETA arithmetic.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+
+#include "trainer/metrics.h"
+
+TEST(Metrics, JsonLinesInOrderNonFiniteIsNullAndFlushed) {
+  std::string path = ::testing::TempDir() + "/metrics_test.jsonl";
+  {
+    cg::MetricsWriter w(path, /*append=*/false);
+    w.write({{"step", int64_t{1}}, {"loss", 2.5}, {"kind", std::string("train")}, {"skipped", false}});
+    // Flushed: readable before the writer closes.
+    std::ifstream in(path);
+    std::string line;
+    ASSERT_TRUE(std::getline(in, line));
+    EXPECT_EQ(line, R"({"step":1,"loss":2.5,"kind":"train","skipped":false})");
+    w.write({{"step", int64_t{2}}, {"loss", std::numeric_limits<double>::quiet_NaN()}});
+  }
+  {
+    cg::MetricsWriter again(path);  // append
+    again.write({{"step", int64_t{3}}});
+  }
+  std::ifstream in(path);
+  std::string l1, l2, l3, l4;
+  std::getline(in, l1), std::getline(in, l2), std::getline(in, l3);
+  EXPECT_EQ(l2, R"({"step":2,"loss":null})");
+  EXPECT_EQ(l3, R"({"step":3})");
+  EXPECT_FALSE(std::getline(in, l4));
+  EXPECT_THROW(cg::MetricsWriter("/proc/definitely/not/here.jsonl"), std::exception);
+}
+
+TEST(Metrics, EtaFromAveragePaceSinceStart) {
+  // Resumed at step 100, now at 150 after 50 s: 1 s/step, 850 steps left.
+  EXPECT_DOUBLE_EQ(cg::eta_seconds(150, 1000, 100, 50.0), 850.0);
+  EXPECT_DOUBLE_EQ(cg::eta_seconds(10, 40, 0, 5.0), 15.0);
+  EXPECT_DOUBLE_EQ(cg::eta_seconds(40, 40, 0, 5.0), 0.0);
+  EXPECT_LT(cg::eta_seconds(100, 1000, 100, 3.0), 0);  // nothing done yet: unknown
+}
+
+TEST(Metrics, ProgressLineFormatting) {
+  cg::ProgressInfo p;
+  p.step = 120;
+  p.total_steps = 2000;
+  p.epoch = 0.3749;
+  p.loss = 1.23456;
+  p.lr = 9.8e-5;
+  p.grad_norm = 0.5123;
+  p.tokens_per_s = 12345;
+  p.mfu = 0.4123;
+  p.mem_bytes = 2.0 * 1024 * 1024 * 1024;
+  p.mem_kind = "cuda";
+  p.eta_s = 3725;
+  EXPECT_EQ(cg::format_progress(p),
+            "step 120/2000 (6.0%) | epoch 0.37 | loss 1.2346 | lr 9.80e-05 | gnorm 0.512 | 12.3k tok/s | "
+            "MFU 41.2% | cuda 2.00 GiB | ETA 1h02m");
+  cg::ProgressInfo q;  // unknowns are left out
+  q.step = 1;
+  q.total_steps = 4;
+  EXPECT_EQ(cg::format_progress(q), "step 1/4 (25.0%) | epoch 0.00 | loss 0.0000 | lr 0.00e+00 | gnorm 0.000");
+  EXPECT_EQ(cg::human_count(999), "999");
+  EXPECT_EQ(cg::human_count(4560000), "4.56M");
+  EXPECT_GT(cg::current_rss_bytes(), 0);
+  EXPECT_GE(cg::peak_rss_bytes(), cg::current_rss_bytes() * 0.5);
+}

@@ -1,0 +1,297 @@
+// Atomic checkpoint folders: step-N.tmp -> rank files -> manifest (last) -> fsync -> rename -> retention.
+#include "trainer/checkpoint_dir.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/sha256.h"
+
+namespace cg {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kHint = "free space or change train.run_dir";
+constexpr const char* kManifestName = "manifest.json";
+
+std::string step_name(int64_t step) { return fmt::format("step-{}", step); }
+
+[[noreturn]] void fail_io(const std::string& what, const std::string& path, int err) {
+  CG_FAIL("{} {}: {} (errno {}); {}", what, path, std::strerror(err), err, kHint);
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), O_RDONLY | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) fail_io("cannot open for fsync", path, errno);
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    fail_io("fsync failed for", path, err);
+  }
+  ::close(fd);
+}
+
+void make_dirs(const fs::path& p) {
+  std::error_code ec;
+  fs::create_directories(p, ec);
+  if (ec) fail_io("cannot create checkpoint folder", p.string(), ec.value());
+}
+
+void remove_all_quiet(const fs::path& p) {
+  std::error_code ec;
+  fs::remove_all(p, ec);
+  if (ec) spdlog::warn("could not remove {}: {}", p.string(), ec.message());
+}
+
+// step-N folders (complete ones only: no .tmp/.old suffix) under dir, newest first.
+std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  static const std::regex re("step-([0-9]+)");
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::smatch m;
+    std::string name = e.path().filename().string();
+    if (e.is_directory(ec) && std::regex_match(name, m, re)) out.emplace_back(std::stoll(m[1]), e.path());
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return out;
+}
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+nlohmann::json to_json(const Manifest& m) {
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& f : m.files) files.push_back({{"path", f.path}, {"size", f.size}, {"sha256", f.sha256}});
+  return {{"magic", m.magic},
+          {"version", m.version},
+          {"step", m.step},
+          {"layout", {{"world", m.layout.world}, {"tp", m.layout.tp}, {"dp", m.layout.dp}}},
+          {"config_hash", m.config_hash},
+          {"created", m.created},
+          {"files", files}};
+}
+
+// Lists every file under tmp (written by any rank), fsyncs and hashes it.
+std::vector<ManifestFile> collect_files(const fs::path& tmp) {
+  std::vector<ManifestFile> files;
+  for (const auto& e : fs::recursive_directory_iterator(tmp)) {
+    if (e.is_directory()) {
+      fsync_path(e.path().string(), true);
+      continue;
+    }
+    std::string rel = fs::relative(e.path(), tmp).generic_string();
+    if (rel == kManifestName) continue;
+    CG_CHECK(e.is_regular_file(), "checkpoint file {} is not a regular file; rank writers must write plain files",
+             e.path().string());
+    fsync_path(e.path().string(), false);
+    files.push_back({rel, static_cast<uint64_t>(e.file_size()), sha256_file(e.path().string())});
+  }
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  return files;
+}
+
+void commit(const fs::path& ckdir, const fs::path& tmp, const fs::path& final_dir, const Manifest& m) {
+  std::string text = to_json(m).dump(2) + "\n";
+  write_file_durable((tmp / kManifestName).string(), text.data(), text.size());
+  fsync_path(tmp.string(), true);
+  std::error_code ec;
+  fs::path old = final_dir.string() + ".old";
+  if (fs::exists(final_dir, ec)) {  // saving the same step twice: swap the folders, then drop the old one
+    remove_all_quiet(old);
+    if (::rename(final_dir.c_str(), old.c_str()) != 0) fail_io("cannot move aside", final_dir.string(), errno);
+  }
+  if (::rename(tmp.c_str(), final_dir.c_str()) != 0) fail_io("cannot rename checkpoint into", final_dir.string(), errno);
+  fsync_path(ckdir.string(), true);
+  remove_all_quiet(old);
+}
+
+}  // namespace
+
+void write_file_durable(const std::string& path, const void* data, size_t n) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail_io("cannot create", path, errno);
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      int err = errno;
+      ::close(fd);
+      fail_io("cannot write", path, err);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    fail_io("fsync failed for", path, err);
+  }
+  if (::close(fd) != 0) fail_io("cannot close", path, errno);
+}
+
+std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, const CheckpointLayout& layout,
+                            const std::string& config_hash, const WriteFiles& write_files, const AllOk& all_ok,
+                            int64_t keep_last) {
+  CG_CHECK(step >= 0, "checkpoint step must be >= 0, got {}", step);
+  CG_CHECK(keep_last >= 1, "checkpoint.keep_last must be >= 1, got {}", keep_last);
+  const fs::path ckdir = fs::path(run_dir) / "checkpoints";
+  const fs::path tmp = ckdir / (step_name(step) + ".tmp");
+  const fs::path final_dir = ckdir / step_name(step);
+  std::string err;
+  auto guarded = [&](const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      err = e.what();
+      if (err.find(kHint) == std::string::npos) err += fmt::format("; {}", kHint);
+    }
+  };
+  auto abort_if_failed = [&](const char* phase) {
+    if (all_ok(err.empty())) return;
+    if (rank == 0) remove_all_quiet(tmp);
+    if (err.empty()) err = fmt::format("another rank failed while {}; see its log", phase);
+    CG_FAIL("checkpoint {} not saved (rank {}, {}): {}", final_dir.string(), rank, phase, err);
+  };
+
+  // 1. rank 0 clears leftovers of interrupted saves and creates step-N.tmp.
+  if (rank == 0) guarded([&] {
+      make_dirs(ckdir);
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(ckdir, ec))
+        if (e.path().extension() == ".tmp") remove_all_quiet(e.path());
+      make_dirs(tmp);
+    });
+  abort_if_failed("creating the folder");
+
+  // 2. every rank writes its files.
+  guarded([&] { write_files(tmp.string()); });
+  abort_if_failed("writing rank files");
+
+  // 3. rank 0 writes the manifest last and renames the folder into place.
+  if (rank == 0) guarded([&] {
+      Manifest m;
+      m.step = step;
+      m.layout = layout;
+      m.config_hash = config_hash;
+      m.created = utc_now();
+      m.files = collect_files(tmp);
+      commit(ckdir, tmp, final_dir, m);
+    });
+  abort_if_failed("writing the manifest");
+
+  // 4. retention: keep the newest keep_last complete folders.
+  if (rank == 0) {
+    auto steps = list_steps(ckdir);
+    for (size_t i = static_cast<size_t>(keep_last); i < steps.size(); ++i) {
+      spdlog::info("removing old checkpoint {}", steps[i].second.string());
+      remove_all_quiet(steps[i].second);
+    }
+  }
+  return final_dir.string();
+}
+
+Manifest read_manifest(const std::string& step_dir) {
+  const std::string path = (fs::path(step_dir) / kManifestName).string();
+  std::ifstream in(path);
+  CG_CHECK(in, "cannot read {}: {}", path, std::strerror(errno));
+  Manifest m;
+  try {
+    nlohmann::json j = nlohmann::json::parse(in);
+    m.magic = j.at("magic").get<std::string>();
+    m.version = j.at("version").get<int>();
+    m.step = j.at("step").get<int64_t>();
+    m.layout.world = j.at("layout").at("world").get<int>();
+    m.layout.tp = j.at("layout").at("tp").get<int>();
+    m.layout.dp = j.at("layout").at("dp").get<int>();
+    m.config_hash = j.at("config_hash").get<std::string>();
+    m.created = j.value("created", "");
+    for (const auto& f : j.at("files"))
+      m.files.push_back({f.at("path").get<std::string>(), f.at("size").get<uint64_t>(), f.at("sha256").get<std::string>()});
+  } catch (const nlohmann::json::exception& e) {
+    CG_FAIL("{} is not a valid checkpoint manifest: {}", path, e.what());
+  }
+  CG_CHECK(m.magic == kCheckpointMagic, "{}: magic is '{}', expected '{}'", path, m.magic, kCheckpointMagic);
+  CG_CHECK(m.version <= kCheckpointVersion, "{}: version {} is newer than this build reads ({}); update cgtrain",
+           path, m.version, kCheckpointVersion);
+  return m;
+}
+
+std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest) {
+  const fs::path dir(step_dir);
+  std::error_code ec;
+  if (!fs::exists(dir / kManifestName, ec)) return "missing manifest.json (interrupted save?)";
+  Manifest m;
+  try {
+    m = read_manifest(step_dir);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (manifest) *manifest = m;
+  static const std::regex re("step-([0-9]+)");
+  std::smatch sm;
+  std::string name = dir.filename().string();
+  if (std::regex_match(name, sm, re) && std::stoll(sm[1]) != m.step)
+    return fmt::format("manifest says step {} but the folder is {}", m.step, name);
+  for (const auto& f : m.files) {
+    const fs::path p = dir / f.path;
+    if (!fs::is_regular_file(p, ec)) return fmt::format("missing file {}", f.path);
+    uint64_t size = fs::file_size(p, ec);
+    if (ec || size != f.size) return fmt::format("size mismatch in {} (manifest {} bytes, found {})", f.path, f.size, size);
+    std::string sum;
+    try {
+      sum = sha256_file(p.string());
+    } catch (const Error& e) {
+      return e.what();
+    }
+    if (sum != f.sha256) return fmt::format("checksum mismatch in {}", f.path);
+  }
+  return "";
+}
+
+std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir) {
+  for (const auto& [step, path] : list_steps(fs::path(run_dir) / "checkpoints")) {
+    CheckpointInfo info;
+    std::string why = verify_checkpoint(path.string(), &info.manifest);
+    if (!why.empty()) {
+      spdlog::warn("skipping checkpoint {}: {}", path.string(), why);
+      continue;
+    }
+    info.step = step;
+    info.path = path.string();
+    return info;
+  }
+  return std::nullopt;
+}
+
+void check_layout(const Manifest& m, const CheckpointLayout& now, bool allow_dp_change) {
+  bool ok = m.layout.tp == now.tp && (allow_dp_change || m.layout.dp == now.dp);
+  CG_CHECK(ok,
+           "checkpoint step {} was written with world={} tp={} dp={}, this run has world={} tp={} dp={}; resume with "
+           "parallel.tp={}{} or start a new train.run_dir",
+           m.step, m.layout.world, m.layout.tp, m.layout.dp, now.world, now.tp, now.dp, m.layout.tp,
+           allow_dp_change ? "" : fmt::format(" parallel.dp={}", m.layout.dp));
+}
+
+}  // namespace cg

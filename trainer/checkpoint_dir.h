@@ -1,0 +1,80 @@
+// CheckpointDir: the mechanics of atomic, self-describing checkpoint folders (what goes inside is the caller's).
+//
+//   run_dir/checkpoints/step-N.tmp/   rank 0 creates it; every rank writes its files into it (write callback)
+//   all ranks agree that every write succeeded (the caller's all_ok callback: an all-reduce of a flag)
+//   rank 0 writes manifest.json LAST (magic, version, step, world/tp/dp, config hash, every file's size + sha256),
+//   fsyncs every file and the folder, renames step-N.tmp -> step-N, fsyncs checkpoints/, deletes all but keep_last.
+// A step-N/ folder therefore exists only when complete; find_latest_complete() also re-verifies the checksums and
+// skips (with a warning naming the reason) folders without a manifest, with missing files or checksum mismatches.
+// On any failure (full disk, unwritable folder) the .tmp is removed, older checkpoints are untouched and every rank
+// throws cg::Error with the errno text, the path and "free space or change train.run_dir".
+// run_dir must be on a filesystem every rank sees (rank 0 lists and hashes the files written by all ranks).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cg {
+
+inline constexpr const char* kCheckpointMagic = "cgtrain-checkpoint";
+inline constexpr int kCheckpointVersion = 1;
+
+struct CheckpointLayout {
+  int world = 1;
+  int tp = 1;
+  int dp = 1;
+};
+
+struct ManifestFile {
+  std::string path;    // relative to the step-N folder, '/'-separated
+  uint64_t size = 0;   // bytes
+  std::string sha256;  // lowercase hex
+};
+
+struct Manifest {
+  std::string magic = kCheckpointMagic;
+  int version = kCheckpointVersion;
+  int64_t step = 0;
+  CheckpointLayout layout;
+  std::string config_hash;
+  std::string created;              // UTC time, ISO 8601
+  std::vector<ManifestFile> files;  // every file of the folder except manifest.json, sorted by path
+};
+
+// Collective agreement: returns true on every rank iff every rank passed ok = true. It is also a barrier.
+// Single process: [](bool ok) { return ok; }. Multi-rank: an all-reduce (min) of the flag over the world.
+using AllOk = std::function<bool(bool ok)>;
+// Writes this rank's files into `dir` (the step-N.tmp folder); throws on failure.
+using WriteFiles = std::function<void(const std::string& dir)>;
+
+struct CheckpointInfo {
+  int64_t step = 0;
+  std::string path;  // run_dir/checkpoints/step-N
+  Manifest manifest;
+};
+
+// Called by every rank with the same arguments. Returns the final step-N path. keep_last >= 1.
+std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, const CheckpointLayout& layout,
+                            const std::string& config_hash, const WriteFiles& write_files, const AllOk& all_ok,
+                            int64_t keep_last);
+
+// Newest step-N/ under run_dir/checkpoints whose manifest parses and whose files all verify; nullopt when none.
+// Skipped folders are logged as warnings with the reason. Reads every file once (sha256).
+std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir);
+
+// Why `step_dir` is not a usable checkpoint ("missing manifest.json", "missing file rank-1/optim.pt",
+// "checksum mismatch in ..."); empty when it verifies. Fills *manifest when given and the manifest parses.
+std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest = nullptr);
+
+Manifest read_manifest(const std::string& step_dir);  // throws cg::Error naming the path
+
+// Throws unless the checkpoint was written with the same tp (and dp, unless allow_dp_change), naming both layouts.
+void check_layout(const Manifest& m, const CheckpointLayout& now, bool allow_dp_change = false);
+
+// Writes n bytes to path (created/truncated) and fsyncs; throws with errno text, path and the train.run_dir hint.
+// For rank files of callers that do not write through torch.
+void write_file_durable(const std::string& path, const void* data, size_t n);
+
+}  // namespace cg

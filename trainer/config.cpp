@@ -1,0 +1,613 @@
+// Config parsing: every field of cg::Config is listed ONCE in visit_config() below, with its dotted key, doc string
+// and rule; YAML parsing, dotted overrides, validation, --help, to_yaml, the hash and docs/config.md all walk that list.
+// Adding a key: add the field (default + comment) to config.h, one line here, then regenerate docs/config.md with
+// `build/trainer/cgconfigdoc > docs/config.md` (a test fails until you do).
+#include "trainer/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <variant>
+
+#include "common/error.h"
+#include "common/sha256.h"
+
+namespace cg {
+namespace {
+
+using FieldPtr = std::variant<bool*, int64_t*, uint64_t*, double*, std::string*, std::vector<std::string>*>;
+
+// What a value may be, beyond its type. Numbers: [min, max] (an open end when *_open); strings: one of `choices`
+// (lists: each element), non-empty, or a number-or-empty.
+struct Rule {
+  std::optional<double> min, max;
+  bool min_open = false, max_open = false;
+  std::vector<std::string> choices;
+  bool nonempty = false;
+  bool numeric_or_empty = false;
+};
+
+Rule any() { return {}; }
+Rule at_least(double lo) { Rule r; r.min = lo; return r; }
+Rule above(double lo) { Rule r; r.min = lo; r.min_open = true; return r; }
+Rule in_range(double lo, double hi) { Rule r; r.min = lo; r.max = hi; return r; }
+Rule in_range_open_hi(double lo, double hi) { Rule r = in_range(lo, hi); r.max_open = true; return r; }
+Rule one_of(std::vector<std::string> c) { Rule r; r.choices = std::move(c); return r; }
+Rule nonempty() { Rule r; r.nonempty = true; return r; }
+Rule number_or_empty() { Rule r; r.numeric_or_empty = true; return r; }
+Rule nonempty_one_of(std::vector<std::string> c) { Rule r = one_of(std::move(c)); r.nonempty = true; return r; }
+
+// THE field list: key, pointer into `c`, doc (required, non-empty), rule. Order = order in --help, YAML and docs.
+template <class F>
+void visit_config(Config& c, F&& f) {
+  auto& m = c.model;
+  f("model.flavor", &m.flavor, "model size preset: tiny | 7b | 13b | 70b; ignored when model.hf_dir has a config.json",
+    one_of({"tiny", "7b", "13b", "70b"}));
+  f("model.hf_dir", &m.hf_dir, "Hugging Face checkpoint folder (config.json + *.safetensors); empty: random init", any());
+  f("model.device", &m.device, "where the model runs: auto (cuda when available) | cpu | cuda",
+    one_of({"auto", "cpu", "cuda"}));
+  f("model.dtype", &m.dtype, "base weight dtype: auto (bf16 on cuda, fp32 on cpu) | fp32 | bf16 | fp16",
+    one_of({"auto", "fp32", "bf16", "fp16"}));
+  f("model.activation_checkpointing", &m.activation_checkpointing,
+    "recompute each decoder layer in backward to save activation memory", any());
+  f("model.init_seed", &m.init_seed, "seed of the random init; the full model is the same whatever the tp degree",
+    any());
+  f("model.max_seq_len", &m.max_seq_len, "longest sequence the model is asked to handle (rope table length)",
+    at_least(1));
+
+  auto& d = c.data;
+  f("data.train_csv", &d.train_csv, "training split, CDVAE CSV layout (.csv or .csv.gz)", nonempty());
+  f("data.val_csv", &d.val_csv, "validation split, CDVAE CSV layout", any());
+  f("data.test_csv", &d.test_csv, "test split (novelty reference in cgeval), CDVAE CSV layout", any());
+  f("data.shards_dir", &d.shards_dir, "HDF5 shard folder: cgprep writes it, cgtrain reads it", nonempty());
+  f("data.tokenizer", &d.tokenizer,
+    "sentencepiece .model path, or \"train\": fit a small tokenizer on the training text", nonempty());
+  f("data.tokenizer_vocab_size", &d.tokenizer_vocab_size, "vocabulary size when data.tokenizer = train",
+    at_least(1));
+  f("data.max_rows", &d.max_rows, "0: all rows; else only the first N rows of each split (quick runs)", at_least(0));
+  f("data.copies", &d.copies, "augmented copies written per crystal", at_least(1));
+  f("data.translate", &d.translate, "augment: one random uniform shift of all fractional coordinates, wrapped to [0,1)",
+    any());
+  f("data.permute", &d.permute, "augment: random atom order", any());
+  f("data.infill_fraction", &d.infill_fraction, "share of infill prompts; the rest are generation prompts",
+    in_range(0, 1));
+  f("data.angle_mode", &d.angle_mode, "how angles become integers: round | truncate (the reference code's int())",
+    one_of({"round", "truncate"}));
+  f("data.loss_on", &d.loss_on, "tokens that carry loss: all (as the reference) | completion (after the prompt)",
+    one_of({"all", "completion"}));
+  f("data.max_tokens", &d.max_tokens, "samples longer than this many tokens are skipped with a counted reason",
+    at_least(1));
+  f("data.seed", &d.seed, "seed of augmentation, prompt choice and loader shuffling", any());
+  f("data.strict", &d.strict, "the first malformed CSV row is an error instead of a counted skip", any());
+  f("data.shard_samples", &d.shard_samples, "samples per HDF5 shard file", at_least(1));
+
+  auto& l = c.lora;
+  f("lora.enabled", &l.enabled, "false: full-parameter training (tiny from-scratch baseline)", any());
+  f("lora.r", &l.r, "LoRA rank", at_least(1));
+  f("lora.alpha", &l.alpha, "LoRA alpha; scale = alpha / r (alpha / sqrt(r) with lora.rslora)", above(0));
+  f("lora.dropout", &l.dropout, "dropout on the LoRA path input, in [0, 1)", in_range_open_hi(0, 1));
+  f("lora.targets", &l.targets,
+    "modules that get adapters: any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear",
+    nonempty_one_of({"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "all-linear"}));
+  f("lora.rslora", &l.rslora, "rank-stabilized LoRA: scale alpha / sqrt(r) instead of alpha / r", any());
+  f("lora.init_adapter", &l.init_adapter, "PEFT adapter folder to start from (continue training); empty: fresh",
+    any());
+
+  auto& p = c.parallel;
+  f("parallel.tp", &p.tp, "tensor-parallel degree (ranks that split each layer, inside a node)", at_least(1));
+  f("parallel.dp", &p.dp, "data-parallel degree; 0: world size / parallel.tp", at_least(0));
+  f("parallel.backend", &p.backend, "collectives: auto (nccl on cuda, mpi on cpu) | mpi | nccl",
+    one_of({"auto", "mpi", "nccl"}));
+
+  auto& t = c.train;
+  f("train.run_dir", &t.run_dir, "run folder: resolved config, metrics.jsonl, checkpoints/", nonempty());
+  f("train.steps", &t.steps, "optimizer steps", at_least(1));
+  f("train.micro_batch", &t.micro_batch, "sequences per rank per micro-step", at_least(1));
+  f("train.seq_len", &t.seq_len, "longest packed/padded training sequence (tokens)", at_least(2));
+  f("train.grad_accum", &t.grad_accum, "micro-steps accumulated per optimizer step", at_least(1));
+  f("train.lr", &t.lr, "peak learning rate", above(0));
+  f("train.schedule", &t.schedule, "lr decay after warmup: cosine | linear | constant",
+    one_of({"cosine", "linear", "constant"}));
+  f("train.warmup_steps", &t.warmup_steps, "linear warmup from 0 over this many steps", at_least(0));
+  f("train.min_lr_ratio", &t.min_lr_ratio, "final lr = train.lr * min_lr_ratio", in_range(0, 1));
+  f("train.weight_decay", &t.weight_decay, "AdamW decoupled weight decay", at_least(0));
+  f("train.beta1", &t.beta1, "AdamW beta1", in_range_open_hi(0, 1));
+  f("train.beta2", &t.beta2, "AdamW beta2", in_range_open_hi(0, 1));
+  f("train.eps", &t.eps, "AdamW epsilon", above(0));
+  f("train.clip_grad_norm", &t.clip_grad_norm, "clip the global gradient norm to this; 0: off", at_least(0));
+  f("train.seed", &t.seed, "seed of LoRA init, dropout and the data loader order", any());
+  f("train.val_every", &t.val_every, "validate every N steps; 0: never", at_least(0));
+  f("train.val_batches", &t.val_batches, "micro-batches per validation", at_least(0));
+  f("train.max_bad_steps", &t.max_bad_steps, "consecutive NaN/inf losses (skipped steps) before aborting",
+    at_least(0));
+  f("train.threads", &t.threads, "torch intra-op threads per rank; 0: OMP_NUM_THREADS, else cores / local ranks",
+    at_least(0));
+
+  auto& k = c.checkpoint;
+  f("checkpoint.every", &k.every, "save every N steps; 0: only at the end", at_least(0));
+  f("checkpoint.keep_last", &k.keep_last, "complete checkpoints kept; older step-N/ folders are deleted",
+    at_least(1));
+  f("checkpoint.resume", &k.resume, "resume from the newest complete step-N/ in train.run_dir/checkpoints", any());
+
+  auto& g = c.log;
+  f("log.level", &g.level, "trace | debug | info | warn | error", one_of({"trace", "debug", "info", "warn", "error"}));
+  f("log.every", &g.every, "steps between progress lines", at_least(1));
+  f("log.all_ranks", &g.all_ranks, "every rank logs at log.level (else ranks > 0 only warn)", any());
+
+  auto& s = c.sample;
+  f("sample.adapter", &s.adapter,
+    "PEFT adapter folder or run_dir/checkpoints/step-N; empty: the base (or merged) model only", any());
+  f("sample.out_dir", &s.out_dir, "where samples (text, CSV, CIFs) are written", nonempty());
+  f("sample.task", &s.task, "generate (unconditional or conditioned) | infill", one_of({"generate", "infill"}));
+  f("sample.num_samples", &s.num_samples, "samples to draw", at_least(1));
+  f("sample.batch_size", &s.batch_size, "sequences decoded together", at_least(1));
+  f("sample.max_new_tokens", &s.max_new_tokens, "longest generated continuation (tokens)", at_least(1));
+  f("sample.temperature", &s.temperature, "softmax temperature; 0: greedy", at_least(0));
+  f("sample.top_p", &s.top_p, "nucleus sampling mass, in (0, 1]; 1: off", in_range(0, 1));
+  f("sample.top_k", &s.top_k, "keep the k most likely tokens; 0: off", at_least(0));
+  f("sample.seed", &s.seed, "sampling seed", any());
+  f("sample.constrained", &s.constrained, "grammar-constrained decoding (always parseable crystal text)", any());
+  f("sample.formula", &s.formula, "condition: reduced formula, e.g. LiFePO4; empty: not given", any());
+  f("sample.spacegroup", &s.spacegroup, "condition: space group number 1..230; 0: not given", in_range(0, 230));
+  f("sample.formation_energy", &s.formation_energy, "condition: formation energy per atom (eV); empty: not given",
+    number_or_empty());
+  f("sample.band_gap", &s.band_gap, "condition: band gap (eV); empty: not given", number_or_empty());
+  f("sample.e_above_hull", &s.e_above_hull, "condition: energy above hull (eV/atom); empty: not given",
+    number_or_empty());
+
+  auto& e = c.eval;
+  f("eval.input", &e.input, "cgsample folder, CSV (CDVAE layout) or folder of CIFs", nonempty());
+  f("eval.out", &e.out, "report folder; empty: <eval.input>/eval", any());
+  f("eval.max_rows", &e.max_rows, "0: all; else evaluate the first N structures", at_least(0));
+  f("eval.min_distance", &e.min_distance, "structural validity: smallest allowed interatomic distance (Å)",
+    at_least(0));
+  f("eval.min_volume", &e.min_volume, "structural validity: smallest allowed cell volume (Å^3)", at_least(0));
+  f("eval.invariance", &e.invariance, "log-likelihood invariance check under symmetry ops (needs a model)", any());
+  f("eval.invariance_crystals", &e.invariance_crystals, "crystals used by the invariance check", at_least(1));
+  f("eval.train_csv", &e.train_csv, "novelty reference: CSV path, data.train_csv (that key's value) or empty: skip",
+    any());
+  f("eval.ref_csv", &e.ref_csv, "distribution reference: CSV path, data.test_csv (that key's value) or empty: skip",
+    any());
+  f("eval.match_ltol", &e.match_ltol, "structure matcher: relative tolerance on volume per atom", at_least(0));
+  f("eval.match_stol", &e.match_stol, "structure matcher: tolerance on neighbour distances / (V/N)^(1/3)",
+    at_least(0));
+}
+
+struct Field {
+  std::string key;
+  FieldPtr ptr;
+  std::string doc;
+  Rule rule;
+};
+
+std::vector<Field> fields_of(Config& c) {
+  std::vector<Field> out;
+  visit_config(c, [&](const char* key, auto* ptr, const char* doc, Rule rule) {
+    out.push_back({key, FieldPtr(ptr), doc, std::move(rule)});
+  });
+  return out;
+}
+std::vector<Field> fields_of(const Config& c) { return fields_of(const_cast<Config&>(c)); }
+
+const char* type_name(const FieldPtr& p) {
+  struct V {
+    const char* operator()(bool*) const { return "bool"; }
+    const char* operator()(int64_t*) const { return "int"; }
+    const char* operator()(uint64_t*) const { return "uint"; }
+    const char* operator()(double*) const { return "float"; }
+    const char* operator()(std::string*) const { return "string"; }
+    const char* operator()(std::vector<std::string>*) const { return "list"; }
+  };
+  return std::visit(V{}, p);
+}
+
+std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
+
+std::string trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
+  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+
+std::string unquote(const std::string& s) {
+  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
+    return s.substr(1, s.size() - 2);
+  return s;
+}
+
+std::string format_double(double v) {
+  std::string s = fmt::format("{}", v);  // shortest representation that reads back exactly
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+// Human/YAML form of a value: lists as [a, b], strings bare (quoting is the caller's business).
+std::string value_string(const FieldPtr& p) {
+  struct V {
+    std::string operator()(bool* v) const { return *v ? "true" : "false"; }
+    std::string operator()(int64_t* v) const { return std::to_string(*v); }
+    std::string operator()(uint64_t* v) const { return std::to_string(*v); }
+    std::string operator()(double* v) const { return format_double(*v); }
+    std::string operator()(std::string* v) const { return *v; }
+    std::string operator()(std::vector<std::string>* v) const {
+      std::string s = "[";
+      for (size_t i = 0; i < v->size(); ++i) s += (i ? ", " : "") + (*v)[i];
+      return s + "]";
+    }
+  };
+  return std::visit(V{}, p);
+}
+
+std::string yaml_quote(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(ch) < 0x20) out += fmt::format("\\x{:02x}", static_cast<unsigned char>(ch));
+        else out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string yaml_value(const FieldPtr& p) {
+  if (auto* s = std::get_if<std::string*>(&p)) return yaml_quote(**s);
+  if (auto* l = std::get_if<std::vector<std::string>*>(&p)) {
+    std::string s = "[";
+    for (size_t i = 0; i < (*l)->size(); ++i) s += (i ? ", " : "") + yaml_quote((**l)[i]);
+    return s + "]";
+  }
+  return value_string(p);
+}
+
+std::vector<std::string> split_list(const std::string& raw) {
+  std::string s = trim(raw);
+  if (s.size() >= 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
+  std::vector<std::string> out;
+  if (trim(s).empty()) return out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(unquote(trim(item)));
+  return out;
+}
+
+// Parses `raw` into the field's type; throws naming the key and the expected type.
+void assign(const Field& f, const std::string& raw_in) {
+  const std::string raw = trim(raw_in);
+  auto bad = [&](const char* what) {
+    CG_FAIL("config key '{}': expected {}, got '{}'", f.key, what, raw_in);
+  };
+  struct V {
+    const std::string& raw;
+    const std::string& raw_in;
+    decltype(bad)& fail;
+    void operator()(bool* v) const {
+      std::string s = raw;
+      std::transform(s.begin(), s.end(), s.begin(), ::tolower);
+      if (s == "true" || s == "yes" || s == "on" || s == "1") *v = true;
+      else if (s == "false" || s == "no" || s == "off" || s == "0") *v = false;
+      else fail("a bool (true | false)");
+    }
+    void operator()(int64_t* v) const {
+      char* end = nullptr;
+      errno = 0;
+      long long x = std::strtoll(raw.c_str(), &end, 10);
+      if (raw.empty() || *end != '\0' || errno == ERANGE) fail("an integer");
+      *v = x;
+    }
+    void operator()(uint64_t* v) const {
+      char* end = nullptr;
+      errno = 0;
+      unsigned long long x = std::strtoull(raw.c_str(), &end, 10);
+      if (raw.empty() || raw[0] == '-' || *end != '\0' || errno == ERANGE) fail("a non-negative integer");
+      *v = x;
+    }
+    void operator()(double* v) const {
+      char* end = nullptr;
+      double x = std::strtod(raw.c_str(), &end);
+      if (raw.empty() || *end != '\0' || !std::isfinite(x)) fail("a finite number");
+      *v = x;
+    }
+    void operator()(std::string* v) const { *v = unquote(raw); }
+    void operator()(std::vector<std::string>* v) const { *v = split_list(raw); }
+  };
+  std::visit(V{raw, raw_in, bad}, f.ptr);
+}
+
+std::string describe_rule(const Rule& r) {
+  std::string s;
+  if (!r.choices.empty()) {
+    for (size_t i = 0; i < r.choices.size(); ++i) s += (i ? " | " : "") + r.choices[i];
+  }
+  if (r.min || r.max) {
+    if (r.min && r.max) {
+      s = fmt::format("{}{}, {}{}", r.min_open ? "(" : "[", *r.min, *r.max, r.max_open ? ")" : "]");
+    } else if (r.min) {
+      s = fmt::format("{} {}", r.min_open ? ">" : ">=", *r.min);
+    } else {
+      s = fmt::format("{} {}", r.max_open ? "<" : "<=", *r.max);
+    }
+  }
+  if (r.nonempty) s = s.empty() ? "non-empty" : s + " (non-empty)";
+  if (r.numeric_or_empty) s = "a number or empty";
+  return s;
+}
+
+void check_rule(const Field& f) {
+  const Rule& r = f.rule;
+  auto check_number = [&](double x) {
+    bool ok = (!r.min || (r.min_open ? x > *r.min : x >= *r.min)) && (!r.max || (r.max_open ? x < *r.max : x <= *r.max));
+    CG_CHECK(ok, "config key '{}': {} is out of range; allowed: {}", f.key, value_string(f.ptr), describe_rule(r));
+  };
+  auto check_choice = [&](const std::string& v) {
+    if (r.choices.empty()) return;
+    CG_CHECK(std::find(r.choices.begin(), r.choices.end(), v) != r.choices.end(),
+             "config key '{}': '{}' is not allowed; allowed: {}", f.key, v, describe_rule(r));
+  };
+  if (auto* p = std::get_if<int64_t*>(&f.ptr)) check_number(static_cast<double>(**p));
+  if (auto* p = std::get_if<uint64_t*>(&f.ptr)) check_number(static_cast<double>(**p));
+  if (auto* p = std::get_if<double*>(&f.ptr)) check_number(**p);
+  if (auto* p = std::get_if<std::string*>(&f.ptr)) {
+    CG_CHECK(!r.nonempty || !(*p)->empty(), "config key '{}' must not be empty", f.key);
+    if (!(*p)->empty() || !r.choices.empty()) check_choice(**p);
+    if (r.numeric_or_empty && !(*p)->empty()) {
+      char* end = nullptr;
+      std::strtod((*p)->c_str(), &end);
+      CG_CHECK(*end == '\0', "config key '{}': '{}' is not a number; give a number or leave it empty", f.key, **p);
+    }
+  }
+  if (auto* p = std::get_if<std::vector<std::string>*>(&f.ptr)) {
+    CG_CHECK(!r.nonempty || !(*p)->empty(), "config key '{}' must list at least one value; allowed: {}", f.key,
+             describe_rule(r));
+    for (const auto& v : **p) check_choice(v);
+  }
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+[[noreturn]] void unknown_key(const std::vector<Field>& fields, const std::string& key, const std::string& where) {
+  const Field* best = nullptr;
+  size_t best_d = 0;
+  for (const auto& f : fields) {
+    size_t d = edit_distance(key, f.key);
+    if (!best || d < best_d) best = &f, best_d = d;
+  }
+  std::string hint = best && best_d <= 4 ? fmt::format("; did you mean '{}'?", best->key) : "";
+  CG_FAIL("unknown config key '{}'{}{}; run with --help to list every key", key, where, hint);
+}
+
+Field* find_field(std::vector<Field>& fields, const std::string& key) {
+  for (auto& f : fields)
+    if (f.key == key) return &f;
+  return nullptr;
+}
+
+bool is_section(const std::vector<Field>& fields, const std::string& prefix) {
+  for (const auto& f : fields)
+    if (f.key.compare(0, prefix.size() + 1, prefix + ".") == 0) return true;
+  return false;
+}
+
+void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::string& prefix,
+                const std::string& where) {
+  for (const auto& kv : node) {
+    const std::string name = kv.first.as<std::string>();
+    const std::string key = prefix.empty() ? name : prefix + "." + name;
+    const YAML::Node& v = kv.second;
+    if (Field* f = find_field(fields, key)) {
+      if (v.IsMap()) CG_FAIL("config key '{}'{} is a value, not a section", key, where);
+      if (v.IsSequence()) {
+        auto* list = std::get_if<std::vector<std::string>*>(&f->ptr);
+        CG_CHECK(list, "config key '{}'{}: expected a {}, got a list", key, where, type_name(f->ptr));
+        (*list)->clear();
+        for (const auto& item : v) {
+          CG_CHECK(item.IsScalar(), "config key '{}'{}: list items must be plain values", key, where);
+          (*list)->push_back(item.Scalar());
+        }
+      } else if (v.IsNull()) {
+        CG_CHECK(std::holds_alternative<std::string*>(f->ptr) ||
+                     std::holds_alternative<std::vector<std::string>*>(f->ptr),
+                 "config key '{}'{} has no value; expected a {}", key, where, type_name(f->ptr));
+        assign(*f, "");
+      } else {
+        assign(*f, v.Scalar());
+      }
+    } else if (is_section(fields, key)) {
+      CG_CHECK(v.IsMap(), "config key '{}'{} is a section: give it a map of keys, e.g. {}: {{...}}", key, where, name);
+      apply_yaml(fields, v, key, where);
+    } else {
+      // Name the first full dotted key under an unknown section, so `trian: {lr: ..}` reports 'trian.lr'.
+      std::string full = key;
+      YAML::Node n = v;
+      while (n.IsMap() && n.size() > 0) {
+        auto first = n.begin();
+        full += "." + first->first.as<std::string>();
+        n.reset(first->second);  // reset, not operator=: assignment would rewrite the node n refers to
+      }
+      unknown_key(fields, full, where);
+    }
+  }
+}
+
+void apply_override(std::vector<Field>& fields, const std::string& word) {
+  std::string w = word.rfind("--", 0) == 0 ? word.substr(2) : word;
+  size_t eq = w.find('=');
+  CG_CHECK(eq != std::string::npos, "override '{}' must look like section.key=value", word);
+  std::string key = trim(w.substr(0, eq));
+  Field* f = find_field(fields, key);
+  if (!f) unknown_key(fields, key, " (command line)");
+  assign(*f, w.substr(eq + 1));
+}
+
+Config load_impl(const YAML::Node* root, const std::string& where, const std::vector<std::string>& overrides) {
+  Config c;
+  auto fields = fields_of(c);
+  if (root && !root->IsNull()) {
+    CG_CHECK(root->IsMap(), "config{} must be a map of sections (model:, data:, train:, ...)", where);
+    apply_yaml(fields, *root, "", where);
+  }
+  for (const auto& o : overrides) apply_override(fields, o);
+  validate_config(c);
+  return c;
+}
+
+}  // namespace
+
+void validate_config(const Config& c) {
+  for (const auto& f : fields_of(c)) check_rule(f);
+  const auto& t = c.lora.targets;
+  CG_CHECK(std::find(t.begin(), t.end(), "all-linear") == t.end() || t.size() == 1,
+           "config key 'lora.targets': all-linear stands alone; got {}", value_string(FieldPtr(const_cast<std::vector<std::string>*>(&t))));
+}
+
+Config load_config_string(const std::string& yaml_text, const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    CG_FAIL("config YAML syntax error: {}", e.what());
+  }
+  return load_impl(&root, "", overrides);
+}
+
+Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides) {
+  if (yaml_path.empty()) return load_impl(nullptr, "", overrides);
+  std::ifstream in(yaml_path);
+  CG_CHECK(in, "cannot read config file {}: {}", yaml_path, std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  YAML::Node root;
+  try {
+    root = YAML::Load(ss.str());
+  } catch (const YAML::Exception& e) {
+    CG_FAIL("{}: YAML syntax error: {}", yaml_path, e.what());
+  }
+  return load_impl(&root, fmt::format(" (in {})", yaml_path), overrides);
+}
+
+std::string to_yaml(const Config& c) {
+  std::string out, section;
+  for (const auto& f : fields_of(c)) {
+    std::string sec = section_of(f.key);
+    if (sec != section) {
+      out += fmt::format("{}{}:\n", out.empty() ? "" : "\n", sec);
+      section = sec;
+    }
+    out += fmt::format("  {}: {}  # {}\n", f.key.substr(sec.size() + 1), yaml_value(f.ptr), f.doc);
+  }
+  return out;
+}
+
+std::string config_hash(const Config& c) {
+  std::string canon;
+  for (const auto& f : fields_of(c)) canon += f.key + "=" + yaml_value(f.ptr) + "\n";
+  return sha256_hex(canon.data(), canon.size()).substr(0, 16);
+}
+
+bool operator==(const Config& a, const Config& b) {
+  auto fa = fields_of(a), fb = fields_of(b);
+  for (size_t i = 0; i < fa.size(); ++i)
+    if (yaml_value(fa[i].ptr) != yaml_value(fb[i].ptr)) return false;
+  return true;
+}
+
+std::string config_reference_markdown() {
+  Config c;
+  std::string out =
+      "# Configuration reference\n\n"
+      "Generated from `trainer/config.cpp` by `build/trainer/cgconfigdoc > docs/config.md`; do not edit by hand\n"
+      "(a test compares this file with the generated text).\n\n"
+      "Every tool takes `[CONFIG.yaml] [section.key=value ...]`: defaults < YAML file < command-line overrides.\n"
+      "Lists are written `lora.targets=[q_proj,v_proj]` or `lora.targets=q_proj,v_proj`. Unknown keys and bad\n"
+      "values are errors that name the key. The resolved config is written to `<train.run_dir>/config.yaml`.\n";
+  std::string section;
+  auto cell = [](std::string s) {
+    std::string o;
+    for (char ch : s) o += ch == '|' ? std::string("\\|") : std::string(1, ch);
+    return o;
+  };
+  for (const auto& f : fields_of(c)) {
+    std::string sec = section_of(f.key);
+    if (sec != section) {
+      out += fmt::format("\n## {}\n\n| key | type | default | allowed | description |\n|---|---|---|---|---|\n", sec);
+      section = sec;
+    }
+    std::string def = value_string(f.ptr);
+    out += fmt::format("| `{}` | {} | `{}` | {} | {} |\n", f.key, type_name(f.ptr), cell(def.empty() ? "\"\"" : def),
+                       cell(describe_rule(f.rule)), cell(f.doc));
+  }
+  return out;
+}
+
+std::string config_help(const std::string& tool, const std::string& summary) {
+  Config c;
+  std::string out = fmt::format(
+      "usage: {} [CONFIG.yaml] [section.key=value ...] [--help]\n\n{}\n\n"
+      "Defaults < CONFIG.yaml < key=value overrides. Lists: key=[a,b] or key=a,b.\n",
+      tool, summary);
+  std::string section;
+  for (const auto& f : fields_of(c)) {
+    std::string sec = section_of(f.key);
+    if (sec != section) {
+      out += fmt::format("\n{}:\n", sec);
+      section = sec;
+    }
+    std::string rule = describe_rule(f.rule);
+    out += fmt::format("  {:<32} {:<6} = {}{}\n      {}\n", f.key, type_name(f.ptr), value_string(f.ptr),
+                       rule.empty() ? "" : "   (" + rule + ")", f.doc);
+  }
+  return out;
+}
+
+std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, const std::string& summary,
+                                std::vector<std::string>* positional) {
+  std::string yaml_path;
+  std::vector<std::string> overrides;
+  for (int i = 1; i < argc; ++i) {
+    std::string w = argv[i];
+    if (w == "--help" || w == "-h") {
+      std::cout << config_help(tool, summary);
+      return std::nullopt;
+    }
+    auto ends_with = [&](const char* suf) {
+      std::string s(suf);
+      return w.size() >= s.size() && w.compare(w.size() - s.size(), s.size(), s) == 0;
+    };
+    if (w.find('=') != std::string::npos) {
+      overrides.push_back(w);
+    } else if (ends_with(".yaml") || ends_with(".yml")) {
+      CG_CHECK(yaml_path.empty(), "{}: two config files given ({} and {}); pass one and use key=value overrides",
+               tool, yaml_path, w);
+      yaml_path = w;
+    } else if (w.rfind("-", 0) == 0) {
+      CG_FAIL("{}: unknown option '{}'; run {} --help", tool, w, tool);
+    } else {
+      CG_CHECK(positional, "{}: unexpected argument '{}': expected CONFIG.yaml or section.key=value", tool, w);
+      positional->push_back(w);
+    }
+  }
+  return load_config(yaml_path, overrides);
+}
+
+}  // namespace cg

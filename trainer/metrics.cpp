@@ -1,0 +1,89 @@
+// JSONL metrics and progress lines.
+#include "trainer/metrics.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/log.h"
+
+namespace cg {
+
+std::string metrics_json_line(const MetricFields& fields) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const auto& [key, value] : fields) {
+    std::visit(
+        [&, k = key](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, double>) {
+            if (std::isfinite(v)) j[k] = v;
+            else j[k] = nullptr;
+          } else {
+            j[k] = v;
+          }
+        },
+        value);
+  }
+  return j.dump();
+}
+
+MetricsWriter::MetricsWriter(const std::string& path, bool append) : path_(path) {
+  f_ = std::fopen(path.c_str(), append ? "a" : "w");
+  CG_CHECK(f_, "cannot open metrics file {}: {}; check train.run_dir", path, std::strerror(errno));
+}
+
+MetricsWriter::~MetricsWriter() {
+  if (f_) std::fclose(f_);
+}
+
+void MetricsWriter::write(const MetricFields& fields) {
+  std::string line = metrics_json_line(fields) + "\n";
+  bool ok = std::fwrite(line.data(), 1, line.size(), f_) == line.size() && std::fflush(f_) == 0;
+  CG_CHECK(ok, "cannot write metrics file {}: {}; free space or change train.run_dir", path_, std::strerror(errno));
+}
+
+double eta_seconds(int64_t step, int64_t total_steps, int64_t start_step, double elapsed_s) {
+  int64_t done = step - start_step;
+  if (done <= 0 || elapsed_s < 0) return -1;
+  int64_t left = std::max<int64_t>(0, total_steps - step);
+  return elapsed_s / static_cast<double>(done) * static_cast<double>(left);
+}
+
+std::string human_count(double n) {
+  const char* units[] = {"", "k", "M", "G", "T"};
+  int u = 0;
+  while (std::fabs(n) >= 1000 && u < 4) n /= 1000, ++u;
+  return u == 0 ? fmt::format("{:.0f}", n) : fmt::format("{:.{}f}{}", n, std::fabs(n) < 10 ? 2 : 1, units[u]);
+}
+
+std::string format_progress(const ProgressInfo& p) {
+  double pct = p.total_steps > 0 ? 100.0 * static_cast<double>(p.step) / static_cast<double>(p.total_steps) : 0;
+  std::string s = fmt::format("step {}/{} ({:.1f}%) | epoch {:.2f} | loss {:.4f} | lr {:.2e} | gnorm {:.3f}", p.step,
+                              p.total_steps, pct, p.epoch, p.loss, p.lr, p.grad_norm);
+  if (p.tokens_per_s > 0) s += fmt::format(" | {} tok/s", human_count(p.tokens_per_s));
+  if (p.mfu >= 0) s += fmt::format(" | MFU {:.1f}%", 100 * p.mfu);
+  if (p.mem_bytes >= 0) s += fmt::format(" | {} {}", p.mem_kind, human_bytes(p.mem_bytes));
+  if (p.eta_s >= 0) s += fmt::format(" | ETA {}", human_duration(p.eta_s));
+  return s;
+}
+
+double current_rss_bytes() {
+  std::ifstream in("/proc/self/statm");
+  long pages_total = 0, pages_rss = 0;
+  if (!(in >> pages_total >> pages_rss)) return -1;
+  return static_cast<double>(pages_rss) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+double peak_rss_bytes() {
+  struct rusage ru {};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+  return static_cast<double>(ru.ru_maxrss) * 1024.0;  // Linux reports KiB
+}
+
+}  // namespace cg

@@ -1,0 +1,65 @@
+// Metrics: a JSONL writer (one flushed object per line; rank 0 writes run_dir/metrics.jsonl) and the progress line.
+// After a resume the file is appended to, so a step may appear twice; readers keep the last record per step.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace cg {
+
+using MetricValue = std::variant<int64_t, double, std::string, bool>;
+using MetricFields = std::vector<std::pair<std::string, MetricValue>>;
+
+class MetricsWriter {
+ public:
+  // append = false truncates. Throws cg::Error naming the path when it cannot be opened.
+  explicit MetricsWriter(const std::string& path, bool append = true);
+  ~MetricsWriter();
+  MetricsWriter(const MetricsWriter&) = delete;
+  MetricsWriter& operator=(const MetricsWriter&) = delete;
+
+  // One JSON object per line, keys in the given order; non-finite doubles become null. Flushed at once.
+  void write(const MetricFields& fields);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+};
+
+// One JSON object as text (no newline): the writer's line format.
+std::string metrics_json_line(const MetricFields& fields);
+
+struct ProgressInfo {
+  int64_t step = 0;            // optimizer steps done
+  int64_t total_steps = 0;
+  double epoch = 0;            // fractional epochs over the training shards
+  double loss = 0;
+  double lr = 0;
+  double grad_norm = 0;        // before clipping
+  double tokens_per_s = 0;     // all ranks
+  double mfu = -1;             // model FLOP utilisation in [0, 1]; < 0: unknown (CPU)
+  double mem_bytes = -1;       // peak CUDA memory or RSS; < 0: unknown
+  const char* mem_kind = "rss";  // "rss" | "cuda"
+  double eta_s = -1;           // < 0: unknown
+};
+
+// "step 120/2000 (6.0%) | epoch 0.37 | loss 1.2346 | lr 9.80e-05 | gnorm 0.512 | 12.3k tok/s | MFU 41.2% |
+//  rss 2.0 GiB | ETA 1h02m"; unknown fields are left out.
+std::string format_progress(const ProgressInfo& p);
+
+// Remaining time from the average pace since this run (re)started at start_step: elapsed / done * left.
+// < 0 when nothing has been done yet.
+double eta_seconds(int64_t step, int64_t total_steps, int64_t start_step, double elapsed_s);
+
+// "12.3k" / "4.56M" style counts for throughput.
+std::string human_count(double n);
+
+// Resident set size of this process now, and its peak (bytes); < 0 when unknown.
+double current_rss_bytes();
+double peak_rss_bytes();
+
+}  // namespace cg
