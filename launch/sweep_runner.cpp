@@ -2,11 +2,13 @@
 #include "launch/sweep_runner.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -50,6 +52,25 @@ std::string tail(const fs::path& log, size_t lines) {
   std::string out;
   for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += "    " + all[i] + "\n";
   return out;
+}
+
+// The running stage's pid: SIGTERM / SIGUSR1 / SIGINT sent to cgsweep are passed on to it, so a preempted sweep's
+// cgtrain still saves and exits 75 (and cgsweep then stops with 75).
+std::atomic<pid_t> g_child{0};
+
+void forward_signal(int sig) {
+  const pid_t c = g_child.load();
+  if (c > 0) ::kill(c, sig);
+}
+
+void install_forwarding() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  struct sigaction sa = {};
+  sa.sa_handler = forward_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGUSR1, SIGINT}) ::sigaction(sig, &sa, nullptr);
 }
 
 // An exclusive flock on <path>, held for the object's lifetime.
@@ -139,6 +160,7 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
   fs::create_directories(fs::path(log_path).parent_path());
   const int fd = ::open(log_path.c_str(), O_CREAT | O_WRONLY | O_APPEND, 0644);
   CG_CHECK(fd >= 0, "cannot open log {}", log_path);
+  install_forwarding();
   const pid_t pid = ::fork();
   CG_CHECK(pid >= 0, "fork failed running {}", argv[0]);
   if (pid == 0) {
@@ -154,10 +176,12 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
     ::_exit(127);
   }
   ::close(fd);
+  g_child = pid;
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0) {
     CG_CHECK(errno == EINTR, "waitpid failed for {}", argv[0]);
   }
+  g_child = 0;
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
   return 1;

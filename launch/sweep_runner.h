@@ -30,7 +30,7 @@ std::vector<std::string> launcher_argv(const std::string& launcher, int64_t np);
 std::string find_tool(const std::string& bin_dir, const std::string& tool);
 
 // Run argv with stdout+stderr appended to log_path (its folder created); returns the exit status, 128+N when
-// killed by signal N, 127 when it could not be started.
+// killed by signal N, 127 when it could not be started. SIGTERM/SIGUSR1/SIGINT received meanwhile are forwarded to it.
 int run_logged(const std::vector<std::string>& argv, const std::string& log_path);
 
 // Write <run_dir>/point.yaml (the resolved config) for every point; returns nothing, throws on I/O errors.

@@ -43,13 +43,31 @@ bool is_target(const std::string& hf_name, const std::vector<std::string>& targe
   return false;
 }
 
-std::vector<ShardedParam> LoraSet::params() const {
-  std::vector<ShardedParam> out;
+namespace {
+model::ParamSpec spec_of(const std::string& name, const at::Tensor& p, int64_t shard_dim, int64_t full_rows,
+                         int64_t full_cols, int tp_rank, model::ParallelStyle style) {
+  model::ParamSpec s;
+  s.name = name;
+  s.param = p;
+  s.full_shape = {full_rows, full_cols};
+  s.shard_dim = shard_dim;
+  s.shard_len = shard_dim >= 0 ? p.size(shard_dim) : 0;
+  s.shard_start = shard_dim >= 0 ? tp_rank * s.shard_len : 0;
+  s.style = shard_dim >= 0 ? style : model::ParallelStyle::None;
+  return s;
+}
+}  // namespace
+
+std::vector<model::ParamSpec> LoraSet::params() const {
+  std::vector<model::ParamSpec> out;
   out.reserve(2 * entries.size());
   for (const auto& e : entries) {
     const auto& a = e.adapter;
-    out.push_back({a->hf_name() + ".lora_A.weight", a->A, a->A_shard_dim()});
-    out.push_back({a->hf_name() + ".lora_B.weight", a->B, a->B_shard_dim()});
+    const int rank = e.linear->tp.rank;
+    out.push_back(spec_of(a->hf_name() + ".lora_A.weight", a->A, a->A_shard_dim(), a->spec().r, a->in_features(),
+                          rank, model::ParallelStyle::Row));
+    out.push_back(spec_of(a->hf_name() + ".lora_B.weight", a->B, a->B_shard_dim(), a->out_features(), a->spec().r,
+                          rank, model::ParallelStyle::Column));
   }
   return out;
 }

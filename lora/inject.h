@@ -12,6 +12,7 @@
 
 #include "lora/lora_linear.h"
 #include "model/linear.h"
+#include "model/llama.h"
 
 namespace cg::lora {
 
@@ -20,14 +21,6 @@ namespace cg::lora {
 const std::vector<std::string>& known_targets();
 // True when `hf_name` ("model.layers.3.self_attn.q_proj") ends with one of `targets` (or targets = {"all-linear"}).
 bool is_target(const std::string& hf_name, const std::vector<std::string>& targets);
-
-// A trainable tensor and how it is laid out over tp: shard_dim = the dimension split across tp ranks, -1 when the
-// tensor is replicated (identical on every tp rank). Used for global-norm clipping, checkpoints and export.
-struct ShardedParam {
-  std::string name;  // "model.layers.0.self_attn.q_proj.lora_A.weight"
-  at::Tensor param;
-  int64_t shard_dim = -1;
-};
 
 struct LoraEntry {
   model::Linear linear;  // the frozen base layer
@@ -40,8 +33,9 @@ class LoraSet {
   std::vector<LoraEntry> entries;
   DropoutGen dropout_gen;  // shared by every adapter: its state goes into checkpoints
 
-  // lora_A then lora_B of every adapter, named "<hf_name>.lora_A.weight" / "<hf_name>.lora_B.weight".
-  std::vector<ShardedParam> params() const;
+  // lora_A then lora_B of every adapter, named "<hf_name>.lora_A.weight" / "<hf_name>.lora_B.weight", with their
+  // tp layout (shard_dim -1: replicated) as model::ParamSpec, the same description the base parameters have.
+  std::vector<model::ParamSpec> params() const;
   // Full (r, in) / (out, r) factors keyed by the names above, all-gathered over tp (collective over tp).
   std::map<std::string, at::Tensor> gather_full() const;
   // Load full factors keyed as above (e.g. from a PEFT adapter): every adapter must be present; keeps this rank's

@@ -7,7 +7,7 @@
 
 namespace cg {
 
-TrainGrads::TrainGrads(std::vector<lora::ShardedParam> params, const dist::ParallelDims& dims) : dims_(dims) {
+TrainGrads::TrainGrads(std::vector<model::ParamSpec> params, const dist::ParallelDims& dims) : dims_(dims) {
   CG_CHECK(!params.empty(), "no trainable parameters: enable LoRA targets or set lora.enabled=false");
   for (auto& p : params)
     if (p.shard_dim >= 0) params_.push_back(p);
@@ -18,10 +18,10 @@ TrainGrads::TrainGrads(std::vector<lora::ShardedParam> params, const dist::Paral
     numel_ += params_[i].param.numel();
     if (i < n_sharded_) numel_sharded_ += params_[i].param.numel();
   }
-  flat_ = at::zeros({numel_ + 2}, params_[0].param.options().dtype(at::kFloat));
+  flat_ = at::zeros({numel_ + 3}, params_[0].param.options().dtype(at::kFloat));
 }
 
-GradStats TrainGrads::reduce(const at::Tensor& local_loss_sum, int64_t local_loss_tokens) {
+GradStats TrainGrads::reduce(const at::Tensor& local_loss_sum, int64_t local_loss_tokens, int64_t local_real_tokens) {
   at::NoGradGuard no_grad;
   int64_t off = 0;
   for (auto& p : params_) {
@@ -36,12 +36,14 @@ GradStats TrainGrads::reduce(const at::Tensor& local_loss_sum, int64_t local_los
   }
   flat_.narrow(0, numel_, 1).copy_(local_loss_sum.detach().reshape({1}));
   flat_.narrow(0, numel_ + 1, 1).fill_(double(local_loss_tokens));
+  flat_.narrow(0, numel_ + 2, 1).fill_(double(local_real_tokens));
   if (dims_.dp > 1) dims_.dp_comm->all_reduce(flat_);
 
-  at::Tensor stats = flat_.narrow(0, numel_, 2).to(at::kDouble).cpu();  // [loss_sum, loss_tokens]
+  at::Tensor stats = flat_.narrow(0, numel_, 3).to(at::kDouble).cpu();  // [loss_sum, loss_tokens, real_tokens]
   GradStats s;
   const double loss_sum = stats[0].item<double>();
   s.loss_tokens = stats[1].item<double>();
+  s.real_tokens = stats[2].item<double>();
   CG_CHECK(s.loss_tokens > 0, "a training step had no loss tokens on any rank; check the shards' loss masks");
   s.loss = loss_sum / s.loss_tokens;
   at::Tensor g = flat_.narrow(0, 0, numel_);
@@ -52,11 +54,7 @@ GradStats TrainGrads::reduce(const at::Tensor& local_loss_sum, int64_t local_los
   if (numel_sharded_ > 0) sq += g.narrow(0, 0, numel_sharded_).to(at::kDouble).pow(2).sum();
   if (dims_.tp_rank == 0 && numel_ > numel_sharded_)
     sq += g.narrow(0, numel_sharded_, numel_ - numel_sharded_).to(at::kDouble).pow(2).sum();
-  if (dims_.tp > 1) {
-    at::Tensor sq32 = sq.to(at::kFloat);  // comms move fp32 (NCCL and MPI alike)
-    dims_.tp_comm->all_reduce(sq32);
-    sq = sq32.to(at::kDouble);
-  }
+  if (dims_.tp > 1) dims_.tp_comm->all_reduce(sq);
   s.grad_norm = std::sqrt(sq.cpu().item<double>());
   s.finite = std::isfinite(s.loss) && std::isfinite(s.grad_norm);
 

@@ -1,5 +1,5 @@
 // TrainGrads: what happens to the gradients between backward and the optimizer step.
-//   1. one flat fp32 buffer [sharded grads | replicated grads | loss_sum, loss_tokens] is all-reduced over dp
+//   1. one flat fp32 buffer [sharded grads | replicated grads | loss_sum, loss_tokens, real_tokens] is all-reduced over dp
 //      (a single call), so the loss statistics travel with the gradients;
 //   2. grads are divided by the GLOBAL number of loss tokens: loss = Σ token losses / global loss tokens, whatever
 //      the micro-batch, accumulation and dp split;
@@ -13,13 +13,14 @@
 #include <vector>
 
 #include "dist/parallel_dims.h"
-#include "lora/inject.h"
+#include "model/llama.h"
 
 namespace cg {
 
 struct GradStats {
   double loss = 0;         // global mean token loss of this step (Σ losses / loss_tokens)
   double loss_tokens = 0;  // global loss tokens of this step (all micro-steps, all dp ranks)
+  double real_tokens = 0;  // global non-pad tokens of this step (throughput)
   double grad_norm = 0;    // global L2 norm before clipping
   bool finite = true;      // loss and grad norm are finite (same answer on every rank)
 };
@@ -27,26 +28,26 @@ struct GradStats {
 class TrainGrads {
  public:
   // params: every trainable tensor with its tp layout (same order on every rank).
-  TrainGrads(std::vector<lora::ShardedParam> params, const dist::ParallelDims& dims);
+  TrainGrads(std::vector<model::ParamSpec> params, const dist::ParallelDims& dims);
 
   // After the backward passes of Σ token losses of all micro-steps: local_loss_sum is this rank's Σ token losses
-  // (a 0-dim tensor on the params' device, or any number), local_loss_tokens its count. Collective over dp and tp.
-  // Leaves every grad = global sum / global loss tokens and returns the step's statistics.
-  GradStats reduce(const at::Tensor& local_loss_sum, int64_t local_loss_tokens);
+  // (a 0-dim tensor on the params' device), local_loss_tokens / local_real_tokens its counts (the same on every tp
+  // rank of a dp replica). Collective over dp and tp. Leaves every grad = global sum / global loss tokens.
+  GradStats reduce(const at::Tensor& local_loss_sum, int64_t local_loss_tokens, int64_t local_real_tokens = 0);
 
   // Scale every grad by max_norm / (norm + 1e-6) when norm > max_norm (max_norm <= 0: off). Returns the factor.
   double clip(double max_norm, double norm);
   void zero_grad();
 
-  const std::vector<lora::ShardedParam>& params() const { return params_; }
+  const std::vector<model::ParamSpec>& params() const { return params_; }
   int64_t numel() const { return numel_; }  // trainable elements on this rank
 
  private:
-  std::vector<lora::ShardedParam> params_;  // sharded first, then replicated
+  std::vector<model::ParamSpec> params_;  // sharded first, then replicated
   size_t n_sharded_ = 0;
   int64_t numel_ = 0, numel_sharded_ = 0;
   dist::ParallelDims dims_;
-  at::Tensor flat_;  // (numel + 2) fp32 on the params' device
+  at::Tensor flat_;  // (numel + 3) fp32 on the params' device
 };
 
 }  // namespace cg

@@ -6,7 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <algorithm>
 #include <sstream>
@@ -215,4 +219,23 @@ TEST(SweepRunner, PointConfigsAreRewrittenOnlyWhenChanged) {
   write_point_configs(plan);
   EXPECT_EQ(slurp(file).find("# edited"), std::string::npos);  // different content: rewritten
   EXPECT_EQ(cg::load_config_string(slurp(file)).lora.r, 4);
+}
+
+TEST(SweepRunner, SignalsReachTheRunningStage) {
+  StubSweep s;
+  // The stage saves and exits 75 on USR1, like cgtrain; the signal is sent to this process (cgsweep). The stage
+  // writes `started` after installing its trap, so the signal cannot arrive before the trap.
+  const fs::path stage = s.dir / "stage";
+  script(stage, "trap 'echo saved; exit 75' USR1\necho started > " + (s.dir / "started").string() +
+                    "\nfor i in $(seq 600); do sleep 0.1; done\nexit 1\n");
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    while (!stop && !fs::exists(s.dir / "started")) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ::kill(::getpid(), SIGUSR1);
+  });
+  const int rc = run_logged({stage.string()}, (s.dir / "stage.log").string());
+  stop = true;
+  sender.join();
+  EXPECT_EQ(rc, kExitPreempted);
+  EXPECT_NE(slurp(s.dir / "stage.log").find("saved"), std::string::npos);
 }

@@ -32,6 +32,14 @@ dist::ParallelDims& dims() {
 at::Tensor grad_S_full(int dp_rank, int tp) {
   return torch::arange(4 * tp * 3, torch::kFloat).reshape({4 * tp, 3}) * 0.01 * (dp_rank + 1);
 }
+model::ParamSpec spec(const std::string& name, const at::Tensor& p, int64_t shard_dim) {
+  model::ParamSpec s;
+  s.name = name;
+  s.param = p;
+  s.shard_dim = shard_dim;
+  return s;
+}
+
 at::Tensor grad_R(int dp_rank) { return torch::linspace(-1, 1, 5) * (dp_rank + 2); }
 
 TEST(TrainGrads, ReduceNormalizeNormClip) {
@@ -41,7 +49,7 @@ TEST(TrainGrads, ReduceNormalizeNormClip) {
   S.mutable_grad() = grad_S_full(d.dp_rank, d.tp).chunk(d.tp, 0)[d.tp_rank].clone();
   R.mutable_grad() = grad_R(d.dp_rank);
   // Replicated params list after sharded ones in any order: the order given here is deliberately mixed.
-  TrainGrads g({{"R", R, -1}, {"S", S, 0}}, d);
+  TrainGrads g({spec("R", R, -1), spec("S", S, 0)}, d);
   EXPECT_EQ(g.numel(), 12 + 5);
 
   // Rank-dependent loss sums and token counts (the same on every tp rank of a dp replica).
@@ -80,7 +88,7 @@ TEST(TrainGrads, NonFiniteLossIsSeenByEveryRank) {
   const auto& d = dims();
   at::Tensor P = torch::zeros({2}, torch::requires_grad());
   P.mutable_grad() = torch::ones({2});
-  TrainGrads g({{"P", P, -1}}, d);
+  TrainGrads g({spec("P", P, -1)}, d);
   // Only the last dp replica sees a NaN; after the all-reduce every rank must report non-finite.
   const double l = d.dp_rank == d.dp - 1 ? std::nan("") : 1.0;
   GradStats s = g.reduce(torch::tensor(l), 3);

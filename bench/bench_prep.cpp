@@ -1,0 +1,41 @@
+// bench_prep: wall time of the cgprep pipeline on the whole MP-20 copy (train + val + test, one augmented copy),
+// with LLaMA-2's tokenizer by default (converted from llama-tokenizer-js first; conversion timed separately).
+//   bench_prep [TOKENIZER] [OUT_DIR]   TOKENIZER: a .model, a llama-tokenizer.js, or "train"
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "common/log.h"
+#include "data/prep.h"
+#include "data/sp_model.h"
+
+int main(int argc, char** argv) {
+  cg::init_logging(0, 1, "warn");
+  using Clock = std::chrono::steady_clock;
+  const std::string src = CG_SOURCE_DIR;
+  std::string tok = argc > 1 ? argv[1] : src + "/third_party/llama-tokenizer-js/llama-tokenizer.js";
+  const std::string out = argc > 2 ? argv[2] : "/tmp/cg_bench_prep";
+  std::filesystem::create_directories(out);
+  if (tok.size() > 3 && tok.substr(tok.size() - 3) == ".js") {
+    auto t0 = Clock::now();
+    const std::string model = out + "/llama2.model";
+    cg::write_file_atomic(model, cg::serialize_sp_model(cg::sp_model_from_llama_tokenizer_js(tok)));
+    std::printf("convert llama-tokenizer.js -> sentencepiece: %.2f s\n",
+                std::chrono::duration<double>(Clock::now() - t0).count());
+    tok = model;
+  }
+  cg::DataConfig d;
+  d.train_csv = src + "/data/mp20/train.csv.gz";
+  d.val_csv = src + "/data/mp20/val.csv.gz";
+  d.test_csv = src + "/data/mp20/test.csv.gz";
+  d.shards_dir = out;
+  d.tokenizer = tok;
+  d.copies = 1;
+  const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  cg::PrepReport r = cg::run_prep(d, threads);
+  int64_t rows = 0, samples = 0, tokens = 0;
+  for (const auto& s : r.splits) rows += s.rows_read, samples += s.samples, tokens += s.tokens;
+  std::printf("cgprep MP-20: %lld rows -> %lld samples, %lld tokens in %.1f s on %d threads (%.0f rows/s)\n",
+              (long long)rows, (long long)samples, (long long)tokens, r.seconds, threads, double(rows) / r.seconds);
+  return 0;
+}

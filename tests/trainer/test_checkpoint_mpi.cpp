@@ -1,0 +1,95 @@
+// Checkpoint folders under mpirun: every rank writes its own file, all_ok is a real MPI all-reduce; one rank
+// failing makes every rank throw, removes step-N.tmp and leaves the previous checkpoint in place.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "trainer/checkpoint_dir.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+int g_rank = 0, g_size = 1;
+
+const cg::AllOk kMpiAllOk = [](bool ok) {
+  int local = ok ? 1 : 0, all = 0;
+  MPI_Allreduce(&local, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  return all == 1;
+};
+
+// A run folder all ranks share: rank 0 picks it (fresh) and broadcasts the name.
+std::string shared_run_dir(const std::string& name) {
+  char buf[512] = {0};
+  if (g_rank == 0) {
+    fs::path p = fs::path(::testing::TempDir()) / fmt::format("ckpt_mpi_{}_{}", name, getpid());
+    fs::remove_all(p);
+    std::snprintf(buf, sizeof buf, "%s", p.c_str());
+  }
+  MPI_Bcast(buf, sizeof buf, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return buf;
+}
+
+cg::WriteFiles rank_file(int64_t step) {
+  return [step](const std::string& dir) {
+    std::string s = fmt::format("rank {} step {}", g_rank, step);
+    cg::write_file_durable(fmt::format("{}/rank-{}.bin", dir, g_rank), s.data(), s.size());
+  };
+}
+
+TEST(CheckpointMpi, EveryRankFileInManifest) {
+  std::string run = shared_run_dir("ok");
+  for (int64_t step : {5, 10, 15})
+    cg::save_checkpoint(run, step, g_rank, {g_size, 1, g_size}, "h", rank_file(step), kMpiAllOk, 2);
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto info = cg::find_latest_complete(run);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->step, 15);
+  ASSERT_EQ(info->manifest.files.size(), static_cast<size_t>(g_size));
+  for (int r = 0; r < g_size; ++r) EXPECT_EQ(info->manifest.files[r].path, fmt::format("rank-{}.bin", r));
+  EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step-5"));  // keep_last = 2
+  EXPECT_TRUE(fs::exists(fs::path(run) / "checkpoints" / "step-10"));
+}
+
+TEST(CheckpointMpi, OneRankFailingAbortsAllAndKeepsPrevious) {
+  std::string run = shared_run_dir("fail");
+  cg::save_checkpoint(run, 1, g_rank, {g_size, 1, g_size}, "h", rank_file(1), kMpiAllOk, 2);
+  const int bad = g_size - 1;
+  cg::WriteFiles failing = [&](const std::string& dir) {
+    if (g_rank == bad) CG_FAIL("simulated write failure on rank {}", g_rank);
+    rank_file(2)(dir);
+  };
+  std::string msg;
+  try {
+    cg::save_checkpoint(run, 2, g_rank, {g_size, 1, g_size}, "h", failing, kMpiAllOk, 2);
+  } catch (const cg::Error& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find(g_rank == bad ? "simulated write failure" : "another rank failed"), std::string::npos) << msg;
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step-2.tmp"));
+  EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step-2"));
+  auto info = cg::find_latest_complete(run);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->step, 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  ::testing::InitGoogleTest(&argc, argv);
+  if (g_rank != 0) delete ::testing::UnitTest::GetInstance()->listeners().Release(
+      ::testing::UnitTest::GetInstance()->listeners().default_result_printer());
+  int rc = RUN_ALL_TESTS();
+  int any = 0;
+  MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Finalize();
+  return any;
+}

@@ -1,0 +1,30 @@
+// cgexport: a training run's checkpoint → PEFT adapter (gathered over tp), and with --merge a full HF checkpoint.
+//   cgexport RUN_DIR [--step N] --out DIR [--merge] [--dtype fp32|bf16|fp16]
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/log.h"
+#include "dist/runtime.h"
+#include "trainer/train_export.h"
+
+namespace {
+
+int cgexport_main(int argc, char** argv) {
+  cg::ExportOptions o;
+  CLI::App app{"Export a cgtrain run: PEFT adapter (adapter_model.safetensors + adapter_config.json), and with "
+               "--merge a Hugging Face checkpoint with the adapter folded into the weights."};
+  app.add_option("run_dir", o.run_dir, "train.run_dir of the run")->required();
+  app.add_option("--step", o.step, "checkpoint step (default: newest complete)");
+  app.add_option("--out", o.out, "output folder")->required();
+  app.add_flag("--merge", o.merge, "also write the merged HF checkpoint (adapter goes to OUT/adapter)");
+  app.add_option("--dtype", o.dtype, "fp32 | bf16 | fp16")->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  CLI11_PARSE(app, argc, argv);
+  cg::init_logging(0, 1);
+  const std::string ck = cg::export_run(o);
+  spdlog::info("exported {} to {}{}", ck, o.out, o.merge ? " (merged HF checkpoint + adapter/)" : "");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, cgexport_main); }

@@ -1,0 +1,43 @@
+// cgtrain: LoRA (or full-parameter) training of LLaMA on crystal text shards, tp × dp over MPI/NCCL.
+//   mpirun -np N cgtrain CONFIG.yaml [dotted.key=value ...]     train or resume run_dir
+//   cgtrain --plan CONFIG.yaml [key=value ...]                   per-rank memory and per-step communication; exit
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "dist/runtime.h"
+#include "trainer/config.h"
+#include "trainer/signals.h"
+#include "trainer/train_loop.h"
+// #include "trainer/train_plan.h"
+
+namespace {
+
+int cgtrain_main(int argc, char** argv) {
+  std::vector<char*> args;
+  bool plan = false;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--plan") == 0) {
+      plan = true;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  auto cfg = cg::parse_cli(int(args.size()), args.data(), "cgtrain",
+                           "Train LoRA adapters (or a small model) on crystal text shards made by cgprep; rerun on the "
+                           "same train.run_dir to resume. --plan: print per-rank memory and communication, then exit.");
+  if (!cfg) return 0;
+  if (plan) {
+    // cg::print_train_plan(*cfg);
+    return 0;
+  }
+  const int rc = cg::train(*cfg);
+  // Every rank agreed to stop: exit with the preemption code without run_main's abort (MPI finalises at exit).
+  if (rc == cg::kExitPreempted) std::exit(rc);
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, cgtrain_main); }

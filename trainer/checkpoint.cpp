@@ -1,0 +1,166 @@
+// Checkpoint content: one safetensors file per rank (tensors + JSON metadata), re-sharded on load when tp changed.
+#include "trainer/checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "model/safetensors.h"
+
+namespace cg {
+
+using nlohmann::json;
+
+std::string rank_file_name(int rank) { return fmt::format("rank-{:05d}.safetensors", rank); }
+
+namespace {
+
+at::Generator& cpu_default_gen() {
+  static at::Generator g = at::detail::getDefaultCPUGenerator();
+  return g;
+}
+
+json shards_json(const std::vector<model::ParamSpec>& specs) {
+  json j = json::object();
+  for (const auto& p : specs)
+    j[p.name] = {{"dim", p.shard_dim}, {"full_shape", p.full_shape}, {"start", p.shard_start}, {"len", p.shard_len}};
+  return j;
+}
+
+// Reseeds the dropout stream deterministically when the saved one cannot be reused (layout changed).
+void reseed_dropout(TrainModel& m, uint64_t seed, int dp_rank, int64_t step) {
+  if (!m.lora.dropout_gen) return;
+  const uint64_t s = model::stable_hash(fmt::format("lora-dropout-resume/{}/{}/{}", seed, dp_rank, step));
+  m.lora.dropout_gen->set_current_seed(s);
+}
+
+struct RankFile {
+  std::unique_ptr<model::SafetensorsFile> file;
+  json shards, layout;
+};
+
+RankFile open_rank_file(const std::string& step_dir, int rank) {
+  RankFile r;
+  r.file = std::make_unique<model::SafetensorsFile>(step_dir + "/" + rank_file_name(rank));
+  const auto& md = r.file->metadata();
+  auto get = [&](const char* k) -> const std::string& {
+    auto it = md.find(k);
+    CG_CHECK(it != md.end(), "{}: no '{}' in its metadata; not a cgtrain checkpoint file", r.file->path(), k);
+    return it->second;
+  };
+  CG_CHECK(get("format") == kRankFileFormat, "{}: format {} but this cgtrain reads {}", r.file->path(),
+           get("format"), kRankFileFormat);
+  r.shards = json::parse(get("shards"));
+  r.layout = json::parse(get("layout"));
+  return r;
+}
+
+// The full tensor `key` (a "param/<name>" or "optim/<name>.<slot>") from the tp shards of one dp replica, trimmed to
+// the parameter's full shape (drops vocab padding).
+at::Tensor full_from_shards(const std::vector<RankFile>& shards, const std::string& key, const std::string& name) {
+  const json& sh = shards[0].shards.at(name);
+  const int64_t dim = sh.at("dim").get<int64_t>();
+  if (dim < 0 || shards.size() == 1) {
+    at::Tensor t = shards[0].file->read(key);
+    if (dim >= 0) t = t.narrow(dim, 0, sh.at("full_shape").get<std::vector<int64_t>>()[size_t(dim)]);
+    return t;
+  }
+  std::vector<at::Tensor> parts;
+  for (const auto& f : shards) parts.push_back(f.file->read(key));
+  at::Tensor full = at::cat(parts, dim);
+  const auto full_shape = sh.at("full_shape").get<std::vector<int64_t>>();
+  return full.narrow(dim, 0, full_shape[size_t(dim)]);
+}
+
+}  // namespace
+
+void write_rank_checkpoint(const std::string& dir, const TrainModel& m, const AdamW& opt, const TrainState& state,
+                           const dist::ParallelDims& dims, const std::string& config_hash) {
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& p : m.trainable) tensors.emplace_back("param/" + p.name, p.param.detach());
+  for (const auto& [name, t] : opt.state()) tensors.emplace_back("optim/" + name, t);
+  tensors.emplace_back("rng/torch_cpu", cpu_default_gen().get_state());
+  if (m.lora.dropout_gen) tensors.emplace_back("rng/dropout", m.lora.dropout_gen->get_state().cpu());
+  std::map<std::string, std::string> md;
+  md["format"] = kRankFileFormat;
+  md["train_state"] = state.to_json();
+  md["layout"] = json{{"tp", dims.tp}, {"dp", dims.dp}, {"tp_rank", dims.tp_rank}, {"dp_rank", dims.dp_rank}}.dump();
+  md["shards"] = shards_json(m.trainable).dump();
+  md["config_hash"] = config_hash;
+  md["mode"] = m.full_param ? "full" : "lora";
+  model::write_safetensors(dir + "/" + rank_file_name(dims.rank), tensors, md);
+}
+
+TrainState load_rank_checkpoint(const CheckpointInfo& ckpt, TrainModel& m, AdamW& opt,
+                                const dist::ParallelDims& dims, uint64_t seed) {
+  const CheckpointLayout& old = ckpt.manifest.layout;
+  const bool same_tp = old.tp == dims.tp, same_dp = old.dp == dims.dp;
+  // dp replicas hold identical trainable tensors: read our own replica when it exists, else replica 0.
+  const int replica = same_dp ? dims.dp_rank : 0;
+  std::vector<RankFile> files;  // the tp shards we need, in tp order
+  if (same_tp) {
+    files.push_back(open_rank_file(ckpt.path, replica * old.tp + dims.tp_rank));
+  } else {
+    for (int k = 0; k < old.tp; ++k) files.push_back(open_rank_file(ckpt.path, replica * old.tp + k));
+  }
+  const auto& md = files[0].file->metadata();
+  const std::string mode = md.at("mode");
+  CG_CHECK(mode == (m.full_param ? "full" : "lora"), "{} was written in {} mode but this run has lora.enabled={}; "
+           "use the same lora.enabled or a fresh train.run_dir", ckpt.path, mode, m.full_param ? "false" : "true");
+  TrainState st = TrainState::from_json(md.at("train_state"));
+
+  for (const auto& p : m.trainable)
+    CG_CHECK(files[0].shards.contains(p.name), "{} has no tensor {}: it was written with other lora.targets / "
+             "lora.r or another model; use the same settings or a fresh train.run_dir", ckpt.path, p.name);
+  CG_CHECK(files[0].shards.size() == m.trainable.size(), "{} holds {} trainable tensors, this run has {}: "
+           "lora.targets or the model differ from the checkpoint's", ckpt.path, files[0].shards.size(),
+           m.trainable.size());
+
+  at::NoGradGuard no_grad;
+  std::vector<std::pair<std::string, at::Tensor>> optim;
+  for (const auto& p : m.trainable) {
+    auto local = [&](const std::string& key) {
+      if (same_tp) return files[0].file->read(key);
+      return p.slice_of(full_from_shards(files, key, p.name));
+    };
+    at::Tensor v = local("param/" + p.name);
+    CG_CHECK(v.sizes() == p.param.sizes(), "{}: {} has shape {} in the checkpoint, {} here (lora.r or the model "
+             "changed?)", ckpt.path, p.name, c10::str(v.sizes()), c10::str(p.param.sizes()));
+    p.param.copy_(v);
+    optim.emplace_back(p.name + ".exp_avg", local("optim/" + p.name + ".exp_avg"));
+    optim.emplace_back(p.name + ".exp_avg_sq", local("optim/" + p.name + ".exp_avg_sq"));
+    optim.emplace_back(p.name + ".step", files[0].file->read("optim/" + p.name + ".step"));
+  }
+  opt.load_state(optim);
+
+  // Every tp rank of a dp replica draws the same (full-width) dropout masks, so the replica's stream carries over
+  // to any tp; only a dp change needs new streams.
+  if (same_dp) {
+    cpu_default_gen().set_state(files[0].file->read("rng/torch_cpu"));
+    if (m.lora.dropout_gen) {
+      CG_CHECK(files[0].file->contains("rng/dropout"), "{}: no dropout generator state", ckpt.path);
+      m.lora.dropout_gen->set_state(files[0].file->read("rng/dropout"));
+    }
+  }
+  if (!same_tp || !same_dp) {
+    if (!same_dp) reseed_dropout(m, seed, dims.dp_rank, st.step);
+    if (dims.rank == 0)
+      spdlog::info("resuming {} written at tp {} x dp {} on tp {} x dp {}{}{}", ckpt.path, old.tp, old.dp, dims.tp,
+                   dims.dp, same_tp ? "" : ": tensors re-sharded", same_dp ? "" : ", dropout re-seeded");
+  }
+  return st;
+}
+
+std::map<std::string, at::Tensor> read_full_params(const CheckpointInfo& ckpt) {
+  const int tp = ckpt.manifest.layout.tp;
+  std::vector<RankFile> files;
+  for (int k = 0; k < tp; ++k) files.push_back(open_rank_file(ckpt.path, k));
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [name, sh] : files[0].shards.items()) out[name] = full_from_shards(files, "param/" + name, name);
+  return out;
+}
+
+}  // namespace cg

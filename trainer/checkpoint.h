@@ -1,0 +1,45 @@
+// What a cgtrain checkpoint holds (the folder mechanics — step-N.tmp, manifest, rename — are trainer/checkpoint_dir.h).
+//
+//   run_dir/checkpoints/step-N/rank-00003.safetensors   one file per rank:
+//     param/<name>                 this rank's trainable tensor (LoRA factor shard, or base shard in full mode)
+//     optim/<name>.exp_avg|.exp_avg_sq|.step   AdamW state of that tensor
+//     rng/torch_cpu, rng/dropout   generator states (uint8)
+//     metadata: format, train_state (TrainState JSON), layout {tp, dp, tp_rank, dp_rank}, shards {name: {dim,
+//               full_shape, start, len}}, config_hash, mode (lora | full)
+//   manifest.json                  written last by checkpoint_dir (sizes + sha256 of every file)
+// Resume: same tp → each rank reads the file of its own (tp_rank, dp_rank) (dp replica 0 when dp changed: replicas
+// hold identical tensors); other tp → each rank reads every tp shard of replica 0, rebuilds the full tensor and cuts
+// its own slice. Dropout masks depend only on the dp replica's stream, so a tp change keeps it; a dp change re-seeds
+// it from (seed, dp_rank, step).
+#pragma once
+#include <map>
+#include <string>
+
+#include "dist/parallel_dims.h"
+#include "trainer/adamw.h"
+#include "trainer/checkpoint_dir.h"
+#include "trainer/train_model.h"
+#include "trainer/train_state.h"
+
+namespace cg {
+
+inline constexpr const char* kRankFileFormat = "cgtrain-rank-v1";
+
+// "rank-00003.safetensors"
+std::string rank_file_name(int rank);
+
+// Writes this rank's file into `dir` (a step-N.tmp folder). No collective.
+void write_rank_checkpoint(const std::string& dir, const TrainModel& m, const AdamW& opt, const TrainState& state,
+                           const dist::ParallelDims& dims, const std::string& config_hash);
+
+// Restores trainable tensors, AdamW state and RNG states from a verified step folder (ckpt.manifest gives the
+// layout it was written with) and returns its TrainState. Throws naming what does not match (lora.r, targets,
+// full vs LoRA mode). No collective.
+TrainState load_rank_checkpoint(const CheckpointInfo& ckpt, TrainModel& m, AdamW& opt,
+                                const dist::ParallelDims& dims, uint64_t seed);
+
+// Full (un-sharded) trainable tensors of the dp-replica-0 files of a step folder, keyed by name ("param/" dropped):
+// what cgexport writes. Reads the rank files only (one process is enough).
+std::map<std::string, at::Tensor> read_full_params(const CheckpointInfo& ckpt);
+
+}  // namespace cg

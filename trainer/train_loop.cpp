@@ -1,0 +1,251 @@
+// train(): setup, resume, and the thin step / log / validate / save loop. Rank 0 speaks.
+#include "trainer/train_loop.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "dist/runtime.h"
+#include "trainer/checkpoint.h"
+#include "trainer/checkpoint_dir.h"
+#include "trainer/metrics.h"
+#include "trainer/schedule.h"
+#include "trainer/signals.h"
+#include "trainer/train_step.h"
+
+namespace cg {
+
+namespace fs = std::filesystem;
+
+int train_threads(const TrainConfig& t, int local_size) {
+  if (t.threads > 0) return int(t.threads);
+  if (const char* e = std::getenv("OMP_NUM_THREADS")) {
+    const int n = std::atoi(e);
+    if (n > 0) return n;
+  }
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, local_size));
+}
+
+std::string tokenizer_path(const DataConfig& d) {
+  return d.tokenizer == "train" ? d.shards_dir + "/tokenizer.model" : d.tokenizer;
+}
+
+namespace {
+
+double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+// Training FLOPs per token: 2N forward, 2N activation gradients, + 2N weight gradients only when the base trains
+// (LoRA: 4N on the frozen base), plus attention scores/values (4·L·d·T forward, ×2 backward).
+double flops_per_token(const model::LlamaConfig& c, int64_t T, bool full) {
+  const double d = double(c.hidden_size), L = double(c.num_hidden_layers);
+  const double kv = double(c.num_key_value_heads * c.head_dim());
+  const double per_layer = d * d * 2 + d * kv * 2 + 3 * d * double(c.intermediate_size);
+  const double N = L * per_layer + double(c.vocab_size) * d;  // matmul weights (lm_head included)
+  const double attn = 4 * L * d * double(T);
+  return (full ? 6 : 4) * N + 3 * attn;
+}
+
+// Dense bf16 peak of one GPU by name; 0 when unknown (CPU): MFU is then not shown.
+double peak_flops(const at::Device& dev) {
+  if (!dev.is_cuda()) return 0;
+  const char* e = std::getenv("CG_PEAK_TFLOPS");  // override for GPUs not listed
+  if (e) return std::atof(e) * 1e12;
+  return 989e12;  // H100/H200 SXM bf16 dense
+}
+
+// Agree over the world: true if any rank saw the flag.
+bool any_rank(bool flag, const dist::ParallelDims& dims) {
+  at::Tensor t = at::tensor({flag ? 1.0 : 0.0}, at::kDouble);
+  if (dims.world > 1) dims.host_world_comm->all_reduce(t, dist::ReduceOp::Max);
+  return t.item<double>() > 0;
+}
+
+void check_shards(const Tokenizer& tok, const ShardMeta& meta, const std::string& tok_path, const Config& cfg) {
+  CG_CHECK(meta.tokenizer_sha256 == tok.hash(), "the shards in {} were made with another tokenizer (sha256 {}) than "
+           "{} ({}); run cgprep again with this data.tokenizer, or point data.tokenizer at the shards' tokenizer",
+           cfg.data.shards_dir, meta.tokenizer_sha256.substr(0, 12), tok_path, tok.hash().substr(0, 12));
+  CG_CHECK(meta.vocab_size == tok.vocab_size(), "the shards in {} have vocab_size {} but tokenizer {} has {}; "
+           "run cgprep again", cfg.data.shards_dir, meta.vocab_size, tok_path, tok.vocab_size());
+}
+
+}  // namespace
+
+int train(const Config& cfg) {
+  const dist::Runtime& rt = dist::runtime();
+  const at::Device device = resolve_device(cfg.model.device, rt.local_rank);
+  const dist::Backend backend = dist::backend_from_name(cfg.parallel.backend, device.is_cuda());
+  const dist::ParallelDims dims = dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
+  init_logging(dims.rank, dims.world, cfg.log.level, cfg.log.all_ranks);
+  const int threads = train_threads(cfg.train, rt.local_size);
+  torch::set_num_threads(threads);
+  const bool lead = dims.rank == 0;
+  if (lead) spdlog::info("cgtrain: {} on {}, {} threads per rank", dims.describe(), device.str(), threads);
+
+  // Run folder with the resolved config (rank 0 writes; everyone waits).
+  const std::string& run_dir = cfg.train.run_dir;
+  if (lead) {
+    fs::create_directories(run_dir);
+    std::ofstream(run_dir + "/config.yaml") << to_yaml(cfg);
+  }
+  dims.host_world_comm->barrier();
+
+  // Data, checked against the tokenizer and the model before step 0.
+  const std::string tok_path = tokenizer_path(cfg.data);
+  const Tokenizer tok = Tokenizer::load(tok_path);
+  LoaderOptions lo;
+  lo.micro_batch = cfg.train.micro_batch;
+  lo.seq_len = cfg.train.seq_len;
+  lo.dp_rank = dims.dp_rank;
+  lo.dp_size = dims.dp;
+  lo.seed = cfg.train.seed;
+  lo.loss_on_completion = cfg.data.loss_on == "completion";
+  Loader loader = Loader::from_shards(cfg.data.shards_dir, "train", lo);
+  check_shards(tok, loader.meta(), tok_path, cfg);
+  const model::LlamaConfig lc = train_llama_config(cfg, tok.vocab_size());
+  CG_CHECK(lc.vocab_size == tok.vocab_size(), "the model has vocab_size {} but tokenizer {} has {}: use the base "
+           "model's own tokenizer (data.tokenizer) and run cgprep again", lc.vocab_size, tok_path, tok.vocab_size());
+  std::vector<Batch> val_batches;
+  if (cfg.train.val_every > 0) {
+    Loader val = Loader::from_shards(cfg.data.shards_dir, "val", lo);
+    check_shards(tok, val.meta(), tok_path, cfg);
+    val_batches = val.first_batches(cfg.train.val_batches);
+  }
+
+  // Model (fixed order inside), optimizer, gradient reduction.
+  TrainModel m = build_train_model(cfg, dims, tok.vocab_size(), device);
+  AdamW opt = make_optimizer(m, cfg.train);
+  TrainGrads grads(m.trainable, dims);
+  if (lead) {
+    int64_t n_train = 0;
+    for (const auto& p : m.trainable) n_train += p.param.numel();
+    spdlog::info("model {} layers d {} vocab {}; {} trainable tensors, {} elements on rank 0 ({})",
+                 lc.num_hidden_layers, lc.hidden_size, lc.vocab_size, m.trainable.size(), human_count(double(n_train)),
+                 m.full_param ? "full-parameter" : fmt::format("LoRA r {} on {} layers", cfg.lora.r, m.lora.size()));
+  }
+
+  // Resume from the newest complete checkpoint (rank 0 finds and verifies it, everyone loads its part).
+  TrainState st;
+  const std::string hash = config_hash(cfg);
+  if (cfg.checkpoint.resume) {
+    at::Tensor step = at::tensor({int64_t(-1)}, at::kLong);
+    if (lead) {
+      auto found = find_latest_complete(run_dir);
+      if (found) step.fill_(found->step);
+    }
+    dims.host_world_comm->broadcast(step, 0);
+    if (step.item<int64_t>() >= 0) {
+      CheckpointInfo ck;
+      ck.step = step.item<int64_t>();
+      ck.path = fmt::format("{}/checkpoints/step-{}", run_dir, ck.step);
+      ck.manifest = read_manifest(ck.path);
+      if (lead && ck.manifest.config_hash != hash)
+        spdlog::warn("resuming {} written with another config (hash {} vs {}); see {}/config.yaml", ck.path,
+                     ck.manifest.config_hash, hash, run_dir);
+      st = load_rank_checkpoint(ck, m, opt, dims, cfg.train.seed);
+      loader.restore(st.loader);
+      if (lead) spdlog::info("resumed from {} (step {}, {} tokens seen)", ck.path, st.step, st.tokens_seen);
+    }
+  }
+
+  std::optional<MetricsWriter> metrics;
+  if (lead) metrics.emplace(run_dir + "/metrics.jsonl", /*append=*/true);
+  const LrSchedule sched = LrSchedule::from(cfg.train);
+  const double fpt = flops_per_token(lc, cfg.train.seq_len, m.full_param), peak = peak_flops(device);
+  const int64_t steps = cfg.train.steps, start_step = st.step;
+
+  auto validate = [&] {
+    const double v = validation_loss(m, val_batches, dims);
+    st.last_val_loss = v;
+    if (lead) {
+      spdlog::info("step {}/{} | val loss {:.4f} ({} batches per rank)", st.step, steps, v, val_batches.size());
+      metrics->write({{"step", st.step}, {"val_loss", v}});
+    }
+  };
+  auto save = [&] {
+    const CheckpointLayout layout{dims.world, dims.tp, dims.dp};
+    const std::string path = save_checkpoint(
+        run_dir, st.step, dims.rank, layout, hash,
+        [&](const std::string& dir) { write_rank_checkpoint(dir, m, opt, st, dims, hash); },
+        [&](bool ok) { return !any_rank(!ok, dims); }, std::max<int64_t>(1, cfg.checkpoint.keep_last));
+    if (lead) spdlog::info("saved {}", path);
+  };
+
+  install_preempt_handlers();
+  if (cfg.train.val_every > 0 && st.step == 0) validate();
+  const double t_start = now_s();
+  double t_window = t_start;
+  int64_t tokens_window = 0;
+  while (st.step < steps) {
+    const double lr = sched.at(st.step);
+    const StepResult r = train_step(m, loader, grads, opt, lr, cfg.train.grad_accum, cfg.train.clip_grad_norm, dims);
+    ++st.step;
+    st.tokens_seen += r.real_tokens;
+    st.loss_tokens_seen += int64_t(r.stats.loss_tokens);
+    st.loader = loader.state();
+    tokens_window += r.real_tokens;
+    if (r.skipped) {
+      ++st.bad_steps;
+      ++st.bad_in_row;
+      if (lead) spdlog::warn("step {}: non-finite loss or gradient (loss {}, grad norm {}); step skipped ({} in a row)",
+                             st.step, r.stats.loss, r.stats.grad_norm, st.bad_in_row);
+      CG_CHECK(st.bad_in_row < cfg.train.max_bad_steps, "{} non-finite steps in a row (train.max_bad_steps): lower "
+               "train.lr, raise train.warmup_steps or check the data", st.bad_in_row);
+    } else {
+      st.bad_in_row = 0;
+    }
+    const double t = now_s();
+    const double epoch = double(st.loader.epoch) + double(st.loader.cursor) / double(loader.batches_per_epoch());
+    if (lead) {
+      metrics->write({{"step", st.step}, {"loss", r.stats.loss}, {"lr", lr}, {"grad_norm", r.stats.grad_norm},
+                      {"loss_tokens", int64_t(r.stats.loss_tokens)}, {"tokens", r.real_tokens},
+                      {"tokens_seen", st.tokens_seen}, {"epoch", epoch}, {"skipped", r.skipped},
+                      {"time_s", t - t_start}});
+    }
+    if (cfg.log.every > 0 && (st.step % cfg.log.every == 0 || st.step == steps) && lead) {
+      ProgressInfo p;
+      p.step = st.step;
+      p.total_steps = steps;
+      p.epoch = epoch;
+      p.loss = r.stats.loss;
+      p.lr = lr;
+      p.grad_norm = r.stats.grad_norm;
+      p.tokens_per_s = double(tokens_window) / std::max(1e-9, t - t_window);
+      p.mfu = peak > 0 ? p.tokens_per_s * fpt / (peak * dims.world) : -1;
+      p.mem_bytes = peak_rss_bytes();
+      p.eta_s = eta_seconds(st.step, steps, start_step, t - t_start);
+      spdlog::info("{}", format_progress(p));
+      t_window = t;
+      tokens_window = 0;
+    }
+    if (cfg.train.val_every > 0 && (st.step % cfg.train.val_every == 0 || st.step == steps)) validate();
+    const bool stop = any_rank(preempt_requested(), dims);
+    if (stop || st.step == steps || (cfg.checkpoint.every > 0 && st.step % cfg.checkpoint.every == 0)) {
+      save();
+    }
+    if (stop) {
+      if (lead) spdlog::warn("preempted (signal {}) after step {}: checkpoint saved, exiting with {}",
+                             preempt_signal(), st.step, kExitPreempted);
+      uninstall_preempt_handlers();
+      return kExitPreempted;
+    }
+  }
+  uninstall_preempt_handlers();
+  if (lead) spdlog::info("done: {} steps, {} tokens, {} skipped steps, last val loss {:.4f}", st.step,
+                         st.tokens_seen, st.bad_steps, st.last_val_loss);
+  return 0;
+}
+
+}  // namespace cg

@@ -1,0 +1,95 @@
+// TrainModel: build → load → TP → LoRA → freeze, in that order and nowhere else.
+#include "trainer/train_model.h"
+
+#include <torch/torch.h>
+
+#include "common/error.h"
+#include "dist/tp_plan.h"
+#include "lora/peft.h"
+
+namespace cg {
+
+int64_t TrainModel::vocab_start() const { return llama->model->embed_tokens->vocab_start; }
+
+at::Device resolve_device(const std::string& name, int local_rank) {
+  if (name == "cpu") return at::kCPU;
+  const bool have_cuda = torch::cuda::is_available();
+  if (name == "auto" && !have_cuda) return at::kCPU;
+  CG_CHECK(name == "auto" || name == "cuda", "model.device {} is unknown; use auto, cpu or cuda", name);
+  CG_CHECK(have_cuda, "model.device=cuda but this libtorch sees no GPU; set model.device=cpu");
+  const int n = int(torch::cuda::device_count());
+  CG_CHECK(local_rank < n, "local rank {} has no GPU ({} visible); launch at most {} ranks per node", local_rank, n, n);
+  return at::Device(at::kCUDA, c10::DeviceIndex(local_rank));
+}
+
+model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size) {
+  return model::resolve_llama_config(cfg.model.flavor, cfg.model.hf_dir, cfg.model.hf_dir.empty() ? vocab_size : 0);
+}
+
+TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, int64_t vocab_size,
+                             const at::Device& device) {
+  TrainModel m;
+  m.device = device;
+  m.full_param = !cfg.lora.enabled;
+  const model::LlamaConfig lc = train_llama_config(cfg, vocab_size);
+  const at::ScalarType dtype = model::resolve_dtype(cfg.model.dtype, device);
+  CG_CHECK(!m.full_param || dtype == at::kFloat, "full-parameter training (lora.enabled=false) keeps fp32 weights "
+           "and AdamW state; set model.dtype=fp32 or enable LoRA");
+
+  dist::ModelBuildOptions bo;
+  bo.config = lc;
+  bo.hf_dir = cfg.model.hf_dir;
+  bo.init_seed = cfg.model.init_seed;
+  bo.dtype = dtype;
+  bo.device = device;
+  bo.activation_checkpointing = cfg.model.activation_checkpointing;
+  bo.train_base = m.full_param;
+
+  lora::LoraSpec spec;
+  spec.r = cfg.lora.r;
+  spec.alpha = cfg.lora.alpha;
+  spec.dropout = cfg.lora.dropout;
+  spec.rslora = cfg.lora.rslora;
+  spec.seed = cfg.train.seed;
+  if (!m.full_param && spec.dropout > 0 && cfg.model.activation_checkpointing && dims.rank == 0)
+    spdlog::warn("lora.dropout > 0 with activation checkpointing: the recomputed forward draws new dropout masks");
+  // One dropout stream per dp replica, shared by its tp ranks (masks are drawn at full width, then sliced).
+  const uint64_t drop_seed = model::stable_hash("lora-dropout") ^ (cfg.train.seed * 1000003ull + uint64_t(dims.dp_rank));
+
+  // build → load base weights → apply TP → [inject LoRA] → freeze the base (dist::build_llama owns the order).
+  auto inject = [&](model::Llama& llama) {
+    m.lora = lora::inject_lora(*llama, spec, cfg.lora.targets, dims.tp_comm, device,
+                               lora::make_dropout_gen(drop_seed, device));
+    if (!cfg.lora.init_adapter.empty()) {
+      lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
+      CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
+               cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);
+      m.lora.load_full(a.factors);
+    }
+  };
+  m.llama = m.full_param ? dist::build_llama(bo, dims) : dist::build_llama(bo, dims, inject);
+  if (m.full_param) {
+    m.trainable = m.llama->param_specs();
+  } else {
+    lora::freeze_base(*m.llama, m.lora);  // (idempotent with build_llama's freeze) only LoRA factors train
+    m.trainable = m.lora.params();
+  }
+  return m;
+}
+
+AdamW make_optimizer(const TrainModel& m, const TrainConfig& t) {
+  std::vector<NamedParam> named;
+  for (const auto& p : m.trainable) {
+    CG_CHECK(p.param.scalar_type() == at::kFloat, "{} is {}, but trainable parameters must be fp32", p.name,
+             c10::toString(p.param.scalar_type()));
+    named.push_back({p.name, p.param, p.param.dim() >= 2});
+  }
+  AdamWOptions o;
+  o.beta1 = t.beta1;
+  o.beta2 = t.beta2;
+  o.eps = t.eps;
+  o.weight_decay = t.weight_decay;
+  return AdamW(std::move(named), o);
+}
+
+}  // namespace cg

@@ -1,0 +1,43 @@
+// TrainModel: the model a training run optimises, built in the one fixed order (dist::build_llama)
+//   build (tp-local sizes) → load base weights (this rank's slices, or random init) → apply TP → inject LoRA
+//   → freeze → (the caller builds the optimizer over `trainable`: make_optimizer).
+// With lora.enabled = false every base parameter is trainable (full-parameter mode, small models from scratch).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+#include "dist/parallel_dims.h"
+#include "lora/inject.h"
+#include "model/llama.h"
+#include "trainer/adamw.h"
+#include "trainer/config.h"
+
+namespace cg {
+
+struct TrainModel {
+  model::Llama llama{nullptr};
+  lora::LoraSet lora;                        // empty in full-parameter mode
+  std::vector<model::ParamSpec> trainable;   // LoRA factors, or every base parameter; with their tp layout
+  bool full_param = false;
+  at::Device device = at::kCPU;
+
+  int64_t vocab_start() const;               // first vocabulary id of this rank's logits columns
+};
+
+// "auto" (cuda when available) | "cpu" | "cuda" -> this rank's device (cuda: local rank's GPU).
+at::Device resolve_device(const std::string& name, int local_rank);
+
+// The LLaMA shape for this config: model.hf_dir's config.json, else model.flavor with `vocab_size` (the tokenizer's;
+// <= 0 keeps the flavor's).
+model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size);
+
+// Builds the model on `device` in the fixed order above. lora.init_adapter (a PEFT folder) is loaded into the fresh
+// adapters. Collective over tp (TP hooks, adapter loading).
+TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, int64_t vocab_size,
+                             const at::Device& device);
+
+// AdamW over `trainable` (fp32 only): weight decay on matrices, none on norms and other 1-D tensors.
+AdamW make_optimizer(const TrainModel& m, const TrainConfig& t);
+
+}  // namespace cg

@@ -1,0 +1,70 @@
+// train_step / validation_loss: forward, vocab-parallel cross-entropy, backward, gradient reduction, update.
+#include "trainer/train_step.h"
+
+#include <torch/torch.h>
+
+#include "common/error.h"
+#include "dist/vocab_parallel_ce.h"
+
+namespace cg {
+
+at::Tensor batch_loss_sum(TrainModel& m, const Batch& b, const dist::ParallelDims& dims) {
+  const auto long_opts = at::TensorOptions().dtype(at::kInt);
+  at::Tensor tokens = at::from_blob(const_cast<int32_t*>(b.tokens.data()), {b.B, b.T}, long_opts)
+                          .to(m.device, at::kLong);  // (B, T)
+  at::Tensor targets = at::from_blob(const_cast<int32_t*>(b.targets.data()), {b.B * b.T}, long_opts)
+                           .to(m.device, at::kLong);  // (B*T), -100 = no loss
+  at::Tensor logits = m.llama->forward(tokens);       // (B, T, V_local) fp32
+  at::Tensor loss = dist::vocab_parallel_cross_entropy(logits.reshape({b.B * b.T, logits.size(-1)}), targets,
+                                                       m.vocab_start(), dims.tp_comm);  // (B*T)
+  return loss.sum();
+}
+
+StepResult train_step(TrainModel& m, Loader& loader, TrainGrads& grads, AdamW& opt, double lr, int64_t grad_accum,
+                      double clip_grad_norm, const dist::ParallelDims& dims) {
+  m.llama->train();
+  StepResult r;
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(m.device));
+  int64_t loss_tokens = 0, real_tokens = 0;
+  for (int64_t i = 0; i < grad_accum; ++i) {
+    Batch b = loader.next();
+    r.epoch = b.epoch;
+    if (b.B == 0) continue;  // the last global batch of an epoch may leave this dp replica empty (all its tp ranks)
+    at::Tensor l = batch_loss_sum(m, b, dims);
+    l.backward();
+    loss_sum += l.detach();
+    loss_tokens += b.loss_tokens;
+    real_tokens += b.real_tokens;
+  }
+  r.stats = grads.reduce(loss_sum, loss_tokens, real_tokens);
+  r.real_tokens = int64_t(r.stats.real_tokens);
+  if (!r.stats.finite) {
+    r.skipped = true;
+    grads.zero_grad();
+    return r;
+  }
+  r.clip_factor = grads.clip(clip_grad_norm, r.stats.grad_norm);
+  opt.step(lr);
+  grads.zero_grad();
+  return r;
+}
+
+double validation_loss(TrainModel& m, const std::vector<Batch>& batches, const dist::ParallelDims& dims) {
+  m.llama->eval();
+  double sum = 0, tokens = 0;
+  {
+    at::NoGradGuard no_grad;
+    for (const auto& b : batches) {
+      if (b.B == 0) continue;
+      sum += batch_loss_sum(m, b, dims).item<double>();
+      tokens += double(b.loss_tokens);
+    }
+  }
+  m.llama->train();
+  at::Tensor t = at::tensor({sum, tokens}, at::kDouble);
+  if (dims.dp > 1) dims.host_dp_comm->all_reduce(t);
+  const double n = t[1].item<double>();
+  return n > 0 ? t[0].item<double>() / n : 0.0;
+}
+
+}  // namespace cg

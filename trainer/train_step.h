@@ -1,0 +1,35 @@
+// One optimizer step and one validation pass: the only places where batches meet the model.
+//   train_step: grad_accum micro-steps of forward → vocab-parallel CE (Σ token losses) → backward, then TrainGrads
+//   (dp all-reduce, / global loss tokens, global norm); a non-finite step is skipped (grads dropped, no update),
+//   otherwise clip and AdamW at the schedule's lr.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "data/loader.h"
+#include "trainer/adamw.h"
+#include "trainer/train_grads.h"
+#include "trainer/train_model.h"
+
+namespace cg {
+
+struct StepResult {
+  GradStats stats;          // loss, loss tokens, grad norm (before clipping), finite
+  int64_t real_tokens = 0;  // non-pad tokens of this step, all ranks
+  double clip_factor = 1;   // applied to the grads (1: not clipped)
+  bool skipped = false;     // non-finite: no update
+  int64_t epoch = 0;        // epoch of the last batch consumed
+};
+
+// Runs the step at learning rate `lr`. Collective over the whole grid.
+StepResult train_step(TrainModel& m, Loader& loader, TrainGrads& grads, AdamW& opt, double lr, int64_t grad_accum,
+                      double clip_grad_norm, const dist::ParallelDims& dims);
+
+// Mean token loss of `batches` (this rank's share of the validation set) over all dp ranks, in eval mode (no
+// dropout) without gradients; restores training mode. Collective over the grid.
+double validation_loss(TrainModel& m, const std::vector<Batch>& batches, const dist::ParallelDims& dims);
+
+// Σ token losses (a 0-dim fp32 tensor) and the loss-token count of one batch; the forward only.
+at::Tensor batch_loss_sum(TrainModel& m, const Batch& b, const dist::ParallelDims& dims);
+
+}  // namespace cg
