@@ -238,7 +238,12 @@ int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& op
     const std::string adapter = (run / "adapter").string();
     if (int rc = stage(p, "export", {tool(opt, "cgexport"), p.run_dir, "--out", adapter}, opt.dry_run))
       return rc;
-    if (int rc = stage(p, "sample", {tool(opt, "cgsample"), cfg}, opt.dry_run)) return rc;
+    // cgsample runs at the point's tp like cgtrain (all tp ranks draw the same tokens).
+    std::vector<std::string> sample = launcher_argv(opt.launcher.empty() ? default_launcher() : opt.launcher,
+                                                    plan.spec.np);
+    sample.push_back(tool(opt, "cgsample"));
+    sample.push_back(cfg);
+    if (int rc = stage(p, "sample", sample, opt.dry_run)) return rc;
     if (int rc = stage(p, "eval", {tool(opt, "cgeval"), cfg}, opt.dry_run)) return rc;
   }
   if (!opt.dry_run) write_text(run / "status", "done");

@@ -28,9 +28,10 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // The default generators a layer may draw from (CPU always, plus the tensor's accelerator).
-std::vector<at::Generator> generators_for(const at::Tensor& x) {
+std::vector<at::Generator> generators_for(const at::Tensor& x, const std::vector<at::Generator>& extra) {
   std::vector<at::Generator> g{at::globalContext().defaultGenerator(at::Device(at::kCPU))};
   if (!x.is_cpu()) g.push_back(at::globalContext().defaultGenerator(x.device()));
+  g.insert(g.end(), extra.begin(), extra.end());
   return g;
 }
 
@@ -52,11 +53,13 @@ void set_rng(std::vector<at::Generator>& gens, const std::vector<at::Tensor>& st
 
 // forward: the layer without saving activations;  backward: rerun the layer under grad, backpropagate through it.
 struct CheckpointLayer : torch::autograd::Function<CheckpointLayer> {
-  static at::Tensor forward(AutogradContext* ctx, DecoderLayerImpl* layer, const at::Tensor& x,
-                            const at::Tensor& cos, const at::Tensor& sin, at::TensorList params) {
+  static at::Tensor forward(AutogradContext* ctx, DecoderLayerImpl* layer, const std::vector<at::Generator>* extra,
+                            const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                            at::TensorList params) {
     ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
+    ctx->saved_data["generators"] = c10::IValue(c10::List<at::Generator>(*extra));
     ctx->saved_data["n_params"] = static_cast<int64_t>(params.size());
-    ctx->saved_data["rng"] = get_rng(generators_for(x));
+    ctx->saved_data["rng"] = get_rng(generators_for(x, *extra));
     ctx->save_for_backward({x, cos, sin});
     return layer->forward(x, cos, sin);  // grad mode is off here
   }
@@ -65,7 +68,10 @@ struct CheckpointLayer : torch::autograd::Function<CheckpointLayer> {
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
     const auto n_params = ctx->saved_data["n_params"].toInt();
     const auto saved = ctx->get_saved_variables();
-    auto gens = generators_for(saved[0]);
+    const auto extra = ctx->saved_data["generators"].toList();
+    std::vector<at::Generator> extra_gens;
+    for (const auto& g : extra) extra_gens.push_back(g.get().toGenerator());
+    auto gens = generators_for(saved[0], extra_gens);
     const auto rng_now = get_rng(gens);
     set_rng(gens, ctx->saved_data["rng"].toTensorVector());
 
@@ -80,7 +86,7 @@ struct CheckpointLayer : torch::autograd::Function<CheckpointLayer> {
     // Accumulate into every trainable leaf of the recomputed graph (base weights, LoRA's, wherever registered),
     // like PyTorch's reentrant checkpoint; x is a fresh leaf, so x.grad() is exactly its gradient.
     torch::autograd::backward({y}, {grad_out[0]});
-    variable_list out{at::Tensor(), x.grad(), at::Tensor(), at::Tensor()};  // layer, x, cos, sin
+    variable_list out{at::Tensor(), at::Tensor(), x.grad(), at::Tensor(), at::Tensor()};  // layer, gens, x, cos, sin
     out.resize(out.size() + n_params);  // params: already accumulated above
     return out;
   }
@@ -88,14 +94,15 @@ struct CheckpointLayer : torch::autograd::Function<CheckpointLayer> {
 
 }  // namespace
 
-at::Tensor DecoderLayerImpl::forward_checkpointed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+at::Tensor DecoderLayerImpl::forward_checkpointed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                                  const std::vector<at::Generator>& generators) {
   // The trainable parameters are inputs only so that the output requires grad even when x does not (frozen
   // embeddings + LoRA); their gradients are accumulated in backward. Hooks must register their parameters under
   // this layer's modules (LoRA does) for that to work.
   std::vector<at::Tensor> trainable;
   for (const auto& p : parameters())
     if (p.requires_grad()) trainable.push_back(p);
-  return CheckpointLayer::apply(this, x, cos, sin, at::TensorList(trainable));
+  return CheckpointLayer::apply(this, &generators, x, cos, sin, at::TensorList(trainable));
 }
 
 }  // namespace cg::model

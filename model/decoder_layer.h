@@ -5,6 +5,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <vector>
+
 #include "model/attention.h"
 #include "model/mlp.h"
 #include "model/rms_norm.h"
@@ -18,9 +20,11 @@ class DecoderLayerImpl : public torch::nn::Module {
   // x (B, T, d) -> (B, T, d); cache tensors as in Attention::forward (nullptr: no cache).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t start_pos = 0,
                      at::Tensor* k_cache = nullptr, at::Tensor* v_cache = nullptr);
-  // Same result; keeps only x, cos, sin for backward and recomputes the layer there (same RNG state, so dropout
-  // inside hooks such as LoRA's draws the same mask). Gradients flow to x and to every trainable parameter.
-  at::Tensor forward_checkpointed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+  // Same result; keeps only x, cos, sin for backward and recomputes the layer there. The default CPU (and the
+  // tensor's device) generator plus `generators` are rewound for the recompute, so dropout inside hooks (LoRA's)
+  // draws the same masks; they are restored afterwards. Gradients flow to x and to every trainable parameter.
+  at::Tensor forward_checkpointed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                  const std::vector<at::Generator>& generators = {});
 
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};

@@ -44,7 +44,7 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens, int64_t start_pos, KVCac
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto layer = model->layers[i]->as<DecoderLayerImpl>();
     if (checkpoint)
-      h = layer->forward_checkpointed(h, cos, sin);
+      h = layer->forward_checkpointed(h, cos, sin, recompute_generators);
     else if (cache)
       h = layer->forward(h, cos, sin, start_pos, &cache->k[i], &cache->v[i]);
     else

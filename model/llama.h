@@ -2,6 +2,7 @@
 // Module and parameter names equal the HF checkpoint keys ("model.layers.0.self_attn.q_proj.weight", "lm_head.weight"),
 // so loading needs no translation table. Parallelism is applied afterwards by dist::apply_tensor_parallel.
 #pragma once
+#include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -71,6 +72,9 @@ class LlamaImpl : public torch::nn::Module {
   LlamaModel model{nullptr};
   Linear lm_head{nullptr};  // (vocab_local, d): column-parallel on the (padded) vocabulary
   bool activation_checkpointing = false;  // recompute each decoder layer in backward (training only)
+  // Generators that hooks draw from (LoRA dropout's): rewound for the recompute so it draws the same masks. The
+  // default CPU/device generators are always handled.
+  std::vector<at::Generator> recompute_generators;
 
  private:
   LlamaConfig cfg_;

@@ -2,7 +2,7 @@
 # demo.sh: the README's first command. On a fresh machine: install dependencies, build, then the whole chain on the
 # tiny default config, CPU, 2 ranks (about 15 minutes on 2 cores):
 #   cgprep (MP-20 CSV -> HDF5 shards) -> mpirun -np 2 cgtrain (tp 2) -> cgexport (PEFT adapter)
-#   -> cgsample (crystals as text + CIF) -> cgeval (validity report)
+#   -> mpirun -np 2 cgsample (tp 2; crystals as text + CIF) -> cgeval (validity report)
 # Everything lands in runs/demo (removed first unless DEMO_FRESH=0); shards in the config's data.shards_dir.
 # Extra arguments are section.key=value overrides passed to every stage (e.g. train.steps=50).
 # SKIP_INSTALL=1 / SKIP_BUILD=1 skip those steps; CONFIG (default configs/tiny.yaml), BUILD_DIR (default build).
@@ -48,7 +48,7 @@ shards=$(cg_config_get "$CONFIG" data.shards_dir runs/shards/tiny "${ov[@]}")
 stage "1/5 prepare data" "$(tool data cgprep)" "$CONFIG" "${ov[@]}"
 stage "2/5 train (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain "$CONFIG" "${ov[@]}"
 stage "3/5 export adapter" "$(tool trainer cgexport)" "$RUN" --out "$RUN/adapter"
-stage "4/5 sample" "$(tool sampler cgsample)" "$CONFIG" "${ov[@]}"
+stage "4/5 sample (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${ov[@]}"
 stage "5/5 evaluate" "$(tool sampler cgeval)" "$CONFIG" "${ov[@]}"
 
 say "done in $((SECONDS - t0)) s; results:"
@@ -64,7 +64,7 @@ if [ -f "$RUN/metrics.jsonl" ]; then
   best=$(grep -o '"val_loss":[0-9.eE+-]*' "$RUN/metrics.jsonl" | cut -d: -f2 | sort -g | head -1)
   echo "  final train loss: ${last:-?}   best val loss: ${best:-?}"
 fi
-# Validity rates: every numeric "…valid…" field of the eval report(s), without jq.
+# Validity rates of the eval report (report.json), without jq.
 found=0
 for j in "$RUN"/samples/eval/*.json; do
   [ -f "$j" ] || continue

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "dist/tp_plan.h"
 #include "lora/peft.h"
 

@@ -175,6 +175,37 @@ TEST(Llama, CheckpointingWithFrozenBaseAndARandomHook) {
   EXPECT_TRUE(at::equal(at::rand({4}), after_ckpt));
 }
 
+TEST(Llama, CheckpointingRewindsAHookOwnGenerator) {
+  // LoRA draws its dropout masks from its own generator: registered in recompute_generators, the recompute draws the
+  // same masks and the gradients equal the plain ones.
+  const auto c = small_config();
+  auto m = make_model(c);
+  m->set_base_trainable(false);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(99);
+  m->recompute_generators.push_back(gen);
+  auto lin = m->linears()[4];  // layer 0 gate_proj
+  auto A = lin->register_parameter("hook_a", at::randn({lin->out_features_local, lin->in_features_local},
+                                                       at::make_generator<at::CPUGeneratorImpl>(4)) * 0.1);
+  lin->delta = [A, gen](const at::Tensor& x) {
+    auto keep = at::empty_like(x).bernoulli_(0.5, gen);
+    return at::matmul(x * keep * 2.0, A.t());
+  };
+  const auto tok = tokens_for(2, 5, c.vocab_size, 2);
+  const auto wts = at::randn({2, 5, c.vocab_size}, at::make_generator<at::CPUGeneratorImpl>(8));
+  const std::string key = "model.layers.0.mlp.gate_proj.hook_a";
+  m->activation_checkpointing = false;
+  gen.set_current_seed(1);
+  const auto plain = grads_of(m, tok, wts).at(key);
+  m->activation_checkpointing = true;
+  gen.set_current_seed(1);
+  const auto ckpt = grads_of(m, tok, wts).at(key);
+  EXPECT_TRUE(at::allclose(ckpt, plain, 1e-5, 1e-6));
+  // Without registering it, the recompute draws other masks (what the registration prevents).
+  m->recompute_generators.clear();
+  gen.set_current_seed(1);
+  EXPECT_FALSE(at::allclose(grads_of(m, tok, wts).at(key), plain, 1e-5, 1e-6));
+}
+
 TEST(Llama, RandomInitIsTheSameFullModelForAnyTp) {
   for (int64_t vocab : {40, 37}) {  // 37 is padded to 38 at tp 2, 40 at tp 4
     auto c = small_config();

@@ -156,3 +156,35 @@ TEST(TensorParallel, ShardedCheckpointLoadsTheSameSlices) {
   dims.world_comm->barrier();
   if (dims.rank == 0) std::filesystem::remove_all(dir);
 }
+
+namespace {
+// Delegates to a real group and counts all-reduces.
+struct CountingComm : dist::Comm {
+  dist::CommPtr inner;
+  int all_reduces = 0;
+  explicit CountingComm(dist::CommPtr c) : inner(std::move(c)) {}
+  int rank() const override { return inner->rank(); }
+  int size() const override { return inner->size(); }
+  std::string backend() const override { return inner->backend(); }
+  void all_reduce(at::Tensor& t, dist::ReduceOp op) override { ++all_reduces, inner->all_reduce(t, op); }
+  at::Tensor all_gather(const at::Tensor& t, int64_t dim) override { return inner->all_gather(t, dim); }
+  void broadcast(at::Tensor& t, int root) override { inner->broadcast(t, root); }
+  void barrier() override { inner->barrier(); }
+};
+}  // namespace
+
+TEST(TensorParallel, TwoAllReducesPerLayerEachWay) {
+  // forward: o_proj, down_proj per layer + the embedding; backward: one for q/k/v's shared input, one for gate/up's,
+  // per layer, + lm_head's input. (model::accounting counts the same.)
+  const int tp = dist::runtime().world;
+  if (tp == 1) GTEST_SKIP() << "no collectives at tp 1";
+  auto dims = grid(tp);
+  auto counting = std::make_shared<CountingComm>(dims.tp_comm);
+  dims.tp_comm = counting;
+  auto m = build(config_with_vocab(48), dims);
+  const auto logits = m->forward(batch(48).first);
+  const int L = 2;
+  EXPECT_EQ(counting->all_reduces, 2 * L + 1);
+  logits.sum().backward();
+  EXPECT_EQ(counting->all_reduces, 2 * (2 * L + 1));
+}

@@ -1,0 +1,139 @@
+#include "model/accounting.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "model/tp_shape.h"
+
+namespace cg::model {
+
+ParamCounts count_parameters(const LlamaConfig& c) {
+  ParamCounts p;
+  const int64_t d = c.hidden_size, L = c.num_hidden_layers, kv = c.num_key_value_heads * c.head_dim();
+  p.embedding = c.vocab_size * d;
+  p.lm_head = c.vocab_size * d;
+  p.attention = L * (2 * d * d + 2 * d * kv);
+  p.mlp = L * 3 * d * c.intermediate_size;
+  p.norms = L * 2 * d + d;
+  p.total = p.embedding + p.lm_head + p.attention + p.mlp + p.norms;
+  p.matmul = p.attention + p.mlp + p.lm_head;
+  return p;
+}
+
+double activation_bytes_per_token_layer(const LlamaConfig& c, int64_t tp, int64_t e) {
+  const double d = c.hidden_size, kv = c.num_key_value_heads * c.head_dim(), I = c.intermediate_size;
+  return 4 * d * e + 2 * d * 4 + (2 * d + 2 * kv) * e / tp + 4 * I * e / tp;
+}
+
+namespace {
+
+struct LinearShape {
+  std::string name;
+  int64_t in, out;
+  bool row;  // row-parallel (o, down) vs column-parallel
+};
+
+std::vector<LinearShape> layer_linears(const LlamaConfig& c) {
+  const int64_t d = c.hidden_size, kv = c.num_key_value_heads * c.head_dim(), I = c.intermediate_size;
+  return {{"q_proj", d, d, false},    {"k_proj", d, kv, false},   {"v_proj", d, kv, false}, {"o_proj", d, d, true},
+          {"gate_proj", d, I, false}, {"up_proj", d, I, false}, {"down_proj", I, d, true}};
+}
+
+bool targeted(const std::vector<std::string>& targets, const std::string& name) {
+  for (const auto& t : targets)
+    if (t == name || t == "all-linear") return true;
+  return false;
+}
+
+}  // namespace
+
+Plan make_plan(const PlanInputs& in) {
+  const auto& c = in.model;
+  c.validate();
+  CG_CHECK(in.tp >= 1 && in.dp >= 1, "plan: tp {} and dp {} must be at least 1", in.tp, in.dp);
+  const int64_t tp = in.tp, L = c.num_hidden_layers, d = c.hidden_size, e = in.weight_bytes;
+  tp_local(c.num_attention_heads, tp, "num_attention_heads");
+  tp_local(c.num_key_value_heads, tp, "num_key_value_heads");
+  tp_local(c.intermediate_size, tp, "intermediate_size");
+  Plan p;
+  p.params = count_parameters(c);
+  const int64_t v_local = padded_vocab(c.vocab_size, tp) / tp;
+  p.base_params_local = 2 * v_local * d + (p.params.attention + p.params.mlp) / tp + p.params.norms;
+
+  for (const auto& l : layer_linears(c)) {
+    if (!targeted(in.lora_targets, l.name)) continue;
+    p.lora_params_total += L * in.lora_r * (l.in + l.out);
+    // Column base: A (r, in) replicated, B (out / tp, r). Row base: A (r, in / tp), B (out, r) replicated.
+    p.lora_params_local += L * in.lora_r * (l.row ? l.in / tp + l.out : l.in + l.out / tp);
+  }
+  if (!in.lora) p.lora_params_total = p.lora_params_local = 0;
+  p.trainable_local = in.lora ? p.lora_params_local : p.base_params_local;
+
+  const double T = in.seq_len, B = in.micro_batch;
+  p.tokens_per_step = B * T * in.grad_accum * in.dp;
+  const double attn = 12.0 * L * T * d;
+  p.flops_per_token = (in.lora ? 4.0 : 6.0) * p.params.matmul + attn + 6.0 * p.lora_params_total;
+  p.flops_per_token_hw = p.flops_per_token + (in.activation_checkpointing ? 2.0 * p.params.matmul + attn / 3 : 0.0);
+  p.flops_per_step = p.flops_per_token * p.tokens_per_step;
+
+  p.weights = static_cast<double>(p.base_params_local) * e;
+  p.trainable_state = in.lora ? 16.0 * p.lora_params_local : static_cast<double>(p.base_params_local) * (e + 8);
+  const double per_layer = activation_bytes_per_token_layer(c, tp, e);
+  p.activations = in.activation_checkpointing ? B * T * (L * d * e + per_layer) : B * T * L * per_layer;
+  p.logits = B * T * v_local * 4.0 * 3;
+  p.overhead = 2.0 * (1 << 30) + 0.1 * (p.weights + p.trainable_state + p.activations + p.logits);
+  p.total = p.weights + p.trainable_state + p.activations + p.logits + p.overhead;
+  p.headroom = in.device_memory_bytes - p.total;
+  p.fits = p.headroom >= 0;
+
+  const double ring_tp = tp > 1 ? 2.0 * (tp - 1) / tp : 0.0, ring_dp = in.dp > 1 ? 2.0 * (in.dp - 1) / in.dp : 0.0;
+  const int64_t per_micro = tp > 1 ? 2 * (2 * L + 1) + (in.activation_checkpointing ? 2 * L : 0) : 0;
+  p.tp_allreduces_per_step = per_micro * in.grad_accum;
+  p.tp_bytes_per_step = p.tp_allreduces_per_step * B * T * d * e * ring_tp;
+  p.dp_bytes_per_step = static_cast<double>(p.trainable_local) * 4.0 * ring_dp;
+  return p;
+}
+
+std::string format_plan(const PlanInputs& in, const Plan& p) {
+  const auto& c = in.model;
+  std::ostringstream o;
+  auto gb = [](double b) { return fmt::format("{:.2f} GB", b / 1e9); };
+  o << fmt::format("model: {} layers, hidden {}, {} heads ({} kv), MLP {}, vocab {}\n", c.num_hidden_layers,
+                   c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.intermediate_size, c.vocab_size);
+  o << fmt::format("parameters: {} total ({} matmul, {} embedding, {} lm_head)\n", p.params.total, p.params.matmul,
+                   p.params.embedding, p.params.lm_head);
+  o << fmt::format("grid: tp {} x dp {} = {} ranks; micro-batch {} x seq {} x grad_accum {} -> {:.0f} tokens/step\n",
+                   in.tp, in.dp, in.tp * in.dp, in.micro_batch, in.seq_len, in.grad_accum, p.tokens_per_step);
+  if (in.lora)
+    o << fmt::format("trainable: LoRA r {} on {} layers' targets: {} total, {} per rank\n", in.lora_r,
+                     c.num_hidden_layers, p.lora_params_total, p.lora_params_local);
+  else
+    o << fmt::format("trainable: full fine-tuning, {} per rank\n", p.trainable_local);
+  o << fmt::format("FLOPs/token: {:.3g} model ({}N matmul + 12 L T d attention{}), {:.3g} with recompute; "
+                   "{:.3g} per step\n", p.flops_per_token, in.lora ? 4 : 6, in.lora ? " + 6 N_lora" : "",
+                   p.flops_per_token_hw, p.flops_per_step);
+  o << "memory per rank:\n";
+  o << fmt::format("  base weights   {:>10}  ({} params at {} B)\n", gb(p.weights), p.base_params_local,
+                   in.weight_bytes);
+  o << fmt::format("  trainable      {:>10}  ({})\n", gb(p.trainable_state),
+                   in.lora ? "fp32 param + grad + AdamW m, v" : "grads + fp32 AdamW m, v");
+  o << fmt::format("  activations    {:>10}  ({}checkpointing, {:.0f} KB per token per layer)\n", gb(p.activations),
+                   in.activation_checkpointing ? "" : "no ", activation_bytes_per_token_layer(c, in.tp,
+                                                                                               in.weight_bytes) / 1e3);
+  o << fmt::format("  logits + CE    {:>10}\n", gb(p.logits));
+  o << fmt::format("  overhead       {:>10}  (2 GiB context/NCCL + 10% slack)\n", gb(p.overhead));
+  o << fmt::format("  total          {:>10}  of {}\n", gb(p.total), gb(in.device_memory_bytes));
+  o << fmt::format("communication per step and rank: tp {} all-reduces, {}; dp {}\n", p.tp_allreduces_per_step,
+                   gb(p.tp_bytes_per_step), gb(p.dp_bytes_per_step));
+  o << (p.fits ? fmt::format("fits: yes, {} to spare ({:.0f}% of the device)\n", gb(p.headroom),
+                             100.0 * p.headroom / in.device_memory_bytes)
+               : fmt::format("fits: NO, over by {}; raise parallel.tp, lower train.micro_batch or train.seq_len, or "
+                             "set model.activation_checkpointing=true\n", gb(-p.headroom)));
+  return o.str();
+}
+
+}  // namespace cg::model

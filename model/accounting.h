@@ -1,0 +1,75 @@
+// Accounting for `cgtrain --plan`: parameter counts, FLOPs per token, per-rank memory and per-step communication
+// of a LLaMA run at a given tp x dp, micro-batch and sequence length. Estimates, with the formulas stated here.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/llama_config.h"
+
+namespace cg::model {
+
+// Full-model parameter counts (vocabulary unpadded). 7B = 6,738,415,616; 13B = 13,015,864,320; 70B = 68,976,648,192.
+struct ParamCounts {
+  int64_t embedding = 0;  // V d
+  int64_t lm_head = 0;    // V d (untied)
+  int64_t attention = 0;  // L (2 d^2 + 2 d kv_dim)          kv_dim = n_kv_heads * head_dim
+  int64_t mlp = 0;        // L (3 d I)
+  int64_t norms = 0;      // L (2 d) + d
+  int64_t total = 0;
+  int64_t matmul = 0;     // attention + mlp + lm_head: the weights every token multiplies (FLOPs count these)
+};
+ParamCounts count_parameters(const LlamaConfig& c);
+
+struct PlanInputs {
+  LlamaConfig model;
+  int64_t tp = 1, dp = 1;
+  int64_t micro_batch = 1;           // sequences per rank per micro-step (B)
+  int64_t seq_len = 1024;            // T
+  int64_t grad_accum = 1;
+  int64_t weight_bytes = 2;          // per base weight element: bf16 2, fp32 4
+  bool activation_checkpointing = false;
+  bool lora = true;                  // false: full fine-tuning (every base weight trained)
+  int64_t lora_r = 8;
+  std::vector<std::string> lora_targets = {"q_proj", "v_proj"};  // or "all-linear"
+  double device_memory_bytes = 80e9;  // one accelerator (80 GB H100/A100)
+};
+
+struct Plan {
+  ParamCounts params;
+  int64_t base_params_local = 0;     // base weights on one rank (vocabulary padded to a multiple of tp)
+  int64_t lora_params_total = 0;
+  int64_t lora_params_local = 0;
+  int64_t trainable_local = 0;       // LoRA params, or base_params_local for full fine-tuning
+  double tokens_per_step = 0;        // B T grad_accum dp
+  // FLOPs per token, whole model: base matmuls x (4 with a frozen base: forward + input grads; 6 in full training)
+  // + attention 12 L T d (QK^T and AV, forward 4 L T d, backward 8 L T d; causal masking not subtracted)
+  // + LoRA 6 N_lora. flops_per_token_hw adds the recompute forward (2 N_matmul + 4 L T d) with checkpointing.
+  double flops_per_token = 0, flops_per_token_hw = 0, flops_per_step = 0;
+  // Per-rank memory in bytes.
+  double weights = 0;                // base_params_local * weight_bytes
+  double trainable_state = 0;        // LoRA: 16 B/param (fp32 param, grad, AdamW m, v); full: grad at weight_bytes + 8
+  double activations = 0;            // see activation_bytes_per_token_layer; B T per micro-step
+  double logits = 0;                 // B T V_local fp32 x 3 (logits, their gradient, CE softmax)
+  double overhead = 0;               // 2 GiB (CUDA context, NCCL buffers) + 10% of the above (allocator slack)
+  double total = 0, headroom = 0;    // headroom = device_memory_bytes - total
+  bool fits = false;
+  // Communication per optimizer step, bytes each rank sends (ring all-reduce of S bytes sends 2 (n-1)/n S).
+  int64_t tp_allreduces_per_step = 0;  // activations (B, T, d): (2L + 1) forward + (2L + 1) backward [+ 2L recompute]
+  double tp_bytes_per_step = 0;
+  double dp_bytes_per_step = 0;        // trainable gradients (fp32), once per optimizer step
+};
+
+// Saved activations of one decoder layer per token on one tp rank, in bytes (activations at weight_bytes, no sequence
+// parallelism, fused SDPA keeping no (T, T) matrix):
+//   replicated: layer input, normed input, residual h, normed h: 4 d e  + RMSNorm fp32 copies 2 d 4
+//   attention:  q, k, v after rope and the SDPA output: (2 d + 2 kv_dim) e / tp
+//   MLP:        gate, up, silu(gate), silu(gate) * up: 4 I e / tp
+// With activation checkpointing a layer keeps only its input (d e) and one layer's full set exists at a time.
+double activation_bytes_per_token_layer(const LlamaConfig& c, int64_t tp, int64_t e);
+
+Plan make_plan(const PlanInputs& in);
+// A human-readable report (the `cgtrain --plan` output), ending with whether it fits and by how much.
+std::string format_plan(const PlanInputs& in, const Plan& p);
+
+}  // namespace cg::model

@@ -1,0 +1,78 @@
+// Parameter counts against the published LLaMA-2 sizes and a built model, LoRA counts against PEFT's, FLOPs and the
+// 70B tp 8 x dp 8 memory plan against hand-computed values.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/accounting.h"
+#include "model/llama.h"
+
+using namespace cg::model;
+
+TEST(Accounting, ParameterCountsMatchTheLlama2Releases) {
+  EXPECT_EQ(count_parameters(llama_flavor("7b")).total, 6738415616LL);
+  EXPECT_EQ(count_parameters(llama_flavor("13b")).total, 13015864320LL);
+  EXPECT_EQ(count_parameters(llama_flavor("70b")).total, 68976648192LL);
+}
+
+TEST(Accounting, CountsMatchABuiltModelAtEveryTp) {
+  const auto c = llama_flavor("tiny", 510);  // 510: padded at tp 4 (512)
+  int64_t n = 0;
+  for (const auto& p : Llama(c, TpShape{}, at::TensorOptions())->parameters()) n += p.numel();
+  EXPECT_EQ(count_parameters(c).total, n);
+  EXPECT_GT(n, 2'000'000);  // "a few M" parameters
+  for (int64_t tp : {2, 4}) {
+    PlanInputs in;
+    in.model = c, in.tp = tp, in.lora_targets = {"all-linear"};
+    const auto plan = make_plan(in);
+    int64_t local = 0;
+    for (const auto& p : Llama(c, TpShape{1, static_cast<int>(tp)}, at::TensorOptions())->parameters())
+      local += p.numel();
+    EXPECT_EQ(plan.base_params_local, local) << "tp " << tp;
+  }
+}
+
+TEST(Accounting, LoraCountsAndFlops7b) {
+  PlanInputs in;
+  in.model = llama_flavor("7b");
+  in.lora_r = 8, in.lora_targets = {"q_proj", "v_proj"}, in.seq_len = 1024;
+  const auto p = make_plan(in);
+  EXPECT_EQ(p.lora_params_total, 4194304);  // PEFT: "trainable params: 4,194,304" for LLaMA-2-7B r 8 q,v
+  EXPECT_EQ(p.params.matmul, 6738415616LL - 131072000 - 266240);
+  EXPECT_DOUBLE_EQ(p.flops_per_token, 4.0 * 6607077376.0 + 12.0 * 32 * 1024 * 4096 + 6.0 * 4194304);
+  in.lora = false;
+  EXPECT_DOUBLE_EQ(make_plan(in).flops_per_token, 6.0 * 6607077376.0 + 12.0 * 32 * 1024 * 4096);
+  // tp 2: column-parallel q, v split B on the output, A replicated: 32 * 2 * 8 * (4096 + 2048).
+  in.lora = true, in.tp = 2;
+  EXPECT_EQ(make_plan(in).lora_params_local, 32 * 2 * 8 * (4096 + 2048));
+}
+
+TEST(Accounting, Llama70bAtTp8Dp8FitsAn80GbGpu) {
+  PlanInputs in;
+  in.model = llama_flavor("70b");
+  in.tp = 8, in.dp = 8, in.micro_batch = 1, in.seq_len = 1024, in.weight_bytes = 2;
+  in.lora_r = 8, in.lora_targets = {"q_proj", "v_proj"};
+  const auto p = make_plan(in);
+  // weights: 2 * 4000 * 8192 + (attention + MLP) / 8 + norms, in bf16
+  const int64_t local = 2 * 4000 * 8192 + (80LL * (2 * 8192 * 8192 + 2 * 8192 * 1024) + 80LL * 3 * 8192 * 28672) / 8 +
+                        80 * 2 * 8192 + 8192;
+  EXPECT_EQ(p.base_params_local, local);
+  EXPECT_DOUBLE_EQ(p.weights, 2.0 * local);
+  // activations per token per layer at tp 8, bf16: 4 d 2 + 2 d 4 + (2 d + 2 kv) 2 / 8 + 4 I 2 / 8
+  EXPECT_DOUBLE_EQ(activation_bytes_per_token_layer(in.model, 8, 2), 65536 + 65536 + 4608 + 28672);
+  EXPECT_DOUBLE_EQ(p.activations, 1024.0 * 80 * 164352);
+  EXPECT_TRUE(p.fits);
+  EXPECT_GT(p.headroom, 20e9);  // ~17 GB weights + ~13.5 GB activations + overhead on 80 GB
+  EXPECT_LT(p.total, 60e9);
+  EXPECT_EQ(p.tp_allreduces_per_step, 2 * (2 * 80 + 1));
+  const auto text = format_plan(in, p);
+  EXPECT_NE(text.find("fits: yes"), std::string::npos) << text;
+  std::cout << text;
+  // Checkpointing keeps one input per layer: far less activation memory.
+  in.activation_checkpointing = true;
+  EXPECT_LT(make_plan(in).activations, p.activations / 5);
+  // Without tp the same job does not fit, and the report says what to change.
+  in.tp = 1, in.activation_checkpointing = false;
+  const auto big = make_plan(in);
+  EXPECT_FALSE(big.fits);
+  EXPECT_NE(format_plan(in, big).find("parallel.tp"), std::string::npos);
+}

@@ -1,0 +1,231 @@
+// Safetensors read/write (hand-made bytes for BF16/F16, round trips, row/column slices, truncation) and HF
+// checkpoint folders (sharded + index, loading at tp 1 and tp-local shapes, bad checkpoints with clear errors).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "model/hf_checkpoint.h"
+#include "model/llama.h"
+#include "model/safetensors.h"
+
+using namespace cg::model;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("cg_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  static int& counter() { static int c = 0; return c; }
+  std::string operator/(const std::string& f) const { return (path / f).string(); }
+};
+
+// A file written byte by byte: header JSON + little-endian data, independent of write_safetensors.
+void write_raw(const std::string& path, const std::string& header, const std::vector<uint8_t>& data) {
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>((n >> (8 * i)) & 0xff));
+  out << header;
+  out.write(reinterpret_cast<const char*>(data.data()), data.size());
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const cg::Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+LlamaConfig small_config() {
+  LlamaConfig c;
+  c.hidden_size = 32, c.intermediate_size = 48, c.num_attention_heads = 4, c.num_key_value_heads = 2;
+  c.num_hidden_layers = 2, c.vocab_size = 37, c.max_position_embeddings = 64;
+  return c;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> full_tensors(const LlamaConfig& c, at::ScalarType dt, uint64_t seed) {
+  Llama m(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
+  init_weights(*m, seed, 0.1);
+  std::vector<std::pair<std::string, at::Tensor>> t;
+  for (const auto& s : m->param_specs()) t.emplace_back(s.name, s.param.detach().to(dt));
+  return t;
+}
+
+}  // namespace
+
+TEST(Safetensors, ReadsHandWrittenBf16AndF16) {
+  TempDir d;
+  // bf16: 1.0 = 0x3F80, -2.0 = 0xC000, 0.5 = 0x3F00, 3.0 = 0x4040.  f16: 1.0 = 0x3C00, -2.0 = 0xC000, 0.5 = 0x3800,
+  // 65504 = 0x7BFF. Little endian.
+  const std::string header = R"({"a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]},)"
+                             R"("b":{"dtype":"F16","shape":[4],"data_offsets":[8,16]},"__metadata__":{"format":"pt"}})";
+  write_raw(d / "x.safetensors", header,
+            {0x80, 0x3F, 0x00, 0xC0, 0x00, 0x3F, 0x40, 0x40, 0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0xFF, 0x7B});
+  SafetensorsFile f(d / "x.safetensors");
+  EXPECT_EQ(f.keys(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(f.metadata().at("format"), "pt");
+  EXPECT_EQ(f.info("a").dtype, "BF16");
+  const auto a = f.read("a");
+  EXPECT_EQ(a.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(a.to(at::kFloat), torch::tensor({1.0f, -2.0f, 0.5f, 3.0f}).view({2, 2})));
+  const auto b = f.read("b");
+  EXPECT_EQ(b.scalar_type(), at::kHalf);
+  EXPECT_TRUE(at::equal(b.to(at::kFloat), torch::tensor({1.0f, -2.0f, 0.5f, 65504.0f})));
+  EXPECT_TRUE(at::equal(f.read_slice("a", 1, 1, 1).to(at::kFloat), torch::tensor({-2.0f, 3.0f}).view({2, 1})));
+}
+
+TEST(Safetensors, RoundTripEveryDtypeAndSlices) {
+  TempDir d;
+  auto g = at::make_generator<at::CPUGeneratorImpl>(3);
+  const auto w = at::randn({5, 7}, g);
+  std::vector<std::pair<std::string, at::Tensor>> ts = {
+      {"f32", w}, {"bf16", w.to(at::kBFloat16)}, {"f16", w.to(at::kHalf)}, {"f64", w.to(at::kDouble)},
+      {"i64", at::arange(6, at::kLong).view({2, 3})}, {"u8", at::arange(4, at::kByte)},
+      {"cube", at::randn({3, 4, 5}, g)}, {"t_view", w.t()}};  // a non-contiguous input
+  write_safetensors(d / "r.safetensors", ts, {{"k", "v"}});
+  SafetensorsFile f(d / "r.safetensors");
+  EXPECT_EQ(f.metadata().at("k"), "v");
+  for (const auto& [n, t] : ts) {
+    EXPECT_TRUE(at::equal(f.read(n), t)) << n;
+    EXPECT_EQ(f.read(n).scalar_type(), t.scalar_type()) << n;
+  }
+  EXPECT_TRUE(at::equal(f.read_slice("bf16", 0, 1, 3), w.to(at::kBFloat16).narrow(0, 1, 3)));
+  EXPECT_TRUE(at::equal(f.read_slice("bf16", 1, 2, 4), w.to(at::kBFloat16).narrow(1, 2, 4)));
+  EXPECT_TRUE(at::equal(f.read_slice("cube", 1, 1, 2), ts[6].second.narrow(1, 1, 2)));
+  EXPECT_TRUE(contains(error_of([&] { f.read_slice("f32", 1, 5, 3); }), "outside size 7"));
+  EXPECT_TRUE(contains(error_of([&] { f.read("nope"); }), "has no tensor nope"));
+}
+
+TEST(Safetensors, TruncatedAndMalformedFilesAreClearErrors) {
+  TempDir d;
+  write_safetensors(d / "t.safetensors", {{"w", at::ones({64, 64})}});
+  fs::resize_file(d / "t.safetensors", fs::file_size(d / "t.safetensors") - 100);
+  const auto e = error_of([&] { SafetensorsFile f(d / "t.safetensors"); });
+  EXPECT_TRUE(contains(e, "truncated") && contains(e, "tensor w")) << e;
+  fs::resize_file(d / "t.safetensors", 20);
+  EXPECT_TRUE(contains(error_of([&] { SafetensorsFile f(d / "t.safetensors"); }), "truncated"));
+  write_raw(d / "bad.safetensors", R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::vector<uint8_t>(8));
+  EXPECT_TRUE(contains(error_of([&] { SafetensorsFile f(d / "bad.safetensors"); }), "needs 12"));
+  EXPECT_TRUE(contains(error_of([&] { SafetensorsFile f(d / "missing.safetensors"); }), "cannot open"));
+}
+
+TEST(HfCheckpoint, ShardedCheckpointLoadsAtTp1AndTpLocalShapes) {
+  TempDir d;
+  const auto c = small_config();
+  auto full = full_tensors(c, at::kFloat, 5);
+  full.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", at::ones({4}));  // old checkpoints: ignored
+  write_hf_checkpoint(d / "ck", full, c, /*max_shard_bytes=*/16 * 1024);
+  HfCheckpoint ck(d / "ck");
+  EXPECT_GT(ck.num_files(), 3u);
+  EXPECT_TRUE(fs::exists(d / "ck/model.safetensors.index.json"));
+  EXPECT_TRUE(fs::exists(d / "ck/model-00001-of-0000" + std::to_string(ck.num_files()) + ".safetensors"));
+  EXPECT_TRUE(load_llama_config(d / "ck") == c);
+
+  Llama m1(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
+  load_hf_weights(*m1, d / "ck");
+  const auto s1 = m1->param_specs();
+  for (size_t i = 0; i < s1.size(); ++i) EXPECT_TRUE(at::equal(s1[i].param, full[i].second)) << s1[i].name;
+  for (int r = 0; r < 2; ++r) {
+    Llama m2(c, TpShape{r, 2}, at::TensorOptions().dtype(at::kFloat));
+    load_hf_weights(*m2, d / "ck");
+    for (const auto& s : m2->param_specs()) {
+      const auto& want = std::find_if(full.begin(), full.end(), [&](auto& p) { return p.first == s.name; })->second;
+      EXPECT_TRUE(at::equal(s.param, s.slice_of(want))) << s.name << " rank " << r;
+    }
+  }
+  // Single-file layout for a large max_shard_bytes, loaded the same.
+  write_hf_checkpoint(d / "one", full, c);
+  EXPECT_TRUE(fs::exists(d / "one/model.safetensors"));
+  EXPECT_EQ(HfCheckpoint(d / "one").num_files(), 1u);
+}
+
+TEST(HfCheckpoint, Bf16AndF16CheckpointsCastToTheModelDtype) {
+  TempDir d;
+  const auto c = small_config();
+  for (auto dt : {at::kBFloat16, at::kHalf}) {
+    const auto full = full_tensors(c, dt, 9);
+    write_hf_checkpoint(d / "ck", full, c, 40 * 1024);
+    Llama m(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
+    load_hf_weights(*m, d / "ck");
+    const auto s = m->param_specs();
+    for (size_t i = 0; i < s.size(); ++i) {
+      EXPECT_EQ(s[i].param.scalar_type(), at::kFloat);
+      EXPECT_TRUE(at::equal(s[i].param, full[i].second.to(at::kFloat))) << s[i].name;
+    }
+    fs::remove_all(d / "ck");
+  }
+}
+
+TEST(HfCheckpoint, BadCheckpointsNameTheKeyAndShapes) {
+  TempDir d;
+  const auto c = small_config();
+  auto full = full_tensors(c, at::kFloat, 1);
+  Llama m(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
+
+  auto missing = full;
+  missing.erase(missing.begin() + 3);  // model.layers.0.self_attn.k_proj.weight
+  write_hf_checkpoint(d / "missing", missing, c, 16 * 1024);
+  auto e = error_of([&] { load_hf_weights(*m, d / "missing"); });
+  EXPECT_TRUE(contains(e, "missing " + full[3].first)) << e;
+
+  auto c_big = c;
+  c_big.intermediate_size = 64;  // the model expects bigger MLP weights than the checkpoint has
+  Llama m_big(c_big, TpShape{}, at::TensorOptions().dtype(at::kFloat));
+  write_hf_checkpoint(d / "shape", full, c);
+  e = error_of([&] { load_hf_weights(*m_big, d / "shape"); });
+  EXPECT_TRUE(contains(e, "model.layers.0.mlp.gate_proj.weight has shape [48, 32] but the model expects [64, 32]"))
+      << e;
+
+  auto extra = full;
+  extra.emplace_back("model.layers.9.mlp.up_proj.weight", at::zeros({2}));
+  write_hf_checkpoint(d / "extra", extra, c);
+  e = error_of([&] { load_hf_weights(*m, d / "extra"); });
+  EXPECT_TRUE(contains(e, "unexpected") && contains(e, "model.layers.9.mlp.up_proj.weight")) << e;
+
+  write_hf_checkpoint(d / "lost", full, c, 16 * 1024);
+  fs::remove(d / "lost/model-00002-of-0000" + std::to_string(HfCheckpoint(d / "lost").num_files()) + ".safetensors");
+  e = error_of([&] { HfCheckpoint ck(d / "lost"); });
+  EXPECT_TRUE(contains(e, "missing")) << e;
+
+  write_hf_checkpoint(d / "trunc", full, c);
+  fs::resize_file(d / "trunc/model.safetensors", fs::file_size(d / "trunc/model.safetensors") - 10);
+  e = error_of([&] { load_hf_weights(*m, d / "trunc"); });
+  EXPECT_TRUE(contains(e, "truncated") && contains(e, "lm_head.weight")) << e;
+
+  e = error_of([&] { load_hf_weights(*m, d / "nothing_here"); });
+  EXPECT_TRUE(contains(e, "does not exist")) << e;
+}
+
+TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
+  // A LLaMA-2-7B style config.json without num_key_value_heads and with rms_norm_eps 1e-6.
+  const auto c = llama_config_from_json(R"({"architectures":["LlamaForCausalLM"],"model_type":"llama",
+    "hidden_size":4096,"intermediate_size":11008,"num_attention_heads":32,"num_hidden_layers":32,
+    "rms_norm_eps":1e-06,"vocab_size":32000,"max_position_embeddings":4096,"torch_dtype":"float16"})");
+  EXPECT_EQ(c.num_key_value_heads, 32);
+  EXPECT_EQ(c.rms_norm_eps, 1e-6);
+  EXPECT_EQ(c.rope_theta, 10000.0);
+  EXPECT_EQ(c.head_dim(), 128);
+  EXPECT_TRUE(llama_config_from_json(c.to_hf_json()) == c);
+  const auto f70 = llama_flavor("70b");
+  EXPECT_TRUE(llama_config_from_json(f70.to_hf_json()) == f70);
+  EXPECT_EQ(f70.num_key_value_heads, 8);
+  EXPECT_EQ(llama_flavor("tiny", 300).vocab_size, 300);
+  EXPECT_TRUE(contains(error_of([] { llama_flavor("3b"); }), "tiny, 7b, 13b or 70b"));
+  EXPECT_TRUE(contains(error_of([] { llama_config_from_json(R"({"hidden_size":64})"); }), "intermediate_size"));
+  EXPECT_TRUE(contains(error_of([] {
+                         llama_config_from_json(R"({"hidden_size":64,"intermediate_size":8,"num_attention_heads":6,
+                           "num_hidden_layers":1,"vocab_size":10})");
+                       }),
+                       "hidden_size 64 is not divisible by num_attention_heads 6"));
+}
