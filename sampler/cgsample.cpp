@@ -167,7 +167,9 @@ int run(int argc, char** argv) {
   spdlog::info("cgsample: {} {} prompts on {} ({}), grammar {}", jobs.size(), c.sample.task, dims.describe(),
                device.str(), gp.constrained ? "on" : "off");
   const auto t0 = std::chrono::steady_clock::now();
-  cg::Generator gen(*model, tok, dims.tp_comm);
+  std::vector<std::string> pieces;
+  for (int v = 0; v < tok.vocab_size(); ++v) pieces.push_back(tok.piece(v));
+  cg::Generator gen(*model, pieces, tok.eos_id(), dims.tp_comm);
   const auto results = gen.generate(prompts, gp, [&](int64_t done, int64_t total, int64_t toks) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     spdlog::info("cgsample: {}/{} sequences, {} tokens, {:.2f} seq/s, {:.1f} tok/s", done, total, toks, done / s,

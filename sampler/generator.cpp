@@ -9,22 +9,20 @@
 
 namespace cg {
 
-Generator::Generator(model::LlamaImpl& model, const Tokenizer& tok, dist::CommPtr tp)
-    : model_(model), tok_(tok), tp_(std::move(tp)) {
-  CG_CHECK(model.config().vocab_size >= tok.vocab_size(),
+Generator::Generator(model::LlamaImpl& model, std::vector<std::string> pieces, int eos_id, dist::CommPtr tp)
+    : model_(model), pieces_(std::move(pieces)), eos_(eos_id), tp_(std::move(tp)) {
+  CG_CHECK(model.config().vocab_size >= static_cast<int64_t>(pieces_.size()),
            "the model's vocabulary ({}) is smaller than the tokenizer's ({}); use the tokenizer the model was "
            "trained with",
-           model.config().vocab_size, tok.vocab_size());
-  pieces_.reserve(tok.vocab_size());
-  for (int v = 0; v < tok.vocab_size(); ++v) pieces_.push_back(tok.piece(v));
+           model.config().vocab_size, pieces_.size());
 }
 
 std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts,
                                             const GenerationParams& params, const GenerationProgress& progress) {
   torch::NoGradGuard no_grad;
   CG_CHECK(params.batch_size >= 1 && params.max_new_tokens >= 1, "sample.batch_size and sample.max_new_tokens must be >= 1");
-  const int vocab = tok_.vocab_size();
-  const int eos = tok_.eos_id();
+  const int vocab = static_cast<int>(pieces_.size());
+  const int eos = eos_;
   TokenGrammar grammar(CrystalGrammar(params.mode), pieces_, eos);
   std::mt19937_64 rng(params.seed);
   std::vector<Generation> out(prompts.size());

@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "data/tokenizer.h"
 #include "dist/comm.h"
 #include "sampler/grammar.h"
 #include "sampler/sampling.h"
@@ -38,8 +37,10 @@ using GenerationProgress = std::function<void(int64_t, int64_t, int64_t)>;
 
 class Generator {
  public:
-  // model: built, loaded, tp applied (and LoRA merged or injected); tp: its tp group (nullptr or size 1: no gather).
-  Generator(model::LlamaImpl& model, const Tokenizer& tok, dist::CommPtr tp);
+  // model: built, loaded, tp applied (and LoRA merged or injected); pieces[v]: the tokenizer's raw piece of token v
+  // (Tokenizer::piece), eos_id its EOS; tp: the model's tp group (nullptr or size 1: no gather).
+  // Takes pieces rather than a Tokenizer so that this library does not pull libsentencepiece into torch binaries.
+  Generator(model::LlamaImpl& model, std::vector<std::string> pieces, int eos_id, dist::CommPtr tp);
 
   // prompts: token ids each (BOS included). Results in prompt order. Collective over tp: all ranks call it with the
   // same prompts and params.
@@ -48,9 +49,9 @@ class Generator {
 
  private:
   model::LlamaImpl& model_;
-  const Tokenizer& tok_;
-  dist::CommPtr tp_;
   std::vector<std::string> pieces_;
+  int eos_;
+  dist::CommPtr tp_;
 };
 
 }  // namespace cg

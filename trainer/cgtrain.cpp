@@ -10,7 +10,7 @@
 #include "trainer/config.h"
 #include "trainer/signals.h"
 #include "trainer/train_loop.h"
-// #include "trainer/train_plan.h"
+#include "trainer/train_plan.h"
 
 namespace {
 
@@ -29,7 +29,7 @@ int cgtrain_main(int argc, char** argv) {
                            "same train.run_dir to resume. --plan: print per-rank memory and communication, then exit.");
   if (!cfg) return 0;
   if (plan) {
-    // cg::print_train_plan(*cfg);
+    cg::print_train_plan(*cfg);
     return 0;
   }
   const int rc = cg::train(*cfg);

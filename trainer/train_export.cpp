@@ -6,7 +6,8 @@
 #include <filesystem>
 
 #include "common/error.h"
-#include "data/tokenizer.h"
+#include <fstream>
+#include <sstream>
 #include "lora/lora_linear.h"
 #include "lora/peft.h"
 #include "model/hf_checkpoint.h"
@@ -55,11 +56,14 @@ std::string export_run(const ExportOptions& o) {
   }
   const at::ScalarType dtype = lora::peft_dtype(o.dtype);
   const std::map<std::string, at::Tensor> full = read_full_params(ck);
-  const std::string tok_path = tokenizer_path(cfg.data);
-  const Tokenizer tok = Tokenizer::load(tok_path);
-  const model::LlamaConfig lc = train_llama_config(cfg, tok.vocab_size());
+  std::ifstream mc(o.run_dir + "/model_config.json");
+  CG_CHECK(mc.good(), "{}/model_config.json is missing (written by cgtrain at start)", o.run_dir);
+  std::stringstream text;
+  text << mc.rdbuf();
+  const model::LlamaConfig lc = model::llama_config_from_json(text.str());
   fs::create_directories(o.out);
-  fs::copy_file(tok_path, o.out + "/tokenizer.model", fs::copy_options::overwrite_existing);
+  const std::string tok_path = tokenizer_path(cfg.data);
+  if (fs::exists(tok_path)) fs::copy_file(tok_path, o.out + "/tokenizer.model", fs::copy_options::overwrite_existing);
 
   if (!cfg.lora.enabled) {  // full-parameter run: the checkpoint holds the whole model
     std::vector<std::pair<std::string, at::Tensor>> tensors;

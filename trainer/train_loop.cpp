@@ -13,8 +13,9 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "data/loader.h"
-#include "data/tokenizer.h"
+#include "common/sha256.h"
 #include "dist/runtime.h"
+#include "model/accounting.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/metrics.h"
@@ -47,17 +48,6 @@ double now_s() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-// Training FLOPs per token: 2N forward, 2N activation gradients, + 2N weight gradients only when the base trains
-// (LoRA: 4N on the frozen base), plus attention scores/values (4·L·d·T forward, ×2 backward).
-double flops_per_token(const model::LlamaConfig& c, int64_t T, bool full) {
-  const double d = double(c.hidden_size), L = double(c.num_hidden_layers);
-  const double kv = double(c.num_key_value_heads * c.head_dim());
-  const double per_layer = d * d * 2 + d * kv * 2 + 3 * d * double(c.intermediate_size);
-  const double N = L * per_layer + double(c.vocab_size) * d;  // matmul weights (lm_head included)
-  const double attn = 4 * L * d * double(T);
-  return (full ? 6 : 4) * N + 3 * attn;
-}
-
 // Dense bf16 peak of one GPU by name; 0 when unknown (CPU): MFU is then not shown.
 double peak_flops(const at::Device& dev) {
   if (!dev.is_cuda()) return 0;
@@ -73,12 +63,15 @@ bool any_rank(bool flag, const dist::ParallelDims& dims) {
   return t.item<double>() > 0;
 }
 
-void check_shards(const Tokenizer& tok, const ShardMeta& meta, const std::string& tok_path, const Config& cfg) {
-  CG_CHECK(meta.tokenizer_sha256 == tok.hash(), "the shards in {} were made with another tokenizer (sha256 {}) than "
+// The tokenizer is identified by the sha256 of its model bytes (what cgprep stores in every shard). cgtrain does not
+// load sentencepiece: its bundled protobuf cannot live in one process with libtorch's (crash at load time).
+void check_shards(const std::string& tok_hash, const ShardMeta& meta, const ShardMeta& train_meta,
+                  const std::string& tok_path, const Config& cfg) {
+  CG_CHECK(meta.tokenizer_sha256 == tok_hash, "the {} shards in {} were made with another tokenizer (sha256 {}) than "
            "{} ({}); run cgprep again with this data.tokenizer, or point data.tokenizer at the shards' tokenizer",
-           cfg.data.shards_dir, meta.tokenizer_sha256.substr(0, 12), tok_path, tok.hash().substr(0, 12));
-  CG_CHECK(meta.vocab_size == tok.vocab_size(), "the shards in {} have vocab_size {} but tokenizer {} has {}; "
-           "run cgprep again", cfg.data.shards_dir, meta.vocab_size, tok_path, tok.vocab_size());
+           meta.split, cfg.data.shards_dir, meta.tokenizer_sha256.substr(0, 12), tok_path, tok_hash.substr(0, 12));
+  CG_CHECK(meta.vocab_size == train_meta.vocab_size, "the {} shards have vocab_size {} but the train shards {}; "
+           "run cgprep again", meta.split, meta.vocab_size, train_meta.vocab_size);
 }
 
 }  // namespace
@@ -104,7 +97,9 @@ int train(const Config& cfg) {
 
   // Data, checked against the tokenizer and the model before step 0.
   const std::string tok_path = tokenizer_path(cfg.data);
-  const Tokenizer tok = Tokenizer::load(tok_path);
+  CG_CHECK(fs::exists(tok_path), "tokenizer {} does not exist: run cgprep with this config first (it writes "
+           "<data.shards_dir>/tokenizer.model), or set data.tokenizer", tok_path);
+  const std::string tok_hash = sha256_file(tok_path);
   LoaderOptions lo;
   lo.micro_batch = cfg.train.micro_batch;
   lo.seq_len = cfg.train.seq_len;
@@ -113,19 +108,22 @@ int train(const Config& cfg) {
   lo.seed = cfg.train.seed;
   lo.loss_on_completion = cfg.data.loss_on == "completion";
   Loader loader = Loader::from_shards(cfg.data.shards_dir, "train", lo);
-  check_shards(tok, loader.meta(), tok_path, cfg);
-  const model::LlamaConfig lc = train_llama_config(cfg, tok.vocab_size());
-  CG_CHECK(lc.vocab_size == tok.vocab_size(), "the model has vocab_size {} but tokenizer {} has {}: use the base "
-           "model's own tokenizer (data.tokenizer) and run cgprep again", lc.vocab_size, tok_path, tok.vocab_size());
+  const ShardMeta& meta = loader.meta();
+  check_shards(tok_hash, meta, meta, tok_path, cfg);
+  const int64_t vocab = meta.vocab_size;  // the tokenizer's, as cgprep recorded it
+  const model::LlamaConfig lc = train_llama_config(cfg, vocab);
+  CG_CHECK(lc.vocab_size == vocab, "the model has vocab_size {} but tokenizer {} has {}: use the base model's own "
+           "tokenizer (data.tokenizer) and run cgprep again", lc.vocab_size, tok_path, vocab);
   std::vector<Batch> val_batches;
   if (cfg.train.val_every > 0) {
     Loader val = Loader::from_shards(cfg.data.shards_dir, "val", lo);
-    check_shards(tok, val.meta(), tok_path, cfg);
+    check_shards(tok_hash, val.meta(), meta, tok_path, cfg);
     val_batches = val.first_batches(cfg.train.val_batches);
   }
 
   // Model (fixed order inside), optimizer, gradient reduction.
-  TrainModel m = build_train_model(cfg, dims, tok.vocab_size(), device);
+  TrainModel m = build_train_model(cfg, dims, vocab, device);
+  if (lead) std::ofstream(run_dir + "/model_config.json") << lc.to_hf_json();  // cgexport's model shape
   AdamW opt = make_optimizer(m, cfg.train);
   TrainGrads grads(m.trainable, dims);
   if (lead) {
@@ -163,7 +161,14 @@ int train(const Config& cfg) {
   std::optional<MetricsWriter> metrics;
   if (lead) metrics.emplace(run_dir + "/metrics.jsonl", /*append=*/true);
   const LrSchedule sched = LrSchedule::from(cfg.train);
-  const double fpt = flops_per_token(lc, cfg.train.seq_len, m.full_param), peak = peak_flops(device);
+  model::PlanInputs pin;
+  pin.model = lc;
+  pin.seq_len = cfg.train.seq_len;
+  pin.lora = !m.full_param;
+  pin.lora_r = cfg.lora.r;
+  pin.lora_targets = cfg.lora.targets;
+  pin.activation_checkpointing = cfg.model.activation_checkpointing;
+  const double fpt = model::make_plan(pin).flops_per_token, peak = peak_flops(device);  // model FLOPs (no recompute)
   const int64_t steps = cfg.train.steps, start_step = st.step;
 
   auto validate = [&] {

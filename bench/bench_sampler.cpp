@@ -1,0 +1,71 @@
+// bench_sampler [NUM] [BATCH] [MAX_NEW]: generation throughput of the tiny flavor (random weights) on CPU, with and
+// without the grammar: sequences/s, tokens/s, and crystals/s (grammar-complete crystals per second).
+// The vocabulary is a 512-piece stand-in (256 byte pieces, printable characters, element symbols, digit pairs):
+// libsentencepiece cannot share a process with libtorch's libprotobuf (see sampler/generator.h).
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "data/crystal_text.h"
+#include "data/elements.h"
+#include "data/prompt.h"
+#include "model/llama.h"
+#include "sampler/generator.h"
+
+namespace {
+
+std::vector<std::string> stand_in_vocab() {
+  std::vector<std::string> p = {"<unk>", "<s>", "</s>"};
+  for (int b = 0; b < 256; ++b) p.push_back(fmt::format("<0x{:02X}>", b));
+  p.push_back("\xe2\x96\x81");
+  for (char c = 33; c < 127; ++c) p.push_back(std::string(1, c));
+  for (const auto& e : cg::all_elements())
+    if (e.size() == 2) p.push_back(e);
+  for (int d = 0; d < 100 && p.size() < 512; ++d) p.push_back(fmt::format("{:02d}", d));
+  while (p.size() < 512) p.push_back(fmt::format("<unused{}>", p.size()));
+  return p;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int num = argc > 1 ? std::atoi(argv[1]) : 32;
+  const int batch = argc > 2 ? std::atoi(argv[2]) : 16;
+  const int max_new = argc > 3 ? std::atoi(argv[3]) : 300;
+  torch::set_num_threads(1);
+  const std::vector<std::string> pieces = stand_in_vocab();
+  cg::model::Llama model(cg::model::llama_flavor("tiny", static_cast<int64_t>(pieces.size())));
+  cg::model::init_weights(*model, 1, 0.5);
+  model->eval();
+  // Prompt: the generation prompt's length in characters as tokens (a stand-in; only its length matters here).
+  std::vector<int32_t> prompt = {1};
+  for (char ch : cg::generation_prompt({})) prompt.push_back(ch >= 33 && ch < 127 ? 259 + 1 + (ch - 33) : 259);
+  std::printf("tiny flavor, %d sequences, batch %d, max_new_tokens %d, 1 thread\n", num, batch, max_new);
+  for (bool constrained : {true, false}) {
+    cg::GenerationParams p;
+    p.max_new_tokens = max_new;
+    p.batch_size = batch;
+    p.sampling = {1.0, 1.0, 0};
+    p.constrained = constrained;
+    cg::Generator gen(*model, pieces, 2, nullptr);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto out = gen.generate(std::vector<std::vector<int32_t>>(num, prompt), p);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    int64_t tokens = 0, complete = 0;
+    for (const auto& o : out) {
+      tokens += static_cast<int64_t>(o.tokens.size());
+      std::string text;
+      for (int32_t v : o.tokens) text += cg::piece_text(pieces[v]);
+      if (!text.empty() && text[0] == ' ') text.erase(0, 1);
+      cg::Crystal c;
+      std::string err;
+      complete += o.hit_eos && cg::parse_crystal_text(text, &c, &err);
+    }
+    std::printf("grammar %-3s  %6.2f s  %7.1f tokens/s  %6.2f sequences/s  %6.2f crystals/s  (%.0f tokens/seq, %lld/%d "
+                "parsed)\n",
+                constrained ? "on" : "off", s, tokens / s, num / s, complete / s, double(tokens) / num,
+                static_cast<long long>(complete), num);
+  }
+  return 0;
+}
