@@ -16,6 +16,7 @@
 #include "data/mp20.h"
 #include "data/rng.h"
 #include "data/sp_model.h"
+#include "data/sp_train.h"
 
 namespace cg {
 

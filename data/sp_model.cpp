@@ -1,7 +1,5 @@
-// sentencepiece ModelProto writer, BPE converters and the small-model trainer.
+// sentencepiece ModelProto reader and writer (protobuf wire format by hand) and the BPE converters.
 #include "data/sp_model.h"
-
-#include <sentencepiece_trainer.h>
 
 #include <cstdio>
 #include <cstring>
@@ -109,8 +107,10 @@ std::string serialize_sp_model(const SpModelSpec& spec) {
     put_int32(msg, 3, int32_t(p.type));
     put_bytes(out, 1, msg);
   }
+  CG_CHECK(!spec.has_charsmap && !spec.has_denormalizer,
+           "cannot write a sentencepiece model with a precompiled normalization map (only identity normalization)");
   std::string trainer;
-  put_int32(trainer, 3, 2);  // model_type = BPE
+  put_int32(trainer, 3, spec.model_type);  // BPE = 2
   put_int32(trainer, 4, int32_t(spec.pieces.size()));
   put_bool(trainer, 25, spec.split_digits);
   put_bool(trainer, 35, spec.byte_fallback);
@@ -118,14 +118,163 @@ std::string serialize_sp_model(const SpModelSpec& spec) {
   put_int32(trainer, 41, spec.bos_id);
   put_int32(trainer, 42, spec.eos_id);
   put_int32(trainer, 43, spec.pad_id);
+  if (spec.treat_whitespace_as_suffix) put_bool(trainer, 24, true);
+  if (spec.unk_piece != "<unk>") put_bytes(trainer, 45, spec.unk_piece);
+  if (spec.bos_piece != "<s>") put_bytes(trainer, 46, spec.bos_piece);
+  if (spec.eos_piece != "</s>") put_bytes(trainer, 47, spec.eos_piece);
+  if (spec.unk_surface != " \xE2\x81\x87 ") put_bytes(trainer, 44, spec.unk_surface);
   put_bytes(out, 2, trainer);
   std::string norm;
-  put_bytes(norm, 1, "identity");
+  put_bytes(norm, 1, spec.normalizer_name);
   put_bool(norm, 3, spec.add_dummy_prefix);
-  put_bool(norm, 4, false);  // remove_extra_whitespaces: keep text exactly
-  put_bool(norm, 5, true);   // escape_whitespaces: ' ' -> '▁'
+  put_bool(norm, 4, spec.remove_extra_whitespaces);  // default false: keep text exactly
+  put_bool(norm, 5, spec.escape_whitespaces);        // ' ' -> '▁'
   put_bytes(out, 3, norm);
   return out;
+}
+
+namespace {
+
+// Reads one message's fields in order; each field is handed to `on_field(field, wire, varint, bytes)`.
+class WireReader {
+ public:
+  explicit WireReader(std::string_view s, const char* what) : s_(s), what_(what) {}
+  bool done() const { return pos_ >= s_.size(); }
+  // Next field: its number and wire type; the value lands in varint_ (types 0, 1, 5) or bytes_ (type 2).
+  void next() {
+    const uint64_t key = varint();
+    field_ = int(key >> 3);
+    wire_ = int(key & 7);
+    CG_CHECK(field_ > 0, "sentencepiece model: field number 0 in {} (corrupt .model file?)", what_);
+    switch (wire_) {
+      case 0: value_ = varint(); break;
+      case 1: value_ = fixed(8); break;
+      case 5: value_ = fixed(4); break;
+      case 2: {
+        const uint64_t n = varint();
+        CG_CHECK(n <= s_.size() - pos_, "sentencepiece model: {} field {} runs past the end (truncated .model file?)",
+                 what_, field_);
+        bytes_ = s_.substr(pos_, size_t(n));
+        pos_ += size_t(n);
+        break;
+      }
+      default:
+        CG_FAIL("sentencepiece model: {} field {} has wire type {} (groups are not used by ModelProto; corrupt "
+                ".model file?)", what_, field_, wire_);
+    }
+  }
+  int field() const { return field_; }
+  // Typed views of the current value; each checks the wire type.
+  int32_t int32() const { return int32_t(int64_t(u64(0))); }
+  bool boolean() const { return u64(0) != 0; }
+  float f32() const {
+    const uint32_t u = uint32_t(u64(5));
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  std::string_view bytes() const {
+    CG_CHECK(wire_ == 2, "sentencepiece model: {} field {} should be length-delimited, has wire type {}", what_,
+             field_, wire_);
+    return bytes_;
+  }
+
+ private:
+  uint64_t u64(int want) const {
+    CG_CHECK(wire_ == want, "sentencepiece model: {} field {} has wire type {}, expected {}", what_, field_, wire_,
+             want);
+    return value_;
+  }
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      CG_CHECK(pos_ < s_.size(), "sentencepiece model: {} ends inside a varint (truncated .model file?)", what_);
+      const uint8_t b = uint8_t(s_[pos_++]);
+      v |= uint64_t(b & 0x7F) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    CG_FAIL("sentencepiece model: varint longer than 10 bytes in {} (not a .model file?)", what_);
+  }
+  uint64_t fixed(int n) {
+    CG_CHECK(size_t(n) <= s_.size() - pos_, "sentencepiece model: {} ends inside a fixed-size field", what_);
+    uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v |= uint64_t(uint8_t(s_[pos_ + size_t(i)])) << (8 * i);
+    pos_ += size_t(n);
+    return v;
+  }
+
+  std::string_view s_;
+  const char* what_;
+  size_t pos_ = 0;
+  int field_ = 0, wire_ = 0;
+  uint64_t value_ = 0;
+  std::string_view bytes_;
+};
+
+}  // namespace
+
+SpModelSpec parse_sp_model(std::string_view bytes) {
+  SpModelSpec spec;  // proto2 defaults where they differ from the writer's
+  spec.model_type = 1;
+  spec.byte_fallback = false;
+  spec.split_digits = false;
+  spec.remove_extra_whitespaces = true;
+  spec.normalizer_name.clear();
+  WireReader top(bytes, "ModelProto");
+  while (!top.done()) {
+    top.next();
+    if (top.field() == 1) {  // pieces
+      SpPiece p;
+      WireReader r(top.bytes(), "SentencePiece");
+      while (!r.done()) {
+        r.next();
+        if (r.field() == 1) p.piece = std::string(r.bytes());
+        else if (r.field() == 2) p.score = r.f32();
+        else if (r.field() == 3) p.type = SpPieceType(r.int32());
+      }
+      spec.pieces.push_back(std::move(p));
+    } else if (top.field() == 2) {  // trainer_spec
+      WireReader r(top.bytes(), "TrainerSpec");
+      while (!r.done()) {
+        r.next();
+        switch (r.field()) {
+          case 3: spec.model_type = r.int32(); break;
+          case 24: spec.treat_whitespace_as_suffix = r.boolean(); break;
+          case 25: spec.split_digits = r.boolean(); break;
+          case 35: spec.byte_fallback = r.boolean(); break;
+          case 40: spec.unk_id = r.int32(); break;
+          case 41: spec.bos_id = r.int32(); break;
+          case 42: spec.eos_id = r.int32(); break;
+          case 43: spec.pad_id = r.int32(); break;
+          case 44: spec.unk_surface = std::string(r.bytes()); break;
+          case 45: spec.unk_piece = std::string(r.bytes()); break;
+          case 46: spec.bos_piece = std::string(r.bytes()); break;
+          case 47: spec.eos_piece = std::string(r.bytes()); break;
+          default: break;
+        }
+      }
+    } else if (top.field() == 3) {  // normalizer_spec
+      WireReader r(top.bytes(), "NormalizerSpec");
+      while (!r.done()) {
+        r.next();
+        switch (r.field()) {
+          case 1: spec.normalizer_name = std::string(r.bytes()); break;
+          case 2: spec.has_charsmap = !r.bytes().empty(); break;
+          case 3: spec.add_dummy_prefix = r.boolean(); break;
+          case 4: spec.remove_extra_whitespaces = r.boolean(); break;
+          case 5: spec.escape_whitespaces = r.boolean(); break;
+          default: break;
+        }
+      }
+    } else if (top.field() == 5) {  // denormalizer_spec: only its map matters
+      WireReader r(top.bytes(), "NormalizerSpec");
+      while (!r.done()) {
+        r.next();
+        if (r.field() == 2 && !r.bytes().empty()) spec.has_denormalizer = true;
+      }
+    }
+  }
+  return spec;
 }
 
 SpModelSpec sp_model_from_bpe(const std::vector<std::string>& vocab,
@@ -220,48 +369,6 @@ SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path) {
     }
   }
   return sp_model_from_bpe(vocab, merges);
-}
-
-namespace {
-class VectorIterator : public sentencepiece::SentenceIterator {
- public:
-  explicit VectorIterator(const std::vector<std::string>& v) : v_(v) {}
-  bool done() const override { return i_ >= v_.size(); }
-  void Next() override { ++i_; }
-  const std::string& value() const override { return v_[i_]; }
-  sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }
-
- private:
-  const std::vector<std::string>& v_;
-  size_t i_ = 0;
-};
-}  // namespace
-
-std::string train_sp_model(const std::vector<std::string>& sentences, int vocab_size, int threads) {
-  CG_CHECK(!sentences.empty(), "no text to train a tokenizer on");
-  CG_CHECK(vocab_size >= 300, "data.tokenizer_vocab_size {} is too small: byte fallback alone needs 259 pieces; "
-                              "use at least 300", vocab_size);
-  std::unordered_map<std::string, std::string> args = {
-      {"model_type", "bpe"},
-      {"vocab_size", std::to_string(vocab_size)},
-      {"byte_fallback", "true"},
-      {"split_digits", "true"},
-      {"normalization_rule_name", "identity"},
-      {"add_dummy_prefix", "true"},
-      {"remove_extra_whitespaces", "false"},
-      {"character_coverage", "1.0"},
-      {"max_sentence_length", "100000"},
-      {"input_sentence_size", "0"},
-      {"shuffle_input_sentence", "false"},
-      {"hard_vocab_limit", "false"},
-      {"num_threads", std::to_string(std::max(1, threads))},
-      {"minloglevel", "2"},
-  };
-  VectorIterator it(sentences);
-  std::string model;
-  auto st = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
-  CG_CHECK(st.ok(), "sentencepiece training failed (raise data.tokenizer_vocab_size if it is too small): {}", st.ToString());
-  return model;
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {

@@ -23,10 +23,10 @@ std::string xml_escape(const std::string& s) {
   return out;
 }
 
-// About five round tick values covering [lo, hi].
+// About six round tick values covering [lo, hi].
 std::vector<double> nice_ticks(double lo, double hi) {
   const double span = hi - lo;
-  const double raw = span / 5;
+  const double raw = span / 6;
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
   for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})

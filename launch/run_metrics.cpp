@@ -25,7 +25,8 @@ void collect_rates(const nlohmann::json& j, std::map<std::string, double>& out) 
     if (!it->is_number()) continue;
     std::string lk = it.key();
     std::transform(lk.begin(), lk.end(), lk.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (lk.find("valid") != std::string::npos || lk == "uniqueness" || lk == "novelty") out[it.key()] = it->get<double>();
+    if (lk.find("valid") != std::string::npos || lk == "uniqueness" || lk == "novelty")
+      out[it.key()] = it->get<double>();
   }
 }
 
@@ -41,6 +42,11 @@ RunMetrics read_metrics_file(const std::string& metrics_jsonl) {
     std::optional<double> loss, val_loss, tokens_per_s;
   };
   std::map<int64_t, StepFields> steps;
+  // Throughput derived from cgtrain's per-step "tokens" and "time_s" (seconds since that process started training):
+  // tokens over elapsed time between consecutive records of one process; a drop in time_s or in step starts a new
+  // process (resume), whose first step (warmup, loading) is left out like the first step of the run.
+  double seg_tokens = 0, seg_seconds = 0, prev_time = -1, first_tokens = 0, first_time = 0;
+  int64_t prev_step = -1;
   std::string line;
   while (std::getline(f, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -53,6 +59,18 @@ RunMetrics read_metrics_file(const std::string& metrics_jsonl) {
     if (auto v = number(j, "loss")) s.loss = v;
     if (auto v = number(j, "val_loss")) s.val_loss = v;
     if (auto v = number(j, "tokens_per_s")) s.tokens_per_s = v;
+    const auto tokens = number(j, "tokens"), time = number(j, "time_s");
+    if (tokens && time) {
+      const int64_t step = j["step"].get<int64_t>();
+      if (prev_time >= 0 && *time > prev_time && step > prev_step) {
+        seg_tokens += *tokens;
+        seg_seconds += *time - prev_time;
+      } else if (first_time == 0) {
+        first_tokens = *tokens, first_time = *time;
+      }
+      prev_time = *time;
+      prev_step = step;
+    }
   }
   double tps_sum = 0, tps_first = 0;
   int64_t tps_n = 0;
@@ -71,6 +89,8 @@ RunMetrics read_metrics_file(const std::string& metrics_jsonl) {
   }
   if (tps_n == 1) m.tokens_per_s = tps_first;
   if (tps_n > 1) m.tokens_per_s = (tps_sum - tps_first) / double(tps_n - 1);
+  if (!m.tokens_per_s && seg_seconds > 0) m.tokens_per_s = seg_tokens / seg_seconds;
+  if (!m.tokens_per_s && first_time > 0) m.tokens_per_s = first_tokens / first_time;
   return m;
 }
 

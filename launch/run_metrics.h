@@ -13,12 +13,14 @@ struct RunMetrics {
   std::optional<double> best_val_loss;      // min over steps with a val_loss
   int64_t best_val_step = -1;
   std::optional<double> final_train_loss;   // loss at the highest step that has one
-  std::optional<double> tokens_per_s;       // mean over steps with tokens_per_s (the first left out when >1: warmup)
+  std::optional<double> tokens_per_s;       // mean of a tokens_per_s field (the first step left out: warmup), else
+                                            // sum(tokens) / elapsed time_s between consecutive steps of one process
   int64_t bad_lines = 0;                    // lines that were not JSON objects with a step (e.g. cut mid-write)
   std::map<std::string, double> validity;   // eval report rates: *valid* fields, uniqueness, novelty
 };
 
-// Read <file> as JSON lines {"step": N, "loss": x, "val_loss": y, "tokens_per_s": z, ...} (trainer/metrics.h);
+// Read <file> as JSON lines {"step": N, "loss": x, "val_loss": y, "tokens": n, "time_s": t, ...} (written by
+// trainer/train_loop.cpp through trainer/metrics.h; a "tokens_per_s" field is used when present);
 // missing or null fields are absent from that record; a step seen twice (appended after a resume) keeps, per
 // field, its last value. A missing file gives found = false.
 RunMetrics read_metrics_file(const std::string& metrics_jsonl);

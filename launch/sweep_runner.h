@@ -1,6 +1,7 @@
 // SweepRunner: runs planned sweep points on this machine, one after another: cgprep once per shared shards folder
 // (under a file lock, so parallel Slurm array tasks do not race), then the launcher + cgtrain, then optionally
-// cgexport, the launcher + cgsample, cgeval. Each stage logs to <run_dir>/logs/<stage>.log; the outcome goes to <run_dir>/status.
+// cgexport, the launcher + cgsample, cgeval. Each stage logs to <run_dir>/logs/<stage>.log; the outcome goes to
+// <run_dir>/status.
 #pragma once
 #include <string>
 #include <vector>

@@ -61,7 +61,8 @@ std::string sweep_sbatch(const SweepPlan& plan, const SlurmOptions& opt) {
   h += "CGSWEEP=${CGSWEEP:-" + sq(opt.cgsweep) + "}\n";
   h += "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}\n";
   h += "task=${SLURM_ARRAY_TASK_ID:?run this script with sbatch (SLURM_ARRAY_TASK_ID picks the sweep point)}\n";
-  h += "\"$CGSWEEP\" " + sq(fs::absolute(s.path).string()) + " --point \"$task\" --launcher 'srun --kill-on-bad-exit=1'";
+  h += "\"$CGSWEEP\" " + sq(fs::absolute(s.path).string()) +
+       " --point \"$task\" --launcher 'srun --kill-on-bad-exit=1'";
   for (const auto& a : opt.extra_args) h += " " + sq(a);
   h += "\nrc=$?\n";
   // Same logic as launch/requeue.sh: a preempted point is put back in the queue and resumes from its checkpoint.

@@ -1,16 +1,31 @@
-// cgeval: validity, uniqueness, novelty and distribution metrics of generated (or real) crystals.
+// cgeval: validity, uniqueness, novelty and distribution metrics of generated (or real) crystals, and with
+// eval.invariance=true the log-likelihood invariance check (sampler/invariance.h) of the model cgsample would load.
 //   cgeval CONFIG.yaml eval.input=runs/tiny/samples       (a cgsample folder, a CDVAE-layout CSV, or CIFs)
+//   mpirun -np 2 cgeval CONFIG.yaml eval.invariance=true parallel.tp=2
 // Writes <eval.out>/report.json and report.md (eval.out empty: <eval.input>/eval, or <csv name>.eval/ for a CSV).
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/log.h"
 #include "data/mp20.h"
 #include "sampler/eval_report.h"
 #include "trainer/config.h"
+
+#ifdef CG_EVAL_WITH_MODEL
+#include <torch/torch.h>
+
+#include "data/prep.h"
+#include "data/tokenizer.h"
+#include "dist/parallel_dims.h"
+#include "dist/runtime.h"
+#include "sampler/invariance.h"
+#include "sampler/sampling_model.h"
+#include "trainer/train_model.h"
+#endif
 
 namespace {
 
@@ -29,12 +44,62 @@ void write_text(const fs::path& path, const std::string& text) {
   out << text;
 }
 
+#ifdef CG_EVAL_WITH_MODEL
+// The invariance check over the first eval.invariance_crystals crystals of data.test_csv. Collective over the world
+// (tp groups; dp > 1 is refused: the check is small). Returns the result on every rank.
+cg::InvarianceResult invariance(const cg::Config& c) {
+  const auto& rt = cg::dist::runtime();
+  const at::Device device = cg::resolve_device(c.model.device, rt.local_rank);
+  const auto dims = rt.world == 1 && c.parallel.tp == 1
+                        ? cg::dist::single_process_dims()
+                        : cg::dist::make_parallel_dims(static_cast<int>(c.parallel.tp), static_cast<int>(c.parallel.dp),
+                                                       cg::dist::backend_from_name(c.parallel.backend, device.is_cuda()));
+  CG_CHECK(dims.dp == 1, "the invariance check runs in one tp group: launch world = parallel.tp ranks (got {})",
+           dims.describe());
+  if (c.train.threads > 0) torch::set_num_threads(static_cast<int>(c.train.threads));
+  const cg::Tokenizer tok = cg::Tokenizer::load(cg::sampling_tokenizer_path(c));
+  std::string what;
+  auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);
+  const auto crystals = cg::read_mp20(c.data.test_csv, c.eval.invariance_crystals).crystals;
+  spdlog::info("cgeval: invariance check of {} over {} crystals of {} ({})", what, crystals.size(), c.data.test_csv,
+               dims.describe());
+  cg::InvarianceOptions opt;
+  opt.batch_size = c.sample.batch_size;
+  opt.seed = c.sample.seed;
+  opt.text = cg::text_options(c.data);
+  return cg::invariance_check(
+      *model, crystals, [&](const std::string& s) { return tok.encode(s, /*add_bos=*/true); }, tok.eos_id(), dims,
+      opt);
+}
+#endif
+
 int run(int argc, char** argv) {
+#ifdef CG_EVAL_WITH_MODEL
+  const auto& rt = cg::dist::init_runtime(&argc, &argv);
+  const int rank = rt.rank, world = rt.world;
+#else
+  const int rank = 0, world = 1;
+#endif
   auto cfg = cg::parse_cli(argc, argv, "cgeval",
-                           "Evaluate crystals: structural/compositional validity, uniqueness, novelty, distributions.");
+                           "Evaluate crystals: structural/compositional validity, uniqueness, novelty, distributions; "
+                           "eval.invariance=true: the model's log-likelihood invariance check.");
   if (!cfg) return 0;
-  cg::init_logging(0, 1, cfg->log.level);
+  cg::init_logging(rank, world, cfg->log.level);
   const cg::EvalConfig& e = cfg->eval;
+
+  std::string inv_json, inv_md;
+  if (e.invariance) {
+#ifdef CG_EVAL_WITH_MODEL
+    const cg::InvarianceResult r = invariance(*cfg);
+    inv_json = cg::invariance_json(r);
+    inv_md = cg::invariance_markdown(r);
+    spdlog::info("cgeval: invariance: mean |dLL| {:.3f} nats when atoms are permuted, {:.3f} when two elements are "
+                 "swapped ({} crystals)", r.mean_abs_delta_permute, r.mean_abs_delta_swap, r.crystals);
+#else
+    CG_FAIL("eval.invariance=true needs the model libraries, which this build of cgeval lacks; set eval.invariance=false");
+#endif
+  }
+  if (rank != 0) return 0;
 
   const cg::EvalInput input = cg::load_eval_input(e.input, e.max_rows);
   std::vector<cg::Crystal> train, ref;
@@ -58,8 +123,10 @@ int run(int argc, char** argv) {
   fs::path out = e.out;
   if (out.empty()) out = fs::is_directory(e.input) ? fs::path(e.input) / "eval" : fs::path(e.input + ".eval");
   fs::create_directories(out);
-  write_text(out / "report.json", cg::report_json(r));
-  const std::string md = cg::report_markdown(r);
+  nlohmann::json report = nlohmann::json::parse(cg::report_json(r));
+  if (!inv_json.empty()) report["invariance"] = nlohmann::json::parse(inv_json);
+  write_text(out / "report.json", report.dump(2) + "\n");
+  const std::string md = cg::report_markdown(r) + inv_md;
   write_text(out / "report.md", md);
   spdlog::info("cgeval: wrote {}", (out / "report.json").string());
   std::fputs(md.c_str(), stdout);
@@ -68,6 +135,9 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
+#ifdef CG_EVAL_WITH_MODEL
+int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, run); }
+#else
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
@@ -76,3 +146,4 @@ int main(int argc, char** argv) {
     return 1;
   }
 }
+#endif

@@ -1,12 +1,15 @@
-// cgsample: generate crystals (or infill elements) from a LLaMA checkpoint (+ PEFT adapter) with a KV cache and
-// grammar-constrained decoding; writes <sample.out_dir>/samples.jsonl, cifs/*.cif and summary.json.
+// cgsample: generate crystals (or infill elements) from a LLaMA checkpoint (+ PEFT adapter or cgtrain run checkpoint)
+// with a KV cache and grammar-constrained decoding; writes <sample.out_dir>/samples.jsonl, cifs/*.cif, summary.json.
 //   cgsample CONFIG.yaml [sample.num_samples=64] [sample.task=generate|infill] [sample.formula=NaCl] ...
 //   mpirun -np 2 cgsample CONFIG.yaml parallel.tp=2          (all tp ranks draw the same tokens)
+//   mpirun -np 4 cgsample CONFIG.yaml parallel.tp=2          (dp 2: samples split over 2 tp groups, same output)
 #include <spdlog/spdlog.h>
+#include <torch/torch.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -19,14 +22,12 @@
 #include "data/tokenizer.h"
 #include "dist/parallel_dims.h"
 #include "dist/runtime.h"
-#include "lora/inject.h"
-#include "lora/peft.h"
-#include "model/hf_checkpoint.h"
-#include "model/llama.h"
 #include "sampler/cif_writer.h"
 #include "sampler/generator.h"
 #include "sampler/sample_record.h"
+#include "sampler/sampling_model.h"
 #include "trainer/config.h"
+#include "trainer/train_model.h"
 
 namespace {
 
@@ -35,45 +36,11 @@ using cg::Config;
 
 std::optional<double> number_or_none(const std::string& s) {
   if (s.empty() || s == "nan" || s == "NaN") return std::nullopt;
-  return std::stod(s);
-}
-
-std::string tokenizer_path(const Config& c) {
-  return c.data.tokenizer == "train" ? c.data.shards_dir + "/tokenizer.model" : c.data.tokenizer;
-}
-
-// build -> load base weights -> (apply TP) -> LoRA from a PEFT adapter, merged into the weights.
-cg::model::Llama build_model(const Config& c, const cg::dist::ParallelDims& dims, const cg::Tokenizer& tok,
-                             at::Device device) {
-  namespace m = cg::model;
-  const m::LlamaConfig lc =
-      m::resolve_llama_config(c.model.flavor, c.model.hf_dir, c.model.hf_dir.empty() ? tok.vocab_size() : 0);
-  CG_CHECK(dims.tp == 1,
-           "cgsample at tp {}: the TP plan (dist::apply_tensor_parallel) is not available in this build; run with "
-           "parallel.tp=1",
-           dims.tp);
-  const auto options = at::TensorOptions().dtype(m::resolve_dtype(c.model.dtype, device)).device(device);
-  m::Llama model(lc, m::TpShape{dims.tp_rank, dims.tp}, options);
-  if (!c.model.hf_dir.empty()) {
-    m::load_hf_weights(*model, c.model.hf_dir);
-  } else {
-    spdlog::warn("cgsample: model.hf_dir is empty: random weights (flavor {}, seed {})", c.model.flavor,
-                 c.model.init_seed);
-    m::init_weights(*model, c.model.init_seed);
+  try {
+    return std::stod(s);
+  } catch (const std::exception&) {
+    CG_FAIL("'{}' is not a number: sample.formation_energy / band_gap / e_above_hull take a number or nothing", s);
   }
-  if (!c.sample.adapter.empty()) {
-    const cg::lora::PeftAdapter ad = cg::lora::read_peft_adapter(c.sample.adapter);
-    cg::lora::LoraSpec spec;
-    spec.r = ad.config.r;
-    spec.alpha = ad.config.lora_alpha;
-    spec.rslora = ad.config.use_rslora;
-    cg::lora::LoraSet set = cg::lora::inject_lora(*model, spec, ad.config.target_modules, dims.tp_comm, device, nullptr);
-    set.load_full(ad.factors);
-    cg::lora::merge_lora(set);
-    spdlog::info("cgsample: merged PEFT adapter {} ({} modules, r {})", c.sample.adapter, set.size(), spec.r);
-  }
-  model->eval();
-  return model;
 }
 
 struct Job {
@@ -136,23 +103,30 @@ cg::SampleRecord to_record(const Config& c, size_t i, const Job& job, const cg::
   return r;
 }
 
+// The failure class of a reason ("line 3: ..." -> "line 3"), for the summary's histogram.
+std::string reason_class(const std::string& reason) {
+  const auto colon = reason.find(':');
+  return colon == std::string::npos ? reason : reason.substr(0, colon);
+}
+
 int run(int argc, char** argv) {
   const auto& rt = cg::dist::init_runtime(&argc, &argv);
   auto cfg = cg::parse_cli(argc, argv, "cgsample", "Generate crystals (or infill elements) with a KV cache and grammar.");
   if (!cfg) return 0;
   const Config& c = *cfg;
   cg::init_logging(rt.rank, rt.world, c.log.level, c.log.all_ranks);
-  const bool cuda = c.model.device == "cuda" || (c.model.device == "auto" && torch::cuda::is_available());
-  const at::Device device = cuda ? at::Device(at::kCUDA, rt.local_rank) : at::Device(at::kCPU);
+  const at::Device device = cg::resolve_device(c.model.device, rt.local_rank);
   const auto dims = rt.world == 1 && c.parallel.tp == 1
                         ? cg::dist::single_process_dims()
                         : cg::dist::make_parallel_dims(static_cast<int>(c.parallel.tp), static_cast<int>(c.parallel.dp),
-                                                       cg::dist::backend_from_name(c.parallel.backend, cuda));
-  CG_CHECK(dims.dp == 1, "cgsample runs one tp group: launch with world = parallel.tp (got {})", dims.describe());
+                                                       cg::dist::backend_from_name(c.parallel.backend, device.is_cuda()));
   if (c.train.threads > 0) torch::set_num_threads(static_cast<int>(c.train.threads));
 
-  const cg::Tokenizer tok = cg::Tokenizer::load(tokenizer_path(c));
-  auto model = build_model(c, dims, tok, device);
+  const std::string tok_path = cg::sampling_tokenizer_path(c);
+  const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
+  std::string what;
+  auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);
+  spdlog::info("cgsample: model: {}; tokenizer {} ({} pieces)", what, tok_path, tok.vocab_size());
   const std::vector<Job> jobs = make_jobs(c);
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& j : jobs) prompts.push_back(tok.encode(j.prompt, /*add_bos=*/true));
@@ -164,16 +138,17 @@ int run(int argc, char** argv) {
   gp.seed = c.sample.seed;
   gp.constrained = c.sample.constrained;
   gp.mode = c.sample.task == "infill" ? cg::CrystalGrammar::Mode::kElement : cg::CrystalGrammar::Mode::kCrystal;
-  spdlog::info("cgsample: {} {} prompts on {} ({}), grammar {}", jobs.size(), c.sample.task, dims.describe(),
-               device.str(), gp.constrained ? "on" : "off");
+  spdlog::info("cgsample: {} {} prompts on {} ({}), grammar {}, temperature {}, top_p {}, top_k {}, seed {}",
+               jobs.size(), c.sample.task, dims.describe(), device.str(), gp.constrained ? "on" : "off",
+               gp.sampling.temperature, gp.sampling.top_p, gp.sampling.top_k, gp.seed);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::string> pieces;
   for (int v = 0; v < tok.vocab_size(); ++v) pieces.push_back(tok.piece(v));
   cg::Generator gen(*model, pieces, tok.eos_id(), dims.tp_comm);
-  const auto results = gen.generate(prompts, gp, [&](int64_t done, int64_t total, int64_t toks) {
+  const auto results = cg::generate_data_parallel(gen, prompts, gp, dims, [&](int64_t done, int64_t total, int64_t toks) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    spdlog::info("cgsample: {}/{} sequences, {} tokens, {:.2f} seq/s, {:.1f} tok/s", done, total, toks, done / s,
-                 toks / s);
+    spdlog::info("cgsample: {}/{} sequences{}, {} tokens, {:.2f} seq/s, {:.1f} tok/s", done, total,
+                 dims.dp > 1 ? " (dp group 0)" : "", toks, done / s, toks / s);
   });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (dims.rank != 0) return 0;
@@ -183,35 +158,44 @@ int run(int argc, char** argv) {
   std::ofstream jl(out / "samples.jsonl");
   CG_CHECK(jl.good(), "cannot write {}: check sample.out_dir", (out / "samples.jsonl").string());
   int64_t parsed = 0, eos = 0, tokens = 0, correct = 0;
+  std::map<std::string, int64_t> reasons;
   for (size_t i = 0; i < jobs.size(); ++i) {
     const cg::SampleRecord r = to_record(c, i, jobs[i], results[i], tok);
     parsed += r.parsed;
     eos += results[i].hit_eos;
     tokens += r.num_tokens;
+    if (!r.parsed) ++reasons[reason_class(r.reason)];
     if (r.task == "infill") correct += r.element == jobs[i].truth;
     if (r.crystal) cg::save_cif((out / "cifs" / (r.id + ".cif")).string(), *r.crystal);
     jl << cg::to_json_line(r) << "\n";
   }
+  const double n = static_cast<double>(jobs.size());
   nlohmann::json sum = {{"task", c.sample.task},
+                        {"model", what},
                         {"num_samples", jobs.size()},
                         {"constrained", gp.constrained},
                         {"parsed", parsed},
-                        {"parse_rate", jobs.empty() ? 0.0 : double(parsed) / jobs.size()},
+                        {"parse_rate", jobs.empty() ? 0.0 : parsed / n},
+                        {"unparsed_reasons", reasons},
                         {"hit_eos", eos},
                         {"tokens", tokens},
                         {"seconds", secs},
-                        {"sequences_per_s", jobs.size() / secs},
+                        {"sequences_per_s", n / secs},
+                        {"crystals_per_s", parsed / secs},
                         {"tokens_per_s", tokens / secs},
                         {"tp", dims.tp},
+                        {"dp", dims.dp},
                         {"device", device.str()},
                         {"seed", c.sample.seed},
+                        {"max_new_tokens", c.sample.max_new_tokens},
                         {"temperature", c.sample.temperature},
                         {"top_p", c.sample.top_p},
                         {"top_k", c.sample.top_k}};
-  if (c.sample.task == "infill") sum["infill_accuracy"] = jobs.empty() ? 0.0 : double(correct) / jobs.size();
+  if (c.sample.task == "infill") sum["infill_accuracy"] = jobs.empty() ? 0.0 : correct / n;
   std::ofstream(out / "summary.json") << sum.dump(2) << "\n";
-  spdlog::info("cgsample: {} of {} parsed ({:.1f}%), {:.2f} crystals/s; wrote {}", parsed, jobs.size(),
-               jobs.empty() ? 0.0 : 100.0 * parsed / jobs.size(), parsed / secs, out.string());
+  spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),
+               jobs.empty() ? 0.0 : 100.0 * parsed / n, gp.constrained ? "on" : "off", parsed / secs,
+               c.sample.task == "infill" ? "elements" : "crystals", out.string());
   return 0;
 }
 

@@ -1,37 +1,27 @@
+// Generator: the decode loop (prefill, then one token per step through the KV cache) and the dp split.
 #include "sampler/generator.h"
+
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <map>
+#include <random>
 
 #include "common/error.h"
+#include "data/rng.h"
 #include "dist/tp_ops.h"
 #include "model/llama.h"
 
 namespace cg {
 
-Generator::Generator(model::LlamaImpl& model, std::vector<std::string> pieces, int eos_id, dist::CommPtr tp)
-    : model_(model), pieces_(std::move(pieces)), eos_(eos_id), tp_(std::move(tp)) {
-  CG_CHECK(model.config().vocab_size >= static_cast<int64_t>(pieces_.size()),
-           "the model's vocabulary ({}) is smaller than the tokenizer's ({}); use the tokenizer the model was "
-           "trained with",
-           model.config().vocab_size, pieces_.size());
-}
+namespace {
 
-std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts,
-                                            const GenerationParams& params, const GenerationProgress& progress) {
-  torch::NoGradGuard no_grad;
-  CG_CHECK(params.batch_size >= 1 && params.max_new_tokens >= 1, "sample.batch_size and sample.max_new_tokens must be >= 1");
-  const int vocab = static_cast<int>(pieces_.size());
-  const int eos = eos_;
-  TokenGrammar grammar(CrystalGrammar(params.mode), pieces_, eos);
-  std::mt19937_64 rng(params.seed);
-  std::vector<Generation> out(prompts.size());
-
-  // Batches of equal prompt length, in order of first appearance.
+// Batches of at most batch_size prompt indices of equal token length, in order of first appearance.
+std::vector<std::vector<size_t>> length_batches(const std::vector<std::vector<int32_t>>& prompts, int64_t batch_size) {
   std::map<size_t, std::vector<size_t>> by_len;
   std::vector<size_t> len_order;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    CG_CHECK(!prompts[i].empty(), "prompt {} is empty", i);
+    CG_CHECK(!prompts[i].empty(), "prompt {} is empty (it needs at least BOS)", i);
     auto [it, fresh] = by_len.try_emplace(prompts[i].size());
     if (fresh) len_order.push_back(prompts[i].size());
     it->second.push_back(i);
@@ -39,22 +29,53 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   std::vector<std::vector<size_t>> batches;
   for (size_t len : len_order) {
     const auto& idx = by_len[len];
-    for (size_t s = 0; s < idx.size(); s += params.batch_size)
-      batches.emplace_back(idx.begin() + s, idx.begin() + std::min(idx.size(), s + params.batch_size));
+    for (size_t s = 0; s < idx.size(); s += batch_size)
+      batches.emplace_back(idx.begin() + s, idx.begin() + std::min<size_t>(idx.size(), s + batch_size));
   }
+  return batches;
+}
 
-  const auto opts = at::TensorOptions().dtype(at::kLong).device(model_.device());
+}  // namespace
+
+Generator::Generator(model::LlamaImpl& model, std::vector<std::string> pieces, int eos_id, dist::CommPtr tp)
+    : model_(model), pieces_(std::move(pieces)), eos_(eos_id), tp_(std::move(tp)) {
+  CG_CHECK(model.config().vocab_size >= static_cast<int64_t>(pieces_.size()),
+           "the model's vocabulary ({}) is smaller than the tokenizer's ({}); use the tokenizer the model was "
+           "trained with",
+           model.config().vocab_size, pieces_.size());
+  CG_CHECK(eos_ >= 0 && eos_ < static_cast<int>(pieces_.size()), "EOS id {} is outside the vocabulary ({})", eos_,
+           pieces_.size());
+}
+
+std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts,
+                                            const GenerationParams& params, const GenerationProgress& progress,
+                                            const std::vector<uint64_t>& streams) {
+  torch::NoGradGuard no_grad;
+  CG_CHECK(params.batch_size >= 1 && params.max_new_tokens >= 1,
+           "sample.batch_size ({}) and sample.max_new_tokens ({}) must be >= 1", params.batch_size,
+           params.max_new_tokens);
+  CG_CHECK(streams.empty() || streams.size() == prompts.size(), "{} RNG streams for {} prompts", streams.size(),
+           prompts.size());
+  const int vocab = vocab_size();
+  const int eos = eos_;
+  TokenGrammar grammar(CrystalGrammar(params.mode), pieces_, eos);
+  std::vector<Generation> out(prompts.size());
+
+  const auto device = model_.device();
   int64_t done = 0, generated = 0;
-  for (const auto& batch : batches) {
+  for (const auto& batch : length_batches(prompts, params.batch_size)) {
     const int64_t B = static_cast<int64_t>(batch.size());
     const int64_t T = static_cast<int64_t>(prompts[batch[0]].size());
     CG_CHECK(T + params.max_new_tokens <= model_.config().max_position_embeddings,
-             "prompt ({} tokens) + sample.max_new_tokens ({}) exceeds the model's {} positions", T,
-             params.max_new_tokens, model_.config().max_position_embeddings);
+             "prompt ({} tokens) + sample.max_new_tokens ({}) exceeds the model's {} positions; lower "
+             "sample.max_new_tokens",
+             T, params.max_new_tokens, model_.config().max_position_embeddings);
+    std::vector<std::mt19937_64> rng;
+    for (size_t i : batch) rng.emplace_back(Rng::derive({params.seed, streams.empty() ? i : streams[i]}));
     std::vector<int64_t> flat;
     flat.reserve(B * T);
     for (size_t i : batch) flat.insert(flat.end(), prompts[i].begin(), prompts[i].end());
-    at::Tensor tokens = torch::tensor(flat, at::TensorOptions().dtype(at::kLong)).view({B, T}).to(opts.device());
+    at::Tensor tokens = torch::tensor(flat, at::TensorOptions().dtype(at::kLong)).view({B, T}).to(device);  // (B, T)
     model::KVCache cache = model_.make_cache(B, T + params.max_new_tokens);
 
     std::vector<GrammarState> state(B, grammar.grammar().start());
@@ -65,15 +86,15 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       pos += tokens.size(1);
       logits = logits.select(1, logits.size(1) - 1).contiguous();  // (B, vocab_local)
       if (tp_ && tp_->size() > 1) logits = dist::gather_from_tp(logits, tp_);  // (B, vocab_padded)
-      const at::Tensor full = logits.to(at::kCPU, at::kFloat).contiguous();
+      const at::Tensor full = logits.to(at::kCPU, at::kFloat).contiguous();     // (B, vocab_padded)
       const float* lp = full.data_ptr<float>();
       const int64_t row = full.size(1);
       std::vector<int64_t> next(B, eos);
       for (int64_t b = 0; b < B; ++b) {
         if (finished[b]) continue;
         const uint8_t* mask = params.constrained ? grammar.allowed(state[b]).data() : nullptr;
-        int tok = sample_token(lp + b * row, vocab, mask, params.sampling, rng);
-        if (tok < 0) {  // the grammar allows nothing here (cannot happen for a live grammar): stop this sequence
+        const int tok = sample_token(lp + b * row, vocab, mask, params.sampling, rng[b]);
+        if (tok < 0) {  // nothing allowed (cannot happen for a live grammar): stop this sequence
           finished[b] = 1;
           continue;
         }
@@ -88,10 +109,44 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
         }
       }
       if (std::all_of(finished.begin(), finished.end(), [](char f) { return f != 0; })) break;
-      tokens = torch::tensor(next, at::TensorOptions().dtype(at::kLong)).view({B, 1}).to(opts.device());
+      tokens = torch::tensor(next, at::TensorOptions().dtype(at::kLong)).view({B, 1}).to(device);  // (B, 1)
     }
     done += B;
     if (progress) progress(done, static_cast<int64_t>(prompts.size()), generated);
+  }
+  return out;
+}
+
+std::vector<Generation> generate_data_parallel(Generator& gen, const std::vector<std::vector<int32_t>>& prompts,
+                                               const GenerationParams& params, const dist::ParallelDims& dims,
+                                               const GenerationProgress& progress) {
+  if (dims.dp == 1) return gen.generate(prompts, params, progress);
+  const size_t n = prompts.size();
+  std::vector<std::vector<int32_t>> mine;
+  std::vector<uint64_t> streams;
+  for (size_t i = dims.dp_rank; i < n; i += dims.dp) {
+    mine.push_back(prompts[i]);
+    streams.push_back(i);
+  }
+  const std::vector<Generation> local = gen.generate(mine, params, progress, streams);
+
+  // Row i: [num tokens, hit_eos, tokens..., -1 padding], filled by its dp group and -1 elsewhere; max over dp.
+  const int64_t width = 2 + params.max_new_tokens;
+  at::Tensor table = at::full({static_cast<int64_t>(n), width}, -1, at::TensorOptions().dtype(at::kLong));
+  auto acc = table.accessor<int64_t, 2>();
+  for (size_t k = 0; k < local.size(); ++k) {
+    const int64_t i = static_cast<int64_t>(streams[k]);
+    acc[i][0] = static_cast<int64_t>(local[k].tokens.size());
+    acc[i][1] = local[k].hit_eos ? 1 : 0;
+    for (size_t t = 0; t < local[k].tokens.size(); ++t) acc[i][2 + t] = local[k].tokens[t];
+  }
+  dims.host_dp_comm->all_reduce(table, dist::ReduceOp::Max);
+  const auto res = table.accessor<int64_t, 2>();
+  std::vector<Generation> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    CG_CHECK(res[i][0] >= 0, "sample {} came back from no dp group", i);
+    out[i].hit_eos = res[i][1] == 1;
+    for (int64_t t = 0; t < res[i][0]; ++t) out[i].tokens.push_back(static_cast<int32_t>(res[i][2 + t]));
   }
   return out;
 }

@@ -3,7 +3,7 @@
 # tiny default config, CPU, 2 ranks (about 15 minutes on 2 cores):
 #   cgprep (MP-20 CSV -> HDF5 shards) -> mpirun -np 2 cgtrain (tp 2) -> cgexport (PEFT adapter)
 #   -> mpirun -np 2 cgsample (tp 2; crystals as text + CIF) -> cgeval (validity report)
-# Everything lands in runs/demo (removed first unless DEMO_FRESH=0); shards in the config's data.shards_dir.
+# Everything lands in runs/demo (DEMO_RUN; removed first unless DEMO_FRESH=0); shards in the config's data.shards_dir.
 # Extra arguments are section.key=value overrides passed to every stage (e.g. train.steps=50).
 # SKIP_INSTALL=1 / SKIP_BUILD=1 skip those steps; CONFIG (default configs/tiny.yaml), BUILD_DIR (default build).
 set -euo pipefail
@@ -11,17 +11,17 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 CONFIG=${CONFIG:-configs/tiny.yaml}
 BUILD=${BUILD_DIR:-build}
-RUN=runs/demo
+RUN=${DEMO_RUN:-runs/demo}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 source launch/config_get.sh
 
 t0=$SECONDS
 say() { printf '\n== [%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
-# tool FOLDER NAME: path of a built tool, or stop with a message naming what is missing.
+# tool FOLDER NAME: the built tool's path, or stop the demo with a message naming what is missing.
 tool() {
   local p="$BUILD/$1/$2"
   if [ ! -x "$p" ]; then
-    echo "demo: $p is not built (yet); this stage cannot run. Build it with ./scripts/build.sh, or finish $1/." >&2
+    echo "demo: $p is not built (yet), so the demo stops here. Build it with ./scripts/build.sh (BUILD_DIR=$BUILD)." >&2
     exit 1
   fi
   echo "$p"
@@ -45,11 +45,16 @@ ov=(model.device=cpu parallel.tp=2 train.run_dir="$RUN" sample.out_dir="$RUN/sam
     sample.adapter="$RUN/adapter" "$@")
 shards=$(cg_config_get "$CONFIG" data.shards_dir runs/shards/tiny "${ov[@]}")
 
-stage "1/5 prepare data" "$(tool data cgprep)" "$CONFIG" "${ov[@]}"
+prep=$(tool data cgprep) || exit 1
+stage "1/5 prepare data" "$prep" "$CONFIG" "${ov[@]}"
+tool trainer cgtrain >/dev/null || exit 1
 stage "2/5 train (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain "$CONFIG" "${ov[@]}"
-stage "3/5 export adapter" "$(tool trainer cgexport)" "$RUN" --out "$RUN/adapter"
+export_bin=$(tool trainer cgexport) || exit 1
+stage "3/5 export adapter" "$export_bin" "$RUN" --out "$RUN/adapter"
+tool sampler cgsample >/dev/null || exit 1
 stage "4/5 sample (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${ov[@]}"
-stage "5/5 evaluate" "$(tool sampler cgeval)" "$CONFIG" "${ov[@]}"
+eval_bin=$(tool sampler cgeval) || exit 1
+stage "5/5 evaluate" "$eval_bin" "$CONFIG" "${ov[@]}"
 
 say "done in $((SECONDS - t0)) s; results:"
 cat <<MSG

@@ -143,7 +143,8 @@ void visit_config(Config& c, F&& f) {
 
   auto& s = c.sample;
   f("sample.adapter", &s.adapter,
-    "PEFT adapter folder or run_dir/checkpoints/step-N; empty: the base (or merged) model only", any());
+    "PEFT adapter folder, a cgtrain run_dir (newest step) or run_dir/checkpoints/step-N; empty: base/merged model",
+    any());
   f("sample.out_dir", &s.out_dir, "where samples (text, CSV, CIFs) are written", nonempty());
   f("sample.task", &s.task, "generate (unconditional or conditioned) | infill", one_of({"generate", "infill"}));
   f("sample.num_samples", &s.num_samples, "samples to draw", at_least(1));
@@ -169,7 +170,9 @@ void visit_config(Config& c, F&& f) {
   f("eval.min_distance", &e.min_distance, "structural validity: smallest allowed interatomic distance (Å)",
     at_least(0));
   f("eval.min_volume", &e.min_volume, "structural validity: smallest allowed cell volume (Å^3)", at_least(0));
-  f("eval.invariance", &e.invariance, "log-likelihood invariance check under symmetry ops (needs a model)", any());
+  f("eval.invariance", &e.invariance,
+    "log-likelihood change, atoms permuted vs elements swapped, on data.test_csv (model loaded as cgsample does)",
+    any());
   f("eval.invariance_crystals", &e.invariance_crystals, "crystals used by the invariance check", at_least(1));
   f("eval.train_csv", &e.train_csv, "novelty reference: CSV path, data.train_csv (that key's value) or empty: skip",
     any());

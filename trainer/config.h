@@ -88,7 +88,7 @@ struct LogConfig {
 };
 
 struct SampleConfig {
-  std::string adapter = "";            // PEFT adapter folder or run_dir/checkpoints/step-N; empty: base/merged model only
+  std::string adapter = "";            // PEFT adapter folder, run_dir or run_dir/checkpoints/step-N; empty: base/merged
   std::string out_dir = "runs/tiny/samples";
   std::string task = "generate";       // generate | infill
   int64_t num_samples = 64;
@@ -112,7 +112,7 @@ struct EvalConfig {
   int64_t max_rows = 0;                // 0: all
   double min_distance = 0.5;           // Å
   double min_volume = 0.1;             // Å^3
-  bool invariance = false;             // log-likelihood invariance check (needs a model)
+  bool invariance = false;             // log-likelihood invariance check on data.test_csv (needs a model)
   int64_t invariance_crystals = 32;
   std::string train_csv = "data.train_csv";  // novelty reference: a CSV path, "data.train_csv", or "" (skip novelty)
   std::string ref_csv = "data.test_csv";     // distribution reference: a CSV path, "data.test_csv", or "" (skip)

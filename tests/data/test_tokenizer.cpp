@@ -2,6 +2,7 @@
 // a small trained model round-trips crystal text and splits digits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -9,6 +10,7 @@
 #include "data/mp20.h"
 #include "data/prompt.h"
 #include "data/sp_model.h"
+#include "data/sp_train.h"
 #include "data/tokenizer.h"
 
 namespace {
@@ -159,4 +161,94 @@ TEST(Tokenizer, LoadErrorsNameThePath) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/tok.model"), std::string::npos);
   }
   EXPECT_THROW(cg::Tokenizer::from_bytes("not a model"), cg::Error);
+}
+
+namespace {
+
+// A hand-made BPE model (no byte fallback): ids 0 <unk>, 1 <s>, 2 </s>, 3 "▁", 4 "a", 5 "b", 6 "c", 7 "ab", 8 "bc",
+// 9 "▁a", 10 "abc". "ab" and "bc" tie on score: the leftmost pair merges first.
+cg::SpModelSpec hand_spec() {
+  cg::SpModelSpec s;
+  s.byte_fallback = false;
+  using T = cg::SpPieceType;
+  s.pieces = {{"<unk>", 0, T::kUnknown}, {"<s>", 0, T::kControl}, {"</s>", 0, T::kControl}, {"▁", -10, T::kNormal},
+              {"a", -11, T::kNormal},    {"b", -12, T::kNormal},   {"c", -13, T::kNormal},    {"ab", -1, T::kNormal},
+              {"bc", -1, T::kNormal},    {"▁a", -2, T::kNormal},   {"abc", -3, T::kNormal}};
+  return s;
+}
+
+}  // namespace
+
+TEST(Tokenizer, HandBuiltMergeOrderUnknownRunsAndDummyPrefix) {
+  const cg::Tokenizer t = cg::Tokenizer::from_bytes(cg::serialize_sp_model(hand_spec()));
+  // "▁abc": ab (score -1, left 1) beats bc (-1, left 2) and ▁a (-2); then ab+c = abc; "▁ab" is no piece.
+  EXPECT_EQ(t.encode("abc", false), (Ids{3, 10}));
+  // A tie broken to the right would give ▁a + bc instead.
+  EXPECT_EQ(t.encode("abc", true), (Ids{1, 3, 10}));
+  EXPECT_EQ(t.encode("a", false), (Ids{9}));
+  EXPECT_EQ(t.encode("", false), Ids{});
+  EXPECT_EQ(t.encode("", true), Ids{1});
+  // Without byte fallback a run of unknown characters is one <unk>; "▁" is its own piece.
+  EXPECT_EQ(t.encode("xyz a", false), (Ids{3, 0, 9}));
+  EXPECT_EQ(t.encode("x\xff" "b", false), (Ids{3, 0, 5}));
+  EXPECT_EQ(t.decode({3, 0, 9}), " \xE2\x81\x87  a");  // <unk> decodes to " ⁇ "
+  // The dummy prefix is dropped once, so leading spaces survive a round trip; control pieces give no text.
+  EXPECT_EQ(t.encode(" a", false), (Ids{3, 9}));
+  EXPECT_EQ(t.decode({1, 3, 9, 2}), " a");
+  EXPECT_EQ(t.decode({1, 9, 9}), "a a");
+  EXPECT_EQ(t.piece(10), "abc");
+  EXPECT_THROW(t.decode({11}), cg::Error);
+  EXPECT_THROW(t.piece(-1), cg::Error);
+}
+
+TEST(Tokenizer, ModelBytesRoundTripThroughTheParser) {
+  cg::SpModelSpec s = hand_spec();
+  s.bos_piece = "<s>";
+  const std::string bytes = cg::serialize_sp_model(s);
+  const cg::SpModelSpec back = cg::parse_sp_model(bytes);
+  ASSERT_EQ(back.pieces.size(), s.pieces.size());
+  for (size_t i = 0; i < s.pieces.size(); ++i) {
+    EXPECT_EQ(back.pieces[i].piece, s.pieces[i].piece);
+    EXPECT_EQ(back.pieces[i].score, s.pieces[i].score);
+    EXPECT_EQ(back.pieces[i].type, s.pieces[i].type);
+  }
+  EXPECT_EQ(back.model_type, 2);
+  EXPECT_FALSE(back.byte_fallback);
+  EXPECT_TRUE(back.add_dummy_prefix);
+  EXPECT_FALSE(back.remove_extra_whitespaces);
+  EXPECT_EQ(back.normalizer_name, "identity");
+  EXPECT_EQ(cg::serialize_sp_model(back), bytes);  // writer(parser(x)) == x
+  // proto2 defaults for an empty message: a unigram model that removes extra whitespace.
+  const cg::SpModelSpec empty = cg::parse_sp_model("");
+  EXPECT_EQ(empty.model_type, 1);
+  EXPECT_TRUE(empty.remove_extra_whitespaces);
+  EXPECT_FALSE(empty.byte_fallback);
+  // Truncated bytes are an error, not a silently shorter model.
+  EXPECT_THROW(cg::parse_sp_model(std::string_view(bytes).substr(0, bytes.size() - 3)), cg::Error);
+}
+
+TEST(Tokenizer, RefusesModelsItCannotEncodeExactly) {
+  auto rejects = [](const cg::SpModelSpec& s, const std::string& words) {
+    try {
+      cg::Tokenizer::from_bytes(cg::serialize_sp_model(s));
+      ADD_FAILURE() << "accepted a model that should be refused (" << words << ")";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  cg::SpModelSpec s = hand_spec();
+  s.model_type = 1;
+  rejects(s, "BPE");
+  s = hand_spec();
+  s.pieces[4].piece = "b";
+  rejects(s, "defined twice");
+  s = hand_spec();
+  s.pieces[0].type = cg::SpPieceType::kNormal;
+  rejects(s, "unknown piece");
+  s = hand_spec();
+  s.byte_fallback = true;
+  rejects(s, "<0x00> is missing");
+  s = hand_spec();
+  s.has_charsmap = true;
+  EXPECT_THROW(cg::serialize_sp_model(s), cg::Error);
 }

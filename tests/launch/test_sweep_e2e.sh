@@ -11,8 +11,12 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 cd "$SRC"  # data.train_csv etc. are relative to the repository root
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-"$BUILD/launch/cgsweep" tests/launch/micro_sweep.yaml --out-dir "$OUT" --bin-dir "$BUILD" ||
-  { for l in "$OUT"/*/logs/*.log; do echo "== $l"; tail -20 "$l"; done; fail "cgsweep exited $?"; }
+rc=0
+"$BUILD/launch/cgsweep" tests/launch/micro_sweep.yaml --out-dir "$OUT" --bin-dir "$BUILD" || rc=$?
+if [ "$rc" != 0 ]; then
+  for l in "$OUT"/*/logs/*.log; do echo "== $l"; tail -20 "$l"; done
+  fail "cgsweep exited $rc"
+fi
 
 for p in r2-translate1 r2-translate0 r8-translate1 r8-translate0; do
   [ "$(cat "$OUT/$p/status")" = done ] || fail "$p: status $(cat "$OUT/$p/status" 2>/dev/null)"

@@ -82,6 +82,26 @@ TEST(RunMetrics, LastValuePerStepAfterResumeAndBadLines) {
   fs::remove_all(d);
 }
 
+TEST(RunMetrics, ThroughputFromTokensAndTimeAcrossAResume) {
+  const fs::path d = temp_dir("tps");
+  // cgtrain's records: time_s counts from the start of each process; the resume at step 3 restarts it.
+  put(d / "metrics.jsonl",
+      "{\"step\": 0, \"val_loss\": 6.3}\n"
+      "{\"step\": 1, \"loss\": 6.4, \"tokens\": 400, \"time_s\": 5.0}\n"   // first step: warmup, left out
+      "{\"step\": 2, \"loss\": 6.3, \"tokens\": 300, \"time_s\": 6.0}\n"   // 300 tokens in 1 s
+      "{\"step\": 3, \"loss\": 6.2, \"tokens\": 500, \"time_s\": 7.0}\n"   // 500 in 1 s, then preempted
+      "{\"step\": 3, \"loss\": 6.2, \"tokens\": 500, \"time_s\": 2.5}\n"   // resumed process: its first step
+      "{\"step\": 4, \"loss\": 6.1, \"tokens\": 200, \"time_s\": 4.5}\n"   // 200 in 2 s
+      "{\"step\": 4, \"val_loss\": 6.0}\n");
+  const RunMetrics m = read_metrics_file((d / "metrics.jsonl").string());
+  ASSERT_TRUE(m.tokens_per_s);
+  EXPECT_DOUBLE_EQ(*m.tokens_per_s, (300.0 + 500.0 + 200.0) / (1.0 + 1.0 + 2.0));
+  EXPECT_DOUBLE_EQ(*m.final_train_loss, 6.1);
+  EXPECT_DOUBLE_EQ(*m.best_val_loss, 6.0);
+  EXPECT_EQ(m.best_val_step, 4);
+  fs::remove_all(d);
+}
+
 TEST(RunMetrics, ValidityFieldsFromTheEvalReport) {
   const fs::path d = temp_dir("report");
   // The layout of sampler/eval_report.cpp's report_json.

@@ -9,6 +9,7 @@
 #include "data/elements.h"
 #include "data/mp20.h"
 #include "data/sp_model.h"
+#include "data/sp_train.h"
 #include "data/tokenizer.h"
 #include "sampler/grammar.h"
 

@@ -1,0 +1,57 @@
+// train_sp_model over sentencepiece's trainer (the one user of libsentencepiece; see sp_train.h).
+#include "data/sp_train.h"
+
+#include <sentencepiece_trainer.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "common/error.h"
+
+namespace cg {
+namespace {
+
+class VectorIterator : public sentencepiece::SentenceIterator {
+ public:
+  explicit VectorIterator(const std::vector<std::string>& v) : v_(v) {}
+  bool done() const override { return i_ >= v_.size(); }
+  void Next() override { ++i_; }
+  const std::string& value() const override { return v_[i_]; }
+  sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }
+
+ private:
+  const std::vector<std::string>& v_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+std::string train_sp_model(const std::vector<std::string>& sentences, int vocab_size, int threads) {
+  CG_CHECK(!sentences.empty(), "no text to train a tokenizer on");
+  CG_CHECK(vocab_size >= 300, "data.tokenizer_vocab_size {} is too small: byte fallback alone needs 259 pieces; "
+                              "use at least 300", vocab_size);
+  std::unordered_map<std::string, std::string> args = {
+      {"model_type", "bpe"},
+      {"vocab_size", std::to_string(vocab_size)},
+      {"byte_fallback", "true"},
+      {"split_digits", "true"},
+      {"normalization_rule_name", "identity"},
+      {"add_dummy_prefix", "true"},
+      {"remove_extra_whitespaces", "false"},
+      {"character_coverage", "1.0"},
+      {"max_sentence_length", "100000"},
+      {"input_sentence_size", "0"},
+      {"shuffle_input_sentence", "false"},
+      {"hard_vocab_limit", "false"},
+      {"num_threads", std::to_string(std::max(1, threads))},
+      {"minloglevel", "2"},
+  };
+  VectorIterator it(sentences);
+  std::string model;
+  auto st = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
+  CG_CHECK(st.ok(), "sentencepiece training failed (raise data.tokenizer_vocab_size if it is too small): {}",
+           st.ToString());
+  return model;
+}
+
+}  // namespace cg

@@ -1,0 +1,16 @@
+// Training a small BPE sentencepiece model on crystal text. This is the only code that needs libsentencepiece, and
+// it lives in its own library (cg_data_sptrain) because libsentencepiece carries its own protobuf: a process that
+// also loads libtorch (protobuf 3.21) crashes before main(). Link cg_data_sptrain only from tools that never load
+// torch (cgprep, cgtok, data tests); everything else reads models with cg::Tokenizer (data/tokenizer.h).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace cg {
+
+// Trains a BPE model on `sentences` (one line of text each; no '\n' inside): identity normalization, dummy prefix,
+// byte fallback, split digits, full character coverage, so text round-trips exactly. Returns the model bytes
+// (a serialized ModelProto, what a .model file holds). vocab_size must be at least 300 (bytes alone need 259).
+std::string train_sp_model(const std::vector<std::string>& sentences, int vocab_size, int threads = 2);
+
+}  // namespace cg

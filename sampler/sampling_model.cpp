@@ -1,0 +1,168 @@
+// load_sampling_model: resolve what sample.adapter / model.hf_dir name, then dist::build_llama with an adapter step.
+#include "sampler/sampling_model.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "common/error.h"
+#include "dist/tp_plan.h"
+#include "lora/inject.h"
+#include "lora/peft.h"
+#include "model/llama_config.h"
+#include "trainer/checkpoint.h"
+#include "trainer/checkpoint_dir.h"
+
+namespace cg {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_text(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  CG_CHECK(in.good(), "cannot read {} ({})", path, what);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A run checkpoint resolved to its step folder, the run's config and model shape, and the full trainable tensors.
+struct RunCheckpoint {
+  std::string run_dir;
+  CheckpointInfo ckpt;
+  Config config;
+  model::LlamaConfig llama;
+  std::map<std::string, at::Tensor> full;  // "model.layers.0.self_attn.q_proj.lora_A.weight" or base names
+};
+
+RunCheckpoint read_run_checkpoint(const std::string& path) {
+  RunCheckpoint r;
+  if (fs::exists(fs::path(path) / "manifest.json")) {  // run_dir/checkpoints/step-N
+    r.ckpt.path = path;
+    const std::string why = verify_checkpoint(path, &r.ckpt.manifest);
+    CG_CHECK(why.empty(), "sample.adapter {} is not a usable checkpoint: {}", path, why);
+    r.ckpt.step = r.ckpt.manifest.step;
+    r.run_dir = fs::path(path).lexically_normal().parent_path().parent_path().string();
+    if (fs::path(path).lexically_normal().filename().empty())  // trailing '/'
+      r.run_dir = fs::path(path).lexically_normal().parent_path().parent_path().parent_path().string();
+  } else {
+    r.run_dir = path;
+    auto found = find_latest_complete(path);
+    CG_CHECK(found.has_value(), "sample.adapter {}: no complete checkpoint under {}/checkpoints; train first or name "
+             "a step folder", path, path);
+    r.ckpt = *found;
+  }
+  if (r.run_dir.empty()) r.run_dir = ".";
+  r.config = load_config(r.run_dir + "/config.yaml", {});
+  r.llama = model::llama_config_from_json(
+      read_text(r.run_dir + "/model_config.json", "written by cgtrain at start; sample.adapter's run folder"));
+  r.full = read_full_params(r.ckpt);
+  return r;
+}
+
+lora::LoraSpec inference_spec(int64_t r, double alpha, bool rslora) {
+  lora::LoraSpec s;
+  s.r = r;
+  s.alpha = alpha;
+  s.rslora = rslora;
+  s.dropout = 0.0;
+  return s;
+}
+
+}  // namespace
+
+AdapterKind adapter_kind(const std::string& path) {
+  if (path.empty()) return AdapterKind::kNone;
+  const fs::path p(path);
+  CG_CHECK(fs::is_directory(p), "sample.adapter {} is not a folder: give a PEFT adapter folder, a cgtrain run_dir or "
+           "a run_dir/checkpoints/step-N folder (or leave it empty)", path);
+  if (fs::exists(p / "adapter_config.json")) return AdapterKind::kPeft;
+  if (fs::exists(p / "manifest.json") || fs::is_directory(p / "checkpoints")) return AdapterKind::kRunCheckpoint;
+  CG_FAIL("sample.adapter {} holds neither adapter_config.json (PEFT), manifest.json (a step-N checkpoint) nor "
+          "checkpoints/ (a run_dir)", path);
+}
+
+std::string sampling_tokenizer_path(const Config& c) {
+  if (c.data.tokenizer != "train") return c.data.tokenizer;
+  const std::string shards = c.data.shards_dir + "/tokenizer.model";
+  if (fs::exists(shards)) return shards;
+  for (const std::string& dir : {c.model.hf_dir, c.sample.adapter})
+    if (!dir.empty() && fs::exists(fs::path(dir) / "tokenizer.model")) return (fs::path(dir) / "tokenizer.model").string();
+  return shards;  // the caller's "cannot read" error names it
+}
+
+model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,
+                                 const c10::Device& device, std::string* description) {
+  dist::ModelBuildOptions bo;
+  bo.dtype = model::resolve_dtype(c.model.dtype, device);
+  bo.device = device;
+  bo.train_base = false;
+  std::function<void(model::Llama&)> adapter_step;
+  std::string desc;
+  lora::LoraSet lora_set;
+
+  const AdapterKind kind = adapter_kind(c.sample.adapter);
+  if (kind == AdapterKind::kRunCheckpoint) {
+    auto run = std::make_shared<RunCheckpoint>(read_run_checkpoint(c.sample.adapter));
+    const Config& rc = run->config;
+    bo.config = run->llama;
+    bo.hf_dir = c.model.hf_dir.empty() ? rc.model.hf_dir : c.model.hf_dir;  // the sampling config may move the base
+    bo.init_seed = rc.model.init_seed;
+    if (!rc.lora.enabled) {
+      desc = fmt::format("full-parameter run checkpoint {} (step {})", run->ckpt.path, run->ckpt.step);
+      adapter_step = [run](model::Llama& m) {
+        torch::NoGradGuard ng;
+        for (const auto& p : m->param_specs()) {
+          auto it = run->full.find(p.name);
+          CG_CHECK(it != run->full.end(), "{} has no weight {}: it is not a full-parameter checkpoint of this model",
+                   run->ckpt.path, p.name);
+          p.param.detach().copy_(p.slice_of(it->second));
+        }
+      };
+    } else {
+      desc = fmt::format("LoRA run checkpoint {} (step {}, r {}, targets {}) merged into base {}", run->ckpt.path,
+                         run->ckpt.step, rc.lora.r, fmt::join(rc.lora.targets, ","),
+                         bo.hf_dir.empty() ? fmt::format("random init seed {}", bo.init_seed) : bo.hf_dir);
+      adapter_step = [run, &lora_set, &dims, device](model::Llama& m) {
+        const Config& rc = run->config;
+        lora_set = lora::inject_lora(*m, inference_spec(rc.lora.r, rc.lora.alpha, rc.lora.rslora), rc.lora.targets,
+                                     dims.tp_comm, device, nullptr);
+        lora_set.load_full(run->full);
+      };
+    }
+  } else {
+    bo.config = model::resolve_llama_config(c.model.flavor, c.model.hf_dir, c.model.hf_dir.empty() ? tokenizer_vocab : 0);
+    bo.hf_dir = c.model.hf_dir;
+    bo.init_seed = c.model.init_seed;
+    desc = c.model.hf_dir.empty() ? fmt::format("random init of flavor {} (seed {})", c.model.flavor, c.model.init_seed)
+                                  : "HF checkpoint " + c.model.hf_dir;
+    if (kind == AdapterKind::kPeft) {
+      auto ad = std::make_shared<lora::PeftAdapter>(lora::read_peft_adapter(c.sample.adapter));
+      desc += fmt::format(" + PEFT adapter {} (r {}, {} modules) merged", c.sample.adapter, ad->config.r,
+                          ad->config.target_modules.size());
+      adapter_step = [ad, &lora_set, &dims, device](model::Llama& m) {
+        lora_set = lora::inject_lora(*m, inference_spec(ad->config.r, ad->config.lora_alpha, ad->config.use_rslora),
+                                     ad->config.target_modules, dims.tp_comm, device, nullptr);
+        lora_set.load_full(ad->factors);
+      };
+    }
+  }
+  if (bo.hf_dir.empty() && dims.rank == 0)
+    spdlog::warn("sampling model has random base weights (no model.hf_dir): fine for tests, meaningless otherwise");
+
+  model::Llama m = dist::build_llama(bo, dims, adapter_step);
+  if (lora_set.size() > 0) {
+    torch::NoGradGuard ng;
+    lora::merge_lora(lora_set);  // local W += scale B A on every rank's slices: no LoRA left at decode time
+  }
+  m->eval();
+  if (description) *description = desc;
+  return m;
+}
+
+}  // namespace cg

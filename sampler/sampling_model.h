@@ -1,0 +1,36 @@
+// The model cgsample and cgeval score and sample with, built in the one fixed order (dist::build_llama):
+// build (tp-local sizes) -> base weights -> apply TP -> adapter -> merge, from whichever of these the config names:
+//   model.hf_dir                    an HF checkpoint (a base model, or a merged export from cgexport --merge);
+//                                   empty: random init of model.flavor with model.init_seed (tiny/test sizes)
+//   sample.adapter = PEFT folder    (adapter_config.json) LoRA factors injected at their tp slices, then merged
+//   sample.adapter = run checkpoint run_dir (newest complete step) or run_dir/checkpoints/step-N: the run's own
+//                                   config.yaml and model_config.json give the shape, base and mode; LoRA runs are
+//                                   injected + merged, full-parameter runs (lora.enabled=false) load every weight
+// Any tp degree: each rank loads its own slices; the result computes what the serial model computes.
+#pragma once
+#include <c10/core/Device.h>
+
+#include <string>
+
+#include "dist/parallel_dims.h"
+#include "model/llama.h"
+#include "trainer/config.h"
+
+namespace cg {
+
+enum class AdapterKind { kNone, kPeft, kRunCheckpoint };
+
+// What sample.adapter names (errors say what a usable folder holds).
+AdapterKind adapter_kind(const std::string& path);
+
+// The sentencepiece model to use: data.tokenizer, or for "train" <data.shards_dir>/tokenizer.model; when that does
+// not exist, a tokenizer.model next to model.hf_dir or sample.adapter (cgexport copies it there).
+std::string sampling_tokenizer_path(const Config& c);
+
+// Builds the model described above on `device` (dtype model.dtype), tp-sharded over dims, in eval mode with no
+// LoRA hooks left. tokenizer_vocab: the vocabulary of a randomly initialised model. Collective over tp.
+// *description (optional) gets one line saying what was loaded.
+model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,
+                                 const c10::Device& device, std::string* description = nullptr);
+
+}  // namespace cg

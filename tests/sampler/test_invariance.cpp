@@ -1,0 +1,177 @@
+// Invariance check on a random tiny Llama: batched, right-padded completion log-likelihoods equal a direct sum of
+// token log-probabilities from one unpadded forward per sequence; the variants are what they claim (a permutation
+// of the same sites; two sites of different elements exchanging species); the check's averages are those of its rows.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "data/crystal_text.h"
+#include "data/mp20.h"
+#include "data/prompt.h"
+#include "data/rng.h"
+#include "model/llama.h"
+#include "sampler/invariance.h"
+#include "tests/sampler/tiny_vocab.h"
+
+namespace cg {
+namespace {
+
+using sampler_test::TinyVocab;
+
+struct Fixture {
+  TinyVocab tok;
+  model::Llama model{nullptr};
+  std::vector<Crystal> crystals;
+};
+
+Fixture& fixture() {
+  static Fixture f = [] {
+    Fixture f;
+    f.crystals = read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz", 6).crystals;
+    model::LlamaConfig lc;
+    lc.hidden_size = 64;
+    lc.intermediate_size = 128;
+    lc.num_attention_heads = 4;
+    lc.num_key_value_heads = 2;
+    lc.num_hidden_layers = 2;
+    lc.vocab_size = f.tok.vocab_size();
+    lc.max_position_embeddings = 1024;
+    f.model = model::Llama(lc);
+    model::init_weights(*f.model, 21, 0.3);
+    f.model->eval();
+    return f;
+  }();
+  return f;
+}
+
+// Reference: one unpadded forward, log_softmax, and the plain sum over completion positions.
+double direct_ll(model::LlamaImpl& m, const std::vector<int32_t>& seq, int64_t prompt_len) {
+  torch::NoGradGuard ng;
+  std::vector<int64_t> ids(seq.begin(), seq.end());
+  const at::Tensor logp = at::log_softmax(m.forward(torch::tensor(ids).view({1, -1}))[0].to(at::kDouble), -1);
+  double s = 0;
+  for (size_t t = prompt_len; t < seq.size(); ++t) s += logp[t - 1][seq[t]].item<double>();
+  return s;
+}
+
+std::vector<std::pair<std::string, std::array<double, 3>>> sites(const Crystal& c) {
+  std::vector<std::pair<std::string, std::array<double, 3>>> v;
+  for (size_t i = 0; i < c.num_sites(); ++i) v.push_back({c.species[i], c.frac[i]});
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+TEST(Invariance, BatchedLogLikelihoodEqualsDirectSumOfTokenLogProbs) {
+  Fixture& f = fixture();
+  std::vector<std::vector<int32_t>> seqs;
+  std::vector<int64_t> plens;
+  const std::string prompt = generation_prompt({});
+  for (int k = 0; k < 5; ++k) {  // different lengths: padding inside every batch of 2
+    auto ids = f.tok.encode(prompt + crystal_to_text(f.crystals[k]), true);
+    ids.push_back(f.tok.eos());
+    seqs.push_back(ids);
+    plens.push_back(static_cast<int64_t>(f.tok.encode(prompt, true).size()) - (k == 3 ? 5 : 0));
+  }
+  seqs.push_back({1, 40, 41});  // a tiny one: prompt BOS only
+  plens.push_back(1);
+  const auto dims = dist::single_process_dims();
+  const auto ll = completion_log_likelihoods(*f.model, seqs, plens, dims, 2);
+  ASSERT_EQ(ll.size(), seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const double ref = direct_ll(*f.model, seqs[i], plens[i]);
+    EXPECT_NEAR(ll[i], ref, 1e-3 + 1e-5 * std::abs(ref)) << i;
+    EXPECT_LT(ll[i], 0.0);
+  }
+  // The batch size changes nothing.
+  const auto ll1 = completion_log_likelihoods(*f.model, seqs, plens, dims, 1);
+  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_NEAR(ll1[i], ll[i], 1e-3) << i;
+}
+
+TEST(Invariance, VariantsPermuteSitesAndSwapTwoDifferentElements) {
+  Fixture& f = fixture();
+  for (size_t k = 0; k < f.crystals.size(); ++k) {
+    const Crystal& c = f.crystals[k];
+    const InvarianceVariants v = make_invariance_variants(c, 100 + k);
+    EXPECT_EQ(sites(v.permuted), sites(c));  // the same multiset of sites
+    if (c.num_sites() >= 2) EXPECT_NE(crystal_to_text(v.permuted), crystal_to_text(c)) << c.id;
+    const bool two_elements = std::any_of(c.species.begin(), c.species.end(),
+                                          [&](const std::string& s) { return s != c.species[0]; });
+    ASSERT_EQ(v.swapped.has_value(), two_elements) << c.id;
+    if (!v.swapped) continue;
+    const Crystal& w = *v.swapped;
+    ASSERT_EQ(w.num_sites(), c.num_sites());
+    int changed = 0;
+    for (size_t i = 0; i < c.num_sites(); ++i) {
+      EXPECT_EQ(w.frac[i], c.frac[i]);
+      changed += w.species[i] != c.species[i];
+    }
+    EXPECT_EQ(changed, 2) << c.id;
+    EXPECT_EQ(w.species[v.swap_i], c.species[v.swap_j]);
+    EXPECT_EQ(w.species[v.swap_j], c.species[v.swap_i]);
+    EXPECT_EQ(w.lattice.a, c.lattice.a);
+  }
+  Crystal one;  // one element only: no swap
+  one.lattice = {3, 3, 3, 90, 90, 90};
+  one.species = {"Fe", "Fe"};
+  one.frac = {{0, 0, 0}, {0.5, 0.5, 0.5}};
+  const auto v = make_invariance_variants(one, 1);
+  EXPECT_FALSE(v.swapped.has_value());
+  EXPECT_EQ(v.permuted.frac[0], one.frac[1]);
+}
+
+TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
+  Fixture& f = fixture();
+  std::vector<Crystal> crystals(f.crystals.begin(), f.crystals.begin() + 4);
+  Crystal single;  // skipped: one site
+  single.id = "single";
+  single.lattice = {3, 3, 3, 90, 90, 90};
+  single.species = {"Na"};
+  single.frac = {{0, 0, 0}};
+  crystals.insert(crystals.begin() + 1, single);
+  InvarianceOptions opt;
+  opt.batch_size = 3;
+  opt.seed = 5;
+  const auto enc = [&](const std::string& s) { return f.tok.encode(s, true); };
+  const InvarianceResult r = invariance_check(*f.model, crystals, enc, f.tok.eos(), dist::single_process_dims(), opt);
+  ASSERT_EQ(r.crystals, 4);
+  ASSERT_EQ(r.rows.size(), 4u);
+  const std::string prompt = generation_prompt({});
+  const int64_t plen = static_cast<int64_t>(enc(prompt).size());
+  double sum_ll = 0, sum_dp = 0, sum_adp = 0, sum_ds = 0;
+  int64_t swapped = 0;
+  for (size_t k = 0, row = 0; k < crystals.size(); ++k) {
+    if (crystals[k].num_sites() < 2) continue;
+    const InvarianceRow& rw = r.rows[row++];
+    EXPECT_EQ(rw.id, crystals[k].id);
+    auto score = [&](const Crystal& c) {
+      auto ids = enc(prompt + crystal_to_text(c));
+      ids.push_back(f.tok.eos());
+      return direct_ll(*f.model, ids, plen);
+    };
+    const InvarianceVariants v = make_invariance_variants(crystals[k], Rng::derive({opt.seed, k}));
+    EXPECT_NEAR(rw.ll, score(crystals[k]), 1e-3);
+    EXPECT_NEAR(rw.ll_permuted, score(v.permuted), 1e-3);
+    ASSERT_EQ(rw.ll_swapped.has_value(), v.swapped.has_value());
+    if (v.swapped) {
+      EXPECT_NEAR(*rw.ll_swapped, score(*v.swapped), 1e-3);
+      sum_ds += *rw.ll_swapped - rw.ll;
+      ++swapped;
+    }
+    sum_ll += rw.ll;
+    sum_dp += rw.ll_permuted - rw.ll;
+    sum_adp += std::abs(rw.ll_permuted - rw.ll);
+  }
+  EXPECT_EQ(r.swapped, swapped);
+  EXPECT_NEAR(r.mean_ll, sum_ll / 4, 1e-9);
+  EXPECT_NEAR(r.mean_delta_permute, sum_dp / 4, 1e-9);
+  EXPECT_NEAR(r.mean_abs_delta_permute, sum_adp / 4, 1e-9);
+  if (swapped) EXPECT_NEAR(r.mean_delta_swap, sum_ds / swapped, 1e-9);
+  EXPECT_GT(r.mean_abs_delta_permute, 0.0);  // a random model is not order invariant
+  EXPECT_NE(invariance_json(r).find("\"mean_abs_delta_swap\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cg

@@ -1,0 +1,191 @@
+// load_sampling_model from each source cgsample accepts, against an independent expectation (single process):
+//   PEFT adapter (merged)            == an HF checkpoint whose weights were merged by hand: W + scale * B A
+//   LoRA run checkpoint (run_dir, step-N folder) == the training model it was saved from (unmerged LoRA, eval)
+//   full-parameter run checkpoint    == the training model it was saved from
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "lora/peft.h"
+#include "model/hf_checkpoint.h"
+#include "model/llama.h"
+#include "sampler/sampling_model.h"
+#include "trainer/checkpoint.h"
+#include "trainer/checkpoint_dir.h"
+#include "trainer/config.h"
+#include "trainer/train_model.h"
+
+namespace cg {
+namespace {
+
+namespace fs = std::filesystem;
+
+model::LlamaConfig micro() {
+  model::LlamaConfig c;
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.num_hidden_layers = 2;
+  c.vocab_size = 61;
+  c.max_position_embeddings = 64;
+  return c;
+}
+
+std::string scratch(const std::string& name) {
+  const fs::path d = fs::path(CG_BINARY_DIR) / "test_tmp" / fmt::format("sampling_model_{}_{}", name, getpid());
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d.string();
+}
+
+// Random base written as an HF checkpoint; returns its full tensors in checkpoint order.
+std::vector<std::pair<std::string, at::Tensor>> write_base(const std::string& dir) {
+  model::Llama m(micro());
+  model::init_weights(*m, 3, 0.2);
+  std::vector<std::pair<std::string, at::Tensor>> t;
+  for (const auto& p : m->param_specs()) t.emplace_back(p.name, p.param.detach().clone());
+  model::write_hf_checkpoint(dir, t, micro());
+  return t;
+}
+
+at::Tensor probe_tokens() {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(5);
+  return at::randint(micro().vocab_size, {2, 9}, g, at::TensorOptions().dtype(at::kLong));
+}
+
+at::Tensor logits_of(model::LlamaImpl& m) {
+  torch::NoGradGuard ng;
+  return m.forward(probe_tokens());
+}
+
+Config sampling_config(const std::string& hf_dir, const std::string& adapter) {
+  Config c;
+  c.model.hf_dir = hf_dir;
+  c.model.device = "cpu";
+  c.model.dtype = "fp32";
+  c.sample.adapter = adapter;
+  return c;
+}
+
+TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
+  const std::string d = scratch("peft");
+  const auto base = write_base(d + "/base");
+  lora::PeftConfig pc;
+  pc.r = 4;
+  pc.lora_alpha = 8;
+  pc.target_modules = {"q_proj", "down_proj"};
+  std::map<std::string, at::Tensor> factors;
+  auto g = at::make_generator<at::CPUGeneratorImpl>(9);
+  std::vector<std::pair<std::string, at::Tensor>> merged;
+  for (const auto& [name, W] : base) {
+    const std::string mod = name.substr(0, name.size() - 7);  // drop ".weight"
+    const bool target = name.find("layers.") != std::string::npos &&
+                        (mod.find("q_proj") != std::string::npos || mod.find("down_proj") != std::string::npos);
+    if (!target) {
+      merged.emplace_back(name, W);
+      continue;
+    }
+    const at::Tensor A = at::randn({pc.r, W.size(1)}, g) * 0.3, B = at::randn({W.size(0), pc.r}, g) * 0.3;
+    factors[mod + ".lora_A.weight"] = A;
+    factors[mod + ".lora_B.weight"] = B;
+    merged.emplace_back(name, W + (pc.lora_alpha / pc.r) * at::matmul(B, A));  // independent of lora::merge_lora
+  }
+  lora::write_peft_adapter(d + "/adapter", pc, factors);
+  model::write_hf_checkpoint(d + "/merged", merged, micro());
+  EXPECT_EQ(adapter_kind(d + "/adapter"), AdapterKind::kPeft);
+
+  const auto dims = dist::single_process_dims();
+  std::string what;
+  auto with_adapter = load_sampling_model(sampling_config(d + "/base", d + "/adapter"), dims, 0, at::kCPU, &what);
+  auto hand_merged = load_sampling_model(sampling_config(d + "/merged", ""), dims, 0, at::kCPU);
+  auto plain = load_sampling_model(sampling_config(d + "/base", ""), dims, 0, at::kCPU);
+  EXPECT_NE(what.find("PEFT"), std::string::npos) << what;
+  const auto a = logits_of(*with_adapter), b = logits_of(*hand_merged), c = logits_of(*plain);
+  EXPECT_LT((a - b).abs().max().item<double>(), 1e-4);
+  EXPECT_GT((a - c).abs().max().item<double>(), 1e-2);  // the adapter matters
+  fs::remove_all(d);
+}
+
+// A cgtrain-style run folder (config.yaml, model_config.json, checkpoints/step-7) from a perturbed training model.
+at::Tensor save_run(const std::string& run_dir, const std::string& hf_dir, bool lora_mode) {
+  Config cfg;
+  cfg.model.hf_dir = hf_dir;
+  cfg.model.device = "cpu";
+  cfg.model.dtype = "fp32";
+  cfg.lora.enabled = lora_mode;
+  cfg.lora.r = 4;
+  cfg.lora.alpha = 16;
+  cfg.lora.dropout = 0;
+  cfg.lora.targets = {"q_proj", "v_proj", "up_proj"};
+  cfg.train.run_dir = run_dir;
+  const auto dims = dist::single_process_dims();
+  TrainModel m = build_train_model(cfg, dims, micro().vocab_size, at::kCPU);
+  {
+    torch::NoGradGuard ng;
+    auto g = at::make_generator<at::CPUGeneratorImpl>(13);
+    for (auto& p : m.trainable) p.param.add_(at::randn(p.param.sizes(), g) * 0.2);  // "training"
+  }
+  m.llama->eval();
+  const at::Tensor expected = logits_of(*m.llama);
+  AdamW opt = make_optimizer(m, cfg.train);
+  TrainState st;
+  st.step = 7;
+  fs::create_directories(run_dir);
+  std::ofstream(run_dir + "/config.yaml") << to_yaml(cfg);
+  std::ofstream(run_dir + "/model_config.json") << micro().to_hf_json();
+  const std::string hash = config_hash(cfg);
+  save_checkpoint(
+      run_dir, 7, 0, CheckpointLayout{1, 1, 1}, hash,
+      [&](const std::string& dir) { write_rank_checkpoint(dir, m, opt, st, dims, hash); },
+      [](bool ok) { return ok; }, 1);
+  return expected;
+}
+
+TEST(SamplingModel, LoraRunCheckpointEqualsTheTrainingModel) {
+  const std::string d = scratch("lorarun");
+  write_base(d + "/base");
+  const at::Tensor expected = save_run(d + "/run", d + "/base", /*lora_mode=*/true);
+  EXPECT_EQ(adapter_kind(d + "/run"), AdapterKind::kRunCheckpoint);
+  const auto dims = dist::single_process_dims();
+  for (const std::string& adapter : {d + "/run", d + "/run/checkpoints/step-7", d + "/run/checkpoints/step-7/"}) {
+    std::string what;
+    // model.hf_dir empty: the run's own base (its config.yaml) is used.
+    auto m = load_sampling_model(sampling_config("", adapter), dims, 0, at::kCPU, &what);
+    EXPECT_NE(what.find("step 7"), std::string::npos) << what;
+    EXPECT_LT((logits_of(*m) - expected).abs().max().item<double>(), 1e-4) << adapter;
+  }
+  auto base = load_sampling_model(sampling_config(d + "/base", ""), dims, 0, at::kCPU);
+  EXPECT_GT((logits_of(*base) - expected).abs().max().item<double>(), 1e-2);
+  fs::remove_all(d);
+}
+
+TEST(SamplingModel, FullParameterRunCheckpointEqualsTheTrainingModel) {
+  const std::string d = scratch("fullrun");
+  write_base(d + "/base");
+  const at::Tensor expected = save_run(d + "/run", d + "/base", /*lora_mode=*/false);
+  std::string what;
+  auto m = load_sampling_model(sampling_config("", d + "/run"), dist::single_process_dims(), 0, at::kCPU, &what);
+  EXPECT_NE(what.find("full-parameter"), std::string::npos) << what;
+  EXPECT_LT((logits_of(*m) - expected).abs().max().item<double>(), 1e-5);
+  fs::remove_all(d);
+}
+
+TEST(SamplingModel, BadAdapterFolderSaysWhatItNeeds) {
+  const std::string d = scratch("bad");
+  try {
+    adapter_kind(d);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("adapter_config.json"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(adapter_kind(""), AdapterKind::kNone);
+  fs::remove_all(d);
+}
+
+}  // namespace
+}  // namespace cg

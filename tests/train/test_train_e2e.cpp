@@ -1,0 +1,170 @@
+// cgtrain end to end on a micro LLaMA (HF checkpoint) and synthetic shards, launched under mpirun:
+//   layouts: tp 1, tp 2, tp 1 × dp 2 (half the per-rank batch), tp 2 × dp 2 give the same 20 losses (1e-4);
+//   dropout masks do not depend on tp; same seed + layout is bitwise repeatable; val loss falls;
+//   resume: bitwise equal to the unbroken run (same layout, with dropout), and equal to 1e-4 on another dp or tp;
+//   preemption (SIGUSR1): every rank saves at the same step and exits with kExitPreempted;
+//   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses → clear errors.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/train/train_fixture.h"
+#include "trainer/signals.h"
+
+using namespace cg::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string base_dir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return std::string(CG_BINARY_DIR) + "/tests/train/e2e/" + info->test_suite_name() + "." + info->name();
+}
+
+std::string setup() { return make_micro_setup(std::string(CG_BINARY_DIR) + "/tests/train/e2e/setup-" +
+                                              ::testing::UnitTest::GetInstance()->current_test_info()->name()); }
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+// Runs cgtrain and expects success; returns the run's losses.
+std::map<int64_t, double> train_ok(int np, const std::string& run_dir, const std::vector<std::string>& args) {
+  fs::remove_all(run_dir);
+  RunResult r = run_mpi(np, cgtrain_exe(), args);
+  EXPECT_EQ(r.rc, 0) << r.output;
+  auto losses = read_losses(run_dir);
+  EXPECT_EQ(losses.size(), 20u) << r.output;
+  return losses;
+}
+
+void expect_close(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b, double tol,
+                  const char* what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (const auto& [step, l] : a) EXPECT_NEAR(l, b.at(step), tol) << what << " step " << step;
+}
+
+TEST(TrainLayouts, TpAndDpGiveTheSameLosses) {
+  const std::string s = setup(), d = base_dir();
+  const auto args = [&](const std::string& run, const std::vector<std::string>& more) {
+    return with(micro_args(s, d + "/" + run), more);
+  };
+  const auto tp1 = train_ok(1, d + "/tp1", args("tp1", {}));
+  const auto tp2 = train_ok(2, d + "/tp2", args("tp2", {"parallel.tp=2"}));
+  const auto dp2 = train_ok(2, d + "/dp2", args("dp2", {"train.micro_batch=2"}));
+  const auto tp2dp2 = train_ok(4, d + "/tp2dp2", args("tp2dp2", {"parallel.tp=2", "train.micro_batch=2"}));
+  expect_close(tp1, tp2, 1e-4, "tp 2 vs tp 1");
+  expect_close(tp1, dp2, 1e-4, "dp 2 (b 2) vs dp 1 (b 4)");
+  expect_close(tp1, tp2dp2, 1e-4, "tp 2 x dp 2 (b 2) vs tp 1 (b 4)");
+  // Learning: validation loss falls well below its step-0 value, at every layout.
+  for (const char* run : {"tp1", "tp2", "tp2dp2"}) {
+    auto val = read_losses(d + "/" + run, "val_loss");
+    ASSERT_TRUE(val.count(0) && val.count(20)) << run;
+    EXPECT_LT(val.at(20), val.at(0) - 0.5) << run;
+  }
+}
+
+TEST(TrainLayouts, DropoutMasksDoNotDependOnTpAndRunsRepeatBitwise) {
+  const std::string s = setup(), d = base_dir();
+  const std::vector<std::string> drop = {"lora.dropout=0.1"};
+  const auto tp1 = train_ok(1, d + "/tp1", with(with(micro_args(s, d + "/tp1"), drop), {}));
+  const auto tp2 = train_ok(2, d + "/tp2", with(with(micro_args(s, d + "/tp2"), drop), {"parallel.tp=2"}));
+  expect_close(tp1, tp2, 1e-4, "tp 2 vs tp 1 with dropout");
+  const auto again = train_ok(2, d + "/tp2b", with(with(micro_args(s, d + "/tp2b"), drop), {"parallel.tp=2"}));
+  for (const auto& [step, l] : tp2) EXPECT_EQ(l, again.at(step)) << "step " << step << " not bitwise repeatable";
+}
+
+// Deletes every checkpoint but step-10 and the metrics after step 10, as if the run had died after step 10.
+void crash_after_step_10(const std::string& run_dir) {
+  for (const auto& e : fs::directory_iterator(run_dir + "/checkpoints"))
+    if (e.path().filename() != "step-10") fs::remove_all(e.path());
+}
+
+TEST(TrainResume, SameLayoutIsBitwiseOtherLayoutsClose) {
+  const std::string s = setup(), d = base_dir();
+  // Same layout with dropout: RNG, optimizer, loader and LoRA state all carry over exactly.
+  const auto drop = with(micro_args(s, d + "/a"), {"parallel.tp=2", "lora.dropout=0.1"});
+  const auto full = train_ok(2, d + "/a", drop);
+  crash_after_step_10(d + "/a");
+  RunResult r = run_mpi(2, cgtrain_exe(), drop);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  auto recs = read_records(d + "/a");
+  ASSERT_EQ(recs.size(), 30u);  // 1..20, then 11..20 again
+  for (size_t i = 20; i < 30; ++i) {
+    EXPECT_EQ(recs[i].first, int64_t(i) - 9);
+    EXPECT_EQ(recs[i].second, full.at(recs[i].first)) << "resumed step " << recs[i].first << " differs";
+  }
+
+  // Another dp (same global batch) and another tp (re-sharded LoRA + AdamW state), without dropout.
+  const auto plain = with(micro_args(s, d + "/b"), {"parallel.tp=2"});
+  const auto ref = train_ok(2, d + "/b", plain);
+  crash_after_step_10(d + "/b");
+  for (const auto& [name, np, more] :
+       {std::tuple<std::string, int, std::vector<std::string>>{"dp2", 4, {"parallel.tp=2", "train.micro_batch=2"}},
+        {"tp1", 1, {"parallel.tp=1"}}}) {
+    const std::string run = d + "/b-" + name;
+    fs::remove_all(run);
+    fs::copy(d + "/b", run, fs::copy_options::recursive);
+    RunResult rr = run_mpi(np, cgtrain_exe(), with(with(micro_args(s, run), {"parallel.tp=2"}), more));
+    ASSERT_EQ(rr.rc, 0) << rr.output;
+    auto losses = read_records(run);
+    ASSERT_EQ(losses.size(), 30u) << name;
+    for (size_t i = 20; i < 30; ++i)
+      EXPECT_NEAR(losses[i].second, ref.at(losses[i].first), 1e-4) << name << " step " << losses[i].first;
+  }
+}
+
+TEST(TrainResume, PreemptionSavesAndExits) {
+  const std::string s = setup(), d = base_dir();
+  fs::remove_all(d);
+  fs::create_directories(d);
+  // A long run signalled once it has made progress; every rank must stop at the same step boundary.
+  std::vector<std::string> args = with(micro_args(s, d), {"parallel.tp=2", "train.steps=100000", "train.val_every=0",
+                                                         "checkpoint.every=0"});
+  const std::string log = d + "/../preempt.log";
+  const int pid = spawn_mpi(2, cgtrain_exe(), args, log);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (read_losses(d).size() < 3 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  kill(pid, SIGUSR1);  // mpirun forwards SIGUSR1 to every rank
+  const int rc = wait_exit_code(pid);
+  std::ifstream lf(log);
+  const std::string out((std::istreambuf_iterator<char>(lf)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(rc, cg::kExitPreempted) << out;
+  EXPECT_NE(out.find("preempted"), std::string::npos) << out;
+  const auto losses = read_losses(d);
+  ASSERT_FALSE(losses.empty());
+  const int64_t last = losses.rbegin()->first;
+  EXPECT_LT(last, 100000);
+  EXPECT_TRUE(fs::exists(d + "/checkpoints/step-" + std::to_string(last) + "/manifest.json")) << out;
+  EXPECT_TRUE(fs::exists(d + "/checkpoints/step-" + std::to_string(last) + "/rank-00001.safetensors"));
+}
+
+TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
+  const std::string s = setup(), d = base_dir();
+  // A tokenizer that is not the shards' one.
+  const std::string other = d + "/other.model";
+  fs::create_directories(d);
+  std::ofstream(other) << "another tokenizer";
+  RunResult r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/tok"), {"data.tokenizer=" + other}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("another tokenizer"), std::string::npos) << r.output;
+  EXPECT_TRUE(read_losses(d + "/tok").empty());
+  // tp × dp != world.
+  r = run_mpi(2, cgtrain_exe(), with(micro_args(s, d + "/grid"), {"parallel.tp=2", "parallel.dp=2"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("world 2"), std::string::npos) << r.output;
+  // An lr that overflows the weights: non-finite steps are skipped, then the run aborts.
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/nan"), {"train.lr=1e38", "train.warmup_steps=0",
+                                                                 "train.max_bad_steps=3", "train.clip_grad_norm=0"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("3 non-finite steps in a row"), std::string::npos) << r.output;
+}
+
+}  // namespace

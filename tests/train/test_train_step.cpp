@@ -1,0 +1,133 @@
+// The training step in process, under mpirun (tp = world) on the micro LLaMA:
+//   the step-0 LoRA model equals the base model (bitwise); training changes only LoRA tensors (base bitwise equal, no
+//   base grads, optimizer state only for LoRA); full-parameter mode gives replicated parameters identical grads on
+//   every tp rank; a non-finite step is skipped without touching parameters or optimizer state.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+
+#include "dist/parallel_dims.h"
+#include "tests/train/train_fixture.h"
+#include "trainer/train_step.h"
+
+using namespace cg;
+
+namespace {
+
+dist::ParallelDims& dims() {
+  static dist::ParallelDims d = [] {
+    const char* w = std::getenv("OMPI_COMM_WORLD_SIZE");
+    return dist::make_parallel_dims(w ? std::atoi(w) : 1, 1, dist::Backend::Mpi);
+  }();
+  return d;
+}
+
+std::string setup() {
+  static std::string dir = [] {
+    const std::string d = std::string(CG_BINARY_DIR) + "/tests/train/step-setup-np" + std::to_string(dims().world);
+    if (dims().rank == 0) test::make_micro_setup(d);
+    dims().host_world_comm->barrier();
+    return d;
+  }();
+  return dir;
+}
+
+Config micro_config(bool lora) {
+  Config c;
+  c.model.hf_dir = setup() + "/hf";
+  c.model.device = "cpu";
+  c.data.shards_dir = setup() + "/shards";
+  c.lora.enabled = lora;
+  c.lora.targets = {"all-linear"};
+  c.lora.r = 4;
+  c.lora.alpha = 8;
+  c.lora.dropout = 0.1;
+  c.parallel.tp = dims().tp;
+  c.train.micro_batch = 4;
+  c.train.seq_len = 48;
+  return c;
+}
+
+TrainModel build(bool lora) { return build_train_model(micro_config(lora), dims(), 97, at::kCPU); }
+
+Loader loader() {
+  LoaderOptions o;
+  o.micro_batch = 4;
+  o.seq_len = 48;
+  return Loader::from_shards(setup() + "/shards", "train", o);
+}
+
+TEST(TrainStep, StepZeroLoraModelEqualsBase) {
+  TrainModel with = build(true), base = build(false);
+  ASSERT_GT(with.lora.size(), 0u);
+  at::Tensor tokens = torch::randint(3, 97, {2, 16}, torch::kLong);
+  with.llama->train();  // dropout on: B = 0 still adds exactly nothing
+  at::NoGradGuard g;
+  EXPECT_TRUE(with.llama->forward(tokens).equal(base.llama->forward(tokens)));
+}
+
+TEST(TrainStep, OnlyLoraTensorsChange) {
+  TrainModel m = build(true);
+  AdamW opt = make_optimizer(m, TrainConfig{});
+  TrainGrads grads(m.trainable, dims());
+  std::vector<std::pair<std::string, at::Tensor>> before;
+  for (const auto& p : m.llama->param_specs()) before.emplace_back(p.name, p.param.detach().clone());
+  std::vector<at::Tensor> lora_before;
+  for (const auto& p : m.trainable) lora_before.push_back(p.param.detach().clone());
+  Loader ld = loader();
+  for (int i = 0; i < 3; ++i) {
+    StepResult r = train_step(m, ld, grads, opt, 1e-2, 1, 1.0, dims());
+    EXPECT_FALSE(r.skipped);
+    EXPECT_TRUE(std::isfinite(r.stats.loss));
+  }
+  const auto specs = m.llama->param_specs();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    EXPECT_TRUE(specs[i].param.equal(before[i].second)) << before[i].first << " (base) changed";
+    EXPECT_FALSE(specs[i].param.requires_grad()) << before[i].first;
+    EXPECT_FALSE(specs[i].param.grad().defined()) << before[i].first;
+  }
+  for (size_t i = 0; i < m.trainable.size(); ++i)
+    EXPECT_FALSE(m.trainable[i].param.equal(lora_before[i])) << m.trainable[i].name << " did not train";
+  EXPECT_EQ(opt.state().size(), 3 * m.trainable.size());  // exp_avg, exp_avg_sq, step per LoRA tensor only
+  for (const auto& p : m.trainable) EXPECT_TRUE(p.name.find(".lora_") != std::string::npos) << p.name;
+}
+
+TEST(TrainStep, FullParamReplicatedGradsAgreeAcrossTp) {
+  TrainModel m = build(false);
+  Loader ld = loader();
+  Batch b = ld.next();
+  batch_loss_sum(m, b, dims()).backward();
+  int replicated = 0;
+  for (const auto& p : m.trainable) {
+    ASSERT_TRUE(p.param.grad().defined()) << p.name;
+    if (p.shard_dim >= 0) continue;
+    ++replicated;
+    at::Tensor g = p.param.grad().contiguous();
+    at::Tensor all = dims().tp_comm->all_gather(g.unsqueeze(0), 0);  // (tp, ...)
+    for (int r = 1; r < dims().tp; ++r) EXPECT_TRUE(all[r].equal(all[0])) << p.name << " tp rank " << r;
+  }
+  EXPECT_GT(replicated, 0);  // the norms
+}
+
+TEST(TrainStep, NonFiniteStepIsSkipped) {
+  TrainModel m = build(true);
+  AdamW opt = make_optimizer(m, TrainConfig{});
+  TrainGrads grads(m.trainable, dims());
+  {
+    at::NoGradGuard g;
+    m.trainable[0].param.fill_(std::nan(""));  // lora_A of the first layer: every rank
+  }
+  std::vector<at::Tensor> before;
+  for (const auto& p : m.trainable) before.push_back(p.param.detach().clone());
+  Loader ld = loader();
+  StepResult r = train_step(m, ld, grads, opt, 1e-2, 1, 1.0, dims());
+  EXPECT_TRUE(r.skipped);
+  EXPECT_FALSE(r.stats.finite);
+  for (size_t i = 1; i < m.trainable.size(); ++i) EXPECT_TRUE(m.trainable[i].param.equal(before[i]));
+  for (const auto& [name, t] : opt.state())
+    if (name.size() > 5 && name.substr(name.size() - 5) == ".step") EXPECT_EQ(t.item<int64_t>(), 0) << name;
+  for (const auto& p : m.trainable) EXPECT_FALSE(p.param.grad().defined());
+}
+
+}  // namespace
