@@ -7,7 +7,10 @@
 namespace cg {
 
 void init_logging(int rank, int world, const std::string& level, bool all_ranks) {
-  auto logger = spdlog::stderr_color_mt(fmt::format("rank{}", rank));
+  // Idempotent: a second call (e.g. after the rank becomes known) replaces the logger.
+  const std::string name = fmt::format("rank{}", rank);
+  spdlog::drop(name);
+  auto logger = spdlog::stderr_color_mt(name);
   if (world > 1)
     logger->set_pattern(fmt::format("[%H:%M:%S.%e] [%^%l%$] [r{}] %v", rank));
   else

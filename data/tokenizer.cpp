@@ -301,10 +301,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
   return out;
 }
 
-// SentencePieceProcessor::Decode() as of sentencepiece 0.2: control pieces give no text, <unk> its surface,
-// runs of byte pieces are reassembled into UTF-8 (U+FFFD per malformed byte), "▁" -> ' ', and the dummy-prefix
-// "▁" of the first text piece is dropped once (so decode(encode(x)) == x, also for x with leading spaces;
-// sentencepiece 0.1.97 drops it from every piece until text appears, turning " x" into "x").
+// SentencePieceProcessor::Decode(): control pieces give no text, <unk> its surface, runs of byte pieces are
+// reassembled into UTF-8 (U+FFFD per malformed byte), "▁" -> ' ', and the dummy-prefix "▁" of the first text piece
+// is dropped once (so decode(encode(x)) == x, also for x with leading spaces).
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   const Impl& m = *impl_;
   std::string out, bytes;

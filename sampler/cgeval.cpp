@@ -18,7 +18,7 @@
 #ifdef CG_EVAL_WITH_MODEL
 #include <torch/torch.h>
 
-#include "data/prep.h"
+#include "data/crystal_text.h"
 #include "data/tokenizer.h"
 #include "dist/parallel_dims.h"
 #include "dist/runtime.h"
@@ -66,7 +66,7 @@ cg::InvarianceResult invariance(const cg::Config& c) {
   cg::InvarianceOptions opt;
   opt.batch_size = c.sample.batch_size;
   opt.seed = c.sample.seed;
-  opt.text = cg::text_options(c.data);
+  opt.text.angles = cg::parse_angle_mode(c.data.angle_mode);  // as cgprep wrote the training text
   return cg::invariance_check(
       *model, crystals, [&](const std::string& s) { return tok.encode(s, /*add_bos=*/true); }, tok.eos_id(), dims,
       opt);

@@ -44,7 +44,7 @@ class Generator {
  public:
   // model: built, loaded, tp applied (and LoRA merged or injected); pieces[v]: the tokenizer's raw piece of token v
   // (Tokenizer::piece), eos_id its EOS; tp: the model's tp group (nullptr or size 1: no gather).
-  // Takes pieces rather than a Tokenizer so that this library does not pull libsentencepiece into torch binaries.
+  // Takes pieces rather than a Tokenizer: the grammar works on piece texts, and tests use hand-made vocabularies.
   Generator(model::LlamaImpl& model, std::vector<std::string> pieces, int eos_id, dist::CommPtr tp);
 
   // prompts: token ids each (BOS included). Results in prompt order. streams[i]: the RNG stream of prompt i (empty:

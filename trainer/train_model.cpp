@@ -52,8 +52,6 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
   spec.dropout = cfg.lora.dropout;
   spec.rslora = cfg.lora.rslora;
   spec.seed = cfg.train.seed;
-  if (!m.full_param && spec.dropout > 0 && cfg.model.activation_checkpointing && dims.rank == 0)
-    spdlog::warn("lora.dropout > 0 with activation checkpointing: the recomputed forward draws new dropout masks");
   // One dropout stream per dp replica, shared by its tp ranks (masks are drawn at full width, then sliced).
   const uint64_t drop_seed = model::stable_hash("lora-dropout") ^ (cfg.train.seed * 1000003ull + uint64_t(dims.dp_rank));
 
@@ -61,6 +59,8 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
   auto inject = [&](model::Llama& llama) {
     m.lora = lora::inject_lora(*llama, spec, cfg.lora.targets, dims.tp_comm, device,
                                lora::make_dropout_gen(drop_seed, device));
+    // The recompute of a checkpointed layer rewinds this generator, so it redraws the same dropout masks.
+    if (m.lora.dropout_gen) llama->recompute_generators.push_back(*m.lora.dropout_gen);
     if (!cfg.lora.init_adapter.empty()) {
       lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
       CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",

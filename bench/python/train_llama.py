@@ -92,7 +92,7 @@ class Attention(nn.Module):
         self.k_proj = mk("k_proj", d, self.kv * self.hd)
         self.v_proj = mk("v_proj", d, self.kv * self.hd)
         self.o_proj = mk("o_proj", d, d)
-        self.use_sdpa = cfg["sdpa"]
+        self.attn = cfg["attn"]
 
     def forward(self, x, cos, sin, mask):
         B, T, _ = x.shape
@@ -102,8 +102,10 @@ class Attention(nn.Module):
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k, v = repeat_kv(k, self.h // self.kv), repeat_kv(v, self.h // self.kv)
-        if self.use_sdpa:
+        if self.attn == "sdpa":
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        elif self.attn == "fused113":  # torch 1.13's private fused op: the kernel cgtrain calls in C++ on 1.13
+            out = F._scaled_dot_product_attention(q, k, v, None, 0.0, False, True)[0]
         else:  # HF eager attention
             att = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self.hd) + mask  # (B, h, T, T)
             att = F.softmax(att, dim=-1, dtype=torch.float32).to(q.dtype)
@@ -151,7 +153,7 @@ class Llama(nn.Module):
         freqs = torch.outer(torch.arange(T).float(), inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)  # (T, hd)
         cos, sin = emb.cos(), emb.sin()
-        mask = None if self.cfg["sdpa"] else torch.full((T, T), float("-inf")).triu(1)  # (T, T) causal
+        mask = torch.full((T, T), float("-inf")).triu(1) if self.cfg["attn"] == "eager" else None  # (T, T) causal
         x = self.embed_tokens(tokens)
         for layer in self.layers:
             x = layer(x, cos, sin, mask)
@@ -172,15 +174,17 @@ def main():
     ap.add_argument("--steps", type=int, default=5, help="timed steps")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0") or 0))
-    ap.add_argument("--attn", default="auto", choices=["auto", "eager", "sdpa"],
-                    help="auto: F.scaled_dot_product_attention when this torch has it (>= 2.0), else HF eager")
+    ap.add_argument("--attn", default="auto", choices=["auto", "eager", "sdpa", "fused113"],
+                    help="auto: F.scaled_dot_product_attention when this torch has it (>= 2.0), else HF eager; "
+                         "fused113: torch 1.13's private F._scaled_dot_product_attention (for the profile only)")
     a = ap.parse_args()
 
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     has_sdpa = hasattr(F, "scaled_dot_product_attention")
-    cfg = dict(FLAVORS[a.flavor], sdpa=(a.attn == "sdpa") or (a.attn == "auto" and has_sdpa))
+    attn = a.attn if a.attn != "auto" else ("sdpa" if has_sdpa else "eager")
+    cfg = dict(FLAVORS[a.flavor], attn=attn)
     targets = ALL_LINEAR if a.targets == "all-linear" else a.targets.split(",")
     lora = dict(r=a.r, alpha=a.alpha, dropout=a.dropout, targets=targets)
     model = Llama(cfg, lora)
@@ -219,7 +223,7 @@ def main():
         print(f"step {i}: {times[-1] * 1e3:.1f} ms, {B * T / times[-1]:.0f} tokens/s, loss {loss:.4f}", flush=True)
     best = min(times)
     res = dict(side="pytorch", torch=torch.__version__, threads=torch.get_num_threads(),
-               attention="sdpa" if cfg["sdpa"] else "eager", flavor=a.flavor, micro_batch=B, seq_len=T,
+               attention=attn, flavor=a.flavor, micro_batch=B, seq_len=T,
                lora_r=a.r, targets=a.targets, trainable_params=sum(p.numel() for p in trainable),
                best_step_s=best, median_step_s=sorted(times)[len(times) // 2], tokens_per_s=B * T / best)
     print("RESULT " + json.dumps(res), flush=True)

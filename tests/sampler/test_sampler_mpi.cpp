@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <map>
 
+#include "common/error.h"
+#include "data/elements.h"
 #include "data/mp20.h"
 #include "data/prompt.h"
 #include "dist/parallel_dims.h"

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/error.h"
 #include "lora/peft.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"

@@ -3,7 +3,8 @@
 //   dropout masks do not depend on tp; same seed + layout is bitwise repeatable; val loss falls;
 //   resume: bitwise equal to the unbroken run (same layout, with dropout), and equal to 1e-4 on another dp or tp;
 //   preemption (SIGUSR1): every rank saves at the same step and exits with kExitPreempted;
-//   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses → clear errors.
+//   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses → clear errors;
+//   export: PEFT adapter gathered over tp + merged HF checkpoint give the same logits.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -12,8 +13,14 @@
 #include <fstream>
 #include <thread>
 
+#include <torch/torch.h>
+
+#include "dist/parallel_dims.h"
+#include "lora/peft.h"
 #include "tests/train/train_fixture.h"
+#include "trainer/config.h"
 #include "trainer/signals.h"
+#include "trainer/train_model.h"
 
 using namespace cg::test;
 namespace fs = std::filesystem;
@@ -161,10 +168,52 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("world 2"), std::string::npos) << r.output;
   // An lr that overflows the weights: non-finite steps are skipped, then the run aborts.
-  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/nan"), {"train.lr=1e38", "train.warmup_steps=0",
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/nan"), {"train.lr=1e30", "train.warmup_steps=0",
                                                                  "train.max_bad_steps=3", "train.clip_grad_norm=0"}));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("3 non-finite steps in a row"), std::string::npos) << r.output;
+}
+
+}  // namespace
+
+namespace {
+
+// cgexport of a tp-2 run: the PEFT adapter holds full factors (gathered over tp) and, loaded as lora.init_adapter
+// into a tp-1 model, gives the same logits as the merged HF checkpoint (W + scale·B·A).
+TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
+  const std::string s = setup(), d = base_dir();
+  const auto args = with(micro_args(s, d + "/run"), {"parallel.tp=2", "train.steps=10", "train.val_every=0"});
+  fs::remove_all(d);
+  RunResult r = run_mpi(2, cgtrain_exe(), args);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/out", "--merge"});
+  ASSERT_EQ(r.rc, 0) << r.output;
+
+  cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(d + "/out/adapter");
+  const auto lc = micro_llama();
+  EXPECT_EQ(a.factors.size(), 2u * 7u * size_t(lc.num_hidden_layers));
+  for (const auto& [name, t] : a.factors) {
+    EXPECT_EQ(t.size(name.find("lora_A") != std::string::npos ? 0 : 1), 4) << name;  // r
+    EXPECT_GT(t.abs().sum().item<double>(), 0) << name;                                 // trained (B left zero init)
+  }
+
+  // tp-1 model from the adapter vs the merged checkpoint.
+  cg::Config c = cg::load_config(d + "/run/config.yaml", {"parallel.tp=1", "lora.init_adapter=" + d + "/out/adapter"});
+  const auto dims = cg::dist::single_process_dims();
+  cg::TrainModel with_adapter = cg::build_train_model(c, dims, lc.vocab_size, at::kCPU);
+  cg::Config cm = cg::load_config(d + "/run/config.yaml", {"parallel.tp=1", "model.hf_dir=" + d + "/out",
+                                                            "lora.enabled=false"});
+  cg::TrainModel merged = cg::build_train_model(cm, dims, lc.vocab_size, at::kCPU);
+  with_adapter.llama->eval();
+  merged.llama->eval();
+  at::NoGradGuard g;
+  at::Tensor tokens = torch::randint(3, 35, {2, 24}, torch::kLong);
+  at::Tensor la = with_adapter.llama->forward(tokens), lm = merged.llama->forward(tokens);
+  EXPECT_TRUE(torch::allclose(la, lm, 1e-4, 1e-4)) << (la - lm).abs().max().item<double>();
+  // ... and differs from the base model: the adapter did something.
+  cg::Config cb = cg::load_config(d + "/run/config.yaml", {"parallel.tp=1", "lora.enabled=false"});
+  cg::TrainModel base = cg::build_train_model(cb, dims, lc.vocab_size, at::kCPU);
+  EXPECT_GT((base.llama->forward(tokens) - lm).abs().max().item<double>(), 1e-3);
 }
 
 }  // namespace

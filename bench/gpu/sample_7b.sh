@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sampling throughput of a 7B-shaped model on one GPU (after bench/gpu/build.sh): cgsample with the KV cache and the
+# grammar, LLaMA-2's tokenizer, bf16; crystals/s from cgsample's summary.json (target >= 150 crystals/s).
+#   bench/gpu/sample_7b.sh                          random weights (throughput only; what they write is noise)
+#   HF_DIR=/path/llama-2-7b-hf ADAPTER=runs/x/checkpoints/step-N bench/gpu/sample_7b.sh   a trained model
+# Env: N (1024 samples), BS (256 per batch), MAX_NEW (300 tokens), TOKENIZER (third_party/llama2/tokenizer.model,
+#      made by scripts/build.sh or `cgtok llama-js`).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source "${BUILD_DIR:-build-gpu}/env.sh"
+N=${N:-1024}; BS=${BS:-256}; MAX_NEW=${MAX_NEW:-300}
+TOKENIZER=${TOKENIZER:-third_party/llama2/tokenizer.model}
+if [ ! -f "$TOKENIZER" ]; then
+  mkdir -p "$(dirname "$TOKENIZER")"
+  "$CG_BUILD/data/cgtok" llama-js third_party/llama-tokenizer-js/llama-tokenizer.js "$TOKENIZER"
+fi
+out=bench/gpu/results/sample_7b; rm -rf "$out"
+args=(model.flavor=7b model.device=cuda model.dtype=bf16 "data.tokenizer=$TOKENIZER" "sample.num_samples=$N"
+      "sample.batch_size=$BS" "sample.max_new_tokens=$MAX_NEW" sample.temperature=0.7 sample.top_p=0.9
+      sample.constrained=true "sample.out_dir=$out" parallel.backend=nccl)
+[ -n "${HF_DIR:-}" ] && args+=("model.hf_dir=$HF_DIR")
+[ -n "${ADAPTER:-}" ] && args+=("sample.adapter=$ADAPTER")
+"$CG_BUILD/sampler/cgsample" "${args[@]}"
+python3 - "$out/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+keys = ("seconds", "sequences_per_s", "crystals_per_s", "tokens_per_s")
+print("7B sampling: " + ", ".join(f"{k} {s[k]:.1f}" for k in keys if k in s) + " (target >= 150 crystals/s)")
+PY
