@@ -50,10 +50,7 @@ void write_text(const fs::path& path, const std::string& text) {
 cg::InvarianceResult invariance(const cg::Config& c) {
   const auto& rt = cg::dist::runtime();
   const at::Device device = cg::resolve_device(c.model.device, rt.local_rank);
-  const auto dims = rt.world == 1 && c.parallel.tp == 1
-                        ? cg::dist::single_process_dims()
-                        : cg::dist::make_parallel_dims(static_cast<int>(c.parallel.tp), static_cast<int>(c.parallel.dp),
-                                                       cg::dist::backend_from_name(c.parallel.backend, device.is_cuda()));
+  const auto dims = cg::sampling_dims(c, device, rt.world);
   CG_CHECK(dims.dp == 1, "the invariance check runs in one tp group: launch world = parallel.tp ranks (got {})",
            dims.describe());
   if (c.train.threads > 0) torch::set_num_threads(static_cast<int>(c.train.threads));
@@ -96,7 +93,8 @@ int run(int argc, char** argv) {
     spdlog::info("cgeval: invariance: mean |dLL| {:.3f} nats when atoms are permuted, {:.3f} when two elements are "
                  "swapped ({} crystals)", r.mean_abs_delta_permute, r.mean_abs_delta_swap, r.crystals);
 #else
-    CG_FAIL("eval.invariance=true needs the model libraries, which this build of cgeval lacks; set eval.invariance=false");
+    CG_FAIL("eval.invariance=true needs the model libraries, which this build of cgeval lacks; set "
+            "eval.invariance=false");
 #endif
   }
   if (rank != 0) return 0;

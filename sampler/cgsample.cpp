@@ -111,15 +111,13 @@ std::string reason_class(const std::string& reason) {
 
 int run(int argc, char** argv) {
   const auto& rt = cg::dist::init_runtime(&argc, &argv);
-  auto cfg = cg::parse_cli(argc, argv, "cgsample", "Generate crystals (or infill elements) with a KV cache and grammar.");
+  auto cfg =
+      cg::parse_cli(argc, argv, "cgsample", "Generate crystals (or infill elements) with a KV cache and grammar.");
   if (!cfg) return 0;
   const Config& c = *cfg;
   cg::init_logging(rt.rank, rt.world, c.log.level, c.log.all_ranks);
   const at::Device device = cg::resolve_device(c.model.device, rt.local_rank);
-  const auto dims = rt.world == 1 && c.parallel.tp == 1
-                        ? cg::dist::single_process_dims()
-                        : cg::dist::make_parallel_dims(static_cast<int>(c.parallel.tp), static_cast<int>(c.parallel.dp),
-                                                       cg::dist::backend_from_name(c.parallel.backend, device.is_cuda()));
+  const auto dims = cg::sampling_dims(c, device, rt.world);
   if (c.train.threads > 0) torch::set_num_threads(static_cast<int>(c.train.threads));
 
   const std::string tok_path = cg::sampling_tokenizer_path(c);
@@ -145,11 +143,12 @@ int run(int argc, char** argv) {
   std::vector<std::string> pieces;
   for (int v = 0; v < tok.vocab_size(); ++v) pieces.push_back(tok.piece(v));
   cg::Generator gen(*model, pieces, tok.eos_id(), dims.tp_comm);
-  const auto results = cg::generate_data_parallel(gen, prompts, gp, dims, [&](int64_t done, int64_t total, int64_t toks) {
+  auto progress = [&](int64_t done, int64_t total, int64_t toks) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     spdlog::info("cgsample: {}/{} sequences{}, {} tokens, {:.2f} seq/s, {:.1f} tok/s", done, total,
                  dims.dp > 1 ? " (dp group 0)" : "", toks, done / s, toks / s);
-  });
+  };
+  const auto results = cg::generate_data_parallel(gen, prompts, gp, dims, progress);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (dims.rank != 0) return 0;
 

@@ -76,6 +76,12 @@ lora::LoraSpec inference_spec(int64_t r, double alpha, bool rslora) {
 
 }  // namespace
 
+dist::ParallelDims sampling_dims(const Config& c, const c10::Device& device, int world) {
+  if (world == 1 && c.parallel.tp == 1) return dist::single_process_dims();
+  return dist::make_parallel_dims(static_cast<int>(c.parallel.tp), static_cast<int>(c.parallel.dp),
+                                  dist::backend_from_name(c.parallel.backend, device.is_cuda()));
+}
+
 AdapterKind adapter_kind(const std::string& path) {
   if (path.empty()) return AdapterKind::kNone;
   const fs::path p(path);
@@ -92,7 +98,8 @@ std::string sampling_tokenizer_path(const Config& c) {
   const std::string shards = c.data.shards_dir + "/tokenizer.model";
   if (fs::exists(shards)) return shards;
   for (const std::string& dir : {c.model.hf_dir, c.sample.adapter})
-    if (!dir.empty() && fs::exists(fs::path(dir) / "tokenizer.model")) return (fs::path(dir) / "tokenizer.model").string();
+    if (!dir.empty() && fs::exists(fs::path(dir) / "tokenizer.model"))
+      return (fs::path(dir) / "tokenizer.model").string();
   return shards;  // the caller's "cannot read" error names it
 }
 
@@ -136,7 +143,8 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
       };
     }
   } else {
-    bo.config = model::resolve_llama_config(c.model.flavor, c.model.hf_dir, c.model.hf_dir.empty() ? tokenizer_vocab : 0);
+    bo.config =
+        model::resolve_llama_config(c.model.flavor, c.model.hf_dir, c.model.hf_dir.empty() ? tokenizer_vocab : 0);
     bo.hf_dir = c.model.hf_dir;
     bo.init_seed = c.model.init_seed;
     desc = c.model.hf_dir.empty() ? fmt::format("random init of flavor {} (seed {})", c.model.flavor, c.model.init_seed)
