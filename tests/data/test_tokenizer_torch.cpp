@@ -28,8 +28,8 @@ std::string maps() {
 TEST(TokenizerInTorchProcess, NoSentencepieceLoaded) {
   const std::string m = maps();
   EXPECT_NE(m.find("libtorch"), std::string::npos) << "this test must run inside a libtorch process";
+  // libsentencepiece carries protobuf 3.14 inside itself (no libprotobuf.so of its own to look for).
   EXPECT_EQ(m.find("libsentencepiece"), std::string::npos) << "libsentencepiece is loaded next to libtorch";
-  EXPECT_EQ(m.find("libprotobuf.so.23"), std::string::npos) << "protobuf 3.14 (libsentencepiece's) is loaded";
 }
 
 TEST(TokenizerInTorchProcess, CgprepTrainedTokenizer) {
