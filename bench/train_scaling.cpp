@@ -87,8 +87,8 @@ int main(int argc, char** argv) {
           const double dp_comm = p.dp_bytes_per_step / (a.ib_gbs * 1e9) +
                                  (a.dp > 1 ? 2 * std::log2(double(a.dp)) * a.latency_us * 1e-6 : 0.0);
           const double step = compute + tp_comm + dp_comm;
-          std::printf("| %s | %lld | %s | %.1f GB (%s) | %.0f | %.0f ms | %.0f ms (%.0f%%) | %.2f ms | %.0f ms | %.0f | "
-                      "%.0f%% |\n",
+          std::printf("| %s | %lld | %s | %.1f GB (%s) | %.0f | %.0f ms | %.0f ms (%.0f%%) | %.2f ms | %.0f ms "
+                      "| %.0f | %.0f%% |\n",
                       tg.size() == 1 ? tg[0].c_str() : "q_proj, v_proj", (long long)mb, ckpt ? "on" : "off",
                       p.total / 1e9, p.fits ? "yes" : "no", p.tokens_per_step, compute * 1e3, tp_comm * 1e3,
                       100 * tp_comm / step, dp_comm * 1e3, step * 1e3, p.tokens_per_step / step,

@@ -9,10 +9,12 @@
 // in-memory SampleSet of random sequences of seq_len + 1 tokens (every position carries loss, no padding), so
 // tokens/step = micro_batch x seq_len x grad_accum x dp. --shards DIR streams real cgprep train shards instead.
 // FLOPs/token come from model/accounting.h (make_plan: 4 N matmul with a frozen base, 6 N in full training, + 12 L T d
-// attention + 6 N_lora). MFU = achieved / peak, peak = --peak-tflops, else a measured dense matmul (fp32 on CPU,
-// model dtype on CUDA) at this process's thread count, so a CPU MFU reads "share of this machine's GEMM speed".
+// attention + 6 N_lora). MFU = achieved / (ranks x peak); peak per device = --peak-tflops, else a measured dense
+// matmul (fp32 on CPU, model dtype on CUDA) at this process's thread count, so a CPU MFU reads "share of this
+// machine's GEMM speed".
 // --breakdown repeats the step in its phases (forward+loss, backward, grad reduce+clip, AdamW) with a timer around
-// each. Rank 0 prints one line per step and a final `RESULT {json}` line (the best step; bench/compare_cpu.sh reads it).
+// each. Rank 0 prints one line per step and a final `RESULT {json}` line (the best step; bench/compare_cpu.sh
+// reads it).
 #include <torch/cuda.h>
 
 #include <algorithm>
@@ -231,7 +233,8 @@ int bench_main(int argc, char** argv) {
     }
     const double n = ba.steps;
     if (lead)
-      std::printf("breakdown per step: forward+loss %.1f ms, backward %.1f ms, grad reduce+clip %.1f ms, AdamW %.1f ms\n",
+      std::printf("breakdown per step: forward+loss %.1f ms, backward %.1f ms, grad reduce+clip %.1f ms, "
+                  "AdamW %.1f ms\n",
                   1e3 * t_fwd / n, 1e3 * t_bwd / n, 1e3 * t_red / n, 1e3 * t_opt / n);
   }
 
@@ -239,11 +242,12 @@ int bench_main(int argc, char** argv) {
   std::sort(sorted.begin(), sorted.end());
   const double best = sorted.front(), median = sorted[sorted.size() / 2];
   const double tps = tokens_per_step / best;
-  const double achieved = tps * plan.flops_per_token;
+  const double achieved = tps * plan.flops_per_token;      // all ranks
+  const double peak_all = peak * dims.world;              // MFU per device = achieved / (world x peak)
   if (lead) {
     std::printf("best step %.1f ms (median %.1f): %.0f tokens/s; %.3g FLOP/token -> %.1f GFLOP/s; MFU %.1f%% of %.1f "
-                "GFLOP/s (%s); measured matmul peak %.1f GFLOP/s\n",
-                best * 1e3, median * 1e3, tps, plan.flops_per_token, achieved / 1e9, 100 * achieved / peak,
+                "GFLOP/s per rank (%s); measured matmul peak %.1f GFLOP/s\n",
+                best * 1e3, median * 1e3, tps, plan.flops_per_token, achieved / 1e9, 100 * achieved / peak_all,
                 peak / 1e9, ba.peak_tflops > 0 ? "given" : "measured", peak_measured / 1e9);
     nlohmann::ordered_json j;
     j["side"] = "cgtrain";
@@ -269,7 +273,7 @@ int bench_main(int argc, char** argv) {
     j["achieved_tflops"] = achieved / 1e12;
     j["peak_tflops"] = peak / 1e12;
     j["peak_source"] = ba.peak_tflops > 0 ? "given" : "measured matmul";
-    j["mfu"] = achieved / peak;
+    j["mfu"] = achieved / peak_all;
     if (ba.breakdown)
       j["breakdown_ms"] = {{"forward", 1e3 * t_fwd / ba.steps}, {"backward", 1e3 * t_bwd / ba.steps},
                            {"reduce_clip", 1e3 * t_red / ba.steps}, {"adamw", 1e3 * t_opt / ba.steps}};

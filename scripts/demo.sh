@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # demo.sh: the README's first command. On a fresh machine: install dependencies, build, then the whole chain on the
-# tiny default config, CPU, 2 ranks (about 15 minutes on 2 cores):
-#   cgprep (MP-20 CSV -> HDF5 shards) -> mpirun -np 2 cgtrain (tp 2) -> cgexport (PEFT adapter)
+# tiny default config, CPU, 2 ranks (about 5 minutes on 2 idle cores after the build):
+#   cgprep (MP-20 CSV -> HDF5 shards)
+#   -> mpirun -np 2 cgtrain, full-parameter (the paper's from-scratch baseline): a tiny LLaMA base that knows the format
+#   -> cgexport --merge (that base as a Hugging Face checkpoint, the layout a real LLaMA-2 comes in)
+#   -> mpirun -np 2 cgtrain configs/tiny.yaml (tp 2, LoRA on the frozen base) -> cgexport (PEFT adapter)
 #   -> mpirun -np 2 cgsample (tp 2; crystals as text + CIF) -> cgeval (validity report)
 # Everything lands in runs/demo (DEMO_RUN; removed first unless DEMO_FRESH=0); shards in the config's data.shards_dir.
 # Extra arguments are section.key=value overrides passed to every stage (e.g. train.steps=50).
-# SKIP_INSTALL=1 / SKIP_BUILD=1 skip those steps; CONFIG (default configs/tiny.yaml), BUILD_DIR (default build).
+# SKIP_INSTALL=1 / SKIP_BUILD=1 skip those steps; CONFIG (default configs/tiny.yaml), BUILD_DIR (default build);
+# BASE_STEPS (default 400): full-parameter steps of the base.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -41,32 +45,39 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then say "build"; ./scripts/build.sh; fi
 [ "${DEMO_FRESH:-1}" = 1 ] && rm -rf "$RUN"
 mkdir -p "$RUN"
 
-ov=(model.device=cpu parallel.tp=2 train.run_dir="$RUN" sample.out_dir="$RUN/samples" eval.input="$RUN/samples"
+ov=(model.device=cpu parallel.tp=2 sample.out_dir="$RUN/samples" eval.input="$RUN/samples"
     sample.adapter="$RUN/adapter" "$@")
 shards=$(cg_config_get "$CONFIG" data.shards_dir runs/shards/tiny "${ov[@]}")
 
 prep=$(tool data cgprep) || exit 1
-stage "1/5 prepare data" "$prep" "$CONFIG" "${ov[@]}"
+stage "1/7 prepare data" "$prep" "$CONFIG" "${ov[@]}"
 tool trainer cgtrain >/dev/null || exit 1
-stage "2/5 train (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain "$CONFIG" "${ov[@]}"
 export_bin=$(tool trainer cgexport) || exit 1
-stage "3/5 export adapter" "$export_bin" "$RUN" --out "$RUN/adapter"
+stage "2/7 train the tiny base from scratch (full-parameter, tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain \
+  "$CONFIG" "${ov[@]}" train.run_dir="$RUN/base" lora.enabled=false train.steps="${BASE_STEPS:-400}" train.lr=1e-3 \
+  train.warmup_steps=20 train.val_every=100 checkpoint.every=0
+stage "3/7 export the base as a Hugging Face checkpoint" "$export_bin" "$RUN/base" --out "$RUN/base_hf" --merge
+ov+=(model.hf_dir="$RUN/base_hf")
+stage "4/7 LoRA fine-tune on the frozen base (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain "$CONFIG" \
+  "${ov[@]}" train.run_dir="$RUN/lora"
+stage "5/7 export the PEFT adapter" "$export_bin" "$RUN/lora" --out "$RUN/adapter"
 tool sampler cgsample >/dev/null || exit 1
-stage "4/5 sample (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${ov[@]}"
+stage "6/7 sample (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${ov[@]}"
 eval_bin=$(tool sampler cgeval) || exit 1
-stage "5/5 evaluate" "$eval_bin" "$CONFIG" "${ov[@]}"
+stage "7/7 evaluate" "$eval_bin" "$CONFIG" "${ov[@]}"
 
 say "done in $((SECONDS - t0)) s; results:"
 cat <<MSG
   shards:       $shards
-  run folder:   $RUN   (point.yaml/config, metrics.jsonl, checkpoints/step-N/)
+  base:         $RUN/base (run) -> $RUN/base_hf (Hugging Face checkpoint)
+  LoRA run:     $RUN/lora   (config.yaml, metrics.jsonl, checkpoints/step-N/)
   adapter:      $RUN/adapter   (PEFT: adapter_model.safetensors + adapter_config.json)
   samples:      $RUN/samples
   eval report:  $RUN/samples/eval
 MSG
-if [ -f "$RUN/metrics.jsonl" ]; then
-  last=$(grep -o '"loss":[^,}]*' "$RUN/metrics.jsonl" | tail -1 | cut -d: -f2)
-  best=$(grep -o '"val_loss":[0-9.eE+-]*' "$RUN/metrics.jsonl" | cut -d: -f2 | sort -g | head -1)
+if [ -f "$RUN/lora/metrics.jsonl" ]; then
+  last=$(grep -o '"loss":[^,}]*' "$RUN/lora/metrics.jsonl" | tail -1 | cut -d: -f2)
+  best=$(grep -o '"val_loss":[0-9.eE+-]*' "$RUN/lora/metrics.jsonl" | cut -d: -f2 | sort -g | head -1)
   echo "  final train loss: ${last:-?}   best val loss: ${best:-?}"
 fi
 # Validity rates of the eval report (report.json), without jq.

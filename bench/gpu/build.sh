@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
-BUILD=${BUILD_DIR:-build-gpu}
+BUILD=$(realpath -m "${BUILD_DIR:-build-gpu}")
 DEBS=$PWD/bench/gpu/debs
 ROOT=$DEBS/root
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
@@ -31,17 +31,22 @@ if compgen -G "$DEBS/*.deb" >/dev/null; then
   export OPAL_PREFIX=$U            # relocated OpenMPI: wrappers and plugins look under $ROOT/usr
   export PKG_CONFIG_LIBDIR=$U/lib/$arch/pkgconfig:$U/share/pkgconfig PKG_CONFIG_SYSROOT_DIR=$ROOT
   export PATH=$U/bin:$PATH
-  cmake_extra+=(-DMPI_C_COMPILER="$U/bin/mpicc.openmpi" -DHDF5_ROOT="$U" -DHDF5_C_COMPILER_EXECUTABLE=/nonexistent/h5cc -DHDF5_C_INCLUDE_DIR="$U/include/hdf5/serial"
-               -DHDF5_hdf5_LIBRARY_RELEASE="$U/lib/$arch/hdf5/serial/libhdf5.so" -DPKG_CONFIG_EXECUTABLE="$U/bin/pkgconf")
+  # FindHDF5 cannot use Debian's h5cc from another prefix: name the serial library and headers directly.
+  cmake_extra+=(-DMPI_C_COMPILER="$U/bin/mpicc.openmpi" -DPKG_CONFIG_EXECUTABLE="$U/bin/pkgconf"
+                -DHDF5_ROOT="$U" -DHDF5_C_COMPILER_EXECUTABLE=/nonexistent/h5cc
+                -DHDF5_C_INCLUDE_DIR="$U/include/hdf5/serial"
+                -DHDF5_hdf5_LIBRARY_RELEASE="$U/lib/$arch/hdf5/serial/libhdf5.so")
 fi
 
 # 2. torch from Python: its CMake package, its C++ ABI and CUDA version.
 TORCH_CMAKE=${TORCH_CMAKE_PREFIX:-$($PY -c 'import torch; print(torch.utils.cmake_prefix_path)')}
 if [ -z "${TORCH_CMAKE_PREFIX:-}" ]; then
-  read -r tv abi cu < <($PY -c 'import torch; print(torch.__version__, int(torch._C._GLIBCXX_USE_CXX11_ABI), torch.version.cuda)')
+  read -r tv abi cu < <($PY -c 'import torch
+print(torch.__version__, int(torch._C._GLIBCXX_USE_CXX11_ABI), torch.version.cuda)')
   echo "torch $tv (cxx11 ABI $abi, CUDA $cu) from $TORCH_CMAKE"
-  [ "$abi" = 1 ] || { echo "this torch uses the pre-cxx11 ABI and cannot link Debian's C++ libraries (spdlog, yaml-cpp);" \
-    "use torch >= 2.7 wheels or the cxx11-abi libtorch zip (TORCH_CMAKE_PREFIX=<libtorch>/share/cmake)" >&2; exit 1; }
+  [ "$abi" = 1 ] || { echo "this torch uses the pre-cxx11 ABI and cannot link Debian's C++ libraries" \
+    "(spdlog, yaml-cpp); use torch >= 2.7 wheels or the cxx11-abi libtorch zip" \
+    "(TORCH_CMAKE_PREFIX=<libtorch>/share/cmake)" >&2; exit 1; }
   [ "$cu" != None ] || { echo "this torch has no CUDA; install a CUDA build of torch" >&2; exit 1; }
   tlib=$($PY -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
   lib_path+=("$tlib")
@@ -49,14 +54,14 @@ fi
 
 # 3. NCCL headers + libnccl.so: NCCL_HOME, else the nvidia-nccl pip wheel torch depends on, else CUDA's folder.
 if [ -z "${NCCL_HOME:-}" ]; then
-  NCCL_HOME=$($PY -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null || echo "$CUDA_HOME")
+  NCCL_HOME=$($PY -c 'import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null || echo "$CUDA_HOME")
 fi
 if [ -f "$NCCL_HOME/lib/libnccl.so.2" ] && [ ! -e "$NCCL_HOME/lib/libnccl.so" ]; then
   # pip wheels ship only the soname; give the linker an unversioned name in the build folder.
   mkdir -p "$BUILD/nccl/lib" && ln -sf "$NCCL_HOME/lib/libnccl.so.2" "$BUILD/nccl/lib/libnccl.so"
   ln -sfn "$NCCL_HOME/include" "$BUILD/nccl/include"
   lib_path+=("$NCCL_HOME/lib")
-  NCCL_HOME=$PWD/$BUILD/nccl
+  NCCL_HOME=$BUILD/nccl
 fi
 export NCCL_HOME CUDA_HOME
 lib_path+=("$NCCL_HOME/lib" "$CUDA_HOME/lib64")
@@ -77,8 +82,8 @@ cmake --build "$BUILD" -j"${JOBS:-$(nproc)}" --target bench_train_step cgtrain c
     # dpkg -x makes no update-alternatives links: give mpirun/mpiexec their usual names.
     mkdir -p "$BUILD/bin" && ln -sf "$OPAL_PREFIX/bin/mpirun.openmpi" "$BUILD/bin/mpirun" \
       && ln -sf "$OPAL_PREFIX/bin/mpirun.openmpi" "$BUILD/bin/mpiexec"
-    echo "export OPAL_PREFIX=$OPAL_PREFIX PATH=$PWD/$BUILD/bin:$OPAL_PREFIX/bin:\$PATH"
+    echo "export OPAL_PREFIX=$OPAL_PREFIX PATH=$BUILD/bin:$OPAL_PREFIX/bin:\$PATH"
   fi
-  echo "export CG_BUILD=$PWD/$BUILD"
+  echo "export CG_BUILD=$BUILD"
 } > "$BUILD/env.sh"
 echo "built into $BUILD; now: source $BUILD/env.sh"

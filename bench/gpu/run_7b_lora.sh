@@ -20,7 +20,7 @@ for targets in q_proj,v_proj all-linear; do
 import json, sys
 r = json.loads([l for l in open(sys.argv[1]) if l.startswith("RESULT ")][-1][7:])
 print(f"7B LoRA r 8 on {sys.argv[2]}: {r['tokens_per_s']:.0f} tokens/s, {r['achieved_tflops']:.0f} TFLOP/s, "
-      f"MFU {100 * r['mfu']:.1f}% of {r['peak_tflops']:.0f} TFLOP/s (targets: >= 50%, ~14k tokens/s)")
+      f"MFU {100 * r['mfu']:.1f}% of {r['peak_tflops']:.0f} TFLOP/s (targets: MFU >= 50%, ~14.5k tokens/s)")
 PY
 done
 
