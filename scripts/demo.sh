@@ -9,7 +9,7 @@
 # Everything lands in runs/demo (DEMO_RUN; removed first unless DEMO_FRESH=0); shards in the config's data.shards_dir.
 # Extra arguments are section.key=value overrides passed to every stage (e.g. train.steps=50).
 # SKIP_INSTALL=1 / SKIP_BUILD=1 skip those steps; CONFIG (default configs/tiny.yaml), BUILD_DIR (default build);
-# BASE_STEPS (default 400): full-parameter steps of the base.
+# BASE_STEPS (default 800): full-parameter steps of the base.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -54,7 +54,7 @@ stage "1/7 prepare data" "$prep" "$CONFIG" "${ov[@]}"
 tool trainer cgtrain >/dev/null || exit 1
 export_bin=$(tool trainer cgexport) || exit 1
 stage "2/7 train the tiny base from scratch (full-parameter, tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain \
-  "$CONFIG" "${ov[@]}" train.run_dir="$RUN/base" lora.enabled=false train.steps="${BASE_STEPS:-400}" train.lr=1e-3 \
+  "$CONFIG" "${ov[@]}" train.run_dir="$RUN/base" lora.enabled=false train.steps="${BASE_STEPS:-800}" train.lr=1e-3 \
   train.warmup_steps=20 train.val_every=100 checkpoint.every=0
 stage "3/7 export the base as a Hugging Face checkpoint" "$export_bin" "$RUN/base" --out "$RUN/base_hf" --merge
 ov+=(model.hf_dir="$RUN/base_hf")

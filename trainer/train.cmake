@@ -5,9 +5,6 @@ add_library(cg_train train_state.cpp train_grads.cpp train_model.cpp train_step.
 target_link_libraries(cg_train PUBLIC cg_common cg_config cg_train_infra cg_optim cg_data cg_dist cg_model cg_lora
                       cg_peft PRIVATE nlohmann_json::nlohmann_json)
 cg_use_torch(cg_train)
-# libsentencepiece bundles protobuf 3.14 and exports it; loaded next to libtorch's protobuf 3.21 the process crashes
-# at start. Torch processes never call the tokenizer, so --as-needed drops the library from them.
-target_link_options(cg_train INTERFACE "LINKER:--as-needed")
 
 add_executable(cgtrain cgtrain.cpp)
 target_link_libraries(cgtrain PRIVATE cg_train)

@@ -63,8 +63,8 @@ bool any_rank(bool flag, const dist::ParallelDims& dims) {
   return t.item<double>() > 0;
 }
 
-// The tokenizer is identified by the sha256 of its model bytes (what cgprep stores in every shard). cgtrain does not
-// load sentencepiece: its bundled protobuf cannot live in one process with libtorch's (crash at load time).
+// The tokenizer is identified by the sha256 of its model bytes (what cgprep stores in every shard); cgtrain needs
+// no more of it than that and the vocabulary size.
 void check_shards(const std::string& tok_hash, const ShardMeta& meta, const ShardMeta& train_meta,
                   const std::string& tok_path, const Config& cfg) {
   CG_CHECK(meta.tokenizer_sha256 == tok_hash, "the {} shards in {} were made with another tokenizer (sha256 {}) than "
