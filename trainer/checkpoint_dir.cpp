@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -187,6 +189,10 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
 
   // 2. every rank writes its files.
   guarded([&] { write_files(tmp.string()); });
+  // Fault injection for tests (test_train_e2e): CG_TEST_KILL_IN_SAVE=N makes rank 1 SIGKILL itself once its step-N
+  // files are written, before the manifest and rename. One getenv per save.
+  if (const char* k = std::getenv("CG_TEST_KILL_IN_SAVE"); k && rank == 1 && std::to_string(step) == k)
+    std::raise(SIGKILL);
   abort_if_failed("writing rank files");
 
   // 3. rank 0 writes the manifest last and renames the folder into place.

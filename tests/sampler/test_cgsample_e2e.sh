@@ -54,6 +54,34 @@ for c in cifs:
     text = open(os.path.join(d, "on", "cifs", c)).read()
     assert "_cell_length_a" in text and "_atom_site_fract_x" in text, text[:200]
 assert s_on["crystals_per_s"] > 0 and s_on["constrained"] is True
+try:  # readable by pymatgen and ASE (Debian's python3-pymatgen / python3-ase, installed by scripts/install.sh)
+    import warnings
+    warnings.filterwarnings("ignore")
+    from pymatgen.core import Structure
+    import ase.io
+    have_pmg = True
+except ImportError:
+    have_pmg = False
+    print("pymatgen/ASE not installed: their reading of the CIFs is not checked")
+def real_cell(path):  # the random micro model can write angles no cell has (e.g. 10 10 170): ASE refuses those
+    import math
+    ang = {}
+    for line in open(path):
+        for k in ("alpha", "beta", "gamma"):
+            if line.startswith("_cell_angle_" + k):
+                ang[k] = math.radians(float(line.split()[1]))
+    ca, cb, cg = (math.cos(ang[k]) for k in ("alpha", "beta", "gamma"))
+    return 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg > 1e-6
+if have_pmg:
+    checked = 0
+    for c in cifs:
+        path = os.path.join(d, "on", "cifs", c)
+        if not real_cell(path):
+            continue
+        s, a = Structure.from_file(path), ase.io.read(path)
+        assert len(s) == len(a) > 0 and abs(s.volume - a.get_volume()) < 1e-3 * s.volume, (c, len(s), len(a))
+        checked += 1
+    print("pymatgen and ASE read %d of %d CIFs (the others have impossible angles)" % (checked, len(cifs)))
 
 s_off = summary("off")
 assert s_off["constrained"] is False and 0 <= s_off["parse_rate"] <= 1, s_off

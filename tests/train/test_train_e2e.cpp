@@ -3,14 +3,20 @@
 //   dropout masks do not depend on tp; same seed + layout is bitwise repeatable; val loss falls;
 //   resume: bitwise equal to the unbroken run (same layout, with dropout), and equal to 1e-4 on another dp or tp;
 //   preemption (SIGUSR1): every rank saves at the same step and exits with kExitPreempted;
+//   preemption (SIGTERM to every rank at a random step, checkpoint.every 0): the rerun finishes bitwise equal;
+//   a rank killed during a save (CG_TEST_KILL_IN_SAVE): the older checkpoint stays, the rerun resumes from it;
 //   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses → clear errors;
 //   export: PEFT adapter gathered over tp + merged HF checkpoint give the same logits.
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
 #include <thread>
 
 #include <torch/torch.h>
@@ -18,6 +24,7 @@
 #include "dist/parallel_dims.h"
 #include "lora/peft.h"
 #include "tests/train/train_fixture.h"
+#include "trainer/checkpoint_dir.h"
 #include "trainer/config.h"
 #include "trainer/signals.h"
 #include "trainer/train_model.h"
@@ -151,6 +158,124 @@ TEST(TrainResume, PreemptionSavesAndExits) {
   EXPECT_LT(last, 100000);
   EXPECT_TRUE(fs::exists(d + "/checkpoints/step-" + std::to_string(last) + "/manifest.json")) << out;
   EXPECT_TRUE(fs::exists(d + "/checkpoints/step-" + std::to_string(last) + "/rank-00001.safetensors"));
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// Pids of the cgtrain processes descending from `root` (mpirun), found through /proc.
+std::vector<int> cgtrain_ranks(int root) {
+  std::map<int, int> parent;
+  std::map<int, std::string> comm;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string stat = read_text(e.path().string() + "/stat");  // pid (comm) state ppid ...
+    const size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    int ppid = 0;
+    char state = 0;
+    if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) != 2) continue;
+    parent[std::stoi(name)] = ppid;
+    comm[std::stoi(name)] = stat.substr(open + 1, close - open - 1);
+  }
+  std::vector<int> out;
+  for (const auto& [pid, ppid] : parent) {
+    if (comm[pid] != "cgtrain") continue;
+    for (int p = ppid; p > 1 && parent.count(p); p = parent[p])
+      if (p == root) {
+        out.push_back(pid);
+        break;
+      }
+  }
+  return out;
+}
+
+// Scheduler-style preemption: SIGTERM to every rank (mpirun itself turns SIGTERM into a kill of the job) after a
+// random number of steps; the preemption save happens with checkpoint.every=0, and the rerun on the same run_dir
+// finishes with the losses of an uninterrupted run, bitwise.
+TEST(TrainPreempt, SigtermAtRandomStepThenResumeIsBitwise) {
+  const std::string s = setup(), d = base_dir();
+  fs::remove_all(d);
+  fs::create_directories(d);
+  const auto args = [&](const std::string& run) {
+    return with(micro_args(s, d + "/" + run), {"parallel.tp=2", "checkpoint.every=0"});
+  };
+  const auto ref = train_ok(2, d + "/ref", args("ref"));
+
+  std::random_device rd;
+  const size_t wait_steps = std::uniform_int_distribution<size_t>(3, 12)(rd);
+  std::cout << "[ preempt  ] SIGTERM once " << wait_steps << " steps are logged" << std::endl;
+  const std::string run = d + "/run", log = d + "/preempt.log";
+  const int pid = spawn_mpi(2, cgtrain_exe(), args("run"), log);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (read_losses(run).size() < wait_steps && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::vector<int> ranks = cgtrain_ranks(pid);
+  EXPECT_EQ(ranks.size(), 2u);
+  for (int r : ranks) kill(r, SIGTERM);
+  const int rc = wait_exit_code(pid);
+  const std::string out = read_text(log);
+  ASSERT_EQ(rc, cg::kExitPreempted) << out;
+  EXPECT_NE(out.find("preempted"), std::string::npos) << out;
+  const auto before = read_losses(run);
+  ASSERT_FALSE(before.empty());
+  const int64_t last = before.rbegin()->first;
+  std::cout << "[ preempt  ] stopped after step " << last << std::endl;
+  ASSERT_GE(last, int64_t(wait_steps));
+  ASSERT_LT(last, 20) << "the run finished before the signal; " << out;
+  EXPECT_EQ(cg::verify_checkpoint(run + "/checkpoints/step-" + std::to_string(last)), "") << out;
+
+  RunResult r = run_mpi(2, cgtrain_exe(), args("run"));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + run + "/checkpoints/step-" + std::to_string(last)), std::string::npos)
+      << r.output;
+  const auto losses = read_losses(run);  // the last record per step
+  ASSERT_EQ(losses.size(), 20u);
+  for (const auto& [step, l] : losses) EXPECT_EQ(l, ref.at(step)) << "step " << step << " (preempted after " << last << ")";
+  EXPECT_EQ(read_records(run).back().first, 20);
+}
+
+// Rank 1 SIGKILLs itself in the middle of the step-10 save (rank file written, no manifest, no rename): the job
+// fails, step-5 stays complete, no step-10/ appears, and the rerun resumes from step 5 and matches an unbroken run.
+TEST(TrainPreempt, RankKilledDuringSaveKeepsTheOlderCheckpoint) {
+  const std::string s = setup(), d = base_dir();
+  fs::remove_all(d);
+  fs::create_directories(d);
+  const auto args = [&](const std::string& run) {
+    return with(micro_args(s, d + "/" + run), {"parallel.tp=2", "checkpoint.every=5", "train.steps=20"});
+  };
+  const auto ref = train_ok(2, d + "/ref", args("ref"));
+
+  const std::string run = d + "/run";
+  ::setenv("CG_TEST_KILL_IN_SAVE", "10", 1);  // mpirun passes its environment on to the (local) ranks
+  RunResult r = run_mpi(2, cgtrain_exe(), args("run"));
+  ::unsetenv("CG_TEST_KILL_IN_SAVE");
+  ASSERT_NE(r.rc, 0) << r.output;
+  const std::string ck = run + "/checkpoints";
+  cg::Manifest m;
+  EXPECT_EQ(cg::verify_checkpoint(ck + "/step-5", &m), "") << r.output;
+  EXPECT_EQ(m.step, 5);
+  EXPECT_FALSE(fs::exists(ck + "/step-10")) << r.output;
+  EXPECT_TRUE(fs::exists(ck + "/step-10.tmp/rank-00001.safetensors")) << r.output;  // killed after its rank file
+  EXPECT_FALSE(fs::exists(ck + "/step-10.tmp/manifest.json"));
+  auto latest = cg::find_latest_complete(run);
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_EQ(latest->step, 5);
+
+  r = run_mpi(2, cgtrain_exe(), args("run"));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + ck + "/step-5 "), std::string::npos) << r.output;
+  const auto recs = read_records(run);
+  ASSERT_FALSE(recs.empty());
+  const auto losses = read_losses(run);  // the last record per step: 6..20 come from the rerun
+  ASSERT_EQ(losses.size(), 20u);
+  for (int64_t step = 6; step <= 20; ++step) EXPECT_EQ(losses.at(step), ref.at(step)) << "step " << step;
+  // The rerun logged exactly steps 6..20 after the killed run's records.
+  ASSERT_GE(recs.size(), 15u);
+  for (size_t i = 0; i < 15; ++i) EXPECT_EQ(recs[recs.size() - 15 + i].first, int64_t(6 + i));
 }
 
 TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
