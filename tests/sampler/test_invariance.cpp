@@ -14,6 +14,7 @@
 #include "data/rng.h"
 #include "model/llama.h"
 #include "sampler/invariance.h"
+#include "tests/sampler/tiny_model.h"
 #include "tests/sampler/tiny_vocab.h"
 
 namespace cg {
@@ -31,17 +32,7 @@ Fixture& fixture() {
   static Fixture f = [] {
     Fixture f;
     f.crystals = read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz", 6).crystals;
-    model::LlamaConfig lc;
-    lc.hidden_size = 64;
-    lc.intermediate_size = 128;
-    lc.num_attention_heads = 4;
-    lc.num_key_value_heads = 2;
-    lc.num_hidden_layers = 2;
-    lc.vocab_size = f.tok.vocab_size();
-    lc.max_position_embeddings = 1024;
-    f.model = model::Llama(lc);
-    model::init_weights(*f.model, 21, 0.3);
-    f.model->eval();
+    f.model = sampler_test::tiny_random_llama(f.tok.vocab_size(), 1024, 21, 0.3);
     return f;
   }();
   return f;
