@@ -23,6 +23,18 @@ class SelfComm final : public Comm {
 
 }  // namespace
 
+at::Tensor all_gather_via_dim0(const at::Tensor& t, int64_t dim, int group_size,
+                               const std::function<void(const at::Tensor& send, at::Tensor& recv)>& gather0) {
+  TORCH_CHECK(t.dim() > 0, "all_gather needs a tensor with at least one dimension");
+  dim = at::maybe_wrap_dim(dim, t.dim());
+  at::Tensor x = (dim == 0 ? t : t.movedim(dim, 0)).contiguous();  // (d_dim, ...rest)
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape[0] *= group_size;
+  at::Tensor out = at::empty(shape, x.options());  // (size * d_dim, ...rest)
+  gather0(x, out);
+  return dim == 0 ? out : out.movedim(0, dim).contiguous();
+}
+
 CommPtr make_self_comm() { return std::make_shared<SelfComm>(); }
 
 }  // namespace cg::dist

@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,12 @@ class Comm {
 };
 
 using CommPtr = std::shared_ptr<Comm>;
+
+// all_gather along any `dim` through a backend's whole-buffer gather (MPI_Allgather, ncclAllGather), which
+// concatenates along dim 0: moves `dim` to the front, calls gather0(send (d_dim, ...rest) contiguous,
+// recv (size * d_dim, ...rest) with rank r's block at r * d_dim), then moves `dim` back.
+at::Tensor all_gather_via_dim0(const at::Tensor& t, int64_t dim, int group_size,
+                               const std::function<void(const at::Tensor& send, at::Tensor& recv)>& gather0);
 
 // A group of one rank: every collective is the identity. Used when tp = 1 or dp = 1 and in single-process tools.
 CommPtr make_self_comm();

@@ -143,19 +143,13 @@ class NcclComm final : public Comm {
   }
 
   at::Tensor all_gather(const at::Tensor& t, int64_t dim) override {
-    TORCH_CHECK(t.dim() > 0, "all_gather needs a tensor with at least one dimension");
-    dim = at::maybe_wrap_dim(dim, t.dim());
-    // NCCL concatenates whole buffers, i.e. along dim 0: move `dim` to the front, gather, move it back.
-    at::Tensor x = (dim == 0 ? t : t.movedim(dim, 0)).contiguous();  // (d_dim, ...rest)
-    check_tensor(x, "all_gather");
-    std::vector<int64_t> shape = x.sizes().vec();
-    shape[0] *= size_;
-    at::Tensor out = at::empty(shape, x.options());  // (size * d_dim, ...rest)
-    DeviceGuard guard(device_);
-    CG_CHECK_NCCL(ncclAllGather(x.data_ptr(), out.data_ptr(), static_cast<size_t>(x.numel()),
-                                nccl_type(x.scalar_type()), comm_, kStream));
-    after_enqueue("ncclAllGather");
-    return dim == 0 ? out : out.movedim(0, dim).contiguous();
+    return all_gather_via_dim0(t, dim, size_, [&](const at::Tensor& x, at::Tensor& out) {
+      check_tensor(x, "all_gather");
+      DeviceGuard guard(device_);
+      CG_CHECK_NCCL(ncclAllGather(x.data_ptr(), out.data_ptr(), static_cast<size_t>(x.numel()),
+                                  nccl_type(x.scalar_type()), comm_, kStream));
+      after_enqueue("ncclAllGather");
+    });
   }
 
   void broadcast(at::Tensor& t, int root) override {
