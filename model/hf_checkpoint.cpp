@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -71,40 +72,152 @@ const SafetensorsFile& HfCheckpoint::file(const std::string& name) const {
   return *it->second;
 }
 
+std::vector<HfShard> plan_hf_shards(const std::vector<TensorEntry>& tensors, int64_t max_shard_bytes) {
+  std::vector<HfShard> shards(1);
+  for (const auto& e : tensors) {
+    const uint64_t bytes = e.bytes();
+    if (!shards.back().tensors.empty() && shards.back().bytes + bytes > static_cast<uint64_t>(max_shard_bytes))
+      shards.emplace_back();
+    shards.back().tensors.push_back(e);
+    shards.back().bytes += bytes;
+  }
+  for (size_t i = 0; i < shards.size(); ++i)
+    shards[i].file = shards.size() == 1 ? "model.safetensors"
+                                        : fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
+  return shards;
+}
+
+namespace {
+
+const std::map<std::string, std::string> kShardMeta = {{"format", "pt"}};
+
+// text -> path.tmp -> path; errors name the file.
+void write_text_file(const fs::path& path, const std::string& text) {
+  const std::string tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out.good()) {
+      fs::remove(tmp);
+      CG_FAIL("cannot write {} (disk full or folder not writable?); free disk space or write elsewhere", path.string());
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp);
+    CG_FAIL("cannot rename {} to {}: {}", tmp, path.string(), ec.message());
+  }
+}
+
+}  // namespace
+
+HfCheckpointWriter::HfCheckpointWriter(const std::string& dir, std::vector<TensorEntry> tensors,
+                                       const LlamaConfig& config, int64_t max_shard_bytes)
+    : dir_(dir), config_(config), shards_(plan_hf_shards(tensors, max_shard_bytes)) {
+  std::set<std::string> names;
+  for (const auto& e : tensors) CG_CHECK(names.insert(e.name).second, "{}: tensor {} given twice", dir, e.name);
+  fs::create_directories(dir);
+  // An earlier export's weights (maybe another shard count) must not mix with these: index first, then shards.
+  fs::remove(fs::path(dir) / "model.safetensors.index.json");
+  static const std::regex weights(
+      R"(model(-[0-9]{5}-of-[0-9]{5})?\.safetensors(\.tmp)?|model\.safetensors\.index\.json\.tmp)");
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && std::regex_match(e.path().filename().string(), weights)) fs::remove(e.path());
+}
+
+HfCheckpointWriter::~HfCheckpointWriter() {
+  if (!finished_) remove_outputs();
+}
+
+void HfCheckpointWriter::remove_outputs() {
+  cur_.reset();  // removes its temp file
+  std::error_code ec;
+  for (const auto& p : completed_) fs::remove(p, ec);
+  completed_.clear();
+}
+
+void HfCheckpointWriter::write(const std::string& name, const at::Tensor& t) {
+  try {
+    CG_CHECK(!finished_, "{}: write({}) after finish", dir_, name);
+    CG_CHECK(shard_ < shards_.size(), "{}: tensor {} is beyond the planned ones", dir_, name);
+    const HfShard& s = shards_[shard_];
+    if (!cur_) cur_ = std::make_unique<SafetensorsWriter>((fs::path(dir_) / s.file).string(), s.tensors, kShardMeta);
+    cur_->write(name, t);
+    if (++in_shard_ == s.tensors.size()) {  // complete: into place now
+      cur_->finish();
+      completed_.push_back(cur_->path());
+      cur_.reset();
+      ++shard_, in_shard_ = 0;
+    }
+  } catch (...) {
+    remove_outputs();
+    throw;
+  }
+}
+
+void HfCheckpointWriter::finish() {
+  try {
+    CG_CHECK(!finished_, "{}: finish twice", dir_);
+    for (; shard_ < shards_.size(); ++shard_, in_shard_ = 0) {
+      CG_CHECK(in_shard_ == shards_[shard_].tensors.size(), "{}: finish before tensor {} was written", dir_,
+               shards_[shard_].tensors[in_shard_].name);
+      if (!cur_) cur_ = std::make_unique<SafetensorsWriter>((fs::path(dir_) / shards_[shard_].file).string(),
+                                                            shards_[shard_].tensors, kShardMeta);
+      cur_->finish();
+      completed_.push_back(cur_->path());
+      cur_.reset();
+    }
+    write_text_file(fs::path(dir_) / "config.json", config_.to_hf_json());
+    completed_.push_back((fs::path(dir_) / "config.json").string());
+    if (shards_.size() > 1) {  // the index last: its presence says every shard is complete
+      uint64_t total = 0;
+      nlohmann::ordered_json map = nlohmann::ordered_json::object();
+      for (const auto& s : shards_) {
+        total += s.bytes;
+        for (const auto& e : s.tensors) map[e.name] = s.file;
+      }
+      nlohmann::ordered_json index;
+      index["metadata"] = {{"total_size", static_cast<int64_t>(total)}};
+      index["weight_map"] = map;
+      write_text_file(fs::path(dir_) / "model.safetensors.index.json", index.dump(2) + "\n");
+    }
+    finished_ = true;
+  } catch (...) {
+    remove_outputs();
+    throw;
+  }
+}
+
 void write_hf_checkpoint(const std::string& dir, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                          const LlamaConfig& config, int64_t max_shard_bytes) {
-  fs::create_directories(dir);
-  {
-    std::ofstream out(fs::path(dir) / "config.json");
-    out << config.to_hf_json();
-    CG_CHECK(out.good(), "cannot write {}/config.json", dir);
+  std::vector<TensorEntry> plan;
+  for (const auto& [name, t] : tensors) plan.push_back({name, t.scalar_type(), t.sizes().vec()});
+  HfCheckpointWriter w(dir, std::move(plan), config, max_shard_bytes);
+  for (const auto& [name, t] : tensors) w.write(name, t);
+  w.finish();
+}
+
+NamedShapes llama_tensor_shapes(const LlamaConfig& c) {
+  const int64_t d = c.hidden_size, kv = c.num_key_value_heads * c.head_dim(), I = c.intermediate_size;
+  NamedShapes s;
+  s.emplace_back("model.embed_tokens.weight", std::vector<int64_t>{c.vocab_size, d});
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i);
+    s.emplace_back(p + ".self_attn.q_proj.weight", std::vector<int64_t>{d, d});
+    s.emplace_back(p + ".self_attn.k_proj.weight", std::vector<int64_t>{kv, d});
+    s.emplace_back(p + ".self_attn.v_proj.weight", std::vector<int64_t>{kv, d});
+    s.emplace_back(p + ".self_attn.o_proj.weight", std::vector<int64_t>{d, d});
+    s.emplace_back(p + ".mlp.gate_proj.weight", std::vector<int64_t>{I, d});
+    s.emplace_back(p + ".mlp.up_proj.weight", std::vector<int64_t>{I, d});
+    s.emplace_back(p + ".mlp.down_proj.weight", std::vector<int64_t>{d, I});
+    s.emplace_back(p + ".input_layernorm.weight", std::vector<int64_t>{d});
+    s.emplace_back(p + ".post_attention_layernorm.weight", std::vector<int64_t>{d});
   }
-  // Greedy shards in the given order.
-  std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
-  int64_t in_shard = 0, total = 0;
-  for (const auto& nt : tensors) {
-    const int64_t bytes = nt.second.numel() * nt.second.element_size();
-    if (!shards.back().empty() && in_shard + bytes > max_shard_bytes) shards.emplace_back(), in_shard = 0;
-    shards.back().push_back(nt);
-    in_shard += bytes, total += bytes;
-  }
-  const std::map<std::string, std::string> meta = {{"format", "pt"}};
-  if (shards.size() == 1) {
-    write_safetensors((fs::path(dir) / "model.safetensors").string(), shards[0], meta);
-    return;
-  }
-  nlohmann::ordered_json index;
-  index["metadata"] = {{"total_size", total}};
-  nlohmann::ordered_json map = nlohmann::ordered_json::object();
-  for (size_t i = 0; i < shards.size(); ++i) {
-    const auto name = fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
-    write_safetensors((fs::path(dir) / name).string(), shards[i], meta);
-    for (const auto& nt : shards[i]) map[nt.first] = name;
-  }
-  index["weight_map"] = map;
-  std::ofstream out(fs::path(dir) / "model.safetensors.index.json");
-  out << index.dump(2) << "\n";
-  CG_CHECK(out.good(), "cannot write {}/model.safetensors.index.json", dir);
+  s.emplace_back("model.norm.weight", std::vector<int64_t>{d});
+  s.emplace_back("lm_head.weight", std::vector<int64_t>{c.vocab_size, d});
+  return s;
 }
 
 namespace {
@@ -114,25 +227,34 @@ bool ignored_key(const std::string& k) {
 }
 }  // namespace
 
-void load_hf_weights(LlamaImpl& model, const std::string& dir) {
-  const HfCheckpoint ckpt(dir);
-  const auto specs = model.param_specs();
+void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected) {
+  const std::string& dir = ckpt.dir();
   std::set<std::string> wanted;
-  for (const auto& s : specs) wanted.insert(s.name);
+  for (const auto& e : expected) wanted.insert(e.first);
   std::vector<std::string> unexpected;
   for (const auto& k : ckpt.keys())
     if (!wanted.count(k) && !ignored_key(k)) unexpected.push_back(k);
   CG_CHECK(unexpected.empty(), "checkpoint {} has {} unexpected tensors, e.g. {} (is it a LLaMA checkpoint matching "
            "config.json?)", dir, unexpected.size(), unexpected.front());
+  for (const auto& [name, shape] : expected) {
+    CG_CHECK(ckpt.contains(name), "checkpoint {} is missing {} (expected shape {})", dir, name,
+             c10::str(at::IntArrayRef(shape)));
+    const auto& info = ckpt.info(name);
+    CG_CHECK(info.shape == shape, "checkpoint {}: {} has shape {} but the model expects {} (check config.json "
+             "or model.flavor)", dir, name, c10::str(at::IntArrayRef(info.shape)), c10::str(at::IntArrayRef(shape)));
+  }
+}
+
+void load_hf_weights(LlamaImpl& model, const std::string& dir) {
+  const HfCheckpoint ckpt(dir);
+  const auto specs = model.param_specs();
+  NamedShapes expected;
+  for (const auto& s : specs) expected.emplace_back(s.name, s.full_shape);
+  check_hf_tensors(ckpt, expected);
 
   at::NoGradGuard no_grad;
   int64_t bytes = 0;
   for (const auto& s : specs) {
-    CG_CHECK(ckpt.contains(s.name), "checkpoint {} is missing {} (expected shape {})", dir, s.name,
-             c10::str(at::IntArrayRef(s.full_shape)));
-    const auto& info = ckpt.info(s.name);
-    CG_CHECK(info.shape == s.full_shape, "checkpoint {}: {} has shape {} but the model expects {} (check config.json "
-             "or model.flavor)", dir, s.name, c10::str(at::IntArrayRef(info.shape)), c10::str(at::IntArrayRef(s.full_shape)));
     at::Tensor part = s.shard_dim < 0 ? ckpt.read(s.name) : ckpt.read_slice(s.name, s.shard_dim, s.shard_start,
                                                                               s.shard_len);
     const int64_t pad = s.shard_dim < 0 ? 0 : s.param.size(s.shard_dim) - s.shard_len;

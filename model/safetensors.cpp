@@ -10,7 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <algorithm>
 
 #include "common/error.h"
 
@@ -138,33 +138,111 @@ at::Tensor SafetensorsFile::read_slice(const std::string& name, int64_t dim, int
   return out;
 }
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+void SafetensorsFile::drop_pages(const std::string& name) const {
+  const auto& t = info(name);
+  if (!map_ || t.end == t.begin) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(data_ + t.begin) & ~(page - 1);
+  const uintptr_t hi = std::min(reinterpret_cast<uintptr_t>(data_ + t.end + page - 1) & ~(page - 1),
+                                reinterpret_cast<uintptr_t>(map_ + map_size_ + page - 1) & ~(page - 1));
+  // Advice only: a failure leaves the pages resident, nothing else.
+  ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
+uint64_t TensorEntry::bytes() const {
+  uint64_t n = c10::elementSize(dtype);
+  for (auto s : shape) n *= static_cast<uint64_t>(s);
+  return n;
+}
+
+SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<TensorEntry> plan,
+                                     const std::map<std::string, std::string>& metadata)
+    : path_(path), tmp_(path + ".tmp"), plan_(std::move(plan)) {
   nlohmann::ordered_json h;
   if (!metadata.empty()) h["__metadata__"] = metadata;
-  std::vector<at::Tensor> data;
   uint64_t offset = 0;
-  for (const auto& [name, t0] : tensors) {
-    CG_CHECK(!h.contains(name), "write_safetensors {}: tensor {} given twice", path, name);
-    auto t = t0.detach().to(at::kCPU).contiguous();
-    const uint64_t bytes = t.numel() * t.element_size();
-    h[name] = {{"dtype", safetensors_dtype(t.scalar_type())}, {"shape", t.sizes().vec()},
-               {"data_offsets", {offset, offset + bytes}}};
+  for (const auto& e : plan_) {
+    CG_CHECK(!h.contains(e.name), "write_safetensors {}: tensor {} given twice", path, e.name);
+    const uint64_t bytes = e.bytes();
+    h[e.name] = {{"dtype", safetensors_dtype(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
-    data.push_back(t);
   }
   std::string header = h.dump();
   header.append((8 - header.size() % 8) % 8, ' ');  // data section 8-byte aligned, as HF writes it
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  CG_CHECK(out.good(), "cannot write {}", path);
+  file_bytes_ = 8 + header.size() + offset;
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  CG_CHECK(fd_ >= 0, "cannot create {}: {}; check that the folder is writable or write elsewhere", tmp_,
+           std::strerror(errno));
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((static_cast<uint64_t>(header.size()) >> (8 * i)) & 0xff);
-  out.write(reinterpret_cast<const char*>(len), 8);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  for (const auto& t : data)
-    out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
-  out.close();
-  CG_CHECK(out.good(), "writing {} failed (disk full?)", path);
+  put(len, 8);
+  put(header.data(), header.size());
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (fd_ >= 0) {  // not finished: never leave a partial file behind
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+  }
+}
+
+void SafetensorsWriter::fail(const std::string& what, int err) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  ::unlink(tmp_.c_str());
+  CG_FAIL("{} {} failed after {} of {} bytes: {}; free disk space or write elsewhere (the partial file was removed)",
+          what, path_, written_, file_bytes_, std::strerror(err));
+}
+
+void SafetensorsWriter::put(const void* p, size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t w = ::write(fd_, c, std::min<size_t>(n, size_t{1} << 30));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail("writing", w < 0 ? errno : EIO);
+    c += w, n -= static_cast<size_t>(w), written_ += static_cast<uint64_t>(w);
+  }
+}
+
+void SafetensorsWriter::write(const std::string& name, const at::Tensor& t0) {
+  CG_CHECK(fd_ >= 0, "{}: write after finish or a failed write", path_);
+  CG_CHECK(next_ < plan_.size(), "{}: tensor {} is beyond the {} planned", path_, name, plan_.size());
+  const TensorEntry& e = plan_[next_];
+  CG_CHECK(name == e.name, "{}: got tensor {} where the plan has {} (write them in plan order)", path_, name, e.name);
+  CG_CHECK(t0.scalar_type() == e.dtype && t0.sizes().vec() == e.shape, "{}: tensor {} is {} {} but the plan says {} {}",
+           path_, name, c10::toString(t0.scalar_type()), c10::str(t0.sizes()), c10::toString(e.dtype),
+           c10::str(at::IntArrayRef(e.shape)));
+  const at::Tensor t = t0.detach().to(at::kCPU).contiguous();
+  if (e.bytes() > 0) put(t.data_ptr(), e.bytes());
+  ++next_;
+}
+
+void SafetensorsWriter::finish() {
+  CG_CHECK(fd_ >= 0, "{}: finish twice or after a failed write", path_);
+  CG_CHECK(next_ == plan_.size(), "{}: finish after {} of {} planned tensors (next: {})", path_, next_, plan_.size(),
+           plan_[next_].name);
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) {  // NFS and friends report a full disk here
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    CG_FAIL("closing {} failed: {}; free disk space or write elsewhere (the partial file was removed)", tmp_,
+            std::strerror(err));
+  }
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    CG_FAIL("cannot rename {} to {}: {}", tmp_, path_, std::strerror(err));
+  }
+}
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorEntry> plan;
+  for (const auto& [name, t] : tensors) plan.push_back({name, t.scalar_type(), t.sizes().vec()});
+  SafetensorsWriter w(path, std::move(plan), metadata);
+  for (const auto& [name, t] : tensors) w.write(name, t);
+  w.finish();
 }
 
 }  // namespace cg::model

@@ -12,12 +12,16 @@ struct ExportOptions {
   std::string out;              // output folder
   bool merge = false;           // also write a merged HF checkpoint
   std::string dtype = "fp32";   // fp32 | bf16 | fp16: adapter and merged weights
+  int64_t max_shard_bytes = int64_t{5} << 30;  // HF checkpoint shard size (model-0000i-of-0000n.safetensors)
 };
 
 // Writes into out:
 //   LoRA run:   adapter_model.safetensors + adapter_config.json (PEFT), tokenizer.model;
 //               merge: config.json + model*.safetensors (merged) too, and the adapter moves to out/adapter/.
 //   full run:   config.json + model*.safetensors, tokenizer.model.
+// The HF checkpoint is streamed from the base folder (model.hf_dir): one tensor at a time is read, merged in fp32
+// (W + scale·B·A), cast to dtype and written, so memory stays a few times the largest tensor (~1 GB each for 70B).
+// A failed write (full disk) throws naming the file and leaves no model file or index of the unfinished export.
 // Returns the checkpoint folder used. Single process, no MPI.
 std::string export_run(const ExportOptions& o);
 

@@ -1,0 +1,197 @@
+// cgexport --merge streamed from the base folder (export_run): the merged checkpoint equals a straightforward
+// in-memory reference (base + adapter read back, W + scale·B·A), for fp32 and bf16 bases and outputs, sharded output;
+// full-parameter and random-init runs; a base that does not match model_config.json; a full disk (RLIMIT_FSIZE)
+// that leaves no model file of the failed export.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+
+#include "common/error.h"
+#include "lora/peft.h"
+#include "model/hf_checkpoint.h"
+#include "model/llama.h"
+#include "tests/trainer/export_fixture.h"
+#include "trainer/train_export.h"
+
+namespace fs = std::filesystem;
+using cg::test::make_export_run;
+using cg::test::write_random_hf;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("cg_export_" + std::to_string(::getpid()) + "_" + std::to_string(n()++));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  static int& n() { static int c = 0; return c; }
+  std::string operator/(const std::string& f) const { return (path / f).string(); }
+};
+
+cg::model::LlamaConfig micro() {
+  cg::model::LlamaConfig c;
+  c.hidden_size = 64, c.intermediate_size = 96, c.num_attention_heads = 4, c.num_key_value_heads = 2;
+  c.num_hidden_layers = 2, c.vocab_size = 101, c.max_position_embeddings = 128;
+  return c;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const cg::Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+std::vector<std::string> model_files(const std::string& dir) {
+  std::vector<std::string> n;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    if (f.rfind("model", 0) == 0 || f == "config.json") n.push_back(f);
+  }
+  std::sort(n.begin(), n.end());
+  return n;
+}
+
+// Every output tensor against the reference merge, computed here in fp64 from the base file and the exported
+// adapter: W + scale · B · A for each adapted linear, W itself otherwise. tol: relative to the output dtype.
+void expect_merged(const std::string& out, const std::string& base_dir, const cg::model::LlamaConfig& lc,
+                   at::ScalarType dtype, double scale, size_t expected_pairs) {
+  const cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(out + "/adapter");
+  EXPECT_EQ(a.factors.size(), 2 * expected_pairs);
+  const cg::model::HfCheckpoint got(out), base(base_dir);
+  EXPECT_EQ(cg::model::load_llama_config(out), lc);
+  const auto shapes = cg::model::llama_tensor_shapes(lc);
+  EXPECT_EQ(got.keys().size(), shapes.size());
+  size_t merged = 0;
+  const double tol = dtype == at::kFloat ? 1e-6 : 1e-2;  // bf16/fp16: one rounding of the output
+  for (const auto& [name, shape] : shapes) {
+    const at::Tensor t = got.read(name);
+    ASSERT_EQ(t.scalar_type(), dtype) << name;
+    ASSERT_EQ(t.sizes().vec(), shape) << name;
+    at::Tensor ref = base.read(name).to(at::kDouble);
+    const std::string mod = name.substr(0, name.size() - 7);
+    if (a.factors.count(mod + ".lora_A.weight")) {
+      ref = ref + scale * at::matmul(a.factors.at(mod + ".lora_B.weight").to(at::kDouble),
+                                     a.factors.at(mod + ".lora_A.weight").to(at::kDouble));
+      ++merged;
+    }
+    const double err = (t.to(at::kDouble) - ref).abs().max().item<double>();
+    EXPECT_LE(err, tol * std::max(1.0, ref.abs().max().item<double>())) << name;
+  }
+  EXPECT_EQ(merged, expected_pairs);
+}
+
+}  // namespace
+
+TEST(ExportStream, MergedShardedFp32EqualsTheReference) {
+  TempDir d;
+  const auto lc = micro();
+  write_random_hf(d / "hf", lc, at::kFloat, int64_t{1} << 30, 3);
+  const auto run = make_export_run(d / "run", lc, d / "hf", {"lora.r=4", "lora.alpha=8",
+                                                             "lora.targets=[q_proj,v_proj,down_proj]"});
+  cg::ExportOptions o{d / "run", -1, d / "out", true, "fp32", 64 * 1024};
+  EXPECT_EQ(cg::export_run(o), d / "run/checkpoints/step-5");
+  const auto files = model_files(d / "out");
+  EXPECT_GT(files.size(), 4u);  // config, index, several shards of at most 64 KiB
+  EXPECT_TRUE(fs::exists(d / "out/model.safetensors.index.json"));
+  for (const auto& f : files) EXPECT_EQ(f.find(".tmp"), std::string::npos) << f;
+  expect_merged(d / "out", d / "hf", lc, at::kFloat, run.scale, 3 * 2);
+  // The adapter holds the checkpoint's factors exactly.
+  const auto a = cg::lora::read_peft_adapter(d / "out/adapter");
+  for (const auto& [name, t] : run.params) EXPECT_TRUE(at::equal(a.factors.at(name), t)) << name;
+  // Exported again into the same folder as one file: the old shards and index go, the result reads the same.
+  o.max_shard_bytes = int64_t{1} << 30;
+  cg::export_run(o);
+  EXPECT_EQ(model_files(d / "out"), (std::vector<std::string>{"config.json", "model.safetensors"}));
+  expect_merged(d / "out", d / "hf", lc, at::kFloat, run.scale, 3 * 2);
+}
+
+TEST(ExportStream, MergedFromBf16BaseToBf16AndFp16) {
+  TempDir d;
+  const auto lc = micro();
+  write_random_hf(d / "hf", lc, at::kBFloat16, 40 * 1024, 4);
+  const auto run = make_export_run(d / "run", lc, d / "hf", {"lora.r=2", "lora.alpha=4", "lora.targets=all-linear"});
+  for (const auto& [name, dt] : {std::pair<std::string, at::ScalarType>{"bf16", at::kBFloat16}, {"fp16", at::kHalf}}) {
+    fs::remove_all(d / "out");
+    cg::export_run({d / "run", 5, d / "out", true, name});
+    expect_merged(d / "out", d / "hf", lc, dt, run.scale, 7 * 2);
+  }
+}
+
+TEST(ExportStream, RandomInitAndFullParameterRuns) {
+  TempDir d;
+  const auto lc = micro();
+  // No hf_dir: the base is the run's random init (model.init_seed), as in training.
+  auto run = make_export_run(d / "rand", lc, "", {"lora.r=4", "lora.alpha=16", "model.init_seed=77"});
+  cg::export_run({d / "rand", -1, d / "rand_out", true, "fp32"});
+  {
+    cg::model::Llama base(lc, cg::model::TpShape{}, at::TensorOptions().dtype(at::kFloat));
+    cg::model::init_weights(*base, 77);
+    std::vector<std::pair<std::string, at::Tensor>> t;
+    for (const auto& p : base->param_specs()) t.emplace_back(p.name, p.param.detach());
+    cg::model::write_hf_checkpoint(d / "rand_base", t, lc);
+  }
+  expect_merged(d / "rand_out", d / "rand_base", lc, at::kFloat, run.scale, 2 * 2);
+
+  // Full-parameter run: the checkpoint's weights, cast to the output dtype, in checkpoint order.
+  run = make_export_run(d / "full", lc, "", {"lora.enabled=false"});
+  cg::export_run({d / "full", -1, d / "full_out", false, "bf16", 30 * 1024});
+  const cg::model::HfCheckpoint got(d / "full_out");
+  EXPECT_GT(got.num_files(), 2u);
+  for (const auto& [name, shape] : cg::model::llama_tensor_shapes(lc))
+    EXPECT_TRUE(at::equal(got.read(name), run.params.at(name).to(at::kBFloat16))) << name;
+}
+
+TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
+  TempDir d;
+  auto lc = micro();
+  write_random_hf(d / "hf", lc, at::kFloat, int64_t{1} << 30, 3);
+  auto bigger = lc;
+  bigger.intermediate_size = 128;
+  make_export_run(d / "run", bigger, d / "hf", {"lora.r=4"});
+  const auto e = error_of([&] { cg::export_run({d / "run", -1, d / "out", true, "fp32"}); });
+  EXPECT_TRUE(contains(e, "model.layers.0.mlp.gate_proj.weight has shape [96, 64] but the model expects [128, 64]"))
+      << e;
+  EXPECT_TRUE(model_files(d / "out").empty());
+  // --out equal to the base folder would overwrite the weights being read.
+  make_export_run(d / "run2", lc, d / "hf", {"lora.r=4"});
+  EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2", -1, d / "hf", true, "fp32"}); }),
+                       "is the base model folder"));
+}
+
+TEST(ExportStream, FullDiskIsAClearErrorAndLeavesNoModelFile) {
+  TempDir d;
+  const auto lc = micro();
+  write_random_hf(d / "hf", lc, at::kFloat, int64_t{1} << 30, 3);
+  make_export_run(d / "run", lc, d / "hf", {"lora.r=4", "lora.targets=all-linear"});
+  std::string e;
+  {
+    struct rlimit old {};
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+    auto old_handler = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = old;
+    // The adapter (30 KB) fits; the first merged shard (embedding 26 KB + q, k, v: 58 KB) does not.
+    small.rlim_cur = 48 * 1024;
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+    e = error_of([&] { cg::export_run({d / "run", -1, d / "out2", true, "fp32", 64 * 1024}); });
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_handler);
+  }
+  EXPECT_TRUE(contains(e, d / "out2/model-00001-of-") && contains(e, "File too large") &&
+              contains(e, "free disk space")) << e;
+  EXPECT_TRUE(model_files(d / "out2").empty());  // no shard, temp file, index or config.json
+  EXPECT_TRUE(fs::exists(d / "out2/adapter/adapter_model.safetensors"));
+  // With room, the same export completes.
+  cg::export_run({d / "run", -1, d / "out2", true, "fp32", 64 * 1024});
+  EXPECT_TRUE(fs::exists(d / "out2/model.safetensors.index.json"));
+}
