@@ -1,6 +1,8 @@
 #include "sampler/grammar.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 
 #include "common/error.h"
 #include "data/elements.h"
@@ -28,19 +30,13 @@ struct NumberSpec {
 };
 
 NumberSpec spec_of(uint8_t line) {
-  switch (line) {
-    case kLengths: return {3, 1, false};
-    case kAngles: return {3, 0, false};
-    default: return {1, 2, true};  // kCoords
-  }
+  return line == kLengths ? NumberSpec{3, 1, false} : NumberSpec{1, 2, true};  // kCoords (angles: step_angle)
 }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 bool number_complete(const GrammarState& s, const NumberSpec& spec) {
-  if (s.digits == 0) return false;
-  if (spec.decimals == 0) return !s.dot && s.value >= 1;  // angles: 1..179
-  return s.dot && s.decimals == spec.decimals;
+  return s.digits > 0 && s.dot && s.decimals == spec.decimals;
 }
 
 void reset_number(GrammarState& s) {
@@ -48,18 +44,155 @@ void reset_number(GrammarState& s) {
   s.value = 0;
 }
 
+// ---- The angle line: which triples exist, digit by digit.
+// An angle is an integer 1..179 written without leading zeros, so a prefix p (1..179) can complete to p, 10p..10p+9
+// or 100p..100p+99 (those <= 179). Each of the three angles may only take a digit after which some allowed value,
+// and after it some allowed rest of the line, is still reachable: every accepted prefix stays live.
 
 constexpr int kMaxAngle = 179;
+constexpr int kN = kMaxAngle + 1;  // table stride; index 0 unused
+
+struct AngleTables {
+  // For alpha (field 0) and beta given alpha (field 1): whether a complete value leaves the rest of the line
+  // completable (ok), and whether some such value starts with the digits of p (prefix). Indexed [p] / [alpha][p].
+  std::array<uint8_t, kN> alpha_ok{}, alpha_prefix{};
+  std::vector<uint8_t> beta_ok, beta_prefix;  // (kN * kN)
+  // gamma given (alpha, beta): the allowed values are exactly the interval [lo, hi] (lo > hi: none). For fixed
+  // alpha, beta the volume factor is a concave quadratic in cos(gamma), and cos is monotonic on (0, 180).
+  std::vector<uint8_t> gamma_lo, gamma_hi;    // (kN * kN)
+};
+
+void mark_prefixes(int n, uint8_t* prefix) {  // n and the prefixes of its digits
+  for (int p = n; p >= 1; p /= 10) prefix[p] = 1;
+}
+
+AngleTables build_angle_tables() {
+  AngleTables t;
+  t.beta_ok.assign(kN * kN, 0);
+  t.beta_prefix.assign(kN * kN, 0);
+  t.gamma_lo.assign(kN * kN, 1);
+  t.gamma_hi.assign(kN * kN, 0);
+  std::array<double, kN> cs{};
+  for (int a = 1; a <= kMaxAngle; ++a) cs[a] = std::cos(a * M_PI / 180.0);
+  for (int a = 1; a <= kMaxAngle; ++a) {
+    for (int b = 1; b <= kMaxAngle; ++b) {
+      int lo = 0, hi = 0, count = 0;
+      for (int g = 1; g <= kMaxAngle; ++g) {
+        const double f = 1 - cs[a] * cs[a] - cs[b] * cs[b] - cs[g] * cs[g] + 2 * cs[a] * cs[b] * cs[g];
+        if (f > kMinAngleVolumeFactor) {
+          if (count++ == 0) lo = g;
+          hi = g;
+        }
+      }
+      if (count == 0) continue;
+      CG_CHECK(hi - lo + 1 == count, "grammar: allowed gammas for angles {} {} are not an interval", a, b);
+      t.gamma_lo[a * kN + b] = static_cast<uint8_t>(lo);
+      t.gamma_hi[a * kN + b] = static_cast<uint8_t>(hi);
+      t.beta_ok[a * kN + b] = 1;
+      mark_prefixes(b, &t.beta_prefix[a * kN]);
+      t.alpha_ok[a] = 1;
+    }
+    if (t.alpha_ok[a]) mark_prefixes(a, t.alpha_prefix.data());
+  }
+  return t;
+}
+
+const AngleTables& angle_tables() {
+  static const AngleTables t = build_angle_tables();  // ~5.7M volume factors, a few ms, once per process
+  return t;
+}
+
+// Whether the integer interval [lo, hi] holds a number whose digits start with those of p (p >= 1).
+bool interval_has_prefix(int lo, int hi, int p) {
+  for (int first = p, width = 1; first <= hi; first *= 10, width *= 10)
+    if (first + width - 1 >= lo) return true;
+  return false;
+}
+
+// The third angle's interval given the first two.
+void gamma_range(const GrammarState& s, int* lo, int* hi) {
+  const AngleTables& t = angle_tables();
+  *lo = t.gamma_lo[s.alpha * kN + s.beta];
+  *hi = t.gamma_hi[s.alpha * kN + s.beta];
+}
+
+// Whether the current angle, with digits so far p (>= 1), can still complete to an allowed value.
+bool angle_prefix_live(const GrammarState& s, int p) {
+  const AngleTables& t = angle_tables();
+  if (s.field == 0) return t.alpha_prefix[p];
+  if (s.field == 1) return t.beta_prefix[s.alpha * kN + p];
+  int lo, hi;
+  gamma_range(s, &lo, &hi);
+  return interval_has_prefix(lo, hi, p);
+}
+
+// Whether the current angle is complete and allowed (the rest of the line stays completable).
+bool angle_complete(const GrammarState& s) {
+  if (s.digits == 0) return false;
+  const AngleTables& t = angle_tables();
+  if (s.field == 0) return t.alpha_ok[s.value];
+  if (s.field == 1) return t.beta_ok[s.alpha * kN + s.value];
+  int lo, hi;
+  gamma_range(s, &lo, &hi);
+  return s.value >= lo && s.value <= hi;
+}
+
+bool step_angle(GrammarState& t, char c) {
+  if (is_digit(c)) {
+    if (t.digits == 0 && c == '0') return false;  // no leading zeros, and "0" is not an angle
+    const int v = t.value * 10 + (c - '0');
+    if (v > kMaxAngle || !angle_prefix_live(t, v)) return false;
+    t.value = static_cast<uint16_t>(v);
+    ++t.digits;
+    return true;
+  }
+  if (c == ' ') {
+    if (t.field >= 2 || !angle_complete(t)) return false;
+    (t.field == 0 ? t.alpha : t.beta) = static_cast<uint8_t>(t.value);
+    ++t.field;
+    reset_number(t);
+    return true;
+  }
+  if (c == '\n') {
+    if (t.field != 2 || !angle_complete(t)) return false;
+    t.line = kElement;
+    t.field = 0;
+    t.alpha = t.beta = 0;
+    reset_number(t);
+    return true;
+  }
+  return false;
+}
+
+// The angle line's part of the key (the line itself and the field are added by the caller).
+//   alpha: its digits so far; beta: alpha and its digits so far (alpha decides which betas and gammas follow).
+//   gamma: only the set of digit strings that may still follow, which is what decides the future: with no digit
+//   yet, the interval [lo, hi]; after digits p, whether p itself is allowed and the ranges of one more digit e
+//   (10p + e) and two more digits (100p + ee) inside [lo, hi]. E.g. "60 60 1" and "90 90 1" share an entry when
+//   both allow 1, 10..19 and 100..179.
+uint64_t angle_key(const GrammarState& s) {
+  if (s.field == 0) return s.value;
+  if (s.field == 1) return static_cast<uint64_t>(s.alpha) << 8 | s.value;
+  int lo, hi;
+  gamma_range(s, &lo, &hi);
+  if (s.digits == 0) return 1ull << 39 | static_cast<uint64_t>(lo) | static_cast<uint64_t>(hi) << 8;
+  auto range = [&](int first, int width) -> uint64_t {  // [first, first + width) ∩ [lo, hi] as offsets; 0xFFFF: none
+    const int a = std::max(lo, first) - first, b = std::min(hi, first + width - 1) - first;
+    return a <= b ? static_cast<uint64_t>(a) | static_cast<uint64_t>(b) << 8 : 0xFFFF;
+  };
+  const uint64_t in = s.value >= lo && s.value <= hi;
+  return in | range(s.value * 10, 10) << 1 | range(s.value * 100, 100) << 17;
+}
 
 }  // namespace
 
 uint64_t GrammarState::key() const {
-  // Only what decides the future goes in: atoms are implied by the line, and an angle's value matters only as its
-  // class (1: may grow to 10..19; 2..9 or 18+: complete, may take at most one / no more digit; 10..17: one more).
-  const uint64_t value = this->value == 0 ? 0 : this->value == 1 ? 1 : this->value <= 9 ? 2 : this->value <= 17 ? 10 : 18;
-  return static_cast<uint64_t>(line) | static_cast<uint64_t>(field) << 8 | static_cast<uint64_t>(digits) << 16 |
-         static_cast<uint64_t>(decimals) << 24 | static_cast<uint64_t>(dot) << 32 |
-         static_cast<uint64_t>(zero) << 36 | static_cast<uint64_t>(elem) << 40 | static_cast<uint64_t>(value) << 48;
+  // line (8 bits) | field (8) | the rest (48), so keys of different lines never collide.
+  const uint64_t head = static_cast<uint64_t>(line) | static_cast<uint64_t>(field) << 8;
+  if (line == kAngles) return head | angle_key(*this) << 16;
+  // Other lines: only what decides the future goes in (not the atom count; value is 0 off the angle line).
+  return head | static_cast<uint64_t>(digits) << 16 | static_cast<uint64_t>(decimals) << 24 |
+         static_cast<uint64_t>(dot) << 32 | static_cast<uint64_t>(zero) << 36 | static_cast<uint64_t>(elem) << 40;
 }
 
 CrystalGrammar::CrystalGrammar(Mode mode) : mode_(mode) {
@@ -101,8 +234,10 @@ bool CrystalGrammar::step(GrammarState& s, char c) const {
       t.line = mode_ == Mode::kCrystal ? kLengths : kElement;
       if (!step(t, c)) return false;
       break;
-    case kLengths:
     case kAngles:
+      if (!step_angle(t, c)) return false;
+      break;
+    case kLengths:
     case kCoords: {
       const NumberSpec spec = spec_of(t.line);
       if (is_digit(c)) {
@@ -114,19 +249,11 @@ bool CrystalGrammar::step(GrammarState& s, char c) const {
         } else {
           if (t.zero || t.digits >= spec.max_int_digits) return false;
           if (spec.zero_int && c != '0') return false;
-          if (t.digits == 0 && c == '0') {
-            if (t.line == kAngles) return false;  // an angle starting with 0 could only be "0", which is invalid
-            t.zero = 1;  // no leading zeros: "0" is the whole integer part
-          }
-          if (t.line == kAngles) {
-            const int v = t.value * 10 + (c - '0');
-            if (v > kMaxAngle) return false;
-            t.value = static_cast<uint16_t>(v);
-          }
+          if (t.digits == 0 && c == '0') t.zero = 1;  // no leading zeros: "0" is the whole integer part
           ++t.digits;
         }
       } else if (c == '.') {
-        if (spec.decimals == 0 || t.dot || t.digits == 0) return false;
+        if (t.dot || t.digits == 0) return false;
         t.dot = 1;
       } else if (c == ' ') {
         if (!number_complete(t, spec) || t.field >= 2) return false;
@@ -136,13 +263,8 @@ bool CrystalGrammar::step(GrammarState& s, char c) const {
         if (!number_complete(t, spec) || t.field != 2) return false;
         t.field = 0;
         reset_number(t);
-        if (t.line == kLengths) {
-          t.line = kAngles;
-        } else if (t.line == kAngles) {
-          t.line = kElement;
-        } else {
-          return false;  // a coordinate line ends with kAtomDone's "\n", handled below
-        }
+        if (t.line != kLengths) return false;  // a coordinate line ends with kAtomDone's "\n", handled below
+        t.line = kAngles;
       } else {
         return false;
       }

@@ -1,6 +1,8 @@
 // Grammar for constrained decoding of the crystal text format (no torch):
 //   line 1: three lengths > 0 with exactly 1 decimal ("3.9 3.9 12.4"), at most 3 integer digits
-//   line 2: three integer angles in 1..179 ("90 90 120")
+//   line 2: three integer angles in 1..179 ("90 90 120") that some cell has: its volume factor
+//           1 - cos²α - cos²β - cos²γ + 2 cosα cosβ cosγ (= (V / abc)²) exceeds kMinAngleVolumeFactor, which rules out
+//           impossible triples ("10 10 170", "120 120 120") and flat ones ("10 10 20"), digit by digit
 //   then, once or more: an element symbol line (a real element, data/elements.h) and a line of three fractional
 //   coordinates with exactly 2 decimals in [0, 1) ("0.00 0.50 0.25");
 //   end of text (EOS) only right after a complete coordinate line (no trailing newline, as data/crystal_text.h).
@@ -20,6 +22,15 @@
 
 namespace cg {
 
+// The smallest volume factor (V / abc)² an angle line may have (it is exactly 0 for a flat cell, negative where no
+// cell exists). At the smallest lengths the grammar allows (0.1 Å), V = abc·sqrt(factor) > 1e-3 · 1e-3 = 1e-6 Å³, so
+// every accepted cell passes data/cif.h's "degenerate cell" test (cell_volume > 1e-6) and its CIF reads back into
+// cgeval. cgeval's own volume test (eval.min_volume, 0.1 Å³ absolute) also depends on the lengths: the angles
+// guarantee it whenever abc >= 100 Å³. The MP-20 copy in data/mp20 (all splits, angles rounded or truncated) has
+// factors >= 9e-5 (7° and 6° rhombohedral cells), so no real crystal is excluded; no integer triple lies within 10%
+// of the margin.
+constexpr double kMinAngleVolumeFactor = 1e-6;
+
 struct GrammarState {
   uint8_t line = 0;      // see grammar.cpp (Line enum)
   uint8_t field = 0;     // number 0..2 within a numeric line
@@ -29,8 +40,13 @@ struct GrammarState {
   uint8_t zero = 0;      // the current number's integer part is a leading "0" (no more integer digits)
   uint8_t elem = 0;      // element-symbol prefix: 0 none, else 1 + index into the prefix table
   uint8_t atoms = 0;     // complete atoms so far, saturating at 255
-  uint16_t value = 0;    // an angle's value so far (checked against 179); 0 for other numbers
-  uint64_t key() const;  // equal keys <=> the same set of continuations (what the mask cache needs)
+  uint16_t value = 0;    // an angle's value so far; 0 for other numbers
+  uint8_t alpha = 0;     // angle line: the first angle once complete (field >= 1), else 0
+  uint8_t beta = 0;      // angle line: the second angle once complete (field 2), else 0
+  // Equal keys => the same set of continuations (what the mask cache needs). States are merged where that is cheap
+  // (the atom count is left out; a third angle's digits are reduced to the digit strings that may still follow them),
+  // which keeps the cache small.
+  uint64_t key() const;
 };
 
 class CrystalGrammar {
