@@ -116,6 +116,7 @@ class NcclComm final : public Comm {
     for (auto& p : pending_) free_events_.push_back(p.event);
     for (cudaEvent_t e : free_events_) cudaEventDestroy(e);
     if (barrier_buf_) cudaFree(barrier_buf_);
+    if (!comm_) return;  // aborted after an error
     // Finalize flushes outstanding work; it is non-blocking here, so poll it (bounded) before destroying.
     ncclResult_t st = ncclCommFinalize(comm_);
     const auto start = Clock::now();
@@ -163,6 +164,7 @@ class NcclComm final : public Comm {
 
   // NCCL has no barrier: a one-float all-reduce, then wait (bounded) until this rank's stream has finished it.
   void barrier() override {
+    check_live("barrier");
     DeviceGuard guard(device_);
     CG_CHECK_NCCL(ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclSum, comm_, kStream));
     after_enqueue("barrier");
@@ -187,7 +189,13 @@ class NcclComm final : public Comm {
     return std::chrono::duration<double>(Clock::now() - t).count();
   }
 
+  void check_live(const char* what) const {
+    CG_CHECK(comm_, "NcclComm::{} on a communicator that was aborted after an earlier NCCL error; restart the job",
+             what);
+  }
+
   void check_tensor(const at::Tensor& t, const char* what) const {
+    check_live(what);
     TORCH_CHECK(t.defined(), "NcclComm::", what, ": undefined tensor");
     TORCH_CHECK(t.device().is_cuda() && t.device().index() == device_, "NcclComm::", what,
                 " moves tensors on cuda:", device_, " but got one on ", t.device(),
@@ -209,6 +217,7 @@ class NcclComm final : public Comm {
       const std::string msg = fmt::format("{} failed on group rank {}/{}: {} ({})", what, rank_, size_,
                                           ncclGetErrorString(st), ncclGetLastError(comm_));
       ncclCommAbort(comm_);
+      comm_ = nullptr;  // aborted: the destructor must not finalize it, later calls fail with a clear error
       CG_FAIL("{}", msg);
     }
   }

@@ -1,5 +1,5 @@
-// AdamW over named fp32 parameters (torch.optim.AdamW math) with its state exposed as named tensors for checkpoints,
-// plus gradient clipping by a global norm the caller computed (the trainer reduces squared norms over tp/dp).
+// AdamW over named fp32 parameters (torch.optim.AdamW math, multi-tensor kernels) with its state exposed as named
+// tensors for checkpoints. Gradient reduction, the global norm and clipping live in trainer/train_grads.h.
 //
 // Per parameter p with gradient g, at its own step t (1-based; params without a grad are skipped, as in torch):
 //   p  *= 1 - lr * weight_decay                      (decoupled decay; only params with decay = true)
@@ -56,13 +56,5 @@ class AdamW {
   std::vector<Slot> slots_;
   AdamWOptions opt_;
 };
-
-// Sum of squares of the defined gradients, as a 0-dim fp32 tensor on the grads' device (no host sync).
-at::Tensor grad_sq_norm(const std::vector<at::Tensor>& params);
-
-// Scales every defined gradient by min(1, max_norm / (total_norm + 1e-6)) (torch.nn.utils.clip_grad_norm_).
-// total_norm is the global norm (sqrt of the reduced squared norm); max_norm <= 0 or a non-finite norm: no-op.
-// Returns the scale applied.
-double clip_grads(const std::vector<at::Tensor>& params, double total_norm, double max_norm);
 
 }  // namespace cg

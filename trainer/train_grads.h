@@ -7,6 +7,10 @@
 //      contributes the replicated part), one scalar all-reduce over tp; clipping scales by max_norm / norm.
 // dp replicas hold identical grads after step 1, so the norm needs no dp reduction and every rank takes the same
 // skip/clip decision.
+// The fp32 params' .grad() ARE views into the flat buffer (autograd accumulates into them in place, as PyTorch DDP's
+// gradient_as_bucket_view), so a step copies no gradient; scaling, clipping and zeroing are one kernel each over the
+// buffer, and the loss statistics plus the squared norm come to the host in one transfer (one sync per step).
+// A grad that someone replaced (or a non-fp32 param's) is copied in and out instead.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -37,6 +41,7 @@ class TrainGrads {
 
   // Scale every grad by max_norm / (norm + 1e-6) when norm > max_norm (max_norm <= 0: off). Returns the factor.
   double clip(double max_norm, double norm);
+  // Zeroes every grad (the flat buffer; views stay installed).
   void zero_grad();
 
   const std::vector<model::ParamSpec>& params() const { return params_; }
@@ -46,8 +51,13 @@ class TrainGrads {
   std::vector<model::ParamSpec> params_;  // sharded first, then replicated
   size_t n_sharded_ = 0;
   int64_t numel_ = 0, numel_sharded_ = 0;
+  std::vector<int64_t> offset_;            // per param: its segment's start in flat_
   dist::ParallelDims dims_;
   at::Tensor flat_;  // (numel + 3) fp32 on the params' device
+
+  at::Tensor segment(size_t i) const;     // (numel of param i) view of flat_
+  bool grad_is_view(size_t i) const;       // param i's grad is its segment of flat_
+  void install_view(size_t i);             // param i's grad := its segment (fp32 params only)
 };
 
 }  // namespace cg

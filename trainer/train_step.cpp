@@ -9,10 +9,18 @@
 namespace cg {
 
 at::Tensor batch_loss_sum(TrainModel& m, const Batch& b, const dist::ParallelDims& dims) {
-  const auto long_opts = at::TensorOptions().dtype(at::kInt);
-  at::Tensor tokens = at::from_blob(const_cast<int32_t*>(b.tokens.data()), {b.B, b.T}, long_opts)
+  // Ids are checked here on the host: the cross-entropy's own check would cost a device sync per micro-batch.
+  const int64_t V = m.llama->config().vocab_size;
+  for (size_t i = 0; i < b.targets.size(); ++i) {
+    const int32_t t = b.targets[i], x = b.tokens[i];
+    CG_CHECK((t == dist::kIgnoreIndex || (t >= 0 && t < V)) && x >= 0 && x < V, "batch position {} holds token {} / "
+             "target {}, outside the model's vocabulary [0, {}); the shards were made with another tokenizer: run "
+             "cgprep again or set data.tokenizer to the shards' tokenizer", i, x, t, V);
+  }
+  const auto int_opts = at::TensorOptions().dtype(at::kInt);
+  at::Tensor tokens = at::from_blob(const_cast<int32_t*>(b.tokens.data()), {b.B, b.T}, int_opts)
                           .to(m.device, at::kLong);  // (B, T)
-  at::Tensor targets = at::from_blob(const_cast<int32_t*>(b.targets.data()), {b.B * b.T}, long_opts)
+  at::Tensor targets = at::from_blob(const_cast<int32_t*>(b.targets.data()), {b.B * b.T}, int_opts)
                            .to(m.device, at::kLong);  // (B*T), -100 = no loss
   at::Tensor logits = m.llama->forward(tokens);       // (B, T, V_local) fp32
   at::Tensor loss = dist::vocab_parallel_cross_entropy(logits.reshape({b.B * b.T, logits.size(-1)}), targets,

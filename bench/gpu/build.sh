@@ -4,8 +4,11 @@
 # (bench/gpu/debs/, unpacked here with dpkg -x into bench/gpu/debs/root), or from the system when there are none.
 #   bench/gpu/build.sh                 then: source build-gpu/env.sh; bench/gpu/run_7b_lora.sh
 # Env: PYTHON (python3), BUILD_DIR (build-gpu), NCCL_HOME (else the pip nvidia-nccl wheel, else CUDA's folder),
-#      CUDA_HOME (/usr/local/cuda), TORCH_CMAKE_PREFIX (else torch.utils.cmake_prefix_path), JOBS (nproc),
-#      CONFIGURE_ONLY=1 (stop after cmake's configure step: checks where every library was found).
+#      CUDA_HOME (/usr/local/cuda), CUDACXX (else $CUDA_HOME/bin/nvcc), TORCH_CMAKE_PREFIX (else
+#      torch.utils.cmake_prefix_path), JOBS (nproc), CONFIGURE_ONLY=1 (stop after cmake's configure step: checks
+#      where every library was found). CUDAFLAGS=-allow-unsupported-compiler when nvcc rejects the host g++.
+# torch 2.x's CMake files (Caffe2/public/cuda.cmake) enable the CUDA language (so they need nvcc), may look for
+# cuDNN and for CUDA::nvToolsExt (gone from CUDA >= 12.9); steps 2-4 below supply what they look for.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
@@ -45,11 +48,31 @@ if [ -z "${TORCH_CMAKE_PREFIX:-}" ]; then
 print(torch.__version__, int(torch._C._GLIBCXX_USE_CXX11_ABI), torch.version.cuda)')
   echo "torch $tv (cxx11 ABI $abi, CUDA $cu) from $TORCH_CMAKE"
   [ "$abi" = 1 ] || { echo "this torch uses the pre-cxx11 ABI and cannot link Debian's C++ libraries" \
-    "(spdlog, yaml-cpp); use torch >= 2.7 wheels or the cxx11-abi libtorch zip" \
+    "(spdlog, fmt, yaml-cpp, sentencepiece, gtest); use torch >= 2.7 wheels (2.6: the cu126 ones) or the" \
+    "cxx11-abi libtorch zip" \
     "(TORCH_CMAKE_PREFIX=<libtorch>/share/cmake)" >&2; exit 1; }
   [ "$cu" != None ] || { echo "this torch has no CUDA; install a CUDA build of torch" >&2; exit 1; }
   tlib=$($PY -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
   lib_path+=("$tlib")
+  # cuDNN from its pip wheel (it ships only libcudnn.so.N, which FindCUDNN does not look for): torch 2.0/2.1's
+  # Caffe2Config stops when the cuDNN it was built with is not found.
+  read -r cudnn_inc cudnn_lib < <($PY -c 'import glob, os, nvidia.cudnn as m
+d = list(m.__path__)[0]; libs = sorted(glob.glob(os.path.join(d, "lib", "libcudnn.so*")))
+print(os.path.join(d, "include"), libs[0])' 2>/dev/null) || true
+  if [ -n "${cudnn_lib:-}" ] && [ -f "$cudnn_inc/cudnn.h" ]; then
+    cmake_extra+=(-DCUDNN_INCLUDE_PATH="$cudnn_inc" -DCUDNN_LIBRARY_PATH="$cudnn_lib")
+  fi
+fi
+TORCH_INCLUDE=$(realpath -m "$TORCH_CMAKE/../../include")
+
+# 2b. {fmt}: torch wheels (since ~2.2) ship their own, newer fmt headers in $TORCH_INCLUDE, searched before
+# the distribution's include folder; spdlog compiled against them does not link with libspdlog/libfmt 9 (undefined
+# fmt::v10/v11 symbols). -I folders come before every -isystem one, so one holding only a link to the fmt headers
+# the libraries were built with makes those win.
+fmt_root=$([ -n "${U:-}" ] && echo "$U/include" || echo /usr/include)
+if [ -d "$TORCH_INCLUDE/fmt" ] && [ -f "$fmt_root/fmt/core.h" ]; then
+  mkdir -p "$BUILD/cg-include" && ln -sfn "$fmt_root/fmt" "$BUILD/cg-include/fmt"
+  extra_cxx="-I$BUILD/cg-include${extra_cxx:+ $extra_cxx}"
 fi
 
 # 3. NCCL headers + libnccl.so: NCCL_HOME, else the nvidia-nccl pip wheel torch depends on, else CUDA's folder.
@@ -66,6 +89,42 @@ fi
 export NCCL_HOME CUDA_HOME
 lib_path+=("$NCCL_HOME/lib" "$CUDA_HOME/lib64")
 
+# 4. What torch 2.x's Caffe2/public/cuda.cmake needs from the CUDA toolkit: nvcc (it calls enable_language(CUDA),
+# which looks only at CUDACXX and PATH, and stops on "two conflicting CUDA versions" when that nvcc is not
+# CUDA_HOME's), and a CUDA::nvToolsExt target, which CUDA >= 12.9 no longer provides (NVTX is header-only nvtx3
+# there). The fix-up file is included at the end of project(), before find_package(Torch); it does nothing on a
+# toolkit that still has libnvToolsExt, and nothing without a toolkit.
+NVCC=${CUDACXX:-$CUDA_HOME/bin/nvcc}
+if [ -x "$NVCC" ]; then
+  cmake_extra+=(-DCMAKE_CUDA_COMPILER="$NVCC")
+  nv=$("$NVCC" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
+  if [ -n "${cu:-}" ] && [ "$cu" != None ] && [ -n "$nv" ] && [ "${cu%%.*}" != "$nv" ]; then
+    echo "warning: $NVCC is CUDA $nv but torch was built with CUDA $cu: the binaries would load two CUDA runtimes;" \
+      "set CUDA_HOME to a CUDA ${cu%%.*}.x toolkit" >&2
+  fi
+fi
+fixups=$BUILD/cg_torch_cuda_fixups.cmake
+cat > "$fixups" <<'CMAKE'
+# Written by bench/gpu/build.sh (CMAKE_PROJECT_INCLUDE): CUDA toolkit fix-ups for torch 2.x's CMake files.
+include_guard(GLOBAL)
+find_package(CUDAToolkit QUIET)
+if(CUDAToolkit_FOUND)
+  if(NOT TARGET CUDA::nvToolsExt)  # torch 2.2+: torch::nvtoolsext links CUDA::nvToolsExt
+    add_library(CUDA::nvToolsExt INTERFACE IMPORTED)
+    if(TARGET CUDA::nvtx3)
+      target_link_libraries(CUDA::nvToolsExt INTERFACE CUDA::nvtx3)
+    else()
+      target_include_directories(CUDA::nvToolsExt INTERFACE "${CUDAToolkit_INCLUDE_DIRS}")
+    endif()
+    message(STATUS "cgtrain: no libnvToolsExt in CUDA ${CUDAToolkit_VERSION}; CUDA::nvToolsExt = header-only nvtx3")
+  endif()
+  if(NOT EXISTS "${CUDAToolkit_LIBRARY_DIR}/libnvToolsExt.so")  # torch 2.0/2.1: find_library(LIBNVTOOLSEXT ...)
+    set(LIBNVTOOLSEXT "${CMAKE_DL_LIBS}" CACHE FILEPATH "stand-in for libnvToolsExt (nvtx3 is header-only)")
+  endif()
+endif()
+CMAKE
+cmake_extra+=(-DCMAKE_PROJECT_INCLUDE="$fixups")
+
 join() { local IFS=';'; echo "$*"; }
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$(join "${prefix_path[@]}" "$TORCH_CMAKE")" \
@@ -74,7 +133,7 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
 [ -n "${CONFIGURE_ONLY:-}" ] && exit 0
 cmake --build "$BUILD" -j"${JOBS:-$(nproc)}" --target bench_train_step cgtrain cgsample cgprep cgtok ${EXTRA_TARGETS:-}
 
-# 4. What the binaries need at run time.
+# 5. What the binaries need at run time.
 {
   echo "# source me before running the GPU benches (written by bench/gpu/build.sh)"
   echo "export LD_LIBRARY_PATH=$(IFS=:; echo "${lib_path[*]}")\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"

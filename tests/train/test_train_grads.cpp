@@ -81,7 +81,21 @@ TEST(TrainGrads, ReduceNormalizeNormClip) {
   EXPECT_DOUBLE_EQ(g.clip(10 * norm, s.grad_norm), 1.0);
   EXPECT_DOUBLE_EQ(g.clip(0, s.grad_norm), 1.0);
   g.zero_grad();
-  EXPECT_FALSE(S.grad().defined());
+  EXPECT_EQ(S.grad().abs().sum().item<float>(), 0.f);
+  EXPECT_EQ(R.grad().abs().sum().item<float>(), 0.f);
+
+  // Autograd accumulates into the installed grads (views of the flat buffer) across two backward passes, and the
+  // next reduce sees exactly their sum: S.grad = Σ_dp 3·c_dp / tokens, c_dp = dp_rank + 1 on every element.
+  const double c = d.dp_rank + 1;
+  (S * c).sum().backward();
+  (S * (2 * c)).sum().backward();
+  (R * 0).sum().backward();
+  GradStats s2 = g.reduce(torch::tensor(1.0), 1);
+  double sum_c = 0;
+  for (int r = 0; r < d.dp; ++r) sum_c += r + 1;
+  EXPECT_TRUE(torch::allclose(S.grad(), torch::full({4, 3}, 3 * sum_c / d.dp), 1e-6, 1e-7));
+  EXPECT_EQ(R.grad().abs().sum().item<float>(), 0.f);
+  EXPECT_NEAR(s2.grad_norm, 3 * sum_c / d.dp * std::sqrt(12.0 * d.tp), 1e-4);
 }
 
 TEST(TrainGrads, NonFiniteLossIsSeenByEveryRank) {
