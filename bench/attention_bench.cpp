@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/omp_env.h"
 #include "model/attention.h"
 
 namespace {
@@ -36,6 +37,7 @@ at::Tensor sdpa_path(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 }  // namespace
 
 int main(int argc, char** argv) {
+  cg::reexec_with_passive_omp(argv);  // as every tool does (run_main)
   std::vector<int64_t> dims = {8, 8, 4, 512, 32};
   std::vector<int64_t> blocks = {32, 64, 128};
   int reps = 5, threads = 1;

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <exception>
 
+#include "common/omp_env.h"
 #include "dist/check.h"
 
 namespace cg::dist {
@@ -89,6 +90,7 @@ void abort_all(const std::string& msg, int code) {
 }
 
 int run_main(int argc, char** argv, int (*fn)(int, char**)) {
+  reexec_with_passive_omp(argv);  // before MPI_Init: the process may start over with OMP_WAIT_POLICY=PASSIVE
   int rc = 0;
   try {
     const Runtime& rt = init_runtime(&argc, &argv);

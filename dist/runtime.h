@@ -20,7 +20,8 @@ const Runtime& runtime();
 // Print `msg` on stderr with the rank, then MPI_Abort: every rank exits, none hangs.
 [[noreturn]] void abort_all(const std::string& msg, int code = 1);
 
-// Run `fn` and turn any escaping exception into abort_all with its message (for main()).
+// Run `fn` and turn any escaping exception into abort_all with its message (for main()). First, when OMP_WAIT_POLICY
+// is unset, the process re-executes itself with it set to PASSIVE (common/omp_env.h: why, and how to opt out).
 int run_main(int argc, char** argv, int (*fn)(int, char**));
 
 }  // namespace cg::dist

@@ -1,0 +1,19 @@
+// OpenMP's wait policy for CPU runs, fixed before libgomp starts.
+//
+// libtorch's intra-op threads (libgomp) and OpenBLAS's own pthread pool (Debian's libopenblas0-pthread) share the
+// cores. With libgomp's default policy an idle OpenMP thread spins for a while after every parallel region, on the
+// very cores OpenBLAS's threads need for the next matmul, and vice versa: on the 2-core CI machine a 2-thread tiny
+// training step took 2.0 s with the default and 0.61 s with OMP_WAIT_POLICY=PASSIVE (1 thread: 0.89 s; see
+// docs/performance.md). libgomp reads the policy once, when it is loaded (before main), so setting it from main is
+// too late: the process re-executes itself with OMP_WAIT_POLICY=PASSIVE instead.
+#pragma once
+
+namespace cg {
+
+// When OMP_WAIT_POLICY is unset: set it to PASSIVE and execv the binary again (/proc/self/exe's target, so the
+// process name stays the tool's). Same pid, arguments, open files and otherwise the same environment, so it is safe
+// under mpirun and srun; call it before MPI_Init. A value the user set (ACTIVE, PASSIVE) is kept, which is also how
+// to opt out. Returns only when no re-exec happened (or it failed: the run goes on with the policy it started with).
+void reexec_with_passive_omp(char** argv);
+
+}  // namespace cg
