@@ -31,6 +31,7 @@
 #include "common/log.h"
 #include "data/loader.h"
 #include "data/rng.h"
+#include "dist/cpu_threads.h"
 #include "dist/runtime.h"
 #include "dist/vocab_parallel_ce.h"
 #include "model/accounting.h"
@@ -128,7 +129,7 @@ int bench_main(int argc, char** argv) {
       cg::dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
   cg::init_logging(dims.rank, dims.world, "warn", false);
   const int threads = cg::train_threads(cfg.train, rt.local_size);
-  at::set_num_threads(threads);
+  cg::dist::set_cpu_threads(threads);
   const bool lead = dims.rank == 0;
 
   // Data: the real Loader, over random sequences (or real shards).

@@ -21,6 +21,7 @@
 #include "data/crystal_text.h"
 #include "data/tokenizer.h"
 #include "dist/parallel_dims.h"
+#include "dist/cpu_threads.h"
 #include "dist/runtime.h"
 #include "sampler/invariance.h"
 #include "sampler/sampling_model.h"
@@ -53,7 +54,7 @@ cg::InvarianceResult invariance(const cg::Config& c) {
   const auto dims = cg::sampling_dims(c, device, rt.world);
   CG_CHECK(dims.dp == 1, "the invariance check runs in one tp group: launch world = parallel.tp ranks (got {})",
            dims.describe());
-  if (c.train.threads > 0) torch::set_num_threads(static_cast<int>(c.train.threads));
+  cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));
   const cg::Tokenizer tok = cg::Tokenizer::load(cg::sampling_tokenizer_path(c));
   std::string what;
   auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);

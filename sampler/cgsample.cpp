@@ -21,6 +21,7 @@
 #include "data/prompt.h"
 #include "data/tokenizer.h"
 #include "dist/parallel_dims.h"
+#include "dist/cpu_threads.h"
 #include "dist/runtime.h"
 #include "sampler/cif_writer.h"
 #include "sampler/generator.h"
@@ -118,7 +119,7 @@ int run(int argc, char** argv) {
   cg::init_logging(rt.rank, rt.world, c.log.level, c.log.all_ranks);
   const at::Device device = cg::resolve_device(c.model.device, rt.local_rank);
   const auto dims = cg::sampling_dims(c, device, rt.world);
-  if (c.train.threads > 0) torch::set_num_threads(static_cast<int>(c.train.threads));
+  cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));
 
   const std::string tok_path = cg::sampling_tokenizer_path(c);
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);

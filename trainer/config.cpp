@@ -127,8 +127,8 @@ void visit_config(Config& c, F&& f) {
   f("train.val_batches", &t.val_batches, "micro-batches per validation", at_least(0));
   f("train.max_bad_steps", &t.max_bad_steps, "consecutive NaN/inf losses (skipped steps) before aborting",
     at_least(0));
-  f("train.threads", &t.threads, "torch intra-op threads per rank; 0: OMP_NUM_THREADS, else cores / local ranks",
-    at_least(0));
+  f("train.threads", &t.threads,
+    "CPU threads per rank (torch intra-op and OpenBLAS); 0: OMP_NUM_THREADS, else cores / local ranks", at_least(0));
 
   auto& k = c.checkpoint;
   f("checkpoint.every", &k.every, "save every N steps; 0: only at the end", at_least(0));

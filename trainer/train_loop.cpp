@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "data/loader.h"
 #include "common/sha256.h"
+#include "dist/cpu_threads.h"
 #include "dist/runtime.h"
 #include "model/accounting.h"
 #include "trainer/checkpoint.h"
@@ -27,15 +28,7 @@ namespace cg {
 
 namespace fs = std::filesystem;
 
-int train_threads(const TrainConfig& t, int local_size) {
-  if (t.threads > 0) return int(t.threads);
-  if (const char* e = std::getenv("OMP_NUM_THREADS")) {
-    const int n = std::atoi(e);
-    if (n > 0) return n;
-  }
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / std::max(1, local_size));
-}
+int train_threads(const TrainConfig& t, int local_size) { return dist::cpu_threads(t.threads, local_size); }
 
 std::string tokenizer_path(const DataConfig& d) {
   return d.tokenizer == "train" ? d.shards_dir + "/tokenizer.model" : d.tokenizer;
@@ -83,9 +76,12 @@ int train(const Config& cfg) {
   const dist::ParallelDims dims = dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
   init_logging(dims.rank, dims.world, cfg.log.level, cfg.log.all_ranks);
   const int threads = train_threads(cfg.train, rt.local_size);
-  torch::set_num_threads(threads);
+  dist::set_cpu_threads(threads);
   const bool lead = dims.rank == 0;
-  if (lead) spdlog::info("cgtrain: {} on {}, {} threads per rank", dims.describe(), device.str(), threads);
+  if (lead)
+    spdlog::info("cgtrain: {} on {}, {} threads per rank (OpenBLAS {}, OMP_WAIT_POLICY {})", dims.describe(),
+                 device.str(), threads, dist::openblas_threads(),
+                 std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "default");
 
   // Run folder with the resolved config (rank 0 writes; everyone waits).
   const std::string& run_dir = cfg.train.run_dir;

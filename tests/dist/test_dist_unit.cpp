@@ -3,7 +3,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
 #include "common/error.h"
+#include "dist/cpu_threads.h"
 #include "dist/parallel_dims.h"
 #include "dist/tp_ops.h"
 #include "dist/vocab_parallel_ce.h"
@@ -167,6 +172,38 @@ TEST(VocabParallelCe, TargetOutsideVocabularyIsAnError) {
   EXPECT_THROW(vocab_parallel_cross_entropy(z, torch::tensor({-1, 0}, torch::kLong), 0, make_self_comm()),
                c10::Error);
   EXPECT_THROW(vocab_parallel_cross_entropy(z, torch::tensor({1}, torch::kLong), 0, make_self_comm()), c10::Error);
+}
+
+// Both pools follow set_cpu_threads (OpenBLAS is linked into libtorch here; the check needs it present), and a
+// user's OPENBLAS_NUM_THREADS keeps OpenBLAS's pool where it is.
+TEST(CpuThreads, SetsTorchAndOpenBlasTogether) {
+  const int before = openblas_threads();
+  if (before < 0) GTEST_SKIP() << "no OpenBLAS in this process";
+  unsetenv("OPENBLAS_NUM_THREADS");
+  for (int n : {1, 3, 2}) {
+    set_cpu_threads(n);
+    EXPECT_EQ(at::get_num_threads(), n);
+    EXPECT_EQ(openblas_threads(), n);
+  }
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
+  set_cpu_threads(3);
+  EXPECT_EQ(at::get_num_threads(), 3);
+  EXPECT_EQ(openblas_threads(), 2) << "OPENBLAS_NUM_THREADS is the user's: left alone";
+  unsetenv("OPENBLAS_NUM_THREADS");
+  set_cpu_threads(1);
+  EXPECT_THROW(set_cpu_threads(0), std::exception);
+}
+
+TEST(CpuThreads, CountFromConfigThenEnvThenCores) {
+  EXPECT_EQ(cpu_threads(5, 2), 5);
+  setenv("OMP_NUM_THREADS", "3", 1);
+  EXPECT_EQ(cpu_threads(0, 2), 3);
+  setenv("OMP_NUM_THREADS", "junk", 1);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(cpu_threads(0, 1), cores);
+  EXPECT_EQ(cpu_threads(0, 1000), 1);
+  unsetenv("OMP_NUM_THREADS");
+  EXPECT_EQ(cpu_threads(0, 2), std::max(1, cores / 2));
 }
 
 }  // namespace

@@ -1,0 +1,38 @@
+#include "dist/cpu_threads.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include "common/error.h"
+
+namespace cg::dist {
+
+int cpu_threads(int64_t requested, int local_size) {
+  if (requested > 0) return static_cast<int>(requested);
+  if (const char* e = std::getenv("OMP_NUM_THREADS")) {
+    const int n = std::atoi(e);
+    if (n > 0) return n;
+  }
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, local_size));
+}
+
+void set_cpu_threads(int n) {
+  CG_CHECK(n >= 1, "thread count must be >= 1, got {}", n);
+  at::set_num_threads(n);
+  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) return;
+  using SetFn = void (*)(int);
+  if (auto set = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
+}
+
+int openblas_threads() {
+  using GetFn = int (*)();
+  auto get = reinterpret_cast<GetFn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return get ? get() : -1;
+}
+
+}  // namespace cg::dist
