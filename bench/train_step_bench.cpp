@@ -2,7 +2,7 @@
 // dp all-reduce → clip → AdamW) on random full-length sequences, timed: tokens/s, achieved FLOP/s and MFU.
 //
 //   [mpirun -np N] bench_train_step [CONFIG.yaml] [dotted.key=value ...] [--steps N] [--warmup N]
-//                                   [--peak-tflops X] [--breakdown] [--shards DIR]
+//                                   [--peak-tflops X] [--breakdown] [--profile N] [--shards DIR]
 //
 // The model is built exactly as cgtrain builds it (build_train_model: random base weights from model.init_seed,
 // LoRA from lora.*, dtype from model.dtype), the optimizer by make_optimizer, the batches by the real Loader over an
@@ -12,6 +12,7 @@
 // attention + 6 N_lora). MFU = achieved / (ranks x peak); peak per device = --peak-tflops, else a measured dense
 // matmul (fp32 on CPU, model dtype on CUDA) at this process's thread count, so a CPU MFU reads "share of this
 // machine's GEMM speed".
+// --profile N runs N more steps under bench/op_profile.h and prints the operators taking the most time (CPU).
 // --breakdown repeats the step in its phases (forward+loss, backward, grad reduce+clip, AdamW) with a timer around
 // each. Rank 0 prints one line per step and a final `RESULT {json}` line (the best step; bench/compare_cpu.sh
 // reads it).
@@ -27,6 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/ranges.h>
 
+#include "bench/op_profile.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "data/loader.h"
@@ -47,6 +49,7 @@ struct BenchArgs {
   int steps = 5, warmup = 2;
   double peak_tflops = 0;  // 0: measure
   bool breakdown = false;
+  int profile = 0;  // extra steps timed by operator
   std::string shards;
 };
 
@@ -104,6 +107,8 @@ BenchArgs take_bench_args(int argc, char** argv, std::vector<char*>* rest) {
       a.peak_tflops = std::stod(value());
     } else if (w == "--breakdown") {
       a.breakdown = true;
+    } else if (w == "--profile" && i + 1 < argc) {
+      a.profile = std::atoi(argv[++i]);
     } else if (w == "--shards") {
       a.shards = value();
     } else {
@@ -119,7 +124,7 @@ int bench_main(int argc, char** argv) {
   const BenchArgs ba = take_bench_args(argc, argv, &rest);
   auto parsed = cg::parse_cli(int(rest.size()), rest.data(), "bench_train_step",
                               "Time cgtrain's train step on random full-length sequences (tokens/s, MFU). Own flags: "
-                              "--steps N (5) --warmup N (2) --peak-tflops X (measured) --breakdown --shards DIR");
+                              "--steps N (5) --warmup N (2) --peak-tflops X (measured) --breakdown --profile N --shards DIR");
   if (!parsed) return 0;
   const cg::Config cfg = *parsed;
   const cg::dist::Runtime& rt = cg::dist::runtime();
@@ -198,6 +203,14 @@ int bench_main(int argc, char** argv) {
     if (lead)
       std::printf("step %d: %.1f ms, %.0f tokens/s, loss %.4f%s\n", i - ba.warmup, dt * 1e3, tokens_per_step / dt,
                   r.stats.loss, r.skipped ? " (skipped: non-finite)" : "");
+  }
+
+  if (ba.profile > 0) {
+    cg::bench::OpProfile prof;
+    for (int i = 0; i < ba.profile; ++i)
+      cg::train_step(m, loader, grads, opt, lr, cfg.train.grad_accum, cfg.train.clip_grad_norm, dims);
+    sync(device);
+    if (lead) cg::bench::OpProfile::print(25, ba.profile);
   }
 
   // Phase timings: the same work as train_step, a timer around each phase (grad_accum micro-steps summed).

@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <mutex>
 
 #include "common/error.h"
 #include "dist/tp_ops.h"
@@ -82,6 +83,26 @@ LoraAdapterImpl::LoraAdapterImpl(std::string hf_name, int64_t in_features, int64
   B = register_parameter("lora_B", B0);
 }
 
+at::Tensor keep_mask(at::IntArrayRef shape, double keep, at::Generator* gen, const c10::Device& device) {
+  CG_CHECK(keep > 0 && keep <= 1, "keep probability must be in (0, 1], got {}", keep);
+  if (!device.is_cpu()) {  // one Philox draw per element on the GPU is cheap; bernoulli_ is that
+    at::Tensor m = at::empty(shape, at::TensorOptions().dtype(at::kBool).device(device));
+    return gen ? m.bernoulli_(keep, *gen) : m.bernoulli_(keep);
+  }
+  at::Tensor m = at::empty(shape, at::TensorOptions().dtype(at::kBool));
+  at::Generator g = gen ? *gen : at::detail::getDefaultCPUGenerator();
+  auto* impl = at::check_generator<at::CPUGeneratorImpl>(g);
+  const uint64_t threshold = static_cast<uint64_t>(std::llround(keep * 65536.0));  // keep lane v iff v < threshold
+  bool* d = m.data_ptr<bool>();
+  const int64_t n = m.numel();
+  std::lock_guard<std::mutex> lock(impl->mutex_);
+  for (int64_t i = 0; i < n; i += 4) {
+    const uint64_t r = impl->random64();
+    for (int64_t j = 0; j < 4 && i + j < n; ++j) d[i + j] = ((r >> (16 * j)) & 0xffff) < threshold;
+  }
+  return m;
+}
+
 at::Tensor LoraAdapterImpl::dropout(const at::Tensor& x) const {
   const double p = spec_.dropout;
   if (!is_training() || p == 0.0) return x;
@@ -89,14 +110,9 @@ at::Tensor LoraAdapterImpl::dropout(const at::Tensor& x) const {
   const int64_t width = x.size(-1);
   const bool sliced = split_ == Split::Row && tp_size() > 1;
   if (sliced) shape.back() = in_;  // draw the full-width mask, keep this rank's columns
-  at::Tensor mask = at::empty(shape, x.options());
-  if (dropout_gen_) {
-    mask.bernoulli_(1.0 - p, *dropout_gen_);
-  } else {
-    mask.bernoulli_(1.0 - p);
-  }
+  at::Tensor mask = keep_mask(shape, 1.0 - p, dropout_gen_.get(), x.device());
   if (sliced) mask = mask.narrow(-1, tp_rank() * width, width);
-  return x * mask * (1.0 / (1.0 - p));
+  return x.mul(1.0 / (1.0 - p)).mul_(mask);  // bool mask: one byte per element, no float mask materialised
 }
 
 at::Tensor LoraAdapterImpl::forward(const at::Tensor& x) {

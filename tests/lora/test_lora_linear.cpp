@@ -109,6 +109,33 @@ TEST(LoraDropout, SeededMaskIsReproducibleAndOffInEval) {
   EXPECT_TRUE(torch::allclose(a1->forward(x), 64.0 * torch::ones({1000, 4})));
 }
 
+TEST(LoraDropout, KeepMaskFrequenciesAndIndependence) {
+  // 16-bit lanes of 64-bit draws: the keep rate overall and in each lane position (i mod 4) is `keep` within 5
+  // sigma, neighbours are uncorrelated, an odd length is filled to the end, and the same generator state gives
+  // the same mask.
+  auto gen = make_dropout_gen(3, at::kCPU);
+  for (double keep : {0.95, 0.5, 0.1}) {
+    const int64_t n = 1 << 20;
+    const at::Tensor m = keep_mask({n}, keep, gen.get(), at::kCPU);
+    ASSERT_EQ(m.scalar_type(), at::kBool);
+    const at::Tensor f = m.to(at::kDouble);
+    const double sigma = std::sqrt(keep * (1 - keep) / n);
+    EXPECT_NEAR(f.mean().item<double>(), keep, 5 * sigma) << keep;
+    const at::Tensor lanes = f.view({n / 4, 4}).mean(0);
+    for (int j = 0; j < 4; ++j) EXPECT_NEAR(lanes[j].item<double>(), keep, 10 * sigma) << keep << " lane " << j;
+    const at::Tensor c = f - keep;
+    const double corr = (c.narrow(0, 0, n - 1) * c.narrow(0, 1, n - 1)).mean().item<double>() / (keep * (1 - keep));
+    EXPECT_LT(std::abs(corr), 0.01) << keep;
+  }
+  const at::Tensor odd = keep_mask({3, 7}, 0.5, gen.get(), at::kCPU);
+  EXPECT_GT(odd.sum().item<int64_t>(), 0);
+  EXPECT_LT(odd.sum().item<int64_t>(), 21);
+  auto g1 = make_dropout_gen(11, at::kCPU), g2 = make_dropout_gen(11, at::kCPU);
+  EXPECT_TRUE(keep_mask({5, 9}, 0.7, g1.get(), at::kCPU).equal(keep_mask({5, 9}, 0.7, g2.get(), at::kCPU)));
+  EXPECT_TRUE(keep_mask({100}, 1.0, g1.get(), at::kCPU).all().item<bool>());
+  EXPECT_THROW(keep_mask({4}, 0.0, g1.get(), at::kCPU), cg::Error);
+}
+
 TEST(LoraFull, RoundTripAndDeltaWeight) {
   torch::manual_seed(2);
   LoraAdapter a("m", 6, 5, Split::None, spec(3, 6), nullptr);
