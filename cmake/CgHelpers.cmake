@@ -1,8 +1,8 @@
 # Small helpers shared by every folder's CMakeLists.txt.
 
-# cg_use_torch(target): link libtorch and reuse the one precompiled <torch/torch.h>.
+# cg_use_torch(target): link libtorch (and OpenMP, CG_WITH_OPENMP) and reuse the one precompiled <torch/torch.h>.
 function(cg_use_torch tgt)
-  target_link_libraries(${tgt} PUBLIC ${TORCH_LIBRARIES})
+  target_link_libraries(${tgt} PUBLIC ${TORCH_LIBRARIES} ${CG_OPENMP_LIBS})
   target_precompile_headers(${tgt} REUSE_FROM cg_torch_pch)
 endfunction()
 

@@ -1,12 +1,12 @@
 #include "dist/cpu_threads.h"
 
 #include <ATen/Parallel.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <thread>
 
+#include "common/blas_threads.h"
 #include "common/error.h"
 
 namespace cg::dist {
@@ -24,15 +24,7 @@ int cpu_threads(int64_t requested, int local_size) {
 void set_cpu_threads(int n) {
   CG_CHECK(n >= 1, "thread count must be >= 1, got {}", n);
   at::set_num_threads(n);
-  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) return;
-  using SetFn = void (*)(int);
-  if (auto set = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
-}
-
-int openblas_threads() {
-  using GetFn = int (*)();
-  auto get = reinterpret_cast<GetFn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  return get ? get() : -1;
+  if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) set_openblas_threads(n);
 }
 
 }  // namespace cg::dist

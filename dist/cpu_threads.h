@@ -7,6 +7,8 @@
 #pragma once
 #include <cstdint>
 
+#include "common/blas_threads.h"  // openblas_threads()
+
 namespace cg::dist {
 
 // The thread count for one rank: requested > 0, else OMP_NUM_THREADS (when a positive integer), else the cores
@@ -16,8 +18,5 @@ int cpu_threads(int64_t requested, int local_size);
 // torch's intra-op threads := n, and OpenBLAS's pool := n unless OPENBLAS_NUM_THREADS is set (the user's value
 // wins). OpenBLAS is found at run time (dlsym), so other BLAS libraries are simply left alone. n >= 1.
 void set_cpu_threads(int n);
-
-// OpenBLAS's current pool size, or -1 when the process has no OpenBLAS (for logs and tests).
-int openblas_threads();
 
 }  // namespace cg::dist

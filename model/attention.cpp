@@ -1,12 +1,15 @@
 #include "model/attention.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
 #include <algorithm>
+#include <optional>
 #include <limits>
 #include <vector>
 
+#include "common/blas_threads.h"
 #include "common/error.h"
 #include "model/rope.h"
 
@@ -50,7 +53,15 @@ at::Tensor diagonal_mask(int64_t bq, int64_t R, const at::Device& device) {
 // Each block's P is its own tensor (a few MB) rather than a slice of one buffer over all blocks: the C allocator
 // then recycles freed heap memory instead of mapping fresh pages per call, whose first-touch faults cost more than
 // the QK^T product itself on CPU (measured: 50 -> 10-20 ms for the tiny shape's forward scores).
+// Threads: the N independent (sequence, kv head) problems are split over torch's intra-op threads once per call
+// (at::parallel_for), each thread running the whole block loop on its slice with single-threaded kernels (OpenBLAS
+// too, for the call: common/blas_threads.h). Ops this small gain nothing from intra-op threading of their own, and a
+// parallel region per op (dozens per call) cost more than it saved: at 2 threads the attention took longer than at
+// 1. Every n is computed alike whatever the slicing, so the result does not depend on the thread count.
 class BlockCausalAttention : public torch::autograd::Function<BlockCausalAttention> {
+  static bool parallel(int64_t N) { return N > 1 && at::get_num_threads() > 1; }
+  static int64_t grain(int64_t N) { return parallel(N) ? 1 : N; }
+
  public:
   // q (N, T R, hd) pre-scaled by 1/sqrt(hd); k, v (N, T, hd). Returns O (N, T R, hd).
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q_in, const at::Tensor& k_in,
@@ -59,19 +70,27 @@ class BlockCausalAttention : public torch::autograd::Function<BlockCausalAttenti
     const int64_t N = k.size(0), T = k.size(1), hd = k.size(2);
     const Blocks b(T, block);
     auto o = at::empty({N, T * R, hd}, q.options());
-    auto scores = at::empty({N * b.bq * R * T}, q.options());  // one block's (N, rows, t1) scores
     const auto mask = diagonal_mask(b.bq, R, q.device());
     std::vector<at::Tensor> saved{q, k, v};
-    for (int64_t i = 0; i < b.n; ++i) {
-      const int64_t t0 = b.t0(i), len = b.len(i), t1 = b.keys(i), rows = len * R;
-      auto s = scores.narrow(0, 0, N * rows * t1).view({N, rows, t1});
-      at::bmm_out(s, q.narrow(1, t0 * R, rows), k.narrow(1, 0, t1).transpose(1, 2));  // (N, rows, t1)
-      s.narrow(2, t0, len).masked_fill_(mask.narrow(0, 0, rows).narrow(1, 0, len),
-                                        -std::numeric_limits<double>::infinity());
-      auto p = at::_softmax(s, -1, false);                                               // (N, rows, t1)
-      o.narrow(1, t0 * R, rows).copy_(at::bmm(p, v.narrow(1, 0, t1)));
-      saved.push_back(p);
-    }
+    for (int64_t i = 0; i < b.n; ++i) saved.push_back(at::empty({N, b.len(i) * R, b.keys(i)}, q.options()));
+    std::optional<OpenBlasSingleThreaded> one_blas_thread;  // each of torch's threads multiplies on its own
+    if (parallel(N)) one_blas_thread.emplace();
+    at::parallel_for(0, N, grain(N), [&](int64_t n0, int64_t n1) {
+      at::NoGradGuard no_grad;  // grad mode is thread-local: the pool's threads do not inherit apply()'s
+      const int64_t m = n1 - n0;
+      const auto qs = q.narrow(0, n0, m), ks = k.narrow(0, n0, m), vs = v.narrow(0, n0, m);
+      auto scores = at::empty({m * b.bq * R * T}, q.options());  // one block's (m, rows, t1) scores
+      for (int64_t i = 0; i < b.n; ++i) {
+        const int64_t t0 = b.t0(i), len = b.len(i), t1 = b.keys(i), rows = len * R;
+        auto s = scores.narrow(0, 0, m * rows * t1).view({m, rows, t1});
+        at::bmm_out(s, qs.narrow(1, t0 * R, rows), ks.narrow(1, 0, t1).transpose(1, 2));  // (m, rows, t1)
+        s.narrow(2, t0, len).masked_fill_(mask.narrow(0, 0, rows).narrow(1, 0, len),
+                                          -std::numeric_limits<double>::infinity());
+        auto p = saved[3 + i].narrow(0, n0, m);  // (m, rows, t1), contiguous
+        at::_softmax_out(p, s, -1, false);
+        o.narrow(0, n0, m).narrow(1, t0 * R, rows).copy_(at::bmm(p, vs.narrow(1, 0, t1)));
+      }
+    });
     ctx->save_for_backward(saved);
     ctx->saved_data["R"] = R;
     ctx->saved_data["block"] = block;
@@ -87,21 +106,30 @@ class BlockCausalAttention : public torch::autograd::Function<BlockCausalAttenti
     const Blocks b(T, ctx->saved_data["block"].toInt());
     const auto dout = grads[0].contiguous();  // (N, T R, hd)
     auto dq = at::empty_like(q), dk = at::zeros_like(k), dv = at::zeros_like(v);
-    auto dp_ws = at::empty({N * b.bq * R * T}, q.options()), ds_ws = at::empty_like(dp_ws);  // one block each
-    for (int64_t i = 0; i < b.n; ++i) {
-      const int64_t t0 = b.t0(i), len = b.len(i), t1 = b.keys(i), rows = len * R;
-      const auto& p = saved[3 + i];                                                        // (N, rows, t1)
-      const auto doi = dout.narrow(1, t0 * R, rows), qi = q.narrow(1, t0 * R, rows);      // (N, rows, hd)
-      const auto ki = k.narrow(1, 0, t1), vi = v.narrow(1, 0, t1);                        // (N, t1, hd)
-      auto dvi = dv.narrow(1, 0, t1), dki = dk.narrow(1, 0, t1);
-      dvi.baddbmm_(p.transpose(1, 2), doi);
-      auto dp = dp_ws.narrow(0, 0, N * rows * t1).view({N, rows, t1});
-      auto ds = ds_ws.narrow(0, 0, N * rows * t1).view({N, rows, t1});
-      at::bmm_out(dp, doi, vi.transpose(1, 2));
-      at::_softmax_backward_data_out(ds, dp, p, -1, p.scalar_type());  // P ∘ (dP − rowsum(P ∘ dP)), 0 if masked
-      dq.narrow(1, t0 * R, rows).copy_(at::bmm(ds, ki));
-      dki.baddbmm_(ds.transpose(1, 2), qi);
-    }
+    std::optional<OpenBlasSingleThreaded> one_blas_thread;
+    if (parallel(N)) one_blas_thread.emplace();
+    at::parallel_for(0, N, grain(N), [&](int64_t n0, int64_t n1) {
+      at::NoGradGuard no_grad;
+      const int64_t m = n1 - n0;
+      const auto qs = q.narrow(0, n0, m), ks = k.narrow(0, n0, m), vs = v.narrow(0, n0, m);
+      const auto douts = dout.narrow(0, n0, m);
+      auto dqs = dq.narrow(0, n0, m), dks = dk.narrow(0, n0, m), dvs = dv.narrow(0, n0, m);
+      auto dp_ws = at::empty({m * b.bq * R * T}, q.options()), ds_ws = at::empty_like(dp_ws);  // one block each
+      for (int64_t i = 0; i < b.n; ++i) {
+        const int64_t t0 = b.t0(i), len = b.len(i), t1 = b.keys(i), rows = len * R;
+        const auto p = saved[3 + i].narrow(0, n0, m);                                        // (m, rows, t1)
+        const auto doi = douts.narrow(1, t0 * R, rows), qi = qs.narrow(1, t0 * R, rows);    // (m, rows, hd)
+        const auto ki = ks.narrow(1, 0, t1), vi = vs.narrow(1, 0, t1);                      // (m, t1, hd)
+        auto dvi = dvs.narrow(1, 0, t1), dki = dks.narrow(1, 0, t1);
+        dvi.baddbmm_(p.transpose(1, 2), doi);
+        auto dp = dp_ws.narrow(0, 0, m * rows * t1).view({m, rows, t1});
+        auto ds = ds_ws.narrow(0, 0, m * rows * t1).view({m, rows, t1});
+        at::bmm_out(dp, doi, vi.transpose(1, 2));
+        at::_softmax_backward_data_out(ds, dp, p, -1, p.scalar_type());  // P ∘ (dP − rowsum(P ∘ dP)), 0 if masked
+        dqs.narrow(1, t0 * R, rows).copy_(at::bmm(ds, ki));
+        dki.baddbmm_(ds.transpose(1, 2), qi);
+      }
+    });
     return {dq, dk, dv, at::Tensor(), at::Tensor()};
   }
 };

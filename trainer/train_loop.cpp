@@ -80,7 +80,7 @@ int train(const Config& cfg) {
   const bool lead = dims.rank == 0;
   if (lead)
     spdlog::info("cgtrain: {} on {}, {} threads per rank (OpenBLAS {}, OMP_WAIT_POLICY {})", dims.describe(),
-                 device.str(), threads, dist::openblas_threads(),
+                 device.str(), threads, openblas_threads(),
                  std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "default");
 
   // Run folder with the resolved config (rank 0 writes; everyone waits).

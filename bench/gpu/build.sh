@@ -124,6 +124,9 @@ if(CUDAToolkit_FOUND)
 endif()
 CMAKE
 cmake_extra+=(-DCMAKE_PROJECT_INCLUDE="$fixups")
+# pip torch bundles its own renamed libgomp; -fopenmp would load the system's too. The CPU attention's threading is
+# all it buys, and GPU runs do not use it.
+cmake_extra+=(-DCG_WITH_OPENMP=OFF)
 
 join() { local IFS=';'; echo "$*"; }
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <tuple>
+#include <vector>
 
 #include "model/attention.h"
 #include "model/rope.h"
@@ -80,6 +81,25 @@ TEST(CausalAttention, MatchesReferenceForGqaGroupsOf1And2And4) {
 }
 
 TEST(CausalAttention, DefaultBlockAtTrainingLikeLength) { check({1, 4, 2, 300, 32, kCausalAttentionBlock}); }
+
+TEST(CausalAttention, SameBitsAtOneAndSeveralThreads) {
+  // Several threads split the (sequence, kv head) problems between them; each problem is computed alike, so output
+  // and gradients are bitwise those of one thread (5 problems: uneven slices).
+  auto g = gen(21);
+  const auto q0 = at::randn({5, 4, 40, 8}, g), k0 = at::randn({5, 1, 40, 8}, g), v0 = at::randn({5, 1, 40, 8}, g);
+  const auto dout = at::randn({5, 40, 4, 8}, g);
+  const int before = at::get_num_threads();
+  std::vector<std::vector<at::Tensor>> runs;
+  for (int threads : {1, 3}) {
+    at::set_num_threads(threads);
+    auto q = q0.clone().requires_grad_(), k = k0.clone().requires_grad_(), v = v0.clone().requires_grad_();
+    const auto o = causal_attention(q, k, v, 16);
+    o.backward(dout);
+    runs.push_back({o.detach(), q.grad(), k.grad(), v.grad()});
+  }
+  at::set_num_threads(before);
+  for (size_t i = 0; i < runs[0].size(); ++i) EXPECT_TRUE(runs[0][i].equal(runs[1][i])) << "tensor " << i;
+}
 
 TEST(CausalAttention, AcceptsNonContiguousInputsAsTheModelPassesThem) {
   // Attention::forward passes transposed views of (B, T, heads, hd) projections.
