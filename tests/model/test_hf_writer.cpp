@@ -16,21 +16,18 @@
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "model/safetensors.h"
+#include "tests/test_util.h"
 
 using namespace cg::model;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("cg_hfw_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  static int& counter() { static int c = 0; return c; }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
+using cg::test::contains;
+using cg::test::error_of;
+
+struct TempDir : cg::test::TempDir {
+  TempDir() : cg::test::TempDir("cg_hfw") {}
 };
 
 using Named = std::vector<std::pair<std::string, at::Tensor>>;
@@ -106,17 +103,6 @@ std::vector<std::string> names_in(const std::string& dir) {
   std::sort(n.begin(), n.end());
   return n;
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cg::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 LlamaConfig small_config() {
   LlamaConfig c;

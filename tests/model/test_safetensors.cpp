@@ -10,21 +10,18 @@
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "model/safetensors.h"
+#include "tests/test_util.h"
 
 using namespace cg::model;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("cg_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  static int& counter() { static int c = 0; return c; }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
+using cg::test::contains;
+using cg::test::error_of;
+
+struct TempDir : cg::test::TempDir {
+  TempDir() : cg::test::TempDir("cg_st") {}
 };
 
 // A file written byte by byte: header JSON + little-endian data, independent of write_safetensors.
@@ -35,17 +32,6 @@ void write_raw(const std::string& path, const std::string& header, const std::ve
   out << header;
   out.write(reinterpret_cast<const char*>(data.data()), data.size());
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cg::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 LlamaConfig small_config() {
   LlamaConfig c;

@@ -14,6 +14,7 @@
 #include "lora/peft.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
+#include "tests/test_util.h"
 #include "tests/trainer/export_fixture.h"
 #include "trainer/train_export.h"
 
@@ -23,15 +24,11 @@ using cg::test::write_random_hf;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("cg_export_" + std::to_string(::getpid()) + "_" + std::to_string(n()++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  static int& n() { static int c = 0; return c; }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
+using cg::test::contains;
+using cg::test::error_of;
+
+struct TempDir : cg::test::TempDir {
+  TempDir() : cg::test::TempDir("cg_export") {}
 };
 
 cg::model::LlamaConfig micro() {
@@ -40,17 +37,6 @@ cg::model::LlamaConfig micro() {
   c.num_hidden_layers = 2, c.vocab_size = 101, c.max_position_embeddings = 128;
   return c;
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cg::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::vector<std::string> model_files(const std::string& dir) {
   std::vector<std::string> n;
