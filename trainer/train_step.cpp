@@ -8,6 +8,20 @@
 
 namespace cg {
 
+namespace {
+
+// Host int32 ids -> int64 on `device`. On a GPU the ids are widened on the host, pinned and copied asynchronously:
+// a copy from pageable memory (or one that converts the dtype on the way) would wait for the stream, i.e. for the
+// previous micro-batch's backward, every micro-batch.
+at::Tensor ids_to_device(const std::vector<int32_t>& ids, at::IntArrayRef shape, const at::Device& device) {
+  at::Tensor t = at::from_blob(const_cast<int32_t*>(ids.data()), shape, at::TensorOptions().dtype(at::kInt))
+                     .to(at::kLong);  // a copy this function owns
+  if (!device.is_cuda()) return t.to(device);
+  return t.pin_memory().to(device, /*non_blocking=*/true);
+}
+
+}  // namespace
+
 at::Tensor batch_loss_sum(TrainModel& m, const Batch& b, const dist::ParallelDims& dims) {
   // Ids are checked here on the host: the cross-entropy's own check would cost a device sync per micro-batch.
   const int64_t V = m.llama->config().vocab_size;
@@ -17,11 +31,8 @@ at::Tensor batch_loss_sum(TrainModel& m, const Batch& b, const dist::ParallelDim
              "target {}, outside the model's vocabulary [0, {}); the shards were made with another tokenizer: run "
              "cgprep again or set data.tokenizer to the shards' tokenizer", i, x, t, V);
   }
-  const auto int_opts = at::TensorOptions().dtype(at::kInt);
-  at::Tensor tokens = at::from_blob(const_cast<int32_t*>(b.tokens.data()), {b.B, b.T}, int_opts)
-                          .to(m.device, at::kLong);  // (B, T)
-  at::Tensor targets = at::from_blob(const_cast<int32_t*>(b.targets.data()), {b.B * b.T}, int_opts)
-                           .to(m.device, at::kLong);  // (B*T), -100 = no loss
+  at::Tensor tokens = ids_to_device(b.tokens, {b.B, b.T}, m.device);       // (B, T)
+  at::Tensor targets = ids_to_device(b.targets, {b.B * b.T}, m.device);  // (B*T), -100 = no loss
   at::Tensor logits = m.llama->forward(tokens);       // (B, T, V_local) fp32
   at::Tensor loss = dist::vocab_parallel_cross_entropy(logits.reshape({b.B * b.T, logits.size(-1)}), targets,
                                                        m.vocab_start(), dims.tp_comm);  // (B*T)
