@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
 #include <random>
 
 #include "common/error.h"
@@ -83,18 +84,25 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
     std::vector<char> finished(B, 0);
     std::vector<const uint8_t*> masks(B, nullptr);
     std::vector<int> picked(B, -1);
+    // rows[r]: the sequence (index into this batch) in row r of the model's batch. Once a quarter of the rows hold
+    // finished sequences, the live rows of the tokens and of every layer's KV cache are gathered into a smaller
+    // batch: finished rows no longer cost compute, nor (on a GPU, where decode reads the whole cache every step)
+    // cache bandwidth. Each row's numbers do not depend on its neighbours, so the samples do not change.
+    std::vector<int64_t> rows(B);
+    std::iota(rows.begin(), rows.end(), int64_t{0});
     // Logits come to the host every step (the grammar lives there). From a GPU they land in pinned memory: a copy
     // into pageable memory runs at a fraction of the bus speed, and at batch 256 x 32k vocabulary it is 33 MB a step.
     at::Tensor host_logits;
     int64_t pos = 0;
     for (int64_t step = 0; step < params.max_new_tokens; ++step) {
-      at::Tensor logits = model_.forward(tokens, pos, &cache);  // (B, T_step, vocab_local)
+      const int64_t R = static_cast<int64_t>(rows.size());
+      at::Tensor logits = model_.forward(tokens, pos, &cache);  // (R, T_step, vocab_local)
       pos += tokens.size(1);
-      logits = logits.select(1, logits.size(1) - 1);  // (B, vocab_local)
-      if (tp_ && tp_->size() > 1) logits = dist::gather_from_tp(logits.contiguous(), tp_);  // (B, vocab_padded)
+      logits = logits.select(1, logits.size(1) - 1);  // (R, vocab_local)
+      if (tp_ && tp_->size() > 1) logits = dist::gather_from_tp(logits.contiguous(), tp_);  // (R, vocab_padded)
       logits = logits.to(at::kFloat);
       if (device.is_cuda()) {
-        if (!host_logits.defined())
+        if (!host_logits.defined() || host_logits.sizes() != logits.sizes())
           host_logits = at::empty(logits.sizes(), at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
         host_logits.copy_(logits);
       } else {
@@ -105,14 +113,19 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       // Masks first, serially (the mask cache may grow); then every sequence samples from its own logits row with
       // its own RNG stream, in parallel (independent, so the result does not depend on the thread count); then the
       // grammar states advance, serially.
-      for (int64_t b = 0; b < B; ++b)
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t b = rows[r];
         masks[b] = params.constrained && !finished[b] ? grammar.allowed(state[b]).data() : nullptr;
-      at::parallel_for(0, B, 16, [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b)
-          if (!finished[b]) picked[b] = sample_token(lp + b * row, vocab, masks[b], params.sampling, rng[b]);
+      }
+      at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t b = rows[r];
+          if (!finished[b]) picked[b] = sample_token(lp + r * row, vocab, masks[b], params.sampling, rng[b]);
+        }
       });
-      std::vector<int64_t> next(B, eos);
-      for (int64_t b = 0; b < B; ++b) {
+      std::vector<int64_t> next(R, eos);
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t b = rows[r];
         if (finished[b]) continue;
         const int tok = picked[b];
         if (tok < 0) {  // nothing allowed (cannot happen for a live grammar): stop this sequence
@@ -125,12 +138,26 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
           out[batch[b]].hit_eos = true;
         } else {
           out[batch[b]].tokens.push_back(tok);
-          next[b] = tok;
+          next[r] = tok;
           ++generated;
         }
       }
-      if (std::all_of(finished.begin(), finished.end(), [](char f) { return f != 0; })) break;
-      tokens = torch::tensor(next, at::TensorOptions().dtype(at::kLong)).view({B, 1}).to(device);  // (B, 1)
+      std::vector<int64_t> live;  // rows still generating
+      for (int64_t r = 0; r < R; ++r)
+        if (!finished[rows[r]]) live.push_back(r);
+      if (live.empty()) break;
+      if (4 * static_cast<int64_t>(live.size()) <= 3 * R) {
+        const at::Tensor idx = torch::tensor(live, at::TensorOptions().dtype(at::kLong)).to(device);
+        for (auto& k : cache.k) k = k.index_select(0, idx);
+        for (auto& v : cache.v) v = v.index_select(0, idx);
+        std::vector<int64_t> rows2, next2;
+        for (int64_t r : live) rows2.push_back(rows[r]), next2.push_back(next[r]);
+        rows.swap(rows2);
+        next.swap(next2);
+      }
+      tokens = torch::tensor(next, at::TensorOptions().dtype(at::kLong))
+                   .view({static_cast<int64_t>(next.size()), 1})
+                   .to(device);  // (rows, 1)
     }
     done += B;
     if (progress) progress(done, static_cast<int64_t>(prompts.size()), generated);
