@@ -195,6 +195,14 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   }
   // GQA: query head h uses kv head h / n_rep (HF repeat_kv: each kv head repeated n_rep times in a row).
   const int64_t n_rep = n_heads_local / n_kv_heads_local;
+  if (T == 1 && n_rep > 1) {
+    // Decode: the n_rep query heads of a kv head are all at the newest position and see every cached key, so they
+    // are n_rep "queries" of one attention against that kv head: no repeated copy of the cache (which would move
+    // n_rep times the cache through memory every step).
+    const auto qg = q.reshape({B, n_kv_heads_local, n_rep, head_dim});             // (B, n_kv, n_rep, hd)
+    const auto og = sdpa(qg, k, v, at::Tensor(), false);                            // (B, n_kv, n_rep, hd)
+    return o_proj(og.reshape({B, 1, n_heads_local * head_dim}));
+  }
   if (n_rep > 1) {
     k = k.unsqueeze(2).expand({B, n_kv_heads_local, n_rep, S, head_dim}).reshape({B, n_heads_local, S, head_dim});
     v = v.unsqueeze(2).expand({B, n_kv_heads_local, n_rep, S, head_dim}).reshape({B, n_heads_local, S, head_dim});
