@@ -133,7 +133,7 @@ int bench_main(int argc, char** argv) {
   const cg::dist::ParallelDims dims =
       cg::dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
   cg::init_logging(dims.rank, dims.world, "warn", false);
-  const int threads = cg::train_threads(cfg.train, rt.local_size);
+  const int threads = cg::dist::cpu_threads(cfg.train.threads, rt.local_size);
   cg::dist::set_cpu_threads(threads);
   const bool lead = dims.rank == 0;
 

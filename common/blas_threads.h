@@ -11,9 +11,10 @@ void set_openblas_threads(int n);
 
 // Single-threaded OpenBLAS for a scope whose own threads each call BLAS (a parallel region over independent
 // problems), restored after: otherwise every call would also fan out to the pool and the threads fight over cores.
+// active = false: a no-op (the scope runs on one thread and may keep OpenBLAS's pool).
 class OpenBlasSingleThreaded {
  public:
-  OpenBlasSingleThreaded() : saved_(openblas_threads()) {
+  explicit OpenBlasSingleThreaded(bool active = true) : saved_(active ? openblas_threads() : -1) {
     if (saved_ > 1) set_openblas_threads(1);
   }
   ~OpenBlasSingleThreaded() {

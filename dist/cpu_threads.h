@@ -7,8 +7,6 @@
 #pragma once
 #include <cstdint>
 
-#include "common/blas_threads.h"  // openblas_threads()
-
 namespace cg::dist {
 
 // The thread count for one rank: requested > 0, else OMP_NUM_THREADS (when a positive integer), else the cores

@@ -5,7 +5,6 @@
 #include <torch/version.h>
 
 #include <algorithm>
-#include <optional>
 #include <limits>
 #include <vector>
 
@@ -59,8 +58,8 @@ at::Tensor diagonal_mask(int64_t bq, int64_t R, const at::Device& device) {
 // parallel region per op (dozens per call) cost more than it saved: at 2 threads the attention took longer than at
 // 1. Every n is computed alike whatever the slicing, so the result does not depend on the thread count.
 class BlockCausalAttention : public torch::autograd::Function<BlockCausalAttention> {
+  // Whether at::parallel_for(0, N, 1, ...) will split the work (then OpenBLAS goes single-threaded for the call).
   static bool parallel(int64_t N) { return N > 1 && at::get_num_threads() > 1; }
-  static int64_t grain(int64_t N) { return parallel(N) ? 1 : N; }
 
  public:
   // q (N, T R, hd) pre-scaled by 1/sqrt(hd); k, v (N, T, hd). Returns O (N, T R, hd).
@@ -73,9 +72,8 @@ class BlockCausalAttention : public torch::autograd::Function<BlockCausalAttenti
     const auto mask = diagonal_mask(b.bq, R, q.device());
     std::vector<at::Tensor> saved{q, k, v};
     for (int64_t i = 0; i < b.n; ++i) saved.push_back(at::empty({N, b.len(i) * R, b.keys(i)}, q.options()));
-    std::optional<OpenBlasSingleThreaded> one_blas_thread;  // each of torch's threads multiplies on its own
-    if (parallel(N)) one_blas_thread.emplace();
-    at::parallel_for(0, N, grain(N), [&](int64_t n0, int64_t n1) {
+    OpenBlasSingleThreaded one_blas_thread(parallel(N));  // each of torch's threads multiplies on its own
+    at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
       at::NoGradGuard no_grad;  // grad mode is thread-local: the pool's threads do not inherit apply()'s
       const int64_t m = n1 - n0;
       const auto qs = q.narrow(0, n0, m), ks = k.narrow(0, n0, m), vs = v.narrow(0, n0, m);
@@ -106,9 +104,8 @@ class BlockCausalAttention : public torch::autograd::Function<BlockCausalAttenti
     const Blocks b(T, ctx->saved_data["block"].toInt());
     const auto dout = grads[0].contiguous();  // (N, T R, hd)
     auto dq = at::empty_like(q), dk = at::zeros_like(k), dv = at::zeros_like(v);
-    std::optional<OpenBlasSingleThreaded> one_blas_thread;
-    if (parallel(N)) one_blas_thread.emplace();
-    at::parallel_for(0, N, grain(N), [&](int64_t n0, int64_t n1) {
+    OpenBlasSingleThreaded one_blas_thread(parallel(N));
+    at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
       at::NoGradGuard no_grad;
       const int64_t m = n1 - n0;
       const auto qs = q.narrow(0, n0, m), ks = k.narrow(0, n0, m), vs = v.narrow(0, n0, m);

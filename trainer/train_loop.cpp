@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <thread>
 
 #include "common/error.h"
+#include "common/blas_threads.h"
 #include "common/log.h"
 #include "data/loader.h"
 #include "common/sha256.h"
@@ -27,8 +27,6 @@
 namespace cg {
 
 namespace fs = std::filesystem;
-
-int train_threads(const TrainConfig& t, int local_size) { return dist::cpu_threads(t.threads, local_size); }
 
 std::string tokenizer_path(const DataConfig& d) {
   return d.tokenizer == "train" ? d.shards_dir + "/tokenizer.model" : d.tokenizer;
@@ -75,7 +73,7 @@ int train(const Config& cfg) {
   const dist::Backend backend = dist::backend_from_name(cfg.parallel.backend, device.is_cuda());
   const dist::ParallelDims dims = dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
   init_logging(dims.rank, dims.world, cfg.log.level, cfg.log.all_ranks);
-  const int threads = train_threads(cfg.train, rt.local_size);
+  const int threads = dist::cpu_threads(cfg.train.threads, rt.local_size);
   dist::set_cpu_threads(threads);
   const bool lead = dims.rank == 0;
   if (lead)

@@ -13,10 +13,6 @@ namespace cg {
 // (tokenizer/vocab that does not match the shards, tp × dp != world, train.max_bad_steps non-finite steps in a row).
 int train(const Config& cfg);
 
-// CPU threads per rank: train.threads, else OMP_NUM_THREADS, else cores / ranks on this node (at least 1);
-// dist::cpu_threads.
-int train_threads(const TrainConfig& t, int local_size);
-
 // The sentencepiece model a run uses: data.tokenizer, or <data.shards_dir>/tokenizer.model when it is "train".
 std::string tokenizer_path(const DataConfig& d);
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "common/blas_threads.h"
 #include "common/error.h"
 #include "dist/cpu_threads.h"
 #include "dist/parallel_dims.h"
