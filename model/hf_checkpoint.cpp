@@ -138,19 +138,27 @@ void HfCheckpointWriter::remove_outputs() {
   completed_.clear();
 }
 
+SafetensorsWriter& HfCheckpointWriter::shard_writer() {
+  if (!cur_) {
+    const HfShard& s = shards_[shard_];
+    cur_ = std::make_unique<SafetensorsWriter>((fs::path(dir_) / s.file).string(), s.tensors, kShardMeta);
+  }
+  return *cur_;
+}
+
+void HfCheckpointWriter::close_shard() {
+  shard_writer().finish();
+  completed_.push_back(cur_->path());
+  cur_.reset();
+  ++shard_, in_shard_ = 0;
+}
+
 void HfCheckpointWriter::write(const std::string& name, const at::Tensor& t) {
   try {
     CG_CHECK(!finished_, "{}: write({}) after finish", dir_, name);
     CG_CHECK(shard_ < shards_.size(), "{}: tensor {} is beyond the planned ones", dir_, name);
-    const HfShard& s = shards_[shard_];
-    if (!cur_) cur_ = std::make_unique<SafetensorsWriter>((fs::path(dir_) / s.file).string(), s.tensors, kShardMeta);
-    cur_->write(name, t);
-    if (++in_shard_ == s.tensors.size()) {  // complete: into place now
-      cur_->finish();
-      completed_.push_back(cur_->path());
-      cur_.reset();
-      ++shard_, in_shard_ = 0;
-    }
+    shard_writer().write(name, t);
+    if (++in_shard_ == shards_[shard_].tensors.size()) close_shard();  // complete: into place now
   } catch (...) {
     remove_outputs();
     throw;
@@ -160,14 +168,10 @@ void HfCheckpointWriter::write(const std::string& name, const at::Tensor& t) {
 void HfCheckpointWriter::finish() {
   try {
     CG_CHECK(!finished_, "{}: finish twice", dir_);
-    for (; shard_ < shards_.size(); ++shard_, in_shard_ = 0) {
+    while (shard_ < shards_.size()) {  // only an empty plan's one shard is left here
       CG_CHECK(in_shard_ == shards_[shard_].tensors.size(), "{}: finish before tensor {} was written", dir_,
                shards_[shard_].tensors[in_shard_].name);
-      if (!cur_) cur_ = std::make_unique<SafetensorsWriter>((fs::path(dir_) / shards_[shard_].file).string(),
-                                                            shards_[shard_].tensors, kShardMeta);
-      cur_->finish();
-      completed_.push_back(cur_->path());
-      cur_.reset();
+      close_shard();
     }
     write_text_file(fs::path(dir_) / "config.json", config_.to_hf_json());
     completed_.push_back((fs::path(dir_) / "config.json").string());

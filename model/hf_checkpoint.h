@@ -84,6 +84,8 @@ class HfCheckpointWriter {
 
  private:
   void remove_outputs();
+  SafetensorsWriter& shard_writer();  // the current shard's writer, opened on first use
+  void close_shard();                  // finish the current shard, rename it into place, move to the next
   std::string dir_;
   LlamaConfig config_;
   std::vector<HfShard> shards_;
