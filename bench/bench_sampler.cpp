@@ -66,6 +66,10 @@ int main(int argc, char** argv) {
                 "parsed)\n",
                 constrained ? "on" : "off", s, tokens / s, num / s, complete / s, double(tokens) / num,
                 static_cast<long long>(complete), num);
+    const auto& st = gen.stats();
+    std::printf("             %lld decode steps, %.1f of %d rows busy on average, %lld prefill passes\n",
+                static_cast<long long>(st.decode_steps),
+                st.decode_steps ? double(st.decode_rows) / st.decode_steps : 0.0, batch, static_cast<long long>(st.prefills));
   }
   return 0;
 }

@@ -164,7 +164,8 @@ AttentionImpl::AttentionImpl(const std::string& prefix, const LlamaConfig& cfg, 
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                  int64_t start_pos, at::Tensor* k_cache, at::Tensor* v_cache) {
+                                  int64_t start_pos, at::Tensor* k_cache, at::Tensor* v_cache,
+                                  const RowPositions* rows) {
   const int64_t B = x.size(0), T = x.size(1);
   auto q = q_proj(x).view({B, T, n_heads_local, head_dim}).transpose(1, 2);     // (B, n_heads_local, T, hd)
   auto k = k_proj(x).view({B, T, n_kv_heads_local, head_dim}).transpose(1, 2);  // (B, n_kv_local, T, hd)
@@ -173,6 +174,23 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   k = apply_rope(k, cos, sin);
 
   const bool cached = k_cache && k_cache->defined();
+  const int64_t n_rep = n_heads_local / n_kv_heads_local;
+  if (rows) {
+    // Continuous batching: row b writes its key/value at pos[b] and attends to keys [0, pos[b]] of its cache row;
+    // the step reads [0, span) of every row, the positions past a row's own masked out.
+    CG_CHECK(cached && T == 1, "per-row positions are for one-token decode steps with a KV cache");
+    CG_CHECK(rows->span <= k_cache->size(2), "KV cache holds {} positions but the step needs {}; make the cache "
+             "longer (max_len)", k_cache->size(2), rows->span);
+    CG_CHECK(k_cache->size(0) == B && rows->pos.size(0) == B, "KV cache batch {} / {} positions != input batch {}",
+             k_cache->size(0), rows->pos.size(0), B);
+    const auto idx = rows->pos.view({B, 1, 1, 1}).expand({B, n_kv_heads_local, 1, head_dim});
+    k_cache->scatter_(2, idx, k);
+    v_cache->scatter_(2, idx, v);
+    const auto kc = k_cache->narrow(2, 0, rows->span), vc = v_cache->narrow(2, 0, rows->span);
+    // GQA as in the decode branch below: a kv head's n_rep query heads are n_rep queries against it.
+    const auto qg = q.reshape({B, n_kv_heads_local, n_rep, head_dim});  // (B, n_kv, n_rep, hd)
+    return o_proj(sdpa(qg, kc, vc, rows->mask, false).reshape({B, 1, n_heads_local * head_dim}));
+  }
   if (!cached) CG_CHECK(start_pos == 0, "start_pos {} needs a KV cache holding the earlier positions", start_pos);
   // Training / prefill on CPU: block-causal attention (skips the scores right of the diagonal blocks). GPUs keep the
   // fused SDPA (flash attention on torch 2.x).
@@ -191,7 +209,6 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     v = v_cache->narrow(2, 0, S);
   }
   // GQA: query head h uses kv head h / n_rep (HF repeat_kv: each kv head repeated n_rep times in a row).
-  const int64_t n_rep = n_heads_local / n_kv_heads_local;
   if (T == 1 && n_rep > 1) {
     // Decode: the n_rep query heads of a kv head are all at the newest position and see every cached key, so they
     // are n_rep "queries" of one attention against that kv head: no repeated copy of the cache (which would move

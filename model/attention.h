@@ -6,6 +6,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "model/kv_cache.h"
 #include "model/linear.h"
 #include "model/llama_config.h"
 
@@ -19,8 +20,10 @@ class AttentionImpl : public torch::nn::Module {
   // x (B, T, d), cos/sin (T, head_dim) for positions [start_pos, start_pos + T).
   // k_cache/v_cache (B, n_kv_local, max_len, head_dim) or undefined: when given, this step's keys/values are
   // written at [start_pos, start_pos + T) and attention sees positions [0, start_pos + T).
+  // rows (a decode step, T == 1, with a cache): every row at its own position instead of start_pos (see
+  // RowPositions); cos/sin then (B, 1, 1, head_dim).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t start_pos,
-                     at::Tensor* k_cache, at::Tensor* v_cache);
+                     at::Tensor* k_cache, at::Tensor* v_cache, const RowPositions* rows = nullptr);
 
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   const int64_t n_heads_local, n_kv_heads_local, head_dim;

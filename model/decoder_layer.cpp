@@ -17,8 +17,9 @@ DecoderLayerImpl::DecoderLayerImpl(int64_t index, const LlamaConfig& cfg, TpShap
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                     int64_t start_pos, at::Tensor* k_cache, at::Tensor* v_cache) {
-  const auto h = x + self_attn(input_layernorm(x), cos, sin, start_pos, k_cache, v_cache);  // (B, T, d)
+                                     int64_t start_pos, at::Tensor* k_cache, at::Tensor* v_cache,
+                                     const RowPositions* rows) {
+  const auto h = x + self_attn(input_layernorm(x), cos, sin, start_pos, k_cache, v_cache, rows);  // (B, T, d)
   return h + mlp(post_attention_layernorm(h));                                             // (B, T, d)
 }
 

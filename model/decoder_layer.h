@@ -17,9 +17,10 @@ class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(int64_t index, const LlamaConfig& cfg, TpShape tp, const at::TensorOptions& options);
 
-  // x (B, T, d) -> (B, T, d); cache tensors as in Attention::forward (nullptr: no cache).
+  // x (B, T, d) -> (B, T, d); cache tensors and rows as in Attention::forward (nullptr: no cache).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t start_pos = 0,
-                     at::Tensor* k_cache = nullptr, at::Tensor* v_cache = nullptr);
+                     at::Tensor* k_cache = nullptr, at::Tensor* v_cache = nullptr,
+                     const RowPositions* rows = nullptr);
   // Same result; keeps only x, cos, sin for backward and recomputes the layer there. The default CPU (and the
   // tensor's device) generator plus `generators` are rewound for the recompute, so dropout inside hooks (LoRA's)
   // draws the same masks; they are restored afterwards. Gradients flow to x and to every trainable parameter.

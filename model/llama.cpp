@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "common/error.h"
@@ -50,7 +51,39 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens, int64_t start_pos, KVCac
     else
       h = layer->forward(h, cos, sin, start_pos);
   }
-  h = model->norm(h);
+  return logits_of(h);
+}
+
+at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache) {
+  const int64_t B = tokens.size(0);
+  CG_CHECK(tokens.dim() == 2 && tokens.size(1) == 1 && tokens.scalar_type() == at::kLong,
+           "Llama::decode_step wants tokens (B, 1) int64, got {} {}", c10::str(tokens.sizes()),
+           c10::str(tokens.scalar_type()));
+  CG_CHECK(static_cast<int64_t>(positions.size()) == B && B > 0, "{} positions for {} rows", positions.size(), B);
+  CG_CHECK(cache && static_cast<int64_t>(cache->k.size()) == cfg_.num_hidden_layers && cache->batch() == B,
+           "Llama::decode_step needs a KV cache of {} layers and batch {}", cfg_.num_hidden_layers, B);
+  const auto [lo, hi] = std::minmax_element(positions.begin(), positions.end());
+  CG_CHECK(*lo >= 0 && *hi < cache->max_len, "decode positions [{}, {}] outside the KV cache's {} positions; make the "
+           "cache longer (max_len)", *lo, *hi, cache->max_len);
+  RowPositions rows;
+  rows.span = *hi + 1;
+  rows.pos = at::tensor(positions, at::TensorOptions().dtype(at::kLong)).to(device());  // (B)
+  // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
+  const auto future = at::arange(rows.span, rows.pos.options()).view({1, 1, 1, rows.span}) >
+                      rows.pos.view({B, 1, 1, 1});  // (B, 1, 1, span)
+  rows.mask = at::zeros(future.sizes(), at::TensorOptions().dtype(dtype()).device(device()))
+                  .masked_fill_(future, -std::numeric_limits<double>::infinity());
+  auto h = model->embed_tokens(tokens);  // (B, 1, d)
+  auto [cos, sin] = rope_cos_sin_at(rows.pos, cfg_.head_dim(), cfg_.rope_theta, h.scalar_type());  // (B, hd)
+  cos = cos.view({B, 1, 1, -1});  // broadcast over (B, heads, 1, hd)
+  sin = sin.view({B, 1, 1, -1});
+  for (size_t i = 0; i < model->layers->size(); ++i)
+    h = model->layers[i]->as<DecoderLayerImpl>()->forward(h, cos, sin, 0, &cache->k[i], &cache->v[i], &rows);
+  return logits_of(h);
+}
+
+at::Tensor LlamaImpl::logits_of(const at::Tensor& hidden) {
+  const auto h = model->norm(hidden);
   auto logits = lm_head(h).to(at::kFloat);  // (B, T, vocab_local)
   const auto& emb = *model->embed_tokens;
   if (emb.vocab_start + emb.vocab_local > cfg_.vocab_size) {

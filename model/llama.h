@@ -54,6 +54,11 @@ class LlamaImpl : public torch::nn::Module {
   // Padded vocabulary columns are -inf. With a cache, keys/values are stored and earlier ones attended to.
   at::Tensor forward(const at::Tensor& tokens, int64_t start_pos = 0, KVCache* cache = nullptr);
 
+  // One decode step of B sequences each at its own position (continuous batching): tokens (B, 1) int64, row b at
+  // position positions[b], its key/value written there in row b of `cache` (batch B) and positions [0, positions[b]]
+  // attended to -> logits_local (B, 1, vocab_local) fp32. Equals forward(tokens[b], positions[b], cache row b) per row.
+  at::Tensor decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache);
+
   // A zeroed cache for `batch` sequences of up to `max_len` positions, in the model's dtype and device.
   KVCache make_cache(int64_t batch, int64_t max_len) const;
 
@@ -77,6 +82,8 @@ class LlamaImpl : public torch::nn::Module {
   std::vector<at::Generator> recompute_generators;
 
  private:
+  at::Tensor logits_of(const at::Tensor& h);  // final norm, lm_head, padded vocabulary -inf
+
   LlamaConfig cfg_;
   TpShape tp_;
 };

@@ -11,7 +11,12 @@ namespace cg::model {
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(int64_t start_pos, int64_t T, int64_t head_dim, double theta,
                                                at::ScalarType dtype, at::Device device);
 
-// x (B, n_heads, T, head_dim) -> x * cos + rotate_half(x) * sin
+// cos, sin for one position per row: positions (B) int64 -> each (B, head_dim), the same values rope_cos_sin gives
+// for those positions.
+std::pair<at::Tensor, at::Tensor> rope_cos_sin_at(const at::Tensor& positions, int64_t head_dim, double theta,
+                                                  at::ScalarType dtype);
+
+// x (B, n_heads, T, head_dim) -> x * cos + rotate_half(x) * sin; cos/sin (T, head_dim) or anything broadcasting to x
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 }  // namespace cg::model

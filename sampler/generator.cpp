@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <map>
-#include <numeric>
 #include <random>
 
 #include "common/error.h"
@@ -18,23 +17,19 @@ namespace cg {
 
 namespace {
 
-// Batches of at most batch_size prompt indices of equal token length, in order of first appearance.
-std::vector<std::vector<size_t>> length_batches(const std::vector<std::vector<int32_t>>& prompts, int64_t batch_size) {
-  std::map<size_t, std::vector<size_t>> by_len;
-  std::vector<size_t> len_order;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    CG_CHECK(!prompts[i].empty(), "prompt {} is empty (it needs at least BOS)", i);
-    auto [it, fresh] = by_len.try_emplace(prompts[i].size());
-    if (fresh) len_order.push_back(prompts[i].size());
-    it->second.push_back(i);
-  }
-  std::vector<std::vector<size_t>> batches;
-  for (size_t len : len_order) {
-    const auto& idx = by_len[len];
-    for (size_t s = 0; s < idx.size(); s += batch_size)
-      batches.emplace_back(idx.begin() + s, idx.begin() + std::min<size_t>(idx.size(), s + batch_size));
-  }
-  return batches;
+// One sequence in a row of the running batch.
+struct Row {
+  size_t seq = 0;        // index into the prompts
+  int64_t pos = 0;       // the position its next input token takes (= tokens in its cache row)
+  int64_t next = 0;      // that token (the last one sampled)
+  GrammarState state;
+  std::mt19937_64 rng;
+  bool finished = false;
+};
+
+// int64 values -> a tensor on `device`.
+at::Tensor long_tensor(const std::vector<int64_t>& v, const at::Device& device) {
+  return torch::tensor(v, at::TensorOptions().dtype(at::kLong)).to(device);
 }
 
 }  // namespace
@@ -49,6 +44,48 @@ Generator::Generator(model::LlamaImpl& model, std::vector<std::string> pieces, i
            pieces_.size());
 }
 
+at::Tensor Generator::prefill(const std::vector<std::vector<int32_t>>& prompts, size_t first, size_t count,
+                              model::KVCache& cache, int64_t row0) {
+  const auto device = model_.device();
+  // Identical prompts (every unconditional prompt is the same) are computed once; distinct ones of equal length in
+  // one forward.
+  std::map<std::vector<int32_t>, int64_t> distinct;
+  std::vector<int64_t> which(count);  // admitted prompt i -> its distinct prompt
+  std::map<size_t, std::vector<int64_t>> by_len;  // length -> distinct prompts
+  std::vector<const std::vector<int32_t>*> texts;
+  for (size_t i = 0; i < count; ++i) {
+    const auto& p = prompts[first + i];
+    auto [it, fresh] = distinct.try_emplace(p, static_cast<int64_t>(texts.size()));
+    if (fresh) texts.push_back(&p), by_len[p.size()].push_back(it->second);
+    which[i] = it->second;
+  }
+  std::vector<at::Tensor> last(texts.size());  // distinct prompt -> its last position's logits (vocab_local)
+  for (const auto& [len, group] : by_len) {
+    const int64_t G = static_cast<int64_t>(group.size()), T = static_cast<int64_t>(len);
+    std::vector<int64_t> flat;
+    flat.reserve(G * T);
+    for (int64_t d : group) flat.insert(flat.end(), texts[d]->begin(), texts[d]->end());
+    const at::Tensor tokens = long_tensor(flat, device).view({G, T});
+    model::KVCache tmp = model_.make_cache(G, T);
+    const at::Tensor logits = model_.forward(tokens, 0, &tmp);  // (G, T, vocab_local)
+    ++stats_.prefills;
+    std::vector<int64_t> local(texts.size(), -1);  // distinct prompt -> its row in this group
+    for (int64_t g = 0; g < G; ++g) local[group[g]] = g, last[group[g]] = logits[g][T - 1];
+    // Copy the group's keys/values into the cache rows of the prompts that use them.
+    std::vector<int64_t> dst, src;
+    for (size_t i = 0; i < count; ++i)
+      if (local[which[i]] >= 0) dst.push_back(row0 + static_cast<int64_t>(i)), src.push_back(local[which[i]]);
+    const at::Tensor d = long_tensor(dst, device), s = long_tensor(src, device);
+    for (size_t l = 0; l < cache.k.size(); ++l) {
+      cache.k[l].narrow(2, 0, T).index_copy_(0, d, tmp.k[l].index_select(0, s));
+      cache.v[l].narrow(2, 0, T).index_copy_(0, d, tmp.v[l].index_select(0, s));
+    }
+  }
+  std::vector<at::Tensor> rows;
+  for (size_t i = 0; i < count; ++i) rows.push_back(last[which[i]]);
+  return at::stack(rows);  // (count, vocab_local)
+}
+
 std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts,
                                             const GenerationParams& params, const GenerationProgress& progress,
                                             const std::vector<uint64_t>& streams) {
@@ -58,109 +95,138 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
            params.max_new_tokens);
   CG_CHECK(streams.empty() || streams.size() == prompts.size(), "{} RNG streams for {} prompts", streams.size(),
            prompts.size());
+  const size_t n = prompts.size();
+  std::vector<Generation> out(n);
+  stats_ = {};
+  if (n == 0) return out;
+  int64_t longest = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t T = static_cast<int64_t>(prompts[i].size());
+    CG_CHECK(T > 0, "prompt {} is empty (it needs at least BOS)", i);
+    CG_CHECK(T + params.max_new_tokens <= model_.config().max_position_embeddings,
+             "prompt {} ({} tokens) + sample.max_new_tokens ({}) exceeds the model's {} positions; lower "
+             "sample.max_new_tokens",
+             i, T, params.max_new_tokens, model_.config().max_position_embeddings);
+    longest = std::max(longest, T);
+  }
   const int vocab = vocab_size();
   const int eos = eos_;
   TokenGrammar grammar(CrystalGrammar(params.mode), pieces_, eos);
-  std::vector<Generation> out(prompts.size());
-
   const auto device = model_.device();
-  int64_t done = 0, generated = 0;
-  for (const auto& batch : length_batches(prompts, params.batch_size)) {
-    const int64_t B = static_cast<int64_t>(batch.size());
-    const int64_t T = static_cast<int64_t>(prompts[batch[0]].size());
-    CG_CHECK(T + params.max_new_tokens <= model_.config().max_position_embeddings,
-             "prompt ({} tokens) + sample.max_new_tokens ({}) exceeds the model's {} positions; lower "
-             "sample.max_new_tokens",
-             T, params.max_new_tokens, model_.config().max_position_embeddings);
-    std::vector<std::mt19937_64> rng;
-    for (size_t i : batch) rng.emplace_back(Rng::derive({params.seed, streams.empty() ? i : streams[i]}));
-    std::vector<int64_t> flat;
-    flat.reserve(B * T);
-    for (size_t i : batch) flat.insert(flat.end(), prompts[i].begin(), prompts[i].end());
-    at::Tensor tokens = torch::tensor(flat, at::TensorOptions().dtype(at::kLong)).view({B, T}).to(device);  // (B, T)
-    model::KVCache cache = model_.make_cache(B, T + params.max_new_tokens);
 
-    std::vector<GrammarState> state(B, grammar.grammar().start());
-    std::vector<char> finished(B, 0);
-    std::vector<const uint8_t*> masks(B, nullptr);
-    std::vector<int> picked(B, -1);
-    // rows[r]: the sequence (index into this batch) in row r of the model's batch. Once a quarter of the rows hold
-    // finished sequences, the live rows of the tokens and of every layer's KV cache are gathered into a smaller
-    // batch: finished rows no longer cost compute, nor (on a GPU, where decode reads the whole cache every step)
-    // cache bandwidth. Each row's numbers do not depend on its neighbours, so the samples do not change.
-    std::vector<int64_t> rows(B);
-    std::iota(rows.begin(), rows.end(), int64_t{0});
-    // Logits come to the host every step (the grammar lives there). From a GPU they land in pinned memory: a copy
-    // into pageable memory runs at a fraction of the bus speed, and at batch 256 x 32k vocabulary it is 33 MB a step.
-    at::Tensor host_logits;
-    int64_t pos = 0;
-    for (int64_t step = 0; step < params.max_new_tokens; ++step) {
-      const int64_t R = static_cast<int64_t>(rows.size());
-      at::Tensor logits = model_.forward(tokens, pos, &cache);  // (R, T_step, vocab_local)
-      pos += tokens.size(1);
-      logits = logits.select(1, logits.size(1) - 1);  // (R, vocab_local)
-      if (tp_ && tp_->size() > 1) logits = dist::gather_from_tp(logits.contiguous(), tp_);  // (R, vocab_padded)
-      logits = logits.to(at::kFloat);
-      if (device.is_cuda()) {
-        if (!host_logits.defined() || host_logits.sizes() != logits.sizes())
-          host_logits = at::empty(logits.sizes(), at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
-        host_logits.copy_(logits);
-      } else {
-        host_logits = logits.contiguous();
-      }
-      const float* lp = host_logits.data_ptr<float>();
-      const int64_t row = host_logits.size(1);
-      // Masks first, serially (the mask cache may grow); then every sequence samples from its own logits row with
-      // its own RNG stream, in parallel (independent, so the result does not depend on the thread count); then the
-      // grammar states advance, serially.
-      for (int64_t r = 0; r < R; ++r) {
-        const int64_t b = rows[r];
-        masks[b] = params.constrained && !finished[b] ? grammar.allowed(state[b]).data() : nullptr;
-      }
-      at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          const int64_t b = rows[r];
-          if (!finished[b]) picked[b] = sample_token(lp + r * row, vocab, masks[b], params.sampling, rng[b]);
-        }
-      });
-      std::vector<int64_t> next(R, eos);
-      for (int64_t r = 0; r < R; ++r) {
-        const int64_t b = rows[r];
-        if (finished[b]) continue;
-        const int tok = picked[b];
-        if (tok < 0) {  // nothing allowed (cannot happen for a live grammar): stop this sequence
-          finished[b] = 1;
-          continue;
-        }
-        if (params.constrained) grammar.advance(state[b], tok);
-        if (tok == eos) {
-          finished[b] = 1;
-          out[batch[b]].hit_eos = true;
-        } else {
-          out[batch[b]].tokens.push_back(tok);
-          next[r] = tok;
-          ++generated;
-        }
-      }
-      std::vector<int64_t> live;  // rows still generating
-      for (int64_t r = 0; r < R; ++r)
-        if (!finished[rows[r]]) live.push_back(r);
-      if (live.empty()) break;
-      if (4 * static_cast<int64_t>(live.size()) <= 3 * R) {
-        const at::Tensor idx = torch::tensor(live, at::TensorOptions().dtype(at::kLong)).to(device);
-        for (auto& k : cache.k) k = k.index_select(0, idx);
-        for (auto& v : cache.v) v = v.index_select(0, idx);
-        std::vector<int64_t> rows2, next2;
-        for (int64_t r : live) rows2.push_back(rows[r]), next2.push_back(next[r]);
-        rows.swap(rows2);
-        next.swap(next2);
-      }
-      tokens = torch::tensor(next, at::TensorOptions().dtype(at::kLong))
-                   .view({static_cast<int64_t>(next.size()), 1})
-                   .to(device);  // (rows, 1)
+  // Continuous batching: up to `cap` sequences run together, rows [0, rows.size()) of the cache. A sequence that
+  // stops leaves at once (the last row moves into its place), and queued prompts are prefilled into the free rows,
+  // so the batch stays full until the queue runs dry instead of waiting for its longest sequence. Admission waits
+  // until an eighth of the rows are free (or none run): each prefill is one more pass over the weights, which is
+  // what a decode step costs on a GPU. Each sequence samples from its own RNG stream and each row's numbers do not
+  // depend on its neighbours, so which sequences share a step does not change the samples.
+  const int64_t cap = std::min<int64_t>(params.batch_size, static_cast<int64_t>(n));
+  const int64_t admit_at = std::max<int64_t>(1, cap / 8);
+  model::KVCache cache = model_.make_cache(cap, longest + params.max_new_tokens);
+  std::vector<Row> rows;
+  rows.reserve(cap);
+  std::vector<const uint8_t*> masks(cap, nullptr);
+  std::vector<int> picked(cap, -1);
+  // Logits come to the host every step (the grammar lives there). From a GPU they land in pinned memory: a copy
+  // into pageable memory runs at a fraction of the bus speed, and at batch 256 x 32k vocabulary it is 33 MB a step.
+  at::Tensor host_logits;
+  size_t queued = 0;  // prompts [0, queued) have been admitted
+  int64_t done = 0, generated = 0, reported = 0;
+  while (!rows.empty() || queued < n) {
+    std::vector<at::Tensor> parts;  // next-token logits of rows [0, R), (rows, vocab_local) each
+    const int64_t running = static_cast<int64_t>(rows.size());
+    if (running > 0) {
+      std::vector<int64_t> next(running), pos(running);
+      for (int64_t r = 0; r < running; ++r) next[r] = rows[r].next, pos[r] = rows[r].pos++;
+      const at::Tensor tokens = long_tensor(next, device).view({running, 1});
+      model::KVCache view = cache.rows(0, running);
+      parts.push_back(model_.decode_step(tokens, pos, &view).select(1, 0));
+      ++stats_.decode_steps;
+      stats_.decode_rows += running;
     }
-    done += B;
-    if (progress) progress(done, static_cast<int64_t>(prompts.size()), generated);
+    if (queued < n && (running == 0 || cap - running >= admit_at)) {
+      const size_t take = std::min<size_t>(cap - running, n - queued);
+      parts.push_back(prefill(prompts, queued, take, cache, running));
+      for (size_t i = queued; i < queued + take; ++i) {
+        Row row;
+        row.seq = i;
+        row.pos = static_cast<int64_t>(prompts[i].size());
+        row.state = grammar.grammar().start();
+        row.rng.seed(Rng::derive({params.seed, streams.empty() ? i : streams[i]}));
+        rows.push_back(std::move(row));
+      }
+      queued += take;
+    }
+    const int64_t R = static_cast<int64_t>(rows.size());
+    at::Tensor logits = parts.size() == 1 ? parts[0] : at::cat(parts, 0);  // (R, vocab_local)
+    if (tp_ && tp_->size() > 1) logits = dist::gather_from_tp(logits.contiguous(), tp_);  // (R, vocab_padded)
+    logits = logits.to(at::kFloat);
+    if (device.is_cuda()) {
+      if (!host_logits.defined() || host_logits.size(0) < R || host_logits.size(1) != logits.size(1))
+        host_logits = at::empty({cap, logits.size(1)}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+      host_logits.narrow(0, 0, R).copy_(logits);
+    } else {
+      host_logits = logits.contiguous();
+    }
+    const float* lp = host_logits.data_ptr<float>();
+    const int64_t width = host_logits.size(1);
+    // Masks first, serially (the mask cache may grow); then every sequence samples from its own logits row with its
+    // own RNG stream, in parallel (independent, so the result does not depend on the thread count); then the grammar
+    // states advance, serially.
+    for (int64_t r = 0; r < R; ++r) masks[r] = params.constrained ? grammar.allowed(rows[r].state).data() : nullptr;
+    at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        picked[r] = sample_token(lp + r * width, vocab, masks[r], params.sampling, rows[r].rng);
+    });
+    int64_t finished = 0;
+    for (int64_t r = 0; r < R; ++r) {
+      Row& row = rows[r];
+      Generation& g = out[row.seq];
+      const int tok = picked[r];
+      if (tok < 0) {  // nothing allowed (cannot happen for a live grammar): stop this sequence
+        row.finished = true;
+      } else {
+        if (params.constrained) grammar.advance(row.state, tok);
+        if (tok == eos) {
+          row.finished = g.hit_eos = true;
+        } else {
+          g.tokens.push_back(tok);
+          row.next = tok;
+          ++generated;
+          row.finished = static_cast<int64_t>(g.tokens.size()) == params.max_new_tokens;
+        }
+      }
+      finished += row.finished;
+    }
+    if (finished == 0) continue;
+    // Finished rows leave: the last running rows move into their places (their cache rows copied), so rows
+    // [0, R - finished) are the running ones.
+    const int64_t keep = R - finished;
+    std::vector<int64_t> dst, src;
+    int64_t width_used = 0;  // cache positions the moved rows hold
+    for (int64_t i = 0, j = R - 1; i < keep; ++i) {
+      if (!rows[i].finished) continue;
+      while (rows[j].finished) --j;
+      dst.push_back(i), src.push_back(j);
+      width_used = std::max(width_used, rows[j].pos);
+      rows[i] = std::move(rows[j]);
+      rows[j].finished = true;
+      --j;
+    }
+    rows.resize(keep);
+    if (!dst.empty()) {
+      const at::Tensor d = long_tensor(dst, device), s = long_tensor(src, device);
+      for (auto* layers : {&cache.k, &cache.v})
+        for (auto& t : *layers) {
+          auto used = t.narrow(2, 0, width_used);
+          used.index_copy_(0, d, used.index_select(0, s));
+        }
+    }
+    done += finished;
+    if (progress && (done - reported >= cap || done == static_cast<int64_t>(n))) {
+      progress(done, static_cast<int64_t>(n), generated);
+      reported = done;
+    }
   }
   return out;
 }

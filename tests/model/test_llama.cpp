@@ -111,6 +111,65 @@ TEST(Llama, KvCacheDecodeEqualsFullForward) {
   }
 }
 
+TEST(Llama, DecodeStepWithPerRowPositionsEqualsFullForward) {
+  // Continuous batching: three sequences of 9, 5 and 12 tokens, each prefilled alone into its own cache row (rows at
+  // different lengths), then decoded together one token per step, each row at its own position. Every row's logits
+  // equal the full forward of its sequence alone (GQA: 4 heads on 2 kv heads), and rows are independent of their
+  // neighbours (a row swapped into another slot gives the same numbers).
+  const auto c = small_config();
+  auto m = make_model(c);
+  at::NoGradGuard ng;
+  const std::vector<int64_t> lens = {9, 5, 12}, prefill = {4, 2, 7};
+  std::vector<at::Tensor> seqs, full;
+  for (size_t b = 0; b < lens.size(); ++b) {
+    seqs.push_back(tokens_for(1, lens[b], c.vocab_size, 20 + b));
+    full.push_back(m->forward(seqs[b])[0]);  // (T_b, V)
+  }
+  auto cache = m->make_cache(3, 16);
+  std::vector<int64_t> pos(3);
+  for (int64_t b = 0; b < 3; ++b) {
+    auto row = cache.rows(b, 1);
+    const auto lg = m->forward(seqs[b].narrow(1, 0, prefill[b]), 0, &row)[0];
+    EXPECT_TRUE(at::allclose(lg, full[b].narrow(0, 0, prefill[b]), 1e-5, 1e-5)) << b;
+    pos[b] = prefill[b];
+  }
+  double max_err = 0;
+  int64_t checked = 0;
+  for (int step = 0; step < 8; ++step) {
+    std::vector<int64_t> rows, rpos;  // rows still inside their sequence
+    std::vector<at::Tensor> toks;
+    for (int64_t b = 0; b < 3; ++b)
+      if (pos[b] < lens[b]) rows.push_back(b), rpos.push_back(pos[b]), toks.push_back(seqs[b].narrow(1, pos[b], 1));
+    if (rows.size() < 3) break;  // keep all three in the batch (the cache view is rows [0, 3))
+    const auto lg = m->decode_step(at::cat(toks, 0), rpos, &cache);  // (3, 1, V)
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const int64_t b = rows[r];
+      max_err = std::max(max_err, (lg[r][0] - full[b][pos[b]]).abs().max().item<double>());
+      ++checked;
+      ++pos[b];
+    }
+  }
+  EXPECT_EQ(checked, 3 * 3);  // the 5-token row ends after 3 steps
+  EXPECT_LT(max_err, 1e-5);
+  // Rows 0 and 2 swapped (their cache rows too): row 2's numbers are the same whichever slot it is in.
+  auto swapped = m->make_cache(2, 16);
+  for (size_t l = 0; l < swapped.k.size(); ++l) {
+    swapped.k[l].copy_(cache.k[l].index_select(0, at::tensor({int64_t{2}, int64_t{0}})));
+    swapped.v[l].copy_(cache.v[l].index_select(0, at::tensor({int64_t{2}, int64_t{0}})));
+  }
+  const auto a = m->decode_step(at::cat({seqs[2].narrow(1, pos[2], 1), seqs[0].narrow(1, pos[0], 1)}, 0),
+                                {pos[2], pos[0]}, &swapped);
+  EXPECT_TRUE(at::allclose(a[0][0], full[2][pos[2]], 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(a[1][0], full[0][pos[0]], 1e-5, 1e-5));
+  // A position past the cache is an error that says what to change.
+  try {
+    m->decode_step(at::zeros({2, 1}, at::kLong), {3, 16}, &swapped);
+    FAIL() << "expected an error";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_len"), std::string::npos) << e.what();
+  }
+}
+
 namespace {
 // loss = sum(logits * fixed random weights); returns grads of every base param and of the embedding output.
 std::map<std::string, at::Tensor> grads_of(Llama& m, const at::Tensor& tok, const at::Tensor& wts) {

@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <set>
+
 #include "data/crystal_text.h"
 #include "data/elements.h"
 #include "data/mp20.h"
@@ -121,6 +123,70 @@ TEST(Generator, SamplesDoNotDependOnBatchingOrStreamsOrder) {
   }
   EXPECT_EQ(c[0].tokens, a[4].tokens);
   EXPECT_NE(a[0].tokens, a[1].tokens);  // same prompt, different streams
+}
+
+TEST(Generator, MixedPromptLengthsGiveTheSameSamplesAtAnyBatchSize) {
+  // Prompts of several lengths (formula / space group conditions) decode side by side, each row at its own position;
+  // a sequence's tokens are the same whether it runs alone (batch 1), in a continuously refilled batch of 3, or with
+  // all prompts at once. Identical prompts are prefilled once, distinct lengths in one pass each.
+  Fixture& f = fixture();
+  Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
+  std::vector<std::vector<int32_t>> prompts;
+  std::set<size_t> lengths;
+  for (int i = 0; i < 9; ++i) {
+    GenerationConditions c;
+    if (i % 3 == 1) c.formula = f.crystals[i].formula;
+    if (i % 3 == 2) c.spacegroup = 1 + 20 * i;
+    prompts.push_back(f.tok.encode(generation_prompt(c), true));
+    lengths.insert(prompts.back().size());
+  }
+  ASSERT_GE(lengths.size(), 3u);
+  GenerationParams p;
+  p.max_new_tokens = 40;
+  p.sampling = {1.0, 1.0, 0};
+  p.seed = 21;
+  p.batch_size = 1;
+  const auto alone = gen.generate(prompts, p);
+  for (int64_t batch : {3, 16}) {
+    p.batch_size = batch;
+    const auto out = gen.generate(prompts, p);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      EXPECT_EQ(out[i].tokens, alone[i].tokens) << i << " batch " << batch;
+      EXPECT_EQ(out[i].hit_eos, alone[i].hit_eos) << i << " batch " << batch;
+    }
+  }
+  // batch 16: everything admitted in the first step; the 3 unconditional prompts share one prefill row.
+  EXPECT_EQ(gen.stats().prefills, static_cast<int64_t>(lengths.size()));
+}
+
+TEST(Generator, ContinuousBatchingKeepsTheBatchFull) {
+  // 16 sequences through 4 rows. Every decoded row samples a token (the first token of each sequence comes from its
+  // prefill), so decode_rows = sampled tokens - sequences: no row ever decodes for a finished sequence. Static
+  // batches of 4 would need, per batch, as many steps as its longest sequence; refilling rows needs fewer.
+  Fixture& f = fixture();
+  Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
+  GenerationParams p;
+  p.max_new_tokens = 60;
+  p.batch_size = 4;
+  p.sampling = {1.0, 1.0, 0};
+  p.seed = 3;
+  const int n = 16;
+  const auto out = gen.generate(gen_prompts(n), p);
+  int64_t sampled = 0, static_steps = 0, longest = 0;
+  std::set<size_t> sizes;
+  for (int i = 0; i < n; ++i) {
+    const int64_t k = static_cast<int64_t>(out[i].tokens.size()) + (out[i].hit_eos ? 1 : 0);
+    sampled += k;
+    longest = std::max(longest, k);
+    sizes.insert(out[i].tokens.size());
+    if (i % 4 == 3) static_steps += longest - 1, longest = 0;
+  }
+  ASSERT_GE(sizes.size(), 4u) << "lengths should vary for this test to mean anything";
+  const auto& st = gen.stats();
+  EXPECT_EQ(st.decode_rows, sampled - n);
+  EXPECT_GE(st.decode_steps * 4, st.decode_rows);  // at most 4 rows a step
+  EXPECT_LT(st.decode_steps, static_steps);
+  EXPECT_GT(st.decode_rows, 3 * st.decode_steps);  // mostly full: more than 3 of 4 rows busy on average
 }
 
 TEST(Generator, SamplesDoNotDependOnTheThreadCount) {
