@@ -179,17 +179,23 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     // Continuous batching: row b writes its key/value at pos[b] and attends to keys [0, pos[b]] of its cache row;
     // the step reads [0, span) of every row, the positions past a row's own masked out.
     CG_CHECK(cached && T == 1, "per-row positions are for one-token decode steps with a KV cache");
-    CG_CHECK(rows->span <= k_cache->size(2), "KV cache holds {} positions but the step needs {}; make the cache "
-             "longer (max_len)", k_cache->size(2), rows->span);
     CG_CHECK(k_cache->size(0) == B && rows->pos.size(0) == B, "KV cache batch {} / {} positions != input batch {}",
              k_cache->size(0), rows->pos.size(0), B);
     const auto idx = rows->pos.view({B, 1, 1, 1}).expand({B, n_kv_heads_local, 1, head_dim});
     k_cache->scatter_(2, idx, k);
     v_cache->scatter_(2, idx, v);
-    const auto kc = k_cache->narrow(2, 0, rows->span), vc = v_cache->narrow(2, 0, rows->span);
     // GQA as in the decode branch below: a kv head's n_rep query heads are n_rep queries against it.
     const auto qg = q.reshape({B, n_kv_heads_local, n_rep, head_dim});  // (B, n_kv, n_rep, hd)
-    return o_proj(sdpa(qg, kc, vc, rows->mask, false).reshape({B, 1, n_heads_local * head_dim}));
+    std::vector<at::Tensor> outs;
+    for (const auto& c : rows->chunks) {
+      CG_CHECK(c.span <= k_cache->size(2), "KV cache holds {} positions but the step needs {}; make the cache "
+               "longer (max_len)", k_cache->size(2), c.span);
+      const auto kc = k_cache->narrow(0, c.start, c.rows).narrow(2, 0, c.span);
+      const auto vc = v_cache->narrow(0, c.start, c.rows).narrow(2, 0, c.span);
+      outs.push_back(sdpa(qg.narrow(0, c.start, c.rows), kc, vc, c.mask, false));  // (rows, n_kv, n_rep, hd)
+    }
+    const auto og = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+    return o_proj(og.reshape({B, 1, n_heads_local * head_dim}));
   }
   if (!cached) CG_CHECK(start_pos == 0, "start_pos {} needs a KV cache holding the earlier positions", start_pos);
   // Training / prefill on CPU: block-causal attention (skips the scores right of the diagonal blocks). GPUs keep the

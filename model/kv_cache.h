@@ -23,11 +23,24 @@ struct KVCache {
   }
 };
 
-// Row b writes its key/value at position pos[b] of its cache row and attends to positions [0, pos[b]].
-struct RowPositions {
-  at::Tensor pos;    // (B) int64 on the model's device
-  at::Tensor mask;   // (B, 1, 1, span) additive, the model's dtype: 0 where key position <= pos[b], else -inf
-  int64_t span = 0;  // max(pos) + 1: the cache positions this step reads
+// Rows [start, start + rows) of a decode step, reading cache positions [0, span).
+struct DecodeChunk {
+  int64_t start = 0, rows = 0, span = 0;
+  at::Tensor mask;  // (rows, 1, 1, span) additive, the model's dtype: 0 where key position <= pos[b], else -inf
 };
+
+// Row b writes its key/value at position pos[b] of its cache row and attends to positions [0, pos[b]]. A row reads
+// the positions up to its chunk's span (the rest masked): rows at very different positions are split into chunks
+// so that short rows do not read the long rows' positions.
+struct RowPositions {
+  at::Tensor pos;  // (B) int64 on the model's device
+  std::vector<DecodeChunk> chunks;
+};
+
+// The split of rows [0, positions.size()) into at most max_chunks contiguous chunks (span = 1 + the chunk's largest
+// position) minimising sum(rows * span) + chunk_cost * chunks: cached positions read, plus a price per extra
+// attention call. Exact (dynamic programming over the row order); masks left undefined.
+std::vector<DecodeChunk> decode_chunks(const std::vector<int64_t>& positions, int64_t max_chunks,
+                                       int64_t chunk_cost);
 
 }  // namespace cg::model

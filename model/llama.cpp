@@ -54,7 +54,8 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens, int64_t start_pos, KVCac
   return logits_of(h);
 }
 
-at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache) {
+at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache,
+                                  int64_t max_chunks, int64_t chunk_cost) {
   const int64_t B = tokens.size(0);
   CG_CHECK(tokens.dim() == 2 && tokens.size(1) == 1 && tokens.scalar_type() == at::kLong,
            "Llama::decode_step wants tokens (B, 1) int64, got {} {}", c10::str(tokens.sizes()),
@@ -66,13 +67,15 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
   CG_CHECK(*lo >= 0 && *hi < cache->max_len, "decode positions [{}, {}] outside the KV cache's {} positions; make the "
            "cache longer (max_len)", *lo, *hi, cache->max_len);
   RowPositions rows;
-  rows.span = *hi + 1;
   rows.pos = at::tensor(positions, at::TensorOptions().dtype(at::kLong)).to(device());  // (B)
-  // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
-  const auto future = at::arange(rows.span, rows.pos.options()).view({1, 1, 1, rows.span}) >
-                      rows.pos.view({B, 1, 1, 1});  // (B, 1, 1, span)
-  rows.mask = at::zeros(future.sizes(), at::TensorOptions().dtype(dtype()).device(device()))
-                  .masked_fill_(future, -std::numeric_limits<double>::infinity());
+  rows.chunks = decode_chunks(positions, max_chunks, chunk_cost);
+  for (auto& c : rows.chunks) {
+    // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
+    const auto future = at::arange(c.span, rows.pos.options()).view({1, 1, 1, c.span}) >
+                        rows.pos.narrow(0, c.start, c.rows).view({c.rows, 1, 1, 1});  // (rows, 1, 1, span)
+    c.mask = at::zeros(future.sizes(), at::TensorOptions().dtype(dtype()).device(device()))
+                 .masked_fill_(future, -std::numeric_limits<double>::infinity());
+  }
   auto h = model->embed_tokens(tokens);  // (B, 1, d)
   auto [cos, sin] = rope_cos_sin_at(rows.pos, cfg_.head_dim(), cfg_.rope_theta, h.scalar_type());  // (B, hd)
   cos = cos.view({B, 1, 1, -1});  // broadcast over (B, heads, 1, hd)

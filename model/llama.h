@@ -44,6 +44,12 @@ struct ParamSpec {
   at::Tensor slice_of(const at::Tensor& full) const;
 };
 
+// decode_step's attention split: at most this many chunks, each priced as this many cached positions read per layer.
+// A chunk is one more attention call per layer, a few microseconds; one cached position of a 7B layer is 16 KB of
+// keys and values, so 1024 of them are 16 MB, ~5 us of H100 bandwidth.
+constexpr int64_t kDecodeMaxChunks = 4;
+constexpr int64_t kDecodeChunkCost = 1024;
+
 class LlamaImpl : public torch::nn::Module {
  public:
   // options: dtype and device of the base weights (fp32 on CPU, bf16 on GPU). Weights are uninitialised until
@@ -57,7 +63,10 @@ class LlamaImpl : public torch::nn::Module {
   // One decode step of B sequences each at its own position (continuous batching): tokens (B, 1) int64, row b at
   // position positions[b], its key/value written there in row b of `cache` (batch B) and positions [0, positions[b]]
   // attended to -> logits_local (B, 1, vocab_local) fp32. Equals forward(tokens[b], positions[b], cache row b) per row.
-  at::Tensor decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache);
+  // Attention runs over up to max_chunks contiguous row ranges (decode_chunks): rows kept in order of position read
+  // few positions they do not attend to.
+  at::Tensor decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache,
+                         int64_t max_chunks = kDecodeMaxChunks, int64_t chunk_cost = kDecodeChunkCost);
 
   // A zeroed cache for `batch` sequences of up to `max_len` positions, in the model's dtype and device.
   KVCache make_cache(int64_t batch, int64_t max_len) const;

@@ -152,9 +152,11 @@ int run(int argc, char** argv) {
   const auto results = cg::generate_data_parallel(gen, prompts, gp, dims, progress);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto& st = gen.stats();
-  spdlog::info("cgsample: {} decode steps{} with {:.1f} of {} rows busy on average, {} prefill passes", st.decode_steps,
-               dims.dp > 1 ? " (dp group 0)" : "",
-               st.decode_steps ? double(st.decode_rows) / st.decode_steps : 0.0, gp.batch_size, st.prefills);
+  spdlog::info("cgsample: {} decode steps{} with {:.1f} of {} rows busy on average, {} prefill passes; attention read "
+               "{:.0f}% more cached positions than the rows attend to",
+               st.decode_steps, dims.dp > 1 ? " (dp group 0)" : "",
+               st.decode_steps ? double(st.decode_rows) / st.decode_steps : 0.0, gp.batch_size, st.prefills,
+               st.cache_needed ? 100.0 * (st.cache_read - st.cache_needed) / st.cache_needed : 0.0);
   if (dims.rank != 0) return 0;
 
   const fs::path out = c.sample.out_dir;

@@ -22,6 +22,7 @@ struct Row {
   size_t seq = 0;        // index into the prompts
   int64_t pos = 0;       // the position its next input token takes (= tokens in its cache row)
   int64_t next = 0;      // that token (the last one sampled)
+  int64_t cohort = 0;    // the admission it came in with
   GrammarState state;
   std::mt19937_64 rng;
   bool finished = false;
@@ -115,7 +116,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   const auto device = model_.device();
 
   // Continuous batching: up to `cap` sequences run together, rows [0, rows.size()) of the cache. A sequence that
-  // stops leaves at once (the last row moves into its place), and queued prompts are prefilled into the free rows,
+  // stops leaves at once (later rows move up, below), and queued prompts are prefilled into the free rows at the end,
   // so the batch stays full until the queue runs dry instead of waiting for its longest sequence. Admission waits
   // until an eighth of the rows are free (or none run): each prefill is one more pass over the weights, which is
   // what a decode step costs on a GPU. Each sequence samples from its own RNG stream and each row's numbers do not
@@ -131,13 +132,19 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   // into pageable memory runs at a fraction of the bus speed, and at batch 256 x 32k vocabulary it is 33 MB a step.
   at::Tensor host_logits;
   size_t queued = 0;  // prompts [0, queued) have been admitted
+  int64_t admissions = 0;
   int64_t done = 0, generated = 0, reported = 0;
   while (!rows.empty() || queued < n) {
     std::vector<at::Tensor> parts;  // next-token logits of rows [0, R), (rows, vocab_local) each
     const int64_t running = static_cast<int64_t>(rows.size());
     if (running > 0) {
       std::vector<int64_t> next(running), pos(running);
-      for (int64_t r = 0; r < running; ++r) next[r] = rows[r].next, pos[r] = rows[r].pos++;
+      for (int64_t r = 0; r < running; ++r) {
+        next[r] = rows[r].next, pos[r] = rows[r].pos++;
+        stats_.cache_needed += pos[r] + 1;
+      }
+      for (const auto& c : model::decode_chunks(pos, model::kDecodeMaxChunks, model::kDecodeChunkCost))
+        stats_.cache_read += c.rows * c.span;  // what decode_step's attention reads
       const at::Tensor tokens = long_tensor(next, device).view({running, 1});
       model::KVCache view = cache.rows(0, running);
       parts.push_back(model_.decode_step(tokens, pos, &view).select(1, 0));
@@ -150,12 +157,14 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       for (size_t i = queued; i < queued + take; ++i) {
         Row row;
         row.seq = i;
+        row.cohort = admissions;
         row.pos = static_cast<int64_t>(prompts[i].size());
         row.state = grammar.grammar().start();
         row.rng.seed(Rng::derive({params.seed, streams.empty() ? i : streams[i]}));
         rows.push_back(std::move(row));
       }
       queued += take;
+      ++admissions;
     }
     const int64_t R = static_cast<int64_t>(rows.size());
     at::Tensor logits = parts.size() == 1 ? parts[0] : at::cat(parts, 0);  // (R, vocab_local)
@@ -199,27 +208,46 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       finished += row.finished;
     }
     if (finished == 0) continue;
-    // Finished rows leave: the last running rows move into their places (their cache rows copied), so rows
-    // [0, R - finished) are the running ones.
+    // Finished rows leave. The rows stay grouped by admission, oldest first, so positions fall along the rows and
+    // decode_step's attention chunks read few positions a row does not attend to (a row admitted late does not read
+    // up to the oldest row's position). Each admission's survivors take a block of rows where the earlier ones end;
+    // a survivor already inside its block stays, the others move into the gaps (their cache rows copied): about one
+    // move per later admission for each sequence that ends.
     const int64_t keep = R - finished;
-    std::vector<int64_t> dst, src;
+    std::vector<int64_t> dest(R, -1), dst, src, movers;  // row r goes to dest[r]; moves dst <- src
+    std::vector<char> taken(keep, 0);
     int64_t width_used = 0;  // cache positions the moved rows hold
-    for (int64_t i = 0, j = R - 1; i < keep; ++i) {
-      if (!rows[i].finished) continue;
-      while (rows[j].finished) --j;
-      dst.push_back(i), src.push_back(j);
-      width_used = std::max(width_used, rows[j].pos);
-      rows[i] = std::move(rows[j]);
-      rows[j].finished = true;
-      --j;
+    for (int64_t r = 0, begin = 0; r < R;) {
+      int64_t e = r, alive = 0;  // rows [r, e): one admission's
+      for (; e < R && rows[e].cohort == rows[r].cohort; ++e) alive += !rows[e].finished;
+      const int64_t end = begin + alive;  // its block of the kept rows: [begin, end)
+      int64_t gap = begin;
+      for (int64_t i = r; i < e; ++i) {
+        if (rows[i].finished) continue;
+        if (i >= begin && i < end)
+          dest[i] = i, taken[i] = 1;
+        else
+          movers.push_back(i);
+      }
+      for (int64_t i : movers) {
+        while (taken[gap]) ++gap;
+        dest[i] = gap, taken[gap] = 1;
+        dst.push_back(gap), src.push_back(i);
+        width_used = std::max(width_used, rows[i].pos);
+      }
+      movers.clear();
+      r = e, begin = end;
     }
-    rows.resize(keep);
+    std::vector<Row> kept(keep);
+    for (int64_t r = 0; r < R; ++r)
+      if (dest[r] >= 0) kept[dest[r]] = std::move(rows[r]);
+    rows.swap(kept);
     if (!dst.empty()) {
       const at::Tensor d = long_tensor(dst, device), s = long_tensor(src, device);
       for (auto* layers : {&cache.k, &cache.v})
         for (auto& t : *layers) {
           auto used = t.narrow(2, 0, width_used);
-          used.index_copy_(0, d, used.index_select(0, s));
+          used.index_copy_(0, d, used.index_select(0, s));  // the sources are read before anything is written
         }
     }
     done += finished;

@@ -47,6 +47,8 @@ struct GenerationStats {
   int64_t decode_steps = 0;  // one-token forward passes over the running rows
   int64_t decode_rows = 0;   // rows in them, summed (one sampled token each)
   int64_t prefills = 0;      // prompt forward passes (one per admission and distinct prompt length)
+  int64_t cache_read = 0;    // cached positions the decode steps' attention read (rows x span, summed)
+  int64_t cache_needed = 0;  // of those, the ones a row attends to (its own positions)
 };
 
 // Called with (sequences done, total, tokens generated so far) each time about batch_size more sequences have

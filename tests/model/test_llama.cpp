@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <random>
+
 #include "common/error.h"
 #include "model/llama.h"
 #include "reference_llama.h"
@@ -125,48 +127,96 @@ TEST(Llama, DecodeStepWithPerRowPositionsEqualsFullForward) {
     seqs.push_back(tokens_for(1, lens[b], c.vocab_size, 20 + b));
     full.push_back(m->forward(seqs[b])[0]);  // (T_b, V)
   }
-  auto cache = m->make_cache(3, 16);
-  std::vector<int64_t> pos(3);
-  for (int64_t b = 0; b < 3; ++b) {
-    auto row = cache.rows(b, 1);
-    const auto lg = m->forward(seqs[b].narrow(1, 0, prefill[b]), 0, &row)[0];
-    EXPECT_TRUE(at::allclose(lg, full[b].narrow(0, 0, prefill[b]), 1e-5, 1e-5)) << b;
-    pos[b] = prefill[b];
-  }
-  double max_err = 0;
-  int64_t checked = 0;
-  for (int step = 0; step < 8; ++step) {
-    std::vector<int64_t> rows, rpos;  // rows still inside their sequence
-    std::vector<at::Tensor> toks;
-    for (int64_t b = 0; b < 3; ++b)
-      if (pos[b] < lens[b]) rows.push_back(b), rpos.push_back(pos[b]), toks.push_back(seqs[b].narrow(1, pos[b], 1));
-    if (rows.size() < 3) break;  // keep all three in the batch (the cache view is rows [0, 3))
-    const auto lg = m->decode_step(at::cat(toks, 0), rpos, &cache);  // (3, 1, V)
-    for (size_t r = 0; r < rows.size(); ++r) {
-      const int64_t b = rows[r];
-      max_err = std::max(max_err, (lg[r][0] - full[b][pos[b]]).abs().max().item<double>());
-      ++checked;
-      ++pos[b];
+  // Attention over one chunk of rows (span: the longest row), and over one chunk per row (chunk cost 0).
+  for (const int64_t max_chunks : {1, 3}) {
+    SCOPED_TRACE(max_chunks);
+    auto cache = m->make_cache(3, 16);
+    std::vector<int64_t> pos(3);
+    for (int64_t b = 0; b < 3; ++b) {
+      auto row = cache.rows(b, 1);
+      const auto lg = m->forward(seqs[b].narrow(1, 0, prefill[b]), 0, &row)[0];
+      EXPECT_TRUE(at::allclose(lg, full[b].narrow(0, 0, prefill[b]), 1e-5, 1e-5)) << b;
+      pos[b] = prefill[b];
+    }
+    EXPECT_EQ(decode_chunks(pos, max_chunks, 0).size(), static_cast<size_t>(max_chunks));
+    double max_err = 0;
+    int64_t checked = 0;
+    for (int step = 0; step < 8; ++step) {
+      std::vector<int64_t> rows, rpos;  // rows still inside their sequence
+      std::vector<at::Tensor> toks;
+      for (int64_t b = 0; b < 3; ++b)
+        if (pos[b] < lens[b])
+          rows.push_back(b), rpos.push_back(pos[b]), toks.push_back(seqs[b].narrow(1, pos[b], 1));
+      if (rows.size() < 3) break;  // keep all three in the batch (the cache view is rows [0, 3))
+      const auto lg = m->decode_step(at::cat(toks, 0), rpos, &cache, max_chunks, 0);  // (3, 1, V)
+      for (size_t r = 0; r < rows.size(); ++r) {
+        const int64_t b = rows[r];
+        max_err = std::max(max_err, (lg[r][0] - full[b][pos[b]]).abs().max().item<double>());
+        ++checked;
+        ++pos[b];
+      }
+    }
+    EXPECT_EQ(checked, 3 * 3);  // the 5-token row ends after 3 steps
+    EXPECT_LT(max_err, 1e-5);
+    if (max_chunks == 1) continue;
+    // Rows 0 and 2 swapped (their cache rows too): row 2's numbers are the same whichever slot it is in.
+    auto swapped = m->make_cache(2, 16);
+    for (size_t l = 0; l < swapped.k.size(); ++l) {
+      swapped.k[l].copy_(cache.k[l].index_select(0, at::tensor({int64_t{2}, int64_t{0}})));
+      swapped.v[l].copy_(cache.v[l].index_select(0, at::tensor({int64_t{2}, int64_t{0}})));
+    }
+    const auto a = m->decode_step(at::cat({seqs[2].narrow(1, pos[2], 1), seqs[0].narrow(1, pos[0], 1)}, 0),
+                                  {pos[2], pos[0]}, &swapped);
+    EXPECT_TRUE(at::allclose(a[0][0], full[2][pos[2]], 1e-5, 1e-5));
+    EXPECT_TRUE(at::allclose(a[1][0], full[0][pos[0]], 1e-5, 1e-5));
+    // A position past the cache is an error that says what to change.
+    try {
+      m->decode_step(at::zeros({2, 1}, at::kLong), {3, 16}, &swapped);
+      FAIL() << "expected an error";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("max_len"), std::string::npos) << e.what();
     }
   }
-  EXPECT_EQ(checked, 3 * 3);  // the 5-token row ends after 3 steps
-  EXPECT_LT(max_err, 1e-5);
-  // Rows 0 and 2 swapped (their cache rows too): row 2's numbers are the same whichever slot it is in.
-  auto swapped = m->make_cache(2, 16);
-  for (size_t l = 0; l < swapped.k.size(); ++l) {
-    swapped.k[l].copy_(cache.k[l].index_select(0, at::tensor({int64_t{2}, int64_t{0}})));
-    swapped.v[l].copy_(cache.v[l].index_select(0, at::tensor({int64_t{2}, int64_t{0}})));
-  }
-  const auto a = m->decode_step(at::cat({seqs[2].narrow(1, pos[2], 1), seqs[0].narrow(1, pos[0], 1)}, 0),
-                                {pos[2], pos[0]}, &swapped);
-  EXPECT_TRUE(at::allclose(a[0][0], full[2][pos[2]], 1e-5, 1e-5));
-  EXPECT_TRUE(at::allclose(a[1][0], full[0][pos[0]], 1e-5, 1e-5));
-  // A position past the cache is an error that says what to change.
-  try {
-    m->decode_step(at::zeros({2, 1}, at::kLong), {3, 16}, &swapped);
-    FAIL() << "expected an error";
-  } catch (const cg::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("max_len"), std::string::npos) << e.what();
+}
+
+TEST(Llama, DecodeChunksIsTheCheapestContiguousSplit) {
+  // By hand: rows at 9, 9, 2, 2. One chunk reads 4 x 10 = 40 positions; two chunks 2 x 10 + 2 x 3 = 26. At a price
+  // of 20 per chunk, one chunk (60) beats two (66).
+  auto c = decode_chunks({9, 9, 2, 2}, 2, 0);
+  ASSERT_EQ(c.size(), 2u);
+  auto triple = [](const DecodeChunk& ch) { return std::vector<int64_t>{ch.start, ch.rows, ch.span}; };
+  EXPECT_EQ(triple(c[0]), (std::vector<int64_t>{0, 2, 10}));
+  EXPECT_EQ(triple(c[1]), (std::vector<int64_t>{2, 2, 3}));
+  c = decode_chunks({9, 9, 2, 2}, 2, 20);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(triple(c[0]), (std::vector<int64_t>{0, 4, 10}));
+  // Against every split (brute force over the 2^(n-1) cut sets) for random positions.
+  std::mt19937 rng(4);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int n = 1 + rng() % 8, max_chunks = 1 + rng() % 4, cost = std::vector<int>{0, 3, 40}[rng() % 3];
+    std::vector<int64_t> pos(n);
+    for (auto& p : pos) p = rng() % 30;
+    int64_t best = std::numeric_limits<int64_t>::max();
+    for (uint32_t cuts = 0; cuts < (1u << (n - 1)); ++cuts) {  // bit i: a chunk ends after row i
+      if (__builtin_popcount(cuts) + 1 > max_chunks) continue;
+      int64_t total = 0, span = 0, rows = 0;
+      for (int i = 0; i < n; ++i) {
+        span = std::max(span, pos[i] + 1), ++rows;
+        if (i == n - 1 || (cuts >> i & 1)) total += rows * span + cost, span = 0, rows = 0;
+      }
+      best = std::min(best, total);
+    }
+    const auto got = decode_chunks(pos, max_chunks, cost);
+    ASSERT_LE(static_cast<int>(got.size()), max_chunks);
+    int64_t total = 0, next = 0;
+    for (const auto& ch : got) {
+      EXPECT_EQ(ch.start, next);  // contiguous, covering every row
+      EXPECT_EQ(ch.span, 1 + *std::max_element(pos.begin() + ch.start, pos.begin() + ch.start + ch.rows));
+      next += ch.rows;
+      total += ch.rows * ch.span + cost;
+    }
+    EXPECT_EQ(next, n);
+    EXPECT_EQ(total, best) << "trial " << trial;
   }
 }
 
