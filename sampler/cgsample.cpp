@@ -196,7 +196,14 @@ int run(int argc, char** argv) {
                         {"max_new_tokens", c.sample.max_new_tokens},
                         {"temperature", c.sample.temperature},
                         {"top_p", c.sample.top_p},
-                        {"top_k", c.sample.top_k}};
+                        {"top_k", c.sample.top_k},
+                        {"batch_size", gp.batch_size},
+                        // Rank 0's dp group: how full continuous batching kept the rows, and the attention's reads.
+                        {"decode_steps", st.decode_steps},
+                        {"decode_rows", st.decode_rows},
+                        {"prefill_passes", st.prefills},
+                        {"cache_positions_read", st.cache_read},
+                        {"cache_positions_needed", st.cache_needed}};
   if (c.sample.task == "infill") sum["infill_accuracy"] = jobs.empty() ? 0.0 : correct / n;
   std::ofstream(out / "summary.json") << sum.dump(2) << "\n";
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),

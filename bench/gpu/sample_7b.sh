@@ -26,4 +26,9 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 keys = ("seconds", "sequences_per_s", "crystals_per_s", "tokens_per_s")
 print("7B sampling: " + ", ".join(f"{k} {s[k]:.1f}" for k in keys if k in s) + " (target >= 150 crystals/s)")
+if s.get("decode_steps"):
+    print(f"  {s['decode_steps']} decode steps, {s['decode_rows'] / s['decode_steps']:.1f} of {s['batch_size']} rows busy, "
+          f"{s['prefill_passes']} prefill passes, attention read "
+          f"{s['cache_positions_read'] / max(1, s['cache_positions_needed']):.2f}x the cached positions needed, "
+          f"{s['tokens'] / s['num_samples']:.0f} tokens/sample")
 PY
