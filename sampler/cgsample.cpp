@@ -153,10 +153,11 @@ int run(int argc, char** argv) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto& st = gen.stats();
   spdlog::info("cgsample: {} decode steps{} with {:.1f} of {} rows busy on average, {} prefill passes; attention read "
-               "{:.0f}% more cached positions than the rows attend to",
+               "{:.0f}% more cached positions than the rows attend to; {:.1f}% of the logits came to the host",
                st.decode_steps, dims.dp > 1 ? " (dp group 0)" : "",
                st.decode_steps ? double(st.decode_rows) / st.decode_steps : 0.0, gp.batch_size, st.prefills,
-               st.cache_needed ? 100.0 * (st.cache_read - st.cache_needed) / st.cache_needed : 0.0);
+               st.cache_needed ? 100.0 * (st.cache_read - st.cache_needed) / st.cache_needed : 0.0,
+               st.logits_full ? 100.0 * st.logits_to_host / st.logits_full : 0.0);
   if (dims.rank != 0) return 0;
 
   const fs::path out = c.sample.out_dir;
@@ -203,7 +204,9 @@ int run(int argc, char** argv) {
                         {"decode_rows", st.decode_rows},
                         {"prefill_passes", st.prefills},
                         {"cache_positions_read", st.cache_read},
-                        {"cache_positions_needed", st.cache_needed}};
+                        {"cache_positions_needed", st.cache_needed},
+                        {"logits_to_host", st.logits_to_host},
+                        {"logits_full", st.logits_full}};
   if (c.sample.task == "infill") sum["infill_accuracy"] = jobs.empty() ? 0.0 : correct / n;
   std::ofstream(out / "summary.json") << sum.dump(2) << "\n";
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),

@@ -126,10 +126,12 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   model::KVCache cache = model_.make_cache(cap, longest + params.max_new_tokens);
   std::vector<Row> rows;
   rows.reserve(cap);
-  std::vector<const uint8_t*> masks(cap, nullptr);
+  std::vector<const uint8_t*> masks(cap, nullptr);            // per row: the grammar's mask,
+  std::vector<const std::vector<int32_t>*> allowed(cap, nullptr);  // and the same as token ids
   std::vector<int> picked(cap, -1);
   // Logits come to the host every step (the grammar lives there). From a GPU they land in pinned memory: a copy
-  // into pageable memory runs at a fraction of the bus speed, and at batch 256 x 32k vocabulary it is 33 MB a step.
+  // into pageable memory runs at a fraction of the bus speed, and unconstrained, at batch 256 x 32k vocabulary, it is
+  // 33 MB a step.
   at::Tensor host_logits;
   size_t queued = 0;  // prompts [0, queued) have been admitted
   int64_t admissions = 0;
@@ -169,23 +171,53 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
     const int64_t R = static_cast<int64_t>(rows.size());
     at::Tensor logits = parts.size() == 1 ? parts[0] : at::cat(parts, 0);  // (R, vocab_local)
     if (tp_ && tp_->size() > 1) logits = dist::gather_from_tp(logits.contiguous(), tp_);  // (R, vocab_padded)
-    logits = logits.to(at::kFloat);
-    if (device.is_cuda()) {
-      if (!host_logits.defined() || host_logits.size(0) < R || host_logits.size(1) != logits.size(1))
-        host_logits = at::empty({cap, logits.size(1)}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
-      host_logits.narrow(0, 0, R).copy_(logits);
-    } else {
-      host_logits = logits.contiguous();
+    // With the grammar, only the allowed columns of each row come to the host (a state allows a few dozen tokens of
+    // LLaMA's 32k: digits, element symbols, separators): the row's allowed ids, padded to the widest row. Drawing
+    // among them gives the tokens the masked full row gives (sample_token_among). Masks are looked up serially (the
+    // grammar's cache may grow).
+    int64_t K = 0;
+    if (params.constrained)
+      for (int64_t r = 0; r < R; ++r) {
+        masks[r] = grammar.allowed(rows[r].state).data();
+        allowed[r] = &grammar.allowed_ids(rows[r].state);
+        K = std::max<int64_t>(K, static_cast<int64_t>(allowed[r]->size()));
+      }
+    const int64_t full_width = logits.size(1);
+    const bool compact = params.constrained && K > 0 && 4 * K <= full_width;
+    if (compact) {
+      std::vector<int64_t> cols(R * K);
+      for (int64_t r = 0; r < R; ++r) {
+        const auto& ids = *allowed[r];
+        for (int64_t c = 0; c < K; ++c) cols[r * K + c] = ids.empty() ? 0 : ids[std::min<size_t>(c, ids.size() - 1)];
+      }
+      logits = logits.gather(1, long_tensor(cols, device).view({R, K}));  // (R, K)
     }
-    const float* lp = host_logits.data_ptr<float>();
-    const int64_t width = host_logits.size(1);
-    // Masks first, serially (the mask cache may grow); then every sequence samples from its own logits row with its
-    // own RNG stream, in parallel (independent, so the result does not depend on the thread count); then the grammar
-    // states advance, serially.
-    for (int64_t r = 0; r < R; ++r) masks[r] = params.constrained ? grammar.allowed(rows[r].state).data() : nullptr;
+    logits = logits.to(at::kFloat);
+    const int64_t width = logits.size(1);
+    stats_.logits_to_host += R * width;
+    stats_.logits_full += R * full_width;
+    at::Tensor host;  // (R, width) fp32 on the host
+    if (device.is_cuda()) {
+      if (!host_logits.defined())
+        host_logits = at::empty({cap * full_width}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+      host = host_logits.narrow(0, 0, R * width).view({R, width});
+      host.copy_(logits);
+    } else {
+      host = logits.contiguous();
+    }
+    const float* lp = host.data_ptr<float>();
+    // Every sequence samples from its own logits row with its own RNG stream, in parallel (independent, so the result
+    // does not depend on the thread count); then the grammar states advance, serially.
     at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        picked[r] = sample_token(lp + r * width, vocab, masks[r], params.sampling, rows[r].rng);
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* row_logits = lp + r * width;
+        if (compact)
+          picked[r] = sample_token_among(row_logits, allowed[r]->data(), static_cast<int>(allowed[r]->size()),
+                                         params.sampling, rows[r].rng);
+        else
+          picked[r] = sample_token(row_logits, vocab, params.constrained ? masks[r] : nullptr, params.sampling,
+                                   rows[r].rng);
+      }
     });
     int64_t finished = 0;
     for (int64_t r = 0; r < R; ++r) {

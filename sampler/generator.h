@@ -49,6 +49,8 @@ struct GenerationStats {
   int64_t prefills = 0;      // prompt forward passes (one per admission and distinct prompt length)
   int64_t cache_read = 0;    // cached positions the decode steps' attention read (rows x span, summed)
   int64_t cache_needed = 0;  // of those, the ones a row attends to (its own positions)
+  int64_t logits_to_host = 0;  // logits brought to the host (rows x columns, summed): with the grammar only the
+  int64_t logits_full = 0;     // allowed columns; logits_full counts whole rows
 };
 
 // Called with (sequences done, total, tokens generated so far) each time about batch_size more sequences have

@@ -356,11 +356,12 @@ TokenGrammar::TokenGrammar(CrystalGrammar grammar, const std::vector<std::string
   }
 }
 
-const std::vector<uint8_t>& TokenGrammar::allowed(const GrammarState& s) {
+const TokenGrammar::Allowed& TokenGrammar::entry(const GrammarState& s) {
   const uint64_t k = s.key();
   auto it = cache_.find(k);
   if (it != cache_.end()) return it->second;
-  std::vector<uint8_t> mask(text_.size(), 0);
+  Allowed a;
+  a.mask.assign(text_.size(), 0);
   if (!g_.finished(s)) {
     for (int ch = 0; ch < 256; ++ch) {
       if (by_first_char_[ch].empty()) continue;
@@ -368,13 +369,19 @@ const std::vector<uint8_t>& TokenGrammar::allowed(const GrammarState& s) {
       if (!g_.step(t, static_cast<char>(ch))) continue;
       for (int v : by_first_char_[ch]) {
         GrammarState u = t;
-        if (g_.accept(u, std::string_view(text_[v]).substr(1))) mask[v] = 1;
+        if (g_.accept(u, std::string_view(text_[v]).substr(1))) a.mask[v] = 1;
       }
     }
-    if (g_.can_end(s)) mask[eos_] = 1;
+    if (g_.can_end(s)) a.mask[eos_] = 1;
   }
-  return cache_.emplace(k, std::move(mask)).first->second;
+  for (size_t v = 0; v < a.mask.size(); ++v)
+    if (a.mask[v]) a.ids.push_back(static_cast<int32_t>(v));
+  return cache_.emplace(k, std::move(a)).first->second;
 }
+
+const std::vector<uint8_t>& TokenGrammar::allowed(const GrammarState& s) { return entry(s).mask; }
+
+const std::vector<int32_t>& TokenGrammar::allowed_ids(const GrammarState& s) { return entry(s).ids; }
 
 bool TokenGrammar::advance(GrammarState& s, int token) const {
   if (token < 0 || token >= vocab_size() || g_.finished(s)) return false;

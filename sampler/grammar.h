@@ -89,6 +89,8 @@ class TokenGrammar {
   int eos_id() const { return eos_; }
   // 1 where token v may follow state s (EOS included when can_end). Cached per state; the reference stays valid.
   const std::vector<uint8_t>& allowed(const GrammarState& s);
+  // The same set as ascending token ids (cached alongside).
+  const std::vector<int32_t>& allowed_ids(const GrammarState& s);
   // Advance by one token; false (state unchanged) when it is not allowed.
   bool advance(GrammarState& s, int token) const;
   size_t cached_states() const { return cache_.size(); }
@@ -98,7 +100,12 @@ class TokenGrammar {
   int eos_;
   std::vector<std::string> text_;                     // per token
   std::vector<std::vector<int>> by_first_char_;       // 256 buckets of token ids with non-empty text
-  std::unordered_map<uint64_t, std::vector<uint8_t>> cache_;
+  struct Allowed {
+    std::vector<uint8_t> mask;
+    std::vector<int32_t> ids;
+  };
+  const Allowed& entry(const GrammarState& s);
+  std::unordered_map<uint64_t, Allowed> cache_;
 };
 
 }  // namespace cg

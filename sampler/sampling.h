@@ -18,6 +18,12 @@ struct SamplingParams {
 // Ties in greedy mode go to the lowest id. Consumes exactly one uniform from rng when not greedy.
 int sample_token(const float* logits, int n, const uint8_t* mask, const SamplingParams& p, std::mt19937_64& rng);
 
+// The same draw over a row restricted to `ids` (ascending token ids, e.g. TokenGrammar::allowed_ids): logits[i] is
+// token ids[i]'s logit. Returns what sample_token returns for the full row masked to those ids (same token, same
+// uniform consumed), so a sampler can bring only the allowed columns of its logits to the host.
+int sample_token_among(const float* logits, const int32_t* ids, int n, const SamplingParams& p,
+                       std::mt19937_64& rng);
+
 // The probabilities sample_token draws from (0 for excluded tokens), for tests and diagnostics.
 std::vector<double> sampling_distribution(const float* logits, int n, const uint8_t* mask, const SamplingParams& p);
 

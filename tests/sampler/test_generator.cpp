@@ -11,6 +11,7 @@
 #include "data/elements.h"
 #include "data/mp20.h"
 #include "data/prompt.h"
+#include "data/rng.h"
 #include "model/llama.h"
 #include "sampler/generator.h"
 #include "tests/sampler/tiny_model.h"
@@ -249,6 +250,53 @@ TEST(Generator, KvCacheDecodingMatchesFullRecompute) {
     const at::Tensor last = logits[0][-1].slice(0, 0, f.tok.vocab_size());
     EXPECT_EQ(last.argmax().item<int64_t>(), t);
     seq.push_back(t);
+  }
+}
+
+TEST(Generator, EqualsAPlainReferenceSampler) {
+  // The reference: per sequence, recompute the full forward over prompt + tokens so far, mask the whole last row
+  // with the grammar, draw with sample_token from the sequence's stream. The generator (KV cache, continuous
+  // batching over 3 rows, prompts of two lengths, attention chunks, allowed columns only on the host where they are
+  // few) must give the same tokens. With this ~200-piece vocabulary both host paths run: digit states allow a few
+  // columns, element states too many (> a quarter of the row) for the compact copy.
+  Fixture& f = fixture();
+  Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
+  GenerationParams p;
+  p.max_new_tokens = 45;
+  p.batch_size = 3;
+  p.sampling = {0.8, 0.95, 0};
+  p.seed = 31;
+  GenerationConditions nacl;
+  nacl.formula = "NaCl";
+  const std::vector<std::vector<int32_t>> prompts = {
+      f.tok.encode(generation_prompt({}), true), f.tok.encode(generation_prompt(nacl), true),
+      f.tok.encode(generation_prompt({}), true), f.tok.encode(generation_prompt(nacl), true),
+      f.tok.encode(generation_prompt({}), true)};
+  const auto out = gen.generate(prompts, p);
+  EXPECT_LT(gen.stats().logits_to_host, gen.stats().logits_full);  // the compact path ran
+  TokenGrammar grammar(CrystalGrammar(p.mode), f.tok.pieces, f.tok.eos());
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::mt19937_64 rng(Rng::derive({p.seed, i}));
+    GrammarState st = grammar.grammar().start();
+    std::vector<int64_t> seq(prompts[i].begin(), prompts[i].end());
+    std::vector<int32_t> want;
+    bool eos = false;
+    while (static_cast<int64_t>(want.size()) < p.max_new_tokens) {
+      const at::Tensor logits = f.model->forward(torch::tensor(seq).view({1, -1}))[0][-1].contiguous();
+      const int tok = sample_token(logits.data_ptr<float>(), f.tok.vocab_size(), grammar.allowed(st).data(),
+                                   p.sampling, rng);
+      ASSERT_GE(tok, 0);
+      grammar.advance(st, tok);
+      if (tok == f.tok.eos()) {
+        eos = true;
+        break;
+      }
+      want.push_back(tok);
+      seq.push_back(tok);
+    }
+    EXPECT_EQ(out[i].tokens, want) << i;
+    EXPECT_EQ(out[i].hit_eos, eos) << i;
   }
 }
 

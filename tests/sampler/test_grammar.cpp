@@ -4,6 +4,8 @@
 // compared with a brute-force reference over all 179³ triples (volume factor from the half-angle sine identity).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <functional>
 #include <map>
@@ -78,11 +80,16 @@ TEST(Grammar, LnIsNeverAllowed) {
   TokenGrammar tg(CrystalGrammar(), pieces, /*eos_id=*/2);
   const auto& m = tg.allowed(s);
   EXPECT_EQ(std::vector<uint8_t>(m.begin(), m.end()), (std::vector<uint8_t>{0, 0, 0, 1, 0, 0, 1, 0, 0}));
+  EXPECT_EQ(tg.allowed_ids(s), (std::vector<int32_t>{3, 6}));  // the same set as ids
   GrammarState u = s;
   ASSERT_TRUE(tg.advance(u, 3));  // "L"
   const auto& m2 = tg.allowed(u);
   EXPECT_EQ(m2[4], 0);  // "n"
   EXPECT_EQ(m2[7], 0);  // "\n": "L" alone is not an element
+  for (int v = 0; v < 9; ++v) {
+    const auto& ids = tg.allowed_ids(u);
+    EXPECT_EQ(m2[v] == 1, std::find(ids.begin(), ids.end(), v) != ids.end()) << v;
+  }
   EXPECT_FALSE(tg.advance(u, 4));
 }
 

@@ -2,6 +2,8 @@
 // determinism for a seed.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cmath>
 
 #include "sampler/sampling.h"
@@ -62,6 +64,36 @@ TEST(Sampling, SameSeedSameDrawsAndFrequencies) {
   }
   EXPECT_NEAR(count[2] / 20000.0, 0.5, 0.02);
   EXPECT_NEAR(count[0] / 20000.0, 0.25, 0.02);
+}
+
+TEST(Sampling, DrawingAmongAllowedIdsEqualsTheMaskedFullRow) {
+  // What the generator does when only the allowed columns come to the host: the same token and the same RNG use as
+  // the masked full row, for greedy, temperature, top-k and top-p, with ties, -inf logits and empty sets.
+  std::mt19937 gen(12);
+  for (int trial = 0; trial < 400; ++trial) {
+    const int n = 1 + gen() % 40;
+    std::vector<float> logits(n);
+    std::vector<uint8_t> mask(n);
+    std::vector<int32_t> ids;
+    for (int v = 0; v < n; ++v) {
+      logits[v] = gen() % 5 == 0 ? -std::numeric_limits<float>::infinity() : static_cast<float>(gen() % 7) * 0.5f;
+      mask[v] = gen() % 3 != 0;
+      if (mask[v]) ids.push_back(v);
+    }
+    std::vector<float> compact;
+    for (int32_t v : ids) compact.push_back(logits[v]);
+    SamplingParams p;
+    p.temperature = std::vector<double>{0, 0.7, 1.3}[gen() % 3];
+    p.top_k = gen() % 2 ? 0 : 1 + gen() % 5;
+    p.top_p = gen() % 2 ? 1.0 : 0.6;
+    std::mt19937_64 a(trial), b(trial);
+    for (int draw = 0; draw < 5; ++draw) {
+      const int full = sample_token(logits.data(), n, mask.data(), p, a);
+      EXPECT_EQ(sample_token_among(compact.data(), ids.data(), static_cast<int>(ids.size()), p, b), full)
+          << "trial " << trial;
+    }
+    EXPECT_EQ(a(), b()) << "the same number of uniforms drawn, trial " << trial;
+  }
 }
 
 }  // namespace
