@@ -11,6 +11,10 @@
 
 namespace cg::model {
 
+int64_t kv_cache_bytes_per_position(const LlamaConfig& c, int64_t e) {
+  return 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim() * e;
+}
+
 ParamCounts count_parameters(const LlamaConfig& c) {
   ParamCounts p;
   const int64_t d = c.hidden_size, L = c.num_hidden_layers, kv = c.num_key_value_heads * c.head_dim();

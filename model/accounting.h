@@ -21,6 +21,10 @@ struct ParamCounts {
 };
 ParamCounts count_parameters(const LlamaConfig& c);
 
+// KV-cache bytes of one cached position of one sequence: 2 (keys, values) L n_kv_heads head_dim e.
+// 7B (e 2): 524,288 (0.5 MiB); 70B (8 kv heads): 327,680.
+int64_t kv_cache_bytes_per_position(const LlamaConfig& c, int64_t e);
+
 struct PlanInputs {
   LlamaConfig model;
   int64_t tp = 1, dp = 1;

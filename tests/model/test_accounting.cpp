@@ -14,6 +14,19 @@ TEST(Accounting, ParameterCountsMatchTheLlama2Releases) {
   EXPECT_EQ(count_parameters(llama_flavor("70b")).total, 68976648192LL);
 }
 
+TEST(Accounting, KvCacheBytesPerPosition) {
+  // 7B: 32 layers x 32 kv heads x 128 x 2 (k, v) x 2 bytes; 70B: 80 x 8 x 128 x 2 x 2.
+  EXPECT_EQ(kv_cache_bytes_per_position(llama_flavor("7b"), 2), 524288);
+  EXPECT_EQ(kv_cache_bytes_per_position(llama_flavor("70b"), 2), 327680);
+  // A built model's cache: 3 sequences x 5 positions, fp32.
+  const auto c = llama_flavor("tiny", 64);
+  const auto cache = Llama(c, TpShape{}, at::TensorOptions())->make_cache(3, 5);
+  int64_t bytes = 0;
+  for (const auto* t : {&cache.k, &cache.v})
+    for (const auto& x : *t) bytes += x.numel() * x.element_size();
+  EXPECT_EQ(bytes, 3 * 5 * kv_cache_bytes_per_position(c, 4));
+}
+
 TEST(Accounting, CountsMatchABuiltModelAtEveryTp) {
   const auto c = llama_flavor("tiny", 510);  // 510: padded at tp 4 (512)
   int64_t n = 0;
