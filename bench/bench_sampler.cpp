@@ -67,12 +67,12 @@ int main(int argc, char** argv) {
                 constrained ? "on" : "off", s, tokens / s, num / s, complete / s, double(tokens) / num,
                 static_cast<long long>(complete), num);
     const auto& st = gen.stats();
-    std::printf("             %lld decode steps, %.1f of %d rows busy on average, %lld prefill passes, attention "
-                "read %.0f%% more cached positions than needed\n",
+    std::printf("             %lld decode steps, %.1f of %d rows busy on average, %lld prefill passes, %lld prompt "
+                "tokens shared, attention read %.2fx the cached positions attended\n",
                 static_cast<long long>(st.decode_steps),
                 st.decode_steps ? double(st.decode_rows) / st.decode_steps : 0.0, batch,
-                static_cast<long long>(st.prefills),
-                st.cache_needed ? 100.0 * (st.cache_read - st.cache_needed) / st.cache_needed : 0.0);
+                static_cast<long long>(st.prefills), static_cast<long long>(st.shared_prefix),
+                st.cache_needed ? double(st.cache_read) / st.cache_needed : 0.0);
   }
   return 0;
 }

@@ -40,4 +40,11 @@ std::vector<DecodeChunk> decode_chunks(const std::vector<int64_t>& positions, in
   return chunks;
 }
 
+std::vector<DecodeChunk> decode_step_chunks(const std::vector<int64_t>& positions, int64_t prefix,
+                                            int64_t max_chunks, int64_t chunk_cost) {
+  std::vector<int64_t> past(positions);
+  for (auto& p : past) p -= prefix;
+  return decode_chunks(past, max_chunks, chunk_cost + prefix);
+}
+
 }  // namespace cg::model

@@ -23,7 +23,7 @@ struct KVCache {
   }
 };
 
-// Rows [start, start + rows) of a decode step, reading cache positions [0, span).
+// Rows [start, start + rows) of a decode step, reading cache positions [prefix, prefix + span) of their own rows.
 struct DecodeChunk {
   int64_t start = 0, rows = 0, span = 0;
   at::Tensor mask;  // (rows, 1, 1, span) additive, the model's dtype: 0 where key position <= pos[b], else -inf
@@ -31,16 +31,26 @@ struct DecodeChunk {
 
 // Row b writes its key/value at position pos[b] of its cache row and attends to positions [0, pos[b]]. A row reads
 // the positions up to its chunk's span (the rest masked): rows at very different positions are split into chunks
-// so that short rows do not read the long rows' positions.
+// so that short rows do not read the long rows' positions. With a shared prefix (every row's first `prefix` tokens
+// the same, as with one prompt for all samples) positions [0, prefix) are read once per chunk from one copy,
+// prefix_k / prefix_v (1, n_kv_heads_local, prefix, head_dim) of the layer at hand, instead of once per row.
 struct RowPositions {
   at::Tensor pos;  // (B) int64 on the model's device
   std::vector<DecodeChunk> chunks;
+  int64_t prefix = 0;
+  at::Tensor prefix_k, prefix_v;
 };
 
 // The split of rows [0, positions.size()) into at most max_chunks contiguous chunks (span = 1 + the chunk's largest
-// position) minimising sum(rows * span) + chunk_cost * chunks: cached positions read, plus a price per extra
+// position; decode_step passes positions past its shared prefix) minimising sum(rows * span) + chunk_cost * chunks: cached positions read, plus a price per extra
 // attention call. Exact (dynamic programming over the row order); masks left undefined.
 std::vector<DecodeChunk> decode_chunks(const std::vector<int64_t>& positions, int64_t max_chunks,
                                        int64_t chunk_cost);
+
+// decode_step's chunks for rows at `positions` past a shared prefix of `prefix` positions (0: none): decode_chunks
+// over positions - prefix, each chunk also priced at the prefix it reads. The step reads, per layer,
+// sum(prefix + rows * span) cached positions.
+std::vector<DecodeChunk> decode_step_chunks(const std::vector<int64_t>& positions, int64_t prefix,
+                                            int64_t max_chunks, int64_t chunk_cost);
 
 }  // namespace cg::model

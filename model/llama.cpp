@@ -55,7 +55,7 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens, int64_t start_pos, KVCac
 }
 
 at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache,
-                                  int64_t max_chunks, int64_t chunk_cost) {
+                                  const KVCache* prefix, int64_t max_chunks, int64_t chunk_cost) {
   const int64_t B = tokens.size(0);
   CG_CHECK(tokens.dim() == 2 && tokens.size(1) == 1 && tokens.scalar_type() == at::kLong,
            "Llama::decode_step wants tokens (B, 1) int64, got {} {}", c10::str(tokens.sizes()),
@@ -63,15 +63,21 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
   CG_CHECK(static_cast<int64_t>(positions.size()) == B && B > 0, "{} positions for {} rows", positions.size(), B);
   CG_CHECK(cache && static_cast<int64_t>(cache->k.size()) == cfg_.num_hidden_layers && cache->batch() == B,
            "Llama::decode_step needs a KV cache of {} layers and batch {}", cfg_.num_hidden_layers, B);
+  const int64_t P = prefix ? prefix->max_len : 0;
+  if (prefix)
+    CG_CHECK(static_cast<int64_t>(prefix->k.size()) == cfg_.num_hidden_layers && prefix->batch() == 1,
+             "Llama::decode_step: the shared prefix must be a KV cache of {} layers and batch 1",
+             cfg_.num_hidden_layers);
   const auto [lo, hi] = std::minmax_element(positions.begin(), positions.end());
-  CG_CHECK(*lo >= 0 && *hi < cache->max_len, "decode positions [{}, {}] outside the KV cache's {} positions; make the "
-           "cache longer (max_len)", *lo, *hi, cache->max_len);
+  CG_CHECK(*lo >= P && *hi < cache->max_len, "decode positions [{}, {}] outside [{}, {}) (shared prefix, KV cache "
+           "length); make the cache longer (max_len)", *lo, *hi, P, cache->max_len);
   RowPositions rows;
+  rows.prefix = P;
   rows.pos = at::tensor(positions, at::TensorOptions().dtype(at::kLong)).to(device());  // (B)
-  rows.chunks = decode_chunks(positions, max_chunks, chunk_cost);
+  rows.chunks = decode_step_chunks(positions, P, max_chunks, chunk_cost);
   for (auto& c : rows.chunks) {
     // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
-    const auto future = at::arange(c.span, rows.pos.options()).view({1, 1, 1, c.span}) >
+    const auto future = at::arange(P, P + c.span, rows.pos.options()).view({1, 1, 1, c.span}) >
                         rows.pos.narrow(0, c.start, c.rows).view({c.rows, 1, 1, 1});  // (rows, 1, 1, span)
     c.mask = at::zeros(future.sizes(), at::TensorOptions().dtype(dtype()).device(device()))
                  .masked_fill_(future, -std::numeric_limits<double>::infinity());
@@ -80,8 +86,10 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
   auto [cos, sin] = rope_cos_sin_at(rows.pos, cfg_.head_dim(), cfg_.rope_theta, h.scalar_type());  // (B, hd)
   cos = cos.view({B, 1, 1, -1});  // broadcast over (B, heads, 1, hd)
   sin = sin.view({B, 1, 1, -1});
-  for (size_t i = 0; i < model->layers->size(); ++i)
+  for (size_t i = 0; i < model->layers->size(); ++i) {
+    if (prefix) rows.prefix_k = prefix->k[i], rows.prefix_v = prefix->v[i];
     h = model->layers[i]->as<DecoderLayerImpl>()->forward(h, cos, sin, 0, &cache->k[i], &cache->v[i], &rows);
+  }
   return logits_of(h);
 }
 

@@ -65,8 +65,11 @@ class LlamaImpl : public torch::nn::Module {
   // attended to -> logits_local (B, 1, vocab_local) fp32. Equals forward(tokens[b], positions[b], cache row b) per row.
   // Attention runs over up to max_chunks contiguous row ranges (decode_chunks): rows kept in order of position read
   // few positions they do not attend to.
+  // prefix (optional, batch 1): the keys/values of tokens every row starts with, positions [0, prefix->max_len);
+  // the rows' own cache entries there are then not read.
   at::Tensor decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache,
-                         int64_t max_chunks = kDecodeMaxChunks, int64_t chunk_cost = kDecodeChunkCost);
+                         const KVCache* prefix = nullptr, int64_t max_chunks = kDecodeMaxChunks,
+                         int64_t chunk_cost = kDecodeChunkCost);
 
   // A zeroed cache for `batch` sequences of up to `max_len` positions, in the model's dtype and device.
   KVCache make_cache(int64_t batch, int64_t max_len) const;

@@ -152,11 +152,12 @@ int run(int argc, char** argv) {
   const auto results = cg::generate_data_parallel(gen, prompts, gp, dims, progress);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto& st = gen.stats();
-  spdlog::info("cgsample: {} decode steps{} with {:.1f} of {} rows busy on average, {} prefill passes; attention read "
-               "{:.0f}% more cached positions than the rows attend to; {:.1f}% of the logits came to the host",
+  spdlog::info("cgsample: {} decode steps{} with {:.1f} of {} rows busy on average, {} prefill passes, {} prompt tokens "
+               "shared; attention read {:.2f}x the cached positions its rows attend to; {:.1f}% of the logits came "
+               "to the host",
                st.decode_steps, dims.dp > 1 ? " (dp group 0)" : "",
                st.decode_steps ? double(st.decode_rows) / st.decode_steps : 0.0, gp.batch_size, st.prefills,
-               st.cache_needed ? 100.0 * (st.cache_read - st.cache_needed) / st.cache_needed : 0.0,
+               st.shared_prefix, st.cache_needed ? double(st.cache_read) / st.cache_needed : 0.0,
                st.logits_full ? 100.0 * st.logits_to_host / st.logits_full : 0.0);
   if (dims.rank != 0) return 0;
 
@@ -203,6 +204,7 @@ int run(int argc, char** argv) {
                         {"decode_steps", st.decode_steps},
                         {"decode_rows", st.decode_rows},
                         {"prefill_passes", st.prefills},
+                        {"shared_prefix", st.shared_prefix},
                         {"cache_positions_read", st.cache_read},
                         {"cache_positions_needed", st.cache_needed},
                         {"logits_to_host", st.logits_to_host},

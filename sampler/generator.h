@@ -6,7 +6,8 @@
 //       prompts are batched or split over dp groups (generate_data_parallel equals a dp 1 run).
 //   Batching: continuous. Up to batch_size sequences decode together, each at its own position; a sequence stops
 //       at EOS or max_new_tokens and leaves the batch at once, and queued prompts (of any lengths) are prefilled into
-//       the free rows, identical prompts once. The samples do not depend on batch_size.
+//       the free rows, identical prompts once; the tokens all prompts start with are read from one shared copy of
+//       their keys/values. The samples do not depend on batch_size.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -46,9 +47,11 @@ struct Generation {
 struct GenerationStats {
   int64_t decode_steps = 0;  // one-token forward passes over the running rows
   int64_t decode_rows = 0;   // rows in them, summed (one sampled token each)
-  int64_t prefills = 0;      // prompt forward passes (one per admission and distinct prompt length)
-  int64_t cache_read = 0;    // cached positions the decode steps' attention read (rows x span, summed)
-  int64_t cache_needed = 0;  // of those, the ones a row attends to (its own positions)
+  int64_t prefills = 0;      // prompt forward passes (one per admission and distinct prompt length, and the shared
+                             // prompt prefix)
+  int64_t shared_prefix = 0;  // tokens every prompt starts with, whose keys/values all rows read from one copy
+  int64_t cache_read = 0;    // cached positions the decode steps' attention read per layer (summed over steps)
+  int64_t cache_needed = 0;  // the positions the rows attend to (sum of pos + 1): read / needed < 1 with sharing
   int64_t logits_to_host = 0;  // logits brought to the host (rows x columns, summed): with the grammar only the
   int64_t logits_full = 0;     // allowed columns; logits_full counts whole rows
 };

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <set>
 
 #include "data/crystal_text.h"
@@ -156,8 +157,14 @@ TEST(Generator, MixedPromptLengthsGiveTheSameSamplesAtAnyBatchSize) {
       EXPECT_EQ(out[i].hit_eos, alone[i].hit_eos) << i << " batch " << batch;
     }
   }
-  // batch 16: everything admitted in the first step; the 3 unconditional prompts share one prefill row.
-  EXPECT_EQ(gen.stats().prefills, static_cast<int64_t>(lengths.size()));
+  // batch 16: everything admitted in the first step; the 3 unconditional prompts share one prefill row; the head all
+  // prompts start with ("Below is a description of a bulk material. ") is computed once more, as the shared prefix.
+  size_t common = prompts[0].size();
+  for (const auto& pr : prompts)
+    common = std::mismatch(pr.begin(), pr.begin() + std::min(common, pr.size()), prompts[0].begin()).first - pr.begin();
+  ASSERT_GE(common, 8u);
+  EXPECT_EQ(gen.stats().shared_prefix, static_cast<int64_t>(common));
+  EXPECT_EQ(gen.stats().prefills, static_cast<int64_t>(lengths.size()) + 1);
 }
 
 TEST(Generator, ContinuousBatchingKeepsTheBatchFull) {
@@ -256,8 +263,8 @@ TEST(Generator, KvCacheDecodingMatchesFullRecompute) {
 TEST(Generator, EqualsAPlainReferenceSampler) {
   // The reference: per sequence, recompute the full forward over prompt + tokens so far, mask the whole last row
   // with the grammar, draw with sample_token from the sequence's stream. The generator (KV cache, continuous
-  // batching over 3 rows, prompts of two lengths, attention chunks, allowed columns only on the host where they are
-  // few) must give the same tokens. With this ~200-piece vocabulary both host paths run: digit states allow a few
+  // batching over 3 rows, prompts of two lengths, their common head read from one shared copy, attention chunks,
+  // allowed columns only on the host where they are few) must give the same tokens. With this ~200-piece vocabulary both host paths run: digit states allow a few
   // columns, element states too many (> a quarter of the row) for the compact copy.
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
@@ -274,6 +281,7 @@ TEST(Generator, EqualsAPlainReferenceSampler) {
       f.tok.encode(generation_prompt({}), true)};
   const auto out = gen.generate(prompts, p);
   EXPECT_LT(gen.stats().logits_to_host, gen.stats().logits_full);  // the compact path ran
+  EXPECT_GT(gen.stats().shared_prefix, 8);                           // and the shared-prefix attention
   TokenGrammar grammar(CrystalGrammar(p.mode), f.tok.pieces, f.tok.eos());
   torch::NoGradGuard ng;
   for (size_t i = 0; i < prompts.size(); ++i) {
