@@ -11,8 +11,9 @@
 //   time     = max(bytes / (bandwidth x bw_efficiency), 2 N_matmul R / (peak x flop_efficiency)) + host_ms
 //   crystals = R / time / (tokens + 1)            (+1: EOS; the first token comes from the prefill, ignored here)
 // A crystal of g tokens reads positions prompt .. prompt + g - 1, so the token-weighted mean position read is
-// prompt + E[g^2] / (2 E[g]). With the prompt shared (one copy read once per step for all rows, not done yet) the
-// prompt's positions drop out of the per-row term. Defaults: LLaMA-2's tokenizer on 300 MP-20 test crystals in the
+// prompt + E[g^2] / (2 E[g]). With the prompt shared (cgsample reads the prompt all rows start with from one copy,
+// GenerationStats::shared_prefix) the prompt's positions drop out of the per-row term; the first crystals/s column
+// is what every row reading its own copy would give. Defaults: LLaMA-2's tokenizer on 300 MP-20 test crystals in the
 // paper's text format (mean 155 tokens, E[g^2]/E[g] 184), its 38-token generation prompt (BOS included),
 // max_new_tokens 300 as in bench/gpu/sample_7b.sh (the KV cache is allocated for prompt + max_new per row).
 // Memory: weights + B (prompt + max_new) kv bytes + 2 GB must fit the GPU.
@@ -77,8 +78,8 @@ int main(int argc, char** argv) {
               "bandwidth, %.0f%% of peak FLOP/s\n\n",
               a.flavor.c_str(), weights / 1e9, kv / 1024, a.tokens, a.prompt, mean_pos, mean_pos - a.prompt,
               100 * a.busy, a.extra_read, a.host_ms, 100 * a.bw_efficiency, 100 * a.flop_efficiency);
-  std::printf("| GPU | batch | KV cache allocated | fits | KV read / step | step | tokens/s | crystals/s | "
-              "crystals/s, prompt shared |\n|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| GPU | batch | KV cache allocated | fits | KV read / step | step | tokens/s | crystals/s, prompt per row "
+              "| crystals/s, prompt shared (cgsample) |\n|---|---|---|---|---|---|---|---|---|\n");
   const std::vector<Gpu> gpus = {{"H100 SXM 80 GB", 80, 3.35, 989}, {"H200 141 GB", 141, 4.8, 989}};
   for (const auto& g : gpus)
     for (int batch : {128, 256, 384, 512}) {
@@ -95,8 +96,8 @@ int main(int argc, char** argv) {
       double kv_read, step_ms, kv_read2, step_ms2;
       const double c1 = crystals(mean_pos, &kv_read, &step_ms);
       const double c2 = crystals(mean_pos - a.prompt, &kv_read2, &step_ms2);
-      std::printf("| %s | %d | %.1f GB | %s | %.1f GB | %.1f ms | %.0f | **%.0f** | %.0f |\n", g.name, batch,
-                  alloc / 1e9, fits ? "yes" : "no", kv_read / 1e9, step_ms, rows / (step_ms / 1e3), c1, c2);
+      std::printf("| %s | %d | %.1f GB | %s | %.1f GB | %.1f ms | %.0f | %.0f | **%.0f** |\n", g.name, batch,
+                  alloc / 1e9, fits ? "yes" : "no", kv_read2 / 1e9, step_ms2, rows / (step_ms2 / 1e3), c1, c2);
     }
   return 0;
 }

@@ -3,7 +3,8 @@
 # grammar, LLaMA-2's tokenizer, bf16; crystals/s from cgsample's summary.json (target >= 150 crystals/s).
 #   bench/gpu/sample_7b.sh                          random weights (throughput only; what they write is noise)
 #   HF_DIR=/path/llama-2-7b-hf ADAPTER=runs/x/checkpoints/step-N bench/gpu/sample_7b.sh   a trained model
-# Env: N (1024 samples), BS (256 per batch), MAX_NEW (300 tokens), TOKENIZER (third_party/llama2/tokenizer.model,
+# Env: N (1024 samples), BS (256 rows decoded together; 512 fits an H200, see docs/performance.md "Sampling on
+#      paper"), MAX_NEW (300 tokens), TOKENIZER (third_party/llama2/tokenizer.model,
 #      made by scripts/build.sh or `cgtok llama-js`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,7 +29,7 @@ keys = ("seconds", "sequences_per_s", "crystals_per_s", "tokens_per_s")
 print("7B sampling: " + ", ".join(f"{k} {s[k]:.1f}" for k in keys if k in s) + " (target >= 150 crystals/s)")
 if s.get("decode_steps"):
     print(f"  {s['decode_steps']} decode steps, {s['decode_rows'] / s['decode_steps']:.1f} of {s['batch_size']} rows busy, "
-          f"{s['prefill_passes']} prefill passes, attention read "
-          f"{s['cache_positions_read'] / max(1, s['cache_positions_needed']):.2f}x the cached positions needed, "
+          f"{s['prefill_passes']} prefill passes, {s.get('shared_prefix', 0)} prompt tokens shared, attention read "
+          f"{s['cache_positions_read'] / max(1, s['cache_positions_needed']):.2f}x the cached positions attended, "
           f"{s['tokens'] / s['num_samples']:.0f} tokens/sample")
 PY
