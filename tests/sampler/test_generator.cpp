@@ -44,6 +44,16 @@ std::vector<std::vector<int32_t>> gen_prompts(int n) {
   return std::vector<std::vector<int32_t>>(n, fixture().tok.encode(p, true));
 }
 
+// Sampling settings of a test: max_new_tokens, batch_size, {temperature, top_p, top_k}, seed.
+GenerationParams params(int64_t max_new, int64_t batch, SamplingParams sampling, uint64_t seed) {
+  GenerationParams p;
+  p.max_new_tokens = max_new;
+  p.batch_size = batch;
+  p.sampling = sampling;
+  p.seed = seed;
+  return p;
+}
+
 std::string strip(std::string s) {
   if (!s.empty() && s[0] == ' ') s.erase(0, 1);
   return s;
@@ -52,11 +62,7 @@ std::string strip(std::string s) {
 TEST(Generator, ConstrainedDecodingOnlyYieldsValidCrystals) {
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
-  GenerationParams p;
-  p.max_new_tokens = 160;
-  p.batch_size = 8;
-  p.sampling = {1.0, 1.0, 0};
-  p.seed = 5;
+  GenerationParams p = params(160, 8, {1.0, 1.0, 0}, 5);
   const auto out = gen.generate(gen_prompts(16), p);
   int ended = 0;
   CrystalGrammar g;
@@ -87,11 +93,7 @@ TEST(Generator, ConstrainedDecodingOnlyYieldsValidCrystals) {
 TEST(Generator, SameSeedSameSamples) {
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
-  GenerationParams p;
-  p.max_new_tokens = 40;
-  p.batch_size = 3;
-  p.sampling = {0.9, 0.95, 50};
-  p.seed = 77;
+  GenerationParams p = params(40, 3, {0.9, 0.95, 50}, 77);
   const auto a = gen.generate(gen_prompts(5), p);
   const auto b = gen.generate(gen_prompts(5), p);
   ASSERT_EQ(a.size(), b.size());
@@ -108,11 +110,7 @@ TEST(Generator, SamplesDoNotDependOnBatchingOrStreamsOrder) {
   // prompt generated alone with stream id i equals the i-th of a full run (what the dp split relies on).
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
-  GenerationParams p;
-  p.max_new_tokens = 30;
-  p.sampling = {1.0, 1.0, 0};
-  p.seed = 9;
-  p.batch_size = 4;
+  GenerationParams p = params(30, 4, {1.0, 1.0, 0}, 9);
   const auto prompts = gen_prompts(6);
   const auto a = gen.generate(prompts, p);
   p.batch_size = 1;
@@ -143,11 +141,7 @@ TEST(Generator, MixedPromptLengthsGiveTheSameSamplesAtAnyBatchSize) {
     lengths.insert(prompts.back().size());
   }
   ASSERT_GE(lengths.size(), 3u);
-  GenerationParams p;
-  p.max_new_tokens = 40;
-  p.sampling = {1.0, 1.0, 0};
-  p.seed = 21;
-  p.batch_size = 1;
+  GenerationParams p = params(40, 1, {1.0, 1.0, 0}, 21);
   const auto alone = gen.generate(prompts, p);
   for (int64_t batch : {3, 16}) {
     p.batch_size = batch;
@@ -173,11 +167,7 @@ TEST(Generator, ContinuousBatchingKeepsTheBatchFull) {
   // batches of 4 would need, per batch, as many steps as its longest sequence; refilling rows needs fewer.
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
-  GenerationParams p;
-  p.max_new_tokens = 60;
-  p.batch_size = 4;
-  p.sampling = {1.0, 1.0, 0};
-  p.seed = 3;
+  GenerationParams p = params(60, 4, {1.0, 1.0, 0}, 3);
   const int n = 16;
   const auto out = gen.generate(gen_prompts(n), p);
   int64_t sampled = 0, static_steps = 0, longest = 0;
@@ -205,11 +195,7 @@ TEST(Generator, RowsStayInAdmissionOrderSoAttentionReadsLittleItDoesNotNeed) {
   // in any order (refilling holes from the end).
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
-  GenerationParams p;
-  p.max_new_tokens = 120;
-  p.batch_size = 48;
-  p.sampling = {1.0, 1.0, 0};
-  p.seed = 8;
+  GenerationParams p = params(120, 48, {1.0, 1.0, 0}, 8);
   gen.generate(std::vector<std::vector<int32_t>>(160, {1}), p);
   const auto& st = gen.stats();
   EXPECT_GT(st.decode_rows, 30 * st.decode_steps) << "the batch should mostly be full";
@@ -221,11 +207,7 @@ TEST(Generator, SamplesDoNotDependOnTheThreadCount) {
   // not, give the same tokens.
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
-  GenerationParams p;
-  p.max_new_tokens = 25;
-  p.sampling = {1.0, 0.95, 0};
-  p.seed = 5;
-  p.batch_size = 40;
+  GenerationParams p = params(25, 40, {1.0, 0.95, 0}, 5);
   const auto prompts = gen_prompts(40);
   const int before = at::get_num_threads();
   for (bool constrained : {true, false}) {
@@ -268,11 +250,7 @@ TEST(Generator, EqualsAPlainReferenceSampler) {
   // columns, element states too many (> a quarter of the row) for the compact copy.
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
-  GenerationParams p;
-  p.max_new_tokens = 45;
-  p.batch_size = 3;
-  p.sampling = {0.8, 0.95, 0};
-  p.seed = 31;
+  GenerationParams p = params(45, 3, {0.8, 0.95, 0}, 31);
   GenerationConditions nacl;
   nacl.formula = "NaCl";
   const std::vector<std::vector<int32_t>> prompts = {
