@@ -1,12 +1,17 @@
-// bench_sampler [NUM] [BATCH] [MAX_NEW]: generation throughput of the tiny flavor (random weights) on CPU, with and
-// without the grammar: sequences/s, tokens/s, and crystals/s (grammar-complete crystals per second).
+// bench_sampler [NUM] [BATCH] [MAX_NEW] [--profile]: generation throughput of the tiny flavor (random weights) on
+// CPU, with and without the grammar: sequences/s, tokens/s, and crystals/s (grammar-complete crystals per second).
+// --profile: the operators a decode step calls (count and time per step, bench/op_profile.h): on a GPU every one is
+// a kernel launch the host must issue.
 // The vocabulary is a 512-piece stand-in (256 byte pieces, printable characters, element symbols, digit pairs):
 // libsentencepiece cannot share a process with libtorch's libprotobuf (see sampler/generator.h).
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include <chrono>
+#include <memory>
+#include <string>
 
+#include "bench/op_profile.h"
 #include "data/crystal_text.h"
 #include "data/elements.h"
 #include "data/prompt.h"
@@ -33,6 +38,7 @@ int main(int argc, char** argv) {
   const int num = argc > 1 ? std::atoi(argv[1]) : 32;
   const int batch = argc > 2 ? std::atoi(argv[2]) : 16;
   const int max_new = argc > 3 ? std::atoi(argv[3]) : 300;
+  const bool profile = argc > 4 && std::string(argv[4]) == "--profile";
   torch::set_num_threads(1);
   const std::vector<std::string> pieces = stand_in_vocab();
   cg::model::Llama model(cg::model::llama_flavor("tiny", static_cast<int64_t>(pieces.size())));
@@ -50,7 +56,10 @@ int main(int argc, char** argv) {
     p.constrained = constrained;
     cg::Generator gen(*model, pieces, 2, nullptr);
     const auto t0 = std::chrono::steady_clock::now();
+    std::unique_ptr<cg::bench::OpProfile> prof;
+    if (profile) cg::bench::OpProfile::reset(), prof = std::make_unique<cg::bench::OpProfile>();
     const auto out = gen.generate(std::vector<std::vector<int32_t>>(num, prompt), p);
+    prof.reset();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     int64_t tokens = 0, complete = 0;
     for (const auto& o : out) {
@@ -73,6 +82,7 @@ int main(int argc, char** argv) {
                 st.decode_steps ? double(st.decode_rows) / st.decode_steps : 0.0, batch,
                 static_cast<long long>(st.prefills), static_cast<long long>(st.shared_prefix),
                 st.cache_needed ? double(st.cache_read) / st.cache_needed : 0.0);
+    if (profile) cg::bench::OpProfile::print(12, static_cast<double>(st.decode_steps + st.prefills));
   }
   return 0;
 }

@@ -26,13 +26,18 @@ class OpProfile {
   OpProfile& operator=(const OpProfile&) = delete;
 
   // The top `n` operators by total time, as "ms  % calls name" lines, per `steps` steps.
+  static void reset() {
+    std::lock_guard<std::mutex> lock(mu());
+    table().clear();
+  }
   static void print(int n, double steps) {
     std::lock_guard<std::mutex> lock(mu());
     std::vector<std::pair<std::string, Stat>> v(table().begin(), table().end());
-    double total = 0;
-    for (const auto& [name, s] : v) total += s.seconds;
+    double total = 0, calls = 0;
+    for (const auto& [name, s] : v) total += s.seconds, calls += s.calls;
     std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
-    std::printf("operators (outermost scopes), per step: %.1f ms in all\n", 1e3 * total / steps);
+    std::printf("operators (outermost scopes), per step: %.1f ms and %.0f calls in all\n", 1e3 * total / steps,
+                calls / steps);
     for (int i = 0; i < n && i < int(v.size()); ++i)
       std::printf("  %8.1f ms %5.1f%% %7.0f calls  %s\n", 1e3 * v[i].second.seconds / steps,
                   100 * v[i].second.seconds / total, v[i].second.calls / steps, v[i].first.c_str());

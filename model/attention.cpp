@@ -132,21 +132,20 @@ class BlockCausalAttention : public torch::autograd::Function<BlockCausalAttenti
 };
 
 // Decode attention of n rows (one query position each) over a prefix shared by all rows plus each row's own keys:
-// softmax over [q . prefix keys, q . own keys + mask] (fp32), then the two halves times their values. The shared
-// keys are one matrix per kv head against all n x n_rep queries (read once, not once per row).
-// q (n, n_kv, n_rep, hd); k/v (n, n_kv, S, hd) the rows' own positions; prefix_k/v (1, n_kv, P, hd); mask (n, 1, 1, S)
-// additive. Returns (n, n_kv, n_rep, hd).
+// softmax over [q . prefix keys, q . own keys + mask] (in fp32), then the two halves times their values. The shared
+// keys are one matrix per kv head against all n x n_rep queries (read once, not once per row). Every op here is a
+// kernel launch on a GPU, repeated per chunk and layer: ~11 of them.
+// q (n, n_kv, n_rep, hd) pre-scaled by 1/sqrt(hd); k/v (n, n_kv, S, hd) the rows' own positions; prefix_k/v
+// (1, n_kv, P, hd); mask (n, 1, 1, S) additive. Returns (n, n_kv, n_rep, hd).
 at::Tensor prefix_decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                    const at::Tensor& prefix_k, const at::Tensor& prefix_v, const at::Tensor& mask) {
   const int64_t n = q.size(0), n_kv = q.size(1), n_rep = q.size(2), hd = q.size(3), P = prefix_k.size(2);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   const auto qh = q.permute({1, 0, 2, 3}).reshape({n_kv, n * n_rep, hd});                  // queries per kv head
   const auto sp = at::bmm(qh, prefix_k.select(0, 0).transpose(1, 2))                       // (n_kv, n n_rep, P)
                       .view({n_kv, n, n_rep, P})
                       .permute({1, 0, 2, 3});                                              // (n, n_kv, n_rep, P)
-  const auto so = at::matmul(q, k.transpose(2, 3));                                        // (n, n_kv, n_rep, S)
-  const auto scores = at::cat({sp.to(at::kFloat) * scale, so.to(at::kFloat) * scale + mask}, -1);
-  const auto probs = at::softmax(scores, -1).to(q.scalar_type());                          // (n, n_kv, n_rep, P + S)
+  const auto so = at::matmul(q, k.transpose(2, 3)) + mask;                                 // (n, n_kv, n_rep, S)
+  const auto probs = at::softmax(at::cat({sp, so}, -1), -1, at::kFloat).to(q.scalar_type());  // (.., P + S)
   const auto pp = probs.narrow(-1, 0, P).permute({1, 0, 2, 3}).reshape({n_kv, n * n_rep, P});
   const auto op = at::bmm(pp, prefix_v.select(0, 0)).view({n_kv, n, n_rep, hd}).permute({1, 0, 2, 3});
   return op + at::matmul(probs.narrow(-1, P, probs.size(-1) - P), v);
@@ -208,6 +207,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     // GQA as in the decode branch below: a kv head's n_rep query heads are n_rep queries against it.
     const auto qg = q.reshape({B, n_kv_heads_local, n_rep, head_dim});  // (B, n_kv, n_rep, hd)
     const int64_t P = rows->prefix;
+    const auto qs = P > 0 ? qg * (1.0 / std::sqrt(static_cast<double>(head_dim))) : qg;  // prefix path: pre-scaled
     std::vector<at::Tensor> outs;
     for (const auto& c : rows->chunks) {
       CG_CHECK(P + c.span <= k_cache->size(2), "KV cache holds {} positions but the step needs {}; make the cache "
@@ -216,7 +216,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
       const auto kc = k_cache->narrow(0, c.start, c.rows).narrow(2, P, c.span);      // (n, n_kv, span, hd)
       const auto vc = v_cache->narrow(0, c.start, c.rows).narrow(2, P, c.span);
       outs.push_back(P == 0 ? sdpa(qc, kc, vc, c.mask, false)
-                            : prefix_decode_attention(qc, kc, vc, rows->prefix_k, rows->prefix_v, c.mask));
+                            : prefix_decode_attention(qs.narrow(0, c.start, c.rows), kc, vc, rows->prefix_k,
+                                                      rows->prefix_v, c.mask));
     }
     const auto og = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
     return o_proj(og.reshape({B, 1, n_heads_local * head_dim}));

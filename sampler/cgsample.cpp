@@ -136,6 +136,7 @@ int run(int argc, char** argv) {
   gp.sampling = {c.sample.temperature, c.sample.top_p, c.sample.top_k};
   gp.seed = c.sample.seed;
   gp.constrained = c.sample.constrained;
+  gp.share_prompt = c.sample.share_prompt;
   gp.mode = c.sample.task == "infill" ? cg::CrystalGrammar::Mode::kElement : cg::CrystalGrammar::Mode::kCrystal;
   spdlog::info("cgsample: {} {} prompts on {} ({}), grammar {}, temperature {}, top_p {}, top_k {}, seed {}",
                jobs.size(), c.sample.task, dims.describe(), device.str(), gp.constrained ? "on" : "off",

@@ -135,7 +135,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
                       prompts[i].begin())
             .first -
         prompts[0].begin();
-  if (P < kMinSharedPrefix || cap < 2) P = 0;
+  if (!params.share_prompt || P < kMinSharedPrefix || cap < 2) P = 0;
   stats_.shared_prefix = P;
   model::KVCache shared;
   if (P > 0) {

@@ -35,6 +35,7 @@ struct GenerationParams {
   SamplingParams sampling;
   uint64_t seed = 0;
   bool constrained = true;  // apply the grammar for `mode`
+  bool share_prompt = true;  // read the prompt head all prompts share from one copy (GenerationStats::shared_prefix)
   CrystalGrammar::Mode mode = CrystalGrammar::Mode::kCrystal;
 };
 

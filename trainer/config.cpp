@@ -155,6 +155,10 @@ void visit_config(Config& c, F&& f) {
   f("sample.top_k", &s.top_k, "keep the k most likely tokens; 0: off", at_least(0));
   f("sample.seed", &s.seed, "sampling seed", any());
   f("sample.constrained", &s.constrained, "grammar-constrained decoding (always parseable crystal text)", any());
+  f("sample.share_prompt", &s.share_prompt,
+    "decode steps read the prompt tokens all samples start with from one copy of their keys/values (same samples "
+    "up to rounding); false: every row reads its own",
+    any());
   f("sample.formula", &s.formula, "condition: reduced formula, e.g. LiFePO4; empty: not given", any());
   f("sample.spacegroup", &s.spacegroup, "condition: space group number 1..230; 0: not given", in_range(0, 230));
   f("sample.formation_energy", &s.formation_energy, "condition: formation energy per atom (eV); empty: not given",

@@ -99,6 +99,7 @@ struct SampleConfig {
   int64_t top_k = 0;                   // 0: off
   uint64_t seed = 0;
   bool constrained = true;             // grammar-constrained decoding
+  bool share_prompt = true;            // decode attention reads the prompt head all samples share from one copy
   std::string formula = "";            // conditions (empty / NaN: not given)
   int64_t spacegroup = 0;
   std::string formation_energy = "";

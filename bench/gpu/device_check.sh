@@ -7,7 +7,8 @@
 # Prepare here (network): bench/gpu/fetch_debs.sh  and  ./scripts/build.sh (third_party/ with LLaMA-2's tokenizer).
 # Then, through the device tool:
 #   run(command="bench/gpu/device_check.sh", carry=["bench/gpu/debs", "third_party"], timeout_s=600)
-# Env: BUILD_S (300), TRAIN_S (150 per target set), SAMPLE_S (120) stage limits in seconds; STAGES to pick a subset
+# Env: BUILD_S (300), TRAIN_S (150 per target set), SAMPLE_S (180: shared prompt on, then off) stage limits in
+#      seconds; STAGES to pick a subset
 #      (default "build nccl lora sample").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -44,8 +45,9 @@ if has lora; then
   cp bench/gpu/results/*.log "$OUT/" 2>/dev/null
 fi
 if has sample; then
-  N=${N:-512} stage sample_7b "${SAMPLE_S:-120}" bench/gpu/sample_7b.sh
+  N=${N:-512} stage sample_7b "${SAMPLE_S:-180}" bench/gpu/sample_7b.sh
   cp bench/gpu/results/sample_7b/summary.json "$OUT/sample_7b_summary.json" 2>/dev/null
+  cp bench/gpu/results/sample_7b_own_prompt/summary.json "$OUT/sample_7b_own_prompt_summary.json" 2>/dev/null
 fi
 log "done"
 grep -h '(target' "$OUT"/*.log 2>/dev/null | tee -a "$OUT/summary.txt"

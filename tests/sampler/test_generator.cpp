@@ -159,6 +159,12 @@ TEST(Generator, MixedPromptLengthsGiveTheSameSamplesAtAnyBatchSize) {
   ASSERT_GE(common, 8u);
   EXPECT_EQ(gen.stats().shared_prefix, static_cast<int64_t>(common));
   EXPECT_EQ(gen.stats().prefills, static_cast<int64_t>(lengths.size()) + 1);
+  // sample.share_prompt=false: every row reads its own copy of the head; the same samples.
+  p.share_prompt = false;
+  const auto own = gen.generate(prompts, p);
+  EXPECT_EQ(gen.stats().shared_prefix, 0);
+  EXPECT_EQ(gen.stats().prefills, static_cast<int64_t>(lengths.size()));
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(own[i].tokens, alone[i].tokens) << i;
 }
 
 TEST(Generator, ContinuousBatchingKeepsTheBatchFull) {
