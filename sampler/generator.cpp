@@ -123,7 +123,17 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   // depend on its neighbours, so which sequences share a step does not change the samples.
   const int64_t cap = std::min<int64_t>(params.batch_size, static_cast<int64_t>(n));
   const int64_t admit_at = std::max<int64_t>(1, cap / 8);
-  model::KVCache cache = model_.make_cache(cap, longest + params.max_new_tokens);
+  model::KVCache cache;
+  try {
+    cache = model_.make_cache(cap, longest + params.max_new_tokens);
+  } catch (const c10::Error& e) {  // out of memory: say what it was for and what to lower
+    const auto& a = *model_.model->layers->ptr<model::DecoderLayerImpl>(0)->self_attn;
+    const double gb = 2.0 * model_.config().num_hidden_layers * a.n_kv_heads_local * a.head_dim *
+                      c10::elementSize(model_.dtype()) * cap * (longest + params.max_new_tokens) / 1e9;
+    CG_FAIL("the KV cache for {} rows x {} positions ({:.1f} GB on {}) could not be allocated; lower "
+            "sample.batch_size or sample.max_new_tokens ({})",
+            cap, longest + params.max_new_tokens, gb, device.str(), e.what_without_backtrace());
+  }
   // The tokens every prompt starts with (all of it when they are one prompt, as in unconditional sampling; the
   // generation prompt's head when they differ by their conditions) are computed once, and decode steps read their
   // keys/values from that one copy instead of once per row: at 7B the prompt is ~30% of the cache a step reads.

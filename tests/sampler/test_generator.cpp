@@ -17,6 +17,7 @@
 #include "sampler/generator.h"
 #include "tests/sampler/tiny_model.h"
 #include "tests/sampler/tiny_vocab.h"
+#include "tests/test_util.h"
 
 namespace cg {
 namespace {
@@ -290,6 +291,17 @@ TEST(Generator, EqualsAPlainReferenceSampler) {
     EXPECT_EQ(out[i].tokens, want) << i;
     EXPECT_EQ(out[i].hit_eos, eos) << i;
   }
+}
+
+TEST(Generator, AKvCacheThatCannotBeAllocatedIsAClearError) {
+  // 1,000 rows x 2^40 positions (more bytes than any address space): the error says what to lower, not just that an
+  // allocation failed.
+  Fixture& f = fixture();
+  auto big = sampler_test::tiny_random_llama(f.tok.vocab_size(), int64_t{1} << 42, 3, 0.02);
+  Generator gen(*big, f.tok.pieces, f.tok.eos(), nullptr);
+  const GenerationParams p = params(int64_t{1} << 40, 1000, {1.0, 1.0, 0}, 0);
+  const std::string err = test::error_of([&] { gen.generate(std::vector<std::vector<int32_t>>(1000, {1}), p); });
+  EXPECT_TRUE(test::contains(err, "sample.batch_size") && test::contains(err, "KV cache")) << err;
 }
 
 TEST(Generator, InfillReturnsAnElementSymbol) {
