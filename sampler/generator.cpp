@@ -33,6 +33,61 @@ at::Tensor long_tensor(const std::vector<int64_t>& v, const at::Device& device) 
   return torch::tensor(v, at::TensorOptions().dtype(at::kLong)).to(device);
 }
 
+// The length of the token prefix all prompts share.
+int64_t common_prefix(const std::vector<std::vector<int32_t>>& prompts) {
+  size_t p = prompts[0].size();
+  for (const auto& q : prompts)
+    p = std::mismatch(q.begin(), q.begin() + std::min(p, q.size()), prompts[0].begin()).first - q.begin();
+  return static_cast<int64_t>(p);
+}
+
+// Rows moved when finished ones leave: row src[i] goes to row dst[i]; the moved rows hold cache positions
+// [0, width).
+struct Moves {
+  std::vector<int64_t> dst, src;
+  int64_t width = 0;
+};
+
+// Removes the finished rows. The rows stay grouped by admission, oldest first, so positions fall along the rows and
+// decode_step's attention chunks read few positions a row does not attend to (a row admitted late does not read up
+// to the oldest row's position). Each admission's survivors take a block of rows where the earlier ones end; a
+// survivor already inside its block stays, the others move into the gaps: about one move per later admission for
+// each sequence that ends.
+Moves drop_finished(std::vector<Row>& rows) {
+  const int64_t R = static_cast<int64_t>(rows.size());
+  int64_t keep = 0;
+  for (const auto& r : rows) keep += !r.finished;
+  Moves m;
+  std::vector<int64_t> dest(R, -1), movers;  // row r goes to dest[r]
+  std::vector<char> taken(keep, 0);
+  for (int64_t r = 0, begin = 0; r < R;) {
+    int64_t e = r, alive = 0;  // rows [r, e): one admission's
+    for (; e < R && rows[e].cohort == rows[r].cohort; ++e) alive += !rows[e].finished;
+    const int64_t end = begin + alive;  // its block of the kept rows: [begin, end)
+    int64_t gap = begin;
+    for (int64_t i = r; i < e; ++i) {
+      if (rows[i].finished) continue;
+      if (i >= begin && i < end)
+        dest[i] = i, taken[i] = 1;
+      else
+        movers.push_back(i);
+    }
+    for (int64_t i : movers) {
+      while (taken[gap]) ++gap;
+      dest[i] = gap, taken[gap] = 1;
+      m.dst.push_back(gap), m.src.push_back(i);
+      m.width = std::max(m.width, rows[i].pos);
+    }
+    movers.clear();
+    r = e, begin = end;
+  }
+  std::vector<Row> kept(keep);
+  for (int64_t r = 0; r < R; ++r)
+    if (dest[r] >= 0) kept[dest[r]] = std::move(rows[r]);
+  rows.swap(kept);
+  return m;
+}
+
 }  // namespace
 
 Generator::Generator(model::LlamaImpl& model, std::vector<std::string> pieces, int eos_id, dist::CommPtr tp)
@@ -139,12 +194,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   // keys/values from that one copy instead of once per row: at 7B the prompt is ~30% of the cache a step reads.
   // Below kMinSharedPrefix tokens, or with one row, sharing would not pay for the separate attention path.
   constexpr int64_t kMinSharedPrefix = 8;
-  int64_t P = static_cast<int64_t>(prompts[0].size());
-  for (size_t i = 1; i < n && P > 0; ++i)
-    P = std::mismatch(prompts[0].begin(), prompts[0].begin() + std::min<size_t>(P, prompts[i].size()),
-                      prompts[i].begin())
-            .first -
-        prompts[0].begin();
+  int64_t P = common_prefix(prompts);
   if (!params.share_prompt || P < kMinSharedPrefix || cap < 2) P = 0;
   stats_.shared_prefix = P;
   model::KVCache shared;
@@ -270,45 +320,13 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       finished += row.finished;
     }
     if (finished == 0) continue;
-    // Finished rows leave. The rows stay grouped by admission, oldest first, so positions fall along the rows and
-    // decode_step's attention chunks read few positions a row does not attend to (a row admitted late does not read
-    // up to the oldest row's position). Each admission's survivors take a block of rows where the earlier ones end;
-    // a survivor already inside its block stays, the others move into the gaps (their cache rows copied): about one
-    // move per later admission for each sequence that ends.
-    const int64_t keep = R - finished;
-    std::vector<int64_t> dest(R, -1), dst, src, movers;  // row r goes to dest[r]; moves dst <- src
-    std::vector<char> taken(keep, 0);
-    int64_t width_used = 0;  // cache positions the moved rows hold
-    for (int64_t r = 0, begin = 0; r < R;) {
-      int64_t e = r, alive = 0;  // rows [r, e): one admission's
-      for (; e < R && rows[e].cohort == rows[r].cohort; ++e) alive += !rows[e].finished;
-      const int64_t end = begin + alive;  // its block of the kept rows: [begin, end)
-      int64_t gap = begin;
-      for (int64_t i = r; i < e; ++i) {
-        if (rows[i].finished) continue;
-        if (i >= begin && i < end)
-          dest[i] = i, taken[i] = 1;
-        else
-          movers.push_back(i);
-      }
-      for (int64_t i : movers) {
-        while (taken[gap]) ++gap;
-        dest[i] = gap, taken[gap] = 1;
-        dst.push_back(gap), src.push_back(i);
-        width_used = std::max(width_used, rows[i].pos);
-      }
-      movers.clear();
-      r = e, begin = end;
-    }
-    std::vector<Row> kept(keep);
-    for (int64_t r = 0; r < R; ++r)
-      if (dest[r] >= 0) kept[dest[r]] = std::move(rows[r]);
-    rows.swap(kept);
-    if (!dst.empty()) {
-      const at::Tensor d = long_tensor(dst, device), s = long_tensor(src, device);
+    // Finished rows leave; the moved rows' cache entries follow them.
+    const Moves moves = drop_finished(rows);
+    if (!moves.dst.empty()) {
+      const at::Tensor d = long_tensor(moves.dst, device), s = long_tensor(moves.src, device);
       for (auto* layers : {&cache.k, &cache.v})
         for (auto& t : *layers) {
-          auto used = t.narrow(2, 0, width_used);
+          auto used = t.narrow(2, 0, moves.width);
           used.index_copy_(0, d, used.index_select(0, s));  // the sources are read before anything is written
         }
     }
