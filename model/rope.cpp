@@ -14,7 +14,8 @@ std::pair<at::Tensor, at::Tensor> cos_sin_of(const at::Tensor& pos, int64_t head
   const auto inv_freq = 1.0 / at::pow(theta, at::arange(0, head_dim, 2, f32) / static_cast<double>(head_dim));
   const auto freqs = at::outer(pos, inv_freq);   // (N, head_dim / 2)
   const auto emb = at::cat({freqs, freqs}, -1);  // (N, head_dim)
-  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+  const auto sin_half = freqs.sin();
+  return {emb.cos().to(dtype), at::cat({-sin_half, sin_half}, -1).to(dtype)};
 }
 
 }  // namespace
@@ -31,10 +32,7 @@ std::pair<at::Tensor, at::Tensor> rope_cos_sin_at(const at::Tensor& positions, i
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const int64_t half = x.size(-1) / 2;
-  const auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  const auto rotated = at::cat({-x2, x1}, -1);  // (B, n_heads, T, head_dim)
-  return x * cos + rotated * sin;               // cos, sin (T, head_dim) broadcast over (B, n_heads)
+  return at::addcmul(x * cos, x.roll(x.size(-1) / 2, -1), sin);
 }
 
 }  // namespace cg::model
