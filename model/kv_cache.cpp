@@ -40,11 +40,12 @@ std::vector<DecodeChunk> decode_chunks(const std::vector<int64_t>& positions, in
   return chunks;
 }
 
-std::vector<DecodeChunk> decode_step_chunks(const std::vector<int64_t>& positions, int64_t prefix,
-                                            int64_t max_chunks, int64_t chunk_cost) {
-  std::vector<int64_t> past(positions);
-  for (auto& p : past) p -= prefix;
-  return decode_chunks(past, max_chunks, chunk_cost + prefix);
+void KVCache::copy_rows(const at::Tensor& dst, const KVCache& from, const at::Tensor& src, int64_t first, int64_t n) {
+  CG_CHECK(from.k.size() == k.size(), "KVCache::copy_rows: {} layers into {}", from.k.size(), k.size());
+  for (size_t l = 0; l < k.size(); ++l) {
+    k[l].narrow(2, first, n).index_copy_(0, dst, from.k[l].narrow(2, first, n).index_select(0, src));
+    v[l].narrow(2, first, n).index_copy_(0, dst, from.v[l].narrow(2, first, n).index_select(0, src));
+  }
 }
 
 }  // namespace cg::model

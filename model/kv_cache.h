@@ -13,6 +13,10 @@ struct KVCache {
 
   int64_t batch() const { return k.empty() ? 0 : k.front().size(0); }
 
+  // Rows `src` of `from` into rows `dst` of this cache (int64 index tensors on the cache's device), positions
+  // [first, first + n) of every layer. The sources are gathered before anything is written: `from` may be *this.
+  void copy_rows(const at::Tensor& dst, const KVCache& from, const at::Tensor& src, int64_t first, int64_t n);
+
   // Rows [start, start + n) of every layer as views: what is written through them lands in this cache.
   KVCache rows(int64_t start, int64_t n) const {
     KVCache c;
@@ -42,15 +46,9 @@ struct RowPositions {
 };
 
 // The split of rows [0, positions.size()) into at most max_chunks contiguous chunks (span = 1 + the chunk's largest
-// position; decode_step passes positions past its shared prefix) minimising sum(rows * span) + chunk_cost * chunks: cached positions read, plus a price per extra
+// position; decode_step passes positions past its shared prefix, the prefix added to chunk_cost) minimising sum(rows * span) + chunk_cost * chunks: cached positions read, plus a price per extra
 // attention call. Exact (dynamic programming over the row order); masks left undefined.
 std::vector<DecodeChunk> decode_chunks(const std::vector<int64_t>& positions, int64_t max_chunks,
                                        int64_t chunk_cost);
-
-// decode_step's chunks for rows at `positions` past a shared prefix of `prefix` positions (0: none): decode_chunks
-// over positions - prefix, each chunk also priced at the prefix it reads. The step reads, per layer,
-// sum(prefix + rows * span) cached positions.
-std::vector<DecodeChunk> decode_step_chunks(const std::vector<int64_t>& positions, int64_t prefix,
-                                            int64_t max_chunks, int64_t chunk_cost);
 
 }  // namespace cg::model

@@ -55,7 +55,8 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens, int64_t start_pos, KVCac
 }
 
 at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache,
-                                  const KVCache* prefix, int64_t max_chunks, int64_t chunk_cost) {
+                                  const KVCache* prefix, int64_t max_chunks, int64_t chunk_cost,
+                                  int64_t* positions_read) {
   const int64_t B = tokens.size(0);
   CG_CHECK(tokens.dim() == 2 && tokens.size(1) == 1 && tokens.scalar_type() == at::kLong,
            "Llama::decode_step wants tokens (B, 1) int64, got {} {}", c10::str(tokens.sizes()),
@@ -74,7 +75,13 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
   RowPositions rows;
   rows.prefix = P;
   rows.pos = at::tensor(positions, at::TensorOptions().dtype(at::kLong)).to(device());  // (B)
-  rows.chunks = decode_step_chunks(positions, P, max_chunks, chunk_cost);
+  std::vector<int64_t> past_prefix(positions);
+  for (auto& p : past_prefix) p -= P;
+  rows.chunks = decode_chunks(past_prefix, max_chunks, chunk_cost + P);  // a chunk also reads the P shared positions
+  if (positions_read) {
+    *positions_read = 0;
+    for (const auto& c : rows.chunks) *positions_read += P + c.rows * c.span;
+  }
   for (auto& c : rows.chunks) {
     // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
     const auto future = at::arange(P, P + c.span, rows.pos.options()).view({1, 1, 1, c.span}) >

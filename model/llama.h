@@ -67,9 +67,11 @@ class LlamaImpl : public torch::nn::Module {
   // few positions they do not attend to.
   // prefix (optional, batch 1): the keys/values of tokens every row starts with, positions [0, prefix->max_len);
   // the rows' own cache entries there are then not read.
+  // positions_read (optional): set to the cached positions the step's attention reads per layer (the shared prefix
+  // once per chunk plus rows x span), for GenerationStats.
   at::Tensor decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache,
                          const KVCache* prefix = nullptr, int64_t max_chunks = kDecodeMaxChunks,
-                         int64_t chunk_cost = kDecodeChunkCost);
+                         int64_t chunk_cost = kDecodeChunkCost, int64_t* positions_read = nullptr);
 
   // A zeroed cache for `batch` sequences of up to `max_len` positions, in the model's dtype and device.
   KVCache make_cache(int64_t batch, int64_t max_len) const;

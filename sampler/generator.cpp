@@ -101,7 +101,7 @@ Generator::Generator(model::LlamaImpl& model, std::vector<std::string> pieces, i
 }
 
 at::Tensor Generator::prefill(const std::vector<std::vector<int32_t>>& prompts, size_t first, size_t count,
-                              model::KVCache& cache, int64_t row0) {
+                              model::KVCache& cache, int64_t row0, int64_t shared) {
   const auto device = model_.device();
   // Identical prompts (every unconditional prompt is the same) are computed once; distinct ones of equal length in
   // one forward.
@@ -131,11 +131,8 @@ at::Tensor Generator::prefill(const std::vector<std::vector<int32_t>>& prompts, 
     std::vector<int64_t> dst, src;
     for (size_t i = 0; i < count; ++i)
       if (local[which[i]] >= 0) dst.push_back(row0 + static_cast<int64_t>(i)), src.push_back(local[which[i]]);
-    const at::Tensor d = long_tensor(dst, device), s = long_tensor(src, device);
-    for (size_t l = 0; l < cache.k.size(); ++l) {
-      cache.k[l].narrow(2, 0, T).index_copy_(0, d, tmp.k[l].index_select(0, s));
-      cache.v[l].narrow(2, 0, T).index_copy_(0, d, tmp.v[l].index_select(0, s));
-    }
+    // Positions [0, shared) are read from the shared prefix, never from the rows: not copied.
+    if (T > shared) cache.copy_rows(long_tensor(dst, device), tmp, long_tensor(src, device), shared, T - shared);
   }
   std::vector<at::Tensor> rows;
   for (size_t i = 0; i < count; ++i) rows.push_back(last[which[i]]);
@@ -225,17 +222,19 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
         next[r] = rows[r].next, pos[r] = rows[r].pos++;
         stats_.cache_needed += pos[r] + 1;
       }
-      for (const auto& c : model::decode_step_chunks(pos, P, model::kDecodeMaxChunks, model::kDecodeChunkCost))
-        stats_.cache_read += P + c.rows * c.span;  // what decode_step's attention reads
       const at::Tensor tokens = long_tensor(next, device).view({running, 1});
       model::KVCache view = cache.rows(0, running);
-      parts.push_back(model_.decode_step(tokens, pos, &view, P > 0 ? &shared : nullptr).select(1, 0));
+      int64_t read = 0;
+      parts.push_back(model_.decode_step(tokens, pos, &view, P > 0 ? &shared : nullptr, model::kDecodeMaxChunks,
+                                         model::kDecodeChunkCost, &read)
+                          .select(1, 0));
+      stats_.cache_read += read;
       ++stats_.decode_steps;
       stats_.decode_rows += running;
     }
     if (queued < n && (running == 0 || cap - running >= admit_at)) {
       const size_t take = std::min<size_t>(cap - running, n - queued);
-      parts.push_back(prefill(prompts, queued, take, cache, running));
+      parts.push_back(prefill(prompts, queued, take, cache, running, P));
       for (size_t i = queued; i < queued + take; ++i) {
         Row row;
         row.seq = i;
@@ -322,14 +321,8 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
     if (finished == 0) continue;
     // Finished rows leave; the moved rows' cache entries follow them.
     const Moves moves = drop_finished(rows);
-    if (!moves.dst.empty()) {
-      const at::Tensor d = long_tensor(moves.dst, device), s = long_tensor(moves.src, device);
-      for (auto* layers : {&cache.k, &cache.v})
-        for (auto& t : *layers) {
-          auto used = t.narrow(2, 0, moves.width);
-          used.index_copy_(0, d, used.index_select(0, s));  // the sources are read before anything is written
-        }
-    }
+    if (!moves.dst.empty())
+      cache.copy_rows(long_tensor(moves.dst, device), cache, long_tensor(moves.src, device), 0, moves.width);
     done += finished;
     if (progress && (done - reported >= cap || done == static_cast<int64_t>(n))) {
       progress(done, static_cast<int64_t>(n), generated);

@@ -79,10 +79,10 @@ class Generator {
   int eos_id() const { return eos_; }
 
  private:
-  // Prefills prompts [first, first + count) into cache rows [row0, row0 + count) -> their next-token logits
-  // (count, vocab_local).
+  // Prefills prompts [first, first + count) into cache rows [row0, row0 + count), positions from `shared` on (the
+  // ones before come from the shared prefix) -> their next-token logits (count, vocab_local).
   at::Tensor prefill(const std::vector<std::vector<int32_t>>& prompts, size_t first, size_t count,
-                     model::KVCache& cache, int64_t row0);
+                     model::KVCache& cache, int64_t row0, int64_t shared);
 
   model::LlamaImpl& model_;
   std::vector<std::string> pieces_;
