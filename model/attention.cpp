@@ -196,8 +196,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   const bool cached = k_cache && k_cache->defined();
   const int64_t n_rep = n_heads_local / n_kv_heads_local;
   if (rows) {
-    // Continuous batching: row b writes its key/value at pos[b] and attends to keys [0, pos[b]] of its cache row;
-    // the step reads [0, span) of every row, the positions past a row's own masked out.
+    // Continuous batching: row b writes its key/value at pos[b] and attends to keys [0, pos[b]]: [0, P) from the
+    // shared prefix when there is one, the rest from its cache row, up to its chunk's span (beyond pos[b] masked).
     CG_CHECK(cached && T == 1, "per-row positions are for one-token decode steps with a KV cache");
     CG_CHECK(k_cache->size(0) == B && rows->pos.size(0) == B, "KV cache batch {} / {} positions != input batch {}",
              k_cache->size(0), rows->pos.size(0), B);
@@ -207,17 +207,17 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     // GQA as in the decode branch below: a kv head's n_rep query heads are n_rep queries against it.
     const auto qg = q.reshape({B, n_kv_heads_local, n_rep, head_dim});  // (B, n_kv, n_rep, hd)
     const int64_t P = rows->prefix;
-    const auto qs = P > 0 ? qg * (1.0 / std::sqrt(static_cast<double>(head_dim))) : qg;  // prefix path: pre-scaled
+    // SDPA scales q itself; the shared-prefix path takes it pre-scaled (once here, not per chunk).
+    const auto qa = P > 0 ? qg * (1.0 / std::sqrt(static_cast<double>(head_dim))) : qg;
     std::vector<at::Tensor> outs;
     for (const auto& c : rows->chunks) {
       CG_CHECK(P + c.span <= k_cache->size(2), "KV cache holds {} positions but the step needs {}; make the cache "
                "longer (max_len)", k_cache->size(2), P + c.span);
-      const auto qc = qg.narrow(0, c.start, c.rows);                                 // (n, n_kv, n_rep, hd)
+      const auto qc = qa.narrow(0, c.start, c.rows);                                 // (n, n_kv, n_rep, hd)
       const auto kc = k_cache->narrow(0, c.start, c.rows).narrow(2, P, c.span);      // (n, n_kv, span, hd)
       const auto vc = v_cache->narrow(0, c.start, c.rows).narrow(2, P, c.span);
       outs.push_back(P == 0 ? sdpa(qc, kc, vc, c.mask, false)
-                            : prefix_decode_attention(qs.narrow(0, c.start, c.rows), kc, vc, rows->prefix_k,
-                                                      rows->prefix_v, c.mask));
+                            : prefix_decode_attention(qc, kc, vc, rows->prefix_k, rows->prefix_v, c.mask));
     }
     const auto og = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
     return o_proj(og.reshape({B, 1, n_heads_local * head_dim}));
