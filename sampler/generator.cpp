@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "data/rng.h"
 #include "dist/tp_ops.h"
+#include "model/accounting.h"
 #include "model/llama.h"
 
 namespace cg {
@@ -179,9 +180,10 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   try {
     cache = model_.make_cache(cap, longest + params.max_new_tokens);
   } catch (const c10::Error& e) {  // out of memory: say what it was for and what to lower
-    const auto& a = *model_.model->layers->ptr<model::DecoderLayerImpl>(0)->self_attn;
-    const double gb = 2.0 * model_.config().num_hidden_layers * a.n_kv_heads_local * a.head_dim *
-                      c10::elementSize(model_.dtype()) * cap * (longest + params.max_new_tokens) / 1e9;
+    const double per_position =  // this tp rank's share of the kv heads
+        double(model::kv_cache_bytes_per_position(model_.config(), c10::elementSize(model_.dtype()))) /
+        model_.tp().size;
+    const double gb = per_position * cap * (longest + params.max_new_tokens) / 1e9;
     CG_FAIL("the KV cache for {} rows x {} positions ({:.1f} GB on {}) could not be allocated; lower "
             "sample.batch_size or sample.max_new_tokens ({})",
             cap, longest + params.max_new_tokens, gb, device.str(), e.what_without_backtrace());
