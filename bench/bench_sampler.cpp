@@ -1,7 +1,7 @@
-// bench_sampler [NUM] [BATCH] [MAX_NEW] [--profile]: generation throughput of the tiny flavor (random weights) on
+// bench_sampler [NUM] [BATCH] [MAX_NEW] [--profile] [--unfused]: generation throughput of the tiny flavor (random weights) on
 // CPU, with and without the grammar: sequences/s, tokens/s, and crystals/s (grammar-complete crystals per second).
 // --profile: the operators a decode step calls (count and time per step, bench/op_profile.h): on a GPU every one is
-// a kernel launch the host must issue.
+// a kernel launch the host must issue. --unfused: separate q/k/v and gate/up matmuls (cgsample fuses them).
 // The vocabulary is a 512-piece stand-in (256 byte pieces, printable characters, element symbols, digit pairs):
 // libsentencepiece cannot share a process with libtorch's libprotobuf (see sampler/generator.h).
 #include <spdlog/spdlog.h>
@@ -38,16 +38,24 @@ int main(int argc, char** argv) {
   const int num = argc > 1 ? std::atoi(argv[1]) : 32;
   const int batch = argc > 2 ? std::atoi(argv[2]) : 16;
   const int max_new = argc > 3 ? std::atoi(argv[3]) : 300;
-  const bool profile = argc > 4 && std::string(argv[4]) == "--profile";
+  bool profile = false, fuse = true;
+  for (int i = 4; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--profile") profile = true;
+    else if (a == "--unfused") fuse = false;
+    else return std::fprintf(stderr, "unknown flag %s (--profile, --unfused)\n", a.c_str()), 2;
+  }
   torch::set_num_threads(1);
   const std::vector<std::string> pieces = stand_in_vocab();
   cg::model::Llama model(cg::model::llama_flavor("tiny", static_cast<int64_t>(pieces.size())));
   cg::model::init_weights(*model, 1, 0.5);
+  if (fuse) model->fuse_projections();  // as cgsample's model (load_sampling_model)
   model->eval();
   // Prompt: the generation prompt's length in characters as tokens (a stand-in; only its length matters here).
   std::vector<int32_t> prompt = {1};
   for (char ch : cg::generation_prompt({})) prompt.push_back(ch >= 33 && ch < 127 ? 259 + 1 + (ch - 33) : 259);
-  std::printf("tiny flavor, %d sequences, batch %d, max_new_tokens %d, 1 thread\n", num, batch, max_new);
+  std::printf("tiny flavor, %d sequences, batch %d, max_new_tokens %d, 1 thread, projections %s\n", num, batch, max_new,
+              fuse ? "fused" : "unfused");
   for (bool constrained : {true, false}) {
     cg::GenerationParams p;
     p.max_new_tokens = max_new;
@@ -82,7 +90,7 @@ int main(int argc, char** argv) {
                 st.decode_steps ? double(st.decode_rows) / st.decode_steps : 0.0, batch,
                 static_cast<long long>(st.prefills), static_cast<long long>(st.shared_prefix),
                 st.cache_needed ? double(st.cache_read) / st.cache_needed : 0.0);
-    if (profile) cg::bench::OpProfile::print(12, static_cast<double>(st.decode_steps + st.prefills));
+    if (profile) cg::bench::OpProfile::print(24, static_cast<double>(st.decode_steps + st.prefills));
   }
   return 0;
 }

@@ -187,11 +187,22 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
                                   int64_t start_pos, at::Tensor* k_cache, at::Tensor* v_cache,
                                   const RowPositions* rows) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto q = q_proj(x).view({B, T, n_heads_local, head_dim}).transpose(1, 2);     // (B, n_heads_local, T, hd)
-  auto k = k_proj(x).view({B, T, n_kv_heads_local, head_dim}).transpose(1, 2);  // (B, n_kv_local, T, hd)
-  auto v = v_proj(x).view({B, T, n_kv_heads_local, head_dim}).transpose(1, 2);  // (B, n_kv_local, T, hd)
-  q = apply_rope(q, cos, sin);
-  k = apply_rope(k, cos, sin);
+  at::Tensor q, k, v;  // (B, n_heads_local, T, hd), (B, n_kv_local, T, hd) x 2
+  if (fused()) {
+    // One matmul, then RoPE over the q and k heads at once; q, k, v are views of the result.
+    const int64_t Hq = n_heads_local, Hkv = n_kv_heads_local;
+    const auto qkv = fused_linear_forward({q_proj.get(), k_proj.get(), v_proj.get()}, qkv_weight, x)
+                         .view({B, T, Hq + 2 * Hkv, head_dim})
+                         .transpose(1, 2);  // (B, Hq + 2 Hkv, T, hd)
+    const auto qk = apply_rope(qkv.narrow(1, 0, Hq + Hkv), cos, sin);
+    q = qk.narrow(1, 0, Hq);
+    k = qk.narrow(1, Hq, Hkv);
+    v = qkv.narrow(1, Hq + Hkv, Hkv);
+  } else {
+    q = apply_rope(q_proj(x).view({B, T, n_heads_local, head_dim}).transpose(1, 2), cos, sin);
+    k = apply_rope(k_proj(x).view({B, T, n_kv_heads_local, head_dim}).transpose(1, 2), cos, sin);
+    v = v_proj(x).view({B, T, n_kv_heads_local, head_dim}).transpose(1, 2);
+  }
 
   const bool cached = k_cache && k_cache->defined();
   const int64_t n_rep = n_heads_local / n_kv_heads_local;
@@ -265,6 +276,11 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   }
   out = out.transpose(1, 2).reshape({B, T, n_heads_local * head_dim});  // (B, T, d_local)
   return o_proj(out);
+}
+
+void AttentionImpl::fuse_projections() {
+  if (!fused())
+    qkv_weight = fuse_linears({q_proj.get(), k_proj.get(), v_proj.get()}, "Attention::fuse_projections");
 }
 
 }  // namespace cg::model

@@ -25,8 +25,17 @@ class AttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t start_pos,
                      at::Tensor* k_cache, at::Tensor* v_cache, const RowPositions* rows = nullptr);
 
+  // Inference only (sampling, after LoRA is merged): q/k/v become one (q + k + v rows, d) weight, one matmul instead
+  // of three and one RoPE call over the q and k heads instead of two. The three weights stay (views into it), so
+  // parameters(), param_specs() and saving see the same tensors. Fails if a projection has a LoRA delta hook.
+  void fuse_projections();
+  bool fused() const { return qkv_weight.defined(); }
+
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   const int64_t n_heads_local, n_kv_heads_local, head_dim;
+
+ private:
+  at::Tensor qkv_weight;  // (n_heads_local + 2 n_kv_heads_local) head_dim rows, after fuse_projections
 };
 TORCH_MODULE(Attention);
 

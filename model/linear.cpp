@@ -43,10 +43,38 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
              "call dist::apply_tensor_parallel after building the model", hf_name, tp.size);
   }
   at::Tensor h = pre ? pre(x) : x;
-  at::Tensor y = at::matmul(h, weight.t());  // (..., out_features_local)
+  at::Tensor y = at::linear(h, weight);  // (..., out_features_local)
   if (post) y = post(y);
   if (delta) y = y + delta(x);
   return y;
+}
+
+at::Tensor fuse_linears(const std::vector<LinearImpl*>& parts, const std::string& what) {
+  CG_CHECK(!parts.empty(), "{}: nothing to fuse", what);
+  std::vector<at::Tensor> weights;
+  for (auto* l : parts) {
+    CG_CHECK(!l->delta, "{}: {} has a LoRA delta hook; merge the adapters (lora::merge_lora) before fusing the "
+             "projections", what, l->hf_name);
+    CG_CHECK(l->in_features_local == parts[0]->in_features_local && bool(l->pre) == bool(parts[0]->pre) && !l->post,
+             "{}: {} does not read the same input as {} (in {} vs {}, pre/post hooks)", what, l->hf_name,
+             parts[0]->hf_name, l->in_features_local, parts[0]->in_features_local);
+    weights.push_back(l->weight);
+  }
+  at::NoGradGuard no_grad;
+  const at::Tensor fused = at::cat(weights, 0);  // (sum out_local, in_local)
+  int64_t row = 0;
+  for (auto* l : parts) {
+    const int64_t n = l->weight.size(0);
+    l->weight.set_data(fused.narrow(0, row, n));  // the registered parameter now reads the fused rows
+    row += n;
+  }
+  return fused;
+}
+
+at::Tensor fused_linear_forward(const std::vector<LinearImpl*>& parts, const at::Tensor& fused, const at::Tensor& x) {
+  for (auto* l : parts)
+    CG_CHECK(!l->delta, "{} got a LoRA delta hook after its projections were fused; fuse after merging", l->hf_name);
+  return at::linear(parts[0]->pre ? parts[0]->pre(x) : x, fused);
 }
 
 }  // namespace cg::model

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "model/tp_shape.h"
 
@@ -38,5 +39,14 @@ class LinearImpl : public torch::nn::Module {
   TensorHook delta;
 };
 TORCH_MODULE(Linear);
+
+// Inference-time fusion of linears that read the same input (q/k/v, gate/up): their weights concatenated along
+// out_features into one tensor, returned; each part's weight becomes a view of its rows (same values, shared
+// storage, so parameters and checkpoints see no change). Fails, naming `what`, when a part has a delta (LoRA) hook
+// or the parts differ in input size or pre hook presence.
+at::Tensor fuse_linears(const std::vector<LinearImpl*>& parts, const std::string& what);
+// parts' forward through their fused weight: pre (parts[0]'s, identity in forward) then one matmul ->
+// (..., sum of out_features_local). Checks again that no part got a delta hook since.
+at::Tensor fused_linear_forward(const std::vector<LinearImpl*>& parts, const at::Tensor& fused, const at::Tensor& x);
 
 }  // namespace cg::model

@@ -137,6 +137,14 @@ std::vector<Linear> LlamaImpl::linears() const {
   return out;
 }
 
+void LlamaImpl::fuse_projections() {
+  for (const auto& m : *model->layers) {
+    auto* layer = m->as<DecoderLayerImpl>();
+    layer->self_attn->fuse_projections();
+    layer->mlp->fuse_projections();
+  }
+}
+
 namespace {
 ParamSpec replicated(const std::string& name, const at::Tensor& p) {
   return {name, p, p.sizes().vec(), -1, 0, 0, ParallelStyle::None};

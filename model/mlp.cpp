@@ -12,7 +12,14 @@ MlpImpl::MlpImpl(const std::string& prefix, const LlamaConfig& cfg, TpShape tp, 
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-  return down_proj(at::silu(gate_proj(x)) * up_proj(x));  // inner (B, T, intermediate_local)
+  if (!fused()) return down_proj(at::silu(gate_proj(x)) * up_proj(x));  // inner (B, T, intermediate_local)
+  const int64_t f = gate_proj->out_features_local;
+  const auto gu = fused_linear_forward({gate_proj.get(), up_proj.get()}, gate_up_weight, x);  // (B, T, 2 f)
+  return down_proj(at::silu(gu.narrow(-1, 0, f)) * gu.narrow(-1, f, f));
+}
+
+void MlpImpl::fuse_projections() {
+  if (!fused()) gate_up_weight = fuse_linears({gate_proj.get(), up_proj.get()}, "Mlp::fuse_projections");
 }
 
 }  // namespace cg::model

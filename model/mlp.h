@@ -15,7 +15,15 @@ class MlpImpl : public torch::nn::Module {
   MlpImpl(const std::string& prefix, const LlamaConfig& cfg, TpShape tp, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);  // (B, T, d) -> (B, T, d)
 
+  // Inference only: gate and up become one (2 intermediate_local, d) weight (views into it stay the parameters), one
+  // matmul instead of two. Fails if either has a LoRA delta hook.
+  void fuse_projections();
+  bool fused() const { return gate_up_weight.defined(); }
+
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+
+ private:
+  at::Tensor gate_up_weight;
 };
 TORCH_MODULE(Mlp);
 

@@ -189,6 +189,78 @@ TEST(Llama, DecodeStepWithPerRowPositionsEqualsFullForward) {
   }
 }
 
+TEST(Llama, FusedProjectionsComputeWhatTheSeparateOnesDo) {
+  // fuse_projections (sampling): one q/k/v and one gate/up matmul per layer, RoPE over q and k at once. Against an
+  // unfused copy of the same weights: full forward, prefill + cached decode, per-row decode_step; the parameters
+  // stay the same values and become views of the fused weights (loading into them reaches the fused path).
+  const auto c = small_config();  // GQA: 4 heads on 2 kv heads
+  auto ref = make_model(c);
+  auto m = make_model(c);
+  m->fuse_projections();
+  m->fuse_projections();  // idempotent
+  at::NoGradGuard ng;
+  const auto ref_specs = ref->param_specs();
+  const auto specs = m->param_specs();
+  ASSERT_EQ(specs.size(), ref_specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) EXPECT_TRUE(at::equal(specs[i].param, ref_specs[i].param)) << specs[i].name;
+  const auto& attn = *m->model->layers->ptr<DecoderLayerImpl>(1)->self_attn;
+  const auto& mlp = *m->model->layers->ptr<DecoderLayerImpl>(1)->mlp;
+  EXPECT_TRUE(attn.fused() && mlp.fused());
+  EXPECT_TRUE(attn.q_proj->weight.is_alias_of(attn.v_proj->weight));
+  EXPECT_TRUE(mlp.gate_proj->weight.is_alias_of(mlp.up_proj->weight));
+  EXPECT_EQ(m->parameters().size(), ref->parameters().size());
+
+  const auto tok = tokens_for(2, 9, c.vocab_size, 3);
+  const auto full = ref->forward(tok);  // (2, 9, V)
+  EXPECT_TRUE(at::allclose(m->forward(tok), full, 1e-5, 1e-5));
+  auto cache = m->make_cache(2, 9);
+  std::vector<at::Tensor> parts{m->forward(tok.narrow(1, 0, 5), 0, &cache)};
+  for (int64_t t = 5; t < 9; ++t) parts.push_back(m->forward(tok.narrow(1, t, 1), t, &cache));
+  EXPECT_TRUE(at::allclose(at::cat(parts, 1), full, 1e-5, 1e-5));
+  // Rows at different positions: row 0 prefilled to 4, row 1 to 6, then decode_step at positions 4 and 6.
+  auto rows = m->make_cache(2, 9);
+  for (const auto& [b, n] : std::vector<std::pair<int64_t, int64_t>>{{0, 4}, {1, 6}}) {
+    auto r = rows.rows(b, 1);
+    m->forward(tok.narrow(0, b, 1).narrow(1, 0, n), 0, &r);
+  }
+  const auto step = m->decode_step(at::stack({tok[0][4], tok[1][6]}).view({2, 1}), {4, 6}, &rows);
+  EXPECT_TRUE(at::allclose(step[0][0], full[0][4], 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(step[1][0], full[1][6], 1e-5, 1e-5));
+
+  // Loading other weights into the parameters (as a checkpoint load does) changes what the fused path computes.
+  auto other = make_model(c, {}, 11);
+  const auto other_specs = other->param_specs();
+  for (size_t i = 0; i < specs.size(); ++i) specs[i].param.copy_(other_specs[i].param);
+  EXPECT_TRUE(at::allclose(m->forward(tok), other->forward(tok), 1e-5, 1e-5));
+}
+
+TEST(Llama, FusingProjectionsWithALoraHookIsAClearError) {
+  const auto c = small_config();
+  const TensorHook hook = [](const at::Tensor& x) { return at::zeros_like(x); };
+  auto m = make_model(c);
+  m->model->layers->ptr<DecoderLayerImpl>(1)->self_attn->v_proj->delta = hook;
+  try {
+    m->fuse_projections();
+    FAIL() << "expected an error";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.1.self_attn.v_proj has a LoRA delta hook"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("merge"), std::string::npos) << e.what();
+  }
+  // A hook installed after fusing would be skipped by the fused matmul: the forward refuses instead.
+  auto f = make_model(c);
+  f->fuse_projections();
+  f->model->layers->ptr<DecoderLayerImpl>(0)->mlp->up_proj->delta = hook;
+  at::NoGradGuard ng;
+  try {
+    f->forward(tokens_for(1, 3, c.vocab_size, 1));
+    FAIL() << "expected an error";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.0.mlp.up_proj got a LoRA delta hook after"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Llama, DecodeChunksIsTheCheapestContiguousSplit) {
   // By hand: rows at 9, 9, 2, 2. One chunk reads 4 x 10 = 40 positions; two chunks 2 x 10 + 2 x 3 = 26. At a price
   // of 20 per chunk, one chunk (60) beats two (66).
