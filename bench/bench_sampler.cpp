@@ -1,7 +1,8 @@
 // bench_sampler [NUM] [BATCH] [MAX_NEW] [--profile] [--unfused]: generation throughput of the tiny flavor (random weights) on
 // CPU, with and without the grammar: sequences/s, tokens/s, and crystals/s (grammar-complete crystals per second).
 // --profile: the operators a decode step calls (count and time per step, bench/op_profile.h): on a GPU every one is
-// a kernel launch the host must issue. --unfused: separate q/k/v and gate/up matmuls (cgsample fuses them).
+// a kernel launch the host must issue; then the kernels one decode step of a model with 7B's layout launches (views
+// and allocations not counted), per layer and per extra attention chunk. --unfused: separate q/k/v and gate/up matmuls (cgsample fuses them).
 // The vocabulary is a 512-piece stand-in (256 byte pieces, printable characters, element symbols, digit pairs):
 // libsentencepiece cannot share a process with libtorch's libprotobuf (see sampler/generator.h).
 #include <spdlog/spdlog.h>
@@ -32,6 +33,48 @@ std::vector<std::string> stand_in_vocab() {
   return p;
 }
 
+// Kernels one decode step launches (OpProfile::kernels) for a model with 7B's layout (32 layers, 32 heads, no
+// GQA, bf16) narrowed to head_dim 4 so that it runs in no time on CPU (the count depends on the layout, not the
+// widths): with and without the shared prompt, in one attention chunk and in two. What a GPU's host must issue.
+void count_decode_kernels(bool fuse, int64_t batch, int64_t prompt) {
+  at::NoGradGuard no_grad;
+  auto cfg = cg::model::llama_flavor("7b", 512);
+  cfg.hidden_size = cfg.num_attention_heads * 4, cfg.intermediate_size = 3 * cfg.hidden_size;
+  cg::model::Llama model(cfg, cg::model::TpShape{}, at::TensorOptions().dtype(at::kBFloat16));
+  cg::model::init_weights(*model, 1, 0.5);
+  if (fuse) model->fuse_for_inference();
+  model->eval();
+  const int64_t L = cfg.num_hidden_layers;
+  auto shared = model->make_cache(1, prompt);
+  model->forward(at::ones({1, prompt}, at::kLong), 0, &shared);
+  auto cache = model->make_cache(batch, prompt + 64);
+  const auto tokens = at::ones({batch, 1}, at::kLong);
+  std::printf("one decode step of a model with 7B's layout (bf16, %lld layers, %lld heads), %lld rows:\n",
+              static_cast<long long>(L), static_cast<long long>(cfg.num_attention_heads),
+              static_cast<long long>(batch));
+  for (const bool with_prefix : {true, false}) {
+    double counts[2];
+    for (const int64_t chunks : {1, 2}) {
+      // Two chunks: the first half of the rows at an early position, the rest late, and chunks free (cost 0).
+      std::vector<int64_t> pos(batch, prompt + 40);
+      if (chunks == 2)
+        for (int64_t b = 0; b < batch / 2; ++b) pos[b] = prompt + 2;
+      cg::bench::OpProfile::reset();
+      {
+        cg::bench::OpProfile prof;
+        model->decode_step(tokens, pos, &cache, with_prefix ? &shared : nullptr, chunks, 0);
+      }
+      counts[chunks - 1] = cg::bench::OpProfile::kernels();
+      if (chunks == 1)
+        std::printf("  %s: ~%.0f kernels in one attention chunk, per layer: %s\n",
+                    with_prefix ? "shared prompt" : "own prompt   ", counts[0],
+                    cg::bench::OpProfile::kernels_by_op(static_cast<double>(L)).c_str());
+    }
+    std::printf("  %s: +%.0f per extra chunk (%.1f per layer)\n", with_prefix ? "shared prompt" : "own prompt   ",
+                counts[1] - counts[0], (counts[1] - counts[0]) / L);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -49,7 +92,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> pieces = stand_in_vocab();
   cg::model::Llama model(cg::model::llama_flavor("tiny", static_cast<int64_t>(pieces.size())));
   cg::model::init_weights(*model, 1, 0.5);
-  if (fuse) model->fuse_projections();  // as cgsample's model (load_sampling_model)
+  if (fuse) model->fuse_for_inference();  // as cgsample's model (load_sampling_model)
   model->eval();
   // Prompt: the generation prompt's length in characters as tokens (a stand-in; only its length matters here).
   std::vector<int32_t> prompt = {1};
@@ -92,5 +135,6 @@ int main(int argc, char** argv) {
                 st.cache_needed ? double(st.cache_read) / st.cache_needed : 0.0);
     if (profile) cg::bench::OpProfile::print(24, static_cast<double>(st.decode_steps + st.prefills));
   }
+  if (profile) count_decode_kernels(fuse, batch, static_cast<int64_t>(prompt.size()));
   return 0;
 }

@@ -19,8 +19,20 @@ DecoderLayerImpl::DecoderLayerImpl(int64_t index, const LlamaConfig& cfg, TpShap
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                      int64_t start_pos, at::Tensor* k_cache, at::Tensor* v_cache,
                                      const RowPositions* rows) {
+  if (fused_) {
+    const auto a = self_attn(input_layernorm->forward_fused(x), cos, sin, start_pos, k_cache, v_cache, rows);
+    at::Tensor h;                                                      // x + a, (B, T, d)
+    const auto n = post_attention_layernorm->forward_fused(x, a, &h);  // norm(x + a)
+    return h + mlp(n);
+  }
   const auto h = x + self_attn(input_layernorm(x), cos, sin, start_pos, k_cache, v_cache, rows);  // (B, T, d)
   return h + mlp(post_attention_layernorm(h));                                             // (B, T, d)
+}
+
+void DecoderLayerImpl::fuse_for_inference() {
+  self_attn->fuse_projections();
+  mlp->fuse_projections();
+  fused_ = true;
 }
 
 namespace {

@@ -27,9 +27,17 @@ class DecoderLayerImpl : public torch::nn::Module {
   at::Tensor forward_checkpointed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                   const std::vector<at::Generator>& generators = {});
 
+  // Inference only: fused q/k/v and gate/up projections (Attention/Mlp::fuse_projections) and the norms through
+  // RMSNorm::forward_fused (the attention residual added inside the second one). Same results.
+  void fuse_for_inference();
+  bool fused() const { return fused_; }
+
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
+
+ private:
+  bool fused_ = false;
 };
 TORCH_MODULE(DecoderLayer);
 

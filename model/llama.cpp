@@ -101,7 +101,7 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
 }
 
 at::Tensor LlamaImpl::logits_of(const at::Tensor& hidden) {
-  const auto h = model->norm(hidden);
+  const auto h = fused_ ? model->norm->forward_fused(hidden) : model->norm(hidden);
   auto logits = lm_head(h).to(at::kFloat);  // (B, T, vocab_local)
   const auto& emb = *model->embed_tokens;
   if (emb.vocab_start + emb.vocab_local > cfg_.vocab_size) {
@@ -137,12 +137,9 @@ std::vector<Linear> LlamaImpl::linears() const {
   return out;
 }
 
-void LlamaImpl::fuse_projections() {
-  for (const auto& m : *model->layers) {
-    auto* layer = m->as<DecoderLayerImpl>();
-    layer->self_attn->fuse_projections();
-    layer->mlp->fuse_projections();
-  }
+void LlamaImpl::fuse_for_inference() {
+  for (const auto& m : *model->layers) m->as<DecoderLayerImpl>()->fuse_for_inference();
+  fused_ = true;
 }
 
 namespace {

@@ -80,10 +80,11 @@ class LlamaImpl : public torch::nn::Module {
   std::vector<Linear> linears() const;
   // Every base parameter (embed_tokens, layers, norm, lm_head) with its sharding, in checkpoint order.
   std::vector<ParamSpec> param_specs() const;
-  // Inference only (after LoRA is merged): every layer's q/k/v and gate/up projections fused into one matmul each
-  // (Attention/Mlp::fuse_projections), 3 fewer matmuls and one RoPE call fewer per layer: on a GPU a decode step is
-  // mostly kernel launches. Same results; parameters stay the same tensors (views). Fails with a LoRA hook present.
-  void fuse_projections();
+  // Inference only (after LoRA is merged; cgsample / cgeval's model): each layer's q/k/v and gate/up projections
+  // fused into one matmul each and the norms computed in fewer kernels (DecoderLayer::fuse_for_inference,
+  // RMSNorm::forward_fused): on a GPU a decode step is mostly kernel launches (bench_sampler --profile counts them).
+  // Same results; parameters stay the same tensors (views). Fails with a LoRA hook present.
+  void fuse_for_inference();
   // Base parameters trainable (full fine-tuning) or frozen (LoRA). Hook parameters are untouched.
   void set_base_trainable(bool trainable);
 
@@ -104,6 +105,7 @@ class LlamaImpl : public torch::nn::Module {
 
   LlamaConfig cfg_;
   TpShape tp_;
+  bool fused_ = false;  // fuse_for_inference: the final norm through RMSNorm::forward_fused
 };
 TORCH_MODULE(Llama);
 

@@ -1,5 +1,7 @@
 #include "model/rms_norm.h"
 
+#include <ATen/ATen.h>
+
 namespace cg::model {
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const at::TensorOptions& options) : eps(eps_) {
@@ -10,6 +12,22 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   const auto xf = x.to(at::kFloat);
   const auto var = xf.pow(2).mean(-1, /*keepdim=*/true);  // (..., 1)
   return weight * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
+}
+
+at::Tensor RMSNormImpl::forward_fused(const at::Tensor& x, const at::Tensor& residual, at::Tensor* sum) {
+  const int64_t d = x.size(-1);
+  auto shape = x.sizes().vec();
+  shape.back() = 2 * d;
+  auto both = at::empty(shape, x.options());  // (..., 2 d): [x (+ residual), -x (- residual)]
+  auto lo = both.narrow(-1, 0, d);
+  if (residual.defined())
+    at::add_out(lo, x, residual);
+  else
+    lo.copy_(x);
+  auto hi = both.narrow(-1, d, d);
+  at::neg_out(hi, lo);
+  if (sum) *sum = lo;
+  return weight * at::layer_norm(both, {2 * d}, {}, {}, eps).narrow(-1, 0, d);
 }
 
 }  // namespace cg::model

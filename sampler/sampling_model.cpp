@@ -168,7 +168,7 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
     torch::NoGradGuard ng;
     lora::merge_lora(lora_set);  // local W += scale B A on every rank's slices: no LoRA left at decode time
   }
-  m->fuse_projections();  // one q/k/v and one gate/up matmul per layer: fewer kernel launches per decode step
+  m->fuse_for_inference();  // one q/k/v and one gate/up matmul per layer: fewer kernel launches per decode step
   m->eval();
   if (description) *description = desc;
   return m;

@@ -189,15 +189,43 @@ TEST(Llama, DecodeStepWithPerRowPositionsEqualsFullForward) {
   }
 }
 
-TEST(Llama, FusedProjectionsComputeWhatTheSeparateOnesDo) {
-  // fuse_projections (sampling): one q/k/v and one gate/up matmul per layer, RoPE over q and k at once. Against an
-  // unfused copy of the same weights: full forward, prefill + cached decode, per-row decode_step; the parameters
-  // stay the same values and become views of the fused weights (loading into them reaches the fused path).
+TEST(Llama, RmsNormFusedEqualsTheHfFormula) {
+  // forward_fused (a layer norm of [x, -x]) against forward (HF's formula, itself checked against the double
+  // reference model): fp32 to rounding, bf16 to one rounding of the output; with a residual, x + r is normalised and
+  // returned.
+  RMSNorm norm(24, 1e-5, at::TensorOptions().dtype(at::kFloat));
+  at::NoGradGuard ng;
+  norm->weight.copy_(at::linspace(0.5, 1.5, 24));
+  auto g = at::make_generator<at::CPUGeneratorImpl>(4);
+  const auto x = at::randn({3, 5, 24}, g) * 3, r = at::randn({3, 5, 24}, g);
+  EXPECT_TRUE(at::allclose(norm->forward_fused(x), norm->forward(x), 1e-6, 1e-6));
+  at::Tensor sum;
+  const auto y = norm->forward_fused(x, r, &sum);
+  EXPECT_TRUE(at::equal(sum, x + r));
+  EXPECT_TRUE(at::allclose(y, norm->forward(x + r), 1e-6, 1e-6));
+  // Hand-computed: the row (3, 4) has mean square 12.5; weight 1 -> (3, 4) / sqrt(12.5 + eps).
+  RMSNorm two(2, 1e-5, at::TensorOptions().dtype(at::kFloat));
+  const auto hand = two->forward_fused(at::tensor({3.0f, 4.0f}).view({1, 2}));
+  EXPECT_NEAR(hand[0][0].item<double>(), 3 / std::sqrt(12.5 + 1e-5), 1e-6);
+  EXPECT_NEAR(hand[0][1].item<double>(), 4 / std::sqrt(12.5 + 1e-5), 1e-6);
+  // bf16: both round the normalised value once to bf16, then multiply by the bf16 weight.
+  norm->to(at::kBFloat16);
+  const auto xb = x.to(at::kBFloat16);
+  const auto fused = norm->forward_fused(xb), plain = norm->forward(xb);
+  EXPECT_EQ(fused.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::allclose(fused.to(at::kFloat), plain.to(at::kFloat), 1e-2, 1e-2));
+}
+
+TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
+  // fuse_for_inference (sampling): one q/k/v and one gate/up matmul per layer, RoPE over q and k at once, norms as
+  // layer norms of [x, -x] with the attention residual added inside. Against an unfused copy of the same weights:
+  // full forward, prefill + cached decode, per-row decode_step; the parameters stay the same values and become views
+  // of the fused weights (loading into them reaches the fused path).
   const auto c = small_config();  // GQA: 4 heads on 2 kv heads
   auto ref = make_model(c);
   auto m = make_model(c);
-  m->fuse_projections();
-  m->fuse_projections();  // idempotent
+  m->fuse_for_inference();
+  m->fuse_for_inference();  // idempotent
   at::NoGradGuard ng;
   const auto ref_specs = ref->param_specs();
   const auto specs = m->param_specs();
@@ -240,7 +268,7 @@ TEST(Llama, FusingProjectionsWithALoraHookIsAClearError) {
   auto m = make_model(c);
   m->model->layers->ptr<DecoderLayerImpl>(1)->self_attn->v_proj->delta = hook;
   try {
-    m->fuse_projections();
+    m->fuse_for_inference();
     FAIL() << "expected an error";
   } catch (const cg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("model.layers.1.self_attn.v_proj has a LoRA delta hook"), std::string::npos)
@@ -249,7 +277,7 @@ TEST(Llama, FusingProjectionsWithALoraHookIsAClearError) {
   }
   // A hook installed after fusing would be skipped by the fused matmul: the forward refuses instead.
   auto f = make_model(c);
-  f->fuse_projections();
+  f->fuse_for_inference();
   f->model->layers->ptr<DecoderLayerImpl>(0)->mlp->up_proj->delta = hook;
   at::NoGradGuard ng;
   try {
