@@ -20,18 +20,29 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
                                      int64_t start_pos, at::Tensor* k_cache, at::Tensor* v_cache,
                                      const RowPositions* rows) {
   if (fused_) {
-    const auto a = self_attn(input_layernorm->forward_fused(x), cos, sin, start_pos, k_cache, v_cache, rows);
-    at::Tensor h;                                                      // x + a, (B, T, d)
-    const auto n = post_attention_layernorm->forward_fused(x, a, &h);  // norm(x + a)
-    return h + mlp(n);
+    const auto [h, m] = forward_fused(x, at::Tensor(), cos, sin, start_pos, k_cache, v_cache, rows);
+    return h + m;
   }
   const auto h = x + self_attn(input_layernorm(x), cos, sin, start_pos, k_cache, v_cache, rows);  // (B, T, d)
   return h + mlp(post_attention_layernorm(h));                                             // (B, T, d)
 }
 
+std::pair<at::Tensor, at::Tensor> DecoderLayerImpl::forward_fused(const at::Tensor& h, const at::Tensor& m,
+                                                                  const at::Tensor& cos, const at::Tensor& sin,
+                                                                  int64_t start_pos, at::Tensor* k_cache,
+                                                                  at::Tensor* v_cache, const RowPositions* rows) {
+  CG_CHECK(fused_, "DecoderLayer::forward_fused needs fuse_for_inference first");
+  at::Tensor x, x2;                                                      // h + m, x + attention
+  const auto a = self_attn(input_layernorm->forward_fused(h, m, &x), cos, sin, start_pos, k_cache, v_cache, rows);
+  const auto n = post_attention_layernorm->forward_fused(x, a, &x2);
+  return {x2, mlp(n)};
+}
+
 void DecoderLayerImpl::fuse_for_inference() {
   self_attn->fuse_projections();
   mlp->fuse_projections();
+  input_layernorm->fuse_for_inference();
+  post_attention_layernorm->fuse_for_inference();
   fused_ = true;
 }
 

@@ -5,6 +5,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <utility>
 #include <vector>
 
 #include "model/attention.h"
@@ -28,8 +29,13 @@ class DecoderLayerImpl : public torch::nn::Module {
                                   const std::vector<at::Generator>& generators = {});
 
   // Inference only: fused q/k/v and gate/up projections (Attention/Mlp::fuse_projections) and the norms through
-  // RMSNorm::forward_fused (the attention residual added inside the second one). Same results.
+  // RMSNorm::forward_fused (the residual sums done inside them). Same results (bf16: to the last bit).
   void fuse_for_inference();
+  // After fuse_for_inference, the residual stream as two tensors whose sum is the layer's input (m undefined: h
+  // alone) -> two tensors whose sum is its output (the last sum is left to the next norm). Arguments as forward's.
+  std::pair<at::Tensor, at::Tensor> forward_fused(const at::Tensor& h, const at::Tensor& m, const at::Tensor& cos,
+                                                  const at::Tensor& sin, int64_t start_pos, at::Tensor* k_cache,
+                                                  at::Tensor* v_cache, const RowPositions* rows);
   bool fused() const { return fused_; }
 
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};

@@ -41,6 +41,13 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens, int64_t start_pos, KVCac
                       cache->k.size(), cfg_.num_hidden_layers);
   auto h = model->embed_tokens(tokens);  // (B, T, d)
   const auto [cos, sin] = rope_cos_sin(start_pos, T, cfg_.head_dim(), cfg_.rope_theta, h.scalar_type(), h.device());
+  if (fused_) {  // the residual stream as two tensors, each sum done inside the next norm
+    at::Tensor m;
+    for (size_t i = 0; i < model->layers->size(); ++i)
+      std::tie(h, m) = model->layers[i]->as<DecoderLayerImpl>()->forward_fused(
+          h, m, cos, sin, start_pos, cache ? &cache->k[i] : nullptr, cache ? &cache->v[i] : nullptr, nullptr);
+    return logits_of(h, m);
+  }
   const bool checkpoint = activation_checkpointing && is_training() && !cache && at::GradMode::is_enabled();
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto layer = model->layers[i]->as<DecoderLayerImpl>();
@@ -93,15 +100,20 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
   auto [cos, sin] = rope_cos_sin_at(rows.pos, cfg_.head_dim(), cfg_.rope_theta, h.scalar_type());  // (B, hd)
   cos = cos.view({B, 1, 1, -1});  // broadcast over (B, heads, 1, hd)
   sin = sin.view({B, 1, 1, -1});
+  at::Tensor m;  // fuse_for_inference: the residual stream is h + m
   for (size_t i = 0; i < model->layers->size(); ++i) {
     if (prefix) rows.prefix_k = prefix->k[i], rows.prefix_v = prefix->v[i];
-    h = model->layers[i]->as<DecoderLayerImpl>()->forward(h, cos, sin, 0, &cache->k[i], &cache->v[i], &rows);
+    auto* layer = model->layers[i]->as<DecoderLayerImpl>();
+    if (fused_)
+      std::tie(h, m) = layer->forward_fused(h, m, cos, sin, 0, &cache->k[i], &cache->v[i], &rows);
+    else
+      h = layer->forward(h, cos, sin, 0, &cache->k[i], &cache->v[i], &rows);
   }
-  return logits_of(h);
+  return logits_of(h, m);
 }
 
-at::Tensor LlamaImpl::logits_of(const at::Tensor& hidden) {
-  const auto h = fused_ ? model->norm->forward_fused(hidden) : model->norm(hidden);
+at::Tensor LlamaImpl::logits_of(const at::Tensor& hidden, const at::Tensor& residual) {
+  const auto h = fused_ ? model->norm->forward_fused(hidden, residual) : model->norm(hidden);
   auto logits = lm_head(h).to(at::kFloat);  // (B, T, vocab_local)
   const auto& emb = *model->embed_tokens;
   if (emb.vocab_start + emb.vocab_local > cfg_.vocab_size) {
@@ -139,6 +151,7 @@ std::vector<Linear> LlamaImpl::linears() const {
 
 void LlamaImpl::fuse_for_inference() {
   for (const auto& m : *model->layers) m->as<DecoderLayerImpl>()->fuse_for_inference();
+  model->norm->fuse_for_inference();
   fused_ = true;
 }
 

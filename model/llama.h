@@ -83,7 +83,8 @@ class LlamaImpl : public torch::nn::Module {
   // Inference only (after LoRA is merged; cgsample / cgeval's model): each layer's q/k/v and gate/up projections
   // fused into one matmul each and the norms computed in fewer kernels (DecoderLayer::fuse_for_inference,
   // RMSNorm::forward_fused): on a GPU a decode step is mostly kernel launches (bench_sampler --profile counts them).
-  // Same results; parameters stay the same tensors (views). Fails with a LoRA hook present.
+  // Same results (bf16 to the last bit: the norms round once, after their weight); parameters stay the same tensors
+  // (views). Fails with a LoRA hook present.
   void fuse_for_inference();
   // Base parameters trainable (full fine-tuning) or frozen (LoRA). Hook parameters are untouched.
   void set_base_trainable(bool trainable);
@@ -101,7 +102,8 @@ class LlamaImpl : public torch::nn::Module {
   std::vector<at::Generator> recompute_generators;
 
  private:
-  at::Tensor logits_of(const at::Tensor& h);  // final norm, lm_head, padded vocabulary -inf
+  // final norm (of h + residual after fuse_for_inference), lm_head, padded vocabulary -inf
+  at::Tensor logits_of(const at::Tensor& h, const at::Tensor& residual = {});
 
   LlamaConfig cfg_;
   TpShape tp_;

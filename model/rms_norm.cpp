@@ -27,7 +27,15 @@ at::Tensor RMSNormImpl::forward_fused(const at::Tensor& x, const at::Tensor& res
   auto hi = both.narrow(-1, d, d);
   at::neg_out(hi, lo);
   if (sum) *sum = lo;
+  if (scale2_.defined()) return at::layer_norm(both, {2 * d}, scale2_, {}, eps).narrow(-1, 0, d);
   return weight * at::layer_norm(both, {2 * d}, {}, {}, eps).narrow(-1, 0, d);
+}
+
+void RMSNormImpl::fuse_for_inference() {
+  if (scale2_.defined()) return;
+  at::NoGradGuard no_grad;
+  scale2_ = at::cat({weight, at::ones_like(weight)});
+  weight.set_data(scale2_.narrow(0, 0, weight.size(0)));  // loading into the parameter updates the scale
 }
 
 }  // namespace cg::model

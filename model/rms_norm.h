@@ -18,9 +18,17 @@ class RMSNormImpl : public torch::nn::Module {
   // does before its weight. With `residual`: normalises x + residual, and *sum receives that sum (one add instead of
   // a separate residual add before the norm).
   at::Tensor forward_fused(const at::Tensor& x, const at::Tensor& residual = {}, at::Tensor* sum = nullptr);
+  // Inference only: forward_fused applies the weight inside the layer norm (its 2 dim scale: the weight, then ones
+  // for the discarded half; the weight parameter becomes a view of it), one kernel fewer. The normalised value is
+  // then multiplied by the weight in fp32 and rounded once (forward rounds before the weight: bf16 results may differ
+  // in the last bit).
+  void fuse_for_inference();
 
   at::Tensor weight;  // (dim)
   const double eps;
+
+ private:
+  at::Tensor scale2_;  // (2 dim) after fuse_for_inference: [weight, ones]
 };
 TORCH_MODULE(RMSNorm);
 

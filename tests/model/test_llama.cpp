@@ -209,11 +209,20 @@ TEST(Llama, RmsNormFusedEqualsTheHfFormula) {
   EXPECT_NEAR(hand[0][0].item<double>(), 3 / std::sqrt(12.5 + 1e-5), 1e-6);
   EXPECT_NEAR(hand[0][1].item<double>(), 4 / std::sqrt(12.5 + 1e-5), 1e-6);
   // bf16: both round the normalised value once to bf16, then multiply by the bf16 weight.
-  norm->to(at::kBFloat16);
+  RMSNorm nb(24, 1e-5, at::TensorOptions().dtype(at::kBFloat16));
+  nb->weight.copy_(norm->weight);
   const auto xb = x.to(at::kBFloat16);
-  const auto fused = norm->forward_fused(xb), plain = norm->forward(xb);
+  const auto plain = nb->forward(xb).to(at::kFloat);
+  const auto fused = nb->forward_fused(xb);
   EXPECT_EQ(fused.scalar_type(), at::kBFloat16);
-  EXPECT_TRUE(at::allclose(fused.to(at::kFloat), plain.to(at::kFloat), 1e-2, 1e-2));
+  EXPECT_TRUE(at::allclose(fused.to(at::kFloat), plain, 1e-2, 1e-2));
+  // fuse_for_inference: the weight inside the layer norm, rounded once after it (at most a bf16 step apart).
+  nb->fuse_for_inference();
+  EXPECT_TRUE(at::allclose(nb->forward_fused(xb).to(at::kFloat), plain, 1e-2, 1e-2));
+  norm->fuse_for_inference();
+  EXPECT_TRUE(at::allclose(norm->forward_fused(x, r), norm->forward(x + r), 1e-6, 1e-6));
+  norm->weight.copy_(at::linspace(2.0, -1.0, 24));  // the parameter is a view of the scale the fused path uses
+  EXPECT_TRUE(at::allclose(norm->forward_fused(x), norm->forward(x), 1e-6, 1e-6));
 }
 
 TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
@@ -491,5 +500,12 @@ TEST(Llama, Bf16WeightsGiveFp32LogitsCloseToFp32) {
   const auto l16 = m16->forward(tok), l32 = m32->forward(tok);
   EXPECT_EQ(l16.scalar_type(), at::kFloat);
   EXPECT_EQ(m16->dtype(), at::kBFloat16);
-  EXPECT_LT((l16 - l32).abs().max().item<double>(), 0.1 * l32.abs().max().item<double>());
+  const double scale = l32.abs().max().item<double>();
+  EXPECT_LT((l16 - l32).abs().max().item<double>(), 0.1 * scale);
+  // The sampler's bf16 model (fused projections and norms): as close to fp32 as the plain bf16 model is, and a
+  // rounding step or so from it.
+  m16->fuse_for_inference();
+  const auto f16 = m16->forward(tok);
+  EXPECT_LT((f16 - l32).abs().max().item<double>(), 0.1 * scale);
+  EXPECT_LT((f16 - l16).abs().max().item<double>(), 0.05 * scale);
 }
