@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "common/error.h"
@@ -233,6 +234,16 @@ void init_weights(LlamaImpl& m, uint64_t seed, double std) {
     }
     s.param.copy_(s.slice_of(full));
   }
+}
+
+int64_t decode_chunk_cost(const LlamaConfig& cfg, int64_t tp, at::ScalarType dtype, at::Device device,
+                          bool shared_prefix) {
+  const double kernels = shared_prefix ? 9 : 2;
+  const bool gpu = !device.is_cpu();
+  const double launch_s = gpu ? 4e-6 : 10e-6, bytes_per_s = gpu ? 3e12 : 1e10;
+  const double bytes = 2.0 * (cfg.num_key_value_heads / std::max<int64_t>(tp, 1)) * cfg.head_dim() *
+                       static_cast<double>(c10::elementSize(dtype));  // one position, one layer, keys and values
+  return std::max<int64_t>(1, std::llround(kernels * launch_s * bytes_per_s / bytes));
 }
 
 at::ScalarType resolve_dtype(const std::string& name, at::Device device) {

@@ -44,11 +44,19 @@ struct ParamSpec {
   at::Tensor slice_of(const at::Tensor& full) const;
 };
 
-// decode_step's attention split: at most this many chunks, each priced as this many cached positions read per layer.
-// A chunk is one more attention call per layer, a few microseconds; one cached position of a 7B layer is 16 KB of
-// keys and values, so 1024 of them are 16 MB, ~5 us of H100 bandwidth.
+// decode_step's attention split: at most this many chunks, each priced (decode_chunk_cost) as a number of cached
+// positions read per layer.
 constexpr int64_t kDecodeMaxChunks = 4;
+// The default price when none is given.
 constexpr int64_t kDecodeChunkCost = 1024;
+
+// What one more attention chunk costs, in cached positions of one row read per layer: its extra kernels per layer
+// (bench_sampler --profile: 9 with a shared prompt, 2 without) at a launch each (~4 us on a GPU, ~10 us for a CPU
+// operator call), over the time one position's keys and values take to read (bytes per position per layer at
+// ~3 TB/s on a GPU, ~10 GB/s on CPU). 7B bf16 on a GPU: ~6,600 positions with the shared prompt, ~1,500 without; the
+// tiny flavor on CPU: ~880 / ~200. Estimates, to be checked against a GPU run (bench/gpu/sample_7b.sh).
+int64_t decode_chunk_cost(const LlamaConfig& cfg, int64_t tp, at::ScalarType dtype, at::Device device,
+                          bool shared_prefix);
 
 class LlamaImpl : public torch::nn::Module {
  public:

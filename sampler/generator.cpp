@@ -196,6 +196,8 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   int64_t P = common_prefix(prompts);
   if (!params.share_prompt || P < kMinSharedPrefix || cap < 2) P = 0;
   stats_.shared_prefix = P;
+  // decode_step's price of one more attention chunk, in cached positions read per layer (model::decode_chunk_cost).
+  const int64_t chunk_cost = model::decode_chunk_cost(model_.config(), model_.tp().size, model_.dtype(), device, P > 0);
   model::KVCache shared;
   if (P > 0) {
     shared = model_.make_cache(1, P);
@@ -228,7 +230,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       model::KVCache view = cache.rows(0, running);
       int64_t read = 0;
       parts.push_back(model_.decode_step(tokens, pos, &view, P > 0 ? &shared : nullptr, model::kDecodeMaxChunks,
-                                         model::kDecodeChunkCost, &read)
+                                         chunk_cost, &read)
                           .select(1, 0));
       stats_.cache_read += read;
       ++stats_.decode_steps;

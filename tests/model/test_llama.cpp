@@ -298,6 +298,20 @@ TEST(Llama, FusingProjectionsWithALoraHookIsAClearError) {
   }
 }
 
+TEST(Llama, DecodeChunkCostIsLaunchesOverBandwidth) {
+  // kernels x launch time x bandwidth / bytes of one position of one layer, by hand:
+  // 7B bf16 on a GPU: 2 x 32 kv heads x 128 x 2 B = 16,384 B; 9 x 4 us x 3 TB/s / 16,384 = 6,592 (2 kernels: 1,465).
+  const auto b7 = llama_flavor("7b", 32000);
+  const at::Device gpu(at::kCUDA, 0), cpu(at::kCPU);
+  EXPECT_EQ(decode_chunk_cost(b7, 1, at::kBFloat16, gpu, true), 6592);
+  EXPECT_EQ(decode_chunk_cost(b7, 1, at::kBFloat16, gpu, false), 1465);
+  EXPECT_EQ(decode_chunk_cost(b7, 2, at::kBFloat16, gpu, true), 13184);  // a tp rank holds half the kv heads
+  // tiny fp32 on CPU: 2 x 4 x 32 x 4 B = 1,024 B; 9 x 10 us x 10 GB/s / 1,024 = 879 (2 kernels: 195).
+  const auto tiny = llama_flavor("tiny", 512);
+  EXPECT_EQ(decode_chunk_cost(tiny, 1, at::kFloat, cpu, true), 879);
+  EXPECT_EQ(decode_chunk_cost(tiny, 1, at::kFloat, cpu, false), 195);
+}
+
 TEST(Llama, DecodeChunksIsTheCheapestContiguousSplit) {
   // By hand: rows at 9, 9, 2, 2. One chunk reads 4 x 10 = 40 positions; two chunks 2 x 10 + 2 x 3 = 26. At a price
   // of 20 per chunk, one chunk (60) beats two (66).
