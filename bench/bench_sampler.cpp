@@ -65,9 +65,10 @@ void count_decode_kernels(bool fuse, int64_t batch, int64_t prompt) {
         model->decode_step(tokens, pos, &cache, with_prefix ? &shared : nullptr, chunks, 0);
       }
       counts[chunks - 1] = cg::bench::OpProfile::kernels();
+      if (std::getenv("CG_PRINT_OPS") && chunks == 1) cg::bench::OpProfile::print(40, double(L));
       if (chunks == 1)
-        std::printf("  %s: ~%.0f kernels in one attention chunk, per layer: %s\n",
-                    with_prefix ? "shared prompt" : "own prompt   ", counts[0],
+        std::printf("  %s: ~%.0f kernels in one attention chunk (%.0f operator calls), per layer: %s\n",
+                    with_prefix ? "shared prompt" : "own prompt   ", counts[0], cg::bench::OpProfile::calls(),
                     cg::bench::OpProfile::kernels_by_op(static_cast<double>(L)).c_str());
     }
     std::printf("  %s: +%.0f per extra chunk (%.1f per layer)\n", with_prefix ? "shared prompt" : "own prompt   ",

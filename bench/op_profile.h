@@ -40,6 +40,13 @@ class OpProfile {
     std::lock_guard<std::mutex> lock(mu());
     return kernel_count();
   }
+  // Operator calls since reset(), outermost scopes only (views included): what the host dispatches.
+  static double calls() {
+    std::lock_guard<std::mutex> lock(mu());
+    double n = 0;
+    for (const auto& [name, s] : table()) n += s.calls;
+    return n;
+  }
   // Those kernels by operator, per `steps`, on one line.
   static std::string kernels_by_op(double steps) {
     std::lock_guard<std::mutex> lock(mu());

@@ -103,7 +103,7 @@ at::Tensor keep_mask(at::IntArrayRef shape, double keep, at::Generator* gen, con
   return m;
 }
 
-at::Tensor LoraAdapterImpl::dropout(const at::Tensor& x) const {
+at::Tensor LoraAdapterImpl::dropout_mask(const at::Tensor& x) const {
   const double p = spec_.dropout;
   if (!is_training() || p == 0.0) return x;
   auto shape = x.sizes().vec();
@@ -112,18 +112,19 @@ at::Tensor LoraAdapterImpl::dropout(const at::Tensor& x) const {
   if (sliced) shape.back() = in_;  // draw the full-width mask, keep this rank's columns
   at::Tensor mask = keep_mask(shape, 1.0 - p, dropout_gen_.get(), x.device());
   if (sliced) mask = mask.narrow(-1, tp_rank() * width, width);
-  return x.mul(1.0 / (1.0 - p)).mul_(mask);  // bool mask: one byte per element, no float mask materialised
+  return x * mask;  // bool mask: one byte per element; the 1 / (1 - p) is folded into A by forward
 }
 
 at::Tensor LoraAdapterImpl::forward(const at::Tensor& x) {
   const int64_t expect = split_ == Split::Row ? A.size(1) : in_;
   TORCH_CHECK(x.size(-1) == expect, hf_name_, ": LoRA input width ", x.size(-1), " != ", expect);
   const auto dtype = x.scalar_type();
-  at::Tensor h = at::matmul(dropout(x.to(at::kFloat)), A.t());  // (.., r); partial sums over in_local for Row
+  const bool drop = is_training() && spec_.dropout > 0.0;
+  const at::Tensor a = (drop ? A * (1.0 / (1.0 - spec_.dropout)) : A).to(dtype);  // (r, in[_local]), tiny
+  at::Tensor h = at::matmul(dropout_mask(x), a.t());           // (.., r); partial sums over in_local for Row
   if (split_ == Split::Column) h = dist::copy_to_tp(h, tp_);   // backward: dh summed over tp (A is replicated)
   if (split_ == Split::Row) h = dist::reduce_from_tp(h, tp_);  // forward: sum the partial products
-  at::Tensor y = at::matmul(h, B.t()) * scale_;               // (.., out_local) for Column, (.., out) else
-  return y.to(dtype);
+  return at::matmul(h, (B * scale_).to(dtype).t());            // (.., out_local) for Column, (.., out) else
 }
 
 at::Tensor LoraAdapterImpl::full_A() const {

@@ -77,16 +77,30 @@ TEST(LoraForward, MatchesFormulaAndGradients) {
   EXPECT_TRUE(torch::allclose(a->A.grad(), dA, 1e-4, 1e-4));
 }
 
-TEST(LoraForward, Bf16InputComputesInFp32AndReturnsBf16) {
+TEST(LoraForward, Bf16InputComputesInBf16WithFp32MasterWeights) {
+  // Mixed precision: bf16 activations stay bf16 through the LoRA path (factors cast to bf16), the parameters and
+  // their gradients stay fp32, and both match the fp32 computation to bf16 precision.
   torch::manual_seed(1);
   LoraAdapter a("m", 16, 8, Split::None, spec(2, 2), nullptr);
   a->load_full(torch::randn({2, 16}), torch::randn({8, 2}));
-  at::Tensor x = torch::randn({4, 16}).to(at::kBFloat16);
-  at::Tensor y = a->forward(x);
+  const at::Tensor x32 = torch::randn({4, 16}).to(at::kBFloat16).to(at::kFloat);  // bf16-representable
+  at::Tensor y = a->forward(x32.to(at::kBFloat16));
   EXPECT_EQ(y.scalar_type(), at::kBFloat16);
   EXPECT_EQ(a->A.scalar_type(), at::kFloat);
-  at::Tensor ref = torch::matmul(torch::matmul(x.to(at::kFloat), a->A.detach().t()), a->B.detach().t());
-  EXPECT_TRUE(torch::allclose(y.to(at::kFloat), ref, 2e-2, 2e-2));
+  const at::Tensor A = a->A.detach(), B = a->B.detach();
+  at::Tensor ref = torch::matmul(torch::matmul(x32, A.t()), B.t());  // scale 1 (alpha 2 / r 2)
+  // Exactly the bf16 computation (the factors rounded to bf16, scale folded into B):
+  const at::Tensor xb = x32.to(at::kBFloat16);
+  EXPECT_TRUE(y.equal(torch::matmul(torch::matmul(xb, A.to(at::kBFloat16).t()), B.to(at::kBFloat16).t())));
+  const double tol = 2e-2 * ref.abs().max().item<double>();
+  EXPECT_LT((y.to(at::kFloat) - ref).abs().max().item<double>(), tol);
+  const at::Tensor w = torch::randn({4, 8});
+  (y.to(at::kFloat) * w).sum().backward();
+  ASSERT_EQ(a->A.grad().scalar_type(), at::kFloat);
+  ASSERT_EQ(a->B.grad().scalar_type(), at::kFloat);
+  const at::Tensor dB = torch::matmul(w.t(), torch::matmul(x32, A.t())), dA = torch::matmul(torch::matmul(w, B).t(), x32);
+  EXPECT_LT((a->B.grad() - dB).abs().max().item<double>(), 2e-2 * dB.abs().max().item<double>());
+  EXPECT_LT((a->A.grad() - dA).abs().max().item<double>(), 2e-2 * dA.abs().max().item<double>());
 }
 
 TEST(LoraDropout, SeededMaskIsReproducibleAndOffInEval) {
