@@ -9,9 +9,22 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const at::TensorOptions& opti
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  return x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble ? forward_hf(x) : forward_layer_norm(x);
+}
+
+at::Tensor RMSNormImpl::forward_hf(const at::Tensor& x) {
   const auto xf = x.to(at::kFloat);
   const auto var = xf.pow(2).mean(-1, /*keepdim=*/true);  // (..., 1)
   return weight * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
+}
+
+at::Tensor RMSNormImpl::forward_layer_norm(const at::Tensor& x) {
+  // Differentiable: cat instead of writes into one buffer; the scale [weight, ones] (2 dim elements) built per call
+  // so that the weight's gradient flows through it.
+  const int64_t d = x.size(-1);
+  const auto both = at::cat({x, x.neg()}, -1);  // (..., 2 d)
+  const auto scale = scale2_.defined() ? scale2_ : at::cat({weight, at::ones_like(weight)});
+  return at::layer_norm(both, {2 * d}, scale, {}, eps).narrow(-1, 0, d);
 }
 
 at::Tensor RMSNormImpl::forward_fused(const at::Tensor& x, const at::Tensor& residual, at::Tensor* sum) {
@@ -27,8 +40,8 @@ at::Tensor RMSNormImpl::forward_fused(const at::Tensor& x, const at::Tensor& res
   auto hi = both.narrow(-1, d, d);
   at::neg_out(hi, lo);
   if (sum) *sum = lo;
-  if (scale2_.defined()) return at::layer_norm(both, {2 * d}, scale2_, {}, eps).narrow(-1, 0, d);
-  return weight * at::layer_norm(both, {2 * d}, {}, {}, eps).narrow(-1, 0, d);
+  const auto scale = scale2_.defined() ? scale2_ : at::cat({weight, at::ones_like(weight)});
+  return at::layer_norm(both, {2 * d}, scale, {}, eps).narrow(-1, 0, d);
 }
 
 void RMSNormImpl::fuse_for_inference() {

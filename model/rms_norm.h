@@ -1,4 +1,4 @@
-// RMSNorm as in HF LLaMA: normalise in fp32, cast back, scale by a learned weight (replicated over tp).
+// RMSNorm as in HF LLaMA: normalise with fp32 statistics, scale by a learned weight (replicated over tp).
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
@@ -9,19 +9,24 @@ namespace cg::model {
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps, const at::TensorOptions& options);
-  // x (..., dim) -> weight * (x / sqrt(mean(x^2) + eps)), computed in fp32, returned in x's dtype.
+  // x (..., dim) -> weight * x / sqrt(mean(x^2) + eps), statistics in fp32, returned in x's dtype: forward_hf for
+  // fp32/fp64 inputs, forward_layer_norm for bf16/fp16 (GPU training, where it moves about half the bytes).
   at::Tensor forward(const at::Tensor& x);
+  // HF's formula: weight * (x_fp32 * rsqrt(mean(x_fp32^2) + eps)).to(dtype). In bf16: an fp32 copy of x, pow,
+  // mean, rsqrt, two casts, 8 kernels forward (~0.6 GB at 4,096 x 4,096) and ~1.3 GB of traffic backward.
+  at::Tensor forward_hf(const at::Tensor& x);
+  // The same as a layer norm of [x, -x] (2 dim features): its mean is 0 and its variance mean(x^2), so its first
+  // half is x * rsqrt(mean(x^2) + eps) (the gradient too: the mean's term cancels between the halves), the weight
+  // the first half of its scale. One fused kernel with fp32 statistics; ~0.3 GB forward and ~0.6 GB backward at
+  // 4,096 x 4,096 bf16. bf16 results may differ from forward_hf in the last bit (the weight is applied before the
+  // rounding); in fp32 it moves more bytes than forward_hf (no casts to save), hence the choice in forward.
+  at::Tensor forward_layer_norm(const at::Tensor& x);
 
-  // The same normalisation in fewer kernels (inference: a decode step is mostly kernel launches), 4 instead of 6
-  // (fp32) or 8 (bf16): a layer norm of [x, -x] (2 dim features) has mean 0 and variance mean(x^2), so its first half
-  // is x * rsqrt(mean(x^2) + eps), one fused kernel accumulating in fp32 and rounding once to x's dtype, as forward
-  // does before its weight. With `residual`: normalises x + residual, and *sum receives that sum (one add instead of
-  // a separate residual add before the norm).
+  // Inference (no autograd: writes into one buffer), 3 kernels: with `residual` it normalises x + residual, and *sum
+  // receives that sum (one add instead of a separate residual add before the norm).
   at::Tensor forward_fused(const at::Tensor& x, const at::Tensor& residual = {}, at::Tensor* sum = nullptr);
-  // Inference only: forward_fused applies the weight inside the layer norm (its 2 dim scale: the weight, then ones
-  // for the discarded half; the weight parameter becomes a view of it), one kernel fewer. The normalised value is
-  // then multiplied by the weight in fp32 and rounded once (forward rounds before the weight: bf16 results may differ
-  // in the last bit).
+  // Inference only: the scale [weight, ones] built once (the weight parameter becomes a view of its first half, so
+  // loading into it still counts), not per call.
   void fuse_for_inference();
 
   at::Tensor weight;  // (dim)

@@ -189,40 +189,58 @@ TEST(Llama, DecodeStepWithPerRowPositionsEqualsFullForward) {
   }
 }
 
-TEST(Llama, RmsNormFusedEqualsTheHfFormula) {
-  // forward_fused (a layer norm of [x, -x]) against forward (HF's formula, itself checked against the double
-  // reference model): fp32 to rounding, bf16 to one rounding of the output; with a residual, x + r is normalised and
-  // returned.
+TEST(Llama, RmsNormEqualsTheHfFormula) {
+  // forward_layer_norm and forward_fused (layer norms of [x, -x]) against HF's formula written out here, in fp32 to
+  // rounding (values and gradients), in bf16 to one rounding step; with a residual, x + r is normalised and returned.
+  const auto hf = [](const at::Tensor& x, const at::Tensor& w, double eps) {
+    const auto xf = x.to(at::kFloat);
+    return w * (xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
+  };
   RMSNorm norm(24, 1e-5, at::TensorOptions().dtype(at::kFloat));
-  at::NoGradGuard ng;
-  norm->weight.copy_(at::linspace(0.5, 1.5, 24));
+  {
+    at::NoGradGuard ng;
+    norm->weight.copy_(at::linspace(0.5, 1.5, 24));
+  }
   auto g = at::make_generator<at::CPUGeneratorImpl>(4);
-  const auto x = at::randn({3, 5, 24}, g) * 3, r = at::randn({3, 5, 24}, g);
-  EXPECT_TRUE(at::allclose(norm->forward_fused(x), norm->forward(x), 1e-6, 1e-6));
+  const auto x = at::randn({3, 5, 24}, g) * 3, r = at::randn({3, 5, 24}, g), dy = at::randn({3, 5, 24}, g);
+  const auto w = norm->weight.detach().clone().requires_grad_(true);
+  const auto xr = x.clone().requires_grad_(true), xm = x.clone().requires_grad_(true);
+  const auto ref = hf(xr, w, 1e-5);
+  (ref * dy).sum().backward();
+  EXPECT_TRUE(at::allclose(norm->forward(x), ref, 1e-6, 1e-6));  // fp32: forward_hf
+  const auto y = norm->forward_layer_norm(xm);                    // the bf16 training path, checked in fp32
+  EXPECT_TRUE(at::allclose(y, ref, 1e-6, 1e-6));
+  (y * dy).sum().backward();
+  EXPECT_TRUE(at::allclose(xm.grad(), xr.grad(), 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(norm->weight.grad(), w.grad(), 1e-5, 1e-5));
+  at::NoGradGuard ng;
+  EXPECT_TRUE(at::allclose(norm->forward_fused(x), ref.detach(), 1e-6, 1e-6));
   at::Tensor sum;
-  const auto y = norm->forward_fused(x, r, &sum);
+  const auto yr = norm->forward_fused(x, r, &sum);
   EXPECT_TRUE(at::equal(sum, x + r));
-  EXPECT_TRUE(at::allclose(y, norm->forward(x + r), 1e-6, 1e-6));
+  EXPECT_TRUE(at::allclose(yr, hf(x + r, w.detach(), 1e-5), 1e-6, 1e-6));
   // Hand-computed: the row (3, 4) has mean square 12.5; weight 1 -> (3, 4) / sqrt(12.5 + eps).
   RMSNorm two(2, 1e-5, at::TensorOptions().dtype(at::kFloat));
-  const auto hand = two->forward_fused(at::tensor({3.0f, 4.0f}).view({1, 2}));
-  EXPECT_NEAR(hand[0][0].item<double>(), 3 / std::sqrt(12.5 + 1e-5), 1e-6);
-  EXPECT_NEAR(hand[0][1].item<double>(), 4 / std::sqrt(12.5 + 1e-5), 1e-6);
-  // bf16: both round the normalised value once to bf16, then multiply by the bf16 weight.
+  for (const auto& hand : {two->forward(at::tensor({3.0f, 4.0f}).view({1, 2})),
+                           two->forward_fused(at::tensor({3.0f, 4.0f}).view({1, 2}))}) {
+    EXPECT_NEAR(hand[0][0].item<double>(), 3 / std::sqrt(12.5 + 1e-5), 1e-6);
+    EXPECT_NEAR(hand[0][1].item<double>(), 4 / std::sqrt(12.5 + 1e-5), 1e-6);
+  }
+  // bf16: HF rounds the normalised value to bf16 before the bf16 weight, the layer norm after: a step apart at most.
   RMSNorm nb(24, 1e-5, at::TensorOptions().dtype(at::kBFloat16));
   nb->weight.copy_(norm->weight);
   const auto xb = x.to(at::kBFloat16);
-  const auto plain = nb->forward(xb).to(at::kFloat);
-  const auto fused = nb->forward_fused(xb);
-  EXPECT_EQ(fused.scalar_type(), at::kBFloat16);
-  EXPECT_TRUE(at::allclose(fused.to(at::kFloat), plain, 1e-2, 1e-2));
-  // fuse_for_inference: the weight inside the layer norm, rounded once after it (at most a bf16 step apart).
-  nb->fuse_for_inference();
-  EXPECT_TRUE(at::allclose(nb->forward_fused(xb).to(at::kFloat), plain, 1e-2, 1e-2));
+  const auto plain = hf(xb, nb->weight, 1e-5).to(at::kFloat);
+  for (const auto& out : {nb->forward(xb), nb->forward_layer_norm(xb), nb->forward_fused(xb)}) {
+    EXPECT_EQ(out.scalar_type(), at::kBFloat16);
+    EXPECT_TRUE(at::allclose(out.to(at::kFloat), plain, 1e-2, 1e-2));
+  }
+  // fuse_for_inference: the scale built once; the weight parameter is a view of it (loading into it still counts).
   norm->fuse_for_inference();
-  EXPECT_TRUE(at::allclose(norm->forward_fused(x, r), norm->forward(x + r), 1e-6, 1e-6));
-  norm->weight.copy_(at::linspace(2.0, -1.0, 24));  // the parameter is a view of the scale the fused path uses
-  EXPECT_TRUE(at::allclose(norm->forward_fused(x), norm->forward(x), 1e-6, 1e-6));
+  EXPECT_TRUE(at::allclose(norm->forward_fused(x, r), hf(x + r, w.detach(), 1e-5), 1e-6, 1e-6));
+  norm->weight.copy_(at::linspace(2.0, -1.0, 24));
+  EXPECT_TRUE(at::allclose(norm->forward_fused(x), hf(x, at::linspace(2.0, -1.0, 24), 1e-5), 1e-6, 1e-6));
+  EXPECT_TRUE(at::allclose(norm->forward(x), hf(x, at::linspace(2.0, -1.0, 24), 1e-5), 1e-6, 1e-6));
 }
 
 TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
