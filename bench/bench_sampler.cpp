@@ -2,7 +2,8 @@
 // CPU, with and without the grammar: sequences/s, tokens/s, and crystals/s (grammar-complete crystals per second).
 // --profile: the operators a decode step calls (count and time per step, bench/op_profile.h): on a GPU every one is
 // a kernel launch the host must issue; then the kernels one decode step of a model with 7B's layout launches (views
-// and allocations not counted), per layer and per extra attention chunk. --unfused: separate q/k/v and gate/up matmuls (cgsample fuses them).
+// and allocations not counted), per layer and per extra attention chunk, and what one operator call costs the host
+// here. CG_PRINT_OPS=1 also prints that step's operator table. --unfused: separate q/k/v and gate/up matmuls (cgsample fuses them).
 // The vocabulary is a 512-piece stand-in (256 byte pieces, printable characters, element symbols, digit pairs):
 // libsentencepiece cannot share a process with libtorch's libprotobuf (see sampler/generator.h).
 #include <spdlog/spdlog.h>
@@ -74,6 +75,14 @@ void count_decode_kernels(bool fuse, int64_t batch, int64_t prompt) {
     std::printf("  %s: +%.0f per extra chunk (%.1f per layer)\n", with_prefix ? "shared prompt" : "own prompt   ",
                 counts[1] - counts[0], (counts[1] - counts[0]) / L);
   }
+  // What one operator call costs the host here (dispatch, output allocation; a 16 x 128 add does ~no arithmetic):
+  // a GPU's host pays this per call plus the launch per kernel.
+  const auto a = at::randn({16, 128}), b = at::randn({16, 128});
+  for (int i = 0; i < 1000; ++i) (void)(a + b);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20000; ++i) (void)(a + b);
+  const double us = 1e6 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 20000;
+  std::printf("  an operator call (a 16 x 128 add) costs %.2f us of host time here\n", us);
 }
 
 }  // namespace
