@@ -191,16 +191,20 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
                                   const RowPositions* rows) {
   const int64_t B = x.size(0), T = x.size(1);
   at::Tensor q, k, v;  // (B, n_heads_local, T, hd), (B, n_kv_local, T, hd) x 2
+  at::Tensor kv;  // decode with per-head RoPE tables: k and v adjacent, (B, 2 Hkv, 1, hd)
   if (fused()) {
-    // One matmul, then RoPE over the q and k heads at once; q, k, v are views of the result.
+    // One matmul, then RoPE over the q and k heads at once (decode_step's per-head tables: over all heads, v's
+    // rotation the identity); q, k, v are views of the result.
     const int64_t Hq = n_heads_local, Hkv = n_kv_heads_local;
     const auto qkv = fused_linear_forward({q_proj.get(), k_proj.get(), v_proj.get()}, qkv_weight, x)
                          .view({B, T, Hq + 2 * Hkv, head_dim})
                          .transpose(1, 2);  // (B, Hq + 2 Hkv, T, hd)
-    const auto qk = apply_rope(qkv.narrow(1, 0, Hq + Hkv), cos, sin);
-    q = qk.narrow(1, 0, Hq);
-    k = qk.narrow(1, Hq, Hkv);
-    v = qkv.narrow(1, Hq + Hkv, Hkv);
+    const bool all_heads = cos.dim() == 4 && cos.size(1) == Hq + 2 * Hkv;
+    const auto roped = all_heads ? apply_rope(qkv, cos, sin) : apply_rope(qkv.narrow(1, 0, Hq + Hkv), cos, sin);
+    q = roped.narrow(1, 0, Hq);
+    k = roped.narrow(1, Hq, Hkv);
+    v = all_heads ? roped.narrow(1, Hq + Hkv, Hkv) : qkv.narrow(1, Hq + Hkv, Hkv);
+    if (all_heads) kv = roped.narrow(1, Hq, 2 * Hkv);
   } else {
     q = apply_rope(q_proj(x).view({B, T, n_heads_local, head_dim}).transpose(1, 2), cos, sin);
     k = apply_rope(k_proj(x).view({B, T, n_kv_heads_local, head_dim}).transpose(1, 2), cos, sin);
@@ -215,9 +219,14 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     CG_CHECK(cached && T == 1, "per-row positions are for one-token decode steps with a KV cache");
     CG_CHECK(k_cache->size(0) == B && rows->pos.size(0) == B, "KV cache batch {} / {} positions != input batch {}",
              k_cache->size(0), rows->pos.size(0), B);
-    const auto idx = rows->pos.view({B, 1, 1, 1}).expand({B, n_kv_heads_local, 1, head_dim});
-    k_cache->scatter_(2, idx, k);
-    v_cache->scatter_(2, idx, v);
+    if (kv.defined() && rows->kv.defined()) {  // the cache's k and v are halves of rows->kv: one write
+      const auto src = kv.view({B, 2, n_kv_heads_local, 1, head_dim}).transpose(0, 1);  // (2, B, n_kv, 1, hd)
+      rows->kv.scatter_(3, rows->pos.view({1, B, 1, 1, 1}).expand(src.sizes()), src);
+    } else {
+      const auto idx = rows->pos.view({B, 1, 1, 1}).expand({B, n_kv_heads_local, 1, head_dim});
+      k_cache->scatter_(2, idx, k);
+      v_cache->scatter_(2, idx, v);
+    }
     // GQA as in the decode branch below: a kv head's n_rep query heads are n_rep queries against it.
     const auto qg = q.reshape({B, n_kv_heads_local, n_rep, head_dim});  // (B, n_kv, n_rep, hd)
     const int64_t P = rows->prefix;

@@ -9,6 +9,9 @@ namespace cg::model {
 
 struct KVCache {
   std::vector<at::Tensor> k, v;  // per layer (B, n_kv_heads_local, max_len, head_dim), the model's dtype and device
+  // Per layer (2, B, n_kv_heads_local, max_len, head_dim) when k and v are its two halves (make_cache): a decode
+  // step then writes a row's key and value with one scatter. Empty for caches built otherwise.
+  std::vector<at::Tensor> kv;
   int64_t max_len = 0;           // positions [0, max_len) can be cached
 
   int64_t batch() const { return k.empty() ? 0 : k.front().size(0); }
@@ -23,6 +26,7 @@ struct KVCache {
     c.max_len = max_len;
     for (const auto& t : k) c.k.push_back(t.narrow(0, start, n));
     for (const auto& t : v) c.v.push_back(t.narrow(0, start, n));
+    for (const auto& t : kv) c.kv.push_back(t.narrow(1, start, n));
     return c;
   }
 };
@@ -43,6 +47,7 @@ struct RowPositions {
   std::vector<DecodeChunk> chunks;
   int64_t prefix = 0;
   at::Tensor prefix_k, prefix_v;
+  at::Tensor kv;  // the layer's KVCache::kv when the cache has one (one scatter for the key and value)
 };
 
 // The split of rows [0, positions.size()) into at most max_chunks contiguous chunks (span = 1 + the chunk's largest

@@ -99,11 +99,25 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
   }
   auto h = model->embed_tokens(tokens);  // (B, 1, d)
   auto [cos, sin] = rope_cos_sin_at(rows.pos, cfg_.head_dim(), cfg_.rope_theta, h.scalar_type());  // (B, hd)
-  cos = cos.view({B, 1, 1, -1});  // broadcast over (B, heads, 1, hd)
-  sin = sin.view({B, 1, 1, -1});
+  if (fused_) {
+    // Per-head tables over the fused q|k|v heads (built once per step), v's the identity (cos 1, sin 0: the rotation
+    // leaves v exact), so one RoPE call yields q, k and v with k and v adjacent for one cache scatter.
+    const auto& attn = *model->layers->ptr<DecoderLayerImpl>(0)->self_attn;
+    const int64_t Hq = attn.n_heads_local, Hkv = attn.n_kv_heads_local, hd = cfg_.head_dim();
+    const auto per_head = [&](const at::Tensor& t, double v_value) {
+      return at::cat({t.unsqueeze(1).expand({B, Hq + Hkv, hd}), at::full({B, Hkv, hd}, v_value, t.options())}, 1)
+          .unsqueeze(2);  // (B, Hq + 2 Hkv, 1, hd)
+    };
+    cos = per_head(cos, 1.0);
+    sin = per_head(sin, 0.0);
+  } else {
+    cos = cos.view({B, 1, 1, -1});  // broadcast over (B, heads, 1, hd)
+    sin = sin.view({B, 1, 1, -1});
+  }
   at::Tensor m;  // fuse_for_inference: the residual stream is h + m
   for (size_t i = 0; i < model->layers->size(); ++i) {
     if (prefix) rows.prefix_k = prefix->k[i], rows.prefix_v = prefix->v[i];
+    if (!cache->kv.empty()) rows.kv = cache->kv[i];
     auto* layer = model->layers[i]->as<DecoderLayerImpl>();
     if (fused_)
       std::tie(h, m) = layer->forward_fused(h, m, cos, sin, 0, &cache->k[i], &cache->v[i], &rows);
@@ -131,9 +145,11 @@ KVCache LlamaImpl::make_cache(int64_t batch, int64_t max_len) const {
   KVCache c;
   c.max_len = max_len;
   const auto opts = at::TensorOptions().dtype(dtype()).device(device());
+  const int64_t n_kv = attn.n_kv_heads_local;
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
-    c.k.push_back(at::zeros({batch, attn.n_kv_heads_local, max_len, attn.head_dim}, opts));
-    c.v.push_back(at::zeros({batch, attn.n_kv_heads_local, max_len, attn.head_dim}, opts));
+    c.kv.push_back(at::zeros({2, batch, n_kv, max_len, attn.head_dim}, opts));  // k and v each contiguous
+    c.k.push_back(c.kv.back().select(0, 0));
+    c.v.push_back(c.kv.back().select(0, 1));
   }
   return c;
 }

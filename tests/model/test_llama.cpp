@@ -266,6 +266,7 @@ TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
   EXPECT_EQ(m->parameters().size(), ref->parameters().size());
 
   const auto tok = tokens_for(2, 9, c.vocab_size, 3);
+  tok[1].narrow(0, 0, 3).copy_(tok[0].narrow(0, 0, 3));  // both rows start with the same 3 tokens
   const auto full = ref->forward(tok);  // (2, 9, V)
   EXPECT_TRUE(at::allclose(m->forward(tok), full, 1e-5, 1e-5));
   auto cache = m->make_cache(2, 9);
@@ -278,9 +279,25 @@ TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
     auto r = rows.rows(b, 1);
     m->forward(tok.narrow(0, b, 1).narrow(1, 0, n), 0, &r);
   }
-  const auto step = m->decode_step(at::stack({tok[0][4], tok[1][6]}).view({2, 1}), {4, 6}, &rows);
+  const auto next = at::stack({tok[0][4], tok[1][6]}).view({2, 1});
+  auto rows2 = m->make_cache(2, 9);  // a copy for the shared-prefix step below
+  for (size_t l = 0; l < rows.kv.size(); ++l) rows2.kv[l].copy_(rows.kv[l]);
+  const auto step = m->decode_step(next, {4, 6}, &rows);
   EXPECT_TRUE(at::allclose(step[0][0], full[0][4], 1e-5, 1e-5));
   EXPECT_TRUE(at::allclose(step[1][0], full[1][6], 1e-5, 1e-5));
+  // The step wrote each row's key and value at its position (one scatter into the cache's combined k|v).
+  EXPECT_FALSE(at::equal(rows.k[0][0].select(1, 4), rows2.k[0][0].select(1, 4)));  // (n_kv, hd) at row 0, pos 4
+  EXPECT_FALSE(at::equal(rows.v[1][1].select(1, 6), rows2.v[1][1].select(1, 6)));  // row 1, pos 6
+  EXPECT_TRUE(at::equal(rows.k[0][0].select(1, 5), rows2.k[0][0].select(1, 5)));   // nothing else
+  // With the 3 shared tokens read from one copy (the rows' own copies spoiled), in two chunks.
+  auto shared = m->make_cache(1, 3);
+  m->forward(tok.narrow(0, 0, 1).narrow(1, 0, 3), 0, &shared);
+  for (auto* t : {&rows2.k, &rows2.v})
+    for (auto& x : *t) x.narrow(2, 0, 3).fill_(1e3);
+  const auto step2 = m->decode_step(next, {4, 6}, &rows2, &shared, 2, 0);
+  EXPECT_TRUE(at::allclose(step2[0][0], full[0][4], 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(step2[1][0], full[1][6], 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(rows2.k[1].select(2, 6)[1], rows.k[1].select(2, 6)[1], 1e-6, 1e-6));
 
   // Loading other weights into the parameters (as a checkpoint load does) changes what the fused path computes.
   auto other = make_model(c, {}, 11);
