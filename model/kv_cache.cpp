@@ -42,7 +42,12 @@ std::vector<DecodeChunk> decode_chunks(const std::vector<int64_t>& positions, in
 
 void KVCache::copy_rows(const at::Tensor& dst, const KVCache& from, const at::Tensor& src, int64_t first, int64_t n) {
   CG_CHECK(from.k.size() == k.size(), "KVCache::copy_rows: {} layers into {}", from.k.size(), k.size());
+  const bool combined = kv.size() == k.size() && from.kv.size() == k.size();  // both: one copy for k and v
   for (size_t l = 0; l < k.size(); ++l) {
+    if (combined) {
+      kv[l].narrow(3, first, n).index_copy_(1, dst, from.kv[l].narrow(3, first, n).index_select(1, src));
+      continue;
+    }
     k[l].narrow(2, first, n).index_copy_(0, dst, from.k[l].narrow(2, first, n).index_select(0, src));
     v[l].narrow(2, first, n).index_copy_(0, dst, from.v[l].narrow(2, first, n).index_select(0, src));
   }

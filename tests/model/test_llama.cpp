@@ -333,6 +333,31 @@ TEST(Llama, FusingProjectionsWithALoraHookIsAClearError) {
   }
 }
 
+TEST(Llama, KvCacheCopyRowsMovesKeysAndValues) {
+  // copy_rows between make_cache caches (k and v halves of one tensor: one copy each layer) and from a cache built
+  // by hand (separate k and v), including rows of a cache onto itself (sources gathered first).
+  const auto c = small_config();
+  auto m = make_model(c);
+  auto a = m->make_cache(3, 8), b = m->make_cache(3, 8);
+  for (size_t l = 0; l < a.kv.size(); ++l) a.kv[l].copy_(at::arange(a.kv[l].numel(), at::kFloat).view_as(a.kv[l]));
+  const auto idx = [](std::vector<int64_t> v) { return at::tensor(v, at::kLong); };
+  b.copy_rows(idx({2, 0}), a, idx({0, 1}), 2, 3);  // b rows 2, 0 <- a rows 0, 1 at positions [2, 5)
+  for (size_t l = 0; l < a.k.size(); ++l) {
+    EXPECT_TRUE(at::equal(b.k[l][2].narrow(1, 2, 3), a.k[l][0].narrow(1, 2, 3)));
+    EXPECT_TRUE(at::equal(b.v[l][0].narrow(1, 2, 3), a.v[l][1].narrow(1, 2, 3)));
+    EXPECT_EQ(b.k[l][1].abs().sum().item<double>(), 0.0);         // untouched row
+    EXPECT_EQ(b.v[l][2].narrow(1, 0, 2).abs().sum().item<double>(), 0.0);  // untouched positions
+  }
+  KVCache hand;  // separate tensors: the per-tensor path
+  hand.max_len = 8;
+  for (size_t l = 0; l < a.k.size(); ++l) hand.k.push_back(a.k[l].clone()), hand.v.push_back(a.v[l].clone());
+  const auto before = a.k[0].clone();
+  a.copy_rows(idx({0, 1}), a, idx({1, 0}), 0, 8);  // swap rows 0 and 1 in place
+  EXPECT_TRUE(at::equal(a.k[0][0], before[1]) && at::equal(a.k[0][1], before[0]));
+  hand.copy_rows(idx({2}), b, idx({2}), 0, 8);
+  EXPECT_TRUE(at::equal(hand.k[1][2], b.k[1][2]) && at::equal(hand.v[1][2], b.v[1][2]));
+}
+
 TEST(Llama, DecodeChunkCostIsLaunchesOverBandwidth) {
   // kernels x launch time x bandwidth / bytes of one position of one layer, by hand:
   // 7B bf16 on a GPU: 2 x 32 kv heads x 128 x 2 B = 16,384 B; 9 x 4 us x 3 TB/s / 16,384 = 6,592 (2 kernels: 1,465).
