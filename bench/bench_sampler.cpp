@@ -1,9 +1,11 @@
-// bench_sampler [NUM] [BATCH] [MAX_NEW] [--profile] [--unfused]: generation throughput of the tiny flavor (random weights) on
-// CPU, with and without the grammar: sequences/s, tokens/s, and crystals/s (grammar-complete crystals per second).
+// bench_sampler [NUM] [BATCH] [MAX_NEW] [--profile] [--unfused]: generation throughput of the tiny flavor (random
+// weights) on CPU, with and without the grammar: sequences/s, tokens/s, and crystals/s (grammar-complete crystals
+// per second).
 // --profile: the operators a decode step calls (count and time per step, bench/op_profile.h): on a GPU every one is
 // a kernel launch the host must issue; then the kernels one decode step of a model with 7B's layout launches (views
 // and allocations not counted), per layer and per extra attention chunk, and what one operator call costs the host
-// here. CG_PRINT_OPS=1 also prints that step's operator table. --unfused: separate q/k/v and gate/up matmuls (cgsample fuses them).
+// here. CG_PRINT_OPS=1 also prints that step's operator table.
+// --unfused: separate q/k/v and gate/up matmuls (cgsample fuses them).
 // The vocabulary is a 512-piece stand-in (256 byte pieces, printable characters, element symbols, digit pairs):
 // libsentencepiece cannot share a process with libtorch's libprotobuf (see sampler/generator.h).
 #include <spdlog/spdlog.h>

@@ -55,8 +55,8 @@ class OpProfile {
     std::string out;
     for (const auto& [name, n] : v) {
       char buf[128];
-      std::snprintf(buf, sizeof buf, "%s%s %.4g", out.empty() ? "" : ", ", name.c_str() + (name.rfind("aten::", 0) ? 0 : 6),
-                    n / steps);
+      const char* op = name.c_str() + (name.rfind("aten::", 0) == 0 ? 6 : 0);  // without the "aten::" prefix
+      std::snprintf(buf, sizeof buf, "%s%s %.4g", out.empty() ? "" : ", ", op, n / steps);
       out += buf;
     }
     return out;

@@ -105,7 +105,6 @@ at::Tensor keep_mask(at::IntArrayRef shape, double keep, at::Generator* gen, con
 
 at::Tensor LoraAdapterImpl::dropout_mask(const at::Tensor& x) const {
   const double p = spec_.dropout;
-  if (!is_training() || p == 0.0) return x;
   auto shape = x.sizes().vec();
   const int64_t width = x.size(-1);
   const bool sliced = split_ == Split::Row && tp_size() > 1;
@@ -121,7 +120,7 @@ at::Tensor LoraAdapterImpl::forward(const at::Tensor& x) {
   const auto dtype = x.scalar_type();
   const bool drop = is_training() && spec_.dropout > 0.0;
   const at::Tensor a = (drop ? A * (1.0 / (1.0 - spec_.dropout)) : A).to(dtype);  // (r, in[_local]), tiny
-  at::Tensor h = at::matmul(dropout_mask(x), a.t());           // (.., r); partial sums over in_local for Row
+  at::Tensor h = at::matmul(drop ? dropout_mask(x) : x, a.t());  // (.., r); partial sums over in_local for Row
   if (split_ == Split::Column) h = dist::copy_to_tp(h, tp_);   // backward: dh summed over tp (A is replicated)
   if (split_ == Split::Row) h = dist::reduce_from_tp(h, tp_);  // forward: sum the partial products
   return at::matmul(h, (B * scale_).to(dtype).t());            // (.., out_local) for Column, (.., out) else

@@ -11,8 +11,8 @@
 // LoRA parameters are fp32 master weights; the path computes in x's dtype (bf16 on GPUs) with the factors cast to
 // it, as autocast would: bf16 activations are never copied to fp32 (a ~4x smaller memory footprint and traffic per
 // target than an fp32 detour, which for LoRA on every linear layer is a large share of a 7B step). The dropout's
-// 1 / (1 - p) and scale fold into the small factors instead of scaling activations: delta(x) = (mask ⊙ x) (A / (1 - p))ᵀ
-// (scale B)ᵀ.
+// 1 / (1 - p) and scale fold into the small factors instead of scaling activations:
+// delta(x) = (mask ⊙ x) (A / (1 - p))ᵀ (scale B)ᵀ.
 // Dropout masks are drawn at full width from one shared generator (same seed on every tp rank of a dp replica) and
 // sliced like x, so every tp degree sees the same mask and replicated A stays identical across tp ranks.
 #pragma once
@@ -89,7 +89,7 @@ class LoraAdapterImpl : public torch::nn::Module {
  private:
   int tp_size() const { return tp_ ? tp_->size() : 1; }
   int tp_rank() const { return tp_ ? tp_->rank() : 0; }
-  at::Tensor dropout_mask(const at::Tensor& x) const;  // x * keep mask (unscaled), or x when off
+  at::Tensor dropout_mask(const at::Tensor& x) const;  // x * keep mask (unscaled; forward folds 1 / (1 - p) into A)
 
   std::string hf_name_;
   int64_t in_, out_;

@@ -51,8 +51,9 @@ struct RowPositions {
 };
 
 // The split of rows [0, positions.size()) into at most max_chunks contiguous chunks (span = 1 + the chunk's largest
-// position; decode_step passes positions past its shared prefix, the prefix added to chunk_cost) minimising sum(rows * span) + chunk_cost * chunks: cached positions read, plus a price per extra
-// attention call. Exact (dynamic programming over the row order); masks left undefined.
+// position; decode_step passes positions past its shared prefix, the prefix added to chunk_cost) minimising
+// sum(rows * span) + chunk_cost * chunks: cached positions read, plus a price per extra attention call. Exact
+// (dynamic programming over the row order); masks left undefined.
 std::vector<DecodeChunk> decode_chunks(const std::vector<int64_t>& positions, int64_t max_chunks,
                                        int64_t chunk_cost);
 

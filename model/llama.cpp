@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "model/accounting.h"
 #include "model/rope.h"
 
 namespace cg::model {
@@ -257,8 +258,9 @@ int64_t decode_chunk_cost(const LlamaConfig& cfg, int64_t tp, at::ScalarType dty
   const double kernels = shared_prefix ? 9 : 2;
   const bool gpu = !device.is_cpu();
   const double launch_s = gpu ? 4e-6 : 10e-6, bytes_per_s = gpu ? 3e12 : 1e10;
-  const double bytes = 2.0 * (cfg.num_key_value_heads / std::max<int64_t>(tp, 1)) * cfg.head_dim() *
-                       static_cast<double>(c10::elementSize(dtype));  // one position, one layer, keys and values
+  // One position of one layer on one tp rank, keys and values.
+  const double bytes = double(kv_cache_bytes_per_position(cfg, c10::elementSize(dtype))) /
+                       double(cfg.num_hidden_layers * std::max<int64_t>(tp, 1));
   return std::max<int64_t>(1, std::llround(kernels * launch_s * bytes_per_s / bytes));
 }
 

@@ -21,10 +21,7 @@ at::Tensor RMSNormImpl::forward_hf(const at::Tensor& x) {
 at::Tensor RMSNormImpl::forward_layer_norm(const at::Tensor& x) {
   // Differentiable: cat instead of writes into one buffer; the scale [weight, ones] (2 dim elements) built per call
   // so that the weight's gradient flows through it.
-  const int64_t d = x.size(-1);
-  const auto both = at::cat({x, x.neg()}, -1);  // (..., 2 d)
-  const auto scale = scale2_.defined() ? scale2_ : at::cat({weight, at::ones_like(weight)});
-  return at::layer_norm(both, {2 * d}, scale, {}, eps).narrow(-1, 0, d);
+  return first_half_normalised(at::cat({x, x.neg()}, -1));  // (..., 2 d)
 }
 
 at::Tensor RMSNormImpl::forward_fused(const at::Tensor& x, const at::Tensor& residual, at::Tensor* sum) {
@@ -40,6 +37,11 @@ at::Tensor RMSNormImpl::forward_fused(const at::Tensor& x, const at::Tensor& res
   auto hi = both.narrow(-1, d, d);
   at::neg_out(hi, lo);
   if (sum) *sum = lo;
+  return first_half_normalised(both);
+}
+
+at::Tensor RMSNormImpl::first_half_normalised(const at::Tensor& both) const {
+  const int64_t d = both.size(-1) / 2;
   const auto scale = scale2_.defined() ? scale2_ : at::cat({weight, at::ones_like(weight)});
   return at::layer_norm(both, {2 * d}, scale, {}, eps).narrow(-1, 0, d);
 }

@@ -33,6 +33,9 @@ class RMSNormImpl : public torch::nn::Module {
   const double eps;
 
  private:
+  // both (..., 2 dim) = [y, -y] -> the first half of its layer norm scaled by [weight, ones]: weight * RMSNorm(y).
+  at::Tensor first_half_normalised(const at::Tensor& both) const;
+
   at::Tensor scale2_;  // (2 dim) after fuse_for_inference: [weight, ones]
 };
 TORCH_MODULE(RMSNorm);

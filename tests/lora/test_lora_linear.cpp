@@ -98,7 +98,8 @@ TEST(LoraForward, Bf16InputComputesInBf16WithFp32MasterWeights) {
   (y.to(at::kFloat) * w).sum().backward();
   ASSERT_EQ(a->A.grad().scalar_type(), at::kFloat);
   ASSERT_EQ(a->B.grad().scalar_type(), at::kFloat);
-  const at::Tensor dB = torch::matmul(w.t(), torch::matmul(x32, A.t())), dA = torch::matmul(torch::matmul(w, B).t(), x32);
+  const at::Tensor dB = torch::matmul(w.t(), torch::matmul(x32, A.t()));
+  const at::Tensor dA = torch::matmul(torch::matmul(w, B).t(), x32);
   EXPECT_LT((a->B.grad() - dB).abs().max().item<double>(), 2e-2 * dB.abs().max().item<double>());
   EXPECT_LT((a->A.grad() - dA).abs().max().item<double>(), 2e-2 * dA.abs().max().item<double>());
 }
