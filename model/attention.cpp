@@ -25,6 +25,23 @@ at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, c
 #endif
 }
 
+at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                    bool is_causal) {
+  const int64_t H = q.size(1), Hkv = k.size(1);
+  CG_CHECK(Hkv > 0 && H % Hkv == 0, "sdpa_gqa: {} query heads do not share {} kv heads evenly", H, Hkv);
+  if (H == Hkv) return sdpa(q, k, v, mask, is_causal);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+  c10::optional<at::Tensor> m;
+  if (mask.defined()) m = mask;
+  return at::scaled_dot_product_attention(q, k, v, m, 0.0, is_causal, /*scale=*/c10::nullopt, /*enable_gqa=*/true);
+#else
+  const int64_t B = q.size(0), R = H / Hkv, S = k.size(2), hd = k.size(3);
+  const auto kr = k.unsqueeze(2).expand({B, Hkv, R, S, hd}).reshape({B, H, S, hd});
+  const auto vr = v.unsqueeze(2).expand({B, Hkv, R, S, hd}).reshape({B, H, S, hd});
+  return sdpa(q, kr, vr, mask, is_causal);
+#endif
+}
+
 namespace {
 
 // Legend: N = B * n_kv (one kv head of one sequence), T positions, R = n_rep query heads per kv head, hd head_dim.
@@ -271,20 +288,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     const auto og = sdpa(qg, k, v, at::Tensor(), false);                            // (B, n_kv, n_rep, hd)
     return o_proj(og.reshape({B, 1, n_heads_local * head_dim}));
   }
-  if (n_rep > 1) {
-    k = k.unsqueeze(2).expand({B, n_kv_heads_local, n_rep, S, head_dim}).reshape({B, n_heads_local, S, head_dim});
-    v = v.unsqueeze(2).expand({B, n_kv_heads_local, n_rep, S, head_dim}).reshape({B, n_heads_local, S, head_dim});
-  }
   at::Tensor out;  // (B, n_heads_local, T, hd)
   if (T == 1) {
-    out = sdpa(q, k, v, at::Tensor(), false);  // one query at the newest position sees every cached key
+    out = sdpa_gqa(q, k, v, at::Tensor(), false);  // one query at the newest position sees every cached key
   } else if (S == T) {
-    out = sdpa(q, k, v, at::Tensor(), true);
+    out = sdpa_gqa(q, k, v, at::Tensor(), true);
   } else {
     // Chunked prefill after earlier positions: query i (position start_pos + i) sees keys [0, start_pos + i].
     const auto opt = at::TensorOptions().dtype(at::kLong).device(x.device());
     const auto mask = at::arange(S, opt).unsqueeze(0) <= (at::arange(T, opt) + start_pos).unsqueeze(1);  // (T, S)
-    out = sdpa(q, k, v, mask, false);
+    out = sdpa_gqa(q, k, v, mask, false);
   }
   out = out.transpose(1, 2).reshape({B, T, n_heads_local * head_dim});  // (B, T, d_local)
   return o_proj(out);

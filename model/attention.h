@@ -44,6 +44,12 @@ TORCH_MODULE(Attention);
 at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                 bool is_causal);
 
+// sdpa with grouped-query k/v: q (B, H, T, hd), k/v (B, H_kv, S, hd), H_kv dividing H; query head h reads kv head
+// h / (H / H_kv) (HF repeat_kv). torch >= 2.5 passes enable_gqa (the flash kernel reads each kv head once);
+// older libtorch repeats k/v to H heads first.
+at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                    bool is_causal);
+
 // Query positions per block of causal_attention. Smaller blocks skip more of the masked scores (at T = 512: 47% with
 // 32, 44% with 64, 37% with 128) but make smaller matmuls; 24-32 measured fastest for the tiny flavor on CPU
 // (bench_attention: 61 ms at 32, 74 ms at 64, 92 ms at 128, 283 ms for the full-T fused SDPA).

@@ -120,6 +120,32 @@ TEST(CausalAttention, ShapeErrorsNameTheShapes) {
   }
 }
 
+TEST(Sdpa, GroupedQueryEqualsSdpaOverRepeatedKv) {
+  // sdpa_gqa (enable_gqa on torch >= 2.5, repeated k/v before) against HF's repeat_kv written out: query head h
+  // reads kv head h / 3. Causal, masked (a chunked prefill after 5 cached positions) and one-query; values and grads.
+  auto g = gen(21);
+  const int64_t B = 2, H = 6, Hkv = 2, S = 9, hd = 8;
+  for (int mode = 0; mode < 3; ++mode) {
+    const int64_t T = mode == 0 ? S : (mode == 1 ? 4 : 1);
+    const auto q0 = at::randn({B, H, T, hd}, g), k0 = at::randn({B, Hkv, S, hd}, g), v0 = at::randn({B, Hkv, S, hd}, g);
+    const auto dy = at::randn({B, H, T, hd}, g);
+    at::Tensor mask;
+    if (mode == 1) mask = at::arange(S).unsqueeze(0) <= (at::arange(T) + (S - T)).unsqueeze(1);  // (T, S)
+    auto q = q0.clone().requires_grad_(), k = k0.clone().requires_grad_(), v = v0.clone().requires_grad_();
+    const auto y = sdpa_gqa(q, k, v, mask, mode == 0);
+    y.backward(dy);
+    auto q2 = q0.clone().requires_grad_(), k2 = k0.clone().requires_grad_(), v2 = v0.clone().requires_grad_();
+    const auto y2 = sdpa(q2, k2.repeat_interleave(H / Hkv, 1), v2.repeat_interleave(H / Hkv, 1), mask, mode == 0);
+    y2.backward(dy);
+    EXPECT_TRUE(at::allclose(y, y2, 1e-5, 1e-5)) << "mode " << mode;
+    EXPECT_TRUE(at::allclose(q.grad(), q2.grad(), 1e-5, 1e-5)) << "mode " << mode;
+    EXPECT_TRUE(at::allclose(k.grad(), k2.grad(), 1e-5, 1e-5)) << "mode " << mode;
+    EXPECT_TRUE(at::allclose(v.grad(), v2.grad(), 1e-5, 1e-5)) << "mode " << mode;
+  }
+  EXPECT_THROW(sdpa_gqa(at::randn({1, 6, 3, 8}), at::randn({1, 4, 3, 8}), at::randn({1, 4, 3, 8}), at::Tensor(), true),
+               std::exception);
+}
+
 TEST(AttentionModule, CpuPathEqualsFusedSdpaWithRepeatedKv) {
   // The module's forward and input gradient on CPU (block-causal path) vs sdpa(is_causal) over repeat_kv'd k/v fed
   // with the module's own projections.
