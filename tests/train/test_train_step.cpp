@@ -2,11 +2,16 @@
 //   the step-0 LoRA model equals the base model (bitwise); training changes only LoRA tensors (base bitwise equal, no
 //   base grads, optimizer state only for LoRA); full-parameter mode gives replicated parameters identical grads on
 //   every tp rank; a non-finite step is skipped without touching parameters or optimizer state; a bf16 base trains
-//   like the fp32 one within bf16 precision.
+//   like the fp32 one within bf16 precision; a step calls no operator that would wait for a GPU.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <ATen/record_function.h>
+
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
 
 #include "dist/parallel_dims.h"
 #include "tests/train/train_fixture.h"
@@ -123,6 +128,56 @@ TEST(TrainStep, Bf16BaseTrainsLikeFp32) {
   }
   EXPECT_GT(moved, 0);
   EXPECT_LT(diff, 0.03 * moved);  // measured 0.6%
+}
+
+// Every operator scope opened while alive (nested ones too, on every thread), by name.
+class OpNames {
+ public:
+  OpNames() { handle_ = at::addGlobalCallback(at::RecordFunctionCallback(&on_start).scopes({at::RecordScope::FUNCTION})); }
+  ~OpNames() { at::removeCallback(handle_); }
+  static std::map<std::string, int> take() {
+    std::lock_guard<std::mutex> lock(mutex());
+    return std::move(names());
+  }
+
+ private:
+  static std::mutex& mutex() { static std::mutex m; return m; }
+  static std::map<std::string, int>& names() { static std::map<std::string, int> n; return n; }
+  static std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
+    std::lock_guard<std::mutex> lock(mutex());
+    names()[fn.name()] += 1;
+    return nullptr;
+  }
+  at::CallbackHandle handle_;
+};
+
+TEST(TrainStep, CallsNoOperatorThatWaitsForTheDevice) {
+  // On a GPU these operators copy a value to the host, i.e. wait for every kernel queued before them: item() and
+  // tensors used as conditions (_local_scalar_dense, is_nonzero, equal, allclose) and ops whose output size depends
+  // on values (nonzero, masked_select, unique, boolean indexing). A step may have none except the one transfer of
+  // [loss, tokens, grad norm] in TrainGrads::reduce (a .cpu() copy, invisible on CPU). The cross-entropy's id check
+  // (one item() per micro-batch) runs on CPU tensors only and is the only allowed exception here.
+  TrainModel m = build(true);
+  AdamW opt = make_optimizer(m, TrainConfig{});
+  TrainGrads grads(m.trainable, dims());
+  Loader ld = loader();
+  train_step(m, ld, grads, opt, 1e-2, 2, 1.0, dims());  // warm-up: lazy initialisation is not the step
+  std::map<std::string, int> seen;
+  {
+    OpNames ops;
+    OpNames::take();
+    const StepResult r = train_step(m, ld, grads, opt, 1e-2, /*grad_accum=*/2, /*clip=*/1e-3, dims());
+    ASSERT_FALSE(r.skipped);
+    ASSERT_LT(r.clip_factor, 1.0);  // the clipping path ran too
+    seen = OpNames::take();
+  }
+  ASSERT_GT(seen["aten::matmul"], 0) << "the observer saw no operators";
+  const std::set<std::string> waits{"aten::is_nonzero", "aten::equal", "aten::allclose", "aten::nonzero",
+                                    "aten::masked_select", "aten::unique", "aten::_unique", "aten::_unique2",
+                                    "aten::unique_consecutive", "aten::unique_dim", "aten::nonzero_numpy",
+                                    "aten::argwhere"};  // item() is counted as _local_scalar_dense
+  for (const auto& [name, n] : seen) EXPECT_EQ(waits.count(name), 0u) << name << " called " << n << " times";
+  EXPECT_EQ(seen["aten::_local_scalar_dense"], 2) << "expected only the CPU id check, once per micro-batch";
 }
 
 TEST(TrainStep, FullParamReplicatedGradsAgreeAcrossTp) {
