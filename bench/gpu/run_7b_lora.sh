@@ -2,6 +2,7 @@
 # 7B-shaped LoRA training throughput on one GPU (after bench/gpu/build.sh): random bf16 base weights, seq_len 512,
 # LoRA r 8 on q_proj,v_proj and on all-linear; cgtrain's own train step (bench_train_step), tokens/s and MFU.
 #   bench/gpu/run_7b_lora.sh                 MB=8 STEPS=10 PEAK_TFLOPS=790 (MFU denominator; H100 SXM spec: 989)
+#   EXTRA="key=value ..." appends overrides (they win): bench/gpu/rehearse_cpu.sh runs this script on a CPU that way.
 # Results: one line per setting here, and bench/gpu/results/7b_lora_*.log with every step and the RESULT json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,10 +13,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 common=(model.flavor=7b model.device=cuda model.dtype=bf16 "train.micro_batch=$MB" train.seq_len=512
         model.max_seq_len=512 lora.r=8 lora.alpha=16 lora.dropout=0.05 train.lr=1e-4 train.clip_grad_norm=1.0
         parallel.backend=nccl log.level=warn)
+read -r -a extra <<< "${EXTRA:-}"
 for targets in q_proj,v_proj all-linear; do
   log="$out/7b_lora_${targets//,/_}.log"
-  "$CG_BUILD/bench/bench_train_step" "${common[@]}" "lora.targets=[$targets]" --steps "$STEPS" --warmup "$WARMUP" \
-    --peak-tflops "$PEAK_TFLOPS" --breakdown | tee "$log"
+  "$CG_BUILD/bench/bench_train_step" "${common[@]}" "lora.targets=[$targets]" ${extra[@]+"${extra[@]}"} \
+    --steps "$STEPS" --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS" --breakdown | tee "$log"
   python3 - "$log" "$targets" <<'PY'
 import json, sys
 r = json.loads([l for l in open(sys.argv[1]) if l.startswith("RESULT ")][-1][7:])

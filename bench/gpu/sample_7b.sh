@@ -5,7 +5,7 @@
 #   HF_DIR=/path/llama-2-7b-hf ADAPTER=runs/x/checkpoints/step-N bench/gpu/sample_7b.sh   a trained model
 # Env: N (1024 samples), BS (256 rows decoded together; 512 fits an H200, see docs/performance.md "Sampling on
 #      paper"), MAX_NEW (300 tokens), TOKENIZER (third_party/llama2/tokenizer.model,
-#      made by scripts/build.sh or `cgtok llama-js`).
+#      made by scripts/build.sh or `cgtok llama-js`), EXTRA ("key=value ..." appended overrides; they win).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source "${BUILD_DIR:-build-gpu}/env.sh"
@@ -28,6 +28,8 @@ args=(model.flavor=7b model.device=cuda model.dtype=bf16 "data.tokenizer=$TOKENI
       sample.constrained=true "sample.out_dir=$out" parallel.backend=nccl "sample.share_prompt=$share")
 [ -n "${HF_DIR:-}" ] && args+=("model.hf_dir=$HF_DIR")
 [ -n "${ADAPTER:-}" ] && args+=("sample.adapter=$ADAPTER")
+read -r -a extra <<< "${EXTRA:-}"
+args+=(${extra[@]+"${extra[@]}"})
 "$CG_BUILD/sampler/cgsample" "${args[@]}"
 python3 - "$out/summary.json" "$share" <<'PY'
 import json, sys

@@ -537,6 +537,29 @@ TEST(Llama, RandomInitIsTheSameFullModelForAnyTp) {
   EXPECT_EQ(emb[18].abs().sum().item<double>(), 0.0);
 }
 
+TEST(Llama, RandomInitIsTheSameAtAnyThreadCountAndDtype) {
+  // init_weights draws parameters in parallel (one generator each): 1 and 3 threads give the same bits, and a bf16
+  // model holds the fp32 model's values rounded to bf16.
+  const int threads = at::get_num_threads();
+  auto c = small_config();
+  at::set_num_threads(1);
+  Llama a(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
+  init_weights(*a, 99);
+  at::set_num_threads(3);
+  Llama b(c, TpShape{}, at::TensorOptions().dtype(at::kFloat)), h(c, TpShape{}, at::TensorOptions().dtype(at::kBFloat16));
+  init_weights(*b, 99);
+  init_weights(*h, 99);
+  at::set_num_threads(threads);
+  const auto sa = a->param_specs(), sb = b->param_specs(), sh = h->param_specs();
+  ASSERT_EQ(sa.size(), sb.size());
+  for (size_t i = 0; i < sa.size(); ++i) {
+    EXPECT_TRUE(at::equal(sa[i].param, sb[i].param)) << sa[i].name;
+    EXPECT_TRUE(at::equal(sa[i].param.to(at::kBFloat16), sh[i].param)) << sa[i].name;
+    if (sa[i].full_shape.size() == 2) EXPECT_NEAR(sa[i].param.std().item<double>(), 0.02, 0.004) << sa[i].name;
+  }
+  EXPECT_FALSE(at::equal(sa[3].param.flatten().narrow(0, 0, 16), sa[4].param.flatten().narrow(0, 0, 16)));
+}
+
 TEST(Llama, LocalShapesAndClearDivisibilityErrors) {
   auto c = llama_flavor("tiny", 512);  // 8 heads, 4 kv heads
   Llama m(c, TpShape{1, 4}, at::TensorOptions().dtype(at::kFloat));
