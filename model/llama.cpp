@@ -1,12 +1,13 @@
 #include "model/llama.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <limits>
+#include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -238,42 +239,57 @@ uint64_t stable_hash(const std::string& s) {
 
 namespace {
 
-// One parameter's values on the host, in its dtype: the full tensor drawn from a generator of its own (seeded from
-// the seed and its name, so the result depends on neither the tp degree nor the order of drawing), then this rank's
-// slice.
-at::Tensor draw_param(const ParamSpec& s, uint64_t seed, double std) {
-  at::Tensor full;
-  if (s.full_shape.size() == 1) {
-    full = at::ones(s.full_shape, at::kFloat);  // RMSNorm scales
-  } else {
-    // splitmix-style mixing so nearby seeds give unrelated streams.
-    uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stable_hash(s.name) | 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(z ^ (z >> 31));
-    full = at::normal(0.0, std, s.full_shape, gen, at::TensorOptions().dtype(at::kFloat));
-  }
-  return s.slice_of(full).to(s.param.scalar_type()).contiguous();
+// The full tensor of one parameter, drawn into `buf` (a reused host fp32 buffer, grown as needed: fresh pages cost
+// more to fault in than the draws themselves) from a generator of its own, seeded from the seed and the parameter's
+// name, so the values depend on neither the tp degree nor the order of drawing.
+at::Tensor draw_full(const ParamSpec& s, uint64_t seed, double std, at::Tensor& buf) {
+  const int64_t numel = c10::multiply_integers(s.full_shape);
+  if (!buf.defined() || buf.numel() < numel) buf = at::empty({numel}, at::kFloat);
+  at::Tensor full = buf.narrow(0, 0, numel).view(s.full_shape);
+  if (s.full_shape.size() == 1) return full.fill_(1.0);  // RMSNorm scales
+  // splitmix-style mixing so nearby seeds give unrelated streams.
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stable_hash(s.name) | 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(z ^ (z >> 31));
+  return full.normal_(0.0, std, gen);
 }
 
 }  // namespace
 
 void init_weights(LlamaImpl& m, uint64_t seed, double std) {
   at::NoGradGuard no_grad;
-  // The normal draws are serial per generator (~190 M/s on one core: ~35 s for 7B's 6.7e9 values), so parameters
-  // are drawn in parallel, one per thread, in waves of as many as there are threads (host memory: that many full
-  // fp32 tensors at once); each is copied to its (maybe GPU) parameter by this thread. Same values at any thread count.
+  // The normal draws are serial per generator (~190 M/s on one core: 7B's 6.7e9 values took 81 s with the casts
+  // and copies), so they run on plain threads, one parameter each, in waves of at most as many as torch has intra-op
+  // threads, each thread drawing into a buffer of its own reused across waves (host memory: the wave's full tensors
+  // in fp32, capped at ~8 GiB). std::thread, not at::parallel_for: builds without OpenMP in our code (GPU builds) run
+  // that serially. This thread then slices, casts and copies each parameter (torch parallelises those copies itself,
+  // and does host -> device copies). The same values at any thread count.
   const std::vector<ParamSpec> specs = m.param_specs();
-  const int64_t n = static_cast<int64_t>(specs.size()), wave = std::max<int64_t>(1, at::get_num_threads());
-  std::vector<at::Tensor> drawn(specs.size());
+  const int64_t n = static_cast<int64_t>(specs.size());
+  int64_t largest = 1;
+  for (const auto& s : specs) largest = std::max<int64_t>(largest, c10::multiply_integers(s.full_shape));
+  const int64_t cap = std::max<int64_t>(1, (int64_t(8) << 30) / (4 * largest));
+  const int64_t wave = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), cap));
+  std::vector<at::Tensor> raw(wave), full(wave);
+  std::vector<std::exception_ptr> error(wave);
   for (int64_t w0 = 0; w0 < n; w0 += wave) {
     const int64_t w1 = std::min(n, w0 + wave);
-    at::parallel_for(w0, w1, 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) drawn[i] = draw_param(specs[i], seed, std);
-    });
+    auto draw = [&](int64_t i) {
+      try {
+        full[i - w0] = draw_full(specs[i], seed, std, raw[i - w0]);
+      } catch (...) {
+        error[i - w0] = std::current_exception();
+      }
+    };
+    std::vector<std::thread> workers;
+    for (int64_t i = w0 + 1; i < w1; ++i) workers.emplace_back(draw, i);
+    draw(w0);
+    for (auto& t : workers) t.join();
     for (int64_t i = w0; i < w1; ++i) {
-      specs[i].param.copy_(drawn[i]);
-      drawn[i] = at::Tensor();
+      if (error[i - w0]) std::rethrow_exception(error[i - w0]);
+      specs[i].param.copy_(specs[i].slice_of(full[i - w0]));
+      full[i - w0] = at::Tensor();
     }
   }
 }

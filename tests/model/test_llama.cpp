@@ -538,7 +538,7 @@ TEST(Llama, RandomInitIsTheSameFullModelForAnyTp) {
 }
 
 TEST(Llama, RandomInitIsTheSameAtAnyThreadCountAndDtype) {
-  // init_weights draws parameters in parallel (one generator each): 1 and 3 threads give the same bits, and a bf16
+  // init_weights draws parameters in parallel (one generator each): 1 and 3 intra-op threads give the same bits, and a bf16
   // model holds the fp32 model's values rounded to bf16.
   const int threads = at::get_num_threads();
   auto c = small_config();
