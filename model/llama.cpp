@@ -5,12 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <limits>
-#include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/parallel.h"
 #include "model/accounting.h"
 #include "model/rope.h"
 
@@ -262,9 +261,9 @@ void init_weights(LlamaImpl& m, uint64_t seed, double std) {
   // The normal draws are serial per generator (~190 M/s on one core: 7B's 6.7e9 values took 81 s with the casts
   // and copies), so they run on plain threads, one parameter each, in waves of at most as many as torch has intra-op
   // threads, each thread drawing into a buffer of its own reused across waves (host memory: the wave's full tensors
-  // in fp32, capped at ~8 GiB). std::thread, not at::parallel_for: builds without OpenMP in our code (GPU builds) run
-  // that serially. This thread then slices, casts and copies each parameter (torch parallelises those copies itself,
-  // and does host -> device copies). The same values at any thread count.
+  // in fp32, capped at ~8 GiB); parallel_chunks, not at::parallel_for, which is serial in GPU builds. This thread
+  // then slices, casts and copies each parameter (torch parallelises those copies itself, and does host -> device
+  // copies). The same values at any thread count.
   const std::vector<ParamSpec> specs = m.param_specs();
   const int64_t n = static_cast<int64_t>(specs.size());
   int64_t largest = 1;
@@ -272,22 +271,12 @@ void init_weights(LlamaImpl& m, uint64_t seed, double std) {
   const int64_t cap = std::max<int64_t>(1, (int64_t(8) << 30) / (4 * largest));
   const int64_t wave = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), cap));
   std::vector<at::Tensor> raw(wave), full(wave);
-  std::vector<std::exception_ptr> error(wave);
   for (int64_t w0 = 0; w0 < n; w0 += wave) {
     const int64_t w1 = std::min(n, w0 + wave);
-    auto draw = [&](int64_t i) {
-      try {
-        full[i - w0] = draw_full(specs[i], seed, std, raw[i - w0]);
-      } catch (...) {
-        error[i - w0] = std::current_exception();
-      }
-    };
-    std::vector<std::thread> workers;
-    for (int64_t i = w0 + 1; i < w1; ++i) workers.emplace_back(draw, i);
-    draw(w0);
-    for (auto& t : workers) t.join();
+    parallel_chunks(w0, w1, 1, static_cast<int>(wave), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) full[i - w0] = draw_full(specs[i], seed, std, raw[i - w0]);
+    });
     for (int64_t i = w0; i < w1; ++i) {
-      if (error[i - w0]) std::rethrow_exception(error[i - w0]);
       specs[i].param.copy_(specs[i].slice_of(full[i - w0]));
       full[i - w0] = at::Tensor();
     }

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "common/parallel.h"
 #include "data/rng.h"
 #include "dist/tp_ops.h"
 #include "model/accounting.h"
@@ -290,8 +291,9 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
     }
     const float* lp = host.data_ptr<float>();
     // Every sequence samples from its own logits row with its own RNG stream, in parallel (independent, so the result
-    // does not depend on the thread count); then the grammar states advance, serially.
-    at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
+    // does not depend on the thread count); then the grammar states advance, serially. parallel_chunks rather than
+    // at::parallel_for, which runs serially in GPU builds (compiled without OpenMP), where batches are largest.
+    parallel_chunks(0, R, 16, at::get_num_threads(), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const float* row_logits = lp + r * width;
         if (compact)
