@@ -85,7 +85,10 @@ void abort_all(const std::string& msg, int code) {
   std::fflush(stderr);
   if (auto logger = spdlog::default_logger()) logger->flush();
   if (code == 0) code = 1;
-  if (mpi_live()) MPI_Abort(MPI_COMM_WORLD, code);  // kills every rank of the job, including those blocked in a collective
+  // MPI_Abort kills every rank of the job, including those blocked in a collective. A lone rank has no peer to stop:
+  // it exits plainly, without MPI_Abort's banner about killing the job (and without MPI_Finalize, as this may run on
+  // a watchdog thread).
+  if (mpi_live() && !(g_initialised && g_runtime.world == 1)) MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);
 }
 

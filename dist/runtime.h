@@ -17,7 +17,7 @@ struct Runtime {
 const Runtime& init_runtime(int* argc, char*** argv);
 // The runtime after init_runtime (throws if not initialised).
 const Runtime& runtime();
-// Print `msg` on stderr with the rank, then MPI_Abort: every rank exits, none hangs.
+// Print `msg` on stderr with the rank, then MPI_Abort: every rank exits, none hangs. A job of one rank just exits.
 [[noreturn]] void abort_all(const std::string& msg, int code = 1);
 
 // Run `fn` and turn any escaping exception into abort_all with its message (for main()). First, when OMP_WAIT_POLICY

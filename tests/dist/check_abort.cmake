@@ -1,10 +1,15 @@
 # Run dist_abort_demo on 2 ranks (rank 1 fails, rank 0 waits in a barrier) and require: the job ends within
 # TIMEOUT seconds, with a non-zero exit code, and stderr names the failing rank and its message.
-# cmake -DMPIEXEC=.. -DDEMO=.. -DMODE=throw|exit -DTIMEOUT=60 -P check_abort.cmake
-execute_process(
-  COMMAND ${MPIEXEC} --allow-run-as-root --oversubscribe --bind-to none -np 2 ${DEMO} ${MODE}
-  TIMEOUT ${TIMEOUT}
-  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+# MODE=alone: the demo without mpirun (one rank, which fails): exit code 1, the message, and no MPI_Abort banner.
+# cmake -DMPIEXEC=.. -DDEMO=.. -DMODE=throw|exit|alone -DTIMEOUT=60 -P check_abort.cmake
+if(MODE STREQUAL "alone")
+  execute_process(COMMAND ${DEMO} throw TIMEOUT ${TIMEOUT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+else()
+  execute_process(
+    COMMAND ${MPIEXEC} --allow-run-as-root --oversubscribe --bind-to none -np 2 ${DEMO} ${MODE}
+    TIMEOUT ${TIMEOUT}
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+endif()
 message(STATUS "exit: ${rc}\nstdout:\n${out}\nstderr:\n${err}")
 if(NOT rc MATCHES "^[0-9]+$")
   message(FATAL_ERROR "the job did not end by itself within ${TIMEOUT}s (${rc}): a rank hangs")
@@ -12,7 +17,15 @@ endif()
 if(rc EQUAL 0)
   message(FATAL_ERROR "the job exited 0 although rank 1 failed")
 endif()
-if(MODE STREQUAL "throw")
+if(MODE STREQUAL "alone")
+  set(expect "\\[rank 0\\] fatal: .*deliberate failure on rank 0")
+  if("${err}${out}" MATCHES "MPI_ABORT")
+    message(FATAL_ERROR "a job of one rank printed MPI_Abort's banner")
+  endif()
+  if(NOT rc EQUAL 1)
+    message(FATAL_ERROR "expected exit code 1, got ${rc}")
+  endif()
+elseif(MODE STREQUAL "throw")
   set(expect "\\[rank 1\\] fatal: .*deliberate failure on rank 1")
 else()
   set(expect "\\[rank 1\\] fatal: exited with code 3")

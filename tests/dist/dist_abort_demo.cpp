@@ -1,5 +1,6 @@
-// A job where rank 1 fails while every other rank waits in a barrier: run_main must abort them all.
-// Usage: mpirun -np 2 dist_abort_demo throw|exit   (checked by check_abort.cmake)
+// A job where rank 1 fails while every other rank waits in a barrier: run_main must abort them all. Run alone
+// (world 1), rank 0 fails instead: a plain exit, no MPI_Abort banner.
+// Usage: mpirun -np 2 dist_abort_demo throw|exit, or dist_abort_demo throw   (checked by check_abort.cmake)
 #include <string>
 
 #include "common/error.h"
@@ -11,7 +12,7 @@ namespace {
 int demo(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "throw";
   auto world = cg::dist::make_mpi_world_comm();
-  if (world->rank() == 1) {
+  if (world->rank() == 1 || world->size() == 1) {
     if (mode == "exit") return 3;
     CG_FAIL("deliberate failure on rank {}", world->rank());
   }
