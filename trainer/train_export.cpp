@@ -91,6 +91,8 @@ void stream_hf_checkpoint(const std::string& dir, const model::NamedShapes& shap
 
 std::string export_run(const ExportOptions& o) {
   CG_CHECK(!o.out.empty(), "cgexport: give --out DIR");
+  CG_CHECK(std::filesystem::is_regular_file(o.run_dir + "/config.yaml"), "cgexport: {} is not a cgtrain run folder "
+           "(it has no config.yaml); give the train.run_dir of a training run, e.g. runs/tiny", o.run_dir);
   const Config cfg = load_config(o.run_dir + "/config.yaml", {});
   CheckpointInfo ck;
   if (o.step >= 0) {

@@ -153,6 +153,11 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
   make_export_run(d / "run2", lc, d / "hf", {"lora.r=4"});
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2", -1, d / "hf", true, "fp32"}); }),
                        "is the base model folder"));
+  // A folder that is not a run (a typo, or the HF folder itself).
+  EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "no-such-run", -1, d / "out", false, "fp32"}); }),
+                       "is not a cgtrain run folder (it has no config.yaml)"));
+  EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "hf", -1, d / "out", false, "fp32"}); }),
+                       "is not a cgtrain run folder"));
 }
 
 TEST(ExportStream, FullDiskIsAClearErrorAndLeavesNoModelFile) {
