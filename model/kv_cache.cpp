@@ -1,5 +1,7 @@
 #include "model/kv_cache.h"
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -40,16 +42,46 @@ std::vector<DecodeChunk> decode_chunks(const std::vector<int64_t>& positions, in
   return chunks;
 }
 
-void KVCache::copy_rows(const at::Tensor& dst, const KVCache& from, const at::Tensor& src, int64_t first, int64_t n) {
+void KVCache::copy_rows(const std::vector<int64_t>& dst, const KVCache& from, const std::vector<int64_t>& src,
+                        int64_t first, int64_t n, CopyPath path) {
   CG_CHECK(from.k.size() == k.size(), "KVCache::copy_rows: {} layers into {}", from.k.size(), k.size());
+  CG_CHECK(dst.size() == src.size(), "KVCache::copy_rows: {} destination rows for {} sources", dst.size(), src.size());
+  if (dst.empty() || k.empty() || n <= 0) return;
   const bool combined = kv.size() == k.size() && from.kv.size() == k.size();  // both: one copy for k and v
+  constexpr size_t kFewPairs = 4;
+  bool per_pair = path == CopyPath::PerPair ||
+                  (path == CopyPath::Auto && (k.front().is_cpu() || dst.size() <= kFewPairs));
+  if (per_pair && from.k.front().is_alias_of(k.front())) {
+    // In order, pair i must not read a row that pairs before it wrote; other views of this storage: by index.
+    std::vector<char> written(static_cast<size_t>(batch()), 0);
+    for (size_t i = 0; i < dst.size() && per_pair; ++i) {
+      CG_CHECK(src[i] >= 0 && src[i] < batch() && dst[i] >= 0 && dst[i] < batch(), "KVCache::copy_rows: row {} -> "
+               "{} outside the cache's {} rows", src[i], dst[i], batch());
+      per_pair = &from == this && !written[src[i]];
+      written[dst[i]] = 1;
+    }
+  }
+  if (per_pair) {
+    for (size_t i = 0; i < dst.size(); ++i)
+      for (size_t l = 0; l < k.size(); ++l) {
+        if (combined) {
+          kv[l].select(1, dst[i]).narrow(2, first, n).copy_(from.kv[l].select(1, src[i]).narrow(2, first, n));
+          continue;
+        }
+        k[l].select(0, dst[i]).narrow(1, first, n).copy_(from.k[l].select(0, src[i]).narrow(1, first, n));
+        v[l].select(0, dst[i]).narrow(1, first, n).copy_(from.v[l].select(0, src[i]).narrow(1, first, n));
+      }
+    return;
+  }
+  const auto opt = at::TensorOptions().dtype(at::kLong);
+  const at::Tensor d = at::tensor(dst, opt).to(k.front().device()), s = at::tensor(src, opt).to(k.front().device());
   for (size_t l = 0; l < k.size(); ++l) {
     if (combined) {
-      kv[l].narrow(3, first, n).index_copy_(1, dst, from.kv[l].narrow(3, first, n).index_select(1, src));
+      kv[l].narrow(3, first, n).index_copy_(1, d, from.kv[l].narrow(3, first, n).index_select(1, s));
       continue;
     }
-    k[l].narrow(2, first, n).index_copy_(0, dst, from.k[l].narrow(2, first, n).index_select(0, src));
-    v[l].narrow(2, first, n).index_copy_(0, dst, from.v[l].narrow(2, first, n).index_select(0, src));
+    k[l].narrow(2, first, n).index_copy_(0, d, from.k[l].narrow(2, first, n).index_select(0, s));
+    v[l].narrow(2, first, n).index_copy_(0, d, from.v[l].narrow(2, first, n).index_select(0, s));
   }
 }
 

@@ -16,9 +16,16 @@ struct KVCache {
 
   int64_t batch() const { return k.empty() ? 0 : k.front().size(0); }
 
-  // Rows `src` of `from` into rows `dst` of this cache (int64 index tensors on the cache's device), positions
-  // [first, first + n) of every layer. The sources are gathered before anything is written: `from` may be *this.
-  void copy_rows(const at::Tensor& dst, const KVCache& from, const at::Tensor& src, int64_t first, int64_t n);
+  // How copy_rows moves rows: one copy per (pair, layer), or per layer a gather of the sources then a scatter
+  // (index_select / index_copy_: two kernels whatever the pairs, but ~70x slower than plain copies on CPU, where
+  // those ops on strided views take a slow path). Auto: pair by pair on CPU or for a few pairs, else by index.
+  enum class CopyPath { Auto, PerPair, ByIndex };
+
+  // Rows src[i] of `from` into rows dst[i] of this cache, positions [first, first + n) of every layer. As if every
+  // source were read before anything is written: `from` may be *this, even with rows swapped (then, if a pair would
+  // read a row an earlier pair wrote, the copy goes by index whatever `path` says).
+  void copy_rows(const std::vector<int64_t>& dst, const KVCache& from, const std::vector<int64_t>& src, int64_t first,
+                 int64_t n, CopyPath path = CopyPath::Auto);
 
   // Rows [start, start + n) of every layer as views: what is written through them lands in this cache.
   KVCache rows(int64_t start, int64_t n) const {

@@ -134,7 +134,7 @@ at::Tensor Generator::prefill(const std::vector<std::vector<int32_t>>& prompts, 
     for (size_t i = 0; i < count; ++i)
       if (local[which[i]] >= 0) dst.push_back(row0 + static_cast<int64_t>(i)), src.push_back(local[which[i]]);
     // Positions [0, shared) are read from the shared prefix, never from the rows: not copied.
-    if (T > shared) cache.copy_rows(long_tensor(dst, device), tmp, long_tensor(src, device), shared, T - shared);
+    if (T > shared) cache.copy_rows(dst, tmp, src, shared, T - shared);
   }
   std::vector<at::Tensor> rows;
   for (size_t i = 0; i < count; ++i) rows.push_back(last[which[i]]);
@@ -328,7 +328,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
     // Finished rows leave; the moved rows' cache entries follow them.
     const Moves moves = drop_finished(rows);
     if (!moves.dst.empty())
-      cache.copy_rows(long_tensor(moves.dst, device), cache, long_tensor(moves.src, device), 0, moves.width);
+      cache.copy_rows(moves.dst, cache, moves.src, P, moves.width - P);  // [0, P): the shared prefix's, never read
     done += finished;
     if (progress && (done - reported >= cap || done == static_cast<int64_t>(n))) {
       progress(done, static_cast<int64_t>(n), generated);

@@ -335,27 +335,44 @@ TEST(Llama, FusingProjectionsWithALoraHookIsAClearError) {
 
 TEST(Llama, KvCacheCopyRowsMovesKeysAndValues) {
   // copy_rows between make_cache caches (k and v halves of one tensor: one copy each layer) and from a cache built
-  // by hand (separate k and v), including rows of a cache onto itself (sources gathered first).
+  // by hand (separate k and v), including rows of a cache onto itself: a swap (sources read before anything is
+  // written, whatever the path asked for) and the sampler's moves (row 2 -> 0, then row 3 -> 2). Every path.
   const auto c = small_config();
   auto m = make_model(c);
-  auto a = m->make_cache(3, 8), b = m->make_cache(3, 8);
-  for (size_t l = 0; l < a.kv.size(); ++l) a.kv[l].copy_(at::arange(a.kv[l].numel(), at::kFloat).view_as(a.kv[l]));
-  const auto idx = [](std::vector<int64_t> v) { return at::tensor(v, at::kLong); };
-  b.copy_rows(idx({2, 0}), a, idx({0, 1}), 2, 3);  // b rows 2, 0 <- a rows 0, 1 at positions [2, 5)
-  for (size_t l = 0; l < a.k.size(); ++l) {
-    EXPECT_TRUE(at::equal(b.k[l][2].narrow(1, 2, 3), a.k[l][0].narrow(1, 2, 3)));
-    EXPECT_TRUE(at::equal(b.v[l][0].narrow(1, 2, 3), a.v[l][1].narrow(1, 2, 3)));
-    EXPECT_EQ(b.k[l][1].abs().sum().item<double>(), 0.0);         // untouched row
-    EXPECT_EQ(b.v[l][2].narrow(1, 0, 2).abs().sum().item<double>(), 0.0);  // untouched positions
+  using Path = KVCache::CopyPath;
+  for (Path path : {Path::Auto, Path::PerPair, Path::ByIndex}) {
+    SCOPED_TRACE(static_cast<int>(path));
+    auto a = m->make_cache(4, 8), b = m->make_cache(4, 8);
+    for (size_t l = 0; l < a.kv.size(); ++l) a.kv[l].copy_(at::arange(a.kv[l].numel(), at::kFloat).view_as(a.kv[l]));
+    const auto orig_k = a.k[1].clone(), orig_v = a.v[1].clone();  // layer 1
+    b.copy_rows({2, 0}, a, {0, 1}, 2, 3, path);  // b rows 2, 0 <- a rows 0, 1 at positions [2, 5)
+    for (size_t l = 0; l < a.k.size(); ++l) {
+      EXPECT_TRUE(at::equal(b.k[l][2].narrow(1, 2, 3), a.k[l][0].narrow(1, 2, 3)));
+      EXPECT_TRUE(at::equal(b.v[l][0].narrow(1, 2, 3), a.v[l][1].narrow(1, 2, 3)));
+      EXPECT_EQ(b.k[l][1].abs().sum().item<double>(), 0.0);                  // untouched row
+      EXPECT_EQ(b.v[l][2].narrow(1, 0, 2).abs().sum().item<double>(), 0.0);  // untouched positions
+      EXPECT_EQ(b.v[l][2].narrow(1, 5, 3).abs().sum().item<double>(), 0.0);
+    }
+    KVCache hand;  // separate tensors: the per-tensor path
+    hand.max_len = 8;
+    for (size_t l = 0; l < a.k.size(); ++l) hand.k.push_back(a.k[l].clone()), hand.v.push_back(a.v[l].clone());
+    a.copy_rows({0, 1}, a, {1, 0}, 0, 8, path);  // swap rows 0 and 1 in place
+    EXPECT_TRUE(at::equal(a.k[1][0], orig_k[1]) && at::equal(a.k[1][1], orig_k[0]));
+    EXPECT_TRUE(at::equal(a.v[1][0], orig_v[1]) && at::equal(a.v[1][1], orig_v[0]));
+    a.copy_rows({0, 2}, a, {2, 3}, 1, 6, path);  // the sampler's compaction: a chain, positions [1, 7)
+    EXPECT_TRUE(at::equal(a.k[1][0].narrow(1, 1, 6), orig_k[2].narrow(1, 1, 6)));
+    EXPECT_TRUE(at::equal(a.v[1][2].narrow(1, 1, 6), orig_v[3].narrow(1, 1, 6)));
+    EXPECT_TRUE(at::equal(a.k[1][0].narrow(1, 0, 1), orig_k[1].narrow(1, 0, 1)));  // position 0 stayed
+    EXPECT_TRUE(at::equal(a.k[1][3], orig_k[3]));                                   // the source row is intact
+    hand.copy_rows({2}, b, {2}, 0, 8, path);
+    EXPECT_TRUE(at::equal(hand.k[1][2], b.k[1][2]) && at::equal(hand.v[1][2], b.v[1][2]));
+    const auto h1 = hand.v[0][1].clone(), h3 = hand.v[0][3].clone();
+    ASSERT_FALSE(at::equal(h1, h3));
+    hand.copy_rows({3, 1}, hand, {1, 3}, 0, 8, path);  // a swap in the separate tensors
+    EXPECT_TRUE(at::equal(hand.v[0][3], h1) && at::equal(hand.v[0][1], h3));
   }
-  KVCache hand;  // separate tensors: the per-tensor path
-  hand.max_len = 8;
-  for (size_t l = 0; l < a.k.size(); ++l) hand.k.push_back(a.k[l].clone()), hand.v.push_back(a.v[l].clone());
-  const auto before = a.k[0].clone();
-  a.copy_rows(idx({0, 1}), a, idx({1, 0}), 0, 8);  // swap rows 0 and 1 in place
-  EXPECT_TRUE(at::equal(a.k[0][0], before[1]) && at::equal(a.k[0][1], before[0]));
-  hand.copy_rows(idx({2}), b, idx({2}), 0, 8);
-  EXPECT_TRUE(at::equal(hand.k[1][2], b.k[1][2]) && at::equal(hand.v[1][2], b.v[1][2]));
+  auto a = m->make_cache(2, 4);
+  EXPECT_THROW(a.copy_rows({0}, a, {2}, 0, 4, Path::PerPair), std::exception);  // row 2 of 2
 }
 
 TEST(Llama, DecodeChunkCostIsLaunchesOverBandwidth) {
