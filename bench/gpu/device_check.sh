@@ -43,6 +43,7 @@ fi
 if has lora; then
   STEPS=${STEPS:-6} WARMUP=${WARMUP:-2} stage lora_7b $(( 2 * ${TRAIN_S:-150} + 60 )) bench/gpu/run_7b_lora.sh
   cp bench/gpu/results/*.log "$OUT/" 2>/dev/null
+  grep -h '^+ ' bench/gpu/results/7b_lora_*.log bench/gpu/results/hf_peft_*.log 2>/dev/null | tee -a "$OUT/summary.txt"
 fi
 if has sample; then
   N=${N:-512} stage sample_7b "${SAMPLE_S:-180}" bench/gpu/sample_7b.sh

@@ -14,10 +14,12 @@ common=(model.flavor=7b model.device=cuda model.dtype=bf16 "train.micro_batch=$M
         model.max_seq_len=512 lora.r=8 lora.alpha=16 lora.dropout=0.05 train.lr=1e-4 train.clip_grad_norm=1.0
         parallel.backend=nccl log.level=warn)
 read -r -a extra <<< "${EXTRA:-}"
+# run LOG CMD...: the exact command line first (both sides' are part of the result), then its output, into LOG.
+run() { local log=$1; shift; { printf '+'; printf ' %q' "$@"; echo; } | tee "$log"; "$@" | tee -a "$log"; }
 for targets in q_proj,v_proj all-linear; do
   log="$out/7b_lora_${targets//,/_}.log"
-  "$CG_BUILD/bench/bench_train_step" "${common[@]}" "lora.targets=[$targets]" ${extra[@]+"${extra[@]}"} \
-    --steps "$STEPS" --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS" --breakdown | tee "$log"
+  run "$log" "$CG_BUILD/bench/bench_train_step" "${common[@]}" "lora.targets=[$targets]" ${extra[@]+"${extra[@]}"} \
+    --steps "$STEPS" --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS" --breakdown
   python3 - "$log" "$targets" <<'PY'
 import json, sys
 r = json.loads([l for l in open(sys.argv[1]) if l.startswith("RESULT ")][-1][7:])
@@ -30,8 +32,8 @@ done
 if python3 -c 'import transformers, peft' 2>/dev/null; then
   for targets in q_proj,v_proj all-linear; do
     log="$out/hf_peft_${targets//,/_}.log"
-    python3 bench/gpu/hf_peft_baseline.py --targets "$targets" --micro-batch "$MB" --steps "$STEPS" \
-      --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS" | tee "$log"
+    run "$log" python3 bench/gpu/hf_peft_baseline.py --targets "$targets" --micro-batch "$MB" --steps "$STEPS" \
+      --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS"
     python3 - "$out/7b_lora_${targets//,/_}.log" "$log" "$targets" <<'PY'
 import json, sys
 res = [json.loads([l for l in open(f) if l.startswith("RESULT ")][-1][7:]) for f in sys.argv[1:3]]

@@ -30,6 +30,7 @@ args=(model.flavor=7b model.device=cuda model.dtype=bf16 "data.tokenizer=$TOKENI
 [ -n "${ADAPTER:-}" ] && args+=("sample.adapter=$ADAPTER")
 read -r -a extra <<< "${EXTRA:-}"
 args+=(${extra[@]+"${extra[@]}"})
+printf '+'; printf ' %q' "$CG_BUILD/sampler/cgsample" "${args[@]}"; echo  # the exact command line
 "$CG_BUILD/sampler/cgsample" "${args[@]}"
 python3 - "$out/summary.json" "$share" <<'PY'
 import json, sys
