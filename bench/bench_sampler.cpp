@@ -140,11 +140,12 @@ int main(int argc, char** argv) {
                 static_cast<long long>(complete), num);
     const auto& st = gen.stats();
     std::printf("             %lld decode steps, %.1f of %d rows busy on average, %lld prefill passes, %lld prompt "
-                "tokens shared, attention read %.2fx the cached positions attended\n",
+                "tokens shared, attention read %.2fx the cached positions attended; model calls %.2f s, logits to "
+                "host %.2f s, host work %.2f s\n",
                 static_cast<long long>(st.decode_steps),
                 st.decode_steps ? double(st.decode_rows) / st.decode_steps : 0.0, batch,
                 static_cast<long long>(st.prefills), static_cast<long long>(st.shared_prefix),
-                st.cache_needed ? double(st.cache_read) / st.cache_needed : 0.0);
+                st.cache_needed ? double(st.cache_read) / st.cache_needed : 0.0, st.model_s, st.to_host_s, st.host_s);
     if (profile) cg::bench::OpProfile::print(24, static_cast<double>(st.decode_steps + st.prefills));
   }
   if (profile) count_decode_kernels(fuse, batch, static_cast<int64_t>(prompt.size()));

@@ -155,11 +155,12 @@ int run(int argc, char** argv) {
   const auto& st = gen.stats();
   spdlog::info("cgsample: {} decode steps{} with {:.1f} of {} rows busy on average, {} prefill passes, {} prompt tokens "
                "shared; attention read {:.2f}x the cached positions its rows attend to; {:.1f}% of the logits came "
-               "to the host",
+               "to the host; time in model calls {:.2f} s, logits to host {:.2f} s, host work {:.2f} s",
                st.decode_steps, dims.dp > 1 ? " (dp group 0)" : "",
                st.decode_steps ? double(st.decode_rows) / st.decode_steps : 0.0, gp.batch_size, st.prefills,
                st.shared_prefix, st.cache_needed ? double(st.cache_read) / st.cache_needed : 0.0,
-               st.logits_full ? 100.0 * st.logits_to_host / st.logits_full : 0.0);
+               st.logits_full ? 100.0 * st.logits_to_host / st.logits_full : 0.0, st.model_s, st.to_host_s,
+               st.host_s);
   if (dims.rank != 0) return 0;
 
   const fs::path out = c.sample.out_dir;
@@ -209,7 +210,11 @@ int run(int argc, char** argv) {
                         {"cache_positions_read", st.cache_read},
                         {"cache_positions_needed", st.cache_needed},
                         {"logits_to_host", st.logits_to_host},
-                        {"logits_full", st.logits_full}};
+                        {"logits_full", st.logits_full},
+                        // Where the decode loop's time went (GenerationStats): model calls / logits to host / host.
+                        {"model_s", st.model_s},
+                        {"to_host_s", st.to_host_s},
+                        {"host_s", st.host_s}};
   if (c.sample.task == "infill") sum["infill_accuracy"] = jobs.empty() ? 0.0 : correct / n;
   std::ofstream(out / "summary.json") << sum.dump(2) << "\n";
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),

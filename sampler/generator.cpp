@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <random>
 
@@ -31,6 +32,19 @@ struct Row {
 };
 
 // int64 values -> a tensor on `device`.
+// Adds the time since the last lap (or construction) to `acc` and starts the next lap.
+class Lap {
+ public:
+  void operator()(double& acc) {
+    const auto now = std::chrono::steady_clock::now();
+    acc += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
 at::Tensor long_tensor(const std::vector<int64_t>& v, const at::Device& device) {
   return torch::tensor(v, at::TensorOptions().dtype(at::kLong)).to(device);
 }
@@ -218,6 +232,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   size_t queued = 0;  // prompts [0, queued) have been admitted
   int64_t admissions = 0;
   int64_t done = 0, generated = 0, reported = 0;
+  Lap lap;
   while (!rows.empty() || queued < n) {
     std::vector<at::Tensor> parts;  // next-token logits of rows [0, R), (rows, vocab_local) each
     const int64_t running = static_cast<int64_t>(rows.size());
@@ -252,9 +267,11 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       queued += take;
       ++admissions;
     }
+    lap(stats_.model_s);
     const int64_t R = static_cast<int64_t>(rows.size());
     at::Tensor logits = parts.size() == 1 ? parts[0] : at::cat(parts, 0);  // (R, vocab_local)
     if (tp_ && tp_->size() > 1) logits = dist::gather_from_tp(logits.contiguous(), tp_);  // (R, vocab_padded)
+    lap(stats_.to_host_s);
     // With the grammar, only the allowed columns of each row come to the host (a state allows a few dozen tokens of
     // LLaMA's 32k: digits, element symbols, separators): the row's allowed ids, padded to the widest row. Drawing
     // among them gives the tokens the masked full row gives (sample_token_among). Masks are looked up serially (the
@@ -267,6 +284,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
         K = std::max<int64_t>(K, static_cast<int64_t>(allowed[r]->size()));
       }
     const int64_t full_width = logits.size(1);
+    lap(stats_.host_s);
     const bool compact = params.constrained && K > 0 && 4 * K <= full_width;
     if (compact) {
       std::vector<int64_t> cols(R * K);
@@ -290,6 +308,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       host = logits.contiguous();
     }
     const float* lp = host.data_ptr<float>();
+    lap(stats_.to_host_s);
     // Every sequence samples from its own logits row with its own RNG stream, in parallel (independent, so the result
     // does not depend on the thread count); then the grammar states advance, serially. parallel_chunks rather than
     // at::parallel_for, which runs serially in GPU builds (compiled without OpenMP), where batches are largest.
@@ -324,7 +343,10 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       }
       finished += row.finished;
     }
-    if (finished == 0) continue;
+    if (finished == 0) {
+      lap(stats_.host_s);
+      continue;
+    }
     // Finished rows leave; the moved rows' cache entries follow them.
     const Moves moves = drop_finished(rows);
     if (!moves.dst.empty())
@@ -334,6 +356,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       progress(done, static_cast<int64_t>(n), generated);
       reported = done;
     }
+    lap(stats_.host_s);
   }
   return out;
 }

@@ -55,6 +55,11 @@ struct GenerationStats {
   int64_t cache_needed = 0;  // the positions the rows attend to (sum of pos + 1): read / needed < 1 with sharing
   int64_t logits_to_host = 0;  // logits brought to the host (rows x columns, summed): with the grammar only the
   int64_t logits_full = 0;     // allowed columns; logits_full counts whole rows
+  // Where the loop's wall time went, in seconds (on a GPU: whether decoding is bound by the host). model_s: the
+  // decode step and prefill calls (on a GPU the host enqueuing their kernels, on CPU the compute too); to_host_s:
+  // bringing the logits to the host (tp gather, allowed-column gather, copy: on a GPU the wait for the step's
+  // kernels); host_s: grammar masks, drawing the tokens, advancing the grammar, moving finished rows out.
+  double model_s = 0, to_host_s = 0, host_s = 0;
 };
 
 // Called with (sequences done, total, tokens generated so far) each time about batch_size more sequences have

@@ -2,10 +2,10 @@
 // elements, infill yields one element symbol, and a seed fixes the samples.
 // The vocabulary is hand-made (tests/sampler/tiny_vocab.h), so this torch binary does not load libsentencepiece.
 #include <gtest/gtest.h>
-
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 #include "data/crystal_text.h"
@@ -192,6 +192,24 @@ TEST(Generator, ContinuousBatchingKeepsTheBatchFull) {
   EXPECT_GE(st.decode_steps * 4, st.decode_rows);  // at most 4 rows a step
   EXPECT_LT(st.decode_steps, static_steps);
   EXPECT_GT(st.decode_rows, 3 * st.decode_steps);  // mostly full: more than 3 of 4 rows busy on average
+}
+
+TEST(Generator, ReportsWhereTheLoopTimeWent) {
+  // model calls + logits to host + host work = the decode loop's wall time (the shared prefix's pass before it
+  // aside), each part > 0.
+  Fixture& f = fixture();
+  Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
+  GenerationParams p = params(40, 4, {1.0, 1.0, 0}, 5);
+  const auto t0 = std::chrono::steady_clock::now();
+  gen.generate(gen_prompts(12), p);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto& st = gen.stats();
+  EXPECT_GT(st.model_s, 0);
+  EXPECT_GT(st.to_host_s, 0);
+  EXPECT_GT(st.host_s, 0);
+  const double sum = st.model_s + st.to_host_s + st.host_s;
+  EXPECT_LE(sum, wall);
+  EXPECT_GT(sum, 0.5 * wall) << "the parts should cover most of generate()";
 }
 
 TEST(Generator, RowsStayInAdmissionOrderSoAttentionReadsLittleItDoesNotNeed) {
