@@ -30,16 +30,18 @@ at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
   const int64_t H = q.size(1), Hkv = k.size(1);
   CG_CHECK(Hkv > 0 && H % Hkv == 0, "sdpa_gqa: {} query heads do not share {} kv heads evenly", H, Hkv);
   if (H == Hkv) return sdpa(q, k, v, mask, is_causal);
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
-  c10::optional<at::Tensor> m;
-  if (mask.defined()) m = mask;
-  return at::scaled_dot_product_attention(q, k, v, m, 0.0, is_causal, /*scale=*/c10::nullopt, /*enable_gqa=*/true);
-#else
   const int64_t B = q.size(0), R = H / Hkv, S = k.size(2), hd = k.size(3);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+  // Only the flash kernel takes enable_gqa; SDPA sends every other case (a mask, fp32, head_dim > 256, a CPU) to
+  // its math kernel, slower than repeating k/v for the memory-efficient or flash kernel.
+  const bool flash_dtype = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
+  if (!mask.defined() && q.is_cuda() && flash_dtype && hd <= 256)
+    return at::scaled_dot_product_attention(q, k, v, c10::nullopt, 0.0, is_causal, /*scale=*/c10::nullopt,
+                                            /*enable_gqa=*/true);
+#endif
   const auto kr = k.unsqueeze(2).expand({B, Hkv, R, S, hd}).reshape({B, H, S, hd});
   const auto vr = v.unsqueeze(2).expand({B, Hkv, R, S, hd}).reshape({B, H, S, hd});
   return sdpa(q, kr, vr, mask, is_causal);
-#endif
 }
 
 namespace {

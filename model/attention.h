@@ -45,8 +45,8 @@ at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, c
                 bool is_causal);
 
 // sdpa with grouped-query k/v: q (B, H, T, hd), k/v (B, H_kv, S, hd), H_kv dividing H; query head h reads kv head
-// h / (H / H_kv) (HF repeat_kv). torch >= 2.5 passes enable_gqa (the flash kernel reads each kv head once);
-// older libtorch repeats k/v to H heads first.
+// h / (H / H_kv) (HF repeat_kv). On torch >= 2.5, where the flash kernel can run (CUDA, bf16/fp16, no mask,
+// head_dim <= 256), enable_gqa lets it read each kv head once; otherwise k/v are repeated to H heads first.
 at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                     bool is_causal);
 
