@@ -17,7 +17,8 @@ export EXTRA="model.device=cpu model.dtype=fp32 parallel.backend=mpi model.hf_di
   train.micro_batch=2 train.seq_len=128 model.max_seq_len=512 train.threads=2 log.level=warn"
 export EXTRA=${EXTRA//$'\n'/ }
 export OUT=$dir/out BUILD_DIR=$dir STAGES="lora sample" STEPS=2 WARMUP=1 TRAIN_S=120 SAMPLE_S=300 N=16 BS=8 \
-  MAX_NEW=160 TOKENIZER=$hf/tokenizer.model PEAK_TFLOPS=0.2
+  MAX_NEW=300 TOKENIZER=$hf/tokenizer.model PEAK_TFLOPS=0.2
+[ -d runs/demo/adapter ] && export ADAPTER=runs/demo/adapter  # sample_7b.sh's trained-model path too
 bench/gpu/device_check.sh
 echo "rehearsal logs: $OUT"
 # device_check.sh keeps going after a failed stage; here any failure is the answer.
