@@ -47,6 +47,9 @@ void KVCache::copy_rows(const std::vector<int64_t>& dst, const KVCache& from, co
   CG_CHECK(from.k.size() == k.size(), "KVCache::copy_rows: {} layers into {}", from.k.size(), k.size());
   CG_CHECK(dst.size() == src.size(), "KVCache::copy_rows: {} destination rows for {} sources", dst.size(), src.size());
   if (dst.empty() || k.empty() || n <= 0) return;
+  for (size_t i = 0; i < dst.size(); ++i)
+    CG_CHECK(src[i] >= 0 && src[i] < from.batch() && dst[i] >= 0 && dst[i] < batch(), "KVCache::copy_rows: row {} "
+             "of {} -> row {} of {} is outside the caches", src[i], from.batch(), dst[i], batch());
   const bool combined = kv.size() == k.size() && from.kv.size() == k.size();  // both: one copy for k and v
   constexpr size_t kFewPairs = 4;
   bool per_pair = path == CopyPath::PerPair ||
@@ -54,10 +57,9 @@ void KVCache::copy_rows(const std::vector<int64_t>& dst, const KVCache& from, co
   if (per_pair && from.k.front().is_alias_of(k.front())) {
     // In order, pair i must not read a row that pairs before it wrote; other views of this storage: by index.
     std::vector<char> written(static_cast<size_t>(batch()), 0);
+    per_pair = &from == this;
     for (size_t i = 0; i < dst.size() && per_pair; ++i) {
-      CG_CHECK(src[i] >= 0 && src[i] < batch() && dst[i] >= 0 && dst[i] < batch(), "KVCache::copy_rows: row {} -> "
-               "{} outside the cache's {} rows", src[i], dst[i], batch());
-      per_pair = &from == this && !written[src[i]];
+      per_pair = !written[src[i]];
       written[dst[i]] = 1;
     }
   }

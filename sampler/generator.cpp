@@ -31,7 +31,6 @@ struct Row {
   bool finished = false;
 };
 
-// int64 values -> a tensor on `device`.
 // Adds the time since the last lap (or construction) to `acc` and starts the next lap.
 class Lap {
  public:
@@ -45,6 +44,7 @@ class Lap {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
+// int64 values -> a tensor on `device`.
 at::Tensor long_tensor(const std::vector<int64_t>& v, const at::Device& device) {
   return torch::tensor(v, at::TensorOptions().dtype(at::kLong)).to(device);
 }
@@ -343,18 +343,16 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       }
       finished += row.finished;
     }
-    if (finished == 0) {
-      lap(stats_.host_s);
-      continue;
-    }
-    // Finished rows leave; the moved rows' cache entries follow them.
-    const Moves moves = drop_finished(rows);
-    if (!moves.dst.empty())
-      cache.copy_rows(moves.dst, cache, moves.src, P, moves.width - P);  // [0, P): the shared prefix's, never read
-    done += finished;
-    if (progress && (done - reported >= cap || done == static_cast<int64_t>(n))) {
-      progress(done, static_cast<int64_t>(n), generated);
-      reported = done;
+    if (finished > 0) {
+      // Finished rows leave; the moved rows' cache entries follow them.
+      const Moves moves = drop_finished(rows);
+      if (!moves.dst.empty())
+        cache.copy_rows(moves.dst, cache, moves.src, P, moves.width - P);  // [0, P): the shared prefix's, never read
+      done += finished;
+      if (progress && (done - reported >= cap || done == static_cast<int64_t>(n))) {
+        progress(done, static_cast<int64_t>(n), generated);
+        reported = done;
+      }
     }
     lap(stats_.host_s);
   }

@@ -32,7 +32,8 @@ TEST(ParallelChunks, CoversEveryIndexOnceInAtMostThreadsRangesOfAtLeastGrain) {
           continue;
         }
         const int64_t want = std::max<int64_t>(1, std::min<int64_t>(threads, n / grain));  // hand count
-        EXPECT_EQ(static_cast<int64_t>(ranges.size()), want) << "n " << n << " grain " << grain << " threads " << threads;
+        EXPECT_EQ(static_cast<int64_t>(ranges.size()), want)
+            << "n " << n << " grain " << grain << " threads " << threads;
         for (const auto& [b, e] : ranges)
           if (ranges.size() > 1) EXPECT_GE(e - b, std::min<int64_t>(grain, n)) << b << ".." << e;
       }

@@ -555,15 +555,16 @@ TEST(Llama, RandomInitIsTheSameFullModelForAnyTp) {
 }
 
 TEST(Llama, RandomInitIsTheSameAtAnyThreadCountAndDtype) {
-  // init_weights draws parameters in parallel (one generator each): 1 and 3 intra-op threads give the same bits, and a bf16
-  // model holds the fp32 model's values rounded to bf16.
+  // init_weights draws parameters in parallel (one generator each): 1 and 3 intra-op threads give the same bits, and
+  // a bf16 model holds the fp32 model's values rounded to bf16.
   const int threads = at::get_num_threads();
   auto c = small_config();
   at::set_num_threads(1);
   Llama a(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
   init_weights(*a, 99);
   at::set_num_threads(3);
-  Llama b(c, TpShape{}, at::TensorOptions().dtype(at::kFloat)), h(c, TpShape{}, at::TensorOptions().dtype(at::kBFloat16));
+  Llama b(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
+  Llama h(c, TpShape{}, at::TensorOptions().dtype(at::kBFloat16));
   init_weights(*b, 99);
   init_weights(*h, 99);
   at::set_num_threads(threads);

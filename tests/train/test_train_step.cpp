@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <utility>
 
 #include "dist/parallel_dims.h"
 #include "tests/train/train_fixture.h"
@@ -133,11 +134,13 @@ TEST(TrainStep, Bf16BaseTrainsLikeFp32) {
 // Every operator scope opened while alive (nested ones too, on every thread), by name.
 class OpNames {
  public:
-  OpNames() { handle_ = at::addGlobalCallback(at::RecordFunctionCallback(&on_start).scopes({at::RecordScope::FUNCTION})); }
+  OpNames() {
+    handle_ = at::addGlobalCallback(at::RecordFunctionCallback(&on_start).scopes({at::RecordScope::FUNCTION}));
+  }
   ~OpNames() { at::removeCallback(handle_); }
   static std::map<std::string, int> take() {
     std::lock_guard<std::mutex> lock(mutex());
-    return std::move(names());
+    return std::exchange(names(), {});
   }
 
  private:
