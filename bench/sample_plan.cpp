@@ -1,8 +1,8 @@
 // bench_sample_plan: expected sampling throughput of cgsample's decode loop on one GPU "on paper", from the model's
 // sizes (model/accounting.h) and stated assumptions; prints a markdown table for docs/performance.md.
 //
-//   bench_sample_plan [--flavor 7b] [--prompt 38] [--tokens 155] [--tokens-sq-over-mean 184] [--busy 0.95]
-//                     [--extra-read 1.1] [--max-new 300] [--host-ms 0.5] [--bw-efficiency 0.85]
+//   bench_sample_plan [--flavor 7b] [--prompt 38] [--tokens 133] [--tokens-sq-over-mean 240] [--busy 0.95]
+//                     [--extra-read 1.1] [--max-new 400] [--host-ms 0.5] [--bw-efficiency 0.85]
 //                     [--flop-efficiency 0.6]
 //
 // A decode step of R busy rows (of a batch of B) reads every weight once and, per row, the cached keys/values of the
@@ -13,9 +13,10 @@
 // A crystal of g tokens reads positions prompt .. prompt + g - 1, so the token-weighted mean position read is
 // prompt + E[g^2] / (2 E[g]). With the prompt shared (cgsample reads the prompt all rows start with from one copy,
 // GenerationStats::shared_prefix) the prompt's positions drop out of the per-row term; the first crystals/s column
-// is what every row reading its own copy would give. Defaults: LLaMA-2's tokenizer on 300 MP-20 test crystals in the
-// paper's text format (mean 155 tokens, E[g^2]/E[g] 184), its 38-token generation prompt (BOS included),
-// max_new_tokens 300 as in bench/gpu/sample_7b.sh (the KV cache is allocated for prompt + max_new per row).
+// is what every row reading its own copy would give. Defaults: LLaMA-2's tokenizer on all 9,046 MP-20 test crystals
+// in the paper's text format (cgprep's shards: mean 133 tokens, E[g^2]/E[g] 240, max 383 before EOS), its 38-token
+// generation prompt (BOS included), max_new_tokens 400 as in cgsample and bench/gpu/sample_7b.sh (the KV cache is
+// allocated for prompt + max_new per row).
 // Memory: weights + B (prompt + max_new) kv bytes + 2 GB must fit the GPU.
 #include <cstdio>
 #include <string>
@@ -28,7 +29,7 @@ namespace {
 
 struct Assumptions {
   std::string flavor = "7b";
-  double prompt = 38, tokens = 155, tokens_sq_over_mean = 184, busy = 0.95, extra_read = 1.1, max_new = 300;
+  double prompt = 38, tokens = 133, tokens_sq_over_mean = 240, busy = 0.95, extra_read = 1.1, max_new = 400;
   double host_ms = 0.5, bw_efficiency = 0.85, flop_efficiency = 0.6;
 };
 

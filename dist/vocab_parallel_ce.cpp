@@ -31,7 +31,9 @@ struct VocabParallelCrossEntropy : torch::autograd::Function<VocabParallelCrossE
     at::Tensor valid = targets != kIgnoreIndex;                                             // (N) bool
     at::Tensor in_range = valid & (targets >= vocab_start) & (targets < vocab_start + v_local);  // (N) bool
     at::Tensor local_idx = (targets - vocab_start).masked_fill(in_range.logical_not(), 0);      // (N) in [0, V_local)
-    at::Tensor target_logit = shifted.gather(1, local_idx.unsqueeze(1)).squeeze(1) * in_range;  // (N)
+    // masked_fill, not a product: a rank whose columns are all vocabulary padding holds -inf logits (-inf * 0 = NaN).
+    at::Tensor target_logit =
+        shifted.gather(1, local_idx.unsqueeze(1)).squeeze(1).masked_fill(in_range.logical_not(), 0);  // (N)
 
     at::Tensor exps = shifted.exp_();  // (N, V_local)
     // One sum over tp for three (N) rows: the target logit (found on exactly one rank), sum of exps, found count.

@@ -65,9 +65,11 @@ std::vector<Job> make_jobs(const Config& c) {
     // Infill the first num_samples crystals of the test split; the masked element is a seeded uniform site's.
     const auto crystals = cg::read_mp20(c.data.test_csv, s.num_samples).crystals;
     std::mt19937_64 rng(s.seed);
+    cg::TextOptions text;  // the training text's format (cgprep's data.angle_mode)
+    text.angles = cg::parse_angle_mode(c.data.angle_mode);
     for (const auto& cr : crystals) {
       const std::string el = cr.species[rng() % cr.species.size()];
-      jobs.push_back(Job{cg::infill_prompt(cr, el), el});
+      jobs.push_back(Job{cg::infill_prompt(cr, el, text), el});
     }
   }
   return jobs;
@@ -84,22 +86,24 @@ cg::SampleRecord to_record(const Config& c, size_t i, const Job& job, const cg::
   r.constrained = c.sample.constrained;
   std::string text = r.text;
   if (!text.empty() && text[0] == ' ') text.erase(0, 1);  // sentencepiece's dummy-prefix space
-  if (!g.hit_eos) r.reason = "no EOS within sample.max_new_tokens";
+  // A text cut off at max_new_tokens is unfinished (atoms or digits missing), even where its prefix would parse.
+  if (!g.hit_eos) {
+    r.reason = "no EOS within sample.max_new_tokens";
+    return r;
+  }
   if (r.task == "generate") {
     cg::Crystal cr;
     std::string err;
     if (cg::parse_crystal_text(text, &cr, &err, r.id)) {
       r.parsed = true;
       r.crystal = std::move(cr);
-      r.reason.clear();
-    } else if (r.reason.empty()) {
+    } else {
       r.reason = err;
     }
   } else {
     r.parsed = cg::is_element(text);
     r.element = r.parsed ? text : "";
-    if (!r.parsed && r.reason.empty()) r.reason = "not an element symbol";
-    if (r.parsed) r.reason.clear();
+    if (!r.parsed) r.reason = "not an element symbol";
   }
   return r;
 }

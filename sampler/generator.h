@@ -30,7 +30,7 @@ struct KVCache;
 namespace cg {
 
 struct GenerationParams {
-  int64_t max_new_tokens = 300;
+  int64_t max_new_tokens = 400;
   int64_t batch_size = 32;
   SamplingParams sampling;
   uint64_t seed = 0;

@@ -94,9 +94,17 @@ nlohmann::json to_json(const Manifest& m) {
           {"files", files}};
 }
 
-// Lists every file under tmp (written by any rank), fsyncs and hashes it.
-std::vector<ManifestFile> collect_files(const fs::path& tmp) {
+// Lists every file under tmp (written by any rank), fsyncs and hashes it. Each `required` file is looked up by name
+// too: on a network filesystem a listing may not show yet what another node has just written.
+std::vector<ManifestFile> collect_files(const fs::path& tmp, const std::vector<std::string>& required) {
   std::vector<ManifestFile> files;
+  for (const auto& rel : required) {
+    const fs::path p = tmp / rel;
+    std::error_code ec;
+    CG_CHECK(fs::is_regular_file(p, ec), "{} is missing from the checkpoint folder although its writer reported "
+             "success: train.run_dir must be on a filesystem every node shares (and sees the others' writes)",
+             p.string());
+  }
   for (const auto& e : fs::recursive_directory_iterator(tmp)) {
     if (e.is_directory()) {
       fsync_path(e.path().string(), true);
@@ -108,6 +116,13 @@ std::vector<ManifestFile> collect_files(const fs::path& tmp) {
              e.path().string());
     fsync_path(e.path().string(), false);
     files.push_back({rel, static_cast<uint64_t>(e.file_size()), sha256_file(e.path().string())});
+  }
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  for (const auto& rel : required) {  // required but not listed (a stale listing): add it by name
+    if (std::any_of(files.begin(), files.end(), [&](const ManifestFile& f) { return f.path == rel; })) continue;
+    const fs::path p = tmp / rel;
+    fsync_path(p.string(), false);
+    files.push_back({rel, static_cast<uint64_t>(fs::file_size(p)), sha256_file(p.string())});
   }
   std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
   return files;
@@ -155,7 +170,7 @@ void write_file_durable(const std::string& path, const void* data, size_t n) {
 
 std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, const CheckpointLayout& layout,
                             const std::string& config_hash, const WriteFiles& write_files, const AllOk& all_ok,
-                            int64_t keep_last) {
+                            int64_t keep_last, const std::vector<std::string>& required) {
   CG_CHECK(step >= 0, "checkpoint step must be >= 0, got {}", step);
   CG_CHECK(keep_last >= 1, "checkpoint.keep_last must be >= 1, got {}", keep_last);
   const fs::path ckdir = fs::path(run_dir) / "checkpoints";
@@ -202,17 +217,22 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
       m.layout = layout;
       m.config_hash = config_hash;
       m.created = utc_now();
-      m.files = collect_files(tmp);
+      m.files = collect_files(tmp, required);
       commit(ckdir, tmp, final_dir, m);
     });
   abort_if_failed("writing the manifest");
 
-  // 4. retention: keep the newest keep_last complete folders.
+  // 4. retention: this folder and the newest keep_last - 1 of lower steps stay; higher steps are never touched.
   if (rank == 0) {
-    auto steps = list_steps(ckdir);
-    for (size_t i = static_cast<size_t>(keep_last); i < steps.size(); ++i) {
-      spdlog::info("removing old checkpoint {}", steps[i].second.string());
-      remove_all_quiet(steps[i].second);
+    int64_t kept = 1;
+    for (const auto& [s, path] : list_steps(ckdir)) {
+      if (s >= step) continue;
+      if (kept < keep_last) {
+        ++kept;
+        continue;
+      }
+      spdlog::info("removing old checkpoint {}", path.string());
+      remove_all_quiet(path);
     }
   }
   return final_dir.string();
@@ -274,6 +294,12 @@ std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest) {
     if (sum != f.sha256) return fmt::format("checksum mismatch in {}", f.path);
   }
   return "";
+}
+
+std::vector<int64_t> checkpoint_steps(const std::string& run_dir) {
+  std::vector<int64_t> out;
+  for (const auto& [step, path] : list_steps(fs::path(run_dir) / "checkpoints")) out.push_back(step);
+  return out;
 }
 
 std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir) {

@@ -56,9 +56,17 @@ struct CheckpointInfo {
 };
 
 // Called by every rank with the same arguments. Returns the final step-N path. keep_last >= 1.
+// `required`: files (relative to the folder) that must be in it before the manifest is written, e.g. every rank's
+// file; rank 0 looks each up by name (a directory listing on a network filesystem can lag behind other nodes'
+// writes), and a missing one fails the save instead of committing a checkpoint that cannot be loaded.
+// Retention deletes complete folders of lower steps only: the folder just written is always kept, and so are
+// folders of higher steps (a resume that skipped a damaged newest folder never deletes it behind the user's back).
 std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, const CheckpointLayout& layout,
                             const std::string& config_hash, const WriteFiles& write_files, const AllOk& all_ok,
-                            int64_t keep_last);
+                            int64_t keep_last, const std::vector<std::string>& required = {});
+
+// Steps of the step-N/ folders under run_dir/checkpoints (verified or not), newest first.
+std::vector<int64_t> checkpoint_steps(const std::string& run_dir);
 
 // Newest step-N/ under run_dir/checkpoints whose manifest parses and whose files all verify; nullopt when none.
 // Skipped folders are logged as warnings with the reason. Reads every file once (sha256).

@@ -84,7 +84,7 @@ void visit_config(Config& c, F&& f) {
     one_of({"all", "completion"}));
   f("data.max_tokens", &d.max_tokens, "samples longer than this many tokens are skipped with a counted reason",
     at_least(1));
-  f("data.seed", &d.seed, "seed of augmentation, prompt choice and loader shuffling", any());
+  f("data.seed", &d.seed, "seed of cgprep's augmentation and prompt choice (the loader's order follows train.seed)", any());
   f("data.strict", &d.strict, "the first malformed CSV row is an error instead of a counted skip", any());
   f("data.shard_samples", &d.shard_samples, "samples per HDF5 shard file", at_least(1));
 
@@ -149,7 +149,8 @@ void visit_config(Config& c, F&& f) {
   f("sample.task", &s.task, "generate (unconditional or conditioned) | infill", one_of({"generate", "infill"}));
   f("sample.num_samples", &s.num_samples, "samples to draw", at_least(1));
   f("sample.batch_size", &s.batch_size, "sequences decoded together", at_least(1));
-  f("sample.max_new_tokens", &s.max_new_tokens, "longest generated continuation (tokens)", at_least(1));
+  f("sample.max_new_tokens", &s.max_new_tokens, "longest generated continuation (tokens; MP-20 crystals take up to "
+    "384 LLaMA-2 tokens with EOS); a sample cut off here counts as unparsed", at_least(1));
   f("sample.temperature", &s.temperature, "softmax temperature; 0: greedy", at_least(0));
   f("sample.top_p", &s.top_p, "nucleus sampling mass, in (0, 1]; 1: off", in_range(0, 1));
   f("sample.top_k", &s.top_k, "keep the k most likely tokens; 0: off", at_least(0));
@@ -486,6 +487,9 @@ void validate_config(const Config& c) {
   const auto& t = c.lora.targets;
   CG_CHECK(std::find(t.begin(), t.end(), "all-linear") == t.end() || t.size() == 1,
            "config key 'lora.targets': all-linear stands alone; got {}", value_string(FieldPtr(const_cast<std::vector<std::string>*>(&t))));
+  CG_CHECK(c.train.val_every == 0 || c.train.val_batches > 0,
+           "train.val_every={} asks for validation but train.val_batches=0 gives it nothing to measure; set "
+           "train.val_batches >= 1, or train.val_every=0 to turn validation off", c.train.val_every);
 }
 
 Config load_config_string(const std::string& yaml_text, const std::vector<std::string>& overrides) {

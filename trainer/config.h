@@ -93,7 +93,7 @@ struct SampleConfig {
   std::string task = "generate";       // generate | infill
   int64_t num_samples = 64;
   int64_t batch_size = 32;
-  int64_t max_new_tokens = 300;
+  int64_t max_new_tokens = 400;
   double temperature = 0.7;
   double top_p = 0.9;
   int64_t top_k = 0;                   // 0: off

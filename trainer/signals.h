@@ -2,8 +2,9 @@
 // The handler only sets an async-signal-safe flag; the trainer polls preempt_requested() at step boundaries and the
 // ranks agree (an all-reduce of the flag, done by the trainer) so every rank saves at the same step.
 // A second signal means "now": the handler calls _exit(kExitPreempted) without saving.
-// Slurm: `#SBATCH --signal=B:USR1@120` (or TERM) gives the job 120 s to checkpoint before the kill; mpirun forwards
-// SIGUSR1/SIGUSR2 to every rank and turns SIGTERM into a SIGTERM of every rank.
+// Slurm: `#SBATCH --signal=USR1@120` gives the job steps' ranks 120 s to checkpoint before the kill. mpirun forwards
+// SIGUSR1/SIGUSR2 to every rank; SIGTERM to mpirun terminates the job (SIGTERM to the ranks, SIGKILL shortly after,
+// exit 1), so under mpirun preempt with SIGUSR1 (docs/cluster.md, section 5).
 #pragma once
 
 namespace cg {

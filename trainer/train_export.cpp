@@ -93,7 +93,6 @@ std::string export_run(const ExportOptions& o) {
   CG_CHECK(!o.out.empty(), "cgexport: give --out DIR");
   CG_CHECK(std::filesystem::is_regular_file(o.run_dir + "/config.yaml"), "cgexport: {} is not a cgtrain run folder "
            "(it has no config.yaml); give the train.run_dir of a training run, e.g. runs/tiny", o.run_dir);
-  const Config cfg = load_config(o.run_dir + "/config.yaml", {});
   CheckpointInfo ck;
   if (o.step >= 0) {
     ck.step = o.step;
@@ -105,6 +104,14 @@ std::string export_run(const ExportOptions& o) {
     CG_CHECK(found.has_value(), "{} has no complete checkpoint under checkpoints/; train first", o.run_dir);
     ck = *found;
   }
+  // The config the checkpoint was trained under (LoRA scale, targets, base): its own copy, else (checkpoints of
+  // older builds) the run's, which a resume with other settings may have rewritten.
+  const bool own = std::filesystem::is_regular_file(ck.path + "/config.yaml");
+  const Config cfg = load_config(own ? ck.path + "/config.yaml" : o.run_dir + "/config.yaml", {});
+  if (!own && config_hash(cfg) != ck.manifest.config_hash)
+    spdlog::warn("{} was written under another config than {}/config.yaml (hash {} vs {}); exporting with the "
+                 "latter's lora.* and model.* settings", ck.path, o.run_dir, ck.manifest.config_hash,
+                 config_hash(cfg));
   const at::ScalarType dtype = lora::peft_dtype(o.dtype);
   std::map<std::string, at::Tensor> full = read_full_params(ck);  // LoRA factors (small), or a full run's weights
   std::ifstream mc(o.run_dir + "/model_config.json");

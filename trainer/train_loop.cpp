@@ -83,9 +83,15 @@ int train(const Config& cfg) {
 
   // Run folder with the resolved config (rank 0 writes; everyone waits).
   const std::string& run_dir = cfg.train.run_dir;
+  const std::string cfg_yaml = to_yaml(cfg);
   if (lead) {
     fs::create_directories(run_dir);
-    std::ofstream(run_dir + "/config.yaml") << to_yaml(cfg);
+    const auto old_steps = checkpoint_steps(run_dir);
+    CG_CHECK(cfg.checkpoint.resume || old_steps.empty(), "{} already holds checkpoints (newest step-{}) and "
+             "checkpoint.resume=false would start over in it, mixing two runs' checkpoints and metrics: set "
+             "checkpoint.resume=true to continue that run, or give a new train.run_dir (or move the old one away)",
+             run_dir, old_steps.empty() ? 0 : old_steps.front());
+    write_file_durable(run_dir + "/config.yaml", cfg_yaml.data(), cfg_yaml.size());
   }
   dims.host_world_comm->barrier();
 
@@ -117,7 +123,10 @@ int train(const Config& cfg) {
 
   // Model (fixed order inside), optimizer, gradient reduction.
   TrainModel m = build_train_model(cfg, dims, vocab, device);
-  if (lead) std::ofstream(run_dir + "/model_config.json") << lc.to_hf_json();  // cgexport's model shape
+  if (lead) {  // cgexport's model shape
+    const std::string mc = lc.to_hf_json();
+    write_file_durable(run_dir + "/model_config.json", mc.data(), mc.size());
+  }
   AdamW opt = make_optimizer(m, cfg.train);
   TrainGrads grads(m.trainable, dims);
   if (lead) {
@@ -173,12 +182,19 @@ int train(const Config& cfg) {
       metrics->write({{"step", st.step}, {"val_loss", v}});
     }
   };
+  std::vector<std::string> ckpt_files{"config.yaml"};
+  for (int r = 0; r < dims.world; ++r) ckpt_files.push_back(rank_file_name(r));
   auto save = [&] {
     const CheckpointLayout layout{dims.world, dims.tp, dims.dp};
     const std::string path = save_checkpoint(
         run_dir, st.step, dims.rank, layout, hash,
-        [&](const std::string& dir) { write_rank_checkpoint(dir, m, opt, st, dims, hash); },
-        [&](bool ok) { return !any_rank(!ok, dims); }, std::max<int64_t>(1, cfg.checkpoint.keep_last));
+        [&](const std::string& dir) {
+          write_rank_checkpoint(dir, m, opt, st, dims, hash);
+          // The config this checkpoint was trained under, for cgexport (run_dir/config.yaml follows the latest
+          // launch, which a resume with other settings rewrites).
+          if (lead) write_file_durable(dir + "/config.yaml", cfg_yaml.data(), cfg_yaml.size());
+        },
+        [&](bool ok) { return !any_rank(!ok, dims); }, std::max<int64_t>(1, cfg.checkpoint.keep_last), ckpt_files);
     if (lead) spdlog::info("saved {}", path);
   };
 
@@ -234,12 +250,14 @@ int train(const Config& cfg) {
     if (stop || st.step == steps || (cfg.checkpoint.every > 0 && st.step % cfg.checkpoint.every == 0)) {
       save();
     }
-    if (stop) {
+    if (stop && st.step < steps) {
       if (lead) spdlog::warn("preempted (signal {}) after step {}: checkpoint saved, exiting with {}",
                              preempt_signal(), st.step, kExitPreempted);
       uninstall_preempt_handlers();
       return kExitPreempted;
     }
+    if (stop && lead)  // the last step: the run is complete, nothing to requeue
+      spdlog::warn("signal {} arrived during the last step; the run is complete and saved", preempt_signal());
   }
   uninstall_preempt_handlers();
   if (lead) spdlog::info("done: {} steps, {} tokens, {} skipped steps, last val loss {:.4f}", st.step,

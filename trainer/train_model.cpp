@@ -65,6 +65,12 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
       lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
       CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
                cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);
+      // The factors only mean the adapter's update under its own scale (alpha / r or alpha / sqrt(r)).
+      CG_CHECK(a.config.lora_alpha == spec.alpha && a.config.use_rslora == spec.rslora,
+               "lora.init_adapter {} was trained with lora_alpha {} and use_rslora {}, but this run has lora.alpha={} "
+               "lora.rslora={}: its update would be scaled by {} instead of {}; set lora.alpha={} lora.rslora={}",
+               cfg.lora.init_adapter, a.config.lora_alpha, a.config.use_rslora, spec.alpha, spec.rslora,
+               lora::lora_scale(spec), a.config.scale(), a.config.lora_alpha, a.config.use_rslora);
       m.lora.load_full(a.factors);
     }
   };

@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "common/error.h"
 #include "dist/vocab_parallel_ce.h"
 
@@ -83,7 +85,8 @@ double validation_loss(TrainModel& m, const std::vector<Batch>& batches, const d
   at::Tensor t = at::tensor({sum, tokens}, at::kDouble);
   if (dims.dp > 1) dims.host_dp_comm->all_reduce(t);
   const double n = t[1].item<double>();
-  return n > 0 ? t[0].item<double>() / n : 0.0;
+  // No loss-carrying token in the validation batches: no measurement (NaN, written as null), never a perfect 0.
+  return n > 0 ? t[0].item<double>() / n : std::numeric_limits<double>::quiet_NaN();
 }
 
 }  // namespace cg

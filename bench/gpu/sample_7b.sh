@@ -4,12 +4,12 @@
 #   bench/gpu/sample_7b.sh                          random weights (throughput only; what they write is noise)
 #   HF_DIR=/path/llama-2-7b-hf ADAPTER=runs/x/checkpoints/step-N bench/gpu/sample_7b.sh   a trained model
 # Env: N (1024 samples), BS (256 rows decoded together; 512 fits an H200, see docs/performance.md "Sampling on
-#      paper"), MAX_NEW (300 tokens), TOKENIZER (third_party/llama2/tokenizer.model,
+#      paper"), MAX_NEW (400 tokens: MP-20 crystals take up to 384 with EOS), TOKENIZER (third_party/llama2/tokenizer.model,
 #      made by scripts/build.sh or `cgtok llama-js`), EXTRA ("key=value ..." appended overrides; they win).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source "${BUILD_DIR:-build-gpu}/env.sh"
-N=${N:-1024}; BS=${BS:-256}; MAX_NEW=${MAX_NEW:-300}
+N=${N:-1024}; BS=${BS:-256}; MAX_NEW=${MAX_NEW:-400}
 TOKENIZER=${TOKENIZER:-third_party/llama2/tokenizer.model}
 if [ ! -f "$TOKENIZER" ]; then
   mkdir -p "$(dirname "$TOKENIZER")"

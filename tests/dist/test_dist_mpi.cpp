@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "common/error.h"
 #include "dist/mpi_comm.h"
 #include "dist/parallel_dims.h"
@@ -301,6 +303,30 @@ TEST(VocabParallelCe, BackwardMatchesFiniteDifferences) {
       if (mine) fd[i][j - start] = diff;
     }
   EXPECT_TRUE(torch::allclose(z.grad(), fd, 1e-6, 1e-7)) << z.grad() - fd;
+}
+
+TEST(VocabParallelCe, RankHoldingOnlyVocabularyPaddingGivesFiniteLoss) {
+  // The model pads the vocabulary to a multiple of tp with -inf logits; with 3 columns per rank and 3 (tp - 1) real
+  // ids, the last rank holds padding only (at tp 1 there is no padding).
+  ParallelDims d = make_parallel_dims(world()->size(), 1, Backend::Mpi);
+  const int64_t n = 5, v_local = 3, v_pad = v_local * d.tp, v_real = d.tp > 1 ? v_pad - v_local : v_pad;
+  const int64_t start = d.tp_rank * v_local;
+  torch::manual_seed(3);
+  at::Tensor full = torch::randn({n, v_pad}, torch::kDouble);
+  full.narrow(1, v_real, v_pad - v_real).fill_(-std::numeric_limits<double>::infinity());
+  at::Tensor targets = torch::randint(0, v_real, {n}, torch::kLong);
+  targets[2] = kIgnoreIndex;
+  at::Tensor z_ref = full.narrow(1, 0, v_real).clone().requires_grad_();
+  at::Tensor ref = F::cross_entropy(z_ref, targets,
+                                    F::CrossEntropyFuncOptions().reduction(torch::kNone).ignore_index(kIgnoreIndex));
+  ref.sum().backward();
+  at::Tensor z = full.narrow(1, start, v_local).clone().requires_grad_();
+  at::Tensor loss = vocab_parallel_cross_entropy(z, targets, start, d.tp_comm);
+  loss.sum().backward();
+  EXPECT_TRUE(torch::allclose(loss, ref, 1e-9, 1e-9)) << d.describe() << " " << loss << ref;
+  at::Tensor g_ref = torch::zeros({n, v_pad}, torch::kDouble);
+  g_ref.narrow(1, 0, v_real).copy_(z_ref.grad());
+  EXPECT_TRUE(torch::allclose(z.grad(), g_ref.narrow(1, start, v_local), 1e-9, 1e-9)) << d.describe();
 }
 
 TEST(VocabParallelCe, TargetOutsideVocabularyFailsOnEveryRank) {

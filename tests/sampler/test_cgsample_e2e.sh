@@ -3,6 +3,7 @@
 # write_tiny_hf writes a random micro LLaMA as an HF checkpoint, then
 #   cgsample (grammar on)  -> samples.jsonl, one CIF per parsed crystal, summary.json with parse rate and crystals/s
 #   cgsample (grammar off) -> the summary states its (lower) parse rate
+#   cgsample, 25 new tokens -> samples cut off there are unparsed (no CIF) whatever their prefix parses to
 #   cgsample infill        -> every answer is an element symbol
 #   cgsample greedy at tp 1 and under mpirun at tp 2 -> identical texts
 #   cgeval eval.invariance=true -> report.json has the invariance block
@@ -23,6 +24,7 @@ set -- model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.dev
   sample.num_samples=8 sample.batch_size=4 sample.temperature=1.0 sample.top_p=1.0 sample.seed=3
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/on" sample.max_new_tokens=300
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/off" sample.max_new_tokens=60 sample.constrained=false
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/infill" sample.task=infill sample.max_new_tokens=8
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/greedy1" sample.max_new_tokens=80 sample.temperature=0 \
   sample.formula=NaCl sample.spacegroup=225
@@ -89,6 +91,16 @@ if have_pmg:
         assert len(s) == len(a) > 0 and abs(s.volume - a.get_volume()) < 1e-3 * s.volume, (c, len(s), len(a))
         checked += 1
     print("pymatgen and ASE read %d of %d CIFs (the others have impossible angles)" % (checked, len(cifs)))
+
+# Cut off at max_new_tokens (no EOS: the record holds every generated token): unparsed, whatever its prefix parses to;
+# a parsed sample ended with EOS, i.e. within the limit.
+short = records("short")
+cut = [r for r in short if r["num_tokens"] == 25]
+assert len(cut) >= 1, [r["num_tokens"] for r in short]
+for r in cut:
+    assert not r["parsed"] and r["reason"] == "no EOS within sample.max_new_tokens" and "crystal" not in r, r
+assert all(r["num_tokens"] < 25 for r in short if r["parsed"]), short
+assert summary("short")["parsed"] == sum(r["parsed"] for r in short)
 
 s_off = summary("off")
 assert s_off["constrained"] is False and 0 <= s_off["parse_rate"] <= 1, s_off

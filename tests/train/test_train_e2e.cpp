@@ -9,6 +9,7 @@
 //   export: PEFT adapter gathered over tp + merged HF checkpoint give the same logits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <csignal>
@@ -21,6 +22,7 @@
 
 #include <torch/torch.h>
 
+#include "common/error.h"
 #include "dist/parallel_dims.h"
 #include "lora/peft.h"
 #include "tests/train/train_fixture.h"
@@ -297,6 +299,19 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
                                                                  "train.max_bad_steps=3", "train.clip_grad_norm=0"}));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("3 non-finite steps in a row"), std::string::npos) << r.output;
+  // checkpoint.resume=false in a run folder that holds checkpoints: refused, nothing of the old run touched.
+  const std::string used = d + "/used";
+  fs::remove_all(used);
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, used), {"train.steps=4", "checkpoint.every=2"}));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  const std::string metrics_before = read_text(used + "/metrics.jsonl");
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, used), {"train.steps=2", "checkpoint.resume=false"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("already holds checkpoints (newest step-4)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("checkpoint.resume=true"), std::string::npos) << r.output;
+  EXPECT_EQ(read_text(used + "/metrics.jsonl"), metrics_before);
+  EXPECT_EQ(cg::verify_checkpoint(used + "/checkpoints/step-4"), "");
+  EXPECT_EQ(cg::verify_checkpoint(used + "/checkpoints/step-2"), "");
 }
 
 }  // namespace
@@ -311,10 +326,21 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   fs::remove_all(d);
   RunResult r = run_mpi(2, cgtrain_exe(), args);
   ASSERT_EQ(r.rc, 0) << r.output;
+  // Each checkpoint holds the config it was trained under, listed in its manifest.
+  cg::Manifest man;
+  ASSERT_EQ(cg::verify_checkpoint(d + "/run/checkpoints/step-10", &man), "");
+  EXPECT_TRUE(std::any_of(man.files.begin(), man.files.end(), [](const auto& f) { return f.path == "config.yaml"; }));
+  EXPECT_EQ(read_text(d + "/run/checkpoints/step-10/config.yaml"), read_text(d + "/run/config.yaml"));
+  // A later launch with another LoRA scale (nothing left to train) rewrites run/config.yaml; the export still
+  // takes the checkpoint's own alpha.
+  r = run_mpi(2, cgtrain_exe(), with(args, {"lora.alpha=64"}));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(read_text(d + "/run/config.yaml").find("alpha: 64"), std::string::npos);
   r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/out", "--merge"});
   ASSERT_EQ(r.rc, 0) << r.output;
 
   cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(d + "/out/adapter");
+  EXPECT_EQ(a.config.lora_alpha, 8);  // micro_args' lora.alpha
   const auto lc = micro_llama();
   EXPECT_EQ(a.factors.size(), 2u * 7u * size_t(lc.num_hidden_layers));
   for (const auto& [name, t] : a.factors) {
@@ -322,11 +348,12 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
     EXPECT_GT(t.abs().sum().item<double>(), 0) << name;                                 // trained (B left zero init)
   }
 
-  // tp-1 model from the adapter vs the merged checkpoint.
-  cg::Config c = cg::load_config(d + "/run/config.yaml", {"parallel.tp=1", "lora.init_adapter=" + d + "/out/adapter"});
+  // tp-1 model from the adapter vs the merged checkpoint (under the config the checkpoint was trained with).
+  const std::string trained_cfg = d + "/run/checkpoints/step-10/config.yaml";
+  cg::Config c = cg::load_config(trained_cfg, {"parallel.tp=1", "lora.init_adapter=" + d + "/out/adapter"});
   const auto dims = cg::dist::single_process_dims();
   cg::TrainModel with_adapter = cg::build_train_model(c, dims, lc.vocab_size, at::kCPU);
-  cg::Config cm = cg::load_config(d + "/run/config.yaml", {"parallel.tp=1", "model.hf_dir=" + d + "/out",
+  cg::Config cm = cg::load_config(trained_cfg, {"parallel.tp=1", "model.hf_dir=" + d + "/out",
                                                             "lora.enabled=false"});
   cg::TrainModel merged = cg::build_train_model(cm, dims, lc.vocab_size, at::kCPU);
   with_adapter.llama->eval();
@@ -335,8 +362,17 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   at::Tensor tokens = torch::randint(3, 35, {2, 24}, torch::kLong);
   at::Tensor la = with_adapter.llama->forward(tokens), lm = merged.llama->forward(tokens);
   EXPECT_TRUE(torch::allclose(la, lm, 1e-4, 1e-4)) << (la - lm).abs().max().item<double>();
+  // The adapter under another scale than it was trained with is refused, naming the setting to change.
+  cg::Config other = c;
+  other.lora.alpha = 16;
+  try {
+    cg::build_train_model(other, dims, lc.vocab_size, at::kCPU);
+    ADD_FAILURE() << "an adapter trained with lora_alpha 8 was loaded under lora.alpha=16";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("set lora.alpha=8 lora.rslora=false"), std::string::npos) << e.what();
+  }
   // ... and differs from the base model: the adapter did something.
-  cg::Config cb = cg::load_config(d + "/run/config.yaml", {"parallel.tp=1", "lora.enabled=false"});
+  cg::Config cb = cg::load_config(trained_cfg, {"parallel.tp=1", "lora.enabled=false"});
   cg::TrainModel base = cg::build_train_model(cb, dims, lc.vocab_size, at::kCPU);
   EXPECT_GT((base.llama->forward(tokens) - lm).abs().max().item<double>(), 1e-3);
 }

@@ -100,14 +100,55 @@ TEST(CheckpointDir, TwoRankFilesAndLayoutInManifest) {
   EXPECT_NO_THROW(cg::check_layout(m, {4, 2, 2}, /*allow_dp_change=*/true));
 }
 
-TEST(CheckpointDir, RetentionKeepsLastK) {
-  std::string run = fresh_dir("retention");
-  for (int64_t s : {1, 2, 3, 4, 5}) save_two_ranks(run, s * 10, /*keep=*/2);
+std::vector<std::string> step_folders(const std::string& run) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(fs::path(run) / "checkpoints")) names.push_back(e.path().filename());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"step-40", "step-50"}));
+  return names;
+}
+
+TEST(CheckpointDir, RetentionKeepsLastK) {
+  std::string run = fresh_dir("retention");
+  for (int64_t s : {1, 2, 3, 4, 5}) save_two_ranks(run, s * 10, /*keep=*/2);
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-40", "step-50"}));
   EXPECT_EQ(cg::find_latest_complete(run)->step, 50);
+}
+
+TEST(CheckpointDir, RetentionNeverDeletesTheNewFolderOrHigherSteps) {
+  // A higher step already there (e.g. a damaged newest folder a resume skipped): saving lower steps with keep 1
+  // keeps each new folder and leaves the higher one alone, deleting only older lower steps.
+  std::string run = fresh_dir("retention_higher");
+  save_two_ranks(run, 60, /*keep=*/1);
+  save_two_ranks(run, 20, /*keep=*/1);
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-20", "step-60"}));
+  save_two_ranks(run, 40, /*keep=*/1);
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-40", "step-60"}));
+  save_two_ranks(run, 50, /*keep=*/2);
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-40", "step-50", "step-60"}));
+}
+
+TEST(CheckpointDir, RequiredFileMissingFailsTheSaveAndKeepsThePrevious) {
+  std::string run = fresh_dir("required");
+  const std::vector<std::string> required{"rank-0.bin", "rank-1.bin"};
+  auto writer = [](bool second) {
+    return [second](const std::string& dir) {
+      put(fs::path(dir) / "rank-0.bin", "r0");
+      if (second) put(fs::path(dir) / "rank-1.bin", "r1");
+    };
+  };
+  cg::save_checkpoint(run, 1, 0, {2, 1, 2}, "h", writer(true), kSolo, 1, required);
+  try {
+    cg::save_checkpoint(run, 2, 0, {2, 1, 2}, "h", writer(false), kSolo, 1, required);
+    FAIL() << "a checkpoint without rank-1.bin was committed";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank-1.bin is missing"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("filesystem every node shares"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-1"}));
+  auto info = cg::find_latest_complete(run);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->step, 1);
+  EXPECT_EQ(info->manifest.files.size(), 2u);
 }
 
 TEST(CheckpointDir, SavingSameStepTwiceReplacesIt) {

@@ -94,12 +94,14 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
       {"sample.spacegroup=231", "'sample.spacegroup'", "[0, 230]"},
       {"train.run_dir=", "'train.run_dir'", "must not be empty"},
       {"train.lr", "train.lr", "section.key=value"},
+      {"train.val_batches=0", "train.val_batches=0", "train.val_every=0 to turn validation off"},
   };
   for (const auto& c : cases) {
     std::string e = error_of([&] { cg::load_config("", {c.override}); });
     EXPECT_NE(e.find(c.key), std::string::npos) << c.override << " -> " << e;
     EXPECT_NE(e.find(c.allowed), std::string::npos) << c.override << " -> " << e;
   }
+  EXPECT_NO_THROW(cg::load_config("", {"train.val_batches=0", "train.val_every=0"}));
   // Same rules apply to values from the file.
   std::string e = error_of([] { cg::load_config_string("train:\n  schedule: foo\n"); });
   EXPECT_NE(e.find("'train.schedule'"), std::string::npos) << e;
