@@ -1,6 +1,8 @@
 // P1 CIF reader/writer for pymatgen's layout.
 #include "data/cif.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -12,13 +14,14 @@
 namespace cg {
 namespace {
 
-// Splits a CIF line into tokens; '...' and "..." are single tokens (quotes removed).
+// Splits a CIF line into tokens; '...' and "..." are single tokens (quotes removed); an unquoted '#' starts a
+// comment that runs to the end of the line.
 std::vector<std::string> cif_tokens(std::string_view line) {
   std::vector<std::string> out;
   size_t i = 0;
   while (i < line.size()) {
     while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
-    if (i >= line.size()) break;
+    if (i >= line.size() || line[i] == '#') break;
     char q = line[i];
     if (q == '\'' || q == '"') {
       size_t end = line.find(q, i + 1);
@@ -43,6 +46,31 @@ bool cif_number(const std::string& s, double* v) {
   return end == t.c_str() + t.size() && std::isfinite(*v);
 }
 
+// CIF tags are case-insensitive: they are compared in lower case.
+std::string lower(std::string s) {
+  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// "x, y, z" in any spacing or case (the identity operation).
+bool is_identity_op(const std::string& op) {
+  std::string t;
+  for (char ch : op)
+    if (ch != ' ' && ch != '\t') t += char(std::tolower(static_cast<unsigned char>(ch)));
+  return t == "x,y,z" || t == "+x,+y,+z";
+}
+
+// "Fe", or pymatgen's oxidation-state decorated "Fe2+" / "O2-" / "Na+" -> "Fe" / "O" / "Na"; else unchanged.
+std::string element_of_type_symbol(const std::string& s) {
+  size_t n = 0;
+  if (n < s.size() && std::isupper(static_cast<unsigned char>(s[n]))) ++n;
+  if (n < s.size() && std::islower(static_cast<unsigned char>(s[n]))) ++n;
+  size_t k = n;
+  while (k < s.size() && std::isdigit(static_cast<unsigned char>(s[k]))) ++k;
+  const bool charge = n > 0 && k + 1 == s.size() && (s[k] == '+' || s[k] == '-');
+  return charge ? s.substr(0, n) : s;
+}
+
 struct Loop {
   std::vector<std::string> names;
   std::vector<std::vector<std::string>> rows;
@@ -63,6 +91,7 @@ bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::s
   std::map<std::string, std::string> items;  // _key -> value
   std::vector<Loop> loops;
   bool in_loop_header = false;
+  int data_blocks = 0;
   size_t pos = 0;
   while (pos <= cif.size()) {
     size_t nl = cif.find('\n', pos);
@@ -70,21 +99,26 @@ bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::s
     std::string_view line = cif.substr(pos, nl - pos);
     pos = nl + 1;
     auto tok = cif_tokens(line);
-    if (tok.empty() || tok[0][0] == '#') continue;
-    if (tok[0] == "loop_") {
+    if (tok.empty()) continue;
+    if (lower(tok[0]) == "loop_") {
       loops.emplace_back();
       in_loop_header = true;
       continue;
     }
-    if (tok[0].rfind("data_", 0) == 0) { in_loop_header = false; continue; }
-    if (tok[0][0] == '_') {
+    if (lower(tok[0]).rfind("data_", 0) == 0) {
+      if (++data_blocks > 1) return fail("the CIF holds more than one data_ block; give one structure per CIF");
+      in_loop_header = false;
+      continue;
+    }
+    if (tok[0][0] == '_' && (line.find_first_not_of(" \t") == std::string_view::npos ||
+                             line[line.find_first_not_of(" \t")] == '_')) {  // a tag (a quoted '_x' value is not)
       if (in_loop_header && tok.size() == 1) {
-        loops.back().names.push_back(tok[0]);
+        loops.back().names.push_back(lower(tok[0]));
         continue;
       }
       in_loop_header = false;
       if (tok.size() < 2) return fail(fmt::format("CIF item {} has no value on its line", tok[0]));
-      items[tok[0]] = tok[1];
+      items[lower(tok[0])] = tok[1];
       if (!loops.empty() && loops.back().rows.empty() && loops.back().names.empty()) loops.pop_back();
       continue;
     }
@@ -97,14 +131,28 @@ bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::s
     loops.back().rows.push_back(std::move(tok));
   }
 
-  // Symmetry: P1 only (CDVAE's CIFs list every site explicitly).
-  auto sg = items.find("_symmetry_space_group_name_H-M");
-  if (sg != items.end() && sg->second != "P 1" && sg->second != "P1")
-    return fail(fmt::format("space group '{}' is not P1; write the CIF with all sites (P1)", sg->second));
+  // Symmetry: P1 only (CDVAE's CIFs list every site explicitly), whichever dictionary's tags the file uses
+  // (pymatgen's DDL1 _symmetry_*, or the DDL2 _space_group_* that VESTA, COD and ICSD write).
+  for (const char* key : {"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt"}) {
+    auto sg = items.find(key);
+    if (sg == items.end()) continue;
+    std::string name;
+    for (char ch : sg->second)
+      if (ch != ' ') name += ch;
+    if (name != "P1" && name != "?" && name != ".")
+      return fail(fmt::format("space group '{}' is not P1; write the CIF with all sites (P1)", sg->second));
+  }
+  for (const char* key : {"_symmetry_int_tables_number", "_space_group_it_number"}) {
+    auto it = items.find(key);
+    if (it != items.end() && it->second != "1" && it->second != "?" && it->second != ".")
+      return fail(fmt::format("space group number {} is not 1 (P1); write the CIF with all sites (P1)", it->second));
+  }
   for (const auto& l : loops) {
-    int op = l.find("_symmetry_equiv_pos_as_xyz");
+    int op = std::max(l.find("_symmetry_equiv_pos_as_xyz"), l.find("_space_group_symop_operation_xyz"));
     if (op < 0) continue;
-    if (l.rows.size() != 1) return fail(fmt::format("{} symmetry operations; only P1 (x, y, z) is read", l.rows.size()));
+    if (l.rows.size() != 1 || !is_identity_op(l.rows[0][size_t(op)]))
+      return fail(fmt::format("{} symmetry operation(s) ('{}'); only P1 (x, y, z) is read", l.rows.size(),
+                              l.rows.empty() ? "" : l.rows[0][size_t(op)]));
   }
 
   Crystal c;
@@ -135,7 +183,7 @@ bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::s
   if (atoms->rows.empty()) return fail("atom loop has no sites");
   for (size_t s = 0; s < atoms->rows.size(); ++s) {
     const auto& row = atoms->rows[s];
-    const std::string& sym = row[size_t(isym)];
+    const std::string sym = element_of_type_symbol(row[size_t(isym)]);
     if (!is_element(sym)) return fail(fmt::format("unknown element '{}' at site {}", sym, s));
     Vec3 f;
     int idx[3] = {ix, iy, iz};

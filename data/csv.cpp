@@ -24,7 +24,12 @@ std::string read_maybe_gz(const std::string& path) {
     if (n == 0) break;
     out.append(buf.data(), size_t(n));
   }
-  gzclose(f);
+  // gzread reports a gzip stream cut short ("unexpected end of file") by returning 0 with Z_BUF_ERROR, not -1.
+  int err = Z_OK;
+  const std::string msg = gzerror(f, &err);
+  const int close_rc = gzclose(f);
+  CG_CHECK(err == Z_OK && close_rc == Z_OK, "error reading '{}': {} (the gzip file is truncated or damaged: copy it "
+           "again)", path, err != Z_OK ? msg : "gzclose failed");
   return out;
 }
 

@@ -59,18 +59,21 @@ Loader::Loader(SampleSet samples, LoaderOptions opt) : data_(std::move(samples))
 Loader Loader::from_shards(const std::string& dir, const std::string& split, LoaderOptions opt) {
   SampleSet all;
   ShardMeta first;
-  bool have = false;
-  for (const auto& path : list_shards(dir, split)) {
+  const std::vector<std::string> paths = list_shards(dir, split);
+  for (size_t i = 0; i < paths.size(); ++i) {
     ShardMeta m;
-    SampleSet s = read_shard(path, &m);
-    if (!have) {
-      first = m;
-      have = true;
-    } else {
-      CG_CHECK(m.tokenizer_sha256 == first.tokenizer_sha256 && m.settings_json == first.settings_json,
-               "shard '{}' was made with another tokenizer or settings than {}: rerun cgprep into a clean "
-               "data.shards_dir", path, shard_path(dir, split, 0));
-    }
+    SampleSet s = read_shard(paths[i], &m);
+    if (i == 0) first = m;
+    CG_CHECK(m.tokenizer_sha256 == first.tokenizer_sha256 && m.settings_json == first.settings_json &&
+             m.source_sha256 == first.source_sha256,
+             "shard '{}' was made with another tokenizer, settings or source CSV than {}: rerun cgprep into a "
+             "clean data.shards_dir", paths[i], paths[0]);
+    // Shards of one cgprep run are numbered 0..n-1 and each knows n: leftovers of another run (e.g. one that wrote
+    // more shards, or failed half-way) would otherwise be read as data, duplicating or mixing samples.
+    CG_CHECK(m.shard_index == int64_t(i) && m.num_shards == int64_t(paths.size()),
+             "shard '{}' is shard {} of {}, but {} holds {} {} shard(s): files of different cgprep runs are mixed; "
+             "rerun cgprep into a clean data.shards_dir", paths[i], m.shard_index, m.num_shards, dir, paths.size(),
+             split);
     all.append(s);
   }
   Loader l(std::move(all), opt);

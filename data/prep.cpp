@@ -160,6 +160,11 @@ PrepReport run_prep(const DataConfig& d, int threads) {
     tok = Tokenizer::load(d.tokenizer);
     spdlog::info("tokenizer {} ({} pieces, sha256 {})", d.tokenizer, tok.vocab_size(), tok.hash().substr(0, 12));
   }
+  // Every sample is BOS + text + EOS: a model without those control pieces would write ids -1 into the shards.
+  CG_CHECK(tok.bos_id() >= 0 && tok.eos_id() >= 0, "tokenizer {} has no {} piece (bos id {}, eos id {}): use a "
+           "model with <s> and </s> as control pieces (LLaMA-2's has them; for a tokenizer.json, check that "
+           "cgtok hf-json found them)", d.tokenizer, tok.bos_id() < 0 ? "<s> (BOS)" : "</s> (EOS)", tok.bos_id(),
+           tok.eos_id());
   PrepReport report;
   report.tokenizer_path = d.shards_dir + "/tokenizer.model";
   write_file_atomic(report.tokenizer_path, tok.model_bytes());

@@ -127,9 +127,22 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
   j["task_type"] = cfg.task_type;
   j["use_dora"] = false;
   j["use_rslora"] = cfg.use_rslora;
-  std::ofstream out(fs::path(dir) / kConfigFile);
-  out << j.dump(2) << "\n";
-  CG_CHECK(out.good(), "cannot write {}/{}; free space or choose another output folder", dir, kConfigFile);
+  // Written next to its final name and renamed once closed: a full disk surfaces at close (buffered writes), and a
+  // failed write never leaves a truncated adapter_config.json behind.
+  const fs::path final_path = fs::path(dir) / kConfigFile, tmp_path = final_path.string() + ".tmp";
+  {
+    std::ofstream out(tmp_path);
+    out << j.dump(2) << "\n";
+    out.close();
+    if (out.fail()) {
+      std::error_code rm;
+      fs::remove(tmp_path, rm);
+      CG_FAIL("cannot write {}; free space or choose another output folder", final_path.string());
+    }
+  }
+  std::error_code rn;
+  fs::rename(tmp_path, final_path, rn);
+  CG_CHECK(!rn, "cannot rename {} into place: {}", tmp_path.string(), rn.message());
 }
 
 PeftAdapter read_peft_adapter(const std::string& dir) {
@@ -140,6 +153,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
                ? " (only adapter_model.bin: re-save it with safe_serialization=True)" : "");
   PeftAdapter out;
   PeftConfig& c = out.config;
+  bool target_regex = false;
   try {
     std::ifstream in(cfg_path);
     nlohmann::json j = nlohmann::json::parse(in);
@@ -154,14 +168,22 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
       c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
     const auto& tm = j.at("target_modules");
-    if (tm.is_string()) c.target_modules = tm.get<std::string>() == "all-linear" ? all_linear()
-                                                                                 : std::vector<std::string>{tm.get<std::string>()};
-    else c.target_modules = tm.get<std::vector<std::string>>();
+    // A string other than all-linear is a regular expression over module paths in PEFT (re.fullmatch): the
+    // modules it chose are read from the tensor names below.
+    if (tm.is_string()) target_regex = tm.get<std::string>() != "all-linear";
+    if (tm.is_string() && !target_regex) c.target_modules = all_linear();
+    else if (!tm.is_string()) c.target_modules = tm.get<std::vector<std::string>>();
     CG_CHECK(c.bias == "none", "{}: bias = {} is not supported (only none)", where, c.bias);
     CG_CHECK(!j.value("fan_in_fan_out", false), "{}: fan_in_fan_out = true is not supported", where);
     CG_CHECK(!j.value("use_dora", false), "{}: DoRA adapters (use_dora = true) are not supported", where);
     for (const char* k : {"rank_pattern", "alpha_pattern"})
       CG_CHECK(!j.contains(k) || j[k].is_null() || j[k].empty(), "{}: a non-empty {} is not supported", where, k);
+    // Adapters on some layers only, extra trained modules (e.g. lm_head) or LoRA biases: not this model's layout.
+    for (const char* k : {"layers_to_transform", "layers_pattern", "modules_to_save"})
+      CG_CHECK(!j.contains(k) || j[k].is_null() || (j[k].is_array() && j[k].empty()),
+               "{}: {} = {} is not supported (cgtrain adapts every layer's target modules and nothing else)", where,
+               k, j[k].dump());
+    CG_CHECK(!j.value("lora_bias", false), "{}: lora_bias = true is not supported", where);
   } catch (const nlohmann::json::exception& e) {
     CG_FAIL("{}: not a valid PEFT adapter_config.json: {}", cfg_path.string(), e.what());
   }
@@ -169,6 +191,14 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   for (const auto& key : f.keys())
     out.factors[from_peft_name(key)] = f.read(key).to(torch::kFloat);
   check_factors(out.factors, c.r, w_path.string());
+  if (target_regex) {  // "model.layers.0.self_attn.q_proj.lora_A.weight" -> q_proj
+    std::set<std::string> kinds;
+    for (const auto& [name, t] : out.factors) {
+      const std::string module = name.substr(0, name.rfind(".lora_"));
+      kinds.insert(module.substr(module.rfind('.') + 1));
+    }
+    c.target_modules.assign(kinds.begin(), kinds.end());
+  }
   return out;
 }
 

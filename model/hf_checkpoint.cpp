@@ -173,7 +173,12 @@ void HfCheckpointWriter::finish() {
                shards_[shard_].tensors[in_shard_].name);
       close_shard();
     }
-    write_text_file(fs::path(dir_) / "config.json", config_.to_hf_json());
+    // torch_dtype: the tensors' (transformers' torch_dtype="auto" loads in it rather than in the weights' dtype).
+    at::ScalarType dt = at::kBFloat16;
+    for (const auto& sh : shards_)
+      if (!sh.tensors.empty()) dt = sh.tensors.front().dtype;
+    const char* dt_name = dt == at::kFloat ? "float32" : dt == at::kHalf ? "float16" : "bfloat16";
+    write_text_file(fs::path(dir_) / "config.json", config_.to_hf_json(dt_name));
     completed_.push_back((fs::path(dir_) / "config.json").string());
     if (shards_.size() > 1) {  // the index last: its presence says every shard is complete
       uint64_t total = 0;

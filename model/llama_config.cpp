@@ -29,7 +29,7 @@ bool LlamaConfig::operator==(const LlamaConfig& o) const {
          vocab_size == o.vocab_size && max_position_embeddings == o.max_position_embeddings;
 }
 
-std::string LlamaConfig::to_hf_json() const {
+std::string LlamaConfig::to_hf_json(const std::string& torch_dtype) const {
   nlohmann::ordered_json j;
   j["architectures"] = {"LlamaForCausalLM"};
   j["model_type"] = "llama";
@@ -47,7 +47,7 @@ std::string LlamaConfig::to_hf_json() const {
   j["initializer_range"] = 0.02;
   j["bos_token_id"] = 1;
   j["eos_token_id"] = 2;
-  j["torch_dtype"] = "bfloat16";
+  j["torch_dtype"] = torch_dtype;
   return j.dump(2) + "\n";
 }
 

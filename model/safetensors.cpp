@@ -56,6 +56,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     ::close(fd);
   }
   try {
+    static const std::string kLfs = "version https://git-lfs";
+    CG_CHECK(!(map_size_ >= kLfs.size() && std::memcmp(map_, kLfs.data(), kLfs.size()) == 0),
+             "{} is a Git LFS pointer file, not the tensors: fetch the real file (git lfs pull, or download it "
+             "with huggingface-cli)", path);
     CG_CHECK(map_size_ >= 8, "{} is truncated: {} bytes, not even the 8-byte header length", path, map_size_);
     uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = (n << 8) | map_[i];  // little endian
@@ -69,21 +73,38 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     } catch (const std::exception& e) {
       CG_FAIL("{}: header is not valid JSON ({})", path, e.what());
     }
+    CG_CHECK(h.is_object(), "{}: the header is not a JSON object of tensors", path);
     for (auto it = h.begin(); it != h.end(); ++it) {
       if (it.key() == "__metadata__") {
-        for (auto m = it->begin(); m != it->end(); ++m) metadata_[m.key()] = m->get<std::string>();
+        CG_CHECK(it->is_object(), "{}: __metadata__ is not a JSON object", path);
+        for (auto m = it->begin(); m != it->end(); ++m) {
+          CG_CHECK(m->is_string(), "{}: __metadata__ entry {} is not a string", path, m.key());
+          metadata_[m.key()] = m->get<std::string>();
+        }
         continue;
       }
       TensorInfo t;
-      t.dtype = it->at("dtype").get<std::string>();
+      std::vector<uint64_t> off;
+      try {
+        t.dtype = it->at("dtype").get<std::string>();
+        t.shape = it->at("shape").get<std::vector<int64_t>>();
+        off = it->at("data_offsets").get<std::vector<uint64_t>>();
+      } catch (const nlohmann::json::exception& e) {
+        CG_FAIL("{}: header entry of tensor {} is malformed: it needs dtype (string), shape (list of integers) and "
+                "data_offsets (two integers); {}", path, it.key(), e.what());
+      }
       t.scalar_type = safetensors_scalar_type(t.dtype);
-      t.shape = it->at("shape").get<std::vector<int64_t>>();
-      const auto off = it->at("data_offsets").get<std::vector<uint64_t>>();
       CG_CHECK(off.size() == 2 && off[0] <= off[1], "{}: tensor {} has bad data_offsets", path, it.key());
       t.begin = off[0], t.end = off[1];
       uint64_t numel = 1;
-      for (auto s : t.shape) numel *= static_cast<uint64_t>(s);
-      CG_CHECK(t.end - t.begin == numel * c10::elementSize(t.scalar_type),
+      for (auto s : t.shape) {
+        CG_CHECK(s >= 0 && !__builtin_mul_overflow(numel, static_cast<uint64_t>(s), &numel),
+                 "{}: tensor {} has an impossible shape {}", path, it.key(), c10::str(at::IntArrayRef(t.shape)));
+      }
+      uint64_t bytes = 0;
+      CG_CHECK(!__builtin_mul_overflow(numel, uint64_t(c10::elementSize(t.scalar_type)), &bytes),
+               "{}: tensor {} has an impossible shape {}", path, it.key(), c10::str(at::IntArrayRef(t.shape)));
+      CG_CHECK(t.end - t.begin == bytes,
                "{}: tensor {} has {} bytes but shape {} of {} needs {}", path, it.key(), t.end - t.begin,
                c10::str(at::IntArrayRef(t.shape)), t.dtype, numel * c10::elementSize(t.scalar_type));
       CG_CHECK(t.end <= data_size, "{} is truncated: tensor {} needs data bytes [{}, {}) but the file has {}", path,
@@ -158,7 +179,7 @@ uint64_t TensorEntry::bytes() const {
 SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<TensorEntry> plan,
                                      const std::map<std::string, std::string>& metadata)
     : path_(path), tmp_(path + ".tmp"), plan_(std::move(plan)) {
-  nlohmann::ordered_json h;
+  nlohmann::ordered_json h = nlohmann::ordered_json::object();  // "{}" when empty: readers reject "null"
   if (!metadata.empty()) h["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& e : plan_) {

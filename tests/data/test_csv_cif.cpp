@@ -1,6 +1,9 @@
 // CSV (multi-line quoted cells, empty cells), CIF reading and MP-20 rows: good rows, unknown properties, rejections.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "common/error.h"
 #include "data/cif.h"
 #include "data/csv.h"
@@ -45,6 +48,26 @@ TEST(Csv, QuotedMultilineAndEmptyCells) {
   EXPECT_THROW(cg::parse_csv("a,b\n1,\"open\n"), cg::Error);
 }
 
+TEST(Csv, TruncatedGzipIsAnErrorWhereverItIsCut) {
+  // The shipped val split, cut at several points, including inside the 8-byte trailer (CRC and length): zlib's
+  // gzread then just returns 0, so without a check the rows read so far would pass for the whole file.
+  const std::string src = std::string(CG_SOURCE_DIR) + "/data/mp20/val.csv.gz";
+  std::ifstream in(src, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 1000u);
+  EXPECT_NO_THROW(cg::read_maybe_gz(src));
+  const std::string path = testing::TempDir() + "/truncated.csv.gz";
+  for (size_t keep : {bytes.size() / 10, bytes.size() / 2, bytes.size() - 9, bytes.size() - 4, bytes.size() - 1}) {
+    std::ofstream(path, std::ios::binary) << bytes.substr(0, keep);
+    try {
+      cg::read_maybe_gz(path);
+      ADD_FAILURE() << "a copy cut to " << keep << " of " << bytes.size() << " bytes was read without an error";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("truncated or damaged"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Cif, ReadsPymatgenP1) {
   cg::Crystal c = cg::parse_cif(cif_with(kGoodAtoms), "mp-1");
   EXPECT_EQ(c.id, "mp-1");
@@ -61,6 +84,19 @@ TEST(Cif, ReadsPymatgenP1) {
   EXPECT_EQ(back.species, c.species);
   EXPECT_NEAR(back.frac[1][2], 0.75, 1e-12);
   EXPECT_NEAR(back.lattice.gamma, 120.0, 1e-8);
+}
+
+TEST(Cif, ReadsCommentsQuotedHashLabelsOxidationStatesAndP1InOtherTags) {
+  const std::string atoms =
+      "  Fe2+  '#1'  1  0.00000000  0.00000000  0.00000000  1   # a trailing comment\n"
+      "# a comment line between rows\n"
+      "  O2-  O1  1  0.50000000  0.25000000  0.75000000  1\n";
+  std::string cif = cif_with(atoms, "_space_group_name_H-M_alt   'P 1'\n_space_group_IT_number   1\n");
+  cg::Crystal c;
+  std::string r;
+  ASSERT_TRUE(cg::parse_cif(cif, "x", &c, &r)) << r;
+  EXPECT_EQ(c.species, (std::vector<std::string>{"Fe", "O"}));
+  EXPECT_NEAR(c.frac[1][1], 0.25, 1e-12);
 }
 
 TEST(Cif, RejectsWithMaterialId) {
@@ -83,6 +119,23 @@ TEST(Cif, RejectsWithMaterialId) {
   fm3m.replace(fm3m.find("'P 1'"), 5, "'F m -3 m'");
   EXPECT_NE(reason(fm3m).find("not P1"), std::string::npos);
   EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  abc  0.0  1\n")).find("'abc'"), std::string::npos);
+  // Symmetry other than P1 in any of the dictionaries' tags, in any case: an asymmetric unit is not a cell.
+  std::string ddl2 = cif_with(kGoodAtoms, "_space_group_name_H-M_alt   'F m -3 m'\n");
+  EXPECT_NE(reason(ddl2).find("'F m -3 m' is not P1"), std::string::npos);
+  std::string upper = cif_with(kGoodAtoms);
+  upper.replace(upper.find("_symmetry_space_group_name_H-M   'P 1'"), 38, "_Symmetry_Space_Group_Name_H-M 'F m -3 m'");
+  EXPECT_NE(reason(upper).find("is not P1"), std::string::npos);
+  std::string it225 = cif_with(kGoodAtoms);
+  it225.replace(it225.find("_symmetry_Int_Tables_number   1"), 31, "_symmetry_Int_Tables_number   225");
+  EXPECT_NE(reason(it225).find("number 225 is not 1"), std::string::npos);
+  std::string ops = cif_with(kGoodAtoms);
+  ops.replace(ops.find(" _symmetry_equiv_pos_site_id\n _symmetry_equiv_pos_as_xyz\n  1  'x, y, z'\n"), 72,
+              " _space_group_symop_id\n _space_group_symop_operation_xyz\n  1  'x, y, z'\n  2  '-x, -y, -z'\n");
+  EXPECT_NE(reason(ops).find("2 symmetry operation(s)"), std::string::npos);
+  std::string not_identity = cif_with(kGoodAtoms);
+  not_identity.replace(not_identity.find("'x, y, z'"), 9, "'-x, y, z'");
+  EXPECT_NE(reason(not_identity).find("only P1"), std::string::npos);
+  EXPECT_NE(reason(cif_with(kGoodAtoms) + "data_second\n").find("more than one data_ block"), std::string::npos);
   EXPECT_THROW(cg::parse_cif(cif_with("  Na  Na0  1  0.0  0.0  0.0  0.5\n"), "mp-9"), cg::Error);
 }
 

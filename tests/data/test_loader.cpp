@@ -215,14 +215,37 @@ TEST(Loader, FromShards) {
   cg::ShardMeta m;
   m.split = "train";
   m.tokenizer_sha256 = "t1";
+  m.num_shards = 2;
   cg::write_shard(cg::shard_path(dir, "train", 0), a, m);
+  m.shard_index = 1;
   cg::write_shard(cg::shard_path(dir, "train", 1), b, m);
   cg::Loader from_disk = cg::Loader::from_shards(dir, "train", opts(4, 0, 1));
   cg::Loader in_memory(s, opts(4, 0, 1));
   EXPECT_EQ(from_disk.num_samples(), 20);
   EXPECT_EQ(from_disk.meta().tokenizer_sha256, "t1");
   for (int i = 0; i < 6; ++i) expect_same(from_disk.next(), in_memory.next());
+  auto error = [&] {
+    try {
+      cg::Loader::from_shards(dir, "train", opts(4, 0, 1));
+    } catch (const cg::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // A leftover shard 2 of an earlier run that wrote 3: not read as data.
+  cg::ShardMeta old = m;
+  old.shard_index = 2;
+  old.num_shards = 3;
+  cg::write_shard(cg::shard_path(dir, "train", 2), b, old);
+  EXPECT_NE(error().find("files of different cgprep runs are mixed"), std::string::npos) << error();
+  std::filesystem::remove(cg::shard_path(dir, "train", 2));
+  EXPECT_EQ(error(), "no error");
+  // Another source CSV, or another tokenizer.
+  m.source_sha256 = "other csv";
+  cg::write_shard(cg::shard_path(dir, "train", 1), b, m);
+  EXPECT_NE(error().find("another tokenizer, settings or source CSV"), std::string::npos) << error();
+  m.source_sha256 = "";
   m.tokenizer_sha256 = "t2";
   cg::write_shard(cg::shard_path(dir, "train", 1), b, m);
-  EXPECT_THROW(cg::Loader::from_shards(dir, "train", opts(4, 0, 1)), cg::Error);
+  EXPECT_NE(error().find("another tokenizer, settings or source CSV"), std::string::npos) << error();
 }

@@ -14,6 +14,7 @@
 #include "data/elements.h"
 #include "data/prep.h"
 #include "data/shard.h"
+#include "data/sp_model.h"
 #include "data/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -179,6 +180,28 @@ TEST(Prep, EndToEndOnMp20Rows) {
   d2.shard_samples = 100000;
   cg::run_prep(d2, 1);
   EXPECT_EQ(cg::list_shards(dir2, "train").size(), 1u);
+}
+
+TEST(Prep, TokenizerWithoutEosIsRefusedBeforeAnyShard) {
+  // A BPE tokenizer.json with <unk> and <s> but no </s>: samples end with EOS, so cgprep must refuse it.
+  const std::string dir = fresh_dir("no_eos");
+  std::string vocab = "\"<unk>\": 0, \"<s>\": 1";
+  for (int b = 0; b < 256; ++b) vocab += fmt::format(", \"<0x{:02X}>\": {}", b, 2 + b);
+  vocab += ", \"\u2581\": 258";
+  const std::string json_path = dir + "/tokenizer.json", model_path = dir + "/no_eos.model";
+  std::ofstream(json_path) << "{\"model\": {\"type\": \"BPE\", \"vocab\": {" + vocab + "}, \"merges\": []}}";
+  std::ofstream(model_path, std::ios::binary)
+      << cg::serialize_sp_model(cg::sp_model_from_hf_tokenizer_json(json_path));
+  ASSERT_LT(cg::Tokenizer::load(model_path).eos_id(), 0);
+  cg::DataConfig d = small_config(dir + "/shards");
+  d.tokenizer = model_path;
+  try {
+    cg::run_prep(d, 1);
+    FAIL() << "a tokenizer without </s> was accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no </s> (EOS) piece"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(cg::shard_path(dir + "/shards", "train", 0)));
 }
 
 TEST(Prep, MalformedRowsAreCountedNotDropped) {

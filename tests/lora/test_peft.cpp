@@ -160,6 +160,24 @@ TEST(Peft, ReadsAdapterInPeftsExactLayout) {
   } catch (const cg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("DoRA"), std::string::npos) << e.what();
   }
+  // A regular expression as target_modules (PEFT's re.fullmatch over module paths): the targets are the modules
+  // the adapter's tensors belong to.
+  const std::string head = R"({"peft_type": "LORA", "r": 1, "lora_alpha": 8, )";
+  std::ofstream(dir + "/adapter_config.json") << head + R"x("target_modules": ".*\\.(q_proj|v_proj)"})x";
+  EXPECT_EQ(cg::lora::read_peft_adapter(dir).config.target_modules, std::vector<std::string>{"v_proj"});
+  // Layer subsets, extra trained modules and LoRA biases are refused by name.
+  for (const std::string extra : {R"("layers_to_transform": [0])", R"("layers_pattern": "layers")",
+                                  R"("modules_to_save": ["lm_head"])", R"("lora_bias": true)"}) {
+    std::ofstream(dir + "/adapter_config.json") << head + R"("target_modules": ["v_proj"], )" + extra + "}";
+    const std::string key = extra.substr(1, extra.find('"', 1) - 1);
+    try {
+      cg::lora::read_peft_adapter(dir);
+      ADD_FAILURE() << extra << " was accepted";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("not supported"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Peft, WriteRejectsMismatchedFactors) {

@@ -35,7 +35,7 @@ using Named = std::vector<std::pair<std::string, at::Tensor>>;
 // The reference: all tensors in memory, header built from them, one ofstream (the writer before streaming).
 void reference_write_safetensors(const std::string& path, const Named& tensors,
                                  const std::map<std::string, std::string>& metadata) {
-  nlohmann::ordered_json h;
+  nlohmann::ordered_json h = nlohmann::ordered_json::object();  // an empty file's header is {} (readers reject null)
   if (!metadata.empty()) h["__metadata__"] = metadata;
   std::vector<at::Tensor> data;
   uint64_t offset = 0;
@@ -58,7 +58,8 @@ void reference_write_safetensors(const std::string& path, const Named& tensors,
 
 void reference_write_hf(const std::string& dir, const Named& tensors, const LlamaConfig& c, int64_t max_shard) {
   fs::create_directories(dir);
-  std::ofstream(fs::path(dir) / "config.json") << c.to_hf_json();
+  const at::ScalarType dt = tensors.empty() ? at::kBFloat16 : tensors.front().second.scalar_type();
+  std::ofstream(fs::path(dir) / "config.json") << c.to_hf_json(dt == at::kFloat ? "float32" : "bfloat16");
   std::vector<Named> shards(1);
   int64_t in_shard = 0, total = 0;
   for (const auto& nt : tensors) {
@@ -185,6 +186,10 @@ TEST(HfCheckpointWriter, ByteIdenticalToTheInMemoryWriterSingleAndSharded) {
       if (max_shard == 1) EXPECT_EQ(ref.size(), t.size() + 2);  // one shard per tensor + config + index
     }
   }
+  // config.json names the tensors' dtype (transformers' torch_dtype="auto" loads in it): the last folder is bf16.
+  EXPECT_NE(folder(d / "new").at("config.json").find("\"torch_dtype\": \"bfloat16\""), std::string::npos);
+  write_hf_checkpoint(d / "f32", model_tensors(c, at::kFloat), c, int64_t{5} << 30);
+  EXPECT_NE(folder(d / "f32").at("config.json").find("\"torch_dtype\": \"float32\""), std::string::npos);
   // The shard plan alone (no tensors) gives the same layout as the files.
   std::vector<TensorEntry> plan;
   for (const auto& [n, x] : model_tensors(c, at::kFloat)) plan.push_back({n, x.scalar_type(), x.sizes().vec()});

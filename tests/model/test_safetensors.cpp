@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "common/error.h"
 #include "model/hf_checkpoint.h"
@@ -104,6 +105,31 @@ TEST(Safetensors, TruncatedAndMalformedFilesAreClearErrors) {
   write_raw(d / "bad.safetensors", R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::vector<uint8_t>(8));
   EXPECT_TRUE(contains(error_of([&] { SafetensorsFile f(d / "bad.safetensors"); }), "needs 12"));
   EXPECT_TRUE(contains(error_of([&] { SafetensorsFile f(d / "missing.safetensors"); }), "cannot open"));
+  // Malformed headers: each names the file (and the tensor), none escapes as a raw JSON or libtorch error.
+  struct Case { std::string header, expect; };
+  const std::vector<Case> cases = {
+      {R"({"w":{"shape":[2],"data_offsets":[0,8]}})", "tensor w is malformed"},
+      {R"([1,2,3])", "not a JSON object of tensors"},
+      {R"({"__metadata__":{"format":7}})", "__metadata__ entry format is not a string"},
+      {R"({"w":{"dtype":"F32","shape":[-1,-1],"data_offsets":[0,4]}})", "impossible shape"},
+      {R"({"w":{"dtype":"F32","shape":[4611686018427387905,4],"data_offsets":[0,16]}})", "impossible shape"},
+  };
+  for (const auto& c : cases) {
+    write_raw(d / "m.safetensors", c.header, std::vector<uint8_t>(16));
+    const auto err = error_of([&] { SafetensorsFile f(d / "m.safetensors"); });
+    EXPECT_TRUE(contains(err, c.expect) && contains(err, "m.safetensors")) << c.header << " -> " << err;
+  }
+  // A Git LFS pointer (a clone without git-lfs) is named as such.
+  std::ofstream(d / "lfs.safetensors") << "version https://git-lfs.github.com/spec/v1\noid sha256:"
+                                          "4d7a0f9b\nsize 9976576152\n";
+  EXPECT_TRUE(contains(error_of([&] { SafetensorsFile f(d / "lfs.safetensors"); }), "Git LFS pointer"));
+  // An empty file (no tensors, no metadata) has the header {}, not null.
+  write_safetensors(d / "empty.safetensors", {});
+  std::ifstream in(d / "empty.safetensors", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GE(bytes.size(), 10u);
+  EXPECT_EQ(bytes.substr(8, 2), "{}");
+  EXPECT_TRUE(SafetensorsFile(d / "empty.safetensors").keys().empty());
 }
 
 TEST(HfCheckpoint, ShardedCheckpointLoadsAtTp1AndTpLocalShapes) {
