@@ -93,6 +93,7 @@ int run(int argc, char** argv) {
   }
   write_point_configs(plan);
   if (slurm) {
+    check_finished_points(plan);  // each task would refuse such a point; say so before submitting
     SlurmOptions so;
     so.cgsweep = fs::absolute(fs::read_symlink("/proc/self/exe")).string();
     so.workdir = fs::current_path().string();

@@ -2,7 +2,9 @@
 # run.sh: launch a cgtrain tool on one node or many. Reads the few config keys it needs (model.device,
 # model.hf_dir, parallel.tp, parallel.dp) from CONFIG.yaml + dotted overrides (see config_get.sh for the subset of
 # YAML understood), checks the setup early with messages that say what to change, sets the environment each rank
-# needs, then execs mpirun (or srun inside a Slurm allocation). The exit status is the tool's (75: preempted).
+# needs, then runs mpirun (or execs srun inside a Slurm allocation). The exit status is the tool's (75: preempted).
+# SIGTERM or SIGUSR1 sent to run.sh under mpirun reach the ranks as SIGUSR1 (mpirun would answer SIGTERM by killing
+# them): cgtrain saves a checkpoint and exits 75.
 #
 #   launch/run.sh [options] [TOOL] CONFIG.yaml [section.key=value ...]
 #
@@ -156,4 +158,22 @@ cmd+=("$binary" "$config" ${overrides[@]+"${overrides[@]}"})
 echo "run.sh: $tool on $nodes node(s) x $ppn ranks = world $world (tp $tp, dp $((world / tp))), device $device, OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
 echo "run.sh: ${cmd[*]}" >&2
 [ "$dry" = 1 ] && exit 0
-exec "${cmd[@]}"
+[ "$use_srun" = 1 ] && exec "${cmd[@]}"
+
+# mpirun answers SIGTERM by killing the ranks (SIGKILL shortly after) and exits 1, so a save may not finish; it
+# forwards SIGUSR1 to every rank. So mpirun runs in the background and SIGTERM / SIGUSR1 to run.sh become SIGUSR1
+# to mpirun; SIGINT is passed on as it is. A trapped signal interrupts `wait`: wait again while mpirun runs.
+pid=""
+pending=""
+on_signal() {
+  if [ -n "$pid" ]; then kill -"$1" "$pid" 2>/dev/null || true; else pending=$1; fi
+}
+trap 'on_signal USR1' TERM USR1
+trap 'on_signal INT' INT
+"${cmd[@]}" <&0 &  # <&0: a background command's stdin would be /dev/null
+pid=$!
+[ -z "$pending" ] || kill -"$pending" "$pid" 2>/dev/null || true
+while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done
+rc=0
+wait "$pid" || rc=$?
+exit "$rc"

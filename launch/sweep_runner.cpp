@@ -9,13 +9,18 @@
 #include <yaml-cpp/yaml.h>
 
 #include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/sha256.h"
 
 namespace fs = std::filesystem;
 
@@ -54,13 +59,20 @@ std::string tail(const fs::path& log, size_t lines) {
   return out;
 }
 
-// The running stage's pid: SIGTERM / SIGUSR1 / SIGINT sent to cgsweep are passed on to it, so a preempted sweep's
-// cgtrain still saves and exits 75 (and cgsweep then stops with 75).
+// Signals sent to cgsweep. The running stage's pid: SIGTERM / SIGUSR1 / SIGINT are passed on to it, so a
+// preempted sweep's cgtrain still saves and exits 75 (and cgsweep then stops with 75). mpirun answers SIGTERM by
+// killing its ranks (SIGKILL shortly after, exit 1), so an mpirun stage gets SIGUSR1 instead, which it forwards to
+// every rank. The first signal is also remembered: the sweep then starts no further stage or point.
 std::atomic<pid_t> g_child{0};
+std::atomic<bool> g_child_is_mpirun{false};
+volatile std::sig_atomic_t g_signal = 0;  // SIGINT / SIGTERM (these win), else SIGUSR1; 0: none
+static_assert(std::atomic<pid_t>::is_always_lock_free && std::atomic<bool>::is_always_lock_free,
+              "the signal handler needs lock-free atomics");
 
-void forward_signal(int sig) {
+extern "C" void on_signal(int sig) {
+  if (g_signal == 0 || g_signal == SIGUSR1) g_signal = sig;
   const pid_t c = g_child.load();
-  if (c > 0) ::kill(c, sig);
+  if (c > 0) ::kill(c, sig == SIGTERM && g_child_is_mpirun.load() ? SIGUSR1 : sig);
 }
 
 void install_forwarding() {
@@ -68,43 +80,171 @@ void install_forwarding() {
   if (done) return;
   done = true;
   struct sigaction sa = {};
-  sa.sa_handler = forward_signal;
+  sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // file I/O resumes; waitpid resumes after forwarding; the lock wait polls
   for (int sig : {SIGTERM, SIGUSR1, SIGINT}) ::sigaction(sig, &sa, nullptr);
 }
 
-// An exclusive flock on <path>, held for the object's lifetime.
+// Start of run_sweep / run_point: handle the signals from here on, forget those of an earlier sweep.
+void start_signal_handling() {
+  install_forwarding();
+  g_signal = 0;
+}
+
+bool is_mpirun(const std::string& argv0) {
+  const std::string base = fs::path(argv0).filename().string();
+  return base == "mpirun" || base == "mpiexec" || base == "orterun";
+}
+
+// An exclusive flock on <path>, held for the object's lifetime. Waiting for it ends early (locked() false) when
+// SIGINT / SIGTERM / SIGUSR1 arrive: another array task's cgprep may hold it for a long time.
 struct FileLock {
   int fd = -1;
+  bool held = false;
   explicit FileLock(const fs::path& path) {
     fs::create_directories(path.parent_path());
     fd = ::open(path.c_str(), O_CREAT | O_RDWR, 0644);
     CG_CHECK(fd >= 0, "cannot open lock file {}", path.string());
-    CG_CHECK(::flock(fd, LOCK_EX) == 0, "cannot lock {}", path.string());
+    while (!(held = ::flock(fd, LOCK_EX | LOCK_NB) == 0) && g_signal == 0) {
+      CG_CHECK(errno == EWOULDBLOCK || errno == EINTR, "cannot lock {}", path.string());
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
   ~FileLock() {
     if (fd >= 0) ::close(fd);  // releases the lock
   }
+  bool locked() const { return held; }
 };
 
-// Run one stage of a point; on failure record the status and log the tail of the stage's log.
+void set_status(const PlannedPoint& p, const std::string& status) {
+  write_text(fs::path(p.run_dir) / "status", status);
+}
+
+// Before a stage starts: when a signal has arrived, record why the point stops here and return its exit code
+// (128 + SIGINT/SIGTERM, or kExitPreempted for SIGUSR1); else 0.
+int stopped_before(const PlannedPoint& p, const std::string& name) {
+  const int sig = g_signal;
+  if (sig == 0) return 0;
+  if (sig == SIGUSR1) {
+    set_status(p, "preempted: " + name);
+    spdlog::warn("point {}: SIGUSR1 (preemption) before {}; stopping, the next run resumes at {}", p.name, name,
+                 name);
+    return kExitPreempted;
+  }
+  set_status(p, "interrupted: " + name);
+  spdlog::warn("point {}: stopped by signal {} before {}", p.name, sig, name);
+  return 128 + sig;
+}
+
+// Run one stage of a point; returns 0 to go on with the next stage, else the point's exit code with its status
+// written:
+//   - kExitPreempted when the stage exited 75 (cgtrain saved on SIGTERM/SIGUSR1), or when a stage after training
+//     died of SIGUSR1/SIGTERM (Slurm's --signal=USR1@N reaches every job step, not only cgtrain): "preempted" /
+//     "preempted: <stage>"; the next run resumes (training from its checkpoint, a later stage by running it again);
+//   - 128 + N after cgsweep itself got SIGINT/SIGTERM: "interrupted: <stage>";
+//   - the stage's exit code otherwise: "failed: <stage> (exit N)", with the tail of the stage's log.
 int stage(const PlannedPoint& p, const std::string& name, const std::vector<std::string>& argv, bool dry_run) {
   const fs::path log = fs::path(p.run_dir) / "logs" / (name + ".log");
   if (dry_run) {
     spdlog::info("  [{}] {}", name, join(argv));
     return 0;
   }
+  if (const int rc = stopped_before(p, name)) return rc;
   spdlog::info("  [{}] {}  (log: {})", name, join(argv), log.string());
   const int rc = run_logged(argv, log.string());
-  if (rc == kExitPreempted && name == "train") {
-    write_text(fs::path(p.run_dir) / "status", "preempted");
-    spdlog::warn("point {}: cgtrain was preempted (exit 75) after saving; rerun the sweep to resume", p.name);
-  } else if (rc != 0) {
-    write_text(fs::path(p.run_dir) / "status", fmt::format("failed: {} (exit {})", name, rc));
-    spdlog::error("point {}: {} failed with exit {}; last lines of {}:\n{}", p.name, name, rc, log.string(),
-                  tail(log, 15));
+  if (rc == 0) return 0;
+  const int sig = g_signal;
+  const bool killed_by_preemption = rc == 128 + SIGUSR1 || rc == 128 + SIGTERM;
+  if (rc == kExitPreempted || (name != "train" && killed_by_preemption && sig != SIGINT && sig != SIGTERM)) {
+    set_status(p, name == "train" ? "preempted" : "preempted: " + name);
+    if (name == "train")
+      spdlog::warn("point {}: cgtrain was preempted (exit 75) after saving; rerun the sweep to resume", p.name);
+    else
+      spdlog::warn("point {}: {} was preempted (exit {}); rerun the sweep to resume at {}", p.name, name, rc, name);
+    return kExitPreempted;
   }
+  if (sig == SIGINT || sig == SIGTERM) {
+    set_status(p, "interrupted: " + name);
+    spdlog::warn("point {}: {} stopped by signal {} (exit {}); rerun the sweep to go on", p.name, name, sig, rc);
+    return 128 + sig;
+  }
+  set_status(p, fmt::format("failed: {} (exit {})", name, rc));
+  spdlog::error("point {}: {} failed with exit {}; last lines of {}:\n{}", p.name, name, rc, log.string(),
+                tail(log, 15));
   return rc;
+}
+
+// A resolved config as "section.key" -> value (comments dropped: cgsweep versions may word them differently).
+std::map<std::string, std::string> flat_config(const std::string& yaml) {
+  std::map<std::string, std::string> out;
+  const auto text = [](const YAML::Node& n) -> std::string {
+    if (n.IsScalar()) return n.as<std::string>();
+    if (n.IsNull()) return "";
+    YAML::Emitter e;
+    e << YAML::Flow << n;
+    return e.c_str();
+  };
+  const YAML::Node root = YAML::Load(yaml);
+  if (!root.IsMap()) return out;
+  for (const auto& sec : root) {
+    const std::string s = sec.first.as<std::string>();
+    if (sec.second.IsMap()) {
+      for (const auto& kv : sec.second) out[s + "." + kv.first.as<std::string>()] = text(kv.second);
+    } else {
+      out[s] = text(sec.second);
+    }
+  }
+  return out;
+}
+
+// Hash of a point's resolved config, recorded in <run_dir>/point.hash when the point starts running.
+std::string config_hash(const std::string& yaml) {
+  std::string canon;
+  for (const auto& [k, v] : flat_config(yaml)) canon += k + "=" + v + "\n";
+  return sha256_hex(canon.data(), canon.size()).substr(0, 16);
+}
+
+fs::path hash_file(const PlannedPoint& p) { return fs::path(p.run_dir) / "point.hash"; }
+
+bool is_done(const PlannedPoint& p) { return read_text(fs::path(p.run_dir) / "status") == "done"; }
+
+// A done point whose recorded config hash differs from its config now.
+bool done_with_other_config(const PlannedPoint& p) {
+  return is_done(p) && fs::exists(hash_file(p)) && read_text(hash_file(p)) != config_hash(p.config_yaml);
+}
+
+// For a done point: the settings that differ between the config it ran with (its point.yaml, which
+// write_point_configs leaves alone) and its config now, e.g. "train.steps 3 -> 5"; empty when they are the same
+// or differ only in keys one of the two lacks (a newer or older cgtrain's settings).
+std::vector<std::string> config_changes(const PlannedPoint& p) {
+  const fs::path file = fs::path(p.run_dir) / "point.yaml";
+  if (!fs::exists(file)) return {"its point.yaml is missing"};
+  const auto ran = flat_config(read_text(file)), now = flat_config(p.config_yaml);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : now) {
+    auto it = ran.find(k);
+    if (it != ran.end() && it->second != v)
+      out.push_back(fmt::format("{} {} -> {}", k, it->second.empty() ? "\"\"" : it->second, v.empty() ? "\"\"" : v));
+  }
+  return out;
+}
+
+// Throws when a done point's config changed since it ran, unless only keys came or went.
+void check_finished(const std::vector<const PlannedPoint*>& points) {
+  std::string msg;
+  for (const PlannedPoint* p : points) {
+    if (!done_with_other_config(*p)) continue;
+    const auto changes = config_changes(*p);
+    if (changes.empty()) continue;
+    std::string what;
+    for (size_t i = 0; i < changes.size() && i < 4; ++i) what += (i ? ", " : "") + changes[i];
+    if (changes.size() > 4) what += fmt::format(", and {} more", changes.size() - 4);
+    msg += fmt::format("\n  point {}'s config changed since it ran ({}): delete {} to run it again with the new "
+                       "config, or restore the sweep file and overrides it ran with (see its point.yaml)",
+                       p->name, what, p->run_dir);
+  }
+  CG_CHECK(msg.empty(), "finished sweep points would be skipped although their config changed:{}", msg);
 }
 
 // find_tool, except that a dry run tolerates a tool not built yet (prints its bare name).
@@ -161,22 +301,33 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
   const int fd = ::open(log_path.c_str(), O_CREAT | O_WRONLY | O_APPEND, 0644);
   CG_CHECK(fd >= 0, "cannot open log {}", log_path);
   install_forwarding();
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  // Signals wait (blocked) until g_child names the new process, so none arrives unforwarded.
+  sigset_t fwd, old;
+  sigemptyset(&fwd);
+  for (int sig : {SIGTERM, SIGUSR1, SIGINT}) sigaddset(&fwd, sig);
+  ::sigprocmask(SIG_BLOCK, &fwd, &old);
   const pid_t pid = ::fork();
-  CG_CHECK(pid >= 0, "fork failed running {}", argv[0]);
   if (pid == 0) {
+    for (int sig : {SIGTERM, SIGUSR1, SIGINT}) ::signal(sig, SIG_DFL);  // before exec, a signal acts as on the tool
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     ::close(fd);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     ::execvp(args[0], args.data());
     const std::string msg = "cgsweep: cannot execute " + argv[0] + "\n";
     (void)!::write(2, msg.data(), msg.size());
     ::_exit(127);
   }
   ::close(fd);
-  g_child = pid;
+  if (pid > 0) {
+    g_child_is_mpirun = is_mpirun(argv[0]);
+    g_child = pid;
+  }
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  CG_CHECK(pid > 0, "fork failed running {}", argv[0]);
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0) {
     CG_CHECK(errno == EINTR, "waitpid failed for {}", argv[0]);
@@ -198,27 +349,78 @@ void write_point_configs(const SweepPlan& plan) {
     std::string text = header + ov + p.config_yaml;
     while (!text.empty() && text.back() == '\n') text.pop_back();
     if (fs::exists(file) && read_text(file) == text) continue;
+    // A finished point keeps the config it ran with (check_finished_points compares the two).
+    if (done_with_other_config(p)) continue;
     write_text(file, text);
   }
 }
 
-int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt) {
+void check_finished_points(const SweepPlan& plan) {
+  std::vector<const PlannedPoint*> all;
+  for (const auto& p : plan.points) all.push_back(&p);
+  check_finished(all);
+}
+
+namespace {
+
+// The stage a stopped point resumes at: "export", "sample" or "eval" when training had finished ("preempted: X" or
+// "interrupted: X") with the config it has now; empty: run the point from the start (cgtrain resumes from its
+// newest checkpoint).
+std::string resume_stage(const SweepPlan& plan, const PlannedPoint& p) {
+  if (!plan.spec.sample) return "";
+  const std::string status = read_text(fs::path(p.run_dir) / "status");
+  const auto colon = status.find(": ");
+  if (colon == std::string::npos) return "";
+  const std::string why = status.substr(0, colon), at = status.substr(colon + 2);
+  if (why != "preempted" && why != "interrupted") return "";
+  if (at != "export" && at != "sample" && at != "eval") return "";
+  if (!fs::exists(hash_file(p)) || read_text(hash_file(p)) != config_hash(p.config_yaml)) return "";
+  return at;
+}
+
+int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt) {
   const fs::path run(p.run_dir);
-  if (!opt.dry_run && read_text(run / "status") == "done") {
-    spdlog::info("point {} ({}) is done; skipped", p.index, p.name);
+  const std::string hash = config_hash(p.config_yaml);
+  if (!opt.dry_run && is_done(p)) {
+    if (!fs::exists(hash_file(p)))
+      spdlog::info("point {} ({}) is done (marked by an older cgsweep: its config is not checked); skipped", p.index,
+                   p.name);
+    else if (read_text(hash_file(p)) != hash)
+      spdlog::info("point {} ({}) is done; its config differs from the one it ran with only in settings one of them "
+                   "lacks (another cgtrain version); skipped", p.index, p.name);
+    else
+      spdlog::info("point {} ({}) is done; skipped", p.index, p.name);
     return 0;
   }
   spdlog::info("point {} ({}) -> {}", p.index, p.name, p.run_dir);
   const std::string cfg = (run / "point.yaml").string();
-  if (!opt.dry_run) write_text(run / "status", "running");
+  const std::string resume = opt.dry_run ? "" : resume_stage(plan, p);
+  if (!opt.dry_run) {
+    if (fs::exists(hash_file(p)) && read_text(hash_file(p)) != hash)
+      spdlog::warn("point {}: its config changed since it last ran; cgtrain resumes the checkpoints in {} (if any) "
+                   "with the new config", p.name, p.run_dir);
+    set_status(p, "running");
+    write_text(hash_file(p), hash);
+  }
+  // Stages before `resume` finished in an earlier run.
+  const auto skip = [&](const std::string& stage_name) {
+    if (resume.empty()) return false;
+    for (const char* s : {"prep", "train", "export", "sample", "eval"}) {
+      if (s == resume) return false;
+      if (s == stage_name) return true;
+    }
+    return false;
+  };
+  if (!resume.empty()) spdlog::info("  training finished in an earlier run; resuming at {}", resume);
 
   // Shards: once per data setting. The lock makes concurrent array tasks wait for the first one's cgprep.
   const fs::path shards(p.shards_dir);
   const fs::path marker = shards / ".cgsweep-prepared";
   if (opt.dry_run) {
     spdlog::info("  [prep] {} {}  (unless {} exists)", tool(opt, "cgprep"), cfg, marker.string());
-  } else {
+  } else if (!skip("prep")) {
     FileLock lock(shards.string() + ".lock");
+    if (!lock.locked()) return stopped_before(p, "prep");
     if (!fs::exists(marker)) {
       const int rc = stage(p, "prep", {tool(opt, "cgprep"), cfg}, false);
       if (rc != 0) return rc;
@@ -228,33 +430,54 @@ int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& op
     }
   }
 
-  std::vector<std::string> train =
-      launcher_argv(opt.launcher.empty() ? default_launcher() : opt.launcher, plan.spec.np);
-  train.push_back(tool(opt, "cgtrain"));
-  train.push_back(cfg);
-  if (const int rc = stage(p, "train", train, opt.dry_run); rc != 0) return rc;
+  const std::string launcher = opt.launcher.empty() ? default_launcher() : opt.launcher;
+  if (!skip("train")) {
+    std::vector<std::string> train = launcher_argv(launcher, plan.spec.np);
+    train.push_back(tool(opt, "cgtrain"));
+    train.push_back(cfg);
+    if (const int rc = stage(p, "train", train, opt.dry_run); rc != 0) return rc;
+  }
 
   if (plan.spec.sample) {
     const std::string adapter = (run / "adapter").string();
-    if (int rc = stage(p, "export", {tool(opt, "cgexport"), p.run_dir, "--out", adapter}, opt.dry_run))
-      return rc;
+    if (!skip("export")) {
+      if (int rc = stage(p, "export", {tool(opt, "cgexport"), p.run_dir, "--out", adapter}, opt.dry_run))
+        return rc;
+    }
     // cgsample runs at the point's tp like cgtrain (all tp ranks draw the same tokens).
-    std::vector<std::string> sample = launcher_argv(opt.launcher.empty() ? default_launcher() : opt.launcher,
-                                                    plan.spec.np);
-    sample.push_back(tool(opt, "cgsample"));
-    sample.push_back(cfg);
-    if (int rc = stage(p, "sample", sample, opt.dry_run)) return rc;
+    if (!skip("sample")) {
+      std::vector<std::string> sample = launcher_argv(launcher, plan.spec.np);
+      sample.push_back(tool(opt, "cgsample"));
+      sample.push_back(cfg);
+      if (int rc = stage(p, "sample", sample, opt.dry_run)) return rc;
+    }
     if (int rc = stage(p, "eval", {tool(opt, "cgeval"), cfg}, opt.dry_run)) return rc;
   }
-  if (!opt.dry_run) write_text(run / "status", "done");
+  if (!opt.dry_run) set_status(p, "done");
   return 0;
 }
 
+}  // namespace
+
+int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt) {
+  start_signal_handling();
+  check_finished({&p});
+  return run_one(plan, p, opt);
+}
+
 int run_sweep(const SweepPlan& plan, const RunOptions& opt) {
+  start_signal_handling();
+  check_finished_points(plan);
   int worst = 0;
   for (const auto& p : plan.points) {
-    const int rc = run_point(plan, p, opt);
+    // A signal that arrived during the previous point (which then finished anyway) stops the sweep here.
+    if (const int sig = g_signal) {
+      spdlog::warn("signal {} received; stopping before point {} ({})", sig, p.index, p.name);
+      return sig == SIGUSR1 ? kExitPreempted : 128 + sig;
+    }
+    const int rc = run_one(plan, p, opt);
     if (rc == kExitPreempted) return rc;
+    if (rc != 0 && (g_signal == SIGINT || g_signal == SIGTERM)) return rc;  // interrupted, not failed
     if (rc != 0) {
       worst = rc;
       if (!opt.keep_going) return rc;

@@ -1,7 +1,12 @@
 // SweepRunner: runs planned sweep points on this machine, one after another: cgprep once per shared shards folder
 // (under a file lock, so parallel Slurm array tasks do not race), then the launcher + cgtrain, then optionally
 // cgexport, the launcher + cgsample, cgeval. Each stage logs to <run_dir>/logs/<stage>.log; the outcome goes to
-// <run_dir>/status.
+// <run_dir>/status, and the hash of the point's resolved config to <run_dir>/point.hash when it starts.
+//
+// Signals: SIGTERM / SIGUSR1 / SIGINT sent to cgsweep are passed on to the running stage (SIGTERM as SIGUSR1 when
+// the stage is mpirun, which kills its ranks on SIGTERM but forwards SIGUSR1 to them). After SIGINT / SIGTERM the
+// sweep starts no further stage or point and exits 128 + N (75 when the stage saved and exited 75); after SIGUSR1
+// it stops likewise with kExitPreempted.
 #pragma once
 #include <string>
 #include <vector>
@@ -31,17 +36,27 @@ std::vector<std::string> launcher_argv(const std::string& launcher, int64_t np);
 std::string find_tool(const std::string& bin_dir, const std::string& tool);
 
 // Run argv with stdout+stderr appended to log_path (its folder created); returns the exit status, 128+N when
-// killed by signal N, 127 when it could not be started. SIGTERM/SIGUSR1/SIGINT received meanwhile are forwarded to it.
+// killed by signal N, 127 when it could not be started. SIGTERM/SIGUSR1/SIGINT received meanwhile are forwarded to it
+// (SIGTERM as SIGUSR1 when argv[0] is mpirun, mpiexec or orterun).
 int run_logged(const std::vector<std::string>& argv, const std::string& log_path);
 
-// Write <run_dir>/point.yaml (the resolved config) for every point; returns nothing, throws on I/O errors.
+// Write <run_dir>/point.yaml (the resolved config) for every point; returns nothing, throws on I/O errors. A done
+// point whose config changed keeps the point.yaml it ran with.
 void write_point_configs(const SweepPlan& plan);
 
-// Run one point; returns 0, kExitPreempted, or the failing stage's exit code. Writes <run_dir>/status
-// ("done", "preempted", "failed: <stage> (exit N)"). A point whose status is "done" is skipped.
+// Throws, naming each point, its changed settings and what to do, when a done point's config differs from the one
+// it ran with (recorded in point.hash; settings only one of the two has, from another cgtrain version, are not
+// counted). Such a point is never skipped as done, nor run again in the folder holding the finished run.
+void check_finished_points(const SweepPlan& plan);
+
+// Run one point (after check_finished_points for it); returns 0, kExitPreempted, 128 + N after signal N, or the
+// failing stage's exit code. Writes <run_dir>/status: "running", then "done", "preempted" (cgtrain saved and exited
+// 75), "preempted: <stage>" (a later stage died of SIGUSR1/SIGTERM, or SIGUSR1 arrived before it),
+// "interrupted: <stage>" (SIGINT/SIGTERM to cgsweep) or "failed: <stage> (exit N)". A done point is skipped; one
+// stopped at export/sample/eval with an unchanged config resumes at that stage.
 int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt);
 
-// Run all points in order; stops at the first failure unless keep_going, and always at a preemption.
+// Run all points in order; stops at the first failure unless keep_going, and always at a preemption or signal.
 int run_sweep(const SweepPlan& plan, const RunOptions& opt);
 
 // One summary row per point from its folder (status file, metrics.jsonl, eval report); then write_summary().

@@ -72,7 +72,8 @@ void visit_config(Config& c, F&& f) {
   f("data.tokenizer_vocab_size", &d.tokenizer_vocab_size, "vocabulary size when data.tokenizer = train",
     at_least(1));
   f("data.max_rows", &d.max_rows, "0: all rows; else only the first N rows of each split (quick runs)", at_least(0));
-  f("data.copies", &d.copies, "augmented copies written per crystal", at_least(1));
+  f("data.copies", &d.copies, "augmented copies written per crystal (the shards keep the copy index as int16)",
+    in_range(1, 32767));
   f("data.translate", &d.translate, "augment: one random uniform shift of all fractional coordinates, wrapped to [0,1)",
     any());
   f("data.permute", &d.permute, "augment: random atom order", any());

@@ -95,6 +95,10 @@ int train(const Config& cfg) {
   }
   dims.host_world_comm->barrier();
 
+  // Preemption handlers from here on: a SIGUSR1/SIGTERM while the base weights load (minutes at 70B) is kept and
+  // answered after the first step (save, exit 75) instead of killing the rank with nothing requeued.
+  install_preempt_handlers();
+
   // Data, checked against the tokenizer and the model before step 0.
   const std::string tok_path = tokenizer_path(cfg.data);
   CG_CHECK(fs::exists(tok_path), "tokenizer {} does not exist: run cgprep with this config first (it writes "
@@ -198,7 +202,6 @@ int train(const Config& cfg) {
     if (lead) spdlog::info("saved {}", path);
   };
 
-  install_preempt_handlers();
   if (cfg.train.val_every > 0 && st.step == 0) validate();
   const double t_start = now_s();
   double t_window = t_start;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the shell launchers: launch/run.sh's checks, environment and launch lines (dry runs with a stub
-# nvidia-smi), the config_get.sh extractor, and the Slurm preemption path (requeue.sh and the real slurm.sbatch
-# run with stub srun/scontrol/cgtrain: cgtrain exits 75 -> `scontrol requeue $SLURM_JOB_ID`, job exits 0).
+# nvidia-smi), the config_get.sh extractor, the Slurm preemption path (requeue.sh and the real slurm.sbatch
+# run with stub srun/scontrol/cgtrain: cgtrain exits 75 -> `scontrol requeue $SLURM_JOB_ID`, job exits 0), and
+# signals to run.sh under mpirun (a stub mpirun; the real one too when installed): SIGTERM arrives as SIGUSR1.
 # usage: test_launch_scripts.sh SOURCE_DIR
 set -uo pipefail
 SRC=$(cd "${1:?usage: test_launch_scripts.sh SOURCE_DIR}" && pwd)
@@ -161,6 +162,45 @@ expect_rc 0 "slurm.sbatch, run finished" "${sbatch_env[@]}" CGTRAIN_STUB_RC=0 ba
 [ ! -f "$T/scontrol.calls" ] && ok || bad "finished run was requeued"
 expect_rc 1 "slurm.sbatch, run failed" "${sbatch_env[@]}" CGTRAIN_STUB_RC=1 bash "$SRC/launch/slurm.sbatch" "$T/cpu.yaml"
 [ ! -f "$T/scontrol.calls" ] && ok || bad "failed run was requeued"
+
+# --- run.sh under mpirun: SIGTERM / SIGUSR1 to run.sh reach mpirun as SIGUSR1 ----------------------------------
+# The stub answers like OpenMPI 4.1: SIGTERM kills the job (exit 1), SIGUSR1 is forwarded to the ranks (cgtrain
+# saves and exits 75). For the real mpirun, ranks that save on SIGUSR1 like cgtrain.
+mkdir -p "$T/fakempi" "$T/mpibuild/trainer"
+for f in "$T/fakempi/mpirun" "$T/mpibuild/trainer/cgtrain"; do
+  cat >"$f" <<EOF
+#!/usr/bin/env bash
+trap 'echo USR1 >>"$T/got"; exit 75' USR1
+trap 'echo TERM >>"$T/got"; exit 1' TERM
+echo started >>"$T/started"
+for i in \$(seq 300); do sleep 0.1; done
+exit 3
+EOF
+  chmod +x "$f"
+done
+# signal_run SIG STARTED BIN_DIR [PATH_FIRST]: run.sh in the background (output in $T/run.out); once STARTED lines
+# are in $T/started, send it SIG; return its exit status.
+signal_run() {
+  local sig=$1 started=$2 bin=$3 path=${4:+$4:}$PATH pid i
+  rm -f "$T/started" "$T/got"
+  env PATH="$path" CG_NVIDIA_SMI="$T/nogpu/nvidia-smi" "$RUN" --bin-dir "$bin" "$T/cpu.yaml" >"$T/run.out" 2>&1 &
+  pid=$!
+  for i in $(seq 150); do [ "$(cat "$T/started" 2>/dev/null | wc -l)" -ge "$started" ] && break; sleep 0.1; done
+  kill -"$sig" "$pid"
+  wait "$pid"
+}
+for sig in TERM USR1; do
+  expect_rc 75 "$sig to run.sh under (stub) mpirun: exit 75" signal_run "$sig" 1 "$T/build" "$T/fakempi"
+  [ "$(cat "$T/got" 2>/dev/null)" = USR1 ] && ok ||
+    bad "$sig to run.sh: mpirun got '$(cat "$T/got" 2>/dev/null)', want USR1"
+done
+if command -v mpirun >/dev/null 2>&1; then  # the real one: SIGUSR1 reaches both ranks, their 75 comes back
+  expect_rc 75 "TERM to run.sh under mpirun: exit 75" signal_run TERM 2 "$T/mpibuild"
+  [ "$(sort "$T/got" 2>/dev/null | uniq -c | tr -s ' ')" = " 2 USR1" ] && ok ||
+    bad "TERM to run.sh under mpirun: the ranks got '$(cat "$T/got" 2>/dev/null)', want USR1 twice; $(cat "$T/run.out")"
+else
+  echo "mpirun not installed: run.sh checked with a stub mpirun only"
+fi
 
 echo "$((n - fails))/$n launch script checks passed"
 [ "$fails" -eq 0 ]

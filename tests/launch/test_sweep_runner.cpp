@@ -1,6 +1,7 @@
 // Local sweep execution with stub tools (shell scripts standing in for cgprep/cgtrain/cgexport/cgsample/cgeval):
-// cgprep runs once per data setting, status files, skipping finished points, preemption (exit 75) stops the sweep,
-// --keep-going past a failure, the sample/eval chain and its validity in the summary, and the Slurm files.
+// cgprep runs once per data setting, status files, skipping finished points (unless their config changed),
+// preemption (exit 75) stops the sweep, --keep-going past a failure, the sample/eval chain and its validity in the
+// summary, the Slurm files, and signals sent to cgsweep (here: the test process) during a sweep.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -64,9 +65,20 @@ struct StubSweep {
                                 "mkdir -p $run\n"
                                 "echo \"{\\\"step\\\": 3, \\\"loss\\\": 2.5, \\\"val_loss\\\": $v, "
                                 "\\\"tokens_per_s\\\": 10}\" >> $run/metrics.jsonl\n"
+                                // STUB_TRAIN_WAIT_<r>: write `started`, then `sleep` until a signal ends it,
+                                // or (=trap) until SIGTERM/SIGINT, which it survives, then exit 0.
+                                "w=STUB_TRAIN_WAIT_$r\n"
+                                "if [ \"${!w:-}\" = trap ]; then\n"
+                                "  trap 'got=1' TERM INT; echo started > " + (dir / "started").string() + "\n"
+                                "  while [ -z \"${got:-}\" ]; do sleep 0.1; done; exit 0\n"
+                                "elif [ -n \"${!w:-}\" ]; then\n"
+                                "  echo started > " + (dir / "started").string() + "; exec sleep 30\n"
+                                "fi\n"
                                 "rc_var=STUB_TRAIN_RC_$r; exit ${!rc_var:-0}\n");
     script(bin / "cgexport", "echo \"export $*\" >>" + calls.string() + "\nmkdir -p \"$3\"\n");
+    // cgsample: dies of signal $STUB_SAMPLE_SIG when set (a Slurm USR1 meant for cgtrain).
     script(bin / "cgsample", get + "echo \"sample $(get sample adapter $1)\" >>" + calls.string() +
+                                 "\n[ -z \"${STUB_SAMPLE_SIG:-}\" ] || kill -$STUB_SAMPLE_SIG $$"
                                  "\nmkdir -p \"$(get sample out_dir $1)\"\n");
     script(bin / "cgeval", get + "out=$(get eval input $1)/eval; echo \"eval $out\" >>" + calls.string() +
                                "\nmkdir -p $out; echo '{\"structural_validity\": 0.5, \"counts\": {\"valid\": 3}}' > $out/report.json\n");
@@ -88,6 +100,26 @@ struct StubSweep {
     return o;
   }
 };
+
+// Sends `sig` to this process (standing in for cgsweep) from another thread once `flag` exists.
+struct SignalWhen {
+  std::atomic<bool> stop{false};
+  std::thread sender;
+  SignalWhen(const fs::path& flag, int sig) : sender([this, flag, sig] {
+    while (!stop && !fs::exists(flag)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!stop) ::kill(::getpid(), sig);
+  }) {}
+  ~SignalWhen() {
+    stop = true;
+    sender.join();
+  }
+};
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+  return n;
+}
 
 }  // namespace
 
@@ -238,4 +270,134 @@ TEST(SweepRunner, SignalsReachTheRunningStage) {
   sender.join();
   EXPECT_EQ(rc, kExitPreempted);
   EXPECT_NE(slurp(s.dir / "stage.log").find("saved"), std::string::npos);
+}
+
+TEST(SweepRunner, FinishedPointWithChangedConfigIsRefusedNotSkipped) {
+  StubSweep s;
+  const std::string grid = "grid:\n  lora.r: [4, 8]\n";
+  const SweepPlan plan = s.plan(grid);
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  const size_t before = lines(s.calls);
+  const fs::path r8 = plan.points[1].run_dir;
+  EXPECT_TRUE(fs::exists(r8 / "point.hash"));
+
+  // train.steps 3 -> 5 for every point: both finished points are named, with the change and what to do.
+  const SweepPlan changed = s.plan("overrides:\n  train.steps: 5\n" + grid);
+  std::string error;
+  try {
+    run_sweep(changed, s.options());
+  } catch (const cg::Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("point r8's config changed since it ran (train.steps 3 -> 5)"), std::string::npos) << error;
+  EXPECT_NE(error.find("point r4's config changed"), std::string::npos) << error;
+  EXPECT_NE(error.find("delete " + r8.string()), std::string::npos) << error;
+  EXPECT_NE(error.find("restore the sweep file"), std::string::npos) << error;
+  EXPECT_THROW(run_point(changed, changed.points[1], s.options()), cg::Error);  // a Slurm array task: same
+  EXPECT_EQ(lines(s.calls), before);                                           // nothing ran
+  EXPECT_EQ(cg::load_config_string(slurp(r8 / "point.yaml")).train.steps, 3);  // the config it ran with
+  EXPECT_EQ(slurp(r8 / "status"), "done\n");
+
+  // Sweep file restored: skipped again. Folder deleted: runs with the new config.
+  ASSERT_EQ(run_sweep(s.plan(grid), s.options()), 0);
+  EXPECT_EQ(lines(s.calls), before);
+  fs::remove_all(r8);
+  const SweepPlan again = s.plan("overrides:\n  train.steps: 5\n" + grid);
+  EXPECT_THROW(run_sweep(again, s.options()), cg::Error);  // r4 still differs
+  ASSERT_EQ(run_point(again, again.points[1], s.options()), 0);
+  EXPECT_EQ(cg::load_config_string(slurp(r8 / "point.yaml")).train.steps, 5);
+  EXPECT_NE(slurp(s.calls).find("train r=8", before), std::string::npos);
+
+  // Marked done by an older cgsweep (no point.hash): skipped as before.
+  fs::remove(fs::path(plan.points[0].run_dir) / "point.hash");
+  const size_t now = lines(s.calls);
+  EXPECT_EQ(run_sweep(s.plan("overrides:\n  train.steps: 5\n" + grid), s.options()), 0);
+  EXPECT_EQ(lines(s.calls), now);
+}
+
+TEST(SweepRunner, InterruptStopsTheSweepEvenWithKeepGoing) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8, 16]\n");
+  ::setenv("STUB_TRAIN_WAIT_8", "1", 1);  // r8's cgtrain runs until Ctrl-C
+  RunOptions keep = s.options();
+  keep.keep_going = true;
+  int rc = 0;
+  {
+    SignalWhen ctrl_c(s.dir / "started", SIGINT);
+    rc = run_sweep(plan, keep);
+  }
+  ::unsetenv("STUB_TRAIN_WAIT_8");
+  EXPECT_EQ(rc, 130);
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "done\n");
+  EXPECT_EQ(slurp(fs::path(plan.points[1].run_dir) / "status"), "interrupted: train\n");
+  EXPECT_FALSE(fs::exists(fs::path(plan.points[2].run_dir) / "status"));  // not started
+  EXPECT_EQ(slurp(s.calls).find("train r=16"), std::string::npos);
+}
+
+TEST(SweepRunner, TermBetweenStagesStopsBeforeTheNextAndTheRerunResumesThere) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4, 8]\n");
+  ::setenv("STUB_TRAIN_WAIT_4", "trap", 1);  // r4's cgtrain survives SIGTERM and finishes (exit 0)
+  int rc = 0;
+  {
+    SignalWhen term(s.dir / "started", SIGTERM);
+    rc = run_sweep(plan, s.options());
+  }
+  ::unsetenv("STUB_TRAIN_WAIT_4");
+  EXPECT_EQ(rc, 143);
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "interrupted: export\n");
+  EXPECT_EQ(slurp(s.calls).find("export "), std::string::npos) << slurp(s.calls);
+  EXPECT_FALSE(fs::exists(fs::path(plan.points[1].run_dir) / "status"));
+
+  // The rerun goes on at export (training finished) and then runs r8.
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  const std::string calls = slurp(s.calls);
+  EXPECT_EQ(count(calls, "train r=4"), 1u) << calls;
+  EXPECT_EQ(count(calls, "export "), 2u) << calls;
+  EXPECT_EQ(count(calls, "train r=8"), 1u) << calls;
+  for (const auto& p : plan.points) EXPECT_EQ(slurp(fs::path(p.run_dir) / "status"), "done\n") << p.name;
+}
+
+TEST(SweepRunner, TermToAnMpirunStageIsSentAsUsr1) {
+  StubSweep s;
+  // mpirun stand-in: like OpenMPI's, it exits 1 on SIGTERM (ranks killed) and passes SIGUSR1 on (cgtrain: 75).
+  const fs::path mpirun = s.dir / "mpi" / "mpirun";
+  fs::create_directories(mpirun.parent_path());
+  const fs::path got = s.dir / "mpirun_got";
+  script(mpirun, "trap 'echo USR1 > " + got.string() + "; exit 75' USR1\ntrap 'echo TERM > " + got.string() +
+                     "; exit 1' TERM\necho started > " + (s.dir / "started").string() +
+                     "\nfor i in $(seq 300); do sleep 0.1; done\nexit 1\n");
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n");
+  RunOptions o = s.options();
+  o.launcher = mpirun.string() + " -np {np}";
+  int rc = 0;
+  {
+    SignalWhen term(s.dir / "started", SIGTERM);
+    rc = run_sweep(plan, o);
+  }
+  EXPECT_EQ(rc, kExitPreempted);
+  EXPECT_EQ(slurp(got), "USR1\n");
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "preempted\n");
+  EXPECT_FALSE(fs::exists(fs::path(plan.points[1].run_dir) / "status"));
+}
+
+TEST(SweepRunner, SampleKilledByUsr1IsPreemptedAndResumesThere) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4, 8]\n");
+  ::setenv("STUB_SAMPLE_SIG", "USR1", 1);  // Slurm's USR1@N reaches cgsample too; it has no handler
+  RunOptions keep = s.options();
+  keep.keep_going = true;
+  const int rc = run_sweep(plan, keep);
+  ::unsetenv("STUB_SAMPLE_SIG");
+  EXPECT_EQ(rc, kExitPreempted);  // the Slurm task requeues
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "preempted: sample\n");
+  EXPECT_FALSE(fs::exists(fs::path(plan.points[1].run_dir) / "status"));
+
+  ASSERT_EQ(run_point(plan, plan.points[0], s.options()), 0);
+  const std::string calls = slurp(s.calls);
+  EXPECT_EQ(count(calls, "train r=4"), 1u) << calls;  // not trained again
+  EXPECT_EQ(count(calls, "export "), 1u) << calls;    // nor exported
+  EXPECT_EQ(count(calls, "sample "), 2u) << calls;
+  EXPECT_EQ(count(calls, "eval "), 1u) << calls;
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "done\n");
 }
