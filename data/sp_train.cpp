@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "data/sp_model.h"
 
 namespace cg {
 namespace {
@@ -36,7 +37,10 @@ std::string train_sp_model(const std::vector<std::string>& sentences, int vocab_
       {"byte_fallback", "true"},
       {"split_digits", "true"},
       {"normalization_rule_name", "identity"},
-      {"add_dummy_prefix", "true"},
+      // Trained without the dummy prefix, used with it (set below): the sentences are lines, and in a sample every
+      // line but the first follows '\n', so its first word carries no "▁" ("Li", not "▁Li"). A prefix added to each
+      // training line would teach "▁Li", a piece crystal text never uses, and split "Li" after '\n' into L + i.
+      {"add_dummy_prefix", "false"},
       {"remove_extra_whitespaces", "false"},
       {"character_coverage", "1.0"},
       {"max_sentence_length", "100000"},
@@ -51,7 +55,9 @@ std::string train_sp_model(const std::vector<std::string>& sentences, int vocab_
   auto st = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
   CG_CHECK(st.ok(), "sentencepiece training failed (raise data.tokenizer_vocab_size if it is too small): {}",
            st.ToString());
-  return model;
+  SpModelSpec spec = parse_sp_model(model);
+  spec.add_dummy_prefix = true;  // a sample's text starts like LLaMA-2's: "▁" before its first word
+  return serialize_sp_model(spec);
 }
 
 }  // namespace cg

@@ -8,8 +8,9 @@
 
 namespace cg {
 
-// Trains a BPE model on `sentences` (one line of text each; no '\n' inside): identity normalization, dummy prefix,
-// byte fallback, split digits, full character coverage, so text round-trips exactly. Returns the model bytes
+// Trains a BPE model on `sentences` (one line of text each; no '\n' inside): identity normalization, byte fallback,
+// split digits, full character coverage, so text round-trips exactly. Lines are learned without a dummy prefix (as
+// they occur after '\n'), and the model adds one at the start of a text, as LLaMA-2's does. Returns the model bytes
 // (a serialized ModelProto, what a .model file holds). vocab_size must be at least 300 (bytes alone need 259).
 std::string train_sp_model(const std::vector<std::string>& sentences, int vocab_size, int threads = 2);
 
