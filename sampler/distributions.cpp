@@ -5,7 +5,46 @@
 #include <numeric>
 #include <set>
 
+#include "common/error.h"
+#include "data/elements.h"
+
 namespace cg {
+
+double atomic_mass(const std::string& symbol) {
+  // pymatgen/core/periodic_table.json "Atomic mass" (materialsproject/pymatgen
+  // @ 005f172da68337bd91d685ccd7228a5358519730), by atomic number H..Og: IUPAC standard atomic weights of ~2007
+  // (Li 6.941, O 15.9994, Zn 65.409), mass numbers of the longest-lived isotope for elements without one. That file
+  // says 2949 for Og, a typo for its mass number 294, used here.
+  static const double kMass[118] = {
+      1.00794, 4.002602, 6.941, 9.012182, 10.811, 12.0107, 14.0067, 15.9994,
+      18.9984032, 20.1797, 22.98976928, 24.305, 26.9815386, 28.0855, 30.973762, 32.065,
+      35.453, 39.948, 39.0983, 40.078, 44.955912, 47.867, 50.9415, 51.9961,
+      54.938045, 55.845, 58.933195, 58.6934, 63.546, 65.409, 69.723, 72.64,
+      74.9216, 78.96, 79.904, 83.798, 85.4678, 87.62, 88.90585, 91.224,
+      92.90638, 95.94, 98.0, 101.07, 102.9055, 106.42, 107.8682, 112.411,
+      114.818, 118.71, 121.76, 127.6, 126.90447, 131.293, 132.9054519, 137.327,
+      138.90547, 140.116, 140.90765, 144.242, 145.0, 150.36, 151.964, 157.25,
+      158.92535, 162.5, 164.93032, 167.259, 168.93421, 173.04, 174.967, 178.49,
+      180.94788, 183.84, 186.207, 190.23, 192.217, 195.084, 196.966569, 200.59,
+      204.3833, 207.2, 208.9804, 210.0, 210.0, 220.0, 223.0, 226.0,
+      227.0, 232.03806, 231.03588, 238.02891, 237.0, 244.0, 243.0, 247.0,
+      247.0, 251.0, 252.0, 257.0, 258.0, 259.0, 262.0, 267.0,
+      268.0, 269.0, 270.0, 270.0, 278.0, 281.0, 282.0, 285.0,
+      286.0, 289.0, 290.0, 293.0, 294.0, 294.0,
+  };
+  const int z = atomic_number(symbol);
+  CG_CHECK(z >= 1 && z <= 118, "'{}' is not an element symbol", symbol);
+  return kMass[z - 1];
+}
+
+double density(const Crystal& c) {
+  const double vol = cell_volume(c.lattice);
+  if (c.num_sites() == 0 || !(vol > 1e-9)) return 0.0;
+  double mass = 0;  // amu
+  for (const auto& s : c.species) mass += atomic_mass(s);
+  constexpr double kGramPerAmu_x1e24 = 1.66053906660;  // 1 amu = 1.66053906660e-24 g, 1 Å^3 = 1e-24 cm^3
+  return mass / vol * kGramPerAmu_x1e24;
+}
 
 double wasserstein_1d(std::vector<double> a, std::vector<double> b) {
   if (a.empty() || b.empty()) return 0.0;
@@ -52,7 +91,7 @@ double total_variation(const std::map<std::string, double>& p, const std::map<st
 
 namespace {
 struct Stats {
-  std::vector<double> atoms, elements, vpa;
+  std::vector<double> atoms, elements, vpa, density;
 };
 Stats stats(const std::vector<Crystal>& cs) {
   Stats s;
@@ -61,6 +100,7 @@ Stats stats(const std::vector<Crystal>& cs) {
     s.atoms.push_back(static_cast<double>(c.num_sites()));
     s.elements.push_back(static_cast<double>(std::set<std::string>(c.species.begin(), c.species.end()).size()));
     s.vpa.push_back(cell_volume(c.lattice) / c.num_sites());
+    s.density.push_back(density(c));
   }
   return s;
 }
@@ -72,6 +112,7 @@ double mean(const std::vector<double>& v) {
 DistributionReport compare_distributions(const std::vector<Crystal>& generated, const std::vector<Crystal>& reference) {
   const Stats g = stats(generated), r = stats(reference);
   DistributionReport d;
+  d.wdist_density = wasserstein_1d(g.density, r.density);
   d.wdist_num_atoms = wasserstein_1d(g.atoms, r.atoms);
   d.wdist_num_elements = wasserstein_1d(g.elements, r.elements);
   d.wdist_volume_per_atom = wasserstein_1d(g.vpa, r.vpa);
@@ -79,6 +120,8 @@ DistributionReport compare_distributions(const std::vector<Crystal>& generated, 
   d.ref_mean_num_atoms = mean(r.atoms);
   d.mean_num_elements = mean(g.elements);
   d.ref_mean_num_elements = mean(r.elements);
+  d.mean_density = mean(g.density);
+  d.ref_mean_density = mean(r.density);
   d.element_freq = element_frequencies(generated);
   d.ref_element_freq = element_frequencies(reference);
   d.element_tv = total_variation(d.element_freq, d.ref_element_freq);

@@ -98,10 +98,14 @@ std::string report_json(const EvalReport& r) {
   if (r.dist) {
     const DistributionReport& d = *r.dist;
     j["reference_size"] = r.ref_size;
-    j["distributions"] = {{"wdist_num_atoms", d.wdist_num_atoms},
+    // wdist_density and wdist_num_elements are CDVAE's GenEval metrics; the rest are ours.
+    j["distributions"] = {{"wdist_density", d.wdist_density},
                           {"wdist_num_elements", d.wdist_num_elements},
+                          {"wdist_num_atoms", d.wdist_num_atoms},
                           {"wdist_volume_per_atom", d.wdist_volume_per_atom},
                           {"element_total_variation", d.element_tv},
+                          {"mean_density", d.mean_density},
+                          {"ref_mean_density", d.ref_mean_density},
                           {"mean_num_atoms", d.mean_num_atoms},
                           {"ref_mean_num_atoms", d.ref_mean_num_atoms},
                           {"mean_num_elements", d.mean_num_elements},
@@ -126,10 +130,11 @@ std::string report_markdown(const EvalReport& r) {
   if (r.novel >= 0)
     s += fmt::format("| novelty (of unique valid, vs {} train) | {:.2f}% |\n", r.train_size, 100 * frac(r.novel, r.unique));
   if (r.dist) {
-    s += fmt::format("| W1 #atoms (vs {} reference) | {:.3f} |\n", r.ref_size, r.dist->wdist_num_atoms);
-    s += fmt::format("| W1 #elements | {:.3f} |\n", r.dist->wdist_num_elements);
-    s += fmt::format("| W1 volume/atom (Å³) | {:.3f} |\n", r.dist->wdist_volume_per_atom);
-    s += fmt::format("| element frequency TV | {:.3f} |\n", r.dist->element_tv);
+    s += fmt::format("| W1 density, g/cm³ (CDVAE; vs {} reference) | {:.3f} |\n", r.ref_size, r.dist->wdist_density);
+    s += fmt::format("| W1 #elements (CDVAE) | {:.3f} |\n", r.dist->wdist_num_elements);
+    s += fmt::format("| W1 #atoms (ours) | {:.3f} |\n", r.dist->wdist_num_atoms);
+    s += fmt::format("| W1 volume/atom, Å³ (ours) | {:.3f} |\n", r.dist->wdist_volume_per_atom);
+    s += fmt::format("| element frequency TV (ours) | {:.3f} |\n", r.dist->element_tv);
   }
   if (!r.invalid_reasons.empty()) {
     s += "\nWhy items were invalid (an item can fail both checks):\n\n";

@@ -2,9 +2,12 @@
 //   structural validity   every periodic distance >= eval.min_distance and volume >= eval.min_volume
 //   compositional validity SMACT (sampler/smact.h)
 //   validity              both; all three are fractions of ALL items, unparsed ones counting as invalid
-//   uniqueness            distinct structures (sampler/structure_match.h) among the valid ones / valid
+//   uniqueness            distinct structures (sampler/structure_match.h, pymatgen StructureMatcher defaults) among
+//                         the valid ones / valid
 //   novelty               unique valid structures that match no training crystal / unique valid
-//   distributions         valid crystals vs the reference split: W1 of #atoms, #elements, volume/atom; element TV
+//   distributions         valid crystals vs the whole reference split: W1 of density and of #elements (CDVAE's two),
+//                         plus ours: W1 of #atoms and volume/atom, element-frequency TV
+// Not computed: CDVAE's coverage (COV-R / COV-P), which needs CrystalNN + Magpie fingerprints (matminer).
 #pragma once
 #include <cstdint>
 #include <map>

@@ -1,10 +1,21 @@
-// A simple structure matcher for uniqueness and novelty: an approximation of pymatgen's StructureMatcher.
-// Two crystals match when (1) their reduced compositions are equal, (2) their volumes per atom agree within ltol
-// (relative), and (3) for every element and every neighbour rank k = 1..K, the sorted list over that element's sites
-// of the k-th nearest-neighbour distance, in units of (V/N)^(1/3), agrees entry by entry within stol (lists of
-// different cell sizes are compared after repeating each entry to a common length, so a supercell matches its cell).
-// It is invariant to atom order, origin shifts, cell choice (supercells) and rigid rotations; unlike pymatgen it can
-// call two different structures with identical neighbour-distance statistics a match (rare; homometric pairs).
+// The structure matcher for uniqueness and novelty: pymatgen's StructureMatcher.fit with its defaults (ltol 0.2,
+// stol 0.3, angle_tol 5, primitive_cell=True, scale=True, attempt_supercell=False), re-implemented step by step:
+//   1. reduced compositions must be equal (exact species; no oxidation states, no element substitution);
+//   2. each crystal is reduced to its primitive cell (translations that map every site onto a site of the same
+//      element within 0.25 Å per lattice axis, pymatgen's get_primitive_structure tolerance) and its lattice basis
+//      is reduced (shortest vectors; pymatgen uses Niggli). Primitive cells with different site counts never match;
+//   3. scale: both lattices are scaled to the geometric mean of their volumes;
+//   4. every basis of the first lattice whose lengths are within a factor (1 + ltol) of the second's and whose
+//      angles are within angle_tol degrees (Lattice.find_all_mappings, |det| = 1) is tried. Sites are compared in
+//      fractional coordinates on the average lattice (mean of the two parameter sets);
+//   5. for each translation that puts a site of the rarest element onto a site of the same element, sites are paired
+//      by a minimum-cost assignment of squared periodic distances (same element only); the mean displacement is
+//      removed and the largest remaining site displacement, divided by (V/N)^(1/3) of the average lattice, must be
+//      <= stol. (fit() uses this maximum; pymatgen's get_rms_dist reports the RMS instead.)
+// Differences from pymatgen: the basis reduction is a greedy shortest-vector reduction rather than Niggli's; the
+// primitive search tests the translations of the rarest element's sites (snapped to multiples of 1/gcd of the
+// element counts) instead of enumerating Hermite normal forms, and applies the 0.25 Å along the input cell's axes
+// where pymatgen uses the primitive cell's axes (pymatgen leaves strongly jittered supercells unreduced more often).
 #pragma once
 #include <string>
 #include <unordered_map>
@@ -15,26 +26,29 @@
 namespace cg {
 
 struct MatchTolerance {
-  double ltol = 0.2;   // relative difference of volume per atom (pymatgen's default ltol is also 0.2, on lengths)
-  double stol = 0.1;   // neighbour distances in units of (V/N)^(1/3)
-  int neighbours = 12;  // K nearest neighbours per site (first and second shells of close packings)
+  double ltol = 0.2;        // lattice lengths may differ by a factor up to 1 + ltol (pymatgen ltol)
+  double stol = 0.3;        // largest site displacement / (V/N)^(1/3) (pymatgen stol)
+  double angle_tol = 5.0;   // lattice angles, degrees (pymatgen angle_tol)
+  bool scale = true;        // scale both cells to equal volume first (pymatgen scale)
+  bool primitive_cell = true;  // reduce both to primitive cells first (pymatgen primitive_cell)
+  double primitive_tol = 0.25;  // Å per lattice axis, for finding the primitive cell (get_primitive_structure)
 };
 
+// A crystal prepared for matching: its reduced composition and its primitive, basis-reduced cell.
 struct StructureFingerprint {
-  std::string formula;              // reduced composition (Composition::formula), the grouping key
+  std::string formula;                // reduced composition (Composition::formula), the grouping key
   std::vector<std::string> elements;  // as in the composition
-  std::vector<int> site_counts;     // sites per element in this cell
-  double volume_per_atom = 0;       // Å^3
-  // per element, per rank k: sorted k-th neighbour distances / (V/N)^(1/3). (elements, K, sites of element)
-  std::vector<std::vector<std::vector<double>>> nn;
-  bool ok = false;                  // false for empty or degenerate cells (they match nothing)
+  Mat3 lattice{};                     // rows a, b, c of the reduced primitive cell, Å
+  std::vector<Vec3> frac;             // fractional coordinates in that cell, [0, 1)
+  std::vector<int> element;           // per site, index into `elements`
+  bool ok = false;                    // false for empty or degenerate cells (they match nothing)
 };
-
-// The K nearest-neighbour distances of site i over all periodic images (self-images included), ascending. Å.
-std::vector<double> nearest_neighbour_distances(const Crystal& c, size_t i, int k);
 
 StructureFingerprint fingerprint(const Crystal& c, const MatchTolerance& tol = {});
 bool structures_match(const StructureFingerprint& a, const StructureFingerprint& b, const MatchTolerance& tol = {});
+
+// The primitive cell of `c` as step 2 above finds it (the crystal itself when it is already primitive).
+Crystal primitive_cell(const Crystal& c, double tol = 0.25);
 
 // Index of the first earlier crystal each crystal matches (itself when none): uniqueness = #(dup[i] == i) / n.
 std::vector<size_t> duplicate_of(const std::vector<StructureFingerprint>& fps, const MatchTolerance& tol = {});

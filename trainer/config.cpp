@@ -184,9 +184,13 @@ void visit_config(Config& c, F&& f) {
     any());
   f("eval.ref_csv", &e.ref_csv, "distribution reference: CSV path, data.test_csv (that key's value) or empty: skip",
     any());
-  f("eval.match_ltol", &e.match_ltol, "structure matcher: relative tolerance on volume per atom", at_least(0));
-  f("eval.match_stol", &e.match_stol, "structure matcher: tolerance on neighbour distances / (V/N)^(1/3)",
+  f("eval.match_ltol", &e.match_ltol, "structure matcher: fractional tolerance on lattice lengths (pymatgen ltol)",
     at_least(0));
+  f("eval.match_stol", &e.match_stol,
+    "structure matcher: largest site displacement / (V/N)^(1/3) after volumes are scaled equal (pymatgen stol)",
+    at_least(0));
+  f("eval.match_angle_tol", &e.match_angle_tol, "structure matcher: lattice angle tolerance in degrees "
+    "(pymatgen angle_tol)", at_least(0));
 }
 
 struct Field {

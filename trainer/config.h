@@ -117,8 +117,9 @@ struct EvalConfig {
   int64_t invariance_crystals = 32;
   std::string train_csv = "data.train_csv";  // novelty reference: a CSV path, "data.train_csv", or "" (skip novelty)
   std::string ref_csv = "data.test_csv";     // distribution reference: a CSV path, "data.test_csv", or "" (skip)
-  double match_ltol = 0.2;             // structure matcher: relative volume-per-atom tolerance
-  double match_stol = 0.1;             // structure matcher: neighbour-distance tolerance, units of (V/N)^(1/3)
+  double match_ltol = 0.2;             // structure matcher: lattice length tolerance (pymatgen ltol)
+  double match_stol = 0.3;             // structure matcher: site tolerance, units of (V/N)^(1/3) (pymatgen stol)
+  double match_angle_tol = 5;          // structure matcher: lattice angle tolerance, degrees (pymatgen angle_tol)
 };
 
 struct Config {

@@ -1,6 +1,7 @@
 // cgeval's pipeline: the three input kinds, the report's counts, and the real-data sanity floor.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -34,6 +35,48 @@ TEST(EvalReport, RealMp20IsStructurallyValid) {
   EXPECT_LE(r.valid, r.comp_valid);
   EXPECT_GE(r.unique, r.valid * 9 / 10);
   ASSERT_TRUE(r.dist.has_value());
+  // Valid crystals against all 500: real densities lie between ~1 and ~20 g/cm^3 and the two sets barely differ.
+  EXPECT_GT(r.dist->ref_mean_density, 1.0);
+  EXPECT_LT(r.dist->ref_mean_density, 20.0);
+  EXPECT_LT(r.dist->wdist_density, 0.5);
+  const std::string json = report_json(r), md = report_markdown(r);
+  for (const char* key : {"\"wdist_density\"", "\"wdist_num_elements\"", "\"wdist_num_atoms\"", "\"mean_density\""})
+    EXPECT_NE(json.find(key), std::string::npos) << key;
+  EXPECT_NE(md.find("| W1 density, g/cm³ (CDVAE; vs 500 reference) |"), std::string::npos);
+  EXPECT_NE(md.find("| W1 #elements (CDVAE) |"), std::string::npos);
+  EXPECT_NE(md.find("| W1 #atoms (ours) |"), std::string::npos);
+}
+
+TEST(EvalReport, JitteredCopiesAreNotUnique) {
+  // Rock salt and four copies with coordinates moved by up to +-0.02 and the lattice scaled by 8%: one distinct
+  // structure (pymatgen's StructureMatcher defaults), then a CsCl-type NaCl: a second one.
+  Crystal base;
+  base.lattice = {5.64, 5.64, 5.64, 90, 90, 90};
+  base.species = {"Na", "Na", "Na", "Na", "Cl", "Cl", "Cl", "Cl"};
+  base.frac = {{0, 0, 0}, {0.5, 0.5, 0}, {0.5, 0, 0.5}, {0, 0.5, 0.5},
+               {0.5, 0, 0}, {0, 0.5, 0}, {0, 0, 0.5}, {0.5, 0.5, 0.5}};
+  EvalInput in;
+  in.crystals.push_back(base);
+  const double shifts[4][3] = {{0.02, -0.02, 0.02}, {-0.02, 0.02, 0.02}, {0.02, 0.02, -0.02}, {-0.02, -0.02, -0.02}};
+  for (int k = 0; k < 4; ++k) {
+    Crystal c = base;
+    for (size_t i = 0; i < c.frac.size(); ++i)  // a different corner of the jitter box per site
+      for (int a = 0; a < 3; ++a) c.frac[i][a] = wrap01(c.frac[i][a] + shifts[(i + k) % 4][a]);
+    in.crystals.push_back(c);
+  }
+  Crystal big = base;
+  big.lattice = {5.64 * 1.08, 5.64 * 1.08, 5.64 * 1.08, 90, 90, 90};
+  in.crystals.push_back(big);
+  Crystal cscl;
+  const double a = 5.64 / std::cbrt(4.0);
+  cscl.lattice = {a, a, a, 90, 90, 90};
+  cscl.species = {"Na", "Cl"};
+  cscl.frac = {{0, 0, 0}, {0.5, 0.5, 0.5}};
+  in.crystals.push_back(cscl);
+  in.total = static_cast<int64_t>(in.crystals.size());
+  const EvalReport r = evaluate(in, nullptr, nullptr, {});
+  EXPECT_EQ(r.valid, 7);
+  EXPECT_EQ(r.unique, 2);
 }
 
 TEST(EvalReport, SamplesJsonlCountsUnparsedAsInvalidAndFindsDuplicates) {

@@ -10,6 +10,8 @@
 namespace cg {
 namespace {
 
+Vec3 wrap(const Vec3& f) { return {wrap01(f[0]), wrap01(f[1]), wrap01(f[2])}; }
+
 Crystal make(Lattice l, std::vector<std::string> sp, std::vector<Vec3> f) {
   Crystal c;
   c.id = "test";
@@ -107,15 +109,6 @@ Crystal rocksalt(double a) {
   return make({a, a, a, 90, 90, 90}, sp, f);
 }
 
-TEST(StructureMatch, NearestNeighbourDistances) {
-  const auto d = nearest_neighbour_distances(rocksalt(5.6), 0, 6);
-  ASSERT_EQ(d.size(), 6u);
-  for (double x : d) EXPECT_NEAR(x, 2.8, 1e-9);  // six Cl at a/2
-  const auto d1 = nearest_neighbour_distances(make({3, 3, 3, 90, 90, 90}, {"Po"}, {{0, 0, 0}}), 0, 7);
-  for (int k = 0; k < 6; ++k) EXPECT_NEAR(d1[k], 3.0, 1e-9);
-  EXPECT_NEAR(d1[6], 3 * std::sqrt(2.0), 1e-9);
-}
-
 TEST(StructureMatch, InvariantToOrderShiftSupercellAndAxisPermutation) {
   const Crystal base = rocksalt(5.6);
   // Permuted order and shifted origin.
@@ -139,17 +132,106 @@ TEST(StructureMatch, InvariantToOrderShiftSupercellAndAxisPermutation) {
 
 TEST(StructureMatch, RejectsDifferentStructures) {
   const auto fb = fingerprint(rocksalt(5.6));
-  // CsCl-type NaCl at the same volume per atom (a^3 / 2 = 5.6^3 / 8): 8 neighbours instead of 6.
+  // CsCl-type NaCl at the same volume per atom (a^3 / 2 = 5.6^3 / 8): a simple cubic lattice, which the fcc lattice
+  // of rock salt cannot be mapped onto within 5 degrees (its vectors of fitting length meet at 60/90/120 degrees).
   const double a = 5.6 / std::cbrt(4.0);
   const auto cscl = fingerprint(make({a, a, a, 90, 90, 90}, {"Na", "Cl"}, {{0, 0, 0}, {0.5, 0.5, 0.5}}));
   EXPECT_FALSE(structures_match(fb, cscl));
-  // Volume per atom 40% larger: outside ltol 0.2.
-  EXPECT_FALSE(structures_match(fb, fingerprint(rocksalt(5.6 * std::cbrt(1.4)))));
+  // Zinc-blende NaCl: the same fcc lattice, Cl at (1/4, 1/4, 1/4) instead of (1/2, 0, 0). The Cl sites differ by
+  // |(1/4, -1/4, -1/4)| a = 0.433 a; after removing the mean shift each site moves 0.217 a = 0.433 (V/N)^(1/3).
+  Crystal zb = rocksalt(5.6);
+  for (size_t i = 1; i < zb.frac.size(); i += 2) zb.frac[i] = wrap({zb.frac[i - 1][0] + 0.25, zb.frac[i - 1][1] + 0.25,
+                                                                      zb.frac[i - 1][2] + 0.25});
+  EXPECT_FALSE(structures_match(fb, fingerprint(zb)));
   // Different composition.
   Crystal kcl = rocksalt(5.6);
   for (auto& s : kcl.species)
     if (s == "Na") s = "K";
   EXPECT_FALSE(structures_match(fb, fingerprint(kcl)));
+  Crystal nacl2 = rocksalt(5.6);  // one Na becomes Cl: Na3Cl5
+  nacl2.species[0] = "Cl";
+  EXPECT_FALSE(structures_match(fb, fingerprint(nacl2)));
+  // Perovskite SrTiO3 and the same sites with Sr and Ti exchanged: O then sits on the faces around Sr (Sr-O
+  // a/2) instead of around Ti; no origin shift or rotation maps one onto the other.
+  const Lattice cub{3.9, 3.9, 3.9, 90, 90, 90};
+  const Crystal sto =
+      make(cub, {"Sr", "Ti", "O", "O", "O"}, {{0, 0, 0}, {0.5, 0.5, 0.5}, {0.5, 0.5, 0}, {0.5, 0, 0.5}, {0, 0.5, 0.5}});
+  Crystal swapped = sto;
+  std::swap(swapped.species[0], swapped.species[1]);
+  EXPECT_TRUE(structures_match(fingerprint(sto), fingerprint(sto)));
+  EXPECT_FALSE(structures_match(fingerprint(sto), fingerprint(swapped)));
+}
+
+// Every fractional coordinate moved by a uniform draw from [-amp, amp] (fixed seed).
+Crystal jitter(Crystal c, double amp, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(-amp, amp);
+  for (auto& p : c.frac) p = wrap({p[0] + u(rng), p[1] + u(rng), p[2] + u(rng)});
+  return c;
+}
+
+TEST(StructureMatch, PrimitiveCell) {
+  // Rock salt: 8 sites -> 2 (fcc translations), volume / 4; bcc Fe: 2 -> 1, volume / 2.
+  const Crystal p = primitive_cell(rocksalt(5.64));
+  ASSERT_EQ(p.num_sites(), 2u);
+  EXPECT_NEAR(cell_volume(p.lattice), std::pow(5.64, 3) / 4, 1e-9);
+  EXPECT_NEAR(p.lattice.a, 5.64 / std::sqrt(2.0), 1e-9);  // the shortest fcc vector
+  const Crystal fe = primitive_cell(make({2.8665, 2.8665, 2.8665, 90, 90, 90}, {"Fe", "Fe"}, {{0, 0, 0}, {0.5, 0.5, 0.5}}));
+  ASSERT_EQ(fe.num_sites(), 1u);
+  EXPECT_NEAR(cell_volume(fe.lattice), std::pow(2.8665, 3) / 2, 1e-9);
+  // Jitter of +-0.02 (0.113 Å per axis, pairs differ by < 0.226 Å) is inside the 0.25 Å tolerance: still 2 sites.
+  for (unsigned seed = 1; seed <= 20; ++seed) EXPECT_EQ(primitive_cell(jitter(rocksalt(5.64), 0.02, seed)).num_sites(), 2u);
+  // Already primitive (CsCl type: gcd of the counts is 1), or two different elements at the bcc positions: unchanged.
+  EXPECT_EQ(primitive_cell(make({4, 4, 4, 90, 90, 90}, {"Cs", "Cl"}, {{0, 0, 0}, {0.5, 0.5, 0.5}})).num_sites(), 2u);
+  // A 2x1x1 supercell of the primitive cell reduces back to it.
+  const Crystal sc = make({5.64, 5.64, 5.64, 90, 90, 90}, {"Na", "Na", "Cl", "Cl"},
+                          {{0, 0, 0}, {0.5, 0, 0}, {0.25, 0.5, 0.5}, {0.75, 0.5, 0.5}});
+  EXPECT_EQ(primitive_cell(sc).num_sites(), 2u);
+}
+
+TEST(StructureMatch, PerturbedAndScaledCopiesMatch) {
+  // The reviewer's cases: rock salt a = 5.64 with every coordinate moved by up to +-0.02 (0.11 Å) and
+  // +-0.03 (0.17 Å), and the lattice scaled by 8%; pymatgen's defaults match all of them.
+  const Crystal base = rocksalt(5.64);
+  const auto fb = fingerprint(base);
+  ASSERT_TRUE(fb.ok);
+  for (unsigned seed = 1; seed <= 10; ++seed) {
+    EXPECT_TRUE(structures_match(fb, fingerprint(jitter(base, 0.02, seed)))) << "seed " << seed;
+    // +-0.03 in the conventional cell can put equivalent sites 0.34 Å apart, beyond the 0.25 Å primitive tolerance,
+    // so (as in pymatgen) the cell may stay at 8 sites and then not match the 2-site cell: jitter the primitive one.
+    EXPECT_TRUE(structures_match(fb, fingerprint(jitter(primitive_cell(base), 0.03, seed)))) << "seed " << seed;
+  }
+  Crystal big = base;
+  big.lattice = {5.64 * 1.08, 5.64 * 1.08, 5.64 * 1.08, 90, 90, 90};
+  EXPECT_TRUE(structures_match(fb, fingerprint(big)));
+  Crystal huge = base;  // lengths x1.25: outside ltol 0.2 unless volumes are scaled first
+  huge.lattice = {5.64 * 1.25, 5.64 * 1.25, 5.64 * 1.25, 90, 90, 90};
+  EXPECT_TRUE(structures_match(fb, fingerprint(huge)));
+  MatchTolerance no_scale;
+  no_scale.scale = false;
+  EXPECT_FALSE(structures_match(fb, fingerprint(huge, no_scale), no_scale));
+  EXPECT_TRUE(structures_match(fb, fingerprint(big, no_scale), no_scale));  // 1.08 < 1 + ltol: same fractional sites
+  // Shear of a simple cubic (CsCl-type) cell, same fractional sites: gamma 90 -> 93 is within angle_tol 5, 97 is
+  // not (the only lattice vectors within a factor 1.2 of a are +-a, +-b, +-c; a +- b are 1.32a and 1.50a long).
+  const Crystal cscl = make({4, 4, 4, 90, 90, 90}, {"Cs", "Cl"}, {{0, 0, 0}, {0.5, 0.5, 0.5}});
+  Crystal sheared = cscl;
+  sheared.lattice.gamma = 93;
+  EXPECT_TRUE(structures_match(fingerprint(cscl), fingerprint(sheared)));
+  sheared.lattice.gamma = 97;
+  EXPECT_FALSE(structures_match(fingerprint(cscl), fingerprint(sheared)));
+}
+
+TEST(StructureMatch, SiteToleranceThreshold) {
+  // CsCl type, a = 4 (primitive: 2 sites, (V/N)^(1/3) = 32^(1/3) = 3.1748 Å). Moving Cl by d along a: after the
+  // mean shift is removed each site is displaced d a / 2, i.e. 2 d / 3.1748 in units of (V/N)^(1/3):
+  // d = 0.44 -> 0.277 < 0.3 (match), d = 0.49 -> 0.309 > 0.3 (no match).
+  const Lattice cub{4, 4, 4, 90, 90, 90};
+  const auto ref = fingerprint(make(cub, {"Cs", "Cl"}, {{0, 0, 0}, {0.5, 0.5, 0.5}}));
+  EXPECT_TRUE(structures_match(ref, fingerprint(make(cub, {"Cs", "Cl"}, {{0, 0, 0}, {0.94, 0.5, 0.5}}))));
+  EXPECT_FALSE(structures_match(ref, fingerprint(make(cub, {"Cs", "Cl"}, {{0, 0, 0}, {0.99, 0.5, 0.5}}))));
+  MatchTolerance loose;
+  loose.stol = 0.31;
+  EXPECT_TRUE(structures_match(ref, fingerprint(make(cub, {"Cs", "Cl"}, {{0, 0, 0}, {0.99, 0.5, 0.5}})), loose));
 }
 
 TEST(StructureMatch, UniquenessAndNovelty) {
