@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # demo.sh: the README's first command. On a fresh machine: install dependencies, build, then the whole chain on the
-# tiny default config, CPU, 2 ranks (about 5 minutes on 2 idle cores after the build):
+# tiny default config, CPU, 2 ranks (about 3 minutes on 2 idle cores after the build):
 #   cgprep (MP-20 CSV -> HDF5 shards)
 #   -> mpirun -np 2 cgtrain, full-parameter (the paper's from-scratch baseline): a tiny LLaMA base that knows the format
 #   -> cgexport --merge (that base as a Hugging Face checkpoint, the layout a real LLaMA-2 comes in)

@@ -17,7 +17,7 @@ int cgexport_main(int argc, char** argv) {
   app.add_option("--step", o.step, "checkpoint step (default: newest complete)");
   app.add_option("--out", o.out, "output folder")->required();
   app.add_flag("--merge", o.merge, "also write the merged HF checkpoint (adapter goes to OUT/adapter)");
-  app.add_option("--dtype", o.dtype, "fp32 | bf16 | fp16")->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  app.add_option("--dtype", o.dtype, "fp32 | bf16 | fp16 (default fp32; bf16 halves a merged checkpoint)")->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   CLI11_PARSE(app, argc, argv);
   cg::init_logging(0, 1);
   const std::string ck = cg::export_run(o);

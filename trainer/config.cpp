@@ -146,14 +146,14 @@ void visit_config(Config& c, F&& f) {
   f("sample.adapter", &s.adapter,
     "PEFT adapter folder, a cgtrain run_dir (newest step) or run_dir/checkpoints/step-N; empty: base/merged model",
     any());
-  f("sample.out_dir", &s.out_dir, "where samples (text, CSV, CIFs) are written", nonempty());
+  f("sample.out_dir", &s.out_dir, "where samples are written (samples.jsonl, cifs/, summary.json)", nonempty());
   f("sample.task", &s.task, "generate (unconditional or conditioned) | infill", one_of({"generate", "infill"}));
   f("sample.num_samples", &s.num_samples, "samples to draw", at_least(1));
   f("sample.batch_size", &s.batch_size, "sequences decoded together", at_least(1));
   f("sample.max_new_tokens", &s.max_new_tokens, "longest generated continuation (tokens; MP-20 crystals take up to "
     "384 LLaMA-2 tokens with EOS); a sample cut off here counts as unparsed", at_least(1));
   f("sample.temperature", &s.temperature, "softmax temperature; 0: greedy", at_least(0));
-  f("sample.top_p", &s.top_p, "nucleus sampling mass, in (0, 1]; 1: off", in_range(0, 1));
+  f("sample.top_p", &s.top_p, "nucleus sampling mass, in [0, 1]; 1: off; 0: the most likely token only", in_range(0, 1));
   f("sample.top_k", &s.top_k, "keep the k most likely tokens; 0: off", at_least(0));
   f("sample.seed", &s.seed, "sampling seed", any());
   f("sample.constrained", &s.constrained, "grammar-constrained decoding (always parseable crystal text)", any());
@@ -171,7 +171,7 @@ void visit_config(Config& c, F&& f) {
 
   auto& e = c.eval;
   f("eval.input", &e.input, "cgsample folder, CSV (CDVAE layout) or folder of CIFs", nonempty());
-  f("eval.out", &e.out, "report folder; empty: <eval.input>/eval", any());
+  f("eval.out", &e.out, "report folder; empty: <eval.input>/eval for a folder, <eval.input>.eval for a file", any());
   f("eval.max_rows", &e.max_rows, "0: all; else evaluate the first N structures", at_least(0));
   f("eval.min_distance", &e.min_distance, "structural validity: smallest allowed interatomic distance (Å)",
     at_least(0));
