@@ -65,7 +65,8 @@ Cell rebase(const Cell& c, const Mat3& m) {
 }
 
 // Greedy basis reduction: sort by length, subtract integer multiples pairwise (Gauss / Lagrange steps) and try
-// c +- a +- b, until nothing gets shorter. Gives the shortest vectors for the cells we meet; pymatgen uses Niggli.
+// c +- a +- b, until nothing gets shorter, then Niggli's signs. Gives the shortest vectors for the cells we meet;
+// pymatgen uses Niggli (which also fixes the choice among equally short bases; we do not).
 Cell reduce_basis(const Cell& c) {
   Mat3 b = c.m;
   for (int iter = 0; iter < 200; ++iter) {
@@ -93,125 +94,156 @@ Cell reduce_basis(const Cell& c) {
       }
     if (!changed) break;
   }
-  if (det(b) < 0) b[2] = scaled(b[2], -1);
+  // Niggli's sign convention (the per-axis tolerance of the primitive search depends on it, see primitive()): the
+  // three scalar products a.b, b.c, a.c all positive (type I) when their product is positive, else all <= 0
+  // (type II). Flipping all three vectors keeps the products and makes the basis right-handed.
+  const bool type1 = dot(b[0], b[1]) * dot(b[1], b[2]) * dot(b[0], b[2]) > 0;
+  for (int flips = 0; flips < 4; ++flips) {
+    Mat3 t = b;
+    if (flips & 1) t[0] = scaled(t[0], -1);
+    if (flips & 2) t[1] = scaled(t[1], -1);
+    const double d[3] = {dot(t[0], t[1]), dot(t[1], t[2]), dot(t[0], t[2])};
+    if (type1 ? (d[0] > 0 && d[1] > 0 && d[2] > 0) : (d[0] <= 0 && d[1] <= 0 && d[2] <= 0)) {
+      b = t;
+      break;
+    }
+  }
+  if (det(b) < 0)
+    for (auto& v : b) v = scaled(v, -1);
   return rebase(c, b);
 }
 
-// The primitive cell: translations t (from a site of the rarest element to another site of it, snapped to
-// multiples of 1/g, g = gcd of the element counts, which every lattice translation of the crystal is) that map
-// every site onto a site of the same element within `tol` Å along each lattice axis, as pymatgen's
-// get_primitive_structure tests them. Sites related by a translation are merged at their mean position.
-Cell primitive(const Cell& c, double tol, int n_elements) {
-  const size_t n = c.frac.size();
-  std::vector<int> count(n_elements, 0);
-  for (int e : c.el) ++count[e];
-  int g = 0;
-  for (int k : count)
-    if (k > 0) g = std::gcd(g, k);
-  if (g <= 1) return c;
-  int rare = -1;
-  for (int e = 0; e < n_elements; ++e)
-    if (count[e] > 0 && (rare < 0 || count[e] < count[rare])) rare = e;
-  const size_t i0 = std::find(c.el.begin(), c.el.end(), rare) - c.el.begin();
-  const Vec3 ftol = {tol / norm(c.m[0]), tol / norm(c.m[1]), tol / norm(c.m[2])};
-
-  // image[k] = the site that k + t lands on (same element, within ftol on every axis), or -1.
-  auto images = [&](const Vec3& t, std::vector<int>* image) {
-    image->assign(n, -1);
-    std::vector<char> used(n, 0);
-    for (size_t k = 0; k < n; ++k) {
-      double best = 1e300;
-      for (size_t m = 0; m < n; ++m) {
-        if (c.el[m] != c.el[k]) continue;
-        const Vec3 d = wrap_half({c.frac[k][0] + t[0] - c.frac[m][0], c.frac[k][1] + t[1] - c.frac[m][1],
-                                  c.frac[k][2] + t[2] - c.frac[m][2]});
-        double worst = 0;  // largest |d| in units of the tolerance
-        for (int a = 0; a < 3; ++a) worst = std::max(worst, std::fabs(d[a]) / ftol[a]);
-        if (worst < 1 && worst < best) {
-          best = worst;
-          (*image)[k] = static_cast<int>(m);
-        }
-      }
-      if ((*image)[k] < 0 || used[(*image)[k]]) return false;
-      used[(*image)[k]] = 1;
+// The primitive cell, pymatgen's Structure.get_primitive_structure(tolerance) transcribed (pymatgen 2022.11):
+// sites are grouped by element (alphabetical, as pymatgen sorts them by species string). Candidate translations
+// (min_vecs) are the vectors from the first site of the smallest group to the others of that group that map every
+// site of every group onto a site of its group within 2 * tol / (a, b, c) per fractional axis. Then, for each
+// determinant d dividing the gcd of the group sizes (ascending) and each of its Hermite normal forms M, the sublattice
+// whose basis is M^-1 (in the cell's fractional coordinates) is tried when every row of M^-1 lies within
+// tol / (a, b, c) of a min_vec: in the new cell's coordinates (f M) the sites of each group must fall into cliques
+// of exactly d sites closer than tol / (new a, b, c) on every axis (and no two of them closer than 2 tol on every
+// axis in the old cell). The first valid cell replaces the sites of each clique by their mean and is reduced again,
+// recursively.
+Cell primitive(const Cell& c, double tol, const std::vector<std::string>& elements) {
+  const size_t n_el = elements.size();
+  std::vector<int> by_name(n_el);
+  std::iota(by_name.begin(), by_name.end(), 0);
+  std::sort(by_name.begin(), by_name.end(), [&](int x, int y) { return elements[x] < elements[y]; });
+  std::vector<std::vector<Vec3>> gf;  // fractional coordinates per group, sites in cell order
+  std::vector<int> gel;               // element of each group
+  for (int e : by_name) {
+    std::vector<Vec3> f;
+    for (size_t k = 0; k < c.frac.size(); ++k)
+      if (c.el[k] == e) f.push_back(c.frac[k]);
+    if (!f.empty()) {
+      gf.push_back(std::move(f));
+      gel.push_back(e);
     }
+  }
+  if (gf.empty()) return c;
+  auto within = [](const Vec3& d, const Vec3& t) {  // |d - round(d)| < t on every axis
+    for (int a = 0; a < 3; ++a)
+      if (std::fabs(d[a] - std::round(d[a])) >= t[a]) return false;
     return true;
   };
+  const Lattice lp = parameters(c.m);
+  const Vec3 super_ftol = {tol / lp.a, tol / lp.b, tol / lp.c};
+  const Vec3 super_ftol_2 = scaled(super_ftol, 2);
 
-  std::vector<Vec3> T = {{0, 0, 0}};
-  std::vector<std::vector<int>> maps(1, std::vector<int>(n));
-  std::iota(maps[0].begin(), maps[0].end(), 0);
-  for (size_t j = 0; j < n; ++j) {
-    if (c.el[j] != rare || j == i0) continue;
-    Vec3 t = sub(c.frac[j], c.frac[i0]);
-    for (int a = 0; a < 3; ++a) t[a] = wrap01(std::round(t[a] * g) / g);
-    for (int a = 0; a < 3; ++a)
-      if (t[a] > 1 - 1e-9) t[a] = 0;
-    if (t[0] == 0 && t[1] == 0 && t[2] == 0) continue;
-    if (std::any_of(T.begin(), T.end(), [&](const Vec3& u) { return norm(wrap_half(sub(u, t))) < 1e-9; })) continue;
-    std::vector<int> image;
-    if (!images(t, &image)) continue;
-    T.push_back(t);
-    maps.push_back(std::move(image));
-  }
-  const size_t nt = T.size();
-  if (nt == 1 || n % nt != 0) return c;
-  for (int k : count)
-    if (k % static_cast<int>(nt) != 0) return c;
-
-  // A basis of the lattice generated by T and the old lattice: fractional volume 1 / nt.
-  struct Cand {
-    double len;
-    Vec3 f;
-  };
-  std::vector<Cand> cands;
-  for (const Vec3& t : T)
-    for (int a = -1; a <= 1; ++a)
-      for (int b = -1; b <= 1; ++b)
-        for (int d = -1; d <= 1; ++d) {
-          const Vec3 f = {t[0] + a, t[1] + b, t[2] + d};
-          const double len = norm(times(f, c.m));
-          if (len > 1e-9) cands.push_back({len, f});
-        }
-  std::sort(cands.begin(), cands.end(), [](const Cand& x, const Cand& y) { return x.len < y.len; });
-  const double want = 1.0 / nt;
-  const size_t lim = std::min<size_t>(cands.size(), 40);
-  Mat3 basis{};
-  double best = 1e300;
-  for (size_t i = 0; i < lim; ++i)
-    for (size_t j = i + 1; j < lim; ++j)
-      for (size_t k = j + 1; k < lim; ++k) {
-        const double total = cands[i].len + cands[j].len + cands[k].len;
-        if (total >= best) continue;
-        const Mat3 f = {cands[i].f, cands[j].f, cands[k].f};
-        if (std::fabs(std::fabs(det(f)) - want) > 1e-6) continue;
-        best = total;
-        basis = f;
-      }
-  if (best == 1e300) return c;
-  Mat3 m = {times(basis[0], c.m), times(basis[1], c.m), times(basis[2], c.m)};
-  if (det(m) < 0) m[2] = scaled(m[2], -1);
-
-  // Merge each orbit {image of k under t} at its mean position.
-  Cell p{m, {}, {}};
-  const Mat3 inv = inverse(m);
-  std::vector<char> done(n, 0);
-  for (size_t k = 0; k < n; ++k) {
-    if (done[k]) continue;
-    Vec3 mean{};
-    for (size_t ti = 0; ti < nt; ++ti) {
-      const int mk = maps[ti][k];
-      if (done[mk]) return c;  // orbits overlap: the translations are not a group at this tolerance
-      done[mk] = 1;
-      const Vec3 d = wrap_half(sub(sub(c.frac[mk], T[ti]), c.frac[k]));
-      for (int a = 0; a < 3; ++a) mean[a] += d[a] / nt;
+  size_t gmin = 0;
+  for (size_t g = 1; g < gf.size(); ++g)
+    if (gf[g].size() < gf[gmin].size()) gmin = g;
+  std::vector<Vec3> min_vecs;
+  for (const Vec3& f : gf[gmin]) min_vecs.push_back(sub(f, gf[gmin][0]));
+  for (const auto& g : gf)
+    for (const Vec3& f : g) {
+      std::vector<Vec3> kept;
+      for (const Vec3& v : min_vecs)
+        if (std::any_of(g.begin(), g.end(), [&](const Vec3& u) { return within(sub(v, sub(u, f)), super_ftol_2); }))
+          kept.push_back(v);
+      min_vecs.swap(kept);
     }
-    const Vec3 pos = {c.frac[k][0] + mean[0], c.frac[k][1] + mean[1], c.frac[k][2] + mean[2]};
-    p.frac.push_back(wrap(times(times(pos, c.m), inv)));
-    p.el.push_back(c.el[k]);
+
+  // Sites of a group closer than 2 tol on every axis may not be merged (except a site with itself).
+  std::vector<std::vector<std::vector<char>>> non_nbrs(gf.size());
+  int num_fu = 0;
+  for (size_t g = 0; g < gf.size(); ++g) {
+    const size_t m = gf[g].size();
+    num_fu = std::gcd(num_fu, static_cast<int>(m));
+    non_nbrs[g].assign(m, std::vector<char>(m, 0));
+    for (size_t i = 0; i < m; ++i)
+      for (size_t j = 0; j < m; ++j) non_nbrs[g][i][j] = i == j || !within(sub(gf[g][j], gf[g][i]), super_ftol_2);
   }
-  if (p.frac.size() * nt != n) return c;
-  return p;
+
+  auto divisors = [](int x) {
+    std::vector<int> d;
+    for (int i = 1; i <= x; ++i)
+      if (x % i == 0) d.push_back(i);
+    return d;
+  };
+  for (int det_m : divisors(num_fu)) {
+    if (det_m == 1) continue;
+    for (int a : divisors(det_m))
+      for (int e : divisors(det_m / a)) {
+        const int gg = det_m / a / e;
+        for (int b = 0; b < a; ++b)
+          for (int cc = 0; cc < a; ++cc)
+            for (int f = 0; f < e; ++f) {
+              const Mat3 m = {Vec3{double(a), double(b), double(cc)}, Vec3{0, double(e), double(f)},
+                              Vec3{0, 0, double(gg)}};
+              const Mat3 inv_m = inverse(m);
+              bool near = true;
+              for (int r = 0; r < 3 && near; ++r)
+                near = std::any_of(min_vecs.begin(), min_vecs.end(),
+                                   [&](const Vec3& v) { return within(sub(inv_m[r], v), super_ftol); });
+              if (!near) continue;
+              const Mat3 new_m = {times(inv_m[0], c.m), times(inv_m[1], c.m), times(inv_m[2], c.m)};
+              const Vec3 ftol = {tol / norm(new_m[0]), tol / norm(new_m[1]), tol / norm(new_m[2])};
+              Cell p{new_m, {}, {}};
+              bool valid = true;
+              for (size_t g = 0; g < gf.size() && valid; ++g) {
+                const size_t ng = gf[g].size();
+                std::vector<Vec3> all_frac(ng);
+                for (size_t i = 0; i < ng; ++i) all_frac[i] = times(gf[g][i], m);
+                std::vector<std::vector<char>> grp(ng, std::vector<char>(ng));
+                for (size_t i = 0; i < ng; ++i)
+                  for (size_t j = 0; j < ng; ++j)
+                    grp[i][j] = within(sub(all_frac[j], all_frac[i]), ftol) && non_nbrs[g][i][j];
+                for (size_t j = 0; j < ng && valid; ++j) {
+                  int col = 0;
+                  for (size_t i = 0; i < ng; ++i) col += grp[i][j];
+                  valid = col == det_m;
+                }
+                for (size_t i = 0; i < ng && valid; ++i)
+                  for (size_t j = 0; j < ng && valid; ++j)
+                    for (size_t k = 0; k < ng && valid; ++k)
+                      if (grp[i][j] && grp[i][k]) valid = grp[j][k];
+                if (!valid) break;
+                std::vector<char> added(ng, 0);
+                for (size_t i = 0; i < ng; ++i) {
+                  if (added[i]) continue;
+                  Vec3 coords{};
+                  int members = 0;
+                  for (size_t j = 0; j < ng; ++j) {
+                    if (!grp[i][j]) continue;
+                    added[j] = 1;
+                    const Vec3 fj = wrap(all_frac[j]);
+                    if (members == 0) {
+                      coords = fj;
+                    } else {
+                      const Vec3 off = wrap_half(sub(fj, coords));
+                      for (int x = 0; x < 3; ++x) coords[x] += off[x] / (members + 1);
+                    }
+                    ++members;
+                  }
+                  p.frac.push_back(coords);
+                  p.el.push_back(gel[g]);
+                }
+              }
+              if (valid) return primitive(p, tol, elements);
+            }
+      }
+  }
+  return c;
 }
 
 // Minimum-cost perfect assignment (Hungarian algorithm, O(n^3)): row i -> column assign[i].
@@ -385,8 +417,7 @@ Cell make_cell(const Crystal& c, const std::vector<std::string>& elements) {
 Crystal primitive_cell(const Crystal& c, double tol) {
   if (c.num_sites() == 0 || !(cell_volume(c.lattice) > 1e-6)) return c;
   const Composition comp = reduce_composition(c.species);
-  const Cell p = reduce_basis(primitive(reduce_basis(make_cell(c, comp.elements)), tol,
-                                        static_cast<int>(comp.elements.size())));
+  const Cell p = reduce_basis(primitive(reduce_basis(make_cell(c, comp.elements)), tol, comp.elements));
   Crystal out = c;
   out.lattice = parameters(p.m);  // lattice_matrix(out.lattice) is p.m rotated; fractional coordinates carry over
   out.frac = p.frac;
@@ -404,7 +435,7 @@ StructureFingerprint fingerprint(const Crystal& c, const MatchTolerance& tol) {
   if (!(cell_volume(c.lattice) > 1e-6)) return fp;
   Cell cell = reduce_basis(make_cell(c, comp.elements));
   if (tol.primitive_cell)
-    cell = reduce_basis(primitive(cell, tol.primitive_tol, static_cast<int>(comp.elements.size())));
+    cell = reduce_basis(primitive(cell, tol.primitive_tol, comp.elements));
   fp.lattice = cell.m;
   fp.frac = cell.frac;
   fp.element = cell.el;
