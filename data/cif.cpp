@@ -100,25 +100,25 @@ bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::s
     pos = nl + 1;
     auto tok = cif_tokens(line);
     if (tok.empty()) continue;
-    if (lower(tok[0]) == "loop_") {
+    const std::string head = lower(tok[0]);
+    if (head == "loop_") {
       loops.emplace_back();
       in_loop_header = true;
       continue;
     }
-    if (lower(tok[0]).rfind("data_", 0) == 0) {
+    if (head.rfind("data_", 0) == 0) {
       if (++data_blocks > 1) return fail("the CIF holds more than one data_ block; give one structure per CIF");
       in_loop_header = false;
       continue;
     }
-    if (tok[0][0] == '_' && (line.find_first_not_of(" \t") == std::string_view::npos ||
-                             line[line.find_first_not_of(" \t")] == '_')) {  // a tag (a quoted '_x' value is not)
+    if (line[line.find_first_not_of(" \t\r")] == '_') {  // a tag (a quoted value '_x' starts with its quote)
       if (in_loop_header && tok.size() == 1) {
-        loops.back().names.push_back(lower(tok[0]));
+        loops.back().names.push_back(head);
         continue;
       }
       in_loop_header = false;
       if (tok.size() < 2) return fail(fmt::format("CIF item {} has no value on its line", tok[0]));
-      items[lower(tok[0])] = tok[1];
+      items[head] = tok[1];
       if (!loops.empty() && loops.back().rows.empty() && loops.back().names.empty()) loops.pop_back();
       continue;
     }

@@ -1,5 +1,6 @@
 #include "data/crystal.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace cg {
@@ -34,6 +35,16 @@ Vec3 frac_to_cart(const Mat3& m, const Vec3& f) {
   Vec3 r{};
   for (int j = 0; j < 3; ++j) r[j] = f[0] * m[0][j] + f[1] * m[1][j] + f[2] * m[2][j];
   return r;
+}
+
+double norm(const Vec3& a) { return std::sqrt(dot(a, a)); }
+
+Lattice lattice_parameters(const Mat3& m) {
+  auto angle = [&](int j, int k) {  // pymatgen: arccos(abs_cap(dot / (|m_j| |m_k|))) * 180 / pi
+    const double c = std::max(-1.0, std::min(1.0, dot(m[j], m[k]) / (norm(m[j]) * norm(m[k]))));
+    return std::acos(c) * 180.0 / M_PI;
+  };
+  return {norm(m[0]), norm(m[1]), norm(m[2]), angle(1, 2), angle(2, 0), angle(0, 1)};
 }
 
 double wrap01(double x) {

@@ -35,8 +35,17 @@ struct Crystal {
 Mat3 lattice_matrix(const Lattice& l);
 // Cell volume in Å^3 (|det|).
 double cell_volume(const Lattice& l);
-// Cartesian position of fractional coordinate f.
+// Cartesian position of fractional coordinate f (f times the matrix of row vectors).
 Vec3 frac_to_cart(const Mat3& m, const Vec3& f);
+// Lengths and angles of the lattice vectors m, as pymatgen's Lattice.parameters computes them (sums left to right):
+// lattice_parameters(lattice_matrix(l)) is l up to the last bits, e.g. 60 -> 59.99999999999999.
+Lattice lattice_parameters(const Mat3& m);
+
+inline double dot(const Vec3& a, const Vec3& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+inline Vec3 cross(const Vec3& a, const Vec3& b) {
+  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
+}
+double norm(const Vec3& a);
 // Wrap x into [0, 1).
 double wrap01(double x);
 

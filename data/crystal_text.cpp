@@ -1,7 +1,6 @@
 // Crystal <-> the paper's text format.
 #include "data/crystal_text.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <vector>
@@ -27,38 +26,12 @@ std::string format_frac(double x, const TextOptions& opt) {
   return s;
 }
 
-namespace {
-
-double abs_cap(double v) { return std::max(-1.0, std::min(1.0, v)); }
-
-// The lattice parameters as the reference code reads them: pymatgen parses the CIF into
-// Lattice.from_parameters(a, b, c, alpha, beta, gamma) (a matrix) and `structure.lattice.parameters` recomputes
-// lengths and angles from that matrix, so a CIF's 60.00000000 comes back as 59.99999999999999 and int() makes it 59.
-// Same operations in the same order as pymatgen/numpy (3-term sums left to right).
-Lattice pymatgen_parameters(const Lattice& l) {
-  constexpr double kPi = 3.14159265358979323846;
-  const double ar = l.alpha * (kPi / 180.0), br = l.beta * (kPi / 180.0), gr = l.gamma * (kPi / 180.0);
-  const double val = abs_cap((std::cos(ar) * std::cos(br) - std::cos(gr)) / (std::sin(ar) * std::sin(br)));
-  const double gamma_star = std::acos(val);
-  const double m[3][3] = {{l.a * std::sin(br), 0.0, l.a * std::cos(br)},
-                          {-l.b * std::sin(ar) * std::cos(gamma_star), l.b * std::sin(ar) * std::sin(gamma_star),
-                           l.b * std::cos(ar)},
-                          {0.0, 0.0, l.c}};
-  double len[3], ang[3];
-  for (int i = 0; i < 3; ++i) len[i] = std::sqrt(m[i][0] * m[i][0] + m[i][1] * m[i][1] + m[i][2] * m[i][2]);
-  for (int i = 0; i < 3; ++i) {
-    const int j = (i + 1) % 3, k = (i + 2) % 3;
-    const double dot = m[j][0] * m[k][0] + m[j][1] * m[k][1] + m[j][2] * m[k][2];
-    ang[i] = std::acos(abs_cap(dot / (len[j] * len[k]))) * 180.0 / kPi;
-  }
-  return {len[0], len[1], len[2], ang[0], ang[1], ang[2]};
-}
-
-}  // namespace
-
 std::string crystal_to_text(const Crystal& c, const TextOptions& opt) {
-  // truncate reproduces the reference code, parameters included; round is robust to such last-bit differences.
-  const Lattice l = opt.angles == AngleMode::kTruncate ? pymatgen_parameters(c.lattice) : c.lattice;
+  // truncate reproduces the reference code's int() of pymatgen's parameters, which pymatgen recomputes from the
+  // lattice matrix it builds from the CIF (a CIF's 60 comes back as 59.99999999999999, int() makes it 59); round is
+  // robust to such last-bit differences.
+  const Lattice l =
+      opt.angles == AngleMode::kTruncate ? lattice_parameters(lattice_matrix(c.lattice)) : c.lattice;
   auto angle = [&](double a) {
     long v = opt.angles == AngleMode::kRound ? std::lround(a) : long(a);  // long(a) truncates toward zero, as int()
     return v;

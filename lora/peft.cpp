@@ -170,9 +170,9 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     const auto& tm = j.at("target_modules");
     // A string other than all-linear is a regular expression over module paths in PEFT (re.fullmatch): the
     // modules it chose are read from the tensor names below.
-    if (tm.is_string()) target_regex = tm.get<std::string>() != "all-linear";
-    if (tm.is_string() && !target_regex) c.target_modules = all_linear();
-    else if (!tm.is_string()) c.target_modules = tm.get<std::vector<std::string>>();
+    if (!tm.is_string()) c.target_modules = tm.get<std::vector<std::string>>();
+    else if (tm.get<std::string>() == "all-linear") c.target_modules = all_linear();
+    else target_regex = true;
     CG_CHECK(c.bias == "none", "{}: bias = {} is not supported (only none)", where, c.bias);
     CG_CHECK(!j.value("fan_in_fan_out", false), "{}: fan_in_fan_out = true is not supported", where);
     CG_CHECK(!j.value("use_dora", false), "{}: DoRA adapters (use_dora = true) are not supported", where);

@@ -96,17 +96,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       t.scalar_type = safetensors_scalar_type(t.dtype);
       CG_CHECK(off.size() == 2 && off[0] <= off[1], "{}: tensor {} has bad data_offsets", path, it.key());
       t.begin = off[0], t.end = off[1];
-      uint64_t numel = 1;
-      for (auto s : t.shape) {
-        CG_CHECK(s >= 0 && !__builtin_mul_overflow(numel, static_cast<uint64_t>(s), &numel),
+      uint64_t bytes = c10::elementSize(t.scalar_type);  // element size times the dims, checked for overflow
+      for (auto s : t.shape)
+        CG_CHECK(s >= 0 && !__builtin_mul_overflow(bytes, static_cast<uint64_t>(s), &bytes),
                  "{}: tensor {} has an impossible shape {}", path, it.key(), c10::str(at::IntArrayRef(t.shape)));
-      }
-      uint64_t bytes = 0;
-      CG_CHECK(!__builtin_mul_overflow(numel, uint64_t(c10::elementSize(t.scalar_type)), &bytes),
-               "{}: tensor {} has an impossible shape {}", path, it.key(), c10::str(at::IntArrayRef(t.shape)));
       CG_CHECK(t.end - t.begin == bytes,
                "{}: tensor {} has {} bytes but shape {} of {} needs {}", path, it.key(), t.end - t.begin,
-               c10::str(at::IntArrayRef(t.shape)), t.dtype, numel * c10::elementSize(t.scalar_type));
+               c10::str(at::IntArrayRef(t.shape)), t.dtype, bytes);
       CG_CHECK(t.end <= data_size, "{} is truncated: tensor {} needs data bytes [{}, {}) but the file has {}", path,
                it.key(), t.begin, t.end, data_size);
       infos_[it.key()] = std::move(t);

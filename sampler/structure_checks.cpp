@@ -8,12 +8,6 @@ namespace cg {
 
 namespace {
 
-Vec3 cross(const Vec3& a, const Vec3& b) {
-  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
-}
-double dot(const Vec3& a, const Vec3& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
-double norm(const Vec3& a) { return std::sqrt(dot(a, a)); }
-
 constexpr int kMaxShift = 64;  // cap for absurdly flat cells; those fail the volume check anyway
 
 // Smallest |(df + n) M| over integer shifts n, df already wrapped into [-0.5, 0.5); `bound` is a known upper bound

@@ -22,20 +22,9 @@ struct Cell {
   std::vector<int> el;     // element index per site
 };
 
-double dot(const Vec3& a, const Vec3& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
-double norm(const Vec3& a) { return std::sqrt(dot(a, a)); }
-Vec3 cross(const Vec3& a, const Vec3& b) {
-  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
-}
 Vec3 sub(const Vec3& a, const Vec3& b) { return {a[0] - b[0], a[1] - b[1], a[2] - b[2]}; }
 Vec3 scaled(const Vec3& a, double s) { return {a[0] * s, a[1] * s, a[2] * s}; }
 double det(const Mat3& m) { return dot(m[0], cross(m[1], m[2])); }
-Vec3 times(const Vec3& f, const Mat3& m) {  // f * M
-  Vec3 x{};
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) x[j] += f[i] * m[i][j];
-  return x;
-}
 Mat3 inverse(const Mat3& m) {
   const double d = det(m);
   const Vec3 c0 = cross(m[1], m[2]), c1 = cross(m[2], m[0]), c2 = cross(m[0], m[1]);
@@ -44,23 +33,20 @@ Mat3 inverse(const Mat3& m) {
   for (int i = 0; i < 3; ++i) inv[i] = {c0[i] / d, c1[i] / d, c2[i] / d};
   return inv;
 }
-Vec3 wrap(const Vec3& f) { return {wrap01(f[0]), wrap01(f[1]), wrap01(f[2])}; }
-Vec3 wrap_half(const Vec3& d) {  // to [-0.5, 0.5)
-  return {d[0] - std::round(d[0]), d[1] - std::round(d[1]), d[2] - std::round(d[2])};
-}
 double angle_deg(const Vec3& a, const Vec3& b) {
   const double c = std::clamp(dot(a, b) / (norm(a) * norm(b)), -1.0, 1.0);
   return std::acos(c) * 180.0 / kPi;
 }
-Lattice parameters(const Mat3& m) {
-  return {norm(m[0]), norm(m[1]), norm(m[2]), angle_deg(m[1], m[2]), angle_deg(m[0], m[2]), angle_deg(m[0], m[1])};
+Vec3 wrap(const Vec3& f) { return {wrap01(f[0]), wrap01(f[1]), wrap01(f[2])}; }
+Vec3 wrap_half(const Vec3& d) {  // to [-0.5, 0.5)
+  return {d[0] - std::round(d[0]), d[1] - std::round(d[1]), d[2] - std::round(d[2])};
 }
 
 // Re-express the sites of `c` in the basis `m` (same lattice), wrapped into [0, 1).
 Cell rebase(const Cell& c, const Mat3& m) {
   Cell r{m, {}, c.el};
   const Mat3 inv = inverse(m);
-  for (const Vec3& f : c.frac) r.frac.push_back(wrap(times(times(f, c.m), inv)));
+  for (const Vec3& f : c.frac) r.frac.push_back(wrap(frac_to_cart(inv, frac_to_cart(c.m, f))));
   return r;
 }
 
@@ -145,7 +131,7 @@ Cell primitive(const Cell& c, double tol, const std::vector<std::string>& elemen
       if (std::fabs(d[a] - std::round(d[a])) >= t[a]) return false;
     return true;
   };
-  const Lattice lp = parameters(c.m);
+  const Lattice lp = lattice_parameters(c.m);
   const Vec3 super_ftol = {tol / lp.a, tol / lp.b, tol / lp.c};
   const Vec3 super_ftol_2 = scaled(super_ftol, 2);
 
@@ -196,14 +182,15 @@ Cell primitive(const Cell& c, double tol, const std::vector<std::string>& elemen
                 near = std::any_of(min_vecs.begin(), min_vecs.end(),
                                    [&](const Vec3& v) { return within(sub(inv_m[r], v), super_ftol); });
               if (!near) continue;
-              const Mat3 new_m = {times(inv_m[0], c.m), times(inv_m[1], c.m), times(inv_m[2], c.m)};
+              const Mat3 new_m = {frac_to_cart(c.m, inv_m[0]), frac_to_cart(c.m, inv_m[1]),
+                                  frac_to_cart(c.m, inv_m[2])};
               const Vec3 ftol = {tol / norm(new_m[0]), tol / norm(new_m[1]), tol / norm(new_m[2])};
               Cell p{new_m, {}, {}};
               bool valid = true;
               for (size_t g = 0; g < gf.size() && valid; ++g) {
                 const size_t ng = gf[g].size();
                 std::vector<Vec3> all_frac(ng);
-                for (size_t i = 0; i < ng; ++i) all_frac[i] = times(gf[g][i], m);
+                for (size_t i = 0; i < ng; ++i) all_frac[i] = frac_to_cart(m, gf[g][i]);
                 std::vector<std::vector<char>> grp(ng, std::vector<char>(ng));
                 for (size_t i = 0; i < ng; ++i)
                   for (size_t j = 0; j < ng; ++j)
@@ -327,7 +314,7 @@ bool sites_match(const Cell& a, const Cell& b, const Mat3& avg, const MatchToler
         for (int x = -1; x <= 1; ++x)
           for (int y = -1; y <= 1; ++y)
             for (int z = -1; z <= 1; ++z) {
-              const Vec3 v = times({d[0] + x, d[1] + y, d[2] + z}, avg);
+              const Vec3 v = frac_to_cart(avg, {d[0] + x, d[1] + y, d[2] + z});
               const double l2 = dot(v, v);
               if (l2 < d2[i][j]) {
                 d2[i][j] = l2;
@@ -359,7 +346,7 @@ bool cells_match(Cell a, Cell b, const MatchTolerance& tol) {
       b.m[i] = scaled(b.m[i], 1 / r);
     }
   }
-  const Lattice lb = parameters(b.m);
+  const Lattice lb = lattice_parameters(b.m);
   const double target[3] = {lb.a, lb.b, lb.c};
   const double radius = std::max({lb.a, lb.b, lb.c}) * (1 + tol.ltol);
   // Lattice vectors of A (integer coordinates n) whose lengths fit each of B's a, b, c.
@@ -374,7 +361,7 @@ bool cells_match(Cell a, Cell b, const MatchTolerance& tol) {
   for (int i = -range[0]; i <= range[0]; ++i)
     for (int j = -range[1]; j <= range[1]; ++j)
       for (int k = -range[2]; k <= range[2]; ++k) {
-        const Vec3 x = times({double(i), double(j), double(k)}, a.m);
+        const Vec3 x = frac_to_cart(a.m, {double(i), double(j), double(k)});
         const double len = norm(x);
         if (len < 1e-9 || len > radius) continue;
         for (int q = 0; q < 3; ++q) {
@@ -394,7 +381,7 @@ bool cells_match(Cell a, Cell b, const MatchTolerance& tol) {
         if (std::fabs(std::fabs(det(nm)) - 1) > 0.5) continue;  // a basis of A's lattice, not a sublattice
         const Mat3 latt = {va.x, vb.x, vc.x};
         const Cell fa = rebase(a, latt);
-        const Lattice la = parameters(latt);
+        const Lattice la = lattice_parameters(latt);
         const Lattice avg{(la.a + lb.a) / 2,         (la.b + lb.b) / 2,        (la.c + lb.c) / 2,
                           (la.alpha + lb.alpha) / 2, (la.beta + lb.beta) / 2, (la.gamma + lb.gamma) / 2};
         if (sites_match(fa, b, lattice_matrix(avg), tol)) return true;
@@ -419,7 +406,7 @@ Crystal primitive_cell(const Crystal& c, double tol) {
   const Composition comp = reduce_composition(c.species);
   const Cell p = reduce_basis(primitive(reduce_basis(make_cell(c, comp.elements)), tol, comp.elements));
   Crystal out = c;
-  out.lattice = parameters(p.m);  // lattice_matrix(out.lattice) is p.m rotated; fractional coordinates carry over
+  out.lattice = lattice_parameters(p.m);  // lattice_matrix(out.lattice) is p.m rotated; fractional coordinates carry over
   out.frac = p.frac;
   out.species.clear();
   for (int e : p.el) out.species.push_back(comp.elements[e]);

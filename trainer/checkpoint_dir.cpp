@@ -98,13 +98,6 @@ nlohmann::json to_json(const Manifest& m) {
 // too: on a network filesystem a listing may not show yet what another node has just written.
 std::vector<ManifestFile> collect_files(const fs::path& tmp, const std::vector<std::string>& required) {
   std::vector<ManifestFile> files;
-  for (const auto& rel : required) {
-    const fs::path p = tmp / rel;
-    std::error_code ec;
-    CG_CHECK(fs::is_regular_file(p, ec), "{} is missing from the checkpoint folder although its writer reported "
-             "success: train.run_dir must be on a filesystem every node shares (and sees the others' writes)",
-             p.string());
-  }
   for (const auto& e : fs::recursive_directory_iterator(tmp)) {
     if (e.is_directory()) {
       fsync_path(e.path().string(), true);
@@ -117,10 +110,13 @@ std::vector<ManifestFile> collect_files(const fs::path& tmp, const std::vector<s
     fsync_path(e.path().string(), false);
     files.push_back({rel, static_cast<uint64_t>(e.file_size()), sha256_file(e.path().string())});
   }
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
-  for (const auto& rel : required) {  // required but not listed (a stale listing): add it by name
+  for (const auto& rel : required) {  // required but not listed (a stale listing): look it up by name
     if (std::any_of(files.begin(), files.end(), [&](const ManifestFile& f) { return f.path == rel; })) continue;
     const fs::path p = tmp / rel;
+    std::error_code ec;
+    CG_CHECK(fs::is_regular_file(p, ec), "{} is missing from the checkpoint folder although its writer reported "
+             "success: train.run_dir must be on a filesystem every node shares (and sees the others' writes)",
+             p.string());
     fsync_path(p.string(), false);
     files.push_back({rel, static_cast<uint64_t>(fs::file_size(p)), sha256_file(p.string())});
   }

@@ -108,10 +108,9 @@ std::string export_run(const ExportOptions& o) {
   // older builds) the run's, which a resume with other settings may have rewritten.
   const bool own = std::filesystem::is_regular_file(ck.path + "/config.yaml");
   const Config cfg = load_config(own ? ck.path + "/config.yaml" : o.run_dir + "/config.yaml", {});
-  if (!own && config_hash(cfg) != ck.manifest.config_hash)
+  if (const std::string hash = config_hash(cfg); !own && hash != ck.manifest.config_hash)
     spdlog::warn("{} was written under another config than {}/config.yaml (hash {} vs {}); exporting with the "
-                 "latter's lora.* and model.* settings", ck.path, o.run_dir, ck.manifest.config_hash,
-                 config_hash(cfg));
+                 "latter's lora.* and model.* settings", ck.path, o.run_dir, ck.manifest.config_hash, hash);
   const at::ScalarType dtype = lora::peft_dtype(o.dtype);
   std::map<std::string, at::Tensor> full = read_full_params(ck);  // LoRA factors (small), or a full run's weights
   std::ifstream mc(o.run_dir + "/model_config.json");
