@@ -1,4 +1,4 @@
-// P1 CIF reader/writer for pymatgen's layout.
+// CIF reader (CIF 1.1 syntax, symmetry expanded to the full cell) and P1 writer in pymatgen's layout.
 #include "data/cif.h"
 
 #include <algorithm>
@@ -14,28 +14,201 @@
 namespace cg {
 namespace {
 
-// Splits a CIF line into tokens; '...' and "..." are single tokens (quotes removed); an unquoted '#' starts a
-// comment that runs to the end of the line.
-std::vector<std::string> cif_tokens(std::string_view line) {
-  std::vector<std::string> out;
-  size_t i = 0;
+// ---- Lexer: CIF 1.1 tokens -------------------------------------------------------------------------------------
+// Whitespace separates tokens and line breaks mean nothing, except that a line starting with ';' opens a text field
+// that runs to the next line starting with ';'. A quoted value ('...' or "...") ends at its quote followed by
+// whitespace or the line's end (so 'O'Brien' is one value); an unquoted '#' starts a comment.
+
+struct Token {
+  std::string text;
+  bool quoted = false;  // quoted or a text field: always a value, never a tag or keyword
+  int line = 0;
+};
+
+bool is_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\r'; }
+
+std::string trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+// Appends the tokens of one line (from column `i`) to *out; false with *why on an unterminated quote.
+bool lex_line(std::string_view line, size_t i, int line_no, std::vector<Token>* out, std::string* why) {
   while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    while (i < line.size() && is_space(line[i])) ++i;
     if (i >= line.size() || line[i] == '#') break;
-    char q = line[i];
+    const char q = line[i];
     if (q == '\'' || q == '"') {
-      size_t end = line.find(q, i + 1);
-      if (end == std::string_view::npos) end = line.size();
-      out.emplace_back(line.substr(i + 1, end - i - 1));
+      size_t end = i + 1;
+      while (end < line.size() && !(line[end] == q && (end + 1 == line.size() || is_space(line[end + 1])))) ++end;
+      if (end >= line.size()) {
+        *why = fmt::format("line {}: quoted value {} has no closing {} (a quote closes only before a space or the "
+                           "line's end)", line_no, std::string(line.substr(i)), q);
+        return false;
+      }
+      out->push_back({std::string(line.substr(i + 1, end - i - 1)), true, line_no});
       i = end + 1;
     } else {
-      size_t start = i;
-      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') ++i;
-      out.emplace_back(line.substr(start, i - start));
+      const size_t start = i;
+      while (i < line.size() && !is_space(line[i])) ++i;
+      out->push_back({std::string(line.substr(start, i - start)), false, line_no});
     }
   }
-  return out;
+  return true;
 }
+
+bool lex_cif(std::string_view cif, std::vector<Token>* out, std::string* why) {
+  int line_no = 0;
+  bool in_text = false;
+  int text_line = 0;
+  std::string text;
+  size_t pos = 0;
+  while (pos < cif.size()) {
+    size_t nl = cif.find('\n', pos);
+    if (nl == std::string_view::npos) nl = cif.size();
+    std::string_view line = cif.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (in_text) {
+      if (line.empty() || line[0] != ';') {
+        text += line;
+        text += '\n';
+        continue;
+      }
+      out->push_back({trim(text), true, text_line});
+      in_text = false;
+      if (!lex_line(line, 1, line_no, out, why)) return false;
+      continue;
+    }
+    if (!line.empty() && line[0] == ';') {
+      in_text = true;
+      text_line = line_no;
+      text = std::string(line.substr(1)) + "\n";
+      continue;
+    }
+    if (!lex_line(line, 0, line_no, out, why)) return false;
+  }
+  if (in_text) {
+    *why = fmt::format("line {}: text field opened with ';' is never closed (a line starting with ';' closes it)",
+                       text_line);
+    return false;
+  }
+  return true;
+}
+
+// ---- Parser: data items and loops -------------------------------------------------------------------------------
+
+std::string lower(std::string s) {
+  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+// Tags are case-insensitive and compared in lower case; DDLm's "_atom_site.fract_x" is CIF 1.1's "_atom_site_fract_x".
+std::string tag_key(const std::string& tag) {
+  std::string k = lower(tag);
+  std::replace(k.begin(), k.end(), '.', '_');
+  return k;
+}
+
+bool is_tag(const Token& t) { return !t.quoted && !t.text.empty() && t.text[0] == '_'; }
+bool is_keyword(const Token& t) {
+  if (t.quoted) return false;
+  const std::string k = lower(t.text);
+  return k == "loop_" || starts_with(k, "data_") || starts_with(k, "save_") || starts_with(k, "global_") ||
+         k == "stop_";
+}
+
+struct Loop {
+  std::vector<std::string> names;  // tag keys
+  std::vector<std::vector<std::string>> rows;
+  int line = 0;
+  int find(const std::string& name) const {
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == name) return int(i);
+    return -1;
+  }
+};
+
+struct CifBlock {
+  std::map<std::string, std::string> items;  // tag key -> value
+  std::vector<Loop> loops;
+};
+
+bool parse_block(const std::vector<Token>& tok, CifBlock* b, std::string* why) {
+  int data_blocks = 0;
+  size_t i = 0;
+  while (i < tok.size()) {
+    const Token& t = tok[i];
+    const std::string k = t.quoted ? std::string() : lower(t.text);
+    if (starts_with(k, "data_")) {
+      if (++data_blocks > 1) {
+        *why = fmt::format("line {}: the CIF holds more than one data_ block; give one structure per CIF", t.line);
+        return false;
+      }
+      ++i;
+    } else if (k == "loop_") {
+      Loop l;
+      l.line = t.line;
+      for (++i; i < tok.size() && is_tag(tok[i]); ++i) l.names.push_back(tag_key(tok[i].text));
+      std::vector<std::string> values;
+      for (; i < tok.size() && !is_tag(tok[i]) && !is_keyword(tok[i]); ++i) values.push_back(tok[i].text);
+      if (l.names.empty() || values.empty()) {
+        *why = fmt::format("line {}: loop_ without {}", t.line, l.names.empty() ? "tags" : "values");
+        return false;
+      }
+      if (values.size() % l.names.size() != 0) {
+        *why = fmt::format("line {}: loop_ of {} columns ({}, ...) holds {} values, not a whole number of rows",
+                           t.line, l.names.size(), l.names[0], values.size());
+        return false;
+      }
+      for (size_t r = 0; r < values.size(); r += l.names.size())
+        l.rows.emplace_back(values.begin() + long(r), values.begin() + long(r + l.names.size()));
+      b->loops.push_back(std::move(l));
+    } else if (is_keyword(t)) {
+      *why = fmt::format("line {}: '{}' (save frames, global blocks) is not read; give one data_ block", t.line,
+                         t.text);
+      return false;
+    } else if (is_tag(t)) {
+      if (i + 1 >= tok.size() || is_tag(tok[i + 1]) || is_keyword(tok[i + 1])) {
+        *why = fmt::format("line {}: CIF item {} has no value", t.line, t.text);
+        return false;
+      }
+      if (!b->items.emplace(tag_key(t.text), tok[i + 1].text).second) {
+        *why = fmt::format("line {}: CIF item {} is given twice", t.line, t.text);
+        return false;
+      }
+      i += 2;
+    } else {
+      *why = fmt::format("line {}: value '{}' belongs to no item or loop", t.line, t.text);
+      return false;
+    }
+  }
+  return true;
+}
+
+// The loop that holds `tag`, or a one-row loop of every item starting with `category` when `tag` is a plain item
+// (CIF allows a loop of one row to be written as items).
+bool find_table(const CifBlock& b, const std::string& tag, const std::string& category, Loop* out) {
+  for (const auto& l : b.loops)
+    if (l.find(tag) >= 0) {
+      *out = l;
+      return true;
+    }
+  if (b.items.count(tag) == 0) return false;
+  out->rows.emplace_back();
+  for (const auto& [k, v] : b.items)
+    if (starts_with(k, category.c_str())) {
+      out->names.push_back(k);
+      out->rows.back().push_back(v);
+    }
+  return true;
+}
+
+// ---- Values --------------------------------------------------------------------------------------------------------
 
 // CIF number: "0.123", "1.0", "0.1234(5)" (standard uncertainty dropped). False when not a number.
 bool cif_number(const std::string& s, double* v) {
@@ -46,40 +219,109 @@ bool cif_number(const std::string& s, double* v) {
   return end == t.c_str() + t.size() && std::isfinite(*v);
 }
 
-// CIF tags are case-insensitive: they are compared in lower case.
-std::string lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-
-// "x, y, z" in any spacing or case (the identity operation).
-bool is_identity_op(const std::string& op) {
-  std::string t;
-  for (char ch : op)
-    if (ch != ' ' && ch != '\t') t += char(std::tolower(static_cast<unsigned char>(ch)));
-  return t == "x,y,z" || t == "+x,+y,+z";
-}
-
-// "Fe", or pymatgen's oxidation-state decorated "Fe2+" / "O2-" / "Na+" -> "Fe" / "O" / "Na"; else unchanged.
-std::string element_of_type_symbol(const std::string& s) {
+// The element a type symbol or label names: "Fe", pymatgen's "Fe2+" / "O2-", or a label such as "Fe1", "O2a",
+// "CA1" whose leading letters are one element symbol (any case). Empty when no element.
+std::string element_of(const std::string& s) {
   size_t n = 0;
-  if (n < s.size() && std::isupper(static_cast<unsigned char>(s[n]))) ++n;
-  if (n < s.size() && std::islower(static_cast<unsigned char>(s[n]))) ++n;
-  size_t k = n;
-  while (k < s.size() && std::isdigit(static_cast<unsigned char>(s[k]))) ++k;
-  const bool charge = n > 0 && k + 1 == s.size() && (s[k] == '+' || s[k] == '-');
-  return charge ? s.substr(0, n) : s;
+  while (n < s.size() && std::isalpha(static_cast<unsigned char>(s[n]))) ++n;
+  if (n == 0 || n > 2) return "";
+  std::string sym = s.substr(0, n);
+  sym[0] = char(std::toupper(static_cast<unsigned char>(sym[0])));
+  if (n == 2) sym[1] = char(std::tolower(static_cast<unsigned char>(sym[1])));
+  return is_element(sym) ? sym : "";
 }
 
-struct Loop {
-  std::vector<std::string> names;
-  std::vector<std::vector<std::string>> rows;
-  int find(const std::string& name) const {
-    for (size_t i = 0; i < names.size(); ++i)
-      if (names[i] == name) return int(i);
-    return -1;
-  }
+// ---- Symmetry ------------------------------------------------------------------------------------------------------
+
+// A symmetry operation in fractional coordinates: x' = rot x + trans.
+struct SymOp {
+  double rot[3][3] = {};
+  double trans[3] = {};
 };
+
+// "x, y, z", "-x+1/2, y-x, z+0.25", "1/2+x, -y, 2z": each of the three components a sum of signed terms, a term a
+// number (optionally n/m), a number times x|y|z, or x|y|z. Case and spaces do not matter.
+bool parse_symop(const std::string& text, SymOp* op) {
+  std::string s;
+  for (char ch : text)
+    if (!std::isspace(static_cast<unsigned char>(ch))) s += char(std::tolower(static_cast<unsigned char>(ch)));
+  int comp = 0;
+  size_t i = 0;
+  while (comp < 3) {
+    bool any = false;
+    while (i < s.size() && s[i] != ',') {
+      double sign = 1;
+      if (s[i] == '+' || s[i] == '-') sign = s[i++] == '-' ? -1 : 1;
+      else if (any) return false;  // terms after the first need a sign
+      size_t start = i;
+      while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+      double num = 1;
+      const bool has_num = i > start;
+      if (has_num) {
+        char* end = nullptr;
+        const std::string digits = s.substr(start, i - start);
+        num = std::strtod(digits.c_str(), &end);
+        if (end != digits.c_str() + digits.size()) return false;
+        if (i < s.size() && s[i] == '/') {
+          const size_t d0 = ++i;
+          while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+          if (i == d0) return false;
+          const double den = std::strtod(s.substr(d0, i - d0).c_str(), nullptr);
+          if (den == 0) return false;
+          num /= den;
+        }
+      }
+      if (i < s.size() && s[i] >= 'x' && s[i] <= 'z') {
+        op->rot[comp][s[i] - 'x'] += sign * num;
+        ++i;
+      } else if (has_num) {
+        op->trans[comp] += sign * num;
+      } else {
+        return false;
+      }
+      any = true;
+    }
+    if (!any) return false;
+    ++comp;
+    if (comp < 3) {
+      if (i >= s.size()) return false;
+      ++i;  // the comma
+    }
+  }
+  return i == s.size();
+}
+
+bool is_identity(const SymOp& op) {
+  for (int r = 0; r < 3; ++r) {
+    if (op.trans[r] != 0) return false;
+    for (int c = 0; c < 3; ++c)
+      if (op.rot[r][c] != (r == c ? 1 : 0)) return false;
+  }
+  return true;
+}
+
+double det3(const double m[3][3]) {
+  return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+         m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+}
+
+// True when fractional positions a and b are the same site (each component within tol, modulo lattice vectors).
+bool same_position(const Vec3& a, const Vec3& b, double tol) {
+  for (int k = 0; k < 3; ++k) {
+    const double d = a[size_t(k)] - b[size_t(k)];
+    if (std::fabs(d - std::round(d)) > tol) return false;
+  }
+  return true;
+}
+
+// pymatgen's CifParser defaults: positions closer than this (fractional, per component) are one site, and
+// coordinates within a relative 1e-4 of 1/3 or 2/3 are those fractions (0.3333 written for 1/3).
+constexpr double kSiteTolerance = 1e-4;
+double ideal_fraction(double x) {
+  for (double f : {1.0 / 3.0, 2.0 / 3.0})
+    if (std::fabs(1 - x / f) < 1e-4) return f;
+  return x;
+}
 
 }  // namespace
 
@@ -88,72 +330,54 @@ bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::s
     *reason = (id.empty() ? std::string("crystal") : id) + ": " + why;
     return false;
   };
-  std::map<std::string, std::string> items;  // _key -> value
-  std::vector<Loop> loops;
-  bool in_loop_header = false;
-  int data_blocks = 0;
-  size_t pos = 0;
-  while (pos <= cif.size()) {
-    size_t nl = cif.find('\n', pos);
-    if (nl == std::string_view::npos) nl = cif.size();
-    std::string_view line = cif.substr(pos, nl - pos);
-    pos = nl + 1;
-    auto tok = cif_tokens(line);
-    if (tok.empty()) continue;
-    const std::string head = lower(tok[0]);
-    if (head == "loop_") {
-      loops.emplace_back();
-      in_loop_header = true;
-      continue;
-    }
-    if (head.rfind("data_", 0) == 0) {
-      if (++data_blocks > 1) return fail("the CIF holds more than one data_ block; give one structure per CIF");
-      in_loop_header = false;
-      continue;
-    }
-    if (line[line.find_first_not_of(" \t\r")] == '_') {  // a tag (a quoted value '_x' starts with its quote)
-      if (in_loop_header && tok.size() == 1) {
-        loops.back().names.push_back(head);
-        continue;
-      }
-      in_loop_header = false;
-      if (tok.size() < 2) return fail(fmt::format("CIF item {} has no value on its line", tok[0]));
-      items[head] = tok[1];
-      if (!loops.empty() && loops.back().rows.empty() && loops.back().names.empty()) loops.pop_back();
-      continue;
-    }
-    // A data row of the current loop.
-    if (loops.empty() || loops.back().names.empty()) return fail(fmt::format("unexpected CIF line '{}'", line));
-    in_loop_header = false;
-    if (tok.size() != loops.back().names.size())
-      return fail(fmt::format("CIF loop row '{}' has {} values for {} columns", line, tok.size(),
-                              loops.back().names.size()));
-    loops.back().rows.push_back(std::move(tok));
-  }
+  std::vector<Token> tokens;
+  CifBlock b;
+  std::string why;
+  if (!lex_cif(cif, &tokens, &why) || !parse_block(tokens, &b, &why)) return fail(why);
+  const auto& items = b.items;
 
-  // Symmetry: P1 only (CDVAE's CIFs list every site explicitly), whichever dictionary's tags the file uses
-  // (pymatgen's DDL1 _symmetry_*, or the DDL2 _space_group_* that VESTA, COD and ICSD write).
-  for (const char* key : {"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt"}) {
-    auto sg = items.find(key);
-    if (sg == items.end()) continue;
-    std::string name;
-    for (char ch : sg->second)
-      if (ch != ' ') name += ch;
-    if (name != "P1" && name != "?" && name != ".")
-      return fail(fmt::format("space group '{}' is not P1; write the CIF with all sites (P1)", sg->second));
+  // Symmetry: the listed operations, applied to every site. Without them only P1 is read: a space group named
+  // in any dictionary's tags (pymatgen's DDL1 _symmetry_*, or the DDL2 _space_group_* that VESTA, COD and ICSD
+  // write) would need its operations from tables this reader does not carry.
+  std::vector<SymOp> ops;
+  for (const char* key : {"_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz"}) {
+    Loop l;
+    if (!ops.empty() || !find_table(b, key, key, &l)) continue;
+    const int col = l.find(key);
+    for (const auto& row : l.rows) {
+      SymOp op;
+      if (!parse_symop(row[size_t(col)], &op))
+        return fail(fmt::format("symmetry operation '{}' is not of the form 'x, y, z' / '-x+1/2, y-x, z'",
+                                row[size_t(col)]));
+      const double d = det3(op.rot);
+      if (std::fabs(std::fabs(d) - 1) > 1e-6)
+        return fail(fmt::format("symmetry operation '{}' is not a symmetry operation (determinant {})",
+                                row[size_t(col)], d));
+      ops.push_back(op);
+    }
   }
-  for (const char* key : {"_symmetry_int_tables_number", "_space_group_it_number"}) {
-    auto it = items.find(key);
-    if (it != items.end() && it->second != "1" && it->second != "?" && it->second != ".")
-      return fail(fmt::format("space group number {} is not 1 (P1); write the CIF with all sites (P1)", it->second));
+  if (ops.empty()) {
+    for (const char* key : {"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt"}) {
+      auto sg = items.find(key);
+      if (sg == items.end()) continue;
+      std::string name;
+      for (char ch : sg->second)
+        if (!std::isspace(static_cast<unsigned char>(ch))) name += ch;
+      if (name != "P1" && name != "?" && name != ".")
+        return fail(fmt::format("space group '{}' is not P1 and the CIF lists no symmetry operations; list them "
+                                "(_symmetry_equiv_pos_as_xyz) or write the CIF with all sites (P1)", sg->second));
+    }
+    for (const char* key : {"_symmetry_int_tables_number", "_space_group_it_number"}) {
+      auto it = items.find(key);
+      if (it != items.end() && it->second != "1" && it->second != "?" && it->second != ".")
+        return fail(fmt::format("space group number {} is not 1 (P1) and the CIF lists no symmetry operations; "
+                                "list them (_symmetry_equiv_pos_as_xyz) or write the CIF with all sites (P1)",
+                                it->second));
+    }
+    ops.emplace_back();
+    for (int k = 0; k < 3; ++k) ops.back().rot[k][k] = 1;
   }
-  for (const auto& l : loops) {
-    int op = std::max(l.find("_symmetry_equiv_pos_as_xyz"), l.find("_space_group_symop_operation_xyz"));
-    if (op < 0) continue;
-    if (l.rows.size() != 1 || !is_identity_op(l.rows[0][size_t(op)]))
-      return fail(fmt::format("{} symmetry operation(s) ('{}'); only P1 (x, y, z) is read", l.rows.size(),
-                              l.rows.empty() ? "" : l.rows[0][size_t(op)]));
-  }
+  const bool p1 = ops.size() == 1 && is_identity(ops[0]);
 
   Crystal c;
   c.id = id;
@@ -171,35 +395,64 @@ bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::s
     if (!(ang > 0 && ang < 180)) return fail(fmt::format("cell angle {} outside (0, 180)", ang));
   if (!(cell_volume(c.lattice) > 1e-6)) return fail("degenerate cell (zero volume)");
 
-  const Loop* atoms = nullptr;
-  for (const auto& l : loops)
-    if (l.find("_atom_site_fract_x") >= 0) atoms = &l;
-  if (atoms == nullptr) return fail("no _atom_site_fract_x/y/z loop");
-  int isym = atoms->find("_atom_site_type_symbol");
-  int ix = atoms->find("_atom_site_fract_x"), iy = atoms->find("_atom_site_fract_y"),
-      iz = atoms->find("_atom_site_fract_z"), iocc = atoms->find("_atom_site_occupancy");
-  if (isym < 0) return fail("atom loop has no _atom_site_type_symbol");
+  Loop atoms;
+  if (!find_table(b, "_atom_site_fract_x", "_atom_site_", &atoms)) {
+    Loop cart;
+    if (find_table(b, "_atom_site_cartn_x", "_atom_site_", &cart))
+      return fail("the sites are given in Cartesian coordinates (_atom_site_Cartn_x); only fractional coordinates "
+                  "(_atom_site_fract_x/y/z) are read");
+    return fail("no _atom_site_fract_x/y/z loop");
+  }
+  int isym = atoms.find("_atom_site_type_symbol");
+  const char* sym_tag = "_atom_site_type_symbol";
+  if (isym < 0) {
+    isym = atoms.find("_atom_site_label");
+    sym_tag = "_atom_site_label";
+  }
+  const int ix = atoms.find("_atom_site_fract_x"), iy = atoms.find("_atom_site_fract_y"),
+            iz = atoms.find("_atom_site_fract_z"), iocc = atoms.find("_atom_site_occupancy");
+  if (isym < 0) return fail("atom loop has neither _atom_site_type_symbol nor _atom_site_label");
   if (iy < 0 || iz < 0) return fail("atom loop lacks _atom_site_fract_y or _atom_site_fract_z");
-  if (atoms->rows.empty()) return fail("atom loop has no sites");
-  for (size_t s = 0; s < atoms->rows.size(); ++s) {
-    const auto& row = atoms->rows[s];
-    const std::string sym = element_of_type_symbol(row[size_t(isym)]);
-    if (!is_element(sym)) return fail(fmt::format("unknown element '{}' at site {}", sym, s));
+  for (size_t s = 0; s < atoms.rows.size(); ++s) {
+    const auto& row = atoms.rows[s];
+    const std::string sym = element_of(row[size_t(isym)]);
+    if (sym.empty()) return fail(fmt::format("unknown element '{}' at site {} ({})", row[size_t(isym)], s, sym_tag));
     Vec3 f;
-    int idx[3] = {ix, iy, iz};
+    const int idx[3] = {ix, iy, iz};
     for (int k = 0; k < 3; ++k)
       if (!cif_number(row[size_t(idx[k])], &f[size_t(k)]))
         return fail(fmt::format("coordinate '{}' at site {} ({}) is not a number", row[size_t(idx[k])], s, sym));
-    if (iocc >= 0) {
+    if (iocc >= 0 && row[size_t(iocc)] != "?" && row[size_t(iocc)] != ".") {
       double occ = 0;
       if (!cif_number(row[size_t(iocc)], &occ))
         return fail(fmt::format("occupancy '{}' at site {} ({}) is not a number", row[size_t(iocc)], s, sym));
       if (std::fabs(occ - 1.0) > 1e-6)
         return fail(fmt::format("partial occupancy {} at site {} ({}); only ordered structures are read", occ, s, sym));
     }
-    c.species.push_back(sym);
-    c.frac.push_back(f);
+    if (p1) {  // the sites as written (overlaps included: structure checks judge them)
+      c.species.push_back(sym);
+      c.frac.push_back(f);
+      continue;
+    }
+    const size_t first = c.frac.size();
+    for (double& x : f) x = ideal_fraction(x);
+    for (const SymOp& op : ops) {
+      Vec3 g;
+      for (int r = 0; r < 3; ++r)
+        g[size_t(r)] = wrap01(op.rot[r][0] * f[0] + op.rot[r][1] * f[1] + op.rot[r][2] * f[2] + op.trans[r]);
+      bool seen = false;
+      for (size_t j = first; j < c.frac.size() && !seen; ++j) seen = same_position(c.frac[j], g, kSiteTolerance);
+      if (seen) continue;
+      for (size_t j = 0; j < first; ++j)
+        if (same_position(c.frac[j], g, kSiteTolerance))
+          return fail(fmt::format("site {} ({}) and an image of an earlier site ({}) fall on the same position "
+                                  "({:.4f} {:.4f} {:.4f}) after the symmetry operations; a site is listed twice",
+                                  s, sym, c.species[j], g[0], g[1], g[2]));
+      c.species.push_back(sym);
+      c.frac.push_back(g);
+    }
   }
+  if (c.species.empty()) return fail("atom loop has no sites");
   *out = std::move(c);
   return true;
 }

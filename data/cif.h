@@ -1,5 +1,5 @@
-// Reading P1 CIFs as pymatgen writes them (CifWriter, symprec=None): cell lengths and angles plus the
-// `_atom_site_*` loop (type symbol, fractional x y z, occupancy 1). Anything else is rejected with a reason.
+// CIF reading (CIF 1.1 syntax; symmetry operations expanded to the full cell as pymatgen's CifParser does) and P1
+// writing in pymatgen's layout. What is read and refused: docs/formats.md#cif.
 #pragma once
 #include <string>
 #include <string_view>
@@ -10,8 +10,10 @@ namespace cg {
 
 // Parses `cif` into *out (id, lattice, species, frac; properties untouched). On failure returns false and sets
 // *reason to a one-line message that starts with `id` ("mp-123: partial occupancy 0.5 at site 2 (Fe)").
-// Rejected: symmetry other than P1, missing cell parameter or atom loop, unknown element, occupancy != 1,
-// unparsable numbers, degenerate cells, no sites.
+// Sites: every listed site followed by its images under the listed operations (none, or only x,y,z: as written).
+// Rejected: malformed CIF syntax (with its line), a space group other than P1 without operations, an operation
+// that is not one, a site listed twice, missing cell parameter or atom loop, Cartesian-only sites, unknown element,
+// occupancy != 1, unparsable numbers, degenerate cells.
 bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason);
 
 // Throwing form: cg::Error with the same reason.

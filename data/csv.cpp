@@ -77,9 +77,14 @@ bool CsvReader::next(std::vector<std::string>* cells) {
   return true;
 }
 
-size_t CsvTable::column(const std::string& name) const {
+int64_t CsvTable::find(const std::string& name) const {
   for (size_t i = 0; i < header.size(); ++i)
-    if (header[i] == name) return i;
+    if (header[i] == name) return int64_t(i);
+  return -1;
+}
+
+size_t CsvTable::column(const std::string& name) const {
+  if (const int64_t i = find(name); i >= 0) return size_t(i);
   std::string cols;
   for (auto& h : header) cols += (cols.empty() ? "" : ", ") + ("'" + h + "'");
   CG_FAIL("CSV has no column '{}'; its columns are {}", name, cols);

@@ -34,6 +34,8 @@ struct CsvTable {
   std::vector<int64_t> row_lines;  // 1-based line where each row starts
   // Index of column `name`; throws naming the file's columns when it is missing.
   size_t column(const std::string& name) const;
+  // Index of column `name`, or -1 when the header lacks it.
+  int64_t find(const std::string& name) const;
 };
 
 // Parses all of `text`; rows with a different cell count than the header are kept (the caller reports them).

@@ -29,10 +29,16 @@ bool parse_optional_double(const std::string& s, std::optional<double>* v) {
 
 Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict) {
   CsvTable t = parse_csv(text);
-  const size_t c_id = t.column("material_id"), c_fe = t.column("formation_energy_per_atom"),
-               c_bg = t.column("band_gap"), c_formula = t.column("pretty_formula"),
-               c_eh = t.column("e_above_hull"), c_cif = t.column("cif"), c_sg = t.column("spacegroup.number");
+  const size_t c_id = t.column("material_id"), c_cif = t.column("cif");
   Mp20Split out;
+  auto optional_column = [&](const char* name) {
+    const int64_t c = t.find(name);
+    if (c < 0) out.missing_columns.push_back(name);
+    return c;
+  };
+  const int64_t c_fe = optional_column("formation_energy_per_atom"), c_bg = optional_column("band_gap"),
+                c_formula = optional_column("pretty_formula"), c_eh = optional_column("e_above_hull"),
+                c_sg = optional_column("spacegroup.number");
   const size_t n = max_rows > 0 ? std::min(t.rows.size(), size_t(max_rows)) : t.rows.size();
   out.rows_read = int64_t(n);
   for (size_t r = 0; r < n; ++r) {
@@ -59,22 +65,24 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict)
       skip(reason);
       continue;
     }
-    c.formula = row[c_formula];
-    if (!parse_optional_double(row[c_fe], &c.formation_energy_per_atom)) {
-      skip(fmt::format("{}: formation_energy_per_atom '{}' is not a number", id, row[c_fe]));
-      continue;
-    }
-    if (!parse_optional_double(row[c_bg], &c.band_gap)) {
-      skip(fmt::format("{}: band_gap '{}' is not a number", id, row[c_bg]));
-      continue;
-    }
-    if (!parse_optional_double(row[c_eh], &c.e_above_hull)) {
-      skip(fmt::format("{}: e_above_hull '{}' is not a number", id, row[c_eh]));
-      continue;
-    }
+    auto cell = [&](int64_t col) { return col < 0 ? std::string() : row[size_t(col)]; };
+    c.formula = cell(c_formula);
+    struct Prop {
+      int64_t col;
+      const char* name;
+      std::optional<double>* dst;
+    };
+    bool ok = true;
+    for (const Prop& p : {Prop{c_fe, "formation_energy_per_atom", &c.formation_energy_per_atom},
+                          Prop{c_bg, "band_gap", &c.band_gap}, Prop{c_eh, "e_above_hull", &c.e_above_hull}})
+      if (ok && !parse_optional_double(cell(p.col), p.dst)) {
+        skip(fmt::format("{}: {} '{}' is not a number", id, p.name, cell(p.col)));
+        ok = false;
+      }
+    if (!ok) continue;
     std::optional<double> sg;
-    if (!parse_optional_double(row[c_sg], &sg) || (sg && (*sg != std::floor(*sg) || *sg < 1 || *sg > 230))) {
-      skip(fmt::format("{}: spacegroup.number '{}' is not an integer in 1..230", id, row[c_sg]));
+    if (!parse_optional_double(cell(c_sg), &sg) || (sg && (*sg != std::floor(*sg) || *sg < 1 || *sg > 230))) {
+      skip(fmt::format("{}: spacegroup.number '{}' is not an integer in 1..230", id, cell(c_sg)));
       continue;
     }
     if (sg) c.spacegroup = int(*sg);

@@ -1,5 +1,7 @@
 // MP-20 CSVs in CDVAE's layout -> Crystals with their properties; malformed rows are skipped with a reason.
 // Columns: "",material_id,formation_energy_per_atom,band_gap,pretty_formula,e_above_hull,elements,cif,spacegroup.number
+// material_id and cif are required; a property column the file lacks (other CDVAE datasets, a user's own CSV) leaves
+// that property unknown for every row.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -19,6 +21,7 @@ struct Mp20Split {
   std::vector<int64_t> source_rows; // data row index of each crystal
   std::vector<SkippedRow> skipped;  // every row not in `crystals`, with why
   int64_t rows_read = 0;            // data rows looked at (after max_rows)
+  std::vector<std::string> missing_columns;  // optional property columns the file lacks (unknown for every row)
 };
 
 // Parses CSV text (already gunzipped). max_rows > 0: only the first max_rows data rows.

@@ -129,6 +129,9 @@ PrepReport run_prep(const DataConfig& d, int threads) {
     const auto& p = parsed.back();
     spdlog::info("{}: {} rows read from {}, {} crystals, {} skipped ({:.1f}s)", w.name, p.rows_read, w.csv,
                  p.crystals.size(), p.skipped.size(), std::chrono::duration<double>(Clock::now() - t).count());
+    if (!p.missing_columns.empty())
+      spdlog::warn("{}: {} lacks the column(s) {}: unknown for every row, never in a prompt", w.name,
+                   w.csv, fmt::join(p.missing_columns, ", "));
     for (size_t i = 0; i < std::min<size_t>(p.skipped.size(), 5); ++i)
       spdlog::warn("{}: skipped row {}: {}", w.name, p.skipped[i].row, p.skipped[i].reason);
     if (p.skipped.size() > 5) spdlog::warn("{}: ... {} more skipped rows (all listed in the shards' 'skipped' attribute)",

@@ -63,7 +63,7 @@ void visit_config(Config& c, F&& f) {
     at_least(1));
 
   auto& d = c.data;
-  f("data.train_csv", &d.train_csv, "training split, CDVAE CSV layout (.csv or .csv.gz)", nonempty());
+  f("data.train_csv", &d.train_csv, "training split, CDVAE CSV layout (.csv or .csv.gz; material_id and cif required, docs/formats.md#cif)", nonempty());
   f("data.val_csv", &d.val_csv, "validation split, CDVAE CSV layout", any());
   f("data.test_csv", &d.test_csv, "test split (novelty reference in cgeval), CDVAE CSV layout", any());
   f("data.shards_dir", &d.shards_dir, "HDF5 shard folder: cgprep writes it, cgtrain reads it", nonempty());

@@ -1,6 +1,7 @@
 // CSV (multi-line quoted cells, empty cells), CIF reading and MP-20 rows: good rows, unknown properties, rejections.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -22,6 +23,13 @@ std::string cif_with(const std::string& atoms, const std::string& extra_head = "
       " _atom_site_symmetry_multiplicity\n _atom_site_fract_x\n _atom_site_fract_y\n _atom_site_fract_z\n";
   if (occupancy) s += " _atom_site_occupancy\n";
   return s + atoms;
+}
+
+// The CIF without its symmetry operation loop.
+std::string without_ops(std::string cif) {
+  const std::string loop = "loop_\n _symmetry_equiv_pos_site_id\n _symmetry_equiv_pos_as_xyz\n  1  'x, y, z'\n";
+  cif.erase(cif.find(loop), loop.size());
+  return cif;
 }
 
 const std::string kGoodAtoms = "  Na  Na0  1  0.00000000  0.00000000  0.00000000  1\n  Cl  Cl1  1  0.50000000  0.25000000  0.75000000  1\n";
@@ -115,28 +123,138 @@ TEST(Cif, RejectsWithMaterialId) {
   std::string no_c = cif_with(kGoodAtoms);
   no_c.erase(no_c.find("_cell_length_c"), std::string("_cell_length_c   6.00000000\n").size());
   EXPECT_NE(reason(no_c).find("missing _cell_length_c"), std::string::npos);
-  std::string fm3m = cif_with(kGoodAtoms);
+  // A space group other than P1 named in any dictionary's tags, in any case, with no operations listed: an
+  // asymmetric unit without its operations is not a cell.
+  std::string fm3m = without_ops(cif_with(kGoodAtoms));
   fm3m.replace(fm3m.find("'P 1'"), 5, "'F m -3 m'");
-  EXPECT_NE(reason(fm3m).find("not P1"), std::string::npos);
-  EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  abc  0.0  1\n")).find("'abc'"), std::string::npos);
-  // Symmetry other than P1 in any of the dictionaries' tags, in any case: an asymmetric unit is not a cell.
-  std::string ddl2 = cif_with(kGoodAtoms, "_space_group_name_H-M_alt   'F m -3 m'\n");
+  EXPECT_NE(reason(fm3m).find("'F m -3 m' is not P1 and the CIF lists no symmetry operations"), std::string::npos);
+  std::string ddl2 = without_ops(cif_with(kGoodAtoms, "_space_group_name_H-M_alt   'F m -3 m'\n"));
   EXPECT_NE(reason(ddl2).find("'F m -3 m' is not P1"), std::string::npos);
-  std::string upper = cif_with(kGoodAtoms);
+  std::string upper = without_ops(cif_with(kGoodAtoms));
   upper.replace(upper.find("_symmetry_space_group_name_H-M   'P 1'"), 38, "_Symmetry_Space_Group_Name_H-M 'F m -3 m'");
   EXPECT_NE(reason(upper).find("is not P1"), std::string::npos);
-  std::string it225 = cif_with(kGoodAtoms);
+  std::string it225 = without_ops(cif_with(kGoodAtoms));
   it225.replace(it225.find("_symmetry_Int_Tables_number   1"), 31, "_symmetry_Int_Tables_number   225");
   EXPECT_NE(reason(it225).find("number 225 is not 1"), std::string::npos);
-  std::string ops = cif_with(kGoodAtoms);
-  ops.replace(ops.find(" _symmetry_equiv_pos_site_id\n _symmetry_equiv_pos_as_xyz\n  1  'x, y, z'\n"), 72,
-              " _space_group_symop_id\n _space_group_symop_operation_xyz\n  1  'x, y, z'\n  2  '-x, -y, -z'\n");
-  EXPECT_NE(reason(ops).find("2 symmetry operation(s)"), std::string::npos);
-  std::string not_identity = cif_with(kGoodAtoms);
-  not_identity.replace(not_identity.find("'x, y, z'"), 9, "'-x, y, z'");
-  EXPECT_NE(reason(not_identity).find("only P1"), std::string::npos);
+  // P1 named and no operations: the sites as listed.
+  EXPECT_EQ(cg::parse_cif(without_ops(cif_with(kGoodAtoms)), "x").num_sites(), 2u);
   EXPECT_NE(reason(cif_with(kGoodAtoms) + "data_second\n").find("more than one data_ block"), std::string::npos);
   EXPECT_THROW(cg::parse_cif(cif_with("  Na  Na0  1  0.0  0.0  0.0  0.5\n"), "mp-9"), cg::Error);
+}
+
+// A CIF with the given symmetry operations (one per row) and atom rows "El x y z".
+std::string cif_ops(const std::vector<std::string>& ops, const std::string& atoms) {
+  std::string s = "data_S\n_cell_length_a 4\n_cell_length_b 4\n_cell_length_c 4\n_cell_angle_alpha 90\n"
+                  "_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n_symmetry_equiv_pos_as_xyz\n";
+  for (const auto& op : ops) s += "'" + op + "'\n";
+  return s + "loop_\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n" + atoms;
+}
+
+// Sites as "El x y z" strings rounded to 1e-6 and sorted, for order-free comparison with hand-computed sets.
+std::vector<std::string> site_set(const cg::Crystal& c) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < c.num_sites(); ++i)
+    out.push_back(fmt::format("{} {:.6f} {:.6f} {:.6f}", c.species[i], c.frac[i][0], c.frac[i][1], c.frac[i][2]));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(Cif, ExpandsSymmetryOperationsToTheFullCell) {
+  // Rock salt from its face-centring translations: Na at the origin and Cl at the body centre, four images each.
+  const std::vector<std::string> fcc = {"x, y, z", "x, y+1/2, z+1/2", "1/2+x, y, 1/2+z", "x+0.5, y+0.5, z"};
+  cg::Crystal nacl = cg::parse_cif(cif_ops(fcc, "Na 0 0 0\nCl 0.5 0.5 0.5\n"), "nacl");
+  EXPECT_EQ(site_set(nacl), (std::vector<std::string>{
+                                "Cl 0.000000 0.000000 0.500000", "Cl 0.000000 0.500000 0.000000",
+                                "Cl 0.500000 0.000000 0.000000", "Cl 0.500000 0.500000 0.500000",
+                                "Na 0.000000 0.000000 0.000000", "Na 0.000000 0.500000 0.500000",
+                                "Na 0.500000 0.000000 0.500000", "Na 0.500000 0.500000 0.000000"}));
+  // Inversion: a general position has two images (wrapped into [0, 1)), the origin one.
+  cg::Crystal pm1 = cg::parse_cif(cif_ops({"x,y,z", "-x,-y,-z"}, "Na 0 0 0\nCl 0.5 0.25 0.75\n"), "p-1");
+  EXPECT_EQ(site_set(pm1), (std::vector<std::string>{"Cl 0.500000 0.250000 0.750000",
+                                                     "Cl 0.500000 0.750000 0.250000", "Na 0.000000 0.000000 0.000000"}));
+  // A three-fold axis (P3's operations): (0.1, 0.2, 0.3) -> (-y, x-y, z) = (0.8, 0.9, 0.3), (-x+y, -x, z) =
+  // (0.1, 0.9, 0.3); (1/3, 2/3, z) written as 0.3333 0.6667 is on the axis (pymatgen's 1/3, 2/3 rounding): one site.
+  const std::vector<std::string> p3 = {"x, y, z", "-y, x-y, z", "-x+y, -x, z"};
+  cg::Crystal c3 = cg::parse_cif(cif_ops(p3, "Ga 0.1 0.2 0.3\nTe 0.3333 0.6667 0.1\n"), "p3");
+  EXPECT_EQ(site_set(c3), (std::vector<std::string>{"Ga 0.100000 0.200000 0.300000", "Ga 0.100000 0.900000 0.300000",
+                                                    "Ga 0.800000 0.900000 0.300000", "Te 0.333333 0.666667 0.100000"}));
+  EXPECT_DOUBLE_EQ(c3.frac[3][0], 1.0 / 3.0);
+  // Listing order: sites in file order, each followed by its images in operation order.
+  EXPECT_EQ(pm1.species, (std::vector<std::string>{"Na", "Cl", "Cl"}));
+  EXPECT_NEAR(pm1.frac[2][1], 0.75, 1e-12);
+  // DDL2 operation tag, and a single operation written as an item rather than a loop.
+  std::string ddl2 = cif_ops({"x,y,z", "-x,-y,-z"}, "Cl 0.5 0.25 0.75\n");
+  ddl2.replace(ddl2.find("_symmetry_equiv_pos_as_xyz"), 26, "_space_group_symop_operation_xyz");
+  EXPECT_EQ(cg::parse_cif(ddl2, "x").num_sites(), 2u);
+  std::string item = cif_ops({}, "Cl 0.5 0.25 0.75\n");
+  item.replace(item.find("loop_\n_symmetry_equiv_pos_as_xyz\n"), 33, "_symmetry_equiv_pos_as_xyz '-x, -y, -z'\n");
+  cg::Crystal inverted = cg::parse_cif(item, "x");
+  ASSERT_EQ(inverted.num_sites(), 1u);
+  EXPECT_NEAR(inverted.frac[0][1], 0.75, 1e-12);
+}
+
+TEST(Cif, ReadsOtherCif11Layouts) {
+  // Values on the line after their tag, a ';' text field, loop rows wrapped across lines and two rows on one line,
+  // a quote inside a quoted value, DDLm tags, elements from labels, '?' occupancy, a comment after a text field.
+  const std::string cif =
+      "data_layouts\n"
+      "_cell_length_a\n   4.0\n_cell_length_b 5.0 _cell_length_c\n6.0(2)\n"
+      "_cell_angle_alpha 90 _cell_angle_beta 90 _cell_angle_gamma 120\n"
+      "_publ_section_title\n;\nA title; with 'quotes' and # no comment\n  data_ not a block\n; # closed\n"
+      "_chemical_name_common 'O'Brien's salt'\n"
+      "_symmetry_space_group_name_H-M\n;\nP 1\n;\n"
+      "loop_\n_atom_site.label _atom_site.fract_x\n_atom_site.fract_y _atom_site.fract_z _atom_site.occupancy\n"
+      "Fe1 0.1\n 0.2 0.3 1.0   O2a 0.5 0.25\n0.75 ?\nCA3 0 0 0.5 1\n";
+  cg::Crystal c;
+  std::string r;
+  ASSERT_TRUE(cg::parse_cif(cif, "x", &c, &r)) << r;
+  EXPECT_DOUBLE_EQ(c.lattice.c, 6.0);
+  EXPECT_DOUBLE_EQ(c.lattice.gamma, 120.0);
+  EXPECT_EQ(c.species, (std::vector<std::string>{"Fe", "O", "Ca"}));
+  EXPECT_DOUBLE_EQ(c.frac[1][2], 0.75);
+  EXPECT_DOUBLE_EQ(c.frac[2][2], 0.5);
+  // One site written as items instead of a one-row loop.
+  const std::string items = "data_one\n_cell_length_a 3 _cell_length_b 3 _cell_length_c 3\n_cell_angle_alpha 90\n"
+                            "_cell_angle_beta 90\n_cell_angle_gamma 90\n_atom_site_type_symbol Po\n"
+                            "_atom_site_fract_x 0.5\n_atom_site_fract_y 0.5\n_atom_site_fract_z 0.5\n";
+  cg::Crystal po = cg::parse_cif(items, "po");
+  EXPECT_EQ(site_set(po), (std::vector<std::string>{"Po 0.500000 0.500000 0.500000"}));
+}
+
+TEST(Cif, RejectsMalformedSyntaxAndSymmetryWithWhatToChange) {
+  auto reason = [](const std::string& cif) {
+    cg::Crystal c;
+    std::string r;
+    EXPECT_FALSE(cg::parse_cif(cif, "c-1", &c, &r));
+    EXPECT_EQ(r.rfind("c-1: ", 0), 0u) << r;
+    return r;
+  };
+  auto has = [](const std::string& r, const std::string& what) {
+    EXPECT_NE(r.find(what), std::string::npos) << r << "\n  lacks: " << what;
+  };
+  const std::string good = cif_ops({"x,y,z"}, "Na 0 0 0\n");
+  has(reason("data_x\n_cell_length_a 'unclosed\n"), "line 2: quoted value 'unclosed has no closing '");
+  has(reason("data_x\n_publ_section_title\n;\nnever closed\n"), "line 3: text field opened with ';' is never closed");
+  has(reason(good + "Cl 0.5 0.5\n"), "line 11: loop_ of 4 columns (_atom_site_type_symbol, ...) holds 7 values");
+  has(reason("data_x\n_cell_length_a\n_cell_length_b 4\n"), "line 2: CIF item _cell_length_a has no value");
+  has(reason("data_x\n_cell_length_a 4\n_cell_length_a 5\n"), "line 3: CIF item _cell_length_a is given twice");
+  has(reason("data_x\n_cell_length_a 4 5\n"), "line 2: value '5' belongs to no item or loop");
+  has(reason("data_x\nsave_frame\n"), "line 2: 'save_frame' (save frames, global blocks) is not read");
+  has(reason("data_x\nloop_\n_a\n"), "line 2: loop_ without values");
+  has(reason(cif_ops({"x, y"}, "Na 0 0 0\n")), "symmetry operation 'x, y' is not of the form");
+  has(reason(cif_ops({"x, y, z*2"}, "Na 0 0 0\n")), "symmetry operation 'x, y, z*2' is not of the form");
+  has(reason(cif_ops({"x, x, z"}, "Na 0 0 0\n")), "'x, x, z' is not a symmetry operation (determinant 0)");
+  // Two listed sites that are images of each other: the cell would hold two atoms on one position.
+  has(reason(cif_ops({"x,y,z", "-x,-y,-z"}, "Cl 0.1 0.2 0.3\nCl 0.9 0.8 0.7\n")),
+      "site 1 (Cl) and an image of an earlier site (Cl) fall on the same position (0.9000 0.8000 0.7000)");
+  std::string cart = good;
+  cart.replace(cart.find("_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z"), 56,
+               "_atom_site_Cartn_x\n_atom_site_Cartn_y\n_atom_site_Cartn_z");
+  has(reason(cart), "Cartesian coordinates (_atom_site_Cartn_x); only fractional");
+  std::string water = good;
+  water.replace(water.find("_atom_site_type_symbol"), 22, "_atom_site_label");
+  water.replace(water.find("Na 0 0 0"), 8, "Wat 0 0 0");
+  has(reason(water), "unknown element 'Wat' at site 0 (_atom_site_label)");
 }
 
 TEST(Mp20, RowsPropertiesAndSkips) {
@@ -172,6 +290,32 @@ TEST(Mp20, RowsPropertiesAndSkips) {
     FAIL() << "strict mode must throw";
   } catch (const cg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("mp-3"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Mp20, PropertyColumnsAreOptionalMaterialIdAndCifAreNot) {
+  // Another dataset's CSV (carbon_24-like: its own property, a symmetrized CIF): properties unknown, CIF expanded.
+  const std::string fcc = "data_C\n_cell_length_a 3.57\n_cell_length_b 3.57\n_cell_length_c 3.57\n"
+                          "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n"
+                          "_symmetry_equiv_pos_as_xyz\n'x, y, z'\n'x, y+1/2, z+1/2'\n'x+1/2, y, z+1/2'\n"
+                          "'x+1/2, y+1/2, z'\nloop_\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n"
+                          "_atom_site_fract_z\nC 0 0 0\nC 0.25 0.25 0.25\n";
+  cg::Mp20Split s = cg::parse_mp20_csv("material_id,energy_per_atom,cif\nc-1,-9.1," + csv_quote(fcc) + "\n");
+  ASSERT_EQ(s.crystals.size(), 1u) << (s.skipped.empty() ? "" : s.skipped[0].reason);
+  const cg::Crystal& c = s.crystals[0];
+  EXPECT_EQ(c.num_sites(), 8u);  // diamond's conventional cell
+  EXPECT_TRUE(c.formula.empty());
+  EXPECT_FALSE(c.formation_energy_per_atom || c.band_gap || c.e_above_hull || c.spacegroup);
+  EXPECT_EQ(s.missing_columns, (std::vector<std::string>{"formation_energy_per_atom", "band_gap", "pretty_formula",
+                                                          "e_above_hull", "spacegroup.number"}));
+  for (const char* header : {"id,cif\n", "material_id,structure\n"}) {
+    try {
+      cg::parse_mp20_csv(std::string(header) + "a,b\n");
+      ADD_FAILURE() << header;
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("CSV has no column '"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("its columns are"), std::string::npos) << e.what();
+    }
   }
 }
 
