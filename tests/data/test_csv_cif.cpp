@@ -25,6 +25,15 @@ std::string cif_with(const std::string& atoms, const std::string& extra_head = "
   return s + atoms;
 }
 
+// Why parse_cif refuses `cif` (read as crystal `id`); the reason must start with the id.
+std::string rejection(const std::string& cif, const std::string& id) {
+  cg::Crystal c;
+  std::string r;
+  EXPECT_FALSE(cg::parse_cif(cif, id, &c, &r));
+  EXPECT_EQ(r.rfind(id + ": ", 0), 0u) << r;
+  return r;
+}
+
 // The CIF without its symmetry operation loop.
 std::string without_ops(std::string cif) {
   const std::string loop = "loop_\n _symmetry_equiv_pos_site_id\n _symmetry_equiv_pos_as_xyz\n  1  'x, y, z'\n";
@@ -108,13 +117,7 @@ TEST(Cif, ReadsCommentsQuotedHashLabelsOxidationStatesAndP1InOtherTags) {
 }
 
 TEST(Cif, RejectsWithMaterialId) {
-  auto reason = [](const std::string& cif) {
-    cg::Crystal c;
-    std::string r;
-    EXPECT_FALSE(cg::parse_cif(cif, "mp-77", &c, &r));
-    EXPECT_EQ(r.rfind("mp-77: ", 0), 0u) << r;
-    return r;
-  };
+  auto reason = [](const std::string& cif) { return rejection(cif, "mp-77"); };
   EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  0.0  0.0  0.5\n")).find("partial occupancy 0.5"), std::string::npos);
   EXPECT_NE(reason(cif_with("  Xx  Xx0  1  0.0  0.0  0.0  1\n")).find("unknown element 'Xx'"), std::string::npos);
   std::string no_loop = cif_with("");
@@ -222,13 +225,7 @@ TEST(Cif, ReadsOtherCif11Layouts) {
 }
 
 TEST(Cif, RejectsMalformedSyntaxAndSymmetryWithWhatToChange) {
-  auto reason = [](const std::string& cif) {
-    cg::Crystal c;
-    std::string r;
-    EXPECT_FALSE(cg::parse_cif(cif, "c-1", &c, &r));
-    EXPECT_EQ(r.rfind("c-1: ", 0), 0u) << r;
-    return r;
-  };
+  auto reason = [](const std::string& cif) { return rejection(cif, "c-1"); };
   auto has = [](const std::string& r, const std::string& what) {
     EXPECT_NE(r.find(what), std::string::npos) << r << "\n  lacks: " << what;
   };
