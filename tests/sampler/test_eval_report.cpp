@@ -152,6 +152,29 @@ TEST(EvalReport, CifFolder) {
   fs::remove_all(dir);
 }
 
+TEST(EvalReport, SymmetrizedAndP1CifsOfOneStructureAreOneUniqueCrystal) {
+  // Rock salt twice: its conventional cell as face-centring operations + 2 sites, and its primitive cell in P1.
+  const fs::path dir = fresh_dir("symcifs");
+  std::ofstream(dir / "conventional.cif")
+      << "data_NaCl\n_cell_length_a 5.64\n_cell_length_b 5.64\n_cell_length_c 5.64\n_cell_angle_alpha 90\n"
+         "_cell_angle_beta 90\n_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'F m -3 m'\nloop_\n"
+         "_symmetry_equiv_pos_as_xyz\n'x, y, z'\n'x, y+1/2, z+1/2'\n'x+1/2, y, z+1/2'\n'x+1/2, y+1/2, z'\nloop_\n"
+         "_atom_site_label\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\nNa1 0 0 0\nCl1 0.5 0.5 0.5\n";
+  const double a = 5.64 / std::sqrt(2.0);
+  std::ofstream(dir / "primitive.cif")
+      << fmt::format("data_NaCl\n_cell_length_a {0}\n_cell_length_b {0}\n_cell_length_c {0}\n_cell_angle_alpha 60\n"
+                     "_cell_angle_beta 60\n_cell_angle_gamma 60\nloop_\n_atom_site_type_symbol\n"
+                     "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\nNa 0 0 0\nCl 0.5 0.5 0.5\n", a);
+  const EvalInput in = load_eval_input(dir.string());
+  ASSERT_EQ(in.crystals.size(), 2u);
+  EXPECT_EQ(in.crystals[0].num_sites(), 8u);  // conventional.cif, expanded
+  EXPECT_EQ(in.crystals[1].num_sites(), 2u);
+  const EvalReport r = evaluate(in, nullptr, nullptr, {});
+  EXPECT_EQ(r.valid, 2);
+  EXPECT_EQ(r.unique, 1);
+  fs::remove_all(dir);
+}
+
 TEST(EvalReport, UnknownInputNamesTheFix) {
   try {
     load_eval_input("/nonexistent/place");
