@@ -2,6 +2,8 @@
 #include "data/prompt.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "common/error.h"
 
@@ -47,6 +49,34 @@ std::string generation_prompt(const GenerationConditions& c, const std::vector<P
     }
   }
   return s + kGenInstruction;
+}
+
+GenerationConditions conditions_of_prompt(const std::string& prompt) {
+  GenerationConditions c;
+  if (prompt.rfind(kGenHead, 0) != 0) return c;
+  // The value after `lead`, up to the ". " that ends the sentence (numbers have no '.' followed by a space).
+  auto value = [&](const char* lead) -> std::optional<std::string> {
+    const size_t at = prompt.find(lead);
+    if (at == std::string::npos) return std::nullopt;
+    const size_t start = at + std::char_traits<char>::length(lead);
+    const size_t end = prompt.find(". ", start);
+    if (end == std::string::npos || end == start) return std::nullopt;
+    return prompt.substr(start, end - start);
+  };
+  auto number = [](const std::optional<std::string>& s) -> std::optional<double> {
+    if (!s) return std::nullopt;
+    char* end = nullptr;
+    const double x = std::strtod(s->c_str(), &end);
+    if (end != s->c_str() + s->size()) return std::nullopt;
+    return x;
+  };
+  c.formula = value("The chemical formula is ");
+  c.formation_energy_per_atom = number(value("The formation energy per atom is "));
+  c.band_gap = number(value("The band gap is "));
+  c.e_above_hull = number(value("The energy above the convex hull is "));
+  if (const auto sg = number(value("The spacegroup number is ")); sg && *sg == int(*sg) && *sg >= 1 && *sg <= 230)
+    c.spacegroup = int(*sg);
+  return c;
 }
 
 std::string mask_element(const std::string& text, const std::string& element) {

@@ -32,6 +32,9 @@ struct GenerationConditions {
 std::string generation_prompt(const GenerationConditions& c,
                               const std::vector<Property>& order = {Property::kFormationEnergy, Property::kBandGap,
                                                                    Property::kEAboveHull, Property::kSpacegroup});
+// The conditions a generation prompt states (the inverse of generation_prompt, whatever the sentences' order);
+// all nullopt for an unconditional or infill prompt. A sentence whose value does not parse is left out.
+GenerationConditions conditions_of_prompt(const std::string& prompt);
 // A property value as the reference writes it: Python str(round(x, 4)) ("-0.3013", "0.0", "1.5").
 std::string format_property(double x);
 

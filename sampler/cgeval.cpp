@@ -117,6 +117,7 @@ int run(int argc, char** argv) {
   opts.match.ltol = e.match_ltol;
   opts.match.stol = e.match_stol;
   opts.match.angle_tol = e.match_angle_tol;
+  opts.symprec = e.symprec;
   const cg::EvalReport r =
       cg::evaluate(input, train_csv.empty() ? nullptr : &train, ref_csv.empty() ? nullptr : &ref, opts);
 

@@ -27,11 +27,15 @@ void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
     if (max_rows > 0 && in->total >= max_rows) break;
     if (r.task != "generate") continue;  // infill records carry an element, not a crystal
     ++in->total;
-    if (r.parsed && r.crystal) {
+    const bool parsed = r.parsed && r.crystal;
+    if (parsed) {
       in->crystals.push_back(std::move(*r.crystal));
     } else {
       ++in->unparsed_reasons[reason_key(r.reason.empty() ? "unparsed" : r.reason)];
     }
+    const GenerationConditions cond = conditions_of_prompt(r.prompt);
+    if (cond.formula || cond.spacegroup || cond.formation_energy_per_atom || cond.band_gap || cond.e_above_hull)
+      in->conditioned.push_back({cond, parsed ? int64_t(in->crystals.size()) - 1 : -1});
   }
 }
 
@@ -40,6 +44,13 @@ void from_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
   Mp20Split split = read_mp20(file, max_rows);
   in->total = split.rows_read;
   in->crystals = std::move(split.crystals);
+  for (size_t i = 0; i < in->crystals.size(); ++i) {
+    const Crystal& c = in->crystals[i];
+    ConditionedItem item{{}, int64_t(i)};
+    if (!c.formula.empty()) item.cond.formula = c.formula;
+    item.cond.spacegroup = c.spacegroup;
+    if (item.cond.formula || item.cond.spacegroup) in->conditioned.push_back(std::move(item));
+  }
   for (const auto& s : split.skipped) ++in->unparsed_reasons[reason_key(s.reason)];
 }
 

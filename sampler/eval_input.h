@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/crystal.h"
+#include "sampler/conditions.h"
 
 namespace cg {
 
@@ -17,6 +18,9 @@ struct EvalInput {
   std::vector<Crystal> crystals;     // everything that parsed, in input order
   int64_t total = 0;                 // items looked at (parsed or not)
   std::map<std::string, int64_t> unparsed_reasons;  // short reason -> count
+  // Items that state conditions: cgsample records whose prompt asks for a formula, space group or property; CSV
+  // rows with their own pretty_formula and spacegroup.number (what a perfect generator would score).
+  std::vector<ConditionedItem> conditioned;
   int64_t unparsed() const { return total - static_cast<int64_t>(crystals.size()); }
 };
 

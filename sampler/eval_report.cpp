@@ -67,6 +67,13 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
     r.ref_size = static_cast<int64_t>(reference->size());
     r.dist = compare_distributions(valid, *reference);
   }
+  if (!input.conditioned.empty()) {
+    r.conditions = check_conditions(input.conditioned, input.crystals, opts.symprec);
+    const ConditionReport& c = *r.conditions;
+    spdlog::info("cgeval: conditions: formula {} of {}, space group {} of {}{}, property {} (not checked)",
+                 c.formula_match, c.formula, c.spacegroup_match, c.spacegroup,
+                 c.spglib ? "" : " (built without spglib: not checked)", c.property);
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
@@ -113,6 +120,18 @@ std::string report_json(const EvalReport& r) {
                           {"element_frequency", d.element_freq},
                           {"ref_element_frequency", d.ref_element_freq}};
   }
+  if (r.conditions) {
+    const ConditionReport& c = *r.conditions;
+    nlohmann::json cj = {{"formula_items", c.formula}, {"formula_match", c.formula_match},
+                         {"formula_accuracy", frac(c.formula_match, c.formula)},
+                         {"spacegroup_items", c.spacegroup}, {"property_items", c.property},
+                         {"symprec", c.symprec}};
+    if (c.spglib) {
+      cj["spacegroup_match"] = c.spacegroup_match;
+      cj["spacegroup_accuracy"] = frac(c.spacegroup_match, c.spacegroup);
+    }
+    j["conditions"] = cj;
+  }
   j["invalid_reasons"] = r.invalid_reasons;
   j["seconds"] = r.seconds;
   return j.dump(2) + "\n";
@@ -135,6 +154,20 @@ std::string report_markdown(const EvalReport& r) {
     s += fmt::format("| W1 #atoms (ours) | {:.3f} |\n", r.dist->wdist_num_atoms);
     s += fmt::format("| W1 volume/atom, Å³ (ours) | {:.3f} |\n", r.dist->wdist_volume_per_atom);
     s += fmt::format("| element frequency TV (ours) | {:.3f} |\n", r.dist->element_tv);
+  }
+  if (r.conditions) {
+    const ConditionReport& c = *r.conditions;
+    if (c.formula > 0)
+      s += fmt::format("| formula as asked ({} items) | {:.2f}% |\n", c.formula, 100 * frac(c.formula_match, c.formula));
+    if (c.spacegroup > 0) {
+      if (c.spglib)
+        s += fmt::format("| space group as asked ({} items, symprec {} Å) | {:.2f}% |\n", c.spacegroup, c.symprec,
+                         100 * frac(c.spacegroup_match, c.spacegroup));
+      else
+        s += fmt::format("| space group as asked ({} items) | not checked (built without spglib) |\n", c.spacegroup);
+    }
+    if (c.property > 0)
+      s += fmt::format("| property conditions ({} items) | not checked (needs a property model) |\n", c.property);
   }
   if (!r.invalid_reasons.empty()) {
     s += "\nWhy items were invalid (an item can fail both checks):\n\n";

@@ -7,6 +7,8 @@
 //   novelty               unique valid structures that match no training crystal / unique valid
 //   distributions         valid crystals vs the whole reference split: W1 of density and of #elements (CDVAE's two),
 //                         plus ours: W1 of #atoms and volume/atom, element-frequency TV
+//   conditions            of the items whose prompt asks for a formula / space group, the share whose crystal has
+//                         it (sampler/conditions.h); for a CSV, its rows against their own columns
 // Not computed: CDVAE's coverage (COV-R / COV-P), which needs CrystalNN + Magpie fingerprints (matminer).
 #pragma once
 #include <cstdint>
@@ -25,6 +27,7 @@ struct EvalOptions {
   double min_distance = 0.5;  // Å
   double min_volume = 0.1;    // Å^3
   MatchTolerance match;
+  double symprec = 0.1;       // Å, spglib's tolerance for the space group check (Materials Project's)
 };
 
 struct EvalReport {
@@ -35,6 +38,7 @@ struct EvalReport {
   int64_t novel = -1;                    // among unique valid; -1: no training set
   int64_t train_size = 0, ref_size = 0;
   std::optional<DistributionReport> dist;  // when a reference split was given
+  std::optional<ConditionReport> conditions;  // when some items state conditions
   std::map<std::string, int64_t> invalid_reasons;  // "structure: atoms too close", "composition: ...", unparsed ones
   double seconds = 0;
 

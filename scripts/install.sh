@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 PKGS="libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libsentencepiece-dev sentencepiece libspdlog-dev
       libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libopenblas0-pthread python3-h5py python3-numpy lld
-      python3-pymatgen python3-ase"
+      python3-pymatgen python3-ase libsymspg-dev"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   echo "== installing: $(echo $missing)"

@@ -7,6 +7,7 @@
 #   cgsample infill        -> every answer is an element symbol
 #   cgsample greedy at tp 1 and under mpirun at tp 2 -> identical texts
 #   cgeval eval.invariance=true -> report.json has the invariance block
+#   cgeval on the NaCl / 225 conditioned samples -> report.json counts 8 conditioned items, formula matches as here
 # usage: test_cgsample_e2e.sh BUILD_DIR SOURCE_DIR MPIEXEC
 set -eu
 B=$1; S=$2; MPIEXEC=$3
@@ -32,6 +33,7 @@ set -- model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.dev
   sample.out_dir="$D/greedy2" sample.max_new_tokens=80 sample.temperature=0 sample.formula=NaCl sample.spacegroup=225
 "$B/sampler/cgeval" model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.device=cpu log.level=warn \
   eval.input="$D/on" eval.train_csv="" eval.ref_csv="" eval.invariance=true eval.invariance_crystals=4 >/dev/null
+"$B/sampler/cgeval" log.level=warn eval.input="$D/greedy1" eval.train_csv="" eval.ref_csv="" >/dev/null
 
 "$PY" - "$D" <<'PYEOF'
 import json, os, sys
@@ -114,6 +116,18 @@ g1, g2 = records("greedy1"), records("greedy2")
 assert [r["text"] for r in g1] == [r["text"] for r in g2], "tp 2 greedy differs from tp 1"
 assert summary("greedy2")["tp"] == 2
 assert "NaCl" in g1[0]["prompt"]
+
+# cgeval on the conditioned samples: the formula tally equals one made here from the records.
+from collections import Counter
+from math import gcd
+from functools import reduce
+def reduced(species):
+    c = Counter(species)
+    g = reduce(gcd, c.values())
+    return {k: v // g for k, v in c.items()}
+cond = json.load(open(os.path.join(d, "greedy1", "eval", "report.json")))["conditions"]
+want = sum(1 for r in g1 if r["parsed"] and reduced(r["crystal"]["species"]) == {"Na": 1, "Cl": 1})
+assert cond["formula_items"] == 8 and cond["spacegroup_items"] == 8 and cond["formula_match"] == want, (cond, want)
 
 rep = json.load(open(os.path.join(d, "on", "eval", "report.json")))
 inv = rep["invariance"]

@@ -1,0 +1,102 @@
+// Formula and space group conditions against the crystals that answered them.
+#include "sampler/conditions.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cctype>
+#include <chrono>
+#include <map>
+
+#include "data/elements.h"
+
+#include "sampler/symmetry.h"
+
+namespace cg {
+
+namespace {
+
+// formula := part*; part := Element [count] | '(' formula ')' [count]. Adds counts times `mult` to *out.
+bool parse_formula(const std::string& f, size_t* i, int64_t mult, std::map<std::string, int64_t>* out, int depth) {
+  auto count = [&](int64_t* n) {
+    size_t k = *i;
+    while (k < f.size() && std::isdigit(static_cast<unsigned char>(f[k]))) ++k;
+    if (k - *i > 6) return false;
+    *n = k > *i ? std::stoll(f.substr(*i, k - *i)) : 1;
+    *i = k;
+    return *n >= 1;
+  };
+  while (*i < f.size() && f[*i] != ')') {
+    if (f[*i] == '(') {
+      if (depth > 8) return false;
+      ++*i;
+      std::map<std::string, int64_t> inner;
+      if (!parse_formula(f, i, 1, &inner, depth + 1) || *i >= f.size() || f[*i] != ')') return false;
+      ++*i;
+      int64_t n = 0;
+      if (!count(&n)) return false;
+      for (const auto& [el, k] : inner) (*out)[el] += k * n * mult;
+      continue;
+    }
+    if (!std::isupper(static_cast<unsigned char>(f[*i]))) return false;
+    size_t j = *i + 1;
+    while (j < f.size() && std::islower(static_cast<unsigned char>(f[j]))) ++j;
+    const std::string el = f.substr(*i, j - *i);
+    if (!is_element(el)) return false;
+    *i = j;
+    int64_t n = 0;
+    if (!count(&n)) return false;
+    (*out)[el] += n * mult;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<Composition> composition_of_formula(const std::string& formula) {
+  std::map<std::string, int64_t> counts;
+  size_t i = 0;
+  if (!parse_formula(formula, &i, 1, &counts, 0) || i != formula.size() || counts.empty()) return std::nullopt;
+  std::vector<std::string> species;
+  for (const auto& [el, n] : counts) {
+    if (n > 100000) return std::nullopt;
+    species.insert(species.end(), size_t(n), el);
+  }
+  return reduce_composition(species);
+}
+
+ConditionReport check_conditions(const std::vector<ConditionedItem>& items, const std::vector<Crystal>& crystals,
+                                 double symprec) {
+  ConditionReport r;
+  r.spglib = have_spglib();
+  r.symprec = symprec;
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto last = t0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const ConditionedItem& it = items[i];
+    if (Clock::now() - last > std::chrono::seconds(10)) {  // spglib takes ~2-7 ms a crystal
+      last = Clock::now();
+      const double done = double(i) / double(items.size());
+      const double el = std::chrono::duration<double>(last - t0).count();
+      spdlog::info("cgeval: conditions: {} of {} items ({:.0f}%), ETA {:.0f} s", i, items.size(), 100 * done,
+                   el / done - el);
+    }
+    const Crystal* c = it.crystal >= 0 ? &crystals[size_t(it.crystal)] : nullptr;
+    if (it.cond.formula) {
+      ++r.formula;
+      const auto want = composition_of_formula(*it.cond.formula);
+      if (c && want && reduce_composition(c->species).formula() == want->formula()) ++r.formula_match;
+    }
+    if (it.cond.spacegroup) {
+      ++r.spacegroup;
+      if (c && r.spglib) {
+        const auto sg = space_group(*c, symprec);
+        if (sg && sg->number == *it.cond.spacegroup) ++r.spacegroup_match;
+      }
+    }
+    if (it.cond.formation_energy_per_atom || it.cond.band_gap || it.cond.e_above_hull) ++r.property;
+  }
+  return r;
+}
+
+}  // namespace cg

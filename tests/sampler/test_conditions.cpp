@@ -1,0 +1,204 @@
+// Conditional generation checks: spglib space groups on hand-built cells and against MP-20's own column, formulas
+// (pymatgen's pretty formulas with groups), prompts read back into their conditions, and cgeval's tally.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "data/mp20.h"
+#include "data/prompt.h"
+#include "sampler/conditions.h"
+#include "sampler/eval_report.h"
+#include "sampler/sample_record.h"
+#include "sampler/symmetry.h"
+
+namespace cg {
+namespace {
+
+const std::string kTest = std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz";
+
+Crystal cubic(double a, std::vector<std::string> species, std::vector<Vec3> frac) {
+  Crystal c;
+  c.lattice = {a, a, a, 90, 90, 90};
+  c.species = std::move(species);
+  c.frac = std::move(frac);
+  return c;
+}
+
+// Rock salt's conventional cell: Na on the fcc lattice, Cl shifted by (1/2, 0, 0).
+Crystal rock_salt() {
+  return cubic(5.64, {"Na", "Na", "Na", "Na", "Cl", "Cl", "Cl", "Cl"},
+               {{0, 0, 0}, {0, .5, .5}, {.5, 0, .5}, {.5, .5, 0}, {.5, 0, 0}, {0, .5, 0}, {0, 0, .5}, {.5, .5, .5}});
+}
+
+Crystal cscl_type(const std::string& a, const std::string& b, double z = 0.5) {
+  return cubic(4.12, {a, b}, {{0, 0, 0}, {0.5, 0.5, z}});
+}
+
+TEST(SpaceGroup, HandBuiltCells) {
+  if (!have_spglib()) GTEST_SKIP() << "built without spglib";
+  auto number = [](const Crystal& c, double symprec = 0.1) {
+    const auto sg = space_group(c, symprec);
+    return sg ? sg->number : 0;
+  };
+  const auto nacl = space_group(rock_salt(), 0.1);
+  ASSERT_TRUE(nacl);
+  EXPECT_EQ(nacl->number, 225);
+  EXPECT_EQ(nacl->symbol, "Fm-3m");
+  // The same structure in its 2-atom primitive cell (a/sqrt2, 60 degree angles).
+  Crystal prim;
+  const double ap = 5.64 / std::sqrt(2.0);
+  prim.lattice = {ap, ap, ap, 60, 60, 60};
+  prim.species = {"Na", "Cl"};
+  prim.frac = {{0, 0, 0}, {0.5, 0.5, 0.5}};
+  EXPECT_EQ(number(prim), 225);
+  EXPECT_EQ(number(cscl_type("Cs", "Cl")), 221);  // Pm-3m
+  // Diamond: fcc + (1/4, 1/4, 1/4) -> Fd-3m.
+  Crystal diamond = cubic(3.57, {}, {});
+  for (const Vec3& f : std::vector<Vec3>{{0, 0, 0}, {0, .5, .5}, {.5, 0, .5}, {.5, .5, 0}})
+    for (double s : {0.0, 0.25}) {
+      diamond.species.push_back("C");
+      diamond.frac.push_back({f[0] + s, f[1] + s, f[2] + s});
+    }
+  EXPECT_EQ(number(diamond), 227);
+  // Cl moved 0.05 c = 0.206 Å along c, so the mirror z -> -z puts its image 0.41 Å away: at symprec 0.1 Å the
+  // cubic axes are gone (P4mm, 99), at 0.5 Å they are back.
+  EXPECT_EQ(number(cscl_type("Cs", "Cl", 0.55), 0.1), 99);
+  EXPECT_EQ(number(cscl_type("Cs", "Cl", 0.55), 0.3), 99);
+  EXPECT_EQ(number(cscl_type("Cs", "Cl", 0.55), 0.5), 221);
+  // Three atoms at general positions of a triclinic cell: P1.
+  Crystal p1;
+  p1.lattice = {4.1, 5.3, 6.7, 81, 97, 104};
+  p1.species = {"Li", "Fe", "O"};
+  p1.frac = {{0.11, 0.23, 0.37}, {0.61, 0.17, 0.82}, {0.35, 0.71, 0.05}};
+  EXPECT_EQ(number(p1), 1);
+}
+
+TEST(SpaceGroup, AgreesWithMaterialsProjectsColumnOnMp20) {
+  if (!have_spglib()) GTEST_SKIP() << "built without spglib";
+  // MP computed spacegroup.number with spglib at symprec 0.1 on its own relaxed structures; the CIFs in the CSV
+  // are those structures (8 decimals). 99.6% of the first 2,000 test rows agree (pymatgen's SpacegroupAnalyzer too).
+  const auto crystals = read_mp20(kTest, 1000).crystals;
+  int64_t with = 0, agree = 0;
+  for (const auto& c : crystals) {
+    if (!c.spacegroup) continue;
+    ++with;
+    const auto sg = space_group(c, 0.1);
+    agree += sg && sg->number == *c.spacegroup;
+  }
+  ASSERT_GT(with, 900);
+  EXPECT_GE(double(agree) / with, 0.99) << agree << " of " << with;
+}
+
+TEST(Formula, PrettyFormulasReduceToTheCompositionOfTheirCrystals) {
+  auto formula = [](const std::string& f) {
+    const auto c = composition_of_formula(f);
+    return c ? c->formula() : std::string("(none)");
+  };
+  EXPECT_EQ(formula("Fe2O3"), "O3Fe2");  // Composition::formula orders by atomic number
+  EXPECT_EQ(formula("O3Fe2"), "O3Fe2");
+  EXPECT_EQ(formula("Fe4O6"), "O3Fe2");  // reduced
+  EXPECT_EQ(formula("NaCl"), "NaCl");
+  EXPECT_EQ(formula("BaLi2Mg(PO4)2"), "Li2O8MgP2Ba");
+  EXPECT_EQ(formula("Mg(InSe2)2"), "MgSe4In2");
+  EXPECT_EQ(formula("Ca3(Al(OH)4)2"), "H8O8Al2Ca3");
+  for (const char* bad : {"", "Fe2.5O", "Xx2", "fe2O3", "Fe(O", "Fe)O", "Fe0", "Fe2O3 "}) EXPECT_EQ(formula(bad), "(none)") << bad;
+  // Every MP-20 test row's pretty_formula is its CIF's composition (pymatgen agrees on all of them).
+  for (const auto& c : read_mp20(kTest, 1000).crystals) {
+    const auto want = composition_of_formula(c.formula);
+    ASSERT_TRUE(want) << c.id << " " << c.formula;
+    EXPECT_EQ(want->formula(), reduce_composition(c.species).formula()) << c.id << " " << c.formula;
+  }
+}
+
+TEST(Prompt, ConditionsReadBackFromEveryGenerationPrompt) {
+  const std::vector<Property> orders[2] = {
+      {Property::kFormationEnergy, Property::kBandGap, Property::kEAboveHull, Property::kSpacegroup},
+      {Property::kSpacegroup, Property::kEAboveHull, Property::kFormationEnergy, Property::kBandGap}};
+  for (int mask = 0; mask < 32; ++mask)
+    for (const auto& order : orders) {
+      GenerationConditions c;
+      if (mask & 1) c.formula = "BaLi2Mg(PO4)2";
+      if (mask & 2) c.formation_energy_per_atom = -2.3013;
+      if (mask & 4) c.band_gap = 0.0;
+      if (mask & 8) c.e_above_hull = 0.0125;
+      if (mask & 16) c.spacegroup = 194;
+      const GenerationConditions back = conditions_of_prompt(generation_prompt(c, order));
+      EXPECT_EQ(back.formula, c.formula) << mask;
+      EXPECT_EQ(back.formation_energy_per_atom, c.formation_energy_per_atom) << mask;
+      EXPECT_EQ(back.band_gap, c.band_gap) << mask;
+      EXPECT_EQ(back.e_above_hull, c.e_above_hull) << mask;
+      EXPECT_EQ(back.spacegroup, c.spacegroup) << mask;
+    }
+  const GenerationConditions infill = conditions_of_prompt(infill_prompt("4.2 4.2 4.2\n90 90 90\nNa\n0.00 0.00 0.00", "Na"));
+  EXPECT_FALSE(infill.formula || infill.spacegroup || infill.band_gap);
+}
+
+TEST(Conditions, TallyCountsUnparsedAsMisses) {
+  const std::vector<Crystal> crystals = {rock_salt(), cscl_type("Na", "Cl")};
+  GenerationConditions nacl_225;
+  nacl_225.formula = "NaCl";
+  nacl_225.spacegroup = 225;
+  GenerationConditions kcl;
+  kcl.formula = "KCl";
+  GenerationConditions gap;
+  gap.band_gap = 1.5;
+  const std::vector<ConditionedItem> items = {
+      {nacl_225, 0},   // rock salt: formula and space group
+      {nacl_225, 1},   // CsCl-type NaCl: formula only (221)
+      {kcl, 0},        // wrong formula
+      {nacl_225, -1},  // unparsed: misses both
+      {gap, 1}};       // a property: counted, not checked
+  const ConditionReport r = check_conditions(items, crystals, 0.1);
+  EXPECT_EQ(r.formula, 4);
+  EXPECT_EQ(r.formula_match, 2);
+  EXPECT_EQ(r.spacegroup, 3);
+  EXPECT_EQ(r.spacegroup_match, have_spglib() ? 1 : 0);
+  EXPECT_EQ(r.property, 1);
+}
+
+TEST(Conditions, CgevalReadsThemFromSamplePrompts) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("cg_test_conditions_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  GenerationConditions want;
+  want.formula = "NaCl";
+  want.spacegroup = 225;
+  {
+    std::ofstream out(dir / "samples.jsonl");
+    const Crystal answers[3] = {rock_salt(), cscl_type("Na", "Cl"), cscl_type("K", "Cl")};
+    for (int i = 0; i < 3; ++i) {
+      SampleRecord r;
+      r.id = "s" + std::to_string(i);
+      r.prompt = generation_prompt(want);
+      r.parsed = true;
+      r.crystal = answers[i];
+      out << to_json_line(r) << "\n";
+    }
+    SampleRecord plain;  // unconditional: not a conditioned item
+    plain.id = "s3";
+    plain.prompt = generation_prompt({});
+    plain.parsed = true;
+    plain.crystal = rock_salt();
+    out << to_json_line(plain) << "\n";
+  }
+  const EvalInput in = load_eval_input(dir.string());
+  ASSERT_EQ(in.conditioned.size(), 3u);
+  EXPECT_EQ(in.conditioned[2].crystal, 2);
+  const EvalReport r = evaluate(in, nullptr, nullptr, {});
+  ASSERT_TRUE(r.conditions);
+  EXPECT_EQ(r.conditions->formula_match, 2);
+  const std::string md = report_markdown(r);
+  EXPECT_NE(md.find("| formula as asked (3 items) | 66.67% |"), std::string::npos) << md;
+  if (have_spglib()) {
+    EXPECT_NE(md.find("| space group as asked (3 items, symprec 0.1 Å) | 33.33% |"), std::string::npos) << md;
+    EXPECT_NE(report_json(r).find("\"spacegroup_accuracy\""), std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace cg
