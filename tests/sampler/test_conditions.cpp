@@ -5,7 +5,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "data/mp20.h"
 #include "data/prompt.h"
@@ -13,19 +12,15 @@
 #include "sampler/eval_report.h"
 #include "sampler/sample_record.h"
 #include "sampler/symmetry.h"
+#include "tests/sampler/crystals.h"
+#include "tests/test_util.h"
 
 namespace cg {
 namespace {
 
 const std::string kTest = std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz";
 
-Crystal cubic(double a, std::vector<std::string> species, std::vector<Vec3> frac) {
-  Crystal c;
-  c.lattice = {a, a, a, 90, 90, 90};
-  c.species = std::move(species);
-  c.frac = std::move(frac);
-  return c;
-}
+using test::cubic;
 
 // Rock salt's conventional cell: Na on the fcc lattice, Cl shifted by (1/2, 0, 0).
 Crystal rock_salt() {
@@ -160,10 +155,8 @@ TEST(Conditions, TallyCountsUnparsedAsMisses) {
 }
 
 TEST(Conditions, CgevalReadsThemFromSamplePrompts) {
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("cg_test_conditions_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const test::TempDir tmp("cg_test_conditions");
+  const std::filesystem::path& dir = tmp.path;
   GenerationConditions want;
   want.formula = "NaCl";
   want.spacegroup = 225;
@@ -197,7 +190,6 @@ TEST(Conditions, CgevalReadsThemFromSamplePrompts) {
     EXPECT_NE(md.find("| space group as asked (3 items, symprec 0.1 Å) | 33.33% |"), std::string::npos) << md;
     EXPECT_NE(report_json(r).find("\"spacegroup_accuracy\""), std::string::npos);
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "sampler/distributions.h"
+#include "tests/sampler/crystals.h"
 
 namespace cg {
 namespace {
@@ -28,13 +29,7 @@ TEST(Distributions, ElementFrequenciesAndTotalVariation) {
   EXPECT_DOUBLE_EQ(total_variation({{"Na", 0.5}, {"Cl", 0.5}}, {{"Na", 1.0}}), 0.5);
 }
 
-Crystal cubic(double a, std::vector<std::string> sp, std::vector<Vec3> f) {
-  Crystal c;
-  c.lattice = {a, a, a, 90, 90, 90};
-  c.species = std::move(sp);
-  c.frac = std::move(f);
-  return c;
-}
+using test::cubic;
 
 TEST(Distributions, AtomicMassesArePymatgens) {
   EXPECT_DOUBLE_EQ(atomic_mass("H"), 1.00794);
