@@ -32,13 +32,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string resolve_csv(const std::string& value, const cg::Config& cfg) {
-  if (value == "data.train_csv") return cfg.data.train_csv;
-  if (value == "data.test_csv") return cfg.data.test_csv;
-  if (value == "data.val_csv") return cfg.data.val_csv;
-  return value;
-}
-
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream out(path);
   CG_CHECK(out.good(), "cannot write '{}': check eval.out", path.string());
@@ -102,7 +95,7 @@ int run(int argc, char** argv) {
 
   const cg::EvalInput input = cg::load_eval_input(e.input, e.max_rows);
   std::vector<cg::Crystal> train, ref;
-  const std::string train_csv = resolve_csv(e.train_csv, *cfg), ref_csv = resolve_csv(e.ref_csv, *cfg);
+  const std::string train_csv = cg::resolve_csv(e.train_csv, *cfg), ref_csv = cg::resolve_csv(e.ref_csv, *cfg);
   if (!train_csv.empty()) {
     train = cg::read_mp20(train_csv).crystals;
     spdlog::info("cgeval: novelty reference {}: {} crystals", train_csv, train.size());

@@ -19,6 +19,7 @@
 #include "data/elements.h"
 #include "data/mp20.h"
 #include "data/prompt.h"
+#include "data/rng.h"
 #include "data/tokenizer.h"
 #include "dist/parallel_dims.h"
 #include "dist/cpu_threads.h"
@@ -49,10 +50,39 @@ struct Job {
   std::string truth;  // infill: the masked element
 };
 
+// The conditions sample.condition_on asks of row `r`; false when the row lacks one of them.
+bool row_conditions(const cg::Crystal& r, const std::vector<std::string>& on, cg::GenerationConditions* cond) {
+  for (const auto& a : on) {
+    if (a == "formula" && !r.formula.empty()) cond->formula = r.formula;
+    else if (a == "spacegroup" && r.spacegroup) cond->spacegroup = r.spacegroup;
+    else if (a == "formation_energy" && r.formation_energy_per_atom) cond->formation_energy_per_atom = r.formation_energy_per_atom;
+    else if (a == "band_gap" && r.band_gap) cond->band_gap = r.band_gap;
+    else if (a == "e_above_hull" && r.e_above_hull) cond->e_above_hull = r.e_above_hull;
+    else return false;
+  }
+  return true;
+}
+
 std::vector<Job> make_jobs(const Config& c) {
   std::vector<Job> jobs;
   const auto& s = c.sample;
-  if (s.task == "generate") {
+  if (!s.conditions_from.empty()) {
+    // Each sample states the conditions of one row, rows in a seeded random order (cycled when there are fewer).
+    const std::string path = cg::resolve_csv(s.conditions_from, c);
+    std::vector<cg::GenerationConditions> rows;
+    for (const auto& r : cg::read_mp20(path).crystals) {
+      cg::GenerationConditions cond;
+      if (row_conditions(r, s.condition_on, &cond)) rows.push_back(std::move(cond));
+    }
+    CG_CHECK(!rows.empty(), "sample.conditions_from={}: no row of {} has all of sample.condition_on", s.conditions_from,
+             path);
+    cg::Rng rng(cg::Rng::derive({s.seed, 0x636f6e64ull}));  // "cond"
+    for (size_t i = rows.size(); i > 1; --i) std::swap(rows[i - 1], rows[rng.below(i)]);
+    for (int64_t i = 0; i < s.num_samples; ++i)
+      jobs.push_back(Job{cg::generation_prompt(rows[size_t(i) % rows.size()]), ""});
+    spdlog::info("cgsample: conditions of {} rows of {} ({}), one per sample", std::min<size_t>(rows.size(),
+                 size_t(s.num_samples)), path, fmt::join(s.condition_on, ", "));
+  } else if (s.task == "generate") {
     cg::GenerationConditions cond;
     if (!s.formula.empty()) cond.formula = s.formula;
     cond.formation_energy_per_atom = number_or_none(s.formation_energy);
@@ -220,6 +250,10 @@ int run(int argc, char** argv) {
                         {"to_host_s", st.to_host_s},
                         {"host_s", st.host_s}};
   if (c.sample.task == "infill") sum["infill_accuracy"] = jobs.empty() ? 0.0 : correct / n;
+  if (!c.sample.conditions_from.empty()) {
+    sum["conditions_from"] = cg::resolve_csv(c.sample.conditions_from, c);
+    sum["condition_on"] = c.sample.condition_on;
+  }
   std::ofstream(out / "summary.json") << sum.dump(2) << "\n";
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),
                jobs.empty() ? 0.0 : 100.0 * parsed / n, gp.constrained ? "on" : "off", parsed / secs,

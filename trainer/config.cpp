@@ -168,6 +168,12 @@ void visit_config(Config& c, F&& f) {
   f("sample.band_gap", &s.band_gap, "condition: band gap (eV); empty: not given", number_or_empty());
   f("sample.e_above_hull", &s.e_above_hull, "condition: energy above hull (eV/atom); empty: not given",
     number_or_empty());
+  f("sample.conditions_from", &s.conditions_from,
+    "draw each sample's conditions from a row of this CSV (a path, or data.test_csv / data.val_csv / data.train_csv: "
+    "that key's value), as the paper's conditional evaluation; empty: the fixed sample.formula ... keys", any());
+  f("sample.condition_on", &s.condition_on,
+    "with sample.conditions_from: the row attributes each prompt states (rows lacking one are not drawn)",
+    nonempty_one_of({"formula", "spacegroup", "formation_energy", "band_gap", "e_above_hull"}));
 
   auto& e = c.eval;
   f("eval.input", &e.input, "cgsample folder, CSV (CDVAE layout) or folder of CIFs", nonempty());
@@ -494,9 +500,22 @@ void validate_config(const Config& c) {
   const auto& t = c.lora.targets;
   CG_CHECK(std::find(t.begin(), t.end(), "all-linear") == t.end() || t.size() == 1,
            "config key 'lora.targets': all-linear stands alone; got {}", value_string(FieldPtr(const_cast<std::vector<std::string>*>(&t))));
+  const auto& sm = c.sample;
+  CG_CHECK(sm.conditions_from.empty() || (sm.formula.empty() && sm.spacegroup == 0 && sm.formation_energy.empty() &&
+                                          sm.band_gap.empty() && sm.e_above_hull.empty() && sm.task == "generate"),
+           "sample.conditions_from={} draws every sample's conditions from a CSV; it does not combine with the fixed "
+           "sample.formula / spacegroup / formation_energy / band_gap / e_above_hull or with sample.task=infill: "
+           "unset one side", sm.conditions_from);
   CG_CHECK(c.train.val_every == 0 || c.train.val_batches > 0,
            "train.val_every={} asks for validation but train.val_batches=0 gives it nothing to measure; set "
            "train.val_batches >= 1, or train.val_every=0 to turn validation off", c.train.val_every);
+}
+
+std::string resolve_csv(const std::string& value, const Config& c) {
+  if (value == "data.train_csv") return c.data.train_csv;
+  if (value == "data.test_csv") return c.data.test_csv;
+  if (value == "data.val_csv") return c.data.val_csv;
+  return value;
 }
 
 Config load_config_string(const std::string& yaml_text, const std::vector<std::string>& overrides) {

@@ -105,6 +105,8 @@ struct SampleConfig {
   std::string formation_energy = "";
   std::string band_gap = "";
   std::string e_above_hull = "";
+  std::string conditions_from = "";    // per-sample conditions from this CSV's rows (path or data.*_csv); "": fixed
+  std::vector<std::string> condition_on = {"formula", "spacegroup"};  // attributes each prompt states from its row
 };
 
 struct EvalConfig {
@@ -148,6 +150,10 @@ Config load_config_string(const std::string& yaml_text, const std::vector<std::s
 
 // Checks every field's type-independent rules (ranges, enums, list members); throws naming the first bad key.
 void validate_config(const Config& c);
+
+// A CSV-valued key's value resolved: "data.train_csv" / "data.val_csv" / "data.test_csv" name that key's value in
+// `c`; anything else is a path, returned as it is.
+std::string resolve_csv(const std::string& value, const Config& c);
 
 // Resolved config as YAML, one section per struct, every key with its doc as a trailing comment.
 // load_config_string(to_yaml(c)) == c.

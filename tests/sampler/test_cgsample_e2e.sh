@@ -8,6 +8,7 @@
 #   cgsample greedy at tp 1 and under mpirun at tp 2 -> identical texts
 #   cgeval eval.invariance=true -> report.json has the invariance block
 #   cgeval on the NaCl / 225 conditioned samples -> report.json counts 8 conditioned items, formula matches as here
+#   cgsample sample.conditions_from=data.test_csv -> every prompt states a test row's formula, space group, band gap
 # usage: test_cgsample_e2e.sh BUILD_DIR SOURCE_DIR MPIEXEC
 set -eu
 B=$1; S=$2; MPIEXEC=$3
@@ -34,6 +35,12 @@ set -- model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.dev
 "$B/sampler/cgeval" model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.device=cpu log.level=warn \
   eval.input="$D/on" eval.train_csv="" eval.ref_csv="" eval.invariance=true eval.invariance_crystals=4 >/dev/null
 "$B/sampler/cgeval" log.level=warn eval.input="$D/greedy1" eval.train_csv="" eval.ref_csv="" >/dev/null
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/rows" sample.max_new_tokens=40 sample.conditions_from=data.test_csv \
+  sample.condition_on=[formula,spacegroup,band_gap] data.test_csv=data/mp20/test.csv.gz
+"$B/sampler/cgeval" log.level=warn eval.input="$D/rows" eval.train_csv="" eval.ref_csv="" >/dev/null
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/both" sample.conditions_from=data.test_csv sample.formula=NaCl \
+    2>"$D/both.err"; then echo "conditions_from with sample.formula must be refused" >&2; exit 1; fi
+grep -q "does not combine with the fixed" "$D/both.err"
 
 "$PY" - "$D" <<'PYEOF'
 import json, os, sys
@@ -128,6 +135,24 @@ def reduced(species):
 cond = json.load(open(os.path.join(d, "greedy1", "eval", "report.json")))["conditions"]
 want = sum(1 for r in g1 if r["parsed"] and reduced(r["crystal"]["species"]) == {"Na": 1, "Cl": 1})
 assert cond["formula_items"] == 8 and cond["spacegroup_items"] == 8 and cond["formula_match"] == want, (cond, want)
+
+# Conditions drawn from test rows: every prompt states a row's formula, space group and band gap; 8 distinct rows.
+import csv, gzip
+with gzip.open("data/mp20/test.csv.gz", "rt", newline="") as f:
+    test_rows = {(r["pretty_formula"], r["spacegroup.number"], r["band_gap"]) for r in csv.DictReader(f) if r["band_gap"]}
+rows = records("rows")
+stated = set()
+for r in rows:
+    p = r["prompt"]
+    formula = p.split("The chemical formula is ")[1].split(". ")[0]
+    sg = p.split("The spacegroup number is ")[1].split(". ")[0]
+    gap = float(p.split("The band gap is ")[1].split(". ")[0])
+    assert any(t[0] == formula and t[1] == sg and abs(float(t[2]) - gap) < 5e-5 for t in test_rows), p
+    stated.add((formula, sg))
+assert len(rows) == 8 and len(stated) == 8, stated
+cond = json.load(open(os.path.join(d, "rows", "eval", "report.json")))["conditions"]
+assert cond["formula_items"] == 8 and cond["spacegroup_items"] == 8 and cond["property_items"] == 8, cond
+assert summary("rows")["condition_on"] == ["formula", "spacegroup", "band_gap"]
 
 rep = json.load(open(os.path.join(d, "on", "eval", "report.json")))
 inv = rep["invariance"]
