@@ -6,6 +6,7 @@
 #   -> cgexport --merge (that base as a Hugging Face checkpoint, the layout a real LLaMA-2 comes in)
 #   -> mpirun -np 2 cgtrain configs/tiny.yaml (tp 2, LoRA on the frozen base) -> cgexport (PEFT adapter)
 #   -> mpirun -np 2 cgsample (tp 2; crystals as text + CIF) -> cgeval (validity report)
+#   -> cgsample conditioned on test crystals' formulas and space groups -> cgeval (how often they are met)
 # Everything lands in runs/demo (DEMO_RUN; removed first unless DEMO_FRESH=0); shards in the config's data.shards_dir.
 # Extra arguments are section.key=value overrides passed to every stage (e.g. train.steps=50).
 # SKIP_INSTALL=1 / SKIP_BUILD=1 skip those steps; CONFIG (default configs/tiny.yaml), BUILD_DIR (default build);
@@ -50,21 +51,25 @@ ov=(model.device=cpu parallel.tp=2 sample.out_dir="$RUN/samples" eval.input="$RU
 shards=$(cg_config_get "$CONFIG" data.shards_dir runs/shards/tiny "${ov[@]}")
 
 prep=$(tool data cgprep) || exit 1
-stage "1/7 prepare data" "$prep" "$CONFIG" "${ov[@]}"
+stage "1/8 prepare data" "$prep" "$CONFIG" "${ov[@]}"
 tool trainer cgtrain >/dev/null || exit 1
 export_bin=$(tool trainer cgexport) || exit 1
-stage "2/7 train the tiny base from scratch (full-parameter, tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain \
+stage "2/8 train the tiny base from scratch (full-parameter, tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain \
   "$CONFIG" "${ov[@]}" train.run_dir="$RUN/base" lora.enabled=false train.steps="${BASE_STEPS:-800}" train.lr=1e-3 \
   train.warmup_steps=20 train.val_every=100 checkpoint.every=0
-stage "3/7 export the base as a Hugging Face checkpoint" "$export_bin" "$RUN/base" --out "$RUN/base_hf" --merge
+stage "3/8 export the base as a Hugging Face checkpoint" "$export_bin" "$RUN/base" --out "$RUN/base_hf" --merge
 ov+=(model.hf_dir="$RUN/base_hf")
-stage "4/7 LoRA fine-tune on the frozen base (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain "$CONFIG" \
+stage "4/8 LoRA fine-tune on the frozen base (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain "$CONFIG" \
   "${ov[@]}" train.run_dir="$RUN/lora"
-stage "5/7 export the PEFT adapter" "$export_bin" "$RUN/lora" --out "$RUN/adapter"
+stage "5/8 export the PEFT adapter" "$export_bin" "$RUN/lora" --out "$RUN/adapter"
 tool sampler cgsample >/dev/null || exit 1
-stage "6/7 sample (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${ov[@]}"
+stage "6/8 sample (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${ov[@]}"
 eval_bin=$(tool sampler cgeval) || exit 1
-stage "7/7 evaluate" "$eval_bin" "$CONFIG" "${ov[@]}"
+stage "7/8 evaluate" "$eval_bin" "$CONFIG" "${ov[@]}"
+stage "8/8 conditional sampling: each sample asks for a test crystal's formula and space group, then evaluate" \
+  launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${ov[@]}" sample.out_dir="$RUN/samples_cond" \
+  sample.num_samples=32 sample.conditions_from=data.test_csv sample.condition_on=[formula,spacegroup]
+"$eval_bin" "$CONFIG" "${ov[@]}" eval.input="$RUN/samples_cond" eval.train_csv= eval.ref_csv= log.level=warn >/dev/null
 
 say "done in $((SECONDS - t0)) s; results:"
 cat <<MSG
@@ -74,6 +79,7 @@ cat <<MSG
   adapter:      $RUN/adapter   (PEFT: adapter_model.safetensors + adapter_config.json)
   samples:      $RUN/samples
   eval report:  $RUN/samples/eval
+  conditional:  $RUN/samples_cond (eval/report.json: formula and space group as asked)
 MSG
 if [ -f "$RUN/lora/metrics.jsonl" ]; then
   last=$(grep -o '"loss":[^,}]*' "$RUN/lora/metrics.jsonl" | tail -1 | cut -d: -f2)
@@ -87,4 +93,6 @@ for j in "$RUN"/samples/eval/*.json; do
   grep -oE '"([a-z_]*validity|uniqueness|novelty)"[[:space:]]*:[[:space:]]*[0-9.eE+-]+' "$j" | sed 's/"//g; s/^/  /' && found=1
 done
 [ "$found" = 1 ] || echo "  (no validity fields found in $RUN/samples/eval/*.json)"
+grep -oE '"(formula|spacegroup)_accuracy"[[:space:]]*:[[:space:]]*[0-9.eE+-]+' "$RUN/samples_cond/eval/report.json" \
+  2>/dev/null | sed 's/"//g; s/^/  conditional /' || true
 echo "  root: $ROOT"
