@@ -1,4 +1,4 @@
-// CIF reader (CIF 1.1 syntax, symmetry expanded to the full cell) and P1 writer in pymatgen's layout.
+// CIF reader: CIF 1.1 syntax, symmetry expanded to the full cell.
 #include "data/cif.h"
 
 #include <algorithm>
@@ -138,24 +138,17 @@ struct CifBlock {
   std::vector<Loop> loops;
 };
 
-bool parse_block(const std::vector<Token>& tok, CifBlock* b, std::string* why) {
-  int data_blocks = 0;
-  size_t i = 0;
-  while (i < tok.size()) {
+// One block's tokens [i, end) (data_ headers excluded) -> items and loops.
+bool parse_block(const std::vector<Token>& tok, size_t i, size_t end, CifBlock* b, std::string* why) {
+  while (i < end) {
     const Token& t = tok[i];
     const std::string k = t.quoted ? std::string() : lower(t.text);
-    if (starts_with(k, "data_")) {
-      if (++data_blocks > 1) {
-        *why = fmt::format("line {}: the CIF holds more than one data_ block; give one structure per CIF", t.line);
-        return false;
-      }
-      ++i;
-    } else if (k == "loop_") {
+    if (k == "loop_") {
       Loop l;
       l.line = t.line;
-      for (++i; i < tok.size() && is_tag(tok[i]); ++i) l.names.push_back(tag_key(tok[i].text));
+      for (++i; i < end && is_tag(tok[i]); ++i) l.names.push_back(tag_key(tok[i].text));
       std::vector<std::string> values;
-      for (; i < tok.size() && !is_tag(tok[i]) && !is_keyword(tok[i]); ++i) values.push_back(tok[i].text);
+      for (; i < end && !is_tag(tok[i]) && !is_keyword(tok[i]); ++i) values.push_back(tok[i].text);
       if (l.names.empty() || values.empty()) {
         *why = fmt::format("line {}: loop_ without {}", t.line, l.names.empty() ? "tags" : "values");
         return false;
@@ -169,11 +162,11 @@ bool parse_block(const std::vector<Token>& tok, CifBlock* b, std::string* why) {
         l.rows.emplace_back(values.begin() + long(r), values.begin() + long(r + l.names.size()));
       b->loops.push_back(std::move(l));
     } else if (is_keyword(t)) {
-      *why = fmt::format("line {}: '{}' (save frames, global blocks) is not read; give one data_ block", t.line,
+      *why = fmt::format("line {}: '{}' (save frames, global blocks) is not read; give data_ blocks only", t.line,
                          t.text);
       return false;
     } else if (is_tag(t)) {
-      if (i + 1 >= tok.size() || is_tag(tok[i + 1]) || is_keyword(tok[i + 1])) {
+      if (i + 1 >= end || is_tag(tok[i + 1]) || is_keyword(tok[i + 1])) {
         *why = fmt::format("line {}: CIF item {} has no value", t.line, t.text);
         return false;
       }
@@ -188,6 +181,25 @@ bool parse_block(const std::vector<Token>& tok, CifBlock* b, std::string* why) {
     }
   }
   return true;
+}
+
+// The data blocks of a token stream: name ("" before any data_ header) and token range, headers excluded.
+struct BlockRange {
+  std::string name;
+  size_t begin = 0, end = 0;
+  int line = 0;  // of the data_ header
+};
+std::vector<BlockRange> split_blocks(const std::vector<Token>& tok) {
+  std::vector<BlockRange> out;
+  for (size_t i = 0; i < tok.size(); ++i) {
+    if (!tok[i].quoted && starts_with(lower(tok[i].text), "data_")) {
+      if (!out.empty()) out.back().end = i;
+      out.push_back({tok[i].text.substr(5), i + 1, tok.size(), tok[i].line});
+    } else if (out.empty()) {
+      out.push_back({"", i, tok.size(), tok[i].line});  // no data_ header: one anonymous block
+    }
+  }
+  return out;
 }
 
 // The loop that holds `tag`, or a one-row loop of every item starting with `category` when `tag` is a plain item
@@ -325,15 +337,17 @@ double ideal_fraction(double x) {
 
 }  // namespace
 
-bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason) {
-  auto fail = [&](const std::string& why) {
-    *reason = (id.empty() ? std::string("crystal") : id) + ": " + why;
-    return false;
-  };
-  std::vector<Token> tokens;
-  CifBlock b;
-  std::string why;
-  if (!lex_cif(cif, &tokens, &why) || !parse_block(tokens, &b, &why)) return fail(why);
+namespace {
+
+// A parsed block -> the crystal it describes (sites expanded by its symmetry operations).
+// Sets *reason to "<id>: <why>" and returns false.
+bool failed(const std::string& id, const std::string& why, std::string* reason) {
+  *reason = (id.empty() ? std::string("crystal") : id) + ": " + why;
+  return false;
+}
+
+bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, std::string* reason) {
+  auto fail = [&](const std::string& why) { return failed(id, why, reason); };
   const auto& items = b.items;
 
   // Symmetry: the listed operations, applied to every site. Without them only P1 is read: a space group named
@@ -457,6 +471,43 @@ bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::s
   return true;
 }
 
+}  // namespace
+
+bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason) {
+  std::vector<Token> tokens;
+  std::string why;
+  if (!lex_cif(cif, &tokens, &why)) return failed(id, why, reason);
+  const std::vector<BlockRange> blocks = split_blocks(tokens);
+  if (blocks.empty()) return failed(id, "the CIF is empty", reason);
+  if (blocks.size() > 1)
+    return failed(id, fmt::format("line {}: the CIF holds more than one data_ block; give one structure per CIF",
+                                  blocks[1].line), reason);
+  CifBlock b;
+  if (!parse_block(tokens, blocks[0].begin, blocks[0].end, &b, &why)) return failed(id, why, reason);
+  return crystal_from_block(b, id, out, reason);
+}
+
+std::vector<CifBlockResult> parse_cif_blocks(std::string_view cif, const std::string& id) {
+  std::vector<CifBlockResult> out;
+  std::vector<Token> tokens;
+  std::string why;
+  const bool lexed = lex_cif(cif, &tokens, &why);
+  const std::vector<BlockRange> blocks = lexed ? split_blocks(tokens) : std::vector<BlockRange>{};
+  if (blocks.empty()) {
+    out.push_back({id, false, {}, ""});
+    failed(id, lexed ? "the CIF is empty" : why, &out.back().reason);
+  }
+  for (const BlockRange& r : blocks) {
+    CifBlockResult res;
+    res.id = blocks.size() > 1 ? id + "/" + r.name : id;
+    CifBlock b;
+    res.ok = parse_block(tokens, r.begin, r.end, &b, &why) ? crystal_from_block(b, res.id, &res.crystal, &res.reason)
+                                                           : failed(res.id, why, &res.reason);
+    out.push_back(std::move(res));
+  }
+  return out;
+}
+
 Crystal parse_cif(std::string_view cif, const std::string& id) {
   Crystal c;
   std::string reason;
@@ -464,23 +515,5 @@ Crystal parse_cif(std::string_view cif, const std::string& id) {
   return c;
 }
 
-std::string write_cif(const Crystal& c) {
-  const Lattice& l = c.lattice;
-  std::string formula = c.formula.empty() ? "crystal" : c.formula;
-  std::string s = "# generated using cgtrain\ndata_" + formula + "\n";
-  s += "_symmetry_space_group_name_H-M   'P 1'\n";
-  s += fmt::format("_cell_length_a   {:.8f}\n_cell_length_b   {:.8f}\n_cell_length_c   {:.8f}\n", l.a, l.b, l.c);
-  s += fmt::format("_cell_angle_alpha   {:.8f}\n_cell_angle_beta   {:.8f}\n_cell_angle_gamma   {:.8f}\n", l.alpha,
-                   l.beta, l.gamma);
-  s += "_symmetry_Int_Tables_number   1\n";
-  s += fmt::format("_cell_volume   {:.8f}\n", cell_volume(l));
-  s += "loop_\n _symmetry_equiv_pos_site_id\n _symmetry_equiv_pos_as_xyz\n  1  'x, y, z'\n";
-  s += "loop_\n _atom_site_type_symbol\n _atom_site_label\n _atom_site_symmetry_multiplicity\n"
-       " _atom_site_fract_x\n _atom_site_fract_y\n _atom_site_fract_z\n _atom_site_occupancy\n";
-  for (size_t i = 0; i < c.num_sites(); ++i)
-    s += fmt::format("  {}  {}{}  1  {:.8f}  {:.8f}  {:.8f}  1\n", c.species[i], c.species[i], i, c.frac[i][0],
-                     c.frac[i][1], c.frac[i][2]);
-  return s;
-}
 
 }  // namespace cg

@@ -1,8 +1,9 @@
-// CIF reading (CIF 1.1 syntax; symmetry operations expanded to the full cell as pymatgen's CifParser does) and P1
-// writing in pymatgen's layout. What is read and refused: docs/formats.md#cif.
+// CIF reading (CIF 1.1 syntax; symmetry operations expanded to the full cell as pymatgen's CifParser does). What
+// is read and refused: docs/formats.md#cif. Writing: sampler/cif_writer.h.
 #pragma once
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "data/crystal.h"
 
@@ -16,10 +17,19 @@ namespace cg {
 // occupancy != 1, unparsable numbers, degenerate cells.
 bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason);
 
+// Every data block of `cif` (ASE, COD and pymatgen write several structures to one file), one result each, in file
+// order; a block's id is "<id>/<block name>" when there are several, else `id`. A syntax error that stops the whole
+// file gives one failed result.
+struct CifBlockResult {
+  std::string id;
+  bool ok = false;
+  Crystal crystal;     // when ok
+  std::string reason;  // when not ok, starting with the block's id
+};
+std::vector<CifBlockResult> parse_cif_blocks(std::string_view cif, const std::string& id);
+
 // Throwing form: cg::Error with the same reason.
 Crystal parse_cif(std::string_view cif, const std::string& id);
 
-// A P1 CIF in pymatgen's layout (the eval/sampler tools write generated crystals with it).
-std::string write_cif(const Crystal& c);
 
 }  // namespace cg

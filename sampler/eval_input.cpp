@@ -61,14 +61,13 @@ void from_cifs(const fs::path& dir, int64_t max_rows, EvalInput* in) {
     if (e.is_regular_file() && e.path().extension() == ".cif") files.push_back(e.path());
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
-    if (max_rows > 0 && in->total >= max_rows) break;
-    ++in->total;
-    Crystal c;
-    std::string reason;
-    if (parse_cif(read_maybe_gz(f.string()), f.stem().string(), &c, &reason)) {
-      in->crystals.push_back(std::move(c));
-    } else {
-      ++in->unparsed_reasons[reason_key(reason)];
+    for (auto& block : parse_cif_blocks(read_maybe_gz(f.string()), f.stem().string())) {  // each data_ block an item
+      if (max_rows > 0 && in->total >= max_rows) return;
+      ++in->total;
+      if (block.ok)
+        in->crystals.push_back(std::move(block.crystal));
+      else
+        ++in->unparsed_reasons[reason_key(block.reason)];
     }
   }
 }

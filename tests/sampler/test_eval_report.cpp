@@ -144,11 +144,15 @@ TEST(EvalReport, CifFolder) {
   const fs::path dir = fresh_dir("cifs");
   for (const auto& c : real) save_cif((dir / (c.id + ".cif")).string(), c);
   std::ofstream(dir / "broken.cif") << "data_x\n_cell_length_a 3\n";
+  // One file, three data blocks (as ASE writes several structures): two crystals and a broken block, three items.
+  std::ofstream(dir / "multi.cif") << to_cif(real[0]) << to_cif(real[1]) << "data_bad\n_cell_length_a 3\n";
   const EvalInput in = load_eval_input(dir.string());
   EXPECT_EQ(in.kind, "cifs");
-  EXPECT_EQ(in.total, 6);
-  EXPECT_EQ(in.crystals.size(), 5u);
-  EXPECT_EQ(in.unparsed(), 1);
+  EXPECT_EQ(in.total, 9);
+  EXPECT_EQ(in.crystals.size(), 7u);
+  EXPECT_EQ(in.unparsed(), 2);
+  EXPECT_EQ(in.crystals[5].id.rfind("multi/", 0), 0u) << in.crystals[5].id;  // files in name order, ids per block
+  EXPECT_EQ(load_eval_input(dir.string(), 7).total, 7);       // eval.max_rows counts blocks
   fs::remove_all(dir);
 }
 
