@@ -111,6 +111,7 @@ int run(int argc, char** argv) {
   opts.match.stol = e.match_stol;
   opts.match.angle_tol = e.match_angle_tol;
   opts.symprec = e.symprec;
+  opts.spacegroups = e.spacegroups;
   const cg::EvalReport r =
       cg::evaluate(input, train_csv.empty() ? nullptr : &train, ref_csv.empty() ? nullptr : &ref, opts);
 

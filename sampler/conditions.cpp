@@ -1,10 +1,7 @@
 // Formula and space group conditions against the crystals that answered them.
 #include "sampler/conditions.h"
 
-#include <spdlog/spdlog.h>
-
 #include <cctype>
-#include <chrono>
 #include <map>
 
 #include "data/elements.h"
@@ -65,22 +62,13 @@ std::optional<Composition> composition_of_formula(const std::string& formula) {
 }
 
 ConditionReport check_conditions(const std::vector<ConditionedItem>& items, const std::vector<Crystal>& crystals,
-                                 double symprec) {
+                                 double symprec, SpaceGroupCache* cache) {
+  std::optional<SpaceGroupCache> own;
+  if (cache == nullptr) cache = &own.emplace(crystals, symprec);
   ConditionReport r;
   r.spglib = have_spglib();
-  r.symprec = symprec;
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  auto last = t0;
-  for (size_t i = 0; i < items.size(); ++i) {
-    const ConditionedItem& it = items[i];
-    if (Clock::now() - last > std::chrono::seconds(10)) {  // spglib takes ~2-7 ms a crystal
-      last = Clock::now();
-      const double done = double(i) / double(items.size());
-      const double el = std::chrono::duration<double>(last - t0).count();
-      spdlog::info("cgeval: conditions: {} of {} items ({:.0f}%), ETA {:.0f} s", i, items.size(), 100 * done,
-                   el / done - el);
-    }
+  r.symprec = cache->symprec();
+  for (const ConditionedItem& it : items) {
     const Crystal* c = it.crystal >= 0 ? &crystals[size_t(it.crystal)] : nullptr;
     if (it.cond.formula) {
       ++r.formula;
@@ -89,10 +77,7 @@ ConditionReport check_conditions(const std::vector<ConditionedItem>& items, cons
     }
     if (it.cond.spacegroup) {
       ++r.spacegroup;
-      if (c && r.spglib) {
-        const auto sg = space_group(*c, symprec);
-        if (sg && sg->number == *it.cond.spacegroup) ++r.spacegroup_match;
-      }
+      if (c && r.spglib && cache->number(size_t(it.crystal)) == *it.cond.spacegroup) ++r.spacegroup_match;
     }
     if (it.cond.formation_energy_per_atom || it.cond.band_gap || it.cond.e_above_hull) ++r.property;
   }

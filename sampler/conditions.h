@@ -9,6 +9,7 @@
 
 #include "data/prompt.h"
 #include "sampler/smact.h"
+#include "sampler/symmetry.h"
 
 namespace cg {
 
@@ -31,9 +32,9 @@ struct ConditionReport {
 // "Xx", "Fe(O").
 std::optional<Composition> composition_of_formula(const std::string& formula);
 
-// Tallies `items` against `crystals` (space groups at symprec Å and 5° as pymatgen's SpacegroupAnalyzer). Unparsed
-// items count as misses.
+// Tallies `items` against `crystals` (space groups at symprec Å and 5° as pymatgen's SpacegroupAnalyzer, through
+// `cache` when given: it must be over `crystals`). Unparsed items count as misses.
 ConditionReport check_conditions(const std::vector<ConditionedItem>& items, const std::vector<Crystal>& crystals,
-                                 double symprec);
+                                 double symprec, SpaceGroupCache* cache = nullptr);
 
 }  // namespace cg

@@ -23,6 +23,7 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
   for (const auto& [why, n] : input.unparsed_reasons) r.invalid_reasons["unparsed: " + why] += n;
 
   std::vector<Crystal> valid;
+  std::vector<size_t> valid_index;  // into input.crystals
   const size_t n = input.crystals.size();
   auto last_log = t0;
   for (size_t i = 0; i < n; ++i) {
@@ -36,6 +37,7 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
     if (sv.valid && cv.valid) {
       ++r.valid;
       valid.push_back(c);
+      valid_index.push_back(i);
     }
     const auto now = std::chrono::steady_clock::now();
     if (std::chrono::duration<double>(now - last_log).count() > 5.0) {
@@ -67,8 +69,17 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
     r.ref_size = static_cast<int64_t>(reference->size());
     r.dist = compare_distributions(valid, *reference);
   }
+  SpaceGroupCache space_groups(input.crystals, opts.symprec);
+  if (opts.spacegroups && have_spglib()) {
+    std::vector<int> numbers;
+    for (size_t i : valid_index) numbers.push_back(space_groups.number(i));
+    r.symmetry = space_group_report(numbers, reference, opts.symprec);
+    spdlog::info("cgeval: space groups: {} of {} valid crystals assigned, {:.1f}% P1{}", r.symmetry->found,
+                 r.symmetry->crystals, 100 * r.symmetry->share(1),
+                 r.symmetry->tv >= 0 ? fmt::format(", TV {:.3f} vs the reference", r.symmetry->tv) : "");
+  }
   if (!input.conditioned.empty()) {
-    r.conditions = check_conditions(input.conditioned, input.crystals, opts.symprec);
+    r.conditions = check_conditions(input.conditioned, input.crystals, opts.symprec, &space_groups);
     const ConditionReport& c = *r.conditions;
     spdlog::info("cgeval: conditions: formula {} of {}, space group {} of {}{}, property {} (not checked)",
                  c.formula_match, c.formula, c.spacegroup_match, c.spacegroup,
@@ -120,6 +131,19 @@ std::string report_json(const EvalReport& r) {
                           {"element_frequency", d.element_freq},
                           {"ref_element_frequency", d.ref_element_freq}};
   }
+  if (r.symmetry) {
+    const SpaceGroupReport& g = *r.symmetry;
+    nlohmann::json counts = nlohmann::json::object(), ref_counts = nlohmann::json::object();
+    for (const auto& [num, k] : g.counts) counts[std::to_string(num)] = k;
+    for (const auto& [num, k] : g.ref_counts) ref_counts[std::to_string(num)] = k;
+    j["space_groups"] = {{"symprec", g.symprec}, {"crystals", g.crystals}, {"assigned", g.found},
+                         {"distinct", g.counts.size()}, {"p1_share", g.share(1)}, {"counts", counts}};
+    if (g.tv >= 0) {
+      j["space_groups"]["total_variation"] = g.tv;
+      j["space_groups"]["ref_p1_share"] = g.ref_share(1);
+      j["space_groups"]["ref_counts"] = ref_counts;
+    }
+  }
   if (r.conditions) {
     const ConditionReport& c = *r.conditions;
     nlohmann::json cj = {{"formula_items", c.formula}, {"formula_match", c.formula_match},
@@ -154,6 +178,13 @@ std::string report_markdown(const EvalReport& r) {
     s += fmt::format("| W1 #atoms (ours) | {:.3f} |\n", r.dist->wdist_num_atoms);
     s += fmt::format("| W1 volume/atom, Å³ (ours) | {:.3f} |\n", r.dist->wdist_volume_per_atom);
     s += fmt::format("| element frequency TV (ours) | {:.3f} |\n", r.dist->element_tv);
+  }
+  if (r.symmetry) {
+    const SpaceGroupReport& g = *r.symmetry;
+    s += fmt::format("| space groups of valid crystals (spglib, {} Å): distinct / P1 share | {} / {:.2f}%{} |\n",
+                     g.symprec, g.counts.size(), 100 * g.share(1),
+                     g.tv >= 0 ? fmt::format(" (reference {:.2f}%)", 100 * g.ref_share(1)) : "");
+    if (g.tv >= 0) s += fmt::format("| space group TV (ours; vs the reference's spacegroup.number) | {:.3f} |\n", g.tv);
   }
   if (r.conditions) {
     const ConditionReport& c = *r.conditions;

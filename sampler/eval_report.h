@@ -7,6 +7,8 @@
 //   novelty               unique valid structures that match no training crystal / unique valid
 //   distributions         valid crystals vs the whole reference split: W1 of density and of #elements (CDVAE's two),
 //                         plus ours: W1 of #atoms and volume/atom, element-frequency TV
+//   space groups          spglib's space groups of the valid crystals: P1 share, total variation vs the reference
+//                         split's spacegroup.number column
 //   conditions            of the items whose prompt asks for a formula / space group, the share whose crystal has
 //                         it (sampler/conditions.h); for a CSV, its rows against their own columns
 // Not computed: CDVAE's coverage (COV-R / COV-P), which needs CrystalNN + Magpie fingerprints (matminer).
@@ -20,6 +22,7 @@
 #include "sampler/distributions.h"
 #include "sampler/eval_input.h"
 #include "sampler/structure_match.h"
+#include "sampler/symmetry.h"
 
 namespace cg {
 
@@ -28,6 +31,7 @@ struct EvalOptions {
   double min_volume = 0.1;    // Å^3
   MatchTolerance match;
   double symprec = 0.1;       // Å, spglib's tolerance for the space group check (Materials Project's)
+  bool spacegroups = true;    // space group histogram of the valid crystals (vs the reference's column)
 };
 
 struct EvalReport {
@@ -39,6 +43,7 @@ struct EvalReport {
   int64_t train_size = 0, ref_size = 0;
   std::optional<DistributionReport> dist;  // when a reference split was given
   std::optional<ConditionReport> conditions;  // when some items state conditions
+  std::optional<SpaceGroupReport> symmetry;   // EvalOptions::spacegroups, built with spglib
   std::map<std::string, int64_t> invalid_reasons;  // "structure: atoms too close", "composition: ...", unparsed ones
   double seconds = 0;
 

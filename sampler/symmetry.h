@@ -1,8 +1,12 @@
 // Space groups of crystals through spglib (the library behind pymatgen's SpacegroupAnalyzer), for cgeval's check of
 // space-group-conditioned samples.
 #pragma once
+#include <chrono>
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "data/crystal.h"
 
@@ -20,5 +24,39 @@ bool have_spglib();
 // does: symprec a distance tolerance in Å, angle_tolerance in degrees (pymatgen's 5 by default). nullopt when spglib
 // finds none (overlapping atoms, a degenerate cell) or is not built in.
 std::optional<SpaceGroup> space_group(const Crystal& c, double symprec, double angle_tolerance = 5.0);
+
+// Space group numbers of a list of crystals, each looked up at most once (spglib takes 2-16 ms a crystal, the slow
+// part of cgeval), with a progress line every 10 s.
+class SpaceGroupCache {
+ public:
+  SpaceGroupCache(const std::vector<Crystal>& crystals, double symprec);
+  int number(size_t i);  // 0: spglib found none, or is not built in
+  double symprec() const { return symprec_; }
+
+ private:
+  const std::vector<Crystal>& crystals_;
+  double symprec_;
+  std::vector<int> number_;  // -1: not looked up yet
+  int64_t looked_up_ = 0;
+  std::chrono::steady_clock::time_point last_log_;
+};
+
+// Space groups of the valid crystals against the reference split's spacegroup.number column (Materials Project's,
+// spglib at 0.1 Å: the same finder at eval.symprec's default).
+struct SpaceGroupReport {
+  int64_t crystals = 0, found = 0;  // crystals looked at; those spglib gave a group
+  std::map<int, int64_t> counts;    // space group number -> crystals
+  int64_t ref_crystals = 0;         // reference rows with a space group number
+  std::map<int, int64_t> ref_counts;
+  double tv = -1;                   // total variation between the two normalised histograms; -1: no reference
+  double symprec = 0.1;
+  double share(int number) const { return found > 0 ? double(counts.count(number) ? counts.at(number) : 0) / found : 0; }
+  double ref_share(int number) const {
+    return ref_crystals > 0 ? double(ref_counts.count(number) ? ref_counts.at(number) : 0) / ref_crystals : 0;
+  }
+};
+// numbers: one per crystal (0: none found); reference may be null.
+SpaceGroupReport space_group_report(const std::vector<int>& numbers, const std::vector<Crystal>* reference,
+                                    double symprec);
 
 }  // namespace cg

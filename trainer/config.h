@@ -122,7 +122,8 @@ struct EvalConfig {
   double match_ltol = 0.2;             // structure matcher: lattice length tolerance (pymatgen ltol)
   double match_stol = 0.3;             // structure matcher: site tolerance, units of (V/N)^(1/3) (pymatgen stol)
   double match_angle_tol = 5;          // structure matcher: lattice angle tolerance, degrees (pymatgen angle_tol)
-  double symprec = 0.1;                // spglib distance tolerance (Å) for the space group condition check
+  double symprec = 0.1;                // spglib distance tolerance (Å) for space groups
+  bool spacegroups = true;             // space group histogram of the valid crystals vs the reference
 };
 
 struct Config {

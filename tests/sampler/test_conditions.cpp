@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "data/mp20.h"
 #include "data/prompt.h"
@@ -85,6 +86,39 @@ TEST(SpaceGroup, AgreesWithMaterialsProjectsColumnOnMp20) {
   }
   ASSERT_GT(with, 900);
   EXPECT_GE(double(agree) / with, 0.99) << agree << " of " << with;
+}
+
+TEST(SpaceGroup, HistogramAgainstTheReferenceColumn) {
+  std::vector<Crystal> ref(4);
+  ref[0].spacegroup = 225;
+  ref[1].spacegroup = 1;
+  ref[2].spacegroup = 1;  // ref[3]: no number, left out
+  const SpaceGroupReport g = space_group_report({225, 225, 1, 0}, &ref, 0.1);
+  EXPECT_EQ(g.crystals, 4);
+  EXPECT_EQ(g.found, 3);
+  EXPECT_EQ(g.counts, (std::map<int, int64_t>{{1, 1}, {225, 2}}));
+  EXPECT_DOUBLE_EQ(g.share(1), 1.0 / 3);
+  EXPECT_EQ(g.ref_crystals, 3);
+  EXPECT_DOUBLE_EQ(g.ref_share(1), 2.0 / 3);
+  EXPECT_NEAR(g.tv, 0.5 * (std::fabs(2.0 / 3 - 1.0 / 3) + std::fabs(1.0 / 3 - 2.0 / 3)), 1e-15);  // 1/3
+  EXPECT_EQ(space_group_report({225}, nullptr, 0.1).tv, -1);
+  if (!have_spglib()) return;
+  // Through cgeval: rock salt twice and CsCl-type NaCl, against a reference of two rock salts and a P1 crystal.
+  EvalInput in;
+  in.crystals = {rock_salt(), rock_salt(), cscl_type("Na", "Cl")};
+  in.total = 3;
+  const EvalReport r = evaluate(in, nullptr, &ref, {});
+  ASSERT_TRUE(r.symmetry);
+  EXPECT_EQ(r.symmetry->counts, (std::map<int, int64_t>{{221, 1}, {225, 2}}));
+  EXPECT_NEAR(r.symmetry->tv, 0.5 * (1.0 / 3 + std::fabs(2.0 / 3 - 1.0 / 3) + 2.0 / 3), 1e-12);  // 221, 225, 1
+  EXPECT_NE(report_json(r).find("\"p1_share\""), std::string::npos);
+  EXPECT_NE(report_markdown(r).find("| space groups of valid crystals (spglib, 0.1 Å): distinct / P1 share | 2 / "
+                                    "0.00% (reference 66.67%) |"),
+            std::string::npos)
+      << report_markdown(r);
+  EvalOptions off;
+  off.spacegroups = false;
+  EXPECT_FALSE(evaluate(in, nullptr, &ref, off).symmetry);
 }
 
 TEST(Formula, PrettyFormulasReduceToTheCompositionOfTheirCrystals) {
