@@ -183,23 +183,38 @@ bool parse_block(const std::vector<Token>& tok, size_t i, size_t end, CifBlock* 
   return true;
 }
 
-// The data blocks of a token stream: name ("" before any data_ header) and token range, headers excluded.
+// The data blocks of a token stream: name and token range, headers excluded. Tokens before the first data_ header
+// are a block only when there is no header at all (a bare CIF fragment); otherwise *why names the first of them.
 struct BlockRange {
   std::string name;
   size_t begin = 0, end = 0;
   int line = 0;  // of the data_ header
 };
-std::vector<BlockRange> split_blocks(const std::vector<Token>& tok) {
-  std::vector<BlockRange> out;
+bool split_blocks(const std::vector<Token>& tok, std::vector<BlockRange>* out, std::string* why) {
+  size_t first = tok.size();
   for (size_t i = 0; i < tok.size(); ++i) {
-    if (!tok[i].quoted && starts_with(lower(tok[i].text), "data_")) {
-      if (!out.empty()) out.back().end = i;
-      out.push_back({tok[i].text.substr(5), i + 1, tok.size(), tok[i].line});
-    } else if (out.empty()) {
-      out.push_back({"", i, tok.size(), tok[i].line});  // no data_ header: one anonymous block
-    }
+    if (tok[i].quoted || !starts_with(lower(tok[i].text), "data_")) continue;
+    if (out->empty()) first = i;
+    if (!out->empty()) out->back().end = i;
+    out->push_back({tok[i].text.substr(5), i + 1, tok.size(), tok[i].line});
   }
-  return out;
+  if (out->empty() && !tok.empty()) out->push_back({"", 0, tok.size(), tok[0].line});
+  if (first > 0 && first < tok.size()) {
+    *why = fmt::format("line {}: '{}' comes before the first data_ block", tok[0].line, tok[0].text);
+    return false;
+  }
+  return true;
+}
+
+// Whether a block describes a structure (has cell or atom-site items), unlike the publication blocks
+// (data_global) that IUCr and COD files start with.
+bool describes_structure(const CifBlock& b) {
+  for (const auto& [k, v] : b.items)
+    if (starts_with(k, "_cell_") || starts_with(k, "_atom_site_")) return true;
+  for (const auto& l : b.loops)
+    for (const auto& n : l.names)
+      if (starts_with(n, "_atom_site_")) return true;
+  return false;
 }
 
 // The loop that holds `tag`, or a one-row loop of every item starting with `category` when `tag` is a plain item
@@ -231,16 +246,24 @@ bool cif_number(const std::string& s, double* v) {
   return end == t.c_str() + t.size() && std::isfinite(*v);
 }
 
-// The element a type symbol or label names: "Fe", pymatgen's "Fe2+" / "O2-", or a label such as "Fe1", "O2a",
-// "CA1" whose leading letters are one element symbol (any case). Empty when no element.
+// The element a type symbol or label names, as pymatgen's CifParser._parse_symbol reads it: water labels (Hw, Ow,
+// Wat) first, then the first two letters as a symbol in any case ("Fe2+", "Fe1", "CA3" -> Fe, Fe, Ca), then the
+// first letter ("O2-", "HA1", "OW1" -> O, H, O). Empty when none is an element, and for "OH"/"OH2" (pymatgen drops
+// such sites: implicit hydrogens).
 std::string element_of(const std::string& s) {
-  size_t n = 0;
-  while (n < s.size() && std::isalpha(static_cast<unsigned char>(s[n]))) ++n;
-  if (n == 0 || n > 2) return "";
-  std::string sym = s.substr(0, n);
-  sym[0] = char(std::toupper(static_cast<unsigned char>(sym[0])));
-  if (n == 2) sym[1] = char(std::tolower(static_cast<unsigned char>(sym[1])));
-  return is_element(sym) ? sym : "";
+  if (starts_with(s, "OH")) return "";
+  for (const auto& [label, el] : {std::pair<const char*, const char*>{"Hw", "H"}, {"Ow", "O"}, {"Wat", "O"},
+                                  {"wat", "O"}, {"NO3", "N"}})
+    if (starts_with(s, label)) return el;
+  auto title = [&](size_t n) {
+    std::string sym = s.substr(0, n);
+    sym[0] = char(std::toupper(static_cast<unsigned char>(sym[0])));
+    if (n == 2) sym[1] = char(std::tolower(static_cast<unsigned char>(sym[1])));
+    return sym;
+  };
+  if (s.size() >= 2 && is_element(title(2))) return title(2);
+  if (!s.empty() && is_element(title(1))) return title(1);
+  return "";
 }
 
 // ---- Symmetry ------------------------------------------------------------------------------------------------------
@@ -473,36 +496,62 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
 
 }  // namespace
 
-bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason) {
-  std::vector<Token> tokens;
+namespace {
+
+// Every block of `cif` parsed, publication blocks left out; *why on a syntax error that stops the file.
+struct ParsedBlock {
+  std::string name;
+  int line = 0;
+  bool ok = false;
+  CifBlock block;
   std::string why;
-  if (!lex_cif(cif, &tokens, &why)) return failed(id, why, reason);
-  const std::vector<BlockRange> blocks = split_blocks(tokens);
-  if (blocks.empty()) return failed(id, "the CIF is empty", reason);
+};
+bool parse_blocks(std::string_view cif, std::vector<ParsedBlock>* out, std::string* why) {
+  std::vector<Token> tokens;
+  std::vector<BlockRange> ranges;
+  if (!lex_cif(cif, &tokens, why) || !split_blocks(tokens, &ranges, why)) return false;
+  for (const BlockRange& r : ranges) {
+    ParsedBlock p{r.name, r.line};
+    p.ok = parse_block(tokens, r.begin, r.end, &p.block, &p.why);
+    if (!p.ok || describes_structure(p.block) || ranges.size() == 1) out->push_back(std::move(p));
+  }
+  if (out->empty()) {
+    *why = ranges.empty() ? "the CIF is empty" : "no data_ block describes a structure (no _cell_ or _atom_site_ items)";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason) {
+  std::vector<ParsedBlock> blocks;
+  std::string why;
+  if (!parse_blocks(cif, &blocks, &why)) return failed(id, why, reason);
   if (blocks.size() > 1)
-    return failed(id, fmt::format("line {}: the CIF holds more than one data_ block; give one structure per CIF",
+    return failed(id, fmt::format("line {}: the CIF holds more than one structure (data_ blocks); give one per CIF",
                                   blocks[1].line), reason);
-  CifBlock b;
-  if (!parse_block(tokens, blocks[0].begin, blocks[0].end, &b, &why)) return failed(id, why, reason);
-  return crystal_from_block(b, id, out, reason);
+  if (!blocks[0].ok) return failed(id, blocks[0].why, reason);
+  return crystal_from_block(blocks[0].block, id, out, reason);
 }
 
 std::vector<CifBlockResult> parse_cif_blocks(std::string_view cif, const std::string& id) {
   std::vector<CifBlockResult> out;
-  std::vector<Token> tokens;
+  std::vector<ParsedBlock> blocks;
   std::string why;
-  const bool lexed = lex_cif(cif, &tokens, &why);
-  const std::vector<BlockRange> blocks = lexed ? split_blocks(tokens) : std::vector<BlockRange>{};
-  if (blocks.empty()) {
+  if (!parse_blocks(cif, &blocks, &why)) {
     out.push_back({id, false, {}, ""});
-    failed(id, lexed ? "the CIF is empty" : why, &out.back().reason);
+    failed(id, why, &out.back().reason);
+    return out;
   }
-  for (const BlockRange& r : blocks) {
+  std::map<std::string, int> uses;  // block name -> blocks with it
+  for (const auto& b : blocks) ++uses[b.name];
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    const ParsedBlock& b = blocks[k];
     CifBlockResult res;
-    res.id = blocks.size() > 1 ? id + "/" + r.name : id;
-    CifBlock b;
-    res.ok = parse_block(tokens, r.begin, r.end, &b, &why) ? crystal_from_block(b, res.id, &res.crystal, &res.reason)
-                                                           : failed(res.id, why, &res.reason);
+    // "<id>/<name>", or "<id>/<k>" (1-based) where the name is empty or shared.
+    res.id = blocks.size() == 1 ? id : id + "/" + (b.name.empty() || uses[b.name] > 1 ? std::to_string(k + 1) : b.name);
+    res.ok = b.ok ? crystal_from_block(b.block, res.id, &res.crystal, &res.reason) : failed(res.id, b.why, &res.reason);
     out.push_back(std::move(res));
   }
   return out;

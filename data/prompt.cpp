@@ -74,7 +74,7 @@ GenerationConditions conditions_of_prompt(const std::string& prompt) {
   c.formation_energy_per_atom = number(value("The formation energy per atom is "));
   c.band_gap = number(value("The band gap is "));
   c.e_above_hull = number(value("The energy above the convex hull is "));
-  if (const auto sg = number(value("The spacegroup number is ")); sg && *sg == int(*sg) && *sg >= 1 && *sg <= 230)
+  if (const auto sg = number(value("The spacegroup number is ")); sg && *sg >= 1 && *sg <= 230 && *sg == int(*sg))
     c.spacegroup = int(*sg);
   return c;
 }

@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <map>
+#include <numeric>
 
 #include "data/elements.h"
 
@@ -12,8 +13,12 @@ namespace cg {
 
 namespace {
 
-// formula := part*; part := Element [count] | '(' formula ')' [count]. Adds counts times `mult` to *out.
-bool parse_formula(const std::string& f, size_t* i, int64_t mult, std::map<std::string, int64_t>* out, int depth) {
+// Largest count of one element a formula may state (after group multipliers).
+constexpr int64_t kMaxCount = 1000000;
+
+// formula := part*; part := Element [count] | '(' formula ')' [count]. Adds the counts to *out; false on anything
+// else, on an empty group and on a count over kMaxCount.
+bool parse_formula(const std::string& f, size_t* i, std::map<std::string, int64_t>* out, int depth) {
   auto count = [&](int64_t* n) {
     size_t k = *i;
     while (k < f.size() && std::isdigit(static_cast<unsigned char>(f[k]))) ++k;
@@ -22,16 +27,22 @@ bool parse_formula(const std::string& f, size_t* i, int64_t mult, std::map<std::
     *i = k;
     return *n >= 1;
   };
+  auto add = [&](const std::string& el, int64_t n) {
+    int64_t& c = (*out)[el];
+    c += n;  // both <= kMaxCount: no overflow
+    return c <= kMaxCount;
+  };
   while (*i < f.size() && f[*i] != ')') {
     if (f[*i] == '(') {
       if (depth > 8) return false;
       ++*i;
       std::map<std::string, int64_t> inner;
-      if (!parse_formula(f, i, 1, &inner, depth + 1) || *i >= f.size() || f[*i] != ')') return false;
+      if (!parse_formula(f, i, &inner, depth + 1) || inner.empty() || *i >= f.size() || f[*i] != ')') return false;
       ++*i;
       int64_t n = 0;
       if (!count(&n)) return false;
-      for (const auto& [el, k] : inner) (*out)[el] += k * n * mult;
+      for (const auto& [el, k] : inner)  // k, n <= 1e6: the product fits
+        if (k * n > kMaxCount || !add(el, k * n)) return false;
       continue;
     }
     if (!std::isupper(static_cast<unsigned char>(f[*i]))) return false;
@@ -41,8 +52,7 @@ bool parse_formula(const std::string& f, size_t* i, int64_t mult, std::map<std::
     if (!is_element(el)) return false;
     *i = j;
     int64_t n = 0;
-    if (!count(&n)) return false;
-    (*out)[el] += n * mult;
+    if (!count(&n) || n > kMaxCount || !add(el, n)) return false;
   }
   return true;
 }
@@ -52,13 +62,19 @@ bool parse_formula(const std::string& f, size_t* i, int64_t mult, std::map<std::
 std::optional<Composition> composition_of_formula(const std::string& formula) {
   std::map<std::string, int64_t> counts;
   size_t i = 0;
-  if (!parse_formula(formula, &i, 1, &counts, 0) || i != formula.size() || counts.empty()) return std::nullopt;
-  std::vector<std::string> species;
+  if (!parse_formula(formula, &i, &counts, 0) || i != formula.size() || counts.empty()) return std::nullopt;
+  std::map<int, int64_t> by_z;  // Composition's order: ascending atomic number, counts over their gcd
+  int64_t g = 0;
   for (const auto& [el, n] : counts) {
-    if (n > 100000) return std::nullopt;
-    species.insert(species.end(), size_t(n), el);
+    by_z[atomic_number(el)] = n;
+    g = std::gcd(g, n);
   }
-  return reduce_composition(species);
+  Composition c;
+  for (const auto& [z, n] : by_z) {
+    c.elements.push_back(element_symbol(z));
+    c.counts.push_back(int(n / g));
+  }
+  return c;
 }
 
 ConditionReport check_conditions(const std::vector<ConditionedItem>& items, const std::vector<Crystal>& crystals,

@@ -137,7 +137,7 @@ TEST(Cif, RejectsWithMaterialId) {
   EXPECT_NE(reason(it225).find("number 225 is not 1"), std::string::npos);
   // P1 named and no operations: the sites as listed.
   EXPECT_EQ(cg::parse_cif(without_ops(cif_with(kGoodAtoms)), "x").num_sites(), 2u);
-  EXPECT_NE(reason(cif_with(kGoodAtoms) + "data_second\n").find("more than one data_ block"), std::string::npos);
+  EXPECT_NE(reason(cif_with(kGoodAtoms) + "data_second\n_cell_length_a 4\n").find("more than one structure"), std::string::npos);
   EXPECT_THROW(cg::parse_cif(cif_with("  Na  Na0  1  0.0  0.0  0.0  0.5\n"), "mp-9"), cg::Error);
 }
 
@@ -203,13 +203,15 @@ TEST(Cif, ReadsOtherCif11Layouts) {
       "_chemical_name_common 'O'Brien's salt'\n"
       "_symmetry_space_group_name_H-M\n;\nP 1\n;\n"
       "loop_\n_atom_site.label _atom_site.fract_x\n_atom_site.fract_y _atom_site.fract_z _atom_site.occupancy\n"
-      "Fe1 0.1\n 0.2 0.3 1.0   O2a 0.5 0.25\n0.75 ?\nCA3 0 0 0.5 1\n";
+      "Fe1 0.1\n 0.2 0.3 1.0   O2a 0.5 0.25\n0.75 ?\nCA3 0 0 0.5 1\nHA1 0.5 0.5 0.5 1\nOW1 0.1 0.5 0.5 1\n"
+      "Wat 0.2 0.5 0.5 1\n";
   cg::Crystal c;
   std::string r;
   ASSERT_TRUE(cg::parse_cif(cif, "x", &c, &r)) << r;
   EXPECT_DOUBLE_EQ(c.lattice.c, 6.0);
   EXPECT_DOUBLE_EQ(c.lattice.gamma, 120.0);
-  EXPECT_EQ(c.species, (std::vector<std::string>{"Fe", "O", "Ca"}));
+  // Labels read as pymatgen's _parse_symbol does: two letters as a symbol, else one, water labels as O.
+  EXPECT_EQ(c.species, (std::vector<std::string>{"Fe", "O", "Ca", "H", "O", "O"}));
   EXPECT_DOUBLE_EQ(c.frac[1][2], 0.75);
   EXPECT_DOUBLE_EQ(c.frac[2][2], 0.5);
   // One site written as items instead of a one-row loop.
@@ -246,8 +248,8 @@ TEST(Cif, RejectsMalformedSyntaxAndSymmetryWithWhatToChange) {
   has(reason(cart), "Cartesian coordinates (_atom_site_Cartn_x); only fractional");
   std::string water = good;
   water.replace(water.find("_atom_site_type_symbol"), 22, "_atom_site_label");
-  water.replace(water.find("Na 0 0 0"), 8, "Wat 0 0 0");
-  has(reason(water), "unknown element 'Wat' at site 0 (_atom_site_label)");
+  water.replace(water.find("Na 0 0 0"), 8, "Xq1 0 0 0");
+  has(reason(water), "unknown element 'Xq1' at site 0 (_atom_site_label)");
 }
 
 TEST(Cif, EveryBlockOfAMultiBlockFile) {
@@ -273,7 +275,25 @@ TEST(Cif, EveryBlockOfAMultiBlockFile) {
       << unlexable[0].reason;
   EXPECT_EQ(cg::parse_cif_blocks("# nothing here\n", "e")[0].reason, "e: the CIF is empty");
   // parse_cif itself still wants one structure per text.
-  EXPECT_NE(rejection(one + two, "m").find("line 17: the CIF holds more than one data_ block"), std::string::npos);
+  EXPECT_NE(rejection(one + two, "m").find("line 17: the CIF holds more than one structure"), std::string::npos);
+  // Publication blocks (IUCr's and COD's data_global) are not structures: left out, by parse_cif too.
+  const std::string global = "data_global\n_journal_name_full 'Acta Cryst.'\n_publ_section_title\n;\nA title\n;\n";
+  const auto with_global = cg::parse_cif_blocks(global + one, "p");
+  ASSERT_EQ(with_global.size(), 1u);
+  EXPECT_TRUE(with_global[0].ok) << with_global[0].reason;
+  EXPECT_EQ(with_global[0].id, "p");
+  EXPECT_EQ(cg::parse_cif(global + one, "p").num_sites(), 1u);
+  EXPECT_EQ(cg::parse_cif_blocks(global, "q")[0].reason, "q: missing _cell_length_a");  // a lone block is read
+  EXPECT_EQ(cg::parse_cif_blocks(global + global, "q")[0].reason,
+            "q: no data_ block describes a structure (no _cell_ or _atom_site_ items)");
+  // Anything before the first data_ header is an error at its line, not a block.
+  EXPECT_EQ(cg::parse_cif_blocks("stray\n" + one, "r")[0].reason, "r: line 1: 'stray' comes before the first data_ block");
+  // Unnamed or repeated block names: ids by block number.
+  const auto twice = cg::parse_cif_blocks(one + one + "data_\n" + one.substr(one.find('\n') + 1), "t");
+  ASSERT_EQ(twice.size(), 3u);
+  EXPECT_EQ(twice[0].id, "t/1");
+  EXPECT_EQ(twice[1].id, "t/2");
+  EXPECT_EQ(twice[2].id, "t/3");
 }
 
 TEST(Mp20, RowsPropertiesAndSkips) {

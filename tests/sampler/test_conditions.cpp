@@ -133,7 +133,10 @@ TEST(Formula, PrettyFormulasReduceToTheCompositionOfTheirCrystals) {
   EXPECT_EQ(formula("BaLi2Mg(PO4)2"), "Li2O8MgP2Ba");
   EXPECT_EQ(formula("Mg(InSe2)2"), "MgSe4In2");
   EXPECT_EQ(formula("Ca3(Al(OH)4)2"), "H8O8Al2Ca3");
-  for (const char* bad : {"", "Fe2.5O", "Xx2", "fe2O3", "Fe(O", "Fe)O", "Fe0", "Fe2O3 "}) EXPECT_EQ(formula(bad), "(none)") << bad;
+  for (const char* bad : {"", "Fe2.5O", "Xx2", "fe2O3", "Fe(O", "Fe)O", "Fe0", "Fe2O3 ", "Fe()", "Fe1000001",
+                          "((((Fe999999)999999)999999)999999)", "(Fe500000)2Fe"})
+    EXPECT_EQ(formula(bad), "(none)") << bad;
+  EXPECT_EQ(formula("(Fe500000)2"), "Fe");  // a million Fe: the largest count stated
   // Every MP-20 test row's pretty_formula is its CIF's composition (pymatgen agrees on all of them).
   for (const auto& c : read_mp20(kTest, 1000).crystals) {
     const auto want = composition_of_formula(c.formula);
@@ -161,6 +164,9 @@ TEST(Prompt, ConditionsReadBackFromEveryGenerationPrompt) {
       EXPECT_EQ(back.e_above_hull, c.e_above_hull) << mask;
       EXPECT_EQ(back.spacegroup, c.spacegroup) << mask;
     }
+  for (const char* odd : {"1e300", "nan", "-3", "0", "231", "12.5", "inf"})  // not a space group number: not stated
+    EXPECT_FALSE(conditions_of_prompt(std::string("Below is a description of a bulk material. The spacegroup number "
+                                                  "is ") + odd + ". Generate").spacegroup) << odd;
   const GenerationConditions infill = conditions_of_prompt(infill_prompt("4.2 4.2 4.2\n90 90 90\nNa\n0.00 0.00 0.00", "Na"));
   EXPECT_FALSE(infill.formula || infill.spacegroup || infill.band_gap);
 }
