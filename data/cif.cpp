@@ -358,17 +358,13 @@ double ideal_fraction(double x) {
   return x;
 }
 
-}  // namespace
-
-namespace {
-
-// A parsed block -> the crystal it describes (sites expanded by its symmetry operations).
 // Sets *reason to "<id>: <why>" and returns false.
 bool failed(const std::string& id, const std::string& why, std::string* reason) {
   *reason = (id.empty() ? std::string("crystal") : id) + ": " + why;
   return false;
 }
 
+// A parsed block -> the crystal it describes (sites expanded by its symmetry operations).
 bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, std::string* reason) {
   auto fail = [&](const std::string& why) { return failed(id, why, reason); };
   const auto& items = b.items;
@@ -493,10 +489,6 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
   *out = std::move(c);
   return true;
 }
-
-}  // namespace
-
-namespace {
 
 // Every block of `cif` parsed, publication blocks left out; *why on a syntax error that stops the file.
 struct ParsedBlock {
