@@ -508,7 +508,8 @@ bool parse_blocks(std::string_view cif, std::vector<ParsedBlock>* out, std::stri
     if (!p.ok || describes_structure(p.block) || ranges.size() == 1) out->push_back(std::move(p));
   }
   if (out->empty()) {
-    *why = ranges.empty() ? "the CIF is empty" : "no data_ block describes a structure (no _cell_ or _atom_site_ items)";
+    *why = ranges.empty() ? "the CIF is empty"
+                          : "no data_ block describes a structure (no _cell_ or _atom_site_ items)";
     return false;
   }
   return true;

@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 
 #include "common/error.h"
+#include "common/sha256.h"
 #include "data/cif.h"
 #include "data/csv.h"
 
@@ -92,7 +95,61 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict)
   return out;
 }
 
+namespace {
+
+// "x.cif" / "x.cif.gz" -> "x"; "" for other files.
+std::string cif_stem(const std::filesystem::path& f) {
+  const std::string name = f.filename().string();
+  for (const char* ext : {".cif", ".cif.gz"})
+    if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0)
+      return name.substr(0, name.size() - std::strlen(ext));
+  return "";
+}
+
+std::vector<std::filesystem::path> cif_files(const std::string& dir) {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.is_regular_file() && !cif_stem(e.path()).empty()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+bool is_cif_folder(const std::string& dir) { return std::filesystem::is_directory(dir) && !cif_files(dir).empty(); }
+
+Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict) {
+  const auto files = cif_files(dir);
+  CG_CHECK(!files.empty(), "{} holds no .cif or .cif.gz file; give a folder of CIFs or a CSV in CDVAE's layout", dir);
+  Mp20Split out;
+  out.missing_columns = {"formation_energy_per_atom", "band_gap", "pretty_formula", "e_above_hull",
+                         "spacegroup.number"};
+  for (const auto& f : files) {
+    for (auto& block : parse_cif_blocks(read_maybe_gz(f.string()), cif_stem(f))) {
+      if (max_rows > 0 && out.rows_read >= max_rows) return out;
+      const int64_t row = out.rows_read++;
+      if (block.ok) {
+        out.crystals.push_back(std::move(block.crystal));
+        out.source_rows.push_back(row);
+      } else {
+        if (strict) CG_FAIL("{} (data.strict=true; set data.strict=false to skip such CIFs)", block.reason);
+        out.skipped.push_back({row, block.reason});
+      }
+    }
+  }
+  return out;
+}
+
+std::string source_sha256(const std::string& path) {
+  if (!std::filesystem::is_directory(path)) return sha256_file(path);
+  std::string list;
+  for (const auto& f : cif_files(path)) list += f.filename().string() + " " + sha256_file(f.string()) + "\n";
+  return sha256_hex(list.data(), list.size());
+}
+
 Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict) {
+  if (std::filesystem::is_directory(path)) return read_cif_folder(path, max_rows, strict);
   return parse_mp20_csv(read_maybe_gz(path), max_rows, strict);
 }
 

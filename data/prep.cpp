@@ -245,7 +245,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
     meta.eos_id = tok.eos_id();
     meta.settings_json = settings;
     meta.source_path = w.csv;
-    meta.source_sha256 = sha256_file(w.csv);
+    meta.source_sha256 = source_sha256(w.csv);
     meta.rows_read = p.rows_read;
     meta.rows_used = int64_t(used_rows.size());
     meta.rows_skipped = meta.rows_read - meta.rows_used;

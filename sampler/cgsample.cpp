@@ -55,7 +55,8 @@ bool row_conditions(const cg::Crystal& r, const std::vector<std::string>& on, cg
   for (const auto& a : on) {
     if (a == "formula" && !r.formula.empty()) cond->formula = r.formula;
     else if (a == "spacegroup" && r.spacegroup) cond->spacegroup = r.spacegroup;
-    else if (a == "formation_energy" && r.formation_energy_per_atom) cond->formation_energy_per_atom = r.formation_energy_per_atom;
+    else if (a == "formation_energy" && r.formation_energy_per_atom)
+      cond->formation_energy_per_atom = r.formation_energy_per_atom;
     else if (a == "band_gap" && r.band_gap) cond->band_gap = r.band_gap;
     else if (a == "e_above_hull" && r.e_above_hull) cond->e_above_hull = r.e_above_hull;
     else return false;

@@ -56,27 +56,10 @@ void from_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
 
 void from_cifs(const fs::path& dir, int64_t max_rows, EvalInput* in) {
   in->kind = "cifs";
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && e.path().extension() == ".cif") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) {
-    for (auto& block : parse_cif_blocks(read_maybe_gz(f.string()), f.stem().string())) {  // each data_ block an item
-      if (max_rows > 0 && in->total >= max_rows) return;
-      ++in->total;
-      if (block.ok)
-        in->crystals.push_back(std::move(block.crystal));
-      else
-        ++in->unparsed_reasons[reason_key(block.reason)];
-    }
-  }
-}
-
-bool has_cifs(const fs::path& dir) {
-  if (!fs::is_directory(dir)) return false;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".cif") return true;
-  return false;
+  Mp20Split split = read_cif_folder(dir.string(), max_rows);  // each data_ block an item
+  in->total = split.rows_read;
+  in->crystals = std::move(split.crystals);
+  for (const auto& s : split.skipped) ++in->unparsed_reasons[reason_key(s.reason)];
 }
 
 }  // namespace
@@ -100,9 +83,9 @@ EvalInput load_eval_input(const std::string& path, int64_t max_rows) {
     from_samples(path, max_rows, &in);
   } else if (fs::is_regular_file(p) && (ends_with(path, ".csv") || ends_with(path, ".csv.gz"))) {
     from_csv(path, max_rows, &in);
-  } else if (has_cifs(p)) {
+  } else if (is_cif_folder(path)) {
     from_cifs(p, max_rows, &in);
-  } else if (has_cifs(p / "cifs")) {
+  } else if (is_cif_folder((p / "cifs").string())) {
     from_cifs(p / "cifs", max_rows, &in);
   } else {
     CG_FAIL("eval.input '{}' is not a cgsample folder (samples.jsonl), a .jsonl, a .csv/.csv.gz or a folder of .cif "

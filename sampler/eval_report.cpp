@@ -189,7 +189,8 @@ std::string report_markdown(const EvalReport& r) {
   if (r.conditions) {
     const ConditionReport& c = *r.conditions;
     if (c.formula > 0)
-      s += fmt::format("| formula as asked ({} items) | {:.2f}% |\n", c.formula, 100 * frac(c.formula_match, c.formula));
+      s += fmt::format("| formula as asked ({} items) | {:.2f}% |\n", c.formula,
+                       100 * frac(c.formula_match, c.formula));
     if (c.spacegroup > 0) {
       if (c.spglib)
         s += fmt::format("| space group as asked ({} items, symprec {} Å) | {:.2f}% |\n", c.spacegroup, c.symprec,

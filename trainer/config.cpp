@@ -63,9 +63,11 @@ void visit_config(Config& c, F&& f) {
     at_least(1));
 
   auto& d = c.data;
-  f("data.train_csv", &d.train_csv, "training split, CDVAE CSV layout (.csv or .csv.gz; material_id and cif required, docs/formats.md#cif)", nonempty());
-  f("data.val_csv", &d.val_csv, "validation split, CDVAE CSV layout", any());
-  f("data.test_csv", &d.test_csv, "test split (novelty reference in cgeval), CDVAE CSV layout", any());
+  f("data.train_csv", &d.train_csv,
+    "training split: a CSV in CDVAE's layout (.csv or .csv.gz; material_id and cif required) or a folder of CIF "
+    "files (docs/formats.md#cif)", nonempty());
+  f("data.val_csv", &d.val_csv, "validation split, as data.train_csv; empty: none", any());
+  f("data.test_csv", &d.test_csv, "test split (novelty reference in cgeval), as data.train_csv; empty: none", any());
   f("data.shards_dir", &d.shards_dir, "HDF5 shard folder: cgprep writes it, cgtrain reads it", nonempty());
   f("data.tokenizer", &d.tokenizer,
     "sentencepiece .model path, or \"train\": fit a small tokenizer on the training text", nonempty());
@@ -186,10 +188,10 @@ void visit_config(Config& c, F&& f) {
     "log-likelihood change, atoms permuted vs elements swapped, on data.test_csv (model loaded as cgsample does)",
     any());
   f("eval.invariance_crystals", &e.invariance_crystals, "crystals used by the invariance check", at_least(1));
-  f("eval.train_csv", &e.train_csv, "novelty reference: CSV path, data.train_csv (that key's value) or empty: skip",
-    any());
-  f("eval.ref_csv", &e.ref_csv, "distribution reference: CSV path, data.test_csv (that key's value) or empty: skip",
-    any());
+  f("eval.train_csv", &e.train_csv,
+    "novelty reference: CSV path or CIF folder, data.train_csv (that key's value) or empty: skip", any());
+  f("eval.ref_csv", &e.ref_csv,
+    "distribution reference: CSV path or CIF folder, data.test_csv (that key's value) or empty: skip", any());
   f("eval.match_ltol", &e.match_ltol, "structure matcher: fractional tolerance on lattice lengths (pymatgen ltol)",
     at_least(0));
   f("eval.match_stol", &e.match_stol,

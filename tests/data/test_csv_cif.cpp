@@ -1,6 +1,8 @@
 // CSV (multi-line quoted cells, empty cells), CIF reading and MP-20 rows: good rows, unknown properties, rejections.
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <fstream>
 #include <iterator>
@@ -9,6 +11,7 @@
 #include "data/cif.h"
 #include "data/csv.h"
 #include "data/mp20.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -355,6 +358,50 @@ TEST(Mp20, PropertyColumnsAreOptionalMaterialIdAndCifAreNot) {
       EXPECT_NE(std::string(e.what()).find("CSV has no column '"), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find("its columns are"), std::string::npos) << e.what();
     }
+  }
+}
+
+TEST(Mp20, AFolderOfCifsIsASplit) {
+  const cg::test::TempDir dir("cg_test_cif_folder");
+  const std::string one = cif_ops({"x,y,z", "-x,-y,-z"}, "Cl 0.5 0.25 0.75\n");  // 2 sites
+  std::ofstream(dir / "a.cif") << one;
+  {  // two blocks, gzip'd
+    const std::string two = one + "data_second\n" + one.substr(one.find('\n') + 1);
+    gzFile gz = gzopen((dir / "b.cif.gz").c_str(), "wb");
+    ASSERT_NE(gz, nullptr);
+    ASSERT_EQ(gzwrite(gz, two.data(), unsigned(two.size())), int(two.size()));
+    gzclose(gz);
+  }
+  std::ofstream(dir / "c.txt") << "not a CIF";  // ignored
+  std::ofstream(dir / "d.cif") << "data_d\n_cell_length_a 4\n";
+  cg::Mp20Split s = cg::read_mp20(dir.path.string());  // a folder goes to read_cif_folder
+  EXPECT_EQ(s.rows_read, 4);
+  ASSERT_EQ(s.crystals.size(), 3u);
+  EXPECT_EQ(s.crystals[0].id, "a");
+  EXPECT_EQ(s.crystals[1].id, "b/S");
+  EXPECT_EQ(s.crystals[2].id, "b/second");
+  EXPECT_EQ(s.crystals[2].num_sites(), 2u);
+  EXPECT_EQ(s.source_rows, (std::vector<int64_t>{0, 1, 2}));
+  ASSERT_EQ(s.skipped.size(), 1u);
+  EXPECT_EQ(s.skipped[0].row, 3);
+  EXPECT_EQ(s.skipped[0].reason, "d: missing _cell_length_b");
+  EXPECT_EQ(s.missing_columns.size(), 5u);
+  EXPECT_FALSE(s.crystals[0].formation_energy_per_atom || s.crystals[0].spacegroup || !s.crystals[0].formula.empty());
+  EXPECT_EQ(cg::read_cif_folder(dir.path.string(), 2).rows_read, 2);
+  EXPECT_THROW(cg::read_cif_folder(dir.path.string(), 0, /*strict=*/true), cg::Error);
+  // The source hash follows the CIFs' contents, not the other files.
+  const std::string h = cg::source_sha256(dir.path.string());
+  std::ofstream(dir / "c.txt") << "changed";
+  EXPECT_EQ(cg::source_sha256(dir.path.string()), h);
+  std::ofstream(dir / "a.cif") << one << "# changed\n";
+  EXPECT_NE(cg::source_sha256(dir.path.string()), h);
+  const cg::test::TempDir empty("cg_test_cif_folder_empty");
+  EXPECT_FALSE(cg::is_cif_folder(empty.path.string()));
+  try {
+    cg::read_cif_folder(empty.path.string());
+    ADD_FAILURE() << "an empty folder must be refused";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds no .cif or .cif.gz file"), std::string::npos) << e.what();
   }
 }
 
