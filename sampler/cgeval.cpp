@@ -57,6 +57,7 @@ cg::InvarianceResult invariance(const cg::Config& c) {
   cg::InvarianceOptions opt;
   opt.batch_size = c.sample.batch_size;
   opt.seed = c.sample.seed;
+  opt.translations = c.eval.invariance_translations;
   opt.text.angles = cg::parse_angle_mode(c.data.angle_mode);  // as cgprep wrote the training text
   return cg::invariance_check(
       *model, crystals, [&](const std::string& s) { return tok.encode(s, /*add_bos=*/true); }, tok.eos_id(), dims,

@@ -93,6 +93,20 @@ InvarianceVariants make_invariance_variants(const Crystal& c, uint64_t seed) {
   return v;
 }
 
+std::vector<Crystal> translated_copies(const Crystal& c, uint64_t seed, int64_t n) {
+  std::vector<Crystal> out;
+  Rng rng(Rng::derive({seed, 0x7472616e736cull}));  // "transl"
+  for (int64_t t = 0; t < n; ++t) {
+    const Vec3 shift = {rng.uniform(), rng.uniform(), rng.uniform()};
+    Crystal w = c;
+    for (Vec3& f : w.frac)
+      for (int k = 0; k < 3; ++k) f[size_t(k)] = wrap01(f[size_t(k)] + shift[size_t(k)]);
+    w.id = c.id + "/translated" + std::to_string(t);
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
 InvarianceResult invariance_check(model::LlamaImpl& model, const std::vector<Crystal>& crystals, const EncodeFn& encode,
                                   int eos_id, const dist::ParallelDims& dims, const InvarianceOptions& opt) {
   const std::string prompt = generation_prompt({});
@@ -112,6 +126,7 @@ InvarianceResult invariance_check(model::LlamaImpl& model, const std::vector<Cry
   struct Slots {
     size_t orig, perm;
     std::optional<size_t> swap;
+    std::vector<size_t> translated;
   };
   std::vector<Slots> slots;
   InvarianceResult r;
@@ -121,6 +136,8 @@ InvarianceResult invariance_check(model::LlamaImpl& model, const std::vector<Cry
     const InvarianceVariants v = make_invariance_variants(c, Rng::derive({opt.seed, k}));
     Slots s{add(c), add(v.permuted), std::nullopt};
     if (v.swapped) s.swap = add(*v.swapped);
+    for (const Crystal& t : translated_copies(c, Rng::derive({opt.seed, k}), opt.translations))
+      s.translated.push_back(add(t));
     slots.push_back(s);
     InvarianceRow row;
     row.id = c.id;
@@ -133,6 +150,20 @@ InvarianceResult invariance_check(model::LlamaImpl& model, const std::vector<Cry
     row.tokens = static_cast<int64_t>(seqs[slots[k].orig].size()) - plens[slots[k].orig];
     row.ll_permuted = ll[slots[k].perm];
     if (slots[k].swap) row.ll_swapped = ll[*slots[k].swap];
+    if (!slots[k].translated.empty()) {
+      auto ppl = [&](size_t slot) {
+        return std::exp(-ll[slot] / double(int64_t(seqs[slot].size()) - plens[slot]));
+      };
+      row.ppl_translations.push_back(ppl(slots[k].orig));
+      for (size_t slot : slots[k].translated) row.ppl_translations.push_back(ppl(slot));
+      double mean = 0, lo = row.ppl_translations[0];
+      for (double p : row.ppl_translations) {
+        mean += p / double(row.ppl_translations.size());
+        lo = std::min(lo, p);
+      }
+      row.ipt = mean - lo;
+      r.mean_ipt += *row.ipt;
+    }
     r.mean_ll += row.ll;
     r.mean_delta_permute += row.ll_permuted - row.ll;
     r.mean_abs_delta_permute += std::abs(row.ll_permuted - row.ll);
@@ -143,7 +174,9 @@ InvarianceResult invariance_check(model::LlamaImpl& model, const std::vector<Cry
     }
   }
   r.crystals = static_cast<int64_t>(slots.size());
+  r.translations = opt.translations;
   if (r.crystals > 0) {
+    r.mean_ipt /= r.crystals;
     r.mean_ll /= r.crystals;
     r.mean_delta_permute /= r.crystals;
     r.mean_abs_delta_permute /= r.crystals;
@@ -162,7 +195,9 @@ std::string invariance_json(const InvarianceResult& r) {
                             {"mean_delta_permute", r.mean_delta_permute},
                             {"mean_abs_delta_permute", r.mean_abs_delta_permute},
                             {"mean_delta_swap", r.mean_delta_swap},
-                            {"mean_abs_delta_swap", r.mean_abs_delta_swap}};
+                            {"mean_abs_delta_swap", r.mean_abs_delta_swap},
+                            {"translations", r.translations},
+                            {"mean_ipt", r.mean_ipt}};
   return j.dump();
 }
 
@@ -174,9 +209,13 @@ std::string invariance_markdown(const InvarianceResult& r) {
       "different elements ({} crystals) exchange their element.\n\n"
       "| | mean ΔLL | mean \\|ΔLL\\| |\n|---|---|---|\n"
       "| atoms permuted | {:.3f} | {:.3f} |\n| elements swapped | {:.3f} | {:.3f} |\n\nmean LL of the originals: "
-      "{:.3f}\n",
+      "{:.3f}\n{}",
       r.crystals, r.swapped, r.mean_delta_permute, r.mean_abs_delta_permute, r.mean_delta_swap, r.mean_abs_delta_swap,
-      r.mean_ll);
+      r.mean_ll,
+      r.translations > 0
+          ? fmt::format("\nIPT (Gruver et al.: increase in perplexity under translation, mean - min over the original "
+                        "and {} translated copies): {:.4f}\n", r.translations, r.mean_ipt)
+          : "");
 }
 
 }  // namespace cg

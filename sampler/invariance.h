@@ -1,7 +1,9 @@
 // Log-likelihood scoring of texts and the paper's invariance check (Gruver et al. 2024, Sec. 4): how much the
 // log-likelihood the model assigns to a crystal changes when its atoms are listed in another order (the same
 // crystal: an invariant model changes little) versus when two sites of different elements exchange their element
-// (a different crystal: it should change more). Scores the unconditional generation text
+// (a different crystal: it should change more). With translated copies it also measures Gruver et al.'s IPT,
+// the increase in perplexity under translation: over the original and its copies, mean PPL - min PPL (0 for a
+// translation-invariant model). Scores the unconditional generation text
 //   BOS + encode(generation_prompt({}) + crystal_to_text(c)) + EOS          (as cgprep tokenizes training samples)
 // summed over the completion tokens (EOS included), in nats.
 #pragma once
@@ -35,6 +37,8 @@ struct InvarianceVariants {
 };
 // Seeded draw of both variants of c.
 InvarianceVariants make_invariance_variants(const Crystal& c, uint64_t seed);
+// n copies of c, each with every site shifted by one seeded uniform vector in [0, 1)^3 and wrapped into [0, 1).
+std::vector<Crystal> translated_copies(const Crystal& c, uint64_t seed, int64_t n);
 
 struct InvarianceRow {
   std::string id;
@@ -42,6 +46,9 @@ struct InvarianceRow {
   double ll = 0;          // original
   double ll_permuted = 0;
   std::optional<double> ll_swapped;
+  // Perplexity exp(-LL / tokens) of the original then of each translated copy, and their IPT: mean - min.
+  std::vector<double> ppl_translations;
+  std::optional<double> ipt;
 };
 
 struct InvarianceResult {
@@ -52,6 +59,8 @@ struct InvarianceResult {
   double mean_abs_delta_permute = 0;  // mean |LL(permuted) - LL(original)|
   double mean_delta_swap = 0;         // mean LL(swapped) - LL(original)
   double mean_abs_delta_swap = 0;
+  int64_t translations = 0;           // translated copies per crystal (0: IPT not measured)
+  double mean_ipt = 0;                // mean IPT over the crystals
   std::vector<InvarianceRow> rows;
 };
 
@@ -61,6 +70,7 @@ using EncodeFn = std::function<std::vector<int32_t>(const std::string&)>;
 struct InvarianceOptions {
   int64_t batch_size = 8;
   uint64_t seed = 0;   // variant draws: crystal k uses seed (seed, k)
+  int64_t translations = 4;  // translated copies per crystal for the IPT (0: none)
   TextOptions text;    // data.angle_mode as cgprep wrote the training text
 };
 

@@ -188,6 +188,9 @@ void visit_config(Config& c, F&& f) {
     "log-likelihood change, atoms permuted vs elements swapped, on data.test_csv (model loaded as cgsample does)",
     any());
   f("eval.invariance_crystals", &e.invariance_crystals, "crystals used by the invariance check", at_least(1));
+  f("eval.invariance_translations", &e.invariance_translations,
+    "translated copies per crystal for the invariance check's IPT (increase in perplexity under translation); 0: off",
+    at_least(0));
   f("eval.train_csv", &e.train_csv,
     "novelty reference: CSV path or CIF folder, data.train_csv (that key's value) or empty: skip", any());
   f("eval.ref_csv", &e.ref_csv,

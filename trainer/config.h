@@ -117,6 +117,7 @@ struct EvalConfig {
   double min_volume = 0.1;             // Å^3
   bool invariance = false;             // log-likelihood invariance check on data.test_csv (needs a model)
   int64_t invariance_crystals = 32;
+  int64_t invariance_translations = 4;  // translated copies per crystal for the IPT
   std::string train_csv = "data.train_csv";  // novelty reference: a CSV path, "data.train_csv", or "" (skip novelty)
   std::string ref_csv = "data.test_csv";     // distribution reference: a CSV path, "data.test_csv", or "" (skip)
   double match_ltol = 0.2;             // structure matcher: lattice length tolerance (pymatgen ltol)

@@ -157,6 +157,7 @@ assert summary("rows")["condition_on"] == ["formula", "spacegroup", "band_gap"]
 rep = json.load(open(os.path.join(d, "on", "eval", "report.json")))
 inv = rep["invariance"]
 assert inv["crystals"] >= 1 and inv["mean_ll"] < 0, inv
+assert inv["translations"] == 4 and inv["mean_ipt"] >= 0, inv
 print("cgsample e2e: %d/8 parse with the grammar, %.0f%% without; infill %s; invariance %s" % (
     len(parsed), 100 * s_off["parse_rate"], [r["element"] for r in infill], inv))
 PYEOF

@@ -111,6 +111,25 @@ TEST(Invariance, VariantsPermuteSitesAndSwapTwoDifferentElements) {
   const auto v = make_invariance_variants(one, 1);
   EXPECT_FALSE(v.swapped.has_value());
   EXPECT_EQ(v.permuted.frac[0], one.frac[1]);
+  // Translated copies: every site moved by the copy's one vector (mod 1), into [0, 1); copies differ.
+  Crystal three = one;
+  three.species = {"Fe", "O", "O"};
+  three.frac = {{0.1, 0.2, 0.3}, {0.9, 0.5, 0.0}, {0.45, 0.95, 0.6}};
+  const auto copies = translated_copies(three, 9, 3);
+  ASSERT_EQ(copies.size(), 3u);
+  for (const Crystal& t : copies) {
+    EXPECT_EQ(t.species, three.species);
+    EXPECT_EQ(t.lattice.a, three.lattice.a);
+    for (size_t i = 0; i < 3; ++i)
+      for (int k = 0; k < 3; ++k) {
+        EXPECT_GE(t.frac[i][k], 0.0);
+        EXPECT_LT(t.frac[i][k], 1.0);
+        const double d = (t.frac[i][k] - three.frac[i][k]) - (t.frac[0][k] - three.frac[0][k]);
+        EXPECT_NEAR(d - std::round(d), 0.0, 1e-12) << i << " " << k;
+      }
+  }
+  EXPECT_NE(copies[0].frac[0], copies[1].frac[0]);
+  EXPECT_TRUE(translated_copies(three, 9, 0).empty());
 }
 
 TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
@@ -125,13 +144,14 @@ TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
   InvarianceOptions opt;
   opt.batch_size = 3;
   opt.seed = 5;
+  opt.translations = 2;
   const auto enc = [&](const std::string& s) { return f.tok.encode(s, true); };
   const InvarianceResult r = invariance_check(*f.model, crystals, enc, f.tok.eos(), dist::single_process_dims(), opt);
   ASSERT_EQ(r.crystals, 4);
   ASSERT_EQ(r.rows.size(), 4u);
   const std::string prompt = generation_prompt({});
   const int64_t plen = static_cast<int64_t>(enc(prompt).size());
-  double sum_ll = 0, sum_dp = 0, sum_adp = 0, sum_ds = 0;
+  double sum_ll = 0, sum_dp = 0, sum_adp = 0, sum_ds = 0, sum_ipt = 0;
   int64_t swapped = 0;
   for (size_t k = 0, row = 0; k < crystals.size(); ++k) {
     if (crystals[k].num_sites() < 2) continue;
@@ -151,6 +171,22 @@ TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
       sum_ds += *rw.ll_swapped - rw.ll;
       ++swapped;
     }
+    // IPT: perplexities of the original and its two translated copies, each from a direct sum.
+    std::vector<Crystal> copies = {crystals[k]};
+    for (const Crystal& t : translated_copies(crystals[k], Rng::derive({opt.seed, k}), 2)) copies.push_back(t);
+    std::vector<double> ppl;
+    for (const Crystal& c : copies) {
+      auto ids = enc(prompt + crystal_to_text(c));
+      ids.push_back(f.tok.eos());
+      ppl.push_back(std::exp(-direct_ll(*f.model, ids, plen) / double(int64_t(ids.size()) - plen)));
+    }
+    ASSERT_EQ(rw.ppl_translations.size(), 3u);
+    for (size_t t = 0; t < 3; ++t) EXPECT_NEAR(rw.ppl_translations[t], ppl[t], 1e-3 * ppl[t]) << t;
+    const double ipt = (ppl[0] + ppl[1] + ppl[2]) / 3 - std::min({ppl[0], ppl[1], ppl[2]});
+    ASSERT_TRUE(rw.ipt.has_value());
+    EXPECT_NEAR(*rw.ipt, ipt, 1e-3 * ppl[0]);
+    EXPECT_GE(*rw.ipt, 0.0);
+    sum_ipt += *rw.ipt;
     sum_ll += rw.ll;
     sum_dp += rw.ll_permuted - rw.ll;
     sum_adp += std::abs(rw.ll_permuted - rw.ll);
@@ -161,6 +197,9 @@ TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
   EXPECT_NEAR(r.mean_abs_delta_permute, sum_adp / 4, 1e-9);
   if (swapped) EXPECT_NEAR(r.mean_delta_swap, sum_ds / swapped, 1e-9);
   EXPECT_GT(r.mean_abs_delta_permute, 0.0);  // a random model is not order invariant
+  EXPECT_NEAR(r.mean_ipt, sum_ipt / 4, 1e-9);
+  EXPECT_GT(r.mean_ipt, 0.0);  // nor translation invariant
+  EXPECT_NE(invariance_json(r).find("\"mean_ipt\""), std::string::npos);
   EXPECT_NE(invariance_json(r).find("\"mean_abs_delta_swap\""), std::string::npos);
 }
 
