@@ -60,6 +60,7 @@ bool lex_line(std::string_view line, size_t i, int line_no, std::vector<Token>* 
 }
 
 bool lex_cif(std::string_view cif, std::vector<Token>* out, std::string* why) {
+  if (cif.substr(0, 3) == "\xEF\xBB\xBF") cif.remove_prefix(3);  // a UTF-8 byte-order mark
   int line_no = 0;
   bool in_text = false;
   int text_line = 0;
@@ -537,13 +538,18 @@ std::vector<CifBlockResult> parse_cif_blocks(std::string_view cif, const std::st
     failed(id, why, &out.back().reason);
     return out;
   }
-  std::map<std::string, int> uses;  // block name -> blocks with it
-  for (const auto& b : blocks) ++uses[b.name];
+  // Ids "<id>/<name>"; "<id>/<k>" (1-based) for every block when a name is empty, repeated or a number (which a
+  // block number could collide with).
+  std::map<std::string, int> uses;
+  bool numbered = false;
+  for (const auto& b : blocks) {
+    numbered |= b.name.empty() || ++uses[b.name] > 1 ||
+                b.name.find_first_not_of("0123456789") == std::string::npos;
+  }
   for (size_t k = 0; k < blocks.size(); ++k) {
     const ParsedBlock& b = blocks[k];
     CifBlockResult res;
-    // "<id>/<name>", or "<id>/<k>" (1-based) where the name is empty or shared.
-    res.id = blocks.size() == 1 ? id : id + "/" + (b.name.empty() || uses[b.name] > 1 ? std::to_string(k + 1) : b.name);
+    res.id = blocks.size() == 1 ? id : id + "/" + (numbered ? std::to_string(k + 1) : b.name);
     res.ok = b.ok ? crystal_from_block(b.block, res.id, &res.crystal, &res.reason) : failed(res.id, b.why, &res.reason);
     out.push_back(std::move(res));
   }

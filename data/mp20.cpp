@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "common/error.h"
 #include "common/sha256.h"
@@ -100,17 +101,25 @@ namespace {
 // "x.cif" / "x.cif.gz" -> "x"; "" for other files.
 std::string cif_stem(const std::filesystem::path& f) {
   const std::string name = f.filename().string();
+  if (name.empty() || name[0] == '.') return "";  // hidden files, macOS's ._x.cif resource forks
   for (const char* ext : {".cif", ".cif.gz"})
     if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0)
       return name.substr(0, name.size() - std::strlen(ext));
   return "";
 }
 
+// The CIF files of `dir` in name order: regular files, and CIF-named entries whose type cannot be read (a broken or
+// looping symlink), which then fail to read and are counted as skipped rather than vanishing.
 std::vector<std::filesystem::path> cif_files(const std::string& dir) {
   std::vector<std::filesystem::path> files;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-    if (e.is_regular_file() && !cif_stem(e.path()).empty()) files.push_back(e.path());
+  std::filesystem::directory_iterator it(dir, ec);
+  CG_CHECK(!ec, "cannot list {}: {}", dir, ec.message());
+  for (const auto& e : it) {
+    if (cif_stem(e.path()).empty()) continue;
+    std::error_code type_ec;
+    if (e.is_regular_file(type_ec) || type_ec) files.push_back(e.path());
+  }
   std::sort(files.begin(), files.end());
   return files;
 }
@@ -125,8 +134,17 @@ Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict)
   Mp20Split out;
   out.missing_columns = {"formation_energy_per_atom", "band_gap", "pretty_formula", "e_above_hull",
                          "spacegroup.number"};
+  std::map<std::string, int> stems;  // x.cif and x.cif.gz both present: ids by file name
+  for (const auto& f : files) ++stems[cif_stem(f)];
   for (const auto& f : files) {
-    for (auto& block : parse_cif_blocks(read_maybe_gz(f.string()), cif_stem(f))) {
+    const std::string id = stems[cif_stem(f)] > 1 ? f.filename().string() : cif_stem(f);
+    std::vector<CifBlockResult> blocks;
+    try {
+      blocks = parse_cif_blocks(read_maybe_gz(f.string()), id);
+    } catch (const Error& e) {  // unreadable: missing permission, a truncated .gz, a dangling symlink
+      blocks.push_back({id, false, {}, id + ": " + e.what()});
+    }
+    for (auto& block : blocks) {
       if (max_rows > 0 && out.rows_read >= max_rows) return out;
       const int64_t row = out.rows_read++;
       if (block.ok) {
@@ -144,7 +162,15 @@ Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict)
 std::string source_sha256(const std::string& path) {
   if (!std::filesystem::is_directory(path)) return sha256_file(path);
   std::string list;
-  for (const auto& f : cif_files(path)) list += f.filename().string() + " " + sha256_file(f.string()) + "\n";
+  for (const auto& f : cif_files(path)) {
+    std::string h;
+    try {
+      h = sha256_file(f.string());
+    } catch (const Error&) {
+      h = "unreadable";  // read_cif_folder counts it as a skipped row
+    }
+    list += f.filename().string() + " " + h + "\n";
+  }
   return sha256_hex(list.data(), list.size());
 }
 

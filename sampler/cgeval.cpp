@@ -121,7 +121,7 @@ int run(int argc, char** argv) {
   fs::create_directories(out);
   nlohmann::json report = nlohmann::json::parse(cg::report_json(r));
   if (!inv_json.empty()) report["invariance"] = nlohmann::json::parse(inv_json);
-  write_text(out / "report.json", report.dump(2) + "\n");
+  write_text(out / "report.json", report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   const std::string md = cg::report_markdown(r) + inv_md;
   write_text(out / "report.md", md);
   spdlog::info("cgeval: wrote {}", (out / "report.json").string());

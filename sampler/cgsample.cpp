@@ -158,10 +158,10 @@ int run(int argc, char** argv) {
 
   const std::string tok_path = cg::sampling_tokenizer_path(c);
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
+  const std::vector<Job> jobs = make_jobs(c);  // before the model: a bad CSV must not cost a 70B load
   std::string what;
   auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);
   spdlog::info("cgsample: model: {}; tokenizer {} ({} pieces)", what, tok_path, tok.vocab_size());
-  const std::vector<Job> jobs = make_jobs(c);
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& j : jobs) prompts.push_back(tok.encode(j.prompt, /*add_bos=*/true));
 
@@ -255,7 +255,7 @@ int run(int argc, char** argv) {
     sum["conditions_from"] = cg::resolve_csv(c.sample.conditions_from, c);
     sum["condition_on"] = c.sample.condition_on;
   }
-  std::ofstream(out / "summary.json") << sum.dump(2) << "\n";
+  std::ofstream(out / "summary.json") << sum.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),
                jobs.empty() ? 0.0 : 100.0 * parsed / n, gp.constrained ? "on" : "off", parsed / secs,
                c.sample.task == "infill" ? "elements" : "crystals", out.string());

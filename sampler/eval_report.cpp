@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -73,7 +74,20 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
   if (opts.spacegroups && have_spglib()) {
     std::vector<int> numbers;
     for (size_t i : valid_index) numbers.push_back(space_groups.number(i));
-    r.symmetry = space_group_report(numbers, reference, opts.symprec);
+    // The reference's own spacegroup.number column, or spglib's groups where it has none (a CIF folder).
+    std::vector<Crystal> ref_numbered;
+    const std::vector<Crystal>* ref = reference;
+    const auto numbered = [](const Crystal& c) { return c.spacegroup.has_value(); };
+    if (reference && std::none_of(reference->begin(), reference->end(), numbered)) {
+      spdlog::info("cgeval: the reference has no space group numbers: spglib finds them ({} crystals)",
+                   reference->size());
+      SpaceGroupCache ref_groups(*reference, opts.symprec);
+      ref_numbered = *reference;
+      for (size_t i = 0; i < ref_numbered.size(); ++i)
+        if (const int g = ref_groups.number(i); g > 0) ref_numbered[i].spacegroup = g;
+      ref = &ref_numbered;
+    }
+    r.symmetry = space_group_report(numbers, ref, opts.symprec);
     spdlog::info("cgeval: space groups: {} of {} valid crystals assigned, {:.1f}% P1{}", r.symmetry->found,
                  r.symmetry->crystals, 100 * r.symmetry->share(1),
                  r.symmetry->tv >= 0 ? fmt::format(", TV {:.3f} vs the reference", r.symmetry->tv) : "");
@@ -158,7 +172,7 @@ std::string report_json(const EvalReport& r) {
   }
   j["invalid_reasons"] = r.invalid_reasons;
   j["seconds"] = r.seconds;
-  return j.dump(2) + "\n";
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";  // reasons quote input bytes
 }
 
 std::string report_markdown(const EvalReport& r) {

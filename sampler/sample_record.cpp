@@ -23,7 +23,7 @@ std::string to_json_line(const SampleRecord& r) {
                     {"frac", frac}};
   }
   if (!r.element.empty()) j["element"] = r.element;
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // sampled bytes may not be UTF-8
 }
 
 SampleRecord sample_from_json_line(const std::string& line, const std::string& where) {

@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -297,6 +298,13 @@ TEST(Cif, EveryBlockOfAMultiBlockFile) {
   EXPECT_EQ(twice[0].id, "t/1");
   EXPECT_EQ(twice[1].id, "t/2");
   EXPECT_EQ(twice[2].id, "t/3");
+  // A block named like a number: every block numbered, so "data_2" and the second block cannot share an id.
+  const auto numeric = cg::parse_cif_blocks("data_2\n" + one.substr(one.find('\n') + 1) + one, "n");
+  ASSERT_EQ(numeric.size(), 2u);
+  EXPECT_EQ(numeric[0].id, "n/1");
+  EXPECT_EQ(numeric[1].id, "n/2");
+  // A UTF-8 byte-order mark before the first line is not content.
+  EXPECT_EQ(cg::parse_cif("\xEF\xBB\xBF" + one, "bom").num_sites(), 1u);
 }
 
 TEST(Mp20, RowsPropertiesAndSkips) {
@@ -373,22 +381,43 @@ TEST(Mp20, AFolderOfCifsIsASplit) {
     gzclose(gz);
   }
   std::ofstream(dir / "c.txt") << "not a CIF";  // ignored
+  std::ofstream(dir / "._a.cif") << "\x05\x16\x07";  // a macOS resource fork: ignored
   std::ofstream(dir / "d.cif") << "data_d\n_cell_length_a 4\n";
+  {  // a truncated .cif.gz and a dangling symlink: skipped rows with their reason, not an abort
+    std::string gz_bytes;
+    {
+      std::ifstream in(dir / "b.cif.gz", std::ios::binary);
+      gz_bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    std::ofstream(dir / "e.cif.gz", std::ios::binary) << gz_bytes.substr(0, gz_bytes.size() / 2);
+    std::filesystem::create_symlink(dir / "nowhere.cif", dir / "f.cif");
+  }
   cg::Mp20Split s = cg::read_mp20(dir.path.string());  // a folder goes to read_cif_folder
-  EXPECT_EQ(s.rows_read, 4);
+  EXPECT_EQ(s.rows_read, 6);
   ASSERT_EQ(s.crystals.size(), 3u);
   EXPECT_EQ(s.crystals[0].id, "a");
   EXPECT_EQ(s.crystals[1].id, "b/S");
   EXPECT_EQ(s.crystals[2].id, "b/second");
   EXPECT_EQ(s.crystals[2].num_sites(), 2u);
   EXPECT_EQ(s.source_rows, (std::vector<int64_t>{0, 1, 2}));
-  ASSERT_EQ(s.skipped.size(), 1u);
+  ASSERT_EQ(s.skipped.size(), 3u);
   EXPECT_EQ(s.skipped[0].row, 3);
   EXPECT_EQ(s.skipped[0].reason, "d: missing _cell_length_b");
+  EXPECT_EQ(s.skipped[1].reason.rfind("e: ", 0), 0u) << s.skipped[1].reason;
+  EXPECT_NE(s.skipped[1].reason.find("truncated"), std::string::npos) << s.skipped[1].reason;
+  EXPECT_EQ(s.skipped[2].reason.rfind("f: ", 0), 0u) << s.skipped[2].reason;
   EXPECT_EQ(s.missing_columns.size(), 5u);
   EXPECT_FALSE(s.crystals[0].formation_energy_per_atom || s.crystals[0].spacegroup || !s.crystals[0].formula.empty());
   EXPECT_EQ(cg::read_cif_folder(dir.path.string(), 2).rows_read, 2);
   EXPECT_THROW(cg::read_cif_folder(dir.path.string(), 0, /*strict=*/true), cg::Error);
+  // x.cif next to x.cif.gz: ids by file name, never one id twice.
+  const cg::test::TempDir twin("cg_test_cif_twins");
+  std::ofstream(twin / "x.cif") << one;
+  std::filesystem::copy_file(dir / "b.cif.gz", twin.path / "x.cif.gz");
+  const cg::Mp20Split t = cg::read_cif_folder(twin.path.string());
+  ASSERT_EQ(t.crystals.size(), 3u);
+  EXPECT_EQ(t.crystals[0].id, "x.cif");
+  EXPECT_EQ(t.crystals[1].id, "x.cif.gz/S");
   // The source hash follows the CIFs' contents, not the other files.
   const std::string h = cg::source_sha256(dir.path.string());
   std::ofstream(dir / "c.txt") << "changed";

@@ -116,6 +116,12 @@ TEST(SpaceGroup, HistogramAgainstTheReferenceColumn) {
                                     "0.00% (reference 66.67%) |"),
             std::string::npos)
       << report_markdown(r);
+  // A reference without space group numbers (a CIF folder): spglib finds them (rock salt 225, CsCl 221).
+  const std::vector<Crystal> bare = {rock_salt(), cscl_type("Cs", "Cl")};
+  const EvalReport rb = evaluate(in, nullptr, &bare, {});
+  ASSERT_TRUE(rb.symmetry);
+  EXPECT_EQ(rb.symmetry->ref_counts, (std::map<int, int64_t>{{221, 1}, {225, 1}}));
+  EXPECT_NEAR(rb.symmetry->tv, 0.5 * (std::fabs(1.0 / 3 - 0.5) + std::fabs(2.0 / 3 - 0.5)), 1e-12);
   EvalOptions off;
   off.spacegroups = false;
   EXPECT_FALSE(evaluate(in, nullptr, &ref, off).symmetry);

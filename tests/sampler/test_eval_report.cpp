@@ -156,6 +156,23 @@ TEST(EvalReport, CifFolder) {
   fs::remove_all(dir);
 }
 
+TEST(EvalReport, ReasonsQuotingBytesThatAreNotUtf8StillMakeJson) {
+  // A CIF in another encoding: its reason quotes raw bytes; report.json and a sample record still serialise.
+  const fs::path dir = fresh_dir("latin1");
+  std::ofstream(dir / "caf\xe9.cif") << "data_x\n_cell_length_a \xff\xfe\n";
+  const EvalInput in = load_eval_input(dir.string());
+  ASSERT_EQ(in.unparsed(), 1);
+  const EvalReport r = evaluate(in, nullptr, nullptr, {});
+  std::string json;
+  ASSERT_NO_THROW(json = report_json(r));
+  EXPECT_NE(json.find("\xEF\xBF\xBD"), std::string::npos) << json;  // U+FFFD for each bad byte
+  SampleRecord rec;
+  rec.id = "s0";
+  rec.text = "Fe\xe2\x82";  // a sampled byte-fallback token cut mid-character
+  EXPECT_NO_THROW(to_json_line(rec));
+  fs::remove_all(dir);
+}
+
 TEST(EvalReport, SymmetrizedAndP1CifsOfOneStructureAreOneUniqueCrystal) {
   // Rock salt twice: its conventional cell as face-centring operations + 2 sites, and its primitive cell in P1.
   const fs::path dir = fresh_dir("symcifs");
