@@ -51,6 +51,24 @@ std::string generation_prompt(const GenerationConditions& c, const std::vector<P
   return s + kGenInstruction;
 }
 
+std::vector<std::string> masked_species_of_prompt(const std::string& prompt) {
+  const size_t head = std::char_traits<char>::length(kInfillHead);
+  const size_t end = prompt.rfind(kInfillInstruction);
+  if (prompt.rfind(kInfillHead, 0) != 0 || end == std::string::npos || end < head) return {};
+  // The crystal text: two lattice lines, then per site its element line and its coordinate line.
+  std::vector<std::string> lines;
+  size_t pos = head;
+  while (pos <= end) {
+    size_t nl = prompt.find('\n', pos);
+    if (nl == std::string::npos || nl > end) nl = end;
+    lines.push_back(prompt.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  std::vector<std::string> species;
+  for (size_t i = 2; i < lines.size(); i += 2) species.push_back(lines[i]);
+  return species;
+}
+
 GenerationConditions conditions_of_prompt(const std::string& prompt) {
   GenerationConditions c;
   if (prompt.rfind(kGenHead, 0) != 0) return c;

@@ -32,6 +32,10 @@ struct GenerationConditions {
 std::string generation_prompt(const GenerationConditions& c,
                               const std::vector<Property>& order = {Property::kFormationEnergy, Property::kBandGap,
                                                                    Property::kEAboveHull, Property::kSpacegroup});
+// The species lines of an infill prompt's crystal, "[MASK]" where the element was masked; empty when `prompt` is
+// not an infill prompt.
+std::vector<std::string> masked_species_of_prompt(const std::string& prompt);
+
 // The conditions a generation prompt states (the inverse of generation_prompt, whatever the sentences' order);
 // all nullopt for an unconditional or infill prompt. A sentence whose value does not parse is left out.
 GenerationConditions conditions_of_prompt(const std::string& prompt);

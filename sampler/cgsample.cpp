@@ -112,6 +112,7 @@ cg::SampleRecord to_record(const Config& c, size_t i, const Job& job, const cg::
   r.id = fmt::format("s{:06d}", i);
   r.task = c.sample.task;
   r.prompt = job.prompt;
+  r.truth = job.truth;
   r.text = tok.decode(g.tokens);
   r.num_tokens = static_cast<int64_t>(g.tokens.size());
   r.constrained = c.sample.constrained;

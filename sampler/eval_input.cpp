@@ -25,7 +25,11 @@ void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
   in->kind = "samples";
   for (auto& r : read_samples_jsonl(file)) {
     if (max_rows > 0 && in->total >= max_rows) break;
-    if (r.task != "generate") continue;  // infill records carry an element, not a crystal
+    if (r.task == "infill") {  // an element, not a crystal: scored apart
+      in->infill.push_back({masked_species_of_prompt(r.prompt), r.parsed ? r.element : "", r.truth});
+      continue;
+    }
+    if (r.task != "generate") continue;
     ++in->total;
     const bool parsed = r.parsed && r.crystal;
     if (parsed) {

@@ -21,6 +21,13 @@ struct EvalInput {
   // Items that state conditions: cgsample records whose prompt asks for a formula, space group or property; CSV
   // rows with their own pretty_formula and spacegroup.number (what a perfect generator would score).
   std::vector<ConditionedItem> conditioned;
+  // cgsample infill records (not counted in total): the masked crystal's species ("[MASK]" where masked), the
+  // proposed element (when the answer parsed) and the masked element (when recorded).
+  struct Infill {
+    std::vector<std::string> masked_species;
+    std::string answer, truth;
+  };
+  std::vector<Infill> infill;
   int64_t unparsed() const { return total - static_cast<int64_t>(crystals.size()); }
 };
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "data/elements.h"
 #include "sampler/smact.h"
 #include "sampler/structure_checks.h"
 
@@ -99,6 +100,28 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
                  c.formula_match, c.formula, c.spacegroup_match, c.spacegroup,
                  c.spglib ? "" : " (built without spglib: not checked)", c.property);
   }
+  if (!input.infill.empty()) {
+    InfillReport f;
+    for (const auto& it : input.infill) {
+      ++f.items;
+      if (it.answer.empty()) continue;
+      ++f.answered;
+      if (!it.truth.empty()) {
+        ++f.with_truth;
+        f.recovered += it.answer == it.truth;
+      }
+      std::vector<std::string> species = it.masked_species;
+      bool known = !species.empty();
+      for (auto& s : species) {
+        if (s == "[MASK]") s = it.answer;
+        known &= is_element(s);
+      }
+      f.smact_valid += known && smact_valid(species);
+    }
+    spdlog::info("cgeval: infill: {} of {} answered, {} of {} recovered the masked element, {} SMACT-valid",
+                 f.answered, f.items, f.recovered, f.with_truth, f.smact_valid);
+    r.infill = f;
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
@@ -170,6 +193,13 @@ std::string report_json(const EvalReport& r) {
     }
     j["conditions"] = cj;
   }
+  if (r.infill) {
+    const InfillReport& f = *r.infill;
+    j["infill"] = {{"items", f.items}, {"answered", f.answered}, {"with_truth", f.with_truth},
+                   {"recovered", f.recovered}, {"smact_valid", f.smact_valid},
+                   {"recovery_rate", frac(f.recovered, f.with_truth)},
+                   {"smact_valid_rate", frac(f.smact_valid, f.items)}};
+  }
   j["invalid_reasons"] = r.invalid_reasons;
   j["seconds"] = r.seconds;
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";  // reasons quote input bytes
@@ -214,6 +244,14 @@ std::string report_markdown(const EvalReport& r) {
     }
     if (c.property > 0)
       s += fmt::format("| property conditions ({} items) | not checked (needs a property model) |\n", c.property);
+  }
+  if (r.infill) {
+    const InfillReport& f = *r.infill;
+    s += fmt::format("\nInfill ({} records, not counted above): {:.2f}% answered with an element; {:.2f}% "
+                     "recovered the masked element (of {} with it recorded); {:.2f}% of the proposals make a "
+                     "SMACT-valid composition.\n",
+                     f.items, 100 * frac(f.answered, f.items), 100 * frac(f.recovered, f.with_truth),
+                     f.with_truth, 100 * frac(f.smact_valid, f.items));
   }
   if (!r.invalid_reasons.empty()) {
     s += "\nWhy items were invalid (an item can fail both checks):\n\n";

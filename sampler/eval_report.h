@@ -34,6 +34,15 @@ struct EvalOptions {
   bool spacegroups = true;    // space group histogram of the valid crystals (vs the reference's column)
 };
 
+// Infill (the paper's element substitution task): of the records, how many answered with an element symbol, how
+// many recovered the masked element (where cgsample recorded it), and how many proposals make the crystal's
+// composition SMACT-valid.
+struct InfillReport {
+  int64_t items = 0, answered = 0;
+  int64_t with_truth = 0, recovered = 0;
+  int64_t smact_valid = 0;
+};
+
 struct EvalReport {
   std::string input, kind;
   int64_t total = 0, parsed = 0;
@@ -44,6 +53,7 @@ struct EvalReport {
   std::optional<DistributionReport> dist;  // when a reference split was given
   std::optional<ConditionReport> conditions;  // when some items state conditions
   std::optional<SpaceGroupReport> symmetry;   // EvalOptions::spacegroups, built with spglib
+  std::optional<InfillReport> infill;         // when the input holds infill records
   std::map<std::string, int64_t> invalid_reasons;  // "structure: atoms too close", "composition: ...", unparsed ones
   double seconds = 0;
 

@@ -23,6 +23,7 @@ std::string to_json_line(const SampleRecord& r) {
                     {"frac", frac}};
   }
   if (!r.element.empty()) j["element"] = r.element;
+  if (!r.truth.empty()) j["truth"] = r.truth;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // sampled bytes may not be UTF-8
 }
 
@@ -39,6 +40,7 @@ SampleRecord sample_from_json_line(const std::string& line, const std::string& w
     r.num_tokens = j.value("num_tokens", int64_t{0});
     r.constrained = j.value("constrained", false);
     r.element = j.value("element", std::string());
+    r.truth = j.value("truth", std::string());
     if (j.contains("crystal") && !j["crystal"].is_null()) {
       const json& jc = j["crystal"];
       Crystal c;

@@ -1,6 +1,6 @@
 // One generated sample as cgsample writes it to samples.jsonl and cgeval reads it back:
 //   {"id", "task", "prompt", "text", "parsed", "reason", "crystal": {"lattice": {a,b,c,alpha,beta,gamma},
-//    "species": [...], "frac": [[x,y,z], ...]}, "element" (infill), "num_tokens", "constrained"}
+//    "species": [...], "frac": [[x,y,z], ...]}, "element" and "truth" (infill), "num_tokens", "constrained"}
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -20,6 +20,7 @@ struct SampleRecord {
   std::string reason;              // why parsing failed ("" when parsed)
   std::optional<Crystal> crystal;  // generate, when parsed
   std::string element;             // infill, when parsed
+  std::string truth;               // infill: the element that was masked ("" when not recorded)
   int64_t num_tokens = 0;          // generated tokens (EOS excluded)
   bool constrained = false;        // grammar-constrained decoding was on
 };

@@ -38,6 +38,7 @@ set -- model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.dev
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/rows" sample.max_new_tokens=40 sample.conditions_from=data.test_csv \
   sample.condition_on=[formula,spacegroup,band_gap] data.test_csv=data/mp20/test.csv.gz
 "$B/sampler/cgeval" log.level=warn eval.input="$D/rows" eval.train_csv="" eval.ref_csv="" >/dev/null
+"$B/sampler/cgeval" log.level=warn eval.input="$D/infill" eval.train_csv="" eval.ref_csv="" >/dev/null
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/both" sample.conditions_from=data.test_csv sample.formula=NaCl \
     2>"$D/both.err"; then echo "conditions_from with sample.formula must be refused" >&2; exit 1; fi
 grep -q "does not combine with the fixed" "$D/both.err"
@@ -118,6 +119,10 @@ assert s_off["parse_rate"] <= s_on["parse_rate"], (s_off["parse_rate"], s_on["pa
 infill = records("infill")
 assert len(infill) == 8 and all(r["parsed"] and r["element"] for r in infill), infill
 assert "infill_accuracy" in summary("infill")
+inf = json.load(open(os.path.join(d, "infill", "eval", "report.json")))["infill"]
+assert inf["items"] == 8 and inf["with_truth"] == 8 and all(r["truth"] for r in infill), inf
+assert inf["recovered"] == sum(r["element"] == r["truth"] for r in infill), inf
+assert abs(inf["recovered"] / 8 - summary("infill")["infill_accuracy"]) < 1e-9, inf
 
 g1, g2 = records("greedy1"), records("greedy2")
 assert [r["text"] for r in g1] == [r["text"] for r in g2], "tp 2 greedy differs from tp 1"

@@ -9,6 +9,7 @@
 #include "common/error.h"
 
 #include "data/mp20.h"
+#include "data/prompt.h"
 #include "sampler/cif_writer.h"
 #include "sampler/eval_report.h"
 #include "sampler/sample_record.h"
@@ -170,6 +171,56 @@ TEST(EvalReport, ReasonsQuotingBytesThatAreNotUtf8StillMakeJson) {
   rec.id = "s0";
   rec.text = "Fe\xe2\x82";  // a sampled byte-fallback token cut mid-character
   EXPECT_NO_THROW(to_json_line(rec));
+  fs::remove_all(dir);
+}
+
+TEST(EvalReport, InfillRecordsAreScoredApart) {
+  Crystal nacl;
+  nacl.lattice = {5.64, 5.64, 5.64, 90, 90, 90};
+  nacl.species = {"Na", "Cl", "Na", "Cl"};
+  nacl.frac = {{0, 0, 0}, {0.5, 0, 0}, {0, 0.5, 0.5}, {0.5, 0.5, 0.5}};
+  // The prompt's crystal read back: species in order, [MASK] where the element was masked.
+  EXPECT_EQ(masked_species_of_prompt(infill_prompt(nacl, "Cl")),
+            (std::vector<std::string>{"Na", "[MASK]", "Na", "[MASK]"}));
+  EXPECT_TRUE(masked_species_of_prompt(generation_prompt({})).empty());
+  const fs::path dir = fresh_dir("infill");
+  {
+    std::ofstream out(dir / "samples.jsonl");
+    auto infill = [&](const std::string& masked, const std::string& answer, bool parsed) {
+      SampleRecord r;
+      r.id = "i" + answer;
+      r.task = "infill";
+      r.prompt = infill_prompt(nacl, masked);
+      r.truth = masked;
+      r.parsed = parsed;
+      r.element = parsed ? answer : "";
+      r.reason = parsed ? "" : "not an element symbol";
+      out << to_json_line(r) << "\n";
+    };
+    infill("Na", "Na", true);   // recovered; NaCl valid
+    infill("Na", "K", true);    // KCl: valid, not the masked element
+    infill("Cl", "He", true);   // NaHe: SMACT has no oxidation states for He
+    infill("Cl", "Qq", false);  // no element
+    SampleRecord gen;           // a generation record: counted in the usual metrics, not here
+    gen.id = "g";
+    gen.parsed = true;
+    gen.crystal = nacl;
+    out << to_json_line(gen) << "\n";
+  }
+  const EvalInput in = load_eval_input(dir.string());
+  EXPECT_EQ(in.total, 1);
+  ASSERT_EQ(in.infill.size(), 4u);
+  const EvalReport r = evaluate(in, nullptr, nullptr, {});
+  ASSERT_TRUE(r.infill);
+  EXPECT_EQ(r.infill->items, 4);
+  EXPECT_EQ(r.infill->answered, 3);
+  EXPECT_EQ(r.infill->with_truth, 3);
+  EXPECT_EQ(r.infill->recovered, 1);
+  EXPECT_EQ(r.infill->smact_valid, 2);
+  EXPECT_NE(report_markdown(r).find("33.33% recovered the masked element (of 3 with it recorded); 50.00% of the "
+                                    "proposals make a SMACT-valid composition"),
+            std::string::npos)
+      << report_markdown(r);
   fs::remove_all(dir);
 }
 
