@@ -126,7 +126,6 @@ bool is_keyword(const Token& t) {
 struct Loop {
   std::vector<std::string> names;  // tag keys
   std::vector<std::vector<std::string>> rows;
-  int line = 0;
   int find(const std::string& name) const {
     for (size_t i = 0; i < names.size(); ++i)
       if (names[i] == name) return int(i);
@@ -146,7 +145,6 @@ bool parse_block(const std::vector<Token>& tok, size_t i, size_t end, CifBlock* 
     const std::string k = t.quoted ? std::string() : lower(t.text);
     if (k == "loop_") {
       Loop l;
-      l.line = t.line;
       for (++i; i < end && is_tag(tok[i]); ++i) l.names.push_back(tag_key(tok[i].text));
       std::vector<std::string> values;
       for (; i < end && !is_tag(tok[i]) && !is_keyword(tok[i]); ++i) values.push_back(tok[i].text);
@@ -192,18 +190,16 @@ struct BlockRange {
   int line = 0;  // of the data_ header
 };
 bool split_blocks(const std::vector<Token>& tok, std::vector<BlockRange>* out, std::string* why) {
-  size_t first = tok.size();
   for (size_t i = 0; i < tok.size(); ++i) {
     if (tok[i].quoted || !starts_with(lower(tok[i].text), "data_")) continue;
-    if (out->empty()) first = i;
+    if (out->empty() && i > 0) {
+      *why = fmt::format("line {}: '{}' comes before the first data_ block", tok[0].line, tok[0].text);
+      return false;
+    }
     if (!out->empty()) out->back().end = i;
     out->push_back({tok[i].text.substr(5), i + 1, tok.size(), tok[i].line});
   }
   if (out->empty() && !tok.empty()) out->push_back({"", 0, tok.size(), tok[0].line});
-  if (first > 0 && first < tok.size()) {
-    *why = fmt::format("line {}: '{}' comes before the first data_ block", tok[0].line, tok[0].text);
-    return false;
-  }
   return true;
 }
 
@@ -218,22 +214,19 @@ bool describes_structure(const CifBlock& b) {
   return false;
 }
 
-// The loop that holds `tag`, or a one-row loop of every item starting with `category` when `tag` is a plain item
-// (CIF allows a loop of one row to be written as items).
-bool find_table(const CifBlock& b, const std::string& tag, const std::string& category, Loop* out) {
+// The loop that holds `tag`; else, when `tag` is a plain item (CIF allows a one-row loop written as items), *scratch
+// filled with every item starting with `category` as one row; else null.
+const Loop* find_table(const CifBlock& b, const std::string& tag, const std::string& category, Loop* scratch) {
   for (const auto& l : b.loops)
-    if (l.find(tag) >= 0) {
-      *out = l;
-      return true;
-    }
-  if (b.items.count(tag) == 0) return false;
-  out->rows.emplace_back();
+    if (l.find(tag) >= 0) return &l;
+  if (b.items.count(tag) == 0) return nullptr;
+  scratch->rows.emplace_back();
   for (const auto& [k, v] : b.items)
     if (starts_with(k, category.c_str())) {
-      out->names.push_back(k);
-      out->rows.back().push_back(v);
+      scratch->names.push_back(k);
+      scratch->rows.back().push_back(v);
     }
-  return true;
+  return scratch;
 }
 
 // ---- Values --------------------------------------------------------------------------------------------------------
@@ -375,10 +368,11 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
   // write) would need its operations from tables this reader does not carry.
   std::vector<SymOp> ops;
   for (const char* key : {"_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz"}) {
-    Loop l;
-    if (!ops.empty() || !find_table(b, key, key, &l)) continue;
-    const int col = l.find(key);
-    for (const auto& row : l.rows) {
+    Loop scratch;
+    const Loop* l = ops.empty() ? find_table(b, key, key, &scratch) : nullptr;
+    if (l == nullptr) continue;
+    const int col = l->find(key);
+    for (const auto& row : l->rows) {
       SymOp op;
       if (!parse_symop(row[size_t(col)], &op))
         return fail(fmt::format("symmetry operation '{}' is not of the form 'x, y, z' / '-x+1/2, y-x, z'",
@@ -429,14 +423,15 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
     if (!(ang > 0 && ang < 180)) return fail(fmt::format("cell angle {} outside (0, 180)", ang));
   if (!(cell_volume(c.lattice) > 1e-6)) return fail("degenerate cell (zero volume)");
 
-  Loop atoms;
-  if (!find_table(b, "_atom_site_fract_x", "_atom_site_", &atoms)) {
-    Loop cart;
-    if (find_table(b, "_atom_site_cartn_x", "_atom_site_", &cart))
+  Loop scratch;
+  const Loop* found = find_table(b, "_atom_site_fract_x", "_atom_site_", &scratch);
+  if (found == nullptr) {
+    if (find_table(b, "_atom_site_cartn_x", "_atom_site_", &scratch))
       return fail("the sites are given in Cartesian coordinates (_atom_site_Cartn_x); only fractional coordinates "
                   "(_atom_site_fract_x/y/z) are read");
     return fail("no _atom_site_fract_x/y/z loop");
   }
+  const Loop& atoms = *found;
   int isym = atoms.find("_atom_site_type_symbol");
   const char* sym_tag = "_atom_site_type_symbol";
   if (isym < 0) {

@@ -40,9 +40,9 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict)
     if (c < 0) out.missing_columns.push_back(name);
     return c;
   };
-  const int64_t c_fe = optional_column("formation_energy_per_atom"), c_bg = optional_column("band_gap"),
-                c_formula = optional_column("pretty_formula"), c_eh = optional_column("e_above_hull"),
-                c_sg = optional_column("spacegroup.number");
+  const int64_t c_fe = optional_column(kPropertyColumns[0]), c_bg = optional_column(kPropertyColumns[1]),
+                c_formula = optional_column(kPropertyColumns[2]), c_eh = optional_column(kPropertyColumns[3]),
+                c_sg = optional_column(kPropertyColumns[4]);
   const size_t n = max_rows > 0 ? std::min(t.rows.size(), size_t(max_rows)) : t.rows.size();
   out.rows_read = int64_t(n);
   for (size_t r = 0; r < n; ++r) {
@@ -132,8 +132,7 @@ Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict)
   const auto files = cif_files(dir);
   CG_CHECK(!files.empty(), "{} holds no .cif or .cif.gz file; give a folder of CIFs or a CSV in CDVAE's layout", dir);
   Mp20Split out;
-  out.missing_columns = {"formation_energy_per_atom", "band_gap", "pretty_formula", "e_above_hull",
-                         "spacegroup.number"};
+  out.missing_columns.assign(std::begin(kPropertyColumns), std::end(kPropertyColumns));  // no properties at all
   std::map<std::string, int> stems;  // x.cif and x.cif.gz both present: ids by file name
   for (const auto& f : files) ++stems[cif_stem(f)];
   for (const auto& f : files) {

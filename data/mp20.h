@@ -16,6 +16,10 @@ struct SkippedRow {
   std::string reason;      // starts with the material_id when the row has one
 };
 
+// The optional property columns, in the order missing_columns lists them.
+inline constexpr const char* kPropertyColumns[] = {"formation_energy_per_atom", "band_gap", "pretty_formula",
+                                                   "e_above_hull", "spacegroup.number"};
+
 struct Mp20Split {
   std::vector<Crystal> crystals;    // in file order
   std::vector<int64_t> source_rows; // data row index of each crystal

@@ -249,7 +249,8 @@ PrepReport run_prep(const DataConfig& d, int threads) {
     meta.rows_read = p.rows_read;
     meta.rows_used = int64_t(used_rows.size());
     meta.rows_skipped = meta.rows_read - meta.rows_used;
-    meta.skipped_json = skipped_j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // reasons quote input bytes
+    // Reasons quote input bytes, which need not be UTF-8.
+    meta.skipped_json = skipped_j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 
     const int64_t per = std::max<int64_t>(1, d.shard_samples);
     const int64_t num_shards = std::max<int64_t>(1, (int64_t(all.size()) + per - 1) / per);

@@ -19,6 +19,13 @@ constexpr const char* kInfillHead =
     "\"[MASK]\":\n";
 constexpr const char* kInfillInstruction = "\nGenerate an element that could replace [MASK] in the bulk material:\n";
 
+// The condition sentences' leads; each sentence is lead + value + ". ".
+constexpr const char* kFormulaLead = "The chemical formula is ";
+constexpr const char* kFormationEnergyLead = "The formation energy per atom is ";
+constexpr const char* kBandGapLead = "The band gap is ";
+constexpr const char* kEAboveHullLead = "The energy above the convex hull is ";
+constexpr const char* kSpacegroupLead = "The spacegroup number is ";
+
 }  // namespace
 
 std::string format_property(double x) {
@@ -30,21 +37,21 @@ std::string format_property(double x) {
 
 std::string generation_prompt(const GenerationConditions& c, const std::vector<Property>& order) {
   std::string s = kGenHead;
-  if (c.formula) s += "The chemical formula is " + *c.formula + ". ";
+  if (c.formula) s += kFormulaLead + *c.formula + ". ";
   for (Property p : order) {
     switch (p) {
       case Property::kFormationEnergy:
         if (c.formation_energy_per_atom)
-          s += "The formation energy per atom is " + format_property(*c.formation_energy_per_atom) + ". ";
+          s += kFormationEnergyLead + format_property(*c.formation_energy_per_atom) + ". ";
         break;
       case Property::kBandGap:
-        if (c.band_gap) s += "The band gap is " + format_property(*c.band_gap) + ". ";
+        if (c.band_gap) s += kBandGapLead + format_property(*c.band_gap) + ". ";
         break;
       case Property::kEAboveHull:
-        if (c.e_above_hull) s += "The energy above the convex hull is " + format_property(*c.e_above_hull) + ". ";
+        if (c.e_above_hull) s += kEAboveHullLead + format_property(*c.e_above_hull) + ". ";
         break;
       case Property::kSpacegroup:
-        if (c.spacegroup) s += fmt::format("The spacegroup number is {}. ", *c.spacegroup);
+        if (c.spacegroup) s += kSpacegroupLead + std::to_string(*c.spacegroup) + ". ";
         break;
     }
   }
@@ -88,11 +95,11 @@ GenerationConditions conditions_of_prompt(const std::string& prompt) {
     if (end != s->c_str() + s->size()) return std::nullopt;
     return x;
   };
-  c.formula = value("The chemical formula is ");
-  c.formation_energy_per_atom = number(value("The formation energy per atom is "));
-  c.band_gap = number(value("The band gap is "));
-  c.e_above_hull = number(value("The energy above the convex hull is "));
-  if (const auto sg = number(value("The spacegroup number is ")); sg && *sg >= 1 && *sg <= 230 && *sg == int(*sg))
+  c.formula = value(kFormulaLead);
+  c.formation_energy_per_atom = number(value(kFormationEnergyLead));
+  c.band_gap = number(value(kBandGapLead));
+  c.e_above_hull = number(value(kEAboveHullLead));
+  if (const auto sg = number(value(kSpacegroupLead)); sg && *sg >= 1 && *sg <= 230 && *sg == int(*sg))
     c.spacegroup = int(*sg);
   return c;
 }

@@ -78,7 +78,7 @@ std::vector<Job> make_jobs(const Config& c) {
     CG_CHECK(!rows.empty(), "sample.conditions_from={}: no row of {} has all of sample.condition_on", s.conditions_from,
              path);
     cg::Rng rng(cg::Rng::derive({s.seed, 0x636f6e64ull}));  // "cond"
-    for (size_t i = rows.size(); i > 1; --i) std::swap(rows[i - 1], rows[rng.below(i)]);
+    rng.shuffle(rows);
     for (int64_t i = 0; i < s.num_samples; ++i)
       jobs.push_back(Job{cg::generation_prompt(rows[size_t(i) % rows.size()]), ""});
     spdlog::info("cgsample: conditions of {} rows of {} ({}), one per sample", std::min<size_t>(rows.size(),

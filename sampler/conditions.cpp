@@ -6,7 +6,6 @@
 #include <numeric>
 
 #include "data/elements.h"
-
 #include "sampler/symmetry.h"
 
 namespace cg {
@@ -77,13 +76,11 @@ std::optional<Composition> composition_of_formula(const std::string& formula) {
   return c;
 }
 
-ConditionReport check_conditions(const std::vector<ConditionedItem>& items, const std::vector<Crystal>& crystals,
-                                 double symprec, SpaceGroupCache* cache) {
-  std::optional<SpaceGroupCache> own;
-  if (cache == nullptr) cache = &own.emplace(crystals, symprec);
+ConditionReport check_conditions(const std::vector<ConditionedItem>& items, SpaceGroupCache& groups) {
+  const std::vector<Crystal>& crystals = groups.crystals();
   ConditionReport r;
   r.spglib = have_spglib();
-  r.symprec = cache->symprec();
+  r.symprec = groups.symprec();
   for (const ConditionedItem& it : items) {
     const Crystal* c = it.crystal >= 0 ? &crystals[size_t(it.crystal)] : nullptr;
     if (it.cond.formula) {
@@ -93,7 +90,7 @@ ConditionReport check_conditions(const std::vector<ConditionedItem>& items, cons
     }
     if (it.cond.spacegroup) {
       ++r.spacegroup;
-      if (c && r.spglib && cache->number(size_t(it.crystal)) == *it.cond.spacegroup) ++r.spacegroup_match;
+      if (c && r.spglib && groups.number(size_t(it.crystal)) == *it.cond.spacegroup) ++r.spacegroup_match;
     }
     if (it.cond.formation_energy_per_atom || it.cond.band_gap || it.cond.e_above_hull) ++r.property;
   }

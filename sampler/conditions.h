@@ -32,9 +32,8 @@ struct ConditionReport {
 // "Xx", "Fe(O").
 std::optional<Composition> composition_of_formula(const std::string& formula);
 
-// Tallies `items` against `crystals` (space groups at symprec Å and 5° as pymatgen's SpacegroupAnalyzer, through
-// `cache` when given: it must be over `crystals`). Unparsed items count as misses.
-ConditionReport check_conditions(const std::vector<ConditionedItem>& items, const std::vector<Crystal>& crystals,
-                                 double symprec, SpaceGroupCache* cache = nullptr);
+// Tallies `items` against the crystals of `groups` (their space groups at its symprec Å and 5°, as pymatgen's
+// SpacegroupAnalyzer). Unparsed items count as misses.
+ConditionReport check_conditions(const std::vector<ConditionedItem>& items, SpaceGroupCache& groups);
 
 }  // namespace cg

@@ -14,6 +14,32 @@
 
 namespace cg {
 
+namespace {
+
+InfillReport infill_report(const std::vector<EvalInput::Infill>& items) {
+  InfillReport f;
+  for (const auto& it : items) {
+    ++f.items;
+    if (it.answer.empty()) continue;
+    ++f.answered;
+    if (!it.truth.empty()) {
+      ++f.with_truth;
+      f.recovered += it.answer == it.truth;
+    }
+    // The proposal in place of every masked line; a plausible substitution when that composition is SMACT-valid.
+    std::vector<std::string> species = it.masked_species;
+    bool known = !species.empty();
+    for (auto& s : species) {
+      if (s == "[MASK]") s = it.answer;
+      known &= is_element(s);
+    }
+    f.smact_valid += known && smact_valid(species);
+  }
+  return f;
+}
+
+}  // namespace
+
 EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, const std::vector<Crystal>* reference,
                     const EvalOptions& opts) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -76,48 +102,31 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
     std::vector<int> numbers;
     for (size_t i : valid_index) numbers.push_back(space_groups.number(i));
     // The reference's own spacegroup.number column, or spglib's groups where it has none (a CIF folder).
-    std::vector<Crystal> ref_numbered;
-    const std::vector<Crystal>* ref = reference;
-    const auto numbered = [](const Crystal& c) { return c.spacegroup.has_value(); };
-    if (reference && std::none_of(reference->begin(), reference->end(), numbered)) {
-      spdlog::info("cgeval: the reference has no space group numbers: spglib finds them ({} crystals)",
-                   reference->size());
+    std::vector<int> ref_numbers;
+    if (reference) {
+      const auto numbered = [](const Crystal& c) { return c.spacegroup.has_value(); };
+      const bool column = std::any_of(reference->begin(), reference->end(), numbered);
+      if (!column)
+        spdlog::info("cgeval: the reference has no space group numbers: spglib finds them ({} crystals)",
+                     reference->size());
       SpaceGroupCache ref_groups(*reference, opts.symprec);
-      ref_numbered = *reference;
-      for (size_t i = 0; i < ref_numbered.size(); ++i)
-        if (const int g = ref_groups.number(i); g > 0) ref_numbered[i].spacegroup = g;
-      ref = &ref_numbered;
+      for (size_t i = 0; i < reference->size(); ++i)
+        ref_numbers.push_back(column ? (*reference)[i].spacegroup.value_or(0) : ref_groups.number(i));
     }
-    r.symmetry = space_group_report(numbers, ref, opts.symprec);
+    r.symmetry = space_group_report(numbers, reference ? &ref_numbers : nullptr, opts.symprec);
     spdlog::info("cgeval: space groups: {} of {} valid crystals assigned, {:.1f}% P1{}", r.symmetry->found,
                  r.symmetry->crystals, 100 * r.symmetry->share(1),
                  r.symmetry->tv >= 0 ? fmt::format(", TV {:.3f} vs the reference", r.symmetry->tv) : "");
   }
   if (!input.conditioned.empty()) {
-    r.conditions = check_conditions(input.conditioned, input.crystals, opts.symprec, &space_groups);
+    r.conditions = check_conditions(input.conditioned, space_groups);
     const ConditionReport& c = *r.conditions;
     spdlog::info("cgeval: conditions: formula {} of {}, space group {} of {}{}, property {} (not checked)",
                  c.formula_match, c.formula, c.spacegroup_match, c.spacegroup,
                  c.spglib ? "" : " (built without spglib: not checked)", c.property);
   }
   if (!input.infill.empty()) {
-    InfillReport f;
-    for (const auto& it : input.infill) {
-      ++f.items;
-      if (it.answer.empty()) continue;
-      ++f.answered;
-      if (!it.truth.empty()) {
-        ++f.with_truth;
-        f.recovered += it.answer == it.truth;
-      }
-      std::vector<std::string> species = it.masked_species;
-      bool known = !species.empty();
-      for (auto& s : species) {
-        if (s == "[MASK]") s = it.answer;
-        known &= is_element(s);
-      }
-      f.smact_valid += known && smact_valid(species);
-    }
+    const InfillReport f = infill_report(input.infill);
     spdlog::info("cgeval: infill: {} of {} answered, {} of {} recovered the masked element, {} SMACT-valid",
                  f.answered, f.items, f.recovered, f.with_truth, f.smact_valid);
     r.infill = f;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "data/augment.h"
 #include "data/prompt.h"
 #include "data/rng.h"
 #include "dist/tp_plan.h"
@@ -97,10 +98,7 @@ std::vector<Crystal> translated_copies(const Crystal& c, uint64_t seed, int64_t 
   std::vector<Crystal> out;
   Rng rng(Rng::derive({seed, 0x7472616e736cull}));  // "transl"
   for (int64_t t = 0; t < n; ++t) {
-    const Vec3 shift = {rng.uniform(), rng.uniform(), rng.uniform()};
-    Crystal w = c;
-    for (Vec3& f : w.frac)
-      for (int k = 0; k < 3; ++k) f[size_t(k)] = wrap01(f[size_t(k)] + shift[size_t(k)]);
+    Crystal w = augment(c, {/*translate=*/true, /*permute=*/false}, rng);  // cgprep's translation augmentation
     w.id = c.id + "/translated" + std::to_string(t);
     out.push_back(std::move(w));
   }

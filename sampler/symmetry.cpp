@@ -67,7 +67,7 @@ int SpaceGroupCache::number(size_t i) {
   return number_[i];
 }
 
-SpaceGroupReport space_group_report(const std::vector<int>& numbers, const std::vector<Crystal>* reference,
+SpaceGroupReport space_group_report(const std::vector<int>& numbers, const std::vector<int>* ref_numbers,
                                     double symprec) {
   SpaceGroupReport r;
   r.symprec = symprec;
@@ -77,11 +77,11 @@ SpaceGroupReport space_group_report(const std::vector<int>& numbers, const std::
       ++r.found;
       ++r.counts[n];
     }
-  if (reference == nullptr) return r;
-  for (const auto& c : *reference)
-    if (c.spacegroup) {
+  if (ref_numbers == nullptr) return r;
+  for (int n : *ref_numbers)
+    if (n > 0) {
       ++r.ref_crystals;
-      ++r.ref_counts[*c.spacegroup];
+      ++r.ref_counts[n];
     }
   if (r.found == 0 || r.ref_crystals == 0) return r;
   double tv = 0;

@@ -32,6 +32,7 @@ class SpaceGroupCache {
   SpaceGroupCache(const std::vector<Crystal>& crystals, double symprec);
   int number(size_t i);  // 0: spglib found none, or is not built in
   double symprec() const { return symprec_; }
+  const std::vector<Crystal>& crystals() const { return crystals_; }
 
  private:
   const std::vector<Crystal>& crystals_;
@@ -41,8 +42,8 @@ class SpaceGroupCache {
   std::chrono::steady_clock::time_point last_log_;
 };
 
-// Space groups of the valid crystals against the reference split's spacegroup.number column (Materials Project's,
-// spglib at 0.1 Å: the same finder at eval.symprec's default).
+// Space groups of the valid crystals against the reference split's (its spacegroup.number column, Materials
+// Project's spglib at 0.1 Å: the same finder at eval.symprec's default; or spglib's where it has none).
 struct SpaceGroupReport {
   int64_t crystals = 0, found = 0;  // crystals looked at; those spglib gave a group
   std::map<int, int64_t> counts;    // space group number -> crystals
@@ -55,8 +56,8 @@ struct SpaceGroupReport {
     return ref_crystals > 0 ? double(ref_counts.count(number) ? ref_counts.at(number) : 0) / ref_crystals : 0;
   }
 };
-// numbers: one per crystal (0: none found); reference may be null.
-SpaceGroupReport space_group_report(const std::vector<int>& numbers, const std::vector<Crystal>* reference,
+// numbers / ref_numbers: one per crystal, 0 where unknown; ref_numbers may be null (no reference).
+SpaceGroupReport space_group_report(const std::vector<int>& numbers, const std::vector<int>* ref_numbers,
                                     double symprec);
 
 }  // namespace cg

@@ -93,7 +93,8 @@ TEST(SpaceGroup, HistogramAgainstTheReferenceColumn) {
   ref[0].spacegroup = 225;
   ref[1].spacegroup = 1;
   ref[2].spacegroup = 1;  // ref[3]: no number, left out
-  const SpaceGroupReport g = space_group_report({225, 225, 1, 0}, &ref, 0.1);
+  const std::vector<int> ref_numbers = {225, 1, 1, 0};
+  const SpaceGroupReport g = space_group_report({225, 225, 1, 0}, &ref_numbers, 0.1);
   EXPECT_EQ(g.crystals, 4);
   EXPECT_EQ(g.found, 3);
   EXPECT_EQ(g.counts, (std::map<int, int64_t>{{1, 1}, {225, 2}}));
@@ -192,7 +193,8 @@ TEST(Conditions, TallyCountsUnparsedAsMisses) {
       {kcl, 0},        // wrong formula
       {nacl_225, -1},  // unparsed: misses both
       {gap, 1}};       // a property: counted, not checked
-  const ConditionReport r = check_conditions(items, crystals, 0.1);
+  SpaceGroupCache groups(crystals, 0.1);
+  const ConditionReport r = check_conditions(items, groups);
   EXPECT_EQ(r.formula, 4);
   EXPECT_EQ(r.formula_match, 2);
   EXPECT_EQ(r.spacegroup, 3);
