@@ -29,11 +29,14 @@ endfunction()
 
 # cg_add_pymatgen_reference(NAME SCRIPT DUMP_SOURCE LIBS LABELS [ARGS ...]): a dump executable built from DUMP_SOURCE
 # (linking LIBS) whose answers SCRIPT, run by the system python3 with pymatgen, compares with pymatgen's:
-# `python3 SCRIPT <dump> ARGS...`. The script exits 77 (skipped) when pymatgen is missing.
+# `python3 SCRIPT <dump> ARGS...`. The script exits 77 (skipped) when pymatgen is missing. Several scripts may share
+# one dump source (built once).
 function(cg_add_pymatgen_reference name script dump_source libs labels)
   get_filename_component(_dump ${dump_source} NAME_WE)
-  add_executable(${_dump} ${dump_source})
-  target_link_libraries(${_dump} PRIVATE ${libs})
+  if(NOT TARGET ${_dump})
+    add_executable(${_dump} ${dump_source})
+    target_link_libraries(${_dump} PRIVATE ${libs})
+  endif()
   add_test(NAME ${name} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/${script} $<TARGET_FILE:${_dump}> ${ARGN})
   set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT 300 SKIP_RETURN_CODE 77)
 endfunction()

@@ -1,5 +1,6 @@
 // CIF reader: CIF 1.1 syntax, symmetry expanded to the full cell.
 #include "data/cif.h"
+#include "data/space_groups.h"
 
 #include <algorithm>
 #include <cctype>
@@ -363,9 +364,25 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
   auto fail = [&](const std::string& why) { return failed(id, why, reason); };
   const auto& items = b.items;
 
-  // Symmetry: the listed operations, applied to every site. Without them only P1 is read: a space group named
-  // in any dictionary's tags (pymatgen's DDL1 _symmetry_*, or the DDL2 _space_group_* that VESTA, COD and ICSD
-  // write) would need its operations from tables this reader does not carry.
+  Crystal c;
+  c.id = id;
+  const char* keys[6] = {"_cell_length_a", "_cell_length_b", "_cell_length_c",
+                         "_cell_angle_alpha", "_cell_angle_beta", "_cell_angle_gamma"};
+  double* dst[6] = {&c.lattice.a, &c.lattice.b, &c.lattice.c, &c.lattice.alpha, &c.lattice.beta, &c.lattice.gamma};
+  for (int i = 0; i < 6; ++i) {
+    auto it = items.find(keys[i]);
+    if (it == items.end()) return fail(fmt::format("missing {}", keys[i]));
+    if (!cif_number(it->second, dst[i])) return fail(fmt::format("{} '{}' is not a number", keys[i], it->second));
+  }
+  if (!(c.lattice.a > 0 && c.lattice.b > 0 && c.lattice.c > 0))
+    return fail(fmt::format("non-positive cell length ({} {} {})", c.lattice.a, c.lattice.b, c.lattice.c));
+  for (double ang : {c.lattice.alpha, c.lattice.beta, c.lattice.gamma})
+    if (!(ang > 0 && ang < 180)) return fail(fmt::format("cell angle {} outside (0, 180)", ang));
+  if (!(cell_volume(c.lattice) > 1e-6)) return fail("degenerate cell (zero volume)");
+
+  // Symmetry: the listed operations, applied to every site. Without them, the operations of the space group the
+  // CIF names (Hermann-Mauguin symbol, Hall symbol or number, in pymatgen's DDL1 _symmetry_* tags or the DDL2
+  // _space_group_* that VESTA, COD and ICSD write) from the tables (data/space_groups.h); naming none is P1.
   std::vector<SymOp> ops;
   for (const char* key : {"_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz"}) {
     Loop scratch;
@@ -385,43 +402,37 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
     }
   }
   if (ops.empty()) {
-    for (const char* key : {"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt"}) {
-      auto sg = items.find(key);
-      if (sg == items.end()) continue;
-      std::string name;
-      for (char ch : sg->second)
-        if (!std::isspace(static_cast<unsigned char>(ch))) name += ch;
-      if (name != "P1" && name != "?" && name != ".")
-        return fail(fmt::format("space group '{}' is not P1 and the CIF lists no symmetry operations; list them "
-                                "(_symmetry_equiv_pos_as_xyz) or write the CIF with all sites (P1)", sg->second));
+    SpaceGroupName name;
+    auto value = [&](std::initializer_list<const char*> keys) -> std::string {
+      for (const char* key : keys) {
+        auto it = items.find(key);
+        if (it != items.end() && it->second != "?" && it->second != ".") return it->second;
+      }
+      return "";
+    };
+    name.hm = value({"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_symmetry_space_group_name_h_m",
+                     "_space_group_name_h-m"});
+    name.hall = value({"_space_group_name_hall", "_symmetry_space_group_name_hall"});
+    if (const std::string number = value({"_space_group_it_number", "_symmetry_int_tables_number"});
+        !number.empty()) {
+      double v = 0;
+      if (!cif_number(number, &v) || v != std::floor(v) || v < 1 || v > 230)
+        return fail(fmt::format("space group number '{}' is not one of 1..230", number));
+      name.number = int(v);
     }
-    for (const char* key : {"_symmetry_int_tables_number", "_space_group_it_number"}) {
-      auto it = items.find(key);
-      if (it != items.end() && it->second != "1" && it->second != "?" && it->second != ".")
-        return fail(fmt::format("space group number {} is not 1 (P1) and the CIF lists no symmetry operations; "
-                                "list them (_symmetry_equiv_pos_as_xyz) or write the CIF with all sites (P1)",
-                                it->second));
+    SpaceGroupSetting setting;
+    std::string why;
+    if (!space_group_setting(name, c.lattice, &setting, &why)) return fail(why);
+    for (const SymmetryOp& s : setting.ops) {
+      SymOp op;
+      for (int r = 0; r < 3; ++r) {
+        for (int k = 0; k < 3; ++k) op.rot[r][k] = s.rot[r][k];
+        op.trans[r] = s.trans[r];
+      }
+      ops.push_back(op);
     }
-    ops.emplace_back();
-    for (int k = 0; k < 3; ++k) ops.back().rot[k][k] = 1;
   }
   const bool p1 = ops.size() == 1 && is_identity(ops[0]);
-
-  Crystal c;
-  c.id = id;
-  const char* keys[6] = {"_cell_length_a", "_cell_length_b", "_cell_length_c",
-                         "_cell_angle_alpha", "_cell_angle_beta", "_cell_angle_gamma"};
-  double* dst[6] = {&c.lattice.a, &c.lattice.b, &c.lattice.c, &c.lattice.alpha, &c.lattice.beta, &c.lattice.gamma};
-  for (int i = 0; i < 6; ++i) {
-    auto it = items.find(keys[i]);
-    if (it == items.end()) return fail(fmt::format("missing {}", keys[i]));
-    if (!cif_number(it->second, dst[i])) return fail(fmt::format("{} '{}' is not a number", keys[i], it->second));
-  }
-  if (!(c.lattice.a > 0 && c.lattice.b > 0 && c.lattice.c > 0))
-    return fail(fmt::format("non-positive cell length ({} {} {})", c.lattice.a, c.lattice.b, c.lattice.c));
-  for (double ang : {c.lattice.alpha, c.lattice.beta, c.lattice.gamma})
-    if (!(ang > 0 && ang < 180)) return fail(fmt::format("cell angle {} outside (0, 180)", ang));
-  if (!(cell_volume(c.lattice) > 1e-6)) return fail("degenerate cell (zero volume)");
 
   Loop scratch;
   const Loop* found = find_table(b, "_atom_site_fract_x", "_atom_site_", &scratch);

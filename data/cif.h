@@ -11,10 +11,11 @@ namespace cg {
 
 // Parses `cif` into *out (id, lattice, species, frac; properties untouched). On failure returns false and sets
 // *reason to a one-line message that starts with `id` ("mp-123: partial occupancy 0.5 at site 2 (Fe)").
-// Sites: every listed site followed by its images under the listed operations (none, or only x,y,z: as written).
-// Rejected: malformed CIF syntax (with its line), a space group other than P1 without operations, an operation
-// that is not one, a site listed twice, missing cell parameter or atom loop, Cartesian-only sites, unknown element,
-// occupancy != 1, unparsable numbers, degenerate cells.
+// Sites: every listed site followed by its images under the listed operations (none, or only x,y,z: as written);
+// without operations, under those of the space group the CIF names (data/space_groups.h; none named: P1).
+// Rejected: malformed CIF syntax (with its line), a space group that is not in the tables or does not fit the cell,
+// an operation that is not one, a site listed twice, missing cell parameter or atom loop, Cartesian-only sites,
+// unknown element, occupancy != 1, unparsable numbers, degenerate cells.
 bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason);
 
 // Every data block of `cif` (ASE, COD and pymatgen write several structures to one file), one result each, in file

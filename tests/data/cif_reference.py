@@ -12,9 +12,15 @@ read by both pymatgen and CIF_DUMP:
           comment lines between, no occupancy column for half the crystals
   ddl2    `sym` with DDL2 tags (_space_group_symop_operation_xyz, _space_group_name_H-M_alt) and no
           _atom_site_type_symbol column (elements from the labels, "Ga0" -> Ga)
-pymatgen's reading of `layout` and `ddl2` must equal its reading of `sym` (the rewrites are faithful). Ours must give
-the same lattice parameters (1e-9) and the same sites: per element, a one-to-one pairing of positions equal modulo
-lattice vectors within 1e-7. Exit status: 77 when pymatgen is missing, 1 on any disagreement, else 0.
+  named   `sym` without its operations: the space group by H-M symbol and number only (data/space_groups.h)
+  number  `sym` without operations or symbol: the number (_space_group_IT_number) only
+  hall    `sym` without operations, symbol or number: spglib's Hall symbol (_space_group_name_Hall) only
+  rhombo  (rhombohedral groups only) the primitive rhombohedral cell, one site per orbit, H-M symbol and number: the
+          tables' rhombohedral-axes setting, chosen by the cell
+pymatgen's reading of `layout` and `ddl2` must equal its reading of `sym` (the rewrites are faithful); the CIFs
+without operations are compared with pymatgen's reading of `sym` (`rhombo`: of the primitive cell written as P1),
+not with pymatgen's own tables, which are the thing under test. Ours must give the same lattice parameters (1e-9)
+and the same sites: per element, a one-to-one pairing of positions equal modulo lattice vectors within 1e-7. Exit status: 77 when pymatgen is missing, 1 on any disagreement, else 0.
 """
 import csv
 import gzip
@@ -31,12 +37,16 @@ import warnings
 try:
     import numpy as np
     from pymatgen.io.cif import CifParser, CifWriter
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 except ImportError as e:  # pragma: no cover
     print(f"skipped: /usr/bin/python3 cannot import pymatgen ({e})")
     sys.exit(77)
 
 warnings.filterwarnings("ignore")
-VARIANTS = ["p1", "sym", "layout", "ddl2"]
+VARIANTS = ["p1", "sym", "layout", "ddl2", "named", "number", "hall", "rhombo"]
+# What each variant must equal: its own pymatgen reading, or that of another variant.
+REFERENCE = {"named": "sym", "number": "sym", "hall": "sym", "rhombo": "rhombo_p1"}
+RHOMBOHEDRAL_GROUPS = {146, 148, 155, 160, 161, 166, 167}
 
 
 def parse(text):
@@ -104,6 +114,46 @@ def ddl2(text):
     return "\n".join(lines) + "\n"
 
 
+def without_operations(text, keep_symbol, keep_number, hall=None):
+    """`text` (CifWriter output) without its symmetry operation loop; symbol and number kept as asked."""
+    out, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        line = lines[i]
+        if line == "loop_" and lines[i + 1].strip() == "_symmetry_equiv_pos_site_id":
+            i += 3
+            while i < len(lines) and lines[i].startswith("  "):
+                i += 1
+            continue
+        if line.startswith("_symmetry_space_group_name_H-M"):
+            if keep_symbol:
+                out.append(line)
+            if hall:
+                out.append(f"_space_group_name_Hall   '{hall}'")
+        elif line.startswith("_symmetry_Int_Tables_number"):
+            if keep_number:
+                out.append(line.replace("_symmetry_Int_Tables_number", "_space_group_IT_number"))
+        else:
+            out.append(line)
+        i += 1
+    return "\n".join(out) + "\n"
+
+
+def rhombohedral_cif(s):
+    """The primitive rhombohedral cell of `s` (an R group) as one site per orbit + symbol and number, and as P1."""
+    prim = SpacegroupAnalyzer(s, symprec=0.1).get_primitive_standard_structure()
+    sga = SpacegroupAnalyzer(prim, symprec=0.01)
+    lines = ["data_rhombohedral", f"_symmetry_space_group_name_H-M   '{sga.get_space_group_symbol()}'",
+             f"_symmetry_Int_Tables_number   {sga.get_space_group_number()}"]
+    for tag, value in zip(("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"),
+                          list(prim.lattice.abc) + list(prim.lattice.angles)):
+        lines.append(f"_cell_{tag}   {value:.8f}")  # as CifWriter writes the P1 reference
+    lines += ["loop_", " _atom_site_label", " _atom_site_fract_x", " _atom_site_fract_y", " _atom_site_fract_z"]
+    for k, sites in enumerate(sga.get_symmetrized_structure().equivalent_sites):
+        x, y, z = sites[0].frac_coords
+        lines.append(f"  {sites[0].specie.symbol}{k}  {x:.10f}  {y:.10f}  {z:.10f}")
+    return "\n".join(lines) + "\n", str(CifWriter(prim))
+
+
 def write_variants(args):
     """Writes the four CIFs of one crystal and returns pymatgen's reading of each (or an error)."""
     index, cif, folder = args
@@ -112,12 +162,18 @@ def write_variants(args):
     texts = {"p1": str(CifWriter(s)), "sym": str(CifWriter(s, symprec=0.1))}
     texts["layout"] = relayout(texts["sym"], rng, drop_occupancy=index % 2 == 1)
     texts["ddl2"] = ddl2(texts["sym"])
+    texts["named"] = without_operations(texts["sym"], keep_symbol=True, keep_number=True)
+    texts["number"] = without_operations(texts["sym"], keep_symbol=False, keep_number=True)
+    hall = SpacegroupAnalyzer(parse(texts["sym"]), symprec=0.01).get_hall()
+    texts["hall"] = without_operations(texts["sym"], keep_symbol=False, keep_number=False, hall=hall)
+    if SpacegroupAnalyzer(s, symprec=0.1).get_space_group_number() in RHOMBOHEDRAL_GROUPS:
+        texts["rhombo"], texts["rhombo_p1"] = rhombohedral_cif(s)
     result = {}
     for v, text in texts.items():
         path = os.path.join(folder, f"{index:05d}_{v}.cif")
         with open(path, "w") as f:
             f.write(text)
-        ref = parse(text)
+        ref = parse(texts[REFERENCE.get(v, v)])
         result[v] = (path, list(ref.lattice.abc) + list(ref.lattice.angles),
                      [(site.specie.symbol, tuple(site.frac_coords)) for site in ref])
     return result
@@ -165,7 +221,8 @@ def main():
                     print(f"BAD REWRITE {v} of crystal {i}: pymatgen reads it differently from `sym`")
                     bad += 1
         t1 = time.time()
-        paths = [r[v][0] for r in refs for v in VARIANTS]
+        jobs = [(i, v) for i, r in enumerate(refs) for v in VARIANTS if v in r]
+        paths = [refs[i][v][0] for i, v in jobs]
         mine = []
         for k in range(0, len(paths), 1000):
             mine += subprocess.run([dump] + paths[k:k + 1000], check=True, capture_output=True,
@@ -173,16 +230,17 @@ def main():
         t_ours = time.time() - t1
         sites = {v: 0 for v in VARIANTS}
         ops = 0
-        for i, r in enumerate(refs):
-            for j, v in enumerate(VARIANTS):
-                why = agree(mine[i * len(VARIANTS) + j], r[v])
-                sites[v] += len(r[v][2])
-                if why:
-                    bad += 1
-                    print(f"DISAGREE crystal {i} ({v}): {why}")
+        for (i, v), line in zip(jobs, mine):
+            why = agree(line, refs[i][v])
+            sites[v] += len(refs[i][v][2])
+            if why:
+                bad += 1
+                print(f"DISAGREE crystal {i} ({v}): {why}")
+        for r in refs:
             with open(r["sym"][0]) as f:
                 ops += len(re.findall(r"^\s+\d+\s+'", f.read(), flags=re.MULTILINE))
-    print(f"{len(refs)} MP-20 test crystals x {len(VARIANTS)} layouts; sites per layout: {sites}; "
+    print(f"{len(refs)} MP-20 test crystals x {len(VARIANTS)} layouts ({sum(1 for r in refs if 'rhombo' in r)} "
+          f"rhombohedral); sites per layout: {sites}; "
           f"{ops / max(1, len(refs)):.1f} symmetry operations per symmetrized CIF on average")
     print(f"pymatgen writing + reading {t_ref:.1f} s, cif_dump {t_ours:.2f} s; disagreements: {bad}")
     sys.exit(1 if bad else 0)
