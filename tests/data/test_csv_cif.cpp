@@ -254,6 +254,25 @@ TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
            {"_space_group_name_Hall '-F 4vw 2vw 3'\n", 16}})
     EXPECT_EQ(cg::parse_cif(cif_named(items, cubic, si), "x").num_sites(), sites) << items;
 
+  // A Hall symbol is read by its own rules, in any spelling of the setting and with an origin shift of its own:
+  // '-P 2ybc' is P 1 21/c 1 (orbit above); shifted by v = (0, 0, 1/4), (R | t + v - R v) turns the inversion into
+  // (-x, -y, -z+1/2) and the screw axis into (-x, y+1/2, -z); the glide (x, -y+1/2, z+1/2) stays.
+  const std::string mono = "5 6 7 90 100 90";
+  EXPECT_EQ(site_set(cg::parse_cif(cif_named("_space_group_name_Hall '-P 2ybc'\n", mono, gp), "x")),
+            (std::vector<std::string>{"Ga 0.100000 0.200000 0.300000", "Ga 0.100000 0.300000 0.800000",
+                                      "Ga 0.900000 0.700000 0.200000", "Ga 0.900000 0.800000 0.700000"}));
+  EXPECT_EQ(site_set(cg::parse_cif(cif_named("_space_group_name_Hall '-P 2ybc (0 0 3)'\n", mono, gp), "x")),
+            (std::vector<std::string>{"Ga 0.100000 0.200000 0.300000", "Ga 0.100000 0.300000 0.800000",
+                                      "Ga 0.900000 0.700000 0.700000", "Ga 0.900000 0.800000 0.200000"}));
+  for (const auto& [hall, what] : std::vector<std::pair<std::string, std::string>>{
+           {"-Q 2ybc", "'Q' is not a lattice symbol"}, {"P 5", "does not start with 1, 2, 3, 4 or 6"},
+           {"P 2yq", "not an axis or translation symbol"}, {"P 2 3", "needs its axis written"},
+           {"P 2y (0 0)", "three integers"}, {"P 2y (0 0 1", "closing"}})
+    EXPECT_NE(rejection(cif_named("_space_group_name_Hall '" + hall + "'\n", mono, gp), "x").find(what),
+              std::string::npos) << hall;
+  EXPECT_NE(rejection(cif_named("_space_group_name_Hall '-P 2ybc'\n_space_group_IT_number 15\n", mono, gp), "x")
+                .find("name and number disagree"), std::string::npos);
+
   // Symbols from before the e-glides read as today's: Cmca is Cmce (64), Ccca is Ccce (68).
   const std::string ortho = "5 6 7 90 90 90", atoms = "Cu 0.11 0.22 0.33\n";
   EXPECT_EQ(site_set(cg::parse_cif(cif_named("_symmetry_space_group_name_H-M 'C m c a'\n", ortho, atoms), "x")),
