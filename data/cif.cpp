@@ -263,65 +263,7 @@ std::string element_of(const std::string& s) {
 
 // ---- Symmetry ------------------------------------------------------------------------------------------------------
 
-// A symmetry operation in fractional coordinates: x' = rot x + trans.
-struct SymOp {
-  double rot[3][3] = {};
-  double trans[3] = {};
-};
-
-// "x, y, z", "-x+1/2, y-x, z+0.25", "1/2+x, -y, 2z": each of the three components a sum of signed terms, a term a
-// number (optionally n/m), a number times x|y|z, or x|y|z. Case and spaces do not matter.
-bool parse_symop(const std::string& text, SymOp* op) {
-  std::string s;
-  for (char ch : text)
-    if (!std::isspace(static_cast<unsigned char>(ch))) s += char(std::tolower(static_cast<unsigned char>(ch)));
-  int comp = 0;
-  size_t i = 0;
-  while (comp < 3) {
-    bool any = false;
-    while (i < s.size() && s[i] != ',') {
-      double sign = 1;
-      if (s[i] == '+' || s[i] == '-') sign = s[i++] == '-' ? -1 : 1;
-      else if (any) return false;  // terms after the first need a sign
-      size_t start = i;
-      while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-      double num = 1;
-      const bool has_num = i > start;
-      if (has_num) {
-        char* end = nullptr;
-        const std::string digits = s.substr(start, i - start);
-        num = std::strtod(digits.c_str(), &end);
-        if (end != digits.c_str() + digits.size()) return false;
-        if (i < s.size() && s[i] == '/') {
-          const size_t d0 = ++i;
-          while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-          if (i == d0) return false;
-          const double den = std::strtod(s.substr(d0, i - d0).c_str(), nullptr);
-          if (den == 0) return false;
-          num /= den;
-        }
-      }
-      if (i < s.size() && s[i] >= 'x' && s[i] <= 'z') {
-        op->rot[comp][s[i] - 'x'] += sign * num;
-        ++i;
-      } else if (has_num) {
-        op->trans[comp] += sign * num;
-      } else {
-        return false;
-      }
-      any = true;
-    }
-    if (!any) return false;
-    ++comp;
-    if (comp < 3) {
-      if (i >= s.size()) return false;
-      ++i;  // the comma
-    }
-  }
-  return i == s.size();
-}
-
-bool is_identity(const SymOp& op) {
+bool is_identity(const SymmetryOp& op) {
   for (int r = 0; r < 3; ++r) {
     if (op.trans[r] != 0) return false;
     for (int c = 0; c < 3; ++c)
@@ -383,15 +325,15 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
   // Symmetry: the listed operations, applied to every site. Without them, the operations of the space group the
   // CIF names (Hermann-Mauguin symbol, Hall symbol or number, in pymatgen's DDL1 _symmetry_* tags or the DDL2
   // _space_group_* that VESTA, COD and ICSD write) from the tables (data/space_groups.h); naming none is P1.
-  std::vector<SymOp> ops;
+  std::vector<SymmetryOp> ops;
   for (const char* key : {"_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz"}) {
     Loop scratch;
     const Loop* l = ops.empty() ? find_table(b, key, key, &scratch) : nullptr;
     if (l == nullptr) continue;
     const int col = l->find(key);
     for (const auto& row : l->rows) {
-      SymOp op;
-      if (!parse_symop(row[size_t(col)], &op))
+      SymmetryOp op;
+      if (!parse_xyz(row[size_t(col)], &op))
         return fail(fmt::format("symmetry operation '{}' is not of the form 'x, y, z' / '-x+1/2, y-x, z'",
                                 row[size_t(col)]));
       const double d = det3(op.rot);
@@ -423,14 +365,7 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
     SpaceGroupSetting setting;
     std::string why;
     if (!space_group_setting(name, c.lattice, &setting, &why)) return fail(why);
-    for (const SymmetryOp& s : setting.ops) {
-      SymOp op;
-      for (int r = 0; r < 3; ++r) {
-        for (int k = 0; k < 3; ++k) op.rot[r][k] = s.rot[r][k];
-        op.trans[r] = s.trans[r];
-      }
-      ops.push_back(op);
-    }
+    ops = std::move(setting.ops);
   }
   const bool p1 = ops.size() == 1 && is_identity(ops[0]);
 
@@ -476,7 +411,7 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
     }
     const size_t first = c.frac.size();
     for (double& x : f) x = ideal_fraction(x);
-    for (const SymOp& op : ops) {
+    for (const SymmetryOp& op : ops) {
       Vec3 g;
       for (int r = 0; r < 3; ++r)
         g[size_t(r)] = wrap01(op.rot[r][0] * f[0] + op.rot[r][1] * f[1] + op.rot[r][2] * f[2] + op.trans[r]);

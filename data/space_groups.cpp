@@ -1,15 +1,16 @@
 #include "data/space_groups.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <array>
 #include <map>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <tuple>
-#include <mutex>
 
 #include <fmt/format.h>
 
@@ -18,97 +19,64 @@
 #endif
 
 namespace cg {
+
+// "x, y, z", "-x+1/2, y-x, z+0.25", "1/2+x, -y, 2z": each of the three components a sum of signed terms, a term a
+// number (optionally n/m), a number times x|y|z, or x|y|z. Case and spaces do not matter.
+bool parse_xyz(const std::string& text, SymmetryOp* op) {
+  *op = SymmetryOp{};
+  std::string s;
+  for (char ch : text)
+    if (!std::isspace(static_cast<unsigned char>(ch))) s += char(std::tolower(static_cast<unsigned char>(ch)));
+  int comp = 0;
+  size_t i = 0;
+  while (comp < 3) {
+    bool any = false;
+    while (i < s.size() && s[i] != ',') {
+      double sign = 1;
+      if (s[i] == '+' || s[i] == '-') sign = s[i++] == '-' ? -1 : 1;
+      else if (any) return false;  // terms after the first need a sign
+      size_t start = i;
+      while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+      double num = 1;
+      const bool has_num = i > start;
+      if (has_num) {
+        char* end = nullptr;
+        const std::string digits = s.substr(start, i - start);
+        num = std::strtod(digits.c_str(), &end);
+        if (end != digits.c_str() + digits.size()) return false;
+        if (i < s.size() && s[i] == '/') {
+          const size_t d0 = ++i;
+          while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+          if (i == d0) return false;
+          const double den = std::strtod(s.substr(d0, i - d0).c_str(), nullptr);
+          if (den == 0) return false;
+          num /= den;
+        }
+      }
+      if (i < s.size() && s[i] == '*' && has_num) ++i;  // "1/2*x" (COD's spelling)
+      if (i < s.size() && s[i] >= 'x' && s[i] <= 'z') {
+        op->rot[comp][s[i] - 'x'] += sign * num;
+        ++i;
+      } else if (has_num) {
+        op->trans[comp] += sign * num;
+      } else {
+        return false;
+      }
+      any = true;
+    }
+    if (!any) return false;
+    ++comp;
+    if (comp < 3) {
+      if (i >= s.size()) return false;
+      ++i;  // the comma
+    }
+  }
+  return i == s.size();
+}
+
 namespace {
 
 constexpr int kHallSettings = 530;
-
-// Symbols of the five groups with an e-glide as written before 2002 (ITA Table 4.3.2.1, and COD's list), by spglib
-// Hall number: setting by setting, one letter of the old symbol per double glide plane. Also two e-symbols that
-// spglib spells otherwise (it writes C2ce and Bbcb where the International Tables and COD write C2eb and Bbeb).
-constexpr std::pair<int, const char*> kFormerSymbols[] = {
-    {191, "Abm2"}, {192, "Bma2"}, {193, "B2cm"}, {194, "C2mb"}, {195, "Cm2a"}, {196, "Ac2m"},  // 39 Aem2
-    {203, "Aba2"}, {204, "Bba2"}, {205, "B2cb"}, {206, "C2cb"}, {207, "Cc2a"}, {208, "Ac2a"},  // 41 Aea2
-    {304, "Cmca"}, {305, "Ccmb"}, {306, "Abma"}, {307, "Acam"}, {308, "Bbcm"}, {309, "Bmab"},  // 64 Cmce
-    {316, "Cmma"}, {317, "Cmmb"}, {318, "Abmm"}, {319, "Acmm"}, {320, "Bmcm"}, {321, "Bmam"},  // 67 Cmme
-    {322, "Ccca"}, {323, "Ccca"}, {324, "Cccb"}, {325, "Cccb"}, {326, "Abaa"}, {327, "Abaa"},  // 68 Ccce
-    {328, "Acaa"}, {329, "Acaa"}, {330, "Bbcb"}, {331, "Bbcb"}, {332, "Bbab"}, {333, "Bbab"},
-    {206, "C2eb"}, {331, "Bbeb"}};
-
-struct Entry {
-  int number = 0;
-  std::string choice;       // spglib's: "", "1", "2", "H", "R", "b1", "ba-c", "1cab", ...
-  std::string full;         // "P 1 2_1/c 1"
-  std::string hall;         // whitespace collapsed
-  std::vector<std::string> names;  // normalised Hermann-Mauguin spellings
-};
-
-// A Hermann-Mauguin symbol without spaces and underscores (pymatgen's normalisation): "P 1 2_1/c 1" -> "P121/c1".
-std::string normalise_hm(const std::string& s) {
-  std::string out;
-  for (char ch : s)
-    if (!std::isspace(static_cast<unsigned char>(ch)) && ch != '_') out += ch;
-  return out;
-}
-
-// Runs of whitespace as one space, none at the ends.
-std::string collapse_spaces(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (std::isspace(static_cast<unsigned char>(ch))) {
-      if (!out.empty() && out.back() != ' ') out += ' ';
-    } else {
-      out += ch;
-    }
-  }
-  if (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
-
-#ifdef CG_HAVE_SPGLIB
-const std::vector<Entry>& table() {
-  static std::vector<Entry> entries;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    entries.resize(kHallSettings + 1);
-    for (int h = 1; h <= kHallSettings; ++h) {
-      const SpglibSpacegroupType t = spg_get_spacegroup_type(h);
-      Entry& e = entries[size_t(h)];
-      e.number = t.number;
-      e.choice = t.choice;
-      e.full = t.international_full;
-      e.hall = collapse_spaces(t.hall_symbol);
-      // spglib's "international" reads "P 2_1/c = P 1 2_1/c 1" for monoclinic groups: both sides are names.
-      std::string intl = t.international;
-      for (size_t eq; (eq = intl.find('=')) != std::string::npos; intl.erase(0, eq + 1))
-        e.names.push_back(normalise_hm(intl.substr(0, eq)));
-      for (const std::string& n : {intl, std::string(t.international_short), std::string(t.international_full)})
-        e.names.push_back(normalise_hm(n));
-    }
-    for (const auto& [h, name] : kFormerSymbols) entries[size_t(h)].names.push_back(name);
-  });
-  return entries;
-}
-#endif
-
-// G = M M^T for the row lattice vectors M; a rotation R (fractional) keeps the cell's metric when R^T G R = G.
-bool keeps_metric(const std::vector<SymmetryOp>& ops, const Lattice& lattice) {
-  const Mat3 m = lattice_matrix(lattice);
-  double g[3][3], scale = 0;
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) {
-      g[i][j] = dot(m[size_t(i)], m[size_t(j)]);
-      scale = std::max(scale, std::fabs(g[i][j]));
-    }
-  for (const SymmetryOp& op : ops)
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) {
-        double v = 0;
-        for (int k = 0; k < 3; ++k)
-          for (int l = 0; l < 3; ++l) v += op.rot[k][i] * g[k][l] * op.rot[l][j];
-        if (std::fabs(v - g[i][j]) > 1e-3 * scale) return false;
-      }
-  return true;
-}
 
 // ---- Hall symbols (Hall 1981; International Tables B, A1.4.2) --------------------------------------------------------
 // "-P 2ybc", "P 31 2c (0 0 1)", "-F 4vw 2vw 3": [-]L, then matrix symbols [-]N[screw][axis][translations], then an
@@ -168,19 +136,21 @@ bool hall_rotation(int n, char axis, char ref, IntMat* r) {
   return true;
 }
 
-// All operations of the group a Hall symbol generates (centring, inversion and matrix symbols closed under
-// multiplication, translations modulo 1), then moved by the origin shift; false with *why on a malformed symbol.
-bool parse_hall(const std::string& symbol, std::vector<Op24>* out, std::string* why) {
+// The group a Hall symbol generates (centring, inversion and matrix symbols closed under multiplication,
+// translations modulo 1), before its origin shift, sorted; *shift the shift in 24ths. False with *why on a malformed
+// symbol. Spelling: components separated by spaces or '_' (the CIF dictionary's), letters in any case.
+bool parse_hall(const std::string& symbol, std::vector<Op24>* out, std::array<int, 3>* shift, std::string* why) {
   auto bad = [&](const std::string& what) {
     *why = fmt::format("Hall symbol '{}': {} (write it as in the International Tables, e.g. '-P 2ybc', "
                        "'P 31 2c (0 0 1)')", symbol, what);
     return false;
   };
   std::string text = symbol, shift_text;
+  std::replace(text.begin(), text.end(), '_', ' ');
   if (const size_t open = text.find('('); open != std::string::npos) {
     const size_t close = text.find(')', open);
     if (close == std::string::npos || text.find_first_not_of(" \t", close + 1) != std::string::npos)
-      return bad("the origin shift must be a closing '(vx vy vz)'");
+      return bad("the origin shift must end the symbol, in parentheses: '(0 0 1)' or '(x,y,z+1/12)'");
     shift_text = text.substr(open + 1, close - open - 1);
     text.erase(open);
   }
@@ -192,6 +162,10 @@ bool parse_hall(const std::string& symbol, std::vector<Op24>* out, std::string* 
     if (j > i) words.push_back(text.substr(i, j - i));
     i = j;
   }
+  // The lattice letter is upper case, every other letter lower case.
+  for (size_t k = 0; k < words.size(); ++k)
+    for (char& ch : words[k])
+      ch = char(k == 0 ? std::toupper(static_cast<unsigned char>(ch)) : std::tolower(static_cast<unsigned char>(ch)));
   if (words.empty()) return bad("empty");
   const Op24 identity{IntMat{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}}, {0, 0, 0}};
   std::vector<Op24> gens;
@@ -268,31 +242,58 @@ bool parse_hall(const std::string& symbol, std::vector<Op24>* out, std::string* 
     if (k == 1) first_axis = axis;
   }
   // Closure.
+  std::set<Op24> seen = {identity};
   std::vector<Op24> group = {identity};
   for (size_t i = 0; i < group.size(); ++i) {
     for (const Op24& g : gens) {
       const Op24 p = multiply(group[i], g);
-      if (std::find(group.begin(), group.end(), p) == group.end()) group.push_back(p);
+      if (seen.insert(p).second) group.push_back(p);
       if (group.size() > 192) return bad("it generates more than 192 operations");
     }
   }
-  // Origin shift v (twelfths): (I|v)(R|t)(I|-v) = (R | t + v - R v).
+  // Origin shift: "(vx vy vz)" in twelfths, or the same written "(x+a, y+b, z+c)".
+  *shift = {0, 0, 0};
   if (!shift_text.empty()) {
-    std::array<int, 3> v{};
-    std::istringstream in(shift_text);
-    for (int& x : v)
-      if (!(in >> x)) return bad("the origin shift must be three integers (twelfths), e.g. '(0 0 1)'");
-    if (std::string rest; in >> rest) return bad("the origin shift must be three integers (twelfths)");
-    for (Op24& op : group)
-      for (int i = 0; i < 3; ++i) {
-        int t = op.t[size_t(i)] + 2 * v[size_t(i)];
-        for (int j = 0; j < 3; ++j) t -= op.r[size_t(i)][size_t(j)] * 2 * v[size_t(j)];
-        op.t[size_t(i)] = ((t % 24) + 24) % 24;
+    if (shift_text.find_first_of("xyzXYZ") != std::string::npos) {
+      SymmetryOp c;
+      if (!parse_xyz(shift_text, &c)) return bad(fmt::format("'({})' is not of the form '(x,y,z+1/4)'", shift_text));
+      for (int r = 0; r < 3; ++r)
+        for (int k = 0; k < 3; ++k)
+          if (c.rot[r][k] != (r == k ? 1 : 0))
+            return bad(fmt::format("'({})' changes the basis, which is not read; list the symmetry operations "
+                                   "(_symmetry_equiv_pos_as_xyz) instead",
+                                   shift_text));
+      for (int r = 0; r < 3; ++r) {
+        const double v = c.trans[r] * 24;
+        if (std::fabs(v - std::round(v)) > 1e-9 || std::fabs(v) > 1e6)
+          return bad(fmt::format("the origin shift '({})' is not in 24ths", shift_text));
+        (*shift)[size_t(r)] = int(std::lround(v));
       }
+    } else {
+      std::istringstream in(shift_text);
+      for (int& x : *shift) {
+        if (!(in >> x)) return bad("the origin shift must be three integers (twelfths), e.g. '(0 0 1)'");
+        x = 2 * (((x % 12) + 12) % 12);  // whole lattice vectors do not move the origin
+      }
+      if (std::string rest; in >> rest) return bad("the origin shift must be three integers (twelfths)");
+    }
+    for (int& x : *shift) x = ((x % 24) + 24) % 24;
   }
   std::sort(group.begin(), group.end());
   *out = std::move(group);
   return true;
+}
+
+// The group moved by origin shift v (24ths): (I|v)(R|t)(I|-v) = (R | t + v - R v).
+std::vector<Op24> shifted(std::vector<Op24> group, const std::array<int, 3>& v) {
+  for (Op24& op : group)
+    for (int i = 0; i < 3; ++i) {
+      int t = op.t[size_t(i)] + v[size_t(i)];
+      for (int j = 0; j < 3; ++j) t -= op.r[size_t(i)][size_t(j)] * v[size_t(j)];
+      op.t[size_t(i)] = ((t % 24) + 24) % 24;
+    }
+  std::sort(group.begin(), group.end());
+  return group;
 }
 
 std::vector<SymmetryOp> to_symmetry_ops(const std::vector<Op24>& ops) {
@@ -305,45 +306,167 @@ std::vector<SymmetryOp> to_symmetry_ops(const std::vector<Op24>& ops) {
   return out;
 }
 
-#ifdef CG_HAVE_SPGLIB
-// The tables' operations of Hall setting h (1..530).
-std::vector<SymmetryOp> table_ops(int h) {
-  int rot[192][3][3];
-  double trans[192][3];
-  const int n = spg_get_symmetry_from_database(rot, trans, h);
-  std::vector<SymmetryOp> ops(size_t(std::max(n, 0)));
-  for (int i = 0; i < n; ++i) {
-    std::copy(&rot[i][0][0], &rot[i][0][0] + 9, &ops[size_t(i)].rot[0][0]);
-    std::copy(trans[i], trans[i] + 3, ops[size_t(i)].trans);
-  }
-  return ops;
+// G = M M^T for the row lattice vectors M; rotation R (fractional) keeps the cell's metric when R^T G R = G, here
+// each entry within 1e-3 of sqrt(G_ii G_jj): lengths to ~0.05%, angles to ~0.06 degrees.
+bool keeps_metric(const std::vector<SymmetryOp>& ops, const Lattice& lattice) {
+  const Mat3 m = lattice_matrix(lattice);
+  double g[3][3];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) g[i][j] = dot(m[size_t(i)], m[size_t(j)]);
+  for (const SymmetryOp& op : ops)
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        double v = 0;
+        for (int k = 0; k < 3; ++k)
+          for (int l = 0; l < 3; ++l) v += op.rot[k][i] * g[k][l] * op.rot[l][j];
+        if (std::fabs(v - g[i][j]) > 1e-3 * std::sqrt(g[i][i] * g[j][j])) return false;
+      }
+  return true;
 }
 
-// The same, translations in 24ths, sorted: comparable with parse_hall's groups.
-const std::vector<Op24>& table_ops24(int h) {
-  static std::vector<std::vector<Op24>> cache(kHallSettings + 1);
-  static std::once_flag once;
-  std::call_once(once, [] {
-    for (int k = 1; k <= kHallSettings; ++k) {
-      for (const SymmetryOp& op : table_ops(k)) {
-        Op24 o{};
-        for (int r = 0; r < 3; ++r) {
-          for (int c = 0; c < 3; ++c) o.r[size_t(r)][size_t(c)] = op.rot[r][c];
-          o.t[size_t(r)] = ((int(std::lround(op.trans[r] * 24)) % 24) + 24) % 24;
-        }
-        cache[size_t(k)].push_back(o);
-      }
-      std::sort(cache[size_t(k)].begin(), cache[size_t(k)].end());
+// A Hermann-Mauguin symbol as the tables spell it: no spaces or '_' (pymatgen's normalisation), SHELX's "2(1)" as
+// "21", the lattice letter upper case and the rest lower case ("p 1 21/C 1" -> "P121/c1").
+std::string normalise_hm(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
+    if (std::isspace(static_cast<unsigned char>(ch)) || ch == '_') continue;
+    if (ch == '(' && i + 2 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) && s[i + 2] == ')') {
+      out += s[i + 1];
+      i += 2;
+      continue;
     }
-  });
-  return cache[size_t(h)];
+    out += char(out.empty() ? std::toupper(static_cast<unsigned char>(ch)) : std::tolower(static_cast<unsigned char>(ch)));
+  }
+  return out;
 }
-#endif
 
 bool is_p1(const SpaceGroupName& n) {
-  return (n.hm.empty() || normalise_hm(n.hm) == "P1") && (n.hall.empty() || collapse_spaces(n.hall) == "P 1") &&
-         (n.number == 0 || n.number == 1);
+  return (n.hm.empty() || normalise_hm(n.hm) == "P1") && (n.number == 0 || n.number == 1) &&
+         (n.hall.empty() || normalise_hm(n.hall) == "P1");
 }
+
+#ifdef CG_HAVE_SPGLIB
+// Symbols of the five groups with an e-glide as written before 2002 (ITA Table 4.3.2.1, and COD's list), by spglib
+// Hall number: setting by setting, one letter of the old symbol per double glide plane. Also two e-symbols that
+// spglib spells otherwise (it writes C2ce and Bbcb where the International Tables and COD write C2eb and Bbeb).
+constexpr std::pair<int, const char*> kFormerSymbols[] = {
+    {191, "Abm2"}, {192, "Bma2"}, {193, "B2cm"}, {194, "C2mb"}, {195, "Cm2a"}, {196, "Ac2m"},  // 39 Aem2
+    {203, "Aba2"}, {204, "Bba2"}, {205, "B2cb"}, {206, "C2cb"}, {207, "Cc2a"}, {208, "Ac2a"},  // 41 Aea2
+    {304, "Cmca"}, {305, "Ccmb"}, {306, "Abma"}, {307, "Acam"}, {308, "Bbcm"}, {309, "Bmab"},  // 64 Cmce
+    {316, "Cmma"}, {317, "Cmmb"}, {318, "Abmm"}, {319, "Acmm"}, {320, "Bmcm"}, {321, "Bmam"},  // 67 Cmme
+    {322, "Ccca"}, {323, "Ccca"}, {324, "Cccb"}, {325, "Cccb"}, {326, "Abaa"}, {327, "Abaa"},  // 68 Ccce
+    {328, "Acaa"}, {329, "Acaa"}, {330, "Bbcb"}, {331, "Bbcb"}, {332, "Bbab"}, {333, "Bbab"},
+    {206, "C2eb"}, {331, "Bbeb"}};
+
+struct Entry {
+  int number = 0;
+  std::string choice;              // spglib's: "", "1", "2", "H", "R", "b1", "ba-c", "1cab", ...
+  std::string full;                // "P 1 2_1/c 1"
+  std::vector<std::string> names;  // normalised Hermann-Mauguin spellings of this setting
+  std::vector<Op24> ops;           // sorted
+};
+
+// The 530 settings, read from spglib once for all threads (spglib keeps its error code in a global). Names are
+// those of the setting, never of the group as a whole: the full symbol; for monoclinic settings also the full
+// symbol without its 1s ("P 1 21/n 1" -> "P21/n", "A 1 1 2/m" -> "A2/m"), since spglib's short symbol is the
+// standard setting's for all of them; for the others spglib's short symbol (setting-specific: "Pnma", "Pmcn").
+const std::vector<Entry>& table() {
+  static std::vector<Entry> entries;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    entries.resize(kHallSettings + 1);
+    for (int h = 1; h <= kHallSettings; ++h) {
+      const SpglibSpacegroupType t = spg_get_spacegroup_type(h);
+      Entry& e = entries[size_t(h)];
+      e.number = t.number;
+      e.choice = t.choice;
+      e.full = t.international_full;
+      e.names.push_back(normalise_hm(e.full));
+      if (e.number >= 3 && e.number <= 15) {
+        std::istringstream in(e.full);
+        std::string word, shortened;
+        while (in >> word)
+          if (word != "1") shortened += word;
+        e.names.push_back(normalise_hm(shortened));
+      } else {
+        e.names.push_back(normalise_hm(t.international_short));
+        e.names.push_back(normalise_hm(t.international));
+      }
+      int rot[192][3][3];
+      double trans[192][3];
+      const int n = spg_get_symmetry_from_database(rot, trans, h);
+      for (int i = 0; i < n; ++i) {
+        Op24 o{};
+        for (int r = 0; r < 3; ++r) {
+          for (int c = 0; c < 3; ++c) o.r[size_t(r)][size_t(c)] = rot[i][r][c];
+          o.t[size_t(r)] = ((int(std::lround(trans[i][r] * 24)) % 24) + 24) % 24;
+        }
+        e.ops.push_back(o);
+      }
+      std::sort(e.ops.begin(), e.ops.end());
+    }
+    for (const auto& [h, name] : kFormerSymbols) entries[size_t(h)].names.push_back(name);
+  });
+  return entries;
+}
+
+// Settings (Hall numbers, in the International Tables' order) a normalised base symbol names.
+std::vector<int> settings_named(const std::string& base) {
+  std::vector<int> out;
+  const std::vector<Entry>& t = table();
+  for (int h = 1; h <= kHallSettings; ++h)
+    if (std::count(t[size_t(h)].names.begin(), t[size_t(h)].names.end(), base)) out.push_back(h);
+  return out;
+}
+
+// The settings a Hermann-Mauguin symbol allows: its base name's, narrowed by a qualifier (":1"/":2" origin choice,
+// also ICSD's trailing S/Z; ":H"/":R", also pymatgen's "R-3mH"; ":b1", ":ba-c", ... spglib's setting names), and
+// symbols from before 1983 written without the bar ("Fm3m", "Pa3").
+std::vector<int> settings_of_hm(const std::string& hm) {
+  std::string base = normalise_hm(hm), qualifier;
+  if (const size_t colon = base.find(':'); colon != std::string::npos) {
+    qualifier = base.substr(colon + 1);
+    base.erase(colon);
+  }
+  std::vector<int> named = settings_named(base);
+  if (named.empty() && qualifier.empty() && base.size() > 1 && std::strchr("hrsz", base.back())) {
+    qualifier = base.substr(base.size() - 1);  // no symbol ends in h, r, s or z
+    base.pop_back();
+    named = settings_named(base);
+  }
+  if (named.empty())
+    for (const char* glide : {"m3", "n3", "a3", "d3"})
+      if (const size_t at = base.find(glide); at != std::string::npos && base.find("-3") == std::string::npos) {
+        named = settings_named(base.substr(0, at + 1) + "-" + base.substr(at + 1));
+        break;
+      }
+  if (qualifier.size() == 1 && std::strchr("hrsz", qualifier[0]))
+    qualifier = qualifier == "s" ? "1" : qualifier == "z" ? "2" : std::string(1, char(std::toupper(qualifier[0])));
+  if (qualifier.empty()) return named;
+  std::vector<int> out;
+  for (int h : named) {
+    const std::string& choice = table()[size_t(h)].choice;
+    // "1"/"2" name the origin choice of any axis setting ("Cccb:2" is choice "2ba-c").
+    if (choice == qualifier || ((qualifier == "1" || qualifier == "2") && choice.rfind(qualifier, 0) == 0))
+      out.push_back(h);
+  }
+  return out;
+}
+
+// The table's setting whose operations are `group` (0: none, e.g. an origin shift of its own).
+int hall_number_of(const std::vector<Op24>& group) {
+  const std::vector<Entry>& t = table();
+  for (int h = 1; h <= kHallSettings; ++h)
+    if (t[size_t(h)].ops == group) return h;
+  return 0;
+}
+
+std::string setting_symbol(int h) {
+  const Entry& e = table()[size_t(h)];
+  return e.choice.empty() ? e.full : e.full + " :" + e.choice;
+}
+#endif
 
 }  // namespace
 
@@ -374,117 +497,70 @@ bool space_group_setting(const SpaceGroupName& name, const Lattice& lattice, Spa
                        lattice.alpha, lattice.beta, lattice.gamma);
     return false;
   };
-  // A Hall symbol is a setting by itself (any origin shift included): generated here, no tables needed.
+  if (name.number < 0 || name.number > 230) {
+    *why = fmt::format("space group number {} is not one of 1..230", name.number);
+    return false;
+  }
+  // A Hall symbol is a setting by itself (origin shift included): generated here, no tables needed.
   std::vector<Op24> hall_group;
-  if (!name.hall.empty() && !parse_hall(name.hall, &hall_group, why)) return false;
+  std::array<int, 3> hall_shift{};
+  if (!name.hall.empty() && !parse_hall(name.hall, &hall_group, &hall_shift, why)) return false;
+  const std::vector<Op24> hall_ops = shifted(hall_group, hall_shift);
 #ifndef CG_HAVE_SPGLIB
-  if (!hall_group.empty() && name.hm.empty() && name.number == 0) {
-    std::vector<SymmetryOp> ops = to_symmetry_ops(hall_group);
-    if (!keeps_metric(ops, lattice)) return misfit(0);
-    *out = {0, 0, "Hall '" + collapse_spaces(name.hall) + "'", std::move(ops)};
-    return true;
-  }
-  *why = fmt::format("the CIF names space group{} but lists no symmetry operations, and this build has no "
-                     "space-group tables (built without spglib: install libsymspg-dev and rebuild); or list the "
-                     "operations (_symmetry_equiv_pos_as_xyz), or give the Hall symbol alone",
-                     described);
-  return false;
-#else
-  const std::vector<Entry>& t = table();
-
-  // Settings the symbol and the number allow, in Hall-number order (the International Tables' order of settings).
-  std::vector<int> by_hm, by_number;
-  if (!name.hm.empty()) {
-    std::string base = normalise_hm(name.hm), qualifier;
-    if (const size_t colon = base.find(':'); colon != std::string::npos) {
-      qualifier = base.substr(colon + 1);
-      base.erase(colon);
-    }
-    auto known = [&](const std::string& n) {
-      for (int h = 1; h <= kHallSettings; ++h)
-        if (std::count(t[size_t(h)].names.begin(), t[size_t(h)].names.end(), n)) return true;
-      return false;
-    };
-    // Qualifiers written without a colon: "R-3mH" (pymatgen), "Fd-3mZ" / "Fd-3mS" (ICSD's origin choice 2 / 1).
-    if (qualifier.empty() && base.size() > 1 && std::strchr("HRSZ", base.back()) && !known(base) &&
-        known(base.substr(0, base.size() - 1))) {
-      qualifier = base.substr(base.size() - 1);
-      base.pop_back();
-    }
-    if (qualifier == "S" || qualifier == "Z") qualifier = qualifier == "S" ? "1" : "2";
-    for (int h = 1; h <= kHallSettings; ++h) {
-      const Entry& e = t[size_t(h)];
-      if (!std::count(e.names.begin(), e.names.end(), base)) continue;
-      // "1"/"2" name the origin choice of any axis setting ("Cccb:2" is choice "2ba-c").
-      const bool origin = (qualifier == "1" || qualifier == "2") && e.choice.rfind(qualifier, 0) == 0;
-      if (qualifier.empty() || e.choice == qualifier || origin) by_hm.push_back(h);
-    }
-  }
-  if (name.number != 0) {
-    if (name.number < 1 || name.number > 230) {
-      *why = fmt::format("space group number {} is not one of 1..230", name.number);
-      return false;
-    }
-    for (int h = 1; h <= kHallSettings; ++h)
-      if (t[size_t(h)].number == name.number) by_number.push_back(h);
-  }
-  if (by_hm.empty() && hall_group.empty() && by_number.empty()) {
-    *why = fmt::format("space group{} is not in the tables (spelled as in the International Tables: 'P 21/c', "
-                       "'P 1 21/c 1', 'Fd-3m:2', 'R -3 m :H'); and the CIF lists no symmetry operations: list them "
-                       "(_symmetry_equiv_pos_as_xyz) or give _space_group_IT_number",
+  if (hall_ops.empty()) {
+    *why = fmt::format("the CIF names space group{} but lists no symmetry operations, and this build has no "
+                       "space-group tables (built without spglib: install libsymspg-dev and rebuild); or list the "
+                       "operations (_symmetry_equiv_pos_as_xyz), or give the Hall symbol",
                        described);
     return false;
   }
-  // The Hall symbol's setting: the tables' with the same operations, else (an origin shift of its own) the group
-  // spglib identifies from the operations.
-  int hall_number = 0, hall_group_number = 0;
-  std::vector<SymmetryOp> hall_ops = to_symmetry_ops(hall_group);
-  if (!hall_group.empty()) {
-    for (int h = 1; h <= kHallSettings && hall_number == 0; ++h)
-      if (table_ops24(h) == hall_group) hall_number = h;
-    if (hall_number) {
-      hall_group_number = t[size_t(hall_number)].number;
-    } else {
-      std::vector<std::array<std::array<int, 3>, 3>> rot(hall_ops.size());
-      std::vector<std::array<double, 3>> trans(hall_ops.size());
-      for (size_t i = 0; i < hall_ops.size(); ++i)
-        for (int r = 0; r < 3; ++r) {
-          for (int c = 0; c < 3; ++c) rot[i][size_t(r)][size_t(c)] = hall_ops[i].rot[r][c];
-          trans[i][size_t(r)] = hall_ops[i].trans[r];
-        }
-      const Mat3 m = lattice_matrix(lattice);
-      double basis[3][3];  // spglib: columns are the lattice vectors
-      for (int r = 0; r < 3; ++r)
-        for (int c = 0; c < 3; ++c) basis[r][c] = m[size_t(c)][size_t(r)];
-      hall_group_number =
-          spg_get_spacegroup_type_from_symmetry(reinterpret_cast<int(*)[3][3]>(rot.data()),
-                                                reinterpret_cast<double(*)[3]>(trans.data()), int(hall_ops.size()),
-                                                basis, 1e-5).number;
-    }
+  // Without tables the Hall symbol alone decides; its name and number cannot be checked against it.
+  std::vector<SymmetryOp> ops = to_symmetry_ops(hall_ops);
+  if (!keeps_metric(ops, lattice)) return misfit(0);
+  *out = {0, 0, "Hall '" + name.hall + "'", std::move(ops)};
+  return true;
+#else
+  const std::vector<Entry>& t = table();
+  // Settings the symbol and the number allow. An unknown symbol is refused even when the number is known: the
+  // symbol may name a setting the number alone would not pick (P 21/n is not P 21/c).
+  const std::vector<int> by_hm = name.hm.empty() ? std::vector<int>{} : settings_of_hm(name.hm);
+  if (!name.hm.empty() && by_hm.empty() && hall_ops.empty()) {
+    *why = fmt::format("space group H-M '{}' is not in the tables (write it as the International Tables do: "
+                       "'P 21/c', 'P 1 21/n 1', 'Fd-3m:2', 'R -3 m :H'), or list the symmetry operations "
+                       "(_symmetry_equiv_pos_as_xyz)",
+                       name.hm);
+    return false;
   }
+  std::vector<int> by_number;
+  for (int h = 1; h <= kHallSettings && name.number; ++h)
+    if (t[size_t(h)].number == name.number) by_number.push_back(h);
+  // The Hall symbol's group: the table's setting with its operations; an origin shift of its own leaves the group
+  // the unshifted symbol's.
+  const int hall_number = hall_ops.empty() ? 0 : hall_number_of(hall_ops);
+  const int hall_base = hall_number ? hall_number : hall_ops.empty() ? 0 : hall_number_of(hall_group);
+  const int hall_group_number = hall_base ? t[size_t(hall_base)].number : 0;
   // The group numbers the descriptions give must agree.
   std::vector<int> numbers;
   if (!by_hm.empty()) numbers.push_back(t[size_t(by_hm.front())].number);
   if (hall_group_number) numbers.push_back(hall_group_number);
-  if (!by_number.empty()) numbers.push_back(name.number);
+  if (name.number) numbers.push_back(name.number);
   if (std::adjacent_find(numbers.begin(), numbers.end(), std::not_equal_to<>()) != numbers.end()) {
     *why = fmt::format("the space group's name and number disagree ({}); correct one of them", described);
     return false;
   }
-  if (!hall_group.empty()) {
-    if (!keeps_metric(hall_ops, lattice)) return misfit(hall_group_number);
-    const Entry* e = hall_number ? &t[size_t(hall_number)] : nullptr;
+  if (!hall_ops.empty()) {
+    std::vector<SymmetryOp> ops = to_symmetry_ops(hall_ops);
+    if (!keeps_metric(ops, lattice)) return misfit(hall_group_number);
     *out = {hall_number, hall_group_number,
-            e ? (e->choice.empty() ? e->full : e->full + " :" + e->choice) : "Hall '" + collapse_spaces(name.hall) + "'",
-            std::move(hall_ops)};
+            hall_number ? setting_symbol(hall_number) : "Hall '" + name.hall + "'", std::move(ops)};
     return true;
   }
+  // The first setting, in the International Tables' order, that fits the cell.
   const std::vector<int>& candidates = !by_hm.empty() ? by_hm : by_number;
   for (int h : candidates) {
-    std::vector<SymmetryOp> ops = table_ops(h);
-    if (ops.empty() || !keeps_metric(ops, lattice)) continue;
-    const Entry& e = t[size_t(h)];
-    *out = {h, e.number, e.choice.empty() ? e.full : e.full + " :" + e.choice, std::move(ops)};
+    std::vector<SymmetryOp> ops = to_symmetry_ops(t[size_t(h)].ops);
+    if (!keeps_metric(ops, lattice)) continue;
+    *out = {h, t[size_t(h)].number, setting_symbol(h), std::move(ops)};
     return true;
   }
   return misfit(t[size_t(candidates.front())].number);

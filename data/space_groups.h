@@ -11,9 +11,14 @@ namespace cg {
 
 // x' = rot x + trans, fractional coordinates.
 struct SymmetryOp {
-  int rot[3][3] = {};
+  double rot[3][3] = {};
   double trans[3] = {};
 };
+
+// An operation written as CIFs write them: "x, y, z", "-x+1/2, y-x, z+0.25", "1/2+x, -y, 2z", "1/2*x+1/2*y, ..."
+// (each component a sum of signed terms: a number, optionally n/m, times x|y|z or alone). Case and spaces do not
+// matter. False when the text is not of that form (the determinant is not checked).
+bool parse_xyz(const std::string& text, SymmetryOp* op);
 
 // What a CIF says of its space group; empty / 0 where it says nothing.
 struct SpaceGroupName {

@@ -14,7 +14,8 @@ read by both pymatgen and CIF_DUMP:
           _atom_site_type_symbol column (elements from the labels, "Ga0" -> Ga)
   named   `sym` without its operations: the space group by H-M symbol and number only (data/space_groups.h)
   number  `sym` without operations or symbol: the number (_space_group_IT_number) only
-  hall    `sym` without operations, symbol or number: spglib's Hall symbol (_space_group_name_Hall) only
+  hall    `sym` without operations, symbol or number: spglib's Hall symbol (_space_group_name_Hall) only (left out
+          for the few crystals spglib finds no symmetry for in the written cell)
   rhombo  (rhombohedral groups only) the primitive rhombohedral cell, one site per orbit, H-M symbol and number: the
           tables' rhombohedral-axes setting, chosen by the cell
 pymatgen's reading of `layout` and `ddl2` must equal its reading of `sym` (the rewrites are faithful); the CIFs
@@ -164,8 +165,12 @@ def write_variants(args):
     texts["ddl2"] = ddl2(texts["sym"])
     texts["named"] = without_operations(texts["sym"], keep_symbol=True, keep_number=True)
     texts["number"] = without_operations(texts["sym"], keep_symbol=False, keep_number=True)
-    hall = SpacegroupAnalyzer(parse(texts["sym"]), symprec=0.01).get_hall()
-    texts["hall"] = without_operations(texts["sym"], keep_symbol=False, keep_number=False, hall=hall)
+    for symprec in (0.01, 0.1):  # spglib finds none at 0.01 for a few written cells
+        data = SpacegroupAnalyzer(parse(texts["sym"]), symprec=symprec).get_symmetry_dataset()
+        if data:
+            texts["hall"] = without_operations(texts["sym"], keep_symbol=False, keep_number=False,
+                                               hall=data["hall"])
+            break
     if SpacegroupAnalyzer(s, symprec=0.1).get_space_group_number() in RHOMBOHEDRAL_GROUPS:
         texts["rhombo"], texts["rhombo_p1"] = rhombohedral_cif(s)
     result = {}

@@ -214,6 +214,10 @@ TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
     EXPECT_EQ(site_set(cg::parse_cif(cif_named(items, cubic, "Na 0 0 0\nCl 0.5 0.5 0.5\n"), "x")), rock_salt)
         << items;
 
+  auto why = [&](const std::string& items, const std::string& cell) {
+    return rejection(cif_named(items, cell, "Ga 0.1 0.2 0.3\n"), "x");
+  };
+
   // P 21/c: (x,y,z) (-x,y+1/2,-z+1/2) (-x,-y,-z) (x,-y+1/2,z+1/2) with unique axis b (beta != 90)...
   const std::string gp = "Ga 0.1 0.2 0.3\n";
   EXPECT_EQ(site_set(cg::parse_cif(cif_named("_symmetry_space_group_name_H-M 'P 1 21/c 1'\n", "5 6 7 90 100 90", gp),
@@ -267,11 +271,44 @@ TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
   for (const auto& [hall, what] : std::vector<std::pair<std::string, std::string>>{
            {"-Q 2ybc", "'Q' is not a lattice symbol"}, {"P 5", "does not start with 1, 2, 3, 4 or 6"},
            {"P 2yq", "not an axis or translation symbol"}, {"P 2 3", "needs its axis written"},
-           {"P 2y (0 0)", "three integers"}, {"P 2y (0 0 1", "closing"}})
+           {"P 2y (0 0)", "three integers"}, {"P 2y (0 0 1", "in parentheses"},
+           {"P 2y (x+y,y,z)", "changes the basis"}, {"P 2y (x,y,z+1/5)", "not in 24ths"}})
     EXPECT_NE(rejection(cif_named("_space_group_name_Hall '" + hall + "'\n", mono, gp), "x").find(what),
               std::string::npos) << hall;
   EXPECT_NE(rejection(cif_named("_space_group_name_Hall '-P 2ybc'\n_space_group_IT_number 15\n", mono, gp), "x")
                 .find("name and number disagree"), std::string::npos);
+
+  // Other spellings of the same: '_' between components, any case, the shift written as an operation.
+  for (const std::string& hall : {"-p_2YBC (0 0 3)", "-P 2ybc (x,y,z+1/4)", "-P 2ybc (x, y, z+3/12)"})
+    EXPECT_EQ(site_set(cg::parse_cif(cif_named("_space_group_name_Hall '" + hall + "'\n", mono, gp), "x")),
+              site_set(cg::parse_cif(cif_named("_space_group_name_Hall '-P 2ybc (0 0 3)'\n", mono, gp), "x")))
+        << hall;
+
+  // A symbol names its setting, and the number does not override it: P 21/n (14, cell choice 2) is (x,y,z)
+  // (-x+1/2,y+1/2,-z+1/2) (-x,-y,-z) (x+1/2,-y+1/2,z+1/2), with the number or without; spelled in any case, with
+  // SHELX's 2(1), or as the full symbol.
+  const std::vector<std::string> p21n = {"Ga 0.100000 0.200000 0.300000", "Ga 0.400000 0.700000 0.200000",
+                                         "Ga 0.600000 0.300000 0.800000", "Ga 0.900000 0.800000 0.700000"};
+  for (const std::string& items :
+       {std::string("_symmetry_space_group_name_H-M 'P 21/n'\n_symmetry_Int_Tables_number 14\n"),
+        std::string("_symmetry_space_group_name_H-M 'p 21/N'\n"), std::string("_space_group_name_H-M_alt P2(1)/n\n"),
+        std::string("_space_group_name_H-M_alt 'P 1 21/n 1'\n")})
+    EXPECT_EQ(site_set(cg::parse_cif(cif_named(items, mono, gp), "x")), p21n) << items;
+  // An unknown symbol is refused even with a number (the number alone would give another setting); a symbol whose
+  // setting does not fit the cell too (C 2/m has unique axis b: a cell with gamma != 90 is not its).
+  EXPECT_NE(why("_symmetry_space_group_name_H-M 'P 21/q'\n_symmetry_Int_Tables_number 14\n", mono)
+                .find("is not in the tables"), std::string::npos);
+  EXPECT_NE(why("_symmetry_space_group_name_H-M 'C 2/m'\n", "5 6 7 90 90 100").find("does not fit the cell"),
+            std::string::npos);
+  // The cell must keep its metric under the rotations to ~0.05% in length and ~0.06 degrees in angle, whatever
+  // the cell's shape: a 2.5% difference of a and b next to a long c is no tetragonal cell.
+  EXPECT_NE(why("_symmetry_space_group_name_H-M 'P 4/m m m'\n", "3.9 4.0 30 90 90 90").find("does not fit"),
+            std::string::npos);
+  EXPECT_EQ(cg::parse_cif(cif_named("_symmetry_space_group_name_H-M 'P 4/m m m'\n", "3.9051 3.9052 30 90 90 90", gp),
+                          "x").num_sites(), 16u);
+  // Cubic symbols from before 1983, without the bar.
+  EXPECT_EQ(site_set(cg::parse_cif(cif_named("_symmetry_space_group_name_H-M Fm3m\n", cubic, "Na 0 0 0\nCl 0.5 0.5 0.5\n"),
+                                   "x")), rock_salt);
 
   // Symbols from before the e-glides read as today's: Cmca is Cmce (64), Ccca is Ccce (68).
   const std::string ortho = "5 6 7 90 90 90", atoms = "Cu 0.11 0.22 0.33\n";
@@ -281,7 +318,6 @@ TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
             16u);
 
   // What is refused, with what to change.
-  auto why = [&](const std::string& items, const std::string& cell) { return rejection(cif_named(items, cell, gp), "x"); };
   EXPECT_NE(why("_symmetry_space_group_name_H-M 'P 9'\n", cubic).find("is not in the tables"), std::string::npos);
   EXPECT_NE(why("_symmetry_space_group_name_H-M 'P 1 21/c 1'\n_space_group_IT_number 15\n", "5 6 7 90 100 90")
                 .find("name and number disagree"), std::string::npos);
