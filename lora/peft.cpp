@@ -154,17 +154,22 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   PeftAdapter out;
   PeftConfig& c = out.config;
   bool target_regex = false;
+  // An optional key, null read as absent (PEFT writes "task_type": null when none was given).
+  auto opt = [](const nlohmann::json& j, const char* key, auto fallback) {
+    return j.contains(key) && !j[key].is_null() ? j[key].get<decltype(fallback)>() : fallback;
+  };
   try {
     std::ifstream in(cfg_path);
     nlohmann::json j = nlohmann::json::parse(in);
     auto where = cfg_path.string();
-    CG_CHECK(j.value("peft_type", "") == "LORA", "{}: peft_type is {}, expected LORA", where, j.value("peft_type", ""));
+    const std::string peft_type = opt(j, "peft_type", std::string());
+    CG_CHECK(peft_type == "LORA", "{}: peft_type is {}, expected LORA", where, peft_type.empty() ? "missing" : peft_type);
     c.r = j.at("r").get<int64_t>();
     c.lora_alpha = j.at("lora_alpha").get<double>();
-    c.lora_dropout = j.value("lora_dropout", 0.0);
-    c.use_rslora = j.value("use_rslora", false);
-    c.bias = j.value("bias", "none");
-    c.task_type = j.value("task_type", "");
+    c.lora_dropout = opt(j, "lora_dropout", 0.0);
+    c.use_rslora = opt(j, "use_rslora", false);
+    c.bias = opt(j, "bias", std::string("none"));
+    c.task_type = opt(j, "task_type", std::string());
     if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
       c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
     const auto& tm = j.at("target_modules");
@@ -174,8 +179,8 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     else if (tm.get<std::string>() == "all-linear") c.target_modules = all_linear();
     else target_regex = true;
     CG_CHECK(c.bias == "none", "{}: bias = {} is not supported (only none)", where, c.bias);
-    CG_CHECK(!j.value("fan_in_fan_out", false), "{}: fan_in_fan_out = true is not supported", where);
-    CG_CHECK(!j.value("use_dora", false), "{}: DoRA adapters (use_dora = true) are not supported", where);
+    CG_CHECK(!opt(j, "fan_in_fan_out", false), "{}: fan_in_fan_out = true is not supported", where);
+    CG_CHECK(!opt(j, "use_dora", false), "{}: DoRA adapters (use_dora = true) are not supported", where);
     for (const char* k : {"rank_pattern", "alpha_pattern"})
       CG_CHECK(!j.contains(k) || j[k].is_null() || j[k].empty(), "{}: a non-empty {} is not supported", where, k);
     // Adapters on some layers only, extra trained modules (e.g. lm_head) or LoRA biases: not this model's layout.
@@ -183,7 +188,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
       CG_CHECK(!j.contains(k) || j[k].is_null() || (j[k].is_array() && j[k].empty()),
                "{}: {} = {} is not supported (cgtrain adapts every layer's target modules and nothing else)", where,
                k, j[k].dump());
-    CG_CHECK(!j.value("lora_bias", false), "{}: lora_bias = true is not supported", where);
+    CG_CHECK(!opt(j, "lora_bias", false), "{}: lora_bias = true is not supported", where);
   } catch (const nlohmann::json::exception& e) {
     CG_FAIL("{}: not a valid PEFT adapter_config.json: {}", cfg_path.string(), e.what());
   }

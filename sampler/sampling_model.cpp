@@ -23,14 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const std::string& path, const std::string& what) {
-  std::ifstream in(path);
-  CG_CHECK(in.good(), "cannot read {} ({})", path, what);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // A run checkpoint resolved to its step folder, the run's config and model shape, and the full trainable tensors.
 struct RunCheckpoint {
   std::string run_dir;
@@ -58,9 +50,9 @@ RunCheckpoint read_run_checkpoint(const std::string& path) {
     r.ckpt = *found;
   }
   if (r.run_dir.empty()) r.run_dir = ".";
-  r.config = load_config(r.run_dir + "/config.yaml", {});
-  r.llama = model::llama_config_from_json(
-      read_text(r.run_dir + "/model_config.json", "written by cgtrain at start; sample.adapter's run folder"));
+  CheckpointConfigs cc = read_checkpoint_configs(r.run_dir, r.ckpt);
+  r.config = std::move(cc.config);
+  r.llama = cc.llama;
   r.full = read_full_params(r.ckpt);
   return r;
 }

@@ -4,7 +4,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -161,6 +164,29 @@ std::map<std::string, at::Tensor> read_full_params(const CheckpointInfo& ckpt) {
   for (int k = 0; k < tp; ++k) files.push_back(open_rank_file(ckpt.path, k));
   std::map<std::string, at::Tensor> out;
   for (const auto& [name, sh] : files[0].shards.items()) out[name] = full_from_shards(files, "param/" + name, name);
+  return out;
+}
+
+CheckpointConfigs read_checkpoint_configs(const std::string& run_dir, const CheckpointInfo& ckpt) {
+  namespace fs = std::filesystem;
+  auto pick = [&](const char* name) {
+    const std::string own = ckpt.path + "/" + name;
+    return fs::is_regular_file(own) ? own : run_dir + "/" + name;
+  };
+  CheckpointConfigs out;
+  const std::string cfg_path = pick("config.yaml"), mc_path = pick("model_config.json");
+  out.own = cfg_path.rfind(ckpt.path, 0) == 0 && mc_path.rfind(ckpt.path, 0) == 0;
+  out.config = load_config(cfg_path, {});
+  if (const std::string hash = config_hash(out.config); cfg_path.rfind(ckpt.path, 0) != 0 &&
+                                                         hash != ckpt.manifest.config_hash)
+    spdlog::warn("{} was written under another config than {} (hash {} vs {}); using the latter's lora.* and model.* "
+                 "settings", ckpt.path, cfg_path, ckpt.manifest.config_hash, hash);
+  std::ifstream in(mc_path);
+  CG_CHECK(in.good(), "{} is missing (cgtrain writes the model's shape into every checkpoint and its run folder)",
+           mc_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  out.llama = model::llama_config_from_json(text.str());
   return out;
 }
 

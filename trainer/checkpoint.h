@@ -38,6 +38,16 @@ void write_rank_checkpoint(const std::string& dir, const TrainModel& m, const Ad
 TrainState load_rank_checkpoint(const CheckpointInfo& ckpt, TrainModel& m, AdamW& opt,
                                 const dist::ParallelDims& dims, uint64_t seed);
 
+// The config and model shape a checkpoint was trained under: the step folder's own config.yaml and
+// model_config.json, else (checkpoints of older builds) the run folder's, which a later launch may have rewritten
+// (`own` false, and a warning when the config's hash differs from the manifest's).
+struct CheckpointConfigs {
+  Config config;
+  model::LlamaConfig llama;
+  bool own = true;
+};
+CheckpointConfigs read_checkpoint_configs(const std::string& run_dir, const CheckpointInfo& ckpt);
+
 // Full (un-sharded) trainable tensors of the dp-replica-0 files of a step folder, keyed by name ("param/" dropped):
 // what cgexport writes. Reads the rank files only (one process is enough).
 std::map<std::string, at::Tensor> read_full_params(const CheckpointInfo& ckpt);

@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
@@ -58,17 +60,24 @@ void remove_all_quiet(const fs::path& p) {
   if (ec) spdlog::warn("could not remove {}: {}", p.string(), ec.message());
 }
 
-// step-N folders (complete ones only: no .tmp/.old suffix) under dir, newest first.
+// step-N folders under dir, newest first: committed ones, and step-N.old where no step-N exists (a kill between
+// commit's two renames on a filesystem without RENAME_EXCHANGE); never step-N.tmp (not committed).
 std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> out;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return out;
-  static const std::regex re("step-([0-9]+)");
+  static const std::regex re("step-([0-9]+)(\\.old)?");
+  std::map<int64_t, fs::path> olds;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::smatch m;
     std::string name = e.path().filename().string();
-    if (e.is_directory(ec) && std::regex_match(name, m, re)) out.emplace_back(std::stoll(m[1]), e.path());
+    if (!e.is_directory(ec) || !std::regex_match(name, m, re)) continue;
+    if (m[2].matched) olds.emplace(std::stoll(m[1]), e.path());
+    else out.emplace_back(std::stoll(m[1]), e.path());
   }
+  for (const auto& [step, path] : olds)
+    if (std::none_of(out.begin(), out.end(), [&](const auto& s) { return s.first == step; }))
+      out.emplace_back(step, path);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   return out;
 }
@@ -130,7 +139,18 @@ void commit(const fs::path& ckdir, const fs::path& tmp, const fs::path& final_di
   fsync_path(tmp.string(), true);
   std::error_code ec;
   fs::path old = final_dir.string() + ".old";
-  if (fs::exists(final_dir, ec)) {  // saving the same step twice: swap the folders, then drop the old one
+  if (fs::exists(final_dir, ec)) {
+    // Saving a step again (a resume that skipped a damaged step-N reaches N again): swap the two folders in one
+    // step, so that a kill at any moment leaves one complete step-N; the old one, now under tmp's name, goes.
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) {
+      fsync_path(ckdir.string(), true);
+      remove_all_quiet(tmp);
+      return;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+      fail_io("cannot swap in the new checkpoint at", final_dir.string(), errno);
+    // A filesystem without the exchange: move aside, then in. A kill between the two leaves step-N.old, which
+    // list_steps reads as step-N while no step-N exists.
     remove_all_quiet(old);
     if (::rename(final_dir.c_str(), old.c_str()) != 0) fail_io("cannot move aside", final_dir.string(), errno);
   }
@@ -162,6 +182,19 @@ void write_file_durable(const std::string& path, const void* data, size_t n) {
     fail_io("fsync failed for", path, err);
   }
   if (::close(fd) != 0) fail_io("cannot close", path, errno);
+}
+
+void replace_file_durable(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  write_file_durable(tmp, text.data(), text.size());
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    fail_io("cannot rename into", path, err);
+  }
+  const fs::path parent = fs::path(path).parent_path();
+  fsync_path(parent.empty() ? "." : parent.string(), true);
 }
 
 std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, const CheckpointLayout& layout,

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -33,6 +34,26 @@ namespace cg {
 namespace fs = std::filesystem;
 
 namespace {
+
+// An export of the other kind already in the folder must not stay beside this one (transformers loads a folder
+// holding adapter_config.json as its base + that adapter, ignoring merged weights; cgsample reads it too), and
+// cgexport does not delete files it may not have written: refused, saying what to do.
+// weights: this export writes an HF checkpoint (merged or full); else a PEFT adapter at the top.
+void check_no_other_export(const std::string& out, bool weights) {
+  static const std::regex hf_files(R"(config\.json|model(-[0-9]{5}-of-[0-9]{5})?\.safetensors|)"
+                                   R"(model\.safetensors\.index\.json)");
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    const bool other = weights ? (name == "adapter_config.json" || name == "adapter_model.safetensors")
+                               : std::regex_match(name, hf_files);
+    CG_CHECK(!other, "cgexport: {} already holds {} ({}, from an earlier {} export); {} into the same folder "
+             "would leave both, and transformers would then load {}: choose another --out or remove {} first",
+             out, name, weights ? "a PEFT adapter" : "an HF checkpoint", weights ? "adapter" : "--merge",
+             weights ? "a merged model" : "an adapter",
+             weights ? "the adapter on its base instead of the merged weights" : "that checkpoint, not the adapter",
+             name);
+  }
+}
 
 // The base model's full tensors by name, one at a time, in the file's dtype: read from the HF folder (checked against
 // the shapes model_config.json implies first), or the run's random init (tp 1, same numbers as training; this builds
@@ -104,20 +125,12 @@ std::string export_run(const ExportOptions& o) {
     CG_CHECK(found.has_value(), "{} has no complete checkpoint under checkpoints/; train first", o.run_dir);
     ck = *found;
   }
-  // The config the checkpoint was trained under (LoRA scale, targets, base): its own copy, else (checkpoints of
-  // older builds) the run's, which a resume with other settings may have rewritten.
-  const bool own = std::filesystem::is_regular_file(ck.path + "/config.yaml");
-  const Config cfg = load_config(own ? ck.path + "/config.yaml" : o.run_dir + "/config.yaml", {});
-  if (const std::string hash = config_hash(cfg); !own && hash != ck.manifest.config_hash)
-    spdlog::warn("{} was written under another config than {}/config.yaml (hash {} vs {}); exporting with the "
-                 "latter's lora.* and model.* settings", ck.path, o.run_dir, ck.manifest.config_hash, hash);
+  // The config and model shape the checkpoint was trained under (LoRA scale, targets, base).
+  const CheckpointConfigs cc = read_checkpoint_configs(o.run_dir, ck);
+  const Config& cfg = cc.config;
+  const model::LlamaConfig& lc = cc.llama;
   const at::ScalarType dtype = lora::peft_dtype(o.dtype);
   std::map<std::string, at::Tensor> full = read_full_params(ck);  // LoRA factors (small), or a full run's weights
-  std::ifstream mc(o.run_dir + "/model_config.json");
-  CG_CHECK(mc.good(), "{}/model_config.json is missing (written by cgtrain at start)", o.run_dir);
-  std::stringstream text;
-  text << mc.rdbuf();
-  const model::LlamaConfig lc = model::llama_config_from_json(text.str());
   const model::NamedShapes shapes = model::llama_tensor_shapes(lc);
   if (!cfg.model.hf_dir.empty() && fs::exists(o.out)) {
     std::error_code ec;
@@ -125,6 +138,7 @@ std::string export_run(const ExportOptions& o) {
              "(model.hf_dir); choose another output folder", o.out);
   }
   fs::create_directories(o.out);
+  check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);
   const std::string tok_path = tokenizer_path(cfg.data);
   if (fs::exists(tok_path)) fs::copy_file(tok_path, o.out + "/tokenizer.model", fs::copy_options::overwrite_existing);
 

@@ -91,7 +91,6 @@ int train(const Config& cfg) {
              "checkpoint.resume=false would start over in it, mixing two runs' checkpoints and metrics: set "
              "checkpoint.resume=true to continue that run, or give a new train.run_dir (or move the old one away)",
              run_dir, old_steps.empty() ? 0 : old_steps.front());
-    write_file_durable(run_dir + "/config.yaml", cfg_yaml.data(), cfg_yaml.size());
   }
   dims.host_world_comm->barrier();
 
@@ -127,10 +126,7 @@ int train(const Config& cfg) {
 
   // Model (fixed order inside), optimizer, gradient reduction.
   TrainModel m = build_train_model(cfg, dims, vocab, device);
-  if (lead) {  // cgexport's model shape
-    const std::string mc = lc.to_hf_json();
-    write_file_durable(run_dir + "/model_config.json", mc.data(), mc.size());
-  }
+  const std::string model_json = lc.to_hf_json();  // the model's shape, for cgexport and cgsample
   AdamW opt = make_optimizer(m, cfg.train);
   TrainGrads grads(m.trainable, dims);
   if (lead) {
@@ -165,6 +161,13 @@ int train(const Config& cfg) {
     }
   }
 
+  // The run folder's copies of the resolved config and the model's shape follow the latest launch, written once the
+  // resume has succeeded (a launch that fails before leaves the previous ones); every checkpoint keeps its own.
+  if (lead) {
+    replace_file_durable(run_dir + "/config.yaml", cfg_yaml);
+    replace_file_durable(run_dir + "/model_config.json", model_json);
+  }
+
   std::optional<MetricsWriter> metrics;
   if (lead) metrics.emplace(run_dir + "/metrics.jsonl", /*append=*/true);
   const LrSchedule sched = LrSchedule::from(cfg.train);
@@ -186,7 +189,7 @@ int train(const Config& cfg) {
       metrics->write({{"step", st.step}, {"val_loss", v}});
     }
   };
-  std::vector<std::string> ckpt_files{"config.yaml"};
+  std::vector<std::string> ckpt_files{"config.yaml", "model_config.json"};
   for (int r = 0; r < dims.world; ++r) ckpt_files.push_back(rank_file_name(r));
   auto save = [&] {
     const CheckpointLayout layout{dims.world, dims.tp, dims.dp};
@@ -194,9 +197,12 @@ int train(const Config& cfg) {
         run_dir, st.step, dims.rank, layout, hash,
         [&](const std::string& dir) {
           write_rank_checkpoint(dir, m, opt, st, dims, hash);
-          // The config this checkpoint was trained under, for cgexport (run_dir/config.yaml follows the latest
-          // launch, which a resume with other settings rewrites).
-          if (lead) write_file_durable(dir + "/config.yaml", cfg_yaml.data(), cfg_yaml.size());
+          // The config and model shape this checkpoint was trained under, for cgexport and cgsample (the run
+          // folder's copies follow the latest launch).
+          if (lead) {
+            write_file_durable(dir + "/config.yaml", cfg_yaml.data(), cfg_yaml.size());
+            write_file_durable(dir + "/model_config.json", model_json.data(), model_json.size());
+          }
         },
         [&](bool ok) { return !any_rank(!ok, dims); }, std::max<int64_t>(1, cfg.checkpoint.keep_last), ckpt_files);
     if (lead) spdlog::info("saved {}", path);

@@ -151,6 +151,15 @@ TEST(Peft, ReadsAdapterInPeftsExactLayout) {
   EXPECT_TRUE(torch::equal(ra, torch::tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}).reshape({1, 6})));
   EXPECT_TRUE(torch::equal(rb, torch::tensor({0.5f, -1.f, 2.f, 0.25f}).reshape({4, 1})));
 
+  // Optional keys written as null (PEFT's LoraConfig without a task_type saves "task_type": null) read as absent.
+  std::ofstream(dir + "/adapter_config.json")
+      << R"({"peft_type": "LORA", "r": 1, "lora_alpha": 8, "target_modules": ["v_proj"], "task_type": null,
+             "bias": null, "lora_dropout": null, "use_rslora": null, "fan_in_fan_out": null, "use_dora": null})";
+  const cg::lora::PeftAdapter nulls = cg::lora::read_peft_adapter(dir);
+  EXPECT_EQ(nulls.config.task_type, "");
+  EXPECT_EQ(nulls.config.bias, "none");
+  EXPECT_DOUBLE_EQ(nulls.config.lora_dropout, 0.0);
+
   // Unsupported variants fail with the reason.
   std::ofstream(dir + "/adapter_config.json")
       << R"({"peft_type": "LORA", "r": 1, "lora_alpha": 8, "target_modules": ["v_proj"], "use_dora": true})";

@@ -329,8 +329,17 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   // Each checkpoint holds the config it was trained under, listed in its manifest.
   cg::Manifest man;
   ASSERT_EQ(cg::verify_checkpoint(d + "/run/checkpoints/step-10", &man), "");
-  EXPECT_TRUE(std::any_of(man.files.begin(), man.files.end(), [](const auto& f) { return f.path == "config.yaml"; }));
-  EXPECT_EQ(read_text(d + "/run/checkpoints/step-10/config.yaml"), read_text(d + "/run/config.yaml"));
+  for (const char* own : {"config.yaml", "model_config.json"}) {
+    EXPECT_TRUE(std::any_of(man.files.begin(), man.files.end(), [&](const auto& f) { return f.path == own; })) << own;
+    EXPECT_EQ(read_text(d + "/run/checkpoints/step-10/" + own), read_text(d + "/run/" + own)) << own;
+  }
+  // A relaunch that fails before resuming (another base: 1 layer instead of micro's) leaves the run folder's copies
+  // as they were.
+  const std::string model_json = read_text(d + "/run/model_config.json");
+  r = run_mpi(2, cgtrain_exe(), with(args, {"model.hf_dir=", "model.flavor=tiny"}));
+  EXPECT_NE(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("trainable tensors"), std::string::npos) << r.output;  // refused at the resume
+  EXPECT_EQ(read_text(d + "/run/model_config.json"), model_json);
   // A later launch with another LoRA scale (nothing left to train) rewrites run/config.yaml; the export still
   // takes the checkpoint's own alpha.
   r = run_mpi(2, cgtrain_exe(), with(args, {"lora.alpha=64"}));

@@ -163,6 +163,26 @@ TEST(CheckpointDir, SavingSameStepTwiceReplacesIt) {
   EXPECT_FALSE(fs::exists(path + ".old"));
 }
 
+TEST(CheckpointDir, AMoveAsideCutShortStillLeavesTheStep) {
+  // Where the filesystem cannot swap two folders, commit moves step-N aside to step-N.old and then step-N.tmp in; a
+  // kill between the two leaves step-N.old (complete) and step-N.tmp (which the next save clears): step N stays
+  // findable from step-N.old while no step-N exists, and a committed step-N wins over it.
+  std::string run = fresh_dir("move_aside");
+  save_two_ranks(run, 5);
+  save_two_ranks(run, 7);
+  fs::rename(fs::path(run) / "checkpoints/step-7", fs::path(run) / "checkpoints/step-7.old");
+  auto info = cg::find_latest_complete(run);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->step, 7);
+  EXPECT_EQ(fs::path(info->path).filename(), "step-7.old");
+  EXPECT_EQ(cg::checkpoint_steps(run), (std::vector<int64_t>{7, 5}));
+  save_two_ranks(run, 7);  // saved again: the committed folder, and the .old one gone
+  info = cg::find_latest_complete(run);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(fs::path(info->path).filename(), "step-7");
+  EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints/step-7.old"));
+}
+
 TEST(CheckpointDir, SkipsCorruptHalfWrittenAndMissingRankFile) {
   std::string run = fresh_dir("skips");
   save_two_ranks(run, 1);

@@ -153,6 +153,18 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
   make_export_run(d / "run2", lc, d / "hf", {"lora.r=4"});
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2", -1, d / "hf", true, "fp32"}); }),
                        "is the base model folder"));
+  // An export of the other kind into the same folder is refused before anything is written (transformers would load
+  // the adapter on its base instead of merged weights beside it); the same kind again overwrites.
+  cg::export_run({d / "run2", -1, d / "both", false, "fp32"});
+  cg::export_run({d / "run2", -1, d / "both", false, "fp32"});
+  const auto mixed = error_of([&] { cg::export_run({d / "run2", -1, d / "both", true, "fp32"}); });
+  EXPECT_TRUE(contains(mixed, "already holds adapter_")) << mixed;
+  EXPECT_TRUE(contains(mixed, "choose another --out")) << mixed;
+  EXPECT_FALSE(std::filesystem::exists(d / "both/config.json"));
+  cg::export_run({d / "run2", -1, d / "merged", true, "fp32"});
+  const auto over_merged = error_of([&] { cg::export_run({d / "run2", -1, d / "merged", false, "fp32"}); });
+  EXPECT_TRUE(contains(over_merged, "(an HF checkpoint, from an earlier --merge export)")) << over_merged;
+  EXPECT_FALSE(std::filesystem::exists(d / "merged/adapter_config.json"));
   // A folder that is not a run (a typo, or the HF folder itself).
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "no-such-run", -1, d / "out", false, "fp32"}); }),
                        "is not a cgtrain run folder (it has no config.yaml)"));
