@@ -68,14 +68,23 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   CG_FAIL("unknown ReduceOp {}", static_cast<int>(op));
 }
 
-// Makes `device` current for the scope and restores the previous one.
+// Makes `device` current for the scope and restores the previous one. make_parallel_dims makes the rank's GPU
+// current (set_cuda_device) before any communicator exists, so this switches nothing in a run; restoring never
+// opens a context on a device this process has not used (cudaSetDevice does since CUDA 12: every rank of a node
+// would otherwise hold one on GPU 0).
 struct DeviceGuard {
   explicit DeviceGuard(int device) {
     CG_CHECK_CUDA(cudaGetDevice(&prev_));
-    if (prev_ != device) CG_CHECK_CUDA(cudaSetDevice(device));
+    if (prev_ != device) {
+      CG_CHECK_CUDA(cudaSetDevice(device));
+      switched_ = true;
+    }
   }
-  ~DeviceGuard() { cudaSetDevice(prev_); }
+  ~DeviceGuard() {
+    if (switched_) cudaSetDevice(prev_);
+  }
   int prev_ = 0;
+  bool switched_ = false;
 };
 
 constexpr cudaStream_t kStream = 0;  // legacy default stream = libtorch's default stream
@@ -99,7 +108,9 @@ class NcclComm final : public Comm {
 
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
-    CG_CHECK_NCCL(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config));
+    ncclComm_t comm = nullptr;
+    CG_CHECK_NCCL(ncclCommInitRankConfig(&comm, size_, id, rank_, &config));
+    comm_ = comm;
     wait_enqueued("ncclCommInitRankConfig");
 
     CG_CHECK_CUDA(cudaMalloc(&barrier_buf_, sizeof(float)));
@@ -111,24 +122,25 @@ class NcclComm final : public Comm {
   ~NcclComm() override {
     stop_ = true;
     if (watchdog_.joinable()) watchdog_.join();
-    cudaSetDevice(device_);
+    DeviceGuard guard(device_);
     cudaStreamSynchronize(kStream);
     for (auto& p : pending_) free_events_.push_back(p.event);
     for (cudaEvent_t e : free_events_) cudaEventDestroy(e);
     if (barrier_buf_) cudaFree(barrier_buf_);
-    if (!comm_) return;  // aborted after an error
+    ncclComm_t comm = comm_.exchange(nullptr);
+    if (!comm) return;  // aborted after an error
     // Finalize flushes outstanding work; it is non-blocking here, so poll it (bounded) before destroying.
-    ncclResult_t st = ncclCommFinalize(comm_);
+    ncclResult_t st = ncclCommFinalize(comm);
     const auto start = Clock::now();
     while ((st == ncclSuccess || st == ncclInProgress) && seconds_since(start) < timeout_s_) {
-      if (ncclCommGetAsyncError(comm_, &st) != ncclSuccess || st != ncclInProgress) break;
+      if (ncclCommGetAsyncError(comm, &st) != ncclSuccess || st != ncclInProgress) break;
       std::this_thread::yield();
     }
     if (st != ncclSuccess) {  // failed or timed out: do not block at exit
-      ncclCommAbort(comm_);
+      ncclCommAbort(comm);
       return;
     }
-    ncclCommDestroy(comm_);
+    ncclCommDestroy(comm);
   }
 
   int rank() const override { return rank_; }
@@ -137,9 +149,12 @@ class NcclComm final : public Comm {
 
   void all_reduce(at::Tensor& t, ReduceOp op) override {
     check_tensor(t, "all_reduce");
+    // As MpiComm: a sum of bools would leave bytes other than 0 and 1 in a bool tensor.
+    CG_CHECK(!(t.scalar_type() == at::kBool && op == ReduceOp::Sum),
+             "NcclComm::all_reduce: Sum over a bool tensor; use Max (any) / Min (all), or an integer dtype");
     DeviceGuard guard(device_);
     CG_CHECK_NCCL(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t.scalar_type()),
-                                nccl_op(op), comm_, kStream));
+                                nccl_op(op), comm_.load(), kStream));
     after_enqueue("ncclAllReduce");
   }
 
@@ -148,7 +163,7 @@ class NcclComm final : public Comm {
       check_tensor(x, "all_gather");
       DeviceGuard guard(device_);
       CG_CHECK_NCCL(ncclAllGather(x.data_ptr(), out.data_ptr(), static_cast<size_t>(x.numel()),
-                                  nccl_type(x.scalar_type()), comm_, kStream));
+                                  nccl_type(x.scalar_type()), comm_.load(), kStream));
       after_enqueue("ncclAllGather");
     });
   }
@@ -158,7 +173,7 @@ class NcclComm final : public Comm {
     check_tensor(t, "broadcast");
     DeviceGuard guard(device_);
     CG_CHECK_NCCL(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()),
-                                nccl_type(t.scalar_type()), root, comm_, kStream));
+                                nccl_type(t.scalar_type()), root, comm_.load(), kStream));
     after_enqueue("ncclBroadcast");
   }
 
@@ -166,7 +181,7 @@ class NcclComm final : public Comm {
   void barrier() override {
     check_live("barrier");
     DeviceGuard guard(device_);
-    CG_CHECK_NCCL(ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclSum, comm_, kStream));
+    CG_CHECK_NCCL(ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclSum, comm_.load(), kStream));
     after_enqueue("barrier");
     const auto start = Clock::now();
     for (;;) {
@@ -190,8 +205,21 @@ class NcclComm final : public Comm {
   }
 
   void check_live(const char* what) const {
-    CG_CHECK(comm_, "NcclComm::{} on a communicator that was aborted after an earlier NCCL error; restart the job",
-             what);
+    CG_CHECK(comm_.load(), "NcclComm::{} on a communicator that was aborted after an earlier NCCL error; restart the "
+             "job", what);
+  }
+
+  // Aborts the communicator once, from whichever thread (caller or watchdog) gets here first; false when the other
+  // already did, and then that thread reports the error and ends the job.
+  bool abort_comm() {
+    ncclComm_t comm = comm_.exchange(nullptr);
+    if (comm) ncclCommAbort(comm);
+    return comm != nullptr;
+  }
+
+  // The other thread aborted the communicator and is ending the job with its message: wait for that.
+  [[noreturn]] void await_abort() {
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
 
   void check_tensor(const at::Tensor& t, const char* what) const {
@@ -208,16 +236,18 @@ class NcclComm final : public Comm {
     const auto start = Clock::now();
     ncclResult_t st = ncclInProgress;
     for (;;) {
-      CG_CHECK_NCCL(ncclCommGetAsyncError(comm_, &st));
+      ncclComm_t comm = comm_.load();
+      if (!comm) await_abort();  // the watchdog found an error and is ending the job
+      CG_CHECK_NCCL(ncclCommGetAsyncError(comm, &st));
       if (st != ncclInProgress) break;
       if (seconds_since(start) > timeout_s_) fail_timeout(what);
       std::this_thread::yield();
     }
     if (st != ncclSuccess) {
       const std::string msg = fmt::format("{} failed on group rank {}/{}: {} ({})", what, rank_, size_,
-                                          ncclGetErrorString(st), ncclGetLastError(comm_));
-      ncclCommAbort(comm_);
-      comm_ = nullptr;  // aborted: the destructor must not finalize it, later calls fail with a clear error
+                                          ncclGetErrorString(st), ncclGetLastError(comm_.load()));
+      // Aborted: the destructor must not finalize it, later calls fail with a clear error.
+      if (!abort_comm()) await_abort();
       CG_FAIL("{}", msg);
     }
   }
@@ -241,7 +271,7 @@ class NcclComm final : public Comm {
         "NCCL {} did not finish within {}s on group rank {}/{} (cuda:{}); a peer rank is probably dead or stuck. "
         "Raise CG_NCCL_TIMEOUT_S for slow starts; NCCL_DEBUG=INFO shows the transport",
         what, timeout_s_, rank_, size_, device_);
-    ncclCommAbort(comm_);
+    if (!abort_comm()) await_abort();
     abort_all(msg);
   }
 
@@ -264,17 +294,19 @@ class NcclComm final : public Comm {
           fail_timeout(pending_.front().what);
       }
       ncclResult_t st = ncclSuccess;
-      if (ncclCommGetAsyncError(comm_, &st) == ncclSuccess && st != ncclSuccess && st != ncclInProgress) {
+      ncclComm_t comm = comm_.load();
+      if (!comm) break;  // the caller's thread aborted it and reports the error
+      if (ncclCommGetAsyncError(comm, &st) == ncclSuccess && st != ncclSuccess && st != ncclInProgress) {
         const std::string msg = fmt::format("asynchronous NCCL error on group rank {}/{}: {} ({})", rank_, size_,
-                                            ncclGetErrorString(st), ncclGetLastError(comm_));
-        ncclCommAbort(comm_);
+                                            ncclGetErrorString(st), ncclGetLastError(comm));
+        if (!abort_comm()) break;
         abort_all(msg);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
 
-  ncclComm_t comm_ = nullptr;
+  std::atomic<ncclComm_t> comm_{nullptr};  // null once aborted; the watchdog reads it too
   int device_ = 0, rank_ = 0, size_ = 1;
   double timeout_s_ = 600.0;
   void* barrier_buf_ = nullptr;  // one float on device_ for barrier()
@@ -293,6 +325,13 @@ CommPtr make_nccl_comm(const CommPtr& mpi_group, int device) {
   CG_CHECK(device >= 0 && device < n, "NCCL backend: CUDA device {} requested but {} visible; check "
            "CUDA_VISIBLE_DEVICES and the ranks per node", device, n);
   return std::make_shared<NcclComm>(mpi_group, device);
+}
+
+void set_cuda_device(int device) {
+  const int n = cuda_device_count();
+  CG_CHECK(device >= 0 && device < n, "CUDA device {} requested but {} visible; check CUDA_VISIBLE_DEVICES and the "
+           "ranks per node", device, n);
+  CG_CHECK_CUDA(cudaSetDevice(device));
 }
 
 bool nccl_compiled() { return true; }

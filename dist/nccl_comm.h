@@ -10,6 +10,9 @@ namespace cg::dist {
 // An NCCL group over the same ranks, in the same order, as `mpi_group` (which carries the unique id), using CUDA
 // device `device` on this rank. Collective over mpi_group. Throws in a build without NCCL.
 CommPtr make_nccl_comm(const CommPtr& mpi_group, int device);
+// Makes CUDA device `device` this process's current one: each rank's own GPU, before any CUDA work, so that no rank
+// opens a context on another GPU (GPU 0 above all). Throws in a build without NCCL.
+void set_cuda_device(int device);
 // Whether this build has the NCCL backend (nccl.h and cuda_runtime.h were found at configure time).
 bool nccl_compiled();
 // CUDA devices this process can use: 0 without a driver or a GPU, and in a build without NCCL.

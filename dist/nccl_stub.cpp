@@ -8,6 +8,10 @@ CommPtr make_nccl_comm(const CommPtr&, int) {
   CG_FAIL("this build has no NCCL backend (nccl.h/cuda_runtime.h were not found at configure time); "
           "use parallel.backend=mpi, or rebuild with CUDA and NCCL as in docs/gpu.md");
 }
+void set_cuda_device(int) {
+  CG_FAIL("this build has no CUDA runtime (nccl.h/cuda_runtime.h were not found at configure time); rebuild with "
+          "CUDA and NCCL as in docs/gpu.md");
+}
 bool nccl_compiled() { return false; }
 int cuda_device_count() { return 0; }
 

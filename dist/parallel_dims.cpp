@@ -41,7 +41,6 @@ ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
   d.host_tp_comm = make_mpi_split_comm(/*color=*/d.dp_rank, /*key=*/d.tp_rank);  // ranks of one dp replica
   d.host_dp_comm = make_mpi_split_comm(/*color=*/d.tp_rank, /*key=*/d.dp_rank);  // same shard in every replica
   if (backend == Backend::Mpi) {
-    d.world_comm = d.host_world_comm;
     d.tp_comm = d.host_tp_comm;
     d.dp_comm = d.host_dp_comm;
   } else {
@@ -51,7 +50,7 @@ ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
     CG_CHECK(rt.local_rank < gpus, "rank {} is rank {} of {} on its node but the node has {} visible GPU(s); "
              "launch at most {} ranks per node for parallel.backend=nccl", rt.rank, rt.local_rank, rt.local_size,
              gpus, gpus);
-    d.world_comm = make_nccl_comm(d.host_world_comm, rt.local_rank);
+    set_cuda_device(rt.local_rank);  // this rank's GPU, before any communicator or tensor touches one
     d.tp_comm = make_nccl_comm(d.host_tp_comm, rt.local_rank);
     d.dp_comm = make_nccl_comm(d.host_dp_comm, rt.local_rank);
   }
@@ -64,8 +63,8 @@ ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
 
 ParallelDims single_process_dims() {
   ParallelDims d;
-  d.world_comm = d.tp_comm = d.dp_comm = make_self_comm();
-  d.host_world_comm = d.host_tp_comm = d.host_dp_comm = d.world_comm;
+  d.tp_comm = d.dp_comm = make_self_comm();
+  d.host_world_comm = d.host_tp_comm = d.host_dp_comm = d.tp_comm;
   return d;
 }
 

@@ -7,16 +7,17 @@
 namespace cg::dist {
 
 // Mpi: CPU tensors over MPI. Nccl: CUDA tensors over NCCL (one GPU per rank: local rank = device index);
-// with Nccl every tensor given to tp_comm/dp_comm/world_comm must live on this rank's GPU.
+// with Nccl every tensor given to tp_comm/dp_comm must live on this rank's GPU.
 enum class Backend { Mpi, Nccl };
 
 struct ParallelDims {
   int world = 1, tp = 1, dp = 1;
   int rank = 0, tp_rank = 0, dp_rank = 0;  // rank = dp_rank * tp + tp_rank
   Backend backend = Backend::Mpi;
-  CommPtr world_comm, tp_comm, dp_comm;    // the backend's groups (CUDA tensors when backend is Nccl)
-  // The same groups over MPI for CPU tensors (metrics, seeds, loader positions) whatever the backend;
-  // equal to the comms above when backend is Mpi.
+  CommPtr tp_comm, dp_comm;  // the backend's groups (CUDA tensors when backend is Nccl)
+  // The same groups over MPI for CPU tensors (metrics, seeds, loader positions) whatever the backend, equal to the
+  // comms above when backend is Mpi; and the world over MPI (nothing needs a world-wide GPU collective, so no NCCL
+  // communicator spans all ranks: at 64 ranks that would be a full-job bootstrap and buffers for nothing).
   CommPtr host_world_comm, host_tp_comm, host_dp_comm;
 
   std::string describe() const;  // "tp 2 x dp 2 (world 4, mpi)"

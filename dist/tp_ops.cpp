@@ -77,6 +77,31 @@ bool single(const CommPtr& tp) {
 }  // namespace
 
 at::Tensor copy_to_tp(const at::Tensor& x, const CommPtr& tp) { return single(tp) ? x : CopyToTp::apply(x, tp); }
+
+std::function<at::Tensor(const at::Tensor&)> shared_copy_to_tp(const CommPtr& tp, int readers) {
+  struct Shared {
+    at::Tensor in, out;  // held from the first reader to the last only
+    int64_t version = -1;
+    int left = 0;        // readers still to come
+  };
+  auto memo = std::make_shared<Shared>();
+  return [tp, memo, readers](const at::Tensor& x) {
+    if (!at::GradMode::is_enabled()) return copy_to_tp(x, tp);
+    if (memo->left > 0 && memo->in.is_same(x) && memo->version == static_cast<int64_t>(x._version())) {
+      at::Tensor out = memo->out;
+      if (--memo->left == 0) memo->in.reset(), memo->out.reset();
+      return out;
+    }
+    at::Tensor out = copy_to_tp(x, tp);
+    if (readers > 1) {
+      memo->in = x;
+      memo->version = static_cast<int64_t>(x._version());
+      memo->out = out;
+      memo->left = readers - 1;
+    }
+    return out;
+  };
+}
 at::Tensor reduce_from_tp(const at::Tensor& x, const CommPtr& tp) { return single(tp) ? x : ReduceFromTp::apply(x, tp); }
 at::Tensor scatter_to_tp(const at::Tensor& x, const CommPtr& tp) { return single(tp) ? x : ScatterToTp::apply(x, tp); }
 at::Tensor gather_from_tp(const at::Tensor& x, const CommPtr& tp) { return single(tp) ? x : GatherFromTp::apply(x, tp); }

@@ -19,32 +19,12 @@ void apply_tensor_parallel(model::Llama& m, const ParallelDims& dims) {
   if (dims.tp == 1) return;
   CG_CHECK(dims.tp_comm && dims.tp_comm->size() == dims.tp, "ParallelDims has no tp group of size {}", dims.tp);
   const CommPtr comm = dims.tp_comm;
-  // Column-parallel layers that read the same input (q, k, v; gate, up) share one copy_to_tp, so backward does one
-  // all-reduce of the input gradient per group instead of one per linear (Megatron's layout). The memo holds the
-  // last input it saw, so its address cannot be reused by another tensor while compared.
-  struct SharedCopy {
-    at::Tensor in, out;
-    bool grad_mode = false;
-    int64_t version = -1;
-  };
-  auto column_group = [comm]() {
-    auto memo = std::make_shared<SharedCopy>();
-    return [comm, memo](const at::Tensor& x) {
-      const bool grad_mode = at::GradMode::is_enabled();
-      if (!memo->in.defined() || !memo->in.is_same(x) || memo->grad_mode != grad_mode ||
-          memo->version != static_cast<int64_t>(x._version())) {
-        memo->in = x;
-        memo->version = static_cast<int64_t>(x._version());
-        memo->out = copy_to_tp(x, comm);
-        memo->grad_mode = grad_mode;
-      }
-      return memo->out;
-    };
-  };
+  // Column-parallel layers that read the same input (q, k, v; gate, up) share one copy_to_tp: one all-reduce of
+  // the input gradient per group in backward.
   auto row = [comm](const at::Tensor& y) { return reduce_from_tp(y, comm); };
   for (const auto& layer : *m->model->layers) {
     auto* l = layer->as<model::DecoderLayerImpl>();
-    const auto attn_in = column_group(), mlp_in = column_group();
+    const auto attn_in = shared_copy_to_tp(comm, 3), mlp_in = shared_copy_to_tp(comm, 2);
     l->self_attn->q_proj->pre = attn_in, l->self_attn->k_proj->pre = attn_in, l->self_attn->v_proj->pre = attn_in;
     l->mlp->gate_proj->pre = mlp_in, l->mlp->up_proj->pre = mlp_in;
     l->self_attn->o_proj->post = row, l->mlp->down_proj->post = row;

@@ -135,7 +135,7 @@ TEST(ParallelDims, GroupsFollowTheLayout) {
     at::Tensor me = torch::tensor({int64_t(r)});
     at::Tensor tp_members = d.tp_comm->all_gather(me, 0);
     at::Tensor dp_members = d.dp_comm->all_gather(me, 0);
-    at::Tensor all = d.world_comm->all_gather(me, 0);
+    at::Tensor all = d.host_world_comm->all_gather(me, 0);
     EXPECT_TRUE(torch::equal(tp_members, torch::arange(tp, torch::kLong) + d.dp_rank * tp));
     EXPECT_TRUE(torch::equal(dp_members, torch::arange(d.dp, torch::kLong) * tp + d.tp_rank));
     EXPECT_TRUE(torch::equal(all, torch::arange(d.world, torch::kLong)));

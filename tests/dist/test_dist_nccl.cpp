@@ -41,7 +41,7 @@ torch::Device gpu() { return torch::Device(torch::kCUDA, runtime().local_rank); 
 
 TEST(NcclComm, AllReduceSumOfRankPlusOne) {
   SKIP_WITHOUT_GPUS();
-  CommPtr c = grid().world_comm;
+  CommPtr c = grid().tp_comm;
   const int n = c->size(), r = c->rank();
   EXPECT_EQ(c->backend(), "nccl");
   for (auto dtype : {torch::kFloat, torch::kDouble, torch::kInt, torch::kLong, torch::kBFloat16, torch::kHalf}) {
@@ -56,7 +56,7 @@ TEST(NcclComm, AllReduceSumOfRankPlusOne) {
 
 TEST(NcclComm, AllGatherAndBroadcast) {
   SKIP_WITHOUT_GPUS();
-  CommPtr c = grid().world_comm;
+  CommPtr c = grid().tp_comm;
   const int n = c->size(), r = c->rank();
   at::Tensor x = torch::arange(24, torch::kDouble).view({2, 3, 4}) + 1000 * r;
   std::vector<at::Tensor> parts;
@@ -74,7 +74,7 @@ TEST(NcclComm, AllGatherAndBroadcast) {
 TEST(NcclComm, RejectsCpuTensors) {
   SKIP_WITHOUT_GPUS();
   at::Tensor t = torch::ones({2});
-  EXPECT_THROW(grid().world_comm->all_reduce(t), c10::Error);
+  EXPECT_THROW(grid().tp_comm->all_reduce(t), c10::Error);
 }
 
 TEST(NcclComm, TpOpsAndVocabParallelCeMatchSerial) {

@@ -46,7 +46,7 @@ TEST(ResolveGrid, ErrorsNameTheNumbers) {
 TEST(ParallelDims, SingleProcess) {
   ParallelDims d = single_process_dims();
   EXPECT_EQ(d.describe(), "tp 1 x dp 1 (world 1, mpi)");
-  ASSERT_TRUE(d.tp_comm && d.dp_comm && d.world_comm && d.host_world_comm);
+  ASSERT_TRUE(d.tp_comm && d.dp_comm && d.host_world_comm && d.host_tp_comm && d.host_dp_comm);
   EXPECT_EQ(d.tp_comm->size(), 1);
   EXPECT_EQ(d.dp_comm->rank(), 0);
 }
@@ -70,6 +70,29 @@ TEST(SelfComm, CollectivesAreIdentity) {
   c->broadcast(t, 0);
   EXPECT_THROW(c->broadcast(t, 1), c10::Error);
   c->barrier();
+}
+
+TEST(TpOps, SharedCopyKeepsNothingAfterItsLastReader) {
+  // Three readers of one input under autograd: the first makes the copy, the other two get that very tensor, and
+  // then the hook holds no reference (an activation must not outlive its layer through it).
+  CommPtr c = make_self_comm();
+  const auto hook = shared_copy_to_tp(c, 3);
+  at::Tensor x = torch::randn({2, 4}).requires_grad_();
+  const auto base = x.use_count();
+  at::Tensor a = hook(x);
+  EXPECT_GT(x.use_count(), base + 1);  // held for the readers to come (a itself is x at tp 1)
+  at::Tensor b = hook(x), d = hook(x);
+  EXPECT_TRUE(a.is_same(b) && b.is_same(d));
+  a.reset(), b.reset(), d.reset();
+  EXPECT_EQ(x.use_count(), base);
+  // A new input (or the same one changed in place) is copied afresh; without autograd nothing is held at all.
+  at::Tensor y = torch::randn({2, 4});
+  {
+    at::NoGradGuard g;
+    at::Tensor e = hook(y);
+    e.reset();
+    EXPECT_EQ(y.use_count(), 1);
+  }
 }
 
 TEST(TpOps, IdentityAtTp1) {

@@ -129,13 +129,13 @@ TEST(TensorParallel, ShardedCheckpointLoadsTheSameSlices) {
   const auto c = config_with_vocab(37);
   // Rank 0 writes a multi-file checkpoint (in bf16: loading casts to the model's fp32) into a folder all ranks share.
   at::Tensor id = at::full({1}, static_cast<int64_t>(::getpid()), at::kLong);
-  dims.world_comm->broadcast(id, 0);
+  dims.host_world_comm->broadcast(id, 0);
   const auto dir = std::filesystem::temp_directory_path() / ("cg_tp_ckpt_" + std::to_string(id.item<int64_t>()));
   auto written = build(c, dist::single_process_dims());
   std::vector<std::pair<std::string, at::Tensor>> full;
   for (const auto& s : written->param_specs()) full.emplace_back(s.name, s.param.detach().to(at::kBFloat16));
   if (dims.rank == 0) model::write_hf_checkpoint(dir.string(), full, c, /*max_shard_bytes=*/20000);
-  dims.world_comm->barrier();
+  dims.host_world_comm->barrier();
 
   dist::ModelBuildOptions o;
   o.config = model::load_llama_config(dir.string());
@@ -153,7 +153,7 @@ TEST(TensorParallel, ShardedCheckpointLoadsTheSameSlices) {
   const auto tok = batch(37).first;
   const auto all = dims.tp_comm->all_gather(par->forward(tok).contiguous(), 2);
   EXPECT_LT((all.narrow(2, 0, 37) - serial->forward(tok)).abs().max().item<double>(), 1e-5);
-  dims.world_comm->barrier();
+  dims.host_world_comm->barrier();
   if (dims.rank == 0) std::filesystem::remove_all(dir);
 }
 

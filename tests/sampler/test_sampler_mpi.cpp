@@ -78,7 +78,7 @@ std::string setup_dir() {
       }
       lora::write_peft_adapter(d + "/adapter", pc, factors);
     }
-    w.world_comm->barrier();
+    w.host_world_comm->barrier();
     return d;
   }();
   return dir;
@@ -145,8 +145,8 @@ void expect_all_ranks_agree(const std::vector<Generation>& g, int64_t max_new) {
     for (size_t k = 0; k < g[i].tokens.size(); ++k) t[i][1 + k] = g[i].tokens[k];
   }
   at::Tensor mx = t.clone(), mn = t.clone();
-  grid(1).world_comm->all_reduce(mx, dist::ReduceOp::Max);
-  grid(1).world_comm->all_reduce(mn, dist::ReduceOp::Min);
+  grid(1).host_world_comm->all_reduce(mx, dist::ReduceOp::Max);
+  grid(1).host_world_comm->all_reduce(mn, dist::ReduceOp::Min);
   EXPECT_TRUE(at::equal(mx, t) && at::equal(mn, t)) << "ranks drew different tokens";
 }
 
