@@ -371,18 +371,4 @@ SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path) {
   return sp_model_from_bpe(vocab, merges);
 }
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    CG_CHECK(out.good(), "cannot write '{}': check that its folder exists and is writable", tmp);
-    out.write(bytes.data(), std::streamsize(bytes.size()));
-    out.close();
-    CG_CHECK(out.good(), "error writing '{}' (disk full?)", tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  CG_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp, path, ec.message());
-}
-
 }  // namespace cg

@@ -9,6 +9,7 @@
 //   NormalizerSpec { name=1, precompiled_charsmap=2, add_dummy_prefix=3 (default true),
 //                    remove_extra_whitespaces=4 (default true), escape_whitespaces=5 (default true) }
 #pragma once
+#include "common/durable_file.h"  // write_file_atomic, for the model bytes
 #include <string>
 #include <string_view>
 #include <utility>
@@ -61,8 +62,5 @@ SpModelSpec sp_model_from_bpe(const std::vector<std::string>& vocab,
 SpModelSpec sp_model_from_llama_tokenizer_js(const std::string& js_path);
 // A Hugging Face tokenizer.json with a BPE model (model.vocab {piece: id}, model.merges ["a b"] or [["a","b"]]).
 SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path);
-
-// Writes bytes to path via a temporary file and rename (no half-written model on interruption).
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace cg

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "model/safetensors.h"
 #include "trainer/config.h"
@@ -127,22 +128,8 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
   j["task_type"] = cfg.task_type;
   j["use_dora"] = false;
   j["use_rslora"] = cfg.use_rslora;
-  // Written next to its final name and renamed once closed: a full disk surfaces at close (buffered writes), and a
-  // failed write never leaves a truncated adapter_config.json behind.
-  const fs::path final_path = fs::path(dir) / kConfigFile, tmp_path = final_path.string() + ".tmp";
-  {
-    std::ofstream out(tmp_path);
-    out << j.dump(2) << "\n";
-    out.close();
-    if (out.fail()) {
-      std::error_code rm;
-      fs::remove(tmp_path, rm);
-      CG_FAIL("cannot write {}; free space or choose another output folder", final_path.string());
-    }
-  }
-  std::error_code rn;
-  fs::rename(tmp_path, final_path, rn);
-  CG_CHECK(!rn, "cannot rename {} into place: {}", tmp_path.string(), rn.message());
+  // Written next to its final name, flushed and renamed: a failed write never leaves a cut adapter_config.json.
+  write_file_atomic((fs::path(dir) / kConfigFile).string(), j.dump(2) + "\n");
 }
 
 PeftAdapter read_peft_adapter(const std::string& dir) {

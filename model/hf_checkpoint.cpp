@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "model/llama.h"
@@ -91,25 +92,8 @@ namespace {
 
 const std::map<std::string, std::string> kShardMeta = {{"format", "pt"}};
 
-// text -> path.tmp -> path; errors name the file.
-void write_text_file(const fs::path& path, const std::string& text) {
-  const std::string tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out.good()) {
-      fs::remove(tmp);
-      CG_FAIL("cannot write {} (disk full or folder not writable?); free disk space or write elsewhere", path.string());
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp);
-    CG_FAIL("cannot rename {} to {}: {}", tmp, path.string(), ec.message());
-  }
-}
+// text -> path.tmp -> fsync -> path; errors name the file.
+void write_text_file(const fs::path& path, const std::string& text) { write_file_atomic(path.string(), text); }
 
 }  // namespace
 

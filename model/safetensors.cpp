@@ -10,8 +10,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <algorithm>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 
 namespace cg::model {
@@ -240,6 +242,13 @@ void SafetensorsWriter::finish() {
            plan_[next_].name);
   const int fd = fd_;
   fd_ = -1;
+  if (::fsync(fd) != 0) {  // on disk before it takes its name: a power loss never leaves a named, cut file
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp_.c_str());
+    CG_FAIL("flushing {} to disk failed: {}; free disk space or write elsewhere (the partial file was removed)", tmp_,
+            std::strerror(err));
+  }
   if (::close(fd) != 0) {  // NFS and friends report a full disk here
     const int err = errno;
     ::unlink(tmp_.c_str());
@@ -251,6 +260,8 @@ void SafetensorsWriter::finish() {
     ::unlink(tmp_.c_str());
     CG_FAIL("cannot rename {} to {}: {}", tmp_, path_, std::strerror(err));
   }
+  const std::string parent = std::filesystem::path(path_).parent_path().string();
+  fsync_path(parent.empty() ? "." : parent, true);
 }
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,

@@ -17,7 +17,9 @@ int cgexport_main(int argc, char** argv) {
   app.add_option("--step", o.step, "checkpoint step (default: newest complete)");
   app.add_option("--out", o.out, "output folder")->required();
   app.add_flag("--merge", o.merge, "also write the merged HF checkpoint (adapter goes to OUT/adapter)");
-  app.add_option("--dtype", o.dtype, "fp32 | bf16 | fp16 (default fp32; bf16 halves a merged checkpoint)")->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  app.add_option("--dtype", o.dtype, "fp32 | bf16 | fp16 for the adapter and the written weights (default: the "
+                 "adapter fp32, a merged checkpoint in the base's own dtype, e.g. fp16 for Meta's LLaMA-2)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   CLI11_PARSE(app, argc, argv);
   cg::init_logging(0, 1);
   const std::string ck = cg::export_run(o);

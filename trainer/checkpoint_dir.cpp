@@ -20,6 +20,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
 
@@ -35,17 +36,6 @@ std::string step_name(int64_t step) { return fmt::format("step-{}", step); }
 
 [[noreturn]] void fail_io(const std::string& what, const std::string& path, int err) {
   CG_FAIL("{} {}: {} (errno {}); {}", what, path, std::strerror(err), err, kHint);
-}
-
-void fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), O_RDONLY | (directory ? O_DIRECTORY : 0));
-  if (fd < 0) fail_io("cannot open for fsync", path, errno);
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    fail_io("fsync failed for", path, err);
-  }
-  ::close(fd);
 }
 
 void make_dirs(const fs::path& p) {
@@ -184,18 +174,6 @@ void write_file_durable(const std::string& path, const void* data, size_t n) {
   if (::close(fd) != 0) fail_io("cannot close", path, errno);
 }
 
-void replace_file_durable(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  write_file_durable(tmp, text.data(), text.size());
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    fail_io("cannot rename into", path, err);
-  }
-  const fs::path parent = fs::path(path).parent_path();
-  fsync_path(parent.empty() ? "." : parent.string(), true);
-}
 
 std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, const CheckpointLayout& layout,
                             const std::string& config_hash, const WriteFiles& write_files, const AllOk& all_ok,

@@ -84,8 +84,5 @@ void check_layout(const Manifest& m, const CheckpointLayout& now, bool allow_dp_
 // Writes n bytes to path (created/truncated) and fsyncs; throws with errno text, path and the train.run_dir hint.
 // For rank files of callers that do not write through torch.
 void write_file_durable(const std::string& path, const void* data, size_t n);
-// Replaces `path` with `text` atomically: written to path.tmp, fsynced, renamed over path, folder fsynced. A crash
-// leaves the old file or the new one, never a cut one.
-void replace_file_durable(const std::string& path, const std::string& text);
 
 }  // namespace cg

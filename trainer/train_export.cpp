@@ -70,6 +70,11 @@ class BaseWeights {
       model::check_hf_tensors(*hf_, shapes);
     }
   }
+  // The dtype the base stores its weights in (its first tensor's; HF LLaMA checkpoints use one for all).
+  at::ScalarType dtype() const {
+    if (!hf_) return at::kFloat;
+    return hf_->info(hf_->keys().front()).scalar_type;
+  }
   // Read once; the tensor's pages (mmap) or its init copy are released.
   at::Tensor take(const std::string& name) {
     if (!hf_) {
@@ -129,7 +134,7 @@ std::string export_run(const ExportOptions& o) {
   const CheckpointConfigs cc = read_checkpoint_configs(o.run_dir, ck);
   const Config& cfg = cc.config;
   const model::LlamaConfig& lc = cc.llama;
-  const at::ScalarType dtype = lora::peft_dtype(o.dtype);
+  const at::ScalarType asked = o.dtype.empty() ? at::kFloat : lora::peft_dtype(o.dtype);
   std::map<std::string, at::Tensor> full = read_full_params(ck);  // LoRA factors (small), or a full run's weights
   const model::NamedShapes shapes = model::llama_tensor_shapes(lc);
   if (!cfg.model.hf_dir.empty() && fs::exists(o.out)) {
@@ -140,9 +145,14 @@ std::string export_run(const ExportOptions& o) {
   fs::create_directories(o.out);
   check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);
   const std::string tok_path = tokenizer_path(cfg.data);
-  if (fs::exists(tok_path)) fs::copy_file(tok_path, o.out + "/tokenizer.model", fs::copy_options::overwrite_existing);
+  if (fs::exists(tok_path))
+    fs::copy_file(tok_path, o.out + "/tokenizer.model", fs::copy_options::overwrite_existing);
+  else  // the config's paths are relative to where cgtrain ran
+    spdlog::warn("cgexport: tokenizer {} not found from {}, so {} gets no tokenizer.model; run cgexport from the "
+                 "folder cgtrain ran in, or copy the tokenizer yourself", tok_path, fs::current_path().string(), o.out);
 
   if (!cfg.lora.enabled) {  // full-parameter run: the checkpoint holds the whole model (read whole: tiny models)
+    const at::ScalarType dtype = o.dtype.empty() && !full.empty() ? full.begin()->second.scalar_type() : asked;
     stream_hf_checkpoint(o.out, shapes, dtype, lc, o.max_shard_bytes, [&](const std::string& name) {
       auto it = full.find(name);
       CG_CHECK(it != full.end(), "{}: no {} in the checkpoint", ck.path, name);
@@ -153,13 +163,18 @@ std::string export_run(const ExportOptions& o) {
     return ck.path;
   }
 
-  const std::string base_name = cfg.model.hf_dir.empty() ? "cgtrain-" + cfg.model.flavor : cfg.model.hf_dir;
+  // PEFT loads the base from base_model_name_or_path: an absolute path when the folder is here (a relative one
+  // would resolve against wherever PEFT runs), else as configured (a Hub id such as meta-llama/Llama-2-7b-hf).
+  std::string base_name = cfg.model.hf_dir.empty() ? "cgtrain-" + cfg.model.flavor : cfg.model.hf_dir;
+  if (!cfg.model.hf_dir.empty() && fs::is_directory(cfg.model.hf_dir))
+    base_name = fs::absolute(cfg.model.hf_dir).lexically_normal().string();
   const lora::PeftConfig pc = lora::peft_config_from(cfg.lora, base_name);
   std::optional<BaseWeights> base;
   if (o.merge) base.emplace(cfg, lc, shapes);  // checks the base against model_config.json before writing anything
-  lora::write_peft_adapter(o.merge ? o.out + "/adapter" : o.out, pc, full, dtype);
+  lora::write_peft_adapter(o.merge ? o.out + "/adapter" : o.out, pc, full, asked);
   if (o.merge) {
     std::set<std::string> merged;
+    const at::ScalarType dtype = o.dtype.empty() ? base->dtype() : asked;
     stream_hf_checkpoint(o.out, shapes, dtype, lc, o.max_shard_bytes, [&](const std::string& name) {
       at::Tensor W = base->take(name);  // (out, in) in the file's dtype
       const std::string mod = name.substr(0, name.size() - std::string(".weight").size());

@@ -11,7 +11,9 @@ struct ExportOptions {
   int64_t step = -1;            // checkpoint step; < 0: the newest complete one
   std::string out;              // output folder
   bool merge = false;           // also write a merged HF checkpoint
-  std::string dtype = "fp32";   // fp32 | bf16 | fp16: adapter and merged weights
+  std::string dtype;            // fp32 | bf16 | fp16 for the adapter and the written weights; empty: the adapter
+                                // fp32, a merged checkpoint in the base's own dtype (fp16 for Meta's LLaMA-2, fp32
+                                // for a random-init base), a full-parameter run's weights as trained
   int64_t max_shard_bytes = int64_t{5} << 30;  // HF checkpoint shard size (model-0000i-of-0000n.safetensors)
 };
 

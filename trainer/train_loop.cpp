@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/blas_threads.h"
 #include "common/log.h"
@@ -164,8 +165,8 @@ int train(const Config& cfg) {
   // The run folder's copies of the resolved config and the model's shape follow the latest launch, written once the
   // resume has succeeded (a launch that fails before leaves the previous ones); every checkpoint keeps its own.
   if (lead) {
-    replace_file_durable(run_dir + "/config.yaml", cfg_yaml);
-    replace_file_durable(run_dir + "/model_config.json", model_json);
+    write_file_atomic(run_dir + "/config.yaml", cfg_yaml);
+    write_file_atomic(run_dir + "/model_config.json", model_json);
   }
 
   std::optional<MetricsWriter> metrics;

@@ -112,6 +112,12 @@ TEST(ExportStream, MergedFromBf16BaseToBf16AndFp16) {
     cg::export_run({d / "run", 5, d / "out", true, name});
     expect_merged(d / "out", d / "hf", lc, dt, run.scale, 7 * 2);
   }
+  // No --dtype: the merged checkpoint keeps the base's bf16, the adapter is fp32.
+  fs::remove_all(d / "out");
+  cg::export_run({d / "run", 5, d / "out", true, ""});
+  expect_merged(d / "out", d / "hf", lc, at::kBFloat16, run.scale, 7 * 2);
+  cg::model::SafetensorsFile adapter(d / "out/adapter/adapter_model.safetensors");
+  for (const auto& key : adapter.keys()) EXPECT_EQ(adapter.info(key).dtype, "F32") << key;
 }
 
 TEST(ExportStream, RandomInitAndFullParameterRuns) {

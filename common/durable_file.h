@@ -1,0 +1,15 @@
+// Files that survive a crash or a power loss: written next to their name, flushed to disk (fsync), renamed over it,
+// and the folder flushed too, so a reader finds the old file or the new one, never a cut one.
+#pragma once
+#include <string>
+
+namespace cg {
+
+// fsync of a file or (directory = true) a folder's entries; throws naming the path.
+void fsync_path(const std::string& path, bool directory);
+
+// Replaces `path` with `text` as above (path.tmp -> fsync -> rename -> fsync of the folder). On failure (a full
+// disk) the temporary file is removed, the old file stays, and the error names the file and says what to do.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace cg
