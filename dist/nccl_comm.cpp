@@ -14,12 +14,15 @@
 #include <nccl.h>
 #include <spdlog/spdlog.h>
 
+#include <ATen/ops/empty.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include "dist/check.h"
@@ -72,8 +75,13 @@ ncclRedOp_t nccl_op(ReduceOp op) {
 // current (set_cuda_device) before any communicator exists, so this switches nothing in a run; restoring never
 // opens a context on a device this process has not used (cudaSetDevice does since CUDA 12: every rank of a node
 // would otherwise hold one on GPU 0).
+// `checked` false: errors ignored (destructors must not throw).
 struct DeviceGuard {
-  explicit DeviceGuard(int device) {
+  explicit DeviceGuard(int device, bool checked = true) {
+    if (!checked) {
+      switched_ = cudaGetDevice(&prev_) == cudaSuccess && prev_ != device && cudaSetDevice(device) == cudaSuccess;
+      return;
+    }
     CG_CHECK_CUDA(cudaGetDevice(&prev_));
     if (prev_ != device) {
       CG_CHECK_CUDA(cudaSetDevice(device));
@@ -108,9 +116,7 @@ class NcclComm final : public Comm {
 
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
-    ncclComm_t comm = nullptr;
-    CG_CHECK_NCCL(ncclCommInitRankConfig(&comm, size_, id, rank_, &config));
-    comm_ = comm;
+    CG_CHECK_NCCL(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config));
     wait_enqueued("ncclCommInitRankConfig");
 
     CG_CHECK_CUDA(cudaMalloc(&barrier_buf_, sizeof(float)));
@@ -122,12 +128,16 @@ class NcclComm final : public Comm {
   ~NcclComm() override {
     stop_ = true;
     if (watchdog_.joinable()) watchdog_.join();
-    DeviceGuard guard(device_);
+    DeviceGuard guard(device_, /*checked=*/false);
     cudaStreamSynchronize(kStream);
     for (auto& p : pending_) free_events_.push_back(p.event);
     for (cudaEvent_t e : free_events_) cudaEventDestroy(e);
     if (barrier_buf_) cudaFree(barrier_buf_);
-    ncclComm_t comm = comm_.exchange(nullptr);
+    ncclComm_t comm = nullptr;
+    {
+      std::unique_lock<std::shared_mutex> lock(comm_mu_);
+      std::swap(comm, comm_);
+    }
     if (!comm) return;  // aborted after an error
     // Finalize flushes outstanding work; it is non-blocking here, so poll it (bounded) before destroying.
     ncclResult_t st = ncclCommFinalize(comm);
@@ -153,8 +163,10 @@ class NcclComm final : public Comm {
     CG_CHECK(!(t.scalar_type() == at::kBool && op == ReduceOp::Sum),
              "NcclComm::all_reduce: Sum over a bool tensor; use Max (any) / Min (all), or an integer dtype");
     DeviceGuard guard(device_);
-    CG_CHECK_NCCL(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t.scalar_type()),
-                                nccl_op(op), comm_.load(), kStream));
+    use_comm("all_reduce", [&](ncclComm_t c) {
+      return ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t.scalar_type()),
+                           nccl_op(op), c, kStream);
+    });
     after_enqueue("ncclAllReduce");
   }
 
@@ -162,8 +174,10 @@ class NcclComm final : public Comm {
     return all_gather_via_dim0(t, dim, size_, [&](const at::Tensor& x, at::Tensor& out) {
       check_tensor(x, "all_gather");
       DeviceGuard guard(device_);
-      CG_CHECK_NCCL(ncclAllGather(x.data_ptr(), out.data_ptr(), static_cast<size_t>(x.numel()),
-                                  nccl_type(x.scalar_type()), comm_.load(), kStream));
+      use_comm("all_gather", [&](ncclComm_t c) {
+        return ncclAllGather(x.data_ptr(), out.data_ptr(), static_cast<size_t>(x.numel()), nccl_type(x.scalar_type()),
+                             c, kStream);
+      });
       after_enqueue("ncclAllGather");
     });
   }
@@ -172,8 +186,10 @@ class NcclComm final : public Comm {
     TORCH_CHECK(root >= 0 && root < size_, "broadcast root ", root, " is not a rank of this group of ", size_);
     check_tensor(t, "broadcast");
     DeviceGuard guard(device_);
-    CG_CHECK_NCCL(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()),
-                                nccl_type(t.scalar_type()), root, comm_.load(), kStream));
+    use_comm("broadcast", [&](ncclComm_t c) {
+      return ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t.scalar_type()),
+                           root, c, kStream);
+    });
     after_enqueue("ncclBroadcast");
   }
 
@@ -181,7 +197,9 @@ class NcclComm final : public Comm {
   void barrier() override {
     check_live("barrier");
     DeviceGuard guard(device_);
-    CG_CHECK_NCCL(ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclSum, comm_.load(), kStream));
+    use_comm("barrier", [&](ncclComm_t c) {
+      return ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclSum, c, kStream);
+    });
     after_enqueue("barrier");
     const auto start = Clock::now();
     for (;;) {
@@ -205,16 +223,35 @@ class NcclComm final : public Comm {
   }
 
   void check_live(const char* what) const {
-    CG_CHECK(comm_.load(), "NcclComm::{} on a communicator that was aborted after an earlier NCCL error; restart the "
-             "job", what);
+    std::shared_lock<std::shared_mutex> lock(comm_mu_);
+    CG_CHECK(comm_, "NcclComm::{} on a communicator that was aborted after an NCCL error; restart the job", what);
+  }
+
+  // Runs one NCCL call on the communicator under a shared lock, so that an abort (exclusive lock, from the other
+  // thread) never frees it during the call; the call's error is thrown. The communicator is non-blocking, so every
+  // call returns at once and the lock is short. An aborted one: the thread that aborted is ending the job.
+  template <class Call>
+  ncclResult_t use_comm(const char* what, Call&& call, bool check = true) {
+    std::shared_lock<std::shared_mutex> lock(comm_mu_);
+    if (!comm_) {
+      lock.unlock();
+      await_abort();
+    }
+    const ncclResult_t r = call(comm_);
+    if (check && r != ncclSuccess && r != ncclInProgress)
+      CG_FAIL("NCCL {} failed on group rank {}/{}: {} ({})", what, rank_, size_, ncclGetErrorString(r),
+              ncclGetLastError(comm_));
+    return r;
   }
 
   // Aborts the communicator once, from whichever thread (caller or watchdog) gets here first; false when the other
-  // already did, and then that thread reports the error and ends the job.
+  // already did (that thread then ends the job).
   bool abort_comm() {
-    ncclComm_t comm = comm_.exchange(nullptr);
-    if (comm) ncclCommAbort(comm);
-    return comm != nullptr;
+    std::unique_lock<std::shared_mutex> lock(comm_mu_);
+    if (!comm_) return false;
+    ncclCommAbort(comm_);
+    comm_ = nullptr;
+    return true;
   }
 
   // The other thread aborted the communicator and is ending the job with its message: wait for that.
@@ -235,20 +272,24 @@ class NcclComm final : public Comm {
   void wait_enqueued(const char* what) {
     const auto start = Clock::now();
     ncclResult_t st = ncclInProgress;
+    std::string last;
     for (;;) {
-      ncclComm_t comm = comm_.load();
-      if (!comm) await_abort();  // the watchdog found an error and is ending the job
-      CG_CHECK_NCCL(ncclCommGetAsyncError(comm, &st));
+      use_comm("ncclCommGetAsyncError", [&](ncclComm_t c) {
+        const ncclResult_t r = ncclCommGetAsyncError(c, &st);
+        if (st != ncclSuccess && st != ncclInProgress) last = ncclGetLastError(c);
+        return r;
+      });
       if (st != ncclInProgress) break;
       if (seconds_since(start) > timeout_s_) fail_timeout(what);
       std::this_thread::yield();
     }
     if (st != ncclSuccess) {
-      const std::string msg = fmt::format("{} failed on group rank {}/{}: {} ({})", what, rank_, size_,
-                                          ncclGetErrorString(st), ncclGetLastError(comm_.load()));
-      // Aborted: the destructor must not finalize it, later calls fail with a clear error.
+      // Like the watchdog: abort the communicator and end the job (a thrown error would unwind into ~NcclComm,
+      // which would wait for a watchdog that may be waiting for this thread).
+      const std::string msg = fmt::format("NCCL {} failed on group rank {}/{}: {} ({})", what, rank_, size_,
+                                          ncclGetErrorString(st), last);
       if (!abort_comm()) await_abort();
-      CG_FAIL("{}", msg);
+      abort_all(msg);
     }
   }
 
@@ -266,11 +307,16 @@ class NcclComm final : public Comm {
     pending_.push_back({ev, Clock::now(), what});
   }
 
-  [[noreturn]] void fail_timeout(const char* what) {
-    const std::string msg = fmt::format(
+  std::string timeout_message(const char* what) const {
+    return fmt::format(
         "NCCL {} did not finish within {}s on group rank {}/{} (cuda:{}); a peer rank is probably dead or stuck. "
         "Raise CG_NCCL_TIMEOUT_S for slow starts; NCCL_DEBUG=INFO shows the transport",
         what, timeout_s_, rank_, size_, device_);
+  }
+
+  // The caller's thread: abort and end the job (or wait while the watchdog, which aborted first, does).
+  [[noreturn]] void fail_timeout(const char* what) {
+    const std::string msg = timeout_message(what);
     if (!abort_comm()) await_abort();
     abort_all(msg);
   }
@@ -290,15 +336,24 @@ class NcclComm final : public Comm {
           free_events_.push_back(pending_.front().event);
           pending_.pop_front();
         }
-        if (!pending_.empty() && seconds_since(pending_.front().enqueued) > timeout_s_)
-          fail_timeout(pending_.front().what);
+        if (!pending_.empty() && seconds_since(pending_.front().enqueued) > timeout_s_) {
+          // The watchdog never waits: when the caller's thread aborted first, it is ending the job.
+          const std::string msg = timeout_message(pending_.front().what);
+          if (abort_comm()) abort_all(msg);
+          return;
+        }
       }
       ncclResult_t st = ncclSuccess;
-      ncclComm_t comm = comm_.load();
-      if (!comm) break;  // the caller's thread aborted it and reports the error
-      if (ncclCommGetAsyncError(comm, &st) == ncclSuccess && st != ncclSuccess && st != ncclInProgress) {
+      std::string last;
+      {
+        std::shared_lock<std::shared_mutex> lock(comm_mu_);
+        if (!comm_) break;  // the caller's thread aborted it and is ending the job
+        if (ncclCommGetAsyncError(comm_, &st) != ncclSuccess) st = ncclSuccess;
+        if (st != ncclSuccess && st != ncclInProgress) last = ncclGetLastError(comm_);
+      }
+      if (st != ncclSuccess && st != ncclInProgress) {
         const std::string msg = fmt::format("asynchronous NCCL error on group rank {}/{}: {} ({})", rank_, size_,
-                                            ncclGetErrorString(st), ncclGetLastError(comm));
+                                            ncclGetErrorString(st), last);
         if (!abort_comm()) break;
         abort_all(msg);
       }
@@ -306,7 +361,8 @@ class NcclComm final : public Comm {
     }
   }
 
-  std::atomic<ncclComm_t> comm_{nullptr};  // null once aborted; the watchdog reads it too
+  ncclComm_t comm_ = nullptr;  // null once aborted; used by the caller's thread and the watchdog
+  mutable std::shared_mutex comm_mu_;  // shared: one NCCL call on comm_; exclusive: abort
   int device_ = 0, rank_ = 0, size_ = 1;
   double timeout_s_ = 600.0;
   void* barrier_buf_ = nullptr;  // one float on device_ for barrier()

@@ -86,7 +86,10 @@ std::function<at::Tensor(const at::Tensor&)> shared_copy_to_tp(const CommPtr& tp
   };
   auto memo = std::make_shared<Shared>();
   return [tp, memo, readers](const at::Tensor& x) {
-    if (!at::GradMode::is_enabled()) return copy_to_tp(x, tp);
+    if (!at::GradMode::is_enabled()) {  // and a group left unfinished (an exception mid-layer) lets go here too
+      memo->in.reset(), memo->out.reset(), memo->left = 0;
+      return copy_to_tp(x, tp);
+    }
     if (memo->left > 0 && memo->in.is_same(x) && memo->version == static_cast<int64_t>(x._version())) {
       at::Tensor out = memo->out;
       if (--memo->left == 0) memo->in.reset(), memo->out.reset();

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -123,6 +124,9 @@ std::vector<ManifestFile> collect_files(const fs::path& tmp, const std::vector<s
   return files;
 }
 
+// renameat2's RENAME_EXCHANGE (Linux 3.15), called through syscall() so that glibc older than 2.28 builds too.
+constexpr unsigned kRenameExchange = 1u << 1;
+
 void commit(const fs::path& ckdir, const fs::path& tmp, const fs::path& final_dir, const Manifest& m) {
   std::string text = to_json(m).dump(2) + "\n";
   write_file_durable((tmp / kManifestName).string(), text.data(), text.size());
@@ -132,9 +136,10 @@ void commit(const fs::path& ckdir, const fs::path& tmp, const fs::path& final_di
   if (fs::exists(final_dir, ec)) {
     // Saving a step again (a resume that skipped a damaged step-N reaches N again): swap the two folders in one
     // step, so that a kill at any moment leaves one complete step-N; the old one, now under tmp's name, goes.
-    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) {
+    if (::syscall(SYS_renameat2, AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), kRenameExchange) == 0) {
       fsync_path(ckdir.string(), true);
       remove_all_quiet(tmp);
+      remove_all_quiet(old);  // a stale one would count as step N again once step-N is pruned
       return;
     }
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
@@ -203,8 +208,12 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
   if (rank == 0) guarded([&] {
       make_dirs(ckdir);
       std::error_code ec;
-      for (const auto& e : fs::directory_iterator(ckdir, ec))
-        if (e.path().extension() == ".tmp") remove_all_quiet(e.path());
+      for (const auto& e : fs::directory_iterator(ckdir, ec)) {
+        const fs::path& p = e.path();
+        // Interrupted saves, and step-N.old folders that a committed step-N has replaced.
+        if (p.extension() == ".tmp" || (p.extension() == ".old" && fs::exists(ckdir / p.stem(), ec)))
+          remove_all_quiet(p);
+      }
       make_dirs(tmp);
     });
   abort_if_failed("creating the folder");
@@ -301,6 +310,13 @@ std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest) {
     if (sum != f.sha256) return fmt::format("checksum mismatch in {}", f.path);
   }
   return "";
+}
+
+std::string step_folder(const std::string& run_dir, int64_t step) {
+  const fs::path dir = fs::path(run_dir) / "checkpoints" / step_name(step);
+  std::error_code ec;
+  if (!fs::exists(dir, ec) && fs::is_directory(dir.string() + ".old", ec)) return dir.string() + ".old";
+  return dir.string();
 }
 
 std::vector<int64_t> checkpoint_steps(const std::string& run_dir) {

@@ -72,6 +72,10 @@ std::vector<int64_t> checkpoint_steps(const std::string& run_dir);
 // Skipped folders are logged as warnings with the reason. Reads every file once (sha256).
 std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir);
 
+// The folder of step `step`: run_dir/checkpoints/step-N, or step-N.old while no step-N exists (an interrupted
+// same-step re-save, see save_checkpoint). Whether or not it exists.
+std::string step_folder(const std::string& run_dir, int64_t step);
+
 // Why `step_dir` is not a usable checkpoint ("missing manifest.json", "missing file rank-1/optim.pt",
 // "checksum mismatch in ..."); empty when it verifies. Fills *manifest when given and the manifest parses.
 std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest = nullptr);

@@ -122,7 +122,7 @@ std::string export_run(const ExportOptions& o) {
   CheckpointInfo ck;
   if (o.step >= 0) {
     ck.step = o.step;
-    ck.path = fmt::format("{}/checkpoints/step-{}", o.run_dir, o.step);
+    ck.path = step_folder(o.run_dir, o.step);
     const std::string why = verify_checkpoint(ck.path, &ck.manifest);
     CG_CHECK(why.empty(), "{} is not a usable checkpoint: {}", ck.path, why);
   } else {

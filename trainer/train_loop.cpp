@@ -151,7 +151,7 @@ int train(const Config& cfg) {
     if (step.item<int64_t>() >= 0) {
       CheckpointInfo ck;
       ck.step = step.item<int64_t>();
-      ck.path = fmt::format("{}/checkpoints/step-{}", run_dir, ck.step);
+      ck.path = step_folder(run_dir, ck.step);
       ck.manifest = read_manifest(ck.path);
       if (lead && ck.manifest.config_hash != hash)
         spdlog::warn("resuming {} written with another config (hash {} vs {}); see {}/config.yaml", ck.path,

@@ -384,6 +384,16 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   cg::Config cb = cg::load_config(trained_cfg, {"parallel.tp=1", "lora.enabled=false"});
   cg::TrainModel base = cg::build_train_model(cb, dims, lc.vocab_size, at::kCPU);
   EXPECT_GT((base.llama->forward(tokens) - lm).abs().max().item<double>(), 1e-3);
+
+  // A same-step re-save cut between its two renames (filesystems without RENAME_EXCHANGE) leaves step-10.old: it
+  // is step 10 for cgexport --step and for a resume, which carries on from it.
+  fs::rename(d + "/run/checkpoints/step-10", d + "/run/checkpoints/step-10.old");
+  r = run_mpi(1, cgexport_exe(), {d + "/run", "--step", "10", "--out", d + "/out_old"});
+  ASSERT_EQ(r.rc, 0) << r.output;
+  r = run_mpi(2, cgtrain_exe(), with(args, {"train.steps=12"}));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("step-10.old (step 10"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::is_directory(d + "/run/checkpoints/step-12"));
 }
 
 }  // namespace

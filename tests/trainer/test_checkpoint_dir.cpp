@@ -176,11 +176,17 @@ TEST(CheckpointDir, AMoveAsideCutShortStillLeavesTheStep) {
   EXPECT_EQ(info->step, 7);
   EXPECT_EQ(fs::path(info->path).filename(), "step-7.old");
   EXPECT_EQ(cg::checkpoint_steps(run), (std::vector<int64_t>{7, 5}));
+  EXPECT_EQ(fs::path(cg::step_folder(run, 7)).filename(), "step-7.old");
+  EXPECT_EQ(fs::path(cg::step_folder(run, 5)).filename(), "step-5");
   save_two_ranks(run, 7);  // saved again: the committed folder, and the .old one gone
   info = cg::find_latest_complete(run);
   ASSERT_TRUE(info);
   EXPECT_EQ(fs::path(info->path).filename(), "step-7");
   EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints/step-7.old"));
+  // A stale step-N.old beside a committed step-N (a kill after the second rename) goes at the next save.
+  fs::create_directories(fs::path(run) / "checkpoints/step-5.old");
+  save_two_ranks(run, 8);
+  EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints/step-5.old"));
 }
 
 TEST(CheckpointDir, SkipsCorruptHalfWrittenAndMissingRankFile) {
