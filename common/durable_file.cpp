@@ -23,16 +23,13 @@ void fsync_path(const std::string& path, bool directory) {
   ::close(fd);
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
+void write_file_durable(const std::string& path, const void* data, size_t n) {
   auto fail = [&](const char* what, int err) {
-    ::unlink(tmp.c_str());
-    CG_FAIL("{} {}: {}; free disk space or write elsewhere ({} is unchanged)", what, path, std::strerror(err), path);
+    CG_FAIL("{} {}: {} (errno {}); free disk space or write elsewhere", what, path, std::strerror(err), err);
   };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot create the temporary file for", errno);
-  const char* p = text.data();
-  size_t n = text.size();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("cannot create", errno);
+  const char* p = static_cast<const char*>(data);
   while (n > 0) {
     const ssize_t w = ::write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
@@ -47,10 +44,24 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   if (::fsync(fd) != 0) {
     const int err = errno;
     ::close(fd);
-    fail("cannot flush", err);
+    fail("cannot flush to disk", err);
   }
   if (::close(fd) != 0) fail("cannot close", errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename the temporary file over", errno);
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  try {
+    write_file_durable(tmp, text.data(), text.size());
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    CG_FAIL("cannot rename {} over {}: {}; {} is unchanged", tmp, path, std::strerror(err), path);
+  }
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   fsync_path(parent.empty() ? "." : parent.string(), true);
 }

@@ -8,6 +8,10 @@ namespace cg {
 // fsync of a file or (directory = true) a folder's entries; throws naming the path.
 void fsync_path(const std::string& path, bool directory);
 
+// Writes `path` (created or truncated) and flushes it to disk; throws naming the file. For files inside a folder
+// that is itself renamed into place (checkpoint step folders).
+void write_file_durable(const std::string& path, const void* data, size_t n);
+
 // Replaces `path` with `text` as above (path.tmp -> fsync -> rename -> fsync of the folder). On failure (a full
 // disk) the temporary file is removed, the old file stays, and the error names the file and says what to do.
 void write_file_atomic(const std::string& path, const std::string& text);

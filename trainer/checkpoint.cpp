@@ -169,16 +169,12 @@ std::map<std::string, at::Tensor> read_full_params(const CheckpointInfo& ckpt) {
 
 CheckpointConfigs read_checkpoint_configs(const std::string& run_dir, const CheckpointInfo& ckpt) {
   namespace fs = std::filesystem;
-  auto pick = [&](const char* name) {
-    const std::string own = ckpt.path + "/" + name;
-    return fs::is_regular_file(own) ? own : run_dir + "/" + name;
-  };
+  auto own = [&](const char* name) { return fs::is_regular_file(ckpt.path + "/" + name); };
+  auto pick = [&](const char* name) { return (own(name) ? ckpt.path : run_dir) + "/" + name; };
   CheckpointConfigs out;
   const std::string cfg_path = pick("config.yaml"), mc_path = pick("model_config.json");
-  out.own = cfg_path.rfind(ckpt.path, 0) == 0 && mc_path.rfind(ckpt.path, 0) == 0;
   out.config = load_config(cfg_path, {});
-  if (const std::string hash = config_hash(out.config); cfg_path.rfind(ckpt.path, 0) != 0 &&
-                                                         hash != ckpt.manifest.config_hash)
+  if (const std::string hash = config_hash(out.config); !own("config.yaml") && hash != ckpt.manifest.config_hash)
     spdlog::warn("{} was written under another config than {} (hash {} vs {}); using the latter's lora.* and model.* "
                  "settings", ckpt.path, cfg_path, ckpt.manifest.config_hash, hash);
   std::ifstream in(mc_path);

@@ -40,11 +40,10 @@ TrainState load_rank_checkpoint(const CheckpointInfo& ckpt, TrainModel& m, AdamW
 
 // The config and model shape a checkpoint was trained under: the step folder's own config.yaml and
 // model_config.json, else (checkpoints of older builds) the run folder's, which a later launch may have rewritten
-// (`own` false, and a warning when the config's hash differs from the manifest's).
+// (with a warning when that config's hash differs from the manifest's).
 struct CheckpointConfigs {
   Config config;
   model::LlamaConfig llama;
-  bool own = true;
 };
 CheckpointConfigs read_checkpoint_configs(const std::string& run_dir, const CheckpointInfo& ckpt);
 

@@ -156,30 +156,6 @@ void commit(const fs::path& ckdir, const fs::path& tmp, const fs::path& final_di
 
 }  // namespace
 
-void write_file_durable(const std::string& path, const void* data, size_t n) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail_io("cannot create", path, errno);
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      int err = errno;
-      ::close(fd);
-      fail_io("cannot write", path, err);
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    fail_io("fsync failed for", path, err);
-  }
-  if (::close(fd) != 0) fail_io("cannot close", path, errno);
-}
-
-
 std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, const CheckpointLayout& layout,
                             const std::string& config_hash, const WriteFiles& write_files, const AllOk& all_ok,
                             int64_t keep_last, const std::vector<std::string>& required) {

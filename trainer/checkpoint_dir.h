@@ -10,6 +10,7 @@
 // throws cg::Error with the errno text, the path and "free space or change train.run_dir".
 // run_dir must be on a filesystem every rank sees (rank 0 lists and hashes the files written by all ranks).
 #pragma once
+#include "common/durable_file.h"  // write_file_durable, for the rank files
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -84,9 +85,5 @@ Manifest read_manifest(const std::string& step_dir);  // throws cg::Error naming
 
 // Throws unless the checkpoint was written with the same tp (and dp, unless allow_dp_change), naming both layouts.
 void check_layout(const Manifest& m, const CheckpointLayout& now, bool allow_dp_change = false);
-
-// Writes n bytes to path (created/truncated) and fsyncs; throws with errno text, path and the train.run_dir hint.
-// For rank files of callers that do not write through torch.
-void write_file_durable(const std::string& path, const void* data, size_t n);
 
 }  // namespace cg
