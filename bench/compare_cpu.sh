@@ -27,7 +27,7 @@ cores=$(nproc --all)
 # One thread count for every library on both sides (OpenMP, OpenBLAS's own pool, MKL if present).
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 cg_args=(model.flavor=tiny model.device=cpu model.dtype=fp32 "train.micro_batch=$MB" "train.seq_len=$SEQ"
-         "model.max_seq_len=$SEQ" "lora.r=$R" lora.alpha=32 lora.dropout=0.05 "lora.targets=[$TARGETS]"
+         "lora.r=$R" lora.alpha=32 lora.dropout=0.05 "lora.targets=[$TARGETS]"
          train.lr=1e-4 train.weight_decay=0 train.clip_grad_norm=1.0 "train.threads=$THREADS")
 py_args=(--flavor tiny --micro-batch "$MB" --seq-len "$SEQ" --r "$R" --alpha 32 --dropout 0.05 --targets "$TARGETS"
          --lr 1e-4 --clip 1.0 --threads "$THREADS")

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -25,21 +26,35 @@ const char* kSweepKeys = R"(Sweep file keys:
   out_dir: runs/sweep          one folder per point below it, shards/ and summary.{md,csv}, val_loss_vs_rank.svg
   np: 1                        ranks per point (mpirun -np; Slurm tasks)
   launcher: ""                 default "mpirun --oversubscribe --bind-to none -np {np}"; {np} is replaced
-  bin_dir: ""                  build folder holding cgprep/cgtrain/...; default: the one cgsweep was built in
+  bin_dir: ""                  build folder holding cgprep/cgtrain/...; --bin-dir, then $CG_BIN_DIR win over it;
+                               default: the one cgsweep was built in
   sample: false                per point after training: cgexport, cgsample, cgeval (validity in the summary)
   overrides: {key: value}      config overrides applied to every point (e.g. train.steps: 100)
   grid: {key: [v1, v2]}        cartesian product over dotted config keys (last key varies fastest)
   points: [{key: v, ...}, ...] or an explicit list of points (instead of grid)
   slurm: {time, partition, nodes, gpus_per_node, cpus_per_task, signal_seconds}   header of sweep.sbatch
 Point folders are named from their settings, e.g. r8-alpha32-translate1; points with equal data.* settings share
-one prepared shards folder (out_dir/shards/data-<hash>). Extra key=value words override every point's config.
+one prepared shards folder (out_dir/shards/data-<hash>). Extra key=value words override every point's config
+(after overrides:); a key the sweep file sweeps is refused there.
 )";
 
-// The build folder cgsweep lives in (<build>/launch/cgsweep -> <build>).
-std::string default_bin_dir() {
+// Where the tools are: --bin-dir, else $CG_BIN_DIR (launch/run.sh's variable, docs/cluster.md section 0), else the
+// sweep file's bin_dir, else the build folder cgsweep lives in (<build>/launch/cgsweep -> <build>).
+std::string pick_bin_dir(const std::string& option, const std::string& from_file) {
+  if (!option.empty()) return option;
+  if (const char* env = std::getenv("CG_BIN_DIR"); env && *env) return env;
+  if (!from_file.empty()) return from_file;
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
   return ec ? "" : self.parent_path().parent_path().string();
+}
+
+// Option combinations and values CLI11 does not check; errors say what to pass instead.
+void check_options(const CLI::App& app, int point, int64_t np, bool slurm, bool summary_only) {
+  CG_CHECK(!app.count("--point") || point >= 0, "--point {}: give a point index >= 0 (points.tsv lists them)", point);
+  CG_CHECK(!app.count("--np") || np >= 1, "--np {}: give the ranks per point, >= 1", np);
+  CG_CHECK(!(slurm && summary_only), "--slurm and --summary do not combine: write and submit the job with --slurm, "
+           "then run --summary once its tasks are done");
 }
 
 int run(int argc, char** argv) {
@@ -49,7 +64,7 @@ int run(int argc, char** argv) {
   std::vector<std::string> extra;
   int point = -1;
   bool slurm = false, summary_only = false, dry_run = false, keep_going = false;
-  std::string bin_dir, out_dir, launcher;
+  std::string bin_dir, out_dir, launcher, serial_launcher;
   int64_t np = 0;
   app.add_option("sweep", sweep_file, "sweep YAML file")->required();
   app.add_option("overrides", extra, "section.key=value overrides applied to every point");
@@ -58,32 +73,33 @@ int run(int argc, char** argv) {
   app.add_flag("--summary", summary_only, "only (re)write the summary from the run folders");
   app.add_flag("--dry-run", dry_run, "validate, write point.yaml files, print the commands; run nothing");
   app.add_flag("--keep-going", keep_going, "continue with the next point when one fails");
-  app.add_option("--bin-dir", bin_dir, "build folder with the tools (default: the one cgsweep is in)");
+  app.add_option("--bin-dir", bin_dir, "build folder with the tools (default: $CG_BIN_DIR, else the sweep's "
+                 "bin_dir, else the one cgsweep is in)");
   app.add_option("--out-dir", out_dir, "override the sweep's out_dir");
   app.add_option("--np", np, "override the sweep's np");
   app.add_option("--launcher", launcher, "override the sweep's launcher ({np} is replaced)");
+  app.add_option("--serial-launcher", serial_launcher, "prefix of the one-process stages cgprep, cgexport, cgeval "
+                 "(sweep.sbatch: a one-task srun); default: none, they run directly");
   CLI11_PARSE(app, argc, argv);
+  check_options(app, point, np, slurm, summary_only);
 
   cg::init_logging(0, 1, "info", false);
   SweepSpec spec = load_sweep_spec(sweep_file);
   if (!out_dir.empty()) spec.out_dir = out_dir;
   if (np > 0) spec.np = np;
-  for (const auto& e : extra) {
-    const auto eq = e.find('=');
-    CG_CHECK(eq != std::string::npos && e.find('.') < eq,
-             "argument '{}' is not a section.key=value override", e);
-    spec.overrides.push_back({e.substr(0, eq), e.substr(eq + 1)});
-  }
-  const Resolver resolve = [](const std::string& base, const std::vector<std::string>& overrides) {
-    return cg::to_yaml(cg::load_config(base, overrides));
+  add_command_line_overrides(spec, extra);
+  const Resolver resolve = [](const std::string& base, const std::vector<std::string>& overrides,
+                              const std::vector<std::string>& origins) {
+    return cg::to_yaml(cg::load_config(base, overrides, origins));
   };
   const SweepPlan plan = plan_sweep(spec, resolve);
   spdlog::info("sweep {}: {} points, {} data settings, out_dir {}", spec.path, plan.points.size(),
-               plan.shards_dirs.size(), spec.out_dir);
+               plan.shards_dirs.size(), plan.spec.out_dir);
 
   RunOptions opt;
-  opt.bin_dir = !bin_dir.empty() ? bin_dir : !spec.bin_dir.empty() ? spec.bin_dir : default_bin_dir();
+  opt.bin_dir = pick_bin_dir(bin_dir, spec.bin_dir);
   opt.launcher = !launcher.empty() ? launcher : spec.launcher;
+  opt.serial_launcher = serial_launcher;
   opt.keep_going = keep_going;
   opt.dry_run = dry_run;
 
@@ -99,12 +115,12 @@ int run(int argc, char** argv) {
     so.workdir = fs::current_path().string();
     so.extra_args = extra;
     so.extra_args.push_back("--bin-dir");
-    so.extra_args.push_back(fs::absolute(opt.bin_dir).string());
-    if (!out_dir.empty()) so.extra_args.insert(so.extra_args.end(), {"--out-dir", fs::absolute(out_dir).string()});
+    so.extra_args.push_back(normalized_path(opt.bin_dir));
+    if (!out_dir.empty()) so.extra_args.insert(so.extra_args.end(), {"--out-dir", plan.spec.out_dir});
     if (np > 0) so.extra_args.insert(so.extra_args.end(), {"--np", std::to_string(np)});
     const std::string sb = write_slurm_files(plan, so);
-    std::cout << "wrote " << sb << " and " << (fs::path(spec.out_dir) / "points.tsv").string() << "\nsubmit: sbatch "
-              << sb << "\nwhen all tasks are done: " << summary_command(plan, so) << "\n";
+    std::cout << "wrote " << sb << " and " << (fs::path(plan.spec.out_dir) / "points.tsv").string()
+              << "\nsubmit: sbatch " << sb << "\nwhen all tasks are done: " << summary_command(plan, so) << "\n";
     return 0;
   }
   int rc = 0;

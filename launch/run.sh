@@ -8,7 +8,8 @@
 #
 #   launch/run.sh [options] [TOOL] CONFIG.yaml [section.key=value ...]
 #
-#   TOOL              cgtrain (default), cgsample, cgeval, ... found in BIN_DIR/{trainer,sampler,data}/
+#   TOOL              cgtrain (default), cgsample, cgeval, ... found in BIN_DIR/{trainer,sampler,data}/;
+#                     cgprep and cgtok are not MPI programs: they run once, here, without mpirun/srun or checks
 #   --np N            single node: number of ranks (default: GPUs on the node for cuda, else tp x max(dp,1))
 #   --hostfile FILE   many nodes: one line per node ("node01 slots=8"; # comments allowed)
 #   --ppn N           ranks per node with --hostfile (default: GPUs per node for cuda, else slots=, else 1)
@@ -26,7 +27,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/config_get.sh"
 
 die() { echo "run.sh: error: $*" >&2; exit 2; }
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }  # the header
 
 np="" hostfile="" ppn="" use_srun=0 dry=0 bin_dir=${CG_BIN_DIR:-build} tool="" config=""
 overrides=()
@@ -53,6 +54,27 @@ tool=${tool:-cgtrain}
 for v in "$np" "$ppn"; do
   [ -z "$v" ] || [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "'$v' is not a positive rank count"
 done
+
+# find_binary: the tool under BIN_DIR (a dry run tolerates its absence: prints the bare name).
+find_binary() {
+  local d
+  for d in "$bin_dir/trainer" "$bin_dir/sampler" "$bin_dir/data" "$bin_dir/launch" "$bin_dir"; do
+    if [ -x "$d/$tool" ]; then echo "$(cd "$d" && pwd)/$tool"; return; fi
+  done
+  [ "$dry" = 1 ] || die "cannot find $tool under $bin_dir/{trainer,sampler,data}; build first (./scripts/build.sh) or pass --bin-dir"
+  echo "$tool"
+}
+
+# One-process tools: N copies under mpirun would each write the same output.
+case "$tool" in
+  cgprep|cgtok)
+    binary=$(find_binary) || exit $?
+    echo "run.sh: $tool is not an MPI program: one process, no launcher" >&2
+    echo "run.sh: $binary $config ${overrides[*]+${overrides[*]}}" >&2
+    [ "$dry" = 1 ] && exit 0
+    exec "$binary" "$config" ${overrides[@]+"${overrides[@]}"}
+    ;;
+esac
 
 get() { cg_config_get "$config" "$1" "$2" ${overrides[@]+"${overrides[@]}"}; }
 device=$(get model.device auto)
@@ -118,14 +140,7 @@ if [ -n "$hf_dir" ]; then
   compgen -G "$hf_dir/*.safetensors" >/dev/null || echo "run.sh: warning: no *.safetensors in $hf_dir" >&2
 fi
 
-binary=""
-for d in "$bin_dir/trainer" "$bin_dir/sampler" "$bin_dir/data" "$bin_dir/launch" "$bin_dir"; do
-  if [ -x "$d/$tool" ]; then binary=$(cd "$d" && pwd)/$tool; break; fi
-done
-if [ -z "$binary" ]; then
-  [ "$dry" = 1 ] || die "cannot find $tool under $bin_dir/{trainer,sampler,data}; build first (./scripts/build.sh) or pass --bin-dir"
-  binary=$tool
-fi
+binary=$(find_binary) || exit $?
 
 # Environment of every rank.
 cores=${CG_CORES:-$(nproc)}

@@ -37,7 +37,7 @@ RunMetrics read_metrics_file(const std::string& metrics_jsonl) {
   std::ifstream f(metrics_jsonl);
   if (!f) return m;
   m.found = true;
-  // After a resume cgtrain appends, so a step can appear twice: per step and field, the last value wins.
+  // A step can appear twice (files of builds that appended on resume): per step and field, the last value wins.
   struct StepFields {
     std::optional<double> loss, val_loss, tokens_per_s;
   };

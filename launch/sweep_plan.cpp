@@ -36,10 +36,33 @@ std::string find_base_config(const SweepSpec& spec) {
   return beside.string();
 }
 
-SweepPlan plan_sweep(const SweepSpec& spec, const Resolver& resolve) {
+std::string normalized_path(const std::string& path) {
+  fs::path p = fs::absolute(path).lexically_normal();
+  if (!p.has_filename() && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
+  return p.string();
+}
+
+namespace {
+
+// The layout the point's config asks for must fit the np ranks the sweep launches (else cgtrain fails after cgprep).
+void check_layout(const std::string& resolved_yaml, int64_t np) {
+  const YAML::Node par = YAML::Load(resolved_yaml)["parallel"];
+  if (!par || !par["tp"]) return;
+  const int64_t tp = par["tp"].as<int64_t>(), dp = par["dp"] ? par["dp"].as<int64_t>() : 0;
+  CG_CHECK(np % tp == 0, "parallel.tp {} does not divide np {} (ranks per point); change np (sweep file or --np) or "
+           "parallel.tp", tp, np);
+  CG_CHECK(dp == 0 || tp * dp == np, "parallel.tp {} x parallel.dp {} = {} but np is {}; set parallel.dp=0 (np / tp) "
+           "or np to {}", tp, dp, tp * dp, np, tp * dp);
+}
+
+}  // namespace
+
+SweepPlan plan_sweep(const SweepSpec& spec_in, const Resolver& resolve) {
   SweepPlan plan;
-  plan.spec = spec;
-  plan.base_path = find_base_config(spec);
+  plan.spec = spec_in;
+  const SweepSpec& spec = plan.spec;
+  plan.spec.out_dir = normalized_path(spec_in.out_dir);
+  plan.base_path = normalized_path(find_base_config(spec));
   const fs::path out(spec.out_dir);
   for (size_t i = 0; i < spec.points.size(); ++i) {
     PlannedPoint p;
@@ -51,7 +74,8 @@ SweepPlan plan_sweep(const SweepSpec& spec, const Resolver& resolve) {
     try {
       // Pass 1: the point's own settings only, to key its data; pass 2: with its folders filled in.
       const std::vector<std::string> own = point_overrides(spec, p.settings);
-      p.data_key = data_settings_key(resolve(plan.base_path, own));
+      std::vector<std::string> origins = point_override_origins(spec, i);
+      p.data_key = data_settings_key(resolve(plan.base_path, own, origins));
       p.shards_dir = (out / "shards" / ("data-" + p.data_key)).string();
       p.overrides = own;
       const std::string samples = (fs::path(p.run_dir) / "samples").string();
@@ -60,7 +84,9 @@ SweepPlan plan_sweep(const SweepSpec& spec, const Resolver& resolve) {
             "eval.input=" + samples})
         p.overrides.push_back(o);
       if (spec.sample) p.overrides.push_back("sample.adapter=" + (fs::path(p.run_dir) / "adapter").string());
-      p.config_yaml = resolve(plan.base_path, p.overrides);
+      origins.resize(p.overrides.size(), "cgsweep's run folders");
+      p.config_yaml = resolve(plan.base_path, p.overrides, origins);
+      check_layout(p.config_yaml, spec.np);
     } catch (const std::exception& e) {
       CG_FAIL("{}: {}", where, e.what());
     }

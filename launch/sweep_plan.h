@@ -10,8 +10,10 @@
 namespace cg::sweep {
 
 // Base config path + "key=value" overrides -> the resolved config as YAML text (cg::to_yaml(cg::load_config(..)) in
-// cgsweep). Must throw cg::Error naming the key when a key or value is bad.
-using Resolver = std::function<std::string(const std::string& base, const std::vector<std::string>& overrides)>;
+// cgsweep). origins[i] says where overrides[i] comes from ("sweep file S: grid"); must throw cg::Error naming the key
+// (and its origin) when a key or value is bad.
+using Resolver = std::function<std::string(const std::string& base, const std::vector<std::string>& overrides,
+                                           const std::vector<std::string>& origins)>;
 
 struct PlannedPoint {
   size_t index = 0;                      // position in the sweep (SLURM_ARRAY_TASK_ID)
@@ -25,14 +27,18 @@ struct PlannedPoint {
 };
 
 struct SweepPlan {
-  SweepSpec spec;
-  std::string base_path;                 // spec.base as found (cwd first, then the sweep file's folder)
+  SweepSpec spec;                        // spec.out_dir absolute and normalized: every folder below is spelled one way
+  std::string base_path;                 // spec.base as found (cwd first, then the sweep file's folder), absolute
   std::vector<PlannedPoint> points;
   std::vector<std::string> shards_dirs;  // distinct shards folders, in first-use order
 };
 
-// Resolve and validate every point. Errors name the point ("sweep point 3 (r16-translate0): ...").
+// Resolve and validate every point, and check its parallel.tp / parallel.dp against spec.np. Errors name the point
+// ("sweep point 3 (r16-translate0): ...").
 SweepPlan plan_sweep(const SweepSpec& spec, const Resolver& resolve);
+
+// `path` absolute and lexically normal, without a trailing '/': "runs/./sw/" and "/repo/runs/sw" read the same.
+std::string normalized_path(const std::string& path);
 
 // 12 hex digits identifying the `data:` section of a resolved config, data.shards_dir left out.
 std::string data_settings_key(const std::string& resolved_yaml);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -36,11 +37,23 @@ std::string read_text(const fs::path& p) {
   return s;
 }
 
+// Written to a temporary file beside `p` (its name unique to this process) and renamed over it: other Slurm array
+// tasks and the running stage read point.yaml, status and point.hash while this one writes them, and must find the
+// old file or the new one, never a cut one.
 void write_text(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());
-  std::ofstream f(p);
-  CG_CHECK(f, "cannot write {}", p.string());
-  f << text << "\n";
+  const fs::path tmp = p.parent_path() / ("." + p.filename().string() + ".tmp." + std::to_string(::getpid()));
+  {
+    std::ofstream f(tmp);
+    CG_CHECK(f, "cannot write {}", tmp.string());
+    f << text << "\n";
+    f.close();
+    CG_CHECK(f, "cannot write {} (disk full?)", tmp.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, p, ec);
+  if (ec) fs::remove(tmp);
+  CG_CHECK(!ec, "cannot rename {} to {}: {}", tmp.string(), p.string(), ec.message());
 }
 
 std::string join(const std::vector<std::string>& argv) {
@@ -214,9 +227,18 @@ bool done_with_other_config(const PlannedPoint& p) {
   return is_done(p) && fs::exists(hash_file(p)) && read_text(hash_file(p)) != config_hash(p.config_yaml);
 }
 
+// The folders cgsweep derives from out_dir. An older cgsweep wrote them as out_dir was spelled ("runs/sw/r8" or
+// "/repo/./runs/sw/r8"); compared in normalized form, such a point still counts as unchanged.
+bool same_setting(const std::string& key, const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  static const char* kFolders[] = {"train.run_dir", "data.shards_dir", "sample.out_dir", "eval.input", "sample.adapter"};
+  const bool folder = std::find(std::begin(kFolders), std::end(kFolders), key) != std::end(kFolders);
+  return folder && !a.empty() && !b.empty() && normalized_path(a) == normalized_path(b);
+}
+
 // For a done point: the settings that differ between the config it ran with (its point.yaml, which
-// write_point_configs leaves alone) and its config now, e.g. "train.steps 3 -> 5"; empty when they are the same
-// or differ only in keys one of the two lacks (a newer or older cgtrain's settings).
+// write_point_configs leaves alone) and its config now, e.g. "train.steps 3 -> 5"; empty when they are the same,
+// differ only in keys one of the two lacks (a newer or older cgtrain's settings) or in how a folder is spelled.
 std::vector<std::string> config_changes(const PlannedPoint& p) {
   const fs::path file = fs::path(p.run_dir) / "point.yaml";
   if (!fs::exists(file)) return {"its point.yaml is missing"};
@@ -224,7 +246,7 @@ std::vector<std::string> config_changes(const PlannedPoint& p) {
   std::vector<std::string> out;
   for (const auto& [k, v] : now) {
     auto it = ran.find(k);
-    if (it != ran.end() && it->second != v)
+    if (it != ran.end() && !same_setting(k, it->second, v))
       out.push_back(fmt::format("{} {} -> {}", k, it->second.empty() ? "\"\"" : it->second, v.empty() ? "\"\"" : v));
   }
   return out;
@@ -340,6 +362,8 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
 
 void write_point_configs(const SweepPlan& plan) {
   for (const auto& p : plan.points) {
+    // spec.path, base_path and the folders are absolute and normalized, so the text does not depend on how the
+    // sweep file or out_dir were spelled (each array task passes them differently from the --slurm command).
     const std::string header = fmt::format(
         "# cgsweep point {} ({}) of {}; base {} with overrides:\n", p.index, p.name, plan.spec.path, plan.base_path);
     std::string ov;
@@ -387,7 +411,7 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
                    p.name);
     else if (read_text(hash_file(p)) != hash)
       spdlog::info("point {} ({}) is done; its config differs from the one it ran with only in settings one of them "
-                   "lacks (another cgtrain version); skipped", p.index, p.name);
+                   "lacks (another cgtrain version) or in how its folders are spelled; skipped", p.index, p.name);
     else
       spdlog::info("point {} ({}) is done; skipped", p.index, p.name);
     return 0;
@@ -416,13 +440,19 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   // Shards: once per data setting. The lock makes concurrent array tasks wait for the first one's cgprep.
   const fs::path shards(p.shards_dir);
   const fs::path marker = shards / ".cgsweep-prepared";
+  // The one-process tools run under opt.serial_launcher (under Slurm: a one-task job step, which --signal reaches).
+  const auto serial = [&](std::vector<std::string> argv) {
+    std::vector<std::string> out = launcher_argv(opt.serial_launcher, 1);
+    out.insert(out.end(), argv.begin(), argv.end());
+    return out;
+  };
   if (opt.dry_run) {
-    spdlog::info("  [prep] {} {}  (unless {} exists)", tool(opt, "cgprep"), cfg, marker.string());
+    spdlog::info("  [prep] {}  (unless {} exists)", join(serial({tool(opt, "cgprep"), cfg})), marker.string());
   } else if (!skip("prep")) {
     FileLock lock(shards.string() + ".lock");
     if (!lock.locked()) return stopped_before(p, "prep");
     if (!fs::exists(marker)) {
-      const int rc = stage(p, "prep", {tool(opt, "cgprep"), cfg}, false);
+      const int rc = stage(p, "prep", serial({tool(opt, "cgprep"), cfg}), false);
       if (rc != 0) return rc;
       write_text(marker, p.data_key);
     } else {
@@ -441,7 +471,7 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   if (plan.spec.sample) {
     const std::string adapter = (run / "adapter").string();
     if (!skip("export")) {
-      if (int rc = stage(p, "export", {tool(opt, "cgexport"), p.run_dir, "--out", adapter}, opt.dry_run))
+      if (int rc = stage(p, "export", serial({tool(opt, "cgexport"), p.run_dir, "--out", adapter}), opt.dry_run))
         return rc;
     }
     // cgsample runs at the point's tp like cgtrain (all tp ranks draw the same tokens).
@@ -451,7 +481,7 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
       sample.push_back(cfg);
       if (int rc = stage(p, "sample", sample, opt.dry_run)) return rc;
     }
-    if (int rc = stage(p, "eval", {tool(opt, "cgeval"), cfg}, opt.dry_run)) return rc;
+    if (int rc = stage(p, "eval", serial({tool(opt, "cgeval"), cfg}), opt.dry_run)) return rc;
   }
   if (!opt.dry_run) set_status(p, "done");
   return 0;

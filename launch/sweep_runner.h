@@ -1,6 +1,6 @@
 // SweepRunner: runs planned sweep points on this machine, one after another: cgprep once per shared shards folder
 // (under a file lock, so parallel Slurm array tasks do not race), then the launcher + cgtrain, then optionally
-// cgexport, the launcher + cgsample, cgeval. Each stage logs to <run_dir>/logs/<stage>.log; the outcome goes to
+// cgexport, the launcher + cgsample, cgeval (cgprep, cgexport and cgeval under the serial launcher, if any). Each stage logs to <run_dir>/logs/<stage>.log; the outcome goes to
 // <run_dir>/status, and the hash of the point's resolved config to <run_dir>/point.hash when it starts.
 //
 // Signals: SIGTERM / SIGUSR1 / SIGINT sent to cgsweep are passed on to the running stage (SIGTERM as SIGUSR1 when
@@ -22,6 +22,7 @@ constexpr int kExitPreempted = 75;
 struct RunOptions {
   std::string bin_dir;                 // where to look for cgprep/cgtrain/... first (see find_tool)
   std::string launcher;                // "mpirun ... -np {np}" or "srun"; {np} is replaced; empty: the default
+  std::string serial_launcher;         // prefix of the one-process stages (cgprep, cgexport, cgeval); empty: none
   bool keep_going = false;             // a failed point does not stop the sweep
   bool dry_run = false;                // write point.yaml files and print commands, run nothing
 };
@@ -40,13 +41,14 @@ std::string find_tool(const std::string& bin_dir, const std::string& tool);
 // (SIGTERM as SIGUSR1 when argv[0] is mpirun, mpiexec or orterun).
 int run_logged(const std::vector<std::string>& argv, const std::string& log_path);
 
-// Write <run_dir>/point.yaml (the resolved config) for every point; returns nothing, throws on I/O errors. A done
-// point whose config changed keeps the point.yaml it ran with.
+// Write <run_dir>/point.yaml (the resolved config) for every point; returns nothing, throws on I/O errors. A file
+// whose content is unchanged is left alone, others are replaced by rename (readers never see a cut file), and a
+// done point whose config changed keeps the point.yaml it ran with.
 void write_point_configs(const SweepPlan& plan);
 
 // Throws, naming each point, its changed settings and what to do, when a done point's config differs from the one
-// it ran with (recorded in point.hash; settings only one of the two has, from another cgtrain version, are not
-// counted). Such a point is never skipped as done, nor run again in the folder holding the finished run.
+// it ran with (recorded in point.hash; settings only one of the two has, from another cgtrain version, and folders
+// spelled another way are not counted). Such a point is never skipped as done, nor run again in the folder holding the finished run.
 void check_finished_points(const SweepPlan& plan);
 
 // Run one point (after check_finished_points for it); returns 0, kExitPreempted, 128 + N after signal N, or the

@@ -20,9 +20,11 @@ std::string sq(const std::string& s) {
 
 }  // namespace
 
+std::string default_requeue_script() { return std::string(CG_SOURCE_DIR) + "/launch/requeue.sh"; }
+
 std::string summary_command(const SweepPlan& plan, const SlurmOptions& opt) {
   std::string c = "cd " + sq(fs::absolute(opt.workdir).string()) + " && " + sq(opt.cgsweep) + " " +
-                  sq(fs::absolute(plan.spec.path).string());
+                  sq(normalized_path(plan.spec.path));
   for (const auto& a : opt.extra_args) c += " " + sq(a);
   return c + " --summary";
 }
@@ -52,25 +54,25 @@ std::string sweep_sbatch(const SweepPlan& plan, const SlurmOptions& opt) {
   if (s.slurm_gpus_per_node > 0) h += fmt::format("#SBATCH --gpus-per-node={}\n", s.slurm_gpus_per_node);
   h += fmt::format("#SBATCH --cpus-per-task={}\n#SBATCH --time={}\n", s.slurm_cpus_per_task, s.slurm_time);
   if (!s.slurm_partition.empty()) h += "#SBATCH --partition=" + s.slurm_partition + "\n";
-  // USR1 reaches the job steps (srun'd cgtrain ranks): they save a checkpoint and exit 75.
+  // USR1 (no B:) reaches the job steps, not this script: every stage runs as one (srun), cgtrain saves a checkpoint
+  // and exits 75, the other tools die of it and the point is marked preempted at that stage.
   h += fmt::format("#SBATCH --signal=USR1@{}\n", s.slurm_signal_seconds);
   h += "#SBATCH --requeue\n#SBATCH --open-mode=append\n";
   h += "#SBATCH --output=" + out_abs + "/slurm-%A_%a.out\n";
+  const std::string requeue = opt.requeue_script.empty() ? default_requeue_script() : opt.requeue_script;
   h += "set -uo pipefail\n";
   h += "cd " + sq(fs::absolute(opt.workdir).string()) + " || exit 1\n";
+  // The requeue rule of launch/slurm.sbatch: on exit 75 `scontrol requeue`, at most CG_MAX_REQUEUES (default 50) times.
+  h += "source " + sq(requeue) + " || { echo \"sweep.sbatch: cannot read " + requeue +
+       "; the repository must be at the same path on every node\" >&2; exit 2; }\n";
   h += "CGSWEEP=${CGSWEEP:-" + sq(opt.cgsweep) + "}\n";
   h += "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}\n";
   h += "task=${SLURM_ARRAY_TASK_ID:?run this script with sbatch (SLURM_ARRAY_TASK_ID picks the sweep point)}\n";
-  h += "\"$CGSWEEP\" " + sq(fs::absolute(s.path).string()) +
-       " --point \"$task\" --launcher 'srun --kill-on-bad-exit=1'";
+  h += "cg_run_with_requeue \"$CGSWEEP\" " + sq(normalized_path(s.path)) +
+       " --point \"$task\" --launcher 'srun --kill-on-bad-exit=1' --serial-launcher " +
+       sq(fmt::format("srun --nodes=1 --ntasks=1 --cpus-per-task={}", s.slurm_cpus_per_task));
   for (const auto& a : opt.extra_args) h += " " + sq(a);
-  h += "\nrc=$?\n";
-  // Same logic as launch/requeue.sh: a preempted point is put back in the queue and resumes from its checkpoint.
-  h += "if [ \"$rc\" -eq 75 ]; then\n"
-       "  echo \"cgsweep: point $task preempted (exit 75); requeueing job $SLURM_JOB_ID\"\n"
-       "  scontrol requeue \"$SLURM_JOB_ID\" && exit 0\n"
-       "fi\n"
-       "exit \"$rc\"\n";
+  h += "\nexit $?\n";
   return h;
 }
 

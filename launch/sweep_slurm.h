@@ -1,6 +1,7 @@
 // Slurm array job for a sweep: sweep.sbatch (one array task per point, SLURM_ARRAY_TASK_ID picks it) and
-// points.tsv (the index -> point table). Each task runs `cgsweep SWEEP.yaml --point $SLURM_ARRAY_TASK_ID` with srun
-// as launcher, and requeues itself when cgtrain was preempted (exit 75) so the point continues from its checkpoint.
+// points.tsv (the index -> point table). Each task runs `cgsweep SWEEP.yaml --point $SLURM_ARRAY_TASK_ID` with every
+// stage as a job step (srun), so `--signal=USR1@N` reaches whichever stage runs, and requeues itself through
+// launch/requeue.sh (capped by CG_MAX_REQUEUES) when the point was preempted (exit 75): it continues from there.
 #pragma once
 #include <string>
 #include <vector>
@@ -13,7 +14,11 @@ struct SlurmOptions {
   std::string cgsweep;                  // absolute path of cgsweep (the script's default for $CGSWEEP)
   std::string workdir;                  // folder the tasks cd into (relative paths in configs resolve from here)
   std::vector<std::string> extra_args;  // passed through to every task (overrides, --bin-dir DIR, ...)
+  std::string requeue_script;           // launch/requeue.sh sourced by the tasks; empty: the one of this source tree
 };
+
+// This source tree's launch/requeue.sh (the repository must be at the same path on every node, like the build).
+std::string default_requeue_script();
 
 // points.tsv: index, name, run_dir, shards_dir, settings ("lora.r=8 data.translate=true").
 std::string points_table(const SweepPlan& plan);

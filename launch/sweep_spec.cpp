@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -89,6 +90,37 @@ std::string name_value(const std::string& raw) {
   return v;
 }
 
+// slurm: {time, partition, nodes, ...}: each value read as its type and range-checked, errors naming file and key.
+void read_slurm(const YAML::Node& s, const std::string& path, SweepSpec& spec) {
+  CG_CHECK(s.IsMap(), "sweep file {}: slurm: expected a map", path);
+  for (const auto& kv : s)
+    CG_CHECK(kSlurmKeys.count(kv.first.as<std::string>()), "sweep file {}: unknown key 'slurm.{}' (known: time, "
+             "partition, nodes, gpus_per_node, cpus_per_task, signal_seconds)", path, kv.first.as<std::string>());
+  const auto text = [&](const char* key, std::string& field, bool nonempty) {
+    if (!s[key]) return;
+    CG_CHECK(s[key].IsScalar() || (!nonempty && s[key].IsNull()), "sweep file {}: slurm.{}: expected a {}value", path,
+             key, nonempty ? "non-empty " : "");
+    field = s[key].IsNull() ? "" : s[key].Scalar();
+    CG_CHECK(!nonempty || !field.empty(), "sweep file {}: slurm.{} must not be empty", path, key);
+  };
+  const auto number = [&](const char* key, int64_t& field, int64_t min) {
+    if (!s[key]) return;
+    try {
+      field = s[key].as<int64_t>();
+    } catch (const YAML::Exception&) {
+      CG_FAIL("sweep file {}: slurm.{}: expected an integer, got '{}'", path, key,
+              s[key].IsScalar() ? s[key].Scalar() : "a list or map");
+    }
+    CG_CHECK(field >= min, "sweep file {}: slurm.{} must be >= {}, got {}", path, key, min, field);
+  };
+  text("time", spec.slurm_time, true);
+  text("partition", spec.slurm_partition, false);
+  number("nodes", spec.slurm_nodes, 1);
+  number("gpus_per_node", spec.slurm_gpus_per_node, 0);
+  number("cpus_per_task", spec.slurm_cpus_per_task, 1);
+  number("signal_seconds", spec.slurm_signal_seconds, 1);
+}
+
 }  // namespace
 
 std::string value_to_override(const std::string& yaml_flow) {
@@ -115,8 +147,31 @@ std::string point_name(const std::vector<std::string>& keys, const std::vector<S
 std::vector<std::string> point_overrides(const SweepSpec& spec, const std::vector<Setting>& point) {
   std::vector<std::string> out;
   for (const auto& s : spec.overrides) out.push_back(s.key + "=" + s.value);
+  for (const auto& s : spec.command_line) out.push_back(s.key + "=" + s.value);
   for (const auto& s : point) out.push_back(s.key + "=" + s.value);
   return out;
+}
+
+std::vector<std::string> point_override_origins(const SweepSpec& spec, size_t index) {
+  std::vector<std::string> out(spec.overrides.size(), "sweep file " + spec.path + ": overrides");
+  out.insert(out.end(), spec.command_line.size(), "command line");
+  const std::string own = spec.from_grid ? "sweep file " + spec.path + ": grid"
+                                         : fmt::format("sweep file {}: points[{}]", spec.path, index);
+  out.insert(out.end(), spec.points.at(index).size(), own);
+  return out;
+}
+
+void add_command_line_overrides(SweepSpec& spec, const std::vector<std::string>& words) {
+  for (const auto& w : words) {
+    const auto eq = w.find('=');
+    CG_CHECK(eq != std::string::npos && w.find('.') < eq, "argument '{}' is not a section.key=value override", w);
+    const std::string key = w.substr(0, eq);
+    CG_CHECK(std::find(spec.keys.begin(), spec.keys.end(), key) == spec.keys.end(),
+             "{} on the command line: the sweep file {} sweeps {} ({}), and each point's own value would win; remove "
+             "it from the command line, or change the sweep file", w, spec.path, key,
+             spec.from_grid ? "grid:" : "points:");
+    spec.command_line.push_back({key, w.substr(eq + 1)});
+  }
 }
 
 SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path) {
@@ -151,20 +206,10 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
   CG_CHECK(!spec.base.empty(), "sweep file {}: 'base:' (the base config YAML) is required", path);
   CG_CHECK(spec.np >= 1, "sweep file {}: np must be >= 1, got {}", path, spec.np);
   if (root["overrides"]) spec.overrides = read_settings_map(root["overrides"], path + ": overrides");
-  if (const auto s = root["slurm"]) {
-    CG_CHECK(s.IsMap(), "sweep file {}: slurm: expected a map", path);
-    for (const auto& kv : s)
-      CG_CHECK(kSlurmKeys.count(kv.first.as<std::string>()), "sweep file {}: unknown key 'slurm.{}' (known: time, "
-               "partition, nodes, gpus_per_node, cpus_per_task, signal_seconds)", path, kv.first.as<std::string>());
-    if (s["time"]) spec.slurm_time = s["time"].as<std::string>();
-    if (s["partition"]) spec.slurm_partition = s["partition"].as<std::string>();
-    if (s["nodes"]) spec.slurm_nodes = s["nodes"].as<int64_t>();
-    if (s["gpus_per_node"]) spec.slurm_gpus_per_node = s["gpus_per_node"].as<int64_t>();
-    if (s["cpus_per_task"]) spec.slurm_cpus_per_task = s["cpus_per_task"].as<int64_t>();
-    if (s["signal_seconds"]) spec.slurm_signal_seconds = s["signal_seconds"].as<int64_t>();
-  }
+  if (const auto s = root["slurm"]) read_slurm(s, path, spec);
 
   const bool has_grid = bool(root["grid"]), has_points = bool(root["points"]);
+  spec.from_grid = has_grid;
   CG_CHECK(has_grid != has_points, "sweep file {}: give exactly one of 'grid:' (cartesian product) or 'points:' "
            "(explicit list)", path);
   if (has_grid) {
@@ -222,7 +267,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
   CG_CHECK(f, "cannot read sweep file '{}'", path);
   std::stringstream ss;
   ss << f.rdbuf();
-  return parse_sweep_spec(ss.str(), path);
+  return parse_sweep_spec(ss.str(), std::filesystem::absolute(path).lexically_normal().string());
 }
 
 }  // namespace cg::sweep

@@ -24,8 +24,10 @@ struct SweepSpec {
   std::string bin_dir = "";               // where cgprep/cgtrain/... live (build folder); empty: next to cgsweep
   bool sample = false;                    // per point: cgexport + cgsample + cgeval after training
   std::vector<Setting> overrides;         // applied to every point, before the point's own settings
+  std::vector<Setting> command_line;      // cgsweep's key=value words: after `overrides`, before the point's settings
   std::vector<std::string> keys;          // swept keys, in file order (the naming and table column order)
   std::vector<std::vector<Setting>> points;  // expanded points (grid: cartesian product, last key fastest)
+  bool from_grid = false;                 // points came from `grid:` (else from `points:`), for messages
   // Slurm array job (--slurm): header lines for sweep.sbatch.
   std::string slurm_time = "04:00:00";
   std::string slurm_partition = "";
@@ -36,7 +38,8 @@ struct SweepSpec {
 };
 
 // Parse a sweep file. Exactly one of `grid:` (map key -> list of values) or `points:` (list of maps key -> value).
-// Errors name the sweep file and the offending entry.
+// Errors name the sweep file and the offending entry. spec.path is the file's absolute, normalized path, so
+// everything that records it reads the same however the file was named on the command line.
 SweepSpec load_sweep_spec(const std::string& path);
 // Same from YAML text (path used in messages and stored in spec.path).
 SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path);
@@ -50,7 +53,14 @@ std::string value_to_override(const std::string& yaml_flow);
 // replaced by '_').
 std::string point_name(const std::vector<std::string>& keys, const std::vector<Setting>& point);
 
-// "key=value" override strings of one point (spec.overrides first, then the point's settings).
+// "key=value" override strings of one point (spec.overrides, spec.command_line, then the point's settings).
 std::vector<std::string> point_overrides(const SweepSpec& spec, const std::vector<Setting>& point);
+// Where each of point_overrides(spec, spec.points[index]) comes from, for errors: "sweep file S: overrides",
+// "command line", "sweep file S: grid" or "sweep file S: points[i]".
+std::vector<std::string> point_override_origins(const SweepSpec& spec, size_t index);
+
+// Adds cgsweep's section.key=value words to spec.command_line. Refuses a word that is not key=value and a key the
+// sweep file sweeps (the point's own value would silently win over it).
+void add_command_line_overrides(SweepSpec& spec, const std::vector<std::string>& words);
 
 }  // namespace cg::sweep

@@ -13,10 +13,12 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <variant>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/sha256.h"
 
 namespace cg {
@@ -59,8 +61,6 @@ void visit_config(Config& c, F&& f) {
     "recompute each decoder layer in backward to save activation memory", any());
   f("model.init_seed", &m.init_seed, "seed of the random init; the full model is the same whatever the tp degree",
     any());
-  f("model.max_seq_len", &m.max_seq_len, "longest sequence the model is asked to handle (rope table length)",
-    at_least(1));
 
   auto& d = c.data;
   f("data.train_csv", &d.train_csv,
@@ -437,12 +437,26 @@ bool is_section(const std::vector<Field>& fields, const std::string& prefix) {
   return false;
 }
 
+// Keys older versions had and wrote into run folders (config.yaml, point.yaml): ignored with one warning per process,
+// so those folders still load (cgexport, cgsample, resuming). Nothing reads them any more.
+bool is_retired(const std::string& key, const std::string& where) {
+  if (key != "model.max_seq_len") return false;
+  static bool warned = false;
+  if (!warned) spdlog::warn("config key '{}'{} is no longer used and is ignored; remove it", key, where);
+  warned = true;
+  return true;
+}
+
 void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::string& prefix,
                 const std::string& where) {
+  std::set<std::string> seen;  // yaml-cpp keeps a repeated key; the last one would win unnoticed
   for (const auto& kv : node) {
     const std::string name = kv.first.as<std::string>();
     const std::string key = prefix.empty() ? name : prefix + "." + name;
     const YAML::Node& v = kv.second;
+    CG_CHECK(seen.insert(name).second, "config {} '{}' is given twice{}; keep one", v.IsMap() ? "section" : "key",
+             key, where);
+    if (is_retired(key, where)) continue;
     if (Field* f = find_field(fields, key)) {
       if (v.IsMap()) CG_FAIL("config key '{}'{} is a value, not a section", key, where);
       if (v.IsSequence()) {
@@ -478,24 +492,32 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
   }
 }
 
-void apply_override(std::vector<Field>& fields, const std::string& word) {
+// `origin` says where the override came from in errors ("command line", "sweep file s.yaml: grid", ...).
+void apply_override(std::vector<Field>& fields, const std::string& word, const std::string& origin) {
   std::string w = word.rfind("--", 0) == 0 ? word.substr(2) : word;
   size_t eq = w.find('=');
-  CG_CHECK(eq != std::string::npos, "override '{}' must look like section.key=value", word);
+  CG_CHECK(eq != std::string::npos, "override '{}' ({}) must look like section.key=value", word, origin);
   std::string key = trim(w.substr(0, eq));
+  if (is_retired(key, " (" + origin + ")")) return;
   Field* f = find_field(fields, key);
-  if (!f) unknown_key(fields, key, " (command line)");
-  assign(*f, w.substr(eq + 1));
+  if (!f) unknown_key(fields, key, " (" + origin + ")");
+  try {
+    assign(*f, w.substr(eq + 1));
+  } catch (const Error& e) {
+    throw Error(fmt::format("{} ({})", e.what(), origin));  // e.what() already names file:line
+  }
 }
 
-Config load_impl(const YAML::Node* root, const std::string& where, const std::vector<std::string>& overrides) {
+Config load_impl(const YAML::Node* root, const std::string& where, const std::vector<std::string>& overrides,
+                 const std::vector<std::string>& origins = {}) {
   Config c;
   auto fields = fields_of(c);
   if (root && !root->IsNull()) {
     CG_CHECK(root->IsMap(), "config{} must be a map of sections (model:, data:, train:, ...)", where);
     apply_yaml(fields, *root, "", where);
   }
-  for (const auto& o : overrides) apply_override(fields, o);
+  for (size_t i = 0; i < overrides.size(); ++i)
+    apply_override(fields, overrides[i], i < origins.size() ? origins[i] : "command line");
   validate_config(c);
   return c;
 }
@@ -513,6 +535,13 @@ void validate_config(const Config& c) {
            "sample.conditions_from={} draws every sample's conditions from a CSV; it does not combine with the fixed "
            "sample.formula / spacegroup / formation_energy / band_gap / e_above_hull or with sample.task=infill: "
            "unset one side", sm.conditions_from);
+  CG_CHECK(sm.task != "infill" || (sm.formula.empty() && sm.spacegroup == 0 && sm.formation_energy.empty() &&
+                                   sm.band_gap.empty() && sm.e_above_hull.empty()),
+           "sample.task=infill asks for a masked element of the test crystals; the conditions sample.formula / "
+           "spacegroup / formation_energy / band_gap / e_above_hull are for task=generate: unset them");
+  CG_CHECK(c.lora.enabled || c.lora.init_adapter.empty(), "config key 'lora.init_adapter' ({}) starts LoRA adapters, "
+           "but lora.enabled=false trains the whole model: drop lora.init_adapter, or set lora.enabled=true",
+           c.lora.init_adapter);
   CG_CHECK(c.train.val_every == 0 || c.train.val_batches > 0,
            "train.val_every={} asks for validation but train.val_batches=0 gives it nothing to measure; set "
            "train.val_batches >= 1, or train.val_every=0 to turn validation off", c.train.val_every);
@@ -535,8 +564,9 @@ Config load_config_string(const std::string& yaml_text, const std::vector<std::s
   return load_impl(&root, "", overrides);
 }
 
-Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides) {
-  if (yaml_path.empty()) return load_impl(nullptr, "", overrides);
+Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides,
+                   const std::vector<std::string>& origins) {
+  if (yaml_path.empty()) return load_impl(nullptr, "", overrides, origins);
   std::ifstream in(yaml_path);
   CG_CHECK(in, "cannot read config file {}: {}", yaml_path, std::strerror(errno));
   std::stringstream ss;
@@ -547,7 +577,7 @@ Config load_config(const std::string& yaml_path, const std::vector<std::string>&
   } catch (const YAML::Exception& e) {
     CG_FAIL("{}: YAML syntax error: {}", yaml_path, e.what());
   }
-  return load_impl(&root, fmt::format(" (in {})", yaml_path), overrides);
+  return load_impl(&root, fmt::format(" (in {})", yaml_path), overrides, origins);
 }
 
 std::string to_yaml(const Config& c) {
@@ -567,6 +597,15 @@ std::string config_hash(const Config& c) {
   std::string canon;
   for (const auto& f : fields_of(c)) canon += f.key + "=" + yaml_value(f.ptr) + "\n";
   return sha256_hex(canon.data(), canon.size()).substr(0, 16);
+}
+
+std::vector<std::string> config_differences(const Config& before, const Config& after) {
+  auto fa = fields_of(before), fb = fields_of(after);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < fa.size(); ++i)
+    if (yaml_value(fa[i].ptr) != yaml_value(fb[i].ptr))
+      out.push_back(fmt::format("{} {} -> {}", fa[i].key, value_string(fa[i].ptr), value_string(fb[i].ptr)));
+  return out;
 }
 
 bool operator==(const Config& a, const Config& b) {
@@ -638,7 +677,9 @@ std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, 
       std::string s(suf);
       return w.size() >= s.size() && w.compare(w.size() - s.size(), s.size(), s) == 0;
     };
-    if (w.find('=') != std::string::npos) {
+    // key=value where the key is dotted words; a path such as sweeps/lr=1e-3/config.yaml is not an override.
+    const size_t eq = w.find('=');
+    if (eq != std::string::npos && eq > 0 && w.find('/') > eq) {
       overrides.push_back(w);
     } else if (ends_with(".yaml") || ends_with(".yml")) {
       CG_CHECK(yaml_path.empty(), "{}: two config files given ({} and {}); pass one and use key=value overrides",

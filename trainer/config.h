@@ -16,7 +16,6 @@ struct ModelConfig {
   std::string dtype = "auto";          // auto (bf16 on cuda, fp32 on cpu) | fp32 | bf16 | fp16: base weights
   bool activation_checkpointing = false;
   uint64_t init_seed = 1234;           // random init, same full model whatever the tp degree
-  int64_t max_seq_len = 1024;          // longest sequence the model is asked to handle (rope table)
 };
 
 struct DataConfig {
@@ -145,8 +144,10 @@ std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, 
                                 std::vector<std::string>* positional = nullptr);
 
 // Defaults < YAML file (empty path: none) < overrides ("train.lr=3e-4", "lora.targets=[q_proj,v_proj]"), validated.
-// Throws cg::Error naming the dotted key and what is allowed.
-Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides);
+// Throws cg::Error naming the dotted key and what is allowed; a key given twice in one YAML map is an error.
+// origins[i] says where overrides[i] came from in errors (default "command line"; cgsweep: "sweep file S: grid").
+Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides,
+                   const std::vector<std::string>& origins = {});
 // Same, from YAML text instead of a file (tests, configs embedded in run folders).
 Config load_config_string(const std::string& yaml_text, const std::vector<std::string>& overrides = {});
 
@@ -168,6 +169,9 @@ std::string config_hash(const Config& c);
 std::string config_reference_markdown();
 // --help text: usage line, summary, then every key with type and default.
 std::string config_help(const std::string& tool, const std::string& summary);
+
+// "train.lr 0.0001 -> 0.0002" for every key whose value differs, in reference order.
+std::vector<std::string> config_differences(const Config& before, const Config& after);
 
 bool operator==(const Config& a, const Config& b);
 inline bool operator!=(const Config& a, const Config& b) { return !(a == b); }

@@ -15,7 +15,7 @@ printf 'export CG_BUILD=%s\n' "$PWD/build" > "$dir/env.sh"  # what bench/gpu/bui
 hf=runs/demo/base_hf
 # The GPU settings are overridden by these (later overrides win): the tiny trained model, fp32 on the CPU, MPI.
 export EXTRA="model.device=cpu model.dtype=fp32 parallel.backend=mpi model.hf_dir=$hf \
-data.tokenizer=$hf/tokenizer.model train.micro_batch=2 train.seq_len=128 model.max_seq_len=512 train.threads=2 \
+data.tokenizer=$hf/tokenizer.model train.micro_batch=2 train.seq_len=128 train.threads=2 \
 log.level=warn"
 export OUT=$dir/out BUILD_DIR=$dir STAGES="lora sample" STEPS=2 WARMUP=1 TRAIN_S=120 SAMPLE_S=300 N=16 BS=8 \
   MAX_NEW=300 TOKENIZER=$hf/tokenizer.model PEAK_TFLOPS=0.2

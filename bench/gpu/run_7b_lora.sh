@@ -11,7 +11,7 @@ MB=${MB:-8}; STEPS=${STEPS:-10}; WARMUP=${WARMUP:-3}; PEAK_TFLOPS=${PEAK_TFLOPS:
 out=bench/gpu/results; mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
 common=(model.flavor=7b model.device=cuda model.dtype=bf16 "train.micro_batch=$MB" train.seq_len=512
-        model.max_seq_len=512 lora.r=8 lora.alpha=16 lora.dropout=0.05 train.lr=1e-4 train.clip_grad_norm=1.0
+        lora.r=8 lora.alpha=16 lora.dropout=0.05 train.lr=1e-4 train.clip_grad_norm=1.0
         parallel.backend=nccl log.level=warn)
 read -r -a extra <<< "${EXTRA:-}"
 # run LOG CMD...: the exact command line first (both sides' are part of the result), then its output, into LOG.

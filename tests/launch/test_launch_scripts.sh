@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tests of the shell launchers: launch/run.sh's checks, environment and launch lines (dry runs with a stub
-# nvidia-smi), the config_get.sh extractor, the Slurm preemption path (requeue.sh and the real slurm.sbatch
+# nvidia-smi), its --help and one-process tools (cgprep: once, no mpirun), the config_get.sh extractor, the Slurm preemption path (requeue.sh and the real slurm.sbatch
 # run with stub srun/scontrol/cgtrain: cgtrain exits 75 -> `scontrol requeue $SLURM_JOB_ID`, job exits 0), and
 # signals to run.sh under mpirun (a stub mpirun; the real one too when installed): SIGTERM arrives as SIGUSR1.
 # usage: test_launch_scripts.sh SOURCE_DIR
@@ -94,6 +94,27 @@ expect_rc 2 "missing binary without --dry-run" "$RUN" --bin-dir "$T/build" "$T/c
 expect_out "cannot find cgtrain under" "binary message"
 expect_rc 2 "missing config" "$RUN" --dry-run "$T/none.yaml"
 
+# --- run.sh: --help prints the whole header; one-process tools run once, without mpirun ------------------------
+expect_rc 0 "run.sh --help" "$RUN" --help
+expect_out "^Tests: CG_NVIDIA_SMI \(default nvidia-smi\) and CG_CORES \(default nproc\) can be pointed elsewhere\.$" \
+  "--help ends with the header's last line"
+[ "$(grep -c '' "$T/out")" = "$(awk 'NR > 1 && !/^#/ { exit } NR > 1' "$RUN" | grep -c '')" ] && ok ||
+  bad "--help is not the whole header comment"
+mkdir -p "$T/build/data"
+cat >"$T/build/data/cgprep" <<EOF
+#!/usr/bin/env bash
+echo "cgprep \$*" >>"$T/cgprep.calls"
+EOF
+chmod +x "$T/build/data/cgprep"
+rm -f "$T/cgprep.calls"
+expect_rc 0 "cgprep through run.sh" "$RUN" --bin-dir "$T/build" cgprep "$T/cpu.yaml" data.shards_dir="$T/x" \
+  data.max_rows=300
+[ "$(cat "$T/cgprep.calls" 2>/dev/null)" = "cgprep $T/cpu.yaml data.shards_dir=$T/x data.max_rows=300" ] && ok ||
+  bad "cgprep should run once, without mpirun: $(cat "$T/cgprep.calls" 2>/dev/null)"
+expect_out "cgprep is not an MPI program" "one-process message"
+expect_rc 0 "cgprep dry run" "$RUN" --dry-run --np 4 cgprep "$T/cpu.yaml"
+if grep -q mpirun "$T/out"; then bad "cgprep dry run names mpirun: $(cat "$T/out")"; else ok; fi
+
 # --- run.sh: GPUs ----------------------------------------------------------------------------------------------
 expect_rc 2 "cuda without GPU" "$RUN" --dry-run "$T/cuda.yaml"
 expect_out "model.device=cuda but no GPU is visible" "no GPU message"
@@ -162,6 +183,13 @@ expect_rc 0 "slurm.sbatch, run finished" "${sbatch_env[@]}" CGTRAIN_STUB_RC=0 ba
 [ ! -f "$T/scontrol.calls" ] && ok || bad "finished run was requeued"
 expect_rc 1 "slurm.sbatch, run failed" "${sbatch_env[@]}" CGTRAIN_STUB_RC=1 bash "$SRC/launch/slurm.sbatch" "$T/cpu.yaml"
 [ ! -f "$T/scontrol.calls" ] && ok || bad "failed run was requeued"
+
+# CG_LAUNCH=mpirun without --ntasks-per-node: the script's own message, not bash's "unbound variable".
+expect_rc 2 "slurm.sbatch, mpirun without ntasks-per-node" env -u SLURM_NTASKS_PER_NODE PATH="$T/bin:$PATH" \
+  CG_ROOT="$SRC" CG_BIN_DIR="$T/build" SLURM_JOB_ID=778 SLURM_JOB_NODELIST=node01 CG_LAUNCH=mpirun \
+  bash "$SRC/launch/slurm.sbatch" "$T/cpu.yaml"
+expect_out "slurm.sbatch: CG_LAUNCH=mpirun needs the ranks per node: set #SBATCH --ntasks-per-node" "ntasks message"
+if grep -q "unbound variable" "$T/out"; then bad "slurm.sbatch: bare unbound variable: $(cat "$T/out")"; else ok; fi
 
 # --- run.sh under mpirun: SIGTERM / SIGUSR1 to run.sh reach mpirun as SIGUSR1 ----------------------------------
 # The stub answers like OpenMPI 4.1: SIGTERM kills the job (exit 1), SIGUSR1 is forwarded to the ranks (cgtrain

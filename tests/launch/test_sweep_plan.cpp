@@ -17,8 +17,9 @@ using namespace cg::sweep;
 
 namespace {
 
-const Resolver kResolve = [](const std::string& base, const std::vector<std::string>& overrides) {
-  return cg::to_yaml(cg::load_config(base, overrides));
+const Resolver kResolve = [](const std::string& base, const std::vector<std::string>& overrides,
+                             const std::vector<std::string>& origins) {
+  return cg::to_yaml(cg::load_config(base, overrides, origins));
 };
 
 struct TempSweep {
@@ -95,9 +96,29 @@ TEST(SweepPlan, BadSweepKeyFailsEarlyNamingKeyAndPoint) {
   EXPECT_NE(typo.find("sweep point 0 (rank4)"), std::string::npos) << typo;
   EXPECT_NE(typo.find("lora.rank"), std::string::npos) << typo;
   EXPECT_NE(typo.find("lora.r'"), std::string::npos) << typo;  // the suggestion
+  // Where the bad key is: the sweep file and its section, not "(command line)".
+  EXPECT_NE(typo.find("(sweep file " + (t.dir / "sweep.yaml").string() + ": grid)"), std::string::npos) << typo;
+  EXPECT_EQ(typo.find("command line"), std::string::npos) << typo;
   const std::string value = plan_error(t, "points:\n  - {lora.r: 4}\n  - {data.infill_fraction: 2}\n");
   EXPECT_NE(value.find("sweep point 1 (infill2)"), std::string::npos) << value;
   EXPECT_NE(value.find("data.infill_fraction"), std::string::npos) << value;
+  const std::string typed = plan_error(t, "points:\n  - {lora.r: 4}\n  - {lora.r: four}\n");
+  EXPECT_NE(typed.find("got 'four' (sweep file " + (t.dir / "sweep.yaml").string() + ": points[1])"),
+            std::string::npos) << typed;
+  const std::string over = plan_error(t, "overrides: {train.stepz: 3}\ngrid:\n  lora.r: [4]\n");
+  EXPECT_NE(over.find("'train.stepz' (sweep file " + (t.dir / "sweep.yaml").string() + ": overrides)"),
+            std::string::npos) << over;
+  SweepSpec cli = t.spec("grid:\n  lora.r: [4]\n");
+  add_command_line_overrides(cli, {"train.stepz=3"});
+  const std::string from_cli = [&] {
+    try {
+      plan_sweep(cli, kResolve);
+    } catch (const cg::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }();
+  EXPECT_NE(from_cli.find("'train.stepz' (command line)"), std::string::npos) << from_cli;
   const std::string base = [&] {
     try {
       plan_sweep(parse_sweep_spec("base: nowhere.yaml\ngrid: {lora.r: [1]}\n", (t.dir / "s.yaml").string()),
@@ -108,4 +129,31 @@ TEST(SweepPlan, BadSweepKeyFailsEarlyNamingKeyAndPoint) {
     return std::string();
   }();
   EXPECT_NE(base.find("base config 'nowhere.yaml' not found"), std::string::npos) << base;
+}
+
+TEST(SweepPlan, LayoutMustFitTheRanksPerPointBeforeAnythingRuns) {
+  TempSweep t;
+  const std::string tp = plan_error(t, "np: 1\noverrides: {parallel.tp: 2}\ngrid:\n  lora.r: [4]\n");
+  EXPECT_NE(tp.find("sweep point 0 (r4): "), std::string::npos) << tp;
+  EXPECT_NE(tp.find("parallel.tp 2 does not divide np 1"), std::string::npos) << tp;
+  const std::string dp = plan_error(t, "np: 4\ngrid:\n  parallel.tp: [1, 2]\n  parallel.dp: [2]\n");
+  EXPECT_NE(dp.find("sweep point 0 (tp1-dp2): "), std::string::npos) << dp;
+  EXPECT_NE(dp.find("parallel.tp 1 x parallel.dp 2 = 2 but np is 4"), std::string::npos) << dp;
+  EXPECT_EQ(plan_error(t, "np: 4\ngrid:\n  parallel.tp: [1, 2, 4]\n"), "");
+  EXPECT_EQ(plan_error(t, "np: 4\noverrides: {parallel.dp: 2}\ngrid:\n  parallel.tp: [2]\n"), "");
+}
+
+TEST(SweepPlan, OutDirIsAbsoluteAndNormalizedSoEveryFolderIsSpelledOneWay) {
+  TempSweep t;
+  const std::string messy = (fs::relative(t.dir, fs::current_path()) / "." / "x" / ".." / "out" / "").string();
+  const SweepPlan a = plan_sweep(t.spec("grid:\n  lora.r: [4]\n"), kResolve);
+  SweepSpec spec = t.spec("grid:\n  lora.r: [4]\n");
+  spec.out_dir = messy;
+  const SweepPlan b = plan_sweep(spec, kResolve);
+  EXPECT_EQ(b.spec.out_dir, (t.dir / "out").string());
+  EXPECT_EQ(b.points[0].run_dir, a.points[0].run_dir);
+  EXPECT_EQ(b.points[0].config_yaml, a.points[0].config_yaml);
+  EXPECT_TRUE(fs::path(b.base_path).is_absolute());
+  EXPECT_EQ(normalized_path("/a/./b/../c/"), "/a/c");
+  EXPECT_EQ(normalized_path("/"), "/");
 }

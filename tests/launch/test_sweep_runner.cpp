@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -87,8 +88,9 @@ struct StubSweep {
   SweepPlan plan(const std::string& body) {
     const SweepSpec spec = parse_sweep_spec("base: base.yaml\nout_dir: " + (dir / "out").string() + "\n" + body,
                                             (dir / "sweep.yaml").string());
-    SweepPlan p = plan_sweep(spec, [](const std::string& base, const std::vector<std::string>& ov) {
-      return cg::to_yaml(cg::load_config(base, ov));
+    SweepPlan p = plan_sweep(spec, [](const std::string& base, const std::vector<std::string>& ov,
+                                      const std::vector<std::string>& origins) {
+      return cg::to_yaml(cg::load_config(base, ov, origins));
     });
     write_point_configs(p);
     return p;
@@ -216,10 +218,15 @@ TEST(SweepSlurm, ArrayScriptAndPointsTable) {
   so.extra_args = {"train.steps=7"};
   const std::string sb = write_slurm_files(plan, so);
   const std::string text = slurp(sb);
-  for (const char* want : {"#SBATCH --array=0-2\n", "#SBATCH --nodes=2\n", "#SBATCH --ntasks-per-node=4\n",
-                           "#SBATCH --gpus-per-node=4\n", "#SBATCH --signal=USR1@120\n", "#SBATCH --partition=gpu\n",
-                           "--point \"$task\"", "'train.steps=7'", "scontrol requeue"})
+  const std::string requeue_sh = "source '" + std::string(CG_SOURCE_DIR) + "/launch/requeue.sh'";
+  const std::vector<std::string> wants = {"#SBATCH --array=0-2\n", "#SBATCH --nodes=2\n",
+                                         "#SBATCH --ntasks-per-node=4\n", "#SBATCH --gpus-per-node=4\n",
+                                         "#SBATCH --signal=USR1@120\n", "#SBATCH --partition=gpu\n",
+                                         "--point \"$task\"", "'train.steps=7'", requeue_sh,
+                                         "cg_run_with_requeue \"$CGSWEEP\""};
+  for (const std::string& want : wants)
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+  EXPECT_EQ(text.find("scontrol"), std::string::npos) << "a second copy of requeue.sh's logic\n" << text;
   EXPECT_TRUE((fs::status(sb).permissions() & fs::perms::owner_exec) != fs::perms::none);
   const std::string tsv = slurp(s.dir / "out" / "points.tsv");
   EXPECT_EQ(std::count(tsv.begin(), tsv.end(), '\n'), 4);
@@ -235,8 +242,30 @@ TEST(SweepSlurm, ArrayScriptAndPointsTable) {
                           "CGSWEEP=" + (s.dir / "cgsweep_stub").string() + " bash " + sb + " > /dev/null";
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   EXPECT_EQ(slurp(s.dir / "requeued"), "requeue 991\n");
-  EXPECT_NE(slurp(s.dir / "task_args").find("--point 1 --launcher srun --kill-on-bad-exit=1 train.steps=7"),
+  EXPECT_NE(slurp(s.dir / "task_args").find("--point 1 --launcher srun --kill-on-bad-exit=1 --serial-launcher srun "
+                                            "--nodes=1 --ntasks=1 --cpus-per-task=1 train.steps=7"),
             std::string::npos) << slurp(s.dir / "task_args");
+
+  // Restarted CG_MAX_REQUEUES times already: the task is not put back again, it ends with the 75.
+  fs::remove(s.dir / "requeued");
+  const std::string capped = "env SLURM_RESTART_COUNT=5000 CG_MAX_REQUEUES=3 " + cmd.substr(4);
+  const int rc = std::system(capped.c_str());
+  EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 75) << rc;
+  EXPECT_FALSE(fs::exists(s.dir / "requeued"));
+}
+
+TEST(SweepRunner, OneProcessStagesRunUnderTheSerialLauncher) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4]\n");
+  // Stands in for `srun --nodes=1 --ntasks=1`: logs, then runs the tool.
+  script(s.dir / "step", "echo \"step $(basename $1)\" >>" + s.calls.string() + "\nexec \"$@\"\n");
+  RunOptions o = s.options();
+  o.serial_launcher = (s.dir / "step").string() + " ";
+  ASSERT_EQ(run_sweep(plan, o), 0);
+  const std::string calls = slurp(s.calls);
+  for (const char* tool : {"step cgprep\nprep ", "step cgexport\nexport ", "step cgeval\neval "})
+    EXPECT_NE(calls.find(tool), std::string::npos) << tool << "\n" << calls;
+  EXPECT_EQ(count(calls, "step "), 3u) << calls;  // train and sample go through the (np-rank) launcher instead
 }
 
 TEST(SweepRunner, PointConfigsAreRewrittenOnlyWhenChanged) {
@@ -251,6 +280,75 @@ TEST(SweepRunner, PointConfigsAreRewrittenOnlyWhenChanged) {
   write_point_configs(plan);
   EXPECT_EQ(slurp(file).find("# edited"), std::string::npos);  // different content: rewritten
   EXPECT_EQ(cg::load_config_string(slurp(file)).lora.r, 4);
+}
+
+TEST(SweepRunner, PointConfigsAreReplacedByRenameNeverRewrittenInPlace) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4]\n");
+  const fs::path file = fs::path(plan.points[0].run_dir) / "point.yaml";
+  struct stat before {};
+  ASSERT_EQ(::stat(file.c_str(), &before), 0);
+  std::ofstream(file, std::ios::app) << "# edited\n";
+  write_point_configs(plan);
+  struct stat after {};
+  ASSERT_EQ(::stat(file.c_str(), &after), 0);
+  EXPECT_NE(before.st_ino, after.st_ino);  // a new file renamed over it: a reader sees the old or the new one
+  for (const auto& e : fs::directory_iterator(file.parent_path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+TEST(SweepRunner, PointConfigsDoNotDependOnHowTheSweepFileIsNamed) {
+  StubSweep s;
+  std::ofstream(s.dir / "s.yaml") << "base: base.yaml\nout_dir: " << (s.dir / "out").string()
+                                  << "\ngrid:\n  lora.r: [4, 8]\n";
+  const Resolver resolve = [](const std::string& base, const std::vector<std::string>& ov,
+                              const std::vector<std::string>& origins) {
+    return cg::to_yaml(cg::load_config(base, ov, origins));
+  };
+  const SweepPlan a = plan_sweep(load_sweep_spec((s.dir / "s.yaml").string()), resolve);
+  write_point_configs(a);
+  const fs::path file = fs::path(a.points[1].run_dir) / "point.yaml";
+  const auto old = fs::last_write_time(file) - std::chrono::hours(1);
+  fs::last_write_time(file, old);
+  // What each array task does: the same file named another way (here relative, through ./ and ..).
+  const std::string other = (fs::relative(s.dir, fs::current_path()) / "bin" / ".." / "." / "s.yaml").string();
+  const SweepPlan b = plan_sweep(load_sweep_spec(other), resolve);
+  EXPECT_EQ(b.spec.path, a.spec.path);
+  write_point_configs(b);
+  EXPECT_EQ(fs::last_write_time(file), old) << slurp(file);  // same content: left alone
+}
+
+TEST(SweepRunner, FinishedPointsAreUnchangedWhateverTheOutDirSpelling) {
+  StubSweep s;
+  const std::string grid = "grid:\n  lora.r: [4, 8]\n";
+  const SweepPlan plan = s.plan(grid);
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  const size_t before = lines(s.calls);
+  // The same out_dir relative to the current folder, with ./ and a trailing /: same folders, skipped.
+  const std::string rel = (fs::relative(s.dir, fs::current_path()) / "." / "bin" / ".." / "out" / "").string();
+  const auto spelled = [&](const std::string& out) {
+    SweepSpec spec = parse_sweep_spec("base: base.yaml\nout_dir: " + out + "\n" + grid, (s.dir / "sweep.yaml").string());
+    return plan_sweep(spec, [](const std::string& base, const std::vector<std::string>& ov,
+                               const std::vector<std::string>& origins) {
+      return cg::to_yaml(cg::load_config(base, ov, origins));
+    });
+  };
+  const SweepPlan again = spelled(rel);
+  EXPECT_EQ(again.spec.out_dir, (s.dir / "out").string());
+  EXPECT_EQ(again.points[1].run_dir, plan.points[1].run_dir);
+  EXPECT_NO_THROW(check_finished_points(again));
+  ASSERT_EQ(run_sweep(again, s.options()), 0);
+  EXPECT_EQ(lines(s.calls), before);
+
+  // Finished by an older cgsweep that recorded the folders as spelled on its command line: still unchanged.
+  const fs::path r8 = plan.points[1].run_dir;
+  std::string yaml = slurp(r8 / "point.yaml");
+  for (size_t pos; (pos = yaml.find("/out/r8")) != std::string::npos;) yaml.replace(pos, 7, "/./out//r8");
+  std::ofstream(r8 / "point.yaml") << yaml;
+  std::ofstream(r8 / "point.hash") << "0123456789abcdef\n";  // the hash of that spelling
+  EXPECT_NO_THROW(check_finished_points(again));
+  ASSERT_EQ(run_sweep(again, s.options()), 0);
+  EXPECT_EQ(lines(s.calls), before);
 }
 
 TEST(SweepRunner, SignalsReachTheRunningStage) {

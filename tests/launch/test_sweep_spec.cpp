@@ -95,3 +95,50 @@ TEST(SweepSpec, ErrorsNameTheProblem) {
   EXPECT_NE(error_of("base: b.yaml\nslurm: {gpus: 8}\ngrid: {lora.r: [1]}").find("slurm.gpus"), std::string::npos);
   EXPECT_NE(error_of("base: b.yaml\nnp: 0\ngrid: {lora.r: [1]}").find("np must be >= 1"), std::string::npos);
 }
+
+TEST(SweepSpec, CommandLineKeyThatIsSweptIsRefused) {
+  auto s = parse_sweep_spec("base: b.yaml\noverrides: {train.steps: 5}\ngrid:\n  lora.r: [2, 4]\n", "s1.yaml");
+  try {
+    add_command_line_overrides(s, {"train.lr=0.1", "lora.r=8"});
+    ADD_FAILURE() << "lora.r=8 accepted although lora.r is swept";
+  } catch (const cg::Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("lora.r=8 on the command line"), std::string::npos) << m;
+    EXPECT_NE(m.find("sweeps lora.r (grid:)"), std::string::npos) << m;
+  }
+  auto ok = parse_sweep_spec("base: b.yaml\noverrides: {train.steps: 5}\ngrid:\n  lora.r: [2, 4]\n", "s1.yaml");
+  add_command_line_overrides(ok, {"train.steps=9", "train.lr=0.1"});
+  // After the file's overrides (so it wins over them), before the point's own settings.
+  EXPECT_EQ(point_overrides(ok, ok.points[1]),
+            (std::vector<std::string>{"train.steps=5", "train.steps=9", "train.lr=0.1", "lora.r=4"}));
+  EXPECT_EQ(point_override_origins(ok, 1),
+            (std::vector<std::string>{"sweep file s1.yaml: overrides", "command line", "command line",
+                                      "sweep file s1.yaml: grid"}));
+  auto pts = parse_sweep_spec("base: b.yaml\npoints: [{lora.r: 8}, {lora.alpha: 4}]", "p.yaml");
+  EXPECT_THROW(add_command_line_overrides(pts, {"lora.alpha=2"}), cg::Error);  // swept by one point
+  EXPECT_THROW(add_command_line_overrides(pts, {"lora_r=2"}), cg::Error);      // not section.key=value
+  EXPECT_EQ(point_override_origins(pts, 1), std::vector<std::string>{"sweep file p.yaml: points[1]"});
+}
+
+TEST(SweepSpec, SlurmKeysAreTypedAndRangeChecked) {
+  const std::string grid = "\ngrid: {lora.r: [1]}";
+  struct Case { std::string slurm, want; };
+  for (const Case& c : std::vector<Case>{
+           {"{nodes: two}", "bad.yaml: slurm.nodes: expected an integer, got 'two'"},
+           {"{nodes: 0}", "slurm.nodes must be >= 1, got 0"},
+           {"{cpus_per_task: 0}", "slurm.cpus_per_task must be >= 1, got 0"},
+           {"{signal_seconds: -5}", "slurm.signal_seconds must be >= 1, got -5"},
+           {"{gpus_per_node: -1}", "slurm.gpus_per_node must be >= 0, got -1"},
+           {"{gpus_per_node: [1]}", "slurm.gpus_per_node: expected an integer, got 'a list or map'"},
+           {"{time: ''}", "slurm.time must not be empty"}}) {
+    const std::string e = error_of("base: b.yaml\nslurm: " + c.slurm + grid);
+    EXPECT_NE(e.find(c.want), std::string::npos) << c.slurm << " -> " << e;
+  }
+  const auto s = parse_sweep_spec("base: b.yaml\nslurm: {nodes: 2, cpus_per_task: 6, signal_seconds: 90, "
+                                  "partition: gpu, time: '1:00:00'}" + grid, "s.yaml");
+  EXPECT_EQ(s.slurm_nodes, 2);
+  EXPECT_EQ(s.slurm_cpus_per_task, 6);
+  EXPECT_EQ(s.slurm_signal_seconds, 90);
+  EXPECT_EQ(s.slurm_partition, "gpu");
+  EXPECT_EQ(s.slurm_time, "1:00:00");
+}

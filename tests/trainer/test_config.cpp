@@ -1,6 +1,7 @@
 // Config tree: YAML + overrides precedence, error messages that name the key, round trip, docs/config.md up to date.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -75,6 +76,33 @@ TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
   EXPECT_NE(e.find("'train.lr'"), std::string::npos) << e;
 }
 
+TEST(Config, KeyGivenTwiceInOneMapIsRefusedNamingKeyAndFile) {
+  std::string e = error_of([] { cg::load_config_string("lora:\n  r: 8\n  r: 9\n"); });
+  EXPECT_NE(e.find("key 'lora.r' is given twice"), std::string::npos) << e;
+  const std::string path = ::testing::TempDir() + "/cfg_twice.yaml";
+  std::ofstream(path) << "train:\n  steps: 3\nlora:\n  r: 8\ntrain:\n  lr: 0.1\n";
+  e = error_of([&] { cg::load_config(path, {}); });
+  EXPECT_NE(e.find("section 'train' is given twice"), std::string::npos) << e;
+  EXPECT_NE(e.find(path), std::string::npos) << e;
+  // The same key in different sections is fine.
+  EXPECT_NO_THROW(cg::load_config_string("data:\n  seed: 1\ntrain:\n  seed: 2\n"));
+}
+
+TEST(Config, RetiredKeyIsIgnoredSoOldRunFoldersStillLoad) {
+  // model.max_seq_len was never read; configs written before its removal still load.
+  const cg::Config c = cg::load_config_string("model:\n  max_seq_len: 1024\n  flavor: tiny\n", {"model.max_seq_len=2"});
+  EXPECT_TRUE(c == cg::load_config("", {}));
+  EXPECT_EQ(cg::to_yaml(c).find("max_seq_len"), std::string::npos);
+}
+
+TEST(Config, OverrideErrorsNameWhereTheOverrideCameFrom) {
+  std::string e = error_of([] { cg::load_config("", {"train.steps=3", "lora.rank=2"}, {"a", "sweep file s.yaml: grid"}); });
+  EXPECT_NE(e.find("'lora.rank' (sweep file s.yaml: grid)"), std::string::npos) << e;
+  EXPECT_EQ(e.find("command line"), std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"lora.r=x"}, {"sweep file s.yaml: points[1]"}); });
+  EXPECT_NE(e.find("expected an integer, got 'x' (sweep file s.yaml: points[1])"), std::string::npos) << e;
+}
+
 TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
   struct Case { std::string override, key, allowed; };
   std::vector<Case> cases = {
@@ -102,8 +130,11 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
     EXPECT_NE(e.find(c.allowed), std::string::npos) << c.override << " -> " << e;
   }
   EXPECT_NO_THROW(cg::load_config("", {"train.val_batches=0", "train.val_every=0"}));
+  std::string e = error_of([] { cg::load_config("", {"lora.enabled=false", "lora.init_adapter=/runs/a/adapter"}); });
+  EXPECT_NE(e.find("'lora.init_adapter' (/runs/a/adapter)"), std::string::npos) << e;
+  EXPECT_NE(e.find("set lora.enabled=true"), std::string::npos) << e;
   // Same rules apply to values from the file.
-  std::string e = error_of([] { cg::load_config_string("train:\n  schedule: foo\n"); });
+  e = error_of([] { cg::load_config_string("train:\n  schedule: foo\n"); });
   EXPECT_NE(e.find("'train.schedule'"), std::string::npos) << e;
 }
 
@@ -130,6 +161,10 @@ TEST(Config, HashChangesWithValuesOnly) {
   b.train.lr *= 2;
   EXPECT_NE(cg::config_hash(a), cg::config_hash(b));
   EXPECT_FALSE(a == b);
+  b.lora.targets = {"q_proj"};
+  EXPECT_EQ(cg::config_differences(a, b),
+            (std::vector<std::string>{"lora.targets [q_proj, v_proj] -> [q_proj]", "train.lr 0.0001 -> 0.0002"}));
+  EXPECT_TRUE(cg::config_differences(a, a).empty());
 }
 
 TEST(Config, ParseCliSplitsFileOverridesPositionalAndHelp) {
@@ -144,6 +179,17 @@ TEST(Config, ParseCliSplitsFileOverridesPositionalAndHelp) {
   EXPECT_EQ(c->train.steps, 9);
   EXPECT_EQ(c->lora.r, 2);
   EXPECT_EQ(pos, std::vector<std::string>{"extra"});
+  // A config file in a folder whose name holds '=' (hydra-style sweep folders) is the file, not an override.
+  const std::string dir = ::testing::TempDir() + "/lr=1e-3";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/config.yaml") << "train: {steps: 5}\n";
+  std::vector<std::string> eq_words = {"cgx", dir + "/config.yaml", "model.hf_dir=/models/a=b"};
+  std::vector<char*> eq_argv;
+  for (auto& w : eq_words) eq_argv.push_back(w.data());
+  auto from_eq = cg::parse_cli(static_cast<int>(eq_argv.size()), eq_argv.data(), "cgx", "test tool", nullptr);
+  ASSERT_TRUE(from_eq.has_value());
+  EXPECT_EQ(from_eq->train.steps, 5);
+  EXPECT_EQ(from_eq->model.hf_dir, "/models/a=b");
   // No positional sink: a stray word is an error.
   EXPECT_THROW(cg::parse_cli(static_cast<int>(argv.size()), argv.data(), "cgx", "t", nullptr), cg::Error);
 

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# cgsweep's command line with stub tools (no cgtrain needed): option checks, a swept key refused on the command
+# line, where the tools are looked for (--bin-dir, $CG_BIN_DIR), and a Slurm array task (the generated sweep.sbatch
+# run with stub srun/scontrol) whose finished point a local run, naming the same folders another way, skips.
+# usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR
+set -uo pipefail
+SRC=$(cd "${1:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)
+CGSWEEP=$(cd "${2:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)/launch/cgsweep
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0 n=0
+unset CG_BIN_DIR SLURM_JOB_ID SLURM_RESTART_COUNT CG_MAX_REQUEUES
+
+ok() { n=$((n + 1)); }
+bad() { n=$((n + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+expect_rc() {
+  local want=$1 desc=$2 rc=0
+  shift 2
+  "$@" >"$T/log" 2>&1 || rc=$?
+  if [ "$rc" = "$want" ]; then ok; else bad "$desc: exit $rc, want $want; output:"; sed 's/^/    /' "$T/log" >&2; fi
+}
+expect_out() {
+  if grep -qE -- "$1" "$T/log"; then ok; else bad "$2: output lacks /$1/:"; sed 's/^/    /' "$T/log" >&2; fi
+}
+stub() { printf '#!/usr/bin/env bash\n%s\n' "$2" >"$1"; chmod +x "$1"; }
+
+mkdir -p "$T/bin" "$T/other" "$T/fake" "$T/sub"
+for t in cgprep cgtrain cgexport cgsample cgeval; do stub "$T/bin/$t" "echo \"$t \$*\" >>'$T/calls'"; done
+stub "$T/other/cgprep" "exit 0"
+stub "$T/fake/srun" 'while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do shift; done; exec "$@"'
+stub "$T/fake/scontrol" "echo \"\$*\" >>'$T/scontrol.calls'"
+printf 'train:\n  steps: 3\n' >"$T/base.yaml"
+printf 'base: base.yaml\nout_dir: out\ngrid:\n  lora.r: [2, 4]\n' >"$T/s.yaml"
+cd "$T"
+
+# --- options CLI11 does not check --------------------------------------------------------------------------------
+expect_rc 2 "--point -2" "$CGSWEEP" s.yaml --point -2 --dry-run
+expect_out "--point -2: give a point index >= 0" "--point message"
+expect_rc 2 "--np -3" "$CGSWEEP" s.yaml --np -3 --dry-run
+expect_out "--np -3: give the ranks per point, >= 1" "--np message"
+expect_rc 2 "--slurm --summary" "$CGSWEEP" s.yaml --slurm --summary
+expect_out "--slurm and --summary do not combine" "--slurm --summary message"
+[ ! -e out/summary.md ] && ok || bad "--slurm --summary wrote a summary"
+
+# --- a swept key on the command line -----------------------------------------------------------------------------
+expect_rc 2 "swept key on the command line" "$CGSWEEP" s.yaml lora.r=8 --dry-run
+expect_out "lora.r=8 on the command line: the sweep file .*s.yaml sweeps lora.r \(grid:\)" "swept key message"
+expect_rc 0 "other key on the command line" "$CGSWEEP" s.yaml train.steps=5 --dry-run
+
+# --- where the tools are: --bin-dir, then $CG_BIN_DIR --------------------------------------------------------------
+expect_rc 0 "CG_BIN_DIR" env CG_BIN_DIR="$T/bin" "$CGSWEEP" s.yaml --dry-run --point 0
+expect_out "\[prep\] $T/bin/cgprep " "tools from \$CG_BIN_DIR"
+expect_rc 0 "--bin-dir over CG_BIN_DIR" env CG_BIN_DIR="$T/bin" "$CGSWEEP" s.yaml --dry-run --point 0 --bin-dir "$T/other"
+expect_out "\[prep\] $T/other/cgprep " "--bin-dir wins"
+
+# --- Slurm: out_dir named relative to another folder; array task 0 run with stub srun/scontrol -------------------
+(cd sub && "$CGSWEEP" ../s.yaml --out-dir ../out --slurm --bin-dir ../bin) >"$T/log" 2>&1 && ok || bad "--slurm: $(cat "$T/log")"
+grep -q -- "'--out-dir' '$T/out'" out/sweep.sbatch && ok || bad "sweep.sbatch: --out-dir not normalized: $(grep -- --out-dir out/sweep.sbatch)"
+sum_before=$(md5sum out/*/point.yaml)
+expect_rc 0 "array task 0" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=0 SLURM_JOB_ID=99 bash out/sweep.sbatch
+[ "$(cat out/r2/status 2>/dev/null)" = done ] && ok || bad "array task 0: status $(cat out/r2/status 2>/dev/null)"
+[ "$(md5sum out/*/point.yaml)" = "$sum_before" ] && ok || bad "the array task rewrote point.yaml files"
+grep -q "^cgprep .*r2/point.yaml" calls && ok || bad "cgprep not run through srun: $(cat calls)"
+# The same sweep here, out_dir spelled ./out/: point 0 is done and unchanged, so it is skipped.
+expect_rc 0 "local rerun" "$CGSWEEP" "$T/sub/../s.yaml" --out-dir ./out/ --point 0 --bin-dir bin --launcher env
+expect_out "point 0 \(r2\) is done; skipped" "finished point skipped"
+[ "$(md5sum out/*/point.yaml)" = "$sum_before" ] && ok || bad "the local run rewrote point.yaml files"
+
+# --- requeue: preempted task requeued, at most CG_MAX_REQUEUES times ----------------------------------------------
+stub "$T/preempted" "exit 75"
+rm -f scontrol.calls
+expect_rc 0 "preempted task requeued" env PATH="$T/fake:$PATH" CGSWEEP="$T/preempted" SLURM_ARRAY_TASK_ID=0 \
+  SLURM_JOB_ID=99 bash out/sweep.sbatch
+[ "$(cat scontrol.calls 2>/dev/null)" = "requeue 99" ] && ok || bad "not requeued: $(cat scontrol.calls 2>/dev/null)"
+rm -f scontrol.calls
+expect_rc 75 "requeue cap" env PATH="$T/fake:$PATH" CGSWEEP="$T/preempted" SLURM_ARRAY_TASK_ID=0 SLURM_JOB_ID=99 \
+  SLURM_RESTART_COUNT=5000 CG_MAX_REQUEUES=3 bash out/sweep.sbatch
+expect_out "already restarted 5000 times \(CG_MAX_REQUEUES=3\); not requeueing" "cap message"
+[ ! -e scontrol.calls ] && ok || bad "requeued past CG_MAX_REQUEUES"
+
+echo "$((n - fails))/$n cgsweep command-line checks passed"
+[ "$fails" -eq 0 ]
