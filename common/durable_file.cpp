@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "common/error.h"
 
@@ -21,6 +23,15 @@ void fsync_path(const std::string& path, bool directory) {
     CG_FAIL("flushing {} to disk failed: {}; free disk space or write elsewhere", path, std::strerror(err));
   }
   ::close(fd);
+}
+
+std::string read_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  CG_CHECK(in.good(), "cannot read {} {}: {}", what, path, std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  CG_CHECK(!in.bad(), "reading {} {} failed", what, path);
+  return ss.str();
 }
 
 void write_file_durable(const std::string& path, const void* data, size_t n) {

@@ -12,6 +12,9 @@ void fsync_path(const std::string& path, bool directory);
 // that is itself renamed into place (checkpoint step folders).
 void write_file_durable(const std::string& path, const void* data, size_t n);
 
+// The whole file as bytes; throws naming the path (and `what`, e.g. "tokenizer") when it cannot be read.
+std::string read_file(const std::string& path, const char* what = "file");
+
 // Replaces `path` with `text` as above (path.tmp -> fsync -> rename -> fsync of the folder). On failure (a full
 // disk) the temporary file is removed, the old file stays, and the error names the file and says what to do.
 void write_file_atomic(const std::string& path, const std::string& text);

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 
 namespace cg {
@@ -42,14 +43,6 @@ void put_float(std::string& out, int field, float v) {
   uint32_t u;
   std::memcpy(&u, &v, 4);
   for (int i = 0; i < 4; ++i) out.push_back(char(uint8_t(u >> (8 * i))));
-}
-
-std::string read_text_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  CG_CHECK(in.good(), "cannot read {} '{}': check the path", what, path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::string base64_decode(std::string_view s) {
@@ -321,7 +314,7 @@ SpModelSpec sp_model_from_bpe(const std::vector<std::string>& vocab,
 }
 
 SpModelSpec sp_model_from_llama_tokenizer_js(const std::string& js_path) {
-  const std::string js = read_text_file(js_path, "llama-tokenizer-js file");
+  const std::string js = read_file(js_path, "llama-tokenizer-js file");
   std::string vocab_text = base64_decode(js_string_const(js, "llama_vocab_base64", js_path));
   std::vector<std::string> vocab;
   size_t pos = 0;
@@ -345,10 +338,53 @@ SpModelSpec sp_model_from_llama_tokenizer_js(const std::string& js_path) {
   return sp_model_from_bpe(vocab, merges);
 }
 
+namespace {
+
+// The written model is LLaMA's sentencepiece BPE: a dummy "▁" prefix, spaces as "▁", unknown characters as <0xXX>
+// bytes. A tokenizer.json that says otherwise would encode differently after conversion, so it is refused by what
+// differs: byte-level BPE (GPT-2, LLaMA-3), byte_fallback false, no "▁" prefix and space replacement (as LLaMA-2's
+// normalizer Prepend + Replace, or the Metaspace pre-tokenizer of newer exports).
+void check_llama_style(const nlohmann::json& j, const std::string& path) {
+  auto steps = [](const nlohmann::json& n, const char* list) {
+    std::vector<nlohmann::json> out;
+    if (!n.is_object()) return out;
+    if (n.value("type", "") == "Sequence" && n.contains(list)) {
+      for (const auto& m : n[list]) out.push_back(m);
+    } else {
+      out.push_back(n);
+    }
+    return out;
+  };
+  const auto pre = steps(j.value("pre_tokenizer", nlohmann::json()), "pretokenizers");
+  const auto norm = steps(j.value("normalizer", nlohmann::json()), "normalizers");
+  for (const auto& p : pre)
+    CG_CHECK(p.value("type", "") != "ByteLevel", "'{}' is a byte-level BPE (GPT-2 / LLaMA-3 style): only "
+             "sentencepiece-style BPE (LLaMA-2) converts to a tokenizer.model", path);
+  CG_CHECK(j["model"].value("byte_fallback", true), "'{}' has byte_fallback false: LLaMA-2's tokenizer spells unknown "
+           "characters as <0xXX> bytes, and the converted model would too", path);
+  bool prepend = false, replace = false, metaspace = false;
+  for (const auto& n : norm) {
+    if (n.value("type", "") == "Prepend" && n.value("prepend", "") == "\u2581") prepend = true;
+    if (n.value("type", "") == "Replace" && n.value("content", "") == "\u2581" && n.contains("pattern") &&
+        n["pattern"].value("String", "") == " ")
+      replace = true;
+  }
+  for (const auto& p : pre)
+    if (p.value("type", "") == "Metaspace" && p.value("replacement", "") == "\u2581" &&
+        p.value("prepend_scheme", "always") != "never" && p.value("add_prefix_space", true))
+      metaspace = true;
+  CG_CHECK((prepend && replace) || metaspace, "'{}' does not write spaces as \"\u2581\" with a leading one (LLaMA-2's "
+           "normalizer Prepend(\"\u2581\") + Replace(\" \", \"\u2581\"), or a Metaspace pre-tokenizer): the converted "
+           "sentencepiece model would encode differently", path);
+}
+
+}  // namespace
+
 SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path) {
-  nlohmann::json j = nlohmann::json::parse(read_text_file(json_path, "tokenizer.json"));
+  nlohmann::json j = nlohmann::json::parse(read_file(json_path, "tokenizer.json"));
   CG_CHECK(j.contains("model") && j["model"].value("type", "") == "BPE",
            "'{}' is not a BPE tokenizer.json (model.type must be \"BPE\")", json_path);
+  check_llama_style(j, json_path);
   const auto& jv = j["model"]["vocab"];
   std::vector<std::string> vocab(jv.size());
   for (auto it = jv.begin(); it != jv.end(); ++it) {
@@ -356,6 +392,15 @@ SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path) {
     CG_CHECK(id < vocab.size() && vocab[id].empty(), "'{}': vocab ids are not 0..{} without gaps", json_path,
              vocab.size() - 1);
     vocab[id] = it.key();
+  }
+  // Added tokens must be pieces of the vocabulary (LLaMA-2's <unk>, <s>, </s>); one past it (a <pad> added for
+  // fine-tuning) has no place in a sentencepiece model and would silently vanish.
+  for (const auto& t : j.value("added_tokens", nlohmann::json::array())) {
+    const size_t id = t.value("id", size_t(-1));
+    const std::string content = t.value("content", "");
+    CG_CHECK(id < vocab.size() && vocab[id] == content, "'{}': added token '{}' (id {}) is not in the BPE vocabulary "
+             "of {} pieces: a sentencepiece tokenizer.model cannot carry it; use the base model's tokenizer.json",
+             json_path, content, id == size_t(-1) ? std::string("none") : std::to_string(id), vocab.size());
   }
   std::vector<std::pair<std::string, std::string>> merges;
   for (const auto& m : j["model"]["merges"]) {

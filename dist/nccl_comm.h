@@ -3,6 +3,8 @@
 // Init and every collective are checked; a watchdog thread aborts the job when work is stuck longer than
 // CG_NCCL_TIMEOUT_S seconds (default 600) instead of letting every rank hang.
 #pragma once
+#include <string>
+
 #include "dist/comm.h"
 
 namespace cg::dist {
@@ -17,5 +19,7 @@ void set_cuda_device(int device);
 bool nccl_compiled();
 // CUDA devices this process can use: 0 without a driver or a GPU, and in a build without NCCL.
 int cuda_device_count();
+// The CUDA device's name as the driver reports it ("NVIDIA H100 80GB HBM3"); "" when unknown or without CUDA.
+std::string cuda_device_name(int device);
 
 }  // namespace cg::dist

@@ -141,3 +141,20 @@ std::string format_plan(const PlanInputs& in, const Plan& p) {
 }
 
 }  // namespace cg::model
+
+namespace cg::model {
+
+double gpu_peak_bf16_flops(const std::string& device_name) {
+  // First match wins: variants before their family (PCIe and NVL cards run at lower clocks than SXM).
+  static const std::pair<const char*, double> kPeakTflops[] = {
+      {"H100 PCIE", 756}, {"H100 NVL", 835}, {"H200 NVL", 835}, {"H800 PCIE", 756}, {"GH200", 989},
+      {"H100", 989},      {"H200", 989},     {"H800", 989},     {"B200", 2250},     {"B100", 1750},
+      {"A100", 312},      {"A800", 312},     {"L40S", 362},     {"L40", 181},       {"L4", 121}};
+  std::string name = device_name;
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return char(std::toupper(ch)); });
+  for (const auto& [pattern, tflops] : kPeakTflops)
+    if (name.find(pattern) != std::string::npos) return tflops * 1e12;
+  return 0;
+}
+
+}  // namespace cg::model

@@ -73,6 +73,10 @@ struct Plan {
 double activation_bytes_per_token_layer(const LlamaConfig& c, int64_t tp, int64_t e);
 
 Plan make_plan(const PlanInputs& in);
+
+// Dense bf16 tensor-core peak (FLOP/s) of a GPU from the name its driver reports ("NVIDIA H100 80GB HBM3",
+// "NVIDIA A100-SXM4-80GB"), from the vendors' data sheets; 0 when the name is not known (MFU is then not shown).
+double gpu_peak_bf16_flops(const std::string& device_name);
 // A human-readable report (the `cgtrain --plan` output), ending with whether it fits and by how much.
 std::string format_plan(const PlanInputs& in, const Plan& p);
 

@@ -31,9 +31,12 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
     } catch (const std::exception& e) {
       CG_FAIL("{} is not valid JSON: {}", index.string(), e.what());
     }
-    CG_CHECK(j.contains("weight_map"), "{} has no weight_map", index.string());
+    CG_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), "{} has no weight_map object "
+             "(tensor name -> shard file name)", index.string());
     std::set<std::string> files;
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      CG_CHECK(it->is_string(), "{}: weight_map entry {} is {}, not a shard file name", index.string(), it.key(),
+               it->dump());
       files.insert(it->get<std::string>());
       expected.emplace_back(it.key(), it->get<std::string>());
     }
@@ -235,6 +238,9 @@ void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected) {
     const auto& info = ckpt.info(name);
     CG_CHECK(info.shape == shape, "checkpoint {}: {} has shape {} but the model expects {} (check config.json "
              "or model.flavor)", dir, name, c10::str(at::IntArrayRef(info.shape)), c10::str(at::IntArrayRef(shape)));
+    CG_CHECK(at::isFloatingType(info.scalar_type), "checkpoint {}: {} is stored as {}, not as floating point (F16, "
+             "BF16, F32, F64): a quantized checkpoint cannot be loaded as base weights; give the unquantized one",
+             dir, name, info.dtype);
   }
 }
 

@@ -298,7 +298,12 @@ at::ScalarType resolve_dtype(const std::string& name, at::Device device) {
   if (name == "auto") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
   if (name == "fp32" || name == "float32") return at::kFloat;
   if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
-  if (name == "fp16" || name == "float16") return at::kHalf;
+  if (name == "fp16" || name == "float16") {
+    // libtorch's CPU kernels lack fp16 for layer norm (and matmul is slow): a GPU precision only.
+    CG_CHECK(device.is_cuda(), "model.dtype={} needs a GPU (model.device=cuda); on {} use fp32 (or bf16)", name,
+             device.str());
+    return at::kHalf;
+  }
   CG_FAIL("model.dtype {} is unknown; use auto, fp32, bf16 or fp16", name);
 }
 

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "common/error.h"
@@ -20,6 +21,9 @@ void LlamaConfig::validate() const {
            "LLaMA config: num_attention_heads {} is not divisible by num_key_value_heads {}", num_attention_heads,
            num_key_value_heads);
   CG_CHECK(head_dim() % 2 == 0, "LLaMA config: head_dim {} must be even for rotary embeddings", head_dim());
+  CG_CHECK(rms_norm_eps > 0 && rope_theta > 0 && max_position_embeddings > 0, "LLaMA config: rms_norm_eps {}, "
+           "rope_theta {} and max_position_embeddings {} must be positive", rms_norm_eps, rope_theta,
+           max_position_embeddings);
 }
 
 bool LlamaConfig::operator==(const LlamaConfig& o) const {
@@ -58,28 +62,56 @@ LlamaConfig llama_config_from_json(const std::string& text) {
   } catch (const std::exception& e) {
     CG_FAIL("config.json is not valid JSON: {}", e.what());
   }
-  auto req = [&](const char* key) -> int64_t {
-    CG_CHECK(j.contains(key), "config.json has no \"{}\" (is this a LLaMA checkpoint?)", key);
-    return j.at(key).get<int64_t>();
+  CG_CHECK(j.is_object(), "config.json is not a JSON object of settings");
+  // A key that is absent or null takes the default (as transformers' LlamaConfig does); a present one must have the
+  // right type, named in the error.
+  auto given = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
+  auto integer = [&](const char* key, std::optional<int64_t> def) -> int64_t {
+    if (!given(key)) {
+      CG_CHECK(def.has_value(), "config.json has no \"{}\" (is this a LLaMA checkpoint?)", key);
+      return *def;
+    }
+    CG_CHECK(j[key].is_number_integer(), "config.json: \"{}\" is {}, not an integer", key, j[key].dump());
+    return j[key].get<int64_t>();
   };
-  if (j.contains("model_type") && j["model_type"] != "llama")
-    CG_FAIL("config.json: model_type {} is not llama", j["model_type"].dump());
-  CG_CHECK(!j.value("tie_word_embeddings", false),
+  auto number = [&](const char* key, double def) -> double {
+    if (!given(key)) return def;
+    CG_CHECK(j[key].is_number(), "config.json: \"{}\" is {}, not a number", key, j[key].dump());
+    return j[key].get<double>();
+  };
+  auto flag = [&](const char* key) -> bool {
+    if (!given(key)) return false;
+    CG_CHECK(j[key].is_boolean(), "config.json: \"{}\" is {}, not true or false", key, j[key].dump());
+    return j[key].get<bool>();
+  };
+  if (given("model_type"))
+    CG_CHECK(j["model_type"] == "llama", "config.json: model_type {} is not llama", j["model_type"].dump());
+  CG_CHECK(!flag("tie_word_embeddings"),
            "config.json: tie_word_embeddings true is not supported (LLaMA-2 has an untied lm_head)");
+  for (const char* bias : {"attention_bias", "mlp_bias"})
+    CG_CHECK(!flag(bias), "config.json: {} true is not supported (LLaMA-2's projections have no bias)", bias);
+  if (given("hidden_act"))  // transformers maps both names to SiLU
+    CG_CHECK(j["hidden_act"] == "silu" || j["hidden_act"] == "swish", "config.json: hidden_act {} is not supported "
+             "(LLaMA's MLP is SiLU-gated: \"silu\")", j["hidden_act"].dump());
+  if (given("rope_scaling")) {  // {"rope_type": "default"} is no scaling; the others change the angles
+    const auto& r = j["rope_scaling"];
+    const bool plain = r.is_object() && r.value("rope_type", r.value("type", std::string())) == "default";
+    CG_CHECK(plain, "config.json: rope_scaling {} is not supported (only unscaled RoPE, as in LLaMA-2)", r.dump());
+  }
   LlamaConfig c;
-  c.hidden_size = req("hidden_size");
-  c.intermediate_size = req("intermediate_size");
-  c.num_attention_heads = req("num_attention_heads");
-  c.num_hidden_layers = req("num_hidden_layers");
-  c.vocab_size = req("vocab_size");
-  c.num_key_value_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null()
-                              ? j["num_key_value_heads"].get<int64_t>()
-                              : c.num_attention_heads;
-  c.rms_norm_eps = j.value("rms_norm_eps", 1e-6);
-  c.rope_theta = j.contains("rope_theta") && !j["rope_theta"].is_null() ? j["rope_theta"].get<double>() : 10000.0;
-  c.max_position_embeddings = j.value("max_position_embeddings", int64_t{2048});
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
-    CG_FAIL("config.json: rope_scaling {} is not supported", j["rope_scaling"].dump());
+  c.hidden_size = integer("hidden_size", std::nullopt);
+  c.intermediate_size = integer("intermediate_size", std::nullopt);
+  c.num_attention_heads = integer("num_attention_heads", std::nullopt);
+  c.num_hidden_layers = integer("num_hidden_layers", std::nullopt);
+  c.vocab_size = integer("vocab_size", std::nullopt);
+  c.num_key_value_heads = integer("num_key_value_heads", c.num_attention_heads);
+  c.rms_norm_eps = number("rms_norm_eps", 1e-6);
+  c.rope_theta = number("rope_theta", 10000.0);
+  c.max_position_embeddings = integer("max_position_embeddings", 2048);
+  if (given("head_dim") && c.num_attention_heads > 0)
+    CG_CHECK(integer("head_dim", std::nullopt) * c.num_attention_heads == c.hidden_size, "config.json: head_dim {} "
+             "is not hidden_size / num_attention_heads = {}; LLaMA-2's heads split the hidden size",
+             j["head_dim"].dump(), c.hidden_size / c.num_attention_heads);
   c.validate();
   return c;
 }

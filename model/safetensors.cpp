@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -109,6 +110,19 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
                it.key(), t.begin, t.end, data_size);
       infos_[it.key()] = std::move(t);
     }
+    // The data must be indexed whole, tensor after tensor: no overlaps (two tensors reading the same bytes) and no
+    // holes, as the format requires and its reference reader checks.
+    std::vector<std::pair<std::pair<uint64_t, uint64_t>, std::string>> spans;
+    for (const auto& [name, t] : infos_) spans.push_back({{t.begin, t.end}, name});
+    std::sort(spans.begin(), spans.end());
+    uint64_t at = 0;
+    for (const auto& [span, name] : spans) {
+      CG_CHECK(span.first == at, "{}: tensor {} starts at data byte {} where {} (its data overlaps another tensor's or "
+               "leaves a hole): the file is damaged or was not written by a safetensors writer", path, name,
+               span.first, at == 0 ? "the data starts (0)" : fmt::format("the previous tensor ends ({})", at));
+      at = span.second;
+    }
+    CG_CHECK(at == data_size, "{}: {} bytes after the last tensor's data: the file is damaged", path, data_size - at);
   } catch (...) {
     if (map_) ::munmap(const_cast<uint8_t*>(map_), map_size_);
     throw;

@@ -95,6 +95,9 @@ int run(int argc, char** argv) {
   if (rank != 0) return 0;
 
   const cg::EvalInput input = cg::load_eval_input(e.input, e.max_rows);
+  if (input.total == 0)
+    spdlog::warn("cgeval: {} holds no generated crystals to score{}; the rates read n/a", e.input,
+                 input.infill.empty() ? "" : " (only infill records)");
   std::vector<cg::Crystal> train, ref;
   const std::string train_csv = cg::resolve_csv(e.train_csv, *cfg), ref_csv = cg::resolve_csv(e.ref_csv, *cfg);
   if (!train_csv.empty()) {

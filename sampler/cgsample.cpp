@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -25,11 +26,18 @@
 #include "dist/cpu_threads.h"
 #include "dist/runtime.h"
 #include "sampler/cif_writer.h"
+#include "sampler/conditions.h"
 #include "sampler/generator.h"
 #include "sampler/sample_record.h"
 #include "sampler/sampling_model.h"
 #include "trainer/config.h"
 #include "trainer/train_model.h"
+
+// cgprep's prompts state the formula whenever they state another condition (as the paper's do).
+constexpr const char* kFormulaFirst =
+    "the training prompts state the formula whenever they state another condition, so a prompt with a space group "
+    "or property but no formula is one the model never saw; add the formula (sample.formula, or formula in "
+    "sample.condition_on)";
 
 namespace {
 
@@ -70,6 +78,8 @@ std::vector<Job> make_jobs(const Config& c) {
   if (!s.conditions_from.empty()) {
     // Each sample states the conditions of one row, rows in a seeded random order (cycled when there are fewer).
     const std::string path = cg::resolve_csv(s.conditions_from, c);
+    if (std::find(s.condition_on.begin(), s.condition_on.end(), "formula") == s.condition_on.end())
+      spdlog::warn("cgsample: {}", kFormulaFirst);
     std::vector<cg::GenerationConditions> rows;
     for (const auto& r : cg::read_mp20(path).crystals) {
       cg::GenerationConditions cond;
@@ -85,11 +95,19 @@ std::vector<Job> make_jobs(const Config& c) {
                  size_t(s.num_samples)), path, fmt::join(s.condition_on, ", "));
   } else if (s.task == "generate") {
     cg::GenerationConditions cond;
-    if (!s.formula.empty()) cond.formula = s.formula;
+    if (!s.formula.empty()) {
+      // Training prompts state pymatgen's pretty formulas; anything else would be a prompt the model never saw, and
+      // cgeval could not check it.
+      CG_CHECK(cg::composition_of_formula(s.formula).has_value(), "sample.formula={} is not a formula such as Fe2O3, "
+               "NaCl or BaLi2Mg(PO4)2 (element symbols with integer counts)", s.formula);
+      cond.formula = s.formula;
+    }
     cond.formation_energy_per_atom = number_or_none(s.formation_energy);
     cond.band_gap = number_or_none(s.band_gap);
     cond.e_above_hull = number_or_none(s.e_above_hull);
     if (s.spacegroup > 0) cond.spacegroup = static_cast<int>(s.spacegroup);
+    const bool other = cond.spacegroup || cond.formation_energy_per_atom || cond.band_gap || cond.e_above_hull;
+    if (other && !cond.formula) spdlog::warn("cgsample: {}", kFormulaFirst);
     jobs.assign(s.num_samples, Job{cg::generation_prompt(cond), ""});
   } else {
     CG_CHECK(s.task == "infill", "sample.task '{}' is not generate | infill", s.task);
@@ -200,6 +218,14 @@ int run(int argc, char** argv) {
   if (dims.rank != 0) return 0;
 
   const fs::path out = c.sample.out_dir;
+  // The folder holds this run's samples only: CIFs and a cgeval report of an earlier run into the same folder would
+  // be read with these (a CIF of a sample that does not parse now, a report of other samples).
+  for (const char* old : {"cifs", "eval"}) {
+    std::error_code ec;
+    if (fs::exists(out / old) && fs::remove_all(out / old, ec) > 0)
+      spdlog::info("cgsample: replaced {} of an earlier run", (out / old).string());
+    CG_CHECK(!ec, "cannot clear {}: {}; choose another sample.out_dir", (out / old).string(), ec.message());
+  }
   fs::create_directories(out / "cifs");
   std::ofstream jl(out / "samples.jsonl");
   CG_CHECK(jl.good(), "cannot write {}: check sample.out_dir", (out / "samples.jsonl").string());

@@ -136,7 +136,11 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
 }
 
 namespace {
-double frac(int64_t a, int64_t b) { return b > 0 ? static_cast<double>(a) / b : 0.0; }
+// a / b, or null / "n/a" when nothing was counted (0 items is no evidence of 0%).
+nlohmann::json frac(int64_t a, int64_t b) {
+  return b > 0 ? nlohmann::json(static_cast<double>(a) / b) : nlohmann::json(nullptr);
+}
+std::string pct(int64_t a, int64_t b) { return b > 0 ? fmt::format("{:.2f}%", 100.0 * a / b) : "n/a"; }
 }  // namespace
 
 std::string report_json(const EvalReport& r) {
@@ -145,10 +149,10 @@ std::string report_json(const EvalReport& r) {
   j["kind"] = r.kind;
   j["total"] = r.total;
   j["parsed"] = r.parsed;
-  j["parse_rate"] = r.rate(r.parsed);
-  j["structural_validity"] = r.rate(r.struct_valid);
-  j["compositional_validity"] = r.rate(r.comp_valid);
-  j["validity"] = r.rate(r.valid);
+  j["parse_rate"] = frac(r.parsed, r.total);
+  j["structural_validity"] = frac(r.struct_valid, r.total);
+  j["compositional_validity"] = frac(r.comp_valid, r.total);
+  j["validity"] = frac(r.valid, r.total);
   j["counts"] = {{"structurally_valid", r.struct_valid}, {"compositionally_valid", r.comp_valid}, {"valid", r.valid}};
   if (r.unique >= 0) {
     j["counts"]["unique_valid"] = r.unique;
@@ -218,13 +222,13 @@ std::string report_markdown(const EvalReport& r) {
   std::string s = fmt::format("# cgeval report\n\nInput: `{}` ({}), {} items, {} parsed.\n\n", r.input, r.kind,
                               r.total, r.parsed);
   s += "| metric | value |\n|---|---|\n";
-  s += fmt::format("| parse rate | {:.2f}% |\n", 100 * r.rate(r.parsed));
-  s += fmt::format("| structural validity | {:.2f}% |\n", 100 * r.rate(r.struct_valid));
-  s += fmt::format("| compositional validity (SMACT) | {:.2f}% |\n", 100 * r.rate(r.comp_valid));
-  s += fmt::format("| validity (both) | {:.2f}% |\n", 100 * r.rate(r.valid));
-  if (r.unique >= 0) s += fmt::format("| uniqueness (of valid) | {:.2f}% |\n", 100 * frac(r.unique, r.valid));
+  s += fmt::format("| parse rate | {} |\n", pct(r.parsed, r.total));
+  s += fmt::format("| structural validity | {} |\n", pct(r.struct_valid, r.total));
+  s += fmt::format("| compositional validity (SMACT) | {} |\n", pct(r.comp_valid, r.total));
+  s += fmt::format("| validity (both) | {} |\n", pct(r.valid, r.total));
+  if (r.unique >= 0) s += fmt::format("| uniqueness (of valid) | {} |\n", pct(r.unique, r.valid));
   if (r.novel >= 0)
-    s += fmt::format("| novelty (of unique valid, vs {} train) | {:.2f}% |\n", r.train_size, 100 * frac(r.novel, r.unique));
+    s += fmt::format("| novelty (of unique valid, vs {} train) | {} |\n", r.train_size, pct(r.novel, r.unique));
   if (r.dist) {
     s += fmt::format("| W1 density, g/cm³ (CDVAE; vs {} reference) | {:.3f} |\n", r.ref_size, r.dist->wdist_density);
     s += fmt::format("| W1 #elements (CDVAE) | {:.3f} |\n", r.dist->wdist_num_elements);
@@ -242,12 +246,11 @@ std::string report_markdown(const EvalReport& r) {
   if (r.conditions) {
     const ConditionReport& c = *r.conditions;
     if (c.formula > 0)
-      s += fmt::format("| formula as asked ({} items) | {:.2f}% |\n", c.formula,
-                       100 * frac(c.formula_match, c.formula));
+      s += fmt::format("| formula as asked ({} items) | {} |\n", c.formula, pct(c.formula_match, c.formula));
     if (c.spacegroup > 0) {
       if (c.spglib)
-        s += fmt::format("| space group as asked ({} items, symprec {} Å) | {:.2f}% |\n", c.spacegroup, c.symprec,
-                         100 * frac(c.spacegroup_match, c.spacegroup));
+        s += fmt::format("| space group as asked ({} items, symprec {} Å) | {} |\n", c.spacegroup, c.symprec,
+                         pct(c.spacegroup_match, c.spacegroup));
       else
         s += fmt::format("| space group as asked ({} items) | not checked (built without spglib) |\n", c.spacegroup);
     }
@@ -256,11 +259,10 @@ std::string report_markdown(const EvalReport& r) {
   }
   if (r.infill) {
     const InfillReport& f = *r.infill;
-    s += fmt::format("\nInfill ({} records, not counted above): {:.2f}% answered with an element; {:.2f}% "
-                     "recovered the masked element (of {} with it recorded); {:.2f}% of the proposals make a "
-                     "SMACT-valid composition.\n",
-                     f.items, 100 * frac(f.answered, f.items), 100 * frac(f.recovered, f.with_truth),
-                     f.with_truth, 100 * frac(f.smact_valid, f.items));
+    s += fmt::format("\nInfill ({} records, not counted above): {} answered with an element; {} recovered the "
+                     "masked element (of {} with it recorded); {} of the proposals make a SMACT-valid composition.\n",
+                     f.items, pct(f.answered, f.items), pct(f.recovered, f.with_truth), f.with_truth,
+                     pct(f.smact_valid, f.items));
   }
   if (!r.invalid_reasons.empty()) {
     s += "\nWhy items were invalid (an item can fail both checks):\n\n";

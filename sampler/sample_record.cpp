@@ -1,9 +1,12 @@
 #include "sampler/sample_record.h"
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/log.h"
+#include "data/elements.h"
 
 namespace cg {
 
@@ -26,6 +29,28 @@ std::string to_json_line(const SampleRecord& r) {
   if (!r.truth.empty()) j["truth"] = r.truth;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // sampled bytes may not be UTF-8
 }
+
+namespace {
+
+// Why a record's crystal cannot be scored ("" when it can): what the text parser refuses in a generated crystal.
+std::string crystal_problem(const Crystal& c) {
+  const Lattice& l = c.lattice;
+  for (double x : {l.a, l.b, l.c})
+    if (!(std::isfinite(x) && x > 0)) return fmt::format("lattice length {} is not a positive number", x);
+  for (double x : {l.alpha, l.beta, l.gamma})
+    if (!(x > 0 && x < 180)) return fmt::format("lattice angle {} outside (0, 180) degrees", x);
+  // Angles that no cell has (pymatgen's matrix clamps them into one): the volume factor must be positive.
+  const double d = M_PI / 180, ca = std::cos(l.alpha * d), cb = std::cos(l.beta * d), cg_ = std::cos(l.gamma * d);
+  if (!(1 - ca * ca - cb * cb - cg_ * cg_ + 2 * ca * cb * cg_ > 0)) return "the lattice angles make no cell";
+  if (c.species.empty()) return "no sites";
+  for (const auto& s : c.species)
+    if (!is_element(s)) return fmt::format("'{}' is not an element symbol", s);
+  for (const auto& f : c.frac)
+    if (!(std::isfinite(f[0]) && std::isfinite(f[1]) && std::isfinite(f[2]))) return "a coordinate is not finite";
+  return "";
+}
+
+}  // namespace
 
 SampleRecord sample_from_json_line(const std::string& line, const std::string& where) {
   SampleRecord r;
@@ -51,7 +76,14 @@ SampleRecord sample_from_json_line(const std::string& line, const std::string& w
       c.species = jc.at("species").get<std::vector<std::string>>();
       for (const auto& f : jc.at("frac")) c.frac.push_back({f.at(0).get<double>(), f.at(1).get<double>(), f.at(2).get<double>()});
       CG_CHECK(c.species.size() == c.frac.size(), "{} species but {} coordinates", c.species.size(), c.frac.size());
-      r.crystal = std::move(c);
+      // A crystal no parser would have produced counts as unparsed, with the reason, instead of ending the report.
+      if (const std::string why = crystal_problem(c); !why.empty()) {
+        spdlog::warn("{}: sample {}: {}; counted as unparsed", where, r.id, why);
+        r.parsed = false;
+        r.reason = "invalid crystal in the record: " + why;
+      } else {
+        r.crystal = std::move(c);
+      }
     }
   } catch (const json::exception& e) {
     CG_FAIL("{}: malformed sample record: {}", where, e.what());

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/sha256.h"
 #include "dist/tp_plan.h"
 #include "lora/inject.h"
 #include "lora/peft.h"
@@ -86,13 +87,27 @@ AdapterKind adapter_kind(const std::string& path) {
 }
 
 std::string sampling_tokenizer_path(const Config& c) {
-  if (c.data.tokenizer != "train") return c.data.tokenizer;
-  const std::string shards = c.data.shards_dir + "/tokenizer.model";
-  if (fs::exists(shards)) return shards;
-  for (const std::string& dir : {c.model.hf_dir, c.sample.adapter})
-    if (!dir.empty() && fs::exists(fs::path(dir) / "tokenizer.model"))
-      return (fs::path(dir) / "tokenizer.model").string();
-  return shards;  // the caller's "cannot read" error names it
+  // The adapter's own tokenizer: cgexport copies it beside a PEFT adapter, cgtrain keeps it in every step folder
+  // and in the run folder (a resume refuses another one, so the run's checkpoints share it).
+  std::string own;
+  if (!c.sample.adapter.empty() && fs::is_regular_file(fs::path(c.sample.adapter) / kCheckpointTokenizer))
+    own = (fs::path(c.sample.adapter) / kCheckpointTokenizer).string();
+  if (c.data.tokenizer != "train") {
+    if (!own.empty()) {
+      const std::string a = sha256_file(own), b = sha256_file(c.data.tokenizer);
+      CG_CHECK(a == b, "sample.adapter {} was trained with the tokenizer {} (sha256 {}), not data.tokenizer={} "
+               "(sha256 {}): its token ids would be read as other pieces; leave data.tokenizer at \"train\" to use "
+               "the adapter's, or give that file", c.sample.adapter, own, a.substr(0, 12), c.data.tokenizer,
+               b.substr(0, 12));
+    }
+    return c.data.tokenizer;
+  }
+  if (!own.empty()) return own;
+  // No adapter (or one without a tokenizer): the base model's (a merged cgexport), else the shards' (a run of the
+  // tiny flavor on its own shards).
+  if (!c.model.hf_dir.empty() && fs::is_regular_file(fs::path(c.model.hf_dir) / "tokenizer.model"))
+    return (fs::path(c.model.hf_dir) / "tokenizer.model").string();
+  return c.data.shards_dir + "/tokenizer.model";  // the caller's "cannot read" error names it
 }
 
 model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,

@@ -27,8 +27,10 @@ dist::ParallelDims sampling_dims(const Config& c, const c10::Device& device, int
 // What sample.adapter names (errors say what a usable folder holds).
 AdapterKind adapter_kind(const std::string& path);
 
-// The sentencepiece model to use: data.tokenizer, or for "train" <data.shards_dir>/tokenizer.model; when that does
-// not exist, a tokenizer.model next to model.hf_dir or sample.adapter (cgexport copies it there).
+// The sentencepiece model to use: the one sample.adapter was trained with (its tokenizer.model: cgexport copies it
+// beside a PEFT adapter, cgtrain keeps it in its run and step folders); data.tokenizer, when set, must be that same
+// file (else an error). Without an adapter's: data.tokenizer, or for "train" model.hf_dir's tokenizer.model, else
+// <data.shards_dir>/tokenizer.model.
 std::string sampling_tokenizer_path(const Config& c);
 
 // Builds the model described above on `device` (dtype model.dtype), tp-sharded over dims, in eval mode with no

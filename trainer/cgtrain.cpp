@@ -40,4 +40,10 @@ int cgtrain_main(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, cgtrain_main); }
+int main(int argc, char** argv) {
+  // Preemption handlers before anything else: a SIGUSR1/SIGTERM while MPI, the communicators or the base weights
+  // come up (minutes at 70B) is kept and answered after the first step (save, exit 75) instead of killing the rank
+  // with nothing requeued.
+  cg::install_preempt_handlers();
+  return cg::dist::run_main(argc, argv, cgtrain_main);
+}

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <nlohmann/json.hpp>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "model/safetensors.h"
@@ -167,6 +168,16 @@ std::map<std::string, at::Tensor> read_full_params(const CheckpointInfo& ckpt) {
   return out;
 }
 
+std::string checkpoint_tokenizer_sha(const CheckpointInfo& ckpt) {
+  for (const auto& f : ckpt.manifest.files)
+    if (f.path == kCheckpointTokenizer) return f.sha256;
+  return "";
+}
+
+std::string checkpoint_tokenizer_path(const CheckpointInfo& ckpt) {
+  return checkpoint_tokenizer_sha(ckpt).empty() ? "" : ckpt.path + "/" + kCheckpointTokenizer;
+}
+
 CheckpointConfigs read_checkpoint_configs(const std::string& run_dir, const CheckpointInfo& ckpt) {
   namespace fs = std::filesystem;
   auto own = [&](const char* name) { return fs::is_regular_file(ckpt.path + "/" + name); };
@@ -177,12 +188,9 @@ CheckpointConfigs read_checkpoint_configs(const std::string& run_dir, const Chec
   if (const std::string hash = config_hash(out.config); !own("config.yaml") && hash != ckpt.manifest.config_hash)
     spdlog::warn("{} was written under another config than {} (hash {} vs {}); using the latter's lora.* and model.* "
                  "settings", ckpt.path, cfg_path, ckpt.manifest.config_hash, hash);
-  std::ifstream in(mc_path);
-  CG_CHECK(in.good(), "{} is missing (cgtrain writes the model's shape into every checkpoint and its run folder)",
-           mc_path);
-  std::stringstream text;
-  text << in.rdbuf();
-  out.llama = model::llama_config_from_json(text.str());
+  CG_CHECK(fs::is_regular_file(mc_path), "{} is missing (cgtrain writes the model's shape into every checkpoint and "
+           "its run folder)", mc_path);
+  out.llama = model::llama_config_from_json(read_file(mc_path, "model shape"));
   return out;
 }
 

@@ -6,6 +6,8 @@
 //     rng/torch_cpu, rng/dropout   generator states (uint8)
 //     metadata: format, train_state (TrainState JSON), layout {tp, dp, tp_rank, dp_rank}, shards {name: {dim,
 //               full_shape, start, len}}, config_hash, mode (lora | full)
+//   config.yaml, model_config.json  the resolved config and the model's shape this step was trained under
+//   tokenizer.model                the tokenizer the shards were made with (its sha256 is in the manifest)
 //   manifest.json                  written last by checkpoint_dir (sizes + sha256 of every file)
 // Resume: same tp → each rank reads the file of its own (tp_rank, dp_rank) (dp replica 0 when dp changed: replicas
 // hold identical tensors); other tp → each rank reads every tp shard of replica 0, rebuilds the full tensor and cuts
@@ -46,6 +48,13 @@ struct CheckpointConfigs {
   model::LlamaConfig llama;
 };
 CheckpointConfigs read_checkpoint_configs(const std::string& run_dir, const CheckpointInfo& ckpt);
+
+// The tokenizer a checkpoint was trained with, kept in every step folder.
+inline constexpr const char* kCheckpointTokenizer = "tokenizer.model";
+// Its sha256 from the manifest; "" for checkpoints of builds that did not keep it.
+std::string checkpoint_tokenizer_sha(const CheckpointInfo& ckpt);
+// Its path: the step folder's, else (older builds) "".
+std::string checkpoint_tokenizer_path(const CheckpointInfo& ckpt);
 
 // Full (un-sharded) trainable tensors of the dp-replica-0 files of a step folder, keyed by name ("param/" dropped):
 // what cgexport writes. Reads the rank files only (one process is enough).

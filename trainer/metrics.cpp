@@ -7,9 +7,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -31,6 +34,31 @@ std::string metrics_json_line(const MetricFields& fields) {
         value);
   }
   return j.dump();
+}
+
+std::string trim_metrics(const std::string& path, int64_t step) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path) || fs::file_size(path, ec) == 0) return "";
+  if (step == 0) {
+    fs::rename(path, path + ".prev", ec);
+    CG_CHECK(!ec, "cannot move the previous run's {} aside: {}; move it yourself", path, ec.message());
+    return fmt::format("{} held a previous run's metrics (no checkpoint to resume): moved to {}.prev", path, path);
+  }
+  std::istringstream in(read_file(path, "metrics file"));
+  std::string line, kept;
+  int64_t dropped = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool keep = j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
+                      j["step"].get<int64_t>() <= step;
+    if (keep) kept += line + "\n";
+    else ++dropped;
+  }
+  if (dropped == 0) return "";
+  write_file_atomic(path, kept);
+  return fmt::format("{}: dropped {} records after step {} (written after the checkpoint resumed from)", path,
+                     dropped, step);
 }
 
 MetricsWriter::MetricsWriter(const std::string& path, bool append) : path_(path) {

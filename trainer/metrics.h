@@ -30,6 +30,11 @@ class MetricsWriter {
   std::FILE* f_ = nullptr;
 };
 
+// Before a launch appends to the metrics file `path`, so that it holds one run: resuming at `step` drops the
+// records of later steps (written by a launch that ended before its next checkpoint, or a cut last line); a fresh
+// start (step 0) moves a previous run's file to path.prev. Returns what it did as a warning, "" when nothing.
+std::string trim_metrics(const std::string& path, int64_t step);
+
 // One JSON object as text (no newline): the writer's line format.
 std::string metrics_json_line(const MetricFields& fields);
 

@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "lora/lora_linear.h"
@@ -144,9 +145,16 @@ std::string export_run(const ExportOptions& o) {
   }
   fs::create_directories(o.out);
   check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);
-  const std::string tok_path = tokenizer_path(cfg.data);
+  // The tokenizer the checkpoint was trained with (kept in it); checkpoints of older builds: the config's, which
+  // the shards may have been made again with since.
+  std::string tok_path = checkpoint_tokenizer_path(ck);
+  if (tok_path.empty()) {
+    tok_path = tokenizer_path(cfg.data);
+    spdlog::warn("cgexport: {} keeps no tokenizer (an older build's checkpoint); copying {}, which must be the one "
+                 "the run trained with", ck.path, tok_path);
+  }
   if (fs::exists(tok_path))
-    fs::copy_file(tok_path, o.out + "/tokenizer.model", fs::copy_options::overwrite_existing);
+    write_file_atomic(o.out + "/tokenizer.model", read_file(tok_path, "tokenizer"));
   else  // the config's paths are relative to where cgtrain ran
     spdlog::warn("cgexport: tokenizer {} not found from {}, so {} gets no tokenizer.model; run cgexport from the "
                  "folder cgtrain ran in, or copy the tokenizer yourself", tok_path, fs::current_path().string(), o.out);

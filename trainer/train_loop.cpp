@@ -2,7 +2,9 @@
 #include "trainer/train_loop.h"
 
 #include <torch/torch.h>
+#include <spdlog/fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -14,8 +16,10 @@
 #include "common/blas_threads.h"
 #include "common/log.h"
 #include "data/loader.h"
+#include "data/shard.h"
 #include "common/sha256.h"
 #include "dist/cpu_threads.h"
+#include "dist/nccl_comm.h"
 #include "dist/runtime.h"
 #include "model/accounting.h"
 #include "trainer/checkpoint.h"
@@ -40,12 +44,16 @@ double now_s() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-// Dense bf16 peak of one GPU by name; 0 when unknown (CPU): MFU is then not shown.
-double peak_flops(const at::Device& dev) {
+// Dense bf16 peak of one GPU by the name its driver reports (CG_PEAK_TFLOPS overrides, for GPUs not listed); 0 on
+// a CPU or an unknown GPU: MFU is then not shown.
+double peak_flops(const at::Device& dev, bool lead) {
   if (!dev.is_cuda()) return 0;
-  const char* e = std::getenv("CG_PEAK_TFLOPS");  // override for GPUs not listed
-  if (e) return std::atof(e) * 1e12;
-  return 989e12;  // H100/H200 SXM bf16 dense
+  if (const char* e = std::getenv("CG_PEAK_TFLOPS")) return std::atof(e) * 1e12;
+  const std::string name = dist::cuda_device_name(dev.has_index() ? dev.index() : 0);
+  const double peak = model::gpu_peak_bf16_flops(name);
+  if (peak == 0 && lead)
+    spdlog::info("MFU not shown: no bf16 peak known for GPU '{}'; set CG_PEAK_TFLOPS to its dense bf16 peak", name);
+  return peak;
 }
 
 // Agree over the world: true if any rank saw the flag.
@@ -64,6 +72,29 @@ void check_shards(const std::string& tok_hash, const ShardMeta& meta, const Shar
            meta.split, cfg.data.shards_dir, meta.tokenizer_sha256.substr(0, 12), tok_path, tok_hash.substr(0, 12));
   CG_CHECK(meta.vocab_size == train_meta.vocab_size, "the {} shards have vocab_size {} but the train shards {}; "
            "run cgprep again", meta.split, meta.vocab_size, train_meta.vocab_size);
+}
+
+// Resuming under other settings is allowed (a longer run, another lr, another layout) but said, key by key, against
+// the checkpoint's own config.yaml; where and how a run is launched and logged is left out.
+void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
+  const std::string path = ck.path + "/config.yaml";
+  if (!fs::is_regular_file(path)) {  // checkpoints of older builds kept no config
+    spdlog::warn("resuming {} written with another config (hash {} vs {})", ck.path, ck.manifest.config_hash,
+                 config_hash(cfg));
+    return;
+  }
+  std::vector<std::string> changed;
+  for (const std::string& d : config_differences(load_config(path, {}), cfg)) {
+    const bool launch_only = d.rfind("train.run_dir ", 0) == 0 || d.rfind("train.threads ", 0) == 0 ||
+                             d.rfind("log.", 0) == 0 || d.rfind("sample.", 0) == 0 || d.rfind("eval.", 0) == 0;
+    if (!launch_only) changed.push_back(d);
+  }
+  if (changed.empty()) return;
+  spdlog::warn("resuming {} with {} changed setting{}: {}{}", ck.path, changed.size(), changed.size() == 1 ? "" : "s",
+               fmt::join(changed, "; "),
+               std::any_of(changed.begin(), changed.end(), [](const std::string& d) {
+                 return d.rfind("lora.alpha ", 0) == 0 || d.rfind("lora.rslora ", 0) == 0;
+               }) ? " (lora.alpha / lora.rslora rescale the adapter trained so far)" : "");
 }
 
 }  // namespace
@@ -95,15 +126,13 @@ int train(const Config& cfg) {
   }
   dims.host_world_comm->barrier();
 
-  // Preemption handlers from here on: a SIGUSR1/SIGTERM while the base weights load (minutes at 70B) is kept and
-  // answered after the first step (save, exit 75) instead of killing the rank with nothing requeued.
-  install_preempt_handlers();
-
   // Data, checked against the tokenizer and the model before step 0.
   const std::string tok_path = tokenizer_path(cfg.data);
   CG_CHECK(fs::exists(tok_path), "tokenizer {} does not exist: run cgprep with this config first (it writes "
            "<data.shards_dir>/tokenizer.model), or set data.tokenizer", tok_path);
-  const std::string tok_hash = sha256_file(tok_path);
+  // Every checkpoint keeps the tokenizer (cgsample and cgexport use it; a resume refuses another one).
+  const std::string tok_bytes = read_file(tok_path, "tokenizer");
+  const std::string tok_hash = sha256_hex(tok_bytes.data(), tok_bytes.size());
   LoaderOptions lo;
   lo.micro_batch = cfg.train.micro_batch;
   lo.seq_len = cfg.train.seq_len;
@@ -118,15 +147,45 @@ int train(const Config& cfg) {
   const model::LlamaConfig lc = train_llama_config(cfg, vocab);
   CG_CHECK(lc.vocab_size == vocab, "the model has vocab_size {} but tokenizer {} has {}: use the base model's own "
            "tokenizer (data.tokenizer) and run cgprep again", lc.vocab_size, tok_path, vocab);
+  CG_CHECK(cfg.train.seq_len <= lc.max_position_embeddings, "train.seq_len {} is longer than the model's "
+           "max_position_embeddings {} ({}): the model was not trained on such positions and cgsample refuses them; "
+           "lower train.seq_len", cfg.train.seq_len, lc.max_position_embeddings,
+           cfg.model.hf_dir.empty() ? "model.flavor " + cfg.model.flavor : cfg.model.hf_dir + "/config.json");
   std::vector<Batch> val_batches;
   if (cfg.train.val_every > 0) {
+    CG_CHECK(fs::exists(shard_path(cfg.data.shards_dir, "val", 0)), "train.val_every={} validates on the 'val' shards, "
+             "but {} has none ({} missing): run cgprep with a data.val_csv, or set train.val_every=0",
+             cfg.train.val_every, cfg.data.shards_dir, shard_path(cfg.data.shards_dir, "val", 0));
     Loader val = Loader::from_shards(cfg.data.shards_dir, "val", lo);
     check_shards(tok_hash, val.meta(), meta, tok_path, cfg);
     val_batches = val.first_batches(cfg.train.val_batches);
   }
 
+  // The newest complete checkpoint to resume from (rank 0 finds and verifies it; -1: none), before the model is
+  // built: a resumed run needs no lora.init_adapter (the checkpoint replaces it).
+  std::optional<CheckpointInfo> resume;
+  if (cfg.checkpoint.resume) {
+    at::Tensor step = at::tensor({int64_t(-1)}, at::kLong);
+    if (lead) {
+      auto found = find_latest_complete(run_dir);
+      if (found) step.fill_(found->step);
+    }
+    dims.host_world_comm->broadcast(step, 0);
+    if (step.item<int64_t>() >= 0) {
+      resume.emplace();
+      resume->step = step.item<int64_t>();
+      resume->path = step_folder(run_dir, resume->step);
+      resume->manifest = read_manifest(resume->path);
+      const std::string ck_tok = checkpoint_tokenizer_sha(*resume);
+      CG_CHECK(ck_tok.empty() || ck_tok == tok_hash, "{} was trained with another tokenizer (sha256 {}) than {} "
+               "({}), so its adapter would now read other token ids: make the shards again with the checkpoint's "
+               "tokenizer (cgprep with data.tokenizer={}/{}), or start a new train.run_dir", resume->path,
+               ck_tok.substr(0, 12), tok_path, tok_hash.substr(0, 12), resume->path, kCheckpointTokenizer);
+    }
+  }
+
   // Model (fixed order inside), optimizer, gradient reduction.
-  TrainModel m = build_train_model(cfg, dims, vocab, device);
+  TrainModel m = build_train_model(cfg, dims, vocab, device, /*resuming=*/resume.has_value());
   const std::string model_json = lc.to_hf_json();  // the model's shape, for cgexport and cgsample
   AdamW opt = make_optimizer(m, cfg.train);
   TrainGrads grads(m.trainable, dims);
@@ -138,28 +197,15 @@ int train(const Config& cfg) {
                  m.full_param ? "full-parameter" : fmt::format("LoRA r {} on {} layers", cfg.lora.r, m.lora.size()));
   }
 
-  // Resume from the newest complete checkpoint (rank 0 finds and verifies it, everyone loads its part).
+  // Resume (everyone loads its part).
   TrainState st;
   const std::string hash = config_hash(cfg);
-  if (cfg.checkpoint.resume) {
-    at::Tensor step = at::tensor({int64_t(-1)}, at::kLong);
-    if (lead) {
-      auto found = find_latest_complete(run_dir);
-      if (found) step.fill_(found->step);
-    }
-    dims.host_world_comm->broadcast(step, 0);
-    if (step.item<int64_t>() >= 0) {
-      CheckpointInfo ck;
-      ck.step = step.item<int64_t>();
-      ck.path = step_folder(run_dir, ck.step);
-      ck.manifest = read_manifest(ck.path);
-      if (lead && ck.manifest.config_hash != hash)
-        spdlog::warn("resuming {} written with another config (hash {} vs {}); see {}/config.yaml", ck.path,
-                     ck.manifest.config_hash, hash, run_dir);
-      st = load_rank_checkpoint(ck, m, opt, dims, cfg.train.seed);
-      loader.restore(st.loader);
-      if (lead) spdlog::info("resumed from {} (step {}, {} tokens seen)", ck.path, st.step, st.tokens_seen);
-    }
+  if (resume) {
+    const CheckpointInfo& ck = *resume;
+    if (lead && ck.manifest.config_hash != hash) warn_config_changes(ck, cfg);
+    st = load_rank_checkpoint(ck, m, opt, dims, cfg.train.seed);
+    loader.restore(st.loader);
+    if (lead) spdlog::info("resumed from {} (step {}, {} tokens seen)", ck.path, st.step, st.tokens_seen);
   }
 
   // The run folder's copies of the resolved config and the model's shape follow the latest launch, written once the
@@ -167,6 +213,11 @@ int train(const Config& cfg) {
   if (lead) {
     write_file_atomic(run_dir + "/config.yaml", cfg_yaml);
     write_file_atomic(run_dir + "/model_config.json", model_json);
+    write_file_atomic(run_dir + "/" + kCheckpointTokenizer, tok_bytes);
+    // The metrics continue from the step resumed: records of later steps (a crash or a failed launch after the
+    // checkpoint) and, on a fresh start, a previous run's file would mix two runs.
+    const std::string kept = trim_metrics(run_dir + "/metrics.jsonl", st.step);
+    if (!kept.empty()) spdlog::warn("{}", kept);
   }
 
   std::optional<MetricsWriter> metrics;
@@ -179,7 +230,7 @@ int train(const Config& cfg) {
   pin.lora_r = cfg.lora.r;
   pin.lora_targets = cfg.lora.targets;
   pin.activation_checkpointing = cfg.model.activation_checkpointing;
-  const double fpt = model::make_plan(pin).flops_per_token, peak = peak_flops(device);  // model FLOPs (no recompute)
+  const double fpt = model::make_plan(pin).flops_per_token, peak = peak_flops(device, lead);  // model FLOPs (no recompute)
   const int64_t steps = cfg.train.steps, start_step = st.step;
 
   auto validate = [&] {
@@ -190,7 +241,7 @@ int train(const Config& cfg) {
       metrics->write({{"step", st.step}, {"val_loss", v}});
     }
   };
-  std::vector<std::string> ckpt_files{"config.yaml", "model_config.json"};
+  std::vector<std::string> ckpt_files{"config.yaml", "model_config.json", kCheckpointTokenizer};
   for (int r = 0; r < dims.world; ++r) ckpt_files.push_back(rank_file_name(r));
   auto save = [&] {
     const CheckpointLayout layout{dims.world, dims.tp, dims.dp};
@@ -203,6 +254,7 @@ int train(const Config& cfg) {
           if (lead) {
             write_file_durable(dir + "/config.yaml", cfg_yaml.data(), cfg_yaml.size());
             write_file_durable(dir + "/model_config.json", model_json.data(), model_json.size());
+            write_file_durable(dir + "/" + kCheckpointTokenizer, tok_bytes.data(), tok_bytes.size());
           }
         },
         [&](bool ok) { return !any_rank(!ok, dims); }, std::max<int64_t>(1, cfg.checkpoint.keep_last), ckpt_files);
@@ -226,8 +278,9 @@ int train(const Config& cfg) {
       ++st.bad_in_row;
       if (lead) spdlog::warn("step {}: non-finite loss or gradient (loss {}, grad norm {}); step skipped ({} in a row)",
                              st.step, r.stats.loss, r.stats.grad_norm, st.bad_in_row);
-      CG_CHECK(st.bad_in_row < cfg.train.max_bad_steps, "{} non-finite steps in a row (train.max_bad_steps): lower "
-               "train.lr, raise train.warmup_steps or check the data", st.bad_in_row);
+      CG_CHECK(st.bad_in_row <= cfg.train.max_bad_steps, "{} non-finite steps in a row (more than "
+               "train.max_bad_steps={}): lower train.lr, raise train.warmup_steps, or check the data, the base weights "
+               "(model.hf_dir) and lora.init_adapter", st.bad_in_row, cfg.train.max_bad_steps);
     } else {
       st.bad_in_row = 0;
     }
@@ -270,8 +323,9 @@ int train(const Config& cfg) {
       spdlog::warn("signal {} arrived during the last step; the run is complete and saved", preempt_signal());
   }
   uninstall_preempt_handlers();
-  if (lead) spdlog::info("done: {} steps, {} tokens, {} skipped steps, last val loss {:.4f}", st.step,
-                         st.tokens_seen, st.bad_steps, st.last_val_loss);
+  if (lead)
+    spdlog::info("done: {} steps, {} tokens, {} skipped steps{}", st.step, st.tokens_seen, st.bad_steps,
+                 cfg.train.val_every > 0 ? fmt::format(", last val loss {:.4f}", st.last_val_loss) : "");
   return 0;
 }
 

@@ -28,7 +28,7 @@ model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size) {
 }
 
 TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, int64_t vocab_size,
-                             const at::Device& device) {
+                             const at::Device& device, bool resuming) {
   TrainModel m;
   m.device = device;
   m.full_param = !cfg.lora.enabled;
@@ -61,7 +61,7 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
                                lora::make_dropout_gen(drop_seed, device));
     // The recompute of a checkpointed layer rewinds this generator, so it redraws the same dropout masks.
     if (m.lora.dropout_gen) llama->recompute_generators.push_back(*m.lora.dropout_gen);
-    if (!cfg.lora.init_adapter.empty()) {
+    if (!cfg.lora.init_adapter.empty() && !resuming) {
       lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
       CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
                cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);

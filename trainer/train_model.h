@@ -33,9 +33,10 @@ at::Device resolve_device(const std::string& name, int local_rank);
 model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size);
 
 // Builds the model on `device` in the fixed order above. lora.init_adapter (a PEFT folder) is loaded into the fresh
-// adapters. Collective over tp (TP hooks, adapter loading).
+// adapters unless `resuming` (the checkpoint replaces them, and the folder need not exist any more). Collective over
+// tp (TP hooks, adapter loading).
 TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, int64_t vocab_size,
-                             const at::Device& device);
+                             const at::Device& device, bool resuming = false);
 
 // AdamW over `trainable` (fp32 only): weight decay on matrices, none on norms and other 1-D tensors.
 AdamW make_optimizer(const TrainModel& m, const TrainConfig& t);

@@ -189,7 +189,8 @@ TEST(Prep, TokenizerWithoutEosIsRefusedBeforeAnyShard) {
   for (int b = 0; b < 256; ++b) vocab += fmt::format(", \"<0x{:02X}>\": {}", b, 2 + b);
   vocab += ", \"\u2581\": 258";
   const std::string json_path = dir + "/tokenizer.json", model_path = dir + "/no_eos.model";
-  std::ofstream(json_path) << "{\"model\": {\"type\": \"BPE\", \"vocab\": {" + vocab + "}, \"merges\": []}}";
+  std::ofstream(json_path) << "{\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\u2581\"}, "
+                               "\"model\": {\"type\": \"BPE\", \"vocab\": {" + vocab + "}, \"merges\": []}}";
   std::ofstream(model_path, std::ios::binary)
       << cg::serialize_sp_model(cg::sp_model_from_hf_tokenizer_json(json_path));
   ASSERT_LT(cg::Tokenizer::load(model_path).eos_id(), 0);

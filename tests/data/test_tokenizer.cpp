@@ -12,6 +12,7 @@
 #include "data/sp_model.h"
 #include "data/sp_train.h"
 #include "data/tokenizer.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -92,6 +93,11 @@ TEST(LlamaTokenizer, CrystalTextAndPrompts) {
   EXPECT_EQ(Ids(infill.begin(), infill.begin() + 5), (Ids{1, 13866, 338, 263, 7687}));
 }
 
+// LLaMA-2's tokenizer.json normalizer: a leading "▁", spaces as "▁".
+constexpr const char* kLlamaNormalizer =
+    "\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": \"\u2581\"}, "
+    "{\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\u2581\"}]}";
+
 TEST(HfTokenizerJson, HandBuiltBpe) {
   // Vocabulary: specials, 256 bytes, then pieces; merges a+b, ▁+a, ab+c in that priority.
   std::string vocab = "\"<unk>\": 0, \"<s>\": 1, \"</s>\": 2";
@@ -99,7 +105,8 @@ TEST(HfTokenizerJson, HandBuiltBpe) {
   const char* pieces[] = {"▁", "a", "b", "c", "ab", "▁a", "abc"};
   for (int i = 0; i < 7; ++i) vocab += fmt::format(", \"{}\": {}", pieces[i], 259 + i);
   for (const char* merges : {R"(["a b", "▁ a", "ab c"])", R"([["a", "b"], ["▁", "a"], ["ab", "c"]])"}) {
-    const std::string json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {" + vocab + "}, \"merges\": " + merges + "}}";
+    const std::string json = std::string("{") + kLlamaNormalizer + ", \"model\": {\"type\": \"BPE\", \"vocab\": {" +
+                             vocab + "}, \"merges\": " + merges + "}}";
     const std::string path = testing::TempDir() + "/hf_tokenizer.json";
     std::ofstream(path) << json;
     cg::Tokenizer t = cg::Tokenizer::from_bytes(cg::serialize_sp_model(cg::sp_model_from_hf_tokenizer_json(path)));
@@ -113,6 +120,25 @@ TEST(HfTokenizerJson, HandBuiltBpe) {
   const std::string bad = testing::TempDir() + "/hf_bad.json";
   std::ofstream(bad) << "{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}";
   EXPECT_THROW(cg::sp_model_from_hf_tokenizer_json(bad), cg::Error);
+  // Settings the sentencepiece model cannot follow are refused by what differs, not converted into another tokenizer.
+  const std::string model = "\"model\": {\"type\": \"BPE\", \"vocab\": {" + vocab + "}, \"merges\": []";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {std::string(kLlamaNormalizer) + ", " + model + ", \"byte_fallback\": false}", "byte_fallback false"},
+      {model + "}", "does not write spaces as"},
+      {"\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, " + model + "}", "byte-level BPE"},
+      {std::string(kLlamaNormalizer) + ", \"added_tokens\": [{\"id\": 266, \"content\": \"<pad>\"}], " + model + "}",
+       "added token '<pad>' (id 266) is not in the BPE vocabulary of 266 pieces"},
+  };
+  for (const auto& [json, expect] : cases) {
+    std::ofstream(bad) << "{" << json << "}";
+    const std::string err = cg::test::error_of([&] { cg::sp_model_from_hf_tokenizer_json(bad); });
+    EXPECT_NE(err.find(expect), std::string::npos) << json << " -> " << err;
+  }
+  // Newer exports: no normalizer, a Metaspace pre-tokenizer; added tokens that are vocabulary pieces.
+  std::ofstream(bad) << "{\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\u2581\", "
+                        "\"prepend_scheme\": \"first\"}, \"added_tokens\": [{\"id\": 1, \"content\": \"<s>\"}], "
+                     << model << "}}";
+  EXPECT_NO_THROW(cg::sp_model_from_hf_tokenizer_json(bad));
 }
 
 TEST(TrainedTokenizer, RoundTripsAndSplitsDigits) {

@@ -89,3 +89,20 @@ TEST(Accounting, Llama70bAtTp8Dp8FitsAn80GbGpu) {
   EXPECT_FALSE(big.fits);
   EXPECT_NE(format_plan(in, big).find("parallel.tp"), std::string::npos);
 }
+
+// MFU's denominator from the names drivers report (nvidia-smi --query-gpu=name), data-sheet dense bf16 peaks:
+// variants before their family, unknown GPUs 0 (no MFU shown rather than a wrong one).
+TEST(Accounting, GpuPeakFromDriverName) {
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("NVIDIA H100 80GB HBM3"), 989e12);
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("NVIDIA H100 PCIe"), 756e12);
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("NVIDIA H100 NVL"), 835e12);
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("NVIDIA H200"), 989e12);
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("NVIDIA GH200 480GB"), 989e12);
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("NVIDIA A100-SXM4-80GB"), 312e12);
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("NVIDIA A100 80GB PCIe"), 312e12);
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("NVIDIA L40S"), 362e12);
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("NVIDIA L40"), 181e12);
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("NVIDIA L4"), 121e12);
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops("Tesla V100-SXM2-32GB"), 0);  // no bf16 tensor cores
+  EXPECT_DOUBLE_EQ(gpu_peak_bf16_flops(""), 0);
+}

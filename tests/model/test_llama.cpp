@@ -624,3 +624,19 @@ TEST(Llama, Bf16WeightsGiveFp32LogitsCloseToFp32) {
   EXPECT_LT((f16 - l32).abs().max().item<double>(), 0.1 * scale);
   EXPECT_LT((f16 - l16).abs().max().item<double>(), 0.05 * scale);
 }
+
+// model.dtype names; fp16 is refused on CPU up front (libtorch's CPU layer norm has no fp16 kernel: the run would
+// otherwise stop at its first step with a torch-internal message).
+TEST(Llama, DtypeNamesAndFp16NeedsAGpu) {
+  EXPECT_EQ(resolve_dtype("auto", at::kCPU), at::kFloat);
+  EXPECT_EQ(resolve_dtype("bf16", at::kCPU), at::kBFloat16);
+  EXPECT_EQ(resolve_dtype("fp16", at::Device(at::kCUDA, 0)), at::kHalf);
+  EXPECT_EQ(resolve_dtype("auto", at::Device(at::kCUDA, 0)), at::kBFloat16);
+  try {
+    resolve_dtype("fp16", at::kCPU);
+    ADD_FAILURE() << "fp16 accepted on CPU";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs a GPU"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(resolve_dtype("int8", at::kCPU), cg::Error);
+}

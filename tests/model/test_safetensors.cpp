@@ -119,6 +119,19 @@ TEST(Safetensors, TruncatedAndMalformedFilesAreClearErrors) {
     const auto err = error_of([&] { SafetensorsFile f(d / "m.safetensors"); });
     EXPECT_TRUE(contains(err, c.expect) && contains(err, "m.safetensors")) << c.header << " -> " << err;
   }
+  // Data ranges must tile the data: two tensors reading the same bytes, a hole, or bytes after the last tensor.
+  const std::vector<Case> layout = {
+      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+       "overlaps another tensor's or leaves a hole"},
+      {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+       "tensor b starts at data byte 8 where the previous tensor ends (4)"},
+      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", "8 bytes after the last tensor's data"},
+  };
+  for (const auto& c : layout) {
+    write_raw(d / "m.safetensors", c.header, std::vector<uint8_t>(16));
+    const auto err = error_of([&] { SafetensorsFile f(d / "m.safetensors"); });
+    EXPECT_TRUE(contains(err, c.expect) && contains(err, "m.safetensors")) << c.header << " -> " << err;
+  }
   // A Git LFS pointer (a clone without git-lfs) is named as such.
   std::ofstream(d / "lfs.safetensors") << "version https://git-lfs.github.com/spec/v1\noid sha256:"
                                           "4d7a0f9b\nsize 9976576152\n";
@@ -217,6 +230,22 @@ TEST(HfCheckpoint, BadCheckpointsNameTheKeyAndShapes) {
 
   e = error_of([&] { load_hf_weights(*m, d / "nothing_here"); });
   EXPECT_TRUE(contains(e, "does not exist")) << e;
+
+  // Integer tensors (a quantized export) are refused, not cast to float bit pattern by bit pattern.
+  auto quantized = full;
+  quantized[1].second = quantized[1].second.to(at::kInt);
+  write_hf_checkpoint(d / "int", quantized, c);
+  e = error_of([&] { load_hf_weights(*m, d / "int"); });
+  EXPECT_TRUE(contains(e, quantized[1].first + " is stored as I32, not as floating point")) << e;
+
+  // A malformed index names itself and the entry.
+  write_hf_checkpoint(d / "index", full, c, 16 * 1024);
+  std::ofstream(d / "index/model.safetensors.index.json") << R"({"weight_map":{"lm_head.weight":3}})";
+  e = error_of([&] { HfCheckpoint ck(d / "index"); });
+  EXPECT_TRUE(contains(e, "model.safetensors.index.json: weight_map entry lm_head.weight is 3")) << e;
+  std::ofstream(d / "index/model.safetensors.index.json") << R"({"weight_map":["a"]})";
+  e = error_of([&] { HfCheckpoint ck(d / "index"); });
+  EXPECT_TRUE(contains(e, "has no weight_map object")) << e;
 }
 
 TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
@@ -240,4 +269,26 @@ TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
                            "num_hidden_layers":1,"vocab_size":10})");
                        }),
                        "hidden_size 64 is not divisible by num_attention_heads 6"));
+  // Settings that would change the model are refused by name, wrong types name the key, null means the default.
+  const std::string head = R"({"hidden_size":64,"intermediate_size":96,"num_attention_heads":4,"num_hidden_layers":1,
+                              "vocab_size":10)";
+  auto read = [&](const std::string& more) { return llama_config_from_json(head + more + "}"); };
+  EXPECT_EQ(read(R"(,"rms_norm_eps":null,"tie_word_embeddings":null,"hidden_act":"silu","head_dim":16)").rms_norm_eps,
+            1e-6);
+  EXPECT_EQ(read(R"(,"rope_scaling":{"rope_type":"default"})").rope_theta, 10000.0);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"(,"hidden_act":"gelu")", "hidden_act \"gelu\" is not supported"},
+      {R"(,"head_dim":32)", "head_dim 32 is not hidden_size / num_attention_heads = 16"},
+      {R"(,"rope_theta":0)", "rope_theta 0"},
+      {R"(,"rms_norm_eps":-1)", "must be positive"},
+      {R"(,"max_position_embeddings":0)", "must be positive"},
+      {R"(,"hidden_size":64.9)", "\"hidden_size\" is 64.9, not an integer"},
+      {R"(,"rms_norm_eps":"small")", "\"rms_norm_eps\" is \"small\", not a number"},
+      {R"(,"rope_scaling":{"type":"linear","factor":2.0})", "rope_scaling"},
+      {R"(,"attention_bias":true)", "attention_bias true is not supported"},
+  };
+  for (const auto& [more, expect] : bad) {
+    const auto err = error_of([&] { read(more); });
+    EXPECT_TRUE(contains(err, expect)) << more << " -> " << err;
+  }
 }

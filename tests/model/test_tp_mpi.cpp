@@ -123,6 +123,17 @@ TEST(TensorParallel, EmbeddingGradientOnlyInTheOwnersRows) {
   }
 }
 
+TEST(TensorParallel, TokenIdOutsideTheVocabularyIsAnErrorAtAnyTp) {
+  // tp 1's embedding fails on such an id; the vocab-parallel one used to give it a zero row silently.
+  const int tp = dist::runtime().world;
+  auto par = build(config_with_vocab(36), grid(tp));
+  const int64_t padded = par->model->embed_tokens->vocab_local * tp;
+  at::NoGradGuard g;
+  EXPECT_THROW(par->forward(at::full({1, 3}, padded, at::kLong)), std::exception);
+  EXPECT_THROW(par->forward(at::full({1, 3}, -1, at::kLong)), std::exception);
+  EXPECT_NO_THROW(par->forward(at::full({1, 3}, 35, at::kLong)));
+}
+
 TEST(TensorParallel, ShardedCheckpointLoadsTheSameSlices) {
   const int tp = dist::runtime().world;
   const auto& dims = grid(tp);

@@ -42,6 +42,17 @@ set -- model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.dev
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/both" sample.conditions_from=data.test_csv sample.formula=NaCl \
     2>"$D/both.err"; then echo "conditions_from with sample.formula must be refused" >&2; exit 1; fi
 grep -q "does not combine with the fixed" "$D/both.err"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.formula=nacl 2>"$D/bad.err"; then
+  echo "a formula that is not one must be refused" >&2; exit 1; fi
+grep -q "sample.formula=nacl is not a formula" "$D/bad.err"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.task=infill sample.spacegroup=225 2>"$D/bad.err"; then
+  echo "infill with a condition must be refused" >&2; exit 1; fi
+grep -q "sample.task=infill asks for a masked element" "$D/bad.err"
+# A second run into a used folder: its CIFs and report are this run's only.
+cp -r "$D/on" "$D/again"
+test -f "$D/again/eval/report.json"
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/again" sample.max_new_tokens=25
+test ! -e "$D/again/eval"
 
 "$PY" - "$D" <<'PYEOF'
 import json, os, sys
@@ -52,6 +63,9 @@ def records(name):
 def summary(name):
     with open(os.path.join(d, name, "summary.json")) as f:
         return json.load(f)
+
+again = records("again")
+assert sorted(os.listdir(os.path.join(d, "again", "cifs"))) == sorted(r["id"] + ".cif" for r in again if r["parsed"])
 
 on, s_on = records("on"), summary("on")
 assert len(on) == 8 == s_on["num_samples"], s_on

@@ -140,6 +140,32 @@ TEST(EvalReport, SamplesJsonlCountsUnparsedAsInvalidAndFindsDuplicates) {
   fs::remove_all(dir);
 }
 
+// A record whose crystal no parser would have produced (edited or written by another tool) is an unparsed item with
+// the reason, not the end of the report; a folder with no generated items reports n/a, not 0%.
+TEST(EvalReport, RecordsWithImpossibleCrystalsAreUnparsedAndEmptyReportsSayNa) {
+  const std::string head = R"({"id":"x","parsed":true,"crystal":{"lattice":{"a":)";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"(-4,"b":4,"c":4,"alpha":90,"beta":90,"gamma":90},"species":["Na"],"frac":[[0,0,0]]}})",
+       "lattice length -4 is not a positive number"},
+      {R"(4,"b":4,"c":4,"alpha":90,"beta":90,"gamma":90},"species":["Xx"],"frac":[[0,0,0]]}})",
+       "'Xx' is not an element symbol"},
+      {R"(4,"b":4,"c":4,"alpha":90,"beta":90,"gamma":90},"species":[],"frac":[]}})", "no sites"},
+      {R"(4,"b":4,"c":4,"alpha":170,"beta":170,"gamma":20},"species":["Na"],"frac":[[0,0,0]]}})", "no cell"},
+  };
+  for (const auto& [tail, why] : cases) {
+    const SampleRecord r = sample_from_json_line(head + tail, "t.jsonl:1");
+    EXPECT_FALSE(r.parsed) << tail;
+    EXPECT_FALSE(r.crystal.has_value()) << tail;
+    EXPECT_NE(r.reason.find(why), std::string::npos) << tail << " -> " << r.reason;
+  }
+  const fs::path dir = fresh_dir("empty");
+  std::ofstream(dir / "samples.jsonl") << "";
+  const EvalReport empty = evaluate(load_eval_input(dir.string()), nullptr, nullptr, {});
+  EXPECT_NE(report_markdown(empty).find("| structural validity | n/a |"), std::string::npos) << report_markdown(empty);
+  EXPECT_NE(report_json(empty).find("\"validity\": null"), std::string::npos) << report_json(empty);
+  fs::remove_all(dir);
+}
+
 TEST(EvalReport, CifFolder) {
   const std::vector<Crystal> real = read_mp20(kTest, 5).crystals;
   const fs::path dir = fresh_dir("cifs");

@@ -188,5 +188,40 @@ TEST(SamplingModel, BadAdapterFolderSaysWhatItNeeds) {
   fs::remove_all(d);
 }
 
+// The tokenizer follows the weights: an adapter's own tokenizer.model (cgexport's PEFT folder, cgtrain's run and step
+// folders) wins over the shards', which may have been made again since; a data.tokenizer that is not that file is
+// refused; without an adapter's, model.hf_dir's and then the shards'.
+TEST(SamplingModel, TokenizerIsTheAdaptersOwn) {
+  const std::string d = scratch("tok");
+  for (const char* dir : {"shards", "adapter", "hf", "plain"}) fs::create_directories(d + "/" + dir);
+  std::ofstream(d + "/shards/tokenizer.model") << "made again later";
+  std::ofstream(d + "/adapter/tokenizer.model") << "trained with";
+  std::ofstream(d + "/hf/tokenizer.model") << "base";
+  std::ofstream(d + "/copy.model") << "trained with";
+  Config c;
+  c.data.shards_dir = d + "/shards";
+  c.sample.adapter = d + "/adapter";
+  c.model.hf_dir = d + "/hf";
+  EXPECT_EQ(sampling_tokenizer_path(c), d + "/adapter/tokenizer.model");
+  c.data.tokenizer = d + "/copy.model";  // the same bytes elsewhere: fine
+  EXPECT_EQ(sampling_tokenizer_path(c), d + "/copy.model");
+  c.data.tokenizer = d + "/shards/tokenizer.model";
+  try {
+    sampling_tokenizer_path(c);
+    FAIL() << "a tokenizer other than the adapter's was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("was trained with the tokenizer " + d + "/adapter/tokenizer.model"),
+              std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("leave data.tokenizer at \"train\""), std::string::npos) << e.what();
+  }
+  c.data.tokenizer = "train";
+  c.sample.adapter = d + "/plain";  // an adapter without a tokenizer (older builds)
+  EXPECT_EQ(sampling_tokenizer_path(c), d + "/hf/tokenizer.model");
+  c.sample.adapter = "";
+  c.model.hf_dir = "";
+  EXPECT_EQ(sampling_tokenizer_path(c), d + "/shards/tokenizer.model");
+  fs::remove_all(d);
+}
+
 }  // namespace
 }  // namespace cg

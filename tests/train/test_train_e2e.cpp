@@ -23,6 +23,8 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
+#include "common/sha256.h"
+#include "data/shard.h"
 #include "dist/parallel_dims.h"
 #include "lora/peft.h"
 #include "tests/train/train_fixture.h"
@@ -111,9 +113,9 @@ TEST(TrainResume, SameLayoutIsBitwiseOtherLayoutsClose) {
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
   auto recs = read_records(d + "/a");
-  ASSERT_EQ(recs.size(), 30u);  // 1..20, then 11..20 again
-  for (size_t i = 20; i < 30; ++i) {
-    EXPECT_EQ(recs[i].first, int64_t(i) - 9);
+  ASSERT_EQ(recs.size(), 20u);  // 1..10, then 11..20 of the rerun (the first launch's 11..20 dropped at the resume)
+  for (size_t i = 0; i < 20; ++i) {
+    EXPECT_EQ(recs[i].first, int64_t(i) + 1);
     EXPECT_EQ(recs[i].second, full.at(recs[i].first)) << "resumed step " << recs[i].first << " differs";
   }
 
@@ -130,8 +132,8 @@ TEST(TrainResume, SameLayoutIsBitwiseOtherLayoutsClose) {
     RunResult rr = run_mpi(np, cgtrain_exe(), with(with(micro_args(s, run), {"parallel.tp=2"}), more));
     ASSERT_EQ(rr.rc, 0) << rr.output;
     auto losses = read_records(run);
-    ASSERT_EQ(losses.size(), 30u) << name;
-    for (size_t i = 20; i < 30; ++i)
+    ASSERT_EQ(losses.size(), 20u) << name;
+    for (size_t i = 10; i < 20; ++i)
       EXPECT_NEAR(losses[i].second, ref.at(losses[i].first), 1e-4) << name << " step " << losses[i].first;
   }
 }
@@ -237,6 +239,7 @@ TEST(TrainPreempt, SigtermAtRandomStepThenResumeIsBitwise) {
   const auto losses = read_losses(run);  // the last record per step
   ASSERT_EQ(losses.size(), 20u);
   for (const auto& [step, l] : losses) EXPECT_EQ(l, ref.at(step)) << "step " << step << " (preempted after " << last << ")";
+  EXPECT_EQ(read_records(run).size(), 20u);  // one record per step: the preempted launch's end is not repeated
   EXPECT_EQ(read_records(run).back().first, 20);
 }
 
@@ -275,9 +278,9 @@ TEST(TrainPreempt, RankKilledDuringSaveKeepsTheOlderCheckpoint) {
   const auto losses = read_losses(run);  // the last record per step: 6..20 come from the rerun
   ASSERT_EQ(losses.size(), 20u);
   for (int64_t step = 6; step <= 20; ++step) EXPECT_EQ(losses.at(step), ref.at(step)) << "step " << step;
-  // The rerun logged exactly steps 6..20 after the killed run's records.
-  ASSERT_GE(recs.size(), 15u);
-  for (size_t i = 0; i < 15; ++i) EXPECT_EQ(recs[recs.size() - 15 + i].first, int64_t(6 + i));
+  // The killed run's records after step 5 were dropped at the resume: steps 1..20 once each.
+  ASSERT_EQ(recs.size(), 20u);
+  for (size_t i = 0; i < 20; ++i) EXPECT_EQ(recs[i].first, int64_t(i + 1));
 }
 
 TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
@@ -290,6 +293,11 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("another tokenizer"), std::string::npos) << r.output;
   EXPECT_TRUE(read_losses(d + "/tok").empty());
+  // Sequences longer than the base model's positions.
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/long"), {"train.seq_len=300"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("train.seq_len 300 is longer than the model's max_position_embeddings 256"),
+            std::string::npos) << r.output;
   // tp × dp != world.
   r = run_mpi(2, cgtrain_exe(), with(micro_args(s, d + "/grid"), {"parallel.tp=2", "parallel.dp=2"}));
   EXPECT_NE(r.rc, 0);
@@ -298,7 +306,22 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
   r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/nan"), {"train.lr=1e30", "train.warmup_steps=0",
                                                                  "train.max_bad_steps=3", "train.clip_grad_norm=0"}));
   EXPECT_NE(r.rc, 0);
-  EXPECT_NE(r.output.find("3 non-finite steps in a row"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("4 non-finite steps in a row (more than train.max_bad_steps=3)"), std::string::npos)
+      << r.output;
+  {  // three skipped steps logged, the fourth ends the run
+    std::ifstream mf(d + "/nan/metrics.jsonl");
+    int skipped = 0;
+    for (std::string line; std::getline(mf, line);) skipped += line.find("\"skipped\":true") != std::string::npos;
+    EXPECT_EQ(skipped, 3);
+  }
+  // Validation on shards without a val split: the error says how to go without.
+  const std::string noval = d + "/noval";
+  fs::remove_all(noval);
+  fs::create_directories(noval);
+  for (const char* f : {"tokenizer.model", "train-00000.h5"}) fs::copy_file(s + "/shards/" + f, noval + "/" + f);
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/noval_run"), {"data.shards_dir=" + noval}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("or set train.val_every=0"), std::string::npos) << r.output;
   // checkpoint.resume=false in a run folder that holds checkpoints: refused, nothing of the old run touched.
   const std::string used = d + "/used";
   fs::remove_all(used);
@@ -329,7 +352,7 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   // Each checkpoint holds the config it was trained under, listed in its manifest.
   cg::Manifest man;
   ASSERT_EQ(cg::verify_checkpoint(d + "/run/checkpoints/step-10", &man), "");
-  for (const char* own : {"config.yaml", "model_config.json"}) {
+  for (const char* own : {"config.yaml", "model_config.json", "tokenizer.model"}) {
     EXPECT_TRUE(std::any_of(man.files.begin(), man.files.end(), [&](const auto& f) { return f.path == own; })) << own;
     EXPECT_EQ(read_text(d + "/run/checkpoints/step-10/" + own), read_text(d + "/run/" + own)) << own;
   }
@@ -344,6 +367,8 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   // takes the checkpoint's own alpha.
   r = run_mpi(2, cgtrain_exe(), with(args, {"lora.alpha=64"}));
   ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("with 1 changed setting: lora.alpha 8.0 -> 64.0 (lora.alpha / lora.rslora rescale"),
+            std::string::npos) << r.output;
   EXPECT_NE(read_text(d + "/run/config.yaml").find("alpha: 64"), std::string::npos);
   r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/out", "--merge"});
   ASSERT_EQ(r.rc, 0) << r.output;
@@ -394,6 +419,55 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("step-10.old (step 10"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::is_directory(d + "/run/checkpoints/step-12"));
+}
+
+// The tokenizer a run trained with travels with its checkpoints: shards made again with another tokenizer are
+// refused at the resume (the adapter would read other token ids), and cgexport copies the checkpoint's tokenizer,
+// not whatever the shards folder holds now. A resumed run does not need its lora.init_adapter any more.
+TEST(TrainResume, TokenizerTravelsWithTheCheckpointAndInitAdapterIsNotReread) {
+  const std::string s = setup(), d = base_dir();
+  fs::remove_all(d);
+  fs::create_directories(d);
+  const std::string shards = d + "/shards";
+  fs::copy(s + "/shards", shards, fs::copy_options::recursive);
+  const std::string trained_tok = read_text(shards + "/tokenizer.model");
+  const auto args = with(micro_args(s, d + "/run"), {"data.shards_dir=" + shards, "train.steps=4",
+                                                      "checkpoint.every=2", "train.val_every=0"});
+  RunResult r = run_mpi(1, cgtrain_exe(), args);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_EQ(read_text(d + "/run/checkpoints/step-4/tokenizer.model"), trained_tok);
+  EXPECT_EQ(read_text(d + "/run/tokenizer.model"), trained_tok);
+
+  // cgprep again with another tokenizer of the same size: same vocabulary, other pieces.
+  std::ofstream(shards + "/tokenizer.model") << "another micro tokenizer, also 97 pieces";
+  for (const char* split : {"train", "val"}) {
+    cg::ShardMeta m;
+    const std::string path = cg::shard_path(shards, split, 0);
+    cg::SampleSet samples = cg::read_shard(path, &m);
+    m.tokenizer_sha256 = cg::sha256_file(shards + "/tokenizer.model");
+    cg::write_shard(path, samples, m);
+  }
+  r = run_mpi(1, cgtrain_exe(), with(args, {"train.steps=6"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("was trained with another tokenizer"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("data.tokenizer=" + d + "/run/checkpoints/step-4/tokenizer.model"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(d + "/run/checkpoints/step-6"));
+  EXPECT_EQ(read_text(d + "/run/tokenizer.model"), trained_tok);  // the failed launch changed nothing
+  r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/adapter"});
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_EQ(read_text(d + "/adapter/tokenizer.model"), trained_tok);
+
+  // A run started from that adapter, then resumed after the adapter folder is gone.
+  const auto from = with(micro_args(s, d + "/from"), {"lora.init_adapter=" + d + "/adapter", "train.steps=2",
+                                                       "checkpoint.every=2", "train.val_every=0"});
+  r = run_mpi(1, cgtrain_exe(), from);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  fs::remove_all(d + "/adapter");
+  r = run_mpi(1, cgtrain_exe(), with(from, {"train.steps=4"}));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + d + "/from/checkpoints/step-2"), std::string::npos) << r.output;
+  EXPECT_EQ(read_losses(d + "/from").size(), 4u);
 }
 
 }  // namespace

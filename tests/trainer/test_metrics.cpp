@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <fstream>
+#include <cstdio>
+#include <iterator>
 #include <limits>
 
 #include "trainer/metrics.h"
@@ -30,6 +32,36 @@ TEST(Metrics, JsonLinesInOrderNonFiniteIsNullAndFlushed) {
   EXPECT_EQ(l3, R"({"step":3})");
   EXPECT_FALSE(std::getline(in, l4));
   EXPECT_THROW(cg::MetricsWriter("/proc/definitely/not/here.jsonl"), std::exception);
+}
+
+namespace {
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+}  // namespace
+
+// A launch's metrics file holds one run: a resume at step k keeps records of steps <= k (a crashed launch's later
+// records and a cut last line go), a fresh start moves a previous run's file aside.
+TEST(Metrics, TrimKeepsTheResumedRunOnly) {
+  const std::string path = ::testing::TempDir() + "/metrics_trim.jsonl";
+  std::remove((path + ".prev").c_str());
+  const std::string kept = "{\"step\":0,\"val_loss\":3.5}\n{\"step\":1,\"loss\":2}\n{\"step\":2,\"loss\":1.5}\n";
+  std::ofstream(path) << kept << "{\"step\":3,\"loss\":1.25}\n{\"step\":2,\"loss\":9}\n{\"step\":4,\"lo";
+  const std::string said = cg::trim_metrics(path, 2);
+  EXPECT_NE(said.find("dropped 2 records after step 2"), std::string::npos) << said;
+  // The step-2 record written after step 3 belongs to the crashed launch too, but records of a step are kept in
+  // order; only records of later steps and unparsable lines go.
+  EXPECT_EQ(slurp(path), kept + "{\"step\":2,\"loss\":9}\n");
+  std::ofstream(path) << kept;
+  EXPECT_EQ(cg::trim_metrics(path, 2), "");  // nothing to drop: untouched
+  EXPECT_EQ(slurp(path), kept);
+  EXPECT_EQ(cg::trim_metrics(::testing::TempDir() + "/no_such_metrics.jsonl", 5), "");
+  // Fresh start over a previous run's file: moved to .prev, whole.
+  const std::string moved = cg::trim_metrics(path, 0);
+  EXPECT_NE(moved.find(".prev"), std::string::npos) << moved;
+  EXPECT_EQ(slurp(path + ".prev"), kept);
+  EXPECT_FALSE(std::ifstream(path).good());
 }
 
 TEST(Metrics, EtaFromAveragePaceSinceStart) {
