@@ -1,28 +1,16 @@
 #!/usr/bin/env bash
 # Tests of the shell launchers: launch/run.sh's checks, environment and launch lines (dry runs with a stub
-# nvidia-smi), its --help and one-process tools (cgprep: once, no mpirun), the config_get.sh extractor, the Slurm preemption path (requeue.sh and the real slurm.sbatch
-# run with stub srun/scontrol/cgtrain: cgtrain exits 75 -> `scontrol requeue $SLURM_JOB_ID`, job exits 0), and
+# nvidia-smi), its --help and one-process tools (cgprep: once, no mpirun), the config_get.sh extractor, the Slurm
+# preemption path (requeue.sh and the real slurm.sbatch run with stub srun/scontrol/cgtrain: cgtrain exits 75 ->
+# `scontrol requeue $SLURM_JOB_ID`, job exits 0), and
 # signals to run.sh under mpirun (a stub mpirun; the real one too when installed): SIGTERM arrives as SIGUSR1.
 # usage: test_launch_scripts.sh SOURCE_DIR
 set -uo pipefail
 SRC=$(cd "${1:?usage: test_launch_scripts.sh SOURCE_DIR}" && pwd)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-fails=0 n=0
-
-ok() { n=$((n + 1)); }
-bad() { n=$((n + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-# expect_rc WANT DESC CMD...: run CMD (stdout+stderr to $T/out), check its exit status.
-expect_rc() {
-  local want=$1 desc=$2 rc=0
-  shift 2
-  "$@" >"$T/out" 2>&1 || rc=$?
-  if [ "$rc" = "$want" ]; then ok; else bad "$desc: exit $rc, want $want; output:"; sed 's/^/    /' "$T/out" >&2; fi
-}
-# expect_out PATTERN DESC: the last command's output matches the extended regex PATTERN.
-expect_out() {
-  if grep -qE -- "$1" "$T/out"; then ok; else bad "$2: output lacks /$1/:"; sed 's/^/    /' "$T/out" >&2; fi
-}
+EXPECT_LOG=$T/out
+. "$(dirname "$0")/expect.sh"
 
 # --- stubs ---------------------------------------------------------------------------------------------------
 mkdir -p "$T/bin" "$T/gpu4" "$T/nogpu" "$T/build/trainer" "$T/hf_ok" "$T/hf_noconfig"

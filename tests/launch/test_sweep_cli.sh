@@ -8,20 +8,9 @@ SRC=$(cd "${1:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)
 CGSWEEP=$(cd "${2:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)/launch/cgsweep
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-fails=0 n=0
 unset CG_BIN_DIR SLURM_JOB_ID SLURM_RESTART_COUNT CG_MAX_REQUEUES
-
-ok() { n=$((n + 1)); }
-bad() { n=$((n + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-expect_rc() {
-  local want=$1 desc=$2 rc=0
-  shift 2
-  "$@" >"$T/log" 2>&1 || rc=$?
-  if [ "$rc" = "$want" ]; then ok; else bad "$desc: exit $rc, want $want; output:"; sed 's/^/    /' "$T/log" >&2; fi
-}
-expect_out() {
-  if grep -qE -- "$1" "$T/log"; then ok; else bad "$2: output lacks /$1/:"; sed 's/^/    /' "$T/log" >&2; fi
-}
+EXPECT_LOG=$T/log
+. "$(dirname "$0")/expect.sh"
 stub() { printf '#!/usr/bin/env bash\n%s\n' "$2" >"$1"; chmod +x "$1"; }
 
 mkdir -p "$T/bin" "$T/other" "$T/fake" "$T/sub"
