@@ -9,7 +9,8 @@
 #   launch/run.sh [options] [TOOL] CONFIG.yaml [section.key=value ...]
 #
 #   TOOL              cgtrain (default), cgsample, cgeval, ... found in BIN_DIR/{trainer,sampler,data}/;
-#                     cgprep and cgtok are not MPI programs: they run once, here, without mpirun/srun or checks
+#                     cgprep is not an MPI program: it runs once, here, without mpirun/srun or checks
+#                     (cgtok takes no config: run it directly)
 #   --np N            single node: number of ranks (default: GPUs on the node for cuda, else tp x max(dp,1))
 #   --hostfile FILE   many nodes: one line per node ("node01 slots=8"; # comments allowed)
 #   --ppn N           ranks per node with --hostfile (default: GPUs per node for cuda, else slots=, else 1)
@@ -67,7 +68,7 @@ find_binary() {
 
 # One-process tools: N copies under mpirun would each write the same output.
 case "$tool" in
-  cgprep|cgtok)
+  cgprep)
     binary=$(find_binary) || exit $?
     echo "run.sh: $tool is not an MPI program: one process, no launcher" >&2
     echo "run.sh: $binary $config ${overrides[*]+${overrides[*]}}" >&2

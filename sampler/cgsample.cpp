@@ -33,13 +33,16 @@
 #include "trainer/config.h"
 #include "trainer/train_model.h"
 
-// cgprep's prompts state the formula whenever they state another condition (as the paper's do).
-constexpr const char* kFormulaFirst =
-    "the training prompts state the formula whenever they state another condition, so a prompt with a space group "
-    "or property but no formula is one the model never saw; add the formula (sample.formula, or formula in "
-    "sample.condition_on)";
-
 namespace {
+
+// cgprep's generation prompts state no condition, or the formula together with one to four of space group,
+// formation energy, band gap and e_above_hull (data/prompt.cpp): other combinations are prompts the model never saw.
+bool trained_form(bool formula, bool other) { return formula == other; }
+void warn_untrained_form(bool formula, const char* add) {
+  spdlog::warn("cgsample: the training prompts state no condition, or the formula with one to four of space group, "
+               "formation energy, band gap and e_above_hull; {} is a prompt the model never saw (add {})",
+               formula ? "the formula alone" : "a condition without the formula", add);
+}
 
 namespace fs = std::filesystem;
 using cg::Config;
@@ -78,8 +81,9 @@ std::vector<Job> make_jobs(const Config& c) {
   if (!s.conditions_from.empty()) {
     // Each sample states the conditions of one row, rows in a seeded random order (cycled when there are fewer).
     const std::string path = cg::resolve_csv(s.conditions_from, c);
-    if (std::find(s.condition_on.begin(), s.condition_on.end(), "formula") == s.condition_on.end())
-      spdlog::warn("cgsample: {}", kFormulaFirst);
+    const bool formula = std::find(s.condition_on.begin(), s.condition_on.end(), "formula") != s.condition_on.end();
+    if (!trained_form(formula, s.condition_on.size() > (formula ? 1u : 0u)))
+      warn_untrained_form(formula, formula ? "another key to sample.condition_on" : "formula to sample.condition_on");
     std::vector<cg::GenerationConditions> rows;
     for (const auto& r : cg::read_mp20(path).crystals) {
       cg::GenerationConditions cond;
@@ -107,7 +111,8 @@ std::vector<Job> make_jobs(const Config& c) {
     cond.e_above_hull = number_or_none(s.e_above_hull);
     if (s.spacegroup > 0) cond.spacegroup = static_cast<int>(s.spacegroup);
     const bool other = cond.spacegroup || cond.formation_energy_per_atom || cond.band_gap || cond.e_above_hull;
-    if (other && !cond.formula) spdlog::warn("cgsample: {}", kFormulaFirst);
+    if (!trained_form(cond.formula.has_value(), other))
+      warn_untrained_form(cond.formula.has_value(), other ? "sample.formula" : "e.g. sample.spacegroup");
     jobs.assign(s.num_samples, Job{cg::generation_prompt(cond), ""});
   } else {
     CG_CHECK(s.task == "infill", "sample.task '{}' is not generate | infill", s.task);

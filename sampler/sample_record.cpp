@@ -32,16 +32,14 @@ std::string to_json_line(const SampleRecord& r) {
 
 namespace {
 
-// Why a record's crystal cannot be scored ("" when it can): what the text parser refuses in a generated crystal.
+// Why a record's crystal cannot be scored ("" when it can): what the text parser refuses in a generated crystal
+// (angles no cell has pass, as there: pymatgen's lattice matrix, and so cgeval's, clamps them into a cell).
 std::string crystal_problem(const Crystal& c) {
   const Lattice& l = c.lattice;
   for (double x : {l.a, l.b, l.c})
     if (!(std::isfinite(x) && x > 0)) return fmt::format("lattice length {} is not a positive number", x);
   for (double x : {l.alpha, l.beta, l.gamma})
     if (!(x > 0 && x < 180)) return fmt::format("lattice angle {} outside (0, 180) degrees", x);
-  // Angles that no cell has (pymatgen's matrix clamps them into one): the volume factor must be positive.
-  const double d = M_PI / 180, ca = std::cos(l.alpha * d), cb = std::cos(l.beta * d), cg_ = std::cos(l.gamma * d);
-  if (!(1 - ca * ca - cb * cb - cg_ * cg_ + 2 * ca * cb * cg_ > 0)) return "the lattice angles make no cell";
   if (c.species.empty()) return "no sites";
   for (const auto& s : c.species)
     if (!is_element(s)) return fmt::format("'{}' is not an element symbol", s);

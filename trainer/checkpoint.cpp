@@ -184,7 +184,7 @@ CheckpointConfigs read_checkpoint_configs(const std::string& run_dir, const Chec
   auto pick = [&](const char* name) { return (own(name) ? ckpt.path : run_dir) + "/" + name; };
   CheckpointConfigs out;
   const std::string cfg_path = pick("config.yaml"), mc_path = pick("model_config.json");
-  out.config = load_config(cfg_path, {});
+  out.config = load_saved_config(cfg_path);
   if (const std::string hash = config_hash(out.config); !own("config.yaml") && hash != ckpt.manifest.config_hash)
     spdlog::warn("{} was written under another config than {} (hash {} vs {}); using the latter's lora.* and model.* "
                  "settings", ckpt.path, cfg_path, ckpt.manifest.config_hash, hash);

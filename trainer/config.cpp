@@ -442,7 +442,9 @@ bool is_section(const std::vector<Field>& fields, const std::string& prefix) {
 bool is_retired(const std::string& key, const std::string& where) {
   if (key != "model.max_seq_len") return false;
   static bool warned = false;
-  if (!warned) spdlog::warn("config key '{}'{} is no longer used and is ignored; remove it", key, where);
+  if (!warned)
+    spdlog::warn("config key '{}'{} is no longer used and is ignored (nothing to change in run folders and checkpoints; "
+                 "drop it from the configs you edit)", key, where);
   warned = true;
   return true;
 }
@@ -509,7 +511,7 @@ void apply_override(std::vector<Field>& fields, const std::string& word, const s
 }
 
 Config load_impl(const YAML::Node* root, const std::string& where, const std::vector<std::string>& overrides,
-                 const std::vector<std::string>& origins = {}) {
+                 const std::vector<std::string>& origins = {}, bool validate = true) {
   Config c;
   auto fields = fields_of(c);
   if (root && !root->IsNull()) {
@@ -518,8 +520,20 @@ Config load_impl(const YAML::Node* root, const std::string& where, const std::ve
   }
   for (size_t i = 0; i < overrides.size(); ++i)
     apply_override(fields, overrides[i], i < origins.size() ? origins[i] : "command line");
-  validate_config(c);
+  if (validate) validate_config(c);
   return c;
+}
+
+YAML::Node read_yaml_file(const std::string& yaml_path) {
+  std::ifstream in(yaml_path);
+  CG_CHECK(in, "cannot read config file {}: {}", yaml_path, std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return YAML::Load(ss.str());
+  } catch (const YAML::Exception& e) {
+    CG_FAIL("{}: YAML syntax error: {}", yaml_path, e.what());
+  }
 }
 
 }  // namespace
@@ -567,17 +581,13 @@ Config load_config_string(const std::string& yaml_text, const std::vector<std::s
 Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides,
                    const std::vector<std::string>& origins) {
   if (yaml_path.empty()) return load_impl(nullptr, "", overrides, origins);
-  std::ifstream in(yaml_path);
-  CG_CHECK(in, "cannot read config file {}: {}", yaml_path, std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  YAML::Node root;
-  try {
-    root = YAML::Load(ss.str());
-  } catch (const YAML::Exception& e) {
-    CG_FAIL("{}: YAML syntax error: {}", yaml_path, e.what());
-  }
+  const YAML::Node root = read_yaml_file(yaml_path);
   return load_impl(&root, fmt::format(" (in {})", yaml_path), overrides, origins);
+}
+
+Config load_saved_config(const std::string& yaml_path) {
+  const YAML::Node root = read_yaml_file(yaml_path);
+  return load_impl(&root, fmt::format(" (in {})", yaml_path), {}, {}, /*validate=*/false);
 }
 
 std::string to_yaml(const Config& c) {

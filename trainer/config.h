@@ -148,7 +148,10 @@ std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, 
 // origins[i] says where overrides[i] came from in errors (default "command line"; cgsweep: "sweep file S: grid").
 Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides,
                    const std::vector<std::string>& origins = {});
-// Same, from YAML text instead of a file (tests, configs embedded in run folders).
+// A config cgtrain wrote (a run folder's or a checkpoint's config.yaml): read as written, without today's cross-key
+// rules (validate_config), so that runs of older versions still resume, export and sample.
+Config load_saved_config(const std::string& yaml_path);
+// Same as load_config, from YAML text instead of a file (tests, configs embedded in run folders).
 Config load_config_string(const std::string& yaml_text, const std::vector<std::string>& overrides = {});
 
 // Checks every field's type-independent rules (ranges, enums, list members); throws naming the first bad key.

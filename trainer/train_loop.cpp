@@ -84,7 +84,7 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
     return;
   }
   std::vector<std::string> changed;
-  for (const std::string& d : config_differences(load_config(path, {}), cfg)) {
+  for (const std::string& d : config_differences(load_saved_config(path), cfg)) {
     const bool launch_only = d.rfind("train.run_dir ", 0) == 0 || d.rfind("train.threads ", 0) == 0 ||
                              d.rfind("log.", 0) == 0 || d.rfind("sample.", 0) == 0 || d.rfind("eval.", 0) == 0;
     if (!launch_only) changed.push_back(d);
@@ -178,9 +178,9 @@ int train(const Config& cfg) {
       resume->manifest = read_manifest(resume->path);
       const std::string ck_tok = checkpoint_tokenizer_sha(*resume);
       CG_CHECK(ck_tok.empty() || ck_tok == tok_hash, "{} was trained with another tokenizer (sha256 {}) than {} "
-               "({}), so its adapter would now read other token ids: make the shards again with the checkpoint's "
-               "tokenizer (cgprep with data.tokenizer={}/{}), or start a new train.run_dir", resume->path,
-               ck_tok.substr(0, 12), tok_path, tok_hash.substr(0, 12), resume->path, kCheckpointTokenizer);
+               "({}), so its adapter would now read other token ids: make the shards again with the run's tokenizer "
+               "(cgprep with data.tokenizer={}/{}, and train with the same), or start a new train.run_dir",
+               resume->path, ck_tok.substr(0, 12), tok_path, tok_hash.substr(0, 12), run_dir, kCheckpointTokenizer);
     }
   }
 

@@ -16,7 +16,7 @@ stub() { printf '#!/usr/bin/env bash\n%s\n' "$2" >"$1"; chmod +x "$1"; }
 mkdir -p "$T/bin" "$T/other" "$T/fake" "$T/sub"
 for t in cgprep cgtrain cgexport cgsample cgeval; do stub "$T/bin/$t" "echo \"$t \$*\" >>'$T/calls'"; done
 stub "$T/other/cgprep" "exit 0"
-stub "$T/fake/srun" 'while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do shift; done; exec "$@"'
+stub "$T/fake/srun" "echo \"srun \$*\" >>'$T/srun.calls'"'; while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do shift; done; exec "$@"'
 stub "$T/fake/scontrol" "echo \"\$*\" >>'$T/scontrol.calls'"
 printf 'train:\n  steps: 3\n' >"$T/base.yaml"
 printf 'base: base.yaml\nout_dir: out\ngrid:\n  lora.r: [2, 4]\n' >"$T/s.yaml"
@@ -49,7 +49,12 @@ sum_before=$(md5sum out/*/point.yaml)
 expect_rc 0 "array task 0" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=0 SLURM_JOB_ID=99 bash out/sweep.sbatch
 [ "$(cat out/r2/status 2>/dev/null)" = done ] && ok || bad "array task 0: status $(cat out/r2/status 2>/dev/null)"
 [ "$(md5sum out/*/point.yaml)" = "$sum_before" ] && ok || bad "the array task rewrote point.yaml files"
-grep -q "^cgprep .*r2/point.yaml" calls && ok || bad "cgprep not run through srun: $(cat calls)"
+grep -q "^cgprep .*r2/point.yaml" calls && ok || bad "cgprep did not run: $(cat calls)"
+# Every stage a job step (USR1 reaches job steps only): the one-process tools through a one-task srun.
+for t in cgprep cgtrain; do
+  grep -q "^srun .*/$t " srun.calls && ok || bad "$t not run through srun: $(cat srun.calls 2>/dev/null)"
+done
+grep -q "^srun --nodes=1 --ntasks=1 .*/cgprep " srun.calls && ok || bad "cgprep not in a one-task step: $(cat srun.calls)"
 # The same sweep here, out_dir spelled ./out/: point 0 is done and unchanged, so it is skipped.
 expect_rc 0 "local rerun" "$CGSWEEP" "$T/sub/../s.yaml" --out-dir ./out/ --point 0 --bin-dir bin --launcher env
 expect_out "point 0 \(r2\) is done; skipped" "finished point skipped"

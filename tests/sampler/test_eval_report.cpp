@@ -150,7 +150,8 @@ TEST(EvalReport, RecordsWithImpossibleCrystalsAreUnparsedAndEmptyReportsSayNa) {
       {R"(4,"b":4,"c":4,"alpha":90,"beta":90,"gamma":90},"species":["Xx"],"frac":[[0,0,0]]}})",
        "'Xx' is not an element symbol"},
       {R"(4,"b":4,"c":4,"alpha":90,"beta":90,"gamma":90},"species":[],"frac":[]}})", "no sites"},
-      {R"(4,"b":4,"c":4,"alpha":170,"beta":170,"gamma":20},"species":["Na"],"frac":[[0,0,0]]}})", "no cell"},
+      {R"(4,"b":4,"c":4,"alpha":190,"beta":90,"gamma":90},"species":["Na"],"frac":[[0,0,0]]}})",
+       "lattice angle 190 outside (0, 180)"},
   };
   for (const auto& [tail, why] : cases) {
     const SampleRecord r = sample_from_json_line(head + tail, "t.jsonl:1");

@@ -450,8 +450,7 @@ TEST(TrainResume, TokenizerTravelsWithTheCheckpointAndInitAdapterIsNotReread) {
   r = run_mpi(1, cgtrain_exe(), with(args, {"train.steps=6"}));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("was trained with another tokenizer"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("data.tokenizer=" + d + "/run/checkpoints/step-4/tokenizer.model"), std::string::npos)
-      << r.output;
+  EXPECT_NE(r.output.find("data.tokenizer=" + d + "/run/tokenizer.model"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(d + "/run/checkpoints/step-6"));
   EXPECT_EQ(read_text(d + "/run/tokenizer.model"), trained_tok);  // the failed launch changed nothing
   r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/adapter"});

@@ -134,6 +134,11 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
   EXPECT_NE(e.find("'lora.init_adapter' (/runs/a/adapter)"), std::string::npos) << e;
   EXPECT_NE(e.find("set lora.enabled=true"), std::string::npos) << e;
   // Same rules apply to values from the file.
+  // A run folder written before a rule existed still reads (cgexport, cgsample, resume), as it was written.
+  const std::string saved = ::testing::TempDir() + "/saved_config.yaml";
+  std::ofstream(saved) << "lora:\n  enabled: false\n  init_adapter: /runs/a/adapter\n";
+  EXPECT_THROW(cg::load_config(saved, {}), cg::Error);
+  EXPECT_EQ(cg::load_saved_config(saved).lora.init_adapter, "/runs/a/adapter");
   e = error_of([] { cg::load_config_string("train:\n  schedule: foo\n"); });
   EXPECT_NE(e.find("'train.schedule'"), std::string::npos) << e;
 }
