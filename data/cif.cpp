@@ -404,13 +404,13 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
       if (std::fabs(occ - 1.0) > 1e-6)
         return fail(fmt::format("partial occupancy {} at site {} ({}); only ordered structures are read", occ, s, sym));
     }
+    for (double& x : f) x = ideal_fraction(x);  // pymatgen snaps these in every CIF, P1 too
     if (p1) {  // the sites as written (overlaps included: structure checks judge them)
       c.species.push_back(sym);
       c.frac.push_back(f);
       continue;
     }
     const size_t first = c.frac.size();
-    for (double& x : f) x = ideal_fraction(x);
     for (const SymmetryOp& op : ops) {
       Vec3 g;
       for (int r = 0; r < 3; ++r)

@@ -91,6 +91,8 @@ size_t CsvTable::column(const std::string& name) const {
 }
 
 CsvTable parse_csv(std::string_view text) {
+  // A UTF-8 byte order mark (spreadsheet exports) is not part of the first column's name, as for pandas.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   CsvTable t;
   CsvReader r(text);
   CG_CHECK(r.next(&t.header), "CSV is empty: expected a header row");

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "common/sha256.h"
 #include "common/log.h"
 #include "data/rng.h"
 
@@ -14,6 +15,7 @@ namespace cg {
 std::string LoaderState::to_json() const {
   nlohmann::json j = {{"epoch", epoch}, {"cursor", cursor}, {"seed", seed}, {"global_batch", global_batch},
                       {"num_samples", num_samples}};
+  if (!shards.empty()) j["shards"] = shards;
   return j.dump();
 }
 
@@ -26,6 +28,7 @@ LoaderState LoaderState::from_json(const std::string& text) {
     s.seed = j.at("seed").get<uint64_t>();
     s.global_batch = j.at("global_batch").get<int64_t>();
     s.num_samples = j.at("num_samples").get<int64_t>();
+    s.shards = j.value("shards", std::string());
   } catch (const std::exception& e) {
     CG_FAIL("loader state '{}' is not valid: {}", text, e.what());
   }
@@ -78,6 +81,8 @@ Loader Loader::from_shards(const std::string& dir, const std::string& split, Loa
   }
   Loader l(std::move(all), opt);
   l.meta_ = first;
+  const std::string what = first.tokenizer_sha256 + "\n" + first.settings_json + "\n" + first.source_sha256;
+  l.shards_ = sha256_hex(what.data(), what.size()).substr(0, 16);
   return l;
 }
 
@@ -167,7 +172,7 @@ Batch Loader::next() {
 }
 
 LoaderState Loader::state() const {
-  return {epoch_, cursor_, opt_.seed, opt_.micro_batch * opt_.dp_size, int64_t(keep_.size())};
+  return {epoch_, cursor_, opt_.seed, opt_.micro_batch * opt_.dp_size, int64_t(keep_.size()), shards_};
 }
 
 void Loader::restore(const LoaderState& s) {
@@ -180,6 +185,10 @@ void Loader::restore(const LoaderState& s) {
   CG_CHECK(s.num_samples == mine.num_samples,
            "loader state counts {} samples, these shards {}: resume with the same shards and train.seq_len",
            s.num_samples, mine.num_samples);
+  CG_CHECK(s.shards.empty() || mine.shards.empty() || s.shards == mine.shards, "the shards were made again since this "
+           "loader state was saved (another tokenizer, cgprep settings or source CSV: digest {} then, {} now), so the "
+           "run would not continue the same samples: prepare them as before (see cgprep_config.yaml of the shards "
+           "used), or start a new train.run_dir", s.shards, mine.shards);
   CG_CHECK(s.epoch >= 0 && s.cursor >= 0 && s.cursor < batches_per_epoch(), "loader state cursor {} is outside [0, {})",
            s.cursor, batches_per_epoch());
   epoch_ = s.epoch;

@@ -28,13 +28,17 @@ struct LoaderState {
   int64_t epoch = 0;
   int64_t cursor = 0;            // next global batch within the epoch
   uint64_t seed = 0;             // checked on restore
-  int64_t global_batch = 0;      // micro_batch x dp_size, checked on restore (dp may change if this does not)
+  int64_t global_batch = 0;      // micro_batch x dp_size, checked on restore (dp may change with micro_batch)
   int64_t num_samples = 0;       // checked on restore
+  // What the shards hold (from_shards: a digest of the tokenizer, cgprep's settings and the source CSV), checked on
+  // restore: shards made again with other settings keep their count but not their samples. "" (a loader over
+  // samples in memory, or a state of an older build): not checked.
+  std::string shards;
   std::string to_json() const;
   static LoaderState from_json(const std::string& json);
   bool operator==(const LoaderState& o) const {
     return epoch == o.epoch && cursor == o.cursor && seed == o.seed && global_batch == o.global_batch &&
-           num_samples == o.num_samples;
+           num_samples == o.num_samples && shards == o.shards;
   }
 };
 
@@ -60,7 +64,7 @@ class Loader {
 
   Batch next();                               // this rank's next batch; rolls over into the next epoch
   LoaderState state() const;
-  void restore(const LoaderState& s);         // throws naming what differs (seed, global batch, sample count)
+  void restore(const LoaderState& s);         // throws naming what differs (seed, global batch, samples, shards)
   // The first n batches of epoch 0 for this rank (validation: the same batches every time); state unchanged.
   std::vector<Batch> first_batches(int64_t n) const;
 
@@ -77,6 +81,7 @@ class Loader {
   SampleSet data_;
   LoaderOptions opt_;
   ShardMeta meta_;
+  std::string shards_;              // LoaderState::shards
   std::vector<int64_t> keep_;       // sample ids used (length <= seq_len + 1)
   std::vector<int64_t> len_;        // length of each kept sample, parallel to keep_
   std::vector<int64_t> loss_;       // loss tokens of each kept sample

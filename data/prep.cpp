@@ -111,7 +111,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
            d.infill_fraction);
   CG_CHECK(d.loss_on == "all" || d.loss_on == "completion", "data.loss_on '{}' is not one of: all, completion",
            d.loss_on);
-  CG_CHECK(d.max_tokens >= 8, "data.max_tokens = {} is too small", d.max_tokens);
+  CG_CHECK(d.max_tokens >= 8, "data.max_tokens = {} is too small: a sample needs at least 8 tokens", d.max_tokens);
   const TextOptions topt = text_options(d);
   std::filesystem::create_directories(d.shards_dir);
 
@@ -120,6 +120,17 @@ PrepReport run_prep(const DataConfig& d, int threads) {
   if (!d.val_csv.empty()) work.push_back({"val", d.val_csv, 1, 1});
   if (!d.test_csv.empty()) work.push_back({"test", d.test_csv, 2, 1});
   CG_CHECK(!work.empty(), "data.train_csv, data.val_csv and data.test_csv are all empty: nothing to prepare");
+  // Shards of a split this run does not write are an earlier run's (other settings, maybe another tokenizer):
+  // cgtrain would validate on them. Removed, said.
+  for (const char* split : {"train", "val", "test"}) {
+    if (std::any_of(work.begin(), work.end(), [&](const SplitWork& w) { return w.name == split; })) continue;
+    int64_t removed = 0;
+    for (int64_t k = 0; std::filesystem::exists(shard_path(d.shards_dir, split, k)); ++k, ++removed)
+      std::filesystem::remove(shard_path(d.shards_dir, split, k));
+    if (removed > 0)
+      spdlog::warn("removed {} '{}' shard(s) of an earlier cgprep run from {} (this run writes no {} split)", removed,
+                   split, d.shards_dir, split);
+  }
 
   // 1. Read and parse every split.
   std::vector<Mp20Split> parsed;
@@ -232,6 +243,9 @@ PrepReport run_prep(const DataConfig& d, int threads) {
     if (d.strict && !skipped.empty())
       CG_FAIL("{}: row {}: {} (data.strict=true; raise data.max_tokens or set data.strict=false)", w.name,
               skipped[0].row, skipped[0].reason);
+    CG_CHECK(all.size() > 0, "{}: no usable sample in {} ({} rows read{}): check the file, or raise data.max_tokens",
+             w.name, w.csv, p.rows_read,
+             skipped.empty() ? "" : fmt::format(", e.g. row {}: {}", skipped[0].row, skipped[0].reason));
     nlohmann::json skipped_j = nlohmann::json::array();
     for (const auto& s : skipped) skipped_j.push_back({{"row", s.row}, {"reason", s.reason}});
     std::vector<int32_t> used_rows = all.rows;

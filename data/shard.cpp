@@ -10,11 +10,12 @@
 namespace cg {
 namespace {
 
-#define CG_H5(call)                                                        \
-  ([&] {                                                                   \
-    auto _r = (call);                                                      \
-    CG_CHECK(_r >= 0, "HDF5 call failed: {} (file {})", #call, cur_path); \
-    return _r;                                                             \
+#define CG_H5(call)                                                                                   \
+  ([&] {                                                                                              \
+    auto _r = (call);                                                                                 \
+    CG_CHECK(_r >= 0, "HDF5 call failed: {} (file {}: damaged, cut short or full disk?); rerun cgprep", \
+             #call, cur_path);                                                                        \
+    return _r;                                                                                        \
   }())
 
 thread_local std::string cur_path;  // for error messages from CG_H5
@@ -177,7 +178,11 @@ void write_shard(const std::string& path, const SampleSet& s, const ShardMeta& m
 ShardMeta read_shard_meta(const std::string& path) {
   cur_path = path;
   CG_CHECK(std::filesystem::exists(path), "shard '{}' does not exist: run cgprep with this data.shards_dir", path);
-  H5Handle file(CG_H5(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT)), H5Fclose);
+  // HDF5 prints its own error stack on every failure; ours names the file and what to do.
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  CG_CHECK(id >= 0, "cannot open shard '{}': not an HDF5 file or cut short (an interrupted copy?); rerun cgprep", path);
+  H5Handle file{id, H5Fclose};
   ShardMeta m;
   for_each_attr(m, [&](const char* name, auto& v) { read_attr(file, name, &v); });
   CG_CHECK(m.format_version == kShardFormatVersion, "shard '{}' has format version {}, this build reads {}: rerun cgprep",

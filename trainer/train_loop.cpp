@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -72,6 +73,9 @@ void check_shards(const std::string& tok_hash, const ShardMeta& meta, const Shar
            meta.split, cfg.data.shards_dir, meta.tokenizer_sha256.substr(0, 12), tok_path, tok_hash.substr(0, 12));
   CG_CHECK(meta.vocab_size == train_meta.vocab_size, "the {} shards have vocab_size {} but the train shards {}; "
            "run cgprep again", meta.split, meta.vocab_size, train_meta.vocab_size);
+  CG_CHECK(meta.settings_json == train_meta.settings_json, "the {} shards in {} were made by another cgprep run than "
+           "the train shards (other settings); run cgprep again into a clean data.shards_dir", meta.split,
+           cfg.data.shards_dir);
 }
 
 // Resuming under other settings is allowed (a longer run, another lr, another layout) but said, key by key, against
@@ -151,6 +155,15 @@ int train(const Config& cfg) {
            "max_position_embeddings {} ({}): the model was not trained on such positions and cgsample refuses them; "
            "lower train.seq_len", cfg.train.seq_len, lc.max_position_embeddings,
            cfg.model.hf_dir.empty() ? "model.flavor " + cfg.model.flavor : cfg.model.hf_dir + "/config.json");
+  // Each sample keeps the augmentation and task cgprep drew for it; the paper draws them afresh every epoch, which
+  // data.copies buys ahead: one copy per pass over the crystals.
+  const double passes = double(cfg.train.steps) * double(cfg.train.micro_batch * dims.dp * cfg.train.grad_accum) /
+                        double(std::max<int64_t>(1, loader.num_samples()));
+  if (lead && passes > 1.05)
+    spdlog::warn("train.steps={} go {:.1f} times over the {} training samples, each with the one augmentation and task "
+                 "cgprep drew for it (the paper draws them afresh every epoch): for a fresh draw per pass, run cgprep "
+                 "with data.copies={}", cfg.train.steps, passes, loader.num_samples(),
+                 int64_t(std::ceil(passes * double(cfg.data.copies))));
   std::vector<Batch> val_batches;
   if (cfg.train.val_every > 0) {
     CG_CHECK(fs::exists(shard_path(cfg.data.shards_dir, "val", 0)), "train.val_every={} validates on the 'val' shards, "

@@ -69,6 +69,10 @@ TEST(Csv, QuotedMultilineAndEmptyCells) {
   EXPECT_EQ(t.column("c"), 2u);
   EXPECT_THROW(t.column("d"), cg::Error);
   EXPECT_THROW(cg::parse_csv("a,b\n1,\"open\n"), cg::Error);
+  // A byte order mark is not part of the first column's name.
+  const cg::CsvTable bom = cg::parse_csv("\xEF\xBB\xBFmaterial_id,cif\nx,y\n");
+  EXPECT_EQ(bom.column("material_id"), 0u);
+  EXPECT_EQ(bom.rows[0][0], "x");
 }
 
 TEST(Csv, TruncatedGzipIsAnErrorWhereverItIsCut) {
@@ -100,6 +104,13 @@ TEST(Cif, ReadsPymatgenP1) {
   ASSERT_EQ(c.num_sites(), 2u);
   EXPECT_EQ(c.species[1], "Cl");
   EXPECT_DOUBLE_EQ(c.frac[1][1], 0.25);
+  // Within a relative 1e-4 of 1/3 or 2/3 a coordinate is that fraction, in P1 too, as pymatgen reads MP-20's CIFs
+  // (mp-1176453's y = 0.666723: after a random shift its 2-decimal text differed from the reference's).
+  const cg::Crystal thirds =
+      cg::parse_cif(cif_with("  Na  Na0  1  0.33330000  0.66672300  0.66600000  1\n"), "mp-3");
+  EXPECT_EQ(thirds.frac[0][0], 1.0 / 3.0);
+  EXPECT_EQ(thirds.frac[0][1], 2.0 / 3.0);
+  EXPECT_EQ(thirds.frac[0][2], 0.666);  // 1e-3 off: kept
   // Occupancy column absent: accepted (occupancy 1 implied).
   EXPECT_EQ(cg::parse_cif(cif_with("  Na  Na0  1  0.1  0.2  0.3\n", "", false), "x").num_sites(), 1u);
   // What cgsample writes is read back: tests/sampler/test_cif_writer.cpp.

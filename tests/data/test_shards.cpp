@@ -271,4 +271,28 @@ TEST(Prep, MalformedRowsAreCountedNotDropped) {
   EXPECT_TRUE(saw_long);
   EXPECT_GT(m.samples, 0);
   EXPECT_EQ(m.samples + m.rows_skipped, 43);
+  // A split of which nothing is usable is an error naming a reason, not an empty shard for cgtrain to trip on.
+  d.max_tokens = 8;
+  try {
+    cg::run_prep(d, 2);
+    FAIL() << "a split without a usable sample was written";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train: no usable sample in " + csv + " (43 rows read, e.g. row 0: "),
+              std::string::npos) << e.what();
+  }
+}
+
+// Shards of a split the run does not write are an earlier run's: removed, so that cgtrain cannot validate on them.
+TEST(Prep, SplitsNotWrittenLoseTheirOldShards) {
+  const std::string dir = fresh_dir("old_splits");
+  cg::DataConfig d = small_config(dir);
+  d.max_rows = 30;
+  d.test_csv = "";
+  cg::run_prep(d, 2);
+  ASSERT_TRUE(std::filesystem::exists(cg::shard_path(dir, "val", 0)));
+  d.val_csv = "";
+  d.seed = 5;
+  cg::run_prep(d, 2);
+  EXPECT_FALSE(std::filesystem::exists(cg::shard_path(dir, "val", 0)));
+  EXPECT_TRUE(std::filesystem::exists(cg::shard_path(dir, "train", 0)));
 }
