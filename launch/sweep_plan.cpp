@@ -36,12 +36,6 @@ std::string find_base_config(const SweepSpec& spec) {
   return beside.string();
 }
 
-std::string normalized_path(const std::string& path) {
-  fs::path p = fs::absolute(path).lexically_normal();
-  if (!p.has_filename() && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
-  return p.string();
-}
-
 namespace {
 
 // The layout the point's config asks for must fit the np ranks the sweep launches (else cgtrain fails after cgprep).

@@ -37,9 +37,6 @@ struct SweepPlan {
 // ("sweep point 3 (r16-translate0): ...").
 SweepPlan plan_sweep(const SweepSpec& spec, const Resolver& resolve);
 
-// `path` absolute and lexically normal, without a trailing '/': "runs/./sw/" and "/repo/runs/sw" read the same.
-std::string normalized_path(const std::string& path);
-
 // 12 hex digits identifying the `data:` section of a resolved config, data.shards_dir left out.
 std::string data_settings_key(const std::string& resolved_yaml);
 

@@ -7,11 +7,11 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 
 namespace cg::sweep {
@@ -262,12 +262,14 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
   return spec;
 }
 
+std::string normalized_path(const std::string& path) {
+  std::filesystem::path p = std::filesystem::absolute(path).lexically_normal();
+  if (!p.has_filename() && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
+  return p.string();
+}
+
 SweepSpec load_sweep_spec(const std::string& path) {
-  std::ifstream f(path);
-  CG_CHECK(f, "cannot read sweep file '{}'", path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_sweep_spec(ss.str(), std::filesystem::absolute(path).lexically_normal().string());
+  return parse_sweep_spec(read_file(path, "sweep file"), normalized_path(path));
 }
 
 }  // namespace cg::sweep

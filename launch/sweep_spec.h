@@ -37,6 +37,9 @@ struct SweepSpec {
   int64_t slurm_signal_seconds = 300;     // USR1 this long before the limit: cgtrain saves and exits 75
 };
 
+// `path` absolute and lexically normal, without a trailing '/': "runs/./sw/" and "/repo/runs/sw" read the same.
+std::string normalized_path(const std::string& path);
+
 // Parse a sweep file. Exactly one of `grid:` (map key -> list of values) or `points:` (list of maps key -> value).
 // Errors name the sweep file and the offending entry. spec.path is the file's absolute, normalized path, so
 // everything that records it reads the same however the file was named on the command line.

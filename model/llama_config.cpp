@@ -3,10 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 
 namespace cg::model {
@@ -118,11 +117,9 @@ LlamaConfig llama_config_from_json(const std::string& text) {
 
 LlamaConfig load_llama_config(const std::string& hf_dir) {
   const auto path = std::filesystem::path(hf_dir) / "config.json";
-  std::ifstream in(path);
-  CG_CHECK(in.good(), "cannot read {} (model.hf_dir must be a Hugging Face checkpoint folder)", path.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return llama_config_from_json(ss.str());
+  CG_CHECK(std::filesystem::is_regular_file(path), "cannot read {} (model.hf_dir must be a Hugging Face checkpoint "
+           "folder)", path.string());
+  return llama_config_from_json(read_file(path.string(), "config.json"));
 }
 
 LlamaConfig llama_flavor(const std::string& name, int64_t vocab_size) {

@@ -10,13 +10,13 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <variant>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -525,12 +525,9 @@ Config load_impl(const YAML::Node* root, const std::string& where, const std::ve
 }
 
 YAML::Node read_yaml_file(const std::string& yaml_path) {
-  std::ifstream in(yaml_path);
-  CG_CHECK(in, "cannot read config file {}: {}", yaml_path, std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const std::string text = read_file(yaml_path, "config file");
   try {
-    return YAML::Load(ss.str());
+    return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     CG_FAIL("{}: YAML syntax error: {}", yaml_path, e.what());
   }
@@ -618,12 +615,7 @@ std::vector<std::string> config_differences(const Config& before, const Config& 
   return out;
 }
 
-bool operator==(const Config& a, const Config& b) {
-  auto fa = fields_of(a), fb = fields_of(b);
-  for (size_t i = 0; i < fa.size(); ++i)
-    if (yaml_value(fa[i].ptr) != yaml_value(fb[i].ptr)) return false;
-  return true;
-}
+bool operator==(const Config& a, const Config& b) { return config_differences(a, b).empty(); }
 
 std::string config_reference_markdown() {
   Config c;
