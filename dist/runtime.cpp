@@ -57,7 +57,7 @@ const Runtime& init_runtime(int* argc, char*** argv) {
     std::atexit(finalize_at_exit);
     CG_CHECK(provided >= MPI_THREAD_SERIALIZED,
              "the MPI library offers thread level {} but cgtrain needs MPI_THREAD_SERIALIZED ({}); "
-             "use an MPI built with thread support (OpenMPI 4 is)", provided, MPI_THREAD_SERIALIZED);
+             "use an MPI built with thread support (OpenMPI 4 is)", provided, static_cast<int>(MPI_THREAD_SERIALIZED));
   }
   // Errors come back as codes so CG_CHECK_MPI can report them with file:line instead of MPI killing the job silently.
   CG_CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));

@@ -46,6 +46,8 @@ except ImportError as e:  # pragma: no cover
     sys.exit(77)
 
 warnings.filterwarnings("ignore")
+# pymatgen >= 2024 renamed from_string to from_str (and removed the old name in 2025).
+cif_parser = getattr(CifParser, "from_str", None) or CifParser.from_string
 VARIANTS = ["p1", "sym", "layout", "ddl2", "named", "number", "hall", "rhombo"]
 # What each variant must equal: its own pymatgen reading, or that of another variant.
 REFERENCE = {"named": "sym", "number": "sym", "hall": "sym", "rhombo": "rhombo_p1"}
@@ -56,7 +58,7 @@ SITE_TOL = 1.5e-4  # images closer than pymatgen's 1e-4 site tolerance are one s
 def parse(text):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return CifParser.from_string(text).get_structures(primitive=False)[0]
+        return cif_parser(text).get_structures(primitive=False)[0]
 
 
 def relayout(text, rng, drop_occupancy):
@@ -193,9 +195,10 @@ def write_variants(args):
 
 
 def reading(structure):
-    """(lattice parameters, [(element, frac coords)]) of a pymatgen Structure."""
-    return (list(structure.lattice.abc) + list(structure.lattice.angles),
-            [(site.specie.symbol, tuple(site.frac_coords)) for site in structure])
+    """(lattice parameters, [(element, frac coords)]) of a pymatgen Structure, as Python floats (whose repr is the
+    shortest round trip, where NumPy 2 writes np.float64(...))."""
+    return ([float(v) for v in list(structure.lattice.abc) + list(structure.lattice.angles)],
+            [(site.specie.symbol, tuple(float(x) for x in site.frac_coords)) for site in structure])
 
 
 def dump_line(structure):

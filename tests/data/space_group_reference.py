@@ -31,14 +31,18 @@ import warnings
 try:
     import numpy as np
     from pymatgen.core.operations import SymmOp
-    from pymatgen.io.cif import _get_cod_data
     from pymatgen.symmetry.groups import SYMM_DATA, SpaceGroup
+    import pymatgen.symmetry
     import spglib
+    from monty.serialization import loadfn
 except ImportError as e:  # pragma: no cover
     print(f"skipped: /usr/bin/python3 cannot import pymatgen ({e})")
     sys.exit(77)
 
 warnings.filterwarnings("ignore")
+# COD's setting table, as pymatgen's CIF reader uses it (pymatgen < 2024 also has it as io.cif._get_cod_data()).
+COD_TABLE = os.path.join(os.path.dirname(pymatgen.symmetry.__file__), "symm_ops.json")
+xyz_op = getattr(SymmOp, "from_xyz_str", None) or SymmOp.from_xyz_string  # renamed in pymatgen 2024
 POINT = np.array([0.1234, 0.2345, 0.3456])  # a general position: no operation maps it onto itself
 # Cells from the lowest metric symmetry up: the first that every rotation of a setting keeps is its cell.
 CELLS = [(5.1, 6.2, 7.3, 80, 85, 95),
@@ -106,9 +110,9 @@ def same_orbit(mine, ref):
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    every_cod = _get_cod_data()
+    every_cod = loadfn(COD_TABLE)
     cod = [d for d in every_cod if "(" not in d["universal_h_m"] + d["hall"]]  # no basis change or origin shift
-    ops_of = {d["universal_h_m"]: [SymmOp.from_xyz_string(s) for s in d["symops"]] for d in cod}
+    ops_of = {d["universal_h_m"]: [xyz_op(s) for s in d["symops"]] for d in cod}
     cases = []  # (what, tag, value, cell, [acceptable ops] or the refusal expected)
     for d in cod:
         ops = ops_of[d["universal_h_m"]]
@@ -125,7 +129,7 @@ def main():
     # ("(1/2*x,y,-1/2*x+z)") are refused with a message.
     for d in every_cod:
         hall = d["hall"].strip()
-        ops = [SymmOp.from_xyz_string(s) for s in d["symops"]]
+        ops = [xyz_op(s) for s in d["symops"]]
         shift = re.search(r"\((.*)\)", hall)
         basis_change = shift and re.search("[xyz]", shift.group(1)) and not re.fullmatch(
             r"x[-+\d/]*,y[-+\d/]*,z[-+\d/]*", shift.group(1).replace(" ", ""))

@@ -36,6 +36,8 @@ try:
 except ImportError as e:  # pragma: no cover
     print(f"skipped: /usr/bin/python3 cannot import pymatgen ({e})")
     sys.exit(77)
+# pymatgen >= 2024 renamed from_string to from_str (and removed the old name in 2025).
+cif_parser = getattr(CifParser, "from_str", None) or CifParser.from_string
 
 warnings.filterwarnings("ignore")
 
@@ -51,7 +53,7 @@ BORDER = 0.03
 def parse(cif):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return CifParser.from_string(cif).get_structures(primitive=False)[0]
+        return cif_parser(cif).get_structures(primitive=False)[0]
 
 
 def with_lattice(s, a, b, c, alpha, beta, gamma):
@@ -92,9 +94,9 @@ def variants(s, rng):
 
 
 def line(s):
-    a, b, c = s.lattice.abc
-    al, be, ga = s.lattice.angles
-    sites = " ".join(f"{sp.symbol} {f[0]!r} {f[1]!r} {f[2]!r}" for sp, f in zip(s.species, s.frac_coords))
+    a, b, c, al, be, ga = (float(v) for v in s.lattice.abc + s.lattice.angles)  # float: NumPy 2's repr is np.float64(x)
+    sites = " ".join(f"{sp.symbol} {float(f[0])!r} {float(f[1])!r} {float(f[2])!r}"
+                     for sp, f in zip(s.species, s.frac_coords))
     return f"{a!r} {b!r} {c!r} {al!r} {be!r} {ga!r} {sites}"
 
 

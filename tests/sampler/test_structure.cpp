@@ -1,6 +1,7 @@
 // Structural validity (periodic distances, volume) and the structure matcher used for uniqueness and novelty.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
