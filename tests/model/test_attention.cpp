@@ -4,6 +4,7 @@
 // fused SDPA it replaces.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <limits>
@@ -144,6 +145,27 @@ TEST(Sdpa, GroupedQueryEqualsSdpaOverRepeatedKv) {
   }
   EXPECT_THROW(sdpa_gqa(at::randn({1, 6, 3, 8}), at::randn({1, 4, 3, 8}), at::randn({1, 4, 3, 8}), at::Tensor(), true),
                std::exception);
+}
+
+TEST(Sdpa, TorchEnableGqaGroupsQueryHeadsAsRepeatKv) {
+  // sdpa_gqa hands GQA to torch's enable_gqa on CUDA (flash kernel, torch >= 2.5), a branch no CPU run takes. What
+  // that branch relies on is checked here on torch's CPU kernels: enable_gqa reads kv head h / R for query head h,
+  // as repeat_kv (and the fallback) do, with and without a mask. Runs on torch >= 2.5 (scripts/check_torch2.sh).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+  auto g = gen(22);
+  const int64_t B = 2, H = 8, Hkv = 2, S = 7, T = 3, hd = 16;
+  const auto q = at::randn({B, H, T, hd}, g), k = at::randn({B, Hkv, S, hd}, g), v = at::randn({B, Hkv, S, hd}, g);
+  const auto mask = at::arange(S).unsqueeze(0) <= (at::arange(T) + (S - T)).unsqueeze(1);
+  for (const bool masked : {false, true}) {
+    const c10::optional<at::Tensor> m = masked ? c10::optional<at::Tensor>(mask) : c10::nullopt;
+    const auto torch_gqa = at::scaled_dot_product_attention(q, k, v, m, 0.0, /*is_causal=*/false, c10::nullopt,
+                                                            /*enable_gqa=*/true);
+    const auto ours = sdpa_gqa(q, k, v, masked ? mask : at::Tensor(), false);
+    EXPECT_TRUE(at::allclose(torch_gqa, ours, 1e-5, 1e-5)) << "masked " << masked;
+  }
+#else
+  GTEST_SKIP() << "torch " << TORCH_VERSION << " has no enable_gqa (2.5+)";
+#endif
 }
 
 TEST(AttentionModule, CpuPathEqualsFusedSdpaWithRepeatedKv) {
