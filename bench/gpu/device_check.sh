@@ -28,8 +28,10 @@ stage() {  # stage NAME LIMIT_S CMD...: run with a limit, log to $OUT/NAME.log, 
 }
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc; \
-  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$OUT/machine.txt" 2>&1
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi,"
+  echo "$(nproc) cores,"
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null ||
+    echo "no torch in python3"; } > "$OUT/machine.txt" 2>&1
 log "machine: $(tr '\n' ' ' < "$OUT/machine.txt")"
 
 if has build; then

@@ -5,21 +5,25 @@
 # the RESULT / summary.json fields they read; the numbers it prints are the tiny model's on this CPU, not results.
 # Needs ./scripts/build.sh and ./scripts/demo.sh (runs/demo) first. Exit status: 0 when every stage passed.
 #   bench/gpu/rehearse_cpu.sh            logs and summary in a fresh /tmp/cg_rehearse.* folder (printed)
+# BUILD_DIR (default build) and DEMO_RUN (default runs/demo) name another build and demo run, e.g. torch 2.x's:
+#   sudo scripts/check_torch2.sh --run env BUILD_DIR=build-torch2 DEMO_RUN=runs/demo_torch2 bench/gpu/rehearse_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ -x build/bench/bench_train_step ] && [ -x build/sampler/cgsample ] \
-  || { echo "run ./scripts/build.sh first" >&2; exit 1; }
-[ -f runs/demo/base_hf/config.json ] || { echo "run ./scripts/demo.sh first (it trains runs/demo)" >&2; exit 1; }
+build=${BUILD_DIR:-build}
+demo=${DEMO_RUN:-runs/demo}
+[ -x "$build/bench/bench_train_step" ] && [ -x "$build/sampler/cgsample" ] \
+  || { echo "run ./scripts/build.sh first (BUILD_DIR=$build)" >&2; exit 1; }
+[ -f "$demo/base_hf/config.json" ] || { echo "run ./scripts/demo.sh first (it trains $demo)" >&2; exit 1; }
 dir=$(mktemp -d /tmp/cg_rehearse.XXXXXX)
-printf 'export CG_BUILD=%s\n' "$PWD/build" > "$dir/env.sh"  # what bench/gpu/build.sh writes into build-gpu/
-hf=runs/demo/base_hf
+printf 'export CG_BUILD=%s\n' "$(cd "$build" && pwd)" > "$dir/env.sh"  # what bench/gpu/build.sh writes into build-gpu/
+hf=$demo/base_hf
 # The GPU settings are overridden by these (later overrides win): the tiny trained model, fp32 on the CPU, MPI.
 export EXTRA="model.device=cpu model.dtype=fp32 parallel.backend=mpi model.hf_dir=$hf \
 data.tokenizer=$hf/tokenizer.model train.micro_batch=2 train.seq_len=128 train.threads=2 \
 log.level=warn"
 export OUT=$dir/out BUILD_DIR=$dir STAGES="lora sample" STEPS=2 WARMUP=1 TRAIN_S=120 SAMPLE_S=300 N=16 BS=8 \
   MAX_NEW=300 TOKENIZER=$hf/tokenizer.model PEAK_TFLOPS=0.2
-[ -d runs/demo/adapter ] && export ADAPTER=runs/demo/adapter  # sample_7b.sh's trained-model path too
+[ -d "$demo/adapter" ] && export ADAPTER=$demo/adapter  # sample_7b.sh's trained-model path too
 bench/gpu/device_check.sh
 echo "rehearsal logs: $OUT"
 # device_check.sh keeps going after a failed stage; here any failure is the answer.
