@@ -20,21 +20,10 @@
 namespace cg {
 namespace {
 
-using sampler_test::TinyVocab;
-
-struct Fixture {
-  TinyVocab tok;
-  model::Llama model{nullptr};
-  std::vector<Crystal> crystals;
-};
+using Fixture = sampler_test::TinyFixture;
 
 Fixture& fixture() {
-  static Fixture f = [] {
-    Fixture f;
-    f.crystals = read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz", 6).crystals;
-    f.model = sampler_test::tiny_random_llama(f.tok.vocab_size(), 1024, 21, 0.3);
-    return f;
-  }();
+  static Fixture f = sampler_test::make_tiny_fixture(6, 1024, 21, 0.3);
   return f;
 }
 
