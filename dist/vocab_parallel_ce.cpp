@@ -24,7 +24,8 @@ struct VocabParallelCrossEntropy : torch::autograd::Function<VocabParallelCrossE
 
     // Subtract the global row max for a stable exp.
     at::Tensor row_max = std::get<0>(logits.max(/*dim=*/1)).contiguous();  // (N)
-    tp->all_reduce(row_max, ReduceOp::Max);
+    const bool split = tp->size() > 1;  // tp 1: no collective (on NCCL, two launches and host waits per micro-batch)
+    if (split) tp->all_reduce(row_max, ReduceOp::Max);
     at::Tensor shifted = logits - row_max.unsqueeze(1);  // (N, V_local), fresh: reused in place below
 
     // Targets that fall in this rank's columns.
@@ -38,7 +39,7 @@ struct VocabParallelCrossEntropy : torch::autograd::Function<VocabParallelCrossE
     at::Tensor exps = shifted.exp_();  // (N, V_local)
     // One sum over tp for three (N) rows: the target logit (found on exactly one rank), sum of exps, found count.
     at::Tensor packed = at::stack({target_logit, exps.sum(1), in_range.to(exps.scalar_type())}).contiguous();  // (3, N)
-    tp->all_reduce(packed, ReduceOp::Sum);
+    if (split) tp->all_reduce(packed, ReduceOp::Sum);
     at::Tensor sum_exp = packed[1];  // (N)
     if (logits.is_cpu()) {  // on an accelerator this check would cost a host sync per micro-batch: callers check ids
       const int64_t missing = (valid & (packed[2] != 1)).sum().item<int64_t>();

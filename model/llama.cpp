@@ -96,7 +96,11 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
     // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
     const auto future = at::arange(P, P + c.span, rows.pos.options()).view({1, 1, 1, c.span}) >
                         rows.pos.narrow(0, c.start, c.rows).view({c.rows, 1, 1, 1});  // (rows, 1, 1, span)
-    c.mask = at::zeros(future.sizes(), at::TensorOptions().dtype(dtype()).device(device()))
+    // Rows padded to a multiple of 8 elements: SDPA's memory-efficient kernel (CUDA) copies a mask whose strides are
+    // not, in every layer; a view of the first span columns of a padded buffer is aligned.
+    const int64_t padded = (c.span + 7) / 8 * 8;
+    c.mask = at::zeros({c.rows, 1, 1, padded}, at::TensorOptions().dtype(dtype()).device(device()))
+                 .narrow(-1, 0, c.span)
                  .masked_fill_(future, -std::numeric_limits<double>::infinity());
   }
   auto h = model->embed_tokens(tokens);  // (B, 1, d)

@@ -1,6 +1,7 @@
 // TrainModel: build → load → TP → LoRA → freeze, in that order and nowhere else.
 #include "trainer/train_model.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/torch.h>
 
 #include "common/error.h"
@@ -20,7 +21,11 @@ at::Device resolve_device(const std::string& name, int local_rank) {
   CG_CHECK(have_cuda, "model.device=cuda but this libtorch sees no GPU; set model.device=cpu");
   const int n = int(torch::cuda::device_count());
   CG_CHECK(local_rank < n, "local rank {} has no GPU ({} visible); launch at most {} ranks per node", local_rank, n, n);
-  return at::Device(at::kCUDA, c10::DeviceIndex(local_rank));
+  const at::Device d(at::kCUDA, c10::DeviceIndex(local_rank));
+  // This rank's GPU becomes current with every backend (NCCL's setup does it again): what follows the current
+  // device (pinned-memory contexts, synchronize(), kernels launched without a guard) stays on it instead of GPU 0.
+  c10::impl::getDeviceGuardImpl(at::kCUDA)->setDevice(d);
+  return d;
 }
 
 model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size) {

@@ -54,7 +54,13 @@ print(torch.__version__, int(torch._C._GLIBCXX_USE_CXX11_ABI), torch.version.cud
     "(TORCH_CMAKE_PREFIX=<libtorch>/share/cmake)" >&2; exit 1; }
   [ "$cu" != None ] || { echo "this torch has no CUDA; install a CUDA build of torch" >&2; exit 1; }
   tlib=$($PY -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-  lib_path+=("$tlib")
+  # The wheel's CUDA runtime before the toolkit's: the binaries link libcudart directly (NCCL backend) and through
+  # torch's CMake, with the toolkit's soname; libtorch_cuda reuses whichever copy the process loads first, and a
+  # toolkit runtime older than the wheel's (12.4 under a cu128 wheel) lacks symbols torch needs.
+  wheel_cudart=$($PY -c 'import glob, os, nvidia
+hits = [p for d in nvidia.__path__ for p in glob.glob(os.path.join(d, "**", "libcudart.so.*"), recursive=True)]
+print(os.path.dirname(sorted(hits)[0]) if hits else "")' 2>/dev/null || true)
+  lib_path+=(${wheel_cudart:+"$wheel_cudart"} "$tlib")
   # cuDNN from its pip wheel (it ships only libcudnn.so.N, which FindCUDNN does not look for): torch 2.0/2.1's
   # Caffe2Config stops when the cuDNN it was built with is not found.
   read -r cudnn_inc cudnn_lib < <($PY -c 'import glob, os, nvidia.cudnn as m
@@ -103,6 +109,10 @@ if [ -x "$NVCC" ]; then
     echo "warning: $NVCC is CUDA $nv but torch was built with CUDA $cu: the binaries would load two CUDA runtimes;" \
       "set CUDA_HOME to a CUDA ${cu%%.*}.x toolkit" >&2
   fi
+  if [ -n "${cu:-}" ] && [ "$cu" != None ] && [ -z "${wheel_cudart:-}" ]; then
+    echo "note: no CUDA runtime in the wheel's nvidia/ folder: the binaries use $CUDA_HOME's, which must not be" \
+      "older than torch's CUDA $cu" >&2
+  fi
 fi
 fixups=$BUILD/cg_torch_cuda_fixups.cmake
 cat > "$fixups" <<'CMAKE'
@@ -128,6 +138,9 @@ cmake_extra+=(-DCMAKE_PROJECT_INCLUDE="$fixups")
 # pip torch bundles its own renamed libgomp; -fopenmp would load the system's too. The CPU attention's threading is
 # all it buys, and GPU runs do not use it.
 cmake_extra+=(-DCG_WITH_OPENMP=OFF)
+# Nothing of ours names a libtorch_cuda symbol (no c10/cuda headers): a linker that defaults to --as-needed (Ubuntu's)
+# could drop it, and with it torch's CUDA hooks ("model.device=cuda but this libtorch sees no GPU").
+cmake_extra+=(-DCMAKE_EXE_LINKER_FLAGS=-Wl,--no-as-needed)
 
 join() { local IFS=';'; echo "$*"; }
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
@@ -149,4 +162,16 @@ cmake --build "$BUILD" -j"${JOBS:-$(nproc)}" --target bench_train_step cgtrain c
   fi
   echo "export CG_BUILD=$BUILD"
 } > "$BUILD/env.sh"
+# 6. What the loader resolves for the bench: torch's CUDA library present, one CUDA runtime, nothing missing.
+deps=$(. "$BUILD/env.sh" && ldd "$BUILD/bench/bench_train_step" 2>&1 || true)
+echo "$deps" | grep -E 'libcudart|libtorch_cuda|libnccl|not found' | sed 's/^/  loads: /'
+if echo "$deps" | grep -q "not found"; then
+  echo "build.sh: bench_train_step needs a library the loader does not find (above); add its folder to" \
+    "LD_LIBRARY_PATH in $BUILD/env.sh" >&2
+  exit 1
+fi
+if [ "${cu:-None}" != None ] && ! echo "$deps" | grep -q libtorch_cuda; then
+  echo "build.sh: bench_train_step does not load libtorch_cuda, so torch would see no GPU" >&2
+  exit 1
+fi
 echo "built into $BUILD; now: source $BUILD/env.sh"

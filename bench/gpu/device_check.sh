@@ -8,17 +8,25 @@
 # Then, through the device tool:
 #   run(command="bench/gpu/device_check.sh", carry=["bench/gpu/debs", "third_party"], timeout_s=600)
 # Env: BUILD_S (300), TRAIN_S (150 per target set), SAMPLE_S (180: shared prompt on, then off) stage limits in
-#      seconds; STAGES to pick a subset
-#      (default "build nccl lora sample").
+#      seconds, each cut to what is left of TOTAL_S (560: the device tool stops a command at 600 s; a stage with
+#      under 30 s left is skipped and says how to run it next); STAGES to pick a subset
+#      (default "build nccl lora sample"; a second call on a warm machine can skip "build": build-gpu/ stays).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-bench/gpu/results}
 mkdir -p "$OUT"
 STAGES=${STAGES:-build nccl lora sample}
 log() { echo "== [$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/summary.txt"; }
+TOTAL_S=${TOTAL_S:-560}  # the whole run's budget: the device tool stops a command at 600 s
 stage() {  # stage NAME LIMIT_S CMD...: run with a limit, log to $OUT/NAME.log, record the outcome
   local name=$1 limit=$2; shift 2
-  log "$name: $*"
+  local left=$(( TOTAL_S - SECONDS ))
+  if [ "$left" -lt 30 ]; then
+    log "$name: skipped, ${left} s left of TOTAL_S=$TOTAL_S (rerun with STAGES=\"$name ...\"; build-gpu/ stays on a warm machine)"
+    return 125
+  fi
+  [ "$limit" -le "$left" ] || limit=$left
+  log "$name (limit ${limit} s): $*"
   local t0=$SECONDS
   timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
