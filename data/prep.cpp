@@ -40,8 +40,8 @@ TokenizedSample tokenize_sample(const Tokenizer& tok, const TextSample& s) {
 TextSample make_sample(const Crystal& c, const DataConfig& d, int split_id, int64_t row, int64_t copy) {
   Rng rng(Rng::derive({d.seed, uint64_t(split_id), uint64_t(row), uint64_t(copy)}));
   AugmentOptions aug;
-  aug.translate = d.translate;
-  aug.permute = d.permute;
+  aug.translate = split_id == 0 && d.translate;
+  aug.permute = split_id == 0 && d.permute;
   Crystal a = augment(c, aug, rng);
   const bool infill = rng.uniform() < d.infill_fraction;
   return infill ? make_infill_sample(a, text_options(d), rng) : make_generation_sample(a, text_options(d), rng);
@@ -67,7 +67,7 @@ std::string settings_json(const DataConfig& d, const TextOptions& t) {
   j["text"] = {{"angle_mode", angle_mode_name(t.angles)}, {"fold_one", t.fold_one}, {"length_decimals", 1},
                {"coord_decimals", 2}};
   j["augment"] = {{"translate", d.translate}, {"permute", d.permute}, {"copies_train", d.copies},
-                  {"copies_val_test", 1}};
+                  {"copies_val_test", 1}, {"val_test", "not augmented"}};
   j["tasks"] = {{"infill_fraction", d.infill_fraction}, {"prompt_version", 1}};
   j["loss_on"] = d.loss_on;
   j["max_tokens"] = d.max_tokens;

@@ -25,8 +25,10 @@ struct TokenizedSample {
 };
 TokenizedSample tokenize_sample(const Tokenizer& tok, const TextSample& s);
 
-// The text sample for copy `copy` of `c` (data row `row` of split `split_id`): augmentation, task draw
-// (infill with probability data.infill_fraction), then the task's own draws, from Rng(seed, split_id, row, copy).
+// The text sample for copy `copy` of `c` (data row `row` of split `split_id`: 0 train, 1 val, 2 test): augmentation
+// (train only: val and test keep the crystal as written, so validation losses of runs that differ in data.translate
+// or data.permute score the same text), task draw (infill with probability data.infill_fraction), then the task's
+// own draws, from Rng(seed, split_id, row, copy).
 TextSample make_sample(const Crystal& c, const DataConfig& d, int split_id, int64_t row, int64_t copy);
 
 struct SplitReport {

@@ -76,7 +76,8 @@ RunMetrics read_metrics_file(const std::string& metrics_jsonl) {
   int64_t tps_n = 0;
   for (const auto& [step, s] : steps) {  // ascending steps
     m.last_step = step;
-    if (s.val_loss && (!m.best_val_loss || *s.val_loss < *m.best_val_loss)) {
+    if (s.val_loss && step == 0) m.base_val_loss = s.val_loss;  // not a trained model: never "best"
+    if (s.val_loss && step > 0 && (!m.best_val_loss || *s.val_loss < *m.best_val_loss)) {
       m.best_val_loss = s.val_loss;
       m.best_val_step = step;
     }

@@ -10,8 +10,9 @@ namespace cg::sweep {
 struct RunMetrics {
   bool found = false;                       // metrics.jsonl exists
   int64_t last_step = -1;                   // highest step seen
-  std::optional<double> best_val_loss;      // min over steps with a val_loss
+  std::optional<double> best_val_loss;      // min over trained steps (> 0) with a val_loss
   int64_t best_val_step = -1;
+  std::optional<double> base_val_loss;      // val_loss at step 0: the model before training (the base, LoRA B = 0)
   std::optional<double> final_train_loss;   // loss at the highest step that has one
   std::optional<double> tokens_per_s;       // mean of a tokens_per_s field (the first step left out: warmup), else
                                             // sum(tokens) / elapsed time_s between consecutive steps of one process

@@ -87,9 +87,23 @@ std::string summary_markdown(const std::vector<std::string>& keys, const std::ve
   const SummaryRow* best = nullptr;
   for (const auto& r : rows)
     if (r.metrics.best_val_loss && (!best || *r.metrics.best_val_loss < *best->metrics.best_val_loss)) best = &r;
-  if (best)
-    out += fmt::format("\nBest val loss: {:.4f} at step {} ({}).\n", *best->metrics.best_val_loss,
+  if (best) {
+    out += fmt::format("\nBest val loss: {:.4f} at step {} ({})", *best->metrics.best_val_loss,
                        best->metrics.best_val_step, best->name);
+    if (best->metrics.base_val_loss)
+      out += fmt::format("; before training (step 0) it scored {:.4f}", *best->metrics.base_val_loss);
+    out += ".\n";
+  }
+  // Every swept data key but these changes the validation samples or their tokens (val is never translated or
+  // permuted; copies are train's).
+  static const std::set<std::string> same_val = {"data.translate", "data.permute", "data.copies", "data.shard_samples",
+                                                 "data.shards_dir", "data.train_csv", "data.test_csv"};
+  for (const std::string& k : keys)
+    if (k.rfind("data.", 0) == 0 && !same_val.count(k)) {
+      out += fmt::format("\nNote: the points differ in {}, which changes the validation samples or their tokens: "
+                         "compare their val losses with care (sampling metrics are comparable).\n", k);
+      break;
+    }
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <set>
 
@@ -47,7 +48,7 @@ double density(const Crystal& c) {
 }
 
 double wasserstein_1d(std::vector<double> a, std::vector<double> b) {
-  if (a.empty() || b.empty()) return 0.0;
+  if (a.empty() || b.empty()) return std::numeric_limits<double>::quiet_NaN();
   std::sort(a.begin(), a.end());
   std::sort(b.begin(), b.end());
   // Sweep the merged breakpoints; between consecutive ones both CDFs are constant.
@@ -105,7 +106,7 @@ Stats stats(const std::vector<Crystal>& cs) {
   return s;
 }
 double mean(const std::vector<double>& v) {
-  return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+  return v.empty() ? std::numeric_limits<double>::quiet_NaN() : std::accumulate(v.begin(), v.end(), 0.0) / v.size();
 }
 }  // namespace
 
@@ -124,7 +125,8 @@ DistributionReport compare_distributions(const std::vector<Crystal>& generated, 
   d.ref_mean_density = mean(r.density);
   d.element_freq = element_frequencies(generated);
   d.ref_element_freq = element_frequencies(reference);
-  d.element_tv = total_variation(d.element_freq, d.ref_element_freq);
+  d.element_tv = generated.empty() || reference.empty() ? std::numeric_limits<double>::quiet_NaN()
+                                                        : total_variation(d.element_freq, d.ref_element_freq);
   return d;
 }
 

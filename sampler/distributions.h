@@ -12,7 +12,8 @@
 namespace cg {
 
 // W1 between the empirical distributions of two samples (scipy.stats.wasserstein_distance, unit weights):
-// the integral of |F_a(x) - F_b(x)| dx. 0 when either sample is empty.
+// the integral of |F_a(x) - F_b(x)| dx. NaN (undefined, as scipy raises) when either sample is empty: never a
+// perfect 0 for a model that produced no valid crystal.
 double wasserstein_1d(std::vector<double> a, std::vector<double> b);
 
 // Standard atomic weight of an element symbol, amu, as pymatgen's periodic_table.json ("Atomic mass") has it;

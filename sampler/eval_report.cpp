@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -230,11 +231,15 @@ std::string report_markdown(const EvalReport& r) {
   if (r.novel >= 0)
     s += fmt::format("| novelty (of unique valid, vs {} train) | {} |\n", r.train_size, pct(r.novel, r.unique));
   if (r.dist) {
-    s += fmt::format("| W1 density, g/cm³ (CDVAE; vs {} reference) | {:.3f} |\n", r.ref_size, r.dist->wdist_density);
-    s += fmt::format("| W1 #elements (CDVAE) | {:.3f} |\n", r.dist->wdist_num_elements);
-    s += fmt::format("| W1 #atoms (ours) | {:.3f} |\n", r.dist->wdist_num_atoms);
-    s += fmt::format("| W1 volume/atom, Å³ (ours) | {:.3f} |\n", r.dist->wdist_volume_per_atom);
-    s += fmt::format("| element frequency TV (ours) | {:.3f} |\n", r.dist->element_tv);
+    // NaN: no valid crystal to compare (JSON null), never a perfect 0.
+    const auto v = [](double x) {
+      return std::isnan(x) ? std::string("n/a (no valid crystal)") : fmt::format("{:.3f}", x);
+    };
+    s += fmt::format("| W1 density, g/cm³ (CDVAE; vs {} reference) | {} |\n", r.ref_size, v(r.dist->wdist_density));
+    s += fmt::format("| W1 #elements (CDVAE) | {} |\n", v(r.dist->wdist_num_elements));
+    s += fmt::format("| W1 #atoms (ours) | {} |\n", v(r.dist->wdist_num_atoms));
+    s += fmt::format("| W1 volume/atom, Å³ (ours) | {} |\n", v(r.dist->wdist_volume_per_atom));
+    s += fmt::format("| element frequency TV (ours) | {} |\n", v(r.dist->element_tv));
   }
   if (r.symmetry) {
     const SpaceGroupReport& g = *r.symmetry;

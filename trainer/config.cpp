@@ -76,9 +76,9 @@ void visit_config(Config& c, F&& f) {
   f("data.max_rows", &d.max_rows, "0: all rows; else only the first N rows of each split (quick runs)", at_least(0));
   f("data.copies", &d.copies, "augmented copies written per crystal (the shards keep the copy index as int16)",
     in_range(1, 32767));
-  f("data.translate", &d.translate, "augment: one random uniform shift of all fractional coordinates, wrapped to [0,1)",
+  f("data.translate", &d.translate, "augment (train split): one random uniform shift of all fractional coordinates, wrapped to [0,1)",
     any());
-  f("data.permute", &d.permute, "augment: random atom order", any());
+  f("data.permute", &d.permute, "augment (train split): random atom order", any());
   f("data.infill_fraction", &d.infill_fraction, "share of infill prompts; the rest are generation prompts",
     in_range(0, 1));
   f("data.angle_mode", &d.angle_mode, "how angles become integers: round | truncate (the reference code's int())",

@@ -99,6 +99,15 @@ TEST(RunMetrics, ThroughputFromTokensAndTimeAcrossAResume) {
   EXPECT_DOUBLE_EQ(*m.final_train_loss, 6.1);
   EXPECT_DOUBLE_EQ(*m.best_val_loss, 6.0);
   EXPECT_EQ(m.best_val_step, 4);
+  ASSERT_TRUE(m.base_val_loss);
+  EXPECT_DOUBLE_EQ(*m.base_val_loss, 6.3);
+  // The untrained model (step 0) is never the best, even when training made validation worse.
+  put(d / "metrics.jsonl", "{\"step\": 0, \"val_loss\": 1.0}\n{\"step\": 10, \"val_loss\": 1.5}\n"
+                           "{\"step\": 20, \"val_loss\": 1.25}\n");
+  const RunMetrics w = read_metrics_file((d / "metrics.jsonl").string());
+  EXPECT_DOUBLE_EQ(*w.best_val_loss, 1.25);
+  EXPECT_EQ(w.best_val_step, 20);
+  EXPECT_DOUBLE_EQ(*w.base_val_loss, 1.0);
   fs::remove_all(d);
 }
 
@@ -136,7 +145,14 @@ TEST(SweepSummary, MarkdownAndCsvTables) {
             std::string::npos) << md;
   EXPECT_NE(md.find("| r4-translate1 | 4 | true | done | 100 | 1.5000 | 100 | 1.7500 | 4000.0 |  |"),
             std::string::npos) << md;
-  EXPECT_NE(md.find("Best val loss: 1.2500 at step 100 (r8-translate1)"), std::string::npos) << md;
+  EXPECT_NE(md.find("Best val loss: 1.2500 at step 100 (r8-translate1)."), std::string::npos) << md;
+  // Augmentation leaves val as it is: no caution. A key that changes the val samples gets one.
+  EXPECT_EQ(md.find("Note:"), std::string::npos) << md;
+  rows[1].metrics.base_val_loss = 1.75;
+  const std::string md2 = summary_markdown({"lora.r", "data.infill_fraction"}, rows);
+  EXPECT_NE(md2.find("Best val loss: 1.2500 at step 100 (r8-translate1); before training (step 0) it scored 1.7500."),
+            std::string::npos) << md2;
+  EXPECT_NE(md2.find("Note: the points differ in data.infill_fraction"), std::string::npos) << md2;
 
   const std::string csv = summary_csv(keys, rows);
   EXPECT_EQ(count(csv, "\n"), 4u);  // header + 3 rows
