@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "data/prep.h"
@@ -16,9 +17,7 @@ int main(int argc, char** argv) {
     if (!cfg) return 0;
     cg::init_logging(0, 1, cfg->log.level);
     const cg::PrepReport r = cg::run_prep(cfg->data);
-    {
-      std::ofstream(cfg->data.shards_dir + "/cgprep_config.yaml") << cg::to_yaml(*cfg);
-    }
+    cg::write_file_atomic(cfg->data.shards_dir + "/cgprep_config.yaml", cg::to_yaml(*cfg));
     for (const auto& s : r.splits)
       spdlog::info("{:>5}: {} rows -> {} samples, {} tokens; {} rows skipped", s.split, s.rows_read, s.samples,
                    s.tokens, s.rows_skipped);

@@ -5,10 +5,14 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
 #include <thread>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -80,6 +84,36 @@ std::string settings_json(const DataConfig& d, const TextOptions& t) {
   return j.dump();
 }
 
+constexpr const char* kPrepStaging = ".cgprep.tmp";  // inside data.shards_dir, moved into place when complete
+
+// Moves a finished run's files from `stage` into `dir`. Every shard of the folder goes first: an earlier run's
+// shards of a split this run does not write (cgtrain would validate on them), or beyond this run's count (they
+// would be read as part of the split). Renames within one folder need no disk space.
+void commit_shards(const std::string& stage, const std::string& dir) {
+  namespace fs = std::filesystem;
+  static const std::regex shard(R"((train|val|test)-[0-9]{5}\.h5)");
+  std::map<std::string, int64_t> removed;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && std::regex_match(name, shard)) {
+      fs::remove(e.path());
+      ++removed[name.substr(0, name.find('-'))];
+    }
+  }
+  std::set<std::string> written;
+  for (const auto& e : fs::directory_iterator(stage)) {
+    const std::string name = e.path().filename().string();
+    if (std::regex_match(name, shard)) written.insert(name.substr(0, name.find('-')));
+    fs::rename(e.path(), fs::path(dir) / name);
+  }
+  fs::remove(stage);
+  fsync_path(dir, /*directory=*/true);
+  for (const auto& [split, n] : removed)
+    if (!written.count(split))
+      spdlog::warn("removed {} '{}' shard(s) of an earlier cgprep run from {} (this run writes no {} split)", n,
+                   split, dir, split);
+}
+
 // Runs fn(i) for i in [0, n) on `threads` workers in contiguous blocks; fn(block, begin, end).
 template <class F>
 void parallel_blocks(int64_t n, int threads, F&& fn) {
@@ -120,17 +154,6 @@ PrepReport run_prep(const DataConfig& d, int threads) {
   if (!d.val_csv.empty()) work.push_back({"val", d.val_csv, 1, 1});
   if (!d.test_csv.empty()) work.push_back({"test", d.test_csv, 2, 1});
   CG_CHECK(!work.empty(), "data.train_csv, data.val_csv and data.test_csv are all empty: nothing to prepare");
-  // Shards of a split this run does not write are an earlier run's (other settings, maybe another tokenizer):
-  // cgtrain would validate on them. Removed, said.
-  for (const char* split : {"train", "val", "test"}) {
-    if (std::any_of(work.begin(), work.end(), [&](const SplitWork& w) { return w.name == split; })) continue;
-    int64_t removed = 0;
-    for (int64_t k = 0; std::filesystem::exists(shard_path(d.shards_dir, split, k)); ++k, ++removed)
-      std::filesystem::remove(shard_path(d.shards_dir, split, k));
-    if (removed > 0)
-      spdlog::warn("removed {} '{}' shard(s) of an earlier cgprep run from {} (this run writes no {} split)", removed,
-                   split, d.shards_dir, split);
-  }
 
   // 1. Read and parse every split.
   std::vector<Mp20Split> parsed;
@@ -181,116 +204,125 @@ PrepReport run_prep(const DataConfig& d, int threads) {
            tok.eos_id());
   PrepReport report;
   report.tokenizer_path = d.shards_dir + "/tokenizer.model";
-  write_file_atomic(report.tokenizer_path, tok.model_bytes());
-  const std::string settings = settings_json(d, topt);
+  // Everything is written into a staging folder and moved into data.shards_dir at the end (commit_shards): a failed
+  // run (a full disk, a bad row with data.strict) leaves the shards of an earlier run as they were.
+  const std::string stage = d.shards_dir + "/" + kPrepStaging;
+  std::filesystem::remove_all(stage);
+  std::filesystem::create_directories(stage);
+  try {
+    write_file_atomic(stage + "/tokenizer.model", tok.model_bytes());
+    const std::string settings = settings_json(d, topt);
 
-  // 3. Samples per split, in parallel blocks (merged in order: output independent of the thread count), then shards.
-  for (size_t si = 0; si < work.size(); ++si) {
-    const auto& w = work[si];
-    const auto& p = parsed[si];
-    const int64_t n = int64_t(p.crystals.size());
-    std::vector<Block> blocks(static_cast<size_t>(threads));
-    std::atomic<int64_t> done{0};
-    std::atomic<bool> finished{false};
-    const auto ts = Clock::now();
-    std::thread progress([&] {  // progress line every 5 s: rows/s and ETA
-      auto last = Clock::now();
-      while (!finished.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        if (Clock::now() - last < std::chrono::seconds(5)) continue;
-        last = Clock::now();
-        const double el = std::chrono::duration<double>(last - ts).count();
-        const int64_t k = done.load();
-        const double rate = double(k) / std::max(el, 1e-9);
-        spdlog::info("{}: {}/{} crystals, {:.0f} rows/s, ETA {}", w.name, k, n, rate,
-                     human_duration(rate > 0 ? double(n - k) / rate : 0));
-      }
-    });
-    try {
-      parallel_blocks(n, threads, [&](int64_t b, int64_t begin, int64_t end) {
-        Block& out = blocks[size_t(b)];
-        for (int64_t i = begin; i < end; ++i) {
-          const Crystal& c = p.crystals[size_t(i)];
-          const int64_t row = p.source_rows[size_t(i)];
-          for (int64_t k = 0; k < w.copies; ++k) {
-            const TextSample s = make_sample(c, d, w.id, row, k);
-            const TokenizedSample t = tokenize_sample(tok, s);
-            if (int64_t(t.tokens.size()) > d.max_tokens) {
-              out.too_long.push_back({row, fmt::format("{}: copy {} has {} tokens > data.max_tokens = {}", c.id, k,
-                                                       t.tokens.size(), d.max_tokens)});
-              continue;
-            }
-            out.samples.add(t.tokens, t.prompt_len, int8_t(s.task), int32_t(row), int16_t(k));
-          }
-          done.fetch_add(1);
+    // 3. Samples per split, in parallel blocks (merged in order: output independent of the thread count), then shards.
+    for (size_t si = 0; si < work.size(); ++si) {
+      const auto& w = work[si];
+      const auto& p = parsed[si];
+      const int64_t n = int64_t(p.crystals.size());
+      std::vector<Block> blocks(static_cast<size_t>(threads));
+      std::atomic<int64_t> done{0};
+      std::atomic<bool> finished{false};
+      const auto ts = Clock::now();
+      std::thread progress([&] {  // progress line every 5 s: rows/s and ETA
+        auto last = Clock::now();
+        while (!finished.load()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          if (Clock::now() - last < std::chrono::seconds(5)) continue;
+          last = Clock::now();
+          const double el = std::chrono::duration<double>(last - ts).count();
+          const int64_t k = done.load();
+          const double rate = double(k) / std::max(el, 1e-9);
+          spdlog::info("{}: {}/{} crystals, {:.0f} rows/s, ETA {}", w.name, k, n, rate,
+                       human_duration(rate > 0 ? double(n - k) / rate : 0));
         }
       });
-    } catch (...) {
+      try {
+        parallel_blocks(n, threads, [&](int64_t b, int64_t begin, int64_t end) {
+          Block& out = blocks[size_t(b)];
+          for (int64_t i = begin; i < end; ++i) {
+            const Crystal& c = p.crystals[size_t(i)];
+            const int64_t row = p.source_rows[size_t(i)];
+            for (int64_t k = 0; k < w.copies; ++k) {
+              const TextSample s = make_sample(c, d, w.id, row, k);
+              const TokenizedSample t = tokenize_sample(tok, s);
+              if (int64_t(t.tokens.size()) > d.max_tokens) {
+                out.too_long.push_back({row, fmt::format("{}: copy {} has {} tokens > data.max_tokens = {}", c.id, k,
+                                                         t.tokens.size(), d.max_tokens)});
+                continue;
+              }
+              out.samples.add(t.tokens, t.prompt_len, int8_t(s.task), int32_t(row), int16_t(k));
+            }
+            done.fetch_add(1);
+          }
+        });
+      } catch (...) {
+        finished = true;
+        progress.join();
+        throw;
+      }
       finished = true;
       progress.join();
-      throw;
-    }
-    finished = true;
-    progress.join();
 
-    SampleSet all;
-    std::vector<SkippedRow> skipped = p.skipped;
-    for (auto& b : blocks) {
-      all.append(b.samples);
-      skipped.insert(skipped.end(), b.too_long.begin(), b.too_long.end());
-    }
-    std::sort(skipped.begin(), skipped.end(), [](const SkippedRow& a, const SkippedRow& b) { return a.row < b.row; });
-    if (d.strict && !skipped.empty())
-      CG_FAIL("{}: row {}: {} (data.strict=true; raise data.max_tokens or set data.strict=false)", w.name,
-              skipped[0].row, skipped[0].reason);
-    CG_CHECK(all.size() > 0, "{}: no usable sample in {} ({} rows read{}): check the file, or raise data.max_tokens",
-             w.name, w.csv, p.rows_read,
-             skipped.empty() ? "" : fmt::format(", e.g. row {}: {}", skipped[0].row, skipped[0].reason));
-    nlohmann::json skipped_j = nlohmann::json::array();
-    for (const auto& s : skipped) skipped_j.push_back({{"row", s.row}, {"reason", s.reason}});
-    std::vector<int32_t> used_rows = all.rows;
-    used_rows.erase(std::unique(used_rows.begin(), used_rows.end()), used_rows.end());
-
-    ShardMeta meta;
-    meta.split = w.name;
-    meta.tokenizer_sha256 = tok.hash();
-    meta.vocab_size = tok.vocab_size();
-    meta.bos_id = tok.bos_id();
-    meta.eos_id = tok.eos_id();
-    meta.settings_json = settings;
-    meta.source_path = w.csv;
-    meta.source_sha256 = source_sha256(w.csv);
-    meta.rows_read = p.rows_read;
-    meta.rows_used = int64_t(used_rows.size());
-    meta.rows_skipped = meta.rows_read - meta.rows_used;
-    // Reasons quote input bytes, which need not be UTF-8.
-    meta.skipped_json = skipped_j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-
-    const int64_t per = std::max<int64_t>(1, d.shard_samples);
-    const int64_t num_shards = std::max<int64_t>(1, (int64_t(all.size()) + per - 1) / per);
-    meta.num_shards = num_shards;
-    for (int64_t k = 0; k < num_shards; ++k) {
-      SampleSet part;
-      const size_t b = size_t(k * per), e = std::min(all.size(), size_t((k + 1) * per));
-      for (size_t i = b; i < e; ++i) {
-        std::vector<int32_t> toks(all.sample(i), all.sample(i) + all.length(i));
-        part.add(toks, all.prompt_lens[i], all.tasks[i], all.rows[i], all.copies[i]);
+      SampleSet all;
+      std::vector<SkippedRow> skipped = p.skipped;
+      for (auto& b : blocks) {
+        all.append(b.samples);
+        skipped.insert(skipped.end(), b.too_long.begin(), b.too_long.end());
       }
-      meta.shard_index = k;
-      write_shard(shard_path(d.shards_dir, w.name, k), part, meta);
-    }
-    // Shards left by an earlier, larger run would be read as part of this split: remove them.
-    for (int64_t k = num_shards; std::filesystem::exists(shard_path(d.shards_dir, w.name, k)); ++k)
-      std::filesystem::remove(shard_path(d.shards_dir, w.name, k));
+      std::sort(skipped.begin(), skipped.end(), [](const SkippedRow& a, const SkippedRow& b) { return a.row < b.row; });
+      if (d.strict && !skipped.empty())
+        CG_FAIL("{}: row {}: {} (data.strict=true; raise data.max_tokens or set data.strict=false)", w.name,
+                skipped[0].row, skipped[0].reason);
+      CG_CHECK(all.size() > 0, "{}: no usable sample in {} ({} rows read{}): check the file, or raise data.max_tokens",
+               w.name, w.csv, p.rows_read,
+               skipped.empty() ? "" : fmt::format(", e.g. row {}: {}", skipped[0].row, skipped[0].reason));
+      nlohmann::json skipped_j = nlohmann::json::array();
+      for (const auto& s : skipped) skipped_j.push_back({{"row", s.row}, {"reason", s.reason}});
+      std::vector<int32_t> used_rows = all.rows;
+      used_rows.erase(std::unique(used_rows.begin(), used_rows.end()), used_rows.end());
 
-    SplitReport r{w.name, meta.rows_read, meta.rows_used, meta.rows_skipped, int64_t(all.size()),
-                  int64_t(all.tokens.size()), num_shards};
-    const double el = std::chrono::duration<double>(Clock::now() - ts).count();
-    spdlog::info("{}: {} samples, {} tokens ({:.1f} per sample), {} rows skipped, {} shard(s) in {} ({:.1f}s)",
-                 w.name, r.samples, r.tokens, r.samples ? double(r.tokens) / double(r.samples) : 0.0,
-                 r.rows_skipped, num_shards, d.shards_dir, el);
-    report.splits.push_back(r);
+      ShardMeta meta;
+      meta.split = w.name;
+      meta.tokenizer_sha256 = tok.hash();
+      meta.vocab_size = tok.vocab_size();
+      meta.bos_id = tok.bos_id();
+      meta.eos_id = tok.eos_id();
+      meta.settings_json = settings;
+      meta.source_path = w.csv;
+      meta.source_sha256 = source_sha256(w.csv);
+      meta.rows_read = p.rows_read;
+      meta.rows_used = int64_t(used_rows.size());
+      meta.rows_skipped = meta.rows_read - meta.rows_used;
+      // Reasons quote input bytes, which need not be UTF-8.
+      meta.skipped_json = skipped_j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+
+      const int64_t per = std::max<int64_t>(1, d.shard_samples);
+      const int64_t num_shards = std::max<int64_t>(1, (int64_t(all.size()) + per - 1) / per);
+      meta.num_shards = num_shards;
+      for (int64_t k = 0; k < num_shards; ++k) {
+        SampleSet part;
+        const size_t b = size_t(k * per), e = std::min(all.size(), size_t((k + 1) * per));
+        for (size_t i = b; i < e; ++i) {
+          std::vector<int32_t> toks(all.sample(i), all.sample(i) + all.length(i));
+          part.add(toks, all.prompt_lens[i], all.tasks[i], all.rows[i], all.copies[i]);
+        }
+        meta.shard_index = k;
+        write_shard(shard_path(stage, w.name, k), part, meta);
+      }
+
+      SplitReport r{w.name, meta.rows_read, meta.rows_used, meta.rows_skipped, int64_t(all.size()),
+                    int64_t(all.tokens.size()), num_shards};
+      const double el = std::chrono::duration<double>(Clock::now() - ts).count();
+      spdlog::info("{}: {} samples, {} tokens ({:.1f} per sample), {} rows skipped, {} shard(s) in {} ({:.1f}s)",
+                   w.name, r.samples, r.tokens, r.samples ? double(r.tokens) / double(r.samples) : 0.0,
+                   r.rows_skipped, num_shards, d.shards_dir, el);
+      report.splits.push_back(r);
+    }
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(stage, ec);
+    throw;
   }
+  commit_shards(stage, d.shards_dir);
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return report;
 }

@@ -3,6 +3,8 @@
 
 #include <hdf5.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "common/error.h"
@@ -10,15 +12,28 @@
 namespace cg {
 namespace {
 
-#define CG_H5(call)                                                                                   \
-  ([&] {                                                                                              \
-    auto _r = (call);                                                                                 \
-    CG_CHECK(_r >= 0, "HDF5 call failed: {} (file {}: damaged, cut short or full disk?); rerun cgprep", \
-             #call, cur_path);                                                                        \
-    return _r;                                                                                        \
+#define CG_H5(call)                                                                                    \
+  ([&] {                                                                                               \
+    errno = 0;                                                                                         \
+    auto _r = (call);                                                                                  \
+    CG_CHECK(_r >= 0, "HDF5 call failed: {} (file {}{}): a damaged or cut-short shard, or a full disk; "     \
+             "rerun cgprep (into a data.shards_dir with free space)", #call, cur_path,                  \
+             errno ? fmt::format(": {}", std::strerror(errno)) : std::string());                         \
+    return _r;                                                                                         \
   }())
 
 thread_local std::string cur_path;  // for error messages from CG_H5
+
+// Before any other HDF5 call: no error stack printed on failures (ours names the file and what to do), and no HDF5
+// cleanup at exit, which closed a file whose flush had failed (a full disk) a second time and crashed.
+void quiet_hdf5() {
+  static const bool once = [] {
+    H5dont_atexit();
+    return true;
+  }();
+  (void)once;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread in thread-safe builds
+}
 
 // Closes an hid_t with the given function when it leaves scope.
 struct H5Handle {
@@ -157,7 +172,8 @@ void write_shard(const std::string& path, const SampleSet& s, const ShardMeta& m
   const std::string tmp = path + ".tmp";
   std::error_code ec;
   std::filesystem::remove(tmp, ec);
-  {
+  quiet_hdf5();
+  try {
     H5Handle file(CG_H5(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)), H5Fclose);
     write_dataset(file, "tokens", s.tokens);
     write_dataset(file, "offsets", s.offsets);
@@ -170,6 +186,9 @@ void write_shard(const std::string& path, const SampleSet& s, const ShardMeta& m
     meta.tokens = int64_t(s.tokens.size());
     for_each_attr(meta, [&](const char* name, auto& v) { write_attr(file, name, v); });
     CG_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
+  } catch (...) {
+    std::filesystem::remove(tmp, ec);
+    throw;
   }
   std::filesystem::rename(tmp, path, ec);
   CG_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp, path, ec.message());
@@ -178,8 +197,7 @@ void write_shard(const std::string& path, const SampleSet& s, const ShardMeta& m
 ShardMeta read_shard_meta(const std::string& path) {
   cur_path = path;
   CG_CHECK(std::filesystem::exists(path), "shard '{}' does not exist: run cgprep with this data.shards_dir", path);
-  // HDF5 prints its own error stack on every failure; ours names the file and what to do.
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  quiet_hdf5();
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   CG_CHECK(id >= 0, "cannot open shard '{}': not an HDF5 file or cut short (an interrupted copy?); rerun cgprep", path);
   H5Handle file{id, H5Fclose};

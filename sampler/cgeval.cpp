@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "data/mp20.h"
@@ -33,9 +34,11 @@ namespace {
 namespace fs = std::filesystem;
 
 void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path);
-  CG_CHECK(out.good(), "cannot write '{}': check eval.out", path.string());
-  out << text;
+  try {
+    cg::write_file_atomic(path.string(), text);  // checked to the disk: a full one fails here, the old file stays
+  } catch (const std::exception& e) {
+    CG_FAIL("{}; check eval.out", e.what());
+  }
 }
 
 #ifdef CG_EVAL_WITH_MODEL

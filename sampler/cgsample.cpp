@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "data/crystal_text.h"
@@ -225,15 +226,14 @@ int run(int argc, char** argv) {
   const fs::path out = c.sample.out_dir;
   // The folder holds this run's samples only: CIFs and a cgeval report of an earlier run into the same folder would
   // be read with these (a CIF of a sample that does not parse now, a report of other samples).
-  for (const char* old : {"cifs", "eval"}) {
-    std::error_code ec;
-    if (fs::exists(out / old) && fs::remove_all(out / old, ec) > 0)
-      spdlog::info("cgsample: replaced {} of an earlier run", (out / old).string());
-    CG_CHECK(!ec, "cannot clear {}: {}; choose another sample.out_dir", (out / old).string(), ec.message());
-  }
-  fs::create_directories(out / "cifs");
-  std::ofstream jl(out / "samples.jsonl");
-  CG_CHECK(jl.good(), "cannot write {}: check sample.out_dir", (out / "samples.jsonl").string());
+  // Everything new is written before anything old goes: CIFs into a staging folder, samples.jsonl and summary.json
+  // by rename, then the staging folder replaces cifs/. A failure (a full disk) leaves the earlier run's files whole.
+  const fs::path staging = out / ".cifs.tmp";
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);
+  CG_CHECK(!ec, "cannot create {}: {}; choose another sample.out_dir", staging.string(), ec.message());
+  std::string jl;
   int64_t parsed = 0, eos = 0, tokens = 0, correct = 0;
   std::map<std::string, int64_t> reasons;
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -243,8 +243,15 @@ int run(int argc, char** argv) {
     tokens += r.num_tokens;
     if (!r.parsed) ++reasons[reason_class(r.reason)];
     if (r.task == "infill") correct += r.element == jobs[i].truth;
-    if (r.crystal) cg::save_cif((out / "cifs" / (r.id + ".cif")).string(), *r.crystal);
-    jl << cg::to_json_line(r) << "\n";
+    if (r.crystal) {
+      try {
+        cg::save_cif((staging / (r.id + ".cif")).string(), *r.crystal);
+      } catch (...) {
+        fs::remove_all(staging, ec);
+        throw;
+      }
+    }
+    jl += cg::to_json_line(r) + "\n";
   }
   const double n = static_cast<double>(jobs.size());
   nlohmann::json sum = {{"task", c.sample.task},
@@ -287,7 +294,21 @@ int run(int argc, char** argv) {
     sum["conditions_from"] = cg::resolve_csv(c.sample.conditions_from, c);
     sum["condition_on"] = c.sample.condition_on;
   }
-  std::ofstream(out / "summary.json") << sum.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  try {
+    cg::write_file_atomic((out / "samples.jsonl").string(), jl);
+    cg::write_file_atomic((out / "summary.json").string(),
+                          sum.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  for (const char* old : {"cifs", "eval"}) {
+    if (fs::exists(out / old) && fs::remove_all(out / old, ec) > 0)
+      spdlog::info("cgsample: replaced {} of an earlier run", (out / old).string());
+    CG_CHECK(!ec, "cannot clear {}: {}; choose another sample.out_dir", (out / old).string(), ec.message());
+  }
+  fs::rename(staging, out / "cifs", ec);
+  CG_CHECK(!ec, "cannot rename {} to {}: {}", staging.string(), (out / "cifs").string(), ec.message());
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),
                jobs.empty() ? 0.0 : 100.0 * parsed / n, gp.constrained ? "on" : "off", parsed / secs,
                c.sample.task == "infill" ? "elements" : "crystals", out.string());

@@ -3,6 +3,8 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 
@@ -68,7 +70,8 @@ void save_cif(const std::string& path, const Crystal& c) {
   std::ofstream out(path);
   CG_CHECK(out.good(), "cannot write CIF to '{}': check that the folder exists and is writable", path);
   out << to_cif(c);
-  CG_CHECK(out.good(), "writing CIF '{}' failed (disk full?)", path);
+  out.close();  // the buffered text reaches the file here: a full disk shows now, not before
+  CG_CHECK(!out.fail(), "writing CIF '{}' failed: {} (disk full?)", path, std::strerror(errno));
 }
 
 }  // namespace cg

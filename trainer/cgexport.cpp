@@ -23,7 +23,8 @@ int cgexport_main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   cg::init_logging(0, 1);
   const std::string ck = cg::export_run(o);
-  spdlog::info("exported {} to {}{}", ck, o.out, o.merge ? " (merged HF checkpoint + adapter/)" : "");
+  spdlog::info("exported {} to {}{}", ck, o.out,
+               o.merge ? " (merged HF checkpoint; a LoRA run's adapter in adapter/)" : "");
   return 0;
 }
 

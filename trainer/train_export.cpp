@@ -36,6 +36,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+constexpr const char* kExportStaging = ".cgexport.tmp";  // inside --out, moved into place when complete
+
 // An export of the other kind already in the folder must not stay beside this one (transformers loads a folder
 // holding adapter_config.json as its base + that adapter, ignoring merged weights; cgsample reads it too), and
 // cgexport does not delete files it may not have written: refused, saying what to do.
@@ -114,6 +116,84 @@ void stream_hf_checkpoint(const std::string& dir, const model::NamedShapes& shap
   w.finish();
 }
 
+// Writes the export of checkpoint `ck` into `dir` (export_run's staging folder).
+void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config& cfg, const model::LlamaConfig& lc,
+                  const model::NamedShapes& shapes, at::ScalarType asked, std::map<std::string, at::Tensor>& full,
+                  const std::string& dir) {
+  // The tokenizer the checkpoint was trained with (kept in it); checkpoints of older builds: the config's, which
+  // the shards may have been made again with since.
+  std::string tok_path = checkpoint_tokenizer_path(ck);
+  if (tok_path.empty()) {
+    tok_path = tokenizer_path(cfg.data);
+    spdlog::warn("cgexport: {} keeps no tokenizer (an older build's checkpoint); copying {}, which must be the one "
+                 "the run trained with", ck.path, tok_path);
+  }
+  if (fs::exists(tok_path))
+    write_file_atomic(dir + "/tokenizer.model", read_file(tok_path, "tokenizer"));
+  else  // the config's paths are relative to where cgtrain ran
+    spdlog::warn("cgexport: tokenizer {} not found from {}, so {} gets no tokenizer.model; run cgexport from the "
+                 "folder cgtrain ran in, or copy the tokenizer yourself", tok_path, fs::current_path().string(), o.out);
+
+  if (!cfg.lora.enabled) {  // full-parameter run: the checkpoint holds the whole model (read whole: tiny models)
+    const at::ScalarType dtype = o.dtype.empty() && !full.empty() ? full.begin()->second.scalar_type() : asked;
+    stream_hf_checkpoint(dir, shapes, dtype, lc, o.max_shard_bytes, [&](const std::string& name) {
+      auto it = full.find(name);
+      CG_CHECK(it != full.end(), "{}: no {} in the checkpoint", ck.path, name);
+      at::Tensor t = it->second;
+      full.erase(it);
+      return t;
+    });
+    return;
+  }
+
+  // PEFT loads the base from base_model_name_or_path: an absolute path when the folder is here (a relative one
+  // would resolve against wherever PEFT runs), else as configured (a Hub id such as meta-llama/Llama-2-7b-hf).
+  std::string base_name = cfg.model.hf_dir.empty() ? "cgtrain-" + cfg.model.flavor : cfg.model.hf_dir;
+  if (!cfg.model.hf_dir.empty() && fs::is_directory(cfg.model.hf_dir))
+    base_name = fs::absolute(cfg.model.hf_dir).lexically_normal().string();
+  const lora::PeftConfig pc = lora::peft_config_from(cfg.lora, base_name);
+  std::optional<BaseWeights> base;
+  if (o.merge) base.emplace(cfg, lc, shapes);  // checks the base against model_config.json before writing anything
+  lora::write_peft_adapter(o.merge ? dir + "/adapter" : dir, pc, full, asked);
+  if (o.merge) {
+    std::set<std::string> merged;
+    const at::ScalarType dtype = o.dtype.empty() ? base->dtype() : asked;
+    stream_hf_checkpoint(dir, shapes, dtype, lc, o.max_shard_bytes, [&](const std::string& name) {
+      at::Tensor W = base->take(name);  // (out, in) in the file's dtype
+      const std::string mod = name.substr(0, name.size() - std::string(".weight").size());
+      auto ia = full.find(mod + ".lora_A.weight"), ib = full.find(mod + ".lora_B.weight");
+      if (ia == full.end()) return W;
+      CG_CHECK(ib != full.end(), "{}: {} has lora_A but no lora_B", ck.path, mod);
+      merged.insert(ia->first), merged.insert(ib->first);
+      return lora::merge_lora(W.to(at::kFloat), ia->second, ib->second, pc.scale());  // fp32, cast by the writer
+    });
+    for (const auto& [name, t] : full)
+      CG_CHECK(merged.count(name), "{}: LoRA factor {} has no base weight in the model of model_config.json",
+               ck.path, name);
+    spdlog::info("merged {} LoRA pairs into {} base tensors", merged.size() / 2, shapes.size());
+  }
+}
+
+// Moves what `stage` holds into `out`, replacing entries of the same name (and every weight file of an earlier HF
+// export when this one has weights: its shard count may differ), then removes `stage`. Renames within one folder:
+// no disk space needed.
+void commit_export(const std::string& stage, const std::string& out) {
+  static const std::regex weights(R"(model(-[0-9]{5}-of-[0-9]{5})?\.safetensors|model\.safetensors\.index\.json)");
+  bool has_weights = false;
+  for (const auto& e : fs::directory_iterator(stage))
+    has_weights = has_weights || std::regex_match(e.path().filename().string(), weights);
+  if (has_weights)
+    for (const auto& e : fs::directory_iterator(out))
+      if (e.is_regular_file() && std::regex_match(e.path().filename().string(), weights)) fs::remove(e.path());
+  for (const auto& e : fs::directory_iterator(stage)) {
+    const fs::path target = fs::path(out) / e.path().filename();
+    fs::remove_all(target);
+    fs::rename(e.path(), target);
+  }
+  fs::remove_all(stage);
+  fsync_path(out, /*directory=*/true);
+}
+
 }  // namespace
 
 std::string export_run(const ExportOptions& o) {
@@ -143,60 +223,30 @@ std::string export_run(const ExportOptions& o) {
     CG_CHECK(!fs::equivalent(o.out, cfg.model.hf_dir, ec), "cgexport: --out {} is the base model folder "
              "(model.hf_dir); choose another output folder", o.out);
   }
+  {
+    // Inside the run folder an export is lost to checkpoint rotation (a step folder) or read in place of the newest
+    // checkpoint (the run folder itself, by cgsample's sample.adapter).
+    const fs::path run_abs = fs::weakly_canonical(o.run_dir), out_abs = fs::weakly_canonical(o.out);
+    const fs::path rel = out_abs.lexically_relative(run_abs);
+    CG_CHECK(rel.empty() || *rel.begin() == "..", "cgexport: --out {} is inside the run folder {}, where checkpoint "
+             "rotation deletes step folders and a run folder reads as its newest checkpoint; choose a folder outside "
+             "it (e.g. {}_export)", o.out, o.run_dir, run_abs.string());
+  }
   fs::create_directories(o.out);
   check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);
-  // The tokenizer the checkpoint was trained with (kept in it); checkpoints of older builds: the config's, which
-  // the shards may have been made again with since.
-  std::string tok_path = checkpoint_tokenizer_path(ck);
-  if (tok_path.empty()) {
-    tok_path = tokenizer_path(cfg.data);
-    spdlog::warn("cgexport: {} keeps no tokenizer (an older build's checkpoint); copying {}, which must be the one "
-                 "the run trained with", ck.path, tok_path);
+  // Everything is written into a staging folder inside --out and moved into place at the end: a failed export (a
+  // full disk) leaves an earlier export in the folder as it was.
+  const std::string dir = o.out + "/" + kExportStaging;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  try {
+    write_export(o, ck, cfg, lc, shapes, asked, full, dir);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    throw;
   }
-  if (fs::exists(tok_path))
-    write_file_atomic(o.out + "/tokenizer.model", read_file(tok_path, "tokenizer"));
-  else  // the config's paths are relative to where cgtrain ran
-    spdlog::warn("cgexport: tokenizer {} not found from {}, so {} gets no tokenizer.model; run cgexport from the "
-                 "folder cgtrain ran in, or copy the tokenizer yourself", tok_path, fs::current_path().string(), o.out);
-
-  if (!cfg.lora.enabled) {  // full-parameter run: the checkpoint holds the whole model (read whole: tiny models)
-    const at::ScalarType dtype = o.dtype.empty() && !full.empty() ? full.begin()->second.scalar_type() : asked;
-    stream_hf_checkpoint(o.out, shapes, dtype, lc, o.max_shard_bytes, [&](const std::string& name) {
-      auto it = full.find(name);
-      CG_CHECK(it != full.end(), "{}: no {} in the checkpoint", ck.path, name);
-      at::Tensor t = it->second;
-      full.erase(it);
-      return t;
-    });
-    return ck.path;
-  }
-
-  // PEFT loads the base from base_model_name_or_path: an absolute path when the folder is here (a relative one
-  // would resolve against wherever PEFT runs), else as configured (a Hub id such as meta-llama/Llama-2-7b-hf).
-  std::string base_name = cfg.model.hf_dir.empty() ? "cgtrain-" + cfg.model.flavor : cfg.model.hf_dir;
-  if (!cfg.model.hf_dir.empty() && fs::is_directory(cfg.model.hf_dir))
-    base_name = fs::absolute(cfg.model.hf_dir).lexically_normal().string();
-  const lora::PeftConfig pc = lora::peft_config_from(cfg.lora, base_name);
-  std::optional<BaseWeights> base;
-  if (o.merge) base.emplace(cfg, lc, shapes);  // checks the base against model_config.json before writing anything
-  lora::write_peft_adapter(o.merge ? o.out + "/adapter" : o.out, pc, full, asked);
-  if (o.merge) {
-    std::set<std::string> merged;
-    const at::ScalarType dtype = o.dtype.empty() ? base->dtype() : asked;
-    stream_hf_checkpoint(o.out, shapes, dtype, lc, o.max_shard_bytes, [&](const std::string& name) {
-      at::Tensor W = base->take(name);  // (out, in) in the file's dtype
-      const std::string mod = name.substr(0, name.size() - std::string(".weight").size());
-      auto ia = full.find(mod + ".lora_A.weight"), ib = full.find(mod + ".lora_B.weight");
-      if (ia == full.end()) return W;
-      CG_CHECK(ib != full.end(), "{}: {} has lora_A but no lora_B", ck.path, mod);
-      merged.insert(ia->first), merged.insert(ib->first);
-      return lora::merge_lora(W.to(at::kFloat), ia->second, ib->second, pc.scale());  // fp32, cast by the writer
-    });
-    for (const auto& [name, t] : full)
-      CG_CHECK(merged.count(name), "{}: LoRA factor {} has no base weight in the model of model_config.json",
-               ck.path, name);
-    spdlog::info("merged {} LoRA pairs into {} base tensors", merged.size() / 2, shapes.size());
-  }
+  commit_export(dir, o.out);
   return ck.path;
 }
 

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
 #include "data/crystal_text.h"
@@ -248,12 +249,19 @@ TEST(Prep, MalformedRowsAreCountedNotDropped) {
   EXPECT_NE(skipped[0]["reason"].get<std::string>().find("mp-bad-occ: partial occupancy 0.5"), std::string::npos);
   EXPECT_NE(skipped[1]["reason"].get<std::string>().find("mp-bad-el: unknown element 'Qq'"), std::string::npos);
   d.strict = true;
+  const auto seed0 = d.seed;
+  d.seed = seed0 + 9;  // other samples: the failed run must not have written any of them
+  const std::string before = cg::read_file(cg::shard_path(dir, "train", 0));
   try {
     cg::run_prep(d, 2);
     FAIL() << "data.strict must turn the first malformed row into an error";
   } catch (const cg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("mp-bad-occ"), std::string::npos) << e.what();
   }
+  // A failed run leaves the earlier run's shards as they were, and no staging folder.
+  EXPECT_EQ(cg::read_file(cg::shard_path(dir, "train", 0)), before);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/.cgprep.tmp"));
+  d.seed = seed0;
   // Samples over data.max_tokens are skipped with a reason, not silently.
   d.strict = false;
   std::vector<int64_t> lens;

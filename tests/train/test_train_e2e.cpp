@@ -25,6 +25,7 @@
 #include "common/error.h"
 #include "common/sha256.h"
 #include "data/shard.h"
+#include "data/sp_model.h"
 #include "dist/parallel_dims.h"
 #include "lora/peft.h"
 #include "tests/train/train_fixture.h"
@@ -322,6 +323,41 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
   r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/noval_run"), {"data.shards_dir=" + noval}));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("or set train.val_every=0"), std::string::npos) << r.output;
+  // The base's own tokenizer differs from the shards' (same size, other pieces): refused before step 0, the first
+  // differing piece named. Two sentencepiece models of the micro vocabulary's 97 pieces, differing from id 3 on.
+  {
+    const auto sp_model = [](char letter) {
+      cg::SpModelSpec spec;
+      spec.byte_fallback = false;
+      using T = cg::SpPieceType;
+      spec.pieces = {{"<unk>", 0, T::kUnknown}, {"<s>", 0, T::kControl}, {"</s>", 0, T::kControl}};
+      for (int i = 3; i < 97; ++i)
+        spec.pieces.push_back({std::string(1, letter) + std::to_string(i), -float(i), T::kNormal});
+      return cg::serialize_sp_model(spec);
+    };
+    const std::string shards = d + "/tok_shards", hf = d + "/tok_hf";
+    fs::remove_all(shards), fs::remove_all(hf), fs::remove_all(d + "/tok_base");
+    fs::create_directories(shards);
+    fs::copy(s + "/hf", hf);
+    std::ofstream(shards + "/tokenizer.model") << sp_model('a');
+    std::ofstream(hf + "/tokenizer.model") << sp_model('b');
+    for (const char* split : {"train", "val"}) {
+      cg::ShardMeta m;
+      const cg::SampleSet set = cg::read_shard(cg::shard_path(s + "/shards", split, 0), &m);
+      m.tokenizer_sha256 = cg::sha256_file(shards + "/tokenizer.model");
+      cg::write_shard(cg::shard_path(shards, split, 0), set, m);
+    }
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/tok_base"), {"data.shards_dir=" + shards,
+                                                                       "model.hf_dir=" + hf}));
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.output.find("differ in 94 piece(s); e.g. id 3 is 'b3' there, 'a3' here"), std::string::npos)
+        << r.output;
+    EXPECT_TRUE(read_losses(d + "/tok_base").empty());
+    std::ofstream(hf + "/tokenizer.model") << sp_model('a');  // the same pieces: trains
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/tok_base"), {"data.shards_dir=" + shards,
+                                                                       "model.hf_dir=" + hf, "train.steps=2"}));
+    EXPECT_EQ(r.rc, 0) << r.output;
+  }
   // checkpoint.resume=false in a run folder that holds checkpoints: refused, nothing of the old run touched.
   const std::string used = d + "/used";
   fs::remove_all(used);

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <filesystem>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "lora/peft.h"
 #include "model/hf_checkpoint.h"
@@ -171,6 +172,11 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
   const auto over_merged = error_of([&] { cg::export_run({d / "run2", -1, d / "merged", false, "fp32"}); });
   EXPECT_TRUE(contains(over_merged, "(an HF checkpoint, from an earlier --merge export)")) << over_merged;
   EXPECT_FALSE(std::filesystem::exists(d / "merged/adapter_config.json"));
+  // Inside the run folder: lost to checkpoint rotation, or read as the run's newest checkpoint.
+  EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2", -1, d / "run2/checkpoints/x", false, "fp32"}); }),
+                       "is inside the run folder"));
+  EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2", -1, d / "run2", false, "fp32"}); }),
+                       "is inside the run folder"));
   // A folder that is not a run (a typo, or the HF folder itself).
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "no-such-run", -1, d / "out", false, "fp32"}); }),
                        "is not a cgtrain run folder (it has no config.yaml)"));
@@ -178,29 +184,36 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
                        "is not a cgtrain run folder"));
 }
 
-TEST(ExportStream, FullDiskIsAClearErrorAndLeavesNoModelFile) {
+TEST(ExportStream, FullDiskIsAClearErrorAndKeepsTheEarlierExport) {
   TempDir d;
   const auto lc = micro();
   write_random_hf(d / "hf", lc, at::kFloat, int64_t{1} << 30, 3);
   make_export_run(d / "run", lc, d / "hf", {"lora.r=4", "lora.targets=all-linear"});
-  std::string e;
-  {
+  // The adapter (30 KB) fits; the first merged shard (embedding 26 KB + q, k, v: 58 KB) does not.
+  const auto export_with_file_limit = [&](const fs::path& out) {
     struct rlimit old {};
-    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+    EXPECT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
     auto old_handler = signal(SIGXFSZ, SIG_IGN);
     struct rlimit small = old;
-    // The adapter (30 KB) fits; the first merged shard (embedding 26 KB + q, k, v: 58 KB) does not.
     small.rlim_cur = 48 * 1024;
-    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
-    e = error_of([&] { cg::export_run({d / "run", -1, d / "out2", true, "fp32", 64 * 1024}); });
+    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+    const std::string e = error_of([&] { cg::export_run({d / "run", -1, out, true, "fp32", 64 * 1024}); });
     setrlimit(RLIMIT_FSIZE, &old);
     signal(SIGXFSZ, old_handler);
-  }
-  EXPECT_TRUE(contains(e, d / "out2/model-00001-of-") && contains(e, "File too large") &&
+    return e;
+  };
+  const std::string e = export_with_file_limit(d / "out2");
+  EXPECT_TRUE(contains(e, d / "out2/.cgexport.tmp/model-00001-of-") && contains(e, "File too large") &&
               contains(e, "free disk space")) << e;
-  EXPECT_TRUE(model_files(d / "out2").empty());  // no shard, temp file, index or config.json
-  EXPECT_TRUE(fs::exists(d / "out2/adapter/adapter_model.safetensors"));
-  // With room, the same export completes.
+  EXPECT_TRUE(fs::is_empty(d / "out2"));  // nothing of the failed export: no shard, adapter, staging folder
+  // With room, the same export completes; failing again over it leaves it whole.
   cg::export_run({d / "run", -1, d / "out2", true, "fp32", 64 * 1024});
   EXPECT_TRUE(fs::exists(d / "out2/model.safetensors.index.json"));
+  const auto before = model_files(d / "out2");
+  const std::string index = cg::read_file(d / "out2/model.safetensors.index.json");
+  EXPECT_FALSE(export_with_file_limit(d / "out2").empty());
+  EXPECT_EQ(model_files(d / "out2"), before);
+  EXPECT_EQ(cg::read_file(d / "out2/model.safetensors.index.json"), index);
+  EXPECT_TRUE(fs::exists(d / "out2/adapter/adapter_model.safetensors"));
+  EXPECT_FALSE(fs::exists(d / "out2/.cgexport.tmp"));
 }
