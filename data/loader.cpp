@@ -195,10 +195,15 @@ void Loader::restore(const LoaderState& s) {
   cursor_ = s.cursor;
 }
 
-std::vector<Batch> Loader::first_batches(int64_t n) const {
-  const auto p = plan(0);
+std::vector<Batch> Loader::fixed_batches(int64_t n) const {
+  const int64_t k = n > 0 ? std::min<int64_t>(n, int64_t(keep_.size())) : int64_t(keep_.size());
+  std::vector<int64_t> order(static_cast<size_t>(k));  // positions into keep_/len_: file order
+  std::iota(order.begin(), order.end(), int64_t(0));
+  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return len_[size_t(x)] < len_[size_t(y)]; });
+  const int64_t g = opt_.micro_batch * opt_.dp_size;
   std::vector<Batch> out;
-  for (int64_t i = 0; i < std::min<int64_t>(n, int64_t(p.size())); ++i) out.push_back(make_batch(p[size_t(i)], 0, i));
+  for (int64_t b = 0; b < k; b += g)
+    out.push_back(make_batch(std::vector<int64_t>(order.begin() + b, order.begin() + std::min(k, b + g)), 0, b / g));
   return out;
 }
 

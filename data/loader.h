@@ -65,8 +65,10 @@ class Loader {
   Batch next();                               // this rank's next batch; rolls over into the next epoch
   LoaderState state() const;
   void restore(const LoaderState& s);         // throws naming what differs (seed, global batch, samples, shards)
-  // The first n batches of epoch 0 for this rank (validation: the same batches every time); state unchanged.
-  std::vector<Batch> first_batches(int64_t n) const;
+  // Validation: the first n samples in file order (cgprep shuffled them with data.seed; n = 0: all), sorted by
+  // length and cut into global batches of micro_batch x dp, this rank's slices. The samples do not depend on dp,
+  // micro_batch or the loader seed, so a token-weighted loss over them only differs in summation order.
+  std::vector<Batch> fixed_batches(int64_t n) const;
 
   int64_t batches_per_epoch() const;          // global batches per epoch (the last may be partial)
   int64_t num_samples() const { return int64_t(len_.size()); }

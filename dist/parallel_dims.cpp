@@ -57,7 +57,7 @@ ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
   CG_CHECK(d.tp_comm->size() == d.tp && d.tp_comm->rank() == d.tp_rank && d.dp_comm->size() == d.dp &&
                d.dp_comm->rank() == d.dp_rank,
            "internal: process groups do not match the grid {}", d.describe());
-  spdlog::info("parallel grid: {}", d.describe());
+  if (rt.rank == 0) spdlog::info("parallel grid: {}", d.describe());  // once, not a line per rank
   return d;
 }
 

@@ -127,7 +127,8 @@ void visit_config(Config& c, F&& f) {
   f("train.clip_grad_norm", &t.clip_grad_norm, "clip the global gradient norm to this; 0: off", at_least(0));
   f("train.seed", &t.seed, "seed of LoRA init, dropout and the data loader order", any());
   f("train.val_every", &t.val_every, "validate every N steps; 0: never", at_least(0));
-  f("train.val_batches", &t.val_batches, "micro-batches per validation", at_least(0));
+  f("train.val_samples", &t.val_samples, "samples per validation: the first N of the val split (cgprep's order; "
+    "the same whatever the layout, micro_batch and train.seed); 0: all", at_least(0));
   f("train.max_bad_steps", &t.max_bad_steps, "consecutive NaN/inf losses (skipped steps) before aborting",
     at_least(0));
   f("train.threads", &t.threads,
@@ -440,12 +441,18 @@ bool is_section(const std::vector<Field>& fields, const std::string& prefix) {
 // Keys older versions had and wrote into run folders (config.yaml, point.yaml): ignored with one warning per process,
 // so those folders still load (cgexport, cgsample, resuming). Nothing reads them any more.
 bool is_retired(const std::string& key, const std::string& where) {
-  if (key != "model.max_seq_len") return false;
-  static bool warned = false;
-  if (!warned)
-    spdlog::warn("config key '{}'{} is no longer used and is ignored (nothing to change in run folders and checkpoints; "
-                 "drop it from the configs you edit)", key, where);
-  warned = true;
+  // key -> what replaced it ("" for nothing)
+  static const std::map<std::string, std::string> retired = {
+      {"model.max_seq_len", ""},
+      {"train.val_batches", "train.val_samples (validation scores the first N samples of the val split, the same "
+                            "ones whatever the layout and seed)"}};
+  const auto it = retired.find(key);
+  if (it == retired.end()) return false;
+  static std::set<std::string> warned;
+  if (warned.insert(key).second)
+    spdlog::warn("config key '{}'{} is no longer used and is ignored{} (nothing to change in run folders and "
+                 "checkpoints; drop it from the configs you edit)", key, where,
+                 it->second.empty() ? "" : "; see " + it->second);
   return true;
 }
 
@@ -553,9 +560,6 @@ void validate_config(const Config& c) {
   CG_CHECK(c.lora.enabled || c.lora.init_adapter.empty(), "config key 'lora.init_adapter' ({}) starts LoRA adapters, "
            "but lora.enabled=false trains the whole model: drop lora.init_adapter, or set lora.enabled=true",
            c.lora.init_adapter);
-  CG_CHECK(c.train.val_every == 0 || c.train.val_batches > 0,
-           "train.val_every={} asks for validation but train.val_batches=0 gives it nothing to measure; set "
-           "train.val_batches >= 1, or train.val_every=0 to turn validation off", c.train.val_every);
 }
 
 std::string resolve_csv(const std::string& value, const Config& c) {

@@ -69,7 +69,7 @@ struct TrainConfig {
   double clip_grad_norm = 1.0;         // 0: off
   uint64_t seed = 0;
   int64_t val_every = 50;              // 0: never
-  int64_t val_batches = 8;
+  int64_t val_samples = 512;
   int64_t max_bad_steps = 5;           // consecutive NaN/inf losses before abort
   int64_t threads = 0;                 // torch intra-op threads per rank; 0: OMP_NUM_THREADS or cores / local ranks
 };

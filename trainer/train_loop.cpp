@@ -190,13 +190,15 @@ int train(const Config& cfg) {
                  "with data.copies={}", cfg.train.steps, passes, loader.num_samples(),
                  int64_t(std::ceil(passes * double(cfg.data.copies))));
   std::vector<Batch> val_batches;
+  int64_t val_samples = 0;  // over all ranks
   if (cfg.train.val_every > 0) {
     CG_CHECK(fs::exists(shard_path(cfg.data.shards_dir, "val", 0)), "train.val_every={} validates on the 'val' shards, "
              "but {} has none ({} missing): run cgprep with a data.val_csv, or set train.val_every=0",
              cfg.train.val_every, cfg.data.shards_dir, shard_path(cfg.data.shards_dir, "val", 0));
     Loader val = Loader::from_shards(cfg.data.shards_dir, "val", lo);
     check_shards(tok_hash, val.meta(), meta, tok_path, cfg);
-    val_batches = val.first_batches(cfg.train.val_batches);
+    val_batches = val.fixed_batches(cfg.train.val_samples);
+    for (const auto& b : val_batches) val_samples += b.global_samples;
   }
 
   // The newest complete checkpoint to resume from (rank 0 finds and verifies it; -1: none), before the model is
@@ -275,7 +277,8 @@ int train(const Config& cfg) {
     const double v = validation_loss(m, val_batches, dims);
     st.last_val_loss = v;
     if (lead) {
-      spdlog::info("step {}/{} | val loss {:.4f} ({} batches per rank)", st.step, steps, v, val_batches.size());
+      spdlog::info("step {}/{} | val loss {:.4f} ({} samples, {} batches per rank)", st.step, steps, v, val_samples,
+                   val_batches.size());
       metrics->write({{"step", st.step}, {"val_loss", v}});
     }
   };

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <numeric>
 #include <set>
 
 #include "common/error.h"
@@ -182,17 +183,38 @@ TEST(Loader, BucketingCutsPadding) {
   EXPECT_GT(b.padding_waste(), 0.2);  // lengths 3..40 unsorted waste a lot
 }
 
-TEST(Loader, ValidationBatchesAreFixed) {
+TEST(Loader, ValidationSamplesDoNotDependOnLayoutOrSeed) {
   const cg::SampleSet s = synthetic(40);
-  cg::Loader l(s, opts(4, 1, 2));
-  const auto v1 = l.first_batches(3);
+  // The samples validation scores, over every dp rank of a layout: sorted ids and loss tokens.
+  const auto scored = [&](int64_t mb, int64_t dp, uint64_t seed, int64_t n) {
+    std::vector<int64_t> ids;
+    int64_t loss_tokens = 0, global = 0;
+    for (int64_t r = 0; r < dp; ++r) {
+      cg::Loader l(s, opts(mb, r, dp, seed));
+      l.next();  // a loader's position does not matter
+      for (const auto& b : l.fixed_batches(n)) {
+        ids.insert(ids.end(), b.sample_ids.begin(), b.sample_ids.end());
+        loss_tokens += b.loss_tokens;
+        if (r == 0) global += b.global_loss_tokens;
+      }
+    }
+    std::sort(ids.begin(), ids.end());
+    EXPECT_EQ(global, loss_tokens);  // the ranks' slices add up to the global batches
+    return std::make_pair(ids, loss_tokens);
+  };
+  const auto ref = scored(4, 1, 11, 10);
+  std::vector<int64_t> first10(10);
+  std::iota(first10.begin(), first10.end(), int64_t(0));
+  EXPECT_EQ(ref.first, first10);  // the first 10 samples in file order
+  EXPECT_EQ(scored(2, 2, 11, 10), ref);
+  EXPECT_EQ(scored(3, 4, 99, 10), ref);  // a partial last global batch, another seed
+  EXPECT_EQ(scored(4, 2, 5, 0).first.size(), 40u);  // 0: all
+  // Batches hold samples of similar length (sorted), and come back the same every time.
+  cg::Loader l(s, opts(4, 0, 1));
+  const auto v1 = l.fixed_batches(12), v2 = l.fixed_batches(12);
   ASSERT_EQ(v1.size(), 3u);
-  l.next();
-  const auto v2 = l.first_batches(3);
-  for (size_t i = 0; i < 3; ++i) expect_same(v1[i], v2[i]);
-  cg::Loader fresh(s, opts(4, 1, 2));
-  for (size_t i = 0; i < 3; ++i) expect_same(v1[i], fresh.next());
-  EXPECT_EQ(l.first_batches(100).size(), size_t(l.batches_per_epoch()));
+  for (size_t i = 0; i < v1.size(); ++i) expect_same(v1[i], v2[i]);
+  for (size_t i = 1; i < v1.size(); ++i) EXPECT_LE(v1[i - 1].T, v1[i].T);
 }
 
 TEST(Loader, LongSamplesAreDroppedAndCounted) {

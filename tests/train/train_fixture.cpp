@@ -102,7 +102,7 @@ std::vector<std::string> micro_args(const std::string& setup_dir, const std::str
           "train.lr=1e-2",
           "train.warmup_steps=2",
           "train.val_every=10",
-          "train.val_batches=4",
+          "train.val_samples=16",
           "train.seed=5",
           "lora.targets=[all-linear]",
           "lora.r=4",
