@@ -175,7 +175,12 @@ std::string source_sha256(const std::string& path) {
 
 Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict) {
   if (std::filesystem::is_directory(path)) return read_cif_folder(path, max_rows, strict);
-  return parse_mp20_csv(read_maybe_gz(path), max_rows, strict);
+  const std::string text = read_maybe_gz(path);
+  try {
+    return parse_mp20_csv(text, max_rows, strict);
+  } catch (const Error& e) {  // the CSV's structure (not a row's): say which file, where several are in play
+    throw Error(std::string(e.what()) + " (in " + path + ")");
+  }
 }
 
 }  // namespace cg
