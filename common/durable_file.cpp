@@ -60,6 +60,21 @@ void write_file_durable(const std::string& path, const void* data, size_t n) {
   if (::close(fd) != 0) fail("cannot close", errno);
 }
 
+void make_output_dir(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  CG_CHECK(!fs::exists(path, ec) || fs::is_directory(path, ec), "{} = {} is a file, not a folder: choose a folder",
+           what, path);
+  fs::create_directories(path, ec);
+  CG_CHECK(!ec, "{} = {}: cannot create the folder: {}; choose a folder you can write", what, path, ec.message());
+  const std::string probe = path + "/.cg_write_probe";
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  CG_CHECK(fd >= 0, "{} = {}: cannot create files in it: {}; choose a folder you can write{}", what, path,
+           std::strerror(errno), errno == ENOSPC ? " (or free disk space)" : "");
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
 void write_file_atomic(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   try {

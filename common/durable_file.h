@@ -15,6 +15,11 @@ void write_file_durable(const std::string& path, const void* data, size_t n);
 // The whole file as bytes; throws naming the path (and `what`, e.g. "tokenizer") when it cannot be read.
 std::string read_file(const std::string& path, const char* what = "file");
 
+// Creates output folder `path` (and its parents), named by `what` (a config key or option, e.g. "sample.out_dir"),
+// and checks that files can be created in it; else fails saying which setting to change and why (a file in the
+// way, a read-only file system, no permission, a full disk). Tools call it before their long work.
+void make_output_dir(const std::string& path, const std::string& what);
+
 // Replaces `path` with `text` as above (path.tmp -> fsync -> rename -> fsync of the folder). On failure (a full
 // disk) the temporary file is removed, the old file stays, and the error names the file and says what to do.
 void write_file_atomic(const std::string& path, const std::string& text);

@@ -147,7 +147,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
            d.loss_on);
   CG_CHECK(d.max_tokens >= 8, "data.max_tokens = {} is too small: a sample needs at least 8 tokens", d.max_tokens);
   const TextOptions topt = text_options(d);
-  std::filesystem::create_directories(d.shards_dir);
+  make_output_dir(d.shards_dir, "data.shards_dir");
 
   std::vector<SplitWork> work;
   if (!d.train_csv.empty()) work.push_back({"train", d.train_csv, 0, d.copies});

@@ -96,6 +96,9 @@ int run(int argc, char** argv) {
 #endif
   }
   if (rank != 0) return 0;
+  fs::path out = e.out;
+  if (out.empty()) out = fs::is_directory(e.input) ? fs::path(e.input) / "eval" : fs::path(e.input + ".eval");
+  cg::make_output_dir(out.string(), e.out.empty() ? "eval.out (default: <eval.input>/eval)" : "eval.out");
 
   const cg::EvalInput input = cg::load_eval_input(e.input, e.max_rows);
   if (input.total == 0)
@@ -122,9 +125,6 @@ int run(int argc, char** argv) {
   const cg::EvalReport r =
       cg::evaluate(input, train_csv.empty() ? nullptr : &train, ref_csv.empty() ? nullptr : &ref, opts);
 
-  fs::path out = e.out;
-  if (out.empty()) out = fs::is_directory(e.input) ? fs::path(e.input) / "eval" : fs::path(e.input + ".eval");
-  fs::create_directories(out);
   nlohmann::json report = nlohmann::json::parse(cg::report_json(r));
   if (!inv_json.empty()) report["invariance"] = nlohmann::json::parse(inv_json);
   write_text(out / "report.json", report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");

@@ -184,6 +184,7 @@ int run(int argc, char** argv) {
   const std::string tok_path = cg::sampling_tokenizer_path(c);
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
   const std::vector<Job> jobs = make_jobs(c);  // before the model: a bad CSV must not cost a 70B load
+  if (rt.rank == 0) cg::make_output_dir(c.sample.out_dir, "sample.out_dir");  // nor an unwritable folder
   std::string what;
   auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);
   spdlog::info("cgsample: model: {}; tokenizer {} ({} pieces)", what, tok_path, tok.vocab_size());

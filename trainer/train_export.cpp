@@ -232,7 +232,7 @@ std::string export_run(const ExportOptions& o) {
              "rotation deletes step folders and a run folder reads as its newest checkpoint; choose a folder outside "
              "it (e.g. {}_export)", o.out, o.run_dir, run_abs.string());
   }
-  fs::create_directories(o.out);
+  make_output_dir(o.out, "cgexport --out");
   check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);
   // Everything is written into a staging folder inside --out and moved into place at the end: a failed export (a
   // full disk) leaves an earlier export in the folder as it was.

@@ -145,7 +145,7 @@ int train(const Config& cfg) {
   const std::string& run_dir = cfg.train.run_dir;
   const std::string cfg_yaml = to_yaml(cfg);
   if (lead) {
-    fs::create_directories(run_dir);
+    make_output_dir(run_dir, "train.run_dir");
     const auto old_steps = checkpoint_steps(run_dir);
     CG_CHECK(cfg.checkpoint.resume || old_steps.empty(), "{} already holds checkpoints (newest step-{}) and "
              "checkpoint.resume=false would start over in it, mixing two runs' checkpoints and metrics: set "

@@ -1,0 +1,51 @@
+// make_output_dir: creates nested folders and leaves no probe file; a file in the way, a path under a file and a
+// folder without write permission fail with a message naming the setting and the path.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "common/durable_file.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string error_of(const std::string& path, const std::string& what) {
+  try {
+    cg::make_output_dir(path, what);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(OutputDir, CreatedOrRefusedNamingTheSetting) {
+  const fs::path d = fs::temp_directory_path() / ("cg_outdir_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  cg::make_output_dir((d / "a/b/c").string(), "train.run_dir");
+  EXPECT_TRUE(fs::is_directory(d / "a/b/c"));
+  EXPECT_TRUE(fs::is_empty(d / "a/b/c"));  // the write probe is gone
+  cg::make_output_dir((d / "a/b/c").string(), "train.run_dir");  // an existing folder is fine
+
+  std::ofstream(d / "file") << "x";
+  std::string e = error_of((d / "file").string(), "sample.out_dir");
+  EXPECT_NE(e.find("sample.out_dir = " + (d / "file").string() + " is a file, not a folder"), std::string::npos) << e;
+  e = error_of((d / "file/sub").string(), "data.shards_dir");
+  EXPECT_NE(e.find("data.shards_dir = " + (d / "file/sub").string() + ": cannot create the folder"),
+            std::string::npos) << e;
+
+  if (::geteuid() != 0) {  // root writes anywhere: the permission case needs an ordinary user
+    fs::create_directories(d / "ro");
+    ::chmod((d / "ro").c_str(), 0555);
+    e = error_of((d / "ro").string(), "eval.out");
+    EXPECT_NE(e.find("eval.out = " + (d / "ro").string() + ": cannot create files in it"), std::string::npos) << e;
+    ::chmod((d / "ro").c_str(), 0755);
+  }
+  fs::remove_all(d);
+}
+
+}  // namespace
