@@ -234,6 +234,14 @@ int run(int argc, char** argv) {
   fs::remove_all(staging, ec);
   fs::create_directories(staging, ec);
   CG_CHECK(!ec, "cannot create {}: {}; choose another sample.out_dir", staging.string(), ec.message());
+  struct RemoveUnlessKept {  // the staging folder goes with any error before it becomes cifs/
+    fs::path path;
+    bool kept = false;
+    ~RemoveUnlessKept() {
+      std::error_code e;
+      if (!kept) fs::remove_all(path, e);
+    }
+  } staged{staging};
   std::string jl;
   int64_t parsed = 0, eos = 0, tokens = 0, correct = 0;
   std::map<std::string, int64_t> reasons;
@@ -244,14 +252,7 @@ int run(int argc, char** argv) {
     tokens += r.num_tokens;
     if (!r.parsed) ++reasons[reason_class(r.reason)];
     if (r.task == "infill") correct += r.element == jobs[i].truth;
-    if (r.crystal) {
-      try {
-        cg::save_cif((staging / (r.id + ".cif")).string(), *r.crystal);
-      } catch (...) {
-        fs::remove_all(staging, ec);
-        throw;
-      }
-    }
+    if (r.crystal) cg::save_cif((staging / (r.id + ".cif")).string(), *r.crystal);
     jl += cg::to_json_line(r) + "\n";
   }
   const double n = static_cast<double>(jobs.size());
@@ -295,20 +296,16 @@ int run(int argc, char** argv) {
     sum["conditions_from"] = cg::resolve_csv(c.sample.conditions_from, c);
     sum["condition_on"] = c.sample.condition_on;
   }
-  try {
-    cg::write_file_atomic((out / "samples.jsonl").string(), jl);
-    cg::write_file_atomic((out / "summary.json").string(),
-                          sum.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  } catch (...) {
-    fs::remove_all(staging, ec);
-    throw;
-  }
+  cg::write_file_atomic((out / "samples.jsonl").string(), jl);
+  cg::write_file_atomic((out / "summary.json").string(),
+                        sum.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   for (const char* old : {"cifs", "eval"}) {
     if (fs::exists(out / old) && fs::remove_all(out / old, ec) > 0)
       spdlog::info("cgsample: replaced {} of an earlier run", (out / old).string());
     CG_CHECK(!ec, "cannot clear {}: {}; choose another sample.out_dir", (out / old).string(), ec.message());
   }
   fs::rename(staging, out / "cifs", ec);
+  staged.kept = !ec;
   CG_CHECK(!ec, "cannot rename {} to {}: {}", staging.string(), (out / "cifs").string(), ec.message());
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),
                jobs.empty() ? 0.0 : 100.0 * parsed / n, gp.constrained ? "on" : "off", parsed / secs,

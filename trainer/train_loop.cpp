@@ -65,17 +65,14 @@ bool any_rank(bool flag, const dist::ParallelDims& dims) {
   return t.item<double>() > 0;
 }
 
-// The tokenizer is identified by the sha256 of its model bytes (what cgprep stores in every shard); cgtrain needs
-// no more of it than that and the vocabulary size.
 // The base's own tokenizer, when its folder has one, against the shards': one of the same size with other pieces
 // would feed the base other ids for the same text (training runs, on scrambled text). Compared piece by piece, not
 // by bytes: a converted copy of the same vocabulary (cgtok llama-js) is not byte for byte Meta's file. A handful of
 // differing pieces (control piece names) is said; more stop the run.
-void check_base_tokenizer(const Config& cfg, const std::string& tok_path) {
+void check_base_tokenizer(const Config& cfg, const std::string& tok_path, const std::string& tok_hash) {
   const std::string base_path = cfg.model.hf_dir + "/tokenizer.model";
-  if (cfg.model.hf_dir.empty() || !fs::exists(base_path)) return;
+  if (cfg.model.hf_dir.empty() || !fs::exists(base_path) || sha256_file(base_path) == tok_hash) return;
   const Tokenizer base = Tokenizer::load(base_path), ours = Tokenizer::load(tok_path);
-  if (base.hash() == ours.hash()) return;
   std::vector<int> differ;
   for (int i = 0; i < std::min(base.vocab_size(), ours.vocab_size()); ++i)
     if (base.piece(i) != ours.piece(i)) differ.push_back(i);
@@ -90,6 +87,8 @@ void check_base_tokenizer(const Config& cfg, const std::string& tok_path) {
                differ.size(), first);
 }
 
+// The tokenizer is identified by the sha256 of its model bytes (what cgprep stores in every shard); cgtrain needs
+// no more of it than that and the vocabulary size.
 void check_shards(const std::string& tok_hash, const ShardMeta& meta, const ShardMeta& train_meta,
                   const std::string& tok_path, const Config& cfg) {
   CG_CHECK(meta.tokenizer_sha256 == tok_hash, "the {} shards in {} were made with another tokenizer (sha256 {}) than "
@@ -175,7 +174,7 @@ int train(const Config& cfg) {
   const model::LlamaConfig lc = train_llama_config(cfg, vocab);
   CG_CHECK(lc.vocab_size == vocab, "the model has vocab_size {} but tokenizer {} has {}: use the base model's own "
            "tokenizer (data.tokenizer) and run cgprep again", lc.vocab_size, tok_path, vocab);
-  check_base_tokenizer(cfg, tok_path);
+  check_base_tokenizer(cfg, tok_path, tok_hash);
   CG_CHECK(cfg.train.seq_len <= lc.max_position_embeddings, "train.seq_len {} is longer than the model's "
            "max_position_embeddings {} ({}): the model was not trained on such positions and cgsample refuses them; "
            "lower train.seq_len", cfg.train.seq_len, lc.max_position_embeddings,

@@ -238,9 +238,13 @@ TEST(Loader, FromShards) {
   m.split = "train";
   m.tokenizer_sha256 = "t1";
   m.num_shards = 2;
-  cg::write_shard(cg::shard_path(dir, "train", 0), a, m);
-  m.shard_index = 1;
-  cg::write_shard(cg::shard_path(dir, "train", 1), b, m);
+  const auto write_both = [&] {  // shards 0 and 1 with m's metadata; m keeps shard_index 1
+    m.shard_index = 0;
+    cg::write_shard(cg::shard_path(dir, "train", 0), a, m);
+    m.shard_index = 1;
+    cg::write_shard(cg::shard_path(dir, "train", 1), b, m);
+  };
+  write_both();
   cg::Loader from_disk = cg::Loader::from_shards(dir, "train", opts(4, 0, 1));
   cg::Loader in_memory(s, opts(4, 0, 1));
   EXPECT_EQ(from_disk.num_samples(), 20);
@@ -274,10 +278,7 @@ TEST(Loader, FromShards) {
   // A state saved over one cgprep run does not restore over shards made again with other settings (same count of
   // samples): the stream would not continue. A state of an older build (no digest) still restores.
   m.tokenizer_sha256 = "t1";
-  m.shard_index = 0;
-  cg::write_shard(cg::shard_path(dir, "train", 0), a, m);
-  m.shard_index = 1;
-  cg::write_shard(cg::shard_path(dir, "train", 1), b, m);
+  write_both();
   cg::Loader first = cg::Loader::from_shards(dir, "train", opts(4, 0, 1));
   first.next();
   const cg::LoaderState saved = first.state();
