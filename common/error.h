@@ -13,6 +13,9 @@ struct Error : std::runtime_error {
 
 [[noreturn]] void throw_error(const char* file, int line, const std::string& msg);
 
+// e's message without the "file:line: " that throw_error puts first: for an error rethrown with more context.
+std::string message_of(const Error& e);
+
 // divide(n, d): n / d, or an error that names both numbers and what they are.
 long divide(long n, long d, const char* what);
 

@@ -21,7 +21,7 @@ constexpr const char* kUsage =
 
 int main(int argc, char** argv) {
   cg::init_logging(0, 1);
-  std::string cmd = argc > 1 ? argv[1] : "--help";
+  const std::string cmd = argc > 1 ? argv[1] : "";  // no command: the usage, as an error
   try {
     if ((cmd == "llama-js" || cmd == "hf-json") && argc == 4) {
       cg::SpModelSpec spec = cmd == "llama-js" ? cg::sp_model_from_llama_tokenizer_js(argv[2])

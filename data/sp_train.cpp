@@ -4,6 +4,7 @@
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 
 #include "common/error.h"
@@ -27,10 +28,28 @@ class VectorIterator : public sentencepiece::SentenceIterator {
 
 }  // namespace
 
+int min_sp_vocab_size(const std::vector<std::string>& sentences) {
+  // sentencepiece's BPE trainer keeps a piece for every character of the text (character_coverage 1.0; a space is
+  // "▁"), beside <unk>, <s>, </s> and the 256 byte pieces, and refuses a vocabulary smaller than all of them.
+  std::set<uint32_t> chars;
+  for (const auto& s : sentences)
+    for (size_t i = 0; i < s.size();) {
+      const unsigned char c = s[i];
+      const size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+      uint32_t cp = len == 1 ? c : c & (0xFF >> (len + 1));
+      for (size_t k = 1; k < len && i + k < s.size(); ++k) cp = (cp << 6) | (uint32_t(s[i + k]) & 0x3F);
+      chars.insert(cp == ' ' ? 0x2581 : cp);
+      i += len;
+    }
+  return int(chars.size()) + 3 + 256;
+}
+
 std::string train_sp_model(const std::vector<std::string>& sentences, int vocab_size, int threads) {
   CG_CHECK(!sentences.empty(), "no text to train a tokenizer on");
-  CG_CHECK(vocab_size >= 300, "data.tokenizer_vocab_size {} is too small: byte fallback alone needs 259 pieces; "
-                              "use at least 300", vocab_size);
+  const int min_vocab = min_sp_vocab_size(sentences);
+  CG_CHECK(vocab_size >= min_vocab, "data.tokenizer_vocab_size {} is too small for this text: 256 byte pieces, 3 "
+           "control pieces and its {} distinct characters need {}; set data.tokenizer_vocab_size={} or more (512 "
+           "leaves room for merges)", vocab_size, min_vocab - 259, min_vocab, min_vocab);
   std::unordered_map<std::string, std::string> args = {
       {"model_type", "bpe"},
       {"vocab_size", std::to_string(vocab_size)},

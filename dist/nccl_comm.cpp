@@ -410,4 +410,13 @@ std::string cuda_device_name(int device) {
   return prop.name;
 }
 
+double cuda_device_memory_bytes(int device) {
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return static_cast<double>(prop.totalGlobalMem);
+}
+
 }  // namespace cg::dist

@@ -21,5 +21,7 @@ bool nccl_compiled();
 int cuda_device_count();
 // The CUDA device's name as the driver reports it ("NVIDIA H100 80GB HBM3"); "" when unknown or without CUDA.
 std::string cuda_device_name(int device);
+// The CUDA device's memory in bytes as the driver reports it; 0 when unknown or without CUDA.
+double cuda_device_memory_bytes(int device);
 
 }  // namespace cg::dist

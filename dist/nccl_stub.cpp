@@ -15,5 +15,6 @@ void set_cuda_device(int) {
 bool nccl_compiled() { return false; }
 int cuda_device_count() { return 0; }
 std::string cuda_device_name(int) { return ""; }
+double cuda_device_memory_bytes(int) { return 0; }
 
 }  // namespace cg::dist

@@ -81,20 +81,23 @@ std::map<std::string, at::Tensor> LoraSet::gather_full() const {
   return out;
 }
 
-void LoraSet::load_full(const std::map<std::string, at::Tensor>& full) {
+void LoraSet::load_full(const std::map<std::string, at::Tensor>& full, const std::string& source,
+                        const std::string& fix) {
   std::set<std::string> used;
   for (auto& e : entries) {
     const std::string ka = e.adapter->hf_name() + ".lora_A.weight", kb = e.adapter->hf_name() + ".lora_B.weight";
     auto ia = full.find(ka), ib = full.find(kb);
-    CG_CHECK(ia != full.end() && ib != full.end(), "adapter has no '{}' / '{}': was it trained with the same "
-             "lora.targets?", ka, kb);
-    e.adapter->load_full(ia->second, ib->second);
+    CG_CHECK(ia != full.end() && ib != full.end(), "{} has no '{}' / '{}': {}", source, ka, kb, fix);
+    try {
+      e.adapter->load_full(ia->second, ib->second);
+    } catch (const Error& err) {
+      CG_FAIL("{}: {}", source, message_of(err));
+    }
     used.insert(ka);
     used.insert(kb);
   }
   for (const auto& [k, v] : full)
-    CG_CHECK(used.count(k), "adapter tensor '{}' has no LoRA layer in this model: set lora.targets to what the "
-             "adapter was trained with", k);
+    CG_CHECK(used.count(k), "{} holds '{}', which is no LoRA layer of this model: {}", source, k, fix);
 }
 
 const LoraEntry* LoraSet::find(const std::string& hf_name) const {
@@ -104,12 +107,13 @@ const LoraEntry* LoraSet::find(const std::string& hf_name) const {
 }
 
 LoraSet inject_lora(torch::nn::Module& model, const LoraSpec& spec, const std::vector<std::string>& targets,
-                    const dist::CommPtr& tp, const c10::Device& device, DropoutGen dropout_gen) {
+                    const dist::CommPtr& tp, const c10::Device& device, DropoutGen dropout_gen,
+                    const std::string& targets_from) {
   for (const auto& t : targets) {
     bool known = t == "all-linear";
     for (const auto& k : known_targets()) known = known || t == k;
-    CG_CHECK(known, "lora.targets: unknown module '{}'; use any of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,"
-             "down_proj or all-linear", t);
+    CG_CHECK(known, "{}: unknown module '{}'; LLaMA's adaptable modules are q_proj,k_proj,v_proj,o_proj,gate_proj,"
+             "up_proj,down_proj (or all-linear)", targets_from, t);
   }
   LoraSet set;
   set.dropout_gen = std::move(dropout_gen);
@@ -126,7 +130,7 @@ LoraSet inject_lora(torch::nn::Module& model, const LoraSpec& spec, const std::v
     linear->delta = [a = adapter.get()](const at::Tensor& x) { return a->forward(x); };
     set.entries.push_back({model::Linear(linear), adapter});
   }
-  CG_CHECK(!set.entries.empty(), "lora.targets {} matched no linear layer of the model",
+  CG_CHECK(!set.entries.empty(), "{} {} matched no linear layer of the model", targets_from,
            fmt::format("[{}]", fmt::join(targets, ",")));
   return set;
 }

@@ -39,16 +39,19 @@ class LoraSet {
   // Full (r, in) / (out, r) factors keyed by the names above, all-gathered over tp (collective over tp).
   std::map<std::string, at::Tensor> gather_full() const;
   // Load full factors keyed as above (e.g. from a PEFT adapter): every adapter must be present; keeps this rank's
-  // slices. Errors name the missing or extra keys.
-  void load_full(const std::map<std::string, at::Tensor>& full);
+  // slices. Errors name the missing or extra keys, `source` (where the factors come from) and end with `fix`.
+  void load_full(const std::map<std::string, at::Tensor>& full, const std::string& source = "the adapter",
+                 const std::string& fix = "set lora.targets to what the adapter was trained with");
   const LoraEntry* find(const std::string& hf_name) const;
   size_t size() const { return entries.size(); }
 };
 
 // Attach an adapter to every target Linear under `model` (module names are walked; each Linear is matched by its
-// hf_name). Adapters live on `device` in fp32; `tp` is the model's tp group. Throws when nothing matches.
+// hf_name). Adapters live on `device` in fp32; `tp` is the model's tp group. Throws when nothing matches or a target
+// is unknown; errors name `targets_from`, the setting the targets came from.
 LoraSet inject_lora(torch::nn::Module& model, const LoraSpec& spec, const std::vector<std::string>& targets,
-                    const dist::CommPtr& tp, const c10::Device& device, DropoutGen dropout_gen);
+                    const dist::CommPtr& tp, const c10::Device& device, DropoutGen dropout_gen,
+                    const std::string& targets_from = "lora.targets");
 
 // Freeze the base: requires_grad = false on every parameter of `model`, then true on the LoRA params of `lora`.
 void freeze_base(torch::nn::Module& model, const LoraSet& lora);

@@ -138,11 +138,11 @@ at::Tensor LoraAdapterImpl::full_B() const {
 
 void LoraAdapterImpl::load_full(const at::Tensor& A_full, const at::Tensor& B_full) {
   CG_CHECK(A_full.dim() == 2 && A_full.size(0) == spec_.r && A_full.size(1) == in_,
-           "{}: adapter lora_A has shape {}, expected ({}, {}); check lora.r and the base model", hf_name_,
-           shape_str(A_full), spec_.r, in_);
+           "{}: lora_A has shape {}, but r {} on this base model's layer needs ({}, {}): an adapter of another r or "
+           "for another base model", hf_name_, shape_str(A_full), spec_.r, spec_.r, in_);
   CG_CHECK(B_full.dim() == 2 && B_full.size(0) == out_ && B_full.size(1) == spec_.r,
-           "{}: adapter lora_B has shape {}, expected ({}, {}); check lora.r and the base model", hf_name_,
-           shape_str(B_full), out_, spec_.r);
+           "{}: lora_B has shape {}, but r {} on this base model's layer needs ({}, {}): an adapter of another r or "
+           "for another base model", hf_name_, shape_str(B_full), spec_.r, out_, spec_.r);
   at::Tensor a = A_full, b = B_full;
   if (A_shard_dim() >= 0) a = a.narrow(1, tp_rank() * A.size(1), A.size(1));
   if (B_shard_dim() >= 0) b = b.narrow(0, tp_rank() * B.size(0), B.size(0));

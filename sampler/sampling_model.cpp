@@ -1,6 +1,7 @@
 // load_sampling_model: resolve what sample.adapter / model.hf_dir name, then dist::build_llama with an adapter step.
 #include "sampler/sampling_model.h"
 
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -146,7 +147,8 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
         const Config& rc = run->config;
         lora_set = lora::inject_lora(*m, inference_spec(rc.lora.r, rc.lora.alpha, rc.lora.rslora), rc.lora.targets,
                                      dims.tp_comm, device, nullptr);
-        lora_set.load_full(run->full);
+        lora_set.load_full(run->full, "run checkpoint " + run->ckpt.path,
+                           "its LoRA factors do not match its own config.yaml (edited after training?)");
       };
     }
   } else {
@@ -160,10 +162,15 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
       auto ad = std::make_shared<lora::PeftAdapter>(lora::read_peft_adapter(c.sample.adapter));
       desc += fmt::format(" + PEFT adapter {} (r {}, {} modules) merged", c.sample.adapter, ad->config.r,
                           ad->config.target_modules.size());
-      adapter_step = [ad, &lora_set, &dims, device](model::Llama& m) {
+      const std::string dir = c.sample.adapter, base = bo.hf_dir.empty() ? "the random-init base" : bo.hf_dir;
+      adapter_step = [ad, dir, base, &lora_set, &dims, device](model::Llama& m) {
         lora_set = lora::inject_lora(*m, inference_spec(ad->config.r, ad->config.lora_alpha, ad->config.use_rslora),
-                                     ad->config.target_modules, dims.tp_comm, device, nullptr);
-        lora_set.load_full(ad->factors);
+                                     ad->config.target_modules, dims.tp_comm, device, nullptr,
+                                     dir + "/adapter_config.json target_modules");
+        lora_set.load_full(ad->factors, "PEFT adapter " + dir,
+                           fmt::format("was it trained on this base ({}, model.hf_dir)? Or its tensors and its "
+                                       "adapter_config.json target_modules [{}] disagree", base,
+                                       fmt::join(ad->config.target_modules, ",")));
       };
     }
   }

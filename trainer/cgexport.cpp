@@ -1,5 +1,5 @@
 // cgexport: a training run's checkpoint → PEFT adapter (gathered over tp), and with --merge a full HF checkpoint.
-//   cgexport RUN_DIR [--step N] --out DIR [--merge] [--dtype fp32|bf16|fp16]
+//   cgexport RUN_DIR [--step N] --out DIR [--merge] [--base HF_DIR] [--dtype fp32|bf16|fp16]
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -17,6 +17,8 @@ int cgexport_main(int argc, char** argv) {
   app.add_option("--step", o.step, "checkpoint step (default: newest complete)");
   app.add_option("--out", o.out, "output folder")->required();
   app.add_flag("--merge", o.merge, "also write the merged HF checkpoint (adapter goes to OUT/adapter)");
+  app.add_option("--base", o.base, "the base Hugging Face folder, when it moved since training (default: the run's "
+                 "model.hf_dir); --merge reads its weights, the adapter names it as base_model_name_or_path");
   app.add_option("--dtype", o.dtype, "fp32 | bf16 | fp16 for the adapter and the written weights (default: the "
                  "adapter fp32, a merged checkpoint in the base's own dtype, e.g. fp16 for Meta's LLaMA-2)")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));

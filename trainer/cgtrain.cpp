@@ -1,11 +1,12 @@
 // cgtrain: LoRA (or full-parameter) training of LLaMA on crystal text shards, tp × dp over MPI/NCCL.
 //   mpirun -np N cgtrain CONFIG.yaml [dotted.key=value ...]     train or resume run_dir
-//   cgtrain --plan CONFIG.yaml [key=value ...]                   per-rank memory and per-step communication; exit
+//   cgtrain --plan [--device-gb=N] CONFIG.yaml [key=value ...]   per-rank memory and per-step communication; exit
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "dist/runtime.h"
 #include "trainer/config.h"
 #include "trainer/signals.h"
@@ -17,24 +18,33 @@ namespace {
 int cgtrain_main(int argc, char** argv) {
   std::vector<char*> args;
   bool plan = false;
+  double device_gb = 0;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--plan") == 0) {
       plan = true;
+    } else if (std::strncmp(argv[i], "--device-gb=", 12) == 0) {
+      char* end = nullptr;
+      device_gb = std::strtod(argv[i] + 12, &end);
+      CG_CHECK(end && *end == '\0' && device_gb > 0, "{}: give the device memory in GB, e.g. --device-gb=141 for an "
+               "H200", argv[i]);
     } else {
       args.push_back(argv[i]);
     }
   }
+  CG_CHECK(plan || device_gb == 0, "--device-gb only goes with --plan");
   auto cfg = cg::parse_cli(int(args.size()), args.data(), "cgtrain",
                            "Train LoRA adapters (or a small model) on crystal text shards made by cgprep; rerun on the "
-                           "same train.run_dir to resume. --plan: print per-rank memory and communication, then exit.");
+                           "same train.run_dir to resume. --plan: print per-rank memory and communication against "
+                           "the GPU's memory (--device-gb=N for another device), then exit.");
   if (!cfg) return 0;
   if (plan) {
-    cg::print_train_plan(*cfg);
+    cg::print_train_plan(*cfg, cg::plan_device(*cfg, device_gb));
     return 0;
   }
   const int rc = cg::train(*cfg);
-  // Every rank agreed to stop: exit with the preemption code without run_main's abort (MPI finalises at exit).
-  if (rc == cg::kExitPreempted) std::exit(rc);
+  // Every rank agreed to stop: exit with the preemption (or Ctrl-C) code without run_main's abort (MPI finalises at
+  // exit).
+  if (rc == cg::kExitPreempted || rc == cg::kExitInterrupted) std::exit(rc);
   return rc;
 }
 

@@ -1,4 +1,4 @@
-// Signal handlers for preemption: async-signal-safe (only lock-free atomics, _exit).
+// Signal handlers for preemption and Ctrl-C: async-signal-safe (only lock-free atomics, _exit).
 #include "trainer/signals.h"
 
 #include <unistd.h>
@@ -11,14 +11,20 @@ namespace {
 
 volatile std::sig_atomic_t g_signal = 0;  // first signal received
 std::atomic<int> g_count{0};
-static_assert(std::atomic<int>::is_always_lock_free, "signal handler needs a lock-free counter");
+std::atomic<bool> g_interrupt_saves{false};
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free,
+              "signal handler needs lock-free atomics");
 
-struct sigaction g_old_term, g_old_usr1;
+struct sigaction g_old_term, g_old_usr1, g_old_int;
 bool g_installed = false;
 
-extern "C" void on_preempt_signal(int sig) {
-  if (g_count.fetch_add(1) > 0) _exit(kExitPreempted);  // second signal: leave at once
-  g_signal = sig;
+constexpr int code_of(int sig) { return sig == SIGINT ? kExitInterrupted : kExitPreempted; }
+
+extern "C" void on_stop_signal(int sig) {
+  if (sig == SIGINT && !g_interrupt_saves.load()) _exit(kExitInterrupted);  // nothing trained yet to save
+  if (g_count.load() > 0) _exit(code_of(sig));  // second signal: leave at once
+  g_signal = sig;                                 // before the count, which readers test first
+  if (g_count.fetch_add(1) > 0) _exit(code_of(sig));
 }
 
 }  // namespace
@@ -26,26 +32,34 @@ extern "C" void on_preempt_signal(int sig) {
 void install_preempt_handlers() {
   g_signal = 0;
   g_count.store(0);
+  g_interrupt_saves.store(false);
   struct sigaction sa {};
-  sa.sa_handler = on_preempt_signal;
+  sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;  // blocking reads/writes resume; the trainer polls at step boundaries
   if (!g_installed) {
     sigaction(SIGTERM, &sa, &g_old_term);
     sigaction(SIGUSR1, &sa, &g_old_usr1);
+    sigaction(SIGINT, &sa, &g_old_int);
     g_installed = true;
   }
 }
+
+void arm_interrupt_save() { g_interrupt_saves.store(true); }
 
 void uninstall_preempt_handlers() {
   if (!g_installed) return;
   sigaction(SIGTERM, &g_old_term, nullptr);
   sigaction(SIGUSR1, &g_old_usr1, nullptr);
+  sigaction(SIGINT, &g_old_int, nullptr);
+  g_interrupt_saves.store(false);
   g_installed = false;
 }
 
 bool preempt_requested() { return g_count.load(std::memory_order_relaxed) > 0; }
 
 int preempt_signal() { return static_cast<int>(g_signal); }
+
+int stop_exit_code() { return preempt_requested() ? code_of(static_cast<int>(g_signal)) : 0; }
 
 }  // namespace cg

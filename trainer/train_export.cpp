@@ -213,7 +213,20 @@ std::string export_run(const ExportOptions& o) {
   }
   // The config and model shape the checkpoint was trained under (LoRA scale, targets, base).
   const CheckpointConfigs cc = read_checkpoint_configs(o.run_dir, ck);
-  const Config& cfg = cc.config;
+  Config cfg = cc.config;
+  if (!o.base.empty()) {
+    CG_CHECK(!cfg.model.hf_dir.empty(), "cgexport: --base {} given, but {} was trained from a random init (flavor "
+             "{}, no model.hf_dir): its base is rebuilt from model.init_seed; drop --base", o.base, o.run_dir,
+             cfg.model.flavor);
+    CG_CHECK(fs::is_directory(o.base), "cgexport: --base {} is not a folder", o.base);
+    if (o.base != cfg.model.hf_dir)
+      spdlog::info("base model: {} (--base; the run was trained on {})", o.base, cfg.model.hf_dir);
+    cfg.model.hf_dir = o.base;
+  }
+  const bool needs_base = o.merge && cfg.lora.enabled;
+  CG_CHECK(!needs_base || cfg.model.hf_dir.empty() || fs::is_directory(cfg.model.hf_dir),
+           "cgexport: {} was trained on the base model {}, which is not there any more; give its new place with "
+           "--base DIR (the same weights: shapes are checked)", o.run_dir, cfg.model.hf_dir);
   const model::LlamaConfig& lc = cc.llama;
   const at::ScalarType asked = o.dtype.empty() ? at::kFloat : lora::peft_dtype(o.dtype);
   std::map<std::string, at::Tensor> full = read_full_params(ck);  // LoRA factors (small), or a full run's weights

@@ -15,6 +15,7 @@ struct ExportOptions {
                                 // fp32, a merged checkpoint in the base's own dtype (fp16 for Meta's LLaMA-2, fp32
                                 // for a random-init base), a full-parameter run's weights as trained
   int64_t max_shard_bytes = int64_t{5} << 30;  // HF checkpoint shard size (model-0000i-of-0000n.safetensors)
+  std::string base;             // the base HF folder when it moved since training; empty: the run's model.hf_dir
 };
 
 // Writes into out:

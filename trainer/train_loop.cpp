@@ -65,6 +65,16 @@ bool any_rank(bool flag, const dist::ParallelDims& dims) {
   return t.item<double>() > 0;
 }
 
+// The stop every rank agrees on at a step boundary: 0 (go on), kExitPreempted when any rank was preempted (requeue
+// wins), else kExitInterrupted when any had a Ctrl-C.
+int agreed_stop(const dist::ParallelDims& dims) {
+  const int own = stop_exit_code();
+  at::Tensor t = at::tensor({own == kExitPreempted ? 2.0 : own == kExitInterrupted ? 1.0 : 0.0}, at::kDouble);
+  if (dims.world > 1) dims.host_world_comm->all_reduce(t, dist::ReduceOp::Max);
+  const double v = t.item<double>();
+  return v > 1.5 ? kExitPreempted : v > 0.5 ? kExitInterrupted : 0;
+}
+
 // The base's own tokenizer, when its folder has one, against the shards': one of the same size with other pieces
 // would feed the base other ids for the same text (training runs, on scrambled text). Compared piece by piece, not
 // by bytes: a converted copy of the same vocabulary (cgtok llama-js) is not byte for byte Meta's file. A handful of
@@ -179,6 +189,13 @@ int train(const Config& cfg) {
            "max_position_embeddings {} ({}): the model was not trained on such positions and cgsample refuses them; "
            "lower train.seq_len", cfg.train.seq_len, lc.max_position_embeddings,
            cfg.model.hf_dir.empty() ? "model.flavor " + cfg.model.flavor : cfg.model.hf_dir + "/config.json");
+  const int64_t global_batch = cfg.train.micro_batch * dims.dp;
+  if (lead && loader.num_samples() < global_batch)
+    spdlog::warn("the train split has {} samples, fewer than one global batch (train.micro_batch {} x dp {} = {}): "
+                 "every step trains on all of them and {}; lower train.micro_batch to {} or less",
+                 loader.num_samples(), cfg.train.micro_batch, dims.dp, global_batch,
+                 loader.num_samples() < dims.dp ? "some dp replicas get none" : "each rank's batch is part empty",
+                 std::max<int64_t>(1, loader.num_samples() / dims.dp));
   // Each sample keeps the augmentation and task cgprep drew for it; the paper draws them afresh every epoch, which
   // data.copies buys ahead: one copy per pass over the crystals.
   const double passes = double(cfg.train.steps) * double(cfg.train.micro_batch * dims.dp * cfg.train.grad_accum) /
@@ -305,6 +322,7 @@ int train(const Config& cfg) {
   const double t_start = now_s();
   double t_window = t_start;
   int64_t tokens_window = 0;
+  arm_interrupt_save();  // from here a Ctrl-C saves the steps trained so far
   while (st.step < steps) {
     const double lr = sched.at(st.step);
     const StepResult r = train_step(m, loader, grads, opt, lr, cfg.train.grad_accum, cfg.train.clip_grad_norm, dims);
@@ -349,15 +367,19 @@ int train(const Config& cfg) {
       tokens_window = 0;
     }
     if (cfg.train.val_every > 0 && (st.step % cfg.train.val_every == 0 || st.step == steps)) validate();
-    const bool stop = any_rank(preempt_requested(), dims);
+    const int stop = agreed_stop(dims);
     if (stop || st.step == steps || (cfg.checkpoint.every > 0 && st.step % cfg.checkpoint.every == 0)) {
       save();
     }
     if (stop && st.step < steps) {
-      if (lead) spdlog::warn("preempted (signal {}) after step {}: checkpoint saved, exiting with {}",
-                             preempt_signal(), st.step, kExitPreempted);
+      if (lead && stop == kExitPreempted)
+        spdlog::warn("preempted (signal {}) after step {}: checkpoint saved, exiting with {}", preempt_signal(),
+                     st.step, kExitPreempted);
+      if (lead && stop == kExitInterrupted)
+        spdlog::warn("interrupted after step {}: checkpoint saved, exiting with {}; the same command resumes it",
+                     st.step, kExitInterrupted);
       uninstall_preempt_handlers();
-      return kExitPreempted;
+      return stop;
     }
     if (stop && lead)  // the last step: the run is complete, nothing to requeue
       spdlog::warn("signal {} arrived during the last step; the run is complete and saved", preempt_signal());

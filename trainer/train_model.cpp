@@ -2,6 +2,7 @@
 #include "trainer/train_model.h"
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <spdlog/fmt/ranges.h>
 #include <torch/torch.h>
 
 #include "common/error.h"
@@ -76,7 +77,9 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
                "lora.rslora={}: its update would be scaled by {} instead of {}; set lora.alpha={} lora.rslora={}",
                cfg.lora.init_adapter, a.config.lora_alpha, a.config.use_rslora, spec.alpha, spec.rslora,
                lora::lora_scale(spec), a.config.scale(), a.config.lora_alpha, a.config.use_rslora);
-      m.lora.load_full(a.factors);
+      m.lora.load_full(a.factors, "lora.init_adapter " + cfg.lora.init_adapter,
+                       fmt::format("set lora.targets to its target_modules [{}] (and model.hf_dir to its base)",
+                                   fmt::join(a.config.target_modules, ",")));
     }
   };
   m.llama = m.full_param ? dist::build_llama(bo, dims) : dist::build_llama(bo, dims, inject);

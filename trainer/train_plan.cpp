@@ -1,15 +1,35 @@
 // cgtrain --plan: PlanInputs from the config tree, model::make_plan / format_plan for the numbers.
 #include "trainer/train_plan.h"
 
+#include <unistd.h>
+
 #include <iostream>
 
+#include "common/error.h"
+#include "dist/nccl_comm.h"
 #include "model/accounting.h"
 #include "model/llama.h"
 #include "trainer/train_model.h"
 
 namespace cg {
 
-std::string train_plan_text(const Config& cfg) {
+PlanDevice plan_device(const Config& cfg, double device_gb) {
+  PlanDevice d;
+  if (device_gb > 0) {
+    d.bytes = device_gb * 1e9;
+    d.what = fmt::format("{:g} GB (--device-gb)", device_gb);
+  } else if (cfg.model.device == "cpu") {
+    d.bytes = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+    d.what = fmt::format("this host's {:.1f} GB (model.device=cpu; --device-gb=N plans another)", d.bytes / 1e9);
+  } else if (dist::cuda_device_count() > 0 && dist::cuda_device_memory_bytes(0) > 0) {
+    d.bytes = dist::cuda_device_memory_bytes(0);
+    d.what = fmt::format("GPU 0, {}, {:.1f} GB (--device-gb=N plans another)", dist::cuda_device_name(0),
+                         d.bytes / 1e9);
+  }
+  return d;
+}
+
+std::string train_plan_text(const Config& cfg, const PlanDevice& device) {
   model::PlanInputs in;
   // The tokenizer is not read here: a trained one has data.tokenizer_vocab_size pieces, a given one the model's.
   const int64_t vocab = cfg.data.tokenizer == "train" ? cfg.data.tokenizer_vocab_size : 0;
@@ -25,13 +45,16 @@ std::string train_plan_text(const Config& cfg) {
   in.lora = cfg.lora.enabled;
   in.lora_r = cfg.lora.r;
   in.lora_targets = cfg.lora.targets;
+  in.device_memory_bytes = device.bytes;
   const model::Plan p = model::make_plan(in);
-  std::string out = model::format_plan(in, p);
+  std::string out = "device memory: " + device.what + "\n" + model::format_plan(in, p);
   if (cfg.parallel.dp <= 0)
     out += "\n(parallel.dp = 0 means world / tp at launch; the plan assumes dp 1: set parallel.dp=N to plan N)\n";
   return out;
 }
 
-void print_train_plan(const Config& cfg) { std::cout << train_plan_text(cfg) << std::flush; }
+void print_train_plan(const Config& cfg, const PlanDevice& device) {
+  std::cout << train_plan_text(cfg, device) << std::flush;
+}
 
 }  // namespace cg

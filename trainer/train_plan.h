@@ -7,9 +7,18 @@
 
 namespace cg {
 
+// The memory the plan is checked against, and where that number came from.
+struct PlanDevice {
+  double bytes = 80e9;
+  std::string what = "assumed 80 GB (H100/A100 80GB; no GPU visible here: --device-gb=N plans another)";
+};
+// --device-gb when given (> 0), else GPU 0's memory when model.device is cuda and a GPU is visible, else the host's
+// memory for model.device=cpu, else the assumption above.
+PlanDevice plan_device(const Config& cfg, double device_gb);
+
 // The plan as text (no MPI, no weights loaded: the shapes come from model.hf_dir's config.json or model.flavor).
-std::string train_plan_text(const Config& cfg);
+std::string train_plan_text(const Config& cfg, const PlanDevice& device = {});
 // Prints train_plan_text to stdout.
-void print_train_plan(const Config& cfg);
+void print_train_plan(const Config& cfg, const PlanDevice& device);
 
 }  // namespace cg

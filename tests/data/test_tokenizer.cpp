@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "common/error.h"
 #include "data/mp20.h"
@@ -177,6 +178,27 @@ TEST(TrainedTokenizer, RoundTripsAndSplitsDigits) {
   // Characters never seen in training fall back to bytes and still round-trip.
   EXPECT_EQ(t.decode(t.encode("Zz~ ✓ 12", true)), "Zz~ ✓ 12");
   EXPECT_THROW(cg::train_sp_model(lines, 100, 1), cg::Error);
+
+  // The smallest vocabulary sentencepiece takes: 259 + one piece per distinct character (this text is ASCII, so
+  // distinct bytes). One less is our error naming the number, not sentencepiece's.
+  std::set<char> distinct;
+  for (const auto& l : lines)
+    for (char ch : l) {
+      ASSERT_GE(static_cast<unsigned char>(ch), 0x20) << "the count below assumes printable ASCII";
+      ASSERT_LT(static_cast<unsigned char>(ch), 0x80) << "the count below assumes printable ASCII";
+      distinct.insert(ch);
+    }
+  const int need = 259 + int(distinct.size());
+  EXPECT_EQ(cg::min_sp_vocab_size(lines), need);
+  EXPECT_EQ(cg::min_sp_vocab_size({"a\xE2\x9C\x93 b"}), 259 + 4);  // a, ✓ (3 bytes, one character), ▁, b
+  EXPECT_GT(cg::Tokenizer::from_bytes(cg::train_sp_model(lines, need, 1)).vocab_size(), 259);
+  try {
+    cg::train_sp_model(lines, need - 1, 1);
+    ADD_FAILURE() << "no error at " << need - 1;
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("set data.tokenizer_vocab_size=" + std::to_string(need)), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Tokenizer, LoadErrorsNameThePath) {

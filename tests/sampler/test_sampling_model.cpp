@@ -188,6 +188,63 @@ TEST(SamplingModel, BadAdapterFolderSaysWhatItNeeds) {
   fs::remove_all(d);
 }
 
+// A PEFT adapter that does not fit the base: errors name the adapter folder and its adapter_config.json (what
+// cgsample read), never lora.targets (which cgsample does not use for an adapter).
+TEST(SamplingModel, PeftAdapterForAnotherBaseNamesTheAdapter) {
+  const std::string d = scratch("peftbad");
+  write_base(d + "/base");
+  const auto dims = dist::single_process_dims();
+  auto error_of = [&](const std::string& adapter) {
+    try {
+      load_sampling_model(sampling_config(d + "/base", adapter), dims, 0, at::kCPU);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  lora::PeftConfig pc;
+  pc.r = 2;
+  pc.lora_alpha = 4;
+  pc.target_modules = {"q_proj"};
+  const int64_t d_model = micro().hidden_size;
+  std::map<std::string, at::Tensor> factors;
+  for (int layer = 0; layer < 3; ++layer) {  // the base has 2 layers
+    const std::string mod = fmt::format("model.layers.{}.self_attn.q_proj", layer);
+    factors[mod + ".lora_A.weight"] = at::zeros({2, d_model});
+    factors[mod + ".lora_B.weight"] = at::zeros({d_model, 2});
+  }
+  lora::write_peft_adapter(d + "/three_layers", pc, factors);
+  std::string e = error_of(d + "/three_layers");
+  EXPECT_NE(e.find("PEFT adapter " + d + "/three_layers holds 'model.layers.2.self_attn.q_proj.lora_A.weight'"),
+            std::string::npos) << e;
+  EXPECT_NE(e.find("was it trained on this base (" + d + "/base"), std::string::npos) << e;
+  EXPECT_EQ(e.find("lora.targets"), std::string::npos) << e;
+
+  factors.erase("model.layers.2.self_attn.q_proj.lora_A.weight");
+  factors.erase("model.layers.2.self_attn.q_proj.lora_B.weight");
+  factors["model.layers.1.self_attn.q_proj.lora_A.weight"] = at::zeros({2, d_model + 8});  // a wider model's layer
+  lora::write_peft_adapter(d + "/wider", pc, factors);
+  e = error_of(d + "/wider");
+  EXPECT_NE(e.find("PEFT adapter " + d + "/wider: model.layers.1.self_attn.q_proj: lora_A has shape"),
+            std::string::npos) << e;
+  EXPECT_NE(e.find("another base model"), std::string::npos) << e;
+
+  factors.erase("model.layers.1.self_attn.q_proj.lora_A.weight");
+  factors.erase("model.layers.1.self_attn.q_proj.lora_B.weight");
+  lora::write_peft_adapter(d + "/one_layer", pc, factors);
+  e = error_of(d + "/one_layer");
+  EXPECT_NE(e.find("PEFT adapter " + d + "/one_layer has no 'model.layers.1.self_attn.q_proj.lora_A.weight'"),
+            std::string::npos) << e;
+
+  pc.target_modules = {"q_proj", "lm_head"};
+  lora::write_peft_adapter(d + "/lm_head", pc, factors);
+  e = error_of(d + "/lm_head");
+  EXPECT_NE(e.find(d + "/lm_head/adapter_config.json target_modules: unknown module 'lm_head'"), std::string::npos)
+      << e;
+  EXPECT_EQ(e.find("lora.targets"), std::string::npos) << e;
+  fs::remove_all(d);
+}
+
 // The tokenizer follows the weights: an adapter's own tokenizer.model (cgexport's PEFT folder, cgtrain's run and step
 // folders) wins over the shards', which may have been made again since; a data.tokenizer that is not that file is
 // refused; without an adapter's, model.hf_dir's and then the shards'.

@@ -3,7 +3,8 @@
 //   dropout masks do not depend on tp; same seed + layout is bitwise repeatable; val loss falls;
 //   resume: bitwise equal to the unbroken run (same layout, with dropout), and equal to 1e-4 on another dp or tp;
 //   preemption (SIGUSR1): every rank saves at the same step and exits with kExitPreempted;
-//   preemption (SIGTERM to every rank at a random step, checkpoint.every 0): the rerun finishes bitwise equal;
+//   preemption (SIGTERM to every rank at a random step, checkpoint.every 0) and Ctrl-C (SIGINT, exit 130): the rerun
+//   finishes bitwise equal;
 //   a rank killed during a save (CG_TEST_KILL_IN_SAVE): the older checkpoint stays, the rerun resumes from it;
 //   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses → clear errors;
 //   export: PEFT adapter gathered over tp + merged HF checkpoint give the same logits.
@@ -201,10 +202,11 @@ std::vector<int> cgtrain_ranks(int root) {
   return out;
 }
 
-// Scheduler-style preemption: SIGTERM to every rank (mpirun itself turns SIGTERM into a kill of the job) after a
-// random number of steps; the preemption save happens with checkpoint.every=0, and the rerun on the same run_dir
-// finishes with the losses of an uninterrupted run, bitwise.
-TEST(TrainPreempt, SigtermAtRandomStepThenResumeIsBitwise) {
+// A stop signal to every rank after a random number of steps, the save at that step with checkpoint.every=0, and the
+// rerun on the same run_dir finishing with the losses of an uninterrupted run, bitwise. SIGTERM is the scheduler's
+// preemption (mpirun itself turns SIGTERM into a kill of the job, so it goes to the ranks), exit 75; SIGINT is a
+// Ctrl-C in a terminal, exit 130.
+void stop_at_random_step_then_resume(int sig, int expected_rc, const std::string& said) {
   const std::string s = setup(), d = base_dir();
   fs::remove_all(d);
   fs::create_directories(d);
@@ -215,7 +217,7 @@ TEST(TrainPreempt, SigtermAtRandomStepThenResumeIsBitwise) {
 
   std::random_device rd;
   const size_t wait_steps = std::uniform_int_distribution<size_t>(3, 12)(rd);
-  std::cout << "[ preempt  ] SIGTERM once " << wait_steps << " steps are logged" << std::endl;
+  std::cout << "[ preempt  ] signal " << sig << " once " << wait_steps << " steps are logged" << std::endl;
   const std::string run = d + "/run", log = d + "/preempt.log";
   const int pid = spawn_mpi(2, cgtrain_exe(), args("run"), log);
   const auto t0 = std::chrono::steady_clock::now();
@@ -223,11 +225,11 @@ TEST(TrainPreempt, SigtermAtRandomStepThenResumeIsBitwise) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const std::vector<int> ranks = cgtrain_ranks(pid);
   EXPECT_EQ(ranks.size(), 2u);
-  for (int r : ranks) kill(r, SIGTERM);
+  for (int r : ranks) kill(r, sig);
   const int rc = wait_exit_code(pid);
   const std::string out = read_text(log);
-  ASSERT_EQ(rc, cg::kExitPreempted) << out;
-  EXPECT_NE(out.find("preempted"), std::string::npos) << out;
+  ASSERT_EQ(rc, expected_rc) << out;
+  EXPECT_NE(out.find(said), std::string::npos) << out;
   const auto before = read_losses(run);
   ASSERT_FALSE(before.empty());
   const int64_t last = before.rbegin()->first;
@@ -242,9 +244,17 @@ TEST(TrainPreempt, SigtermAtRandomStepThenResumeIsBitwise) {
       << r.output;
   const auto losses = read_losses(run);  // the last record per step
   ASSERT_EQ(losses.size(), 20u);
-  for (const auto& [step, l] : losses) EXPECT_EQ(l, ref.at(step)) << "step " << step << " (preempted after " << last << ")";
-  EXPECT_EQ(read_records(run).size(), 20u);  // one record per step: the preempted launch's end is not repeated
+  for (const auto& [step, l] : losses) EXPECT_EQ(l, ref.at(step)) << "step " << step << " (stopped after " << last << ")";
+  EXPECT_EQ(read_records(run).size(), 20u);  // one record per step: the stopped launch's end is not repeated
   EXPECT_EQ(read_records(run).back().first, 20);
+}
+
+TEST(TrainPreempt, SigtermAtRandomStepThenResumeIsBitwise) {
+  stop_at_random_step_then_resume(SIGTERM, cg::kExitPreempted, "preempted");
+}
+
+TEST(TrainPreempt, CtrlCAtRandomStepSavesExits130ThenResumeIsBitwise) {
+  stop_at_random_step_then_resume(SIGINT, cg::kExitInterrupted, "interrupted after step");
 }
 
 // Rank 1 SIGKILLs itself in the middle of the step-10 save (rank file written, no manifest, no rename): the job
@@ -361,6 +371,12 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
                                                                        "model.hf_dir=" + hf, "train.steps=2"}));
     EXPECT_EQ(r.rc, 0) << r.output;
   }
+  // A micro-batch larger than the whole train split: trains, with a warning that says what to lower.
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/huge_batch"), {"train.micro_batch=600", "train.steps=1",
+                                                                        "train.val_every=0"}));
+  EXPECT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("fewer than one global batch (train.micro_batch 600 x dp 1 = 600)"), std::string::npos)
+      << r.output;
   // checkpoint.resume=false in a run folder that holds checkpoints: refused, nothing of the old run touched.
   const std::string used = d + "/used";
   fs::remove_all(used);

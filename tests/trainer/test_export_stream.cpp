@@ -217,3 +217,31 @@ TEST(ExportStream, FullDiskIsAClearErrorAndKeepsTheEarlierExport) {
   EXPECT_TRUE(fs::exists(d / "out2/adapter/adapter_model.safetensors"));
   EXPECT_FALSE(fs::exists(d / "out2/.cgexport.tmp"));
 }
+
+// The base folder moved since training: --merge says so and names --base; with --base the merge reads the new place
+// and equals the reference; --base on a random-init run is refused.
+TEST(ExportStream, MovedBaseNeedsBaseOption) {
+  TempDir d;
+  const auto lc = micro();
+  write_random_hf(d / "hf", lc, at::kFloat, int64_t{1} << 30, 3);
+  const auto run = make_export_run(d / "run", lc, d / "hf", {"lora.r=4", "lora.alpha=8"});
+  fs::rename(d / "hf", d / "moved");
+  const auto e = error_of([&] { cg::export_run({d / "run", -1, d / "out", true, "fp32"}); });
+  EXPECT_TRUE(contains(e, "which is not there any more")) << e;
+  EXPECT_TRUE(contains(e, "--base DIR")) << e;
+  EXPECT_FALSE(fs::exists(d / "out"));  // refused before the output folder is made
+  cg::ExportOptions o{d / "run", -1, d / "out", true, "fp32"};
+  o.base = d / "moved";
+  cg::export_run(o);
+  expect_merged(d / "out", d / "moved", lc, at::kFloat, run.scale, 2 * 2);
+  const auto a = cg::lora::read_peft_adapter(d / "out/adapter");
+  EXPECT_EQ(a.config.base_model_name_or_path, fs::absolute(d / "moved").lexically_normal().string());
+  // The adapter alone needs no base weights: no error without --base.
+  cg::export_run({d / "run", -1, d / "adapter_only", false, "fp32"});
+  EXPECT_TRUE(fs::exists(d / "adapter_only/adapter_model.safetensors"));
+
+  make_export_run(d / "rand", lc, "", {"lora.r=4"});
+  cg::ExportOptions r{d / "rand", -1, d / "rand_out", true, "fp32"};
+  r.base = d / "moved";
+  EXPECT_TRUE(contains(error_of([&] { cg::export_run(r); }), "drop --base"));
+}

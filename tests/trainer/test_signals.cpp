@@ -1,4 +1,5 @@
-// Preemption signals: first signal sets the flag, second exits with kExitPreempted.
+// Stop signals: the first sets the flag (SIGINT only once armed: before, it exits at once with 130), a second exits
+// with its own code (75 for SIGTERM/SIGUSR1, 130 for SIGINT).
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -13,8 +14,48 @@ TEST(Signals, SigtermAndSigusr1SetTheFlag) {
     ASSERT_EQ(std::raise(sig), 0);
     EXPECT_TRUE(cg::preempt_requested());
     EXPECT_EQ(cg::preempt_signal(), sig);
+    EXPECT_EQ(cg::stop_exit_code(), cg::kExitPreempted);
     cg::uninstall_preempt_handlers();
   }
+}
+
+TEST(Signals, SigintOnceArmedSetsTheFlagWithItsOwnCode) {
+  cg::install_preempt_handlers();
+  cg::arm_interrupt_save();
+  EXPECT_EQ(cg::stop_exit_code(), 0);
+  ASSERT_EQ(std::raise(SIGINT), 0);
+  EXPECT_TRUE(cg::preempt_requested());
+  EXPECT_EQ(cg::preempt_signal(), SIGINT);
+  EXPECT_EQ(cg::stop_exit_code(), cg::kExitInterrupted);
+  cg::uninstall_preempt_handlers();
+  // A new install disarms SIGINT again and clears the request.
+  cg::install_preempt_handlers();
+  EXPECT_FALSE(cg::preempt_requested());
+  EXPECT_EQ(cg::stop_exit_code(), 0);
+  cg::uninstall_preempt_handlers();
+}
+
+TEST(SignalsDeathTest, SigintBeforeTrainingExitsAtOnce) {
+  static_assert(cg::kExitInterrupted == 128 + SIGINT, "the shell's code for Ctrl-C");
+  EXPECT_EXIT(
+      {
+        cg::install_preempt_handlers();
+        std::raise(SIGINT);
+        std::exit(0);  // not reached
+      },
+      ::testing::ExitedWithCode(cg::kExitInterrupted), "");
+}
+
+TEST(SignalsDeathTest, SecondSigintExitsAtOnceWithItsCode) {
+  EXPECT_EXIT(
+      {
+        cg::install_preempt_handlers();
+        cg::arm_interrupt_save();
+        std::raise(SIGUSR1);
+        std::raise(SIGINT);
+        std::exit(0);  // not reached
+      },
+      ::testing::ExitedWithCode(cg::kExitInterrupted), "");
 }
 
 TEST(SignalsDeathTest, SecondSignalExitsAtOnceWithPreemptedCode) {

@@ -1,0 +1,66 @@
+// cgtrain --plan's device memory: --device-gb wins, model.device=cpu plans against the host's memory, a cuda config
+// without a GPU in sight assumes 80 GB (and says so); the verdict and the headroom follow the memory given.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "dist/nccl_comm.h"
+#include "trainer/config.h"
+#include "trainer/train_plan.h"
+
+namespace {
+
+double meminfo_total_bytes() {  // independent of sysconf: /proc/meminfo's MemTotal in kB
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  while (f >> key >> kb)
+    if (key == "MemTotal:") return kb * 1024;
+  return 0;
+}
+
+double number_after(const std::string& text, const std::string& pattern) {
+  std::smatch m;
+  EXPECT_TRUE(std::regex_search(text, m, std::regex(pattern))) << pattern << "\n" << text;
+  return m.empty() ? -1 : std::stod(m[1].str());
+}
+
+TEST(TrainPlan, DeviceMemoryComesFromTheFlagTheHostOrTheGpu) {
+  cg::Config cuda = cg::load_config(std::string(CG_SOURCE_DIR) + "/configs/llama70b.yaml", {});
+  ASSERT_NE(cuda.model.device, "cpu");
+  const cg::PlanDevice flag = cg::plan_device(cuda, 141);
+  EXPECT_DOUBLE_EQ(flag.bytes, 141e9);
+  EXPECT_NE(flag.what.find("--device-gb"), std::string::npos) << flag.what;
+
+  const cg::PlanDevice seen = cg::plan_device(cuda, 0);
+  if (cg::dist::cuda_device_count() == 0) {
+    EXPECT_DOUBLE_EQ(seen.bytes, 80e9);
+    EXPECT_NE(seen.what.find("assumed 80 GB"), std::string::npos) << seen.what;
+  } else {
+    EXPECT_DOUBLE_EQ(seen.bytes, cg::dist::cuda_device_memory_bytes(0));
+    EXPECT_NE(seen.what.find("GPU 0"), std::string::npos) << seen.what;
+  }
+
+  cg::Config cpu = cg::load_config(std::string(CG_SOURCE_DIR) + "/configs/tiny.yaml", {"model.device=cpu"});
+  const cg::PlanDevice host = cg::plan_device(cpu, 0);
+  EXPECT_NEAR(host.bytes, meminfo_total_bytes(), 0.01 * meminfo_total_bytes());
+  EXPECT_NE(host.what.find("this host's"), std::string::npos) << host.what;
+}
+
+TEST(TrainPlan, VerdictAndHeadroomFollowTheDeviceMemory) {
+  const cg::Config cfg = cg::load_config(std::string(CG_SOURCE_DIR) + "/configs/llama70b.yaml", {});
+  const std::string big = cg::train_plan_text(cfg, cg::plan_device(cfg, 141));
+  const std::string small = cg::train_plan_text(cfg, cg::plan_device(cfg, 24));
+  const double total = number_after(big, R"(total\s+([0-9.]+) GB\s+of 141\.00 GB)");
+  EXPECT_EQ(number_after(small, R"(total\s+([0-9.]+) GB\s+of 24\.00 GB)"), total);  // the need does not change
+  ASSERT_GT(total, 24);  // 70B at tp 8 needs more than 24 GB a rank: 17 GB of weights alone
+  ASSERT_LT(total, 141);
+  EXPECT_NEAR(number_after(big, R"(fits: yes, ([0-9.]+) GB to spare)"), 141 - total, 0.011);
+  EXPECT_NEAR(number_after(small, R"(fits: NO, over by ([0-9.]+) GB)"), total - 24, 0.011);
+  EXPECT_EQ(big.rfind("device memory: 141 GB (--device-gb)", 0), 0u) << big;
+}
+
+}  // namespace
