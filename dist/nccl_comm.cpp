@@ -410,6 +410,15 @@ std::string cuda_device_name(int device) {
   return prop.name;
 }
 
+double cuda_memory_used_bytes() {
+  size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
+  }
+  return static_cast<double>(total - free);
+}
+
 double cuda_device_memory_bytes(int device) {
   cudaDeviceProp prop{};
   if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) {

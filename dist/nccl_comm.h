@@ -23,5 +23,8 @@ int cuda_device_count();
 std::string cuda_device_name(int device);
 // The CUDA device's memory in bytes as the driver reports it; 0 when unknown or without CUDA.
 double cuda_device_memory_bytes(int device);
+// Memory in use on the current CUDA device as the driver sees it (total - free: torch's caching allocator's reserve,
+// which it keeps, plus the CUDA/NCCL contexts), in bytes; < 0 when unknown or without CUDA.
+double cuda_memory_used_bytes();
 
 }  // namespace cg::dist

@@ -16,5 +16,6 @@ bool nccl_compiled() { return false; }
 int cuda_device_count() { return 0; }
 std::string cuda_device_name(int) { return ""; }
 double cuda_device_memory_bytes(int) { return 0; }
+double cuda_memory_used_bytes() { return -1; }
 
 }  // namespace cg::dist

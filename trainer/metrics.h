@@ -47,7 +47,7 @@ struct ProgressInfo {
   double grad_norm = 0;        // before clipping
   double tokens_per_s = 0;     // all ranks
   double mfu = -1;             // model FLOP utilisation in [0, 1]; < 0: unknown (CPU)
-  double mem_bytes = -1;       // peak CUDA memory or RSS; < 0: unknown
+  double mem_bytes = -1;       // peak RSS, or the most CUDA device memory in use seen; < 0: unknown
   const char* mem_kind = "rss";  // "rss" | "cuda"
   double eta_s = -1;           // < 0: unknown
 };

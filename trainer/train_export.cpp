@@ -128,9 +128,11 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
     spdlog::warn("cgexport: {} keeps no tokenizer (an older build's checkpoint); copying {}, which must be the one "
                  "the run trained with", ck.path, tok_path);
   }
-  if (fs::exists(tok_path))
-    write_file_atomic(dir + "/tokenizer.model", read_file(tok_path, "tokenizer"));
-  else  // the config's paths are relative to where cgtrain ran
+  std::string tok_bytes;
+  if (fs::exists(tok_path)) {
+    tok_bytes = read_file(tok_path, "tokenizer");
+    write_file_atomic(dir + "/tokenizer.model", tok_bytes);
+  } else  // the config's paths are relative to where cgtrain ran
     spdlog::warn("cgexport: tokenizer {} not found from {}, so {} gets no tokenizer.model; run cgexport from the "
                  "folder cgtrain ran in, or copy the tokenizer yourself", tok_path, fs::current_path().string(), o.out);
 
@@ -155,6 +157,8 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
   std::optional<BaseWeights> base;
   if (o.merge) base.emplace(cfg, lc, shapes);  // checks the base against model_config.json before writing anything
   lora::write_peft_adapter(o.merge ? dir + "/adapter" : dir, pc, full, asked);
+  // The adapter folder carries its tokenizer too: cgsample given OUT/adapter reads its ids with it.
+  if (o.merge && !tok_bytes.empty()) write_file_atomic(dir + "/adapter/tokenizer.model", tok_bytes);
   if (o.merge) {
     std::set<std::string> merged;
     const at::ScalarType dtype = o.dtype.empty() ? base->dtype() : asked;

@@ -322,6 +322,7 @@ int train(const Config& cfg) {
   const double t_start = now_s();
   double t_window = t_start;
   int64_t tokens_window = 0;
+  double cuda_used_max = -1;  // device memory in use at the log points, the largest seen (progress line)
   arm_interrupt_save();  // from here a Ctrl-C saves the steps trained so far
   while (st.step < steps) {
     const double lr = sched.at(st.step);
@@ -360,7 +361,13 @@ int train(const Config& cfg) {
       p.grad_norm = r.stats.grad_norm;
       p.tokens_per_s = double(tokens_window) / std::max(1e-9, t - t_window);
       p.mfu = peak > 0 ? p.tokens_per_s * fpt / (peak * dims.world) : -1;
-      p.mem_bytes = peak_rss_bytes();
+      if (device.is_cuda()) {  // the driver's view, kept as a maximum: the caching allocator seldom gives memory back
+        cuda_used_max = std::max(cuda_used_max, dist::cuda_memory_used_bytes());
+        p.mem_bytes = cuda_used_max;
+        p.mem_kind = "cuda";
+      } else {
+        p.mem_bytes = peak_rss_bytes();
+      }
       p.eta_s = eta_seconds(st.step, steps, start_step, t - t_start);
       spdlog::info("{}", format_progress(p));
       t_window = t;

@@ -511,6 +511,11 @@ TEST(TrainResume, TokenizerTravelsWithTheCheckpointAndInitAdapterIsNotReread) {
   r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/adapter"});
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_EQ(read_text(d + "/adapter/tokenizer.model"), trained_tok);
+  // With --merge the adapter moves to merged/adapter/, and its tokenizer goes with it (cgsample reads that folder's).
+  r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/merged", "--merge"});
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_EQ(read_text(d + "/merged/tokenizer.model"), trained_tok);
+  EXPECT_EQ(read_text(d + "/merged/adapter/tokenizer.model"), trained_tok);
 
   // A run started from that adapter, then resumed after the adapter folder is gone.
   const auto from = with(micro_args(s, d + "/from"), {"lora.init_adapter=" + d + "/adapter", "train.steps=2",
