@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "launch/sweep_plan.h"
@@ -107,9 +108,14 @@ int run(int argc, char** argv) {
     summarize(plan);
     return 0;
   }
-  write_point_configs(plan);
+  // A refused sweep writes nothing: finished points whose config changed are found before any point.yaml is
+  // (re)written, and a dry run writes none.
+  check_finished_points(plan);
+  if (!dry_run || slurm) {
+    cg::make_output_dir(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
+    write_point_configs(plan);
+  }
   if (slurm) {
-    check_finished_points(plan);  // each task would refuse such a point; say so before submitting
     SlurmOptions so;
     so.cgsweep = fs::absolute(fs::read_symlink("/proc/self/exe")).string();
     so.workdir = fs::current_path().string();

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -16,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -73,9 +75,11 @@ std::string tail(const fs::path& log, size_t lines) {
 }
 
 // Signals sent to cgsweep. The running stage's pid: SIGTERM / SIGUSR1 / SIGINT are passed on to it, so a
-// preempted sweep's cgtrain still saves and exits 75 (and cgsweep then stops with 75). mpirun answers SIGTERM by
-// killing its ranks (SIGKILL shortly after, exit 1), so an mpirun stage gets SIGUSR1 instead, which it forwards to
-// every rank. The first signal is also remembered: the sweep then starts no further stage or point.
+// preempted sweep's cgtrain still saves and exits 75 (and cgsweep then stops with 75), an interrupted one saves and
+// exits 130 (75 under mpirun). mpirun answers SIGTERM and SIGINT by killing its ranks (SIGKILL shortly after, exit
+// 1), so an mpirun stage gets SIGUSR1 instead, which it forwards to every rank. Stages run in their own process
+// group: a Ctrl-C in the terminal reaches cgsweep alone, which passes it on this way. The first signal is also
+// remembered: the sweep then starts no further stage or point.
 std::atomic<pid_t> g_child{0};
 std::atomic<bool> g_child_is_mpirun{false};
 volatile std::sig_atomic_t g_signal = 0;  // SIGINT / SIGTERM (these win), else SIGUSR1; 0: none
@@ -85,7 +89,7 @@ static_assert(std::atomic<pid_t>::is_always_lock_free && std::atomic<bool>::is_a
 extern "C" void on_signal(int sig) {
   if (g_signal == 0 || g_signal == SIGUSR1) g_signal = sig;
   const pid_t c = g_child.load();
-  if (c > 0) ::kill(c, sig == SIGTERM && g_child_is_mpirun.load() ? SIGUSR1 : sig);
+  if (c > 0) ::kill(c, sig != SIGUSR1 && g_child_is_mpirun.load() ? SIGUSR1 : sig);
 }
 
 void install_forwarding() {
@@ -111,15 +115,15 @@ bool is_mpirun(const std::string& argv0) {
 }
 
 // An exclusive flock on <path>, held for the object's lifetime. Waiting for it ends early (locked() false) when
-// SIGINT / SIGTERM / SIGUSR1 arrive: another array task's cgprep may hold it for a long time.
+// SIGINT / SIGTERM / SIGUSR1 arrive: another array task's cgprep may hold it for a long time. wait false: one try.
 struct FileLock {
   int fd = -1;
   bool held = false;
-  explicit FileLock(const fs::path& path) {
+  explicit FileLock(const fs::path& path, bool wait = true) {
     fs::create_directories(path.parent_path());
-    fd = ::open(path.c_str(), O_CREAT | O_RDWR, 0644);
+    fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
     CG_CHECK(fd >= 0, "cannot open lock file {}", path.string());
-    while (!(held = ::flock(fd, LOCK_EX | LOCK_NB) == 0) && g_signal == 0) {
+    while (!(held = ::flock(fd, LOCK_EX | LOCK_NB) == 0) && wait && g_signal == 0) {
       CG_CHECK(errno == EWOULDBLOCK || errno == EINTR, "cannot lock {}", path.string());
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -169,7 +173,8 @@ int stage(const PlannedPoint& p, const std::string& name, const std::vector<std:
   if (rc == 0) return 0;
   const int sig = g_signal;
   const bool killed_by_preemption = rc == 128 + SIGUSR1 || rc == 128 + SIGTERM;
-  if (rc == kExitPreempted || (name != "train" && killed_by_preemption && sig != SIGINT && sig != SIGTERM)) {
+  if ((rc == kExitPreempted && sig != SIGINT) ||
+      (name != "train" && killed_by_preemption && sig != SIGINT && sig != SIGTERM)) {
     set_status(p, name == "train" ? "preempted" : "preempted: " + name);
     if (name == "train")
       spdlog::warn("point {}: cgtrain was preempted (exit 75) after saving; rerun the sweep to resume", p.name);
@@ -179,7 +184,9 @@ int stage(const PlannedPoint& p, const std::string& name, const std::vector<std:
   }
   if (sig == SIGINT || sig == SIGTERM) {
     set_status(p, "interrupted: " + name);
-    spdlog::warn("point {}: {} stopped by signal {} (exit {}); rerun the sweep to go on", p.name, name, sig, rc);
+    const bool saved = name == "train" && (rc == kExitPreempted || rc == kExitInterrupted);
+    spdlog::warn("point {}: {} stopped by signal {} (exit {}{}); rerun the sweep to go on", p.name, name, sig, rc,
+                 saved ? ", checkpoint saved" : "");
     return 128 + sig;
   }
   set_status(p, fmt::format("failed: {} (exit {})", name, rc));
@@ -331,8 +338,14 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
   sigemptyset(&fwd);
   for (int sig : {SIGTERM, SIGUSR1, SIGINT}) sigaddset(&fwd, sig);
   ::sigprocmask(SIG_BLOCK, &fwd, &old);
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
+    // Its own process group (a terminal's Ctrl-C goes to cgsweep, which forwards it as above), and it ends with
+    // cgsweep (SIGTERM: mpirun then takes its ranks down) instead of training on unwatched.
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(128 + SIGTERM);  // cgsweep died before prctl
     for (int sig : {SIGTERM, SIGUSR1, SIGINT}) ::signal(sig, SIG_DFL);  // before exec, a signal acts as on the tool
     ::sigprocmask(SIG_SETMASK, &old, nullptr);
     ::dup2(fd, 1);
@@ -405,6 +418,14 @@ std::string resume_stage(const SweepPlan& plan, const PlannedPoint& p) {
 int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt) {
   const fs::path run(p.run_dir);
   const std::string hash = config_hash(p.config_yaml);
+  // One cgsweep at a time per point: a second one (a rerun while the first still runs, a Slurm array submitted
+  // again) would train in the same run folder at the same time and mark the point with its own status.
+  std::optional<FileLock> point_lock;
+  if (!opt.dry_run) {
+    point_lock.emplace(run / ".cgsweep.lock", /*wait=*/false);
+    CG_CHECK(point_lock->locked(), "point {} ({}) is being run by another cgsweep right now (it holds {}); wait for "
+             "that one to finish or stop it, then run again", p.index, p.name, (run / ".cgsweep.lock").string());
+  }
   if (!opt.dry_run && is_done(p)) {
     if (!fs::exists(hash_file(p)))
       spdlog::info("point {} ({}) is done (marked by an older cgsweep: its config is not checked); skipped", p.index,

@@ -18,6 +18,8 @@ namespace cg::sweep {
 
 // Exit code cgtrain uses after saving on SIGTERM/SIGUSR1 (trainer's kExitPreempted); a sweep stops and passes it on.
 constexpr int kExitPreempted = 75;
+// Exit code cgtrain uses after saving on SIGINT (trainer's kExitInterrupted).
+constexpr int kExitInterrupted = 130;
 
 struct RunOptions {
   std::string bin_dir;                 // where to look for cgprep/cgtrain/... first (see find_tool)

@@ -161,11 +161,23 @@ std::vector<std::string> point_override_origins(const SweepSpec& spec, size_t in
   return out;
 }
 
+// Keys cgsweep sets for every point (its folders, and the adapter its own stages pass along): a value given for them
+// would be ignored, so it is refused.
+static void check_not_set_by_cgsweep(const std::string& key, const std::string& where) {
+  static const std::set<std::string> kOwned = {"train.run_dir", "data.shards_dir", "sample.out_dir", "sample.adapter",
+                                               "eval.input"};
+  CG_CHECK(!kOwned.count(key), "{}: {} is set by cgsweep for every point ({}; shards under out_dir/shards/); move the "
+           "whole sweep with out_dir (or --out-dir) instead", where, key,
+           key == "train.run_dir" ? "out_dir/<point>" : key == "sample.adapter" ? "out_dir/<point>/adapter"
+                                                                                : "out_dir/<point>/samples");
+}
+
 void add_command_line_overrides(SweepSpec& spec, const std::vector<std::string>& words) {
   for (const auto& w : words) {
     const auto eq = w.find('=');
     CG_CHECK(eq != std::string::npos && w.find('.') < eq, "argument '{}' is not a section.key=value override", w);
     const std::string key = w.substr(0, eq);
+    check_not_set_by_cgsweep(key, w + " on the command line");
     CG_CHECK(std::find(spec.keys.begin(), spec.keys.end(), key) == spec.keys.end(),
              "{} on the command line: the sweep file {} sweeps {} ({}), and each point's own value would win; remove "
              "it from the command line, or change the sweep file", w, spec.path, key,
@@ -206,6 +218,7 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
   CG_CHECK(!spec.base.empty(), "sweep file {}: 'base:' (the base config YAML) is required", path);
   CG_CHECK(spec.np >= 1, "sweep file {}: np must be >= 1, got {}", path, spec.np);
   if (root["overrides"]) spec.overrides = read_settings_map(root["overrides"], path + ": overrides");
+  for (const auto& s : spec.overrides) check_not_set_by_cgsweep(s.key, "sweep file " + path + ": overrides");
   if (const auto s = root["slurm"]) read_slurm(s, path, spec);
 
   const bool has_grid = bool(root["grid"]), has_points = bool(root["points"]);
@@ -222,6 +235,7 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
                "sweep file {}: grid key '{}' is not a dotted config key (write e.g. lora.r)", path, key);
       CG_CHECK(std::find(spec.keys.begin(), spec.keys.end(), key) == spec.keys.end(),
                "sweep file {}: grid key '{}' given twice", path, key);
+      check_not_set_by_cgsweep(key, "sweep file " + path + ": grid");
       std::vector<std::string> vs;
       if (kv.second.IsSequence()) {
         for (const auto& v : kv.second) vs.push_back(node_to_value(v, path + ": grid." + key));
@@ -247,6 +261,7 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
     CG_CHECK(ps.IsSequence() && ps.size() > 0, "sweep file {}: points: expected a non-empty list of maps", path);
     for (size_t i = 0; i < ps.size(); ++i) {
       auto p = read_settings_map(ps[i], fmt::format("{}: points[{}]", path, i));
+      for (const auto& s : p) check_not_set_by_cgsweep(s.key, fmt::format("sweep file {}: points[{}]", path, i));
       for (const auto& s : p)
         if (std::find(spec.keys.begin(), spec.keys.end(), s.key) == spec.keys.end()) spec.keys.push_back(s.key);
       spec.points.push_back(std::move(p));

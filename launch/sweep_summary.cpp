@@ -1,6 +1,8 @@
 // Summary table (Markdown + CSV) of a sweep.
 #include "launch/sweep_summary.h"
 
+#include <spdlog/fmt/ranges.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -98,12 +100,28 @@ std::string summary_markdown(const std::vector<std::string>& keys, const std::ve
   // permuted; copies are train's).
   static const std::set<std::string> same_val = {"data.translate", "data.permute", "data.copies", "data.shard_samples",
                                                  "data.shards_dir", "data.train_csv", "data.test_csv"};
+  std::vector<std::string> changing;
   for (const std::string& k : keys)
-    if (k.rfind("data.", 0) == 0 && !same_val.count(k)) {
-      out += fmt::format("\nNote: the points differ in {}, which changes the validation samples or their tokens: "
-                         "compare their val losses with care (sampling metrics are comparable).\n", k);
-      break;
-    }
+    if (k.rfind("data.", 0) == 0 && !same_val.count(k)) changing.push_back(k);
+  if (!changing.empty())
+    out += fmt::format("\nNote: the points differ in {}, which change{} the validation samples or their tokens: "
+                       "compare their val losses with care (sampling metrics are comparable).\n",
+                       fmt::join(changing, ", "), changing.size() == 1 ? "s" : "");
+  // Whatever the keys, the untrained model's val loss says whether the points validate on the same tokens: with
+  // data.tokenizer=train each data setting fits its own tokenizer to its augmented text.
+  double lo = 0, hi = 0;
+  std::string step0;
+  bool any = false;
+  for (const auto& r : rows) {
+    if (!r.metrics.base_val_loss) continue;
+    const double v = *r.metrics.base_val_loss;
+    lo = any ? std::min(lo, v) : v, hi = any ? std::max(hi, v) : v, any = true;
+    step0 += fmt::format("{}{} {:.4f}", step0.empty() ? "" : ", ", r.name, v);
+  }
+  if (any && hi - lo > 1e-4)
+    out += fmt::format("\nNote: before training (step 0) the points' val losses differ ({}), so they are not scored "
+                       "on the same tokens (with data.tokenizer=train every data setting fits its own tokenizer): "
+                       "compare each point's drop from its step-0 loss rather than the val losses.\n", step0);
   return out;
 }
 

@@ -81,6 +81,8 @@ EvalInput load_eval_input(const std::string& path, int64_t max_rows) {
   EvalInput in;
   in.path = path;
   const fs::path p(path);
+  CG_CHECK(fs::exists(p), "eval.input '{}' does not exist; point it at a cgsample folder (sample.out_dir), a .jsonl, "
+           "a .csv/.csv.gz or a folder of .cif files", path);
   if (fs::is_directory(p) && fs::exists(p / "samples.jsonl")) {
     from_samples((p / "samples.jsonl").string(), max_rows, &in);
   } else if (fs::is_regular_file(p) && ends_with(path, ".jsonl")) {

@@ -115,8 +115,9 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
         ref_numbers.push_back(column ? (*reference)[i].spacegroup.value_or(0) : ref_groups.number(i));
     }
     r.symmetry = space_group_report(numbers, reference ? &ref_numbers : nullptr, opts.symprec);
-    spdlog::info("cgeval: space groups: {} of {} valid crystals assigned, {:.1f}% P1{}", r.symmetry->found,
-                 r.symmetry->crystals, 100 * r.symmetry->share(1),
+    spdlog::info("cgeval: space groups: {} of {} valid crystals assigned, {} P1{}", r.symmetry->found,
+                 r.symmetry->crystals,
+                 r.symmetry->found > 0 ? fmt::format("{:.1f}%", 100 * r.symmetry->share(1)) : "n/a",
                  r.symmetry->tv >= 0 ? fmt::format(", TV {:.3f} vs the reference", r.symmetry->tv) : "");
   }
   if (!input.conditioned.empty()) {
@@ -188,7 +189,8 @@ std::string report_json(const EvalReport& r) {
     for (const auto& [num, k] : g.counts) counts[std::to_string(num)] = k;
     for (const auto& [num, k] : g.ref_counts) ref_counts[std::to_string(num)] = k;
     j["space_groups"] = {{"symprec", g.symprec}, {"crystals", g.crystals}, {"assigned", g.found},
-                         {"distinct", g.counts.size()}, {"p1_share", g.share(1)}, {"counts", counts}};
+                         {"distinct", g.counts.size()}, {"counts", counts},
+                         {"p1_share", g.found > 0 ? nlohmann::json(g.share(1)) : nlohmann::json(nullptr)}};
     if (g.tv >= 0) {
       j["space_groups"]["total_variation"] = g.tv;
       j["space_groups"]["ref_p1_share"] = g.ref_share(1);
@@ -243,8 +245,8 @@ std::string report_markdown(const EvalReport& r) {
   }
   if (r.symmetry) {
     const SpaceGroupReport& g = *r.symmetry;
-    s += fmt::format("| space groups of valid crystals (spglib, {} Å): distinct / P1 share | {} / {:.2f}%{} |\n",
-                     g.symprec, g.counts.size(), 100 * g.share(1),
+    s += fmt::format("| space groups of valid crystals (spglib, {} Å): distinct / P1 share | {} / {}{} |\n",
+                     g.symprec, g.counts.size(), g.found > 0 ? fmt::format("{:.2f}%", 100 * g.share(1)) : "n/a",
                      g.tv >= 0 ? fmt::format(" (reference {:.2f}%)", 100 * g.ref_share(1)) : "");
     if (g.tv >= 0) s += fmt::format("| space group TV (ours; vs the reference's spacegroup.number) | {:.3f} |\n", g.tv);
   }

@@ -13,7 +13,8 @@ int cgexport_main(int argc, char** argv) {
   cg::ExportOptions o;
   CLI::App app{"Export a cgtrain run: PEFT adapter (adapter_model.safetensors + adapter_config.json), and with "
                "--merge a Hugging Face checkpoint with the adapter folded into the weights."};
-  app.add_option("run_dir", o.run_dir, "train.run_dir of the run")->required();
+  app.add_option("run_dir", o.run_dir, "train.run_dir of the run (or one of its checkpoints/step-N folders)")
+      ->required();
   app.add_option("--step", o.step, "checkpoint step (default: newest complete)");
   app.add_option("--out", o.out, "output folder")->required();
   app.add_flag("--merge", o.merge, "also write the merged HF checkpoint (adapter goes to OUT/adapter)");

@@ -198,9 +198,27 @@ void commit_export(const std::string& stage, const std::string& out) {
   fsync_path(out, /*directory=*/true);
 }
 
+// RUN/checkpoints/step-N given as the run folder (cgsample takes such a path): RUN with step N.
+ExportOptions from_step_folder(ExportOptions o) {
+  const fs::path p = fs::path(o.run_dir).lexically_normal();
+  const fs::path dir = p.has_filename() ? p : p.parent_path();
+  const std::string name = dir.filename().string();
+  static const std::regex step(R"(step-([0-9]+))");
+  std::smatch m;
+  if (dir.parent_path().filename() != "checkpoints" || !std::regex_match(name, m, step)) return o;
+  const int64_t n = std::stoll(m[1].str());
+  CG_CHECK(o.step < 0 || o.step == n, "cgexport: {} is the checkpoint of step {}, but --step {} was given; give the "
+           "run folder {} with --step, or the step folder alone", o.run_dir, n, o.step,
+           dir.parent_path().parent_path().string());
+  o.step = n;
+  o.run_dir = dir.parent_path().parent_path().string();
+  return o;
+}
+
 }  // namespace
 
-std::string export_run(const ExportOptions& o) {
+std::string export_run(const ExportOptions& given) {
+  const ExportOptions o = from_step_folder(given);
   CG_CHECK(!o.out.empty(), "cgexport: give --out DIR");
   CG_CHECK(std::filesystem::is_regular_file(o.run_dir + "/config.yaml"), "cgexport: {} is not a cgtrain run folder "
            "(it has no config.yaml); give the train.run_dir of a training run, e.g. runs/tiny", o.run_dir);
@@ -241,13 +259,15 @@ std::string export_run(const ExportOptions& o) {
              "(model.hf_dir); choose another output folder", o.out);
   }
   {
-    // Inside the run folder an export is lost to checkpoint rotation (a step folder) or read in place of the newest
-    // checkpoint (the run folder itself, by cgsample's sample.adapter).
+    // Under checkpoints/ an export is lost to checkpoint rotation, and the run folder itself reads as its newest
+    // checkpoint (cgsample's sample.adapter); a folder of its own inside the run (RUN/adapter, as cgsweep does) is fine.
     const fs::path run_abs = fs::weakly_canonical(o.run_dir), out_abs = fs::weakly_canonical(o.out);
     const fs::path rel = out_abs.lexically_relative(run_abs);
-    CG_CHECK(rel.empty() || *rel.begin() == "..", "cgexport: --out {} is inside the run folder {}, where checkpoint "
-             "rotation deletes step folders and a run folder reads as its newest checkpoint; choose a folder outside "
-             "it (e.g. {}_export)", o.out, o.run_dir, run_abs.string());
+    const bool inside = !rel.empty() && *rel.begin() != "..";
+    CG_CHECK(!inside || (rel != "." && *rel.begin() != "checkpoints"), "cgexport: --out {} is {} of {}, where "
+             "checkpoint rotation deletes step folders and a run folder reads as its newest checkpoint; choose "
+             "another folder (e.g. {}/adapter or {}_export)", o.out, rel == "." ? "the run folder" :
+             "under the checkpoints folder", o.run_dir, o.run_dir, run_abs.string());
   }
   make_output_dir(o.out, "cgexport --out");
   check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);

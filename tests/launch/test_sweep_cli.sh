@@ -35,6 +35,15 @@ expect_out "--slurm and --summary do not combine" "--slurm --summary message"
 expect_rc 2 "swept key on the command line" "$CGSWEEP" s.yaml lora.r=8 --dry-run
 expect_out "lora.r=8 on the command line: the sweep file .*s.yaml sweeps lora.r \(grid:\)" "swept key message"
 expect_rc 0 "other key on the command line" "$CGSWEEP" s.yaml train.steps=5 --dry-run
+[ ! -e out ] && ok || bad "a dry run made out_dir or wrote point.yaml files"
+expect_rc 2 "a folder key on the command line" "$CGSWEEP" s.yaml train.run_dir=/tmp/x --dry-run
+expect_out "train.run_dir=/tmp/x on the command line: train.run_dir is set by cgsweep for every point" "folder key message"
+
+# --- out_dir is a file ---------------------------------------------------------------------------------------------
+touch afile
+expect_rc 2 "out_dir is a file" "$CGSWEEP" s.yaml --out-dir afile --bin-dir "$T/bin" --launcher env
+expect_out "the sweep's out_dir \(out_dir: in .*s.yaml, or --out-dir\)" "out_dir message names the setting"
+rm afile
 
 # --- where the tools are: --bin-dir, then $CG_BIN_DIR --------------------------------------------------------------
 expect_rc 0 "CG_BIN_DIR" env CG_BIN_DIR="$T/bin" "$CGSWEEP" s.yaml --dry-run --point 0

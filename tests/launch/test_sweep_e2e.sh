@@ -32,4 +32,19 @@ grep -q "Best val loss" "$OUT/summary.md" || fail "summary.md has no best line"
 [ "$(grep -c '<polyline' "$OUT/val_loss_vs_rank.svg")" = 2 ] || fail "plot: want one line per translate setting"
 [ "$(grep -c '<circle' "$OUT/val_loss_vs_rank.svg")" = 4 ] || fail "plot: want four points"
 cat "$OUT/summary.md"
+
+# sample: true on one point: train, export (into the point's own adapter/ folder), sample, eval, all real tools.
+OUT2="$OUT/with_samples"
+printf 'base: %s/tests/launch/micro_base.yaml\nnp: 1\nsample: true\noverrides:\n  parallel.tp: 1\n  sample.num_samples: 4\n  sample.batch_size: 4\n  eval.invariance: false\ngrid:\n  lora.r: [2]\n' \
+  "$SRC" >"$OUT/sample_sweep.yaml"
+rc=0
+"$BUILD/launch/cgsweep" "$OUT/sample_sweep.yaml" --out-dir "$OUT2" --bin-dir "$BUILD" || rc=$?
+if [ "$rc" != 0 ]; then
+  for l in "$OUT2"/*/logs/*.log; do echo "== $l"; tail -20 "$l"; done
+  fail "cgsweep with sample: true exited $rc"
+fi
+[ "$(cat "$OUT2/r2/status")" = done ] || fail "sample sweep: status $(cat "$OUT2/r2/status" 2>/dev/null)"
+[ -f "$OUT2/r2/adapter/adapter_config.json" ] && [ -f "$OUT2/r2/adapter/tokenizer.model" ] || fail "no adapter"
+[ "$(wc -l <"$OUT2/r2/samples/samples.jsonl")" = 4 ] || fail "want 4 samples"
+grep -q structural_validity "$OUT2/summary.csv" || fail "summary.csv lacks the eval columns: $(cat "$OUT2/summary.csv")"
 echo "sweep end to end: ok"

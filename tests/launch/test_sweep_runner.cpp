@@ -4,6 +4,8 @@
 // summary, the Slurm files, and signals sent to cgsweep (here: the test process) during a sweep.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -477,6 +479,55 @@ TEST(SweepRunner, TermToAnMpirunStageIsSentAsUsr1) {
   EXPECT_EQ(slurp(got), "USR1\n");
   EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "preempted\n");
   EXPECT_FALSE(fs::exists(fs::path(plan.points[1].run_dir) / "status"));
+}
+
+// Ctrl-C: the stage runs in its own process group (a terminal's SIGINT reaches cgsweep only), and cgsweep passes it
+// to mpirun as SIGUSR1 (mpirun would kill its ranks on SIGINT), so cgtrain saves (75); the point is interrupted,
+// not preempted, and the sweep exits 130.
+TEST(SweepRunner, CtrlCToAnMpirunStageIsSentAsUsr1InItsOwnProcessGroup) {
+  StubSweep s;
+  const fs::path mpirun = s.dir / "mpi" / "mpirun";
+  fs::create_directories(mpirun.parent_path());
+  const fs::path got = s.dir / "mpirun_got", pgrp = s.dir / "mpirun_pgrp";
+  script(mpirun, "awk '{print $5}' /proc/$$/stat > " + pgrp.string() + "\ntrap 'echo USR1 > " + got.string() +
+                     "; exit 75' USR1\ntrap 'echo INT > " + got.string() + "; exit 1' INT\necho started > " +
+                     (s.dir / "started").string() + "\nfor i in $(seq 300); do sleep 0.1; done\nexit 1\n");
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n");
+  RunOptions o = s.options();
+  o.launcher = mpirun.string() + " -np {np}";
+  int rc = 0;
+  {
+    SignalWhen ctrl_c(s.dir / "started", SIGINT);
+    rc = run_sweep(plan, o);
+  }
+  EXPECT_EQ(rc, 130);
+  EXPECT_EQ(slurp(got), "USR1\n");
+  EXPECT_NE(std::stol(slurp(pgrp)), long(::getpgrp()));
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "interrupted: train\n");
+  EXPECT_FALSE(fs::exists(fs::path(plan.points[1].run_dir) / "status"));
+}
+
+// A second cgsweep on a point another one is running (its lock held) is refused before it touches the point.
+TEST(SweepRunner, PointBeingRunByAnotherCgsweepIsRefused) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n");
+  const fs::path run(plan.points[1].run_dir);
+  fs::create_directories(run);
+  const int fd = ::open((run / ".cgsweep.lock").c_str(), O_CREAT | O_RDWR, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);  // "the other cgsweep"
+  std::string error;
+  try {
+    run_point(plan, plan.points[1], s.options());
+  } catch (const cg::Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("point 1 (r8) is being run by another cgsweep right now"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(run / "status"));
+  EXPECT_EQ(slurp(s.calls).find("train r=8"), std::string::npos);
+  ::close(fd);  // the other one finished: now it runs
+  ASSERT_EQ(run_point(plan, plan.points[1], s.options()), 0);
+  EXPECT_EQ(slurp(run / "status"), "done\n");
 }
 
 TEST(SweepRunner, SampleKilledByUsr1IsPreemptedAndResumesThere) {

@@ -96,6 +96,27 @@ TEST(SweepSpec, ErrorsNameTheProblem) {
   EXPECT_NE(error_of("base: b.yaml\nnp: 0\ngrid: {lora.r: [1]}").find("np must be >= 1"), std::string::npos);
 }
 
+// The folders (and the adapter) cgsweep sets for every point: a value anywhere would be silently replaced.
+TEST(SweepSpec, KeysCgsweepSetsAreRefusedEverywhere) {
+  for (const std::string key : {"train.run_dir", "data.shards_dir", "sample.out_dir", "sample.adapter", "eval.input"}) {
+    const std::string grid = error_of("base: b.yaml\ngrid: {" + key + ": [/tmp/a, /tmp/b]}");
+    EXPECT_NE(grid.find("grid: " + key + " is set by cgsweep for every point"), std::string::npos) << grid;
+    EXPECT_NE(grid.find("out_dir (or --out-dir)"), std::string::npos) << grid;
+    const std::string points = error_of("base: b.yaml\npoints: [{lora.r: 2}, {" + key + ": /tmp/a}]");
+    EXPECT_NE(points.find("points[1]: " + key + " is set by cgsweep"), std::string::npos) << points;
+    const std::string over = error_of("base: b.yaml\noverrides: {" + key + ": /tmp/a}\ngrid: {lora.r: [2]}");
+    EXPECT_NE(over.find("overrides: " + key + " is set by cgsweep"), std::string::npos) << over;
+    auto s = parse_sweep_spec("base: b.yaml\ngrid: {lora.r: [2, 4]}\n", "s.yaml");
+    try {
+      add_command_line_overrides(s, {key + "=/tmp/x"});
+      ADD_FAILURE() << key << " accepted on the command line";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key + "=/tmp/x on the command line: " + key + " is set by cgsweep"),
+                std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(SweepSpec, CommandLineKeyThatIsSweptIsRefused) {
   auto s = parse_sweep_spec("base: b.yaml\noverrides: {train.steps: 5}\ngrid:\n  lora.r: [2, 4]\n", "s1.yaml");
   try {

@@ -152,7 +152,19 @@ TEST(SweepSummary, MarkdownAndCsvTables) {
   const std::string md2 = summary_markdown({"lora.r", "data.infill_fraction"}, rows);
   EXPECT_NE(md2.find("Best val loss: 1.2500 at step 100 (r8-translate1); before training (step 0) it scored 1.7500."),
             std::string::npos) << md2;
-  EXPECT_NE(md2.find("Note: the points differ in data.infill_fraction"), std::string::npos) << md2;
+  EXPECT_NE(md2.find("Note: the points differ in data.infill_fraction, which changes"), std::string::npos) << md2;
+  EXPECT_EQ(md2.find("before training (step 0) the points' val losses differ"), std::string::npos) << md2;  // one
+  // Every val-changing key is named; step-0 val losses that differ (data.tokenizer=train: a tokenizer per data
+  // setting) get their own note with each point's, even for keys that leave the val samples alone.
+  EXPECT_NE(summary_markdown({"data.seed", "data.angle_mode"}, rows)
+                .find("differ in data.seed, data.angle_mode, which change the validation"), std::string::npos);
+  rows[0].metrics.base_val_loss = 1.75004;
+  EXPECT_EQ(summary_markdown(keys, rows).find("Note:"), std::string::npos);  // within 1e-4: the same tokens
+  rows[0].metrics.base_val_loss = 1.8;
+  const std::string md3 = summary_markdown(keys, rows);
+  EXPECT_NE(md3.find("Note: before training (step 0) the points' val losses differ (r4-translate1 1.8000, "
+                     "r8-translate1 1.7500)"), std::string::npos) << md3;
+  rows[0].metrics.base_val_loss.reset();
 
   const std::string csv = summary_csv(keys, rows);
   EXPECT_EQ(count(csv, "\n"), 4u);  // header + 3 rows

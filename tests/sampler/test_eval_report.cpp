@@ -164,6 +164,17 @@ TEST(EvalReport, RecordsWithImpossibleCrystalsAreUnparsedAndEmptyReportsSayNa) {
   const EvalReport empty = evaluate(load_eval_input(dir.string()), nullptr, nullptr, {});
   EXPECT_NE(report_markdown(empty).find("| structural validity | n/a |"), std::string::npos) << report_markdown(empty);
   EXPECT_NE(report_json(empty).find("\"validity\": null"), std::string::npos) << report_json(empty);
+  try {
+    load_eval_input((dir / "nofile.jsonl").string());
+    ADD_FAILURE() << "a missing input was read";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nofile.jsonl' does not exist"), std::string::npos) << e.what();
+  }
+  if (empty.symmetry) {  // spglib present: a P1 share over no crystal is n/a too
+    EXPECT_NE(report_json(empty).find("\"p1_share\": null"), std::string::npos) << report_json(empty);
+    EXPECT_NE(report_markdown(empty).find("distinct / P1 share | 0 / n/a |"), std::string::npos)
+        << report_markdown(empty);
+  }
   fs::remove_all(dir);
 }
 

@@ -17,6 +17,7 @@
 #include "model/llama.h"
 #include "tests/test_util.h"
 #include "tests/trainer/export_fixture.h"
+#include "trainer/checkpoint_dir.h"
 #include "trainer/train_export.h"
 
 namespace fs = std::filesystem;
@@ -172,11 +173,23 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
   const auto over_merged = error_of([&] { cg::export_run({d / "run2", -1, d / "merged", false, "fp32"}); });
   EXPECT_TRUE(contains(over_merged, "(an HF checkpoint, from an earlier --merge export)")) << over_merged;
   EXPECT_FALSE(std::filesystem::exists(d / "merged/adapter_config.json"));
-  // Inside the run folder: lost to checkpoint rotation, or read as the run's newest checkpoint.
+  // Under checkpoints/ (lost to rotation) or the run folder itself (read as its newest checkpoint): refused; a
+  // folder of its own inside the run (cgsweep's RUN/adapter) is fine.
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2", -1, d / "run2/checkpoints/x", false, "fp32"}); }),
-                       "is inside the run folder"));
-  EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2", -1, d / "run2", false, "fp32"}); }),
-                       "is inside the run folder"));
+                       "is under the checkpoints folder of"));
+  EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2", -1, d / "run2/", false, "fp32"}); }),
+                       "is the run folder of"));
+  cg::export_run({d / "run2", -1, d / "run2/adapter", false, "fp32"});
+  EXPECT_TRUE(std::filesystem::exists(d / "run2/adapter/adapter_config.json"));
+  EXPECT_EQ(cg::find_latest_complete(d / "run2")->step, 5);  // the run still reads as its checkpoint
+  // A step folder given as the run (cgsample takes one): that run at that step; a --step that contradicts it is an
+  // error.
+  EXPECT_EQ(cg::export_run({d / "run2/checkpoints/step-5/", -1, d / "from_step", false, "fp32"}),
+            d / "run2/checkpoints/step-5");
+  EXPECT_EQ(cg::lora::read_peft_adapter(d / "from_step").factors.size(),
+            cg::lora::read_peft_adapter(d / "run2/adapter").factors.size());
+  EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2/checkpoints/step-5", 3, d / "x", false, "fp32"}); }),
+                       "is the checkpoint of step 5, but --step 3 was given"));
   // A folder that is not a run (a typo, or the HF folder itself).
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "no-such-run", -1, d / "out", false, "fp32"}); }),
                        "is not a cgtrain run folder (it has no config.yaml)"));
