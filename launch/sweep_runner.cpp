@@ -400,16 +400,17 @@ void check_finished_points(const SweepPlan& plan) {
 
 namespace {
 
-// The stage a stopped point resumes at: "export", "sample" or "eval" when training had finished ("preempted: X" or
-// "interrupted: X") with the config it has now; empty: run the point from the start (cgtrain resumes from its
+// The stage a stopped point resumes at: "export", "sample" or "eval" when training had finished ("preempted: X",
+// "interrupted: X" or "failed: X (exit N)") with the config it has now; empty: run the point from the start (cgtrain resumes from its
 // newest checkpoint).
 std::string resume_stage(const SweepPlan& plan, const PlannedPoint& p) {
   if (!plan.spec.sample) return "";
   const std::string status = read_text(fs::path(p.run_dir) / "status");
   const auto colon = status.find(": ");
   if (colon == std::string::npos) return "";
-  const std::string why = status.substr(0, colon), at = status.substr(colon + 2);
-  if (why != "preempted" && why != "interrupted") return "";
+  const std::string why = status.substr(0, colon);
+  const std::string at = status.substr(colon + 2, status.find(" (", colon) - (colon + 2));  // "failed: eval (exit 1)"
+  if (why != "preempted" && why != "interrupted" && why != "failed") return "";
   if (at != "export" && at != "sample" && at != "eval") return "";
   if (!fs::exists(hash_file(p)) || read_text(hash_file(p)) != config_hash(p.config_yaml)) return "";
   return at;
@@ -425,6 +426,10 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
     point_lock.emplace(run / ".cgsweep.lock", /*wait=*/false);
     CG_CHECK(point_lock->locked(), "point {} ({}) is being run by another cgsweep right now (it holds {}); wait for "
              "that one to finish or stop it, then run again", p.index, p.name, (run / ".cgsweep.lock").string());
+  }
+  if (opt.dry_run && is_done(p) && fs::exists(hash_file(p)) && read_text(hash_file(p)) == hash) {
+    spdlog::info("point {} ({}) is done; it would be skipped", p.index, p.name);
+    return 0;
   }
   if (!opt.dry_run && is_done(p)) {
     if (!fs::exists(hash_file(p)))
@@ -565,6 +570,11 @@ std::vector<SummaryRow> collect_rows(const SweepPlan& plan) {
 }
 
 void summarize(const SweepPlan& plan) {
+  size_t started = 0;
+  for (const auto& p : plan.points) started += fs::exists(fs::path(p.run_dir) / "status");
+  if (started == 0)
+    spdlog::warn("no point of this sweep has run in {} (no <point>/status there): is out_dir (or --out-dir) the "
+                 "folder the sweep ran in?", plan.spec.out_dir);
   const std::string title = "Sweep " + fs::path(plan.spec.path).stem().string();
   write_summary(plan.spec.out_dir, title, plan.spec.keys, collect_rows(plan));
   spdlog::info("summary: {}/summary.md, {}/summary.csv, {}/val_loss_vs_rank.svg", plan.spec.out_dir,

@@ -67,6 +67,10 @@ grep -q "^srun --nodes=1 --ntasks=1 .*/cgprep " srun.calls && ok || bad "cgprep 
 # The same sweep here, out_dir spelled ./out/: point 0 is done and unchanged, so it is skipped.
 expect_rc 0 "local rerun" "$CGSWEEP" "$T/sub/../s.yaml" --out-dir ./out/ --point 0 --bin-dir bin --launcher env
 expect_out "point 0 \(r2\) is done; skipped" "finished point skipped"
+expect_rc 0 "dry run of a done point" "$CGSWEEP" "$T/s.yaml" --out-dir ./out --point 0 --dry-run --bin-dir bin
+expect_out "point 0 \(r2\) is done; it would be skipped" "a dry run says a done point is skipped"
+expect_rc 0 "--summary of a folder the sweep never ran in" "$CGSWEEP" s.yaml --summary --out-dir nosuch
+expect_out "no point of this sweep has run in .*nosuch" "--summary warns about an empty out_dir"
 [ "$(md5sum out/*/point.yaml)" = "$sum_before" ] && ok || bad "the local run rewrote point.yaml files"
 
 # --- requeue: preempted task requeued, at most CG_MAX_REQUEUES times ----------------------------------------------

@@ -78,7 +78,8 @@ struct StubSweep {
                                 "  echo started > " + (dir / "started").string() + "; exec sleep 30\n"
                                 "fi\n"
                                 "rc_var=STUB_TRAIN_RC_$r; exit ${!rc_var:-0}\n");
-    script(bin / "cgexport", "echo \"export $*\" >>" + calls.string() + "\nmkdir -p \"$3\"\n");
+    script(bin / "cgexport",
+           "echo \"export $*\" >>" + calls.string() + "\nmkdir -p \"$3\"\nexit ${STUB_EXPORT_RC:-0}\n");
     // cgsample: dies of signal $STUB_SAMPLE_SIG when set (a Slurm USR1 meant for cgtrain).
     script(bin / "cgsample", get + "echo \"sample $(get sample adapter $1)\" >>" + calls.string() +
                                  "\n[ -z \"${STUB_SAMPLE_SIG:-}\" ] || kill -$STUB_SAMPLE_SIG $$"
@@ -528,6 +529,23 @@ TEST(SweepRunner, PointBeingRunByAnotherCgsweepIsRefused) {
   ::close(fd);  // the other one finished: now it runs
   ASSERT_EQ(run_point(plan, plan.points[1], s.options()), 0);
   EXPECT_EQ(slurp(run / "status"), "done\n");
+}
+
+// A stage after training that failed (a full disk at export, say) is run again by the rerun without training again.
+TEST(SweepRunner, FailedExportResumesThereWithoutTraining) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4]\n");
+  ::setenv("STUB_EXPORT_RC", "3", 1);
+  const int rc = run_sweep(plan, s.options());
+  ::unsetenv("STUB_EXPORT_RC");
+  EXPECT_EQ(rc, 3);
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "failed: export (exit 3)\n");
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  const std::string calls = slurp(s.calls);
+  EXPECT_EQ(count(calls, "train r=4"), 1u) << calls;
+  EXPECT_EQ(count(calls, "export "), 2u) << calls;
+  EXPECT_EQ(count(calls, "eval "), 1u) << calls;
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "done\n");
 }
 
 TEST(SweepRunner, SampleKilledByUsr1IsPreemptedAndResumesThere) {
