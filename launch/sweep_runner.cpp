@@ -14,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -119,12 +120,15 @@ bool is_mpirun(const std::string& argv0) {
 struct FileLock {
   int fd = -1;
   bool held = false;
+  int error = 0;  // errno of the last failed try (EWOULDBLOCK: another process holds it)
   explicit FileLock(const fs::path& path, bool wait = true) {
     fs::create_directories(path.parent_path());
     fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
     CG_CHECK(fd >= 0, "cannot open lock file {}", path.string());
-    while (!(held = ::flock(fd, LOCK_EX | LOCK_NB) == 0) && wait && g_signal == 0) {
-      CG_CHECK(errno == EWOULDBLOCK || errno == EINTR, "cannot lock {}", path.string());
+    while (!(held = ::flock(fd, LOCK_EX | LOCK_NB) == 0)) {
+      error = errno;
+      if (!wait || g_signal != 0) break;
+      CG_CHECK(error == EWOULDBLOCK || error == EINTR, "cannot lock {}", path.string());
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
@@ -401,8 +405,8 @@ void check_finished_points(const SweepPlan& plan) {
 namespace {
 
 // The stage a stopped point resumes at: "export", "sample" or "eval" when training had finished ("preempted: X",
-// "interrupted: X" or "failed: X (exit N)") with the config it has now; empty: run the point from the start (cgtrain resumes from its
-// newest checkpoint).
+// "interrupted: X" or "failed: X (exit N)") with the config it has now; empty: run the point from the start
+// (cgtrain resumes from its newest checkpoint).
 std::string resume_stage(const SweepPlan& plan, const PlannedPoint& p) {
   if (!plan.spec.sample) return "";
   const std::string status = read_text(fs::path(p.run_dir) / "status");
@@ -424,8 +428,12 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   std::optional<FileLock> point_lock;
   if (!opt.dry_run) {
     point_lock.emplace(run / ".cgsweep.lock", /*wait=*/false);
-    CG_CHECK(point_lock->locked(), "point {} ({}) is being run by another cgsweep right now (it holds {}); wait for "
-             "that one to finish or stop it, then run again", p.index, p.name, (run / ".cgsweep.lock").string());
+    CG_CHECK(point_lock->locked() || point_lock->error != EWOULDBLOCK, "point {} ({}) is being run by another cgsweep "
+             "right now (it holds {}); wait for that one to finish or stop it, then run again", p.index, p.name,
+             (run / ".cgsweep.lock").string());
+    if (!point_lock->locked())  // a filesystem without flock: run, as before there was a lock
+      spdlog::warn("point {}: cannot lock {} ({}); make sure no other cgsweep runs this point", p.name,
+                   (run / ".cgsweep.lock").string(), std::strerror(point_lock->error));
   }
   if (opt.dry_run && is_done(p) && fs::exists(hash_file(p)) && read_text(hash_file(p)) == hash) {
     spdlog::info("point {} ({}) is done; it would be skipped", p.index, p.name);
