@@ -260,7 +260,8 @@ std::string export_run(const ExportOptions& given) {
   }
   {
     // Under checkpoints/ an export is lost to checkpoint rotation, and the run folder itself reads as its newest
-    // checkpoint (cgsample's sample.adapter); a folder of its own inside the run (RUN/adapter, as cgsweep does) is fine.
+    // checkpoint (cgsample's sample.adapter); a folder of its own inside the run (RUN/adapter, as cgsweep does) is
+    // fine.
     const fs::path run_abs = fs::weakly_canonical(o.run_dir), out_abs = fs::weakly_canonical(o.out);
     const fs::path rel = out_abs.lexically_relative(run_abs);
     const bool inside = !rel.empty() && *rel.begin() != "..";

@@ -244,7 +244,8 @@ void stop_at_random_step_then_resume(int sig, int expected_rc, const std::string
       << r.output;
   const auto losses = read_losses(run);  // the last record per step
   ASSERT_EQ(losses.size(), 20u);
-  for (const auto& [step, l] : losses) EXPECT_EQ(l, ref.at(step)) << "step " << step << " (stopped after " << last << ")";
+  for (const auto& [step, l] : losses)
+    EXPECT_EQ(l, ref.at(step)) << "step " << step << " (stopped after " << last << ")";
   EXPECT_EQ(read_records(run).size(), 20u);  // one record per step: the stopped launch's end is not repeated
   EXPECT_EQ(read_records(run).back().first, 20);
 }
