@@ -96,11 +96,11 @@ int run(int argc, char** argv) {
 #endif
   }
   if (rank != 0) return 0;
+  const cg::EvalInput input = cg::load_eval_input(e.input, e.max_rows);  // first: a bad input leaves no folder
   fs::path out = e.out;
   if (out.empty()) out = fs::is_directory(e.input) ? fs::path(e.input) / "eval" : fs::path(e.input + ".eval");
   cg::make_output_dir(out.string(), e.out.empty() ? "eval.out (default: <eval.input>/eval)" : "eval.out");
 
-  const cg::EvalInput input = cg::load_eval_input(e.input, e.max_rows);
   if (input.total == 0)
     spdlog::warn("cgeval: {} holds no generated crystals to score{}; the rates read n/a", e.input,
                  input.infill.empty() ? "" : " (only infill records)");

@@ -301,7 +301,8 @@ int run(int argc, char** argv) {
                         sum.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   for (const char* old : {"cifs", "eval"}) {
     if (fs::exists(out / old) && fs::remove_all(out / old, ec) > 0)
-      spdlog::info("cgsample: replaced {} of an earlier run", (out / old).string());
+      spdlog::warn("cgsample: replaced {} of an earlier run in sample.out_dir (use another sample.out_dir to keep "
+                   "runs apart)", (out / old).string());
     CG_CHECK(!ec, "cannot clear {}: {}; choose another sample.out_dir", (out / old).string(), ec.message());
   }
   fs::rename(staging, out / "cifs", ec);

@@ -459,54 +459,38 @@ TEST(SweepRunner, TermBetweenStagesStopsBeforeTheNextAndTheRerunResumesThere) {
   for (const auto& p : plan.points) EXPECT_EQ(slurp(fs::path(p.run_dir) / "status"), "done\n") << p.name;
 }
 
-TEST(SweepRunner, TermToAnMpirunStageIsSentAsUsr1) {
+// A signal to cgsweep while an mpirun stage trains. The mpirun stand-in acts like OpenMPI's: SIGTERM and SIGINT kill
+// the ranks (exit 1), SIGUSR1 is passed on (cgtrain saves: 75). It records what it got and its process group.
+static void signal_to_mpirun_stage(int sig, int want_rc, const std::string& want_status) {
   StubSweep s;
-  // mpirun stand-in: like OpenMPI's, it exits 1 on SIGTERM (ranks killed) and passes SIGUSR1 on (cgtrain: 75).
   const fs::path mpirun = s.dir / "mpi" / "mpirun";
   fs::create_directories(mpirun.parent_path());
-  const fs::path got = s.dir / "mpirun_got";
-  script(mpirun, "trap 'echo USR1 > " + got.string() + "; exit 75' USR1\ntrap 'echo TERM > " + got.string() +
-                     "; exit 1' TERM\necho started > " + (s.dir / "started").string() +
+  const fs::path got = s.dir / "mpirun_got", pgrp = s.dir / "mpirun_pgrp";
+  const auto on = [&](const std::string& name, int rc) {
+    return "trap 'echo " + name + " > " + got.string() + "; exit " + std::to_string(rc) + "' " + name + "\n";
+  };
+  script(mpirun, "awk '{print $5}' /proc/$$/stat > " + pgrp.string() + "\n" + on("USR1", 75) + on("TERM", 1) +
+                     on("INT", 1) + "echo started > " + (s.dir / "started").string() +
                      "\nfor i in $(seq 300); do sleep 0.1; done\nexit 1\n");
   const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n");
   RunOptions o = s.options();
   o.launcher = mpirun.string() + " -np {np}";
   int rc = 0;
   {
-    SignalWhen term(s.dir / "started", SIGTERM);
+    SignalWhen send(s.dir / "started", sig);
     rc = run_sweep(plan, o);
   }
-  EXPECT_EQ(rc, kExitPreempted);
-  EXPECT_EQ(slurp(got), "USR1\n");
-  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "preempted\n");
+  EXPECT_EQ(rc, want_rc);
+  EXPECT_EQ(slurp(got), "USR1\n");  // what mpirun forwards to its ranks
+  EXPECT_NE(std::stol(slurp(pgrp)), long(::getpgrp()));  // its own group: a terminal's Ctrl-C reaches cgsweep only
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), want_status + "\n");
   EXPECT_FALSE(fs::exists(fs::path(plan.points[1].run_dir) / "status"));
 }
 
-// Ctrl-C: the stage runs in its own process group (a terminal's SIGINT reaches cgsweep only), and cgsweep passes it
-// to mpirun as SIGUSR1 (mpirun would kill its ranks on SIGINT), so cgtrain saves (75); the point is interrupted,
-// not preempted, and the sweep exits 130.
-TEST(SweepRunner, CtrlCToAnMpirunStageIsSentAsUsr1InItsOwnProcessGroup) {
-  StubSweep s;
-  const fs::path mpirun = s.dir / "mpi" / "mpirun";
-  fs::create_directories(mpirun.parent_path());
-  const fs::path got = s.dir / "mpirun_got", pgrp = s.dir / "mpirun_pgrp";
-  script(mpirun, "awk '{print $5}' /proc/$$/stat > " + pgrp.string() + "\ntrap 'echo USR1 > " + got.string() +
-                     "; exit 75' USR1\ntrap 'echo INT > " + got.string() + "; exit 1' INT\necho started > " +
-                     (s.dir / "started").string() + "\nfor i in $(seq 300); do sleep 0.1; done\nexit 1\n");
-  const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n");
-  RunOptions o = s.options();
-  o.launcher = mpirun.string() + " -np {np}";
-  int rc = 0;
-  {
-    SignalWhen ctrl_c(s.dir / "started", SIGINT);
-    rc = run_sweep(plan, o);
-  }
-  EXPECT_EQ(rc, 130);
-  EXPECT_EQ(slurp(got), "USR1\n");
-  EXPECT_NE(std::stol(slurp(pgrp)), long(::getpgrp()));
-  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "interrupted: train\n");
-  EXPECT_FALSE(fs::exists(fs::path(plan.points[1].run_dir) / "status"));
-}
+TEST(SweepRunner, TermToAnMpirunStageIsSentAsUsr1) { signal_to_mpirun_stage(SIGTERM, kExitPreempted, "preempted"); }
+
+// Ctrl-C: cgtrain saves too, but the point is interrupted (not requeued) and the sweep exits 130.
+TEST(SweepRunner, CtrlCToAnMpirunStageIsSentAsUsr1) { signal_to_mpirun_stage(SIGINT, 130, "interrupted: train"); }
 
 // A second cgsweep on a point another one is running (its lock held) is refused before it touches the point.
 TEST(SweepRunner, PointBeingRunByAnotherCgsweepIsRefused) {

@@ -39,6 +39,11 @@ set -- model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.dev
   sample.condition_on=[formula,spacegroup,band_gap] data.test_csv=data/mp20/test.csv.gz
 "$B/sampler/cgeval" log.level=warn eval.input="$D/rows" eval.train_csv="" eval.ref_csv="" >/dev/null
 "$B/sampler/cgeval" log.level=warn eval.input="$D/infill" eval.train_csv="" eval.ref_csv="" >/dev/null
+# A missing input: said so, and no <input>.eval folder left behind.
+if "$B/sampler/cgeval" eval.input="$D/nofile.jsonl" eval.train_csv="" eval.ref_csv="" 2>"$D/nofile.err" >&2; then
+  echo "cgeval read a missing input" >&2; exit 1; fi
+grep -q "nofile.jsonl' does not exist" "$D/nofile.err"
+[ ! -e "$D/nofile.jsonl.eval" ] || { echo "cgeval left $D/nofile.jsonl.eval" >&2; exit 1; }
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/both" sample.conditions_from=data.test_csv sample.formula=NaCl \
     2>"$D/both.err"; then echo "conditions_from with sample.formula must be refused" >&2; exit 1; fi
 grep -q "does not combine with the fixed" "$D/both.err"
