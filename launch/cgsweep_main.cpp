@@ -3,11 +3,13 @@
 // data setting, mpirun cgtrain, optionally cgexport + cgsample + cgeval), or writes a Slurm array job (--slurm).
 // Ends with summary.md, summary.csv and val_loss_vs_rank.svg in the sweep's out_dir.
 #include <CLI/CLI.hpp>
+#include <spdlog/fmt/ranges.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -94,6 +96,18 @@ int run(int argc, char** argv) {
     return cg::to_yaml(cg::load_config(base, overrides, origins));
   };
   const SweepPlan plan = plan_sweep(spec, resolve);
+  // The configs' relative paths are read from the folder cgsweep runs in (as every tool reads them), not from the
+  // sweep file's or the base config's folder: a data file not found from here fails cgprep later, so say it now.
+  std::set<std::string> missing;
+  for (const auto& p : plan.points) {
+    const cg::Config c = cg::load_config_string(p.config_yaml);
+    for (const std::string& f : {c.data.train_csv, c.data.val_csv, c.data.test_csv})
+      if (!f.empty() && !fs::exists(f)) missing.insert(f);
+  }
+  if (!missing.empty())
+    spdlog::warn("data files of the sweep's config not found from {}: {}; relative paths are read from the folder "
+                 "cgsweep runs in: run it from the folder they are relative to (the repository root for configs/), "
+                 "or make them absolute", fs::current_path().string(), fmt::join(missing, ", "));
   spdlog::info("sweep {}: {} points, {} data settings, out_dir {}", spec.path, plan.points.size(),
                plan.shards_dirs.size(), plan.spec.out_dir);
 

@@ -36,6 +36,8 @@ expect_rc 2 "swept key on the command line" "$CGSWEEP" s.yaml lora.r=8 --dry-run
 expect_out "lora.r=8 on the command line: the sweep file .*s.yaml sweeps lora.r \(grid:\)" "swept key message"
 expect_rc 0 "other key on the command line" "$CGSWEEP" s.yaml train.steps=5 --dry-run
 [ ! -e out ] && ok || bad "a dry run made out_dir or wrote point.yaml files"
+expect_out "data files of the sweep's config not found from $T: data/mp20/test.csv.gz, data/mp20/train.csv.gz" \
+  "relative data paths that do not resolve here are named"
 expect_rc 2 "a folder key on the command line" "$CGSWEEP" s.yaml train.run_dir=/tmp/x --dry-run
 expect_out "train.run_dir=/tmp/x on the command line: train.run_dir is set by cgsweep for every point" "folder key message"
 
