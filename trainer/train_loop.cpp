@@ -58,21 +58,22 @@ double peak_flops(const at::Device& dev, bool lead) {
   return peak;
 }
 
-// Agree over the world: true if any rank saw the flag.
-bool any_rank(bool flag, const dist::ParallelDims& dims) {
-  at::Tensor t = at::tensor({flag ? 1.0 : 0.0}, at::kDouble);
+// The largest of every rank's v (a host all-reduce over the world).
+int max_over_ranks(int v, const dist::ParallelDims& dims) {
+  at::Tensor t = at::tensor({double(v)}, at::kDouble);
   if (dims.world > 1) dims.host_world_comm->all_reduce(t, dist::ReduceOp::Max);
-  return t.item<double>() > 0;
+  return int(t.item<double>());
 }
+
+// Agree over the world: true if any rank saw the flag.
+bool any_rank(bool flag, const dist::ParallelDims& dims) { return max_over_ranks(flag ? 1 : 0, dims) > 0; }
 
 // The stop every rank agrees on at a step boundary: 0 (go on), kExitPreempted when any rank was preempted (requeue
 // wins), else kExitInterrupted when any had a Ctrl-C.
 int agreed_stop(const dist::ParallelDims& dims) {
   const int own = stop_exit_code();
-  at::Tensor t = at::tensor({own == kExitPreempted ? 2.0 : own == kExitInterrupted ? 1.0 : 0.0}, at::kDouble);
-  if (dims.world > 1) dims.host_world_comm->all_reduce(t, dist::ReduceOp::Max);
-  const double v = t.item<double>();
-  return v > 1.5 ? kExitPreempted : v > 0.5 ? kExitInterrupted : 0;
+  const int v = max_over_ranks(own == kExitPreempted ? 2 : own == kExitInterrupted ? 1 : 0, dims);
+  return v == 2 ? kExitPreempted : v == 1 ? kExitInterrupted : 0;
 }
 
 // The base's own tokenizer, when its folder has one, against the shards': one of the same size with other pieces
