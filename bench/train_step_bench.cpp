@@ -128,7 +128,7 @@ int bench_main(int argc, char** argv) {
   if (!parsed) return 0;
   const cg::Config cfg = *parsed;
   const cg::dist::Runtime& rt = cg::dist::runtime();
-  const at::Device device = cg::resolve_device(cfg.model.device, rt.local_rank);
+  const at::Device device = cg::resolve_device(cfg.model.device, rt);
   const auto backend = cg::dist::backend_from_name(cfg.parallel.backend, device.is_cuda());
   const cg::dist::ParallelDims dims =
       cg::dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);

@@ -3,13 +3,17 @@
 
 #include <zlib.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "common/error.h"
 
 namespace cg {
 
 std::string read_maybe_gz(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");
-  CG_CHECK(f != nullptr, "cannot open '{}': check the path (data.*_csv keys)", path);
+  CG_CHECK(f != nullptr, "cannot open '{}' ({}): check the setting that names this file", path,
+           path.empty() ? "the path is empty" : std::strerror(errno));
   gzbuffer(f, 1 << 20);
   std::string out;
   std::vector<char> buf(1 << 20);

@@ -78,8 +78,8 @@ std::string settings_json(const DataConfig& d, const TextOptions& t) {
   j["seed"] = d.seed;
   j["max_rows"] = d.max_rows;
   j["strict"] = d.strict;
-  j["tokenizer"] = d.tokenizer;
-  j["tokenizer_vocab_size"] = d.tokenizer_vocab_size;
+  // The tokenizer enters the shards by its sha256 (ShardMeta::tokenizer_sha256), not by how data.tokenizer named it:
+  // the model cgprep fitted ("train") and that same file given by path make the same samples.
   j["tokens"] = "BOS + encode(prompt + completion) + EOS";
   return j.dump();
 }

@@ -26,6 +26,16 @@ GridShape resolve_grid(int world, int tp, int dp) {
   return {tp, dp};
 }
 
+int gpu_for_local_rank(int local_rank, int local_size, int visible) {
+  CG_CHECK(visible > 0, "local rank {} sees no GPU (CUDA_VISIBLE_DEVICES, the driver); run on a GPU node or set "
+           "model.device=cpu", local_rank);
+  if (local_rank < visible) return local_rank;
+  if (visible == 1 && local_size > 1) return 0;  // a GPU of its own per rank (per-task CUDA_VISIBLE_DEVICES)
+  CG_FAIL("local rank {} of {} ranks on this node has no GPU: the process sees {} GPU(s); launch at most {} ranks "
+          "per node (one per GPU), or bind one GPU to each rank (Slurm --gpus-per-task=1)", local_rank, local_size,
+          visible, visible);
+}
+
 ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
   const Runtime& rt = init_runtime(nullptr, nullptr);
   const GridShape g = resolve_grid(rt.world, tp, dp);
@@ -46,13 +56,10 @@ ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
   } else {
     CG_CHECK(nccl_compiled(), "parallel.backend=nccl but this build has no NCCL (nccl.h/cuda_runtime.h not found at "
              "configure time); use parallel.backend=mpi or rebuild as in docs/gpu.md");
-    const int gpus = cuda_device_count();
-    CG_CHECK(rt.local_rank < gpus, "rank {} is rank {} of {} on its node but the node has {} visible GPU(s); "
-             "launch at most {} ranks per node for parallel.backend=nccl", rt.rank, rt.local_rank, rt.local_size,
-             gpus, gpus);
-    set_cuda_device(rt.local_rank);  // this rank's GPU, before any communicator or tensor touches one
-    d.tp_comm = make_nccl_comm(d.host_tp_comm, rt.local_rank);
-    d.dp_comm = make_nccl_comm(d.host_dp_comm, rt.local_rank);
+    const int gpu = gpu_for_local_rank(rt.local_rank, rt.local_size, cuda_device_count());
+    set_cuda_device(gpu);  // this rank's GPU, before any communicator or tensor touches one
+    d.tp_comm = make_nccl_comm(d.host_tp_comm, gpu);
+    d.dp_comm = make_nccl_comm(d.host_dp_comm, gpu);
   }
   CG_CHECK(d.tp_comm->size() == d.tp && d.tp_comm->rank() == d.tp_rank && d.dp_comm->size() == d.dp &&
                d.dp_comm->rank() == d.dp_rank,

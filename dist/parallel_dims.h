@@ -6,7 +6,7 @@
 
 namespace cg::dist {
 
-// Mpi: CPU tensors over MPI. Nccl: CUDA tensors over NCCL (one GPU per rank: local rank = device index);
+// Mpi: CPU tensors over MPI. Nccl: CUDA tensors over NCCL (one GPU per rank: gpu_for_local_rank);
 // with Nccl every tensor given to tp_comm/dp_comm must live on this rank's GPU.
 enum class Backend { Mpi, Nccl };
 
@@ -35,6 +35,12 @@ GridShape resolve_grid(int world, int tp, int dp);
 ParallelDims make_parallel_dims(int tp, int dp, Backend backend);
 // A single-process grid (tp = dp = 1) with self comms; no MPI needed.
 ParallelDims single_process_dims();
+
+// The CUDA device index of this rank among the `visible` GPUs of its process: its local rank when the process sees
+// the node's GPUs (mpirun, srun without binding), 0 when every rank of the node sees one GPU of its own (Slurm's
+// --gpus-per-task=1 or --gpu-bind=single:1 set a per-task CUDA_VISIBLE_DEVICES). Errors name the numbers and what to
+// change when the node has fewer GPUs than ranks.
+int gpu_for_local_rank(int local_rank, int local_size, int visible);
 
 // "mpi" | "nccl" | "auto" (nccl when `on_cuda`, else mpi), as in the config key parallel.backend.
 Backend backend_from_name(const std::string& name, bool on_cuda);

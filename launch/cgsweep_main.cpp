@@ -74,7 +74,7 @@ int run(int argc, char** argv) {
   app.add_flag("--slurm", slurm, "write out_dir/sweep.sbatch (array job) + points.tsv instead of running");
   app.add_option("--point", point, "run only this point (index; what each Slurm array task does)");
   app.add_flag("--summary", summary_only, "only (re)write the summary from the run folders");
-  app.add_flag("--dry-run", dry_run, "validate, write point.yaml files, print the commands; run nothing");
+  app.add_flag("--dry-run", dry_run, "validate the sweep and print each point's commands; write and run nothing");
   app.add_flag("--keep-going", keep_going, "continue with the next point when one fails");
   app.add_option("--bin-dir", bin_dir, "build folder with the tools (default: $CG_BIN_DIR, else the sweep's "
                  "bin_dir, else the one cgsweep is in)");

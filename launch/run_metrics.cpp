@@ -44,7 +44,9 @@ RunMetrics read_metrics_file(const std::string& metrics_jsonl) {
   std::map<int64_t, StepFields> steps;
   // Throughput derived from cgtrain's per-step "tokens" and "time_s" (seconds since that process started training):
   // tokens over elapsed time between consecutive records of one process; a drop in time_s or in step starts a new
-  // process (resume), whose first step (warmup, loading) is left out like the first step of the run.
+  // process (resume), whose first step (warmup, loading) is left out like the first step of the run. Where records
+  // carry "step_s" (the step's own time), that is the elapsed time: validations and saves between steps are not
+  // training throughput.
   double seg_tokens = 0, seg_seconds = 0, prev_time = -1, first_tokens = 0, first_time = 0;
   int64_t prev_step = -1;
   std::string line;
@@ -59,12 +61,12 @@ RunMetrics read_metrics_file(const std::string& metrics_jsonl) {
     if (auto v = number(j, "loss")) s.loss = v;
     if (auto v = number(j, "val_loss")) s.val_loss = v;
     if (auto v = number(j, "tokens_per_s")) s.tokens_per_s = v;
-    const auto tokens = number(j, "tokens"), time = number(j, "time_s");
+    const auto tokens = number(j, "tokens"), time = number(j, "time_s"), step_s = number(j, "step_s");
     if (tokens && time) {
       const int64_t step = j["step"].get<int64_t>();
       if (prev_time >= 0 && *time > prev_time && step > prev_step) {
         seg_tokens += *tokens;
-        seg_seconds += *time - prev_time;
+        seg_seconds += step_s ? *step_s : *time - prev_time;
       } else if (first_time == 0) {
         first_tokens = *tokens, first_time = *time;
       }

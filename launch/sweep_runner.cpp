@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,7 +10,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -20,9 +18,9 @@
 #include <map>
 #include <optional>
 #include <sstream>
-#include <thread>
 
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "common/log.h"
 #include "common/sha256.h"
 
@@ -114,29 +112,6 @@ bool is_mpirun(const std::string& argv0) {
   const std::string base = fs::path(argv0).filename().string();
   return base == "mpirun" || base == "mpiexec" || base == "orterun";
 }
-
-// An exclusive flock on <path>, held for the object's lifetime. Waiting for it ends early (locked() false) when
-// SIGINT / SIGTERM / SIGUSR1 arrive: another array task's cgprep may hold it for a long time. wait false: one try.
-struct FileLock {
-  int fd = -1;
-  bool held = false;
-  int error = 0;  // errno of the last failed try (EWOULDBLOCK: another process holds it)
-  explicit FileLock(const fs::path& path, bool wait = true) {
-    fs::create_directories(path.parent_path());
-    fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    CG_CHECK(fd >= 0, "cannot open lock file {}", path.string());
-    while (!(held = ::flock(fd, LOCK_EX | LOCK_NB) == 0)) {
-      error = errno;
-      if (!wait || g_signal != 0) break;
-      CG_CHECK(error == EWOULDBLOCK || error == EINTR, "cannot lock {}", path.string());
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  ~FileLock() {
-    if (fd >= 0) ::close(fd);  // releases the lock
-  }
-  bool locked() const { return held; }
-};
 
 void set_status(const PlannedPoint& p, const std::string& status) {
   write_text(fs::path(p.run_dir) / "status", status);
@@ -427,13 +402,13 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   // again) would train in the same run folder at the same time and mark the point with its own status.
   std::optional<FileLock> point_lock;
   if (!opt.dry_run) {
-    point_lock.emplace(run / ".cgsweep.lock", /*wait=*/false);
-    CG_CHECK(point_lock->locked() || point_lock->error != EWOULDBLOCK, "point {} ({}) is being run by another cgsweep "
+    point_lock.emplace((run / ".cgsweep.lock").string());  // one try
+    CG_CHECK(!point_lock->held_elsewhere(), "point {} ({}) is being run by another cgsweep "
              "right now (it holds {}); wait for that one to finish or stop it, then run again", p.index, p.name,
              (run / ".cgsweep.lock").string());
     if (!point_lock->locked())  // a filesystem without flock: run, as before there was a lock
       spdlog::warn("point {}: cannot lock {} ({}); make sure no other cgsweep runs this point", p.name,
-                   (run / ".cgsweep.lock").string(), std::strerror(point_lock->error));
+                   (run / ".cgsweep.lock").string(), std::strerror(point_lock->error()));
   }
   if (opt.dry_run && is_done(p) && fs::exists(hash_file(p)) && read_text(hash_file(p)) == hash) {
     spdlog::info("point {} ({}) is done; it would be skipped", p.index, p.name);
@@ -483,7 +458,11 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   if (opt.dry_run) {
     spdlog::info("  [prep] {}  (unless {} exists)", join(serial({tool(opt, "cgprep"), cfg})), marker.string());
   } else if (!skip("prep")) {
-    FileLock lock(shards.string() + ".lock");
+    // Waits while another array task's cgprep holds it (a long time, maybe), unless SIGINT / SIGTERM / SIGUSR1
+    // arrive.
+    FileLock lock(shards.string() + ".lock", [] { return g_signal == 0; });
+    CG_CHECK(lock.locked() || lock.held_elsewhere(), "cannot lock {}.lock: {}", shards.string(),
+             std::strerror(lock.error()));
     if (!lock.locked()) return stopped_before(p, "prep");
     if (!fs::exists(marker)) {
       const int rc = stage(p, "prep", serial({tool(opt, "cgprep"), cfg}), false);

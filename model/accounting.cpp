@@ -89,9 +89,10 @@ Plan make_plan(const PlanInputs& in) {
   const double per_layer = activation_bytes_per_token_layer(c, tp, e);
   p.activations = in.activation_checkpointing ? B * T * (L * d * e + per_layer) : B * T * L * per_layer;
   p.logits = B * T * v_local * 4.0 * 3;
-  p.overhead = 2.0 * (1 << 30) + 0.1 * (p.weights + p.trainable_state + p.activations + p.logits);
+  p.overhead = (in.gpu ? 2.0 * (1 << 30) : 0.0) + 0.1 * (p.weights + p.trainable_state + p.activations + p.logits);
   p.total = p.weights + p.trainable_state + p.activations + p.logits + p.overhead;
-  p.headroom = in.device_memory_bytes - p.total;
+  p.ranks_sharing = in.gpu ? 1 : tp * in.dp;  // CPU ranks of one run share one host (mpirun -np on one machine)
+  p.headroom = in.device_memory_bytes - p.total * double(p.ranks_sharing);
   p.fits = p.headroom >= 0;
 
   const double ring_tp = tp > 1 ? 2.0 * (tp - 1) / tp : 0.0, ring_dp = in.dp > 1 ? 2.0 * (in.dp - 1) / in.dp : 0.0;
@@ -129,8 +130,12 @@ std::string format_plan(const PlanInputs& in, const Plan& p) {
                    in.activation_checkpointing ? "" : "no ", activation_bytes_per_token_layer(c, in.tp,
                                                                                                in.weight_bytes) / 1e3);
   o << fmt::format("  logits + CE    {:>10}\n", gb(p.logits));
-  o << fmt::format("  overhead       {:>10}  (2 GiB context/NCCL + 10% slack)\n", gb(p.overhead));
-  o << fmt::format("  total          {:>10}  of {}\n", gb(p.total), gb(in.device_memory_bytes));
+  o << fmt::format("  overhead       {:>10}  ({}10% slack)\n", gb(p.overhead), in.gpu ? "2 GiB context/NCCL + " : "");
+  if (p.ranks_sharing > 1)
+    o << fmt::format("  total          {:>10}  per rank; x {} ranks on this host = {} of {}\n", gb(p.total),
+                     p.ranks_sharing, gb(p.total * double(p.ranks_sharing)), gb(in.device_memory_bytes));
+  else
+    o << fmt::format("  total          {:>10}  of {}\n", gb(p.total), gb(in.device_memory_bytes));
   o << fmt::format("communication per step and rank: tp {} all-reduces, {}; dp {}\n", p.tp_allreduces_per_step,
                    gb(p.tp_bytes_per_step), gb(p.dp_bytes_per_step));
   o << (p.fits ? fmt::format("fits: yes, {} to spare ({:.0f}% of the device)\n", gb(p.headroom),

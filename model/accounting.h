@@ -36,7 +36,8 @@ struct PlanInputs {
   bool lora = true;                  // false: full fine-tuning (every base weight trained)
   int64_t lora_r = 8;
   std::vector<std::string> lora_targets = {"q_proj", "v_proj"};  // or "all-linear"
-  double device_memory_bytes = 80e9;  // one accelerator (80 GB H100/A100)
+  double device_memory_bytes = 80e9;  // one accelerator (80 GB H100/A100), or the host's memory on CPU
+  bool gpu = true;                    // false (model.device=cpu): no CUDA context, every rank shares the host memory
 };
 
 struct Plan {
@@ -55,8 +56,10 @@ struct Plan {
   double trainable_state = 0;        // LoRA: 16 B/param (fp32 param, grad, AdamW m, v); full: grad at weight_bytes + 8
   double activations = 0;            // see activation_bytes_per_token_layer; B T per micro-step
   double logits = 0;                 // B T V_local fp32 x 3 (logits, their gradient, CE softmax)
-  double overhead = 0;               // 2 GiB (CUDA context, NCCL buffers) + 10% of the above (allocator slack)
-  double total = 0, headroom = 0;    // headroom = device_memory_bytes - total
+  double overhead = 0;               // on a GPU 2 GiB (CUDA context, NCCL buffers); + 10% of the above (allocator slack)
+  double total = 0;                  // one rank
+  int64_t ranks_sharing = 1;         // ranks whose memory adds up against device_memory_bytes: 1 a GPU, tp dp on CPU
+  double headroom = 0;               // device_memory_bytes - total * ranks_sharing
   bool fits = false;
   // Communication per optimizer step, bytes each rank sends (ring all-reduce of S bytes sends 2 (n-1)/n S).
   int64_t tp_allreduces_per_step = 0;  // activations (B, T, d): (2L + 1) forward + (2L + 1) backward [+ 2L recompute]

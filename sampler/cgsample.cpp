@@ -28,6 +28,7 @@
 #include "dist/runtime.h"
 #include "sampler/cif_writer.h"
 #include "sampler/conditions.h"
+#include "sampler/eval_input.h"
 #include "sampler/generator.h"
 #include "sampler/sample_record.h"
 #include "sampler/sampling_model.h"
@@ -105,6 +106,10 @@ std::vector<Job> make_jobs(const Config& c) {
       // cgeval could not check it.
       CG_CHECK(cg::composition_of_formula(s.formula).has_value(), "sample.formula={} is not a formula such as Fe2O3, "
                "NaCl or BaLi2Mg(PO4)2 (element symbols with integer counts)", s.formula);
+      if (!cg::formula_is_reduced(s.formula))
+        spdlog::warn("cgsample: sample.formula={} is not written as a reduced formula ({} reduced); the training "
+                     "prompts state pymatgen's reduced formulas, so this is a spelling the model never saw",
+                     s.formula, cg::composition_of_formula(s.formula)->formula());
       cond.formula = s.formula;
     }
     cond.formation_energy_per_atom = number_or_none(s.formation_energy);
@@ -118,7 +123,12 @@ std::vector<Job> make_jobs(const Config& c) {
   } else {
     CG_CHECK(s.task == "infill", "sample.task '{}' is not generate | infill", s.task);
     // Infill the first num_samples crystals of the test split; the masked element is a seeded uniform site's.
+    CG_CHECK(!c.data.test_csv.empty(), "sample.task=infill masks elements of the crystals of data.test_csv, which is "
+             "empty; set data.test_csv to a CSV in CDVAE's layout (e.g. data/mp20/test.csv.gz)");
     const auto crystals = cg::read_mp20(c.data.test_csv, s.num_samples).crystals;
+    if (int64_t(crystals.size()) < s.num_samples)
+      spdlog::warn("cgsample: data.test_csv {} has {} crystal(s) to infill, fewer than sample.num_samples={}: {} "
+                   "sample(s), one per crystal", c.data.test_csv, crystals.size(), s.num_samples, crystals.size());
     std::mt19937_64 rng(s.seed);
     cg::TextOptions text;  // the training text's format (cgprep's data.angle_mode)
     text.angles = cg::parse_angle_mode(c.data.angle_mode);
@@ -165,11 +175,6 @@ cg::SampleRecord to_record(const Config& c, size_t i, const Job& job, const cg::
 }
 
 // The failure class of a reason ("line 3: ..." -> "line 3"), for the summary's histogram.
-std::string reason_class(const std::string& reason) {
-  const auto colon = reason.find(':');
-  return colon == std::string::npos ? reason : reason.substr(0, colon);
-}
-
 int run(int argc, char** argv) {
   const auto& rt = cg::dist::init_runtime(&argc, &argv);
   auto cfg =
@@ -177,7 +182,7 @@ int run(int argc, char** argv) {
   if (!cfg) return 0;
   const Config& c = *cfg;
   cg::init_logging(rt.rank, rt.world, c.log.level, c.log.all_ranks);
-  const at::Device device = cg::resolve_device(c.model.device, rt.local_rank);
+  const at::Device device = cg::resolve_device(c.model.device, rt);
   const auto dims = cg::sampling_dims(c, device, rt.world);
   cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));
 
@@ -250,7 +255,7 @@ int run(int argc, char** argv) {
     parsed += r.parsed;
     eos += results[i].hit_eos;
     tokens += r.num_tokens;
-    if (!r.parsed) ++reasons[reason_class(r.reason)];
+    if (!r.parsed) ++reasons[cg::reason_key(r.reason)];
     if (r.task == "infill") correct += r.element == jobs[i].truth;
     if (r.crystal) cg::save_cif((staging / (r.id + ".cif")).string(), *r.crystal);
     jl += cg::to_json_line(r) + "\n";
@@ -295,6 +300,14 @@ int run(int argc, char** argv) {
   if (!c.sample.conditions_from.empty()) {
     sum["conditions_from"] = cg::resolve_csv(c.sample.conditions_from, c);
     sum["condition_on"] = c.sample.condition_on;
+  } else if (c.sample.task == "generate") {  // the fixed conditions every prompt states (absent: none)
+    nlohmann::json fixed = nlohmann::json::object();
+    if (!c.sample.formula.empty()) fixed["formula"] = c.sample.formula;
+    if (c.sample.spacegroup > 0) fixed["spacegroup"] = c.sample.spacegroup;
+    if (auto v = number_or_none(c.sample.formation_energy)) fixed["formation_energy_per_atom"] = *v;
+    if (auto v = number_or_none(c.sample.band_gap)) fixed["band_gap"] = *v;
+    if (auto v = number_or_none(c.sample.e_above_hull)) fixed["e_above_hull"] = *v;
+    sum["conditions"] = fixed;
   }
   cg::write_file_atomic((out / "samples.jsonl").string(), jl);
   cg::write_file_atomic((out / "summary.json").string(),

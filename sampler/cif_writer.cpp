@@ -6,24 +6,95 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
+#include <numeric>
+#include <sstream>
 
 #include "common/error.h"
 #include "data/elements.h"
-#include "sampler/smact.h"
+#include "sampler/tables.h"
 
 namespace cg {
 
 namespace {
 
-// Elements ordered as pymatgen orders formulas: by electronegativity, then symbol (missing values last).
-std::vector<std::string> formula_order(std::vector<std::string> els) {
-  auto key = [](const std::string& e) {
-    const auto x = smact_pauling_electronegativity(e);
-    return std::make_pair(x ? *x : 1e9, e);
-  };
-  std::sort(els.begin(), els.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
-  return els;
+// pymatgen's Element.X (data/tables/pymatgen_electronegativity.txt; not SMACT's table, which differs for 17
+// elements, Zr 0.33 among them); NaN where pymatgen has none (He, Ne, Ar), as pymatgen sets it.
+double pymatgen_x(const std::string& element) {
+  static const std::map<std::string, double> table = [] {
+    std::map<std::string, double> t;
+    std::istringstream in(tables::kPymatgenElectronegativity);
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      std::istringstream ls(line);
+      std::string symbol, value;
+      int z = 0;
+      CG_CHECK(static_cast<bool>(ls >> symbol >> z >> value), "pymatgen_electronegativity table: bad row '{}'", line);
+      t[symbol] = value == "nan" ? std::numeric_limits<double>::quiet_NaN() : std::stod(value);
+    }
+    CG_CHECK(t.size() == 103, "pymatgen_electronegativity table has {} rows, not 103", t.size());
+    return t;
+  }();
+  auto it = table.find(element);
+  return it == table.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+}
+
+// Python's list.sort for the short lists of a formula (CPython's count_run + binary insertion sort, which it uses
+// below 64 items) with `lt` as "<": pymatgen sorts by keys holding NaN, which compares false both ways, so where a
+// NaN lands depends on this exact algorithm and the input order.
+template <class T, class Lt>
+void python_sort(std::vector<T>& a, Lt lt) {
+  const size_t n = a.size();
+  if (n < 2) return;
+  size_t run = 2;
+  if (lt(a[1], a[0])) {  // strictly descending run: reversed in place
+    while (run < n && lt(a[run], a[run - 1])) ++run;
+    std::reverse(a.begin(), a.begin() + long(run));
+  } else {
+    while (run < n && !lt(a[run], a[run - 1])) ++run;
+  }
+  for (size_t start = run; start < n; ++start) {
+    T pivot = a[start];
+    size_t l = 0, r = start;
+    while (l < r) {
+      const size_t p = l + ((r - l) >> 1);
+      if (lt(pivot, a[p])) r = p;
+      else l = p + 1;
+    }
+    for (size_t k = start; k > l; --k) a[k] = a[k - 1];
+    a[l] = pivot;
+  }
+}
+
+// Python's "<" on the keys [X, symbol] (a NaN X equals nothing, so the comparison is decided on it: false).
+bool x_then_symbol_less(const std::string& a, const std::string& b) {
+  const double xa = pymatgen_x(a), xb = pymatgen_x(b);
+  if (xa != xb) return xa < xb;
+  return a < b;
+}
+
+// pymatgen's reduce_formula (core/composition.py): elements by (X, symbol), counts over their gcd, and when there
+// are three or more elements and the last two differ in X by less than 1.65 and reduce further on their own, those
+// two written as a parenthesised group ("Mg(InSe2)2"). Returns the formula and the gcd factor.
+std::pair<std::string, int64_t> reduce_formula(const std::vector<std::pair<std::string, int64_t>>& amounts) {
+  std::vector<std::pair<std::string, int64_t>> syms = amounts;
+  python_sort(syms, [](const auto& a, const auto& b) { return x_then_symbol_less(a.first, b.first); });
+  int64_t factor = 0;
+  for (const auto& [e, n] : syms) factor = std::gcd(factor, n);
+  std::string polyanion;
+  const size_t n = syms.size();
+  if (n >= 3 && pymatgen_x(syms[n - 1].first) - pymatgen_x(syms[n - 2].first) < 1.65) {
+    const auto [form, poly_factor] =
+        reduce_formula({{syms[n - 2].first, syms[n - 2].second / factor}, {syms[n - 1].first, syms[n - 1].second / factor}});
+    if (poly_factor != 1) {
+      polyanion = fmt::format("({}){}", form, poly_factor);
+      syms.resize(n - 2);
+    }
+  }
+  std::string out;
+  for (const auto& [e, k] : syms) out += e + (k / factor == 1 ? "" : std::to_string(k / factor));
+  return {out + polyanion, factor};
 }
 
 }  // namespace
@@ -32,18 +103,28 @@ std::string to_cif(const Crystal& c, const std::string& comment) {
   CG_CHECK(c.species.size() == c.frac.size(), "crystal {}: {} species but {} coordinates", c.id, c.species.size(),
            c.frac.size());
   CG_CHECK(!c.species.empty(), "crystal {}: no atoms to write", c.id);
-  const Composition comp = reduce_composition(c.species);
-  std::map<std::string, int> count, reduced;
-  for (const auto& s : c.species) ++count[s];
-  for (size_t i = 0; i < comp.elements.size(); ++i) reduced[comp.elements[i]] = comp.counts[i];
-  const std::vector<std::string> order = formula_order(comp.elements);
-  std::string structural, sum;
-  for (const auto& e : order) {
-    structural += e + (reduced[e] == 1 ? "" : std::to_string(reduced[e]));
-    if (!sum.empty()) sum += ' ';
-    sum += e + std::to_string(count[e]);
+  // Counts in order of first appearance, as pymatgen's Composition of the structure holds them.
+  std::vector<std::pair<std::string, int64_t>> amounts;
+  for (const auto& sp : c.species) {
+    CG_CHECK(atomic_number(sp) != 0, "crystal {}: '{}' is not an element symbol", c.id, sp);
+    auto it = std::find_if(amounts.begin(), amounts.end(), [&](const auto& a) { return a.first == sp; });
+    if (it == amounts.end()) amounts.emplace_back(sp, 1);
+    else ++it->second;
   }
-  const int z = count[comp.elements[0]] / comp.counts[0];
+  // data_ and _chemical_formula_structural: Composition.reduced_formula, whose special formulas (O2, Li2O2, ...)
+  // halve the factor (_cell_formula_units_Z, written as an integer).
+  static const std::map<std::string, std::string> kSpecial = {
+      {"LiO", "Li2O2"}, {"NaO", "Na2O2"}, {"KO", "K2O2"}, {"HO", "H2O2"}, {"CsO", "Cs2O2"}, {"RbO", "Rb2O2"},
+      {"O", "O2"},      {"N", "N2"},      {"F", "F2"},    {"Cl", "Cl2"},  {"H", "H2"}};
+  auto [structural, factor] = reduce_formula(amounts);
+  double z = double(factor);
+  if (auto it = kSpecial.find(structural); it != kSpecial.end()) structural = it->second, z /= 2;
+  // _chemical_formula_sum: Composition.formula, elements by X alone (ties keep their order), every count written;
+  // quoted only when it has a space, as CifWriter quotes values.
+  python_sort(amounts, [](const auto& a, const auto& b) { return pymatgen_x(a.first) < pymatgen_x(b.first); });
+  std::string sum;
+  for (const auto& [e, k] : amounts) sum += (sum.empty() ? "" : " ") + e + std::to_string(k);
+  if (sum.find(' ') != std::string::npos) sum = "'" + sum + "'";
   const Lattice& l = c.lattice;
 
   std::string s = fmt::format("# {}\ndata_{}\n", comment, structural);
@@ -53,9 +134,9 @@ std::string to_cif(const Crystal& c, const std::string& comment) {
                    l.beta, l.gamma);
   s += "_symmetry_Int_Tables_number   1\n";
   s += fmt::format("_chemical_formula_structural   {}\n", structural);
-  s += fmt::format("_chemical_formula_sum   '{}'\n", sum);
+  s += fmt::format("_chemical_formula_sum   {}\n", sum);
   s += fmt::format("_cell_volume   {:.8f}\n", cell_volume(l));
-  s += fmt::format("_cell_formula_units_Z   {}\n", z);
+  s += fmt::format("_cell_formula_units_Z   {}\n", int64_t(z));
   s += "loop_\n _symmetry_equiv_pos_site_id\n _symmetry_equiv_pos_as_xyz\n  1  'x, y, z'\n";
   s += "loop_\n _atom_site_type_symbol\n _atom_site_label\n _atom_site_symmetry_multiplicity\n";
   s += " _atom_site_fract_x\n _atom_site_fract_y\n _atom_site_fract_z\n _atom_site_occupancy\n";

@@ -69,10 +69,11 @@ void from_cifs(const fs::path& dir, int64_t max_rows, EvalInput* in) {
 }  // namespace
 
 std::string reason_key(const std::string& reason) {
-  // Drop a leading "<id>: " (one word, not "line N:") and the "(got ...)" detail.
   std::string r = reason.substr(0, reason.find(" (got"));
   const size_t colon = r.find(": ");
-  if (colon != std::string::npos && r.compare(0, 5, "line ") != 0 && r.find(' ') > colon) r = r.substr(colon + 2);
+  const bool line_prefix = r.compare(0, 5, "line ") == 0 && colon != std::string::npos &&
+                           r.find_first_not_of("0123456789", 5) == colon;
+  if (colon != std::string::npos && (line_prefix || r.find(' ') > colon)) r = r.substr(colon + 2);  // "line N: ", "<id>: "
   if (r.size() > 80) r = r.substr(0, 80);
   return r;
 }

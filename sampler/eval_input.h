@@ -35,7 +35,9 @@ struct EvalInput {
 // cifs/ subfolder). max_rows > 0: only the first max_rows items. Throws naming the path when it is none of these.
 EvalInput load_eval_input(const std::string& path, int64_t max_rows = 0);
 
-// The first words of a parse error, so reasons group ("line 3: bad number (got 'x')" -> "line 3: bad number").
+// What kind of failure a parse error is, so reasons group: its line number, a leading "<id>: " and the "(got ...)"
+// detail dropped ("line 3: not an element symbol (got 'Xy')" -> "not an element symbol"). cgsample's summary.json
+// and cgeval's report count by it.
 std::string reason_key(const std::string& reason);
 
 }  // namespace cg

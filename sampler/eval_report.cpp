@@ -21,12 +21,10 @@ InfillReport infill_report(const std::vector<EvalInput::Infill>& items) {
   InfillReport f;
   for (const auto& it : items) {
     ++f.items;
+    f.with_truth += !it.truth.empty();  // an item left unanswered is a miss, as cgsample's infill_accuracy counts it
     if (it.answer.empty()) continue;
     ++f.answered;
-    if (!it.truth.empty()) {
-      ++f.with_truth;
-      f.recovered += it.answer == it.truth;
-    }
+    f.recovered += !it.truth.empty() && it.answer == it.truth;
     // The proposal in place of every masked line; a plausible substitution when that composition is SMACT-valid.
     std::vector<std::string> species = it.masked_species;
     bool known = !species.empty();
@@ -267,7 +265,8 @@ std::string report_markdown(const EvalReport& r) {
   if (r.infill) {
     const InfillReport& f = *r.infill;
     s += fmt::format("\nInfill ({} records, not counted above): {} answered with an element; {} recovered the "
-                     "masked element (of {} with it recorded); {} of the proposals make a SMACT-valid composition.\n",
+                     "masked element (of the {} with it recorded; unanswered ones are misses); {} of the records propose an element "
+                     "that makes a SMACT-valid composition.\n",
                      f.items, pct(f.answered, f.items), pct(f.recovered, f.with_truth), f.with_truth,
                      pct(f.smact_valid, f.items));
   }

@@ -35,8 +35,8 @@ struct EvalOptions {
 };
 
 // Infill (the paper's element substitution task): of the records, how many answered with an element symbol, how
-// many recovered the masked element (where cgsample recorded it), and how many proposals make the crystal's
-// composition SMACT-valid.
+// many recovered the masked element (of those where cgsample recorded it, an unanswered one a miss), and how many
+// proposals make the crystal's composition SMACT-valid.
 struct InfillReport {
   int64_t items = 0, answered = 0;
   int64_t with_truth = 0, recovered = 0;

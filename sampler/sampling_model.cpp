@@ -122,6 +122,8 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
   lora::LoraSet lora_set;
 
   const AdapterKind kind = adapter_kind(c.sample.adapter);
+  bool every_weight_from_adapter = false;  // a full-parameter run checkpoint: the base weights are not used
+  std::string peft_base;                   // a PEFT adapter's base_model_name_or_path
   if (kind == AdapterKind::kRunCheckpoint) {
     auto run = std::make_shared<RunCheckpoint>(read_run_checkpoint(c.sample.adapter));
     const Config& rc = run->config;
@@ -129,6 +131,7 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
     bo.hf_dir = c.model.hf_dir.empty() ? rc.model.hf_dir : c.model.hf_dir;  // the sampling config may move the base
     bo.init_seed = rc.model.init_seed;
     if (!rc.lora.enabled) {
+      every_weight_from_adapter = true;
       desc = fmt::format("full-parameter run checkpoint {} (step {})", run->ckpt.path, run->ckpt.step);
       adapter_step = [run](model::Llama& m) {
         torch::NoGradGuard ng;
@@ -160,6 +163,7 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
                                   : "HF checkpoint " + c.model.hf_dir;
     if (kind == AdapterKind::kPeft) {
       auto ad = std::make_shared<lora::PeftAdapter>(lora::read_peft_adapter(c.sample.adapter));
+      peft_base = ad->config.base_model_name_or_path;
       desc += fmt::format(" + PEFT adapter {} (r {}, {} modules) merged", c.sample.adapter, ad->config.r,
                           ad->config.target_modules.size());
       const std::string dir = c.sample.adapter, base = bo.hf_dir.empty() ? "the random-init base" : bo.hf_dir;
@@ -174,8 +178,13 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
       };
     }
   }
-  if (bo.hf_dir.empty() && dims.rank == 0)
-    spdlog::warn("sampling model has random base weights (no model.hf_dir): fine for tests, meaningless otherwise");
+  if (bo.hf_dir.empty() && !every_weight_from_adapter && dims.rank == 0) {
+    if (!peft_base.empty())
+      spdlog::warn("PEFT adapter {} was trained on base {} (its base_model_name_or_path), but model.hf_dir is empty, "
+                   "so it is merged into random weights: set model.hf_dir={}", c.sample.adapter, peft_base, peft_base);
+    else
+      spdlog::warn("sampling model has random base weights (no model.hf_dir): fine for tests, meaningless otherwise");
+  }
 
   model::Llama m = dist::build_llama(bo, dims, adapter_step);
   if (lora_set.size() > 0) {

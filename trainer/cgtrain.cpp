@@ -1,6 +1,7 @@
 // cgtrain: LoRA (or full-parameter) training of LLaMA on crystal text shards, tp × dp over MPI/NCCL.
 //   mpirun -np N cgtrain CONFIG.yaml [dotted.key=value ...]     train or resume run_dir
 //   cgtrain --plan [--device-gb=N] CONFIG.yaml [key=value ...]   per-rank memory and per-step communication; exit
+//                                                                 status 0 when it fits, 1 when it does not
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -22,11 +23,15 @@ int cgtrain_main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--plan") == 0) {
       plan = true;
-    } else if (std::strncmp(argv[i], "--device-gb=", 12) == 0) {
+    } else if (std::strncmp(argv[i], "--device-gb", 11) == 0 && (argv[i][11] == '=' || argv[i][11] == '\0')) {
+      const bool separate = argv[i][11] == '\0';  // --device-gb N
+      CG_CHECK(!separate || i + 1 < argc, "--device-gb needs a number: the device memory in GB, e.g. --device-gb=141 "
+               "for an H200");
+      const char* value = separate ? argv[++i] : argv[i] + 12;
       char* end = nullptr;
-      device_gb = std::strtod(argv[i] + 12, &end);
-      CG_CHECK(end && *end == '\0' && device_gb > 0, "{}: give the device memory in GB, e.g. --device-gb=141 for an "
-               "H200", argv[i]);
+      device_gb = std::strtod(value, &end);
+      CG_CHECK(end != value && *end == '\0' && device_gb > 0, "--device-gb {}: give the device memory in GB, e.g. "
+               "--device-gb=141 for an H200", value);
     } else {
       args.push_back(argv[i]);
     }
@@ -35,12 +40,9 @@ int cgtrain_main(int argc, char** argv) {
   auto cfg = cg::parse_cli(int(args.size()), args.data(), "cgtrain",
                            "Train LoRA adapters (or a small model) on crystal text shards made by cgprep; rerun on the "
                            "same train.run_dir to resume. --plan: print per-rank memory and communication against "
-                           "the GPU's memory (--device-gb=N for another device), then exit.");
+                           "the GPU's memory (--device-gb=N for another device), then exit: 0 when it fits, 1 when not.");
   if (!cfg) return 0;
-  if (plan) {
-    cg::print_train_plan(*cfg, cg::plan_device(*cfg, device_gb));
-    return 0;
-  }
+  if (plan) return cg::print_train_plan(*cfg, cg::plan_device(*cfg, device_gb)) ? 0 : 1;  // scripts can gate on it
   const int rc = cg::train(*cfg);
   // Every rank agreed to stop: exit with the preemption (or Ctrl-C) code without run_main's abort (MPI finalises at
   // exit).

@@ -143,19 +143,24 @@ TrainState load_rank_checkpoint(const CheckpointInfo& ckpt, TrainModel& m, AdamW
 
   // Every tp rank of a dp replica draws the same (full-width) dropout masks, so the replica's stream carries over
   // to any tp; only a dp change needs new streams.
+  bool reseeded = !same_dp;
   if (same_dp) {
     cpu_default_gen().set_state(files[0].file->read("rng/torch_cpu"));
     if (m.lora.dropout_gen) {
       CG_CHECK(files[0].file->contains("rng/dropout"), "{}: no dropout generator state", ckpt.path);
-      m.lora.dropout_gen->set_state(files[0].file->read("rng/dropout"));
+      const at::Tensor saved = files[0].file->read("rng/dropout");
+      // A CPU generator's state is 5056 bytes, a CUDA one's 16: a checkpoint written on the other device type
+      // (a CPU rehearsal resumed on GPUs, or back) continues with a fresh stream, as a dp change does.
+      if (saved.numel() == m.lora.dropout_gen->get_state().numel()) m.lora.dropout_gen->set_state(saved);
+      else reseeded = true;
     }
   }
-  if (!same_tp || !same_dp) {
-    if (!same_dp) reseed_dropout(m, seed, dims.dp_rank, st.step);
-    if (dims.rank == 0)
-      spdlog::info("resuming {} written at tp {} x dp {} on tp {} x dp {}{}{}", ckpt.path, old.tp, old.dp, dims.tp,
-                   dims.dp, same_tp ? "" : ": tensors re-sharded", same_dp ? "" : ", dropout re-seeded");
-  }
+  if (reseeded) reseed_dropout(m, seed, dims.dp_rank, st.step);
+  if ((!same_tp || reseeded) && dims.rank == 0)
+    spdlog::info("resuming {} written at tp {} x dp {} on tp {} x dp {}{}{}", ckpt.path, old.tp, old.dp, dims.tp,
+                 dims.dp, same_tp ? "" : ": tensors re-sharded",
+                 !reseeded ? "" : same_dp ? ", dropout re-seeded (its stream was drawn on another device type)"
+                                          : ", dropout re-seeded");
   return st;
 }
 

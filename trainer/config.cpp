@@ -55,7 +55,9 @@ void visit_config(Config& c, F&& f) {
   f("model.hf_dir", &m.hf_dir, "Hugging Face checkpoint folder (config.json + *.safetensors); empty: random init", any());
   f("model.device", &m.device, "where the model runs: auto (cuda when available) | cpu | cuda",
     one_of({"auto", "cpu", "cuda"}));
-  f("model.dtype", &m.dtype, "base weight dtype: auto (bf16 on cuda, fp32 on cpu) | fp32 | bf16 | fp16",
+  f("model.dtype", &m.dtype,
+    "base weight dtype: auto (bf16 on cuda, fp32 on cpu) | fp32 | bf16 | fp16 (GPU sampling only: cgtrain refuses "
+    "it, having no loss scaling)",
     one_of({"auto", "fp32", "bf16", "fp16"}));
   f("model.activation_checkpointing", &m.activation_checkpointing,
     "recompute each decoder layer in backward to save activation memory", any());
@@ -391,9 +393,14 @@ void check_rule(const Field& f) {
     CG_CHECK(!r.nonempty || !(*p)->empty(), "config key '{}' must not be empty", f.key);
     if (!(*p)->empty() || !r.choices.empty()) check_choice(**p);
     if (r.numeric_or_empty && !(*p)->empty()) {
+      // A decimal number as a prompt states it: not nan / inf (strtod reads them, and hexadecimal), nor so large
+      // that Python's str() would write it with an exponent.
+      const std::string& v = **p;
       char* end = nullptr;
-      std::strtod((*p)->c_str(), &end);
-      CG_CHECK(*end == '\0', "config key '{}': '{}' is not a number; give a number or leave it empty", f.key, **p);
+      const double x = std::strtod(v.c_str(), &end);
+      const bool decimal = v.find_first_of("xXnNiI") == std::string::npos;
+      CG_CHECK(*end == '\0' && decimal && std::isfinite(x) && std::fabs(x) < 1e16, "config key '{}': '{}' is not a "
+               "finite decimal number; give one (e.g. 1.25) or leave it empty", f.key, v);
     }
   }
   if (auto* p = std::get_if<std::vector<std::string>*>(&f.ptr)) {
@@ -566,6 +573,9 @@ std::string resolve_csv(const std::string& value, const Config& c) {
   if (value == "data.train_csv") return c.data.train_csv;
   if (value == "data.test_csv") return c.data.test_csv;
   if (value == "data.val_csv") return c.data.val_csv;
+  const bool key_like = value.rfind("data.", 0) == 0 && value.size() > 9 && value.compare(value.size() - 4, 4, "_csv") == 0;
+  CG_CHECK(!key_like, "'{}' is no config key: give data.train_csv, data.val_csv or data.test_csv (that key's file), or "
+           "a path", value);
   return value;
 }
 

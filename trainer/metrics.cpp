@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -76,11 +77,20 @@ void MetricsWriter::write(const MetricFields& fields) {
   CG_CHECK(ok, "cannot write metrics file {}: {}; free space or change train.run_dir", path_, std::strerror(errno));
 }
 
-double eta_seconds(int64_t step, int64_t total_steps, int64_t start_step, double elapsed_s) {
-  int64_t done = step - start_step;
-  if (done <= 0 || elapsed_s < 0) return -1;
-  int64_t left = std::max<int64_t>(0, total_steps - step);
-  return elapsed_s / static_cast<double>(done) * static_cast<double>(left);
+int64_t events_left(int64_t step, int64_t total, int64_t every, bool at_last) {
+  if (step >= total) return 0;
+  const int64_t periodic = every > 0 ? total / every - step / every : 0;
+  const bool last_counted = every > 0 && total % every == 0;
+  return periodic + (at_last && !last_counted ? 1 : 0);
+}
+
+double RunClock::eta_s(int64_t step, int64_t total, int64_t val_every, int64_t ckpt_every) const {
+  if (steps <= 0) return -1;
+  const double left = double(std::max<int64_t>(0, total - step));
+  double eta = step_s / double(steps) * left;
+  if (vals > 0 && val_every > 0) eta += val_s / double(vals) * double(events_left(step, total, val_every, true));
+  if (saves > 0) eta += save_s / double(saves) * double(events_left(step, total, ckpt_every, true));
+  return eta;
 }
 
 std::string human_count(double n) {

@@ -56,9 +56,20 @@ struct ProgressInfo {
 //  rss 2.0 GiB | ETA 1h02m"; unknown fields are left out.
 std::string format_progress(const ProgressInfo& p);
 
-// Remaining time from the average pace since this run (re)started at start_step: elapsed / done * left.
-// < 0 when nothing has been done yet.
-double eta_seconds(int64_t step, int64_t total_steps, int64_t start_step, double elapsed_s);
+// Steps k in (step, total] at which an every-N event fires: k % every == 0, and (at_last) the last step whatever
+// `every` (every <= 0: the last step only when at_last, else never).
+int64_t events_left(int64_t step, int64_t total, int64_t every, bool at_last);
+
+// This launch's time, split: training steps (what tok/s and MFU measure) and the validations and checkpoint saves
+// between them (what the remaining time must also count).
+struct RunClock {
+  double step_s = 0, val_s = 0, save_s = 0;
+  int64_t steps = 0, vals = 0, saves = 0;
+  // Remaining seconds at `step` of `total`: the average step time × steps left, plus the average validation and
+  // save times × those still to come (validations every val_every and at the last step when val_every > 0; saves
+  // every ckpt_every and at the last step). A kind not yet timed in this launch counts 0. < 0 before any step.
+  double eta_s(int64_t step, int64_t total, int64_t val_every, int64_t ckpt_every) const;
+};
 
 // "12.3k" / "4.56M" style counts for throughput.
 std::string human_count(double n);

@@ -20,11 +20,19 @@ bool g_installed = false;
 
 constexpr int code_of(int sig) { return sig == SIGINT ? kExitInterrupted : kExitPreempted; }
 
+// A second signal leaves at once, saying so on stderr (write(2) is async-signal-safe; spdlog is not).
+[[noreturn]] void leave_unsaved(int sig) {
+  static const char kMsg[] = "cgtrain: second signal: exiting now, without the checkpoint the first one asked for; "
+                             "the next run resumes from the newest complete checkpoint\n";
+  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
+  _exit(code_of(sig));
+}
+
 extern "C" void on_stop_signal(int sig) {
   if (sig == SIGINT && !g_interrupt_saves.load()) _exit(kExitInterrupted);  // nothing trained yet to save
-  if (g_count.load() > 0) _exit(code_of(sig));  // second signal: leave at once
+  if (g_count.load() > 0) leave_unsaved(sig);  // second signal: leave at once
   g_signal = sig;                                 // before the count, which readers test first
-  if (g_count.fetch_add(1) > 0) _exit(code_of(sig));
+  if (g_count.fetch_add(1) > 0) leave_unsaved(sig);
 }
 
 }  // namespace

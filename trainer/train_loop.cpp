@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/blas_threads.h"
+#include "common/file_lock.h"
 #include "common/log.h"
 #include "data/loader.h"
 #include "data/shard.h"
@@ -113,7 +115,7 @@ void check_shards(const std::string& tok_hash, const ShardMeta& meta, const Shar
 }
 
 // Resuming under other settings is allowed (a longer run, another lr, another layout) but said, key by key, against
-// the checkpoint's own config.yaml; where and how a run is launched and logged is left out.
+// the checkpoint's own config.yaml; where and how a run is launched and logged is left out. Another base is refused.
 void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
   const std::string path = ck.path + "/config.yaml";
   if (!fs::is_regular_file(path)) {  // checkpoints of older builds kept no config
@@ -121,8 +123,20 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
                  config_hash(cfg));
     return;
   }
+  const Config before = load_saved_config(path);
+  // The adapter was trained on top of one base: a random base is fixed by its seed (and shape), so another seed, or
+  // weights where there were none, is another model under the same adapter. A moved model.hf_dir only warns (below):
+  // the same weights may simply live elsewhere now.
+  const bool was_random = before.model.hf_dir.empty(), is_random = cfg.model.hf_dir.empty();
+  CG_CHECK(was_random == is_random && (!is_random || before.model.init_seed == cfg.model.init_seed),
+           "{} was trained on {}, this launch has {}: the trained adapter would sit on another base; resume with "
+           "the checkpoint's model settings (its config.yaml) or start a new train.run_dir", ck.path,
+           was_random ? fmt::format("a random base (model.init_seed={})", before.model.init_seed)
+                      : "model.hf_dir=" + before.model.hf_dir,
+           is_random ? fmt::format("a random base (model.init_seed={})", cfg.model.init_seed)
+                     : "model.hf_dir=" + cfg.model.hf_dir);
   std::vector<std::string> changed;
-  for (const std::string& d : config_differences(load_saved_config(path), cfg)) {
+  for (const std::string& d : config_differences(before, cfg)) {
     const bool launch_only = d.rfind("train.run_dir ", 0) == 0 || d.rfind("train.threads ", 0) == 0 ||
                              d.rfind("log.", 0) == 0 || d.rfind("sample.", 0) == 0 || d.rfind("eval.", 0) == 0;
     if (!launch_only) changed.push_back(d);
@@ -139,10 +153,10 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
 
 int train(const Config& cfg) {
   const dist::Runtime& rt = dist::runtime();
-  const at::Device device = resolve_device(cfg.model.device, rt.local_rank);
+  const at::Device device = resolve_device(cfg.model.device, rt);
   const dist::Backend backend = dist::backend_from_name(cfg.parallel.backend, device.is_cuda());
+  init_logging(rt.rank, rt.world, cfg.log.level, cfg.log.all_ranks);  // before the grid says what it is
   const dist::ParallelDims dims = dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
-  init_logging(dims.rank, dims.world, cfg.log.level, cfg.log.all_ranks);
   const int threads = dist::cpu_threads(cfg.train.threads, rt.local_size);
   dist::set_cpu_threads(threads);
   const bool lead = dims.rank == 0;
@@ -154,8 +168,18 @@ int train(const Config& cfg) {
   // Run folder with the resolved config (rank 0 writes; everyone waits).
   const std::string& run_dir = cfg.train.run_dir;
   const std::string cfg_yaml = to_yaml(cfg);
+  // One cgtrain per run folder: a second job (submitted twice, or requeued while the first still runs) would delete
+  // the first one's checkpoints in rotation and interleave its metrics. Held until the process ends.
+  std::optional<FileLock> run_lock;
   if (lead) {
     make_output_dir(run_dir, "train.run_dir");
+    run_lock.emplace(run_dir + "/.cgtrain.lock");
+    CG_CHECK(!run_lock->held_elsewhere(), "{} is in use by another cgtrain right now (it holds {}/.cgtrain.lock): two "
+             "runs in one folder delete each other's checkpoints; wait for that one to end or stop it, or give "
+             "another train.run_dir", run_dir, run_dir);
+    if (!run_lock->locked())
+      spdlog::warn("cannot lock {}/.cgtrain.lock ({}); make sure no other cgtrain runs in this folder", run_dir,
+                   std::strerror(run_lock->error()));
     const auto old_steps = checkpoint_steps(run_dir);
     CG_CHECK(cfg.checkpoint.resume || old_steps.empty(), "{} already holds checkpoints (newest step-{}) and "
              "checkpoint.resume=false would start over in it, mixing two runs' checkpoints and metrics: set "
@@ -226,6 +250,11 @@ int train(const Config& cfg) {
     if (lead) {
       auto found = find_latest_complete(run_dir);
       if (found) step.fill_(found->step);
+      const auto steps = checkpoint_steps(run_dir);
+      CG_CHECK(found || steps.empty(), "{}/checkpoints holds {} checkpoint folder{} (newest step-{}) and none can be "
+               "resumed (why: the warnings above); cgtrain does not start over beside them, which would replace "
+               "them: restore them, or move them out of {}/checkpoints (or give a new train.run_dir) to start afresh",
+               run_dir, steps.size(), steps.size() == 1 ? "" : "s", steps.empty() ? 0 : steps.front(), run_dir);
     }
     dims.host_world_comm->broadcast(step, 0);
     if (step.item<int64_t>() >= 0) {
@@ -236,7 +265,8 @@ int train(const Config& cfg) {
       const std::string ck_tok = checkpoint_tokenizer_sha(*resume);
       CG_CHECK(ck_tok.empty() || ck_tok == tok_hash, "{} was trained with another tokenizer (sha256 {}) than {} "
                "({}), so its adapter would now read other token ids: make the shards again with the run's tokenizer "
-               "(cgprep with data.tokenizer={}/{}, and train with the same), or start a new train.run_dir",
+               "(cgprep with data.tokenizer={}/{} and the run's other data settings, and train with the same), or "
+               "start a new train.run_dir",
                resume->path, ck_tok.substr(0, 12), tok_path, tok_hash.substr(0, 12), run_dir, kCheckpointTokenizer);
     }
   }
@@ -251,7 +281,7 @@ int train(const Config& cfg) {
     for (const auto& p : m.trainable) n_train += p.param.numel();
     spdlog::info("model {} layers d {} vocab {}; {} trainable tensors, {} elements on rank 0 ({})",
                  lc.num_hidden_layers, lc.hidden_size, lc.vocab_size, m.trainable.size(), human_count(double(n_train)),
-                 m.full_param ? "full-parameter" : fmt::format("LoRA r {} on {} layers", cfg.lora.r, m.lora.size()));
+                 m.full_param ? "full-parameter" : fmt::format("LoRA r {} on {} linear modules", cfg.lora.r, m.lora.size()));
   }
 
   // Resume (everyone loads its part).
@@ -288,10 +318,14 @@ int train(const Config& cfg) {
   pin.lora_targets = cfg.lora.targets;
   pin.activation_checkpointing = cfg.model.activation_checkpointing;
   const double fpt = model::make_plan(pin).flops_per_token, peak = peak_flops(device, lead);  // model FLOPs (no recompute)
-  const int64_t steps = cfg.train.steps, start_step = st.step;
+  const int64_t steps = cfg.train.steps;
 
+  RunClock clock;  // this launch's step, validation and save times (tok/s counts steps only; the ETA all three)
   auto validate = [&] {
+    const double t0 = now_s();
     const double v = validation_loss(m, val_batches, dims);
+    clock.val_s += now_s() - t0;
+    ++clock.vals;
     st.last_val_loss = v;
     if (lead) {
       spdlog::info("step {}/{} | val loss {:.4f} ({} samples, {} batches per rank)", st.step, steps, v, val_samples,
@@ -302,6 +336,7 @@ int train(const Config& cfg) {
   std::vector<std::string> ckpt_files{"config.yaml", "model_config.json", kCheckpointTokenizer};
   for (int r = 0; r < dims.world; ++r) ckpt_files.push_back(rank_file_name(r));
   auto save = [&] {
+    const double t0 = now_s();
     const CheckpointLayout layout{dims.world, dims.tp, dims.dp};
     const std::string path = save_checkpoint(
         run_dir, st.step, dims.rank, layout, hash,
@@ -317,17 +352,24 @@ int train(const Config& cfg) {
         },
         [&](bool ok) { return !any_rank(!ok, dims); }, std::max<int64_t>(1, cfg.checkpoint.keep_last), ckpt_files);
     if (lead) spdlog::info("saved {}", path);
+    clock.save_s += now_s() - t0;
+    ++clock.saves;
   };
 
   if (cfg.train.val_every > 0 && st.step == 0) validate();
   const double t_start = now_s();
-  double t_window = t_start;
+  double step_s_window = 0;  // the steps' own time since the last progress line
   int64_t tokens_window = 0;
   double cuda_used_max = -1;  // device memory in use at the log points, the largest seen (progress line)
   arm_interrupt_save();  // from here a Ctrl-C saves the steps trained so far
   while (st.step < steps) {
     const double lr = sched.at(st.step);
+    const double t_step = now_s();
     const StepResult r = train_step(m, loader, grads, opt, lr, cfg.train.grad_accum, cfg.train.clip_grad_norm, dims);
+    const double step_s = now_s() - t_step;  // ends with the step's one device->host copy (its statistics)
+    clock.step_s += step_s;
+    ++clock.steps;
+    step_s_window += step_s;
     ++st.step;
     st.tokens_seen += r.real_tokens;
     st.loss_tokens_seen += int64_t(r.stats.loss_tokens);
@@ -350,7 +392,7 @@ int train(const Config& cfg) {
       metrics->write({{"step", st.step}, {"loss", r.stats.loss}, {"lr", lr}, {"grad_norm", r.stats.grad_norm},
                       {"loss_tokens", int64_t(r.stats.loss_tokens)}, {"tokens", r.real_tokens},
                       {"tokens_seen", st.tokens_seen}, {"epoch", epoch}, {"skipped", r.skipped},
-                      {"time_s", t - t_start}});
+                      {"time_s", t - t_start}, {"step_s", step_s}});
     }
     if (cfg.log.every > 0 && (st.step % cfg.log.every == 0 || st.step == steps) && lead) {
       ProgressInfo p;
@@ -360,7 +402,7 @@ int train(const Config& cfg) {
       p.loss = r.stats.loss;
       p.lr = lr;
       p.grad_norm = r.stats.grad_norm;
-      p.tokens_per_s = double(tokens_window) / std::max(1e-9, t - t_window);
+      p.tokens_per_s = double(tokens_window) / std::max(1e-9, step_s_window);
       p.mfu = peak > 0 ? p.tokens_per_s * fpt / (peak * dims.world) : -1;
       if (device.is_cuda()) {  // the driver's view, kept as a maximum: the caching allocator seldom gives memory back
         cuda_used_max = std::max(cuda_used_max, dist::cuda_memory_used_bytes());
@@ -369,9 +411,9 @@ int train(const Config& cfg) {
       } else {
         p.mem_bytes = peak_rss_bytes();
       }
-      p.eta_s = eta_seconds(st.step, steps, start_step, t - t_start);
+      p.eta_s = clock.eta_s(st.step, steps, cfg.train.val_every, cfg.checkpoint.every);
       spdlog::info("{}", format_progress(p));
-      t_window = t;
+      step_s_window = 0;
       tokens_window = 0;
     }
     if (cfg.train.val_every > 0 && (st.step % cfg.train.val_every == 0 || st.step == steps)) validate();

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "dist/parallel_dims.h"
 #include "dist/tp_plan.h"
 #include "lora/peft.h"
 
@@ -14,15 +15,14 @@ namespace cg {
 
 int64_t TrainModel::vocab_start() const { return llama->model->embed_tokens->vocab_start; }
 
-at::Device resolve_device(const std::string& name, int local_rank) {
+at::Device resolve_device(const std::string& name, const dist::Runtime& rt) {
   if (name == "cpu") return at::kCPU;
   const bool have_cuda = torch::cuda::is_available();
   if (name == "auto" && !have_cuda) return at::kCPU;
   CG_CHECK(name == "auto" || name == "cuda", "model.device {} is unknown; use auto, cpu or cuda", name);
   CG_CHECK(have_cuda, "model.device=cuda but this libtorch sees no GPU; set model.device=cpu");
-  const int n = int(torch::cuda::device_count());
-  CG_CHECK(local_rank < n, "local rank {} has no GPU ({} visible); launch at most {} ranks per node", local_rank, n, n);
-  const at::Device d(at::kCUDA, c10::DeviceIndex(local_rank));
+  const int gpu = dist::gpu_for_local_rank(rt.local_rank, rt.local_size, int(torch::cuda::device_count()));
+  const at::Device d(at::kCUDA, c10::DeviceIndex(gpu));
   // This rank's GPU becomes current with every backend (NCCL's setup does it again): what follows the current
   // device (pinned-memory contexts, synchronize(), kernels launched without a guard) stays on it instead of GPU 0.
   c10::impl::getDeviceGuardImpl(at::kCUDA)->setDevice(d);
@@ -39,6 +39,9 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
   m.device = device;
   m.full_param = !cfg.lora.enabled;
   const model::LlamaConfig lc = train_llama_config(cfg, vocab_size);
+  CG_CHECK(cfg.model.dtype != "fp16" && cfg.model.dtype != "float16", "model.dtype={} cannot train: cgtrain does no "
+           "loss scaling, and without it fp16's range loses small activation gradients; train with model.dtype=bf16 "
+           "(fp16 checkpoints such as Meta's load into it) and keep fp16 for cgsample if you like", cfg.model.dtype);
   const at::ScalarType dtype = model::resolve_dtype(cfg.model.dtype, device);
   CG_CHECK(!m.full_param || dtype == at::kFloat, "full-parameter training (lora.enabled=false) keeps fp32 weights "
            "and AdamW state; set model.dtype=fp32 or enable LoRA");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dist/parallel_dims.h"
+#include "dist/runtime.h"
 #include "lora/inject.h"
 #include "model/llama.h"
 #include "trainer/adamw.h"
@@ -25,8 +26,8 @@ struct TrainModel {
   int64_t vocab_start() const;               // first vocabulary id of this rank's logits columns
 };
 
-// "auto" (cuda when available) | "cpu" | "cuda" -> this rank's device (cuda: local rank's GPU).
-at::Device resolve_device(const std::string& name, int local_rank);
+// "auto" (cuda when available) | "cpu" | "cuda" -> this rank's device (cuda: dist::gpu_for_local_rank's GPU).
+at::Device resolve_device(const std::string& name, const dist::Runtime& rt);
 
 // The LLaMA shape for this config: model.hf_dir's config.json, else model.flavor with `vocab_size` (the tokenizer's;
 // <= 0 keeps the flavor's).

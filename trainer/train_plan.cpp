@@ -29,7 +29,7 @@ PlanDevice plan_device(const Config& cfg, double device_gb) {
   return d;
 }
 
-std::string train_plan_text(const Config& cfg, const PlanDevice& device) {
+std::string train_plan_text(const Config& cfg, const PlanDevice& device, bool* fits) {
   model::PlanInputs in;
   // The tokenizer is not read here: a trained one has data.tokenizer_vocab_size pieces, a given one the model's.
   const int64_t vocab = cfg.data.tokenizer == "train" ? cfg.data.tokenizer_vocab_size : 0;
@@ -46,15 +46,19 @@ std::string train_plan_text(const Config& cfg, const PlanDevice& device) {
   in.lora_r = cfg.lora.r;
   in.lora_targets = cfg.lora.targets;
   in.device_memory_bytes = device.bytes;
+  in.gpu = cfg.model.device != "cpu";
   const model::Plan p = model::make_plan(in);
+  if (fits) *fits = p.fits;
   std::string out = "device memory: " + device.what + "\n" + model::format_plan(in, p);
   if (cfg.parallel.dp <= 0)
     out += "\n(parallel.dp = 0 means world / tp at launch; the plan assumes dp 1: set parallel.dp=N to plan N)\n";
   return out;
 }
 
-void print_train_plan(const Config& cfg, const PlanDevice& device) {
-  std::cout << train_plan_text(cfg, device) << std::flush;
+bool print_train_plan(const Config& cfg, const PlanDevice& device) {
+  bool fits = false;
+  std::cout << train_plan_text(cfg, device, &fits) << std::flush;
+  return fits;
 }
 
 }  // namespace cg

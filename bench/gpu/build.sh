@@ -160,6 +160,9 @@ cmake --build "$BUILD" -j"${JOBS:-$(nproc)}" --target bench_train_step cgtrain c
       && ln -sf "$OPAL_PREFIX/bin/mpirun.openmpi" "$BUILD/bin/mpiexec"
     echo "export OPAL_PREFIX=$OPAL_PREFIX PATH=$BUILD/bin:$OPAL_PREFIX/bin:\$PATH"
   fi
+  # Open MPI 4.1 refuses to start (even a singleton or mpirun -np 1) when its launcher finds neither ssh nor rsh,
+  # which a bare image may lack; on one node the isolated launcher needs neither.
+  echo 'command -v ssh >/dev/null || command -v rsh >/dev/null || export OMPI_MCA_plm=isolated'
   echo "export CG_BUILD=$BUILD"
 } > "$BUILD/env.sh"
 # 6. What the loader resolves for the bench: torch's CUDA library present, one CUDA runtime, nothing missing.

@@ -181,6 +181,20 @@ TEST(Prep, EndToEndOnMp20Rows) {
   d2.shard_samples = 100000;
   cg::run_prep(d2, 1);
   EXPECT_EQ(cg::list_shards(dir2, "train").size(), 1u);
+
+  // The tokenizer the first run fitted, given as a file: the same samples and the same recorded settings (the
+  // tokenizer enters by its sha256, not by how data.tokenizer named it), so a run trained on either resumes on the
+  // other.
+  const std::string dir3 = fresh_dir("prep3");
+  cg::DataConfig d3 = d;
+  d3.shards_dir = dir3;
+  d3.tokenizer = dir + "/tokenizer.model";
+  cg::run_prep(d3, 2);
+  cg::ShardMeta m1, m3;
+  const cg::SampleSet first = cg::read_shard(cg::shard_path(dir, "train", 0), &m1);
+  EXPECT_EQ(cg::read_shard(cg::shard_path(dir3, "train", 0), &m3).tokens, first.tokens);
+  EXPECT_EQ(m3.tokenizer_sha256, m1.tokenizer_sha256);
+  EXPECT_EQ(m3.settings_json, m1.settings_json);
 }
 
 TEST(Prep, TokenizerWithoutEosIsRefusedBeforeAnyShard) {

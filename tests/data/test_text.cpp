@@ -119,6 +119,9 @@ TEST(CrystalText, StrictParserNamesTheLine) {
   EXPECT_DOUBLE_EQ(ok.lattice.alpha, 60);
   EXPECT_EQ(err("4.2 4.2\n60 60 60\nLi\n0.50 0.50 0.50").rfind("line 1:", 0), 0u);
   EXPECT_EQ(err("4.2 4.2 4.2\n60 60 190\nLi\n0.50 0.50 0.50").rfind("line 2:", 0), 0u);
+  // Each angle in range, together no cell (cos² sum: 1 - 2 cos²138° < 0), as the CIF reader says of its CIF.
+  EXPECT_EQ(err("3.3 7.7 7.9\n138 138 90\nLi\n0.50 0.50 0.50")
+                .rfind("line 2: lattice lengths and angles form no cell (zero volume)", 0), 0u);
   EXPECT_EQ(err("4.2 4.2 4.2\n60 60 60\nXy\n0.50 0.50 0.50").rfind("line 3: not an element symbol (got 'Xy')", 0), 0u);
   EXPECT_EQ(err("4.2 4.2 4.2\n60 60 60\nLi\n0.50 0.5x 0.50").rfind("line 4:", 0), 0u);
   EXPECT_EQ(err("4.2 4.2 4.2\n60 60 60\nLi\n0.50 1.50 0.50").rfind("line 4:", 0), 0u);

@@ -43,6 +43,17 @@ TEST(ResolveGrid, ErrorsNameTheNumbers) {
   EXPECT_NE(error_of([] { resolve_grid(2, 4, 0); }).find("tp 4 does not divide world 2"), std::string::npos);
 }
 
+TEST(GpuForLocalRank, NodeGpusOrOneBoundGpuPerRank) {
+  EXPECT_EQ(gpu_for_local_rank(0, 1, 1), 0);
+  EXPECT_EQ(gpu_for_local_rank(5, 8, 8), 5);   // mpirun: every rank sees the node's 8 GPUs
+  EXPECT_EQ(gpu_for_local_rank(3, 4, 8), 3);   // fewer ranks than GPUs
+  EXPECT_EQ(gpu_for_local_rank(7, 8, 1), 0);   // Slurm --gpus-per-task=1: each rank sees its own GPU as device 0
+  EXPECT_NE(error_of([] { gpu_for_local_rank(4, 8, 4); }).find("local rank 4 of 8 ranks on this node has no GPU: "
+                                                               "the process sees 4 GPU(s); launch at most 4 ranks"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { gpu_for_local_rank(0, 2, 0); }).find("sees no GPU"), std::string::npos);
+}
+
 TEST(ParallelDims, SingleProcess) {
   ParallelDims d = single_process_dims();
   EXPECT_EQ(d.describe(), "tp 1 x dp 1 (world 1, mpi)");

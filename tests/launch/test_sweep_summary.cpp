@@ -108,6 +108,16 @@ TEST(RunMetrics, ThroughputFromTokensAndTimeAcrossAResume) {
   EXPECT_DOUBLE_EQ(*w.best_val_loss, 1.25);
   EXPECT_EQ(w.best_val_step, 20);
   EXPECT_DOUBLE_EQ(*w.base_val_loss, 1.0);
+  // Records with step_s (the step's own time): a validation and a save between steps 2 and 3 (time_s jumps by 9 s)
+  // are not training time.
+  put(d / "metrics.jsonl",
+      "{\"step\": 1, \"loss\": 6.4, \"tokens\": 400, \"time_s\": 5.0, \"step_s\": 5.0}\n"
+      "{\"step\": 2, \"loss\": 6.3, \"tokens\": 300, \"time_s\": 6.0, \"step_s\": 1.0}\n"
+      "{\"step\": 2, \"val_loss\": 6.0}\n"
+      "{\"step\": 3, \"loss\": 6.2, \"tokens\": 500, \"time_s\": 15.0, \"step_s\": 1.0}\n");
+  const RunMetrics v = read_metrics_file((d / "metrics.jsonl").string());
+  ASSERT_TRUE(v.tokens_per_s);
+  EXPECT_DOUBLE_EQ(*v.tokens_per_s, (300.0 + 500.0) / 2.0);
   fs::remove_all(d);
 }
 

@@ -90,6 +90,32 @@ TEST(Accounting, Llama70bAtTp8Dp8FitsAn80GbGpu) {
   EXPECT_NE(format_plan(in, big).find("parallel.tp"), std::string::npos);
 }
 
+TEST(Accounting, CpuRanksShareTheHostAndHaveNoCudaContext) {
+  PlanInputs in;
+  in.model = llama_flavor("tiny");
+  in.tp = 2, in.dp = 8, in.micro_batch = 4, in.seq_len = 128, in.weight_bytes = 4;
+  in.device_memory_bytes = 24e9;
+  const auto gpu = make_plan(in);
+  in.gpu = false;
+  const auto cpu = make_plan(in);
+  const double parts = cpu.weights + cpu.trainable_state + cpu.activations + cpu.logits;
+  EXPECT_DOUBLE_EQ(cpu.overhead, 0.1 * parts);                        // no 2 GiB CUDA context / NCCL buffers
+  EXPECT_DOUBLE_EQ(gpu.overhead - cpu.overhead, 2.0 * (1 << 30));
+  EXPECT_EQ(cpu.ranks_sharing, 16);                                   // tp 2 x dp 8 on one host
+  EXPECT_DOUBLE_EQ(cpu.headroom, 24e9 - 16 * cpu.total);
+  EXPECT_EQ(gpu.ranks_sharing, 1);
+  EXPECT_DOUBLE_EQ(gpu.headroom, 24e9 - gpu.total);                   // a GPU each
+  const std::string text = format_plan(in, cpu);
+  EXPECT_NE(text.find("per rank; x 16 ranks on this host"), std::string::npos) << text;
+  EXPECT_EQ(text.find("context/NCCL"), std::string::npos) << text;
+  // Enough ranks to outgrow the host: the verdict follows the sum, not one rank.
+  in.micro_batch = 512;
+  const auto many = make_plan(in);
+  EXPECT_LT(many.total, 24e9);
+  EXPECT_GT(16 * many.total, 24e9);
+  EXPECT_FALSE(many.fits);
+}
+
 // MFU's denominator from the names drivers report (nvidia-smi --query-gpu=name), data-sheet dense bf16 peaks:
 // variants before their family, unknown GPUs 0 (no MFU shown rather than a wrong one).
 TEST(Accounting, GpuPeakFromDriverName) {

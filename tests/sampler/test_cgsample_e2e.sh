@@ -53,6 +53,9 @@ grep -q "sample.formula=nacl is not a formula" "$D/bad.err"
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.task=infill sample.spacegroup=225 2>"$D/bad.err"; then
   echo "infill with a condition must be refused" >&2; exit 1; fi
 grep -q "sample.task=infill asks for a masked element" "$D/bad.err"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.task=infill data.test_csv= 2>"$D/bad.err"; then
+  echo "infill without data.test_csv must be refused" >&2; exit 1; fi
+grep -q "sample.task=infill masks elements of the crystals of data.test_csv, which is empty" "$D/bad.err"
 # A second run into a used folder: its CIFs and report are this run's only.
 cp -r "$D/on" "$D/again"
 test -f "$D/again/eval/report.json"
@@ -147,6 +150,8 @@ g1, g2 = records("greedy1"), records("greedy2")
 assert [r["text"] for r in g1] == [r["text"] for r in g2], "tp 2 greedy differs from tp 1"
 assert summary("greedy2")["tp"] == 2
 assert "NaCl" in g1[0]["prompt"]
+assert summary("greedy1")["conditions"] == {"formula": "NaCl", "spacegroup": 225}, summary("greedy1")
+assert summary("on")["conditions"] == {}, summary("on")
 
 # cgeval on the conditioned samples: the formula tally equals one made here from the records.
 from collections import Counter

@@ -50,6 +50,34 @@ TEST(CifWriter, HandWrittenCrystal) {
   EXPECT_NEAR(back.lattice.gamma, 90, 1e-8);
 }
 
+// The line of `cif` that starts with `tag`, or "".
+std::string line_of(const std::string& cif, const std::string& tag) {
+  std::istringstream in(cif);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(tag, 0) == 0) return line;
+  return "";
+}
+
+// The formula lines (and Z) are pymatgen's: reduced formula with its polyanion groups and special formulas, the sum by
+// Element.X, as the CIFs pymatgen wrote for
+// the whole MP-20 test split do.
+TEST(CifWriter, FormulaNamesAsPymatgenWroteThemForMp20) {
+  const std::string text = read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz");
+  const CsvTable table = parse_csv(text);
+  const size_t cif_col = table.column("cif");
+  const Mp20Split split = parse_mp20_csv(text, 0);
+  ASSERT_GT(split.crystals.size(), 9000u);
+  int64_t differ = 0;
+  for (size_t k = 0; k < split.crystals.size(); ++k) {
+    const std::string ours = to_cif(split.crystals[k]), theirs = table.rows[split.source_rows[k]][cif_col];
+    for (const char* tag : {"data_", "_chemical_formula_structural", "_chemical_formula_sum", "_cell_formula_units_Z"}) {
+      const std::string a = line_of(ours, tag), b = line_of(theirs, tag);
+      if (a != b && ++differ <= 5) ADD_FAILURE() << split.crystals[k].id << ": ours '" << a << "', pymatgen's '" << b << "'";
+    }
+  }
+  EXPECT_EQ(differ, 0);
+}
+
 TEST(CifWriter, Mp20RoundTripAndPymatgenLayout) {
   const std::string text = read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz");
   const CsvTable table = parse_csv(text);

@@ -128,6 +128,22 @@ TEST(SpaceGroup, HistogramAgainstTheReferenceColumn) {
   EXPECT_FALSE(evaluate(in, nullptr, &ref, off).symmetry);
 }
 
+TEST(Formula, ReducedSpellingsAreThePrettyFormulas) {
+  // pymatgen's spellings, its special formulas (in MP-20: O2, Cl2, Li2O2, ...) included.
+  for (const char* f : {"Fe2O3", "NaCl", "BaLi2Mg(PO4)2", "Li10GeP2S12", "Mg(InSe2)2", "Si", "O2", "Cl2", "Cs2O2"})
+    EXPECT_TRUE(formula_is_reduced(f)) << f;
+  for (const char* f : {"Fe4O6", "NaNa", "Na1Cl1", "NaCl1", "Si2", "(NaCl)2", "Xx", ""})
+    EXPECT_FALSE(formula_is_reduced(f)) << f;
+  // Every pretty_formula of the MP-20 test split (what the prompts state) reads as reduced.
+  int64_t n = 0;
+  for (const Crystal& c : read_mp20(kTest).crystals) {
+    if (c.formula.empty()) continue;
+    ++n;
+    EXPECT_TRUE(formula_is_reduced(c.formula)) << c.formula;
+  }
+  EXPECT_GT(n, 9000);
+}
+
 TEST(Formula, PrettyFormulasReduceToTheCompositionOfTheirCrystals) {
   auto formula = [](const std::string& f) {
     const auto c = composition_of_formula(f);

@@ -9,6 +9,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "common/error.h"
 #include "lora/peft.h"
@@ -109,6 +113,21 @@ TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
   const auto a = logits_of(*with_adapter), b = logits_of(*hand_merged), c = logits_of(*plain);
   EXPECT_LT((a - b).abs().max().item<double>(), 1e-4);
   EXPECT_GT((a - c).abs().max().item<double>(), 1e-2);  // the adapter matters
+
+  // Without model.hf_dir the adapter would go onto random weights: the warning names the base it was trained on.
+  pc.base_model_name_or_path = d + "/base";
+  lora::write_peft_adapter(d + "/adapter_named", pc, factors);
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  try {
+    load_sampling_model(sampling_config("", d + "/adapter_named"), dims, 0, at::kCPU);
+  } catch (const std::exception&) {  // the flavor's random model has other shapes: only the warning matters here
+  }
+  spdlog::default_logger()->sinks().pop_back();
+  EXPECT_NE(log.str().find("was trained on base " + d + "/base (its base_model_name_or_path), but model.hf_dir is "
+                           "empty"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("set model.hf_dir=" + d + "/base"), std::string::npos) << log.str();
   fs::remove_all(d);
 }
 

@@ -6,7 +6,8 @@
 //   preemption (SIGTERM to every rank at a random step, checkpoint.every 0) and Ctrl-C (SIGINT, exit 130): the rerun
 //   finishes bitwise equal;
 //   a rank killed during a save (CG_TEST_KILL_IN_SAVE): the older checkpoint stays, the rerun resumes from it;
-//   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses → clear errors;
+//   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses, a run folder another cgtrain
+//   holds, every checkpoint damaged → clear errors, nothing of the old run touched;
 //   export: PEFT adapter gathered over tp + merged HF checkpoint give the same logits.
 #include <gtest/gtest.h>
 
@@ -24,6 +25,7 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "common/sha256.h"
 #include "data/shard.h"
 #include "data/sp_model.h"
@@ -391,6 +393,34 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
   EXPECT_EQ(read_text(used + "/metrics.jsonl"), metrics_before);
   EXPECT_EQ(cg::verify_checkpoint(used + "/checkpoints/step-4"), "");
   EXPECT_EQ(cg::verify_checkpoint(used + "/checkpoints/step-2"), "");
+  // Another cgtrain holds the run folder (here: this test holds its lock): refused, nothing touched.
+  {
+    cg::FileLock other(used + "/.cgtrain.lock");
+    ASSERT_TRUE(other.locked());
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, used), {"train.steps=6", "checkpoint.every=2"}));
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.output.find("is in use by another cgtrain right now"), std::string::npos) << r.output;
+    EXPECT_EQ(read_text(used + "/metrics.jsonl"), metrics_before);
+    EXPECT_FALSE(fs::exists(used + "/checkpoints/step-6"));
+  }
+  // Resuming onto another base (here a random one where the checkpoint had model.hf_dir): refused, nothing touched.
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, used), {"train.steps=6", "checkpoint.every=2", "model.hf_dir=",
+                                                           "model.flavor=tiny"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("was trained on model.hf_dir=" + s + "/hf, this launch has a random base "
+                          "(model.init_seed="), std::string::npos) << r.output;
+  EXPECT_EQ(read_text(used + "/metrics.jsonl"), metrics_before);
+  // Every checkpoint damaged: refused rather than started over beside them (which would replace them); the damaged
+  // folders and the metrics stay as they were.
+  for (const char* step : {"step-2", "step-4"})
+    fs::resize_file(used + "/checkpoints/" + step + "/rank-00000.safetensors", 100);
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, used), {"train.steps=4", "checkpoint.every=2"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("holds 2 checkpoint folders (newest step-4) and none can be resumed"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(read_text(used + "/metrics.jsonl"), metrics_before);
+  for (const char* step : {"step-2", "step-4"})
+    EXPECT_EQ(fs::file_size(used + "/checkpoints/" + step + "/rank-00000.safetensors"), 100u) << step;
 }
 
 }  // namespace

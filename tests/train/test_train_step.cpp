@@ -2,20 +2,25 @@
 //   the step-0 LoRA model equals the base model (bitwise); training changes only LoRA tensors (base bitwise equal, no
 //   base grads, optimizer state only for LoRA); full-parameter mode gives replicated parameters identical grads on
 //   every tp rank; a non-finite step is skipped without touching parameters or optimizer state; a bf16 base trains
-//   like the fp32 one within bf16 precision; a step calls no operator that would wait for a GPU.
+//   like the fp32 one within bf16 precision; a step calls no operator that would wait for a GPU; a checkpoint whose
+//   dropout stream was drawn on another device type resumes with a re-seeded stream.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <ATen/record_function.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
 #include <utility>
 
 #include "dist/parallel_dims.h"
+#include "model/llama.h"
 #include "tests/train/train_fixture.h"
+#include "trainer/checkpoint.h"
+#include "trainer/checkpoint_dir.h"
 #include "trainer/train_step.h"
 
 using namespace cg;
@@ -154,6 +159,16 @@ class OpNames {
   at::CallbackHandle handle_;
 };
 
+TEST(TrainStep, Fp16IsRefusedForTraining) {
+  try {
+    build(true, "fp16");
+    ADD_FAILURE() << "fp16 built a training model";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("model.dtype=fp16 cannot train: cgtrain does no loss scaling"),
+              std::string::npos) << e.what();
+  }
+}
+
 TEST(TrainStep, CallsNoOperatorThatWaitsForTheDevice) {
   // On a GPU these operators copy a value to the host, i.e. wait for every kernel queued before them: item() and
   // tensors used as conditions (_local_scalar_dense, is_nonzero, equal, allclose) and ops whose output size depends
@@ -221,6 +236,68 @@ TEST(TrainStep, NonFiniteStepIsSkipped) {
   for (const auto& [name, t] : opt.state())
     if (name.size() > 5 && name.substr(name.size() - 5) == ".step") EXPECT_EQ(t.item<int64_t>(), 0) << name;
   for (const auto& p : m.trainable) EXPECT_EQ(p.param.grad().abs().sum().item<float>(), 0.f);  // zeroed for the next step
+}
+
+// Stands in for a CUDA generator, whose state (seed + offset) is 16 bytes where the CPU one's is 5056: a CPU test
+// cannot make a real one. set_offset/get_offset are pure in torch 2.x and absent in 1.13 (so no `override`).
+struct SixteenByteGen : c10::GeneratorImpl {
+  uint64_t s = 0;
+  SixteenByteGen() : c10::GeneratorImpl(c10::Device(c10::kCPU), c10::DispatchKeySet(c10::DispatchKey::CPU)) {}
+  void set_current_seed(uint64_t v) { s = v; }
+  uint64_t current_seed() const { return s; }
+  uint64_t seed() { return s; }
+  void set_offset(uint64_t) {}
+  uint64_t get_offset() const { return 0; }
+  void set_state(const c10::TensorImpl&) {}
+  c10::intrusive_ptr<c10::TensorImpl> get_state() const {
+    return at::zeros({16}, at::kByte).getIntrusivePtr();
+  }
+  SixteenByteGen* clone_impl() const {
+    auto* g = new SixteenByteGen();
+    g->s = s;
+    return g;
+  }
+};
+
+TEST(TrainStep, CheckpointFromAnotherDeviceTypeReseedsDropout) {
+  if (dims().world != 1) GTEST_SKIP() << "one process writes and reads the folder";
+  const std::string run = setup() + "/rng-run";
+  std::filesystem::remove_all(run);
+  TrainModel a = build(true);
+  AdamW opt = make_optimizer(a, TrainConfig{});
+  TrainState st;
+  st.step = 3;
+  auto save = [&](int64_t step) {
+    st.step = step;
+    save_checkpoint(run, step, 0, CheckpointLayout{1, 1, 1}, "h",
+                    [&](const std::string& dir) { write_rank_checkpoint(dir, a, opt, st, dims(), "h"); },
+                    [](bool ok) { return ok; }, 5);
+  };
+  a.lora.dropout_gen->set_current_seed(11);
+  const at::Tensor cpu_state = a.lora.dropout_gen->get_state();
+  save(3);  // same device type: the stream itself carries over
+  a.lora.dropout_gen = std::make_shared<at::Generator>(at::make_generator<SixteenByteGen>());
+  save(4);  // "written on a GPU"
+
+  TrainModel b = build(true);
+  AdamW opt_b = make_optimizer(b, TrainConfig{});
+  const uint64_t seed = 42;
+  for (int64_t step : {3, 4}) {
+    CheckpointInfo ck;
+    ck.step = step;
+    ck.path = step_folder(run, step);
+    ck.manifest = read_manifest(ck.path);
+    b.lora.dropout_gen->set_current_seed(99);
+    const TrainState got = load_rank_checkpoint(ck, b, opt_b, dims(), seed);
+    EXPECT_EQ(got.step, step);
+    if (step == 3) {
+      EXPECT_TRUE(b.lora.dropout_gen->get_state().equal(cpu_state));
+    } else {
+      EXPECT_EQ(b.lora.dropout_gen->current_seed(),
+                model::stable_hash("lora-dropout-resume/" + std::to_string(seed) + "/0/4"));
+    }
+  }
+  std::filesystem::remove_all(run);
 }
 
 }  // namespace

@@ -118,7 +118,11 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
       {"lora.targets=[all-linear,q_proj]", "'lora.targets'", "all-linear stands alone"},
       {"model.activation_checkpointing=maybe", "'model.activation_checkpointing'", "a bool"},
       {"train.seed=-1", "'train.seed'", "a non-negative integer"},
-      {"sample.band_gap=wide", "'sample.band_gap'", "not a number"},
+      {"sample.band_gap=wide", "'sample.band_gap'", "not a finite decimal number"},
+      {"sample.band_gap=nan", "'sample.band_gap'", "not a finite decimal number"},
+      {"sample.band_gap=inf", "'sample.band_gap'", "not a finite decimal number"},
+      {"sample.formation_energy=0x10", "'sample.formation_energy'", "not a finite decimal number"},
+      {"sample.e_above_hull=1e20", "'sample.e_above_hull'", "not a finite decimal number"},
       {"sample.spacegroup=231", "'sample.spacegroup'", "[0, 230]"},
       {"train.run_dir=", "'train.run_dir'", "must not be empty"},
       {"train.lr", "train.lr", "section.key=value"},
@@ -127,6 +131,14 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
     std::string e = error_of([&] { cg::load_config("", {c.override}); });
     EXPECT_NE(e.find(c.key), std::string::npos) << c.override << " -> " << e;
     EXPECT_NE(e.find(c.allowed), std::string::npos) << c.override << " -> " << e;
+  }
+  EXPECT_EQ(cg::load_config("", {"sample.band_gap=1e-3"}).sample.band_gap, "1e-3");  // exponents are decimal too
+  {  // a CSV named by its key, or a path; a key that is none is said to be none
+    cg::Config c = cg::load_config("", {"data.test_csv=t.csv"});
+    EXPECT_EQ(cg::resolve_csv("data.test_csv", c), "t.csv");
+    EXPECT_EQ(cg::resolve_csv("data.csv", c), "data.csv");  // a file that happens to start with "data."
+    EXPECT_NE(error_of([&] { cg::resolve_csv("data.bogus_csv", c); }).find("'data.bogus_csv' is no config key"),
+              std::string::npos);
   }
   // Retired for train.val_samples: older run folders' configs still load (the key is ignored with a warning).
   EXPECT_EQ(cg::load_config("", {"train.val_batches=4"}).train.val_samples, 512);

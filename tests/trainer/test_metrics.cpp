@@ -64,12 +64,31 @@ TEST(Metrics, TrimKeepsTheResumedRunOnly) {
   EXPECT_FALSE(std::ifstream(path).good());
 }
 
-TEST(Metrics, EtaFromAveragePaceSinceStart) {
-  // Resumed at step 100, now at 150 after 50 s: 1 s/step, 850 steps left.
-  EXPECT_DOUBLE_EQ(cg::eta_seconds(150, 1000, 100, 50.0), 850.0);
-  EXPECT_DOUBLE_EQ(cg::eta_seconds(10, 40, 0, 5.0), 15.0);
-  EXPECT_DOUBLE_EQ(cg::eta_seconds(40, 40, 0, 5.0), 0.0);
-  EXPECT_LT(cg::eta_seconds(100, 1000, 100, 3.0), 0);  // nothing done yet: unknown
+TEST(Metrics, EventsLeftCountPeriodicAndLastSteps) {
+  EXPECT_EQ(cg::events_left(0, 40, 10, true), 4);     // 10 20 30 40
+  EXPECT_EQ(cg::events_left(10, 40, 10, true), 3);    // 20 30 40
+  EXPECT_EQ(cg::events_left(0, 45, 10, true), 5);     // 10 20 30 40 and the last, 45
+  EXPECT_EQ(cg::events_left(0, 45, 10, false), 4);
+  EXPECT_EQ(cg::events_left(44, 45, 10, true), 1);
+  EXPECT_EQ(cg::events_left(45, 45, 10, true), 0);
+  EXPECT_EQ(cg::events_left(3, 45, 0, true), 1);      // checkpoint.every 0: the final save only
+  EXPECT_EQ(cg::events_left(3, 45, 0, false), 0);
+}
+
+TEST(Metrics, EtaCountsStepsValidationsAndSavesToCome) {
+  cg::RunClock c;
+  EXPECT_LT(c.eta_s(100, 1000, 0, 0), 0);  // nothing timed yet: unknown
+  // Resumed at step 100, now at 150 after 50 s of steps: 1 s/step, 850 steps left.
+  c.step_s = 50, c.steps = 50;
+  EXPECT_DOUBLE_EQ(c.eta_s(150, 1000, 0, 0), 850.0);
+  // No validation or save timed yet in this launch: they count nothing (yet).
+  EXPECT_DOUBLE_EQ(c.eta_s(150, 1000, 100, 100), 850.0);
+  // One validation took 6 s, one save 2 s: 9 validations (200..1000) and 9 saves to come.
+  c.val_s = 6, c.vals = 1, c.save_s = 2, c.saves = 1;
+  EXPECT_DOUBLE_EQ(c.eta_s(150, 1000, 100, 100), 850.0 + 9 * 6.0 + 9 * 2.0);
+  // Validation off: its time is not counted even when timed; checkpoint.every 0 still saves at the end.
+  EXPECT_DOUBLE_EQ(c.eta_s(150, 1000, 0, 0), 850.0 + 2.0);
+  EXPECT_DOUBLE_EQ(c.eta_s(1000, 1000, 100, 100), 0.0);
 }
 
 TEST(Metrics, ProgressLineFormatting) {

@@ -55,7 +55,7 @@ TEST(SignalsDeathTest, SecondSigintExitsAtOnceWithItsCode) {
         std::raise(SIGINT);
         std::exit(0);  // not reached
       },
-      ::testing::ExitedWithCode(cg::kExitInterrupted), "");
+      ::testing::ExitedWithCode(cg::kExitInterrupted), "second signal: exiting now, without the checkpoint");
 }
 
 TEST(SignalsDeathTest, SecondSignalExitsAtOnceWithPreemptedCode) {
@@ -67,7 +67,7 @@ TEST(SignalsDeathTest, SecondSignalExitsAtOnceWithPreemptedCode) {
         std::raise(SIGTERM);
         std::exit(0);  // not reached
       },
-      ::testing::ExitedWithCode(cg::kExitPreempted), "");
+      ::testing::ExitedWithCode(cg::kExitPreempted), "second signal: exiting now, without the checkpoint");
 }
 
 TEST(Signals, UninstallRestoresPreviousHandler) {

@@ -61,6 +61,20 @@ TEST(TrainPlan, VerdictAndHeadroomFollowTheDeviceMemory) {
   EXPECT_NEAR(number_after(big, R"(fits: yes, ([0-9.]+) GB to spare)"), 141 - total, 0.011);
   EXPECT_NEAR(number_after(small, R"(fits: NO, over by ([0-9.]+) GB)"), total - 24, 0.011);
   EXPECT_EQ(big.rfind("device memory: 141 GB (--device-gb)", 0), 0u) << big;
+  bool fits = false;
+  cg::train_plan_text(cfg, cg::plan_device(cfg, 141), &fits);
+  EXPECT_TRUE(fits);
+  cg::train_plan_text(cfg, cg::plan_device(cfg, 24), &fits);
+  EXPECT_FALSE(fits);
+}
+
+TEST(TrainPlan, CpuPlansEveryRankAgainstTheHost) {
+  const cg::Config cfg = cg::load_config(std::string(CG_SOURCE_DIR) + "/configs/tiny.yaml",
+                                         {"model.device=cpu", "parallel.tp=2", "parallel.dp=8"});
+  const std::string text = cg::train_plan_text(cfg, cg::plan_device(cfg, 24));
+  const double per_rank = number_after(text, R"(total\s+([0-9.]+) GB\s+per rank; x 16 ranks on this host)");
+  EXPECT_NEAR(number_after(text, R"(16 ranks on this host = ([0-9.]+) GB of 24\.00 GB)"), 16 * per_rank, 0.09);
+  EXPECT_EQ(text.find("context/NCCL"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -1,0 +1,30 @@
+// FileLock: an exclusive flock(2) on a file, held for the object's lifetime. The kernel releases it when the process
+// ends however it ends (kill -9 included), so a stale lock file never blocks a later run.
+#pragma once
+#include <functional>
+#include <string>
+
+namespace cg {
+
+class FileLock {
+ public:
+  // Creates `path` (and its folder) if needed and tries to lock it: once, or, with `keep_waiting`, every 100 ms for
+  // as long as it returns true while another process holds the lock. Throws when the file cannot be opened.
+  explicit FileLock(const std::string& path, const std::function<bool()>& keep_waiting = nullptr);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+  bool locked() const { return held_; }
+  // errno of the last failed try: EWOULDBLOCK when another process holds the lock; anything else (ENOLCK, ENOSYS,
+  // EOPNOTSUPP) when the filesystem has no flock (some Lustre and NFS mounts).
+  int error() const { return error_; }
+  bool held_elsewhere() const;
+
+ private:
+  int fd_ = -1;
+  bool held_ = false;
+  int error_ = 0;
+};
+
+}  // namespace cg
