@@ -58,37 +58,47 @@ std::string line_of(const std::string& cif, const std::string& tag) {
   return "";
 }
 
-// The formula lines (and Z) are pymatgen's: reduced formula with its polyanion groups and special formulas, the sum by
-// Element.X, as the CIFs pymatgen wrote for
-// the whole MP-20 test split do.
-TEST(CifWriter, FormulaNamesAsPymatgenWroteThemForMp20) {
+// The MP-20 test split's crystals and, for each, the CIF pymatgen's CifWriter wrote for it.
+struct Mp20Cifs {
+  CsvTable table;
+  size_t cif_col = 0;
+  Mp20Split split;
+  const std::string& pymatgen_cif(size_t k) const { return table.rows[split.source_rows[k]][cif_col]; }
+};
+Mp20Cifs mp20_test_cifs(int64_t max_rows) {
   const std::string text = read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz");
-  const CsvTable table = parse_csv(text);
-  const size_t cif_col = table.column("cif");
-  const Mp20Split split = parse_mp20_csv(text, 0);
-  ASSERT_GT(split.crystals.size(), 9000u);
+  Mp20Cifs m;
+  m.table = parse_csv(text);
+  m.cif_col = m.table.column("cif");
+  m.split = parse_mp20_csv(text, max_rows);
+  return m;
+}
+
+// The formula lines (and Z) are pymatgen's: reduced formula with its polyanion groups and special formulas, the sum
+// by Element.X, as the CIFs pymatgen wrote for the whole MP-20 test split have them.
+TEST(CifWriter, FormulaNamesAsPymatgenWroteThemForMp20) {
+  const Mp20Cifs m = mp20_test_cifs(0);
+  ASSERT_GT(m.split.crystals.size(), 9000u);
   int64_t differ = 0;
-  for (size_t k = 0; k < split.crystals.size(); ++k) {
-    const std::string ours = to_cif(split.crystals[k]), theirs = table.rows[split.source_rows[k]][cif_col];
+  for (size_t k = 0; k < m.split.crystals.size(); ++k) {
+    const std::string ours = to_cif(m.split.crystals[k]);
     for (const char* tag : {"data_", "_chemical_formula_structural", "_chemical_formula_sum", "_cell_formula_units_Z"}) {
-      const std::string a = line_of(ours, tag), b = line_of(theirs, tag);
-      if (a != b && ++differ <= 5) ADD_FAILURE() << split.crystals[k].id << ": ours '" << a << "', pymatgen's '" << b << "'";
+      const std::string a = line_of(ours, tag), b = line_of(m.pymatgen_cif(k), tag);
+      if (a != b && ++differ <= 5)
+        ADD_FAILURE() << m.split.crystals[k].id << ": ours '" << a << "', pymatgen's '" << b << "'";
     }
   }
   EXPECT_EQ(differ, 0);
 }
 
 TEST(CifWriter, Mp20RoundTripAndPymatgenLayout) {
-  const std::string text = read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz");
-  const CsvTable table = parse_csv(text);
-  const size_t cif_col = table.column("cif");
-  const Mp20Split split = parse_mp20_csv(text, 40);
-  ASSERT_GE(split.crystals.size(), 30u);
-  for (size_t k = 0; k < split.crystals.size(); ++k) {
-    const Crystal& c = split.crystals[k];
+  const Mp20Cifs m = mp20_test_cifs(40);
+  ASSERT_GE(m.split.crystals.size(), 30u);
+  for (size_t k = 0; k < m.split.crystals.size(); ++k) {
+    const Crystal& c = m.split.crystals[k];
     const std::string ours = to_cif(c);
     // Same tags, loops and order as the pymatgen CIF this crystal was read from.
-    EXPECT_EQ(layout(ours), layout(table.rows[split.source_rows[k]][cif_col])) << c.id;
+    EXPECT_EQ(layout(ours), layout(m.pymatgen_cif(k))) << c.id;
     const Crystal back = parse_cif(ours, c.id);
     ASSERT_EQ(back.species, c.species) << c.id;
     EXPECT_NEAR(back.lattice.a, c.lattice.a, 1e-7);
