@@ -23,7 +23,7 @@ void warn_if_other_settings(const cg::Config& cfg) {
   std::vector<std::string> changed;
   try {
     for (const std::string& d : cg::config_differences(cg::load_saved_config(old_yaml), cfg))
-      if (d.rfind("data.", 0) == 0 && d.rfind("data.shards_dir ", 0) != 0)
+      if (d.rfind("data.", 0) == 0 && d.rfind("data.shards_dir ", 0) != 0 && d.rfind("data.shard_samples ", 0) != 0)
         changed.push_back(d);
   } catch (const std::exception& e) {
     spdlog::warn("{} holds shards of an earlier cgprep whose {} cannot be read ({}); they are replaced",
@@ -31,8 +31,9 @@ void warn_if_other_settings(const cg::Config& cfg) {
     return;
   }
   if (changed.empty()) return;
-  spdlog::warn("{} holds shards made with other settings ({}); they are replaced, and a run trained on them will not "
-               "resume on the new ones: give another data.shards_dir to keep both", cfg.data.shards_dir,
+  spdlog::warn("{} holds shards made with other settings ({}); they are replaced, and a run trained on them may not "
+               "resume on the new ones (cgtrain says so if it cannot): give another data.shards_dir to keep both",
+               cfg.data.shards_dir,
                fmt::format("{}", fmt::join(changed, "; ")));
 }
 

@@ -81,9 +81,13 @@ Loader Loader::from_shards(const std::string& dir, const std::string& split, Loa
   }
   Loader l(std::move(all), opt);
   l.meta_ = first;
-  const std::string what = first.tokenizer_sha256 + "\n" + first.settings_json + "\n" + first.source_sha256;
-  l.shards_ = sha256_hex(what.data(), what.size()).substr(0, 16);
+  l.shards_ = l.shards_digest(first.settings_json);
   return l;
+}
+
+std::string Loader::shards_digest(const std::string& settings_json) const {
+  const std::string what = meta_.tokenizer_sha256 + "\n" + settings_json + "\n" + meta_.source_sha256;
+  return sha256_hex(what.data(), what.size()).substr(0, 16);
 }
 
 int64_t Loader::batches_per_epoch() const {
@@ -175,7 +179,7 @@ LoaderState Loader::state() const {
   return {epoch_, cursor_, opt_.seed, opt_.micro_batch * opt_.dp_size, int64_t(keep_.size()), shards_};
 }
 
-void Loader::restore(const LoaderState& s) {
+void Loader::restore(const LoaderState& s, const std::vector<std::string>& also_shards) {
   const LoaderState mine = state();
   CG_CHECK(s.seed == mine.seed, "loader state has seed {}, this run {}: resume with the same train.seed", s.seed,
            mine.seed);
@@ -185,7 +189,9 @@ void Loader::restore(const LoaderState& s) {
   CG_CHECK(s.num_samples == mine.num_samples,
            "loader state counts {} samples, these shards {}: resume with the same shards and train.seq_len",
            s.num_samples, mine.num_samples);
-  CG_CHECK(s.shards.empty() || mine.shards.empty() || s.shards == mine.shards, "the shards were made again since this "
+  const bool same_shards = s.shards.empty() || mine.shards.empty() || s.shards == mine.shards ||
+                           std::find(also_shards.begin(), also_shards.end(), s.shards) != also_shards.end();
+  CG_CHECK(same_shards, "the shards were made again since this "
            "loader state was saved (another tokenizer, cgprep settings or source CSV: digest {} then, {} now), so the "
            "run would not continue the same samples: prepare them as before (see cgprep_config.yaml of the shards "
            "used), or start a new train.run_dir", s.shards, mine.shards);

@@ -64,7 +64,11 @@ class Loader {
 
   Batch next();                               // this rank's next batch; rolls over into the next epoch
   LoaderState state() const;
-  void restore(const LoaderState& s);         // throws naming what differs (seed, global batch, samples, shards)
+  // Throws naming what differs (seed, global batch, samples, shards). `also_shards`: further digests that count as
+  // these shards (shards_digest of another spelling of their settings, e.g. an older cgprep's).
+  void restore(const LoaderState& s, const std::vector<std::string>& also_shards = {});
+  // The LoaderState::shards digest these shards would have with `settings_json` in place of their own settings.
+  std::string shards_digest(const std::string& settings_json) const;
   // Validation: the first n samples in file order (cgprep shuffled them with data.seed; n = 0: all), sorted by
   // length and cut into global batches of micro_batch x dp, this rank's slices. The samples do not depend on dp,
   // micro_batch or the loader seed, so a token-weighted loss over them only differs in summation order.

@@ -410,6 +410,15 @@ std::string cuda_device_name(int device) {
   return prop.name;
 }
 
+std::string cuda_device_pci_bus_id(int device) {
+  char id[64] = {};
+  if (cudaDeviceGetPCIBusId(id, sizeof(id), device) != cudaSuccess) {
+    cudaGetLastError();
+    return "";
+  }
+  return id;
+}
+
 double cuda_memory_used_bytes() {
   size_t free = 0, total = 0;
   if (cudaMemGetInfo(&free, &total) != cudaSuccess) {

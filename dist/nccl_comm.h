@@ -21,6 +21,9 @@ bool nccl_compiled();
 int cuda_device_count();
 // The CUDA device's name as the driver reports it ("NVIDIA H100 80GB HBM3"); "" when unknown or without CUDA.
 std::string cuda_device_name(int device);
+// The CUDA device's PCI bus id ("0000:1a:00.0"), the same in every process whatever CUDA_VISIBLE_DEVICES says; ""
+// when unknown or without CUDA.
+std::string cuda_device_pci_bus_id(int device);
 // The CUDA device's memory in bytes as the driver reports it; 0 when unknown or without CUDA.
 double cuda_device_memory_bytes(int device);
 // Memory in use on the current CUDA device as the driver sees it (total - free: torch's caching allocator's reserve,

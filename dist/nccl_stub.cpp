@@ -15,6 +15,7 @@ void set_cuda_device(int) {
 bool nccl_compiled() { return false; }
 int cuda_device_count() { return 0; }
 std::string cuda_device_name(int) { return ""; }
+std::string cuda_device_pci_bus_id(int) { return ""; }
 double cuda_device_memory_bytes(int) { return 0; }
 double cuda_memory_used_bytes() { return -1; }
 

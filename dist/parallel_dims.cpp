@@ -57,6 +57,7 @@ ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
     CG_CHECK(nccl_compiled(), "parallel.backend=nccl but this build has no NCCL (nccl.h/cuda_runtime.h not found at "
              "configure time); use parallel.backend=mpi or rebuild as in docs/gpu.md");
     const int gpu = gpu_for_local_rank(rt.local_rank, rt.local_size, cuda_device_count());
+    check_node_gpus_distinct(cuda_device_pci_bus_id(gpu));  // collective over the node's ranks
     set_cuda_device(gpu);  // this rank's GPU, before any communicator or tensor touches one
     d.tp_comm = make_nccl_comm(d.host_tp_comm, gpu);
     d.dp_comm = make_nccl_comm(d.host_dp_comm, gpu);

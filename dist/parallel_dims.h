@@ -39,7 +39,8 @@ ParallelDims single_process_dims();
 // The CUDA device index of this rank among the `visible` GPUs of its process: its local rank when the process sees
 // the node's GPUs (mpirun, srun without binding), 0 when every rank of the node sees one GPU of its own (Slurm's
 // --gpus-per-task=1 or --gpu-bind=single:1 set a per-task CUDA_VISIBLE_DEVICES). Errors name the numbers and what to
-// change when the node has fewer GPUs than ranks.
+// change when the node has fewer GPUs than ranks. One GPU visible to several ranks may also be one GPU for all (an
+// mpirun -np 2 on a one-GPU machine): the callers then check with check_node_gpus_distinct (dist/runtime.h).
 int gpu_for_local_rank(int local_rank, int local_size, int visible);
 
 // "mpi" | "nccl" | "auto" (nccl when `on_cuda`, else mpi), as in the config key parallel.backend.

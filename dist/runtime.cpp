@@ -73,6 +73,34 @@ const Runtime& init_runtime(int* argc, char*** argv) {
   return g_runtime;
 }
 
+std::string duplicate_gpu_message(const std::vector<std::string>& ids) {
+  for (size_t a = 0; a < ids.size(); ++a)
+    for (size_t b = a + 1; b < ids.size(); ++b)
+      if (!ids[a].empty() && ids[a] == ids[b])
+        return fmt::format("local ranks {} and {} of this node would share GPU {}: each rank needs a GPU of its own; "
+                           "launch at most as many ranks per node as it has GPUs, or bind one GPU to each rank "
+                           "(Slurm --gpus-per-task=1)", a, b, ids[a]);
+  return "";
+}
+
+void check_node_gpus_distinct(const std::string& gpu_id) {
+  const Runtime& rt = runtime();
+  if (rt.local_size <= 1) return;
+  constexpr int kLen = 64;
+  char mine[kLen] = {};
+  gpu_id.copy(mine, kLen - 1);
+  std::vector<char> all(size_t(kLen) * size_t(rt.local_size));
+  MPI_Comm node = MPI_COMM_NULL;
+  CG_CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rt.rank, MPI_INFO_NULL, &node));
+  const int rc = MPI_Allgather(mine, kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, node);
+  MPI_Comm_free(&node);
+  CG_CHECK_MPI(rc);
+  std::vector<std::string> ids;
+  for (int r = 0; r < rt.local_size; ++r) ids.emplace_back(all.data() + size_t(r) * kLen);
+  const std::string dup = duplicate_gpu_message(ids);
+  CG_CHECK(dup.empty(), "{}", dup);
+}
+
 const Runtime& runtime() {
   CG_CHECK(g_initialised, "the MPI runtime is not up: call cg::dist::init_runtime(&argc, &argv) (or run_main) in main()");
   return g_runtime;

@@ -1,6 +1,7 @@
 // MPI runtime: initialised once per process, bootstraps rank/world/local rank; a fatal error on one rank aborts all.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "dist/comm.h"
 
@@ -17,6 +18,13 @@ struct Runtime {
 const Runtime& init_runtime(int* argc, char*** argv);
 // The runtime after init_runtime (throws if not initialised).
 const Runtime& runtime();
+// Collective over the ranks of this node: every rank gives an id of the GPU it chose (cuda_device_pci_bus_id; ""
+// when unknown). Throws naming the ranks when two chose the same GPU, which one GPU visible per rank cannot tell
+// from per-rank binding (Slurm --gpus-per-task=1) when several ranks were started on a one-GPU machine.
+void check_node_gpus_distinct(const std::string& gpu_id);
+// The message for node-local ranks whose GPU ids (indexed by local rank) repeat; "" when all differ or unknown.
+std::string duplicate_gpu_message(const std::vector<std::string>& ids);
+
 // Print `msg` on stderr with the rank, then MPI_Abort: every rank exits, none hangs. A job of one rank just exits.
 [[noreturn]] void abort_all(const std::string& msg, int code = 1);
 

@@ -50,7 +50,7 @@ namespace fs = std::filesystem;
 using cg::Config;
 
 std::optional<double> number_or_none(const std::string& s) {
-  if (s.empty() || s == "nan" || s == "NaN") return std::nullopt;
+  if (s.empty()) return std::nullopt;  // config validation admits only finite decimals besides
   try {
     return std::stod(s);
   } catch (const std::exception&) {
@@ -106,10 +106,11 @@ std::vector<Job> make_jobs(const Config& c) {
       // cgeval could not check it.
       CG_CHECK(cg::composition_of_formula(s.formula).has_value(), "sample.formula={} is not a formula such as Fe2O3, "
                "NaCl or BaLi2Mg(PO4)2 (element symbols with integer counts)", s.formula);
-      if (!cg::formula_is_reduced(s.formula))
-        spdlog::warn("cgsample: sample.formula={} is not written as a reduced formula ({} reduced); the training "
-                     "prompts state pymatgen's reduced formulas, so this is a spelling the model never saw",
-                     s.formula, cg::composition_of_formula(s.formula)->formula());
+      const std::string pretty = cg::pymatgen_reduced_formula_of(s.formula);
+      if (pretty != s.formula)
+        spdlog::warn("cgsample: sample.formula={} is not written as the training prompts write it (pymatgen's reduced "
+                     "formula: {}), so it is a spelling the model never saw; sample.formula={} asks for the same "
+                     "composition", s.formula, pretty, pretty);
       cond.formula = s.formula;
     }
     cond.formation_energy_per_atom = number_or_none(s.formation_energy);
@@ -174,7 +175,6 @@ cg::SampleRecord to_record(const Config& c, size_t i, const Job& job, const cg::
   return r;
 }
 
-// The failure class of a reason ("line 3: ..." -> "line 3"), for the summary's histogram.
 int run(int argc, char** argv) {
   const auto& rt = cg::dist::init_runtime(&argc, &argv);
   auto cfg =

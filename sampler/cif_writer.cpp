@@ -99,6 +99,16 @@ std::pair<std::string, int64_t> reduce_formula(const std::vector<std::pair<std::
 
 }  // namespace
 
+std::pair<std::string, double> pymatgen_reduced_formula(const std::vector<std::pair<std::string, int64_t>>& amounts) {
+  // Special formulas halve the factor, as get_reduced_formula_and_factor does.
+  static const std::map<std::string, std::string> kSpecial = {
+      {"LiO", "Li2O2"}, {"NaO", "Na2O2"}, {"KO", "K2O2"}, {"HO", "H2O2"}, {"CsO", "Cs2O2"}, {"RbO", "Rb2O2"},
+      {"O", "O2"},      {"N", "N2"},      {"F", "F2"},    {"Cl", "Cl2"},  {"H", "H2"}};
+  auto [formula, factor] = reduce_formula(amounts);
+  if (auto it = kSpecial.find(formula); it != kSpecial.end()) return {it->second, double(factor) / 2};
+  return {formula, double(factor)};
+}
+
 std::string to_cif(const Crystal& c, const std::string& comment) {
   CG_CHECK(c.species.size() == c.frac.size(), "crystal {}: {} species but {} coordinates", c.id, c.species.size(),
            c.frac.size());
@@ -111,14 +121,8 @@ std::string to_cif(const Crystal& c, const std::string& comment) {
     if (it == amounts.end()) amounts.emplace_back(sp, 1);
     else ++it->second;
   }
-  // data_ and _chemical_formula_structural: Composition.reduced_formula, whose special formulas (O2, Li2O2, ...)
-  // halve the factor (_cell_formula_units_Z, written as an integer).
-  static const std::map<std::string, std::string> kSpecial = {
-      {"LiO", "Li2O2"}, {"NaO", "Na2O2"}, {"KO", "K2O2"}, {"HO", "H2O2"}, {"CsO", "Cs2O2"}, {"RbO", "Rb2O2"},
-      {"O", "O2"},      {"N", "N2"},      {"F", "F2"},    {"Cl", "Cl2"},  {"H", "H2"}};
-  auto [structural, factor] = reduce_formula(amounts);
-  double z = double(factor);
-  if (auto it = kSpecial.find(structural); it != kSpecial.end()) structural = it->second, z /= 2;
+  // data_ and _chemical_formula_structural: Composition.reduced_formula; Z its factor, written as an integer.
+  const auto [structural, z] = pymatgen_reduced_formula(amounts);
   // _chemical_formula_sum: Composition.formula, elements by X alone (ties keep their order), every count written;
   // quoted only when it has a space, as CifWriter quotes values.
   python_sort(amounts, [](const auto& a, const auto& b) { return pymatgen_x(a.first) < pymatgen_x(b.first); });

@@ -3,10 +3,10 @@
 
 #include <cctype>
 #include <map>
-#include <set>
 #include <numeric>
 
 #include "data/elements.h"
+#include "sampler/cif_writer.h"
 #include "sampler/symmetry.h"
 
 namespace cg {
@@ -77,23 +77,11 @@ std::optional<Composition> composition_of_formula(const std::string& formula) {
   return c;
 }
 
-bool formula_is_reduced(const std::string& formula) {
-  // pymatgen writes diatomic elements and the alkali peroxides unreduced (its special formulas; MP-20 has these 8 and
-  // no other pretty formula with gcd > 1).
-  static const std::set<std::string> kSpecial = {"H2",    "N2",    "O2",   "F2",    "Cl2",   "H2O2",
-                                                 "Li2O2", "Na2O2", "K2O2", "Rb2O2", "Cs2O2"};
-  if (kSpecial.count(formula)) return true;
+std::string pymatgen_reduced_formula_of(const std::string& formula) {
   std::map<std::string, int64_t> counts;
   size_t i = 0;
-  if (!parse_formula(formula, &i, &counts, 0) || i != formula.size() || counts.empty()) return false;
-  int64_t g = 0;
-  for (const auto& [el, n] : counts) g = std::gcd(g, n);
-  for (size_t k = 0; k < formula.size(); ++k) {  // a written count of exactly 1
-    const bool digit_before = k > 0 && std::isdigit(static_cast<unsigned char>(formula[k - 1]));
-    const bool digit_after = k + 1 < formula.size() && std::isdigit(static_cast<unsigned char>(formula[k + 1]));
-    if (formula[k] == '1' && !digit_before && !digit_after) return false;
-  }
-  return g == 1;
+  if (!parse_formula(formula, &i, &counts, 0) || i != formula.size() || counts.empty()) return "";
+  return pymatgen_reduced_formula(std::vector<std::pair<std::string, int64_t>>(counts.begin(), counts.end())).first;
 }
 
 ConditionReport check_conditions(const std::vector<ConditionedItem>& items, SpaceGroupCache& groups) {

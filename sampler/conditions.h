@@ -31,10 +31,10 @@ struct ConditionReport {
 // a multiplier, as pymatgen's pretty formulas) reduced by the counts' gcd; nullopt for anything else ("Fe2.5O",
 // "Xx", "Fe(O").
 std::optional<Composition> composition_of_formula(const std::string& formula);
-// Whether a formula that composition_of_formula reads is written as a reduced formula, as pymatgen's pretty_formula
-// (the training prompts' spelling) is: its counts have gcd 1 and no count is written as "1" ("Fe4O6", "NaNa" and
-// "Na1Cl1" are not), or it is one of pymatgen's special formulas (O2, Cl2, Li2O2, ...).
-bool formula_is_reduced(const std::string& formula);
+// pymatgen's reduced formula (Composition(formula).reduced_formula: the spelling of MP's pretty_formula, which the
+// training prompts state) of a formula composition_of_formula reads: "Fe4O6" -> "Fe2O3", "ClNa" -> "NaCl",
+// "MgIn2Se4" -> "Mg(InSe2)2", "O" -> "O2"; "" for one it does not read.
+std::string pymatgen_reduced_formula_of(const std::string& formula);
 
 // Tallies `items` against the crystals of `groups` (their space groups at its symprec Å and 5°, as pymatgen's
 // SpacegroupAnalyzer). Unparsed items count as misses.

@@ -70,10 +70,11 @@ void from_cifs(const fs::path& dir, int64_t max_rows, EvalInput* in) {
 
 std::string reason_key(const std::string& reason) {
   std::string r = reason.substr(0, reason.find(" (got"));
-  const size_t colon = r.find(": ");
-  const bool line_prefix = r.compare(0, 5, "line ") == 0 && colon != std::string::npos &&
-                           r.find_first_not_of("0123456789", 5) == colon;
-  if (colon != std::string::npos && (line_prefix || r.find(' ') > colon)) r = r.substr(colon + 2);  // "line N: ", "<id>: "
+  size_t colon = r.find(": ");
+  if (colon != std::string::npos && r.compare(0, 5, "line ") != 0 && r.find(' ') > colon)  // "<id>: "
+    r = r.substr(colon + 2), colon = r.find(": ");
+  if (colon != std::string::npos && r.compare(0, 5, "line ") == 0 && r.find_first_not_of("0123456789", 5) == colon)
+    r = r.substr(colon + 2);  // "line N: "
   if (r.size() > 80) r = r.substr(0, 80);
   return r;
 }

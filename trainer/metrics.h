@@ -65,9 +65,10 @@ int64_t events_left(int64_t step, int64_t total, int64_t every, bool at_last);
 struct RunClock {
   double step_s = 0, val_s = 0, save_s = 0;
   int64_t steps = 0, vals = 0, saves = 0;
-  // Remaining seconds at `step` of `total`: the average step time × steps left, plus the average validation and
-  // save times × those still to come (validations every val_every and at the last step when val_every > 0; saves
-  // every ckpt_every and at the last step). A kind not yet timed in this launch counts 0. < 0 before any step.
+  // Remaining seconds after step `step` of `total` (the progress line comes before that step's validation and
+  // save): the average step time × steps left, plus the average validation and save times × those still to come,
+  // the current step's included (validations every val_every and at the last step when val_every > 0; saves every
+  // ckpt_every and at the last step). A kind not yet timed in this launch counts 0. < 0 before any step.
   double eta_s(int64_t step, int64_t total, int64_t val_every, int64_t ckpt_every) const;
 };
 

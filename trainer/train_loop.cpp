@@ -2,6 +2,7 @@
 #include "trainer/train_loop.h"
 
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/fmt/ranges.h>
 
 #include <algorithm>
@@ -114,6 +115,17 @@ void check_shards(const std::string& tok_hash, const ShardMeta& meta, const Shar
            cfg.data.shards_dir);
 }
 
+// Shards a cgprep of this version made record their settings without the data.tokenizer spelling (the tokenizer's
+// sha256 identifies it); an older cgprep's also had "tokenizer" and "tokenizer_vocab_size". A run trained on those
+// resumes on the same shards made again: their digest with the two keys put back, from this config.
+std::vector<std::string> legacy_shards_digests(const Loader& loader, const DataConfig& d) {
+  nlohmann::json j = nlohmann::json::parse(loader.meta().settings_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || j.contains("tokenizer")) return {};
+  j["tokenizer"] = d.tokenizer;
+  j["tokenizer_vocab_size"] = d.tokenizer_vocab_size;
+  return {loader.shards_digest(j.dump())};
+}
+
 // Resuming under other settings is allowed (a longer run, another lr, another layout) but said, key by key, against
 // the checkpoint's own config.yaml; where and how a run is launched and logged is left out. Another base is refused.
 void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
@@ -124,11 +136,13 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
     return;
   }
   const Config before = load_saved_config(path);
-  // The adapter was trained on top of one base: a random base is fixed by its seed (and shape), so another seed, or
-  // weights where there were none, is another model under the same adapter. A moved model.hf_dir only warns (below):
+  // A LoRA adapter was trained on top of one base: a random base is fixed by its seed (and shape), so another seed,
+  // or weights where there were none, is another model under the same adapter (a full-parameter checkpoint holds
+  // every weight: its base does not matter). A moved model.hf_dir only warns (below):
   // the same weights may simply live elsewhere now.
   const bool was_random = before.model.hf_dir.empty(), is_random = cfg.model.hf_dir.empty();
-  CG_CHECK(was_random == is_random && (!is_random || before.model.init_seed == cfg.model.init_seed),
+  const bool same_base = was_random == is_random && (!is_random || before.model.init_seed == cfg.model.init_seed);
+  CG_CHECK(!cfg.lora.enabled || same_base,
            "{} was trained on {}, this launch has {}: the trained adapter would sit on another base; resume with "
            "the checkpoint's model settings (its config.yaml) or start a new train.run_dir", ck.path,
            was_random ? fmt::format("a random base (model.init_seed={})", before.model.init_seed)
@@ -173,7 +187,18 @@ int train(const Config& cfg) {
   std::optional<FileLock> run_lock;
   if (lead) {
     make_output_dir(run_dir, "train.run_dir");
-    run_lock.emplace(run_dir + "/.cgtrain.lock");
+    // On NFS the lock of a job whose node died lingers until the server's lease ends (about 90 s): a requeued job
+    // waits that long (CG_LOCK_WAIT_S, default 120) before it calls the folder taken.
+    const char* wait_env = std::getenv("CG_LOCK_WAIT_S");
+    const double wait_s = wait_env ? std::atof(wait_env) : 120.0;
+    const double t0 = now_s();
+    bool said = false;
+    run_lock.emplace(run_dir + "/.cgtrain.lock", [&] {
+      if (!said) spdlog::warn("{}/.cgtrain.lock is held by another process; waiting up to {:.0f} s (CG_LOCK_WAIT_S) "
+                              "in case it is a dead job's on a network filesystem", run_dir, wait_s);
+      said = true;
+      return now_s() - t0 < wait_s;
+    });
     CG_CHECK(!run_lock->held_elsewhere(), "{} is in use by another cgtrain right now (it holds {}/.cgtrain.lock): two "
              "runs in one folder delete each other's checkpoints; wait for that one to end or stop it, or give "
              "another train.run_dir", run_dir, run_dir);
@@ -291,7 +316,7 @@ int train(const Config& cfg) {
     const CheckpointInfo& ck = *resume;
     if (lead && ck.manifest.config_hash != hash) warn_config_changes(ck, cfg);
     st = load_rank_checkpoint(ck, m, opt, dims, cfg.train.seed);
-    loader.restore(st.loader);
+    loader.restore(st.loader, legacy_shards_digests(loader, cfg.data));
     if (lead) spdlog::info("resumed from {} (step {}, {} tokens seen)", ck.path, st.step, st.tokens_seen);
   }
 

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "dist/nccl_comm.h"
 #include "dist/parallel_dims.h"
 #include "dist/tp_plan.h"
 #include "lora/peft.h"
@@ -22,6 +23,7 @@ at::Device resolve_device(const std::string& name, const dist::Runtime& rt) {
   CG_CHECK(name == "auto" || name == "cuda", "model.device {} is unknown; use auto, cpu or cuda", name);
   CG_CHECK(have_cuda, "model.device=cuda but this libtorch sees no GPU; set model.device=cpu");
   const int gpu = dist::gpu_for_local_rank(rt.local_rank, rt.local_size, int(torch::cuda::device_count()));
+  dist::check_node_gpus_distinct(dist::cuda_device_pci_bus_id(gpu));  // collective over the node's ranks
   const at::Device d(at::kCUDA, c10::DeviceIndex(gpu));
   // This rank's GPU becomes current with every backend (NCCL's setup does it again): what follows the current
   // device (pinned-memory contexts, synchronize(), kernels launched without a guard) stays on it instead of GPU 0.

@@ -299,4 +299,10 @@ TEST(Loader, FromShards) {
   cg::LoaderState older = saved;
   older.shards.clear();
   EXPECT_NO_THROW(again.restore(older));
+  // The digest of other settings, given as also counting as these shards: restores (a resume across cgprep versions
+  // that spell the same settings differently). shards_digest of the shards' own settings is their digest.
+  EXPECT_EQ(first.shards_digest(first.meta().settings_json), saved.shards);
+  EXPECT_EQ(again.shards_digest(first.meta().settings_json), saved.shards);  // same tokenizer and source
+  EXPECT_NO_THROW(again.restore(saved, {again.shards_digest(first.meta().settings_json)}));
+  EXPECT_THROW(again.restore(saved, {again.shards_digest(R"({"seed":44})")}), cg::Error);
 }

@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "dist/cpu_threads.h"
 #include "dist/parallel_dims.h"
+#include "dist/runtime.h"
 #include "dist/tp_ops.h"
 #include "dist/vocab_parallel_ce.h"
 
@@ -52,6 +53,12 @@ TEST(GpuForLocalRank, NodeGpusOrOneBoundGpuPerRank) {
                                                                "the process sees 4 GPU(s); launch at most 4 ranks"),
             std::string::npos);
   EXPECT_NE(error_of([] { gpu_for_local_rank(0, 2, 0); }).find("sees no GPU"), std::string::npos);
+  // Bound GPUs differ by PCI bus id; two ranks on one GPU are named (ids unknown: nothing to say).
+  EXPECT_EQ(duplicate_gpu_message({"0000:1a:00.0", "0000:1b:00.0", "0000:3d:00.0"}), "");
+  EXPECT_NE(duplicate_gpu_message({"0000:1a:00.0", "0000:1b:00.0", "0000:1a:00.0"})
+                .find("local ranks 0 and 2 of this node would share GPU 0000:1a:00.0"),
+            std::string::npos);
+  EXPECT_EQ(duplicate_gpu_message({"", ""}), "");
 }
 
 TEST(ParallelDims, SingleProcess) {

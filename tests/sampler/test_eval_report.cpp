@@ -118,6 +118,7 @@ TEST(EvalReport, SamplesJsonlCountsUnparsedAsInvalidAndFindsDuplicates) {
   EXPECT_EQ(in.unparsed_reasons.at("expected 3 numbers"), 1);  // by kind: the line number and detail dropped
   EXPECT_EQ(reason_key("line 3: not an element symbol (got 'Xy')"), "not an element symbol");
   EXPECT_EQ(reason_key("line 11: not an element symbol (got 'Q')"), "not an element symbol");
+  EXPECT_EQ(reason_key("mp-1: line 48: CIF item _x is given twice"), "CIF item _x is given twice");
   EXPECT_EQ(reason_key("s000012.cif: lattice lengths and angles form no cell (zero volume)"),
             reason_key("line 2: lattice lengths and angles form no cell (zero volume) (got '138 138 90')"));
   const std::vector<Crystal> train = {real[1]};

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -397,8 +398,11 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
   {
     cg::FileLock other(used + "/.cgtrain.lock");
     ASSERT_TRUE(other.locked());
+    setenv("CG_LOCK_WAIT_S", "1", 1);  // not the 2 minutes a requeued job gives a dead node's NFS lock
     r = run_mpi(1, cgtrain_exe(), with(micro_args(s, used), {"train.steps=6", "checkpoint.every=2"}));
+    unsetenv("CG_LOCK_WAIT_S");
     EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.output.find("waiting up to 1 s (CG_LOCK_WAIT_S)"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("is in use by another cgtrain right now"), std::string::npos) << r.output;
     EXPECT_EQ(read_text(used + "/metrics.jsonl"), metrics_before);
     EXPECT_FALSE(fs::exists(used + "/checkpoints/step-6"));

@@ -86,9 +86,11 @@ TEST(Metrics, EtaCountsStepsValidationsAndSavesToCome) {
   // One validation took 6 s, one save 2 s: 9 validations (200..1000) and 9 saves to come.
   c.val_s = 6, c.vals = 1, c.save_s = 2, c.saves = 1;
   EXPECT_DOUBLE_EQ(c.eta_s(150, 1000, 100, 100), 850.0 + 9 * 6.0 + 9 * 2.0);
+  // At step 200 its own validation and save are still to come (the line comes first): 200..1000, 9 each.
+  EXPECT_DOUBLE_EQ(c.eta_s(200, 1000, 100, 100), 800.0 + 9 * 6.0 + 9 * 2.0);
   // Validation off: its time is not counted even when timed; checkpoint.every 0 still saves at the end.
   EXPECT_DOUBLE_EQ(c.eta_s(150, 1000, 0, 0), 850.0 + 2.0);
-  EXPECT_DOUBLE_EQ(c.eta_s(1000, 1000, 100, 100), 0.0);
+  EXPECT_DOUBLE_EQ(c.eta_s(1000, 1000, 100, 100), 6.0 + 2.0);  // the last step: its validation and save
 }
 
 TEST(Metrics, ProgressLineFormatting) {
