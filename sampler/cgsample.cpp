@@ -50,7 +50,7 @@ namespace fs = std::filesystem;
 using cg::Config;
 
 std::optional<double> number_or_none(const std::string& s) {
-  if (s.empty()) return std::nullopt;  // config validation admits only finite decimals besides
+  if (s.empty()) return std::nullopt;  // not given (otherwise config validation admitted a finite decimal)
   try {
     return std::stod(s);
   } catch (const std::exception&) {

@@ -85,8 +85,8 @@ std::pair<std::string, int64_t> reduce_formula(const std::vector<std::pair<std::
   std::string polyanion;
   const size_t n = syms.size();
   if (n >= 3 && pymatgen_x(syms[n - 1].first) - pymatgen_x(syms[n - 2].first) < 1.65) {
-    const auto [form, poly_factor] =
-        reduce_formula({{syms[n - 2].first, syms[n - 2].second / factor}, {syms[n - 1].first, syms[n - 1].second / factor}});
+    const auto [form, poly_factor] = reduce_formula(
+        {{syms[n - 2].first, syms[n - 2].second / factor}, {syms[n - 1].first, syms[n - 1].second / factor}});
     if (poly_factor != 1) {
       polyanion = fmt::format("({}){}", form, poly_factor);
       syms.resize(n - 2);

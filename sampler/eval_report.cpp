@@ -265,8 +265,8 @@ std::string report_markdown(const EvalReport& r) {
   if (r.infill) {
     const InfillReport& f = *r.infill;
     s += fmt::format("\nInfill ({} records, not counted above): {} answered with an element; {} recovered the "
-                     "masked element (of the {} with it recorded; unanswered ones are misses); {} of the records propose an element "
-                     "that makes a SMACT-valid composition.\n",
+                     "masked element (of the {} with it recorded; unanswered ones are misses); {} of the records "
+                     "propose an element that makes a SMACT-valid composition.\n",
                      f.items, pct(f.answered, f.items), pct(f.recovered, f.with_truth), f.with_truth,
                      pct(f.smact_valid, f.items));
   }

@@ -40,7 +40,8 @@ int cgtrain_main(int argc, char** argv) {
   auto cfg = cg::parse_cli(int(args.size()), args.data(), "cgtrain",
                            "Train LoRA adapters (or a small model) on crystal text shards made by cgprep; rerun on the "
                            "same train.run_dir to resume. --plan: print per-rank memory and communication against "
-                           "the GPU's memory (--device-gb=N for another device), then exit: 0 when it fits, 1 when not.");
+                           "the GPU's memory (--device-gb=N for another device), then exit: 0 when it fits, 1 "
+                           "when not.");
   if (!cfg) return 0;
   if (plan) return cg::print_train_plan(*cfg, cg::plan_device(*cfg, device_gb)) ? 0 : 1;  // scripts can gate on it
   const int rc = cg::train(*cfg);

@@ -573,7 +573,8 @@ std::string resolve_csv(const std::string& value, const Config& c) {
   if (value == "data.train_csv") return c.data.train_csv;
   if (value == "data.test_csv") return c.data.test_csv;
   if (value == "data.val_csv") return c.data.val_csv;
-  const bool key_like = value.rfind("data.", 0) == 0 && value.size() > 9 && value.compare(value.size() - 4, 4, "_csv") == 0;
+  const bool key_like =
+      value.rfind("data.", 0) == 0 && value.size() > 9 && value.compare(value.size() - 4, 4, "_csv") == 0;
   CG_CHECK(!key_like, "'{}' is no config key: give data.train_csv, data.val_csv or data.test_csv (that key's file), or "
            "a path", value);
   return value;

@@ -306,7 +306,8 @@ int train(const Config& cfg) {
     for (const auto& p : m.trainable) n_train += p.param.numel();
     spdlog::info("model {} layers d {} vocab {}; {} trainable tensors, {} elements on rank 0 ({})",
                  lc.num_hidden_layers, lc.hidden_size, lc.vocab_size, m.trainable.size(), human_count(double(n_train)),
-                 m.full_param ? "full-parameter" : fmt::format("LoRA r {} on {} linear modules", cfg.lora.r, m.lora.size()));
+                 m.full_param ? "full-parameter"
+                              : fmt::format("LoRA r {} on {} linear modules", cfg.lora.r, m.lora.size()));
   }
 
   // Resume (everyone loads its part).

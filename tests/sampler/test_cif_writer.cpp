@@ -82,7 +82,8 @@ TEST(CifWriter, FormulaNamesAsPymatgenWroteThemForMp20) {
   int64_t differ = 0;
   for (size_t k = 0; k < m.split.crystals.size(); ++k) {
     const std::string ours = to_cif(m.split.crystals[k]);
-    for (const char* tag : {"data_", "_chemical_formula_structural", "_chemical_formula_sum", "_cell_formula_units_Z"}) {
+    for (const char* tag :
+         {"data_", "_chemical_formula_structural", "_chemical_formula_sum", "_cell_formula_units_Z"}) {
       const std::string a = line_of(ours, tag), b = line_of(m.pymatgen_cif(k), tag);
       if (a != b && ++differ <= 5)
         ADD_FAILURE() << m.split.crystals[k].id << ": ours '" << a << "', pymatgen's '" << b << "'";
