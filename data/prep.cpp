@@ -19,6 +19,7 @@
 #include "data/augment.h"
 #include "data/mp20.h"
 #include "data/rng.h"
+#include "data/shard_settings.h"
 #include "data/sp_model.h"
 #include "data/sp_train.h"
 
@@ -65,24 +66,6 @@ struct Block {
   SampleSet samples;
   std::vector<SkippedRow> too_long;
 };
-
-std::string settings_json(const DataConfig& d, const TextOptions& t) {
-  nlohmann::json j;
-  j["text"] = {{"angle_mode", angle_mode_name(t.angles)}, {"fold_one", t.fold_one}, {"length_decimals", 1},
-               {"coord_decimals", 2}};
-  j["augment"] = {{"translate", d.translate}, {"permute", d.permute}, {"copies_train", d.copies},
-                  {"copies_val_test", 1}, {"val_test", "not augmented"}};
-  j["tasks"] = {{"infill_fraction", d.infill_fraction}, {"prompt_version", 1}};
-  j["loss_on"] = d.loss_on;
-  j["max_tokens"] = d.max_tokens;
-  j["seed"] = d.seed;
-  j["max_rows"] = d.max_rows;
-  j["strict"] = d.strict;
-  // The tokenizer enters the shards by its sha256 (ShardMeta::tokenizer_sha256), not by how data.tokenizer named it:
-  // the model cgprep fitted ("train") and that same file given by path make the same samples.
-  j["tokens"] = "BOS + encode(prompt + completion) + EOS";
-  return j.dump();
-}
 
 constexpr const char* kPrepStaging = ".cgprep.tmp";  // inside data.shards_dir, moved into place when complete
 

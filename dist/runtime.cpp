@@ -85,7 +85,10 @@ std::string duplicate_gpu_message(const std::vector<std::string>& ids) {
 
 void check_node_gpus_distinct(const std::string& gpu_id) {
   const Runtime& rt = runtime();
-  if (rt.local_size <= 1) return;
+  // A binary checks when it picks its device and again when make_parallel_dims sets up NCCL; every rank takes the
+  // same path with the same GPU, so all of them skip the second exchange together.
+  static std::string checked;
+  if (rt.local_size <= 1 || (!checked.empty() && checked == gpu_id)) return;
   constexpr int kLen = 64;
   char mine[kLen] = {};
   gpu_id.copy(mine, kLen - 1);
@@ -99,6 +102,7 @@ void check_node_gpus_distinct(const std::string& gpu_id) {
   for (int r = 0; r < rt.local_size; ++r) ids.emplace_back(all.data() + size_t(r) * kLen);
   const std::string dup = duplicate_gpu_message(ids);
   CG_CHECK(dup.empty(), "{}", dup);
+  checked = gpu_id;
 }
 
 const Runtime& runtime() {

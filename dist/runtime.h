@@ -20,7 +20,8 @@ const Runtime& init_runtime(int* argc, char*** argv);
 const Runtime& runtime();
 // Collective over the ranks of this node: every rank gives an id of the GPU it chose (cuda_device_pci_bus_id; ""
 // when unknown). Throws naming the ranks when two chose the same GPU, which one GPU visible per rank cannot tell
-// from per-rank binding (Slurm --gpus-per-task=1) when several ranks were started on a one-GPU machine.
+// from per-rank binding (Slurm --gpus-per-task=1) when several ranks were started on a one-GPU machine. A repeat
+// call with the GPU that already passed returns at once on every rank.
 void check_node_gpus_distinct(const std::string& gpu_id);
 // The message for node-local ranks whose GPU ids (indexed by local rank) repeat; "" when all differ or unknown.
 std::string duplicate_gpu_message(const std::vector<std::string>& ids);

@@ -26,10 +26,16 @@ double lora_scale(const LoraSpec& spec) {
 }
 
 DropoutGen make_dropout_gen(uint64_t seed, const c10::Device& device) {
-  if (device.is_cpu()) return std::make_shared<at::Generator>(at::make_generator<at::CPUGeneratorImpl>(seed));
-  at::Generator g = at::globalContext().defaultGenerator(device);
+  // A private generator of the device's kind (a clone of its default, reseeded), so that no other op's draws move
+  // the dropout stream and the checkpointed state is this stream alone. Cloning reaches CUDA's generator through
+  // the Generator interface, so this builds against a CPU-only libtorch too.
+  at::Generator def = at::globalContext().defaultGenerator(device);
+  at::Generator g = [&] {
+    std::lock_guard<std::mutex> lock(def.mutex());
+    return def.clone();
+  }();
   g.set_current_seed(seed);
-  return std::make_shared<at::Generator>(g);
+  return std::make_shared<at::Generator>(std::move(g));
 }
 
 namespace {

@@ -43,7 +43,8 @@ double lora_scale(const LoraSpec& spec);
 
 // Shared dropout generator for all adapters of one model (nullptr: dropout uses torch's default generator).
 using DropoutGen = std::shared_ptr<at::Generator>;
-// A CPU generator seeded with `seed`; on CUDA, the default CUDA generator of `device` seeded with `seed`.
+// A generator of its own for `device` (CPU or that CUDA device), seeded with `seed`: torch's default generators
+// are left to everything else.
 DropoutGen make_dropout_gen(uint64_t seed, const c10::Device& device);
 
 // A bool mask of `shape` on `device`, each element true with probability `keep`, drawn from gen (nullptr: torch's

@@ -97,13 +97,15 @@ int run(int argc, char** argv) {
   }
   if (rank != 0) return 0;
   const cg::EvalInput input = cg::load_eval_input(e.input, e.max_rows);  // first: a bad input leaves no folder
+  CG_CHECK(input.total > 0 || !input.infill.empty(), "eval.input {} holds nothing to evaluate (no sample records, "
+           "CSV rows or CIFs); point eval.input at a cgsample output folder, a CSV in CDVAE layout or a folder of "
+           "CIFs", e.input);
   fs::path out = e.out;
   if (out.empty()) out = fs::is_directory(e.input) ? fs::path(e.input) / "eval" : fs::path(e.input + ".eval");
   cg::make_output_dir(out.string(), e.out.empty() ? "eval.out (default: <eval.input>/eval)" : "eval.out");
 
   if (input.total == 0)
-    spdlog::warn("cgeval: {} holds no generated crystals to score{}; the rates read n/a", e.input,
-                 input.infill.empty() ? "" : " (only infill records)");
+    spdlog::info("cgeval: {} holds infill records only: the generation rates read n/a", e.input);
   std::vector<cg::Crystal> train, ref;
   const std::string train_csv = cg::resolve_csv(e.train_csv, *cfg), ref_csv = cg::resolve_csv(e.ref_csv, *cfg);
   if (!train_csv.empty()) {

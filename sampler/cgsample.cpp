@@ -50,12 +50,11 @@ namespace fs = std::filesystem;
 using cg::Config;
 
 std::optional<double> number_or_none(const std::string& s) {
-  if (s.empty()) return std::nullopt;  // not given (otherwise config validation admitted a finite decimal)
-  try {
-    return std::stod(s);
-  } catch (const std::exception&) {
-    CG_FAIL("'{}' is not a number: sample.formation_energy / band_gap / e_above_hull take a number or nothing", s);
-  }
+  if (s.empty()) return std::nullopt;  // not given
+  const std::optional<double> x = cg::decimal_number(s);
+  CG_CHECK(x, "'{}' is not a finite decimal number: sample.formation_energy / band_gap / e_above_hull take one or "
+           "nothing", s);
+  return x;
 }
 
 struct Job {

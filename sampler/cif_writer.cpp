@@ -97,7 +97,62 @@ std::pair<std::string, int64_t> reduce_formula(const std::vector<std::pair<std::
   return {out + polyanion, factor};
 }
 
+// Python's textwrap.fill(text, width) for text of words between single spaces: greedy lines; a word longer than
+// the width fills what is left of the line (after its space) and goes on in width-long pieces (break_long_words).
+std::string text_fill(const std::string& text, size_t width) {
+  std::string out, line;
+  auto flush = [&] {  // a line ends in a space only where a long word began with none of it fitting: kept
+    out += (out.empty() ? "" : "\n") + line;
+    line.clear();
+  };
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(' ', start);
+    if (end == std::string::npos) end = text.size();
+    std::string word = text.substr(start, end - start);
+    start = end + 1;
+    if (!line.empty() && line.size() + 1 + word.size() <= width) {
+      line += " " + word;
+      continue;
+    }
+    if (word.size() <= width) {
+      if (!line.empty()) flush();
+      line = word;
+      continue;
+    }
+    if (!line.empty() && line.size() + 1 <= width) line += " ";
+    while (!word.empty()) {
+      const size_t take = std::min(word.size(), width - std::min(width, line.size()));
+      line += word.substr(0, take);
+      word.erase(0, take);
+      if (!word.empty()) flush();
+    }
+  }
+  if (!line.empty()) flush();
+  return out;
+}
+
 }  // namespace
+
+std::string cif_item(const std::string& key, const std::string& raw) {
+  // CifBlock (pymatgen.io.cif), maxlen 70: _format_field, then the key's line or a line of its own.
+  constexpr size_t kMaxLen = 70;
+  const size_t first = raw.find_first_not_of(" \t\n"), last = raw.find_last_not_of(" \t\n");
+  const std::string value = first == std::string::npos ? "" : raw.substr(first, last - first + 1);
+  std::string v;
+  if (value.size() > kMaxLen) {  // a text field: ";", textwrap.fill(value, 70), ";"
+    v = ";\n" + text_fill(value, kMaxLen) + "\n;";
+  } else if (value.empty()) {
+    v = "\"\"";
+  } else if (value.find(' ') != std::string::npos || value[0] == '_') {  // quoted, by " when it holds a '
+    const char q = value.find('\'') != std::string::npos ? '"' : '\'';
+    v = q + value + q;
+  } else {
+    v = value;
+  }
+  if (key.size() + v.size() + 3 < kMaxLen) return key + "   " + v + "\n";
+  return key + "\n" + v + "\n";
+}
 
 std::pair<std::string, double> pymatgen_reduced_formula(const std::vector<std::pair<std::string, int64_t>>& amounts) {
   // Special formulas halve the factor, as get_reduced_formula_and_factor does.
@@ -128,7 +183,6 @@ std::string to_cif(const Crystal& c, const std::string& comment) {
   python_sort(amounts, [](const auto& a, const auto& b) { return pymatgen_x(a.first) < pymatgen_x(b.first); });
   std::string sum;
   for (const auto& [e, k] : amounts) sum += (sum.empty() ? "" : " ") + e + std::to_string(k);
-  if (sum.find(' ') != std::string::npos) sum = "'" + sum + "'";
   const Lattice& l = c.lattice;
 
   std::string s = fmt::format("# {}\ndata_{}\n", comment, structural);
@@ -137,8 +191,8 @@ std::string to_cif(const Crystal& c, const std::string& comment) {
   s += fmt::format("_cell_angle_alpha   {:.8f}\n_cell_angle_beta   {:.8f}\n_cell_angle_gamma   {:.8f}\n", l.alpha,
                    l.beta, l.gamma);
   s += "_symmetry_Int_Tables_number   1\n";
-  s += fmt::format("_chemical_formula_structural   {}\n", structural);
-  s += fmt::format("_chemical_formula_sum   {}\n", sum);
+  s += cif_item("_chemical_formula_structural", structural);
+  s += cif_item("_chemical_formula_sum", sum);
   s += fmt::format("_cell_volume   {:.8f}\n", cell_volume(l));
   s += fmt::format("_cell_formula_units_Z   {}\n", int64_t(z));
   s += "loop_\n _symmetry_equiv_pos_site_id\n _symmetry_equiv_pos_as_xyz\n  1  'x, y, z'\n";

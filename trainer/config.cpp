@@ -393,14 +393,8 @@ void check_rule(const Field& f) {
     CG_CHECK(!r.nonempty || !(*p)->empty(), "config key '{}' must not be empty", f.key);
     if (!(*p)->empty() || !r.choices.empty()) check_choice(**p);
     if (r.numeric_or_empty && !(*p)->empty()) {
-      // A decimal number as a prompt states it: not nan / inf (strtod reads them, and hexadecimal), nor so large
-      // that Python's str() would write it with an exponent.
-      const std::string& v = **p;
-      char* end = nullptr;
-      const double x = std::strtod(v.c_str(), &end);
-      const bool decimal = v.find_first_of("xXnNiI") == std::string::npos;
-      CG_CHECK(*end == '\0' && decimal && std::isfinite(x) && std::fabs(x) < 1e16, "config key '{}': '{}' is not a "
-               "finite decimal number; give one (e.g. 1.25) or leave it empty", f.key, v);
+      CG_CHECK(decimal_number(**p), "config key '{}': '{}' is not a finite decimal number; give one (e.g. 1.25) or "
+               "leave it empty", f.key, **p);
     }
   }
   if (auto* p = std::get_if<std::vector<std::string>*>(&f.ptr)) {
@@ -548,6 +542,14 @@ YAML::Node read_yaml_file(const std::string& yaml_path) {
 }
 
 }  // namespace
+
+std::optional<double> decimal_number(const std::string& v) {
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  const bool decimal = v.find_first_of("xXnNiI") == std::string::npos;
+  if (v.empty() || *end != '\0' || !decimal || !std::isfinite(x) || std::fabs(x) >= 1e16) return std::nullopt;
+  return x;
+}
 
 void validate_config(const Config& c) {
   for (const auto& f : fields_of(c)) check_rule(f);

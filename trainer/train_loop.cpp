@@ -2,7 +2,6 @@
 #include "trainer/train_loop.h"
 
 #include <torch/torch.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/fmt/ranges.h>
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 #include "common/log.h"
 #include "data/loader.h"
 #include "data/shard.h"
+#include "data/shard_settings.h"
 #include "data/tokenizer.h"
 #include "common/sha256.h"
 #include "dist/cpu_threads.h"
@@ -115,15 +115,13 @@ void check_shards(const std::string& tok_hash, const ShardMeta& meta, const Shar
            cfg.data.shards_dir);
 }
 
-// Shards a cgprep of this version made record their settings without the data.tokenizer spelling (the tokenizer's
-// sha256 identifies it); an older cgprep's also had "tokenizer" and "tokenizer_vocab_size". A run trained on those
-// resumes on the same shards made again: their digest with the two keys put back, from this config.
+// A run trained on shards an older cgprep made resumes on the same shards made again (their settings spelled
+// otherwise): the digests of those spellings count as these shards'.
 std::vector<std::string> legacy_shards_digests(const Loader& loader, const DataConfig& d) {
-  nlohmann::json j = nlohmann::json::parse(loader.meta().settings_json, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || j.contains("tokenizer")) return {};
-  j["tokenizer"] = d.tokenizer;
-  j["tokenizer_vocab_size"] = d.tokenizer_vocab_size;
-  return {loader.shards_digest(j.dump())};
+  std::vector<std::string> out;
+  for (const std::string& s : legacy_settings_jsons(loader.meta().settings_json, d))
+    out.push_back(loader.shards_digest(s));
+  return out;
 }
 
 // Resuming under other settings is allowed (a longer run, another lr, another layout) but said, key by key, against

@@ -15,6 +15,7 @@
 #include "data/elements.h"
 #include "data/prep.h"
 #include "data/shard.h"
+#include "data/shard_settings.h"
 #include "data/sp_model.h"
 #include "data/tokenizer.h"
 
@@ -113,6 +114,48 @@ TEST(Shard, ReadableWithH5pyAndNumpy) {
   EXPECT_EQ(j["settings"]["loss_on"], "all");
   EXPECT_EQ(j["dtype"], "int32");
   EXPECT_EQ(j["n"], 3);
+}
+
+// The settings as cgprep wrote them before the tokenizer left them (git 836e025^, data/prep.cpp), verbatim: what
+// runs trained on older shards hold the digest of.
+namespace {
+std::string older_cgprep_settings_json(const cg::DataConfig& d, const cg::TextOptions& t) {
+  nlohmann::json j;
+  j["text"] = {{"angle_mode", cg::angle_mode_name(t.angles)}, {"fold_one", t.fold_one}, {"length_decimals", 1},
+               {"coord_decimals", 2}};
+  j["augment"] = {{"translate", d.translate}, {"permute", d.permute}, {"copies_train", d.copies},
+                  {"copies_val_test", 1}, {"val_test", "not augmented"}};
+  j["tasks"] = {{"infill_fraction", d.infill_fraction}, {"prompt_version", 1}};
+  j["loss_on"] = d.loss_on;
+  j["max_tokens"] = d.max_tokens;
+  j["seed"] = d.seed;
+  j["max_rows"] = d.max_rows;
+  j["strict"] = d.strict;
+  j["tokenizer"] = d.tokenizer;
+  j["tokenizer_vocab_size"] = d.tokenizer_vocab_size;
+  j["tokens"] = "BOS + encode(prompt + completion) + EOS";
+  return j.dump();
+}
+}  // namespace
+
+TEST(ShardSettings, OlderCgprepSpellingIsRecognised) {
+  cg::DataConfig a = small_config("unused");
+  cg::DataConfig b = a;
+  b.tokenizer = "/models/llama2/tokenizer.model";
+  b.translate = false;
+  b.angle_mode = "truncate";
+  b.infill_fraction = 0.25;
+  for (const cg::DataConfig& d : {a, b}) {
+    const cg::TextOptions t = cg::text_options(d);
+    const std::string now = cg::settings_json(d, t);
+    EXPECT_EQ(now.find("tokenizer"), std::string::npos) << now;  // identified by its sha256 only
+    const std::vector<std::string> older = cg::legacy_settings_jsons(now, d);
+    ASSERT_EQ(older.size(), 1u);
+    EXPECT_EQ(older[0], older_cgprep_settings_json(d, t));
+    EXPECT_TRUE(cg::legacy_settings_jsons(older[0], d).empty());  // already the older spelling
+  }
+  EXPECT_NE(cg::settings_json(a, cg::text_options(a)), cg::settings_json(b, cg::text_options(b)));
+  EXPECT_TRUE(cg::legacy_settings_jsons("not json", a).empty());
 }
 
 TEST(Prep, EndToEndOnMp20Rows) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 
 #include "common/error.h"
@@ -149,6 +151,23 @@ TEST(LoraDropout, KeepMaskFrequenciesAndIndependence) {
   EXPECT_TRUE(keep_mask({5, 9}, 0.7, g1.get(), at::kCPU).equal(keep_mask({5, 9}, 0.7, g2.get(), at::kCPU)));
   EXPECT_TRUE(keep_mask({100}, 1.0, g1.get(), at::kCPU).all().item<bool>());
   EXPECT_THROW(keep_mask({4}, 0.0, g1.get(), at::kCPU), cg::Error);
+}
+
+// The dropout stream is its own: the seed alone fixes it (a fresh mt19937 of that seed, as torch's CPU generator
+// seeded so), whatever torch's default generator has drawn before or draws between its masks.
+TEST(LoraDropout, GeneratorIsPrivateAndSeeded) {
+  auto reference = at::make_generator<at::CPUGeneratorImpl>(11);
+  at::manual_seed(1);
+  (void)torch::rand({100});
+  auto gen = make_dropout_gen(11, at::kCPU);
+  ASSERT_NE(gen->unsafeGetGeneratorImpl(), at::globalContext().defaultGenerator(at::kCPU).unsafeGetGeneratorImpl());
+  const at::Tensor a = keep_mask({257}, 0.6, gen.get(), at::kCPU);
+  (void)torch::rand({1000});  // the default generator moves; the dropout stream does not
+  const at::Tensor b = keep_mask({257}, 0.6, gen.get(), at::kCPU);
+  const at::Tensor ra = keep_mask({257}, 0.6, &reference, at::kCPU), rb = keep_mask({257}, 0.6, &reference, at::kCPU);
+  EXPECT_TRUE(a.equal(ra));
+  EXPECT_TRUE(b.equal(rb));
+  EXPECT_FALSE(a.equal(b));
 }
 
 TEST(LoraFull, RoundTripAndDeltaWeight) {

@@ -44,6 +44,12 @@ if "$B/sampler/cgeval" eval.input="$D/nofile.jsonl" eval.train_csv="" eval.ref_c
   echo "cgeval read a missing input" >&2; exit 1; fi
 grep -q "nofile.jsonl' does not exist" "$D/nofile.err"
 [ ! -e "$D/nofile.jsonl.eval" ] || { echo "cgeval left $D/nofile.jsonl.eval" >&2; exit 1; }
+# An input with nothing in it (a CSV of its header alone): refused, no folder left.
+zcat data/mp20/test.csv.gz | head -1 > "$D/header_only.csv"
+if "$B/sampler/cgeval" eval.input="$D/header_only.csv" eval.train_csv="" eval.ref_csv="" 2>"$D/empty.err" >&2; then
+  echo "cgeval scored an empty CSV" >&2; exit 1; fi
+grep -q "holds nothing to evaluate" "$D/empty.err"
+[ ! -e "$D/header_only.csv.eval" ] || { echo "cgeval left $D/header_only.csv.eval" >&2; exit 1; }
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/both" sample.conditions_from=data.test_csv sample.formula=NaCl \
     2>"$D/both.err"; then echo "conditions_from with sample.formula must be refused" >&2; exit 1; fi
 grep -q "does not combine with the fixed" "$D/both.err"

@@ -2,6 +2,7 @@
 // output stored in the MP-20 CSV (an independent sample of the layout we mimic).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <sstream>
 
 #include "data/cif.h"
@@ -48,6 +49,58 @@ TEST(CifWriter, HandWrittenCrystal) {
     for (int k = 0; k < 3; ++k) EXPECT_NEAR(back.frac[i][k], c.frac[i][k], 1e-8);
   EXPECT_NEAR(back.lattice.a, 5.6, 1e-8);
   EXPECT_NEAR(back.lattice.gamma, 90, 1e-8);
+}
+
+// Values as pymatgen's CifBlock writes them (expected strings printed by its _format_field and textwrap.fill):
+// quoted with a space, on a line of their own past 70 characters with the key, ";" text fields wrapped at 70.
+TEST(CifWriter, ItemsLaidOutAsPymatgenDoes) {
+  EXPECT_EQ(cif_item("_k", "A"), "_k   A\n");
+  EXPECT_EQ(cif_item("_k", "It's x"), "_k   \"It's x\"\n");
+  EXPECT_EQ(cif_item("_k", ""), "_k   \"\"\n");
+  std::string x15;
+  for (int i = 0; i < 15; ++i) x15 += "X1 ";
+  EXPECT_EQ(cif_item("_chemical_formula_sum", x15 + "Y2"), "_chemical_formula_sum\n'" + x15 + "Y2'\n");
+  std::string ab;
+  for (int i = 0; i < 30; ++i) ab += "ab ";
+  EXPECT_EQ(cif_item("_k", ab), "_k\n;\nab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab\n"
+                                "ab ab ab ab ab ab ab\n;\n");
+  const std::string a69(69, 'A'), b75(75, 'B'), c140(140, 'C');
+  EXPECT_EQ(cif_item("_k", a69 + " " + b75), "_k\n;\n" + a69 + " \n" + std::string(70, 'B') + "\nBBBBB\n;\n");
+  EXPECT_EQ(cif_item("_k", c140 + "D"), "_k\n;\n" + std::string(70, 'C') + "\n" + std::string(70, 'C') + "\nD\n;\n");
+}
+
+// A crystal of n elements, the odd ones 12 times: its formula lines as pymatgen 2023's CifWriter wrote them.
+TEST(CifWriter, LongFormulasWrappedAsPymatgenDoes) {
+  const std::vector<std::string> els = {"Li", "Be", "Na", "Mg", "Al", "Si", "K",  "Ca", "Sc", "Ti", "V",  "Cr", "Mn",
+                                        "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "Rb", "Sr", "Y",  "Zr", "Nb", "Mo"};
+  auto crystal = [&](size_t n) {
+    Crystal c;
+    c.id = "many";
+    c.lattice = {20, 20, 20, 90, 90, 90};
+    for (size_t i = 0; i < n; ++i)
+      for (int r = 0; r < (i % 2 == 0 ? 1 : 12); ++r) {
+        c.species.push_back(els[i]);
+        c.frac.push_back({std::fmod(0.037 * double(i) + 0.011 * r, 1.0), std::fmod(0.05 * double(i), 1.0), 0.07 * r});
+      }
+    return c;
+  };
+  auto formula_lines = [](const std::string& cif) {
+    const size_t a = cif.find("_chemical_formula_structural"), b = cif.find("_cell_volume");
+    return cif.substr(a, b - a);
+  };
+  EXPECT_EQ(formula_lines(to_cif(crystal(9))),
+            "_chemical_formula_structural   KNaLiCa12Mg12ScBe12AlSi12\n"
+            "_chemical_formula_sum   'K1 Na1 Li1 Ca12 Mg12 Sc1 Be12 Al1 Si12'\n");
+  const Crystal c26 = crystal(26);
+  const std::string cif = to_cif(c26);
+  EXPECT_EQ(formula_lines(cif),
+            "_chemical_formula_structural\n;\n"
+            "KRbNaSr12LiCa12YMg12Zr12ScTi12MnBe12NbAlVZn12Cr12GaFe12CoCuSi12Ni12(Ge\nMo)12\n;\n"
+            "_chemical_formula_sum\n;\n"
+            "K1 Rb1 Na1 Sr12 Li1 Ca12 Y1 Mg12 Zr12 Sc1 Ti12 Mn1 Be12 Nb1 Al1 V1\n"
+            "Zn12 Cr12 Ga1 Fe12 Co1 Si12 Cu1 Ni12 Ge12 Mo12\n;\n");
+  const Crystal back = parse_cif(cif, "many");  // the text fields do not disturb our reader
+  EXPECT_EQ(back.species, c26.species);
 }
 
 // The line of `cif` that starts with `tag`, or "".

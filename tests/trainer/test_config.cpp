@@ -133,6 +133,12 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
     EXPECT_NE(e.find(c.allowed), std::string::npos) << c.override << " -> " << e;
   }
   EXPECT_EQ(cg::load_config("", {"sample.band_gap=1e-3"}).sample.band_gap, "1e-3");  // exponents are decimal too
+  // The value cgsample states: what validation admitted, read as that number.
+  EXPECT_EQ(cg::decimal_number("-1.25"), -1.25);
+  EXPECT_EQ(cg::decimal_number("1e-3"), 0.001);
+  EXPECT_EQ(cg::decimal_number("9999999999999999"), std::nullopt);  // >= 1e16: Python would write 1e+16
+  for (const char* bad : {"", " ", "1.5x", "nan", "-inf", "0x10", "1e16"})
+    EXPECT_EQ(cg::decimal_number(bad), std::nullopt) << bad;
   {  // a CSV named by its key, or a path; a key that is none is said to be none
     cg::Config c = cg::load_config("", {"data.test_csv=t.csv"});
     EXPECT_EQ(cg::resolve_csv("data.test_csv", c), "t.csv");

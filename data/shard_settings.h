@@ -1,0 +1,23 @@
+// What a set of shards was made with, as cgprep records it in every shard (ShardMeta::settings_json): the text,
+// augmentation, prompt and loss settings that decide which samples exist. cgtrain compares these across splits and
+// digests them into a checkpoint's loader position, so they live in cg_data (torch processes may link it; cg_prep,
+// with libsentencepiece, they may not).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "data/crystal_text.h"
+#include "trainer/config.h"
+
+namespace cg {
+
+// The settings of shards made from `d` with text options `t`, as a JSON object (sorted keys). The tokenizer is not
+// among them: it enters the shards by its sha256 (ShardMeta::tokenizer_sha256), not by how data.tokenizer named it.
+std::string settings_json(const DataConfig& d, const TextOptions& t);
+
+// The spellings an older cgprep gave the same settings: it also recorded "tokenizer" (data.tokenizer as written)
+// and "tokenizer_vocab_size", taken here from `d`. Empty when `settings` is not this cgprep's spelling. A checkpoint
+// of a run on older shards holds the digest of that spelling; it resumes on the same shards made again.
+std::vector<std::string> legacy_settings_jsons(const std::string& settings, const DataConfig& d);
+
+}  // namespace cg
