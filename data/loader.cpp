@@ -156,6 +156,7 @@ Batch Loader::make_batch(const std::vector<int64_t>& global, int64_t epoch, int6
     b.real_tokens += n - 1;
     b.loss_tokens += loss_[size_t(p)];
     b.sample_ids.push_back(int64_t(id));
+    b.tasks.push_back(data_.tasks[id]);
   }
   return b;
 }

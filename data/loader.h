@@ -54,6 +54,7 @@ struct Batch {
   int64_t global_samples = 0;    // samples in the whole global batch
   int64_t epoch = 0, index = 0;  // global batch `index` of `epoch`
   std::vector<int64_t> sample_ids;  // indices into the loaded sample set, row order
+  std::vector<int8_t> tasks;        // each row's task (SampleSet::tasks: 0 generation, 1 infill)
 };
 
 class Loader {

@@ -39,7 +39,7 @@ RunMetrics read_metrics_file(const std::string& metrics_jsonl) {
   m.found = true;
   // A step can appear twice (files of builds that appended on resume): per step and field, the last value wins.
   struct StepFields {
-    std::optional<double> loss, val_loss, tokens_per_s;
+    std::optional<double> loss, val_loss, val_generation, val_infill, tokens_per_s;
   };
   std::map<int64_t, StepFields> steps;
   // Throughput derived from cgtrain's per-step "tokens" and "time_s" (seconds since that process started training):
@@ -60,6 +60,8 @@ RunMetrics read_metrics_file(const std::string& metrics_jsonl) {
     StepFields& s = steps[j["step"].get<int64_t>()];
     if (auto v = number(j, "loss")) s.loss = v;
     if (auto v = number(j, "val_loss")) s.val_loss = v;
+    if (auto v = number(j, "val_loss_generation")) s.val_generation = v;
+    if (auto v = number(j, "val_loss_infill")) s.val_infill = v;
     if (auto v = number(j, "tokens_per_s")) s.tokens_per_s = v;
     const auto tokens = number(j, "tokens"), time = number(j, "time_s"), step_s = number(j, "step_s");
     if (tokens && time) {
@@ -82,6 +84,8 @@ RunMetrics read_metrics_file(const std::string& metrics_jsonl) {
     if (s.val_loss && step > 0 && (!m.best_val_loss || *s.val_loss < *m.best_val_loss)) {
       m.best_val_loss = s.val_loss;
       m.best_val_step = step;
+      m.best_val_generation = s.val_generation;
+      m.best_val_infill = s.val_infill;
     }
     if (s.loss) m.final_train_loss = s.loss;
     if (s.tokens_per_s) {

@@ -12,6 +12,8 @@ struct RunMetrics {
   int64_t last_step = -1;                   // highest step seen
   std::optional<double> best_val_loss;      // min over trained steps (> 0) with a val_loss
   int64_t best_val_step = -1;
+  std::optional<double> best_val_generation;  // the generation / infill tasks' val losses at best_val_step
+  std::optional<double> best_val_infill;
   std::optional<double> base_val_loss;      // val_loss at step 0: the model before training (the base, LoRA B = 0)
   std::optional<double> final_train_loss;   // loss at the highest step that has one
   std::optional<double> tokens_per_s;       // mean of a tokens_per_s field (the first step left out: warmup), else
@@ -20,7 +22,8 @@ struct RunMetrics {
   std::map<std::string, double> validity;   // eval report rates: *valid* fields, uniqueness, novelty
 };
 
-// Read <file> as JSON lines {"step": N, "loss": x, "val_loss": y, "tokens": n, "time_s": t, ...} (written by
+// Read <file> as JSON lines {"step": N, "loss": x, "val_loss": y, "val_loss_generation": g, "val_loss_infill": i,
+// "tokens": n, "time_s": t, ...} (written by
 // trainer/train_loop.cpp through trainer/metrics.h; a "tokens_per_s" field is used when present);
 // missing or null fields are absent from that record; a step seen twice (appended after a resume) keeps, per
 // field, its last value. A missing file gives found = false.

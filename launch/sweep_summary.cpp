@@ -33,13 +33,22 @@ std::vector<std::string> validity_columns(const std::vector<SummaryRow>& rows) {
   return {cols.begin(), cols.end()};
 }
 
+// Whether any run's validation held both tasks (its metrics have the per-task losses).
+bool have_task_losses(const std::vector<SummaryRow>& rows) {
+  return std::any_of(rows.begin(), rows.end(), [](const SummaryRow& r) {
+    return r.metrics.best_val_generation && r.metrics.best_val_infill;
+  });
+}
+
 std::vector<std::vector<std::string>> table(const std::vector<std::string>& keys, const std::vector<SummaryRow>& rows,
                                             std::vector<std::string>& header) {
   const auto vcols = validity_columns(rows);
+  const bool by_task = have_task_losses(rows);
   header = {"point"};
   header.insert(header.end(), keys.begin(), keys.end());
-  for (const char* h : {"status", "steps", "best_val_loss", "best_val_step", "final_train_loss", "tokens_per_s"})
-    header.push_back(h);
+  for (const char* h : {"status", "steps", "best_val_loss", "best_val_step"}) header.push_back(h);
+  if (by_task) header.insert(header.end(), {"val_generation", "val_infill"});
+  for (const char* h : {"final_train_loss", "tokens_per_s"}) header.push_back(h);
   header.insert(header.end(), vcols.begin(), vcols.end());
   header.push_back("run_dir");
   std::vector<std::vector<std::string>> out;
@@ -51,6 +60,10 @@ std::vector<std::vector<std::string>> table(const std::vector<std::string>& keys
     row.push_back(m.last_step >= 0 ? std::to_string(m.last_step) : "");
     row.push_back(opt(m.best_val_loss));
     row.push_back(m.best_val_loss ? std::to_string(m.best_val_step) : "");
+    if (by_task) {
+      row.push_back(opt(m.best_val_generation));
+      row.push_back(opt(m.best_val_infill));
+    }
     row.push_back(opt(m.final_train_loss));
     row.push_back(opt(m.tokens_per_s, 1));
     for (const auto& c : vcols) {
@@ -105,8 +118,9 @@ std::string summary_markdown(const std::vector<std::string>& keys, const std::ve
     if (k.rfind("data.", 0) == 0 && !same_val.count(k)) changing.push_back(k);
   if (!changing.empty())
     out += fmt::format("\nNote: the points differ in {}, which change{} the validation samples or their tokens: "
-                       "compare their val losses with care (sampling metrics are comparable).\n",
-                       fmt::join(changing, ", "), changing.size() == 1 ? "s" : "");
+                       "compare their val losses with care (sampling metrics are comparable{}).\n",
+                       fmt::join(changing, ", "), changing.size() == 1 ? "s" : "",
+                       have_task_losses(rows) ? "; val_generation and val_infill each score one task" : "");
   // Whatever the keys, the untrained model's val loss says whether the points validate on the same tokens: with
   // data.tokenizer=train each data setting fits its own tokenizer to its augmented text.
   double lo = 0, hi = 0;

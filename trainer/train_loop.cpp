@@ -347,14 +347,19 @@ int train(const Config& cfg) {
   RunClock clock;  // this launch's step, validation and save times (tok/s counts steps only; the ETA all three)
   auto validate = [&] {
     const double t0 = now_s();
-    const double v = validation_loss(m, val_batches, dims);
+    const ValLoss v = validation_loss(m, val_batches, dims);
     clock.val_s += now_s() - t0;
     ++clock.vals;
-    st.last_val_loss = v;
+    st.last_val_loss = v.all;
     if (lead) {
-      spdlog::info("step {}/{} | val loss {:.4f} ({} samples, {} batches per rank)", st.step, steps, v, val_samples,
-                   val_batches.size());
-      metrics->write({{"step", st.step}, {"val_loss", v}});
+      // Per task when the set holds both (data.infill_fraction between 0 and 1): the mean in all follows the mix.
+      const std::string by_task = v.generation_tokens > 0 && v.infill_tokens > 0
+                                      ? fmt::format("generation {:.4f}, infill {:.4f}; ", v.generation, v.infill)
+                                      : "";
+      spdlog::info("step {}/{} | val loss {:.4f} ({}{} samples, {} batches per rank)", st.step, steps, v.all, by_task,
+                   val_samples, val_batches.size());
+      metrics->write({{"step", st.step}, {"val_loss", v.all}, {"val_loss_generation", v.generation},
+                      {"val_loss_infill", v.infill}});
     }
   };
   std::vector<std::string> ckpt_files{"config.yaml", "model_config.json", kCheckpointTokenizer};

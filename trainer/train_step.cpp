@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "common/error.h"
@@ -24,7 +25,7 @@ at::Tensor ids_to_device(const std::vector<int32_t>& ids, at::IntArrayRef shape,
 
 }  // namespace
 
-at::Tensor batch_loss_sum(TrainModel& m, const Batch& b, const dist::ParallelDims& dims) {
+at::Tensor batch_token_losses(TrainModel& m, const Batch& b, const dist::ParallelDims& dims) {
   // Ids are checked here on the host: the cross-entropy's own check would cost a device sync per micro-batch.
   const int64_t V = m.llama->config().vocab_size;
   for (size_t i = 0; i < b.targets.size(); ++i) {
@@ -36,9 +37,12 @@ at::Tensor batch_loss_sum(TrainModel& m, const Batch& b, const dist::ParallelDim
   at::Tensor tokens = ids_to_device(b.tokens, {b.B, b.T}, m.device);       // (B, T)
   at::Tensor targets = ids_to_device(b.targets, {b.B * b.T}, m.device);  // (B*T), -100 = no loss
   at::Tensor logits = m.llama->forward(tokens);       // (B, T, V_local) fp32
-  at::Tensor loss = dist::vocab_parallel_cross_entropy(logits.reshape({b.B * b.T, logits.size(-1)}), targets,
-                                                       m.vocab_start(), dims.tp_comm);  // (B*T)
-  return loss.sum();
+  return dist::vocab_parallel_cross_entropy(logits.reshape({b.B * b.T, logits.size(-1)}), targets, m.vocab_start(),
+                                           dims.tp_comm);  // (B*T)
+}
+
+at::Tensor batch_loss_sum(TrainModel& m, const Batch& b, const dist::ParallelDims& dims) {
+  return batch_token_losses(m, b, dims).sum();
 }
 
 StepResult train_step(TrainModel& m, Loader& loader, TrainGrads& grads, AdamW& opt, double lr, int64_t grad_accum,
@@ -70,23 +74,38 @@ StepResult train_step(TrainModel& m, Loader& loader, TrainGrads& grads, AdamW& o
   return r;
 }
 
-double validation_loss(TrainModel& m, const std::vector<Batch>& batches, const dist::ParallelDims& dims) {
+ValLoss validation_loss(TrainModel& m, const std::vector<Batch>& batches, const dist::ParallelDims& dims) {
   m.llama->eval();
-  double sum = 0, tokens = 0;
+  double sum[2] = {0, 0}, tokens[2] = {0, 0};  // [task != generation]
   {
     at::NoGradGuard no_grad;
     for (const auto& b : batches) {
       if (b.B == 0) continue;
-      sum += batch_loss_sum(m, b, dims).item<double>();
-      tokens += double(b.loss_tokens);
+      // One host copy of B row sums per batch (the scalar sum was one too).
+      const at::Tensor rows = batch_token_losses(m, b, dims).view({b.B, b.T}).sum(1).to(at::kDouble).cpu();
+      const double* r = rows.data_ptr<double>();
+      for (int64_t row = 0; row < b.B; ++row) {
+        const size_t task = b.tasks.empty() || b.tasks[size_t(row)] == 0 ? 0 : 1;
+        const auto first = b.targets.begin() + row * b.T;
+        sum[task] += r[row];
+        tokens[task] += double(std::count_if(first, first + b.T, [](int32_t t) { return t != dist::kIgnoreIndex; }));
+      }
     }
   }
   m.llama->train();
-  at::Tensor t = at::tensor({sum, tokens}, at::kDouble);
+  at::Tensor t = at::tensor({sum[0], tokens[0], sum[1], tokens[1]}, at::kDouble);
   if (dims.dp > 1) dims.host_dp_comm->all_reduce(t);
-  const double n = t[1].item<double>();
-  // No loss-carrying token in the validation batches: no measurement (NaN, written as null), never a perfect 0.
-  return n > 0 ? t[0].item<double>() / n : std::numeric_limits<double>::quiet_NaN();
+  const auto v = t.accessor<double, 1>();
+  // No loss-carrying token: no measurement (NaN, written as null), never a perfect 0.
+  auto mean = [](double s, double n) { return n > 0 ? s / n : std::numeric_limits<double>::quiet_NaN(); };
+  ValLoss out;
+  out.all = mean(v[0] + v[2], v[1] + v[3]);
+  out.generation = mean(v[0], v[1]);
+  out.infill = mean(v[2], v[3]);
+  out.generation_tokens = int64_t(v[1]);
+  out.infill_tokens = int64_t(v[3]);
+  out.tokens = out.generation_tokens + out.infill_tokens;
+  return out;
 }
 
 }  // namespace cg

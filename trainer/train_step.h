@@ -25,11 +25,21 @@ struct StepResult {
 StepResult train_step(TrainModel& m, Loader& loader, TrainGrads& grads, AdamW& opt, double lr, int64_t grad_accum,
                       double clip_grad_norm, const dist::ParallelDims& dims);
 
-// Mean token loss of `batches` (this rank's share of the validation set) over all dp ranks, in eval mode (no
-// dropout) without gradients; restores training mode. Collective over the grid.
-double validation_loss(TrainModel& m, const std::vector<Batch>& batches, const dist::ParallelDims& dims);
+// Mean token loss over a validation set, in all and per task: a run's samples mix the generation and infill tasks
+// in the proportion data.infill_fraction draws, so runs that differ in it compare by task. NaN where no token
+// carries loss (written as null).
+struct ValLoss {
+  double all = 0, generation = 0, infill = 0;
+  int64_t tokens = 0, generation_tokens = 0, infill_tokens = 0;  // loss-carrying tokens, all ranks
+};
 
-// Σ token losses (a 0-dim fp32 tensor) and the loss-token count of one batch; the forward only.
+// The ValLoss of `batches` (this rank's share of the validation set) over all dp ranks, in eval mode (no dropout)
+// without gradients; restores training mode. Collective over the grid.
+ValLoss validation_loss(TrainModel& m, const std::vector<Batch>& batches, const dist::ParallelDims& dims);
+
+// Per-position token losses (B*T, fp32; 0 where the target is ignored) of one batch; the forward only.
+at::Tensor batch_token_losses(TrainModel& m, const Batch& b, const dist::ParallelDims& dims);
+// Σ token losses of one batch (a 0-dim fp32 tensor).
 at::Tensor batch_loss_sum(TrainModel& m, const Batch& b, const dist::ParallelDims& dims);
 
 }  // namespace cg

@@ -185,6 +185,39 @@ TEST(SweepSummary, MarkdownAndCsvTables) {
       << csv;
 }
 
+// Runs whose validation holds both tasks: the per-task losses of the best step, in columns of their own, and the
+// caution about infill_fraction points says they compare by task.
+TEST(SweepSummary, PerTaskValLossesAtTheBestStep) {
+  const fs::path d = temp_dir("tasks");
+  put(d / "metrics.jsonl",
+      "{\"step\": 0, \"val_loss\": 3.0, \"val_loss_generation\": 2.9, \"val_loss_infill\": 3.2}\n"
+      "{\"step\": 10, \"val_loss\": 1.4, \"val_loss_generation\": 1.3, \"val_loss_infill\": 1.6}\n"
+      "{\"step\": 20, \"val_loss\": 1.5, \"val_loss_generation\": 1.2, \"val_loss_infill\": 2.1}\n"
+      "{\"step\": 30, \"val_loss\": 1.45, \"val_loss_generation\": 1.25, \"val_loss_infill\": null}\n");
+  const RunMetrics m = read_metrics_file((d / "metrics.jsonl").string());
+  ASSERT_TRUE(m.best_val_loss && m.best_val_generation && m.best_val_infill);
+  EXPECT_EQ(m.best_val_step, 10);  // by the mean in all, as before
+  EXPECT_DOUBLE_EQ(*m.best_val_generation, 1.3);
+  EXPECT_DOUBLE_EQ(*m.best_val_infill, 1.6);
+  fs::remove_all(d);
+
+  std::vector<SummaryRow> rows = {row("f0", 4, "true", 1.5), row("f5", 4, "true", 1.4)};
+  rows[0].settings = {{"lora.r", "4"}, {"data.infill_fraction", "0"}};
+  rows[1].settings = {{"lora.r", "4"}, {"data.infill_fraction", "0.5"}};
+  rows[1].metrics.best_val_generation = 1.3;
+  rows[1].metrics.best_val_infill = 1.6;
+  const std::vector<std::string> keys = {"lora.r", "data.infill_fraction"};
+  const std::string md = summary_markdown(keys, rows);
+  EXPECT_NE(md.find("| best_val_loss | best_val_step | val_generation | val_infill | final_train_loss |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| f5 | 4 | 0.5 | done | 100 | 1.4000 | 100 | 1.3000 | 1.6000 | 1.6500 |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| f0 | 4 | 0 | done | 100 | 1.5000 | 100 |  |  | 1.7500 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("val_generation and val_infill each score one task"), std::string::npos) << md;
+  const std::string csv = summary_csv(keys, rows);
+  EXPECT_NE(csv.find("f5,4,0.5,done,100,1.4000,100,1.3000,1.6000,1.6500,"), std::string::npos) << csv;
+}
+
 TEST(SweepSummary, RankSeriesOneLinePerAugmentationSetting) {
   const std::vector<SummaryRow> rows = {row("a", 16, "true", 1.1), row("b", 4, "true", 1.5), row("c", 4, "false", 1.7),
                                         row("d", 16, "false", 1.3)};

@@ -3,12 +3,15 @@
 //   base grads, optimizer state only for LoRA); full-parameter mode gives replicated parameters identical grads on
 //   every tp rank; a non-finite step is skipped without touching parameters or optimizer state; a bf16 base trains
 //   like the fp32 one within bf16 precision; a step calls no operator that would wait for a GPU; a checkpoint whose
-//   dropout stream was drawn on another device type resumes with a re-seeded stream.
+//   dropout stream was drawn on another device type resumes with a re-seeded stream; the validation loss per task
+//   equals row-by-row sums.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <ATen/record_function.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -107,6 +110,58 @@ TEST(TrainStep, OnlyLoraTensorsChange) {
     EXPECT_FALSE(m.trainable[i].param.equal(lora_before[i])) << m.trainable[i].name << " did not train";
   EXPECT_EQ(opt.state().size(), 3 * m.trainable.size());  // exp_avg, exp_avg_sq, step per LoRA tensor only
   for (const auto& p : m.trainable) EXPECT_TRUE(p.name.find(".lora_") != std::string::npos) << p.name;
+}
+
+// validation_loss in all and per task equals the same losses summed one row at a time (batches of one sample), in
+// eval mode (dropout off), after a step has made the adapters non-zero; training mode comes back.
+TEST(TrainStep, ValidationLossPerTaskEqualsRowByRowSums) {
+  TrainModel m = build(true);
+  AdamW opt = make_optimizer(m, TrainConfig{});
+  TrainGrads grads(m.trainable, dims());
+  Loader ld = loader();
+  train_step(m, ld, grads, opt, 1e-2, 1, 1.0, dims());
+  LoaderOptions o;
+  o.micro_batch = 4;
+  o.seq_len = 48;
+  std::vector<Batch> batches = Loader::from_shards(setup() + "/shards", "val", o).fixed_batches(24);
+  for (auto& b : batches)
+    for (size_t r = 0; r < b.tasks.size(); ++r) b.tasks[r] = int8_t(b.sample_ids[r] % 3 == 0);  // a third infill
+  const ValLoss v = validation_loss(m, batches, dims());
+  EXPECT_TRUE(m.llama->is_training());
+
+  double sum[2] = {0, 0}, tokens[2] = {0, 0};
+  m.llama->eval();
+  {
+    at::NoGradGuard g;
+    for (const auto& b : batches)
+      for (int64_t r = 0; r < b.B; ++r) {
+        Batch one;
+        one.B = 1;
+        one.T = b.T;
+        one.tokens.assign(b.tokens.begin() + r * b.T, b.tokens.begin() + (r + 1) * b.T);
+        one.targets.assign(b.targets.begin() + r * b.T, b.targets.begin() + (r + 1) * b.T);
+        const int task = b.tasks[size_t(r)];
+        sum[task] += batch_loss_sum(m, one, dims()).item<double>();
+        for (int32_t t : one.targets) tokens[task] += t != -100;
+      }
+  }
+  m.llama->train();
+  ASSERT_GT(tokens[0], 0);
+  ASSERT_GT(tokens[1], 0);
+  EXPECT_EQ(v.generation_tokens, int64_t(tokens[0]));
+  EXPECT_EQ(v.infill_tokens, int64_t(tokens[1]));
+  EXPECT_EQ(v.tokens, int64_t(tokens[0] + tokens[1]));
+  EXPECT_NEAR(v.generation, sum[0] / tokens[0], 1e-5);
+  EXPECT_NEAR(v.infill, sum[1] / tokens[1], 1e-5);
+  EXPECT_NEAR(v.all, (sum[0] + sum[1]) / (tokens[0] + tokens[1]), 1e-5);
+  EXPECT_GT(std::abs(v.generation - v.infill), 1e-4);  // the split is not the mean twice
+
+  for (auto& b : batches) std::fill(b.tasks.begin(), b.tasks.end(), int8_t{0});  // generation only
+  const ValLoss g = validation_loss(m, batches, dims());
+  EXPECT_TRUE(std::isnan(g.infill));
+  EXPECT_EQ(g.infill_tokens, 0);
+  EXPECT_DOUBLE_EQ(g.generation, g.all);
+  EXPECT_NEAR(g.all, v.all, 1e-12);
 }
 
 TEST(TrainStep, Bf16BaseTrainsLikeFp32) {
