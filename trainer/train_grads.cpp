@@ -1,6 +1,7 @@
 // TrainGrads: flat dp all-reduce with the loss statistics, global-token normalisation, tp-aware global norm, clip.
 #include "trainer/train_grads.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
@@ -40,6 +41,14 @@ void TrainGrads::install_view(size_t i) {
   if (p.scalar_type() == at::kFloat) p.mutable_grad() = segment(i).view(p.sizes());
 }
 
+at::Tensor sum_of_squares_fp64(const at::Tensor& x, int64_t chunk) {
+  at::Tensor flat = x.reshape({-1});
+  at::Tensor sq = at::zeros({1}, flat.options().dtype(at::kDouble));
+  for (int64_t off = 0; off < flat.numel(); off += chunk)
+    sq += flat.narrow(0, off, std::min(chunk, flat.numel() - off)).to(at::kDouble).square().sum();
+  return sq;
+}
+
 GradStats TrainGrads::reduce(const at::Tensor& local_loss_sum, int64_t local_loss_tokens, int64_t local_real_tokens) {
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {  // views: nothing to copy
@@ -60,9 +69,9 @@ GradStats TrainGrads::reduce(const at::Tensor& local_loss_sum, int64_t local_los
   // only, summed over tp. Then one transfer: [loss_sum, loss_tokens, real_tokens, Σ g²].
   at::Tensor g = flat_.narrow(0, 0, numel_);
   at::Tensor sq = at::zeros({1}, flat_.options().dtype(at::kDouble));
-  if (numel_sharded_ > 0) sq += g.narrow(0, 0, numel_sharded_).to(at::kDouble).pow(2).sum();
+  if (numel_sharded_ > 0) sq += sum_of_squares_fp64(g.narrow(0, 0, numel_sharded_));
   if (dims_.tp_rank == 0 && numel_ > numel_sharded_)
-    sq += g.narrow(0, numel_sharded_, numel_ - numel_sharded_).to(at::kDouble).pow(2).sum();
+    sq += sum_of_squares_fp64(g.narrow(0, numel_sharded_, numel_ - numel_sharded_));
   if (dims_.tp > 1) dims_.tp_comm->all_reduce(sq);
   const at::Tensor host = at::cat({flat_.narrow(0, numel_, 3).to(at::kDouble), sq}).cpu();
   const double* h = host.data_ptr<double>();

@@ -98,6 +98,19 @@ TEST(TrainGrads, ReduceNormalizeNormClip) {
   EXPECT_NEAR(s2.grad_norm, 3 * sum_c / d.dp * std::sqrt(12.0 * d.tp), 1e-4);
 }
 
+// Chunked fp64 Σ x²: the sum a straightforward fp64 reduction gives, for chunks that divide the length, that leave a
+// remainder and that exceed it.
+TEST(TrainGrads, SumOfSquaresInFp64ByChunks) {
+  at::Tensor x = torch::cat({torch::ones({1 << 20}), torch::full({1000}, 1e-4f), torch::randn({7})}).reshape({-1, 1});
+  const double ref = x.to(at::kDouble).pow(2).sum().item<double>();
+  for (int64_t chunk : {int64_t(1) << 10, int64_t(999), int64_t(1) << 24}) {
+    const at::Tensor s = sum_of_squares_fp64(x, chunk);
+    EXPECT_EQ(s.scalar_type(), at::kDouble);
+    EXPECT_NEAR(s.item<double>(), ref, 1e-9 * ref) << chunk;
+  }
+  EXPECT_EQ(sum_of_squares_fp64(torch::zeros({0})).item<double>(), 0.0);
+}
+
 TEST(TrainGrads, NonFiniteLossIsSeenByEveryRank) {
   const auto& d = dims();
   at::Tensor P = torch::zeros({2}, torch::requires_grad());
