@@ -360,12 +360,32 @@ void check_llama_style(const nlohmann::json& j, const std::string& path) {
              "sentencepiece-style BPE (LLaMA-2) converts to a tokenizer.model", path);
   CG_CHECK(j["model"].value("byte_fallback", true), "'{}' has byte_fallback false: LLaMA-2's tokenizer spells unknown "
            "characters as <0xXX> bytes, and the converted model would too", path);
+  // Other normalizers (Lowercase, NFKC, Strip, ...) change the text before BPE; sentencepiece's identity
+  // normalization would not.
+  const auto is_prepend = [](const nlohmann::json& n) {
+    return n.value("type", "") == "Prepend" && n.value("prepend", "") == "\u2581";
+  };
+  const auto is_replace = [](const nlohmann::json& n) {
+    return n.value("type", "") == "Replace" && n.value("content", "") == "\u2581" && n.contains("pattern") &&
+           n["pattern"].is_object() && n["pattern"].value("String", "") == " ";
+  };
+  for (const auto& n : norm)
+    CG_CHECK(is_prepend(n) || is_replace(n), "'{}' has the normalizer {}: the converted model keeps text as it is "
+             "(LLaMA-2 normalizes nothing but spaces, Prepend(\"\u2581\") + Replace(\" \", \"\u2581\")), so it "
+             "would encode differently", path, n.dump());
+  for (const auto& p : pre)
+    CG_CHECK(p.value("type", "") == "Metaspace" ||
+             (p.value("type", "") == "Digits" && p.value("individual_digits", false)),  // = split_digits
+             "'{}' has a {} pre-tokenizer, which a sentencepiece model cannot reproduce", path,
+             p.value("type", p.dump()));
+  for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
+    CG_CHECK(!j["model"].contains(k) || j["model"][k].is_null() || j["model"][k] == "",
+             "'{}' has model.{} {}: sentencepiece BPE marks words by \"\u2581\" only", path, k,
+             j["model"][k].dump());
   bool prepend = false, replace = false, metaspace = false;
   for (const auto& n : norm) {
-    if (n.value("type", "") == "Prepend" && n.value("prepend", "") == "\u2581") prepend = true;
-    if (n.value("type", "") == "Replace" && n.value("content", "") == "\u2581" && n.contains("pattern") &&
-        n["pattern"].value("String", "") == " ")
-      replace = true;
+    prepend = prepend || is_prepend(n);
+    replace = replace || is_replace(n);
   }
   for (const auto& p : pre)
     if (p.value("type", "") == "Metaspace" && p.value("replacement", "") == "\u2581" &&
@@ -378,7 +398,9 @@ void check_llama_style(const nlohmann::json& j, const std::string& path) {
 
 }  // namespace
 
-SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path) {
+namespace {
+
+SpModelSpec spec_from_hf_json(const std::string& json_path) {
   nlohmann::json j = nlohmann::json::parse(read_file(json_path, "tokenizer.json"));
   CG_CHECK(j.contains("model") && j["model"].value("type", "") == "BPE",
            "'{}' is not a BPE tokenizer.json (model.type must be \"BPE\")", json_path);
@@ -400,6 +422,8 @@ SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path) {
              "of {} pieces: a sentencepiece tokenizer.model cannot carry it; use the base model's tokenizer.json",
              json_path, content, id == size_t(-1) ? std::string("none") : std::to_string(id), vocab.size());
   }
+  CG_CHECK(j["model"].contains("merges") && j["model"]["merges"].is_array(), "'{}' has no model.merges list: a BPE "
+           "tokenizer.json lists its merges in rank order", json_path);
   std::vector<std::pair<std::string, std::string>> merges;
   for (const auto& m : j["model"]["merges"]) {
     if (m.is_string()) {
@@ -412,6 +436,16 @@ SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path) {
     }
   }
   return sp_model_from_bpe(vocab, merges);
+}
+
+}  // namespace
+
+SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path) {
+  try {
+    return spec_from_hf_json(json_path);
+  } catch (const nlohmann::json::exception& e) {  // a bad type or syntax: say which file
+    CG_FAIL("'{}' is not a tokenizer.json this converter reads: {}", json_path, e.what());
+  }
 }
 
 }  // namespace cg

@@ -53,6 +53,7 @@ model::Llama build_llama(const ModelBuildOptions& o, const ParallelDims& dims,
   m->activation_checkpointing = o.activation_checkpointing;
   // 2. base weights: this rank's slices only
   if (!o.hf_dir.empty()) {
+    model::check_hf_config(o.hf_dir, o.config, o.config_from);  // a base of the same shapes may differ (rope_theta)
     model::load_hf_weights(*m, o.hf_dir);
   } else {
     spdlog::info("random init (seed {}) of {} layers, hidden {}", o.init_seed, o.config.num_hidden_layers,

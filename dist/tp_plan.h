@@ -28,6 +28,7 @@ at::Tensor token_cross_entropy(const model::LlamaImpl& model, const at::Tensor& 
 struct ModelBuildOptions {
   model::LlamaConfig config;
   std::string hf_dir;                    // base weights; empty: random init from init_seed (tiny/test sizes)
+  std::string config_from = "the model config";  // where `config` came from, for hf_dir/config.json's mismatch error
   uint64_t init_seed = 1234;
   at::ScalarType dtype = at::kFloat;     // base weights (model::resolve_dtype)
   at::Device device = at::Device(at::kCPU);

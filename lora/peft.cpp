@@ -141,49 +141,94 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   PeftAdapter out;
   PeftConfig& c = out.config;
   bool target_regex = false;
-  // An optional key, null read as absent (PEFT writes "task_type": null when none was given).
-  auto opt = [](const nlohmann::json& j, const char* key, auto fallback) {
-    return j.contains(key) && !j[key].is_null() ? j[key].get<decltype(fallback)>() : fallback;
+  const std::string where = cfg_path.string();
+  // A key's value as T; a missing or mistyped one names the key. `fallback` for an optional key (null read as
+  // absent: PEFT writes "task_type": null when none was given).
+  auto field = [&where](const nlohmann::json& j, const char* key, auto fallback, bool required = false) {
+    using T = decltype(fallback);
+    if (!j.contains(key) || j[key].is_null()) {
+      CG_CHECK(!required, "{}: the key \"{}\" is missing", where, key);
+      return fallback;
+    }
+    try {
+      return j[key].get<T>();
+    } catch (const nlohmann::json::exception& e) {
+      CG_FAIL("{}: \"{}\" = {} has the wrong type ({})", where, key, j[key].dump(), e.what());
+    }
   };
+  auto opt = [&field](const nlohmann::json& j, const char* key, auto fallback) { return field(j, key, fallback); };
   try {
     std::ifstream in(cfg_path);
     nlohmann::json j = nlohmann::json::parse(in);
-    auto where = cfg_path.string();
     const std::string peft_type = opt(j, "peft_type", std::string());
     CG_CHECK(peft_type == "LORA", "{}: peft_type is {}, expected LORA", where, peft_type.empty() ? "missing" : peft_type);
-    c.r = j.at("r").get<int64_t>();
-    c.lora_alpha = j.at("lora_alpha").get<double>();
+    c.r = field(j, "r", int64_t(0), true);
+    c.lora_alpha = field(j, "lora_alpha", 0.0, true);
     c.lora_dropout = opt(j, "lora_dropout", 0.0);
     c.use_rslora = opt(j, "use_rslora", false);
     c.bias = opt(j, "bias", std::string("none"));
     c.task_type = opt(j, "task_type", std::string());
     if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
       c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
-    const auto& tm = j.at("target_modules");
+    CG_CHECK(j.contains("target_modules") && !j["target_modules"].is_null(), "{}: the key \"target_modules\" is "
+             "missing (a list such as [\"q_proj\", \"v_proj\"], \"all-linear\" or a regular expression)", where);
+    const auto& tm = j["target_modules"];
+    CG_CHECK(tm.is_string() || tm.is_array(), "{}: \"target_modules\" = {} is neither a list nor a string", where,
+             tm.dump());
     // A string other than all-linear is a regular expression over module paths in PEFT (re.fullmatch): the
     // modules it chose are read from the tensor names below.
-    if (!tm.is_string()) c.target_modules = tm.get<std::vector<std::string>>();
-    else if (tm.get<std::string>() == "all-linear") c.target_modules = all_linear();
-    else target_regex = true;
+    // A list entry matches a module whose path ends with it ("q_proj", "self_attn.q_proj", a full path): entries
+    // with a dot are read from the tensor names too.
+    if (tm.is_string()) {
+      if (tm.get<std::string>() == "all-linear") c.target_modules = all_linear();
+      else target_regex = true;
+    } else {
+      c.target_modules = field(j, "target_modules", std::vector<std::string>());
+      for (const auto& t : c.target_modules) target_regex = target_regex || t.find('.') != std::string::npos;
+    }
     CG_CHECK(c.bias == "none", "{}: bias = {} is not supported (only none)", where, c.bias);
     CG_CHECK(!opt(j, "fan_in_fan_out", false), "{}: fan_in_fan_out = true is not supported", where);
     CG_CHECK(!opt(j, "use_dora", false), "{}: DoRA adapters (use_dora = true) are not supported", where);
     for (const char* k : {"rank_pattern", "alpha_pattern"})
       CG_CHECK(!j.contains(k) || j[k].is_null() || j[k].empty(), "{}: a non-empty {} is not supported", where, k);
     // Adapters on some layers only, extra trained modules (e.g. lm_head) or LoRA biases: not this model's layout.
-    for (const char* k : {"layers_to_transform", "layers_pattern", "modules_to_save"})
+    for (const char* k : {"layers_to_transform", "layers_pattern", "modules_to_save", "layer_replication"})
       CG_CHECK(!j.contains(k) || j[k].is_null() || (j[k].is_array() && j[k].empty()),
                "{}: {} = {} is not supported (cgtrain adapts every layer's target modules and nothing else)", where,
                k, j[k].dump());
     CG_CHECK(!opt(j, "lora_bias", false), "{}: lora_bias = true is not supported", where);
+    // PiSSA, OLoRA, CorDA and LoftQ start from a changed base (W - B0 A0, or a quantised W): their factors mean
+    // nothing added to the original weights. Gaussian, EVA and orthogonal starts leave the base as it is.
+    if (j.contains("init_lora_weights") && j["init_lora_weights"].is_string()) {
+      const std::string init = j["init_lora_weights"].get<std::string>();
+      CG_CHECK(init == "gaussian" || init == "eva" || init == "orthogonal",
+               "{}: init_lora_weights = \"{}\" is not supported: such an adapter applies to a changed base "
+               "(PiSSA/OLoRA/CorDA keep a residual base, LoftQ a quantised one), not to the original weights; "
+               "convert it to a plain LoRA first (PEFT: save_pretrained(..., "
+               "path_initial_model_for_weight_conversion=...))", where, init);
+    }
   } catch (const nlohmann::json::exception& e) {
     CG_FAIL("{}: not a valid PEFT adapter_config.json: {}", cfg_path.string(), e.what());
   }
   model::SafetensorsFile f(w_path.string());
-  for (const auto& key : f.keys())
-    out.factors[from_peft_name(key)] = f.read(key).to(torch::kFloat);
+  for (const auto& key : f.keys()) {
+    CG_CHECK(key.find(".default.") == std::string::npos && key.find("lora_magnitude_vector") == std::string::npos,
+             "{}: tensor '{}' is not in PEFT's saved layout ({}); save the adapter with PEFT's save_pretrained",
+             w_path.string(), key,
+             key.find(".default.") != std::string::npos
+                 ? "its name keeps the adapter name '.default', which save_pretrained strips"
+                 : "a DoRA magnitude vector, and DoRA adapters are not supported");
+    std::string name;
+    try {
+      name = from_peft_name(key);
+      split_factor_name(name);
+    } catch (const Error& e) {
+      CG_FAIL("{}: {}", w_path.string(), message_of(e));
+    }
+    out.factors[name] = f.read(key).to(torch::kFloat);
+  }
   check_factors(out.factors, c.r, w_path.string());
-  if (target_regex) {  // "model.layers.0.self_attn.q_proj.lora_A.weight" -> q_proj
+  if (target_regex) {  // "model.layers.0.self_attn.q_proj.lora_A.weight" -> q_proj (a regex or module paths)
     std::set<std::string> kinds;
     for (const auto& [name, t] : out.factors) {
       const std::string module = name.substr(0, name.rfind(".lora_"));

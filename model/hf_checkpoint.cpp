@@ -46,8 +46,12 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   } else {
     for (const auto& e : fs::directory_iterator(dir))
       if (e.path().extension() == ".safetensors") names.push_back(e.path().filename().string());
+    const bool bin = fs::exists(fs::path(dir) / "pytorch_model.bin") ||
+                     fs::exists(fs::path(dir) / "pytorch_model.bin.index.json");
     CG_CHECK(names.size() == 1, "{} has no model.safetensors.index.json and {} *.safetensors files; expected an index "
-             "or exactly one file", dir, names.size());
+             "or exactly one file{}", dir, names.size(), bin ? " (it has pytorch_model.bin weights: convert them to "
+             "safetensors, e.g. in Python AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(OUT, "
+             "safe_serialization=True))" : "");
   }
   std::map<std::string, const SafetensorsFile*> by_file;
   for (const auto& n : names) {

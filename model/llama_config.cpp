@@ -1,9 +1,11 @@
 #include "model/llama_config.h"
 
 #include <nlohmann/json.hpp>
+#include <spdlog/fmt/ranges.h>
 
 #include <filesystem>
 #include <optional>
+#include <vector>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -94,7 +96,8 @@ LlamaConfig llama_config_from_json(const std::string& text) {
              "(LLaMA's MLP is SiLU-gated: \"silu\")", j["hidden_act"].dump());
   if (given("rope_scaling")) {  // {"rope_type": "default"} is no scaling; the others change the angles
     const auto& r = j["rope_scaling"];
-    const bool plain = r.is_object() && r.value("rope_type", r.value("type", std::string())) == "default";
+    auto text = [&r](const char* k) { return r.contains(k) && r[k].is_string() ? r[k].get<std::string>() : ""; };
+    const bool plain = r.is_object() && (r.contains("rope_type") ? text("rope_type") : text("type")) == "default";
     CG_CHECK(plain, "config.json: rope_scaling {} is not supported (only unscaled RoPE, as in LLaMA-2)", r.dump());
   }
   LlamaConfig c;
@@ -120,6 +123,26 @@ LlamaConfig load_llama_config(const std::string& hf_dir) {
   CG_CHECK(std::filesystem::is_regular_file(path), "cannot read {} (model.hf_dir must be a Hugging Face checkpoint "
            "folder)", path.string());
   return llama_config_from_json(read_file(path.string(), "config.json"));
+}
+
+void check_hf_config(const std::string& hf_dir, const LlamaConfig& expected, const std::string& expected_from) {
+  const LlamaConfig found = load_llama_config(hf_dir);  // refuses what this model cannot run (rope_scaling, ...)
+  if (found == expected) return;
+  std::vector<std::string> diff;
+  auto cmp = [&](const char* key, auto a, auto b) {
+    if (a != b) diff.push_back(fmt::format("{} {} there, {} in {}", key, a, b, expected_from));
+  };
+  cmp("hidden_size", found.hidden_size, expected.hidden_size);
+  cmp("intermediate_size", found.intermediate_size, expected.intermediate_size);
+  cmp("num_attention_heads", found.num_attention_heads, expected.num_attention_heads);
+  cmp("num_key_value_heads", found.num_key_value_heads, expected.num_key_value_heads);
+  cmp("num_hidden_layers", found.num_hidden_layers, expected.num_hidden_layers);
+  cmp("rms_norm_eps", found.rms_norm_eps, expected.rms_norm_eps);
+  cmp("rope_theta", found.rope_theta, expected.rope_theta);
+  cmp("vocab_size", found.vocab_size, expected.vocab_size);
+  cmp("max_position_embeddings", found.max_position_embeddings, expected.max_position_embeddings);
+  CG_FAIL("{}/config.json does not describe the model of {} ({}): it is another base model; give the base it was "
+          "trained on", hf_dir, expected_from, fmt::join(diff, "; "));
 }
 
 LlamaConfig llama_flavor(const std::string& name, int64_t vocab_size) {

@@ -31,6 +31,10 @@ struct LlamaConfig {
 LlamaConfig llama_config_from_json(const std::string& json_text);
 // Read <dir>/config.json.
 LlamaConfig load_llama_config(const std::string& hf_dir);
+// Reads <hf_dir>/config.json (refusing settings this model cannot run) and fails, naming every differing field,
+// when it is not `expected`, the shape the caller will build (expected_from: where that came from, e.g. "the run's
+// model_config.json"): weights of another base would otherwise load by shape alone.
+void check_hf_config(const std::string& hf_dir, const LlamaConfig& expected, const std::string& expected_from);
 // Named flavors: tiny (a few M params for CPU runs), 7b, 13b, 70b (LLaMA-2 shapes).
 // vocab_size <= 0 keeps the flavor's vocabulary (32000; tiny: 512).
 LlamaConfig llama_flavor(const std::string& name, int64_t vocab_size = 0);

@@ -96,7 +96,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         CG_FAIL("{}: header entry of tensor {} is malformed: it needs dtype (string), shape (list of integers) and "
                 "data_offsets (two integers); {}", path, it.key(), e.what());
       }
-      t.scalar_type = safetensors_scalar_type(t.dtype);
+      try {
+        t.scalar_type = safetensors_scalar_type(t.dtype);
+      } catch (const Error& e) {
+        CG_FAIL("{}: tensor {}: {}", path, it.key(), message_of(e));
+      }
       CG_CHECK(off.size() == 2 && off[0] <= off[1], "{}: tensor {} has bad data_offsets", path, it.key());
       t.begin = off[0], t.end = off[1];
       uint64_t bytes = c10::elementSize(t.scalar_type);  // element size times the dims, checked for overflow

@@ -1,6 +1,7 @@
 // load_sampling_model: resolve what sample.adapter / model.hf_dir name, then dist::build_llama with an adapter step.
 #include "sampler/sampling_model.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -8,8 +9,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
 #include "dist/tp_plan.h"
@@ -18,6 +21,7 @@
 #include "model/llama_config.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
+#include "trainer/train_export.h"
 
 namespace cg {
 
@@ -68,6 +72,43 @@ lora::LoraSpec inference_spec(int64_t r, double alpha, bool rslora) {
   return s;
 }
 
+// The base folder an adapter is merged into: not an adapter folder itself (transformers would apply that one; here
+// it would be ignored), not a cgexport --merge of this very adapter (applied twice), and, for a PEFT adapter that
+// names a local base, that base (warned: a copy elsewhere is fine).
+// peft_base: the PEFT adapter's base_model_name_or_path; run_checkpoint: the step folder of a run checkpoint.
+void check_base_folder(const std::string& hf_dir, const std::string& adapter, AdapterKind kind,
+                       const std::string& peft_base, const std::string& run_checkpoint,
+                       const dist::ParallelDims& dims) {
+  CG_CHECK(!fs::exists(fs::path(hf_dir) / "adapter_config.json"), "model.hf_dir {} holds a PEFT adapter "
+           "(adapter_config.json), which would not be applied: give its base as model.hf_dir and the adapter as "
+           "sample.adapter={}", hf_dir, hf_dir);
+  if (kind == AdapterKind::kNone) return;
+  std::string merged_sha, merged_ckpt;
+  try {
+    const auto j = nlohmann::json::parse(read_file((fs::path(hf_dir) / "config.json").string(), "config.json"));
+    if (j.contains(kMergedKey) && j[kMergedKey].is_object()) {
+      merged_sha = j[kMergedKey].value("adapter_sha256", "");
+      merged_ckpt = j[kMergedKey].value("checkpoint", "");
+    }
+  } catch (const nlohmann::json::exception&) {
+  }  // the model loader says what is wrong with config.json
+  if (kind == AdapterKind::kPeft) {
+    const fs::path w = fs::path(adapter) / "adapter_model.safetensors";
+    CG_CHECK(merged_sha.empty() || !fs::exists(w) || sha256_file(w.string()) != merged_sha, "model.hf_dir {} is a "
+             "cgexport --merge with sample.adapter {} already merged in: applying it again doubles its update; leave "
+             "sample.adapter empty to sample the merged model, or give its base as model.hf_dir", hf_dir, adapter);
+    std::error_code ec;
+    if (dims.rank == 0 && !peft_base.empty() && fs::is_directory(peft_base) && !fs::equivalent(peft_base, hf_dir, ec))
+      spdlog::warn("PEFT adapter {} names the base {} (base_model_name_or_path), but model.hf_dir is {}: fine if "
+                   "that is a copy of the same weights, wrong otherwise", adapter, peft_base, hf_dir);
+  } else {
+    CG_CHECK(merged_ckpt.empty() || merged_ckpt != fs::weakly_canonical(run_checkpoint).string(), "model.hf_dir {} "
+             "is a cgexport --merge of the checkpoint {} (sample.adapter {}): applying it again doubles its update; "
+             "leave sample.adapter empty to sample the merged model, or give the run's base as model.hf_dir", hf_dir,
+             merged_ckpt, adapter);
+  }
+}
+
 }  // namespace
 
 dist::ParallelDims sampling_dims(const Config& c, const c10::Device& device, int world) {
@@ -108,6 +149,11 @@ std::string sampling_tokenizer_path(const Config& c) {
   // tiny flavor on its own shards).
   if (!c.model.hf_dir.empty() && fs::is_regular_file(fs::path(c.model.hf_dir) / "tokenizer.model"))
     return (fs::path(c.model.hf_dir) / "tokenizer.model").string();
+  // The shards' tokenizer would be a guess here: the base names its own, in a format read after a conversion.
+  const fs::path json = fs::path(c.model.hf_dir) / "tokenizer.json";
+  CG_CHECK(c.model.hf_dir.empty() || !fs::is_regular_file(json), "model.hf_dir {} has its tokenizer as tokenizer.json "
+           "only: convert it (cgtok hf-json {} {}/tokenizer.model) or set data.tokenizer to the tokenizer the model "
+           "was trained with", c.model.hf_dir, json.string(), c.model.hf_dir);
   return c.data.shards_dir + "/tokenizer.model";  // the caller's "cannot read" error names it
 }
 
@@ -124,10 +170,13 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
   const AdapterKind kind = adapter_kind(c.sample.adapter);
   bool every_weight_from_adapter = false;  // a full-parameter run checkpoint: the base weights are not used
   std::string peft_base;                   // a PEFT adapter's base_model_name_or_path
+  std::string run_checkpoint;              // a run checkpoint's step folder
   if (kind == AdapterKind::kRunCheckpoint) {
     auto run = std::make_shared<RunCheckpoint>(read_run_checkpoint(c.sample.adapter));
     const Config& rc = run->config;
     bo.config = run->llama;
+    bo.config_from = "run checkpoint " + run->ckpt.path + " (its run's model_config.json)";
+    run_checkpoint = run->ckpt.path;
     bo.hf_dir = c.model.hf_dir.empty() ? rc.model.hf_dir : c.model.hf_dir;  // the sampling config may move the base
     bo.init_seed = rc.model.init_seed;
     if (!rc.lora.enabled) {
@@ -167,10 +216,17 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
       desc += fmt::format(" + PEFT adapter {} (r {}, {} modules) merged", c.sample.adapter, ad->config.r,
                           ad->config.target_modules.size());
       const std::string dir = c.sample.adapter, base = bo.hf_dir.empty() ? "the random-init base" : bo.hf_dir;
-      adapter_step = [ad, dir, base, &lora_set, &dims, device](model::Llama& m) {
+      std::set<std::string> layers;  // "model.layers.7.self_attn.q_proj.lora_A.weight" -> "7"
+      for (const auto& [name, t] : ad->factors)
+        if (name.rfind("model.layers.", 0) == 0) layers.insert(name.substr(13, name.find('.', 13) - 13));
+      const int64_t n_layers = bo.config.num_hidden_layers, n_adapted = int64_t(layers.size());
+      adapter_step = [ad, dir, base, n_layers, n_adapted, &lora_set, &dims, device](model::Llama& m) {
         lora_set = lora::inject_lora(*m, inference_spec(ad->config.r, ad->config.lora_alpha, ad->config.use_rslora),
                                      ad->config.target_modules, dims.tp_comm, device, nullptr,
                                      dir + "/adapter_config.json target_modules");
+        CG_CHECK(n_adapted == 0 || n_adapted >= n_layers, "PEFT adapter {} has factors for {} of the model's {} "
+                 "layers: adapters on some layers only (layers_to_transform, or target_modules naming some layers) "
+                 "are not supported; cgtrain adapts every layer", dir, n_adapted, n_layers);
         lora_set.load_full(ad->factors, "PEFT adapter " + dir,
                            fmt::format("was it trained on this base ({}, model.hf_dir)? Or its tensors and its "
                                        "adapter_config.json target_modules [{}] disagree", base,
@@ -178,6 +234,7 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
       };
     }
   }
+  if (!bo.hf_dir.empty() && !every_weight_from_adapter) check_base_folder(bo.hf_dir, c.sample.adapter, kind, peft_base, run_checkpoint, dims);
   if (bo.hf_dir.empty() && !every_weight_from_adapter && dims.rank == 0) {
     if (!peft_base.empty())
       spdlog::warn("PEFT adapter {} was trained on base {} (its base_model_name_or_path), but model.hf_dir is empty, "

@@ -10,6 +10,7 @@
 #endif
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <functional>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/sha256.h"
 #include "lora/lora_linear.h"
 #include "lora/peft.h"
 #include "model/hf_checkpoint.h"
@@ -69,15 +71,13 @@ class BaseWeights {
       model::init_weights(*base, cfg.model.init_seed);
       for (const auto& p : base->param_specs()) init_[p.name] = p.param.detach();
     } else {
+      model::check_hf_config(cfg.model.hf_dir, lc, "the run's model_config.json");
       hf_.emplace(cfg.model.hf_dir);
       model::check_hf_tensors(*hf_, shapes);
     }
   }
-  // The dtype the base stores its weights in (its first tensor's; HF LLaMA checkpoints use one for all).
-  at::ScalarType dtype() const {
-    if (!hf_) return at::kFloat;
-    return hf_->info(hf_->keys().front()).scalar_type;
-  }
+  // The dtype the base stores a weight in (a checkpoint may keep norms in fp32 beside fp16 matrices).
+  at::ScalarType dtype(const std::string& name) const { return hf_ ? hf_->info(name).scalar_type : at::kFloat; }
   // Read once; the tensor's pages (mmap) or its init copy are released.
   at::Tensor take(const std::string& name) {
     if (!hf_) {
@@ -97,16 +97,16 @@ class BaseWeights {
   std::map<std::string, at::Tensor> init_;
 };
 
-// HF checkpoint of the tensors `shapes` lists, in that order and in dtype: tensor(name) gives each (any dtype), it is
-// cast, written and dropped before the next is asked for.
-void stream_hf_checkpoint(const std::string& dir, const model::NamedShapes& shapes, at::ScalarType dtype,
-                          const model::LlamaConfig& lc, int64_t max_shard_bytes,
-                          const std::function<at::Tensor(const std::string&)>& tensor) {
+// HF checkpoint of the tensors `shapes` lists, in that order, each in dtype(name): tensor(name) gives each (any
+// dtype), it is cast, written and dropped before the next is asked for.
+void stream_hf_checkpoint(const std::string& dir, const model::NamedShapes& shapes,
+                          const std::function<at::ScalarType(const std::string&)>& dtype, const model::LlamaConfig& lc,
+                          int64_t max_shard_bytes, const std::function<at::Tensor(const std::string&)>& tensor) {
   std::vector<model::TensorEntry> plan;
-  for (const auto& [name, shape] : shapes) plan.push_back({name, dtype, shape});
+  for (const auto& [name, shape] : shapes) plan.push_back({name, dtype(name), shape});
   model::HfCheckpointWriter w(dir, std::move(plan), lc, max_shard_bytes);
   for (const auto& [name, shape] : shapes) {
-    w.write(name, tensor(name).to(dtype));
+    w.write(name, tensor(name).to(dtype(name)));
 #ifdef __GLIBC__
     // Freed tensors of a few MB stay in glibc's heap, fragmented, and the resident set would creep up tensor by
     // tensor; hand the free pages back (tensors over 32 MB, most of a 7B-70B model, are mmapped and return anyway).
@@ -114,6 +114,28 @@ void stream_hf_checkpoint(const std::string& dir, const model::NamedShapes& shap
 #endif
   }
   w.finish();
+}
+
+// A merged checkpoint is its base with other weights: the base's config.json (its token ids, generation fields,
+// anything transformers reads) and its tokenizer and generation files are kept, so the folder loads as the base
+// did. config.json also records what was merged (kMergedKey), so cgsample refuses to apply that adapter again.
+// dtype_given: --dtype set every tensor's dtype (config.json's torch_dtype follows it; else the base's stays).
+void finish_merged_folder(const std::string& dir, const std::string& base_dir, bool dtype_given,
+                          const MergedFrom& merged) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(read_file(dir + "/config.json", "config.json"));
+  if (!base_dir.empty()) {
+    const nlohmann::ordered_json ours = j;
+    j = nlohmann::ordered_json::parse(read_file(base_dir + "/config.json", "the base's config.json"));
+    if (dtype_given || !j.contains("torch_dtype")) j["torch_dtype"] = ours["torch_dtype"];
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                          "generation_config.json", "added_tokens.json"}) {
+      const fs::path src = fs::path(base_dir) / f;
+      if (fs::is_regular_file(src) && !fs::exists(fs::path(dir) / f))
+        write_file_atomic(dir + "/" + f, read_file(src.string(), f));
+    }
+  }
+  j[kMergedKey] = {{"adapter_sha256", merged.adapter_sha256}, {"checkpoint", merged.checkpoint}};
+  write_file_atomic(dir + "/config.json", j.dump(2) + "\n");
 }
 
 // Writes the export of checkpoint `ck` into `dir` (export_run's staging folder).
@@ -138,7 +160,8 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
 
   if (!cfg.lora.enabled) {  // full-parameter run: the checkpoint holds the whole model (read whole: tiny models)
     const at::ScalarType dtype = o.dtype.empty() && !full.empty() ? full.begin()->second.scalar_type() : asked;
-    stream_hf_checkpoint(dir, shapes, dtype, lc, o.max_shard_bytes, [&](const std::string& name) {
+    stream_hf_checkpoint(dir, shapes, [dtype](const std::string&) { return dtype; }, lc, o.max_shard_bytes,
+                         [&](const std::string& name) {
       auto it = full.find(name);
       CG_CHECK(it != full.end(), "{}: no {} in the checkpoint", ck.path, name);
       at::Tensor t = it->second;
@@ -153,6 +176,11 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
   std::string base_name = cfg.model.hf_dir.empty() ? "cgtrain-" + cfg.model.flavor : cfg.model.hf_dir;
   if (!cfg.model.hf_dir.empty() && fs::is_directory(cfg.model.hf_dir))
     base_name = fs::absolute(cfg.model.hf_dir).lexically_normal().string();
+  else if (!cfg.model.hf_dir.empty() && fs::path(cfg.model.hf_dir).is_relative())  // a Hub id too: said
+    spdlog::warn("cgexport: the run's base model.hf_dir {} is no folder from here ({}), so the adapter's "
+                 "base_model_name_or_path is written as \"{}\" (a Hub id, or a path relative to where PEFT runs); "
+                 "if it is a folder, run cgexport from the folder cgtrain ran in or give --base DIR", cfg.model.hf_dir,
+                 fs::current_path().string(), cfg.model.hf_dir);
   const lora::PeftConfig pc = lora::peft_config_from(cfg.lora, base_name);
   std::optional<BaseWeights> base;
   if (o.merge) base.emplace(cfg, lc, shapes);  // checks the base against model_config.json before writing anything
@@ -161,7 +189,7 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
   if (o.merge && !tok_bytes.empty()) write_file_atomic(dir + "/adapter/tokenizer.model", tok_bytes);
   if (o.merge) {
     std::set<std::string> merged;
-    const at::ScalarType dtype = o.dtype.empty() ? base->dtype() : asked;
+    const auto dtype = [&](const std::string& name) { return o.dtype.empty() ? base->dtype(name) : asked; };
     stream_hf_checkpoint(dir, shapes, dtype, lc, o.max_shard_bytes, [&](const std::string& name) {
       at::Tensor W = base->take(name);  // (out, in) in the file's dtype
       const std::string mod = name.substr(0, name.size() - std::string(".weight").size());
@@ -175,6 +203,9 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
       CG_CHECK(merged.count(name), "{}: LoRA factor {} has no base weight in the model of model_config.json",
                ck.path, name);
     spdlog::info("merged {} LoRA pairs into {} base tensors", merged.size() / 2, shapes.size());
+    finish_merged_folder(dir, cfg.model.hf_dir, !o.dtype.empty(),
+                         {sha256_file(dir + "/adapter/adapter_model.safetensors"),
+                          fs::weakly_canonical(ck.path).string()});
   }
 }
 

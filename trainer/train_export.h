@@ -18,9 +18,19 @@ struct ExportOptions {
   std::string base;             // the base HF folder when it moved since training; empty: the run's model.hf_dir
 };
 
+// A merged checkpoint's config.json records what was merged into it under this key, {"adapter_sha256": sha256 of
+// the adapter's adapter_model.safetensors, "checkpoint": the step folder's canonical path}: cgsample refuses to
+// apply the same adapter again.
+inline constexpr const char* kMergedKey = "cgtrain_merged";
+struct MergedFrom {
+  std::string adapter_sha256, checkpoint;
+};
+
 // Writes into out:
 //   LoRA run:   adapter_model.safetensors + adapter_config.json (PEFT), tokenizer.model;
-//               merge: config.json + model*.safetensors (merged) too, and the adapter moves to out/adapter/.
+//               merge: config.json + model*.safetensors (merged) too, and the adapter moves to out/adapter/;
+//               the base's config.json fields, its tokenizer.json / tokenizer_config.json /
+//               special_tokens_map.json / generation_config.json are kept, each weight keeps the base's dtype.
 //   full run:   config.json + model*.safetensors, tokenizer.model.
 // The HF checkpoint is streamed from the base folder (model.hf_dir): one tensor at a time is read, merged in fp32
 // (W + scale·B·A), cast to dtype and written, so memory stays a few times the largest tensor (~1 GB each for 70B).

@@ -77,7 +77,8 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
       CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
                cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);
       // The factors only mean the adapter's update under its own scale (alpha / r or alpha / sqrt(r)).
-      CG_CHECK(a.config.lora_alpha == spec.alpha && a.config.use_rslora == spec.rslora,
+      // Equal scales (e.g. alpha 8 with rsLoRA at r 16 and alpha 2 without) give the same update.
+      CG_CHECK(std::fabs(a.config.scale() - lora::lora_scale(spec)) <= 1e-12 * std::fabs(lora::lora_scale(spec)),
                "lora.init_adapter {} was trained with lora_alpha {} and use_rslora {}, but this run has lora.alpha={} "
                "lora.rslora={}: its update would be scaled by {} instead of {}; set lora.alpha={} lora.rslora={}",
                cfg.lora.init_adapter, a.config.lora_alpha, a.config.use_rslora, spec.alpha, spec.rslora,

@@ -129,12 +129,31 @@ TEST(HfTokenizerJson, HandBuiltBpe) {
       {"\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, " + model + "}", "byte-level BPE"},
       {std::string(kLlamaNormalizer) + ", \"added_tokens\": [{\"id\": 266, \"content\": \"<pad>\"}], " + model + "}",
        "added token '<pad>' (id 266) is not in the BPE vocabulary of 266 pieces"},
+      // Normalizers and pre-tokenizers that change the text, word-end markers: HF would encode otherwise.
+      {"\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Lowercase\"}, "
+       "{\"type\": \"Prepend\", \"prepend\": \"\u2581\"}, {\"type\": \"Replace\", \"pattern\": "
+       "{\"String\": \" \"}, \"content\": \"\u2581\"}]}, " + model + "}",
+       "has the normalizer {\"type\":\"Lowercase\"}"},
+      {"\"normalizer\": {\"type\": \"NFKC\"}, \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": "
+       "\"\u2581\"}, " + model + "}", "has the normalizer {\"type\":\"NFKC\"}"},
+      {"\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Metaspace\", "
+       "\"replacement\": \"\u2581\"}, {\"type\": \"Whitespace\"}]}, " + model + "}",
+       "has a Whitespace pre-tokenizer"},
+      {std::string(kLlamaNormalizer) + ", " + model + ", \"end_of_word_suffix\": \"</w>\"}",
+       "model.end_of_word_suffix \"</w>\""},
+      {std::string(kLlamaNormalizer) + ", \"model\": {\"type\": \"BPE\", \"vocab\": {" + vocab + "}}",
+       "has no model.merges list"},
+      {std::string(kLlamaNormalizer) + ", \"model\": {\"type\": \"BPE\", \"vocab\": {\"<unk>\": \"zero\"}, "
+       "\"merges\": []}", "is not a tokenizer.json this converter reads"},
   };
   for (const auto& [json, expect] : cases) {
     std::ofstream(bad) << "{" << json << "}";
     const std::string err = cg::test::error_of([&] { cg::sp_model_from_hf_tokenizer_json(bad); });
     EXPECT_NE(err.find(expect), std::string::npos) << json << " -> " << err;
+    EXPECT_NE(err.find(bad), std::string::npos) << err;  // the file is named
   }
+  std::ofstream(bad) << "{\"model\": ";  // cut short: the JSON error names the file
+  EXPECT_NE(cg::test::error_of([&] { cg::sp_model_from_hf_tokenizer_json(bad); }).find(bad), std::string::npos);
   // Newer exports: no normalizer, a Metaspace pre-tokenizer; added tokens that are vocabulary pieces.
   std::ofstream(bad) << "{\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\u2581\", "
                         "\"prepend_scheme\": \"first\"}, \"added_tokens\": [{\"id\": 1, \"content\": \"<s>\"}], "

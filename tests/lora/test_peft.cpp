@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "lora/peft.h"
+#include "model/safetensors.h"
 #include "trainer/config.h"
 
 namespace fs = std::filesystem;
@@ -186,6 +187,83 @@ TEST(Peft, ReadsAdapterInPeftsExactLayout) {
       EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find("not supported"), std::string::npos) << e.what();
     }
+  }
+}
+
+// The variants real PEFT files come in that the reader must not take for a plain LoRA: a changed-base start (PiSSA
+// and the like), layer replication; and the forms of target_modules PEFT matches by suffix.
+TEST(Peft, RefusesChangedBaseStartsAndReadsTargetPaths) {
+  const std::string dir = fresh_dir("variants");
+  cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kFloat);
+  const std::string head = R"({"peft_type": "LORA", "r": 2, "lora_alpha": 16, )";
+  auto config = [&](const std::string& rest) { std::ofstream(dir + "/adapter_config.json") << head + rest + "}"; };
+  auto refusal = [&](const std::string& rest) -> std::string {
+    config(rest);
+    try {
+      cg::lora::read_peft_adapter(dir);
+    } catch (const cg::Error& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  const std::string tm = R"("target_modules": ["q_proj", "down_proj"])";
+  for (const std::string init : {"pissa", "pissa_niter_4", "olora", "corda", "loftq"}) {
+    const std::string why = refusal(tm + R"(, "init_lora_weights": ")" + init + "\"");
+    EXPECT_NE(why.find("init_lora_weights = \"" + init + "\" is not supported"), std::string::npos) << why;
+  }
+  for (const std::string init : {R"(true)", R"(false)", R"("gaussian")", R"("eva")", R"("orthogonal")"}) {
+    config(tm + R"(, "init_lora_weights": )" + init);
+    EXPECT_NO_THROW(cg::lora::read_peft_adapter(dir)) << init;
+  }
+  std::string why = refusal(tm + R"(, "layer_replication": [[0, 1], [1, 2]])");
+  EXPECT_NE(why.find("layer_replication"), std::string::npos) << why;
+  // Dotted suffixes and full paths name the same modules as their last component (PEFT: name == t or ends with
+  // "." + t); the targets are then read from the tensors.
+  config(R"("target_modules": ["self_attn.q_proj", "model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"])");
+  EXPECT_EQ(cg::lora::read_peft_adapter(dir).config.target_modules, (std::vector<std::string>{"down_proj", "q_proj"}));
+  // A mistyped or missing key is named.
+  why = refusal(R"("target_modules": ["q_proj"], "r": "2")");
+  EXPECT_NE(why.find("\"r\" = \"2\" has the wrong type"), std::string::npos) << why;
+  std::ofstream(dir + "/adapter_config.json") << R"({"peft_type": "LORA", "r": 2, "lora_alpha": 16})";
+  try {
+    cg::lora::read_peft_adapter(dir);
+    ADD_FAILURE() << "no target_modules accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"target_modules\" is missing"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Peft, RefusesTensorNamesOutsidePeftsSavedLayout) {
+  // In memory PEFT names factors "...lora_A.default.weight"; save_pretrained strips the adapter name. A file that
+  // kept it (a raw state_dict) is refused naming the file, not read as missing factors.
+  const std::string dir = fresh_dir("default_names");
+  cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kFloat);
+  std::vector<std::pair<std::string, at::Tensor>> renamed;
+  for (const auto& [name, t] : sample_factors()) {
+    std::string n = "base_model.model." + name;
+    n.insert(n.rfind(".weight"), ".default");
+    renamed.emplace_back(n, t);
+  }
+  cg::model::write_safetensors(dir + "/adapter_model.safetensors", renamed, {});
+  try {
+    cg::lora::read_peft_adapter(dir);
+    FAIL() << "'.default' names accepted";
+  } catch (const cg::Error& e) {
+    const std::string why = e.what();
+    EXPECT_NE(why.find(dir + "/adapter_model.safetensors"), std::string::npos) << why;
+    EXPECT_NE(why.find("'.default'"), std::string::npos) << why;
+  }
+  // Names without PEFT's "base_model.model." prefix: the file is named too.
+  std::vector<std::pair<std::string, at::Tensor>> bare;
+  for (const auto& [name, t] : sample_factors()) bare.emplace_back(name, t);
+  cg::model::write_safetensors(dir + "/adapter_model.safetensors", bare, {});
+  try {
+    cg::lora::read_peft_adapter(dir);
+    FAIL() << "unprefixed names accepted";
+  } catch (const cg::Error& e) {
+    const std::string why = e.what();
+    EXPECT_NE(why.find(dir + "/adapter_model.safetensors"), std::string::npos) << why;
+    EXPECT_NE(why.find("base_model.model."), std::string::npos) << why;
   }
 }
 

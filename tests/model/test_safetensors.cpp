@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "model/hf_checkpoint.h"
@@ -286,9 +287,33 @@ TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
       {R"(,"rms_norm_eps":"small")", "\"rms_norm_eps\" is \"small\", not a number"},
       {R"(,"rope_scaling":{"type":"linear","factor":2.0})", "rope_scaling"},
       {R"(,"attention_bias":true)", "attention_bias true is not supported"},
+      {R"(,"rope_scaling":{"rope_type":1})", "rope_scaling {\"rope_type\":1} is not supported"},
   };
   for (const auto& [more, expect] : bad) {
     const auto err = error_of([&] { read(more); });
     EXPECT_TRUE(contains(err, expect)) << more << " -> " << err;
   }
+}
+
+TEST(LlamaConfig, BaseFolderMustDescribeTheExpectedModel) {
+  // A base whose tensors have the run's shapes but whose config.json says otherwise (another RoPE base, another
+  // eps) is another model: refused naming each differing field; an unsupported setting there is refused as such.
+  const std::string dir = testing::TempDir() + "/check_hf_config";
+  std::filesystem::create_directories(dir);
+  const LlamaConfig tiny = llama_flavor("tiny");
+  std::ofstream(dir + "/config.json") << tiny.to_hf_json();
+  EXPECT_NO_THROW(check_hf_config(dir, tiny, "the run's model_config.json"));
+  LlamaConfig other = tiny;
+  other.rope_theta = 1e6;
+  other.rms_norm_eps = 1e-6;
+  std::ofstream(dir + "/config.json") << other.to_hf_json();
+  const std::string err = error_of([&] { check_hf_config(dir, tiny, "the run's model_config.json"); });
+  EXPECT_TRUE(contains(err, dir + "/config.json does not describe the model of the run's model_config.json")) << err;
+  EXPECT_TRUE(contains(err, "rope_theta 1000000 there, 10000 in the run's model_config.json")) << err;
+  EXPECT_TRUE(contains(err, "rms_norm_eps 1e-06 there, 1e-05 in")) << err;
+  EXPECT_FALSE(contains(err, "hidden_size")) << err;
+  auto j = nlohmann::json::parse(tiny.to_hf_json());
+  j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  std::ofstream(dir + "/config.json") << j.dump();
+  EXPECT_TRUE(contains(error_of([&] { check_hf_config(dir, tiny, "x"); }), "rope_scaling"));
 }

@@ -9,12 +9,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "common/durable_file.h"
 #include "common/error.h"
+#include "common/sha256.h"
 #include "lora/peft.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
@@ -22,6 +25,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/config.h"
+#include "trainer/train_export.h"
 #include "trainer/train_model.h"
 
 namespace cg {
@@ -252,8 +256,8 @@ TEST(SamplingModel, PeftAdapterForAnotherBaseNamesTheAdapter) {
   factors.erase("model.layers.1.self_attn.q_proj.lora_B.weight");
   lora::write_peft_adapter(d + "/one_layer", pc, factors);
   e = error_of(d + "/one_layer");
-  EXPECT_NE(e.find("PEFT adapter " + d + "/one_layer has no 'model.layers.1.self_attn.q_proj.lora_A.weight'"),
-            std::string::npos) << e;
+  EXPECT_NE(e.find("PEFT adapter " + d + "/one_layer has factors for 1 of the model's 2 layers: adapters on some "
+                   "layers only"), std::string::npos) << e;
 
   pc.target_modules = {"q_proj", "lm_head"};
   lora::write_peft_adapter(d + "/lm_head", pc, factors);
@@ -261,6 +265,66 @@ TEST(SamplingModel, PeftAdapterForAnotherBaseNamesTheAdapter) {
   EXPECT_NE(e.find(d + "/lm_head/adapter_config.json target_modules: unknown module 'lm_head'"), std::string::npos)
       << e;
   EXPECT_EQ(e.find("lora.targets"), std::string::npos) << e;
+  fs::remove_all(d);
+}
+
+// The base folder: not an adapter folder, not a merge of the very adapter given, and a tokenizer.json-only base
+// is not silently replaced by the shards' tokenizer.
+TEST(SamplingModel, BaseFolderIsNotTheAdapterOrItsMerge) {
+  const std::string d = scratch("basefolder");
+  write_base(d + "/base");
+  const auto dims = dist::single_process_dims();
+  auto error_of = [&](const std::string& hf, const std::string& adapter) {
+    try {
+      load_sampling_model(sampling_config(hf, adapter), dims, 0, at::kCPU);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  lora::PeftConfig pc;
+  pc.r = 2;
+  pc.lora_alpha = 4;
+  pc.target_modules = {"v_proj"};
+  std::map<std::string, at::Tensor> factors;
+  const int64_t d_model = micro().hidden_size, kv = micro().num_key_value_heads * micro().head_dim();
+  for (int layer = 0; layer < 2; ++layer) {
+    const std::string mod = fmt::format("model.layers.{}.self_attn.v_proj", layer);
+    factors[mod + ".lora_A.weight"] = at::ones({2, d_model}) * 0.1;
+    factors[mod + ".lora_B.weight"] = at::ones({kv, 2}) * 0.1;
+  }
+  lora::write_peft_adapter(d + "/adapter", pc, factors);
+  EXPECT_EQ(error_of(d + "/base", d + "/adapter"), "<no error>");
+  // The adapter given as the base (or copied into it): transformers would apply it, here it would be ignored.
+  fs::copy(d + "/base", d + "/base_with_adapter");
+  fs::copy(d + "/adapter/adapter_config.json", d + "/base_with_adapter/adapter_config.json");
+  std::string e = error_of(d + "/base_with_adapter", "");
+  EXPECT_NE(e.find("model.hf_dir " + d + "/base_with_adapter holds a PEFT adapter (adapter_config.json)"),
+            std::string::npos) << e;
+  // A merged folder whose config.json records this adapter (as cgexport --merge writes it): not applied twice.
+  fs::copy(d + "/base", d + "/merged");
+  auto cfg = nlohmann::json::parse(read_file(d + "/merged/config.json"));
+  cfg[kMergedKey] = {{"adapter_sha256", sha256_file(d + "/adapter/adapter_model.safetensors")},
+                     {"checkpoint", "/somewhere/run/checkpoints/step-5"}};
+  std::ofstream(d + "/merged/config.json") << cfg.dump();
+  e = error_of(d + "/merged", d + "/adapter");
+  EXPECT_NE(e.find("is a cgexport --merge with sample.adapter " + d + "/adapter already merged in"),
+            std::string::npos) << e;
+  EXPECT_EQ(error_of(d + "/merged", ""), "<no error>");  // the merged model alone
+  factors.begin()->second.mul_(2);  // another adapter on the merged model: allowed
+  lora::write_peft_adapter(d + "/adapter2", pc, factors);
+  EXPECT_EQ(error_of(d + "/merged", d + "/adapter2"), "<no error>");
+  // A base with tokenizer.json only: the sampler does not fall back to the shards' tokenizer.
+  std::ofstream(d + "/base/tokenizer.json") << "{}";
+  Config c = sampling_config(d + "/base", "");
+  c.data.shards_dir = d + "/shards";
+  try {
+    sampling_tokenizer_path(c);
+    ADD_FAILURE() << "the shards' tokenizer was taken";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("cgtok hf-json " + d + "/base/tokenizer.json " + d +
+                                           "/base/tokenizer.model"), std::string::npos) << err.what();
+  }
   fs::remove_all(d);
 }
 

@@ -9,9 +9,11 @@
 
 #include <csignal>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/sha256.h"
 #include "lora/peft.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
@@ -122,6 +124,60 @@ TEST(ExportStream, MergedFromBf16BaseToBf16AndFp16) {
   for (const auto& key : adapter.keys()) EXPECT_EQ(adapter.info(key).dtype, "F32") << key;
 }
 
+// A merged checkpoint is its base with merged weights: the base's config.json fields (token ids), tokenizer and
+// generation files and each tensor's dtype (fp32 norms beside fp16 matrices) are kept; config.json records the
+// merged adapter's sha256 and checkpoint (cgsample's guard against applying it twice).
+TEST(ExportStream, MergedKeepsTheBaseFolder) {
+  TempDir d;
+  const auto lc = micro();
+  std::vector<std::pair<std::string, at::Tensor>> t;
+  auto g = at::make_generator<at::CPUGeneratorImpl>(9);
+  for (const auto& [name, shape] : cg::model::llama_tensor_shapes(lc))
+    t.emplace_back(name, (at::randn(shape, g) * 0.05 + (shape.size() == 1 ? 1 : 0))
+                             .to(shape.size() == 1 ? at::kFloat : at::kHalf));
+  cg::model::write_hf_checkpoint(d / "hf", t, lc);
+  auto base_cfg = nlohmann::ordered_json::parse(lc.to_hf_json("float16"));
+  base_cfg["pad_token_id"] = 0;
+  base_cfg["bos_token_id"] = 1;
+  base_cfg["eos_token_id"] = 2;
+  base_cfg["transformers_version"] = "4.31.0.dev0";
+  std::ofstream(d / "hf/config.json") << base_cfg.dump(2);
+  const std::map<std::string, std::string> side = {
+      {"tokenizer_config.json", R"({"chat_template": "{{ messages }}", "model_max_length": 4096})"},
+      {"generation_config.json", R"({"do_sample": true, "temperature": 0.6, "top_p": 0.9})"},
+      {"special_tokens_map.json", R"({"bos_token": "<s>", "eos_token": "</s>"})"},
+      {"tokenizer.json", R"({"version": "1.0"})"}};
+  for (const auto& [f, text] : side) std::ofstream(d / ("hf/" + f)) << text;
+  const auto run = make_export_run(d / "run", lc, d / "hf", {"lora.r=2", "lora.alpha=4"});
+
+  cg::export_run({d / "run", -1, d / "out", true, ""});
+  const cg::model::HfCheckpoint got(d / "out"), base(d / "hf");
+  for (const auto& [name, shape] : cg::model::llama_tensor_shapes(lc))
+    EXPECT_EQ(got.info(name).scalar_type, base.info(name).scalar_type) << name;
+  EXPECT_TRUE(at::equal(got.read("model.norm.weight"), base.read("model.norm.weight")));  // fp32, not cut to fp16
+  const auto cfg = nlohmann::json::parse(cg::read_file(d / "out/config.json"));
+  EXPECT_EQ(cfg["pad_token_id"], 0);
+  EXPECT_EQ(cfg["transformers_version"], "4.31.0.dev0");
+  EXPECT_EQ(cfg["torch_dtype"], "float16");
+  EXPECT_EQ(cg::model::load_llama_config(d / "out"), lc);
+  EXPECT_EQ(cfg[cg::kMergedKey]["adapter_sha256"], cg::sha256_file(d / "out/adapter/adapter_model.safetensors"));
+  EXPECT_EQ(cfg[cg::kMergedKey]["checkpoint"], fs::weakly_canonical(d / "run/checkpoints/step-5").string());
+  for (const auto& [f, text] : side) EXPECT_EQ(cg::read_file(d / ("out/" + f)), text) << f;
+  for (const auto& [name, shape] : cg::model::llama_tensor_shapes(lc)) {
+    const std::string mod = name.substr(0, name.size() - 7);
+    if (!run.params.count(mod + ".lora_A.weight")) continue;
+    const at::Tensor ref = base.read(name).to(at::kDouble) + run.scale * at::matmul(
+        run.params.at(mod + ".lora_B.weight").to(at::kDouble), run.params.at(mod + ".lora_A.weight").to(at::kDouble));
+    EXPECT_LE((got.read(name).to(at::kDouble) - ref).abs().max().item<double>(), 2e-3) << name;
+  }
+  // --dtype: every tensor and torch_dtype follow it.
+  fs::remove_all(d / "out");
+  cg::export_run({d / "run", -1, d / "out", true, "bf16"});
+  const cg::model::HfCheckpoint bf(d / "out");
+  for (const auto& key : bf.keys()) EXPECT_EQ(bf.info(key).scalar_type, at::kBFloat16) << key;
+  EXPECT_EQ(nlohmann::json::parse(cg::read_file(d / "out/config.json"))["torch_dtype"], "bfloat16");
+}
+
 TEST(ExportStream, RandomInitAndFullParameterRuns) {
   TempDir d;
   const auto lc = micro();
@@ -153,10 +209,17 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
   auto bigger = lc;
   bigger.intermediate_size = 128;
   make_export_run(d / "run", bigger, d / "hf", {"lora.r=4"});
-  const auto e = error_of([&] { cg::export_run({d / "run", -1, d / "out", true, "fp32"}); });
+  // The base's config.json names another model: each differing field is said.
+  auto e = error_of([&] { cg::export_run({d / "run", -1, d / "out", true, "fp32"}); });
+  EXPECT_TRUE(contains(e, "intermediate_size 96 there, 128 in the run's model_config.json")) << e;
+  EXPECT_TRUE(model_files(d / "out").empty());
+  // Its config.json agrees but a tensor does not: the tensor is named.
+  std::ofstream(d / "hf/config.json") << bigger.to_hf_json("float32");
+  e = error_of([&] { cg::export_run({d / "run", -1, d / "out", true, "fp32"}); });
   EXPECT_TRUE(contains(e, "model.layers.0.mlp.gate_proj.weight has shape [96, 64] but the model expects [128, 64]"))
       << e;
   EXPECT_TRUE(model_files(d / "out").empty());
+  std::ofstream(d / "hf/config.json") << lc.to_hf_json("float32");
   // --out equal to the base folder would overwrite the weights being read.
   make_export_run(d / "run2", lc, d / "hf", {"lora.r=4"});
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2", -1, d / "hf", true, "fp32"}); }),
