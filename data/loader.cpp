@@ -37,6 +37,7 @@ LoaderState LoaderState::from_json(const std::string& text) {
 
 Loader::Loader(SampleSet samples, LoaderOptions opt) : data_(std::move(samples)), opt_(opt) {
   CG_CHECK(opt_.micro_batch >= 1, "train.micro_batch = {} must be at least 1", opt_.micro_batch);
+  CG_CHECK(opt_.grad_accum >= 1, "train.grad_accum = {} must be at least 1", opt_.grad_accum);
   CG_CHECK(opt_.dp_size >= 1 && opt_.dp_rank >= 0 && opt_.dp_rank < opt_.dp_size, "dp_rank {} is outside [0, {})",
            opt_.dp_rank, opt_.dp_size);
   CG_CHECK(opt_.seq_len >= 1, "train.seq_len = {} must be at least 1", opt_.seq_len);
@@ -53,10 +54,11 @@ Loader::Loader(SampleSet samples, LoaderOptions opt) : data_(std::move(samples))
     loss_.push_back(std::max<int64_t>(0, n - first));
   }
   if (dropped_ > 0)
-    spdlog::warn("loader: {} of {} samples are longer than train.seq_len + 1 = {} tokens (or empty) and are left "
+    spdlog::warn("{}: {} of {} samples are longer than train.seq_len + 1 = {} tokens (or empty) and are left "
                  "out; raise train.seq_len or lower data.max_tokens in cgprep",
-                 dropped_, data_.size(), opt_.seq_len + 1);
-  CG_CHECK(!keep_.empty(), "loader has no samples of at most {} tokens (train.seq_len + 1)", opt_.seq_len + 1);
+                 opt_.what, dropped_, data_.size(), opt_.seq_len + 1);
+  CG_CHECK(!keep_.empty(), "{} has no samples of at most {} tokens (train.seq_len + 1; its longest has {}): raise "
+           "train.seq_len", opt_.what, opt_.seq_len + 1, longest_sample());
 }
 
 Loader Loader::from_shards(const std::string& dir, const std::string& split, LoaderOptions opt) {
@@ -79,10 +81,17 @@ Loader Loader::from_shards(const std::string& dir, const std::string& split, Loa
              split);
     all.append(s);
   }
+  if (opt.what == "loader") opt.what = "the " + split + " split in " + dir;
   Loader l(std::move(all), opt);
   l.meta_ = first;
   l.shards_ = l.shards_digest(first.settings_json);
   return l;
+}
+
+int64_t Loader::longest_sample() const {
+  int64_t n = 0;
+  for (size_t i = 0; i < data_.size(); ++i) n = std::max<int64_t>(n, data_.length(i));
+  return n;
 }
 
 std::string Loader::shards_digest(const std::string& settings_json) const {
@@ -91,13 +100,13 @@ std::string Loader::shards_digest(const std::string& settings_json) const {
 }
 
 int64_t Loader::batches_per_epoch() const {
-  const int64_t g = opt_.micro_batch * opt_.dp_size;
+  const int64_t g = global_batch();
   return (int64_t(keep_.size()) + g - 1) / g;
 }
 
 std::vector<std::vector<int64_t>> Loader::plan(int64_t epoch) const {
   const int64_t n = int64_t(keep_.size());
-  const int64_t g = opt_.micro_batch * opt_.dp_size;
+  const int64_t g = global_batch();
   std::vector<int64_t> order(static_cast<size_t>(n));  // positions into keep_/len_
   std::iota(order.begin(), order.end(), int64_t(0));
   const bool bucket = opt_.shuffle && opt_.bucket_batches > 1;
@@ -130,15 +139,18 @@ std::vector<std::vector<int64_t>> Loader::plan(int64_t epoch) const {
   return batches;
 }
 
-Batch Loader::make_batch(const std::vector<int64_t>& global, int64_t epoch, int64_t index) const {
+Batch Loader::make_batch(const std::vector<int64_t>& global, int64_t epoch, int64_t index, int64_t micro,
+                         int64_t parts) const {
   Batch b;
   b.epoch = epoch;
   b.index = index;
   b.global_samples = int64_t(global.size());
   for (int64_t p : global) b.global_loss_tokens += loss_[size_t(p)];
-  // This rank's contiguous slice (balanced when the global batch is partial).
+  // The micro-step's contiguous part of the global batch, then this rank's contiguous slice of it (both balanced
+  // when the global batch is partial).
   const int64_t g = int64_t(global.size()), r = opt_.dp_rank, d = opt_.dp_size;
-  const int64_t lo = g * r / d, hi = g * (r + 1) / d;
+  const int64_t part_lo = g * micro / parts, part = g * (micro + 1) / parts - part_lo;
+  const int64_t lo = part_lo + part * r / d, hi = part_lo + part * (r + 1) / d;
   b.B = hi - lo;
   for (int64_t i = lo; i < hi; ++i) b.T = std::max(b.T, len_[size_t(global[size_t(i)])] - 1);
   b.tokens.assign(size_t(b.B * b.T), opt_.pad_id);
@@ -166,10 +178,13 @@ Batch Loader::next() {
     plan_cache_ = plan(epoch_);
     plan_epoch_ = epoch_;
   }
-  Batch b = make_batch(plan_cache_[size_t(cursor_)], epoch_, cursor_);
-  if (++cursor_ >= int64_t(plan_cache_.size())) {
-    ++epoch_;
-    cursor_ = 0;
+  Batch b = make_batch(plan_cache_[size_t(cursor_)], epoch_, cursor_, micro_, opt_.grad_accum);
+  if (++micro_ >= opt_.grad_accum) {
+    micro_ = 0;
+    if (++cursor_ >= int64_t(plan_cache_.size())) {
+      ++epoch_;
+      cursor_ = 0;
+    }
   }
   pad_positions_ += b.B * b.T - b.real_tokens;
   all_positions_ += b.B * b.T;
@@ -177,16 +192,19 @@ Batch Loader::next() {
 }
 
 LoaderState Loader::state() const {
-  return {epoch_, cursor_, opt_.seed, opt_.micro_batch * opt_.dp_size, int64_t(keep_.size()), shards_};
+  CG_CHECK(micro_ == 0, "loader state asked for inside a global batch (micro-step {} of {}): it is kept per optimizer "
+           "step", micro_, opt_.grad_accum);
+  return {epoch_, cursor_, opt_.seed, global_batch(), int64_t(keep_.size()), shards_};
 }
 
 void Loader::restore(const LoaderState& s, const std::vector<std::string>& also_shards) {
   const LoaderState mine = state();
   CG_CHECK(s.seed == mine.seed, "loader state has seed {}, this run {}: resume with the same train.seed", s.seed,
            mine.seed);
-  CG_CHECK(s.global_batch == mine.global_batch,
-           "loader state has global batch {} (micro_batch x dp), this run {}: keep micro_batch x dp unchanged to resume",
-           s.global_batch, mine.global_batch);
+  CG_CHECK(s.global_batch == mine.global_batch, "loader state has global batch {} (train.micro_batch x dp x "
+           "train.grad_accum), this run {} ({} x {} x {}): keep the product unchanged to resume (e.g. half the dp "
+           "ranks with twice the grad_accum)", s.global_batch, mine.global_batch, opt_.micro_batch, opt_.dp_size,
+           opt_.grad_accum);
   CG_CHECK(s.num_samples == mine.num_samples,
            "loader state counts {} samples, these shards {}: resume with the same shards and train.seq_len",
            s.num_samples, mine.num_samples);
@@ -200,6 +218,7 @@ void Loader::restore(const LoaderState& s, const std::vector<std::string>& also_
            s.cursor, batches_per_epoch());
   epoch_ = s.epoch;
   cursor_ = s.cursor;
+  micro_ = 0;
 }
 
 std::vector<Batch> Loader::fixed_batches(int64_t n) const {

@@ -25,12 +25,6 @@
 
 namespace cg {
 
-TextOptions text_options(const DataConfig& d) {
-  TextOptions t;
-  t.angles = parse_angle_mode(d.angle_mode);
-  return t;
-}
-
 TokenizedSample tokenize_sample(const Tokenizer& tok, const TextSample& s) {
   TokenizedSample out;
   out.tokens = tok.encode(s.prompt + s.completion, /*add_bos=*/true);

@@ -9,13 +9,11 @@
 #include "data/crystal_text.h"
 #include "data/prompt.h"
 #include "data/shard.h"
+#include "data/shard_settings.h"  // text_options
 #include "data/tokenizer.h"
 #include "trainer/config.h"
 
 namespace cg {
-
-// Text settings of a data config (angle_mode, ...), validated.
-TextOptions text_options(const DataConfig& d);
 
 // One crystal copy -> tokens: BOS + encode(prompt + completion) + EOS, and the prompt's token count (the tokens
 // the prompt alone determines: the common prefix of encode(prompt) and the full encoding).

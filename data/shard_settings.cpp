@@ -5,6 +5,12 @@
 
 namespace cg {
 
+TextOptions text_options(const DataConfig& d) {
+  TextOptions t;
+  t.angles = parse_angle_mode(d.angle_mode);
+  return t;
+}
+
 std::string settings_json(const DataConfig& d, const TextOptions& t) {
   nlohmann::json j;
   j["text"] = {{"angle_mode", angle_mode_name(t.angles)}, {"fold_one", t.fold_one}, {"length_decimals", 1},
@@ -27,6 +33,24 @@ std::vector<std::string> legacy_settings_jsons(const std::string& settings, cons
   j["tokenizer"] = d.tokenizer;
   j["tokenizer_vocab_size"] = d.tokenizer_vocab_size;
   return {j.dump()};
+}
+
+std::vector<std::string> settings_differences(const std::string& shards, const std::string& config) {
+  const nlohmann::json a = nlohmann::json::parse(shards, nullptr, false), b = nlohmann::json::parse(config, nullptr, false);
+  std::vector<std::string> out;
+  if (!a.is_object() || !b.is_object()) return out;
+  static const std::pair<const char*, const char*> keys[] = {
+      {"/text/angle_mode", "data.angle_mode"}, {"/augment/translate", "data.translate"},
+      {"/augment/permute", "data.permute"}, {"/augment/copies_train", "data.copies"},
+      {"/tasks/infill_fraction", "data.infill_fraction"}, {"/loss_on", "data.loss_on"},
+      {"/max_tokens", "data.max_tokens"}, {"/seed", "data.seed"}, {"/max_rows", "data.max_rows"},
+      {"/strict", "data.strict"}};
+  for (const auto& [pointer, key] : keys) {
+    const nlohmann::json::json_pointer p(pointer);
+    if (!a.contains(p) || !b.contains(p) || a[p] == b[p]) continue;
+    out.push_back(std::string(key) + ": " + a[p].dump() + " in the shards, " + b[p].dump() + " in the config");
+  }
+  return out;
 }
 
 }  // namespace cg

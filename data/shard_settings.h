@@ -11,6 +11,9 @@
 
 namespace cg {
 
+// Text settings of a data config (angle_mode, ...), validated.
+TextOptions text_options(const DataConfig& d);
+
 // The settings of shards made from `d` with text options `t`, as a JSON object (sorted keys). The tokenizer is not
 // among them: it enters the shards by its sha256 (ShardMeta::tokenizer_sha256), not by how data.tokenizer named it.
 std::string settings_json(const DataConfig& d, const TextOptions& t);
@@ -19,5 +22,10 @@ std::string settings_json(const DataConfig& d, const TextOptions& t);
 // and "tokenizer_vocab_size", taken here from `d`. Empty when `settings` is not this cgprep's spelling. A checkpoint
 // of a run on older shards holds the digest of that spelling; it resumes on the same shards made again.
 std::vector<std::string> legacy_settings_jsons(const std::string& settings, const DataConfig& d);
+
+// The data.* keys whose values differ between the settings shards recorded and those a config would record
+// (settings_json of each), as "data.copies: 3 in the shards, 1 in the config"; keys an older spelling lacks are
+// skipped. Empty when they agree.
+std::vector<std::string> settings_differences(const std::string& shards, const std::string& config);
 
 }  // namespace cg

@@ -129,8 +129,9 @@ void visit_config(Config& c, F&& f) {
   f("train.clip_grad_norm", &t.clip_grad_norm, "clip the global gradient norm to this; 0: off", at_least(0));
   f("train.seed", &t.seed, "seed of LoRA init, dropout and the data loader order", any());
   f("train.val_every", &t.val_every, "validate every N steps; 0: never", at_least(0));
-  f("train.val_samples", &t.val_samples, "samples per validation: the first N of the val split (cgprep's order; "
-    "the same whatever the layout, micro_batch and train.seed); 0: all", at_least(0));
+  f("train.val_samples", &t.val_samples, "samples per validation: the first N of the val split that fit "
+    "train.seq_len (cgprep's order; the same whatever the layout, micro_batch and train.seed, but another seq_len may "
+    "leave out or take in other samples); 0: all", at_least(0));
   f("train.max_bad_steps", &t.max_bad_steps, "consecutive NaN/inf losses (skipped steps) before aborting",
     at_least(0));
   f("train.threads", &t.threads,

@@ -89,7 +89,10 @@ double RunClock::eta_s(int64_t step, int64_t total, int64_t val_every, int64_t c
   const double left = double(std::max<int64_t>(0, total - step));
   double eta = step_s / double(steps) * left;
   // events_left counts steps after its first argument: step - 1 takes this step's own validation and save in.
-  if (vals > 0 && val_every > 0) eta += val_s / double(vals) * double(events_left(step - 1, total, val_every, true));
+  if (vals > 0 && val_every > 0) {
+    const double per_val = vals > 1 ? (val_s - first_val_s) / double(vals - 1) : val_s;
+    eta += per_val * double(events_left(step - 1, total, val_every, true));
+  }
   if (saves > 0) eta += save_s / double(saves) * double(events_left(step - 1, total, ckpt_every, true));
   return eta;
 }

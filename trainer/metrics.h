@@ -65,6 +65,12 @@ int64_t events_left(int64_t step, int64_t total, int64_t every, bool at_last);
 struct RunClock {
   double step_s = 0, val_s = 0, save_s = 0;
   int64_t steps = 0, vals = 0, saves = 0;
+  double first_val_s = 0;  // the launch's first validation (warm-up included), left out of the average once more ran
+  void add_val(double s) {
+    if (vals == 0) first_val_s = s;
+    val_s += s;
+    ++vals;
+  }
   // Remaining seconds after step `step` of `total` (the progress line comes before that step's validation and
   // save): the average step time × steps left, plus the average validation and save times × those still to come,
   // the current step's included (validations every val_every and at the last step when val_every > 0; saves every

@@ -21,6 +21,7 @@
 #include "data/loader.h"
 #include "data/shard.h"
 #include "data/shard_settings.h"
+#include "data/sp_model.h"
 #include "data/tokenizer.h"
 #include "common/sha256.h"
 #include "dist/cpu_threads.h"
@@ -83,10 +84,26 @@ int agreed_stop(const dist::ParallelDims& dims) {
 // would feed the base other ids for the same text (training runs, on scrambled text). Compared piece by piece, not
 // by bytes: a converted copy of the same vocabulary (cgtok llama-js) is not byte for byte Meta's file. A handful of
 // differing pieces (control piece names) is said; more stop the run.
+// A base folder with only Hugging Face's tokenizer.json is compared through the same conversion cgtok hf-json makes.
 void check_base_tokenizer(const Config& cfg, const std::string& tok_path, const std::string& tok_hash) {
-  const std::string base_path = cfg.model.hf_dir + "/tokenizer.model";
-  if (cfg.model.hf_dir.empty() || !fs::exists(base_path) || sha256_file(base_path) == tok_hash) return;
-  const Tokenizer base = Tokenizer::load(base_path), ours = Tokenizer::load(tok_path);
+  if (cfg.model.hf_dir.empty()) return;
+  std::string base_path = cfg.model.hf_dir + "/tokenizer.model";
+  std::optional<Tokenizer> converted;
+  if (!fs::exists(base_path)) {
+    const std::string json_path = cfg.model.hf_dir + "/tokenizer.json";
+    if (!fs::exists(json_path)) return;
+    try {
+      converted = Tokenizer::from_bytes(serialize_sp_model(sp_model_from_hf_tokenizer_json(json_path)));
+    } catch (const Error& e) {
+      CG_FAIL("the base model's tokenizer {} cannot be checked against the shards' tokenizer {}: {}; the shards must "
+              "be made with the base's own tokenizer (cgtok hf-json {} OUT.model, then cgprep with "
+              "data.tokenizer=OUT.model)", json_path, tok_path, message_of(e), json_path);
+    }
+    base_path = json_path;
+  } else if (sha256_file(base_path) == tok_hash) {
+    return;
+  }
+  const Tokenizer base = converted ? *converted : Tokenizer::load(base_path), ours = Tokenizer::load(tok_path);
   std::vector<int> differ;
   for (int i = 0; i < std::min(base.vocab_size(), ours.vocab_size()); ++i)
     if (base.piece(i) != ours.piece(i)) differ.push_back(i);
@@ -96,9 +113,29 @@ void check_base_tokenizer(const Config& cfg, const std::string& tok_path, const 
   CG_CHECK(differ.size() <= 8 && base.vocab_size() == ours.vocab_size(), "the base model's tokenizer {} ({} pieces) "
            "and the shards' tokenizer {} ({} pieces) differ in {} piece(s){}: the base would read other text than "
            "the shards hold; run cgprep with data.tokenizer={}", base_path, base.vocab_size(), tok_path,
-           ours.vocab_size(), differ.size(), first, base_path);
+           ours.vocab_size(), differ.size(), first,
+           converted ? "OUT.model (made by cgtok hf-json " + base_path + " OUT.model)" : base_path);
   spdlog::warn("the shards' tokenizer {} differs from the base model's {} in {} piece(s){}", tok_path, base_path,
                differ.size(), first);
+}
+
+// The data.* settings cgprep recorded in the shards against this config's: the samples are the shards', so a config
+// that says otherwise would make config.yaml misdescribe the run; data.loss_on is the one cgtrain applies itself.
+void warn_data_settings(const Config& cfg, const ShardMeta& meta) {
+  std::vector<std::string> diff = settings_differences(meta.settings_json, settings_json(cfg.data,
+                                                                                          text_options(cfg.data)));
+  const auto loss_on = std::find_if(diff.begin(), diff.end(), [](const std::string& d) {
+    return d.rfind("data.loss_on:", 0) == 0;
+  });
+  if (loss_on != diff.end()) {
+    spdlog::warn("data.loss_on is {} here, but the shards' cgprep config said otherwise ({}): cgtrain applies {} "
+                 "(the shards hold what either needs)", cfg.data.loss_on, *loss_on, cfg.data.loss_on);
+    diff.erase(loss_on);
+  }
+  if (!diff.empty())
+    spdlog::warn("the shards in {} were made with other data settings than this config's ({}): training reads the "
+                 "samples the shards hold, and config.yaml would misdescribe them; set these keys to the shards' "
+                 "values, or run cgprep again with this config", cfg.data.shards_dir, fmt::join(diff, "; "));
 }
 
 // The tokenizer is identified by the sha256 of its model bytes (what cgprep stores in every shard); cgtrain needs
@@ -223,27 +260,38 @@ int train(const Config& cfg) {
   lo.seq_len = cfg.train.seq_len;
   lo.dp_rank = dims.dp_rank;
   lo.dp_size = dims.dp;
+  lo.grad_accum = cfg.train.grad_accum;
   lo.seed = cfg.train.seed;
   lo.loss_on_completion = cfg.data.loss_on == "completion";
   Loader loader = Loader::from_shards(cfg.data.shards_dir, "train", lo);
   const ShardMeta& meta = loader.meta();
   check_shards(tok_hash, meta, meta, tok_path, cfg);
+  if (lead) warn_data_settings(cfg, meta);
   const int64_t vocab = meta.vocab_size;  // the tokenizer's, as cgprep recorded it
   const model::LlamaConfig lc = train_llama_config(cfg, vocab);
-  CG_CHECK(lc.vocab_size == vocab, "the model has vocab_size {} but tokenizer {} has {}: use the base model's own "
-           "tokenizer (data.tokenizer) and run cgprep again", lc.vocab_size, tok_path, vocab);
+  // More rows than pieces (a base with an added <pad> row, or one padded to a multiple) is fine: those ids never
+  // occur in the data. Fewer would index past the embedding.
+  CG_CHECK(lc.vocab_size >= vocab, "the model has vocab_size {} but tokenizer {} has {} pieces: use the base model's "
+           "own tokenizer (data.tokenizer) and run cgprep again", lc.vocab_size, tok_path, vocab);
+  if (lead && lc.vocab_size > vocab)
+    spdlog::info("the model's vocab_size {} has {} row(s) past tokenizer {}'s {} pieces (ids the data never uses)",
+                 lc.vocab_size, lc.vocab_size - vocab, tok_path, vocab);
   check_base_tokenizer(cfg, tok_path, tok_hash);
   CG_CHECK(cfg.train.seq_len <= lc.max_position_embeddings, "train.seq_len {} is longer than the model's "
            "max_position_embeddings {} ({}): the model was not trained on such positions and cgsample refuses them; "
            "lower train.seq_len", cfg.train.seq_len, lc.max_position_embeddings,
            cfg.model.hf_dir.empty() ? "model.flavor " + cfg.model.flavor : cfg.model.hf_dir + "/config.json");
-  const int64_t global_batch = cfg.train.micro_batch * dims.dp;
-  if (lead && loader.num_samples() < global_batch)
-    spdlog::warn("the train split has {} samples, fewer than one global batch (train.micro_batch {} x dp {} = {}): "
-                 "every step trains on all of them and {}; lower train.micro_batch to {} or less",
-                 loader.num_samples(), cfg.train.micro_batch, dims.dp, global_batch,
-                 loader.num_samples() < dims.dp ? "some dp replicas get none" : "each rank's batch is part empty",
-                 std::max<int64_t>(1, loader.num_samples() / dims.dp));
+  const int64_t global_batch = cfg.train.micro_batch * dims.dp * cfg.train.grad_accum;
+  const int64_t n_train = loader.num_samples();
+  if (lead && n_train < global_batch)
+    spdlog::warn("the train split has {} samples, fewer than one global batch (train.micro_batch {} x dp {} x "
+                 "train.grad_accum {} = {}): every step trains on all of them and {}; {}", n_train,
+                 cfg.train.micro_batch, dims.dp, cfg.train.grad_accum, global_batch,
+                 n_train < dims.dp * cfg.train.grad_accum ? "some micro-steps of some dp replicas get none"
+                                                          : "each rank's micro-batches are part empty",
+                 n_train >= dims.dp
+                     ? fmt::format("lower train.micro_batch x train.grad_accum to {} or less", n_train / dims.dp)
+                     : fmt::format("use at most {} dp replicas, or more data", n_train));
   // Each sample keeps the augmentation and task cgprep drew for it; the paper draws them afresh every epoch, which
   // data.copies buys ahead: one copy per pass over the crystals.
   const double passes = double(cfg.train.steps) * double(cfg.train.micro_batch * dims.dp * cfg.train.grad_accum) /
@@ -348,8 +396,7 @@ int train(const Config& cfg) {
   auto validate = [&] {
     const double t0 = now_s();
     const ValLoss v = validation_loss(m, val_batches, dims);
-    clock.val_s += now_s() - t0;
-    ++clock.vals;
+    clock.add_val(now_s() - t0);
     st.last_val_loss = v.all;
     if (lead) {
       // Per task when the set holds both (data.infill_fraction between 0 and 1): the mean in all follows the mix.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <numeric>
 #include <set>
@@ -135,6 +136,68 @@ TEST(Loader, DataParallelEqualsSerial) {
     }
     EXPECT_EQ(both, one.sample_ids) << "step " << step;
     EXPECT_EQ(loss, one.loss_tokens);
+  }
+}
+
+// One optimizer step's samples, over every (micro-step, dp rank) of a layout with grad_accum micro-steps, sorted,
+// and the divisor every rank was given.
+static std::pair<std::vector<int64_t>, int64_t> step_samples(std::vector<cg::Loader>& ranks, int64_t accum) {
+  std::vector<int64_t> ids;
+  int64_t global = -1, loss = 0;
+  for (int64_t k = 0; k < accum; ++k)
+    for (auto& l : ranks) {
+      const cg::Batch b = l.next();
+      ids.insert(ids.end(), b.sample_ids.begin(), b.sample_ids.end());
+      loss += b.loss_tokens;
+      if (global >= 0) EXPECT_EQ(b.global_loss_tokens, global);
+      global = b.global_loss_tokens;
+    }
+  EXPECT_EQ(loss, global);  // the micro-steps' loss tokens add up to the step's divisor
+  std::sort(ids.begin(), ids.end());
+  return {ids, global};
+}
+
+TEST(Loader, GradAccumCutsTheGlobalBatchIntoMicroSteps) {
+  // Global batch 8 as micro 8 x dp 1 x accum 1, micro 4 x dp 2, micro 4 x accum 2, micro 2 x dp 2 x accum 2 and
+  // micro 1 x dp 4 x accum 2: every step trains on the same samples, over two epochs with a partial last batch.
+  const cg::SampleSet s = synthetic(90);
+  const auto layout = [&](int64_t mb, int64_t dp, int64_t accum) {
+    std::vector<cg::Loader> v;
+    for (int64_t r = 0; r < dp; ++r) {
+      cg::LoaderOptions o = opts(mb, r, dp);
+      o.grad_accum = accum;
+      v.emplace_back(s, o);
+    }
+    return v;
+  };
+  auto ref = layout(8, 1, 1);
+  std::vector<std::vector<cg::Loader>> others;
+  const std::vector<std::array<int64_t, 3>> shapes = {{4, 2, 1}, {4, 1, 2}, {2, 2, 2}, {1, 4, 2}};
+  for (const auto& [mb, dp, accum] : shapes) others.push_back(layout(mb, dp, accum));
+  EXPECT_EQ(others[2][0].batches_per_epoch(), ref[0].batches_per_epoch());  // 12 steps: 11 of 8 samples + 2
+  std::set<int64_t> epoch;
+  for (int64_t step = 0; step < 2 * ref[0].batches_per_epoch(); ++step) {
+    const auto want = step_samples(ref, 1);
+    if (step < ref[0].batches_per_epoch()) epoch.insert(want.first.begin(), want.first.end());
+    for (size_t i = 0; i < shapes.size(); ++i)
+      EXPECT_EQ(step_samples(others[i], shapes[i][2]), want) << "layout " << i << " step " << step;
+  }
+  EXPECT_EQ(epoch.size(), 90u);  // exactly once per epoch
+  // A saved position (between steps) resumes under another layout of the same global batch; another product is
+  // refused, naming grad_accum.
+  auto a = layout(2, 2, 2);
+  for (int i = 0; i < 3; ++i) step_samples(a, 2);
+  auto b = layout(4, 1, 2);
+  for (auto& l : b) l.restore(a[0].state());
+  EXPECT_EQ(step_samples(b, 2), step_samples(a, 2));
+  a[0].next();  // inside a step: no state
+  EXPECT_THROW(a[0].state(), cg::Error);
+  auto c = layout(4, 1, 1);
+  try {
+    c[0].restore(b[0].state());
+    ADD_FAILURE() << "global batch 4 restored a state of 8";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.grad_accum"), std::string::npos) << e.what();
   }
 }
 

@@ -158,6 +158,27 @@ TEST(ShardSettings, OlderCgprepSpellingIsRecognised) {
   EXPECT_TRUE(cg::legacy_settings_jsons("not json", a).empty());
 }
 
+TEST(ShardSettings, DifferencesNameTheDataKeys) {
+  cg::DataConfig a = small_config("unused");
+  cg::DataConfig b = a;
+  b.tokenizer = "/elsewhere/tokenizer.model";  // not a shard setting
+  const auto json = [](const cg::DataConfig& d) { return cg::settings_json(d, cg::text_options(d)); };
+  EXPECT_TRUE(cg::settings_differences(json(a), json(b)).empty());
+  b.copies = a.copies + 2;
+  b.infill_fraction = 0;
+  b.angle_mode = "truncate";
+  b.loss_on = "completion";
+  EXPECT_EQ(cg::settings_differences(json(a), json(b)),
+            (std::vector<std::string>{"data.angle_mode: \"round\" in the shards, \"truncate\" in the config",
+                                      fmt::format("data.copies: {} in the shards, {} in the config", a.copies, b.copies),
+                                      fmt::format("data.infill_fraction: {} in the shards, 0.0 in the config",
+                                                  nlohmann::json(a.infill_fraction).dump()),
+                                      "data.loss_on: \"all\" in the shards, \"completion\" in the config"}));
+  // An older cgprep's spelling (extra keys) compares on the keys both have.
+  EXPECT_TRUE(cg::settings_differences(cg::legacy_settings_jsons(json(a), a)[0], json(a)).empty());
+  EXPECT_TRUE(cg::settings_differences("not json", json(a)).empty());
+}
+
 TEST(Prep, EndToEndOnMp20Rows) {
   const std::string dir = fresh_dir("prep");
   cg::DataConfig d = small_config(dir);

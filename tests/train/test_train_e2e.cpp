@@ -32,6 +32,8 @@
 #include "data/sp_model.h"
 #include "dist/parallel_dims.h"
 #include "lora/peft.h"
+#include "model/hf_checkpoint.h"
+#include "model/llama.h"
 #include "tests/train/train_fixture.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/config.h"
@@ -374,13 +376,46 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
     r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/tok_base"), {"data.shards_dir=" + shards,
                                                                        "model.hf_dir=" + hf, "train.steps=2"}));
     EXPECT_EQ(r.rc, 0) << r.output;
+    // A base with Hugging Face's tokenizer.json only is compared through the converter; one it cannot convert is
+    // refused, saying how to make shards with the base's tokenizer.
+    fs::remove(hf + "/tokenizer.model");
+    std::ofstream(hf + "/tokenizer.json") << R"({"model": {"type": "Unigram", "vocab": []}})";
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/tok_json"), {"data.shards_dir=" + shards,
+                                                                       "model.hf_dir=" + hf, "train.steps=2"}));
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.output.find("the base model's tokenizer " + hf + "/tokenizer.json cannot be checked"),
+              std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("cgtok hf-json " + hf + "/tokenizer.json OUT.model"), std::string::npos) << r.output;
+  }
+  // A base with more embedding rows than the tokenizer has pieces (an added <pad> row, or padding to a multiple):
+  // trains, the extra rows said; fewer rows are refused.
+  for (const int64_t rows : {100, 96}) {
+    cg::model::LlamaConfig lc = cg::test::micro_llama();
+    lc.vocab_size = rows;
+    cg::model::Llama base(lc);
+    cg::model::init_weights(*base, 7);
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (const auto& p : base->param_specs()) tensors.emplace_back(p.name, p.param.detach());
+    const std::string hf = d + "/hf_rows_" + std::to_string(rows);
+    fs::remove_all(hf);
+    cg::model::write_hf_checkpoint(hf, tensors, lc);
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/rows_" + std::to_string(rows)),
+                                       {"model.hf_dir=" + hf, "train.steps=2", "train.val_every=0"}));
+    if (rows > 97) {
+      EXPECT_EQ(r.rc, 0) << r.output;
+      EXPECT_NE(r.output.find("vocab_size 100 has 3 row(s) past"), std::string::npos) << r.output;
+    } else {
+      EXPECT_NE(r.rc, 0);
+      EXPECT_NE(r.output.find("the model has vocab_size 96 but tokenizer"), std::string::npos) << r.output;
+    }
   }
   // A micro-batch larger than the whole train split: trains, with a warning that says what to lower.
   r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/huge_batch"), {"train.micro_batch=600", "train.steps=1",
                                                                         "train.val_every=0"}));
   EXPECT_EQ(r.rc, 0) << r.output;
-  EXPECT_NE(r.output.find("fewer than one global batch (train.micro_batch 600 x dp 1 = 600)"), std::string::npos)
-      << r.output;
+  EXPECT_NE(r.output.find("fewer than one global batch (train.micro_batch 600 x dp 1 x train.grad_accum 1 = 600)"),
+            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("lower train.micro_batch x train.grad_accum to 512 or less"), std::string::npos) << r.output;
   // checkpoint.resume=false in a run folder that holds checkpoints: refused, nothing of the old run touched.
   const std::string used = d + "/used";
   fs::remove_all(used);

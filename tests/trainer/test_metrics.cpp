@@ -91,6 +91,15 @@ TEST(Metrics, EtaCountsStepsValidationsAndSavesToCome) {
   // Validation off: its time is not counted even when timed; checkpoint.every 0 still saves at the end.
   EXPECT_DOUBLE_EQ(c.eta_s(150, 1000, 0, 0), 850.0 + 2.0);
   EXPECT_DOUBLE_EQ(c.eta_s(1000, 1000, 100, 100), 6.0 + 2.0);  // the last step: its validation and save
+  // The launch's first validation carries start-up costs (first forward, allocations): once others ran, the
+  // average leaves it out.
+  cg::RunClock w;
+  w.step_s = 50, w.steps = 50;
+  w.add_val(20);
+  EXPECT_DOUBLE_EQ(w.eta_s(150, 1000, 100, 0), 850.0 + 9 * 20.0);
+  w.add_val(5);
+  w.add_val(7);
+  EXPECT_DOUBLE_EQ(w.eta_s(150, 1000, 100, 0), 850.0 + 9 * 6.0);
 }
 
 TEST(Metrics, ProgressLineFormatting) {
