@@ -35,6 +35,19 @@ std::vector<std::string> legacy_settings_jsons(const std::string& settings, cons
   return {j.dump()};
 }
 
+std::vector<std::string> other_loss_on_settings(const std::string& settings) {
+  nlohmann::json j = nlohmann::json::parse(settings, nullptr, /*allow_exceptions=*/false);
+  std::vector<std::string> out;
+  if (!j.is_object() || !j.contains("loss_on")) return out;
+  for (const char* v : {"all", "completion"}) {
+    if (j["loss_on"] == v) continue;
+    nlohmann::json o = j;
+    o["loss_on"] = v;
+    out.push_back(o.dump());
+  }
+  return out;
+}
+
 std::vector<std::string> settings_differences(const std::string& shards, const std::string& config) {
   const nlohmann::json a = nlohmann::json::parse(shards, nullptr, false), b = nlohmann::json::parse(config, nullptr, false);
   std::vector<std::string> out;

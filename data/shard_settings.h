@@ -23,6 +23,11 @@ std::string settings_json(const DataConfig& d, const TextOptions& t);
 // of a run on older shards holds the digest of that spelling; it resumes on the same shards made again.
 std::vector<std::string> legacy_settings_jsons(const std::string& settings, const DataConfig& d);
 
+// `settings` with its "loss_on" set to each other value: which tokens carry loss is cgtrain's data.loss_on, the
+// shards hold the same samples either way (the value recorded is what cgprep's config said). Empty when `settings`
+// is not JSON or has no loss_on.
+std::vector<std::string> other_loss_on_settings(const std::string& settings);
+
 // The data.* keys whose values differ between the settings shards recorded and those a config would record
 // (settings_json of each), as "data.copies: 3 in the shards, 1 in the config"; keys an older spelling lacks are
 // skipped. Empty when they agree.

@@ -152,12 +152,16 @@ void check_shards(const std::string& tok_hash, const ShardMeta& meta, const Shar
            cfg.data.shards_dir);
 }
 
-// A run trained on shards an older cgprep made resumes on the same shards made again (their settings spelled
-// otherwise): the digests of those spellings count as these shards'.
-std::vector<std::string> legacy_shards_digests(const Loader& loader, const DataConfig& d) {
-  std::vector<std::string> out;
-  for (const std::string& s : legacy_settings_jsons(loader.meta().settings_json, d))
-    out.push_back(loader.shards_digest(s));
+// Digests that count as these shards' on resume: a run trained on shards an older cgprep made resumes on the same
+// shards made again (their settings spelled otherwise), and shards made again with only cgprep's data.loss_on
+// changed hold the same samples.
+std::vector<std::string> equivalent_shards_digests(const Loader& loader, const DataConfig& d) {
+  std::vector<std::string> spellings = legacy_settings_jsons(loader.meta().settings_json, d), out;
+  spellings.push_back(loader.meta().settings_json);
+  for (const std::string& s : spellings) {
+    if (s != loader.meta().settings_json) out.push_back(loader.shards_digest(s));
+    for (const std::string& other : other_loss_on_settings(s)) out.push_back(loader.shards_digest(other));
+  }
   return out;
 }
 
@@ -363,7 +367,7 @@ int train(const Config& cfg) {
     const CheckpointInfo& ck = *resume;
     if (lead && ck.manifest.config_hash != hash) warn_config_changes(ck, cfg);
     st = load_rank_checkpoint(ck, m, opt, dims, cfg.train.seed);
-    loader.restore(st.loader, legacy_shards_digests(loader, cfg.data));
+    loader.restore(st.loader, equivalent_shards_digests(loader, cfg.data));
     if (lead) spdlog::info("resumed from {} (step {}, {} tokens seen)", ck.path, st.step, st.tokens_seen);
   }
 

@@ -177,6 +177,12 @@ TEST(ShardSettings, DifferencesNameTheDataKeys) {
   // An older cgprep's spelling (extra keys) compares on the keys both have.
   EXPECT_TRUE(cg::settings_differences(cg::legacy_settings_jsons(json(a), a)[0], json(a)).empty());
   EXPECT_TRUE(cg::settings_differences("not json", json(a)).empty());
+  // The same settings but for the loss_on cgprep recorded (the samples do not depend on it).
+  b = a;
+  b.loss_on = "completion";
+  EXPECT_EQ(cg::other_loss_on_settings(json(a)), std::vector<std::string>{json(b)});
+  EXPECT_EQ(cg::other_loss_on_settings(json(b)), std::vector<std::string>{json(a)});
+  EXPECT_TRUE(cg::other_loss_on_settings("{}").empty());
 }
 
 TEST(Prep, EndToEndOnMp20Rows) {
