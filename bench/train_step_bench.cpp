@@ -143,6 +143,7 @@ int bench_main(int argc, char** argv) {
   lo.seq_len = cfg.train.seq_len;
   lo.dp_rank = dims.dp_rank;
   lo.dp_size = dims.dp;
+  lo.grad_accum = cfg.train.grad_accum;
   lo.seed = cfg.train.seed;
   const cg::model::LlamaConfig lc0 = cg::train_llama_config(cfg, 0);
   const int64_t n_samples = cfg.train.micro_batch * dims.dp * cfg.train.grad_accum * 4;
@@ -193,8 +194,7 @@ int bench_main(int argc, char** argv) {
   for (int i = 0; i < ba.warmup + ba.steps; ++i) {
     sync(device);
     const double t0 = now_s();
-    const cg::StepResult r = cg::train_step(m, loader, grads, opt, lr, cfg.train.grad_accum,
-                                            cfg.train.clip_grad_norm, dims);
+    const cg::StepResult r = cg::train_step(m, loader, grads, opt, lr, cfg.train.clip_grad_norm, dims);
     sync(device);
     const double dt = now_s() - t0;
     if (i < ba.warmup) continue;
@@ -208,7 +208,7 @@ int bench_main(int argc, char** argv) {
   if (ba.profile > 0) {
     cg::bench::OpProfile prof;
     for (int i = 0; i < ba.profile; ++i)
-      cg::train_step(m, loader, grads, opt, lr, cfg.train.grad_accum, cfg.train.clip_grad_norm, dims);
+      cg::train_step(m, loader, grads, opt, lr, cfg.train.clip_grad_norm, dims);
     sync(device);
     if (lead) cg::bench::OpProfile::print(25, ba.profile);
   }

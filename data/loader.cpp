@@ -14,7 +14,7 @@ namespace cg {
 
 std::string LoaderState::to_json() const {
   nlohmann::json j = {{"epoch", epoch}, {"cursor", cursor}, {"seed", seed}, {"global_batch", global_batch},
-                      {"num_samples", num_samples}};
+                      {"num_samples", num_samples}, {"grad_accum", grad_accum}};
   if (!shards.empty()) j["shards"] = shards;
   return j.dump();
 }
@@ -29,6 +29,7 @@ LoaderState LoaderState::from_json(const std::string& text) {
     s.global_batch = j.at("global_batch").get<int64_t>();
     s.num_samples = j.at("num_samples").get<int64_t>();
     s.shards = j.value("shards", std::string());
+    s.grad_accum = j.value("grad_accum", int64_t(0));
   } catch (const std::exception& e) {
     CG_FAIL("loader state '{}' is not valid: {}", text, e.what());
   }
@@ -194,13 +195,23 @@ Batch Loader::next() {
 LoaderState Loader::state() const {
   CG_CHECK(micro_ == 0, "loader state asked for inside a global batch (micro-step {} of {}): it is kept per optimizer "
            "step", micro_, opt_.grad_accum);
-  return {epoch_, cursor_, opt_.seed, global_batch(), int64_t(keep_.size()), shards_};
+  return position();
+}
+
+LoaderState Loader::position() const {
+  return {epoch_, cursor_, opt_.seed, global_batch(), int64_t(keep_.size()), opt_.grad_accum, shards_};
 }
 
 void Loader::restore(const LoaderState& s, const std::vector<std::string>& also_shards) {
-  const LoaderState mine = state();
+  const LoaderState mine = position();  // any micro-step: restore starts a global batch
   CG_CHECK(s.seed == mine.seed, "loader state has seed {}, this run {}: resume with the same train.seed", s.seed,
            mine.seed);
+  CG_CHECK(s.global_batch == mine.global_batch || s.grad_accum > 0, "the checkpoint's loader position was saved by "
+           "a cgtrain before 2026-12-04, whose global batch was train.micro_batch x dp = {} without grad_accum; this "
+           "run's is {} ({} x {} x train.grad_accum {}): resume with a micro_batch x dp of {} and "
+           "train.grad_accum=1 (each optimizer step then averages fewer samples than before), or start a new "
+           "train.run_dir", s.global_batch, mine.global_batch, opt_.micro_batch, opt_.dp_size, opt_.grad_accum,
+           s.global_batch);
   CG_CHECK(s.global_batch == mine.global_batch, "loader state has global batch {} (train.micro_batch x dp x "
            "train.grad_accum), this run {} ({} x {} x {}): keep the product unchanged to resume (e.g. half the dp "
            "ranks with twice the grad_accum)", s.global_batch, mine.global_batch, opt_.micro_batch, opt_.dp_size,

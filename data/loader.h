@@ -1,7 +1,8 @@
 // Loader: the data-parallel batch stream over tokenized shards (no torch). Per (seed, epoch) one global order,
 // cut into global batches of micro_batch x dp x grad_accum samples (one optimizer step), each cut into grad_accum
 // micro-steps split across dp ranks, so every sample is seen exactly once per epoch whatever dp is, and layouts with
-// the same global batch (dp 2 x accum 1, dp 1 x accum 2) train on the same samples step by step. Length bucketing sorts windows of global batches by length to cut padding.
+// the same global batch (dp 2 x accum 1, dp 1 x accum 2) train on the same samples step by step. Length bucketing
+// sorts windows of global batches by length to cut padding.
 // The position (epoch, cursor) is a small serialisable LoaderState: batches after restore equal an unbroken run's.
 // TP ranks of one dp group construct the same loader (same dp_rank) and get identical batches.
 #pragma once
@@ -34,6 +35,8 @@ struct LoaderState {
   int64_t global_batch = 0;      // micro_batch x dp_size x grad_accum, checked on restore (any of them may change
                                  // as long as the product stays)
   int64_t num_samples = 0;       // checked on restore
+  int64_t grad_accum = 0;        // informational (the error on a mismatch); 0: a state of a build before grad_accum
+                                 // was part of the global batch, whose global_batch is micro_batch x dp
   // What the shards hold (from_shards: a digest of the tokenizer, cgprep's settings and the source CSV), checked on
   // restore: shards made again with other settings keep their count but not their samples. "" (a loader over
   // samples in memory, or a state of an older build): not checked.
@@ -46,7 +49,8 @@ struct LoaderState {
   }
 };
 
-// One rank's share of one micro-step of a global batch. Row b holds sample s: tokens[b*T + t] = s[t] for t < len(s) - 1 (pad after);
+// One rank's share of one micro-step of a global batch. Row b holds sample s: tokens[b*T + t] = s[t] for
+// t < len(s) - 1 (pad after);
 // targets[b*T + t] = s[t + 1] when that token carries loss, else -100 (pads, and prompt tokens in completion mode).
 struct Batch {
   int64_t B = 0, T = 0;          // B may be 0 on some ranks in the last, partial global batch of an epoch
@@ -74,13 +78,14 @@ class Loader {
   void restore(const LoaderState& s, const std::vector<std::string>& also_shards = {});
   // The LoaderState::shards digest these shards would have with `settings_json` in place of their own settings.
   std::string shards_digest(const std::string& settings_json) const;
-  // Validation: the first n samples in file order among those that fit seq_len (cgprep shuffled them with data.seed; n = 0: all), sorted by
-  // length and cut into global batches of micro_batch x dp, this rank's slices. The samples do not depend on dp,
+  // Validation: the first n samples in file order among those that fit seq_len (cgprep shuffled them with
+  // data.seed; n = 0: all), sorted by length and cut into batches of micro_batch x dp, this rank's slices. The samples do not depend on dp,
   // micro_batch or the loader seed, so a token-weighted loss over them only differs in summation order.
   std::vector<Batch> fixed_batches(int64_t n) const;
 
   int64_t batches_per_epoch() const;          // global batches (optimizer steps) per epoch (the last may be partial)
   int64_t num_samples() const { return int64_t(len_.size()); }
+  int64_t grad_accum() const { return opt_.grad_accum; }  // micro-steps per global batch
   int64_t dropped_too_long() const { return dropped_; }
   int64_t longest_sample() const;             // tokens of the longest sample loaded (kept or not)
   double padding_waste() const;               // pad positions / all positions, over batches returned so far
@@ -92,6 +97,7 @@ class Loader {
   Batch make_batch(const std::vector<int64_t>& global, int64_t epoch, int64_t index, int64_t micro = 0,
                    int64_t parts = 1) const;
   int64_t global_batch() const { return opt_.micro_batch * opt_.dp_size * opt_.grad_accum; }
+  LoaderState position() const;     // state() without its between-steps check
 
   SampleSet data_;
   LoaderOptions opt_;

@@ -49,7 +49,8 @@ std::vector<std::string> other_loss_on_settings(const std::string& settings) {
 }
 
 std::vector<std::string> settings_differences(const std::string& shards, const std::string& config) {
-  const nlohmann::json a = nlohmann::json::parse(shards, nullptr, false), b = nlohmann::json::parse(config, nullptr, false);
+  const nlohmann::json a = nlohmann::json::parse(shards, nullptr, false);
+  const nlohmann::json b = nlohmann::json::parse(config, nullptr, false);
   std::vector<std::string> out;
   if (!a.is_object() || !b.is_object()) return out;
   static const std::pair<const char*, const char*> keys[] = {

@@ -400,11 +400,10 @@ void check_llama_style(const nlohmann::json& j, const std::string& path) {
 
 namespace {
 
-SpModelSpec spec_from_hf_json(const std::string& json_path) {
-  nlohmann::json j = nlohmann::json::parse(read_file(json_path, "tokenizer.json"));
-  CG_CHECK(j.contains("model") && j["model"].value("type", "") == "BPE",
-           "'{}' is not a BPE tokenizer.json (model.type must be \"BPE\")", json_path);
-  check_llama_style(j, json_path);
+// model.vocab {piece: id} as id -> piece.
+std::vector<std::string> vocab_of(const nlohmann::json& j, const std::string& json_path) {
+  CG_CHECK(j.contains("model") && j["model"].contains("vocab") && j["model"]["vocab"].is_object(),
+           "'{}' has no model.vocab object", json_path);
   const auto& jv = j["model"]["vocab"];
   std::vector<std::string> vocab(jv.size());
   for (auto it = jv.begin(); it != jv.end(); ++it) {
@@ -413,6 +412,15 @@ SpModelSpec spec_from_hf_json(const std::string& json_path) {
              vocab.size() - 1);
     vocab[id] = it.key();
   }
+  return vocab;
+}
+
+SpModelSpec spec_from_hf_json(const std::string& json_path) {
+  nlohmann::json j = nlohmann::json::parse(read_file(json_path, "tokenizer.json"));
+  CG_CHECK(j.contains("model") && j["model"].value("type", "") == "BPE",
+           "'{}' is not a BPE tokenizer.json (model.type must be \"BPE\")", json_path);
+  check_llama_style(j, json_path);
+  const std::vector<std::string> vocab = vocab_of(j, json_path);
   // Added tokens must be pieces of the vocabulary (LLaMA-2's <unk>, <s>, </s>); one past it (a <pad> added for
   // fine-tuning) has no place in a sentencepiece model and would silently vanish.
   for (const auto& t : j.value("added_tokens", nlohmann::json::array())) {
@@ -445,6 +453,14 @@ SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path) {
     return spec_from_hf_json(json_path);
   } catch (const nlohmann::json::exception& e) {  // a bad type or syntax: say which file
     CG_FAIL("'{}' is not a tokenizer.json this converter reads: {}", json_path, e.what());
+  }
+}
+
+std::vector<std::string> hf_tokenizer_json_vocab(const std::string& json_path) {
+  try {
+    return vocab_of(nlohmann::json::parse(read_file(json_path, "tokenizer.json")), json_path);
+  } catch (const nlohmann::json::exception& e) {
+    CG_FAIL("'{}' is not a readable tokenizer.json: {}", json_path, e.what());
   }
 }
 

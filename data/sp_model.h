@@ -62,5 +62,8 @@ SpModelSpec sp_model_from_bpe(const std::vector<std::string>& vocab,
 SpModelSpec sp_model_from_llama_tokenizer_js(const std::string& js_path);
 // A Hugging Face tokenizer.json with a BPE model (model.vocab {piece: id}, model.merges ["a b"] or [["a","b"]]).
 SpModelSpec sp_model_from_hf_tokenizer_json(const std::string& json_path);
+// The pieces of a tokenizer.json's model.vocab by id (added tokens past it, such as a <pad>, not included): what a
+// base model's tokenizer is compared by when it has no tokenizer.model.
+std::vector<std::string> hf_tokenizer_json_vocab(const std::string& json_path);
 
 }  // namespace cg

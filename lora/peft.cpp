@@ -156,18 +156,17 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
       CG_FAIL("{}: \"{}\" = {} has the wrong type ({})", where, key, j[key].dump(), e.what());
     }
   };
-  auto opt = [&field](const nlohmann::json& j, const char* key, auto fallback) { return field(j, key, fallback); };
   try {
     std::ifstream in(cfg_path);
     nlohmann::json j = nlohmann::json::parse(in);
-    const std::string peft_type = opt(j, "peft_type", std::string());
+    const std::string peft_type = field(j, "peft_type", std::string());
     CG_CHECK(peft_type == "LORA", "{}: peft_type is {}, expected LORA", where, peft_type.empty() ? "missing" : peft_type);
     c.r = field(j, "r", int64_t(0), true);
     c.lora_alpha = field(j, "lora_alpha", 0.0, true);
-    c.lora_dropout = opt(j, "lora_dropout", 0.0);
-    c.use_rslora = opt(j, "use_rslora", false);
-    c.bias = opt(j, "bias", std::string("none"));
-    c.task_type = opt(j, "task_type", std::string());
+    c.lora_dropout = field(j, "lora_dropout", 0.0);
+    c.use_rslora = field(j, "use_rslora", false);
+    c.bias = field(j, "bias", std::string("none"));
+    c.task_type = field(j, "task_type", std::string());
     if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
       c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
     CG_CHECK(j.contains("target_modules") && !j["target_modules"].is_null(), "{}: the key \"target_modules\" is "
@@ -187,8 +186,8 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
       for (const auto& t : c.target_modules) target_regex = target_regex || t.find('.') != std::string::npos;
     }
     CG_CHECK(c.bias == "none", "{}: bias = {} is not supported (only none)", where, c.bias);
-    CG_CHECK(!opt(j, "fan_in_fan_out", false), "{}: fan_in_fan_out = true is not supported", where);
-    CG_CHECK(!opt(j, "use_dora", false), "{}: DoRA adapters (use_dora = true) are not supported", where);
+    CG_CHECK(!field(j, "fan_in_fan_out", false), "{}: fan_in_fan_out = true is not supported", where);
+    CG_CHECK(!field(j, "use_dora", false), "{}: DoRA adapters (use_dora = true) are not supported", where);
     for (const char* k : {"rank_pattern", "alpha_pattern"})
       CG_CHECK(!j.contains(k) || j[k].is_null() || j[k].empty(), "{}: a non-empty {} is not supported", where, k);
     // Adapters on some layers only, extra trained modules (e.g. lm_head) or LoRA biases: not this model's layout.
@@ -196,7 +195,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
       CG_CHECK(!j.contains(k) || j[k].is_null() || (j[k].is_array() && j[k].empty()),
                "{}: {} = {} is not supported (cgtrain adapts every layer's target modules and nothing else)", where,
                k, j[k].dump());
-    CG_CHECK(!opt(j, "lora_bias", false), "{}: lora_bias = true is not supported", where);
+    CG_CHECK(!field(j, "lora_bias", false), "{}: lora_bias = true is not supported", where);
     // PiSSA, OLoRA, CorDA and LoftQ start from a changed base (W - B0 A0, or a quantised W): their factors mean
     // nothing added to the original weights. Gaussian, EVA and orthogonal starts leave the base as it is.
     if (j.contains("init_lora_weights") && j["init_lora_weights"].is_string()) {

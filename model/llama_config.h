@@ -32,8 +32,10 @@ LlamaConfig llama_config_from_json(const std::string& json_text);
 // Read <dir>/config.json.
 LlamaConfig load_llama_config(const std::string& hf_dir);
 // Reads <hf_dir>/config.json (refusing settings this model cannot run) and fails, naming every differing field,
-// when it is not `expected`, the shape the caller will build (expected_from: where that came from, e.g. "the run's
-// model_config.json"): weights of another base would otherwise load by shape alone.
+// when it describes another model than `expected`, the one the caller will build (expected_from: where that came
+// from, e.g. "the run's model_config.json"): weights of another base would otherwise load by shape alone. A
+// differing rms_norm_eps or max_position_embeddings (revised in published configs of the same weights) is warned
+// about; expected's values are used. Without a config.json there is nothing to compare (the weights' shapes are).
 void check_hf_config(const std::string& hf_dir, const LlamaConfig& expected, const std::string& expected_from);
 // Named flavors: tiny (a few M params for CPU runs), 7b, 13b, 70b (LLaMA-2 shapes).
 // vocab_size <= 0 keeps the flavor's vocabulary (32000; tiny: 512).

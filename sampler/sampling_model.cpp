@@ -73,8 +73,8 @@ lora::LoraSpec inference_spec(int64_t r, double alpha, bool rslora) {
 }
 
 // The base folder an adapter is merged into: not an adapter folder itself (transformers would apply that one; here
-// it would be ignored), not a cgexport --merge of this very adapter (applied twice), and, for a PEFT adapter that
-// names a local base, that base (warned: a copy elsewhere is fine).
+// it would be ignored), not a cgexport --merge of this adapter or of a checkpoint of its run (applied twice), and,
+// for a PEFT adapter that names a local base, that base (warned: a copy elsewhere is fine).
 // peft_base: the PEFT adapter's base_model_name_or_path; run_checkpoint: the step folder of a run checkpoint.
 void check_base_folder(const std::string& hf_dir, const std::string& adapter, AdapterKind kind,
                        const std::string& peft_base, const std::string& run_checkpoint,
@@ -83,30 +83,15 @@ void check_base_folder(const std::string& hf_dir, const std::string& adapter, Ad
            "(adapter_config.json), which would not be applied: give its base as model.hf_dir and the adapter as "
            "sample.adapter={}", hf_dir, hf_dir);
   if (kind == AdapterKind::kNone) return;
-  std::string merged_sha, merged_ckpt;
-  try {
-    const auto j = nlohmann::json::parse(read_file((fs::path(hf_dir) / "config.json").string(), "config.json"));
-    if (j.contains(kMergedKey) && j[kMergedKey].is_object()) {
-      merged_sha = j[kMergedKey].value("adapter_sha256", "");
-      merged_ckpt = j[kMergedKey].value("checkpoint", "");
-    }
-  } catch (const nlohmann::json::exception&) {
-  }  // the model loader says what is wrong with config.json
-  if (kind == AdapterKind::kPeft) {
-    const fs::path w = fs::path(adapter) / "adapter_model.safetensors";
-    CG_CHECK(merged_sha.empty() || !fs::exists(w) || sha256_file(w.string()) != merged_sha, "model.hf_dir {} is a "
-             "cgexport --merge with sample.adapter {} already merged in: applying it again doubles its update; leave "
-             "sample.adapter empty to sample the merged model, or give its base as model.hf_dir", hf_dir, adapter);
-    std::error_code ec;
-    if (dims.rank == 0 && !peft_base.empty() && fs::is_directory(peft_base) && !fs::equivalent(peft_base, hf_dir, ec))
-      spdlog::warn("PEFT adapter {} names the base {} (base_model_name_or_path), but model.hf_dir is {}: fine if "
-                   "that is a copy of the same weights, wrong otherwise", adapter, peft_base, hf_dir);
-  } else {
-    CG_CHECK(merged_ckpt.empty() || merged_ckpt != fs::weakly_canonical(run_checkpoint).string(), "model.hf_dir {} "
-             "is a cgexport --merge of the checkpoint {} (sample.adapter {}): applying it again doubles its update; "
-             "leave sample.adapter empty to sample the merged model, or give the run's base as model.hf_dir", hf_dir,
-             merged_ckpt, adapter);
-  }
+  const std::string twice = merged_twice(hf_dir, kind == AdapterKind::kPeft ? peft_adapter_source(adapter)
+                                                                            : checkpoint_source(run_checkpoint),
+                                         "sample.adapter " + adapter);
+  CG_CHECK(twice.empty(), "{}", twice);
+  std::error_code ec;
+  if (kind == AdapterKind::kPeft && dims.rank == 0 && !peft_base.empty() && fs::is_directory(peft_base) &&
+      !fs::equivalent(peft_base, hf_dir, ec))
+    spdlog::warn("PEFT adapter {} names the base {} (base_model_name_or_path), but model.hf_dir is {}: fine if "
+                 "that is a copy of the same weights, wrong otherwise", adapter, peft_base, hf_dir);
 }
 
 }  // namespace
@@ -234,7 +219,8 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
       };
     }
   }
-  if (!bo.hf_dir.empty() && !every_weight_from_adapter) check_base_folder(bo.hf_dir, c.sample.adapter, kind, peft_base, run_checkpoint, dims);
+  if (!bo.hf_dir.empty() && !every_weight_from_adapter)
+    check_base_folder(bo.hf_dir, c.sample.adapter, kind, peft_base, run_checkpoint, dims);
   if (bo.hf_dir.empty() && !every_weight_from_adapter && dims.rank == 0) {
     if (!peft_base.empty())
       spdlog::warn("PEFT adapter {} was trained on base {} (its base_model_name_or_path), but model.hf_dir is empty, "

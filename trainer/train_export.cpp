@@ -116,26 +116,43 @@ void stream_hf_checkpoint(const std::string& dir, const model::NamedShapes& shap
   w.finish();
 }
 
-// A merged checkpoint is its base with other weights: the base's config.json (its token ids, generation fields,
-// anything transformers reads) and its tokenizer and generation files are kept, so the folder loads as the base
-// did. config.json also records what was merged (kMergedKey), so cgsample refuses to apply that adapter again.
+// A merged checkpoint (or a full-parameter run's, fine-tuned from an HF base) is its base with other weights: the
+// base's config.json (its token ids, generation fields, anything transformers reads) and its tokenizer and
+// generation files are kept, so the folder loads as the base did; tokenizer.json only when the run's tokenizer
+// (tok_bytes) is the base's tokenizer.model, or the base has none. A merge's config.json also records what was
+// merged (kMergedKey), so cgsample refuses to apply that adapter again.
 // dtype_given: --dtype set every tensor's dtype (config.json's torch_dtype follows it; else the base's stays).
-void finish_merged_folder(const std::string& dir, const std::string& base_dir, bool dtype_given,
-                          const MergedFrom& merged) {
+void finish_hf_folder(const std::string& dir, const std::string& base_dir, bool dtype_given,
+                      const std::string& tok_bytes, const MergedFrom* merged) {
   nlohmann::ordered_json j = nlohmann::ordered_json::parse(read_file(dir + "/config.json", "config.json"));
-  if (!base_dir.empty()) {
+  if (!base_dir.empty() && fs::is_regular_file(fs::path(base_dir) / "config.json")) {
     const nlohmann::ordered_json ours = j;
     j = nlohmann::ordered_json::parse(read_file(base_dir + "/config.json", "the base's config.json"));
     if (dtype_given || !j.contains("torch_dtype")) j["torch_dtype"] = ours["torch_dtype"];
+    const fs::path base_tok = fs::path(base_dir) / "tokenizer.model";
+    const bool same_tokenizer = !fs::exists(base_tok) || read_file(base_tok.string(), "tokenizer") == tok_bytes;
     for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                           "generation_config.json", "added_tokens.json"}) {
       const fs::path src = fs::path(base_dir) / f;
+      if (std::string(f) == "tokenizer.json" && !same_tokenizer) {
+        spdlog::warn("cgexport: the run trained with another tokenizer.model than the base's, so the base's "
+                     "tokenizer.json is not copied beside it");
+        continue;
+      }
       if (fs::is_regular_file(src) && !fs::exists(fs::path(dir) / f))
         write_file_atomic(dir + "/" + f, read_file(src.string(), f));
     }
   }
-  j[kMergedKey] = {{"adapter_sha256", merged.adapter_sha256}, {"checkpoint", merged.checkpoint}};
+  if (merged) j[kMergedKey] = {{"adapter_sha256", merged->adapter_sha256}, {"checkpoint", merged->checkpoint},
+                               {"run_dir", merged->run_dir}};
   write_file_atomic(dir + "/config.json", j.dump(2) + "\n");
+}
+
+std::string canonical(const std::string& p) { return fs::weakly_canonical(p).string(); }
+
+MergedFrom merged_from(const std::string& adapter_file, const CheckpointInfo& ck) {
+  const fs::path step = fs::weakly_canonical(ck.path);
+  return {sha256_file(adapter_file), step.string(), step.parent_path().parent_path().string()};
 }
 
 // Writes the export of checkpoint `ck` into `dir` (export_run's staging folder).
@@ -168,6 +185,7 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
       full.erase(it);
       return t;
     });
+    finish_hf_folder(dir, cfg.model.hf_dir, !o.dtype.empty(), tok_bytes, nullptr);
     return;
   }
 
@@ -184,7 +202,13 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
   const lora::PeftConfig pc = lora::peft_config_from(cfg.lora, base_name);
   std::optional<BaseWeights> base;
   if (o.merge) base.emplace(cfg, lc, shapes);  // checks the base against model_config.json before writing anything
-  lora::write_peft_adapter(o.merge ? dir + "/adapter" : dir, pc, full, asked);
+  const std::string adapter_dir = o.merge ? dir + "/adapter" : dir;
+  lora::write_peft_adapter(adapter_dir, pc, full, asked);
+  {
+    const MergedFrom src = merged_from(adapter_dir + "/adapter_model.safetensors", ck);
+    const nlohmann::ordered_json j = {{"checkpoint", src.checkpoint}, {"run_dir", src.run_dir}};
+    write_file_atomic(adapter_dir + "/" + kAdapterSourceFile, j.dump(2) + "\n");
+  }
   // The adapter folder carries its tokenizer too: cgsample given OUT/adapter reads its ids with it.
   if (o.merge && !tok_bytes.empty()) write_file_atomic(dir + "/adapter/tokenizer.model", tok_bytes);
   if (o.merge) {
@@ -203,9 +227,8 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
       CG_CHECK(merged.count(name), "{}: LoRA factor {} has no base weight in the model of model_config.json",
                ck.path, name);
     spdlog::info("merged {} LoRA pairs into {} base tensors", merged.size() / 2, shapes.size());
-    finish_merged_folder(dir, cfg.model.hf_dir, !o.dtype.empty(),
-                         {sha256_file(dir + "/adapter/adapter_model.safetensors"),
-                          fs::weakly_canonical(ck.path).string()});
+    const MergedFrom from = merged_from(dir + "/adapter/adapter_model.safetensors", ck);
+    finish_hf_folder(dir, cfg.model.hf_dir, !o.dtype.empty(), tok_bytes, &from);
   }
 }
 
@@ -247,6 +270,41 @@ ExportOptions from_step_folder(ExportOptions o) {
 }
 
 }  // namespace
+
+MergedFrom peft_adapter_source(const std::string& peft_dir) {
+  MergedFrom m;
+  const fs::path w = fs::path(peft_dir) / "adapter_model.safetensors", src = fs::path(peft_dir) / kAdapterSourceFile;
+  if (fs::is_regular_file(w)) m.adapter_sha256 = sha256_file(w.string());
+  if (fs::is_regular_file(src)) {
+    const auto j = nlohmann::json::parse(read_file(src.string(), kAdapterSourceFile), nullptr, false);
+    if (j.is_object()) {
+      m.checkpoint = j.value("checkpoint", "");
+      m.run_dir = j.value("run_dir", "");
+    }
+  }
+  return m;
+}
+
+MergedFrom checkpoint_source(const std::string& step_folder) {
+  const fs::path step = fs::weakly_canonical(step_folder);
+  return {"", step.string(), step.parent_path().parent_path().string()};
+}
+
+std::string merged_twice(const std::string& hf_dir, const MergedFrom& candidate, const std::string& what) {
+  const fs::path cfg = fs::path(hf_dir) / "config.json";
+  if (!fs::is_regular_file(cfg)) return "";
+  const auto j = nlohmann::json::parse(read_file(cfg.string(), "config.json"), nullptr, false);
+  if (!j.is_object() || !j.contains(kMergedKey) || !j[kMergedKey].is_object()) return "";
+  const auto& m = j[kMergedKey];
+  const std::string sha = m.value("adapter_sha256", ""), run = m.value("run_dir", ""), ck = m.value("checkpoint", "");
+  const bool same_file = !sha.empty() && sha == candidate.adapter_sha256;
+  const bool same_run = !run.empty() && run == candidate.run_dir;
+  if (!same_file && !same_run) return "";
+  return fmt::format("model.hf_dir {} already has {} merged in (cgexport --merge), and {} is {}: applying it adds "
+                     "that update a second time; use the merged model without an adapter, or give the run's base as "
+                     "model.hf_dir", hf_dir, ck.empty() ? "an adapter" : "checkpoint " + ck, what,
+                     same_file ? "that adapter" : "a checkpoint of the same run " + run);
+}
 
 std::string export_run(const ExportOptions& given) {
   const ExportOptions o = from_step_folder(given);

@@ -18,13 +18,21 @@ struct ExportOptions {
   std::string base;             // the base HF folder when it moved since training; empty: the run's model.hf_dir
 };
 
-// A merged checkpoint's config.json records what was merged into it under this key, {"adapter_sha256": sha256 of
-// the adapter's adapter_model.safetensors, "checkpoint": the step folder's canonical path}: cgsample refuses to
-// apply the same adapter again.
+// A merged checkpoint's config.json records what was merged into it under this key: {"adapter_sha256": sha256 of
+// the adapter's adapter_model.safetensors, "checkpoint": the step folder's canonical path, "run_dir": its run's}.
+// Every adapter cgexport writes has kAdapterSourceFile beside it ({"checkpoint", "run_dir"}; PEFT ignores it).
 inline constexpr const char* kMergedKey = "cgtrain_merged";
+inline constexpr const char* kAdapterSourceFile = "cgtrain_source.json";
 struct MergedFrom {
-  std::string adapter_sha256, checkpoint;
+  std::string adapter_sha256, checkpoint, run_dir;  // "" where unknown
 };
+// What applying an adapter would add: a PEFT folder (its weights' sha256, and its kAdapterSourceFile when cgexport
+// wrote it), or a run's step folder (checkpoint and run).
+MergedFrom peft_adapter_source(const std::string& peft_dir);
+MergedFrom checkpoint_source(const std::string& step_folder);
+// Why applying `candidate` to the model in hf_dir would add an update already merged into it (the same adapter
+// file, or any checkpoint of the merged one's run), naming `what` (e.g. "sample.adapter X"); "" when it would not.
+std::string merged_twice(const std::string& hf_dir, const MergedFrom& candidate, const std::string& what);
 
 // Writes into out:
 //   LoRA run:   adapter_model.safetensors + adapter_config.json (PEFT), tokenizer.model;

@@ -84,37 +84,34 @@ int agreed_stop(const dist::ParallelDims& dims) {
 // would feed the base other ids for the same text (training runs, on scrambled text). Compared piece by piece, not
 // by bytes: a converted copy of the same vocabulary (cgtok llama-js) is not byte for byte Meta's file. A handful of
 // differing pieces (control piece names) is said; more stop the run.
-// A base folder with only Hugging Face's tokenizer.json is compared through the same conversion cgtok hf-json makes.
+// A base folder with only Hugging Face's tokenizer.json is compared by its model.vocab (added tokens past it, such
+// as a <pad> row, are ids the data never holds).
 void check_base_tokenizer(const Config& cfg, const std::string& tok_path, const std::string& tok_hash) {
   if (cfg.model.hf_dir.empty()) return;
   std::string base_path = cfg.model.hf_dir + "/tokenizer.model";
-  std::optional<Tokenizer> converted;
-  if (!fs::exists(base_path)) {
-    const std::string json_path = cfg.model.hf_dir + "/tokenizer.json";
-    if (!fs::exists(json_path)) return;
-    try {
-      converted = Tokenizer::from_bytes(serialize_sp_model(sp_model_from_hf_tokenizer_json(json_path)));
-    } catch (const Error& e) {
-      CG_FAIL("the base model's tokenizer {} cannot be checked against the shards' tokenizer {}: {}; the shards must "
-              "be made with the base's own tokenizer (cgtok hf-json {} OUT.model, then cgprep with "
-              "data.tokenizer=OUT.model)", json_path, tok_path, message_of(e), json_path);
-    }
-    base_path = json_path;
-  } else if (sha256_file(base_path) == tok_hash) {
-    return;
+  std::vector<std::string> base;
+  if (fs::exists(base_path)) {
+    if (sha256_file(base_path) == tok_hash) return;
+    const Tokenizer t = Tokenizer::load(base_path);
+    for (int i = 0; i < t.vocab_size(); ++i) base.push_back(t.piece(i));
+  } else {
+    base_path = cfg.model.hf_dir + "/tokenizer.json";
+    if (!fs::exists(base_path)) return;
+    base = hf_tokenizer_json_vocab(base_path);
   }
-  const Tokenizer base = converted ? *converted : Tokenizer::load(base_path), ours = Tokenizer::load(tok_path);
+  const Tokenizer ours = Tokenizer::load(tok_path);
+  const int n_base = int(base.size());
   std::vector<int> differ;
-  for (int i = 0; i < std::min(base.vocab_size(), ours.vocab_size()); ++i)
-    if (base.piece(i) != ours.piece(i)) differ.push_back(i);
-  if (differ.empty() && base.vocab_size() == ours.vocab_size()) return;
+  for (int i = 0; i < std::min(n_base, ours.vocab_size()); ++i)
+    if (base[size_t(i)] != ours.piece(i)) differ.push_back(i);
+  if (differ.empty() && n_base == ours.vocab_size()) return;
   const std::string first = differ.empty() ? "" : fmt::format("; e.g. id {} is '{}' there, '{}' here", differ[0],
-                                                              base.piece(differ[0]), ours.piece(differ[0]));
-  CG_CHECK(differ.size() <= 8 && base.vocab_size() == ours.vocab_size(), "the base model's tokenizer {} ({} pieces) "
+                                                              base[size_t(differ[0])], ours.piece(differ[0]));
+  const bool json = base_path.size() > 5 && base_path.compare(base_path.size() - 5, 5, ".json") == 0;
+  CG_CHECK(differ.size() <= 8 && n_base == ours.vocab_size(), "the base model's tokenizer {} ({} pieces) "
            "and the shards' tokenizer {} ({} pieces) differ in {} piece(s){}: the base would read other text than "
-           "the shards hold; run cgprep with data.tokenizer={}", base_path, base.vocab_size(), tok_path,
-           ours.vocab_size(), differ.size(), first,
-           converted ? "OUT.model (made by cgtok hf-json " + base_path + " OUT.model)" : base_path);
+           "the shards hold; run cgprep with data.tokenizer={}", base_path, n_base, tok_path, ours.vocab_size(),
+           differ.size(), first, json ? "OUT.model (made by cgtok hf-json " + base_path + " OUT.model)" : base_path);
   spdlog::warn("the shards' tokenizer {} differs from the base model's {} in {} piece(s){}", tok_path, base_path,
                differ.size(), first);
 }
@@ -298,7 +295,7 @@ int train(const Config& cfg) {
                      : fmt::format("use at most {} dp replicas, or more data", n_train));
   // Each sample keeps the augmentation and task cgprep drew for it; the paper draws them afresh every epoch, which
   // data.copies buys ahead: one copy per pass over the crystals.
-  const double passes = double(cfg.train.steps) * double(cfg.train.micro_batch * dims.dp * cfg.train.grad_accum) /
+  const double passes = double(cfg.train.steps) * double(global_batch) /
                         double(std::max<int64_t>(1, loader.num_samples()));
   if (lead && passes > 1.05)
     spdlog::warn("train.steps={} go {:.1f} times over the {} training samples, each with the one augmentation and task "
@@ -445,7 +442,7 @@ int train(const Config& cfg) {
   while (st.step < steps) {
     const double lr = sched.at(st.step);
     const double t_step = now_s();
-    const StepResult r = train_step(m, loader, grads, opt, lr, cfg.train.grad_accum, cfg.train.clip_grad_norm, dims);
+    const StepResult r = train_step(m, loader, grads, opt, lr, cfg.train.clip_grad_norm, dims);
     const double step_s = now_s() - t_step;  // ends with the step's one device->host copy (its statistics)
     clock.step_s += step_s;
     ++clock.steps;

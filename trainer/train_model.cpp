@@ -11,6 +11,7 @@
 #include "dist/parallel_dims.h"
 #include "dist/tp_plan.h"
 #include "lora/peft.h"
+#include "trainer/train_export.h"
 
 namespace cg {
 
@@ -74,10 +75,15 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
     if (m.lora.dropout_gen) llama->recompute_generators.push_back(*m.lora.dropout_gen);
     if (!cfg.lora.init_adapter.empty() && !resuming) {
       lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
+      if (!cfg.model.hf_dir.empty()) {
+        const std::string twice = merged_twice(cfg.model.hf_dir, peft_adapter_source(cfg.lora.init_adapter),
+                                               "lora.init_adapter " + cfg.lora.init_adapter);
+        CG_CHECK(twice.empty(), "{}", twice);
+      }
       CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
                cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);
       // The factors only mean the adapter's update under its own scale (alpha / r or alpha / sqrt(r)).
-      // Equal scales (e.g. alpha 8 with rsLoRA at r 16 and alpha 2 without) give the same update.
+      // Equal scales (e.g. alpha 8 with rsLoRA at r 16 and alpha 32 without) give the same update.
       CG_CHECK(std::fabs(a.config.scale() - lora::lora_scale(spec)) <= 1e-12 * std::fabs(lora::lora_scale(spec)),
                "lora.init_adapter {} was trained with lora_alpha {} and use_rslora {}, but this run has lora.alpha={} "
                "lora.rslora={}: its update would be scaled by {} instead of {}; set lora.alpha={} lora.rslora={}",

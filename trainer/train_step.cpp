@@ -45,13 +45,13 @@ at::Tensor batch_loss_sum(TrainModel& m, const Batch& b, const dist::ParallelDim
   return batch_token_losses(m, b, dims).sum();
 }
 
-StepResult train_step(TrainModel& m, Loader& loader, TrainGrads& grads, AdamW& opt, double lr, int64_t grad_accum,
-                      double clip_grad_norm, const dist::ParallelDims& dims) {
+StepResult train_step(TrainModel& m, Loader& loader, TrainGrads& grads, AdamW& opt, double lr, double clip_grad_norm,
+                      const dist::ParallelDims& dims) {
   m.llama->train();
   StepResult r;
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(m.device));
   int64_t loss_tokens = 0, real_tokens = 0;
-  for (int64_t i = 0; i < grad_accum; ++i) {
+  for (int64_t i = 0; i < loader.grad_accum(); ++i) {  // one global batch: the loader's micro-steps
     Batch b = loader.next();
     r.epoch = b.epoch;
     if (b.B == 0) continue;  // the last global batch of an epoch may leave this dp replica empty (all its tp ranks)

@@ -21,9 +21,10 @@ struct StepResult {
   int64_t epoch = 0;        // epoch of the last batch consumed
 };
 
-// Runs the step at learning rate `lr`. Collective over the whole grid.
-StepResult train_step(TrainModel& m, Loader& loader, TrainGrads& grads, AdamW& opt, double lr, int64_t grad_accum,
-                      double clip_grad_norm, const dist::ParallelDims& dims);
+// Runs one optimizer step at learning rate `lr` over the loader's next global batch (its grad_accum micro-steps).
+// Collective over the whole grid.
+StepResult train_step(TrainModel& m, Loader& loader, TrainGrads& grads, AdamW& opt, double lr, double clip_grad_norm,
+                      const dist::ParallelDims& dims);
 
 // Mean token loss over a validation set, in all and per task: a run's samples mix the generation and infill tasks
 // in the proportion data.infill_fraction draws, so runs that differ in it compare by task. NaN where no token

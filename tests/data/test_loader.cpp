@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 
@@ -199,6 +200,21 @@ TEST(Loader, GradAccumCutsTheGlobalBatchIntoMicroSteps) {
   } catch (const cg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("train.grad_accum"), std::string::npos) << e.what();
   }
+  // A state of a build before grad_accum was part of the global batch (no "grad_accum" in it): its 4 was
+  // micro_batch x dp; under another product the error says so and how to resume.
+  nlohmann::json old = nlohmann::json::parse(c[0].state().to_json());
+  EXPECT_EQ(old["grad_accum"], 1);
+  old.erase("grad_accum");
+  const cg::LoaderState older = cg::LoaderState::from_json(old.dump());
+  EXPECT_EQ(older.grad_accum, 0);
+  try {
+    b[0].restore(older);
+    ADD_FAILURE() << "global batch 8 restored an older state of 4";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("saved by a cgtrain before 2026-12-04"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("train.grad_accum=1"), std::string::npos) << e.what();
+  }
+  c[0].restore(older);  // the same global batch: resumes
 }
 
 TEST(Loader, ResumeEqualsUninterruptedRun) {

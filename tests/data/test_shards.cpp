@@ -170,7 +170,8 @@ TEST(ShardSettings, DifferencesNameTheDataKeys) {
   b.loss_on = "completion";
   EXPECT_EQ(cg::settings_differences(json(a), json(b)),
             (std::vector<std::string>{"data.angle_mode: \"round\" in the shards, \"truncate\" in the config",
-                                      fmt::format("data.copies: {} in the shards, {} in the config", a.copies, b.copies),
+                                      fmt::format("data.copies: {} in the shards, {} in the config", a.copies,
+                                                  b.copies),
                                       fmt::format("data.infill_fraction: {} in the shards, 0.0 in the config",
                                                   nlohmann::json(a.infill_fraction).dump()),
                                       "data.loss_on: \"all\" in the shards, \"completion\" in the config"}));

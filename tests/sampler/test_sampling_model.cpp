@@ -204,10 +204,13 @@ TEST(SamplingModel, LoraRunCheckpointEqualsTheTrainingModel) {
   fs::copy(d + "/base", d + "/merged");
   auto cfg = nlohmann::json::parse(read_file(d + "/merged/config.json"));
   const std::string step7 = fs::weakly_canonical(d + "/run/checkpoints/step-7").string();
-  cfg[kMergedKey] = {{"adapter_sha256", "0"}, {"checkpoint", step7}};
+  // Recorded as merged: another checkpoint of the same run (here the same one) would add its update again.
+  cfg[kMergedKey] = {{"adapter_sha256", "0"}, {"checkpoint", step7},
+                     {"run_dir", fs::weakly_canonical(d + "/run").string()}};
   std::ofstream(d + "/merged/config.json") << cfg.dump();
   e = error_of(d + "/merged");
-  EXPECT_NE(e.find("is a cgexport --merge of the checkpoint"), std::string::npos) << e;
+  EXPECT_NE(e.find("already has checkpoint " + step7 + " merged in"), std::string::npos) << e;
+  EXPECT_NE(e.find("is a checkpoint of the same run"), std::string::npos) << e;
   EXPECT_EQ(error_of(d + "/base"), "<no error>");
   fs::remove_all(d);
 }
@@ -332,8 +335,8 @@ TEST(SamplingModel, BaseFolderIsNotTheAdapterOrItsMerge) {
                      {"checkpoint", "/somewhere/run/checkpoints/step-5"}};
   std::ofstream(d + "/merged/config.json") << cfg.dump();
   e = error_of(d + "/merged", d + "/adapter");
-  EXPECT_NE(e.find("is a cgexport --merge with sample.adapter " + d + "/adapter already merged in"),
-            std::string::npos) << e;
+  EXPECT_NE(e.find("already has checkpoint /somewhere/run/checkpoints/step-5 merged in (cgexport --merge), and "
+                   "sample.adapter " + d + "/adapter is that adapter"), std::string::npos) << e;
   EXPECT_EQ(error_of(d + "/merged", ""), "<no error>");  // the merged model alone
   factors.begin()->second.mul_(2);  // another adapter on the merged model: allowed
   lora::write_peft_adapter(d + "/adapter2", pc, factors);

@@ -23,12 +23,15 @@
 #include <random>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include <torch/torch.h>
 
 #include "common/error.h"
 #include "common/file_lock.h"
 #include "common/sha256.h"
 #include "data/shard.h"
+#include "data/shard_settings.h"
 #include "data/sp_model.h"
 #include "dist/parallel_dims.h"
 #include "lora/peft.h"
@@ -376,16 +379,49 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
     r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/tok_base"), {"data.shards_dir=" + shards,
                                                                        "model.hf_dir=" + hf, "train.steps=2"}));
     EXPECT_EQ(r.rc, 0) << r.output;
-    // A base with Hugging Face's tokenizer.json only is compared through the converter; one it cannot convert is
-    // refused, saying how to make shards with the base's tokenizer.
+    // A base with Hugging Face's tokenizer.json only is compared by its model.vocab; an added <pad> past it is no
+    // piece of the data's.
     fs::remove(hf + "/tokenizer.model");
-    std::ofstream(hf + "/tokenizer.json") << R"({"model": {"type": "Unigram", "vocab": []}})";
+    const auto tokenizer_json = [](char letter) {
+      nlohmann::json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+      for (int i = 3; i < 97; ++i) vocab[std::string(1, letter) + std::to_string(i)] = i;
+      return nlohmann::json{{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}},
+                            {"added_tokens", {{{"id", 97}, {"content", "<pad>"}}}}}.dump();
+    };
+    std::ofstream(hf + "/tokenizer.json") << tokenizer_json('b');
     r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/tok_json"), {"data.shards_dir=" + shards,
                                                                        "model.hf_dir=" + hf, "train.steps=2"}));
     EXPECT_NE(r.rc, 0);
-    EXPECT_NE(r.output.find("the base model's tokenizer " + hf + "/tokenizer.json cannot be checked"),
+    EXPECT_NE(r.output.find("the base model's tokenizer " + hf + "/tokenizer.json (97 pieces) and the shards'"),
               std::string::npos) << r.output;
     EXPECT_NE(r.output.find("cgtok hf-json " + hf + "/tokenizer.json OUT.model"), std::string::npos) << r.output;
+    std::ofstream(hf + "/tokenizer.json") << tokenizer_json('a');
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/tok_json2"), {"data.shards_dir=" + shards,
+                                                                        "model.hf_dir=" + hf, "train.steps=2"}));
+    EXPECT_EQ(r.rc, 0) << r.output;
+  }
+  // Shards made with other data settings than the config's: said, key by key; data.loss_on is cgtrain's own.
+  {
+    const std::string shards = d + "/settings_shards";
+    fs::remove_all(shards);
+    fs::create_directories(shards);
+    fs::copy_file(s + "/shards/tokenizer.model", shards + "/tokenizer.model");
+    cg::DataConfig made = cg::Config{}.data;
+    made.copies = 3;
+    made.loss_on = "completion";
+    for (const char* split : {"train", "val"}) {
+      cg::ShardMeta m;
+      const cg::SampleSet set = cg::read_shard(cg::shard_path(s + "/shards", split, 0), &m);
+      m.settings_json = cg::settings_json(made, cg::text_options(made));
+      cg::write_shard(cg::shard_path(shards, split, 0), set, m);
+    }
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/settings_run"), {"data.shards_dir=" + shards,
+                                                                           "train.steps=1", "train.val_every=0"}));
+    EXPECT_EQ(r.rc, 0) << r.output;
+    EXPECT_NE(r.output.find("were made with other data settings than this config's (data.copies: 3 in the shards, 1 "
+                            "in the config)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("data.loss_on is all here, but the shards' cgprep config said otherwise"),
+              std::string::npos) << r.output;
   }
   // A base with more embedding rows than the tokenizer has pieces (an added <pad> row, or padding to a multiple):
   // trains, the extra rows said; fewer rows are refused.
@@ -530,6 +566,13 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   } catch (const cg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("set lora.alpha=8 lora.rslora=false"), std::string::npos) << e.what();
   }
+  // The same scale spelled otherwise (rsLoRA: 4 / sqrt(4) = 8 / 4) is the same update: loaded, same logits.
+  cg::Config same_scale = c;
+  same_scale.lora.alpha = 4;
+  same_scale.lora.rslora = true;
+  cg::TrainModel rs = cg::build_train_model(same_scale, dims, lc.vocab_size, at::kCPU);
+  rs.llama->eval();
+  EXPECT_TRUE(torch::allclose(rs.llama->forward(tokens), la, 1e-6, 1e-6));
   // ... and differs from the base model: the adapter did something.
   cg::Config cb = cg::load_config(trained_cfg, {"parallel.tp=1", "lora.enabled=false"});
   cg::TrainModel base = cg::build_train_model(cb, dims, lc.vocab_size, at::kCPU);

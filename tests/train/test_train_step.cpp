@@ -70,9 +70,10 @@ TrainModel build(bool lora, const std::string& dtype = "fp32") {
   return build_train_model(c, dims(), 97, at::kCPU);
 }
 
-Loader loader() {
+Loader loader(int64_t grad_accum = 1) {
   LoaderOptions o;
   o.micro_batch = 4;
+  o.grad_accum = grad_accum;
   o.seq_len = 48;
   return Loader::from_shards(setup() + "/shards", "train", o);
 }
@@ -96,7 +97,7 @@ TEST(TrainStep, OnlyLoraTensorsChange) {
   for (const auto& p : m.trainable) lora_before.push_back(p.param.detach().clone());
   Loader ld = loader();
   for (int i = 0; i < 3; ++i) {
-    StepResult r = train_step(m, ld, grads, opt, 1e-2, 1, 1.0, dims());
+    StepResult r = train_step(m, ld, grads, opt, 1e-2, 1.0, dims());
     EXPECT_FALSE(r.skipped);
     EXPECT_TRUE(std::isfinite(r.stats.loss));
   }
@@ -119,7 +120,7 @@ TEST(TrainStep, ValidationLossPerTaskEqualsRowByRowSums) {
   AdamW opt = make_optimizer(m, TrainConfig{});
   TrainGrads grads(m.trainable, dims());
   Loader ld = loader();
-  train_step(m, ld, grads, opt, 1e-2, 1, 1.0, dims());
+  train_step(m, ld, grads, opt, 1e-2, 1.0, dims());
   LoaderOptions o;
   o.micro_batch = 4;
   o.seq_len = 48;
@@ -173,8 +174,8 @@ TEST(TrainStep, Bf16BaseTrainsLikeFp32) {
   TrainGrads g16(m16.trainable, dims()), g32(m32.trainable, dims());
   Loader l16 = loader(), l32 = loader();
   for (int i = 0; i < 3; ++i) {
-    const StepResult a = train_step(m16, l16, g16, o16, 1e-3, 1, 1.0, dims());
-    const StepResult b = train_step(m32, l32, g32, o32, 1e-3, 1, 1.0, dims());
+    const StepResult a = train_step(m16, l16, g16, o16, 1e-3, 1.0, dims());
+    const StepResult b = train_step(m32, l32, g32, o32, 1e-3, 1.0, dims());
     ASSERT_FALSE(a.skipped);
     EXPECT_NEAR(a.stats.loss, b.stats.loss, 2e-3 * std::abs(b.stats.loss)) << "step " << i;
     EXPECT_NEAR(a.stats.grad_norm, b.stats.grad_norm, 0.1 * b.stats.grad_norm) << "step " << i;
@@ -234,13 +235,13 @@ TEST(TrainStep, CallsNoOperatorThatWaitsForTheDevice) {
   TrainModel m = build(true);
   AdamW opt = make_optimizer(m, TrainConfig{});
   TrainGrads grads(m.trainable, dims());
-  Loader ld = loader();
-  train_step(m, ld, grads, opt, 1e-2, 2, 1.0, dims());  // warm-up: lazy initialisation is not the step
+  Loader ld = loader(/*grad_accum=*/2);
+  train_step(m, ld, grads, opt, 1e-2, 1.0, dims());  // warm-up: lazy initialisation is not the step
   std::map<std::string, int> seen;
   {
     OpNames ops;
     OpNames::take();
-    const StepResult r = train_step(m, ld, grads, opt, 1e-2, /*grad_accum=*/2, /*clip=*/1e-3, dims());
+    const StepResult r = train_step(m, ld, grads, opt, 1e-2, /*clip=*/1e-3, dims());
     ASSERT_FALSE(r.skipped);
     ASSERT_LT(r.clip_factor, 1.0);  // the clipping path ran too
     seen = OpNames::take();
@@ -284,7 +285,7 @@ TEST(TrainStep, NonFiniteStepIsSkipped) {
   std::vector<at::Tensor> before;
   for (const auto& p : m.trainable) before.push_back(p.param.detach().clone());
   Loader ld = loader();
-  StepResult r = train_step(m, ld, grads, opt, 1e-2, 1, 1.0, dims());
+  StepResult r = train_step(m, ld, grads, opt, 1e-2, 1.0, dims());
   EXPECT_TRUE(r.skipped);
   EXPECT_FALSE(r.stats.finite);
   for (size_t i = 1; i < m.trainable.size(); ++i) EXPECT_TRUE(m.trainable[i].param.equal(before[i]));

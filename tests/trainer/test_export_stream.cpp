@@ -162,6 +162,14 @@ TEST(ExportStream, MergedKeepsTheBaseFolder) {
   EXPECT_EQ(cg::model::load_llama_config(d / "out"), lc);
   EXPECT_EQ(cfg[cg::kMergedKey]["adapter_sha256"], cg::sha256_file(d / "out/adapter/adapter_model.safetensors"));
   EXPECT_EQ(cfg[cg::kMergedKey]["checkpoint"], fs::weakly_canonical(d / "run/checkpoints/step-5").string());
+  EXPECT_EQ(cfg[cg::kMergedKey]["run_dir"], fs::weakly_canonical(d / "run").string());
+  // Each adapter cgexport writes says where it came from, so a later one of the same run is known too.
+  const cg::MergedFrom src = cg::peft_adapter_source(d / "out/adapter");
+  EXPECT_EQ(src.run_dir, fs::weakly_canonical(d / "run").string());
+  EXPECT_EQ(src.adapter_sha256, cfg[cg::kMergedKey]["adapter_sha256"]);
+  cg::export_run({d / "run", -1, d / "plain", false, "bf16"});  // another file of the same checkpoint
+  EXPECT_NE(cg::merged_twice(d / "out", cg::peft_adapter_source(d / "plain"), "sample.adapter X"), "");
+  EXPECT_EQ(cg::merged_twice(d / "hf", cg::peft_adapter_source(d / "plain"), "sample.adapter X"), "");
   for (const auto& [f, text] : side) EXPECT_EQ(cg::read_file(d / ("out/" + f)), text) << f;
   for (const auto& [name, shape] : cg::model::llama_tensor_shapes(lc)) {
     const std::string mod = name.substr(0, name.size() - 7);
