@@ -81,6 +81,16 @@ Config sampling_config(const std::string& hf_dir, const std::string& adapter) {
   return c;
 }
 
+// load_sampling_model's error for a base folder and an adapter ("<no error>" when it loads).
+std::string load_error(const std::string& hf_dir, const std::string& adapter) {
+  try {
+    load_sampling_model(sampling_config(hf_dir, adapter), dist::single_process_dims(), 0, at::kCPU);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
 TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
   const std::string d = scratch("peft");
   const auto base = write_base(d + "/base");
@@ -187,14 +197,7 @@ TEST(SamplingModel, LoraRunCheckpointEqualsTheTrainingModel) {
   EXPECT_GT((logits_of(*base) - expected).abs().max().item<double>(), 1e-2);
   // model.hf_dir moves the base: one of the same shapes but another RoPE base is another model (refused by field),
   // and a cgexport --merge of this very checkpoint would get its update twice.
-  const auto error_of = [&](const std::string& hf) {
-    try {
-      load_sampling_model(sampling_config(hf, d + "/run"), dims, 0, at::kCPU);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("<no error>");
-  };
+  const auto error_of = [&](const std::string& hf) { return load_error(hf, d + "/run"); };
   fs::copy(d + "/base", d + "/other_rope");
   model::LlamaConfig rope = micro();
   rope.rope_theta = 500000;
@@ -243,15 +246,7 @@ TEST(SamplingModel, BadAdapterFolderSaysWhatItNeeds) {
 TEST(SamplingModel, PeftAdapterForAnotherBaseNamesTheAdapter) {
   const std::string d = scratch("peftbad");
   write_base(d + "/base");
-  const auto dims = dist::single_process_dims();
-  auto error_of = [&](const std::string& adapter) {
-    try {
-      load_sampling_model(sampling_config(d + "/base", adapter), dims, 0, at::kCPU);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("<no error>");
-  };
+  auto error_of = [&](const std::string& adapter) { return load_error(d + "/base", adapter); };
   lora::PeftConfig pc;
   pc.r = 2;
   pc.lora_alpha = 4;
@@ -300,15 +295,7 @@ TEST(SamplingModel, PeftAdapterForAnotherBaseNamesTheAdapter) {
 TEST(SamplingModel, BaseFolderIsNotTheAdapterOrItsMerge) {
   const std::string d = scratch("basefolder");
   write_base(d + "/base");
-  const auto dims = dist::single_process_dims();
-  auto error_of = [&](const std::string& hf, const std::string& adapter) {
-    try {
-      load_sampling_model(sampling_config(hf, adapter), dims, 0, at::kCPU);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("<no error>");
-  };
+  auto error_of = load_error;
   lora::PeftConfig pc;
   pc.r = 2;
   pc.lora_alpha = 4;
