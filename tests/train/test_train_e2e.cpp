@@ -1,7 +1,8 @@
 // cgtrain end to end on a micro LLaMA (HF checkpoint) and synthetic shards, launched under mpirun:
 //   layouts: tp 1, tp 2, tp 1 × dp 2 (half the per-rank batch), tp 2 × dp 2 give the same 20 losses (1e-4);
 //   dropout masks do not depend on tp; same seed + layout is bitwise repeatable; val loss falls;
-//   resume: bitwise equal to the unbroken run (same layout, with dropout), and equal to 1e-4 on another dp or tp;
+//   resume: bitwise equal to the unbroken run (same layout, with dropout), and equal to 1e-4 on another dp, tp or
+//   grad_accum of the same global batch;
 //   preemption (SIGUSR1): every rank saves at the same step and exits with kExitPreempted;
 //   preemption (SIGTERM to every rank at a random step, checkpoint.every 0) and Ctrl-C (SIGINT, exit 130): the rerun
 //   finishes bitwise equal;
@@ -132,12 +133,14 @@ TEST(TrainResume, SameLayoutIsBitwiseOtherLayoutsClose) {
     EXPECT_EQ(recs[i].second, full.at(recs[i].first)) << "resumed step " << recs[i].first << " differs";
   }
 
-  // Another dp (same global batch) and another tp (re-sharded LoRA + AdamW state), without dropout.
+  // Another dp (same global batch), the global batch as micro-steps (grad_accum) and another tp (re-sharded LoRA +
+  // AdamW state), without dropout.
   const auto plain = with(micro_args(s, d + "/b"), {"parallel.tp=2"});
   const auto ref = train_ok(2, d + "/b", plain);
   crash_after_step_10(d + "/b");
   for (const auto& [name, np, more] :
        {std::tuple<std::string, int, std::vector<std::string>>{"dp2", 4, {"parallel.tp=2", "train.micro_batch=2"}},
+        {"accum2", 2, {"parallel.tp=2", "train.micro_batch=2", "train.grad_accum=2"}},
         {"tp1", 1, {"parallel.tp=1"}}}) {
     const std::string run = d + "/b-" + name;
     fs::remove_all(run);
