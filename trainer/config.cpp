@@ -116,7 +116,8 @@ void visit_config(Config& c, F&& f) {
   f("train.steps", &t.steps, "optimizer steps", at_least(1));
   f("train.micro_batch", &t.micro_batch, "sequences per rank per micro-step", at_least(1));
   f("train.seq_len", &t.seq_len, "longest packed/padded training sequence (tokens)", at_least(2));
-  f("train.grad_accum", &t.grad_accum, "micro-steps accumulated per optimizer step", at_least(1));
+  f("train.grad_accum", &t.grad_accum, "micro-steps accumulated per optimizer step; a step's global batch is "
+    "micro_batch x dp x grad_accum samples (a resume keeps the product)", at_least(1));
   f("train.lr", &t.lr, "peak learning rate", above(0));
   f("train.schedule", &t.schedule, "lr decay after warmup: cosine | linear | constant",
     one_of({"cosine", "linear", "constant"}));
