@@ -17,6 +17,10 @@ BUILD=$(realpath -m "${BUILD_DIR:-build-gpu}")
 DEBS=$PWD/bench/gpu/debs
 ROOT=$DEBS/root
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+if [ ! -x "$CUDA_HOME/bin/nvcc" ] && command -v nvcc >/dev/null; then  # a toolkit elsewhere: the nvcc on PATH
+  CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+  echo "note: CUDA_HOME=$CUDA_HOME (the nvcc on PATH)"
+fi
 mkdir -p "$BUILD"
 arch=x86_64-linux-gnu
 
@@ -148,7 +152,15 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_LIBRARY_PATH="$(join "${lib_path[@]}")" -DCMAKE_CXX_FLAGS="$extra_cxx" \
   -DCUDAToolkit_ROOT="$CUDA_HOME" -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_HOME" "${cmake_extra[@]}"
 [ -n "${CONFIGURE_ONLY:-}" ] && exit 0
-cmake --build "$BUILD" -j"${JOBS:-$(nproc)}" --target bench_train_step cgtrain cgsample cgprep cgtok cgsweep ${EXTRA_TARGETS:-}
+# Keep going past a target that fails to compile, so one (short) GPU lease shows every error and still builds what
+# compiles: the exit status is the build's, after env.sh is written for the binaries that did build.
+read -r -a targets <<< "${TARGETS:-bench_train_step cgsample cgtrain cgprep cgtok} ${EXTRA_TARGETS:-}"
+keep_going=-k; grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja' "$BUILD/CMakeCache.txt" && keep_going="-k 0"
+build_rc=0
+cmake --build "$BUILD" -j"${JOBS:-$(nproc)}" --target "${targets[@]}" -- $keep_going || build_rc=$?
+have_nccl=0
+grep -q '^CG_NCCL_LIB:FILEPATH=/' "$BUILD/CMakeCache.txt" && grep -q '^CG_CUDART_LIB:FILEPATH=/' "$BUILD/CMakeCache.txt" \
+  && have_nccl=1
 
 # 5. What the binaries need at run time.
 {
@@ -163,9 +175,17 @@ cmake --build "$BUILD" -j"${JOBS:-$(nproc)}" --target bench_train_step cgtrain c
   # Open MPI 4.1 refuses to start (even a singleton or mpirun -np 1) when its launcher finds neither ssh nor rsh,
   # which a bare image may lack; on one node the isolated launcher needs neither.
   echo 'command -v ssh >/dev/null || command -v rsh >/dev/null || export OMPI_MCA_plm=isolated'
-  echo "export CG_BUILD=$BUILD"
+  # PMIx (under OpenMPI) looks for its plugins at the packaged path and warns when it finds no compression one.
+  echo "export PMIX_MCA_pcompress_base_silence_warning=1"
+  echo "export CG_BUILD=$BUILD CG_HAVE_NCCL=$have_nccl"
 } > "$BUILD/env.sh"
+built=(); missing=()
+for t in "${targets[@]}"; do
+  if [ -n "$(find "$BUILD" -maxdepth 3 -type f -name "$t" -perm -u+x -print -quit)" ]; then built+=("$t"); else missing+=("$t"); fi
+done
+echo "built into $BUILD (NCCL backend: $have_nccl): ${built[*]}${missing:+; NOT built: ${missing[*]}}"
 # 6. What the loader resolves for the bench: torch's CUDA library present, one CUDA runtime, nothing missing.
+[ -x "$BUILD/bench/bench_train_step" ] || exit $(( build_rc ? build_rc : 1 ))
 deps=$(. "$BUILD/env.sh" && ldd "$BUILD/bench/bench_train_step" 2>&1 || true)
 echo "$deps" | grep -E 'libcudart|libtorch_cuda|libnccl|not found' | sed 's/^/  loads: /'
 if echo "$deps" | grep -q "not found"; then
@@ -177,4 +197,5 @@ if [ "${cu:-None}" != None ] && ! echo "$deps" | grep -q libtorch_cuda; then
   echo "build.sh: bench_train_step does not load libtorch_cuda, so torch would see no GPU" >&2
   exit 1
 fi
-echo "built into $BUILD; now: source $BUILD/env.sh"
+echo "now: source $BUILD/env.sh"
+exit $build_rc

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Every GPU check of issue 8 as one command, sized for a short lease of one GPU (~12 minutes after the machine
 # starts): build, the NCCL suite at 1 rank, 7B-shaped LoRA throughput (q,v then all-linear) with the HF + PEFT
-# baseline, 7B sampling. Each stage has its own time limit and a failed stage does not stop the next; logs and
-# RESULT lines land in $OUT (the device tool brings that folder back), else bench/gpu/results/.
+# baseline, 7B sampling, the tiny config trained and resumed on the GPU. Each stage has its own time limit and a
+# failed stage does not stop the next. Every log lands in LOGS (bench/gpu/results/logs), packed after each stage into
+# $OUT/logs.tar.gz beside $OUT/summary.txt (the device tool brings back only a few files from $OUT).
 #
 # Prepare here (network): bench/gpu/fetch_debs.sh  and  ./scripts/build.sh (third_party/ with LLaMA-2's tokenizer).
 # Then, through the device tool:
 #   run(command="bench/gpu/device_check.sh", carry=["bench/gpu/debs", "third_party"], timeout_s=600)
-# Env: BUILD_S (300), TRAIN_S (150 per target set), SAMPLE_S (180: shared prompt on, then off) stage limits in
-#      seconds, each cut to what is left of TOTAL_S (560: the device tool stops a command at 600 s; a stage with
-#      under 30 s left is skipped and says how to run it next); STAGES to pick a subset
-#      (default "build nccl lora sample"; a second call on a warm machine can skip "build": build-gpu/ stays).
+# Env: BUILD_S (300), TRAIN_S (150: cgtrain's step, both target sets), HF_S (150: HF + PEFT, both), SAMPLE_S (150:
+#      shared prompt on, then off), E2E_S (90: tiny config trained and resumed) stage limits in seconds, each cut
+#      to what is left of TOTAL_S (560: the device tool stops a command at 600 s; a stage with under 30 s left is skipped and says how to run it next); STAGES to pick a subset
+#      (default "build nccl lora hf sample e2e mb16"; a second call on a warm machine can skip "build": build-gpu/ stays).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-bench/gpu/results}
-mkdir -p "$OUT"
-STAGES=${STAGES:-build nccl lora sample}
+LOGS=${LOGS:-bench/gpu/results/logs}
+mkdir -p "$OUT" "$LOGS"
+pack() { [ "$(realpath "$LOGS")" = "$(realpath "$OUT")" ] || tar czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null; }
+STAGES=${STAGES:-build nccl lora hf sample e2e mb16}
 log() { echo "== [$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/summary.txt"; }
 TOTAL_S=${TOTAL_S:-560}  # the whole run's budget: the device tool stops a command at 600 s
 stage() {  # stage NAME LIMIT_S CMD...: run with a limit, log to $OUT/NAME.log, record the outcome
@@ -28,10 +31,11 @@ stage() {  # stage NAME LIMIT_S CMD...: run with a limit, log to $OUT/NAME.log, 
   [ "$limit" -le "$left" ] || limit=$left
   log "$name (limit ${limit} s): $*"
   local t0=$SECONDS
-  timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  timeout --kill-after=10 "$limit" "$@" > "$LOGS/$name.log" 2>&1
   local rc=$?
   log "$name: rc $rc after $((SECONDS - t0)) s$([ $rc = 124 ] && echo ' (time limit)')"
-  tail -n 5 "$OUT/$name.log" | sed 's/^/    /' | tee -a "$OUT/summary.txt"
+  tail -n 5 "$LOGS/$name.log" | sed 's/^/    /' | tee -a "$OUT/summary.txt"
+  pack
   return $rc
 }
 has() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -39,26 +43,58 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi,"
   echo "$(nproc) cores,"
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null ||
-    echo "no torch in python3"; } > "$OUT/machine.txt" 2>&1
-log "machine: $(tr '\n' ' ' < "$OUT/machine.txt")"
+    echo "no torch in python3"; } > "$LOGS/machine.txt" 2>&1
+log "machine: $(tr '\n' ' ' < "$LOGS/machine.txt")"
 
 if has build; then
-  EXTRA_TARGETS=test_dist_nccl stage build "${BUILD_S:-300}" bench/gpu/build.sh || { log "build failed: stop"; exit 1; }
+  # A target that does not compile does not stop the others: the stages below run when their binary was built.
+  TARGETS="bench_train_step cgsample test_dist_nccl cgtrain cgprep cgtok" stage build "${BUILD_S:-300}" bench/gpu/build.sh
+  grep -E '^(built into|torch |  loads:|warning|note)' "$LOGS/build.log" | tee -a "$OUT/summary.txt"
+  grep -m 20 -E 'error|Error' "$LOGS/build.log" | tee -a "$OUT/summary.txt"
+  [ -f build-gpu/env.sh ] || { log "build failed before env.sh: stop"; pack; exit 1; }
 fi
-if has nccl; then
+# The binaries' folder, from the env.sh that bench/gpu/build.sh wrote (bench/gpu/rehearse_cpu.sh points it at build/).
+export ENVSH=${BUILD_DIR:-build-gpu}/env.sh
+CGB=$( . "$ENVSH" 2>/dev/null && echo "$CG_BUILD")
+bin() { [ -n "$CGB" ] && [ -x "$CGB/$1" ] || { log "skip: $CGB/$1 was not built"; return 1; }; }
+if has nccl && bin tests/dist/test_dist_nccl; then
   # One GPU: the suite at 1 rank (2 ranks need 2 GPUs: NCCL refuses two ranks on one device).
-  stage nccl 120 bash -c 'source build-gpu/env.sh && mpirun --allow-run-as-root --bind-to none -np 1 \
-    build-gpu/tests/dist/test_dist_nccl --gtest_brief=1'
+  stage nccl 60 bash -c 'source "$ENVSH" && mpirun --allow-run-as-root --bind-to none -np 1 \
+    "$CG_BUILD/tests/dist/test_dist_nccl" --gtest_brief=1'
 fi
-if has lora; then
-  STEPS=${STEPS:-6} WARMUP=${WARMUP:-2} stage lora_7b $(( 2 * ${TRAIN_S:-150} + 60 )) bench/gpu/run_7b_lora.sh
-  cp bench/gpu/results/*.log "$OUT/" 2>/dev/null
-  grep -h '^+ ' bench/gpu/results/7b_lora_*.log bench/gpu/results/hf_peft_*.log 2>/dev/null | tee -a "$OUT/summary.txt"
+if has lora && bin bench/bench_train_step; then
+  SIDES=cg STEPS=${STEPS:-6} WARMUP=${WARMUP:-2} stage lora_7b "${TRAIN_S:-150}" bench/gpu/run_7b_lora.sh
+  grep -h '^+ ' bench/gpu/results/7b_lora_*.log 2>/dev/null | tee -a "$OUT/summary.txt"
 fi
-if has sample; then
-  N=${N:-512} stage sample_7b "${SAMPLE_S:-180}" bench/gpu/sample_7b.sh
-  cp bench/gpu/results/sample_7b/summary.json "$OUT/sample_7b_summary.json" 2>/dev/null
-  cp bench/gpu/results/sample_7b_own_prompt/summary.json "$OUT/sample_7b_own_prompt_summary.json" 2>/dev/null
+if has hf; then
+  SIDES=hf STEPS=${STEPS:-6} WARMUP=${WARMUP:-2} stage hf_peft "${HF_S:-150}" bench/gpu/run_7b_lora.sh
+  grep -h '^+ ' bench/gpu/results/hf_peft_*.log 2>/dev/null | tee -a "$OUT/summary.txt"
+fi
+cp bench/gpu/results/7b_lora_*.log bench/gpu/results/hf_peft_*.log "$LOGS/" 2>/dev/null
+if has sample && bin sampler/cgsample; then
+  N=${N:-512} stage sample_7b "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
+  cp bench/gpu/results/sample_7b/summary.json "$LOGS/sample_7b_summary.json" 2>/dev/null
+  cp bench/gpu/results/sample_7b_own_prompt/summary.json "$LOGS/sample_7b_own_prompt_summary.json" 2>/dev/null
+fi
+if has e2e && bin trainer/cgtrain && bin data/cgprep; then
+  # The whole trainer on the GPU: the tiny config in bf16 with the NCCL backend, saved at step 20, then resumed.
+  # E2E_OVERRIDES (appended, they win) let bench/gpu/rehearse_cpu.sh run it on a CPU.
+  export E2E_OVERRIDES=${E2E_OVERRIDES:-}
+  stage e2e "${E2E_S:-90}" bash -c 'source "$ENVSH" && set -e && d=/tmp/cg_e2e && rm -rf $d
+    b=nccl; [ "${CG_HAVE_NCCL:-0}" = 1 ] || b=mpi
+    "$CG_BUILD/data/cgprep" configs/tiny.yaml data.shards_dir=$d/shards data.max_rows=2000 log.level=warn
+    o="model.device=cuda model.dtype=bf16 parallel.tp=1 parallel.backend=$b data.shards_dir=$d/shards
+       train.run_dir=$d/run checkpoint.every=20 train.val_every=20 train.val_samples=64 log.every=10 $E2E_OVERRIDES"
+    "$CG_BUILD/trainer/cgtrain" configs/tiny.yaml $o train.steps=20
+    "$CG_BUILD/trainer/cgtrain" configs/tiny.yaml $o train.steps=40
+    ls $d/run/checkpoints; tail -n 3 $d/run/metrics.jsonl'
+fi
+if has mb16 && bin bench/bench_train_step; then
+  # A variant, time permitting: micro batch 16 (the HF + PEFT comparison above is at micro batch 8 on both sides).
+  SIDES=cg MB=16 TAG=_mb16 STEPS=${STEPS:-6} WARMUP=${WARMUP:-2} stage lora_7b_mb16 "${TRAIN_S:-150}" \
+    bench/gpu/run_7b_lora.sh
+  cp bench/gpu/results/7b_lora_*_mb16.log "$LOGS/" 2>/dev/null
 fi
 log "done"
-grep -h '(target' "$OUT"/*.log 2>/dev/null | tee -a "$OUT/summary.txt"
+pack
+grep -h -E '(target|tokens/s)' "$LOGS"/*.log 2>/dev/null | grep -v '^+' | tee -a "$OUT/summary.txt"

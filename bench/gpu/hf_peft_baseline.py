@@ -37,7 +37,12 @@ def main():
                       tie_word_embeddings=False)
     torch.manual_seed(0)
     with torch.device("cuda"):
-        model = LlamaForCausalLM._from_config(cfg, torch_dtype=torch.bfloat16, attn_implementation="sdpa")
+        try:  # transformers >= 4.56 names it dtype (5.x dropped torch_dtype)
+            model = LlamaForCausalLM._from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
+        except TypeError:
+            model = LlamaForCausalLM._from_config(cfg, torch_dtype=torch.bfloat16, attn_implementation="sdpa")
+    if next(model.parameters()).dtype != torch.bfloat16:
+        model = model.to(torch.bfloat16)
     targets = "all-linear" if a.targets == "all-linear" else a.targets.split(",")
     model = get_peft_model(model, LoraConfig(r=a.r, lora_alpha=16, lora_dropout=0.05, target_modules=targets,
                                              task_type="CAUSAL_LM"))
@@ -77,7 +82,9 @@ def main():
     flops_per_token = 4 * n_matmul + 12 * L * T * d + 6 * n_lora
     best = min(times)
     tps = B * T / best  # positions processed per second, as bench_train_step counts them
-    res = dict(side="hf+peft", gpu=torch.cuda.get_device_name(), torch=torch.__version__, targets=a.targets,
+    import peft, transformers
+    res = dict(side="hf+peft", gpu=torch.cuda.get_device_name(), torch=torch.__version__,
+               transformers=transformers.__version__, peft=peft.__version__, targets=a.targets,
                micro_batch=B, seq_len=T, lora_params=n_lora, best_step_s=best,
                median_step_s=sorted(times)[len(times) // 2], tokens_per_s=tps,
                achieved_tflops=tps * flops_per_token / 1e12, mfu=tps * flops_per_token / (a.peak_tflops * 1e12),

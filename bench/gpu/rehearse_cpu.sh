@@ -15,15 +15,16 @@ demo=${DEMO_RUN:-runs/demo}
   || { echo "run ./scripts/build.sh first (BUILD_DIR=$build)" >&2; exit 1; }
 [ -f "$demo/base_hf/config.json" ] || { echo "run ./scripts/demo.sh first (it trains $demo)" >&2; exit 1; }
 dir=$(mktemp -d /tmp/cg_rehearse.XXXXXX)
-printf 'export CG_BUILD=%s\n' "$(cd "$build" && pwd)" > "$dir/env.sh"  # what bench/gpu/build.sh writes into build-gpu/
+printf 'export CG_BUILD=%s CG_HAVE_NCCL=0\n' "$(cd "$build" && pwd)" > "$dir/env.sh"  # what bench/gpu/build.sh writes into build-gpu/
 hf=$demo/base_hf
 # The GPU settings are overridden by these (later overrides win): the tiny trained model, fp32 on the CPU, MPI.
 export EXTRA="model.device=cpu model.dtype=fp32 parallel.backend=mpi model.hf_dir=$hf \
 data.tokenizer=$hf/tokenizer.model train.micro_batch=2 train.seq_len=128 train.threads=2 \
 log.level=warn"
-export OUT=$dir/out BUILD_DIR=$dir STAGES="lora sample" STEPS=2 WARMUP=1 TRAIN_S=120 SAMPLE_S=300 N=16 BS=8 \
+export OUT=$dir/out LOGS=$dir/out BUILD_DIR=$dir STAGES="lora hf sample e2e" STEPS=2 WARMUP=1 TRAIN_S=120 SAMPLE_S=300 N=16 BS=8 \
   MAX_NEW=300 TOKENIZER=$hf/tokenizer.model PEAK_TFLOPS=0.2
 [ -d "$demo/adapter" ] && export ADAPTER=$demo/adapter  # sample_7b.sh's trained-model path too
+export E2E_OVERRIDES="model.device=cpu model.dtype=fp32 parallel.backend=mpi train.threads=2"
 bench/gpu/device_check.sh
 echo "rehearsal logs: $OUT"
 # device_check.sh keeps going after a failed stage; here any failure is the answer.

@@ -3,6 +3,9 @@
 # LoRA r 8 on q_proj,v_proj and on all-linear; cgtrain's own train step (bench_train_step), tokens/s and MFU.
 #   bench/gpu/run_7b_lora.sh                 MB=8 STEPS=10 PEAK_TFLOPS=790 (MFU denominator; H100 SXM spec: 989)
 #   EXTRA="key=value ..." appends overrides (they win): bench/gpu/rehearse_cpu.sh runs this script on a CPU that way.
+#   SIDES="cg hf" (default) runs cgtrain's step then the HF + PEFT baseline; SIDES=cg or SIDES=hf runs one of them.
+#   TAG names a variant's logs (7b_lora_<targets>$TAG.log), e.g. TAG=_mb16 MB=16.
+#   BACKEND (nccl when the build has it, else mpi: one rank exchanges nothing either way).
 # Results: one line per setting here, and bench/gpu/results/7b_lora_*.log with every step and the RESULT json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,14 +13,16 @@ source "${BUILD_DIR:-build-gpu}/env.sh"
 MB=${MB:-8}; STEPS=${STEPS:-10}; WARMUP=${WARMUP:-3}; PEAK_TFLOPS=${PEAK_TFLOPS:-790}
 out=bench/gpu/results; mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
+SIDES=${SIDES:-cg hf}
+BACKEND=${BACKEND:-$([ "${CG_HAVE_NCCL:-0}" = 1 ] && echo nccl || echo mpi)}
 common=(model.flavor=7b model.device=cuda model.dtype=bf16 "train.micro_batch=$MB" train.seq_len=512
         lora.r=8 lora.alpha=16 lora.dropout=0.05 train.lr=1e-4 train.clip_grad_norm=1.0
-        parallel.backend=nccl log.level=warn)
+        "parallel.backend=$BACKEND" log.level=warn)
 read -r -a extra <<< "${EXTRA:-}"
 # run LOG CMD...: the exact command line first (both sides' are part of the result), then its output, into LOG.
 run() { local log=$1; shift; { printf '+'; printf ' %q' "$@"; echo; } | tee "$log"; "$@" | tee -a "$log"; }
-for targets in q_proj,v_proj all-linear; do
-  log="$out/7b_lora_${targets//,/_}.log"
+[[ " $SIDES " == *" cg "* ]] && for targets in q_proj,v_proj all-linear; do
+  log="$out/7b_lora_${targets//,/_}${TAG:-}.log"
   run "$log" "$CG_BUILD/bench/bench_train_step" "${common[@]}" "lora.targets=[$targets]" ${extra[@]+"${extra[@]}"} \
     --steps "$STEPS" --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS" --breakdown
   python3 - "$log" "$targets" <<'PY'
@@ -29,12 +34,14 @@ PY
 done
 
 # Hugging Face transformers + PEFT on the same GPU and settings (skipped when they are not installed).
-if python3 -c 'import transformers, peft' 2>/dev/null; then
+if [[ " $SIDES " != *" hf "* ]]; then
+  :
+elif python3 -c 'import transformers, peft' 2>/dev/null; then
   for targets in q_proj,v_proj all-linear; do
     log="$out/hf_peft_${targets//,/_}.log"
     run "$log" python3 bench/gpu/hf_peft_baseline.py --targets "$targets" --micro-batch "$MB" --steps "$STEPS" \
       --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS"
-    python3 - "$out/7b_lora_${targets//,/_}.log" "$log" "$targets" <<'PY'
+    [ -f "$out/7b_lora_${targets//,/_}.log" ] && python3 - "$out/7b_lora_${targets//,/_}.log" "$log" "$targets" <<'PY'
 import json, sys
 res = [json.loads([l for l in open(f) if l.startswith("RESULT ")][-1][7:]) for f in sys.argv[1:3]]
 print(f"{sys.argv[3]}: cgtrain {res[0]['tokens_per_s']:.0f} vs HF+PEFT {res[1]['tokens_per_s']:.0f} tokens/s = "

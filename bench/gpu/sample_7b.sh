@@ -25,7 +25,7 @@ out=bench/gpu/results/sample_7b; [ "$share" = false ] && out=bench/gpu/results/s
 rm -rf "$out"
 args=(model.flavor=7b model.device=cuda model.dtype=bf16 "data.tokenizer=$TOKENIZER" "sample.num_samples=$N"
       "sample.batch_size=$BS" "sample.max_new_tokens=$MAX_NEW" sample.temperature=0.7 sample.top_p=0.9
-      sample.constrained=true "sample.out_dir=$out" parallel.backend=nccl "sample.share_prompt=$share")
+      sample.constrained=true "sample.out_dir=$out" "parallel.backend=${BACKEND:-$([ "${CG_HAVE_NCCL:-0}" = 1 ] && echo nccl || echo mpi)}" "sample.share_prompt=$share")
 [ -n "${HF_DIR:-}" ] && args+=("model.hf_dir=$HF_DIR")
 [ -n "${ADAPTER:-}" ] && args+=("sample.adapter=$ADAPTER")
 read -r -a extra <<< "${EXTRA:-}"
