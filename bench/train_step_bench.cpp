@@ -2,7 +2,8 @@
 // dp all-reduce → clip → AdamW) on random full-length sequences, timed: tokens/s, achieved FLOP/s and MFU.
 //
 //   [mpirun -np N] bench_train_step [CONFIG.yaml] [dotted.key=value ...] [--steps N] [--warmup N]
-//                                   [--peak-tflops X] [--breakdown] [--profile N] [--shards DIR]
+//                                   [--peak-tflops X] [--breakdown] [--profile N] [--kernels N [--trace FILE]]
+//                                   [--shards DIR]
 //
 // The model is built exactly as cgtrain builds it (build_train_model: random base weights from model.init_seed,
 // LoRA from lora.*, dtype from model.dtype), the optimizer by make_optimizer, the batches by the real Loader over an
@@ -13,6 +14,8 @@
 // matmul (fp32 on CPU, model dtype on CUDA) at this process's thread count, so a CPU MFU reads "share of this
 // machine's GEMM speed".
 // --profile N runs N more steps under bench/op_profile.h and prints the operators taking the most time (CPU).
+// --kernels N runs N more steps under torch's Kineto profiler (bench/kernel_profile.h: libtorch 2.x) and prints the
+// GPU kernels by time per step, split into matmul / attention / other; --trace FILE also writes the chrome trace.
 // --breakdown repeats the step in its phases (forward+loss, backward, grad reduce+clip, AdamW) with a timer around
 // each. Rank 0 prints one line per step and a final `RESULT {json}` line (the best step; bench/compare_cpu.sh
 // reads it).
@@ -28,6 +31,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/ranges.h>
 
+#include "bench/kernel_profile.h"
 #include "bench/op_profile.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -50,6 +54,8 @@ struct BenchArgs {
   double peak_tflops = 0;  // 0: measure
   bool breakdown = false;
   int profile = 0;  // extra steps timed by operator
+  int kernels = 0;  // extra steps under the Kineto profiler (GPU kernel times)
+  std::string trace;  // with kernels: the chrome trace's path
   std::string shards;
 };
 
@@ -109,6 +115,10 @@ BenchArgs take_bench_args(int argc, char** argv, std::vector<char*>* rest) {
       a.breakdown = true;
     } else if (w == "--profile" && i + 1 < argc) {
       a.profile = std::atoi(argv[++i]);
+    } else if (w == "--kernels") {
+      a.kernels = std::stoi(value());
+    } else if (w == "--trace") {
+      a.trace = value();
     } else if (w == "--shards") {
       a.shards = value();
     } else {
@@ -124,7 +134,8 @@ int bench_main(int argc, char** argv) {
   const BenchArgs ba = take_bench_args(argc, argv, &rest);
   auto parsed = cg::parse_cli(int(rest.size()), rest.data(), "bench_train_step",
                               "Time cgtrain's train step on random full-length sequences (tokens/s, MFU). Own flags: "
-                              "--steps N (5) --warmup N (2) --peak-tflops X (measured) --breakdown --profile N --shards DIR");
+                              "--steps N (5) --warmup N (2) --peak-tflops X (measured) --breakdown --profile N "
+                              "--kernels N --trace FILE --shards DIR");
   if (!parsed) return 0;
   const cg::Config cfg = *parsed;
   const cg::dist::Runtime& rt = cg::dist::runtime();
@@ -211,6 +222,14 @@ int bench_main(int argc, char** argv) {
       cg::train_step(m, loader, grads, opt, lr, cfg.train.clip_grad_norm, dims);
     sync(device);
     if (lead) cg::bench::OpProfile::print(25, ba.profile);
+  }
+  if (ba.kernels > 0) {  // GPU kernel times (Kineto), per step
+    sync(device);
+    cg::bench::KernelProfile prof;
+    for (int i = 0; i < ba.kernels; ++i)
+      cg::train_step(m, loader, grads, opt, lr, cfg.train.clip_grad_norm, dims);
+    sync(device);
+    if (lead) prof.report(ba.kernels, 40, ba.trace);
   }
 
   // Phase timings: the same work as train_step, a timer around each phase (grad_accum micro-steps summed).

@@ -173,6 +173,16 @@ at::Tensor prefix_decode_attention(const at::Tensor& q, const at::Tensor& k, con
   return at::matmul(probs.narrow(-1, P, probs.size(-1) - P), v) + op;
 }
 
+// Per-row decode attention without a shared prefix: the same plain matmuls and softmax as above. SDPA with a per-row
+// additive mask cannot use the flash kernel, and the chunks' (rows, span) shapes change every step; on torch 2.11 /
+// H200 that path ran ~110 ms a decode step at batch 256 against ~26 ms with the shared prefix (docs/performance.md,
+// GPU). q comes pre-scaled.
+at::Tensor rows_decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                 const at::Tensor& mask) {
+  const auto probs = at::softmax(at::matmul(q, k.transpose(2, 3)) + mask, -1);  // (n, n_kv, n_rep, S)
+  return at::matmul(probs, v);                                                     // (n, n_kv, n_rep, hd)
+}
+
 }  // namespace
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t block) {
@@ -249,8 +259,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     // GQA as in the decode branch below: a kv head's n_rep query heads are n_rep queries against it.
     const auto qg = q.reshape({B, n_kv_heads_local, n_rep, head_dim});  // (B, n_kv, n_rep, hd)
     const int64_t P = rows->prefix;
-    // SDPA scales q itself; the shared-prefix path takes it pre-scaled (once here, not per chunk).
-    const auto qa = P > 0 ? qg * (1.0 / std::sqrt(static_cast<double>(head_dim))) : qg;
+    // Scaled once here, not per chunk.
+    const auto qa = qg * (1.0 / std::sqrt(static_cast<double>(head_dim)));
     std::vector<at::Tensor> outs;
     for (const auto& c : rows->chunks) {
       CG_CHECK(P + c.span <= k_cache->size(2), "KV cache holds {} positions but the step needs {}; make the cache "
@@ -258,7 +268,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
       const auto qc = qa.narrow(0, c.start, c.rows);                                 // (n, n_kv, n_rep, hd)
       const auto kc = k_cache->narrow(0, c.start, c.rows).narrow(2, P, c.span);      // (n, n_kv, span, hd)
       const auto vc = v_cache->narrow(0, c.start, c.rows).narrow(2, P, c.span);
-      outs.push_back(P == 0 ? sdpa(qc, kc, vc, c.mask, false)
+      outs.push_back(P == 0 ? rows_decode_attention(qc, kc, vc, c.mask)
                             : prefix_decode_attention(qc, kc, vc, rows->prefix_k, rows->prefix_v, c.mask));
     }
     const auto og = outs.size() == 1 ? outs[0] : at::cat(outs, 0);

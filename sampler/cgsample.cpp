@@ -8,12 +8,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "bench/kernel_profile.h"
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -215,7 +217,20 @@ int run(int argc, char** argv) {
     spdlog::info("cgsample: {}/{} sequences{}, {} tokens, {:.2f} seq/s, {:.1f} tok/s", done, total,
                  dims.dp > 1 ? " (dp group 0)" : "", toks, done / s, toks / s);
   };
+  // CG_KERNEL_PROFILE=1 (or =FILE.json, which also keeps the chrome trace): the GPU kernels of the whole generation
+  // by time per decode step (bench/kernel_profile.h; libtorch 2.x), for finding where a step's time goes.
+  const char* kp = std::getenv("CG_KERNEL_PROFILE");
+  std::unique_ptr<cg::bench::KernelProfile> kprof;
+  if (kp && *kp && std::string(kp) != "0") kprof = std::make_unique<cg::bench::KernelProfile>();
   const auto results = cg::generate_data_parallel(gen, prompts, gp, dims, progress);
+  if (kprof) {
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const std::string k = kp;
+    const bool json = k.size() > 5 && k.compare(k.size() - 5, 5, ".json") == 0;
+    if (dims.rank == 0) kprof->report(static_cast<int>(std::max<int64_t>(1, gen.stats().decode_steps)), 40,
+                                      json ? k : "");
+    kprof.reset();
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto& st = gen.stats();
   spdlog::info("cgsample: {} decode steps{} with {:.1f} of {} rows busy on average, {} prefill passes, {} prompt tokens "

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check of issue 8 as one command, sized for a short lease of one GPU (~12 minutes after the machine
-# starts): build, the NCCL suite at 1 rank, 7B-shaped LoRA throughput (q,v then all-linear) with the HF + PEFT
+# starts): build, the NCCL suite at 1 rank, GPU kernel profiles of a 7B training step and of sampling, 7B-shaped
+# LoRA throughput (q,v then all-linear) with the HF + PEFT
 # baseline, 7B sampling, the tiny config trained and resumed on the GPU. Each stage has its own time limit and a
 # failed stage does not stop the next. Every log lands in LOGS (bench/gpu/results/logs), packed after each stage into
 # $OUT/logs.tar.gz beside $OUT/summary.txt (the device tool brings back only a few files from $OUT).
@@ -10,15 +11,17 @@
 #   run(command="bench/gpu/device_check.sh", carry=["bench/gpu/debs", "third_party"], timeout_s=600)
 # Env: BUILD_S (300), TRAIN_S (150: cgtrain's step, both target sets), HF_S (150: HF + PEFT, both), SAMPLE_S (150:
 #      shared prompt on, then off), E2E_S (90: tiny config trained and resumed) stage limits in seconds, each cut
-#      to what is left of TOTAL_S (560: the device tool stops a command at 600 s; a stage with under 30 s left is skipped and says how to run it next); STAGES to pick a subset
-#      (default "build nccl lora hf sample e2e mb16"; a second call on a warm machine can skip "build": build-gpu/ stays).
+#      to what is left of TOTAL_S (560: the device tool stops a command at 600 s; a stage with under 30 s left
+#      is skipped and says how to run it next), PROFILE_S (120 each: the kernel profiles); STAGES to pick a subset
+#      (default "build nccl profile lora hf sample e2e mb16", run in that order; a second call on a warm machine
+#      can skip "build": build-gpu/ stays).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-bench/gpu/results}
 LOGS=${LOGS:-bench/gpu/results/logs}
 mkdir -p "$OUT" "$LOGS"
 pack() { [ "$(realpath "$LOGS")" = "$(realpath "$OUT")" ] || tar czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null; }
-STAGES=${STAGES:-build nccl lora hf sample e2e mb16}
+STAGES=${STAGES:-build nccl profile lora hf sample e2e mb16}
 log() { echo "== [$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/summary.txt"; }
 TOTAL_S=${TOTAL_S:-560}  # the whole run's budget: the device tool stops a command at 600 s
 stage() {  # stage NAME LIMIT_S CMD...: run with a limit, log to $OUT/NAME.log, record the outcome
@@ -61,6 +64,15 @@ if has nccl && bin tests/dist/test_dist_nccl; then
   # One GPU: the suite at 1 rank (2 ranks need 2 GPUs: NCCL refuses two ranks on one device).
   stage nccl 60 bash -c 'source "$ENVSH" && mpirun --allow-run-as-root --bind-to none -np 1 \
     "$CG_BUILD/tests/dist/test_dist_nccl" --gtest_brief=1'
+fi
+if has profile; then
+  # Where the time goes, by GPU kernel (Kineto; bench/kernel_profile.h): 2 training steps of each target set, and a
+  # short generation with and without the shared prompt.
+  bin bench/bench_train_step && SIDES=cg TAG=_kernels STEPS=1 WARMUP=2 BENCH_FLAGS="--kernels 2" \
+    stage profile_train "${PROFILE_S:-120}" bench/gpu/run_7b_lora.sh
+  cp bench/gpu/results/7b_lora_*_kernels.log "$LOGS/" 2>/dev/null
+  bin sampler/cgsample && CG_KERNEL_PROFILE=1 TAG=_kernels N=256 BS=256 \
+    stage profile_sample "${PROFILE_S:-120}" bench/gpu/sample_7b.sh
 fi
 if has lora && bin bench/bench_train_step; then
   SIDES=cg STEPS=${STEPS:-6} WARMUP=${WARMUP:-2} stage lora_7b "${TRAIN_S:-150}" bench/gpu/run_7b_lora.sh

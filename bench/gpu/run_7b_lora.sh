@@ -5,6 +5,7 @@
 #   EXTRA="key=value ..." appends overrides (they win): bench/gpu/rehearse_cpu.sh runs this script on a CPU that way.
 #   SIDES="cg hf" (default) runs cgtrain's step then the HF + PEFT baseline; SIDES=cg or SIDES=hf runs one of them.
 #   TAG names a variant's logs (7b_lora_<targets>$TAG.log), e.g. TAG=_mb16 MB=16.
+#   BENCH_FLAGS are appended to bench_train_step's own flags, e.g. BENCH_FLAGS="--kernels 2" (GPU kernel profile).
 #   BACKEND (nccl when the build has it, else mpi: one rank exchanges nothing either way).
 # Results: one line per setting here, and bench/gpu/results/7b_lora_*.log with every step and the RESULT json.
 set -euo pipefail
@@ -24,7 +25,7 @@ run() { local log=$1; shift; { printf '+'; printf ' %q' "$@"; echo; } | tee "$lo
 [[ " $SIDES " == *" cg "* ]] && for targets in q_proj,v_proj all-linear; do
   log="$out/7b_lora_${targets//,/_}${TAG:-}.log"
   run "$log" "$CG_BUILD/bench/bench_train_step" "${common[@]}" "lora.targets=[$targets]" ${extra[@]+"${extra[@]}"} \
-    --steps "$STEPS" --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS" --breakdown
+    --steps "$STEPS" --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS" --breakdown ${BENCH_FLAGS:-}
   python3 - "$log" "$targets" <<'PY'
 import json, sys
 r = json.loads([l for l in open(sys.argv[1]) if l.startswith("RESULT ")][-1][7:])

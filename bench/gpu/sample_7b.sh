@@ -5,7 +5,8 @@
 #   HF_DIR=/path/llama-2-7b-hf ADAPTER=runs/x/checkpoints/step-N bench/gpu/sample_7b.sh   a trained model
 # Env: N (1024 samples), BS (256 rows decoded together; 512 fits an H200, see docs/performance.md "Sampling on
 #      paper"), MAX_NEW (400 tokens: MP-20 crystals take up to 384 with EOS), TOKENIZER (third_party/llama2/tokenizer.model,
-#      made by scripts/build.sh or `cgtok llama-js`), EXTRA ("key=value ..." appended overrides; they win).
+#      made by scripts/build.sh or `cgtok llama-js`), EXTRA ("key=value ..." appended overrides; they win), TAG (a
+#      suffix for the output folders). CG_KERNEL_PROFILE=1 makes cgsample print the GPU kernels per decode step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source "${BUILD_DIR:-build-gpu}/env.sh"
@@ -18,14 +19,15 @@ fi
 # SHARE (both): run with the shared prompt prefix (sample.share_prompt=true), without, or both one after the other:
 # on paper sharing saves ~30% of the cache a step reads; it costs ~11 more kernel launches per layer and chunk.
 SHARE=${SHARE:-both}
+BACKEND=${BACKEND:-$([ "${CG_HAVE_NCCL:-0}" = 1 ] && echo nccl || echo mpi)}  # one rank exchanges nothing either way
 case "$SHARE" in both) variants=(true false) ;; true|false) variants=("$SHARE") ;;
   *) echo "sample_7b.sh: SHARE=$SHARE; use both, true or false" >&2; exit 2 ;; esac
 for share in "${variants[@]}"; do
-out=bench/gpu/results/sample_7b; [ "$share" = false ] && out=bench/gpu/results/sample_7b_own_prompt
+out=bench/gpu/results/sample_7b${TAG:-}; [ "$share" = false ] && out=bench/gpu/results/sample_7b_own_prompt${TAG:-}
 rm -rf "$out"
 args=(model.flavor=7b model.device=cuda model.dtype=bf16 "data.tokenizer=$TOKENIZER" "sample.num_samples=$N"
       "sample.batch_size=$BS" "sample.max_new_tokens=$MAX_NEW" sample.temperature=0.7 sample.top_p=0.9
-      sample.constrained=true "sample.out_dir=$out" "parallel.backend=${BACKEND:-$([ "${CG_HAVE_NCCL:-0}" = 1 ] && echo nccl || echo mpi)}" "sample.share_prompt=$share")
+      sample.constrained=true "sample.out_dir=$out" "parallel.backend=$BACKEND" "sample.share_prompt=$share")
 [ -n "${HF_DIR:-}" ] && args+=("model.hf_dir=$HF_DIR")
 [ -n "${ADAPTER:-}" ] && args+=("sample.adapter=$ADAPTER")
 read -r -a extra <<< "${EXTRA:-}"
