@@ -1,6 +1,21 @@
 #include "model/rms_norm.h"
 
 #include <ATen/ATen.h>
+#include <torch/version.h>
+
+#include "common/error.h"
+
+// at::rms_norm: libtorch >= 2.4; a fused CUDA kernel (forward and backward) behind it since ~2.8, taken from 2.9 on.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define CG_HAVE_AT_RMS_NORM 1
+#else
+#define CG_HAVE_AT_RMS_NORM 0
+#endif
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
+#define CG_FUSED_RMS_NORM_CUDA 1
+#else
+#define CG_FUSED_RMS_NORM_CUDA 0
+#endif
 
 namespace cg::model {
 
@@ -9,7 +24,20 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const at::TensorOptions& opti
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
-  return x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble ? forward_hf(x) : forward_layer_norm(x);
+  if (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) return forward_hf(x);
+  if (CG_FUSED_RMS_NORM_CUDA && x.is_cuda()) return forward_native(x);
+  return forward_layer_norm(x);
+}
+
+bool RMSNormImpl::has_native() { return CG_HAVE_AT_RMS_NORM; }
+
+at::Tensor RMSNormImpl::forward_native(const at::Tensor& x) {
+#if CG_HAVE_AT_RMS_NORM
+  return at::rms_norm(x, {x.size(-1)}, weight, eps);
+#else
+  CG_CHECK(false, "RMSNorm::forward_native needs libtorch >= 2.4 (this build has {})", TORCH_VERSION);
+  return x;
+#endif
 }
 
 at::Tensor RMSNormImpl::forward_hf(const at::Tensor& x) {

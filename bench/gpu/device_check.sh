@@ -51,7 +51,8 @@ log "machine: $(tr '\n' ' ' < "$LOGS/machine.txt")"
 
 if has build; then
   # A target that does not compile does not stop the others: the stages below run when their binary was built.
-  TARGETS="bench_train_step cgsample test_dist_nccl cgtrain cgprep cgtok" stage build "${BUILD_S:-300}" bench/gpu/build.sh
+  TARGETS="bench_train_step cgsample test_dist_nccl test_model_llama cgtrain cgprep cgtok" \
+    stage build "${BUILD_S:-300}" bench/gpu/build.sh
   grep -E '^(built into|torch |  loads:|warning|note)' "$LOGS/build.log" | tee -a "$OUT/summary.txt"
   grep -m 20 -E 'error|Error' "$LOGS/build.log" | tee -a "$OUT/summary.txt"
   [ -f build-gpu/env.sh ] || { log "build failed before env.sh: stop"; pack; exit 1; }
@@ -64,6 +65,10 @@ if has nccl && bin tests/dist/test_dist_nccl; then
   # One GPU: the suite at 1 rank (2 ranks need 2 GPUs: NCCL refuses two ranks on one device).
   stage nccl 60 bash -c 'source "$ENVSH" && mpirun --allow-run-as-root --bind-to none -np 1 \
     "$CG_BUILD/tests/dist/test_dist_nccl" --gtest_brief=1'
+fi
+if has nccl && bin tests/model/test_model_llama; then
+  # The model's tests with a GPU present: the CUDA halves (e.g. torch's fused RMSNorm against HF's formula) run too.
+  stage model_tests 60 bash -c 'source "$ENVSH" && "$CG_BUILD/tests/model/test_model_llama" --gtest_brief=1'
 fi
 if has profile; then
   # Where the time goes, by GPU kernel (Kineto; bench/kernel_profile.h): 2 training steps of each target set, and a

@@ -1,6 +1,7 @@
 // cg::model::Llama on one device: against a naive double-precision reference, KV-cache decoding, activation
 // checkpointing gradients, tp-independent initialisation, HF parameter names, and tp shape errors.
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <random>
@@ -241,6 +242,45 @@ TEST(Llama, RmsNormEqualsTheHfFormula) {
   norm->weight.copy_(at::linspace(2.0, -1.0, 24));
   EXPECT_TRUE(at::allclose(norm->forward_fused(x), hf(x, at::linspace(2.0, -1.0, 24), 1e-5), 1e-6, 1e-6));
   EXPECT_TRUE(at::allclose(norm->forward(x), hf(x, at::linspace(2.0, -1.0, 24), 1e-5), 1e-6, 1e-6));
+}
+
+TEST(Llama, NativeRmsNormEqualsTheHfFormula) {
+  // forward_native (torch's rms_norm: what bf16 CUDA training uses on libtorch >= 2.9) against HF's formula written
+  // out: fp32 values and gradients to rounding, bf16 to one rounding step, on the CPU and, when there is one, the GPU.
+  if (!RMSNorm::Impl::has_native()) GTEST_SKIP() << "libtorch < 2.4 has no at::rms_norm";
+  const auto hf = [](const at::Tensor& x, const at::Tensor& w, double eps) {
+    const auto xf = x.to(at::kFloat);
+    return w * (xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
+  };
+  auto g = at::make_generator<at::CPUGeneratorImpl>(5);
+  const auto x = at::randn({3, 5, 24}, g) * 3, dy = at::randn({3, 5, 24}, g);
+  std::vector<c10::Device> devices{c10::Device(c10::kCPU)};
+  if (torch::cuda::is_available()) devices.emplace_back(c10::kCUDA, 0);
+  for (const auto& dev : devices) {
+    RMSNorm norm(24, 1e-5, at::TensorOptions().dtype(at::kFloat).device(dev));
+    {
+      at::NoGradGuard ng;
+      norm->weight.copy_(at::linspace(0.5, 1.5, 24));
+    }
+    const auto w = norm->weight.detach().clone().requires_grad_(true);
+    const auto xr = x.to(dev).requires_grad_(true), xn = x.to(dev).requires_grad_(true);
+    const auto ref = hf(xr, w, 1e-5);
+    (ref * dy.to(dev)).sum().backward();
+    const auto y = norm->forward_native(xn);
+    EXPECT_TRUE(at::allclose(y, ref, 1e-5, 1e-5)) << dev;
+    (y * dy.to(dev)).sum().backward();
+    EXPECT_TRUE(at::allclose(xn.grad(), xr.grad(), 1e-4, 1e-4)) << dev;
+    EXPECT_TRUE(at::allclose(norm->weight.grad(), w.grad(), 1e-4, 1e-4)) << dev;
+    RMSNorm nb(24, 1e-5, at::TensorOptions().dtype(at::kBFloat16).device(dev));
+    at::NoGradGuard ng;
+    nb->weight.copy_(norm->weight);
+    const auto xb = x.to(dev, at::kBFloat16);
+    const auto out = nb->forward_native(xb);
+    EXPECT_EQ(out.scalar_type(), at::kBFloat16);
+    EXPECT_TRUE(at::allclose(out.to(at::kFloat), hf(xb, nb->weight, 1e-5).to(at::kFloat), 1e-2, 1e-2)) << dev;
+    // forward takes this path for bf16 on CUDA (libtorch >= 2.9), the layer norm of [x, -x] elsewhere: same values.
+    EXPECT_TRUE(at::allclose(nb->forward(xb).to(at::kFloat), out.to(at::kFloat), 1e-2, 1e-2)) << dev;
+  }
 }
 
 TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
