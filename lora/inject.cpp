@@ -127,7 +127,7 @@ LoraSet inject_lora(torch::nn::Module& model, const LoraSpec& spec, const std::v
                         split_of(linear->style, linear->hf_name), spec, tp, set.dropout_gen);
     adapter->to(device);  // fp32 stays fp32; only the device changes
     linear->register_module("lora", adapter);
-    linear->delta = [a = adapter.get()](const at::Tensor& x) { return a->forward(x); };
+    linear->delta = [a = adapter.get()](const at::Tensor& x, const at::Tensor& y) { return a->forward_add(x, y); };
     set.entries.push_back({model::Linear(linear), adapter});
   }
   CG_CHECK(!set.entries.empty(), "{} {} matched no linear layer of the model", targets_from,

@@ -120,7 +120,7 @@ at::Tensor LoraAdapterImpl::dropout_mask(const at::Tensor& x) const {
   return x * mask;  // bool mask: one byte per element; the 1 / (1 - p) is folded into A by forward
 }
 
-at::Tensor LoraAdapterImpl::forward(const at::Tensor& x) {
+at::Tensor LoraAdapterImpl::down(const at::Tensor& x) {
   const int64_t expect = split_ == Split::Row ? A.size(1) : in_;
   TORCH_CHECK(x.size(-1) == expect, hf_name_, ": LoRA input width ", x.size(-1), " != ", expect);
   const auto dtype = x.scalar_type();
@@ -129,7 +129,21 @@ at::Tensor LoraAdapterImpl::forward(const at::Tensor& x) {
   at::Tensor h = at::matmul(drop ? dropout_mask(x) : x, a.t());  // (.., r); partial sums over in_local for Row
   if (split_ == Split::Column) h = dist::copy_to_tp(h, tp_);   // backward: dh summed over tp (A is replicated)
   if (split_ == Split::Row) h = dist::reduce_from_tp(h, tp_);  // forward: sum the partial products
-  return at::matmul(h, (B * scale_).to(dtype).t());            // (.., out_local) for Column, (.., out) else
+  return h;
+}
+
+at::Tensor LoraAdapterImpl::forward(const at::Tensor& x) {
+  const at::Tensor h = down(x);
+  return at::matmul(h, (B * scale_).to(h.scalar_type()).t());  // (.., out_local) for Column, (.., out) else
+}
+
+at::Tensor LoraAdapterImpl::forward_add(const at::Tensor& x, const at::Tensor& y) {
+  const at::Tensor h = down(x);
+  const at::Tensor bt = (B * scale_).to(h.scalar_type()).t();  // (r, out[_local]), tiny
+  TORCH_CHECK(y.size(-1) == bt.size(1), hf_name_, ": base output width ", y.size(-1), " != LoRA's ", bt.size(1));
+  if (y.scalar_type() != h.scalar_type()) return y + at::matmul(h, bt);
+  const int64_t r = h.size(-1);
+  return at::addmm(y.reshape({-1, y.size(-1)}), h.reshape({-1, r}), bt).view(y.sizes());
 }
 
 at::Tensor LoraAdapterImpl::full_A() const {

@@ -64,6 +64,9 @@ class LoraAdapterImpl : public torch::nn::Module {
 
   // x: (.., in) for Split::None/Column, (.., in_local) for Split::Row  ->  (.., out_local) for Column, (.., out) else.
   at::Tensor forward(const at::Tensor& x);
+  // y + forward(x) for the base layer's output y (its shape), the sum taken by the last matmul (addmm with y as its
+  // accumulator: one pass over the output instead of a delta tensor written, then read with y by an add).
+  at::Tensor forward_add(const at::Tensor& x, const at::Tensor& y);
 
   // Full A (r, in) and B (out, r): all-gathered over tp where sharded (collective: every tp rank must call).
   at::Tensor full_A() const;
@@ -91,6 +94,7 @@ class LoraAdapterImpl : public torch::nn::Module {
   int tp_size() const { return tp_ ? tp_->size() : 1; }
   int tp_rank() const { return tp_ ? tp_->rank() : 0; }
   at::Tensor dropout_mask(const at::Tensor& x) const;  // x * keep mask (unscaled; forward folds 1 / (1 - p) into A)
+  at::Tensor down(const at::Tensor& x);  // x -> (.., r): dropout, A, the tp collective (forward's first half)
 
   std::string hf_name_;
   int64_t in_, out_;

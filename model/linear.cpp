@@ -45,7 +45,7 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
   at::Tensor h = pre ? pre(x) : x;
   at::Tensor y = at::linear(h, weight);  // (..., out_features_local)
   if (post) y = post(y);
-  if (delta) y = y + delta(x);
+  if (delta) y = delta(x, y);
   return y;
 }
 

@@ -1,5 +1,5 @@
 // model::Linear: a bias-free linear layer with hooks, so tensor parallelism (dist/) and LoRA (lora/) attach to it
-// without touching the model code:  forward(x) = post(pre(x) @ weight^T) + (delta ? delta(x) : 0).
+// without touching the model code:  forward(x) = delta(x, post(pre(x) @ weight^T)), delta adding the LoRA term.
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
@@ -14,6 +14,8 @@
 namespace cg::model {
 
 using TensorHook = std::function<at::Tensor(const at::Tensor&)>;
+// (x, y) -> y + the layer's delta for input x: the hook adds it itself, so LoRA can fold the sum into its last matmul.
+using DeltaHook = std::function<at::Tensor(const at::Tensor& x, const at::Tensor& y)>;
 
 class LinearImpl : public torch::nn::Module {
  public:
@@ -35,8 +37,9 @@ class LinearImpl : public torch::nn::Module {
 
   // Installed by dist::apply_tensor_parallel: Column sets pre = copy_to_tp, Row sets post = reduce_from_tp.
   TensorHook pre, post;
-  // Installed by LoRA: added to the output; it sees the layer input x (local features) and does its own collectives.
-  TensorHook delta;
+  // Installed by LoRA: returns the output plus its term; it sees the layer input x (local features) and the output y
+  // (local), and does its own collectives.
+  DeltaHook delta;
 };
 TORCH_MODULE(Linear);
 

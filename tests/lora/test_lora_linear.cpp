@@ -79,6 +79,32 @@ TEST(LoraForward, MatchesFormulaAndGradients) {
   EXPECT_TRUE(torch::allclose(a->A.grad(), dA, 1e-4, 1e-4));
 }
 
+TEST(LoraForward, ForwardAddIsTheBaseOutputPlusTheDelta) {
+  // forward_add (what the base layer's hook calls: the sum inside the last matmul) against y + forward(x): values in
+  // fp32 and bf16 (3-d inputs, flattened for the matmul), and the gradients reaching y, x, A and B.
+  torch::manual_seed(2);
+  LoraAdapter a("m", 12, 10, Split::None, spec(4, 8), nullptr);
+  a->load_full(torch::randn({4, 12}), torch::randn({10, 4}));
+  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+    const at::Tensor x0 = torch::randn({2, 3, 12}).to(dtype), y0 = torch::randn({2, 3, 10}).to(dtype);
+    const at::Tensor w = torch::randn({2, 3, 10});
+    auto run = [&](bool fused) {
+      a->zero_grad();
+      at::Tensor x = x0.clone().requires_grad_(true), y = y0.clone().requires_grad_(true);
+      at::Tensor out = fused ? a->forward_add(x, y) : y + a->forward(x);
+      (out.to(at::kFloat) * w).sum().backward();
+      return std::vector<at::Tensor>{out.detach().to(at::kFloat), x.grad().to(at::kFloat), y.grad().to(at::kFloat),
+                                     a->A.grad().clone(), a->B.grad().clone()};
+    };
+    const auto fused = run(true), plain = run(false);
+    EXPECT_EQ(a->forward_add(x0, y0).scalar_type(), dtype);
+    const double tol = dtype == at::kFloat ? 1e-5 : 3e-2;
+    for (size_t i = 0; i < fused.size(); ++i)
+      EXPECT_TRUE(torch::allclose(fused[i], plain[i], tol, tol)) << "tensor " << i << " in " << dtype;
+    EXPECT_TRUE(fused[2].equal(w.to(dtype).to(at::kFloat)));  // d out / d y is the identity
+  }
+}
+
 TEST(LoraForward, Bf16InputComputesInBf16WithFp32MasterWeights) {
   // Mixed precision: bf16 activations stay bf16 through the LoRA path (factors cast to bf16), the parameters and
   // their gradients stay fp32, and both match the fp32 computation to bf16 precision.

@@ -348,7 +348,7 @@ TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
 
 TEST(Llama, FusingProjectionsWithALoraHookIsAClearError) {
   const auto c = small_config();
-  const TensorHook hook = [](const at::Tensor& x) { return at::zeros_like(x); };
+  const DeltaHook hook = [](const at::Tensor&, const at::Tensor& y) { return y; };
   auto m = make_model(c);
   m->model->layers->ptr<DecoderLayerImpl>(1)->self_attn->v_proj->delta = hook;
   try {
@@ -510,7 +510,9 @@ TEST(Llama, CheckpointingWithFrozenBaseAndARandomHook) {
   auto lin = m->linears()[2];  // layer 0 v_proj
   auto A = lin->register_parameter("hook_a", at::randn({lin->out_features_local, lin->in_features_local},
                                                        at::make_generator<at::CPUGeneratorImpl>(4)) * 0.1);
-  lin->delta = [A](const at::Tensor& x) { return at::dropout(at::matmul(x, A.t()), 0.5, /*train=*/true); };
+  lin->delta = [A](const at::Tensor& x, const at::Tensor& y) {
+    return y + at::dropout(at::matmul(x, A.t()), 0.5, /*train=*/true);
+  };
   const auto tok = tokens_for(2, 5, c.vocab_size, 2);
   const auto wts = at::randn({2, 5, c.vocab_size}, at::make_generator<at::CPUGeneratorImpl>(8));
   m->activation_checkpointing = false;
@@ -545,9 +547,9 @@ TEST(Llama, CheckpointingRewindsAHookOwnGenerator) {
   auto lin = m->linears()[4];  // layer 0 gate_proj
   auto A = lin->register_parameter("hook_a", at::randn({lin->out_features_local, lin->in_features_local},
                                                        at::make_generator<at::CPUGeneratorImpl>(4)) * 0.1);
-  lin->delta = [A, gen](const at::Tensor& x) {
+  lin->delta = [A, gen](const at::Tensor& x, const at::Tensor& y) {
     auto keep = at::empty_like(x).bernoulli_(0.5, gen);
-    return at::matmul(x * keep * 2.0, A.t());
+    return y + at::matmul(x * keep * 2.0, A.t());
   };
   const auto tok = tokens_for(2, 5, c.vocab_size, 2);
   const auto wts = at::randn({2, 5, c.vocab_size}, at::make_generator<at::CPUGeneratorImpl>(8));
