@@ -6,8 +6,8 @@
 //   ... run N steps, then synchronise the device ...
 //   prof.report(N, 30, "trace.json");   // top 30 kernels per step; the chrome trace when a path is given
 //
-// Needs libtorch 2.x built with Kineto (pip wheels are). On libtorch 1.13 (Debian 12's, CPU only) available() is
-// false and report() says so. Header-only: only the benches and cgsample include it.
+// Needs libtorch 2.x built with Kineto (pip wheels are). On libtorch 1.13 (Debian 12's, CPU only) it collects
+// nothing and report() says so. Header-only: only the benches and cgsample include it.
 #pragma once
 #include <torch/version.h>
 
@@ -29,8 +29,6 @@ namespace cg::bench {
 
 class KernelProfile {
  public:
-  static constexpr bool available() { return CG_HAVE_KINETO_API != 0; }
-
   KernelProfile() {
 #if CG_HAVE_KINETO_API
     namespace prof = torch::autograd::profiler;

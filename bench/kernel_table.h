@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace cg::bench {
@@ -38,20 +39,23 @@ struct KernelRow {
 // Sums (name -> total time, calls), sorted by time, and the per-class totals: kept apart from the profiler so a test
 // can check the arithmetic on hand-made events.
 struct KernelTable {
-  std::vector<KernelRow> rows;                 // by total time, largest first
+  std::vector<KernelRow> rows;                 // by total time, largest first (after sort)
   std::map<std::string, double> class_us;      // kernel_class -> total
   double total_us = 0;
 
+  // Called once per profiled event (a sampling profile has hundreds of thousands): a name's row found by index.
   void add(const std::string& name, double us) {
-    auto it = std::find_if(rows.begin(), rows.end(), [&](const KernelRow& r) { return r.name == name; });
-    if (it == rows.end()) it = rows.insert(rows.end(), KernelRow{name, 0, 0});
-    it->total_us += us;
-    it->calls += 1;
+    const auto [it, fresh] = index_.try_emplace(name, rows.size());
+    if (fresh) rows.push_back(KernelRow{name, 0, 0});
+    KernelRow& row = rows[it->second];
+    row.total_us += us;
+    row.calls += 1;
     class_us[kernel_class(name)] += us;
     total_us += us;
   }
   void sort() {
     std::sort(rows.begin(), rows.end(), [](const KernelRow& a, const KernelRow& b) { return a.total_us > b.total_us; });
+    for (size_t i = 0; i < rows.size(); ++i) index_[rows[i].name] = i;
   }
   // "ms per step  share  calls per step  name" lines for the top `n`, after the per-class totals.
   // classes: the per-class totals first (kernels; host operators have no such split).
@@ -70,6 +74,9 @@ struct KernelTable {
                   short_kernel_name(r.name).c_str());
     }
   }
+
+ private:
+  std::unordered_map<std::string, size_t> index_;  // name -> its row
 };
 
 }  // namespace cg::bench

@@ -177,7 +177,8 @@ grep -q '^CG_NCCL_LIB:FILEPATH=/' "$BUILD/CMakeCache.txt" && grep -q '^CG_CUDART
   echo 'command -v ssh >/dev/null || command -v rsh >/dev/null || export OMPI_MCA_plm=isolated'
   # PMIx (under OpenMPI) looks for its plugins at the packaged path and warns when it finds no compression one.
   echo "export PMIX_MCA_pcompress_base_silence_warning=1"
-  echo "export CG_BUILD=$BUILD CG_HAVE_NCCL=$have_nccl"
+  # The backend the benches pass (one rank exchanges nothing either way; nccl when this build has it).
+  echo "export CG_BUILD=$BUILD CG_BACKEND=$([ "$have_nccl" = 1 ] && echo nccl || echo mpi)"
 } > "$BUILD/env.sh"
 built=(); missing=()
 for t in "${targets[@]}"; do

@@ -15,7 +15,8 @@ demo=${DEMO_RUN:-runs/demo}
   || { echo "run ./scripts/build.sh first (BUILD_DIR=$build)" >&2; exit 1; }
 [ -f "$demo/base_hf/config.json" ] || { echo "run ./scripts/demo.sh first (it trains $demo)" >&2; exit 1; }
 dir=$(mktemp -d /tmp/cg_rehearse.XXXXXX)
-printf 'export CG_BUILD=%s CG_HAVE_NCCL=0\n' "$(cd "$build" && pwd)" > "$dir/env.sh"  # what bench/gpu/build.sh writes into build-gpu/
+# What bench/gpu/build.sh writes into build-gpu/env.sh, for the CPU build:
+printf 'export CG_BUILD=%s CG_BACKEND=mpi\n' "$(cd "$build" && pwd)" > "$dir/env.sh"
 hf=$demo/base_hf
 # The GPU settings are overridden by these (later overrides win): the tiny trained model, fp32 on the CPU, MPI.
 export EXTRA="model.device=cpu model.dtype=fp32 parallel.backend=mpi model.hf_dir=$hf \

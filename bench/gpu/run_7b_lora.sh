@@ -6,7 +6,7 @@
 #   SIDES="cg hf" (default) runs cgtrain's step then the HF + PEFT baseline; SIDES=cg or SIDES=hf runs one of them.
 #   TAG names a variant's logs (7b_lora_<targets>$TAG.log), e.g. TAG=_mb16 MB=16.
 #   BENCH_FLAGS are appended to bench_train_step's own flags, e.g. BENCH_FLAGS="--kernels 2" (GPU kernel profile).
-#   BACKEND (nccl when the build has it, else mpi: one rank exchanges nothing either way).
+#   BACKEND (default: CG_BACKEND from build-gpu/env.sh, nccl when the build has it).
 # Results: one line per setting here, and bench/gpu/results/7b_lora_*.log with every step and the RESULT json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +15,7 @@ MB=${MB:-8}; STEPS=${STEPS:-10}; WARMUP=${WARMUP:-3}; PEAK_TFLOPS=${PEAK_TFLOPS:
 out=bench/gpu/results; mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
 SIDES=${SIDES:-cg hf}
-BACKEND=${BACKEND:-$([ "${CG_HAVE_NCCL:-0}" = 1 ] && echo nccl || echo mpi)}
+BACKEND=${BACKEND:-$CG_BACKEND}
 common=(model.flavor=7b model.device=cuda model.dtype=bf16 "train.micro_batch=$MB" train.seq_len=512
         lora.r=8 lora.alpha=16 lora.dropout=0.05 train.lr=1e-4 train.clip_grad_norm=1.0
         "parallel.backend=$BACKEND" log.level=warn)

@@ -19,7 +19,7 @@ fi
 # SHARE (both): run with the shared prompt prefix (sample.share_prompt=true), without, or both one after the other:
 # on paper sharing saves ~30% of the cache a step reads; it costs ~11 more kernel launches per layer and chunk.
 SHARE=${SHARE:-both}
-BACKEND=${BACKEND:-$([ "${CG_HAVE_NCCL:-0}" = 1 ] && echo nccl || echo mpi)}  # one rank exchanges nothing either way
+BACKEND=${BACKEND:-$CG_BACKEND}  # build-gpu/env.sh's
 case "$SHARE" in both) variants=(true false) ;; true|false) variants=("$SHARE") ;;
   *) echo "sample_7b.sh: SHARE=$SHARE; use both, true or false" >&2; exit 2 ;; esac
 for share in "${variants[@]}"; do
