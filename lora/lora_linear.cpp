@@ -120,13 +120,30 @@ at::Tensor LoraAdapterImpl::dropout_mask(const at::Tensor& x) const {
   return x * mask;  // bool mask: one byte per element; the 1 / (1 - p) is folded into A by forward
 }
 
+at::Tensor LoraAdapterImpl::fused_dropout(const at::Tensor& x) const {
+  c10::optional<at::Generator> gen;
+  if (dropout_gen_) gen = *dropout_gen_;
+  const double keep = 1.0 - spec_.dropout;  // _fused_dropout's p is the keep probability
+  if (!(split_ == Split::Row && tp_size() > 1)) return std::get<0>(at::_fused_dropout(x, keep, gen));
+  // Row split at tp > 1: the mask the kernel draws for tp 1's full-width input (same shape, same elements), taken
+  // as the scaled mask of a tensor of ones and sliced to this rank's columns.
+  auto shape = x.sizes().vec();
+  const int64_t width = shape.back();
+  shape.back() = in_;
+  const at::Tensor scaled_mask = std::get<0>(at::_fused_dropout(at::ones(shape, x.options()), keep, gen));
+  return x * scaled_mask.narrow(-1, tp_rank() * width, width);  // 0 or 1 / keep
+}
+
 at::Tensor LoraAdapterImpl::down(const at::Tensor& x) {
   const int64_t expect = split_ == Split::Row ? A.size(1) : in_;
   TORCH_CHECK(x.size(-1) == expect, hf_name_, ": LoRA input width ", x.size(-1), " != ", expect);
   const auto dtype = x.scalar_type();
   const bool drop = is_training() && spec_.dropout > 0.0;
-  const at::Tensor a = (drop ? A * (1.0 / (1.0 - spec_.dropout)) : A).to(dtype);  // (r, in[_local]), tiny
-  at::Tensor h = at::matmul(drop ? dropout_mask(x) : x, a.t());  // (.., r); partial sums over in_local for Row
+  at::Tensor xd = x;  // dropout(x), (.., in[_local])
+  if (drop) xd = x.is_cuda() ? fused_dropout(x) : dropout_mask(x);
+  // Where the mask came unscaled (keep_mask), the 1 / (1 - p) folds into A.
+  const at::Tensor a = (drop && !x.is_cuda() ? A * (1.0 / (1.0 - spec_.dropout)) : A).to(dtype);  // (r, in[_local])
+  at::Tensor h = at::matmul(xd, a.t());  // (.., r); partial sums over in_local for Row
   if (split_ == Split::Column) h = dist::copy_to_tp(h, tp_);   // backward: dh summed over tp (A is replicated)
   if (split_ == Split::Row) h = dist::reduce_from_tp(h, tp_);  // forward: sum the partial products
   return h;

@@ -235,8 +235,9 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     v = all_heads ? roped.narrow(1, Hq + Hkv, Hkv) : qkv.narrow(1, Hq + Hkv, Hkv);
     if (all_heads) kv = roped.narrow(1, Hq, 2 * Hkv);
   } else {
-    q = apply_rope(q_proj(x).view({B, T, n_heads_local, head_dim}).transpose(1, 2), cos, sin);
-    k = apply_rope(k_proj(x).view({B, T, n_kv_heads_local, head_dim}).transpose(1, 2), cos, sin);
+    // RoPE on the projections' own (B, T, H, hd) layout, then the (B, H, T, hd) views attention takes.
+    q = apply_rope_bthd(q_proj(x).view({B, T, n_heads_local, head_dim}), cos, sin).transpose(1, 2);
+    k = apply_rope_bthd(k_proj(x).view({B, T, n_kv_heads_local, head_dim}), cos, sin).transpose(1, 2);
     v = v_proj(x).view({B, T, n_kv_heads_local, head_dim}).transpose(1, 2);
   }
 

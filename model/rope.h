@@ -22,4 +22,11 @@ std::pair<at::Tensor, at::Tensor> rope_cos_sin_at(const at::Tensor& positions, i
 // applies it twice per layer). cos/sin (T, head_dim) or anything broadcasting to x.
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
+// The same rotation on x laid out (B, T, H, head_dim), as the projections produce it (training, prefill): cos/sin
+// (T, head_dim) from rope_cos_sin, or anything broadcasting to x, e.g. (B, 1, 1, head_dim). On a GPU, with tables
+// (T, head_dim) of x's dtype, one CUDA kernel forward and one backward (model/rope_cuda.cu, when the build has it:
+// CG_HAVE_CUDA_KERNELS): one read and one write of x each way, where apply_rope's ops make ~7 passes on a transposed
+// view. Elsewhere apply_rope on contiguous x. Differentiable either way.
+at::Tensor apply_rope_bthd(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
 }  // namespace cg::model

@@ -13,7 +13,8 @@
 #      shared prompt on, then off), E2E_S (90: tiny config trained and resumed) stage limits in seconds, each cut
 #      to what is left of TOTAL_S (560: the device tool stops a command at 600 s; a stage with under 30 s left
 #      is skipped and says how to run it next), PROFILE_S (120 each: the kernel profiles); STAGES to pick a subset
-#      (default "build nccl profile lora hf sample e2e mb16", run in that order; a second call on a warm machine
+#      (default "build nccl profile lora hf sample e2e mb16"; also "alloc": q,v with expandable allocator segments;
+#      run in the order "build nccl profile lora alloc hf sample e2e mb16"; a second call on a warm machine
 #      can skip "build": build-gpu/ stays).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,7 +52,7 @@ log "machine: $(tr '\n' ' ' < "$LOGS/machine.txt")"
 
 if has build; then
   # A target that does not compile does not stop the others: the stages below run when their binary was built.
-  TARGETS="bench_train_step cgsample test_dist_nccl test_model_llama cgtrain cgprep cgtok" \
+  TARGETS=${BUILD_TARGETS:-bench_train_step cgsample test_dist_nccl test_model_llama test_model_attention test_lora_linear cgtrain cgprep cgtok} \
     stage build "${BUILD_S:-300}" bench/gpu/build.sh
   grep -E '^(built into|torch |  loads:|warning|note)' "$LOGS/build.log" | tee -a "$OUT/summary.txt"
   grep -m 20 -E 'error|Error' "$LOGS/build.log" | tee -a "$OUT/summary.txt"
@@ -66,22 +67,34 @@ if has nccl && bin tests/dist/test_dist_nccl; then
   stage nccl 60 bash -c 'source "$ENVSH" && mpirun --allow-run-as-root --bind-to none -np 1 \
     "$CG_BUILD/tests/dist/test_dist_nccl" --gtest_brief=1'
 fi
-if has nccl && bin tests/model/test_model_llama; then
-  # The model's tests with a GPU present: the CUDA halves (e.g. torch's fused RMSNorm against HF's formula) run too.
-  stage model_tests 60 bash -c 'source "$ENVSH" && "$CG_BUILD/tests/model/test_model_llama" --gtest_brief=1'
+if has nccl; then
+  # Suites with CUDA halves (torch's fused RMSNorm against HF's formula, the RoPE kernel against apply_rope, LoRA's
+  # fused dropout), those of them that were built: they run on the GPU here.
+  suites=""
+  for t in tests/model/test_model_llama tests/model/test_model_attention tests/lora/test_lora_linear; do
+    [ -x "$CGB/$t" ] && suites="$suites $t"
+  done
+  [ -n "$suites" ] && SUITES=$suites stage model_tests 90 bash -c 'source "$ENVSH" && rc=0
+    for t in $SUITES; do echo "== $t"; "$CG_BUILD/$t" --gtest_brief=1 || rc=1; done; exit $rc'
 fi
 if has profile; then
   # Where the time goes, by GPU kernel (Kineto; bench/kernel_profile.h): 2 training steps of each target set, and a
   # short generation with and without the shared prompt.
-  bin bench/bench_train_step && SIDES=cg TAG=_kernels STEPS=1 WARMUP=2 BENCH_FLAGS="--kernels 2" \
+  bin bench/bench_train_step && SIDES=cg TAG=_kernels STEPS=3 WARMUP=2 BENCH_FLAGS="--kernels 2" \
     stage profile_train "${PROFILE_S:-120}" bench/gpu/run_7b_lora.sh
   cp bench/gpu/results/7b_lora_*_kernels.log "$LOGS/" 2>/dev/null
-  bin sampler/cgsample && CG_KERNEL_PROFILE=1 TAG=_kernels N=256 BS=256 \
+  [ "${PROFILE_SAMPLE:-1}" = 1 ] && bin sampler/cgsample && CG_KERNEL_PROFILE=1 TAG=_kernels N=256 BS=256 \
     stage profile_sample "${PROFILE_S:-120}" bench/gpu/sample_7b.sh
 fi
 if has lora && bin bench/bench_train_step; then
   SIDES=cg STEPS=${STEPS:-6} WARMUP=${WARMUP:-2} stage lora_7b "${TRAIN_S:-150}" bench/gpu/run_7b_lora.sh
   grep -h '^+ ' bench/gpu/results/7b_lora_*.log 2>/dev/null | tee -a "$OUT/summary.txt"
+fi
+if has alloc && bin bench/bench_train_step; then
+  # torch's caching allocator with expandable segments (fewer cudaMalloc/cudaFree when block sizes shift), q,v only.
+  PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True SIDES=cg LORA_SETS=q_proj,v_proj TAG=_expseg \
+    STEPS=${STEPS:-6} WARMUP=${WARMUP:-2} stage lora_7b_expseg "${TRAIN_S:-150}" bench/gpu/run_7b_lora.sh
+  grep -h '^7B LoRA' "$LOGS/lora_7b_expseg.log" | tee -a "$OUT/summary.txt"
 fi
 if has hf; then
   SIDES=hf STEPS=${STEPS:-6} WARMUP=${WARMUP:-2} stage hf_peft "${HF_S:-150}" bench/gpu/run_7b_lora.sh
@@ -89,7 +102,7 @@ if has hf; then
 fi
 cp bench/gpu/results/7b_lora_*.log bench/gpu/results/hf_peft_*.log "$LOGS/" 2>/dev/null
 if has sample && bin sampler/cgsample; then
-  N=${N:-512} stage sample_7b "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
+  N=${N:-512} BS=${BS:-256} SHARE=${SAMPLE_SHARE:-${SHARE:-both}} stage sample_7b "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
   cp bench/gpu/results/sample_7b/summary.json "$LOGS/sample_7b_summary.json" 2>/dev/null
   cp bench/gpu/results/sample_7b_own_prompt/summary.json "$LOGS/sample_7b_own_prompt_summary.json" 2>/dev/null
 fi

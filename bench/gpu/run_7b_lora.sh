@@ -4,6 +4,7 @@
 #   bench/gpu/run_7b_lora.sh                 MB=8 STEPS=10 PEAK_TFLOPS=790 (MFU denominator; H100 SXM spec: 989)
 #   EXTRA="key=value ..." appends overrides (they win): bench/gpu/rehearse_cpu.sh runs this script on a CPU that way.
 #   SIDES="cg hf" (default) runs cgtrain's step then the HF + PEFT baseline; SIDES=cg or SIDES=hf runs one of them.
+#   LORA_SETS ("q_proj,v_proj all-linear"): the target sets, each a lora.targets list without brackets.
 #   TAG names a variant's logs (7b_lora_<targets>$TAG.log), e.g. TAG=_mb16 MB=16.
 #   BENCH_FLAGS are appended to bench_train_step's own flags, e.g. BENCH_FLAGS="--kernels 2" (GPU kernel profile).
 #   BACKEND (default: CG_BACKEND from build-gpu/env.sh, nccl when the build has it).
@@ -22,7 +23,8 @@ common=(model.flavor=7b model.device=cuda model.dtype=bf16 "train.micro_batch=$M
 read -r -a extra <<< "${EXTRA:-}"
 # run LOG CMD...: the exact command line first (both sides' are part of the result), then its output, into LOG.
 run() { local log=$1; shift; { printf '+'; printf ' %q' "$@"; echo; } | tee "$log"; "$@" | tee -a "$log"; }
-[[ " $SIDES " == *" cg "* ]] && for targets in q_proj,v_proj all-linear; do
+LORA_SETS=${LORA_SETS:-q_proj,v_proj all-linear}
+[[ " $SIDES " == *" cg "* ]] && for targets in $LORA_SETS; do
   log="$out/7b_lora_${targets//,/_}${TAG:-}.log"
   run "$log" "$CG_BUILD/bench/bench_train_step" "${common[@]}" "lora.targets=[$targets]" ${extra[@]+"${extra[@]}"} \
     --steps "$STEPS" --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS" --breakdown ${BENCH_FLAGS:-}
@@ -38,7 +40,7 @@ done
 if [[ " $SIDES " != *" hf "* ]]; then
   :
 elif python3 -c 'import transformers, peft' 2>/dev/null; then
-  for targets in q_proj,v_proj all-linear; do
+  for targets in $LORA_SETS; do
     log="$out/hf_peft_${targets//,/_}.log"
     run "$log" python3 bench/gpu/hf_peft_baseline.py --targets "$targets" --micro-batch "$MB" --steps "$STEPS" \
       --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS"

@@ -152,6 +152,38 @@ TEST(LoraDropout, SeededMaskIsReproducibleAndOffInEval) {
   EXPECT_TRUE(torch::allclose(a1->forward(x), 64.0 * torch::ones({1000, 4})));
 }
 
+TEST(LoraDropout, DropsInputElementsScalesTheRestAndGradientsFollowTheMask) {
+  // A = B = I, scale 1: forward(x) = dropout(x) itself, so the output shows the mask: every element is 0 or
+  // x / (1 - p), about p of them 0; the input's gradient is the upstream one through the same mask; the same seed
+  // draws the same mask. On the CPU (keep_mask, the 1 / (1 - p) folded into A) and, with a GPU, on it (one fused
+  // kernel, bf16 too).
+  const double p = 0.25;
+  std::vector<std::pair<c10::Device, at::ScalarType>> cases{{c10::Device(c10::kCPU), at::kFloat}};
+  if (torch::cuda::is_available())
+    for (auto dt : {at::kFloat, at::kBFloat16}) cases.emplace_back(c10::Device(c10::kCUDA, 0), dt);
+  for (const auto& [dev, dt] : cases) {
+    auto make = [&, dev = dev](uint64_t seed) {
+      LoraAdapter a("m", 64, 64, Split::None, spec(64, 64, p), nullptr, make_dropout_gen(seed, dev));
+      a->load_full(torch::eye(64), torch::eye(64));
+      a->to(dev);
+      return a;
+    };
+    LoraAdapter a1 = make(7), a2 = make(7);
+    const at::Tensor x = (torch::rand({512, 64}) + 0.5).to(dev, dt).requires_grad_(true);  // no zeros
+    const at::Tensor dy = torch::randn({512, 64}).to(dev, dt);
+    const at::Tensor y = a1->forward(x);
+    y.backward(dy);
+    const at::Tensor kept = y.detach() != 0;
+    const double tol = dt == at::kFloat ? 1e-5 : 1e-2;
+    const auto masked = [&](const at::Tensor& t) { return (t.detach() * kept / (1.0 - p)).to(at::kFloat).cpu(); };
+    EXPECT_TRUE(at::allclose(y.detach().to(at::kFloat).cpu(), masked(x), tol, tol)) << dev << " " << dt;
+    EXPECT_TRUE(at::allclose(x.grad().to(at::kFloat).cpu(), masked(dy), tol, tol)) << dev << " " << dt;
+    const double n = 512 * 64, keep_rate = kept.to(at::kDouble).mean().item<double>();
+    EXPECT_NEAR(keep_rate, 1 - p, 5 * std::sqrt(p * (1 - p) / n)) << dev << " " << dt;
+    EXPECT_TRUE(a2->forward(x).equal(y)) << dev << " " << dt;
+  }
+}
+
 TEST(LoraDropout, KeepMaskFrequenciesAndIndependence) {
   // 16-bit lanes of 64-bit draws: the keep rate overall and in each lane position (i mod 4) is `keep` within 5
   // sigma, neighbours are uncorrelated, an odd length is filled to the end, and the same generator state gives

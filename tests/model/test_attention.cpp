@@ -201,3 +201,34 @@ TEST(AttentionModule, CpuPathEqualsFusedSdpaWithRepeatedKv) {
   EXPECT_TRUE(at::allclose(y, y2, 1e-5, 1e-5));
   EXPECT_TRUE(at::allclose(x.grad(), x2.grad(), 1e-5, 1e-5));
 }
+
+TEST(Rope, BthdLayoutEqualsApplyRopeOnTheHeadMajorView) {
+  // apply_rope_bthd (training's RoPE: one CUDA kernel each way on a GPU build, apply_rope on contiguous x elsewhere)
+  // against apply_rope on the (B, H, T, hd) view, computed in double: values and the gradient under a random
+  // upstream gradient. head_dim 6 takes the kernel's one-element path, 16 and 128 its 16-byte vectors.
+  std::vector<c10::Device> devices{c10::Device(c10::kCPU)};
+  if (torch::cuda::is_available()) devices.emplace_back(c10::kCUDA, 0);
+  for (const auto& dev : devices)
+    for (const auto dtype : {at::kFloat, at::kBFloat16})
+      for (const int64_t hd : {6, 16, 128}) {
+        const int64_t B = 2, T = 5, H = 3;
+        auto g = gen(100 + hd);
+        const auto x0 = at::randn({B, T, H, hd}, g), dy = at::randn({B, T, H, hd}, g);
+        const auto cs = rope_cos_sin(3, T, hd, 10000.0, dtype, dev);
+        const auto x = x0.to(dev, dtype).clone().requires_grad_(true);  // a leaf of its own
+        const auto y = apply_rope_bthd(x, cs.first, cs.second);
+        ASSERT_EQ(y.sizes(), x.sizes());
+        ASSERT_EQ(y.scalar_type(), dtype);
+        y.backward(dy.to(dev, dtype));
+
+        const auto xr = x.detach().to(at::kCPU, at::kDouble).transpose(1, 2).requires_grad_(true);  // (B, H, T, hd)
+        const auto yr = apply_rope(xr, cs.first.to(at::kCPU, at::kDouble), cs.second.to(at::kCPU, at::kDouble));
+        yr.backward(dy.to(dtype).to(at::kDouble).transpose(1, 2));
+        // bf16: one rounding of the output (the reference rounds nothing); fp32: rounding only.
+        const double tol = dtype == at::kFloat ? 1e-5 : 2e-2;
+        EXPECT_TRUE(at::allclose(y.to(at::kCPU, at::kDouble), yr.transpose(1, 2), tol, tol))
+            << dev << " " << dtype << " hd " << hd;
+        EXPECT_TRUE(at::allclose(x.grad().to(at::kCPU, at::kDouble), xr.grad().transpose(1, 2), tol, tol))
+            << dev << " " << dtype << " hd " << hd;
+      }
+}

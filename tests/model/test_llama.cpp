@@ -263,7 +263,8 @@ TEST(Llama, NativeRmsNormEqualsTheHfFormula) {
       norm->weight.copy_(at::linspace(0.5, 1.5, 24));
     }
     const auto w = norm->weight.detach().clone().requires_grad_(true);
-    const auto xr = x.to(dev).requires_grad_(true), xn = x.to(dev).requires_grad_(true);
+    // Two leaves of their own (x.to(kCPU) would be x itself, and on a GPU a non-leaf of it once x required grad).
+    const auto xr = x.to(dev).clone().requires_grad_(true), xn = x.to(dev).clone().requires_grad_(true);
     const auto ref = hf(xr, w, 1e-5);
     (ref * dy.to(dev)).sum().backward();
     const auto y = norm->forward_native(xn);
