@@ -75,7 +75,8 @@ at::Tensor diagonal_mask(int64_t bq, int64_t R, const at::Device& device) {
 // (at::parallel_for), each thread running the whole block loop on its slice with single-threaded kernels (OpenBLAS
 // too, for the call: common/blas_threads.h). Ops this small gain nothing from intra-op threading of their own, and a
 // parallel region per op (dozens per call) cost more than it saved: at 2 threads the attention took longer than at
-// 1. Every n is computed alike whatever the slicing, so the result does not depend on the thread count.
+// 1. Every n is computed alike whatever the slicing, so the result does not depend on the thread count (with
+// OpenBLAS; MKL rounds its products by its own thread count).
 class BlockCausalAttention : public torch::autograd::Function<BlockCausalAttention> {
   // Whether at::parallel_for(0, N, 1, ...) will split the work (then OpenBLAS goes single-threaded for the call).
   static bool parallel(int64_t N) { return N > 1 && at::get_num_threads() > 1; }
