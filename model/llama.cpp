@@ -92,6 +92,33 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
     *positions_read = 0;
     for (const auto& c : rows.chunks) *positions_read += P + c.rows * c.span;
   }
+  return decode_rows(tokens, rows, cache, prefix);
+}
+
+at::Tensor LlamaImpl::decode_step_on_device(const at::Tensor& tokens, const at::Tensor& positions, int64_t span,
+                                            KVCache* cache, const KVCache* prefix) {
+  const int64_t B = tokens.size(0);
+  CG_CHECK(tokens.dim() == 2 && tokens.size(1) == 1 && positions.dim() == 1 && positions.size(0) == B &&
+               positions.scalar_type() == at::kLong,
+           "Llama::decode_step_on_device wants tokens (B, 1) and positions (B) int64, got {} and {}",
+           c10::str(tokens.sizes()), c10::str(positions.sizes()));
+  CG_CHECK(cache && static_cast<int64_t>(cache->k.size()) == cfg_.num_hidden_layers && cache->batch() == B,
+           "Llama::decode_step_on_device needs a KV cache of {} layers and batch {}", cfg_.num_hidden_layers, B);
+  const int64_t P = prefix ? prefix->max_len : 0;
+  CG_CHECK(span >= 1 && P + span <= cache->max_len, "decode span {} after a shared prefix of {} exceeds the KV "
+           "cache's {} positions", span, P, cache->max_len);
+  RowPositions rows;
+  rows.prefix = P;
+  rows.pos = positions;
+  DecodeChunk c;
+  c.rows = B, c.span = span;
+  rows.chunks.push_back(c);
+  return decode_rows(tokens, rows, cache, prefix);
+}
+
+at::Tensor LlamaImpl::decode_rows(const at::Tensor& tokens, RowPositions& rows, KVCache* cache,
+                                  const KVCache* prefix) {
+  const int64_t B = tokens.size(0), P = rows.prefix;
   for (auto& c : rows.chunks) {
     // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
     const auto future = at::arange(P, P + c.span, rows.pos.options()).view({1, 1, 1, c.span}) >

@@ -81,6 +81,13 @@ class LlamaImpl : public torch::nn::Module {
                          const KVCache* prefix = nullptr, int64_t max_chunks = kDecodeMaxChunks,
                          int64_t chunk_cost = kDecodeChunkCost, int64_t* positions_read = nullptr);
 
+  // decode_step without reading anything on the host, so that it can be captured as a CUDA graph (sampler/
+  // decode_graph.h): positions (B) int64 on the model's device, one attention chunk of `span` positions past the
+  // shared prefix for every row (span >= 1 + the largest position - prefix, which the caller checks); masks, RoPE
+  // tables and the cache writes are computed on the device. Same logits as decode_step.
+  at::Tensor decode_step_on_device(const at::Tensor& tokens, const at::Tensor& positions, int64_t span,
+                                   KVCache* cache, const KVCache* prefix = nullptr);
+
   // A zeroed cache for `batch` sequences of up to `max_len` positions, in the model's dtype and device.
   KVCache make_cache(int64_t batch, int64_t max_len) const;
 
@@ -110,6 +117,9 @@ class LlamaImpl : public torch::nn::Module {
   std::vector<at::Generator> recompute_generators;
 
  private:
+  // decode_step's work once the rows' positions (on the device) and attention chunks are planned: masks, RoPE
+  // tables, the layers, the logits.
+  at::Tensor decode_rows(const at::Tensor& tokens, RowPositions& rows, KVCache* cache, const KVCache* prefix);
   // final norm (of h + residual after fuse_for_inference), lm_head, padded vocabulary -inf
   at::Tensor logits_of(const at::Tensor& h, const at::Tensor& residual = {});
 

@@ -204,6 +204,7 @@ int run(int argc, char** argv) {
   gp.seed = c.sample.seed;
   gp.constrained = c.sample.constrained;
   gp.share_prompt = c.sample.share_prompt;
+  gp.cuda_graphs = c.sample.cuda_graphs;
   gp.mode = c.sample.task == "infill" ? cg::CrystalGrammar::Mode::kElement : cg::CrystalGrammar::Mode::kCrystal;
   spdlog::info("cgsample: {} {} prompts on {} ({}), grammar {}, temperature {}, top_p {}, top_k {}, seed {}",
                jobs.size(), c.sample.task, dims.describe(), device.str(), gp.constrained ? "on" : "off",
@@ -300,6 +301,7 @@ int run(int argc, char** argv) {
                         // Rank 0's dp group: how full continuous batching kept the rows, and the attention's reads.
                         {"decode_steps", st.decode_steps},
                         {"decode_rows", st.decode_rows},
+                        {"cuda_graphs", st.cuda_graphs},
                         {"prefill_passes", st.prefills},
                         {"shared_prefix", st.shared_prefix},
                         {"cache_positions_read", st.cache_read},

@@ -15,6 +15,7 @@
 #include "dist/tp_ops.h"
 #include "model/accounting.h"
 #include "model/llama.h"
+#include "sampler/decode_graph.h"
 
 namespace cg {
 
@@ -220,6 +221,12 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
     model_.forward(long_tensor(head, device).view({1, P}), 0, &shared);
     ++stats_.prefills;
   }
+  std::unique_ptr<DecodeGraphs> graphs;
+  if (params.cuda_graphs) {
+    CG_CHECK(!tp_ || tp_->size() == 1, "sample.cuda_graphs needs tp 1 (this run has tp {}); set "
+             "sample.cuda_graphs=false or parallel.tp=1", tp_ ? tp_->size() : 1);
+    graphs = std::make_unique<DecodeGraphs>(model_, cache, P > 0 ? &shared : nullptr, device.is_cuda());
+  }
   std::vector<Row> rows;
   rows.reserve(cap);
   std::vector<const uint8_t*> masks(cap, nullptr);            // per row: the grammar's mask,
@@ -242,12 +249,17 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
         next[r] = rows[r].next, pos[r] = rows[r].pos++;
         stats_.cache_needed += pos[r] + 1;
       }
-      const at::Tensor tokens = long_tensor(next, device).view({running, 1});
-      model::KVCache view = cache.rows(0, running);
       int64_t read = 0;
-      parts.push_back(model_.decode_step(tokens, pos, &view, P > 0 ? &shared : nullptr, model::kDecodeMaxChunks,
-                                         chunk_cost, &read)
-                          .select(1, 0));
+      if (graphs) {
+        parts.push_back(graphs->step(next, pos));  // every row of the cache, padding past `running`
+        read = graphs->last_positions_read();
+      } else {
+        const at::Tensor tokens = long_tensor(next, device).view({running, 1});
+        model::KVCache view = cache.rows(0, running);
+        parts.push_back(model_.decode_step(tokens, pos, &view, P > 0 ? &shared : nullptr, model::kDecodeMaxChunks,
+                                           chunk_cost, &read)
+                            .select(1, 0));
+      }
       stats_.cache_read += read;
       ++stats_.decode_steps;
       stats_.decode_rows += running;
@@ -356,6 +368,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
     }
     lap(stats_.host_s);
   }
+  stats_.cuda_graphs = graphs ? graphs->graphs_captured() : 0;
   return out;
 }
 

@@ -36,6 +36,9 @@ struct GenerationParams {
   uint64_t seed = 0;
   bool constrained = true;  // apply the grammar for `mode`
   bool share_prompt = true;  // read the prompt head all prompts share from one copy (GenerationStats::shared_prefix)
+  // Decode steps as CUDA graphs over all batch_size rows (sampler/decode_graph.h; tp 1). On a CPU the same padded
+  // steps run eagerly (tests); same samples up to rounding.
+  bool cuda_graphs = false;
   CrystalGrammar::Mode mode = CrystalGrammar::Mode::kCrystal;
 };
 
@@ -60,6 +63,7 @@ struct GenerationStats {
   // bringing the logits to the host (tp gather, allowed-column gather, copy: on a GPU the wait for the step's
   // kernels); host_s: grammar masks, drawing the tokens, advancing the grammar, moving finished rows out.
   double model_s = 0, to_host_s = 0, host_s = 0;
+  int64_t cuda_graphs = 0;  // decode-step graphs captured (cuda_graphs; 0 when the steps ran eagerly)
 };
 
 // Called with (sequences done, total, tokens generated so far) each time about batch_size more sequences have

@@ -168,6 +168,12 @@ void visit_config(Config& c, F&& f) {
     "decode steps read the prompt tokens all samples start with from one copy of their keys/values (same samples "
     "up to rounding); false: every row reads its own",
     any());
+  f("sample.cuda_graphs", &s.cuda_graphs,
+    "replay the decode step as CUDA graphs (GPU, tp 1): every step runs all sample.batch_size rows, the attention "
+    "span rounded up to 64 positions, one graph per span captured on first use and checked against the eager step; "
+    "cuts the host's per-operator cost, which bounds a GPU decode step; on a CPU the same padded steps run eagerly "
+    "(slower)",
+    any());
   f("sample.formula", &s.formula, "condition: reduced formula, e.g. LiFePO4; empty: not given", any());
   f("sample.spacegroup", &s.spacegroup, "condition: space group number 1..230; 0: not given", in_range(0, 230));
   f("sample.formation_energy", &s.formation_energy, "condition: formation energy per atom (eV); empty: not given",

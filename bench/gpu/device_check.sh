@@ -13,8 +13,8 @@
 #      shared prompt on, then off), E2E_S (90: tiny config trained and resumed) stage limits in seconds, each cut
 #      to what is left of TOTAL_S (560: the device tool stops a command at 600 s; a stage with under 30 s left
 #      is skipped and says how to run it next), PROFILE_S (120 each: the kernel profiles); STAGES to pick a subset
-#      (default "build nccl profile lora hf sample e2e mb16"; also "alloc": q,v with expandable allocator segments;
-#      run in the order "build nccl profile lora alloc hf sample e2e mb16"; a second call on a warm machine
+#      (default "build nccl profile lora hf sample graphs e2e mb16"; also "alloc": q,v with expandable allocator
+#      segments; run in the order "build nccl profile lora alloc hf sample graphs e2e mb16"; a second call on a warm machine
 #      can skip "build": build-gpu/ stays).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,7 +22,7 @@ OUT=${OUT:-bench/gpu/results}
 LOGS=${LOGS:-bench/gpu/results/logs}
 mkdir -p "$OUT" "$LOGS"
 pack() { [ "$(realpath "$LOGS")" = "$(realpath "$OUT")" ] || tar czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null; }
-STAGES=${STAGES:-build nccl profile lora hf sample e2e mb16}
+STAGES=${STAGES:-build nccl profile lora hf sample graphs e2e mb16}
 log() { echo "== [$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/summary.txt"; }
 TOTAL_S=${TOTAL_S:-560}  # the whole run's budget: the device tool stops a command at 600 s
 stage() {  # stage NAME LIMIT_S CMD...: run with a limit, log to $OUT/NAME.log, record the outcome
@@ -105,6 +105,13 @@ if has sample && bin sampler/cgsample; then
   N=${N:-512} BS=${BS:-256} SHARE=${SAMPLE_SHARE:-${SHARE:-both}} stage sample_7b "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
   cp bench/gpu/results/sample_7b/summary.json "$LOGS/sample_7b_summary.json" 2>/dev/null
   cp bench/gpu/results/sample_7b_own_prompt/summary.json "$LOGS/sample_7b_own_prompt_summary.json" 2>/dev/null
+fi
+if has graphs && bin sampler/cgsample; then
+  # The decode step as CUDA graphs (sample.cuda_graphs; captured per span bucket, each checked against the eager
+  # step: a failure says so in the log and decoding goes on eagerly), shared prompt, batch 512.
+  N=${N:-4096} BS=${BS:-512} SHARE=true TAG=_graphs EXTRA="sample.cuda_graphs=true ${EXTRA:-}" \
+    stage sample_7b_graphs "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
+  grep -h -E 'cuda_graphs|crystals_per_s' "$LOGS/sample_7b_graphs.log" | tee -a "$OUT/summary.txt"
 fi
 if has e2e && bin trainer/cgtrain && bin data/cgprep; then
   # The whole trainer on the GPU: the tiny config in bf16 with the NCCL backend, saved at step 20, then resumed.

@@ -45,6 +45,8 @@ if s.get("decode_steps"):
           f"{s['prefill_passes']} prefill passes, {s.get('shared_prefix', 0)} prompt tokens shared, attention read "
           f"{s['cache_positions_read'] / max(1, s['cache_positions_needed']):.2f}x the cached positions attended, "
           f"{s['tokens'] / s['num_samples']:.0f} tokens/sample")
+if "cuda_graphs" in s:
+    print(f"  cuda_graphs: {s['cuda_graphs']} decode-step graphs captured (0: eager steps)")
 # Host-bound when model calls + host work outweigh the wait for the device (in to_host_s).
 print(f"  loop time: model calls (enqueue) {s['model_s']:.2f} s, logits to host (waits for the GPU) "
       f"{s['to_host_s']:.2f} s, host work {s['host_s']:.2f} s")

@@ -339,6 +339,25 @@ TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
   EXPECT_TRUE(at::allclose(step2[0][0], full[0][4], 1e-5, 1e-5));
   EXPECT_TRUE(at::allclose(step2[1][0], full[1][6], 1e-5, 1e-5));
   EXPECT_TRUE(at::allclose(rows2.k[1].select(2, 6)[1], rows.k[1].select(2, 6)[1], 1e-6, 1e-6));
+  // decode_step_on_device (the CUDA-graph step: positions on the device, one chunk of a fixed span, nothing read on
+  // the host): the same logits with a span past both rows' positions (the rest masked), and with the shared prefix
+  // (the rows' own copies of it spoiled), as long as the span covers the rows; it writes the same cache entries.
+  for (const int64_t span : {7, 9}) {
+    auto own = m->make_cache(2, 9), pre = m->make_cache(2, 9);
+    for (size_t l = 0; l < rows.kv.size(); ++l) {
+      own.kv[l].copy_(rows.kv[l]);   // prefilled, positions 4 and 6 written by the first step
+      pre.kv[l].copy_(rows2.kv[l]);  // the same with the shared positions spoiled
+    }
+    const auto pos = at::tensor(std::vector<int64_t>{4, 6}, at::TensorOptions().dtype(at::kLong));
+    const auto a = m->decode_step_on_device(next, pos, span, &own);
+    EXPECT_TRUE(at::allclose(a[0][0], full[0][4], 1e-5, 1e-5)) << span;
+    EXPECT_TRUE(at::allclose(a[1][0], full[1][6], 1e-5, 1e-5)) << span;
+    EXPECT_TRUE(at::allclose(own.k[1].select(2, 6)[1], rows.k[1].select(2, 6)[1], 1e-6, 1e-6)) << span;
+    const auto b = m->decode_step_on_device(next, pos, span - 3, &pre, &shared);  // positions [3, span)
+    EXPECT_TRUE(at::allclose(b[0][0], full[0][4], 1e-5, 1e-5)) << span;
+    EXPECT_TRUE(at::allclose(b[1][0], full[1][6], 1e-5, 1e-5)) << span;
+  }
+  EXPECT_THROW(m->decode_step_on_device(next, at::zeros({2}, at::kLong), 10, &rows), cg::Error);  // past the cache
 
   // Loading other weights into the parameters (as a checkpoint load does) changes what the fused path computes.
   auto other = make_model(c, {}, 11);

@@ -155,6 +155,21 @@ TEST(Generator, MixedPromptLengthsGiveTheSameSamplesAtAnyBatchSize) {
   EXPECT_EQ(gen.stats().shared_prefix, 0);
   EXPECT_EQ(gen.stats().prefills, static_cast<int64_t>(lengths.size()));
   for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(own[i].tokens, alone[i].tokens) << i;
+  // sample.cuda_graphs (here, on the CPU, the graphs' padded steps run eagerly): every step runs all batch_size
+  // rows with one attention span rounded up to 64 positions; the same samples, with and without the shared head,
+  // and the attention reads the padding (batch x span per step).
+  for (const bool share : {true, false}) {
+    p.share_prompt = share;
+    p.cuda_graphs = false;
+    (void)gen.generate(prompts, p);
+    const GenerationStats chunked = gen.stats();
+    p.cuda_graphs = true;
+    const auto padded = gen.generate(prompts, p);
+    for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(padded[i].tokens, alone[i].tokens) << i << " " << share;
+    EXPECT_EQ(gen.stats().cuda_graphs, 0);  // nothing captured on a CPU
+    EXPECT_EQ(gen.stats().decode_steps, chunked.decode_steps) << share;
+    EXPECT_GT(gen.stats().cache_read, chunked.cache_read) << share;  // the padding's reads
+  }
 }
 
 TEST(Generator, ContinuousBatchingKeepsTheBatchFull) {
