@@ -75,10 +75,6 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
   CG_CHECK(cache && static_cast<int64_t>(cache->k.size()) == cfg_.num_hidden_layers && cache->batch() == B,
            "Llama::decode_step needs a KV cache of {} layers and batch {}", cfg_.num_hidden_layers, B);
   const int64_t P = prefix ? prefix->max_len : 0;
-  if (prefix)
-    CG_CHECK(static_cast<int64_t>(prefix->k.size()) == cfg_.num_hidden_layers && prefix->batch() == 1,
-             "Llama::decode_step: the shared prefix must be a KV cache of {} layers and batch 1",
-             cfg_.num_hidden_layers);
   const auto [lo, hi] = std::minmax_element(positions.begin(), positions.end());
   CG_CHECK(*lo >= P && *hi < cache->max_len, "decode positions [{}, {}] outside [{}, {}) (shared prefix, KV cache "
            "length); make the cache longer (max_len)", *lo, *hi, P, cache->max_len);
@@ -119,6 +115,10 @@ at::Tensor LlamaImpl::decode_step_on_device(const at::Tensor& tokens, const at::
 at::Tensor LlamaImpl::decode_rows(const at::Tensor& tokens, RowPositions& rows, KVCache* cache,
                                   const KVCache* prefix) {
   const int64_t B = tokens.size(0), P = rows.prefix;
+  if (prefix)
+    CG_CHECK(static_cast<int64_t>(prefix->k.size()) == cfg_.num_hidden_layers && prefix->batch() == 1,
+             "Llama::decode_step: the shared prefix must be a KV cache of {} layers and batch 1",
+             cfg_.num_hidden_layers);
   for (auto& c : rows.chunks) {
     // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
     const auto future = at::arange(P, P + c.span, rows.pos.options()).view({1, 1, 1, c.span}) >

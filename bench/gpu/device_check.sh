@@ -13,8 +13,8 @@
 #      shared prompt on, then off), E2E_S (90: tiny config trained and resumed) stage limits in seconds, each cut
 #      to what is left of TOTAL_S (560: the device tool stops a command at 600 s; a stage with under 30 s left
 #      is skipped and says how to run it next), PROFILE_S (120 each: the kernel profiles); STAGES to pick a subset
-#      (default "build nccl profile lora hf sample graphs e2e mb16"; also "alloc": q,v with expandable allocator
-#      segments; run in the order "build nccl profile lora alloc hf sample graphs e2e mb16"; a second call on a warm machine
+#      (default "build nccl profile lora hf sample graphs long e2e mb16"; also "alloc": q,v with expandable
+#      allocator segments; run in the order "build nccl profile lora alloc hf sample graphs long e2e mb16"; a second call on a warm machine
 #      can skip "build": build-gpu/ stays).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,7 +22,7 @@ OUT=${OUT:-bench/gpu/results}
 LOGS=${LOGS:-bench/gpu/results/logs}
 mkdir -p "$OUT" "$LOGS"
 pack() { [ "$(realpath "$LOGS")" = "$(realpath "$OUT")" ] || tar czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null; }
-STAGES=${STAGES:-build nccl profile lora hf sample graphs e2e mb16}
+STAGES=${STAGES:-build nccl profile lora hf sample graphs long e2e mb16}
 log() { echo "== [$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/summary.txt"; }
 TOTAL_S=${TOTAL_S:-560}  # the whole run's budget: the device tool stops a command at 600 s
 stage() {  # stage NAME LIMIT_S CMD...: run with a limit, log to $OUT/NAME.log, record the outcome
@@ -112,6 +112,17 @@ if has graphs && bin sampler/cgsample; then
   N=${N:-4096} BS=${BS:-512} SHARE=true TAG=_graphs EXTRA="sample.cuda_graphs=true ${EXTRA:-}" \
     stage sample_7b_graphs "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
   grep -h -E 'cuda_graphs|crystals_per_s' "$LOGS/sample_7b_graphs.log" | tee -a "$OUT/summary.txt"
+fi
+if has long && bin sampler/cgsample; then
+  # Crystals of a trained model's length (~200 tokens) from random weights: without the grammar a random model
+  # almost never samples EOS, so every sample runs MAX_NEW tokens (unparsed, but each step costs what a trained
+  # model's would, plus the full logits to the host). Samples/s here is the crystals/s of ~200-token crystals.
+  # Eager, then with CUDA graphs.
+  for g in false true; do
+    N=${N:-2048} BS=${BS:-512} MAX_NEW=200 SHARE=true TAG=_long_graphs_$g \
+      EXTRA="sample.constrained=false sample.cuda_graphs=$g ${EXTRA:-}" \
+      stage sample_7b_long_graphs_$g "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
+  done
 fi
 if has e2e && bin trainer/cgtrain && bin data/cgprep; then
   # The whole trainer on the GPU: the tiny config in bf16 with the NCCL backend, saved at step 20, then resumed.
