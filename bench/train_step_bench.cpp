@@ -14,7 +14,7 @@
 // matmul (fp32 on CPU, model dtype on CUDA) at this process's thread count, so a CPU MFU reads "share of this
 // machine's GEMM speed".
 // --profile N runs N more steps under bench/op_profile.h and prints the operators taking the most time (CPU).
-// --kernels N runs N more steps under torch's Kineto profiler (bench/kernel_profile.h: libtorch 2.x) and prints the
+// --kernels N runs N more steps under torch's Kineto profiler (common/kernel_profile.h: libtorch 2.x) and prints the
 // GPU kernels by time per step, split into matmul / attention / other; --trace FILE also writes the chrome trace.
 // --breakdown repeats the step in its phases (forward+loss, backward, grad reduce+clip, AdamW) with a timer around
 // each. Rank 0 prints one line per step and a final `RESULT {json}` line (the best step; bench/compare_cpu.sh
@@ -31,7 +31,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/ranges.h>
 
-#include "bench/kernel_profile.h"
+#include "common/kernel_profile.h"
 #include "bench/op_profile.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -225,7 +225,7 @@ int bench_main(int argc, char** argv) {
   }
   if (ba.kernels > 0) {  // GPU kernel times (Kineto), per step
     sync(device);
-    cg::bench::KernelProfile prof;
+    cg::KernelProfile prof;
     for (int i = 0; i < ba.kernels; ++i)
       cg::train_step(m, loader, grads, opt, lr, cfg.train.clip_grad_norm, dims);
     sync(device);

@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "bench/kernel_profile.h"
+#include "common/kernel_profile.h"
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -219,10 +219,10 @@ int run(int argc, char** argv) {
                  dims.dp > 1 ? " (dp group 0)" : "", toks, done / s, toks / s);
   };
   // CG_KERNEL_PROFILE=1 (or =FILE.json, which also keeps the chrome trace): the GPU kernels of the whole generation
-  // by time per decode step (bench/kernel_profile.h; libtorch 2.x), for finding where a step's time goes.
+  // by time per decode step (common/kernel_profile.h; libtorch 2.x), for finding where a step's time goes.
   const char* kp = std::getenv("CG_KERNEL_PROFILE");
-  std::unique_ptr<cg::bench::KernelProfile> kprof;
-  if (kp && *kp && std::string(kp) != "0") kprof = std::make_unique<cg::bench::KernelProfile>();
+  std::unique_ptr<cg::KernelProfile> kprof;
+  if (kp && *kp && std::string(kp) != "0") kprof = std::make_unique<cg::KernelProfile>();
   const auto results = cg::generate_data_parallel(gen, prompts, gp, dims, progress);
   if (kprof) {
     if (device.is_cuda()) torch::cuda::synchronize();

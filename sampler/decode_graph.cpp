@@ -35,8 +35,8 @@ DecodeGraphs::DecodeGraphs(model::LlamaImpl& model, model::KVCache& cache, const
       capture_(capture) {
   const auto device = model.device();
 #ifndef CG_HAVE_CUDA_KERNELS
-  CG_CHECK(!capture_, "CUDA graphs need a build against a CUDA libtorch (CG_HAVE_CUDA_KERNELS); set "
-           "sample.cuda_graphs=false");
+  CG_CHECK(!capture_, "sample.cuda_graphs needs a build with cgtrain's CUDA code (a CUDA libtorch and nvcc at "
+           "configure time, CG_WITH_CUDA_KERNELS=ON: configure prints 'CUDA kernels ON'); set sample.cuda_graphs=false");
 #endif
   CG_CHECK(!capture_ || device.is_cuda(), "CUDA graphs need the model on a GPU (model.device=cuda), not {}",
            device.str());

@@ -78,7 +78,7 @@ if has nccl; then
     for t in $SUITES; do echo "== $t"; "$CG_BUILD/$t" --gtest_brief=1 || rc=1; done; exit $rc'
 fi
 if has profile; then
-  # Where the time goes, by GPU kernel (Kineto; bench/kernel_profile.h): 2 training steps of each target set, and a
+  # Where the time goes, by GPU kernel (Kineto; common/kernel_profile.h): 2 training steps of each target set, and a
   # short generation with and without the shared prompt.
   bin bench/bench_train_step && SIDES=cg TAG=_kernels STEPS=3 WARMUP=2 BENCH_FLAGS="--kernels 2" \
     stage profile_train "${PROFILE_S:-120}" bench/gpu/run_7b_lora.sh

@@ -1,9 +1,9 @@
-// bench/kernel_table.h: the sums behind the GPU kernel profile (bench_train_step --kernels, CG_KERNEL_PROFILE).
-#include "bench/kernel_table.h"
+// common/kernel_table.h: the sums behind the GPU kernel profile (bench_train_step --kernels, CG_KERNEL_PROFILE).
+#include "common/kernel_table.h"
 
 #include <gtest/gtest.h>
 
-namespace cg::bench {
+namespace cg {
 namespace {
 
 TEST(KernelTable, ClassifiesKernelNamesByWhatTheyDo) {
@@ -51,4 +51,4 @@ TEST(KernelTable, ShortensLongNamesToTheWidth) {
 }
 
 }  // namespace
-}  // namespace cg::bench
+}  // namespace cg

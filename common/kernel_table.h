@@ -1,5 +1,5 @@
 // KernelTable: GPU kernel (or host operator) times summed by name and by class (matmul / attention / copies /
-// the rest), printed per step: the arithmetic of bench/kernel_profile.h, without torch so that it is tested alone.
+// the rest), printed per step: the arithmetic of common/kernel_profile.h, without torch so that it is tested alone.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace cg::bench {
+namespace cg {
 
 // Kernel names are long template signatures: keep the leading identifier and template head, at most `width` chars.
 inline std::string short_kernel_name(const std::string& name, size_t width = 110) {
@@ -79,4 +79,4 @@ struct KernelTable {
   std::unordered_map<std::string, size_t> index_;  // name -> its row
 };
 
-}  // namespace cg::bench
+}  // namespace cg

@@ -2,12 +2,12 @@
 // memcpy/memset times as the device ran them, summed by name, and the host operators by inclusive wall time. It is
 // what bench/op_profile.h cannot give on a GPU (there, operator scopes time launches, not kernels).
 //
-//   cg::bench::KernelProfile prof;      // starts collecting (CPU ops + CUDA kernels)
+//   cg::KernelProfile prof;      // starts collecting (CPU ops + CUDA kernels)
 //   ... run N steps, then synchronise the device ...
 //   prof.report(N, 30, "trace.json");   // top 30 kernels per step; the chrome trace when a path is given
 //
 // Needs libtorch 2.x built with Kineto (pip wheels are). On libtorch 1.13 (Debian 12's, CPU only) it collects
-// nothing and report() says so. Header-only: only the benches and cgsample include it.
+// nothing and report() says so. Header-only: the benches and cgsample include it.
 #pragma once
 #include <torch/version.h>
 
@@ -16,7 +16,7 @@
 #include <memory>
 #include <string>
 
-#include "bench/kernel_table.h"
+#include "common/kernel_table.h"
 
 #if TORCH_VERSION_MAJOR >= 2 && __has_include(<torch/csrc/autograd/profiler_kineto.h>)
 #include <torch/csrc/autograd/profiler_kineto.h>
@@ -25,7 +25,7 @@
 #define CG_HAVE_KINETO_API 0
 #endif
 
-namespace cg::bench {
+namespace cg {
 
 class KernelProfile {
  public:
@@ -85,4 +85,4 @@ class KernelProfile {
   bool on_ = false;
 };
 
-}  // namespace cg::bench
+}  // namespace cg
