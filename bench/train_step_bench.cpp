@@ -31,9 +31,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/ranges.h>
 
-#include "common/kernel_profile.h"
 #include "bench/op_profile.h"
 #include "common/error.h"
+#include "common/kernel_profile.h"
 #include "common/log.h"
 #include "data/loader.h"
 #include "data/rng.h"

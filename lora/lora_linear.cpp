@@ -149,16 +149,20 @@ at::Tensor LoraAdapterImpl::down(const at::Tensor& x) {
   return h;
 }
 
+at::Tensor LoraAdapterImpl::up_t(at::ScalarType dtype) const {
+  return (B * scale_).to(dtype).t();  // (r, out[_local]), tiny
+}
+
 at::Tensor LoraAdapterImpl::forward(const at::Tensor& x) {
   const at::Tensor h = down(x);
-  return at::matmul(h, (B * scale_).to(h.scalar_type()).t());  // (.., out_local) for Column, (.., out) else
+  return at::matmul(h, up_t(h.scalar_type()));  // (.., out_local) for Column, (.., out) else
 }
 
 at::Tensor LoraAdapterImpl::forward_add(const at::Tensor& x, const at::Tensor& y) {
   const at::Tensor h = down(x);
-  const at::Tensor bt = (B * scale_).to(h.scalar_type()).t();  // (r, out[_local]), tiny
-  TORCH_CHECK(y.size(-1) == bt.size(1), hf_name_, ": base output width ", y.size(-1), " != LoRA's ", bt.size(1));
-  if (y.scalar_type() != h.scalar_type()) return y + at::matmul(h, bt);
+  const at::Tensor bt = up_t(h.scalar_type());
+  TORCH_CHECK(y.size(-1) == bt.size(1) && y.scalar_type() == h.scalar_type(), hf_name_, ": base output (width ",
+              y.size(-1), ", ", y.scalar_type(), ") does not fit LoRA's (", bt.size(1), ", ", h.scalar_type(), ")");
   const int64_t r = h.size(-1);
   return at::addmm(y.reshape({-1, y.size(-1)}), h.reshape({-1, r}), bt).view(y.sizes());
 }

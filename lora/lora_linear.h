@@ -101,6 +101,7 @@ class LoraAdapterImpl : public torch::nn::Module {
   // 7B all-linear step on an H200.
   at::Tensor fused_dropout(const at::Tensor& x) const;
   at::Tensor down(const at::Tensor& x);  // x -> (.., r): dropout, A, the tp collective (forward's first half)
+  at::Tensor up_t(at::ScalarType dtype) const;  // (scale B)^T in dtype: forward's second factor
 
   std::string hf_name_;
   int64_t in_, out_;

@@ -10,23 +10,13 @@
 namespace cg::model::cuda {
 namespace {
 
-template <typename T>
-__device__ __forceinline__ float to_float(T v);
-template <>
-__device__ __forceinline__ float to_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <>
-__device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half(v); }
+// fp32 <-> the element type, as overloads (the store's argument type picks the rounding).
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ void store(float v, float& out) { out = v; }
+__device__ __forceinline__ void store(float v, __nv_bfloat16& out) { out = __float2bfloat16(v); }
+__device__ __forceinline__ void store(float v, __half& out) { out = __float2half(v); }
 
 template <typename T, int V>
 struct alignas(sizeof(T) * V) Vec {
@@ -54,8 +44,8 @@ __global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cos, 
 #pragma unroll
   for (int k = 0; k < V; ++k) {
     const float xa = to_float(a.v[k]), xb = to_float(b.v[k]);
-    o1.v[k] = from_float<T>(xa * to_float(c1.v[k]) + sign * xb * to_float(s1.v[k]));
-    o2.v[k] = from_float<T>(xb * to_float(c2.v[k]) + sign * xa * to_float(s2.v[k]));
+    store(xa * to_float(c1.v[k]) + sign * xb * to_float(s1.v[k]), o1.v[k]);
+    store(xb * to_float(c2.v[k]) + sign * xa * to_float(s2.v[k]), o2.v[k]);
   }
   *reinterpret_cast<VT*>(out + r * hd + d) = o1;
   *reinterpret_cast<VT*>(out + r * hd + h + d) = o2;

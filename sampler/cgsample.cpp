@@ -15,9 +15,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "common/kernel_profile.h"
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/kernel_profile.h"
 #include "common/log.h"
 #include "data/crystal_text.h"
 #include "data/elements.h"

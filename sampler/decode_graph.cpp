@@ -91,6 +91,15 @@ at::Tensor DecodeGraphs::replay(int64_t span) {
   current.synchronize();  // the inputs' copies and every earlier step are done: the side stream may start
   auto g = std::make_unique<Graph>();
   at::Tensor eager;
+  // Graphs off for the rest of the run; this step's logits from the eager run.
+  const auto give_up = [&](const std::string& why) {
+    spdlog::warn("sample.cuda_graphs: {} (span {}); decoding eagerly from here on", why, span);
+    capture_ = false;
+    graphs_.clear();
+    current.synchronize();
+    return eager.defined() ? eager : model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
+  };
+  bool recording = false;
   try {
     c10::cuda::CUDAStreamGuard on_side(side);
     eager = model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
@@ -100,36 +109,27 @@ at::Tensor DecodeGraphs::replay(int64_t span) {
       g->graph.capture_begin();
     else
       g->graph.capture_begin(graphs_.begin()->second->graph.pool());
-    try {
-      g->out = model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
-    } catch (...) {
-      try {
-        g->graph.capture_end();
-      } catch (...) {
-      }
-      throw;
-    }
+    recording = true;
+    g->out = model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
+    recording = false;
     g->graph.capture_end();
     g->graph.replay();
     side.synchronize();
   } catch (const std::exception& e) {
+    if (recording) {  // leave the stream's capture mode before anything else runs on it
+      try {
+        g->graph.capture_end();
+      } catch (const std::exception&) {
+      }
+    }
     (void)cudaGetLastError();
-    spdlog::warn("sample.cuda_graphs: capturing the decode step (span {}) failed, decoding eagerly from here on: {}",
-                 span, e.what());
-    capture_ = false;
-    graphs_.clear();
-    current.synchronize();
-    return eager.defined() ? eager : model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
+    return give_up(std::string("capturing the decode step failed: ") + e.what());
   }
   const double diff = (g->out - eager).abs().nan_to_num(1e30).max().item<double>();
   const double scale = std::max(1.0, eager.abs().nan_to_num(0).max().item<double>());
-  if (!(diff <= 1e-3 * scale)) {
-    spdlog::warn("sample.cuda_graphs: the replayed decode step (span {}) differs from the eager one by {:.3g} "
-                 "(logits up to {:.3g}); decoding eagerly from here on", span, diff, scale);
-    capture_ = false;
-    graphs_.clear();
-    return eager;
-  }
+  if (!(diff <= 1e-3 * scale))
+    return give_up(fmt::format("the replayed decode step differs from the eager one by {:.3g} (logits up to {:.3g})",
+                               diff, scale));
   spdlog::debug("sample.cuda_graphs: captured the decode step for span {} ({} rows)", span, cap_);
   const at::Tensor out = g->out;
   graphs_.emplace(span, std::move(g));

@@ -40,7 +40,6 @@ class DecodeGraphs {
 
   int64_t last_positions_read() const { return last_read_; }  // per layer, padding rows included
   int64_t graphs_captured() const { return static_cast<int64_t>(graphs_.size()); }
-  bool capturing() const { return capture_; }
 
  private:
   struct Graph;
