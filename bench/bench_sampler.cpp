@@ -77,6 +77,24 @@ void count_decode_kernels(bool fuse, int64_t batch, int64_t prompt) {
     std::printf("  %s: +%.0f per extra chunk (%.1f per layer)\n", with_prefix ? "shared prompt" : "own prompt   ",
                 counts[1] - counts[0], (counts[1] - counts[0]) / L);
   }
+  if (fuse) {
+    // sample.decode_attention=one_pass (the default on a GPU build): the attention as two kernels a layer; here their
+    // ATen reference runs under the kernels' profiler scopes, each counted as one kernel.
+    model->decode_attention = cg::model::DecodeAttention::OnePass;
+    std::vector<int64_t> pos(batch, prompt + 40);
+    for (int64_t b = 0; b < batch / 2; ++b) pos[b] = prompt + 2;  // positions apart: no chunks either way
+    for (const bool with_prefix : {true, false}) {
+      cg::bench::OpProfile::reset();
+      {
+        cg::bench::OpProfile prof;
+        model->decode_step(tokens, pos, &cache, with_prefix ? &shared : nullptr);
+      }
+      std::printf("  one-pass attention, %s: ~%.0f kernels (%.0f operator calls), per layer: %s\n",
+                  with_prefix ? "shared prompt" : "own prompt   ", cg::bench::OpProfile::kernels(),
+                  cg::bench::OpProfile::calls(),
+                  cg::bench::OpProfile::kernels_by_op(static_cast<double>(L)).c_str());
+    }
+  }
   // What one operator call costs the host here (dispatch, output allocation; a 16 x 128 add does ~no arithmetic):
   // a GPU's host pays this per call plus the launch per kernel.
   const auto a = at::randn({16, 128}), b = at::randn({16, 128});

@@ -10,6 +10,7 @@
 
 #include "common/blas_threads.h"
 #include "common/error.h"
+#include "model/decode_attention.h"
 #include "model/rope.h"
 
 namespace cg::model {
@@ -220,6 +221,17 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
                                   int64_t start_pos, at::Tensor* k_cache, at::Tensor* v_cache,
                                   const RowPositions* rows) {
   const int64_t B = x.size(0), T = x.size(1);
+  if (rows && rows->one_pass) {
+    // One fused matmul, then the cache write and the attention in one call each (kernels on a GPU).
+    CG_CHECK(fused() && k_cache && k_cache->defined() && v_cache && T == 1, "one-pass decode attention needs "
+             "fuse_for_inference, a KV cache and one token per row");
+    const int64_t Hq = n_heads_local, Hkv = n_kv_heads_local;
+    const auto qkv = fused_linear_forward({q_proj.get(), k_proj.get(), v_proj.get()}, qkv_weight, x)
+                         .view({B, Hq + 2 * Hkv, head_dim});
+    const auto o = one_pass_decode_attention(qkv, rows->cos, rows->sin, rows->pos, *k_cache, *v_cache,
+                                             rows->prefix_k, rows->prefix_v, Hq, Hkv);  // (B, Hq hd)
+    return o_proj(o.view({B, 1, Hq * head_dim}));
+  }
   at::Tensor q, k, v;  // (B, n_heads_local, T, hd), (B, n_kv_local, T, hd) x 2
   at::Tensor kv;  // decode with per-head RoPE tables: k and v adjacent, (B, 2 Hkv, 1, hd)
   if (fused()) {

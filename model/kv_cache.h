@@ -55,6 +55,10 @@ struct RowPositions {
   int64_t prefix = 0;
   at::Tensor prefix_k, prefix_v;
   at::Tensor kv;  // the layer's KVCache::kv when the cache has one (one scatter for the key and value)
+  // One-pass decode attention (Llama::decode_attention, model/decode_attention.h): each row reads exactly its own
+  // positions, so chunks and masks are unused; cos, sin (B, head_dim) are the rows' RoPE tables at pos.
+  bool one_pass = false;
+  at::Tensor cos, sin;
 };
 
 // The split of rows [0, positions.size()) into at most max_chunks contiguous chunks (span = 1 + the chunk's largest

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/parallel.h"
 #include "model/accounting.h"
+#include "model/decode_attention.h"
 #include "model/rope.h"
 
 namespace cg::model {
@@ -83,10 +84,14 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
   rows.pos = at::tensor(positions, at::TensorOptions().dtype(at::kLong)).to(device());  // (B)
   std::vector<int64_t> past_prefix(positions);
   for (auto& p : past_prefix) p -= P;
-  rows.chunks = decode_chunks(past_prefix, max_chunks, chunk_cost + P);  // a chunk also reads the P shared positions
+  if (!one_pass_decode())  // (one pass: every row reads its own positions, no chunks)
+    rows.chunks = decode_chunks(past_prefix, max_chunks, chunk_cost + P);  // a chunk also reads the P shared ones
   if (positions_read) {
     *positions_read = 0;
-    for (const auto& c : rows.chunks) *positions_read += P + c.rows * c.span;
+    if (one_pass_decode())  // every row its own positions, the prefix's included
+      for (const int64_t p : positions) *positions_read += p + 1;
+    else
+      for (const auto& c : rows.chunks) *positions_read += P + c.rows * c.span;
   }
   return decode_rows(tokens, rows, cache, prefix);
 }
@@ -119,7 +124,12 @@ at::Tensor LlamaImpl::decode_rows(const at::Tensor& tokens, RowPositions& rows, 
     CG_CHECK(static_cast<int64_t>(prefix->k.size()) == cfg_.num_hidden_layers && prefix->batch() == 1,
              "Llama::decode_step: the shared prefix must be a KV cache of {} layers and batch 1",
              cfg_.num_hidden_layers);
+  rows.one_pass = one_pass_decode();
+  const auto& attn = *model->layers->ptr<DecoderLayerImpl>(0)->self_attn;
+  if (rows.one_pass) decode_kernels_check_once(dtype(), device(), attn.n_heads_local, attn.n_kv_heads_local,
+                                               cfg_.head_dim());
   for (auto& c : rows.chunks) {
+    if (rows.one_pass) break;  // every row reads exactly its own positions: no chunk masks
     // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
     const auto future = at::arange(P, P + c.span, rows.pos.options()).view({1, 1, 1, c.span}) >
                         rows.pos.narrow(0, c.start, c.rows).view({c.rows, 1, 1, 1});  // (rows, 1, 1, span)
@@ -132,10 +142,11 @@ at::Tensor LlamaImpl::decode_rows(const at::Tensor& tokens, RowPositions& rows, 
   }
   auto h = model->embed_tokens(tokens);  // (B, 1, d)
   auto [cos, sin] = rope_cos_sin_at(rows.pos, cfg_.head_dim(), cfg_.rope_theta, h.scalar_type());  // (B, hd)
-  if (fused_) {
+  if (rows.one_pass) {
+    rows.cos = cos, rows.sin = sin;  // the layers' attention takes them from rows
+  } else if (fused_) {
     // Per-head tables over the fused q|k|v heads (built once per step), v's the identity (cos 1, sin 0: the rotation
     // leaves v exact), so one RoPE call yields q, k and v with k and v adjacent for one cache scatter.
-    const auto& attn = *model->layers->ptr<DecoderLayerImpl>(0)->self_attn;
     const int64_t Hq = attn.n_heads_local, Hkv = attn.n_kv_heads_local, hd = cfg_.head_dim();
     const auto per_head = [&](const at::Tensor& t, double v_value) {
       return at::cat({t.unsqueeze(1).expand({B, Hq + Hkv, hd}), at::full({B, Hkv, hd}, v_value, t.options())}, 1)
@@ -197,6 +208,18 @@ std::vector<Linear> LlamaImpl::linears() const {
       out.push_back(l);
   }
   return out;
+}
+
+bool LlamaImpl::one_pass_decode() const {
+  if (!fused_ || decode_attention == DecodeAttention::Ops) return false;
+  return decode_attention == DecodeAttention::OnePass || (device().is_cuda() && decode_kernels_built());
+}
+
+DecodeAttention decode_attention_from(const std::string& name) {
+  if (name == "auto") return DecodeAttention::Auto;
+  if (name == "one_pass") return DecodeAttention::OnePass;
+  if (name == "ops") return DecodeAttention::Ops;
+  CG_FAIL("unknown decode attention '{}': auto, one_pass or ops", name);
 }
 
 void LlamaImpl::fuse_for_inference() {

@@ -58,6 +58,16 @@ constexpr int64_t kDecodeChunkCost = 1024;
 int64_t decode_chunk_cost(const LlamaConfig& cfg, int64_t tp, at::ScalarType dtype, at::Device device,
                           bool shared_prefix);
 
+// How the decode steps of a fused model (fuse_for_inference) attend; an unfused one always uses Ops.
+//   OnePass: per layer one call writes the rows' keys and values, one attends each row over exactly its own
+//            positions (model/decode_attention.h): cgtrain's CUDA kernels on a GPU, checked against their reference
+//            once per shape before the first step; off a GPU that ATen reference, row by row (slow: for tests).
+//   Ops:     libtorch's operators over attention chunks (decode_chunks, masks), ~14 kernels a layer.
+//   Auto:    OnePass on a GPU when the build has the kernels (decode_kernels_built), else Ops.
+enum class DecodeAttention { Auto, OnePass, Ops };
+// "auto" | "one_pass" | "ops" (sample.decode_attention); errors list the choices.
+DecodeAttention decode_attention_from(const std::string& name);
+
 class LlamaImpl : public torch::nn::Module {
  public:
   // options: dtype and device of the base weights (fp32 on CPU, bf16 on GPU). Weights are uninitialised until
@@ -76,7 +86,8 @@ class LlamaImpl : public torch::nn::Module {
   // prefix (optional, batch 1): the keys/values of tokens every row starts with, positions [0, prefix->max_len);
   // the rows' own cache entries there are then not read.
   // positions_read (optional): set to the cached positions the step's attention reads per layer (the shared prefix
-  // once per chunk plus rows x span), for GenerationStats.
+  // once per chunk plus rows x span), for GenerationStats. With one_pass_decode() there are no chunks: every row
+  // reads exactly [0, positions[b]] (max_chunks and chunk_cost unused).
   at::Tensor decode_step(const at::Tensor& tokens, const std::vector<int64_t>& positions, KVCache* cache,
                          const KVCache* prefix = nullptr, int64_t max_chunks = kDecodeMaxChunks,
                          int64_t chunk_cost = kDecodeChunkCost, int64_t* positions_read = nullptr);
@@ -101,6 +112,8 @@ class LlamaImpl : public torch::nn::Module {
   // Same results (bf16 to the last bit: the norms round once, after their weight); parameters stay the same tensors
   // (views). Fails with a LoRA hook present.
   void fuse_for_inference();
+  // Whether decode steps take the one-pass attention (decode_attention, resolved for this model's device).
+  bool one_pass_decode() const;
   // Base parameters trainable (full fine-tuning) or frozen (LoRA). Hook parameters are untouched.
   void set_base_trainable(bool trainable);
 
@@ -112,6 +125,7 @@ class LlamaImpl : public torch::nn::Module {
   LlamaModel model{nullptr};
   Linear lm_head{nullptr};  // (vocab_local, d): column-parallel on the (padded) vocabulary
   bool activation_checkpointing = false;  // recompute each decoder layer in backward (training only)
+  DecodeAttention decode_attention = DecodeAttention::Auto;
   // Generators that hooks draw from (LoRA dropout's): rewound for the recompute so it draws the same masks. The
   // default CPU/device generators are always handled.
   std::vector<at::Generator> recompute_generators;

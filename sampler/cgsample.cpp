@@ -302,6 +302,7 @@ int run(int argc, char** argv) {
                         {"decode_steps", st.decode_steps},
                         {"decode_rows", st.decode_rows},
                         {"cuda_graphs", st.cuda_graphs},
+                        {"decode_attention", model->one_pass_decode() ? "one_pass" : "ops"},
                         {"prefill_passes", st.prefills},
                         {"shared_prefix", st.shared_prefix},
                         {"cache_positions_read", st.cache_read},

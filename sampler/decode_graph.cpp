@@ -56,9 +56,11 @@ at::Tensor DecodeGraphs::step(const std::vector<int64_t>& next, const std::vecto
   const auto [lo, hi] = std::minmax_element(pos.begin(), pos.end());
   CG_CHECK(*lo >= prefix_len_ && *hi < cache_.max_len, "decode positions [{}, {}] outside [{}, {}) (shared prefix, "
            "KV cache length)", *lo, *hi, prefix_len_, cache_.max_len);
-  // The rows' largest position past the prefix, rounded up to a bucket (the cache's end at most).
-  const int64_t need = *hi - prefix_len_ + 1;
-  const int64_t span = std::min((need + kSpanBucket - 1) / kSpanBucket * kSpanBucket, cache_.max_len - prefix_len_);
+  // The rows' largest position past the prefix, rounded up to a bucket (the cache's end at most). With the one-pass
+  // attention every row reads its own positions whatever the span: one graph, for the whole cache.
+  const bool one_pass = model_.one_pass_decode();
+  const int64_t need = *hi - prefix_len_ + 1, whole = cache_.max_len - prefix_len_;
+  const int64_t span = one_pass ? whole : std::min((need + kSpanBucket - 1) / kSpanBucket * kSpanBucket, whole);
   int64_t* ht = host_tokens_.data_ptr<int64_t>();
   int64_t* hp = host_pos_.data_ptr<int64_t>();
   for (int64_t r = 0; r < cap_; ++r) {  // padding rows: token 0 at the first position past the prefix
@@ -69,7 +71,12 @@ at::Tensor DecodeGraphs::step(const std::vector<int64_t>& next, const std::vecto
   // this step's logits.
   tokens_.copy_(host_tokens_, /*non_blocking=*/true);
   pos_.copy_(host_pos_, /*non_blocking=*/true);
-  last_read_ = prefix_len_ + cap_ * span;
+  if (one_pass) {  // each row [0, pos], padding rows [0, prefix]
+    last_read_ = (cap_ - R) * (prefix_len_ + 1);
+    for (const int64_t p : pos) last_read_ += p + 1;
+  } else {
+    last_read_ = prefix_len_ + cap_ * span;
+  }
   const at::Tensor out = capture_ ? replay(span)
                                   : model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
   return out.select(1, 0).narrow(0, 0, R);  // (R, vocab_local)

@@ -5,7 +5,8 @@
 // recorded kernels with one call. A graph fixes its shapes and addresses, so every step runs all `cap` rows of the
 // cache (rows past the running ones are padding: token 0 at position `prefix`, in free rows whose cache entries are
 // rewritten before any row reads them) with one attention chunk whose span is the rows' largest position rounded
-// up to kSpanBucket: one graph per span bucket, captured the first time that bucket comes up. The tokens and
+// up to kSpanBucket: one graph per span bucket, captured the first time that bucket comes up (with the one-pass
+// attention, Llama::one_pass_decode, rows read their own positions whatever the span: one graph). The tokens and
 // positions go through two device buffers the graphs read (Llama::decode_step_on_device: nothing on the host).
 // Each capture is checked against the eager step it was captured from (the same inputs): a mismatch or a failed
 // capture turns the graphs off with a warning and the padded steps run eagerly, as they do on a CPU (where this

@@ -14,7 +14,8 @@
 #      to what is left of TOTAL_S (560: the device tool stops a command at 600 s; a stage with under 30 s left
 #      is skipped and says how to run it next), PROFILE_S (120 each: the kernel profiles); STAGES to pick a subset
 #      (default "build nccl profile lora hf sample graphs long e2e mb16"; also "alloc": q,v with expandable
-#      allocator segments; run in the order "build nccl profile lora alloc hf sample graphs long e2e mb16"; a second call on a warm machine
+#      allocator segments, "ops": sampling with libtorch's decode attention instead of cgtrain's kernels; run in the
+#      order "build nccl profile lora alloc hf sample ops graphs long e2e mb16"; a second call on a warm machine
 #      can skip "build": build-gpu/ stays).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -68,8 +69,8 @@ if has nccl && bin tests/dist/test_dist_nccl; then
     "$CG_BUILD/tests/dist/test_dist_nccl" --gtest_brief=1'
 fi
 if has nccl; then
-  # Suites with CUDA halves (torch's fused RMSNorm against HF's formula, the RoPE kernel against apply_rope, LoRA's
-  # fused dropout), those of them that were built: they run on the GPU here.
+  # Suites with CUDA halves (torch's fused RMSNorm against HF's formula, the RoPE and decode attention kernels
+  # against their references, LoRA's fused dropout), those of them that were built: they run on the GPU here.
   suites=""
   for t in tests/model/test_model_llama tests/model/test_model_attention tests/lora/test_lora_linear; do
     [ -x "$CGB/$t" ] && suites="$suites $t"
@@ -105,6 +106,13 @@ if has sample && bin sampler/cgsample; then
   N=${N:-512} BS=${BS:-256} SHARE=${SAMPLE_SHARE:-${SHARE:-both}} stage sample_7b "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
   cp bench/gpu/results/sample_7b/summary.json "$LOGS/sample_7b_summary.json" 2>/dev/null
   cp bench/gpu/results/sample_7b_own_prompt/summary.json "$LOGS/sample_7b_own_prompt_summary.json" 2>/dev/null
+fi
+if has ops && bin sampler/cgsample; then
+  # The same as "sample" (shared prompt, batch 512) with libtorch's operators for the decode attention instead of
+  # cgtrain's one-pass kernels (sample.decode_attention=ops): the kernels' gain.
+  N=${N:-4096} BS=${BS:-512} SHARE=true TAG=_ops EXTRA="sample.decode_attention=ops ${EXTRA:-}" \
+    stage sample_7b_ops "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
+  grep -h -E 'decode_attention|crystals_per_s' "$LOGS/sample_7b_ops.log" | tee -a "$OUT/summary.txt"
 fi
 if has graphs && bin sampler/cgsample; then
   # The decode step as CUDA graphs (sample.cuda_graphs; captured per span bucket, each checked against the eager

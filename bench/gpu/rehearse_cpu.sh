@@ -22,7 +22,7 @@ hf=$demo/base_hf
 export EXTRA="model.device=cpu model.dtype=fp32 parallel.backend=mpi model.hf_dir=$hf \
 data.tokenizer=$hf/tokenizer.model train.micro_batch=2 train.seq_len=128 train.threads=2 \
 log.level=warn"
-export OUT=$dir/out LOGS=$dir/out BUILD_DIR=$dir STAGES="profile lora hf sample graphs long e2e" STEPS=2 WARMUP=1 TRAIN_S=120 SAMPLE_S=300 N=16 BS=8 \
+export OUT=$dir/out LOGS=$dir/out BUILD_DIR=$dir STAGES="profile lora hf sample ops graphs long e2e" STEPS=2 WARMUP=1 TRAIN_S=120 SAMPLE_S=300 N=16 BS=8 \
   MAX_NEW=300 TOKENIZER=$hf/tokenizer.model PEAK_TFLOPS=0.2
 [ -d "$demo/adapter" ] && export ADAPTER=$demo/adapter  # sample_7b.sh's trained-model path too
 export E2E_OVERRIDES="model.device=cpu model.dtype=fp32 parallel.backend=mpi train.threads=2"

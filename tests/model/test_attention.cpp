@@ -6,12 +6,16 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <tuple>
 #include <vector>
 
+#include "common/error.h"
 #include "model/attention.h"
+#include "model/decode_attention.h"
 #include "model/rope.h"
 
 using namespace cg::model;
@@ -238,4 +242,118 @@ TEST(Rope, BthdLayoutEqualsApplyRopeOnTheHeadMajorView) {
         EXPECT_TRUE(at::allclose(x.grad().to(at::kCPU, at::kDouble), xr.grad().transpose(1, 2), tol, tol))
             << dev << " " << dtype << " hd " << hd;
       }
+}
+
+namespace {
+
+// The textbook one-pass decode step in double, loops only: RoPE from its angles (HF's half split), the row's key and
+// value written at its position, softmax over the prefix's keys and the row's [P, pos] -> (B, Hq hd).
+at::Tensor textbook_decode(const at::Tensor& qkv, const std::vector<int64_t>& pos, at::Tensor& kc, at::Tensor& vc,
+                           const at::Tensor& pk, const at::Tensor& pv, int64_t Hq, int64_t Hkv, double theta) {
+  const int64_t B = qkv.size(0), hd = qkv.size(2), h = hd / 2, P = pk.defined() ? pk.size(2) : 0;
+  auto x = qkv.to(at::kDouble);
+  const auto rope = [&](const at::Tensor& v, int64_t t) {  // (hd) at position t
+    auto o = at::empty_like(v);
+    for (int64_t i = 0; i < h; ++i) {
+      const double a = t * std::pow(theta, -2.0 * i / hd), c = std::cos(a), s = std::sin(a);
+      o[i] = v[i].item<double>() * c - v[i + h].item<double>() * s;
+      o[i + h] = v[i + h].item<double>() * c + v[i].item<double>() * s;
+    }
+    return o;
+  };
+  auto out = at::zeros({B, Hq * hd}, at::kDouble);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t t = pos[b];
+    for (int64_t j = 0; j < Hkv; ++j) {
+      kc[b][j][t].copy_(rope(x[b][Hq + j], t));
+      vc[b][j][t].copy_(x[b][Hq + Hkv + j]);
+    }
+    for (int64_t hq = 0; hq < Hq; ++hq) {
+      const int64_t j = hq / (Hq / Hkv);
+      const auto q = rope(x[b][hq], t) / std::sqrt(double(hd));
+      std::vector<double> score;
+      std::vector<at::Tensor> val;
+      for (int64_t u = 0; u <= t; ++u) {
+        const auto k = u < P ? pk[0][j][u].to(at::kDouble) : kc[b][j][u].to(at::kDouble);
+        score.push_back((q * k).sum().item<double>());
+        val.push_back(u < P ? pv[0][j][u].to(at::kDouble) : vc[b][j][u].to(at::kDouble));
+      }
+      const double mx = *std::max_element(score.begin(), score.end());
+      double z = 0;
+      for (const double s : score) z += std::exp(s - mx);
+      auto o = out[b].narrow(0, hq * hd, hd);
+      for (size_t u = 0; u < score.size(); ++u) o.add_(val[u] * (std::exp(score[u] - mx) / z));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(OnePassDecode, ReferenceIsTheTextbookStep) {
+  // one_pass_decode_attention off a GPU (its ATen reference) against the loop above in double: outputs and the cache
+  // entries written (and nothing else), with and without a shared prefix, GQA groups of 1 and 3.
+  for (const auto& [Hq, Hkv, P] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 4, 0}, {6, 2, 5}, {3, 1, 2}}) {
+    SCOPED_TRACE(testing::Message() << Hq << " heads, " << Hkv << " kv heads, prefix " << P);
+    const int64_t hd = 8, max_len = P + 9;
+    const std::vector<int64_t> pos{P, P + 8, P + 3};
+    const int64_t B = static_cast<int64_t>(pos.size());
+    auto g = gen(7 + Hq + P);
+    const auto qkv = at::randn({B, Hq + 2 * Hkv, hd}, g);
+    const auto kv = at::randn({2, B, Hkv, max_len, hd}, g);
+    at::Tensor pk, pv;
+    if (P > 0) pk = at::randn({1, Hkv, P, hd}, g), pv = at::randn({1, Hkv, P, hd}, g);
+    const auto p = at::tensor(pos, at::TensorOptions().dtype(at::kLong));
+    const auto [cos, sin] = rope_cos_sin_at(p, hd, 10000.0, at::kFloat);
+    auto got_kv = kv.clone();
+    const auto got = one_pass_decode_attention(qkv, cos, sin, p, got_kv[0], got_kv[1], pk, pv, Hq, Hkv);
+    auto want_kv = kv.to(at::kDouble);
+    auto kc = want_kv[0], vc = want_kv[1];
+    const auto want = textbook_decode(qkv, pos, kc, vc, pk, pv, Hq, Hkv, 10000.0);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_TRUE(at::allclose(got.to(at::kDouble), want, 1e-5, 1e-5)) << (got.to(at::kDouble) - want).abs().max();
+    EXPECT_TRUE(at::allclose(got_kv.to(at::kDouble), want_kv, 1e-5, 1e-5));  // written where it should, only there
+  }
+}
+
+TEST(OnePassDecode, BadShapesAndPositionsAreClearErrors) {
+  const auto qkv = at::randn({2, 8, 4});  // Hq 4, Hkv 2
+  const auto p = at::tensor(std::vector<int64_t>{1, 3}, at::TensorOptions().dtype(at::kLong));
+  const auto [cos, sin] = rope_cos_sin_at(p, 4, 10000.0, at::kFloat);
+  const auto kv = at::zeros({2, 2, 2, 4, 4});
+  const auto expect_error = [](const std::function<void()>& f, const std::string& words) {
+    try {
+      f();
+      ADD_FAILURE() << "expected an error with '" << words << "'";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  expect_error([&] { one_pass_decode_attention(qkv, cos, sin, p, kv[0], kv[1], {}, {}, 3, 2); }, "Hkv dividing Hq");
+  expect_error([&] { one_pass_decode_attention(qkv, cos, sin, p, kv[0], kv[1], {}, {}, 2, 3); }, "Hkv dividing Hq");
+  expect_error([&] { one_pass_decode_attention(qkv, cos.narrow(0, 0, 1), sin, p, kv[0], kv[1], {}, {}, 4, 2); },
+               "RoPE tables");
+  expect_error([&] { one_pass_decode_attention(qkv, cos, sin, p, kv[0].narrow(0, 0, 1), kv[1], {}, {}, 4, 2); },
+               "caches");
+  const auto past = at::tensor(std::vector<int64_t>{1, 4}, at::TensorOptions().dtype(at::kLong));  // max_len 4
+  expect_error([&] { one_pass_decode_attention(qkv, cos, sin, past, kv[0], kv[1], {}, {}, 4, 2); }, "outside");
+  const auto pk = at::zeros({1, 2, 2, 4});  // prefix 2: position 1 is inside it
+  expect_error([&] { one_pass_decode_attention(qkv, cos, sin, p, kv[0], kv[1], pk, pk, 4, 2); }, "outside");
+}
+
+TEST(OnePassDecode, CudaKernelsEqualTheReference) {
+  // The kernels (model/decode_attention_cuda.cu) against the reference on the same GPU inputs, for each dtype, head
+  // dims taking 1, 2, 4 and 8 values per lane, GQA and not, with a prefix and without: every row's output and every
+  // cache entry (decode_kernels_max_error). Within one rounding of the outputs.
+  if (!torch::cuda::is_available() || !decode_kernels_built()) GTEST_SKIP() << "needs a GPU and a CUDA build";
+  const at::Device dev(at::kCUDA, 0);
+  for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf})
+    for (const auto& [Hq, Hkv, hd] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+             {4, 4, 6}, {4, 2, 16}, {8, 1, 64}, {32, 32, 128}, {8, 2, 128}, {2, 2, 256}})
+      for (const int64_t P : {0, 7, 40}) {
+        const double tol = dtype == at::kFloat ? 1e-5 : dtype == at::kHalf ? 2e-3 : 1.6e-2;
+        EXPECT_LE(decode_kernels_max_error(dtype, dev, Hq, Hkv, hd, P, 3), tol)
+            << c10::toString(dtype) << " Hq " << Hq << " Hkv " << Hkv << " hd " << hd << " P " << P;
+      }
+  decode_kernels_check_once(at::kBFloat16, dev, 32, 32, 128);  // passes: no throw
 }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "model/decode_attention.h"
 #include "model/llama.h"
 #include "reference_llama.h"
 
@@ -364,6 +365,70 @@ TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
   const auto other_specs = other->param_specs();
   for (size_t i = 0; i < specs.size(); ++i) specs[i].param.copy_(other_specs[i].param);
   EXPECT_TRUE(at::allclose(m->forward(tok), other->forward(tok), 1e-5, 1e-5));
+}
+
+TEST(Llama, OnePassDecodeEqualsTheFullForwardAndTheOps) {
+  // decode_attention = OnePass (off a GPU: the kernels' ATen reference, row by row) in a fused model: decode_step and
+  // decode_step_on_device give each row the logits of its full forward, with and without the shared prefix (the
+  // rows' own copies of it spoiled), and write the cache entries the chunked ops write. Auto on a CPU and unfused
+  // models take the ops.
+  const auto c = small_config();  // GQA: 4 heads on 2 kv heads
+  auto m = make_model(c);
+  at::NoGradGuard ng;
+  EXPECT_FALSE(m->one_pass_decode());  // unfused
+  m->fuse_for_inference();
+  EXPECT_EQ(m->one_pass_decode(), decode_kernels_built() && m->device().is_cuda());  // Auto: ops on a CPU
+  m->decode_attention = DecodeAttention::OnePass;
+  EXPECT_TRUE(m->one_pass_decode());
+  const auto tok = tokens_for(3, 10, c.vocab_size, 5);
+  for (int64_t b = 1; b < 3; ++b) tok[b].narrow(0, 0, 3).copy_(tok[0].narrow(0, 0, 3));  // a 3-token shared head
+  const auto full = m->forward(tok);  // (3, 10, V)
+  auto shared = m->make_cache(1, 3);
+  m->forward(tok.narrow(0, 0, 1).narrow(1, 0, 3), 0, &shared);
+  const std::vector<int64_t> start{3, 7, 5};
+  for (const bool with_prefix : {false, true})
+    for (const bool on_device : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "prefix " << with_prefix << ", on device " << on_device);
+      auto one = m->make_cache(3, 10), ops = m->make_cache(3, 10);
+      for (int64_t b = 0; b < 3; ++b) {
+        auto r = one.rows(b, 1);
+        m->forward(tok.narrow(0, b, 1).narrow(1, 0, start[b]), 0, &r);
+      }
+      if (with_prefix)
+        for (auto& x : one.kv) x.narrow(3, 0, 3).fill_(1e3);  // (2, B, n_kv, max_len, hd): positions [0, 3)
+      for (size_t l = 0; l < one.kv.size(); ++l) ops.kv[l].copy_(one.kv[l]);
+      const KVCache* prefix = with_prefix ? &shared : nullptr;
+      std::vector<int64_t> pos(start);
+      for (int step = 0; step < 3; ++step) {
+        std::vector<at::Tensor> next;
+        for (int64_t b = 0; b < 3; ++b) next.push_back(tok[b][pos[b]]);
+        const auto tokens = at::stack(next).view({3, 1});
+        const auto p = at::tensor(pos, at::TensorOptions().dtype(at::kLong));
+        int64_t read = 0;
+        const auto lg = on_device ? m->decode_step_on_device(tokens, p, 7, &one, prefix)
+                                  : m->decode_step(tokens, pos, &one, prefix, kDecodeMaxChunks, 0, &read);
+        m->decode_attention = DecodeAttention::Ops;
+        EXPECT_FALSE(m->one_pass_decode());
+        m->decode_step(tokens, pos, &ops, prefix);
+        m->decode_attention = DecodeAttention::OnePass;
+        for (int64_t b = 0; b < 3; ++b)
+          EXPECT_TRUE(at::allclose(lg[b][0], full[b][pos[b]], 1e-5, 1e-5)) << "row " << b << " step " << step;
+        if (!on_device) EXPECT_EQ(read, (pos[0] + 1) + (pos[1] + 1) + (pos[2] + 1));  // each row its own positions
+        for (auto& x : pos) ++x;
+      }
+      for (size_t l = 0; l < one.kv.size(); ++l) EXPECT_TRUE(at::allclose(one.kv[l], ops.kv[l], 1e-6, 1e-6)) << l;
+    }
+  // A row at a position inside the shared prefix, or past the cache, is an error.
+  auto cache = m->make_cache(2, 6);
+  EXPECT_THROW(m->decode_step(at::zeros({2, 1}, at::kLong), {3, 6}, &cache), cg::Error);
+  EXPECT_THROW(m->decode_step_on_device(at::zeros({2, 1}, at::kLong),
+                                        at::tensor(std::vector<int64_t>{1, 4}, at::TensorOptions().dtype(at::kLong)),
+                                        3, &cache, &shared),
+               cg::Error);
+  EXPECT_EQ(decode_attention_from("one_pass"), DecodeAttention::OnePass);
+  EXPECT_EQ(decode_attention_from("ops"), DecodeAttention::Ops);
+  EXPECT_EQ(decode_attention_from("auto"), DecodeAttention::Auto);
+  EXPECT_THROW(decode_attention_from("kernel"), cg::Error);
 }
 
 TEST(Llama, FusingProjectionsWithALoraHookIsAClearError) {

@@ -172,6 +172,30 @@ TEST(Generator, MixedPromptLengthsGiveTheSameSamplesAtAnyBatchSize) {
   }
 }
 
+TEST(Generator, OnePassDecodeAttentionGivesTheSameSamples) {
+  // cgsample's model is fused; sample.decode_attention=one_pass (off a GPU: the CUDA kernels' ATen reference) gives
+  // the samples the ops give, with the shared prompt head and without, eager and through the graphs' padded steps,
+  // and each row reads exactly the cached positions it attends to.
+  Fixture& f = fixture();
+  auto m = sampler_test::tiny_random_llama(f.tok.vocab_size(), 2048, 11, 0.5);
+  m->fuse_for_inference();
+  Generator gen(*m, f.tok.pieces, f.tok.eos(), nullptr);
+  GenerationParams p = params(40, 4, {1.0, 1.0, 0}, 5);
+  const auto prompts = gen_prompts(6);
+  for (const bool share : {true, false})
+    for (const bool graphs : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "share " << share << ", graphs " << graphs);
+      p.share_prompt = share, p.cuda_graphs = graphs;
+      m->decode_attention = model::DecodeAttention::Ops;
+      const auto ops = gen.generate(prompts, p);
+      m->decode_attention = model::DecodeAttention::OnePass;
+      const auto one = gen.generate(prompts, p);
+      for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(one[i].tokens, ops[i].tokens) << i;
+      if (!graphs) EXPECT_EQ(gen.stats().cache_read, gen.stats().cache_needed);
+      else EXPECT_GT(gen.stats().cache_read, gen.stats().cache_needed);  // the padding rows' reads
+    }
+}
+
 TEST(Generator, ContinuousBatchingKeepsTheBatchFull) {
   // 16 sequences through 4 rows. Every decoded row samples a token (the first token of each sequence comes from its
   // prefill), so decode_rows = sampled tokens - sequences: no row ever decodes for a finished sequence. Static

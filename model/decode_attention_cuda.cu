@@ -1,0 +1,88 @@
+// One-pass decode attention as two CUDA kernels per layer: model/decode_attention_cuda.h has the contract.
+// libtorch's ops take ~14 kernels a layer for the same work (RoPE by mul/roll/addcmul over per-head tables, the cache
+// scatter, the scaling, the shared prefix's and the rows' own scores, a mask, cat, softmax, two value products and a
+// sum), each one a host-side operator call: a 7B decode step at batch 256 spent ~26 ms issuing ~800 of them against
+// ~9 ms of GPU work (docs/performance.md, GPU). These read each row's keys up to its own position only, where the
+// chunked ops read a chunk's longest span for every row of it.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "model/decode_attention_cuda.h"
+
+namespace cg::model::cuda {
+namespace {
+
+// fp32 <-> the element type, as overloads (the store's argument type picks the rounding).
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ void store(float v, float& out) { out = v; }
+__device__ __forceinline__ void store(float v, __nv_bfloat16& out) { out = __float2bfloat16(v); }
+__device__ __forceinline__ void store(float v, __half& out) { out = __float2half(v); }
+
+#include "model/decode_attention_kernels.cuh"
+
+const char* check(const DecodeAttentionArgs& a) {
+  if (a.B <= 0 || a.B > 2147483647 || a.Hq <= 0 || a.Hq > 65535 || a.Hkv <= 0 || a.Hq % a.Hkv != 0)
+    return "decode attention: needs B >= 1, 1 <= Hq <= 65535 and Hkv dividing Hq";
+  if (a.hd < 2 || a.hd > 256 || a.hd % 2 != 0) return "decode attention: head_dim must be even and at most 256";
+  if (!a.qkv || !a.cos || !a.sin || !a.pos || !a.k_cache || !a.v_cache || !a.out || (a.P > 0 && (!a.prefix_k ||
+      !a.prefix_v)))
+    return "decode attention: a tensor is missing";
+  return nullptr;
+}
+
+const char* launched() {
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
+}
+
+template <typename T>
+const char* launch_write(const DecodeAttentionArgs& a, cudaStream_t stream) {
+  constexpr int kBlock = 256;
+  const int64_t n = a.B * a.Hkv * (a.hd / 2);
+  write_kv_kernel<T><<<static_cast<unsigned>((n + kBlock - 1) / kBlock), kBlock, 0, stream>>>(a);
+  return launched();
+}
+
+template <typename T>
+const char* launch_attention(const DecodeAttentionArgs& a, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(a.B), static_cast<unsigned>(a.Hq));
+  const int lanes_per_dim = static_cast<int>((a.hd + 31) / 32);
+  if (lanes_per_dim <= 1)
+    attention_kernel<T, 1><<<grid, kWarps * 32, 0, stream>>>(a);
+  else if (lanes_per_dim <= 2)
+    attention_kernel<T, 2><<<grid, kWarps * 32, 0, stream>>>(a);
+  else if (lanes_per_dim <= 4)
+    attention_kernel<T, 4><<<grid, kWarps * 32, 0, stream>>>(a);
+  else
+    attention_kernel<T, 8><<<grid, kWarps * 32, 0, stream>>>(a);
+  return launched();
+}
+
+}  // namespace
+
+const char* decode_write_kv(const DecodeAttentionArgs& a, void* stream) {
+  if (const char* bad = check(a)) return bad;
+  const auto s = static_cast<cudaStream_t>(stream);
+  switch (a.dtype) {
+    case DecodeDType::Float: return launch_write<float>(a, s);
+    case DecodeDType::BFloat16: return launch_write<__nv_bfloat16>(a, s);
+    case DecodeDType::Half: return launch_write<__half>(a, s);
+  }
+  return "decode_write_kv: unknown dtype";
+}
+
+const char* decode_attention(const DecodeAttentionArgs& a, void* stream) {
+  if (const char* bad = check(a)) return bad;
+  const auto s = static_cast<cudaStream_t>(stream);
+  switch (a.dtype) {
+    case DecodeDType::Float: return launch_attention<float>(a, s);
+    case DecodeDType::BFloat16: return launch_attention<__nv_bfloat16>(a, s);
+    case DecodeDType::Half: return launch_attention<__half>(a, s);
+  }
+  return "decode_attention: unknown dtype";
+}
+
+}  // namespace cg::model::cuda

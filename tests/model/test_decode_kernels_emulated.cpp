@@ -1,0 +1,197 @@
+// The one-pass decode attention's CUDA kernels (model/decode_attention_kernels.cuh) run on a CPU: each block's
+// threads are OS threads, a warp's shuffle and the block's __syncthreads are barriers, __shared__ arrays are statics
+// (blocks run one after another). This checks the kernels' indexing, their warp reductions, the online softmax and the
+// merge of the warps against the ATen reference (model/decode_attention.h) in fp32 on machines without a GPU; the
+// GPU suite (test_model_attention's CudaKernelsEqualTheReference) runs the compiled kernels where there is one.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "model/decode_attention.h"
+#include "model/decode_attention_cuda.h"
+#include "model/rope.h"
+
+namespace emu {
+
+struct Dim3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int64_t gen = generation_;
+    if (++waiting_ == n_) {
+      waiting_ = 0;
+      ++generation_;
+      cv_.notify_all();
+    } else {
+      cv_.wait(lock, [&] { return generation_ != gen; });
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int n_, waiting_ = 0;
+  int64_t generation_ = 0;
+};
+
+struct Block {
+  explicit Block(int threads) : all(threads) {
+    for (int w = 0; w < (threads + 31) / 32; ++w) {
+      warps.push_back(std::make_unique<Barrier>(std::min(32, threads - 32 * w)));
+      lanes.emplace_back(32, 0.f);
+    }
+  }
+  Barrier all;
+  std::vector<std::unique_ptr<Barrier>> warps;
+  std::vector<std::vector<float>> lanes;  // per warp: what each lane offers to a shuffle
+};
+
+thread_local Dim3 thread_idx, block_idx;
+thread_local Block* block = nullptr;
+Dim3 block_dim;
+
+// Every block of the grid, one after another, each with `threads` OS threads running kernel().
+template <typename F>
+void launch(Dim3 grid, unsigned threads, F kernel) {
+  block_dim = {threads, 1, 1};
+  for (unsigned by = 0; by < grid.y; ++by)
+    for (unsigned bx = 0; bx < grid.x; ++bx) {
+      Block blk(static_cast<int>(threads));
+      std::vector<std::thread> pool;
+      for (unsigned t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+          thread_idx = {t, 0, 0};
+          block_idx = {bx, by, 0};
+          block = &blk;
+          kernel();
+        });
+      for (auto& th : pool) th.join();
+    }
+}
+
+}  // namespace emu
+
+#define threadIdx emu::thread_idx
+#define blockIdx emu::block_idx
+#define blockDim emu::block_dim
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(n)
+#define __shared__ static  // blocks run one at a time
+
+inline void __syncthreads() { emu::block->all.wait(); }
+inline float __shfl_xor_sync(unsigned /*mask*/, float v, int lane_mask) {
+  const unsigned lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  auto& offered = emu::block->lanes[warp];
+  auto& bar = *emu::block->warps[warp];
+  offered[lane] = v;
+  bar.wait();
+  const float r = offered[lane ^ static_cast<unsigned>(lane_mask)];
+  bar.wait();  // everyone has read before anyone offers again
+  return r;
+}
+inline float __expf(float x) { return std::exp(x); }
+inline float __int_as_float(int i) {
+  float f;
+  std::memcpy(&f, &i, sizeof f);
+  return f;
+}
+
+namespace cg::model::cuda {
+inline float to_float(float v) { return v; }
+inline void store(float v, float& out) { out = v; }
+#include "model/decode_attention_kernels.cuh"
+}  // namespace cg::model::cuda
+
+using namespace cg::model;
+
+namespace {
+
+// The kernels as decode_attention_cuda.cu launches them, on fp32 CPU tensors; the caches are written in place.
+at::Tensor run_kernels(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& pos,
+                       at::Tensor kv, const at::Tensor& pk, const at::Tensor& pv, int64_t Hq, int64_t Hkv) {
+  const int64_t B = qkv.size(0), hd = qkv.size(2), P = pk.defined() ? pk.size(2) : 0;
+  auto out = at::full({B, Hq * hd}, -7.f);
+  auto k = kv[0], v = kv[1];
+  cuda::DecodeAttentionArgs a;
+  a.B = B, a.Hq = Hq, a.Hkv = Hkv, a.hd = hd, a.P = P, a.max_len = k.size(2);
+  a.qkv = qkv.data_ptr(), a.qkv_row = qkv.stride(0), a.cos = cos.data_ptr(), a.sin = sin.data_ptr();
+  a.pos = pos.data_ptr<int64_t>(), a.k_cache = k.data_ptr(), a.v_cache = v.data_ptr();
+  a.cache_b = k.stride(0), a.cache_h = k.stride(1);
+  a.prefix_k = P > 0 ? pk.data_ptr() : nullptr, a.prefix_v = P > 0 ? pv.data_ptr() : nullptr;
+  a.out = out.data_ptr(), a.scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
+  const int64_t n = B * Hkv * (hd / 2);
+  emu::launch({static_cast<unsigned>((n + 255) / 256), 1, 0}, 256, [&] { cuda::write_kv_kernel<float>(a); });
+  const emu::Dim3 grid{static_cast<unsigned>(B), static_cast<unsigned>(Hq), 0};
+  const unsigned threads = cuda::kWarps * 32;
+  const int64_t lanes_per_dim = (hd + 31) / 32;  // as launch_attention picks the instantiation
+  if (lanes_per_dim <= 1)
+    emu::launch(grid, threads, [&] { cuda::attention_kernel<float, 1>(a); });
+  else if (lanes_per_dim <= 2)
+    emu::launch(grid, threads, [&] { cuda::attention_kernel<float, 2>(a); });
+  else if (lanes_per_dim <= 4)
+    emu::launch(grid, threads, [&] { cuda::attention_kernel<float, 4>(a); });
+  else
+    emu::launch(grid, threads, [&] { cuda::attention_kernel<float, 8>(a); });
+  return out;
+}
+
+}  // namespace
+
+TEST(DecodeKernelsEmulated, EqualTheReference) {
+  // Head dims taking each instantiation (1, 2, 4, 8 values per lane; 6 and 40 leave lanes idle), GQA and not, with
+  // and without a shared prefix; rows at assorted positions, one with a single own key (pos = P) and one at the
+  // cache's last position, so warps see from one key to 4 groups each and some warps none.
+  for (const auto& [Hq, Hkv, hd, P] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+           {2, 2, 6, 0}, {4, 2, 16, 3}, {3, 1, 40, 0}, {2, 1, 64, 9}, {2, 2, 128, 5}, {1, 1, 256, 2}}) {
+    SCOPED_TRACE(testing::Message() << "Hq " << Hq << " Hkv " << Hkv << " hd " << hd << " P " << P);
+    const std::vector<int64_t> steps{0, 1, 17, 36, 4};
+    const int64_t B = static_cast<int64_t>(steps.size()), max_len = P + 37;
+    auto g = at::make_generator<at::CPUGeneratorImpl>(hd * 31 + P);
+    std::vector<int64_t> positions;
+    for (const int64_t s : steps) positions.push_back(P + s);
+    const auto pos = at::tensor(positions, at::TensorOptions().dtype(at::kLong));
+    const auto [cos, sin] = rope_cos_sin_at(pos, hd, 10000.0, at::kFloat);
+    const auto qkv = at::randn({B, Hq + 2 * Hkv, hd}, g) * 2;  // sharper softmaxes
+    const auto kv = at::randn({2, B, Hkv, max_len, hd}, g);
+    at::Tensor pk, pv;
+    if (P > 0) pk = at::randn({1, Hkv, P, hd}, g), pv = at::randn({1, Hkv, P, hd}, g);
+    auto kv_kernel = kv.clone(), kv_ref = kv.clone();
+    const auto got = run_kernels(qkv, cos, sin, pos, kv_kernel, pk, pv, Hq, Hkv);
+    const auto want = one_pass_decode_attention_reference(qkv, cos, sin, pos, kv_ref[0], kv_ref[1], pk, pv, Hq, Hkv);
+    EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max();
+    EXPECT_TRUE(at::allclose(kv_kernel, kv_ref, 1e-6, 1e-6)) << (kv_kernel - kv_ref).abs().max();
+  }
+}
+
+TEST(DecodeKernelsEmulated, APositionOutsideThePrefixAndCacheGivesNaNAndWritesNothing) {
+  const int64_t Hq = 2, Hkv = 1, hd = 8, P = 3, max_len = 10;
+  const auto pos = at::tensor(std::vector<int64_t>{2, 5, 10}, at::TensorOptions().dtype(at::kLong));  // 2, 10 bad
+  const auto [cos, sin] = rope_cos_sin_at(pos, hd, 10000.0, at::kFloat);
+  const auto qkv = at::randn({3, Hq + 2 * Hkv, hd});
+  const auto kv = at::randn({2, 3, Hkv, max_len, hd});
+  const auto pk = at::randn({1, Hkv, P, hd}), pv = at::randn({1, Hkv, P, hd});
+  auto written = kv.clone();
+  const auto out = run_kernels(qkv, cos, sin, pos, written, pk, pv, Hq, Hkv);
+  EXPECT_TRUE(out[0].isnan().all().item<bool>());
+  EXPECT_TRUE(out[2].isnan().all().item<bool>());
+  EXPECT_FALSE(out[1].isnan().any().item<bool>());
+  EXPECT_TRUE(at::equal(written.select(1, 0), kv.select(1, 0)));  // the bad rows' caches untouched
+  EXPECT_TRUE(at::equal(written.select(1, 2), kv.select(1, 2)));
+  EXPECT_FALSE(at::equal(written.select(1, 1), kv.select(1, 1)));  // the good row's key and value at 5
+}
