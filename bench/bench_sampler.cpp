@@ -78,9 +78,9 @@ void count_decode_kernels(bool fuse, int64_t batch, int64_t prompt) {
                 counts[1] - counts[0], (counts[1] - counts[0]) / L);
   }
   if (fuse) {
-    // sample.decode_attention=one_pass (the default on a GPU build): the attention as two kernels a layer; here their
-    // ATen reference runs under the kernels' profiler scopes, each counted as one kernel.
-    model->decode_attention = cg::model::DecodeAttention::OnePass;
+    // sample.decode_kernels=on (the default on a GPU build): the attention as two kernels a layer, add + RMSNorm and
+    // SiLU x up as one each; here their ATen references run under the kernels' profiler scopes, each counted as one.
+    model->set_decode_kernels(cg::model::DecodeKernels::On);
     std::vector<int64_t> pos(batch, prompt + 40);
     for (int64_t b = 0; b < batch / 2; ++b) pos[b] = prompt + 2;  // positions apart: no chunks either way
     for (const bool with_prefix : {true, false}) {
@@ -89,7 +89,7 @@ void count_decode_kernels(bool fuse, int64_t batch, int64_t prompt) {
         cg::bench::OpProfile prof;
         model->decode_step(tokens, pos, &cache, with_prefix ? &shared : nullptr);
       }
-      std::printf("  one-pass attention, %s: ~%.0f kernels (%.0f operator calls), per layer: %s\n",
+      std::printf("  cgtrain's kernels, %s: ~%.0f kernels (%.0f operator calls), per layer: %s\n",
                   with_prefix ? "shared prompt" : "own prompt   ", cg::bench::OpProfile::kernels(),
                   cg::bench::OpProfile::calls(),
                   cg::bench::OpProfile::kernels_by_op(static_cast<double>(L)).c_str());

@@ -10,7 +10,7 @@
 
 #include "common/blas_threads.h"
 #include "common/error.h"
-#include "model/decode_attention.h"
+#include "model/decode_kernels.h"
 #include "model/rope.h"
 
 namespace cg::model {

@@ -55,7 +55,7 @@ struct RowPositions {
   int64_t prefix = 0;
   at::Tensor prefix_k, prefix_v;
   at::Tensor kv;  // the layer's KVCache::kv when the cache has one (one scatter for the key and value)
-  // One-pass decode attention (Llama::decode_attention, model/decode_attention.h): each row reads exactly its own
+  // One-pass decode attention (Llama::one_pass_decode, model/decode_kernels.h): each row reads exactly its own
   // positions, so chunks and masks are unused; cos, sin (B, head_dim) are the rows' RoPE tables at pos.
   bool one_pass = false;
   at::Tensor cos, sin;

@@ -11,7 +11,7 @@
 #include "common/log.h"
 #include "common/parallel.h"
 #include "model/accounting.h"
-#include "model/decode_attention.h"
+#include "model/decode_kernels.h"
 #include "model/rope.h"
 
 namespace cg::model {
@@ -126,8 +126,6 @@ at::Tensor LlamaImpl::decode_rows(const at::Tensor& tokens, RowPositions& rows, 
              cfg_.num_hidden_layers);
   rows.one_pass = one_pass_decode();
   const auto& attn = *model->layers->ptr<DecoderLayerImpl>(0)->self_attn;
-  if (rows.one_pass) decode_kernels_check_once(dtype(), device(), attn.n_heads_local, attn.n_kv_heads_local,
-                                               cfg_.head_dim());
   for (auto& c : rows.chunks) {
     if (rows.one_pass) break;  // every row reads exactly its own positions: no chunk masks
     // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
@@ -211,15 +209,28 @@ std::vector<Linear> LlamaImpl::linears() const {
 }
 
 bool LlamaImpl::one_pass_decode() const {
-  if (!fused_ || decode_attention == DecodeAttention::Ops) return false;
-  return decode_attention == DecodeAttention::OnePass || (device().is_cuda() && decode_kernels_built());
+  if (!fused_ || decode_kernels_ == DecodeKernels::Off) return false;
+  return decode_kernels_ == DecodeKernels::On || (device().is_cuda() && decode_kernels_built());
 }
 
-DecodeAttention decode_attention_from(const std::string& name) {
-  if (name == "auto") return DecodeAttention::Auto;
-  if (name == "one_pass") return DecodeAttention::OnePass;
-  if (name == "ops") return DecodeAttention::Ops;
-  CG_FAIL("unknown decode attention '{}': auto, one_pass or ops", name);
+void LlamaImpl::set_decode_kernels(DecodeKernels mode) {
+  decode_kernels_ = mode;
+  const bool kernels = mode != DecodeKernels::Off, references = mode == DecodeKernels::On;
+  std::vector<RMSNormImpl*> norms{model->norm.get()};
+  for (const auto& m : *model->layers) {
+    auto* layer = m->as<DecoderLayerImpl>();
+    norms.push_back(layer->input_layernorm.get());
+    norms.push_back(layer->post_attention_layernorm.get());
+    layer->mlp->kernels = kernels, layer->mlp->references = references;
+  }
+  for (auto* n : norms) n->kernels = kernels, n->references = references;
+}
+
+DecodeKernels decode_kernels_from(const std::string& name) {
+  if (name == "auto") return DecodeKernels::Auto;
+  if (name == "on") return DecodeKernels::On;
+  if (name == "off") return DecodeKernels::Off;
+  CG_FAIL("unknown sample.decode_kernels '{}': auto, on or off", name);
 }
 
 void LlamaImpl::fuse_for_inference() {

@@ -58,15 +58,17 @@ constexpr int64_t kDecodeChunkCost = 1024;
 int64_t decode_chunk_cost(const LlamaConfig& cfg, int64_t tp, at::ScalarType dtype, at::Device device,
                           bool shared_prefix);
 
-// How the decode steps of a fused model (fuse_for_inference) attend; an unfused one always uses Ops.
-//   OnePass: per layer one call writes the rows' keys and values, one attends each row over exactly its own
-//            positions (model/decode_attention.h): cgtrain's CUDA kernels on a GPU, checked against their reference
-//            once per shape before the first step; off a GPU that ATen reference, row by row (slow: for tests).
-//   Ops:     libtorch's operators over attention chunks (decode_chunks, masks), ~14 kernels a layer.
-//   Auto:    OnePass on a GPU when the build has the kernels (decode_kernels_built), else Ops.
-enum class DecodeAttention { Auto, OnePass, Ops };
-// "auto" | "one_pass" | "ops" (sample.decode_attention); errors list the choices.
-DecodeAttention decode_attention_from(const std::string& name);
+// Whether a fused model (fuse_for_inference; an unfused one never does) runs cgtrain's decoding kernels
+// (model/decode_kernels.h), each checked against its reference once per shape before its first use:
+//   On:   the one-pass decode attention (per layer one call writes the rows' keys and values, one attends each row
+//         over exactly its own positions), add + RMSNorm and SiLU x up as CUDA kernels on a GPU; off a GPU their
+//         ATen references (the attention's row by row: slow, for tests).
+//   Off:  libtorch's operators: attention over chunks (decode_chunks, masks), ~14 kernels a layer; norms and SwiGLU
+//         as 3 and 2.
+//   Auto: On on a GPU when the build has the kernels (decode_kernels_built), else Off.
+enum class DecodeKernels { Auto, On, Off };
+// "auto" | "on" | "off" (sample.decode_kernels); errors list the choices.
+DecodeKernels decode_kernels_from(const std::string& name);
 
 class LlamaImpl : public torch::nn::Module {
  public:
@@ -112,8 +114,11 @@ class LlamaImpl : public torch::nn::Module {
   // Same results (bf16 to the last bit: the norms round once, after their weight); parameters stay the same tensors
   // (views). Fails with a LoRA hook present.
   void fuse_for_inference();
-  // Whether decode steps take the one-pass attention (decode_attention, resolved for this model's device).
+  // Whether decode steps take the one-pass attention (decode_kernels, resolved for this model's device).
   bool one_pass_decode() const;
+  // Which decoding kernels to use (default Auto); passed on to the layers' norms and MLPs.
+  void set_decode_kernels(DecodeKernels mode);
+  DecodeKernels decode_kernels() const { return decode_kernels_; }
   // Base parameters trainable (full fine-tuning) or frozen (LoRA). Hook parameters are untouched.
   void set_base_trainable(bool trainable);
 
@@ -125,7 +130,6 @@ class LlamaImpl : public torch::nn::Module {
   LlamaModel model{nullptr};
   Linear lm_head{nullptr};  // (vocab_local, d): column-parallel on the (padded) vocabulary
   bool activation_checkpointing = false;  // recompute each decoder layer in backward (training only)
-  DecodeAttention decode_attention = DecodeAttention::Auto;
   // Generators that hooks draw from (LoRA dropout's): rewound for the recompute so it draws the same masks. The
   // default CPU/device generators are always handled.
   std::vector<at::Generator> recompute_generators;
@@ -140,6 +144,7 @@ class LlamaImpl : public torch::nn::Module {
   LlamaConfig cfg_;
   TpShape tp_;
   bool fused_ = false;  // fuse_for_inference: the final norm through RMSNorm::forward_fused
+  DecodeKernels decode_kernels_ = DecodeKernels::Auto;
 };
 TORCH_MODULE(Llama);
 

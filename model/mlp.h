@@ -19,6 +19,9 @@ class MlpImpl : public torch::nn::Module {
   // matmul instead of two. Fails if either has a LoRA delta hook.
   void fuse_projections();
   bool fused() const { return gate_up_weight.defined(); }
+  // A fused forward's SwiGLU through silu_mul (Llama::set_decode_kernels): kernels, on a GPU; references, also off
+  // one.
+  bool kernels = true, references = false;
 
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 

@@ -1,5 +1,7 @@
 #include "model/rms_norm.h"
 
+#include "model/decode_kernels.h"
+
 #include <ATen/ATen.h>
 #include <torch/version.h>
 
@@ -53,6 +55,7 @@ at::Tensor RMSNormImpl::forward_layer_norm(const at::Tensor& x) {
 }
 
 at::Tensor RMSNormImpl::forward_fused(const at::Tensor& x, const at::Tensor& residual, at::Tensor* sum) {
+  if (kernels && (references || inference_kernels_fit(x))) return add_rms_norm(x, residual, weight, eps, sum);
   const int64_t d = x.size(-1);
   auto shape = x.sizes().vec();
   shape.back() = 2 * d;

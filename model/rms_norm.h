@@ -30,6 +30,7 @@ class RMSNormImpl : public torch::nn::Module {
 
   // Inference (no autograd: writes into one buffer), 3 kernels: with `residual` it normalises x + residual, and *sum
   // receives that sum (one add instead of a separate residual add before the norm).
+  // With `kernels` and a GPU input (inference_kernels_fit): one kernel of cgtrain's (model/decode_kernels.h).
   at::Tensor forward_fused(const at::Tensor& x, const at::Tensor& residual = {}, at::Tensor* sum = nullptr);
   // Inference only: the scale [weight, ones] built once (the weight parameter becomes a view of its first half, so
   // loading into it still counts), not per call.
@@ -37,6 +38,8 @@ class RMSNormImpl : public torch::nn::Module {
 
   at::Tensor weight;  // (dim)
   const double eps;
+  // forward_fused through add_rms_norm (Llama::set_decode_kernels): kernels, on a GPU; references, also off one.
+  bool kernels = true, references = false;
 
  private:
   // both (..., 2 dim) = [y, -y] -> the first half of its layer norm scaled by [weight, ones]: weight * RMSNorm(y).

@@ -235,7 +235,7 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
     lora::merge_lora(lora_set);  // local W += scale B A on every rank's slices: no LoRA left at decode time
   }
   m->fuse_for_inference();  // one q/k/v and one gate/up matmul per layer: fewer kernel launches per decode step
-  m->decode_attention = model::decode_attention_from(c.sample.decode_attention);
+  m->set_decode_kernels(model::decode_kernels_from(c.sample.decode_kernels));
   m->eval();
   if (description) *description = desc;
   return m;

@@ -174,12 +174,13 @@ void visit_config(Config& c, F&& f) {
     "cuts the host's per-operator cost, which bounds a GPU decode step; on a CPU the same padded steps run eagerly "
     "(slower)",
     any());
-  f("sample.decode_attention", &s.decode_attention,
-    "how decode steps attend: one_pass (per layer one call writes the rows' keys and values and one attends each "
-    "row over exactly its own positions: cgtrain's CUDA kernels on a GPU, checked against their reference at the "
-    "first step; off a GPU that reference, row by row, slow) | ops (libtorch's operators over attention chunks) | "
-    "auto (one_pass on a GPU with a build that has the kernels, else ops)",
-    one_of({"auto", "one_pass", "ops"}));
+  f("sample.decode_kernels", &s.decode_kernels,
+    "cgtrain's CUDA kernels for decoding: on (the one-pass attention, which writes the rows' keys and values and "
+    "attends each row over exactly its own positions in two kernels a layer, the residual add with RMSNorm in one, "
+    "SiLU x up in one; each checked against its reference before its first use; off a GPU the attention's reference, "
+    "row by row, slow) | off (libtorch's operators; attention over chunks of rows) | auto (on with a GPU and a build "
+    "that has the kernels, else off)",
+    one_of({"auto", "on", "off"}));
   f("sample.formula", &s.formula, "condition: reduced formula, e.g. LiFePO4; empty: not given", any());
   f("sample.spacegroup", &s.spacegroup, "condition: space group number 1..230; 0: not given", in_range(0, 230));
   f("sample.formation_energy", &s.formation_energy, "condition: formation energy per atom (eV); empty: not given",

@@ -100,7 +100,7 @@ struct SampleConfig {
   bool constrained = true;             // grammar-constrained decoding
   bool share_prompt = true;            // decode attention reads the prompt head all samples share from one copy
   bool cuda_graphs = false;            // decode steps replayed as CUDA graphs (GPU, tp 1)
-  std::string decode_attention = "auto";  // auto | one_pass | ops (model::DecodeAttention)
+  std::string decode_kernels = "auto";  // auto | on | off (model::DecodeKernels)
   std::string formula = "";            // conditions (empty / NaN: not given)
   int64_t spacegroup = 0;
   std::string formation_energy = "";

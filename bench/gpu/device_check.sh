@@ -14,7 +14,7 @@
 #      to what is left of TOTAL_S (560: the device tool stops a command at 600 s; a stage with under 30 s left
 #      is skipped and says how to run it next), PROFILE_S (120 each: the kernel profiles); STAGES to pick a subset
 #      (default "build nccl profile lora hf sample graphs long e2e mb16"; also "alloc": q,v with expandable
-#      allocator segments, "ops": sampling with libtorch's decode attention instead of cgtrain's kernels; run in the
+#      allocator segments, "ops": sampling with libtorch's operators instead of cgtrain's decoding kernels; run in the
 #      order "build nccl profile lora alloc hf sample ops graphs long e2e mb16"; a second call on a warm machine
 #      can skip "build": build-gpu/ stays).
 set -uo pipefail
@@ -109,10 +109,10 @@ if has sample && bin sampler/cgsample; then
 fi
 if has ops && bin sampler/cgsample; then
   # The same as "sample" (shared prompt, batch 512) with libtorch's operators for the decode attention instead of
-  # cgtrain's one-pass kernels (sample.decode_attention=ops): the kernels' gain.
-  N=${N:-4096} BS=${BS:-512} SHARE=true TAG=_ops EXTRA="sample.decode_attention=ops ${EXTRA:-}" \
+  # cgtrain's decoding kernels (sample.decode_kernels=off): the kernels' gain.
+  N=${N:-4096} BS=${BS:-512} SHARE=true TAG=_ops EXTRA="sample.decode_kernels=off ${EXTRA:-}" \
     stage sample_7b_ops "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
-  grep -h -E 'decode_attention|crystals_per_s' "$LOGS/sample_7b_ops.log" | tee -a "$OUT/summary.txt"
+  grep -h -E 'decode_kernels|crystals_per_s' "$LOGS/sample_7b_ops.log" | tee -a "$OUT/summary.txt"
 fi
 if has graphs && bin sampler/cgsample; then
   # The decode step as CUDA graphs (sample.cuda_graphs; captured per span bucket, each checked against the eager

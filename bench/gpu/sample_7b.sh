@@ -45,8 +45,9 @@ if s.get("decode_steps"):
           f"{s['prefill_passes']} prefill passes, {s.get('shared_prefix', 0)} prompt tokens shared, attention read "
           f"{s['cache_positions_read'] / max(1, s['cache_positions_needed']):.2f}x the cached positions attended, "
           f"{s['tokens'] / s['num_samples']:.0f} tokens/sample")
-if "decode_attention" in s:
-    print(f"  decode_attention: {s['decode_attention']} (one_pass: cgtrain's kernels; ops: libtorch's operators)")
+if "decode_kernels" in s:
+    print(f"  decode_kernels: {s['decode_kernels']}, one-pass attention: {s.get('one_pass_attention')} "
+          "(cgtrain's kernels; false: libtorch's operators)")
 if "cuda_graphs" in s:
     print(f"  cuda_graphs: {s['cuda_graphs']} decode-step graphs captured (0: eager steps)")
 # Host-bound when model calls + host work outweigh the wait for the device (in to_host_s).

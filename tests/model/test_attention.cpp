@@ -1,7 +1,8 @@
 // cg::model::causal_attention (the CPU block-causal attention with its hand-written backward) against a
 // straightforward double-precision reference softmax(Q K^T / sqrt(hd) + causal mask) V with HF repeat_kv for GQA,
-// in the output and in dQ, dK, dV under a random upstream gradient; and the Attention module's CPU path against the
-// fused SDPA it replaces.
+// in the output and in dQ, dK, dV under a random upstream gradient; the Attention module's CPU path against the
+// fused SDPA it replaces; RoPE's layouts; the decoding kernels' references (one-pass attention, add + RMSNorm,
+// SiLU x up) against formulas written out, and on a GPU the kernels against those references.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -15,7 +16,7 @@
 
 #include "common/error.h"
 #include "model/attention.h"
-#include "model/decode_attention.h"
+#include "model/decode_kernels.h"
 #include "model/rope.h"
 
 using namespace cg::model;
@@ -341,19 +342,46 @@ TEST(OnePassDecode, BadShapesAndPositionsAreClearErrors) {
   expect_error([&] { one_pass_decode_attention(qkv, cos, sin, p, kv[0], kv[1], pk, pk, 4, 2); }, "outside");
 }
 
+TEST(DecodeKernels, NormAndSiluReferencesAreTheModelsFormulas) {
+  // add_rms_norm / silu_mul off a GPU (their references) against the formulas written out in double: HF's RMSNorm of
+  // the rounded residual sum, and silu(gate) * up; the sum comes back when asked.
+  auto g = gen(41);
+  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+    const auto x = at::randn({3, 2, 24}, g).to(dtype), r = at::randn({3, 2, 24}, g).to(dtype);
+    const auto w = (at::rand({24}, g) + 0.5).to(dtype);
+    at::Tensor sum;
+    const auto y = add_rms_norm(x, r, w, 1e-5, &sum);
+    const auto s = (x.to(at::kDouble) + r.to(at::kDouble)).to(dtype).to(at::kDouble);
+    const auto want = w.to(at::kDouble) * s / (s.pow(2).mean(-1, true) + 1e-5).sqrt();
+    const double tol = dtype == at::kFloat ? 1e-5 : 1e-2;
+    EXPECT_TRUE(at::allclose(sum.to(at::kDouble), s, 0, 0)) << dtype;
+    EXPECT_TRUE(at::allclose(y.to(at::kDouble), want, tol, tol)) << dtype;
+    const auto gu = at::randn({4, 1, 10}, g).to(dtype);
+    const auto gd = gu.to(at::kDouble).narrow(-1, 0, 5), ud = gu.to(at::kDouble).narrow(-1, 5, 5);
+    EXPECT_TRUE(at::allclose(silu_mul(gu).to(at::kDouble), gd / (1 + (-gd).exp()) * ud, tol, tol)) << dtype;
+  }
+  EXPECT_THROW(silu_mul(at::zeros({2, 5})), cg::Error);                       // odd last dim
+  EXPECT_THROW(add_rms_norm(at::zeros({2, 4}), {}, at::ones({3}), 1e-5), cg::Error);  // weight of the wrong size
+}
+
 TEST(OnePassDecode, CudaKernelsEqualTheReference) {
-  // The kernels (model/decode_attention_cuda.cu) against the reference on the same GPU inputs, for each dtype, head
-  // dims taking 1, 2, 4 and 8 values per lane, GQA and not, with a prefix and without: every row's output and every
-  // cache entry (decode_kernels_max_error). Within one rounding of the outputs.
+  // The kernels (model/decode_kernels_cuda.cu) against their references on the same GPU inputs, for each dtype:
+  // the attention for head dims taking 1, 2, 4 and 8 values per lane, GQA and not, with a prefix and without (every
+  // row's output and every cache entry); add + RMSNorm and SiLU x up at the tiny and 7B widths. Within one rounding.
   if (!torch::cuda::is_available() || !decode_kernels_built()) GTEST_SKIP() << "needs a GPU and a CUDA build";
   const at::Device dev(at::kCUDA, 0);
-  for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf})
+  for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    const double tol = dtype == at::kFloat ? 1e-5 : dtype == at::kHalf ? 2e-3 : 1.6e-2;
     for (const auto& [Hq, Hkv, hd] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
              {4, 4, 6}, {4, 2, 16}, {8, 1, 64}, {32, 32, 128}, {8, 2, 128}, {2, 2, 256}})
-      for (const int64_t P : {0, 7, 40}) {
-        const double tol = dtype == at::kFloat ? 1e-5 : dtype == at::kHalf ? 2e-3 : 1.6e-2;
-        EXPECT_LE(decode_kernels_max_error(dtype, dev, Hq, Hkv, hd, P, 3), tol)
+      for (const int64_t P : {0, 7, 40})
+        EXPECT_LE(attention_kernel_error(dtype, dev, Hq, Hkv, hd, P, 3), tol)
             << c10::toString(dtype) << " Hq " << Hq << " Hkv " << Hkv << " hd " << hd << " P " << P;
-      }
-  decode_kernels_check_once(at::kBFloat16, dev, 32, 32, 128);  // passes: no throw
+    for (const int64_t d : {6, 64, 300, 4096}) EXPECT_LE(norm_kernel_error(dtype, dev, d, 1e-5, 3), tol) << d;
+    for (const int64_t f : {3, 172, 11008}) EXPECT_LE(silu_kernel_error(dtype, dev, f, 3), tol) << f;
+  }
+  // The wrappers run them (checked once) on GPU tensors: the same as the references.
+  const auto x = at::randn({4, 1, 64}, at::TensorOptions().device(dev)), w = at::rand({64}, x.options()) + 0.5;
+  EXPECT_TRUE(at::allclose(add_rms_norm(x, x, w, 1e-5), add_rms_norm_reference(x, x, w, 1e-5), 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(silu_mul(x), silu_mul_reference(x), 1e-5, 1e-5));
 }

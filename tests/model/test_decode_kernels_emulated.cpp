@@ -1,8 +1,9 @@
-// The one-pass decode attention's CUDA kernels (model/decode_attention_kernels.cuh) run on a CPU: each block's
-// threads are OS threads, a warp's shuffle and the block's __syncthreads are barriers, __shared__ arrays are statics
-// (blocks run one after another). This checks the kernels' indexing, their warp reductions, the online softmax and the
-// merge of the warps against the ATen reference (model/decode_attention.h) in fp32 on machines without a GPU; the
-// GPU suite (test_model_attention's CudaKernelsEqualTheReference) runs the compiled kernels where there is one.
+// cgtrain's decoding CUDA kernels (model/decode_kernels.cuh: the one-pass attention, add + RMSNorm, SiLU x up) run
+// on a CPU: each block's threads are OS threads, a warp's shuffle and the block's __syncthreads are barriers,
+// __shared__ arrays are statics (blocks run one after another). This checks the kernels' indexing, their warp and
+// block reductions, the online softmax and the merge of the warps against the ATen references
+// (model/decode_kernels.h) in fp32 on machines without a GPU; the GPU suite (test_model_attention's
+// CudaKernelsEqualTheReference) runs the compiled kernels where there is one.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -16,8 +17,8 @@
 #include <tuple>
 #include <vector>
 
-#include "model/decode_attention.h"
-#include "model/decode_attention_cuda.h"
+#include "model/decode_kernels.h"
+#include "model/decode_kernels_cuda.h"
 #include "model/rope.h"
 
 namespace emu {
@@ -85,6 +86,12 @@ void launch(Dim3 grid, unsigned threads, F kernel) {
 
 }  // namespace emu
 
+// (Undefined first, in case a CUDA build's headers defined them.)
+#undef __global__
+#undef __device__
+#undef __forceinline__
+#undef __launch_bounds__
+#undef __shared__
 #define threadIdx emu::thread_idx
 #define blockIdx emu::block_idx
 #define blockDim emu::block_dim
@@ -115,14 +122,14 @@ inline float __int_as_float(int i) {
 namespace cg::model::cuda {
 inline float to_float(float v) { return v; }
 inline void store(float v, float& out) { out = v; }
-#include "model/decode_attention_kernels.cuh"
+#include "model/decode_kernels.cuh"
 }  // namespace cg::model::cuda
 
 using namespace cg::model;
 
 namespace {
 
-// The kernels as decode_attention_cuda.cu launches them, on fp32 CPU tensors; the caches are written in place.
+// The kernels as decode_kernels_cuda.cu launches them, on fp32 CPU tensors; the caches are written in place.
 at::Tensor run_kernels(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& pos,
                        at::Tensor kv, const at::Tensor& pk, const at::Tensor& pv, int64_t Hq, int64_t Hkv) {
   const int64_t B = qkv.size(0), hd = qkv.size(2), P = pk.defined() ? pk.size(2) : 0;
@@ -194,4 +201,38 @@ TEST(DecodeKernelsEmulated, APositionOutsideThePrefixAndCacheGivesNaNAndWritesNo
   EXPECT_TRUE(at::equal(written.select(1, 0), kv.select(1, 0)));  // the bad rows' caches untouched
   EXPECT_TRUE(at::equal(written.select(1, 2), kv.select(1, 2)));
   EXPECT_FALSE(at::equal(written.select(1, 1), kv.select(1, 1)));  // the good row's key and value at 5
+}
+
+TEST(DecodeKernelsEmulated, AddRmsNormAndSiluMulEqualTheReferences) {
+  // add + RMSNorm: one block of 256 threads a row, widths below, at and above the block (each thread 0, 1 or several
+  // elements; the sum of squares reduced across 8 warps); with the residual and the sum written, and without either.
+  // SiLU x up: rows of 2 f, f not a multiple of the block.
+  auto g = at::make_generator<at::CPUGeneratorImpl>(5);
+  for (const int64_t d : {6, 64, 256, 300, 1000}) {
+    SCOPED_TRACE(d);
+    const int64_t rows = 3;
+    const auto x = at::randn({rows, d}, g), r = at::randn({rows, d}, g), w = at::rand({d}, g) + 0.5;
+    auto out = at::full({rows, d}, -7.f), sum = at::full({rows, d}, -7.f), alone = at::full({rows, d}, -7.f);
+    emu::launch({static_cast<unsigned>(rows), 1, 0}, cuda::kNormThreads, [&] {
+      cuda::add_rms_norm_kernel<float>(x.data_ptr<float>(), r.data_ptr<float>(), w.data_ptr<float>(),
+                                       sum.data_ptr<float>(), out.data_ptr<float>(), d, 1e-5f);
+    });
+    emu::launch({static_cast<unsigned>(rows), 1, 0}, cuda::kNormThreads, [&] {
+      cuda::add_rms_norm_kernel<float>(x.data_ptr<float>(), nullptr, w.data_ptr<float>(), nullptr,
+                                       alone.data_ptr<float>(), d, 1e-5f);
+    });
+    at::Tensor want_sum;
+    EXPECT_TRUE(at::allclose(out, add_rms_norm_reference(x, r, w, 1e-5, &want_sum), 1e-5, 1e-5));
+    EXPECT_TRUE(at::equal(sum, want_sum));
+    EXPECT_TRUE(at::allclose(alone, add_rms_norm_reference(x, {}, w, 1e-5), 1e-5, 1e-5));
+  }
+  for (const int64_t f : {3, 172, 300}) {
+    const int64_t rows = 4;
+    const auto gu = at::randn({rows, 2 * f}, g) * 3;
+    auto out = at::full({rows, f}, -7.f);
+    emu::launch({static_cast<unsigned>((rows * f + 255) / 256), 1, 0}, 256, [&] {
+      cuda::silu_mul_kernel<float>(gu.data_ptr<float>(), 2 * f, out.data_ptr<float>(), rows, f);
+    });
+    EXPECT_TRUE(at::allclose(out, silu_mul_reference(gu), 1e-5, 1e-5)) << f;
+  }
 }

@@ -7,7 +7,7 @@
 #include <random>
 
 #include "common/error.h"
-#include "model/decode_attention.h"
+#include "model/decode_kernels.h"
 #include "model/llama.h"
 #include "reference_llama.h"
 
@@ -368,7 +368,7 @@ TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
 }
 
 TEST(Llama, OnePassDecodeEqualsTheFullForwardAndTheOps) {
-  // decode_attention = OnePass (off a GPU: the kernels' ATen reference, row by row) in a fused model: decode_step and
+  // decode_kernels = On (off a GPU: the kernels' ATen reference, row by row) in a fused model: decode_step and
   // decode_step_on_device give each row the logits of its full forward, with and without the shared prefix (the
   // rows' own copies of it spoiled), and write the cache entries the chunked ops write. Auto on a CPU and unfused
   // models take the ops.
@@ -378,7 +378,7 @@ TEST(Llama, OnePassDecodeEqualsTheFullForwardAndTheOps) {
   EXPECT_FALSE(m->one_pass_decode());  // unfused
   m->fuse_for_inference();
   EXPECT_EQ(m->one_pass_decode(), decode_kernels_built() && m->device().is_cuda());  // Auto: ops on a CPU
-  m->decode_attention = DecodeAttention::OnePass;
+  m->set_decode_kernels(DecodeKernels::On);
   EXPECT_TRUE(m->one_pass_decode());
   const auto tok = tokens_for(3, 10, c.vocab_size, 5);
   for (int64_t b = 1; b < 3; ++b) tok[b].narrow(0, 0, 3).copy_(tok[0].narrow(0, 0, 3));  // a 3-token shared head
@@ -407,10 +407,10 @@ TEST(Llama, OnePassDecodeEqualsTheFullForwardAndTheOps) {
         int64_t read = 0;
         const auto lg = on_device ? m->decode_step_on_device(tokens, p, 7, &one, prefix)
                                   : m->decode_step(tokens, pos, &one, prefix, kDecodeMaxChunks, 0, &read);
-        m->decode_attention = DecodeAttention::Ops;
+        m->set_decode_kernels(DecodeKernels::Off);
         EXPECT_FALSE(m->one_pass_decode());
         m->decode_step(tokens, pos, &ops, prefix);
-        m->decode_attention = DecodeAttention::OnePass;
+        m->set_decode_kernels(DecodeKernels::On);
         for (int64_t b = 0; b < 3; ++b)
           EXPECT_TRUE(at::allclose(lg[b][0], full[b][pos[b]], 1e-5, 1e-5)) << "row " << b << " step " << step;
         if (!on_device) EXPECT_EQ(read, (pos[0] + 1) + (pos[1] + 1) + (pos[2] + 1));  // each row its own positions
@@ -425,10 +425,10 @@ TEST(Llama, OnePassDecodeEqualsTheFullForwardAndTheOps) {
                                         at::tensor(std::vector<int64_t>{1, 4}, at::TensorOptions().dtype(at::kLong)),
                                         3, &cache, &shared),
                cg::Error);
-  EXPECT_EQ(decode_attention_from("one_pass"), DecodeAttention::OnePass);
-  EXPECT_EQ(decode_attention_from("ops"), DecodeAttention::Ops);
-  EXPECT_EQ(decode_attention_from("auto"), DecodeAttention::Auto);
-  EXPECT_THROW(decode_attention_from("kernel"), cg::Error);
+  EXPECT_EQ(decode_kernels_from("on"), DecodeKernels::On);
+  EXPECT_EQ(decode_kernels_from("off"), DecodeKernels::Off);
+  EXPECT_EQ(decode_kernels_from("auto"), DecodeKernels::Auto);
+  EXPECT_THROW(decode_kernels_from("one_pass"), cg::Error);
 }
 
 TEST(Llama, FusingProjectionsWithALoraHookIsAClearError) {

@@ -173,7 +173,7 @@ TEST(Generator, MixedPromptLengthsGiveTheSameSamplesAtAnyBatchSize) {
 }
 
 TEST(Generator, OnePassDecodeAttentionGivesTheSameSamples) {
-  // cgsample's model is fused; sample.decode_attention=one_pass (off a GPU: the CUDA kernels' ATen reference) gives
+  // cgsample's model is fused; sample.decode_kernels=on (off a GPU: the attention kernels' ATen reference) gives
   // the samples the ops give, with the shared prompt head and without, eager and through the graphs' padded steps,
   // and each row reads exactly the cached positions it attends to.
   Fixture& f = fixture();
@@ -186,9 +186,9 @@ TEST(Generator, OnePassDecodeAttentionGivesTheSameSamples) {
     for (const bool graphs : {false, true}) {
       SCOPED_TRACE(testing::Message() << "share " << share << ", graphs " << graphs);
       p.share_prompt = share, p.cuda_graphs = graphs;
-      m->decode_attention = model::DecodeAttention::Ops;
+      m->set_decode_kernels(model::DecodeKernels::Off);
       const auto ops = gen.generate(prompts, p);
-      m->decode_attention = model::DecodeAttention::OnePass;
+      m->set_decode_kernels(model::DecodeKernels::On);
       const auto one = gen.generate(prompts, p);
       for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(one[i].tokens, ops[i].tokens) << i;
       if (!graphs) EXPECT_EQ(gen.stats().cache_read, gen.stats().cache_needed);

@@ -1,4 +1,5 @@
-// One-pass decode attention as two CUDA kernels per layer: model/decode_attention_cuda.h has the contract.
+// cgtrain's decoding kernels (model/decode_kernels_cuda.h has the contracts): the one-pass attention as two kernels
+// per layer, the residual add with RMSNorm as one, SiLU x up as one.
 // libtorch's ops take ~14 kernels a layer for the same work (RoPE by mul/roll/addcmul over per-head tables, the cache
 // scatter, the scaling, the shared prefix's and the rows' own scores, a mask, cat, softmax, two value products and a
 // sum), each one a host-side operator call: a 7B decode step at batch 256 spent ~26 ms issuing ~800 of them against
@@ -8,7 +9,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "model/decode_attention_cuda.h"
+#include "model/decode_kernels_cuda.h"
 
 namespace cg::model::cuda {
 namespace {
@@ -21,7 +22,7 @@ __device__ __forceinline__ void store(float v, float& out) { out = v; }
 __device__ __forceinline__ void store(float v, __nv_bfloat16& out) { out = __float2bfloat16(v); }
 __device__ __forceinline__ void store(float v, __half& out) { out = __float2half(v); }
 
-#include "model/decode_attention_kernels.cuh"
+#include "model/decode_kernels.cuh"
 
 const char* check(const DecodeAttentionArgs& a) {
   if (a.B <= 0 || a.B > 2147483647 || a.Hq <= 0 || a.Hq > 65535 || a.Hkv <= 0 || a.Hq % a.Hkv != 0)
@@ -61,7 +62,50 @@ const char* launch_attention(const DecodeAttentionArgs& a, cudaStream_t stream) 
   return launched();
 }
 
+template <typename T>
+const char* launch_norm(const void* x, const void* r, const void* w, void* sum, void* out, int64_t rows, int64_t d,
+                        float eps, cudaStream_t stream) {
+  add_rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
+      static_cast<const T*>(x), static_cast<const T*>(r), static_cast<const T*>(w), static_cast<T*>(sum),
+      static_cast<T*>(out), d, eps);
+  return launched();
+}
+
+template <typename T>
+const char* launch_silu(const void* gu, int64_t gu_row, void* out, int64_t rows, int64_t f, cudaStream_t stream) {
+  constexpr int kBlock = 256;
+  const int64_t n = rows * f;
+  silu_mul_kernel<T><<<static_cast<unsigned>((n + kBlock - 1) / kBlock), kBlock, 0, stream>>>(
+      static_cast<const T*>(gu), gu_row, static_cast<T*>(out), rows, f);
+  return launched();
+}
+
 }  // namespace
+
+const char* add_rms_norm(DecodeDType dtype, const void* x, const void* r, const void* w, void* sum, void* out,
+                         int64_t rows, int64_t d, float eps, void* stream) {
+  if (rows <= 0 || rows > 2147483647 || d <= 0 || !x || !w || !out) return "add_rms_norm: needs rows, d and tensors";
+  const auto s = static_cast<cudaStream_t>(stream);
+  switch (dtype) {
+    case DecodeDType::Float: return launch_norm<float>(x, r, w, sum, out, rows, d, eps, s);
+    case DecodeDType::BFloat16: return launch_norm<__nv_bfloat16>(x, r, w, sum, out, rows, d, eps, s);
+    case DecodeDType::Half: return launch_norm<__half>(x, r, w, sum, out, rows, d, eps, s);
+  }
+  return "add_rms_norm: unknown dtype";
+}
+
+const char* silu_mul(DecodeDType dtype, const void* gu, int64_t gu_row, void* out, int64_t rows, int64_t f,
+                     void* stream) {
+  if (rows <= 0 || f <= 0 || !gu || !out) return "silu_mul: needs rows, f and tensors";
+  if ((rows * f + 255) / 256 > 2147483647) return "silu_mul: too many elements for one launch";
+  const auto s = static_cast<cudaStream_t>(stream);
+  switch (dtype) {
+    case DecodeDType::Float: return launch_silu<float>(gu, gu_row, out, rows, f, s);
+    case DecodeDType::BFloat16: return launch_silu<__nv_bfloat16>(gu, gu_row, out, rows, f, s);
+    case DecodeDType::Half: return launch_silu<__half>(gu, gu_row, out, rows, f, s);
+  }
+  return "silu_mul: unknown dtype";
+}
 
 const char* decode_write_kv(const DecodeAttentionArgs& a, void* stream) {
   if (const char* bad = check(a)) return bad;

@@ -1,5 +1,5 @@
-// The one-pass decode attention's CUDA kernels (model/decode_attention_cuda.cu): plain pointers, no torch; compiled
-// when the build has a CUDA libtorch and nvcc (CG_HAVE_CUDA_KERNELS). model/decode_attention.cpp wraps them.
+// cgtrain's decoding kernels (model/decode_kernels_cuda.cu): the one-pass attention, add + RMSNorm, SiLU x up: plain pointers, no torch; compiled
+// when the build has a CUDA libtorch and nvcc (CG_HAVE_CUDA_KERNELS). model/decode_kernels.cpp wraps them.
 #pragma once
 #include <cstdint>
 
@@ -37,5 +37,15 @@ const char* decode_write_kv(const DecodeAttentionArgs& a, void* stream);
 // the prefix, else row b's cache), softmax and the sum of values in fp32 (online, one pass over the keys), out
 // rounded once. Runs after decode_write_kv (key pos[b] is the row's own). A position outside [P, max_len) gives NaN.
 const char* decode_attention(const DecodeAttentionArgs& a, void* stream);
+
+// RMSNorm after the residual add, for inference: rows of d, x and r (null: none) -> sum = x + r rounded to dtype
+// (null: not written), out = w * sum / sqrt(mean(sum^2) + eps) in fp32, rounded once. All contiguous (rows, d), w (d).
+const char* add_rms_norm(DecodeDType dtype, const void* x, const void* r, const void* w, void* sum, void* out,
+                         int64_t rows, int64_t d, float eps, void* stream);
+
+// SwiGLU's product, for inference: gu (rows, 2 f), rows gu_row elements apart, last dim contiguous ->
+// out (rows, f) contiguous = silu(gate) * up in fp32, rounded once.
+const char* silu_mul(DecodeDType dtype, const void* gu, int64_t gu_row, void* out, int64_t rows, int64_t f,
+                     void* stream);
 
 }  // namespace cg::model::cuda

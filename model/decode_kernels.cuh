@@ -1,7 +1,7 @@
-// The one-pass decode attention's kernels (model/decode_attention_cuda.h has the contract), in a header of their own
+// cgtrain's decoding kernels (model/decode_kernels_cuda.h has the contracts), in a header of their own
 // so that tests/model/test_decode_kernels_emulated.cpp can run them on a CPU: the includer provides to_float(T) and
 // store(float, T&) for the element types, and CUDA's builtins (threadIdx, __shfl_xor_sync, __syncthreads, __expf,
-// __int_as_float), then includes this inside namespace cg::model::cuda.
+// __int_as_float, sqrtf), then includes this inside namespace cg::model::cuda.
 #pragma once
 
 // One thread per (row, kv head, d < hd / 2): the rotated pair (d, d + hd / 2) of the key and the same of the value.
@@ -136,4 +136,48 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(DecodeAttentionA
     for (int w = 0; w < kWarps; ++w) o += warp_acc[w][d] * f[w];
     store(o / L, out[d]);
   }
+}
+
+// One block per row of d: s = x + r rounded to T (the residual stream's value; r may be null), written to sum when
+// given, then out = w * s / sqrt(mean(s^2) + eps) computed in fp32 and rounded once. kNormThreads threads.
+constexpr int kNormThreads = 256;
+template <typename T>
+__global__ void __launch_bounds__(kNormThreads) add_rms_norm_kernel(const T* x, const T* r, const T* w, T* sum,
+                                                                     T* out, int64_t d, float eps) {
+  const int64_t row = blockIdx.x;
+  const T* xr = x + row * d;
+  const T* rr = r ? r + row * d : nullptr;
+  const auto rounded = [&](int64_t i) {  // x + r as the residual stream holds it
+    T s;
+    store(to_float(xr[i]) + (rr ? to_float(rr[i]) : 0.f), s);
+    return s;
+  };
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    const T s = rounded(i);
+    if (sum) sum[row * d + i] = s;
+    const float v = to_float(s);
+    ss += v * v;
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+  __shared__ float part[kNormThreads / 32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) part[warp] = ss;
+  __syncthreads();
+  float total = 0.f;
+  for (int i = 0; i < static_cast<int>(blockDim.x / 32); ++i) total += part[i];
+  const float rstd = 1.f / sqrtf(total / static_cast<float>(d) + eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+    store(to_float(w[i]) * (to_float(rounded(i)) * rstd), out[row * d + i]);
+}
+
+// SwiGLU's product: out[row, j] = silu(gu[row, j]) * gu[row, f + j] in fp32, rounded once; gu's rows gu_row apart.
+template <typename T>
+__global__ void silu_mul_kernel(const T* gu, int64_t gu_row, T* out, int64_t rows, int64_t f) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * f) return;
+  const int64_t row = i / f, j = i - row * f;
+  const float g = to_float(gu[row * gu_row + j]), u = to_float(gu[row * gu_row + f + j]);
+  store(g / (1.f + __expf(-g)) * u, out[i]);
 }
