@@ -9,18 +9,11 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "model/cuda_convert.cuh"
 #include "model/decode_kernels_cuda.h"
 
 namespace cg::model::cuda {
 namespace {
-
-// fp32 <-> the element type, as overloads (the store's argument type picks the rounding).
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ void store(float v, float& out) { out = v; }
-__device__ __forceinline__ void store(float v, __nv_bfloat16& out) { out = __float2bfloat16(v); }
-__device__ __forceinline__ void store(float v, __half& out) { out = __float2half(v); }
 
 #include "model/decode_kernels.cuh"
 
@@ -80,18 +73,24 @@ const char* launch_silu(const void* gu, int64_t gu_row, void* out, int64_t rows,
   return launched();
 }
 
+// f(T{}) for the element type T of dt: the launchers' one switch.
+template <typename F>
+const char* by_dtype(DecodeDType dt, F&& f) {
+  switch (dt) {
+    case DecodeDType::Float: return f(float{});
+    case DecodeDType::BFloat16: return f(__nv_bfloat16{});
+    case DecodeDType::Half: return f(__half{});
+  }
+  return "cgtrain's CUDA kernels: unknown dtype";
+}
+
 }  // namespace
 
 const char* add_rms_norm(DecodeDType dtype, const void* x, const void* r, const void* w, void* sum, void* out,
                          int64_t rows, int64_t d, float eps, void* stream) {
   if (rows <= 0 || rows > 2147483647 || d <= 0 || !x || !w || !out) return "add_rms_norm: needs rows, d and tensors";
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DecodeDType::Float: return launch_norm<float>(x, r, w, sum, out, rows, d, eps, s);
-    case DecodeDType::BFloat16: return launch_norm<__nv_bfloat16>(x, r, w, sum, out, rows, d, eps, s);
-    case DecodeDType::Half: return launch_norm<__half>(x, r, w, sum, out, rows, d, eps, s);
-  }
-  return "add_rms_norm: unknown dtype";
+  return by_dtype(dtype, [&](auto t) { return launch_norm<decltype(t)>(x, r, w, sum, out, rows, d, eps, s); });
 }
 
 const char* silu_mul(DecodeDType dtype, const void* gu, int64_t gu_row, void* out, int64_t rows, int64_t f,
@@ -99,34 +98,19 @@ const char* silu_mul(DecodeDType dtype, const void* gu, int64_t gu_row, void* ou
   if (rows <= 0 || f <= 0 || !gu || !out) return "silu_mul: needs rows, f and tensors";
   if ((rows * f + 255) / 256 > 2147483647) return "silu_mul: too many elements for one launch";
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DecodeDType::Float: return launch_silu<float>(gu, gu_row, out, rows, f, s);
-    case DecodeDType::BFloat16: return launch_silu<__nv_bfloat16>(gu, gu_row, out, rows, f, s);
-    case DecodeDType::Half: return launch_silu<__half>(gu, gu_row, out, rows, f, s);
-  }
-  return "silu_mul: unknown dtype";
+  return by_dtype(dtype, [&](auto t) { return launch_silu<decltype(t)>(gu, gu_row, out, rows, f, s); });
 }
 
 const char* decode_write_kv(const DecodeAttentionArgs& a, void* stream) {
   if (const char* bad = check(a)) return bad;
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (a.dtype) {
-    case DecodeDType::Float: return launch_write<float>(a, s);
-    case DecodeDType::BFloat16: return launch_write<__nv_bfloat16>(a, s);
-    case DecodeDType::Half: return launch_write<__half>(a, s);
-  }
-  return "decode_write_kv: unknown dtype";
+  return by_dtype(a.dtype, [&](auto t) { return launch_write<decltype(t)>(a, s); });
 }
 
 const char* decode_attention(const DecodeAttentionArgs& a, void* stream) {
   if (const char* bad = check(a)) return bad;
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (a.dtype) {
-    case DecodeDType::Float: return launch_attention<float>(a, s);
-    case DecodeDType::BFloat16: return launch_attention<__nv_bfloat16>(a, s);
-    case DecodeDType::Half: return launch_attention<__half>(a, s);
-  }
-  return "decode_attention: unknown dtype";
+  return by_dtype(a.dtype, [&](auto t) { return launch_attention<decltype(t)>(a, s); });
 }
 
 }  // namespace cg::model::cuda

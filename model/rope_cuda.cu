@@ -5,18 +5,11 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "model/cuda_convert.cuh"
 #include "model/rope_cuda.h"
 
 namespace cg::model::cuda {
 namespace {
-
-// fp32 <-> the element type, as overloads (the store's argument type picks the rounding).
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ void store(float v, float& out) { out = v; }
-__device__ __forceinline__ void store(float v, __nv_bfloat16& out) { out = __float2bfloat16(v); }
-__device__ __forceinline__ void store(float v, __half& out) { out = __float2half(v); }
 
 template <typename T, int V>
 struct alignas(sizeof(T) * V) Vec {
