@@ -4,11 +4,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <functional>
-#include <string>
 #include <cmath>
+#include <functional>
 #include <mutex>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -161,44 +161,44 @@ void* current_stream(const at::Tensor& x) { return c10::cuda::getCurrentCUDAStre
 at::Tensor attention_kernels(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin,
                              const at::Tensor& pos, const at::Tensor& k_cache, const at::Tensor& v_cache,
                              const at::Tensor& prefix_k, const at::Tensor& prefix_v, int64_t Hq, int64_t Hkv) {
-    const auto [B, hd, P, max_len] = check_shapes(qkv, cos, sin, pos, k_cache, v_cache, prefix_k, prefix_v, Hq, Hkv);
-    const auto dt = qkv.scalar_type();
-    for (const auto* t : {&cos, &sin, &k_cache, &v_cache, &prefix_k, &prefix_v})
-      if (t->defined())
-        CG_CHECK(t->scalar_type() == dt && t->device() == qkv.device(), "one-pass decode attention: every tensor "
-                 "in {} on {}, got {} on {}", c10::str(dt), qkv.device().str(), c10::str(t->scalar_type()),
-                 t->device().str());
-    CG_CHECK(pos.device() == qkv.device(), "one-pass decode attention: positions on {}, not {}", qkv.device().str(),
-             pos.device().str());
-    CG_CHECK(k_cache.stride(3) == 1 && k_cache.stride(2) == hd && v_cache.strides() == k_cache.strides(),
-             "one-pass decode attention kernels need caches whose (max_len, hd) are contiguous (make_cache's)");
-    // Heads contiguous (the fused projection's view already is; anything else is copied).
-    const auto x = qkv.stride(2) == 1 && qkv.stride(1) == hd ? qkv : qkv.contiguous();
-    const auto c = cos.contiguous(), s = sin.contiguous(), p = pos.contiguous();
-    const auto pk = prefix_k.defined() ? prefix_k.contiguous() : prefix_k;
-    const auto pv = prefix_v.defined() ? prefix_v.contiguous() : prefix_v;
-    auto out = at::empty({B, Hq * hd}, qkv.options());
-    cuda::DecodeAttentionArgs a;
-    a.dtype = kernel_dtype(dt);
-    a.B = B, a.Hq = Hq, a.Hkv = Hkv, a.hd = hd, a.P = P, a.max_len = max_len;
-    a.qkv = x.data_ptr(), a.qkv_row = x.stride(0);
-    a.cos = c.data_ptr(), a.sin = s.data_ptr(), a.pos = p.data_ptr<int64_t>();
-    a.k_cache = k_cache.data_ptr(), a.v_cache = v_cache.data_ptr();
-    a.cache_b = k_cache.stride(0), a.cache_h = k_cache.stride(1);
-    a.prefix_k = P > 0 ? pk.data_ptr() : nullptr, a.prefix_v = P > 0 ? pv.data_ptr() : nullptr;
-    a.out = out.data_ptr();
-    a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-    const c10::cuda::CUDAGuard device_guard(qkv.device());
-    void* stream = current_stream(qkv);
-    {
-      RECORD_USER_SCOPE("cg::decode_write_kv");
-      const char* err = cuda::decode_write_kv(a, stream);
-      CG_CHECK(err == nullptr, "decode attention kernel (cache write): {}", err);
-    }
-    RECORD_USER_SCOPE("cg::decode_attention");
-    const char* err = cuda::decode_attention(a, stream);
-    CG_CHECK(err == nullptr, "decode attention kernel: {}", err);
-    return out;
+  const auto [B, hd, P, max_len] = check_shapes(qkv, cos, sin, pos, k_cache, v_cache, prefix_k, prefix_v, Hq, Hkv);
+  const auto dt = qkv.scalar_type();
+  for (const auto* t : {&cos, &sin, &k_cache, &v_cache, &prefix_k, &prefix_v})
+    if (t->defined())
+      CG_CHECK(t->scalar_type() == dt && t->device() == qkv.device(), "one-pass decode attention: every tensor "
+               "in {} on {}, got {} on {}", c10::str(dt), qkv.device().str(), c10::str(t->scalar_type()),
+               t->device().str());
+  CG_CHECK(pos.device() == qkv.device(), "one-pass decode attention: positions on {}, not {}", qkv.device().str(),
+           pos.device().str());
+  CG_CHECK(k_cache.stride(3) == 1 && k_cache.stride(2) == hd && v_cache.strides() == k_cache.strides(),
+           "one-pass decode attention kernels need caches whose (max_len, hd) are contiguous (make_cache's)");
+  // Heads contiguous (the fused projection's view already is; anything else is copied).
+  const auto x = qkv.stride(2) == 1 && qkv.stride(1) == hd ? qkv : qkv.contiguous();
+  const auto c = cos.contiguous(), s = sin.contiguous(), p = pos.contiguous();
+  const auto pk = prefix_k.defined() ? prefix_k.contiguous() : prefix_k;
+  const auto pv = prefix_v.defined() ? prefix_v.contiguous() : prefix_v;
+  auto out = at::empty({B, Hq * hd}, qkv.options());
+  cuda::DecodeAttentionArgs a;
+  a.dtype = kernel_dtype(dt);
+  a.B = B, a.Hq = Hq, a.Hkv = Hkv, a.hd = hd, a.P = P, a.max_len = max_len;
+  a.qkv = x.data_ptr(), a.qkv_row = x.stride(0);
+  a.cos = c.data_ptr(), a.sin = s.data_ptr(), a.pos = p.data_ptr<int64_t>();
+  a.k_cache = k_cache.data_ptr(), a.v_cache = v_cache.data_ptr();
+  a.cache_b = k_cache.stride(0), a.cache_h = k_cache.stride(1);
+  a.prefix_k = P > 0 ? pk.data_ptr() : nullptr, a.prefix_v = P > 0 ? pv.data_ptr() : nullptr;
+  a.out = out.data_ptr();
+  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  const c10::cuda::CUDAGuard device_guard(qkv.device());
+  void* stream = current_stream(qkv);
+  {
+    RECORD_USER_SCOPE("cg::decode_write_kv");
+    const char* err = cuda::decode_write_kv(a, stream);
+    CG_CHECK(err == nullptr, "decode attention kernel (cache write): {}", err);
+  }
+  RECORD_USER_SCOPE("cg::decode_attention");
+  const char* err = cuda::decode_attention(a, stream);
+  CG_CHECK(err == nullptr, "decode attention kernel: {}", err);
+  return out;
 }
 
 at::Tensor norm_kernel(const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight, double eps,
@@ -222,7 +222,7 @@ at::Tensor norm_kernel(const at::Tensor& x, const at::Tensor& residual, const at
 
 at::Tensor silu_kernel(const at::Tensor& gu) {
   const int64_t f = gu.size(-1) / 2, rows = gu.numel() / (2 * f);
-  const auto g = gu.stride(-1) == 1 && gu.dim() >= 2 && gu.is_contiguous() ? gu : gu.contiguous();
+  const auto g = gu.contiguous();  // (the fused projection's output already is)
   auto shape = g.sizes().vec();
   shape.back() = f;
   auto out = at::empty(shape, g.options());
