@@ -320,7 +320,8 @@ double norm_kernel_error(at::ScalarType dtype, at::Device device, int64_t d, dou
   at::NoGradGuard no_grad;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const auto to = at::TensorOptions().dtype(dtype).device(device);
-  const auto x = at::randn({5, 1, d}, gen, randn_options()).to(to), r = at::randn({5, 1, d}, gen, randn_options()).to(to);
+  const auto x = at::randn({5, 1, d}, gen, randn_options()).to(to);
+  const auto r = at::randn({5, 1, d}, gen, randn_options()).to(to);
   const auto w = (at::rand({d}, gen, randn_options()) + 0.5).to(to);
   at::Tensor s_got, s_want;
   const auto got = norm_kernel(x, r, w, eps, &s_got), want = add_rms_norm_reference(x, r, w, eps, &s_want);
@@ -357,7 +358,8 @@ double silu_kernel_error(at::ScalarType dtype, at::Device device, int64_t f, uin
 #ifdef CG_HAVE_CUDA_KERNELS
   at::NoGradGuard no_grad;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  const auto gu = (at::randn({3, 2, 2 * f}, gen, randn_options()) * 3).to(at::TensorOptions().dtype(dtype).device(device));
+  const auto gu = (at::randn({3, 2, 2 * f}, gen, randn_options()) * 3).to(at::TensorOptions().dtype(dtype).device(
+      device));
   return relative_error({{silu_kernel(gu), silu_mul_reference(gu)}});
 #else
   (void)dtype, (void)device, (void)f, (void)seed;

@@ -1,5 +1,6 @@
-// cgtrain's decoding kernels (model/decode_kernels_cuda.cu): the one-pass attention, add + RMSNorm, SiLU x up: plain pointers, no torch; compiled
-// when the build has a CUDA libtorch and nvcc (CG_HAVE_CUDA_KERNELS). model/decode_kernels.cpp wraps them.
+// cgtrain's decoding kernels (model/decode_kernels_cuda.cu): the one-pass attention, add + RMSNorm, SiLU x up.
+// Plain pointers, no torch; compiled when the build has a CUDA libtorch and nvcc (CG_HAVE_CUDA_KERNELS).
+// model/decode_kernels.cpp wraps them.
 #pragma once
 #include <cstdint>
 

@@ -126,18 +126,18 @@ at::Tensor LlamaImpl::decode_rows(const at::Tensor& tokens, RowPositions& rows, 
              cfg_.num_hidden_layers);
   rows.one_pass = one_pass_decode();
   const auto& attn = *model->layers->ptr<DecoderLayerImpl>(0)->self_attn;
-  for (auto& c : rows.chunks) {
-    if (rows.one_pass) break;  // every row reads exactly its own positions: no chunk masks
-    // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
-    const auto future = at::arange(P, P + c.span, rows.pos.options()).view({1, 1, 1, c.span}) >
-                        rows.pos.narrow(0, c.start, c.rows).view({c.rows, 1, 1, 1});  // (rows, 1, 1, span)
-    // Rows padded to a multiple of 8 elements: SDPA's memory-efficient kernel (CUDA) copies a mask whose strides are
-    // not, in every layer; a view of the first span columns of a padded buffer is aligned.
-    const int64_t padded = (c.span + 7) / 8 * 8;
-    c.mask = at::zeros({c.rows, 1, 1, padded}, at::TensorOptions().dtype(dtype()).device(device()))
-                 .narrow(-1, 0, c.span)
-                 .masked_fill_(future, -std::numeric_limits<double>::infinity());
-  }
+  if (!rows.one_pass)  // (one pass: every row reads exactly its own positions, no chunk masks)
+    for (auto& c : rows.chunks) {
+      // Additive (0 / -inf, the model's dtype), built once for every layer: SDPA turns a bool mask into this per call.
+      const auto future = at::arange(P, P + c.span, rows.pos.options()).view({1, 1, 1, c.span}) >
+                          rows.pos.narrow(0, c.start, c.rows).view({c.rows, 1, 1, 1});  // (rows, 1, 1, span)
+      // Rows padded to a multiple of 8 elements: SDPA's memory-efficient kernel (CUDA) copies a mask whose strides are
+      // not, in every layer; a view of the first span columns of a padded buffer is aligned.
+      const int64_t padded = (c.span + 7) / 8 * 8;
+      c.mask = at::zeros({c.rows, 1, 1, padded}, at::TensorOptions().dtype(dtype()).device(device()))
+                   .narrow(-1, 0, c.span)
+                   .masked_fill_(future, -std::numeric_limits<double>::infinity());
+    }
   auto h = model->embed_tokens(tokens);  // (B, 1, d)
   auto [cos, sin] = rope_cos_sin_at(rows.pos, cfg_.head_dim(), cfg_.rope_theta, h.scalar_type());  // (B, hd)
   if (rows.one_pass) {

@@ -1,8 +1,8 @@
 #include "model/mlp.h"
 
-#include "model/decode_kernels.h"
-
 #include <torch/torch.h>
+
+#include "model/decode_kernels.h"
 
 namespace cg::model {
 

@@ -1,9 +1,9 @@
 #include "model/rms_norm.h"
 
-#include "model/decode_kernels.h"
-
 #include <ATen/ATen.h>
 #include <torch/version.h>
+
+#include "model/decode_kernels.h"
 
 #include "common/error.h"
 
