@@ -4,11 +4,13 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <mutex>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/error.h"
@@ -126,23 +128,22 @@ double relative_error(const std::vector<std::pair<at::Tensor, at::Tensor>>& pair
   return diff / scale;
 }
 
-// Runs `measure` the first time `key` comes up in this process (before the kernel's first use: never inside a CUDA
-// graph capture, which always follows an eager step) and stops with what to set when the kernel is off.
-void check_once(const std::string& key, at::ScalarType dtype, const std::function<double()>& measure) {
+// Runs `measure` the first time this kernel meets this (dtype, device, dims) in the process (before the kernel's
+// first use: never inside a CUDA graph capture, which always follows an eager step) and stops with what to set when
+// the kernel is off. A set lookup on every later call (the key is formatted only for the error).
+void check_once(const char* what, at::ScalarType dtype, at::Device device, std::array<int64_t, 3> dims,
+                const std::function<double()>& measure) {
+  using Key = std::tuple<const char*, int, int, std::array<int64_t, 3>>;
   static std::mutex mu;
-  static std::set<std::string> checked;
+  static std::set<Key> checked;
+  const Key key{what, static_cast<int>(dtype), static_cast<int>(device.index()), dims};
   std::lock_guard<std::mutex> lock(mu);
   if (checked.count(key)) return;
   const double err = measure(), tol = kernel_tolerance(dtype);
-  CG_CHECK(err <= tol, "cgtrain's CUDA kernel differs from its reference by {:.3g} (relative; allowed {:.3g}) for {}: "
-           "set sample.decode_kernels=off (libtorch's operators) and report this", err, tol, key);
+  CG_CHECK(err <= tol, "cgtrain's CUDA kernel differs from its reference by {:.3g} (relative; allowed {:.3g}) for {} "
+           "({}, {}, dims {}): set sample.decode_kernels=off (libtorch's operators) and report this", err, tol, what,
+           c10::toString(dtype), device.str(), fmt::join(dims, ", "));
   checked.insert(key);
-}
-
-std::string key_of(const char* what, at::ScalarType dtype, at::Device device, std::initializer_list<int64_t> dims) {
-  std::string k = fmt::format("{} ({}, {}", what, c10::toString(dtype), device.str());
-  for (const int64_t d : dims) k += fmt::format(", {}", d);
-  return k + ")";
 }
 
 at::TensorOptions randn_options() { return at::TensorOptions().dtype(at::kFloat); }
@@ -244,9 +245,8 @@ at::Tensor one_pass_decode_attention(const at::Tensor& qkv, const at::Tensor& co
 #ifdef CG_HAVE_CUDA_KERNELS
   if (qkv.is_cuda()) {
     const int64_t hd = qkv.size(-1);
-    check_once(key_of("one-pass decode attention: dtype, device, heads, kv heads, head_dim", qkv.scalar_type(),
-                      qkv.device(), {Hq, Hkv, hd}),
-               qkv.scalar_type(), [&] {
+    check_once("one-pass decode attention (heads, kv heads, head_dim)", qkv.scalar_type(), qkv.device(),
+               {Hq, Hkv, hd}, [&] {
                  return std::max(attention_kernel_error(qkv.scalar_type(), qkv.device(), Hq, Hkv, hd, 0),
                                  attention_kernel_error(qkv.scalar_type(), qkv.device(), Hq, Hkv, hd, 7));
                });
@@ -306,7 +306,7 @@ at::Tensor add_rms_norm(const at::Tensor& x, const at::Tensor& residual, const a
 #ifdef CG_HAVE_CUDA_KERNELS
   if (inference_kernels_fit(x)) {
     const int64_t d = x.size(-1);
-    check_once(key_of("add + RMSNorm: dtype, device, d", x.scalar_type(), x.device(), {d}), x.scalar_type(),
+    check_once("add + RMSNorm (d)", x.scalar_type(), x.device(), {d, 0, 0},
                [&] { return norm_kernel_error(x.scalar_type(), x.device(), d, eps); });
     return norm_kernel(x, residual, weight.to(x.scalar_type()), eps, sum);
   }
@@ -345,7 +345,7 @@ at::Tensor silu_mul(const at::Tensor& gu) {
 #ifdef CG_HAVE_CUDA_KERNELS
   if (inference_kernels_fit(gu)) {
     const int64_t f = gu.size(-1) / 2;
-    check_once(key_of("SiLU x up: dtype, device, f", gu.scalar_type(), gu.device(), {f}), gu.scalar_type(),
+    check_once("SiLU x up (f)", gu.scalar_type(), gu.device(), {f, 0, 0},
                [&] { return silu_kernel_error(gu.scalar_type(), gu.device(), f); });
     return silu_kernel(gu);
   }
