@@ -3,7 +3,8 @@
 // - one-pass decode attention: a decode step writes each row's key and value and attends over the shared prefix
 //   plus the row's own positions in two kernels per layer, with no per-step masks or chunks. Off a GPU the reference
 //   runs (row by row, reading positions on the host: slow, for tests);
-// - the residual add with RMSNorm in one kernel, SwiGLU's SiLU x up in one (off a GPU the model keeps its own ops).
+// - the residual add with RMSNorm in one kernel, SwiGLU's SiLU x up in one (off a GPU the model keeps its own ops,
+//   or runs these references with DecodeKernels::On).
 #pragma once
 #include <ATen/core/Tensor.h>
 
