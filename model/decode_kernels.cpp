@@ -25,6 +25,13 @@
 
 namespace cg::model {
 
+DecodeKernels decode_kernels_from(const std::string& name) {
+  if (name == "auto") return DecodeKernels::Auto;
+  if (name == "on") return DecodeKernels::On;
+  if (name == "off") return DecodeKernels::Off;
+  CG_FAIL("unknown sample.decode_kernels '{}': auto, on or off", name);
+}
+
 bool decode_kernels_built() {
 #ifdef CG_HAVE_CUDA_KERNELS
   return true;

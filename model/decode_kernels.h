@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
 
 namespace cg::model {
 
@@ -59,5 +60,23 @@ double attention_kernel_error(at::ScalarType dtype, at::Device device, int64_t H
                               int64_t P, uint64_t seed = 0);
 double norm_kernel_error(at::ScalarType dtype, at::Device device, int64_t d, double eps, uint64_t seed = 0);
 double silu_kernel_error(at::ScalarType dtype, at::Device device, int64_t f, uint64_t seed = 0);
+
+// Whether a fused model (Llama::fuse_for_inference; an unfused one never does) runs the kernels above, each
+// checked against its reference once per shape before its first use:
+//   On:   the one-pass decode attention (per layer one call writes the rows' keys and values, one attends each row
+//         over exactly its own positions), add + RMSNorm and SiLU x up as CUDA kernels on a GPU; off a GPU their
+//         ATen references (the attention's row by row: slow, for tests).
+//   Off:  libtorch's operators: attention over chunks (decode_chunks, masks), ~14 kernels a layer; norms and SwiGLU
+//         as 3 and 2.
+//   Auto: On on a GPU when the build has the kernels (decode_kernels_built), else Off.
+enum class DecodeKernels { Auto, On, Off };
+// "auto" | "on" | "off" (sample.decode_kernels); errors list the choices.
+DecodeKernels decode_kernels_from(const std::string& name);
+
+// Whether a fused module's op on x takes its kernel wrapper above (the kernel on a GPU, the reference elsewhere):
+// On always, Auto where inference_kernels_fit(x), Off never.
+inline bool use_decode_kernel(DecodeKernels mode, const at::Tensor& x) {
+  return mode == DecodeKernels::On || (mode == DecodeKernels::Auto && inference_kernels_fit(x));
+}
 
 }  // namespace cg::model

@@ -82,13 +82,15 @@ at::Tensor LlamaImpl::decode_step(const at::Tensor& tokens, const std::vector<in
   RowPositions rows;
   rows.prefix = P;
   rows.pos = at::tensor(positions, at::TensorOptions().dtype(at::kLong)).to(device());  // (B)
-  std::vector<int64_t> past_prefix(positions);
-  for (auto& p : past_prefix) p -= P;
-  if (!one_pass_decode())  // (one pass: every row reads its own positions, no chunks)
+  const bool one_pass = one_pass_decode();  // (every row reads its own positions: no chunks)
+  if (!one_pass) {
+    std::vector<int64_t> past_prefix(positions);
+    for (auto& p : past_prefix) p -= P;
     rows.chunks = decode_chunks(past_prefix, max_chunks, chunk_cost + P);  // a chunk also reads the P shared ones
+  }
   if (positions_read) {
     *positions_read = 0;
-    if (one_pass_decode())  // every row its own positions, the prefix's included
+    if (one_pass)  // every row its own positions, the prefix's included
       for (const int64_t p : positions) *positions_read += p + 1;
     else
       for (const auto& c : rows.chunks) *positions_read += P + c.rows * c.span;
@@ -214,23 +216,11 @@ bool LlamaImpl::one_pass_decode() const {
 }
 
 void LlamaImpl::set_decode_kernels(DecodeKernels mode) {
-  decode_kernels_ = mode;
-  const bool kernels = mode != DecodeKernels::Off, references = mode == DecodeKernels::On;
-  std::vector<RMSNormImpl*> norms{model->norm.get()};
+  decode_kernels_ = model->norm->kernels = mode;
   for (const auto& m : *model->layers) {
     auto* layer = m->as<DecoderLayerImpl>();
-    norms.push_back(layer->input_layernorm.get());
-    norms.push_back(layer->post_attention_layernorm.get());
-    layer->mlp->kernels = kernels, layer->mlp->references = references;
+    layer->input_layernorm->kernels = layer->post_attention_layernorm->kernels = layer->mlp->kernels = mode;
   }
-  for (auto* n : norms) n->kernels = kernels, n->references = references;
-}
-
-DecodeKernels decode_kernels_from(const std::string& name) {
-  if (name == "auto") return DecodeKernels::Auto;
-  if (name == "on") return DecodeKernels::On;
-  if (name == "off") return DecodeKernels::Off;
-  CG_FAIL("unknown sample.decode_kernels '{}': auto, on or off", name);
 }
 
 void LlamaImpl::fuse_for_inference() {

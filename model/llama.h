@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "model/decode_kernels.h"
 #include "model/decoder_layer.h"
 #include "model/embedding.h"
 #include "model/kv_cache.h"
@@ -58,17 +59,6 @@ constexpr int64_t kDecodeChunkCost = 1024;
 int64_t decode_chunk_cost(const LlamaConfig& cfg, int64_t tp, at::ScalarType dtype, at::Device device,
                           bool shared_prefix);
 
-// Whether a fused model (fuse_for_inference; an unfused one never does) runs cgtrain's decoding kernels
-// (model/decode_kernels.h), each checked against its reference once per shape before its first use:
-//   On:   the one-pass decode attention (per layer one call writes the rows' keys and values, one attends each row
-//         over exactly its own positions), add + RMSNorm and SiLU x up as CUDA kernels on a GPU; off a GPU their
-//         ATen references (the attention's row by row: slow, for tests).
-//   Off:  libtorch's operators: attention over chunks (decode_chunks, masks), ~14 kernels a layer; norms and SwiGLU
-//         as 3 and 2.
-//   Auto: On on a GPU when the build has the kernels (decode_kernels_built), else Off.
-enum class DecodeKernels { Auto, On, Off };
-// "auto" | "on" | "off" (sample.decode_kernels); errors list the choices.
-DecodeKernels decode_kernels_from(const std::string& name);
 
 class LlamaImpl : public torch::nn::Module {
  public:

@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include "model/decode_kernels.h"
-
 namespace cg::model {
 
 MlpImpl::MlpImpl(const std::string& prefix, const LlamaConfig& cfg, TpShape tp, const at::TensorOptions& options) {
@@ -17,7 +15,7 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
   if (!fused()) return down_proj(at::silu(gate_proj(x)) * up_proj(x));  // inner (B, T, intermediate_local)
   const int64_t f = gate_proj->out_features_local;
   const auto gu = fused_linear_forward({gate_proj.get(), up_proj.get()}, gate_up_weight, x);  // (B, T, 2 f)
-  if (kernels && (references || inference_kernels_fit(gu))) return down_proj(silu_mul(gu));  // one kernel on a GPU
+  if (use_decode_kernel(kernels, gu)) return down_proj(silu_mul(gu));  // one kernel on a GPU
   return down_proj(at::silu(gu.narrow(-1, 0, f)) * gu.narrow(-1, f, f));
 }
 

@@ -4,6 +4,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "model/decode_kernels.h"
 #include "model/linear.h"
 #include "model/llama_config.h"
 
@@ -19,9 +20,7 @@ class MlpImpl : public torch::nn::Module {
   // matmul instead of two. Fails if either has a LoRA delta hook.
   void fuse_projections();
   bool fused() const { return gate_up_weight.defined(); }
-  // A fused forward's SwiGLU through silu_mul (Llama::set_decode_kernels): kernels, on a GPU; references, also off
-  // one.
-  bool kernels = true, references = false;
+  DecodeKernels kernels = DecodeKernels::Auto;  // a fused forward's SwiGLU through silu_mul? (set_decode_kernels)
 
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 

@@ -3,8 +3,6 @@
 #include <ATen/ATen.h>
 #include <torch/version.h>
 
-#include "model/decode_kernels.h"
-
 #include "common/error.h"
 
 // at::rms_norm: libtorch >= 2.4; a fused CUDA kernel (forward and backward) behind it since ~2.8, taken from 2.9 on.
@@ -55,7 +53,7 @@ at::Tensor RMSNormImpl::forward_layer_norm(const at::Tensor& x) {
 }
 
 at::Tensor RMSNormImpl::forward_fused(const at::Tensor& x, const at::Tensor& residual, at::Tensor* sum) {
-  if (kernels && (references || inference_kernels_fit(x))) return add_rms_norm(x, residual, weight, eps, sum);
+  if (use_decode_kernel(kernels, x)) return add_rms_norm(x, residual, weight, eps, sum);
   const int64_t d = x.size(-1);
   auto shape = x.sizes().vec();
   shape.back() = 2 * d;

@@ -4,6 +4,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "model/decode_kernels.h"
+
 namespace cg::model {
 
 class RMSNormImpl : public torch::nn::Module {
@@ -38,8 +40,7 @@ class RMSNormImpl : public torch::nn::Module {
 
   at::Tensor weight;  // (dim)
   const double eps;
-  // forward_fused through add_rms_norm (Llama::set_decode_kernels): kernels, on a GPU; references, also off one.
-  bool kernels = true, references = false;
+  DecodeKernels kernels = DecodeKernels::Auto;  // forward_fused through add_rms_norm? (Llama::set_decode_kernels)
 
  private:
   // both (..., 2 dim) = [y, -y] -> the first half of its layer norm scaled by [weight, ones]: weight * RMSNorm(y).
