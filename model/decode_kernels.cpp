@@ -117,15 +117,11 @@ at::Tensor one_pass_decode_attention_reference(const at::Tensor& qkv, const at::
   return at::stack(outs).to(qkv.scalar_type());
 }
 
-namespace {
-
-// Both sides round their outputs once from fp32: a unit in the last place apart at most, relative to the largest value.
 double kernel_tolerance(at::ScalarType dtype) {
   return dtype == at::kFloat ? 1e-4 : dtype == at::kHalf ? 2e-3 : 1.6e-2;
 }
 
-// The largest |a - b| over the largest |reference| (NaN counts as huge).
-double relative_error(const std::vector<std::pair<at::Tensor, at::Tensor>>& pairs) {
+double kernel_relative_error(const std::vector<std::pair<at::Tensor, at::Tensor>>& pairs) {
   double diff = 0, scale = 1e-6;
   for (const auto& [got, want] : pairs) {
     const auto g = got.to(at::kFloat), w = want.to(at::kFloat);
@@ -134,6 +130,8 @@ double relative_error(const std::vector<std::pair<at::Tensor, at::Tensor>>& pair
   }
   return diff / scale;
 }
+
+namespace {
 
 // Runs `measure` the first time this kernel meets this (dtype, device, dims) in the process (before the kernel's
 // first use: never inside a CUDA graph capture, which always follows an eager step) and stops with what to set when
@@ -282,7 +280,7 @@ double attention_kernel_error(at::ScalarType dtype, at::Device device, int64_t H
   if (P > 0) pk = randn({1, Hkv, P, hd}), pv = randn({1, Hkv, P, hd});
   const auto got = attention_kernels(qkv, cos, sin, pos, kv_a[0], kv_a[1], pk, pv, Hq, Hkv);
   const auto want = one_pass_decode_attention_reference(qkv, cos, sin, pos, kv_b[0], kv_b[1], pk, pv, Hq, Hkv);
-  return relative_error({{got, want}, {kv_a, kv_b}});
+  return kernel_relative_error({{got, want}, {kv_a, kv_b}});
 #else
   (void)dtype, (void)device, (void)Hq, (void)Hkv, (void)hd, (void)P, (void)seed;
   CG_FAIL("attention_kernel_error: this build has no CUDA kernels");
@@ -333,7 +331,7 @@ double norm_kernel_error(at::ScalarType dtype, at::Device device, int64_t d, dou
   at::Tensor s_got, s_want;
   const auto got = norm_kernel(x, r, w, eps, &s_got), want = add_rms_norm_reference(x, r, w, eps, &s_want);
   const auto alone = norm_kernel(x, {}, w, eps, nullptr), alone_want = add_rms_norm_reference(x, {}, w, eps, nullptr);
-  return relative_error({{got, want}, {s_got, s_want}, {alone, alone_want}});
+  return kernel_relative_error({{got, want}, {s_got, s_want}, {alone, alone_want}});
 #else
   (void)dtype, (void)device, (void)d, (void)eps, (void)seed;
   CG_FAIL("norm_kernel_error: this build has no CUDA kernels");
@@ -367,7 +365,7 @@ double silu_kernel_error(at::ScalarType dtype, at::Device device, int64_t f, uin
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const auto gu = (at::randn({3, 2, 2 * f}, gen, randn_options()) * 3).to(at::TensorOptions().dtype(dtype).device(
       device));
-  return relative_error({{silu_kernel(gu), silu_mul_reference(gu)}});
+  return kernel_relative_error({{silu_kernel(gu), silu_mul_reference(gu)}});
 #else
   (void)dtype, (void)device, (void)f, (void)seed;
   CG_FAIL("silu_kernel_error: this build has no CUDA kernels");

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace cg::model {
 
@@ -56,6 +58,11 @@ at::Tensor silu_mul_reference(const at::Tensor& gu);
 // shape and process before the kernel's first use, and stops (saying to set sample.decode_kernels=off) when it
 // exceeds one rounding of the outputs. attention: rows at assorted positions past a prefix of P (0: none). CUDA
 // builds only (else an error).
+// The measure those checks use: the largest |got - want| over the largest |want| across the pairs (NaN counts as
+// huge), and the bound it must stay under for outputs both sides round once from fp32 to dtype (about a unit in the
+// last place of the largest value). tests/model/test_decode_kernels_emulated.cpp holds the kernels to the same bound.
+double kernel_relative_error(const std::vector<std::pair<at::Tensor, at::Tensor>>& pairs);
+double kernel_tolerance(at::ScalarType dtype);
 double attention_kernel_error(at::ScalarType dtype, at::Device device, int64_t Hq, int64_t Hkv, int64_t hd,
                               int64_t P, uint64_t seed = 0);
 double norm_kernel_error(at::ScalarType dtype, at::Device device, int64_t d, double eps, uint64_t seed = 0);
