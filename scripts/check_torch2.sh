@@ -11,7 +11,9 @@
 # Needs root (debootstrap, chroot, mounts) and deb.debian.org. ROOTFS (default /var/tmp/cg-trixie) is made once
 # (~2 min: debootstrap ~30 s, packages ~1.5 min) and reused; the build takes as long as ./scripts/build.sh.
 # /usr/local/cuda, when present, is mounted too, so the NCCL backend compiles and links against torch 2.x (its
-# tests skip without a GPU). DEMO=1 also runs scripts/demo.sh there. The mounts are undone on exit.
+# tests skip without a GPU), and ctest's cuda_guarded_compile compiles the GPU build's CG_HAVE_CUDA_KERNELS code
+# against torch 2.x's c10/cuda headers (scripts/check_cuda_guarded.py). DEMO=1 also runs scripts/demo.sh there.
+# The mounts are undone on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd -P)

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Compiles (syntax only) every translation unit with CG_HAVE_CUDA_KERNELS code against this libtorch's CUDA headers
+and CUDA's, with the define on, and the CUDA sources with nvcc (sm_90) when CUDA has it: the code a GPU build
+compiles, checked on a machine without a CUDA libtorch.
+
+    scripts/check_cuda_guarded.py BUILD_DIR [CUDA_INCLUDE]     # CUDA_INCLUDE default /usr/local/cuda/include
+
+Takes each such file's command from BUILD_DIR/compile_commands.json (a CPU build of this checkout), drops its
+precompiled header and output, and adds the define. A CPU-only libtorch lacks c10/cuda/impl/cuda_cmake_macros.h (a
+CUDA build generates it); a stand-in that says the CUDA library is shared is put in a temporary folder. Exits 1 when a
+file does not compile, 2 when this libtorch has no c10/cuda headers or CUDA's headers are missing.
+scripts/check_torch2.sh runs it against torch 2.x."""
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    build = sys.argv[1]
+    cuda_inc = sys.argv[2] if len(sys.argv) > 2 else "/usr/local/cuda/include"
+    if not os.path.exists(os.path.join(cuda_inc, "cuda_runtime.h")):
+        print(f"check_cuda_guarded: no cuda_runtime.h in {cuda_inc}", file=sys.stderr)
+        return 2
+    with open(os.path.join(build, "compile_commands.json")) as f:
+        entries = json.load(f)
+    todo = []
+    for e in entries:
+        with open(e["file"], errors="replace") as src:
+            if "CG_HAVE_CUDA_KERNELS" in src.read():
+                todo.append(e)
+    if not todo:
+        print("check_cuda_guarded: no translation unit mentions CG_HAVE_CUDA_KERNELS", file=sys.stderr)
+        return 2
+    first = shlex.split(todo[0]["command"]) if "command" in todo[0] else todo[0]["arguments"]
+    dirs = ["/usr/include", "/usr/local/include"]
+    for i, a in enumerate(first):
+        for flag in ("-isystem", "-I"):
+            if a == flag and i + 1 < len(first):
+                dirs.append(first[i + 1])
+            elif a.startswith(flag) and len(a) > len(flag):
+                dirs.append(a[len(flag):])
+    if not any(os.path.exists(os.path.join(d, "c10", "cuda", "CUDAGuard.h")) for d in dirs):
+        print("check_cuda_guarded: this libtorch has no c10/cuda headers (torch 2.x's Debian package has them)",
+              file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as stand_in:
+        impl = os.path.join(stand_in, "c10", "cuda", "impl")
+        os.makedirs(impl)
+        with open(os.path.join(impl, "cuda_cmake_macros.h"), "w") as f:
+            f.write("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
+        failed = []
+        for e in todo:
+            cmd = shlex.split(e["command"]) if "command" in e else list(e["arguments"])
+            out = []
+            skip = 0
+            for i, a in enumerate(cmd):
+                if skip:
+                    skip -= 1
+                    continue
+                if a == "-o" or (a == "-include" and re.search(r"cmake_pch\.hxx$", cmd[i + 1])):
+                    skip = 1
+                    continue
+                if a.startswith("-Winvalid-pch"):
+                    continue
+                out.append(a)
+            out += ["-DCG_HAVE_CUDA_KERNELS=1", f"-isystem{cuda_inc}", f"-I{stand_in}", "-fsyntax-only"]
+            rel = os.path.relpath(e["file"], os.path.dirname(os.path.abspath(build)))
+            print(f"== CUDA-guarded: {rel}", flush=True)
+            if subprocess.run(out, cwd=e["directory"]).returncode != 0:
+                failed.append(rel)
+    # The kernels (no torch in them): every .cu of the checkout's modules, compiled for the H100/H200's sm_90.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    nvcc = os.path.join(os.path.dirname(os.path.abspath(cuda_inc)), "bin", "nvcc")
+    cus = sorted(os.path.join(d, f) for top in ("model", "dist", "lora", "trainer", "sampler", "data")
+                 for d, _, files in os.walk(os.path.join(root, top)) for f in files if f.endswith(".cu"))
+    if os.access(nvcc, os.X_OK):
+        with tempfile.TemporaryDirectory() as objs:
+            for cu in cus:
+                rel = os.path.relpath(cu, root)
+                print(f"== nvcc: {rel}", flush=True)
+                obj = os.path.join(objs, os.path.basename(cu) + ".o")
+                if subprocess.run([nvcc, "-std=c++17", "-gencode=arch=compute_90,code=sm_90", f"-I{root}", "-c", cu,
+                                   "-o", obj]).returncode != 0:
+                    failed.append(rel)
+    else:
+        print(f"check_cuda_guarded: no {nvcc}: the .cu files are not compiled", flush=True)
+        cus = []
+    todo += cus
+    if failed:
+        print(f"check_cuda_guarded: {len(failed)} of {len(todo)} failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"check_cuda_guarded: {len(todo)} translation units compile (CG_HAVE_CUDA_KERNELS code; {len(cus)} with nvcc)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
