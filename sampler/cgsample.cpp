@@ -199,6 +199,7 @@ int run(int argc, char** argv) {
 
   cg::GenerationParams gp;
   gp.max_new_tokens = c.sample.max_new_tokens;
+  gp.min_new_tokens = c.sample.min_new_tokens;
   gp.batch_size = c.sample.batch_size;
   gp.sampling = {c.sample.temperature, c.sample.top_p, c.sample.top_k};
   gp.seed = c.sample.seed;
@@ -294,6 +295,7 @@ int run(int argc, char** argv) {
                         {"device", device.str()},
                         {"seed", c.sample.seed},
                         {"max_new_tokens", c.sample.max_new_tokens},
+                        {"min_new_tokens", c.sample.min_new_tokens},
                         {"temperature", c.sample.temperature},
                         {"top_p", c.sample.top_p},
                         {"top_k", c.sample.top_k},

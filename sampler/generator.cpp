@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -162,6 +163,9 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   torch::NoGradGuard no_grad;
   CG_CHECK(params.batch_size >= 1 && params.max_new_tokens >= 1,
            "sample.batch_size ({}) and sample.max_new_tokens ({}) must be >= 1", params.batch_size,
+           params.max_new_tokens);
+  CG_CHECK(params.min_new_tokens >= 0 && params.min_new_tokens <= params.max_new_tokens,
+           "sample.min_new_tokens ({}) must be in [0, sample.max_new_tokens ({})]", params.min_new_tokens,
            params.max_new_tokens);
   CG_CHECK(streams.empty() || streams.size() == prompts.size(), "{} RNG streams for {} prompts", streams.size(),
            prompts.size());
@@ -324,9 +328,27 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
     // Every sequence samples from its own logits row with its own RNG stream, in parallel (independent, so the result
     // does not depend on the thread count); then the grammar states advance, serially. parallel_chunks rather than
     // at::parallel_for, which runs serially in GPU builds (compiled without OpenMP), where batches are largest.
+    // A row short of min_new_tokens draws from a copy of its logits without EOS (where anything else is allowed).
     parallel_chunks(0, R, 16, at::get_num_threads(), [&](int64_t r0, int64_t r1) {
+      std::vector<float> held;
       for (int64_t r = r0; r < r1; ++r) {
         const float* row_logits = lp + r * width;
+        if (static_cast<int64_t>(out[rows[r].seq].tokens.size()) < params.min_new_tokens &&
+            (!params.constrained || allowed[r]->size() > 1)) {
+          int64_t col = -1;  // EOS's column in this row
+          if (compact) {
+            const auto& ids = *allowed[r];
+            const auto it = std::lower_bound(ids.begin(), ids.end(), eos);
+            if (it != ids.end() && *it == eos) col = it - ids.begin();
+          } else if (eos < width) {
+            col = eos;
+          }
+          if (col >= 0) {
+            held.assign(row_logits, row_logits + width);
+            held[col] = -std::numeric_limits<float>::infinity();
+            row_logits = held.data();
+          }
+        }
         if (compact)
           picked[r] = sample_token_among(row_logits, allowed[r]->data(), static_cast<int>(allowed[r]->size()),
                                          params.sampling, rows[r].rng);

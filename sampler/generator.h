@@ -31,6 +31,9 @@ namespace cg {
 
 struct GenerationParams {
   int64_t max_new_tokens = 400;
+  // EOS is not drawn before a sequence has this many new tokens, where something else may be drawn (the grammar
+  // allows more than EOS): its logit is left out of the draw.
+  int64_t min_new_tokens = 0;
   int64_t batch_size = 32;
   SamplingParams sampling;
   uint64_t seed = 0;

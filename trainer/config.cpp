@@ -159,6 +159,9 @@ void visit_config(Config& c, F&& f) {
   f("sample.batch_size", &s.batch_size, "sequences decoded together", at_least(1));
   f("sample.max_new_tokens", &s.max_new_tokens, "longest generated continuation (tokens; MP-20 crystals take up to "
     "384 LLaMA-2 tokens with EOS); a sample cut off here counts as unparsed", at_least(1));
+  f("sample.min_new_tokens", &s.min_new_tokens, "EOS is not drawn before this many new tokens (where anything else "
+    "may follow; <= sample.max_new_tokens); 0: off. Benchmarks use it for crystals of a trained model's length from "
+    "untrained weights", at_least(0));
   f("sample.temperature", &s.temperature, "softmax temperature; 0: greedy", at_least(0));
   f("sample.top_p", &s.top_p, "nucleus sampling mass, in [0, 1]; 1: off; 0: the most likely token only", in_range(0, 1));
   f("sample.top_k", &s.top_k, "keep the k most likely tokens; 0: off", at_least(0));
@@ -169,8 +172,9 @@ void visit_config(Config& c, F&& f) {
     "up to rounding); false: every row reads its own",
     any());
   f("sample.cuda_graphs", &s.cuda_graphs,
-    "replay the decode step as CUDA graphs (GPU, tp 1): every step runs all sample.batch_size rows, the attention "
-    "span rounded up to 64 positions, one graph per span captured on first use and checked against the eager step; "
+    "replay the decode step as CUDA graphs (GPU, tp 1): every step runs all sample.batch_size rows; with the "
+    "decoding kernels (sample.decode_kernels) one graph serves every step, with libtorch's operators one graph per "
+    "attention span rounded up to 64 positions; each captured on first use and checked against the eager step; "
     "cuts the host's per-operator cost, which bounds a GPU decode step; on a CPU the same padded steps run eagerly "
     "(slower)",
     any());

@@ -93,6 +93,7 @@ struct SampleConfig {
   int64_t num_samples = 64;
   int64_t batch_size = 32;
   int64_t max_new_tokens = 400;
+  int64_t min_new_tokens = 0;          // EOS held back before this many new tokens
   double temperature = 0.7;
   double top_p = 0.9;
   int64_t top_k = 0;                   // 0: off

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <set>
 
 #include "data/crystal_text.h"
@@ -299,44 +300,63 @@ TEST(Generator, EqualsAPlainReferenceSampler) {
   // The reference: per sequence, recompute the full forward over prompt + tokens so far, mask the whole last row
   // with the grammar, draw with sample_token from the sequence's stream. The generator (KV cache, continuous
   // batching over 3 rows, prompts of two lengths, their common head read from one shared copy, attention chunks,
-  // allowed columns only on the host where they are few) must give the same tokens. With this ~200-piece vocabulary both host paths run: digit states allow a few
-  // columns, element states too many (> a quarter of the row) for the compact copy.
+  // allowed columns only on the host where they are few) must give the same tokens. With this ~200-piece vocabulary
+  // both host paths run: digit states allow a few columns, element states too many (> a quarter of the row) for the
+  // compact copy. Then with sample.min_new_tokens (EOS's logit left out of the draw while a sequence is shorter and
+  // something else is allowed), with the grammar and without.
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
-  GenerationParams p = params(45, 3, {0.8, 0.95, 0}, 31);
   GenerationConditions nacl;
   nacl.formula = "NaCl";
   const std::vector<std::vector<int32_t>> prompts = {
       f.tok.encode(generation_prompt({}), true), f.tok.encode(generation_prompt(nacl), true),
       f.tok.encode(generation_prompt({}), true), f.tok.encode(generation_prompt(nacl), true),
       f.tok.encode(generation_prompt({}), true)};
-  const auto out = gen.generate(prompts, p);
-  EXPECT_LT(gen.stats().logits_to_host, gen.stats().logits_full);  // the compact path ran
-  EXPECT_GT(gen.stats().shared_prefix, 8);                           // and the shared-prefix attention
-  TokenGrammar grammar(CrystalGrammar(p.mode), f.tok.pieces, f.tok.eos());
-  torch::NoGradGuard ng;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    std::mt19937_64 rng(Rng::derive({p.seed, i}));
-    GrammarState st = grammar.grammar().start();
-    std::vector<int64_t> seq(prompts[i].begin(), prompts[i].end());
-    std::vector<int32_t> want;
-    bool eos = false;
-    while (static_cast<int64_t>(want.size()) < p.max_new_tokens) {
-      const at::Tensor logits = f.model->forward(torch::tensor(seq).view({1, -1}))[0][-1].contiguous();
-      const int tok = sample_token(logits.data_ptr<float>(), f.tok.vocab_size(), grammar.allowed(st).data(),
-                                   p.sampling, rng);
-      ASSERT_GE(tok, 0);
-      grammar.advance(st, tok);
-      if (tok == f.tok.eos()) {
-        eos = true;
-        break;
-      }
-      want.push_back(tok);
-      seq.push_back(tok);
+  size_t ended_early = 0;  // sequences that took EOS before 30 tokens without min_new_tokens
+  for (const auto& [min_new, constrained] : std::vector<std::pair<int64_t, bool>>{{0, true}, {30, true}, {30, false}}) {
+    SCOPED_TRACE(testing::Message() << "min_new_tokens " << min_new << " constrained " << constrained);
+    GenerationParams p = params(45, 3, {0.8, 0.95, 0}, 31);
+    p.min_new_tokens = min_new;
+    p.constrained = constrained;
+    const auto out = gen.generate(prompts, p);
+    if (min_new == 0) {
+      EXPECT_LT(gen.stats().logits_to_host, gen.stats().logits_full);  // the compact path ran
+      EXPECT_GT(gen.stats().shared_prefix, 8);                           // and the shared-prefix attention
     }
-    EXPECT_EQ(out[i].tokens, want) << i;
-    EXPECT_EQ(out[i].hit_eos, eos) << i;
+    TokenGrammar grammar(CrystalGrammar(p.mode), f.tok.pieces, f.tok.eos());
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      std::mt19937_64 rng(Rng::derive({p.seed, i}));
+      GrammarState st = grammar.grammar().start();
+      std::vector<int64_t> seq(prompts[i].begin(), prompts[i].end());
+      std::vector<int32_t> want;
+      bool eos = false;
+      while (static_cast<int64_t>(want.size()) < p.max_new_tokens) {
+        at::Tensor logits = f.model->forward(torch::tensor(seq).view({1, -1}))[0][-1].contiguous().clone();
+        if (static_cast<int64_t>(want.size()) < min_new && (!constrained || grammar.allowed_ids(st).size() > 1))
+          logits[f.tok.eos()] = -std::numeric_limits<float>::infinity();
+        const int tok = sample_token(logits.data_ptr<float>(), f.tok.vocab_size(),
+                                     constrained ? grammar.allowed(st).data() : nullptr, p.sampling, rng);
+        ASSERT_GE(tok, 0);
+        if (constrained) grammar.advance(st, tok);
+        if (tok == f.tok.eos()) {
+          eos = true;
+          break;
+        }
+        want.push_back(tok);
+        seq.push_back(tok);
+      }
+      EXPECT_EQ(out[i].tokens, want) << i;
+      EXPECT_EQ(out[i].hit_eos, eos) << i;
+      if (min_new > 0 && out[i].hit_eos) EXPECT_GE(static_cast<int64_t>(out[i].tokens.size()), min_new) << i;
+      if (min_new == 0 && out[i].hit_eos && out[i].tokens.size() < 30) ++ended_early;
+    }
   }
+  EXPECT_GT(ended_early, 0u) << "no sequence ended before 30 tokens: min_new_tokens was not exercised";
+  GenerationParams bad = params(10, 3, {0.8, 0.95, 0}, 31);
+  bad.min_new_tokens = 11;
+  const std::string err = test::error_of([&] { gen.generate(prompts, bad); });
+  EXPECT_TRUE(test::contains(err, "sample.min_new_tokens")) << err;
 }
 
 TEST(Generator, AKvCacheThatCannotBeAllocatedIsAClearError) {

@@ -2,9 +2,13 @@
 // determinism for a seed.
 #include <gtest/gtest.h>
 
-#include <limits>
-
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
+
+#include <random>
+#include <vector>
 
 #include "sampler/sampling.h"
 
@@ -93,6 +97,73 @@ TEST(Sampling, DrawingAmongAllowedIdsEqualsTheMaskedFullRow) {
           << "trial " << trial;
     }
     EXPECT_EQ(a(), b()) << "the same number of uniforms drawn, trial " << trial;
+  }
+}
+
+// The distribution written the plain way: every allowed finite entry sorted by logit (ties by id), top-k, softmax at
+// the temperature, then the smallest prefix reaching top_p, renormalised.
+std::vector<double> plain_distribution(const std::vector<float>& logits, const std::vector<uint8_t>& mask,
+                                       const SamplingParams& p) {
+  const int n = static_cast<int>(logits.size());
+  std::vector<int> idx;
+  for (int i = 0; i < n; ++i)
+    if (mask[i] && std::isfinite(logits[i])) idx.push_back(i);
+  std::vector<double> out(n, 0.0);
+  if (idx.empty()) return out;
+  std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+  if (p.top_k > 0 && static_cast<int64_t>(idx.size()) > p.top_k) idx.resize(p.top_k);
+  std::vector<double> w;
+  for (int i : idx) w.push_back(std::exp((static_cast<double>(logits[i]) - logits[idx[0]]) / p.temperature));
+  const double z = std::accumulate(w.begin(), w.end(), 0.0);
+  size_t keep = idx.size();
+  double cum = 0;
+  for (size_t k = 0; k < idx.size() && p.top_p < 1; ++k)
+    if ((cum += w[k] / z) >= p.top_p) {
+      keep = k + 1;
+      break;
+    }
+  const double kept = std::accumulate(w.begin(), w.begin() + keep, 0.0);
+  for (size_t k = 0; k < keep; ++k) out[idx[k]] = w[k] / kept;
+  return out;
+}
+
+TEST(Sampling, LargeRowsDrawFromThePlainDistribution) {
+  // Rows up to LLaMA's vocabulary, where only the nucleus is put in order: the same distribution as sorting every
+  // entry, with ties (logits on a grid), -inf entries, masks, top-k and top-p reaching past the first sorted blocks.
+  std::mt19937 gen(7);
+  for (int trial = 0; trial < 60; ++trial) {
+    const int n = std::vector<int>{1, 50, 700, 5000, 32000}[trial % 5];
+    const bool flat = trial % 3 == 0;  // many near-equal logits: top-p needs hundreds of entries
+    std::vector<float> logits(n);
+    std::vector<uint8_t> mask(n);
+    for (int v = 0; v < n; ++v) {
+      logits[v] = gen() % 11 == 0 ? -std::numeric_limits<float>::infinity()
+                                  : static_cast<float>(gen() % (flat ? 3 : 400)) * (flat ? 0.01f : 0.05f);
+      mask[v] = trial % 2 == 0 || gen() % 4 != 0;
+    }
+    SamplingParams p;
+    p.temperature = std::vector<double>{0.7, 1.0, 2.5}[gen() % 3];
+    p.top_k = gen() % 3 == 0 ? 1 + gen() % 300 : 0;
+    p.top_p = std::vector<double>{1.0, 0.9, 0.5, 0.0, 0.999}[gen() % 5];
+    SCOPED_TRACE(testing::Message() << "trial " << trial << " n " << n << " T " << p.temperature << " top_k "
+                                    << p.top_k << " top_p " << p.top_p);
+    const auto want = plain_distribution(logits, mask, p);
+    const auto got = sampling_distribution(logits.data(), n, mask.data(), p);
+    int support = 0;
+    for (int v = 0; v < n; ++v) {
+      ASSERT_NEAR(got[v], want[v], 1e-12) << v;
+      ASSERT_EQ(got[v] > 0, want[v] > 0) << v;
+      support += want[v] > 0;
+    }
+    // A draw lands where the plain distribution puts its mass (u in the cumulative order of the kept entries).
+    std::mt19937_64 rng(trial);
+    for (int d = 0; d < 20; ++d) {
+      const int x = sample_token(logits.data(), n, mask.data(), p, rng);
+      if (support == 0)
+        ASSERT_EQ(x, -1);  // nothing allowed and finite
+      else
+        ASSERT_TRUE(x >= 0 && want[x] > 0) << x << " of support " << support;
+    }
   }
 }
 
