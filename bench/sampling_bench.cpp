@@ -4,6 +4,7 @@
 //     0.7, top-p 0.9; logits peaked as a trained model's (a nucleus of a few tokens) and flat as random weights'
 //     (the nucleus most of the vocabulary: the worst case); each against sorting every entry first (the plain way,
 //     what sample_token did before 2026-12-04);
+//     and, as on a GPU (GenerationParams::top_logits), from the row's 64 largest logits (sample_token_from_top);
 //   - with the grammar: the ~40 allowed columns (sample_token_among).
 // Prints microseconds per row. docs/performance.md "Sampling" has the numbers.
 #include <algorithm>
@@ -75,6 +76,29 @@ int main(int argc, char** argv) {
     });
     std::printf("  unconstrained, logits N(0, %.1f^2), nucleus %ld tokens: sample_token %.0f us, sorting every entry "
                 "%.0f us (%.1fx)\n", scale, nucleus, now, plain, plain / now);
+    // What a GPU run's host does instead (GenerationParams::top_logits): the row's 64 largest and its softmax sum
+    // (computed on the device; here on the host, outside the timing).
+    std::vector<std::vector<float>> vals(rows);
+    std::vector<std::vector<int64_t>> ids(rows);
+    std::vector<double> z(rows, 0.0);
+    for (int r = 0; r < rows; ++r) {
+      std::vector<int> order(vocab);
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + 64, order.end(),
+                        [&](int x, int y) { return logits[r][x] > logits[r][y]; });
+      const float mx = logits[r][order[0]];
+      for (int i = 0; i < 64; ++i) vals[r].push_back(logits[r][order[i]]), ids[r].push_back(order[i]);
+      for (const float x : logits[r]) z[r] += std::exp((x - mx) / p.temperature);
+    }
+    std::mt19937_64 c(0);
+    int whole = 0;
+    const double from_top = micros_per_row(rows, [&](int r) {
+      const int t = cg::sample_token_from_top(vals[r].data(), ids[r].data(), 64, vocab, z[r], p, c);
+      whole += t == cg::kNeedWholeRow;
+      return t;
+    });
+    std::printf("    from the 64 largest logits: %.1f us a row, %d of %d rows needing the whole row\n", from_top, whole,
+                rows);
   }
   std::vector<int32_t> ids(40);
   for (int i = 0; i < 40; ++i) ids[i] = i * 97;

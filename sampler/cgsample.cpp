@@ -312,6 +312,7 @@ int run(int argc, char** argv) {
                         {"cache_positions_needed", st.cache_needed},
                         {"logits_to_host", st.logits_to_host},
                         {"logits_full", st.logits_full},
+                        {"whole_rows", st.whole_rows},
                         // Where the decode loop's time went (GenerationStats): model calls / logits to host / host.
                         {"model_s", st.model_s},
                         {"to_host_s", st.to_host_s},

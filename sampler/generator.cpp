@@ -157,6 +157,10 @@ at::Tensor Generator::prefill(const std::vector<std::vector<int32_t>>& prompts, 
   return at::stack(rows);  // (count, vocab_local)
 }
 
+namespace {
+constexpr int64_t kTopLogits = 64;  // a row's largest logits brought to the host for an unconstrained draw
+}  // namespace
+
 std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts,
                                             const GenerationParams& params, const GenerationProgress& progress,
                                             const std::vector<uint64_t>& streams) {
@@ -236,6 +240,12 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   std::vector<const uint8_t*> masks(cap, nullptr);            // per row: the grammar's mask,
   std::vector<const std::vector<int32_t>*> allowed(cap, nullptr);  // and the same as token ids
   std::vector<int> picked(cap, -1);
+  // Unconstrained draws from each row's largest logits where those decide them (sample_token_from_top): on a GPU,
+  // where the whole rows (32k logits each) would cost a copy and a sort on the host per row and step.
+  using TopLogits = GenerationParams::TopLogits;
+  const bool use_top = (params.top_logits == TopLogits::On ||
+                        (params.top_logits == TopLogits::Auto && device.is_cuda())) &&
+                       (params.sampling.temperature <= 0 || params.sampling.top_p < 1 || params.sampling.top_k > 0);
   // Logits come to the host every step (the grammar lives there). From a GPU they land in pinned memory: a copy
   // into pageable memory runs at a fraction of the bus speed, and unconstrained, at batch 256 x 32k vocabulary, it is
   // 33 MB a step.
@@ -311,6 +321,35 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       logits = logits.gather(1, long_tensor(cols, device).view({R, K}));  // (R, K)
     }
     logits = logits.to(at::kFloat);
+    // Unconstrained: EOS held back on the device for rows short of min_new_tokens, then (top) each row's kTopLogits
+    // largest logits, their ids and its softmax sum come to the host instead of the whole row; the rare row they do
+    // not decide (sample_token_from_top) comes whole after the draws.
+    at::Tensor top_ids, top_z;
+    const bool top = !params.constrained && use_top;
+    if (!params.constrained && params.min_new_tokens > 0 && eos < full_width) {
+      std::vector<uint8_t> held(R);
+      bool any = false;
+      for (int64_t r = 0; r < R; ++r)
+        any |= held[r] = static_cast<int64_t>(out[rows[r].seq].tokens.size()) < params.min_new_tokens;
+      if (any) {
+        const auto mask = at::tensor(at::ArrayRef<uint8_t>(held)).to(at::kBool).to(device);
+        logits = logits.clone();  // (not the model's output buffer)
+        logits.select(1, eos).masked_fill_(mask, -std::numeric_limits<float>::infinity());
+      }
+    }
+    const at::Tensor whole = logits;  // (R, full_width) fp32 on the device: rows the top logits do not decide
+    if (top) {
+      const auto row = logits.narrow(1, 0, vocab);
+      const int64_t m = std::min<int64_t>(vocab, params.sampling.top_k > 0 ? params.sampling.top_k + 1 : kTopLogits);
+      auto [vals, ids] = row.topk(m, 1);
+      if (params.sampling.temperature > 0 && params.sampling.top_k == 0) {  // the softmax sum over the whole row
+        const auto mx = std::get<0>(row.max(1, /*keepdim=*/true)).to(at::kDouble);
+        const auto d = (row.to(at::kDouble) - mx) / params.sampling.temperature;
+        top_z = at::where(d > -40, d.exp(), at::zeros({}, d.options())).sum(1).to(at::kCPU);
+      }
+      logits = vals;
+      top_ids = ids.to(at::kCPU);
+    }
     const int64_t width = logits.size(1);
     stats_.logits_to_host += R * width;
     stats_.logits_full += R * full_width;
@@ -333,8 +372,15 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       std::vector<float> held;
       for (int64_t r = r0; r < r1; ++r) {
         const float* row_logits = lp + r * width;
-        if (static_cast<int64_t>(out[rows[r].seq].tokens.size()) < params.min_new_tokens &&
-            (!params.constrained || allowed[r]->size() > 1)) {
+        if (top) {
+          picked[r] = sample_token_from_top(row_logits, top_ids.data_ptr<int64_t>() + r * width,
+                                            static_cast<int>(width), vocab,
+                                            top_z.defined() ? top_z.data_ptr<double>()[r] : 0.0, params.sampling,
+                                            rows[r].rng);
+          continue;
+        }
+        if (params.constrained && static_cast<int64_t>(out[rows[r].seq].tokens.size()) < params.min_new_tokens &&
+            allowed[r]->size() > 1) {
           int64_t col = -1;  // EOS's column in this row
           if (compact) {
             const auto& ids = *allowed[r];
@@ -357,6 +403,23 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
                                    rows[r].rng);
       }
     });
+    if (top) {  // the rows their largest logits did not decide: whole, in one copy, drawn in parallel
+      std::vector<int64_t> need;
+      for (int64_t r = 0; r < R; ++r)
+        if (picked[r] == kNeedWholeRow) need.push_back(r);
+      if (!need.empty()) {
+        const int64_t k = static_cast<int64_t>(need.size());
+        const auto host_rows = whole.narrow(1, 0, vocab).index_select(0, long_tensor(need, device)).to(at::kCPU)
+                                   .contiguous();  // (k, vocab)
+        const float* hp = host_rows.data_ptr<float>();
+        parallel_chunks(0, k, 4, at::get_num_threads(), [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i)
+            picked[need[i]] = sample_token(hp + i * vocab, vocab, nullptr, params.sampling, rows[need[i]].rng);
+        });
+        stats_.logits_to_host += k * vocab;
+        stats_.whole_rows += k;
+      }
+    }
     int64_t finished = 0;
     for (int64_t r = 0; r < R; ++r) {
       Row& row = rows[r];

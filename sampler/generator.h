@@ -43,6 +43,11 @@ struct GenerationParams {
   // steps run eagerly (tests); same samples up to rounding.
   bool cuda_graphs = false;
   CrystalGrammar::Mode mode = CrystalGrammar::Mode::kCrystal;
+  // Unconstrained draws: On brings each row's 64 largest logits and its softmax sum to the host, and the whole row
+  // only where they do not decide the draw (sample_token_from_top: the same tokens); Off whole rows; Auto: On on a
+  // GPU.
+  enum class TopLogits { Auto, On, Off };
+  TopLogits top_logits = TopLogits::Auto;
 };
 
 struct Generation {
@@ -61,6 +66,8 @@ struct GenerationStats {
   int64_t cache_needed = 0;  // the positions the rows attend to (sum of pos + 1): read / needed < 1 with sharing
   int64_t logits_to_host = 0;  // logits brought to the host (rows x columns, summed): with the grammar only the
   int64_t logits_full = 0;     // allowed columns; logits_full counts whole rows
+  int64_t whole_rows = 0;      // unconstrained rows whose largest logits did not decide the draw (GenerationParams::
+                               // top_logits): brought whole
   // Where the loop's wall time went, in seconds (on a GPU: whether decoding is bound by the host). model_s: the
   // decode step and prefill calls (on a GPU the host enqueuing their kernels, on CPU the compute too); to_host_s:
   // bringing the logits to the host (tp gather, allowed-column gather, copy: on a GPU the wait for the step's

@@ -113,6 +113,77 @@ int sample_token_among(const float* logits, const int32_t* ids, int n, const Sam
   return sample({logits, n, nullptr, ids}, p, rng);
 }
 
+int sample_token_from_top(const float* vals, const int64_t* ids, int m, int n, double z, const SamplingParams& p,
+                          std::mt19937_64& rng) {
+  std::vector<int> ord;  // the given finite entries, in sample_token's order
+  bool all = m >= n;     // every usable entry of the row is given
+  for (int i = 0; i < m; ++i) {
+    if (std::isnan(vals[i])) return kNeedWholeRow;  // (a GPU's topk ranks NaN first)
+    if (std::isfinite(vals[i]))
+      ord.push_back(i);
+    else
+      all = true;  // -inf among the largest: nothing outside is usable
+  }
+  std::sort(ord.begin(), ord.end(), [&](int a, int b) {
+    return vals[a] > vals[b] || (vals[a] == vals[b] && ids[a] < ids[b]);
+  });
+  const float last = ord.empty() ? 0.f : vals[ord.back()];
+  const auto decided = [&](int i) { return all || vals[i] > last; };  // nothing outside comes before or ties it
+  if (p.temperature <= 0) {
+    if (ord.empty()) return all ? -1 : kNeedWholeRow;
+    return decided(ord[0]) ? static_cast<int>(ids[ord[0]]) : kNeedWholeRow;
+  }
+  const auto uniform = [&] { return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0); };
+  if (ord.empty()) {
+    if (!all) return kNeedWholeRow;
+    uniform();  // as sample_token: one uniform, then nothing to draw
+    return -1;
+  }
+  bool complete = all;  // the kept set is all of it (before top-p)
+  const double t = p.temperature, mx = vals[ord[0]];
+  if (p.top_k > 0 && (!all || static_cast<int64_t>(ord.size()) > p.top_k)) {
+    if (static_cast<int64_t>(ord.size()) <= p.top_k || !decided(ord[p.top_k - 1])) return kNeedWholeRow;
+    ord.resize(p.top_k);
+    complete = true;
+  }
+  if (complete) {  // the softmax sum over the kept entries, in id order as sample_token sums (else the row's z)
+    std::vector<int> by_id(ord);
+    std::sort(by_id.begin(), by_id.end(), [&](int a, int b) { return ids[a] < ids[b]; });
+    z = 0;
+    for (int i : by_id) {
+      const double d = (vals[i] - mx) / t;
+      if (d > -40) z += std::exp(d);
+    }
+  }
+  std::vector<double> probs;
+  size_t keep = ord.size();
+  bool reached = false;
+  double cum = 0;
+  for (size_t j = 0; j < ord.size(); ++j) {
+    probs.push_back(std::exp((vals[ord[j]] - mx) / t) / z);
+    cum += probs.back();
+    if (p.top_p < 1.0 && cum >= p.top_p) {
+      if (!decided(ord[j])) return kNeedWholeRow;
+      keep = j + 1;
+      reached = true;
+      break;
+    }
+  }
+  if (!reached && !complete) return kNeedWholeRow;  // the nucleus goes on past the given entries
+  probs.resize(keep);
+  if (p.top_p < 1.0) {
+    const double s = std::accumulate(probs.begin(), probs.end(), 0.0);
+    for (double& q : probs) q /= s;
+  }
+  const double u = uniform();
+  cum = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    cum += probs[i];
+    if (u < cum) return static_cast<int>(ids[ord[i]]);
+  }
+  return static_cast<int>(ids[ord[keep - 1]]);
+}
+
 std::vector<double> sampling_distribution(const float* logits, int n, const uint8_t* mask, const SamplingParams& p) {
   std::vector<double> out(n, 0.0);
   if (p.temperature <= 0) {

@@ -24,6 +24,16 @@ int sample_token(const float* logits, int n, const uint8_t* mask, const Sampling
 int sample_token_among(const float* logits, const int32_t* ids, int n, const SamplingParams& p,
                        std::mt19937_64& rng);
 
+// The same draw as sample_token on a whole unmasked row of n logits of which only the m largest are given (vals,
+// ids: in any order, e.g. a GPU's topk), with the row's softmax sum z = the sum over its finite entries of
+// exp((l - max) / temperature), terms below e^-40 left out (used when top_k does not apply). Returns the token
+// sample_token returns (the same uniform consumed; z's rounding aside), or kNeedWholeRow (no uniform consumed) where
+// entries outside the m could take part: the nucleus or top-k reaching the smallest given logit or tying with it, or
+// top_p 1 without top_k. The generator brings 64 logits of each row to the host this way instead of 32k.
+constexpr int kNeedWholeRow = -2;
+int sample_token_from_top(const float* vals, const int64_t* ids, int m, int n, double z, const SamplingParams& p,
+                          std::mt19937_64& rng);
+
 // The probabilities sample_token draws from (0 for excluded tokens), for tests and diagnostics.
 std::vector<double> sampling_distribution(const float* logits, int n, const uint8_t* mask, const SamplingParams& p);
 

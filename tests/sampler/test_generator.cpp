@@ -359,6 +359,45 @@ TEST(Generator, EqualsAPlainReferenceSampler) {
   EXPECT_TRUE(test::contains(err, "sample.min_new_tokens")) << err;
 }
 
+TEST(Generator, UnconstrainedDrawsFromTheLargestLogitsEqualWholeRows) {
+  // GenerationParams::top_logits (on by default on a GPU): unconstrained rows bring their 64 largest logits and
+  // softmax sum to the host, whole rows only where those do not decide; the same tokens as whole rows throughout,
+  // for nucleus, top-k, greedy, with EOS held back (min_new_tokens, on the device) and a nucleus past 64 tokens.
+  Fixture& f = fixture();
+  Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
+  const auto prompts = gen_prompts(5);
+  struct Case {
+    SamplingParams sampling;
+    int64_t min_new;
+    bool wide;  // a nucleus past the 64 largest: rows come whole
+  };
+  for (const Case& c : std::vector<Case>{{{0.8, 0.95, 0}, 0, false}, {{0.7, 0.5, 0}, 10, false},
+                                         {{1.0, 1.0, 5}, 0, false}, {{0.0, 1.0, 0}, 0, false},
+                                         {{1.3, 0.9, 3}, 20, false}, {{3.0, 0.9999, 0}, 0, true}}) {
+    SCOPED_TRACE(testing::Message() << "T " << c.sampling.temperature << " top_p " << c.sampling.top_p << " top_k "
+                                    << c.sampling.top_k << " min_new " << c.min_new);
+    GenerationParams p = params(40, 3, c.sampling, 17);
+    p.constrained = false;
+    p.min_new_tokens = c.min_new;
+    p.top_logits = GenerationParams::TopLogits::Off;
+    const auto whole = gen.generate(prompts, p);
+    EXPECT_EQ(gen.stats().logits_to_host, gen.stats().logits_full);
+    p.top_logits = GenerationParams::TopLogits::On;
+    const auto top = gen.generate(prompts, p);
+    if (c.wide) {
+      EXPECT_GT(gen.stats().whole_rows, 0);
+    } else {
+      EXPECT_LT(gen.stats().logits_to_host, gen.stats().logits_full);  // the top logits path ran
+      EXPECT_LT(gen.stats().whole_rows, gen.stats().decode_rows / 2);
+    }
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      EXPECT_EQ(top[i].tokens, whole[i].tokens) << i;
+      EXPECT_EQ(top[i].hit_eos, whole[i].hit_eos) << i;
+      if (c.min_new > 0 && whole[i].hit_eos) EXPECT_GE(static_cast<int64_t>(whole[i].tokens.size()), c.min_new);
+    }
+  }
+}
+
 TEST(Generator, AKvCacheThatCannotBeAllocatedIsAClearError) {
   // 1,000 rows x 2^40 positions (more bytes than any address space): the error says what to lower, not just that an
   // allocation failed.

@@ -167,5 +167,63 @@ TEST(Sampling, LargeRowsDrawFromThePlainDistribution) {
   }
 }
 
+TEST(Sampling, TheLargestLogitsDecideTheDrawOrSayTheyCannot) {
+  // sample_token_from_top on a row's m largest logits (ties at the cut broken at random and the given order
+  // shuffled, as a GPU's topk may) with the row's softmax sum: either the token sample_token draws from the whole row
+  // with the same RNG (and the same uniform consumed), or kNeedWholeRow with no uniform consumed. Peaked rows with
+  // top-p 0.9 (a trained model's) are decided from 64 of 32,000.
+  std::mt19937 gen(3);
+  int decided = 0, peaked_decided = 0, peaked = 0;
+  for (int trial = 0; trial < 600; ++trial) {
+    const int n = std::vector<int>{3, 40, 300, 32000}[trial % 4];
+    const bool is_peaked = n == 32000 && trial % 8 == 3;
+    std::vector<float> logits(n);
+    std::normal_distribution<float> normal(0.f, is_peaked ? 5.f : 1.f);
+    for (int v = 0; v < n; ++v)
+      logits[v] = gen() % 13 == 0 ? -std::numeric_limits<float>::infinity()
+                  : is_peaked     ? normal(gen)
+                                  : static_cast<float>(gen() % 9) * 0.5f;  // many ties
+    SamplingParams p;
+    p.temperature = std::vector<double>{0, 0.7, 1.0}[gen() % 3];
+    p.top_k = gen() % 3 == 0 ? 1 + gen() % 8 : 0;
+    p.top_p = std::vector<double>{0.9, 0.5, 0.0, 1.0}[gen() % 4];
+    if (is_peaked) p.temperature = 0.7, p.top_k = 0, p.top_p = 0.9;
+    const int m = is_peaked ? 64  // as the generator
+                            : std::min(n, std::vector<int>{1, 4, 64}[gen() % 3] + static_cast<int>(p.top_k));
+    // The m largest, ties at the cut taken in a random order, then shuffled.
+    std::vector<int> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), gen);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+    order.resize(m);
+    std::shuffle(order.begin(), order.end(), gen);
+    std::vector<float> vals;
+    std::vector<int64_t> ids;
+    for (int i : order) vals.push_back(logits[i]), ids.push_back(i);
+    const float mx = *std::max_element(logits.begin(), logits.end());
+    double z = 0;
+    for (int v = 0; v < n; ++v)
+      if (std::isfinite(logits[v]) && (logits[v] - mx) / p.temperature > -40)
+        z += std::exp((logits[v] - mx) / p.temperature);
+    SCOPED_TRACE(testing::Message() << "trial " << trial << " n " << n << " m " << m << " T " << p.temperature
+                                    << " top_k " << p.top_k << " top_p " << p.top_p);
+    std::mt19937_64 a(trial), b(trial);
+    const int got = sample_token_from_top(vals.data(), ids.data(), m, n, z, p, a);
+    if (got == kNeedWholeRow) {
+      EXPECT_EQ(a(), b()) << "no uniform consumed";
+      EXPECT_FALSE(is_peaked);
+      continue;
+    }
+    ++decided;
+    peaked_decided += is_peaked;
+    EXPECT_EQ(got, sample_token(logits.data(), n, nullptr, p, b));
+    EXPECT_EQ(a(), b()) << "the same uniforms consumed";
+  }
+  for (int trial = 3; trial < 600; trial += 8) ++peaked;
+  EXPECT_EQ(peaked_decided, peaked);
+  EXPECT_GT(decided, 200);  // and the other answer came too (ties at the cut, a nucleus past m)
+  EXPECT_LT(decided, 590);
+}
+
 }  // namespace
 }  // namespace cg
