@@ -45,6 +45,9 @@ if s.get("decode_steps"):
           f"{s['prefill_passes']} prefill passes, {s.get('shared_prefix', 0)} prompt tokens shared, attention read "
           f"{s['cache_positions_read'] / max(1, s['cache_positions_needed']):.2f}x the cached positions attended, "
           f"{s['tokens'] / s['num_samples']:.0f} tokens/sample")
+if s.get("logits_full"):
+    print(f"  logits to the host: {100 * s['logits_to_host'] / s['logits_full']:.2f}% of whole rows"
+          + (f", {s['whole_rows']} rows brought whole" if s.get("whole_rows") else ""))
 if "decode_kernels" in s:
     print(f"  decode_kernels: {s['decode_kernels']}, one-pass attention: {s.get('one_pass_attention')} "
           "(cgtrain's kernels; false: libtorch's operators)")
