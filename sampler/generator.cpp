@@ -243,9 +243,9 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   // Unconstrained draws from each row's largest logits where those decide them (sample_token_from_top): on a GPU,
   // where the whole rows (32k logits each) would cost a copy and a sort on the host per row and step.
   using TopLogits = GenerationParams::TopLogits;
-  const bool use_top = (params.top_logits == TopLogits::On ||
-                        (params.top_logits == TopLogits::Auto && device.is_cuda())) &&
-                       (params.sampling.temperature <= 0 || params.sampling.top_p < 1 || params.sampling.top_k > 0);
+  const bool top = !params.constrained &&
+                   (params.top_logits == TopLogits::On || (params.top_logits == TopLogits::Auto && device.is_cuda())) &&
+                   (params.sampling.temperature <= 0 || params.sampling.top_p < 1 || params.sampling.top_k > 0);
   // Logits come to the host every step (the grammar lives there). From a GPU they land in pinned memory: a copy
   // into pageable memory runs at a fraction of the bus speed, and unconstrained, at batch 256 x 32k vocabulary, it is
   // 33 MB a step.
@@ -310,6 +310,19 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
         K = std::max<int64_t>(K, static_cast<int64_t>(allowed[r]->size()));
       }
     const int64_t full_width = logits.size(1);
+    // EOS held back, on the device, for rows short of min_new_tokens where anything else is allowed: its logit -inf.
+    if (params.min_new_tokens > 0 && eos < full_width) {
+      std::vector<uint8_t> held(R);
+      bool any = false;
+      for (int64_t r = 0; r < R; ++r)
+        any |= held[r] = static_cast<int64_t>(out[rows[r].seq].tokens.size()) < params.min_new_tokens &&
+                         (!params.constrained || allowed[r]->size() > 1);
+      if (any) {
+        const auto mask = at::tensor(at::ArrayRef<uint8_t>(held)).to(at::kBool).to(device);
+        logits = logits.clone();  // (not the model's output buffer)
+        logits.select(1, eos).masked_fill_(mask, -std::numeric_limits<float>::infinity());
+      }
+    }
     lap(stats_.host_s);
     const bool compact = params.constrained && K > 0 && 4 * K <= full_width;
     if (compact) {
@@ -321,22 +334,9 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       logits = logits.gather(1, long_tensor(cols, device).view({R, K}));  // (R, K)
     }
     logits = logits.to(at::kFloat);
-    // Unconstrained: EOS held back on the device for rows short of min_new_tokens, then (top) each row's kTopLogits
-    // largest logits, their ids and its softmax sum come to the host instead of the whole row; the rare row they do
-    // not decide (sample_token_from_top) comes whole after the draws.
+    // Unconstrained (top): each row's kTopLogits largest logits, their ids and its softmax sum come to the host
+    // instead of the whole row; the rare row they do not decide (sample_token_from_top) comes whole after the draws.
     at::Tensor top_ids, top_z;
-    const bool top = !params.constrained && use_top;
-    if (!params.constrained && params.min_new_tokens > 0 && eos < full_width) {
-      std::vector<uint8_t> held(R);
-      bool any = false;
-      for (int64_t r = 0; r < R; ++r)
-        any |= held[r] = static_cast<int64_t>(out[rows[r].seq].tokens.size()) < params.min_new_tokens;
-      if (any) {
-        const auto mask = at::tensor(at::ArrayRef<uint8_t>(held)).to(at::kBool).to(device);
-        logits = logits.clone();  // (not the model's output buffer)
-        logits.select(1, eos).masked_fill_(mask, -std::numeric_limits<float>::infinity());
-      }
-    }
     const at::Tensor whole = logits;  // (R, full_width) fp32 on the device: rows the top logits do not decide
     if (top) {
       const auto row = logits.narrow(1, 0, vocab);
@@ -367,9 +367,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
     // Every sequence samples from its own logits row with its own RNG stream, in parallel (independent, so the result
     // does not depend on the thread count); then the grammar states advance, serially. parallel_chunks rather than
     // at::parallel_for, which runs serially in GPU builds (compiled without OpenMP), where batches are largest.
-    // A row short of min_new_tokens draws from a copy of its logits without EOS (where anything else is allowed).
     parallel_chunks(0, R, 16, at::get_num_threads(), [&](int64_t r0, int64_t r1) {
-      std::vector<float> held;
       for (int64_t r = r0; r < r1; ++r) {
         const float* row_logits = lp + r * width;
         if (top) {
@@ -378,22 +376,6 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
                                             top_z.defined() ? top_z.data_ptr<double>()[r] : 0.0, params.sampling,
                                             rows[r].rng);
           continue;
-        }
-        if (params.constrained && static_cast<int64_t>(out[rows[r].seq].tokens.size()) < params.min_new_tokens &&
-            allowed[r]->size() > 1) {
-          int64_t col = -1;  // EOS's column in this row
-          if (compact) {
-            const auto& ids = *allowed[r];
-            const auto it = std::lower_bound(ids.begin(), ids.end(), eos);
-            if (it != ids.end() && *it == eos) col = it - ids.begin();
-          } else if (eos < width) {
-            col = eos;
-          }
-          if (col >= 0) {
-            held.assign(row_logits, row_logits + width);
-            held[col] = -std::numeric_limits<float>::infinity();
-            row_logits = held.data();
-          }
         }
         if (compact)
           picked[r] = sample_token_among(row_logits, allowed[r]->data(), static_cast<int>(allowed[r]->size()),

@@ -19,6 +19,37 @@ struct Row {
   bool usable(int i) const { return (!mask || mask[i]) && std::isfinite(logits[i]); }
 };
 
+// One uniform in [0, 1) from 53 random bits: the same on every platform (std distributions are not).
+double uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0); }
+
+// The softmax's sum sum exp((logit(i) - mx) / t) over entries `in_id_order`, terms below e^-40 of the largest (which
+// is 1) left out: they cannot move the sum at double precision. The order is fixed so that every path that draws
+// one row's token (whole row, allowed columns, largest logits) sums alike.
+template <typename Logit>
+double softmax_sum(const std::vector<int>& in_id_order, Logit logit, double mx, double t) {
+  double z = 0;
+  for (int i : in_id_order) {
+    const double d = (logit(i) - mx) / t;
+    if (d > -40) z += std::exp(d);
+  }
+  return z;
+}
+
+// The nucleus's probabilities made to sum to 1 again (with top_p < 1 they were cut).
+void renormalise(std::vector<double>* probs, const SamplingParams& p) {
+  if (p.top_p >= 1.0) return;
+  const double s = std::accumulate(probs->begin(), probs->end(), 0.0);
+  for (double& q : *probs) q /= s;
+}
+
+// The entry of probs (in order) the uniform u falls in; the last one where rounding leaves u past them all.
+size_t pick(const std::vector<double>& probs, double u) {
+  double cum = 0;
+  for (size_t i = 0; i < probs.size(); ++i)
+    if (u < (cum += probs[i])) return i;
+  return probs.size() - 1;
+}
+
 // Candidate entries (allowed, finite logit) with their probabilities after temperature, top-k and top-p, sorted by
 // probability descending (ties by id), renormalised. Only as many entries are put in order as top-k and top-p keep:
 // at LLaMA's 32k vocabulary, unconstrained with top-p 0.9, a few dozen, so a row costs one pass of exp() and a
@@ -40,14 +71,9 @@ void candidates(const Row& row, const SamplingParams& p, std::vector<int>* idx, 
   }
   const double t = p.temperature;
   const double mx = logits[*std::min_element(v.begin(), v.end(), before)];
-  // Terms below e^-40 of the largest (which is 1) cannot move the sum at double precision: not computed, and put
-  // behind the others (they follow them in order anyway), so the ordering below starts with the few that count (most
-  // of a trained model's row does not).
-  double z = 0;
-  for (int i : v) {
-    const double d = (logits[i] - mx) / t;
-    if (d > -40) z += std::exp(d);
-  }
+  const double z = softmax_sum(v, [&](int i) { return logits[i]; }, mx, t);
+  // The terms softmax_sum leaves out go behind the others (they follow them in order anyway), so the ordering below
+  // starts with the few that count (most of a trained model's row does not).
   const size_t counted =
       std::partition(v.begin(), v.end(), [&](int i) { return (logits[i] - mx) / t > -40; }) - v.begin();
   const auto prob = [&](int i) { return std::exp((logits[i] - mx) / t) / z; };
@@ -75,10 +101,7 @@ void candidates(const Row& row, const SamplingParams& p, std::vector<int>* idx, 
   }
   v.resize(keep);
   probs->resize(keep);
-  if (p.top_p < 1.0) {
-    const double s = std::accumulate(probs->begin(), probs->end(), 0.0);
-    for (double& q : *probs) q /= s;
-  }
+  renormalise(probs, p);
 }
 
 int sample(const Row& row, const SamplingParams& p, std::mt19937_64& rng) {
@@ -91,15 +114,9 @@ int sample(const Row& row, const SamplingParams& p, std::mt19937_64& rng) {
   std::vector<int> idx;
   std::vector<double> probs;
   candidates(row, p, &idx, &probs);
-  // One uniform in [0, 1) from 53 random bits: the same on every platform (std distributions are not).
-  const double u = static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
+  const double u = uniform(rng);
   if (idx.empty()) return -1;
-  double cum = 0;
-  for (size_t i = 0; i < idx.size(); ++i) {
-    cum += probs[i];
-    if (u < cum) return row.id(idx[i]);
-  }
-  return row.id(idx.back());
+  return row.id(idx[pick(probs, u)]);
 }
 
 }  // namespace
@@ -133,10 +150,9 @@ int sample_token_from_top(const float* vals, const int64_t* ids, int m, int n, d
     if (ord.empty()) return all ? -1 : kNeedWholeRow;
     return decided(ord[0]) ? static_cast<int>(ids[ord[0]]) : kNeedWholeRow;
   }
-  const auto uniform = [&] { return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0); };
   if (ord.empty()) {
     if (!all) return kNeedWholeRow;
-    uniform();  // as sample_token: one uniform, then nothing to draw
+    uniform(rng);  // as sample_token: one uniform, then nothing to draw
     return -1;
   }
   bool complete = all;  // the kept set is all of it (before top-p)
@@ -149,11 +165,7 @@ int sample_token_from_top(const float* vals, const int64_t* ids, int m, int n, d
   if (complete) {  // the softmax sum over the kept entries, in id order as sample_token sums (else the row's z)
     std::vector<int> by_id(ord);
     std::sort(by_id.begin(), by_id.end(), [&](int a, int b) { return ids[a] < ids[b]; });
-    z = 0;
-    for (int i : by_id) {
-      const double d = (vals[i] - mx) / t;
-      if (d > -40) z += std::exp(d);
-    }
+    z = softmax_sum(by_id, [&](int i) { return vals[i]; }, mx, t);
   }
   std::vector<double> probs;
   size_t keep = ord.size();
@@ -171,17 +183,8 @@ int sample_token_from_top(const float* vals, const int64_t* ids, int m, int n, d
   }
   if (!reached && !complete) return kNeedWholeRow;  // the nucleus goes on past the given entries
   probs.resize(keep);
-  if (p.top_p < 1.0) {
-    const double s = std::accumulate(probs.begin(), probs.end(), 0.0);
-    for (double& q : probs) q /= s;
-  }
-  const double u = uniform();
-  cum = 0;
-  for (size_t i = 0; i < keep; ++i) {
-    cum += probs[i];
-    if (u < cum) return static_cast<int>(ids[ord[i]]);
-  }
-  return static_cast<int>(ids[ord[keep - 1]]);
+  renormalise(&probs, p);
+  return static_cast<int>(ids[ord[pick(probs, uniform(rng))]]);
 }
 
 std::vector<double> sampling_distribution(const float* logits, int n, const uint8_t* mask, const SamplingParams& p) {
