@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -80,7 +81,8 @@ constexpr int kHallSettings = 530;
 
 // ---- Hall symbols (Hall 1981; International Tables B, A1.4.2) --------------------------------------------------------
 // "-P 2ybc", "P 31 2c (0 0 1)", "-F 4vw 2vw 3": [-]L, then matrix symbols [-]N[screw][axis][translations], then an
-// optional origin shift in twelfths. Operations kept with translations in 24ths.
+// optional change-of-basis operator: an origin shift in twelfths "(0 0 1)", or an operation "(x,y,z+1/4)",
+// "(1/2*x,y,-1/2*x+z)". Operations kept with translations in 24ths.
 
 using IntMat = std::array<std::array<int, 3>, 3>;
 struct Op24 {
@@ -101,6 +103,25 @@ Op24 multiply(const Op24& a, const Op24& b) {  // (Ra|ta)(Rb|tb) = (Ra Rb | Ra t
     c.t[size_t(i)] = ((t % 24) + 24) % 24;
   }
   return c;
+}
+
+// "-x+1/2,y,-z": an operation as CIFs write it, translations in lowest terms.
+std::string to_xyz(const Op24& op) {
+  std::string out;
+  for (int i = 0; i < 3; ++i) {
+    std::string c;
+    for (int j = 0; j < 3; ++j) {
+      const int k = op.r[size_t(i)][size_t(j)];
+      if (k == 0) continue;
+      c += (k < 0 ? "-" : c.empty() ? "" : "+") + (std::abs(k) == 1 ? "" : std::to_string(std::abs(k))) + "xyz"[j];
+    }
+    if (const int t = op.t[size_t(i)]; t != 0) {
+      const int g = std::gcd(t, 24);
+      c += fmt::format("+{}/{}", t / g, 24 / g);
+    }
+    out += (i ? "," : "") + (c.empty() ? "0" : c);
+  }
+  return out;
 }
 
 // The rotation part of a matrix symbol: order n about principal axis 'x'|'y'|'z', a face diagonal ('\'' or '"')
@@ -137,9 +158,11 @@ bool hall_rotation(int n, char axis, char ref, IntMat* r) {
 }
 
 // The group a Hall symbol generates (centring, inversion and matrix symbols closed under multiplication,
-// translations modulo 1), before its origin shift, sorted; *shift the shift in 24ths. False with *why on a malformed
-// symbol. Spelling: components separated by spaces or '_' (the CIF dictionary's), letters in any case.
-bool parse_hall(const std::string& symbol, std::vector<Op24>* out, std::array<int, 3>* shift, std::string* why) {
+// translations modulo 1), before its change-of-basis operator, sorted; *basis that operator V (x' = V x: the
+// identity, an origin shift "(0 0 1)" in twelfths or "(x,y,z+1/4)", or a change of basis "(1/2*x,y,-1/2*x+z)").
+// False with *why on a malformed symbol. Spelling: components separated by spaces or '_' (the CIF dictionary's),
+// letters in any case.
+bool parse_hall(const std::string& symbol, std::vector<Op24>* out, SymmetryOp* basis, std::string* why) {
   auto bad = [&](const std::string& what) {
     *why = fmt::format("Hall symbol '{}': {} (write it as in the International Tables, e.g. '-P 2ybc', "
                        "'P 31 2c (0 0 1)')", symbol, what);
@@ -150,7 +173,8 @@ bool parse_hall(const std::string& symbol, std::vector<Op24>* out, std::array<in
   if (const size_t open = text.find('('); open != std::string::npos) {
     const size_t close = text.find(')', open);
     if (close == std::string::npos || text.find_first_not_of(" \t", close + 1) != std::string::npos)
-      return bad("the origin shift must end the symbol, in parentheses: '(0 0 1)' or '(x,y,z+1/12)'");
+      return bad("the origin shift or change of basis must end the symbol, in parentheses: '(0 0 1)', "
+                 "'(x,y,z+1/12)' or '(1/2*x,y,-1/2*x+z)'");
     shift_text = text.substr(open + 1, close - open - 1);
     text.erase(open);
   }
@@ -251,49 +275,97 @@ bool parse_hall(const std::string& symbol, std::vector<Op24>* out, std::array<in
       if (group.size() > 192) return bad("it generates more than 192 operations");
     }
   }
-  // Origin shift: "(vx vy vz)" in twelfths, or the same written "(x+a, y+b, z+c)".
-  *shift = {0, 0, 0};
+  // Change-of-basis operator: "(vx vy vz)", an origin shift in twelfths, or an operation "(x+a, y+b, z+c)",
+  // "(1/2*x, y, -1/2*x+z)".
+  *basis = SymmetryOp{};
+  for (int k = 0; k < 3; ++k) basis->rot[k][k] = 1;
   if (!shift_text.empty()) {
     if (shift_text.find_first_of("xyzXYZ") != std::string::npos) {
-      SymmetryOp c;
-      if (!parse_xyz(shift_text, &c)) return bad(fmt::format("'({})' is not of the form '(x,y,z+1/4)'", shift_text));
-      for (int r = 0; r < 3; ++r)
-        for (int k = 0; k < 3; ++k)
-          if (c.rot[r][k] != (r == k ? 1 : 0))
-            return bad(fmt::format("'({})' changes the basis, which is not read; list the symmetry operations "
-                                   "(_symmetry_equiv_pos_as_xyz) instead",
-                                   shift_text));
-      for (int r = 0; r < 3; ++r) {
-        const double v = c.trans[r] * 24;
-        if (std::fabs(v - std::round(v)) > 1e-9 || std::fabs(v) > 1e6)
-          return bad(fmt::format("the origin shift '({})' is not in 24ths", shift_text));
-        (*shift)[size_t(r)] = int(std::lround(v));
-      }
+      if (!parse_xyz(shift_text, basis))
+        return bad(fmt::format("'({})' is not of the form '(x,y,z+1/4)' or '(1/2*x,y,-1/2*x+z)'", shift_text));
     } else {
       std::istringstream in(shift_text);
-      for (int& x : *shift) {
-        if (!(in >> x)) return bad("the origin shift must be three integers (twelfths), e.g. '(0 0 1)'");
-        x = 2 * (((x % 12) + 12) % 12);  // whole lattice vectors do not move the origin
+      for (double& x : basis->trans) {
+        int twelfths = 0;
+        if (!(in >> twelfths)) return bad("the origin shift must be three integers (twelfths), e.g. '(0 0 1)'");
+        x = twelfths / 12.0;
       }
       if (std::string rest; in >> rest) return bad("the origin shift must be three integers (twelfths)");
     }
-    for (int& x : *shift) x = ((x % 24) + 24) % 24;
   }
   std::sort(group.begin(), group.end());
   *out = std::move(group);
   return true;
 }
 
-// The group moved by origin shift v (24ths): (I|v)(R|t)(I|-v) = (R | t + v - R v).
-std::vector<Op24> shifted(std::vector<Op24> group, const std::array<int, 3>& v) {
-  for (Op24& op : group)
-    for (int i = 0; i < 3; ++i) {
-      int t = op.t[size_t(i)] + v[size_t(i)];
-      for (int j = 0; j < 3; ++j) t -= op.r[size_t(i)][size_t(j)] * v[size_t(j)];
-      op.t[size_t(i)] = ((t % 24) + 24) % 24;
-    }
-  std::sort(group.begin(), group.end());
-  return group;
+// The group in the basis a Hall symbol's change-of-basis operator V = (M | m) gives (x' = V x; International Tables
+// B, A1.4.2.3): V (R | t + n) V^-1 for every operation and every translation n of the old lattice, translations
+// modulo 1. An origin shift v is V = (I | v): (R | t + v - R v). A basis of a larger cell (|det M| < 1, e.g.
+// "(1/2*x,y,-1/2*x+z)") turns old lattice translations into centring ones: |G| / |det M| operations. False with
+// *why when V is singular, its rotations are not integral in the new basis, its translations are not in 24ths, or
+// it would make the lattice finer than the group's (|det M| > 1 without centring to absorb it).
+bool change_basis(const std::vector<Op24>& group, const SymmetryOp& v, const std::string& symbol,
+                  std::vector<Op24>* out, std::string* why) {
+  auto bad = [&](const std::string& what) {
+    *why = fmt::format("Hall symbol '{}': its change of basis {}; correct the symbol or list the symmetry operations "
+                       "(_symmetry_equiv_pos_as_xyz)", symbol, what);
+    return false;
+  };
+  const auto& m = v.rot;
+  const double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+                     m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+                     m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+  if (std::fabs(det) < 1e-9) return bad("is singular (its matrix has determinant 0)");
+  double inv[3][3];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      inv[j][i] = (m[(i + 1) % 3][(j + 1) % 3] * m[(i + 2) % 3][(j + 2) % 3] -
+                   m[(i + 1) % 3][(j + 2) % 3] * m[(i + 2) % 3][(j + 1) % 3]) / det;
+  auto integral = [](double x) { return std::fabs(x - std::round(x)) < 1e-6; };
+  // Old lattice translations n matter modulo the least d with d M integral: M n mod 1 repeats with period d.
+  int period = 0;
+  for (int d = 1; d <= 24 && !period; ++d) {
+    bool all = true;
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) all = all && integral(d * m[i][j]);
+    if (all) period = d;
+  }
+  if (!period) return bad("has matrix entries that are not in 24ths");
+  std::set<Op24> seen;
+  for (const Op24& op : group) {
+    Op24 moved{};
+    double r[3][3];  // M R M^-1
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        double x = 0;
+        for (int k = 0; k < 3; ++k)
+          for (int l = 0; l < 3; ++l) x += m[i][k] * op.r[size_t(k)][size_t(l)] * inv[l][j];
+        if (!integral(x)) return bad(fmt::format("does not keep the rotations integral (the rotation {} of the "
+                                                 "unchanged group is not one of a lattice in the new basis)",
+                                                 to_xyz(op)));
+        r[i][j] = std::round(x);
+        moved.r[size_t(i)][size_t(j)] = int(r[i][j]);
+      }
+    for (int n0 = 0; n0 < period; ++n0)
+      for (int n1 = 0; n1 < period; ++n1)
+        for (int n2 = 0; n2 < period; ++n2) {
+          const double n[3] = {double(n0), double(n1), double(n2)};
+          for (int i = 0; i < 3; ++i) {  // M (t + n) + m - (M R M^-1) m
+            double t = v.trans[i];
+            for (int k = 0; k < 3; ++k) t += m[i][k] * (op.t[size_t(k)] / 24.0 + n[k]) - r[i][k] * v.trans[k];
+            if (!integral(24 * t)) return bad("gives translations that are not in 24ths");
+            moved.t[size_t(i)] = int(((std::lround(24 * t) % 24) + 24) % 24);
+          }
+          seen.insert(moved);
+        }
+  }
+  const double expected = double(group.size()) / std::fabs(det);
+  if (std::fabs(double(seen.size()) - expected) > 1e-6)
+    return bad(fmt::format("gives {} operations where a change of basis gives {:g} (|det| {:g}): it makes the "
+                           "lattice finer than the group's",
+                           seen.size(), expected, std::fabs(det)));
+  out->assign(seen.begin(), seen.end());
+  return true;
 }
 
 std::vector<SymmetryOp> to_symmetry_ops(const std::vector<Op24>& ops) {
@@ -501,11 +573,15 @@ bool space_group_setting(const SpaceGroupName& name, const Lattice& lattice, Spa
     *why = fmt::format("space group number {} is not one of 1..230", name.number);
     return false;
   }
-  // A Hall symbol is a setting by itself (origin shift included): generated here, no tables needed.
+  // A Hall symbol is a setting by itself (origin shift or change of basis included): generated here, no tables
+  // needed.
   std::vector<Op24> hall_group;
-  std::array<int, 3> hall_shift{};
-  if (!name.hall.empty() && !parse_hall(name.hall, &hall_group, &hall_shift, why)) return false;
-  const std::vector<Op24> hall_ops = shifted(hall_group, hall_shift);
+  std::vector<Op24> hall_ops;
+  if (!name.hall.empty()) {
+    SymmetryOp basis;
+    if (!parse_hall(name.hall, &hall_group, &basis, why) || !change_basis(hall_group, basis, name.hall, &hall_ops, why))
+      return false;
+  }
 #ifndef CG_HAVE_SPGLIB
   if (hall_ops.empty()) {
     *why = fmt::format("the CIF names space group{} but lists no symmetry operations, and this build has no "
@@ -534,8 +610,8 @@ bool space_group_setting(const SpaceGroupName& name, const Lattice& lattice, Spa
   std::vector<int> by_number;
   for (int h = 1; h <= kHallSettings && name.number; ++h)
     if (t[size_t(h)].number == name.number) by_number.push_back(h);
-  // The Hall symbol's group: the table's setting with its operations; an origin shift of its own leaves the group
-  // the unshifted symbol's.
+  // The Hall symbol's group: the table's setting with its operations; an origin shift or change of basis of its own
+  // leaves the group the unchanged symbol's.
   const int hall_number = hall_ops.empty() ? 0 : hall_number_of(hall_ops);
   const int hall_base = hall_number ? hall_number : hall_ops.empty() ? 0 : hall_number_of(hall_group);
   const int hall_group_number = hall_base ? t[size_t(hall_base)].number : 0;

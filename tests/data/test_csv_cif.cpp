@@ -283,11 +283,24 @@ TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
            {"-Q 2ybc", "'Q' is not a lattice symbol"}, {"P 5", "does not start with 1, 2, 3, 4 or 6"},
            {"P 2yq", "not an axis or translation symbol"}, {"P 2 3", "needs its axis written"},
            {"P 2y (0 0)", "three integers"}, {"P 2y (0 0 1", "in parentheses"},
-           {"P 2y (x+y,y,z)", "changes the basis"}, {"P 2y (x,y,z+1/5)", "not in 24ths"}})
+           {"P 2y (x,y,z+1/5)", "not in 24ths"}, {"P 2y (x,y,0)", "singular"},
+           {"P 4 (2*x,y,z)", "rotations integral"}, {"P 1 (2*x,y,z)", "finer"}, {"P 2y (x,y)", "not of the form"}})
     EXPECT_NE(rejection(cif_named("_space_group_name_Hall '" + hall + "'\n", mono, gp), "x").find(what),
               std::string::npos) << hall;
   EXPECT_NE(rejection(cif_named("_space_group_name_Hall '-P 2ybc'\n_space_group_IT_number 15\n", mono, gp), "x")
                 .find("name and number disagree"), std::string::npos);
+
+  // A change of basis V = (M | m) (x' = V x) moves every operation and every old lattice translation n to
+  // V (R | t + n) V^-1. 'P 2yb (1/2*x,y,-1/2*x+z)': M = [[1/2,0,0],[0,1,0],[-1/2,0,1]] (|det| 1/2: a cell twice
+  // the size), so M R M^-1 = R for the screw axis (-x, y+1/2, -z), and n = (1,0,0) becomes the centring
+  // (1/2, 0, -1/2) = (1/2, 0, 1/2): B 1 21 1, four operations. From (0.1, 0.2, 0.3): (0.9, 0.7, 0.7), (0.6, 0.2, 0.8),
+  // (0.4, 0.7, 0.2). 'P 1 (1/2*x+1/2*y,1/2*x-1/2*y,-z)' is C 1: n = (1,0,0) becomes (1/2, 1/2, 0).
+  EXPECT_EQ(site_set(cg::parse_cif(cif_named("_space_group_name_Hall 'P 2yb (1/2*x,y,-1/2*x+z)'\n", mono, gp), "x")),
+            (std::vector<std::string>{"Ga 0.100000 0.200000 0.300000", "Ga 0.400000 0.700000 0.200000",
+                                      "Ga 0.600000 0.200000 0.800000", "Ga 0.900000 0.700000 0.700000"}));
+  EXPECT_EQ(site_set(cg::parse_cif(cif_named("_space_group_name_Hall 'P 1 (1/2*x+1/2*y,1/2*x-1/2*y,-z)'\n"
+                                             "_space_group_IT_number 1\n", "5 6 7 80 85 95", gp), "x")),
+            (std::vector<std::string>{"Ga 0.100000 0.200000 0.300000", "Ga 0.600000 0.700000 0.300000"}));
 
   // Other spellings of the same: '_' between components, any case, the shift written as an operation.
   for (const std::string& hall : {"-p_2YBC (0 0 3)", "-P 2ybc (x,y,z+1/4)", "-P 2ybc (x, y, z+3/12)"})
