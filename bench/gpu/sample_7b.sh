@@ -45,6 +45,10 @@ if s.get("decode_steps"):
           f"{s['prefill_passes']} prefill passes, {s.get('shared_prefix', 0)} prompt tokens shared, attention read "
           f"{s['cache_positions_read'] / max(1, s['cache_positions_needed']):.2f}x the cached positions attended, "
           f"{s['tokens'] / s['num_samples']:.0f} tokens/sample")
+    per = s['tokens'] / s['num_samples']
+    if per > 200 and s.get("tokens_per_s"):  # the crystals are ~200 tokens
+        print(f"  crystals of 200 tokens at this rate: {s['tokens_per_s'] / 200:.1f}/s (a floor: these samples are "
+              f"{per:.0f} tokens, and a step's cost grows with the positions attended)")
 if s.get("logits_full"):
     print(f"  logits to the host: {100 * s['logits_to_host'] / s['logits_full']:.2f}% of whole rows"
           + (f", {s['whole_rows']} rows brought whole" if s.get("whole_rows") else ""))
