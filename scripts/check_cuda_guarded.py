@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Compiles (syntax only) every translation unit with CG_HAVE_CUDA_KERNELS code against this libtorch's CUDA headers
-and CUDA's, with the define on, and the CUDA sources with nvcc (sm_90) when CUDA has it: the code a GPU build
-compiles, checked on a machine without a CUDA libtorch.
+"""Compiles every translation unit with CG_HAVE_CUDA_KERNELS code against this libtorch's CUDA headers and CUDA's,
+with the define on, and the CUDA sources with nvcc (sm_90) when CUDA has it: the code a GPU build compiles, checked
+on a machine without a CUDA libtorch. Then a link check: every cg:: function those objects call must be defined by
+one of them, the .cu objects or the CPU build's libraries (a kernel wrapper whose definition's signature drifted
+from its declaration compiles, and fails only at a GPU build's link).
 
     scripts/check_cuda_guarded.py BUILD_DIR [CUDA_INCLUDE]     # CUDA_INCLUDE default /usr/local/cuda/include
 
 Takes each such file's command from BUILD_DIR/compile_commands.json (a CPU build of this checkout), drops its
 precompiled header and output, and adds the define. A CPU-only libtorch lacks c10/cuda/impl/cuda_cmake_macros.h (a
 CUDA build generates it); a stand-in that says the CUDA library is shared is put in a temporary folder. Exits 1 when a
-file does not compile, 2 when this libtorch has no c10/cuda headers or CUDA's headers are missing.
+file does not compile or a symbol is missing, 2 when this libtorch has no c10/cuda headers or CUDA's headers are missing.
 scripts/check_torch2.sh runs it against torch 2.x."""
 import json
 import os
@@ -17,6 +19,28 @@ import shlex
 import subprocess
 import sys
 import tempfile
+
+
+CG_NAME = re.compile(r"^(?:\S+ )?cg::")  # "cg::f(int)", or a template's "void cg::f<float>(...)"
+
+
+def symbols(paths, which):
+    """Demangled names nm lists for these objects / archives: which is --undefined-only or --defined-only."""
+    out = subprocess.run(["nm", "-C", which] + paths, capture_output=True, text=True, check=True).stdout
+    names = set()
+    for line in out.splitlines():
+        parts = line.split(maxsplit=2) if which == "--defined-only" else line.split(maxsplit=1)
+        if len(parts) == (3 if which == "--defined-only" else 2):
+            names.add(parts[-1])
+    return names
+
+
+def unresolved(objects, build):
+    """The cg:: names the objects use that neither they nor the CPU build's libraries define."""
+    libs = sorted(os.path.join(d, f) for d, _, files in os.walk(build) for f in files
+                  if f.endswith(".a") and "CMakeFiles" not in d)
+    defined = symbols(objects + libs, "--defined-only")
+    return sorted(n for n in symbols(objects, "--undefined-only") if CG_NAME.match(n) and n not in defined)
 
 
 def main():
@@ -50,7 +74,8 @@ def main():
         print("check_cuda_guarded: this libtorch has no c10/cuda headers (torch 2.x's Debian package has them)",
               file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as stand_in:
+    with tempfile.TemporaryDirectory() as stand_in, tempfile.TemporaryDirectory() as objs:
+        objects = []
         impl = os.path.join(stand_in, "c10", "cuda", "impl")
         os.makedirs(impl)
         with open(os.path.join(impl, "cuda_cmake_macros.h"), "w") as f:
@@ -70,33 +95,45 @@ def main():
                 if a.startswith("-Winvalid-pch"):
                     continue
                 out.append(a)
-            out += ["-DCG_HAVE_CUDA_KERNELS=1", f"-isystem{cuda_inc}", f"-I{stand_in}", "-fsyntax-only"]
             rel = os.path.relpath(e["file"], os.path.dirname(os.path.abspath(build)))
+            obj = os.path.join(objs, f"{len(objects)}_{os.path.basename(e['file'])}.o")
+            out += ["-DCG_HAVE_CUDA_KERNELS=1", f"-isystem{cuda_inc}", f"-I{stand_in}", "-c", "-o", obj]
             print(f"== CUDA-guarded: {rel}", flush=True)
             if subprocess.run(out, cwd=e["directory"]).returncode != 0:
                 failed.append(rel)
-    # The kernels (no torch in them): every .cu of the checkout's modules, compiled for the H100/H200's sm_90.
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    nvcc = os.path.join(os.path.dirname(os.path.abspath(cuda_inc)), "bin", "nvcc")
-    cus = sorted(os.path.join(d, f) for top in ("model", "dist", "lora", "trainer", "sampler", "data")
-                 for d, _, files in os.walk(os.path.join(root, top)) for f in files if f.endswith(".cu"))
-    if os.access(nvcc, os.X_OK):
-        with tempfile.TemporaryDirectory() as objs:
+            else:
+                objects.append(obj)
+        # The kernels (no torch in them): every .cu of the checkout's modules, compiled for the H100/H200's sm_90.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        nvcc = os.path.join(os.path.dirname(os.path.abspath(cuda_inc)), "bin", "nvcc")
+        cus = sorted(os.path.join(d, f) for top in ("model", "dist", "lora", "trainer", "sampler", "data")
+                     for d, _, files in os.walk(os.path.join(root, top)) for f in files if f.endswith(".cu"))
+        if os.access(nvcc, os.X_OK):
             for cu in cus:
                 rel = os.path.relpath(cu, root)
                 print(f"== nvcc: {rel}", flush=True)
-                obj = os.path.join(objs, os.path.basename(cu) + ".o")
+                obj = os.path.join(objs, f"{len(objects)}_{os.path.basename(cu)}.o")
                 if subprocess.run([nvcc, "-std=c++17", "-gencode=arch=compute_90,code=sm_90", f"-I{root}", "-c", cu,
                                    "-o", obj]).returncode != 0:
                     failed.append(rel)
-    else:
-        print(f"check_cuda_guarded: no {nvcc}: the .cu files are not compiled", flush=True)
-        cus = []
-    todo += cus
+                else:
+                    objects.append(obj)
+        else:
+            print(f"check_cuda_guarded: no {nvcc}: the .cu files are not compiled", flush=True)
+            cus = []
+        todo += cus
+        missing = [] if failed or not cus else unresolved(objects, build)
+    for name in missing:
+        print(f"check_cuda_guarded: undefined in a GPU build's link: {name}", file=sys.stderr)
+    if missing:
+        print(f"check_cuda_guarded: {len(missing)} cg:: symbols the CUDA-guarded code calls are defined nowhere "
+              "(compare each declaration with its definition)", file=sys.stderr)
+        return 1
     if failed:
         print(f"check_cuda_guarded: {len(failed)} of {len(todo)} failed: {', '.join(failed)}", file=sys.stderr)
         return 1
-    print(f"check_cuda_guarded: {len(todo)} translation units compile (CG_HAVE_CUDA_KERNELS code; {len(cus)} with nvcc)")
+    print(f"check_cuda_guarded: {len(todo)} translation units compile (CG_HAVE_CUDA_KERNELS code; {len(cus)} with nvcc)"
+          + ("; every cg:: symbol they call is defined" if cus else ""))
     return 0
 
 
