@@ -272,11 +272,6 @@ bool is_identity(const SymmetryOp& op) {
   return true;
 }
 
-double det3(const double m[3][3]) {
-  return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
-         m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-}
-
 // True when fractional positions a and b are the same site (each component within tol, modulo lattice vectors).
 bool same_position(const Vec3& a, const Vec3& b, double tol) {
   for (int k = 0; k < 3; ++k) {
@@ -336,7 +331,7 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
       if (!parse_xyz(row[size_t(col)], &op))
         return fail(fmt::format("symmetry operation '{}' is not of the form 'x, y, z' / '-x+1/2, y-x, z'",
                                 row[size_t(col)]));
-      const double d = det3(op.rot);
+      const double d = determinant(op);
       if (std::fabs(std::fabs(d) - 1) > 1e-6)
         return fail(fmt::format("symmetry operation '{}' is not a symmetry operation (determinant {})",
                                 row[size_t(col)], d));

@@ -21,6 +21,12 @@
 
 namespace cg {
 
+double determinant(const SymmetryOp& op) {
+  const auto& m = op.rot;
+  return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+         m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+}
+
 // "x, y, z", "-x+1/2, y-x, z+0.25", "1/2+x, -y, 2z": each of the three components a sum of signed terms, a term a
 // number (optionally n/m), a number times x|y|z, or x|y|z. Case and spaces do not matter.
 bool parse_xyz(const std::string& text, SymmetryOp* op) {
@@ -312,9 +318,7 @@ bool change_basis(const std::vector<Op24>& group, const SymmetryOp& v, const std
     return false;
   };
   const auto& m = v.rot;
-  const double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
-                     m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
-                     m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+  const double det = determinant(v);
   if (std::fabs(det) < 1e-9) return bad("is singular (its matrix has determinant 0)");
   double inv[3][3];
   for (int i = 0; i < 3; ++i)
@@ -333,8 +337,7 @@ bool change_basis(const std::vector<Op24>& group, const SymmetryOp& v, const std
   if (!period) return bad("has matrix entries that are not in 24ths");
   std::set<Op24> seen;
   for (const Op24& op : group) {
-    Op24 moved{};
-    double r[3][3];  // M R M^-1
+    Op24 moved{};  // rotation M R M^-1
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 3; ++j) {
         double x = 0;
@@ -343,8 +346,7 @@ bool change_basis(const std::vector<Op24>& group, const SymmetryOp& v, const std
         if (!integral(x)) return bad(fmt::format("does not keep the rotations integral (the rotation {} of the "
                                                  "unchanged group is not one of a lattice in the new basis)",
                                                  to_xyz(op)));
-        r[i][j] = std::round(x);
-        moved.r[size_t(i)][size_t(j)] = int(r[i][j]);
+        moved.r[size_t(i)][size_t(j)] = int(std::lround(x));
       }
     for (int n0 = 0; n0 < period; ++n0)
       for (int n1 = 0; n1 < period; ++n1)
@@ -352,7 +354,8 @@ bool change_basis(const std::vector<Op24>& group, const SymmetryOp& v, const std
           const double n[3] = {double(n0), double(n1), double(n2)};
           for (int i = 0; i < 3; ++i) {  // M (t + n) + m - (M R M^-1) m
             double t = v.trans[i];
-            for (int k = 0; k < 3; ++k) t += m[i][k] * (op.t[size_t(k)] / 24.0 + n[k]) - r[i][k] * v.trans[k];
+            for (int k = 0; k < 3; ++k)
+              t += m[i][k] * (op.t[size_t(k)] / 24.0 + n[k]) - moved.r[size_t(i)][size_t(k)] * v.trans[k];
             if (!integral(24 * t)) return bad("gives translations that are not in 24ths");
             moved.t[size_t(i)] = int(((std::lround(24 * t) % 24) + 24) % 24);
           }

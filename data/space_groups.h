@@ -15,6 +15,9 @@ struct SymmetryOp {
   double trans[3] = {};
 };
 
+// The determinant of op's rotation (+-1 for a symmetry operation).
+double determinant(const SymmetryOp& op);
+
 // An operation written as CIFs write them: "x, y, z", "-x+1/2, y-x, z+0.25", "1/2+x, -y, 2z", "1/2*x+1/2*y, ..."
 // (each component a sum of signed terms: a number, optionally n/m, times x|y|z or alone). Case and spaces do not
 // matter. False when the text is not of that form (the determinant is not checked).

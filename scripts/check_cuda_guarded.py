@@ -27,12 +27,9 @@ CG_NAME = re.compile(r"^(?:\S+ )?cg::")  # "cg::f(int)", or a template's "void c
 def symbols(paths, which):
     """Demangled names nm lists for these objects / archives: which is --undefined-only or --defined-only."""
     out = subprocess.run(["nm", "-C", which] + paths, capture_output=True, text=True, check=True).stdout
-    names = set()
-    for line in out.splitlines():
-        parts = line.split(maxsplit=2) if which == "--defined-only" else line.split(maxsplit=1)
-        if len(parts) == (3 if which == "--defined-only" else 2):
-            names.add(parts[-1])
-    return names
+    # "ADDRESS TYPE NAME" when defined, "U NAME" when not; an archive's member headers have one field.
+    fields = 3 if which == "--defined-only" else 2
+    return {p[-1] for p in (line.split(maxsplit=fields - 1) for line in out.splitlines()) if len(p) == fields}
 
 
 def unresolved(objects, build):
