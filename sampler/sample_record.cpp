@@ -60,7 +60,14 @@ SampleRecord sample_from_json_line(const std::string& line, const std::string& w
     r.text = j.value("text", std::string());
     r.parsed = j.value("parsed", false);
     r.reason = j.value("reason", std::string());
-    r.num_tokens = j.value("num_tokens", int64_t{0});
+    if (j.contains("num_tokens")) {
+      // Read as an integer only: nlohmann converts any number, and a float beyond int64 would be undefined.
+      const json& n = j["num_tokens"];
+      CG_CHECK(n.is_number_integer() && !(n.is_number_unsigned() && n.get<uint64_t>() > uint64_t(INT64_MAX)) &&
+                   n.get<int64_t>() >= 0,
+               "num_tokens {} is not a whole number >= 0", n.dump());
+      r.num_tokens = n.get<int64_t>();
+    }
     r.constrained = j.value("constrained", false);
     r.element = j.value("element", std::string());
     r.truth = j.value("truth", std::string());
@@ -72,7 +79,10 @@ SampleRecord sample_from_json_line(const std::string& line, const std::string& w
       c.lattice = {l.at("a").get<double>(),     l.at("b").get<double>(),    l.at("c").get<double>(),
                    l.at("alpha").get<double>(), l.at("beta").get<double>(), l.at("gamma").get<double>()};
       c.species = jc.at("species").get<std::vector<std::string>>();
-      for (const auto& f : jc.at("frac")) c.frac.push_back({f.at(0).get<double>(), f.at(1).get<double>(), f.at(2).get<double>()});
+      for (const auto& f : jc.at("frac")) {
+        CG_CHECK(f.is_array() && f.size() == 3, "a coordinate {} is not [x, y, z]", f.dump());
+        c.frac.push_back({f.at(0).get<double>(), f.at(1).get<double>(), f.at(2).get<double>()});
+      }
       CG_CHECK(c.species.size() == c.frac.size(), "{} species but {} coordinates", c.species.size(), c.frac.size());
       // A crystal no parser would have produced counts as unparsed, with the reason, instead of ending the report.
       if (const std::string why = crystal_problem(c); !why.empty()) {
@@ -86,7 +96,7 @@ SampleRecord sample_from_json_line(const std::string& line, const std::string& w
   } catch (const json::exception& e) {
     CG_FAIL("{}: malformed sample record: {}", where, e.what());
   } catch (const Error& e) {
-    CG_FAIL("{}: malformed sample record: {}", where, e.what());
+    CG_FAIL("{}: malformed sample record: {}", where, message_of(e));
   }
   return r;
 }

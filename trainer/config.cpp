@@ -476,11 +476,18 @@ bool is_retired(const std::string& key, const std::string& where) {
   return true;
 }
 
+// A map key as a name. YAML allows lists, maps and null as keys ("? [a, b]: 1"); a config has none of them.
+std::string key_name(const YAML::Node& k, const std::string& prefix, const std::string& where) {
+  CG_CHECK(k.IsScalar(), "config{}: a key{} must be a plain name, not {}", where,
+           prefix.empty() ? "" : " in section '" + prefix + "'", k.IsNull() ? "empty" : "'" + YAML::Dump(k) + "'");
+  return k.Scalar();
+}
+
 void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::string& prefix,
                 const std::string& where) {
   std::set<std::string> seen;  // yaml-cpp keeps a repeated key; the last one would win unnoticed
   for (const auto& kv : node) {
-    const std::string name = kv.first.as<std::string>();
+    const std::string name = key_name(kv.first, prefix, where);
     const std::string key = prefix.empty() ? name : prefix + "." + name;
     const YAML::Node& v = kv.second;
     CG_CHECK(seen.insert(name).second, "config {} '{}' is given twice{}; keep one", v.IsMap() ? "section" : "key",
@@ -513,7 +520,7 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
       YAML::Node n = v;
       while (n.IsMap() && n.size() > 0) {
         auto first = n.begin();
-        full += "." + first->first.as<std::string>();
+        full += "." + key_name(first->first, full, where);
         n.reset(first->second);  // reset, not operator=: assignment would rewrite the node n refers to
       }
       unknown_key(fields, full, where);

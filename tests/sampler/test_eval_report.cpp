@@ -164,6 +164,26 @@ TEST(EvalReport, RecordsWithImpossibleCrystalsAreUnparsedAndEmptyReportsSayNa) {
     EXPECT_FALSE(r.crystal.has_value()) << tail;
     EXPECT_NE(r.reason.find(why), std::string::npos) << tail << " -> " << r.reason;
   }
+  // Malformed fields end reading with the line and the field (fuzzing found a float num_tokens beyond int64, which
+  // nlohmann's conversion to int64 made undefined behaviour).
+  const std::vector<std::pair<std::string, std::string>> malformed = {
+      {R"({"id":"x","num_tokens":4.0e67})", "num_tokens 4e+67 is not a whole number >= 0"},
+      {R"({"id":"x","num_tokens":-3})", "num_tokens -3 is not a whole number >= 0"},
+      {R"({"id":"x","num_tokens":18446744073709551615})", "num_tokens 18446744073709551615 is not"},
+      {head + R"(4,"b":4,"c":4,"alpha":90,"beta":90,"gamma":90},"species":["Na"],"frac":[[0,0,0,1]]}})",
+       "a coordinate [0,0,0,1] is not [x, y, z]"},
+  };
+  for (const auto& [line, why] : malformed) {
+    try {
+      sample_from_json_line(line, "t.jsonl:7");
+      ADD_FAILURE() << "read: " << line;
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("t.jsonl:7: malformed sample record: " + why), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(sample_from_json_line(R"({"id":"x","num_tokens":12})", "t.jsonl:1").num_tokens, 12);
+
   const fs::path dir = fresh_dir("empty");
   std::ofstream(dir / "samples.jsonl") << "";
   const EvalReport empty = evaluate(load_eval_input(dir.string()), nullptr, nullptr, {});

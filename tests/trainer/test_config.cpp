@@ -74,6 +74,13 @@ TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
   EXPECT_NE(e.find("'train' is a section"), std::string::npos) << e;
   e = error_of([] { cg::load_config_string("train:\n  lr: {a: 1}\n"); });
   EXPECT_NE(e.find("'train.lr'"), std::string::npos) << e;
+  // YAML's complex keys (a map or list as a key; found by fuzzing, where yaml-cpp's conversion error escaped).
+  e = error_of([] { cg::load_config_string("train:\n  ? {steps: 10}\n  : 1\n"); });
+  EXPECT_NE(e.find("a key in section 'train' must be a plain name, not '{steps: 10}'"), std::string::npos) << e;
+  e = error_of([] { cg::load_config_string("? [a, b]\n: 1\n"); });
+  EXPECT_NE(e.find("a key must be a plain name, not '[a, b]'"), std::string::npos) << e;
+  e = error_of([] { cg::load_config_string("trian:\n  ? [x]\n  : 1\n"); });
+  EXPECT_NE(e.find("a key in section 'trian' must be a plain name"), std::string::npos) << e;
 }
 
 TEST(Config, KeyGivenTwiceInOneMapIsRefusedNamingKeyAndFile) {
