@@ -149,13 +149,8 @@ int bench_main(int argc, char** argv) {
   const bool lead = dims.rank == 0;
 
   // Data: the real Loader, over random sequences (or real shards).
-  cg::LoaderOptions lo;
-  lo.micro_batch = cfg.train.micro_batch;
-  lo.seq_len = cfg.train.seq_len;
-  lo.dp_rank = dims.dp_rank;
-  lo.dp_size = dims.dp;
-  lo.grad_accum = cfg.train.grad_accum;
-  lo.seed = cfg.train.seed;
+  cg::LoaderOptions lo = cg::train_loader_options(cfg, dims.dp_rank, dims.dp);
+  lo.loss_on_completion = false;  // every token carries loss: random sequences have no prompt; shards are timed alike
   const cg::model::LlamaConfig lc0 = cg::train_llama_config(cfg, 0);
   const int64_t n_samples = cfg.train.micro_batch * dims.dp * cfg.train.grad_accum * 4;
   cg::Loader loader = ba.shards.empty()

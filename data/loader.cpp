@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "common/json_int.h"
 #include "common/error.h"
 #include "common/sha256.h"
 #include "common/log.h"
@@ -23,13 +24,15 @@ LoaderState LoaderState::from_json(const std::string& text) {
   LoaderState s;
   try {
     auto j = nlohmann::json::parse(text);
-    s.epoch = j.at("epoch").get<int64_t>();
-    s.cursor = j.at("cursor").get<int64_t>();
-    s.seed = j.at("seed").get<uint64_t>();
-    s.global_batch = j.at("global_batch").get<int64_t>();
-    s.num_samples = j.at("num_samples").get<int64_t>();
+    const std::string where = "loader state";
+    s.epoch = json_int_at(j, "epoch", where, 0);
+    s.cursor = json_int_at(j, "cursor", where, 0);
+    CG_CHECK(json_uint64(j.at("seed"), &s.seed), "loader state: \"seed\" is {}, not a whole number >= 0",
+             j.at("seed").dump());
+    s.global_batch = json_int_at(j, "global_batch", where, 0);
+    s.num_samples = json_int_at(j, "num_samples", where, 0);
     s.shards = j.value("shards", std::string());
-    s.grad_accum = j.value("grad_accum", int64_t(0));
+    s.grad_accum = j.contains("grad_accum") ? json_int_at(j, "grad_accum", where, 0) : 0;
   } catch (const std::exception& e) {
     CG_FAIL("loader state '{}' is not valid: {}", text, e.what());
   }

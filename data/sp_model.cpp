@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "common/json_int.h"
 #include "common/durable_file.h"
 #include "common/error.h"
 
@@ -407,7 +408,9 @@ std::vector<std::string> vocab_of(const nlohmann::json& j, const std::string& js
   const auto& jv = j["model"]["vocab"];
   std::vector<std::string> vocab(jv.size());
   for (auto it = jv.begin(); it != jv.end(); ++it) {
-    size_t id = it.value().get<size_t>();
+    uint64_t id = 0;
+    CG_CHECK(json_uint64(it.value(), &id), "'{}': model.vocab id of {} is {}, not a whole number >= 0", json_path,
+             nlohmann::json(it.key()).dump(), it.value().dump());
     CG_CHECK(id < vocab.size() && vocab[id].empty(), "'{}': vocab ids are not 0..{} without gaps", json_path,
              vocab.size() - 1);
     vocab[id] = it.key();

@@ -111,8 +111,10 @@ LlamaConfig llama_config_from_json(const std::string& text) {
   c.rms_norm_eps = number("rms_norm_eps", 1e-6);
   c.rope_theta = number("rope_theta", 10000.0);
   c.max_position_embeddings = integer("max_position_embeddings", 2048);
+  int64_t head_dim_times_heads = 0;  // overflow-checked: a huge head_dim must be an error, not undefined behaviour
   if (given("head_dim") && c.num_attention_heads > 0)
-    CG_CHECK(integer("head_dim", std::nullopt) * c.num_attention_heads == c.hidden_size, "config.json: head_dim {} "
+    CG_CHECK(!__builtin_mul_overflow(integer("head_dim", std::nullopt), c.num_attention_heads, &head_dim_times_heads) &&
+                 head_dim_times_heads == c.hidden_size, "config.json: head_dim {} "
              "is not hidden_size / num_attention_heads = {}; LLaMA-2's heads split the hidden size",
              j["head_dim"].dump(), c.hidden_size / c.num_attention_heads);
   c.validate();

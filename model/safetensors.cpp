@@ -16,6 +16,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/json_int.h"
 
 namespace cg::model {
 
@@ -88,14 +89,17 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       }
       TensorInfo t;
       std::vector<uint64_t> off;
-      try {
-        t.dtype = it->at("dtype").get<std::string>();
-        t.shape = it->at("shape").get<std::vector<int64_t>>();
-        off = it->at("data_offsets").get<std::vector<uint64_t>>();
-      } catch (const nlohmann::json::exception& e) {
-        CG_FAIL("{}: header entry of tensor {} is malformed: it needs dtype (string), shape (list of integers) and "
-                "data_offsets (two integers); {}", path, it.key(), e.what());
+      // Every shape entry and offset an integer that fits: nlohmann would convert 1e30 (undefined), 2.5 or -1.
+      const nlohmann::json& e = *it;
+      bool ok = e.is_object() && e.contains("dtype") && e.at("dtype").is_string() && e.contains("shape") &&
+                e.at("shape").is_array() && e.contains("data_offsets") && e.at("data_offsets").is_array();
+      if (ok) {
+        t.dtype = e.at("dtype").get<std::string>();
+        for (const auto& d : e.at("shape")) ok = json_int64(d, &t.shape.emplace_back()) && ok;
+        for (const auto& o : e.at("data_offsets")) ok = json_uint64(o, &off.emplace_back()) && ok;
       }
+      CG_CHECK(ok, "{}: header entry of tensor {} is malformed: it needs dtype (string), shape (list of integers) "
+               "and data_offsets (two integers >= 0); got {}", path, it.key(), e.dump());
       try {
         t.scalar_type = safetensors_scalar_type(t.dtype);
       } catch (const Error& e) {
@@ -152,7 +156,8 @@ const TensorInfo& SafetensorsFile::info(const std::string& name) const {
 at::Tensor SafetensorsFile::read(const std::string& name) const {
   const auto& t = info(name);
   auto out = at::empty(t.shape, at::TensorOptions().dtype(t.scalar_type));
-  std::memcpy(out.data_ptr(), data_ + t.begin, t.end - t.begin);
+  // An empty tensor has no storage (data_ptr() is null): memcpy from or to null is undefined even for 0 bytes.
+  if (t.end > t.begin) std::memcpy(out.data_ptr(), data_ + t.begin, t.end - t.begin);
   return out;
 }
 
@@ -168,6 +173,7 @@ at::Tensor SafetensorsFile::read_slice(const std::string& name, int64_t dim, int
   auto shape = t.shape;
   shape[dim] = len;
   auto out = at::empty(shape, at::TensorOptions().dtype(t.scalar_type));
+  if (out.numel() == 0) return out;  // no storage to copy into (see read())
   auto* dst = static_cast<uint8_t*>(out.data_ptr());
   const uint8_t* src = data_ + t.begin;
   const int64_t chunk = len * inner, stride = t.shape[dim] * inner;  // bytes

@@ -21,6 +21,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/json_int.h"
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
@@ -238,15 +239,17 @@ Manifest read_manifest(const std::string& step_dir) {
   try {
     nlohmann::json j = nlohmann::json::parse(in);
     m.magic = j.at("magic").get<std::string>();
-    m.version = j.at("version").get<int>();
-    m.step = j.at("step").get<int64_t>();
-    m.layout.world = j.at("layout").at("world").get<int>();
-    m.layout.tp = j.at("layout").at("tp").get<int>();
-    m.layout.dp = j.at("layout").at("dp").get<int>();
+    constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+    m.version = int(json_int_at(j, "version", path, 0, kIntMax));
+    m.step = json_int_at(j, "step", path, 0);
+    m.layout.world = int(json_int_at(j.at("layout"), "world", path, 1, kIntMax));
+    m.layout.tp = int(json_int_at(j.at("layout"), "tp", path, 1, kIntMax));
+    m.layout.dp = int(json_int_at(j.at("layout"), "dp", path, 1, kIntMax));
     m.config_hash = j.at("config_hash").get<std::string>();
     m.created = j.value("created", "");
     for (const auto& f : j.at("files"))
-      m.files.push_back({f.at("path").get<std::string>(), f.at("size").get<uint64_t>(), f.at("sha256").get<std::string>()});
+      m.files.push_back({f.at("path").get<std::string>(), uint64_t(json_int_at(f, "size", path, 0)),
+                         f.at("sha256").get<std::string>()});
   } catch (const nlohmann::json::exception& e) {
     CG_FAIL("{} is not a valid checkpoint manifest: {}", path, e.what());
   }

@@ -39,6 +39,18 @@ namespace cg {
 
 namespace fs = std::filesystem;
 
+LoaderOptions train_loader_options(const Config& cfg, int64_t dp_rank, int64_t dp_size) {
+  LoaderOptions lo;
+  lo.micro_batch = cfg.train.micro_batch;
+  lo.seq_len = cfg.train.seq_len;
+  lo.dp_rank = dp_rank;
+  lo.dp_size = dp_size;
+  lo.grad_accum = cfg.train.grad_accum;
+  lo.seed = cfg.train.seed;
+  lo.loss_on_completion = cfg.data.loss_on == "completion";
+  return lo;
+}
+
 std::string tokenizer_path(const DataConfig& d) {
   return d.tokenizer == "train" ? d.shards_dir + "/tokenizer.model" : d.tokenizer;
 }
@@ -256,14 +268,7 @@ int train(const Config& cfg) {
   // Every checkpoint keeps the tokenizer (cgsample and cgexport use it; a resume refuses another one).
   const std::string tok_bytes = read_file(tok_path, "tokenizer");
   const std::string tok_hash = sha256_hex(tok_bytes.data(), tok_bytes.size());
-  LoaderOptions lo;
-  lo.micro_batch = cfg.train.micro_batch;
-  lo.seq_len = cfg.train.seq_len;
-  lo.dp_rank = dims.dp_rank;
-  lo.dp_size = dims.dp;
-  lo.grad_accum = cfg.train.grad_accum;
-  lo.seed = cfg.train.seed;
-  lo.loss_on_completion = cfg.data.loss_on == "completion";
+  const LoaderOptions lo = train_loader_options(cfg, dims.dp_rank, dims.dp);
   Loader loader = Loader::from_shards(cfg.data.shards_dir, "train", lo);
   const ShardMeta& meta = loader.meta();
   check_shards(tok_hash, meta, meta, tok_path, cfg);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "data/loader.h"
 #include "trainer/config.h"
 
 namespace cg {
@@ -12,6 +13,10 @@ namespace cg {
 // train.steps are done, kExitPreempted after a clean preemption checkpoint; throws cg::Error on bad input
 // (tokenizer/vocab that does not match the shards, tp × dp != world, train.max_bad_steps non-finite steps in a row).
 int train(const Config& cfg);
+
+// The loader settings of a run (train.micro_batch, seq_len, grad_accum, seed; data.loss_on) for data-parallel
+// rank dp_rank of dp_size.
+LoaderOptions train_loader_options(const Config& cfg, int64_t dp_rank, int64_t dp_size);
 
 // The sentencepiece model a run uses: data.tokenizer, or <data.shards_dir>/tokenizer.model when it is "train".
 std::string tokenizer_path(const DataConfig& d);

@@ -247,6 +247,19 @@ TEST(Loader, ResumeEqualsUninterruptedRun) {
   cg::Loader other_batch(s, opts(5, 0, 1));
   EXPECT_THROW(other_batch.restore(st), cg::Error);
   EXPECT_THROW(cg::LoaderState::from_json("{\"epoch\": 1}"), cg::Error);
+  // A hand-edited state with a number that is not whole (1e30 as int64 would be undefined behaviour) says which.
+  nlohmann::json edited = nlohmann::json::parse(st.to_json());
+  edited["cursor"] = 1e30;
+  try {
+    cg::LoaderState::from_json(edited.dump());
+    ADD_FAILURE() << "cursor 1e30 was read";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"cursor\" is 1e+30, not a whole number in [0, "), std::string::npos)
+        << e.what();
+  }
+  edited = nlohmann::json::parse(st.to_json());
+  edited["seed"] = -5;
+  EXPECT_THROW(cg::LoaderState::from_json(edited.dump()), cg::Error);
 }
 
 TEST(Loader, BucketingCutsPadding) {

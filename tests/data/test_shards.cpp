@@ -291,6 +291,24 @@ TEST(Prep, TokenizerWithoutEosIsRefusedBeforeAnyShard) {
   EXPECT_FALSE(fs::exists(cg::shard_path(dir + "/shards", "train", 0)));
 }
 
+// tokenizer.json ids must be whole numbers >= 0 (nlohmann would convert 1e30 with undefined behaviour, -1 wrapped).
+TEST(Prep, TokenizerJsonIdsThatAreNotWholeNumbersAreRefused) {
+  const std::string dir = fresh_dir("bad_ids");
+  for (const auto& [id, shown] : std::vector<std::pair<std::string, std::string>>{
+           {"1e30", "1e+30"}, {"-1", "-1"}, {"1.5", "1.5"}, {"\"1\"", "\"1\""}}) {
+    const std::string json_path = dir + "/tokenizer.json";
+    std::ofstream(json_path) << "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"<unk>\": 0, \"a\": " + id +
+                                    "}, \"merges\": []}}";
+    try {
+      cg::hf_tokenizer_json_vocab(json_path);
+      ADD_FAILURE() << "id " << id << " was read";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("model.vocab id of \"a\" is " + shown + ", not a whole number >= 0"),
+                std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Prep, MalformedRowsAreCountedNotDropped) {
   const std::string dir = fresh_dir("bad");
   // The first 41 validation rows, then two copies of row 0 made malformed: partial occupancy, unknown element.

@@ -144,7 +144,7 @@ TEST(HfTokenizerJson, HandBuiltBpe) {
       {std::string(kLlamaNormalizer) + ", \"model\": {\"type\": \"BPE\", \"vocab\": {" + vocab + "}}",
        "has no model.merges list"},
       {std::string(kLlamaNormalizer) + ", \"model\": {\"type\": \"BPE\", \"vocab\": {\"<unk>\": \"zero\"}, "
-       "\"merges\": []}", "is not a tokenizer.json this converter reads"},
+       "\"merges\": []}", "model.vocab id of \"<unk>\" is \"zero\", not a whole number >= 0"},
   };
   for (const auto& [json, expect] : cases) {
     std::ofstream(bad) << "{" << json << "}";

@@ -80,7 +80,8 @@ TEST(Safetensors, RoundTripEveryDtypeAndSlices) {
   std::vector<std::pair<std::string, at::Tensor>> ts = {
       {"f32", w}, {"bf16", w.to(at::kBFloat16)}, {"f16", w.to(at::kHalf)}, {"f64", w.to(at::kDouble)},
       {"i64", at::arange(6, at::kLong).view({2, 3})}, {"u8", at::arange(4, at::kByte)},
-      {"cube", at::randn({3, 4, 5}, g)}, {"t_view", w.t()}};  // a non-contiguous input
+      {"cube", at::randn({3, 4, 5}, g)}, {"t_view", w.t()},  // a non-contiguous input
+      {"empty", at::zeros({0, 3})}};  // no storage: data_ptr() is null (fuzzing found the memcpy from it)
   write_safetensors(d / "r.safetensors", ts, {{"k", "v"}});
   SafetensorsFile f(d / "r.safetensors");
   EXPECT_EQ(f.metadata().at("k"), "v");
@@ -91,6 +92,7 @@ TEST(Safetensors, RoundTripEveryDtypeAndSlices) {
   EXPECT_TRUE(at::equal(f.read_slice("bf16", 0, 1, 3), w.to(at::kBFloat16).narrow(0, 1, 3)));
   EXPECT_TRUE(at::equal(f.read_slice("bf16", 1, 2, 4), w.to(at::kBFloat16).narrow(1, 2, 4)));
   EXPECT_TRUE(at::equal(f.read_slice("cube", 1, 1, 2), ts[6].second.narrow(1, 1, 2)));
+  EXPECT_EQ(f.read_slice("empty", 1, 1, 2).sizes(), at::IntArrayRef({0, 2}));
   EXPECT_TRUE(contains(error_of([&] { f.read_slice("f32", 1, 5, 3); }), "outside size 7"));
   EXPECT_TRUE(contains(error_of([&] { f.read("nope"); }), "has no tensor nope"));
 }
@@ -114,6 +116,12 @@ TEST(Safetensors, TruncatedAndMalformedFilesAreClearErrors) {
       {R"({"__metadata__":{"format":7}})", "__metadata__ entry format is not a string"},
       {R"({"w":{"dtype":"F32","shape":[-1,-1],"data_offsets":[0,4]}})", "impossible shape"},
       {R"({"w":{"dtype":"F32","shape":[4611686018427387905,4],"data_offsets":[0,16]}})", "impossible shape"},
+      // Numbers that are not whole: nlohmann would convert 1e30 to int64 (undefined), 2.5 to 2 and -8 to 2^64 - 8.
+      {R"({"w":{"dtype":"F32","shape":[1e30],"data_offsets":[0,16]}})", "tensor w is malformed"},
+      {R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16.0]}})", "tensor w is malformed"},
+      {R"({"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", "tensor w is malformed"},
+      {R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[-8,8]}})", "tensor w is malformed"},
+      {R"({"w":"F32"})", "tensor w is malformed"},
   };
   for (const auto& c : cases) {
     write_raw(d / "m.safetensors", c.header, std::vector<uint8_t>(16));
@@ -280,6 +288,8 @@ TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {R"(,"hidden_act":"gelu")", "hidden_act \"gelu\" is not supported"},
       {R"(,"head_dim":32)", "head_dim 32 is not hidden_size / num_attention_heads = 16"},
+      // head_dim * heads overflows int64 (undefined behaviour before the check was overflow-safe; fuzzing corpus)
+      {R"(,"head_dim":4611686018427387904)", "head_dim 4611686018427387904 is not hidden_size"},
       {R"(,"rope_theta":0)", "rope_theta 0"},
       {R"(,"rms_norm_eps":-1)", "must be positive"},
       {R"(,"max_position_embeddings":0)", "must be positive"},
