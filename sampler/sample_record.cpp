@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json_int.h"
 #include "common/log.h"
 #include "data/elements.h"
 
@@ -60,14 +61,9 @@ SampleRecord sample_from_json_line(const std::string& line, const std::string& w
     r.text = j.value("text", std::string());
     r.parsed = j.value("parsed", false);
     r.reason = j.value("reason", std::string());
-    if (j.contains("num_tokens")) {
-      // Read as an integer only: nlohmann converts any number, and a float beyond int64 would be undefined.
-      const json& n = j["num_tokens"];
-      CG_CHECK(n.is_number_integer() && !(n.is_number_unsigned() && n.get<uint64_t>() > uint64_t(INT64_MAX)) &&
-                   n.get<int64_t>() >= 0,
-               "num_tokens {} is not a whole number >= 0", n.dump());
-      r.num_tokens = n.get<int64_t>();
-    }
+    if (j.contains("num_tokens"))  // an integer only (common/json_int.h): a float beyond int64 would be undefined
+      CG_CHECK(json_int64(j["num_tokens"], &r.num_tokens) && r.num_tokens >= 0,
+               "num_tokens {} is not a whole number >= 0", j["num_tokens"].dump());
     r.constrained = j.value("constrained", false);
     r.element = j.value("element", std::string());
     r.truth = j.value("truth", std::string());
