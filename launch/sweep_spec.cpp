@@ -1,6 +1,7 @@
 // Parsing of cgsweep files and expansion of the grid into named points.
 #include "launch/sweep_spec.h"
 
+#include <spdlog/fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -20,6 +22,8 @@ namespace {
 // Sweep-file keys and what they mean (also printed by `cgsweep --help`).
 const std::set<std::string> kTopKeys = {"base", "out_dir", "np", "launcher", "bin_dir", "sample",
                                         "overrides", "grid", "points", "slurm"};
+// Points in one sweep file, at most: each is a training run with its own folder.
+constexpr size_t kMaxPoints = 10000;
 const std::set<std::string> kSlurmKeys = {"time", "partition", "nodes", "gpus_per_node", "cpus_per_task",
                                           "signal_seconds"};
 
@@ -37,13 +41,26 @@ std::string node_to_value(const YAML::Node& n, const std::string& where) {
   CG_FAIL("{}: expected a scalar or a list of scalars", where);
 }
 
+// A map key as text: a plain scalar, not a YAML complex key (`? [a, b]`) or an empty one.
+std::string key_of(const YAML::Node& k, const std::string& where) {
+  CG_CHECK(k.IsScalar(), "{}: a key must be a plain name, not {}", where,
+           k.IsNull() ? "empty" : "'" + YAML::Dump(k) + "'");
+  return k.Scalar();
+}
+
+// section.key (names of [A-Za-z0-9_], one or more dots between): what becomes a key=value override word.
+bool is_dotted_key(const std::string& key) {
+  static const std::regex re("[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)+");
+  return std::regex_match(key, re);
+}
+
 std::vector<Setting> read_settings_map(const YAML::Node& m, const std::string& where) {
   CG_CHECK(m.IsMap(), "{}: expected a map of dotted.key: value", where);
   std::vector<Setting> out;
   for (const auto& kv : m) {
-    const std::string key = kv.first.as<std::string>();
-    CG_CHECK(key.find('.') != std::string::npos,
-             "{}: '{}' is not a dotted config key (write e.g. lora.r, data.translate)", where, key);
+    const std::string key = key_of(kv.first, where);
+    CG_CHECK(is_dotted_key(key), "{}: '{}' is not a dotted config key (write e.g. lora.r, data.translate)", where,
+             key);
     out.push_back({key, node_to_value(kv.second, where + "." + key)});
   }
   return out;
@@ -51,6 +68,13 @@ std::vector<Setting> read_settings_map(const YAML::Node& m, const std::string& w
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Characters outside [A-Za-z0-9.+_-] as '_': a point's name is a folder name.
+std::string folder_safe(std::string s) {
+  for (char& c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '_' || c == '-')) c = '_';
   return s;
 }
 
@@ -85,17 +109,16 @@ std::string name_value(const std::string& raw) {
     const double d = std::strtod(v.c_str(), &end);
     if (!v.empty() && end && *end == '\0') v = fmt::format("{:g}", d);
   }
-  for (char& c : v)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '_' || c == '-')) c = '_';
-  return v;
+  return folder_safe(v);
 }
 
 // slurm: {time, partition, nodes, ...}: each value read as its type and range-checked, errors naming file and key.
 void read_slurm(const YAML::Node& s, const std::string& path, SweepSpec& spec) {
   CG_CHECK(s.IsMap(), "sweep file {}: slurm: expected a map", path);
   for (const auto& kv : s)
-    CG_CHECK(kSlurmKeys.count(kv.first.as<std::string>()), "sweep file {}: unknown key 'slurm.{}' (known: time, "
-             "partition, nodes, gpus_per_node, cpus_per_task, signal_seconds)", path, kv.first.as<std::string>());
+    CG_CHECK(kSlurmKeys.count(key_of(kv.first, "sweep file " + path + ": slurm")), "sweep file {}: unknown key "
+             "'slurm.{}' (known: time, partition, nodes, gpus_per_node, cpus_per_task, signal_seconds)", path,
+             kv.first.Scalar());
   const auto text = [&](const char* key, std::string& field, bool nonempty) {
     if (!s[key]) return;
     CG_CHECK(s[key].IsScalar() || (!nonempty && s[key].IsNull()), "sweep file {}: slurm.{}: expected a {}value", path,
@@ -175,7 +198,8 @@ static void check_not_set_by_cgsweep(const std::string& key, const std::string& 
 void add_command_line_overrides(SweepSpec& spec, const std::vector<std::string>& words) {
   for (const auto& w : words) {
     const auto eq = w.find('=');
-    CG_CHECK(eq != std::string::npos && w.find('.') < eq, "argument '{}' is not a section.key=value override", w);
+    CG_CHECK(eq != std::string::npos && is_dotted_key(w.substr(0, eq)),
+             "argument '{}' is not a section.key=value override", w);
     const std::string key = w.substr(0, eq);
     check_not_set_by_cgsweep(key, w + " on the command line");
     CG_CHECK(std::find(spec.keys.begin(), spec.keys.end(), key) == spec.keys.end(),
@@ -197,7 +221,7 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
   SweepSpec spec;
   spec.path = path;
   for (const auto& kv : root) {
-    const std::string k = kv.first.as<std::string>();
+    const std::string k = key_of(kv.first, "sweep file " + path);
     CG_CHECK(kTopKeys.count(k), "sweep file {}: unknown key '{}' (known: base, out_dir, np, launcher, bin_dir, "
              "sample, overrides, grid, points, slurm)", path, k);
   }
@@ -230,9 +254,9 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
     CG_CHECK(g.IsMap() && g.size() > 0, "sweep file {}: grid: expected a map of dotted.key: [values]", path);
     std::vector<std::vector<std::string>> values;
     for (const auto& kv : g) {
-      const std::string key = kv.first.as<std::string>();
-      CG_CHECK(key.find('.') != std::string::npos,
-               "sweep file {}: grid key '{}' is not a dotted config key (write e.g. lora.r)", path, key);
+      const std::string key = key_of(kv.first, "sweep file " + path + ": grid");
+      CG_CHECK(is_dotted_key(key), "sweep file {}: grid key '{}' is not a dotted config key (write e.g. lora.r)", path,
+               key);
       CG_CHECK(std::find(spec.keys.begin(), spec.keys.end(), key) == spec.keys.end(),
                "sweep file {}: grid key '{}' given twice", path, key);
       check_not_set_by_cgsweep(key, "sweep file " + path + ": grid");
@@ -245,6 +269,14 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
       CG_CHECK(!vs.empty(), "sweep file {}: grid.{} has no values", path, key);
       spec.keys.push_back(key);
       values.push_back(std::move(vs));
+    }
+    // A grid's size is the product of its lists: check it before expanding (30 keys of 2 values are 10^9 points).
+    size_t total = 1;
+    for (const auto& vs : values) {
+      total = vs.size() > kMaxPoints / total ? kMaxPoints + 1 : total * vs.size();
+      CG_CHECK(total <= kMaxPoints, "sweep file {}: grid has more than {} points ({}); sweep fewer keys or values, "
+               "or split it into several sweep files", path, kMaxPoints,
+               fmt::join(spec.keys.begin(), spec.keys.end(), " x "));
     }
     // Cartesian product, the last key varying fastest (like nested loops in file order).
     std::vector<size_t> idx(values.size(), 0);
@@ -259,6 +291,8 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
   } else {
     const YAML::Node ps = root["points"];
     CG_CHECK(ps.IsSequence() && ps.size() > 0, "sweep file {}: points: expected a non-empty list of maps", path);
+    CG_CHECK(ps.size() <= kMaxPoints, "sweep file {}: points: lists {} points, more than {}; split it into several "
+             "sweep files", path, ps.size(), kMaxPoints);
     for (size_t i = 0; i < ps.size(); ++i) {
       auto p = read_settings_map(ps[i], fmt::format("{}: points[{}]", path, i));
       for (const auto& s : p) check_not_set_by_cgsweep(s.key, fmt::format("sweep file {}: points[{}]", path, i));

@@ -52,8 +52,9 @@ std::string value_to_override(const std::string& yaml_flow);
 
 // Short folder-safe name of a point, e.g. "r8-alpha32-translate1": per key a short label (last dotted component,
 // a few well-known abbreviations, or the full key with '_' when two keys would share a label) and its value
-// (booleans 1/0, numbers as %g, lists joined with '+', "_proj" dropped, other characters outside [A-Za-z0-9.+_]
-// replaced by '_').
+// (booleans 1/0, numbers as %g, lists joined with '+', "_proj" dropped, other characters outside [A-Za-z0-9.+_-]
+// replaced by '_'). Keys are [A-Za-z0-9_] names joined by dots (parse_sweep_spec refuses others), so a name is never a
+// path, "..", or a hidden folder.
 std::string point_name(const std::vector<std::string>& keys, const std::vector<Setting>& point);
 
 // "key=value" override strings of one point (spec.overrides, spec.command_line, then the point's settings).

@@ -11,6 +11,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/json_int.h"
 #include "model/safetensors.h"
 #include "trainer/config.h"
 
@@ -161,8 +162,10 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     nlohmann::json j = nlohmann::json::parse(in);
     const std::string peft_type = field(j, "peft_type", std::string());
     CG_CHECK(peft_type == "LORA", "{}: peft_type is {}, expected LORA", where, peft_type.empty() ? "missing" : peft_type);
-    c.r = field(j, "r", int64_t(0), true);
+    CG_CHECK(j.contains("r"), "{}: the key \"r\" is missing", where);
+    c.r = json_int_at(j, "r", where, 1, 1 << 20);  // a rank: not 8.5, not 0 (scale alpha / r), not 1e30
     c.lora_alpha = field(j, "lora_alpha", 0.0, true);
+    CG_CHECK(std::isfinite(c.lora_alpha), "{}: lora_alpha = {} is not a finite number", where, j["lora_alpha"].dump());
     c.lora_dropout = field(j, "lora_dropout", 0.0);
     c.use_rslora = field(j, "use_rslora", false);
     c.bias = field(j, "bias", std::string("none"));

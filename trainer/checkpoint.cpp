@@ -12,6 +12,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/json_int.h"
 #include "common/log.h"
 #include "model/safetensors.h"
 
@@ -42,9 +43,13 @@ void reseed_dropout(TrainModel& m, uint64_t seed, int dp_rank, int64_t step) {
   m.lora.dropout_gen->set_current_seed(s);
 }
 
+constexpr const char* kDamaged = "the checkpoint is damaged: delete its folder to resume from an older one";
+
+// One rank's file and its metadata (written by write_rank_checkpoint).
 struct RankFile {
   std::unique_ptr<model::SafetensorsFile> file;
-  json shards, layout;
+  json shards;                     // param name -> {dim, full_shape, start, len}
+  std::string mode, train_state;   // "lora" | "full"; TrainState JSON
 };
 
 RankFile open_rank_file(const std::string& step_dir, int rank) {
@@ -58,26 +63,33 @@ RankFile open_rank_file(const std::string& step_dir, int rank) {
   };
   CG_CHECK(get("format") == kRankFileFormat, "{}: format {} but this cgtrain reads {}", r.file->path(),
            get("format"), kRankFileFormat);
-  r.shards = json::parse(get("shards"));
-  r.layout = json::parse(get("layout"));
+  r.shards = json::parse(get("shards"), nullptr, /*allow_exceptions=*/false);
+  CG_CHECK(r.shards.is_object(), "{}: its 'shards' metadata is not a JSON object; {}", r.file->path(), kDamaged);
+  r.mode = get("mode");
+  r.train_state = get("train_state");
   return r;
 }
 
 // The full tensor `key` (a "param/<name>" or "optim/<name>.<slot>") from the tp shards of one dp replica, trimmed to
 // the parameter's full shape (drops vocab padding).
 at::Tensor full_from_shards(const std::vector<RankFile>& shards, const std::string& key, const std::string& name) {
-  const json& sh = shards[0].shards.at(name);
-  const int64_t dim = sh.at("dim").get<int64_t>();
+  int64_t dim = -1, full = 0;
+  try {
+    const json& sh = shards[0].shards.at(name);
+    const auto full_shape = sh.at("full_shape").get<std::vector<int64_t>>();
+    dim = json_int_at(sh, "dim", shards[0].file->path() + ": shards." + name, -1, int64_t(full_shape.size()) - 1);
+    if (dim >= 0) full = full_shape[size_t(dim)];
+  } catch (const json::exception& e) {
+    CG_FAIL("{}: the 'shards' metadata of {} is not readable ({}); {}", shards[0].file->path(), name, e.what(),
+            kDamaged);
+  }
   if (dim < 0 || shards.size() == 1) {
     at::Tensor t = shards[0].file->read(key);
-    if (dim >= 0) t = t.narrow(dim, 0, sh.at("full_shape").get<std::vector<int64_t>>()[size_t(dim)]);
-    return t;
+    return dim >= 0 ? t.narrow(dim, 0, full) : t;
   }
   std::vector<at::Tensor> parts;
   for (const auto& f : shards) parts.push_back(f.file->read(key));
-  at::Tensor full = at::cat(parts, dim);
-  const auto full_shape = sh.at("full_shape").get<std::vector<int64_t>>();
-  return full.narrow(dim, 0, full_shape[size_t(dim)]);
+  return at::cat(parts, dim).narrow(dim, 0, full);
 }
 
 }  // namespace
@@ -111,11 +123,10 @@ TrainState load_rank_checkpoint(const CheckpointInfo& ckpt, TrainModel& m, AdamW
   } else {
     for (int k = 0; k < old.tp; ++k) files.push_back(open_rank_file(ckpt.path, replica * old.tp + k));
   }
-  const auto& md = files[0].file->metadata();
-  const std::string mode = md.at("mode");
+  const std::string& mode = files[0].mode;
   CG_CHECK(mode == (m.full_param ? "full" : "lora"), "{} was written in {} mode but this run has lora.enabled={}; "
            "use the same lora.enabled or a fresh train.run_dir", ckpt.path, mode, m.full_param ? "false" : "true");
-  TrainState st = TrainState::from_json(md.at("train_state"));
+  TrainState st = TrainState::from_json(files[0].train_state);
 
   for (const auto& p : m.trainable)
     CG_CHECK(files[0].shards.contains(p.name), "{} has no tensor {}: it was written with other lora.targets / "

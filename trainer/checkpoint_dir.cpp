@@ -58,7 +58,7 @@ std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> out;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return out;
-  static const std::regex re("step-([0-9]+)(\\.old)?");
+  static const std::regex re("step-([0-9]{1,18})(\\.old)?");  // 18 digits: std::stoll cannot overflow
   std::map<int64_t, fs::path> olds;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::smatch m;
@@ -67,9 +67,9 @@ std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
     if (m[2].matched) olds.emplace(std::stoll(m[1]), e.path());
     else out.emplace_back(std::stoll(m[1]), e.path());
   }
-  for (const auto& [step, path] : olds)
-    if (std::none_of(out.begin(), out.end(), [&](const auto& s) { return s.first == step; }))
-      out.emplace_back(step, path);
+  for (const auto& old : olds)
+    if (std::none_of(out.begin(), out.end(), [&](const auto& s) { return s.first == old.first; }))
+      out.emplace_back(old);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   return out;
 }

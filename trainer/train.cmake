@@ -1,6 +1,6 @@
 # cg_train (included from trainer/CMakeLists.txt): the training loop, checkpoint content, --plan, export;
 # executables cgtrain and cgexport.
-add_library(cg_train train_state.cpp train_grads.cpp train_model.cpp train_step.cpp train_loop.cpp train_plan.cpp
+add_library(cg_train train_grads.cpp train_model.cpp train_step.cpp train_loop.cpp train_plan.cpp
             train_export.cpp checkpoint.cpp)
 target_link_libraries(cg_train PUBLIC cg_common cg_config cg_train_infra cg_optim cg_data cg_dist cg_model cg_lora
                       cg_peft PRIVATE nlohmann_json::nlohmann_json)

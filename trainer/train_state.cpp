@@ -1,9 +1,12 @@
 // TrainState <-> JSON (nlohmann), with the loader position as a nested object.
 #include "trainer/train_state.h"
 
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json_int.h"
 
 namespace cg {
 
@@ -14,39 +17,40 @@ std::string TrainState::to_json() const {
   j["loss_tokens_seen"] = loss_tokens_seen;
   j["bad_steps"] = bad_steps;
   j["bad_in_row"] = bad_in_row;
-  j["last_val_loss"] = last_val_loss;
+  j["last_val_loss"] = last_val_loss;  // a non-finite loss (a diverged validation) is written as null
   j["loader"] = nlohmann::json::parse(loader.to_json());
   return j.dump();
 }
 
 TrainState TrainState::from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    CG_FAIL("train state is not valid JSON ({}); the checkpoint is damaged: delete it to resume from an older one",
-            e.what());
-  }
-  TrainState s;
-  auto get = [&](const char* key, auto& v) {
+  constexpr const char* kDamaged = "the checkpoint is damaged: delete it to resume from an older one";
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  CG_CHECK(!j.is_discarded(), "train state is not valid JSON; {}", kDamaged);
+  CG_CHECK(j.is_object(), "train state is {}, not a JSON object; {}", j.dump(), kDamaged);
+  auto has = [&](const char* key) {
     CG_CHECK(j.contains(key), "train state has no '{}'; the checkpoint was written by another cgtrain version", key);
-    v = j.at(key).get<std::decay_t<decltype(v)>>();
+    return true;
   };
-  get("step", s.step);
-  get("tokens_seen", s.tokens_seen);
-  get("loss_tokens_seen", s.loss_tokens_seen);
-  get("bad_steps", s.bad_steps);
-  get("bad_in_row", s.bad_in_row);
-  get("last_val_loss", s.last_val_loss);
-  CG_CHECK(j.contains("loader"), "train state has no 'loader'");
+  TrainState s;
+  const std::string where = fmt::format("train state ({})", kDamaged);
+  for (auto [key, v] : {std::pair<const char*, int64_t*>{"step", &s.step}, {"tokens_seen", &s.tokens_seen},
+                        {"loss_tokens_seen", &s.loss_tokens_seen}, {"bad_steps", &s.bad_steps},
+                        {"bad_in_row", &s.bad_in_row}})
+    if (has(key)) *v = json_int_at(j, key, where, 0);
+  has("last_val_loss");
+  const nlohmann::json& val = j.at("last_val_loss");
+  CG_CHECK(val.is_number() || val.is_null(), "train state: \"last_val_loss\" is {}, not a number; {}", val.dump(),
+           kDamaged);
+  s.last_val_loss = val.is_null() ? std::numeric_limits<double>::quiet_NaN() : val.get<double>();
+  has("loader");
   s.loader = LoaderState::from_json(j.at("loader").dump());
   return s;
 }
 
 bool TrainState::operator==(const TrainState& o) const {
+  const bool same_val = last_val_loss == o.last_val_loss || (std::isnan(last_val_loss) && std::isnan(o.last_val_loss));
   return step == o.step && tokens_seen == o.tokens_seen && loss_tokens_seen == o.loss_tokens_seen &&
-         bad_steps == o.bad_steps && bad_in_row == o.bad_in_row && last_val_loss == o.last_val_loss &&
-         loader == o.loader;
+         bad_steps == o.bad_steps && bad_in_row == o.bad_in_row && same_val && loader == o.loader;
 }
 
 }  // namespace cg

@@ -96,6 +96,44 @@ TEST(SweepSpec, ErrorsNameTheProblem) {
   EXPECT_NE(error_of("base: b.yaml\nnp: 0\ngrid: {lora.r: [1]}").find("np must be >= 1"), std::string::npos);
 }
 
+// Point names are folder names and keys become key=value words: a key is [A-Za-z0-9_] names joined by dots (the
+// fuzzer found a key's bytes reaching a folder name, and a key with '=' splitting its override word elsewhere), and a
+// value keeps only [A-Za-z0-9.+_-].
+TEST(SweepSpec, KeysAreDottedNamesAndPointNamesFolderSafe) {
+  const auto s = parse_sweep_spec("base: b.yaml\npoints:\n  - {lora.r: \"../x\"}\n  - {lora.r: \"a b/c\"}\n", "n.yaml");
+  EXPECT_EQ(names(s), (std::vector<std::string>{"r.._x", "ra_b_c"}));
+  for (const std::string key : {"lora.a/b", "lora.", ".r", "lora..r", "d=ta.infill_fraction", "lora r.x", "lora"}) {
+    const std::string why = error_of("base: b.yaml\npoints:\n  - {\"" + key + "\": 1}\n");
+    EXPECT_NE(why.find("'" + key + "' is not a dotted config key"), std::string::npos) << why;
+    EXPECT_NE(error_of("base: b.yaml\ngrid: {\"" + key + "\": [1, 2]}\n").find("is not a dotted config key"),
+              std::string::npos) << key;
+  }
+  // A YAML complex key is not a name (yaml-cpp's conversion error would otherwise escape).
+  EXPECT_NE(error_of("base: b.yaml\ngrid:\n  ? [lora.r]\n  : [1, 2]\n").find("grid: a key must be a plain name, not"),
+            std::string::npos);
+  EXPECT_NE(error_of("? {base: b.yaml}\n: 1\n").find("a key must be a plain name"), std::string::npos);
+  SweepSpec spec = parse_sweep_spec("base: b.yaml\ngrid: {lora.r: [1, 2]}\n", "g.yaml");
+  EXPECT_THROW(add_command_line_overrides(spec, {"a=b.c=1"}), cg::Error);
+  add_command_line_overrides(spec, {"train.lr=1e-4"});
+  EXPECT_EQ(spec.command_line.back().value, "1e-4");
+}
+
+// A grid's size is checked before it is expanded: 30 keys of 2 values would be 10^9 points in memory. At most 10,000.
+TEST(SweepSpec, GridLargerThanTenThousandPointsIsRefusedBeforeExpanding) {
+  auto grid = [](int keys) {
+    std::string y = "base: b.yaml\ngrid:\n";
+    for (int k = 0; k < keys; ++k) y += "  s.k" + std::to_string(k) + ": [1, 2]\n";
+    return y;
+  };
+  EXPECT_EQ(parse_sweep_spec(grid(13), "ok.yaml").points.size(), 8192u);  // 2^13
+  const std::string why = error_of(grid(14));                               // 2^14 = 16384
+  EXPECT_NE(why.find("grid has more than 10000 points (s.k0 x s.k1 x"), std::string::npos) << why;
+  EXPECT_NE(error_of(grid(64)).find("more than 10000 points"), std::string::npos);  // 2^64 would wrap a size_t
+  std::string points = "base: b.yaml\npoints:\n";
+  for (int i = 0; i < 10001; ++i) points += "  - {lora.r: " + std::to_string(i) + "}\n";
+  EXPECT_NE(error_of(points).find("lists 10001 points, more than 10000"), std::string::npos);
+}
+
 // The folders (and the adapter) cgsweep sets for every point: a value anywhere would be silently replaced.
 TEST(SweepSpec, KeysCgsweepSetsAreRefusedEverywhere) {
   for (const std::string key : {"train.run_dir", "data.shards_dir", "sample.out_dir", "sample.adapter", "eval.input"}) {

@@ -222,8 +222,13 @@ TEST(Peft, RefusesChangedBaseStartsAndReadsTargetPaths) {
   config(R"("target_modules": ["self_attn.q_proj", "model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"])");
   EXPECT_EQ(cg::lora::read_peft_adapter(dir).config.target_modules, (std::vector<std::string>{"down_proj", "q_proj"}));
   // A mistyped or missing key is named.
-  why = refusal(R"("target_modules": ["q_proj"], "r": "2")");
-  EXPECT_NE(why.find("\"r\" = \"2\" has the wrong type"), std::string::npos) << why;
+  why = refusal(R"("target_modules": ["q_proj"], "lora_alpha": "16")");
+  EXPECT_NE(why.find("\"lora_alpha\" = \"16\" has the wrong type"), std::string::npos) << why;
+  // The rank is a whole number >= 1: not truncated from 2.5, not 0 (scale alpha / r), not converted from 1e30.
+  for (const std::string r : {"\"2\"", "2.5", "0", "-2", "1e+30", "true"}) {
+    why = refusal(tm + R"(, "r": )" + r);
+    EXPECT_NE(why.find("\"r\" is " + r + ", not a whole number in [1, "), std::string::npos) << why;
+  }
   std::ofstream(dir + "/adapter_config.json") << R"({"peft_type": "LORA", "r": 2, "lora_alpha": 16})";
   try {
     cg::lora::read_peft_adapter(dir);

@@ -201,6 +201,8 @@ TEST(CheckpointDir, SkipsCorruptHalfWrittenAndMissingRankFile) {
   put(ck / "step-4" / "rank-0.bin", "partial");
   // step-5.tmp: an interrupted save is never considered.
   fs::create_directories(ck / "step-5.tmp");
+  // A stray folder whose number does not fit a step (std::stoll would throw out_of_range): not a checkpoint.
+  fs::create_directories(ck / "step-99999999999999999999");
   // step-3: corrupt one byte, same size.
   {
     std::string s = slurp(ck / "step-3" / "rank-1.bin");
