@@ -33,8 +33,8 @@ const char* kSweepKeys = R"(Sweep file keys:
                                default: the one cgsweep was built in
   sample: false                per point after training: cgexport, cgsample, cgeval (validity in the summary)
   overrides: {key: value}      config overrides applied to every point (e.g. train.steps: 100)
-  grid: {key: [v1, v2]}        cartesian product over dotted config keys (last key varies fastest)
-  points: [{key: v, ...}, ...] or an explicit list of points (instead of grid)
+  grid: {key: [v1, v2]}        cartesian product over dotted config keys (last key varies fastest), <= 10000 points
+  points: [{key: v, ...}, ...] or an explicit list of points (instead of grid), <= 10000
   slurm: {time, partition, nodes, gpus_per_node, cpus_per_task, signal_seconds}   header of sweep.sbatch
 Point folders are named from their settings, e.g. r8-alpha32-translate1; points with equal data.* settings share
 one prepared shards folder (out_dir/shards/data-<hash>). Extra key=value words override every point's config

@@ -22,7 +22,7 @@ bool parse_formula(const std::string& f, size_t* i, std::map<std::string, int64_
   auto count = [&](int64_t* n) {
     size_t k = *i;
     while (k < f.size() && std::isdigit(static_cast<unsigned char>(f[k]))) ++k;
-    if (k - *i > 6) return false;
+    if (k - *i > 7) return false;  // kMaxCount itself has 7 digits (and is what a reduced formula may write)
     *n = k > *i ? std::stoll(f.substr(*i, k - *i)) : 1;
     *i = k;
     return *n >= 1;

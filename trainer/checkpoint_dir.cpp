@@ -270,7 +270,7 @@ std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest) {
     return e.what();
   }
   if (manifest) *manifest = m;
-  static const std::regex re("step-([0-9]+)");
+  static const std::regex re("step-([0-9]{1,18})");  // std::stoll cannot overflow
   std::smatch sm;
   std::string name = dir.filename().string();
   if (std::regex_match(name, sm, re) && std::stoll(sm[1]) != m.step)

@@ -162,6 +162,11 @@ TEST(Formula, PrettyFormulasReduceToTheCompositionOfTheirCrystals) {
                           "((((Fe999999)999999)999999)999999)", "(Fe500000)2Fe"})
     EXPECT_EQ(formula(bad), "(none)") << bad;
   EXPECT_EQ(formula("(Fe500000)2"), "Fe");  // a million Fe: the largest count stated
+  // ... which a formula may also write out, as the reduced formula does (the fuzzer found a formula whose reduced
+  // formula, "Mg1000000F", was refused by the 6-digit limit then in place).
+  EXPECT_EQ(formula("Mg1000000F"), "FMg1000000");
+  EXPECT_EQ(pymatgen_reduced_formula_of("FMg999999Mg"), "Mg1000000F");
+  EXPECT_EQ(formula("Fe10000000"), "(none)");
   // Every MP-20 test row's pretty_formula is its CIF's composition (pymatgen agrees on all of them).
   for (const auto& c : read_mp20(kTest, 1000).crystals) {
     const auto want = composition_of_formula(c.formula);
