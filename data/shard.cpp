@@ -3,6 +3,7 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -224,8 +225,20 @@ SampleSet read_shard(const std::string& path, ShardMeta* meta) {
                s.offsets.front() == 0 && s.offsets.back() == int64_t(s.tokens.size()),
            "shard '{}' is inconsistent (offsets/tokens/sample arrays disagree): rerun cgprep", path);
   for (size_t i = 0; i < n; ++i)
-    CG_CHECK(s.offsets[i] <= s.offsets[i + 1] && s.prompt_lens[i] <= s.length(i),
+    CG_CHECK(s.offsets[i] <= s.offsets[i + 1] && s.prompt_lens[i] >= 0 && s.prompt_lens[i] <= s.length(i),
              "shard '{}': sample {} has bad offsets or prompt length: rerun cgprep", path, i);
+  // Every id indexes the model's embedding: one past the tokenizer (a shard made by hand with h5py for another
+  // tokenizer, or damaged) would fail deep inside the first step, so it is named here.
+  CG_CHECK(m.vocab_size > 0, "shard '{}' has vocab_size {}: its tokenizer's size must be recorded (cgprep writes it; "
+           "a shard made with h5py needs the attribute vocab_size)", path, m.vocab_size);
+  for (size_t k = 0; k < s.tokens.size(); ++k) {
+    const int32_t t = s.tokens[k];
+    if (t >= 0 && t < m.vocab_size) continue;
+    const size_t i = size_t(std::upper_bound(s.offsets.begin(), s.offsets.end(), int64_t(k)) - s.offsets.begin()) - 1;
+    CG_FAIL("shard '{}': sample {} holds token id {}, outside the tokenizer's ids 0..{} (vocab_size {}): the shard "
+            "was made with another tokenizer, or is damaged; rerun cgprep", path, i, t, m.vocab_size - 1,
+            m.vocab_size);
+  }
   if (meta) *meta = std::move(m);
   return s;
 }

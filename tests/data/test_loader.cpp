@@ -329,6 +329,7 @@ TEST(Loader, FromShards) {
   cg::ShardMeta m;
   m.split = "train";
   m.tokenizer_sha256 = "t1";
+  m.vocab_size = 32000;
   m.num_shards = 2;
   const auto write_both = [&] {  // shards 0 and 1 with m's metadata; m keeps shard_index 1
     m.shard_index = 0;

@@ -88,6 +88,43 @@ TEST(Shard, RoundTripAndAtomicWrite) {
   EXPECT_EQ(cg::read_shard(cg::shard_path(dir, "test", 0)).size(), 0u);
 }
 
+// A token id the tokenizer does not have would index past the model's embedding in the first step: the reader
+// names the shard, the sample and the id instead (a shard made with h5py for another tokenizer, or damaged).
+TEST(Shard, TokenIdsOutsideTheVocabularyAreRefused) {
+  const std::string dir = fresh_dir("ids");
+  const std::string path = cg::shard_path(dir, "train", 0);
+  cg::ShardMeta m;
+  m.split = "train";
+  m.vocab_size = 36;  // small_set's largest id is 35
+  cg::write_shard(path, small_set(), m);
+  EXPECT_EQ(cg::read_shard(path).size(), 3u);
+  auto refusal = [&] {
+    try {
+      cg::read_shard(path);
+    } catch (const cg::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  m.vocab_size = 35;
+  cg::write_shard(path, small_set(), m);
+  EXPECT_NE(refusal().find("sample 2 holds token id 35, outside the tokenizer's ids 0..34 (vocab_size 35)"),
+            std::string::npos) << refusal();
+  cg::SampleSet neg = small_set();
+  neg.tokens[1] = -7;  // sample 0
+  m.vocab_size = 36;
+  cg::write_shard(path, neg, m);
+  EXPECT_NE(refusal().find("sample 0 holds token id -7"), std::string::npos) << refusal();
+  m.vocab_size = 0;
+  cg::write_shard(path, small_set(), m);
+  EXPECT_NE(refusal().find("has vocab_size 0"), std::string::npos) << refusal();
+  cg::SampleSet bad_prompt = small_set();
+  bad_prompt.prompt_lens[1] = -1;
+  m.vocab_size = 36;
+  cg::write_shard(path, bad_prompt, m);
+  EXPECT_NE(refusal().find("sample 1 has bad offsets or prompt length"), std::string::npos) << refusal();
+}
+
 TEST(Shard, ReadableWithH5pyAndNumpy) {
   if (std::system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "/usr/bin/python3 with h5py and numpy is not available";
