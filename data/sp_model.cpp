@@ -427,11 +427,15 @@ SpModelSpec spec_from_hf_json(const std::string& json_path) {
   // Added tokens must be pieces of the vocabulary (LLaMA-2's <unk>, <s>, </s>); one past it (a <pad> added for
   // fine-tuning) has no place in a sentencepiece model and would silently vanish.
   for (const auto& t : j.value("added_tokens", nlohmann::json::array())) {
-    const size_t id = t.value("id", size_t(-1));
+    CG_CHECK(t.is_object(), "'{}': added token {} is not an object {{\"id\": ..., \"content\": ...}}", json_path,
+             t.dump());
+    uint64_t id = uint64_t(-1);  // a missing, negative or fractional id: none
+    if (t.contains("id") && !json_uint64(t["id"], &id)) id = uint64_t(-1);
     const std::string content = t.value("content", "");
     CG_CHECK(id < vocab.size() && vocab[id] == content, "'{}': added token '{}' (id {}) is not in the BPE vocabulary "
              "of {} pieces: a sentencepiece tokenizer.model cannot carry it; use the base model's tokenizer.json",
-             json_path, content, id == size_t(-1) ? std::string("none") : std::to_string(id), vocab.size());
+             json_path, content, id == uint64_t(-1) ? t.value("id", nlohmann::json()).dump() : std::to_string(id),
+             vocab.size());
   }
   CG_CHECK(j["model"].contains("merges") && j["model"]["merges"].is_array(), "'{}' has no model.merges list: a BPE "
            "tokenizer.json lists its merges in rank order", json_path);

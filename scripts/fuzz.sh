@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL="crystal_text cif mp20_csv sp_model sample_record grammar tokenizer config sweep_spec train_state formula
-     safetensors hf_config peft_config"
+ALL="crystal_text cif mp20_csv sp_model hf_tokenizer_json sample_record grammar tokenizer config sweep_spec
+     train_state formula safetensors hf_config peft_config"
 TARGETS=${TARGETS:-$ALL}
 FUZZ_SECONDS=${SECONDS_PER_TARGET:-${FUZZ_SECONDS:-60}}
 BUILD=${BUILD:-build-fuzz}
@@ -20,7 +20,7 @@ JOBS=${JOBS:-$(nproc)}
 # Longest input per target: a few times its largest seed (a CIF of ~40 sites, a tokenizer model of 8 KB).
 declare -A MAX_LEN=([crystal_text]=512 [cif]=4096 [mp20_csv]=8192 [sp_model]=12000 [sample_record]=4096 [safetensors]=2048
                     [grammar]=400 [tokenizer]=2048 [config]=4096 [hf_config]=2048 [sweep_spec]=2048
-                    [train_state]=1024 [peft_config]=2048 [formula]=64)
+                    [train_state]=1024 [peft_config]=2048 [formula]=64 [hf_tokenizer_json]=16384)
 
 for t in $TARGETS; do
   [[ -n "${MAX_LEN[$t]:-}" ]] || { echo "fuzz.sh: unknown target '$t'; targets: $ALL" >&2; exit 2; }

@@ -129,6 +129,12 @@ TEST(HfTokenizerJson, HandBuiltBpe) {
       {"\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, " + model + "}", "byte-level BPE"},
       {std::string(kLlamaNormalizer) + ", \"added_tokens\": [{\"id\": 266, \"content\": \"<pad>\"}], " + model + "}",
        "added token '<pad>' (id 266) is not in the BPE vocabulary of 266 pieces"},
+      // An id that is not a whole number >= 0 is no id (1e30 was converted to size_t: undefined behaviour).
+      {std::string(kLlamaNormalizer) + ", \"added_tokens\": [{\"id\": 1e30, \"content\": \"<s>\"}], " + model + "}",
+       "added token '<s>' (id 1e+30) is not in the BPE vocabulary"},
+      {std::string(kLlamaNormalizer) + ", \"added_tokens\": [{\"id\": -1, \"content\": \"<s>\"}], " + model + "}",
+       "added token '<s>' (id -1) is not in the BPE vocabulary"},
+      {std::string(kLlamaNormalizer) + ", \"added_tokens\": [7], " + model + "}", "added token 7 is not an object"},
       // Normalizers and pre-tokenizers that change the text, word-end markers: HF would encode otherwise.
       {"\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Lowercase\"}, "
        "{\"type\": \"Prepend\", \"prepend\": \"\u2581\"}, {\"type\": \"Replace\", \"pattern\": "
