@@ -37,8 +37,11 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
       CG_CHECK(it->is_string(), "{}: weight_map entry {} is {}, not a shard file name", index.string(), it.key(),
                it->dump());
-      files.insert(it->get<std::string>());
-      expected.emplace_back(it.key(), it->get<std::string>());
+      const std::string file = it->get<std::string>();
+      CG_CHECK(!file.empty() && file.find('/') == std::string::npos && file != "." && file != "..",
+               "{}: weight_map entry {} names \"{}\", not a file of this folder", index.string(), it.key(), file);
+      files.insert(file);
+      expected.emplace_back(it.key(), file);
     }
     names.assign(files.begin(), files.end());
   } else if (fs::exists(fs::path(dir) / "model.safetensors")) {

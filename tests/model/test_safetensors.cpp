@@ -255,6 +255,14 @@ TEST(HfCheckpoint, BadCheckpointsNameTheKeyAndShapes) {
   std::ofstream(d / "index/model.safetensors.index.json") << R"({"weight_map":["a"]})";
   e = error_of([&] { HfCheckpoint ck(d / "index"); });
   EXPECT_TRUE(contains(e, "has no weight_map object")) << e;
+  // Shard names are files of the folder, not paths out of it.
+  for (const char* file : {"../model-00001-of-00002.safetensors", "/etc/passwd", "", ".."}) {
+    std::ofstream(d / "index/model.safetensors.index.json")
+        << nlohmann::json{{"weight_map", {{"lm_head.weight", file}}}}.dump();
+    e = error_of([&] { HfCheckpoint ck(d / "index"); });
+    EXPECT_TRUE(contains(e, std::string("weight_map entry lm_head.weight names \"") + file +
+                                "\", not a file of this folder")) << e;
+  }
 }
 
 TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
