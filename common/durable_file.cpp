@@ -75,8 +75,9 @@ void make_output_dir(const std::string& path, const std::string& what) {
   ::unlink(probe.c_str());
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
+namespace {
+
+void replace_through(const std::string& tmp, const std::string& path, const std::string& text) {
   try {
     write_file_durable(tmp, text.data(), text.size());
   } catch (...) {
@@ -90,6 +91,14 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   }
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   fsync_path(parent.empty() ? "." : parent.string(), true);
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& text) { replace_through(path + ".tmp", path, text); }
+
+void write_file_atomic_shared(const std::string& path, const std::string& text) {
+  replace_through(path + ".tmp." + std::to_string(::getpid()), path, text);
 }
 
 }  // namespace cg

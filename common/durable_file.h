@@ -23,5 +23,9 @@ void make_output_dir(const std::string& path, const std::string& what);
 // Replaces `path` with `text` as above (path.tmp -> fsync -> rename -> fsync of the folder). On failure (a full
 // disk) the temporary file is removed, the old file stays, and the error names the file and says what to do.
 void write_file_atomic(const std::string& path, const std::string& text);
+// The same with a temporary name unique to this process (path.tmp.<pid>): for a file that several processes may
+// replace at once (a sweep's status files and summary, written by whichever Slurm array task gets there), where a
+// shared path.tmp could be renamed by one process while another is still writing it.
+void write_file_atomic_shared(const std::string& path, const std::string& text);
 
 }  // namespace cg

@@ -19,6 +19,7 @@
 #include <optional>
 #include <sstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/file_lock.h"
 #include "common/log.h"
@@ -38,23 +39,12 @@ std::string read_text(const fs::path& p) {
   return s;
 }
 
-// Written to a temporary file beside `p` (its name unique to this process) and renamed over it: other Slurm array
-// tasks and the running stage read point.yaml, status and point.hash while this one writes them, and must find the
-// old file or the new one, never a cut one.
+// Replaced through a temporary file unique to this process: other Slurm array tasks and the running stage read
+// point.yaml, status and point.hash while this one writes them, and must find the old file or the new one, never a
+// cut one (a full disk leaves the old one).
 void write_text(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());
-  const fs::path tmp = p.parent_path() / ("." + p.filename().string() + ".tmp." + std::to_string(::getpid()));
-  {
-    std::ofstream f(tmp);
-    CG_CHECK(f, "cannot write {}", tmp.string());
-    f << text << "\n";
-    f.close();
-    CG_CHECK(f, "cannot write {} (disk full?)", tmp.string());
-  }
-  std::error_code ec;
-  fs::rename(tmp, p, ec);
-  if (ec) fs::remove(tmp);
-  CG_CHECK(!ec, "cannot rename {} to {}: {}", tmp.string(), p.string(), ec.message());
+  write_file_atomic_shared(p.string(), text + "\n");
 }
 
 std::string join(const std::vector<std::string>& argv) {

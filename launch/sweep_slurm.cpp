@@ -2,8 +2,8 @@
 #include "launch/sweep_slurm.h"
 
 #include <filesystem>
-#include <fstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 
 namespace fs = std::filesystem;
@@ -80,15 +80,9 @@ std::string write_slurm_files(const SweepPlan& plan, const SlurmOptions& opt) {
   const fs::path out(plan.spec.out_dir);
   fs::create_directories(out);
   const fs::path sb = out / "sweep.sbatch";
-  {
-    std::ofstream f(sb);
-    CG_CHECK(f, "cannot write {}", sb.string());
-    f << sweep_sbatch(plan, opt);
-  }
+  write_file_atomic(sb.string(), sweep_sbatch(plan, opt));  // a full disk leaves no cut script to submit
   fs::permissions(sb, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
-  std::ofstream t(out / "points.tsv");
-  CG_CHECK(t, "cannot write {}/points.tsv", out.string());
-  t << points_table(plan);
+  write_file_atomic((out / "points.tsv").string(), points_table(plan));
   return sb.string();
 }
 

@@ -5,12 +5,10 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
-#include <unistd.h>
-
+#include "common/durable_file.h"
 #include "common/error.h"
 
 namespace cg::sweep {
@@ -173,15 +171,10 @@ void write_summary(const std::string& dir, const std::string& title, const std::
                    const std::vector<SummaryRow>& rows) {
   namespace fs = std::filesystem;
   fs::create_directories(dir);
-  // Written to a temp name and renamed: concurrent Slurm array tasks may summarize at the same time.
+  // Replaced through a temporary name unique to this process: concurrent Slurm array tasks may summarize at the same
+  // time, and a full disk leaves the previous summary.
   const auto put = [&](const char* name, const std::string& text) {
-    const fs::path tmp = fs::path(dir) / fmt::format(".{}.{}.tmp", name, ::getpid());
-    {
-      std::ofstream f(tmp);
-      CG_CHECK(f, "cannot write {}; check that the sweep's out_dir is writable", tmp.string());
-      f << text;
-    }
-    fs::rename(tmp, fs::path(dir) / name);
+    write_file_atomic_shared((fs::path(dir) / name).string(), text);
   };
   put("summary.md", "# " + title + "\n\n" + summary_markdown(keys, rows) +
                         "\n![val loss vs rank](val_loss_vs_rank.svg)\n");

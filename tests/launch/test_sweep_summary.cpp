@@ -6,8 +6,13 @@
 #include <fstream>
 #include <regex>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <iterator>
+
+#include "common/error.h"
 #include "launch/line_plot_svg.h"
 #include "launch/run_metrics.h"
 #include "launch/sweep_summary.h"
@@ -264,5 +269,39 @@ TEST(SweepSummary, WriteSummaryWritesThreeFiles) {
   std::string first;
   std::getline(md, first);
   EXPECT_EQ(first, "# Sweep x");
+  fs::remove_all(d);
+}
+
+// A full disk (RLIMIT_FSIZE with SIGXFSZ ignored stands in for one) fails the summary with an error naming the file,
+// and leaves the previous summary whole, with no temporary file behind.
+TEST(SweepSummary, AFullDiskKeepsThePreviousSummary) {
+  const fs::path d = temp_dir("full");
+  write_summary(d.string(), "Before", {"lora.r", "data.translate"}, {row("r4-translate1", 4, "true", 1.5)});
+  const auto slurp = [](const fs::path& p) {
+    std::ifstream f(p);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  };
+  const std::string before = slurp(d / "summary.md");
+  std::vector<SummaryRow> many;
+  for (int i = 0; i < 400; ++i) many.push_back(row("r" + std::to_string(i) + "-translate1", i + 1, "true", 1.0));
+  struct rlimit old {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 2048;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string msg;
+  try {
+    write_summary(d.string(), "After", {"lora.r", "data.translate"}, many);
+  } catch (const cg::Error& e) {
+    msg = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, old_handler);
+  EXPECT_NE(msg.find("summary.md"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("File too large"), std::string::npos) << msg;
+  EXPECT_EQ(slurp(d / "summary.md"), before);
+  for (const auto& e : fs::directory_iterator(d))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
   fs::remove_all(d);
 }
