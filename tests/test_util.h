@@ -1,7 +1,11 @@
-// Small helpers shared by test files: a temporary folder removed at scope end, the message of a cg::Error.
+// Small helpers shared by test files: a temporary folder removed at scope end, the message of a cg::Error, a cap on
+// file sizes that stands in for a full disk.
 #pragma once
+#include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -39,5 +43,25 @@ inline std::string error_of(const std::function<void()>& f) {
 }
 
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// Ignores SIGXFSZ and caps the size of any file this process writes while it lives: writes past `bytes` fail with
+// EFBIG ("File too large"), a stand-in for a full disk. Restored on destruction.
+struct FileSizeLimit {
+  struct rlimit old {};
+  void (*old_handler)(int) = nullptr;
+  explicit FileSizeLimit(rlim_t bytes) {
+    EXPECT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+    old_handler = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = old;
+    small.rlim_cur = bytes;
+    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_handler);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+};
 
 }  // namespace cg::test

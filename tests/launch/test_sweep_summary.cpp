@@ -6,16 +6,14 @@
 #include <fstream>
 #include <regex>
 
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <iterator>
 
-#include "common/error.h"
 #include "launch/line_plot_svg.h"
 #include "launch/run_metrics.h"
 #include "launch/sweep_summary.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using namespace cg::sweep;
@@ -284,20 +282,11 @@ TEST(SweepSummary, AFullDiskKeepsThePreviousSummary) {
   const std::string before = slurp(d / "summary.md");
   std::vector<SummaryRow> many;
   for (int i = 0; i < 400; ++i) many.push_back(row("r" + std::to_string(i) + "-translate1", i + 1, "true", 1.0));
-  struct rlimit old {};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
-  auto old_handler = signal(SIGXFSZ, SIG_IGN);
-  struct rlimit small = old;
-  small.rlim_cur = 2048;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
   std::string msg;
-  try {
-    write_summary(d.string(), "After", {"lora.r", "data.translate"}, many);
-  } catch (const cg::Error& e) {
-    msg = e.what();
+  {
+    cg::test::FileSizeLimit limit(2048);
+    msg = cg::test::error_of([&] { write_summary(d.string(), "After", {"lora.r", "data.translate"}, many); });
   }
-  setrlimit(RLIMIT_FSIZE, &old);
-  signal(SIGXFSZ, old_handler);
   EXPECT_NE(msg.find("summary.md"), std::string::npos) << msg;
   EXPECT_NE(msg.find("File too large"), std::string::npos) << msg;
   EXPECT_EQ(slurp(d / "summary.md"), before);

@@ -3,11 +3,9 @@
 // (RLIMIT_FSIZE) that leaves no model file behind; llama_tensor_shapes == Llama::param_specs without allocating.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/resource.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -25,6 +23,7 @@ namespace {
 
 using cg::test::contains;
 using cg::test::error_of;
+using cg::test::FileSizeLimit;
 
 struct TempDir : cg::test::TempDir {
   TempDir() : cg::test::TempDir("cg_hfw") {}
@@ -119,24 +118,6 @@ Named model_tensors(const LlamaConfig& c, at::ScalarType dt) {
   for (const auto& s : m->param_specs()) t.emplace_back(s.name, s.param.detach().to(dt));
   return t;
 }
-
-// Ignores SIGXFSZ and caps the size of any file this process writes: writes past it fail with EFBIG, a stand-in for
-// a full disk. Restored on destruction.
-struct FileSizeLimit {
-  struct rlimit old {};
-  void (*old_handler)(int) = nullptr;
-  explicit FileSizeLimit(rlim_t bytes) {
-    EXPECT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
-    old_handler = signal(SIGXFSZ, SIG_IGN);
-    struct rlimit small = old;
-    small.rlim_cur = bytes;
-    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
-  }
-  ~FileSizeLimit() {
-    setrlimit(RLIMIT_FSIZE, &old);
-    signal(SIGXFSZ, old_handler);
-  }
-};
 
 }  // namespace
 

@@ -1,7 +1,5 @@
 // Checkpoint folders: round trip, retention, and every way a folder can be unusable is skipped with its reason.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -10,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/sha256.h"
+#include "tests/test_util.h"
 #include "trainer/checkpoint_dir.h"
 
 namespace fs = std::filesystem;
@@ -275,15 +274,9 @@ TEST(CheckpointDir, FailingRankWriterRemovesTmpAndKeepsPrevious) {
 TEST(CheckpointDir, FileTooLargeIsAClearErrorAndPreviousSurvives) {
   std::string run = fresh_dir("efbig");
   save_two_ranks(run, 1);
-  // Writes past RLIMIT_FSIZE fail with EFBIG once SIGXFSZ is ignored: a stand-in for a full disk.
-  struct rlimit old {};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
-  auto old_handler = signal(SIGXFSZ, SIG_IGN);
-  struct rlimit small = old;
-  small.rlim_cur = 4096;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
   std::string msg;
   try {
+    cg::test::FileSizeLimit limit(4096);  // a full disk
     cg::save_checkpoint(
         run, 2, 0, {1, 1, 1}, "h",
         [](const std::string& d) {
@@ -294,8 +287,6 @@ TEST(CheckpointDir, FileTooLargeIsAClearErrorAndPreviousSurvives) {
   } catch (const cg::Error& e) {
     msg = e.what();
   }
-  setrlimit(RLIMIT_FSIZE, &old);
-  signal(SIGXFSZ, old_handler);
   EXPECT_NE(msg.find("File too large"), std::string::npos) << msg;
   EXPECT_NE(msg.find("step-2.tmp/big.bin"), std::string::npos) << msg;
   EXPECT_NE(msg.find("free space or change train.run_dir"), std::string::npos) << msg;

@@ -3,11 +3,9 @@
 // full-parameter and random-init runs; a base that does not match model_config.json; a full disk (RLIMIT_FSIZE)
 // that leaves no model file of the failed export.
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -275,16 +273,8 @@ TEST(ExportStream, FullDiskIsAClearErrorAndKeepsTheEarlierExport) {
   make_export_run(d / "run", lc, d / "hf", {"lora.r=4", "lora.targets=all-linear"});
   // The adapter (30 KB) fits; the first merged shard (embedding 26 KB + q, k, v: 58 KB) does not.
   const auto export_with_file_limit = [&](const fs::path& out) {
-    struct rlimit old {};
-    EXPECT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
-    auto old_handler = signal(SIGXFSZ, SIG_IGN);
-    struct rlimit small = old;
-    small.rlim_cur = 48 * 1024;
-    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
-    const std::string e = error_of([&] { cg::export_run({d / "run", -1, out, true, "fp32", 64 * 1024}); });
-    setrlimit(RLIMIT_FSIZE, &old);
-    signal(SIGXFSZ, old_handler);
-    return e;
+    cg::test::FileSizeLimit limit(48 * 1024);
+    return error_of([&] { cg::export_run({d / "run", -1, out, true, "fp32", 64 * 1024}); });
   };
   const std::string e = export_with_file_limit(d / "out2");
   EXPECT_TRUE(contains(e, d / "out2/.cgexport.tmp/model-00001-of-") && contains(e, "File too large") &&
