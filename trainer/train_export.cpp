@@ -271,6 +271,16 @@ ExportOptions from_step_folder(ExportOptions o) {
 
 }  // namespace
 
+namespace {
+
+// o[key] when it is a string, else "": provenance fields are hints, and a hand-edited file must not stop a run.
+std::string string_field(const nlohmann::json& o, const char* key) {
+  const auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
 MergedFrom peft_adapter_source(const std::string& peft_dir) {
   MergedFrom m;
   const fs::path w = fs::path(peft_dir) / "adapter_model.safetensors", src = fs::path(peft_dir) / kAdapterSourceFile;
@@ -278,8 +288,8 @@ MergedFrom peft_adapter_source(const std::string& peft_dir) {
   if (fs::is_regular_file(src)) {
     const auto j = nlohmann::json::parse(read_file(src.string(), kAdapterSourceFile), nullptr, false);
     if (j.is_object()) {
-      m.checkpoint = j.value("checkpoint", "");
-      m.run_dir = j.value("run_dir", "");
+      m.checkpoint = string_field(j, "checkpoint");
+      m.run_dir = string_field(j, "run_dir");
     }
   }
   return m;
@@ -296,7 +306,8 @@ std::string merged_twice(const std::string& hf_dir, const MergedFrom& candidate,
   const auto j = nlohmann::json::parse(read_file(cfg.string(), "config.json"), nullptr, false);
   if (!j.is_object() || !j.contains(kMergedKey) || !j[kMergedKey].is_object()) return "";
   const auto& m = j[kMergedKey];
-  const std::string sha = m.value("adapter_sha256", ""), run = m.value("run_dir", ""), ck = m.value("checkpoint", "");
+  const std::string sha = string_field(m, "adapter_sha256"), run = string_field(m, "run_dir"),
+                    ck = string_field(m, "checkpoint");
   const bool same_file = !sha.empty() && sha == candidate.adapter_sha256;
   const bool same_run = !run.empty() && run == candidate.run_dir;
   if (!same_file && !same_run) return "";

@@ -168,6 +168,19 @@ TEST(ExportStream, MergedKeepsTheBaseFolder) {
   cg::export_run({d / "run", -1, d / "plain", false, "bf16"});  // another file of the same checkpoint
   EXPECT_NE(cg::merged_twice(d / "out", cg::peft_adapter_source(d / "plain"), "sample.adapter X"), "");
   EXPECT_EQ(cg::merged_twice(d / "hf", cg::peft_adapter_source(d / "plain"), "sample.adapter X"), "");
+  {  // Hand-edited provenance of the wrong type is no provenance (it was a JSON type error): the sha still tells.
+    const std::string kept = cg::read_file(d / "out/config.json");
+    auto edited = nlohmann::json::parse(kept);
+    edited[cg::kMergedKey]["run_dir"] = 7;
+    edited[cg::kMergedKey]["checkpoint"] = nullptr;
+    std::ofstream(d / "out/config.json") << edited.dump();
+    std::ofstream(d / ("plain/" + std::string(cg::kAdapterSourceFile))) << R"({"run_dir": ["x"], "checkpoint": 3})";
+    const cg::MergedFrom plain = cg::peft_adapter_source(d / "plain");
+    EXPECT_EQ(plain.run_dir, "");
+    EXPECT_NE(cg::merged_twice(d / "out", cg::peft_adapter_source(d / "out/adapter"), "sample.adapter Y"), "");
+    EXPECT_EQ(cg::merged_twice(d / "out", plain, "sample.adapter X"), "");  // another file, and no run to compare
+    std::ofstream(d / "out/config.json") << kept;
+  }
   for (const auto& [f, text] : side) EXPECT_EQ(cg::read_file(d / ("out/" + f)), text) << f;
   for (const auto& [name, shape] : cg::model::llama_tensor_shapes(lc)) {
     const std::string mod = name.substr(0, name.size() - 7);
