@@ -253,6 +253,11 @@ Manifest read_manifest(const std::string& step_dir) {
   } catch (const nlohmann::json::exception& e) {
     CG_FAIL("{} is not a valid checkpoint manifest: {}", path, e.what());
   }
+  for (const auto& f : m.files) {  // read and checksummed under the step folder: never a path out of it
+    const fs::path rel(f.path);
+    CG_CHECK(!rel.empty() && rel.is_relative() && std::find(rel.begin(), rel.end(), "..") == rel.end(),
+             "{}: file '{}' is not inside the step folder; the manifest is damaged", path, f.path);
+  }
   CG_CHECK(m.magic == kCheckpointMagic, "{}: magic is '{}', expected '{}'", path, m.magic, kCheckpointMagic);
   CG_CHECK(m.version <= kCheckpointVersion, "{}: version {} is newer than this build reads ({}); update cgtrain",
            path, m.version, kCheckpointVersion);

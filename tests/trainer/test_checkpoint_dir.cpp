@@ -238,6 +238,21 @@ TEST(CheckpointDir, BadManifestMagicIsRejected) {
   EXPECT_FALSE(cg::find_latest_complete(run).has_value());
 }
 
+// The manifest's file list is read and checksummed under the step folder: a path out of it is a damaged manifest.
+TEST(CheckpointDir, ManifestPathsOutsideTheStepFolderAreRejected) {
+  std::string run = fresh_dir("paths");
+  std::string path = save_two_ranks(run, 1);
+  const std::string text = slurp(fs::path(path) / "manifest.json");
+  for (const std::string bad : {"../rank-0.bin", "/etc/hostname", "sub/../../x", ""}) {
+    std::string edited = text;
+    edited.replace(edited.find("\"rank-0.bin\""), 12, "\"" + bad + "\"");
+    std::ofstream(fs::path(path) / "manifest.json") << edited;
+    EXPECT_NE(cg::verify_checkpoint(path).find("file '" + bad + "' is not inside the step folder"), std::string::npos)
+        << cg::verify_checkpoint(path);
+  }
+  EXPECT_FALSE(cg::find_latest_complete(run).has_value());
+}
+
 TEST(CheckpointDir, UnwritableRunDirNamesPathAndHint) {
   std::string base = fresh_dir("unwritable");
   put(fs::path(base) / "a_file", "not a folder");
