@@ -7,9 +7,11 @@ from its declaration compiles, and fails only at a GPU build's link).
 
     scripts/check_cuda_guarded.py BUILD_DIR [CUDA_INCLUDE]     # CUDA_INCLUDE default /usr/local/cuda/include
 
-Takes each such file's command from BUILD_DIR/compile_commands.json (a CPU build of this checkout), drops its
-precompiled header and output, and adds the define. A CPU-only libtorch lacks c10/cuda/impl/cuda_cmake_macros.h (a
-CUDA build generates it); a stand-in that says the CUDA library is shared is put in a temporary folder. Exits 1 when a
+Takes each such file's command from BUILD_DIR/compile_commands.json (a CPU build of this checkout), replaces its
+output, and adds the define. It keeps the precompiled header: that holds torch's headers only (common/torch_pch.h),
+which never read the define (a header that did not fit would only be compiled again: -Winvalid-pch says so). A
+CPU-only libtorch lacks c10/cuda/impl/cuda_cmake_macros.h (a CUDA build generates it); a stand-in that says the CUDA
+library is shared is put in a temporary folder. Exits 1 when a
 file does not compile or a symbol is missing, 2 when this libtorch has no c10/cuda headers or CUDA's headers are missing.
 scripts/check_torch2.sh runs it against torch 2.x."""
 import json
@@ -86,10 +88,8 @@ def main():
                 if skip:
                     skip -= 1
                     continue
-                if a == "-o" or (a == "-include" and re.search(r"cmake_pch\.hxx$", cmd[i + 1])):
+                if a == "-o":
                     skip = 1
-                    continue
-                if a.startswith("-Winvalid-pch"):
                     continue
                 out.append(a)
             rel = os.path.relpath(e["file"], os.path.dirname(os.path.abspath(build)))
