@@ -429,8 +429,8 @@ SpModelSpec spec_from_hf_json(const std::string& json_path) {
   for (const auto& t : j.value("added_tokens", nlohmann::json::array())) {
     CG_CHECK(t.is_object(), "'{}': added token {} is not an object {{\"id\": ..., \"content\": ...}}", json_path,
              t.dump());
-    uint64_t id = uint64_t(-1);  // a missing, negative or fractional id: none
-    if (t.contains("id") && !json_uint64(t["id"], &id)) id = uint64_t(-1);
+    uint64_t id = uint64_t(-1);  // stays so for a missing, negative or fractional id: none
+    if (t.contains("id")) json_uint64(t["id"], &id);
     const std::string content = t.value("content", "");
     CG_CHECK(id < vocab.size() && vocab[id] == content, "'{}': added token '{}' (id {}) is not in the BPE vocabulary "
              "of {} pieces: a sentencepiece tokenizer.model cannot carry it; use the base model's tokenizer.json",

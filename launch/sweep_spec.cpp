@@ -71,13 +71,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Characters outside [A-Za-z0-9.+_-] as '_': a point's name is a folder name.
-std::string folder_safe(std::string s) {
-  for (char& c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '_' || c == '-')) c = '_';
-  return s;
-}
-
 // Label of a key in point names; well-known keys get the short names people use when talking about sweeps.
 std::string short_label(const std::string& key) {
   static const std::map<std::string, std::string> kAbbrev = {
@@ -109,7 +102,9 @@ std::string name_value(const std::string& raw) {
     const double d = std::strtod(v.c_str(), &end);
     if (!v.empty() && end && *end == '\0') v = fmt::format("{:g}", d);
   }
-  return folder_safe(v);
+  for (char& c : v)  // a point's name is a folder name
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '_' || c == '-')) c = '_';
+  return v;
 }
 
 // slurm: {time, partition, nodes, ...}: each value read as its type and range-checked, errors naming file and key.

@@ -29,14 +29,15 @@ TrainState TrainState::from_json(const std::string& text) {
   CG_CHECK(j.is_object(), "train state is {}, not a JSON object; {}", j.dump(), kDamaged);
   auto has = [&](const char* key) {
     CG_CHECK(j.contains(key), "train state has no '{}'; the checkpoint was written by another cgtrain version", key);
-    return true;
   };
   TrainState s;
   const std::string where = fmt::format("train state ({})", kDamaged);
   for (auto [key, v] : {std::pair<const char*, int64_t*>{"step", &s.step}, {"tokens_seen", &s.tokens_seen},
                         {"loss_tokens_seen", &s.loss_tokens_seen}, {"bad_steps", &s.bad_steps},
-                        {"bad_in_row", &s.bad_in_row}})
-    if (has(key)) *v = json_int_at(j, key, where, 0);
+                        {"bad_in_row", &s.bad_in_row}}) {
+    has(key);
+    *v = json_int_at(j, key, where, 0);
+  }
   has("last_val_loss");
   const nlohmann::json& val = j.at("last_val_loss");
   CG_CHECK(val.is_number() || val.is_null(), "train state: \"last_val_loss\" is {}, not a number; {}", val.dump(),
