@@ -6,17 +6,85 @@ function(cg_use_torch tgt)
   target_precompile_headers(${tgt} REUSE_FROM cg_torch_pch)
 endfunction()
 
+# The GoogleTest executable behind cg_add_gtest and cg_add_gtest_group.
+function(_cg_gtest_executable exe sources libs torch)
+  add_executable(${exe} ${sources})
+  target_link_libraries(${exe} PRIVATE ${libs} GTest::gtest GTest::gtest_main)
+  if(torch)
+    cg_use_torch(${exe})
+  endif()
+  target_compile_definitions(${exe} PRIVATE CG_SOURCE_DIR="${PROJECT_SOURCE_DIR}" CG_BINARY_DIR="${PROJECT_BINARY_DIR}")
+endfunction()
+
 # cg_add_gtest(NAME SOURCES ... LIBS ... [TORCH]): one GoogleTest executable registered with ctest.
 function(cg_add_gtest name)
   cmake_parse_arguments(A "TORCH" "" "SOURCES;LIBS;LABELS" ${ARGN})
-  add_executable(${name} ${A_SOURCES})
-  target_link_libraries(${name} PRIVATE ${A_LIBS} GTest::gtest GTest::gtest_main)
-  if(A_TORCH)
-    cg_use_torch(${name})
-  endif()
-  target_compile_definitions(${name} PRIVATE CG_SOURCE_DIR="${PROJECT_SOURCE_DIR}" CG_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  _cg_gtest_executable(${name} "${A_SOURCES}" "${A_LIBS}" "${A_TORCH}")
   add_test(NAME ${name} COMMAND ${name} --gtest_brief=1)
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" LABELS "unit;${A_LABELS}")
+endfunction()
+
+# cg_add_gtest_group(EXE TESTS NAME SOURCE [NAME SOURCE ...] LIBS ... [TORCH] [LABELS ...]): several suites' files
+# built as one executable EXE (one unity batch: a libtorch TU spends ~6 s loading the precompiled header and compiles
+# torch's inline code again, docs/performance.md#build-time) and registered as one ctest test per file, NAME, that
+# runs the GoogleTest suites that file defines (--gtest_filter). A suite defined in two of the files, or a file that
+# defines none (TEST, TEST_F, TEST_P, TYPED_TEST or TYPED_TEST_P at the start of a line), stops the configure step;
+# the test EXE_all_registered fails when the executable holds a test that none of the file tests runs.
+function(cg_add_gtest_group exe)
+  cmake_parse_arguments(A "TORCH" "" "TESTS;LIBS;LABELS" ${ARGN})
+  list(LENGTH A_TESTS n)
+  math(EXPR odd "${n} % 2")
+  if(n EQUAL 0 OR odd)
+    message(FATAL_ERROR "cg_add_gtest_group(${exe}): TESTS takes pairs of a test name and its source file")
+  endif()
+  set(names "")
+  set(sources "")
+  math(EXPR last "${n} - 1")
+  foreach(i RANGE 0 ${last} 2)
+    math(EXPR j "${i} + 1")
+    list(GET A_TESTS ${i} name)
+    list(GET A_TESTS ${j} src)
+    list(APPEND names ${name})
+    list(APPEND sources ${src})
+  endforeach()
+  _cg_gtest_executable(${exe} "${sources}" "${A_LIBS}" "${A_TORCH}")
+  set_target_properties(${exe} PROPERTIES UNITY_BUILD_BATCH_SIZE 0)  # all the files in one batch
+  set(claimed "")
+  set(every "")
+  foreach(name src IN ZIP_LISTS names sources)
+    file(STRINGS ${CMAKE_CURRENT_SOURCE_DIR}/${src} heads
+         REGEX "^(TEST|TEST_F|TEST_P|TYPED_TEST|TYPED_TEST_P)\\([A-Za-z0-9_]+,")
+    set(filter "")
+    set(suites "")
+    foreach(head IN LISTS heads)
+      string(REGEX REPLACE "^[A-Z_]+\\(([A-Za-z0-9_]+),.*" "\\1" suite "${head}")
+      if(suite IN_LIST suites)
+        continue()
+      endif()
+      if(suite IN_LIST claimed)
+        message(FATAL_ERROR "cg_add_gtest_group(${exe}): test suite ${suite} is defined in ${src} and in another "
+                            "file of the group; give one of them another suite name")
+      endif()
+      list(APPEND suites ${suite})
+      list(APPEND claimed ${suite})
+      # Suite.Test; a typed suite's Suite/0.Test; a value-parameterised Prefix/Suite.Test/0.
+      string(APPEND filter "${suite}.*:${suite}/*:*/${suite}.*:")
+    endforeach()
+    if(NOT suites)
+      message(FATAL_ERROR "cg_add_gtest_group(${exe}): no TEST(...) at the start of a line in ${src}")
+    endif()
+    string(REGEX REPLACE ":$" "" filter "${filter}")
+    string(APPEND every "${filter}:")
+    add_test(NAME ${name} COMMAND ${exe} --gtest_brief=1 --gtest_filter=${filter})
+    set_tests_properties(${name} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" LABELS "unit;${A_LABELS}")
+  endforeach()
+  # Every test the executable holds is run by one of those (none defined where the suite scan above does not look).
+  add_test(NAME ${exe}_all_registered
+           COMMAND sh -c "left=$(\"$0\" --gtest_list_tests --gtest_filter=\"-$1\") || exit 1; \
+echo \"$left\" | grep -q '^  ' || exit 0; \
+echo \"tests that no ctest test of $0 runs (put TEST( at the start of a line):\"; echo \"$left\"; exit 1"
+                   $<TARGET_FILE:${exe}> "${every}")
+  set_tests_properties(${exe}_all_registered PROPERTIES LABELS "unit;${A_LABELS}")
 endfunction()
 
 # cg_add_mpi_test(NAME TARGET NP [ARGS ...]): run an existing executable under mpirun with NP ranks.

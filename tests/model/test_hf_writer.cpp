@@ -15,6 +15,7 @@
 #include "model/llama.h"
 #include "model/safetensors.h"
 #include "tests/test_util.h"
+#include "tests/model/small_llama.h"
 
 using namespace cg::model;
 namespace fs = std::filesystem;
@@ -25,8 +26,8 @@ using cg::test::contains;
 using cg::test::error_of;
 using cg::test::FileSizeLimit;
 
-struct TempDir : cg::test::TempDir {
-  TempDir() : cg::test::TempDir("cg_hfw") {}
+struct WriterDir : cg::test::TempDir {
+  WriterDir() : cg::test::TempDir("cg_hfw") {}
 };
 
 using Named = std::vector<std::pair<std::string, at::Tensor>>;
@@ -104,13 +105,6 @@ std::vector<std::string> names_in(const std::string& dir) {
   return n;
 }
 
-LlamaConfig small_config() {
-  LlamaConfig c;
-  c.hidden_size = 32, c.intermediate_size = 48, c.num_attention_heads = 4, c.num_key_value_heads = 2;
-  c.num_hidden_layers = 2, c.vocab_size = 37, c.max_position_embeddings = 64;
-  return c;
-}
-
 Named model_tensors(const LlamaConfig& c, at::ScalarType dt) {
   Llama m(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
   init_weights(*m, 5, 0.1);
@@ -122,7 +116,7 @@ Named model_tensors(const LlamaConfig& c, at::ScalarType dt) {
 }  // namespace
 
 TEST(SafetensorsWriter, ByteIdenticalToTheInMemoryWriter) {
-  TempDir d;
+  WriterDir d;
   auto g = at::make_generator<at::CPUGeneratorImpl>(3);
   const auto w = at::randn({5, 7}, g);
   const Named ts = {{"f32", w}, {"bf16", w.to(at::kBFloat16)}, {"f16", w.to(at::kHalf)}, {"empty", at::zeros({0, 3})},
@@ -150,8 +144,8 @@ TEST(SafetensorsWriter, ByteIdenticalToTheInMemoryWriter) {
 }
 
 TEST(HfCheckpointWriter, ByteIdenticalToTheInMemoryWriterSingleAndSharded) {
-  TempDir d;
-  const auto c = small_config();
+  WriterDir d;
+  const auto c = cg::test::small_llama();
   for (auto dt : {at::kFloat, at::kBFloat16}) {
     const Named t = model_tensors(c, dt);
     for (int64_t max_shard : {int64_t{5} << 30, int64_t{16} * 1024, int64_t{1}}) {
@@ -187,8 +181,8 @@ TEST(HfCheckpointWriter, ByteIdenticalToTheInMemoryWriterSingleAndSharded) {
 }
 
 TEST(HfCheckpointWriter, TensorsMustComeInPlanOrderAndUnfinishedLeavesNothing) {
-  TempDir d;
-  const auto c = small_config();
+  WriterDir d;
+  const auto c = cg::test::small_llama();
   const Named t = model_tensors(c, at::kFloat);
   std::vector<TensorEntry> plan;
   for (const auto& [n, x] : t) plan.push_back({n, x.scalar_type(), x.sizes().vec()});
@@ -229,8 +223,8 @@ TEST(HfCheckpointWriter, TensorsMustComeInPlanOrderAndUnfinishedLeavesNothing) {
 }
 
 TEST(HfCheckpointWriter, FullDiskNamesTheFileAndRemovesEveryShard) {
-  TempDir d;
-  const auto c = small_config();
+  WriterDir d;
+  const auto c = cg::test::small_llama();
   // Three shards, the last (a big tensor) over the file size limit: the first two complete before it fails.
   Named t = {{"a", at::ones({1000})}, {"b", at::ones({1000})}, {"c", at::ones({50000})}};
   std::vector<TensorEntry> plan;
@@ -259,7 +253,7 @@ TEST(HfCheckpointWriter, FullDiskNamesTheFileAndRemovesEveryShard) {
 }
 
 TEST(HfCheckpointWriter, SafetensorsFullDiskRemovesThePartialFile) {
-  TempDir d;
+  WriterDir d;
   std::string e;
   {
     FileSizeLimit limit(4096);
@@ -271,7 +265,7 @@ TEST(HfCheckpointWriter, SafetensorsFullDiskRemovesThePartialFile) {
 }
 
 TEST(LlamaTensorShapes, EqualsParamSpecsWithoutAllocating) {
-  for (LlamaConfig c : {small_config(), llama_flavor("tiny")}) {
+  for (LlamaConfig c : {cg::test::small_llama(), llama_flavor("tiny")}) {
     Llama m(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
     const auto specs = m->param_specs();
     const auto shapes = llama_tensor_shapes(c);
@@ -293,8 +287,8 @@ TEST(LlamaTensorShapes, EqualsParamSpecsWithoutAllocating) {
 }
 
 TEST(LlamaTensorShapes, CheckHfTensorsNamesKeyAndShapes) {
-  TempDir d;
-  const auto c = small_config();
+  WriterDir d;
+  const auto c = cg::test::small_llama();
   write_hf_checkpoint(d / "ok", model_tensors(c, at::kBFloat16), c, 16 * 1024);
   check_hf_tensors(HfCheckpoint(d / "ok"), llama_tensor_shapes(c));
   auto big = c;

@@ -10,18 +10,11 @@
 #include "model/decode_kernels.h"
 #include "model/llama.h"
 #include "reference_llama.h"
+#include "tests/model/small_llama.h"
 
 using namespace cg::model;
 
 namespace {
-
-LlamaConfig small_config() {
-  LlamaConfig c;
-  c.hidden_size = 32, c.intermediate_size = 48, c.num_attention_heads = 4, c.num_key_value_heads = 2;
-  c.num_hidden_layers = 2, c.vocab_size = 37, c.rms_norm_eps = 1e-5, c.rope_theta = 10000.0;
-  c.max_position_embeddings = 64;
-  return c;
-}
 
 // Initialised with larger weights than the default so every term moves the logits, and norm scales != 1.
 Llama make_model(const LlamaConfig& c, TpShape tp = {}, uint64_t seed = 7) {
@@ -41,7 +34,7 @@ at::Tensor tokens_for(int64_t B, int64_t T, int64_t V, uint64_t seed) {
 }  // namespace
 
 TEST(Llama, ParameterNamesAreTheHfKeys) {
-  auto m = make_model(small_config());
+  auto m = make_model(cg::test::small_llama());
   std::set<std::string> names;
   for (const auto& p : m->named_parameters()) names.insert(p.key());
   std::set<std::string> expected = {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"};
@@ -62,7 +55,7 @@ TEST(Llama, ParameterNamesAreTheHfKeys) {
 }
 
 TEST(Llama, LogitsMatchNaiveDoubleReference) {
-  const auto c = small_config();
+  const auto c = cg::test::small_llama();
   auto m = make_model(c);
   cg::test::RefLlama ref{c, {}};
   for (const auto& s : m->param_specs()) ref.w[s.name] = s.param.detach().to(at::kDouble).contiguous();
@@ -90,7 +83,7 @@ TEST(Llama, LogitsMatchNaiveDoubleReference) {
 }
 
 TEST(Llama, KvCacheDecodeEqualsFullForward) {
-  const auto c = small_config();
+  const auto c = cg::test::small_llama();
   auto m = make_model(c);
   at::NoGradGuard ng;
   const auto tok = tokens_for(3, 9, c.vocab_size, 5);
@@ -120,7 +113,7 @@ TEST(Llama, DecodeStepWithPerRowPositionsEqualsFullForward) {
   // different lengths), then decoded together one token per step, each row at its own position. Every row's logits
   // equal the full forward of its sequence alone (GQA: 4 heads on 2 kv heads), and rows are independent of their
   // neighbours (a row swapped into another slot gives the same numbers).
-  const auto c = small_config();
+  const auto c = cg::test::small_llama();
   auto m = make_model(c);
   at::NoGradGuard ng;
   const std::vector<int64_t> lens = {9, 5, 12}, prefill = {4, 3, 7};
@@ -290,7 +283,7 @@ TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
   // layer norms of [x, -x] with the attention residual added inside. Against an unfused copy of the same weights:
   // full forward, prefill + cached decode, per-row decode_step; the parameters stay the same values and become views
   // of the fused weights (loading into them reaches the fused path).
-  const auto c = small_config();  // GQA: 4 heads on 2 kv heads
+  const auto c = cg::test::small_llama();  // GQA: 4 heads on 2 kv heads
   auto ref = make_model(c);
   auto m = make_model(c);
   m->fuse_for_inference();
@@ -372,7 +365,7 @@ TEST(Llama, OnePassDecodeEqualsTheFullForwardAndTheOps) {
   // decode_step_on_device give each row the logits of its full forward, with and without the shared prefix (the
   // rows' own copies of it spoiled), and write the cache entries the chunked ops write. Auto on a CPU and unfused
   // models take the ops.
-  const auto c = small_config();  // GQA: 4 heads on 2 kv heads
+  const auto c = cg::test::small_llama();  // GQA: 4 heads on 2 kv heads
   auto m = make_model(c);
   at::NoGradGuard ng;
   EXPECT_FALSE(m->one_pass_decode());  // unfused
@@ -432,7 +425,7 @@ TEST(Llama, OnePassDecodeEqualsTheFullForwardAndTheOps) {
 }
 
 TEST(Llama, FusingProjectionsWithALoraHookIsAClearError) {
-  const auto c = small_config();
+  const auto c = cg::test::small_llama();
   const DeltaHook hook = [](const at::Tensor&, const at::Tensor& y) { return y; };
   auto m = make_model(c);
   m->model->layers->ptr<DecoderLayerImpl>(1)->self_attn->v_proj->delta = hook;
@@ -462,7 +455,7 @@ TEST(Llama, KvCacheCopyRowsMovesKeysAndValues) {
   // copy_rows between make_cache caches (k and v halves of one tensor: one copy each layer) and from a cache built
   // by hand (separate k and v), including rows of a cache onto itself: a swap (sources read before anything is
   // written, whatever the path asked for) and the sampler's moves (row 2 -> 0, then row 3 -> 2). Every path.
-  const auto c = small_config();
+  const auto c = cg::test::small_llama();
   auto m = make_model(c);
   using Path = KVCache::CopyPath;
   for (Path path : {Path::Auto, Path::PerPair, Path::ByIndex}) {
@@ -570,7 +563,7 @@ std::map<std::string, at::Tensor> grads_of(Llama& m, const at::Tensor& tok, cons
 }  // namespace
 
 TEST(Llama, ActivationCheckpointingGivesTheSameGradients) {
-  const auto c = small_config();
+  const auto c = cg::test::small_llama();
   auto m = make_model(c);
   const auto tok = tokens_for(2, 7, c.vocab_size, 9);
   const auto wts = at::randn({2, 7, c.vocab_size}, at::make_generator<at::CPUGeneratorImpl>(1));
@@ -589,7 +582,7 @@ TEST(Llama, ActivationCheckpointingGivesTheSameGradients) {
 TEST(Llama, CheckpointingWithFrozenBaseAndARandomHook) {
   // A LoRA-like hook: its own parameter registered under the Linear, dropout inside (draws from the RNG), and a
   // frozen base including the embedding (so the layer input does not require grad).
-  const auto c = small_config();
+  const auto c = cg::test::small_llama();
   auto m = make_model(c);
   m->set_base_trainable(false);
   auto lin = m->linears()[2];  // layer 0 v_proj
@@ -624,7 +617,7 @@ TEST(Llama, CheckpointingWithFrozenBaseAndARandomHook) {
 TEST(Llama, CheckpointingRewindsAHookOwnGenerator) {
   // LoRA draws its dropout masks from its own generator: registered in recompute_generators, the recompute draws the
   // same masks and the gradients equal the plain ones.
-  const auto c = small_config();
+  const auto c = cg::test::small_llama();
   auto m = make_model(c);
   m->set_base_trainable(false);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(99);
@@ -654,7 +647,7 @@ TEST(Llama, CheckpointingRewindsAHookOwnGenerator) {
 
 TEST(Llama, RandomInitIsTheSameFullModelForAnyTp) {
   for (int64_t vocab : {40, 37}) {  // 37 is padded to 38 at tp 2, 40 at tp 4
-    auto c = small_config();
+    auto c = cg::test::small_llama();
     c.vocab_size = vocab;
     c.num_key_value_heads = 4;  // divisible by tp 4
     auto full = make_model(c);
@@ -674,7 +667,7 @@ TEST(Llama, RandomInitIsTheSameFullModelForAnyTp) {
     }
   }
   // tp 2 rank 1 of vocab 37: rows 19..37 of the table, then one zero padding row.
-  auto c = small_config();
+  auto c = cg::test::small_llama();
   auto part = make_model(c, {1, 2});
   const auto& emb = part->model->embed_tokens->weight;
   EXPECT_EQ(emb.size(0), 19);
@@ -685,7 +678,7 @@ TEST(Llama, RandomInitIsTheSameAtAnyThreadCountAndDtype) {
   // init_weights draws parameters in parallel (one generator each): 1 and 3 intra-op threads give the same bits, and
   // a bf16 model holds the fp32 model's values rounded to bf16.
   const int threads = at::get_num_threads();
-  auto c = small_config();
+  auto c = cg::test::small_llama();
   at::set_num_threads(1);
   Llama a(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
   init_weights(*a, 99);
@@ -727,7 +720,7 @@ TEST(Llama, LocalShapesAndClearDivisibilityErrors) {
 }
 
 TEST(Llama, Bf16WeightsGiveFp32LogitsCloseToFp32) {
-  const auto c = small_config();
+  const auto c = cg::test::small_llama();
   auto m32 = make_model(c);
   Llama m16(c, TpShape{}, at::TensorOptions().dtype(at::kBFloat16));
   init_weights(*m16, 7, 0.15);

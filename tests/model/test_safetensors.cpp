@@ -13,6 +13,7 @@
 #include "model/llama.h"
 #include "model/safetensors.h"
 #include "tests/test_util.h"
+#include "tests/model/small_llama.h"
 
 using namespace cg::model;
 namespace fs = std::filesystem;
@@ -22,8 +23,8 @@ namespace {
 using cg::test::contains;
 using cg::test::error_of;
 
-struct TempDir : cg::test::TempDir {
-  TempDir() : cg::test::TempDir("cg_st") {}
+struct SafetensorsDir : cg::test::TempDir {
+  SafetensorsDir() : cg::test::TempDir("cg_st") {}
 };
 
 // A file written byte by byte: header JSON + little-endian data, independent of write_safetensors.
@@ -33,13 +34,6 @@ void write_raw(const std::string& path, const std::string& header, const std::ve
   for (int i = 0; i < 8; ++i) out.put(static_cast<char>((n >> (8 * i)) & 0xff));
   out << header;
   out.write(reinterpret_cast<const char*>(data.data()), data.size());
-}
-
-LlamaConfig small_config() {
-  LlamaConfig c;
-  c.hidden_size = 32, c.intermediate_size = 48, c.num_attention_heads = 4, c.num_key_value_heads = 2;
-  c.num_hidden_layers = 2, c.vocab_size = 37, c.max_position_embeddings = 64;
-  return c;
 }
 
 std::vector<std::pair<std::string, at::Tensor>> full_tensors(const LlamaConfig& c, at::ScalarType dt, uint64_t seed) {
@@ -53,7 +47,7 @@ std::vector<std::pair<std::string, at::Tensor>> full_tensors(const LlamaConfig& 
 }  // namespace
 
 TEST(Safetensors, ReadsHandWrittenBf16AndF16) {
-  TempDir d;
+  SafetensorsDir d;
   // bf16: 1.0 = 0x3F80, -2.0 = 0xC000, 0.5 = 0x3F00, 3.0 = 0x4040.  f16: 1.0 = 0x3C00, -2.0 = 0xC000, 0.5 = 0x3800,
   // 65504 = 0x7BFF. Little endian.
   const std::string header = R"({"a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]},)"
@@ -74,7 +68,7 @@ TEST(Safetensors, ReadsHandWrittenBf16AndF16) {
 }
 
 TEST(Safetensors, RoundTripEveryDtypeAndSlices) {
-  TempDir d;
+  SafetensorsDir d;
   auto g = at::make_generator<at::CPUGeneratorImpl>(3);
   const auto w = at::randn({5, 7}, g);
   std::vector<std::pair<std::string, at::Tensor>> ts = {
@@ -98,7 +92,7 @@ TEST(Safetensors, RoundTripEveryDtypeAndSlices) {
 }
 
 TEST(Safetensors, TruncatedAndMalformedFilesAreClearErrors) {
-  TempDir d;
+  SafetensorsDir d;
   write_safetensors(d / "t.safetensors", {{"w", at::ones({64, 64})}});
   fs::resize_file(d / "t.safetensors", fs::file_size(d / "t.safetensors") - 100);
   const auto e = error_of([&] { SafetensorsFile f(d / "t.safetensors"); });
@@ -155,8 +149,8 @@ TEST(Safetensors, TruncatedAndMalformedFilesAreClearErrors) {
 }
 
 TEST(HfCheckpoint, ShardedCheckpointLoadsAtTp1AndTpLocalShapes) {
-  TempDir d;
-  const auto c = small_config();
+  SafetensorsDir d;
+  const auto c = cg::test::small_llama();
   auto full = full_tensors(c, at::kFloat, 5);
   full.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", at::ones({4}));  // old checkpoints: ignored
   write_hf_checkpoint(d / "ck", full, c, /*max_shard_bytes=*/16 * 1024);
@@ -185,8 +179,8 @@ TEST(HfCheckpoint, ShardedCheckpointLoadsAtTp1AndTpLocalShapes) {
 }
 
 TEST(HfCheckpoint, Bf16AndF16CheckpointsCastToTheModelDtype) {
-  TempDir d;
-  const auto c = small_config();
+  SafetensorsDir d;
+  const auto c = cg::test::small_llama();
   for (auto dt : {at::kBFloat16, at::kHalf}) {
     const auto full = full_tensors(c, dt, 9);
     write_hf_checkpoint(d / "ck", full, c, 40 * 1024);
@@ -202,8 +196,8 @@ TEST(HfCheckpoint, Bf16AndF16CheckpointsCastToTheModelDtype) {
 }
 
 TEST(HfCheckpoint, BadCheckpointsNameTheKeyAndShapes) {
-  TempDir d;
-  const auto c = small_config();
+  SafetensorsDir d;
+  const auto c = cg::test::small_llama();
   auto full = full_tensors(c, at::kFloat, 1);
   Llama m(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
 

@@ -22,7 +22,7 @@ namespace {
 
 using Fixture = sampler_test::TinyFixture;
 
-Fixture& fixture() {
+Fixture& invariance_fixture() {
   static Fixture f = sampler_test::make_tiny_fixture(6, 1024, 21, 0.3);
   return f;
 }
@@ -45,7 +45,7 @@ std::vector<std::pair<std::string, std::array<double, 3>>> sites(const Crystal& 
 }
 
 TEST(Invariance, BatchedLogLikelihoodEqualsDirectSumOfTokenLogProbs) {
-  Fixture& f = fixture();
+  Fixture& f = invariance_fixture();
   std::vector<std::vector<int32_t>> seqs;
   std::vector<int64_t> plens;
   const std::string prompt = generation_prompt({});
@@ -71,7 +71,7 @@ TEST(Invariance, BatchedLogLikelihoodEqualsDirectSumOfTokenLogProbs) {
 }
 
 TEST(Invariance, VariantsPermuteSitesAndSwapTwoDifferentElements) {
-  Fixture& f = fixture();
+  Fixture& f = invariance_fixture();
   for (size_t k = 0; k < f.crystals.size(); ++k) {
     const Crystal& c = f.crystals[k];
     const InvarianceVariants v = make_invariance_variants(c, 100 + k);
@@ -122,7 +122,7 @@ TEST(Invariance, VariantsPermuteSitesAndSwapTwoDifferentElements) {
 }
 
 TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
-  Fixture& f = fixture();
+  Fixture& f = invariance_fixture();
   std::vector<Crystal> crystals(f.crystals.begin(), f.crystals.begin() + 4);
   Crystal single;  // skipped: one site
   single.id = "single";
