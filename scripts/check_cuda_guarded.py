@@ -8,9 +8,9 @@ from its declaration compiles, and fails only at a GPU build's link).
     scripts/check_cuda_guarded.py BUILD_DIR [CUDA_INCLUDE]     # CUDA_INCLUDE default /usr/local/cuda/include
 
 Takes each such file's command from BUILD_DIR/compile_commands.json (a CPU build of this checkout; with
-CG_UNITY_BUILD, its batch's command, for this file alone), replaces its output, and adds the define. It keeps
-the precompiled header: that holds torch's headers only (common/torch_pch.h), which never read the define (a header
-that did not fit would only be compiled again: -Winvalid-pch says so). A CPU-only libtorch lacks
+CG_UNITY_BUILD, the command of the batch holding it: what a GPU build compiles), replaces its output, and adds the
+define. It keeps the precompiled header: that holds torch's headers only (common/torch_pch.h), which never read the
+define (a header that did not fit would only be compiled again: -Winvalid-pch says so). A CPU-only libtorch lacks
 c10/cuda/impl/cuda_cmake_macros.h (a CUDA build generates it); a stand-in that says the CUDA library is shared is put
 in a temporary folder. Exits 1 when a file does not compile or a symbol is missing, 2 when this libtorch has no
 c10/cuda headers or CUDA's headers are missing.
@@ -70,13 +70,11 @@ def main():
         return 2
     with open(os.path.join(build, "compile_commands.json")) as f:
         entries = json.load(f)
-    todo = []  # (compile_commands entry, the source to compile with its command)
-    for e in entries:
-        todo += [(e, f) for f in sources_of(e["file"]) if "CG_HAVE_CUDA_KERNELS" in read(f)]
+    todo = [e for e in entries if any("CG_HAVE_CUDA_KERNELS" in read(f) for f in sources_of(e["file"]))]
     if not todo:
         print("check_cuda_guarded: no translation unit mentions CG_HAVE_CUDA_KERNELS", file=sys.stderr)
         return 2
-    first = shlex.split(todo[0][0]["command"]) if "command" in todo[0][0] else todo[0][0]["arguments"]
+    first = shlex.split(todo[0]["command"]) if "command" in todo[0] else todo[0]["arguments"]
     dirs = ["/usr/include", "/usr/local/include"]
     for i, a in enumerate(first):
         for flag in ("-isystem", "-I"):
@@ -95,7 +93,7 @@ def main():
         with open(os.path.join(impl, "cuda_cmake_macros.h"), "w") as f:
             f.write("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
         failed = []
-        for e, src in todo:
+        for e in todo:
             cmd = shlex.split(e["command"]) if "command" in e else list(e["arguments"])
             out = []
             skip = 0
@@ -106,9 +104,10 @@ def main():
                 if a == "-o":
                     skip = 1
                     continue
-                out.append(src if a == e["file"] else a)  # a unity batch's command compiles just this source
-            rel = os.path.relpath(src, os.path.dirname(os.path.abspath(build)))
-            obj = os.path.join(objs, f"{len(objects)}_{os.path.basename(src)}.o")
+                out.append(a)
+            root_dir = os.path.dirname(os.path.abspath(build))
+            rel = " + ".join(os.path.relpath(f, root_dir) for f in sources_of(e["file"]))
+            obj = os.path.join(objs, f"{len(objects)}_{os.path.basename(e['file'])}.o")
             out += ["-DCG_HAVE_CUDA_KERNELS=1", f"-isystem{cuda_inc}", f"-I{stand_in}", "-c", "-o", obj]
             print(f"== CUDA-guarded: {rel}", flush=True)
             if subprocess.run(out, cwd=e["directory"]).returncode != 0:

@@ -142,9 +142,6 @@ cmake_extra+=(-DCMAKE_PROJECT_INCLUDE="$fixups")
 # pip torch bundles its own renamed libgomp; -fopenmp would load the system's too. The CPU attention's threading is
 # all it buys, and GPU runs do not use it.
 cmake_extra+=(-DCG_WITH_OPENMP=OFF)
-# One TU per file: with 16 cores batching buys little, and scripts/check_cuda_guarded.py (run by the CPU CI) compiles
-# the CG_HAVE_CUDA_KERNELS code file by file, so that is the build it vouches for.
-cmake_extra+=(-DCG_UNITY_BUILD=OFF)
 # Nothing of ours names a libtorch_cuda symbol (no c10/cuda headers): a linker that defaults to --as-needed (Ubuntu's)
 # could drop it, and with it torch's CUDA hooks ("model.device=cuda but this libtorch sees no GPU").
 cmake_extra+=(-DCMAKE_EXE_LINKER_FLAGS=-Wl,--no-as-needed)
