@@ -93,19 +93,10 @@ def main():
         with open(os.path.join(impl, "cuda_cmake_macros.h"), "w") as f:
             f.write("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
         failed = []
+        root_dir = os.path.dirname(os.path.abspath(build))
         for e in todo:
             cmd = shlex.split(e["command"]) if "command" in e else list(e["arguments"])
-            out = []
-            skip = 0
-            for i, a in enumerate(cmd):
-                if skip:
-                    skip -= 1
-                    continue
-                if a == "-o":
-                    skip = 1
-                    continue
-                out.append(a)
-            root_dir = os.path.dirname(os.path.abspath(build))
+            out = [a for a, prev in zip(cmd, [None] + cmd[:-1]) if "-o" not in (a, prev)]  # its output dropped
             rel = " + ".join(os.path.relpath(f, root_dir) for f in sources_of(e["file"]))
             obj = os.path.join(objs, f"{len(objects)}_{os.path.basename(e['file'])}.o")
             out += ["-DCG_HAVE_CUDA_KERNELS=1", f"-isystem{cuda_inc}", f"-I{stand_in}", "-c", "-o", obj]

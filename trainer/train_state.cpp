@@ -27,7 +27,7 @@ TrainState TrainState::from_json(const std::string& text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   CG_CHECK(!j.is_discarded(), "train state is not valid JSON; {}", kDamaged);
   CG_CHECK(j.is_object(), "train state is {}, not a JSON object; {}", j.dump(), kDamaged);
-  auto has = [&](const char* key) {
+  auto require = [&](const char* key) {
     CG_CHECK(j.contains(key), "train state has no '{}'; the checkpoint was written by another cgtrain version", key);
   };
   TrainState s;
@@ -35,15 +35,15 @@ TrainState TrainState::from_json(const std::string& text) {
   for (auto [key, v] : {std::pair<const char*, int64_t*>{"step", &s.step}, {"tokens_seen", &s.tokens_seen},
                         {"loss_tokens_seen", &s.loss_tokens_seen}, {"bad_steps", &s.bad_steps},
                         {"bad_in_row", &s.bad_in_row}}) {
-    has(key);
+    require(key);
     *v = json_int_at(j, key, where, 0);
   }
-  has("last_val_loss");
+  require("last_val_loss");
   const nlohmann::json& val = j.at("last_val_loss");
   CG_CHECK(val.is_number() || val.is_null(), "train state: \"last_val_loss\" is {}, not a number; {}", val.dump(),
            kDamaged);
   s.last_val_loss = val.is_null() ? std::numeric_limits<double>::quiet_NaN() : val.get<double>();
-  has("loader");
+  require("loader");
   s.loader = LoaderState::from_json(j.at("loader").dump());
   return s;
 }
