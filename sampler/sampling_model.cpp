@@ -222,11 +222,23 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
   if (!bo.hf_dir.empty() && !every_weight_from_adapter)
     check_base_folder(bo.hf_dir, c.sample.adapter, kind, peft_base, run_checkpoint, dims);
   if (bo.hf_dir.empty() && !every_weight_from_adapter && dims.rank == 0) {
-    if (!peft_base.empty())
+    const std::string random_base = "cgtrain-";  // cgexport's name for a run's random-init base (train_export.cpp)
+    if (peft_base.rfind(random_base, 0) == 0) {
+      const std::string flavor = peft_base.substr(random_base.size());
+      if (flavor != c.model.flavor)
+        spdlog::warn("PEFT adapter {} was trained on the random-init base of flavor {} (its base_model_name_or_path "
+                     "{}), but this is the random init of flavor {}: set model.flavor={}", c.sample.adapter, flavor,
+                     peft_base, c.model.flavor, flavor);
+      else
+        spdlog::warn("PEFT adapter {} was trained on a random-init base: it is merged into the random init of flavor "
+                     "{} with model.init_seed {}, the training run's base only if that run used the same seed (fine "
+                     "for tests, meaningless otherwise)", c.sample.adapter, flavor, c.model.init_seed);
+    } else if (!peft_base.empty()) {
       spdlog::warn("PEFT adapter {} was trained on base {} (its base_model_name_or_path), but model.hf_dir is empty, "
                    "so it is merged into random weights: set model.hf_dir={}", c.sample.adapter, peft_base, peft_base);
-    else
+    } else {
       spdlog::warn("sampling model has random base weights (no model.hf_dir): fine for tests, meaningless otherwise");
+    }
   }
 
   model::Llama m = dist::build_llama(bo, dims, adapter_step);

@@ -6,7 +6,7 @@
 # $BUILD/fuzz-out) for the next run; a finding is written to $OUT/<target>/crash-* (or leak-*, timeout-*, oom-*) and
 # the script exits 1 naming it. Once fixed, copy it into tests/fuzz/corpus/<target>/ under a name that says what it
 # broke: every build replays that corpus as ctest fuzz_replay_<target>.
-#   SECONDS=300 TARGETS="cif config" scripts/fuzz.sh
+#   FUZZ_SECONDS=300 TARGETS="cif config" scripts/fuzz.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

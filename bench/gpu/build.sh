@@ -6,8 +6,8 @@
 # Env: PYTHON (python3), BUILD_DIR (build-gpu), NCCL_HOME (else the pip nvidia-nccl wheel, else CUDA's folder),
 #      CUDA_HOME (/usr/local/cuda), CUDACXX (else $CUDA_HOME/bin/nvcc), TORCH_CMAKE_PREFIX (else
 #      torch.utils.cmake_prefix_path), JOBS (nproc), CONFIGURE_ONLY=1 (stop after cmake's configure step: checks
-#      where every library was found), EXTRA_TARGETS (built besides bench_train_step cgtrain cgsample cgprep cgtok
-#      cgsweep, e.g. "cgexport cgeval"). CUDAFLAGS=-allow-unsupported-compiler when nvcc rejects the host g++.
+#      where every library was found), EXTRA_TARGETS (built besides bench_train_step cgtrain cgsample cgprep cgtok,
+#      e.g. "cgexport cgeval cgsweep"). CUDAFLAGS=-allow-unsupported-compiler when nvcc rejects the host g++.
 # torch 2.x's CMake files (Caffe2/public/cuda.cmake) enable the CUDA language (so they need nvcc), may look for
 # cuDNN and for CUDA::nvToolsExt (gone from CUDA >= 12.9); steps 2-4 below supply what they look for.
 set -euo pipefail

@@ -129,19 +129,35 @@ TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
   EXPECT_GT((a - c).abs().max().item<double>(), 1e-2);  // the adapter matters
 
   // Without model.hf_dir the adapter would go onto random weights: the warning names the base it was trained on.
-  pc.base_model_name_or_path = d + "/base";
-  lora::write_peft_adapter(d + "/adapter_named", pc, factors);
-  std::ostringstream log;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-  spdlog::default_logger()->sinks().push_back(sink);
-  try {
-    load_sampling_model(sampling_config("", d + "/adapter_named"), dims, 0, at::kCPU);
-  } catch (const std::exception&) {  // the flavor's random model has other shapes: only the warning matters here
-  }
-  spdlog::default_logger()->sinks().pop_back();
-  EXPECT_NE(log.str().find("was trained on base " + d + "/base (its base_model_name_or_path), but model.hf_dir is "
-                           "empty"), std::string::npos) << log.str();
-  EXPECT_NE(log.str().find("set model.hf_dir=" + d + "/base"), std::string::npos) << log.str();
+  const auto warning_for = [&](const std::string& base_name) {
+    pc.base_model_name_or_path = base_name;
+    fs::remove_all(d + "/adapter_named");
+    lora::write_peft_adapter(d + "/adapter_named", pc, factors);
+    std::ostringstream log;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+    spdlog::default_logger()->sinks().push_back(sink);
+    try {
+      load_sampling_model(sampling_config("", d + "/adapter_named"), dims, 0, at::kCPU);
+    } catch (const std::exception&) {  // the flavor's random model has other shapes: only the warning matters here
+    }
+    spdlog::default_logger()->sinks().pop_back();
+    return log.str();
+  };
+  const std::string named = warning_for(d + "/base");
+  EXPECT_NE(named.find("was trained on base " + d + "/base (its base_model_name_or_path), but model.hf_dir is empty"),
+            std::string::npos) << named;
+  EXPECT_NE(named.find("set model.hf_dir=" + d + "/base"), std::string::npos) << named;
+  // cgexport names a random-init base cgtrain-<flavor>: no folder to point model.hf_dir at; the flavor must match.
+  const std::string flavor = sampling_config("", "").model.flavor;
+  const std::string other = flavor == "7b" ? "tiny" : "7b";
+  const std::string wrong_flavor = warning_for("cgtrain-" + other);
+  EXPECT_NE(wrong_flavor.find("random-init base of flavor " + other), std::string::npos) << wrong_flavor;
+  EXPECT_NE(wrong_flavor.find("set model.flavor=" + other), std::string::npos) << wrong_flavor;
+  EXPECT_EQ(wrong_flavor.find("model.hf_dir="), std::string::npos) << wrong_flavor;
+  const std::string same_flavor = warning_for("cgtrain-" + flavor);
+  EXPECT_NE(same_flavor.find("trained on a random-init base"), std::string::npos) << same_flavor;
+  EXPECT_EQ(same_flavor.find("model.hf_dir="), std::string::npos) << same_flavor;
+  EXPECT_EQ(same_flavor.find("set model.flavor"), std::string::npos) << same_flavor;
   fs::remove_all(d);
 }
 
