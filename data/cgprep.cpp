@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
                              "(data.* keys; data.tokenizer = a sentencepiece .model or 'train').");
     if (!cfg) return 0;
     cg::init_logging(0, 1, cfg->log.level);
+    cg::check_shards_dir_owned(cfg->data.shards_dir);
     warn_if_other_settings(*cfg);
     const cg::PrepReport r = cg::run_prep(cfg->data);
     cg::write_file_atomic(cfg->data.shards_dir + "/cgprep_config.yaml", cg::to_yaml(*cfg));

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <spdlog/fmt/ranges.h>
 #include <regex>
 #include <set>
 #include <thread>
@@ -90,6 +91,36 @@ void commit_shards(const std::string& stage, const std::string& dir) {
       spdlog::warn("removed {} '{}' shard(s) of an earlier cgprep run from {} (this run writes no {} split)", n,
                    split, dir, split);
 }
+
+}  // namespace
+
+void check_shards_dir_owned(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  CG_CHECK(fs::is_directory(dir, ec), "data.shards_dir {} is not a folder: give a new or empty folder", dir);
+  static const std::regex shard(R"((train|val|test)-[0-9]{5}\.h5)");
+  std::vector<std::string> foreign, replaced;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    const bool model_file = name == "config.json" || name == "adapter_config.json" || name == "checkpoints" ||
+                            name == ".cgtrain.lock" ||
+                            (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0);
+    if (model_file) foreign.push_back(name);
+    if (name == "tokenizer.model" || std::regex_match(name, shard)) replaced.push_back(name);
+  }
+  std::sort(foreign.begin(), foreign.end());
+  std::sort(replaced.begin(), replaced.end());
+  CG_CHECK(foreign.empty(), "data.shards_dir {} holds {}: it is a model, adapter or run folder, and cgprep would "
+           "replace its tokenizer.model and shard files; give cgprep a folder of its own (data.shards_dir)", dir,
+           fmt::join(foreign, ", "));
+  CG_CHECK(replaced.empty() || fs::is_regular_file(fs::path(dir) / "cgprep_config.yaml"),
+           "data.shards_dir {} holds {} but no cgprep_config.yaml (cgprep writes one beside its shards): cgprep would "
+           "replace them. Move them away (or delete them if an interrupted cgprep left them) or give another "
+           "data.shards_dir", dir, fmt::join(replaced, ", "));
+}
+
+namespace {
 
 // Runs fn(i) for i in [0, n) on `threads` workers in contiguous blocks; fn(block, begin, end).
 template <class F>

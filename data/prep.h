@@ -43,4 +43,10 @@ struct PrepReport {
 // threads <= 0: hardware concurrency. Train gets data.copies copies per crystal; val and test get one.
 PrepReport run_prep(const DataConfig& d, int threads = 0);
 
+// Before cgprep writes into `dir` (data.shards_dir): it replaces tokenizer.model and every {train,val,test}-NNNNN.h5
+// there, so it refuses a folder that is a model, adapter or run folder (config.json, *.safetensors,
+// adapter_config.json, checkpoints/, .cgtrain.lock) and one holding such files without the cgprep_config.yaml that
+// cgprep writes beside its shards. A missing or empty folder is fine.
+void check_shards_dir_owned(const std::string& dir);
+
 }  // namespace cg

@@ -444,3 +444,48 @@ TEST(Prep, SplitsNotWrittenLoseTheirOldShards) {
   EXPECT_FALSE(std::filesystem::exists(cg::shard_path(dir, "val", 0)));
   EXPECT_TRUE(std::filesystem::exists(cg::shard_path(dir, "train", 0)));
 }
+
+// cgprep replaces tokenizer.model and every shard file of data.shards_dir: it refuses folders that are not its own.
+TEST(Prep, RefusesFoldersThatAreNotItsOwn) {
+  const auto error_of = [](const std::string& dir) -> std::string {
+    try {
+      cg::check_shards_dir_owned(dir);
+    } catch (const cg::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const auto touch = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
+  const std::string d = fresh_dir("owned");
+  EXPECT_EQ(error_of(d + "/not_yet"), "");  // cgprep creates it
+  EXPECT_EQ(error_of(d), "");               // empty
+  touch(d + "/notes.txt", "mine");
+  EXPECT_EQ(error_of(d), "");  // files cgprep does not write are left alone
+
+  // A Hugging Face model folder (and its tokenizer.model), an adapter, a run folder.
+  const std::string hf = fresh_dir("owned_hf");
+  touch(hf + "/config.json", "{}");
+  touch(hf + "/model.safetensors", "x");
+  touch(hf + "/tokenizer.model", "the model's own");
+  const std::string e = error_of(hf);
+  EXPECT_NE(e.find("holds config.json, model.safetensors: it is a model, adapter or run folder"), std::string::npos)
+      << e;
+  EXPECT_NE(e.find("data.shards_dir"), std::string::npos) << e;
+  const std::string adapter = fresh_dir("owned_adapter");
+  touch(adapter + "/adapter_config.json", "{}");
+  EXPECT_NE(error_of(adapter).find("adapter_config.json"), std::string::npos);
+  const std::string run = fresh_dir("owned_run");
+  fs::create_directories(run + "/checkpoints");
+  EXPECT_NE(error_of(run).find("holds checkpoints:"), std::string::npos) << error_of(run);
+
+  // Shard-named files without cgprep's cgprep_config.yaml: someone else's; with it, an earlier cgprep's.
+  touch(d + "/train-00007.h5", "x");
+  const std::string orphan = error_of(d);
+  EXPECT_NE(orphan.find("holds train-00007.h5 but no cgprep_config.yaml"), std::string::npos) << orphan;
+  touch(d + "/cgprep_config.yaml", "data: {}\n");
+  EXPECT_EQ(error_of(d), "");
+
+  touch(d + "/a_file", "x");
+  EXPECT_NE(error_of(d + "/a_file").find("is not a folder"), std::string::npos);
+  for (const auto& p : {d, hf, adapter, run}) fs::remove_all(p);
+}
