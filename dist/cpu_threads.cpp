@@ -6,18 +6,30 @@
 #include <cstdlib>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "common/blas_threads.h"
 #include "common/error.h"
 
 namespace cg::dist {
 
 int cpu_threads(int64_t requested, int local_size) {
-  if (requested > 0) return static_cast<int>(requested);
+  // More threads than hardware threads only slows a rank down (and a slip like 100000 starts that many).
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (requested > 0) {
+    CG_CHECK(requested <= cores, "train.threads={} is more than this machine's {} hardware threads: set "
+             "train.threads to at most {} (0: OMP_NUM_THREADS, else cores / ranks on this node)", requested, cores,
+             cores);
+    return static_cast<int>(requested);
+  }
   if (const char* e = std::getenv("OMP_NUM_THREADS")) {
     const int n = std::atoi(e);
+    if (n > cores) {
+      spdlog::warn("OMP_NUM_THREADS={} is more than this machine's {} hardware threads: using {}", n, cores, cores);
+      return cores;
+    }
     if (n > 0) return n;
   }
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return std::max(1, cores / std::max(1, local_size));
 }
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -407,7 +408,14 @@ void check_rule(const Field& f) {
   };
   if (auto* p = std::get_if<int64_t*>(&f.ptr)) check_number(static_cast<double>(**p));
   if (auto* p = std::get_if<uint64_t*>(&f.ptr)) check_number(static_cast<double>(**p));
-  if (auto* p = std::get_if<double*>(&f.ptr)) check_number(**p);
+  if (auto* p = std::get_if<double*>(&f.ptr)) {
+    // The values are used as 32-bit floats (learning rate, epsilon, alpha, ...): 1e300 would overflow, 1e-300 be 0.
+    const double x = **p, a = std::fabs(x);
+    CG_CHECK(x == 0 || (a >= std::numeric_limits<float>::min() && a <= std::numeric_limits<float>::max()),
+             "config key '{}': {} does not fit a 32-bit float, as which it is used (magnitudes from 1.2e-38 to "
+             "3.4e38, or 0)", f.key, value_string(f.ptr));
+    check_number(x);
+  }
   if (auto* p = std::get_if<std::string*>(&f.ptr)) {
     CG_CHECK(!r.nonempty || !(*p)->empty(), "config key '{}' must not be empty", f.key);
     if (!(*p)->empty() || !r.choices.empty()) check_choice(**p);

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include <spdlog/fmt/fmt.h>
+
 #include "common/blas_threads.h"
 #include "common/error.h"
 #include "dist/cpu_threads.h"
@@ -237,11 +239,22 @@ TEST(CpuThreads, SetsTorchAndOpenBlasTogether) {
 }
 
 TEST(CpuThreads, CountFromConfigThenEnvThenCores) {
-  EXPECT_EQ(cpu_threads(5, 2), 5);
-  setenv("OMP_NUM_THREADS", "3", 1);
-  EXPECT_EQ(cpu_threads(0, 2), 3);
-  setenv("OMP_NUM_THREADS", "junk", 1);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(cpu_threads(cores, 2), cores);
+  EXPECT_EQ(cpu_threads(1, 2), 1);
+  try {  // train.threads beyond the hardware: refused, naming the key and the limit
+    cpu_threads(cores + 1, 1);
+    ADD_FAILURE() << "train.threads above the core count was accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fmt::format("train.threads={} is more than this machine's {} hardware "
+                                                     "threads: set train.threads to at most {}", cores + 1, cores,
+                                                     cores)), std::string::npos) << e.what();
+  }
+  setenv("OMP_NUM_THREADS", std::to_string(cores).c_str(), 1);
+  EXPECT_EQ(cpu_threads(0, 2), cores);
+  setenv("OMP_NUM_THREADS", std::to_string(4 * cores).c_str(), 1);
+  EXPECT_EQ(cpu_threads(0, 2), cores) << "an OMP_NUM_THREADS beyond the hardware is cut to it";
+  setenv("OMP_NUM_THREADS", "junk", 1);
   EXPECT_EQ(cpu_threads(0, 1), cores);
   EXPECT_EQ(cpu_threads(0, 1000), 1);
   unsetenv("OMP_NUM_THREADS");

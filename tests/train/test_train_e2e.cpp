@@ -340,6 +340,19 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
     for (std::string line; std::getline(mf, line);) skipped += line.find("\"skipped\":true") != std::string::npos;
     EXPECT_EQ(skipped, 3);
   }
+  // A LoRA scale of 2.5e29: step 1 passes (clipped), then the adapted weights give NaN; step 2 is skipped, and the
+  // final validation says the saved model diverged.
+  fs::remove_all(d + "/diverged");
+  const std::vector<std::string> diverge{"lora.alpha=1e30", "train.warmup_steps=0", "train.max_bad_steps=5"};
+  r = run_mpi(1, cgtrain_exe(), with(with(micro_args(s, d + "/diverged"), diverge), {"train.steps=2"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("nan: the model diverged (step 2 is saved"), std::string::npos) << r.output;
+  // Resumed from that checkpoint for two more steps, fewer than max_bad_steps, each non-finite (the weights never
+  // change): the run does not end as a success.
+  r = run_mpi(1, cgtrain_exe(), with(with(micro_args(s, d + "/diverged"), diverge), {"train.steps=4"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("every one of the 2 steps this run took (steps 3-4) had a non-finite loss or gradient and "
+                          "was skipped"), std::string::npos) << r.output;
   // Validation on shards without a val split: the error says how to go without.
   const std::string noval = d + "/noval";
   fs::remove_all(noval);
