@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -165,7 +166,9 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     CG_CHECK(j.contains("r"), "{}: the key \"r\" is missing", where);
     c.r = json_int_at(j, "r", where, 1, 1 << 20);  // a rank: not 8.5, not 0 (scale alpha / r), not 1e30
     c.lora_alpha = field(j, "lora_alpha", 0.0, true);
-    CG_CHECK(std::isfinite(c.lora_alpha), "{}: lora_alpha = {} is not a finite number", where, j["lora_alpha"].dump());
+    CG_CHECK(std::isfinite(c.lora_alpha) && c.lora_alpha > 0 && c.lora_alpha <= std::numeric_limits<float>::max(),
+             "{}: lora_alpha = {} is not a positive number that fits a 32-bit float (the adapter's scale is "
+             "lora_alpha / r)", where, j["lora_alpha"].dump());
     c.lora_dropout = field(j, "lora_dropout", 0.0);
     c.use_rslora = field(j, "use_rslora", false);
     c.bias = field(j, "bias", std::string("none"));
@@ -227,7 +230,11 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     } catch (const Error& e) {
       CG_FAIL("{}: {}", w_path.string(), message_of(e));
     }
-    out.factors[name] = f.read(key).to(torch::kFloat);
+    at::Tensor t = f.read(key).to(torch::kFloat);
+    CG_CHECK(t.isfinite().all().item<bool>(), "{}: tensor '{}' holds NaN or infinite values: the adapter is damaged, "
+             "or was saved from a run that diverged (export an earlier checkpoint: cgexport --step N)", w_path.string(),
+             key);
+    out.factors[name] = std::move(t);
   }
   check_factors(out.factors, c.r, w_path.string());
   if (target_regex) {  // "model.layers.0.self_attn.q_proj.lora_A.weight" -> q_proj (a regex or module paths)

@@ -168,8 +168,9 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   CG_CHECK(params.batch_size >= 1 && params.max_new_tokens >= 1,
            "sample.batch_size ({}) and sample.max_new_tokens ({}) must be >= 1", params.batch_size,
            params.max_new_tokens);
-  CG_CHECK(params.min_new_tokens >= 0 && params.min_new_tokens <= params.max_new_tokens,
-           "sample.min_new_tokens ({}) must be in [0, sample.max_new_tokens ({})]", params.min_new_tokens,
+  CG_CHECK(params.min_new_tokens >= 0 && params.min_new_tokens < params.max_new_tokens,
+           "sample.min_new_tokens ({}) must be in [0, sample.max_new_tokens ({})): EOS comes after at least "
+           "min_new_tokens new tokens, and must fit within max_new_tokens", params.min_new_tokens,
            params.max_new_tokens);
   CG_CHECK(streams.empty() || streams.size() == prompts.size(), "{} RNG streams for {} prompts", streams.size(),
            prompts.size());

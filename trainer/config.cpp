@@ -156,12 +156,13 @@ void visit_config(Config& c, F&& f) {
     any());
   f("sample.out_dir", &s.out_dir, "where samples are written (samples.jsonl, cifs/, summary.json)", nonempty());
   f("sample.task", &s.task, "generate (unconditional or conditioned) | infill", one_of({"generate", "infill"}));
-  f("sample.num_samples", &s.num_samples, "samples to draw", at_least(1));
+  f("sample.num_samples", &s.num_samples, "samples to draw; at most 1,000,000 a run (they are held in memory until "
+    "written): for more, several runs with other sample.seed and sample.out_dir", in_range(1, 1000000));
   f("sample.batch_size", &s.batch_size, "sequences decoded together", at_least(1));
   f("sample.max_new_tokens", &s.max_new_tokens, "longest generated continuation (tokens; MP-20 crystals take up to "
     "384 LLaMA-2 tokens with EOS); a sample cut off here counts as unparsed", at_least(1));
   f("sample.min_new_tokens", &s.min_new_tokens, "EOS is not drawn before this many new tokens (where anything else "
-    "may follow; <= sample.max_new_tokens); 0: off. Benchmarks use it for crystals of a trained model's length from "
+    "may follow; < sample.max_new_tokens); 0: off. Benchmarks use it for crystals of a trained model's length from "
     "untrained weights", at_least(0));
   f("sample.temperature", &s.temperature, "softmax temperature; 0: greedy", at_least(0));
   f("sample.top_p", &s.top_p, "nucleus sampling mass, in [0, 1]; 1: off; 0: the most likely token only", in_range(0, 1));

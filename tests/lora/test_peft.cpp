@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -109,6 +110,41 @@ TEST(Peft, RoundTripFp32ExactBf16Rounded) {
       EXPECT_TRUE(torch::equal(a.factors[name], t.to(dtype).to(at::kFloat))) << name;
     }
   }
+}
+
+// An adapter whose numbers cannot be used (a diverged run's NaN, a scale beyond float) is refused when read, not merged
+// into weights that would then write nothing parseable.
+TEST(Peft, RefusesNonFiniteFactorsAndUnusableAlpha) {
+  const auto error_of = [](const std::string& dir) -> std::string {
+    try {
+      cg::lora::read_peft_adapter(dir);
+    } catch (const cg::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string dir = fresh_dir("nonfinite");
+  for (const double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    auto factors = sample_factors();
+    factors["model.layers.1.mlp.down_proj.lora_B.weight"][3][1] = bad;
+    fs::remove_all(dir);
+    cg::lora::write_peft_adapter(dir, sample_config(), factors, at::kBFloat16);
+    const std::string e = error_of(dir);
+    EXPECT_NE(e.find("tensor 'base_model.model.model.layers.1.mlp.down_proj.lora_B.weight' holds NaN or infinite "
+                     "values"), std::string::npos) << e;
+  }
+  fs::remove_all(dir);
+  cg::lora::write_peft_adapter(dir, sample_config(), sample_factors());
+  EXPECT_EQ(error_of(dir), "");
+  for (const char* alpha : {"-1e300", "0", "1e39", "-8"}) {
+    std::ifstream in(dir + "/adapter_config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    j["lora_alpha"] = std::stod(alpha);
+    std::ofstream(dir + "/adapter_config.json") << j.dump();
+    const std::string e = error_of(dir);
+    EXPECT_NE(e.find("is not a positive number that fits a 32-bit float"), std::string::npos) << alpha << ": " << e;
+  }
+  fs::remove_all(dir);
 }
 
 TEST(Peft, ReadsAdapterInPeftsExactLayout) {

@@ -354,9 +354,12 @@ TEST(Generator, EqualsAPlainReferenceSampler) {
   }
   EXPECT_GT(ended_early, 0u) << "no sequence ended before 30 tokens: min_new_tokens was not exercised";
   GenerationParams bad = params(10, 3, {0.8, 0.95, 0}, 31);
-  bad.min_new_tokens = 11;
-  const std::string err = test::error_of([&] { gen.generate(prompts, bad); });
-  EXPECT_TRUE(test::contains(err, "sample.min_new_tokens")) << err;
+  for (const int64_t m : {11, 10}) {  // EOS would have to be token 11 or 12 of at most 10: no sample could end
+    bad.min_new_tokens = m;
+    const std::string err = test::error_of([&] { gen.generate(prompts, bad); });
+    EXPECT_TRUE(test::contains(err, "sample.min_new_tokens (" + std::to_string(m) + ") must be in [0, "
+                               "sample.max_new_tokens (10))")) << err;
+  }
 }
 
 TEST(Generator, UnconstrainedDrawsFromTheLargestLogitsEqualWholeRows) {

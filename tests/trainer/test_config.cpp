@@ -119,6 +119,7 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
       {"train.lr=abc", "'train.lr'", "a finite number"},
       {"train.lr=0", "'train.lr'", "> 0"},
       {"train.lr=1e300", "'train.lr'", "does not fit a 32-bit float"},
+      {"sample.num_samples=2000000000", "'sample.num_samples'", "out of range; allowed: [1, "},
       {"train.eps=1e-300", "'train.eps'", "does not fit a 32-bit float"},
       {"lora.alpha=-1e39", "'lora.alpha'", "does not fit a 32-bit float"},
       {"lora.r=0", "'lora.r'", ">= 1"},
