@@ -15,7 +15,7 @@ int cgexport_main(int argc, char** argv) {
                "--merge a Hugging Face checkpoint with the adapter folded into the weights."};
   app.add_option("run_dir", o.run_dir, "train.run_dir of the run (or one of its checkpoints/step-N folders)")
       ->required();
-  app.add_option("--step", o.step, "checkpoint step (default: newest complete)");
+  app.add_option("--step", o.step, "checkpoint step (default: newest complete)")->check(CLI::NonNegativeNumber);
   app.add_option("--out", o.out, "output folder")->required();
   app.add_flag("--merge", o.merge, "also write the merged HF checkpoint (adapter goes to OUT/adapter)");
   app.add_option("--base", o.base, "the base Hugging Face folder, when it moved since training (default: the run's "

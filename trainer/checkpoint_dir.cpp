@@ -37,7 +37,9 @@ constexpr const char* kManifestName = "manifest.json";
 std::string step_name(int64_t step) { return fmt::format("step-{}", step); }
 
 [[noreturn]] void fail_io(const std::string& what, const std::string& path, int err) {
-  CG_FAIL("{} {}: {} (errno {}); {}", what, path, std::strerror(err), err, kHint);
+  const bool full = err == ENOSPC || err == EDQUOT;
+  CG_FAIL("{} {}: {} (errno {}); {}", what, path, std::strerror(err), err,
+          full ? kHint : "fix that path (a file where a folder should be? permissions?) or change train.run_dir");
 }
 
 void make_dirs(const fs::path& p) {
@@ -171,7 +173,7 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
       fn();
     } catch (const std::exception& e) {
       err = e.what();
-      if (err.find(kHint) == std::string::npos) err += fmt::format("; {}", kHint);
+      if (err.find("train.run_dir") == std::string::npos) err += fmt::format("; {}", kHint);
     }
   };
   auto abort_if_failed = [&](const char* phase) {

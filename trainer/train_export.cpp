@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <spdlog/fmt/ranges.h>
 #include <fstream>
 #include <functional>
 #include <optional>
@@ -326,6 +327,12 @@ std::string export_run(const ExportOptions& given) {
   if (o.step >= 0) {
     ck.step = o.step;
     ck.path = step_folder(o.run_dir, o.step);
+    if (!std::filesystem::exists(ck.path)) {
+      const std::vector<int64_t> steps = checkpoint_steps(o.run_dir);
+      CG_FAIL("{} has no checkpoint of step {} (no {}); {}", o.run_dir, o.step, ck.path,
+              steps.empty() ? std::string("it has no checkpoints")
+                            : fmt::format("its checkpoints are of steps {} (newest first)", fmt::join(steps, ", ")));
+    }
     const std::string why = verify_checkpoint(ck.path, &ck.manifest);
     CG_CHECK(why.empty(), "{} is not a usable checkpoint: {}", ck.path, why);
   } else {

@@ -235,6 +235,8 @@ int train(const Config& cfg) {
   std::optional<FileLock> run_lock;
   if (lead) {
     make_output_dir(run_dir, "train.run_dir");
+    // Where every save goes: a problem there shows now, not after the first checkpoint.every steps.
+    make_output_dir(run_dir + "/checkpoints", "train.run_dir's checkpoints folder");
     // On NFS the lock of a job whose node died lingers until the server's lease ends (about 90 s): a requeued job
     // waits that long (CG_LOCK_WAIT_S, default 120) before it calls the folder taken.
     const char* wait_env = std::getenv("CG_LOCK_WAIT_S");

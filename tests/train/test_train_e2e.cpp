@@ -340,6 +340,15 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
     for (std::string line; std::getline(mf, line);) skipped += line.find("\"skipped\":true") != std::string::npos;
     EXPECT_EQ(skipped, 3);
   }
+  // A file where the checkpoints folder goes: refused before step 0, not at the first save.
+  fs::remove_all(d + "/ckfile");
+  fs::create_directories(d + "/ckfile");
+  std::ofstream(d + "/ckfile/checkpoints") << "not a folder";
+  r = run_mpi(1, cgtrain_exe(), micro_args(s, d + "/ckfile"));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("train.run_dir's checkpoints folder = " + d + "/ckfile/checkpoints is a file, not a folder"),
+            std::string::npos) << r.output;
+  EXPECT_TRUE(read_losses(d + "/ckfile").empty());
   // A LoRA scale of 2.5e29: step 1 passes (clipped), then the adapted weights give NaN; step 2 is skipped, and the
   // final validation says the saved model diverged.
   fs::remove_all(d + "/diverged");
@@ -599,6 +608,16 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   fs::rename(d + "/run/checkpoints/step-10", d + "/run/checkpoints/step-10.old");
   r = run_mpi(1, cgexport_exe(), {d + "/run", "--step", "10", "--out", d + "/out_old"});
   ASSERT_EQ(r.rc, 0) << r.output;
+  // A step with no checkpoint: the error lists the steps there are; a negative step is no step.
+  r = run_mpi(1, cgexport_exe(), {d + "/run", "--step", "3", "--out", d + "/out_3"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find(d + "/run has no checkpoint of step 3 (no " + d + "/run/checkpoints/step-3); its "
+                          "checkpoints are of steps 10"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d + "/out_3/adapter_model.safetensors"));
+  r = run_mpi(1, cgexport_exe(), {d + "/run", "--step", "-1", "--out", d + "/out_neg"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("--step"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d + "/out_neg/adapter_model.safetensors"));
   r = run_mpi(2, cgtrain_exe(), with(args, {"train.steps=12"}));
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("step-10.old (step 10"), std::string::npos) << r.output;
