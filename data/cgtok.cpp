@@ -37,8 +37,18 @@ int main(int argc, char** argv) {
       for (int32_t id : tok.encode(argv[3], true)) std::printf("%d\t%s\n", id, tok.piece(id).c_str());
       return 0;
     }
-    std::fputs(kUsage, cmd == "--help" || cmd == "-h" ? stdout : stderr);
-    return cmd == "--help" || cmd == "-h" ? 0 : 2;
+    if (cmd == "--help" || cmd == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (cmd.empty())
+      std::fputs("cgtok: no command given\n", stderr);
+    else if (cmd == "llama-js" || cmd == "hf-json" || cmd == "encode")
+      std::fprintf(stderr, "cgtok %s: takes 2 arguments, %d given\n", cmd.c_str(), argc - 2);
+    else
+      std::fprintf(stderr, "cgtok: unknown command '%s' (llama-js, hf-json or encode)\n", cmd.c_str());
+    std::fputs(kUsage, stderr);
+    return 2;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

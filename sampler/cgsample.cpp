@@ -84,6 +84,8 @@ std::vector<Job> make_jobs(const Config& c) {
   if (!s.conditions_from.empty()) {
     // Each sample states the conditions of one row, rows in a seeded random order (cycled when there are fewer).
     const std::string path = cg::resolve_csv(s.conditions_from, c);
+    CG_CHECK(!path.empty(), "sample.conditions_from={} names a key that is empty in this config: set {} to a CSV, or "
+             "give sample.conditions_from a path", s.conditions_from, s.conditions_from);
     const bool formula = std::find(s.condition_on.begin(), s.condition_on.end(), "formula") != s.condition_on.end();
     if (!trained_form(formula, s.condition_on.size() > (formula ? 1u : 0u)))
       warn_untrained_form(formula, formula ? "another key to sample.condition_on" : "formula to sample.condition_on");

@@ -62,6 +62,9 @@ grep -q "sample.task=infill asks for a masked element" "$D/bad.err"
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.task=infill data.test_csv= 2>"$D/bad.err"; then
   echo "infill without data.test_csv must be refused" >&2; exit 1; fi
 grep -q "sample.task=infill masks elements of the crystals of data.test_csv, which is empty" "$D/bad.err"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.conditions_from=data.val_csv data.val_csv= \
+    2>"$D/bad.err"; then echo "conditions_from naming an empty key must be refused" >&2; exit 1; fi
+grep -q "sample.conditions_from=data.val_csv names a key that is empty in this config: set data.val_csv" "$D/bad.err"
 # A second run into a used folder: its CIFs and report are this run's only.
 cp -r "$D/on" "$D/again"
 test -f "$D/again/eval/report.json"
