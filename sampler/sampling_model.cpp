@@ -163,6 +163,12 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
     bo.config_from = "run checkpoint " + run->ckpt.path + " (its run's model_config.json)";
     run_checkpoint = run->ckpt.path;
     bo.hf_dir = c.model.hf_dir.empty() ? rc.model.hf_dir : c.model.hf_dir;  // the sampling config may move the base
+    std::error_code ec;
+    if (rc.lora.enabled && dims.rank == 0 && !c.model.hf_dir.empty() && !rc.model.hf_dir.empty() &&
+        fs::is_directory(rc.model.hf_dir) && !fs::equivalent(rc.model.hf_dir, c.model.hf_dir, ec))
+      spdlog::warn("run checkpoint {} was trained on the base {} (its config.yaml model.hf_dir), which is still there, "
+                   "but model.hf_dir is {}: fine if that is a copy of the same weights, wrong otherwise (leave "
+                   "model.hf_dir empty to use the run's)", run->ckpt.path, rc.model.hf_dir, c.model.hf_dir);
     bo.init_seed = rc.model.init_seed;
     if (!rc.lora.enabled) {
       every_weight_from_adapter = true;

@@ -231,6 +231,21 @@ TEST(SamplingModel, LoraRunCheckpointEqualsTheTrainingModel) {
   EXPECT_NE(e.find("already has checkpoint " + step7 + " merged in"), std::string::npos) << e;
   EXPECT_NE(e.find("is a checkpoint of the same run"), std::string::npos) << e;
   EXPECT_EQ(error_of(d + "/base"), "<no error>");
+  // Another folder as model.hf_dir while the run's base is still there: loaded (a copy may have moved), with a
+  // warning naming both; the run's own base, given as model.hf_dir, is no reason for one.
+  const auto log_of = [&](const std::string& hf) {
+    std::ostringstream log;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+    spdlog::default_logger()->sinks().push_back(sink);
+    EXPECT_EQ(error_of(hf), "<no error>");
+    spdlog::default_logger()->sinks().pop_back();
+    return log.str();
+  };
+  fs::copy(d + "/base", d + "/copy");
+  const std::string moved = log_of(d + "/copy");
+  EXPECT_NE(moved.find("was trained on the base " + d + "/base (its config.yaml model.hf_dir), which is still there, "
+                       "but model.hf_dir is " + d + "/copy"), std::string::npos) << moved;
+  EXPECT_EQ(log_of(d + "/base").find("was trained on the base"), std::string::npos);
   fs::remove_all(d);
 }
 
