@@ -37,7 +37,7 @@ constexpr const char* kManifestName = "manifest.json";
 std::string step_name(int64_t step) { return fmt::format("step-{}", step); }
 
 [[noreturn]] void fail_io(const std::string& what, const std::string& path, int err) {
-  const bool full = err == ENOSPC || err == EDQUOT;
+  const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
   CG_FAIL("{} {}: {} (errno {}); {}", what, path, std::strerror(err), err,
           full ? kHint : "fix that path (a file where a folder should be? permissions?) or change train.run_dir");
 }
