@@ -567,13 +567,21 @@ Config load_impl(const YAML::Node* root, const std::string& where, const std::ve
   return c;
 }
 
-YAML::Node read_yaml_file(const std::string& yaml_path) {
-  const std::string text = read_file(yaml_path, "config file");
+// The one YAML document of a config; a second one (after a `---` line) would be ignored by YAML::Load.
+YAML::Node load_one_document(const std::string& text, const std::string& where) {
+  std::vector<YAML::Node> docs;
   try {
-    return YAML::Load(text);
+    docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
-    CG_FAIL("{}: YAML syntax error: {}", yaml_path, e.what());
+    CG_FAIL("{}: YAML syntax error: {}", where, e.what());
   }
+  CG_CHECK(docs.size() <= 1, "{}: {} YAML documents (separated by '---' lines), but a config is one: merge them into "
+           "one, or remove the '---' between them", where, docs.size());
+  return docs.empty() ? YAML::Node() : docs.front();
+}
+
+YAML::Node read_yaml_file(const std::string& yaml_path) {
+  return load_one_document(read_file(yaml_path, "config file"), yaml_path);
 }
 
 }  // namespace
@@ -618,12 +626,7 @@ std::string resolve_csv(const std::string& value, const Config& c) {
 }
 
 Config load_config_string(const std::string& yaml_text, const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    CG_FAIL("config YAML syntax error: {}", e.what());
-  }
+  YAML::Node root = load_one_document(yaml_text, "config");
   return load_impl(&root, "", overrides);
 }
 

@@ -81,6 +81,15 @@ TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
   EXPECT_NE(e.find("a key must be a plain name, not '[a, b]'"), std::string::npos) << e;
   e = error_of([] { cg::load_config_string("trian:\n  ? [x]\n  : 1\n"); });
   EXPECT_NE(e.find("a key in section 'trian' must be a plain name"), std::string::npos) << e;
+  // A second YAML document would be dropped by a plain load: refused, in a file too; a leading '---' is one document.
+  e = error_of([] { cg::load_config_string("train:\n  steps: 3\n---\ntrain:\n  lr: 0.5\n"); });
+  EXPECT_NE(e.find("config: 2 YAML documents (separated by '---' lines), but a config is one"), std::string::npos) << e;
+  const std::string two = ::testing::TempDir() + "/cfg_two_docs.yaml";
+  std::ofstream(two) << "train:\n  steps: 3\n---\ntrain:\n  lr: 0.5\n";
+  e = error_of([&] { cg::load_config(two, {}); });
+  EXPECT_NE(e.find(two + ": 2 YAML documents"), std::string::npos) << e;
+  EXPECT_EQ(cg::load_config_string("---\ntrain:\n  steps: 3\n").train.steps, 3);
+  EXPECT_EQ(cg::load_config_string("").train.steps, cg::Config().train.steps);
 }
 
 TEST(Config, KeyGivenTwiceInOneMapIsRefusedNamingKeyAndFile) {
