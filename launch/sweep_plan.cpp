@@ -47,6 +47,12 @@ void check_layout(const std::string& resolved_yaml, int64_t np) {
            "parallel.tp", tp, np);
   CG_CHECK(dp == 0 || tp * dp == np, "parallel.tp {} x parallel.dp {} = {} but np is {}; set parallel.dp=0 (np / tp) "
            "or np to {}", tp, dp, tp * dp, np, tp * dp);
+  // eval.out from the base config: every point's report would go to that one folder, and the summary would read
+  // every point's scores from it.
+  const YAML::Node ev = YAML::Load(resolved_yaml)["eval"];
+  CG_CHECK(!ev || !ev["out"] || ev["out"].as<std::string>().empty(), "the base config sets eval.out={}: every point "
+           "would write its cgeval report there; leave eval.out empty (each point reports into <point>/samples/eval)",
+           ev && ev["out"] ? ev["out"].as<std::string>() : "");
 }
 
 }  // namespace

@@ -143,6 +143,16 @@ TEST(SweepPlan, LayoutMustFitTheRanksPerPointBeforeAnythingRuns) {
   EXPECT_EQ(plan_error(t, "np: 4\noverrides: {parallel.dp: 2}\ngrid:\n  parallel.tp: [2]\n"), "");
 }
 
+// eval.out in the base config would send every point's report to one folder (the summary would read one point's
+// scores for all): refused. The sweep file cannot set it (SweepSpec.KeysCgsweepSetsAreRefusedEverywhere).
+TEST(SweepPlan, BaseConfigsEvalOutIsRefused) {
+  TempSweep t;
+  std::ofstream(t.dir / "base.yaml") << "train:\n  steps: 3\neval:\n  out: shared_eval\n";
+  const std::string e = plan_error(t, "grid:\n  lora.r: [4, 8]\n");
+  EXPECT_NE(e.find("the base config sets eval.out=shared_eval: every point would write its cgeval report there"),
+            std::string::npos) << e;
+}
+
 TEST(SweepPlan, OutDirIsAbsoluteAndNormalizedSoEveryFolderIsSpelledOneWay) {
   TempSweep t;
   const std::string messy = (fs::relative(t.dir, fs::current_path()) / "." / "x" / ".." / "out" / "").string();

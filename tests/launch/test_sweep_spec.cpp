@@ -136,7 +136,8 @@ TEST(SweepSpec, GridLargerThanTenThousandPointsIsRefusedBeforeExpanding) {
 
 // The folders (and the adapter) cgsweep sets for every point: a value anywhere would be silently replaced.
 TEST(SweepSpec, KeysCgsweepSetsAreRefusedEverywhere) {
-  for (const std::string key : {"train.run_dir", "data.shards_dir", "sample.out_dir", "sample.adapter", "eval.input"}) {
+  for (const std::string key :
+       {"train.run_dir", "data.shards_dir", "sample.out_dir", "sample.adapter", "eval.input", "eval.out"}) {
     const std::string grid = error_of("base: b.yaml\ngrid: {" + key + ": [/tmp/a, /tmp/b]}");
     EXPECT_NE(grid.find("grid: " + key + " is set by cgsweep for every point"), std::string::npos) << grid;
     EXPECT_NE(grid.find("out_dir (or --out-dir)"), std::string::npos) << grid;
