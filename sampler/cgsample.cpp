@@ -13,10 +13,12 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "common/kernel_profile.h"
 #include "common/log.h"
 #include "data/crystal_text.h"
@@ -38,6 +40,20 @@
 #include "trainer/train_model.h"
 
 namespace {
+
+// cgsample replaces <out>/cifs and <out>/eval with this run's: only where an earlier cgsample wrote them (its
+// samples.jsonl beside them). A cifs/ folder of the user's own (a CIF folder's usual layout) is refused, not emptied.
+void check_out_dir_owned(const std::string& out) {
+  namespace fs = std::filesystem;
+  if (fs::exists(fs::path(out) / "samples.jsonl")) return;
+  for (const char* sub : {"cifs", "eval"}) {
+    std::error_code ec;
+    const fs::path p = fs::path(out) / sub;
+    CG_CHECK(!fs::exists(p, ec) || (fs::is_directory(p, ec) && fs::is_empty(p, ec)), "sample.out_dir {} holds {}/ "
+             "but no samples.jsonl, so no earlier cgsample wrote it, and this run would replace it: give another "
+             "sample.out_dir, or move {} away", out, sub, p.string());
+  }
+}
 
 // cgprep's generation prompts state no condition, or the formula together with one to four of space group,
 // formation energy, band gap and e_above_hull (data/prompt.cpp): other combinations are prompts the model never saw.
@@ -192,7 +208,16 @@ int run(int argc, char** argv) {
   const std::string tok_path = cg::sampling_tokenizer_path(c);
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
   const std::vector<Job> jobs = make_jobs(c);  // before the model: a bad CSV must not cost a 70B load
-  if (rt.rank == 0) cg::make_output_dir(c.sample.out_dir, "sample.out_dir");  // nor an unwritable folder
+  // Nor an unwritable folder, one of somebody else's files that the run would replace, or one another cgsample is
+  // writing into (the last to finish would silently win).
+  std::optional<cg::FileLock> out_lock;
+  if (rt.rank == 0) {
+    cg::make_output_dir(c.sample.out_dir, "sample.out_dir");
+    check_out_dir_owned(c.sample.out_dir);
+    out_lock.emplace(c.sample.out_dir + "/.cgsample.lock");
+    CG_CHECK(!out_lock->held_elsewhere(), "sample.out_dir {} is being written by another cgsample (it holds "
+             "{}/.cgsample.lock): wait for it, or give another sample.out_dir", c.sample.out_dir, c.sample.out_dir);
+  }
   std::string what;
   auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);
   spdlog::info("cgsample: model: {}; tokenizer {} ({} pieces)", what, tok_path, tok.vocab_size());

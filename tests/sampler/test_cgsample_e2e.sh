@@ -65,6 +65,21 @@ grep -q "sample.task=infill masks elements of the crystals of data.test_csv, whi
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.conditions_from=data.val_csv data.val_csv= \
     2>"$D/bad.err"; then echo "conditions_from naming an empty key must be refused" >&2; exit 1; fi
 grep -q "sample.conditions_from=data.val_csv names a key that is empty in this config: set data.val_csv" "$D/bad.err"
+# A folder whose cifs/ no cgsample wrote (no samples.jsonl): refused, the user's CIF left where it was.
+mkdir -p "$D/mine/cifs"
+echo "data_mine" > "$D/mine/cifs/mine.cif"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/mine" sample.max_new_tokens=25 2>"$D/mine.err"; then
+  echo "cgsample replaced a cifs/ folder it did not write" >&2; exit 1; fi
+grep -q "holds cifs/ but no samples.jsonl, so no earlier cgsample wrote it" "$D/mine.err"
+grep -q "data_mine" "$D/mine/cifs/mine.cif"
+# A folder another cgsample is writing into (its lock held): refused, nothing written.
+if command -v flock >/dev/null; then
+  mkdir -p "$D/busy"
+  if flock "$D/busy/.cgsample.lock" "$B/sampler/cgsample" "$@" sample.out_dir="$D/busy" sample.max_new_tokens=25 \
+      2>"$D/busy.err"; then echo "cgsample wrote into a folder another cgsample holds" >&2; exit 1; fi
+  grep -q "is being written by another cgsample" "$D/busy.err"
+  [ ! -e "$D/busy/samples.jsonl" ] || { echo "cgsample wrote into a locked folder" >&2; exit 1; }
+fi
 # A second run into a used folder: its CIFs and report are this run's only.
 cp -r "$D/on" "$D/again"
 test -f "$D/again/eval/report.json"
