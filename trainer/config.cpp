@@ -42,6 +42,7 @@ Rule at_least(double lo) { Rule r; r.min = lo; return r; }
 Rule above(double lo) { Rule r; r.min = lo; r.min_open = true; return r; }
 Rule in_range(double lo, double hi) { Rule r; r.min = lo; r.max = hi; return r; }
 Rule in_range_open_hi(double lo, double hi) { Rule r = in_range(lo, hi); r.max_open = true; return r; }
+Rule in_range_open_lo(double lo, double hi) { Rule r = in_range(lo, hi); r.min_open = true; return r; }
 Rule one_of(std::vector<std::string> c) { Rule r; r.choices = std::move(c); return r; }
 Rule nonempty() { Rule r; r.nonempty = true; return r; }
 Rule number_or_empty() { Rule r; r.numeric_or_empty = true; return r; }
@@ -119,7 +120,7 @@ void visit_config(Config& c, F&& f) {
   f("train.seq_len", &t.seq_len, "longest packed/padded training sequence (tokens)", at_least(2));
   f("train.grad_accum", &t.grad_accum, "micro-steps accumulated per optimizer step; a step's global batch is "
     "micro_batch x dp x grad_accum samples (a resume keeps the product)", at_least(1));
-  f("train.lr", &t.lr, "peak learning rate", above(0));
+  f("train.lr", &t.lr, "peak learning rate", in_range_open_lo(0, 10));
   f("train.schedule", &t.schedule, "lr decay after warmup: cosine | linear | constant",
     one_of({"cosine", "linear", "constant"}));
   f("train.warmup_steps", &t.warmup_steps, "linear warmup from 0 over this many steps", at_least(0));

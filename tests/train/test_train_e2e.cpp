@@ -328,9 +328,11 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
   r = run_mpi(2, cgtrain_exe(), with(micro_args(s, d + "/grid"), {"parallel.tp=2", "parallel.dp=2"}));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("world 2"), std::string::npos) << r.output;
-  // An lr that overflows the weights: non-finite steps are skipped, then the run aborts.
-  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/nan"), {"train.lr=1e30", "train.warmup_steps=0",
-                                                                 "train.max_bad_steps=3", "train.clip_grad_norm=0"}));
+  // A LoRA scale of 2.5e29: step 1's clipped update already overflows the outputs; the non-finite steps after it
+  // are skipped, then the run aborts.
+  fs::remove_all(d + "/nan");
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/nan"), {"lora.alpha=1e30", "train.warmup_steps=0",
+                                                                 "train.max_bad_steps=3"}));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("4 non-finite steps in a row (more than train.max_bad_steps=3)"), std::string::npos)
       << r.output;
