@@ -52,6 +52,8 @@ function(cg_add_gtest_group exe)
   set(claimed "")
   set(every "")
   foreach(name src IN ZIP_LISTS names sources)
+    # The filters come from the file's suites: a suite added to it re-runs the configure step.
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${src})
     file(STRINGS ${CMAKE_CURRENT_SOURCE_DIR}/${src} heads
          REGEX "^(TEST|TEST_F|TEST_P|TYPED_TEST|TYPED_TEST_P)\\([A-Za-z0-9_]+,")
     if(NOT heads)

@@ -51,10 +51,15 @@ cg::InvarianceResult invariance(const cg::Config& c) {
   CG_CHECK(dims.dp == 1, "the invariance check runs in one tp group: launch world = parallel.tp ranks (got {})",
            dims.describe());
   cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));
+  // The crystals before the model: a missing or empty test split must not cost a 70B load.
+  CG_CHECK(!c.data.test_csv.empty(), "eval.invariance=true scores crystals of data.test_csv, which is empty: set "
+           "data.test_csv to a CSV or CIF folder");
+  const auto crystals = cg::read_mp20(c.data.test_csv, c.eval.invariance_crystals).crystals;
+  CG_CHECK(!crystals.empty(), "eval.invariance=true: data.test_csv {} holds no crystal that reads: give a test split "
+           "with crystals", c.data.test_csv);
   const cg::Tokenizer tok = cg::Tokenizer::load(cg::sampling_tokenizer_path(c));
   std::string what;
   auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);
-  const auto crystals = cg::read_mp20(c.data.test_csv, c.eval.invariance_crystals).crystals;
   spdlog::info("cgeval: invariance check of {} over {} crystals of {} ({})", what, crystals.size(), c.data.test_csv,
                dims.describe());
   cg::InvarianceOptions opt;

@@ -187,30 +187,32 @@ InvarianceResult invariance_check(model::LlamaImpl& model, const std::vector<Cry
 }
 
 std::string invariance_json(const InvarianceResult& r) {
+  // A mean over nothing is null, not 0 (which would read as "no change").
+  const auto mean_over = [](int64_t n, double v) { return n > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
   const nlohmann::json j = {{"crystals", r.crystals},
                             {"swapped", r.swapped},
-                            {"mean_ll", r.mean_ll},
-                            {"mean_delta_permute", r.mean_delta_permute},
-                            {"mean_abs_delta_permute", r.mean_abs_delta_permute},
-                            {"mean_delta_swap", r.mean_delta_swap},
-                            {"mean_abs_delta_swap", r.mean_abs_delta_swap},
+                            {"mean_ll", mean_over(r.crystals, r.mean_ll)},
+                            {"mean_delta_permute", mean_over(r.crystals, r.mean_delta_permute)},
+                            {"mean_abs_delta_permute", mean_over(r.crystals, r.mean_abs_delta_permute)},
+                            {"mean_delta_swap", mean_over(r.swapped, r.mean_delta_swap)},
+                            {"mean_abs_delta_swap", mean_over(r.swapped, r.mean_abs_delta_swap)},
                             {"translations", r.translations},
-                            {"mean_ipt", r.mean_ipt}};
+                            {"mean_ipt", mean_over(r.translations > 0 ? r.crystals : 0, r.mean_ipt)}};
   return j.dump();
 }
 
 std::string invariance_markdown(const InvarianceResult& r) {
+  const auto cell = [](int64_t n, double v) { return n > 0 ? fmt::format("{:.3f}", v) : std::string("n/a"); };
   return fmt::format(
       "\n## Log-likelihood invariance\n\n"
       "Over {} crystals (unconditional prompt; LL summed over the crystal's tokens and EOS, nats). An "
       "order-invariant model changes little under a permutation of its atoms and much more when two sites of "
       "different elements ({} crystals) exchange their element.\n\n"
       "| | mean ΔLL | mean \\|ΔLL\\| |\n|---|---|---|\n"
-      "| atoms permuted | {:.3f} | {:.3f} |\n| elements swapped | {:.3f} | {:.3f} |\n\nmean LL of the originals: "
-      "{:.3f}\n{}",
-      r.crystals, r.swapped, r.mean_delta_permute, r.mean_abs_delta_permute, r.mean_delta_swap, r.mean_abs_delta_swap,
-      r.mean_ll,
-      r.translations > 0
+      "| atoms permuted | {} | {} |\n| elements swapped | {} | {} |\n\nmean LL of the originals: {}\n{}",
+      r.crystals, r.swapped, cell(r.crystals, r.mean_delta_permute), cell(r.crystals, r.mean_abs_delta_permute),
+      cell(r.swapped, r.mean_delta_swap), cell(r.swapped, r.mean_abs_delta_swap), cell(r.crystals, r.mean_ll),
+      r.translations > 0 && r.crystals > 0
           ? fmt::format("\nIPT (Gruver et al.: increase in perplexity under translation, mean - min over the original "
                         "and {} translated copies): {:.4f}\n", r.translations, r.mean_ipt)
           : "");

@@ -65,6 +65,9 @@ grep -q "sample.task=infill masks elements of the crystals of data.test_csv, whi
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.conditions_from=data.val_csv data.val_csv= \
     2>"$D/bad.err"; then echo "conditions_from naming an empty key must be refused" >&2; exit 1; fi
 grep -q "sample.conditions_from=data.val_csv names a key that is empty in this config: set data.val_csv" "$D/bad.err"
+if "$B/sampler/cgeval" "$@" eval.input="$D/on" eval.out="$D/inv_eval" eval.invariance=true data.test_csv= \
+    2>"$D/inv.err"; then echo "the invariance check ran without a test split" >&2; exit 1; fi
+grep -q "eval.invariance=true scores crystals of data.test_csv, which is empty: set data.test_csv" "$D/inv.err"
 # A folder whose cifs/ no cgsample wrote (no samples.jsonl): refused, the user's CIF left where it was.
 mkdir -p "$D/mine/cifs"
 echo "data_mine" > "$D/mine/cifs/mine.cif"

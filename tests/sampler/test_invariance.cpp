@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "data/crystal_text.h"
 #include "data/mp20.h"
@@ -190,6 +191,34 @@ TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
   EXPECT_GT(r.mean_ipt, 0.0);  // nor translation invariant
   EXPECT_NE(invariance_json(r).find("\"mean_ipt\""), std::string::npos);
   EXPECT_NE(invariance_json(r).find("\"mean_abs_delta_swap\""), std::string::npos);
+}
+
+// Means over no crystal (nothing scored, or no crystal with two elements to swap) are null / n/a, not 0.0, which would
+// read as "the model does not change".
+TEST(InvarianceReport, MeansOverNothingAreNullNotZero) {
+  InvarianceResult r;
+  r.crystals = 3;
+  r.swapped = 0;
+  r.mean_ll = -40.5;
+  r.mean_delta_permute = 0.25;
+  r.mean_abs_delta_permute = 0.5;
+  r.translations = 2;
+  r.mean_ipt = 0.125;
+  auto j = nlohmann::json::parse(invariance_json(r));
+  EXPECT_EQ(j["mean_ll"], -40.5);
+  EXPECT_EQ(j["mean_ipt"], 0.125);
+  EXPECT_TRUE(j["mean_delta_swap"].is_null()) << j.dump();
+  EXPECT_TRUE(j["mean_abs_delta_swap"].is_null()) << j.dump();
+  std::string md = invariance_markdown(r);
+  EXPECT_NE(md.find("| atoms permuted | 0.250 | 0.500 |\n| elements swapped | n/a | n/a |"), std::string::npos) << md;
+  r = InvarianceResult();
+  r.translations = 2;
+  j = nlohmann::json::parse(invariance_json(r));
+  for (const char* k : {"mean_ll", "mean_delta_permute", "mean_abs_delta_permute", "mean_ipt"})
+    EXPECT_TRUE(j[k].is_null()) << k << ": " << j.dump();
+  md = invariance_markdown(r);
+  EXPECT_NE(md.find("| atoms permuted | n/a | n/a |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("IPT"), std::string::npos) << md;
 }
 
 }  // namespace
