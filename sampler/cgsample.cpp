@@ -81,17 +81,19 @@ struct Job {
 };
 
 // The conditions sample.condition_on asks of row `r`; false when the row lacks one of them.
-bool row_conditions(const cg::Crystal& r, const std::vector<std::string>& on, cg::GenerationConditions* cond) {
+// The row's conditions named in `on`; "" when it has them all, else the first one it lacks (or, for the formula,
+// holds as something that is not a formula: a prompt the model never saw, which cgeval could not check).
+std::string row_conditions(const cg::Crystal& r, const std::vector<std::string>& on, cg::GenerationConditions* cond) {
   for (const auto& a : on) {
-    if (a == "formula" && !r.formula.empty()) cond->formula = r.formula;
+    if (a == "formula" && !r.formula.empty() && cg::composition_of_formula(r.formula)) cond->formula = r.formula;
     else if (a == "spacegroup" && r.spacegroup) cond->spacegroup = r.spacegroup;
     else if (a == "formation_energy" && r.formation_energy_per_atom)
       cond->formation_energy_per_atom = r.formation_energy_per_atom;
     else if (a == "band_gap" && r.band_gap) cond->band_gap = r.band_gap;
     else if (a == "e_above_hull" && r.e_above_hull) cond->e_above_hull = r.e_above_hull;
-    else return false;
+    else return a == "formula" && !r.formula.empty() ? "a formula that is not one" : "no " + a;
   }
-  return true;
+  return "";
 }
 
 std::vector<Job> make_jobs(const Config& c) {
@@ -106,12 +108,23 @@ std::vector<Job> make_jobs(const Config& c) {
     if (!trained_form(formula, s.condition_on.size() > (formula ? 1u : 0u)))
       warn_untrained_form(formula, formula ? "another key to sample.condition_on" : "formula to sample.condition_on");
     std::vector<cg::GenerationConditions> rows;
-    for (const auto& r : cg::read_mp20(path).crystals) {
+    const cg::Mp20Split split = cg::read_mp20(path);
+    std::map<std::string, int64_t> left_out;  // why -> rows
+    if (!split.skipped.empty()) left_out["a crystal that does not read"] = int64_t(split.skipped.size());
+    for (const auto& r : split.crystals) {
       cg::GenerationConditions cond;
-      if (row_conditions(r, s.condition_on, &cond)) rows.push_back(std::move(cond));
+      const std::string why = row_conditions(r, s.condition_on, &cond);
+      if (why.empty()) rows.push_back(std::move(cond));
+      else ++left_out[why];
     }
-    CG_CHECK(!rows.empty(), "sample.conditions_from={}: no row of {} has all of sample.condition_on", s.conditions_from,
-             path);
+    std::vector<std::string> reasons;
+    for (const auto& [why, n] : left_out) reasons.push_back(fmt::format("{} with {}", n, why));
+    CG_CHECK(!rows.empty(), "sample.conditions_from={}: no row of {} ({} data rows) has all of sample.condition_on "
+             "[{}]{}{}", s.conditions_from, path, split.rows_read, fmt::join(s.condition_on, ", "),
+             reasons.empty() ? "" : ": ", fmt::join(reasons, ", "));
+    if (!reasons.empty())
+      spdlog::warn("cgsample: sample.conditions_from={}: {} of {} rows left out ({})", s.conditions_from,
+                   split.rows_read - int64_t(rows.size()), split.rows_read, fmt::join(reasons, ", "));
     cg::Rng rng(cg::Rng::derive({s.seed, 0x636f6e64ull}));  // "cond"
     rng.shuffle(rows);
     for (int64_t i = 0; i < s.num_samples; ++i)

@@ -65,6 +65,25 @@ grep -q "sample.task=infill masks elements of the crystals of data.test_csv, whi
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.conditions_from=data.val_csv data.val_csv= \
     2>"$D/bad.err"; then echo "conditions_from naming an empty key must be refused" >&2; exit 1; fi
 grep -q "sample.conditions_from=data.val_csv names a key that is empty in this config: set data.val_csv" "$D/bad.err"
+# Conditions from rows: a CSV of no rows says so; rows whose formula is not one are left out, counted.
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.conditions_from="$D/header_only.csv" \
+    2>"$D/bad.err"; then echo "conditions from a CSV without rows must be refused" >&2; exit 1; fi
+grep -q "no row of $D/header_only.csv (0 data rows) has all of sample.condition_on \[formula, spacegroup\]" "$D/bad.err"
+python3 - "$D/odd_rows.csv" <<'PY'
+import csv, gzip, sys
+with gzip.open("data/mp20/test.csv.gz", "rt", newline="") as f:
+    rows = list(csv.DictReader(f))[:3]
+for r in rows[:2]:
+    r["pretty_formula"] = "xx2"
+with open(sys.argv[1], "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+    w.writeheader()
+    w.writerows(rows)
+PY
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/odd" sample.conditions_from="$D/odd_rows.csv" sample.num_samples=2 \
+  sample.max_new_tokens=25 2>"$D/odd.err" >&2
+grep -q "2 of 3 rows left out (2 with a formula that is not one)" "$D/odd.err"
+if grep -q "formula is xx2" "$D/odd/samples.jsonl"; then echo "a prompt states formula xx2" >&2; exit 1; fi
 if "$B/sampler/cgeval" "$@" eval.input="$D/on" eval.out="$D/inv_eval" eval.invariance=true data.test_csv= \
     2>"$D/inv.err"; then echo "the invariance check ran without a test split" >&2; exit 1; fi
 grep -q "eval.invariance=true scores crystals of data.test_csv, which is empty: set data.test_csv" "$D/inv.err"
