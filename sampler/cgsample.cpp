@@ -158,7 +158,12 @@ std::vector<Job> make_jobs(const Config& c) {
     // Infill the first num_samples crystals of the test split; the masked element is a seeded uniform site's.
     CG_CHECK(!c.data.test_csv.empty(), "sample.task=infill masks elements of the crystals of data.test_csv, which is "
              "empty; set data.test_csv to a CSV in CDVAE's layout (e.g. data/mp20/test.csv.gz)");
-    const auto crystals = cg::read_mp20(c.data.test_csv, s.num_samples).crystals;
+    const cg::Mp20Split split = cg::read_mp20(c.data.test_csv, s.num_samples);
+    const auto& crystals = split.crystals;
+    CG_CHECK(!crystals.empty(), "sample.task=infill: data.test_csv {} holds no crystal that reads ({} data rows{}): "
+             "give a test split with crystals", c.data.test_csv, split.rows_read,
+             split.skipped.empty() ? "" : fmt::format(", e.g. row {}: {}", split.skipped.front().row,
+                                                      split.skipped.front().reason));
     if (int64_t(crystals.size()) < s.num_samples)
       spdlog::warn("cgsample: data.test_csv {} has {} crystal(s) to infill, fewer than sample.num_samples={}: {} "
                    "sample(s), one per crystal", c.data.test_csv, crystals.size(), s.num_samples, crystals.size());

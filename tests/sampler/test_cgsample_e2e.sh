@@ -65,6 +65,9 @@ grep -q "sample.task=infill masks elements of the crystals of data.test_csv, whi
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.conditions_from=data.val_csv data.val_csv= \
     2>"$D/bad.err"; then echo "conditions_from naming an empty key must be refused" >&2; exit 1; fi
 grep -q "sample.conditions_from=data.val_csv names a key that is empty in this config: set data.val_csv" "$D/bad.err"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.task=infill data.test_csv="$D/header_only.csv" \
+    2>"$D/bad.err"; then echo "infill of a test split without rows must be refused" >&2; exit 1; fi
+grep -q "sample.task=infill: data.test_csv $D/header_only.csv holds no crystal that reads (0 data rows)" "$D/bad.err"
 # Conditions from rows: a CSV of no rows says so; rows whose formula is not one are left out, counted.
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.conditions_from="$D/header_only.csv" \
     2>"$D/bad.err"; then echo "conditions from a CSV without rows must be refused" >&2; exit 1; fi
