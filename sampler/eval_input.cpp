@@ -43,6 +43,17 @@ void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
   }
 }
 
+// The report counts inputs that do not read by reason; the log names the first ones (row or file, full reason), so
+// they can be found and fixed.
+void log_unread(const Mp20Split& split, const std::string& path, const char* unit) {
+  if (split.skipped.empty()) return;
+  constexpr size_t kShown = 10;
+  spdlog::info("cgeval: {} of {} {}s in {} did not read{}", split.skipped.size(), split.rows_read, unit, path,
+               split.skipped.size() > kShown ? fmt::format(" (the first {}):", kShown) : ":");
+  for (size_t i = 0; i < std::min(kShown, split.skipped.size()); ++i)
+    spdlog::info("  {} {}: {}", unit, split.skipped[i].row, split.skipped[i].reason);
+}
+
 void from_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
   in->kind = "csv";
   Mp20Split split = read_mp20(file, max_rows);
@@ -55,12 +66,14 @@ void from_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
     item.cond.spacegroup = c.spacegroup;
     if (item.cond.formula || item.cond.spacegroup) in->conditioned.push_back(std::move(item));
   }
+  log_unread(split, file, "row");
   for (const auto& s : split.skipped) ++in->unparsed_reasons[reason_key(s.reason)];
 }
 
 void from_cifs(const fs::path& dir, int64_t max_rows, EvalInput* in) {
   in->kind = "cifs";
   Mp20Split split = read_cif_folder(dir.string(), max_rows);  // each data_ block an item
+  log_unread(split, dir.string(), "CIF block");
   in->total = split.rows_read;
   in->crystals = std::move(split.crystals);
   for (const auto& s : split.skipped) ++in->unparsed_reasons[reason_key(s.reason)];
@@ -75,7 +88,7 @@ std::string reason_key(const std::string& reason) {
     r = r.substr(colon + 2), colon = r.find(": ");
   if (colon != std::string::npos && r.compare(0, 5, "line ") == 0 && r.find_first_not_of("0123456789", 5) == colon)
     r = r.substr(colon + 2);  // "line N: "
-  if (r.size() > 80) r = r.substr(0, 80);
+  if (r.size() > 160) r = r.substr(0, 160);
   return r;
 }
 

@@ -68,6 +68,13 @@ grep -q "sample.conditions_from=data.val_csv names a key that is empty in this c
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.task=infill data.test_csv="$D/header_only.csv" \
     2>"$D/bad.err"; then echo "infill of a test split without rows must be refused" >&2; exit 1; fi
 grep -q "sample.task=infill: data.test_csv $D/header_only.csv holds no crystal that reads (0 data rows)" "$D/bad.err"
+# A CIF folder with one CIF that does not read: scored without it, and the log names the file and why.
+mkdir -p "$D/mixed"
+cp "$(ls "$D"/on/cifs/*.cif | head -1)" "$D/mixed/good.cif"
+printf 'data_broken\n_cell_length_a 3\n' > "$D/mixed/broken.cif"
+"$B/sampler/cgeval" eval.input="$D/mixed" eval.train_csv="" eval.ref_csv="" eval.spacegroups=false >"$D/mixed.log" 2>&1
+grep -q "1 of 2 CIF blocks in $D/mixed did not read" "$D/mixed.log"
+grep -q "CIF block [01]: broken" "$D/mixed.log"
 # Conditions from rows: a CSV of no rows says so; rows whose formula is not one are left out, counted.
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.conditions_from="$D/header_only.csv" \
     2>"$D/bad.err"; then echo "conditions from a CSV without rows must be refused" >&2; exit 1; fi
