@@ -298,6 +298,12 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
       spec.points.push_back(std::move(p));
     }
   }
+  // A grid sets its keys for every point, so an overrides: value for one of them would never be used. (points: may
+  // leave a key to overrides: in some points.)
+  for (const auto& s : spec.overrides)
+    CG_CHECK(!spec.from_grid || std::find(spec.keys.begin(), spec.keys.end(), s.key) == spec.keys.end(),
+             "sweep file {}: {} is in overrides: and in grid:, which sets it for every point, so the overrides: value "
+             "is never used; keep it in one of them", path, s.key);
   // Two points with the same name would share a run folder.
   std::map<std::string, size_t> seen;
   for (size_t i = 0; i < spec.points.size(); ++i) {

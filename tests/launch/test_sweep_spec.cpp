@@ -156,6 +156,17 @@ TEST(SweepSpec, KeysCgsweepSetsAreRefusedEverywhere) {
   }
 }
 
+// A grid key also in overrides: the grid wins at every point, so the overrides: value is refused as never used;
+// points: may leave a key to overrides: in some points.
+TEST(SweepSpec, OverridesKeyThatTheGridSetsIsRefused) {
+  const std::string e = error_of("base: b.yaml\noverrides: {lora.r: 16, train.steps: 3}\ngrid: {lora.r: [2, 4]}");
+  EXPECT_NE(e.find("lora.r is in overrides: and in grid:, which sets it for every point"), std::string::npos) << e;
+  const auto s = parse_sweep_spec("base: b.yaml\noverrides: {lora.alpha: 16}\npoints: [{lora.r: 2}, "
+                                  "{lora.r: 4, lora.alpha: 8}]\n", "s.yaml");
+  ASSERT_EQ(s.points.size(), 2u);
+  EXPECT_EQ(point_overrides(s, s.points[0]), (std::vector<std::string>{"lora.alpha=16", "lora.r=2"}));
+}
+
 TEST(SweepSpec, CommandLineKeyThatIsSweptIsRefused) {
   auto s = parse_sweep_spec("base: b.yaml\noverrides: {train.steps: 5}\ngrid:\n  lora.r: [2, 4]\n", "s1.yaml");
   try {
