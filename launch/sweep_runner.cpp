@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <spdlog/fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -502,7 +503,10 @@ int run_sweep(const SweepPlan& plan, const RunOptions& opt) {
   start_signal_handling();
   check_finished_points(plan);
   int worst = 0;
+  std::vector<std::string> failed;
+  size_t tried = 0;
   for (const auto& p : plan.points) {
+    ++tried;
     // A signal that arrived during the previous point (which then finished anyway) stops the sweep here.
     if (const int sig = g_signal) {
       spdlog::warn("signal {} received; stopping before point {} ({})", sig, p.index, p.name);
@@ -513,9 +517,19 @@ int run_sweep(const SweepPlan& plan, const RunOptions& opt) {
     if (rc != 0 && (g_signal == SIGINT || g_signal == SIGTERM)) return rc;  // interrupted, not failed
     if (rc != 0) {
       worst = rc;
-      if (!opt.keep_going) return rc;
+      failed.push_back(p.name);
+      const size_t left = plan.points.size() - tried;
+      if (!opt.keep_going) {
+        if (left > 0)
+          spdlog::error("sweep stopped at the failed point {}: {} later point(s) not attempted (--keep-going runs "
+                        "them past failures; the same command resumes)", p.name, left);
+        return rc;
+      }
     }
   }
+  if (!failed.empty())
+    spdlog::error("{} of {} points failed: {} (their <point>/status and logs say why; the same command retries "
+                  "them)", failed.size(), plan.points.size(), fmt::join(failed, ", "));
   return worst;
 }
 

@@ -19,6 +19,9 @@
 #include <algorithm>
 #include <sstream>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include "common/error.h"
 #include "launch/sweep_runner.h"
 #include "launch/sweep_slurm.h"
@@ -171,9 +174,25 @@ TEST(SweepRunner, PreemptionStopsTheSweepAndFailuresAreRecorded) {
   EXPECT_FALSE(fs::exists(fs::path(plan.points[2].run_dir) / "status"));  // not started
 
   ::setenv("STUB_TRAIN_RC_8", "3", 1);
+  {  // without --keep-going the sweep stops at the failure and says what it left
+    std::ostringstream log;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+    spdlog::default_logger()->sinks().push_back(sink);
+    EXPECT_EQ(run_sweep(plan, s.options()), 3);
+    spdlog::default_logger()->sinks().pop_back();
+    EXPECT_NE(log.str().find("sweep stopped at the failed point r8: 1 later point(s) not attempted"),
+              std::string::npos) << log.str();
+    EXPECT_FALSE(fs::exists(fs::path(plan.points[2].run_dir) / "status"));
+  }
   RunOptions keep = s.options();
   keep.keep_going = true;
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
   EXPECT_EQ(run_sweep(plan, keep), 3);
+  spdlog::default_logger()->sinks().pop_back();
+  EXPECT_NE(log.str().find("1 of 3 points failed: r8 (their <point>/status and logs say why"), std::string::npos)
+      << log.str();
   EXPECT_EQ(slurp(fs::path(plan.points[1].run_dir) / "status"), "failed: train (exit 3)\n");
   EXPECT_EQ(slurp(fs::path(plan.points[2].run_dir) / "status"), "done\n");  // ran after the failure
   ::unsetenv("STUB_TRAIN_RC_8");
