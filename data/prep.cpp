@@ -64,16 +64,21 @@ struct Block {
 
 constexpr const char* kPrepStaging = ".cgprep.tmp";  // inside data.shards_dir, moved into place when complete
 
+// A shard file's name, as cgprep writes it: {train,val,test}-NNNNN.h5.
+bool is_shard_name(const std::string& name) {
+  static const std::regex shard(R"((train|val|test)-[0-9]{5}\.h5)");
+  return std::regex_match(name, shard);
+}
+
 // Moves a finished run's files from `stage` into `dir`. Every shard of the folder goes first: an earlier run's
 // shards of a split this run does not write (cgtrain would validate on them), or beyond this run's count (they
 // would be read as part of the split). Renames within one folder need no disk space.
 void commit_shards(const std::string& stage, const std::string& dir) {
   namespace fs = std::filesystem;
-  static const std::regex shard(R"((train|val|test)-[0-9]{5}\.h5)");
   std::map<std::string, int64_t> removed;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (e.is_regular_file() && std::regex_match(name, shard)) {
+    if (e.is_regular_file() && is_shard_name(name)) {
       fs::remove(e.path());
       ++removed[name.substr(0, name.find('-'))];
     }
@@ -81,7 +86,7 @@ void commit_shards(const std::string& stage, const std::string& dir) {
   std::set<std::string> written;
   for (const auto& e : fs::directory_iterator(stage)) {
     const std::string name = e.path().filename().string();
-    if (std::regex_match(name, shard)) written.insert(name.substr(0, name.find('-')));
+    if (is_shard_name(name)) written.insert(name.substr(0, name.find('-')));
     fs::rename(e.path(), fs::path(dir) / name);
   }
   fs::remove(stage);
@@ -99,15 +104,13 @@ void check_shards_dir_owned(const std::string& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return;
   CG_CHECK(fs::is_directory(dir, ec), "data.shards_dir {} is not a folder: give a new or empty folder", dir);
-  static const std::regex shard(R"((train|val|test)-[0-9]{5}\.h5)");
   std::vector<std::string> foreign, replaced;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    const bool model_file = name == "config.json" || name == "adapter_config.json" || name == "checkpoints" ||
-                            name == ".cgtrain.lock" ||
-                            (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0);
-    if (model_file) foreign.push_back(name);
-    if (name == "tokenizer.model" || std::regex_match(name, shard)) replaced.push_back(name);
+    if (name == "config.json" || name == "adapter_config.json" || name == "checkpoints" || name == ".cgtrain.lock" ||
+        e.path().extension() == ".safetensors")
+      foreign.push_back(name);
+    if (name == "tokenizer.model" || is_shard_name(name)) replaced.push_back(name);
   }
   std::sort(foreign.begin(), foreign.end());
   std::sort(replaced.begin(), replaced.end());

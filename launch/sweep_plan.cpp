@@ -38,21 +38,22 @@ std::string find_base_config(const SweepSpec& spec) {
 
 namespace {
 
-// The layout the point's config asks for must fit the np ranks the sweep launches (else cgtrain fails after cgprep).
-void check_layout(const std::string& resolved_yaml, int64_t np) {
-  const YAML::Node par = YAML::Load(resolved_yaml)["parallel"];
+// What a point's resolved config must hold before anything runs: a layout that fits the np ranks the sweep launches
+// (else cgtrain fails after cgprep), and no eval.out from the base config (every point's report would go to that one
+// folder, and the summary would read every point's scores from it).
+void check_point_config(const std::string& resolved_yaml, int64_t np) {
+  const YAML::Node root = YAML::Load(resolved_yaml);
+  const YAML::Node ev = root["eval"];
+  const std::string eval_out = ev && ev["out"] ? ev["out"].as<std::string>() : "";
+  CG_CHECK(eval_out.empty(), "the base config sets eval.out={}: every point would write its cgeval report there; "
+           "leave eval.out empty (each point reports into <point>/samples/eval)", eval_out);
+  const YAML::Node par = root["parallel"];
   if (!par || !par["tp"]) return;
   const int64_t tp = par["tp"].as<int64_t>(), dp = par["dp"] ? par["dp"].as<int64_t>() : 0;
   CG_CHECK(np % tp == 0, "parallel.tp {} does not divide np {} (ranks per point); change np (sweep file or --np) or "
            "parallel.tp", tp, np);
   CG_CHECK(dp == 0 || tp * dp == np, "parallel.tp {} x parallel.dp {} = {} but np is {}; set parallel.dp=0 (np / tp) "
            "or np to {}", tp, dp, tp * dp, np, tp * dp);
-  // eval.out from the base config: every point's report would go to that one folder, and the summary would read
-  // every point's scores from it.
-  const YAML::Node ev = YAML::Load(resolved_yaml)["eval"];
-  CG_CHECK(!ev || !ev["out"] || ev["out"].as<std::string>().empty(), "the base config sets eval.out={}: every point "
-           "would write its cgeval report there; leave eval.out empty (each point reports into <point>/samples/eval)",
-           ev && ev["out"] ? ev["out"].as<std::string>() : "");
 }
 
 }  // namespace
@@ -86,7 +87,7 @@ SweepPlan plan_sweep(const SweepSpec& spec_in, const Resolver& resolve) {
       if (spec.sample) p.overrides.push_back("sample.adapter=" + (fs::path(p.run_dir) / "adapter").string());
       origins.resize(p.overrides.size(), "cgsweep's run folders");
       p.config_yaml = resolve(plan.base_path, p.overrides, origins);
-      check_layout(p.config_yaml, spec.np);
+      check_point_config(p.config_yaml, spec.np);
     } catch (const std::exception& e) {
       CG_FAIL("{}: {}", where, e.what());
     }

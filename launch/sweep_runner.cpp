@@ -504,9 +504,8 @@ int run_sweep(const SweepPlan& plan, const RunOptions& opt) {
   check_finished_points(plan);
   int worst = 0;
   std::vector<std::string> failed;
-  size_t tried = 0;
-  for (const auto& p : plan.points) {
-    ++tried;
+  for (size_t i = 0; i < plan.points.size(); ++i) {
+    const PlannedPoint& p = plan.points[i];
     // A signal that arrived during the previous point (which then finished anyway) stops the sweep here.
     if (const int sig = g_signal) {
       spdlog::warn("signal {} received; stopping before point {} ({})", sig, p.index, p.name);
@@ -518,7 +517,7 @@ int run_sweep(const SweepPlan& plan, const RunOptions& opt) {
     if (rc != 0) {
       worst = rc;
       failed.push_back(p.name);
-      const size_t left = plan.points.size() - tried;
+      const size_t left = plan.points.size() - 1 - i;
       if (!opt.keep_going) {
         if (left > 0)
           spdlog::error("sweep stopped at the failed point {}: {} later point(s) not attempted (--keep-going runs "

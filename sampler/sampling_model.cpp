@@ -74,10 +74,11 @@ lora::LoraSpec inference_spec(int64_t r, double alpha, bool rslora) {
 
 // The base folder an adapter is merged into: not an adapter folder itself (transformers would apply that one; here
 // it would be ignored), not a cgexport --merge of this adapter or of a checkpoint of its run (applied twice), and,
-// for a PEFT adapter that names a local base, that base (warned: a copy elsewhere is fine).
-// peft_base: the PEFT adapter's base_model_name_or_path; run_checkpoint: the step folder of a run checkpoint.
+// for an adapter whose base is a folder still there, that base (warned: a copy elsewhere is fine).
+// trained_base: the base the adapter was trained on (a PEFT adapter's base_model_name_or_path, a LoRA run's
+// model.hf_dir); run_checkpoint: the step folder of a run checkpoint.
 void check_base_folder(const std::string& hf_dir, const std::string& adapter, AdapterKind kind,
-                       const std::string& peft_base, const std::string& run_checkpoint,
+                       const std::string& trained_base, const std::string& run_checkpoint,
                        const dist::ParallelDims& dims) {
   CG_CHECK(!fs::exists(fs::path(hf_dir) / "adapter_config.json"), "model.hf_dir {} holds a PEFT adapter "
            "(adapter_config.json), which would not be applied: give its base as model.hf_dir and the adapter as "
@@ -88,10 +89,15 @@ void check_base_folder(const std::string& hf_dir, const std::string& adapter, Ad
                                          "sample.adapter " + adapter);
   CG_CHECK(twice.empty(), "{}", twice);
   std::error_code ec;
-  if (kind == AdapterKind::kPeft && dims.rank == 0 && !peft_base.empty() && fs::is_directory(peft_base) &&
-      !fs::equivalent(peft_base, hf_dir, ec))
-    spdlog::warn("PEFT adapter {} names the base {} (base_model_name_or_path), but model.hf_dir is {}: fine if "
-                 "that is a copy of the same weights, wrong otherwise", adapter, peft_base, hf_dir);
+  if (dims.rank != 0 || trained_base.empty() || !fs::is_directory(trained_base) ||
+      fs::equivalent(trained_base, hf_dir, ec))
+    return;
+  const bool peft = kind == AdapterKind::kPeft;
+  spdlog::warn("{}, but model.hf_dir is {}: fine if that is a copy of the same weights, wrong otherwise{}",
+               peft ? fmt::format("PEFT adapter {} names the base {} (base_model_name_or_path)", adapter, trained_base)
+                    : fmt::format("run checkpoint {} was trained on the base {} (its config.yaml model.hf_dir), "
+                                  "which is still there", run_checkpoint, trained_base),
+               hf_dir, peft ? "" : " (leave model.hf_dir empty to use the run's)");
 }
 
 }  // namespace
@@ -156,6 +162,7 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
   bool every_weight_from_adapter = false;  // a full-parameter run checkpoint: the base weights are not used
   std::string peft_base;                   // a PEFT adapter's base_model_name_or_path
   std::string run_checkpoint;              // a run checkpoint's step folder
+  std::string run_base;                    // its run's model.hf_dir
   if (kind == AdapterKind::kRunCheckpoint) {
     auto run = std::make_shared<RunCheckpoint>(read_run_checkpoint(c.sample.adapter));
     const Config& rc = run->config;
@@ -163,12 +170,7 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
     bo.config_from = "run checkpoint " + run->ckpt.path + " (its run's model_config.json)";
     run_checkpoint = run->ckpt.path;
     bo.hf_dir = c.model.hf_dir.empty() ? rc.model.hf_dir : c.model.hf_dir;  // the sampling config may move the base
-    std::error_code ec;
-    if (rc.lora.enabled && dims.rank == 0 && !c.model.hf_dir.empty() && !rc.model.hf_dir.empty() &&
-        fs::is_directory(rc.model.hf_dir) && !fs::equivalent(rc.model.hf_dir, c.model.hf_dir, ec))
-      spdlog::warn("run checkpoint {} was trained on the base {} (its config.yaml model.hf_dir), which is still there, "
-                   "but model.hf_dir is {}: fine if that is a copy of the same weights, wrong otherwise (leave "
-                   "model.hf_dir empty to use the run's)", run->ckpt.path, rc.model.hf_dir, c.model.hf_dir);
+    run_base = rc.model.hf_dir;
     bo.init_seed = rc.model.init_seed;
     if (!rc.lora.enabled) {
       every_weight_from_adapter = true;
@@ -226,9 +228,10 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
     }
   }
   if (!bo.hf_dir.empty() && !every_weight_from_adapter)
-    check_base_folder(bo.hf_dir, c.sample.adapter, kind, peft_base, run_checkpoint, dims);
+    check_base_folder(bo.hf_dir, c.sample.adapter, kind, kind == AdapterKind::kPeft ? peft_base : run_base,
+                      run_checkpoint, dims);
   if (bo.hf_dir.empty() && !every_weight_from_adapter && dims.rank == 0) {
-    const std::string random_base = "cgtrain-";  // cgexport's name for a run's random-init base (train_export.cpp)
+    const std::string random_base = kRandomBasePrefix;
     if (peft_base.rfind(random_base, 0) == 0) {
       const std::string flavor = peft_base.substr(random_base.size());
       if (flavor != c.model.flavor)

@@ -31,15 +31,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kHint = "free space or change train.run_dir";
+constexpr const char* kHint = "free space or change train.run_dir";  // a full disk (or quota, or file size limit)
+constexpr const char* kPathHint =
+    "fix that path (a file where a folder should be? permissions?) or change train.run_dir";
 constexpr const char* kManifestName = "manifest.json";
 
 std::string step_name(int64_t step) { return fmt::format("step-{}", step); }
 
 [[noreturn]] void fail_io(const std::string& what, const std::string& path, int err) {
   const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
-  CG_FAIL("{} {}: {} (errno {}); {}", what, path, std::strerror(err), err,
-          full ? kHint : "fix that path (a file where a folder should be? permissions?) or change train.run_dir");
+  CG_FAIL("{} {}: {} (errno {}); {}", what, path, std::strerror(err), err, full ? kHint : kPathHint);
 }
 
 void make_dirs(const fs::path& p) {
@@ -173,7 +174,8 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
       fn();
     } catch (const std::exception& e) {
       err = e.what();
-      if (err.find("train.run_dir") == std::string::npos) err += fmt::format("; {}", kHint);
+      if (err.find(kHint) == std::string::npos && err.find(kPathHint) == std::string::npos)
+        err += fmt::format("; {}", kHint);
     }
   };
   auto abort_if_failed = [&](const char* phase) {

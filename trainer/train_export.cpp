@@ -192,7 +192,7 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
 
   // PEFT loads the base from base_model_name_or_path: an absolute path when the folder is here (a relative one
   // would resolve against wherever PEFT runs), else as configured (a Hub id such as meta-llama/Llama-2-7b-hf).
-  std::string base_name = cfg.model.hf_dir.empty() ? "cgtrain-" + cfg.model.flavor : cfg.model.hf_dir;
+  std::string base_name = cfg.model.hf_dir.empty() ? kRandomBasePrefix + cfg.model.flavor : cfg.model.hf_dir;
   if (!cfg.model.hf_dir.empty() && fs::is_directory(cfg.model.hf_dir))
     base_name = fs::absolute(cfg.model.hf_dir).lexically_normal().string();
   else if (!cfg.model.hf_dir.empty() && fs::path(cfg.model.hf_dir).is_relative())  // a Hub id too: said

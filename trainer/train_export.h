@@ -22,6 +22,8 @@ struct ExportOptions {
 // the adapter's adapter_model.safetensors, "checkpoint": the step folder's canonical path, "run_dir": its run's}.
 // Every adapter cgexport writes has kAdapterSourceFile beside it ({"checkpoint", "run_dir"}; PEFT ignores it).
 inline constexpr const char* kMergedKey = "cgtrain_merged";
+// An adapter of a run without model.hf_dir (a random-init base) names its base this prefix + model.flavor.
+inline constexpr const char* kRandomBasePrefix = "cgtrain-";
 inline constexpr const char* kAdapterSourceFile = "cgtrain_source.json";
 struct MergedFrom {
   std::string adapter_sha256, checkpoint, run_dir;  // "" where unknown

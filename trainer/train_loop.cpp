@@ -446,8 +446,7 @@ int train(const Config& cfg) {
   int64_t tokens_window = 0;
   double cuda_used_max = -1;  // device memory in use at the log points, the largest seen (progress line)
   arm_interrupt_save();  // from here a Ctrl-C saves the steps trained so far
-  const int64_t first_step = st.step;  // this process's steps: first_step + 1 .. steps
-  int64_t skipped_here = 0;
+  const int64_t first_step = st.step, bad_before = st.bad_steps;  // this process's steps: first_step + 1 .. steps
   while (st.step < steps) {
     const double lr = sched.at(st.step);
     const double t_step = now_s();
@@ -463,7 +462,6 @@ int train(const Config& cfg) {
     tokens_window += r.real_tokens;
     if (r.skipped) {
       ++st.bad_steps;
-      ++skipped_here;
       ++st.bad_in_row;
       if (lead) spdlog::warn("step {}: non-finite loss or gradient (loss {}, grad norm {}); step skipped ({} in a row)",
                              st.step, r.stats.loss, r.stats.grad_norm, st.bad_in_row);
@@ -527,7 +525,7 @@ int train(const Config& cfg) {
                  cfg.train.val_every > 0 ? fmt::format(", last val loss {:.4f}", st.last_val_loss) : "");
   // Fewer steps than train.max_bad_steps can all be skipped: a run that trained nothing does not end as a success.
   const int64_t ran = st.step - first_step;
-  CG_CHECK(ran == 0 || skipped_here < ran, "every one of the {} steps this run took (steps {}-{}) had a non-finite loss "
+  CG_CHECK(ran == 0 || st.bad_steps - bad_before < ran, "every one of the {} steps this run took (steps {}-{}) had a non-finite loss "
            "or gradient and was skipped: nothing was trained. Lower train.lr or lora.alpha, raise train.warmup_steps, "
            "or check the data, the base weights (model.hf_dir), lora.init_adapter and the checkpoint resumed from",
            ran, first_step + 1, st.step);
