@@ -75,6 +75,19 @@ void make_output_dir(const std::string& path, const std::string& what) {
   ::unlink(probe.c_str());
 }
 
+void check_output_dir_creatable(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path target = fs::absolute(path, ec).lexically_normal();
+  if (!target.has_filename() && target.has_parent_path() && target != target.root_path()) target = target.parent_path();
+  fs::path at = target;
+  while (!fs::exists(at, ec) && at.has_parent_path() && at != at.root_path()) at = at.parent_path();
+  CG_CHECK(fs::is_directory(at, ec), "{} = {}: {} is a file, not a folder: choose a folder", what, path, at.string());
+  const std::string in = at == target ? "" : " (in " + at.string() + ", where it would be created)";
+  CG_CHECK(::access(at.c_str(), W_OK | X_OK) == 0, "{} = {}: cannot create files{}: {}; choose a folder you can write",
+           what, path, in, std::strerror(errno));
+}
+
 namespace {
 
 void replace_through(const std::string& tmp, const std::string& path, const std::string& text) {

@@ -19,6 +19,9 @@ std::string read_file(const std::string& path, const char* what = "file");
 // and checks that files can be created in it; else fails saying which setting to change and why (a file in the
 // way, a read-only file system, no permission, a full disk). Tools call it before their long work.
 void make_output_dir(const std::string& path, const std::string& what);
+// What make_output_dir would find, without creating anything (dry runs): `path` or, where it does not exist yet, the
+// nearest folder above it that does, must be a folder this process may write in. Fails as make_output_dir does.
+void check_output_dir_creatable(const std::string& path, const std::string& what);
 
 // Replaces `path` with `text` as above (path.tmp -> fsync -> rename -> fsync of the folder). On failure (a full
 // disk) the temporary file is removed, the old file stays, and the error names the file and says what to do.

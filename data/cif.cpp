@@ -284,6 +284,9 @@ bool same_position(const Vec3& a, const Vec3& b, double tol) {
 // pymatgen's CifParser defaults: positions closer than this (fractional, per component) are one site, and
 // coordinates within a relative 1e-4 of 1/3 or 2/3 are those fractions (0.3333 written for 1/3).
 constexpr double kSiteTolerance = 1e-4;
+// A fractional coordinate beyond this is refused rather than wrapped into the cell: no CIF writes one, and a double
+// that large has no fraction left to wrap.
+constexpr double kMaxFraction = 1000;
 double ideal_fraction(double x) {
   for (double f : {1.0 / 3.0, 2.0 / 3.0})
     if (std::fabs(1 - x / f) < 1e-4) return f;
@@ -392,6 +395,10 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
     for (int k = 0; k < 3; ++k)
       if (!cif_number(row[size_t(idx[k])], &f[size_t(k)]))
         return fail(fmt::format("coordinate '{}' at site {} ({}) is not a number", row[size_t(idx[k])], s, sym));
+    for (int k = 0; k < 3; ++k)  // wrapped into [0, 1), 1e30 would land anywhere (its fraction is below precision)
+      if (std::fabs(f[size_t(k)]) > kMaxFraction)
+        return fail(fmt::format("coordinate '{}' at site {} ({}) is no fractional coordinate (|x| > {}; the cell "
+                                "holds 0..1): a unit or column mix-up?", row[size_t(idx[k])], s, sym, kMaxFraction));
     if (iocc >= 0 && row[size_t(iocc)] != "?" && row[size_t(iocc)] != ".") {
       double occ = 0;
       if (!cif_number(row[size_t(iocc)], &occ))

@@ -17,6 +17,7 @@
 #include "launch/sweep_plan.h"
 #include "launch/sweep_runner.h"
 #include "launch/sweep_slurm.h"
+#include "sampler/sample_jobs.h"
 #include "trainer/config.h"
 
 namespace fs = std::filesystem;
@@ -36,7 +37,8 @@ const char* kSweepKeys = R"(Sweep file keys:
   grid: {key: [v1, v2]}        cartesian product over dotted config keys (last key varies fastest), <= 10000 points
   points: [{key: v, ...}, ...] or an explicit list of points (instead of grid), <= 10000
   slurm: {time, partition, nodes, gpus_per_node, cpus_per_task, signal_seconds}   header of sweep.sbatch
-Point folders are named from their settings, e.g. r8-alpha32-translate1; points with equal data.* settings share
+Point folders are named from their settings, e.g. r8-alpha32-translate1 (numbers in 6 significant digits, or every
+digit the value needs, lr0.00012345678); points with equal data.* settings share
 one prepared shards folder (out_dir/shards/data-<hash>). Extra key=value words override every point's config
 (after overrides:); a key the sweep file sweeps is refused there.
 )";
@@ -58,6 +60,27 @@ void check_options(const CLI::App& app, int point, int64_t np, bool slurm, bool 
   CG_CHECK(!app.count("--np") || np >= 1, "--np {}: give the ranks per point, >= 1", np);
   CG_CHECK(!(slurm && summary_only), "--slurm and --summary do not combine: write and submit the job with --slurm, "
            "then run --summary once its tasks are done");
+}
+
+// Each point's sample stage builds its prompts from its config before it loads a model; build them here for every
+// point (once per distinct sampling setting), so a bad sample.formula or conditions CSV fails before the first
+// point trains, and in a dry run.
+void check_sample_stages(const SweepPlan& plan) {
+  std::set<std::string> checked;
+  for (const auto& p : plan.points) {
+    const cg::Config c = cg::load_config_string(p.config_yaml);
+    const auto& s = c.sample;
+    const std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", s.task, s.num_samples, s.seed,
+                                        s.formula, s.spacegroup, s.formation_energy, s.band_gap, s.e_above_hull,
+                                        s.conditions_from, fmt::join(s.condition_on, ","), c.data.train_csv,
+                                        c.data.val_csv, c.data.test_csv, c.data.angle_mode);
+    if (!checked.insert(key).second) continue;  // what make_sample_jobs reads: checked once
+    try {
+      cg::make_sample_jobs(c);
+    } catch (const std::exception& e) {
+      CG_FAIL("sweep point {} ({}): its sample stage would fail: {}", p.index, p.name, e.what());
+    }
+  }
 }
 
 int run(int argc, char** argv) {
@@ -122,12 +145,15 @@ int run(int argc, char** argv) {
     summarize(plan);
     return 0;
   }
+  if (spec.sample) check_sample_stages(plan);
   // A refused sweep writes nothing: finished points whose config changed are found before any point.yaml is
   // (re)written, and a dry run writes none.
   check_finished_points(plan);
   if (!dry_run || slurm) {
     cg::make_output_dir(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
     write_point_configs(plan);
+  } else {
+    cg::check_output_dir_creatable(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
   }
   if (slurm) {
     SlurmOptions so;

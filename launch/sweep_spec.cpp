@@ -100,7 +100,12 @@ std::string name_value(const std::string& raw) {
   } else {
     char* end = nullptr;
     const double d = std::strtod(v.c_str(), &end);
-    if (!v.empty() && end && *end == '\0') v = fmt::format("{:g}", d);
+    if (!v.empty() && end && *end == '\0') {
+      // 6 significant digits where they hold the value (the names sweeps have always had), else the shortest form
+      // that reads back as the same double: lr 1.2345678e-4 and 1.2345679e-4 are two points, not one.
+      v = fmt::format("{:g}", d);
+      if (std::strtod(v.c_str(), nullptr) != d) v = fmt::format("{}", d);
+    }
   }
   for (char& c : v)  // a point's name is a folder name
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '_' || c == '-')) c = '_';

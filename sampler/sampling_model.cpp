@@ -125,6 +125,22 @@ std::string sampling_tokenizer_path(const Config& c) {
   std::string own;
   if (!c.sample.adapter.empty() && fs::is_regular_file(fs::path(c.sample.adapter) / kCheckpointTokenizer))
     own = (fs::path(c.sample.adapter) / kCheckpointTokenizer).string();
+  // cgexport records the digest of the tokenizer it copies beside a PEFT adapter: a tokenizer.model put there since
+  // (another run's, of the same vocabulary size) would read every id as another piece.
+  const std::string recorded = !c.sample.adapter.empty() && fs::exists(fs::path(c.sample.adapter) / "adapter_config.json")
+                                   ? peft_adapter_source(c.sample.adapter).tokenizer_sha256
+                                   : "";
+  const std::string used = c.data.tokenizer != "train" ? c.data.tokenizer : own;
+  if (!recorded.empty() && !used.empty()) {
+    const std::string sha = sha256_file(used);
+    CG_CHECK(sha == recorded, "sample.adapter {} was trained with a tokenizer of sha256 {} ({}), but {} has sha256 "
+             "{}: its token ids would be read as other pieces; {}", c.sample.adapter, recorded.substr(0, 12),
+             kAdapterSourceFile, used, sha.substr(0, 12),
+             used == own ? "put back the tokenizer.model of the run (its run_dir/tokenizer.model), or run cgexport "
+                           "again"
+                         : "leave data.tokenizer at \"train\" to use the adapter's, or give the tokenizer it was "
+                           "trained with");
+  }
   if (c.data.tokenizer != "train") {
     if (!own.empty()) {
       const std::string a = sha256_file(own), b = sha256_file(c.data.tokenizer);

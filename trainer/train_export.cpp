@@ -207,7 +207,8 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
   lora::write_peft_adapter(adapter_dir, pc, full, asked);
   {
     const MergedFrom src = merged_from(adapter_dir + "/adapter_model.safetensors", ck);
-    const nlohmann::ordered_json j = {{"checkpoint", src.checkpoint}, {"run_dir", src.run_dir}};
+    nlohmann::ordered_json j = {{"checkpoint", src.checkpoint}, {"run_dir", src.run_dir}};
+    if (!tok_bytes.empty()) j[kSourceTokenizerKey] = sha256_hex(tok_bytes.data(), tok_bytes.size());
     write_file_atomic(adapter_dir + "/" + kAdapterSourceFile, j.dump(2) + "\n");
   }
   // The adapter folder carries its tokenizer too: cgsample given OUT/adapter reads its ids with it.
@@ -291,6 +292,7 @@ MergedFrom peft_adapter_source(const std::string& peft_dir) {
     if (j.is_object()) {
       m.checkpoint = string_field(j, "checkpoint");
       m.run_dir = string_field(j, "run_dir");
+      m.tokenizer_sha256 = string_field(j, kSourceTokenizerKey);
     }
   }
   return m;

@@ -20,13 +20,16 @@ struct ExportOptions {
 
 // A merged checkpoint's config.json records what was merged into it under this key: {"adapter_sha256": sha256 of
 // the adapter's adapter_model.safetensors, "checkpoint": the step folder's canonical path, "run_dir": its run's}.
-// Every adapter cgexport writes has kAdapterSourceFile beside it ({"checkpoint", "run_dir"}; PEFT ignores it).
+// Every adapter cgexport writes has kAdapterSourceFile beside it ({"checkpoint", "run_dir", kSourceTokenizerKey: the
+// sha256 of the tokenizer.model trained with, which cgexport copies beside it}; PEFT ignores the file).
 inline constexpr const char* kMergedKey = "cgtrain_merged";
 // An adapter of a run without model.hf_dir (a random-init base) names its base this prefix + model.flavor.
 inline constexpr const char* kRandomBasePrefix = "cgtrain-";
 inline constexpr const char* kAdapterSourceFile = "cgtrain_source.json";
+inline constexpr const char* kSourceTokenizerKey = "tokenizer_sha256";
 struct MergedFrom {
   std::string adapter_sha256, checkpoint, run_dir;  // "" where unknown
+  std::string tokenizer_sha256;                      // a PEFT folder's kSourceTokenizerKey; "" where unknown
 };
 // What applying an adapter would add: a PEFT folder (its weights' sha256, and its kAdapterSourceFile when cgexport
 // wrote it), or a run's step folder (checkpoint and run).

@@ -48,4 +48,37 @@ TEST(OutputDir, CreatedOrRefusedNamingTheSetting) {
   fs::remove_all(d);
 }
 
+std::string dry_error_of(const std::string& path) {
+  try {
+    cg::check_output_dir_creatable(path, "out_dir");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(OutputDir, DryCheckCreatesNothingAndFindsTheFileInTheWay) {
+  const fs::path d = fs::temp_directory_path() / ("cg_outdir_dry_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  EXPECT_EQ(dry_error_of((d / "a/b/c").string()), "");
+  EXPECT_EQ(dry_error_of((d / "a/b/c/").string()), "");
+  EXPECT_EQ(dry_error_of(d.string()), "");
+  EXPECT_TRUE(fs::is_empty(d));  // nothing created
+  std::ofstream(d / "file") << "x";
+  for (const std::string sub : {"", "/sub", "/sub/deeper/"}) {
+    const std::string e = dry_error_of((d / "file").string() + sub);
+    EXPECT_NE(e.find("out_dir = " + (d / "file").string() + sub + ": " + (d / "file").string() +
+                     " is a file, not a folder"), std::string::npos) << e;
+  }
+  if (::geteuid() != 0) {
+    fs::create_directories(d / "ro");
+    ::chmod((d / "ro").c_str(), 0555);
+    const std::string e = dry_error_of((d / "ro/x").string());
+    EXPECT_NE(e.find("cannot create files (in " + (d / "ro").string()), std::string::npos) << e;
+    ::chmod((d / "ro").c_str(), 0755);
+  }
+  fs::remove_all(d);
+}
+
 }  // namespace

@@ -133,6 +133,12 @@ TEST(Cif, RejectsWithMaterialId) {
   auto reason = [](const std::string& cif) { return rejection(cif, "mp-77"); };
   EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  0.0  0.0  0.5\n")).find("partial occupancy 0.5"), std::string::npos);
   EXPECT_NE(reason(cif_with("  Xx  Xx0  1  0.0  0.0  0.0  1\n")).find("unknown element 'Xx'"), std::string::npos);
+  // Far outside the cell: refused, not wrapped (1e30's fraction is below a double's precision). -2.5 and 999 wrap.
+  EXPECT_NE(reason(cif_with("  Na  Na0  1  1e30  0.0  0.0  1\n")).find("coordinate '1e30' at site 0 (Na) is no "
+                                                                       "fractional coordinate (|x| > 1000"),
+            std::string::npos);
+  EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  0.0  -1000.5  1\n")).find("'-1000.5'"), std::string::npos);
+  EXPECT_EQ(cg::parse_cif(cif_with("  Na  Na0  1  -2.5  999.25  0.0  1\n"), "x").num_sites(), 1u);
   std::string no_loop = cif_with("");
   no_loop = no_loop.substr(0, no_loop.find("loop_\n _atom_site"));
   EXPECT_NE(reason(no_loop).find("no _atom_site_fract"), std::string::npos);

@@ -45,7 +45,21 @@ expect_out "train.run_dir=/tmp/x on the command line: train.run_dir is set by cg
 touch afile
 expect_rc 2 "out_dir is a file" "$CGSWEEP" s.yaml --out-dir afile --bin-dir "$T/bin" --launcher env
 expect_out "the sweep's out_dir \(out_dir: in .*s.yaml, or --out-dir\)" "out_dir message names the setting"
+expect_rc 2 "a dry run with out_dir under a file" "$CGSWEEP" s.yaml --out-dir afile/sweep --dry-run
+expect_out "out_dir \(out_dir: in .*s.yaml, or --out-dir\) = $T/afile/sweep: $T/afile is a file, not a folder" "a dry run names the file in out_dir's way"
 rm afile
+
+# --- a sample stage that would fail: found before the first point trains, dry run or not ------------------------
+printf 'base: base.yaml\nout_dir: sout\nsample: true\ngrid:\n  lora.r: [2, 4]\n' >"$T/ss.yaml"
+expect_rc 2 "a bad sample.formula (dry run)" "$CGSWEEP" ss.yaml sample.formula=xx2 --dry-run
+expect_out "sweep point 0 \(r2\): its sample stage would fail: .*sample.formula=xx2 is not a formula" \
+  "the bad formula is named with the point"
+expect_rc 2 "a bad sample.formula" "$CGSWEEP" ss.yaml sample.formula=xx2 --bin-dir "$T/bin" --launcher env
+[ ! -e sout ] && ok || bad "a sweep with a sample stage that would fail wrote out_dir"
+expect_rc 2 "infill without data.test_csv" "$CGSWEEP" ss.yaml sample.task=infill data.test_csv= --dry-run
+expect_out "sample.task=infill masks elements of the crystals of data.test_csv, which is empty" "infill message"
+expect_rc 0 "a formula" "$CGSWEEP" ss.yaml sample.formula=NaCl --dry-run
+[ ! -e sout ] && ok || bad "a dry run wrote out_dir"
 
 # --- where the tools are: --bin-dir, then $CG_BIN_DIR --------------------------------------------------------------
 expect_rc 0 "CG_BIN_DIR" env CG_BIN_DIR="$T/bin" "$CGSWEEP" s.yaml --dry-run --point 0

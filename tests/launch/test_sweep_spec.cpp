@@ -61,6 +61,19 @@ TEST(SweepSpec, NamesOfNumbersListsAndCollidingLabels) {
   EXPECT_EQ(point_name({}, {}), "base");
 }
 
+TEST(SweepSpec, NumbersNamedByTheirValueNotItsFirstSixDigits) {
+  // 6 significant digits where they are exact (the names sweeps always had) ...
+  EXPECT_EQ(point_name({"train.lr"}, {{"train.lr", "1e-4"}}), "lr0.0001");
+  EXPECT_EQ(point_name({"train.lr"}, {{"train.lr", "0.000300"}}), "lr0.0003");
+  EXPECT_EQ(point_name({"train.steps"}, {{"train.steps", "1000000"}}), "steps1e+06");
+  // ... and every digit it takes where they are not: two lrs that differ in the 8th digit are two folders.
+  EXPECT_EQ(point_name({"train.lr"}, {{"train.lr", "1.2345678e-4"}}), "lr0.00012345678");
+  EXPECT_NE(point_name({"train.lr"}, {{"train.lr", "1.2345678e-4"}}),
+            point_name({"train.lr"}, {{"train.lr", "1.2345679e-4"}}));
+  EXPECT_EQ(error_of("base: b.yaml\ngrid: {train.lr: [1.2345678e-4, 1.2345679e-4]}\n"), "");
+  EXPECT_NE(error_of("base: b.yaml\ngrid: {train.lr: [1e-4, 0.0001]}\n").find("same setting"), std::string::npos);
+}
+
 TEST(SweepSpec, ExplicitPointsAndListValues) {
   const auto s = parse_sweep_spec(R"(
 base: b.yaml

@@ -408,5 +408,45 @@ TEST(SamplingModel, TokenizerIsTheAdaptersOwn) {
   fs::remove_all(d);
 }
 
+// cgexport records the sha256 of the tokenizer it copies beside a PEFT adapter (cgtrain_source.json): another
+// tokenizer.model put there since, or given as data.tokenizer, is refused; the recorded one passes.
+TEST(SamplingModel, PeftAdapterTokenizerMustBeTheRecordedOne) {
+  const std::string d = scratch("toksha");
+  fs::create_directories(d + "/peft");
+  std::ofstream(d + "/peft/adapter_config.json") << "{}";
+  const std::string trained = "trained with";
+  std::ofstream(d + "/peft/tokenizer.model") << trained;
+  std::ofstream(d + "/copy.model") << trained;
+  std::ofstream(d + "/other.model") << "another run's, same vocabulary size";
+  std::ofstream(d + "/peft/" + std::string(kAdapterSourceFile))
+      << R"({"checkpoint": "c", "run_dir": "r", "tokenizer_sha256": ")" << sha256_hex(trained.data(), trained.size())
+      << "\"}";
+  Config c;
+  c.sample.adapter = d + "/peft";
+  EXPECT_EQ(sampling_tokenizer_path(c), d + "/peft/tokenizer.model");
+  c.data.tokenizer = d + "/copy.model";
+  EXPECT_EQ(sampling_tokenizer_path(c), d + "/copy.model");
+  const auto error = [&] {
+    try {
+      sampling_tokenizer_path(c);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  c.data.tokenizer = d + "/other.model";
+  std::string e = error();
+  EXPECT_NE(e.find("but " + d + "/other.model has sha256"), std::string::npos) << e;
+  EXPECT_NE(e.find("leave data.tokenizer at \"train\""), std::string::npos) << e;
+  c.data.tokenizer = "train";
+  fs::copy_file(d + "/other.model", d + "/peft/tokenizer.model", fs::copy_options::overwrite_existing);
+  e = error();
+  EXPECT_NE(e.find("but " + d + "/peft/tokenizer.model has sha256"), std::string::npos) << e;
+  EXPECT_NE(e.find("put back the tokenizer.model of the run"), std::string::npos) << e;
+  fs::remove(d + "/peft/" + std::string(kAdapterSourceFile));  // an older cgexport's adapter: nothing to compare
+  EXPECT_EQ(sampling_tokenizer_path(c), d + "/peft/tokenizer.model");
+  fs::remove_all(d);
+}
+
 }  // namespace
 }  // namespace cg

@@ -661,6 +661,9 @@ TEST(TrainResume, TokenizerTravelsWithTheCheckpointAndInitAdapterIsNotReread) {
   r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/adapter"});
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_EQ(read_text(d + "/adapter/tokenizer.model"), trained_tok);
+  // ... and records its digest beside the adapter, which cgsample compares with the tokenizer it is given.
+  EXPECT_EQ(nlohmann::json::parse(read_text(d + "/adapter/cgtrain_source.json")).value("tokenizer_sha256", ""),
+            cg::sha256_hex(trained_tok.data(), trained_tok.size()));
   // With --merge the adapter moves to merged/adapter/, and its tokenizer goes with it (cgsample reads that folder's).
   r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/merged", "--merge"});
   ASSERT_EQ(r.rc, 0) << r.output;
