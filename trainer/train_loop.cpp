@@ -447,6 +447,7 @@ int train(const Config& cfg) {
   double cuda_used_max = -1;  // device memory in use at the log points, the largest seen (progress line)
   arm_interrupt_save();  // from here a Ctrl-C saves the steps trained so far
   const int64_t first_step = st.step, bad_before = st.bad_steps;  // this process's steps: first_step + 1 .. steps
+  int64_t zero_grad_in_row = 0;  // finite steps whose (global) gradient norm is exactly 0
   while (st.step < steps) {
     const double lr = sched.at(st.step);
     const double t_step = now_s();
@@ -471,6 +472,7 @@ int train(const Config& cfg) {
     } else {
       st.bad_in_row = 0;
     }
+    zero_grad_in_row = !r.skipped && r.stats.grad_norm == 0 ? zero_grad_in_row + 1 : 0;
     const double t = now_s();
     const double epoch = double(st.loader.epoch) + double(st.loader.cursor) / double(loader.batches_per_epoch());
     if (lead) {
@@ -501,6 +503,13 @@ int train(const Config& cfg) {
       step_s_window = 0;
       tokens_window = 0;
     }
+    // Weights blown up by a too large lr can saturate every output: the loss then sits still and no gradient is left,
+    // which no NaN check sees. The norm is all-reduced, so every rank stops at the same step; nothing is saved.
+    CG_CHECK(zero_grad_in_row < kZeroGradientSteps, "the gradient norm has been exactly 0 for {} steps in a row "
+             "(steps {}-{}, loss {:.4f}): nothing trains any more; the weights were most likely blown up by train.lr={} "
+             "(or lora.alpha). Not saved; resume from a checkpoint before step {} (checkpoint.keep_last) with a lower "
+             "train.lr, or start again", zero_grad_in_row, st.step - zero_grad_in_row + 1, st.step, r.stats.loss,
+             cfg.train.lr, st.step - zero_grad_in_row + 1);
     if (cfg.train.val_every > 0 && (st.step % cfg.train.val_every == 0 || st.step == steps)) validate();
     const int stop = agreed_stop(dims);
     if (stop || st.step == steps || (cfg.checkpoint.every > 0 && st.step % cfg.checkpoint.every == 0)) {

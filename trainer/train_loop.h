@@ -14,6 +14,10 @@ namespace cg {
 // (tokenizer/vocab that does not match the shards, tp × dp != world, train.max_bad_steps non-finite steps in a row).
 int train(const Config& cfg);
 
+// This many finite steps in a row with a gradient norm of exactly 0 stop a run (exit 1, not saved): a too large lr
+// can saturate every output, and the loss then sits still at a value no NaN check sees.
+inline constexpr int64_t kZeroGradientSteps = 10;
+
 // The loader settings of a run (train.micro_batch, seq_len, grad_accum, seed; data.loss_on) for data-parallel
 // rank dp_rank of dp_size.
 LoaderOptions train_loader_options(const Config& cfg, int64_t dp_rank, int64_t dp_size);

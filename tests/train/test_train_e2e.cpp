@@ -42,6 +42,7 @@
 #include "trainer/checkpoint_dir.h"
 #include "trainer/config.h"
 #include "trainer/signals.h"
+#include "trainer/train_loop.h"
 #include "trainer/train_model.h"
 
 using namespace cg::test;
@@ -307,6 +308,36 @@ TEST(TrainPreempt, RankKilledDuringSaveKeepsTheOlderCheckpoint) {
   // The killed run's records after step 5 were dropped at the resume: steps 1..20 once each.
   ASSERT_EQ(recs.size(), 20u);
   for (size_t i = 0; i < 20; ++i) EXPECT_EQ(recs[i].first, int64_t(i + 1));
+}
+
+// train.lr=10 with lora.alpha=64 blows the LoRA weights up without a NaN (step 13 on this micro model): every output
+// saturates and the gradient norm becomes exactly 0.
+// The run stops after kZeroGradientSteps such steps, naming the first, and saves nothing after it.
+TEST(TrainBadInput, ZeroGradientStops) {
+  const std::string s = setup(), d = base_dir();
+  const std::string run = d + "/zero_grad";
+  fs::remove_all(run);
+  RunResult r = run_mpi(1, cgtrain_exe(), with(micro_args(s, run), {"train.lr=10", "lora.alpha=64", "train.warmup_steps=0",
+                                                                     "train.steps=80", "checkpoint.every=4",
+                                                                     "train.val_every=0"}));
+  EXPECT_EQ(r.rc, 1) << r.output;
+  const std::string msg = "the gradient norm has been exactly 0 for " + std::to_string(cg::kZeroGradientSteps) +
+                          " steps in a row (steps ";
+  const size_t at = r.output.find(msg);
+  ASSERT_NE(at, std::string::npos) << r.output;
+  int64_t first = 0, last = 0;
+  ASSERT_EQ(std::sscanf(r.output.c_str() + at + msg.size(), "%ld-%ld", &first, &last), 2) << r.output;
+  EXPECT_EQ(last - first + 1, cg::kZeroGradientSteps);
+  const auto norms = read_losses(run, "grad_norm");
+  ASSERT_EQ(norms.rbegin()->first, last);  // stopped at once
+  for (const auto& [step, g] : norms) {
+    if (step >= first) EXPECT_EQ(g, 0.0) << "step " << step;
+  }
+  ASSERT_TRUE(norms.count(first - 1)) << "the gradient vanished at step 1: no trained step to tell it from";
+  EXPECT_GT(norms.at(first - 1), 0.0);
+  EXPECT_NE(r.output.find("resume from a checkpoint before step " + std::to_string(first)), std::string::npos);
+  for (const auto& e : fs::directory_iterator(run + "/checkpoints"))  // nothing saved after the stop
+    EXPECT_LE(std::stoll(e.path().filename().string().substr(5)), last) << e.path();
 }
 
 TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
