@@ -7,6 +7,8 @@
 #include <mpi.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -103,6 +105,45 @@ void check_node_gpus_distinct(const std::string& gpu_id) {
   const std::string dup = duplicate_gpu_message(ids);
   CG_CHECK(dup.empty(), "{}", dup);
   checked = gpu_id;
+}
+
+namespace {
+
+// Rank root's string on every rank (MPI_COMM_WORLD).
+std::string broadcast_string(const std::string& s, int root) {
+  uint64_t n = s.size();
+  CG_CHECK_MPI(MPI_Bcast(&n, 1, MPI_UINT64_T, root, MPI_COMM_WORLD));
+  std::string out = g_runtime.rank == root ? s : std::string(n, '\0');
+  for (uint64_t off = 0; off < n;) {  // MPI counts are int
+    const int chunk = int(std::min<uint64_t>(n - off, uint64_t(1) << 30));
+    CG_CHECK_MPI(MPI_Bcast(out.data() + off, chunk, MPI_CHAR, root, MPI_COMM_WORLD));
+    off += uint64_t(chunk);
+  }
+  return out;
+}
+
+}  // namespace
+
+void check_same_as_rank0(const std::string& text, const std::string& what,
+                         const std::function<std::string(const std::string&, const std::string&)>& describe) {
+  const Runtime& rt = runtime();
+  if (rt.world == 1) return;
+  const std::string first = broadcast_string(text, 0);
+  int differs = text != first ? rt.rank : rt.world;
+  CG_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &differs, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (differs == rt.world) return;
+  std::string why;
+  if (rt.rank == differs) {
+    try {
+      why = describe(first, text);
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+  }
+  why = broadcast_string(why, differs);
+  CG_FAIL("rank {} was given another {} than rank 0{}{}: every rank of a job must be started with the same config "
+          "file, overrides and files (a node with its own copy of a file that differs, or mpirun's MPMD ':' with "
+          "other arguments)", differs, what, why.empty() ? "" : ": ", why);
 }
 
 const Runtime& runtime() {

@@ -1,5 +1,6 @@
 // MPI runtime: initialised once per process, bootstraps rank/world/local rank; a fatal error on one rank aborts all.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,12 @@ const Runtime& runtime();
 void check_node_gpus_distinct(const std::string& gpu_id);
 // The message for node-local ranks whose GPU ids (indexed by local rank) repeat; "" when all differ or unknown.
 std::string duplicate_gpu_message(const std::vector<std::string>& ids);
+
+// Collective over all ranks: every rank gives `text` (its resolved config, its model's config.json, ...). When a
+// rank's differs from rank 0's, throws on every rank (none hangs in a later collective, none trains on its own
+// settings) naming the lowest such rank and describe(rank0_text, its_text), computed there. `what` names the text.
+void check_same_as_rank0(const std::string& text, const std::string& what,
+                         const std::function<std::string(const std::string&, const std::string&)>& describe);
 
 // Print `msg` on stderr with the rank, then MPI_Abort: every rank exits, none hangs. A job of one rank just exits.
 [[noreturn]] void abort_all(const std::string& msg, int code = 1);

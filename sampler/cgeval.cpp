@@ -46,6 +46,7 @@ void write_text(const fs::path& path, const std::string& text) {
 // (tp groups; dp > 1 is refused: the check is small). Returns the result on every rank.
 cg::InvarianceResult invariance(const cg::Config& c) {
   const auto& rt = cg::dist::runtime();
+  cg::check_ranks_agree(c);
   const at::Device device = cg::resolve_device(c.model.device, rt);
   const auto dims = cg::sampling_dims(c, device, rt.world);
   CG_CHECK(dims.dp == 1, "the invariance check runs in one tp group: launch world = parallel.tp ranks (got {})",

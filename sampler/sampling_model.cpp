@@ -22,6 +22,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/train_export.h"
+#include "trainer/train_model.h"
 
 namespace cg {
 
@@ -266,6 +267,7 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
     }
   }
 
+  check_ranks_agree(bo.config);
   model::Llama m = dist::build_llama(bo, dims, adapter_step);
   if (lora_set.size() > 0) {
     torch::NoGradGuard ng;

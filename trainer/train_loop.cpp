@@ -33,6 +33,7 @@
 #include "trainer/metrics.h"
 #include "trainer/schedule.h"
 #include "trainer/signals.h"
+#include "trainer/train_model.h"
 #include "trainer/train_step.h"
 
 namespace cg {
@@ -218,6 +219,7 @@ int train(const Config& cfg) {
   const at::Device device = resolve_device(cfg.model.device, rt);
   const dist::Backend backend = dist::backend_from_name(cfg.parallel.backend, device.is_cuda());
   init_logging(rt.rank, rt.world, cfg.log.level, cfg.log.all_ranks);  // before the grid says what it is
+  check_ranks_agree(cfg);  // before the grid: other parallel.* would fail there with a less telling message
   const dist::ParallelDims dims = dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
   const int threads = dist::cpu_threads(cfg.train.threads, rt.local_size);
   dist::set_cpu_threads(threads);

@@ -5,10 +5,13 @@
 #include <spdlog/fmt/ranges.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include "common/error.h"
 #include "common/log.h"
 #include "dist/nccl_comm.h"
 #include "dist/parallel_dims.h"
+#include "dist/runtime.h"
 #include "dist/tp_plan.h"
 #include "lora/peft.h"
 #include "trainer/train_export.h"
@@ -32,6 +35,25 @@ at::Device resolve_device(const std::string& name, const dist::Runtime& rt) {
   return d;
 }
 
+void check_ranks_agree(const Config& cfg) {
+  dist::check_same_as_rank0(to_yaml(cfg), "config", [](const std::string& first, const std::string& mine) {
+    const auto diff = config_differences(load_config_string(first), load_config_string(mine));
+    return fmt::format("{} (rank 0's value -> this rank's)", fmt::join(diff, ", "));
+  });
+}
+
+void check_ranks_agree(const model::LlamaConfig& lc) {
+  dist::check_same_as_rank0(lc.to_hf_json(), "model shape (model.hf_dir's config.json)",
+                            [](const std::string& first, const std::string& mine) {
+    const auto a = nlohmann::json::parse(first), b = nlohmann::json::parse(mine);
+    std::vector<std::string> diff;
+    for (const auto& [key, value] : a.items())
+      if (!b.contains(key) || b[key] != value) diff.push_back(fmt::format("{} {} -> {}", key, value.dump(),
+                                                                          b.contains(key) ? b[key].dump() : "none"));
+    return fmt::format("{} (rank 0's -> this rank's)", fmt::join(diff, ", "));
+  });
+}
+
 model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size) {
   return model::resolve_llama_config(cfg.model.flavor, cfg.model.hf_dir, cfg.model.hf_dir.empty() ? vocab_size : 0);
 }
@@ -42,6 +64,7 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
   m.device = device;
   m.full_param = !cfg.lora.enabled;
   const model::LlamaConfig lc = train_llama_config(cfg, vocab_size);
+  check_ranks_agree(lc);
   CG_CHECK(cfg.model.dtype != "fp16" && cfg.model.dtype != "float16", "model.dtype={} cannot train: cgtrain does no "
            "loss scaling, and without it fp16's range loses small activation gradients; train with model.dtype=bf16 "
            "(fp16 checkpoints such as Meta's load into it) and keep fp16 for cgsample if you like", cfg.model.dtype);

@@ -33,6 +33,12 @@ at::Device resolve_device(const std::string& name, const dist::Runtime& rt);
 // <= 0 keeps the flavor's).
 model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size);
 
+// Collective over all ranks: throws on every rank, naming the settings, when a rank's resolved config (the YAML file
+// and overrides it was started with) or model shape (model.hf_dir's config.json as that node reads it) is not rank
+// 0's. Ranks started apart would otherwise crash inside a collective, hang, or train replicas that drift apart.
+void check_ranks_agree(const Config& cfg);
+void check_ranks_agree(const model::LlamaConfig& lc);
+
 // Builds the model on `device` in the fixed order above. lora.init_adapter (a PEFT folder) is loaded into the fresh
 // adapters unless `resuming` (the checkpoint replaces them, and the folder need not exist any more). Collective over
 // tp (TP hooks, adapter loading).

@@ -40,6 +40,32 @@ TEST(Runtime, MatchesWorldComm) {
   EXPECT_EQ(rt.local_rank, rt.rank);
 }
 
+// Every rank throws when one rank's text is not rank 0's, with the lowest such rank's own description of it (long
+// texts too: the broadcast is chunked by length); the same text everywhere passes on every rank.
+TEST(Runtime, CheckSameAsRank0FailsOnEveryRankNamingTheFirstThatDiffers) {
+  const auto& rt = cg::dist::runtime();
+  const std::string big(3 << 20, 'x');
+  EXPECT_NO_THROW(cg::dist::check_same_as_rank0(big, "config", [](const std::string&, const std::string&) {
+    return std::string("never asked");
+  }));
+  if (rt.world < 2) GTEST_SKIP() << "needs 2 ranks";
+  const int odd = rt.world - 1;  // the last rank and, at 4 ranks, also rank 2 differ: rank 2 is named
+  const int first = rt.world >= 4 ? 2 : odd;
+  const std::string mine = big + (rt.rank == odd || (rt.world >= 4 && rt.rank == 2) ? "y" + std::to_string(rt.rank) : "");
+  try {
+    cg::dist::check_same_as_rank0(mine, "config", [&](const std::string& first_text, const std::string& text) {
+      return "asked on rank " + std::to_string(rt.rank) + " (" + std::to_string(first_text.size()) + " vs " +
+             std::to_string(text.size()) + " bytes)";
+    });
+    ADD_FAILURE() << "no throw on rank " << rt.rank;
+  } catch (const cg::Error& e) {
+    const std::string want = "rank " + std::to_string(first) + " was given another config than rank 0: asked on rank " +
+                             std::to_string(first) + " (" + std::to_string(big.size()) + " vs " +
+                             std::to_string(big.size() + 2) + " bytes)";
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+  }
+}
+
 TEST(MpiComm, AllReduceSumOfRankPlusOneEveryDtype) {
   const int n = world()->size(), r = world()->rank();
   for (auto dtype : {torch::kFloat, torch::kDouble, torch::kInt, torch::kLong, torch::kBFloat16, torch::kHalf}) {
