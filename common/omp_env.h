@@ -14,6 +14,9 @@ namespace cg {
 // process name stays the tool's). Same pid, arguments, open files and otherwise the same environment, so it is safe
 // under mpirun and srun; call it before MPI_Init. A value the user set (ACTIVE, PASSIVE) is kept, which is also how
 // to opt out. Returns only when no re-exec happened (or it failed: the run goes on with the policy it started with).
+// SIGTERM, SIGUSR1 and SIGINT are blocked across the exec and unblocked when the new image calls this again: install
+// the tool's signal handlers before (cgtrain: in main, before run_main), and a signal of the exec's moment reaches
+// them; a tool without handlers is stopped by it then, as before.
 void reexec_with_passive_omp(char** argv);
 
 }  // namespace cg

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <initializer_list>
 
 namespace cg {
 namespace {
@@ -12,6 +13,7 @@ namespace {
 volatile std::sig_atomic_t g_signal = 0;  // first signal received
 std::atomic<int> g_count{0};
 std::atomic<bool> g_interrupt_saves{false};
+std::atomic<bool> g_finished{false};  // the run's outcome is saved: signals change nothing any more
 static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free,
               "signal handler needs lock-free atomics");
 
@@ -29,6 +31,7 @@ constexpr int code_of(int sig) { return sig == SIGINT ? kExitInterrupted : kExit
 }
 
 extern "C" void on_stop_signal(int sig) {
+  if (g_finished.load()) return;  // done and saved: exit with the run's own status
   if (sig == SIGINT && !g_interrupt_saves.load()) _exit(kExitInterrupted);  // nothing trained yet to save
   if (g_count.load() > 0) leave_unsaved(sig);  // second signal: leave at once
   g_signal = sig;                                 // before the count, which readers test first
@@ -41,6 +44,7 @@ void install_preempt_handlers() {
   g_signal = 0;
   g_count.store(0);
   g_interrupt_saves.store(false);
+  g_finished.store(false);
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
@@ -51,7 +55,14 @@ void install_preempt_handlers() {
     sigaction(SIGINT, &sa, &g_old_int);
     g_installed = true;
   }
+  // Signals blocked across the start-up re-exec (common/omp_env.h) arrive now, at the handler.
+  sigset_t stop;
+  sigemptyset(&stop);
+  for (int sig : {SIGTERM, SIGUSR1, SIGINT}) sigaddset(&stop, sig);
+  sigprocmask(SIG_UNBLOCK, &stop, nullptr);
 }
+
+void ignore_stop_signals() { g_finished.store(true); }
 
 void arm_interrupt_save() { g_interrupt_saves.store(true); }
 

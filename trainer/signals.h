@@ -23,6 +23,9 @@ constexpr int kExitInterrupted = 130;
 void install_preempt_handlers();
 // From here on SIGINT, like SIGTERM, asks for a save at the next step boundary (the training loop calls it).
 void arm_interrupt_save();
+// The run has ended and saved: from here stop signals are caught and dropped, so the process leaves with its own
+// status (0 when complete, 75 / 130 after a stop) instead of being killed by a late signal (143 / 138).
+void ignore_stop_signals();
 // Restores the handlers that were in place before install_preempt_handlers().
 void uninstall_preempt_handlers();
 // True once a handled signal arrived. Cheap: a relaxed atomic load.

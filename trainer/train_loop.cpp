@@ -524,13 +524,13 @@ int train(const Config& cfg) {
       if (lead && stop == kExitInterrupted)
         spdlog::warn("interrupted after step {}: checkpoint saved, exiting with {}; the same command resumes it",
                      st.step, kExitInterrupted);
-      uninstall_preempt_handlers();
+      ignore_stop_signals();
       return stop;
     }
     if (stop && lead)  // the last step: the run is complete, nothing to requeue
       spdlog::warn("signal {} arrived during the last step; the run is complete and saved", preempt_signal());
   }
-  uninstall_preempt_handlers();
+  ignore_stop_signals();
   if (lead)
     spdlog::info("done: {} steps, {} tokens, {} skipped steps{}", st.step, st.tokens_seen, st.bad_steps,
                  cfg.train.val_every > 0 ? fmt::format(", last val loss {:.4f}", st.last_val_loss) : "");

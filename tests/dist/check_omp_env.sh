@@ -18,4 +18,8 @@ out=$(env -u OMP_WAIT_POLICY "$mpiexec" --allow-run-as-root --oversubscribe --bi
 echo "$out"
 want=$(printf "rank 0 name omp_env_probe args 2 last 'y' at_exec PASSIVE getenv PASSIVE\nrank 1 name omp_env_probe args 2 last 'y' at_exec PASSIVE getenv PASSIVE")
 [ "$out" = "$want" ] || fail "under mpirun: $out"
+# A SIGUSR1 in the moment of the re-exec (before the new image has its handler) waits for that handler.
+out=$(env -u OMP_WAIT_POLICY "$probe" --usr1-in-reexec) || fail "a signal during the re-exec ended the process ($?): $out"
+echo "$out"
+[ "$(echo "$out" | tail -1)" = "caught signal 10" ] || fail "the held signal did not reach the handler: $out"
 echo OK

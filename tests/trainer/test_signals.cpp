@@ -70,6 +70,27 @@ TEST(SignalsDeathTest, SecondSignalExitsAtOnceWithPreemptedCode) {
       ::testing::ExitedWithCode(cg::kExitPreempted), "second signal: exiting now, without the checkpoint");
 }
 
+// After the run has ended and saved, late signals (one or several, SIGINT too) leave the process to exit with its own
+// status: the child exits 0, where a restored default action would end it with 128 + the signal.
+TEST(SignalsDeathTest, SignalsAfterTheEndAreDropped) {
+  EXPECT_EXIT(
+      {
+        cg::install_preempt_handlers();
+        cg::arm_interrupt_save();
+        cg::ignore_stop_signals();
+        for (int sig : {SIGTERM, SIGUSR1, SIGINT, SIGTERM}) std::raise(sig);
+        std::exit(cg::preempt_requested() ? 3 : 0);
+      },
+      ::testing::ExitedWithCode(0), "");
+  // A new install (a next run in the same process) answers signals again.
+  cg::install_preempt_handlers();
+  cg::ignore_stop_signals();
+  cg::install_preempt_handlers();
+  ASSERT_EQ(std::raise(SIGUSR1), 0);
+  EXPECT_TRUE(cg::preempt_requested());
+  cg::uninstall_preempt_handlers();
+}
+
 TEST(Signals, UninstallRestoresPreviousHandler) {
   static volatile std::sig_atomic_t seen = 0;
   auto prev = std::signal(SIGUSR1, [](int) { seen = 1; });
