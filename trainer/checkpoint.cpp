@@ -20,7 +20,6 @@ namespace cg {
 
 using nlohmann::json;
 
-std::string rank_file_name(int rank) { return fmt::format("rank-{:05d}.safetensors", rank); }
 
 namespace {
 

@@ -27,9 +27,6 @@ namespace cg {
 
 inline constexpr const char* kRankFileFormat = "cgtrain-rank-v1";
 
-// "rank-00003.safetensors"
-std::string rank_file_name(int rank);
-
 // Writes this rank's file into `dir` (a step-N.tmp folder). No collective.
 void write_rank_checkpoint(const std::string& dir, const TrainModel& m, const AdamW& opt, const TrainState& state,
                            const dist::ParallelDims& dims, const std::string& config_hash);

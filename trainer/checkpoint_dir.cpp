@@ -19,6 +19,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "common/json_int.h"
@@ -37,6 +38,9 @@ constexpr const char* kPathHint =
 constexpr const char* kManifestName = "manifest.json";
 
 std::string step_name(int64_t step) { return fmt::format("step-{}", step); }
+
+// Step folders this process found damaged (find_latest_complete): retention neither counts nor deletes them.
+std::set<std::string> g_damaged;
 
 [[noreturn]] void fail_io(const std::string& what, const std::string& path, int err) {
   const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
@@ -61,7 +65,7 @@ std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> out;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return out;
-  static const std::regex re("step-([0-9]{1,18})(\\.old)?");  // 18 digits: std::stoll cannot overflow
+  static const std::regex re(std::string(kStepNumber) + "(\\.old)?");
   std::map<int64_t, fs::path> olds;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::smatch m;
@@ -219,11 +223,16 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
     });
   abort_if_failed("writing the manifest");
 
-  // 4. retention: this folder and the newest keep_last - 1 of lower steps stay; higher steps are never touched.
+  // 4. retention: this folder and the newest keep_last - 1 intact ones of lower steps stay; higher steps are never
+  // touched. A damaged folder (skipped by the resume, or one that fails the check without checksums) is neither
+  // counted nor deleted: it would take an intact checkpoint's place, and it is left for a look.
   if (rank == 0) {
     int64_t kept = 1;
     for (const auto& [s, path] : list_steps(ckdir)) {
       if (s >= step) continue;
+      if (g_damaged.count(fs::weakly_canonical(path).string()) ||
+          !verify_checkpoint(path.string(), nullptr, /*checksums=*/false).empty())
+        continue;
       if (kept < keep_last) {
         ++kept;
         continue;
@@ -268,7 +277,7 @@ Manifest read_manifest(const std::string& step_dir) {
   return m;
 }
 
-std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest) {
+std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest, bool checksums) {
   const fs::path dir(step_dir);
   std::error_code ec;
   if (!fs::exists(dir / kManifestName, ec)) return "missing manifest.json (interrupted save?)";
@@ -279,7 +288,7 @@ std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest) {
     return e.what();
   }
   if (manifest) *manifest = m;
-  static const std::regex re("step-([0-9]{1,18})");  // std::stoll cannot overflow
+  static const std::regex re(kStepNumber);
   std::smatch sm;
   std::string name = dir.filename().string();
   if (std::regex_match(name, sm, re) && std::stoll(sm[1]) != m.step)
@@ -289,6 +298,7 @@ std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest) {
     if (!fs::is_regular_file(p, ec)) return fmt::format("missing file {}", f.path);
     uint64_t size = fs::file_size(p, ec);
     if (ec || size != f.size) return fmt::format("size mismatch in {} (manifest {} bytes, found {})", f.path, f.size, size);
+    if (!checksums) continue;
     std::string sum;
     try {
       sum = sha256_file(p.string());
@@ -299,6 +309,8 @@ std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest) {
   }
   return "";
 }
+
+std::string rank_file_name(int rank) { return fmt::format("rank-{:05d}.safetensors", rank); }
 
 std::string step_folder(const std::string& run_dir, int64_t step) {
   const fs::path dir = fs::path(run_dir) / "checkpoints" / step_name(step);
@@ -319,6 +331,7 @@ std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir) {
     std::string why = verify_checkpoint(path.string(), &info.manifest);
     if (!why.empty()) {
       spdlog::warn("skipping checkpoint {}: {}", path.string(), why);
+      g_damaged.insert(fs::weakly_canonical(path).string());
       continue;
     }
     info.step = step;

@@ -21,6 +21,10 @@ namespace cg {
 
 inline constexpr const char* kCheckpointMagic = "cgtrain-checkpoint";
 inline constexpr int kCheckpointVersion = 1;
+// A step folder's name, step-N, as a regex whose group 1 is N: the digits cgtrain writes (no leading zero, so each
+// step has one name; a copy named step-015 is no checkpoint folder) and at most 18 of them (std::stoll cannot
+// overflow).
+inline constexpr const char* kStepNumber = "step-(0|[1-9][0-9]{0,17})";
 
 struct CheckpointLayout {
   int world = 1;
@@ -77,9 +81,13 @@ std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir);
 // same-step re-save, see save_checkpoint). Whether or not it exists.
 std::string step_folder(const std::string& run_dir, int64_t step);
 
-// Why `step_dir` is not a usable checkpoint ("missing manifest.json", "missing file rank-1/optim.pt",
+// The file rank `rank` writes into a step folder: rank-00003.safetensors (trainer/checkpoint.h: what it holds).
+std::string rank_file_name(int rank);
+
+// Why `step_dir` is not a usable checkpoint ("missing manifest.json", "missing file rank-00001.safetensors",
 // "checksum mismatch in ..."); empty when it verifies. Fills *manifest when given and the manifest parses.
-std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest = nullptr);
+// checksums = false: sizes only (retention's cheap look at every folder).
+std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest = nullptr, bool checksums = true);
 
 Manifest read_manifest(const std::string& step_dir);  // throws cg::Error naming the path
 

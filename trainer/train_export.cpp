@@ -259,7 +259,7 @@ ExportOptions from_step_folder(ExportOptions o) {
   const fs::path p = fs::path(o.run_dir).lexically_normal();
   const fs::path dir = p.has_filename() ? p : p.parent_path();
   const std::string name = dir.filename().string();
-  static const std::regex step(R"(step-([0-9]{1,18}))");  // 18 digits: std::stoll cannot overflow
+  static const std::regex step(kStepNumber);
   std::smatch m;
   if (dir.parent_path().filename() != "checkpoints" || !std::regex_match(name, m, step)) return o;
   const int64_t n = std::stoll(m[1].str());

@@ -205,6 +205,16 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
     if (!launch_only) changed.push_back(d);
   }
   if (changed.empty()) return;
+  // What the changes do to the run's course, where it is not obvious from the list.
+  if (cfg.train.steps <= ck.step)
+    spdlog::warn("train.steps={} is not above the checkpoint's step {}: there is nothing left to train; raise "
+                 "train.steps to go on", cfg.train.steps, ck.step);
+  const double lr_before = LrSchedule::from(before.train).at(ck.step), lr_now = LrSchedule::from(cfg.train).at(ck.step);
+  if (cfg.train.steps > ck.step && std::fabs(lr_now - lr_before) > 1e-3 * std::max(lr_before, lr_now))
+    spdlog::warn("the learning-rate schedule is recomputed from the new settings: step {} goes on at lr {:.3g}, "
+                 "where the checkpoint's schedule stood at {:.3g}{}; keep train.steps, train.lr and the schedule keys "
+                 "for a smooth continuation", ck.step + 1, lr_now, lr_before,
+                 lr_before > 0 ? fmt::format(" ({:.2g}x)", lr_now / lr_before) : "");
   spdlog::warn("resuming {} with {} changed setting{}: {}{}", ck.path, changed.size(), changed.size() == 1 ? "" : "s",
                fmt::join(changed, "; "),
                std::any_of(changed.begin(), changed.end(), [](const std::string& d) {

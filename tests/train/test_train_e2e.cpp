@@ -340,6 +340,27 @@ TEST(TrainBadInput, ZeroGradientStops) {
     EXPECT_LE(std::stoll(e.path().filename().string().substr(5)), last) << e.path();
 }
 
+// Resuming with more steps recomputes the cosine over them: said, with the step and both lrs. Resuming with train.steps
+// not above the checkpoint's step trains nothing: said, and the run ends as it was.
+TEST(TrainResume, ScheduleChangeAndStepsBelowTheCheckpointAreSaid) {
+  const std::string s = setup(), d = base_dir();
+  const std::string run = d + "/schedule";
+  fs::remove_all(run);
+  const auto args = with(micro_args(s, run), {"train.steps=4", "checkpoint.every=2", "train.val_every=0"});
+  ASSERT_EQ(run_mpi(1, cgtrain_exe(), args).rc, 0);
+  RunResult r = run_mpi(1, cgtrain_exe(), with(args, {"train.steps=8"}));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("the learning-rate schedule is recomputed from the new settings: step 5 goes on at lr "),
+            std::string::npos) << r.output;
+  EXPECT_EQ(read_losses(run).size(), 8u);
+  r = run_mpi(1, cgtrain_exe(), with(args, {"train.steps=6"}));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("train.steps=6 is not above the checkpoint's step 8: there is nothing left to train"),
+            std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("learning-rate schedule is recomputed"), std::string::npos) << r.output;
+  EXPECT_EQ(read_losses(run).size(), 8u);
+}
+
 TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
   const std::string s = setup(), d = base_dir();
   // A tokenizer that is not the shards' one.

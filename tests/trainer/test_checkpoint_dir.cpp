@@ -127,6 +127,48 @@ TEST(CheckpointDir, RetentionNeverDeletesTheNewFolderOrHigherSteps) {
   EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-40", "step-50", "step-60"}));
 }
 
+// A damaged folder (found by the resume's check, or one whose files are cut short) is neither counted among the
+// keep_last checkpoints nor deleted: with keep 2, the two newest intact ones stay beside it.
+TEST(CheckpointDir, RetentionCountsOnlyIntactCheckpoints) {
+  std::string run = fresh_dir("retention_damaged");
+  const fs::path ck = fs::path(run) / "checkpoints";
+  save_two_ranks(run, 10, /*keep=*/5);
+  save_two_ranks(run, 15, /*keep=*/5);
+  {  // a flipped byte, same size: only the checksum sees it (the resume's find_latest_complete)
+    std::string b = slurp(ck / "step-15" / "rank-1.bin");
+    b[0] ^= 1;
+    std::ofstream(ck / "step-15" / "rank-1.bin", std::ios::binary) << b;
+  }
+  ASSERT_EQ(cg::find_latest_complete(run)->step, 10);  // skips step-15 and remembers it
+  save_two_ranks(run, 12, /*keep=*/2);
+  save_two_ranks(run, 16, /*keep=*/2);
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-15", "step-16"}));
+  // A truncated file is seen without checksums.
+  std::ofstream(ck / "step-12" / "rank-0.bin", std::ios::binary) << "x";
+  save_two_ranks(run, 20, /*keep=*/2);
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-15", "step-16", "step-20"}));
+  save_two_ranks(run, 24, /*keep=*/2);
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-15", "step-20", "step-24"}));
+}
+
+// Only step-N as cgtrain writes it names a checkpoint: a copy named step-015 (or step-00) is not one, so it neither
+// shadows nor stands in for step-15 (a resume would look for the files under step-15).
+TEST(CheckpointDir, ZeroPaddedFolderNamesAreNoCheckpoints) {
+  std::string run = fresh_dir("padded");
+  const fs::path ck = fs::path(run) / "checkpoints";
+  save_two_ranks(run, 10);
+  save_two_ranks(run, 15);
+  fs::rename(ck / "step-15", ck / "step-015");
+  fs::create_directories(ck / "step-00");
+  EXPECT_EQ(cg::checkpoint_steps(run), (std::vector<int64_t>{10}));
+  auto info = cg::find_latest_complete(run);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->step, 10);
+  EXPECT_EQ(info->path, (ck / "step-10").string());
+  save_two_ranks(run, 0);
+  EXPECT_EQ(cg::checkpoint_steps(run), (std::vector<int64_t>{10, 0}));
+}
+
 TEST(CheckpointDir, RequiredFileMissingFailsTheSaveAndKeepsThePrevious) {
   std::string run = fresh_dir("required");
   const std::vector<std::string> required{"rank-0.bin", "rank-1.bin"};
