@@ -3,8 +3,10 @@
 //   cgtok hf-json   tokenizer.json OUT.model                                     (any HF BPE tokenizer.json)
 //   cgtok encode    MODEL "text"      prints ids and pieces
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "data/sp_model.h"
@@ -17,7 +19,24 @@ constexpr const char* kUsage =
     "                                     and merges) into a sentencepiece model with LLaMA-2's ids\n"
     "  cgtok hf-json TOKENIZER.json OUT.model   convert a Hugging Face BPE tokenizer.json the same way\n"
     "  cgtok encode MODEL TEXT            print the ids and pieces of TEXT (BOS added)\n";
+
+// The converted model never replaces its input, nor a file that holds something else (a model folder's own
+// tokenizer.model): either would be lost. The same bytes again are fine (a rerun).
+void check_output(const std::string& in, const std::string& out, const std::string& bytes) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  CG_CHECK(!fs::equivalent(in, out, ec), "the output {} is the input file: give another output path (the input "
+           "would be replaced by the converted model)", out);
+  const fs::path parent = fs::absolute(out).parent_path();
+  CG_CHECK(fs::is_directory(parent, ec), "cannot write {}: the folder {} does not exist; create it first", out,
+           parent.string());
+  CG_CHECK(!fs::is_directory(out, ec), "the output {} is a folder: give a file path, e.g. {}/tokenizer.model", out, out);
+  CG_CHECK(!fs::exists(out, ec) || cg::read_file(out, "the existing output") == bytes, "the output {} exists and "
+           "holds another file (another tokenizer.model?); remove it first if it is to be replaced, or give another "
+           "path", out);
 }
+
+}  // namespace
 
 int main(int argc, char** argv) {
   cg::init_logging(0, 1);
@@ -28,6 +47,7 @@ int main(int argc, char** argv) {
                                                : cg::sp_model_from_hf_tokenizer_json(argv[2]);
       std::string bytes = cg::serialize_sp_model(spec);
       cg::Tokenizer tok = cg::Tokenizer::from_bytes(bytes);  // validates the model before writing it
+      check_output(argv[2], argv[3], bytes);
       cg::write_file_atomic(argv[3], bytes);
       spdlog::info("wrote {} ({} pieces, sha256 {})", argv[3], tok.vocab_size(), tok.hash());
       return 0;

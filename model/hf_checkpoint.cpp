@@ -19,8 +19,17 @@ namespace fs = std::filesystem;
 namespace cg::model {
 
 HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
-  CG_CHECK(fs::is_directory(dir), "checkpoint folder {} does not exist (model.hf_dir)", dir);
+  CG_CHECK(fs::is_directory(dir), "checkpoint folder {} {} (model.hf_dir)", dir,
+           fs::exists(dir) ? "is a file, not a folder" : "does not exist");
+  CG_CHECK(!fs::exists(fs::path(dir) / "adapter_config.json"), "{} holds a PEFT adapter (adapter_config.json) that "
+           "would not be applied: give its base model as model.hf_dir, and the adapter as lora.init_adapter (cgtrain) "
+           "or sample.adapter (cgsample)", dir);
   const auto index = fs::path(dir) / "model.safetensors.index.json";
+  // transformers reads model.safetensors when there is one and ignores the index: two sets of weights in one folder
+  // would load differently there and here.
+  CG_CHECK(!(fs::exists(index) && fs::exists(fs::path(dir) / "model.safetensors")), "{} holds both model.safetensors "
+           "and model.safetensors.index.json (sharded weights): transformers would load model.safetensors and this "
+           "the shards; remove whichever is stale", dir);
   std::vector<std::pair<std::string, std::string>> expected;  // (key, file) from the index
   std::vector<std::string> names;
   if (fs::exists(index)) {
@@ -59,7 +68,9 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   std::map<std::string, const SafetensorsFile*> by_file;
   for (const auto& n : names) {
     const auto p = fs::path(dir) / n;
-    CG_CHECK(fs::exists(p), "{}: shard {} named in the index is missing", dir, n);
+    CG_CHECK(fs::exists(p), "{}: {} is missing{}", dir, n, expected.empty() ? " (a link to nowhere?)"
+                                                                              : ", though the index names it");
+    CG_CHECK(fs::is_regular_file(p), "{}: {} is not a file", dir, n);
     files_.push_back(std::make_unique<SafetensorsFile>(p.string()));
     by_file[n] = files_.back().get();
     for (const auto& k : files_.back()->keys()) {

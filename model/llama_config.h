@@ -35,12 +35,13 @@ LlamaConfig load_llama_config(const std::string& hf_dir);
 // when it describes another model than `expected`, the one the caller will build (expected_from: where that came
 // from, e.g. "the run's model_config.json"): weights of another base would otherwise load by shape alone. A
 // differing rms_norm_eps or max_position_embeddings (revised in published configs of the same weights) is warned
-// about; expected's values are used. Without a config.json there is nothing to compare (the weights' shapes are).
+// about; expected's values are used. A folder without config.json is refused.
 void check_hf_config(const std::string& hf_dir, const LlamaConfig& expected, const std::string& expected_from);
 // Named flavors: tiny (a few M params for CPU runs), 7b, 13b, 70b (LLaMA-2 shapes).
 // vocab_size <= 0 keeps the flavor's vocabulary (32000; tiny: 512).
 LlamaConfig llama_flavor(const std::string& name, int64_t vocab_size = 0);
-// hf_dir with a config.json wins over the flavor; vocab_size (> 0) overrides the flavor's vocabulary only.
+// hf_dir's config.json wins over the flavor (a folder without one is refused); vocab_size (> 0) overrides the
+// flavor's vocabulary only.
 LlamaConfig resolve_llama_config(const std::string& flavor, const std::string& hf_dir, int64_t vocab_size = 0);
 
 }  // namespace cg::model

@@ -130,6 +130,9 @@ void finish_hf_folder(const std::string& dir, const std::string& base_dir, bool 
     const nlohmann::ordered_json ours = j;
     j = nlohmann::ordered_json::parse(read_file(base_dir + "/config.json", "the base's config.json"));
     if (dtype_given || !j.contains("torch_dtype")) j["torch_dtype"] = ours["torch_dtype"];
+    // Fields a base's published config may revise for the same weights (check_hf_config warns of them): the values
+    // the run trained with, which its adapter (or weights) go with.
+    for (const char* key : {"rms_norm_eps", "max_position_embeddings"}) j[key] = ours[key];
     const fs::path base_tok = fs::path(base_dir) / "tokenizer.model";
     const bool same_tokenizer = !fs::exists(base_tok) || read_file(base_tok.string(), "tokenizer") == tok_bytes;
     for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",

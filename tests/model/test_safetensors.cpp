@@ -233,6 +233,33 @@ TEST(HfCheckpoint, BadCheckpointsNameTheKeyAndShapes) {
 
   e = error_of([&] { load_hf_weights(*m, d / "nothing_here"); });
   EXPECT_TRUE(contains(e, "does not exist")) << e;
+  std::ofstream(d / "a_file") << "x";
+  e = error_of([&] { HfCheckpoint ck(d / "a_file"); });
+  EXPECT_TRUE(contains(e, "is a file, not a folder")) << e;
+
+  // One file whose name is a link to nowhere, or a folder.
+  write_hf_checkpoint(d / "dangling", full, c);
+  fs::remove(d / "dangling/model.safetensors");
+  fs::create_symlink(d / "elsewhere.safetensors", d / "dangling/model.safetensors");
+  e = error_of([&] { HfCheckpoint ck(d / "dangling"); });
+  EXPECT_TRUE(contains(e, "model.safetensors is missing (a link to nowhere?)")) << e;
+  fs::remove(d / "dangling/model.safetensors");
+  fs::create_directories(d / "dangling/model.safetensors");
+  e = error_of([&] { HfCheckpoint ck(d / "dangling"); });
+  EXPECT_TRUE(contains(e, "model.safetensors is not a file")) << e;
+
+  // An index beside a single model.safetensors: transformers would read the single file, this the shards.
+  write_hf_checkpoint(d / "both", full, c, 16 * 1024);
+  write_hf_checkpoint(d / "single", full, c);
+  fs::copy_file(d / "single/model.safetensors", d / "both/model.safetensors");
+  e = error_of([&] { HfCheckpoint ck(d / "both"); });
+  EXPECT_TRUE(contains(e, "holds both model.safetensors and model.safetensors.index.json")) << e;
+
+  // A PEFT adapter beside the weights would be ignored: refused, saying where adapters go.
+  std::ofstream(d / "single/adapter_config.json") << "{}";
+  e = error_of([&] { HfCheckpoint ck(d / "single"); });
+  EXPECT_TRUE(contains(e, "holds a PEFT adapter (adapter_config.json) that would not be applied")) << e;
+  EXPECT_TRUE(contains(e, "lora.init_adapter (cgtrain) or sample.adapter (cgsample)")) << e;
 
   // Integer tensors (a quantized export) are refused, not cast to float bit pattern by bit pattern.
   auto quantized = full;
@@ -331,8 +358,13 @@ TEST(LlamaConfig, BaseFolderMustDescribeTheExpectedModel) {
   other.max_position_embeddings = 2048;
   std::ofstream(dir + "/config.json") << other.to_hf_json();
   EXPECT_NO_THROW(check_hf_config(dir, tiny, "the run's model_config.json"));
-  std::filesystem::remove(dir + "/config.json");  // nothing to compare: the weights' shapes are checked on load
-  EXPECT_NO_THROW(check_hf_config(dir, tiny, "the run's model_config.json"));
+  std::filesystem::remove(dir + "/config.json");  // nothing says which model the weights are: refused
+  EXPECT_TRUE(contains(error_of([&] { check_hf_config(dir, tiny, "the run's model_config.json"); }),
+                       "has no config.json, so nothing says it is the model of the run's model_config.json"));
+  // ... and read as a base, not replaced by the flavor's settings.
+  EXPECT_TRUE(contains(error_of([&] { resolve_llama_config("tiny", dir); }), "model.hf_dir " + dir +
+                                                                              " has no config.json"));
+  EXPECT_EQ(resolve_llama_config("tiny", ""), llama_flavor("tiny"));
   auto j = nlohmann::json::parse(tiny.to_hf_json());
   j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
   std::ofstream(dir + "/config.json") << j.dump();

@@ -139,6 +139,10 @@ TEST(ExportStream, MergedKeepsTheBaseFolder) {
   base_cfg["bos_token_id"] = 1;
   base_cfg["eos_token_id"] = 2;
   base_cfg["transformers_version"] = "4.31.0.dev0";
+  // A published revision of the same weights' config (LLaMA-2's eps went 1e-6 -> 1e-5): the merge states the values
+  // the run trained with (checked below: load_llama_config(out) == lc).
+  base_cfg["rms_norm_eps"] = lc.rms_norm_eps * 0.1;
+  base_cfg["max_position_embeddings"] = lc.max_position_embeddings / 2;
   std::ofstream(d / "hf/config.json") << base_cfg.dump(2);
   const std::map<std::string, std::string> side = {
       {"tokenizer_config.json", R"({"chat_template": "{{ messages }}", "model_max_length": 4096})"},
