@@ -3,6 +3,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -260,6 +263,20 @@ void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected) {
              "BF16, F32, F64): a quantized checkpoint cannot be loaded as base weights; give the unquantized one",
              dir, name, info.dtype);
   }
+}
+
+void check_hf_folder_fits(const std::string& dir, const LlamaConfig& c) {
+  const HfCheckpoint ckpt(dir);
+  // The layer count first: a config.json that says 2^40 layers would make even the list of expected names huge.
+  int64_t layers = 0;
+  for (const auto& k : ckpt.keys()) {
+    if (k.rfind("model.layers.", 0) != 0) continue;
+    const int64_t i = std::strtoll(k.c_str() + 13, nullptr, 10);
+    layers = std::max(layers, i < 0 || i == LLONG_MAX ? i : i + 1);
+  }
+  CG_CHECK(layers == c.num_hidden_layers, "{}/config.json says num_hidden_layers {} but the weights in {} hold {} "
+           "layers: the config.json is another model's; give the folder's own", dir, c.num_hidden_layers, dir, layers);
+  check_hf_tensors(ckpt, llama_tensor_shapes(c));
 }
 
 void load_hf_weights(LlamaImpl& model, const std::string& dir) {

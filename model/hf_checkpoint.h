@@ -53,6 +53,9 @@ NamedShapes llama_tensor_shapes(const LlamaConfig& c);
 // Throws unless ckpt holds every expected tensor with its shape and nothing else (rotary_emb.inv_freq buffers
 // aside); errors name the folder, the key and both shapes.
 void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected);
+// The same for the model config `c` describes, from the folder's headers alone: call it before the model is
+// allocated, so a config.json of another (bigger) model fails at once instead of allocating that model first.
+void check_hf_folder_fits(const std::string& dir, const LlamaConfig& c);
 
 // One output file of an HF folder and the tensors it holds, in order.
 struct HfShard {
