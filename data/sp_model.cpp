@@ -1,6 +1,10 @@
 // sentencepiece ModelProto reader and writer (protobuf wire format by hand) and the BPE converters.
 #include "data/sp_model.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -269,6 +273,15 @@ SpModelSpec parse_sp_model(std::string_view bytes) {
   return spec;
 }
 
+namespace {
+
+// UTF-8 characters in s (bytes that do not continue a character).
+size_t utf8_length(const std::string& s) {
+  return size_t(std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+}  // namespace
+
 SpModelSpec sp_model_from_bpe(const std::vector<std::string>& vocab,
                               const std::vector<std::pair<std::string, std::string>>& merges) {
   std::unordered_map<std::string, size_t> index;
@@ -277,6 +290,7 @@ SpModelSpec sp_model_from_bpe(const std::vector<std::string>& vocab,
              index[vocab[i]], i);
   }
   std::vector<bool> scored(vocab.size(), false);
+  std::vector<std::string> unmade;
   SpModelSpec spec;
   spec.pieces.resize(vocab.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
@@ -304,8 +318,17 @@ SpModelSpec sp_model_from_bpe(const std::vector<std::string>& vocab,
       p.score = 0;
     } else if (!scored[i]) {
       p.score = -float(merges.size() + i);  // single characters: never the result of a merge
+      // A longer piece no merge makes: HF's BPE never produces it. Unused, sentencepiece (and Tokenizer) split it
+      // back into the pieces it was merged from.
+      if (utf8_length(vocab[i]) > 1) {
+        p.type = SpPieceType::kUnused;
+        unmade.push_back(vocab[i]);
+      }
     }
   }
+  if (!unmade.empty())
+    spdlog::warn("{} vocabulary piece(s) longer than one character are made by no merge (e.g. '{}'): marked unused, "
+                 "as Hugging Face's BPE never produces them", unmade.size(), unmade.front());
   CG_CHECK(index.count("<unk>"), "vocabulary has no '<unk>' piece");
   for (int b = 0; b < 256; ++b)
     CG_CHECK(index.count(fmt::format("<0x{:02X}>", b)), "vocabulary lacks byte piece <0x{:02X}> (byte fallback)", b);
@@ -447,6 +470,8 @@ SpModelSpec spec_from_hf_json(const std::string& json_path) {
       CG_CHECK(sp != std::string::npos, "'{}': merge '{}' is not 'a b'", json_path, s);
       merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
     } else {
+      CG_CHECK(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(), "'{}': merge {} is not a pair "
+               "of pieces (\"a b\" or [\"a\", \"b\"])", json_path, m.dump());
       merges.emplace_back(m.at(0).get<std::string>(), m.at(1).get<std::string>());
     }
   }

@@ -118,6 +118,17 @@ TEST(HfTokenizerJson, HandBuiltBpe) {
     EXPECT_EQ(t.encode("caz", false), (Ids{259, 262, 260, 3 + 0x7A}));
     EXPECT_EQ(t.decode(t.encode("abc ab z\n", true)), "abc ab z\n");
   }
+  // Pieces no merge makes (▁a, abc without their merges) are never produced, as in HF's BPE: "abc" is ▁ ab c with
+  // only a+b, and ▁ a b c with no merge at all (before, ▁a and abc were merged as if they had one).
+  for (const auto& [merges, want] : std::vector<std::pair<std::string, Ids>>{{R"(["a b"])", {259, 263, 262}},
+                                                                             {"[]", {259, 260, 261, 262}}}) {
+    const std::string path = testing::TempDir() + "/hf_unmade.json";
+    std::ofstream(path) << std::string("{") + kLlamaNormalizer + ", \"model\": {\"type\": \"BPE\", \"vocab\": {" +
+                               vocab + "}, \"merges\": " + merges + "}}";
+    cg::Tokenizer t = cg::Tokenizer::from_bytes(cg::serialize_sp_model(cg::sp_model_from_hf_tokenizer_json(path)));
+    EXPECT_EQ(t.encode("abc", false), want) << merges;
+    EXPECT_EQ(t.decode(t.encode("abc a", false)), "abc a") << merges;
+  }
   const std::string bad = testing::TempDir() + "/hf_bad.json";
   std::ofstream(bad) << "{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}";
   EXPECT_THROW(cg::sp_model_from_hf_tokenizer_json(bad), cg::Error);
@@ -149,6 +160,8 @@ TEST(HfTokenizerJson, HandBuiltBpe) {
        "model.end_of_word_suffix \"</w>\""},
       {std::string(kLlamaNormalizer) + ", \"model\": {\"type\": \"BPE\", \"vocab\": {" + vocab + "}}",
        "has no model.merges list"},
+      {std::string(kLlamaNormalizer) + ", \"model\": {\"type\": \"BPE\", \"vocab\": {" + vocab +
+           "}, \"merges\": [[\"a\", \"b\", \"c\"]]}", "merge [\"a\",\"b\",\"c\"] is not a pair of pieces"},
       {std::string(kLlamaNormalizer) + ", \"model\": {\"type\": \"BPE\", \"vocab\": {\"<unk>\": \"zero\"}, "
        "\"merges\": []}", "model.vocab id of \"<unk>\" is \"zero\", not a whole number >= 0"},
   };
