@@ -26,6 +26,8 @@ void fsync_path(const std::string& path, bool directory) {
 }
 
 std::string read_file(const std::string& path, const char* what) {
+  std::error_code ec;
+  CG_CHECK(!std::filesystem::is_directory(path, ec), "cannot read {} {}: it is a folder, not a file", what, path);
   std::ifstream in(path, std::ios::binary);
   CG_CHECK(in.good(), "cannot read {} {}: {}", what, path, std::strerror(errno));
   std::stringstream ss;
@@ -36,7 +38,10 @@ std::string read_file(const std::string& path, const char* what) {
 
 void write_file_durable(const std::string& path, const void* data, size_t n) {
   auto fail = [&](const char* what, int err) {
-    CG_FAIL("{} {}: {} (errno {}); free disk space or write elsewhere", what, path, std::strerror(err), err);
+    const bool space = err == ENOSPC || err == EDQUOT || err == EFBIG;
+    CG_FAIL("{} {}: {} (errno {}); {}", what, path, std::strerror(err), err,
+            space ? "free disk space or write elsewhere"
+                  : err == ENOENT ? "its folder does not exist: create it, or write elsewhere" : "write elsewhere");
   };
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("cannot create", errno);

@@ -6,6 +6,7 @@
 #include "data/tokenizer.h"
 
 #include <array>
+#include <filesystem>
 #include <fstream>
 #include <queue>
 #include <sstream>
@@ -201,6 +202,9 @@ void Tokenizer::Impl::bpe(std::string_view normalized, std::vector<std::pair<std
 }
 
 Tokenizer Tokenizer::load(const std::string& path) {
+  std::error_code ec;
+  CG_CHECK(!std::filesystem::is_directory(path, ec), "tokenizer model '{}' is a folder: give the .model file in it "
+           "(e.g. {}/tokenizer.model)", path, path);
   std::ifstream in(path, std::ios::binary);
   CG_CHECK(in.good(), "cannot read tokenizer model '{}': set data.tokenizer to a sentencepiece .model file "
                       "(cgtok converts LLaMA-2's tokenizer.json), or to 'train'", path);

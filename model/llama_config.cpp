@@ -4,6 +4,7 @@
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <vector>
@@ -17,9 +18,11 @@ void LlamaConfig::validate() const {
   CG_CHECK(hidden_size > 0 && intermediate_size > 0 && num_hidden_layers > 0 && vocab_size > 0,
            "LLaMA config: hidden_size {}, intermediate_size {}, num_hidden_layers {}, vocab_size {} must be positive",
            hidden_size, intermediate_size, num_hidden_layers, vocab_size);
-  CG_CHECK(num_attention_heads > 0 && hidden_size % num_attention_heads == 0,
+  CG_CHECK(num_attention_heads > 0 && num_key_value_heads > 0, "LLaMA config: num_attention_heads {} and "
+           "num_key_value_heads {} must be positive", num_attention_heads, num_key_value_heads);
+  CG_CHECK(hidden_size % num_attention_heads == 0,
            "LLaMA config: hidden_size {} is not divisible by num_attention_heads {}", hidden_size, num_attention_heads);
-  CG_CHECK(num_key_value_heads > 0 && num_attention_heads % num_key_value_heads == 0,
+  CG_CHECK(num_attention_heads % num_key_value_heads == 0,
            "LLaMA config: num_attention_heads {} is not divisible by num_key_value_heads {}", num_attention_heads,
            num_key_value_heads);
   CG_CHECK(head_dim() % 2 == 0, "LLaMA config: head_dim {} must be even for rotary embeddings", head_dim());
@@ -74,6 +77,9 @@ LlamaConfig llama_config_from_json(const std::string& text) {
       return *def;
     }
     CG_CHECK(j[key].is_number_integer(), "config.json: \"{}\" is {}, not an integer", key, j[key].dump());
+    // 2^63 and above are unsigned in JSON and would wrap to a negative int64.
+    CG_CHECK(j[key].is_number_unsigned() ? j[key].get<uint64_t>() <= uint64_t(INT64_MAX) : true,
+             "config.json: \"{}\" is {}, far beyond any model", key, j[key].dump());
     return j[key].get<int64_t>();
   };
   auto number = [&](const char* key, double def) -> double {

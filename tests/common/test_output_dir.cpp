@@ -81,4 +81,29 @@ TEST(OutputDir, DryCheckCreatesNothingAndFindsTheFileInTheWay) {
   fs::remove_all(d);
 }
 
+// read_file of a folder says so (an ifstream opens a folder and reads nothing: "no pieces", "unexpected end of
+// input"); a write into a missing folder says that, not "free disk space".
+TEST(DurableFile, FolderReadAndMissingFolderWriteSayWhat) {
+  const fs::path d = fs::temp_directory_path() / ("cg_durable_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d / "tokenizer.model");
+  std::string e;
+  try {
+    cg::read_file((d / "tokenizer.model").string(), "tokenizer");
+  } catch (const std::exception& x) {
+    e = x.what();
+  }
+  EXPECT_NE(e.find("cannot read tokenizer " + (d / "tokenizer.model").string() + ": it is a folder, not a file"),
+            std::string::npos) << e;
+  e.clear();
+  try {
+    cg::write_file_durable((d / "nosuch/out.model").string(), "x", 1);
+  } catch (const std::exception& x) {
+    e = x.what();
+  }
+  EXPECT_NE(e.find("its folder does not exist"), std::string::npos) << e;
+  EXPECT_EQ(e.find("free disk space"), std::string::npos) << e;
+  fs::remove_all(d);
+}
+
 }  // namespace

@@ -326,6 +326,11 @@ TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
   const std::string head = R"({"hidden_size":64,"intermediate_size":96,"num_attention_heads":4,"num_hidden_layers":1,
                               "vocab_size":10)";
   auto read = [&](const std::string& more) { return llama_config_from_json(head + more + "}"); };
+  EXPECT_TRUE(contains(error_of([&] { read(R"(,"num_key_value_heads":0)"); }),
+                       "num_attention_heads 4 and num_key_value_heads 0 must be positive"));
+  EXPECT_TRUE(contains(error_of([&] { llama_config_from_json(R"({"hidden_size":64,"intermediate_size":96,
+      "num_attention_heads":4,"num_hidden_layers":9223372036854775808,"vocab_size":10})"); }),
+                       "\"num_hidden_layers\" is 9223372036854775808, far beyond any model"));
   EXPECT_EQ(read(R"(,"rms_norm_eps":null,"tie_word_embeddings":null,"hidden_act":"silu","head_dim":16)").rms_norm_eps,
             1e-6);
   EXPECT_EQ(read(R"(,"rope_scaling":{"rope_type":"default"})").rope_theta, 10000.0);
