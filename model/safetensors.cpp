@@ -12,7 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <algorithm>
+#include <set>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -72,11 +72,22 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     data_ = map_ + 8 + n;
     const uint64_t data_size = map_size_ - 8 - n;
     nlohmann::json h;
+    std::set<std::string> names;  // the header's top-level keys: JSON lets a name repeat, and the last would win
+    std::string repeated;
+    const nlohmann::json::parser_callback_t note_names = [&](int depth, nlohmann::json::parse_event_t event,
+                                                             nlohmann::json& parsed) {
+      if (depth == 1 && event == nlohmann::json::parse_event_t::key && !names.insert(parsed.get<std::string>()).second &&
+          repeated.empty())
+        repeated = parsed.get<std::string>();
+      return true;
+    };
     try {
-      h = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(map_ + 8), n));
+      h = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(map_ + 8), n), note_names);
     } catch (const std::exception& e) {
       CG_FAIL("{}: header is not valid JSON ({})", path, e.what());
     }
+    CG_CHECK(repeated.empty(), "{}: the header lists tensor {} twice; the file is damaged or badly written", path,
+             repeated);
     CG_CHECK(h.is_object(), "{}: the header is not a JSON object of tensors", path);
     for (auto it = h.begin(); it != h.end(); ++it) {
       if (it.key() == "__metadata__") {

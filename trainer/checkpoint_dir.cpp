@@ -32,7 +32,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kHint = "free space or change train.run_dir";  // a full disk (or quota, or file size limit)
+constexpr const char* kHint =
+    "free space (older step-N folders under checkpoints/ may go: checkpoint.keep_last prunes only after a save "
+    "succeeds) or change train.run_dir";  // a full disk (or quota, or file size limit)
 constexpr const char* kPathHint =
     "fix that path (a file where a folder should be? permissions?) or change train.run_dir";
 constexpr const char* kManifestName = "manifest.json";

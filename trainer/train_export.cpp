@@ -264,6 +264,10 @@ ExportOptions from_step_folder(ExportOptions o) {
   const std::string name = dir.filename().string();
   static const std::regex step(kStepNumber);
   std::smatch m;
+  CG_CHECK(dir.parent_path().filename() != "checkpoints" || !std::regex_match(name, m, std::regex(std::string(kStepNumber) + "\\.tmp")),
+           "cgexport: {} is a save that did not finish (a .tmp folder is never complete); give the run folder {} "
+           "(its newest complete checkpoint) or one of its step-N folders", o.run_dir,
+           dir.parent_path().parent_path().string());
   if (dir.parent_path().filename() != "checkpoints" || !std::regex_match(name, m, step)) return o;
   const int64_t n = std::stoll(m[1].str());
   CG_CHECK(o.step < 0 || o.step == n, "cgexport: {} is the checkpoint of step {}, but --step {} was given; give the "

@@ -109,7 +109,12 @@ void check_base_tokenizer(const Config& cfg, const std::string& tok_path, const 
     for (int i = 0; i < t.vocab_size(); ++i) base.push_back(t.piece(i));
   } else {
     base_path = cfg.model.hf_dir + "/tokenizer.json";
-    if (!fs::exists(base_path)) return;
+    if (!fs::exists(base_path)) {
+      spdlog::warn("model.hf_dir {} has no tokenizer.model or tokenizer.json, so nothing checks that the shards' "
+                   "tokenizer {} is the base model's: a tokenizer of another model would feed it other ids for the "
+                   "same text", cfg.model.hf_dir, tok_path);
+      return;
+    }
     base = hf_tokenizer_json_vocab(base_path);
   }
   const Tokenizer ours = Tokenizer::load(tok_path);

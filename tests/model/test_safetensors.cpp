@@ -116,6 +116,11 @@ TEST(Safetensors, TruncatedAndMalformedFilesAreClearErrors) {
       {R"({"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", "tensor w is malformed"},
       {R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[-8,8]}})", "tensor w is malformed"},
       {R"({"w":"F32"})", "tensor w is malformed"},
+      // A name twice: JSON keeps the last one silently; the same entry repeated, or another one.
+      {R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+       "the header lists tensor w twice"},
+      {R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+       "the header lists tensor w twice"},
   };
   for (const auto& c : cases) {
     write_raw(d / "m.safetensors", c.header, std::vector<uint8_t>(16));

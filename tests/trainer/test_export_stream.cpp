@@ -276,6 +276,10 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
             cg::lora::read_peft_adapter(d / "run2/adapter").factors.size());
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2/checkpoints/step-5", 3, d / "x", false, "fp32"}); }),
                        "is the checkpoint of step 5, but --step 3 was given"));
+  std::filesystem::create_directories(d / "run2/checkpoints/step-7.tmp");  // a save that did not finish
+  EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2/checkpoints/step-7.tmp", -1, d / "x", false, "fp32"}); }),
+                       "step-7.tmp is a save that did not finish"));
+  std::filesystem::remove_all(d / "run2/checkpoints/step-7.tmp");
   // A folder that is not a run (a typo, or the HF folder itself).
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "no-such-run", -1, d / "out", false, "fp32"}); }),
                        "is not a cgtrain run folder (it has no config.yaml)"));
