@@ -46,7 +46,6 @@ void write_text(const fs::path& path, const std::string& text) {
 // (tp groups; dp > 1 is refused: the check is small). Returns the result on every rank.
 cg::InvarianceResult invariance(const cg::Config& c) {
   const auto& rt = cg::dist::runtime();
-  cg::check_ranks_agree(c);
   const at::Device device = cg::resolve_device(c.model.device, rt);
   const auto dims = cg::sampling_dims(c, device, rt.world);
   CG_CHECK(dims.dp == 1, "the invariance check runs in one tp group: launch world = parallel.tp ranks (got {})",
@@ -86,6 +85,9 @@ int run(int argc, char** argv) {
                            "eval.invariance=true: the model's log-likelihood invariance check.");
   if (!cfg) return 0;
   cg::init_logging(rank, world, cfg->log.level);
+#ifdef CG_EVAL_WITH_MODEL
+  cg::check_ranks_agree(*cfg);  // before eval.invariance decides which ranks take part in the model's collectives
+#endif
   const cg::EvalConfig& e = cfg->eval;
 
   std::string inv_json, inv_md;
