@@ -101,7 +101,8 @@ nlohmann::json to_json(const Manifest& m) {
           {"layout", {{"world", m.layout.world}, {"tp", m.layout.tp}, {"dp", m.layout.dp}}},
           {"config_hash", m.config_hash},
           {"created", m.created},
-          {"files", files}};
+          {"files", files},
+          {"required", m.required}};
 }
 
 // Lists every file under tmp (written by any rank), fsyncs and hashes it. Each `required` file is looked up by name
@@ -221,6 +222,7 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
       m.config_hash = config_hash;
       m.created = utc_now();
       m.files = collect_files(tmp, required);
+      m.required = required;
       commit(ckdir, tmp, final_dir, m);
     });
   abort_if_failed("writing the manifest");
@@ -265,6 +267,8 @@ Manifest read_manifest(const std::string& step_dir) {
     for (const auto& f : j.at("files"))
       m.files.push_back({f.at("path").get<std::string>(), uint64_t(json_int_at(f, "size", path, 0)),
                          f.at("sha256").get<std::string>()});
+    if (j.contains("required"))
+      for (const auto& r : j.at("required")) m.required.push_back(r.get<std::string>());
   } catch (const nlohmann::json::exception& e) {
     CG_FAIL("{} is not a valid checkpoint manifest: {}", path, e.what());
   }
@@ -295,6 +299,9 @@ std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest, b
   std::string name = dir.filename().string();
   if (std::regex_match(name, sm, re) && std::stoll(sm[1]) != m.step)
     return fmt::format("manifest says step {} but the folder is {}", m.step, name);
+  for (const auto& r : m.required)  // a manifest edited to leave out a file the save wrote is not that save's
+    if (std::none_of(m.files.begin(), m.files.end(), [&](const ManifestFile& f) { return f.path == r; }))
+      return fmt::format("the manifest lists no {}, which every save of this run writes", r);
   for (const auto& f : m.files) {
     const fs::path p = dir / f.path;
     if (!fs::is_regular_file(p, ec)) return fmt::format("missing file {}", f.path);

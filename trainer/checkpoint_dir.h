@@ -46,6 +46,8 @@ struct Manifest {
   std::string config_hash;
   std::string created;              // UTC time, ISO 8601
   std::vector<ManifestFile> files;  // every file of the folder except manifest.json, sorted by path
+  std::vector<std::string> required;  // files the save could not be without (every rank's file, ...): each must be
+                                      // among `files` (absent in manifests of older builds)
 };
 
 // Collective agreement: returns true on every rank iff every rank passed ok = true. It is also a barrier.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "common/error.h"
@@ -191,6 +192,22 @@ TEST(CheckpointDir, RequiredFileMissingFailsTheSaveAndKeepsThePrevious) {
   ASSERT_TRUE(info);
   EXPECT_EQ(info->step, 1);
   EXPECT_EQ(info->manifest.files.size(), 2u);
+  EXPECT_EQ(info->manifest.required, required);
+
+  // The manifest records what was required: one edited to leave out a rank file (entry and file gone) is not
+  // complete, and the resume falls back to an older step instead of failing on the missing file.
+  cg::save_checkpoint(run, 3, 0, {2, 1, 2}, "h", writer(true), kSolo, 2, required);
+  const fs::path step3 = fs::path(run) / "checkpoints/step-3";
+  auto j = nlohmann::json::parse(slurp(step3 / "manifest.json"));
+  j["files"].erase(1);  // rank-1.bin (files are sorted by path)
+  std::ofstream(step3 / "manifest.json") << j.dump();
+  fs::remove(step3 / "rank-1.bin");
+  EXPECT_NE(cg::verify_checkpoint(step3.string()).find("the manifest lists no rank-1.bin, which every save of this "
+                                                       "run writes"), std::string::npos);
+  EXPECT_EQ(cg::find_latest_complete(run)->step, 1);
+  j.erase("required");  // an older build's manifest: nothing recorded, nothing to compare
+  std::ofstream(step3 / "manifest.json") << j.dump();
+  EXPECT_EQ(cg::verify_checkpoint(step3.string()), "");
 }
 
 TEST(CheckpointDir, SavingSameStepTwiceReplacesIt) {
