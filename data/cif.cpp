@@ -235,7 +235,8 @@ const Loop* find_table(const CifBlock& b, const std::string& tag, const std::str
 // CIF number: "0.123", "1.0", "0.1234(5)" (standard uncertainty dropped). False when not a number.
 bool cif_number(const std::string& s, double* v) {
   std::string t = s.substr(0, s.find('('));
-  if (t.empty()) return false;
+  // Decimal only: strtod also reads hex floats (0x1p4 = 16), which no CIF writes.
+  if (t.empty() || t.find_first_of("xX") != std::string::npos) return false;
   char* end = nullptr;
   *v = std::strtod(t.c_str(), &end);
   return end == t.c_str() + t.size() && std::isfinite(*v);

@@ -31,7 +31,7 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   // transformers reads model.safetensors when there is one and ignores the index: two sets of weights in one folder
   // would load differently there and here.
   CG_CHECK(!(fs::exists(index) && fs::exists(fs::path(dir) / "model.safetensors")), "{} holds both model.safetensors "
-           "and model.safetensors.index.json (sharded weights): transformers would load model.safetensors and this "
+           "and model.safetensors.index.json (sharded weights): transformers would load model.safetensors, cgtrain "
            "the shards; remove whichever is stale", dir);
   std::vector<std::pair<std::string, std::string>> expected;  // (key, file) from the index
   std::vector<std::string> names;

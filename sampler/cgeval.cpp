@@ -86,7 +86,7 @@ int run(int argc, char** argv) {
   if (!cfg) return 0;
   cg::init_logging(rank, world, cfg->log.level);
 #ifdef CG_EVAL_WITH_MODEL
-  cg::check_ranks_agree(*cfg);  // before eval.invariance decides which ranks take part in the model's collectives
+  cg::check_ranks_agree(*cfg, "cgeval");  // before eval.invariance decides which ranks take part in the model's collectives
 #endif
   const cg::EvalConfig& e = cfg->eval;
 

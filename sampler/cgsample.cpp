@@ -103,7 +103,7 @@ int run(int argc, char** argv) {
   if (!cfg) return 0;
   const Config& c = *cfg;
   cg::init_logging(rt.rank, rt.world, c.log.level, c.log.all_ranks);
-  cg::check_ranks_agree(c);
+  cg::check_ranks_agree(c, "cgsample");
   const at::Device device = cg::resolve_device(c.model.device, rt);
   const auto dims = cg::sampling_dims(c, device, rt.world);
   cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));

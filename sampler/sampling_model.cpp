@@ -120,28 +120,10 @@ AdapterKind adapter_kind(const std::string& path) {
           "checkpoints/ (a run_dir)", path);
 }
 
-std::string sampling_tokenizer_path(const Config& c) {
-  // The adapter's own tokenizer: cgexport copies it beside a PEFT adapter, cgtrain keeps it in every step folder
-  // and in the run folder (a resume refuses another one, so the run's checkpoints share it).
-  std::string own;
-  if (!c.sample.adapter.empty() && fs::is_regular_file(fs::path(c.sample.adapter) / kCheckpointTokenizer))
-    own = (fs::path(c.sample.adapter) / kCheckpointTokenizer).string();
-  // cgexport records the digest of the tokenizer it copies beside a PEFT adapter: a tokenizer.model put there since
-  // (another run's, of the same vocabulary size) would read every id as another piece.
-  const std::string recorded = !c.sample.adapter.empty() && fs::exists(fs::path(c.sample.adapter) / "adapter_config.json")
-                                   ? peft_adapter_source(c.sample.adapter).tokenizer_sha256
-                                   : "";
-  const std::string used = c.data.tokenizer != "train" ? c.data.tokenizer : own;
-  if (!recorded.empty() && !used.empty()) {
-    const std::string sha = sha256_file(used);
-    CG_CHECK(sha == recorded, "sample.adapter {} was trained with a tokenizer of sha256 {} ({}), but {} has sha256 "
-             "{}: its token ids would be read as other pieces; {}", c.sample.adapter, recorded.substr(0, 12),
-             kAdapterSourceFile, used, sha.substr(0, 12),
-             used == own ? "put back the tokenizer.model of the run (its run_dir/tokenizer.model), or run cgexport "
-                           "again"
-                         : "leave data.tokenizer at \"train\" to use the adapter's, or give the tokenizer it was "
-                           "trained with");
-  }
+namespace {
+
+// The tokenizer file sampling reads (see sampling_tokenizer_path), given the adapter's own one (`own`, "" if none).
+std::string chosen_tokenizer(const Config& c, const std::string& own) {
   if (c.data.tokenizer != "train") {
     if (!own.empty()) {
       const std::string a = sha256_file(own), b = sha256_file(c.data.tokenizer);
@@ -163,6 +145,36 @@ std::string sampling_tokenizer_path(const Config& c) {
            "only: convert it (cgtok hf-json {} {}/tokenizer.model) or set data.tokenizer to the tokenizer the model "
            "was trained with", c.model.hf_dir, json.string(), c.model.hf_dir);
   return c.data.shards_dir + "/tokenizer.model";  // the caller's "cannot read" error names it
+}
+
+}  // namespace
+
+std::string sampling_tokenizer_path(const Config& c) {
+  // The adapter's own tokenizer: cgexport copies it beside a PEFT adapter, cgtrain keeps it in every step folder
+  // and in the run folder (a resume refuses another one, so the run's checkpoints share it).
+  std::string own;
+  if (!c.sample.adapter.empty() && fs::is_regular_file(fs::path(c.sample.adapter) / kCheckpointTokenizer))
+    own = (fs::path(c.sample.adapter) / kCheckpointTokenizer).string();
+  const std::string path = chosen_tokenizer(c, own);
+  // cgexport records the digest of the tokenizer the adapter was trained with: whichever tokenizer is read (one put
+  // beside the adapter since, data.tokenizer, or, in a folder without one, the base's or the shards') must be it, or
+  // every id would be read as another piece.
+  const std::string recorded = !c.sample.adapter.empty() && fs::exists(fs::path(c.sample.adapter) / "adapter_config.json")
+                                   ? peft_adapter_source(c.sample.adapter).tokenizer_sha256
+                                   : "";
+  if (!recorded.empty() && fs::is_regular_file(path)) {
+    const std::string sha = sha256_file(path);
+    CG_CHECK(sha == recorded, "sample.adapter {} was trained with a tokenizer of sha256 {} ({}), but {} has sha256 "
+             "{}: its token ids would be read as other pieces; {}", c.sample.adapter, recorded.substr(0, 12),
+             kAdapterSourceFile, path, sha.substr(0, 12),
+             path == own ? "put back the tokenizer.model of the run (its run_dir/tokenizer.model), or run cgexport "
+                           "again"
+             : c.data.tokenizer != "train"
+                 ? "leave data.tokenizer at \"train\" to use the adapter's, or give the tokenizer it was trained with"
+                 : "the adapter folder has no tokenizer.model of its own: copy the run's (its run_dir/tokenizer.model) "
+                   "beside it, or set data.tokenizer to it");
+  }
+  return path;
 }
 
 model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,

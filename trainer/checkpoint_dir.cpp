@@ -72,7 +72,15 @@ std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::smatch m;
     std::string name = e.path().filename().string();
-    if (!e.is_directory(ec) || !std::regex_match(name, m, re)) continue;
+    if (!e.is_directory(ec)) continue;
+    if (!std::regex_match(name, m, re)) {
+      static const std::regex padded("step-0[0-9]{1,18}(\\.old)?");  // a copy renamed by hand: said once, not read
+      static std::set<std::string> said;
+      if (std::regex_match(name, padded) && said.insert(e.path().string()).second)
+        spdlog::warn("ignoring {}: not a checkpoint name cgtrain writes (step-N, no leading zeros); rename it to "
+                     "step-{} if it is one", e.path().string(), std::stoll(name.substr(5)));
+      continue;
+    }
     if (m[2].matched) olds.emplace(std::stoll(m[1]), e.path());
     else out.emplace_back(std::stoll(m[1]), e.path());
   }
@@ -231,6 +239,7 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
   // touched. A damaged folder (skipped by the resume, or one that fails the check without checksums) is neither
   // counted nor deleted: it would take an intact checkpoint's place, and it is left for a look.
   if (rank == 0) {
+    g_damaged.erase(fs::weakly_canonical(final_dir).string());  // saved again over a damaged one: intact now
     int64_t kept = 1;
     for (const auto& [s, path] : list_steps(ckdir)) {
       if (s >= step) continue;

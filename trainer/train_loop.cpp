@@ -231,10 +231,11 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
 
 int train(const Config& cfg) {
   const dist::Runtime& rt = dist::runtime();
+  // The first collective: ranks started apart must not meet in different ones (the GPU check below is one).
+  check_ranks_agree(cfg, "cgtrain");
   const at::Device device = resolve_device(cfg.model.device, rt);
   const dist::Backend backend = dist::backend_from_name(cfg.parallel.backend, device.is_cuda());
   init_logging(rt.rank, rt.world, cfg.log.level, cfg.log.all_ranks);  // before the grid says what it is
-  check_ranks_agree(cfg);  // before the grid: other parallel.* would fail there with a less telling message
   const dist::ParallelDims dims = dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
   const int threads = dist::cpu_threads(cfg.train.threads, rt.local_size);
   dist::set_cpu_threads(threads);
@@ -529,7 +530,13 @@ int train(const Config& cfg) {
              cfg.train.lr, st.step - zero_grad_in_row + 1);
     if (cfg.train.val_every > 0 && (st.step % cfg.train.val_every == 0 || st.step == steps)) validate();
     const int stop = agreed_stop(dims);
-    if (stop || st.step == steps || (cfg.checkpoint.every > 0 && st.step % cfg.checkpoint.every == 0)) {
+    // A periodic save waits while the gradient norm is 0 (the weights may have blown up, see below): saved, such a
+    // state would rotate the last good checkpoints out. The last step and a stop save as always.
+    const bool periodic = cfg.checkpoint.every > 0 && st.step % cfg.checkpoint.every == 0;
+    if (periodic && zero_grad_in_row > 0 && !stop && st.step != steps && lead)
+      spdlog::warn("step {}: checkpoint not saved: the gradient norm has been exactly 0 for {} step(s)", st.step,
+                   zero_grad_in_row);
+    if (stop || st.step == steps || (periodic && zero_grad_in_row == 0)) {
       save();
     }
     if (stop && st.step < steps) {

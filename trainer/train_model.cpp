@@ -35,9 +35,13 @@ at::Device resolve_device(const std::string& name, const dist::Runtime& rt) {
   return d;
 }
 
-void check_ranks_agree(const Config& cfg) {
-  dist::check_same_as_rank0(to_yaml(cfg), "config", [](const std::string& first, const std::string& mine) {
-    const auto diff = config_differences(load_config_string(first), load_config_string(mine));
+void check_ranks_agree(const Config& cfg, const std::string& tool) {
+  // The tool's name first: ranks of one job running different tools would wait in different collectives forever.
+  dist::check_same_as_rank0(tool + "\n" + to_yaml(cfg), "config", [](const std::string& first, const std::string& mine) {
+    const size_t a = first.find('\n'), b = mine.find('\n');
+    if (first.substr(0, a) != mine.substr(0, b))
+      return fmt::format("rank 0 runs {}, this rank {}: a job runs one tool", first.substr(0, a), mine.substr(0, b));
+    const auto diff = config_differences(load_config_string(first.substr(a + 1)), load_config_string(mine.substr(b + 1)));
     return fmt::format("{} (rank 0's value -> this rank's)", fmt::join(diff, ", "));
   });
 }

@@ -33,10 +33,10 @@ at::Device resolve_device(const std::string& name, const dist::Runtime& rt);
 // <= 0 keeps the flavor's).
 model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size);
 
-// Collective over all ranks: throws on every rank, naming the settings, when a rank's resolved config (the YAML file
-// and overrides it was started with) or model shape (model.hf_dir's config.json as that node reads it) is not rank
+// Collective over all ranks: throws on every rank, naming the settings, when a rank runs another tool or its resolved
+// config (the YAML file and overrides it was started with) or model shape (model.hf_dir's config.json as that node reads it) is not rank
 // 0's. Ranks started apart would otherwise crash inside a collective, hang, or train replicas that drift apart.
-void check_ranks_agree(const Config& cfg);
+void check_ranks_agree(const Config& cfg, const std::string& tool);  // tool: "cgtrain", "cgsample", ...
 void check_ranks_agree(const model::LlamaConfig& lc);
 
 // Builds the model on `device` in the fixed order above. lora.init_adapter (a PEFT folder) is loaded into the fresh

@@ -139,6 +139,8 @@ TEST(Cif, RejectsWithMaterialId) {
             std::string::npos);
   EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  0.0  -1000.5  1\n")).find("'-1000.5'"), std::string::npos);
   EXPECT_EQ(cg::parse_cif(cif_with("  Na  Na0  1  -2.5  999.25  0.0  1\n"), "x").num_sites(), 1u);
+  EXPECT_NE(reason(cif_with("  Na  Na0  1  0x1p4  0.0  0.0  1\n")).find("coordinate '0x1p4' at site 0 (Na) is not a "
+                                                                        "number"), std::string::npos);
   std::string no_loop = cif_with("");
   no_loop = no_loop.substr(0, no_loop.find("loop_\n _atom_site"));
   EXPECT_NE(reason(no_loop).find("no _atom_site_fract"), std::string::npos);

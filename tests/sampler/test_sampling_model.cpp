@@ -436,13 +436,24 @@ TEST(SamplingModel, PeftAdapterTokenizerMustBeTheRecordedOne) {
   };
   c.data.tokenizer = d + "/other.model";
   std::string e = error();
-  EXPECT_NE(e.find("but " + d + "/other.model has sha256"), std::string::npos) << e;
+  EXPECT_NE(e.find("not data.tokenizer=" + d + "/other.model"), std::string::npos) << e;
   EXPECT_NE(e.find("leave data.tokenizer at \"train\""), std::string::npos) << e;
   c.data.tokenizer = "train";
   fs::copy_file(d + "/other.model", d + "/peft/tokenizer.model", fs::copy_options::overwrite_existing);
   e = error();
   EXPECT_NE(e.find("but " + d + "/peft/tokenizer.model has sha256"), std::string::npos) << e;
   EXPECT_NE(e.find("put back the tokenizer.model of the run"), std::string::npos) << e;
+  // No tokenizer.model beside the adapter (PEFT folders often ship without): the base's is read, and checked too.
+  fs::remove(d + "/peft/tokenizer.model");
+  fs::create_directories(d + "/base");
+  std::ofstream(d + "/base/tokenizer.model") << "another run's, same vocabulary size";
+  c.model.hf_dir = d + "/base";
+  e = error();
+  EXPECT_NE(e.find("but " + d + "/base/tokenizer.model has sha256"), std::string::npos) << e;
+  EXPECT_NE(e.find("the adapter folder has no tokenizer.model of its own"), std::string::npos) << e;
+  std::ofstream(d + "/base/tokenizer.model") << trained;
+  EXPECT_EQ(sampling_tokenizer_path(c), d + "/base/tokenizer.model");
+  fs::copy_file(d + "/other.model", d + "/peft/tokenizer.model");
   fs::remove(d + "/peft/" + std::string(kAdapterSourceFile));  // an older cgexport's adapter: nothing to compare
   EXPECT_EQ(sampling_tokenizer_path(c), d + "/peft/tokenizer.model");
   fs::remove_all(d);

@@ -336,8 +336,12 @@ TEST(TrainBadInput, ZeroGradientStops) {
   ASSERT_TRUE(norms.count(first - 1)) << "the gradient vanished at step 1: no trained step to tell it from";
   EXPECT_GT(norms.at(first - 1), 0.0);
   EXPECT_NE(r.output.find("resume from a checkpoint before step " + std::to_string(first)), std::string::npos);
-  for (const auto& e : fs::directory_iterator(run + "/checkpoints"))  // nothing saved after the stop
-    EXPECT_LE(std::stoll(e.path().filename().string().substr(5)), last) << e.path();
+  // Nothing saved once the gradient vanished (such saves would rotate the good ones out), so the newest checkpoint
+  // is one from before it, as the message says.
+  for (const auto& e : fs::directory_iterator(run + "/checkpoints"))
+    EXPECT_LT(std::stoll(e.path().filename().string().substr(5)), first) << e.path();
+  EXPECT_EQ(cg::find_latest_complete(run)->step, (first - 1) / 4 * 4);
+  EXPECT_NE(r.output.find("checkpoint not saved: the gradient norm has been exactly 0"), std::string::npos);
 }
 
 // Resuming with more steps recomputes the cosine over them: said, with the step and both lrs. Resuming with train.steps

@@ -150,6 +150,10 @@ TEST(CheckpointDir, RetentionCountsOnlyIntactCheckpoints) {
   EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-15", "step-16", "step-20"}));
   save_two_ranks(run, 24, /*keep=*/2);
   EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-15", "step-20", "step-24"}));
+  // step-15 saved again (a resume from before it reaches 15 again): intact now, and pruned like any other.
+  save_two_ranks(run, 15, /*keep=*/1);
+  save_two_ranks(run, 30, /*keep=*/2);
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-24", "step-30"}));
 }
 
 // Only step-N as cgtrain writes it names a checkpoint: a copy named step-015 (or step-00) is not one, so it neither
