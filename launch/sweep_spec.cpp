@@ -189,12 +189,13 @@ std::vector<std::string> point_override_origins(const SweepSpec& spec, size_t in
 static void check_not_set_by_cgsweep(const std::string& key, const std::string& where) {
   static const std::set<std::string> kOwned = {"train.run_dir", "data.shards_dir", "sample.out_dir", "sample.adapter",
                                                "eval.input", "eval.out"};
-  CG_CHECK(!kOwned.count(key), "{}: {} is set by cgsweep for every point ({}; shards under out_dir/shards/); move the "
-           "whole sweep with out_dir (or --out-dir) instead", where, key,
-           key == "train.run_dir"    ? "out_dir/<point>"
-           : key == "sample.adapter" ? "out_dir/<point>/adapter"
-           : key == "eval.out"       ? "out_dir/<point>/samples/eval"
-                                     : "out_dir/<point>/samples");
+  CG_CHECK(!kOwned.count(key), "{}: {} is set by cgsweep for every point ({}); move the whole sweep with out_dir (or "
+           "--out-dir) instead", where, key,
+           key == "train.run_dir"     ? "out_dir/<point>"
+           : key == "data.shards_dir" ? "out_dir/shards/data-<hash>, shared by the points of one data setting"
+           : key == "sample.adapter"  ? "out_dir/<point>/adapter"
+           : key == "eval.out"        ? "out_dir/<point>/samples/eval"
+                                      : "out_dir/<point>/samples");
 }
 
 void add_command_line_overrides(SweepSpec& spec, const std::vector<std::string>& words) {

@@ -154,6 +154,10 @@ TEST(SweepSpec, KeysCgsweepSetsAreRefusedEverywhere) {
     const std::string grid = error_of("base: b.yaml\ngrid: {" + key + ": [/tmp/a, /tmp/b]}");
     EXPECT_NE(grid.find("grid: " + key + " is set by cgsweep for every point"), std::string::npos) << grid;
     EXPECT_NE(grid.find("out_dir (or --out-dir)"), std::string::npos) << grid;
+    // Each says where cgsweep puts that folder: the shards are shared, not under the point.
+    EXPECT_NE(grid.find(key == "data.shards_dir" ? "(out_dir/shards/data-<hash>, shared by the points"
+                        : key == "train.run_dir" ? "(out_dir/<point>)"
+                                                 : "(out_dir/<point>/"), std::string::npos) << grid;
     const std::string points = error_of("base: b.yaml\npoints: [{lora.r: 2}, {" + key + ": /tmp/a}]");
     EXPECT_NE(points.find("points[1]: " + key + " is set by cgsweep"), std::string::npos) << points;
     const std::string over = error_of("base: b.yaml\noverrides: {" + key + ": /tmp/a}\ngrid: {lora.r: [2]}");
