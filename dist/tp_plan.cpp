@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "common/error.h"
 #include "common/log.h"
 #include "dist/tp_ops.h"
@@ -49,16 +51,18 @@ at::Tensor token_cross_entropy(const model::LlamaImpl& m, const at::Tensor& logi
 model::Llama build_llama(const ModelBuildOptions& o, const ParallelDims& dims,
                          const std::function<void(model::Llama&)>& inject_lora) {
   // 0. the base folder's config and tensor headers against the model, before anything is allocated
+  std::optional<model::HfCheckpoint> base;
   if (!o.hf_dir.empty()) {
     model::check_hf_config(o.hf_dir, o.config, o.config_from);  // a base of the same shapes may differ (rope_theta)
-    model::check_hf_folder_fits(o.hf_dir, o.config);
+    base.emplace(o.hf_dir);
+    model::check_hf_folder_fits(*base, o.config);
   }
   // 1. build at this rank's sizes
   model::Llama m(o.config, tp_shape(dims), at::TensorOptions().dtype(o.dtype).device(o.device));
   m->activation_checkpointing = o.activation_checkpointing;
   // 2. base weights: this rank's slices only
-  if (!o.hf_dir.empty()) {
-    model::load_hf_weights(*m, o.hf_dir);
+  if (base) {
+    model::load_hf_weights(*m, *base);
   } else {
     spdlog::info("random init (seed {}) of {} layers, hidden {}", o.init_seed, o.config.num_hidden_layers,
                  o.config.hidden_size);

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/fmt/ranges.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -68,15 +69,16 @@ void check_options(const CLI::App& app, int point, int64_t np, bool slurm, bool 
 void check_sample_stages(const SweepPlan& plan) {
   std::set<std::string> checked;
   for (const auto& p : plan.points) {
-    const cg::Config c = cg::load_config_string(p.config_yaml);
-    const auto& s = c.sample;
-    const std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", s.task, s.num_samples, s.seed,
-                                        s.formula, s.spacegroup, s.formation_energy, s.band_gap, s.e_above_hull,
-                                        s.conditions_from, fmt::join(s.condition_on, ","), c.data.train_csv,
-                                        c.data.val_csv, c.data.test_csv, c.data.angle_mode);
-    if (!checked.insert(key).second) continue;  // what make_sample_jobs reads: checked once
+    // What make_sample_jobs reads: the point's data settings (its data key) and sample section, less the folders
+    // cgsweep gives each point. Points alike in both are checked once.
+    YAML::Node sample = YAML::Clone(YAML::Load(p.config_yaml)["sample"]);
+    sample.remove("out_dir");
+    sample.remove("adapter");
+    YAML::Emitter text;
+    text << sample;
+    if (!checked.insert(p.data_key + "|" + text.c_str()).second) continue;
     try {
-      cg::make_sample_jobs(c);
+      cg::make_sample_jobs(cg::load_config_string(p.config_yaml));
     } catch (const std::exception& e) {
       CG_FAIL("sweep point {} ({}): its sample stage would fail: {}", p.index, p.name, e.what());
     }

@@ -265,8 +265,8 @@ void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected) {
   }
 }
 
-void check_hf_folder_fits(const std::string& dir, const LlamaConfig& c) {
-  const HfCheckpoint ckpt(dir);
+void check_hf_folder_fits(const HfCheckpoint& ckpt, const LlamaConfig& c) {
+  const std::string& dir = ckpt.dir();
   // The layer count first: a config.json that says 2^40 layers would make even the list of expected names huge.
   int64_t layers = 0;
   for (const auto& k : ckpt.keys()) {
@@ -279,8 +279,10 @@ void check_hf_folder_fits(const std::string& dir, const LlamaConfig& c) {
   check_hf_tensors(ckpt, llama_tensor_shapes(c));
 }
 
-void load_hf_weights(LlamaImpl& model, const std::string& dir) {
-  const HfCheckpoint ckpt(dir);
+void load_hf_weights(LlamaImpl& model, const std::string& dir) { load_hf_weights(model, HfCheckpoint(dir)); }
+
+void load_hf_weights(LlamaImpl& model, const HfCheckpoint& ckpt) {
+  const std::string& dir = ckpt.dir();
   const auto specs = model.param_specs();
   NamedShapes expected;
   for (const auto& s : specs) expected.emplace_back(s.name, s.full_shape);

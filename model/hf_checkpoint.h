@@ -55,7 +55,7 @@ NamedShapes llama_tensor_shapes(const LlamaConfig& c);
 void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected);
 // The same for the model config `c` describes, from the folder's headers alone: call it before the model is
 // allocated, so a config.json of another (bigger) model fails at once instead of allocating that model first.
-void check_hf_folder_fits(const std::string& dir, const LlamaConfig& c);
+void check_hf_folder_fits(const HfCheckpoint& ckpt, const LlamaConfig& c);
 
 // One output file of an HF folder and the tensors it holds, in order.
 struct HfShard {
@@ -107,5 +107,7 @@ void write_hf_checkpoint(const std::string& dir, const std::vector<std::pair<std
 // Load this rank's slices of every base weight, cast to the model's dtype, onto its device. Missing keys, unexpected
 // keys (except rotary_emb.inv_freq buffers) and shape mismatches are errors naming the key (and both shapes).
 void load_hf_weights(LlamaImpl& model, const std::string& dir);
+// The same from a folder already open (build_llama checks it before allocating the model, then loads it).
+void load_hf_weights(LlamaImpl& model, const HfCheckpoint& ckpt);
 
 }  // namespace cg::model

@@ -187,13 +187,13 @@ LlamaConfig llama_flavor(const std::string& name, int64_t vocab_size) {
 }
 
 LlamaConfig resolve_llama_config(const std::string& flavor, const std::string& hf_dir, int64_t vocab_size) {
-  if (hf_dir.empty()) return llama_flavor(flavor, vocab_size);
+  // No folder (none given, or a missing one: loading the weights names it) is the flavor.
+  if (hf_dir.empty() || !std::filesystem::is_directory(hf_dir)) return llama_flavor(flavor, vocab_size);
   // Without config.json the flavor's rope_theta, rms_norm_eps and positions would stand in for the checkpoint's own
   // (a Code Llama's rope_theta 1e6 read as 1e4): HF checkpoint folders always have one.
-  CG_CHECK(!std::filesystem::is_directory(hf_dir) || std::filesystem::exists(std::filesystem::path(hf_dir) / "config.json"),
-           "model.hf_dir {} has no config.json: a Hugging Face checkpoint folder holds config.json beside its "
-           "*.safetensors; copy the model's config.json there", hf_dir);
-  if (!std::filesystem::exists(std::filesystem::path(hf_dir) / "config.json")) return llama_flavor(flavor, vocab_size);
+  CG_CHECK(std::filesystem::exists(std::filesystem::path(hf_dir) / "config.json"), "model.hf_dir {} has no "
+           "config.json: a Hugging Face checkpoint folder holds config.json beside its *.safetensors; copy the "
+           "model's config.json there", hf_dir);
   return load_llama_config(hf_dir);
 }
 

@@ -160,7 +160,7 @@ std::string sampling_tokenizer_path(const Config& c) {
   // beside the adapter since, data.tokenizer, or, in a folder without one, the base's or the shards') must be it, or
   // every id would be read as another piece.
   const std::string recorded = !c.sample.adapter.empty() && fs::exists(fs::path(c.sample.adapter) / "adapter_config.json")
-                                   ? peft_adapter_source(c.sample.adapter).tokenizer_sha256
+                                   ? peft_adapter_record(c.sample.adapter).tokenizer_sha256
                                    : "";
   if (!recorded.empty() && fs::is_regular_file(path)) {
     const std::string sha = sha256_file(path);

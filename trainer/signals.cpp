@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <csignal>
-#include <initializer_list>
 
 namespace cg {
 namespace {
@@ -55,11 +54,6 @@ void install_preempt_handlers() {
     sigaction(SIGINT, &sa, &g_old_int);
     g_installed = true;
   }
-  // Signals blocked across the start-up re-exec (common/omp_env.h) arrive now, at the handler.
-  sigset_t stop;
-  sigemptyset(&stop);
-  for (int sig : {SIGTERM, SIGUSR1, SIGINT}) sigaddset(&stop, sig);
-  sigprocmask(SIG_UNBLOCK, &stop, nullptr);
 }
 
 void ignore_stop_signals() { g_finished.store(true); }

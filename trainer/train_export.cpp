@@ -290,10 +290,9 @@ std::string string_field(const nlohmann::json& o, const char* key) {
 
 }  // namespace
 
-MergedFrom peft_adapter_source(const std::string& peft_dir) {
+MergedFrom peft_adapter_record(const std::string& peft_dir) {
   MergedFrom m;
-  const fs::path w = fs::path(peft_dir) / "adapter_model.safetensors", src = fs::path(peft_dir) / kAdapterSourceFile;
-  if (fs::is_regular_file(w)) m.adapter_sha256 = sha256_file(w.string());
+  const fs::path src = fs::path(peft_dir) / kAdapterSourceFile;
   if (fs::is_regular_file(src)) {
     const auto j = nlohmann::json::parse(read_file(src.string(), kAdapterSourceFile), nullptr, false);
     if (j.is_object()) {
@@ -302,6 +301,13 @@ MergedFrom peft_adapter_source(const std::string& peft_dir) {
       m.tokenizer_sha256 = string_field(j, kSourceTokenizerKey);
     }
   }
+  return m;
+}
+
+MergedFrom peft_adapter_source(const std::string& peft_dir) {
+  MergedFrom m = peft_adapter_record(peft_dir);
+  const fs::path w = fs::path(peft_dir) / "adapter_model.safetensors";
+  if (fs::is_regular_file(w)) m.adapter_sha256 = sha256_file(w.string());
   return m;
 }
 

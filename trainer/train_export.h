@@ -34,6 +34,8 @@ struct MergedFrom {
 // What applying an adapter would add: a PEFT folder (its weights' sha256, and its kAdapterSourceFile when cgexport
 // wrote it), or a run's step folder (checkpoint and run).
 MergedFrom peft_adapter_source(const std::string& peft_dir);
+// Only what kAdapterSourceFile records (no adapter_sha256: the weights are not read).
+MergedFrom peft_adapter_record(const std::string& peft_dir);
 MergedFrom checkpoint_source(const std::string& step_folder);
 // Why applying `candidate` to the model in hf_dir would add an update already merged into it (the same adapter
 // file, or any checkpoint of the merged one's run), naming `what` (e.g. "sample.adapter X"); "" when it would not.

@@ -257,16 +257,16 @@ TEST(HfCheckpoint, BadCheckpointsNameTheKeyAndShapes) {
   auto huge = c;
   huge.num_hidden_layers = int64_t{1} << 40;
   write_hf_checkpoint(d / "single0", full, c);
-  e = error_of([&] { check_hf_folder_fits(d / "single0", huge); });
+  e = error_of([&] { check_hf_folder_fits(HfCheckpoint(d / "single0"), huge); });
   EXPECT_TRUE(contains(e, "config.json says num_hidden_layers 1099511627776 but the weights in " +
                               d / "single0" + " hold " + std::to_string(c.num_hidden_layers) + " layers"))
       << e;
   huge = c;
   huge.intermediate_size = 1000000000;
-  e = error_of([&] { check_hf_folder_fits(d / "single0", huge); });
+  e = error_of([&] { check_hf_folder_fits(HfCheckpoint(d / "single0"), huge); });
   EXPECT_TRUE(contains(e, "model.layers.0.mlp.gate_proj.weight has shape [48, 32] but the model expects "
                           "[1000000000, 32]")) << e;
-  EXPECT_EQ(error_of([&] { check_hf_folder_fits(d / "single0", c); }), "<no error>");
+  EXPECT_EQ(error_of([&] { check_hf_folder_fits(HfCheckpoint(d / "single0"), c); }), "<no error>");
 
   // An index beside a single model.safetensors: transformers would read the single file, this the shards.
   write_hf_checkpoint(d / "both", full, c, 16 * 1024);
