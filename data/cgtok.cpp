@@ -30,6 +30,10 @@ void check_output(const std::string& in, const std::string& out, const std::stri
   const fs::path parent = fs::absolute(out).parent_path();
   CG_CHECK(fs::is_directory(parent, ec), "cannot write {}: the folder {} does not exist; create it first", out,
            parent.string());
+  // A dangling link would be replaced by a file (the atomic rename), not followed: the converted model would not
+  // land where the link points.
+  CG_CHECK(!fs::is_symlink(out, ec) || fs::exists(out, ec), "the output {} is a link to {}, which does not exist: give "
+           "the path it points to, or remove the link", out, fs::read_symlink(out, ec).string());
   CG_CHECK(!fs::is_directory(out, ec), "the output {} is a folder: give a file path, e.g. {}/tokenizer.model", out, out);
   CG_CHECK(!fs::exists(out, ec) || cg::read_file(out, "the existing output") == bytes, "the output {} exists and "
            "holds another file (another tokenizer.model?); remove it first if it is to be replaced, or give another "

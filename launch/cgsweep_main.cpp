@@ -85,6 +85,40 @@ void check_sample_stages(const SweepPlan& plan) {
   }
 }
 
+// The eval stage's inputs that exist before it runs: its novelty and distribution references, and the test split of
+// the invariance check (which cgsweep runs as one process: tp 1). Checked for every point before the first trains,
+// and in a dry run, rather than after hours of training and sampling.
+void check_eval_stages(const SweepPlan& plan) {
+  for (const auto& p : plan.points) {
+    const cg::Config c = cg::load_config_string(p.config_yaml);
+    const auto fail = [&](const std::string& why) {
+      CG_FAIL("sweep point {} ({}): its eval stage would fail: {}", p.index, p.name, why);
+    };
+    for (const auto& [key, value] : {std::pair{"eval.train_csv", c.eval.train_csv}, {"eval.ref_csv", c.eval.ref_csv}}) {
+      std::string path;
+      try {
+        path = cg::resolve_csv(value, c);
+      } catch (const cg::Error& e) {  // a key-like value that is no CSV key
+        fail(fmt::format("{}: {}", key, e.what()));
+      }
+      if (!path.empty() && !fs::exists(path))
+        fail(fmt::format("{}={} names {}, which does not exist from {} (relative paths are read from the folder "
+                         "cgsweep runs in); give an existing CSV or CIF folder, or leave {} empty to skip", key, value,
+                         path, fs::current_path().string(), key));
+    }
+    if (!c.eval.invariance) continue;
+    if (c.parallel.tp != 1)
+      fail(fmt::format("eval.invariance=true: cgsweep runs cgeval as one process, which cannot hold parallel.tp={}; "
+                       "set eval.invariance=false in the sweep and run cgeval with it under mpirun -np {} afterwards",
+                       c.parallel.tp, c.parallel.tp));
+    if (c.data.test_csv.empty() || !fs::exists(c.data.test_csv))
+      fail(fmt::format("eval.invariance=true scores crystals of data.test_csv, which is {}; set data.test_csv or "
+                       "eval.invariance=false", c.data.test_csv.empty() ? "empty"
+                                                                        : c.data.test_csv + ", not found from " +
+                                                                              fs::current_path().string()));
+  }
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"cgsweep: run a LoRA/augmentation sweep (grid or list of points) and summarize it"};
   app.footer(kSweepKeys);
@@ -147,7 +181,10 @@ int run(int argc, char** argv) {
     summarize(plan);
     return 0;
   }
-  if (spec.sample) check_sample_stages(plan);
+  if (spec.sample) {
+    check_sample_stages(plan);
+    check_eval_stages(plan);
+  }
   // A refused sweep writes nothing: finished points whose config changed are found before any point.yaml is
   // (re)written, and a dry run writes none.
   check_finished_points(plan);

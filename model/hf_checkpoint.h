@@ -31,6 +31,7 @@ class HfCheckpoint {
   at::Tensor read_slice(const std::string& name, int64_t dim, int64_t start, int64_t len) const {
     return file(name).read_slice(name, dim, start, len);
   }
+  double element(const std::string& name, int64_t flat) const { return file(name).element(name, flat); }
   // After read(): give the tensor's mapped pages back (SafetensorsFile::drop_pages), for readers streaming a model.
   void drop_pages(const std::string& name) const { file(name).drop_pages(name); }
   size_t num_files() const { return files_.size(); }

@@ -192,6 +192,19 @@ at::Tensor SafetensorsFile::read_slice(const std::string& name, int64_t dim, int
   return out;
 }
 
+double SafetensorsFile::element(const std::string& name, int64_t flat) const {
+  const auto& t = info(name);
+  const int64_t size = static_cast<int64_t>(c10::elementSize(t.scalar_type));
+  CG_CHECK(flat >= 0 && uint64_t(flat + 1) * uint64_t(size) <= t.end - t.begin, "{}: element {} is outside its {} "
+           "bytes", name, flat, t.end - t.begin);
+  CG_CHECK(at::isFloatingType(t.scalar_type), "{}: element() reads floating-point tensors, this one is {}", name,
+           t.dtype);
+  // from_blob over one element of the read-only mapping; item() copies it out before anything could write.
+  const at::Tensor one = at::from_blob(const_cast<uint8_t*>(data_ + t.begin + uint64_t(flat) * uint64_t(size)), {1},
+                                       at::TensorOptions().dtype(t.scalar_type));
+  return one.item<double>();
+}
+
 void SafetensorsFile::drop_pages(const std::string& name) const {
   const auto& t = info(name);
   if (!map_ || t.end == t.begin) return;

@@ -42,6 +42,9 @@ class SafetensorsFile {
   // Indices [start, start + len) of dimension `dim`, all of the others: for a 2-D weight, dim 0 is a row block
   // (one contiguous copy), dim 1 a column block (one strided copy per row). Only the slice is copied.
   at::Tensor read_slice(const std::string& name, int64_t dim, int64_t start, int64_t len) const;
+  // Element `flat` (row-major) of a floating-point tensor as a double (exact for every dtype read here): touches one
+  // page of the mapping, not the tensor.
+  double element(const std::string& name, int64_t flat) const;
   // Hands the mapped pages of `name` back to the kernel (madvise DONTNEED): a reader streaming a big file calls it
   // after read() so the process's resident set does not grow to the file's size. The tensor stays readable (its
   // pages fault in again from the file); pages shared with a neighbouring tensor are dropped too, which is harmless.

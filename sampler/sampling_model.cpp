@@ -73,27 +73,36 @@ lora::LoraSpec inference_spec(int64_t r, double alpha, bool rslora) {
   return s;
 }
 
-// The base folder an adapter is merged into: not an adapter folder itself (transformers would apply that one; here
-// it would be ignored), not a cgexport --merge of this adapter or of a checkpoint of its run (applied twice), and,
-// for an adapter whose base is a folder still there, that base (warned: a copy elsewhere is fine).
+// The base folder an adapter is merged into: the same weights on every rank, not an adapter folder itself
+// (transformers would apply that one; here it would be ignored), not a cgexport --merge of this adapter or of a
+// checkpoint of its run (applied twice), and the weights the adapter was trained on: refused when its record of them
+// (cgtrain's sample, model/base_sample.h) differs; without a record, warned when its base is another folder still
+// there (a copy elsewhere is fine).
 // trained_base: the base the adapter was trained on (a PEFT adapter's base_model_name_or_path, a LoRA run's
-// model.hf_dir); run_checkpoint: the step folder of a run checkpoint.
+// model.hf_dir); run_checkpoint: the step folder of a run checkpoint. Collective (the ranks' bases are compared).
 void check_base_folder(const std::string& hf_dir, const std::string& adapter, AdapterKind kind,
                        const std::string& trained_base, const std::string& run_checkpoint,
                        const dist::ParallelDims& dims) {
   CG_CHECK(!fs::exists(fs::path(hf_dir) / "adapter_config.json"), "model.hf_dir {} holds a PEFT adapter "
            "(adapter_config.json), which would not be applied: give its base as model.hf_dir and the adapter as "
            "sample.adapter={}", hf_dir, hf_dir);
+  const std::string now = agreed_base_sample(hf_dir);
   if (kind == AdapterKind::kNone) return;
   const std::string twice = merged_twice(hf_dir, kind == AdapterKind::kPeft ? peft_adapter_source(adapter)
                                                                             : checkpoint_source(run_checkpoint),
                                          "sample.adapter " + adapter);
   CG_CHECK(twice.empty(), "{}", twice);
+  const bool peft = kind == AdapterKind::kPeft;
+  const std::string recorded = recorded_base_sample(peft ? adapter : run_checkpoint);
+  const std::string other = other_base(recorded, now, "sample.adapter " + adapter, hf_dir);
+  CG_CHECK(other.empty(), "{}; {}", other, peft ? fmt::format("set model.hf_dir to the base it was trained on{}. To "
+           "apply it to these weights anyway, remove its {}", trained_base.empty() ? "" : " (its base_model_name_or_path: "
+           + trained_base + ")", kAdapterSourceFile) : fmt::format("set model.hf_dir to a copy of the weights it was trained on (the run's "
+           "model.hf_dir was {})", trained_base));
   std::error_code ec;
-  if (dims.rank != 0 || trained_base.empty() || !fs::is_directory(trained_base) ||
+  if (!recorded.empty() || dims.rank != 0 || trained_base.empty() || !fs::is_directory(trained_base) ||
       fs::equivalent(trained_base, hf_dir, ec))
     return;
-  const bool peft = kind == AdapterKind::kPeft;
   spdlog::warn("{}, but model.hf_dir is {}: fine if that is a copy of the same weights, wrong otherwise{}",
                peft ? fmt::format("PEFT adapter {} names the base {} (base_model_name_or_path)", adapter, trained_base)
                     : fmt::format("run checkpoint {} was trained on the base {} (its config.yaml model.hf_dir), "

@@ -25,6 +25,7 @@
 #include "common/sha256.h"
 #include "lora/lora_linear.h"
 #include "lora/peft.h"
+#include "model/base_sample.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "trainer/checkpoint.h"
@@ -204,6 +205,8 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
                  "if it is a folder, run cgexport from the folder cgtrain ran in or give --base DIR", cfg.model.hf_dir,
                  fs::current_path().string(), cfg.model.hf_dir);
   const lora::PeftConfig pc = lora::peft_config_from(cfg.lora, base_name);
+  // The base it was trained on, as sampled by cgtrain into the step folder (none in older builds' checkpoints).
+  const std::string recorded = recorded_base_sample(ck.path);
   std::optional<BaseWeights> base;
   if (o.merge) base.emplace(cfg, lc, shapes);  // checks the base against model_config.json before writing anything
   const std::string adapter_dir = o.merge ? dir + "/adapter" : dir;
@@ -212,6 +215,7 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
     const MergedFrom src = merged_from(adapter_dir + "/adapter_model.safetensors", ck);
     nlohmann::ordered_json j = {{"checkpoint", src.checkpoint}, {"run_dir", src.run_dir}};
     if (!tok_bytes.empty()) j[kSourceTokenizerKey] = sha256_hex(tok_bytes.data(), tok_bytes.size());
+    if (!recorded.empty()) j[model::kBaseSampleKey] = nlohmann::ordered_json::parse(recorded);
     write_file_atomic(adapter_dir + "/" + kAdapterSourceFile, j.dump(2) + "\n");
   }
   // The adapter folder carries its tokenizer too: cgsample given OUT/adapter reads its ids with it.
@@ -304,6 +308,23 @@ MergedFrom peft_adapter_record(const std::string& peft_dir) {
   return m;
 }
 
+std::string recorded_base_sample(const std::string& folder) {
+  const fs::path step_file = fs::path(folder) / model::kBaseSampleFile, src = fs::path(folder) / kAdapterSourceFile;
+  if (fs::is_regular_file(step_file)) return read_file(step_file.string(), model::kBaseSampleFile);
+  if (!fs::is_regular_file(src)) return "";
+  const auto j = nlohmann::json::parse(read_file(src.string(), kAdapterSourceFile), nullptr, false);
+  return j.is_object() && j.contains(model::kBaseSampleKey) ? j[model::kBaseSampleKey].dump() : "";
+}
+
+std::string other_base(const std::string& recorded, const std::string& now, const std::string& what,
+                       const std::string& hf_dir) {
+  if (recorded.empty() || now.empty()) return "";
+  const std::string diff =
+      model::base_sample_difference(model::BaseSample::from_json(recorded, what + "'s record of its base"),
+                                    model::BaseSample::from_json(now, hf_dir), "the base it was trained on", hf_dir);
+  return diff.empty() ? "" : fmt::format("{} was trained on other weights than model.hf_dir={} holds: {}", what, hf_dir, diff);
+}
+
 MergedFrom peft_adapter_source(const std::string& peft_dir) {
   MergedFrom m = peft_adapter_record(peft_dir);
   const fs::path w = fs::path(peft_dir) / "adapter_model.safetensors";
@@ -391,6 +412,14 @@ std::string export_run(const ExportOptions& given) {
              "checkpoint rotation deletes step folders and a run folder reads as its newest checkpoint; choose "
              "another folder (e.g. {}/adapter or {}_export)", o.out, rel == "." ? "the run folder" :
              "under the checkpoints folder", o.run_dir, o.run_dir, run_abs.string());
+  }
+  // The weights a merge reads, or --base names as the adapter's base_model_name_or_path, must be the ones it was
+  // trained on (cgtrain's record of them in the step folder; none in older builds' checkpoints).
+  if (cfg.lora.enabled && (o.merge || !o.base.empty()) && !cfg.model.hf_dir.empty()) {
+    const std::string why = other_base(recorded_base_sample(ck.path), model::sample_base(cfg.model.hf_dir).to_json(),
+                                       "checkpoint " + ck.path, cfg.model.hf_dir);
+    CG_CHECK(why.empty(), "cgexport: {}; {}", why, o.base.empty() ? "give the folder of the weights it was trained on "
+             "as --base DIR" : "--base must be the folder of the weights it was trained on (a copy anywhere is fine)");
   }
   make_output_dir(o.out, "cgexport --out");
   check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);

@@ -41,6 +41,16 @@ MergedFrom checkpoint_source(const std::string& step_folder);
 // file, or any checkpoint of the merged one's run), naming `what` (e.g. "sample.adapter X"); "" when it would not.
 std::string merged_twice(const std::string& hf_dir, const MergedFrom& candidate, const std::string& what);
 
+// The sample (model::BaseSample JSON) of the base a LoRA adapter was trained on, as cgtrain records it in a step
+// folder (model::kBaseSampleFile) and cgexport in a PEFT folder's kAdapterSourceFile (model::kBaseSampleKey); "" when
+// there is none (a random base, a checkpoint of an older build, an adapter of another tool).
+std::string recorded_base_sample(const std::string& folder);
+// Why the adapter `what`, trained on the base sampled as `recorded`, does not belong on model.hf_dir=`hf_dir`
+// (sampled as `now`): "<what> was trained on other weights than model.hf_dir=<hf_dir> holds: <the values that differ>";
+// "" when they are one base (or nothing was recorded).
+std::string other_base(const std::string& recorded, const std::string& now, const std::string& what,
+                       const std::string& hf_dir);
+
 // Writes into out:
 //   LoRA run:   adapter_model.safetensors + adapter_config.json (PEFT), tokenizer.model;
 //               merge: config.json + model*.safetensors (merged) too, and the adapter moves to out/adapter/;

@@ -28,11 +28,13 @@
 #include "dist/nccl_comm.h"
 #include "dist/runtime.h"
 #include "model/accounting.h"
+#include "model/base_sample.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/metrics.h"
 #include "trainer/schedule.h"
 #include "trainer/signals.h"
+#include "trainer/train_export.h"
 #include "trainer/train_model.h"
 #include "trainer/train_step.h"
 
@@ -182,7 +184,22 @@ std::vector<std::string> equivalent_shards_digests(const Loader& loader, const D
 
 // Resuming under other settings is allowed (a longer run, another lr, another layout) but said, key by key, against
 // the checkpoint's own config.yaml; where and how a run is launched and logged is left out. Another base is refused.
-void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
+// A LoRA adapter belongs to the weights it was trained on: model.hf_dir must hold them (a copy anywhere, in any
+// dtype, is fine; a fine-tune of them, or other weights put in the same folder, is not). Returns true when the
+// checkpoint's record of its base (none in older builds' checkpoints) matched.
+bool check_resume_base(const CheckpointInfo& ck, const Config& cfg, const std::string& base_sample) {
+  if (!cfg.lora.enabled) return false;  // the checkpoint holds every weight
+  const std::string recorded = recorded_base_sample(ck.path);
+  if (recorded.empty() || base_sample.empty()) return false;
+  const std::string why = other_base(recorded, base_sample, ck.path, cfg.model.hf_dir);
+  CG_CHECK(why.empty(), "{}: the trained adapter would sit on another base; resume with the base it was trained on "
+           "(its config.yaml names model.hf_dir={}) or start a new train.run_dir", why,
+           fs::is_regular_file(ck.path + "/config.yaml") ? load_saved_config(ck.path + "/config.yaml").model.hf_dir
+                                                          : std::string("?"));
+  return true;
+}
+
+void warn_config_changes(const CheckpointInfo& ck, const Config& cfg, bool base_matched) {
   const std::string path = ck.path + "/config.yaml";
   if (!fs::is_regular_file(path)) {  // checkpoints of older builds kept no config
     spdlog::warn("resuming {} written with another config (hash {} vs {})", ck.path, ck.manifest.config_hash,
@@ -192,8 +209,8 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
   const Config before = load_saved_config(path);
   // A LoRA adapter was trained on top of one base: a random base is fixed by its seed (and shape), so another seed,
   // or weights where there were none, is another model under the same adapter (a full-parameter checkpoint holds
-  // every weight: its base does not matter). A moved model.hf_dir only warns (below):
-  // the same weights may simply live elsewhere now.
+  // every weight: its base does not matter). A moved model.hf_dir is checked by its weights (check_resume_base);
+  // in checkpoints of older builds, which recorded none, it only warns (below).
   const bool was_random = before.model.hf_dir.empty(), is_random = cfg.model.hf_dir.empty();
   const bool same_base = was_random == is_random && (!is_random || before.model.init_seed == cfg.model.init_seed);
   CG_CHECK(!cfg.lora.enabled || same_base,
@@ -205,6 +222,10 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg) {
                      : "model.hf_dir=" + cfg.model.hf_dir);
   std::vector<std::string> changed;
   for (const std::string& d : config_differences(before, cfg)) {
+    if (base_matched && d.rfind("model.hf_dir ", 0) == 0) {  // the same weights, moved
+      spdlog::info("{}: its base weights are there (sampled values match the checkpoint's record)", d);
+      continue;
+    }
     const bool launch_only = d.rfind("train.run_dir ", 0) == 0 || d.rfind("train.threads ", 0) == 0 ||
                              d.rfind("log.", 0) == 0 || d.rfind("sample.", 0) == 0 || d.rfind("eval.", 0) == 0;
     if (!launch_only) changed.push_back(d);
@@ -368,8 +389,13 @@ int train(const Config& cfg) {
     }
   }
 
+  // The base's weights, the same on every rank, and (resuming) the ones the checkpoint was trained on: before a
+  // 70B model is loaded for nothing.
+  const std::string base_sample = agreed_base_sample(cfg.model.hf_dir);
+  const bool base_matched = resume && check_resume_base(*resume, cfg, base_sample);
+
   // Model (fixed order inside), optimizer, gradient reduction.
-  TrainModel m = build_train_model(cfg, dims, vocab, device, /*resuming=*/resume.has_value());
+  TrainModel m = build_train_model(cfg, dims, vocab, device, /*resuming=*/resume.has_value(), &base_sample);
   const std::string model_json = lc.to_hf_json();  // the model's shape, for cgexport and cgsample
   AdamW opt = make_optimizer(m, cfg.train);
   TrainGrads grads(m.trainable, dims);
@@ -387,7 +413,7 @@ int train(const Config& cfg) {
   const std::string hash = config_hash(cfg);
   if (resume) {
     const CheckpointInfo& ck = *resume;
-    if (lead && ck.manifest.config_hash != hash) warn_config_changes(ck, cfg);
+    if (lead && ck.manifest.config_hash != hash) warn_config_changes(ck, cfg, base_matched);
     st = load_rank_checkpoint(ck, m, opt, dims, cfg.train.seed);
     loader.restore(st.loader, equivalent_shards_digests(loader, cfg.data));
     if (lead) spdlog::info("resumed from {} (step {}, {} tokens seen)", ck.path, st.step, st.tokens_seen);
@@ -436,6 +462,7 @@ int train(const Config& cfg) {
     }
   };
   std::vector<std::string> ckpt_files{"config.yaml", "model_config.json", kCheckpointTokenizer};
+  if (!m.base_sample.empty()) ckpt_files.push_back(model::kBaseSampleFile);
   for (int r = 0; r < dims.world; ++r) ckpt_files.push_back(rank_file_name(r));
   auto save = [&] {
     const double t0 = now_s();
@@ -450,6 +477,10 @@ int train(const Config& cfg) {
             write_file_durable(dir + "/config.yaml", cfg_yaml.data(), cfg_yaml.size());
             write_file_durable(dir + "/model_config.json", model_json.data(), model_json.size());
             write_file_durable(dir + "/" + kCheckpointTokenizer, tok_bytes.data(), tok_bytes.size());
+            // The base's weights as sampled (model/base_sample.h): what a resume, cgexport and cgsample compare
+            // model.hf_dir with, wherever it has moved.
+            if (!m.base_sample.empty())
+              write_file_durable(dir + "/" + model::kBaseSampleFile, m.base_sample.data(), m.base_sample.size());
           }
         },
         [&](bool ok) { return !any_rank(!ok, dims); }, std::max<int64_t>(1, cfg.checkpoint.keep_last), ckpt_files);

@@ -14,6 +14,7 @@
 #include "dist/runtime.h"
 #include "dist/tp_plan.h"
 #include "lora/peft.h"
+#include "model/base_sample.h"
 #include "trainer/train_export.h"
 
 namespace cg {
@@ -58,17 +59,29 @@ void check_ranks_agree(const model::LlamaConfig& lc) {
   });
 }
 
+std::string agreed_base_sample(const std::string& hf_dir) {
+  const std::string mine = hf_dir.empty() ? "" : model::sample_base(hf_dir).to_json();
+  dist::check_same_as_rank0(mine, "copy of the base weights (model.hf_dir " + hf_dir + ")",
+                            [&](const std::string& first, const std::string& here) {
+    return model::base_sample_difference(model::BaseSample::from_json(first, "rank 0's base sample"),
+                                         model::BaseSample::from_json(here, "this rank's base sample"), "rank 0's copy",
+                                         "this rank's");
+  });
+  return mine;
+}
+
 model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size) {
   return model::resolve_llama_config(cfg.model.flavor, cfg.model.hf_dir, cfg.model.hf_dir.empty() ? vocab_size : 0);
 }
 
 TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, int64_t vocab_size,
-                             const at::Device& device, bool resuming) {
+                             const at::Device& device, bool resuming, const std::string* base_sample) {
   TrainModel m;
   m.device = device;
   m.full_param = !cfg.lora.enabled;
   const model::LlamaConfig lc = train_llama_config(cfg, vocab_size);
   check_ranks_agree(lc);
+  m.base_sample = base_sample ? *base_sample : agreed_base_sample(cfg.model.hf_dir);
   CG_CHECK(cfg.model.dtype != "fp16" && cfg.model.dtype != "float16", "model.dtype={} cannot train: cgtrain does no "
            "loss scaling, and without it fp16's range loses small activation gradients; train with model.dtype=bf16 "
            "(fp16 checkpoints such as Meta's load into it) and keep fp16 for cgsample if you like", cfg.model.dtype);
@@ -106,6 +119,10 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
         const std::string twice = merged_twice(cfg.model.hf_dir, peft_adapter_source(cfg.lora.init_adapter),
                                                "lora.init_adapter " + cfg.lora.init_adapter);
         CG_CHECK(twice.empty(), "{}", twice);
+        const std::string other = other_base(recorded_base_sample(cfg.lora.init_adapter), m.base_sample,
+                                             "lora.init_adapter " + cfg.lora.init_adapter, cfg.model.hf_dir);
+        CG_CHECK(other.empty(), "{}; set model.hf_dir to the base it was trained on (its adapter_config.json "
+                 "base_model_name_or_path: {})", other, a.config.base_model_name_or_path);
       }
       CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
                cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);

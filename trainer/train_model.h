@@ -22,6 +22,7 @@ struct TrainModel {
   std::vector<model::ParamSpec> trainable;   // LoRA factors, or every base parameter; with their tp layout
   bool full_param = false;
   at::Device device = at::kCPU;
+  std::string base_sample;                   // model::BaseSample JSON of model.hf_dir's weights; "" for a random base
 
   int64_t vocab_start() const;               // first vocabulary id of this rank's logits columns
 };
@@ -38,12 +39,17 @@ model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size);
 // 0's. Ranks started apart would otherwise crash inside a collective, hang, or train replicas that drift apart.
 void check_ranks_agree(const Config& cfg, const std::string& tool);  // tool: "cgtrain", "cgsample", ...
 void check_ranks_agree(const model::LlamaConfig& lc);
+// model::sample_base(hf_dir) as JSON, the same on every rank or an error on every rank naming the first whose copy
+// of the base (under the same path on its node) holds other weights. "" for an empty hf_dir. Collective.
+std::string agreed_base_sample(const std::string& hf_dir);
 
 // Builds the model on `device` in the fixed order above. lora.init_adapter (a PEFT folder) is loaded into the fresh
 // adapters unless `resuming` (the checkpoint replaces them, and the folder need not exist any more). Collective over
-// tp (TP hooks, adapter loading).
+// the world (the ranks' bases are compared: agreed_base_sample, unless the caller did and gives its result as
+// `base_sample`) and tp (TP hooks, adapter loading).
 TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, int64_t vocab_size,
-                             const at::Device& device, bool resuming = false);
+                             const at::Device& device, bool resuming = false,
+                             const std::string* base_sample = nullptr);
 
 // AdamW over `trainable` (fp32 only): weight decay on matrices, none on norms and other 1-D tensors.
 AdamW make_optimizer(const TrainModel& m, const TrainConfig& t);

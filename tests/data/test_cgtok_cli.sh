@@ -27,6 +27,10 @@ expect_out "the output other.model exists and holds another file" "another file 
 [ "$(cat other.model)" = "a model's own tokenizer" ] && ok || bad "cgtok replaced another file"
 expect_rc 1 "an output in a missing folder" "$CGTOK" hf-json tok.json nosuch/out.model
 expect_out "the folder $T/nosuch does not exist; create it first" "the missing folder is named"
+ln -s nosuch.model dangling.model
+expect_rc 1 "a dangling link as the output" "$CGTOK" hf-json tok.json dangling.model
+expect_out "the output dangling.model is a link to nosuch.model, which does not exist" "a dangling link is named"
+[ -L dangling.model ] && [ ! -e nosuch.model ] && ok || bad "cgtok replaced a dangling link"
 mkdir adir
 expect_rc 1 "a folder as the output" "$CGTOK" hf-json tok.json adir
 expect_out "the output adir is a folder" "a folder output is named"

@@ -51,6 +51,7 @@ rm afile
 
 # --- a sample stage that would fail: found before the first point trains, dry run or not ------------------------
 printf 'base: base.yaml\nout_dir: sout\nsample: true\ngrid:\n  lora.r: [2, 4]\n' >"$T/ss.yaml"
+mkdir -p data/mp20 && touch data/mp20/train.csv.gz data/mp20/test.csv.gz  # the eval stage's default references
 expect_rc 2 "a bad sample.formula (dry run)" "$CGSWEEP" ss.yaml sample.formula=xx2 --dry-run
 expect_out "sweep point 0 \(r2\): its sample stage would fail: .*sample.formula=xx2 is not a formula" \
   "the bad formula is named with the point"
@@ -60,6 +61,21 @@ expect_rc 2 "infill without data.test_csv" "$CGSWEEP" ss.yaml sample.task=infill
 expect_out "sample.task=infill masks elements of the crystals of data.test_csv, which is empty" "infill message"
 expect_rc 0 "a formula" "$CGSWEEP" ss.yaml sample.formula=NaCl --dry-run
 [ ! -e sout ] && ok || bad "a dry run wrote out_dir"
+
+# --- an eval stage that would fail: its references, the invariance check's split and tp --------------------------
+expect_rc 2 "a missing novelty reference (dry run)" "$CGSWEEP" ss.yaml eval.train_csv=nosuch.csv --dry-run
+expect_out "sweep point 0 \(r2\): its eval stage would fail: eval.train_csv=nosuch.csv names nosuch.csv, which does not exist from $T" \
+  "the missing reference is named with the point"
+expect_rc 2 "a missing distribution reference" "$CGSWEEP" ss.yaml data.test_csv=gone.csv --bin-dir "$T/bin" --launcher env
+expect_out "eval.ref_csv=data.test_csv names gone.csv, which does not exist" "a reference by key is resolved and named"
+[ ! -e sout ] && ok || bad "a sweep with an eval stage that would fail wrote out_dir"
+expect_rc 2 "a key-like reference that is no CSV key" "$CGSWEEP" ss.yaml eval.ref_csv=data.tset_csv --dry-run
+expect_out "its eval stage would fail: eval.ref_csv: .*data.tset_csv" "the mistyped key is named"
+expect_rc 2 "invariance at tp 2" "$CGSWEEP" ss.yaml eval.invariance=true parallel.tp=2 --np 2 --dry-run
+expect_out "cgsweep runs cgeval as one process, which cannot hold parallel.tp=2" "invariance at tp 2 message"
+expect_rc 2 "invariance without a test split" "$CGSWEEP" ss.yaml eval.invariance=true data.test_csv= eval.ref_csv= --dry-run
+expect_out "eval.invariance=true scores crystals of data.test_csv, which is empty" "invariance without test_csv message"
+expect_rc 0 "no references" "$CGSWEEP" ss.yaml eval.train_csv= eval.ref_csv= data.train_csv=x.csv data.test_csv=y.csv --dry-run
 
 # --- where the tools are: --bin-dir, then $CG_BIN_DIR --------------------------------------------------------------
 expect_rc 0 "CG_BIN_DIR" env CG_BIN_DIR="$T/bin" "$CGSWEEP" s.yaml --dry-run --point 0

@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "common/sha256.h"
 #include "lora/peft.h"
+#include "model/base_sample.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "sampler/sampling_model.h"
@@ -127,6 +128,17 @@ TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
   const auto a = logits_of(*with_adapter), b = logits_of(*hand_merged), c = logits_of(*plain);
   EXPECT_LT((a - b).abs().max().item<double>(), 1e-4);
   EXPECT_GT((a - c).abs().max().item<double>(), 1e-2);  // the adapter matters
+  // cgexport records the sample of the adapter's base beside it: on other weights (here the merged ones, whose
+  // q_proj and down_proj differ) the adapter is refused, saying how to apply it anyway.
+  std::ofstream(d + "/adapter/" + kAdapterSourceFile)
+      << nlohmann::json{{model::kBaseSampleKey, nlohmann::json::parse(model::sample_base(d + "/base").to_json())}};
+  EXPECT_EQ(load_error(d + "/base", d + "/adapter"), "<no error>");
+  const std::string e = load_error(d + "/merged", d + "/adapter");
+  EXPECT_NE(e.find("sample.adapter " + d + "/adapter was trained on other weights than model.hf_dir=" + d +
+                   "/merged holds: 16 of "), std::string::npos) << e;  // 2 layers x 4 values of q_proj and down_proj
+  EXPECT_NE(e.find("first model.layers.0.mlp.down_proj.weight[sample 0]: "), std::string::npos) << e;  // by name
+  EXPECT_NE(e.find("remove its cgtrain_source.json"), std::string::npos) << e;
+  fs::remove(d + "/adapter/" + kAdapterSourceFile);
 
   // Without model.hf_dir the adapter would go onto random weights: the warning names the base it was trained on.
   const auto warning_for = [&](const std::string& base_name) {
@@ -162,7 +174,8 @@ TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
 }
 
 // A cgtrain-style run folder (config.yaml, model_config.json, checkpoints/step-7) from a perturbed training model.
-at::Tensor save_run(const std::string& run_dir, const std::string& hf_dir, bool lora_mode) {
+// record_base: the step folder keeps the base's sample as cgtrain's do (false: as an older build's).
+at::Tensor save_run(const std::string& run_dir, const std::string& hf_dir, bool lora_mode, bool record_base = true) {
   Config cfg;
   cfg.model.hf_dir = hf_dir;
   cfg.model.device = "cpu";
@@ -191,7 +204,10 @@ at::Tensor save_run(const std::string& run_dir, const std::string& hf_dir, bool 
   const std::string hash = config_hash(cfg);
   save_checkpoint(
       run_dir, 7, 0, CheckpointLayout{1, 1, 1}, hash,
-      [&](const std::string& dir) { write_rank_checkpoint(dir, m, opt, st, dims, hash); },
+      [&](const std::string& dir) {
+        write_rank_checkpoint(dir, m, opt, st, dims, hash);
+        if (record_base) std::ofstream(dir + "/" + model::kBaseSampleFile) << m.base_sample;
+      },
       [](bool ok) { return ok; }, 1);
   return expected;
 }
@@ -231,21 +247,43 @@ TEST(SamplingModel, LoraRunCheckpointEqualsTheTrainingModel) {
   EXPECT_NE(e.find("already has checkpoint " + step7 + " merged in"), std::string::npos) << e;
   EXPECT_NE(e.find("is a checkpoint of the same run"), std::string::npos) << e;
   EXPECT_EQ(error_of(d + "/base"), "<no error>");
-  // Another folder as model.hf_dir while the run's base is still there: loaded (a copy may have moved), with a
-  // warning naming both; the run's own base, given as model.hf_dir, is no reason for one.
-  const auto log_of = [&](const std::string& hf) {
+  // Another folder as model.hf_dir: its weights are compared with the checkpoint's record of its base. A copy
+  // loads without a word; other weights of the same shape (here the base plus 0.01) are refused.
+  const auto log_of = [&](const std::string& hf, const std::string& run) {
     std::ostringstream log;
     auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
     spdlog::default_logger()->sinks().push_back(sink);
-    EXPECT_EQ(error_of(hf), "<no error>");
+    EXPECT_EQ(load_error(hf, run), "<no error>");
     spdlog::default_logger()->sinks().pop_back();
     return log.str();
   };
   fs::copy(d + "/base", d + "/copy");
-  const std::string moved = log_of(d + "/copy");
+  EXPECT_EQ(log_of(d + "/copy", d + "/run").find("was trained on"), std::string::npos);
+  {
+    const model::HfCheckpoint ck(d + "/base");
+    std::vector<std::pair<std::string, at::Tensor>> shifted;
+    for (const std::string& name : ck.keys()) shifted.emplace_back(name, ck.read(name) + 0.01);
+    model::write_hf_checkpoint(d + "/tuned", shifted, micro());
+  }
+  e = error_of(d + "/tuned");
+  EXPECT_NE(e.find("sample.adapter " + d + "/run was trained on other weights than model.hf_dir=" + d + "/tuned holds"),
+            std::string::npos) << e;
+  EXPECT_NE(e.find("set model.hf_dir to a copy of the weights it was trained on (the run's model.hf_dir was " + d +
+                   "/base)"), std::string::npos) << e;
+  // The run's own base with its weights replaced in place: refused too.
+  fs::rename(d + "/base", d + "/base_kept");
+  fs::rename(d + "/tuned", d + "/base");
+  e = load_error("", d + "/run");
+  EXPECT_NE(e.find("was trained on other weights than model.hf_dir=" + d + "/base holds"), std::string::npos) << e;
+  fs::remove_all(d + "/base");
+  fs::rename(d + "/base_kept", d + "/base");
+  // A checkpoint of an older build, without the record: another folder while the run's base is still there is
+  // loaded (a copy may have moved), with a warning naming both; the run's own base is no reason for one.
+  save_run(d + "/old_run", d + "/base", /*lora_mode=*/true, /*record_base=*/false);
+  const std::string moved = log_of(d + "/copy", d + "/old_run");
   EXPECT_NE(moved.find("was trained on the base " + d + "/base (its config.yaml model.hf_dir), which is still there, "
                        "but model.hf_dir is " + d + "/copy"), std::string::npos) << moved;
-  EXPECT_EQ(log_of(d + "/base").find("was trained on the base"), std::string::npos);
+  EXPECT_EQ(log_of(d + "/base", d + "/old_run").find("was trained on the base"), std::string::npos);
   fs::remove_all(d);
 }
 

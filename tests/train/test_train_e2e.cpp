@@ -36,6 +36,7 @@
 #include "data/sp_model.h"
 #include "dist/parallel_dims.h"
 #include "lora/peft.h"
+#include "model/base_sample.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "tests/train/train_fixture.h"
@@ -616,6 +617,28 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   EXPECT_NE(read_text(d + "/run/config.yaml").find("alpha: 64"), std::string::npos);
   r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/out", "--merge"});
   ASSERT_EQ(r.rc, 0) << r.output;
+  // The checkpoint records its base's sample, and the exported adapter carries it.
+  const std::string sample = cg::model::sample_base(s + "/hf").to_json();
+  EXPECT_TRUE(std::any_of(man.files.begin(), man.files.end(), [](const auto& f) { return f.path == "base_sample.json"; }));
+  EXPECT_EQ(read_text(d + "/run/checkpoints/step-10/base_sample.json"), sample);
+  EXPECT_EQ(nlohmann::json::parse(read_text(d + "/out/adapter/cgtrain_source.json"))["base_sample"].dump(), sample);
+  // The base's weights in bf16 elsewhere are the same base; shifted by 0.01 (a fine-tune of it) they are not: a merge
+  // into those is refused before anything is written.
+  cg::test::write_base_variant(s + "/hf", d + "/bf16", "BF16", 0);
+  cg::test::write_base_variant(s + "/hf", d + "/tuned", "F32", 0.01);
+  r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/out_tuned", "--merge", "--base", d + "/tuned"});
+  EXPECT_NE(r.rc, 0);
+  const std::string n_values = std::to_string(4 * cg::model::HfCheckpoint(s + "/hf").keys().size());
+  EXPECT_NE(r.output.find("was trained on other weights than model.hf_dir=" + d + "/tuned holds: " + n_values + " of " +
+                          n_values + " sampled weight values differ"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--base must be the folder of the weights it was trained on"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d + "/out_tuned"));
+  r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/out_tuned", "--base", d + "/tuned"});  // adapter only
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("--base must be the folder of the weights it was trained on"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d + "/out_tuned"));
+  r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/out_bf16", "--merge", "--base", d + "/bf16"});
+  EXPECT_EQ(r.rc, 0) << r.output;
 
   cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(d + "/out/adapter");
   EXPECT_EQ(a.config.lora_alpha, 8);  // micro_args' lora.alpha
@@ -656,6 +679,18 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   cg::TrainModel rs = cg::build_train_model(same_scale, dims, lc.vocab_size, at::kCPU);
   rs.llama->eval();
   EXPECT_TRUE(torch::allclose(rs.llama->forward(tokens), la, 1e-6, 1e-6));
+  // The adapter on a fine-tune of its base is refused, naming the base it was trained on.
+  cg::Config tuned = c;
+  tuned.model.hf_dir = d + "/tuned";
+  try {
+    cg::build_train_model(tuned, dims, lc.vocab_size, at::kCPU);
+    ADD_FAILURE() << "an adapter went onto other base weights";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("lora.init_adapter " + d + "/out/adapter was trained on other weights than "
+                                         "model.hf_dir=" + d + "/tuned holds"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("base_model_name_or_path: " + fs::absolute(s + "/hf").string()),
+              std::string::npos) << e.what();
+  }
   // ... and differs from the base model: the adapter did something.
   cg::Config cb = cg::load_config(trained_cfg, {"parallel.tp=1", "lora.enabled=false"});
   cg::TrainModel base = cg::build_train_model(cb, dims, lc.vocab_size, at::kCPU);
@@ -676,8 +711,20 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("--step"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(d + "/out_neg/adapter_model.safetensors"));
-  r = run_mpi(2, cgtrain_exe(), with(args, {"train.steps=12"}));
+  // A resume onto a fine-tune of the base is refused, nothing written; onto a copy of it elsewhere it goes on, said.
+  r = run_mpi(2, cgtrain_exe(), with(args, {"train.steps=12", "model.hf_dir=" + d + "/tuned"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("was trained on other weights than model.hf_dir=" + d + "/tuned holds"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("resume with the base it was trained on (its config.yaml names model.hf_dir=" + s + "/hf)"),
+            std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d + "/run/checkpoints/step-12"));
+  cg::test::write_base_variant(s + "/hf", d + "/moved", "F32", 0);
+  r = run_mpi(2, cgtrain_exe(), with(args, {"train.steps=12", "model.hf_dir=" + d + "/moved"}));
   ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("model.hf_dir " + s + "/hf -> " + d + "/moved: its base weights are there"),
+            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("with 1 changed setting: train.steps 10 -> 12"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("step-10.old (step 10"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::is_directory(d + "/run/checkpoints/step-12"));
 }

@@ -19,11 +19,14 @@
 #include <set>
 #include <utility>
 
+#include "common/error.h"
 #include "dist/parallel_dims.h"
+#include "model/base_sample.h"
 #include "model/llama.h"
 #include "tests/train/train_fixture.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
+#include "trainer/train_model.h"
 #include "trainer/train_step.h"
 
 using namespace cg;
@@ -255,6 +258,30 @@ TEST(TrainStep, CallsNoOperatorThatWaitsForTheDevice) {
   // The CPU id checks, once per micro-batch each: the loss's targets, and at tp > 1 the vocab-parallel embedding's
   // inputs (tp 1's embedding checks its ids itself).
   EXPECT_EQ(seen["aten::_local_scalar_dense"], dims().tp > 1 ? 4 : 2) << "expected only the CPU id checks";
+}
+
+// Every rank reads its node's copy of model.hf_dir: copies of the same weights agree; a copy with other weights on
+// the last rank is refused on every rank, naming that rank and a value that differs, before any model is built.
+TEST(TrainStep, RanksWhoseBaseCopiesDifferAreRefused) {
+  const int rank = dims().rank, world = dims().world;
+  const std::string same = setup() + "/hf-copy" + std::to_string(rank), odd = setup() + "/hf-odd" + std::to_string(rank);
+  std::filesystem::remove_all(same);
+  std::filesystem::remove_all(odd);
+  test::write_base_variant(setup() + "/hf", same, "F32", 0);
+  EXPECT_EQ(agreed_base_sample(same), model::sample_base(setup() + "/hf").to_json());
+  EXPECT_EQ(agreed_base_sample(""), "");
+  if (world < 2) GTEST_SKIP() << "needs 2 ranks";
+  test::write_base_variant(setup() + "/hf", odd, "F32", rank == world - 1 ? 0.01 : 0);
+  try {
+    agreed_base_sample(odd);
+    ADD_FAILURE() << "no error on rank " << rank;
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("rank " + std::to_string(world - 1) + " was given another copy of the base weights "
+                        "(model.hf_dir " + odd + ") than rank 0: "), std::string::npos) << what;
+    EXPECT_NE(what.find("sampled weight values differ, first "), std::string::npos) << what;
+    EXPECT_NE(what.find("in rank 0's copy"), std::string::npos) << what;
+  }
 }
 
 TEST(TrainStep, FullParamReplicatedGradsAgreeAcrossTp) {

@@ -91,6 +91,14 @@ std::string make_micro_setup(const std::string& dir) {
   return dir;
 }
 
+void write_base_variant(const std::string& from, const std::string& to, const std::string& dtype, double shift) {
+  const model::HfCheckpoint ck(from);
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const std::string& name : ck.keys())
+    tensors.emplace_back(name, (ck.read(name).to(at::kFloat) + shift).to(model::safetensors_scalar_type(dtype)));
+  model::write_hf_checkpoint(to, tensors, model::load_llama_config(from));
+}
+
 std::vector<std::string> micro_args(const std::string& setup_dir, const std::string& run_dir) {
   return {"model.hf_dir=" + setup_dir + "/hf",
           "model.device=cpu",

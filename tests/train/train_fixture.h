@@ -18,6 +18,10 @@ model::LlamaConfig micro_llama();
 // carry). Returns dir.
 std::string make_micro_setup(const std::string& dir);
 
+// A copy of the HF folder `from` at `to` with every weight cast to `dtype` and `shift` added (a fine-tune of it;
+// 0: the same base).
+void write_base_variant(const std::string& from, const std::string& to, const std::string& dtype, double shift);
+
 // Overrides for a short micro run in `run_dir` (tp 1, LoRA all-linear r 4, no dropout, 20 steps, b 4, seq 48).
 std::vector<std::string> micro_args(const std::string& setup_dir, const std::string& run_dir);
 
