@@ -70,7 +70,7 @@ BaseSample sample_base(const std::string& hf_dir) {
   BaseSample s;
   for (const std::string& name : ckpt.keys()) {
     const TensorInfo& info = ckpt.info(name);
-    if (!at::isFloatingType(info.scalar_type)) continue;
+    if (!at::isFloatingType(info.scalar_type) || hf_buffer_key(name)) continue;  // weights only
     int64_t n = 1;
     for (int64_t d : info.shape) n *= d;
     BaseSample::Values& v = s.tensors[name];

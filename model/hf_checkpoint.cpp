@@ -237,12 +237,10 @@ NamedShapes llama_tensor_shapes(const LlamaConfig& c) {
   return s;
 }
 
-namespace {
-bool ignored_key(const std::string& k) {
+bool hf_buffer_key(const std::string& k) {
   const std::string suffix = "rotary_emb.inv_freq";
   return k.size() >= suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
-}  // namespace
 
 void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected) {
   const std::string& dir = ckpt.dir();
@@ -250,7 +248,7 @@ void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected) {
   for (const auto& e : expected) wanted.insert(e.first);
   std::vector<std::string> unexpected;
   for (const auto& k : ckpt.keys())
-    if (!wanted.count(k) && !ignored_key(k)) unexpected.push_back(k);
+    if (!wanted.count(k) && !hf_buffer_key(k)) unexpected.push_back(k);
   CG_CHECK(unexpected.empty(), "checkpoint {} has {} unexpected tensors, e.g. {} (is it a LLaMA checkpoint matching "
            "config.json?)", dir, unexpected.size(), unexpected.front());
   for (const auto& [name, shape] : expected) {

@@ -51,6 +51,10 @@ using NamedShapes = std::vector<std::pair<std::string, std::vector<int64_t>>>;
 // gate,up (I, d), down (d, I), two norms (d); norm (d); lm_head (V, d)).
 NamedShapes llama_tensor_shapes(const LlamaConfig& c);
 
+// A buffer older checkpoints saved beside the weights (model.layers.N.self_attn.rotary_emb.inv_freq): no weight,
+// recomputed from the config, ignored on load.
+bool hf_buffer_key(const std::string& name);
+
 // Throws unless ckpt holds every expected tensor with its shape and nothing else (rotary_emb.inv_freq buffers
 // aside); errors name the folder, the key and both shapes.
 void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected);

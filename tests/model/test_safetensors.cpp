@@ -228,8 +228,11 @@ TEST(BaseSample, ValuesAtFixedPlacesTellBasesApart) {
   EXPECT_EQ(single.tensors.at("w").values, std::vector<double>{2.5});
 
   auto differ = [](const BaseSample& a, const BaseSample& b) { return base_sample_difference(a, b, "A", "B"); };
-  // The same base sharded elsewhere, and in bf16 and fp16: the same.
-  write_hf_checkpoint(d / "sharded", full, c, 16 * 1024);
+  // The same base sharded elsewhere (with an old checkpoint's rotary buffer, which is no weight), and in bf16 and
+  // fp16: the same.
+  auto with_buffer = full;
+  with_buffer.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", at::ones({4}));
+  write_hf_checkpoint(d / "sharded", with_buffer, c, 16 * 1024);
   EXPECT_EQ(differ(s, sample_base(d / "sharded")), "");
   for (auto dt : {at::kBFloat16, at::kHalf}) {
     write_hf_checkpoint(d / "cast", full_tensors(c, dt, 5), c);
