@@ -32,7 +32,8 @@ const char* kSweepKeys = R"(Sweep file keys:
   np: 1                        ranks per point (mpirun -np; Slurm tasks)
   launcher: ""                 default "mpirun --oversubscribe --bind-to none -np {np}"; {np} is replaced
   bin_dir: ""                  build folder holding cgprep/cgtrain/...; --bin-dir, then $CG_BIN_DIR win over it;
-                               default: the one cgsweep was built in
+                               default: the folder above cgsweep's own (<build>/launch/cgsweep -> <build>),
+                               then $PATH
   sample: false                per point after training: cgexport, cgsample, cgeval (validity in the summary)
   overrides: {key: value}      config overrides applied to every point (e.g. train.steps: 100)
   grid: {key: [v1, v2]}        cartesian product over dotted config keys (last key varies fastest), <= 10000 points
@@ -136,7 +137,7 @@ int run(int argc, char** argv) {
   app.add_flag("--dry-run", dry_run, "validate the sweep and print each point's commands; write and run nothing");
   app.add_flag("--keep-going", keep_going, "continue with the next point when one fails");
   app.add_option("--bin-dir", bin_dir, "build folder with the tools (default: $CG_BIN_DIR, else the sweep's "
-                 "bin_dir, else the one cgsweep is in)");
+                 "bin_dir, else the folder above cgsweep's own: <build>/launch/cgsweep -> <build>; then $PATH)");
   app.add_option("--out-dir", out_dir, "override the sweep's out_dir");
   app.add_option("--np", np, "override the sweep's np");
   app.add_option("--launcher", launcher, "override the sweep's launcher ({np} is replaced)");

@@ -256,6 +256,22 @@ std::string tool(const RunOptions& opt, const std::string& name) {
   }
 }
 
+// Every tool the points will run, looked up before any point starts (and marks itself running): a tool missing
+// from the build would otherwise fail the first point after its status was written. A dry run says which are
+// missing and goes on.
+void check_tools(const SweepPlan& plan, const RunOptions& opt) {
+  std::vector<std::string> tools{"cgprep", "cgtrain"};
+  if (plan.spec.sample) tools.insert(tools.end(), {"cgexport", "cgsample", "cgeval"});
+  for (const std::string& t : tools) {
+    try {
+      find_tool(opt.bin_dir, t);
+    } catch (const Error& e) {
+      if (!opt.dry_run) throw;
+      spdlog::warn("{}: a run would stop here", message_of(e));
+    }
+  }
+}
+
 }  // namespace
 
 std::string default_launcher() {
@@ -496,12 +512,14 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
 int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt) {
   start_signal_handling();
   check_finished({&p});
+  check_tools(plan, opt);
   return run_one(plan, p, opt);
 }
 
 int run_sweep(const SweepPlan& plan, const RunOptions& opt) {
   start_signal_handling();
   check_finished_points(plan);
+  check_tools(plan, opt);
   int worst = 0;
   std::vector<std::string> failed;
   for (size_t i = 0; i < plan.points.size(); ++i) {

@@ -75,8 +75,9 @@ void visit_config(Config& c, F&& f) {
   f("data.shards_dir", &d.shards_dir, "HDF5 shard folder: cgprep writes it, cgtrain reads it", nonempty());
   f("data.tokenizer", &d.tokenizer,
     "sentencepiece .model path, or \"train\": fit a small tokenizer on the training text", nonempty());
-  f("data.tokenizer_vocab_size", &d.tokenizer_vocab_size, "vocabulary size when data.tokenizer = train",
-    at_least(1));
+  f("data.tokenizer_vocab_size", &d.tokenizer_vocab_size, "vocabulary size when data.tokenizer = train: 256 byte "
+    "pieces, 3 control pieces and one per distinct character of the text at least (cgprep says how many)",
+    at_least(260));
   f("data.max_rows", &d.max_rows, "0: all rows; else only the first N rows of each split (quick runs)", at_least(0));
   f("data.copies", &d.copies, "augmented copies written per crystal (the shards keep the copy index as int16)",
     in_range(1, 32767));

@@ -225,9 +225,26 @@ TEST(SweepRunner, MissingToolNamesWhereItLooked) {
   } catch (const cg::Error& e) {
     error = e.what();
   }
-  ::setenv("PATH", path.c_str(), 1);
   EXPECT_NE(error.find("cannot find 'cgprep'"), std::string::npos) << error;
   EXPECT_NE(error.find("--bin-dir"), std::string::npos) << error;
+  // Found before the point starts: no status says it is running, nothing ran.
+  EXPECT_FALSE(fs::exists(fs::path(plan.points[0].run_dir) / "status"));
+  // A tool missing with the first ones there: the same, before any point (cgeval with sample: true).
+  const SweepPlan sampled = s.plan("sample: true\ngrid:\n  lora.r: [4]\n");
+  fs::create_directories(s.dir / "some");
+  for (const char* t : {"cgprep", "cgtrain", "cgexport", "cgsample"})
+    fs::copy_file(s.bin / t, s.dir / "some" / t);
+  o.bin_dir = (s.dir / "some").string();
+  error.clear();
+  try {
+    run_sweep(sampled, o);
+  } catch (const cg::Error& e) {
+    error = e.what();
+  }
+  ::setenv("PATH", path.c_str(), 1);
+  EXPECT_NE(error.find("cannot find 'cgeval'"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(fs::path(sampled.points[0].run_dir) / "status"));
+  EXPECT_EQ(slurp(s.calls), "");
 }
 
 TEST(SweepSlurm, ArrayScriptAndPointsTable) {

@@ -157,6 +157,8 @@ TEST(EvalReport, RecordsWithImpossibleCrystalsAreUnparsedAndEmptyReportsSayNa) {
       {R"(4,"b":4,"c":4,"alpha":90,"beta":90,"gamma":90},"species":[],"frac":[]}})", "no sites"},
       {R"(4,"b":4,"c":4,"alpha":190,"beta":90,"gamma":90},"species":["Na"],"frac":[[0,0,0]]}})",
        "lattice angle 190 outside (0, 180)"},
+      {R"(4,"b":4,"c":4,"alpha":138,"beta":138,"gamma":90},"species":["Na"],"frac":[[0,0,0]]}})",
+       "lattice lengths and angles form no cell (zero volume)"},  // as the text and CIF readers say
   };
   for (const auto& [tail, why] : cases) {
     const SampleRecord r = sample_from_json_line(head + tail, "t.jsonl:1");
