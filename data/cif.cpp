@@ -319,7 +319,7 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
     return fail(fmt::format("non-positive cell length ({} {} {})", c.lattice.a, c.lattice.b, c.lattice.c));
   for (double ang : {c.lattice.alpha, c.lattice.beta, c.lattice.gamma})
     if (!(ang > 0 && ang < 180)) return fail(fmt::format("cell angle {} outside (0, 180)", ang));
-  if (!(cell_volume(c.lattice) > 1e-6)) return fail("lattice lengths and angles form no cell (zero volume)");
+  if (!forms_cell(c.lattice)) return fail("lattice lengths and angles form no cell (zero volume)");
 
   // Symmetry: the listed operations, applied to every site. Without them, the operations of the space group the
   // CIF names (Hermann-Mauguin symbol, Hall symbol or number, in pymatgen's DDL1 _symmetry_* tags or the DDL2

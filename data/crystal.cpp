@@ -31,6 +31,8 @@ double cell_volume(const Lattice& l) {
   return std::fabs(det);
 }
 
+bool forms_cell(const Lattice& l) { return cell_volume(l) > 1e-6 * l.a * l.b * l.c; }
+
 Vec3 frac_to_cart(const Mat3& m, const Vec3& f) {
   Vec3 r{};
   for (int j = 0; j < 3; ++j) r[j] = f[0] * m[0][j] + f[1] * m[1][j] + f[2] * m[2][j];

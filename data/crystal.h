@@ -35,6 +35,9 @@ struct Crystal {
 Mat3 lattice_matrix(const Lattice& l);
 // Cell volume in Å^3 (|det|).
 double cell_volume(const Lattice& l);
+// Whether the six numbers make a cell: V / (a b c) > 1e-6. Angles each in range can still make none (138 138 90;
+// 120 120 120, whose volume rounding leaves at ~1e-8 a b c): what the text, CIF and sample-record readers refuse.
+bool forms_cell(const Lattice& l);
 // Cartesian position of fractional coordinate f (f times the matrix of row vectors).
 Vec3 frac_to_cart(const Mat3& m, const Vec3& f);
 // Lengths and angles of the lattice vectors m, as pymatgen's Lattice.parameters computes them (sums left to right):

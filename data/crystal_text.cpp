@@ -109,7 +109,7 @@ bool parse_crystal_text(std::string_view text, Crystal* out, std::string* error,
   c.lattice.alpha = v[0], c.lattice.beta = v[1], c.lattice.gamma = v[2];
   // Angles each in range can still form no cell (138 138 90): the CIF reader's test (data/cif.cpp), so a sample and
   // the CIF it would be written as get one verdict.
-  if (!(cell_volume(c.lattice) > 1e-6)) return fail(1, "lattice lengths and angles form no cell (zero volume)");
+  if (!forms_cell(c.lattice)) return fail(1, "lattice lengths and angles form no cell (zero volume)");
   if (lines.size() < 4) return fail(lines.size(), "expected at least one site (element line, then 'x y z')");
   for (size_t i = 2; i < lines.size(); i += 2) {
     if (lines[i].empty()) return fail(i, "empty line where an element symbol should be (trailing newline?)");

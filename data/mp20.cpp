@@ -141,7 +141,7 @@ Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict)
     try {
       blocks = parse_cif_blocks(read_maybe_gz(f.string()), id);
     } catch (const Error& e) {  // unreadable: missing permission, a truncated .gz, a dangling symlink
-      blocks.push_back({id, false, {}, id + ": " + e.what()});
+      blocks.push_back({id, false, {}, id + ": " + message_of(e)});
     }
     for (auto& block : blocks) {
       if (max_rows > 0 && out.rows_read >= max_rows) return out;

@@ -96,8 +96,10 @@ int run(int argc, char** argv) {
     const cg::InvarianceResult r = invariance(*cfg);
     inv_json = cg::invariance_json(r);
     inv_md = cg::invariance_markdown(r);
-    spdlog::info("cgeval: invariance: mean |dLL| {:.3f} nats when atoms are permuted, {:.3f} when two elements are "
-                 "swapped ({} crystals)", r.mean_abs_delta_permute, r.mean_abs_delta_swap, r.crystals);
+    spdlog::info("cgeval: invariance: mean |dLL| {:.3f} nats when atoms are permuted ({} crystals), {} when two "
+                 "elements are swapped", r.mean_abs_delta_permute, r.crystals,
+                 r.swapped > 0 ? fmt::format("{:.3f} ({} crystals with two elements)", r.mean_abs_delta_swap, r.swapped)
+                               : std::string("n/a (no crystal with two elements)"));
 #else
     CG_FAIL("eval.invariance=true needs the model libraries, which this build of cgeval lacks; set "
             "eval.invariance=false");
@@ -108,6 +110,15 @@ int run(int argc, char** argv) {
   CG_CHECK(input.total > 0 || !input.infill.empty(), "eval.input {} holds nothing to evaluate (no sample records, "
            "CSV rows or CIFs); point eval.input at a cgsample output folder, a CSV in CDVAE layout or a folder of "
            "CIFs", e.input);
+  // A cgsample run's cifs/ holds its parsed samples only: rates over it leave the unparsed ones out.
+  if (const fs::path in = fs::path(e.input).lexically_normal(); fs::is_directory(in) &&
+      (in.filename() == "cifs" || (in.filename().empty() && in.parent_path().filename() == "cifs"))) {
+    const fs::path run = (in.filename().empty() ? in.parent_path() : in).parent_path() / "samples.jsonl";
+    if (fs::exists(run))
+      spdlog::warn("cgeval: {} is the cifs/ folder of a cgsample run, which holds its parsed samples only: the rates "
+                   "leave out the samples that did not parse; give eval.input={} to count every sample", e.input,
+                   run.parent_path().string());
+  }
   fs::path out = e.out;
   if (out.empty()) out = fs::is_directory(e.input) ? fs::path(e.input) / "eval" : fs::path(e.input + ".eval");
   cg::make_output_dir(out.string(), e.out.empty() ? "eval.out (default: <eval.input>/eval)" : "eval.out");
@@ -116,14 +127,26 @@ int run(int argc, char** argv) {
     spdlog::info("cgeval: {} holds infill records only: the generation rates read n/a", e.input);
   std::vector<cg::Crystal> train, ref;
   const std::string train_csv = cg::resolve_csv(e.train_csv, *cfg), ref_csv = cg::resolve_csv(e.ref_csv, *cfg);
-  if (!train_csv.empty()) {
-    train = cg::read_mp20(train_csv).crystals;
-    spdlog::info("cgeval: novelty reference {}: {} crystals", train_csv, train.size());
-  }
-  if (!ref_csv.empty()) {
-    ref = cg::read_mp20(ref_csv).crystals;
-    spdlog::info("cgeval: distribution reference {}: {} crystals", ref_csv, ref.size());
-  }
+  // A reference that reads as nothing would make every crystal novel and every distance n/a: refused. Rows that do
+  // not read are said (the reference is smaller than the file).
+  const auto read_reference = [](const std::string& path, const char* key, const char* what) {
+    CG_CHECK(fs::exists(path), "{}: {} does not exist from {} (relative paths are read from the folder cgeval runs "
+             "in); give the path of a CSV or CIF folder, or set {}= to skip the {}", key, path,
+             fs::current_path().string(), key, what);
+    cg::Mp20Split split = cg::read_mp20(path);
+    CG_CHECK(!split.crystals.empty(), "{} {} holds no crystal that reads ({} rows skipped{}{}): give a CSV in CDVAE "
+             "layout or a folder of CIFs, or set {}= to skip the {}", key, path, split.skipped.size(),
+             split.skipped.empty() ? "" : "; the first: ", split.skipped.empty() ? "" : split.skipped[0].reason, key,
+             what);
+    spdlog::info("cgeval: {} reference {}: {} crystals", what, path, split.crystals.size());
+    if (!split.skipped.empty())
+      spdlog::warn("cgeval: {} of {} rows of {} ({}) do not read and are left out (the first: {})",
+                   split.skipped.size(), split.skipped.size() + split.crystals.size(), path, key,
+                   split.skipped[0].reason);
+    return std::move(split.crystals);
+  };
+  if (!train_csv.empty()) train = read_reference(train_csv, "eval.train_csv", "novelty");
+  if (!ref_csv.empty()) ref = read_reference(ref_csv, "eval.ref_csv", "distribution");
   cg::EvalOptions opts;
   opts.min_distance = e.min_distance;
   opts.min_volume = e.min_volume;

@@ -54,6 +54,16 @@ void check_out_dir_owned(const std::string& out) {
              "but no samples.jsonl, so no earlier cgsample wrote it, and this run would replace it: give another "
              "sample.out_dir, or move {} away", out, sub, p.string());
   }
+  // Loose CIFs (a folder of structures to evaluate): cgeval reads a folder with samples.jsonl as samples, so after
+  // this run they would be ignored by every later cgeval of it.
+  std::error_code ec;
+  for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string ext = it->path().extension().string();
+    for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    CG_CHECK(ext != ".cif", "sample.out_dir {} holds CIF files ({} ...) but no samples.jsonl: a folder of structures, "
+             "which cgeval would read as this run's samples from then on; give another sample.out_dir", out,
+             it->path().filename().string());
+  }
 }
 
 namespace fs = std::filesystem;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "common/error.h"
@@ -35,7 +36,10 @@ void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
     if (parsed) {
       in->crystals.push_back(std::move(*r.crystal));
     } else {
-      ++in->unparsed_reasons[reason_key(r.reason.empty() ? "unparsed" : r.reason)];
+      // A record marked parsed but without its crystal was not written by cgsample (which writes both).
+      ++in->unparsed_reasons[reason_key(!r.reason.empty() ? r.reason
+                                        : r.parsed        ? "the record says parsed but holds no \"crystal\""
+                                                          : "unparsed (no reason in the record)")];
     }
     const GenerationConditions cond = conditions_of_prompt(r.prompt);
     if (cond.formula || cond.spacegroup || cond.formation_energy_per_atom || cond.band_gap || cond.e_above_hull)
@@ -86,8 +90,10 @@ std::string reason_key(const std::string& reason) {
   size_t colon = r.find(": ");
   if (colon != std::string::npos && r.compare(0, 5, "line ") != 0 && r.find(' ') > colon)  // "<id>: "
     r = r.substr(colon + 2), colon = r.find(": ");
-  if (colon != std::string::npos && r.compare(0, 5, "line ") == 0 && r.find_first_not_of("0123456789", 5) == colon)
-    r = r.substr(colon + 2);  // "line N: "
+  for (const char* unit : {"line ", "row "})  // "line N: ", "row N: " (a row without a material_id)
+    if (colon != std::string::npos && r.rfind(unit, 0) == 0 &&
+        r.find_first_not_of("0123456789", std::strlen(unit)) == colon)
+      r = r.substr(colon + 2), colon = r.find(": ");
   if (r.size() > 160) r = r.substr(0, 160);
   return r;
 }

@@ -182,10 +182,12 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   for (size_t i = 0; i < n; ++i) {
     const int64_t T = static_cast<int64_t>(prompts[i].size());
     CG_CHECK(T > 0, "prompt {} is empty (it needs at least BOS)", i);
-    CG_CHECK(T + params.max_new_tokens <= model_.config().max_position_embeddings,
+    const int64_t positions = model_.config().max_position_embeddings;
+    CG_CHECK(T < positions, "prompt {} is {} tokens, as long as the model's {} positions or longer: no room for a "
+             "crystal; shorten the prompt's conditions (sample.formula and the others)", i, T, positions);
+    CG_CHECK(T + params.max_new_tokens <= positions,
              "prompt {} ({} tokens) + sample.max_new_tokens ({}) exceeds the model's {} positions; lower "
-             "sample.max_new_tokens",
-             i, T, params.max_new_tokens, model_.config().max_position_embeddings);
+             "sample.max_new_tokens to {} or less", i, T, params.max_new_tokens, positions, positions - T);
     longest = std::max(longest, T);
   }
   const int vocab = vocab_size();

@@ -95,7 +95,7 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
       // Training prompts state pymatgen's pretty formulas; anything else would be a prompt the model never saw, and
       // cgeval could not check it.
       CG_CHECK(composition_of_formula(s.formula).has_value(), "sample.formula={} is not a formula such as Fe2O3, "
-               "NaCl or BaLi2Mg(PO4)2 (element symbols with integer counts)", s.formula);
+               "NaCl or BaLi2Mg(PO4)2 (element symbols with integer counts from 1 to 1000000 each)", s.formula);
       const std::string pretty = pymatgen_reduced_formula_of(s.formula);
       if (pretty != s.formula)
         spdlog::warn("cgsample: sample.formula={} is not written as the training prompts write it (pymatgen's reduced "

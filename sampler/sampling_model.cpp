@@ -125,6 +125,9 @@ AdapterKind adapter_kind(const std::string& path) {
            "a run_dir/checkpoints/step-N folder (or leave it empty)", path);
   if (fs::exists(p / "adapter_config.json")) return AdapterKind::kPeft;
   if (fs::exists(p / "manifest.json") || fs::is_directory(p / "checkpoints")) return AdapterKind::kRunCheckpoint;
+  CG_CHECK(!fs::exists(p / "config.json"), "sample.adapter {} holds a model (config.json), not an adapter: give it as "
+           "model.hf_dir={} and leave sample.adapter empty (a cgexport --merge folder has its adapter in adapter/)",
+           path, path);
   CG_FAIL("sample.adapter {} holds neither adapter_config.json (PEFT), manifest.json (a step-N checkpoint) nor "
           "checkpoints/ (a run_dir)", path);
 }
@@ -183,6 +186,14 @@ std::string sampling_tokenizer_path(const Config& c) {
                  : "the adapter folder has no tokenizer.model of its own: copy the run's (its run_dir/tokenizer.model) "
                    "beside it, or set data.tokenizer to it");
   }
+  // The base model's embeddings belong to its own tokenizer: another one (an adapter of a run on another base, a
+  // data.tokenizer of another model) would feed it other ids for the same text.
+  if (fs::is_regular_file(path))
+    check_base_tokenizer(c.model.hf_dir, path, "the tokenizer read", [&](const std::string& base_tok) {
+      return path == own ? fmt::format("sample.adapter {} was trained with another tokenizer, so on another base: "
+                                       "give that base as model.hf_dir", c.sample.adapter)
+                         : fmt::format("set data.tokenizer={} (or leave it at \"train\")", base_tok);
+    }, /*warn_if_none=*/false);
   return path;
 }
 

@@ -222,12 +222,12 @@ void visit_config(Config& c, F&& f) {
   f("eval.ref_csv", &e.ref_csv,
     "distribution reference: CSV path or CIF folder, data.test_csv (that key's value) or empty: skip", any());
   f("eval.match_ltol", &e.match_ltol, "structure matcher: fractional tolerance on lattice lengths (pymatgen ltol)",
-    at_least(0));
+    above(0));
   f("eval.match_stol", &e.match_stol,
     "structure matcher: largest site displacement / (V/N)^(1/3) after volumes are scaled equal (pymatgen stol)",
-    at_least(0));
+    above(0));
   f("eval.match_angle_tol", &e.match_angle_tol, "structure matcher: lattice angle tolerance in degrees "
-    "(pymatgen angle_tol)", at_least(0));
+    "(pymatgen angle_tol)", above(0));
   f("eval.symprec", &e.symprec, "space groups (conditioned samples, eval.spacegroups): spglib distance tolerance "
     "in Å (0.1 as the Materials Project; angle tolerance 5 degrees)", above(0));
   f("eval.spacegroups", &e.spacegroups, "space groups of the valid crystals (spglib, 2-16 ms a crystal): P1 share and "
@@ -611,6 +611,12 @@ void validate_config(const Config& c) {
                                    sm.band_gap.empty() && sm.e_above_hull.empty()),
            "sample.task=infill asks for a masked element of the test crystals; the conditions sample.formula / "
            "spacegroup / formation_energy / band_gap / e_above_hull are for task=generate: unset them");
+  // A band gap and an energy above the hull are >= 0 by definition: a negative target is a prompt no training
+  // crystal ever had (the sign dropped, or formation energy meant).
+  for (const auto& [key, value] : {std::pair{"sample.band_gap", sm.band_gap}, {"sample.e_above_hull", sm.e_above_hull}})
+    CG_CHECK(value.empty() || std::strtod(value.c_str(), nullptr) >= 0, "config key '{}' is {}, but it is >= 0 by "
+             "definition (eV{}); give a value >= 0{}", key, value, std::string(key) == "sample.band_gap" ? "" : "/atom",
+             std::string(key) == "sample.band_gap" ? "" : " (a negative energy is sample.formation_energy)");
   CG_CHECK(c.lora.enabled || c.lora.init_adapter.empty(), "config key 'lora.init_adapter' ({}) starts LoRA adapters, "
            "but lora.enabled=false trains the whole model: drop lora.init_adapter, or set lora.enabled=true",
            c.lora.init_adapter);

@@ -95,47 +95,6 @@ int agreed_stop(const dist::ParallelDims& dims) {
   return v == 2 ? kExitPreempted : v == 1 ? kExitInterrupted : 0;
 }
 
-// The base's own tokenizer, when its folder has one, against the shards': one of the same size with other pieces
-// would feed the base other ids for the same text (training runs, on scrambled text). Compared piece by piece, not
-// by bytes: a converted copy of the same vocabulary (cgtok llama-js) is not byte for byte Meta's file. A handful of
-// differing pieces (control piece names) is said; more stop the run.
-// A base folder with only Hugging Face's tokenizer.json is compared by its model.vocab (added tokens past it, such
-// as a <pad> row, are ids the data never holds).
-void check_base_tokenizer(const Config& cfg, const std::string& tok_path, const std::string& tok_hash) {
-  if (cfg.model.hf_dir.empty()) return;
-  std::string base_path = cfg.model.hf_dir + "/tokenizer.model";
-  std::vector<std::string> base;
-  if (fs::exists(base_path)) {
-    if (sha256_file(base_path) == tok_hash) return;
-    const Tokenizer t = Tokenizer::load(base_path);
-    for (int i = 0; i < t.vocab_size(); ++i) base.push_back(t.piece(i));
-  } else {
-    base_path = cfg.model.hf_dir + "/tokenizer.json";
-    if (!fs::exists(base_path)) {
-      spdlog::warn("model.hf_dir {} has no tokenizer.model or tokenizer.json, so nothing checks that the shards' "
-                   "tokenizer {} is the base model's: a tokenizer of another model would feed it other ids for the "
-                   "same text", cfg.model.hf_dir, tok_path);
-      return;
-    }
-    base = hf_tokenizer_json_vocab(base_path);
-  }
-  const Tokenizer ours = Tokenizer::load(tok_path);
-  const int n_base = int(base.size());
-  std::vector<int> differ;
-  for (int i = 0; i < std::min(n_base, ours.vocab_size()); ++i)
-    if (base[size_t(i)] != ours.piece(i)) differ.push_back(i);
-  if (differ.empty() && n_base == ours.vocab_size()) return;
-  const std::string first = differ.empty() ? "" : fmt::format("; e.g. id {} is '{}' there, '{}' here", differ[0],
-                                                              base[size_t(differ[0])], ours.piece(differ[0]));
-  const bool json = base_path.size() > 5 && base_path.compare(base_path.size() - 5, 5, ".json") == 0;
-  CG_CHECK(differ.size() <= 8 && n_base == ours.vocab_size(), "the base model's tokenizer {} ({} pieces) "
-           "and the shards' tokenizer {} ({} pieces) differ in {} piece(s){}: the base would read other text than "
-           "the shards hold; run cgprep with data.tokenizer={}", base_path, n_base, tok_path, ours.vocab_size(),
-           differ.size(), first, json ? "OUT.model (made by cgtok hf-json " + base_path + " OUT.model)" : base_path);
-  spdlog::warn("the shards' tokenizer {} differs from the base model's {} in {} piece(s){}", tok_path, base_path,
-               differ.size(), first);
-}
-
 // The data.* settings cgprep recorded in the shards against this config's: the samples are the shards', so a config
 // that says otherwise would make config.yaml misdescribe the run; data.loss_on is the one cgtrain applies itself.
 void warn_data_settings(const Config& cfg, const ShardMeta& meta) {
@@ -323,7 +282,9 @@ int train(const Config& cfg) {
   if (lead && lc.vocab_size > vocab)
     spdlog::info("the model's vocab_size {} has {} row(s) past tokenizer {}'s {} pieces (ids the data never uses)",
                  lc.vocab_size, lc.vocab_size - vocab, tok_path, vocab);
-  check_base_tokenizer(cfg, tok_path, tok_hash);
+  check_base_tokenizer(cfg.model.hf_dir, tok_path, "the shards' tokenizer", [](const std::string& base_path) {
+    return "run cgprep with data.tokenizer=" + base_path;
+  });
   CG_CHECK(cfg.train.seq_len <= lc.max_position_embeddings, "train.seq_len {} is longer than the model's "
            "max_position_embeddings {} ({}): the model was not trained on such positions and cgsample refuses them; "
            "lower train.seq_len", cfg.train.seq_len, lc.max_position_embeddings,

@@ -7,8 +7,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <functional>
+
 #include "common/error.h"
 #include "common/log.h"
+#include "common/sha256.h"
+#include "data/sp_model.h"
+#include "data/tokenizer.h"
 #include "dist/nccl_comm.h"
 #include "dist/parallel_dims.h"
 #include "dist/runtime.h"
@@ -18,6 +24,8 @@
 #include "trainer/train_export.h"
 
 namespace cg {
+
+namespace fs = std::filesystem;
 
 int64_t TrainModel::vocab_start() const { return llama->model->embed_tokens->vocab_start; }
 
@@ -68,6 +76,47 @@ std::string agreed_base_sample(const std::string& hf_dir) {
                                          "this rank's");
   });
   return mine;
+}
+
+// Compared piece by piece, not by bytes: a converted copy of the same vocabulary (cgtok llama-js) is not byte for
+// byte Meta's file. A handful of differing pieces (control piece names) is said; more stop. A base folder with only
+// Hugging Face's tokenizer.json is compared by its model.vocab (added tokens past it, such as a <pad> row, are ids the
+// data never holds).
+void check_base_tokenizer(const std::string& hf_dir, const std::string& tok_path, const std::string& whose,
+                          const std::function<std::string(const std::string&)>& fix, bool warn_if_none) {
+  if (hf_dir.empty()) return;
+  std::string base_path = hf_dir + "/tokenizer.model";
+  std::vector<std::string> base;
+  if (fs::exists(base_path)) {
+    if (sha256_file(base_path) == sha256_file(tok_path)) return;
+    const Tokenizer t = Tokenizer::load(base_path);
+    for (int i = 0; i < t.vocab_size(); ++i) base.push_back(t.piece(i));
+  } else {
+    base_path = hf_dir + "/tokenizer.json";
+    if (!fs::exists(base_path)) {
+      if (warn_if_none)
+        spdlog::warn("model.hf_dir {} has no tokenizer.model or tokenizer.json, so nothing checks that {} {} is the "
+                     "base model's: a tokenizer of another model would feed it other ids for the same text", hf_dir,
+                     whose, tok_path);
+      return;
+    }
+    base = hf_tokenizer_json_vocab(base_path);
+  }
+  const Tokenizer ours = Tokenizer::load(tok_path);
+  const int n_base = int(base.size());
+  std::vector<int> differ;
+  for (int i = 0; i < std::min(n_base, ours.vocab_size()); ++i)
+    if (base[size_t(i)] != ours.piece(i)) differ.push_back(i);
+  if (differ.empty() && n_base == ours.vocab_size()) return;
+  const std::string first = differ.empty() ? "" : fmt::format("; e.g. id {} is '{}' there, '{}' here", differ[0],
+                                                              base[size_t(differ[0])], ours.piece(differ[0]));
+  const bool json = base_path.size() > 5 && base_path.compare(base_path.size() - 5, 5, ".json") == 0;
+  CG_CHECK(differ.size() <= 8 && n_base == ours.vocab_size(), "the base model's tokenizer {} ({} pieces) and {} {} "
+           "({} pieces) differ in {} piece(s){}: the base would read other ids than the text means; {}", base_path,
+           n_base, whose, tok_path, ours.vocab_size(), differ.size(), first,
+           fix(json ? "OUT.model (made by cgtok hf-json " + base_path + " OUT.model)" : base_path));
+  spdlog::warn("{} {} differs from the base model's {} in {} piece(s){}", whose, tok_path, base_path, differ.size(),
+               first);
 }
 
 model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size) {

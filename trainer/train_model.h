@@ -5,6 +5,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "dist/parallel_dims.h"
@@ -39,6 +41,12 @@ model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size);
 // 0's. Ranks started apart would otherwise crash inside a collective, hang, or train replicas that drift apart.
 void check_ranks_agree(const Config& cfg, const std::string& tool);  // tool: "cgtrain", "cgsample", ...
 void check_ranks_agree(const model::LlamaConfig& lc);
+// The base model's own tokenizer (hf_dir's tokenizer.model, else its tokenizer.json's vocabulary), when its folder
+// has one, against the tokenizer `tok_path` (`whose`: "the shards' tokenizer", ...): one of another vocabulary would
+// feed the base other ids for the same text. Throws, ending with fix(the base's tokenizer file); a handful of
+// differing pieces is warned about. Without a tokenizer in hf_dir: a warning when `warn_if_none`.
+void check_base_tokenizer(const std::string& hf_dir, const std::string& tok_path, const std::string& whose,
+                          const std::function<std::string(const std::string&)>& fix, bool warn_if_none = true);
 // model::sample_base(hf_dir) as JSON, the same on every rank or an error on every rank naming the first whose copy
 // of the base (under the same path on its node) holds other weights. "" for an empty hf_dir. Collective.
 std::string agreed_base_sample(const std::string& hf_dir);

@@ -122,6 +122,9 @@ TEST(CrystalText, StrictParserNamesTheLine) {
   // Each angle in range, together no cell (cos² sum: 1 - 2 cos²138° < 0), as the CIF reader says of its CIF.
   EXPECT_EQ(err("3.3 7.7 7.9\n138 138 90\nLi\n0.50 0.50 0.50")
                 .rfind("line 2: lattice lengths and angles form no cell (zero volume)", 0), 0u);
+  // 120 120 120: flat (1 - 3/4 - 1/4 = 0), though rounding leaves a volume of ~1e-6 A^3 at 5 A.
+  EXPECT_EQ(err("5.0 5.0 5.0\n120 120 120\nLi\n0.50 0.50 0.50")
+                .rfind("line 2: lattice lengths and angles form no cell (zero volume)", 0), 0u);
   EXPECT_EQ(err("4.2 4.2 4.2\n60 60 60\nXy\n0.50 0.50 0.50").rfind("line 3: not an element symbol (got 'Xy')", 0), 0u);
   EXPECT_EQ(err("4.2 4.2 4.2\n60 60 60\nLi\n0.50 0.5x 0.50").rfind("line 4:", 0), 0u);
   EXPECT_EQ(err("4.2 4.2 4.2\n60 60 60\nLi\n0.50 1.50 0.50").rfind("line 4:", 0), 0u);

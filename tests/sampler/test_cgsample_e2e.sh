@@ -97,6 +97,17 @@ if grep -q "formula is xx2" "$D/odd/samples.jsonl"; then echo "a prompt states f
 if "$B/sampler/cgeval" "$@" eval.input="$D/on" eval.out="$D/inv_eval" eval.invariance=true data.test_csv= \
     2>"$D/inv.err"; then echo "the invariance check ran without a test split" >&2; exit 1; fi
 grep -q "eval.invariance=true scores crystals of data.test_csv, which is empty: set data.test_csv" "$D/inv.err"
+# References that do not exist, or hold nothing that reads: refused, naming the key (every crystal would be novel).
+if "$B/sampler/cgeval" "$@" eval.input="$D/on" eval.out="$D/ref_eval" eval.train_csv="$D/nosuch.csv" \
+    2>"$D/ref1.err"; then echo "a missing novelty reference was accepted" >&2; exit 1; fi
+grep -q "eval.train_csv: $D/nosuch.csv does not exist from" "$D/ref1.err"
+printf 'material_id,cif\n' > "$D/header_only.csv"
+if "$B/sampler/cgeval" "$@" eval.input="$D/on" eval.out="$D/ref_eval" eval.ref_csv="$D/header_only.csv" \
+    2>"$D/ref2.err"; then echo "an empty distribution reference was accepted" >&2; exit 1; fi
+grep -q "eval.ref_csv $D/header_only.csv holds no crystal that reads (0 rows skipped)" "$D/ref2.err"
+# The cifs/ of a run (its parsed samples only): evaluated, with a warning pointing at the run folder.
+"$B/sampler/cgeval" "$@" eval.input="$D/on/cifs" eval.out="$D/cifs_eval" eval.train_csv= eval.ref_csv= 2>"$D/cifs.err"
+grep -q "is the cifs/ folder of a cgsample run, which holds its parsed samples only" "$D/cifs.err"
 # A folder whose cifs/ no cgsample wrote (no samples.jsonl): refused, the user's CIF left where it was.
 mkdir -p "$D/mine/cifs"
 echo "data_mine" > "$D/mine/cifs/mine.cif"
@@ -104,6 +115,13 @@ if "$B/sampler/cgsample" "$@" sample.out_dir="$D/mine" sample.max_new_tokens=25 
   echo "cgsample replaced a cifs/ folder it did not write" >&2; exit 1; fi
 grep -q "holds cifs/ but no samples.jsonl, so no earlier cgsample wrote it" "$D/mine.err"
 grep -q "data_mine" "$D/mine/cifs/mine.cif"
+# Loose CIFs (a folder of structures, as cgeval reads them): refused too, left as they were.
+mkdir -p "$D/loose"
+echo "data_loose" > "$D/loose/a.CIF"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/loose" sample.max_new_tokens=25 2>"$D/loose.err"; then
+  echo "cgsample wrote into a folder of CIFs" >&2; exit 1; fi
+grep -q "holds CIF files (a.CIF ...) but no samples.jsonl" "$D/loose.err"
+[ "$(ls "$D/loose")" = "a.CIF" ]
 # A folder another cgsample is writing into (its lock held): refused, nothing written.
 if command -v flock >/dev/null; then
   mkdir -p "$D/busy"

@@ -119,6 +119,8 @@ TEST(EvalReport, SamplesJsonlCountsUnparsedAsInvalidAndFindsDuplicates) {
   EXPECT_EQ(reason_key("line 3: not an element symbol (got 'Xy')"), "not an element symbol");
   EXPECT_EQ(reason_key("line 11: not an element symbol (got 'Q')"), "not an element symbol");
   EXPECT_EQ(reason_key("mp-1: line 48: CIF item _x is given twice"), "CIF item _x is given twice");
+  EXPECT_EQ(reason_key("row 7: empty material_id"), reason_key("row 12: empty material_id"));  // one count
+  EXPECT_EQ(reason_key("row 7: empty material_id"), "empty material_id");
   EXPECT_EQ(reason_key("s000012.cif: lattice lengths and angles form no cell (zero volume)"),
             reason_key("line 2: lattice lengths and angles form no cell (zero volume) (got '138 138 90')"));
   const std::vector<Crystal> train = {real[1]};
@@ -159,6 +161,8 @@ TEST(EvalReport, RecordsWithImpossibleCrystalsAreUnparsedAndEmptyReportsSayNa) {
        "lattice angle 190 outside (0, 180)"},
       {R"(4,"b":4,"c":4,"alpha":138,"beta":138,"gamma":90},"species":["Na"],"frac":[[0,0,0]]}})",
        "lattice lengths and angles form no cell (zero volume)"},  // as the text and CIF readers say
+      {R"(5,"b":5,"c":5,"alpha":120,"beta":120,"gamma":120},"species":["Na"],"frac":[[0,0,0]]}})",
+       "form no cell"},  // a volume of ~1e-6 A^3: rounding
   };
   for (const auto& [tail, why] : cases) {
     const SampleRecord r = sample_from_json_line(head + tail, "t.jsonl:1");

@@ -18,6 +18,7 @@
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
+#include "data/sp_model.h"
 #include "lora/peft.h"
 #include "model/base_sample.h"
 #include "model/hf_checkpoint.h"
@@ -307,6 +308,15 @@ TEST(SamplingModel, BadAdapterFolderSaysWhatItNeeds) {
     EXPECT_NE(std::string(e.what()).find("adapter_config.json"), std::string::npos) << e.what();
   }
   EXPECT_EQ(adapter_kind(""), AdapterKind::kNone);
+  // A model folder (a cgexport --merge) given as the adapter: said to be model.hf_dir.
+  std::ofstream(d + "/config.json") << "{}";
+  try {
+    adapter_kind(d);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds a model (config.json), not an adapter: give it as model.hf_dir=" + d),
+              std::string::npos) << e.what();
+  }
   fs::remove_all(d);
 }
 
@@ -419,7 +429,7 @@ TEST(SamplingModel, TokenizerIsTheAdaptersOwn) {
   for (const char* dir : {"shards", "adapter", "hf", "plain"}) fs::create_directories(d + "/" + dir);
   std::ofstream(d + "/shards/tokenizer.model") << "made again later";
   std::ofstream(d + "/adapter/tokenizer.model") << "trained with";
-  std::ofstream(d + "/hf/tokenizer.model") << "base";
+  std::ofstream(d + "/hf/tokenizer.model") << "trained with";  // the base's own (a different one: below)
   std::ofstream(d + "/copy.model") << "trained with";
   Config c;
   c.data.shards_dir = d + "/shards";
@@ -493,7 +503,51 @@ TEST(SamplingModel, PeftAdapterTokenizerMustBeTheRecordedOne) {
   EXPECT_EQ(sampling_tokenizer_path(c), d + "/base/tokenizer.model");
   fs::copy_file(d + "/other.model", d + "/peft/tokenizer.model");
   fs::remove(d + "/peft/" + std::string(kAdapterSourceFile));  // an older cgexport's adapter: nothing to compare
+  c.model.hf_dir = "";  // (on a base with its own tokenizer, that one would be compared: next test)
   EXPECT_EQ(sampling_tokenizer_path(c), d + "/peft/tokenizer.model");
+  fs::remove_all(d);
+}
+
+// The base model's embeddings belong to its own tokenizer: the tokenizer read (an adapter's own, data.tokenizer) must
+// have its pieces, whatever the bytes (a converted copy of the same vocabulary is fine).
+TEST(SamplingModel, TokenizerMustBeTheBasesOwn) {
+  const std::string d = scratch("tokbase");
+  for (const char* dir : {"hf", "adapter"}) fs::create_directories(d + "/" + dir);
+  // Two vocabularies of 270 pieces (3 control, 256 bytes, "▁" and ten characters) that differ in ten of them.
+  const auto sp_model = [](const std::string& chars) {
+    std::vector<std::string> vocab{"<unk>", "<s>", "</s>"};
+    for (int byte = 0; byte < 256; ++byte) vocab.push_back(fmt::format("<0x{:02X}>", byte));
+    vocab.push_back("\xE2\x96\x81");
+    for (char ch : chars) vocab.push_back(std::string(1, ch));
+    return serialize_sp_model(sp_model_from_bpe(vocab, {}));
+  };
+  const std::string a = sp_model("abcdefghij"), b = sp_model("0123456789");
+  std::ofstream(d + "/hf/tokenizer.model", std::ios::binary) << a;
+  std::ofstream(d + "/same.model", std::ios::binary) << a;
+  std::ofstream(d + "/adapter/tokenizer.model", std::ios::binary) << b;
+  std::ofstream(d + "/other.model", std::ios::binary) << b;
+  Config c;
+  c.model.hf_dir = d + "/hf";
+  c.sample.adapter = d + "/adapter";
+  const auto error = [&] {
+    try {
+      sampling_tokenizer_path(c);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  std::string e = error();
+  EXPECT_NE(e.find("the base model's tokenizer " + d + "/hf/tokenizer.model (270 pieces) and the tokenizer read " + d +
+                   "/adapter/tokenizer.model (270 pieces) differ in 10 piece(s)"), std::string::npos) << e;
+  EXPECT_NE(e.find("sample.adapter " + d + "/adapter was trained with another tokenizer, so on another base"),
+            std::string::npos) << e;
+  c.sample.adapter = "";
+  c.data.tokenizer = d + "/other.model";
+  e = error();
+  EXPECT_NE(e.find("set data.tokenizer=" + d + "/hf/tokenizer.model"), std::string::npos) << e;
+  c.data.tokenizer = d + "/same.model";
+  EXPECT_EQ(error(), "<no error>");
   fs::remove_all(d);
 }
 

@@ -145,6 +145,11 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
       {"sample.formation_energy=0x10", "'sample.formation_energy'", "not a finite decimal number"},
       {"sample.e_above_hull=1e20", "'sample.e_above_hull'", "not a finite decimal number"},
       {"sample.spacegroup=231", "'sample.spacegroup'", "[0, 230]"},
+      {"sample.band_gap=-5", "'sample.band_gap'", "is -5, but it is >= 0 by definition"},
+      {"sample.e_above_hull=-0.1", "'sample.e_above_hull'", "a negative energy is sample.formation_energy"},
+      {"eval.match_ltol=0", "'eval.match_ltol'", "> 0"},  // 0 would make identical copies differ
+      {"eval.match_stol=0", "'eval.match_stol'", "> 0"},
+      {"eval.match_angle_tol=0", "'eval.match_angle_tol'", "> 0"},
       {"train.run_dir=", "'train.run_dir'", "must not be empty"},
       {"train.lr", "train.lr", "section.key=value"},
   };
@@ -154,6 +159,8 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
     EXPECT_NE(e.find(c.allowed), std::string::npos) << c.override << " -> " << e;
   }
   EXPECT_EQ(cg::load_config("", {"sample.band_gap=1e-3"}).sample.band_gap, "1e-3");  // exponents are decimal too
+  EXPECT_EQ(cg::load_config("", {"sample.band_gap=0"}).sample.band_gap, "0");        // a metal
+  EXPECT_EQ(cg::load_config("", {"sample.formation_energy=-2.5"}).sample.formation_energy, "-2.5");
   // The value cgsample states: what validation admitted, read as that number.
   EXPECT_EQ(cg::decimal_number("-1.25"), -1.25);
   EXPECT_EQ(cg::decimal_number("1e-3"), 0.001);
