@@ -3,10 +3,13 @@
 //   cgsample CONFIG.yaml [sample.num_samples=64] [sample.task=generate|infill] [sample.formula=NaCl] ...
 //   mpirun -np 2 cgsample CONFIG.yaml parallel.tp=2          (all tp ranks draw the same tokens)
 //   mpirun -np 4 cgsample CONFIG.yaml parallel.tp=2          (dp 2: samples split over 2 tp groups, same output)
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -69,6 +72,46 @@ void check_out_dir_owned(const std::string& out) {
 namespace fs = std::filesystem;
 using cg::Config;
 
+// A stop signal (SIGTERM, SIGINT, Slurm's SIGUSR1) while cgsample works: it writes its samples only at the end, so
+// nothing of this run is kept. Rank 0 says so (async-signal-safe: write(2) of a message built in place), then the
+// process dies of the signal as before, its exit status naming it.
+std::atomic<int64_t> g_sequences_done{0}, g_sequences_total{0};
+int g_rank = 0;
+
+void say_nothing_written(int sig) {
+  if (g_rank == 0) {
+    char buf[400];
+    size_t n = 0;
+    const auto put = [&](const char* text) {
+      while (*text && n < sizeof buf) buf[n++] = *text++;
+    };
+    const auto put_int = [&](int64_t v) {
+      char digits[24];
+      int k = 0;
+      do digits[k++] = char('0' + v % 10), v /= 10;
+      while (v > 0 && k < 24);
+      while (k > 0 && n < sizeof buf) buf[n++] = digits[--k];
+    };
+    put("cgsample: stopped by signal ");
+    put_int(sig);
+    put(" after ");
+    put_int(g_sequences_done.load(std::memory_order_relaxed));
+    put(" of ");
+    put_int(g_sequences_total.load(std::memory_order_relaxed));
+    put(" sequences: cgsample writes its samples only when all are done, so this run wrote nothing (an earlier "
+        "run's files in sample.out_dir are as they were); run it again to sample\n");
+    (void)!::write(STDERR_FILENO, buf, n);
+  }
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void say_nothing_written_on_stop(int rank, int64_t total) {
+  g_rank = rank;
+  g_sequences_total = total;
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) ::signal(sig, say_nothing_written);
+}
+
 using cg::number_or_none;
 using cg::SampleJob;
 
@@ -121,6 +164,7 @@ int run(int argc, char** argv) {
   const std::string tok_path = cg::sampling_tokenizer_path(c);
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
   const std::vector<SampleJob> jobs = cg::make_sample_jobs(c);  // before the model: a bad CSV must not cost a 70B load
+  say_nothing_written_on_stop(rt.rank, int64_t(jobs.size()));
   // Nor an unwritable folder, one of somebody else's files that the run would replace, or one another cgsample is
   // writing into (the last to finish would silently win).
   std::optional<cg::FileLock> out_lock;
@@ -155,6 +199,7 @@ int run(int argc, char** argv) {
   for (int v = 0; v < tok.vocab_size(); ++v) pieces.push_back(tok.piece(v));
   cg::Generator gen(*model, pieces, tok.eos_id(), dims.tp_comm);
   auto progress = [&](int64_t done, int64_t total, int64_t toks) {
+    g_sequences_done = done * dims.dp;  // this dp group's share, times the groups: about the run's
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     spdlog::info("cgsample: {}/{} sequences{}, {} tokens, {:.2f} seq/s, {:.1f} tok/s", done, total,
                  dims.dp > 1 ? " (dp group 0)" : "", toks, done / s, toks / s);
@@ -173,6 +218,7 @@ int run(int argc, char** argv) {
                                       json ? k : "");
     kprof.reset();
   }
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) ::signal(sig, SIG_DFL);  // from here files are written, not nothing
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto& st = gen.stats();
   spdlog::info("cgsample: {} decode steps{} with {:.1f} of {} rows busy on average, {} prefill passes, {} prompt tokens "

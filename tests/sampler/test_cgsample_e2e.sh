@@ -135,6 +135,19 @@ cp -r "$D/on" "$D/again"
 test -f "$D/again/eval/report.json"
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/again" sample.max_new_tokens=25
 test ! -e "$D/again/eval"
+# Stopped while sampling (SIGTERM, as a scheduler's): it says that nothing of this run was written and dies of the
+# signal; the earlier run's files stay as they were.
+sum_before=$(md5sum < "$D/again/samples.jsonl")
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/again" sample.num_samples=100000 log.level=info 2>"$D/stop.err" &
+pid=$!
+for _ in $(seq 300); do grep -q "100000 generate prompts on" "$D/stop.err" && break; sleep 0.1; done  # sampling
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" -eq 143 ] || { echo "cgsample stopped by SIGTERM exited $rc, not 143" >&2; cat "$D/stop.err" >&2; exit 1; }
+grep -q "cgsample: stopped by signal 15 after [0-9]* of 100000 sequences: cgsample writes its samples only when all are done, so this run wrote nothing" "$D/stop.err" \
+  || { echo "no word of what a stop keeps" >&2; cat "$D/stop.err" >&2; exit 1; }
+[ "$(md5sum < "$D/again/samples.jsonl")" = "$sum_before" ]
 
 "$PY" - "$D" <<'PYEOF'
 import json, os, sys
