@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <map>
 
+#include <spdlog/spdlog.h>
+
 #include "common/error.h"
 #include "common/sha256.h"
 #include "data/cif.h"
@@ -76,18 +78,22 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict)
       const char* name;
       std::optional<double>* dst;
     };
-    bool ok = true;
+    // A property cell that is no number says nothing about the crystal: the property is unknown, as when empty.
+    auto bad_property = [&](const std::string& why) {
+      if (strict) CG_FAIL("row {} (CSV line {}): {} (data.strict=true; set data.strict=false to leave such "
+                          "properties unknown)", r, t.row_lines[r], why);
+      out.bad_properties.push_back({int64_t(r), why});
+    };
     for (const Prop& p : {Prop{c_fe, "formation_energy_per_atom", &c.formation_energy_per_atom},
                           Prop{c_bg, "band_gap", &c.band_gap}, Prop{c_eh, "e_above_hull", &c.e_above_hull}})
-      if (ok && !parse_optional_double(cell(p.col), p.dst)) {
-        skip(fmt::format("{}: {} '{}' is not a number", id, p.name, cell(p.col)));
-        ok = false;
+      if (!parse_optional_double(cell(p.col), p.dst)) {
+        bad_property(fmt::format("{}: {} '{}' is not a number", id, p.name, cell(p.col)));
+        p.dst->reset();
       }
-    if (!ok) continue;
     std::optional<double> sg;
     if (!parse_optional_double(cell(c_sg), &sg) || (sg && (*sg != std::floor(*sg) || *sg < 1 || *sg > 230))) {
-      skip(fmt::format("{}: spacegroup.number '{}' is not an integer in 1..230", id, cell(c_sg)));
-      continue;
+      bad_property(fmt::format("{}: spacegroup.number '{}' is not an integer in 1..230", id, cell(c_sg)));
+      sg.reset();
     }
     if (sg) c.spacegroup = int(*sg);
     out.crystals.push_back(std::move(c));
@@ -176,11 +182,17 @@ std::string source_sha256(const std::string& path) {
 Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict) {
   if (std::filesystem::is_directory(path)) return read_cif_folder(path, max_rows, strict);
   const std::string text = read_maybe_gz(path);
+  Mp20Split split;
   try {
-    return parse_mp20_csv(text, max_rows, strict);
+    split = parse_mp20_csv(text, max_rows, strict);
   } catch (const Error& e) {  // the CSV's structure (not a row's): say which file, where several are in play
     throw Error(std::string(e.what()) + " (in " + path + ")");
   }
+  if (!split.bad_properties.empty())
+    spdlog::warn("{}: {} row(s) have a property cell that is no valid number; those properties are left unknown and "
+                 "the crystals kept (the first: row {}: {})", path, split.bad_properties.size(),
+                 split.bad_properties[0].row, split.bad_properties[0].reason);
+  return split;
 }
 
 }  // namespace cg

@@ -26,6 +26,9 @@ struct Mp20Split {
   std::vector<SkippedRow> skipped;  // every row not in `crystals`, with why
   int64_t rows_read = 0;            // data rows looked at (after max_rows)
   std::vector<std::string> missing_columns;  // optional property columns the file lacks (unknown for every row)
+  // Rows kept whose property cell (formation energy, band gap, e_above_hull, space group number) is no valid number:
+  // that property is left unknown, as an empty cell is, and the crystal is kept (strict: the first one throws).
+  std::vector<SkippedRow> bad_properties;
 };
 
 // Parses CSV text (already gunzipped). max_rows > 0: only the first max_rows data rows.

@@ -483,11 +483,11 @@ TEST(Mp20, RowsPropertiesAndSkips) {
   text += "0,mp-1,-1.5,0.25,NaCl,0.0,\"['Na', 'Cl']\"," + csv_quote(cif_with(kGoodAtoms)) + ",225\n";
   text += ",mp-2,,,NaCl,,\"['Na', 'Cl']\"," + csv_quote(cif_with(kGoodAtoms)) + ",\n";
   text += "2,mp-3,-1.0,0.1,NaCl,0.0,\"['Na']\"," + csv_quote(cif_with("  Na  Na0  1  0  0  0  0.5\n")) + ",225\n";
-  text += "3,mp-4,oops,0.1,NaCl,0.0,\"['Na']\"," + csv_quote(cif_with(kGoodAtoms)) + ",225\n";
+  text += "3,mp-4,oops,inf,NaCl,0.0,\"['Na']\"," + csv_quote(cif_with(kGoodAtoms)) + ",Fm-3m\n";
   cg::Mp20Split s = cg::parse_mp20_csv(text);
   EXPECT_EQ(s.rows_read, 4);
-  ASSERT_EQ(s.crystals.size(), 2u);
-  EXPECT_EQ(s.source_rows, (std::vector<int64_t>{0, 1}));
+  ASSERT_EQ(s.crystals.size(), 3u);
+  EXPECT_EQ(s.source_rows, (std::vector<int64_t>{0, 1, 3}));
   const cg::Crystal& a = s.crystals[0];
   EXPECT_EQ(a.formula, "NaCl");
   EXPECT_DOUBLE_EQ(*a.formation_energy_per_atom, -1.5);
@@ -499,16 +499,32 @@ TEST(Mp20, RowsPropertiesAndSkips) {
   EXPECT_FALSE(b.band_gap.has_value());
   EXPECT_FALSE(b.e_above_hull.has_value());
   EXPECT_FALSE(b.spacegroup.has_value());
-  ASSERT_EQ(s.skipped.size(), 2u);
+  ASSERT_EQ(s.skipped.size(), 1u);
   EXPECT_EQ(s.skipped[0].row, 2);
   EXPECT_EQ(s.skipped[0].reason.rfind("mp-3: partial occupancy", 0), 0u) << s.skipped[0].reason;
-  EXPECT_EQ(s.skipped[1].reason.rfind("mp-4: formation_energy_per_atom 'oops'", 0), 0u) << s.skipped[1].reason;
+  // Property cells that are no numbers: the crystal is kept, those properties unknown (as empty cells), each said.
+  const cg::Crystal& d = s.crystals[2];
+  EXPECT_FALSE(d.formation_energy_per_atom || d.band_gap || d.spacegroup);
+  EXPECT_DOUBLE_EQ(*d.e_above_hull, 0.0);
+  ASSERT_EQ(s.bad_properties.size(), 3u);
+  EXPECT_EQ(s.bad_properties[0].reason, "mp-4: formation_energy_per_atom 'oops' is not a number");
+  EXPECT_EQ(s.bad_properties[1].reason, "mp-4: band_gap 'inf' is not a number");
+  EXPECT_EQ(s.bad_properties[2].reason, "mp-4: spacegroup.number 'Fm-3m' is not an integer in 1..230");
+  EXPECT_EQ(s.bad_properties[2].row, 3);
   EXPECT_EQ(cg::parse_mp20_csv(text, 1).crystals.size(), 1u);  // max_rows
   try {
     cg::parse_mp20_csv(text, 0, /*strict=*/true);
     FAIL() << "strict mode must throw";
   } catch (const cg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("mp-3"), std::string::npos) << e.what();
+  }
+  const std::string no_occupancy_row = header + text.substr(text.find("3,mp-4"));
+  try {
+    cg::parse_mp20_csv(no_occupancy_row, 0, /*strict=*/true);
+    FAIL() << "strict mode must throw on a property cell too";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("mp-4: formation_energy_per_atom 'oops' is not a number"), std::string::npos)
+        << e.what();
   }
 }
 
