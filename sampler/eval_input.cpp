@@ -1,10 +1,13 @@
 #include "sampler/eval_input.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <set>
 
 #include "common/error.h"
 #include "data/cif.h"
@@ -24,8 +27,13 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
   in->kind = "samples";
+  std::set<std::string> ids;
+  int64_t repeated = 0, records = 0;
+  std::string first_repeated;
   for (auto& r : read_samples_jsonl(file)) {
     if (max_rows > 0 && in->total >= max_rows) break;
+    ++records;
+    if (!r.id.empty() && !ids.insert(r.id).second && repeated++ == 0) first_repeated = r.id;
     if (r.task == "infill") {  // an element, not a crystal: scored apart
       in->infill.push_back({masked_species_of_prompt(r.prompt), r.parsed ? r.element : "", r.truth});
       continue;
@@ -44,6 +52,20 @@ void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
     const GenerationConditions cond = conditions_of_prompt(r.prompt);
     if (cond.formula || cond.spacegroup || cond.formation_energy_per_atom || cond.band_gap || cond.e_above_hull)
       in->conditioned.push_back({cond, parsed ? int64_t(in->crystals.size()) - 1 : -1});
+  }
+  if (repeated > 0)
+    spdlog::warn("cgeval: {} repeats {} sample id(s) (the first: {}): records of several runs put together? Each "
+                 "counts, so rates mix the runs; evaluate each cgsample folder on its own", file, repeated,
+                 first_repeated);
+  // cgsample's summary.json beside it says how many samples it wrote: fewer records means a cut file.
+  const fs::path summary = fs::path(file).parent_path() / "summary.json";
+  if (max_rows == 0 && fs::path(file).filename() == "samples.jsonl" && fs::is_regular_file(summary)) {
+    std::ifstream f(summary);
+    const auto j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("num_samples") && j["num_samples"].is_number_integer() &&
+        j["num_samples"].get<int64_t>() != records)
+      spdlog::warn("cgeval: {} holds {} records, but its summary.json says cgsample wrote {}: the file was cut or "
+                   "edited, and the rates are over what is left", file, records, j["num_samples"].get<int64_t>());
   }
 }
 

@@ -4,13 +4,18 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <unistd.h>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "common/error.h"
 
 #include "data/mp20.h"
 #include "data/prompt.h"
 #include "sampler/cif_writer.h"
+#include "sampler/eval_input.h"
 #include "sampler/eval_report.h"
 #include "sampler/sample_record.h"
 
@@ -149,6 +154,38 @@ TEST(EvalReport, SamplesJsonlCountsUnparsedAsInvalidAndFindsDuplicates) {
 
 // A record whose crystal no parser would have produced (edited or written by another tool) is an unparsed item with
 // the reason, not the end of the report; a folder with no generated items reports n/a, not 0%.
+// A samples.jsonl with fewer records than its summary.json says cgsample wrote (a cut file), or with ids repeated
+// (two runs put together), is evaluated with a warning for each.
+TEST(EvalReport, CutOrConcatenatedSamplesAreSaid) {
+  const fs::path dir = fresh_dir("cut");
+  {
+    std::ofstream out(dir / "samples.jsonl");
+    for (const char* id : {"s000000", "s000001", "s000000"}) {
+      SampleRecord r;
+      r.id = id;
+      r.reason = "no EOS within sample.max_new_tokens";
+      out << to_json_line(r) << "\n";
+    }
+  }
+  std::ofstream(dir / "summary.json") << R"({"num_samples": 8})";
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  const EvalInput in = load_eval_input(dir.string());
+  spdlog::default_logger()->sinks().pop_back();
+  EXPECT_EQ(in.total, 3);
+  EXPECT_NE(log.str().find("repeats 1 sample id(s) (the first: s000000)"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("holds 3 records, but its summary.json says cgsample wrote 8"), std::string::npos)
+      << log.str();
+  std::ofstream(dir / "summary.json") << R"({"num_samples": 3})";  // as written: no word of it
+  std::ostringstream quiet;
+  spdlog::default_logger()->sinks().push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(quiet));
+  load_eval_input(dir.string());
+  spdlog::default_logger()->sinks().pop_back();
+  EXPECT_EQ(quiet.str().find("summary.json says"), std::string::npos) << quiet.str();
+  fs::remove_all(dir);
+}
+
 TEST(EvalReport, RecordsWithImpossibleCrystalsAreUnparsedAndEmptyReportsSayNa) {
   const std::string head = R"({"id":"x","parsed":true,"crystal":{"lattice":{"a":)";
   const std::vector<std::pair<std::string, std::string>> cases = {
