@@ -2,6 +2,7 @@
 #include "data/mp20.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -104,12 +105,14 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict)
 
 namespace {
 
-// "x.cif" / "x.cif.gz" -> "x"; "" for other files.
+// "x.cif" / "x.cif.gz" -> "x", the extension in any case (X.CIF from Windows tools); "" for other files.
 std::string cif_stem(const std::filesystem::path& f) {
   const std::string name = f.filename().string();
   if (name.empty() || name[0] == '.') return "";  // hidden files, macOS's ._x.cif resource forks
+  std::string lower = name;
+  for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
   for (const char* ext : {".cif", ".cif.gz"})
-    if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0)
+    if (lower.size() > std::strlen(ext) && lower.compare(lower.size() - std::strlen(ext), std::string::npos, ext) == 0)
       return name.substr(0, name.size() - std::strlen(ext));
   return "";
 }
@@ -134,8 +137,12 @@ std::vector<std::filesystem::path> cif_files(const std::string& dir) {
 
 bool is_cif_folder(const std::string& dir) { return std::filesystem::is_directory(dir) && !cif_files(dir).empty(); }
 
+bool is_cif_file(const std::string& path) {
+  return std::filesystem::is_regular_file(path) && !cif_stem(path).empty();
+}
+
 Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict) {
-  const auto files = cif_files(dir);
+  const auto files = is_cif_file(dir) ? std::vector<std::filesystem::path>{dir} : cif_files(dir);
   CG_CHECK(!files.empty(), "{} holds no .cif or .cif.gz file; give a folder of CIFs or a CSV in CDVAE's layout", dir);
   Mp20Split out;
   out.missing_columns.assign(std::begin(kPropertyColumns), std::end(kPropertyColumns));  // no properties at all
@@ -180,7 +187,7 @@ std::string source_sha256(const std::string& path) {
 }
 
 Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict) {
-  if (std::filesystem::is_directory(path)) return read_cif_folder(path, max_rows, strict);
+  if (std::filesystem::is_directory(path) || is_cif_file(path)) return read_cif_folder(path, max_rows, strict);
   const std::string text = read_maybe_gz(path);
   Mp20Split split;
   try {

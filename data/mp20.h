@@ -37,13 +37,16 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows = 0, bool str
 // Same from a file (gz or plain), or from a folder of CIF files (read_cif_folder).
 Mp20Split read_mp20(const std::string& path, int64_t max_rows = 0, bool strict = false);
 
-// A folder of CIF files (*.cif, *.cif.gz; not subfolders) in name order, each structure data block one row:
+// A folder of CIF files (*.cif, *.cif.gz, the extension in any case; not subfolders) in name order, or one such file,
+// each structure data block one row:
 // material_id "<file name without .cif[.gz]>" ("<name>/<block>" in files of several blocks), properties unknown (all
 // five in missing_columns). Unreadable blocks are skipped with their reason (strict: the first one throws). Throws
 // when the folder holds no CIF file.
 Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows = 0, bool strict = false);
 // True when `dir` is a folder holding at least one *.cif / *.cif.gz file.
 bool is_cif_folder(const std::string& dir);
+// True when `path` is a file named *.cif / *.cif.gz (any case).
+bool is_cif_file(const std::string& path);
 // sha256 (hex) of a split's source: the file's bytes, or for a CIF folder the sha256 of "<name> <file sha256>\n" over
 // its CIF files in name order.
 std::string source_sha256(const std::string& path);

@@ -125,20 +125,20 @@ EvalInput load_eval_input(const std::string& path, int64_t max_rows) {
   in.path = path;
   const fs::path p(path);
   CG_CHECK(fs::exists(p), "eval.input '{}' does not exist; point it at a cgsample folder (sample.out_dir), a .jsonl, "
-           "a .csv/.csv.gz or a folder of .cif files", path);
+           "a .csv/.csv.gz, a .cif file or a folder of .cif files", path);
   if (fs::is_directory(p) && fs::exists(p / "samples.jsonl")) {
     from_samples((p / "samples.jsonl").string(), max_rows, &in);
   } else if (fs::is_regular_file(p) && ends_with(path, ".jsonl")) {
     from_samples(path, max_rows, &in);
   } else if (fs::is_regular_file(p) && (ends_with(path, ".csv") || ends_with(path, ".csv.gz"))) {
     from_csv(path, max_rows, &in);
-  } else if (is_cif_folder(path)) {
+  } else if (is_cif_folder(path) || is_cif_file(path)) {
     from_cifs(p, max_rows, &in);
   } else if (is_cif_folder((p / "cifs").string())) {
     from_cifs(p / "cifs", max_rows, &in);
   } else {
-    CG_FAIL("eval.input '{}' is not a cgsample folder (samples.jsonl), a .jsonl, a .csv/.csv.gz or a folder of .cif "
-            "files; point eval.input at one of those",
+    CG_FAIL("eval.input '{}' is not a cgsample folder (samples.jsonl), a .jsonl, a .csv/.csv.gz, a .cif file or a "
+            "folder of .cif files; point eval.input at one of those",
             path);
   }
   spdlog::info("cgeval: read {} items from {} ({}): {} crystals, {} unparsed", in.total, path, in.kind,

@@ -609,6 +609,17 @@ TEST(Mp20, AFolderOfCifsIsASplit) {
   EXPECT_EQ(cg::source_sha256(dir.path.string()), h);
   std::ofstream(dir / "a.cif") << one << "# changed\n";
   EXPECT_NE(cg::source_sha256(dir.path.string()), h);
+  // The extension in capitals (Windows tools write X.CIF), and one CIF file given as the split.
+  const cg::test::TempDir caps("cg_test_cif_caps");
+  std::ofstream(caps / "Y.CIF") << one;
+  const cg::Mp20Split u = cg::read_mp20(caps.path.string());
+  ASSERT_EQ(u.crystals.size(), 1u);
+  EXPECT_EQ(u.crystals[0].id, "Y");
+  EXPECT_TRUE(cg::is_cif_file(caps / "Y.CIF"));
+  EXPECT_FALSE(cg::is_cif_file(dir / "c.txt"));
+  const cg::Mp20Split single = cg::read_mp20(dir / "b.cif.gz");  // its two blocks
+  ASSERT_EQ(single.crystals.size(), 2u);
+  EXPECT_EQ(single.crystals[1].id, "b/second");
   const cg::test::TempDir empty("cg_test_cif_folder_empty");
   EXPECT_FALSE(cg::is_cif_folder(empty.path.string()));
   try {
