@@ -35,6 +35,11 @@ bool parse_optional_double(const std::string& s, std::optional<double>* v) {
 }  // namespace
 
 Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict) {
+  // A tab-separated export (a spreadsheet's): its first line has tabs and no comma; read as CSV it would fail later
+  // on whatever quote comes first.
+  const std::string first_line = text.substr(0, text.find('\n'));
+  CG_CHECK(first_line.find('\t') == std::string::npos || first_line.find(',') != std::string::npos, "the file is "
+           "tab-separated (its header line has tabs and no comma); CDVAE's layout is comma-separated: save it as CSV");
   CsvTable t = parse_csv(text);
   const size_t c_id = t.column("material_id"), c_cif = t.column("cif");
   Mp20Split out;

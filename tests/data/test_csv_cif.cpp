@@ -512,6 +512,14 @@ TEST(Mp20, RowsPropertiesAndSkips) {
   EXPECT_EQ(s.bad_properties[2].reason, "mp-4: spacegroup.number 'Fm-3m' is not an integer in 1..230");
   EXPECT_EQ(s.bad_properties[2].row, 3);
   EXPECT_EQ(cg::parse_mp20_csv(text, 1).crystals.size(), 1u);  // max_rows
+  std::string tsv = "material_id\tcif\n";
+  tsv += "mp-1\t" + csv_quote(cif_with(kGoodAtoms)) + "\n";
+  try {
+    cg::parse_mp20_csv(tsv);
+    ADD_FAILURE() << "a tab-separated file was read";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the file is tab-separated"), std::string::npos) << e.what();
+  }
   try {
     cg::parse_mp20_csv(text, 0, /*strict=*/true);
     FAIL() << "strict mode must throw";
