@@ -7,10 +7,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "common/log.h"
 #include "data/mp20.h"
 #include "sampler/eval_report.h"
@@ -106,6 +108,18 @@ int run(int argc, char** argv) {
 #endif
   }
   if (rank != 0) return 0;
+  // A cgsample folder: its lock, so a cgsample writing into it now is not read half-way, and one started while this
+  // evaluates waits its turn (it would delete the report this writes). A folder cgeval cannot lock (read-only, or a
+  // filesystem without flock) is read as it is.
+  std::optional<cg::FileLock> samples_lock;
+  if (const fs::path lock = fs::path(e.input) / ".cgsample.lock"; fs::is_regular_file(lock)) {
+    try {
+      samples_lock.emplace(lock.string());
+    } catch (const cg::Error&) {
+    }
+    CG_CHECK(!samples_lock || !samples_lock->held_elsewhere(), "eval.input {} is being written by a cgsample right "
+             "now (it holds {}): evaluate it once that cgsample has finished", e.input, lock.string());
+  }
   const cg::EvalInput input = cg::load_eval_input(e.input, e.max_rows);  // first: a bad input leaves no folder
   CG_CHECK(input.total > 0 || !input.infill.empty(), "eval.input {} holds nothing to evaluate (no sample records, "
            "CSV rows or CIFs); point eval.input at a cgsample output folder, a CSV in CDVAE layout or a folder of "

@@ -172,8 +172,9 @@ int run(int argc, char** argv) {
     cg::make_output_dir(c.sample.out_dir, "sample.out_dir");
     check_out_dir_owned(c.sample.out_dir);
     out_lock.emplace(c.sample.out_dir + "/.cgsample.lock");
-    CG_CHECK(!out_lock->held_elsewhere(), "sample.out_dir {} is being written by another cgsample (it holds "
-             "{}/.cgsample.lock): wait for it, or give another sample.out_dir", c.sample.out_dir, c.sample.out_dir);
+    CG_CHECK(!out_lock->held_elsewhere(), "sample.out_dir {} is being written by another cgsample, or evaluated by a "
+             "cgeval (it holds {}/.cgsample.lock): wait for it, or give another sample.out_dir", c.sample.out_dir,
+             c.sample.out_dir);
   }
   std::string what;
   auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);

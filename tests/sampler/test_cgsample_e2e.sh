@@ -127,8 +127,14 @@ if command -v flock >/dev/null; then
   mkdir -p "$D/busy"
   if flock "$D/busy/.cgsample.lock" "$B/sampler/cgsample" "$@" sample.out_dir="$D/busy" sample.max_new_tokens=25 \
       2>"$D/busy.err"; then echo "cgsample wrote into a folder another cgsample holds" >&2; exit 1; fi
-  grep -q "is being written by another cgsample" "$D/busy.err"
+  grep -q "is being written by another cgsample, or evaluated by a cgeval" "$D/busy.err"
   [ ! -e "$D/busy/samples.jsonl" ] || { echo "cgsample wrote into a locked folder" >&2; exit 1; }
+  # cgeval of a folder a cgsample is writing (its lock held): refused, no report made.
+  cp "$D/on/samples.jsonl" "$D/busy/"
+  if flock "$D/busy/.cgsample.lock" "$B/sampler/cgeval" "$@" eval.input="$D/busy" eval.train_csv= eval.ref_csv= \
+      2>"$D/busy_eval.err"; then echo "cgeval read a folder a cgsample holds" >&2; exit 1; fi
+  grep -q "is being written by a cgsample right now" "$D/busy_eval.err"
+  [ ! -e "$D/busy/eval" ] || { echo "cgeval wrote into a locked folder" >&2; exit 1; }
 fi
 # A second run into a used folder: its CIFs and report are this run's only.
 cp -r "$D/on" "$D/again"

@@ -83,6 +83,16 @@ Config sampling_config(const std::string& hf_dir, const std::string& adapter) {
   return c;
 }
 
+// sampling_tokenizer_path's error for a config ("<no error>" when it picks a tokenizer).
+std::string tokenizer_error(const Config& c) {
+  try {
+    sampling_tokenizer_path(c);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
 // load_sampling_model's error for a base folder and an adapter ("<no error>" when it loads).
 std::string load_error(const std::string& hf_dir, const std::string& adapter) {
   try {
@@ -474,14 +484,7 @@ TEST(SamplingModel, PeftAdapterTokenizerMustBeTheRecordedOne) {
   EXPECT_EQ(sampling_tokenizer_path(c), d + "/peft/tokenizer.model");
   c.data.tokenizer = d + "/copy.model";
   EXPECT_EQ(sampling_tokenizer_path(c), d + "/copy.model");
-  const auto error = [&] {
-    try {
-      sampling_tokenizer_path(c);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("<no error>");
-  };
+  const auto error = [&] { return tokenizer_error(c); };
   c.data.tokenizer = d + "/other.model";
   std::string e = error();
   EXPECT_NE(e.find("not data.tokenizer=" + d + "/other.model"), std::string::npos) << e;
@@ -529,14 +532,7 @@ TEST(SamplingModel, TokenizerMustBeTheBasesOwn) {
   Config c;
   c.model.hf_dir = d + "/hf";
   c.sample.adapter = d + "/adapter";
-  const auto error = [&] {
-    try {
-      sampling_tokenizer_path(c);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("<no error>");
-  };
+  const auto error = [&] { return tokenizer_error(c); };
   std::string e = error();
   EXPECT_NE(e.find("the base model's tokenizer " + d + "/hf/tokenizer.model (270 pieces) and the tokenizer read " + d +
                    "/adapter/tokenizer.model (270 pieces) differ in 10 piece(s)"), std::string::npos) << e;
