@@ -109,7 +109,7 @@ int run(int argc, char** argv) {
   }
   if (rank != 0) return 0;
   // A cgsample folder: its lock, so a cgsample writing into it now is not read half-way, and one started while this
-  // evaluates waits its turn (it would delete the report this writes). A folder cgeval cannot lock (read-only, or a
+  // evaluates is refused (it would delete the report this writes). A folder cgeval cannot lock (read-only, or a
   // filesystem without flock) is read as it is.
   std::optional<cg::FileLock> samples_lock;
   if (const fs::path lock = fs::path(e.input) / ".cgsample.lock"; fs::is_regular_file(lock)) {
