@@ -11,7 +11,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -24,6 +27,7 @@
 #include "common/file_lock.h"
 #include "common/kernel_profile.h"
 #include "common/log.h"
+#include "common/sha256.h"
 #include "data/crystal_text.h"
 #include "data/elements.h"
 #include "data/mp20.h"
@@ -72,10 +76,10 @@ void check_out_dir_owned(const std::string& out) {
 namespace fs = std::filesystem;
 using cg::Config;
 
-// A stop signal (SIGTERM, SIGINT, Slurm's SIGUSR1) while cgsample works: it writes its samples only at the end, so
-// nothing of this run is kept. Rank 0 says so (async-signal-safe: write(2) of a message built in place), then the
-// process dies of the signal as before, its exit status naming it.
-std::atomic<int64_t> g_sequences_done{0}, g_sequences_total{0};
+// A stop signal (SIGTERM, SIGINT, Slurm's SIGUSR1) while cgsample works: the sequences of the chunks finished so far
+// are in the journal (below), the rest is lost. Rank 0 says so (async-signal-safe: write(2) of a message built in
+// place), then the process dies of the signal as before, its exit status naming it.
+std::atomic<int64_t> g_sequences_done{0}, g_sequences_total{0}, g_sequences_kept{0};
 int g_rank = 0;
 
 void say_nothing_written(int sig) {
@@ -98,8 +102,10 @@ void say_nothing_written(int sig) {
     put_int(g_sequences_done.load(std::memory_order_relaxed));
     put(" of ");
     put_int(g_sequences_total.load(std::memory_order_relaxed));
-    put(" sequences: cgsample writes its samples only when all are done, so this run wrote nothing (an earlier "
-        "run's files in sample.out_dir are as they were); run it again to sample\n");
+    put(" sequences; ");
+    put_int(g_sequences_kept.load(std::memory_order_relaxed));
+    put(" are kept in sample.out_dir's .cgsample.journal.jsonl: run the same command again to go on from there "
+        "(samples.jsonl, cifs/ and summary.json come when all are done; an earlier run's are as they were)\n");
     (void)!::write(STDERR_FILENO, buf, n);
   }
   ::signal(sig, SIG_DFL);
@@ -110,6 +116,76 @@ void say_nothing_written_on_stop(int rank, int64_t total) {
   g_rank = rank;
   g_sequences_total = total;
   for (int sig : {SIGTERM, SIGINT, SIGUSR1}) ::signal(sig, say_nothing_written);
+}
+
+// The journal: the sequences finished so far, so a stopped run goes on where it stopped. <out>/.cgsample.journal.jsonl,
+// line 1 {"key": K}, K the sha256 of what decides the samples (model, tokenizer, dtype, device, kernels, prompts,
+// sampling settings), then one line per sequence {"i": prompt index, "eos": bool, "tokens": [...]}, appended and
+// fsynced after each chunk of prompts. A sequence does not depend on the batch or the tp/dp layout (tested), so a
+// resumed run writes what an unstopped one would. Removed once the outputs are written.
+constexpr const char* kJournal = ".cgsample.journal.jsonl";
+
+// Rank 0: the sequences a journal of this key holds, by prompt index; a journal of other settings is set aside
+// (warned), a cut last line (a kill mid-append) ignored.
+std::map<size_t, cg::Generation> read_journal(const fs::path& path, const std::string& key, size_t n) {
+  std::map<size_t, cg::Generation> done;
+  if (!fs::exists(path)) return done;
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  const auto head = nlohmann::json::parse(line, nullptr, false);
+  if (!head.is_object() || head.value("key", std::string()) != key) {
+    spdlog::warn("cgsample: {} is the journal of a run with other settings (model, tokenizer, prompts or sampling); "
+                 "starting over", path.string());
+    return done;
+  }
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("i") || !j["i"].is_number_unsigned() || !j.contains("tokens") ||
+        !j["tokens"].is_array())
+      continue;
+    const size_t i = j["i"].get<size_t>();
+    if (i >= n) continue;
+    cg::Generation g;
+    g.hit_eos = j.value("eos", false);
+    for (const auto& t : j["tokens"]) g.tokens.push_back(t.get<int32_t>());
+    done[i] = std::move(g);
+  }
+  return done;
+}
+
+std::string journal_key(const std::string& tokenizer_sha, const std::string& model, const Config& c,
+                        const cg::GenerationParams& gp, const std::vector<std::vector<int32_t>>& prompts) {
+  std::string ids;
+  for (const auto& p : prompts) {
+    for (int32_t t : p) ids += std::to_string(t) + ",";
+    ids += ";";
+  }
+  const nlohmann::json k = {{"tokenizer", tokenizer_sha}, {"model", model}, {"dtype", c.model.dtype},
+                            {"device", c.model.device}, {"decode_kernels", c.sample.decode_kernels},
+                            {"max_new", gp.max_new_tokens}, {"min_new", gp.min_new_tokens},
+                            {"temperature", gp.sampling.temperature}, {"top_p", gp.sampling.top_p},
+                            {"top_k", gp.sampling.top_k}, {"seed", gp.seed}, {"constrained", gp.constrained},
+                            {"task", c.sample.task}, {"prompts", cg::sha256_hex(ids.data(), ids.size())}};
+  const std::string text = k.dump();
+  return cg::sha256_hex(text.data(), text.size());
+}
+
+// Appends finished sequences to the journal and syncs them (rank 0).
+void append_journal(const fs::path& path, const std::string& key, const std::vector<size_t>& rows,
+                    const std::vector<cg::Generation>& gens) {
+  const bool fresh = !fs::exists(path);
+  std::string text = fresh ? nlohmann::json{{"key", key}}.dump() + "\n" : "";
+  for (size_t k = 0; k < rows.size(); ++k)
+    text += nlohmann::json{{"i", rows[k]}, {"eos", gens[k].hit_eos}, {"tokens", gens[k].tokens}}.dump() + "\n";
+  FILE* f = std::fopen(path.c_str(), "a");
+  CG_CHECK(f != nullptr, "cannot open {} to append: {}; check sample.out_dir", path.string(), std::strerror(errno));
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 &&
+                  ::fsync(::fileno(f)) == 0;
+  const int err = errno;
+  std::fclose(f);
+  CG_CHECK(ok, "cannot write {}: {} (a full disk?); free space in sample.out_dir and run again (the sequences "
+           "written before are kept)", path.string(), std::strerror(err));
 }
 
 using cg::number_or_none;
@@ -210,18 +286,65 @@ int run(int argc, char** argv) {
   const char* kp = std::getenv("CG_KERNEL_PROFILE");
   std::unique_ptr<cg::KernelProfile> kprof;
   if (kp && *kp && std::string(kp) != "0") kprof = std::make_unique<cg::KernelProfile>();
-  const auto results = cg::generate_data_parallel(gen, prompts, gp, dims, progress);
+  // Rank 0 reads the journal of an earlier, stopped run of these settings; every rank learns which prompts are left.
+  const fs::path journal = fs::path(c.sample.out_dir) / kJournal;
+  const std::string key = journal_key(cg::sha256_file(tok_path), what, c, gp, prompts);
+  std::vector<cg::Generation> results(jobs.size());
+  at::Tensor left = at::ones({int64_t(jobs.size())}, at::kLong);  // 1: still to generate
+  if (dims.rank == 0) {
+    int64_t* mark = left.data_ptr<int64_t>();
+    for (auto& [i, g] : read_journal(journal, key, jobs.size())) {
+      results[i] = std::move(g);
+      mark[i] = 0;
+    }
+    if (const int64_t kept = int64_t(jobs.size()) - left.sum().item<int64_t>(); kept > 0) {
+      spdlog::info("cgsample: resuming: {} of {} sequences from {}", kept, jobs.size(), journal.string());
+      g_sequences_kept = kept;
+    } else if (fs::exists(journal)) {
+      fs::remove(journal);  // other settings, or nothing in it
+    }
+  }
+  if (!jobs.empty()) dims.host_world_comm->broadcast(left, 0);
+  std::vector<size_t> todo;
+  const int64_t* is_left = left.data_ptr<int64_t>();
+  for (size_t i = 0; i < jobs.size(); ++i)
+    if (is_left[i] == 1) todo.push_back(i);
+  // In chunks of 8 full batches per dp group, each journaled when done: a stop loses at most the chunk in progress,
+  // and continuous batching keeps its rows full within a chunk.
+  const size_t chunk = size_t(std::max<int64_t>(1, 8 * gp.batch_size * dims.dp));
+  cg::GenerationStats st;
+  int64_t generated = 0;
+  for (size_t start = 0; start < todo.size(); start += chunk) {
+    const size_t end = std::min(todo.size(), start + chunk);
+    std::vector<std::vector<int32_t>> sub;
+    std::vector<uint64_t> streams;
+    std::vector<size_t> rows(todo.begin() + start, todo.begin() + end);
+    for (size_t i : rows) sub.push_back(prompts[i]), streams.push_back(i);
+    const auto chunk_progress = [&](int64_t done, int64_t, int64_t toks) {
+      progress(int64_t(start / size_t(dims.dp)) + done, int64_t((todo.size() + dims.dp - 1) / dims.dp),
+               generated + toks);
+    };
+    const auto out = cg::generate_data_parallel(gen, sub, gp, dims, chunk_progress, streams);
+    st += gen.stats();
+    for (size_t k = 0; k < rows.size(); ++k) {
+      generated += int64_t(out[k].tokens.size());
+      results[rows[k]] = out[k];
+    }
+    if (dims.rank == 0) {
+      append_journal(journal, key, rows, out);
+      g_sequences_kept += int64_t(rows.size());
+    }
+  }
   if (kprof) {
     if (device.is_cuda()) torch::cuda::synchronize();
     const std::string k = kp;
     const bool json = k.size() > 5 && k.compare(k.size() - 5, 5, ".json") == 0;
-    if (dims.rank == 0) kprof->report(static_cast<int>(std::max<int64_t>(1, gen.stats().decode_steps)), 40,
+    if (dims.rank == 0) kprof->report(static_cast<int>(std::max<int64_t>(1, st.decode_steps)), 40,
                                       json ? k : "");
     kprof.reset();
   }
   for (int sig : {SIGTERM, SIGINT, SIGUSR1}) ::signal(sig, SIG_DFL);  // from here files are written, not nothing
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto& st = gen.stats();
   spdlog::info("cgsample: {} decode steps{} with {:.1f} of {} rows busy on average, {} prefill passes, {} prompt tokens "
                "shared; attention read {:.2f}x the cached positions its rows attend to; {:.1f}% of the logits came "
                "to the host; time in model calls {:.2f} s, logits to host {:.2f} s, host work {:.2f} s",
@@ -329,6 +452,7 @@ int run(int argc, char** argv) {
   fs::rename(staging, out / "cifs", ec);
   staged.kept = !ec;
   CG_CHECK(!ec, "cannot rename {} to {}: {}", staging.string(), (out / "cifs").string(), ec.message());
+  fs::remove(journal, ec);  // every sequence is in samples.jsonl now
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),
                jobs.empty() ? 0.0 : 100.0 * parsed / n, gp.constrained ? "on" : "off", parsed / secs,
                c.sample.task == "infill" ? "elements" : "crystals", out.string());

@@ -442,25 +442,40 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   return out;
 }
 
+GenerationStats& GenerationStats::operator+=(const GenerationStats& o) {
+  decode_steps += o.decode_steps, decode_rows += o.decode_rows, prefills += o.prefills;
+  shared_prefix = std::max(shared_prefix, o.shared_prefix);  // a length, not a count
+  cache_read += o.cache_read, cache_needed += o.cache_needed;
+  logits_to_host += o.logits_to_host, logits_full += o.logits_full, whole_rows += o.whole_rows;
+  model_s += o.model_s, to_host_s += o.to_host_s, host_s += o.host_s;
+  cuda_graphs += o.cuda_graphs;
+  return *this;
+}
+
 std::vector<Generation> generate_data_parallel(Generator& gen, const std::vector<std::vector<int32_t>>& prompts,
                                                const GenerationParams& params, const dist::ParallelDims& dims,
-                                               const GenerationProgress& progress) {
-  if (dims.dp == 1) return gen.generate(prompts, params, progress);
+                                               const GenerationProgress& progress,
+                                               const std::vector<uint64_t>& streams) {
   const size_t n = prompts.size();
+  CG_CHECK(streams.empty() || streams.size() == n, "generate_data_parallel: {} streams for {} prompts",
+           streams.size(), n);
+  if (dims.dp == 1) return gen.generate(prompts, params, progress, streams);
   std::vector<std::vector<int32_t>> mine;
-  std::vector<uint64_t> streams;
+  std::vector<uint64_t> my_streams;
+  std::vector<size_t> my_rows;  // position in prompts of each of mine
   for (size_t i = dims.dp_rank; i < n; i += dims.dp) {
     mine.push_back(prompts[i]);
-    streams.push_back(i);
+    my_streams.push_back(streams.empty() ? i : streams[i]);
+    my_rows.push_back(i);
   }
-  const std::vector<Generation> local = gen.generate(mine, params, progress, streams);
+  const std::vector<Generation> local = gen.generate(mine, params, progress, my_streams);
 
   // Row i: [num tokens, hit_eos, tokens..., -1 padding], filled by its dp group and -1 elsewhere; max over dp.
   const int64_t width = 2 + params.max_new_tokens;
   at::Tensor table = at::full({static_cast<int64_t>(n), width}, -1, at::TensorOptions().dtype(at::kLong));
   auto acc = table.accessor<int64_t, 2>();
   for (size_t k = 0; k < local.size(); ++k) {
-    const int64_t i = static_cast<int64_t>(streams[k]);
+    const int64_t i = static_cast<int64_t>(my_rows[k]);
     acc[i][0] = static_cast<int64_t>(local[k].tokens.size());
     acc[i][1] = local[k].hit_eos ? 1 : 0;
     for (size_t t = 0; t < local[k].tokens.size(); ++t) acc[i][2 + t] = local[k].tokens[t];

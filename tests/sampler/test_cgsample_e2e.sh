@@ -151,9 +151,34 @@ kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
 [ "$rc" -eq 143 ] || { echo "cgsample stopped by SIGTERM exited $rc, not 143" >&2; cat "$D/stop.err" >&2; exit 1; }
-grep -q "cgsample: stopped by signal 15 after [0-9]* of 100000 sequences: cgsample writes its samples only when all are done, so this run wrote nothing" "$D/stop.err" \
+grep -q "cgsample: stopped by signal 15 after [0-9]* of 100000 sequences; [0-9]* are kept in sample.out_dir's .cgsample.journal.jsonl" "$D/stop.err" \
   || { echo "no word of what a stop keeps" >&2; cat "$D/stop.err" >&2; exit 1; }
 [ "$(md5sum < "$D/again/samples.jsonl")" = "$sum_before" ]
+rm -f "$D/again/.cgsample.journal.jsonl"
+# Stopped after some chunks (8 batches of 1 here), then run again: it goes on from the journal, and writes what an
+# unstopped run writes, byte for byte.
+RESUME="sample.num_samples=64 sample.batch_size=1 sample.max_new_tokens=300"
+"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/whole"
+"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped" 2>"$D/stopped.err" &
+pid=$!
+for _ in $(seq 600); do
+  [ "$(wc -l 2>/dev/null < "$D/stopped/.cgsample.journal.jsonl" || echo 0)" -ge 9 ] && break
+  sleep 0.02
+done
+kill -TERM "$pid" 2>/dev/null || true
+wait "$pid" || true
+kept=$(($(wc -l < "$D/stopped/.cgsample.journal.jsonl") - 1))
+if [ "$kept" -lt 8 ] || [ "$kept" -ge 64 ] || [ -e "$D/stopped/samples.jsonl" ]; then
+  echo "the stop kept $kept sequences (expected a chunk or more, not all)" >&2; cat "$D/stopped.err" >&2; exit 1; fi
+"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped" log.level=info 2>"$D/resumed.err"
+grep -q "cgsample: resuming: $kept of 64 sequences from $D/stopped/.cgsample.journal.jsonl" "$D/resumed.err"
+cmp "$D/whole/samples.jsonl" "$D/stopped/samples.jsonl"
+[ ! -e "$D/stopped/.cgsample.journal.jsonl" ]
+# Other settings (another seed): the journal is set aside, with a warning, and every sequence drawn anew.
+"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped2" sample.num_samples=16 2>/dev/null
+printf '{"key": "of another run"}\n{"i": 0, "eos": true, "tokens": [5]}\n' > "$D/stopped2/.cgsample.journal.jsonl"
+"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped2" sample.num_samples=16 2>"$D/other.err"
+grep -q "is the journal of a run with other settings" "$D/other.err"
 
 "$PY" - "$D" <<'PYEOF'
 import json, os, sys
