@@ -374,11 +374,16 @@ int run(int argc, char** argv) {
     }
   } staged{staging};
   std::string jl;
-  int64_t parsed = 0, eos = 0, tokens = 0, correct = 0;
+  // Rates are over what this run generated (a resumed run's journaled sequences took earlier runs' time).
+  std::vector<char> fresh(jobs.size(), 0);
+  for (size_t i : todo) fresh[i] = 1;
+  int64_t parsed = 0, eos = 0, tokens = 0, correct = 0, parsed_here = 0, tokens_here = 0;
   std::map<std::string, int64_t> reasons;
   for (size_t i = 0; i < jobs.size(); ++i) {
     const cg::SampleRecord r = to_record(c, i, jobs[i], results[i], tok);
     parsed += r.parsed;
+    parsed_here += fresh[i] && r.parsed;
+    tokens_here += fresh[i] ? r.num_tokens : 0;
     eos += results[i].hit_eos;
     tokens += r.num_tokens;
     if (!r.parsed) ++reasons[cg::reason_key(r.reason)];
@@ -397,9 +402,10 @@ int run(int argc, char** argv) {
                         {"hit_eos", eos},
                         {"tokens", tokens},
                         {"seconds", secs},
-                        {"sequences_per_s", n / secs},
-                        {"crystals_per_s", parsed / secs},
-                        {"tokens_per_s", tokens / secs},
+                        {"resumed", int64_t(jobs.size() - todo.size())},  // sequences read from the journal
+                        {"sequences_per_s", double(todo.size()) / secs},
+                        {"crystals_per_s", parsed_here / secs},
+                        {"tokens_per_s", tokens_here / secs},
                         {"tp", dims.tp},
                         {"dp", dims.dp},
                         {"device", device.str()},
@@ -454,7 +460,7 @@ int run(int argc, char** argv) {
   CG_CHECK(!ec, "cannot rename {} to {}: {}", staging.string(), (out / "cifs").string(), ec.message());
   fs::remove(journal, ec);  // every sequence is in samples.jsonl now
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),
-               jobs.empty() ? 0.0 : 100.0 * parsed / n, gp.constrained ? "on" : "off", parsed / secs,
+               jobs.empty() ? 0.0 : 100.0 * parsed / n, gp.constrained ? "on" : "off", parsed_here / secs,
                c.sample.task == "infill" ? "elements" : "crystals", out.string());
   return 0;
 }

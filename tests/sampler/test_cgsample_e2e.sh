@@ -173,6 +173,7 @@ if [ "$kept" -lt 8 ] || [ "$kept" -ge 64 ] || [ -e "$D/stopped/samples.jsonl" ];
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped" log.level=info 2>"$D/resumed.err"
 grep -q "cgsample: resuming: $kept of 64 sequences from $D/stopped/.cgsample.journal.jsonl" "$D/resumed.err"
 cmp "$D/whole/samples.jsonl" "$D/stopped/samples.jsonl"
+"$PY" -c "import json; s = json.load(open('$D/stopped/summary.json')); assert s['resumed'] == $kept, s['resumed']"
 [ ! -e "$D/stopped/.cgsample.journal.jsonl" ]
 # Other settings (another seed): the journal is set aside, with a warning, and every sequence drawn anew.
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped2" sample.num_samples=16 2>/dev/null
