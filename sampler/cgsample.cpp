@@ -127,7 +127,8 @@ constexpr const char* kJournal = ".cgsample.journal.jsonl";
 
 // Rank 0: the sequences a journal of this key holds, by prompt index; a journal of other settings is set aside
 // (warned), a cut last line (a kill mid-append) ignored.
-std::map<size_t, cg::Generation> read_journal(const fs::path& path, const std::string& key, size_t n) {
+std::map<size_t, cg::Generation> read_journal(const fs::path& path, const std::string& key, size_t n,
+                                              int64_t vocab_size) {
   std::map<size_t, cg::Generation> done;
   if (!fs::exists(path)) return done;
   std::ifstream in(path);
@@ -145,10 +146,14 @@ std::map<size_t, cg::Generation> read_journal(const fs::path& path, const std::s
         !j["tokens"].is_array())
       continue;
     const size_t i = j["i"].get<size_t>();
-    if (i >= n) continue;
+    const auto& tokens = j["tokens"];
+    if (i >= n || !std::all_of(tokens.begin(), tokens.end(), [&](const nlohmann::json& t) {
+          return t.is_number_integer() && t.get<int64_t>() >= 0 && t.get<int64_t>() < vocab_size;
+        }))
+      continue;  // not a line this key's runs wrote: drawn again
     cg::Generation g;
     g.hit_eos = j.value("eos", false);
-    for (const auto& t : j["tokens"]) g.tokens.push_back(t.get<int32_t>());
+    for (const auto& t : tokens) g.tokens.push_back(t.get<int32_t>());
     done[i] = std::move(g);
   }
   return done;
@@ -293,7 +298,7 @@ int run(int argc, char** argv) {
   at::Tensor left = at::ones({int64_t(jobs.size())}, at::kLong);  // 1: still to generate
   if (dims.rank == 0) {
     int64_t* mark = left.data_ptr<int64_t>();
-    for (auto& [i, g] : read_journal(journal, key, jobs.size())) {
+    for (auto& [i, g] : read_journal(journal, key, jobs.size(), tok.vocab_size())) {
       results[i] = std::move(g);
       mark[i] = 0;
     }

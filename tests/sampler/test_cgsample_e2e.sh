@@ -170,6 +170,8 @@ wait "$pid" || true
 kept=$(($(wc -l < "$D/stopped/.cgsample.journal.jsonl") - 1))
 if [ "$kept" -lt 8 ] || [ "$kept" -ge 64 ] || [ -e "$D/stopped/samples.jsonl" ]; then
   echo "the stop kept $kept sequences (expected a chunk or more, not all)" >&2; cat "$D/stopped.err" >&2; exit 1; fi
+# A line no run of this key wrote (a token id past the vocabulary) is not read: that sequence is drawn again.
+echo '{"i": 63, "eos": true, "tokens": [99999999]}' >> "$D/stopped/.cgsample.journal.jsonl"
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped" log.level=info 2>"$D/resumed.err"
 grep -q "cgsample: resuming: $kept of 64 sequences from $D/stopped/.cgsample.journal.jsonl" "$D/resumed.err"
 cmp "$D/whole/samples.jsonl" "$D/stopped/samples.jsonl"
