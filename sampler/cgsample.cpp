@@ -82,7 +82,7 @@ using cg::Config;
 std::atomic<int64_t> g_sequences_done{0}, g_sequences_total{0}, g_sequences_kept{0};
 int g_rank = 0;
 
-void say_nothing_written(int sig) {
+void say_what_is_kept(int sig) {
   if (g_rank == 0) {
     char buf[400];
     size_t n = 0;
@@ -112,10 +112,10 @@ void say_nothing_written(int sig) {
   ::raise(sig);
 }
 
-void say_nothing_written_on_stop(int rank, int64_t total) {
+void say_what_is_kept_on_stop(int rank, int64_t total) {
   g_rank = rank;
   g_sequences_total = total;
-  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) ::signal(sig, say_nothing_written);
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) ::signal(sig, say_what_is_kept);
 }
 
 // The journal: the sequences finished so far, so a stopped run goes on where it stopped. <out>/.cgsample.journal.jsonl,
@@ -245,7 +245,7 @@ int run(int argc, char** argv) {
   const std::string tok_path = cg::sampling_tokenizer_path(c);
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
   const std::vector<SampleJob> jobs = cg::make_sample_jobs(c);  // before the model: a bad CSV must not cost a 70B load
-  say_nothing_written_on_stop(rt.rank, int64_t(jobs.size()));
+  say_what_is_kept_on_stop(rt.rank, int64_t(jobs.size()));
   // Nor an unwritable folder, one of somebody else's files that the run would replace, or one another cgsample is
   // writing into (the last to finish would silently win).
   std::optional<cg::FileLock> out_lock;
