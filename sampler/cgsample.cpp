@@ -160,14 +160,15 @@ std::map<size_t, cg::Generation> read_journal(const fs::path& path, const std::s
 }
 
 std::string journal_key(const std::string& tokenizer_sha, const std::string& model, const Config& c,
-                        const cg::GenerationParams& gp, const std::vector<std::vector<int32_t>>& prompts) {
+                        const std::string& device_type, const cg::GenerationParams& gp,
+                        const std::vector<std::vector<int32_t>>& prompts) {
   std::string ids;
   for (const auto& p : prompts) {
     for (int32_t t : p) ids += std::to_string(t) + ",";
     ids += ";";
   }
   const nlohmann::json k = {{"tokenizer", tokenizer_sha}, {"model", model}, {"dtype", c.model.dtype},
-                            {"device", c.model.device}, {"decode_kernels", c.sample.decode_kernels},
+                            {"device", device_type}, {"decode_kernels", c.sample.decode_kernels},
                             {"max_new", gp.max_new_tokens}, {"min_new", gp.min_new_tokens},
                             {"temperature", gp.sampling.temperature}, {"top_p", gp.sampling.top_p},
                             {"top_k", gp.sampling.top_k}, {"seed", gp.seed}, {"constrained", gp.constrained},
@@ -293,7 +294,8 @@ int run(int argc, char** argv) {
   if (kp && *kp && std::string(kp) != "0") kprof = std::make_unique<cg::KernelProfile>();
   // Rank 0 reads the journal of an earlier, stopped run of these settings; every rank learns which prompts are left.
   const fs::path journal = fs::path(c.sample.out_dir) / kJournal;
-  const std::string key = journal_key(cg::sha256_file(tok_path), what, c, gp, prompts);
+  const std::string key = journal_key(cg::sha256_file(tok_path), what, c, device.is_cuda() ? "cuda" : "cpu", gp,
+                                      prompts);
   std::vector<cg::Generation> results(jobs.size());
   at::Tensor left = at::ones({int64_t(jobs.size())}, at::kLong);  // 1: still to generate
   if (dims.rank == 0) {
