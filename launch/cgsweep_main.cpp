@@ -67,9 +67,11 @@ void check_options(const CLI::App& app, int point, int64_t np, bool slurm, bool 
 // Each point's sample stage builds its prompts from its config before it loads a model; build them here for every
 // point (once per distinct sampling setting), so a bad sample.formula or conditions CSV fails before the first
 // point trains, and in a dry run.
-void check_sample_stages(const SweepPlan& plan) {
+// configs[i]: plan.points[i]'s config, resolved.
+void check_sample_stages(const SweepPlan& plan, const std::vector<cg::Config>& configs) {
   std::set<std::string> checked;
-  for (const auto& p : plan.points) {
+  for (size_t i = 0; i < plan.points.size(); ++i) {
+    const PlannedPoint& p = plan.points[i];
     // What make_sample_jobs reads: the point's data settings (its data key) and sample section, less the folders
     // cgsweep gives each point. Points alike in both are checked once.
     YAML::Node sample = YAML::Clone(YAML::Load(p.config_yaml)["sample"]);
@@ -79,7 +81,7 @@ void check_sample_stages(const SweepPlan& plan) {
     text << sample;
     if (!checked.insert(p.data_key + "|" + text.c_str()).second) continue;
     try {
-      cg::make_sample_jobs(cg::load_config_string(p.config_yaml));
+      cg::make_sample_jobs(configs[i]);
     } catch (const std::exception& e) {
       CG_FAIL("sweep point {} ({}): its sample stage would fail: {}", p.index, p.name, e.what());
     }
@@ -89,9 +91,10 @@ void check_sample_stages(const SweepPlan& plan) {
 // The eval stage's inputs that exist before it runs: its novelty and distribution references, and the test split of
 // the invariance check (which cgsweep runs as one process: tp 1). Checked for every point before the first trains,
 // and in a dry run, rather than after hours of training and sampling.
-void check_eval_stages(const SweepPlan& plan) {
-  for (const auto& p : plan.points) {
-    const cg::Config c = cg::load_config_string(p.config_yaml);
+void check_eval_stages(const SweepPlan& plan, const std::vector<cg::Config>& configs) {
+  for (size_t i = 0; i < plan.points.size(); ++i) {
+    const PlannedPoint& p = plan.points[i];
+    const cg::Config& c = configs[i];
     const auto fail = [&](const std::string& why) {
       CG_FAIL("sweep point {} ({}): its eval stage would fail: {}", p.index, p.name, why);
     };
@@ -158,9 +161,10 @@ int run(int argc, char** argv) {
   const SweepPlan plan = plan_sweep(spec, resolve);
   // The configs' relative paths are read from the folder cgsweep runs in (as every tool reads them), not from the
   // sweep file's or the base config's folder: a data file not found from here fails cgprep later, so say it now.
+  std::vector<cg::Config> configs;  // each point's, read once for the checks below
+  for (const auto& p : plan.points) configs.push_back(cg::load_config_string(p.config_yaml));
   std::set<std::string> missing;
-  for (const auto& p : plan.points) {
-    const cg::Config c = cg::load_config_string(p.config_yaml);
+  for (const cg::Config& c : configs) {
     for (const std::string& f : {c.data.train_csv, c.data.val_csv, c.data.test_csv})
       if (!f.empty() && !fs::exists(f)) missing.insert(f);
   }
@@ -183,8 +187,8 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (spec.sample) {
-    check_sample_stages(plan);
-    check_eval_stages(plan);
+    check_sample_stages(plan, configs);
+    check_eval_stages(plan, configs);
   }
   // A refused sweep writes nothing: finished points whose config changed are found before any point.yaml is
   // (re)written, and a dry run writes none.
