@@ -41,6 +41,7 @@
 #include "sampler/conditions.h"
 #include "sampler/eval_input.h"
 #include "sampler/generator.h"
+#include "sampler/sample_journal.h"
 #include "sampler/sample_jobs.h"
 #include "sampler/sample_record.h"
 #include "sampler/sampling_model.h"
@@ -76,15 +77,15 @@ void check_out_dir_owned(const std::string& out) {
 namespace fs = std::filesystem;
 using cg::Config;
 
-// A stop signal (SIGTERM, SIGINT, Slurm's SIGUSR1) while cgsample works: the sequences of the chunks finished so far
-// are in the journal (below), the rest is lost. Rank 0 says so (async-signal-safe: write(2) of a message built in
-// place), then the process dies of the signal as before, its exit status naming it.
+// A stop signal (SIGTERM, SIGINT, Slurm's SIGUSR1) while cgsample works: every sequence finished so far is in the
+// journals (sampler/sample_journal.h), the ones in progress are lost. Rank 0 says so (async-signal-safe: write(2) of a
+// message built in place), then the process dies of the signal as before, its exit status naming it.
 std::atomic<int64_t> g_sequences_done{0}, g_sequences_total{0}, g_sequences_kept{0};
-int g_rank = 0;
+int g_rank = 0, g_dp = 1;
 
 void say_what_is_kept(int sig) {
   if (g_rank == 0) {
-    char buf[400];
+    char buf[600];
     size_t n = 0;
     const auto put = [&](const char* text) {
       while (*text && n < sizeof buf) buf[n++] = *text++;
@@ -104,59 +105,24 @@ void say_what_is_kept(int sig) {
     put_int(g_sequences_total.load(std::memory_order_relaxed));
     put(" sequences; ");
     put_int(g_sequences_kept.load(std::memory_order_relaxed));
-    put(" are kept in sample.out_dir's .cgsample.journal.jsonl: run the same command again to go on from there "
-        "(samples.jsonl, cifs/ and summary.json come when all are done; an earlier run's are as they were)\n");
+    if (g_dp == 1)
+      put(" are kept in sample.out_dir's .cgsample.journal.jsonl");
+    else
+      put(" of dp group 0 are kept in sample.out_dir's .cgsample.journal.jsonl, the other groups' finished ones in "
+          ".cgsample.journal.dp<G>.jsonl");
+    put(": run the same command again (at any tp and dp) to go on from there (samples.jsonl, cifs/ and summary.json "
+        "come when all are done; an earlier run's are as they were)\n");
     (void)!::write(STDERR_FILENO, buf, n);
   }
   ::signal(sig, SIG_DFL);
   ::raise(sig);
 }
 
-void say_what_is_kept_on_stop(int rank, int64_t total) {
+void say_what_is_kept_on_stop(int rank, int dp, int64_t total) {
   g_rank = rank;
+  g_dp = dp;
   g_sequences_total = total;
   for (int sig : {SIGTERM, SIGINT, SIGUSR1}) ::signal(sig, say_what_is_kept);
-}
-
-// The journal: the sequences finished so far, so a stopped run goes on where it stopped. <out>/.cgsample.journal.jsonl,
-// line 1 {"key": K}, K the sha256 of what decides the samples (model, tokenizer, dtype, device, kernels, prompts,
-// sampling settings), then one line per sequence {"i": prompt index, "eos": bool, "tokens": [...]}, appended and
-// fsynced after each chunk of prompts. A sequence does not depend on the batch or the tp/dp layout (tested), so a
-// resumed run writes what an unstopped one would. Removed once the outputs are written.
-constexpr const char* kJournal = ".cgsample.journal.jsonl";
-
-// Rank 0: the sequences a journal of this key holds, by prompt index; a journal of other settings is set aside
-// (warned), a cut last line (a kill mid-append) ignored.
-std::map<size_t, cg::Generation> read_journal(const fs::path& path, const std::string& key, size_t n,
-                                              int64_t vocab_size) {
-  std::map<size_t, cg::Generation> done;
-  if (!fs::exists(path)) return done;
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  const auto head = nlohmann::json::parse(line, nullptr, false);
-  if (!head.is_object() || head.value("key", std::string()) != key) {
-    spdlog::warn("cgsample: {} is the journal of a run with other settings (model, tokenizer, prompts or sampling); "
-                 "starting over", path.string());
-    return done;
-  }
-  while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_object() || !j.contains("i") || !j["i"].is_number_unsigned() || !j.contains("tokens") ||
-        !j["tokens"].is_array())
-      continue;
-    const size_t i = j["i"].get<size_t>();
-    const auto& tokens = j["tokens"];
-    if (i >= n || !std::all_of(tokens.begin(), tokens.end(), [&](const nlohmann::json& t) {
-          return t.is_number_integer() && t.get<int64_t>() >= 0 && t.get<int64_t>() < vocab_size;
-        }))
-      continue;  // not a line this key's runs wrote: drawn again
-    cg::Generation g;
-    g.hit_eos = j.value("eos", false);
-    for (const auto& t : tokens) g.tokens.push_back(t.get<int32_t>());
-    done[i] = std::move(g);
-  }
-  return done;
 }
 
 std::string journal_key(const std::string& tokenizer_sha, const std::string& model, const Config& c,
@@ -175,23 +141,6 @@ std::string journal_key(const std::string& tokenizer_sha, const std::string& mod
                             {"task", c.sample.task}, {"prompts", cg::sha256_hex(ids.data(), ids.size())}};
   const std::string text = k.dump();
   return cg::sha256_hex(text.data(), text.size());
-}
-
-// Appends finished sequences to the journal and syncs them (rank 0).
-void append_journal(const fs::path& path, const std::string& key, const std::vector<size_t>& rows,
-                    const std::vector<cg::Generation>& gens) {
-  const bool fresh = !fs::exists(path);
-  std::string text = fresh ? nlohmann::json{{"key", key}}.dump() + "\n" : "";
-  for (size_t k = 0; k < rows.size(); ++k)
-    text += nlohmann::json{{"i", rows[k]}, {"eos", gens[k].hit_eos}, {"tokens", gens[k].tokens}}.dump() + "\n";
-  FILE* f = std::fopen(path.c_str(), "a");
-  CG_CHECK(f != nullptr, "cannot open {} to append: {}; check sample.out_dir", path.string(), std::strerror(errno));
-  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 &&
-                  ::fsync(::fileno(f)) == 0;
-  const int err = errno;
-  std::fclose(f);
-  CG_CHECK(ok, "cannot write {}: {} (a full disk?); free space in sample.out_dir and run again (the sequences "
-           "written before are kept)", path.string(), std::strerror(err));
 }
 
 using cg::number_or_none;
@@ -246,7 +195,7 @@ int run(int argc, char** argv) {
   const std::string tok_path = cg::sampling_tokenizer_path(c);
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
   const std::vector<SampleJob> jobs = cg::make_sample_jobs(c);  // before the model: a bad CSV must not cost a 70B load
-  say_what_is_kept_on_stop(rt.rank, int64_t(jobs.size()));
+  say_what_is_kept_on_stop(rt.rank, int(dims.dp), int64_t(jobs.size()));
   // Nor an unwritable folder, one of somebody else's files that the run would replace, or one another cgsample is
   // writing into (the last to finish would silently win).
   std::optional<cg::FileLock> out_lock;
@@ -292,23 +241,22 @@ int run(int argc, char** argv) {
   const char* kp = std::getenv("CG_KERNEL_PROFILE");
   std::unique_ptr<cg::KernelProfile> kprof;
   if (kp && *kp && std::string(kp) != "0") kprof = std::make_unique<cg::KernelProfile>();
-  // Rank 0 reads the journal of an earlier, stopped run of these settings; every rank learns which prompts are left.
-  const fs::path journal = fs::path(c.sample.out_dir) / kJournal;
+  // Rank 0 reads the journals of an earlier, stopped run of these settings (sampler/sample_journal.h); every rank
+  // learns which prompts are left.
   const std::string key = journal_key(cg::sha256_file(tok_path), what, c, device.is_cuda() ? "cuda" : "cpu", gp,
                                       prompts);
   std::vector<cg::Generation> results(jobs.size());
   at::Tensor left = at::ones({int64_t(jobs.size())}, at::kLong);  // 1: still to generate
   if (dims.rank == 0) {
     int64_t* mark = left.data_ptr<int64_t>();
-    for (auto& [i, g] : read_journal(journal, key, jobs.size(), tok.vocab_size())) {
+    for (auto& [i, g] : cg::gather_journals(c.sample.out_dir, key, jobs.size(), tok.vocab_size())) {
       results[i] = std::move(g);
       mark[i] = 0;
     }
     if (const int64_t kept = int64_t(jobs.size()) - left.sum().item<int64_t>(); kept > 0) {
-      spdlog::info("cgsample: resuming: {} of {} sequences from {}", kept, jobs.size(), journal.string());
+      spdlog::info("cgsample: resuming: {} of {} sequences from {}", kept, jobs.size(),
+                   cg::journal_path(c.sample.out_dir, 0));
       g_sequences_kept = kept;
-    } else if (fs::exists(journal)) {
-      fs::remove(journal);  // other settings, or nothing in it
     }
   }
   if (!jobs.empty()) dims.host_world_comm->broadcast(left, 0);
@@ -316,32 +264,36 @@ int run(int argc, char** argv) {
   const int64_t* is_left = left.data_ptr<int64_t>();
   for (size_t i = 0; i < jobs.size(); ++i)
     if (is_left[i] == 1) todo.push_back(i);
-  // In chunks of 8 full batches per dp group, each journaled when done: a stop loses at most the chunk in progress,
-  // and continuous batching keeps its rows full within a chunk.
-  const size_t chunk = size_t(std::max<int64_t>(1, 8 * gp.batch_size * dims.dp));
-  cg::GenerationStats st;
-  int64_t generated = 0;
-  for (size_t start = 0; start < todo.size(); start += chunk) {
-    const size_t end = std::min(todo.size(), start + chunk);
-    std::vector<std::vector<int32_t>> sub;
-    std::vector<uint64_t> streams;
-    std::vector<size_t> rows(todo.begin() + start, todo.begin() + end);
-    for (size_t i : rows) sub.push_back(prompts[i]), streams.push_back(i);
-    const auto chunk_progress = [&](int64_t done, int64_t, int64_t toks) {
-      progress(int64_t(start / size_t(dims.dp)) + done, int64_t((todo.size() + dims.dp - 1) / dims.dp),
-               generated + toks);
-    };
-    const auto out = cg::generate_data_parallel(gen, sub, gp, dims, chunk_progress, streams);
-    st += gen.stats();
-    for (size_t k = 0; k < rows.size(); ++k) {
-      generated += int64_t(out[k].tokens.size());
-      results[rows[k]] = out[k];
-    }
-    if (dims.rank == 0) {
-      append_journal(journal, key, rows, out);
-      g_sequences_kept += int64_t(rows.size());
-    }
+  // Each dp group's tp rank 0 journals its sequences as they finish, where it sees sample.out_dir (rank 0 made it
+  // and holds its lock file): with the folder on a filesystem only rank 0's node sees, the other groups' sequences
+  // are kept only when all are done.
+  std::unique_ptr<cg::JournalWriter> journal;
+  at::Tensor blind = at::zeros({1}, at::kLong);  // dp groups whose journaling rank does not see sample.out_dir
+  if (dims.tp_rank == 0 && !todo.empty()) {
+    if (dims.rank == 0 || fs::exists(fs::path(c.sample.out_dir) / ".cgsample.lock"))
+      journal = std::make_unique<cg::JournalWriter>(cg::journal_path(c.sample.out_dir, dims.dp_rank), key);
+    else
+      blind.fill_(1);
   }
+  if (!todo.empty()) dims.host_world_comm->all_reduce(blind, cg::dist::ReduceOp::Sum);
+  if (const int64_t b = blind.item<int64_t>(); b > 0)
+    spdlog::warn("cgsample: {} of {} dp groups cannot see sample.out_dir {} (not on a filesystem every node "
+                 "mounts?): their sequences are kept only when all are done, so a stop loses them; put "
+                 "sample.out_dir on a shared filesystem to keep every finished sequence", b, dims.dp,
+                 c.sample.out_dir);
+  std::vector<std::vector<int32_t>> sub;
+  std::vector<uint64_t> streams;
+  for (size_t i : todo) sub.push_back(prompts[i]), streams.push_back(i);
+  const auto on_done = [&](size_t k, const cg::Generation& g) {
+    if (!journal) return;
+    journal->add(todo[k], g);
+    if (dims.rank == 0) ++g_sequences_kept;
+  };
+  const auto drawn = cg::generate_data_parallel(gen, sub, gp, dims, progress, streams, on_done);
+  journal.reset();  // flushed to disk and closed on every rank before rank 0 removes the journals
+  if (!todo.empty()) dims.host_world_comm->barrier();
+  const cg::GenerationStats st = gen.stats();
+  for (size_t k = 0; k < todo.size(); ++k) results[todo[k]] = drawn[k];
   if (kprof) {
     if (device.is_cuda()) torch::cuda::synchronize();
     const std::string k = kp;
@@ -465,7 +417,7 @@ int run(int argc, char** argv) {
   fs::rename(staging, out / "cifs", ec);
   staged.kept = !ec;
   CG_CHECK(!ec, "cannot rename {} to {}: {}", staging.string(), (out / "cifs").string(), ec.message());
-  fs::remove(journal, ec);  // every sequence is in samples.jsonl now
+  cg::remove_journals(c.sample.out_dir);  // every sequence is in samples.jsonl now
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),
                jobs.empty() ? 0.0 : 100.0 * parsed / n, gp.constrained ? "on" : "off", parsed_here / secs,
                c.sample.task == "infill" ? "elements" : "crystals", out.string());

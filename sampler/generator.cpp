@@ -163,7 +163,7 @@ constexpr int64_t kTopLogits = 64;  // a row's largest logits brought to the hos
 
 std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts,
                                             const GenerationParams& params, const GenerationProgress& progress,
-                                            const std::vector<uint64_t>& streams) {
+                                            const std::vector<uint64_t>& streams, const GenerationDone& on_done) {
   torch::NoGradGuard no_grad;
   CG_CHECK(params.batch_size >= 1 && params.max_new_tokens >= 1,
            "sample.batch_size ({}) and sample.max_new_tokens ({}) must be >= 1", params.batch_size,
@@ -424,6 +424,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
         }
       }
       finished += row.finished;
+      if (row.finished && on_done) on_done(row.seq, g);
     }
     if (finished > 0) {
       // Finished rows leave; the moved rows' cache entries follow them.
@@ -455,11 +456,11 @@ GenerationStats& GenerationStats::operator+=(const GenerationStats& o) {
 std::vector<Generation> generate_data_parallel(Generator& gen, const std::vector<std::vector<int32_t>>& prompts,
                                                const GenerationParams& params, const dist::ParallelDims& dims,
                                                const GenerationProgress& progress,
-                                               const std::vector<uint64_t>& streams) {
+                                               const std::vector<uint64_t>& streams, const GenerationDone& on_done) {
   const size_t n = prompts.size();
   CG_CHECK(streams.empty() || streams.size() == n, "generate_data_parallel: {} streams for {} prompts",
            streams.size(), n);
-  if (dims.dp == 1) return gen.generate(prompts, params, progress, streams);
+  if (dims.dp == 1) return gen.generate(prompts, params, progress, streams, on_done);
   std::vector<std::vector<int32_t>> mine;
   std::vector<uint64_t> my_streams;
   std::vector<size_t> my_rows;  // position in prompts of each of mine
@@ -468,7 +469,9 @@ std::vector<Generation> generate_data_parallel(Generator& gen, const std::vector
     my_streams.push_back(streams.empty() ? i : streams[i]);
     my_rows.push_back(i);
   }
-  const std::vector<Generation> local = gen.generate(mine, params, progress, my_streams);
+  GenerationDone mine_done;
+  if (on_done) mine_done = [&](size_t k, const Generation& g) { on_done(my_rows[k], g); };
+  const std::vector<Generation> local = gen.generate(mine, params, progress, my_streams, mine_done);
 
   // Row i: [num tokens, hit_eos, tokens..., -1 padding], filled by its dp group and -1 elsewhere; max over dp.
   const int64_t width = 2 + params.max_new_tokens;

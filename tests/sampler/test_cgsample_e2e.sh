@@ -155,21 +155,30 @@ grep -q "cgsample: stopped by signal 15 after [0-9]* of 100000 sequences; [0-9]*
   || { echo "no word of what a stop keeps" >&2; cat "$D/stop.err" >&2; exit 1; }
 [ "$(md5sum < "$D/again/samples.jsonl")" = "$sum_before" ]
 rm -f "$D/again/.cgsample.journal.jsonl"
-# Stopped after some chunks (8 batches of 1 here), then run again: it goes on from the journal, and writes what an
-# unstopped run writes, byte for byte.
+# Stopped after some sequences, then run again: it goes on from the journal, and writes what an unstopped run writes,
+# byte for byte.
 RESUME="sample.num_samples=64 sample.batch_size=1 sample.max_new_tokens=300"
+# journaled FILE: the sequences FILE holds (its lines after the key line; 0 while it does not exist).
+journaled() { echo $(($(cat "$1" 2>/dev/null | wc -l) - 1)); }
+# stop_when_journaled PID SIGNAL N FILE...: once every FILE holds N sequences or more (or after 12 s), sends SIGNAL
+# to PID and waits for it to end.
+stop_when_journaled() {
+  pid=$1; sig=$2; want=$3; shift 3
+  for _ in $(seq 600); do
+    enough=1
+    for f in "$@"; do [ "$(journaled "$f")" -ge "$want" ] || enough=0; done
+    [ "$enough" -eq 1 ] && break
+    sleep 0.02
+  done
+  kill -"$sig" "$pid" 2>/dev/null || true
+  wait "$pid" || true
+}
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/whole"
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped" 2>"$D/stopped.err" &
-pid=$!
-for _ in $(seq 600); do
-  [ "$(wc -l 2>/dev/null < "$D/stopped/.cgsample.journal.jsonl" || echo 0)" -ge 9 ] && break
-  sleep 0.02
-done
-kill -TERM "$pid" 2>/dev/null || true
-wait "$pid" || true
-kept=$(($(wc -l < "$D/stopped/.cgsample.journal.jsonl") - 1))
+stop_when_journaled $! TERM 8 "$D/stopped/.cgsample.journal.jsonl"
+kept=$(journaled "$D/stopped/.cgsample.journal.jsonl")
 if [ "$kept" -lt 8 ] || [ "$kept" -ge 64 ] || [ -e "$D/stopped/samples.jsonl" ]; then
-  echo "the stop kept $kept sequences (expected a chunk or more, not all)" >&2; cat "$D/stopped.err" >&2; exit 1; fi
+  echo "the stop kept $kept sequences (expected 8 or more, not all)" >&2; cat "$D/stopped.err" >&2; exit 1; fi
 # A line no run of this key wrote (a token id past the vocabulary) is not read: that sequence is drawn again.
 echo '{"i": 63, "eos": true, "tokens": [99999999]}' >> "$D/stopped/.cgsample.journal.jsonl"
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped" log.level=info 2>"$D/resumed.err"
@@ -177,6 +186,21 @@ grep -q "cgsample: resuming: $kept of 64 sequences from $D/stopped/.cgsample.jou
 cmp "$D/whole/samples.jsonl" "$D/stopped/samples.jsonl"
 "$PY" -c "import json; s = json.load(open('$D/stopped/summary.json')); assert s['resumed'] == $kept, s['resumed']"
 [ ! -e "$D/stopped/.cgsample.journal.jsonl" ]
+# At dp 2 under mpirun, stopped as Slurm stops a job step (USR1 to mpirun): each dp group has journaled what it
+# finished, and a run at dp 1 goes on from both groups' journals to the same samples.
+"$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" $RESUME \
+  sample.out_dir="$D/stopped_dp2" 2>"$D/stopped_dp2.err" &
+stop_when_journaled $! USR1 4 "$D/stopped_dp2/.cgsample.journal.jsonl" "$D/stopped_dp2/.cgsample.journal.dp1.jsonl"
+kept0=$(journaled "$D/stopped_dp2/.cgsample.journal.jsonl")
+kept1=$(journaled "$D/stopped_dp2/.cgsample.journal.dp1.jsonl")
+if [ "$kept0" -lt 4 ] || [ "$kept1" -lt 4 ] || [ $((kept0 + kept1)) -ge 64 ] || [ -e "$D/stopped_dp2/samples.jsonl" ]
+then echo "the dp-2 stop kept $kept0 + $kept1 sequences" >&2; cat "$D/stopped_dp2.err" >&2; exit 1; fi
+grep -q "of dp group 0 are kept in sample.out_dir's .cgsample.journal.jsonl, the other groups' finished ones in" \
+  "$D/stopped_dp2.err" || { echo "no word of what the dp-2 stop keeps" >&2; cat "$D/stopped_dp2.err" >&2; exit 1; }
+"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped_dp2" log.level=info 2>"$D/resumed_dp2.err"
+grep -q "cgsample: resuming: $((kept0 + kept1)) of 64 sequences" "$D/resumed_dp2.err"
+cmp "$D/whole/samples.jsonl" "$D/stopped_dp2/samples.jsonl"
+[ -z "$(ls -A "$D/stopped_dp2" | grep journal)" ]
 # Other settings (another seed): the journal is set aside, with a warning, and every sequence drawn anew.
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped2" sample.num_samples=16 2>/dev/null
 printf '{"key": "of another run"}\n{"i": 0, "eos": true, "tokens": [5]}\n' > "$D/stopped2/.cgsample.journal.jsonl"

@@ -223,6 +223,29 @@ TEST(Generator, ContinuousBatchingKeepsTheBatchFull) {
   EXPECT_GT(st.decode_rows, 3 * st.decode_steps);  // mostly full: more than 3 of 4 rows busy on average
 }
 
+TEST(Generator, SaysEachSequenceTheMomentItFinishes) {
+  // on_done (cgsample's journal) hears of every sequence once, with its result, in the order they finish: a short
+  // sequence admitted later is heard of before a long one admitted first.
+  Fixture& f = fixture();
+  Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
+  GenerationParams p = params(60, 4, {1.0, 1.0, 0}, 3);
+  std::vector<std::pair<size_t, Generation>> heard;
+  const auto out = gen.generate(gen_prompts(12), p, nullptr, {},
+                                [&](size_t i, const Generation& g) { heard.emplace_back(i, g); });
+  ASSERT_EQ(heard.size(), out.size());
+  std::set<size_t> seen;
+  bool out_of_order = false;
+  for (size_t k = 0; k < heard.size(); ++k) {
+    const auto& [i, g] = heard[k];
+    ASSERT_LT(i, out.size());
+    EXPECT_TRUE(seen.insert(i).second) << "sequence " << i << " heard of twice";
+    EXPECT_EQ(g.tokens, out[i].tokens) << i;
+    EXPECT_EQ(g.hit_eos, out[i].hit_eos) << i;
+    out_of_order |= k > 0 && i < heard[k - 1].first;
+  }
+  EXPECT_TRUE(out_of_order) << "with lengths that vary, sequences should finish out of prompt order";
+}
+
 TEST(Generator, ReportsWhereTheLoopTimeWent) {
   // model calls + logits to host + host work = the decode loop's wall time (the shared prefix's pass before it
   // aside), each part > 0.

@@ -200,9 +200,22 @@ TEST(SamplerMpi, TemperatureSamplingIsIdenticalOnEveryRankAndEqualsSerial) {
     std::vector<uint64_t> streams;
     std::vector<Generation> want;
     for (size_t i = 1; i < pr.size(); i += 2) rest.push_back(pr[i]), streams.push_back(i), want.push_back(a[i]);
-    const auto c = generate_data_parallel(par, rest, p, grid(tp), nullptr, streams);
+    // Each finished sequence is heard of on the ranks of the dp group that drew it, by its index in `rest`.
+    std::vector<int64_t> heard(rest.size(), 0);
+    const auto c = generate_data_parallel(par, rest, p, grid(tp), nullptr, streams, [&](size_t i, const Generation& g) {
+      ASSERT_LT(i, rest.size());
+      EXPECT_EQ(g.tokens, want[i].tokens) << i;
+      ++heard[i];
+    });
     expect_all_ranks_agree(c, p.max_new_tokens);
     expect_same(want, c, grid(tp).describe() + ", the odd prompts with their streams");
+    const auto& g = grid(tp);
+    for (size_t i = 0; i < rest.size(); ++i)
+      EXPECT_EQ(heard[i], int64_t(i % size_t(g.dp)) == g.dp_rank ? 1 : 0) << g.describe() << ", sequence " << i;
+    at::Tensor total = at::tensor(std::vector<int64_t>(heard.begin(), heard.end()));
+    g.host_world_comm->all_reduce(total, dist::ReduceOp::Sum);
+    for (size_t i = 0; i < rest.size(); ++i)  // once per rank of one dp group: tp ranks
+      EXPECT_EQ(total[int64_t(i)].item<int64_t>(), g.tp) << g.describe() << ", sequence " << i;
   }
 }
 

@@ -1,0 +1,160 @@
+#include "sampler/sample_journal.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "common/durable_file.h"
+#include "common/error.h"
+
+namespace cg {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPrefix = ".cgsample.journal";
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Is `name` a journal file: .cgsample.journal.jsonl or .cgsample.journal.dp<digits>.jsonl.
+bool is_journal_name(const std::string& name) {
+  const std::string head = std::string(kPrefix) + ".dp", tail = ".jsonl";
+  if (name == std::string(kPrefix) + tail) return true;
+  if (name.size() <= head.size() + tail.size() || name.compare(0, head.size(), head) != 0 ||
+      name.compare(name.size() - tail.size(), tail.size(), tail) != 0)
+    return false;
+  return std::all_of(name.begin() + head.size(), name.end() - tail.size(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::vector<fs::path> journal_files(const std::string& out_dir) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (fs::directory_iterator it(out_dir, ec), end; !ec && it != end; it.increment(ec))
+    if (is_journal_name(it->path().filename().string())) files.push_back(it->path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string line_of(size_t i, const Generation& g) {
+  return nlohmann::json{{"i", i}, {"eos", g.hit_eos}, {"tokens", g.tokens}}.dump() + "\n";
+}
+
+// One journal's sequences into `done`; false (nothing read) when it is of another key.
+bool read_journal(const fs::path& path, const std::string& key, size_t n, int64_t vocab_size,
+                  std::map<size_t, Generation>& done) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  const auto head = nlohmann::json::parse(line, nullptr, false);
+  if (!head.is_object() || head.value("key", std::string()) != key) return false;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("i") || !j["i"].is_number_unsigned() || !j.contains("tokens") ||
+        !j["tokens"].is_array())
+      continue;
+    const size_t i = j["i"].get<size_t>();
+    const auto& tokens = j["tokens"];
+    if (i >= n || !std::all_of(tokens.begin(), tokens.end(), [&](const nlohmann::json& t) {
+          return t.is_number_integer() && t.get<int64_t>() >= 0 && t.get<int64_t>() < vocab_size;
+        }))
+      continue;  // not a line this key's runs wrote: drawn again
+    Generation g;
+    g.hit_eos = j.value("eos", false);
+    for (const auto& t : tokens) g.tokens.push_back(t.get<int32_t>());
+    done[i] = std::move(g);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string journal_path(const std::string& out_dir, int dp_group) {
+  return (fs::path(out_dir) / (dp_group == 0 ? std::string(kPrefix) + ".jsonl"
+                                             : std::string(kPrefix) + ".dp" + std::to_string(dp_group) + ".jsonl"))
+      .string();
+}
+
+std::map<size_t, Generation> gather_journals(const std::string& out_dir, const std::string& key, size_t n,
+                                             int64_t vocab_size) {
+  std::map<size_t, Generation> done;
+  const std::vector<fs::path> files = journal_files(out_dir);
+  for (const fs::path& f : files)
+    if (!read_journal(f, key, n, vocab_size, done))
+      spdlog::warn("cgsample: {} is the journal of a run with other settings (model, tokenizer, prompts or "
+                   "sampling); its sequences are drawn anew", f.string());
+  const std::string main = journal_path(out_dir, 0);
+  if (!done.empty()) {  // into group 0's file first, then the others go: a stop in between leaves copies, not gaps
+    std::string text = nlohmann::json{{"key", key}}.dump() + "\n";
+    for (const auto& [i, g] : done) text += line_of(i, g);
+    write_file_atomic(main, text);
+  }
+  std::error_code ec;
+  for (const fs::path& f : files)
+    if (done.empty() || f != fs::path(main)) fs::remove(f, ec);
+  return done;
+}
+
+void remove_journals(const std::string& out_dir) {
+  std::error_code ec;
+  for (const fs::path& f : journal_files(out_dir)) fs::remove(f, ec);
+}
+
+JournalWriter::JournalWriter(std::string path, const std::string& key, double sync_every_s)
+    : path_(std::move(path)), sync_every_s_(sync_every_s), last_sync_(now_s()) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  CG_CHECK(fd_ >= 0, "cannot open {} to append: {}; check sample.out_dir", path_, std::strerror(errno));
+  struct stat st{};
+  if (::fstat(fd_, &st) == 0 && st.st_size == 0) {
+    try {
+      write_all(nlohmann::json{{"key", key}}.dump() + "\n");
+      sync();
+    } catch (...) {
+      ::close(fd_);
+      throw;
+    }
+  }
+}
+
+JournalWriter::~JournalWriter() {
+  if (fd_ < 0) return;
+  ::fdatasync(fd_);
+  ::close(fd_);
+}
+
+void JournalWriter::write_all(const std::string& text) {
+  size_t off = 0;
+  while (off < text.size()) {
+    const ssize_t k = ::write(fd_, text.data() + off, text.size() - off);
+    if (k < 0 && errno == EINTR) continue;
+    CG_CHECK(k > 0, "cannot write {}: {} (a full disk?); free space in sample.out_dir and run again (the sequences "
+             "written before are kept)", path_, k < 0 ? std::strerror(errno) : "nothing written");
+    off += size_t(k);
+  }
+}
+
+void JournalWriter::add(size_t i, const Generation& g) {
+  write_all(line_of(i, g));  // one write: a kill leaves the line whole or, rarely, cut (then skipped on reading)
+  ++lines_;
+  if (now_s() - last_sync_ >= sync_every_s_) sync();
+}
+
+void JournalWriter::sync() {
+  CG_CHECK(::fdatasync(fd_) == 0, "cannot flush {} to disk: {} (a full disk?); free space in sample.out_dir and run "
+           "again (the sequences written before are kept)", path_, std::strerror(errno));
+  last_sync_ = now_s();
+}
+
+}  // namespace cg
