@@ -19,6 +19,7 @@
 #include "common/file_lock.h"
 #include "common/log.h"
 #include "data/loader.h"
+#include "data/mp20.h"
 #include "data/shard.h"
 #include "data/shard_settings.h"
 #include "data/sp_model.h"
@@ -29,6 +30,7 @@
 #include "dist/runtime.h"
 #include "model/accounting.h"
 #include "model/base_sample.h"
+#include "lora/inject.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/metrics.h"
@@ -114,6 +116,26 @@ void warn_data_settings(const Config& cfg, const ShardMeta& meta) {
                  "values, or run cgprep again with this config", cfg.data.shards_dir, fmt::join(diff, "; "));
 }
 
+// The file or folder the shards' samples came from against the one the config names (data.train_csv, data.val_csv):
+// config.yaml records the config's, and cgeval and cgsweep take data.train_csv as the novelty reference, so another
+// source there would misdescribe the run. Shards of older builds recorded none.
+void warn_data_source(const Config& cfg, const ShardMeta& meta, const char* key, const std::string& value) {
+  if (meta.source_sha256.empty()) return;
+  const std::string path = value.empty() ? "" : resolve_csv(value, cfg);
+  std::error_code ec;
+  const bool exists = !path.empty() && fs::exists(path, ec);
+  if (exists && source_sha256(path) == meta.source_sha256) return;
+  spdlog::warn("the {} shards in {} were made from {}, {}: training reads the shards, but the run's config.yaml "
+               "records {}{}; set {}={}, or run cgprep again with this config", meta.split, cfg.data.shards_dir,
+               meta.source_path,
+               path.empty() ? fmt::format("and {} is empty here", key)
+               : !exists    ? fmt::format("and {} ({}) does not exist here", key, path)
+                            : fmt::format("not {} ({}, which holds other data)", key, path),
+               key, std::string(key) == "data.train_csv" ? " (and cgeval and cgsweep take it as the novelty reference)"
+                                                         : "",
+               key, meta.source_path);
+}
+
 // The tokenizer is identified by the sha256 of its model bytes (what cgprep stores in every shard); cgtrain needs
 // no more of it than that and the vocabulary size.
 void check_shards(const std::string& tok_hash, const ShardMeta& meta, const ShardMeta& train_meta,
@@ -156,6 +178,33 @@ bool check_resume_base(const CheckpointInfo& ck, const Config& cfg, const std::s
            fs::is_regular_file(ck.path + "/config.yaml") ? load_saved_config(ck.path + "/config.yaml").model.hf_dir
                                                           : std::string("?"));
   return true;
+}
+
+// Settings that decide the trainable tensors (which there are, and their shapes): a checkpoint cannot go on under
+// others. Refused on every rank before the model is built, naming the keys, rather than by the load's first
+// mismatched tensor after it. Targets are compared as the modules they pick (all-linear = the seven listed).
+void check_resume_trainables(const CheckpointInfo& ck, const Config& cfg) {
+  const std::string path = ck.path + "/config.yaml";
+  if (!fs::is_regular_file(path)) return;  // older builds' checkpoints: the load names the tensor that differs
+  const Config before = load_saved_config(path);
+  const auto picked = [](const std::vector<std::string>& targets) {
+    std::vector<std::string> out;
+    for (const auto& k : lora::known_targets())
+      if (lora::is_target("x." + k, targets)) out.push_back(k);
+    return out;
+  };
+  std::vector<std::string> bad;
+  for (const std::string& d : config_differences(before, cfg)) {
+    const bool lora_shape = cfg.lora.enabled && before.lora.enabled &&
+                            (d.rfind("lora.r ", 0) == 0 ||
+                             (d.rfind("lora.targets ", 0) == 0 && picked(before.lora.targets) != picked(cfg.lora.targets)));
+    const bool flavor = d.rfind("model.flavor ", 0) == 0 && cfg.model.hf_dir.empty() && before.model.hf_dir.empty();
+    if (d.rfind("lora.enabled ", 0) == 0 || lora_shape || flavor) bad.push_back(d);
+  }
+  CG_CHECK(bad.empty(), "{} cannot go on with {}: its trainable tensors are other ones, or of other shapes; set {} "
+           "back to the checkpoint's value{} (its config.yaml), or start a new train.run_dir", ck.path,
+           fmt::join(bad, "; "), bad.size() == 1 ? bad[0].substr(0, bad[0].find(' ')) : "these keys",
+           bad.size() == 1 ? "" : "s");
 }
 
 void warn_config_changes(const CheckpointInfo& ck, const Config& cfg, bool base_matched) {
@@ -273,6 +322,7 @@ int train(const Config& cfg) {
   const ShardMeta& meta = loader.meta();
   check_shards(tok_hash, meta, meta, tok_path, cfg);
   if (lead) warn_data_settings(cfg, meta);
+  if (lead) warn_data_source(cfg, meta, "data.train_csv", cfg.data.train_csv);
   const int64_t vocab = meta.vocab_size;  // the tokenizer's, as cgprep recorded it
   const model::LlamaConfig lc = train_llama_config(cfg, vocab);
   // More rows than pieces (a base with an added <pad> row, or one padded to a multiple) is fine: those ids never
@@ -317,6 +367,7 @@ int train(const Config& cfg) {
              cfg.train.val_every, cfg.data.shards_dir, shard_path(cfg.data.shards_dir, "val", 0));
     Loader val = Loader::from_shards(cfg.data.shards_dir, "val", lo);
     check_shards(tok_hash, val.meta(), meta, tok_path, cfg);
+    if (lead) warn_data_source(cfg, val.meta(), "data.val_csv", cfg.data.val_csv);
     val_batches = val.fixed_batches(cfg.train.val_samples);
     for (const auto& b : val_batches) val_samples += b.global_samples;
   }
@@ -354,6 +405,7 @@ int train(const Config& cfg) {
   // 70B model is loaded for nothing.
   const std::string base_sample = agreed_base_sample(cfg.model.hf_dir);
   const bool base_matched = resume && check_resume_base(*resume, cfg, base_sample);
+  if (resume) check_resume_trainables(*resume, cfg);
 
   // Model (fixed order inside), optimizer, gradient reduction.
   TrainModel m = build_train_model(cfg, dims, vocab, device, /*resuming=*/resume.has_value(), &base_sample);

@@ -487,16 +487,22 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
   // Shards made with other data settings than the config's: said, key by key; data.loss_on is cgtrain's own.
   {
     const std::string shards = d + "/settings_shards";
-    fs::remove_all(shards);
+    for (const char* old : {"/settings_shards", "/settings_run", "/settings_run2", "/settings_run3"})
+      fs::remove_all(d + old);
     fs::create_directories(shards);
     fs::copy_file(s + "/shards/tokenizer.model", shards + "/tokenizer.model");
     cg::DataConfig made = cg::Config{}.data;
     made.copies = 3;
     made.loss_on = "completion";
+    // The samples came from mine.csv (the shards record its path and digest).
+    const std::string mine = d + "/mine.csv";
+    std::ofstream(mine) << "material_id,cif\n";
     for (const char* split : {"train", "val"}) {
       cg::ShardMeta m;
       const cg::SampleSet set = cg::read_shard(cg::shard_path(s + "/shards", split, 0), &m);
       m.settings_json = cg::settings_json(made, cg::text_options(made));
+      m.source_path = mine;
+      m.source_sha256 = cg::sha256_file(mine);
       cg::write_shard(cg::shard_path(shards, split, 0), set, m);
     }
     r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/settings_run"), {"data.shards_dir=" + shards,
@@ -506,6 +512,24 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
                             "in the config)"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("data.loss_on is all here, but the shards' cgprep config said otherwise"),
               std::string::npos) << r.output;
+    // The config names other data than the shards came from: config.yaml (and cgeval's novelty reference) would
+    // misdescribe the run. Said, with the key to set; naming mine.csv, nothing is said.
+    EXPECT_NE(r.output.find("the train shards in " + shards + " were made from " + mine + ", "), std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("(and cgeval and cgsweep take it as the novelty reference); set data.train_csv=" + mine),
+              std::string::npos) << r.output;
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/settings_run2"),
+                                       {"data.shards_dir=" + shards, "data.train_csv=" + mine, "data.val_csv=" + mine,
+                                        "train.steps=1", "train.val_every=1"}));
+    EXPECT_EQ(r.rc, 0) << r.output;
+    EXPECT_EQ(r.output.find("were made from"), std::string::npos) << r.output;
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/settings_run3"),
+                                       {"data.shards_dir=" + shards, "data.train_csv=" + mine, "data.val_csv=",
+                                        "train.steps=1", "train.val_every=1"}));
+    EXPECT_EQ(r.rc, 0) << r.output;
+    EXPECT_NE(r.output.find("the val shards in " + shards + " were made from " + mine + ", and data.val_csv is empty "
+                            "here: training reads the shards, but the run's config.yaml records data.val_csv; set "
+                            "data.val_csv=" + mine), std::string::npos) << r.output;
   }
   // A base with more embedding rows than the tokenizer has pieces (an added <pad> row, or padding to a multiple):
   // trains, the extra rows said; fewer rows are refused.
@@ -615,6 +639,20 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   EXPECT_NE(r.output.find("with 1 changed setting: lora.alpha 8.0 -> 64.0 (lora.alpha / lora.rslora rescale"),
             std::string::npos) << r.output;
   EXPECT_NE(read_text(d + "/run/config.yaml").find("alpha: 64"), std::string::npos);
+  // Another LoRA rank would need other tensors: refused before the model is built, naming the key and the fix. The
+  // seven projections listed one by one are all-linear's own: accepted.
+  r = run_mpi(2, cgtrain_exe(), with(args, {"lora.alpha=64", "lora.r=8"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("cannot go on with lora.r 4 -> 8: its trainable tensors are other ones, or of other shapes; "
+                          "set lora.r back to the checkpoint's value (its config.yaml), or start a new train.run_dir"),
+            std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos) << "refused after the model was built: " << r.output;
+  r = run_mpi(2, cgtrain_exe(), with(args, {"lora.alpha=64", "lora.targets=[up_proj,down_proj]"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("cannot go on with lora.targets"), std::string::npos) << r.output;
+  r = run_mpi(2, cgtrain_exe(), with(args, {"lora.alpha=64", "lora.targets=[q_proj,k_proj,v_proj,o_proj,gate_proj,"
+                                                             "up_proj,down_proj]"}));
+  EXPECT_EQ(r.rc, 0) << r.output;
   r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/out", "--merge"});
   ASSERT_EQ(r.rc, 0) << r.output;
   // The checkpoint records its base's sample, and the exported adapter carries it.
