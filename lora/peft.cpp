@@ -131,7 +131,9 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
   j["use_dora"] = false;
   j["use_rslora"] = cfg.use_rslora;
   // Written next to its final name, flushed and renamed: a failed write never leaves a cut adapter_config.json.
-  write_file_atomic((fs::path(dir) / kConfigFile).string(), j.dump(2) + "\n");
+  // base_model_name_or_path is a path, which need not be UTF-8 (JSON must: such bytes become U+FFFD).
+  write_file_atomic((fs::path(dir) / kConfigFile).string(),
+                    j.dump(2, ' ', false, decltype(j)::error_handler_t::replace) + "\n");
 }
 
 PeftAdapter read_peft_adapter(const std::string& dir) {

@@ -100,8 +100,8 @@ int run(int argc, char** argv) {
     inv_md = cg::invariance_markdown(r);
     spdlog::info("cgeval: invariance: mean |dLL| {:.3f} nats when atoms are permuted ({} crystals), {} when two "
                  "elements are swapped", r.mean_abs_delta_permute, r.crystals,
-                 r.swapped > 0 ? fmt::format("{:.3f} ({} crystals with two elements)", r.mean_abs_delta_swap, r.swapped)
-                               : std::string("n/a (no crystal with two elements)"));
+                 r.swapped > 0 ? fmt::format("{:.3f} ({} crystals with two elements or more)", r.mean_abs_delta_swap, r.swapped)
+                               : std::string("n/a (no crystal with two elements or more)"));
 #else
     CG_FAIL("eval.invariance=true needs the model libraries, which this build of cgeval lacks; set "
             "eval.invariance=false");

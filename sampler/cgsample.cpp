@@ -50,6 +50,17 @@
 
 namespace {
 
+// Inside a cgtrain run's checkpoints/ folder, checkpoint rotation deletes the samples with their step folder.
+void check_out_dir_not_in_checkpoints(const std::string& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p = fs::weakly_canonical(fs::absolute(out), ec);
+  for (fs::path a = p; !ec && a.has_relative_path(); a = a.parent_path())
+    CG_CHECK(a.filename() != "checkpoints" || !fs::exists(a.parent_path() / "config.yaml", ec), "sample.out_dir {} is "
+             "inside {}, a cgtrain run's checkpoints folder, where checkpoint rotation deletes step folders with all "
+             "they hold; choose another folder (e.g. {}/samples)", out, a.string(), a.parent_path().string());
+}
+
 // cgsample replaces <out>/cifs and <out>/eval with this run's: only where an earlier cgsample wrote them (its
 // samples.jsonl beside them). A cifs/ folder of the user's own (a CIF folder's usual layout) is refused, not emptied.
 void check_out_dir_owned(const std::string& out) {
@@ -139,7 +150,7 @@ std::string journal_key(const std::string& tokenizer_sha, const std::string& mod
                             {"temperature", gp.sampling.temperature}, {"top_p", gp.sampling.top_p},
                             {"top_k", gp.sampling.top_k}, {"seed", gp.seed}, {"constrained", gp.constrained},
                             {"task", c.sample.task}, {"prompts", cg::sha256_hex(ids.data(), ids.size())}};
-  const std::string text = k.dump();
+  const std::string text = k.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // paths need not be UTF-8
   return cg::sha256_hex(text.data(), text.size());
 }
 
@@ -200,6 +211,7 @@ int run(int argc, char** argv) {
   // writing into (the last to finish would silently win).
   std::optional<cg::FileLock> out_lock;
   if (rt.rank == 0) {
+    check_out_dir_not_in_checkpoints(c.sample.out_dir);
     cg::make_output_dir(c.sample.out_dir, "sample.out_dir");
     check_out_dir_owned(c.sample.out_dir);
     out_lock.emplace(c.sample.out_dir + "/.cgsample.lock");

@@ -150,7 +150,7 @@ void finish_hf_folder(const std::string& dir, const std::string& base_dir, bool 
   }
   if (merged) j[kMergedKey] = {{"adapter_sha256", merged->adapter_sha256}, {"checkpoint", merged->checkpoint},
                                {"run_dir", merged->run_dir}};
-  write_file_atomic(dir + "/config.json", j.dump(2) + "\n");
+  write_file_atomic(dir + "/config.json", j.dump(2, ' ', false, decltype(j)::error_handler_t::replace) + "\n");
 }
 
 std::string canonical(const std::string& p) { return fs::weakly_canonical(p).string(); }
@@ -216,7 +216,9 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
     nlohmann::ordered_json j = {{"checkpoint", src.checkpoint}, {"run_dir", src.run_dir}};
     if (!tok_bytes.empty()) j[kSourceTokenizerKey] = sha256_hex(tok_bytes.data(), tok_bytes.size());
     if (!recorded.empty()) j[model::kBaseSampleKey] = nlohmann::ordered_json::parse(recorded);
-    write_file_atomic(adapter_dir + "/" + kAdapterSourceFile, j.dump(2) + "\n");
+    // Paths need not be UTF-8, JSON must: bytes that are not become U+FFFD.
+    write_file_atomic(adapter_dir + "/" + kAdapterSourceFile,
+                      j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
   }
   // The adapter folder carries its tokenizer too: cgsample given OUT/adapter reads its ids with it.
   if (o.merge && !tok_bytes.empty()) write_file_atomic(dir + "/adapter/tokenizer.model", tok_bytes);
@@ -235,7 +237,7 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
     for (const auto& [name, t] : full)
       CG_CHECK(merged.count(name), "{}: LoRA factor {} has no base weight in the model of model_config.json",
                ck.path, name);
-    spdlog::info("merged {} LoRA pairs into {} base tensors", merged.size() / 2, shapes.size());
+    spdlog::info("merged {} LoRA pairs into as many of the base's {} tensors", merged.size() / 2, shapes.size());
     const MergedFrom from = merged_from(dir + "/adapter/adapter_model.safetensors", ck);
     finish_hf_folder(dir, cfg.model.hf_dir, !o.dtype.empty(), tok_bytes, &from);
   }

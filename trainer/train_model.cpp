@@ -185,6 +185,13 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
       m.lora.load_full(a.factors, "lora.init_adapter " + cfg.lora.init_adapter,
                        fmt::format("set lora.targets to its target_modules [{}] (and model.hf_dir to its base)",
                                    fmt::join(a.config.target_modules, ",")));
+      spdlog::info("lora.init_adapter: starting from {} ({} LoRA factors, r {}, lora_alpha {})", cfg.lora.init_adapter,
+                   a.factors.size(), a.config.r, a.config.lora_alpha);
+      if (cfg.model.hf_dir.empty())
+        spdlog::warn("lora.init_adapter {} goes on a random base (model.hf_dir is empty), not the one it was trained "
+                     "on{}: set model.hf_dir to that base", cfg.lora.init_adapter,
+                     a.config.base_model_name_or_path.empty() ? ""
+                                                              : " (" + a.config.base_model_name_or_path + ")");
     }
   };
   m.llama = m.full_param ? dist::build_llama(bo, dims) : dist::build_llama(bo, dims, inject);

@@ -87,6 +87,13 @@ TEST(Peft, WritesHfNamesShapesDtypesAndConfigFields) {
   EXPECT_EQ(j["fan_in_fan_out"], false);
   EXPECT_EQ(j["use_rslora"], false);
   EXPECT_EQ(j["inference_mode"], true);
+  // A base folder whose name is not UTF-8 (Latin-1 "café"): written, its bad byte as U+FFFD, where JSON would fail.
+  auto latin1 = sample_config();
+  latin1.base_model_name_or_path = "/data/caf\xe9/llama";
+  fs::remove_all(dir);
+  cg::lora::write_peft_adapter(dir, latin1, sample_factors(), at::kBFloat16);
+  std::ifstream in2(dir + "/adapter_config.json");
+  EXPECT_EQ(nlohmann::json::parse(in2)["base_model_name_or_path"], "/data/caf\xef\xbf\xbd/llama");
 }
 
 TEST(Peft, RoundTripFp32ExactBf16Rounded) {

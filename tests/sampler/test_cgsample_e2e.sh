@@ -136,6 +136,12 @@ if command -v flock >/dev/null; then
   grep -q "is being written by a cgsample right now" "$D/busy_eval.err"
   [ ! -e "$D/busy/eval" ] || { echo "cgeval wrote into a locked folder" >&2; exit 1; }
 fi
+# Into a cgtrain run's checkpoints folder, where rotation would delete the samples: refused before anything is made.
+mkdir -p "$D/run/checkpoints/step-3"; touch "$D/run/config.yaml"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/run/checkpoints/step-3/s" 2>"$D/ck.err"; then
+  echo "cgsample wrote into a checkpoint folder" >&2; exit 1; fi
+grep -q "is inside $D/run/checkpoints, a cgtrain run's checkpoints folder" "$D/ck.err"
+[ ! -e "$D/run/checkpoints/step-3/s" ]
 # A second run into a used folder: its CIFs and report are this run's only.
 cp -r "$D/on" "$D/again"
 test -f "$D/again/eval/report.json"

@@ -816,6 +816,7 @@ TEST(TrainResume, TokenizerTravelsWithTheCheckpointAndInitAdapterIsNotReread) {
                                                        "checkpoint.every=2", "train.val_every=0"});
   r = run_mpi(1, cgtrain_exe(), from);
   ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("lora.init_adapter: starting from " + d + "/adapter ("), std::string::npos) << r.output;
   fs::remove_all(d + "/adapter");
   r = run_mpi(1, cgtrain_exe(), with(from, {"train.steps=4"}));
   ASSERT_EQ(r.rc, 0) << r.output;
