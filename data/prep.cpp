@@ -158,13 +158,33 @@ PrepReport run_prep(const DataConfig& d, int threads) {
            d.loss_on);
   CG_CHECK(d.max_tokens >= 8, "data.max_tokens = {} is too small: a sample needs at least 8 tokens", d.max_tokens);
   const TextOptions topt = text_options(d);
-  make_output_dir(d.shards_dir, "data.shards_dir");
 
   std::vector<SplitWork> work;
   if (!d.train_csv.empty()) work.push_back({"train", d.train_csv, 0, d.copies});
   if (!d.val_csv.empty()) work.push_back({"val", d.val_csv, 1, 1});
   if (!d.test_csv.empty()) work.push_back({"test", d.test_csv, 2, 1});
   CG_CHECK(!work.empty(), "data.train_csv, data.val_csv and data.test_csv are all empty: nothing to prepare");
+  for (const auto& w : work) {  // before anything is made: a missing file is the likeliest mistake
+    std::error_code ec;
+    CG_CHECK(std::filesystem::exists(w.csv, ec), "data.{}_csv: {} does not exist{}; set data.{}_csv to a CSV in "
+             "CDVAE's layout or a folder of CIF files (data.{}_csv= leaves the split out)", w.name, w.csv,
+             std::filesystem::path(w.csv).is_relative()
+                 ? fmt::format(" in {} (relative paths are read from the folder cgprep runs in)",
+                               std::filesystem::current_path(ec).string())
+                 : "",
+             w.name, w.name);
+  }
+  // A failed run leaves no trace: the earlier run's shards as they were, and no folder where there was none.
+  const bool made_here = !std::filesystem::exists(d.shards_dir);
+  make_output_dir(d.shards_dir, "data.shards_dir");
+  struct RemoveIfMadeAndLeftEmpty {
+    std::string dir;
+    bool made, done = false;
+    ~RemoveIfMadeAndLeftEmpty() {
+      std::error_code ec;
+      if (made && !done && std::filesystem::is_empty(dir, ec)) std::filesystem::remove(dir, ec);
+    }
+  } made_dir{d.shards_dir, made_here};
 
   // 1. Read and parse every split.
   std::vector<Mp20Split> parsed;
@@ -334,6 +354,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
     throw;
   }
   commit_shards(stage, d.shards_dir);
+  made_dir.done = true;
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return report;
 }

@@ -430,6 +430,39 @@ TEST(Prep, MalformedRowsAreCountedNotDropped) {
   }
 }
 
+// A missing input file is refused before anything is made, naming the key; a run that fails later leaves no empty
+// data.shards_dir behind where there was none.
+TEST(Prep, AMissingFileNamesItsKeyAndAFailedRunLeavesNoFolder) {
+  const std::string dir = fresh_dir("missing");
+  cg::DataConfig d = small_config(dir + "/shards");
+  d.val_csv = dir + "/no_such_val.csv.gz";
+  try {
+    cg::run_prep(d, 1);
+    FAIL() << "a missing data.val_csv was accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data.val_csv: " + d.val_csv + " does not exist; set data.val_csv to a CSV "
+                                         "in CDVAE's layout or a folder of CIF files (data.val_csv= leaves the split "
+                                         "out)"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir + "/shards"));
+  d.val_csv = "no_such_val.csv.gz";  // relative: said where it was looked for
+  try {
+    cg::run_prep(d, 1);
+    FAIL() << "a missing data.val_csv was accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not exist in " + fs::current_path().string() + " (relative paths are "
+                                         "read from the folder cgprep runs in)"), std::string::npos) << e.what();
+  }
+  d.val_csv = "";
+  d.tokenizer_vocab_size = 7;  // fails after the folder is made (too few pieces for the training text)
+  EXPECT_THROW(cg::run_prep(d, 1), std::exception);
+  EXPECT_FALSE(fs::exists(dir + "/shards"));
+  fs::create_directories(dir + "/mine");  // a folder that was there before stays
+  d.shards_dir = dir + "/mine";
+  EXPECT_THROW(cg::run_prep(d, 1), std::exception);
+  EXPECT_TRUE(fs::is_directory(dir + "/mine"));
+}
+
 // Shards of a split the run does not write are an earlier run's: removed, so that cgtrain cannot validate on them.
 TEST(Prep, SplitsNotWrittenLoseTheirOldShards) {
   const std::string dir = fresh_dir("old_splits");
