@@ -138,7 +138,8 @@ int run(int argc, char** argv) {
   cg::make_output_dir(out.string(), e.out.empty() ? "eval.out (default: <eval.input>/eval)" : "eval.out");
 
   if (input.total == 0)
-    spdlog::info("cgeval: {} holds infill records only: the generation rates read n/a", e.input);
+    spdlog::info("cgeval: {} holds infill records only: the generation rates read n/a, and the references "
+                 "(eval.train_csv, eval.ref_csv) are not read", e.input);
   std::vector<cg::Crystal> train, ref;
   const std::string train_csv = cg::resolve_csv(e.train_csv, *cfg), ref_csv = cg::resolve_csv(e.ref_csv, *cfg);
   // A reference that reads as nothing would make every crystal novel and every distance n/a: refused. Rows that do
@@ -159,8 +160,10 @@ int run(int argc, char** argv) {
                    split.skipped[0].reason);
     return std::move(split.crystals);
   };
-  if (!train_csv.empty()) train = read_reference(train_csv, "eval.train_csv", "novelty");
-  if (!ref_csv.empty()) ref = read_reference(ref_csv, "eval.ref_csv", "distribution");
+  if (input.total > 0) {  // with infill records only there is nothing to compare with them
+    if (!train_csv.empty()) train = read_reference(train_csv, "eval.train_csv", "novelty");
+    if (!ref_csv.empty()) ref = read_reference(ref_csv, "eval.ref_csv", "distribution");
+  }
   cg::EvalOptions opts;
   opts.min_distance = e.min_distance;
   opts.min_volume = e.min_volume;

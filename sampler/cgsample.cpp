@@ -167,27 +167,12 @@ cg::SampleRecord to_record(const Config& c, size_t i, const SampleJob& job, cons
   r.text = tok.decode(g.tokens);
   r.num_tokens = static_cast<int64_t>(g.tokens.size());
   r.constrained = c.sample.constrained;
-  std::string text = r.text;
-  if (!text.empty() && text[0] == ' ') text.erase(0, 1);  // sentencepiece's dummy-prefix space
   // A text cut off at max_new_tokens is unfinished (atoms or digits missing), even where its prefix would parse.
   if (!g.hit_eos) {
     r.reason = "no EOS within sample.max_new_tokens";
     return r;
   }
-  if (r.task == "generate") {
-    cg::Crystal cr;
-    std::string err;
-    if (cg::parse_crystal_text(text, &cr, &err, r.id)) {
-      r.parsed = true;
-      r.crystal = std::move(cr);
-    } else {
-      r.reason = err;
-    }
-  } else {
-    r.parsed = cg::is_element(text);
-    r.element = r.parsed ? text : "";
-    if (!r.parsed) r.reason = "not an element symbol";
-  }
+  cg::parse_record_text(&r);
   return r;
 }
 

@@ -141,8 +141,9 @@ EvalInput load_eval_input(const std::string& path, int64_t max_rows) {
             "folder of .cif files; point eval.input at one of those",
             path);
   }
-  spdlog::info("cgeval: read {} items from {} ({}): {} crystals, {} unparsed", in.total, path, in.kind,
-               in.crystals.size(), in.unparsed());
+  spdlog::info("cgeval: read {} items from {} ({}): {} crystals, {} unparsed{}", in.total, path, in.kind,
+               in.crystals.size(), in.unparsed(),
+               in.infill.empty() ? "" : fmt::format("; and {} infill records, scored apart", in.infill.size()));
   return in;
 }
 

@@ -220,8 +220,10 @@ std::string report_json(const EvalReport& r) {
 }
 
 std::string report_markdown(const EvalReport& r) {
-  std::string s = fmt::format("# cgeval report\n\nInput: `{}` ({}), {} items, {} parsed.\n\n", r.input, r.kind,
-                              r.total, r.parsed);
+  std::string s = fmt::format("# cgeval report\n\nInput: `{}` ({}), {} items, {} parsed{}.\n\n", r.input, r.kind,
+                              r.total, r.parsed,
+                              r.infill ? fmt::format("; {} infill records, scored below", r.infill->items) : "");
+  if (r.total == 0 && r.infill) s += "No generated crystals: only the infill records are scored (below).\n\n";
   s += "| metric | value |\n|---|---|\n";
   s += fmt::format("| parse rate | {} |\n", pct(r.parsed, r.total));
   s += fmt::format("| structural validity | {} |\n", pct(r.struct_valid, r.total));

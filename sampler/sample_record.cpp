@@ -1,5 +1,6 @@
 #include "sampler/sample_record.h"
 
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -8,6 +9,7 @@
 #include "common/json_int.h"
 #include "common/log.h"
 #include "data/crystal.h"
+#include "data/crystal_text.h"
 #include "data/elements.h"
 
 namespace cg {
@@ -55,6 +57,31 @@ std::string crystal_problem(const Crystal& c) {
 
 }  // namespace
 
+void parse_record_text(SampleRecord* r, bool trim) {
+  std::string text = r->text;
+  if (!text.empty() && text[0] == ' ') text.erase(0, 1);  // sentencepiece's dummy-prefix space
+  if (trim) {
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.erase(0, 1);
+  }
+  r->parsed = false;
+  r->reason.clear();
+  if (r->task == "infill") {
+    r->parsed = is_element(text);
+    r->element = r->parsed ? text : "";
+    if (!r->parsed) r->reason = "not an element symbol";
+    return;
+  }
+  Crystal c;
+  std::string err;
+  if (parse_crystal_text(text, &c, &err, r->id)) {
+    r->parsed = true;
+    r->crystal = std::move(c);
+  } else {
+    r->reason = err;
+  }
+}
+
 SampleRecord sample_from_json_line(const std::string& line, const std::string& where) {
   SampleRecord r;
   try {
@@ -93,6 +120,8 @@ SampleRecord sample_from_json_line(const std::string& line, const std::string& w
         r.crystal = std::move(c);
       }
     }
+    // A record of another sampler ({"prompt", "text"}, no "parsed"): its text is read as cgsample reads its own.
+    if (!j.contains("parsed") && !r.crystal && !r.text.empty()) parse_record_text(&r, /*trim=*/true);
   } catch (const json::exception& e) {
     CG_FAIL("{}: malformed sample record: {}", where, e.what());
   } catch (const Error& e) {

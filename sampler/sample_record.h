@@ -25,6 +25,12 @@ struct SampleRecord {
   bool constrained = false;        // grammar-constrained decoding was on
 };
 
+// Reads r->text as cgsample reads what it generated: a crystal (task generate) or an element symbol (infill); sets
+// parsed, reason, crystal / element. A leading space (sentencepiece's dummy prefix) is dropped; trim: white space
+// at either end too. A record that has no "parsed" key (another sampler's {"prompt", "text"} lines) is read so, with
+// trim, by sample_from_json_line.
+void parse_record_text(SampleRecord* r, bool trim = false);
+
 // One JSON line (no trailing newline).
 std::string to_json_line(const SampleRecord& r);
 // Parses one JSON line; throws cg::Error naming `where` ("samples.jsonl:12") on malformed input.

@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <spdlog/sinks/ostream_sink.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
 
+#include "data/crystal_text.h"
 #include "data/mp20.h"
 #include "data/prompt.h"
 #include "sampler/cif_writer.h"
@@ -328,6 +330,51 @@ TEST(EvalReport, InfillRecordsAreScoredApart) {
                                     "composition"),
             std::string::npos)
       << report_markdown(r);
+  EXPECT_NE(report_markdown(r).find("1 items, 1 parsed; 4 infill records, scored below."), std::string::npos)
+      << report_markdown(r);
+  // Infill records alone: the report says so instead of reading as empty.
+  {
+    std::ifstream in_all(dir / "samples.jsonl");
+    std::string line, kept;
+    for (int k = 0; k < 4 && std::getline(in_all, line); ++k) kept += line + "\n";
+    std::ofstream(dir / "infill_only.jsonl") << kept;
+  }
+  const EvalReport only = evaluate(load_eval_input((dir / "infill_only.jsonl").string()), nullptr, nullptr, {});
+  EXPECT_NE(report_markdown(only).find("0 items, 0 parsed; 4 infill records, scored below.\n\nNo generated "
+                                       "crystals: only the infill records are scored (below)."),
+            std::string::npos) << report_markdown(only);
+  fs::remove_all(dir);
+}
+
+// Lines of another sampler (HF + PEFT, say): {"prompt", "text"} without "parsed". Their text is read as cgsample
+// reads its own, white space at the ends forgiven; a cgsample-style record (with "parsed") is taken as it says.
+TEST(EvalReport, RecordsOfAnotherSamplerHaveTheirTextRead) {
+  Crystal nacl;
+  nacl.lattice = {5.64, 5.64, 5.64, 90, 90, 90};
+  nacl.species = {"Na", "Cl", "Na", "Cl"};
+  nacl.frac = {{0, 0, 0}, {0.5, 0, 0}, {0, 0.5, 0.5}, {0.5, 0.5, 0.5}};
+  const fs::path dir = fresh_dir("foreign");
+  const fs::path file = dir / "hf_peft.jsonl";
+  {
+    std::ofstream out(file);
+    out << nlohmann::json{{"id", "x1"}, {"prompt", generation_prompt({})},
+                          {"text", " " + crystal_to_text(nacl) + "\n"}}.dump() << "\n";
+    out << nlohmann::json{{"id", "x2"}, {"text", "4.2 4.2"}}.dump() << "\n";
+    out << nlohmann::json{{"id", "x3"}, {"task", "infill"}, {"prompt", infill_prompt(nacl, "Cl")},
+                          {"text", " Cl\n"}, {"truth", "Cl"}}.dump() << "\n";
+    out << nlohmann::json{{"id", "x4"}, {"text", crystal_to_text(nacl)}, {"parsed", false}}.dump() << "\n";
+  }
+  const EvalInput in = load_eval_input(file.string());
+  EXPECT_EQ(in.total, 3);
+  ASSERT_EQ(in.crystals.size(), 1u);
+  EXPECT_EQ(in.crystals[0].species, nacl.species);
+  EXPECT_NEAR(in.crystals[0].lattice.a, 5.64, 0.051);  // the text's precision
+  EXPECT_EQ(in.unparsed_reasons.count("expected three lattice lengths 'a b c'"), 1u);
+  EXPECT_EQ(in.unparsed_reasons.count("unparsed (no reason in the record)"), 1u);  // x4 says it did not parse
+  const EvalReport r = evaluate(in, nullptr, nullptr, {});
+  ASSERT_TRUE(r.infill);
+  EXPECT_EQ(r.infill->answered, 1);
+  EXPECT_EQ(r.infill->recovered, 1);
   fs::remove_all(dir);
 }
 
