@@ -2,7 +2,8 @@
 // eval.invariance=true the log-likelihood invariance check (sampler/invariance.h) of the model cgsample would load.
 //   cgeval CONFIG.yaml eval.input=runs/tiny/samples       (a cgsample folder, a CDVAE-layout CSV, or CIFs)
 //   mpirun -np 2 cgeval CONFIG.yaml eval.invariance=true parallel.tp=2
-// Writes <eval.out>/report.json and report.md (eval.out empty: <eval.input>/eval, or <csv name>.eval/ for a CSV).
+// Writes <eval.out>/report.json, report.md and items.jsonl (eval.out empty: <eval.input>/eval, or <csv name>.eval/
+// for a CSV).
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -180,6 +181,7 @@ int run(int argc, char** argv) {
   write_text(out / "report.json", report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   const std::string md = cg::report_markdown(r) + inv_md;
   write_text(out / "report.md", md);
+  write_text(out / "items.jsonl", cg::items_jsonl(r));  // per crystal: which to take further
   spdlog::info("cgeval: wrote {}", (out / "report.json").string());
   std::fputs(md.c_str(), stdout);
   return 0;

@@ -39,6 +39,23 @@ InfillReport infill_report(const std::vector<EvalInput::Infill>& items) {
 
 }  // namespace
 
+namespace {
+// The crystal's reduced formula, pymatgen's spelling ("NaCl", "Fe2O3"); "" when its species do not read as one.
+std::string formula_of(const Crystal& c) {
+  std::vector<std::pair<std::string, int64_t>> counts;  // in order of first appearance
+  for (const auto& sp : c.species) {
+    auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& e) { return e.first == sp; });
+    if (it == counts.end())
+      counts.emplace_back(sp, 1);
+    else
+      ++it->second;
+  }
+  std::string f;
+  for (const auto& [sp, n] : counts) f += sp + std::to_string(n);
+  return pymatgen_reduced_formula_of(f);
+}
+}  // namespace
+
 EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, const std::vector<Crystal>* reference,
                     const EvalOptions& opts) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -59,6 +76,14 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
     const SmactResult cv = smact_validity(reduce_composition(c.species));
     r.struct_valid += sv.valid;
     r.comp_valid += cv.valid;
+    ItemVerdict item;
+    item.id = c.id;
+    item.formula = formula_of(c);
+    item.struct_valid = sv.valid;
+    item.comp_valid = cv.valid;
+    item.struct_reason = sv.valid ? "" : sv.reason;
+    item.comp_reason = cv.valid ? "" : cv.reason;
+    r.items.push_back(std::move(item));
     if (!sv.valid) ++r.invalid_reasons[std::string("structure: ") + sv.reason];
     if (!cv.valid) ++r.invalid_reasons["composition: " + reason_key(cv.reason)];
     if (sv.valid && cv.valid) {
@@ -80,15 +105,23 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
   for (const auto& c : valid) fps.push_back(fingerprint(c, opts.match));
   const std::vector<size_t> dup = duplicate_of(fps, opts.match);
   r.unique = 0;
-  for (size_t i = 0; i < dup.size(); ++i) r.unique += dup[i] == i;
+  for (size_t i = 0; i < dup.size(); ++i) {
+    r.unique += dup[i] == i;
+    if (dup[i] != i) r.items[valid_index[i]].duplicate_of = r.items[valid_index[dup[i]]].id;
+  }
   spdlog::info("cgeval: uniqueness: {} distinct of {} valid", r.unique, valid.size());
 
   if (train) {
     r.train_size = static_cast<int64_t>(train->size());
     NoveltyIndex index(train, opts.match);
     r.novel = 0;
-    for (size_t i = 0; i < dup.size(); ++i)
-      if (dup[i] == i && index.is_novel(fps[i])) ++r.novel;
+    for (size_t i = 0; i < dup.size(); ++i)  // a duplicate is as novel as the crystal it repeats
+      if (dup[i] == i) {
+        const bool novel = index.is_novel(fps[i]);
+        r.novel += novel;
+        r.items[valid_index[i]].novel = novel;
+      }
+    for (size_t i = 0; i < dup.size(); ++i) r.items[valid_index[i]].novel = r.items[valid_index[dup[i]]].novel;
     spdlog::info("cgeval: novelty: {} of {} unique valid match no training crystal ({} in train)", r.novel, r.unique,
                  r.train_size);
   }
@@ -99,7 +132,10 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
   SpaceGroupCache space_groups(input.crystals, opts.symprec);
   if (opts.spacegroups && have_spglib()) {
     std::vector<int> numbers;
-    for (size_t i : valid_index) numbers.push_back(space_groups.number(i));
+    for (size_t i : valid_index) {
+      numbers.push_back(space_groups.number(i));
+      r.items[i].spacegroup = std::max(0, numbers.back());
+    }
     // The reference's own spacegroup.number column, or spglib's groups where it has none (a CIF folder).
     std::vector<int> ref_numbers;
     if (reference) {
@@ -142,6 +178,27 @@ nlohmann::json frac(int64_t a, int64_t b) {
 }
 std::string pct(int64_t a, int64_t b) { return b > 0 ? fmt::format("{:.2f}%", 100.0 * a / b) : "n/a"; }
 }  // namespace
+
+std::string items_jsonl(const EvalReport& r) {
+  std::string out;
+  for (const ItemVerdict& v : r.items) {
+    nlohmann::ordered_json j = {{"id", v.id},
+                                {"formula", v.formula},
+                                {"valid", v.struct_valid && v.comp_valid},
+                                {"structural_valid", v.struct_valid},
+                                {"compositional_valid", v.comp_valid}};
+    if (!v.struct_valid) j["structural_reason"] = v.struct_reason;
+    if (!v.comp_valid) j["compositional_reason"] = v.comp_reason;
+    if (v.struct_valid && v.comp_valid) {
+      j["unique"] = v.duplicate_of.empty();
+      if (!v.duplicate_of.empty()) j["duplicate_of"] = v.duplicate_of;
+      if (v.novel >= 0) j["novel"] = v.novel == 1;
+      if (v.spacegroup > 0) j["spacegroup"] = v.spacegroup;
+    }
+    out += j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";  // ids quote input bytes
+  }
+  return out;
+}
 
 std::string report_json(const EvalReport& r) {
   nlohmann::json j;

@@ -43,6 +43,18 @@ struct InfillReport {
   int64_t smact_valid = 0;
 };
 
+// One parsed crystal's verdicts (items.jsonl): which samples to take further (e.g. the valid, unique, novel ones to
+// DFT). Unparsed items are not here: samples.jsonl holds their reasons.
+struct ItemVerdict {
+  std::string id;                        // the record's id, CIF block, or material_id
+  std::string formula;                   // reduced, as the conditions check writes it
+  bool struct_valid = false, comp_valid = false;
+  std::string struct_reason, comp_reason;  // why not ("" when valid)
+  std::string duplicate_of;              // valid: the id of the first valid crystal it matches ("" when unique)
+  int novel = -1;                        // valid: 1 matches no training crystal, 0 matches one; -1 not checked
+  int spacegroup = 0;                    // spglib's number for valid crystals (0: not assigned or not checked)
+};
+
 struct EvalReport {
   std::string input, kind;
   int64_t total = 0, parsed = 0;
@@ -55,6 +67,7 @@ struct EvalReport {
   std::optional<SpaceGroupReport> symmetry;   // EvalOptions::spacegroups, built with spglib
   std::optional<InfillReport> infill;         // when the input holds infill records
   std::map<std::string, int64_t> invalid_reasons;  // "structure: atoms too close", "composition: ...", unparsed ones
+  std::vector<ItemVerdict> items;                 // per parsed crystal, in input order
   double seconds = 0;
 
   double rate(int64_t n) const { return total > 0 ? static_cast<double>(n) / total : 0.0; }
@@ -66,5 +79,6 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
 
 std::string report_json(const EvalReport& r);      // pretty-printed report.json
 std::string report_markdown(const EvalReport& r);  // short summary table (report.md)
+std::string items_jsonl(const EvalReport& r);      // one JSON line per ItemVerdict (items.jsonl)
 
 }  // namespace cg

@@ -148,6 +148,37 @@ TEST(EvalReport, SamplesJsonlCountsUnparsedAsInvalidAndFindsDuplicates) {
   EXPECT_EQ(r.valid, real_valid + dup_valid);
   EXPECT_EQ(r.unique, real_valid);
   EXPECT_EQ(r.invalid_reasons.at("structure: atoms too close"), 1);
+  // Per parsed crystal (items.jsonl): s4 did not parse; s3 repeats s0; s1 is the training crystal; s5 overlaps.
+  ASSERT_EQ(r.items.size(), 5u);
+  EXPECT_EQ(r.items[4].id, "s5");
+  EXPECT_FALSE(r.items[4].struct_valid);
+  EXPECT_EQ(r.items[4].struct_reason, "atoms too close");
+  EXPECT_EQ(r.items[4].formula, "NaCl");
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(r.items[size_t(i)].struct_valid) << i;
+  const bool valid0 = r.items[0].comp_valid, valid1 = r.items[1].comp_valid;
+  EXPECT_EQ(r.items[3].comp_valid, valid0);
+  if (valid0) {
+    EXPECT_EQ(r.items[0].duplicate_of, "");
+    EXPECT_EQ(r.items[3].duplicate_of, "s0");
+    EXPECT_EQ(r.items[0].novel, 1);
+    EXPECT_EQ(r.items[3].novel, 1);
+  }
+  if (valid1) EXPECT_EQ(r.items[1].novel, 0);  // it is in train
+  std::vector<nlohmann::json> lines;
+  std::istringstream items(items_jsonl(r));
+  for (std::string l; std::getline(items, l);) lines.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[4]["valid"], false);
+  EXPECT_EQ(lines[4]["structural_reason"], "atoms too close");
+  EXPECT_FALSE(lines[4].contains("unique"));
+  if (valid0) {
+    EXPECT_EQ(lines[3]["unique"], false);
+    EXPECT_EQ(lines[3]["duplicate_of"], "s0");
+    EXPECT_EQ(lines[0]["novel"], true);
+  }
+  int64_t valid_lines = 0;
+  for (const auto& l : lines) valid_lines += l["valid"].get<bool>();
+  EXPECT_EQ(valid_lines, r.valid);
   const std::string json = report_json(r);
   EXPECT_NE(json.find("\"structural_validity\""), std::string::npos);
   EXPECT_NE(report_markdown(r).find("| structural validity | 66.67% |"), std::string::npos);
