@@ -193,14 +193,8 @@ int run(int argc, char** argv) {
   // A refused sweep writes nothing: finished points whose config changed are found before any point.yaml is
   // (re)written, and a dry run writes none.
   check_finished_points(plan);
-  if (!dry_run || slurm) {
-    cg::make_output_dir(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
-    write_point_configs(plan);
-  } else {
-    cg::check_output_dir_creatable(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
-  }
+  SlurmOptions so;
   if (slurm) {
-    SlurmOptions so;
     so.cgsweep = fs::absolute(fs::read_symlink("/proc/self/exe")).string();
     so.workdir = fs::current_path().string();
     so.extra_args = extra;
@@ -208,9 +202,19 @@ int run(int argc, char** argv) {
     so.extra_args.push_back(normalized_path(opt.bin_dir));
     if (!out_dir.empty()) so.extra_args.insert(so.extra_args.end(), {"--out-dir", plan.spec.out_dir});
     if (np > 0) so.extra_args.insert(so.extra_args.end(), {"--np", std::to_string(np)});
+    sweep_sbatch(plan, so);  // a value the script cannot hold is refused before any folder is made
+  }
+  if (!dry_run || slurm) {
+    cg::make_output_dir(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
+    write_point_configs(plan);
+  } else {
+    cg::check_output_dir_creatable(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
+  }
+  if (slurm) {
     const std::string sb = write_slurm_files(plan, so);
     std::cout << "wrote " << sb << " and " << (fs::path(plan.spec.out_dir) / "points.tsv").string()
-              << "\nsubmit: sbatch " << sb << "\nwhen all tasks are done: " << summary_command(plan, so) << "\n";
+              << "\nsubmit: sbatch " << shell_quote(sb) << "\nwhen all tasks are done: " << summary_command(plan, so)
+              << "\n";
     return 0;
   }
   int rc = 0;

@@ -64,6 +64,13 @@ SweepPlan plan_sweep(const SweepSpec& spec_in, const Resolver& resolve) {
   const SweepSpec& spec = plan.spec;
   plan.spec.out_dir = normalized_path(spec_in.out_dir);
   plan.base_path = normalized_path(find_base_config(spec));
+  // Each goes into point.yaml's header comment, sweep.sbatch and points.tsv, where a newline would start a line of
+  // its own (a command, in sweep.sbatch).
+  check_no_control_chars(spec.path, "the sweep file's path", "rename the file or its folder");
+  check_no_control_chars(plan.base_path, "sweep file " + spec.path + ": the base config's path",
+                         "rename the file or its folder");
+  check_no_control_chars(spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)",
+                         "pick a folder name without them");
   const fs::path out(spec.out_dir);
   for (size_t i = 0; i < spec.points.size(); ++i) {
     PlannedPoint p;

@@ -1,6 +1,7 @@
 // Emission of the Slurm array job of a sweep.
 #include "launch/sweep_slurm.h"
 
+#include <cctype>
 #include <filesystem>
 
 #include "common/durable_file.h"
@@ -18,14 +19,52 @@ std::string sq(const std::string& s) {
   return out + "'";
 }
 
+// A points.tsv cell: a tab or line break would start a new column or row, so they (and '\\') are written escaped.
+std::string tsv_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) out += c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\\' ? "\\\\" : std::string(1, c);
+  return out;
+}
+
+// sbatch's --job-name: the sweep file's name, in characters no shell, sbatch or squeue reads specially.
+std::string job_name(const std::string& sweep_path) {
+  std::string n = fs::path(sweep_path).stem().string();
+  for (char& c : n)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) c = '_';
+  return "cgsweep-" + n;
+}
+
+// The value of #SBATCH --output: double-quoted (sbatch splits the line on spaces and ends it at an unquoted '#'),
+// '%' doubled (sbatch reads %A, %a, ... as patterns). A '"' or '\\' cannot be written there safely: refused.
+std::string sbatch_output(const std::string& out_abs, const std::string& sweep_path) {
+  CG_CHECK(out_abs.find_first_of("\"\\") == std::string::npos, "the sweep's out_dir (out_dir: in {}, or --out-dir) "
+           "= {} contains '\"' or '\\', which #SBATCH --output cannot hold; pick a folder name without them",
+           sweep_path, out_abs);
+  std::string out;
+  for (char c : out_abs) out += c == '%' ? std::string("%%") : std::string(1, c);
+  return "\"" + out + "/slurm-%A_%a.out\"";
+}
+
 }  // namespace
+
+std::string shell_quote(const std::string& word) {
+  static const std::string plain = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+=./:,@%";
+  if (!word.empty() && word.find_first_not_of(plain) == std::string::npos) return word;
+  return sq(word);
+}
+
+std::string shell_join(const std::vector<std::string>& words) {
+  std::string s;
+  for (const auto& w : words) s += (s.empty() ? "" : " ") + shell_quote(w);
+  return s;
+}
 
 std::string default_requeue_script() { return std::string(CG_SOURCE_DIR) + "/launch/requeue.sh"; }
 
 std::string summary_command(const SweepPlan& plan, const SlurmOptions& opt) {
-  std::string c = "cd " + sq(fs::absolute(opt.workdir).string()) + " && " + sq(opt.cgsweep) + " " +
-                  sq(normalized_path(plan.spec.path));
-  for (const auto& a : opt.extra_args) c += " " + sq(a);
+  std::string c = "cd " + shell_quote(fs::absolute(opt.workdir).string()) + " && " + shell_quote(opt.cgsweep) + " " +
+                  shell_quote(normalized_path(plan.spec.path));
+  for (const auto& a : opt.extra_args) c += " " + shell_quote(a);
   return c + " --summary";
 }
 
@@ -34,7 +73,8 @@ std::string points_table(const SweepPlan& plan) {
   for (const auto& p : plan.points) {
     std::string settings;
     for (const auto& s : p.settings) settings += (settings.empty() ? "" : " ") + s.key + "=" + s.value;
-    out += fmt::format("{}\t{}\t{}\t{}\t{}\n", p.index, p.name, p.run_dir, p.shards_dir, settings);
+    out += fmt::format("{}\t{}\t{}\t{}\t{}\n", p.index, tsv_cell(p.name), tsv_cell(p.run_dir),
+                       tsv_cell(p.shards_dir), tsv_cell(settings));
   }
   return out;
 }
@@ -44,11 +84,20 @@ std::string sweep_sbatch(const SweepPlan& plan, const SlurmOptions& opt) {
   CG_CHECK(!plan.points.empty(), "sweep {} has no points", s.path);
   const int64_t per_node = divide(s.np, s.slurm_nodes, "sweep np (ranks per point) over slurm.nodes");
   const std::string out_abs = fs::absolute(s.out_dir).string();
+  const std::string requeue = opt.requeue_script.empty() ? default_requeue_script() : opt.requeue_script;
+  // A line break in any of these would end a comment or a command and start a line of its own in the script.
+  check_no_control_chars(s.path, "the sweep file's path", "rename the file or its folder");
+  check_no_control_chars(out_abs, "the sweep's out_dir", "pick a folder name without them");
+  check_no_control_chars(opt.workdir, "the current folder (where every task runs)", "run cgsweep from another folder");
+  check_no_control_chars(opt.cgsweep, "cgsweep's path", "move the build folder");
+  check_no_control_chars(requeue, "launch/requeue.sh's path", "move the repository");
+  for (const auto& a : opt.extra_args) check_no_control_chars(a, "the argument", "give it on one line");
   std::string h = "#!/usr/bin/env bash\n";
   h += fmt::format("# Slurm array job for sweep {} ({} points; table in points.tsv), written by cgsweep --slurm.\n",
                    s.path, plan.points.size());
-  h += "# Submit: sbatch " + out_abs + "/sweep.sbatch\n# When all tasks are done: " + summary_command(plan, opt) + "\n";
-  h += fmt::format("#SBATCH --job-name=cgsweep-{}\n", fs::path(s.path).stem().string());
+  h += "# Submit: sbatch " + shell_quote(out_abs + "/sweep.sbatch") + "\n# When all tasks are done: " +
+       summary_command(plan, opt) + "\n";
+  h += "#SBATCH --job-name=" + job_name(s.path) + "\n";
   h += fmt::format("#SBATCH --array=0-{}\n", plan.points.size() - 1);
   h += fmt::format("#SBATCH --nodes={}\n#SBATCH --ntasks-per-node={}\n", s.slurm_nodes, per_node);
   if (s.slurm_gpus_per_node > 0) h += fmt::format("#SBATCH --gpus-per-node={}\n", s.slurm_gpus_per_node);
@@ -58,13 +107,13 @@ std::string sweep_sbatch(const SweepPlan& plan, const SlurmOptions& opt) {
   // and exits 75, the other tools die of it and the point is marked preempted at that stage.
   h += fmt::format("#SBATCH --signal=USR1@{}\n", s.slurm_signal_seconds);
   h += "#SBATCH --requeue\n#SBATCH --open-mode=append\n";
-  h += "#SBATCH --output=" + out_abs + "/slurm-%A_%a.out\n";
-  const std::string requeue = opt.requeue_script.empty() ? default_requeue_script() : opt.requeue_script;
+  h += "#SBATCH --output=" + sbatch_output(out_abs, s.path) + "\n";
   h += "set -uo pipefail\n";
   h += "cd " + sq(fs::absolute(opt.workdir).string()) + " || exit 1\n";
   // The requeue rule of launch/slurm.sbatch: on exit 75 `scontrol requeue`, at most CG_MAX_REQUEUES (default 50) times.
-  h += "source " + sq(requeue) + " || { echo \"sweep.sbatch: cannot read " + requeue +
-       "; the repository must be at the same path on every node\" >&2; exit 2; }\n";
+  h += "source " + sq(requeue) + " || { echo " +
+       sq("sweep.sbatch: cannot read " + requeue + "; the repository must be at the same path on every node") +
+       " >&2; exit 2; }\n";
   h += "CGSWEEP=${CGSWEEP:-" + sq(opt.cgsweep) + "}\n";
   h += "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}\n";
   h += "task=${SLURM_ARRAY_TASK_ID:?run this script with sbatch (SLURM_ARRAY_TASK_ID picks the sweep point)}\n";

@@ -20,11 +20,18 @@ struct SlurmOptions {
 // This source tree's launch/requeue.sh (the repository must be at the same path on every node, like the build).
 std::string default_requeue_script();
 
+// `word` as one shell word: unchanged when it needs no quoting, else in single quotes; for the commands cgsweep
+// prints, so they can be pasted into a shell.
+std::string shell_quote(const std::string& word);
+// Words joined by spaces, each through shell_quote.
+std::string shell_join(const std::vector<std::string>& words);
+
 // points.tsv: index, name, run_dir, shards_dir, settings ("lora.r=8 data.translate=true").
 std::string points_table(const SweepPlan& plan);
 // The command that writes the summary once every array task is done (same sweep file and arguments).
 std::string summary_command(const SweepPlan& plan, const SlurmOptions& opt);
-// The sbatch script text.
+// The sbatch script text. Throws, naming the setting and what to change, when a value cannot be written into it
+// safely (a line break anywhere, a '"' or '\\' in out_dir).
 std::string sweep_sbatch(const SweepPlan& plan, const SlurmOptions& opt);
 // Write <out_dir>/sweep.sbatch (executable) and <out_dir>/points.tsv; returns the sbatch path.
 std::string write_slurm_files(const SweepPlan& plan, const SlurmOptions& opt);

@@ -29,11 +29,15 @@ const std::set<std::string> kSlurmKeys = {"time", "partition", "nodes", "gpus_pe
 
 // A node as an override value: scalars verbatim, sequences in flow style "[a, b]".
 std::string node_to_value(const YAML::Node& n, const std::string& where) {
-  if (n.IsScalar()) return n.Scalar();
+  if (n.IsScalar()) {
+    check_no_control_chars(n.Scalar(), where + ": the value", "write it on one line, without tabs");
+    return n.Scalar();
+  }
   if (n.IsSequence()) {
     std::string out = "[";
     for (size_t i = 0; i < n.size(); ++i) {
       CG_CHECK(n[i].IsScalar(), "{}: nested lists/maps are not supported as a value", where);
+      check_no_control_chars(n[i].Scalar(), where + ": the value", "write it on one line, without tabs");
       out += (i ? ", " : "") + n[i].Scalar();
     }
     return out + "]";
@@ -112,6 +116,16 @@ std::string name_value(const std::string& raw) {
   return v;
 }
 
+// `s` with its control characters spelled out (\n, \t, \xNN), for a message on one line.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c != 0x7f) out += char(c);
+    else out += c == '\n' ? "\\n" : c == '\t' ? "\\t" : fmt::format("\\x{:02x}", c);
+  }
+  return out;
+}
+
 // slurm: {time, partition, nodes, ...}: each value read as its type and range-checked, errors naming file and key.
 void read_slurm(const YAML::Node& s, const std::string& path, SweepSpec& spec) {
   CG_CHECK(s.IsMap(), "sweep file {}: slurm: expected a map", path);
@@ -138,6 +152,15 @@ void read_slurm(const YAML::Node& s, const std::string& path, SweepSpec& spec) {
   };
   text("time", spec.slurm_time, true);
   text("partition", spec.slurm_partition, false);
+  // Both go into #SBATCH lines, where sbatch splits words on spaces, takes quotes and '#' itself: only the
+  // characters Slurm's own time formats and partition names use.
+  static const std::regex time_re("[A-Za-z0-9:-]+"), partition_re("[A-Za-z0-9._,+-]*");
+  CG_CHECK(std::regex_match(spec.slurm_time, time_re), "sweep file {}: slurm.time '{}' is not a Slurm time limit; "
+           "write e.g. 04:00:00, 1-12:00:00 or 90 (minutes), without spaces, quotes or '#'", path,
+           printable(spec.slurm_time));
+  CG_CHECK(std::regex_match(spec.slurm_partition, partition_re), "sweep file {}: slurm.partition '{}' is not a "
+           "partition name; write one name or a comma-separated list (letters, digits, '.', '_', '-'), without "
+           "spaces, quotes or '#'", path, printable(spec.slurm_partition));
   number("nodes", spec.slurm_nodes, 1);
   number("gpus_per_node", spec.slurm_gpus_per_node, 0);
   number("cpus_per_task", spec.slurm_cpus_per_task, 1);
@@ -165,6 +188,14 @@ std::string point_name(const std::vector<std::string>& keys, const std::vector<S
     name += (name.empty() ? "" : "-") + label + name_value(it->value);
   }
   return name.empty() ? "base" : name;
+}
+
+void check_no_control_chars(const std::string& value, const std::string& what, const std::string& fix) {
+  const bool bad = std::any_of(value.begin(), value.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+  CG_CHECK(!bad, "{} '{}' contains a newline, tab or other control character, which cannot be written into the "
+           "sweep's scripts, comments and tables; {}", what, printable(value), fix);
 }
 
 std::vector<std::string> point_overrides(const SweepSpec& spec, const std::vector<Setting>& point) {
@@ -204,6 +235,7 @@ void add_command_line_overrides(SweepSpec& spec, const std::vector<std::string>&
     CG_CHECK(eq != std::string::npos && is_dotted_key(w.substr(0, eq)),
              "argument '{}' is not a section.key=value override", w);
     const std::string key = w.substr(0, eq);
+    check_no_control_chars(w, "argument", "give the value on one line, without tabs");
     check_not_set_by_cgsweep(key, w + " on the command line");
     CG_CHECK(std::find(spec.keys.begin(), spec.keys.end(), key) == spec.keys.end(),
              "{} on the command line: the sweep file {} sweeps {} ({}), and each point's own value would win; remove "

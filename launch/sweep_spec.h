@@ -40,6 +40,10 @@ struct SweepSpec {
 // `path` absolute and lexically normal, without a trailing '/': "runs/./sw/" and "/repo/runs/sw" read the same.
 std::string normalized_path(const std::string& path);
 
+// Throws "<what> ... contains <a control character>; <fix>" when `value` holds a newline, tab or other control
+// character: such a value cannot be written into a script, a comment or a table line without changing its meaning.
+void check_no_control_chars(const std::string& value, const std::string& what, const std::string& fix);
+
 // Parse a sweep file. Exactly one of `grid:` (map key -> list of values) or `points:` (list of maps key -> value).
 // Errors name the sweep file and the offending entry. spec.path is the file's absolute, normalized path, so
 // everything that records it reads the same however the file was named on the command line.

@@ -105,6 +105,12 @@ expect_rc 0 "--summary of a folder the sweep never ran in" "$CGSWEEP" s.yaml --s
 expect_out "no point of this sweep has run in .*nosuch" "--summary warns about an empty out_dir"
 [ "$(md5sum out/*/point.yaml)" = "$sum_before" ] && ok || bad "the local run rewrote point.yaml files"
 
+# --- a line break in out_dir: refused before anything is written (it would be a command of its own in sweep.sbatch)
+expect_rc 2 "a newline in --out-dir" "$CGSWEEP" s.yaml --out-dir "$(printf 'nl\ntouch injected')" --slurm --bin-dir bin
+expect_out "the sweep's out_dir \(out_dir: in .*s.yaml, or --out-dir\) '$T/nl\\\\ntouch injected' contains a newline" \
+  "the newline message names the setting"
+[ ! -e "$(printf 'nl\ntouch injected')" ] && ok || bad "a refused out_dir was made"
+
 # --- requeue: preempted task requeued, at most CG_MAX_REQUEUES times ----------------------------------------------
 stub "$T/preempted" "exit 75"
 rm -f scontrol.calls

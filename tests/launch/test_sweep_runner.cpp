@@ -588,3 +588,90 @@ TEST(SweepRunner, SampleKilledByUsr1IsPreemptedAndResumesThere) {
   EXPECT_EQ(count(calls, "eval "), 1u) << calls;
   EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "done\n");
 }
+
+// sbatch reads #SBATCH lines itself: words split on spaces, quotes taken, an unquoted '#' starts a comment and '%'
+// is a filename pattern. A sweep file and out_dir named with all of those: each directive holds the whole value, and
+// the script's commands and comments hold no line break of a value.
+TEST(SweepSlurm, DirectivesAndCommentsHoldAwkwardNamesWhole) {
+  StubSweep s;
+  const fs::path out = s.dir / "out dir's 100% #2";
+  const SweepSpec spec = parse_sweep_spec("base: base.yaml\nout_dir: \"" + out.string() + "\"\ngrid:\n  lora.r: [4]\n",
+                                          (s.dir / "my sweep;#1.yaml").string());
+  const Resolver resolve = [](const std::string& base, const std::vector<std::string>& ov,
+                              const std::vector<std::string>& origins) {
+    return cg::to_yaml(cg::load_config(base, ov, origins));
+  };
+  const SweepPlan plan = plan_sweep(spec, resolve);
+  SlurmOptions so;
+  so.cgsweep = "/opt/cg/cgsweep";
+  so.workdir = s.dir.string();
+  const std::string text = slurp(write_slurm_files(plan, so));
+  EXPECT_NE(text.find("#SBATCH --job-name=cgsweep-my_sweep__1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("#SBATCH --output=\"" + s.dir.string() + "/out dir's 100%% #2/slurm-%A_%a.out\"\n"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("# Submit: sbatch '" + s.dir.string() + "/out dir'\\''s 100% #2/sweep.sbatch'\n"),
+            std::string::npos) << text;
+  // The requeue.sh path is single-quoted in the echo too (no $, `, " read by bash there).
+  EXPECT_NE(text.find("{ echo 'sweep.sbatch: cannot read "), std::string::npos) << text;
+  EXPECT_EQ(std::system(("bash -n " + shell_quote((out / "sweep.sbatch").string())).c_str()), 0) << text;
+
+  // What cannot be written safely is refused, naming the setting: a '"' in out_dir (#SBATCH --output), a line break
+  // in an argument passed to every task.
+  const auto error_of = [&](SweepPlan p, SlurmOptions o) {
+    try {
+      sweep_sbatch(p, o);
+    } catch (const cg::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  SweepPlan quoted = plan;
+  quoted.spec.out_dir = (s.dir / "a\"b").string();
+  EXPECT_NE(error_of(quoted, so).find("out_dir (out_dir: in"), std::string::npos) << error_of(quoted, so);
+  SlurmOptions nl = so;
+  nl.extra_args = {"--bin-dir", "/x\nrm -rf /tmp/y"};
+  EXPECT_NE(error_of(plan, nl).find("contains a newline"), std::string::npos) << error_of(plan, nl);
+  SweepPlan nl_time = plan;
+  nl_time.spec.slurm_time = "1:00:00\ntouch /tmp/y";  // parse_sweep_spec refuses it; the script checks again
+  nl_time.spec.path = s.dir.string() + "/x\ny.yaml";
+  EXPECT_NE(error_of(nl_time, so).find("contains a newline"), std::string::npos) << error_of(nl_time, so);
+}
+
+// A newline in out_dir (or --out-dir) is refused before anything is written: it would break point.yaml's header
+// comments and start a command of its own in sweep.sbatch.
+TEST(SweepSlurm, NewlineInOutDirIsRefusedWhenPlanning) {
+  StubSweep s;
+  SweepSpec spec = parse_sweep_spec("base: base.yaml\ngrid:\n  lora.r: [4]\n", (s.dir / "sweep.yaml").string());
+  spec.out_dir = (s.dir / "nl out\ntouch x").string();
+  std::string error;
+  try {
+    plan_sweep(spec, [](const std::string& base, const std::vector<std::string>& ov,
+                        const std::vector<std::string>& origins) {
+      return cg::to_yaml(cg::load_config(base, ov, origins));
+    });
+  } catch (const cg::Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("the sweep's out_dir (out_dir: in"), std::string::npos) << error;
+  EXPECT_NE(error.find("nl out\\ntouch x"), std::string::npos) << "the value spelled out on one line: " << error;
+}
+
+// points.tsv: one row per point, one cell per column, whatever the values hold.
+TEST(SweepSlurm, PointsTableEscapesTabsAndLineBreaks) {
+  StubSweep s;
+  SweepPlan plan = s.plan("grid:\n  lora.r: [4]\n");
+  plan.points[0].settings = {{"data.val_csv", "a\tb\nc"}};
+  const std::string tsv = points_table(plan);
+  EXPECT_EQ(std::count(tsv.begin(), tsv.end(), '\n'), 2) << tsv;
+  EXPECT_NE(tsv.find("data.val_csv=a\\tb\\nc\n"), std::string::npos) << tsv;
+}
+
+// Commands cgsweep prints can be pasted into a shell.
+TEST(SweepSlurm, PrintedCommandsAreShellQuoted) {
+  EXPECT_EQ(shell_quote("/a/b-c_d.yaml"), "/a/b-c_d.yaml");
+  EXPECT_EQ(shell_quote("lora.r=8"), "lora.r=8");
+  EXPECT_EQ(shell_quote("a b"), "'a b'");
+  EXPECT_EQ(shell_quote("it's"), "'it'\\''s'");
+  EXPECT_EQ(shell_quote(""), "''");
+  EXPECT_EQ(shell_join({"mpirun", "-x", "A=a b", "$HOME"}), "mpirun -x 'A=a b' '$HOME'");
+}

@@ -230,3 +230,29 @@ TEST(SweepSpec, SlurmKeysAreTypedAndRangeChecked) {
   EXPECT_EQ(s.slurm_partition, "gpu");
   EXPECT_EQ(s.slurm_time, "1:00:00");
 }
+
+// Values go into point.yaml's comments, sweep.sbatch and points.tsv: a line break there would start a line (a
+// command, in sweep.sbatch) of its own. Slurm settings go into #SBATCH lines, where spaces, quotes and '#' count.
+TEST(SweepSpec, ControlCharactersAndUnsafeSlurmValuesAreRefused) {
+  EXPECT_NE(error_of("base: b.yaml\ngrid: {data.val_csv: [\"a\\nrm -rf x\"]}\n").find("contains a newline"),
+            std::string::npos);
+  EXPECT_NE(error_of("base: b.yaml\noverrides: {train.steps: \"1\\n2\"}\ngrid: {lora.r: [1]}\n").find("'1\\n2'"),
+            std::string::npos) << error_of("base: b.yaml\noverrides: {train.steps: \"1\\n2\"}\ngrid: {lora.r: [1]}\n");
+  EXPECT_NE(error_of("base: b.yaml\npoints: [{lora.targets: [\"q\\tv\"]}]\n").find("control character"),
+            std::string::npos);
+  SweepSpec spec = parse_sweep_spec("base: b.yaml\ngrid: {lora.r: [1]}\n", "s.yaml");
+  try {
+    add_command_line_overrides(spec, {"train.steps=1\ntouch x"});
+    ADD_FAILURE() << "a newline in a command-line override was accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("contains a newline"), std::string::npos) << e.what();
+  }
+  const std::string grid = "grid: {lora.r: [1]}\n";
+  for (const std::string t : {"\"1:00:00\\nrm -rf x\"", "\"1:00 #x\"", "\"'1:00'\"", "\"1:00 2\""})
+    EXPECT_NE(error_of("base: b.yaml\nslurm: {time: " + t + "}\n" + grid).find("slurm.time"), std::string::npos) << t;
+  for (const std::string p : {"\"gpu a100\"", "\"gpu\\nrm x\"", "\"gpu#2\"", "'\"gpu\"'"})
+    EXPECT_NE(error_of("base: b.yaml\nslurm: {partition: " + p + "}\n" + grid).find("slurm.partition"),
+              std::string::npos) << p;
+  EXPECT_EQ(error_of("base: b.yaml\nslurm: {time: 1-12:00:00, partition: \"gpu,gpu-long\"}\n" + grid), "");
+  EXPECT_EQ(error_of("base: b.yaml\nslurm: {time: UNLIMITED, partition: a100_80g}\n" + grid), "");
+}
