@@ -353,7 +353,8 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
 }
 
 std::string normalized_path(const std::string& path) {
-  std::filesystem::path p = std::filesystem::absolute(path).lexically_normal();
+  // Not lexically_normal(): "link/../x" is x beside link's target for the kernel, which is the file a read opens.
+  std::filesystem::path p = std::filesystem::weakly_canonical(std::filesystem::absolute(path));
   if (!p.has_filename() && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
   return p.string();
 }

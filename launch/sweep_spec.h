@@ -37,7 +37,9 @@ struct SweepSpec {
   int64_t slurm_signal_seconds = 300;     // USR1 this long before the limit: cgtrain saves and exits 75
 };
 
-// `path` absolute and lexically normal, without a trailing '/': "runs/./sw/" and "/repo/runs/sw" read the same.
+// `path` absolute, resolved as the kernel resolves it (std::filesystem::weakly_canonical: symbolic links followed,
+// then "." and ".." dropped), without a trailing '/': "runs/./sw/", "/repo/runs/sw" and a link to it read the same.
+// Reading a file and recording its path both go through this, so "link/../x" names the file that was read.
 std::string normalized_path(const std::string& path);
 
 // Throws "<what> ... contains <a control character>; <fix>" when `value` holds a newline, tab or other control

@@ -167,3 +167,27 @@ TEST(SweepPlan, OutDirIsAbsoluteAndNormalizedSoEveryFolderIsSpelledOneWay) {
   EXPECT_EQ(normalized_path("/a/./b/../c/"), "/a/c");
   EXPECT_EQ(normalized_path("/"), "/");
 }
+
+// Paths resolve as the kernel resolves them: "link/../sweep.yaml" is the sweep.yaml beside link's target, the file a
+// read opens, so the base config next to it and the path recorded for it (point.yaml, sweep.sbatch) are that one's.
+TEST(SweepPlan, PathsThroughSymbolicLinksNameTheFilesRead) {
+  TempSweep t;
+  fs::create_directories(t.dir / "real" / "deep");
+  fs::create_directories(t.dir / "work");
+  fs::create_directory_symlink(t.dir / "real" / "deep", t.dir / "work" / "link");
+  std::ofstream(t.dir / "real" / "base.yaml") << "train:\n  steps: 7\n";
+  std::ofstream(t.dir / "work" / "base.yaml") << "train:\n  steps: 99\n";
+  std::ofstream(t.dir / "real" / "sweep.yaml") << "base: base.yaml\nout_dir: " << (t.dir / "out").string()
+                                               << "\ngrid:\n  lora.r: [4]\n";
+  const std::string through_link = (t.dir / "work" / "link" / ".." / "sweep.yaml").string();
+  const SweepPlan plan = plan_sweep(load_sweep_spec(through_link), kResolve);
+  EXPECT_EQ(plan.spec.path, (t.dir / "real" / "sweep.yaml").string());
+  EXPECT_EQ(plan.base_path, (t.dir / "real" / "base.yaml").string());
+  EXPECT_EQ(cg::load_config_string(plan.points[0].config_yaml).train.steps, 7);
+  // out_dir through a link is the folder it names.
+  fs::create_directory_symlink(t.dir / "real", t.dir / "rlink");
+  SweepSpec spec = load_sweep_spec(through_link);
+  spec.out_dir = (t.dir / "rlink" / "out").string();
+  EXPECT_EQ(plan_sweep(spec, kResolve).spec.out_dir, (t.dir / "real" / "out").string());
+  EXPECT_EQ(normalized_path((t.dir / "work" / "link" / ".." / "x" / "").string()), (t.dir / "real" / "x").string());
+}

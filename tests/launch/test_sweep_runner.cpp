@@ -390,6 +390,27 @@ TEST(SweepRunner, FinishedPointsAreUnchangedWhateverTheOutDirSpelling) {
   EXPECT_EQ(lines(s.calls), before);
 }
 
+// A finished sweep run again through a symbolic link to its out_dir (the same folders): its points are unchanged and
+// skipped, not refused as "config changed" because their folders are spelled through the link.
+TEST(SweepRunner, FinishedPointsAreUnchangedThroughALinkToTheOutDir) {
+  StubSweep s;
+  const std::string grid = "grid:\n  lora.r: [4, 8]\n";
+  const SweepPlan plan = s.plan(grid);
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  const size_t before = lines(s.calls);
+  fs::create_directory_symlink(s.dir / "out", s.dir / "outlink");
+  SweepSpec spec = parse_sweep_spec("base: base.yaml\nout_dir: " + (s.dir / "outlink").string() + "\n" + grid,
+                                    (s.dir / "sweep.yaml").string());
+  const SweepPlan again = plan_sweep(spec, [](const std::string& base, const std::vector<std::string>& ov,
+                                              const std::vector<std::string>& origins) {
+    return cg::to_yaml(cg::load_config(base, ov, origins));
+  });
+  EXPECT_NO_THROW(check_finished_points(again));
+  write_point_configs(again);
+  ASSERT_EQ(run_sweep(again, s.options()), 0);
+  EXPECT_EQ(lines(s.calls), before);
+}
+
 TEST(SweepRunner, SignalsReachTheRunningStage) {
   StubSweep s;
   // The stage saves and exits 75 on USR1, like cgtrain; the signal is sent to this process (cgsweep). The stage
