@@ -59,7 +59,22 @@ std::string shell_join(const std::vector<std::string>& words) {
   return s;
 }
 
-std::string default_requeue_script() { return std::string(CG_SOURCE_DIR) + "/launch/requeue.sh"; }
+std::string default_requeue_script() {
+  // <repo>/build/launch/cgsweep -> <repo>/launch/requeue.sh: the checkout cgsweep runs from, wherever it was moved;
+  // then the source folder it was built from.
+  std::vector<fs::path> tried;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) tried.push_back(self.parent_path().parent_path().parent_path() / "launch" / "requeue.sh");
+  tried.push_back(fs::path(CG_SOURCE_DIR) / "launch" / "requeue.sh");
+  for (const auto& p : tried)
+    if (fs::is_regular_file(p)) return normalized_path(p.string());
+  std::string where;
+  for (const auto& p : tried) where += (where.empty() ? "" : ", ") + p.string();
+  CG_FAIL("cannot find launch/requeue.sh, which every task of sweep.sbatch sources (looked at {}); run the cgsweep "
+          "of a build folder inside the repository (<repo>/build/launch/cgsweep), or restore launch/requeue.sh",
+          where);
+}
 
 std::string summary_command(const SweepPlan& plan, const SlurmOptions& opt) {
   std::string c = "cd " + shell_quote(fs::absolute(opt.workdir).string()) + " && " + shell_quote(opt.cgsweep) + " " +

@@ -17,7 +17,9 @@ struct SlurmOptions {
   std::string requeue_script;           // launch/requeue.sh sourced by the tasks; empty: the one of this source tree
 };
 
-// This source tree's launch/requeue.sh (the repository must be at the same path on every node, like the build).
+// launch/requeue.sh of the checkout the running program was built in (<repo>/build/launch/cgsweep ->
+// <repo>/launch/requeue.sh), else of the source folder it was compiled from; throws when neither exists. The
+// repository must be at the same path on every node, like the build.
 std::string default_requeue_script();
 
 // `word` as one shell word: unchanged when it needs no quoting, else in single quotes; for the commands cgsweep
