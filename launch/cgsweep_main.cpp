@@ -40,9 +40,10 @@ const char* kSweepKeys = R"(Sweep file keys:
   points: [{key: v, ...}, ...] or an explicit list of points (instead of grid), <= 10000
   slurm: {time, partition, nodes, gpus_per_node, cpus_per_task, signal_seconds}   header of sweep.sbatch
 Point folders are named from their settings, e.g. r8-alpha32-translate1 (numbers in 6 significant digits, or every
-digit the value needs, lr0.00012345678); points with equal data.* settings share
-one prepared shards folder (out_dir/shards/data-<hash>). Extra key=value words override every point's config
-(after overrides:); a key the sweep file sweeps is refused there.
+digit the value needs, lr0.00012345678; a value with characters other than [A-Za-z0-9.+_-], or over 40 characters,
+ends in _ and 8 hex digits of its hash); points with equal data.* settings share one prepared shards folder
+(out_dir/shards/data-<hash>). Extra key=value words override every point's config (after overrides:); a key the
+sweep file sweeps is refused there.
 )";
 
 // Where the tools are: --bin-dir, else $CG_BIN_DIR (launch/run.sh's variable, docs/cluster.md section 0), else the

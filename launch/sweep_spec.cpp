@@ -15,6 +15,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/sha256.h"
 
 namespace cg::sweep {
 namespace {
@@ -85,6 +86,14 @@ std::string short_label(const std::string& key) {
   return key.substr(key.rfind('.') + 1);
 }
 
+// 8 hex digits standing for an exact value in a point name whose readable part lost or cut characters.
+std::string short_hash(const std::string& exact) { return sha256_hex(exact.data(), exact.size()).substr(0, 8); }
+
+// Longest point name: a folder name (255 bytes on most filesystems) with room for the files cgsweep adds beside it.
+constexpr size_t kMaxNameLength = 96;
+// Longest value in a name, so that a long one (a path) leaves room for the other settings.
+constexpr size_t kMaxValueLength = 40;
+
 std::string name_value(const std::string& raw) {
   std::string v = raw;
   const std::string lv = lower(v);
@@ -111,9 +120,16 @@ std::string name_value(const std::string& raw) {
       if (std::strtod(v.c_str(), nullptr) != d) v = fmt::format("{}", d);
     }
   }
+  bool replaced = false;
   for (char& c : v)  // a point's name is a folder name
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '_' || c == '-')) c = '_';
-  return v;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '_' || c == '-')) {
+      c = '_';
+      replaced = true;
+    }
+  // "a b" and "a_b" would both read a_b, and a long path's start says little: the hash of the exact value keeps
+  // such values apart.
+  if (v.size() > kMaxValueLength) return v.substr(0, kMaxValueLength - 9) + "_" + short_hash(raw);
+  return replaced ? v + "_" + short_hash(raw) : v;
 }
 
 // `s` with its control characters spelled out (\n, \t, \xNN), for a message on one line.
@@ -186,6 +202,11 @@ std::string point_name(const std::vector<std::string>& keys, const std::vector<S
       std::replace(label.begin(), label.end(), '.', '_');
     }
     name += (name.empty() ? "" : "-") + label + name_value(it->value);
+  }
+  if (name.size() > kMaxNameLength) {  // "File name too long" otherwise, after a dry run that passed
+    std::string exact;
+    for (const auto& s : point) exact += s.key + "=" + s.value + "\n";
+    name = name.substr(0, kMaxNameLength - 9) + "_" + short_hash(exact);
   }
   return name.empty() ? "base" : name;
 }

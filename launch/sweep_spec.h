@@ -60,7 +60,10 @@ std::string value_to_override(const std::string& yaml_flow);
 // a few well-known abbreviations, or the full key with '_' when two keys would share a label) and its value
 // (booleans 1/0, numbers as %g, lists joined with '+', "_proj" dropped, other characters outside [A-Za-z0-9.+_-]
 // replaced by '_'). Keys are [A-Za-z0-9_] names joined by dots (parse_sweep_spec refuses others), so a name is never a
-// path, "..", or a hidden folder.
+// path, "..", or a hidden folder. A value whose characters had to be replaced, or longer than 40 characters (cut to
+// 31), gets "_" + 8 hex digits of a hash of the exact value ("g/a b.csv" and "g/a_b.csv" are two folders), and a name
+// over 96 characters is cut to 87 and ends in "_" + 8 hex digits of a hash of all its settings, so every name fits a
+// folder name.
 std::string point_name(const std::vector<std::string>& keys, const std::vector<Setting>& point);
 
 // "key=value" override strings of one point (spec.overrides, spec.command_line, then the point's settings).

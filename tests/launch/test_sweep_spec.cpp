@@ -57,7 +57,9 @@ TEST(SweepSpec, NamesOfNumbersListsAndCollidingLabels) {
   // data.seed and train.seed share the label "seed": both get their full key.
   EXPECT_EQ(point_name({"data.seed", "train.seed"}, {{"data.seed", "1"}, {"train.seed", "2"}}),
             "data_seed1-train_seed2");
-  EXPECT_EQ(point_name({"data.tokenizer"}, {{"data.tokenizer", "tok/a b.model"}}), "tokenizertok_a_b.model");
+  // Characters replaced: the readable part, then a hash of the exact value (see DistinctValuesGetDistinctNames).
+  EXPECT_EQ(point_name({"data.tokenizer"}, {{"data.tokenizer", "tok/a b.model"}}).substr(0, 23),
+            "tokenizertok_a_b.model_");
   EXPECT_EQ(point_name({}, {}), "base");
 }
 
@@ -114,7 +116,12 @@ TEST(SweepSpec, ErrorsNameTheProblem) {
 // value keeps only [A-Za-z0-9.+_-].
 TEST(SweepSpec, KeysAreDottedNamesAndPointNamesFolderSafe) {
   const auto s = parse_sweep_spec("base: b.yaml\npoints:\n  - {lora.r: \"../x\"}\n  - {lora.r: \"a b/c\"}\n", "n.yaml");
-  EXPECT_EQ(names(s), (std::vector<std::string>{"r.._x", "ra_b_c"}));
+  const auto n = names(s);
+  ASSERT_EQ(n.size(), 2u);
+  EXPECT_EQ(n[0].substr(0, 6), "r.._x_");
+  EXPECT_EQ(n[1].substr(0, 7), "ra_b_c_");
+  for (const auto& name : n) EXPECT_EQ(name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._+-"),
+                                       std::string::npos) << name;
   for (const std::string key : {"lora.a/b", "lora.", ".r", "lora..r", "d=ta.infill_fraction", "lora r.x", "lora"}) {
     const std::string why = error_of("base: b.yaml\npoints:\n  - {\"" + key + "\": 1}\n");
     EXPECT_NE(why.find("'" + key + "' is not a dotted config key"), std::string::npos) << why;
@@ -229,6 +236,42 @@ TEST(SweepSpec, SlurmKeysAreTypedAndRangeChecked) {
   EXPECT_EQ(s.slurm_signal_seconds, 90);
   EXPECT_EQ(s.slurm_partition, "gpu");
   EXPECT_EQ(s.slurm_time, "1:00:00");
+}
+
+// Two values that read the same once made folder-safe are two points, not "the same setting", and a long value (a
+// path) gives a name that fits a folder; plain values keep the names sweeps have always had.
+TEST(SweepSpec, DistinctValuesGetDistinctNamesThatFitAFolder) {
+  const auto s = parse_sweep_spec("base: b.yaml\ngrid:\n  data.val_csv: [\"g/a b.csv.gz\", \"g/a_b.csv.gz\", a_b]\n",
+                                  "n.yaml");
+  const auto n = names(s);
+  ASSERT_EQ(n.size(), 3u);
+  EXPECT_NE(n[0], n[1]);
+  EXPECT_EQ(n[0].rfind("val_csvg_a_b.csv.gz_", 0), 0u) << n[0];
+  EXPECT_EQ(n[2], "val_csva_b");  // nothing replaced: no hash
+  const std::string long_path = "/data/" + std::string(240, 'v') + ".csv.gz";
+  const auto l = parse_sweep_spec("base: b.yaml\ngrid:\n  data.val_csv: [\"" + long_path + "\", \"" + long_path +
+                                  "x\"]\n  lora.r: [4]\n", "l.yaml");
+  const auto ln = names(l);
+  ASSERT_EQ(ln.size(), 2u);
+  EXPECT_NE(ln[0], ln[1]);
+  for (const auto& name : ln) {
+    EXPECT_LE(name.size(), 96u) << name;
+    EXPECT_NE(name.find("-r4"), std::string::npos) << "the short setting stays readable: " << name;
+  }
+  // Many long settings: the whole name is cut and keyed by all of them.
+  std::vector<std::string> keys;
+  std::vector<Setting> a, b;
+  for (int i = 0; i < 6; ++i) {
+    keys.push_back("data.k" + std::to_string(i));
+    a.push_back({keys.back(), std::string(39, 'x')});
+    b.push_back({keys.back(), std::string(39, 'x')});
+  }
+  b.back().value = std::string(38, 'x');
+  EXPECT_LE(point_name(keys, a).size(), 96u);
+  EXPECT_NE(point_name(keys, a), point_name(keys, b));
+  EXPECT_EQ(point_name({"lora.r", "train.lr", "lora.targets"}, {{"lora.r", "16"}, {"train.lr", "3e-4"},
+                                                               {"lora.targets", "[q_proj, v_proj]"}}),
+            "r16-lr0.0003-targetsq+v");
 }
 
 // Values go into point.yaml's comments, sweep.sbatch and points.tsv: a line break there would start a line (a
