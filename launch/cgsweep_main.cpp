@@ -30,7 +30,8 @@ const char* kSweepKeys = R"(Sweep file keys:
   base: CONFIG.yaml            base config (relative to the current folder, else to the sweep file's folder)
   out_dir: runs/sweep          one folder per point below it, shards/ and summary.{md,csv}, val_loss_vs_rank.svg
   np: 1                        ranks per point (mpirun -np; Slurm tasks)
-  launcher: ""                 default "mpirun --oversubscribe --bind-to none -np {np}"; {np} is replaced
+  launcher: ""                 default "mpirun --oversubscribe --bind-to none -np {np}"; {np} is replaced; split
+                               into words as a shell does ('a b', "a b", a\ b), without expansions
   bin_dir: ""                  build folder holding cgprep/cgtrain/...; --bin-dir, then $CG_BIN_DIR win over it;
                                default: the folder above cgsweep's own (<build>/launch/cgsweep -> <build>),
                                then $PATH
@@ -144,7 +145,8 @@ int run(int argc, char** argv) {
                  "bin_dir, else the folder above cgsweep's own: <build>/launch/cgsweep -> <build>; then $PATH)");
   app.add_option("--out-dir", out_dir, "override the sweep's out_dir");
   app.add_option("--np", np, "override the sweep's np");
-  app.add_option("--launcher", launcher, "override the sweep's launcher ({np} is replaced)");
+  app.add_option("--launcher", launcher, "override the sweep's launcher ({np} is replaced; "
+                 "quotes and backslashes as in a shell)");
   app.add_option("--serial-launcher", serial_launcher, "prefix of the one-process stages cgprep, cgexport, cgeval "
                  "(sweep.sbatch: a one-task srun); default: none, they run directly");
   CLI11_PARSE(app, argc, argv);
@@ -182,6 +184,16 @@ int run(int argc, char** argv) {
   opt.serial_launcher = serial_launcher;
   opt.keep_going = keep_going;
   opt.dry_run = dry_run;
+  // A launcher that does not split (an unclosed quote) is refused now, not when the first point's training starts.
+  for (const auto& [text, what] : {std::pair{opt.launcher, (launcher.empty() ? "launcher: in " + spec.path :
+                                                                               std::string("--launcher"))},
+                                   {opt.serial_launcher, std::string("--serial-launcher")}}) {
+    try {
+      launcher_argv(text, 1);
+    } catch (const cg::Error& e) {
+      CG_FAIL("{}: {}", what, cg::message_of(e));
+    }
+  }
 
   if (summary_only) {
     summarize(plan);

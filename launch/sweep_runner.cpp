@@ -25,6 +25,7 @@
 #include "common/file_lock.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "launch/sweep_slurm.h"
 
 namespace fs = std::filesystem;
 
@@ -48,11 +49,8 @@ void write_text(const fs::path& p, const std::string& text) {
   write_file_atomic_shared(p.string(), text + "\n");
 }
 
-std::string join(const std::vector<std::string>& argv) {
-  std::string s;
-  for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
-  return s;
-}
+// A command as it would be typed: words that need it single-quoted, so a printed line can be pasted into a shell.
+std::string join(const std::vector<std::string>& argv) { return shell_join(argv); }
 
 // Last lines of a log, for the error message of a failed stage.
 std::string tail(const fs::path& log, size_t lines) {
@@ -279,13 +277,53 @@ std::string default_launcher() {
          "--oversubscribe --bind-to none -np {np}";
 }
 
-std::vector<std::string> launcher_argv(const std::string& launcher, int64_t np) {
-  std::vector<std::string> out;
-  std::stringstream ss(launcher);
-  for (std::string w; ss >> w;) {
-    for (size_t pos; (pos = w.find("{np}")) != std::string::npos;) w.replace(pos, 4, std::to_string(np));
-    out.push_back(w);
+std::vector<std::string> split_shell_words(const std::string& text) {
+  std::vector<std::string> words;
+  std::string w;
+  bool in_word = false;  // '' and "" make an (empty) word too
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) words.push_back(w);
+      w.clear();
+      in_word = false;
+    } else if (c == '\\') {
+      CG_CHECK(i + 1 < text.size(), "'{}' ends in a lone '\\'; remove it, or write '\\\\' for a backslash", text);
+      if (text[++i] == '\n') continue;  // backslash-newline joins two lines
+      w += text[i];
+      in_word = true;
+    } else if (c == '\'') {
+      const size_t end = text.find('\'', i + 1);
+      CG_CHECK(end != std::string::npos, "'{}' has a ' that is never closed; close it or escape it as \\'", text);
+      w += text.substr(i + 1, end - i - 1);
+      i = end;
+      in_word = true;
+    } else if (c == '"') {
+      size_t j = i + 1;
+      for (; j < text.size() && text[j] != '"'; ++j) {
+        // Inside "...", a backslash escapes only $ ` " \ and a newline, as in a shell.
+        if (text[j] == '\\' && j + 1 < text.size() && std::string("$`\"\\\n").find(text[j + 1]) != std::string::npos) {
+          if (text[++j] != '\n') w += text[j];
+        } else {
+          w += text[j];
+        }
+      }
+      CG_CHECK(j < text.size(), "'{}' has a \" that is never closed; close it or escape it as \\\"", text);
+      i = j;
+      in_word = true;
+    } else {
+      w += c;
+      in_word = true;
+    }
   }
+  if (in_word) words.push_back(w);
+  return words;
+}
+
+std::vector<std::string> launcher_argv(const std::string& launcher, int64_t np) {
+  std::vector<std::string> out = split_shell_words(launcher);
+  for (std::string& w : out)
+    for (size_t pos; (pos = w.find("{np}")) != std::string::npos;) w.replace(pos, 4, std::to_string(np));
   return out;
 }
 

@@ -31,7 +31,11 @@ struct RunOptions {
 
 // "mpirun [--allow-run-as-root when root] --oversubscribe --bind-to none -np {np}".
 std::string default_launcher();
-// Split a launcher on spaces and replace {np}.
+// Words of a command line split as a POSIX shell splits them, without expansions: whitespace separates words,
+// '...' is literal, "..." is literal but for \$ \` \" \\ (and backslash-newline), and \c outside quotes is c.
+// "mpirun -x 'MY_VAR=a b' -np 2" -> {mpirun, -x, MY_VAR=a b, -np, 2}. Throws on an unclosed quote or a trailing '\\'.
+std::vector<std::string> split_shell_words(const std::string& text);
+// A launcher's words (split_shell_words) with {np} replaced.
 std::vector<std::string> launcher_argv(const std::string& launcher, int64_t np);
 
 // Path of a tool: <bin_dir>/<tool>, then <bin_dir>/{data,trainer,sampler,launch}/<tool>, then $PATH.

@@ -83,6 +83,21 @@ expect_out "\[prep\] $T/bin/cgprep " "tools from \$CG_BIN_DIR"
 expect_rc 0 "--bin-dir over CG_BIN_DIR" env CG_BIN_DIR="$T/bin" "$CGSWEEP" s.yaml --dry-run --point 0 --bin-dir "$T/other"
 expect_out "\[prep\] $T/other/cgprep " "--bin-dir wins"
 
+# --- launchers split like a shell: a quoted word with a space reaches the launcher whole ----------------------------
+stub "$T/lx" "printf '%s\\n' \"\$@\" >'$T/lx.args'; shift 3; exec \"\$@\""
+expect_rc 0 "--launcher with a quoted word" "$CGSWEEP" s.yaml --out-dir lout --point 0 --bin-dir bin \
+  --launcher "$T/lx -x 'MY_VAR=a b' {np}"
+[ "$(sed -n 2p lx.args)" = "MY_VAR=a b" ] && [ "$(sed -n 3p lx.args)" = 1 ] && ok ||
+  bad "the launcher got other words: $(cat lx.args 2>/dev/null)"
+expect_rc 0 "a dry run with that launcher" "$CGSWEEP" s.yaml --out-dir lout2 --point 0 --bin-dir bin --dry-run \
+  --launcher "$T/lx -x 'MY_VAR=a b' {np}"
+expect_out "\[train\] $T/lx -x 'MY_VAR=a b' 1 $T/bin/cgtrain " "the printed command can be pasted into a shell"
+expect_rc 2 "a launcher with an unclosed quote" "$CGSWEEP" s.yaml --dry-run --launcher "mpirun -x 'A=b"
+expect_out "--launcher: 'mpirun -x 'A=b' has a ' that is never closed" "unclosed quote message"
+printf "base: base.yaml\nout_dir: out\nlauncher: \"env -u 'X Y\"\ngrid:\n  lora.r: [2]\n" >bad_launcher.yaml
+expect_rc 2 "a sweep file's launcher with an unclosed quote" "$CGSWEEP" bad_launcher.yaml --dry-run
+expect_out "launcher: in .*bad_launcher.yaml: " "the sweep file's launcher is named"
+
 # --- Slurm: out_dir named relative to another folder; array task 0 run with stub srun/scontrol -------------------
 (cd sub && "$CGSWEEP" ../s.yaml --out-dir ../out --slurm --bin-dir ../bin) >"$T/log" 2>&1 && ok || bad "--slurm: $(cat "$T/log")"
 grep -q -- "'--out-dir' '$T/out'" out/sweep.sbatch && ok || bad "sweep.sbatch: --out-dir not normalized: $(grep -- --out-dir out/sweep.sbatch)"

@@ -696,3 +696,29 @@ TEST(SweepSlurm, PrintedCommandsAreShellQuoted) {
   EXPECT_EQ(shell_quote(""), "''");
   EXPECT_EQ(shell_join({"mpirun", "-x", "A=a b", "$HOME"}), "mpirun -x 'A=a b' '$HOME'");
 }
+
+// Launchers are split as a shell splits them (quotes, backslashes), without expansions.
+TEST(SweepRunner, LaunchersSplitLikeAShell) {
+  EXPECT_EQ(launcher_argv("mpirun --oversubscribe -x 'MY_VAR=a b' -np {np}", 4),
+            (std::vector<std::string>{"mpirun", "--oversubscribe", "-x", "MY_VAR=a b", "-np", "4"}));
+  EXPECT_EQ(split_shell_words("  a\t\"b c\"d 'e\"f' g\\ h \"\\$x \\q\" '' \"it's\" $HOME"),
+            (std::vector<std::string>{"a", "b cd", "e\"f", "g h", "$x \\q", "", "it's", "$HOME"}));
+  EXPECT_EQ(split_shell_words("srun \\\n --ntasks=1"), (std::vector<std::string>{"srun", "--ntasks=1"}));
+  EXPECT_TRUE(split_shell_words("   ").empty());
+  for (const std::string bad : {"mpirun -x 'A=b", "mpirun -x \"A=b", "srun \\"}) {
+    try {
+      split_shell_words(bad);
+      ADD_FAILURE() << bad;
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+    }
+  }
+  // The words reach the launcher whole.
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4]\n");
+  script(s.dir / "lx", "printf '%s\\n' \"$@\" >" + (s.dir / "lx.args").string() + "\nshift 2\nexec \"$@\"\n");
+  RunOptions o = s.options();
+  o.launcher = "'" + (s.dir / "lx").string() + "' -x 'MY_VAR=a b'";
+  ASSERT_EQ(run_sweep(plan, o), 0);
+  EXPECT_EQ(slurp(s.dir / "lx.args").substr(0, 14), "-x\nMY_VAR=a b\n") << slurp(s.dir / "lx.args");
+}
