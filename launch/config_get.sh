@@ -4,7 +4,8 @@
 #     key: value   # comment
 # (top-level `section:` lines, two-space-indented `key: value` lines, optional quotes, trailing `# comment`).
 # Flow maps ({...}), anchors and multi-line values are not understood; such a key reads as unset.
-# Dotted overrides on the command line (section.key=value) win over the file, the last one winning.
+# Dotted overrides on the command line (section.key=value or --section.key=value, as the tools take them) win over
+# the file, the last one winning.
 
 # cg_yaml_get FILE SECTION KEY: the value of SECTION.KEY in FILE, or nothing.
 cg_yaml_get() {
@@ -25,7 +26,7 @@ cg_config_get() {
   shift 3
   if [ -n "$file" ] && [ -f "$file" ]; then val=$(cg_yaml_get "$file" "${key%%.*}" "${key#*.}"); fi
   for o in "$@"; do
-    case "$o" in "$key="*) val=${o#*=} ;; esac
+    case "$o" in "$key="*|"--$key="*) val=${o#*=} ;; esac
   done
   val=${val#\"}; val=${val%\"}
   printf '%s\n' "${val:-$def}"

@@ -8,6 +8,9 @@
 #
 #   launch/run.sh [options] [TOOL] CONFIG.yaml [section.key=value ...]
 #
+#   CONFIG.yaml       the first argument ending in .yaml or .yml that names an existing file (a folder or file name
+#                     may hold '=' or start with '-'); section.key=value and --section.key=value are overrides, as
+#                     the tools take them
 #   TOOL              cgtrain (default), cgsample, cgeval, ... found in BIN_DIR/{trainer,sampler,data}/;
 #                     cgprep is not an MPI program: it runs once, here, without mpirun/srun or checks
 #                     (cgtok takes no config: run it directly)
@@ -15,7 +18,7 @@
 #   --hostfile FILE   many nodes: one line per node ("node01 slots=8"; # comments allowed)
 #   --ppn N           ranks per node with --hostfile (default: GPUs per node for cuda, else slots=, else 1)
 #   --srun            inside sbatch/salloc: launch with srun over the allocation (nodes x SLURM_NTASKS_PER_NODE)
-#   --bin-dir DIR     build folder (default: $CG_BIN_DIR or ./build)
+#   --bin-dir DIR     build folder (default: $CG_BIN_DIR, else the build/ beside launch/: <repo>/build)
 #   --dry-run         print the checks, environment and launch line; run nothing
 #
 # Each rank gets OMP_NUM_THREADS = cores / ranks-per-node (unless already set). GPU runs also get NCCL_DEBUG=WARN,
@@ -30,7 +33,14 @@ source "$HERE/config_get.sh"
 die() { echo "run.sh: error: $*" >&2; exit 2; }
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }  # the header
 
-np="" hostfile="" ppn="" use_srun=0 dry=0 bin_dir=${CG_BIN_DIR:-build} tool="" config=""
+# The build folder of this checkout, wherever run.sh is started from.
+# is_override WORD: section.key=value or --section.key=value (dotted names of [A-Za-z0-9_]), as the tools read them.
+is_override() {
+  local w=${1#--}
+  [[ "${w%%=*}" =~ ^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$ ]]
+}
+
+np="" hostfile="" ppn="" use_srun=0 dry=0 bin_dir=${CG_BIN_DIR:-$HERE/../build} tool="" config=""
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,11 +52,23 @@ while [ $# -gt 0 ]; do
     --dry-run) dry=1; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift ;;
-    -*) die "unknown option '$1' (see --help)" ;;
-    *=*) overrides+=("$1"); shift ;;
-    *.yaml|*.yml) [ -z "$config" ] || die "two config files ($config, $1); pass one and use key=value overrides"
-                  config=$1; shift ;;
-    *) [ -z "$tool" ] || die "unexpected argument '$1' (tool is already $tool)"; tool=$1; shift ;;
+    *)
+      # The config as the tools find it: the first .yaml/.yml argument naming an existing file, whatever else its
+      # path holds ('=', a leading '-'); then section.key=value and --section.key=value overrides, then the tool.
+      if is_override "$1" && { [ -n "$config" ] || [ ! -f "$1" ]; }; then
+        overrides+=("$1")
+      else
+        case "$1" in
+          *.yaml|*.yml)
+            [ -z "$config" ] || die "two config files ($config, $1); pass one and use key=value overrides"
+            [ -f "$1" ] || die "config file '$1' not found"
+            config=$1 ;;
+          -*) die "unknown option '$1' (see --help)" ;;
+          *=*) die "'$1' is neither a section.key=value override nor an existing CONFIG.yaml" ;;
+          *) [ -z "$tool" ] || die "unexpected argument '$1' (tool is already $tool)"; tool=$1 ;;
+        esac
+      fi
+      shift ;;
   esac
 done
 tool=${tool:-cgtrain}

@@ -82,6 +82,37 @@ expect_rc 2 "missing binary without --dry-run" "$RUN" --bin-dir "$T/build" "$T/c
 expect_out "cannot find cgtrain under" "binary message"
 expect_rc 2 "missing config" "$RUN" --dry-run "$T/none.yaml"
 
+# --- run.sh: which argument is the config ------------------------------------------------------------------------
+# The first existing .yaml/.yml file, whatever its path holds ('=' in a folder or file name, a leading '-'); then
+# key=value and --key=value overrides, as the tools take them.
+mkdir -p "$T/lr=1e-3"
+cp "$T/cpu.yaml" "$T/lr=1e-3/cfg.yaml"
+cp "$T/cpu.yaml" "$T/lr=2.yaml"
+cp "$T/cpu.yaml" "$T/-dash.yaml"
+expect_rc 0 "a config under a folder with '='" "$RUN" --dry-run "$T/lr=1e-3/cfg.yaml" train.steps=2
+expect_out "cgtrain $T/lr=1e-3/cfg.yaml train.steps=2$" "the config path with '=' is the config"
+expect_rc 0 "./lr=2.yaml" sh -c 'cd "$1" && "$2" --dry-run ./lr=2.yaml' sh "$T" "$RUN"
+expect_out "cgtrain ./lr=2.yaml$" "a config named with '=' is the config"
+expect_rc 0 "-dash.yaml" sh -c 'cd "$1" && "$2" --dry-run -dash.yaml' sh "$T" "$RUN"
+expect_out "cgtrain -dash.yaml$" "a config whose name starts with '-' is the config"
+expect_rc 0 "--key=value overrides" "$RUN" --dry-run --np 4 "$T/cpu.yaml" --parallel.tp=4
+expect_out "world 4 \(tp 4, dp 1\)" "--parallel.tp=4 is read like parallel.tp=4"
+expect_out "cgtrain .*cpu.yaml --parallel.tp=4$" "--key=value passed on to the tool"
+expect_rc 2 "an unknown option" "$RUN" --dry-run --frobnicate "$T/cpu.yaml"
+expect_out "unknown option '--frobnicate'" "unknown option message"
+expect_rc 2 "a missing .yaml" "$RUN" --dry-run "$T/nosuch=1.yaml"
+expect_out "config file '.*nosuch=1.yaml' not found" "missing config named"
+
+# --- run.sh: the build folder is the one beside the script, not ./build of the current folder ---------------------
+mkdir -p "$T/repo/launch" "$T/repo/build/trainer"
+cp "$SRC/launch/run.sh" "$SRC/launch/config_get.sh" "$T/repo/launch/"
+printf '#!/bin/sh\nexit 0\n' >"$T/repo/build/trainer/cgtrain"
+chmod +x "$T/repo/build/trainer/cgtrain"
+expect_rc 0 "run.sh from another folder" sh -c 'cd / && "$1" --dry-run "$2"' sh "$T/repo/launch/run.sh" "$T/cpu.yaml"
+expect_out "-np 2 $T/repo/build/trainer/cgtrain $T/cpu.yaml$" "the tool of the script's own build folder"
+expect_rc 0 "CG_BIN_DIR still wins" env CG_BIN_DIR="$T/build" "$T/repo/launch/run.sh" --dry-run "$T/cpu.yaml"
+expect_out "-np 2 cgtrain $T/cpu.yaml$" "CG_BIN_DIR over the script's build folder"
+
 # --- run.sh: --help prints the whole header; one-process tools run once, without mpirun ------------------------
 expect_rc 0 "run.sh --help" "$RUN" --help
 expect_out "^Tests: CG_NVIDIA_SMI \(default nvidia-smi\) and CG_CORES \(default nproc\) can be pointed elsewhere\.$" \
