@@ -31,6 +31,14 @@ tool() {
   fi
   echo "$p"
 }
+# loss_line METRICS_JSONL: the run's final train loss and best val loss. A run without validation
+# (train.val_every=0) has no val_loss: said so, not a failed grep ending the demo under `set -euo pipefail`.
+loss_line() {
+  local last best
+  last=$(grep -oE '"loss":[[:space:]]*[^,}]*' "$1" | tail -1 | cut -d: -f2 | tr -d ' ') || true
+  best=$(grep -oE '"val_loss":[[:space:]]*[0-9.eE+-]+' "$1" | cut -d: -f2 | tr -d ' ' | sort -g | head -1) || true
+  echo "  final train loss: ${last:-?}   best val loss: ${best:-none (no validation ran: train.val_every=0?)}"
+}
 # stage NAME CMD...: run and time one stage.
 stage() {
   local name=$1 s=$SECONDS
@@ -81,11 +89,7 @@ cat <<MSG
   eval report:  $RUN/samples/eval
   conditional:  $RUN/samples_cond (eval/report.json: formula and space group as asked)
 MSG
-if [ -f "$RUN/lora/metrics.jsonl" ]; then
-  last=$(grep -o '"loss":[^,}]*' "$RUN/lora/metrics.jsonl" | tail -1 | cut -d: -f2)
-  best=$(grep -o '"val_loss":[0-9.eE+-]*' "$RUN/lora/metrics.jsonl" | cut -d: -f2 | sort -g | head -1)
-  echo "  final train loss: ${last:-?}   best val loss: ${best:-?}"
-fi
+[ ! -f "$RUN/lora/metrics.jsonl" ] || loss_line "$RUN/lora/metrics.jsonl"
 # Validity rates of the eval report (report.json), without jq.
 found=0
 for j in "$RUN"/samples/eval/*.json; do

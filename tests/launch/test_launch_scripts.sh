@@ -61,6 +61,20 @@ source "$SRC/launch/config_get.sh"
 [ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1 parallel.tp=4 parallel.tp=8)" = 8 ] && ok || bad "last override wins"
 [ "$(cg_config_get "$T/cpu.yaml" lora.r 8)" = 8 ] && ok || bad "default when absent"
 
+# --- demo.sh's results: a run without validation (train.val_every=0) is said so, not a failure -------------------
+# loss_line, taken from demo.sh, under demo.sh's own shell options.
+sed -n '/^loss_line() {/,/^}/p' "$SRC/scripts/demo.sh" >"$T/loss_line.sh"
+printf '{"step":1,"loss":2.5,"lr":0.001}\n{"step":2,"loss":2.25,"lr":0.001}\n' >"$T/noval.jsonl"  # as cgtrain writes
+printf '{"step":1,"loss":2.5}\n{"step":1,"val_loss":2.75}\n{"step":2,"loss":2.25}\n{"step":2,"val_loss":2.5}\n' \
+  >"$T/val.jsonl"
+expect_rc 0 "demo's loss line without validation" bash -c 'set -euo pipefail; . "$1"; loss_line "$2"; echo after' \
+  sh "$T/loss_line.sh" "$T/noval.jsonl"
+expect_out "final train loss: 2.25   best val loss: none \(no validation ran: train.val_every=0\?\)" "no val loss said"
+expect_out "^after$" "the demo goes on after the loss line"
+expect_rc 0 "demo's loss line with validation" bash -c 'set -euo pipefail; . "$1"; loss_line "$2"' sh \
+  "$T/loss_line.sh" "$T/val.jsonl"
+expect_out "final train loss: 2.25   best val loss: 2.5$" "best val loss"
+
 # --- run.sh: single node CPU -----------------------------------------------------------------------------------
 export CG_NVIDIA_SMI="$T/nogpu/nvidia-smi"
 expect_rc 0 "cpu dry run" "$RUN" --dry-run --bin-dir "$T/build" "$T/cpu.yaml"
