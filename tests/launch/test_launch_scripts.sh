@@ -60,6 +60,24 @@ source "$SRC/launch/config_get.sh"
 [ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1)" = 2 ] && ok || bad "cg_config_get from file"
 [ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1 parallel.tp=4 parallel.tp=8)" = 8 ] && ok || bad "last override wins"
 [ "$(cg_config_get "$T/cpu.yaml" lora.r 8)" = 8 ] && ok || bad "default when absent"
+# YAML's quoting: "..." with \" and \\ escapes, '...' with '' for a quote, spaces inside quotes kept, '#' inside
+# quotes no comment.
+cat >"$T/quoted.yaml" <<'EOF'
+model:
+  hf_dir: "/x/q\"hf"   # escaped double quote
+  device: '/x/it''s hf'   # doubled single quote
+  a: "  spaced  "
+  b: '"x"'
+  c: "back\\slash # not a comment"
+  d: 'a # b'
+EOF
+for kv in 'hf_dir=/x/q"hf' "device=/x/it's hf" 'a=  spaced  ' 'b="x"' 'c=back\slash # not a comment' 'd=a # b'; do
+  got=$(cg_yaml_get "$T/quoted.yaml" model "${kv%%=*}")
+  [ "$got" = "${kv#*=}" ] && ok || bad "cg_yaml_get model.${kv%%=*}: got [$got], want [${kv#*=}]"
+done
+[ "$(cg_config_get "$T/quoted.yaml" model.b x)" = '"x"' ] && ok || bad "cg_config_get keeps quotes inside a value"
+[ "$(cg_config_get "$T/quoted.yaml" model.b x 'model.b="y z"')" = "y z" ] && ok || bad "a quoted override"
+[ "$(cg_config_get "$T/quoted.yaml" model.b x '--model.b=w')" = "w" ] && ok || bad "a --key=value override"
 
 # --- demo.sh's results: a run without validation (train.val_every=0) is said so, not a failure -------------------
 # loss_line, taken from demo.sh, under demo.sh's own shell options.
@@ -92,6 +110,10 @@ expect_out "model.hf_dir '.*nope' is not a folder" "hf dir message"
 expect_rc 2 "hf dir without config.json" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/hf_noconfig"
 expect_out "has no config.json" "config.json message"
 expect_rc 0 "good hf dir" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/hf_ok"
+mkdir -p "$T/it's hf"
+echo '{}' >"$T/it's hf/config.json"
+printf "model:\n  device: cpu\n  hf_dir: '%s'\n" "$(printf '%s' "$T/it's hf" | sed "s/'/''/g")" >"$T/quoted_hf.yaml"
+expect_rc 0 "an hf_dir in single quotes with a doubled quote" "$RUN" --dry-run "$T/quoted_hf.yaml"
 expect_rc 2 "missing binary without --dry-run" "$RUN" --bin-dir "$T/build" "$T/cpu.yaml"
 expect_out "cannot find cgtrain under" "binary message"
 expect_rc 2 "missing config" "$RUN" --dry-run "$T/none.yaml"
