@@ -81,19 +81,33 @@ std::string csv_field(const std::string& s) {
   return q + "\"";
 }
 
+// A Markdown table cell: '|' would end the cell and a line break the row, so they are escaped ("\|", "<br>"); a
+// '\' before them is doubled so it stays a backslash.
+std::string md_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += "\\|";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "<br>";
+    else if (c == '\r' || c == '\t') out += ' ';
+    else out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string summary_markdown(const std::vector<std::string>& keys, const std::vector<SummaryRow>& rows) {
   std::vector<std::string> header;
   const auto body = table(keys, rows, header);
   std::string out = "|";
-  for (const auto& h : header) out += " " + h + " |";
+  for (const auto& h : header) out += " " + md_cell(h) + " |";
   out += "\n|";
   for (size_t i = 0; i < header.size(); ++i) out += "---|";
   out += "\n";
   for (const auto& row : body) {
     out += "|";
-    for (const auto& c : row) out += " " + c + " |";
+    for (const auto& c : row) out += " " + md_cell(c) + " |";
     out += "\n";
   }
   // The best point by val loss, when any has one.

@@ -294,3 +294,22 @@ TEST(SweepSummary, AFullDiskKeepsThePreviousSummary) {
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
   fs::remove_all(d);
 }
+
+// summary.md cells hold '|' and line breaks without breaking the table (a run_dir or value may have them).
+TEST(SweepSummary, MarkdownCellsEscapePipes) {
+  SummaryRow r = row("v_a_b_0123abcd", 4, "true", 1.5);
+  r.settings = {{"data.val_csv", "a|b"}, {"data.translate", "true"}};
+  r.run_dir = "runs/a|b\\c";
+  r.status = "failed: train\n(exit 3)";
+  const std::string md = summary_markdown({"data.val_csv", "data.translate"}, {r});
+  const std::string line = md.substr(md.find("| v_a_b"), md.find('\n', md.find("| v_a_b")) - md.find("| v_a_b"));
+  EXPECT_NE(line.find("| a\\|b | true | failed: train<br>(exit 3) |"), std::string::npos) << md;
+  EXPECT_NE(line.find("| runs/a\\|b\\\\c |"), std::string::npos) << md;
+  // As many unescaped '|' as the header has: one row, same columns.
+  const auto cells = [](const std::string& l) {
+    size_t n = 0;
+    for (size_t i = 0; i < l.size(); ++i) n += l[i] == '|' && (i == 0 || l[i - 1] != '\\' || (i >= 2 && l[i - 2] == '\\'));
+    return n;
+  };
+  EXPECT_EQ(cells(line), cells(md.substr(0, md.find('\n')))) << md;
+}
