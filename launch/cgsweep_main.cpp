@@ -221,7 +221,8 @@ int run(int argc, char** argv) {
     cg::make_output_dir(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
     write_point_configs(plan);
   } else {
-    cg::check_output_dir_creatable(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
+    cg::check_output_dir_creatable(plan.spec.out_dir,
+                                   "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
   }
   if (slurm) {
     const std::string sb = write_slurm_files(plan, so);

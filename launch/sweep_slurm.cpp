@@ -22,7 +22,8 @@ std::string sq(const std::string& s) {
 // A points.tsv cell: a tab or line break would start a new column or row, so they (and '\\') are written escaped.
 std::string tsv_cell(const std::string& s) {
   std::string out;
-  for (char c : s) out += c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\\' ? "\\\\" : std::string(1, c);
+  for (char c : s)
+    out += c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\\' ? "\\\\" : std::string(1, c);
   return out;
 }
 

@@ -133,11 +133,13 @@ cp "$CGSWEEP" "moved/it's here/build/launch/cgsweep"
 cp "$SRC/launch/requeue.sh" "moved/it's here/launch/requeue.sh"
 expect_rc 0 "--slurm from a moved checkout" "moved/it's here/build/launch/cgsweep" s.yaml --out-dir mout --slurm \
   --bin-dir bin
-grep -qF "source '$T/moved/it'\''s here/launch/requeue.sh' || { echo 'sweep.sbatch: cannot read $T/moved/it'\''s here/launch/requeue.sh;" \
-  mout/sweep.sbatch && ok || bad "sweep.sbatch does not source the moved checkout's requeue.sh: $(grep source mout/sweep.sbatch)"
+moved_requeue="$T/moved/it'\''s here/launch/requeue.sh"  # as sq() writes it inside '...'
+grep -qF "source '$moved_requeue' || { echo 'sweep.sbatch: cannot read $moved_requeue;" mout/sweep.sbatch && ok ||
+  bad "sweep.sbatch does not source the moved checkout's requeue.sh: $(grep source mout/sweep.sbatch)"
 expect_rc 0 "array task of the moved checkout" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=1 SLURM_JOB_ID=98 \
   bash mout/sweep.sbatch
-[ "$(cat mout/r4/status 2>/dev/null)" = done ] && ok || bad "moved checkout's task: status $(cat mout/r4/status 2>/dev/null)"
+[ "$(cat mout/r4/status 2>/dev/null)" = done ] && ok ||
+  bad "moved checkout's task: status $(cat mout/r4/status 2>/dev/null)"
 
 # --- requeue: preempted task requeued, at most CG_MAX_REQUEUES times ----------------------------------------------
 stub "$T/preempted" "exit 75"

@@ -308,7 +308,8 @@ TEST(SweepSummary, MarkdownCellsEscapePipes) {
   // As many unescaped '|' as the header has: one row, same columns.
   const auto cells = [](const std::string& l) {
     size_t n = 0;
-    for (size_t i = 0; i < l.size(); ++i) n += l[i] == '|' && (i == 0 || l[i - 1] != '\\' || (i >= 2 && l[i - 2] == '\\'));
+    for (size_t i = 0; i < l.size(); ++i)
+      n += l[i] == '|' && (i == 0 || l[i - 1] != '\\' || (i >= 2 && l[i - 2] == '\\'));
     return n;
   };
   EXPECT_EQ(cells(line), cells(md.substr(0, md.find('\n')))) << md;
