@@ -357,6 +357,15 @@ TEST(SweepRunner, PointConfigsDoNotDependOnHowTheSweepFileIsNamed) {
   EXPECT_EQ(fs::last_write_time(file), old) << slurp(file);  // same content: left alone
 }
 
+// The stub sweep's grid planned with out_dir spelled as `out`.
+SweepPlan plan_with_out_dir(const StubSweep& s, const std::string& out, const std::string& grid) {
+  SweepSpec spec = parse_sweep_spec("base: base.yaml\nout_dir: " + out + "\n" + grid, (s.dir / "sweep.yaml").string());
+  return plan_sweep(spec, [](const std::string& base, const std::vector<std::string>& ov,
+                             const std::vector<std::string>& origins) {
+    return cg::to_yaml(cg::load_config(base, ov, origins));
+  });
+}
+
 TEST(SweepRunner, FinishedPointsAreUnchangedWhateverTheOutDirSpelling) {
   StubSweep s;
   const std::string grid = "grid:\n  lora.r: [4, 8]\n";
@@ -365,14 +374,7 @@ TEST(SweepRunner, FinishedPointsAreUnchangedWhateverTheOutDirSpelling) {
   const size_t before = lines(s.calls);
   // The same out_dir relative to the current folder, with ./ and a trailing /: same folders, skipped.
   const std::string rel = (fs::relative(s.dir, fs::current_path()) / "." / "bin" / ".." / "out" / "").string();
-  const auto spelled = [&](const std::string& out) {
-    SweepSpec spec = parse_sweep_spec("base: base.yaml\nout_dir: " + out + "\n" + grid, (s.dir / "sweep.yaml").string());
-    return plan_sweep(spec, [](const std::string& base, const std::vector<std::string>& ov,
-                               const std::vector<std::string>& origins) {
-      return cg::to_yaml(cg::load_config(base, ov, origins));
-    });
-  };
-  const SweepPlan again = spelled(rel);
+  const SweepPlan again = plan_with_out_dir(s, rel, grid);
   EXPECT_EQ(again.spec.out_dir, (s.dir / "out").string());
   EXPECT_EQ(again.points[1].run_dir, plan.points[1].run_dir);
   EXPECT_NO_THROW(check_finished_points(again));
@@ -388,26 +390,14 @@ TEST(SweepRunner, FinishedPointsAreUnchangedWhateverTheOutDirSpelling) {
   EXPECT_NO_THROW(check_finished_points(again));
   ASSERT_EQ(run_sweep(again, s.options()), 0);
   EXPECT_EQ(lines(s.calls), before);
-}
 
-// A finished sweep run again through a symbolic link to its out_dir (the same folders): its points are unchanged and
-// skipped, not refused as "config changed" because their folders are spelled through the link.
-TEST(SweepRunner, FinishedPointsAreUnchangedThroughALinkToTheOutDir) {
-  StubSweep s;
-  const std::string grid = "grid:\n  lora.r: [4, 8]\n";
-  const SweepPlan plan = s.plan(grid);
-  ASSERT_EQ(run_sweep(plan, s.options()), 0);
-  const size_t before = lines(s.calls);
+  // Through a symbolic link to out_dir (the same folders): unchanged and skipped, not refused as "config changed"
+  // because the folders are spelled through the link.
   fs::create_directory_symlink(s.dir / "out", s.dir / "outlink");
-  SweepSpec spec = parse_sweep_spec("base: base.yaml\nout_dir: " + (s.dir / "outlink").string() + "\n" + grid,
-                                    (s.dir / "sweep.yaml").string());
-  const SweepPlan again = plan_sweep(spec, [](const std::string& base, const std::vector<std::string>& ov,
-                                              const std::vector<std::string>& origins) {
-    return cg::to_yaml(cg::load_config(base, ov, origins));
-  });
-  EXPECT_NO_THROW(check_finished_points(again));
-  write_point_configs(again);
-  ASSERT_EQ(run_sweep(again, s.options()), 0);
+  const SweepPlan linked = plan_with_out_dir(s, (s.dir / "outlink").string(), grid);
+  EXPECT_NO_THROW(check_finished_points(linked));
+  write_point_configs(linked);
+  ASSERT_EQ(run_sweep(linked, s.options()), 0);
   EXPECT_EQ(lines(s.calls), before);
 }
 

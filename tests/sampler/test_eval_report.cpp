@@ -313,11 +313,17 @@ TEST(EvalReport, ReasonsQuotingBytesThatAreNotUtf8StillMakeJson) {
   fs::remove_all(dir);
 }
 
-TEST(EvalReport, InfillRecordsAreScoredApart) {
+// Rock-salt NaCl in its conventional cell's half (4 atoms).
+Crystal rock_salt() {
   Crystal nacl;
   nacl.lattice = {5.64, 5.64, 5.64, 90, 90, 90};
   nacl.species = {"Na", "Cl", "Na", "Cl"};
   nacl.frac = {{0, 0, 0}, {0.5, 0, 0}, {0, 0.5, 0.5}, {0.5, 0.5, 0.5}};
+  return nacl;
+}
+
+TEST(EvalReport, InfillRecordsAreScoredApart) {
+  const Crystal nacl = rock_salt();
   // The prompt's crystal read back: species in order, [MASK] where the element was masked.
   EXPECT_EQ(masked_species_of_prompt(infill_prompt(nacl, "Cl")),
             (std::vector<std::string>{"Na", "[MASK]", "Na", "[MASK]"}));
@@ -380,10 +386,7 @@ TEST(EvalReport, InfillRecordsAreScoredApart) {
 // Lines of another sampler (HF + PEFT, say): {"prompt", "text"} without "parsed". Their text is read as cgsample
 // reads its own, white space at the ends forgiven; a cgsample-style record (with "parsed") is taken as it says.
 TEST(EvalReport, RecordsOfAnotherSamplerHaveTheirTextRead) {
-  Crystal nacl;
-  nacl.lattice = {5.64, 5.64, 5.64, 90, 90, 90};
-  nacl.species = {"Na", "Cl", "Na", "Cl"};
-  nacl.frac = {{0, 0, 0}, {0.5, 0, 0}, {0, 0.5, 0.5}, {0.5, 0.5, 0.5}};
+  const Crystal nacl = rock_salt();
   const fs::path dir = fresh_dir("foreign");
   const fs::path file = dir / "hf_peft.jsonl";
   {
