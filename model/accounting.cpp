@@ -89,7 +89,10 @@ Plan make_plan(const PlanInputs& in) {
   const double per_layer = activation_bytes_per_token_layer(c, tp, e);
   p.activations = in.activation_checkpointing ? B * T * (L * d * e + per_layer) : B * T * L * per_layer;
   p.logits = B * T * v_local * 4.0 * 3;
-  p.overhead = (in.gpu ? 2.0 * (1 << 30) : 0.0) + 0.1 * (p.weights + p.trainable_state + p.activations + p.logits);
+  // A process's own memory before any tensor: on a GPU the CUDA context and NCCL buffers; on a CPU libtorch, MPI and
+  // the allocator (a tiny-model cgtrain rank measured 225-311 MiB resident, its tensors a few MiB of that).
+  p.overhead = (in.gpu ? 2.0 * (1 << 30) : 0.25 * (1 << 30)) +
+               0.1 * (p.weights + p.trainable_state + p.activations + p.logits);
   p.total = p.weights + p.trainable_state + p.activations + p.logits + p.overhead;
   p.ranks_sharing = in.gpu ? 1 : tp * in.dp;  // CPU ranks of one run share one host (mpirun -np on one machine)
   p.headroom = in.device_memory_bytes - p.total * double(p.ranks_sharing);
@@ -130,7 +133,7 @@ std::string format_plan(const PlanInputs& in, const Plan& p) {
                    in.activation_checkpointing ? "" : "no ", activation_bytes_per_token_layer(c, in.tp,
                                                                                                in.weight_bytes) / 1e3);
   o << fmt::format("  logits + CE    {:>10}\n", gb(p.logits));
-  o << fmt::format("  overhead       {:>10}  ({}10% slack)\n", gb(p.overhead), in.gpu ? "2 GiB context/NCCL + " : "");
+  o << fmt::format("  overhead       {:>10}  ({}10% slack)\n", gb(p.overhead), in.gpu ? "2 GiB context/NCCL + " : "0.25 GiB libtorch/MPI + ");
   if (p.ranks_sharing > 1)
     o << fmt::format("  total          {:>10}  per rank; x {} ranks on this host = {} of {}\n", gb(p.total),
                      p.ranks_sharing, gb(p.total * double(p.ranks_sharing)), gb(in.device_memory_bytes));

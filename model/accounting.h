@@ -56,7 +56,8 @@ struct Plan {
   double trainable_state = 0;        // LoRA: 16 B/param (fp32 param, grad, AdamW m, v); full: grad at weight_bytes + 8
   double activations = 0;            // see activation_bytes_per_token_layer; B T per micro-step
   double logits = 0;                 // B T V_local fp32 x 3 (logits, their gradient, CE softmax)
-  double overhead = 0;               // 2 GiB on a GPU (CUDA context, NCCL buffers) + 10% of the above (slack)
+  double overhead = 0;               // 2 GiB on a GPU (CUDA context, NCCL buffers), 0.25 GiB on a CPU (libtorch, MPI)
+                                     // + 10% of the above (slack)
   double total = 0;                  // one rank
   int64_t ranks_sharing = 1;         // ranks whose memory adds up against device_memory_bytes: 1 a GPU, tp dp on CPU
   double headroom = 0;               // device_memory_bytes - total * ranks_sharing
