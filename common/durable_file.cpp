@@ -70,6 +70,8 @@ void make_output_dir(const std::string& path, const std::string& what) {
   std::error_code ec;
   CG_CHECK(!fs::exists(path, ec) || fs::is_directory(path, ec), "{} = {} is a file, not a folder: choose a folder",
            what, path);
+  CG_CHECK(fs::exists(path, ec) || !fs::is_symlink(path, ec), "{} = {} is a link to {}, which does not exist: create "
+           "that folder, or choose another", what, path, fs::read_symlink(path, ec).string());
   fs::create_directories(path, ec);
   CG_CHECK(!ec, "{} = {}: cannot create the folder: {}; choose a folder you can write", what, path, ec.message());
   const std::string probe = path + "/.cg_write_probe";

@@ -136,7 +136,9 @@ int run(int argc, char** argv) {
   }
   fs::path out = e.out;
   if (out.empty()) out = fs::is_directory(e.input) ? fs::path(e.input) / "eval" : fs::path(e.input + ".eval");
-  cg::make_output_dir(out.string(), e.out.empty() ? "eval.out (default: <eval.input>/eval)" : "eval.out");
+  cg::make_output_dir(out.string(), !e.out.empty()                ? "eval.out"
+                                    : fs::is_directory(e.input) ? "eval.out (default: <eval.input>/eval)"
+                                                                : "eval.out (default: <eval.input>.eval)");
 
   if (input.total == 0)
     spdlog::info("cgeval: {} holds infill records only: the generation rates read n/a, and the references "

@@ -194,9 +194,23 @@ int run(int argc, char** argv) {
   say_what_is_kept_on_stop(rt.rank, int(dims.dp), int64_t(jobs.size()));
   // Nor an unwritable folder, one of somebody else's files that the run would replace, or one another cgsample is
   // writing into (the last to finish would silently win).
-  std::optional<cg::FileLock> out_lock;
+  // A run that fails before it writes anything (a bad model.hf_dir) leaves no folder where there was none.
+  struct RemoveIfMadeAndUnused {
+    std::string dir;
+    bool made = false, done = false;
+    ~RemoveIfMadeAndUnused() {
+      namespace fs = std::filesystem;
+      std::error_code ec;
+      if (!made || done) return;
+      for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename() != ".cgsample.lock") return;
+      fs::remove_all(dir, ec);
+    }
+  } made_out{c.sample.out_dir};
+  std::optional<cg::FileLock> out_lock;  // released before made_out looks (declared after it)
   if (rt.rank == 0) {
     check_out_dir_not_in_checkpoints(c.sample.out_dir);
+    made_out.made = !std::filesystem::exists(c.sample.out_dir);
     cg::make_output_dir(c.sample.out_dir, "sample.out_dir");
     check_out_dir_owned(c.sample.out_dir);
     out_lock.emplace(c.sample.out_dir + "/.cgsample.lock");
@@ -310,6 +324,7 @@ int run(int argc, char** argv) {
                st.logits_full ? 100.0 * st.logits_to_host / st.logits_full : 0.0, st.model_s, st.to_host_s,
                st.host_s);
   if (dims.rank != 0) return 0;
+  made_out.done = true;  // from here the folder holds the journals, then the outputs
 
   const fs::path out = c.sample.out_dir;
   // The folder holds this run's samples only: CIFs and a cgeval report of an earlier run into the same folder would

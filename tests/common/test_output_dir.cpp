@@ -37,6 +37,10 @@ TEST(OutputDir, CreatedOrRefusedNamingTheSetting) {
   e = error_of((d / "file/sub").string(), "data.shards_dir");
   EXPECT_NE(e.find("data.shards_dir = " + (d / "file/sub").string() + ": cannot create the folder"),
             std::string::npos) << e;
+  fs::create_symlink(d / "gone", d / "dangling");  // a link to a folder that is not there (yet)
+  e = error_of((d / "dangling").string(), "cgexport --out");
+  EXPECT_NE(e.find("cgexport --out = " + (d / "dangling").string() + " is a link to " + (d / "gone").string() +
+                   ", which does not exist: create that folder, or choose another"), std::string::npos) << e;
 
   if (::geteuid() != 0) {  // root writes anywhere: the permission case needs an ordinary user
     fs::create_directories(d / "ro");

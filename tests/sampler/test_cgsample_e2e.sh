@@ -136,6 +136,10 @@ if command -v flock >/dev/null; then
   grep -q "is being written by a cgsample right now" "$D/busy_eval.err"
   [ ! -e "$D/busy/eval" ] || { echo "cgeval wrote into a locked folder" >&2; exit 1; }
 fi
+# A run that fails before it writes anything (a base that is not there) leaves no folder behind.
+if "$B/sampler/cgsample" "$@" model.hf_dir="$D/no_such_hf" sample.out_dir="$D/never" 2>"$D/never.err"; then
+  echo "cgsample ran without its base" >&2; exit 1; fi
+[ ! -e "$D/never" ] || { echo "a failed cgsample left $D/never" >&2; ls -A "$D/never" >&2; exit 1; }
 # Into a cgtrain run's checkpoints folder, where rotation would delete the samples: refused before anything is made.
 mkdir -p "$D/run/checkpoints/step-3"; touch "$D/run/config.yaml"
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/run/checkpoints/step-3/s" 2>"$D/ck.err"; then
