@@ -519,6 +519,8 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
                      std::holds_alternative<std::vector<std::string>*>(f->ptr),
                  "config key '{}'{} has no value; expected a {}", key, where, type_name(f->ptr));
         assign(*f, "");
+      } else if (auto* str = std::get_if<std::string*>(&f->ptr); str && v.Tag() == "!") {
+        **str = v.Scalar();  // a quoted YAML string is taken whole: its spaces and quote characters are the value's
       } else {
         assign(*f, v.Scalar());
       }

@@ -202,6 +202,14 @@ TEST(Config, YamlRoundTripGivesEqualConfig) {
   EXPECT_EQ(back.train.seed, 18446744073709551615ull);
   EXPECT_EQ(cg::to_yaml(back), y);
   EXPECT_NE(y.find("train:\n  run_dir: \"runs/tiny\"  # "), std::string::npos) << y;
+  // A quoted YAML string is the value whole: a folder whose name ends in a space, or is wrapped in quote characters,
+  // can be named (a plain scalar has no such spaces, and the command line trims as before).
+  cg::Config q = cg::load_config_string("model:\n  hf_dir: \"/data/trail \"\nsample:\n  out_dir: '\"quoted\"'\n"
+                                        "  formula: \" NaCl\"\n");
+  EXPECT_EQ(q.model.hf_dir, "/data/trail ");
+  EXPECT_EQ(q.sample.out_dir, "\"quoted\"");
+  EXPECT_EQ(cg::load_config_string(cg::to_yaml(q)).model.hf_dir, "/data/trail ");
+  EXPECT_EQ(cg::load_config_string("model:\n  hf_dir: /data/plain\n").model.hf_dir, "/data/plain");
 }
 
 TEST(Config, HashChangesWithValuesOnly) {
