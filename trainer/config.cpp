@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -744,11 +745,15 @@ std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, 
       std::string s(suf);
       return w.size() >= s.size() && w.compare(w.size() - s.size(), s.size(), s) == 0;
     };
-    // key=value where the key is dotted words; a path such as sweeps/lr=1e-3/config.yaml is not an override.
+    // key=value where the key is dotted words; a config file's path (sweeps/lr=1e-3/config.yaml, lr=1e-3/a.yaml
+    // from inside sweeps/) is not an override.
     const size_t eq = w.find('=');
-    if (eq != std::string::npos && eq > 0 && w.find('/') > eq) {
+    const bool yaml_name = ends_with(".yaml") || ends_with(".yml");
+    std::error_code ec;
+    const bool config_file = yaml_name && std::filesystem::is_regular_file(w, ec);
+    if (eq != std::string::npos && eq > 0 && w.find('/') > eq && !config_file) {
       overrides.push_back(w);
-    } else if (ends_with(".yaml") || ends_with(".yml")) {
+    } else if (yaml_name) {
       CG_CHECK(yaml_path.empty(), "{}: two config files given ({} and {}); pass one and use key=value overrides",
                tool, yaml_path, w);
       yaml_path = w;

@@ -249,6 +249,16 @@ TEST(Config, ParseCliSplitsFileOverridesPositionalAndHelp) {
   ASSERT_TRUE(from_eq.has_value());
   EXPECT_EQ(from_eq->train.steps, 5);
   EXPECT_EQ(from_eq->model.hf_dir, "/models/a=b");
+  // ... also named from the folder above it, where the word before '=' has no '/' (an existing .yaml file wins).
+  const std::string cwd = std::filesystem::current_path().string();
+  std::filesystem::current_path(::testing::TempDir());
+  std::vector<std::string> rel_words = {"cgx", "lr=1e-3/config.yaml"};
+  std::vector<char*> rel_argv = {rel_words[0].data(), rel_words[1].data()};
+  std::optional<cg::Config> from_rel;
+  EXPECT_NO_THROW(from_rel = cg::parse_cli(2, rel_argv.data(), "cgx", "test tool", nullptr));
+  std::filesystem::current_path(cwd);
+  ASSERT_TRUE(from_rel.has_value());
+  EXPECT_EQ(from_rel->train.steps, 5);
   // No positional sink: a stray word is an error.
   EXPECT_THROW(cg::parse_cli(static_cast<int>(argv.size()), argv.data(), "cgx", "t", nullptr), cg::Error);
 
