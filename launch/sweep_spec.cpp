@@ -28,8 +28,9 @@ constexpr size_t kMaxPoints = 10000;
 const std::set<std::string> kSlurmKeys = {"time", "partition", "nodes", "gpus_per_node", "cpus_per_task",
                                           "signal_seconds"};
 
-// A node as an override value: scalars verbatim, sequences in flow style "[a, b]".
+// A node as an override value: scalars verbatim, sequences in flow style "[a, b]", null empty.
 std::string node_to_value(const YAML::Node& n, const std::string& where) {
+  if (n.IsNull()) return "";  // `key:`, `key: null` or `key: ~`: empty, as in a config file (data.val_csv: null)
   if (n.IsScalar()) {
     check_no_control_chars(n.Scalar(), where + ": the value", "write it on one line, without tabs");
     return n.Scalar();

@@ -47,6 +47,11 @@ grid:
                                                 "r16-alpha32-translate1", "r16-alpha32-translate0"}));
   EXPECT_EQ(point_overrides(s, s.points[3]),
             (std::vector<std::string>{"train.steps=10", "lora.r=8", "lora.alpha=32", "data.translate=false"}));
+  // An override of null (null, ~ or nothing) is the empty value, as in a config file.
+  const auto e = parse_sweep_spec("base: b.yaml\noverrides:\n  data.val_csv: null\n  data.test_csv: ~\n"
+                                  "  sample.formula:\ngrid: {lora.r: [2]}\n", "s.yaml");
+  EXPECT_EQ(point_overrides(e, e.points[0]),
+            (std::vector<std::string>{"data.val_csv=", "data.test_csv=", "sample.formula=", "lora.r=2"}));
 }
 
 TEST(SweepSpec, NamesOfNumbersListsAndCollidingLabels) {
