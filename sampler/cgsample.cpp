@@ -420,7 +420,9 @@ int run(int argc, char** argv) {
   cg::write_file_atomic((out / "samples.jsonl").string(), jl);
   cg::write_file_atomic((out / "summary.json").string(),
                         sum.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  for (const char* old : {"cifs", "eval"}) {
+  // cgeval's reports of the earlier samples: eval/ (of the folder) and samples.jsonl.eval/ (of the file).
+  for (const char* old : {"cifs", "eval", "samples.jsonl.eval"}) {
+    if (std::string(old) == "samples.jsonl.eval" && !fs::exists(out / old / "report.json")) continue;
     if (fs::exists(out / old) && fs::remove_all(out / old, ec) > 0)
       spdlog::warn("cgsample: replaced {} of an earlier run in sample.out_dir (use another sample.out_dir to keep "
                    "runs apart)", (out / old).string());

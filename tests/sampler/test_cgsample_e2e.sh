@@ -149,8 +149,11 @@ grep -q "is inside $D/run/checkpoints, a cgtrain run's checkpoints folder" "$D/c
 # A second run into a used folder: its CIFs and report are this run's only.
 cp -r "$D/on" "$D/again"
 test -f "$D/again/eval/report.json"
+"$B/sampler/cgeval" log.level=warn eval.input="$D/again/samples.jsonl" eval.train_csv="" eval.ref_csv="" >/dev/null
+test -f "$D/again/samples.jsonl.eval/report.json"
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/again" sample.max_new_tokens=25
 test ! -e "$D/again/eval"
+test ! -e "$D/again/samples.jsonl.eval"
 # Stopped while sampling (SIGTERM, as a scheduler's): it says that nothing of this run was written and dies of the
 # signal; the earlier run's files stay as they were.
 sum_before=$(md5sum < "$D/again/samples.jsonl")
