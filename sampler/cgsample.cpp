@@ -91,12 +91,12 @@ using cg::Config;
 // A stop signal (SIGTERM, SIGINT, Slurm's SIGUSR1) while cgsample works: every sequence finished so far is in the
 // journals (sampler/sample_journal.h), the ones in progress are lost. Rank 0 says so (async-signal-safe: write(2) of a
 // message built in place), then the process dies of the signal as before, its exit status naming it.
-std::atomic<int64_t> g_sequences_done{0}, g_sequences_total{0}, g_sequences_kept{0};
+std::atomic<int64_t> g_sequences_total{0}, g_sequences_kept{0};
 int g_rank = 0, g_dp = 1;
 
 void say_what_is_kept(int sig) {
   if (g_rank == 0) {
-    char buf[600];
+    char buf[700];
     size_t n = 0;
     const auto put = [&](const char* text) {
       while (*text && n < sizeof buf) buf[n++] = *text++;
@@ -110,19 +110,17 @@ void say_what_is_kept(int sig) {
     };
     put("cgsample: stopped by signal ");
     put_int(sig);
-    put(" after ");
-    put_int(g_sequences_done.load(std::memory_order_relaxed));
+    put("; ");
+    put_int(g_sequences_kept.load(std::memory_order_relaxed));
     put(" of ");
     put_int(g_sequences_total.load(std::memory_order_relaxed));
-    put(" sequences; ");
-    put_int(g_sequences_kept.load(std::memory_order_relaxed));
     if (g_dp == 1)
-      put(" are kept in sample.out_dir's .cgsample.journal.jsonl");
+      put(" sequences are kept in sample.out_dir's .cgsample.journal.jsonl");
     else
-      put(" of dp group 0 are kept in sample.out_dir's .cgsample.journal.jsonl, the other groups' finished ones in "
-          ".cgsample.journal.dp<G>.jsonl");
-    put(": run the same command again (at any tp and dp) to go on from there (samples.jsonl, cifs/ and summary.json "
-        "come when all are done; an earlier run's are as they were)\n");
+      put(" sequences (the resumed ones and dp group 0's) are kept in sample.out_dir's .cgsample.journal.jsonl, the "
+          "other groups' finished ones in .cgsample.journal.dp<G>.jsonl");
+    put(": run the same command again (at any dp; at the same tp for the very same samples) to go on from there "
+        "(samples.jsonl, cifs/ and summary.json come when all are done; an earlier run's are as they were)\n");
     (void)!::write(STDERR_FILENO, buf, n);
   }
   ::signal(sig, SIG_DFL);
@@ -219,7 +217,8 @@ int run(int argc, char** argv) {
              c.sample.out_dir);
   }
   std::string what;
-  auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);
+  std::string weights;  // what identifies the model's weights, whatever their paths (the journal's key)
+  auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what, &weights);
   spdlog::info("cgsample: model: {}; tokenizer {} ({} pieces)", what, tok_path, tok.vocab_size());
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& j : jobs) prompts.push_back(tok.encode(j.prompt, /*add_bos=*/true));
@@ -242,7 +241,6 @@ int run(int argc, char** argv) {
   for (int v = 0; v < tok.vocab_size(); ++v) pieces.push_back(tok.piece(v));
   cg::Generator gen(*model, pieces, tok.eos_id(), dims.tp_comm);
   auto progress = [&](int64_t done, int64_t total, int64_t toks) {
-    g_sequences_done = done * dims.dp;  // this dp group's share, times the groups: about the run's
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     spdlog::info("cgsample: {}/{} sequences{}, {} tokens, {:.2f} seq/s, {:.1f} tok/s", done, total,
                  dims.dp > 1 ? " (dp group 0)" : "", toks, done / s, toks / s);
@@ -254,7 +252,7 @@ int run(int argc, char** argv) {
   if (kp && *kp && std::string(kp) != "0") kprof = std::make_unique<cg::KernelProfile>();
   // Rank 0 reads the journals of an earlier, stopped run of these settings (sampler/sample_journal.h); every rank
   // learns which prompts are left.
-  const std::string key = journal_key(cg::sha256_file(tok_path), what, c, device.is_cuda() ? "cuda" : "cpu", gp,
+  const std::string key = journal_key(cg::sha256_file(tok_path), weights, c, device.is_cuda() ? "cuda" : "cpu", gp,
                                       prompts);
   std::vector<cg::Generation> results(jobs.size());
   at::Tensor left = at::ones({int64_t(jobs.size())}, at::kLong);  // 1: still to generate

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -28,15 +29,36 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Is `name` a journal file: .cgsample.journal.jsonl or .cgsample.journal.dp<digits>.jsonl.
-bool is_journal_name(const std::string& name) {
-  const std::string head = std::string(kPrefix) + ".dp", tail = ".jsonl";
-  if (name == std::string(kPrefix) + tail) return true;
-  if (name.size() <= head.size() + tail.size() || name.compare(0, head.size(), head) != 0 ||
+bool all_of_class(const std::string& s, int (*is)(int)) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [&](char c) { return is(static_cast<unsigned char>(c)) != 0; });
+}
+
+// A journal file's name: .cgsample.journal[.aside-<hex>][.dp<digits>].jsonl. `aside` (optional) is set when it is
+// one set aside (a stopped run of other settings, kept for that run to go on).
+bool is_journal_name(const std::string& name, bool* aside = nullptr) {
+  const std::string head = std::string(kPrefix), tail = ".jsonl";
+  if (name.size() < head.size() + tail.size() || name.compare(0, head.size(), head) != 0 ||
       name.compare(name.size() - tail.size(), tail.size(), tail) != 0)
     return false;
-  return std::all_of(name.begin() + head.size(), name.end() - tail.size(),
-                     [](char c) { return c >= '0' && c <= '9'; });
+  std::string mid = name.substr(head.size(), name.size() - head.size() - tail.size());  // "", ".dp3", ".aside-ab.dp3"
+  bool set_aside = false;
+  if (mid.rfind(".aside-", 0) == 0) {
+    const size_t end = mid.find('.', 1);
+    if (!all_of_class(mid.substr(7, end == std::string::npos ? std::string::npos : end - 7), isxdigit)) return false;
+    set_aside = true;
+    mid = end == std::string::npos ? "" : mid.substr(end);
+  }
+  if (aside) *aside = set_aside;
+  return mid.empty() || (mid.rfind(".dp", 0) == 0 && all_of_class(mid.substr(3), isdigit));
+}
+
+// The key a journal file holds on its first line ("" when none).
+std::string key_of(const fs::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  const auto head = nlohmann::json::parse(line, nullptr, false);
+  return head.is_object() && head.contains("key") && head["key"].is_string() ? head["key"].get<std::string>() : "";
 }
 
 std::vector<fs::path> journal_files(const std::string& out_dir) {
@@ -59,11 +81,11 @@ bool read_journal(const fs::path& path, const std::string& key, size_t n, int64_
   std::string line;
   std::getline(in, line);
   const auto head = nlohmann::json::parse(line, nullptr, false);
-  if (!head.is_object() || head.value("key", std::string()) != key) return false;
+  if (!head.is_object() || !head.contains("key") || head["key"] != key) return false;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_object() || !j.contains("i") || !j["i"].is_number_unsigned() || !j.contains("tokens") ||
-        !j["tokens"].is_array())
+        !j["tokens"].is_array() || !j.contains("eos") || !j["eos"].is_boolean())
       continue;
     const size_t i = j["i"].get<size_t>();
     const auto& tokens = j["tokens"];
@@ -72,7 +94,7 @@ bool read_journal(const fs::path& path, const std::string& key, size_t n, int64_
         }))
       continue;  // not a line this key's runs wrote: drawn again
     Generation g;
-    g.hit_eos = j.value("eos", false);
+    g.hit_eos = j["eos"].get<bool>();
     for (const auto& t : tokens) g.tokens.push_back(t.get<int32_t>());
     done[i] = std::move(g);
   }
@@ -90,11 +112,37 @@ std::string journal_path(const std::string& out_dir, int dp_group) {
 std::map<size_t, Generation> gather_journals(const std::string& out_dir, const std::string& key, size_t n,
                                              int64_t vocab_size) {
   std::map<size_t, Generation> done;
-  const std::vector<fs::path> files = journal_files(out_dir);
-  for (const fs::path& f : files)
-    if (!read_journal(f, key, n, vocab_size, done))
-      spdlog::warn("cgsample: {} is the journal of a run with other settings (model, tokenizer, prompts or "
-                   "sampling); its sequences are drawn anew", f.string());
+  std::vector<fs::path> mine;  // this key's files, live or set aside: consolidated below
+  for (const fs::path& f : journal_files(out_dir)) {
+    bool aside = false;
+    is_journal_name(f.filename().string(), &aside);
+    if (read_journal(f, key, n, vocab_size, done)) {
+      mine.push_back(f);
+      continue;
+    }
+    if (aside) continue;  // another stopped run's, set aside before: kept for it
+    // A live journal of other settings: renamed out of this run's way, kept for a run of those settings to go on.
+    std::string other = key_of(f);
+    std::string hex;
+    for (char c : other.substr(0, 12)) hex += std::isxdigit(static_cast<unsigned char>(c)) ? c : '0';
+    if (hex.empty()) hex = "0";
+    const std::string name = f.filename().string();
+    const fs::path to = f.parent_path() / (std::string(kPrefix) + ".aside-" + hex + name.substr(std::strlen(kPrefix)));
+    std::error_code ec;
+    if (fs::exists(to, ec)) {  // a second stop of that run: its lines join the ones set aside before
+      std::ifstream in(f);
+      std::string line, text;
+      std::getline(in, line);
+      while (std::getline(in, line)) text += line + "\n";
+      std::ofstream(to, std::ios::app) << text;
+      fs::remove(f, ec);
+    } else {
+      fs::rename(f, to, ec);
+    }
+    spdlog::warn("cgsample: {} is the journal of a stopped run with other settings (model, tokenizer, prompts or "
+                 "sampling): set aside as {}, where that run's command finds it again; this run draws its own "
+                 "sequences", f.string(), to.filename().string());
+  }
   const std::string main = journal_path(out_dir, 0);
   if (!done.empty()) {  // into group 0's file first, then the others go: a stop in between leaves copies, not gaps
     std::string text = nlohmann::json{{"key", key}}.dump() + "\n";
@@ -102,14 +150,17 @@ std::map<size_t, Generation> gather_journals(const std::string& out_dir, const s
     write_file_atomic(main, text);
   }
   std::error_code ec;
-  for (const fs::path& f : files)
+  for (const fs::path& f : mine)
     if (done.empty() || f != fs::path(main)) fs::remove(f, ec);
   return done;
 }
 
 void remove_journals(const std::string& out_dir) {
   std::error_code ec;
-  for (const fs::path& f : journal_files(out_dir)) fs::remove(f, ec);
+  for (const fs::path& f : journal_files(out_dir)) {
+    bool aside = false;
+    if (is_journal_name(f.filename().string(), &aside) && !aside) fs::remove(f, ec);
+  }
 }
 
 JournalWriter::JournalWriter(std::string path, const std::string& key, double sync_every_s)

@@ -5,8 +5,10 @@
 // Each file: line 1 {"key": K}, K the sha256 of what decides the samples (model, tokenizer, dtype, device, kernels,
 // prompts, sampling settings); then a line {"i": prompt index, "eos": bool, "tokens": [...]} per sequence, written
 // (write(2)) the moment it finishes, so a process killed by a signal keeps it, and flushed to disk (fdatasync) at
-// most every second and at the end. A sequence does not depend on the batch or the tp/dp layout (tested), so a
-// resumed run, at any layout, writes what an unstopped one would. Removed once the outputs are written. No torch.
+// most every second and at the end. A sequence does not depend on the batch or the dp layout (tested), so a run
+// resumed at the same tp writes what an unstopped one would (at another tp the logits differ in rounding, and a
+// near tie may draw otherwise). The key names the weights by their values, not their paths (a folder written again
+// is another model; the same weights spelled otherwise are not). Removed once the outputs are written. No torch.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -21,14 +23,15 @@ namespace cg {
 std::string journal_path(const std::string& out_dir, int dp_group);
 
 // Rank 0, before generating: the sequences the journals in out_dir of this key hold, by prompt index (< n, every
-// token < vocab_size). Journals of another key are set aside (warned); lines no run of this key wrote (a line cut by
-// a kill mid-write, a token past the vocabulary) are skipped, so those sequences are drawn again. What was read is
-// then written into group 0's journal (atomically) and the other groups' files are removed, so this run's groups
-// start theirs afresh, whatever its dp; with nothing read, every journal file goes.
+// token < vocab_size), whether live or set aside. A live journal of another key (a stopped run of other settings) is
+// set aside, renamed .cgsample.journal.aside-<its key>[.dp<G>].jsonl, where a later run of those settings finds it
+// (warned). Lines no run of this key wrote (a line cut by a kill mid-write, a token past the vocabulary, no boolean
+// "eos") are skipped, so those sequences are drawn again. What was read is then written into group 0's journal
+// (atomically) and this key's other files are removed, so this run's groups start theirs afresh, whatever its dp.
 std::map<size_t, Generation> gather_journals(const std::string& out_dir, const std::string& key, size_t n,
                                              int64_t vocab_size);
 
-// Removes every journal file in out_dir (the outputs are written).
+// Removes the live journal files in out_dir (this run's, once its outputs are written); set-aside ones stay.
 void remove_journals(const std::string& out_dir);
 
 // One dp group's journal, appended as its sequences finish.

@@ -18,6 +18,7 @@
 #include "dist/tp_plan.h"
 #include "lora/inject.h"
 #include "lora/peft.h"
+#include "model/base_sample.h"
 #include "model/llama_config.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
@@ -198,7 +199,7 @@ std::string sampling_tokenizer_path(const Config& c) {
 }
 
 model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,
-                                 const c10::Device& device, std::string* description) {
+                                 const c10::Device& device, std::string* description, std::string* identity) {
   dist::ModelBuildOptions bo;
   bo.dtype = model::resolve_dtype(c.model.dtype, device);
   bo.device = device;
@@ -299,6 +300,21 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
     }
   }
 
+  if (identity) {
+    nlohmann::json id;
+    if (every_weight_from_adapter || bo.hf_dir.empty())
+      id["base"] = every_weight_from_adapter ? "none" : fmt::format("random init seed {}", bo.init_seed);
+    else
+      id["base"] = model::sample_base(bo.hf_dir).to_json();
+    if (!run_checkpoint.empty())  // its files' digests
+      id["run_checkpoint"] = read_file(run_checkpoint + "/manifest.json", "checkpoint manifest");
+    if (kind == AdapterKind::kPeft)
+      id["peft"] = sha256_file(c.sample.adapter + "/adapter_model.safetensors") + " " +
+                   sha256_file(c.sample.adapter + "/adapter_config.json");
+    id["config"] = bo.config.to_hf_json();
+    const std::string text = id.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    *identity = sha256_hex(text.data(), text.size());
+  }
   check_ranks_agree(bo.config);
   model::Llama m = dist::build_llama(bo, dims, adapter_step);
   if (lora_set.size() > 0) {

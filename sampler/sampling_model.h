@@ -35,8 +35,11 @@ std::string sampling_tokenizer_path(const Config& c);
 
 // Builds the model described above on `device` (dtype model.dtype), tp-sharded over dims, in eval mode with no
 // LoRA hooks left. tokenizer_vocab: the vocabulary of a randomly initialised model. Collective over tp.
-// *description (optional) gets one line saying what was loaded.
+// *description (optional) gets one line saying what was loaded; *identity (optional) what identifies its weights
+// whatever the paths (the base's sampled values, the adapter's digest, the run checkpoint's manifest): cgsample's
+// journal key.
 model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,
-                                 const c10::Device& device, std::string* description = nullptr);
+                                 const c10::Device& device, std::string* description = nullptr,
+                                 std::string* identity = nullptr);
 
 }  // namespace cg

@@ -164,7 +164,7 @@ kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
 [ "$rc" -eq 143 ] || { echo "cgsample stopped by SIGTERM exited $rc, not 143" >&2; cat "$D/stop.err" >&2; exit 1; }
-grep -q "cgsample: stopped by signal 15 after [0-9]* of 100000 sequences; [0-9]* are kept in sample.out_dir's .cgsample.journal.jsonl" "$D/stop.err" \
+grep -q "cgsample: stopped by signal 15; [0-9]* of 100000 sequences are kept in sample.out_dir's .cgsample.journal.jsonl" "$D/stop.err" \
   || { echo "no word of what a stop keeps" >&2; cat "$D/stop.err" >&2; exit 1; }
 [ "$(md5sum < "$D/again/samples.jsonl")" = "$sum_before" ]
 rm -f "$D/again/.cgsample.journal.jsonl"
@@ -194,7 +194,8 @@ if [ "$kept" -lt 8 ] || [ "$kept" -ge 64 ] || [ -e "$D/stopped/samples.jsonl" ];
   echo "the stop kept $kept sequences (expected 8 or more, not all)" >&2; cat "$D/stopped.err" >&2; exit 1; fi
 # A line no run of this key wrote (a token id past the vocabulary) is not read: that sequence is drawn again.
 echo '{"i": 63, "eos": true, "tokens": [99999999]}' >> "$D/stopped/.cgsample.journal.jsonl"
-"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped" log.level=info 2>"$D/resumed.err"
+# The base named another way (a trailing /) is the same weights: resumed.
+"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped" model.hf_dir="$D/hf/" log.level=info 2>"$D/resumed.err"
 grep -q "cgsample: resuming: $kept of 64 sequences from $D/stopped/.cgsample.journal.jsonl" "$D/resumed.err"
 cmp "$D/whole/samples.jsonl" "$D/stopped/samples.jsonl"
 "$PY" -c "import json; s = json.load(open('$D/stopped/summary.json')); assert s['resumed'] == $kept, s['resumed']"
@@ -208,7 +209,7 @@ kept0=$(journaled "$D/stopped_dp2/.cgsample.journal.jsonl")
 kept1=$(journaled "$D/stopped_dp2/.cgsample.journal.dp1.jsonl")
 if [ "$kept0" -lt 4 ] || [ "$kept1" -lt 4 ] || [ $((kept0 + kept1)) -ge 64 ] || [ -e "$D/stopped_dp2/samples.jsonl" ]
 then echo "the dp-2 stop kept $kept0 + $kept1 sequences" >&2; cat "$D/stopped_dp2.err" >&2; exit 1; fi
-grep -q "of dp group 0 are kept in sample.out_dir's .cgsample.journal.jsonl, the other groups' finished ones in" \
+grep -q "sequences (the resumed ones and dp group 0's) are kept in sample.out_dir's .cgsample.journal.jsonl, the other groups' finished ones in" \
   "$D/stopped_dp2.err" || { echo "no word of what the dp-2 stop keeps" >&2; cat "$D/stopped_dp2.err" >&2; exit 1; }
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped_dp2" log.level=info 2>"$D/resumed_dp2.err"
 grep -q "cgsample: resuming: $((kept0 + kept1)) of 64 sequences" "$D/resumed_dp2.err"
@@ -216,9 +217,18 @@ cmp "$D/whole/samples.jsonl" "$D/stopped_dp2/samples.jsonl"
 [ -z "$(ls -A "$D/stopped_dp2" | grep journal)" ]
 # Other settings (another seed): the journal is set aside, with a warning, and every sequence drawn anew.
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped2" sample.num_samples=16 2>/dev/null
-printf '{"key": "of another run"}\n{"i": 0, "eos": true, "tokens": [5]}\n' > "$D/stopped2/.cgsample.journal.jsonl"
+printf '{"key": "0123456789abcdef"}\n{"i": 0, "eos": true, "tokens": [5]}\n' > "$D/stopped2/.cgsample.journal.jsonl"
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped2" sample.num_samples=16 2>"$D/other.err"
-grep -q "is the journal of a run with other settings" "$D/other.err"
+grep -q "is the journal of a stopped run with other settings (model, tokenizer, prompts or sampling): set aside as .cgsample.journal.aside-0123456789ab.jsonl" "$D/other.err"
+test -f "$D/stopped2/.cgsample.journal.aside-0123456789ab.jsonl"  # kept for that run
+# Other weights at the same path (a model folder written again): another model, whose journal is not this one's.
+cp -r "$D/hf" "$D/hfswap"
+"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/swap" model.hf_dir="$D/hfswap" 2>/dev/null &
+stop_when_journaled $! TERM 3 "$D/swap/.cgsample.journal.jsonl"
+rm -rf "$D/hfswap"; "$B/tests/sampler/write_tiny_hf" "$D/hfswap" "$D/shards/tokenizer.model" 8
+"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/swap" model.hf_dir="$D/hfswap" log.level=info 2>"$D/swap.err"
+grep -q "set aside as .cgsample.journal.aside-" "$D/swap.err"
+if grep -q "resuming" "$D/swap.err"; then echo "another model's journal was resumed" >&2; exit 1; fi
 
 "$PY" - "$D" <<'PYEOF'
 import json, os, sys

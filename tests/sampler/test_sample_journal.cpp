@@ -96,27 +96,60 @@ TEST(SampleJournal, LinesNoRunOfTheKeyWroteAreSkipped) {
   EXPECT_EQ(line_count(d / ".cgsample.journal.jsonl"), 3u);  // rewritten with what was read
 }
 
-TEST(SampleJournal, JournalsOfOtherSettingsAreSetAside) {
+TEST(SampleJournal, JournalsOfOtherSettingsAreSetAsideForTheirOwnRun) {
+  // Run A (key ka) was stopped; a run of other settings (kb, a typo in the command, say) neither reads A's journal
+  // nor loses it: it is set aside, and A's command finds it again.
   test::TempDir d("cg_journal");
-  const std::string out = d.path.string();
+  const std::string out = d.path.string(), ka = std::string(64, 'a'), kb = std::string(64, 'b');
   {
-    JournalWriter old(journal_path(out, 0), "another run");
-    old.add(0, gen({1}, true));
-    JournalWriter mine(journal_path(out, 2), "K");
-    mine.add(1, gen({4, 4}, false));
+    JournalWriter a0(journal_path(out, 0), ka);
+    a0.add(0, gen({1}, true));
+    JournalWriter a1(journal_path(out, 1), ka);
+    a1.add(1, gen({4, 4}, false));
   }
   std::ofstream(d / ".cgsample.journal.dpx.jsonl") << "not a journal name\n";
   std::ofstream(d / ".cgsample.journal.jsonl.bak") << "nor this\n";
-  const auto got = gather_journals(out, "K", 5, 10);
-  ASSERT_EQ(got.size(), 1u);
-  expect_same(got.at(1), gen({4, 4}, false), 1);
-  EXPECT_FALSE(fs::exists(d / ".cgsample.journal.dp2.jsonl"));
+  EXPECT_TRUE(gather_journals(out, kb, 5, 10).empty());
+  EXPECT_FALSE(fs::exists(d / ".cgsample.journal.jsonl"));
+  EXPECT_TRUE(fs::exists(d / ".cgsample.journal.aside-aaaaaaaaaaaa.jsonl"));
+  EXPECT_TRUE(fs::exists(d / ".cgsample.journal.aside-aaaaaaaaaaaa.dp1.jsonl"));
   EXPECT_TRUE(fs::exists(d / ".cgsample.journal.dpx.jsonl"));  // only journals are touched
   EXPECT_TRUE(fs::exists(d / ".cgsample.journal.jsonl.bak"));
-  // Nothing of this key: every journal goes (a fresh run starts clean).
-  EXPECT_TRUE(gather_journals(out, "yet another", 5, 10).empty());
+  {
+    JournalWriter b0(journal_path(out, 0), kb);  // run B is stopped too
+    b0.add(2, gen({7}, true));
+  }
+  // A's command again: its sequences from the set-aside files; B's journal set aside in turn.
+  const auto got = gather_journals(out, ka, 5, 10);
+  ASSERT_EQ(got.size(), 2u);
+  expect_same(got.at(0), gen({1}, true), 0);
+  expect_same(got.at(1), gen({4, 4}, false), 1);
+  EXPECT_FALSE(fs::exists(d / ".cgsample.journal.aside-aaaaaaaaaaaa.jsonl"));
+  EXPECT_FALSE(fs::exists(d / ".cgsample.journal.aside-aaaaaaaaaaaa.dp1.jsonl"));
+  EXPECT_TRUE(fs::exists(d / ".cgsample.journal.aside-bbbbbbbbbbbb.jsonl"));
+  // A finishes: its journals go, B's set-aside one stays for B.
+  remove_journals(out);
   EXPECT_FALSE(fs::exists(d / ".cgsample.journal.jsonl"));
-  EXPECT_TRUE(gather_journals(out, "K", 5, 10).empty());  // and nothing there at all is no error
+  const auto b = gather_journals(out, kb, 5, 10);
+  ASSERT_EQ(b.size(), 1u);
+  expect_same(b.at(2), gen({7}, true), 2);
+  EXPECT_TRUE(gather_journals(out, "nothing of it", 5, 10).empty());  // B's live journal set aside again: no error
+}
+
+TEST(SampleJournal, LinesWithoutAnEosFlagAreSkipped) {
+  test::TempDir d("cg_journal");
+  const std::string out = d.path.string();
+  {
+    JournalWriter w(journal_path(out, 0), "K");
+    w.add(0, gen({1, 2}, true));
+  }
+  std::ofstream(d / ".cgsample.journal.jsonl", std::ios::app)
+      << "{\"i\": 1, \"eos\": \"yes\", \"tokens\": [1]}\n"  // an edited line: not a bool
+      << "{\"i\": 2, \"eos\": null, \"tokens\": [1]}\n"
+      << "{\"i\": 3, \"tokens\": [1]}\n";                      // no eos at all: not this key's runs' line
+  const auto got = gather_journals(out, "K", 5, 10);
+  ASSERT_EQ(got.size(), 1u);
+  expect_same(got.at(0), gen({1, 2}, true), 0);
 }
 
 TEST(SampleJournal, AFullDiskIsAClearErrorThatKeepsWhatWasWritten) {
