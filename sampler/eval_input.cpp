@@ -33,6 +33,10 @@ void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
   for (auto& r : read_samples_jsonl(file)) {
     if (max_rows > 0 && in->total >= max_rows) break;
     ++records;
+    if (r.id.empty()) {  // another sampler's record without one: its line, so items.jsonl can name it
+      r.id = fmt::format("line{}", records);
+      if (r.crystal) r.crystal->id = r.id;
+    }
     if (!r.id.empty() && !ids.insert(r.id).second && repeated++ == 0) first_repeated = r.id;
     if (r.task == "infill") {  // an element, not a crystal: scored apart
       in->infill.push_back({masked_species_of_prompt(r.prompt), r.parsed ? r.element : "", r.truth});

@@ -107,6 +107,7 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
   r.unique = 0;
   for (size_t i = 0; i < dup.size(); ++i) {
     r.unique += dup[i] == i;
+    r.items[valid_index[i]].unique = dup[i] == i;
     if (dup[i] != i) r.items[valid_index[i]].duplicate_of = r.items[valid_index[dup[i]]].id;
   }
   spdlog::info("cgeval: uniqueness: {} distinct of {} valid", r.unique, valid.size());
@@ -190,8 +191,8 @@ std::string items_jsonl(const EvalReport& r) {
     if (!v.struct_valid) j["structural_reason"] = v.struct_reason;
     if (!v.comp_valid) j["compositional_reason"] = v.comp_reason;
     if (v.struct_valid && v.comp_valid) {
-      j["unique"] = v.duplicate_of.empty();
-      if (!v.duplicate_of.empty()) j["duplicate_of"] = v.duplicate_of;
+      j["unique"] = v.unique;
+      if (!v.unique) j["duplicate_of"] = v.duplicate_of;
       if (v.novel >= 0) j["novel"] = v.novel == 1;
       if (v.spacegroup > 0) j["spacegroup"] = v.spacegroup;
     }

@@ -50,7 +50,8 @@ struct ItemVerdict {
   std::string formula;                   // reduced, as the conditions check writes it
   bool struct_valid = false, comp_valid = false;
   std::string struct_reason, comp_reason;  // why not ("" when valid)
-  std::string duplicate_of;              // valid: the id of the first valid crystal it matches ("" when unique)
+  bool unique = false;                   // valid, and the first of the valid crystals it matches
+  std::string duplicate_of;              // valid and not unique: the id of the first valid crystal it matches
   int novel = -1;                        // valid: 1 matches no training crystal, 0 matches one; -1 not checked
   int spacegroup = 0;                    // spglib's number for valid crystals (0: not assigned or not checked)
 };

@@ -1,5 +1,6 @@
 #include "sampler/sample_record.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <fstream>
@@ -60,7 +61,8 @@ std::string crystal_problem(const Crystal& c) {
 void parse_record_text(SampleRecord* r, bool trim) {
   std::string text = r->text;
   if (!text.empty() && text[0] == ' ') text.erase(0, 1);  // sentencepiece's dummy-prefix space
-  if (trim) {
+  if (trim) {  // another sampler's text: Windows line ends and white space at the ends forgiven
+    text.erase(std::remove(text.begin(), text.end(), '\r'), text.end());
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.erase(0, 1);
   }

@@ -397,10 +397,14 @@ TEST(EvalReport, RecordsOfAnotherSamplerHaveTheirTextRead) {
     out << nlohmann::json{{"id", "x3"}, {"task", "infill"}, {"prompt", infill_prompt(nacl, "Cl")},
                           {"text", " Cl\n"}, {"truth", "Cl"}}.dump() << "\n";
     out << nlohmann::json{{"id", "x4"}, {"text", crystal_to_text(nacl)}, {"parsed", false}}.dump() << "\n";
+    std::string crlf;  // the same crystal again, with Windows line ends and no id
+    for (char ch : crystal_to_text(nacl)) crlf += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
+    out << nlohmann::json{{"prompt", generation_prompt({})}, {"text", crlf}}.dump() << "\n";
   }
   const EvalInput in = load_eval_input(file.string());
-  EXPECT_EQ(in.total, 3);
-  ASSERT_EQ(in.crystals.size(), 1u);
+  EXPECT_EQ(in.total, 4);
+  ASSERT_EQ(in.crystals.size(), 2u);
+  EXPECT_EQ(in.crystals[1].id, "line5");  // named by its line
   EXPECT_EQ(in.crystals[0].species, nacl.species);
   EXPECT_NEAR(in.crystals[0].lattice.a, 5.64, 0.051);  // the text's precision
   EXPECT_EQ(in.unparsed_reasons.count("expected three lattice lengths 'a b c'"), 1u);
@@ -409,6 +413,11 @@ TEST(EvalReport, RecordsOfAnotherSamplerHaveTheirTextRead) {
   ASSERT_TRUE(r.infill);
   EXPECT_EQ(r.infill->answered, 1);
   EXPECT_EQ(r.infill->recovered, 1);
+  ASSERT_EQ(r.items.size(), 2u);
+  EXPECT_TRUE(r.items[0].struct_valid && r.items[0].comp_valid);  // rock salt
+  EXPECT_TRUE(r.items[0].unique);
+  EXPECT_FALSE(r.items[1].unique);  // the first again
+  EXPECT_EQ(r.items[1].duplicate_of, "x1");
   fs::remove_all(dir);
 }
 
