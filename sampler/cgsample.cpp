@@ -55,8 +55,12 @@ void check_out_dir_not_in_checkpoints(const std::string& out) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path p = fs::weakly_canonical(fs::absolute(out), ec);
+  const auto is_run = [&](const fs::path& dir) {  // what cgtrain writes beside its checkpoints/
+    return fs::exists(dir / "config.yaml", ec) && (fs::exists(dir / "model_config.json", ec) ||
+                                                   fs::exists(dir / ".cgtrain.lock", ec));
+  };
   for (fs::path a = p; !ec && a.has_relative_path(); a = a.parent_path())
-    CG_CHECK(a.filename() != "checkpoints" || !fs::exists(a.parent_path() / "config.yaml", ec), "sample.out_dir {} is "
+    CG_CHECK(a.filename() != "checkpoints" || !is_run(a.parent_path()), "sample.out_dir {} is "
              "inside {}, a cgtrain run's checkpoints folder, where checkpoint rotation deletes step folders with all "
              "they hold; choose another folder (e.g. {}/samples)", out, a.string(), a.parent_path().string());
 }

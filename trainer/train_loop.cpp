@@ -130,7 +130,8 @@ void warn_data_source(const Config& cfg, const ShardMeta& meta, const char* key,
                meta.source_path,
                path.empty() ? fmt::format("and {} is empty here", key)
                : !exists    ? fmt::format("and {} ({}) does not exist here", key, path)
-                            : fmt::format("not {} ({}, which holds other data)", key, path),
+                            : fmt::format("not {} ({}, whose bytes differ: other data, or the same in another "
+                                          "encoding such as gzip)", key, path),
                key, std::string(key) == "data.train_csv" ? " (and cgeval and cgsweep take it as the novelty reference)"
                                                          : "",
                key, meta.source_path);
@@ -183,21 +184,24 @@ bool check_resume_base(const CheckpointInfo& ck, const Config& cfg, const std::s
 // Settings that decide the trainable tensors (which there are, and their shapes): a checkpoint cannot go on under
 // others. Refused on every rank before the model is built, naming the keys, rather than by the load's first
 // mismatched tensor after it. Targets are compared as the modules they pick (all-linear = the seven listed).
+// The projections lora.targets picks: all-linear, the seven names, or them reordered are one choice.
+std::vector<std::string> picked_targets(const std::vector<std::string>& targets) {
+  std::vector<std::string> out;
+  for (const auto& k : lora::known_targets())
+    if (lora::is_target("x." + k, targets)) out.push_back(k);
+  return out;
+}
+
 void check_resume_trainables(const CheckpointInfo& ck, const Config& cfg) {
   const std::string path = ck.path + "/config.yaml";
   if (!fs::is_regular_file(path)) return;  // older builds' checkpoints: the load names the tensor that differs
   const Config before = load_saved_config(path);
-  const auto picked = [](const std::vector<std::string>& targets) {
-    std::vector<std::string> out;
-    for (const auto& k : lora::known_targets())
-      if (lora::is_target("x." + k, targets)) out.push_back(k);
-    return out;
-  };
   std::vector<std::string> bad;
   for (const std::string& d : config_differences(before, cfg)) {
     const bool lora_shape = cfg.lora.enabled && before.lora.enabled &&
                             (d.rfind("lora.r ", 0) == 0 ||
-                             (d.rfind("lora.targets ", 0) == 0 && picked(before.lora.targets) != picked(cfg.lora.targets)));
+                             (d.rfind("lora.targets ", 0) == 0 &&
+                              picked_targets(before.lora.targets) != picked_targets(cfg.lora.targets)));
     const bool flavor = d.rfind("model.flavor ", 0) == 0 && cfg.model.hf_dir.empty() && before.model.hf_dir.empty();
     if (d.rfind("lora.enabled ", 0) == 0 || lora_shape || flavor) bad.push_back(d);
   }
@@ -236,6 +240,8 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg, bool base_
     }
     const bool launch_only = d.rfind("train.run_dir ", 0) == 0 || d.rfind("train.threads ", 0) == 0 ||
                              d.rfind("log.", 0) == 0 || d.rfind("sample.", 0) == 0 || d.rfind("eval.", 0) == 0;
+    if (d.rfind("lora.targets ", 0) == 0 && picked_targets(before.lora.targets) == picked_targets(cfg.lora.targets))
+      continue;  // the same projections spelled otherwise
     if (!launch_only) changed.push_back(d);
   }
   if (changed.empty()) return;

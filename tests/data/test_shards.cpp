@@ -457,6 +457,10 @@ TEST(Prep, AMissingFileNamesItsKeyAndAFailedRunLeavesNoFolder) {
   d.tokenizer_vocab_size = 7;  // fails after the folder is made (too few pieces for the training text)
   EXPECT_THROW(cg::run_prep(d, 1), std::exception);
   EXPECT_FALSE(fs::exists(dir + "/shards"));
+  d.shards_dir = dir + "/new/deeper/shards/";  // nor the parents it made for it
+  EXPECT_THROW(cg::run_prep(d, 1), std::exception);
+  EXPECT_FALSE(fs::exists(dir + "/new"));
+  EXPECT_TRUE(fs::is_directory(dir));
   fs::create_directories(dir + "/mine");  // a folder that was there before stays
   d.shards_dir = dir + "/mine";
   EXPECT_THROW(cg::run_prep(d, 1), std::exception);

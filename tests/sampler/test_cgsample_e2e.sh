@@ -141,11 +141,14 @@ if "$B/sampler/cgsample" "$@" model.hf_dir="$D/no_such_hf" sample.out_dir="$D/ne
   echo "cgsample ran without its base" >&2; exit 1; fi
 [ ! -e "$D/never" ] || { echo "a failed cgsample left $D/never" >&2; ls -A "$D/never" >&2; exit 1; }
 # Into a cgtrain run's checkpoints folder, where rotation would delete the samples: refused before anything is made.
-mkdir -p "$D/run/checkpoints/step-3"; touch "$D/run/config.yaml"
+mkdir -p "$D/run/checkpoints/step-3"; touch "$D/run/config.yaml" "$D/run/model_config.json"
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/run/checkpoints/step-3/s" 2>"$D/ck.err"; then
   echo "cgsample wrote into a checkpoint folder" >&2; exit 1; fi
 grep -q "is inside $D/run/checkpoints, a cgtrain run's checkpoints folder" "$D/ck.err"
 [ ! -e "$D/run/checkpoints/step-3/s" ]
+# A folder named checkpoints in a project of one's own (a config.yaml beside it, but no cgtrain run) is fine.
+mkdir -p "$D/proj"; touch "$D/proj/config.yaml"
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/proj/checkpoints/s" sample.num_samples=2 sample.max_new_tokens=20
 # A second run into a used folder: its CIFs and report are this run's only.
 cp -r "$D/on" "$D/again"
 test -f "$D/again/eval/report.json"

@@ -653,6 +653,8 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   r = run_mpi(2, cgtrain_exe(), with(args, {"lora.alpha=64", "lora.targets=[q_proj,k_proj,v_proj,o_proj,gate_proj,"
                                                              "up_proj,down_proj]"}));
   EXPECT_EQ(r.rc, 0) << r.output;
+  EXPECT_EQ(r.output.find("lora.targets [all-linear] ->"), std::string::npos) << "not a change: " << r.output;
+  EXPECT_NE(r.output.find("with 1 changed setting: lora.alpha"), std::string::npos) << r.output;
   r = run_mpi(1, cgexport_exe(), {d + "/run", "--out", d + "/out", "--merge"});
   ASSERT_EQ(r.rc, 0) << r.output;
   // The checkpoint records its base's sample, and the exported adapter carries it.
