@@ -123,7 +123,10 @@ SampleRecord sample_from_json_line(const std::string& line, const std::string& w
       }
     }
     // A record of another sampler ({"prompt", "text"}, no "parsed"): its text is read as cgsample reads its own.
-    if (!j.contains("parsed") && !r.crystal && !r.text.empty()) parse_record_text(&r, /*trim=*/true);
+    if (!j.contains("parsed") && !r.crystal) {
+      if (!r.text.empty()) parse_record_text(&r, /*trim=*/true);
+      else r.reason = "no text in the record";
+    }
   } catch (const json::exception& e) {
     CG_FAIL("{}: malformed sample record: {}", where, e.what());
   } catch (const Error& e) {

@@ -400,9 +400,11 @@ TEST(EvalReport, RecordsOfAnotherSamplerHaveTheirTextRead) {
     std::string crlf;  // the same crystal again, with Windows line ends and no id
     for (char ch : crystal_to_text(nacl)) crlf += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
     out << nlohmann::json{{"prompt", generation_prompt({})}, {"text", crlf}}.dump() << "\n";
+    out << nlohmann::json{{"id", "x6"}, {"text", ""}}.dump() << "\n";
   }
   const EvalInput in = load_eval_input(file.string());
-  EXPECT_EQ(in.total, 4);
+  EXPECT_EQ(in.total, 5);
+  EXPECT_EQ(in.unparsed_reasons.count("no text in the record"), 1u);
   ASSERT_EQ(in.crystals.size(), 2u);
   EXPECT_EQ(in.crystals[1].id, "line5");  // named by its line
   EXPECT_EQ(in.crystals[0].species, nacl.species);
