@@ -46,6 +46,7 @@
 #include "sampler/sample_record.h"
 #include "sampler/sampling_model.h"
 #include "trainer/config.h"
+#include "trainer/train_export.h"
 #include "trainer/train_model.h"
 
 namespace {
@@ -63,6 +64,46 @@ void check_out_dir_not_in_checkpoints(const std::string& out) {
     CG_CHECK(a.filename() != "checkpoints" || !is_run(a.parent_path()), "sample.out_dir {} is "
              "inside {}, a cgtrain run's checkpoints folder, where checkpoint rotation deletes step folders with all "
              "they hold; choose another folder (e.g. {}/samples)", out, a.string(), a.parent_path().string());
+}
+
+// The config sample.adapter was trained under, where it can be found: a run folder's or step folder's config.yaml,
+// or for a PEFT adapter cgexport wrote, the one of the checkpoint its cgtrain_source.json names.
+std::optional<cg::Config> adapter_training_config(const std::string& adapter) {
+  namespace fs = std::filesystem;
+  if (adapter.empty()) return std::nullopt;
+  std::error_code ec;
+  std::string path = (fs::path(adapter) / "config.yaml").string();
+  if (!fs::is_regular_file(path, ec)) {
+    std::ifstream in(fs::path(adapter) / cg::kAdapterSourceFile);
+    const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("checkpoint") || !j["checkpoint"].is_string()) return std::nullopt;
+    path = (fs::path(j["checkpoint"].get<std::string>()) / "config.yaml").string();
+    if (!fs::is_regular_file(path, ec)) return std::nullopt;
+  }
+  try {
+    return cg::load_saved_config(path);
+  } catch (const cg::Error&) {
+    return std::nullopt;  // an older build's config: nothing to say
+  }
+}
+
+// Conditioned prompts to a model trained on CIF files alone, whose prompts never stated a condition (CIF files
+// carry no properties: docs/formats.md), ask for something it never learned.
+void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::SampleJob>& jobs) {
+  const bool conditioned = std::any_of(jobs.begin(), jobs.end(), [](const cg::SampleJob& j) {
+    const cg::GenerationConditions k = cg::conditions_of_prompt(j.prompt);
+    return k.formula || k.spacegroup || k.formation_energy_per_atom || k.band_gap || k.e_above_hull;
+  });
+  if (!conditioned) return;
+  const std::optional<cg::Config> trained = adapter_training_config(c.sample.adapter);
+  if (!trained || trained->data.train_csv.empty()) return;
+  const std::string& src = trained->data.train_csv;
+  std::error_code ec;
+  if (std::filesystem::is_directory(src, ec) || cg::is_cif_file(src))
+    spdlog::warn("cgsample: the prompts state conditions, but sample.adapter {} was trained on CIF files ({}: "
+                 "data.train_csv of its run), which carry no properties, so its training prompts never stated one: "
+                 "the model never learned to follow them; sample unconditionally, or train on a CSV with the "
+                 "property columns (docs/formats.md)", c.sample.adapter, src);
 }
 
 // cgsample replaces <out>/cifs and <out>/eval with this run's: only where an earlier cgsample wrote them (its
@@ -194,6 +235,7 @@ int run(int argc, char** argv) {
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
   const std::vector<SampleJob> jobs = cg::make_sample_jobs(c);  // before the model: a bad CSV must not cost a 70B load
   say_what_is_kept_on_stop(rt.rank, int(dims.dp), int64_t(jobs.size()));
+  if (rt.rank == 0) warn_conditions_never_trained(c, jobs);
   // Nor an unwritable folder, one of somebody else's files that the run would replace, or one another cgsample is
   // writing into (the last to finish would silently win).
   // A run that fails before it writes anything (a bad model.hf_dir) leaves no folder where there was none.

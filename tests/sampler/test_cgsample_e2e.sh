@@ -136,6 +136,17 @@ if command -v flock >/dev/null; then
   grep -q "is being written by a cgsample right now" "$D/busy_eval.err"
   [ ! -e "$D/busy/eval" ] || { echo "cgeval wrote into a locked folder" >&2; exit 1; }
 fi
+# Conditions asked of an adapter trained on CIF files alone (no properties, so no conditioned training prompt):
+# warned, before the model is loaded (this adapter folder holds only what the warning reads, so the load then fails).
+mkdir -p "$D/cifrun/ck" "$D/cifs_only" "$D/cifad"
+printf 'data:\n  train_csv: %s\n' "$D/cifs_only" > "$D/cifrun/ck/config.yaml"
+printf '{"checkpoint": "%s", "run_dir": "%s"}\n' "$D/cifrun/ck" "$D/cifrun" > "$D/cifad/cgtrain_source.json"
+cp "$D/shards/tokenizer.model" "$D/cifad/"
+"$B/sampler/cgsample" "$@" sample.adapter="$D/cifad" sample.formula=NaCl sample.spacegroup=225 \
+  sample.out_dir="$D/cifad_out" 2>"$D/cifad.err" || true
+grep -q "but sample.adapter $D/cifad was trained on CIF files ($D/cifs_only: data.train_csv of its run)" "$D/cifad.err"
+"$B/sampler/cgsample" "$@" sample.adapter="$D/cifad" sample.out_dir="$D/cifad_out" 2>"$D/cifad_unc.err" || true
+if grep -q "trained on CIF files" "$D/cifad_unc.err"; then echo "warned without conditions" >&2; exit 1; fi
 # A run that fails before it writes anything (a base that is not there) leaves no folder behind.
 if "$B/sampler/cgsample" "$@" model.hf_dir="$D/no_such_hf" sample.out_dir="$D/never" 2>"$D/never.err"; then
   echo "cgsample ran without its base" >&2; exit 1; fi
