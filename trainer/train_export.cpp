@@ -275,6 +275,10 @@ ExportOptions from_step_folder(ExportOptions o) {
            "(its newest complete checkpoint) or one of its step-N folders", o.run_dir,
            dir.parent_path().parent_path().string());
   if (dir.parent_path().filename() != "checkpoints" || !std::regex_match(name, m, step)) return o;
+  // A run folder of its own that happens to sit at such a path (it holds config.yaml and checkpoints/, a step folder
+  // a manifest.json) is the run.
+  std::error_code ec;
+  if (!fs::exists(dir / "manifest.json", ec) && fs::is_directory(dir / "checkpoints", ec)) return o;
   const int64_t n = std::stoll(m[1].str());
   CG_CHECK(o.step < 0 || o.step == n, "cgexport: {} is the checkpoint of step {}, but --step {} was given; give the "
            "run folder {} with --step, or the step folder alone", o.run_dir, n, o.step,

@@ -280,6 +280,11 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "run2/checkpoints/step-7.tmp", -1, d / "x", false, "fp32"}); }),
                        "step-7.tmp is a save that did not finish"));
   std::filesystem::remove_all(d / "run2/checkpoints/step-7.tmp");
+  // A run folder of its own whose path happens to end in checkpoints/step-N is that run, not a step folder.
+  std::filesystem::create_directories(d / "odd/checkpoints");
+  std::filesystem::copy(d / "run2", d / "odd/checkpoints/step-9", std::filesystem::copy_options::recursive);
+  EXPECT_EQ(cg::export_run({d / "odd/checkpoints/step-9", -1, d / "from_odd", false, "fp32"}),
+            d / "odd/checkpoints/step-9/checkpoints/step-5");
   // A folder that is not a run (a typo, or the HF folder itself).
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "no-such-run", -1, d / "out", false, "fp32"}); }),
                        "is not a cgtrain run folder (it has no config.yaml)"));
