@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -80,6 +81,30 @@ void make_output_dir(const std::string& path, const std::string& what) {
            std::strerror(errno), errno == ENOSPC ? " (or free disk space)" : "");
   ::close(fd);
   ::unlink(probe.c_str());
+}
+
+MadeFolders::MadeFolders(const std::string& path, std::vector<std::string> ignorable)
+    : ignorable_(std::move(ignorable)) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir = fs::absolute(path, ec).lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();  // "out/": the folder "out"
+  dir_ = dir.string();
+  for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    root_ = p.string();
+    if (p == p.parent_path()) break;
+  }
+}
+
+MadeFolders::~MadeFolders() {
+  namespace fs = std::filesystem;
+  if (kept_ || root_.empty()) return;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec))
+    if (std::find(ignorable_.begin(), ignorable_.end(), it->path().filename().string()) == ignorable_.end()) return;
+  for (const std::string& name : ignorable_) fs::remove(fs::path(dir_) / name, ec);
+  for (fs::path p = dir_; fs::is_empty(p, ec) && fs::remove(p, ec); p = p.parent_path())
+    if (p == root_) break;
 }
 
 void check_output_dir_creatable(const std::string& path, const std::string& what) {

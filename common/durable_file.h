@@ -2,6 +2,7 @@
 // and the folder flushed too, so a reader finds the old file or the new one, never a cut one.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace cg {
 
@@ -22,6 +23,23 @@ void make_output_dir(const std::string& path, const std::string& what);
 // What make_output_dir would find, without creating anything (dry runs): `path` or, where it does not exist yet, the
 // nearest folder above it that does, must be a folder this process may write in. Fails as make_output_dir does.
 void check_output_dir_creatable(const std::string& path, const std::string& what);
+
+// A failed run leaves no folder where there was none: made before make_output_dir(path), it notes the outermost
+// folder that call will create; on destruction, unless keep() was called, it removes `path` if it holds nothing but
+// `ignorable` names (a lock file, say), and then the parents it made, as far as they are empty.
+class MadeFolders {
+ public:
+  explicit MadeFolders(const std::string& path, std::vector<std::string> ignorable = {});
+  ~MadeFolders();
+  MadeFolders(const MadeFolders&) = delete;
+  MadeFolders& operator=(const MadeFolders&) = delete;
+  void keep() { kept_ = true; }
+
+ private:
+  std::string dir_, root_;  // root_: "" when the folder was there already
+  std::vector<std::string> ignorable_;
+  bool kept_ = false;
+};
 
 // Replaces `path` with `text` as above (path.tmp -> fsync -> rename -> fsync of the folder). On failure (a full
 // disk) the temporary file is removed, the old file stays, and the error names the file and says what to do.

@@ -176,25 +176,8 @@ PrepReport run_prep(const DataConfig& d, int threads) {
   }
   // A failed run leaves no trace: the earlier run's shards as they were, and no folder where there was none (nor
   // the parents it made for it).
-  namespace fs = std::filesystem;
-  fs::path shards_abs = fs::absolute(d.shards_dir).lexically_normal();
-  if (!shards_abs.has_filename()) shards_abs = shards_abs.parent_path();  // "shards/": the folder "shards"
-  fs::path made_root;  // the outermost folder this run creates ("" when data.shards_dir exists)
-  for (fs::path p = shards_abs; !p.empty() && !fs::exists(p); p = p.parent_path()) {
-    made_root = p;
-    if (p == p.parent_path()) break;
-  }
+  MadeFolders made_dir(d.shards_dir);
   make_output_dir(d.shards_dir, "data.shards_dir");
-  struct RemoveIfMadeAndLeftEmpty {
-    fs::path dir, root;
-    bool done = false;
-    ~RemoveIfMadeAndLeftEmpty() {
-      std::error_code ec;
-      if (done || root.empty()) return;
-      for (fs::path p = dir; fs::is_empty(p, ec) && fs::remove(p, ec); p = p.parent_path())
-        if (p == root) break;
-    }
-  } made_dir{shards_abs, made_root};
 
   // 1. Read and parse every split.
   std::vector<Mp20Split> parsed;
@@ -364,7 +347,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
     throw;
   }
   commit_shards(stage, d.shards_dir);
-  made_dir.done = true;
+  made_dir.keep();
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return report;
 }

@@ -74,10 +74,9 @@ std::optional<cg::Config> adapter_training_config(const std::string& adapter) {
   std::error_code ec;
   std::string path = (fs::path(adapter) / "config.yaml").string();
   if (!fs::is_regular_file(path, ec)) {
-    std::ifstream in(fs::path(adapter) / cg::kAdapterSourceFile);
-    const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object() || !j.contains("checkpoint") || !j["checkpoint"].is_string()) return std::nullopt;
-    path = (fs::path(j["checkpoint"].get<std::string>()) / "config.yaml").string();
+    const std::string checkpoint = cg::peft_adapter_record(adapter).checkpoint;
+    if (checkpoint.empty()) return std::nullopt;
+    path = (fs::path(checkpoint) / "config.yaml").string();
     if (!fs::is_regular_file(path, ec)) return std::nullopt;
   }
   try {
@@ -239,22 +238,11 @@ int run(int argc, char** argv) {
   // Nor an unwritable folder, one of somebody else's files that the run would replace, or one another cgsample is
   // writing into (the last to finish would silently win).
   // A run that fails before it writes anything (a bad model.hf_dir) leaves no folder where there was none.
-  struct RemoveIfMadeAndUnused {
-    std::string dir;
-    bool made = false, done = false;
-    ~RemoveIfMadeAndUnused() {
-      namespace fs = std::filesystem;
-      std::error_code ec;
-      if (!made || done) return;
-      for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-        if (it->path().filename() != ".cgsample.lock") return;
-      fs::remove_all(dir, ec);
-    }
-  } made_out{c.sample.out_dir};
+  std::optional<cg::MadeFolders> made_out;
   std::optional<cg::FileLock> out_lock;  // released before made_out looks (declared after it)
   if (rt.rank == 0) {
     check_out_dir_not_in_checkpoints(c.sample.out_dir);
-    made_out.made = !std::filesystem::exists(c.sample.out_dir);
+    made_out.emplace(c.sample.out_dir, std::vector<std::string>{".cgsample.lock"});
     cg::make_output_dir(c.sample.out_dir, "sample.out_dir");
     check_out_dir_owned(c.sample.out_dir);
     out_lock.emplace(c.sample.out_dir + "/.cgsample.lock");
@@ -368,7 +356,7 @@ int run(int argc, char** argv) {
                st.logits_full ? 100.0 * st.logits_to_host / st.logits_full : 0.0, st.model_s, st.to_host_s,
                st.host_s);
   if (dims.rank != 0) return 0;
-  made_out.done = true;  // from here the folder holds the journals, then the outputs
+  made_out->keep();  // from here the folder holds the journals, then the outputs
 
   const fs::path out = c.sample.out_dir;
   // The folder holds this run's samples only: CIFs and a cgeval report of an earlier run into the same folder would

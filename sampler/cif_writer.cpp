@@ -154,6 +154,16 @@ std::string cif_item(const std::string& key, const std::string& raw) {
   return key + "\n" + v + "\n";
 }
 
+std::vector<std::pair<std::string, int64_t>> species_amounts(const std::vector<std::string>& species) {
+  std::vector<std::pair<std::string, int64_t>> amounts;
+  for (const auto& sp : species) {
+    auto it = std::find_if(amounts.begin(), amounts.end(), [&](const auto& a) { return a.first == sp; });
+    if (it == amounts.end()) amounts.emplace_back(sp, 1);
+    else ++it->second;
+  }
+  return amounts;
+}
+
 std::pair<std::string, double> pymatgen_reduced_formula(const std::vector<std::pair<std::string, int64_t>>& amounts) {
   // Special formulas halve the factor, as get_reduced_formula_and_factor does.
   static const std::map<std::string, std::string> kSpecial = {
@@ -168,14 +178,9 @@ std::string to_cif(const Crystal& c, const std::string& comment) {
   CG_CHECK(c.species.size() == c.frac.size(), "crystal {}: {} species but {} coordinates", c.id, c.species.size(),
            c.frac.size());
   CG_CHECK(!c.species.empty(), "crystal {}: no atoms to write", c.id);
-  // Counts in order of first appearance, as pymatgen's Composition of the structure holds them.
-  std::vector<std::pair<std::string, int64_t>> amounts;
-  for (const auto& sp : c.species) {
+  for (const auto& sp : c.species)
     CG_CHECK(atomic_number(sp) != 0, "crystal {}: '{}' is not an element symbol", c.id, sp);
-    auto it = std::find_if(amounts.begin(), amounts.end(), [&](const auto& a) { return a.first == sp; });
-    if (it == amounts.end()) amounts.emplace_back(sp, 1);
-    else ++it->second;
-  }
+  std::vector<std::pair<std::string, int64_t>> amounts = species_amounts(c.species);
   // data_ and _chemical_formula_structural: Composition.reduced_formula; Z its factor, written as an integer.
   const auto [structural, z] = pymatgen_reduced_formula(amounts);
   // _chemical_formula_sum: Composition.formula, elements by X alone (ties keep their order), every count written;

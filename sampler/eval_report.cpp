@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "data/elements.h"
+#include "sampler/cif_writer.h"
 #include "sampler/smact.h"
 #include "sampler/structure_checks.h"
 
@@ -39,23 +40,6 @@ InfillReport infill_report(const std::vector<EvalInput::Infill>& items) {
 
 }  // namespace
 
-namespace {
-// The crystal's reduced formula, pymatgen's spelling ("NaCl", "Fe2O3"); "" when its species do not read as one.
-std::string formula_of(const Crystal& c) {
-  std::vector<std::pair<std::string, int64_t>> counts;  // in order of first appearance
-  for (const auto& sp : c.species) {
-    auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& e) { return e.first == sp; });
-    if (it == counts.end())
-      counts.emplace_back(sp, 1);
-    else
-      ++it->second;
-  }
-  std::string f;
-  for (const auto& [sp, n] : counts) f += sp + std::to_string(n);
-  return pymatgen_reduced_formula_of(f);
-}
-}  // namespace
-
 EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, const std::vector<Crystal>* reference,
                     const EvalOptions& opts) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -78,7 +62,7 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
     r.comp_valid += cv.valid;
     ItemVerdict item;
     item.id = c.id;
-    item.formula = formula_of(c);
+    item.formula = pymatgen_reduced_formula(species_amounts(c.species)).first;  // pymatgen's spelling
     item.struct_valid = sv.valid;
     item.comp_valid = cv.valid;
     item.struct_reason = sv.valid ? "" : sv.reason;

@@ -52,15 +52,6 @@ bool is_journal_name(const std::string& name, bool* aside = nullptr) {
   return mid.empty() || (mid.rfind(".dp", 0) == 0 && all_of_class(mid.substr(3), isdigit));
 }
 
-// The key a journal file holds on its first line ("" when none).
-std::string key_of(const fs::path& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  const auto head = nlohmann::json::parse(line, nullptr, false);
-  return head.is_object() && head.contains("key") && head["key"].is_string() ? head["key"].get<std::string>() : "";
-}
-
 std::vector<fs::path> journal_files(const std::string& out_dir) {
   std::vector<fs::path> files;
   std::error_code ec;
@@ -74,14 +65,16 @@ std::string line_of(size_t i, const Generation& g) {
   return nlohmann::json{{"i", i}, {"eos", g.hit_eos}, {"tokens", g.tokens}}.dump() + "\n";
 }
 
-// One journal's sequences into `done`; false (nothing read) when it is of another key.
-bool read_journal(const fs::path& path, const std::string& key, size_t n, int64_t vocab_size,
-                  std::map<size_t, Generation>& done) {
+// The key on a journal's first line ("" when none); when it is `key`, the journal's sequences go into `done`.
+std::string read_journal(const fs::path& path, const std::string& key, size_t n, int64_t vocab_size,
+                         std::map<size_t, Generation>& done) {
   std::ifstream in(path);
   std::string line;
   std::getline(in, line);
   const auto head = nlohmann::json::parse(line, nullptr, false);
-  if (!head.is_object() || !head.contains("key") || head["key"] != key) return false;
+  const std::string file_key =
+      head.is_object() && head.contains("key") && head["key"].is_string() ? head["key"].get<std::string>() : "";
+  if (file_key != key) return file_key;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_object() || !j.contains("i") || !j["i"].is_number_unsigned() || !j.contains("tokens") ||
@@ -98,7 +91,7 @@ bool read_journal(const fs::path& path, const std::string& key, size_t n, int64_
     for (const auto& t : tokens) g.tokens.push_back(t.get<int32_t>());
     done[i] = std::move(g);
   }
-  return true;
+  return file_key;
 }
 
 }  // namespace
@@ -116,13 +109,13 @@ std::map<size_t, Generation> gather_journals(const std::string& out_dir, const s
   for (const fs::path& f : journal_files(out_dir)) {
     bool aside = false;
     is_journal_name(f.filename().string(), &aside);
-    if (read_journal(f, key, n, vocab_size, done)) {
+    const std::string other = read_journal(f, key, n, vocab_size, done);
+    if (other == key) {
       mine.push_back(f);
       continue;
     }
     if (aside) continue;  // another stopped run's, set aside before: kept for it
     // A live journal of other settings: renamed out of this run's way, kept for a run of those settings to go on.
-    std::string other = key_of(f);
     std::string hex;
     for (char c : other.substr(0, 12)) hex += std::isxdigit(static_cast<unsigned char>(c)) ? c : '0';
     if (hex.empty()) hex = "0";

@@ -18,7 +18,6 @@
 #include "dist/tp_plan.h"
 #include "lora/inject.h"
 #include "lora/peft.h"
-#include "model/base_sample.h"
 #include "model/llama_config.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
@@ -81,14 +80,15 @@ lora::LoraSpec inference_spec(int64_t r, double alpha, bool rslora) {
 // there (a copy elsewhere is fine).
 // trained_base: the base the adapter was trained on (a PEFT adapter's base_model_name_or_path, a LoRA run's
 // model.hf_dir); run_checkpoint: the step folder of a run checkpoint. Collective (the ranks' bases are compared).
-void check_base_folder(const std::string& hf_dir, const std::string& adapter, AdapterKind kind,
+// Returns the base's sample, as every rank agreed on it.
+std::string check_base_folder(const std::string& hf_dir, const std::string& adapter, AdapterKind kind,
                        const std::string& trained_base, const std::string& run_checkpoint,
                        const dist::ParallelDims& dims) {
   CG_CHECK(!fs::exists(fs::path(hf_dir) / "adapter_config.json"), "model.hf_dir {} holds a PEFT adapter "
            "(adapter_config.json), which would not be applied: give its base as model.hf_dir and the adapter as "
            "sample.adapter={}", hf_dir, hf_dir);
   const std::string now = agreed_base_sample(hf_dir);
-  if (kind == AdapterKind::kNone) return;
+  if (kind == AdapterKind::kNone) return now;
   const std::string twice = merged_twice(hf_dir, kind == AdapterKind::kPeft ? peft_adapter_source(adapter)
                                                                             : checkpoint_source(run_checkpoint),
                                          "sample.adapter " + adapter);
@@ -103,12 +103,13 @@ void check_base_folder(const std::string& hf_dir, const std::string& adapter, Ad
   std::error_code ec;
   if (!recorded.empty() || dims.rank != 0 || trained_base.empty() || !fs::is_directory(trained_base) ||
       fs::equivalent(trained_base, hf_dir, ec))
-    return;
+    return now;
   spdlog::warn("{}, but model.hf_dir is {}: fine if that is a copy of the same weights, wrong otherwise{}",
                peft ? fmt::format("PEFT adapter {} names the base {} (base_model_name_or_path)", adapter, trained_base)
                     : fmt::format("run checkpoint {} was trained on the base {} (its config.yaml model.hf_dir), "
                                   "which is still there", run_checkpoint, trained_base),
                hf_dir, peft ? "" : " (leave model.hf_dir empty to use the run's)");
+  return now;
 }
 
 }  // namespace
@@ -277,8 +278,9 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
       };
     }
   }
+  std::string base_sample;  // the base's sampled weights (model/base_sample.h), when the model has one
   if (!bo.hf_dir.empty() && !every_weight_from_adapter)
-    check_base_folder(bo.hf_dir, c.sample.adapter, kind, kind == AdapterKind::kPeft ? peft_base : run_base,
+    base_sample = check_base_folder(bo.hf_dir, c.sample.adapter, kind, kind == AdapterKind::kPeft ? peft_base : run_base,
                       run_checkpoint, dims);
   if (bo.hf_dir.empty() && !every_weight_from_adapter && dims.rank == 0) {
     const std::string random_base = kRandomBasePrefix;
@@ -302,10 +304,9 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
 
   if (identity) {
     nlohmann::json id;
-    if (every_weight_from_adapter || bo.hf_dir.empty())
-      id["base"] = every_weight_from_adapter ? "none" : fmt::format("random init seed {}", bo.init_seed);
-    else
-      id["base"] = model::sample_base(bo.hf_dir).to_json();
+    id["base"] = every_weight_from_adapter ? "none"
+                 : bo.hf_dir.empty()       ? fmt::format("random init seed {}", bo.init_seed)
+                                           : base_sample;
     if (!run_checkpoint.empty())  // its files' digests
       id["run_checkpoint"] = read_file(run_checkpoint + "/manifest.json", "checkpoint manifest");
     if (kind == AdapterKind::kPeft)

@@ -192,10 +192,16 @@ std::vector<std::string> picked_targets(const std::vector<std::string>& targets)
   return out;
 }
 
-void check_resume_trainables(const CheckpointInfo& ck, const Config& cfg) {
+// The config a checkpoint was trained under (its config.yaml; none in older builds' checkpoints).
+std::optional<Config> checkpoint_config(const CheckpointInfo& ck) {
   const std::string path = ck.path + "/config.yaml";
-  if (!fs::is_regular_file(path)) return;  // older builds' checkpoints: the load names the tensor that differs
-  const Config before = load_saved_config(path);
+  if (!fs::is_regular_file(path)) return std::nullopt;
+  return load_saved_config(path);
+}
+
+void check_resume_trainables(const CheckpointInfo& ck, const Config& cfg, const std::optional<Config>& saved) {
+  if (!saved) return;  // older builds' checkpoints: the load names the tensor that differs
+  const Config& before = *saved;
   std::vector<std::string> bad;
   for (const std::string& d : config_differences(before, cfg)) {
     const bool lora_shape = cfg.lora.enabled && before.lora.enabled &&
@@ -211,14 +217,14 @@ void check_resume_trainables(const CheckpointInfo& ck, const Config& cfg) {
            bad.size() == 1 ? "" : "s");
 }
 
-void warn_config_changes(const CheckpointInfo& ck, const Config& cfg, bool base_matched) {
-  const std::string path = ck.path + "/config.yaml";
-  if (!fs::is_regular_file(path)) {  // checkpoints of older builds kept no config
+void warn_config_changes(const CheckpointInfo& ck, const Config& cfg, const std::optional<Config>& saved,
+                         bool base_matched) {
+  if (!saved) {  // checkpoints of older builds kept no config
     spdlog::warn("resuming {} written with another config (hash {} vs {})", ck.path, ck.manifest.config_hash,
                  config_hash(cfg));
     return;
   }
-  const Config before = load_saved_config(path);
+  const Config& before = *saved;
   // A LoRA adapter was trained on top of one base: a random base is fixed by its seed (and shape), so another seed,
   // or weights where there were none, is another model under the same adapter (a full-parameter checkpoint holds
   // every weight: its base does not matter). A moved model.hf_dir is checked by its weights (check_resume_base);
@@ -411,7 +417,8 @@ int train(const Config& cfg) {
   // 70B model is loaded for nothing.
   const std::string base_sample = agreed_base_sample(cfg.model.hf_dir);
   const bool base_matched = resume && check_resume_base(*resume, cfg, base_sample);
-  if (resume) check_resume_trainables(*resume, cfg);
+  const std::optional<Config> resumed_config = resume ? checkpoint_config(*resume) : std::nullopt;
+  if (resume) check_resume_trainables(*resume, cfg, resumed_config);
 
   // Model (fixed order inside), optimizer, gradient reduction.
   TrainModel m = build_train_model(cfg, dims, vocab, device, /*resuming=*/resume.has_value(), &base_sample);
@@ -432,7 +439,7 @@ int train(const Config& cfg) {
   const std::string hash = config_hash(cfg);
   if (resume) {
     const CheckpointInfo& ck = *resume;
-    if (lead && ck.manifest.config_hash != hash) warn_config_changes(ck, cfg, base_matched);
+    if (lead && ck.manifest.config_hash != hash) warn_config_changes(ck, cfg, resumed_config, base_matched);
     st = load_rank_checkpoint(ck, m, opt, dims, cfg.train.seed);
     loader.restore(st.loader, equivalent_shards_digests(loader, cfg.data));
     if (lead) spdlog::info("resumed from {} (step {}, {} tokens seen)", ck.path, st.step, st.tokens_seen);
