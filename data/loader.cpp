@@ -74,7 +74,7 @@ Loader Loader::from_shards(const std::string& dir, const std::string& split, Loa
     SampleSet s = read_shard(paths[i], &m);
     if (i == 0) first = m;
     CG_CHECK(m.tokenizer_sha256 == first.tokenizer_sha256 && m.settings_json == first.settings_json &&
-             m.source_sha256 == first.source_sha256,
+             m.source_sha256 == first.source_sha256 && m.derived_properties == first.derived_properties,
              "shard '{}' was made with another tokenizer, settings or source CSV than {}: rerun cgprep into a "
              "clean data.shards_dir", paths[i], paths[0]);
     // Shards of one cgprep run are numbered 0..n-1 and each knows n: leftovers of another run (e.g. one that wrote
@@ -99,7 +99,10 @@ int64_t Loader::longest_sample() const {
 }
 
 std::string Loader::shards_digest(const std::string& settings_json) const {
-  const std::string what = meta_.tokenizer_sha256 + "\n" + settings_json + "\n" + meta_.source_sha256;
+  std::string what = meta_.tokenizer_sha256 + "\n" + settings_json + "\n" + meta_.source_sha256;
+  // Properties cgprep derived enter only where it derived some: shards made from the same CIF folder by a cgprep that
+  // derived none (an older one, or one without spglib) hold other prompts, while MP-20's shards keep their digest.
+  if (!meta_.derived_properties.empty()) what += "\nderived " + meta_.derived_properties;
   return sha256_hex(what.data(), what.size()).substr(0, 16);
 }
 

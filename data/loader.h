@@ -37,7 +37,8 @@ struct LoaderState {
   int64_t num_samples = 0;       // checked on restore
   int64_t grad_accum = 0;        // informational (the error on a mismatch); 0: a state of a build before grad_accum
                                  // was part of the global batch, whose global_batch is micro_batch x dp
-  // What the shards hold (from_shards: a digest of the tokenizer, cgprep's settings and the source CSV), checked on
+  // What the shards hold (from_shards: a digest of the tokenizer, cgprep's settings, the source CSV and the
+  // properties cgprep derived), checked on
   // restore: shards made again with other settings keep their count but not their samples. "" (a loader over
   // samples in memory, or a state of an older build): not checked.
   std::string shards;

@@ -12,9 +12,12 @@
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
+#include "common/parallel.h"
 #include "common/sha256.h"
 #include "data/cif.h"
 #include "data/csv.h"
+#include "data/formula.h"
+#include "data/space_groups.h"
 
 namespace cg {
 namespace {
@@ -189,6 +192,39 @@ std::string source_sha256(const std::string& path) {
     list += f.filename().string() + " " + h + "\n";
   }
   return sha256_hex(list.data(), list.size());
+}
+
+DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads) {
+  std::vector<Crystal>& cs = *crystals;
+  const bool spglib = have_spglib();
+  std::vector<int8_t> formula(cs.size(), 0), spacegroup(cs.size(), 0);  // 1: derived here; spacegroup -1: none found
+  parallel_chunks(0, int64_t(cs.size()), 16, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      Crystal& c = cs[size_t(i)];
+      if (c.formula.empty() && !c.species.empty()) {
+        c.formula = pymatgen_reduced_formula(species_amounts(c.species)).first;
+        formula[size_t(i)] = 1;
+      }
+      if (!c.spacegroup) {
+        const auto sg = spglib ? space_group(c, kMaterialsProjectSymprec) : std::nullopt;
+        if (sg) c.spacegroup = sg->number;
+        spacegroup[size_t(i)] = sg ? 1 : -1;
+      }
+    }
+  });
+  DerivedProperties d;
+  for (size_t i = 0; i < cs.size(); ++i) {
+    d.formulas += formula[i];
+    d.spacegroups += spacegroup[i] == 1;
+    d.no_spacegroup += spacegroup[i] == -1;
+  }
+  std::vector<std::string> what;
+  if (d.formulas > 0) what.push_back("formula (pymatgen's reduced formula)");
+  if (d.spacegroups > 0 || d.no_spacegroup > 0)
+    what.push_back(spglib ? fmt::format("spacegroup (spglib, symprec {} A, 5 degrees)", kMaterialsProjectSymprec)
+                          : std::string("no spacegroup (built without spglib)"));
+  for (const auto& w : what) d.what += (d.what.empty() ? "" : "; ") + w;
+  return d;
 }
 
 Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict) {

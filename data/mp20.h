@@ -37,10 +37,29 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows = 0, bool str
 // Same from a file (gz or plain), or from a folder of CIF files (read_cif_folder).
 Mp20Split read_mp20(const std::string& path, int64_t max_rows = 0, bool strict = false);
 
+// What derive_properties filled in.
+struct DerivedProperties {
+  int64_t formulas = 0;        // crystals given their formula
+  int64_t spacegroups = 0;     // crystals given their space group
+  int64_t no_spacegroup = 0;   // crystals lacking one where spglib found none (overlapping atoms), or is not built in
+  // For the shards (ShardMeta::derived_properties): which properties were derived and how, "" when none were.
+  std::string what;
+};
+
+// The symprec (Å) Materials Project's spacegroup.number was found with, and so the one derive_properties uses.
+inline constexpr double kMaterialsProjectSymprec = 0.1;
+
+// Fills in the properties the structures themselves tell, for crystals whose source gives none (a CIF folder; a CSV
+// without the pretty_formula or spacegroup.number column, or with an empty cell): the formula as Materials Project's
+// pretty_formula writes it (pymatgen's reduced formula) and the space group spglib finds at symprec 0.1 Å and 5°
+// (Materials Project's setting). Values the source gives are kept as they are. Energies and band gaps cannot be
+// derived and stay unknown. `threads` workers (spglib takes 2-16 ms a crystal).
+DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads);
+
 // A folder of CIF files (*.cif, *.cif.gz, the extension in any case; not subfolders) in name order, or one such file,
 // each structure data block one row:
 // material_id "<file name without .cif[.gz]>" ("<name>/<block>" in files of several blocks), properties unknown (all
-// five in missing_columns). Unreadable blocks are skipped with their reason (strict: the first one throws). Throws
+// five in missing_columns; derive_properties fills in formula and space group). Unreadable blocks are skipped with their reason (strict: the first one throws). Throws
 // when the folder holds no CIF file.
 Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows = 0, bool strict = false);
 // True when `dir` is a folder holding at least one *.cif / *.cif.gz file.

@@ -21,6 +21,7 @@
 #include "data/mp20.h"
 #include "data/rng.h"
 #include "data/shard_settings.h"
+#include "data/space_groups.h"
 #include "data/sp_model.h"
 #include "data/sp_train.h"
 
@@ -180,16 +181,34 @@ PrepReport run_prep(const DataConfig& d, int threads) {
   make_output_dir(d.shards_dir, "data.shards_dir");
 
   // 1. Read and parse every split.
+  // The formula and space group the structures tell are filled in where the source gives none (a CIF folder).
   std::vector<Mp20Split> parsed;
+  std::vector<DerivedProperties> derived;
   for (const auto& w : work) {
     auto t = Clock::now();
     parsed.push_back(read_mp20(w.csv, d.max_rows, d.strict));
-    const auto& p = parsed.back();
+    auto& p = parsed.back();
     spdlog::info("{}: {} rows read from {}, {} crystals, {} skipped ({:.1f}s)", w.name, p.rows_read, w.csv,
                  p.crystals.size(), p.skipped.size(), std::chrono::duration<double>(Clock::now() - t).count());
-    if (!p.missing_columns.empty())
-      spdlog::warn("{}: {} lacks the column(s) {}: unknown for every row, never in a prompt", w.name,
-                   w.csv, fmt::join(p.missing_columns, ", "));
+    t = Clock::now();
+    derived.push_back(derive_properties(&p.crystals, threads));
+    const DerivedProperties& dp = derived.back();
+    if (dp.formulas > 0 || dp.spacegroups > 0)
+      spdlog::info("{}: derived from the structures where {} gives none: the formula of {} crystal(s), the space "
+                   "group (spglib at {} A, as Materials Project) of {} ({:.1f}s)", w.name, w.csv, dp.formulas,
+                   kMaterialsProjectSymprec, dp.spacegroups, std::chrono::duration<double>(Clock::now() - t).count());
+    if (dp.no_spacegroup > 0)
+      spdlog::warn("{}: {} crystal(s) have no space group: {}", w.name, dp.no_spacegroup,
+                   have_spglib() ? "spglib finds none (atoms closer than 0.1 A?); their prompts never state one"
+                                 : "this build has no spglib (install libsymspg-dev and rebuild to derive them)");
+    std::vector<std::string> unknown;  // columns the file lacks that were not derived either
+    for (const auto& col : p.missing_columns)
+      if (col != std::string("pretty_formula") && (col != std::string("spacegroup.number") || !have_spglib()))
+        unknown.push_back(col);
+    if (!unknown.empty())
+      spdlog::warn("{}: {} {} {}: unknown for every row, never in a prompt", w.name, w.csv,
+                   is_cif_folder(w.csv) || is_cif_file(w.csv) ? "(CIF files) gives no" : "lacks the column(s)",
+                   fmt::join(unknown, ", "));
     for (size_t i = 0; i < std::min<size_t>(p.skipped.size(), 5); ++i)
       spdlog::warn("{}: skipped row {}: {}", w.name, p.skipped[i].row, p.skipped[i].reason);
     if (p.skipped.size() > 5) spdlog::warn("{}: ... {} more skipped rows (all listed in the shards' 'skipped' attribute)",
@@ -313,6 +332,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
       meta.settings_json = settings;
       meta.source_path = w.csv;
       meta.source_sha256 = source_sha256(w.csv);
+      meta.derived_properties = derived[si].what;
       meta.rows_read = p.rows_read;
       meta.rows_used = int64_t(used_rows.size());
       meta.rows_skipped = meta.rows_read - meta.rows_used;

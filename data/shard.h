@@ -36,6 +36,10 @@ struct ShardMeta {
   std::string settings_json;      // every text/augmentation/prompt/loss setting used (JSON object)
   std::string source_path;        // CSV the samples came from
   std::string source_sha256;
+  // Properties cgprep derived from the structures where the source gave none (derive_properties: a CIF folder, a CSV
+  // without the column), as DerivedProperties::what says it; "" when none were (then the attribute is not written,
+  // as shards of an older cgprep lack it).
+  std::string derived_properties;
   int64_t rows_read = 0;          // data rows looked at
   int64_t rows_used = 0;          // rows that produced samples
   int64_t rows_skipped = 0;       // rows_read - rows_used

@@ -86,12 +86,12 @@ std::optional<cg::Config> adapter_training_config(const std::string& adapter) {
   }
 }
 
-// Conditioned prompts to a model trained on CIF files alone, whose prompts never stated a condition (CIF files
-// carry no properties: docs/formats.md), ask for something it never learned.
+// Prompts stating an energy or a band gap to a model trained on CIF files alone ask for something it never learned:
+// cgprep derives a CIF's formula and space group from the structure, but nothing else (docs/formats.md).
 void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::SampleJob>& jobs) {
   const bool conditioned = std::any_of(jobs.begin(), jobs.end(), [](const cg::SampleJob& j) {
     const cg::GenerationConditions k = cg::conditions_of_prompt(j.prompt);
-    return k.formula || k.spacegroup || k.formation_energy_per_atom || k.band_gap || k.e_above_hull;
+    return k.formation_energy_per_atom || k.band_gap || k.e_above_hull;
   });
   if (!conditioned) return;
   const std::optional<cg::Config> trained = adapter_training_config(c.sample.adapter);
@@ -99,10 +99,11 @@ void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::Sa
   const std::string& src = trained->data.train_csv;
   std::error_code ec;
   if (std::filesystem::is_directory(src, ec) || cg::is_cif_file(src))
-    spdlog::warn("cgsample: the prompts state conditions, but sample.adapter {} was trained on CIF files ({}: "
-                 "data.train_csv of its run), which carry no properties, so its training prompts never stated one: "
-                 "the model never learned to follow them; sample unconditionally, or train on a CSV with the "
-                 "property columns (docs/formats.md)", c.sample.adapter, src);
+    spdlog::warn("cgsample: the prompts state an energy or a band gap, but sample.adapter {} was trained on CIF "
+                 "files ({}: data.train_csv of its run), which carry no such property (cgprep derives only their "
+                 "formula and space group), so its training prompts never stated one: the model never learned to "
+                 "follow them; condition on formula and space group alone, or train on a CSV with the property "
+                 "columns (docs/formats.md)", c.sample.adapter, src);
 }
 
 // cgsample replaces <out>/cifs and <out>/eval with this run's: only where an earlier cgsample wrote them (its

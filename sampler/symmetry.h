@@ -1,5 +1,5 @@
-// Space groups of crystals through spglib (the library behind pymatgen's SpacegroupAnalyzer), for cgeval's check of
-// space-group-conditioned samples.
+// Space groups of many crystals (spglib, through data/space_groups.h), for cgeval's check of space-group-conditioned
+// samples and its space-group histogram.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -9,21 +9,9 @@
 #include <vector>
 
 #include "data/crystal.h"
+#include "data/space_groups.h"  // SpaceGroup, have_spglib, space_group
 
 namespace cg {
-
-struct SpaceGroup {
-  int number = 0;      // 1..230
-  std::string symbol;  // Hermann-Mauguin, spglib's short form ("Fm-3m")
-};
-
-// False when cgeval was built without spglib (install libsymspg-dev and rebuild).
-bool have_spglib();
-
-// The space group spglib finds for c, as SpacegroupAnalyzer(structure, symprec, angle_tolerance).get_space_group_*
-// does: symprec a distance tolerance in Å, angle_tolerance in degrees (pymatgen's 5 by default). nullopt when spglib
-// finds none (overlapping atoms, a degenerate cell) or is not built in.
-std::optional<SpaceGroup> space_group(const Crystal& c, double symprec, double angle_tolerance = 5.0);
 
 // Space group numbers of a list of crystals, each looked up at most once (spglib takes 2-16 ms a crystal, the slow
 // part of cgeval), with a progress line every 10 s.

@@ -5,5 +5,4 @@ namespace cg::tables {
 extern const char* const kSmactOxidationStates;      // data/tables/smact_oxidation_states.txt
 extern const char* const kPaulingElectronegativity;  // data/tables/pauling_electronegativity.txt
 extern const char* const kSmactMetals;               // data/tables/smact_metals.txt
-extern const char* const kPymatgenElectronegativity;  // data/tables/pymatgen_electronegativity.txt
 }  // namespace cg::tables

@@ -218,7 +218,7 @@ std::string cif_named(const std::string& group_items, const std::string& cell, c
 }
 
 TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
-  if (!cg::have_space_group_tables()) GTEST_SKIP() << "built without spglib (libsymspg-dev)";
+  if (!cg::have_spglib()) GTEST_SKIP() << "built without spglib (libsymspg-dev)";
   const std::string cubic = "5.64 5.64 5.64 90 90 90";
   const std::vector<std::string> rock_salt = {
       "Cl 0.000000 0.000000 0.500000", "Cl 0.000000 0.500000 0.000000", "Cl 0.500000 0.000000 0.000000",
@@ -650,4 +650,78 @@ TEST(Mp20, ReadsTheShippedCopy) {
   EXPECT_EQ(s.crystals[0].formula, "SiOs");
   EXPECT_NEAR(*s.crystals[0].formation_energy_per_atom, -0.3013339024999979, 1e-15);
   EXPECT_EQ(*s.crystals[0].spacegroup, 221);
+}
+
+// derive_properties against Materials Project's own columns: MP-20 rows with their formula and space group cleared
+// get back pretty_formula exactly, and spacegroup.number (MP's spglib at 0.1 Å) for all but a few near-threshold ones.
+TEST(Mp20, DerivedPropertiesAreMaterialsProjects) {
+  const cg::Mp20Split mp = cg::read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/train.csv.gz", 400);
+  ASSERT_GT(mp.crystals.size(), 390u);
+  std::vector<cg::Crystal> bare = mp.crystals;
+  for (auto& c : bare) {
+    c.formula.clear();
+    c.spacegroup.reset();
+  }
+  std::vector<cg::Crystal> serial = bare;
+  const cg::DerivedProperties d = cg::derive_properties(&bare, 4);
+  EXPECT_EQ(d.formulas, int64_t(bare.size()));
+  size_t same_sg = 0;
+  for (size_t i = 0; i < bare.size(); ++i) {
+    EXPECT_EQ(bare[i].formula, mp.crystals[i].formula) << bare[i].id;
+    if (cg::have_spglib()) {
+      ASSERT_TRUE(bare[i].spacegroup) << bare[i].id;
+      same_sg += *bare[i].spacegroup == *mp.crystals[i].spacegroup;
+    }
+  }
+  if (cg::have_spglib()) {
+    EXPECT_EQ(d.spacegroups, int64_t(bare.size()));
+    EXPECT_EQ(d.no_spacegroup, 0);
+    EXPECT_GE(double(same_sg), 0.98 * double(bare.size())) << same_sg << " of " << bare.size();
+    EXPECT_EQ(d.what, "formula (pymatgen's reduced formula); spacegroup (spglib, symprec 0.1 A, 5 degrees)");
+  } else {
+    EXPECT_EQ(d.no_spacegroup, int64_t(bare.size()));
+    EXPECT_EQ(d.what, "formula (pymatgen's reduced formula); no spacegroup (built without spglib)");
+  }
+  // The thread count changes nothing.
+  cg::derive_properties(&serial, 1);
+  for (size_t i = 0; i < bare.size(); ++i) {
+    EXPECT_EQ(serial[i].formula, bare[i].formula);
+    EXPECT_EQ(serial[i].spacegroup, bare[i].spacegroup);
+  }
+  // What the source gives is kept, and nothing is derived for it: MP-20's own rows come back unchanged.
+  std::vector<cg::Crystal> given = mp.crystals;
+  given[0].formula = "Xx9";  // not what the structure says, but what the source says
+  given[0].spacegroup = 2;
+  const cg::DerivedProperties none = cg::derive_properties(&given, 2);
+  EXPECT_EQ(none.formulas + none.spacegroups + none.no_spacegroup, 0);
+  EXPECT_EQ(none.what, "");
+  EXPECT_EQ(given[0].formula, "Xx9");
+  EXPECT_EQ(given[0].spacegroup, 2);
+  for (size_t i = 1; i < given.size(); ++i) EXPECT_EQ(given[i].formula, mp.crystals[i].formula);
+}
+
+TEST(Mp20, ACifFolderGetsFormulaAndSpaceGroup) {
+  const cg::test::TempDir dir("cg_test_cif_derive");
+  // Rock salt as a P1 CIF (conventional cell, 8 sites; Fm-3m, 225), and two atoms on one spot (no group found).
+  std::string nacl = "data_NaCl\n_symmetry_space_group_name_H-M 'P 1'\n_cell_length_a 5.64\n_cell_length_b 5.64\n"
+                     "_cell_length_c 5.64\n_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n"
+                     "_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n";
+  for (const char* p : {"0 0 0", "0 0.5 0.5", "0.5 0 0.5", "0.5 0.5 0"}) nacl += std::string("Na ") + p + "\n";
+  for (const char* p : {"0.5 0.5 0.5", "0.5 0 0", "0 0.5 0", "0 0 0.5"}) nacl += std::string("Cl ") + p + "\n";
+  std::ofstream(dir / "nacl.cif") << nacl;
+  std::ofstream(dir / "overlap.cif") << "data_x\n_cell_length_a 4\n_cell_length_b 4\n_cell_length_c 4\n"
+                                        "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n"
+                                        "_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n"
+                                        "_atom_site_fract_z\nO 0 0 0\nO 0.001 0 0\nLi 0.5 0.5 0.5\n";
+  cg::Mp20Split s = cg::read_mp20(dir.path.string());
+  ASSERT_EQ(s.crystals.size(), 2u) << (s.skipped.empty() ? "" : s.skipped[0].reason);
+  const cg::DerivedProperties d = cg::derive_properties(&s.crystals, 2);
+  EXPECT_EQ(s.crystals[0].formula, "NaCl");
+  EXPECT_EQ(s.crystals[1].formula, "LiO2");
+  EXPECT_EQ(d.formulas, 2);
+  if (!cg::have_spglib()) GTEST_SKIP() << "built without spglib";
+  EXPECT_EQ(s.crystals[0].spacegroup, 225);
+  EXPECT_FALSE(s.crystals[1].spacegroup);
+  EXPECT_EQ(d.spacegroups, 1);
+  EXPECT_EQ(d.no_spacegroup, 1);
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common/durable_file.h"
@@ -13,6 +14,9 @@
 #include "data/crystal_text.h"
 #include "data/csv.h"
 #include "data/elements.h"
+#include "data/loader.h"
+#include "data/prompt.h"
+#include "data/space_groups.h"
 #include "data/prep.h"
 #include "data/shard.h"
 #include "data/shard_settings.h"
@@ -432,6 +436,75 @@ TEST(Prep, MalformedRowsAreCountedNotDropped) {
 
 // A missing input file is refused before anything is made, naming the key; a run that fails later leaves no empty
 // data.shards_dir behind where there was none.
+// A folder of CIFs (here MP-20's own CIF cells, one file each) trains conditional prompts: cgprep derives each
+// crystal's formula and space group, which then read as Materials Project's own columns say; the shards record what
+// was derived, and it enters their digest (MP-20's CSV shards, with nothing derived, keep theirs).
+TEST(Prep, ACifFolderTrainsFormulaAndSpaceGroupPrompts) {
+  const std::string dir = fresh_dir("cif_prep");
+  const cg::CsvTable t = cg::parse_csv(cg::read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/train.csv.gz"));
+  const size_t id = t.column("material_id"), cif = t.column("cif"), formula = t.column("pretty_formula"),
+               sg = t.column("spacegroup.number");
+  std::map<std::string, std::pair<std::string, std::string>> mp;  // material_id -> (formula, space group)
+  fs::create_directories(dir + "/cifs");
+  for (size_t r = 0; r < 60; ++r) {
+    std::ofstream(dir + "/cifs/" + t.rows[r][id] + ".cif") << t.rows[r][cif];
+    mp[t.rows[r][id]] = {t.rows[r][formula], t.rows[r][sg]};
+  }
+  cg::DataConfig d = small_config(dir + "/shards");
+  d.train_csv = dir + "/cifs";
+  d.val_csv = d.test_csv = "";
+  d.copies = 4;
+  cg::run_prep(d, 2);
+  cg::ShardMeta m;
+  const cg::SampleSet s = cg::read_shard(cg::shard_path(dir + "/shards", "train", 0), &m);
+  EXPECT_EQ(m.rows_used, 60);
+  EXPECT_EQ(m.derived_properties, cg::have_spglib() ? "formula (pymatgen's reduced formula); spacegroup (spglib, "
+                                                      "symprec 0.1 A, 5 degrees)"
+                                                    : "formula (pymatgen's reduced formula); no spacegroup (built "
+                                                      "without spglib)");
+  // Material ids in name order (read_cif_folder's row order) to match rows to MP's columns.
+  std::vector<std::string> ids;
+  for (const auto& [k, v] : mp) ids.push_back(k);
+  const cg::Tokenizer tok = cg::Tokenizer::load(dir + "/shards/tokenizer.model");
+  int conditioned = 0, with_sg = 0, sg_agree = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s.tasks[i] != 0) continue;
+    const std::string prompt = tok.decode(std::vector<int32_t>(s.sample(i), s.sample(i) + s.prompt_lens[i]));
+    const cg::GenerationConditions c = cg::conditions_of_prompt(prompt);
+    if (!c.formula) continue;
+    ++conditioned;
+    const auto& [want_formula, want_sg] = mp.at(ids.at(size_t(s.rows[i])));
+    EXPECT_EQ(*c.formula, want_formula) << prompt;
+    EXPECT_FALSE(c.band_gap || c.formation_energy_per_atom || c.e_above_hull) << prompt;
+    if (c.spacegroup) {
+      ++with_sg;
+      sg_agree += std::to_string(*c.spacegroup) == want_sg;
+    }
+  }
+  if (cg::have_spglib()) {
+    EXPECT_GT(conditioned, 60);  // 4 copies, 4 in 5 generation prompts draw the space group (and so the formula)
+    EXPECT_EQ(with_sg, conditioned);
+    EXPECT_GE(sg_agree, with_sg - 2);
+  } else {
+    EXPECT_EQ(conditioned, 0);  // the formula is stated only with another property, and none is known
+  }
+  // The digest: what was derived enters it; a shard without the attribute (an older cgprep's) reads as "".
+  cg::LoaderOptions lo;
+  lo.seq_len = 1024;
+  const cg::Loader l = cg::Loader::from_shards(dir + "/shards", "train", lo);
+  const std::string base = m.tokenizer_sha256 + "\n" + m.settings_json + "\n" + m.source_sha256;
+  const std::string with = base + "\nderived " + m.derived_properties;
+  EXPECT_EQ(l.shards_digest(m.settings_json), cg::sha256_hex(with.data(), with.size()).substr(0, 16));
+  cg::ShardMeta older = m;
+  older.derived_properties = "";
+  cg::write_shard(dir + "/older.h5", s, older);
+  EXPECT_EQ(cg::read_shard_meta(dir + "/older.h5").derived_properties, "");
+  fs::create_directories(dir + "/older");
+  fs::rename(dir + "/older.h5", cg::shard_path(dir + "/older", "train", 0));
+  const cg::Loader lold = cg::Loader::from_shards(dir + "/older", "train", lo);
+  EXPECT_EQ(lold.shards_digest(m.settings_json), cg::sha256_hex(base.data(), base.size()).substr(0, 16));
+}
+
 TEST(Prep, AMissingFileNamesItsKeyAndAFailedRunLeavesNoFolder) {
   const std::string dir = fresh_dir("missing");
   cg::DataConfig d = small_config(dir + "/shards");

@@ -136,15 +136,20 @@ if command -v flock >/dev/null; then
   grep -q "is being written by a cgsample right now" "$D/busy_eval.err"
   [ ! -e "$D/busy/eval" ] || { echo "cgeval wrote into a locked folder" >&2; exit 1; }
 fi
-# Conditions asked of an adapter trained on CIF files alone (no properties, so no conditioned training prompt):
-# warned, before the model is loaded (this adapter folder holds only what the warning reads, so the load then fails).
+# An energy or band gap asked of an adapter trained on CIF files alone (cgprep derives their formula and space group,
+# nothing else, so no training prompt stated one): warned, before the model is loaded (this adapter folder holds
+# only what the warning reads, so the load then fails). Formula and space group alone: no warning.
 mkdir -p "$D/cifrun/ck" "$D/cifs_only" "$D/cifad"
 printf 'data:\n  train_csv: %s\n' "$D/cifs_only" > "$D/cifrun/ck/config.yaml"
 printf '{"checkpoint": "%s", "run_dir": "%s"}\n' "$D/cifrun/ck" "$D/cifrun" > "$D/cifad/cgtrain_source.json"
 cp "$D/shards/tokenizer.model" "$D/cifad/"
-"$B/sampler/cgsample" "$@" sample.adapter="$D/cifad" sample.formula=NaCl sample.spacegroup=225 \
+"$B/sampler/cgsample" "$@" sample.adapter="$D/cifad" sample.formula=NaCl sample.band_gap=1.5 \
   sample.out_dir="$D/cifad_out" 2>"$D/cifad.err" || true
 grep -q "but sample.adapter $D/cifad was trained on CIF files ($D/cifs_only: data.train_csv of its run)" "$D/cifad.err"
+"$B/sampler/cgsample" "$@" sample.adapter="$D/cifad" sample.formula=NaCl sample.spacegroup=225 \
+  sample.out_dir="$D/cifad_out" 2>"$D/cifad_fs.err" || true
+grep -q "sample.adapter" "$D/cifad_fs.err"  # it did get as far as the adapter
+if grep -q "trained on CIF files" "$D/cifad_fs.err"; then echo "warned of formula and space group" >&2; exit 1; fi
 "$B/sampler/cgsample" "$@" sample.adapter="$D/cifad" sample.out_dir="$D/cifad_out" 2>"$D/cifad_unc.err" || true
 if grep -q "trained on CIF files" "$D/cifad_unc.err"; then echo "warned without conditions" >&2; exit 1; fi
 # A run that fails before it writes anything (a base that is not there) leaves no folder behind.

@@ -1,0 +1,24 @@
+// Formulas as pymatgen writes them (Composition.reduced_formula, Composition.formula): Materials Project's
+// pretty_formula, the formula cgprep derives for crystals whose source gives none (a CIF folder), and the CIF
+// writer's data_ name and _chemical_formula_* items.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cg {
+
+// Element counts in order of first appearance, as pymatgen's Composition of a structure holds them.
+std::vector<std::pair<std::string, int64_t>> species_amounts(const std::vector<std::string>& species);
+
+// pymatgen's Composition.reduced_formula and its factor (the CIF's data_ name and Z) of element counts given in
+// order of first appearance: elements by pymatgen's Element.X then symbol, counts over their gcd, the last two
+// elements as a parenthesised polyanion where pymatgen groups them ("Mg(InSe2)2"), its special formulas (O2, Li2O2).
+std::pair<std::string, double> pymatgen_reduced_formula(const std::vector<std::pair<std::string, int64_t>>& amounts);
+
+// pymatgen's Composition.formula: elements by Element.X alone (ties keep their order), every count written, separated
+// by spaces ("Li2 Fe2 O4").
+std::string pymatgen_formula(std::vector<std::pair<std::string, int64_t>> amounts);
+
+}  // namespace cg
