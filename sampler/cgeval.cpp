@@ -131,8 +131,9 @@ int run(int argc, char** argv) {
     const fs::path run = (in.filename().empty() ? in.parent_path() : in).parent_path() / "samples.jsonl";
     if (fs::exists(run))
       spdlog::warn("cgeval: {} is the cifs/ folder of a cgsample run, which holds its parsed samples only: the rates "
-                   "leave out the samples that did not parse; give eval.input={} to count every sample", e.input,
-                   run.parent_path().string());
+                   "leave out the samples that did not parse; give eval.input={} to count every sample ({}the next "
+                   "cgsample into that folder replaces cifs/, this report with it)", e.input,
+                   run.parent_path().string(), e.out.empty() ? "the report goes inside cifs/, and " : "");
   }
   fs::path out = e.out;
   if (out.empty()) out = fs::is_directory(e.input) ? fs::path(e.input) / "eval" : fs::path(e.input + ".eval");
