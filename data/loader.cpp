@@ -228,7 +228,8 @@ void Loader::restore(const LoaderState& s, const std::vector<std::string>& also_
   const bool same_shards = s.shards.empty() || mine.shards.empty() || s.shards == mine.shards ||
                            std::find(also_shards.begin(), also_shards.end(), s.shards) != also_shards.end();
   CG_CHECK(same_shards, "the shards were made again since this "
-           "loader state was saved (another tokenizer, cgprep settings or source CSV: digest {} then, {} now), so the "
+           "loader state was saved (another tokenizer, cgprep settings or source CSV, or formulas and space groups "
+           "derived where the first cgprep derived none: digest {} then, {} now), so the "
            "run would not continue the same samples: prepare them as before (see cgprep_config.yaml of the shards "
            "used), or start a new train.run_dir", s.shards, mine.shards);
   CG_CHECK(s.epoch >= 0 && s.cursor >= 0 && s.cursor < batches_per_epoch(), "loader state cursor {} is outside [0, {})",
