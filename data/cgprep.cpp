@@ -1,7 +1,11 @@
 // cgprep: MP-20 CSVs -> tokenized HDF5 shards (+ tokenizer.model) in data.shards_dir.
 //   cgprep [CONFIG.yaml] [data.key=value ...]      see --help for every key
+// SIGINT, SIGTERM or SIGHUP stops it like a failure (nothing of the run is kept), after which it dies of that signal
+// (exit status 128 + N in a shell); a second one kills it at once, leaving .cgprep.tmp for the next run to clear.
+#include <signal.h>
 #include <spdlog/fmt/ranges.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -14,6 +18,45 @@
 #include "trainer/config.h"
 
 namespace {
+
+// The first stop signal's number (0: none), polled by run_prep. Not trainer/signals.h's handlers: those keep the
+// process alive to checkpoint and exit 75/130; cgprep has nothing to save and leaves as the signal asks.
+std::atomic<int> g_stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free atomic");
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal.load() == 0) {
+    g_stop_signal.store(sig);
+    return;
+  }
+  struct sigaction dfl {};  // a second signal: the default action (death) when this handler returns
+  dfl.sa_handler = SIG_DFL;
+  sigaction(sig, &dfl, nullptr);
+  raise(sig);
+}
+
+// A signal ignored when cgprep starts stays ignored: SIGHUP under nohup, SIGINT in a background job of a script.
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // reads and writes resume; run_prep polls the flag
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    sigaction(sig, &sa, nullptr);
+  }
+}
+
+// Dies of `sig` as if it had not been caught, so a shell or scheduler sees 128 + sig (and a shell script stops on
+// Ctrl-C). Returns that status should the signal not kill.
+int die_of(int sig) {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigaction(sig, &dfl, nullptr);
+  raise(sig);
+  return 128 + sig;
+}
 
 // Shards of another cgprep run in the folder are replaced (a run trained on them cannot resume on the new ones):
 // say so, naming the data settings that changed, before the minutes of work that replace them.
@@ -46,10 +89,14 @@ int main(int argc, char** argv) {
                              "(data.* keys; data.tokenizer = a sentencepiece .model or 'train').");
     if (!cfg) return 0;
     cg::init_logging(0, 1, cfg->log.level);
+    install_stop_handlers();
     cg::check_shards_dir_owned(cfg->data.shards_dir);
     warn_if_other_settings(*cfg);
-    const cg::PrepReport r = cg::run_prep(cfg->data);
+    const cg::PrepReport r = cg::run_prep(cfg->data, 0, &g_stop_signal);
     cg::write_file_atomic(cfg->data.shards_dir + "/cgprep_config.yaml", cg::to_yaml(*cfg));
+    // run_prep ignores a signal once it commits: the shards are complete, so the exit status says success.
+    if (const int sig = g_stop_signal.load())
+      spdlog::warn("signal {} came as the shards were being committed: they are complete and kept", sig);
     for (const auto& s : r.splits)
       spdlog::info("{:>5}: {} rows -> {} samples, {} tokens; {} rows skipped", s.split, s.rows_read, s.samples,
                    s.tokens, s.rows_skipped);
@@ -58,6 +105,7 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     cg::init_logging(0, 1);
     spdlog::error("{}", e.what());
+    if (const int sig = g_stop_signal.load()) return die_of(sig);
     return 1;
   }
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -146,9 +147,18 @@ void parallel_blocks(int64_t n, int threads, F&& fn) {
     if (e) std::rethrow_exception(e);
 }
 
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+  }
+}
+
 }  // namespace
 
-PrepReport run_prep(const DataConfig& d, int threads) {
+PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* stop) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -175,6 +185,19 @@ PrepReport run_prep(const DataConfig& d, int threads) {
                  : "",
              w.name, w.name);
   }
+  // A stop request is a failure like any other: the error unwinds through the cleanup below (staging folder, then
+  // made_dir). Called only where nothing of the run is in data.shards_dir yet, i.e. not once the commit has begun.
+  std::error_code exists_ec;
+  const bool dir_existed = std::filesystem::exists(d.shards_dir, exists_ec);
+  const auto stop_if_asked = [&] {
+    const int sig = stop ? stop->load(std::memory_order_relaxed) : 0;
+    if (sig == 0) return;
+    CG_FAIL("stopped by signal {} ({}) before the shards were written; nothing of this run was kept and {}", sig,
+            signal_name(sig), dir_existed ? d.shards_dir + "'s earlier shards are as they were"
+                                          : d.shards_dir + ", which it made, is removed");
+  };
+  const auto asked_to_stop = [&] { return stop && stop->load(std::memory_order_relaxed) != 0; };
+  stop_if_asked();
   // A failed run leaves no trace: the earlier run's shards as they were, and no folder where there was none (nor
   // the parents it made for it).
   MadeFolders made_dir(d.shards_dir);
@@ -185,6 +208,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
   std::vector<Mp20Split> parsed;
   std::vector<DerivedProperties> derived;
   for (const auto& w : work) {
+    stop_if_asked();  // reading a split is not interrupted: up to a second or so for MP-20's
     auto t = Clock::now();
     parsed.push_back(read_mp20(w.csv, d.max_rows, d.strict));
     auto& p = parsed.back();
@@ -216,6 +240,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
   }
 
   // 2. Tokenizer: load, or train a small one on the train split's text (copy 0 of each crystal).
+  stop_if_asked();
   Tokenizer tok;
   if (d.tokenizer == "train") {
     CG_CHECK(work[0].name == "train", "data.tokenizer = train needs data.train_csv");
@@ -223,6 +248,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
     std::vector<std::string> sentences;
     const auto& tr = parsed[0];
     for (size_t i = 0; i < tr.crystals.size(); ++i) {
+      stop_if_asked();
       TextSample s = make_sample(tr.crystals[i], d, 0, tr.source_rows[i], 0);
       std::string text = s.prompt + s.completion;
       size_t pos = 0;
@@ -233,6 +259,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
         pos = nl + 1;
       }
     }
+    // libsentencepiece's training cannot be interrupted: a stop asked during it is seen when it returns.
     tok = Tokenizer::from_bytes(train_sp_model(sentences, int(d.tokenizer_vocab_size), threads));
     spdlog::info("trained a {}-piece BPE tokenizer on {} lines ({:.1f}s)", tok.vocab_size(), sentences.size(),
                  std::chrono::duration<double>(Clock::now() - t).count());
@@ -258,6 +285,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
 
     // 3. Samples per split, in parallel blocks (merged in order: output independent of the thread count), then shards.
     for (size_t si = 0; si < work.size(); ++si) {
+      stop_if_asked();
       const auto& w = work[si];
       const auto& p = parsed[si];
       const int64_t n = int64_t(p.crystals.size());
@@ -282,6 +310,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
         parallel_blocks(n, threads, [&](int64_t b, int64_t begin, int64_t end) {
           Block& out = blocks[size_t(b)];
           for (int64_t i = begin; i < end; ++i) {
+            if (asked_to_stop()) return;  // the blocks are discarded: stop_if_asked below throws
             const Crystal& c = p.crystals[size_t(i)];
             const int64_t row = p.source_rows[size_t(i)];
             for (int64_t k = 0; k < w.copies; ++k) {
@@ -304,6 +333,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
       }
       finished = true;
       progress.join();
+      stop_if_asked();
 
       SampleSet all;
       std::vector<SkippedRow> skipped = p.skipped;
@@ -350,6 +380,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
           part.add(toks, all.prompt_lens[i], all.tasks[i], all.rows[i], all.copies[i]);
         }
         meta.shard_index = k;
+        stop_if_asked();
         write_shard(shard_path(stage, w.name, k), part, meta);
       }
 
@@ -361,6 +392,7 @@ PrepReport run_prep(const DataConfig& d, int threads) {
                    r.rows_skipped, num_shards, d.shards_dir, el);
       report.splits.push_back(r);
     }
+    stop_if_asked();  // the last chance: from here the run completes, so data.shards_dir is never half committed
   } catch (...) {
     std::error_code ec;
     std::filesystem::remove_all(stage, ec);

@@ -1,6 +1,7 @@
 // cgprep's pipeline as a library call: MP-20 CSVs -> Crystals -> augmented text samples -> token ids -> HDF5 shards
 // in data.shards_dir (plus tokenizer.model). Deterministic for a seed, whatever the thread count.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -41,7 +42,12 @@ struct PrepReport {
 
 // Runs the whole pipeline for the train, val and test CSVs of `d` (a CSV path that is empty is left out).
 // threads <= 0: hardware concurrency. Train gets data.copies copies per crystal; val and test get one.
-PrepReport run_prep(const DataConfig& d, int threads = 0);
+// stop (may be null): a signal number, 0 until cgprep's SIGINT/SIGTERM/SIGHUP handler stores one. run_prep reads it
+// between steps and splits, every crystal while making samples and before committing the shards; set by then, it
+// throws a cg::Error saying so, after which, as after any failure, nothing of the run is left (no staging folder,
+// no data.shards_dir it made, an earlier run's shards untouched). Set once the commit has begun, it is ignored: the
+// run completes rather than leave a folder of half old, half new shards.
+PrepReport run_prep(const DataConfig& d, int threads = 0, const std::atomic<int>* stop = nullptr);
 
 // Before cgprep writes into `dir` (data.shards_dir): it replaces tokenizer.model and every {train,val,test}-NNNNN.h5
 // there, so it refuses a folder that is a model, adapter or run folder (config.json, *.safetensors,

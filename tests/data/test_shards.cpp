@@ -2,11 +2,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -538,6 +542,64 @@ TEST(Prep, AMissingFileNamesItsKeyAndAFailedRunLeavesNoFolder) {
   d.shards_dir = dir + "/mine";
   EXPECT_THROW(cg::run_prep(d, 1), std::exception);
   EXPECT_TRUE(fs::is_directory(dir + "/mine"));
+}
+
+// A stop signal (cgprep's handlers store its number in the flag run_prep polls) is a failure: run_prep throws saying
+// so, and nothing of the run is left: no staging folder, no data.shards_dir it made, an earlier run's files
+// byte-identical. Here the flag is set from another thread once the staging folder holds the tokenizer, i.e. while
+// samples are being made: MP-20's whole train split with 8 copies keeps run_prep there for seconds.
+TEST(Prep, AStopSignalLeavesNothingOfTheRun) {
+  const std::string dir = fresh_dir("stop");
+  const auto files_of = [](const std::string& folder) {
+    std::map<std::string, std::string> out;  // name -> bytes
+    for (const auto& e : fs::directory_iterator(folder))
+      out[e.path().filename().string()] = e.is_regular_file() ? cg::read_file(e.path().string()) : "(folder)";
+    return out;
+  };
+  const auto stopped_run = [](const cg::DataConfig& d, bool stop_before) -> std::string {
+    std::atomic<int> stop{stop_before ? SIGTERM : 0};
+    std::atomic<bool> done{false};
+    std::thread asker([&] {
+      const std::string staged = d.shards_dir + "/.cgprep.tmp/tokenizer.model";
+      while (!done.load() && !fs::exists(staged)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      stop.store(SIGTERM);
+    });
+    std::string error;
+    try {
+      cg::run_prep(d, 2, &stop);
+    } catch (const cg::Error& e) {
+      error = e.what();
+    }
+    done = true;
+    asker.join();
+    return error;
+  };
+  cg::DataConfig d = small_config(dir + "/new/shards");
+  d.val_csv = d.test_csv = "";
+  d.max_rows = 0;
+  d.copies = 8;
+  // Into a folder that was not there: it goes, and the parents the run made for it.
+  std::string error = stopped_run(d, false);
+  EXPECT_NE(error.find("stopped by signal 15 (SIGTERM) before the shards were written; nothing of this run was kept "
+                       "and " + d.shards_dir + ", which it made, is removed"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(dir + "/new"));
+  // Asked before anything was made: nothing is.
+  error = stopped_run(d, true);
+  EXPECT_NE(error.find("stopped by signal 15 (SIGTERM)"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(dir + "/new"));
+  // Into a folder of an earlier run's shards: they stay as they were.
+  cg::DataConfig first = small_config(dir + "/old");
+  first.max_rows = 30;
+  first.test_csv = "";
+  cg::run_prep(first, 2);
+  const auto before = files_of(dir + "/old");
+  ASSERT_TRUE(before.count("train-00000.h5") && before.count("val-00000.h5") && before.count("tokenizer.model"));
+  d.shards_dir = dir + "/old";
+  error = stopped_run(d, false);
+  EXPECT_NE(error.find("stopped by signal 15 (SIGTERM) before the shards were written; nothing of this run was kept "
+                       "and " + d.shards_dir + "'s earlier shards are as they were"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(dir + "/old/.cgprep.tmp"));
+  EXPECT_EQ(files_of(dir + "/old"), before);
 }
 
 // Shards of a split the run does not write are an earlier run's: removed, so that cgtrain cannot validate on them.
