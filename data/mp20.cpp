@@ -194,12 +194,13 @@ std::string source_sha256(const std::string& path) {
   return sha256_hex(list.data(), list.size());
 }
 
-DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads) {
+DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads, const std::atomic<int>* stop) {
   std::vector<Crystal>& cs = *crystals;
   const bool spglib = have_spglib();
   std::vector<int8_t> formula(cs.size(), 0), spacegroup(cs.size(), 0);  // 1: derived here; spacegroup -1: none found
   parallel_chunks(0, int64_t(cs.size()), 16, threads, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
+      if (stop && stop->load(std::memory_order_relaxed) != 0) return;
       Crystal& c = cs[size_t(i)];
       if (c.formula.empty() && !c.species.empty()) {
         c.formula = pymatgen_reduced_formula(species_amounts(c.species)).first;

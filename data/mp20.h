@@ -3,6 +3,7 @@
 // material_id and cif are required; a property column the file lacks (other CDVAE datasets, a user's own CSV) leaves
 // that property unknown for every row.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -53,13 +54,17 @@ inline constexpr double kMaterialsProjectSymprec = 0.1;
 // without the pretty_formula or spacegroup.number column, or with an empty cell): the formula as Materials Project's
 // pretty_formula writes it (pymatgen's reduced formula) and the space group spglib finds at symprec 0.1 Å and 5°
 // (Materials Project's setting). Values the source gives are kept as they are. Energies and band gaps cannot be
-// derived and stay unknown. `threads` workers (spglib takes 2-16 ms a crystal).
-DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads);
+// derived and stay unknown. `threads` workers (spglib takes ~8 ms a crystal). `stop` (a signal number, 0: none) set
+// while it runs: it returns early, some crystals filled in and the rest not; the caller, who asked it to stop, discards
+// them.
+DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
+                                    const std::atomic<int>* stop = nullptr);
 
 // A folder of CIF files (*.cif, *.cif.gz, the extension in any case; not subfolders) in name order, or one such file,
 // each structure data block one row:
 // material_id "<file name without .cif[.gz]>" ("<name>/<block>" in files of several blocks), properties unknown (all
-// five in missing_columns; derive_properties fills in formula and space group). Unreadable blocks are skipped with their reason (strict: the first one throws). Throws
+// five in missing_columns; derive_properties fills in formula and space group). Unreadable blocks are skipped with
+// their reason (strict: the first one throws). Throws
 // when the folder holds no CIF file.
 Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows = 0, bool strict = false);
 // True when `dir` is a folder holding at least one *.cif / *.cif.gz file.

@@ -215,7 +215,8 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
     spdlog::info("{}: {} rows read from {}, {} crystals, {} skipped ({:.1f}s)", w.name, p.rows_read, w.csv,
                  p.crystals.size(), p.skipped.size(), std::chrono::duration<double>(Clock::now() - t).count());
     t = Clock::now();
-    derived.push_back(derive_properties(&p.crystals, threads));
+    derived.push_back(derive_properties(&p.crystals, threads, stop));
+    stop_if_asked();
     const DerivedProperties& dp = derived.back();
     if (dp.formulas > 0 || dp.spacegroups > 0)
       spdlog::info("{}: derived from the structures where {} gives none: the formula of {} crystal(s), the space "

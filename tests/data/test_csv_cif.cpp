@@ -688,6 +688,13 @@ TEST(Mp20, DerivedPropertiesAreMaterialsProjects) {
     EXPECT_EQ(serial[i].formula, bare[i].formula);
     EXPECT_EQ(serial[i].spacegroup, bare[i].spacegroup);
   }
+  // A stop asked before it starts (cgprep's signal flag): nothing is derived.
+  std::vector<cg::Crystal> stopped = mp.crystals;
+  for (auto& c : stopped) c.formula.clear(), c.spacegroup.reset();
+  const std::atomic<int> stop{15};
+  const cg::DerivedProperties none_done = cg::derive_properties(&stopped, 2, &stop);
+  EXPECT_EQ(none_done.formulas + none_done.spacegroups + none_done.no_spacegroup, 0);
+  EXPECT_TRUE(stopped[0].formula.empty());
   // What the source gives is kept, and nothing is derived for it: MP-20's own rows come back unchanged.
   std::vector<cg::Crystal> given = mp.crystals;
   given[0].formula = "Xx9";  // not what the structure says, but what the source says
