@@ -228,6 +228,15 @@ DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
   return d;
 }
 
+std::string derived_summary(const DerivedProperties& d) {
+  std::string out;
+  if (d.formulas > 0) out = fmt::format("the formula of {} crystal(s)", d.formulas);
+  if (d.spacegroups > 0)
+    out += fmt::format("{}the space group (spglib at {} A, as Materials Project) of {}", out.empty() ? "" : ", ",
+                       kMaterialsProjectSymprec, d.spacegroups);
+  return out;
+}
+
 Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict) {
   if (std::filesystem::is_directory(path) || is_cif_file(path)) return read_cif_folder(path, max_rows, strict);
   const std::string text = read_maybe_gz(path);
@@ -238,8 +247,9 @@ Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict) {
     throw Error(std::string(e.what()) + " (in " + path + ")");
   }
   if (!split.bad_properties.empty())
-    spdlog::warn("{}: {} row(s) have a property cell that is no valid number; those properties are left unknown and "
-                 "the crystals kept (the first: row {}: {})", path, split.bad_properties.size(),
+    spdlog::warn("{}: {} row(s) have a property cell that is no valid number; those properties are left unknown (a "
+                 "formula or space group is then derived from the structure where cgprep or sample.conditions_from "
+                 "read it) and the crystals kept (the first: row {}: {})", path, split.bad_properties.size(),
                  split.bad_properties[0].row, split.bad_properties[0].reason);
   return split;
 }

@@ -60,6 +60,10 @@ inline constexpr double kMaterialsProjectSymprec = 0.1;
 DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
                                     const std::atomic<int>* stop = nullptr);
 
+// What was derived, for a log line: "the formula of 60 crystal(s), the space group (spglib at 0.1 A, as Materials
+// Project) of 58" (parts with a count of 0 left out).
+std::string derived_summary(const DerivedProperties& d);
+
 // A folder of CIF files (*.cif, *.cif.gz, the extension in any case; not subfolders) in name order, or one such file,
 // each structure data block one row:
 // material_id "<file name without .cif[.gz]>" ("<name>/<block>" in files of several blocks), properties unknown (all

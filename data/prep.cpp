@@ -219,13 +219,18 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
     stop_if_asked();
     const DerivedProperties& dp = derived.back();
     if (dp.formulas > 0 || dp.spacegroups > 0)
-      spdlog::info("{}: derived from the structures where {} gives none: the formula of {} crystal(s), the space "
-                   "group (spglib at {} A, as Materials Project) of {} ({:.1f}s)", w.name, w.csv, dp.formulas,
-                   kMaterialsProjectSymprec, dp.spacegroups, std::chrono::duration<double>(Clock::now() - t).count());
-    if (dp.no_spacegroup > 0)
-      spdlog::warn("{}: {} crystal(s) have no space group: {}", w.name, dp.no_spacegroup,
-                   have_spglib() ? "spglib finds none (atoms closer than 0.1 A?); their prompts never state one"
+      spdlog::info("{}: derived from the structures where {} gives none: {} ({:.1f}s)", w.name, w.csv,
+                   derived_summary(dp), std::chrono::duration<double>(Clock::now() - t).count());
+    if (dp.no_spacegroup > 0) {
+      std::vector<std::string> ids;  // the first few, to look at
+      for (const auto& c : p.crystals)
+        if (!c.spacegroup && ids.size() < 5) ids.push_back(c.id);
+      spdlog::warn("{}: {} crystal(s) have no space group ({}{}): {}; their prompts never state one (nor, where no "
+                   "other property is known, the formula: a prompt states it only beside another)", w.name,
+                   dp.no_spacegroup, fmt::join(ids, ", "), dp.no_spacegroup > int64_t(ids.size()) ? ", ..." : "",
+                   have_spglib() ? "spglib finds none at 0.1 A (e.g. atoms closer than that, or a degenerate cell)"
                                  : "this build has no spglib (install libsymspg-dev and rebuild to derive them)");
+    }
     std::vector<std::string> unknown;  // columns the file lacks that were not derived either
     for (const auto& col : p.missing_columns)
       if (col != std::string("pretty_formula") && (col != std::string("spacegroup.number") || !have_spglib()))

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <thread>
 #include <random>
 
 #include "common/error.h"
@@ -66,7 +67,18 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
     if (!trained_form(formula, s.condition_on.size() > (formula ? 1u : 0u)))
       warn_untrained_form(formula, formula ? "another key to sample.condition_on" : "formula to sample.condition_on");
     std::vector<GenerationConditions> rows;
-    const Mp20Split split = read_mp20(path);
+    Mp20Split split = read_mp20(path);
+    // A CIF folder, or a CSV without those columns: formula and space group derived as cgprep derives them for
+    // training, so conditions read from such a split are the ones a model trained on it saw.
+    const bool spacegroup =
+        std::find(s.condition_on.begin(), s.condition_on.end(), "spacegroup") != s.condition_on.end();
+    if (formula || spacegroup) {
+      const DerivedProperties d =
+          derive_properties(&split.crystals, int(std::max(1u, std::thread::hardware_concurrency())));
+      if (d.formulas > 0 || d.spacegroups > 0)
+        spdlog::info("cgsample: sample.conditions_from={}: derived from the structures where {} gives none (as "
+                     "cgprep does): {}", s.conditions_from, path, derived_summary(d));
+    }
     std::map<std::string, int64_t> left_out;  // why -> rows
     if (!split.skipped.empty()) left_out["a crystal that does not read"] = int64_t(split.skipped.size());
     for (const auto& r : split.crystals) {

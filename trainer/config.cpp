@@ -198,8 +198,9 @@ void visit_config(Config& c, F&& f) {
   f("sample.e_above_hull", &s.e_above_hull, "condition: energy above hull (eV/atom); empty: not given",
     number_or_empty());
   f("sample.conditions_from", &s.conditions_from,
-    "draw each sample's conditions from a row of this CSV (a path, or data.test_csv / data.val_csv / data.train_csv: "
-    "that key's value), as the paper's conditional evaluation; empty: the fixed sample.formula ... keys", any());
+    "draw each sample's conditions from a row of this CSV or CIF folder (a path, or data.test_csv / data.val_csv / "
+    "data.train_csv: that key's value), as the paper's conditional evaluation; formula and space group derived where "
+    "it gives none, as cgprep does; empty: the fixed sample.formula ... keys", any());
   f("sample.condition_on", &s.condition_on,
     "with sample.conditions_from: the row attributes each prompt states (rows lacking one are not drawn)",
     nonempty_one_of({"formula", "spacegroup", "formation_energy", "band_gap", "e_above_hull"}));

@@ -10,7 +10,9 @@
 #include "data/mp20.h"
 #include "data/prompt.h"
 #include "sampler/conditions.h"
+#include "sampler/cif_writer.h"
 #include "sampler/eval_report.h"
+#include "sampler/sample_jobs.h"
 #include "sampler/sample_record.h"
 #include "sampler/symmetry.h"
 #include "tests/sampler/crystals.h"
@@ -261,6 +263,30 @@ TEST(Conditions, CgevalReadsThemFromSamplePrompts) {
     EXPECT_NE(md.find("| space group as asked (3 items, symprec 0.1 Å) | 33.33% |"), std::string::npos) << md;
     EXPECT_NE(report_json(r).find("\"spacegroup_accuracy\""), std::string::npos);
   }
+}
+
+// sample.conditions_from a folder of CIFs: their formula and space group derived as cgprep derives them for training
+// (spglib's rock salt is Fm-3m, 225; CsCl Pm-3m, 221), one row's conditions per sample.
+TEST(Conditions, ConditionsFromACifFolderAreDerived) {
+  const test::TempDir dir("cg_test_conditions_cifs");
+  save_cif(dir / "nacl.cif", rock_salt());
+  save_cif(dir / "cscl.cif", cscl_type("Cs", "Cl"));
+  Config c;
+  c.sample.conditions_from = dir.path.string();
+  c.sample.condition_on = {"formula", "spacegroup"};
+  c.sample.num_samples = 4;
+  const std::vector<SampleJob> jobs = make_sample_jobs(c);
+  ASSERT_EQ(jobs.size(), 4u);
+  std::map<std::string, int> seen;  // "formula sg" -> prompts
+  for (const auto& j : jobs) {
+    const GenerationConditions k = conditions_of_prompt(j.prompt);
+    ASSERT_TRUE(k.formula) << j.prompt;
+    if (!have_spglib()) continue;
+    ASSERT_TRUE(k.spacegroup) << j.prompt;
+    ++seen[*k.formula + " " + std::to_string(*k.spacegroup)];
+  }
+  if (!have_spglib()) return;
+  EXPECT_EQ(seen, (std::map<std::string, int>{{"CsCl 221", 2}, {"NaCl 225", 2}}));
 }
 
 }  // namespace
