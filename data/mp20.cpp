@@ -159,10 +159,16 @@ Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict)
   for (const auto& f : files) {
     const std::string id = stems[cif_stem(f)] > 1 ? f.filename().string() : cif_stem(f);
     std::vector<CifBlockResult> blocks;
-    try {
-      blocks = parse_cif_blocks(read_maybe_gz(f.string()), id);
-    } catch (const Error& e) {  // unreadable: missing permission, a truncated .gz, a dangling symlink
-      blocks.push_back({id, false, {}, id + ": " + message_of(e)});
+    std::error_code ec;
+    if (std::filesystem::is_symlink(f, ec) && !std::filesystem::exists(f, ec)) {  // no setting names it: say what
+      blocks.push_back({id, false, {}, fmt::format("{}: {} is a link to {}, which does not exist", id, f.string(),
+                                                   std::filesystem::read_symlink(f, ec).string())});
+    } else {
+      try {
+        blocks = parse_cif_blocks(read_maybe_gz(f.string()), id);
+      } catch (const Error& e) {  // unreadable: missing permission, a truncated .gz
+        blocks.push_back({id, false, {}, id + ": " + message_of(e)});
+      }
     }
     for (auto& block : blocks) {
       if (max_rows > 0 && out.rows_read >= max_rows) return out;
