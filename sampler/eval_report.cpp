@@ -123,9 +123,11 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
     }
     // The reference's own spacegroup.number column, or spglib's groups where it has none (a CIF folder).
     std::vector<int> ref_numbers;
+    bool ref_from_spglib = false;
     if (reference) {
       const auto numbered = [](const Crystal& c) { return c.spacegroup.has_value(); };
       const bool column = std::any_of(reference->begin(), reference->end(), numbered);
+      ref_from_spglib = !column;
       if (!column)
         spdlog::info("cgeval: the reference has no space group numbers: spglib finds them ({} crystals)",
                      reference->size());
@@ -134,6 +136,7 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
         ref_numbers.push_back(column ? (*reference)[i].spacegroup.value_or(0) : ref_groups.number(i));
     }
     r.symmetry = space_group_report(numbers, reference ? &ref_numbers : nullptr, opts.symprec);
+    r.symmetry->ref_from_spglib = ref_from_spglib;
     spdlog::info("cgeval: space groups: {} of {} valid crystals assigned, {} P1{}", r.symmetry->found,
                  r.symmetry->crystals,
                  r.symmetry->found > 0 ? fmt::format("{:.1f}%", 100 * r.symmetry->share(1)) : "n/a",
@@ -235,6 +238,7 @@ std::string report_json(const EvalReport& r) {
       j["space_groups"]["total_variation"] = g.tv;
       j["space_groups"]["ref_p1_share"] = g.ref_share(1);
       j["space_groups"]["ref_counts"] = ref_counts;
+      j["space_groups"]["ref_groups"] = g.ref_from_spglib ? "spglib" : "spacegroup.number";
     }
   }
   if (r.conditions) {
@@ -290,7 +294,11 @@ std::string report_markdown(const EvalReport& r) {
     s += fmt::format("| space groups of valid crystals (spglib, {} Å): distinct / P1 share | {} / {}{} |\n",
                      g.symprec, g.counts.size(), g.found > 0 ? fmt::format("{:.2f}%", 100 * g.share(1)) : "n/a",
                      g.tv >= 0 ? fmt::format(" (reference {:.2f}%)", 100 * g.ref_share(1)) : "");
-    if (g.tv >= 0) s += fmt::format("| space group TV (ours; vs the reference's spacegroup.number) | {:.3f} |\n", g.tv);
+    if (g.tv >= 0)
+      s += fmt::format("| space group TV (ours; vs {}) | {:.3f} |\n",
+                       g.ref_from_spglib ? fmt::format("spglib's groups of the reference at {} Å", g.symprec)
+                                         : std::string("the reference's spacegroup.number"),
+                       g.tv);
   }
   if (r.conditions) {
     const ConditionReport& c = *r.conditions;

@@ -125,6 +125,13 @@ TEST(SpaceGroup, HistogramAgainstTheReferenceColumn) {
   ASSERT_TRUE(rb.symmetry);
   EXPECT_EQ(rb.symmetry->ref_counts, (std::map<int, int64_t>{{221, 1}, {225, 1}}));
   EXPECT_NEAR(rb.symmetry->tv, 0.5 * (std::fabs(1.0 / 3 - 0.5) + std::fabs(2.0 / 3 - 0.5)), 1e-12);
+  // ... and the report says whose groups they are.
+  EXPECT_NE(report_markdown(rb).find("| space group TV (ours; vs spglib's groups of the reference at 0.1 Å) |"),
+            std::string::npos) << report_markdown(rb);
+  EXPECT_NE(report_json(rb).find("\"ref_groups\": \"spglib\""), std::string::npos) << report_json(rb);
+  EXPECT_NE(report_markdown(r).find("| space group TV (ours; vs the reference's spacegroup.number) |"),
+            std::string::npos) << report_markdown(r);
+  EXPECT_NE(report_json(r).find("\"ref_groups\": \"spacegroup.number\""), std::string::npos);
   EvalOptions off;
   off.spacegroups = false;
   EXPECT_FALSE(evaluate(in, nullptr, &ref, off).symmetry);
