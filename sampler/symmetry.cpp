@@ -5,7 +5,6 @@
 #include <cmath>
 #include <vector>
 
-
 namespace cg {
 
 SpaceGroupCache::SpaceGroupCache(const std::vector<Crystal>& crystals, double symprec)
