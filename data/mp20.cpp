@@ -243,6 +243,19 @@ std::string derived_summary(const DerivedProperties& d) {
   return out;
 }
 
+std::string property_counts_json(const std::vector<Crystal>& crystals) {
+  int64_t formula = 0, sg = 0, fe = 0, gap = 0, ehull = 0;
+  for (const auto& c : crystals) {
+    formula += !c.formula.empty();
+    sg += c.spacegroup.has_value();
+    fe += c.formation_energy_per_atom.has_value();
+    gap += c.band_gap.has_value();
+    ehull += c.e_above_hull.has_value();
+  }
+  return fmt::format(R"({{"crystals": {}, "formula": {}, "spacegroup": {}, "formation_energy": {}, "band_gap": {}, )"
+                     R"("e_above_hull": {}}})", crystals.size(), formula, sg, fe, gap, ehull);
+}
+
 Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict) {
   if (std::filesystem::is_directory(path) || is_cif_file(path)) return read_cif_folder(path, max_rows, strict);
   const std::string text = read_maybe_gz(path);

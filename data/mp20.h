@@ -64,6 +64,10 @@ DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
 // Project) of 58" (parts with a count of 0 left out).
 std::string derived_summary(const DerivedProperties& d);
 
+// How many of `crystals` carry each property a prompt can state, as a JSON object named as sample.condition_on names
+// them: {"crystals": 3, "formula": 3, "spacegroup": 3, "formation_energy": 0, "band_gap": 0, "e_above_hull": 0}.
+std::string property_counts_json(const std::vector<Crystal>& crystals);
+
 // A folder of CIF files (*.cif, *.cif.gz, the extension in any case; not subfolders) in name order, or one such file,
 // each structure data block one row:
 // material_id "<file name without .cif[.gz]>" ("<name>/<block>" in files of several blocks), properties unknown (all

@@ -369,6 +369,7 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
       meta.source_path = w.csv;
       meta.source_sha256 = source_sha256(w.csv);
       meta.derived_properties = derived[si].what;
+      meta.property_counts = property_counts_json(p.crystals);
       meta.rows_read = p.rows_read;
       meta.rows_used = int64_t(used_rows.size());
       meta.rows_skipped = meta.rows_read - meta.rows_used;

@@ -40,6 +40,11 @@ struct ShardMeta {
   // without the column), as DerivedProperties::what says it; "" when none were (then the attribute is not written,
   // as shards of an older cgprep lack it).
   std::string derived_properties;
+  // How many of the split's crystals carry each property a prompt can state, as JSON: {"crystals": n, "formula": n,
+  // "spacegroup": n, "formation_energy": n, "band_gap": n, "e_above_hull": n} (property_counts_json); "" in shards of
+  // an older cgprep. cgtrain copies the train split's into each checkpoint (training_data.json), so cgsample can say
+  // which conditions a model never saw in training.
+  std::string property_counts;
   int64_t rows_read = 0;          // data rows looked at
   int64_t rows_used = 0;          // rows that produced samples
   int64_t rows_skipped = 0;       // rows_read - rows_used

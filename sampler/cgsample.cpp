@@ -4,6 +4,7 @@
 //   mpirun -np 2 cgsample CONFIG.yaml parallel.tp=2          (all tp ranks draw the same tokens)
 //   mpirun -np 4 cgsample CONFIG.yaml parallel.tp=2          (dp 2: samples split over 2 tp groups, same output)
 #include <signal.h>
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -46,6 +48,7 @@
 #include "sampler/sample_record.h"
 #include "sampler/sampling_model.h"
 #include "trainer/config.h"
+#include "trainer/checkpoint_dir.h"
 #include "trainer/train_export.h"
 #include "trainer/train_model.h"
 
@@ -86,14 +89,63 @@ std::optional<cg::Config> adapter_training_config(const std::string& adapter) {
   }
 }
 
-// Prompts stating an energy or a band gap to a model trained on CIF files alone ask for something it never learned:
-// cgprep derives a CIF's formula and space group from the structure, but nothing else (docs/formats.md).
+// The training_data record (trainer/train_export.h) of the model sampled: of sample.adapter (a step folder, a run
+// folder's latest checkpoint, a PEFT folder cgexport wrote), else of a merged export in model.hf_dir (its adapter/).
+// "" where none is found (a checkpoint of an older build, a model of another tool, a plain base).
+std::string model_training_data(const cg::Config& c) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const std::string& a = c.sample.adapter;
+  if (!a.empty()) {
+    if (std::string r = cg::recorded_training_data(a); !r.empty()) return r;
+    if (fs::is_directory(fs::path(a) / "checkpoints", ec))
+      if (const auto latest = cg::find_latest_complete(a)) return cg::recorded_training_data(latest->path);
+    return "";
+  }
+  if (!c.model.hf_dir.empty()) return cg::recorded_training_data((fs::path(c.model.hf_dir) / "adapter").string());
+  return "";
+}
+
+// Conditions the model's training prompts never stated (its training data carried no such property) ask for
+// something it never learned: said, from the training_data record of its checkpoint. Checkpoints of older builds have
+// none: there a model trained on CIF files (data.train_csv a folder) is assumed to know formula and space group only.
 void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::SampleJob>& jobs) {
-  const bool conditioned = std::any_of(jobs.begin(), jobs.end(), [](const cg::SampleJob& j) {
+  std::set<std::string> asked;  // as sample.condition_on names them
+  for (const auto& j : jobs) {
     const cg::GenerationConditions k = cg::conditions_of_prompt(j.prompt);
-    return k.formation_energy_per_atom || k.band_gap || k.e_above_hull;
-  });
-  if (!conditioned) return;
+    if (k.formula) asked.insert("formula");
+    if (k.spacegroup) asked.insert("spacegroup");
+    if (k.formation_energy_per_atom) asked.insert("formation_energy");
+    if (k.band_gap) asked.insert("band_gap");
+    if (k.e_above_hull) asked.insert("e_above_hull");
+  }
+  if (asked.empty()) return;
+  const std::string what = !c.sample.adapter.empty() ? "sample.adapter " + c.sample.adapter
+                                                      : "model.hf_dir " + c.model.hf_dir;
+  const auto record = nlohmann::json::parse(model_training_data(c), nullptr, false);
+  if (record.is_object() && record.contains("property_counts") && record["property_counts"].is_object()) {
+    const nlohmann::json& counts = record["property_counts"];
+    const auto count = [&](const char* key) { return counts.value(key, int64_t(0)); };
+    std::vector<std::string> never;
+    for (const auto& p : asked) {
+      // A training prompt states the formula only beside another property.
+      const bool stated = p == "formula" ? count("formula") > 0 && (count("spacegroup") > 0 ||
+                                                                    count("formation_energy") > 0 ||
+                                                                    count("band_gap") > 0 || count("e_above_hull") > 0)
+                                         : count(p.c_str()) > 0;
+      if (!stated) never.push_back(p);
+    }
+    if (!never.empty())
+      spdlog::warn("cgsample: the prompts state {}, but {} was trained on data where no crystal carried {} ({}: {} "
+                   "crystals), so its training prompts never stated {}: the model never learned to follow {}; "
+                   "condition on what its data carried, or train on data with those properties (docs/formats.md)",
+                   fmt::join(never, ", "), what, never.size() > 1 ? "them" : "it",
+                   record.value("source_path", std::string("its train split")), counts.value("crystals", int64_t(0)),
+                   never.size() > 1 ? "them" : "it", never.size() > 1 ? "them" : "it");
+    return;
+  }
+  // No record: the run's data.train_csv, where its config can be found.
+  if (!asked.count("formation_energy") && !asked.count("band_gap") && !asked.count("e_above_hull")) return;
   const std::optional<cg::Config> trained = adapter_training_config(c.sample.adapter);
   if (!trained || trained->data.train_csv.empty()) return;
   const std::string& src = trained->data.train_csv;

@@ -25,6 +25,7 @@
 #include "common/sha256.h"
 #include "lora/lora_linear.h"
 #include "lora/peft.h"
+#include "data/shard.h"
 #include "model/base_sample.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
@@ -216,6 +217,8 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
     nlohmann::ordered_json j = {{"checkpoint", src.checkpoint}, {"run_dir", src.run_dir}};
     if (!tok_bytes.empty()) j[kSourceTokenizerKey] = sha256_hex(tok_bytes.data(), tok_bytes.size());
     if (!recorded.empty()) j[model::kBaseSampleKey] = nlohmann::ordered_json::parse(recorded);
+    if (const std::string data = recorded_training_data(ck.path); !data.empty())
+      j[kTrainingDataKey] = nlohmann::ordered_json::parse(data, nullptr, false);
     // Paths need not be UTF-8, JSON must: bytes that are not become U+FFFD.
     write_file_atomic(adapter_dir + "/" + kAdapterSourceFile,
                       j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
@@ -312,6 +315,22 @@ MergedFrom peft_adapter_record(const std::string& peft_dir) {
     }
   }
   return m;
+}
+
+std::string training_data_json(const ShardMeta& meta, const std::string& shards_dir) {
+  nlohmann::ordered_json j = {{"shards_dir", shards_dir}, {"source_path", meta.source_path},
+                              {"source_sha256", meta.source_sha256}, {"derived_properties", meta.derived_properties}};
+  const auto counts = nlohmann::ordered_json::parse(meta.property_counts, nullptr, false);
+  j["property_counts"] = counts.is_object() ? counts : nlohmann::ordered_json(nullptr);
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";  // paths need not be UTF-8
+}
+
+std::string recorded_training_data(const std::string& folder) {
+  const fs::path step_file = fs::path(folder) / kTrainingDataFile, src = fs::path(folder) / kAdapterSourceFile;
+  if (fs::is_regular_file(step_file)) return read_file(step_file.string(), kTrainingDataFile);
+  if (!fs::is_regular_file(src)) return "";
+  const auto j = nlohmann::json::parse(read_file(src.string(), kAdapterSourceFile), nullptr, false);
+  return j.is_object() && j.contains(kTrainingDataKey) ? j[kTrainingDataKey].dump() : "";
 }
 
 std::string recorded_base_sample(const std::string& folder) {

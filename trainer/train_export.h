@@ -6,6 +6,8 @@
 
 namespace cg {
 
+struct ShardMeta;  // data/shard.h
+
 struct ExportOptions {
   std::string run_dir;          // a cgtrain train.run_dir (config.yaml + checkpoints/)
   int64_t step = -1;            // checkpoint step; < 0: the newest complete one
@@ -45,6 +47,16 @@ std::string merged_twice(const std::string& hf_dir, const MergedFrom& candidate,
 // folder (model::kBaseSampleFile) and cgexport in a PEFT folder's kAdapterSourceFile (model::kBaseSampleKey); "" when
 // there is none (a random base, a checkpoint of an older build, an adapter of another tool).
 std::string recorded_base_sample(const std::string& folder);
+// What a run trained on, as cgtrain records it in each step folder (kTrainingDataFile) and cgexport copies into an
+// adapter's kAdapterSourceFile (kTrainingDataKey): {"shards_dir", "source_path", "source_sha256",
+// "derived_properties", "property_counts": the train shards' ShardMeta::property_counts, or null from an older cgprep}.
+inline constexpr const char* kTrainingDataFile = "training_data.json";
+inline constexpr const char* kTrainingDataKey = "training_data";
+// That record of the train shards described by `meta`, read from `shards_dir`.
+std::string training_data_json(const ShardMeta& meta, const std::string& shards_dir);
+// The record of `folder` (a step folder's kTrainingDataFile, a PEFT folder's kAdapterSourceFile key); "" when there is
+// none (a checkpoint of an older build, an adapter of another tool).
+std::string recorded_training_data(const std::string& folder);
 // Why the adapter `what`, trained on the base sampled as `recorded`, does not belong on model.hf_dir=`hf_dir`
 // (sampled as `now`): "<what> was trained on other weights than model.hf_dir=<hf_dir> holds: <the values that differ>";
 // "" when they are one base (or nothing was recorded).

@@ -335,6 +335,8 @@ int train(const Config& cfg) {
   check_shards(tok_hash, meta, meta, tok_path, cfg);
   if (lead) warn_data_settings(cfg, meta);
   if (lead) warn_data_source(cfg, meta, "data.train_csv", cfg.data.train_csv);
+  // What the model learns from, in every checkpoint: cgsample warns of conditions its training prompts never stated.
+  const std::string training_data = training_data_json(meta, cfg.data.shards_dir);
   const int64_t vocab = meta.vocab_size;  // the tokenizer's, as cgprep recorded it
   const model::LlamaConfig lc = train_llama_config(cfg, vocab);
   // More rows than pieces (a base with an added <pad> row, or one padded to a multiple) is fine: those ids never
@@ -489,6 +491,7 @@ int train(const Config& cfg) {
   };
   std::vector<std::string> ckpt_files{"config.yaml", "model_config.json", kCheckpointTokenizer};
   if (!m.base_sample.empty()) ckpt_files.push_back(model::kBaseSampleFile);
+  ckpt_files.push_back(kTrainingDataFile);
   for (int r = 0; r < dims.world; ++r) ckpt_files.push_back(rank_file_name(r));
   auto save = [&] {
     const double t0 = now_s();
@@ -507,6 +510,7 @@ int train(const Config& cfg) {
             // model.hf_dir with, wherever it has moved.
             if (!m.base_sample.empty())
               write_file_durable(dir + "/" + model::kBaseSampleFile, m.base_sample.data(), m.base_sample.size());
+            write_file_durable(dir + "/" + kTrainingDataFile, training_data.data(), training_data.size());
           }
         },
         [&](bool ok) { return !any_rank(!ok, dims); }, std::max<int64_t>(1, cfg.checkpoint.keep_last), ckpt_files);

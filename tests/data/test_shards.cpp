@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <spdlog/fmt/fmt.h>
 #include <thread>
 
 #include "common/durable_file.h"
@@ -19,6 +20,7 @@
 #include "data/csv.h"
 #include "data/elements.h"
 #include "data/loader.h"
+#include "data/mp20.h"
 #include "data/prompt.h"
 #include "data/space_groups.h"
 #include "data/prep.h"
@@ -248,6 +250,14 @@ TEST(Prep, EndToEndOnMp20Rows) {
     EXPECT_EQ(m.tokenizer_sha256, tok.hash());
     EXPECT_EQ(m.vocab_size, tok.vocab_size());
     EXPECT_EQ(m.source_sha256, cg::sha256_file(std::string(CG_SOURCE_DIR) + "/data/mp20/" + split + ".csv.gz"));
+    {  // property_counts against the split's own cells
+      const cg::Mp20Split mp = cg::read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/" + split + ".csv.gz", 120);
+      const auto counts = nlohmann::json::parse(m.property_counts);
+      EXPECT_EQ(counts["crystals"], mp.crystals.size());
+      EXPECT_EQ(counts["band_gap"], std::count_if(mp.crystals.begin(), mp.crystals.end(),
+                                                  [](const cg::Crystal& c) { return c.band_gap.has_value(); }));
+      EXPECT_EQ(counts["spacegroup"], mp.crystals.size());
+    }
     auto settings = nlohmann::json::parse(m.settings_json);
     EXPECT_EQ(settings["augment"]["translate"], true);
     EXPECT_EQ(settings["text"]["angle_mode"], "round");
@@ -466,6 +476,11 @@ TEST(Prep, ACifFolderTrainsFormulaAndSpaceGroupPrompts) {
                                                       "symprec 0.1 A, 5 degrees)"
                                                     : "formula (pymatgen's reduced formula); no spacegroup (built "
                                                       "without spglib)");
+  // What the split carries, for cgtrain's training_data record: every crystal a formula and space group, nothing else.
+  EXPECT_EQ(nlohmann::json::parse(m.property_counts),
+            nlohmann::json::parse(fmt::format(R"({{"crystals": 60, "formula": 60, "spacegroup": {}, )"
+                                              R"("formation_energy": 0, "band_gap": 0, "e_above_hull": 0}})",
+                                              cg::have_spglib() ? 60 : 0)));
   // Material ids in name order (read_cif_folder's row order) to match rows to MP's columns.
   std::vector<std::string> ids;
   for (const auto& [k, v] : mp) ids.push_back(k);

@@ -152,6 +152,18 @@ grep -q "sample.adapter" "$D/cifad_fs.err"  # it did get as far as the adapter
 if grep -q "trained on CIF files" "$D/cifad_fs.err"; then echo "warned of formula and space group" >&2; exit 1; fi
 "$B/sampler/cgsample" "$@" sample.adapter="$D/cifad" sample.out_dir="$D/cifad_out" 2>"$D/cifad_unc.err" || true
 if grep -q "trained on CIF files" "$D/cifad_unc.err"; then echo "warned without conditions" >&2; exit 1; fi
+# With the training_data record cgtrain writes into every step folder: the conditions its data never carried are
+# named, wherever the data went (a formula is stated only beside another property that was carried).
+mkdir -p "$D/recad"
+printf '{"source_path": "/gone/data.csv", "property_counts": {"crystals": 7, "formula": 7, "spacegroup": 0, %s}}\n' \
+  '"formation_energy": 7, "band_gap": 0, "e_above_hull": 0' > "$D/recad/training_data.json"
+cp "$D/shards/tokenizer.model" "$D/recad/"
+"$B/sampler/cgsample" "$@" sample.adapter="$D/recad" sample.formula=NaCl sample.spacegroup=225 sample.band_gap=1.5 \
+  sample.out_dir="$D/recad_out" 2>"$D/recad.err" || true
+grep -q "the prompts state band_gap, spacegroup, but sample.adapter $D/recad was trained on data where no crystal carried them (/gone/data.csv: 7 crystals)" "$D/recad.err"
+"$B/sampler/cgsample" "$@" sample.adapter="$D/recad" sample.formula=NaCl sample.formation_energy=-1.5 \
+  sample.out_dir="$D/recad_out" 2>"$D/recad_ok.err" || true
+if grep -q "no crystal carried" "$D/recad_ok.err"; then echo "warned of carried properties" >&2; exit 1; fi
 # A run that fails before it writes anything (a base that is not there) leaves no folder behind.
 if "$B/sampler/cgsample" "$@" model.hf_dir="$D/no_such_hf" sample.out_dir="$D/never" 2>"$D/never.err"; then
   echo "cgsample ran without its base" >&2; exit 1; fi

@@ -662,6 +662,15 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   EXPECT_TRUE(std::any_of(man.files.begin(), man.files.end(), [](const auto& f) { return f.path == "base_sample.json"; }));
   EXPECT_EQ(read_text(d + "/run/checkpoints/step-10/base_sample.json"), sample);
   EXPECT_EQ(nlohmann::json::parse(read_text(d + "/out/adapter/cgtrain_source.json"))["base_sample"].dump(), sample);
+  // So does what it was trained on: the train shards' property counts, for cgsample's check of the conditions asked.
+  EXPECT_TRUE(std::any_of(man.files.begin(), man.files.end(),
+                          [](const auto& f) { return f.path == "training_data.json"; }));
+  const auto trained_on = nlohmann::json::parse(read_text(d + "/run/checkpoints/step-10/training_data.json"));
+  EXPECT_EQ(trained_on["property_counts"],
+            nlohmann::json::parse(cg::read_shard_meta(s + "/shards/train-00000.h5").property_counts));
+  EXPECT_EQ(trained_on["property_counts"]["spacegroup"], 512);
+  EXPECT_EQ(trained_on["shards_dir"], s + "/shards");
+  EXPECT_EQ(nlohmann::json::parse(read_text(d + "/out/adapter/cgtrain_source.json"))["training_data"], trained_on);
   // The base's weights in bf16 elsewhere are the same base; shifted by 0.01 (a fine-tune of it) they are not: a merge
   // into those is refused before anything is written.
   cg::test::write_base_variant(s + "/hf", d + "/bf16", "BF16", 0);
