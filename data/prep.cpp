@@ -193,8 +193,8 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
     const int sig = stop ? stop->load(std::memory_order_relaxed) : 0;
     if (sig == 0) return;
     CG_FAIL("stopped by signal {} ({}) before the shards were written; nothing of this run was kept and {}", sig,
-            signal_name(sig), dir_existed ? d.shards_dir + "'s earlier shards are as they were"
-                                          : d.shards_dir + ", which it made, is removed");
+            signal_name(sig), dir_existed ? d.shards_dir + " is as it was"
+                                          : d.shards_dir + ", which it made, is removed (with any parent it made)");
   };
   const auto asked_to_stop = [&] { return stop && stop->load(std::memory_order_relaxed) != 0; };
   stop_if_asked();

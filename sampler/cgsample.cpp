@@ -123,39 +123,61 @@ void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::Sa
   const std::string what = !c.sample.adapter.empty() ? "sample.adapter " + c.sample.adapter
                                                       : "model.hf_dir " + c.model.hf_dir;
   const auto record = nlohmann::json::parse(model_training_data(c), nullptr, false);
-  if (record.is_object() && record.contains("property_counts") && record["property_counts"].is_object()) {
-    const nlohmann::json& counts = record["property_counts"];
-    const auto count = [&](const char* key) { return counts.value(key, int64_t(0)); };
-    std::vector<std::string> never;
+  const nlohmann::json* counts = record.is_object() && record.contains("property_counts") &&
+                                         record["property_counts"].is_object()
+                                     ? &record["property_counts"]
+                                     : nullptr;
+  const auto count = [&](const std::string& key) -> int64_t {  // -1: not a count (a record of another making)
+    const auto it = counts->find(key);
+    return it != counts->end() && it->is_number_integer() ? it->get<int64_t>() : -1;
+  };
+  if (counts) {
+    std::vector<std::string> never, said;
     for (const auto& p : asked) {
       // A training prompt states the formula only beside another property.
-      const bool stated = p == "formula" ? count("formula") > 0 && (count("spacegroup") > 0 ||
-                                                                    count("formation_energy") > 0 ||
-                                                                    count("band_gap") > 0 || count("e_above_hull") > 0)
-                                         : count(p.c_str()) > 0;
-      if (!stated) never.push_back(p);
+      const bool stated = p == "formula" ? count("formula") != 0 && (count("spacegroup") != 0 ||
+                                                                     count("formation_energy") != 0 ||
+                                                                     count("band_gap") != 0 || count("e_above_hull") != 0)
+                                         : count(p) != 0;
+      if (stated) continue;
+      never.push_back(p);
+      said.push_back(fmt::format("{} {}", p, count(p)));
     }
+    const char* them = never.size() > 1 ? "them" : "it";
+    const std::string source = record.contains("source_path") && record["source_path"].is_string()
+                                   ? record["source_path"].get<std::string>()
+                                   : std::string("its train split");
     if (!never.empty())
-      spdlog::warn("cgsample: the prompts state {}, but {} was trained on data where no crystal carried {} ({}: {} "
-                   "crystals), so its training prompts never stated {}: the model never learned to follow {}; "
-                   "condition on what its data carried, or train on data with those properties (docs/formats.md)",
-                   fmt::join(never, ", "), what, never.size() > 1 ? "them" : "it",
-                   record.value("source_path", std::string("its train split")), counts.value("crystals", int64_t(0)),
-                   never.size() > 1 ? "them" : "it", never.size() > 1 ? "them" : "it");
+      spdlog::warn("cgsample: the prompts state {}, but the training prompts of {} never stated {} ({}, {} crystals: "
+                   "{}{}): the model never learned to follow {}; condition on what its data carried, or train on "
+                   "data with those properties (docs/formats.md)", fmt::join(never, ", "), what, them, source,
+                   count("crystals") >= 0 ? std::to_string(count("crystals")) : std::string("?"),
+                   fmt::join(said, ", "),
+                   std::count(never.begin(), never.end(), "formula") ? "; a formula is stated only beside another "
+                                                                       "property"
+                                                                     : "",
+                   them);
     return;
   }
-  // No record: the run's data.train_csv, where its config can be found.
+  // No counts (a checkpoint of an older build, or shards of an older cgprep): the source the record names, else the
+  // run's data.train_csv where its config can be found; a CIF folder carries no energy or band gap.
   if (!asked.count("formation_energy") && !asked.count("band_gap") && !asked.count("e_above_hull")) return;
-  const std::optional<cg::Config> trained = adapter_training_config(c.sample.adapter);
-  if (!trained || trained->data.train_csv.empty()) return;
-  const std::string& src = trained->data.train_csv;
+  std::string src, whose = "the source its record names";
+  if (record.is_object() && record.contains("source_path") && record["source_path"].is_string())
+    src = record["source_path"].get<std::string>();
+  if (src.empty()) {
+    const std::optional<cg::Config> trained = adapter_training_config(
+        !c.sample.adapter.empty() ? c.sample.adapter : (std::filesystem::path(c.model.hf_dir) / "adapter").string());
+    if (!trained || trained->data.train_csv.empty()) return;
+    src = trained->data.train_csv;
+    whose = "data.train_csv of its run";
+  }
   std::error_code ec;
   if (std::filesystem::is_directory(src, ec) || cg::is_cif_file(src))
-    spdlog::warn("cgsample: the prompts state an energy or a band gap, but sample.adapter {} was trained on CIF "
-                 "files ({}: data.train_csv of its run), which carry no such property (cgprep derives only their "
-                 "formula and space group), so its training prompts never stated one: the model never learned to "
-                 "follow them; condition on formula and space group alone, or train on a CSV with the property "
-                 "columns (docs/formats.md)", c.sample.adapter, src);
+    spdlog::warn("cgsample: the prompts state an energy or a band gap, but {} was trained on CIF files ({}: {}), "
+                 "which carry no such property (cgprep derives only their formula and space group), so its training "
+                 "prompts never stated one: the model never learned to follow them; condition on formula and space "
+                 "group alone, or train on a CSV with the property columns (docs/formats.md)", what, src, whose);
 }
 
 // cgsample replaces <out>/cifs and <out>/eval with this run's: only where an earlier cgsample wrote them (its

@@ -160,10 +160,31 @@ printf '{"source_path": "/gone/data.csv", "property_counts": {"crystals": 7, "fo
 cp "$D/shards/tokenizer.model" "$D/recad/"
 "$B/sampler/cgsample" "$@" sample.adapter="$D/recad" sample.formula=NaCl sample.spacegroup=225 sample.band_gap=1.5 \
   sample.out_dir="$D/recad_out" 2>"$D/recad.err" || true
-grep -q "the prompts state band_gap, spacegroup, but sample.adapter $D/recad was trained on data where no crystal carried them (/gone/data.csv: 7 crystals)" "$D/recad.err"
+msg="the training prompts of sample.adapter $D/recad never stated them"
+grep -qF "the prompts state band_gap, spacegroup, but $msg (/gone/data.csv, 7 crystals: band_gap 0, spacegroup 0)" \
+  "$D/recad.err"
 "$B/sampler/cgsample" "$@" sample.adapter="$D/recad" sample.formula=NaCl sample.formation_energy=-1.5 \
   sample.out_dir="$D/recad_out" 2>"$D/recad_ok.err" || true
-if grep -q "no crystal carried" "$D/recad_ok.err"; then echo "warned of carried properties" >&2; exit 1; fi
+if grep -q "never stated" "$D/recad_ok.err"; then echo "warned of carried properties" >&2; exit 1; fi
+# Formula and band gap of a model whose data carried formulas alone: the formula was never stated either.
+printf '{"property_counts": {"crystals": 3, "formula": 3, "spacegroup": 0, "formation_energy": 0, "band_gap": 0, %s}}\n' \
+  '"e_above_hull": 0' > "$D/recad/training_data.json"
+"$B/sampler/cgsample" "$@" sample.adapter="$D/recad" sample.formula=NaCl sample.band_gap=1.5 \
+  sample.out_dir="$D/recad_out" 2>"$D/recad_f.err" || true
+grep -qF "the prompts state band_gap, formula, but $msg (its train split, 3 crystals: band_gap 0, formula 3; a formula \
+is stated only beside another property)" "$D/recad_f.err"
+# A count that is no number (a record of another making): no warning of it, and no failure before the model load.
+printf '{"property_counts": {"crystals": 3, "band_gap": "x"}}\n' > "$D/recad/training_data.json"
+"$B/sampler/cgsample" "$@" sample.adapter="$D/recad" sample.formula=NaCl sample.band_gap=1.5 \
+  sample.out_dir="$D/recad_out" 2>"$D/recad_x.err" || true
+if grep -q "never stated" "$D/recad_x.err"; then echo "warned of a count that is no number" >&2; exit 1; fi
+grep -q "sample.adapter" "$D/recad_x.err"  # it went on to the adapter
+# A record of shards from an older cgprep (no counts) that names a CIF folder as their source: the folder is read.
+printf '{"source_path": "%s", "property_counts": null}\n' "$D/cifs_only" > "$D/recad/training_data.json"
+"$B/sampler/cgsample" "$@" sample.adapter="$D/recad" sample.formula=NaCl sample.band_gap=1.5 \
+  sample.out_dir="$D/recad_out" 2>"$D/recad_src.err" || true
+grep -qF "but sample.adapter $D/recad was trained on CIF files ($D/cifs_only: the source its record names)" \
+  "$D/recad_src.err"
 # A run that fails before it writes anything (a base that is not there) leaves no folder behind.
 if "$B/sampler/cgsample" "$@" model.hf_dir="$D/no_such_hf" sample.out_dir="$D/never" 2>"$D/never.err"; then
   echo "cgsample ran without its base" >&2; exit 1; fi
