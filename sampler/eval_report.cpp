@@ -121,22 +121,23 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
       numbers.push_back(space_groups.number(i));
       r.items[i].spacegroup = std::max(0, numbers.back());
     }
-    // The reference's own spacegroup.number column, or spglib's groups where it has none (a CIF folder).
+    // The reference's own spacegroup.number column, and spglib's groups where it has none (a CIF folder, empty
+    // cells), as cgprep derives them.
     std::vector<int> ref_numbers;
-    bool ref_from_spglib = false;
+    int64_t by_spglib = 0;
     if (reference) {
-      const auto numbered = [](const Crystal& c) { return c.spacegroup.has_value(); };
-      const bool column = std::any_of(reference->begin(), reference->end(), numbered);
-      ref_from_spglib = !column;
-      if (!column)
-        spdlog::info("cgeval: the reference has no space group numbers: spglib finds them ({} crystals)",
-                     reference->size());
       SpaceGroupCache ref_groups(*reference, opts.symprec);
-      for (size_t i = 0; i < reference->size(); ++i)
-        ref_numbers.push_back(column ? (*reference)[i].spacegroup.value_or(0) : ref_groups.number(i));
+      by_spglib = std::count_if(reference->begin(), reference->end(), [](const Crystal& c) { return !c.spacegroup; });
+      if (by_spglib > 0)
+        spdlog::info("cgeval: {} of {} reference crystals have no space group number: spglib finds theirs",
+                     by_spglib, reference->size());
+      for (size_t i = 0; i < reference->size(); ++i) {
+        const Crystal& c = (*reference)[i];
+        ref_numbers.push_back(c.spacegroup ? *c.spacegroup : ref_groups.number(i));
+      }
     }
     r.symmetry = space_group_report(numbers, reference ? &ref_numbers : nullptr, opts.symprec);
-    r.symmetry->ref_from_spglib = ref_from_spglib;
+    r.symmetry->ref_from_spglib = by_spglib;
     spdlog::info("cgeval: space groups: {} of {} valid crystals assigned, {} P1{}", r.symmetry->found,
                  r.symmetry->crystals,
                  r.symmetry->found > 0 ? fmt::format("{:.1f}%", 100 * r.symmetry->share(1)) : "n/a",
@@ -238,7 +239,9 @@ std::string report_json(const EvalReport& r) {
       j["space_groups"]["total_variation"] = g.tv;
       j["space_groups"]["ref_p1_share"] = g.ref_share(1);
       j["space_groups"]["ref_counts"] = ref_counts;
-      j["space_groups"]["ref_groups"] = g.ref_from_spglib ? "spglib" : "spacegroup.number";
+      j["space_groups"]["ref_groups"] = g.ref_from_spglib == 0                ? "spacegroup.number"
+                                        : g.ref_from_spglib == g.ref_rows ? "spglib"
+                                                                          : "spacegroup.number, spglib where empty";
     }
   }
   if (r.conditions) {
@@ -296,8 +299,11 @@ std::string report_markdown(const EvalReport& r) {
                      g.tv >= 0 ? fmt::format(" (reference {:.2f}%)", 100 * g.ref_share(1)) : "");
     if (g.tv >= 0)
       s += fmt::format("| space group TV (ours; vs {}) | {:.3f} |\n",
-                       g.ref_from_spglib ? fmt::format("spglib's groups of the reference at {} Å", g.symprec)
-                                         : std::string("the reference's spacegroup.number"),
+                       g.ref_from_spglib == 0 ? std::string("the reference's spacegroup.number")
+                       : g.ref_from_spglib == g.ref_rows
+                           ? fmt::format("spglib's groups of the reference at {} Å", g.symprec)
+                           : fmt::format("the reference's spacegroup.number, spglib's at {} Å for its {} without",
+                                         g.symprec, g.ref_from_spglib),
                        g.tv);
   }
   if (r.conditions) {

@@ -36,6 +36,7 @@ SpaceGroupReport space_group_report(const std::vector<int>& numbers, const std::
       ++r.counts[n];
     }
   if (ref_numbers == nullptr) return r;
+  r.ref_rows = int64_t(ref_numbers->size());
   for (int n : *ref_numbers)
     if (n > 0) {
       ++r.ref_crystals;

@@ -38,7 +38,9 @@ struct SpaceGroupReport {
   int64_t ref_crystals = 0;         // reference rows with a space group number
   std::map<int, int64_t> ref_counts;
   double tv = -1;                   // total variation between the two normalised histograms; -1: no reference
-  bool ref_from_spglib = false;     // the reference had no spacegroup.number column: its groups are spglib's
+  int64_t ref_rows = 0;             // reference crystals looked at
+  int64_t ref_from_spglib = 0;      // of them, those without a spacegroup.number (a CIF folder, an empty cell):
+                                    // spglib's group
   double symprec = 0.1;
   double share(int number) const { return found > 0 ? double(counts.count(number) ? counts.at(number) : 0) / found : 0; }
   double ref_share(int number) const {

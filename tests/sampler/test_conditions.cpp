@@ -94,7 +94,7 @@ TEST(SpaceGroup, HistogramAgainstTheReferenceColumn) {
   std::vector<Crystal> ref(4);
   ref[0].spacegroup = 225;
   ref[1].spacegroup = 1;
-  ref[2].spacegroup = 1;  // ref[3]: no number, left out
+  ref[2].spacegroup = 1;  // ref[3]: no number and no atoms (spglib finds none): left out
   const std::vector<int> ref_numbers = {225, 1, 1, 0};
   const SpaceGroupReport g = space_group_report({225, 225, 1, 0}, &ref_numbers, 0.1);
   EXPECT_EQ(g.crystals, 4);
@@ -129,9 +129,20 @@ TEST(SpaceGroup, HistogramAgainstTheReferenceColumn) {
   EXPECT_NE(report_markdown(rb).find("| space group TV (ours; vs spglib's groups of the reference at 0.1 Å) |"),
             std::string::npos) << report_markdown(rb);
   EXPECT_NE(report_json(rb).find("\"ref_groups\": \"spglib\""), std::string::npos) << report_json(rb);
-  EXPECT_NE(report_markdown(r).find("| space group TV (ours; vs the reference's spacegroup.number) |"),
-            std::string::npos) << report_markdown(r);
-  EXPECT_NE(report_json(r).find("\"ref_groups\": \"spacegroup.number\""), std::string::npos);
+  const std::vector<Crystal> numbered(ref.begin(), ref.begin() + 3);  // every one with its number
+  const EvalReport rn = evaluate(in, nullptr, &numbered, {});
+  EXPECT_NE(report_markdown(rn).find("| space group TV (ours; vs the reference's spacegroup.number) |"),
+            std::string::npos) << report_markdown(rn);
+  EXPECT_NE(report_json(rn).find("\"ref_groups\": \"spacegroup.number\""), std::string::npos);
+  // A reference with some cells empty: those crystals' groups are spglib's, and the report says so.
+  std::vector<Crystal> mixed = {rock_salt(), cscl_type("Cs", "Cl")};
+  mixed[0].spacegroup = 225;
+  const EvalReport rm = evaluate(in, nullptr, &mixed, {});
+  ASSERT_TRUE(rm.symmetry);
+  EXPECT_EQ(rm.symmetry->ref_counts, (std::map<int, int64_t>{{221, 1}, {225, 1}}));
+  EXPECT_NE(report_markdown(rm).find("| space group TV (ours; vs the reference's spacegroup.number, spglib's at 0.1 Å "
+                                     "for its 1 without) |"), std::string::npos) << report_markdown(rm);
+  EXPECT_NE(report_json(rm).find("\"ref_groups\": \"spacegroup.number, spglib where empty\""), std::string::npos);
   EvalOptions off;
   off.spacegroups = false;
   EXPECT_FALSE(evaluate(in, nullptr, &ref, off).symmetry);
