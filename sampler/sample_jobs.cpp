@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <map>
-#include <thread>
 #include <random>
+#include <thread>
 
 #include "common/error.h"
 #include "data/crystal_text.h"

@@ -23,9 +23,9 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "data/shard.h"
 #include "lora/lora_linear.h"
 #include "lora/peft.h"
-#include "data/shard.h"
 #include "model/base_sample.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
@@ -325,20 +325,26 @@ std::string training_data_json(const ShardMeta& meta, const std::string& shards_
   return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";  // paths need not be UTF-8
 }
 
-std::string recorded_training_data(const std::string& folder) {
-  const fs::path step_file = fs::path(folder) / kTrainingDataFile, src = fs::path(folder) / kAdapterSourceFile;
-  if (fs::is_regular_file(step_file)) return read_file(step_file.string(), kTrainingDataFile);
+namespace {
+
+// A record cgtrain keeps in a step folder as `file` and cgexport copies into a PEFT folder's kAdapterSourceFile under
+// `key`: the file's text, else that key's JSON; "" when `folder` has neither.
+std::string recorded(const std::string& folder, const char* file, const char* key) {
+  const fs::path step_file = fs::path(folder) / file, src = fs::path(folder) / kAdapterSourceFile;
+  if (fs::is_regular_file(step_file)) return read_file(step_file.string(), file);
   if (!fs::is_regular_file(src)) return "";
   const auto j = nlohmann::json::parse(read_file(src.string(), kAdapterSourceFile), nullptr, false);
-  return j.is_object() && j.contains(kTrainingDataKey) ? j[kTrainingDataKey].dump() : "";
+  return j.is_object() && j.contains(key) ? j[key].dump() : "";
+}
+
+}  // namespace
+
+std::string recorded_training_data(const std::string& folder) {
+  return recorded(folder, kTrainingDataFile, kTrainingDataKey);
 }
 
 std::string recorded_base_sample(const std::string& folder) {
-  const fs::path step_file = fs::path(folder) / model::kBaseSampleFile, src = fs::path(folder) / kAdapterSourceFile;
-  if (fs::is_regular_file(step_file)) return read_file(step_file.string(), model::kBaseSampleFile);
-  if (!fs::is_regular_file(src)) return "";
-  const auto j = nlohmann::json::parse(read_file(src.string(), kAdapterSourceFile), nullptr, false);
-  return j.is_object() && j.contains(model::kBaseSampleKey) ? j[model::kBaseSampleKey].dump() : "";
+  return recorded(folder, model::kBaseSampleFile, model::kBaseSampleKey);
 }
 
 std::string other_base(const std::string& recorded, const std::string& now, const std::string& what,
