@@ -75,7 +75,8 @@ Loader Loader::from_shards(const std::string& dir, const std::string& split, Loa
     if (i == 0) first = m;
     CG_CHECK(m.tokenizer_sha256 == first.tokenizer_sha256 && m.settings_json == first.settings_json &&
              m.source_sha256 == first.source_sha256 && m.derived_properties == first.derived_properties,
-             "shard '{}' was made with another tokenizer, settings or source CSV than {}: rerun cgprep into a "
+             "shard '{}' was made with another tokenizer, settings or source CSV (or derived properties) than {}: "
+             "rerun cgprep into a "
              "clean data.shards_dir", paths[i], paths[0]);
     // Shards of one cgprep run are numbered 0..n-1 and each knows n: leftovers of another run (e.g. one that wrote
     // more shards, or failed half-way) would otherwise be read as data, duplicating or mixing samples.

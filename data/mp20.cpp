@@ -225,12 +225,11 @@ DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
     d.spacegroups += spacegroup[i] == 1;
     d.no_spacegroup += spacegroup[i] == -1;
   }
-  std::vector<std::string> what;
-  if (d.formulas > 0) what.push_back("formula (pymatgen's reduced formula)");
+  if (d.formulas > 0) d.what = "formula (pymatgen's reduced formula)";
   if (d.spacegroups > 0 || d.no_spacegroup > 0)
-    what.push_back(spglib ? fmt::format("spacegroup (spglib, symprec {} A, 5 degrees)", kMaterialsProjectSymprec)
-                          : std::string("no spacegroup (built without spglib)"));
-  for (const auto& w : what) d.what += (d.what.empty() ? "" : "; ") + w;
+    d.what += (d.what.empty() ? "" : "; ") +
+              (spglib ? fmt::format("spacegroup (spglib, symprec {} A, 5 degrees)", kMaterialsProjectSymprec)
+                      : std::string("no spacegroup (built without spglib)"));
   return d;
 }
 
