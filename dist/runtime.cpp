@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 
 #include "common/omp_env.h"
 #include "dist/check.h"
@@ -144,6 +145,30 @@ void check_same_as_rank0(const std::string& text, const std::string& what,
   CG_FAIL("rank {} was given another {} than rank 0{}{}: every rank of a job must run the same tool with the same "
           "config file and overrides, and read the same model.hf_dir (its config.json and weights): a node with its own "
           "copy of a file that differs, or mpirun's MPMD ':' with other arguments, does not", differs, what, why.empty() ? "" : ": ", why);
+}
+
+std::string rank0_text(const std::function<std::string()>& make) {
+  if (!g_initialised || g_runtime.world == 1) return make();
+  // One broadcast: a byte saying which ('t' text, 'e' error message), then it.
+  std::string sent;
+  std::exception_ptr failed;
+  if (g_runtime.rank == 0) {
+    try {
+      sent = "t" + make();
+    } catch (const std::exception& e) {
+      failed = std::current_exception();
+      sent = std::string("e") + e.what();
+    } catch (...) {
+      failed = std::current_exception();
+      sent = "eunknown exception";
+    }
+  }
+  std::string got = broadcast_string(sent, 0);
+  if (got.empty() || got[0] != 't') {
+    if (failed) std::rethrow_exception(failed);
+    throw Error(got.empty() ? std::string("rank 0 sent nothing") : got.substr(1));
+  }
+  return got.substr(1);
 }
 
 const Runtime& runtime() {

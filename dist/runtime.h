@@ -33,6 +33,12 @@ std::string duplicate_gpu_message(const std::vector<std::string>& ids);
 void check_same_as_rank0(const std::string& text, const std::string& what,
                          const std::function<std::string(const std::string&, const std::string&)>& describe);
 
+// Collective over all ranks: rank 0 runs `make` and every rank returns its text; no other rank runs it (work that
+// every rank would repeat, such as reading and deriving a data file). When `make` throws on rank 0, every rank
+// throws an error of the same message (rank 0 its own exception), so each reports it as run_main ends the job and
+// none waits for a text that never comes.
+std::string rank0_text(const std::function<std::string()>& make);
+
 // Print `msg` on stderr with the rank, then MPI_Abort: every rank exits, none hangs. A job of one rank just exits.
 [[noreturn]] void abort_all(const std::string& msg, int code = 1);
 

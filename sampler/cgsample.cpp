@@ -39,6 +39,7 @@
 #include "dist/parallel_dims.h"
 #include "dist/cpu_threads.h"
 #include "dist/runtime.h"
+#include "sampler/agreed_jobs.h"
 #include "sampler/cif_writer.h"
 #include "sampler/conditions.h"
 #include "sampler/eval_input.h"
@@ -307,7 +308,9 @@ int run(int argc, char** argv) {
 
   const std::string tok_path = cg::sampling_tokenizer_path(c);
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
-  const std::vector<SampleJob> jobs = cg::make_sample_jobs(c);  // before the model: a bad CSV must not cost a 70B load
+  // Before the model: a bad CSV must not cost a 70B load. Made on rank 0 alone (a CIF folder's space groups take
+  // spglib over every crystal), its error reported on every rank.
+  const std::vector<SampleJob> jobs = cg::agreed_sample_jobs(c);
   say_what_is_kept_on_stop(rt.rank, int(dims.dp), int64_t(jobs.size()));
   if (rt.rank == 0) warn_conditions_never_trained(c, jobs);
   // Nor an unwritable folder, one of somebody else's files that the run would replace, or one another cgsample is

@@ -8,7 +8,8 @@
 #   cgsample greedy at tp 1 and under mpirun at tp 2 -> identical texts
 #   cgeval eval.invariance=true -> report.json has the invariance block
 #   cgeval on the NaCl / 225 conditioned samples -> report.json counts 8 conditioned items, formula matches as here
-#   cgsample sample.conditions_from=data.test_csv -> every prompt states a test row's formula, space group, band gap
+#   cgsample sample.conditions_from=data.test_csv -> every prompt states a test row's formula, space group, band gap;
+#     the same prompts at dp 2 (read on rank 0 alone), and rank 0's error on a missing file ends both ranks
 # usage: test_cgsample_e2e.sh BUILD_DIR SOURCE_DIR MPIEXEC
 set -eu
 B=$1; S=$2; MPIEXEC=$3
@@ -38,6 +39,19 @@ set -- model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.dev
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/rows" sample.max_new_tokens=40 sample.conditions_from=data.test_csv \
   sample.condition_on=[formula,spacegroup,band_gap] data.test_csv=data/mp20/test.csv.gz
 "$B/sampler/cgeval" log.level=warn eval.input="$D/rows" eval.train_csv="" eval.ref_csv="" >/dev/null
+# Under mpirun (dp 2) rank 0 alone reads the rows and sends the prompts: the same prompts as one process asks.
+"$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" \
+  sample.out_dir="$D/rows_dp2" sample.max_new_tokens=40 sample.conditions_from=data.test_csv \
+  sample.condition_on=[formula,spacegroup,band_gap] data.test_csv=data/mp20/test.csv.gz
+prompts() { "$PY" -c "import json, sys; print([json.loads(l)['prompt'] for l in open(sys.argv[1])])" "$1"; }
+[ "$(prompts "$D/rows/samples.jsonl")" = "$(prompts "$D/rows_dp2/samples.jsonl")" ] ||
+  { echo "prompts at dp 2 differ from one process's" >&2; exit 1; }
+# Rank 0's error there (the rows' file missing) ends every rank with its message, none waiting for the prompts.
+rc=0
+timeout 120 "$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" \
+  sample.out_dir="$D/gone_dp2" sample.conditions_from="$D/no_such_rows.csv" >"$D/gone_dp2.err" 2>&1 || rc=$?
+if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then echo "a missing conditions_from at 2 ranks: exit $rc" >&2; exit 1; fi
+grep -q "\[rank 0\] fatal: .*no_such_rows.csv" "$D/gone_dp2.err"
 "$B/sampler/cgeval" log.level=warn eval.input="$D/infill" eval.train_csv="" eval.ref_csv="" >/dev/null
 # A missing input: said so, and no <input>.eval folder left behind.
 if "$B/sampler/cgeval" eval.input="$D/nofile.jsonl" eval.train_csv="" eval.ref_csv="" 2>"$D/nofile.err" >&2; then
