@@ -10,15 +10,18 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "data/shard.h"
 #include "launch/sweep_plan.h"
 #include "launch/sweep_runner.h"
 #include "launch/sweep_slurm.h"
 #include "sampler/sample_jobs.h"
+#include "sampler/untrained_conditions.h"
 #include "trainer/config.h"
 
 namespace fs = std::filesystem;
@@ -69,9 +72,11 @@ void check_options(const CLI::App& app, int point, int64_t np, bool slurm, bool 
 // Each point's sample stage builds its prompts from its config before it loads a model; build them here for every
 // point (once per distinct sampling setting), so a bad sample.formula or conditions CSV fails before the first
 // point trains, and in a dry run.
-// configs[i]: plan.points[i]'s config, resolved.
-void check_sample_stages(const SweepPlan& plan, const std::vector<cg::Config>& configs) {
-  std::set<std::string> checked;
+// configs[i]: plan.points[i]'s config, resolved. Returns the conditions each point's prompts state
+// (cg::conditions_stated), indexed as plan.points.
+std::vector<std::set<std::string>> check_sample_stages(const SweepPlan& plan, const std::vector<cg::Config>& configs) {
+  std::map<std::string, std::set<std::string>> checked;  // data key | sample section -> conditions stated
+  std::vector<std::set<std::string>> stated;
   for (size_t i = 0; i < plan.points.size(); ++i) {
     const PlannedPoint& p = plan.points[i];
     // What make_sample_jobs reads: the point's data settings (its data key) and sample section, less the folders
@@ -81,13 +86,40 @@ void check_sample_stages(const SweepPlan& plan, const std::vector<cg::Config>& c
     sample.remove("adapter");
     YAML::Emitter text;
     text << sample;
-    if (!checked.insert(p.data_key + "|" + text.c_str()).second) continue;
+    const std::string key = p.data_key + "|" + text.c_str();
+    if (const auto it = checked.find(key); it != checked.end()) {
+      stated.push_back(it->second);
+      continue;
+    }
     try {
-      cg::make_sample_jobs(configs[i]);
+      stated.push_back(cg::conditions_stated(cg::make_sample_jobs(configs[i])));
     } catch (const std::exception& e) {
       CG_FAIL("sweep point {} ({}): its sample stage would fail: {}", p.index, p.name, e.what());
     }
+    checked[key] = stated.back();
   }
+  return stated;
+}
+
+// Right after a point's cgprep, before it trains: the conditions its sample stage states (`stated`) that no training
+// prompt of its shards states, said on cgsweep's own console (cgsample says it again in the point's logs/sample.log,
+// but only once the training is spent). `warned`: the shards folders and conditions already said, said once.
+void warn_untrained_conditions(const PlannedPoint& p, const std::set<std::string>& stated,
+                               std::set<std::string>* warned) {
+  if (stated.empty() || !warned->insert(fmt::format("{}|{}", p.shards_dir, fmt::join(stated, ","))).second) return;
+  cg::ShardMeta meta;
+  try {
+    meta = cg::read_shard_meta(cg::list_shards(p.shards_dir, "train").front());
+  } catch (const std::exception&) {
+    return;  // no train shard that reads: cgtrain says so
+  }
+  const auto u = cg::untrained_conditions(stated, meta.property_counts, meta.source_path);
+  if (!u || u->never.empty()) return;
+  const char* them = u->never.size() > 1 ? "them" : "it";
+  spdlog::warn("sweep point {} ({}): its sample stage's prompts state {}, but the training prompts of its shards {} "
+               "never state {} {}: the model it trains will not learn to follow {}; condition on what the data "
+               "carries, or train on data with those properties (docs/formats.md)", p.index, p.name,
+               fmt::join(u->never, ", "), p.shards_dir, them, u->counts, them);
 }
 
 // The eval stage's inputs that exist before it runs: its novelty and distribution references, and the test split of
@@ -200,8 +232,11 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (spec.sample) {
-    check_sample_stages(plan, configs);
+    const std::vector<std::set<std::string>> stated = check_sample_stages(plan, configs);
     check_eval_stages(plan, configs);
+    opt.prepared = [stated, warned = std::set<std::string>()](const PlannedPoint& p) mutable {
+      warn_untrained_conditions(p, stated[p.index], &warned);
+    };
   }
   // A refused sweep writes nothing: finished points whose config changed are found before any point.yaml is
   // (re)written, and a dry run writes none.

@@ -518,6 +518,8 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
     }
   }
 
+  if (opt.prepared && !opt.dry_run && !skip("train")) opt.prepared(p);  // before training is spent on the point
+
   const std::string launcher = opt.launcher.empty() ? default_launcher() : opt.launcher;
   if (!skip("train")) {
     std::vector<std::string> train = launcher_argv(launcher, plan.spec.np);

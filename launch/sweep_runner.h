@@ -8,6 +8,7 @@
 // sweep starts no further stage or point and exits 128 + N (75 when the stage saved and exited 75); after SIGUSR1
 // it stops likewise with kExitPreempted.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct RunOptions {
   std::string serial_launcher;         // prefix of the one-process stages (cgprep, cgexport, cgeval); empty: none
   bool keep_going = false;             // a failed point does not stop the sweep
   bool dry_run = false;                // write point.yaml files and print commands, run nothing
+  // Called once a point's shards are ready (its cgprep ran, or they were already there), before it trains; not in a
+  // dry run, nor for a point that resumes after training. cgsweep warns there of sample conditions the shards never
+  // carry. Empty: nothing.
+  std::function<void(const PlannedPoint&)> prepared;
 };
 
 // "mpirun [--allow-run-as-root when root] --oversubscribe --bind-to none -np {np}".

@@ -48,6 +48,7 @@
 #include "sampler/sample_jobs.h"
 #include "sampler/sample_record.h"
 #include "sampler/sampling_model.h"
+#include "sampler/untrained_conditions.h"
 #include "trainer/config.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/train_export.h"
@@ -111,61 +112,29 @@ std::string model_training_data(const cg::Config& c) {
 // something it never learned: said, from the training_data record of its checkpoint. Checkpoints of older builds have
 // none: there a model trained on CIF files (data.train_csv a folder) is assumed to know formula and space group only.
 void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::SampleJob>& jobs) {
-  std::set<std::string> asked;  // as sample.condition_on names them
-  for (const auto& j : jobs) {
-    const cg::GenerationConditions k = cg::conditions_of_prompt(j.prompt);
-    if (k.formula) asked.insert("formula");
-    if (k.spacegroup) asked.insert("spacegroup");
-    if (k.formation_energy_per_atom) asked.insert("formation_energy");
-    if (k.band_gap) asked.insert("band_gap");
-    if (k.e_above_hull) asked.insert("e_above_hull");
-  }
+  const std::set<std::string> asked = cg::conditions_stated(jobs);  // as sample.condition_on names them
   if (asked.empty()) return;
   const std::string what = !c.sample.adapter.empty() ? "sample.adapter " + c.sample.adapter
                                                       : "model.hf_dir " + c.model.hf_dir;
   const auto record = nlohmann::json::parse(model_training_data(c), nullptr, false);
-  const nlohmann::json* counts = record.is_object() && record.contains("property_counts") &&
-                                         record["property_counts"].is_object()
-                                     ? &record["property_counts"]
-                                     : nullptr;
-  const auto count = [&](const std::string& key) -> int64_t {  // -1: not a count (a record of another making)
-    const auto it = counts->find(key);
-    return it != counts->end() && it->is_number_integer() ? it->get<int64_t>() : -1;
-  };
-  if (counts) {
-    std::vector<std::string> never, said;
-    for (const auto& p : asked) {
-      // A training prompt states the formula only beside another property.
-      const bool stated = p == "formula" ? count("formula") != 0 && (count("spacegroup") != 0 ||
-                                                                     count("formation_energy") != 0 ||
-                                                                     count("band_gap") != 0 || count("e_above_hull") != 0)
-                                         : count(p) != 0;
-      if (stated) continue;
-      never.push_back(p);
-      said.push_back(fmt::format("{} {}", p, count(p)));
-    }
-    const char* them = never.size() > 1 ? "them" : "it";
-    const std::string source = record.contains("source_path") && record["source_path"].is_string()
-                                   ? record["source_path"].get<std::string>()
-                                   : std::string("its train split");
-    if (!never.empty())
-      spdlog::warn("cgsample: the prompts state {}, but the training prompts of {} never stated {} ({}, {} crystals: "
-                   "{}{}): the model never learned to follow {}; condition on what its data carried, or train on "
-                   "data with those properties (docs/formats.md)", fmt::join(never, ", "), what, them, source,
-                   count("crystals") >= 0 ? std::to_string(count("crystals")) : std::string("?"),
-                   fmt::join(said, ", "),
-                   std::count(never.begin(), never.end(), "formula") ? "; a formula is stated only beside another "
-                                                                       "property"
-                                                                     : "",
-                   them);
+  const std::string source = record.is_object() && record.contains("source_path") && record["source_path"].is_string()
+                                 ? record["source_path"].get<std::string>()
+                                 : "";
+  const std::string counts = record.is_object() && record.contains("property_counts")
+                                 ? record["property_counts"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                                 : "";
+  if (const auto u = cg::untrained_conditions(asked, counts, source)) {
+    const char* them = u->never.size() > 1 ? "them" : "it";
+    if (!u->never.empty())
+      spdlog::warn("cgsample: the prompts state {}, but the training prompts of {} never stated {} {}: the model never "
+                   "learned to follow {}; condition on what its data carried, or train on data with those properties "
+                   "(docs/formats.md)", fmt::join(u->never, ", "), what, them, u->counts, them);
     return;
   }
   // No counts (a checkpoint of an older build, or shards of an older cgprep): the source the record names, else the
   // run's data.train_csv where its config can be found; a CIF folder carries no energy or band gap.
   if (!asked.count("formation_energy") && !asked.count("band_gap") && !asked.count("e_above_hull")) return;
-  std::string src, whose = "the source its record names";
-  if (record.is_object() && record.contains("source_path") && record["source_path"].is_string())
-    src = record["source_path"].get<std::string>();
+  std::string src = source, whose = "the source its record names";
   if (src.empty()) {
     const std::optional<cg::Config> trained = adapter_training_config(
         !c.sample.adapter.empty() ? c.sample.adapter : (std::filesystem::path(c.model.hf_dir) / "adapter").string());

@@ -153,5 +153,37 @@ expect_rc 75 "requeue cap" env PATH="$T/fake:$PATH" CGSWEEP="$T/preempted" SLURM
 expect_out "already restarted 5000 times \(CG_MAX_REQUEUES=3\); not requeueing" "cap message"
 [ ! -e scontrol.calls ] && ok || bad "requeued past CG_MAX_REQUEUES"
 
+# --- sample conditions the training data never carries: said on cgsweep's console right after the point's cgprep,
+# before cgtrain, once per shards folder (the real cgprep on 40 rows of a CSV without a band_gap column; stub others).
+BUILD=$(cd "$2" && pwd)
+if [ -x "$BUILD/data/cgprep" ]; then
+  mkdir -p pbin
+  for t in cgtrain cgexport cgsample cgeval; do cp "bin/$t" pbin/; done
+  stub pbin/cgprep "exec '$BUILD/data/cgprep' \"\$@\""
+  python3 - "$SRC/data/mp20/test.csv.gz" nogap.csv <<'PY'
+import csv, gzip, sys
+with gzip.open(sys.argv[1], "rt", newline="") as f:
+    rows = list(csv.DictReader(f))[:40]
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "band_gap"], extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+PY
+  printf 'base: base.yaml\nsample: true\ngrid:\n  lora.r: [2, 4]\n' >gap.yaml
+  data=(data.train_csv=nogap.csv data.val_csv= data.test_csv= data.tokenizer=train data.tokenizer_vocab_size=512
+        eval.train_csv= eval.ref_csv= sample.formula=NaCl)
+  expect_rc 0 "a band gap the data lacks" "$CGSWEEP" gap.yaml --out-dir gap --bin-dir pbin --launcher env "${data[@]}" \
+    sample.band_gap=1.5
+  expect_out "sweep point 0 \(r2\): its sample stage's prompts state band_gap, but the training prompts of its \
+shards $T/gap/shards/data-[0-9a-f]+ never state it \(.*nogap.csv, 40 crystals: band_gap 0\)" "the band gap is named"
+  [ "$(grep -c "never state" "$EXPECT_LOG")" = 1 ] && ok || bad "not said once for two points of one shards folder"
+  warned=$(grep -n "never state" "$EXPECT_LOG" | cut -d: -f1)
+  trained=$(grep -n "\[train\]" "$EXPECT_LOG" | head -1 | cut -d: -f1)
+  [ -n "$warned" ] && [ -n "$trained" ] && [ "$warned" -lt "$trained" ] && ok || bad "not said before cgtrain"
+  expect_rc 0 "a space group the data has" "$CGSWEEP" gap.yaml --out-dir gap2 --bin-dir pbin --launcher env \
+    "${data[@]}" sample.spacegroup=225
+  grep -q "never state" "$EXPECT_LOG" && bad "warned of carried properties" || ok
+fi
+
 echo "$((n - fails))/$n cgsweep command-line checks passed"
 [ "$fails" -eq 0 ]

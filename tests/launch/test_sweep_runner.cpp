@@ -579,6 +579,34 @@ TEST(SweepRunner, FailedExportResumesThereWithoutTraining) {
   EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "done\n");
 }
 
+// RunOptions::prepared (where cgsweep warns of sample conditions the shards never carry) runs once a point's shards
+// are there and before it trains, whether its cgprep ran or an earlier point's made them; not in a dry run, nor for a
+// point that resumes after training.
+TEST(SweepRunner, PreparedRunsBetweenPrepAndTrain) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4, 8]\n");
+  RunOptions o = s.options();
+  o.prepared = [&](const PlannedPoint& p) { std::ofstream(s.calls, std::ios::app) << "prepared " << p.index << "\n"; };
+  RunOptions dry = o;
+  dry.dry_run = true;
+  ASSERT_EQ(run_sweep(plan, dry), 0);
+  EXPECT_EQ(count(slurp(s.calls), "prepared "), 0u);
+  ::setenv("STUB_EXPORT_RC", "3", 1);
+  const int rc = run_sweep(plan, o);
+  ::unsetenv("STUB_EXPORT_RC");
+  EXPECT_EQ(rc, 3);
+  std::string calls = slurp(s.calls);
+  EXPECT_EQ(count(calls, "prep "), 1u) << calls;
+  EXPECT_LT(calls.find("prep "), calls.find("prepared 0")) << calls;
+  EXPECT_LT(calls.find("prepared 0"), calls.find("train r=4")) << calls;
+  ASSERT_EQ(run_sweep(plan, o), 0);  // point 0 resumes at export; point 1's shards are there already
+  calls = slurp(s.calls);
+  EXPECT_EQ(count(calls, "prepared 0"), 1u) << calls;
+  EXPECT_EQ(count(calls, "prepared 1"), 1u) << calls;
+  EXPECT_LT(calls.find("prepared 1"), calls.find("train r=8")) << calls;
+  EXPECT_EQ(count(calls, "prep "), 1u) << calls;
+}
+
 TEST(SweepRunner, SampleKilledByUsr1IsPreemptedAndResumesThere) {
   StubSweep s;
   const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4, 8]\n");

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "data/mp20.h"
 #include "data/prompt.h"
@@ -15,6 +16,7 @@
 #include "sampler/sample_jobs.h"
 #include "sampler/sample_record.h"
 #include "sampler/symmetry.h"
+#include "sampler/untrained_conditions.h"
 #include "tests/sampler/crystals.h"
 #include "tests/test_util.h"
 
@@ -305,6 +307,36 @@ TEST(Conditions, ConditionsFromACifFolderAreDerived) {
   }
   if (!have_spglib()) return;
   EXPECT_EQ(seen, (std::map<std::string, int>{{"CsCl 221", 2}, {"NaCl 225", 2}}));
+}
+
+// The conditions no training prompt stated, by the train split's property counts (what cgsample and cgsweep warn of):
+// a property no crystal carried, a formula carried without any other property (a prompt states it only beside one).
+TEST(Conditions, UntrainedConditionsByPropertyCounts) {
+  GenerationConditions k;
+  k.formula = "NaCl";
+  k.band_gap = 1.5;
+  EXPECT_EQ(conditions_stated({{generation_prompt(k), ""}, {generation_prompt({}), ""}}),
+            (std::set<std::string>{"band_gap", "formula"}));
+  const std::string seven = R"({"crystals": 7, "formula": 7, "spacegroup": 0, "formation_energy": 7, "band_gap": 0, )"
+                            R"("e_above_hull": 0})";
+  auto u = untrained_conditions({"band_gap", "formula", "spacegroup"}, seven, "/gone/data.csv");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->never, (std::vector<std::string>{"band_gap", "spacegroup"}));
+  EXPECT_EQ(u->counts, "(/gone/data.csv, 7 crystals: band_gap 0, spacegroup 0)");
+  u = untrained_conditions({"formula", "formation_energy"}, seven, "");
+  ASSERT_TRUE(u);
+  EXPECT_TRUE(u->never.empty());
+  u = untrained_conditions({"band_gap", "formula"}, R"({"crystals": 3, "formula": 3, "spacegroup": 0, )"
+                           R"("formation_energy": 0, "band_gap": 0, "e_above_hull": 0})", "");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->never, (std::vector<std::string>{"band_gap", "formula"}));
+  EXPECT_EQ(u->counts, "(its train split, 3 crystals: band_gap 0, formula 3; a formula is stated only beside another "
+            "property)");
+  u = untrained_conditions({"band_gap"}, R"({"crystals": 3, "band_gap": "x"})", "");  // no count: not said
+  ASSERT_TRUE(u);
+  EXPECT_TRUE(u->never.empty());
+  EXPECT_FALSE(untrained_conditions({"band_gap"}, "", ""));  // shards of an older cgprep: nothing known
+  EXPECT_FALSE(untrained_conditions({"band_gap"}, "null", ""));
 }
 
 }  // namespace
