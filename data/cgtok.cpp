@@ -2,9 +2,12 @@
 //   cgtok llama-js  third_party/llama-tokenizer-js/llama-tokenizer.js OUT.model   (LLaMA-2's tokenizer)
 //   cgtok hf-json   tokenizer.json OUT.model                                     (any HF BPE tokenizer.json)
 //   cgtok encode    MODEL "text"      prints ids and pieces
+//   cgtok decode    MODEL ID...       prints the text of ids (as encode prints them, or a shard's tokens)
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -18,7 +21,9 @@ constexpr const char* kUsage =
     "  cgtok llama-js JS_FILE OUT.model   convert llama-tokenizer-js's llama-tokenizer.js (LLaMA-2's vocabulary\n"
     "                                     and merges) into a sentencepiece model with LLaMA-2's ids\n"
     "  cgtok hf-json TOKENIZER.json OUT.model   convert a Hugging Face BPE tokenizer.json the same way\n"
-    "  cgtok encode MODEL TEXT            print the ids and pieces of TEXT (BOS added)\n";
+    "  cgtok encode MODEL TEXT            print the ids and pieces of TEXT (BOS added)\n"
+    "  cgtok decode MODEL ID...           print the text of token ids (separate arguments or one argument with\n"
+    "                                     ids separated by spaces or commas, e.g. a row of a shard's tokens)\n";
 
 // The converted model never replaces its input, nor a file that holds something else (a model folder's own
 // tokenizer.model): either would be lost. The same bytes again are fine (a rerun).
@@ -38,6 +43,34 @@ void check_output(const std::string& in, const std::string& out, const std::stri
   CG_CHECK(!fs::exists(out, ec) || cg::read_file(out, "the existing output") == bytes, "the output {} exists and "
            "holds another file (another tokenizer.model?); remove it first if it is to be replaced, or give another "
            "path", out);
+}
+
+// Token ids from arguments that each hold one or more ids separated by spaces, commas or brackets ("1 450",
+// "[1, 450]"), as encode prints them or h5py shows a shard's row. Every id must be in the model's vocabulary.
+std::vector<int32_t> parse_ids(int argc, char** argv, const cg::Tokenizer& tok) {
+  std::vector<int32_t> ids;
+  for (int a = 3; a < argc; ++a) {
+    std::string arg = argv[a];
+    for (char& ch : arg)
+      if (ch == ',' || ch == '[' || ch == ']' || ch == '\t' || ch == '\n') ch = ' ';
+    std::istringstream in(arg);
+    for (std::string word; in >> word;) {
+      size_t used = 0;
+      long long id = -1;
+      try {
+        id = std::stoll(word, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      CG_CHECK(used == word.size() && id >= 0, "cgtok decode: '{}' is not a token id (ids are whole numbers >= 0, "
+               "separated by spaces or commas)", word);
+      CG_CHECK(id < tok.vocab_size(), "cgtok decode: id {} is outside this model's vocabulary of {} pieces (ids "
+               "0..{}): is it the tokenizer the ids were made with?", id, tok.vocab_size(), tok.vocab_size() - 1);
+      ids.push_back(static_cast<int32_t>(id));
+    }
+  }
+  CG_CHECK(!ids.empty(), "cgtok decode: no ids given");
+  return ids;
 }
 
 }  // namespace
@@ -61,6 +94,11 @@ int main(int argc, char** argv) {
       for (int32_t id : tok.encode(argv[3], true)) std::printf("%d\t%s\n", id, tok.piece(id).c_str());
       return 0;
     }
+    if (cmd == "decode" && argc >= 4) {
+      cg::Tokenizer tok = cg::Tokenizer::load(argv[2]);
+      std::printf("%s\n", tok.decode(parse_ids(argc, argv, tok)).c_str());
+      return 0;
+    }
     if (cmd == "--help" || cmd == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -69,8 +107,10 @@ int main(int argc, char** argv) {
       std::fputs("cgtok: no command given\n", stderr);
     else if (cmd == "llama-js" || cmd == "hf-json" || cmd == "encode")
       std::fprintf(stderr, "cgtok %s: takes 2 arguments, %d given\n", cmd.c_str(), argc - 2);
+    else if (cmd == "decode")
+      std::fprintf(stderr, "cgtok decode: takes a model and at least one id, %d arguments given\n", argc - 2);
     else
-      std::fprintf(stderr, "cgtok: unknown command '%s' (llama-js, hf-json or encode)\n", cmd.c_str());
+      std::fprintf(stderr, "cgtok: unknown command '%s' (llama-js, hf-json, encode or decode)\n", cmd.c_str());
     std::fputs(kUsage, stderr);
     return 2;
   } catch (const std::exception& e) {

@@ -35,5 +35,22 @@ mkdir adir
 expect_rc 1 "a folder as the output" "$CGTOK" hf-json tok.json adir
 expect_out "the output adir is a folder" "a folder output is named"
 
+# decode: the text of ids, as encode prints them, as separate arguments or one list; bad ids are named.
+text="Na 0.5 0.25"
+ids=$("$CGTOK" encode out.model "$text" | cut -f1)
+[ -n "$ids" ] && [ "$(echo "$ids" | head -1)" = 1 ] && ok || bad "encode printed no ids starting with BOS: $ids"
+[ "$("$CGTOK" decode out.model $ids)" = "$text" ] && ok || bad "decode of encode's ids (separate arguments) is not '$text'"
+list="[$(echo $ids | tr ' ' ',')]"
+[ "$("$CGTOK" decode out.model "$list")" = "$text" ] && ok || bad "decode of one list argument $list is not '$text'"
+[ "$("$CGTOK" decode out.model $(echo "$ids" | sed -n 3p))" != "$text" ] && ok || bad "decode of one id gave the whole text"
+# the fixture tokenizer.json (llama_style.json) has 274 pieces
+expect_rc 1 "an id outside the vocabulary" "$CGTOK" decode out.model 1 274
+expect_out "id 274 is outside this model's vocabulary of 274 pieces \\(ids 0..273\\)" "an out-of-vocabulary id is named"
+expect_rc 0 "the last id of the vocabulary" "$CGTOK" decode out.model 273
+expect_rc 1 "a word that is not an id" "$CGTOK" decode out.model 1 x2
+expect_out "'x2' is not a token id" "a non-id is named"
+expect_rc 2 "decode without ids" "$CGTOK" decode out.model
+expect_out "cgtok decode: takes a model and at least one id, 1 arguments given" "missing ids are named"
+
 echo "$((n - fails))/$n cgtok output checks passed"
 [ "$fails" -eq 0 ]
