@@ -120,7 +120,16 @@ std::string reason_key(const std::string& reason) {
     if (colon != std::string::npos && r.rfind(unit, 0) == 0 &&
         r.find_first_not_of("0123456789", std::strlen(unit)) == colon)
       r = r.substr(colon + 2), colon = r.find(": ");
-  if (r.size() > 160) r = r.substr(0, 160);
+  // A bound on the key, as reasons may quote input bytes: cut at a word, marked, never mid-word or mid-character.
+  constexpr size_t kMax = 240;
+  if (r.size() > kMax) {
+    size_t cut = r.rfind(' ', kMax);
+    if (cut == std::string::npos || cut < kMax / 2) {
+      cut = kMax;
+      while (cut > 0 && (static_cast<unsigned char>(r[cut]) & 0xC0) == 0x80) --cut;  // a UTF-8 continuation byte
+    }
+    r = r.substr(0, cut) + " …";
+  }
   return r;
 }
 

@@ -128,6 +128,21 @@ TEST(EvalReport, SamplesJsonlCountsUnparsedAsInvalidAndFindsDuplicates) {
   EXPECT_EQ(reason_key("mp-1: line 48: CIF item _x is given twice"), "CIF item _x is given twice");
   EXPECT_EQ(reason_key("row 7: empty material_id"), reason_key("row 12: empty material_id"));  // one count
   EXPECT_EQ(reason_key("row 7: empty material_id"), "empty material_id");
+  // A long reason is cut at a word and marked; one without spaces at a whole UTF-8 character.
+  std::string words;
+  while (words.size() < 300) words += "word" + std::to_string(words.size()) + " ";
+  const std::string cut_words = reason_key(words);
+  EXPECT_LE(cut_words.size(), 240u + 4);
+  EXPECT_EQ(cut_words.substr(cut_words.size() - 4), " \u2026");
+  EXPECT_EQ(words.compare(0, cut_words.size() - 4, cut_words, 0, cut_words.size() - 4), 0);
+  EXPECT_EQ(words[cut_words.size() - 4], ' ');  // the cut is at a space: no word is broken
+  std::string greek;
+  while (greek.size() < 300) greek += "\u03b1";  // two bytes each: 240 falls on a character's start
+  greek = "x" + greek;                          // now it falls inside one
+  const std::string cut_greek = reason_key(greek);
+  EXPECT_EQ(cut_greek.size(), 239u + 4);
+  EXPECT_EQ(cut_greek.compare(0, 239, greek, 0, 239), 0);
+  EXPECT_EQ(reason_key(std::string(240, 'a')), std::string(240, 'a'));  // at the bound: kept whole
   EXPECT_EQ(reason_key("s000012.cif: lattice lengths and angles form no cell (zero volume)"),
             reason_key("line 2: lattice lengths and angles form no cell (zero volume) (got '138 138 90')"));
   const std::vector<Crystal> train = {real[1]};
