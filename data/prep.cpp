@@ -366,7 +366,8 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
       meta.bos_id = tok.bos_id();
       meta.eos_id = tok.eos_id();
       meta.settings_json = settings;
-      meta.source_path = w.csv;
+      // Absolute, so the record means the same file wherever cgtrain, cgsample or a reader of a checkpoint runs.
+      meta.source_path = std::filesystem::absolute(w.csv).lexically_normal().string();
       meta.source_sha256 = source_sha256(w.csv);
       meta.derived_properties = derived[si].what;
       meta.property_counts = property_counts_json(p.crystals);

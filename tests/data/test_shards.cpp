@@ -465,13 +465,16 @@ TEST(Prep, ACifFolderTrainsFormulaAndSpaceGroupPrompts) {
     mp[t.rows[r][id]] = {t.rows[r][formula], t.rows[r][sg]};
   }
   cg::DataConfig d = small_config(dir + "/shards");
-  d.train_csv = dir + "/cifs";
+  d.train_csv = fs::relative(dir + "/cifs").string();  // as a user writes it, from the folder cgprep runs in
+  ASSERT_TRUE(fs::path(d.train_csv).is_relative()) << d.train_csv;
   d.val_csv = d.test_csv = "";
   d.copies = 4;
   cg::run_prep(d, 2);
   cg::ShardMeta m;
   const cg::SampleSet s = cg::read_shard(cg::shard_path(dir + "/shards", "train", 0), &m);
   EXPECT_EQ(m.rows_used, 60);
+  // The source is recorded absolute: checkpoints carry it to cgsample, which may run from another folder.
+  EXPECT_EQ(m.source_path, fs::absolute(dir + "/cifs").lexically_normal().string());
   EXPECT_EQ(m.derived_properties, cg::have_spglib() ? "formula (pymatgen's reduced formula); spacegroup (spglib, "
                                                       "symprec 0.1 A, 5 degrees)"
                                                     : "formula (pymatgen's reduced formula); no spacegroup (built "
