@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "data/python_sort.h"
 
 namespace cg {
 
@@ -16,54 +17,6 @@ namespace cg {
 extern const char* const kPymatgenElectronegativityTable;
 
 namespace {
-
-// pymatgen's Element.X (data/tables/pymatgen_electronegativity.txt; not SMACT's table, which differs for 17
-// elements, Zr 0.33 among them); NaN where pymatgen has none (He, Ne, Ar), as pymatgen sets it.
-double pymatgen_x(const std::string& element) {
-  static const std::map<std::string, double> table = [] {
-    std::map<std::string, double> t;
-    std::istringstream in(kPymatgenElectronegativityTable);
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream ls(line);
-      std::string symbol, value;
-      int z = 0;
-      CG_CHECK(static_cast<bool>(ls >> symbol >> z >> value), "pymatgen_electronegativity table: bad row '{}'", line);
-      t[symbol] = value == "nan" ? std::numeric_limits<double>::quiet_NaN() : std::stod(value);
-    }
-    CG_CHECK(t.size() == 103, "pymatgen_electronegativity table has {} rows, not 103", t.size());
-    return t;
-  }();
-  auto it = table.find(element);
-  return it == table.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
-}
-
-// Python's list.sort for the short lists of a formula (CPython's count_run + binary insertion sort, which it uses
-// below 64 items) with `lt` as "<": pymatgen sorts by keys holding NaN, which compares false both ways, so where a
-// NaN lands depends on this exact algorithm and the input order.
-template <class T, class Lt>
-void python_sort(std::vector<T>& a, Lt lt) {
-  const size_t n = a.size();
-  if (n < 2) return;
-  size_t run = 2;
-  if (lt(a[1], a[0])) {  // strictly descending run: reversed in place
-    while (run < n && lt(a[run], a[run - 1])) ++run;
-    std::reverse(a.begin(), a.begin() + long(run));
-  } else {
-    while (run < n && !lt(a[run], a[run - 1])) ++run;
-  }
-  for (size_t start = run; start < n; ++start) {
-    T pivot = a[start];
-    size_t l = 0, r = start;
-    while (l < r) {
-      const size_t p = l + ((r - l) >> 1);
-      if (lt(pivot, a[p])) r = p;
-      else l = p + 1;
-    }
-    for (size_t k = start; k > l; --k) a[k] = a[k - 1];
-    a[l] = pivot;
-  }
-}
 
 // Python's "<" on the keys [X, symbol] (a NaN X equals nothing, so the comparison is decided on it: false).
 bool x_then_symbol_less(const std::string& a, const std::string& b) {
@@ -96,6 +49,26 @@ std::pair<std::string, int64_t> reduce_formula(const std::vector<std::pair<std::
 }
 
 }  // namespace
+
+// data/tables/pymatgen_electronegativity.txt (not SMACT's table, which differs for 17 elements, Zr 0.33 among them).
+double pymatgen_x(const std::string& element) {
+  static const std::map<std::string, double> table = [] {
+    std::map<std::string, double> t;
+    std::istringstream in(kPymatgenElectronegativityTable);
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      std::istringstream ls(line);
+      std::string symbol, value;
+      int z = 0;
+      CG_CHECK(static_cast<bool>(ls >> symbol >> z >> value), "pymatgen_electronegativity table: bad row '{}'", line);
+      t[symbol] = value == "nan" ? std::numeric_limits<double>::quiet_NaN() : std::stod(value);
+    }
+    CG_CHECK(t.size() == 103, "pymatgen_electronegativity table has {} rows, not 103", t.size());
+    return t;
+  }();
+  auto it = table.find(element);
+  return it == table.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+}
 
 std::vector<std::pair<std::string, int64_t>> species_amounts(const std::vector<std::string>& species) {
   std::vector<std::pair<std::string, int64_t>> amounts;

@@ -9,6 +9,10 @@
 
 namespace cg {
 
+// pymatgen's Element.X, the electronegativity its formulas and site order sort by; NaN where pymatgen has none (He,
+// Ne, Ar) and for a symbol that is no element.
+double pymatgen_x(const std::string& element);
+
 // Element counts in order of first appearance, as pymatgen's Composition of a structure holds them.
 std::vector<std::pair<std::string, int64_t>> species_amounts(const std::vector<std::string>& species);
 
