@@ -17,6 +17,7 @@
 #include "data/cif.h"
 #include "data/csv.h"
 #include "data/formula.h"
+#include "data/pymatgen_order.h"
 #include "data/space_groups.h"
 
 namespace cg {
@@ -208,12 +209,15 @@ DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
     for (int64_t i = begin; i < end; ++i) {
       if (stop && stop->load(std::memory_order_relaxed) != 0) return;
       Crystal& c = cs[size_t(i)];
+      if (!c.formula.empty() && c.spacegroup) continue;
+      // pymatgen's reading of the crystal's CIF sorts its sites, and its composition and spglib see them so sorted.
+      const Crystal sorted = in_cif_parser_order(c);
       if (c.formula.empty() && !c.species.empty()) {
-        c.formula = pymatgen_reduced_formula(species_amounts(c.species)).first;
+        c.formula = pymatgen_reduced_formula(species_amounts(sorted.species)).first;
         formula[size_t(i)] = 1;
       }
       if (!c.spacegroup) {
-        const auto sg = spglib ? space_group(c, kMaterialsProjectSymprec) : std::nullopt;
+        const auto sg = spglib ? space_group(sorted, kMaterialsProjectSymprec) : std::nullopt;
         if (sg) c.spacegroup = sg->number;
         spacegroup[size_t(i)] = sg ? 1 : -1;
       }

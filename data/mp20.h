@@ -53,10 +53,11 @@ inline constexpr double kMaterialsProjectSymprec = 0.1;
 // Fills in the properties the structures themselves tell, for crystals whose source gives none (a CIF folder; a CSV
 // without the pretty_formula or spacegroup.number column, or with an empty cell): the formula as Materials Project's
 // pretty_formula writes it (pymatgen's reduced formula) and the space group spglib finds at symprec 0.1 Å and 5°
-// (Materials Project's setting). Values the source gives are kept as they are. Energies and band gaps cannot be
-// derived and stay unknown. `threads` workers (spglib takes ~8 ms a crystal). `stop` (a signal number, 0: none) set
-// while it runs: it returns early, some crystals filled in and the rest not; the caller, who asked it to stop, discards
-// them.
+// (Materials Project's setting), both of the sites in the order pymatgen's CifParser gives them
+// (data/pymatgen_order.h), as pymatgen finds them from the crystal's CIF; the crystal keeps its own site order. Values
+// the source gives are kept as they are. Energies and band gaps cannot be derived and stay unknown. `threads` workers
+// (spglib takes ~8 ms a crystal). `stop` (a signal number, 0: none) set while it runs: it returns early, some crystals
+// filled in and the rest not; the caller, who asked it to stop, discards them.
 DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
                                     const std::atomic<int>* stop = nullptr);
 

@@ -651,17 +651,21 @@ bool have_spglib() {
 std::optional<SpaceGroup> space_group(const Crystal& c, double symprec, double angle_tolerance) {
 #ifdef CG_HAVE_SPGLIB
   if (c.num_sites() == 0) return std::nullopt;
-  // spglib's cell layout: lattice vectors as columns, fractional positions, atomic numbers.
+  // spglib's cell layout: lattice vectors as columns, fractional positions, species numbers. The numbers are
+  // SpacegroupAnalyzer's: 1, 2, ... by first appearance (spglib's choices among equal candidates follow them).
   const Mat3 m = lattice_matrix(c.lattice);  // rows a, b, c
   double lattice[3][3];
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 3; ++j) lattice[i][j] = m[size_t(j)][size_t(i)];  // spglib: columns are a, b, c
   std::vector<double> pos(3 * c.num_sites());
   std::vector<int> types(c.num_sites());
+  std::vector<std::string> seen;
   for (size_t s = 0; s < c.num_sites(); ++s) {
     for (int k = 0; k < 3; ++k) pos[3 * s + size_t(k)] = c.frac[s][size_t(k)];
-    types[s] = atomic_number(c.species[s]);
-    if (types[s] == 0) return std::nullopt;
+    if (atomic_number(c.species[s]) == 0) return std::nullopt;
+    const auto it = std::find(seen.begin(), seen.end(), c.species[s]);
+    types[s] = int(it - seen.begin()) + 1;
+    if (it == seen.end()) seen.push_back(c.species[s]);
   }
   char symbol[11] = {};
   const int number = spgat_get_international(symbol, lattice, reinterpret_cast<double(*)[3]>(pos.data()),

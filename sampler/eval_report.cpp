@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "data/elements.h"
+#include "data/pymatgen_order.h"
 #include "sampler/cif_writer.h"
 #include "sampler/smact.h"
 #include "sampler/structure_checks.h"
@@ -126,11 +127,16 @@ EvalReport evaluate(const EvalInput& input, const std::vector<Crystal>* train, c
     std::vector<int> ref_numbers;
     int64_t by_spglib = 0;
     if (reference) {
-      SpaceGroupCache ref_groups(*reference, opts.symprec);
       by_spglib = std::count_if(reference->begin(), reference->end(), [](const Crystal& c) { return !c.spacegroup; });
-      if (by_spglib > 0)
+      // spglib sees their sites in pymatgen's CifParser order, as cgprep's derivation does.
+      std::vector<Crystal> sorted;
+      if (by_spglib > 0) {
         spdlog::info("cgeval: {} of {} reference crystals have no space group number: spglib finds theirs",
                      by_spglib, reference->size());
+        sorted.reserve(reference->size());
+        for (const Crystal& c : *reference) sorted.push_back(c.spacegroup ? Crystal{} : in_cif_parser_order(c));
+      }
+      SpaceGroupCache ref_groups(sorted, opts.symprec);
       for (size_t i = 0; i < reference->size(); ++i) {
         const Crystal& c = (*reference)[i];
         ref_numbers.push_back(c.spacegroup ? *c.spacegroup : ref_groups.number(i));

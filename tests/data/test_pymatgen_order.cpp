@@ -1,4 +1,6 @@
-// Python's sort (data/python_sort.h) against CPython 3.11's.
+// Python's sort (data/python_sort.h) and pymatgen's CifParser site order (data/pymatgen_order.h), and the formula
+// and space group cgprep derives from a crystal's sites in that order, against CPython 3.11 and pymatgen 2022.11.7
+// (Debian's python3-pymatgen); bench/python/derive_agreement.py measures the same on random and MP-20 CIFs.
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -6,7 +8,37 @@
 #include <string>
 #include <vector>
 
+#include "data/cif.h"
+#include "data/mp20.h"
+#include "data/pymatgen_order.h"
 #include "data/python_sort.h"
+#include "data/space_groups.h"
+
+namespace {
+
+// A CIF laid out as pymatgen's CifWriter writes a P1 one, sites in the order given, on a 5.1 x 5.6 x 6.3 Å box; with
+// other `ops` too (the name stays 'P 1': pymatgen and data/cif.h go by the operations listed).
+std::string p1_cif(const std::vector<std::pair<std::string, std::string>>& sites,
+                   const std::vector<std::string>& ops = {"x, y, z"}) {
+  std::string s = "data_x\n_symmetry_space_group_name_H-M   'P 1'\n_cell_length_a   5.1\n_cell_length_b   5.6\n"
+                  "_cell_length_c   6.3\n_cell_angle_alpha   90\n_cell_angle_beta   90\n_cell_angle_gamma   90\n"
+                  "loop_\n _symmetry_equiv_pos_site_id\n _symmetry_equiv_pos_as_xyz\n";
+  for (size_t i = 0; i < ops.size(); ++i) s += "  " + std::to_string(i + 1) + "  '" + ops[i] + "'\n";
+  s += "loop_\n _atom_site_type_symbol\n _atom_site_label\n _atom_site_fract_x\n _atom_site_fract_y\n"
+       " _atom_site_fract_z\n _atom_site_occupancy\n";
+  for (size_t i = 0; i < sites.size(); ++i)
+    s += "  " + sites[i].first + "  " + sites[i].first + std::to_string(i) + "  " + sites[i].second + "  1\n";
+  return s;
+}
+
+// The crystal `cif` reads as, with derive_properties' formula and space group.
+cg::Crystal derived(const std::string& cif) {
+  std::vector<cg::Crystal> one{cg::parse_cif(cif, "x")};
+  cg::derive_properties(&one, 1);
+  return one[0];
+}
+
+}  // namespace
 
 // 200 items under Site.__lt__'s comparison, two of its six kinds (He, Ar) with a NaN key: CPython 3.11's sorted()
 // gives this order (its list.sort, run by /usr/bin/python3 on the same items). Above 64 items CPython sorts runs of
@@ -36,4 +68,69 @@ TEST(PythonSort, IsCPythonsSortWhereNaNKeysMakeNoOrder) {
   cg::python_sort(p, [](const auto& a, const auto& b) { return a.first < b.first; });
   for (size_t i = 1; i < p.size(); ++i)
     EXPECT_TRUE(p[i - 1].first < p[i].first || (p[i - 1].first == p[i].first && p[i - 1].second < p[i].second));
+}
+
+// The site orders pymatgen's CifParser(...).get_structures(primitive=False)[0] gave for these species lists.
+TEST(PymatgenOrder, SitesAsCifParserSortsThem) {
+  using V = std::vector<size_t>;
+  // No noble gas: by electronegativity, equal elements in their order.
+  EXPECT_EQ(cg::cif_parser_site_order({"O", "Li", "Fe", "O", "P"}), (V{1, 2, 4, 0, 3}));  // Li Fe P O O
+  // Na Cl Ar: grouped Ar, Cl, Na (Element order reversed), then sorted(): Cl stays after Ar (NaN, so by symbol),
+  // Na is inserted before Cl and after Ar ("Ar" < "Na"): Ar Na Cl.
+  EXPECT_EQ(cg::cif_parser_site_order({"Na", "Cl", "Ar"}), (V{2, 0, 1}));
+  EXPECT_EQ(cg::cif_parser_site_order({"K", "He", "Ar", "Cl"}), (V{2, 0, 3, 1}));  // Ar K Cl He
+  // 70 sites of 8 elements, (i^2 + 2i + i/5) mod 8 over He Na Cl Ar F Li O Ne: sorted() merges two runs of 35.
+  // pymatgen's order for a P1 CIF listing them so (its formula Ar8Na7Li7Cl11O7F12He12Ne6, the file's order gives
+  // He12Ar8Ne6Na7Li7Cl11O7F12).
+  const std::vector<std::string> els = {"He", "Na", "Cl", "Ar", "F", "Li", "O", "Ne"};
+  std::vector<std::string> species;
+  for (int i = 0; i < 70; ++i) species.push_back(els[size_t((i * i + 2 * i + i / 5) % 8)]);
+  std::string got;
+  for (size_t k : cg::cif_parser_site_order(species)) got += species[k] + " ";
+  std::string want;
+  for (const auto& [el, n] : std::vector<std::pair<std::string, int>>{
+           {"Ar", 8}, {"Na", 7}, {"Li", 7}, {"Cl", 11}, {"O", 7}, {"F", 12}, {"He", 12}, {"Ne", 6}})
+    for (int i = 0; i < n; ++i) want += el + " ";
+  EXPECT_EQ(got, want);
+}
+
+// Formulas with He, Ne or Ar are spelled as pymatgen spells them from the CIF (its sites sorted first); those sites
+// in the file's order gave the spelling in the comment, which is what cgprep derived before. The crystal keeps the
+// file's order: its text, shards and prompts list the sites as written.
+TEST(PymatgenOrder, DerivedFormulaIsPymatgensFromTheCif) {
+  const struct {
+    std::vector<std::pair<std::string, std::string>> sites;
+    const char* pymatgen;  // CifParser(cif).get_structures()[0].composition.reduced_formula
+  } cases[] = {
+      {{{"Na", "0 0 0"}, {"Cl", "0.5 0.5 0.5"}, {"Ar", "0.25 0.25 0.25"}}, "ArNaCl"},  // file order: NaClAr
+      {{{"Ar", "0.25 0.25 0.25"}, {"Na", "0 0 0"}, {"Cl", "0.5 0.5 0.5"}}, "ArNaCl"},  // file order: the same
+      {{{"He", "0.1 0.2 0.3"}, {"Li", "0 0 0"}, {"F", "0.5 0.5 0.5"}}, "LiFHe"},       // file order: HeLiF
+      {{{"Ne", "0.1 0.2 0.3"}, {"He", "0.6 0.2 0.3"}, {"O", "0 0 0"}, {"O", "0.5 0.5 0.5"}}, "HeNeO2"},  // NeHeO2
+      {{{"K", "0 0 0"}, {"He", "0.1 0.2 0.3"}, {"Ar", "0.6 0.2 0.3"}, {"Cl", "0.5 0.5 0.5"}}, "ArKClHe"},  // KHeArCl
+  };
+  for (const auto& c : cases) {
+    const cg::Crystal x = derived(p1_cif(c.sites));
+    EXPECT_EQ(x.formula, c.pymatgen);
+    ASSERT_EQ(x.species.size(), c.sites.size());
+    for (size_t i = 0; i < c.sites.size(); ++i) EXPECT_EQ(x.species[i], c.sites[i].first) << c.pymatgen;
+    if (cg::have_spglib()) EXPECT_EQ(x.spacegroup, 1) << c.pymatgen;
+  }
+  // Symmetry operations: each listed site's images follow it (Na Na Cl Cl Ar Ar); CifParser groups them by element
+  // first, and sorts them as above: ArNaCl, where the file's order gives NaClAr. P-1 as pymatgen finds it.
+  const cg::Crystal p1bar = derived(p1_cif({{"Na", "0.1 0.2 0.3"}, {"Cl", "0.3 0.1 0.2"}, {"Ar", "0.2 0.35 0.1"}},
+                                           {"x, y, z", "-x, -y, -z"}));
+  EXPECT_EQ(p1bar.species, (std::vector<std::string>{"Na", "Na", "Cl", "Cl", "Ar", "Ar"}));
+  EXPECT_EQ(p1bar.formula, "ArNaCl");
+  if (cg::have_spglib()) EXPECT_EQ(p1bar.spacegroup, 2);
+}
+
+// The sorted copy moves each site's coordinates with its species, and spglib finds the group pymatgen finds.
+TEST(PymatgenOrder, SortedCopyKeepsSitesWhole) {
+  const cg::Crystal c = cg::parse_cif(p1_cif({{"Cl", "0.5 0.5 0.5"}, {"Na", "0 0 0"}}), "x");
+  const cg::Crystal sorted = cg::in_cif_parser_order(c);
+  EXPECT_EQ(sorted.species, (std::vector<std::string>{"Na", "Cl"}));
+  EXPECT_EQ(sorted.frac, (std::vector<cg::Vec3>{{0, 0, 0}, {0.5, 0.5, 0.5}}));
+  EXPECT_EQ(c.species, (std::vector<std::string>{"Cl", "Na"}));  // the original as it was
+  EXPECT_EQ(derived(p1_cif({{"Cl", "0.5 0.5 0.5"}, {"Na", "0 0 0"}})).formula, "NaCl");
+  if (cg::have_spglib()) EXPECT_EQ(cg::space_group(sorted, 0.1)->number, 47);  // Pmmm, as SpacegroupAnalyzer says
 }

@@ -448,6 +448,46 @@ TEST(Prep, MalformedRowsAreCountedNotDropped) {
   }
 }
 
+// The formula cgprep derives is pymatgen's, of the sites sorted as its CifParser sorts them, but the crystal keeps
+// the file's site order: a P1 CIF listing Na, Cl, Ar has prompts stating ArNaCl (its sites in the file's order
+// would spell NaClAr) and crystal text listing Na, Cl, Ar, each sample of it, as written.
+TEST(Prep, ADerivedFormulaLeavesTheCrystalAsWritten) {
+  const std::string dir = fresh_dir("cif_order");
+  const cg::CsvTable t = cg::parse_csv(cg::read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/train.csv.gz"));
+  fs::create_directories(dir + "/cifs");
+  for (size_t r = 0; r < 40; ++r)  // text for the tokenizer to train on; mp-* ids come before zz in name order
+    std::ofstream(dir + "/cifs/" + t.rows[r][t.column("material_id")] + ".cif") << t.rows[r][t.column("cif")];
+  std::ofstream(dir + "/cifs/zz_nacl_ar.cif")
+      << "data_x\n_cell_length_a 5.1\n_cell_length_b 5.6\n_cell_length_c 6.3\n_cell_angle_alpha 90\n"
+         "_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n_atom_site_type_symbol\n_atom_site_fract_x\n"
+         "_atom_site_fract_y\n_atom_site_fract_z\nNa 0 0 0\nCl 0.5 0.5 0.5\nAr 0.25 0.25 0.25\n";
+  cg::DataConfig d = small_config(dir + "/shards");
+  d.train_csv = dir + "/cifs";
+  d.val_csv = d.test_csv = "";
+  d.copies = 8;
+  cg::run_prep(d, 2);
+  const cg::SampleSet s = cg::read_shard(cg::shard_path(dir + "/shards", "train", 0));
+  const cg::Tokenizer tok = cg::Tokenizer::load(dir + "/shards/tokenizer.model");
+  int written = 0, stated = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s.rows[i] != 40 || s.tasks[i] != 0) continue;
+    const std::string prompt = tok.decode(std::vector<int32_t>(s.sample(i), s.sample(i) + s.prompt_lens[i]));
+    const std::string text =
+        tok.decode(std::vector<int32_t>(s.sample(i) + s.prompt_lens[i], s.sample(i) + s.length(i)));
+    cg::Crystal c;
+    std::string err;
+    ASSERT_TRUE(cg::parse_crystal_text(text, &c, &err)) << err << "\n" << text;
+    EXPECT_EQ(c.species, (std::vector<std::string>{"Na", "Cl", "Ar"})) << text;
+    ++written;
+    if (const auto formula = cg::conditions_of_prompt(prompt).formula) {
+      EXPECT_EQ(*formula, "ArNaCl") << prompt;
+      ++stated;
+    }
+  }
+  EXPECT_GT(written, 0);
+  if (cg::have_spglib()) EXPECT_GT(stated, 0);  // the formula is stated beside the space group, derived by spglib
+}
+
 // A missing input file is refused before anything is made, naming the key; a run that fails later leaves no empty
 // data.shards_dir behind where there was none.
 // A folder of CIFs (here MP-20's own CIF cells, one file each) trains conditional prompts: cgprep derives each

@@ -1,0 +1,28 @@
+// The order pymatgen's CifParser gives a structure's sites (io/cif.py, _get_structure), which is the order its
+// Composition (the formula's spelling, where He, Ne or Ar make pymatgen's sort keys NaN) and SpacegroupAnalyzer (the
+// site order and species numbers spglib is handed, which can tip a borderline space group) see. cgprep derives a
+// crystal's formula and space group from its sites in this order (data/mp20.h derive_properties); the crystal itself,
+// its text and its site order in shards and prompts, keeps the order its source wrote.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "data/crystal.h"
+
+namespace cg {
+
+// The site order of CifParser(cif).get_structures(primitive=False)[0] for the sites data/cif.h reads from that CIF
+// (each listed site followed by its images, as CifParser expands them): out[k] is the index into `species` of the
+// structure's k-th site. CifParser first sorts the listed sites by their Composition, which for one element is the
+// Element order reversed (electronegativity, NaN as +inf, then symbol: noble gases first, then F, O, Cl, ...),
+// stably, and expands each element's sites in that order; then get_sorted_structure sorts them with Site.__lt__
+// (electronegativity by < and >, neither true for a NaN, then the symbol) by Python's sort (data/python_sort.h).
+// Not followed: the primitive cell get_structures() looks for by default (get_primitive_structure, 0.25 Å), whose
+// sites, where it finds a smaller cell, pymatgen orders by symbol.
+std::vector<size_t> cif_parser_site_order(const std::vector<std::string>& species);
+
+// A copy of c with its sites in that order (id, lattice and properties as they are).
+Crystal in_cif_parser_order(const Crystal& c);
+
+}  // namespace cg
