@@ -1,9 +1,14 @@
-// Prints what cg::parse_cif reads, for cif_reference.py to compare with pymatgen's CifParser.
+// Prints what cg::parse_cif reads, for cif_reference.py to compare with pymatgen's CifParser, and what cgprep derives
+// from it, for derive_reference.py to compare with pymatgen's reduced formula and SpacegroupAnalyzer.
 //   cif_dump FILE.cif ...        one line per file: "ok a b c alpha beta gamma El x y z El x y z ..." or "error <reason>"
 //   cif_dump --csv SPLIT.csv.gz  the same line per crystal of an MP-20 split (CIF column), skipped rows as "error"
+//   cif_dump --derive FILE.cif ...  one line per file: "ok <formula> <space group number, 0: none>"
+//                                   (derive_properties), or "error <reason>"
+//   cif_dump --derive --csv SPLIT.csv.gz  the same per crystal of the split, its own formula and group cleared first
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "data/cif.h"
 #include "data/csv.h"
@@ -17,20 +22,31 @@ void print(const cg::Crystal& c) {
     std::printf(" %s %.17g %.17g %.17g", c.species[i].c_str(), c.frac[i][0], c.frac[i][1], c.frac[i][2]);
   std::printf("\n");
 }
+
+void print_derived(cg::Crystal c) {
+  c.formula.clear();
+  c.spacegroup.reset();
+  std::vector<cg::Crystal> one{std::move(c)};
+  cg::derive_properties(&one, 1);
+  std::printf("ok %s %d\n", one[0].formula.c_str(), one[0].spacegroup.value_or(0));
+}
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3 && std::strcmp(argv[1], "--csv") == 0) {
-    const cg::Mp20Split split = cg::read_mp20(argv[2]);
-    for (const auto& c : split.crystals) print(c);
+  int first = 1;
+  const bool derive = argc > 1 && std::strcmp(argv[1], "--derive") == 0;
+  if (derive) ++first;
+  if (argc == first + 2 && std::strcmp(argv[first], "--csv") == 0) {
+    const cg::Mp20Split split = cg::read_mp20(argv[first + 1]);
+    for (const auto& c : split.crystals) derive ? print_derived(c) : print(c);
     for (const auto& s : split.skipped) std::printf("error %s\n", s.reason.c_str());
     return 0;
   }
-  for (int i = 1; i < argc; ++i) {
+  for (int i = first; i < argc; ++i) {
     cg::Crystal c;
     std::string reason;
     if (cg::parse_cif(cg::read_maybe_gz(argv[i]), argv[i], &c, &reason))
-      print(c);
+      derive ? print_derived(c) : print(c);
     else
       std::printf("error %s\n", reason.c_str());
   }
