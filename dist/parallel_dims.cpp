@@ -27,8 +27,9 @@ GridShape resolve_grid(int world, int tp, int dp) {
 }
 
 int gpu_for_local_rank(int local_rank, int local_size, int visible) {
-  CG_CHECK(visible > 0, "local rank {} sees no GPU (CUDA_VISIBLE_DEVICES, the driver); run on a GPU node or set "
-           "model.device=cpu", local_rank);
+  CG_CHECK(visible > 0, "local rank {} sees no GPU (CUDA_VISIBLE_DEVICES, the driver), and NCCL collectives need one "
+           "per rank: run on a GPU node, or on CPUs set model.device=cpu and parallel.backend=mpi (or auto, which picks "
+           "mpi on cpu)", local_rank);
   if (local_rank < visible) return local_rank;
   if (visible == 1 && local_size > 1) return 0;  // a GPU of its own per rank (per-task CUDA_VISIBLE_DEVICES)
   CG_FAIL("local rank {} of {} ranks on this node has no GPU: the process sees {} GPU(s); launch at most {} ranks "

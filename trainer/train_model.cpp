@@ -34,7 +34,8 @@ at::Device resolve_device(const std::string& name, const dist::Runtime& rt) {
   const bool have_cuda = torch::cuda::is_available();
   if (name == "auto" && !have_cuda) return at::kCPU;
   CG_CHECK(name == "auto" || name == "cuda", "model.device {} is unknown; use auto, cpu or cuda", name);
-  CG_CHECK(have_cuda, "model.device=cuda but this libtorch sees no GPU; set model.device=cpu");
+  CG_CHECK(have_cuda, "model.device=cuda but this libtorch sees no GPU; set model.device=cpu (and parallel.backend=mpi or auto "
+           "where it is nccl)");
   const int gpu = dist::gpu_for_local_rank(rt.local_rank, rt.local_size, int(torch::cuda::device_count()));
   dist::check_node_gpus_distinct(dist::cuda_device_pci_bus_id(gpu));  // collective over the node's ranks
   const at::Device d(at::kCUDA, c10::DeviceIndex(gpu));

@@ -55,6 +55,9 @@ TEST(GpuForLocalRank, NodeGpusOrOneBoundGpuPerRank) {
                                                                "the process sees 4 GPU(s); launch at most 4 ranks"),
             std::string::npos);
   EXPECT_NE(error_of([] { gpu_for_local_rank(0, 2, 0); }).find("sees no GPU"), std::string::npos);
+  // model.device=cpu alone does not leave NCCL: the message names the backend too.
+  EXPECT_NE(error_of([] { gpu_for_local_rank(0, 2, 0); }).find("model.device=cpu and parallel.backend=mpi"),
+            std::string::npos);
   // Bound GPUs differ by PCI bus id; two ranks on one GPU are named (ids unknown: nothing to say).
   EXPECT_EQ(duplicate_gpu_message({"0000:1a:00.0", "0000:1b:00.0", "0000:3d:00.0"}), "");
   EXPECT_NE(duplicate_gpu_message({"0000:1a:00.0", "0000:1b:00.0", "0000:1a:00.0"})
