@@ -139,6 +139,12 @@ namespace {
 // The tokenizer file sampling reads (see sampling_tokenizer_path), given the adapter's own one (`own`, "" if none).
 std::string chosen_tokenizer(const Config& c, const std::string& own) {
   if (c.data.tokenizer != "train") {
+    std::error_code ec;
+    CG_CHECK(fs::is_regular_file(c.data.tokenizer, ec), "data.tokenizer={} {}; set data.tokenizer to the "
+             "tokenizer.model the model was trained with{}", c.data.tokenizer,
+             fs::exists(c.data.tokenizer, ec) ? "is not a file" : "does not exist",
+             !own.empty() ? fmt::format(", or leave it at \"train\" to use the adapter's own ({})", own)
+                          : std::string(", or leave it at \"train\" to use model.hf_dir's tokenizer.model"));
     if (!own.empty()) {
       const std::string a = sha256_file(own), b = sha256_file(c.data.tokenizer);
       CG_CHECK(a == b, "sample.adapter {} was trained with the tokenizer {} (sha256 {}), not data.tokenizer={} "

@@ -457,6 +457,14 @@ TEST(SamplingModel, TokenizerIsTheAdaptersOwn) {
               std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("leave data.tokenizer at \"train\""), std::string::npos) << e.what();
   }
+  c.data.tokenizer = d + "/gone/tokenizer.model";  // a config's path on another machine: named, with the way out
+  EXPECT_NE(tokenizer_error(c).find("data.tokenizer=" + d + "/gone/tokenizer.model does not exist; set "
+                                    "data.tokenizer to the tokenizer.model the model was trained with, or leave it at "
+                                    "\"train\" to use the adapter's own (" + d + "/adapter/tokenizer.model)"),
+            std::string::npos) << tokenizer_error(c);
+  c.data.tokenizer = d + "/hf";  // a folder
+  EXPECT_NE(tokenizer_error(c).find("data.tokenizer=" + d + "/hf is not a file"), std::string::npos)
+      << tokenizer_error(c);
   c.data.tokenizer = "train";
   c.sample.adapter = d + "/plain";  // an adapter without a tokenizer (older builds)
   EXPECT_EQ(sampling_tokenizer_path(c), d + "/hf/tokenizer.model");
