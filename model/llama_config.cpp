@@ -127,17 +127,32 @@ LlamaConfig llama_config_from_json(const std::string& text) {
   return c;
 }
 
+// What to do about a model folder without config.json: the likely mix-ups (an adapter or a cgtrain folder given as
+// the base model) are named, else a HF checkpoint folder's layout.
+std::string missing_config_hint(const std::string& hf_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path d(hf_dir);
+  if (fs::exists(d / "adapter_config.json", ec))
+    return "it is a PEFT adapter folder (adapter_config.json), not a base model: give it as sample.adapter (or "
+           "lora.init_adapter) and its base model's folder as model.hf_dir";
+  if (fs::exists(d / "manifest.json", ec) || fs::is_directory(d / "checkpoints", ec))
+    return "it is a cgtrain run or checkpoint folder, not a base model: give it as sample.adapter (cgsample), or "
+           "export it (cgexport RUN_DIR --out DIR, --merge for a whole model) and keep model.hf_dir its base model";
+  return "a Hugging Face checkpoint folder holds config.json beside its *.safetensors; copy the model's config.json "
+         "there";
+}
+
 LlamaConfig load_llama_config(const std::string& hf_dir) {
   const auto path = std::filesystem::path(hf_dir) / "config.json";
   CG_CHECK(std::filesystem::is_regular_file(path), "cannot read {} (model.hf_dir must be a Hugging Face checkpoint "
-           "folder)", path.string());
+           "folder): {}", path.string(), missing_config_hint(hf_dir));
   return llama_config_from_json(read_file(path.string(), "config.json"));
 }
 
 void check_hf_config(const std::string& hf_dir, const LlamaConfig& expected, const std::string& expected_from) {
   CG_CHECK(std::filesystem::exists(std::filesystem::path(hf_dir) / "config.json"), "{} has no config.json, so "
-           "nothing says it is the model of {}: a Hugging Face checkpoint folder holds config.json beside its "
-           "*.safetensors; copy the model's config.json there", hf_dir, expected_from);
+           "nothing says it is the model of {}: {}", hf_dir, expected_from, missing_config_hint(hf_dir));
   const LlamaConfig found = load_llama_config(hf_dir);  // refuses what this model cannot run (rope_scaling, ...)
   if (found == expected) return;
   std::vector<std::string> hard, soft;
@@ -192,8 +207,7 @@ LlamaConfig resolve_llama_config(const std::string& flavor, const std::string& h
   // Without config.json the flavor's rope_theta, rms_norm_eps and positions would stand in for the checkpoint's own
   // (a Code Llama's rope_theta 1e6 read as 1e4): HF checkpoint folders always have one.
   CG_CHECK(std::filesystem::exists(std::filesystem::path(hf_dir) / "config.json"), "model.hf_dir {} has no "
-           "config.json: a Hugging Face checkpoint folder holds config.json beside its *.safetensors; copy the "
-           "model's config.json there", hf_dir);
+           "config.json: {}", hf_dir, missing_config_hint(hf_dir));
   return load_llama_config(hf_dir);
 }
 

@@ -473,6 +473,21 @@ TEST(LlamaConfig, BaseFolderMustDescribeTheExpectedModel) {
   // ... and read as a base, not replaced by the flavor's settings.
   EXPECT_TRUE(contains(error_of([&] { resolve_llama_config("tiny", dir); }), "model.hf_dir " + dir +
                                                                               " has no config.json"));
+  EXPECT_TRUE(contains(error_of([&] { resolve_llama_config("tiny", dir); }), "copy the model's config.json there"));
+  // The likely mix-ups are named instead: a PEFT adapter folder, a cgtrain step or run folder given as the base.
+  std::ofstream(dir + "/adapter_config.json") << "{}";
+  for (const std::string& err : {error_of([&] { check_hf_config(dir, tiny, "x"); }),
+                                 error_of([&] { resolve_llama_config("tiny", dir); }),
+                                 error_of([&] { load_llama_config(dir); })}) {
+    EXPECT_TRUE(contains(err, "it is a PEFT adapter folder (adapter_config.json), not a base model: give it as "
+                              "sample.adapter")) << err;
+    EXPECT_FALSE(contains(err, "copy the model's config.json")) << err;
+  }
+  std::filesystem::remove(dir + "/adapter_config.json");
+  std::ofstream(dir + "/manifest.json") << "{}";
+  EXPECT_TRUE(contains(error_of([&] { resolve_llama_config("tiny", dir); }),
+                       "it is a cgtrain run or checkpoint folder, not a base model")) << dir;
+  std::filesystem::remove(dir + "/manifest.json");
   EXPECT_EQ(resolve_llama_config("tiny", ""), llama_flavor("tiny"));
   auto j = nlohmann::json::parse(tiny.to_hf_json());
   j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
