@@ -288,6 +288,13 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
   if (!bo.hf_dir.empty() && !every_weight_from_adapter)
     base_sample = check_base_folder(bo.hf_dir, c.sample.adapter, kind, kind == AdapterKind::kPeft ? peft_base : run_base,
                       run_checkpoint, dims);
+  // An adapter of a real base merged into random weights makes every sample noise: refused on every rank, before the
+  // model is built.
+  CG_CHECK(!bo.hf_dir.empty() || every_weight_from_adapter || peft_base.empty() ||
+               peft_base.rfind(kRandomBasePrefix, 0) == 0,
+           "PEFT adapter {} was trained on base {} (its base_model_name_or_path), but model.hf_dir is empty, so it "
+           "would be merged into random weights and every sample would be noise: set model.hf_dir={} (or the folder "
+           "that holds that model here)", c.sample.adapter, peft_base, peft_base);
   if (bo.hf_dir.empty() && !every_weight_from_adapter && dims.rank == 0) {
     const std::string random_base = kRandomBasePrefix;
     if (peft_base.rfind(random_base, 0) == 0) {
@@ -300,9 +307,6 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
         spdlog::warn("PEFT adapter {} was trained on a random-init base: it is merged into the random init of flavor "
                      "{} with model.init_seed {}, the training run's base only if that run used the same seed (fine "
                      "for tests, meaningless otherwise)", c.sample.adapter, flavor, c.model.init_seed);
-    } else if (!peft_base.empty()) {
-      spdlog::warn("PEFT adapter {} was trained on base {} (its base_model_name_or_path), but model.hf_dir is empty, "
-                   "so it is merged into random weights: set model.hf_dir={}", c.sample.adapter, peft_base, peft_base);
     } else {
       spdlog::warn("sampling model has random base weights (no model.hf_dir): fine for tests, meaningless otherwise");
     }
