@@ -285,5 +285,29 @@ else
   echo "mpirun not installed: run.sh checked with a stub mpirun only"
 fi
 
+# --- slurm.sbatch submitted from outside the repository -----------------------------------------------------------
+# sbatch runs a copy of the script from its spool folder: the repository is CG_ROOT, else the submit folder, and a
+# wrong one is said with what to set, not bash's "No such file or directory" and "command not found" (exit 127).
+mkdir -p "$T/spool" "$T/elsewhere"
+cp "$SRC/launch/slurm.sbatch" "$T/spool/slurm_script"
+expect_rc 2 "slurm.sbatch (spooled) submitted from outside the repository" env -u CG_ROOT PATH="$T/bin:$PATH" \
+  SLURM_JOB_ID=780 SLURM_SUBMIT_DIR="$T/elsewhere" bash "$T/spool/slurm_script" "$T/cpu.yaml"
+expect_out "slurm.sbatch: error: no launch/requeue.sh in $T/elsewhere \(SLURM_SUBMIT_DIR, the folder sbatch was run in\)" \
+  "the submit folder is named"
+expect_out "submit from the repository root \(cd /path/to/repo && sbatch launch/slurm.sbatch .*export CG_ROOT=/path/to/repo before sbatch, or sbatch --export=ALL,CG_ROOT=/path/to/repo" \
+  "what to set"
+if grep -qE "command not found|No such file" "$T/out"; then bad "bash's own errors: $(cat "$T/out")"; else ok; fi
+expect_rc 2 "slurm.sbatch with a CG_ROOT that is not the repository" env PATH="$T/bin:$PATH" SLURM_JOB_ID=780 \
+  CG_ROOT="$T/elsewhere" bash "$T/spool/slurm_script" "$T/cpu.yaml"
+expect_out "no launch/requeue.sh in $T/elsewhere \(CG_ROOT\)" "a wrong CG_ROOT is named"
+expect_rc 2 "slurm.sbatch (not spooled) from another folder" sh -c 'cd "$1" && env -u CG_ROOT SLURM_JOB_ID=780 \
+  bash "$2/launch/slurm.sbatch" "$3"' sh "$T/elsewhere" "$SRC" "$T/cpu.yaml"
+expect_out "cd $SRC && sbatch launch/slurm.sbatch" "run in place, the hint names the script's repository"
+rm -f "$T"/*.calls
+expect_rc 0 "slurm.sbatch (spooled) submitted from the repository root" env -u CG_ROOT PATH="$T/bin:$PATH" \
+  CG_BIN_DIR="$T/build" SLURM_JOB_ID=781 SLURM_SUBMIT_DIR="$SRC" SLURM_JOB_NUM_NODES=1 SLURM_NTASKS_PER_NODE=2 \
+  CG_NVIDIA_SMI="$T/nogpu/nvidia-smi" CGTRAIN_STUB_RC=0 bash "$T/spool/slurm_script" "$T/cpu.yaml"
+grep -q "cpu.yaml" "$T/cgtrain.calls" 2>/dev/null && ok || bad "spooled slurm.sbatch did not run cgtrain"
+
 echo "$((n - fails))/$n launch script checks passed"
 [ "$fails" -eq 0 ]
