@@ -1,15 +1,35 @@
-# requeue.sh: the preemption/requeue logic of launch/slurm.sbatch, in a function so tests can source it.
-# cgtrain saves a checkpoint and exits 75 (kExitPreempted) on SIGUSR1/SIGTERM; Slurm sends USR1 ahead of the time
-# limit (#SBATCH --signal=USR1@N). On 75 the job is put back in the queue; the next start resumes from the newest
-# complete checkpoint (checkpoint.resume=true), so a run continues by itself until done.
+# requeue.sh: the preemption/requeue logic of launch/slurm.sbatch (and cgsweep's sweep.sbatch), in a function so
+# tests can source it. cgtrain saves a checkpoint and exits 75 (kExitPreempted) on SIGUSR1/SIGTERM; cgsweep exits 75
+# after SIGUSR1 whatever stage it was in (a point stopped before or after training resumes at that stage). On 75 the
+# job is put back in the queue; the next start resumes from the newest complete checkpoint (checkpoint.resume=true),
+# so a run continues by itself until done.
+#
+# Signals: slurm.sbatch asks for USR1 to the batch shell alone (#SBATCH --signal=B:USR1@N), so that the warning
+# arrives whichever launcher runs the ranks. A shell runs a trap only once its foreground child has ended, so the
+# command runs in the background here and USR1 to this shell is passed on to it: launch/run.sh hands it to mpirun,
+# which forwards SIGUSR1 to every rank, or to srun, which forwards the signals it gets to its tasks. TERM (time
+# limit, scancel, preemption) reaches every process of the job from Slurm itself, so it is not passed on (a second
+# signal would make cgtrain exit without saving); the shell only keeps waiting for the command, so that a 75 it
+# exits with is still requeued instead of the shell dying first.
 
 CG_EXIT_PREEMPTED=75
 
-# cg_run_with_requeue CMD [ARGS...]: run CMD; on exit 75 under Slurm, `scontrol requeue $SLURM_JOB_ID` and return 0
-# (the job is not marked failed); otherwise return CMD's exit status. CG_MAX_REQUEUES (default 50) caps restarts.
+# cg_run_with_requeue CMD [ARGS...]: run CMD, passing USR1 sent to this shell on to it; on exit 75 under
+# Slurm, `scontrol requeue $SLURM_JOB_ID` and return 0 (the job is not marked failed); otherwise return CMD's exit
+# status. CG_MAX_REQUEUES (default 50) caps restarts.
 cg_run_with_requeue() {
   local rc=0
-  "$@" || rc=$?
+  _cg_cmd=$1 _cg_child="" _cg_pending=""
+  trap '_cg_forward USR1' USR1
+  trap 'echo "requeue: got SIGTERM; waiting for $_cg_cmd to end (Slurm signals it too)" >&2' TERM
+  "$@" <&0 &  # <&0: a background command's stdin would be /dev/null
+  _cg_child=$!
+  [ -z "$_cg_pending" ] || kill -"$_cg_pending" "$_cg_child" 2>/dev/null || true
+  # A trapped signal interrupts `wait` (status > 128): wait again while CMD runs, then collect its own status.
+  while kill -0 "$_cg_child" 2>/dev/null; do wait "$_cg_child" || true; done
+  wait "$_cg_child" || rc=$?
+  trap - USR1 TERM
+  _cg_child=""
   if [ "$rc" -ne "$CG_EXIT_PREEMPTED" ]; then
     return "$rc"
   fi
@@ -22,10 +42,19 @@ cg_run_with_requeue() {
     echo "requeue: job $SLURM_JOB_ID already restarted $restarts times (CG_MAX_REQUEUES=$max); not requeueing" >&2
     return "$rc"
   fi
-  echo "requeue: preempted after saving (exit 75); requeueing job $SLURM_JOB_ID (restart $((restarts + 1)))" >&2
+  # 75 says "stopped by a signal, run me again", not what was kept: cgtrain saved a checkpoint; a cgsweep stage other
+  # than training (prep, export, sample, eval) saved nothing and is run again on restart.
+  echo "requeue: preempted (exit 75): the run saved its state, or its unfinished stage is redone on restart;" \
+    "requeueing job $SLURM_JOB_ID (restart $((restarts + 1)))" >&2
   if ! scontrol requeue "$SLURM_JOB_ID"; then
     echo "requeue: scontrol requeue $SLURM_JOB_ID failed; resubmit the job to resume" >&2
     return "$rc"
   fi
   return 0
+}
+
+# _cg_forward SIG: SIG to this shell while cg_run_with_requeue runs CMD; CMD gets it (kept until CMD has started).
+_cg_forward() {
+  echo "requeue: got SIG$1; passing it on to $_cg_cmd${_cg_child:+ (pid $_cg_child)}" >&2
+  if [ -n "$_cg_child" ]; then kill -"$1" "$_cg_child" 2>/dev/null || true; else _cg_pending=$1; fi
 }

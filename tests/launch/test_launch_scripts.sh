@@ -202,6 +202,8 @@ failing() { return 3; }
   export PATH="$T/bin:$PATH" SLURM_JOB_ID=4242
   rm -f "$T/scontrol.calls"
   expect_rc 0 "requeue on 75" cg_run_with_requeue preempted
+  expect_out "requeue: preempted \(exit 75\): the run saved its state, or its unfinished stage is redone on restart; requeueing job 4242 \(restart 1\)" \
+    "the requeue line holds for cgtrain and for a cgsweep stage"
   [ "$(cat "$T/scontrol.calls" 2>/dev/null)" = "requeue 4242" ] && ok || bad "scontrol requeue 4242 not called"
   rm -f "$T/scontrol.calls"
   expect_rc 0 "success passes" cg_run_with_requeue true
@@ -308,6 +310,96 @@ expect_rc 0 "slurm.sbatch (spooled) submitted from the repository root" env -u C
   CG_BIN_DIR="$T/build" SLURM_JOB_ID=781 SLURM_SUBMIT_DIR="$SRC" SLURM_JOB_NUM_NODES=1 SLURM_NTASKS_PER_NODE=2 \
   CG_NVIDIA_SMI="$T/nogpu/nvidia-smi" CGTRAIN_STUB_RC=0 bash "$T/spool/slurm_script" "$T/cpu.yaml"
 grep -q "cpu.yaml" "$T/cgtrain.calls" 2>/dev/null && ok || bad "spooled slurm.sbatch did not run cgtrain"
+
+# --- slurm.sbatch: USR1 to the batch shell (#SBATCH --signal=B:USR1@N) reaches the ranks, in both launch modes ----
+# Slurm signals the batch shell alone; it passes USR1 on to run.sh, which hands it to srun or mpirun, which forward
+# it to their tasks. The stub srun and mpirun forward signals as the real ones do; the stub cgtrain "saves" on USR1 or
+# TERM, exits 75 and records which signal it got.
+grep -q '^#SBATCH --signal=B:USR1@' "$SRC/launch/slurm.sbatch" && ok || bad "slurm.sbatch does not ask for B:USR1"
+mkdir -p "$T/sigbin" "$T/sigctl" "$T/sigbuild/trainer"
+cat >"$T/sigbuild/trainer/cgtrain" <<STUB
+#!/usr/bin/env bash
+trap 'echo USR1 >>"$T/got"; echo "cgtrain stub: saved step-3 on USR1" >&2; exit 75' USR1
+trap 'echo TERM >>"$T/got"; echo "cgtrain stub: saved step-3 on TERM" >&2; exit 75' TERM
+echo \$\$ >>"$T/started"
+for i in \$(seq 300); do sleep 0.1; done
+exit 3
+STUB
+# The launchers: log the call, run the task(s) in the background, pass USR1 and TERM on, exit with their status.
+forward='"$@" & child=$!
+trap "kill -USR1 $child" USR1
+trap "kill -TERM $child" TERM
+while kill -0 $child 2>/dev/null; do wait $child; done
+wait $child'
+{ echo '#!/usr/bin/env bash'
+  echo "echo \"srun \$*\" >>\"$T/srun.calls\""
+  echo 'while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do shift; done'
+  echo "$forward"; } >"$T/sigbin/srun"
+{ echo '#!/usr/bin/env bash'
+  echo "echo \"mpirun \$*\" >>\"$T/mpirun.calls\""
+  echo 'while [ $# -gt 0 ] && [ "$1" != -np ]; do shift; done; shift 2'
+  echo "$forward"; } >"$T/sigbin/mpirun"
+cat >"$T/sigctl/scontrol" <<STUB
+#!/usr/bin/env bash
+echo "\$*" >>"$T/scontrol.calls"
+[ "\$1 \${2:-}" != "show hostnames" ] || echo localhost
+STUB
+chmod +x "$T/sigbuild/trainer/cgtrain" "$T"/sigbin/* "$T/sigctl/scontrol"
+# sbatch_bg PATH_FIRST [ENV...]: slurm.sbatch as Slurm starts it, in the background (output in $T/run.out); sets pid.
+sbatch_bg() {
+  local path=$1
+  shift
+  rm -f "$T/started" "$T/got" "$T"/*.calls
+  env PATH="$path:$PATH" CG_ROOT="$SRC" CG_BIN_DIR="$T/sigbuild" SLURM_JOB_ID=782 SLURM_JOB_NUM_NODES=1 \
+    SLURM_JOB_NODELIST=localhost SLURM_NTASKS_PER_NODE=2 CG_NVIDIA_SMI="$T/nogpu/nvidia-smi" "$@" \
+    bash "$SRC/launch/slurm.sbatch" "$T/cpu.yaml" >"$T/run.out" 2>&1 &
+  pid=$!
+}
+# started N: wait until N ranks have started.
+started() {
+  local i
+  for i in $(seq 150); do [ "$(cat "$T/started" 2>/dev/null | wc -l)" -ge "$1" ] && break; sleep 0.1; done
+}
+# usr1_sbatch STARTED PATH_FIRST [ENV...]: once STARTED ranks run, USR1 to the batch shell alone; its exit status.
+usr1_sbatch() {
+  local n=$1
+  shift
+  sbatch_bg "$@"
+  started "$n"
+  kill -USR1 "$pid"
+  wait "$pid"
+}
+for mode in srun mpirun; do
+  expect_rc 0 "USR1 to the batch shell, CG_LAUNCH=$mode: saved, 75, requeued" usr1_sbatch 1 "$T/sigbin:$T/sigctl" \
+    CG_LAUNCH=$mode
+  [ "$(cat "$T/got" 2>/dev/null)" = USR1 ] && ok ||
+    bad "CG_LAUNCH=$mode: the rank got '$(cat "$T/got" 2>/dev/null)', want USR1 once; $(cat "$T/run.out")"
+  grep -qx "requeue 782" "$T/scontrol.calls" 2>/dev/null && ok || bad "CG_LAUNCH=$mode: not requeued; $(cat "$T/run.out")"
+  [ -f "$T/$mode.calls" ] && ok || bad "CG_LAUNCH=$mode: $mode was not the launcher; $(cat "$T/run.out")"
+done
+cp "$T/run.out" "$EXPECT_LOG"
+expect_out "requeue: got SIGUSR1; passing it on to launch/run.sh \(pid [0-9]+\)" "the batch shell says it passed USR1 on"
+expect_out "requeue: preempted \(exit 75\)" "the requeue line"
+# TERM (time limit, scancel) reaches every process of the job from Slurm: the batch shell passes nothing on (a second
+# signal would make cgtrain exit without saving) but waits, so the 75 of the rank's save is still requeued.
+term_sbatch() {
+  sbatch_bg "$T/sigbin:$T/sigctl"
+  started 1
+  kill -TERM "$pid"
+  sleep 0.5
+  kill -TERM "$(head -1 "$T/started")"  # Slurm's TERM to the rank
+  wait "$pid"
+}
+expect_rc 0 "TERM to the whole job: the batch shell waits for the save and requeues" term_sbatch
+[ "$(cat "$T/got" 2>/dev/null)" = TERM ] && ok ||
+  bad "TERM to the job: the rank got '$(cat "$T/got" 2>/dev/null)', want TERM once; $(cat "$T/run.out")"
+grep -qx "requeue 782" "$T/scontrol.calls" 2>/dev/null && ok || bad "TERM to the job: not requeued; $(cat "$T/run.out")"
+if command -v mpirun >/dev/null 2>&1; then  # the real mpirun: USR1 to the batch shell reaches both ranks
+  expect_rc 0 "USR1 to the batch shell, CG_LAUNCH=mpirun (real mpirun): requeued" usr1_sbatch 2 "$T/sigctl" \
+    CG_LAUNCH=mpirun OMPI_MCA_rmaps_base_oversubscribe=1
+  [ "$(sort "$T/got" 2>/dev/null | uniq -c | tr -s ' ')" = " 2 USR1" ] && ok ||
+    bad "real mpirun: the ranks got '$(cat "$T/got" 2>/dev/null)', want USR1 twice; $(cat "$T/run.out")"
+fi
 
 echo "$((n - fails))/$n launch script checks passed"
 [ "$fails" -eq 0 ]
