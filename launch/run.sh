@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run.sh: launch a cgtrain tool on one node or many. Reads the few config keys it needs (model.device,
-# model.hf_dir, parallel.tp, parallel.dp) from CONFIG.yaml + dotted overrides (see config_get.sh for the subset of
-# YAML understood), checks the setup early with messages that say what to change, sets the environment each rank
-# needs, then runs mpirun (or execs srun inside a Slurm allocation). The exit status is the tool's (75: preempted).
+# model.hf_dir, parallel.tp, parallel.dp, parallel.backend) from CONFIG.yaml + dotted overrides (see config_get.sh
+# for the subset of YAML understood), checks the setup early with messages that say what to change, sets the
+# environment each rank needs, then runs mpirun (or execs srun inside a Slurm allocation). The exit status is the
+# tool's (75: preempted).
 # SIGTERM or SIGUSR1 sent to run.sh under mpirun reach the ranks as SIGUSR1 (mpirun would answer SIGTERM by killing
 # them): cgtrain saves a checkpoint and exits 75.
 #
@@ -16,7 +17,8 @@
 #                     (cgtok takes no config: run it directly)
 #   --np N            single node: number of ranks (default: GPUs on the node for cuda, else tp x max(dp,1))
 #   --hostfile FILE   many nodes: one line per node ("node01 slots=8"; # comments allowed)
-#   --ppn N           ranks per node with --hostfile (default: GPUs per node for cuda, else slots=, else 1)
+#   --ppn N           ranks per node with --hostfile (default: GPUs per node for cuda, else the lines' slots=, which
+#                     must be the same on every line, else 1); every node runs the same number of ranks
 #   --srun            inside sbatch/salloc: launch with srun over the allocation (nodes x SLURM_NTASKS_PER_NODE)
 #   --bin-dir DIR     build folder (default: $CG_BIN_DIR, else the build/ beside launch/: <repo>/build)
 #   --dry-run         print the checks, environment and launch line; run nothing
@@ -119,31 +121,54 @@ fi
 if [ "$device" = cuda ] && [ "$gpus" -eq 0 ]; then
   die "model.device=cuda but no GPU is visible ('$smi -L' lists none or is not installed); run on a GPU node or set model.device=cpu"
 fi
+backend=$(get parallel.backend auto)
+if [ "$backend" = nccl ] && [ "$device" = cpu ]; then
+  die "parallel.backend=nccl needs a GPU per rank but the ranks run on the CPU (model.device=cpu, or auto with no GPU" \
+    "visible); set parallel.backend=mpi (or auto: nccl on cuda, mpi on cpu)"
+fi
 
-# The grid: nodes x ranks per node.
+# The grid: nodes x ranks per node. ppn_from says where the ranks per node came from, count_hint how to give another
+# count: for the messages below.
 nodes=1
+ppn_from="--ppn" count_hint="--ppn N"
 if [ "$use_srun" = 1 ]; then
   [ -n "${SLURM_JOB_ID:-}" ] || die "--srun needs a Slurm allocation (run inside sbatch or salloc)"
   nodes=${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-1}}
   tpn=${SLURM_NTASKS_PER_NODE:-}
+  [ -n "$ppn" ] || ppn_from="SLURM_NTASKS_PER_NODE" count_hint="#SBATCH --ntasks-per-node or --nodes"
   ppn=${ppn:-${tpn%%(*}}
   [ -n "$ppn" ] || die "set #SBATCH --ntasks-per-node (ranks per node) or pass --ppn"
 elif [ -n "$hostfile" ]; then
   [ -f "$hostfile" ] || die "hostfile '$hostfile' not found"
-  nodes=$(grep -cvE '^[[:space:]]*(#|$)' "$hostfile" || true)
+  hosts=$(grep -vE '^[[:space:]]*(#|$)' "$hostfile" || true)
+  nodes=$(printf '%s\n' "$hosts" | grep -c . || true)
   [ "$nodes" -gt 0 ] || die "hostfile '$hostfile' lists no hosts"
+  # slots= of each line ("" without one): every node runs the same number of ranks (ppr:N:node), so a count that
+  # differs between lines cannot be followed.
+  slots=$(printf '%s\n' "$hosts" | sed -n 's/.*slots=\([0-9]*\).*/\1/p;t;s/.*//p' | sort -u)
   if [ -z "$ppn" ]; then
-    if [ "$device" = cuda ]; then ppn=$gpus
-    else ppn=$(grep -vE '^[[:space:]]*(#|$)' "$hostfile" | head -1 | sed -n 's/.*slots=\([0-9]*\).*/\1/p'); ppn=${ppn:-1}
+    count_hint="slots=N in the hostfile or --ppn N"
+    if [ "$device" = cuda ]; then ppn=$gpus ppn_from="the GPUs per node" count_hint="--ppn N"
+    elif [ "$(printf '%s\n' "$slots" | grep -c '')" -gt 1 ]; then
+      listing=$(printf '%s\n' "$hosts" | sed 's/[[:space:]]*#.*//' | paste -sd, - | sed 's/,/, /g')
+      die "hostfile '$hostfile' gives its nodes different slot counts ($listing); run.sh starts the same number of" \
+        "ranks on every node (a tp group stays inside a node): give every line the same slots=N, or pass --ppn N" \
+        "(at most the smallest)"
+    elif [ -z "$slots" ]; then ppn=1 ppn_from="a hostfile without slots= (1 per node)"
+    else ppn=$slots ppn_from="slots=$slots in the hostfile"
     fi
   fi
 else
+  ppn_from="--np" count_hint="--np N"
   if [ -z "$np" ]; then
-    if [ "$device" = cuda ]; then np=$gpus; else np=$((tp * (dp > 0 ? dp : 1))); fi
+    if [ "$device" = cuda ]; then np=$gpus ppn_from="the GPUs on the node"
+    else np=$((tp * (dp > 0 ? dp : 1))) ppn_from="parallel.tp x parallel.dp"
+    fi
   fi
   ppn=$np
 fi
 world=$((nodes * ppn))
+grid="$nodes node(s) x $ppn ranks; ranks per node from $ppn_from"
 
 # Checks that would otherwise fail minutes later inside the job.
 if [ "$device" = cuda ]; then
@@ -151,12 +176,14 @@ if [ "$device" = cuda ]; then
   [ "$ppn" -le "$gpus" ] || die "$ppn ranks per node but only $gpus GPUs; use at most one rank per GPU (--np/--ppn <= $gpus)"
 fi
 if [ $((world % tp)) -ne 0 ]; then
-  die "parallel.tp $tp does not divide world $world ($nodes node(s) x $ppn ranks); change parallel.tp or the rank count"
+  die "parallel.tp $tp does not divide world $world ($grid); change parallel.tp or the rank count ($count_hint)"
 fi
 if [ "$dp" -gt 0 ] && [ $((tp * dp)) -ne "$world" ]; then
-  die "parallel.tp $tp x parallel.dp $dp = $((tp * dp)) but world is $world; set parallel.dp=0 (world / tp) or $((world / tp))"
+  die "parallel.tp $tp x parallel.dp $dp = $((tp * dp)) but world is $world ($grid); set parallel.dp=0" \
+    "(world / tp) or $((world / tp)), or change the rank count ($count_hint)"
 fi
-[ $((ppn % tp)) -eq 0 ] || die "parallel.tp $tp does not divide the $ppn ranks per node; a tp group must not span nodes"
+[ $((ppn % tp)) -eq 0 ] || die "parallel.tp $tp does not divide the $ppn ranks per node ($grid); a tp group must" \
+  "not span nodes: change parallel.tp or the ranks per node ($count_hint)"
 if [ -n "$hf_dir" ]; then
   [ -d "$hf_dir" ] || die "model.hf_dir '$hf_dir' is not a folder; download the Hugging Face checkpoint there (config.json + *.safetensors) or set model.hf_dir= for a random init"
   [ -f "$hf_dir/config.json" ] || die "model.hf_dir '$hf_dir' has no config.json; point it at the Hugging Face checkpoint folder"

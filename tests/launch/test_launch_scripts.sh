@@ -117,6 +117,8 @@ expect_rc 0 "an hf_dir in single quotes with a doubled quote" "$RUN" --dry-run "
 expect_rc 2 "missing binary without --dry-run" "$RUN" --bin-dir "$T/build" "$T/cpu.yaml"
 expect_out "cannot find cgtrain under" "binary message"
 expect_rc 2 "missing config" "$RUN" --dry-run "$T/none.yaml"
+expect_rc 2 "backend nccl on CPU ranks" "$RUN" --dry-run "$T/cpu.yaml" parallel.backend=nccl
+expect_out "parallel.backend=nccl needs a GPU per rank .*set parallel.backend=mpi" "nccl on cpu message"
 
 # --- run.sh: which argument is the config ------------------------------------------------------------------------
 # The first existing .yaml/.yml file, whatever its path holds ('=' in a folder or file name, a leading '-'); then
@@ -188,6 +190,28 @@ expect_out "2 node\(s\) x 4 ranks = world 8 \(tp 2, dp 4\)" "multi-node grid"
 expect_out "--hostfile .*hosts --map-by ppr:4:node -np 8" "multi-node mpirun line"
 expect_rc 2 "tp group spanning nodes" "$RUN" --dry-run --hostfile "$T/hosts" --ppn 2 "$T/cuda.yaml"
 expect_out "larger than|does not divide the 2 ranks per node" "tp across nodes message"
+# CPU ranks per node from the hostfile's slots=: none gives 1 per node (and says so when tp does not divide it);
+# counts that differ between lines are refused, not taken from the first line.
+printf 'n1\nn2   # spare\n' >"$T/hosts_noslots"
+expect_rc 2 "hostfile without slots=" "$RUN" --dry-run --hostfile "$T/hosts_noslots" "$T/cpu.yaml"
+expect_out "parallel.tp 2 does not divide the 1 ranks per node \(2 node\(s\) x 1 ranks; ranks per node from a hostfile without slots= \(1 per node\)\).*\(slots=N in the hostfile or --ppn N\)" \
+  "no slots=: where the count came from and what to change"
+expect_rc 0 "hostfile without slots=, --ppn 2" "$RUN" --dry-run --hostfile "$T/hosts_noslots" --ppn 2 "$T/cpu.yaml"
+expect_out "2 node\(s\) x 2 ranks = world 4 \(tp 2, dp 2\)" "--ppn over a hostfile without slots="
+printf 'n1 slots=8\nn2 slots=4\n' >"$T/hosts_mixed"
+expect_rc 2 "hostfile with mixed slots=" "$RUN" --dry-run --hostfile "$T/hosts_mixed" "$T/cpu.yaml"
+expect_out "hostfile '.*hosts_mixed' gives its nodes different slot counts \(n1 slots=8, n2 slots=4\).*pass --ppn N" \
+  "mixed slots= refused"
+printf 'n1 slots=8\nn2\n' >"$T/hosts_half"
+expect_rc 2 "hostfile with slots= on one line only" "$RUN" --dry-run --hostfile "$T/hosts_half" "$T/cpu.yaml"
+expect_out "different slot counts \(n1 slots=8, n2\)" "a line without slots= among lines with it"
+expect_rc 0 "hostfile with mixed slots=, --ppn 4" "$RUN" --dry-run --hostfile "$T/hosts_mixed" --ppn 4 "$T/cpu.yaml"
+expect_out "2 node\(s\) x 4 ranks = world 8 \(tp 2, dp 4\)" "--ppn over mixed slots="
+printf 'n1 slots=2\nn2 slots=2\n' >"$T/hosts_two"
+expect_rc 0 "hostfile with equal slots=" "$RUN" --dry-run --hostfile "$T/hosts_two" "$T/cpu.yaml"
+expect_out "2 node\(s\) x 2 ranks = world 4 \(tp 2, dp 2\)" "slots=2 on every line"
+expect_rc 2 "tp not dividing world, --np" "$RUN" --dry-run --np 3 "$T/cpu.yaml"
+expect_out "ranks per node from --np\); change parallel.tp or the rank count \(--np N\)" "--np named"
 
 # --- requeue.sh ------------------------------------------------------------------------------------------------
 cat >"$T/bin/scontrol" <<EOF
