@@ -125,8 +125,8 @@ int stopped_before(const PlannedPoint& p, const std::string& name) {
 // Run one stage of a point; returns 0 to go on with the next stage, else the point's exit code with its status
 // written:
 //   - kExitPreempted when the stage exited 75 (cgtrain saved on SIGTERM/SIGUSR1), or when a stage after training
-//     died of SIGUSR1/SIGTERM (Slurm's --signal=USR1@N reaches every job step, not only cgtrain): "preempted" /
-//     "preempted: <stage>"; the next run resumes (training from its checkpoint, a later stage by running it again);
+//     died of SIGUSR1/SIGTERM (the preemption signal cgsweep passes on reaches whichever stage runs, not only
+//     cgtrain): "preempted" / "preempted: <stage>"; the next run resumes (training from its checkpoint, a later stage by running it again);
 //   - 128 + N after cgsweep itself got SIGINT/SIGTERM: "interrupted: <stage>";
 //   - the stage's exit code otherwise: "failed: <stage> (exit N)", with the tail of the stage's log.
 int stage(const PlannedPoint& p, const std::string& name, const std::vector<std::string>& argv, bool dry_run) {

@@ -119,9 +119,10 @@ std::string sweep_sbatch(const SweepPlan& plan, const SlurmOptions& opt) {
   if (s.slurm_gpus_per_node > 0) h += fmt::format("#SBATCH --gpus-per-node={}\n", s.slurm_gpus_per_node);
   h += fmt::format("#SBATCH --cpus-per-task={}\n#SBATCH --time={}\n", s.slurm_cpus_per_task, s.slurm_time);
   if (!s.slurm_partition.empty()) h += "#SBATCH --partition=" + s.slurm_partition + "\n";
-  // USR1 (no B:) reaches the job steps, not this script: every stage runs as one (srun), cgtrain saves a checkpoint
-  // and exits 75, the other tools die of it and the point is marked preempted at that stage.
-  h += fmt::format("#SBATCH --signal=USR1@{}\n", s.slurm_signal_seconds);
+  // USR1 to this script alone (B:): requeue.sh passes it on to cgsweep, which passes it on to the running stage (srun
+  // forwards it to its tasks: cgtrain saves a checkpoint and exits 75, the other tools die of it and the point is
+  // marked preempted at that stage) or, between stages, stops before the next one; either way the task exits 75.
+  h += fmt::format("#SBATCH --signal=B:USR1@{}\n", s.slurm_signal_seconds);
   h += "#SBATCH --requeue\n#SBATCH --open-mode=append\n";
   h += "#SBATCH --output=" + sbatch_output(out_abs, s.path) + "\n";
   h += "set -uo pipefail\n";

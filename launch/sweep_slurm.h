@@ -1,6 +1,7 @@
 // Slurm array job for a sweep: sweep.sbatch (one array task per point, SLURM_ARRAY_TASK_ID picks it) and
 // points.tsv (the index -> point table). Each task runs `cgsweep SWEEP.yaml --point $SLURM_ARRAY_TASK_ID` with every
-// stage as a job step (srun), so `--signal=USR1@N` reaches whichever stage runs, and requeues itself through
+// stage as a job step (srun); `--signal=B:USR1@N` reaches the batch script, which passes it on to cgsweep, which
+// passes it on to whichever stage runs (or stops between stages), and the task requeues itself through
 // launch/requeue.sh (capped by CG_MAX_REQUEUES) when the point was preempted (exit 75): it continues from there.
 #pragma once
 #include <string>

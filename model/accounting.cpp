@@ -90,7 +90,8 @@ Plan make_plan(const PlanInputs& in) {
   p.activations = in.activation_checkpointing ? B * T * (L * d * e + per_layer) : B * T * L * per_layer;
   p.logits = B * T * v_local * 4.0 * 3;
   // A process's own memory before any tensor: on a GPU the CUDA context and NCCL buffers; on a CPU libtorch, MPI and
-  // the allocator (a tiny-model cgtrain rank measured 225-311 MiB resident, its tensors a few MiB of that).
+  // the allocator (a tiny-model cgtrain rank measured 337-476 MiB resident, docs/cluster.md section 3; its tensors a
+  // few MiB of that).
   p.overhead = (in.gpu ? 2.0 * (1 << 30) : 0.25 * (1 << 30)) +
                0.1 * (p.weights + p.trainable_state + p.activations + p.logits);
   p.total = p.weights + p.trainable_state + p.activations + p.logits + p.overhead;

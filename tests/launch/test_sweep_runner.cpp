@@ -260,7 +260,7 @@ TEST(SweepSlurm, ArrayScriptAndPointsTable) {
   const std::string requeue_sh = "source '" + std::string(CG_SOURCE_DIR) + "/launch/requeue.sh'";
   const std::vector<std::string> wants = {"#SBATCH --array=0-2\n", "#SBATCH --nodes=2\n",
                                          "#SBATCH --ntasks-per-node=4\n", "#SBATCH --gpus-per-node=4\n",
-                                         "#SBATCH --signal=USR1@120\n", "#SBATCH --partition=gpu\n",
+                                         "#SBATCH --signal=B:USR1@120\n", "#SBATCH --partition=gpu\n",
                                          "--point \"$task\"", "'train.steps=7'", requeue_sh,
                                          "cg_run_with_requeue \"$CGSWEEP\""};
   for (const std::string& want : wants)
