@@ -146,12 +146,46 @@ std::vector<ManifestFile> collect_files(const fs::path& tmp, const std::vector<s
 // renameat2's RENAME_EXCHANGE (Linux 3.15), called through syscall() so that glibc older than 2.28 builds too.
 constexpr unsigned kRenameExchange = 1u << 1;
 
+// Where a damaged step-N goes before step N is saved again: step-N.damaged, or step-N.damaged-2, -3, ... when that
+// name is taken (damaged twice). No step folder scan reads such a name, so nothing reads, counts or deletes it.
+fs::path damaged_name(const fs::path& step_dir) {
+  const fs::path base = step_dir.parent_path() / (step_dir.filename().stem().string() + ".damaged");  // drops .old
+  fs::path p = base;
+  std::error_code ec;
+  for (int i = 2; fs::exists(p, ec) || fs::is_symlink(p, ec); ++i) p = base.string() + fmt::format("-{}", i);
+  return p;
+}
+
+// Why the step-N (or step-N.old) folder a save is about to replace is damaged; empty when it is intact. A folder the
+// resume skipped says its reason again; others are checked in full (a same-step save is rare: a resume that skipped a
+// damaged folder, or a test).
+std::string damage_of(const fs::path& dir) {
+  const std::string why = verify_checkpoint(dir.string());
+  if (why.empty() && g_damaged.count(fs::weakly_canonical(dir).string()))
+    return "skipped by this run's resume";  // intact now (repaired by hand?): kept all the same
+  return why;
+}
+
 void commit(const fs::path& ckdir, const fs::path& tmp, const fs::path& final_dir, const Manifest& m) {
   std::string text = to_json(m).dump(2) + "\n";
   write_file_durable((tmp / kManifestName).string(), text.data(), text.size());
   fsync_path(tmp.string(), true);
   std::error_code ec;
   fs::path old = final_dir.string() + ".old";
+  // The folder that stands for step N now (step-N, or step-N.old while no step-N exists): a damaged one is kept, moved
+  // to a name no scan reads before the new one goes in (a kill between the two renames leaves no step-N, which was
+  // unusable anyway, and a complete step-N.tmp that the next save clears: the run resumes from the step before).
+  const fs::path current = fs::exists(final_dir, ec) ? final_dir : fs::exists(old, ec) ? old : fs::path();
+  if (!current.empty()) {
+    if (const std::string why = damage_of(current); !why.empty()) {
+      const fs::path aside = damaged_name(current);
+      if (::rename(current.c_str(), aside.c_str()) != 0)
+        fail_io("cannot move the damaged checkpoint aside to " + aside.string() + " from", current.string(), errno);
+      spdlog::warn("checkpoint {} is damaged ({}): moved it to {} before saving step {} again; cgtrain neither reads "
+                   "nor deletes it (look at it, then delete it)", current.string(), why, aside.string(), m.step);
+      g_damaged.erase(fs::weakly_canonical(current).string());
+    }
+  }
   if (fs::exists(final_dir, ec)) {
     // Saving a step again (a resume that skipped a damaged step-N reaches N again): swap the two folders in one
     // step, so that a kill at any moment leaves one complete step-N; the old one, now under tmp's name, goes.
@@ -206,9 +240,14 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(ckdir, ec)) {
         const fs::path& p = e.path();
-        // Interrupted saves, and step-N.old folders that a committed step-N has replaced.
-        if (p.extension() == ".tmp" || (p.extension() == ".old" && fs::exists(ckdir / p.stem(), ec)))
+        // Interrupted saves (never committed, never read), and step-N.old folders that a committed step-N has
+        // replaced.
+        if (p.extension() == ".tmp") {
+          spdlog::info("removing {}: a save that did not finish (never read as a checkpoint)", p.string());
           remove_all_quiet(p);
+        } else if (p.extension() == ".old" && fs::exists(ckdir / p.stem(), ec)) {
+          remove_all_quiet(p);
+        }
       }
       make_dirs(tmp);
     });
@@ -348,7 +387,8 @@ std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir) {
     CheckpointInfo info;
     std::string why = verify_checkpoint(path.string(), &info.manifest);
     if (!why.empty()) {
-      spdlog::warn("skipping checkpoint {}: {}", path.string(), why);
+      spdlog::warn("skipping checkpoint {}: {} (kept: a save of step {} moves it to {} first)", path.string(), why,
+                   step, damaged_name(path).filename().string());
       g_damaged.insert(fs::weakly_canonical(path).string());
       continue;
     }

@@ -68,6 +68,10 @@ struct CheckpointInfo {
 // writes), and a missing one fails the save instead of committing a checkpoint that cannot be loaded.
 // Retention deletes complete folders of lower steps only: the folder just written is always kept, and so are
 // folders of higher steps (a resume that skipped a damaged newest folder never deletes it behind the user's back).
+// A step-N that exists already is replaced when intact; a damaged one (the resume skipped it, or it fails the full
+// check now) is first moved to step-N.damaged (-2, -3, ... when taken), with a warning naming both paths: no scan
+// reads that name, so it is never resumed from, counted or deleted. Leftover step-*.tmp folders (saves that did not
+// finish, never read) are removed, said in the log.
 std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, const CheckpointLayout& layout,
                             const std::string& config_hash, const WriteFiles& write_files, const AllOk& all_ok,
                             int64_t keep_last, const std::vector<std::string>& required = {});
@@ -76,7 +80,8 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
 std::vector<int64_t> checkpoint_steps(const std::string& run_dir);
 
 // Newest step-N/ under run_dir/checkpoints whose manifest parses and whose files all verify; nullopt when none.
-// Skipped folders are logged as warnings with the reason. Reads every file once (sha256).
+// Skipped folders are logged as warnings with the reason, and remembered: a later save of their step moves them
+// aside (save_checkpoint), retention skips them. Reads every file once (sha256).
 std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir);
 
 // The folder of step `step`: run_dir/checkpoints/step-N, or step-N.old while no step-N exists (an interrupted

@@ -150,10 +150,55 @@ TEST(CheckpointDir, RetentionCountsOnlyIntactCheckpoints) {
   EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-15", "step-16", "step-20"}));
   save_two_ranks(run, 24, /*keep=*/2);
   EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-15", "step-20", "step-24"}));
-  // step-15 saved again (a resume from before it reaches 15 again): intact now, and pruned like any other.
+  // step-15 saved again (a resume from before it reaches 15 again): the damaged folder moves to step-15.damaged,
+  // which no scan reads; the new step-15 is intact and pruned like any other, the damaged one never.
   save_two_ranks(run, 15, /*keep=*/1);
   save_two_ranks(run, 30, /*keep=*/2);
-  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-24", "step-30"}));
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-15.damaged", "step-24", "step-30"}));
+}
+
+// A damaged step-N that a save of step N meets is kept: moved to step-N.damaged (then step-N.damaged-2, ...) with
+// its bytes as they were, whether the resume skipped it or it is found damaged at the save; an intact one is
+// replaced (SavingSameStepTwiceReplacesIt). Retention never touches the moved folders.
+TEST(CheckpointDir, SavingOverADamagedFolderMovesItAside) {
+  std::string run = fresh_dir("damaged_aside");
+  const fs::path ck = fs::path(run) / "checkpoints";
+  save_two_ranks(run, 8);
+  save_two_ranks(run, 12);
+  std::string flipped = slurp(ck / "step-12" / "rank-1.bin");
+  flipped[0] ^= 1;
+  std::ofstream(ck / "step-12" / "rank-1.bin", std::ios::binary) << flipped;
+  const std::string manifest = slurp(ck / "step-12" / "manifest.json");
+  ASSERT_EQ(cg::find_latest_complete(run)->step, 8);  // skips step-12
+  save_two_ranks(run, 12, /*keep=*/1);
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-12.damaged"}));
+  EXPECT_EQ(cg::verify_checkpoint((ck / "step-12").string()), "");
+  EXPECT_EQ(slurp(ck / "step-12.damaged" / "rank-1.bin"), flipped);
+  EXPECT_EQ(slurp(ck / "step-12.damaged" / "manifest.json"), manifest);
+  EXPECT_EQ(cg::checkpoint_steps(run), (std::vector<int64_t>{12}));
+
+  // Damaged after the resume looked (no manifest: cut short by hand): found at the save, moved to the next free name.
+  fs::remove(ck / "step-12" / "manifest.json");
+  save_two_ranks(run, 12, /*keep=*/1);
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-12.damaged", "step-12.damaged-2"}));
+  EXPECT_FALSE(fs::exists(ck / "step-12.damaged-2" / "manifest.json"));
+
+  // A damaged step-N.old (read as step N while no step-N exists) is kept the same way, not deleted as replaced.
+  fs::rename(ck / "step-12", ck / "step-12.old");
+  fs::remove(ck / "step-12.old" / "rank-0.bin");
+  ASSERT_FALSE(cg::find_latest_complete(run));
+  save_two_ranks(run, 12, /*keep=*/1);
+  EXPECT_EQ(step_folders(run),
+            (std::vector<std::string>{"step-12", "step-12.damaged", "step-12.damaged-2", "step-12.damaged-3"}));
+  EXPECT_FALSE(fs::exists(ck / "step-12.damaged-3" / "rank-0.bin"));
+
+  // Later saves with keep_last 1 prune intact folders only; an interrupted save (step-N.tmp) goes at the next save.
+  fs::create_directories(ck / "step-14.tmp");
+  save_two_ranks(run, 16, /*keep=*/1);
+  EXPECT_FALSE(fs::exists(ck / "step-14.tmp"));
+  save_two_ranks(run, 20, /*keep=*/1);
+  EXPECT_EQ(step_folders(run),
+            (std::vector<std::string>{"step-12.damaged", "step-12.damaged-2", "step-12.damaged-3", "step-20"}));
 }
 
 // Only step-N as cgtrain writes it names a checkpoint: a copy named step-015 (or step-00) is not one, so it neither
