@@ -29,9 +29,18 @@ constexpr int code_of(int sig) { return sig == SIGINT ? kExitInterrupted : kExit
   _exit(code_of(sig));
 }
 
+// Ctrl-C before the training loop: nothing has been trained that a save would keep, so leave at once, saying so.
+[[noreturn]] void leave_before_training() {
+  static const char kMsg[] = "cgtrain: interrupted (SIGINT) before the first step: nothing trained, nothing saved; "
+                             "exiting with 130. The same command starts the run again, from its newest checkpoint "
+                             "if it has one\n";
+  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
+  _exit(kExitInterrupted);
+}
+
 extern "C" void on_stop_signal(int sig) {
   if (g_finished.load()) return;  // done and saved: exit with the run's own status
-  if (sig == SIGINT && !g_interrupt_saves.load()) _exit(kExitInterrupted);  // nothing trained yet to save
+  if (sig == SIGINT && !g_interrupt_saves.load()) leave_before_training();  // nothing trained yet to save
   if (g_count.load() > 0) leave_unsaved(sig);  // second signal: leave at once
   g_signal = sig;                                 // before the count, which readers test first
   if (g_count.fetch_add(1) > 0) leave_unsaved(sig);

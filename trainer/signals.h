@@ -5,7 +5,8 @@
 // ranks agree (an all-reduce, done by the trainer) so every rank saves at the same step.
 // A second signal means "now": the handler calls _exit with that signal's code without saving (checkpoints are
 // written to a staging folder and renamed, so the last complete one survives). SIGINT before the training loop
-// (arm_interrupt_save) also exits at once: nothing has been trained that a save would keep.
+// (arm_interrupt_save) also exits at once, saying so on stderr: nothing has been trained that a save would keep.
+// SIGTERM/SIGUSR1 before the loop are kept: the trainer saves after the first step and exits 75.
 // Slurm: `#SBATCH --signal=USR1@120` gives the job steps' ranks 120 s to checkpoint before the kill. mpirun forwards
 // SIGUSR1/SIGUSR2 to every rank; SIGTERM or Ctrl-C to mpirun terminates the job (SIGTERM to the ranks, SIGKILL
 // shortly after, exit 1), so under mpirun stop with SIGUSR1 (docs/cluster.md, section 5).

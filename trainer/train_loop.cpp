@@ -525,6 +525,10 @@ int train(const Config& cfg) {
   int64_t tokens_window = 0;
   double cuda_used_max = -1;  // device memory in use at the log points, the largest seen (progress line)
   arm_interrupt_save();  // from here a Ctrl-C saves the steps trained so far
+  // A SIGTERM/SIGUSR1 kept from the start-up is answered after the first step (there is nothing to save before).
+  if (lead && preempt_requested() && st.step < steps)
+    spdlog::warn("signal {} arrived while starting up: saving after the first step, then exiting with {}",
+                 preempt_signal(), stop_exit_code());
   const int64_t first_step = st.step, bad_before = st.bad_steps;  // this process's steps: first_step + 1 .. steps
   int64_t zero_grad_in_row = 0;  // finite steps whose (global) gradient norm is exactly 0
   while (st.step < steps) {

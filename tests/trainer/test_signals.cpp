@@ -1,5 +1,5 @@
-// Stop signals: the first sets the flag (SIGINT only once armed: before, it exits at once with 130), a second exits
-// with its own code (75 for SIGTERM/SIGUSR1, 130 for SIGINT).
+// Stop signals: the first sets the flag (SIGINT only once armed: before, it exits at once with 130, saying that
+// nothing was saved), a second exits with its own code (75 for SIGTERM/SIGUSR1, 130 for SIGINT).
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -43,7 +43,8 @@ TEST(SignalsDeathTest, SigintBeforeTrainingExitsAtOnce) {
         std::raise(SIGINT);
         std::exit(0);  // not reached
       },
-      ::testing::ExitedWithCode(cg::kExitInterrupted), "");
+      ::testing::ExitedWithCode(cg::kExitInterrupted), "interrupted \\(SIGINT\\) before the first step: nothing "
+      "trained, nothing saved; exiting with 130");
 }
 
 TEST(SignalsDeathTest, SecondSigintExitsAtOnceWithItsCode) {
