@@ -143,9 +143,15 @@ elif [ -n "$hostfile" ]; then
   hosts=$(grep -vE '^[[:space:]]*(#|$)' "$hostfile" || true)
   nodes=$(printf '%s\n' "$hosts" | grep -c . || true)
   [ "$nodes" -gt 0 ] || die "hostfile '$hostfile' lists no hosts"
+  # mpirun merges the lines of one host into one node (their slots added): counted here as nodes, the grid would not be
+  # the one mpirun lays out.
+  dup=$(printf '%s\n' "$hosts" | awk '{print $1}' | sort | uniq -d | paste -sd, - | sed 's/,/, /g')
+  [ -z "$dup" ] || die "hostfile '$hostfile' lists $dup on more than one line; mpirun takes such lines as one node" \
+    "(their slots added): list each node once, with slots=N for its ranks"
   # slots= of each line ("" without one): every node runs the same number of ranks (ppr:N:node), so a count that
   # differs between lines cannot be followed.
-  slots=$(printf '%s\n' "$hosts" | sed -n 's/.*slots=\([0-9]*\).*/\1/p;t;s/.*//p' | sort -u)
+  slots=$(printf '%s\n' "$hosts" | sed 's/[[:space:]]*#.*//' |
+    sed -n 's/.*[[:space:]]slots=\([0-9]*\).*/\1/p;t;s/.*//p' | sort -u)  # slots=, not max_slots=
   if [ -z "$ppn" ]; then
     count_hint="slots=N in the hostfile or --ppn N"
     if [ "$device" = cuda ]; then ppn=$gpus ppn_from="the GPUs per node" count_hint="--ppn N"
@@ -186,7 +192,17 @@ fi
   "not span nodes: change parallel.tp or the ranks per node ($count_hint)"
 if [ -n "$hf_dir" ]; then
   [ -d "$hf_dir" ] || die "model.hf_dir '$hf_dir' is not a folder; download the Hugging Face checkpoint there (config.json + *.safetensors) or set model.hf_dir= for a random init"
-  [ -f "$hf_dir/config.json" ] || die "model.hf_dir '$hf_dir' has no config.json; point it at the Hugging Face checkpoint folder"
+  if ! [ -f "$hf_dir/config.json" ]; then
+    if [ -e "$hf_dir/adapter_config.json" ]; then
+      die "model.hf_dir '$hf_dir' has no config.json: it is a PEFT adapter folder (adapter_config.json), not a base" \
+        "model: give it as sample.adapter (or lora.init_adapter) and its base model's folder as model.hf_dir"
+    elif [ -e "$hf_dir/manifest.json" ] || [ -d "$hf_dir/checkpoints" ]; then
+      die "model.hf_dir '$hf_dir' has no config.json: it is a cgtrain run or checkpoint folder, not a base model:" \
+        "give it as sample.adapter (cgsample), or export it (cgexport RUN_DIR --out DIR, --merge for a whole model)" \
+        "and keep model.hf_dir its base model"
+    fi
+    die "model.hf_dir '$hf_dir' has no config.json; point it at the Hugging Face checkpoint folder"
+  fi
   compgen -G "$hf_dir/*.safetensors" >/dev/null || echo "run.sh: warning: no *.safetensors in $hf_dir" >&2
 fi
 

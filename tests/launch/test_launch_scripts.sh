@@ -109,6 +109,14 @@ expect_rc 2 "missing hf dir" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/nop
 expect_out "model.hf_dir '.*nope' is not a folder" "hf dir message"
 expect_rc 2 "hf dir without config.json" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/hf_noconfig"
 expect_out "has no config.json" "config.json message"
+# An adapter or a cgtrain folder given as the base is named as such (as cgtrain and cgsample name it).
+mkdir -p "$T/peft_dir" "$T/run_dir/checkpoints"
+echo '{}' >"$T/peft_dir/adapter_config.json"
+expect_rc 2 "a PEFT adapter as model.hf_dir" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/peft_dir"
+expect_out "it is a PEFT adapter folder \(adapter_config.json\), not a base model: give it as sample.adapter" \
+  "adapter as hf_dir named"
+expect_rc 2 "a run folder as model.hf_dir" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/run_dir"
+expect_out "it is a cgtrain run or checkpoint folder, not a base model" "run folder as hf_dir named"
 expect_rc 0 "good hf dir" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/hf_ok"
 mkdir -p "$T/it's hf"
 echo '{}' >"$T/it's hf/config.json"
@@ -210,6 +218,18 @@ expect_out "2 node\(s\) x 4 ranks = world 8 \(tp 2, dp 4\)" "--ppn over mixed sl
 printf 'n1 slots=2\nn2 slots=2\n' >"$T/hosts_two"
 expect_rc 0 "hostfile with equal slots=" "$RUN" --dry-run --hostfile "$T/hosts_two" "$T/cpu.yaml"
 expect_out "2 node\(s\) x 2 ranks = world 4 \(tp 2, dp 2\)" "slots=2 on every line"
+# max_slots= is not slots=, whether every line has it or one only; a trailing comment is no part of the line.
+printf 'n1 slots=2 max_slots=4\nn2 slots=2 max_slots=4\n' >"$T/hosts_max"
+expect_rc 0 "hostfile with max_slots=" "$RUN" --dry-run --hostfile "$T/hosts_max" "$T/cpu.yaml"
+expect_out "2 node\(s\) x 2 ranks = world 4 \(tp 2, dp 2\)" "max_slots= not read as slots="
+printf 'n1 slots=2 max_slots=4\nn2 slots=2 # slots=8 once\n' >"$T/hosts_max1"
+expect_rc 0 "hostfile with max_slots= on one line" "$RUN" --dry-run --hostfile "$T/hosts_max1" "$T/cpu.yaml"
+expect_out "2 node\(s\) x 2 ranks = world 4 \(tp 2, dp 2\)" "max_slots= and a comment on one line only"
+# One host on two lines is one node to mpirun (slots added): refused, not counted as two nodes.
+printf 'n1 slots=2\nn2 slots=2\nn1 slots=2\n' >"$T/hosts_dup"
+expect_rc 2 "hostfile listing a node twice" "$RUN" --dry-run --hostfile "$T/hosts_dup" "$T/cpu.yaml"
+expect_out "hostfile '.*hosts_dup' lists n1 on more than one line; mpirun takes such lines as one node" \
+  "a node listed twice is named"
 expect_rc 2 "tp not dividing world, --np" "$RUN" --dry-run --np 3 "$T/cpu.yaml"
 expect_out "ranks per node from --np\); change parallel.tp or the rank count \(--np N\)" "--np named"
 
