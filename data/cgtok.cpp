@@ -46,24 +46,22 @@ void check_output(const std::string& in, const std::string& out, const std::stri
 }
 
 // Token ids from arguments that each hold one or more ids separated by spaces, commas or brackets ("1 450",
-// "[1, 450]"), as encode prints them or h5py shows a shard's row. Every id must be in the model's vocabulary.
+// "[1, 450]", "(1, 450)"), as encode prints them or Python shows a shard's row ("[  1 450]", "array([  1, 450],
+// dtype=int32)"). Every id must be in the model's vocabulary.
 std::vector<int32_t> parse_ids(int argc, char** argv, const cg::Tokenizer& tok) {
   std::vector<int32_t> ids;
   for (int a = 3; a < argc; ++a) {
     std::string arg = argv[a];
     for (char& ch : arg)
-      if (ch == ',' || ch == '[' || ch == ']' || ch == '\t' || ch == '\n') ch = ' ';
+      if (ch == ',' || ch == '[' || ch == ']' || ch == '(' || ch == ')' || ch == '\t' || ch == '\n') ch = ' ';
     std::istringstream in(arg);
     for (std::string word; in >> word;) {
-      size_t used = 0;
+      if (word == "array" || word.rfind("dtype=", 0) == 0) continue;  // numpy's repr around the ids
       long long id = -1;
-      try {
-        id = std::stoll(word, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      CG_CHECK(used == word.size() && id >= 0, "cgtok decode: '{}' is not a token id (ids are whole numbers >= 0, "
-               "separated by spaces or commas)", word);
+      if (!word.empty() && word.size() <= 18 && word.find_first_not_of("0123456789") == std::string::npos)
+        id = std::stoll(word);
+      CG_CHECK(id >= 0, "cgtok decode: '{}' is not a token id (ids are whole numbers >= 0, separated by spaces or "
+               "commas)", word);
       CG_CHECK(id < tok.vocab_size(), "cgtok decode: id {} is outside this model's vocabulary of {} pieces (ids "
                "0..{}): is it the tokenizer the ids were made with?", id, tok.vocab_size(), tok.vocab_size() - 1);
       ids.push_back(static_cast<int32_t>(id));
@@ -88,6 +86,12 @@ int main(int argc, char** argv) {
       cg::write_file_atomic(argv[3], bytes);
       spdlog::info("wrote {} ({} pieces, sha256 {})", argv[3], tok.vocab_size(), tok.hash());
       return 0;
+    }
+    if ((cmd == "encode" && argc == 4) || (cmd == "decode" && argc >= 4)) {
+      std::error_code ec;
+      CG_CHECK(std::filesystem::is_regular_file(argv[2], ec), "cgtok {}: the model {} {}: give a sentencepiece "
+               "tokenizer.model (cgtok llama-js or hf-json makes one)", cmd, argv[2],
+               std::filesystem::exists(argv[2], ec) ? "is not a file" : "does not exist");
     }
     if (cmd == "encode" && argc == 4) {
       cg::Tokenizer tok = cg::Tokenizer::load(argv[2]);

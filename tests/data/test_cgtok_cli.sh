@@ -47,8 +47,16 @@ list="[$(echo $ids | tr ' ' ',')]"
 expect_rc 1 "an id outside the vocabulary" "$CGTOK" decode out.model 1 274
 expect_out "id 274 is outside this model's vocabulary of 274 pieces \\(ids 0..273\\)" "an out-of-vocabulary id is named"
 expect_rc 0 "the last id of the vocabulary" "$CGTOK" decode out.model 273
+numpy="array([$(echo $ids | sed 's/ /, /g')], dtype=int32)"
+[ "$("$CGTOK" decode out.model "$numpy")" = "$text" ] && ok || bad "decode of numpy's repr $numpy is not '$text'"
+[ "$("$CGTOK" decode out.model "($(echo $ids | tr ' ' ','))")" = "$text" ] && ok || bad "decode of a tuple"
 expect_rc 1 "a word that is not an id" "$CGTOK" decode out.model 1 x2
 expect_out "'x2' is not a token id" "a non-id is named"
+expect_rc 1 "a signed id" "$CGTOK" decode out.model 1 +5
+expect_out "'\+5' is not a token id" "a sign is no part of an id"
+expect_rc 1 "a missing model" "$CGTOK" decode nosuch.model 1
+expect_out "cgtok decode: the model nosuch.model does not exist: give a sentencepiece tokenizer.model" \
+  "a missing model is named as cgtok's argument"
 expect_rc 2 "decode without ids" "$CGTOK" decode out.model
 expect_out "cgtok decode: takes a model and at least one id, 1 arguments given" "missing ids are named"
 
