@@ -7,7 +7,9 @@
 // written to a staging folder and renamed, so the last complete one survives). SIGINT before the training loop
 // (arm_interrupt_save) also exits at once, saying so on stderr: nothing has been trained that a save would keep.
 // SIGTERM/SIGUSR1 before the loop are kept: the trainer saves after the first step and exits 75.
-// Slurm: `#SBATCH --signal=USR1@120` gives the job steps' ranks 120 s to checkpoint before the kill. mpirun forwards
+// Slurm: `#SBATCH --signal=USR1@120` gives the job steps' ranks 120 s to checkpoint before the kill
+// (launch/slurm.sbatch asks for B:USR1 instead and passes it on to the launcher, which works for srun and mpirun
+// alike). mpirun forwards
 // SIGUSR1/SIGUSR2 to every rank; SIGTERM or Ctrl-C to mpirun terminates the job (SIGTERM to the ranks, SIGKILL
 // shortly after, exit 1), so under mpirun stop with SIGUSR1 (docs/cluster.md, section 5).
 #pragma once
