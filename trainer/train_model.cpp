@@ -169,10 +169,20 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
         const std::string twice = merged_twice(cfg.model.hf_dir, peft_adapter_source(cfg.lora.init_adapter),
                                                "lora.init_adapter " + cfg.lora.init_adapter);
         CG_CHECK(twice.empty(), "{}", twice);
-        const std::string other = other_base(recorded_base_sample(cfg.lora.init_adapter), m.base_sample,
-                                             "lora.init_adapter " + cfg.lora.init_adapter, cfg.model.hf_dir);
+        const std::string recorded = recorded_base_sample(cfg.lora.init_adapter);
+        const std::string other = other_base(recorded, m.base_sample, "lora.init_adapter " + cfg.lora.init_adapter,
+                                             cfg.model.hf_dir);
         CG_CHECK(other.empty(), "{}; set model.hf_dir to the base it was trained on (its adapter_config.json "
                  "base_model_name_or_path: {})", other, a.config.base_model_name_or_path);
+        // No sample to compare (an adapter of another tool, or its cgtrain_source.json removed): the folder it names,
+        // where that still exists, is all there is to go by, as cgsample does.
+        const std::string& trained = a.config.base_model_name_or_path;
+        std::error_code ec;
+        if (recorded.empty() && dims.rank == 0 && !trained.empty() && fs::is_directory(trained, ec) &&
+            !fs::equivalent(trained, cfg.model.hf_dir, ec))
+          spdlog::warn("lora.init_adapter {} names the base {} (base_model_name_or_path), but model.hf_dir is {}: fine "
+                       "if that is a copy of the same weights, wrong otherwise", cfg.lora.init_adapter, trained,
+                       cfg.model.hf_dir);
       }
       CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
                cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);

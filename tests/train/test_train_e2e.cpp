@@ -22,9 +22,12 @@
 #include <iostream>
 #include <map>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <torch/torch.h>
 
@@ -43,6 +46,7 @@
 #include "trainer/checkpoint_dir.h"
 #include "trainer/config.h"
 #include "trainer/signals.h"
+#include "trainer/train_export.h"
 #include "trainer/train_loop.h"
 #include "trainer/train_model.h"
 
@@ -739,6 +743,21 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
                                          "model.hf_dir=" + d + "/tuned holds"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("base_model_name_or_path: " + fs::absolute(s + "/hf").string()),
               std::string::npos) << e.what();
+  }
+  // Without its cgtrain_source.json (no base sample) the adapter goes onto other weights on purpose: loaded, with a
+  // warning naming the base folder it names, which still exists.
+  fs::copy(d + "/out/adapter", d + "/adapter_nosrc");
+  fs::remove(d + "/adapter_nosrc/" + std::string(cg::kAdapterSourceFile));
+  tuned.lora.init_adapter = d + "/adapter_nosrc";
+  {
+    std::ostringstream log;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+    spdlog::default_logger()->sinks().push_back(sink);
+    EXPECT_NO_THROW(cg::build_train_model(tuned, dims, lc.vocab_size, at::kCPU));
+    spdlog::default_logger()->sinks().pop_back();
+    EXPECT_NE(log.str().find("lora.init_adapter " + d + "/adapter_nosrc names the base " +
+                             fs::absolute(s + "/hf").string() + " (base_model_name_or_path), but model.hf_dir is " + d +
+                             "/tuned"), std::string::npos) << log.str();
   }
   // ... and differs from the base model: the adapter did something.
   cg::Config cb = cg::load_config(trained_cfg, {"parallel.tp=1", "lora.enabled=false"});
