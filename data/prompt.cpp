@@ -63,14 +63,16 @@ std::vector<std::string> masked_species_of_prompt(const std::string& prompt) {
   const size_t end = prompt.rfind(kInfillInstruction);
   if (prompt.rfind(kInfillHead, 0) != 0 || end == std::string::npos || end < head) return {};
   // The crystal text: two lattice lines, then per site its element line and its coordinate line.
+  // Blank lines (a prompt edited by hand) are no part of it; any other shape is no crystal text: nothing.
   std::vector<std::string> lines;
   size_t pos = head;
   while (pos <= end) {
     size_t nl = prompt.find('\n', pos);
     if (nl == std::string::npos || nl > end) nl = end;
-    lines.push_back(prompt.substr(pos, nl - pos));
+    if (nl > pos) lines.push_back(prompt.substr(pos, nl - pos));
     pos = nl + 1;
   }
+  if (lines.size() < 4 || lines.size() % 2 != 0) return {};
   std::vector<std::string> species;
   for (size_t i = 2; i < lines.size(); i += 2) species.push_back(lines[i]);
   return species;

@@ -28,10 +28,10 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
   in->kind = "samples";
   std::set<std::string> ids;
-  int64_t repeated = 0, records = 0;
+  int64_t repeated = 0, records = 0, unread_masks = 0;
   std::string first_repeated;
   for (auto& r : read_samples_jsonl(file)) {
-    if (max_rows > 0 && in->total >= max_rows) break;
+    if (max_rows > 0 && records >= max_rows) break;  // the first N records, infill ones too
     ++records;
     if (r.id.empty()) {  // another sampler's record without one: its line, so items.jsonl can name it
       r.id = fmt::format("line{}", records);
@@ -40,6 +40,7 @@ void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
     if (!r.id.empty() && !ids.insert(r.id).second && repeated++ == 0) first_repeated = r.id;
     if (r.task == "infill") {  // an element, not a crystal: scored apart
       in->infill.push_back({masked_species_of_prompt(r.prompt), r.parsed ? r.element : "", r.truth});
+      unread_masks += in->infill.back().masked_species.empty();
       continue;
     }
     if (r.task != "generate") continue;
@@ -57,6 +58,10 @@ void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
     if (cond.formula || cond.spacegroup || cond.formation_energy_per_atom || cond.band_gap || cond.e_above_hull)
       in->conditioned.push_back({cond, parsed ? int64_t(in->crystals.size()) - 1 : -1});
   }
+  if (unread_masks > 0)
+    spdlog::warn("cgeval: {} of {} infill records in {} hold no masked crystal cgeval can read in their prompt (not "
+                 "the infill prompt of data/prompt.h, edited or of another tool?): their answers count as SMACT-invalid",
+                 unread_masks, in->infill.size(), file);
   if (repeated > 0)
     spdlog::warn("cgeval: {} repeats {} sample id(s) (the first: {}): records of several runs put together? Each "
                  "counts, so rates mix the runs; evaluate each cgsample folder on its own", file, repeated,

@@ -79,7 +79,9 @@ void visit_config(Config& c, F&& f) {
   f("data.tokenizer_vocab_size", &d.tokenizer_vocab_size, "vocabulary size when data.tokenizer = train: 256 byte "
     "pieces, 3 control pieces and one per distinct character of the text at least (cgprep says how many)",
     at_least(260));
-  f("data.max_rows", &d.max_rows, "0: all rows; else only the first N rows of each split (quick runs)", at_least(0));
+  f("data.max_rows", &d.max_rows,
+    "cgprep: 0: all rows; else only the first N rows of each split (quick runs); cgsample and cgeval read the "
+    "data.*_csv files whole", at_least(0));
   f("data.copies", &d.copies, "augmented copies written per crystal (the shards keep the copy index as int16)",
     in_range(1, 32767));
   f("data.translate", &d.translate, "augment (train split): one random uniform shift of all fractional coordinates, wrapped to [0,1)",
@@ -208,7 +210,9 @@ void visit_config(Config& c, F&& f) {
   auto& e = c.eval;
   f("eval.input", &e.input, "cgsample folder, CSV (CDVAE layout) or folder of CIFs", nonempty());
   f("eval.out", &e.out, "report folder; empty: <eval.input>/eval for a folder, <eval.input>.eval for a file", any());
-  f("eval.max_rows", &e.max_rows, "0: all; else evaluate the first N structures", at_least(0));
+  f("eval.max_rows", &e.max_rows,
+    "0: all; else evaluate the first N records of a samples file (infill ones too), rows of a CSV or blocks of a CIF "
+    "folder", at_least(0));
   f("eval.min_distance", &e.min_distance, "structural validity: smallest allowed interatomic distance (Å)",
     at_least(0));
   f("eval.min_volume", &e.min_volume, "structural validity: smallest allowed cell volume (Å^3)", at_least(0));

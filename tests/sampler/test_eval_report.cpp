@@ -395,6 +395,39 @@ TEST(EvalReport, InfillRecordsAreScoredApart) {
   EXPECT_NE(report_markdown(only).find("0 items, 0 parsed; 4 infill records, scored below.\n\nNo generated "
                                        "crystals: only the infill records are scored (below)."),
             std::string::npos) << report_markdown(only);
+  // eval.max_rows counts records, infill ones too: the first 2 of the 5.
+  const EvalInput first2 = load_eval_input(dir.string(), 2);
+  EXPECT_EQ(first2.infill.size(), 2u);
+  EXPECT_EQ(first2.total, 0);
+  // A blank line put before the instruction (a prompt edited by hand) is no part of the crystal.
+  std::string blank = infill_prompt(nacl, "Cl");
+  const size_t instruction = blank.rfind('\n', blank.size() - 2);  // the newline before "Generate ..."
+  ASSERT_NE(instruction, std::string::npos);
+  blank.insert(instruction, "\n");
+  EXPECT_EQ(masked_species_of_prompt(blank), masked_species_of_prompt(infill_prompt(nacl, "Cl")));
+  // A prompt whose masked crystal does not read (its last coordinate line cut) is said, not scored silently as an
+  // invalid composition.
+  {
+    SampleRecord r;
+    r.id = "edited";
+    r.task = "infill";
+    r.prompt = infill_prompt(nacl, "Cl");
+    const size_t last_line = r.prompt.rfind('\n', instruction - 1);
+    r.prompt.erase(last_line, instruction - last_line);
+    r.truth = "Cl";
+    r.parsed = true;
+    r.element = "Cl";
+    std::ofstream(dir / "edited.jsonl") << to_json_line(r) << "\n";
+  }
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  const EvalInput edited = load_eval_input((dir / "edited.jsonl").string());
+  spdlog::default_logger()->sinks().pop_back();
+  ASSERT_EQ(edited.infill.size(), 1u);
+  EXPECT_TRUE(edited.infill[0].masked_species.empty());
+  EXPECT_NE(log.str().find("1 of 1 infill records in " + (dir / "edited.jsonl").string() + " hold no masked crystal "
+                           "cgeval can read"), std::string::npos) << log.str();
   fs::remove_all(dir);
 }
 
