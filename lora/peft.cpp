@@ -138,7 +138,11 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
 
 PeftAdapter read_peft_adapter(const std::string& dir) {
   const fs::path cfg_path = fs::path(dir) / kConfigFile, w_path = fs::path(dir) / kWeightsFile;
-  CG_CHECK(fs::exists(cfg_path), "{} not found: {} is not a PEFT adapter folder", cfg_path.string(), dir);
+  CG_CHECK(fs::exists(cfg_path), "{} not found: {} is not a PEFT adapter folder{}", cfg_path.string(), dir,
+           fs::exists(fs::path(dir) / "manifest.json") || fs::is_directory(fs::path(dir) / "checkpoints")
+               ? fmt::format(" but a cgtrain run or step folder: export its adapter first (cgexport {} --out DIR) and "
+                             "give DIR", dir)
+               : std::string());
   CG_CHECK(fs::exists(w_path), "{} not found{}", w_path.string(),
            fs::exists(fs::path(dir) / "adapter_model.bin")
                ? " (only adapter_model.bin: re-save it with safe_serialization=True)" : "");

@@ -130,9 +130,14 @@ std::string format_plan(const PlanInputs& in, const Plan& p) {
                    in.weight_bytes);
   o << fmt::format("  trainable      {:>10}  ({})\n", gb(p.trainable_state),
                    in.lora ? "fp32 param + grad + AdamW m, v" : "grads + fp32 AdamW m, v");
-  o << fmt::format("  activations    {:>10}  ({}checkpointing, {:.0f} KB per token per layer)\n", gb(p.activations),
-                   in.activation_checkpointing ? "" : "no ", activation_bytes_per_token_layer(c, in.tp,
-                                                                                               in.weight_bytes) / 1e3);
+  const double layer_kb = activation_bytes_per_token_layer(c, in.tp, in.weight_bytes) / 1e3;
+  if (in.activation_checkpointing)  // every layer's input kept, one layer's activations at a time (its recompute)
+    o << fmt::format("  activations    {:>10}  (checkpointing: {:.0f} KB per token per layer kept, {:.0f} KB per "
+                     "token for the layer recomputed)\n", gb(p.activations),
+                     double(c.hidden_size) * in.weight_bytes / 1e3, layer_kb);
+  else
+    o << fmt::format("  activations    {:>10}  (no checkpointing, {:.0f} KB per token per layer)\n", gb(p.activations),
+                     layer_kb);
   o << fmt::format("  logits + CE    {:>10}\n", gb(p.logits));
   o << fmt::format("  overhead       {:>10}  ({}10% slack)\n", gb(p.overhead), in.gpu ? "2 GiB context/NCCL + " : "0.25 GiB libtorch/MPI + ");
   if (p.ranks_sharing > 1)

@@ -152,6 +152,15 @@ TEST(Peft, RefusesNonFiniteFactorsAndUnusableAlpha) {
     EXPECT_NE(e.find("is not a positive number that fits a 32-bit float"), std::string::npos) << alpha << ": " << e;
   }
   fs::remove_all(dir);
+  // A cgtrain run folder given where an adapter goes (lora.init_adapter): the way to make one is named.
+  fs::create_directories(dir + "/checkpoints");
+  const std::string run = error_of(dir);
+  EXPECT_NE(run.find(dir + " is not a PEFT adapter folder but a cgtrain run or step folder: export its adapter first "
+                     "(cgexport " + dir + " --out DIR) and give DIR"), std::string::npos) << run;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  EXPECT_EQ(error_of(dir).find("cgexport"), std::string::npos) << error_of(dir);  // an empty folder is just no adapter
+  fs::remove_all(dir);
 }
 
 TEST(Peft, ReadsAdapterInPeftsExactLayout) {
