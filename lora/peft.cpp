@@ -12,6 +12,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/folder_kind.h"
 #include "common/json_int.h"
 #include "model/safetensors.h"
 #include "trainer/config.h"
@@ -139,7 +140,7 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
 PeftAdapter read_peft_adapter(const std::string& dir) {
   const fs::path cfg_path = fs::path(dir) / kConfigFile, w_path = fs::path(dir) / kWeightsFile;
   CG_CHECK(fs::exists(cfg_path), "{} not found: {} is not a PEFT adapter folder{}", cfg_path.string(), dir,
-           fs::exists(fs::path(dir) / "manifest.json") || fs::is_directory(fs::path(dir) / "checkpoints")
+           is_cgtrain_folder(dir)
                ? fmt::format(" but a cgtrain run or step folder: export its adapter first (cgexport {} --out DIR) and "
                              "give DIR", dir)
                : std::string());

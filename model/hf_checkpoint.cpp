@@ -14,6 +14,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/folder_kind.h"
 #include "common/log.h"
 #include "model/llama.h"
 
@@ -24,7 +25,7 @@ namespace cg::model {
 HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   CG_CHECK(fs::is_directory(dir), "checkpoint folder {} {} (model.hf_dir)", dir,
            fs::exists(dir) ? "is a file, not a folder" : "does not exist");
-  CG_CHECK(!fs::exists(fs::path(dir) / "adapter_config.json"), "{} holds a PEFT adapter (adapter_config.json) that "
+  CG_CHECK(!is_peft_adapter_folder(dir), "{} holds a PEFT adapter (adapter_config.json) that "
            "would not be applied: give its base model as model.hf_dir, and the adapter as lora.init_adapter (cgtrain) "
            "or sample.adapter (cgsample)", dir);
   const auto index = fs::path(dir) / "model.safetensors.index.json";

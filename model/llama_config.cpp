@@ -11,6 +11,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/folder_kind.h"
 
 namespace cg::model {
 
@@ -130,13 +131,10 @@ LlamaConfig llama_config_from_json(const std::string& text) {
 // What to do about a model folder without config.json: the likely mix-ups (an adapter or a cgtrain folder given as
 // the base model) are named, else a HF checkpoint folder's layout.
 std::string missing_config_hint(const std::string& hf_dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path d(hf_dir);
-  if (fs::exists(d / "adapter_config.json", ec))
+  if (is_peft_adapter_folder(hf_dir))
     return "it is a PEFT adapter folder (adapter_config.json), not a base model: give it as sample.adapter (or "
            "lora.init_adapter) and its base model's folder as model.hf_dir";
-  if (fs::exists(d / "manifest.json", ec) || fs::is_directory(d / "checkpoints", ec))
+  if (is_cgtrain_folder(hf_dir))
     return "it is a cgtrain run or checkpoint folder, not a base model: give it as sample.adapter (cgsample), or "
            "export it (cgexport RUN_DIR --out DIR, --merge for a whole model) and keep model.hf_dir its base model";
   return "a Hugging Face checkpoint folder holds config.json beside its *.safetensors; copy the model's config.json "

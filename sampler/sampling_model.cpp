@@ -14,6 +14,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/folder_kind.h"
 #include "common/sha256.h"
 #include "dist/tp_plan.h"
 #include "lora/inject.h"
@@ -84,7 +85,7 @@ lora::LoraSpec inference_spec(int64_t r, double alpha, bool rslora) {
 std::string check_base_folder(const std::string& hf_dir, const std::string& adapter, AdapterKind kind,
                        const std::string& trained_base, const std::string& run_checkpoint,
                        const dist::ParallelDims& dims) {
-  CG_CHECK(!fs::exists(fs::path(hf_dir) / "adapter_config.json"), "model.hf_dir {} holds a PEFT adapter "
+  CG_CHECK(!is_peft_adapter_folder(hf_dir), "model.hf_dir {} holds a PEFT adapter "
            "(adapter_config.json), which would not be applied: give its base as model.hf_dir and the adapter as "
            "sample.adapter={}", hf_dir, hf_dir);
   const std::string now = agreed_base_sample(hf_dir);
@@ -125,8 +126,8 @@ AdapterKind adapter_kind(const std::string& path) {
   const fs::path p(path);
   CG_CHECK(fs::is_directory(p), "sample.adapter {} is not a folder: give a PEFT adapter folder, a cgtrain run_dir or "
            "a run_dir/checkpoints/step-N folder (or leave it empty)", path);
-  if (fs::exists(p / "adapter_config.json")) return AdapterKind::kPeft;
-  if (fs::exists(p / "manifest.json") || fs::is_directory(p / "checkpoints")) return AdapterKind::kRunCheckpoint;
+  if (is_peft_adapter_folder(path)) return AdapterKind::kPeft;
+  if (is_cgtrain_folder(path)) return AdapterKind::kRunCheckpoint;
   CG_CHECK(!fs::exists(p / "config.json"), "sample.adapter {} holds a model (config.json), not an adapter: give it as "
            "model.hf_dir={} and leave sample.adapter empty (a cgexport --merge folder has its adapter in adapter/)",
            path, path);
@@ -179,7 +180,7 @@ std::string sampling_tokenizer_path(const Config& c) {
   // cgexport records the digest of the tokenizer the adapter was trained with: whichever tokenizer is read (one put
   // beside the adapter since, data.tokenizer, or, in a folder without one, the base's or the shards') must be it, or
   // every id would be read as another piece.
-  const std::string recorded = !c.sample.adapter.empty() && fs::exists(fs::path(c.sample.adapter) / "adapter_config.json")
+  const std::string recorded = !c.sample.adapter.empty() && is_peft_adapter_folder(c.sample.adapter)
                                    ? peft_adapter_record(c.sample.adapter).tokenizer_sha256
                                    : "";
   if (!recorded.empty() && fs::is_regular_file(path)) {
