@@ -103,18 +103,41 @@ std::vector<std::set<std::string>> check_sample_stages(const SweepPlan& plan, co
 
 // Right after a point's cgprep, before it trains: the conditions its sample stage states (`stated`) that no training
 // prompt of its shards states, said on cgsweep's own console (cgsample says it again in the point's logs/sample.log,
-// but only once the training is spent). `warned`: the shards folders and conditions already said, said once.
-void warn_untrained_conditions(const PlannedPoint& p, const std::set<std::string>& stated,
+// but only once the training is spent). A dry run checks the shards already there, and says once that the check
+// waits for cgprep where there are none yet. Shards of an older cgprep (no property_counts) cannot be checked: said
+// once per folder, with what to do. `warned`: what was said already (shards folder and conditions), said once.
+void warn_untrained_conditions(const PlannedPoint& p, const std::set<std::string>& stated, bool dry_run,
                                std::set<std::string>* warned) {
   if (stated.empty() || !warned->insert(fmt::format("{}|{}", p.shards_dir, fmt::join(stated, ","))).second) return;
+  std::vector<std::string> train;
+  try {
+    train = cg::list_shards(p.shards_dir, "train");
+  } catch (const std::exception&) {
+    // Not prepared yet: only a dry run gets here (a run calls this after cgprep; without a train shard cgtrain says
+    // so).
+    if (dry_run && warned->insert("not prepared").second)
+      spdlog::info("--dry-run: whether the training prompts state what the sample stages ask for ({}) is checked "
+                   "once a point's shards are prepared, after its cgprep and before it trains ({} holds none yet)",
+                   fmt::join(stated, ", "), p.shards_dir);
+    return;
+  }
   cg::ShardMeta meta;
   try {
-    meta = cg::read_shard_meta(cg::list_shards(p.shards_dir, "train").front());
+    meta = cg::read_shard_meta(train.front());
   } catch (const std::exception&) {
-    return;  // no train shard that reads: cgtrain says so
+    return;  // a train shard that does not read: cgtrain says so
   }
   const auto u = cg::untrained_conditions(stated, meta.property_counts, meta.source_path);
-  if (!u || u->never.empty()) return;
+  if (!u) {
+    if (warned->insert("older cgprep|" + p.shards_dir).second)
+      spdlog::warn("sweep point {} ({}): the shards in {} predate cgprep's record of the properties their crystals "
+                   "carry (property_counts), so whether its training prompts state {} (what its sample stage asks "
+                   "for) is not checked; to have it checked, delete {} so that the sweep prepares it again with this "
+                   "cgprep, or rerun cgprep {}/point.yaml", p.index, p.name, p.shards_dir, fmt::join(stated, ", "),
+                   p.shards_dir, p.run_dir);
+    return;
+  }
+  if (u->never.empty()) return;
   const char* them = u->never.size() > 1 ? "them" : "it";
   spdlog::warn("sweep point {} ({}): its sample stage's prompts state {}, but the training prompts of its shards {} "
                "never state {} {}: the model it trains will not learn to follow {}; condition on what the data "
@@ -234,8 +257,8 @@ int run(int argc, char** argv) {
   if (spec.sample) {
     const std::vector<std::set<std::string>> stated = check_sample_stages(plan, configs);
     check_eval_stages(plan, configs);
-    opt.prepared = [stated, warned = std::set<std::string>()](const PlannedPoint& p) mutable {
-      warn_untrained_conditions(p, stated[p.index], &warned);
+    opt.prepared = [stated, dry_run, warned = std::set<std::string>()](const PlannedPoint& p) mutable {
+      warn_untrained_conditions(p, stated[p.index], dry_run, &warned);
     };
   }
   // A refused sweep writes nothing: finished points whose config changed are found before any point.yaml is

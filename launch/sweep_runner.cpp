@@ -518,7 +518,8 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
     }
   }
 
-  if (opt.prepared && !opt.dry_run && !skip("train")) opt.prepared(p);  // before training is spent on the point
+  // Before training is spent on the point; a dry run checks the shards already there.
+  if (opt.prepared && !skip("train")) opt.prepared(p);
 
   const std::string launcher = opt.launcher.empty() ? default_launcher() : opt.launcher;
   if (!skip("train")) {

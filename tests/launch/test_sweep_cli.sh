@@ -2,7 +2,7 @@
 # cgsweep's command line with stub tools (no cgtrain needed): option checks, a swept key refused on the command
 # line, where the tools are looked for (--bin-dir, $CG_BIN_DIR), and a Slurm array task (the generated sweep.sbatch
 # run with stub srun/scontrol) whose finished point a local run, naming the same folders another way, skips.
-# usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR
+# usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR [SHARD_WITHOUT_COUNTS]
 set -uo pipefail
 SRC=$(cd "${1:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)
 CGSWEEP=$(cd "${2:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)/launch/cgsweep
@@ -183,6 +183,52 @@ shards $T/gap/shards/data-[0-9a-f]+ never state it \(.*nogap.csv, 40 crystals: b
   expect_rc 0 "a space group the data has" "$CGSWEEP" gap.yaml --out-dir gap2 --bin-dir pbin --launcher env \
     "${data[@]}" sample.spacegroup=225
   grep -q "never state" "$EXPECT_LOG" && bad "warned of carried properties" || ok
+  # A dry run checks the shards already there (here new points of the sweep's, whose data settings were prepared),
+  # warning as a run does; where there are none yet it says, once, that the check comes after cgprep; with every
+  # condition carried it says neither.
+  printf 'base: base.yaml\nsample: true\ngrid:\n  lora.r: [8, 16]\n' >gap8.yaml
+  expect_rc 0 "a dry run on shards lacking the band gap" "$CGSWEEP" gap8.yaml --out-dir gap --bin-dir pbin \
+    --launcher env "${data[@]}" sample.band_gap=1.5 --dry-run
+  expect_out "sweep point 0 \(r8\): its sample stage's prompts state band_gap, but the training prompts of its \
+shards $T/gap/shards/data-[0-9a-f]+ never state it \(.*nogap.csv, 40 crystals: band_gap 0\)" "a dry run names the band gap"
+  [ "$(grep -c "never state" "$EXPECT_LOG")" = 1 ] && ok || bad "a dry run did not say it once for one shards folder"
+  warned=$(grep -n "never state" "$EXPECT_LOG" | cut -d: -f1)
+  trained=$(grep -n "\[train\]" "$EXPECT_LOG" | head -1 | cut -d: -f1)
+  [ -n "$warned" ] && [ -n "$trained" ] && [ "$warned" -lt "$trained" ] && ok || bad "a dry run: not said before [train]"
+  grep -q "is checked once a point's shards are prepared" "$EXPECT_LOG" && bad "prepared shards called unprepared" || ok
+  [ ! -e gap/r8 ] && ok || bad "a dry run made a point folder"
+  expect_rc 0 "a dry run before cgprep" "$CGSWEEP" gap.yaml --out-dir gapdry --bin-dir pbin --launcher env \
+    "${data[@]}" sample.band_gap=1.5 --dry-run
+  expect_out "--dry-run: whether the training prompts state what the sample stages ask for \(band_gap, formula\) is \
+checked once a point's shards are prepared, after its cgprep and before it trains \($T/gapdry/shards/data-[0-9a-f]+ \
+holds none yet\)" "a dry run before cgprep says the check comes after it"
+  [ "$(grep -c "is checked once a point's shards are prepared" "$EXPECT_LOG")" = 1 ] && ok ||
+    bad "the check after cgprep not said in one line"
+  grep -q "never state" "$EXPECT_LOG" && bad "a dry run warned without shards" || ok
+  [ ! -e gapdry ] && ok || bad "a dry run made out_dir"
+  expect_rc 0 "a dry run, every condition carried" "$CGSWEEP" gap8.yaml --out-dir gap --bin-dir pbin --launcher env \
+    "${data[@]}" sample.spacegroup=225 --dry-run
+  grep -qE "never state|is checked once a point|predate" "$EXPECT_LOG" && bad "a dry run on carried properties said \
+something: $(grep -E "never state|is checked once|predate" "$EXPECT_LOG")" || ok
+  # Shards of a cgprep older than property_counts: the check is skipped, said once per shards folder with what to do,
+  # in a dry run and in a run (of points not run yet, their shards already prepared).
+  "${3:-$BUILD/tests/launch/shard_without_counts}" gap/shards/data-*/train-*.h5 && ok || bad "shard_without_counts failed"
+  predate() {
+    echo "sweep point 0 \(r8\): the shards in $T/gap/shards/data-[0-9a-f]+ predate cgprep's record of the properties \
+their crystals carry \(property_counts\), so whether its training prompts state $1 \(what its sample stage asks \
+for\) is not checked; to have it checked, delete $T/gap/shards/data-[0-9a-f]+ so that the sweep prepares it again \
+with this cgprep, or rerun cgprep $T/gap/r8/point.yaml"
+  }
+  expect_rc 0 "a dry run on shards of an older cgprep" "$CGSWEEP" gap8.yaml --out-dir gap --bin-dir pbin \
+    --launcher env "${data[@]}" sample.band_gap=1.5 --dry-run
+  expect_out "$(predate "band_gap, formula")" "a dry run says the older shards are not checked"
+  [ "$(grep -c "predate" "$EXPECT_LOG")" = 1 ] && ok || bad "older shards not said once for one shards folder"
+  grep -q "never state" "$EXPECT_LOG" && bad "warned from shards without counts" || ok
+  expect_rc 0 "a run on shards of an older cgprep" "$CGSWEEP" gap8.yaml --out-dir gap --bin-dir pbin \
+    --launcher env "${data[@]}" sample.spacegroup=225
+  expect_out "$(predate "formula, spacegroup")" "a run says the older shards are not checked"
+  [ "$(grep -c "predate" "$EXPECT_LOG")" = 1 ] && ok || bad "a run did not say it once for one shards folder"
+  [ "$(cat gap/r16/status 2>/dev/null)" = done ] && ok || bad "a run on older shards: r16 $(cat gap/r16/status)"
 fi
 
 echo "$((n - fails))/$n cgsweep command-line checks passed"

@@ -580,8 +580,9 @@ TEST(SweepRunner, FailedExportResumesThereWithoutTraining) {
 }
 
 // RunOptions::prepared (where cgsweep warns of sample conditions the shards never carry) runs once a point's shards
-// are there and before it trains, whether its cgprep ran or an earlier point's made them; not in a dry run, nor for a
-// point that resumes after training.
+// are there and before it trains, whether its cgprep ran or an earlier point's made them; in a dry run for every
+// point not done (where it would be prepared, its shards there or not: cgsweep checks those there); not for a point
+// that resumes after training, nor for a done one.
 TEST(SweepRunner, PreparedRunsBetweenPrepAndTrain) {
   StubSweep s;
   const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4, 8]\n");
@@ -590,7 +591,8 @@ TEST(SweepRunner, PreparedRunsBetweenPrepAndTrain) {
   RunOptions dry = o;
   dry.dry_run = true;
   ASSERT_EQ(run_sweep(plan, dry), 0);
-  EXPECT_EQ(count(slurp(s.calls), "prepared "), 0u);
+  EXPECT_EQ(slurp(s.calls), "prepared 0\nprepared 1\n");  // and no tool ran
+  fs::remove(s.calls);
   ::setenv("STUB_EXPORT_RC", "3", 1);
   const int rc = run_sweep(plan, o);
   ::unsetenv("STUB_EXPORT_RC");
@@ -605,6 +607,8 @@ TEST(SweepRunner, PreparedRunsBetweenPrepAndTrain) {
   EXPECT_EQ(count(calls, "prepared 1"), 1u) << calls;
   EXPECT_LT(calls.find("prepared 1"), calls.find("train r=8")) << calls;
   EXPECT_EQ(count(calls, "prep "), 1u) << calls;
+  ASSERT_EQ(run_sweep(plan, dry), 0);  // both points done: skipped
+  EXPECT_EQ(slurp(s.calls), calls);
 }
 
 TEST(SweepRunner, SampleKilledByUsr1IsPreemptedAndResumesThere) {
