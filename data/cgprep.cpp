@@ -1,11 +1,16 @@
 // cgprep: MP-20 CSVs -> tokenized HDF5 shards (+ tokenizer.model) in data.shards_dir.
 //   cgprep [CONFIG.yaml] [data.key=value ...]      see --help for every key
 // SIGINT, SIGTERM or SIGHUP stops it like a failure (nothing of the run is kept), after which it dies of that signal
-// (exit status 128 + N in a shell); a second one kills it at once, leaving .cgprep.tmp for the next run to clear.
+// (exit status 128 + N in a shell); a second one kills it at once, leaving .cgprep.tmp for the next run to clear (a
+// data.shards_dir it made is removed if still empty, with the empty parents it made).
+#include <limits.h>
 #include <signal.h>
 #include <spdlog/fmt/ranges.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -24,11 +29,51 @@ namespace {
 std::atomic<int> g_stop_signal{0};
 static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free atomic");
 
+// The folders this cgprep makes for data.shards_dir, for the second signal's exit, which cannot wait for run_prep's
+// cleanup: data.shards_dir's absolute path (g_made_len bytes), and the length of its prefix that names the outermost
+// folder missing when cgprep started (0: data.shards_dir existed, nothing to remove). Set before the handlers arm.
+char g_made_dir[PATH_MAX];
+size_t g_made_len = 0, g_made_root_len = 0;
+
+// Notes data.shards_dir and the parents it lacks, as run_prep's MadeFolders will make them.
+void note_made_dir(const std::string& shards_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir = fs::absolute(shards_dir, ec).lexically_normal();
+  if (ec) return;
+  if (!dir.has_filename()) dir = dir.parent_path();  // "out/": the folder "out"
+  std::string root;
+  for (fs::path p = dir; !p.empty() && !fs::exists(p, ec) && p != p.parent_path(); p = p.parent_path())
+    root = p.string();
+  const std::string path = dir.string();
+  if (root.empty() || path.size() >= sizeof g_made_dir) return;  // it existed, or a path too long to note
+  std::memcpy(g_made_dir, path.c_str(), path.size() + 1);
+  g_made_len = path.size();
+  g_made_root_len = root.size();
+}
+
+// rmdir(2) of data.shards_dir, then of each parent up to the outermost it made, while they are empty: a folder that
+// holds anything (.cgprep.tmp, say) stays, and so do those above it. Async-signal-safe: rmdir and byte loops over
+// the buffer, which it cuts at each '/' (the process dies right after).
+void remove_empty_made_dirs() {
+  if (g_made_root_len == 0) return;
+  const int saved = errno;
+  for (size_t len = g_made_len;;) {
+    g_made_dir[len] = '\0';
+    if (rmdir(g_made_dir) != 0 && errno != ENOENT) break;  // not empty, or not ours to remove: keep it and above
+    if (len <= g_made_root_len) break;                     // the outermost folder it made
+    do --len;
+    while (len > g_made_root_len && g_made_dir[len] != '/');
+  }
+  errno = saved;
+}
+
 extern "C" void on_stop_signal(int sig) {
   if (g_stop_signal.load() == 0) {
     g_stop_signal.store(sig);
     return;
   }
+  remove_empty_made_dirs();
   struct sigaction dfl {};  // a second signal: the default action (death) when this handler returns
   dfl.sa_handler = SIG_DFL;
   sigaction(sig, &dfl, nullptr);
@@ -89,6 +134,7 @@ int main(int argc, char** argv) {
                              "(data.* keys; data.tokenizer = a sentencepiece .model or 'train').");
     if (!cfg) return 0;
     cg::init_logging(0, 1, cfg->log.level);
+    note_made_dir(cfg->data.shards_dir);  // before the handlers read it
     install_stop_handlers();
     cg::check_shards_dir_owned(cfg->data.shards_dir);
     warn_if_other_settings(*cfg);

@@ -4,6 +4,13 @@
 #   SIGTERM ~1 s into the run (reading MP-20's CSVs)            -> exit 143
 #   SIGHUP once the staging folder holds the tokenizer (sampling) -> exit 129; a SIGINT before it, ignored in a
 #   background job of a script (as sh sets it up), stays ignored
+# A second signal kills it at once (no cleanup but this): a data.shards_dir it made goes if still empty, with the
+# parents it made; a folder that was there before, or holds anything (the staging folder), stays.
+#   two SIGINTs (Ctrl-C twice) while reading, into a new folder -> exit 130, no $D/new left (SIGINT set back to its
+#   default through python3, as in an interactive shell)
+#   two SIGTERMs while reading, into an empty existing one  -> exit 143, the folder and its parent still there
+#   SIGHUP + SIGTERM at once while sampling (the first does nothing yet) -> dies of one of them; the new folder
+#   stays, holding .cgprep.tmp
 # usage: test_cgprep_signal.sh CGPREP SOURCE_DIR WORK_DIR
 set -u
 CGPREP=$1 S=$2 D=$3
@@ -49,6 +56,42 @@ kill -INT "$pid"
 wait_for "$D/new/shards/.cgprep.tmp/tokenizer.model" || bad "SIGHUP: no staging folder seen (stopped by SIGINT?)"
 kill -HUP "$pid"
 finish 129 "$D/hup.log" "1 (SIGHUP)" "SIGHUP while sampling"
+
+# finish_fast LOG DESC: cgprep died of SIGINT (130), SIGTERM (143) or SIGHUP (129) by the second signal's fast
+# path, before the first one's cleanup said "stopped by signal".
+finish_fast() {
+  rc=0; wait "$pid" || rc=$?; pid=
+  case $rc in 129|130|143) ;; *) bad "$2: exit $rc, want 129, 130 or 143; output:"; sed 's/^/    /' "$1" >&2 ;; esac
+  if grep -q "stopped by signal" "$1"; then bad "$2: the first signal's cleanup ran (not the fast path)"; fi
+}
+# Two signals in a row reach cgprep while it reads the CSVs (about a second), which the first one does not interrupt.
+if command -v python3 >/dev/null; then
+  python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+    "$CGPREP" data.shards_dir="$D/new/shards" data.train_csv="$S/data/mp20/train.csv.gz" \
+    data.val_csv="$S/data/mp20/val.csv.gz" data.test_csv="$S/data/mp20/test.csv.gz" >"$D/twice.log" 2>&1 &
+  pid=$!
+  wait_for "$D/new/shards" || bad "two SIGINTs: cgprep never made data.shards_dir"
+  kill -INT "$pid"; sleep 0.2; kill -INT "$pid"
+  finish_fast "$D/twice.log" "two SIGINTs into a new folder"
+  [ "$rc" = 130 ] || bad "two SIGINTs: exit $rc, want 130"
+  [ ! -e "$D/new" ] || { bad "two SIGINTs: left $(find "$D/new" | tr '\n' ' ')"; rm -rf "$D/new"; }
+fi
+
+mkdir -p "$D/old/shards"
+start "$D/old/shards" "$D/twice_old.log"
+sleep 0.3
+kill -TERM "$pid"; sleep 0.2; kill -TERM "$pid"
+finish_fast "$D/twice_old.log" "two SIGTERMs into an existing folder"
+[ -d "$D/old/shards" ] || bad "two SIGTERMs removed data.shards_dir, which was there before cgprep"
+
+# Stopped, both signals are pending when it resumes: their handlers run before it does anything else, so the staging
+# folder is still there, and the new folder holding it stays.
+start "$D/new/shards" "$D/held.log"
+wait_for "$D/new/shards/.cgprep.tmp/tokenizer.model" || bad "SIGHUP + SIGTERM: no staging folder seen"
+kill -STOP "$pid"; kill -HUP "$pid"; kill -TERM "$pid"; kill -CONT "$pid"
+finish_fast "$D/held.log" "SIGHUP + SIGTERM while sampling"
+[ -d "$D/new/shards/.cgprep.tmp" ] || bad "SIGHUP + SIGTERM: removed the new folder holding .cgprep.tmp"
+rm -rf "$D/new"
 
 [ "$fails" -eq 0 ] && echo "cgprep signal checks passed"
 [ "$fails" -eq 0 ]
