@@ -16,7 +16,13 @@ namespace cg {
 // to opt out. Returns only when no re-exec happened (or it failed: the run goes on with the policy it started with).
 // SIGTERM, SIGUSR1 and SIGINT are blocked across the exec and unblocked when the new image calls this again: install
 // the tool's signal handlers before (cgtrain: in main, before run_main), and a signal of the exec's moment reaches
-// them; a tool without handlers is stopped by it then, as before.
+// them; a tool without handlers is stopped by it then, as before. Every return unblocks them, so a tool that held
+// them from its first instruction (hold_stop_signals) gets them once its handlers are up, exec or not.
 void reexec_with_passive_omp(char** argv);
+
+// Blocks SIGTERM, SIGUSR1 and SIGINT; reexec_with_passive_omp lets them in. cgtrain calls it from .preinit_array,
+// before any shared library's initialisers: loading libtorch takes 0.3 s or more (seconds on a busy node), and a
+// preemption signal of that moment would otherwise kill the rank with 143 instead of the requeue code 75.
+void hold_stop_signals();
 
 }  // namespace cg

@@ -2,7 +2,9 @@
 # tests can source it. cgtrain saves a checkpoint and exits 75 (kExitPreempted) on SIGUSR1/SIGTERM; cgsweep exits 75
 # after SIGUSR1 whatever stage it was in (a point stopped before or after training resumes at that stage). On 75 the
 # job is put back in the queue; the next start resumes from the newest complete checkpoint (checkpoint.resume=true),
-# so a run continues by itself until done.
+# so a run continues by itself until done. A stop signal that reaches a rank before its handlers are up (while MPI or
+# libtorch loads) kills it instead: the launcher then fails with another status, and since a signal came, that is
+# requeued too (nothing saved is lost; the next start resumes from the newest complete checkpoint).
 #
 # Signals: slurm.sbatch asks for USR1 to the batch shell alone (#SBATCH --signal=B:USR1@N), so that the warning
 # arrives whichever launcher runs the ranks. A shell runs a trap only once its foreground child has ended, so the
@@ -15,13 +17,14 @@
 CG_EXIT_PREEMPTED=75
 
 # cg_run_with_requeue CMD [ARGS...]: run CMD, passing USR1 sent to this shell on to it; on exit 75 under
-# Slurm, `scontrol requeue $SLURM_JOB_ID` and return 0 (the job is not marked failed); otherwise return CMD's exit
-# status. CG_MAX_REQUEUES (default 50) caps restarts.
+# Slurm, `scontrol requeue $SLURM_JOB_ID` and return 0 (the job is not marked failed); the same when CMD failed
+# after this shell got USR1 or TERM (a rank killed by it); otherwise return CMD's exit status. CG_MAX_REQUEUES
+# (default 50) caps restarts.
 cg_run_with_requeue() {
   local rc=0
-  _cg_cmd=$1 _cg_child="" _cg_pending=""
+  _cg_cmd=$1 _cg_child="" _cg_pending="" _cg_signalled=""
   trap '_cg_forward USR1' USR1
-  trap 'echo "requeue: got SIGTERM; waiting for $_cg_cmd to end (Slurm signals it too)" >&2' TERM
+  trap '_cg_signalled=TERM; echo "requeue: got SIGTERM; waiting for $_cg_cmd to end (Slurm signals it too)" >&2' TERM
   "$@" <&0 &  # <&0: a background command's stdin would be /dev/null
   _cg_child=$!
   [ -z "$_cg_pending" ] || kill -"$_cg_pending" "$_cg_child" 2>/dev/null || true
@@ -30,6 +33,13 @@ cg_run_with_requeue() {
   wait "$_cg_child" || rc=$?
   trap - USR1 TERM
   _cg_child=""
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne "$CG_EXIT_PREEMPTED" ] && [ -n "$_cg_signalled" ]; then
+    # A rank that had not yet set up its handlers (MPI or libtorch still loading) dies of the signal, and the
+    # launcher fails with its own status: the run was stopped, not broken, and has lost nothing saved.
+    echo "requeue: $1 exited $rc after SIG$_cg_signalled reached it (a rank still starting up, before its signal" \
+      "handlers, is stopped by it without saving); treating it as preempted: its newest complete checkpoint is kept" >&2
+    rc=$CG_EXIT_PREEMPTED
+  fi
   if [ "$rc" -ne "$CG_EXIT_PREEMPTED" ]; then
     return "$rc"
   fi
@@ -55,6 +65,7 @@ cg_run_with_requeue() {
 
 # _cg_forward SIG: SIG to this shell while cg_run_with_requeue runs CMD; CMD gets it (kept until CMD has started).
 _cg_forward() {
+  _cg_signalled=$1
   echo "requeue: got SIG$1; passing it on to $_cg_cmd${_cg_child:+ (pid $_cg_child)}" >&2
   if [ -n "$_cg_child" ]; then kill -"$1" "$_cg_child" 2>/dev/null || true; else _cg_pending=$1; fi
 }

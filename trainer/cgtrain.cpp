@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/omp_env.h"
 #include "dist/runtime.h"
 #include "trainer/config.h"
 #include "trainer/signals.h"
@@ -50,6 +51,12 @@ int cgtrain_main(int argc, char** argv) {
   if (rc == cg::kExitPreempted || rc == cg::kExitInterrupted) std::exit(rc);
   return rc;
 }
+
+// Runs before any shared library's initialisers (.preinit_array: executables only): SIGTERM / SIGUSR1 / SIGINT wait,
+// blocked, while libtorch loads, and reach the handlers main installs (common/omp_env.h).
+void hold_stop_signals_at_start(int, char**, char**) { cg::hold_stop_signals(); }
+__attribute__((section(".preinit_array"), used)) void (*const g_hold_at_start)(int, char**, char**) =
+    hold_stop_signals_at_start;
 
 }  // namespace
 

@@ -255,6 +255,27 @@ failing() { return 3; }
   [ ! -f "$T/scontrol.calls" ] && ok || bad "scontrol called without preemption"
   expect_rc 75 "restart cap" env SLURM_RESTART_COUNT=50 bash -c "source '$SRC/launch/requeue.sh'; cg_run_with_requeue bash -c 'exit 75'"
   [ ! -f "$T/scontrol.calls" ] && ok || bad "requeued past CG_MAX_REQUEUES"
+  # A stop signal that kills the command (a rank before its handlers are up: default action) is a preemption too.
+  signalled_shell() {  # signalled_shell SIG CMD: cg_run_with_requeue CMD in a shell that gets SIG once CMD runs
+    bash -c "source '$SRC/launch/requeue.sh'; cg_run_with_requeue $2" >"$T/requeue.out" 2>&1 &
+    local shell=$!
+    sleep 0.5
+    kill -"$1" "$shell"
+    [ "$1" = USR1 ] || pkill -"$1" -f "^sleep 7.31\$" || true  # TERM: Slurm signals every process of the job itself
+    wait "$shell"
+  }
+  rm -f "$T/scontrol.calls"
+  expect_rc 0 "a command killed by the USR1 passed on is requeued" signalled_shell USR1 "sleep 7.31"
+  cp "$T/requeue.out" "$EXPECT_LOG"
+  expect_out "requeue: sleep exited 138 after SIGUSR1 reached it \(a rank still starting up, before its signal handlers, is stopped by it without saving\); treating it as preempted" \
+    "the killed command's status is named with the signal"
+  [ "$(cat "$T/scontrol.calls" 2>/dev/null)" = "requeue 4242" ] && ok || bad "killed by USR1: not requeued"
+  rm -f "$T/scontrol.calls"
+  expect_rc 0 "a command killed by Slurm's TERM is requeued" signalled_shell TERM "sleep 7.31"
+  [ "$(cat "$T/scontrol.calls" 2>/dev/null)" = "requeue 4242" ] && ok || bad "killed by TERM: not requeued"
+  rm -f "$T/scontrol.calls"
+  expect_rc 0 "a command that ends well after USR1 is not requeued" signalled_shell USR1 "bash -c 'trap \"\" USR1; sleep 1'"
+  [ ! -f "$T/scontrol.calls" ] && ok || bad "a command that finished after USR1 was requeued"
   exit $fails
 ) || fails=$((fails + $?))
 expect_rc 75 "75 outside Slurm is passed on" cg_run_with_requeue preempted

@@ -5,7 +5,7 @@
 //   grad_accum of the same global batch;
 //   preemption (SIGUSR1): every rank saves at the same step and exits with kExitPreempted;
 //   preemption (SIGTERM to every rank at a random step, checkpoint.every 0) and Ctrl-C (SIGINT, exit 130): the rerun
-//   finishes bitwise equal;
+//   finishes bitwise equal; a SIGTERM held since before main (libtorch loading) is answered after the first step;
 //   a rank killed during a save (CG_TEST_KILL_IN_SAVE): the older checkpoint stays, the rerun resumes from it;
 //   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses, a run folder another cgtrain
 //   holds, every checkpoint damaged → clear errors, nothing of the old run touched;
@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <csignal>
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -273,6 +274,48 @@ TEST(TrainPreempt, SigtermAtRandomStepThenResumeIsBitwise) {
 
 TEST(TrainPreempt, CtrlCAtRandomStepSavesExits130ThenResumeIsBitwise) {
   stop_at_random_step_then_resume(SIGINT, cg::kExitInterrupted, "interrupted after step");
+}
+
+// A SIGTERM that arrives while cgtrain is still loading (libtorch's initialisers, before main) waits, blocked since
+// the first instruction (.preinit_array), and is answered like one during training: save after the first step, exit
+// 75. Emulated deterministically: the signal is made pending and blocked before exec, as it is once
+// hold_stop_signals has run; once main's handlers are up it must be let in, both when cgtrain re-executes itself
+// for OMP_WAIT_POLICY and when the user set the policy (no re-exec).
+TEST(TrainPreempt, SignalWhileLoadingIsAnsweredAfterTheFirstStep) {
+  const std::string s = setup();
+  for (const bool policy_set : {true, false}) {
+    const std::string d = base_dir() + (policy_set ? "-policy-set" : "-reexec");
+    fs::remove_all(d);
+    fs::create_directories(d);
+    // 30 steps: a signal that is never let in would let the run finish (exit 0) instead of stopping it.
+    std::vector<std::string> args = with(micro_args(s, d), {"train.steps=30", "train.val_every=0",
+                                                           "checkpoint.every=0"});
+    std::vector<char*> argv;
+    const std::string exe = cgtrain_exe();
+    argv.push_back(const_cast<char*>(exe.c_str()));
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const std::string log = d + "/../" + fs::path(d).filename().string() + ".log";
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      sigset_t term;
+      sigemptyset(&term);
+      sigaddset(&term, SIGTERM);
+      sigprocmask(SIG_BLOCK, &term, nullptr);
+      raise(SIGTERM);  // pending: blocked
+      ::setenv("OMP_NUM_THREADS", "1", 1);
+      if (policy_set) ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1); else ::unsetenv("OMP_WAIT_POLICY");
+      if (!std::freopen(log.c_str(), "w", stdout) || dup2(fileno(stdout), 2) < 0) _exit(126);
+      execv(exe.c_str(), argv.data());
+      _exit(127);
+    }
+    const int rc = wait_exit_code(int(pid));
+    const std::string out = read_text(log);
+    EXPECT_EQ(rc, cg::kExitPreempted) << (policy_set ? "OMP_WAIT_POLICY set: " : "re-exec: ") << out;
+    EXPECT_TRUE(fs::exists(d + "/checkpoints/step-1/manifest.json")) << out;
+    EXPECT_EQ(read_losses(d).size(), 1u) << out;
+  }
 }
 
 // Rank 1 SIGKILLs itself in the middle of the step-10 save (rank file written, no manifest, no rename): the job
