@@ -1,9 +1,14 @@
 // cgtrain: LoRA (or full-parameter) training of LLaMA on crystal text shards, tp × dp over MPI/NCCL.
 //   mpirun -np N cgtrain CONFIG.yaml [dotted.key=value ...]     train or resume run_dir
 //   cgtrain --plan [--device-gb=N] CONFIG.yaml [key=value ...]   per-rank memory and per-step communication; exit
-//                                                                 status 0 when it fits, 1 when it does not
+//                                                                 status 0 when it fits, 1 when it does not, 2 when
+//                                                                 the config or the command line is wrong
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,34 +22,67 @@
 
 namespace {
 
-int cgtrain_main(int argc, char** argv) {
-  std::vector<char*> args;
+// --plan's exit status for a config or command line it cannot plan: a submit script gating on --plan tells "does not
+// fit" (1) from "the config is wrong" (2).
+constexpr int kPlanConfigError = 2;
+
+struct Args {
+  std::vector<char*> rest;  // argv without --plan and --device-gb, for parse_cli
   bool plan = false;
   double device_gb = 0;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args a;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--plan") == 0) {
-      plan = true;
+      a.plan = true;
     } else if (std::strncmp(argv[i], "--device-gb", 11) == 0 && (argv[i][11] == '=' || argv[i][11] == '\0')) {
       const bool separate = argv[i][11] == '\0';  // --device-gb N
       CG_CHECK(!separate || i + 1 < argc, "--device-gb needs a number: the device memory in GB, e.g. --device-gb=141 "
                "for an H200");
       const char* value = separate ? argv[++i] : argv[i] + 12;
       char* end = nullptr;
-      device_gb = std::strtod(value, &end);
-      CG_CHECK(end != value && *end == '\0' && device_gb > 0, "--device-gb {}: give the device memory in GB, e.g. "
+      a.device_gb = std::strtod(value, &end);
+      CG_CHECK(end != value && *end == '\0' && a.device_gb > 0, "--device-gb {}: give the device memory in GB, e.g. "
                "--device-gb=141 for an H200", value);
     } else {
-      args.push_back(argv[i]);
+      a.rest.push_back(argv[i]);
     }
   }
-  CG_CHECK(plan || device_gb == 0, "--device-gb only goes with --plan");
-  auto cfg = cg::parse_cli(int(args.size()), args.data(), "cgtrain",
-                           "Train LoRA adapters (or a small model) on crystal text shards made by cgprep; rerun on the "
-                           "same train.run_dir to resume. --plan: print per-rank memory and communication against "
-                           "the GPU's memory (--device-gb=N for another device), then exit: 0 when it fits, 1 "
-                           "when not.");
+  CG_CHECK(a.plan || a.device_gb == 0, "--device-gb only goes with --plan");
+  return a;
+}
+
+std::optional<cg::Config> parse_config(Args& a) {
+  return cg::parse_cli(int(a.rest.size()), a.rest.data(), "cgtrain",
+                       "Train LoRA adapters (or a small model) on crystal text shards made by cgprep; rerun on the "
+                       "same train.run_dir to resume. --plan: print per-rank memory and communication against the "
+                       "GPU's memory (--device-gb=N for another device), then exit: 0 when it fits, 1 when not, 2 "
+                       "when the config or the command line is wrong.");
+}
+
+// One process, no job: an error is said plainly (not as a rank's fatal error) and exits 2.
+int plan_main(int argc, char** argv) {
+  try {
+    Args a = parse_args(argc, argv);
+    const auto cfg = parse_config(a);
+    if (!cfg) return 0;
+    return cg::print_train_plan(*cfg, cg::plan_device(*cfg, a.device_gb)) ? 0 : 1;
+  } catch (const cg::Error& e) {
+    std::fprintf(stderr, "cgtrain --plan: %s\n", cg::message_of(e).c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cgtrain --plan: %s\n", e.what());
+  }
+  return kPlanConfigError;
+}
+
+int cgtrain_main(int argc, char** argv) {
+  if (std::any_of(argv, argv + argc, [](const char* w) { return std::strcmp(w, "--plan") == 0; }))
+    return plan_main(argc, argv);
+  Args a = parse_args(argc, argv);
+  const auto cfg = parse_config(a);
   if (!cfg) return 0;
-  if (plan) return cg::print_train_plan(*cfg, cg::plan_device(*cfg, device_gb)) ? 0 : 1;  // scripts can gate on it
   const int rc = cg::train(*cfg);
   // Every rank agreed to stop: exit with the preemption (or Ctrl-C) code without run_main's abort (MPI finalises at
   // exit).
