@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 
 #include "common/error.h"
@@ -29,6 +30,25 @@ PlanDevice plan_device(const Config& cfg, double device_gb) {
   return d;
 }
 
+namespace {
+
+// Where the shapes came from, in one line: train_llama_config reads model.hf_dir's config.json when the folder is
+// there and falls back on model.flavor's preset when it is not, as with a shipped config whose hf_dir is a path on the
+// cluster not downloaded here yet: a plan of the preset must say so, and one of the checkpoint's own name its file.
+std::string shape_source(const Config& cfg) {
+  const std::string& hf_dir = cfg.model.hf_dir;
+  if (hf_dir.empty()) return fmt::format("shapes: model.flavor={} preset (no model.hf_dir)", cfg.model.flavor);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(hf_dir, ec))
+    return fmt::format("shapes: model.flavor={} preset (model.hf_dir {} {} here, so the plan uses model.flavor={}; "
+                       "point model.hf_dir at the downloaded checkpoint to plan its config.json)", cfg.model.flavor,
+                       hf_dir, std::filesystem::exists(hf_dir, ec) ? "is not a folder" : "does not exist",
+                       cfg.model.flavor);
+  return fmt::format("shapes: {}/config.json (model.hf_dir)", hf_dir);
+}
+
+}  // namespace
+
 std::string train_plan_text(const Config& cfg, const PlanDevice& device, bool* fits) {
   model::PlanInputs in;
   // The tokenizer is not read here: a trained one has data.tokenizer_vocab_size pieces, a given one the model's.
@@ -49,7 +69,7 @@ std::string train_plan_text(const Config& cfg, const PlanDevice& device, bool* f
   in.gpu = cfg.model.device != "cpu";
   const model::Plan p = model::make_plan(in);
   if (fits) *fits = p.fits;
-  std::string out = "device memory: " + device.what + "\n" + model::format_plan(in, p);
+  std::string out = "device memory: " + device.what + "\n" + shape_source(cfg) + "\n" + model::format_plan(in, p);
   if (cfg.parallel.dp <= 0)
     out += "\n(parallel.dp = 0 means world / tp at launch; the plan assumes dp 1: set parallel.dp=N to plan N)\n";
   return out;

@@ -1,5 +1,6 @@
 // cgtrain --plan's device memory: --device-gb wins, model.device=cpu plans against the host's memory, a cuda config
-// without a GPU in sight assumes 80 GB (and says so); the verdict and the headroom follow the memory given.
+// without a GPU in sight assumes 80 GB (and says so); the verdict and the headroom follow the memory given; the plan
+// says whether its shapes are model.hf_dir's config.json or (the folder not there) model.flavor's preset.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -8,6 +9,8 @@
 #include <string>
 
 #include "dist/nccl_comm.h"
+#include "model/llama_config.h"
+#include "tests/test_util.h"
 #include "trainer/config.h"
 #include "trainer/train_plan.h"
 
@@ -75,6 +78,40 @@ TEST(TrainPlan, CpuPlansEveryRankAgainstTheHost) {
   const double per_rank = number_after(text, R"(total\s+([0-9.]+) GB\s+per rank; x 16 ranks on this host)");
   EXPECT_NEAR(number_after(text, R"(16 ranks on this host = ([0-9.]+) GB of 24\.00 GB)"), 16 * per_rank, 0.09);
   EXPECT_EQ(text.find("context/NCCL"), std::string::npos) << text;
+}
+
+TEST(TrainPlan, SaysWhetherTheShapesAreTheCheckpointsOrTheFlavorsPreset) {
+  cg::test::TempDir dir("cg_plan_shapes");
+  const std::string missing = dir / "Llama-2-70b-hf";  // a shipped config's hf_dir, not downloaded here
+  const std::string src = std::string(CG_SOURCE_DIR) + "/configs/llama70b.yaml";
+  const cg::Config preset = cg::load_config(src, {"model.hf_dir=" + missing});
+  const std::string said = "shapes: model.flavor=70b preset (model.hf_dir " + missing + " does not exist here, so "
+                           "the plan uses model.flavor=70b;";
+  const std::string text = cg::train_plan_text(preset, cg::plan_device(preset, 141));
+  EXPECT_NE(text.find(said), std::string::npos) << text;
+  EXPECT_NE(text.find("model: 80 layers, hidden 8192, 64 heads (8 kv)"), std::string::npos) << text;  // LLaMA-2 70B
+
+  // A checkpoint's own config.json (another shape than the flavor's, so the plan cannot have used the preset).
+  const std::string hf = dir / "hf";
+  std::filesystem::create_directories(hf);
+  cg::model::LlamaConfig lc = cg::model::llama_flavor("tiny");
+  lc.num_hidden_layers = 3;
+  lc.hidden_size = 96;
+  lc.num_attention_heads = 6;
+  lc.num_key_value_heads = 2;
+  lc.intermediate_size = 200;
+  lc.vocab_size = 300;
+  std::ofstream(hf + "/config.json") << lc.to_hf_json();
+  const cg::Config read = cg::load_config(src, {"model.hf_dir=" + hf, "parallel.tp=2"});
+  const std::string own = cg::train_plan_text(read, cg::plan_device(read, 141));
+  EXPECT_EQ(own.find("preset"), std::string::npos) << own;
+  EXPECT_NE(own.find("\nshapes: " + hf + "/config.json (model.hf_dir)\n"), std::string::npos) << own;
+  EXPECT_NE(own.find("model: 3 layers, hidden 96, 6 heads (2 kv), MLP 200, vocab 300"), std::string::npos) << own;
+
+  // No model.hf_dir: the flavor, said as such but not as a fallback.
+  const cg::Config tiny = cg::load_config(std::string(CG_SOURCE_DIR) + "/configs/tiny.yaml", {});
+  const std::string random = cg::train_plan_text(tiny, cg::plan_device(tiny, 141));
+  EXPECT_NE(random.find("\nshapes: model.flavor=tiny preset (no model.hf_dir)\n"), std::string::npos) << random;
 }
 
 }  // namespace
