@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "common/omp_env.h"
 #include "dist/check.h"
@@ -176,12 +178,44 @@ const Runtime& runtime() {
   return g_runtime;
 }
 
+namespace {
+
+std::mutex g_cleanup_mutex;
+std::function<void()> g_abort_cleanup;
+
+// Takes the cleanup out under the lock, so that two threads aborting at once run it once.
+void run_abort_cleanup() {
+  std::function<void()> fn;
+  {
+    std::lock_guard<std::mutex> lock(g_cleanup_mutex);
+    std::swap(fn, g_abort_cleanup);
+  }
+  if (!fn) return;
+  try {
+    fn();
+  } catch (...) {
+  }
+}
+
+}  // namespace
+
+AbortCleanup::AbortCleanup(std::function<void()> cleanup) {
+  std::lock_guard<std::mutex> lock(g_cleanup_mutex);
+  g_abort_cleanup = std::move(cleanup);
+}
+
+AbortCleanup::~AbortCleanup() {
+  std::lock_guard<std::mutex> lock(g_cleanup_mutex);
+  g_abort_cleanup = nullptr;
+}
+
 void abort_all(const std::string& msg, int code) {
   const int rank = g_initialised ? g_runtime.rank : 0;
   // stderr directly (not only spdlog): the logger may not be set up yet, and this must reach the user.
   std::fprintf(stderr, "[rank %d] fatal: %s\n", rank, msg.c_str());
   std::fflush(stderr);
   if (auto logger = spdlog::default_logger()) logger->flush();
+  run_abort_cleanup();
   if (code == 0) code = 1;
   // MPI_Abort kills every rank of the job, including those blocked in a collective. A lone rank has no peer to stop:
   // it exits plainly, without MPI_Abort's banner about killing the job (and without MPI_Finalize, as this may run on

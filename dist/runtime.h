@@ -39,8 +39,21 @@ void check_same_as_rank0(const std::string& text, const std::string& what,
 // none waits for a text that never comes.
 std::string rank0_text(const std::function<std::string()>& make);
 
-// Print `msg` on stderr with the rank, then MPI_Abort: every rank exits, none hangs. A job of one rank just exits.
+// Print `msg` on stderr with the rank, run the abort cleanup set here (if any), then MPI_Abort: every rank exits,
+// none hangs. A job of one rank just exits.
 [[noreturn]] void abort_all(const std::string& msg, int code = 1);
+
+// While it lives, abort_all runs `cleanup` (once, on the aborting rank) before it ends the process: MPI_Abort and
+// _Exit unwind nothing, and abort_all may be called from a watchdog thread, so a destructor alone would not run.
+// For undoing what a launch made before it failed (cgtrain: a run folder it created). One at a time; exceptions
+// from `cleanup` are swallowed (the abort's own message is what the user needs).
+class AbortCleanup {
+ public:
+  explicit AbortCleanup(std::function<void()> cleanup);
+  ~AbortCleanup();
+  AbortCleanup(const AbortCleanup&) = delete;
+  AbortCleanup& operator=(const AbortCleanup&) = delete;
+};
 
 // Run `fn` and turn any escaping exception into abort_all with its message (for main()). First, when OMP_WAIT_POLICY
 // is unset, the process re-executes itself with it set to PASSIVE (common/omp_env.h: why, and how to opt out).

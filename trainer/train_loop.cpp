@@ -292,9 +292,24 @@ int train(const Config& cfg) {
   // One cgtrain per run folder: a second job (submitted twice, or requeued while the first still runs) would delete
   // the first one's checkpoints in rotation and interleave its metrics. Held until the process ends.
   std::optional<FileLock> run_lock;
+  // A launch refused before training starts (no tokenizer, other shards, fp16, another base's adapter, ...) leaves no
+  // folder where there was none: rank 0 notes the folders it creates and, when the launch fails, removes them as far
+  // as they hold nothing but this launch's files (never a checkpoint, never a file of the user's). Unwinding does it
+  // before the lock is let go (declared after run_lock); abort_all, which may end the process without unwinding,
+  // does it through undo_on_abort. A run folder that was there keeps everything but the empty checkpoints/ made now.
+  // When a rank other than 0 fails alone, its MPI_Abort kills rank 0 from outside, and the folder stays.
+  std::optional<MadeFolders> made_run_dir, made_checkpoints;
+  std::optional<dist::AbortCleanup> undo_on_abort;
   if (lead) {
+    made_run_dir.emplace(run_dir, std::vector<std::string>{".cgtrain.lock", "config.yaml", "model_config.json",
+                                                           kCheckpointTokenizer, "metrics.jsonl"});
+    undo_on_abort.emplace([&] {
+      made_checkpoints.reset();
+      made_run_dir.reset();
+    });
     make_output_dir(run_dir, "train.run_dir");
     // Where every save goes: a problem there shows now, not after the first checkpoint.every steps.
+    made_checkpoints.emplace(run_dir + "/checkpoints");
     make_output_dir(run_dir + "/checkpoints", "train.run_dir's checkpoints folder");
     // On NFS the lock of a job whose node died lingers until the server's lease ends (about 90 s): a requeued job
     // waits that long (CG_LOCK_WAIT_S, default 120) before it calls the folder taken.
@@ -308,6 +323,10 @@ int train(const Config& cfg) {
       said = true;
       return now_s() - t0 < wait_s;
     });
+    if (run_lock->held_elsewhere()) {  // the folder is that run's, even where this launch made it a moment before
+      made_run_dir->keep();
+      made_checkpoints->keep();
+    }
     CG_CHECK(!run_lock->held_elsewhere(), "{} is in use by another cgtrain right now (it holds {}/.cgtrain.lock): two "
              "runs in one folder delete each other's checkpoints; wait for that one to end or stop it, or give "
              "another train.run_dir", run_dir, run_dir);
@@ -520,6 +539,10 @@ int train(const Config& cfg) {
   };
 
   if (cfg.train.val_every > 0 && st.step == 0) validate();
+  // Training starts: the run folder is the run's from here, whatever happens (its metrics say how far it got).
+  undo_on_abort.reset();
+  if (made_run_dir) made_run_dir->keep();
+  if (made_checkpoints) made_checkpoints->keep();
   const double t_start = now_s();
   double step_s_window = 0;  // the steps' own time since the last progress line
   int64_t tokens_window = 0;

@@ -1,6 +1,7 @@
 # Run dist_abort_demo on 2 ranks (rank 1 fails, rank 0 waits in a barrier) and require: the job ends within
 # TIMEOUT seconds, with a non-zero exit code, and stderr names the failing rank and its message.
 # MODE=alone: the demo without mpirun (one rank, which fails): exit code 1, the message, and no MPI_Abort banner.
+# In every mode the failing rank runs the demo's AbortCleanup before it ends (abort_all unwinds nothing).
 # cmake -DMPIEXEC=.. -DDEMO=.. -DMODE=throw|exit|alone -DTIMEOUT=60 -P check_abort.cmake
 if(MODE STREQUAL "alone")
   execute_process(COMMAND ${DEMO} throw TIMEOUT ${TIMEOUT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -32,4 +33,12 @@ else()
 endif()
 if(NOT "${err}${out}" MATCHES "${expect}")
   message(FATAL_ERROR "expected the message '${expect}' on stderr")
+endif()
+if(MODE STREQUAL "alone")
+  set(cleaned "abort cleanup ran on rank 0")
+else()
+  set(cleaned "abort cleanup ran on rank 1")
+endif()
+if(NOT "${err}" MATCHES "${cleaned}")
+  message(FATAL_ERROR "expected '${cleaned}' on stderr: abort_all did not run the AbortCleanup")
 endif()

@@ -1,6 +1,8 @@
 // A job where rank 1 fails while every other rank waits in a barrier: run_main must abort them all. Run alone
-// (world 1), rank 0 fails instead: a plain exit, no MPI_Abort banner.
+// (world 1), rank 0 fails instead: a plain exit, no MPI_Abort banner. Either way the failing rank runs the
+// AbortCleanup set up in main(), which nothing unwinds to: it says so on stderr.
 // Usage: mpirun -np 2 dist_abort_demo throw|exit, or dist_abort_demo throw   (checked by check_abort.cmake)
+#include <cstdio>
 #include <string>
 
 #include "common/error.h"
@@ -22,4 +24,9 @@ int demo(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, demo); }
+int main(int argc, char** argv) {
+  const cg::dist::AbortCleanup cleanup([] {
+    std::fprintf(stderr, "abort cleanup ran on rank %d\n", cg::dist::runtime().rank);
+  });
+  return cg::dist::run_main(argc, argv, demo);
+}

@@ -8,7 +8,8 @@
 //   finishes bitwise equal; a SIGTERM held since before main (libtorch loading) is answered after the first step;
 //   a rank killed during a save (CG_TEST_KILL_IN_SAVE): the older checkpoint stays, the rerun resumes from it;
 //   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses, a run folder another cgtrain
-//   holds, every checkpoint damaged → clear errors, nothing of the old run touched;
+//   holds, every checkpoint damaged → clear errors, nothing of the old run touched; a refused launch removes the
+//   run folder it made (1 and 2 ranks) and leaves a user's;
 //   export: PEFT adapter gathered over tp + merged HF checkpoint give the same logits.
 #include <gtest/gtest.h>
 
@@ -651,6 +652,37 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
   EXPECT_EQ(read_text(used + "/metrics.jsonl"), metrics_before);
   for (const char* step : {"step-2", "step-4"})
     EXPECT_EQ(fs::file_size(used + "/checkpoints/" + step + "/rank-00000.safetensors"), 100u) << step;
+}
+
+// A launch refused before training starts leaves no folder where there was none (train.run_dir and a parent made for
+// it; 1 rank and 2), and in a run folder that was there, the user's file stays as it was and the checkpoints/ the
+// launch made goes. (A launch that fails once training has started keeps its folder: the "nan" run above.)
+TEST(TrainBadInput, RefusedLaunchLeavesNoFolderItMade) {
+  const std::string s = setup(), d = base_dir();
+  fs::remove_all(d);
+  fs::create_directories(d);
+  // model.dtype=fp16 is refused where the model is built: after the run folder, its lock and the data checks.
+  const std::vector<std::string> refused{"model.dtype=fp16"};
+  for (const int np : {1, 2}) {
+    const std::string parent = d + "/new" + std::to_string(np), run_dir = parent + "/run";
+    RunResult r = run_mpi(np, cgtrain_exe(), with(micro_args(s, run_dir), refused));
+    EXPECT_NE(r.rc, 0) << r.output;
+    EXPECT_NE(r.output.find("model.dtype=fp16 cannot train"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(parent)) << np << " rank(s): " << r.output;
+  }
+  const std::string kept = d + "/kept";
+  fs::create_directories(kept);
+  std::ofstream(kept + "/notes.txt") << "the user's";
+  RunResult r = run_mpi(1, cgtrain_exe(), with(micro_args(s, kept), refused));
+  EXPECT_NE(r.rc, 0) << r.output;
+  EXPECT_EQ(read_text(kept + "/notes.txt"), "the user's");
+  EXPECT_FALSE(fs::exists(kept + "/checkpoints")) << r.output;
+  EXPECT_FALSE(fs::exists(kept + "/config.yaml")) << r.output;
+  // The same folder trains: nothing of the refused launch is in the way.
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, kept), {"train.steps=2", "train.val_every=0"}));
+  EXPECT_EQ(r.rc, 0) << r.output;
+  EXPECT_EQ(read_text(kept + "/notes.txt"), "the user's");
+  EXPECT_EQ(cg::verify_checkpoint(kept + "/checkpoints/step-2"), "");
 }
 
 }  // namespace
