@@ -147,6 +147,34 @@ void parallel_blocks(int64_t n, int threads, F&& fn) {
     if (e) std::rethrow_exception(e);
 }
 
+// Whether `path` is the file `default_path` names (MP-20's split as DataConfig's default gives it), however spelled.
+bool is_default_split(const std::string& path, const std::string& default_path) {
+  if (path.empty()) return false;
+  std::error_code ec;
+  return path == default_path || std::filesystem::equivalent(path, default_path, ec);
+}
+
+// Only data.train_csv set (a CIF folder, another dataset): val and test keep MP-20's defaults, so cgtrain would
+// validate on MP-20 and cgeval and cgsample take MP-20 as the test split, without a word. Say so, naming the keys.
+void warn_if_mp20_val_test(const DataConfig& d) {
+  const DataConfig defaults;
+  if (d.train_csv.empty() || is_default_split(d.train_csv, defaults.train_csv)) return;
+  std::vector<std::string> kept, effects;
+  if (is_default_split(d.val_csv, defaults.val_csv)) {
+    kept.push_back("data.val_csv=" + d.val_csv);
+    effects.push_back("cgtrain would validate on MP-20");
+  }
+  if (is_default_split(d.test_csv, defaults.test_csv)) {
+    kept.push_back("data.test_csv=" + d.test_csv);
+    effects.push_back("cgeval and cgsample would compare with and draw conditions from MP-20 (data.test_csv)");
+  }
+  if (kept.empty()) return;
+  spdlog::warn("data.train_csv is {}, but {} {} still MP-20's default{}: {}. Set data.val_csv= and data.test_csv= to "
+               "your own splits (empty: no such split; nothing splits one file or folder for you), best in your own "
+               "YAML, so that every tool reads the same ones", d.train_csv, fmt::join(kept, " and "),
+               kept.size() > 1 ? "are" : "is", kept.size() > 1 ? "s" : "", fmt::join(effects, ", and "));
+}
+
 const char* signal_name(int sig) {
   switch (sig) {
     case SIGINT: return "SIGINT";
@@ -185,6 +213,7 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
                  : "",
              w.name, w.name);
   }
+  warn_if_mp20_val_test(d);
   // A stop request is a failure like any other: the error unwinds through the cleanup below (staging folder, then
   // made_dir). Called only where nothing of the run is in data.shards_dir yet, i.e. not once the commit has begun.
   std::error_code exists_ec;

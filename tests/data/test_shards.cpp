@@ -8,9 +8,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sstream>
 #include <thread>
 
 #include "common/durable_file.h"
@@ -60,6 +64,43 @@ cg::DataConfig small_config(const std::string& dir) {
   d.max_rows = 120;
   d.copies = 2;
   return d;
+}
+
+// `t` written as a CSV, every cell quoted.
+void write_csv(const std::string& path, const cg::CsvTable& t) {
+  auto quote = [](const std::string& c) {
+    std::string q = "\"";
+    for (char ch : c) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return q + "\"";
+  };
+  std::ofstream out(path);
+  for (size_t r = 0; r <= t.rows.size(); ++r) {
+    const auto& cells = r == 0 ? t.header : t.rows[r - 1];
+    for (size_t c = 0; c < cells.size(); ++c) out << (c ? "," : "") << quote(cells[c]);
+    out << "\n";
+  }
+}
+
+// The first `rows` data rows of an MP-20 split.
+cg::CsvTable mp20_rows(const std::string& split, size_t rows) {
+  cg::CsvTable t = cg::parse_csv(cg::read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/" + split + ".csv.gz"));
+  t.rows.resize(rows);
+  t.row_lines.resize(rows);
+  return t;
+}
+
+// What `f` logs (spdlog's default logger), and its error after "\nerror: " if it throws one.
+std::string logged(const std::function<void()>& f) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  try {
+    f();
+  } catch (const std::exception& e) {
+    log << "\nerror: " << e.what();
+  }
+  spdlog::default_logger()->sinks().pop_back();
+  return log.str();
 }
 
 }  // namespace
@@ -719,4 +760,42 @@ TEST(Prep, RefusesFoldersThatAreNotItsOwn) {
   touch(d + "/a_file", "x");
   EXPECT_NE(error_of(d + "/a_file").find("is not a folder"), std::string::npos);
   for (const auto& p : {d, hf, adapter, run}) fs::remove_all(p);
+}
+
+// Only data.train_csv set: val and test would be MP-20's defaults. cgprep says so, naming the keys to set, and says
+// nothing once they are set (or emptied), nor when train is MP-20's own.
+TEST(Prep, AnOwnTrainSplitWithMp20ValAndTestIsWarnedOf) {
+  const std::string dir = fresh_dir("mp20_defaults");
+  const std::string csv = dir + "/own.csv";
+  write_csv(csv, mp20_rows("val", 20));
+  const fs::path cwd = fs::current_path();
+  fs::current_path(CG_SOURCE_DIR);  // the defaults are relative to the folder cgprep runs in
+  cg::DataConfig d;                 // val_csv, test_csv: MP-20's defaults
+  d.train_csv = csv;
+  d.shards_dir = dir + "/shards";
+  d.max_rows = 20;
+  d.tokenizer_vocab_size = 400;
+  const std::string both = logged([&] { cg::run_prep(d, 2); });
+  d.val_csv = "";
+  const std::string test_only = logged([&] { cg::run_prep(d, 2); });
+  d.test_csv = dir + "/own.csv";
+  const std::string none = logged([&] { cg::run_prep(d, 2); });
+  cg::DataConfig mp20 = d;
+  mp20.train_csv = cg::DataConfig().train_csv;
+  mp20.val_csv = cg::DataConfig().val_csv;
+  mp20.test_csv = std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz";  // the default, spelled otherwise
+  const std::string all_mp20 = logged([&] { cg::run_prep(mp20, 2); });
+  fs::current_path(cwd);
+  EXPECT_NE(both.find("data.train_csv is " + csv + ", but data.val_csv=data/mp20/val.csv.gz and "
+                      "data.test_csv=data/mp20/test.csv.gz are still MP-20's defaults: cgtrain would validate on "
+                      "MP-20, and cgeval and cgsample would compare with and draw conditions from MP-20 "
+                      "(data.test_csv). Set data.val_csv= and data.test_csv= to your own splits (empty: no such "
+                      "split"), std::string::npos) << both;
+  EXPECT_EQ(both.find("\nerror: "), std::string::npos) << both;  // a warning, not a refusal
+  EXPECT_NE(test_only.find("but data.test_csv=data/mp20/test.csv.gz is still MP-20's default: cgeval and cgsample "
+                           "would compare"), std::string::npos) << test_only;
+  EXPECT_EQ(test_only.find("validate on MP-20"), std::string::npos) << test_only;
+  EXPECT_EQ(none.find("MP-20's default"), std::string::npos) << none;
+  EXPECT_EQ(all_mp20.find("MP-20's default"), std::string::npos) << all_mp20;
+  EXPECT_EQ(all_mp20.find("\nerror: "), std::string::npos) << all_mp20;
 }
