@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
@@ -19,6 +20,7 @@
 #include "data/formula.h"
 #include "data/pymatgen_order.h"
 #include "data/space_groups.h"
+#include "trainer/config.h"
 
 namespace cg {
 namespace {
@@ -36,25 +38,90 @@ bool parse_optional_double(const std::string& s, std::optional<double>* v) {
   return true;
 }
 
+// The columns of `t` nothing reads whose cells, in the first 50 rows, are numbers (at least one non-empty): another
+// dataset's properties. The index column pandas writes (named "" or "Unnamed: 0") is not one.
+std::vector<std::string> unread_numeric_columns(const CsvTable& t, const std::vector<int64_t>& read) {
+  std::vector<std::string> out;
+  for (size_t c = 0; c < t.header.size(); ++c) {
+    const std::string& name = t.header[c];
+    if (name.empty() || name == "Unnamed: 0" || std::find(read.begin(), read.end(), int64_t(c)) != read.end())
+      continue;
+    bool numeric = true, any = false;
+    for (size_t r = 0; r < std::min<size_t>(t.rows.size(), 50) && numeric; ++r) {
+      if (t.rows[r].size() <= c) continue;
+      std::optional<double> v;
+      numeric = parse_optional_double(t.rows[r][c], &v);
+      any |= v.has_value();
+    }
+    if (numeric && any) out.push_back(name);
+  }
+  return out;
+}
+
 }  // namespace
 
-Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict) {
+std::string CsvColumns::of(const std::string& name) const {
+  const auto it = renamed.find(name);
+  return it == renamed.end() ? name : it->second;
+}
+
+std::string CsvColumns::describe() const {
+  std::string out;
+  for (const char* name : kKnownColumns)
+    if (renamed.count(name)) out += (out.empty() ? "" : ", ") + std::string(name) + "=" + renamed.at(name);
+  return out;
+}
+
+CsvColumns parse_columns(const std::vector<std::string>& entries) {
+  CsvColumns out;
+  const std::string known = fmt::format("{}", fmt::join(kKnownColumns, ", "));
+  for (const std::string& e : entries) {
+    const size_t eq = e.find('=');
+    CG_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < e.size(), "data.columns entry '{}' is not name=column: "
+             "write e.g. data.columns=[formation_energy_per_atom=heat_ref], a name one of {}", e, known);
+    const std::string name = e.substr(0, eq), column = e.substr(eq + 1);
+    CG_CHECK(std::find(std::begin(kKnownColumns), std::end(kKnownColumns), name) != std::end(kKnownColumns),
+             "data.columns entry '{}': '{}' is no column cgtrain reads; the left side is one of {} (the right side "
+             "your CSV's column)", e, name, known);
+    CG_CHECK(!out.renamed.count(name), "data.columns maps {} twice ({}={} and {}): keep one", name, name,
+             out.renamed[name], e);
+    out.renamed[name] = column;
+  }
+  return out;
+}
+
+CsvColumns data_csv_columns(const std::string& path, const DataConfig& d) {
+  std::error_code ec;
+  for (const std::string* split : {&d.train_csv, &d.val_csv, &d.test_csv})
+    if (!path.empty() && !split->empty() && (path == *split || std::filesystem::equivalent(path, *split, ec)))
+      return parse_columns(d.columns);
+  return {};
+}
+
+Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict, const CsvColumns& columns) {
   // A tab-separated export (a spreadsheet's): its first line has tabs and no comma; read as CSV it would fail later
   // on whatever quote comes first.
   const std::string first_line = text.substr(0, text.find('\n'));
   CG_CHECK(first_line.find('\t') == std::string::npos || first_line.find(',') != std::string::npos, "the file is "
            "tab-separated (its header line has tabs and no comma); CDVAE's layout is comma-separated: save it as CSV");
   CsvTable t = parse_csv(text);
-  const size_t c_id = t.column("material_id"), c_cif = t.column("cif");
+  for (const auto& [name, column] : columns.renamed)  // a mapping that names no column is a mistake, not "unknown"
+    CG_CHECK(t.find(column) >= 0, "data.columns maps {} to column '{}', which the CSV lacks; its columns are {}: "
+             "correct data.columns (name=column, the column as the header spells it)", name, column,
+             fmt::join(t.header, ", "));
+  const size_t c_id = t.column(columns.of("material_id")), c_cif = t.column(columns.of("cif"));
   Mp20Split out;
+  std::vector<int64_t> read = {int64_t(c_id), int64_t(c_cif), t.find("elements")};  // elements: MP-20's, derived
   auto optional_column = [&](const char* name) {
-    const int64_t c = t.find(name);
+    const int64_t c = t.find(columns.of(name));
     if (c < 0) out.missing_columns.push_back(name);
+    read.push_back(c);
     return c;
   };
   const int64_t c_fe = optional_column(kPropertyColumns[0]), c_bg = optional_column(kPropertyColumns[1]),
                 c_formula = optional_column(kPropertyColumns[2]), c_eh = optional_column(kPropertyColumns[3]),
                 c_sg = optional_column(kPropertyColumns[4]);
+  out.unread_numeric_columns = unread_numeric_columns(t, read);
   const size_t n = max_rows > 0 ? std::min(t.rows.size(), size_t(max_rows)) : t.rows.size();
   out.rows_read = int64_t(n);
   for (size_t r = 0; r < n; ++r) {
@@ -97,12 +164,13 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict)
     for (const Prop& p : {Prop{c_fe, "formation_energy_per_atom", &c.formation_energy_per_atom},
                           Prop{c_bg, "band_gap", &c.band_gap}, Prop{c_eh, "e_above_hull", &c.e_above_hull}})
       if (!parse_optional_double(cell(p.col), p.dst)) {
-        bad_property(fmt::format("{}: {} '{}' is not a number", id, p.name, cell(p.col)));
+        bad_property(fmt::format("{}: {} '{}' is not a number", id, columns.of(p.name), cell(p.col)));
         p.dst->reset();
       }
     std::optional<double> sg;
     if (!parse_optional_double(cell(c_sg), &sg) || (sg && (*sg != std::floor(*sg) || *sg < 1 || *sg > 230))) {
-      bad_property(fmt::format("{}: spacegroup.number '{}' is not an integer in 1..230", id, cell(c_sg)));
+      bad_property(fmt::format("{}: {} '{}' is not an integer in 1..230", id, columns.of("spacegroup.number"),
+                               cell(c_sg)));
       sg.reset();
     }
     if (sg) c.spacegroup = int(*sg);
@@ -259,12 +327,12 @@ std::string property_counts_json(const std::vector<Crystal>& crystals) {
                      R"("e_above_hull": {}}})", crystals.size(), formula, sg, fe, gap, ehull);
 }
 
-Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict) {
+Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, const CsvColumns& columns) {
   if (std::filesystem::is_directory(path) || is_cif_file(path)) return read_cif_folder(path, max_rows, strict);
   const std::string text = read_maybe_gz(path);
   Mp20Split split;
   try {
-    split = parse_mp20_csv(text, max_rows, strict);
+    split = parse_mp20_csv(text, max_rows, strict, columns);
   } catch (const Error& e) {  // the CSV's structure (not a row's): say which file, where several are in play
     throw Error(std::string(e.what()) + " (in " + path + ")");
   }

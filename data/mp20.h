@@ -5,6 +5,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,28 @@ struct SkippedRow {
 inline constexpr const char* kPropertyColumns[] = {"formation_energy_per_atom", "band_gap", "pretty_formula",
                                                    "e_above_hull", "spacegroup.number"};
 
+// Every column cgtrain reads from a CSV, by MP-20's names; data.columns maps them to another dataset's names.
+inline constexpr const char* kKnownColumns[] = {"material_id", "cif", "pretty_formula", "spacegroup.number",
+                                                "formation_energy_per_atom", "band_gap", "e_above_hull"};
+
+// data.columns parsed: the file's column each known name is read from (perov-5's heat_ref for
+// formation_energy_per_atom). Names not mapped are read under their own name.
+struct CsvColumns {
+  std::map<std::string, std::string> renamed;  // known name -> the file's column
+  // The file's column for `name`.
+  std::string of(const std::string& name) const;
+  // "formation_energy_per_atom=heat_ref, material_id=id" (known names in kKnownColumns order); "" when none.
+  std::string describe() const;
+};
+// data.columns' entries ("name=column") parsed; throws naming the entry and what to write instead (an unknown name,
+// no '=', an empty side, a name mapped twice).
+CsvColumns parse_columns(const std::vector<std::string>& entries);
+
+struct DataConfig;
+// data.columns for `path` where it is one of `d`'s data.*_csv files (cgsample's sample.conditions_from, cgeval's
+// references: the dataset cgprep read with that mapping); for any other file none (MP-20's names).
+CsvColumns data_csv_columns(const std::string& path, const DataConfig& d);
+
 struct Mp20Split {
   std::vector<Crystal> crystals;    // in file order
   std::vector<int64_t> source_rows; // data row index of each crystal
@@ -30,13 +53,19 @@ struct Mp20Split {
   // Rows kept whose property cell (formation energy, band gap, e_above_hull, space group number) is no valid number:
   // that property is left unknown, as an empty cell is, and the crystal is kept (strict: the first one throws).
   std::vector<SkippedRow> bad_properties;
+  // Columns the file has but nothing reads, whose cells (the first rows' non-empty ones) are numbers: another
+  // dataset's properties (perov-5's heat_ref), which data.columns can map to a known name. The index column is not one.
+  std::vector<std::string> unread_numeric_columns;
 };
 
 // Parses CSV text (already gunzipped). max_rows > 0: only the first max_rows data rows.
 // strict: the first malformed row throws cg::Error with its reason instead of being skipped.
-Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows = 0, bool strict = false);
-// Same from a file (gz or plain), or from a folder of CIF files (read_cif_folder).
-Mp20Split read_mp20(const std::string& path, int64_t max_rows = 0, bool strict = false);
+// columns: where each known column is read from (data.columns); a mapped column the file lacks throws, naming both.
+Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows = 0, bool strict = false,
+                         const CsvColumns& columns = {});
+// Same from a file (gz or plain), or from a folder of CIF files (read_cif_folder; `columns` does not apply).
+Mp20Split read_mp20(const std::string& path, int64_t max_rows = 0, bool strict = false,
+                    const CsvColumns& columns = {});
 
 // What derive_properties filled in.
 struct DerivedProperties {

@@ -147,6 +147,15 @@ void parallel_blocks(int64_t n, int threads, F&& fn) {
     if (e) std::rethrow_exception(e);
 }
 
+// The numeric columns a CSV has and nothing reads (another dataset's properties, perov-5's heat_ref), for the
+// warning that says which properties are unknown: "; it has heat_ref, dir_gap: map one with
+// data.columns=[formation_energy_per_atom=heat_ref]". "" when it has none.
+std::string unread_columns_hint(const Mp20Split& p, const std::string& unknown) {
+  if (p.unread_numeric_columns.empty()) return "";
+  return fmt::format("; it has {} (not read): map one with data.columns=[{}={}] (docs/formats.md#other-datasets)",
+                     fmt::join(p.unread_numeric_columns, ", "), unknown, p.unread_numeric_columns[0]);
+}
+
 // Whether `path` is the file `default_path` names (MP-20's split as DataConfig's default gives it), however spelled.
 bool is_default_split(const std::string& path, const std::string& default_path) {
   if (path.empty()) return false;
@@ -197,6 +206,7 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
            d.loss_on);
   CG_CHECK(d.max_tokens >= 8, "data.max_tokens = {} is too small: a sample needs at least 8 tokens", d.max_tokens);
   const TextOptions topt = text_options(d);
+  const CsvColumns columns = parse_columns(d.columns);  // a bad mapping fails before anything is read
 
   std::vector<SplitWork> work;
   if (!d.train_csv.empty()) work.push_back({"train", d.train_csv, 0, d.copies});
@@ -239,7 +249,7 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
   for (const auto& w : work) {
     stop_if_asked();  // reading a split is not interrupted: up to a second or so for MP-20's
     auto t = Clock::now();
-    parsed.push_back(read_mp20(w.csv, d.max_rows, d.strict));
+    parsed.push_back(read_mp20(w.csv, d.max_rows, d.strict, columns));
     auto& p = parsed.back();
     spdlog::info("{}: {} rows read from {}, {} crystals, {} skipped ({:.1f}s)", w.name, p.rows_read, w.csv,
                  p.crystals.size(), p.skipped.size(), std::chrono::duration<double>(Clock::now() - t).count());
@@ -265,9 +275,9 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
       if (col != std::string("pretty_formula") && (col != std::string("spacegroup.number") || !have_spglib()))
         unknown.push_back(col);
     if (!unknown.empty())
-      spdlog::warn("{}: {} {} {}: unknown for every row, never in a prompt", w.name, w.csv,
+      spdlog::warn("{}: {} {} {}: unknown for every row, never in a prompt{}", w.name, w.csv,
                    is_cif_folder(w.csv) || is_cif_file(w.csv) ? "(CIF files) gives no" : "lacks the column(s)",
-                   fmt::join(unknown, ", "));
+                   fmt::join(unknown, ", "), unread_columns_hint(p, unknown[0]));
     for (size_t i = 0; i < std::min<size_t>(p.skipped.size(), 5); ++i)
       spdlog::warn("{}: skipped row {}: {}", w.name, p.skipped[i].row, p.skipped[i].reason);
     if (p.skipped.size() > 5) spdlog::warn("{}: ... {} more skipped rows (all listed in the shards' 'skipped' attribute)",
@@ -398,6 +408,7 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
       // Absolute, so the record means the same file wherever cgtrain, cgsample or a reader of a checkpoint runs.
       meta.source_path = std::filesystem::absolute(w.csv).lexically_normal().string();
       meta.source_sha256 = source_sha256(w.csv);
+      if (!std::filesystem::is_directory(w.csv) && !is_cif_file(w.csv)) meta.source_columns = columns.describe();
       meta.derived_properties = derived[si].what;
       meta.property_counts = property_counts_json(p.crystals);
       meta.rows_read = p.rows_read;

@@ -36,6 +36,9 @@ struct ShardMeta {
   std::string settings_json;      // every text/augmentation/prompt/loss setting used (JSON object)
   std::string source_path;        // CSV the samples came from
   std::string source_sha256;
+  // data.columns as the source was read with it (CsvColumns::describe: "formation_energy_per_atom=heat_ref"); "" when
+  // every column was read under its own name (then the attribute is not written, as by an older cgprep).
+  std::string source_columns;
   // Properties cgprep derived from the structures where the source gave none (derive_properties: a CIF folder, a CSV
   // without the column), as DerivedProperties::what says it; "" when none were (then the attribute is not written,
   // as shards of an older cgprep lack it).

@@ -23,6 +23,7 @@ std::string settings_json(const DataConfig& d, const TextOptions& t) {
   j["seed"] = d.seed;
   j["max_rows"] = d.max_rows;
   j["strict"] = d.strict;
+  if (!d.columns.empty()) j["columns"] = d.columns;  // which column became which property; MP-20's: not written
   j["tokens"] = "BOS + encode(prompt + completion) + EOS";
   return j.dump();
 }

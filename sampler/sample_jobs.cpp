@@ -67,7 +67,7 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
     if (!trained_form(formula, s.condition_on.size() > (formula ? 1u : 0u)))
       warn_untrained_form(formula, formula ? "another key to sample.condition_on" : "formula to sample.condition_on");
     std::vector<GenerationConditions> rows;
-    Mp20Split split = read_mp20(path);
+    Mp20Split split = read_mp20(path, 0, false, data_csv_columns(path, c.data));
     // A CIF folder, or a CSV without those columns: formula and space group derived as cgprep derives them for
     // training, so conditions read from such a split are the ones a model trained on it saw.
     const bool spacegroup =
@@ -128,7 +128,7 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
     // Infill the first num_samples crystals of the test split; the masked element is a seeded uniform site's.
     CG_CHECK(!c.data.test_csv.empty(), "sample.task=infill masks elements of the crystals of data.test_csv, which is "
              "empty; set data.test_csv to a CSV in CDVAE's layout (e.g. data/mp20/test.csv.gz)");
-    const Mp20Split split = read_mp20(c.data.test_csv, s.num_samples);
+    const Mp20Split split = read_mp20(c.data.test_csv, s.num_samples, false, parse_columns(c.data.columns));
     const auto& crystals = split.crystals;
     CG_CHECK(!crystals.empty(), "sample.task=infill: data.test_csv {} holds no crystal that reads ({} data rows{}): "
              "give a test split with crystals", c.data.test_csv, split.rows_read,

@@ -22,6 +22,7 @@ struct DataConfig {
   std::string train_csv = "data/mp20/train.csv.gz";
   std::string val_csv = "data/mp20/val.csv.gz";
   std::string test_csv = "data/mp20/test.csv.gz";
+  std::vector<std::string> columns = {};  // name=column: another dataset's CSV columns under MP-20's names
   std::string shards_dir = "runs/shards/tiny";  // cgprep writes, cgtrain reads
   std::string tokenizer = "train";     // path to a sentencepiece .model, or "train": fit a small one on the train text
   int64_t tokenizer_vocab_size = 512;  // when tokenizer = train

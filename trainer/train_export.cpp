@@ -320,6 +320,7 @@ MergedFrom peft_adapter_record(const std::string& peft_dir) {
 std::string training_data_json(const ShardMeta& meta, const std::string& shards_dir) {
   nlohmann::ordered_json j = {{"shards_dir", shards_dir}, {"source_path", meta.source_path},
                               {"source_sha256", meta.source_sha256}, {"derived_properties", meta.derived_properties}};
+  if (!meta.source_columns.empty()) j["source_columns"] = meta.source_columns;  // data.columns: heat_ref read as ...
   const auto counts = nlohmann::ordered_json::parse(meta.property_counts, nullptr, false);
   j["property_counts"] = counts.is_object() ? counts : nlohmann::ordered_json(nullptr);
   return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";  // paths need not be UTF-8

@@ -15,6 +15,7 @@
 #include "data/mp20.h"
 #include "data/space_groups.h"
 #include "tests/test_util.h"
+#include "trainer/config.h"
 
 namespace {
 
@@ -511,6 +512,7 @@ TEST(Mp20, RowsPropertiesAndSkips) {
   EXPECT_EQ(s.bad_properties[1].reason, "mp-4: band_gap 'inf' is not a number");
   EXPECT_EQ(s.bad_properties[2].reason, "mp-4: spacegroup.number 'Fm-3m' is not an integer in 1..230");
   EXPECT_EQ(s.bad_properties[2].row, 3);
+  EXPECT_TRUE(s.unread_numeric_columns.empty());  // the index column is not a property; elements is no number
   EXPECT_EQ(cg::parse_mp20_csv(text, 1).crystals.size(), 1u);  // max_rows
   std::string tsv = "material_id\tcif\n";
   tsv += "mp-1\t" + csv_quote(cif_with(kGoodAtoms)) + "\n";
@@ -551,6 +553,21 @@ TEST(Mp20, PropertyColumnsAreOptionalMaterialIdAndCifAreNot) {
   EXPECT_FALSE(c.formation_energy_per_atom || c.band_gap || c.e_above_hull || c.spacegroup);
   EXPECT_EQ(s.missing_columns, (std::vector<std::string>{"formation_energy_per_atom", "band_gap", "pretty_formula",
                                                           "e_above_hull", "spacegroup.number"}));
+  EXPECT_EQ(s.unread_numeric_columns, std::vector<std::string>{"energy_per_atom"});
+  // Mapped with data.columns, the column is read as that property, and a bad cell is named by the file's column.
+  const cg::CsvColumns cols = cg::parse_columns({"formation_energy_per_atom=energy_per_atom", "material_id=name"});
+  const cg::Mp20Split m = cg::parse_mp20_csv("name,energy_per_atom,cif\nc-1,-9.1," + csv_quote(fcc) + "\nc-2,x," +
+                                             csv_quote(fcc) + "\n", 0, false, cols);
+  ASSERT_EQ(m.crystals.size(), 2u);
+  EXPECT_EQ(m.crystals[0].id, "c-1");
+  EXPECT_DOUBLE_EQ(*m.crystals[0].formation_energy_per_atom, -9.1);
+  EXPECT_TRUE(m.unread_numeric_columns.empty());
+  EXPECT_EQ(m.missing_columns, (std::vector<std::string>{"band_gap", "pretty_formula", "e_above_hull",
+                                                          "spacegroup.number"}));
+  ASSERT_EQ(m.bad_properties.size(), 1u);
+  EXPECT_EQ(m.bad_properties[0].reason, "c-2: energy_per_atom 'x' is not a number");
+  EXPECT_EQ(cols.describe(), "material_id=name, formation_energy_per_atom=energy_per_atom");
+  EXPECT_EQ(cols.of("band_gap"), "band_gap");
   for (const char* header : {"id,cif\n", "material_id,structure\n"}) {
     try {
       cg::parse_mp20_csv(std::string(header) + "a,b\n");
@@ -732,4 +749,22 @@ TEST(Mp20, ACifFolderGetsFormulaAndSpaceGroup) {
   EXPECT_FALSE(s.crystals[1].spacegroup);
   EXPECT_EQ(d.spacegroups, 1);
   EXPECT_EQ(d.no_spacegroup, 1);
+}
+
+// data.columns applies to the config's own data.*_csv files (cgsample's conditions, cgeval's references), however
+// the path is spelled, and to no other file: an MP-20 reference beside a perov-5 config keeps MP-20's names.
+TEST(Mp20, DataColumnsApplyToTheConfigsOwnSplits) {
+  const cg::test::TempDir dir("cg_test_data_columns");
+  std::ofstream(dir / "test.csv") << "id,cif\n";
+  cg::DataConfig d;
+  d.train_csv = "";
+  d.test_csv = dir / "test.csv";
+  d.columns = {"material_id=id"};
+  EXPECT_EQ(cg::data_csv_columns(d.test_csv, d).describe(), "material_id=id");
+  EXPECT_EQ(cg::data_csv_columns(dir.path.string() + "/./test.csv", d).describe(), "material_id=id");
+  EXPECT_EQ(cg::data_csv_columns(std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz", d).describe(), "");
+  EXPECT_EQ(cg::data_csv_columns("", d).describe(), "");
+  d.columns = {"id=material_id"};  // the sides swapped: said when the mapping is used
+  const std::string e = cg::test::error_of([&] { cg::data_csv_columns(d.test_csv, d); });
+  EXPECT_NE(e.find("data.columns entry 'id=material_id': 'id' is no column cgtrain reads"), std::string::npos) << e;
 }

@@ -89,6 +89,17 @@ cg::CsvTable mp20_rows(const std::string& split, size_t rows) {
   return t;
 }
 
+// The columns `keep` of `t` ({name in t, name to write}), in that order.
+cg::CsvTable select_columns(const cg::CsvTable& t, const std::vector<std::pair<std::string, std::string>>& keep) {
+  cg::CsvTable out;
+  for (const auto& k : keep) out.header.push_back(k.second);
+  for (const auto& row : t.rows) {
+    out.rows.emplace_back();
+    for (const auto& k : keep) out.rows.back().push_back(row[t.column(k.first)]);
+  }
+  return out;
+}
+
 // What `f` logs (spdlog's default logger), and its error after "\nerror: " if it throws one.
 std::string logged(const std::function<void()>& f) {
   std::ostringstream log;
@@ -798,4 +809,87 @@ TEST(Prep, AnOwnTrainSplitWithMp20ValAndTestIsWarnedOf) {
   EXPECT_EQ(none.find("MP-20's default"), std::string::npos) << none;
   EXPECT_EQ(all_mp20.find("MP-20's default"), std::string::npos) << all_mp20;
   EXPECT_EQ(all_mp20.find("\nerror: "), std::string::npos) << all_mp20;
+}
+
+// Another dataset's column names mapped with data.columns: the same shards (token arrays, property counts) as the
+// same rows under MP-20's names; the mapping recorded beside the source. Bad mappings fail naming entry and column.
+TEST(Prep, RenamedColumnsMappedWithDataColumnsGiveTheSameShards) {
+  const std::string dir = fresh_dir("columns");
+  const cg::CsvTable t = mp20_rows("val", 30);
+  write_csv(dir + "/mp20.csv", t);
+  write_csv(dir + "/own.csv", select_columns(t, {{"cif", "structure"}, {"material_id", "id"},
+                                                 {"formation_energy_per_atom", "heat_ref"}, {"band_gap", "gap"},
+                                                 {"pretty_formula", "formula"}, {"e_above_hull", "ehull"},
+                                                 {"spacegroup.number", "sg"}}));
+  cg::DataConfig d = small_config(dir + "/a");
+  d.train_csv = dir + "/mp20.csv";
+  d.val_csv = d.test_csv = "";
+  d.max_rows = 0;
+  cg::run_prep(d, 2);
+  cg::DataConfig own = d;
+  own.shards_dir = dir + "/b";
+  own.train_csv = dir + "/own.csv";
+  own.columns = {"material_id=id", "cif=structure", "formation_energy_per_atom=heat_ref", "band_gap=gap",
+                 "pretty_formula=formula", "e_above_hull=ehull", "spacegroup.number=sg"};
+  cg::run_prep(own, 2);
+  cg::ShardMeta ma, mb;
+  const cg::SampleSet a = cg::read_shard(cg::shard_path(d.shards_dir, "train", 0), &ma);
+  const cg::SampleSet b = cg::read_shard(cg::shard_path(own.shards_dir, "train", 0), &mb);
+  EXPECT_EQ(a.size(), 60u);  // 30 rows, 2 copies
+  EXPECT_EQ(b.tokens, a.tokens);
+  EXPECT_EQ(b.offsets, a.offsets);
+  EXPECT_EQ(b.prompt_lens, a.prompt_lens);
+  EXPECT_EQ(b.rows, a.rows);
+  EXPECT_EQ(mb.property_counts, ma.property_counts);
+  const auto with_energy = std::count_if(t.rows.begin(), t.rows.end(), [&](const std::vector<std::string>& r) {
+    return !r[t.column("formation_energy_per_atom")].empty();
+  });
+  EXPECT_EQ(nlohmann::json::parse(ma.property_counts)["formation_energy"], with_energy);
+  EXPECT_EQ(ma.source_columns, "");  // MP-20's names: nothing recorded, as before
+  EXPECT_EQ(nlohmann::json::parse(ma.settings_json).count("columns"), 0u);
+  EXPECT_EQ(mb.source_columns, "material_id=id, cif=structure, pretty_formula=formula, spacegroup.number=sg, "
+                               "formation_energy_per_atom=heat_ref, band_gap=gap, e_above_hull=ehull");
+  EXPECT_EQ(nlohmann::json::parse(mb.settings_json)["columns"], nlohmann::json(own.columns));
+
+  // Without the mapping: the missing properties are named, and so are the numeric columns nothing read (not the
+  // index column pandas writes), with the data.columns entry that would read one.
+  write_csv(dir + "/perov.csv", select_columns(t, {{"", ""}, {"material_id", "material_id"}, {"cif", "cif"},
+                                                   {"formation_energy_per_atom", "heat_ref"},
+                                                   {"band_gap", "dir_gap"}, {"elements", "elements"}}));
+  cg::DataConfig perov = d;
+  perov.shards_dir = dir + "/c";
+  perov.train_csv = dir + "/perov.csv";
+  const std::string hint = logged([&] { cg::run_prep(perov, 2); });
+  EXPECT_NE(hint.find("train: " + perov.train_csv + " lacks the column(s) formation_energy_per_atom, band_gap, "
+                      "e_above_hull: unknown for every row, never in a prompt; it has heat_ref, dir_gap (not read): "
+                      "map one with data.columns=[formation_energy_per_atom=heat_ref]"), std::string::npos) << hint;
+  perov.columns = {"formation_energy_per_atom=heat_ref", "band_gap=dir_gap"};
+  const std::string mapped = logged([&] { cg::run_prep(perov, 2); });
+  EXPECT_NE(mapped.find("lacks the column(s) e_above_hull: unknown for every row, never in a prompt\n"),
+            std::string::npos) << mapped;
+  nlohmann::json counts = nlohmann::json::parse(ma.property_counts);  // formula and space group derived now
+  counts["e_above_hull"] = 0;
+  EXPECT_EQ(nlohmann::json::parse(cg::read_shard_meta(cg::shard_path(perov.shards_dir, "train", 0)).property_counts),
+            counts);
+
+  // Bad mappings: an unknown name, a column the file lacks, no '=' — each an error before any shard is written.
+  const auto error_with = [&](std::vector<std::string> columns) {
+    cg::DataConfig bad = perov;
+    bad.shards_dir = dir + "/bad";
+    bad.columns = std::move(columns);
+    const std::string log = logged([&] { cg::run_prep(bad, 2); });
+    EXPECT_FALSE(fs::exists(bad.shards_dir)) << log;
+    return log.substr(log.find("\nerror: ") == std::string::npos ? log.size() : log.find("\nerror: "));
+  };
+  EXPECT_NE(error_with({"heat=heat_ref"}).find("data.columns entry 'heat=heat_ref': 'heat' is no column cgtrain "
+                                               "reads; the left side is one of material_id, cif, pretty_formula, "
+                                               "spacegroup.number, formation_energy_per_atom, band_gap, "
+                                               "e_above_hull"), std::string::npos);
+  EXPECT_NE(error_with({"band_gap=ind_gap"}).find("data.columns maps band_gap to column 'ind_gap', which the CSV "
+                                                  "lacks; its columns are , material_id, cif, heat_ref, dir_gap, "
+                                                  "elements: correct data.columns"), std::string::npos);
+  EXPECT_NE(error_with({"band_gap=ind_gap"}).find("(in " + perov.train_csv + ")"), std::string::npos);
+  EXPECT_NE(error_with({"heat_ref"}).find("data.columns entry 'heat_ref' is not name=column"), std::string::npos);
+  EXPECT_NE(error_with({"band_gap=dir_gap", "band_gap=heat_ref"}).find("data.columns maps band_gap twice"),
+            std::string::npos);
 }
