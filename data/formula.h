@@ -3,6 +3,8 @@
 // writer's data_ name and _chemical_formula_* items.
 #pragma once
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +22,14 @@ std::vector<std::pair<std::string, int64_t>> species_amounts(const std::vector<s
 // order of first appearance: elements by pymatgen's Element.X then symbol, counts over their gcd, the last two
 // elements as a parenthesised polyanion where pymatgen groups them ("Mg(InSe2)2"), its special formulas (O2, Li2O2).
 std::pair<std::string, double> pymatgen_reduced_formula(const std::vector<std::pair<std::string, int64_t>>& amounts);
+
+// The element counts a formula states ("Fe2O3"; "Mg(InSe2)2" with its groups multiplied out), summed per element;
+// nullopt when it is not one: anything but element symbols, counts and parentheses ("Si1 Os1", "xyz", "fe2o3"),
+// an empty group, a count of 0 or over 10^6.
+std::optional<std::map<std::string, int64_t>> formula_counts(const std::string& formula);
+
+// Whether two compositions are the same up to a common factor (Sr2Ti2O6 and SrTiO3).
+bool same_reduced_composition(const std::map<std::string, int64_t>& a, const std::map<std::string, int64_t>& b);
 
 // pymatgen's Composition.formula: elements by Element.X alone (ties keep their order), every count written, separated
 // by spaces ("Li2 Fe2 O4").

@@ -272,17 +272,28 @@ std::string source_sha256(const std::string& path) {
 DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads, const std::atomic<int>* stop) {
   std::vector<Crystal>& cs = *crystals;
   const bool spglib = have_spglib();
-  std::vector<int8_t> formula(cs.size(), 0), spacegroup(cs.size(), 0);  // 1: derived here; spacegroup -1: none found
+  // formula: 1 derived here, 2 a cell that is no formula, 3 another composition's (both replaced), 4 respelled;
+  // spacegroup: 1 derived here, -1 none found.
+  std::vector<int8_t> formula(cs.size(), 0), spacegroup(cs.size(), 0);
+  std::vector<std::string> given(cs.size());  // the cell a formula replaced or respelled
   parallel_chunks(0, int64_t(cs.size()), 16, threads, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       if (stop && stop->load(std::memory_order_relaxed) != 0) return;
       Crystal& c = cs[size_t(i)];
-      if (!c.formula.empty() && c.spacegroup) continue;
       // pymatgen's reading of the crystal's CIF sorts its sites, and its composition and spglib see them so sorted.
       const Crystal sorted = in_cif_parser_order(c);
-      if (c.formula.empty() && !c.species.empty()) {
-        c.formula = pymatgen_reduced_formula(species_amounts(sorted.species)).first;
-        formula[size_t(i)] = 1;
+      const auto amounts = species_amounts(sorted.species);
+      const std::string derived = amounts.empty() ? "" : pymatgen_reduced_formula(amounts).first;
+      if (!amounts.empty() && c.formula != derived) {  // empty, or a cell that prompts must not state as it is (MP-20's never differ)
+        if (!c.formula.empty()) {
+          const auto counts = formula_counts(c.formula);
+          formula[size_t(i)] = !counts ? 2
+                               : same_reduced_composition(*counts, {amounts.begin(), amounts.end()}) ? 4 : 3;
+          given[size_t(i)] = c.formula;
+        } else {
+          formula[size_t(i)] = 1;
+        }
+        c.formula = derived;
       }
       if (!c.spacegroup) {
         const auto sg = spglib ? space_group(sorted, kMaterialsProjectSymprec) : std::nullopt;
@@ -293,16 +304,36 @@ DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
   });
   DerivedProperties d;
   for (size_t i = 0; i < cs.size(); ++i) {
-    d.formulas += formula[i];
+    d.formulas += formula[i] == 1;
     d.spacegroups += spacegroup[i] == 1;
     d.no_spacegroup += spacegroup[i] == -1;
+    if (formula[i] == 2 || formula[i] == 3) {
+      if (d.formulas_replaced++ == 0)
+        d.first_replaced = fmt::format("{}: '{}' is {}; {} stated instead", cs[i].id, given[i],
+                                       formula[i] == 2 ? "not a formula such as Fe2O3"
+                                                       : "not the composition of its structure",
+                                       cs[i].formula);
+    }
+    if (formula[i] == 4 && d.formulas_respelled++ == 0)
+      d.first_respelled = fmt::format("{}: {} -> {}", cs[i].id, given[i], cs[i].formula);
   }
-  if (d.formulas > 0) d.what = "formula (pymatgen's reduced formula)";
+  if (d.formulas > 0 || d.formulas_replaced > 0 || d.formulas_respelled > 0)
+    d.what = "formula (pymatgen's reduced formula)";
   if (d.spacegroups > 0 || d.no_spacegroup > 0)
     d.what += (d.what.empty() ? "" : "; ") +
               (spglib ? fmt::format("spacegroup (spglib, symprec {} A, 5 degrees)", kMaterialsProjectSymprec)
                       : std::string("no spacegroup (built without spglib)"));
   return d;
+}
+
+void log_formula_cells(const std::string& who, const std::string& path, const DerivedProperties& d) {
+  if (d.formulas_replaced > 0)
+    spdlog::warn("{}: {} row(s) of {} have a formula cell that is not a formula or not the composition of their "
+                 "structure; their prompts state the formula derived from the structure instead (the first: {}). "
+                 "Correct or empty those cells to silence this", who, d.formulas_replaced, path, d.first_replaced);
+  if (d.formulas_respelled > 0)
+    spdlog::info("{}: {} formula cell(s) of {} written as pymatgen's reduced formula, as every prompt writes formulas "
+                 "(the first: {})", who, d.formulas_respelled, path, d.first_respelled);
 }
 
 std::string derived_summary(const DerivedProperties& d) {

@@ -72,6 +72,15 @@ struct DerivedProperties {
   int64_t formulas = 0;        // crystals given their formula
   int64_t spacegroups = 0;     // crystals given their space group
   int64_t no_spacegroup = 0;   // crystals lacking one where spglib found none (overlapping atoms), or is not built in
+  // Formula cells that are no formula ("Si1 Os1", "xyz") or state another composition than the crystal's: replaced by
+  // the derived formula, which the prompts state instead. `first_replaced` says the first ("mp-1: 'xyz' is not a
+  // formula; OsSi stated instead").
+  int64_t formulas_replaced = 0;
+  std::string first_replaced;
+  // Formula cells of the crystal's composition spelled otherwise than pymatgen's reduced formula ("Sr2Ti2O6"): written
+  // as it is ("SrTiO3"), as the prompts of every other crystal write their formula. First: "mp-2: Sr2Ti2O6 -> SrTiO3".
+  int64_t formulas_respelled = 0;
+  std::string first_respelled;
   // For the shards (ShardMeta::derived_properties): which properties were derived and how, "" when none were.
   std::string what;
 };
@@ -80,7 +89,9 @@ struct DerivedProperties {
 inline constexpr double kMaterialsProjectSymprec = 0.1;
 
 // Fills in the properties the structures themselves tell, for crystals whose source gives none (a CIF folder; a CSV
-// without the pretty_formula or spacegroup.number column, or with an empty cell): the formula as Materials Project's
+// without the pretty_formula or spacegroup.number column, or with an empty cell), and for formula cells that are no
+// formula or another composition's (formulas_replaced), and writes a formula cell of the crystal's composition as
+// pymatgen's reduced formula (formulas_respelled): the formula as Materials Project's
 // pretty_formula writes it (pymatgen's reduced formula) and the space group spglib finds at symprec 0.1 Å and 5°
 // (Materials Project's setting), both of the sites in the order pymatgen's CifParser gives them
 // (data/pymatgen_order.h), as pymatgen finds them from the crystal's CIF; the crystal keeps its own site order. Values
@@ -89,6 +100,10 @@ inline constexpr double kMaterialsProjectSymprec = 0.1;
 // filled in and the rest not; the caller, who asked it to stop, discards them.
 DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
                                     const std::atomic<int>* stop = nullptr);
+
+// Logs what derive_properties did to the formula cells of `path` (`who`: "train", "cgsample: sample.conditions_from"):
+// a warning for cells replaced (count and the first), a line for cells respelled. Nothing when neither happened.
+void log_formula_cells(const std::string& who, const std::string& path, const DerivedProperties& d);
 
 // What was derived, for a log line: "the formula of 60 crystal(s), the space group (spglib at 0.1 A, as Materials
 // Project) of 58" (parts with a count of 0 left out).

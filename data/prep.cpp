@@ -260,6 +260,7 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
     if (dp.formulas > 0 || dp.spacegroups > 0)
       spdlog::info("{}: derived from the structures where {} gives none: {} ({:.1f}s)", w.name, w.csv,
                    derived_summary(dp), std::chrono::duration<double>(Clock::now() - t).count());
+    log_formula_cells(w.name, w.csv, dp);
     if (dp.no_spacegroup > 0) {
       std::vector<std::string> ids;  // the first few, to look at
       for (const auto& c : p.crystals)

@@ -78,6 +78,7 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
       if (d.formulas > 0 || d.spacegroups > 0)
         spdlog::info("cgsample: sample.conditions_from={}: derived from the structures where {} gives none (as "
                      "cgprep does): {}", s.conditions_from, path, derived_summary(d));
+      log_formula_cells("cgsample: sample.conditions_from", path, d);
     }
     std::map<std::string, int64_t> left_out;  // why -> rows
     if (!split.skipped.empty()) left_out["a crystal that does not read"] = int64_t(split.skipped.size());

@@ -7,11 +7,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 
 #include "common/error.h"
 #include "data/cif.h"
 #include "data/csv.h"
+#include "data/formula.h"
 #include "data/mp20.h"
 #include "data/space_groups.h"
 #include "tests/test_util.h"
@@ -713,16 +715,24 @@ TEST(Mp20, DerivedPropertiesAreMaterialsProjects) {
   const cg::DerivedProperties none_done = cg::derive_properties(&stopped, 2, &stop);
   EXPECT_EQ(none_done.formulas + none_done.spacegroups + none_done.no_spacegroup, 0);
   EXPECT_TRUE(stopped[0].formula.empty());
-  // What the source gives is kept, and nothing is derived for it: MP-20's own rows come back unchanged.
+  // MP-20's own rows come back unchanged, nothing derived; a space group the source gives is kept as it is, but a
+  // formula cell that is no formula is replaced by the structure's (counted, the first named).
+  std::vector<cg::Crystal> as_read = mp.crystals;
+  const cg::DerivedProperties unchanged = cg::derive_properties(&as_read, 2);
+  for (size_t i = 0; i < as_read.size(); ++i) EXPECT_EQ(as_read[i].formula, mp.crystals[i].formula);
+  EXPECT_EQ(unchanged.formulas + unchanged.spacegroups + unchanged.formulas_replaced + unchanged.formulas_respelled, 0);
+  EXPECT_EQ(unchanged.what, "");
   std::vector<cg::Crystal> given = mp.crystals;
-  given[0].formula = "Xx9";  // not what the structure says, but what the source says
-  given[0].spacegroup = 2;
-  const cg::DerivedProperties none = cg::derive_properties(&given, 2);
-  EXPECT_EQ(none.formulas + none.spacegroups + none.no_spacegroup, 0);
-  EXPECT_EQ(none.what, "");
-  EXPECT_EQ(given[0].formula, "Xx9");
+  given[0].formula = "Xx9";
+  given[0].spacegroup = 2;  // not what the structure says, but what the source says
+  const cg::DerivedProperties one = cg::derive_properties(&given, 2);
+  EXPECT_EQ(one.formulas + one.spacegroups + one.no_spacegroup + one.formulas_respelled, 0);
+  EXPECT_EQ(one.formulas_replaced, 1);
+  EXPECT_EQ(one.first_replaced, mp.crystals[0].id + ": 'Xx9' is not a formula such as Fe2O3; " +
+                                    mp.crystals[0].formula + " stated instead");
+  EXPECT_EQ(one.what, "formula (pymatgen's reduced formula)");
   EXPECT_EQ(given[0].spacegroup, 2);
-  for (size_t i = 1; i < given.size(); ++i) EXPECT_EQ(given[i].formula, mp.crystals[i].formula);
+  for (size_t i = 0; i < given.size(); ++i) EXPECT_EQ(given[i].formula, mp.crystals[i].formula);
 }
 
 TEST(Mp20, ACifFolderGetsFormulaAndSpaceGroup) {
@@ -767,4 +777,17 @@ TEST(Mp20, DataColumnsApplyToTheConfigsOwnSplits) {
   d.columns = {"id=material_id"};  // the sides swapped: said when the mapping is used
   const std::string e = cg::test::error_of([&] { cg::data_csv_columns(d.test_csv, d); });
   EXPECT_NE(e.find("data.columns entry 'id=material_id': 'id' is no column cgtrain reads"), std::string::npos) << e;
+}
+
+TEST(Formula, CountsOfAFormulaAndSameComposition) {
+  using Counts = std::map<std::string, int64_t>;
+  EXPECT_EQ(cg::formula_counts("Fe2O3"), (Counts{{"Fe", 2}, {"O", 3}}));
+  EXPECT_EQ(cg::formula_counts("Mg(InSe2)2"), (Counts{{"Mg", 1}, {"In", 2}, {"Se", 4}}));
+  EXPECT_EQ(cg::formula_counts("OHO"), (Counts{{"O", 2}, {"H", 1}}));
+  for (const char* bad : {"Si1 Os1", "xyz", "fe2o3", "Xx2", "Fe0", "", "Fe()2", "Fe10000000"})
+    EXPECT_FALSE(cg::formula_counts(bad).has_value()) << bad;
+  EXPECT_TRUE(cg::same_reduced_composition(*cg::formula_counts("Sr2Ti2O6"), *cg::formula_counts("SrTiO3")));
+  EXPECT_TRUE(cg::same_reduced_composition(*cg::formula_counts("O2"), {{"O", 8}}));
+  EXPECT_FALSE(cg::same_reduced_composition(*cg::formula_counts("SrTiO3"), *cg::formula_counts("SrTiO2")));
+  EXPECT_FALSE(cg::same_reduced_composition(*cg::formula_counts("NaCl"), *cg::formula_counts("NaClO")));
 }

@@ -893,3 +893,52 @@ TEST(Prep, RenamedColumnsMappedWithDataColumnsGiveTheSameShards) {
   EXPECT_NE(error_with({"band_gap=dir_gap", "band_gap=heat_ref"}).find("data.columns maps band_gap twice"),
             std::string::npos);
 }
+
+// pretty_formula cells are checked against the structure: one that is no formula or another composition's is
+// replaced by the derived formula (warned of), an unreduced or reordered spelling becomes pymatgen's reduced formula.
+// MP-20's own column is that formula for every row, so the edited CSV must give the shards of the original.
+TEST(Prep, FormulaCellsAreCheckedAgainstTheStructure) {
+  const std::string dir = fresh_dir("formula_cells");
+  cg::CsvTable t = mp20_rows("val", 12);  // SiOs, LuTlS2, LuTlSe2, LuSi, LuCoC2, ...
+  write_csv(dir + "/mp20.csv", t);
+  const size_t f = t.column("pretty_formula");
+  ASSERT_EQ(t.rows[3][f], "LuSi");
+  ASSERT_EQ(t.rows[4][f], "LuCoC2");
+  t.rows[0][f] = "Si1 Os1";  // pymatgen's Composition.formula: not how prompts write formulas
+  t.rows[1][f] = "NaCl";     // another crystal's
+  t.rows[2][f] = "xyz";
+  t.rows[3][f] = "Lu2Si2";   // unreduced
+  t.rows[4][f] = "C2CoLu";   // in another order
+  write_csv(dir + "/edited.csv", t);
+  cg::DataConfig d = small_config(dir + "/a");
+  d.train_csv = dir + "/mp20.csv";
+  d.val_csv = d.test_csv = "";
+  d.max_rows = 0;
+  const std::string plain = logged([&] { cg::run_prep(d, 2); });
+  cg::DataConfig e = d;
+  e.shards_dir = dir + "/b";
+  e.train_csv = dir + "/edited.csv";
+  const std::string edited = logged([&] { cg::run_prep(e, 2); });
+  EXPECT_EQ(plain.find("formula cell"), std::string::npos) << plain;
+  EXPECT_NE(edited.find("[warning] train: 3 row(s) of " + e.train_csv + " have a formula cell that is not a formula "
+                        "or not the composition of their structure; their prompts state the formula derived from the "
+                        "structure instead (the first: mp-10015: 'Si1 Os1' is not a formula such as Fe2O3; SiOs "
+                        "stated instead)"), std::string::npos) << edited;
+  EXPECT_NE(edited.find("train: 2 formula cell(s) of " + e.train_csv + " written as pymatgen's reduced formula, as "
+                        "every prompt writes formulas (the first: mp-1001612: Lu2Si2 -> LuSi)"), std::string::npos)
+      << edited;
+  cg::ShardMeta ma, mb;
+  const cg::SampleSet a = cg::read_shard(cg::shard_path(d.shards_dir, "train", 0), &ma);
+  const cg::SampleSet b = cg::read_shard(cg::shard_path(e.shards_dir, "train", 0), &mb);
+  EXPECT_EQ(b.tokens, a.tokens);
+  EXPECT_EQ(b.offsets, a.offsets);
+  EXPECT_EQ(ma.derived_properties, "");  // MP-20's cells: nothing derived, as before
+  EXPECT_EQ(mb.derived_properties, "formula (pymatgen's reduced formula)");
+  // The prompts state MP's formulas, not the cells: decode the generation prompts of the edited run.
+  const cg::Tokenizer tok = cg::Tokenizer::load(e.shards_dir + "/tokenizer.model");
+  std::string prompts;
+  for (size_t i = 0; i < b.size(); ++i)
+    prompts += tok.decode(std::vector<int32_t>(b.sample(i), b.sample(i) + b.prompt_lens[i])) + "\n";
+  for (const char* wrong : {"Si1 Os1", "NaCl", "xyz", "Lu2Si2", "C2CoLu"})
+    EXPECT_EQ(prompts.find(wrong), std::string::npos) << wrong << "\n" << prompts;
+}
