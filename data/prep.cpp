@@ -184,6 +184,15 @@ void warn_if_mp20_val_test(const DataConfig& d) {
                kept.size() > 1 ? "are" : "is", kept.size() > 1 ? "s" : "", fmt::join(effects, ", and "));
 }
 
+// Why a split gave no sample: rows read, the first skipped row's reason, what to check. Raising data.max_tokens
+// helps only where samples were dropped for their length (too_long).
+std::string no_usable_sample(const SplitWork& w, const Mp20Split& p, const std::vector<SkippedRow>& skipped,
+                             bool too_long) {
+  return fmt::format("{}: no usable sample in {} ({} rows read{}): check the file{}", w.name, w.csv, p.rows_read,
+                     skipped.empty() ? "" : fmt::format(", e.g. row {}: {}", skipped[0].row, skipped[0].reason),
+                     too_long ? ", or raise data.max_tokens" : p.rows_read == 0 ? " (it has no data rows)" : "");
+}
+
 const char* signal_name(int sig) {
   switch (sig) {
     case SIGINT: return "SIGINT";
@@ -293,6 +302,8 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
     auto t = Clock::now();
     std::vector<std::string> sentences;
     const auto& tr = parsed[0];
+    // No crystal read: say why, as for a split with no usable sample, not that the tokenizer has no text.
+    CG_CHECK(!tr.crystals.empty(), "{}", no_usable_sample(work[0], tr, tr.skipped, false));
     for (size_t i = 0; i < tr.crystals.size(); ++i) {
       stop_if_asked();
       TextSample s = make_sample(tr.crystals[i], d, 0, tr.source_rows[i], 0);
@@ -391,9 +402,9 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
       if (d.strict && !skipped.empty())
         CG_FAIL("{}: row {}: {} (data.strict=true; raise data.max_tokens or set data.strict=false)", w.name,
                 skipped[0].row, skipped[0].reason);
-      CG_CHECK(all.size() > 0, "{}: no usable sample in {} ({} rows read{}): check the file, or raise data.max_tokens",
-               w.name, w.csv, p.rows_read,
-               skipped.empty() ? "" : fmt::format(", e.g. row {}: {}", skipped[0].row, skipped[0].reason));
+      bool any_too_long = false;
+      for (const auto& b : blocks) any_too_long |= !b.too_long.empty();
+      CG_CHECK(all.size() > 0, "{}", no_usable_sample(w, p, skipped, any_too_long));
       nlohmann::json skipped_j = nlohmann::json::array();
       for (const auto& s : skipped) skipped_j.push_back({{"row", s.row}, {"reason", s.reason}});
       std::vector<int32_t> used_rows = all.rows;

@@ -100,6 +100,16 @@ cg::CsvTable select_columns(const cg::CsvTable& t, const std::vector<std::pair<s
   return out;
 }
 
+// What `f` throws as a cg::Error, or "<no error>".
+std::string test_error_of_impl(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const cg::Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
 // What `f` logs (spdlog's default logger), and its error after "\nerror: " if it throws one.
 std::string logged(const std::function<void()>& f) {
   std::ostringstream log;
@@ -497,6 +507,8 @@ TEST(Prep, MalformedRowsAreCountedNotDropped) {
   } catch (const cg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("train: no usable sample in " + csv + " (43 rows read, e.g. row 0: "),
               std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("): check the file, or raise data.max_tokens"), std::string::npos)
+        << e.what();  // every sample too long: here raising it would help
   }
 }
 
@@ -941,4 +953,32 @@ TEST(Prep, FormulaCellsAreCheckedAgainstTheStructure) {
     prompts += tok.decode(std::vector<int32_t>(b.sample(i), b.sample(i) + b.prompt_lens[i])) + "\n";
   for (const char* wrong : {"Si1 Os1", "NaCl", "xyz", "Lu2Si2", "C2CoLu"})
     EXPECT_EQ(prompts.find(wrong), std::string::npos) << wrong << "\n" << prompts;
+}
+
+// A train split in which no crystal reads: said as for any split without a usable sample (rows read, the first
+// reason, what to check), not as a tokenizer without text; data.max_tokens is named only where length dropped some.
+TEST(Prep, ATrainSplitOfWhichNothingReadsSaysWhy) {
+  const std::string dir = fresh_dir("nothing_reads");
+  cg::CsvTable t = mp20_rows("val", 3);
+  const size_t cif = t.column("cif");
+  for (auto& row : t.rows) row[cif].replace(row[cif].rfind("  1\n"), 4, "  0.5\n");  // partial occupancy
+  write_csv(dir + "/bad.csv", t);
+  cg::DataConfig d = small_config(dir + "/shards");
+  d.train_csv = dir + "/bad.csv";
+  d.val_csv = d.test_csv = "";
+  d.max_rows = 0;
+  const std::string e = test_error_of_impl([&] { cg::run_prep(d, 2); });
+  EXPECT_NE(e.find("train: no usable sample in " + d.train_csv + " (3 rows read, e.g. row 0: mp-10015: partial "
+                   "occupancy 0.5"), std::string::npos) << e;
+  EXPECT_NE(e.find("): check the file"), std::string::npos) << e;
+  EXPECT_EQ(e.find("max_tokens"), std::string::npos) << e;
+  EXPECT_EQ(e.find("tokenizer"), std::string::npos) << e;
+  // The same rows as val, with a train split that reads: the same words for val.
+  d.val_csv = d.train_csv;
+  d.train_csv = std::string(CG_SOURCE_DIR) + "/data/mp20/train.csv.gz";
+  d.max_rows = 30;
+  const std::string v = test_error_of_impl([&] { cg::run_prep(d, 2); });
+  EXPECT_NE(v.find("val: no usable sample in " + d.val_csv + " (3 rows read, e.g. row 0: mp-10015: partial "
+                   "occupancy 0.5"), std::string::npos) << v;
+  EXPECT_EQ(v.find("max_tokens"), std::string::npos) << v;
 }
