@@ -104,6 +104,11 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
   const std::string first_line = text.substr(0, text.find('\n'));
   CG_CHECK(first_line.find('\t') == std::string::npos || first_line.find(',') != std::string::npos, "the file is "
            "tab-separated (its header line has tabs and no comma); CDVAE's layout is comma-separated: save it as CSV");
+  // A semicolon-separated one (a spreadsheet in a European locale, pandas' sep=";"): read as CSV, its CIF cells'
+  // quotes would fail as a cell never closed, which says nothing of the cause.
+  CG_CHECK(first_line.find(';') == std::string::npos || first_line.find(',') != std::string::npos, "the file is "
+           "semicolon-separated (its header line has ';' and no comma); CDVAE's layout is comma-separated: save it as "
+           "CSV with commas (pandas: df.to_csv(path), without sep=\";\"; a spreadsheet: choose ',' as the separator)");
   CsvTable t = parse_csv(text);
   for (const auto& [name, column] : columns.renamed)  // a mapping that names no column is a mistake, not "unknown"
     CG_CHECK(t.find(column) >= 0, "data.columns maps {} to column '{}', which the CSV lacks; its columns are {}: "

@@ -524,6 +524,14 @@ TEST(Mp20, RowsPropertiesAndSkips) {
   } catch (const cg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("the file is tab-separated"), std::string::npos) << e.what();
   }
+  // Semicolons (pandas' sep=";", a European spreadsheet): said, not reported as a quote never closed.
+  std::string semi = ";material_id;cif\n0;mp-1;" + csv_quote(cif_with(kGoodAtoms)) + "\n";
+  EXPECT_NE(cg::test::error_of([&] { cg::parse_mp20_csv(semi); })
+                .find("the file is semicolon-separated (its header line has ';' and no comma); CDVAE's layout is "
+                      "comma-separated: save it as CSV with commas"), std::string::npos);
+  // A comma-separated header with a ';' in a column name is CSV as usual.
+  EXPECT_EQ(cg::parse_mp20_csv("material_id,cif,note;x\nmp-1," + csv_quote(cif_with(kGoodAtoms)) + ",a\n")
+                .crystals.size(), 1u);
   try {
     cg::parse_mp20_csv(text, 0, /*strict=*/true);
     FAIL() << "strict mode must throw";
