@@ -242,6 +242,16 @@ bool cif_number(const std::string& s, double* v) {
   return end == t.c_str() + t.size() && std::isfinite(*v);
 }
 
+// What to write instead of a symbol element_of does not read: deuterium ("D", "D1", "D+") as H, a hydroxide with
+// implicit hydrogens ("OH", "OH2") as its O and H sites.
+std::string unknown_element_advice(const std::string& s) {
+  if (starts_with(s, "OH"))
+    return "a group with implicit hydrogens (pymatgen drops such sites): list the O and H sites explicitly";
+  if (!s.empty() && (s[0] == 'D' || s[0] == 'd') && (s.size() == 1 || !std::isalpha(static_cast<unsigned char>(s[1]))))
+    return "deuterium (neutron structures list it): write D as H, the crystal text has no isotopes";
+  return "write an element symbol (Fe, Fe2+ or a label such as Fe1) in _atom_site_type_symbol";
+}
+
 // The element a type symbol or label names, as pymatgen's CifParser._parse_symbol reads it: water labels (Hw, Ow,
 // Wat) first, then the first two letters as a symbol in any case ("Fe2+", "Fe1", "CA3" -> Fe, Fe, Ca), then the
 // first letter ("O2-", "HA1", "OW1" -> O, H, O). Empty when none is an element, and for "OH"/"OH2" (pymatgen drops
@@ -390,7 +400,9 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
   for (size_t s = 0; s < atoms.rows.size(); ++s) {
     const auto& row = atoms.rows[s];
     const std::string sym = element_of(row[size_t(isym)]);
-    if (sym.empty()) return fail(fmt::format("unknown element '{}' at site {} ({})", row[size_t(isym)], s, sym_tag));
+    if (sym.empty())
+      return fail(fmt::format("unknown element '{}' at site {} ({}): {}", row[size_t(isym)], s, sym_tag,
+                              unknown_element_advice(row[size_t(isym)])));
     Vec3 f;
     const int idx[3] = {ix, iy, iz};
     for (int k = 0; k < 3; ++k)
@@ -404,8 +416,12 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
       double occ = 0;
       if (!cif_number(row[size_t(iocc)], &occ))
         return fail(fmt::format("occupancy '{}' at site {} ({}) is not a number", row[size_t(iocc)], s, sym));
+      // As pymatgen, whose Structure is ordered only where each site's occupancy is 1: 0.9999 is a partial one.
       if (std::fabs(occ - 1.0) > 1e-6)
-        return fail(fmt::format("partial occupancy {} at site {} ({}); only ordered structures are read", occ, s, sym));
+        return fail(fmt::format("partial occupancy {} at site {} ({}); only ordered structures are read: order it "
+                                "first (e.g. pymatgen's OrderDisorderedStructureTransformation) or leave the file out{}",
+                                occ, s, sym, std::fabs(occ - 1.0) < 1e-2 ? "; if the site is full and the value only "
+                                "rounded (ICSD writes 0.9999 or 0.999), set the occupancy to 1" : ""));
     }
     for (double& x : f) x = ideal_fraction(x);  // pymatgen snaps these in every CIF, P1 too
     if (p1) {  // the sites as written (overlaps included: structure checks judge them)

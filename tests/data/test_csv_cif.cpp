@@ -136,6 +136,25 @@ TEST(Cif, RejectsWithMaterialId) {
   auto reason = [](const std::string& cif) { return rejection(cif, "mp-77"); };
   EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  0.0  0.0  0.5\n")).find("partial occupancy 0.5"), std::string::npos);
   EXPECT_NE(reason(cif_with("  Xx  Xx0  1  0.0  0.0  0.0  1\n")).find("unknown element 'Xx'"), std::string::npos);
+  // Each says what to do: order the structure, or write 1 where ICSD rounded a full site; D as H; OH's sites.
+  const std::string half = reason(cif_with("  Na  Na0  1  0.0  0.0  0.0  0.5\n"));
+  EXPECT_NE(half.find("partial occupancy 0.5 at site 0 (Na); only ordered structures are read: order it first (e.g. "
+                      "pymatgen's OrderDisorderedStructureTransformation) or leave the file out"), std::string::npos);
+  EXPECT_EQ(half.find("set the occupancy to 1"), std::string::npos) << half;
+  EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  0.0  0.0  0.9999\n"))
+                .find("partial occupancy 0.9999 at site 0 (Na); only ordered structures are read: order it first (e.g. "
+                      "pymatgen's OrderDisorderedStructureTransformation) or leave the file out; if the site is full "
+                      "and the value only rounded (ICSD writes 0.9999 or 0.999), set the occupancy to 1"),
+            std::string::npos);
+  EXPECT_NE(reason(cif_with("  D  D1  1  0.0  0.0  0.0  1\n"))
+                .find("unknown element 'D' at site 0 (_atom_site_type_symbol): deuterium (neutron structures list it): "
+                      "write D as H"), std::string::npos);
+  EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  0.0  0.0  1\n  OH  OH1  1  0.5  0.5  0.5  1\n"))
+                .find("unknown element 'OH' at site 1 (_atom_site_type_symbol): a group with implicit hydrogens "
+                      "(pymatgen drops such sites): list the O and H sites explicitly"), std::string::npos);
+  EXPECT_NE(reason(cif_with("  Xx  Xx0  1  0.0  0.0  0.0  1\n"))
+                .find("unknown element 'Xx' at site 0 (_atom_site_type_symbol): write an element symbol"),
+            std::string::npos);
   // Far outside the cell: refused, not wrapped (1e30's fraction is below a double's precision). -2.5 and 999 wrap.
   EXPECT_NE(reason(cif_with("  Na  Na0  1  1e30  0.0  0.0  1\n")).find("coordinate '1e30' at site 0 (Na) is no "
                                                                        "fractional coordinate (|x| > 1000"),
