@@ -215,6 +215,25 @@ std::vector<std::filesystem::path> cif_files(const std::string& dir) {
   return files;
 }
 
+// For a folder without CIFs of its own: "; subfolders are not read, and sub holds 3 CIF file(s) (in all, 5 in 2
+// subfolders): give that folder, or move the files up" ("" when none holds any). ICSD and COD downloads nest them.
+std::string cifs_in_subfolders(const std::string& dir) {
+  std::error_code ec;
+  std::map<std::string, int64_t> per_folder;
+  std::filesystem::recursive_directory_iterator it(dir, ec), end;
+  for (int64_t seen = 0; !ec && it != end && seen < 100000; it.increment(ec), ++seen)
+    if (!cif_stem(it->path()).empty() && it->path().parent_path() != std::filesystem::path(dir))
+      ++per_folder[it->path().parent_path().string()];
+  if (per_folder.empty()) return "";
+  int64_t total = 0;
+  for (const auto& [f, n] : per_folder) total += n;
+  const auto& [first, n] = *per_folder.begin();
+  return fmt::format("; subfolders are not read, and {} holds {} CIF file(s){}: give that folder, or move the files "
+                     "up into {}", first, n, per_folder.size() > 1 ? fmt::format(" (in all, {} in {} subfolders)",
+                                                                                 total, per_folder.size()) : "",
+                     dir);
+}
+
 }  // namespace
 
 bool is_cif_folder(const std::string& dir) { return std::filesystem::is_directory(dir) && !cif_files(dir).empty(); }
@@ -225,7 +244,8 @@ bool is_cif_file(const std::string& path) {
 
 Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict) {
   const auto files = is_cif_file(dir) ? std::vector<std::filesystem::path>{dir} : cif_files(dir);
-  CG_CHECK(!files.empty(), "{} holds no .cif or .cif.gz file; give a folder of CIFs or a CSV in CDVAE's layout", dir);
+  CG_CHECK(!files.empty(), "{} holds no .cif or .cif.gz file{}; give a folder of CIFs or a CSV in CDVAE's layout",
+           dir, cifs_in_subfolders(dir));
   Mp20Split out;
   out.missing_columns.assign(std::begin(kPropertyColumns), std::end(kPropertyColumns));  // no properties at all
   std::map<std::string, int> stems;  // x.cif and x.cif.gz both present: ids by file name

@@ -818,3 +818,20 @@ TEST(Formula, CountsOfAFormulaAndSameComposition) {
   EXPECT_FALSE(cg::same_reduced_composition(*cg::formula_counts("SrTiO3"), *cg::formula_counts("SrTiO2")));
   EXPECT_FALSE(cg::same_reduced_composition(*cg::formula_counts("NaCl"), *cg::formula_counts("NaClO")));
 }
+
+// A folder whose CIFs all lie in subfolders (ICSD and COD downloads): the error says subfolders are not read and
+// names the one that holds them.
+TEST(Mp20, AFolderWithCifsOnlyInSubfoldersSaysSo) {
+  const cg::test::TempDir dir("cg_test_nested_cifs");
+  std::filesystem::create_directories(dir.path / "icsd" / "a");
+  std::filesystem::create_directories(dir.path / "icsd" / "b");
+  for (const char* f : {"icsd/a/1.cif", "icsd/a/2.cif", "icsd/b/3.CIF"}) std::ofstream(dir / f) << "data_x\n";
+  std::ofstream(dir / "readme.txt") << "no CIF here";
+  const std::string e = cg::test::error_of([&] { cg::read_cif_folder(dir.path.string()); });
+  EXPECT_NE(e.find(dir.path.string() + " holds no .cif or .cif.gz file; subfolders are not read, and " +
+                   (dir.path / "icsd" / "a").string() + " holds 2 CIF file(s) (in all, 3 in 2 subfolders): give "
+                   "that folder, or move the files up into " + dir.path.string()), std::string::npos) << e;
+  const cg::test::TempDir empty("cg_test_no_cifs");
+  const std::string none = cg::test::error_of([&] { cg::read_cif_folder(empty.path.string()); });
+  EXPECT_EQ(none.find("subfolders"), std::string::npos) << none;
+}
