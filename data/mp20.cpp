@@ -392,6 +392,19 @@ Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, cons
   } catch (const Error& e) {  // the CSV's structure (not a row's): say which file, where several are in play
     throw Error(std::string(e.what()) + " (in " + path + ")");
   }
+  // Ids name crystals in skip reasons, cgeval's items and the shards' rows: a repeated one makes them ambiguous.
+  std::map<std::string, int64_t> first_row;
+  int64_t repeated = 0;
+  std::string first_repeat;
+  for (size_t i = 0; i < split.crystals.size(); ++i) {
+    const auto [it, fresh] = first_row.emplace(split.crystals[i].id, split.source_rows[i]);
+    if (!fresh && repeated++ == 0)
+      first_repeat = fmt::format("{} in rows {} and {}", it->first, it->second, split.source_rows[i]);
+  }
+  if (repeated > 0)
+    spdlog::warn("{}: {} row(s) repeat the material_id of an earlier row (the first: {}); all are kept, but skip "
+                 "reasons, cgeval's items and row numbers name crystals by it: give each row its own id", path,
+                 repeated, first_repeat);
   if (!split.bad_properties.empty())
     spdlog::warn("{}: {} row(s) have a property cell that is no valid number; those properties are left unknown (a "
                  "formula or space group is then derived from the structure where cgprep or sample.conditions_from "

@@ -982,3 +982,18 @@ TEST(Prep, ATrainSplitOfWhichNothingReadsSaysWhy) {
                    "occupancy 0.5"), std::string::npos) << v;
   EXPECT_EQ(v.find("max_tokens"), std::string::npos) << v;
 }
+
+// A material_id given twice: both rows kept, the repeat warned of (count, the first, its rows). MP-20: no warning.
+TEST(Prep, ARepeatedMaterialIdIsWarnedOf) {
+  const std::string dir = fresh_dir("dup_ids");
+  cg::CsvTable t = mp20_rows("val", 6);
+  const size_t id = t.column("material_id");
+  t.rows[4][id] = t.rows[1][id];  // mp-1001604 again
+  t.rows[5][id] = t.rows[1][id];
+  write_csv(dir + "/dup.csv", t);
+  std::string log = logged([&] { EXPECT_EQ(cg::read_mp20(dir + "/dup.csv").crystals.size(), 6u); });
+  EXPECT_NE(log.find(dir + "/dup.csv: 2 row(s) repeat the material_id of an earlier row (the first: mp-1001604 in "
+                     "rows 1 and 4); all are kept"), std::string::npos) << log;
+  log = logged([&] { cg::read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/val.csv.gz"); });
+  EXPECT_EQ(log.find("repeat the material_id"), std::string::npos) << log;
+}
