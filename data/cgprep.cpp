@@ -1,4 +1,4 @@
-// cgprep: MP-20 CSVs -> tokenized HDF5 shards (+ tokenizer.model) in data.shards_dir.
+// cgprep: MP-20 CSVs (or another dataset's, or CIF folders) -> tokenized HDF5 shards (+ tokenizer.model) in data.shards_dir.
 //   cgprep [CONFIG.yaml] [data.key=value ...]      see --help for every key
 // SIGINT, SIGTERM or SIGHUP stops it like a failure (nothing of the run is kept), after which it dies of that signal
 // (exit status 128 + N in a shell); a second one kills it at once, leaving .cgprep.tmp for the next run to clear (a
@@ -130,8 +130,9 @@ void warn_if_other_settings(const cg::Config& cfg) {
 int main(int argc, char** argv) {
   try {
     auto cfg = cg::parse_cli(argc, argv, "cgprep",
-                             "Turns the MP-20 train/val/test CSVs into tokenized, augmented HDF5 shards "
-                             "(data.* keys; data.tokenizer = a sentencepiece .model or 'train').");
+                             "Turns train/val/test splits (MP-20's CSVs by default; any CSV in CDVAE's layout, "
+                             "data.columns naming its columns; or folders of CIF files) into tokenized, augmented "
+                             "HDF5 shards (data.* keys; data.tokenizer = a sentencepiece .model or 'train').");
     if (!cfg) return 0;
     cg::init_logging(0, 1, cfg->log.level);
     note_made_dir(cfg->data.shards_dir);  // before the handlers read it
