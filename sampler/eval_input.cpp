@@ -13,6 +13,7 @@
 #include "data/cif.h"
 #include "data/csv.h"
 #include "data/mp20.h"
+#include "data/prompt.h"
 #include "sampler/sample_record.h"
 
 namespace cg {
@@ -23,6 +24,23 @@ namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// One generated item: its crystal when the text parsed, else its reason; the conditions its prompt states.
+void add_generated(SampleRecord&& r, EvalInput* in) {
+  ++in->total;
+  const bool parsed = r.parsed && r.crystal;
+  if (parsed) {
+    in->crystals.push_back(std::move(*r.crystal));
+  } else {
+    // A record marked parsed but without its crystal was not written by cgsample (which writes both).
+    ++in->unparsed_reasons[reason_key(!r.reason.empty() ? r.reason
+                                      : r.parsed        ? "the record says parsed but holds no \"crystal\""
+                                                        : "unparsed (no reason in the record)")];
+  }
+  const GenerationConditions cond = conditions_of_prompt(r.prompt);
+  if (cond.formula || cond.spacegroup || cond.formation_energy_per_atom || cond.band_gap || cond.e_above_hull)
+    in->conditioned.push_back({cond, parsed ? int64_t(in->crystals.size()) - 1 : -1});
 }
 
 void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
@@ -44,19 +62,7 @@ void from_samples(const std::string& file, int64_t max_rows, EvalInput* in) {
       continue;
     }
     if (r.task != "generate") continue;
-    ++in->total;
-    const bool parsed = r.parsed && r.crystal;
-    if (parsed) {
-      in->crystals.push_back(std::move(*r.crystal));
-    } else {
-      // A record marked parsed but without its crystal was not written by cgsample (which writes both).
-      ++in->unparsed_reasons[reason_key(!r.reason.empty() ? r.reason
-                                        : r.parsed        ? "the record says parsed but holds no \"crystal\""
-                                                          : "unparsed (no reason in the record)")];
-    }
-    const GenerationConditions cond = conditions_of_prompt(r.prompt);
-    if (cond.formula || cond.spacegroup || cond.formation_energy_per_atom || cond.band_gap || cond.e_above_hull)
-      in->conditioned.push_back({cond, parsed ? int64_t(in->crystals.size()) - 1 : -1});
+    add_generated(std::move(r), in);
   }
   if (unread_masks > 0)
     spdlog::warn("cgeval: {} of {} infill records in {} hold no masked crystal cgeval can read in their prompt (not "
@@ -89,7 +95,7 @@ void log_unread(const Mp20Split& split, const std::string& path, const char* uni
     spdlog::info("  {} {}: {}", unit, split.skipped[i].row, split.skipped[i].reason);
 }
 
-void from_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
+void from_cdvae_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
   in->kind = "csv";
   Mp20Split split = read_mp20(file, max_rows);
   in->total = split.rows_read;
@@ -103,6 +109,84 @@ void from_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
   }
   log_unread(split, file, "row");
   for (const auto& s : split.skipped) ++in->unparsed_reasons[reason_key(s.reason)];
+}
+
+// The reference's samples (facebookresearch/crystal-text-llm): llama_sample.py writes gen_str,cif,model_name, where
+// gen_str is the decoded prompt + generated text; its saved_samples CSVs hold ",cif" (pandas' index and the CIF). With a
+// gen_str column that text is what is evaluated, read as cgsample reads another sampler's text (its prompt cut off
+// as the reference's gen_str.replace(prompt, "") does, the conditions it states kept); the cif column is the
+// reference's parse of it, made by a looser parser, and is read only when there is no gen_str. Ids: the unnamed index
+// column, else "row<N>" (0-based data row).
+void from_reference_csv(const std::string& file, const std::string& text, int64_t max_rows, EvalInput* in) {
+  const CsvTable t = parse_csv(text);
+  const int64_t c_gen = t.find("gen_str"), c_cif = t.find("cif"), c_index = t.find("");
+  in->kind = c_gen >= 0 ? "reference_samples" : "cif_csv";
+  const std::string prompt = generation_prompt({});
+  const std::string instruction = prompt.substr(prompt.find("Generate "));  // the end of every generation prompt
+  const size_t n = max_rows > 0 ? std::min(t.rows.size(), size_t(max_rows)) : t.rows.size();
+  Mp20Split unread;  // for log_unread
+  unread.rows_read = int64_t(n);
+  int64_t without_prompt = 0;
+  for (size_t r = 0; r < n; ++r) {
+    const auto& row = t.rows[r];
+    const std::string id = c_index >= 0 && size_t(c_index) < row.size() && !row[size_t(c_index)].empty()
+                               ? row[size_t(c_index)]
+                               : fmt::format("row{}", r);
+    if (row.size() != t.header.size()) {
+      ++in->total;
+      const std::string why = fmt::format("{}: {} cells, header has {}", id, row.size(), t.header.size());
+      unread.skipped.push_back({int64_t(r), why});
+      ++in->unparsed_reasons[reason_key(why)];
+      continue;
+    }
+    if (c_gen >= 0) {
+      SampleRecord rec;
+      rec.id = id;
+      const std::string& gen = row[size_t(c_gen)];
+      const size_t at = gen.find(instruction);
+      without_prompt += at == std::string::npos;
+      const size_t cut = at == std::string::npos ? 0 : at + instruction.size();
+      rec.prompt = gen.substr(0, cut);
+      rec.text = gen.substr(cut);
+      parse_record_text(&rec, /*trim=*/true);
+      if (!rec.parsed) unread.skipped.push_back({int64_t(r), id + ": " + rec.reason});
+      add_generated(std::move(rec), in);
+      continue;
+    }
+    ++in->total;
+    Crystal c;
+    std::string reason;
+    if (parse_cif(row[size_t(c_cif)], id, &c, &reason)) {
+      in->crystals.push_back(std::move(c));
+    } else {
+      unread.skipped.push_back({int64_t(r), reason});
+      ++in->unparsed_reasons[reason_key(reason)];
+    }
+  }
+  if (without_prompt > 0)
+    spdlog::warn("cgeval: {} of {} gen_str cells in {} hold no generation prompt (\"...{}\"): each is read whole as "
+                 "the generated text, as the reference's gen_str.replace(prompt, \"\") leaves it; cut or edited "
+                 "cells?", without_prompt, n, file, instruction.substr(instruction.size() - 20, 19));
+  log_unread(unread, file, "row");
+}
+
+// CSV layouts cgeval reads, by the columns they have: the first whose columns the file has.
+void from_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
+  const std::string text = read_maybe_gz(file);
+  std::vector<std::string> header;
+  std::string_view body = text;
+  if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);  // as parse_csv: a BOM is no column name
+  CsvReader(body).next(&header);
+  auto has = [&](const char* name) { return std::find(header.begin(), header.end(), name) != header.end(); };
+  if (has("material_id") && has("cif")) return from_cdvae_csv(file, max_rows, in);
+  if (has("gen_str") || has("cif")) return from_reference_csv(file, text, max_rows, in);
+  std::string cols;
+  for (const auto& h : header) cols += (cols.empty() ? "'" : ", '") + h + "'";
+  CG_FAIL("eval.input {}: cgeval reads a CSV with columns material_id and cif (CDVAE's layout: the MP-20 splits), "
+          "gen_str (the reference's llama_sample.py output: gen_str,cif,model_name; gen_str is evaluated) or cif "
+          "(any other, e.g. the reference's saved_samples ',cif'; ids are the unnamed index column or the row "
+          "number); this file's columns are {}: rename the column that holds the CIFs to cif",
+          file, cols.empty() ? "none" : cols);
 }
 
 void from_cifs(const fs::path& dir, int64_t max_rows, EvalInput* in) {

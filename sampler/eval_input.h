@@ -1,5 +1,6 @@
 // What cgeval evaluates: crystals from a cgsample folder (samples.jsonl), a CSV in CDVAE layout (e.g. the MP-20
-// splits) or a folder of CIFs. Items that did not become crystals (unparsed samples, unreadable CIFs/rows) are kept
+// splits), the reference's sample CSVs (gen_str,cif,model_name or ",cif"; any CSV with a cif column) or a folder of
+// CIFs. Items that did not become crystals (unparsed samples, unreadable CIFs/rows) are kept
 // as counts with reasons, since validity is reported over everything generated.
 #pragma once
 #include <cstdint>
@@ -13,7 +14,7 @@
 namespace cg {
 
 struct EvalInput {
-  std::string kind;                  // "samples" | "csv" | "cifs"
+  std::string kind;                  // "samples" | "csv" | "reference_samples" (gen_str) | "cif_csv" | "cifs"
   std::string path;
   std::vector<Crystal> crystals;     // everything that parsed, in input order
   int64_t total = 0;                 // items looked at (parsed or not)
@@ -31,7 +32,8 @@ struct EvalInput {
   int64_t unparsed() const { return total - static_cast<int64_t>(crystals.size()); }
 };
 
-// `path`: a folder with samples.jsonl, a .jsonl file, a .csv/.csv.gz file, or a folder of .cif files (also its
+// `path`: a folder with samples.jsonl, a .jsonl file, a .csv/.csv.gz file (columns material_id + cif, gen_str, or
+// cif), or a folder of .cif files (also its
 // cifs/ subfolder). max_rows > 0: only the first max_rows items. Throws naming the path when it is none of these.
 EvalInput load_eval_input(const std::string& path, int64_t max_rows = 0);
 

@@ -494,6 +494,98 @@ TEST(EvalReport, SymmetrizedAndP1CifsOfOneStructureAreOneUniqueCrystal) {
   fs::remove_all(dir);
 }
 
+// One CSV cell as pandas writes it: quoted when it holds a comma, quote or newline, quotes doubled.
+std::string csv_cell(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
+TEST(EvalReport, ReferenceSavedSamplesWithOnlyACifColumn) {
+  // The reference repo's saved_samples: pandas' unnamed index column and the CIF; no material_id.
+  const std::vector<Crystal> real = read_mp20(kTest, 3).crystals;
+  const fs::path dir = fresh_dir("refcif");
+  {
+    std::ofstream out(dir / "saved.csv");
+    out << ",cif\n";
+    out << "10," << csv_cell(to_cif(real[0])) << "\n";
+    out << "11," << csv_cell("data_bad\n_cell_length_a 3\n") << "\n";
+    out << "12," << csv_cell(to_cif(real[2])) << "\n";
+  }
+  const EvalInput in = load_eval_input((dir / "saved.csv").string());
+  EXPECT_EQ(in.kind, "cif_csv");
+  EXPECT_EQ(in.total, 3);
+  ASSERT_EQ(in.crystals.size(), 2u);
+  EXPECT_EQ(in.crystals[0].id, "10");  // ids: the index column
+  EXPECT_EQ(in.crystals[1].id, "12");
+  EXPECT_EQ(in.crystals[1].species, real[2].species);
+  EXPECT_EQ(in.unparsed(), 1);
+  EXPECT_TRUE(in.conditioned.empty());  // no formula or space group columns: nothing to score conditions against
+  EXPECT_EQ(load_eval_input((dir / "saved.csv").string(), 1).total, 1);  // eval.max_rows
+  {
+    std::ofstream out(dir / "noindex.csv");  // a cif column alone: ids are row numbers
+    out << "cif\n" << csv_cell(to_cif(real[1])) << "\n";
+  }
+  const EvalInput bare = load_eval_input((dir / "noindex.csv").string());
+  ASSERT_EQ(bare.crystals.size(), 1u);
+  EXPECT_EQ(bare.crystals[0].id, "row0");
+  EXPECT_EQ(bare.crystals[0].species, real[1].species);
+  fs::remove_all(dir);
+}
+
+TEST(EvalReport, ReferenceSamplerCsvIsReadFromItsGenStr) {
+  // llama_sample.py's output: gen_str = decoded prompt + generated text, cif = its parse, model_name.
+  const Crystal nacl = rock_salt();
+  GenerationConditions cond;
+  cond.formula = "NaCl";
+  cond.spacegroup = 225;
+  const std::string text = crystal_to_text(nacl);
+  std::string blank_line = text;  // a blank line after the angles: the reference's parse_fn drops it, cgeval does not
+  blank_line.insert(blank_line.find("\nNa") + 1, "\n");
+  const fs::path dir = fresh_dir("refgen");
+  {
+    std::ofstream out(dir / "llm_samples.csv");
+    out << "gen_str,cif,model_name\n";
+    // The cif cell is not a CIF: were it read, the first row would not parse.
+    out << csv_cell(generation_prompt(cond) + text) << ",not a cif,7b\n";
+    out << csv_cell(generation_prompt({}) + blank_line) << "," << csv_cell(to_cif(nacl)) << ",7b\n";
+    out << csv_cell(generation_prompt({}) + text + "\n") << ",,7b\n";  // a trailing newline is forgiven
+  }
+  const EvalInput in = load_eval_input((dir / "llm_samples.csv").string());
+  EXPECT_EQ(in.kind, "reference_samples");
+  EXPECT_EQ(in.total, 3);
+  ASSERT_EQ(in.crystals.size(), 2u);
+  EXPECT_EQ(in.crystals[0].id, "row0");
+  EXPECT_EQ(in.crystals[1].id, "row2");
+  EXPECT_EQ(in.crystals[0].species, nacl.species);
+  EXPECT_NEAR(in.crystals[0].lattice.a, 5.64, 0.051);
+  EXPECT_EQ(in.unparsed(), 1);  // the reference counted it (its CSV holds only what parse_fn read); cgeval does not
+  EXPECT_EQ(in.unparsed_reasons.size(), 1u);
+  // The conditions the prompt states are scored, as for cgsample's records.
+  ASSERT_EQ(in.conditioned.size(), 1u);
+  EXPECT_EQ(in.conditioned[0].cond.formula.value_or(""), "NaCl");
+  EXPECT_EQ(in.conditioned[0].cond.spacegroup.value_or(0), 225);
+  EXPECT_EQ(in.conditioned[0].crystal, 0);
+  const EvalReport r = evaluate(in, nullptr, nullptr, {});
+  EXPECT_EQ(r.valid, 2);
+  fs::remove_all(dir);
+}
+
+TEST(EvalReport, CsvOfNoKnownLayoutListsWhatIsRead) {
+  const fs::path dir = fresh_dir("badcsv");
+  std::ofstream(dir / "x.csv") << "id,structure\n1,foo\n";
+  try {
+    load_eval_input((dir / "x.csv").string());
+    FAIL();
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    for (const char* part : {"eval.input", "material_id", "gen_str", "cif", "'id', 'structure'"})
+      EXPECT_NE(m.find(part), std::string::npos) << part << " in: " << m;
+  }
+  fs::remove_all(dir);
+}
+
 TEST(EvalReport, UnknownInputNamesTheFix) {
   try {
     load_eval_input("/nonexistent/place");
