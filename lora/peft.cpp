@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/folder_kind.h"
 #include "common/json_int.h"
+#include "model/hf_checkpoint.h"
 #include "model/safetensors.h"
 #include "trainer/config.h"
 
@@ -25,6 +26,9 @@ namespace {
 constexpr const char* kPrefix = "base_model.model.";
 constexpr const char* kWeightsFile = "adapter_model.safetensors";
 constexpr const char* kConfigFile = "adapter_config.json";
+// The embedding layers' names without the PEFT prefix (base_model.model.model.embed_tokens.weight, ...).
+constexpr const char* kEmbedName = "model.embed_tokens.weight";
+constexpr const char* kLmHeadName = "lm_head.weight";
 
 const std::vector<std::string>& all_linear() {
   static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "o_proj",
@@ -233,10 +237,20 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     std::string name;
     try {
       name = from_peft_name(key);
-      split_factor_name(name);
     } catch (const Error& e) {
       CG_FAIL("{}: {}", w_path.string(), message_of(e));
     }
+    // Whole embedding layers, which PEFT saves beside the factors after a vocabulary resize (save_embedding_layers;
+    // the reference script adds [PAD]): kept apart, in the file's dtype, for check_embedding_layers.
+    if (name == kEmbedName || name == kLmHeadName) {
+      out.embedding_layers[name] = f.read(key);
+      continue;
+    }
+    CG_CHECK(ends_with(name, ".lora_A.weight") || ends_with(name, ".lora_B.weight"), "{}: tensor '{}' is neither a "
+             "LoRA factor (.lora_A.weight / .lora_B.weight) nor a saved embedding layer: whole trained modules "
+             "(modules_to_save) are not supported, as cgtrain applies LoRA factors only; use an adapter of LoRA "
+             "factors alone, or merge this one into the base with PEFT (merge_and_unload) and set model.hf_dir to it",
+             w_path.string(), key);
     at::Tensor t = f.read(key).to(torch::kFloat);
     CG_CHECK(t.isfinite().all().item<bool>(), "{}: tensor '{}' holds NaN or infinite values: the adapter is damaged, "
              "or was saved from a run that diverged (export an earlier checkpoint: cgexport --step N)", w_path.string(),
@@ -253,6 +267,59 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     c.target_modules.assign(kinds.begin(), kinds.end());
   }
   return out;
+}
+
+namespace {
+
+// The dtype two tensors are compared in: the coarser of theirs (fp32 vs bf16: bf16; fp16 vs bf16: bf16, which has
+// fewer mantissa bits), so a base converted to another dtype still compares equal to the weights it came from.
+at::ScalarType coarser(at::ScalarType a, at::ScalarType b) {
+  if (a == b) return a;
+  const size_t sa = c10::elementSize(a), sb = c10::elementSize(b);
+  if (sa != sb) return sa < sb ? a : b;
+  return at::kBFloat16;
+}
+
+}  // namespace
+
+std::string check_embedding_layers(const PeftAdapter& a, const std::string& dir, const std::string& hf_dir) {
+  if (a.embedding_layers.empty()) return "";
+  std::vector<std::string> names;
+  for (const auto& [name, t] : a.embedding_layers) names.push_back(kPrefix + name);
+  const std::string saved = fmt::format("{}/{} also saves {}", dir, kWeightsFile, fmt::join(names, " and "));
+  const std::string why = "(PEFT saves them, save_embedding_layers, when the vocabulary was resized: the reference "
+                          "script crystal-text-llm adds a [PAD] token)";
+  CG_CHECK(!hf_dir.empty(), "{} {}; they can only be checked against the base's, but model.hf_dir is empty: set "
+           "model.hf_dir to the base the adapter was trained on", saved, why);
+  const model::HfCheckpoint base(hf_dir);
+  std::vector<std::string> shapes;
+  int64_t vocab = 0;
+  for (const auto& [name, t] : a.embedding_layers) {
+    // A base with tied embeddings has no lm_head of its own: its head is embed_tokens.
+    const std::string base_name = name == kLmHeadName && !base.contains(kLmHeadName) ? kEmbedName : name;
+    CG_CHECK(base.contains(base_name), "{} {}, but the base {} has no {} to compare it with: set model.hf_dir to the "
+             "base the adapter was trained on", saved, why, hf_dir, base_name);
+    const at::Tensor b = base.read(base_name);
+    CG_CHECK(t.dim() == 2 && b.dim() == 2 && t.size(1) == b.size(1) && t.size(0) >= b.size(0),
+             "{} {}: its {} has shape [{}], which does not extend the base's [{}] (in {}) by rows: set "
+             "model.hf_dir to the base the adapter was trained on", saved, why, kPrefix + name, fmt::join(t.sizes(), ", "),
+             fmt::join(b.sizes(), ", "), hf_dir);
+    const at::ScalarType dt = coarser(t.scalar_type(), b.scalar_type());
+    const at::Tensor same = (t.narrow(0, 0, b.size(0)).to(dt) == b.to(dt)).all(1);
+    if (!same.all().item<bool>()) {
+      const int64_t row = (~same).nonzero()[0][0].item<int64_t>();
+      CG_FAIL("{} {}, and {}'s rows differ from the base's {} (the first: row {} of {}): its embedding layers were "
+              "trained (modules_to_save, trainable tokens) or it was trained on another base; cgtrain applies LoRA "
+              "factors only and does not support trained embedding layers: set model.hf_dir to the base it was "
+              "trained on, or merge the adapter into its base with PEFT (merge_and_unload) and sample that",
+              saved, why, kPrefix + name, hf_dir, row, b.size(0));
+    }
+    shapes.push_back(fmt::format("{} [{}]", name, fmt::join(t.sizes(), ", ")));
+    vocab = b.size(0);
+  }
+  return fmt::format("PEFT adapter {}: its saved embedding layers ({}) equal the base's in the base's {} rows (the "
+                     "vocabulary was resized by appending rows, e.g. the reference's [PAD], a token the grammar never "
+                     "samples): ignored, LoRA factors applied", dir, fmt::join(shapes, ", "), vocab);
 }
 
 at::Tensor merge_lora(const at::Tensor& W, const at::Tensor& A, const at::Tensor& B, double scale) {

@@ -42,6 +42,10 @@ PeftConfig peft_config_from(const LoraConfig& lora, const std::string& base_mode
 struct PeftAdapter {
   PeftConfig config;
   std::map<std::string, at::Tensor> factors;  // "model.layers.0.self_attn.q_proj.lora_A.weight" -> fp32 CPU tensor
+  // Whole "model.embed_tokens.weight" / "lm_head.weight", in the file's dtype, when PEFT saved them too (it does
+  // after a vocabulary resize, save_embedding_layers): never applied; check_embedding_layers says if they may be
+  // ignored.
+  std::map<std::string, at::Tensor> embedding_layers;
 };
 
 // "model.layers.0.self_attn.q_proj.lora_A.weight" <-> "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
@@ -54,8 +58,14 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
                         at::ScalarType dtype = at::kFloat);
 
 // Reads a PEFT LoRA adapter folder (ours or one saved by PEFT). Errors name the file and what is unsupported
-// (adapter_model.bin only, DoRA, rank/alpha patterns, fan_in_fan_out, bias != none).
+// (adapter_model.bin only, DoRA, rank/alpha patterns, fan_in_fan_out, bias != none, modules_to_save).
 PeftAdapter read_peft_adapter(const std::string& dir);
+
+// An adapter's saved embedding layers against its base (HF folder hf_dir, "" for a random init): "" when it saved
+// none; an info line when their first rows (the base's vocabulary) equal the base's, the vocabulary having only been
+// grown (the reference's [PAD]): cgtrain then ignores them. Throws, saying what is unsupported (trained embedding
+// layers) and what to do, when they differ or there is no base to compare with. `dir`: the adapter, for messages.
+std::string check_embedding_layers(const PeftAdapter& a, const std::string& dir, const std::string& hf_dir);
 
 // "fp32" | "bf16" | "fp16" -> scalar type; errors list the allowed names.
 at::ScalarType peft_dtype(const std::string& name);

@@ -263,6 +263,10 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
                                   : "HF checkpoint " + c.model.hf_dir;
     if (kind == AdapterKind::kPeft) {
       auto ad = std::make_shared<lora::PeftAdapter>(lora::read_peft_adapter(c.sample.adapter));
+      if (const std::string ignored = lora::check_embedding_layers(*ad, c.sample.adapter, bo.hf_dir);
+          !ignored.empty() && dims.rank == 0)
+        spdlog::info("{}", ignored);
+      ad->embedding_layers.clear();  // never applied: their memory back before the model is built
       peft_base = ad->config.base_model_name_or_path;
       desc += fmt::format(" + PEFT adapter {} (r {}, {} modules) merged", c.sample.adapter, ad->config.r,
                           ad->config.target_modules.size());

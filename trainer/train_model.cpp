@@ -165,6 +165,10 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
     if (m.lora.dropout_gen) llama->recompute_generators.push_back(*m.lora.dropout_gen);
     if (!cfg.lora.init_adapter.empty() && !resuming) {
       lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
+      if (const std::string ignored = lora::check_embedding_layers(a, cfg.lora.init_adapter, cfg.model.hf_dir);
+          !ignored.empty() && dims.rank == 0)
+        spdlog::info("lora.init_adapter: {}", ignored);
+      a.embedding_layers.clear();
       if (!cfg.model.hf_dir.empty()) {
         const std::string twice = merged_twice(cfg.model.hf_dir, peft_adapter_source(cfg.lora.init_adapter),
                                                "lora.init_adapter " + cfg.lora.init_adapter);

@@ -324,6 +324,84 @@ TEST(Peft, RefusesTensorNamesOutsidePeftsSavedLayout) {
   }
 }
 
+// An adapter trained by the reference script (crystal-text-llm adds [PAD]: vocabulary V -> V + 1): PEFT saves the
+// whole embed_tokens and lm_head beside the factors. Accepted when their first V rows are the base's.
+TEST(Peft, EmbeddingLayersOfAResizedVocabularyAreCheckedAgainstTheBase) {
+  const int64_t V = 5, d = 6;  // d = the sample factors' hidden size
+  const std::string base = fresh_dir("emb_base"), dir = fresh_dir("emb_adapter");
+  fs::create_directories(base);
+  const at::Tensor embed = (torch::arange(V * d, torch::kFloat).reshape({V, d}) * 0.37).sin().to(torch::kBFloat16);
+  const at::Tensor head = (torch::arange(V * d, torch::kFloat).reshape({V, d}) * 0.11).cos().to(torch::kBFloat16);
+  cg::model::write_safetensors(base + "/model.safetensors",
+                               {{"model.embed_tokens.weight", embed}, {"lm_head.weight", head}}, {});
+  // Saved in fp32 (the reference trains in fp32), one appended row (the mean of the others, as its resize does).
+  auto grown = [](const at::Tensor& t) {
+    const at::Tensor f = t.to(torch::kFloat);
+    return torch::cat({f, f.mean(0, true)}, 0);
+  };
+  auto write = [&](const at::Tensor& e, const at::Tensor& h) {
+    cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kFloat);
+    std::vector<std::pair<std::string, at::Tensor>> all;
+    for (const auto& [name, t] : sample_factors()) all.emplace_back("base_model.model." + name, t);
+    all.emplace_back("base_model.model.model.embed_tokens.weight", e);
+    all.emplace_back("base_model.model.lm_head.weight", h);
+    cg::model::write_safetensors(dir + "/adapter_model.safetensors", all, {});
+  };
+  write(grown(embed), grown(head));
+  const cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(dir);
+  EXPECT_EQ(a.factors.size(), sample_factors().size());  // the layers are not taken for factors
+  ASSERT_EQ(a.embedding_layers.size(), 2u);
+  EXPECT_EQ(a.embedding_layers.at("lm_head.weight").sizes(), (std::vector<int64_t>{V + 1, d}));
+  const std::string info = cg::lora::check_embedding_layers(a, dir, base);
+  EXPECT_NE(info.find("ignored"), std::string::npos) << info;
+  EXPECT_NE(info.find("in the base's 5 rows"), std::string::npos) << info;
+  EXPECT_NE(info.find("lm_head.weight [6, 6]"), std::string::npos) << info;
+  // An adapter without them: nothing to say.
+  const std::string plain = fresh_dir("emb_plain");
+  cg::lora::write_peft_adapter(plain, sample_config(), sample_factors(), at::kFloat);
+  EXPECT_EQ(cg::lora::check_embedding_layers(cg::lora::read_peft_adapter(plain), plain, base), "");
+
+  auto refusal = [&](const std::string& hf_dir) -> std::string {
+    try {
+      cg::lora::check_embedding_layers(cg::lora::read_peft_adapter(dir), dir, hf_dir);
+    } catch (const cg::Error& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  // A trained head (one row of the base's vocabulary changed): unsupported, said with the row and the remedy.
+  at::Tensor trained = grown(head);
+  trained[3][2] += 0.5;
+  write(grown(embed), trained);
+  std::string why = refusal(base);
+  EXPECT_NE(why.find("base_model.model.lm_head.weight's rows differ from the base's"), std::string::npos) << why;
+  EXPECT_NE(why.find("row 3 of 5"), std::string::npos) << why;
+  EXPECT_NE(why.find("does not support trained embedding layers"), std::string::npos) << why;
+  // No base to compare with (random init): refused naming both tensors, why they are there and what to set.
+  write(grown(embed), grown(head));
+  why = refusal("");
+  for (const char* part : {"base_model.model.model.embed_tokens.weight", "base_model.model.lm_head.weight",
+                           "vocabulary was resized", "set model.hf_dir"})
+    EXPECT_NE(why.find(part), std::string::npos) << part << " in: " << why;
+  // Fewer rows than the base's vocabulary is no resize by appending.
+  write(grown(embed).narrow(0, 0, V - 1), grown(head));
+  why = refusal(base);
+  EXPECT_NE(why.find("does not extend the base's [5, 6]"), std::string::npos) << why;
+  // Any other whole module (modules_to_save): refused by name, not as a malformed factor name.
+  std::vector<std::pair<std::string, at::Tensor>> extra;
+  for (const auto& [name, t] : sample_factors()) extra.emplace_back("base_model.model." + name, t);
+  extra.emplace_back("base_model.model.model.norm.weight", torch::ones({d}));
+  cg::model::write_safetensors(dir + "/adapter_model.safetensors", extra, {});
+  try {
+    cg::lora::read_peft_adapter(dir);
+    ADD_FAILURE() << "a saved norm accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'base_model.model.model.norm.weight' is neither a LoRA factor"),
+              std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("modules_to_save"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Peft, WriteRejectsMismatchedFactors) {
   auto f = sample_factors();
   f.erase("model.layers.1.mlp.down_proj.lora_B.weight");

@@ -139,6 +139,38 @@ TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
   const auto a = logits_of(*with_adapter), b = logits_of(*hand_merged), c = logits_of(*plain);
   EXPECT_LT((a - b).abs().max().item<double>(), 1e-4);
   EXPECT_GT((a - c).abs().max().item<double>(), 1e-2);  // the adapter matters
+  // As the reference script's adapters: PEFT also saved embed_tokens and lm_head whole, one row appended ([PAD]).
+  // Their base rows equal the base's: said and ignored, the model the same. A changed row: refused.
+  const auto with_embeddings = [&](const std::string& dir, double change) {
+    fs::remove_all(dir);
+    lora::write_peft_adapter(dir, pc, factors);
+    std::vector<std::pair<std::string, at::Tensor>> all;
+    for (const auto& [name, t] : factors) all.emplace_back(lora::to_peft_name(name), t);
+    for (const auto& [name, W] : base)
+      if (name == "model.embed_tokens.weight" || name == "lm_head.weight") {
+        at::Tensor grown = at::cat({W, W.mean(0, true)}, 0);
+        grown[7][1] += change;
+        all.emplace_back(lora::to_peft_name(name), grown);
+      }
+    ASSERT_EQ(all.size(), factors.size() + 2);
+    model::write_safetensors(dir + "/adapter_model.safetensors", all, {});
+  };
+  with_embeddings(d + "/adapter_emb", 0);
+  {
+    std::ostringstream log;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+    spdlog::default_logger()->sinks().push_back(sink);
+    auto m = load_sampling_model(sampling_config(d + "/base", d + "/adapter_emb"), dims, 0, at::kCPU);
+    spdlog::default_logger()->sinks().pop_back();
+    EXPECT_TRUE(at::equal(logits_of(*m), a));
+    EXPECT_NE(log.str().find("PEFT adapter " + d + "/adapter_emb: its saved embedding layers (lm_head.weight [62, "
+                             "32], model.embed_tokens.weight [62, 32]) equal the base's in the base's 61 rows"),
+              std::string::npos) << log.str();
+  }
+  with_embeddings(d + "/adapter_emb", 0.5);
+  const std::string trained = load_error(d + "/base", d + "/adapter_emb");
+  EXPECT_NE(trained.find("rows differ from the base's " + d + "/base (the first: row 7 of 61)"), std::string::npos)
+      << trained;
   // cgexport records the sample of the adapter's base beside it: on other weights (here the merged ones, whose
   // q_proj and down_proj differ) the adapter is refused, saying how to apply it anyway.
   std::ofstream(d + "/adapter/" + kAdapterSourceFile)
