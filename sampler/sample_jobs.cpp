@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <thread>
@@ -53,6 +54,20 @@ std::string row_conditions(const Crystal& r, const std::vector<std::string>& on,
   return "";
 }
 
+// A missing input named by the key that gives it and, for a relative path, the folder it was looked for in (as
+// cgprep says it): the likeliest mistake is running from another folder than the config's paths assume.
+// `use`: what the key is read for here (" (sample.conditions_from)"), "" for none.
+void check_exists(const std::string& key, const std::string& use, const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return;
+  CG_FAIL("{}{}: {} does not exist{}; set {} to a CSV in CDVAE's layout or a folder of CIF files", key, use, path,
+          std::filesystem::path(path).is_relative()
+              ? fmt::format(" in {} (relative paths are read from the folder cgsample runs in)",
+                            std::filesystem::current_path(ec).string())
+              : "",
+          key);
+}
+
 }  // namespace
 
 std::vector<SampleJob> make_sample_jobs(const Config& c) {
@@ -66,6 +81,8 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
     const bool formula = std::find(s.condition_on.begin(), s.condition_on.end(), "formula") != s.condition_on.end();
     if (!trained_form(formula, s.condition_on.size() > (formula ? 1u : 0u)))
       warn_untrained_form(formula, formula ? "another key to sample.condition_on" : "formula to sample.condition_on");
+    if (path == s.conditions_from) check_exists("sample.conditions_from", "", path);
+    else check_exists(s.conditions_from, " (sample.conditions_from)", path);
     std::vector<GenerationConditions> rows;
     Mp20Split split = read_mp20(path, 0, false, data_csv_columns(path, c.data));
     // A CIF folder, or a CSV without those columns: formula and space group derived as cgprep derives them for
@@ -81,12 +98,26 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
       log_formula_cells("cgsample: sample.conditions_from", path, d);
     }
     std::map<std::string, int64_t> left_out;  // why -> rows
-    if (!split.skipped.empty()) left_out["a crystal that does not read"] = int64_t(split.skipped.size());
-    for (const auto& r : split.crystals) {
+    // The first row left out, with its reason, so it can be looked at: "row 3: mp-12: no band_gap".
+    int64_t first_row = -1;
+    std::string first;
+    if (!split.skipped.empty()) {
+      left_out["a crystal that does not read"] = int64_t(split.skipped.size());
+      first_row = split.skipped.front().row;
+      first = fmt::format("row {}: {}", first_row, split.skipped.front().reason);
+    }
+    for (size_t i = 0; i < split.crystals.size(); ++i) {
+      const Crystal& r = split.crystals[i];
       GenerationConditions cond;
       const std::string why = row_conditions(r, s.condition_on, &cond);
-      if (why.empty()) rows.push_back(std::move(cond));
-      else ++left_out[why];
+      if (why.empty()) {
+        rows.push_back(std::move(cond));
+        continue;
+      }
+      ++left_out[why];
+      const int64_t row = i < split.source_rows.size() ? split.source_rows[i] : int64_t(i);
+      if (first_row < 0 || row < first_row)
+        first_row = row, first = fmt::format("row {}: {}: {}", row, r.id.empty() ? "?" : r.id, why);
     }
     std::vector<std::string> reasons;
     for (const auto& [why, n] : left_out) reasons.push_back(fmt::format("{} with {}", n, why));
@@ -94,8 +125,9 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
              "[{}]{}{}", s.conditions_from, path, split.rows_read, fmt::join(s.condition_on, ", "),
              reasons.empty() ? "" : ": ", fmt::join(reasons, ", "));
     if (!reasons.empty())
-      spdlog::warn("cgsample: sample.conditions_from={}: {} of {} rows left out ({})", s.conditions_from,
-                   split.rows_read - int64_t(rows.size()), split.rows_read, fmt::join(reasons, ", "));
+      spdlog::warn("cgsample: sample.conditions_from={}: {} of {} rows left out ({}; the first: {})",
+                   s.conditions_from, split.rows_read - int64_t(rows.size()), split.rows_read,
+                   fmt::join(reasons, ", "), first);
     Rng rng(Rng::derive({s.seed, 0x636f6e64ull}));  // "cond"
     rng.shuffle(rows);
     for (int64_t i = 0; i < s.num_samples; ++i)
@@ -129,6 +161,7 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
     // Infill the first num_samples crystals of the test split; the masked element is a seeded uniform site's.
     CG_CHECK(!c.data.test_csv.empty(), "sample.task=infill masks elements of the crystals of data.test_csv, which is "
              "empty; set data.test_csv to a CSV in CDVAE's layout (e.g. data/mp20/test.csv.gz)");
+    check_exists("data.test_csv", " (the crystals sample.task=infill masks)", c.data.test_csv);
     const Mp20Split split = read_mp20(c.data.test_csv, s.num_samples, false, parse_columns(c.data.columns));
     const auto& crystals = split.crystals;
     CG_CHECK(!crystals.empty(), "sample.task=infill: data.test_csv {} holds no crystal that reads ({} data rows{}): "

@@ -7,7 +7,12 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
 #include "data/mp20.h"
 #include "data/prompt.h"
 #include "sampler/conditions.h"
@@ -307,6 +312,63 @@ TEST(Conditions, ConditionsFromACifFolderAreDerived) {
   }
   if (!have_spglib()) return;
   EXPECT_EQ(seen, (std::map<std::string, int>{{"CsCl 221", 2}, {"NaCl 225", 2}}));
+}
+
+// Rows of sample.conditions_from that cannot give the conditions are counted by reason, and the first of them (by row)
+// is named with its reason, so it can be looked at.
+TEST(Conditions, LeftOutRowsNameTheFirstWithItsReason) {
+  const test::TempDir dir("cg_test_conditions_left_out");
+  auto quoted = [](const std::string& cif) {
+    std::string q = "\"";
+    for (char ch : cif) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return q + "\"";
+  };
+  {
+    std::ofstream out(dir / "rows.csv");
+    out << "material_id,pretty_formula,band_gap,cif\n";
+    out << "m0,NaCl,," << quoted(to_cif(rock_salt())) << "\n";              // no band gap
+    out << "m1,CsCl,0.5," << quoted("data_x\n_cell_length_a 3\n") << "\n";  // does not read
+    out << "m2,CsCl,1.5," << quoted(to_cif(cscl_type("Cs", "Cl"))) << "\n";
+  }
+  Config c;
+  c.sample.conditions_from = dir / "rows.csv";
+  c.sample.condition_on = {"formula", "band_gap"};
+  c.sample.num_samples = 2;
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  const std::vector<SampleJob> jobs = make_sample_jobs(c);
+  spdlog::default_logger()->sinks().pop_back();
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(conditions_of_prompt(jobs[0].prompt).band_gap.value_or(0), 1.5);
+  EXPECT_NE(log.str().find("2 of 3 rows left out (1 with a crystal that does not read, 1 with no band_gap; the "
+                           "first: row 0: m0: no band_gap)"), std::string::npos) << log.str();
+}
+
+// A relative data.test_csv (infill) or sample.conditions_from that is not there from the working folder: the key is
+// named, and the folder relative paths are read from.
+TEST(Conditions, MissingInputsNameTheKeyAndTheWorkingFolder) {
+  Config c;
+  c.sample.task = "infill";
+  c.data.test_csv = "no/such/test.csv.gz";
+  const std::string cwd = std::filesystem::current_path().string();
+  auto refusal = [&] {
+    try {
+      make_sample_jobs(c);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  std::string why = refusal();
+  EXPECT_NE(why.find("data.test_csv (the crystals sample.task=infill masks): no/such/test.csv.gz does not exist in " +
+                     cwd + " (relative paths are read from the folder cgsample runs in); set data.test_csv"),
+            std::string::npos) << why;
+  c.sample.task = "generate";
+  c.sample.conditions_from = "data.test_csv";
+  why = refusal();
+  EXPECT_NE(why.find("data.test_csv (sample.conditions_from): no/such/test.csv.gz does not exist in " + cwd),
+            std::string::npos) << why;
 }
 
 // The conditions no training prompt stated, by the train split's property counts (what cgsample and cgsweep warn of):
