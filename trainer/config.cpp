@@ -92,7 +92,8 @@ void visit_config(Config& c, F&& f) {
   f("data.translate", &d.translate, "augment (train split): one random uniform shift of all fractional coordinates, wrapped to [0,1)",
     any());
   f("data.permute", &d.permute, "augment (train split): random atom order", any());
-  f("data.infill_fraction", &d.infill_fraction, "share of infill prompts; the rest are generation prompts",
+  f("data.infill_fraction", &d.infill_fraction, "share of infill prompts; the rest are generation prompts (the "
+    "reference's llama_finetune.py: 0.34, generation when random() < 0.66)",
     in_range(0, 1));
   f("data.angle_mode", &d.angle_mode, "how angles become integers: round | truncate (the reference code's int())",
     one_of({"round", "truncate"}));
@@ -128,7 +129,9 @@ void visit_config(Config& c, F&& f) {
   f("train.micro_batch", &t.micro_batch, "sequences per rank per micro-step", at_least(1));
   f("train.seq_len", &t.seq_len, "longest packed/padded training sequence (tokens)", at_least(2));
   f("train.grad_accum", &t.grad_accum, "micro-steps accumulated per optimizer step; a step's global batch is "
-    "micro_batch x dp x grad_accum samples (a resume keeps the product)", at_least(1));
+    "micro_batch x dp x grad_accum samples (a resume keeps the product), its loss the mean over all their loss tokens "
+    "(a crystal weighs by its length; the reference averages one sequence per device: docs/formats.md#loader-batches)",
+    at_least(1));
   f("train.lr", &t.lr, "peak learning rate", in_range_open_lo(0, 10));
   f("train.schedule", &t.schedule, "lr decay after warmup: cosine | linear | constant",
     one_of({"cosine", "linear", "constant"}));
@@ -174,8 +177,11 @@ void visit_config(Config& c, F&& f) {
   f("sample.min_new_tokens", &s.min_new_tokens, "EOS is not drawn before this many new tokens (where anything else "
     "may follow; < sample.max_new_tokens); 0: off. Benchmarks use it for crystals of a trained model's length from "
     "untrained weights", at_least(0));
-  f("sample.temperature", &s.temperature, "softmax temperature; 0: greedy", at_least(0));
-  f("sample.top_p", &s.top_p, "nucleus sampling mass, in [0, 1]; 1: off; 0: the most likely token only", in_range(0, 1));
+  f("sample.temperature", &s.temperature, "softmax temperature; 0: greedy. The default 0.7 (with top_p 0.9) is "
+    "cgtrain's own; the reference's llama_sample.py defaults to 0.9 / 0.9, and the paper's saved samples are named "
+    "by the pairs 0.7_0.7, 0.7_1.0, 1.0_0.7, 1.0_1.0: set both to compare with one", at_least(0));
+  f("sample.top_p", &s.top_p, "nucleus sampling mass, in [0, 1]; 1: off; 0: the most likely token only (see "
+    "sample.temperature for the reference's values)", in_range(0, 1));
   f("sample.top_k", &s.top_k, "keep the k most likely tokens; 0: off", at_least(0));
   f("sample.seed", &s.seed, "sampling seed", any());
   f("sample.constrained", &s.constrained, "grammar-constrained decoding (always parseable crystal text)", any());
