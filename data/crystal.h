@@ -18,7 +18,7 @@ struct Lattice {
 struct Crystal {
   std::string id;                    // material_id (MP-20) or sample id; used in every error message
   Lattice lattice;
-  std::vector<std::string> species;  // element symbol per site, in source order
+  std::vector<std::string> species;  // element symbol per site, in the reader's order (data/mp20.h)
   std::vector<Vec3> frac;            // fractional coordinates per site, same order as species
 
   // Properties from the CSV; std::nullopt means unknown (an empty cell), never zero.

@@ -26,7 +26,7 @@ struct TextOptions {
   bool fold_one = true;
 };
 
-// Crystal -> text. Sites in source order; no trailing newline.
+// Crystal -> text. Sites in the crystal's order (the reader's: data/mp20.h); no trailing newline.
 std::string crystal_to_text(const Crystal& c, const TextOptions& opt = {});
 // One formatted coordinate ("0.50"), as used by crystal_to_text.
 std::string format_frac(double x, const TextOptions& opt = {});

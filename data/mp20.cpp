@@ -58,6 +58,11 @@ std::vector<std::string> unread_numeric_columns(const CsvTable& t, const std::ve
   return out;
 }
 
+// The crystal parse_cif read (file order) in the order the reader gives.
+Crystal in_site_order(Crystal c, SiteOrder order) {
+  return order == SiteOrder::kPymatgen ? in_cif_parser_order(c) : c;
+}
+
 }  // namespace
 
 std::string CsvColumns::of(const std::string& name) const {
@@ -98,7 +103,8 @@ CsvColumns data_csv_columns(const std::string& path, const DataConfig& d) {
   return {};
 }
 
-Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict, const CsvColumns& columns) {
+Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict, const CsvColumns& columns,
+                         SiteOrder order) {
   // A tab-separated export (a spreadsheet's): its first line has tabs and no comma; read as CSV it would fail later
   // on whatever quote comes first.
   const std::string first_line = text.substr(0, text.find('\n'));
@@ -179,7 +185,7 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
       sg.reset();
     }
     if (sg) c.spacegroup = int(*sg);
-    out.crystals.push_back(std::move(c));
+    out.crystals.push_back(in_site_order(std::move(c), order));
     out.source_rows.push_back(int64_t(r));
   }
   return out;
@@ -242,7 +248,7 @@ bool is_cif_file(const std::string& path) {
   return std::filesystem::is_regular_file(path) && !cif_stem(path).empty();
 }
 
-Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict) {
+Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict, SiteOrder order) {
   const auto files = is_cif_file(dir) ? std::vector<std::filesystem::path>{dir} : cif_files(dir);
   CG_CHECK(!files.empty(), "{} holds no .cif or .cif.gz file{}; give a folder of CIFs or a CSV in CDVAE's layout",
            dir, cifs_in_subfolders(dir));
@@ -268,7 +274,7 @@ Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict)
       if (max_rows > 0 && out.rows_read >= max_rows) return out;
       const int64_t row = out.rows_read++;
       if (block.ok) {
-        out.crystals.push_back(std::move(block.crystal));
+        out.crystals.push_back(in_site_order(std::move(block.crystal), order));
         out.source_rows.push_back(row);
       } else {
         if (strict) CG_FAIL("{} (data.strict=true; set data.strict=false to skip such CIFs)", block.reason);
@@ -305,7 +311,8 @@ DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
     for (int64_t i = begin; i < end; ++i) {
       if (stop && stop->load(std::memory_order_relaxed) != 0) return;
       Crystal& c = cs[size_t(i)];
-      // pymatgen's reading of the crystal's CIF sorts its sites, and its composition and spglib see them so sorted.
+      // pymatgen's reading of the crystal's CIF sorts its sites, and its composition and spglib see them so sorted
+      // (read_mp20 gives them so by default, and sorting them again keeps them).
       const Crystal sorted = in_cif_parser_order(c);
       const auto amounts = species_amounts(sorted.species);
       const std::string derived = amounts.empty() ? "" : pymatgen_reduced_formula(amounts).first;
@@ -383,12 +390,14 @@ std::string property_counts_json(const std::vector<Crystal>& crystals) {
                      R"("e_above_hull": {}}})", crystals.size(), formula, sg, fe, gap, ehull);
 }
 
-Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, const CsvColumns& columns) {
-  if (std::filesystem::is_directory(path) || is_cif_file(path)) return read_cif_folder(path, max_rows, strict);
+Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, const CsvColumns& columns,
+                    SiteOrder order) {
+  if (std::filesystem::is_directory(path) || is_cif_file(path))
+    return read_cif_folder(path, max_rows, strict, order);
   const std::string text = read_maybe_gz(path);
   Mp20Split split;
   try {
-    split = parse_mp20_csv(text, max_rows, strict, columns);
+    split = parse_mp20_csv(text, max_rows, strict, columns, order);
   } catch (const Error& e) {  // the CSV's structure (not a row's): say which file, where several are in play
     throw Error(std::string(e.what()) + " (in " + path + ")");
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/crystal.h"
+#include "data/pymatgen_order.h"
 
 namespace cg {
 
@@ -61,11 +62,14 @@ struct Mp20Split {
 // Parses CSV text (already gunzipped). max_rows > 0: only the first max_rows data rows.
 // strict: the first malformed row throws cg::Error with its reason instead of being skipped.
 // columns: where each known column is read from (data.columns); a mapped column the file lacks throws, naming both.
+// order: each crystal's sites in pymatgen's CifParser order (default: the order the reference code's
+// Structure.from_str gives, and so its text's; data/pymatgen_order.h), or as its CIF lists them (kFile: each listed
+// site followed by its images, data/cif.h). Every reader of CSV/CIF crystals (cgprep, cgsample, cgeval) comes here.
 Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows = 0, bool strict = false,
-                         const CsvColumns& columns = {});
+                         const CsvColumns& columns = {}, SiteOrder order = SiteOrder::kPymatgen);
 // Same from a file (gz or plain), or from a folder of CIF files (read_cif_folder; `columns` does not apply).
 Mp20Split read_mp20(const std::string& path, int64_t max_rows = 0, bool strict = false,
-                    const CsvColumns& columns = {});
+                    const CsvColumns& columns = {}, SiteOrder order = SiteOrder::kPymatgen);
 
 // What derive_properties filled in.
 struct DerivedProperties {
@@ -94,7 +98,7 @@ inline constexpr double kMaterialsProjectSymprec = 0.1;
 // pymatgen's reduced formula (formulas_respelled): the formula as Materials Project's
 // pretty_formula writes it (pymatgen's reduced formula) and the space group spglib finds at symprec 0.1 Å and 5°
 // (Materials Project's setting), both of the sites in the order pymatgen's CifParser gives them
-// (data/pymatgen_order.h), as pymatgen finds them from the crystal's CIF; the crystal keeps its own site order. Values
+// (data/pymatgen_order.h), as pymatgen finds them from the crystal's CIF; the crystal keeps the order it has. Values
 // the source gives are kept as they are. Energies and band gaps cannot be derived and stay unknown. `threads` workers
 // (spglib takes ~8 ms a crystal). `stop` (a signal number, 0: none) set while it runs: it returns early, some crystals
 // filled in and the rest not; the caller, who asked it to stop, discards them.
@@ -118,8 +122,9 @@ std::string property_counts_json(const std::vector<Crystal>& crystals);
 // material_id "<file name without .cif[.gz]>" ("<name>/<block>" in files of several blocks), properties unknown (all
 // five in missing_columns; derive_properties fills in formula and space group). Unreadable blocks are skipped with
 // their reason (strict: the first one throws). Throws
-// when the folder holds no CIF file.
-Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows = 0, bool strict = false);
+// when the folder holds no CIF file. Sites in `order`, as parse_mp20_csv.
+Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows = 0, bool strict = false,
+                          SiteOrder order = SiteOrder::kPymatgen);
 // True when `dir` is a folder holding at least one *.cif / *.cif.gz file.
 bool is_cif_folder(const std::string& dir);
 // True when `path` is a file named *.cif / *.cif.gz (any case).

@@ -258,7 +258,7 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
   for (const auto& w : work) {
     stop_if_asked();  // reading a split is not interrupted: up to a second or so for MP-20's
     auto t = Clock::now();
-    parsed.push_back(read_mp20(w.csv, d.max_rows, d.strict, columns));
+    parsed.push_back(read_mp20(w.csv, d.max_rows, d.strict, columns, parse_site_order(d.site_order)));
     auto& p = parsed.back();
     spdlog::info("{}: {} rows read from {}, {} crystals, {} skipped ({:.1f}s)", w.name, p.rows_read, w.csv,
                  p.crystals.size(), p.skipped.size(), std::chrono::duration<double>(Clock::now() - t).count());

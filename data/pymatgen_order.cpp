@@ -6,6 +6,7 @@
 #include <limits>
 #include <numeric>
 
+#include "common/error.h"
 #include "data/formula.h"
 #include "data/python_sort.h"
 
@@ -55,5 +56,13 @@ Crystal in_cif_parser_order(const Crystal& c) {
   }
   return out;
 }
+
+SiteOrder parse_site_order(const std::string& s) {
+  if (s == "pymatgen") return SiteOrder::kPymatgen;
+  if (s == "file") return SiteOrder::kFile;
+  CG_FAIL("data.site_order '{}' is not one of: pymatgen, file", s);
+}
+
+const char* site_order_name(SiteOrder o) { return o == SiteOrder::kPymatgen ? "pymatgen" : "file"; }
 
 }  // namespace cg

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/pymatgen_order.h"
+
 namespace cg {
 
 TextOptions text_options(const DataConfig& d) {
@@ -14,7 +16,7 @@ TextOptions text_options(const DataConfig& d) {
 std::string settings_json(const DataConfig& d, const TextOptions& t) {
   nlohmann::json j;
   j["text"] = {{"angle_mode", angle_mode_name(t.angles)}, {"fold_one", t.fold_one}, {"length_decimals", 1},
-               {"coord_decimals", 2}};
+               {"coord_decimals", 2}, {"site_order", site_order_name(parse_site_order(d.site_order))}};
   j["augment"] = {{"translate", d.translate}, {"permute", d.permute}, {"copies_train", d.copies},
                   {"copies_val_test", 1}, {"val_test", "not augmented"}};
   j["tasks"] = {{"infill_fraction", d.infill_fraction}, {"prompt_version", 1}};
@@ -31,9 +33,19 @@ std::string settings_json(const DataConfig& d, const TextOptions& t) {
 std::vector<std::string> legacy_settings_jsons(const std::string& settings, const DataConfig& d) {
   nlohmann::json j = nlohmann::json::parse(settings, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || j.contains("tokenizer")) return {};
+  std::vector<std::string> out;
+  // Before data.site_order, cgprep recorded no site order and wrote the file's. Either value counts as that: with
+  // file it is the same text, and with pymatgen it is for MP-20 (written from pymatgen's structures: no row of its
+  // three splits changes text), the data older runs trained on.
+  const nlohmann::json::json_pointer order("/text/site_order");
+  if (j.contains(order)) {
+    j["text"].erase("site_order");
+    out.push_back(j.dump());
+  }
   j["tokenizer"] = d.tokenizer;
   j["tokenizer_vocab_size"] = d.tokenizer_vocab_size;
-  return {j.dump()};
+  out.push_back(j.dump());
+  return out;
 }
 
 std::vector<std::string> other_loss_on_settings(const std::string& settings) {
@@ -55,7 +67,8 @@ std::vector<std::string> settings_differences(const std::string& shards, const s
   std::vector<std::string> out;
   if (!a.is_object() || !b.is_object()) return out;
   static const std::pair<const char*, const char*> keys[] = {
-      {"/text/angle_mode", "data.angle_mode"}, {"/augment/translate", "data.translate"},
+      {"/text/angle_mode", "data.angle_mode"}, {"/text/site_order", "data.site_order"},
+      {"/augment/translate", "data.translate"},
       {"/augment/permute", "data.permute"}, {"/augment/copies_train", "data.copies"},
       {"/tasks/infill_fraction", "data.infill_fraction"}, {"/loss_on", "data.loss_on"},
       {"/max_tokens", "data.max_tokens"}, {"/seed", "data.seed"}, {"/max_rows", "data.max_rows"},

@@ -58,7 +58,9 @@ cg::InvarianceResult invariance(const cg::Config& c) {
   CG_CHECK(!c.data.test_csv.empty(), "eval.invariance=true scores crystals of data.test_csv, which is empty: set "
            "data.test_csv to a CSV or CIF folder");
   const auto crystals =
-      cg::read_mp20(c.data.test_csv, c.eval.invariance_crystals, false, cg::parse_columns(c.data.columns)).crystals;
+      cg::read_mp20(c.data.test_csv, c.eval.invariance_crystals, false, cg::parse_columns(c.data.columns),
+                    cg::parse_site_order(c.data.site_order))
+          .crystals;
   CG_CHECK(!crystals.empty(), "eval.invariance=true: data.test_csv {} holds no crystal that reads: give a test split "
            "with crystals", c.data.test_csv);
   const cg::Tokenizer tok = cg::Tokenizer::load(cg::sampling_tokenizer_path(c));
@@ -149,11 +151,12 @@ int run(int argc, char** argv) {
   const std::string train_csv = cg::resolve_csv(e.train_csv, *cfg), ref_csv = cg::resolve_csv(e.ref_csv, *cfg);
   // A reference that reads as nothing would make every crystal novel and every distance n/a: refused. Rows that do
   // not read are said (the reference is smaller than the file).
+  const cg::SiteOrder order = cg::parse_site_order(cfg->data.site_order);
   const auto read_reference = [&](const std::string& path, const char* key, const char* what) {
     CG_CHECK(fs::exists(path), "{}: {} does not exist from {} (relative paths are read from the folder cgeval runs "
              "in); give the path of a CSV or CIF folder, or set {}= to skip the {}", key, path,
              fs::current_path().string(), key, what);
-    cg::Mp20Split split = cg::read_mp20(path, 0, false, cg::data_csv_columns(path, cfg->data));
+    cg::Mp20Split split = cg::read_mp20(path, 0, false, cg::data_csv_columns(path, cfg->data), order);
     CG_CHECK(!split.crystals.empty(), "{} {} holds no crystal that reads ({} rows skipped{}{}): give a CSV in CDVAE "
              "layout or a folder of CIFs, or set {}= to skip the {}", key, path, split.skipped.size(),
              split.skipped.empty() ? "" : "; the first: ", split.skipped.empty() ? "" : split.skipped[0].reason, key,

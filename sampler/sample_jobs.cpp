@@ -84,7 +84,8 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
     if (path == s.conditions_from) check_exists("sample.conditions_from", "", path);
     else check_exists(s.conditions_from, " (sample.conditions_from)", path);
     std::vector<GenerationConditions> rows;
-    Mp20Split split = read_mp20(path, 0, false, data_csv_columns(path, c.data));
+    Mp20Split split =
+        read_mp20(path, 0, false, data_csv_columns(path, c.data), parse_site_order(c.data.site_order));
     // A CIF folder, or a CSV without those columns: formula and space group derived as cgprep derives them for
     // training, so conditions read from such a split are the ones a model trained on it saw.
     const bool spacegroup =
@@ -162,7 +163,8 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
     CG_CHECK(!c.data.test_csv.empty(), "sample.task=infill masks elements of the crystals of data.test_csv, which is "
              "empty; set data.test_csv to a CSV in CDVAE's layout (e.g. data/mp20/test.csv.gz)");
     check_exists("data.test_csv", " (the crystals sample.task=infill masks)", c.data.test_csv);
-    const Mp20Split split = read_mp20(c.data.test_csv, s.num_samples, false, parse_columns(c.data.columns));
+    const Mp20Split split = read_mp20(c.data.test_csv, s.num_samples, false, parse_columns(c.data.columns),
+                                      parse_site_order(c.data.site_order));
     const auto& crystals = split.crystals;
     CG_CHECK(!crystals.empty(), "sample.task=infill: data.test_csv {} holds no crystal that reads ({} data rows{}): "
              "give a test split with crystals", c.data.test_csv, split.rows_read,

@@ -97,6 +97,10 @@ void visit_config(Config& c, F&& f) {
     in_range(0, 1));
   f("data.angle_mode", &d.angle_mode, "how angles become integers: round | truncate (the reference code's int())",
     one_of({"round", "truncate"}));
+  f("data.site_order", &d.site_order, "the order of each crystal's sites, in its text and wherever a CSV or CIF "
+    "crystal is read (cgprep, cgsample's infill and conditions, cgeval's references): pymatgen (CifParser's, "
+    "grouped by element and sorted, as the reference code's Structure.from_str) | file (as the CIF lists them, each "
+    "site followed by its symmetry images); MP-20's texts are the same in both", one_of({"pymatgen", "file"}));
   f("data.loss_on", &d.loss_on, "tokens that carry loss: all (as the reference) | completion (after the prompt)",
     one_of({"all", "completion"}));
   f("data.max_tokens", &d.max_tokens, "samples longer than this many tokens are skipped with a counted reason",

@@ -32,6 +32,7 @@ struct DataConfig {
   bool permute = false;                // random atom order
   double infill_fraction = 1.0 / 3.0;  // share of infill prompts; the rest are generation prompts
   std::string angle_mode = "round";    // round | truncate (reference code's int())
+  std::string site_order = "pymatgen"; // pymatgen (CifParser's, as the reference's text) | file (the CIF's)
   std::string loss_on = "all";         // all (reference) | completion
   int64_t max_tokens = 1024;           // samples longer than this are skipped with a reason
   uint64_t seed = 42;

@@ -245,6 +245,24 @@ std::string older_cgprep_settings_json(const cg::DataConfig& d, const cg::TextOp
   j["tokens"] = "BOS + encode(prompt + completion) + EOS";
   return j.dump();
 }
+
+// The settings as cgprep wrote them before data.site_order (git aa47979, data/shard_settings.cpp), verbatim: no
+// site order recorded, the file's order written.
+std::string before_site_order_settings_json(const cg::DataConfig& d, const cg::TextOptions& t) {
+  nlohmann::json j;
+  j["text"] = {{"angle_mode", cg::angle_mode_name(t.angles)}, {"fold_one", t.fold_one}, {"length_decimals", 1},
+               {"coord_decimals", 2}};
+  j["augment"] = {{"translate", d.translate}, {"permute", d.permute}, {"copies_train", d.copies},
+                  {"copies_val_test", 1}, {"val_test", "not augmented"}};
+  j["tasks"] = {{"infill_fraction", d.infill_fraction}, {"prompt_version", 1}};
+  j["loss_on"] = d.loss_on;
+  j["max_tokens"] = d.max_tokens;
+  j["seed"] = d.seed;
+  j["max_rows"] = d.max_rows;
+  j["strict"] = d.strict;
+  j["tokens"] = "BOS + encode(prompt + completion) + EOS";
+  return j.dump();
+}
 }  // namespace
 
 TEST(ShardSettings, OlderCgprepSpellingIsRecognised) {
@@ -254,14 +272,18 @@ TEST(ShardSettings, OlderCgprepSpellingIsRecognised) {
   b.translate = false;
   b.angle_mode = "truncate";
   b.infill_fraction = 0.25;
+  b.site_order = "file";
   for (const cg::DataConfig& d : {a, b}) {
     const cg::TextOptions t = cg::text_options(d);
     const std::string now = cg::settings_json(d, t);
     EXPECT_EQ(now.find("tokenizer"), std::string::npos) << now;  // identified by its sha256 only
+    EXPECT_NE(now.find("\"site_order\":\"" + d.site_order + "\""), std::string::npos) << now;
     const std::vector<std::string> older = cg::legacy_settings_jsons(now, d);
-    ASSERT_EQ(older.size(), 1u);
-    EXPECT_EQ(older[0], older_cgprep_settings_json(d, t));
-    EXPECT_TRUE(cg::legacy_settings_jsons(older[0], d).empty());  // already the older spelling
+    ASSERT_EQ(older.size(), 2u);
+    EXPECT_EQ(older[0], before_site_order_settings_json(d, t));
+    EXPECT_EQ(older[1], older_cgprep_settings_json(d, t));
+    EXPECT_EQ(cg::legacy_settings_jsons(older[0], d), std::vector<std::string>{older[1]});
+    EXPECT_TRUE(cg::legacy_settings_jsons(older[1], d).empty());  // already the oldest spelling
   }
   EXPECT_NE(cg::settings_json(a, cg::text_options(a)), cg::settings_json(b, cg::text_options(b)));
   EXPECT_TRUE(cg::legacy_settings_jsons("not json", a).empty());
@@ -276,9 +298,11 @@ TEST(ShardSettings, DifferencesNameTheDataKeys) {
   b.copies = a.copies + 2;
   b.infill_fraction = 0;
   b.angle_mode = "truncate";
+  b.site_order = "file";
   b.loss_on = "completion";
   EXPECT_EQ(cg::settings_differences(json(a), json(b)),
             (std::vector<std::string>{"data.angle_mode: \"round\" in the shards, \"truncate\" in the config",
+                                      "data.site_order: \"pymatgen\" in the shards, \"file\" in the config",
                                       fmt::format("data.copies: {} in the shards, {} in the config", a.copies,
                                                   b.copies),
                                       fmt::format("data.infill_fraction: {} in the shards, 0.0 in the config",
