@@ -3,16 +3,22 @@
 // (Debian's python3-pymatgen); bench/python/derive_agreement.py measures the same on random and MP-20 CIFs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "data/cif.h"
+#include "data/crystal_text.h"
 #include "data/mp20.h"
 #include "data/pymatgen_order.h"
 #include "data/python_sort.h"
 #include "data/space_groups.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -133,4 +139,157 @@ TEST(PymatgenOrder, SortedCopyKeepsSitesWhole) {
   EXPECT_EQ(c.species, (std::vector<std::string>{"Cl", "Na"}));  // the original as it was
   EXPECT_EQ(derived(p1_cif({{"Cl", "0.5 0.5 0.5"}, {"Na", "0 0 0"}})).formula, "NaCl");
   if (cg::have_spglib()) EXPECT_EQ(cg::space_group(sorted, 0.1)->number, 47);  // Pmmm, as SpacegroupAnalyzer says
+}
+
+// ---- The readers' site order (data.site_order): the crystal text as the reference code writes it ----------------
+
+namespace {
+
+// A scratch folder of its own per test, emptied first.
+std::string scratch(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("cg_site_order_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+// The one crystal read_mp20 reads from `cif` written as <dir>/<stem>.cif, in `order`.
+cg::Crystal read_one(const std::string& cif, const std::string& dir, const std::string& stem, cg::SiteOrder order) {
+  const std::string path = dir + "/" + stem + ".cif";
+  std::ofstream(path) << cif;
+  const cg::Mp20Split s = cg::read_mp20(path, 0, false, order);
+  EXPECT_TRUE(s.skipped.empty()) << (s.skipped.empty() ? "" : s.skipped[0].reason);
+  return s.crystals.at(0);
+}
+
+// The sites of a crystal's text, one "El x y z" each, joined by " | " (the lattice lines left out).
+std::string sites_of(const cg::Crystal& c) {
+  std::string text = cg::crystal_to_text(c), out;
+  std::istringstream in(text);
+  std::string line, el;
+  for (int i = 0; std::getline(in, line); ++i) {
+    if (i < 2) continue;
+    if (i % 2 == 0) {
+      el = line;
+      continue;
+    }
+    out += (out.empty() ? "" : " | ") + el + " " + line;
+  }
+  return out;
+}
+
+// x.cif of the task that asked for this order: P1, listing Cl, Na, Cl, Na.
+const char* kMixedP1 =
+    "data_x\n_symmetry_space_group_name_H-M   'P 1'\n_cell_length_a   5.64\n_cell_length_b   5.64\n"
+    "_cell_length_c   5.64\n_cell_angle_alpha   90\n_cell_angle_beta   90\n_cell_angle_gamma   90\n"
+    "_symmetry_Int_Tables_number   1\nloop_\n _symmetry_equiv_pos_site_id\n _symmetry_equiv_pos_as_xyz\n"
+    "  1  'x, y, z'\nloop_\n _atom_site_type_symbol\n _atom_site_label\n _atom_site_fract_x\n _atom_site_fract_y\n"
+    " _atom_site_fract_z\n _atom_site_occupancy\n  Cl  Cl0  0.5 0.5 0.5  1\n  Na  Na0  0.0 0.0 0.0  1\n"
+    "  Cl  Cl1  0.0 0.0 0.5  1\n  Na  Na1  0.5 0.5 0.0  1\n";
+
+// MP-20's mp-10152 (LaSi2Ir2, test split) as pymatgen's CifWriter(s, symprec=0.1) writes it (P4/nmm, five Wyckoff
+// sites), its atom rows then reversed: Ir, Ir, Si, Si, La.
+const char* kSymmetrized =
+    "data_La(SiIr)2\n_symmetry_space_group_name_H-M   P4/nmm\n_cell_length_a   4.21280300\n"
+    "_cell_length_b   4.21280300\n_cell_length_c   10.06170200\n_cell_angle_alpha   90.00000000\n"
+    "_cell_angle_beta   90.00000000\n_cell_angle_gamma   90.00000000\n_symmetry_Int_Tables_number   129\n"
+    "loop_\n _symmetry_equiv_pos_site_id\n _symmetry_equiv_pos_as_xyz\n  1  'x, y, z'\n  2  '-y+1/2, x+1/2, z'\n"
+    "  3  '-x, -y, z'\n  4  'y+1/2, -x+1/2, z'\n  5  'x+1/2, -y+1/2, -z'\n  6  '-y, -x, -z'\n"
+    "  7  '-x+1/2, y+1/2, -z'\n  8  'y, x, -z'\n  9  '-x+1/2, -y+1/2, -z'\n  10  'y, -x, -z'\n"
+    "  11  'x+1/2, y+1/2, -z'\n  12  '-y, x, -z'\n  13  '-x, y, z'\n  14  'y+1/2, x+1/2, z'\n  15  'x, -y, z'\n"
+    "  16  '-y+1/2, -x+1/2, z'\nloop_\n _atom_site_type_symbol\n _atom_site_label\n"
+    " _atom_site_symmetry_multiplicity\n _atom_site_fract_x\n _atom_site_fract_y\n _atom_site_fract_z\n"
+    " _atom_site_occupancy\n  Ir  Ir4  2  0.00000000  0.50000000  0.37299500  1.0\n"
+    "  Ir  Ir3  2  0.00000000  0.00000000  0.00000000  1.0\n  Si  Si2  2  0.00000000  0.50000000  0.12778100  1.0\n"
+    "  Si  Si1  2  0.00000000  0.00000000  0.50000000  1.0\n  La  La0  2  0.00000000  0.50000000  0.74284400  1.0\n";
+
+}  // namespace
+
+// The reference code's text lists x.cif's sites as Structure.from_str orders them (/usr/bin/python3, pymatgen
+// 2022.11.7: [(str(sp), list(c)) for sp, c in zip(s.species, s.frac_coords)] gave Na 0 0 0, Na .5 .5 0, Cl .5 .5 .5,
+// Cl 0 0 .5); data.site_order=file keeps the CIF's.
+TEST(SiteOrder, ReadersGiveCifParsersOrder) {
+  const std::string dir = scratch("p1");
+  const cg::Crystal c = read_one(kMixedP1, dir, "x", cg::SiteOrder::kPymatgen);
+  EXPECT_EQ(sites_of(c), "Na 0.00 0.00 0.00 | Na 0.50 0.50 0.00 | Cl 0.50 0.50 0.50 | Cl 0.00 0.00 0.50");
+  EXPECT_EQ(sites_of(read_one(kMixedP1, dir, "x", cg::SiteOrder::kFile)),
+            "Cl 0.50 0.50 0.50 | Na 0.00 0.00 0.00 | Cl 0.00 0.00 0.50 | Na 0.50 0.50 0.00");
+  // The CSV reader the same (cgprep's MP-20 path), pymatgen's order by default.
+  std::string quoted = "\"";
+  for (char ch : std::string(kMixedP1)) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  const std::string csv = "material_id,cif\nx," + quoted + "\"\n";
+  EXPECT_EQ(sites_of(cg::parse_mp20_csv(csv).crystals.at(0)),
+            "Na 0.00 0.00 0.00 | Na 0.50 0.50 0.00 | Cl 0.50 0.50 0.50 | Cl 0.00 0.00 0.50");
+  EXPECT_EQ(sites_of(cg::parse_mp20_csv(csv, 0, false, cg::SiteOrder::kFile).crystals.at(0)),
+            "Cl 0.50 0.50 0.50 | Na 0.00 0.00 0.00 | Cl 0.00 0.00 0.50 | Na 0.50 0.50 0.00");
+  EXPECT_EQ(cg::parse_site_order("pymatgen"), cg::SiteOrder::kPymatgen);
+  EXPECT_EQ(cg::parse_site_order("file"), cg::SiteOrder::kFile);
+  EXPECT_TRUE(cg::test::contains(cg::test::error_of([] { cg::parse_site_order("cif"); }),
+                                "data.site_order 'cif' is not one of: pymatgen, file"));
+}
+
+// A symmetrized CIF: its sites grouped by element (La, Si, Ir), each listed site followed by its images in the
+// operations' order, as Structure.from_str(kSymmetrized, fmt="cif") gave them (pymatgen 2022.11.7, frac_coords
+// printed "{:.2f}"); the file's order lists Ir first. A CIF that names its space group without listing operations
+// (y.cif of the task: Fm-3m NaCl) is grouped the same way, but its images follow spglib's tables (data/space_groups.h)
+// where pymatgen's follow its own: pymatgen gave Na 0 0 0, .5 .5 0, .5 0 .5, 0 .5 .5, then Cl .5 .5 .5, 0 0 .5,
+// 0 .5 0, .5 0 0 (the face centrings the other way round).
+TEST(SiteOrder, SymmetryImagesInPymatgensOrder) {
+  const std::string dir = scratch("sym");
+  EXPECT_EQ(sites_of(read_one(kSymmetrized, dir, "sym", cg::SiteOrder::kPymatgen)),
+            "La 0.00 0.50 0.74 | La 0.50 0.00 0.26 | Si 0.00 0.50 0.13 | Si 0.50 0.00 0.87 | Si 0.00 0.00 0.50 | "
+            "Si 0.50 0.50 0.50 | Ir 0.00 0.50 0.37 | Ir 0.50 0.00 0.63 | Ir 0.00 0.00 0.00 | Ir 0.50 0.50 0.00");
+  EXPECT_EQ(sites_of(read_one(kSymmetrized, dir, "sym", cg::SiteOrder::kFile)),
+            "Ir 0.00 0.50 0.37 | Ir 0.50 0.00 0.63 | Ir 0.00 0.00 0.00 | Ir 0.50 0.50 0.00 | Si 0.00 0.50 0.13 | "
+            "Si 0.50 0.00 0.87 | Si 0.00 0.00 0.50 | Si 0.50 0.50 0.50 | La 0.00 0.50 0.74 | La 0.50 0.00 0.26");
+  std::string named = kMixedP1;
+  named.replace(named.find("'P 1'"), 5, "'F m -3 m'");
+  named.replace(named.find("_symmetry_Int_Tables_number   1\n"), 32, "_symmetry_Int_Tables_number   225\n");
+  named.erase(named.find("loop_\n _symmetry_equiv"), named.find("loop_\n _atom_site") - named.find("loop_\n _symmetry_equiv"));
+  named.erase(named.find("  Cl  Cl1"));  // y.cif: Cl .5 .5 .5 and Na 0 0 0 only
+  EXPECT_EQ(sites_of(read_one(named, dir, "y", cg::SiteOrder::kPymatgen)),
+            "Na 0.00 0.00 0.00 | Na 0.00 0.50 0.50 | Na 0.50 0.00 0.50 | Na 0.50 0.50 0.00 | Cl 0.50 0.50 0.50 | "
+            "Cl 0.50 0.00 0.00 | Cl 0.00 0.50 0.00 | Cl 0.00 0.00 0.50");
+}
+
+// MP-20's CIFs were written from pymatgen's structures, so reading them sorts nothing: the first rows of each split
+// have the same text in both orders (text_order_agreement.py --changes counts every row).
+TEST(SiteOrder, Mp20TextsUnchanged) {
+  for (const char* split : {"train", "val", "test"}) {
+    const std::string path = std::string(CG_SOURCE_DIR) + "/data/mp20/" + split + ".csv.gz";
+    const cg::Mp20Split now = cg::read_mp20(path, 300), before = cg::read_mp20(path, 300, false, cg::SiteOrder::kFile);
+    ASSERT_EQ(now.crystals.size(), before.crystals.size());
+    ASSERT_GT(now.crystals.size(), 290u);
+    for (size_t i = 0; i < now.crystals.size(); ++i)
+      EXPECT_EQ(cg::crystal_to_text(now.crystals[i]), cg::crystal_to_text(before.crystals[i]))
+          << split << " " << now.crystals[i].id;
+  }
+}
+
+// Read in either order, the derived formula is pymatgen's: derive_properties sorts the sites, and sorting sites
+// already in CifParser's order keeps them, He, Ne and Ar included (where Site.__lt__ is no order). The 70 sites of
+// SitesAsCifParserSortsThem, in its order and in a shuffled one, sorted once and twice.
+TEST(SiteOrder, DerivationUsesTheOrderRead) {
+  const std::string dir = scratch("derive");
+  const std::string cif = p1_cif({{"Na", "0 0 0"}, {"Cl", "0.5 0.5 0.5"}, {"Ar", "0.25 0.25 0.25"}});
+  for (cg::SiteOrder order : {cg::SiteOrder::kPymatgen, cg::SiteOrder::kFile}) {
+    std::vector<cg::Crystal> one{read_one(cif, dir, "nacl_ar", order)};
+    EXPECT_EQ(one[0].species, order == cg::SiteOrder::kPymatgen ? (std::vector<std::string>{"Ar", "Na", "Cl"})
+                                                               : (std::vector<std::string>{"Na", "Cl", "Ar"}));
+    cg::derive_properties(&one, 1);
+    EXPECT_EQ(one[0].formula, "ArNaCl");  // pymatgen's, as DerivedFormulaIsPymatgensFromTheCif
+  }
+  const std::vector<std::string> els = {"He", "Na", "Cl", "Ar", "F", "Li", "O", "Ne"};
+  cg::Crystal c;
+  for (int i = 0; i < 70; ++i) {
+    c.species.push_back(els[size_t((i * i + 2 * i + i / 5) % 8)]);
+    c.frac.push_back({i / 70.0, 0, 0});  // tells the sites apart
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    const cg::Crystal once = cg::in_cif_parser_order(c), twice = cg::in_cif_parser_order(once);
+    EXPECT_EQ(twice.species, once.species);
+    EXPECT_EQ(twice.frac, once.frac);
+    std::reverse(c.species.begin(), c.species.end());  // the second pass: another order of the same sites
+    std::reverse(c.frac.begin(), c.frac.end());
+  }
 }
