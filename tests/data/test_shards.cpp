@@ -536,44 +536,53 @@ TEST(Prep, MalformedRowsAreCountedNotDropped) {
   }
 }
 
-// The formula cgprep derives is pymatgen's, of the sites sorted as its CifParser sorts them, but the crystal keeps
-// the file's site order: a P1 CIF listing Na, Cl, Ar has prompts stating ArNaCl (its sites in the file's order
-// would spell NaClAr) and crystal text listing Na, Cl, Ar, each sample of it, as written.
-TEST(Prep, ADerivedFormulaLeavesTheCrystalAsWritten) {
-  const std::string dir = fresh_dir("cif_order");
-  const cg::CsvTable t = cg::parse_csv(cg::read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/train.csv.gz"));
-  fs::create_directories(dir + "/cifs");
-  for (size_t r = 0; r < 40; ++r)  // text for the tokenizer to train on; mp-* ids come before zz in name order
-    std::ofstream(dir + "/cifs/" + t.rows[r][t.column("material_id")] + ".cif") << t.rows[r][t.column("cif")];
-  std::ofstream(dir + "/cifs/zz_nacl_ar.cif")
-      << "data_x\n_cell_length_a 5.1\n_cell_length_b 5.6\n_cell_length_c 6.3\n_cell_angle_alpha 90\n"
-         "_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n_atom_site_type_symbol\n_atom_site_fract_x\n"
-         "_atom_site_fract_y\n_atom_site_fract_z\nNa 0 0 0\nCl 0.5 0.5 0.5\nAr 0.25 0.25 0.25\n";
-  cg::DataConfig d = small_config(dir + "/shards");
-  d.train_csv = dir + "/cifs";
-  d.val_csv = d.test_csv = "";
-  d.copies = 8;
-  cg::run_prep(d, 2);
-  const cg::SampleSet s = cg::read_shard(cg::shard_path(dir + "/shards", "train", 0));
-  const cg::Tokenizer tok = cg::Tokenizer::load(dir + "/shards/tokenizer.model");
-  int written = 0, stated = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s.rows[i] != 40 || s.tasks[i] != 0) continue;
-    const std::string prompt = tok.decode(std::vector<int32_t>(s.sample(i), s.sample(i) + s.prompt_lens[i]));
-    const std::string text =
-        tok.decode(std::vector<int32_t>(s.sample(i) + s.prompt_lens[i], s.sample(i) + s.length(i)));
-    cg::Crystal c;
-    std::string err;
-    ASSERT_TRUE(cg::parse_crystal_text(text, &c, &err)) << err << "\n" << text;
-    EXPECT_EQ(c.species, (std::vector<std::string>{"Na", "Cl", "Ar"})) << text;
-    ++written;
-    if (const auto formula = cg::conditions_of_prompt(prompt).formula) {
-      EXPECT_EQ(*formula, "ArNaCl") << prompt;
-      ++stated;
+// The formula cgprep derives is pymatgen's, of the sites sorted as its CifParser sorts them, and the crystal text
+// lists the sites in that order too (data.site_order=pymatgen, the default: the reference code's Structure.from_str
+// gave Ar, Na, Cl for this CIF), or as the file lists them with data.site_order=file: a P1 CIF listing Na, Cl, Ar has
+// prompts stating ArNaCl either way (its sites in the file's order would spell NaClAr), each sample of it.
+TEST(Prep, SiteOrderOfTheTextAndTheDerivedFormula) {
+  for (const char* order : {"pymatgen", "file"}) {
+    const std::string dir = fresh_dir(std::string("cif_order_") + order);
+    const cg::CsvTable t = cg::parse_csv(cg::read_maybe_gz(std::string(CG_SOURCE_DIR) + "/data/mp20/train.csv.gz"));
+    fs::create_directories(dir + "/cifs");
+    for (size_t r = 0; r < 40; ++r)  // text for the tokenizer to train on; mp-* ids come before zz in name order
+      std::ofstream(dir + "/cifs/" + t.rows[r][t.column("material_id")] + ".cif") << t.rows[r][t.column("cif")];
+    std::ofstream(dir + "/cifs/zz_nacl_ar.cif")
+        << "data_x\n_cell_length_a 5.1\n_cell_length_b 5.6\n_cell_length_c 6.3\n_cell_angle_alpha 90\n"
+           "_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n_atom_site_type_symbol\n_atom_site_fract_x\n"
+           "_atom_site_fract_y\n_atom_site_fract_z\nNa 0 0 0\nCl 0.5 0.5 0.5\nAr 0.25 0.25 0.25\n";
+    cg::DataConfig d = small_config(dir + "/shards");
+    d.train_csv = dir + "/cifs";
+    d.val_csv = d.test_csv = "";
+    d.copies = 8;
+    d.site_order = order;
+    cg::run_prep(d, 2);
+    cg::ShardMeta m;
+    const cg::SampleSet s = cg::read_shard(cg::shard_path(dir + "/shards", "train", 0), &m);
+    EXPECT_EQ(nlohmann::json::parse(m.settings_json)["text"]["site_order"], order);
+    const cg::Tokenizer tok = cg::Tokenizer::load(dir + "/shards/tokenizer.model");
+    const std::vector<std::string> want = std::string(order) == "pymatgen"
+                                              ? std::vector<std::string>{"Ar", "Na", "Cl"}
+                                              : std::vector<std::string>{"Na", "Cl", "Ar"};
+    int written = 0, stated = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s.rows[i] != 40 || s.tasks[i] != 0) continue;
+      const std::string prompt = tok.decode(std::vector<int32_t>(s.sample(i), s.sample(i) + s.prompt_lens[i]));
+      const std::string text =
+          tok.decode(std::vector<int32_t>(s.sample(i) + s.prompt_lens[i], s.sample(i) + s.length(i)));
+      cg::Crystal c;
+      std::string err;
+      ASSERT_TRUE(cg::parse_crystal_text(text, &c, &err)) << err << "\n" << text;
+      EXPECT_EQ(c.species, want) << order << "\n" << text;
+      ++written;
+      if (const auto formula = cg::conditions_of_prompt(prompt).formula) {
+        EXPECT_EQ(*formula, "ArNaCl") << prompt;
+        ++stated;
+      }
     }
+    EXPECT_GT(written, 0);
+    if (cg::have_spglib()) EXPECT_GT(stated, 0);  // the formula is stated beside the space group, derived by spglib
   }
-  EXPECT_GT(written, 0);
-  if (cg::have_spglib()) EXPECT_GT(stated, 0);  // the formula is stated beside the space group, derived by spglib
 }
 
 // A missing input file is refused before anything is made, naming the key; a run that fails later leaves no empty
