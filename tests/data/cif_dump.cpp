@@ -43,7 +43,7 @@ void print_text(const cg::Crystal& c) {
 int dump_text(int first, int argc, char** argv, cg::SiteOrder order) {
   const bool csv = argc == first + 2 && std::strcmp(argv[first], "--csv") == 0;
   for (int i = csv ? first + 1 : first; i < argc; ++i) {
-    const cg::Mp20Split split = cg::read_mp20(argv[i], 0, false, order);
+    const cg::Mp20Split split = cg::read_mp20(argv[i], 0, false, {}, order);
     for (const auto& c : split.crystals) print_text(c);
     for (const auto& s : split.skipped) std::printf("error %s\n", s.reason.c_str());
   }

@@ -157,7 +157,7 @@ std::string scratch(const std::string& name) {
 cg::Crystal read_one(const std::string& cif, const std::string& dir, const std::string& stem, cg::SiteOrder order) {
   const std::string path = dir + "/" + stem + ".cif";
   std::ofstream(path) << cif;
-  const cg::Mp20Split s = cg::read_mp20(path, 0, false, order);
+  const cg::Mp20Split s = cg::read_mp20(path, 0, false, {}, order);
   EXPECT_TRUE(s.skipped.empty()) << (s.skipped.empty() ? "" : s.skipped[0].reason);
   return s.crystals.at(0);
 }
@@ -220,7 +220,7 @@ TEST(SiteOrder, ReadersGiveCifParsersOrder) {
   const std::string csv = "material_id,cif\nx," + quoted + "\"\n";
   EXPECT_EQ(sites_of(cg::parse_mp20_csv(csv).crystals.at(0)),
             "Na 0.00 0.00 0.00 | Na 0.50 0.50 0.00 | Cl 0.50 0.50 0.50 | Cl 0.00 0.00 0.50");
-  EXPECT_EQ(sites_of(cg::parse_mp20_csv(csv, 0, false, cg::SiteOrder::kFile).crystals.at(0)),
+  EXPECT_EQ(sites_of(cg::parse_mp20_csv(csv, 0, false, {}, cg::SiteOrder::kFile).crystals.at(0)),
             "Cl 0.50 0.50 0.50 | Na 0.00 0.00 0.00 | Cl 0.00 0.00 0.50 | Na 0.50 0.50 0.00");
   EXPECT_EQ(cg::parse_site_order("pymatgen"), cg::SiteOrder::kPymatgen);
   EXPECT_EQ(cg::parse_site_order("file"), cg::SiteOrder::kFile);
@@ -245,7 +245,8 @@ TEST(SiteOrder, SymmetryImagesInPymatgensOrder) {
   std::string named = kMixedP1;
   named.replace(named.find("'P 1'"), 5, "'F m -3 m'");
   named.replace(named.find("_symmetry_Int_Tables_number   1\n"), 32, "_symmetry_Int_Tables_number   225\n");
-  named.erase(named.find("loop_\n _symmetry_equiv"), named.find("loop_\n _atom_site") - named.find("loop_\n _symmetry_equiv"));
+  const size_t ops = named.find("loop_\n _symmetry_equiv");
+  named.erase(ops, named.find("loop_\n _atom_site") - ops);
   named.erase(named.find("  Cl  Cl1"));  // y.cif: Cl .5 .5 .5 and Na 0 0 0 only
   EXPECT_EQ(sites_of(read_one(named, dir, "y", cg::SiteOrder::kPymatgen)),
             "Na 0.00 0.00 0.00 | Na 0.00 0.50 0.50 | Na 0.50 0.00 0.50 | Na 0.50 0.50 0.00 | Cl 0.50 0.50 0.50 | "
@@ -257,7 +258,8 @@ TEST(SiteOrder, SymmetryImagesInPymatgensOrder) {
 TEST(SiteOrder, Mp20TextsUnchanged) {
   for (const char* split : {"train", "val", "test"}) {
     const std::string path = std::string(CG_SOURCE_DIR) + "/data/mp20/" + split + ".csv.gz";
-    const cg::Mp20Split now = cg::read_mp20(path, 300), before = cg::read_mp20(path, 300, false, cg::SiteOrder::kFile);
+    const cg::Mp20Split now = cg::read_mp20(path, 300);
+    const cg::Mp20Split before = cg::read_mp20(path, 300, false, {}, cg::SiteOrder::kFile);
     ASSERT_EQ(now.crystals.size(), before.crystals.size());
     ASSERT_GT(now.crystals.size(), 290u);
     for (size_t i = 0; i < now.crystals.size(); ++i)
