@@ -100,6 +100,24 @@ class BaseWeights {
   std::map<std::string, at::Tensor> init_;
 };
 
+// The dtype each of `shapes`' tensors has in the HF base `hf_dir`; empty when there is no base (random init), it is
+// gone, or it does not hold every tensor with that shape (then the checkpoint's dtype is written, said).
+std::map<std::string, at::ScalarType> hf_base_dtypes(const std::string& hf_dir, const model::NamedShapes& shapes) {
+  if (hf_dir.empty()) return {};
+  std::map<std::string, at::ScalarType> d;
+  try {
+    const model::HfCheckpoint base(hf_dir);
+    model::check_hf_tensors(base, shapes);
+    for (const auto& [name, shape] : shapes) d[name] = base.info(name).scalar_type;
+  } catch (const std::exception& e) {
+    spdlog::warn("cgexport: the run's base {} cannot be read ({}), so the weights are written in the checkpoint's "
+                 "dtype, not the base's; give the base with --base DIR to keep its dtype, or choose one with --dtype",
+                 hf_dir, e.what());
+    return {};
+  }
+  return d;
+}
+
 // HF checkpoint of the tensors `shapes` lists, in that order, each in dtype(name): tensor(name) gives each (any
 // dtype), it is cast, written and dropped before the next is asked for.
 void stream_hf_checkpoint(const std::string& dir, const model::NamedShapes& shapes,
@@ -124,14 +142,15 @@ void stream_hf_checkpoint(const std::string& dir, const model::NamedShapes& shap
 // generation files are kept, so the folder loads as the base did; tokenizer.json only when the run's tokenizer
 // (tok_bytes) is the base's tokenizer.model, or the base has none. A merge's config.json also records what was
 // merged (kMergedKey), so cgsample refuses to apply that adapter again.
-// dtype_given: --dtype set every tensor's dtype (config.json's torch_dtype follows it; else the base's stays).
-void finish_hf_folder(const std::string& dir, const std::string& base_dir, bool dtype_given,
+// base_dtypes: every tensor was written in the base's dtype, so the base's torch_dtype describes them and stays;
+// else (--dtype, or the checkpoint's dtype) config.json's torch_dtype is the written tensors'.
+void finish_hf_folder(const std::string& dir, const std::string& base_dir, bool base_dtypes,
                       const std::string& tok_bytes, const MergedFrom* merged) {
   nlohmann::ordered_json j = nlohmann::ordered_json::parse(read_file(dir + "/config.json", "config.json"));
   if (!base_dir.empty() && fs::is_regular_file(fs::path(base_dir) / "config.json")) {
     const nlohmann::ordered_json ours = j;
     j = nlohmann::ordered_json::parse(read_file(base_dir + "/config.json", "the base's config.json"));
-    if (dtype_given || !j.contains("torch_dtype")) j["torch_dtype"] = ours["torch_dtype"];
+    if (!base_dtypes || !j.contains("torch_dtype")) j["torch_dtype"] = ours["torch_dtype"];
     // Fields a base's published config may revise for the same weights (check_hf_config warns of them): the values
     // the run trained with, which its adapter (or weights) go with.
     for (const char* key : {"rms_norm_eps", "max_position_embeddings"}) j[key] = ours[key];
@@ -182,8 +201,16 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
                  "folder cgtrain ran in, or copy the tokenizer yourself", tok_path, fs::current_path().string(), o.out);
 
   if (!cfg.lora.enabled) {  // full-parameter run: the checkpoint holds the whole model (read whole: tiny models)
-    const at::ScalarType dtype = o.dtype.empty() && !full.empty() ? full.begin()->second.scalar_type() : asked;
-    stream_hf_checkpoint(dir, shapes, [dtype](const std::string&) { return dtype; }, lc, o.max_shard_bytes,
+    const at::ScalarType ck_dtype = o.dtype.empty() && !full.empty() ? full.begin()->second.scalar_type() : asked;
+    // Fine-tuned from an HF base: each tensor in the base's dtype, as a merge writes it (bf16 matrices beside fp32
+    // norms), so config.json's torch_dtype, the base's, describes the tensors.
+    const std::map<std::string, at::ScalarType> base_dtypes = o.dtype.empty() ? hf_base_dtypes(cfg.model.hf_dir, shapes)
+                                                                              : std::map<std::string, at::ScalarType>{};
+    const auto dtype = [&](const std::string& name) {
+      const auto it = base_dtypes.find(name);
+      return it != base_dtypes.end() ? it->second : ck_dtype;
+    };
+    stream_hf_checkpoint(dir, shapes, dtype, lc, o.max_shard_bytes,
                          [&](const std::string& name) {
       auto it = full.find(name);
       CG_CHECK(it != full.end(), "{}: no {} in the checkpoint", ck.path, name);
@@ -191,7 +218,7 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
       full.erase(it);
       return t;
     });
-    finish_hf_folder(dir, cfg.model.hf_dir, !o.dtype.empty(), tok_bytes, nullptr);
+    finish_hf_folder(dir, cfg.model.hf_dir, /*base_dtypes=*/!base_dtypes.empty(), tok_bytes, nullptr);
     return;
   }
 
@@ -242,7 +269,7 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
                ck.path, name);
     spdlog::info("merged {} LoRA pairs into as many of the base's {} tensors", merged.size() / 2, shapes.size());
     const MergedFrom from = merged_from(dir + "/adapter/adapter_model.safetensors", ck);
-    finish_hf_folder(dir, cfg.model.hf_dir, !o.dtype.empty(), tok_bytes, &from);
+    finish_hf_folder(dir, cfg.model.hf_dir, /*base_dtypes=*/o.dtype.empty(), tok_bytes, &from);
   }
 }
 

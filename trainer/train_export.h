@@ -15,7 +15,8 @@ struct ExportOptions {
   bool merge = false;           // also write a merged HF checkpoint
   std::string dtype;            // fp32 | bf16 | fp16 for the adapter and the written weights; empty: the adapter
                                 // fp32, a merged checkpoint in the base's own dtype (fp16 for Meta's LLaMA-2, fp32
-                                // for a random-init base), a full-parameter run's weights as trained
+                                // for a random-init base), a full-parameter run's weights in its HF base's dtypes
+                                // (as trained when there is no base); config.json's torch_dtype follows
   int64_t max_shard_bytes = int64_t{5} << 30;  // HF checkpoint shard size (model-0000i-of-0000n.safetensors)
   std::string base;             // the base HF folder when it moved since training; empty: the run's model.hf_dir
 };

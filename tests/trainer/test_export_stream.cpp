@@ -225,6 +225,52 @@ TEST(ExportStream, RandomInitAndFullParameterRuns) {
     EXPECT_TRUE(at::equal(got.read(name), run.params.at(name).to(at::kBFloat16))) << name;
 }
 
+// A full-parameter run fine-tuned from an HF base is written as a merge is: each tensor in the base's dtype (bf16
+// matrices beside fp32 norms), so the base's torch_dtype describes the tensors; --dtype sets both; with no base
+// to read (moved), the checkpoint's fp32 and torch_dtype float32.
+TEST(ExportStream, FullParameterRunKeepsTheBaseDtype) {
+  TempDir d;
+  const auto lc = micro();
+  std::vector<std::pair<std::string, at::Tensor>> t;
+  auto g = at::make_generator<at::CPUGeneratorImpl>(5);
+  for (const auto& [name, shape] : cg::model::llama_tensor_shapes(lc))
+    t.emplace_back(name, at::randn(shape, g).to(shape.size() == 1 ? at::kFloat : at::kBFloat16));
+  cg::model::write_hf_checkpoint(d / "hf", t, lc);
+  ASSERT_EQ(nlohmann::json::parse(cg::read_file(d / "hf/config.json"))["torch_dtype"], "bfloat16");
+  write_random_hf(d / "hf32", lc, at::kFloat, int64_t{1} << 30, 6);
+  const auto torch_dtype = [&](const std::string& out) {
+    return nlohmann::json::parse(cg::read_file(out + "/config.json"))["torch_dtype"].get<std::string>();
+  };
+  const auto expect_tensors = [&](const std::string& out, const std::map<std::string, at::ScalarType>& dtypes,
+                                  const std::map<std::string, at::Tensor>& params) {
+    const cg::model::HfCheckpoint got(out);
+    for (const auto& [name, shape] : cg::model::llama_tensor_shapes(lc)) {
+      ASSERT_EQ(got.info(name).scalar_type, dtypes.at(name)) << name;
+      EXPECT_TRUE(at::equal(got.read(name), params.at(name).to(dtypes.at(name)))) << name;
+    }
+  };
+  std::map<std::string, at::ScalarType> base_dt, all32, all16;
+  for (const auto& [name, x] : t) base_dt[name] = x.scalar_type(), all32[name] = at::kFloat, all16[name] = at::kHalf;
+
+  const auto run = make_export_run(d / "full", lc, d / "hf", {"lora.enabled=false"});
+  cg::export_run({d / "full", -1, d / "out", true, ""});
+  expect_tensors(d / "out", base_dt, run.params);
+  EXPECT_EQ(torch_dtype(d / "out"), "bfloat16");
+  cg::export_run({d / "full", -1, d / "out16", true, "fp16"});
+  expect_tensors(d / "out16", all16, run.params);
+  EXPECT_EQ(torch_dtype(d / "out16"), "float16");
+
+  const auto run32 = make_export_run(d / "full32", lc, d / "hf32", {"lora.enabled=false"});
+  cg::export_run({d / "full32", -1, d / "out32", true, ""});
+  expect_tensors(d / "out32", all32, run32.params);
+  EXPECT_EQ(torch_dtype(d / "out32"), "float32");
+
+  fs::rename(d / "hf", d / "hf_moved");  // no base to read: the checkpoint's dtype, and torch_dtype says so
+  cg::export_run({d / "full", -1, d / "out_nobase", true, ""});
+  expect_tensors(d / "out_nobase", all32, run.params);
+  EXPECT_EQ(torch_dtype(d / "out_nobase"), "float32");
+}
+
 TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
   TempDir d;
   auto lc = micro();
