@@ -100,7 +100,9 @@ int main(int argc, char** argv) {
     }
     if (cmd == "decode" && argc >= 4) {
       cg::Tokenizer tok = cg::Tokenizer::load(argv[2]);
-      std::printf("%s\n", tok.decode(parse_ids(argc, argv, tok)).c_str());
+      // The text's bytes as they are: a <0x00> byte piece decodes to a NUL, which a C string would end the text at.
+      const std::string text = tok.decode(parse_ids(argc, argv, tok)) + "\n";
+      std::fwrite(text.data(), 1, text.size(), stdout);
       return 0;
     }
     if (cmd == "--help" || cmd == "-h") {

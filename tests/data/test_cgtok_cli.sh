@@ -43,6 +43,15 @@ ids=$("$CGTOK" encode out.model "$text" | cut -f1)
 list="[$(echo $ids | tr ' ' ',')]"
 [ "$("$CGTOK" decode out.model "$list")" = "$text" ] && ok || bad "decode of one list argument $list is not '$text'"
 [ "$("$CGTOK" decode out.model $(echo "$ids" | sed -n 3p))" != "$text" ] && ok || bad "decode of one id gave the whole text"
+# A byte piece <0x00> (id 3 in the fixture) is a NUL byte in the text, and the text goes on after it.
+tail_ids=$(echo "$ids" | sed 1d)
+[ "$("$CGTOK" decode out.model 3 $tail_ids 3 | od -An -tx1 | tr -d ' \n' | head -c 2)" = 00 ] && ok \
+  || bad "decode of <0x00> does not start with a NUL byte"
+[ "$("$CGTOK" decode out.model 3 $tail_ids 3 | od -An -tx1 | tr -d ' \n' | tail -c 4)" = 000a ] && ok \
+  || bad "decode drops what follows a <0x00> byte (no NUL before the newline)"
+# (the word after the byte keeps its space: only a text's first piece loses it)
+[ "$("$CGTOK" decode out.model 3 $tail_ids 3 | tr -d '\0')" = " $text" ] && ok \
+  || bad "decode of <0x00>, '$text', <0x00> lost the text after the NUL"
 # the fixture tokenizer.json (llama_style.json) has 274 pieces
 expect_rc 1 "an id outside the vocabulary" "$CGTOK" decode out.model 1 274
 expect_out "id 274 is outside this model's vocabulary of 274 pieces \\(ids 0..273\\)" "an out-of-vocabulary id is named"
