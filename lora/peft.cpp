@@ -9,6 +9,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <spdlog/fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -34,6 +36,34 @@ const std::vector<std::string>& all_linear() {
   static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "o_proj",
                                                  "gate_proj", "up_proj", "down_proj"};
   return names;
+}
+
+// What to do with an adapter cgtrain cannot apply as LoRA factors: PEFT itself can fold it into its base.
+constexpr const char* kMergeFirst = "merge it into its base with PEFT (PeftModel.from_pretrained(base, DIR)"
+                                    ".merge_and_unload().save_pretrained(OUT)) and give OUT as model.hf_dir, "
+                                    "without the adapter";
+
+// A module LLaMA has (lm_head and embed_tokens too: not adaptable here, refused where the targets are used).
+bool is_llama_module(const std::string& t) {
+  for (const auto& k : all_linear())
+    if (t == k) return true;
+  return t == "lm_head" || t == "embed_tokens";
+}
+
+// PEFT's rank_pattern / alpha_pattern: {module pattern: r or alpha}. Empty, or every value `value`: no effect.
+bool pattern_changes_nothing(const nlohmann::json& p, double value) {
+  if (p.is_null()) return true;
+  if (!p.is_object()) return false;
+  for (const auto& v : p)
+    if (!v.is_number() || v.get<double>() != value) return false;
+  return true;
+}
+
+// Tensors of get_peft_model(LlamaModel) (task_type null or FEATURE_EXTRACTION) lack LlamaForCausalLM's inner
+// "model.": "base_model.model.layers.0..." is read as "base_model.model.model.layers.0...", the same weights.
+std::string with_causal_lm_prefix(const std::string& key) {
+  const std::string bare = std::string(kPrefix) + "layers.";
+  return key.rfind(bare, 0) == 0 ? std::string(kPrefix) + "model." + key.substr(std::string(kPrefix).size()) : key;
 }
 
 bool ends_with(const std::string& s, const std::string& suf) {
@@ -85,7 +115,8 @@ PeftConfig peft_config_from(const LoraConfig& lora, const std::string& base_mode
 std::string to_peft_name(const std::string& name) { return kPrefix + name; }
 
 std::string from_peft_name(const std::string& peft_name) {
-  CG_CHECK(peft_name.rfind(kPrefix, 0) == 0, "PEFT tensor name '{}' does not start with '{}'", peft_name, kPrefix);
+  CG_CHECK(peft_name.rfind(kPrefix, 0) == 0, "PEFT tensor name '{}' does not start with '{}', the prefix PEFT's "
+           "save_pretrained writes: save the adapter with PEFT's save_pretrained", peft_name, kPrefix);
   return peft_name.substr(std::string(kPrefix).size());
 }
 
@@ -147,6 +178,11 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
            is_cgtrain_folder(dir)
                ? fmt::format(" but a cgtrain run or step folder: export its adapter first (cgexport {} --out DIR) and "
                              "give DIR", dir)
+           : is_peft_adapter_folder((fs::path(dir) / "adapter").string())
+               ? fmt::format(" but a model (a cgexport --merge folder): the adapter is in {}/adapter/, give that (or "
+                             "give {} as model.hf_dir, without an adapter)", dir, dir)
+           : fs::exists(fs::path(dir) / "config.json")
+               ? std::string(" but a model (config.json): give it as model.hf_dir instead")
                : std::string());
   CG_CHECK(fs::exists(w_path), "{} not found{}", w_path.string(),
            fs::exists(fs::path(dir) / "adapter_model.bin")
@@ -175,6 +211,9 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     const std::string peft_type = field(j, "peft_type", std::string());
     CG_CHECK(peft_type == "LORA", "{}: peft_type is {}, expected LORA", where, peft_type.empty() ? "missing" : peft_type);
     CG_CHECK(j.contains("r"), "{}: the key \"r\" is missing", where);
+    if (j["r"].is_number_float() && j["r"].get<double>() == std::floor(j["r"].get<double>()) &&
+        std::fabs(j["r"].get<double>()) <= (1 << 20))
+      j["r"] = static_cast<int64_t>(j["r"].get<double>());  // 8.0: a whole number written as a float, as lora_alpha
     c.r = json_int_at(j, "r", where, 1, 1 << 20);  // a rank: not 8.5, not 0 (scale alpha / r), not 1e30
     c.lora_alpha = field(j, "lora_alpha", 0.0, true);
     CG_CHECK(std::isfinite(c.lora_alpha) && c.lora_alpha > 0 && c.lora_alpha <= std::numeric_limits<float>::max(),
@@ -201,18 +240,40 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     } else {
       c.target_modules = field(j, "target_modules", std::vector<std::string>());
       for (const auto& t : c.target_modules) target_regex = target_regex || t.find('.') != std::string::npos;
+      // PEFT ignores entries that match no module of the model (a list shared with other architectures:
+      // "query", "value"), as long as one matches.
+      std::vector<std::string> known;
+      for (const auto& t : c.target_modules)
+        (is_llama_module(t) || t.find('.') != std::string::npos ? known : out.ignored_targets).push_back(t);
+      CG_CHECK(!known.empty(), "{}: target_modules [{}] names no LLaMA module (q_proj, k_proj, v_proj, o_proj, "
+               "gate_proj, up_proj, down_proj): an adapter of another architecture; give one trained on a LLaMA base",
+               where, fmt::join(c.target_modules, ","));
+      c.target_modules = known;
     }
-    CG_CHECK(c.bias == "none", "{}: bias = {} is not supported (only none)", where, c.bias);
-    CG_CHECK(!field(j, "fan_in_fan_out", false), "{}: fan_in_fan_out = true is not supported", where);
-    CG_CHECK(!field(j, "use_dora", false), "{}: DoRA adapters (use_dora = true) are not supported", where);
-    for (const char* k : {"rank_pattern", "alpha_pattern"})
-      CG_CHECK(!j.contains(k) || j[k].is_null() || j[k].empty(), "{}: a non-empty {} is not supported", where, k);
+    // exclude_modules takes modules out of target_modules; which ones are left is what the tensors hold.
+    if (j.contains("exclude_modules") && !j["exclude_modules"].is_null() && !j["exclude_modules"].empty())
+      target_regex = true;
+    CG_CHECK(c.bias == "none", "{}: bias = {} is not supported (only none: cgtrain trains no biases); {}, or retrain "
+             "with bias=\"none\"", where, c.bias, kMergeFirst);
+    CG_CHECK(!field(j, "fan_in_fan_out", false), "{}: fan_in_fan_out = true (Conv1D-style transposed weights) is not "
+             "supported; {}", where, kMergeFirst);
+    CG_CHECK(!field(j, "use_dora", false), "{}: DoRA adapters (use_dora = true) are not supported; {}", where,
+             kMergeFirst);
+    CG_CHECK(!field(j, "use_qalora", false), "{}: use_qalora = true is not supported (QALoRA's lora_A acts on "
+             "group-pooled inputs); {}", where, kMergeFirst);
+    CG_CHECK(pattern_changes_nothing(j.value("rank_pattern", nlohmann::json()), double(c.r)), "{}: rank_pattern = {} "
+             "gives modules another r than r = {}, which is not supported (one r for every module); {}, or retrain "
+             "with one r", where, j["rank_pattern"].dump(), c.r, kMergeFirst);
+    CG_CHECK(pattern_changes_nothing(j.value("alpha_pattern", nlohmann::json()), c.lora_alpha), "{}: alpha_pattern = "
+             "{} gives modules another lora_alpha than {}, which is not supported (one scale for every module); {}, "
+             "or retrain with one lora_alpha", where, j["alpha_pattern"].dump(), c.lora_alpha, kMergeFirst);
     // Adapters on some layers only, extra trained modules (e.g. lm_head) or LoRA biases: not this model's layout.
     for (const char* k : {"layers_to_transform", "layers_pattern", "modules_to_save", "layer_replication"})
       CG_CHECK(!j.contains(k) || j[k].is_null() || (j[k].is_array() && j[k].empty()),
-               "{}: {} = {} is not supported (cgtrain adapts every layer's target modules and nothing else)", where,
-               k, j[k].dump());
-    CG_CHECK(!field(j, "lora_bias", false), "{}: lora_bias = true is not supported", where);
+               "{}: {} = {} is not supported (cgtrain adapts every layer's target modules and nothing else); {}",
+               where, k, j[k].dump(), kMergeFirst);
+    CG_CHECK(!field(j, "lora_bias", false), "{}: lora_bias = true is not supported (cgtrain trains no biases); {}",
+             where, kMergeFirst);
     // PiSSA, OLoRA, CorDA and LoftQ start from a changed base (W - B0 A0, or a quantised W): their factors mean
     // nothing added to the original weights. Gaussian, EVA and orthogonal starts leave the base as it is.
     if (j.contains("init_lora_weights") && j["init_lora_weights"].is_string()) {
@@ -227,16 +288,23 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     CG_FAIL("{}: not a valid PEFT adapter_config.json: {}", cfg_path.string(), e.what());
   }
   model::SafetensorsFile f(w_path.string());
+  // Keys of a LlamaModel adapter ("base_model.model.layers.") map onto ours unless mixed with LlamaForCausalLM's.
+  bool bare = false, wrapped = false;
+  for (const auto& key : f.keys())
+    (with_causal_lm_prefix(key) != key ? bare : wrapped) |= key.rfind(kPrefix, 0) == 0;
+  CG_CHECK(!(bare && wrapped), "{}: some tensor names start base_model.model.layers. (an adapter of LlamaModel), "
+           "others base_model.model.model. (of LlamaForCausalLM): two adapters' tensors in one file; save the "
+           "adapter again with PEFT's save_pretrained", w_path.string());
   for (const auto& key : f.keys()) {
     CG_CHECK(key.find(".default.") == std::string::npos && key.find("lora_magnitude_vector") == std::string::npos,
              "{}: tensor '{}' is not in PEFT's saved layout ({}); save the adapter with PEFT's save_pretrained",
              w_path.string(), key,
              key.find(".default.") != std::string::npos
                  ? "its name keeps the adapter name '.default', which save_pretrained strips"
-                 : "a DoRA magnitude vector, and DoRA adapters are not supported");
+                 : std::string("a DoRA magnitude vector, and DoRA adapters are not supported; ") + kMergeFirst);
     std::string name;
     try {
-      name = from_peft_name(key);
+      name = from_peft_name(bare ? with_causal_lm_prefix(key) : key);
     } catch (const Error& e) {
       CG_FAIL("{}: {}", w_path.string(), message_of(e));
     }
@@ -320,6 +388,28 @@ std::string check_embedding_layers(const PeftAdapter& a, const std::string& dir,
   return fmt::format("PEFT adapter {}: its saved embedding layers ({}) equal the base's in the base's {} rows (the "
                      "vocabulary was resized by appending rows, e.g. the reference's [PAD], a token the grammar never "
                      "samples): ignored, LoRA factors applied", dir, fmt::join(shapes, ", "), vocab);
+}
+
+std::string some_layers_only(const PeftAdapter& a, int64_t num_layers, const std::string& what) {
+  std::map<std::string, std::set<std::string>> layers;  // q_proj -> {"0", "1", ...}
+  for (const auto& [name, t] : a.factors) {
+    if (name.rfind("model.layers.", 0) != 0) continue;
+    const std::string module = name.substr(0, name.rfind(".lora_"));
+    layers[module.substr(module.rfind('.') + 1)].insert(name.substr(13, name.find('.', 13) - 13));
+  }
+  for (const auto& [kind, at] : layers)
+    if (int64_t(at.size()) < num_layers)
+      return fmt::format("{} has {} factors for {} of the model's {} layers: adapters on some layers only "
+                         "(layers_to_transform, exclude_modules or target_modules naming some layers) are not "
+                         "supported, cgtrain adapts every layer; {}", what, kind, at.size(), num_layers, kMergeFirst);
+  return "";
+}
+
+void warn_ignored_targets(const PeftAdapter& a, const std::string& what) {
+  if (!a.ignored_targets.empty())
+    spdlog::warn("{}: adapter_config.json target_modules entries [{}] name no LLaMA module and are ignored, as PEFT "
+                 "does; the adapted modules are [{}]", what, fmt::join(a.ignored_targets, ","),
+                 fmt::join(a.config.target_modules, ","));
 }
 
 at::Tensor merge_lora(const at::Tensor& W, const at::Tensor& A, const at::Tensor& B, double scale) {

@@ -46,7 +46,14 @@ struct PeftAdapter {
   // after a vocabulary resize, save_embedding_layers): never applied; check_embedding_layers says if they may be
   // ignored.
   std::map<std::string, at::Tensor> embedding_layers;
+  std::vector<std::string> ignored_targets;   // target_modules entries naming no LLaMA module (PEFT ignores them)
 };
+
+// "" when every module kind `a` adapts has factors on all num_layers layers; else the refusal, naming `what`
+// (adapters on some layers only: layers_to_transform, exclude_modules or target_modules naming some layers).
+std::string some_layers_only(const PeftAdapter& a, int64_t num_layers, const std::string& what);
+// Warns (naming `what`) of the adapter's ignored_targets, if any.
+void warn_ignored_targets(const PeftAdapter& a, const std::string& what);
 
 // "model.layers.0.self_attn.q_proj.lora_A.weight" <-> "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
 std::string to_peft_name(const std::string& name);
@@ -57,8 +64,11 @@ std::string from_peft_name(const std::string& peft_name);  // throws unless it h
 void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std::map<std::string, at::Tensor>& factors,
                         at::ScalarType dtype = at::kFloat);
 
-// Reads a PEFT LoRA adapter folder (ours or one saved by PEFT). Errors name the file and what is unsupported
-// (adapter_model.bin only, DoRA, rank/alpha patterns, fan_in_fan_out, bias != none, modules_to_save).
+// Reads a PEFT LoRA adapter folder (ours or one saved by PEFT). Errors name the file, what is unsupported
+// (adapter_model.bin only, DoRA, QALoRA, rank/alpha patterns that change r or alpha, fan_in_fan_out, bias != none,
+// modules_to_save) and what to do. Tensors of a LlamaModel adapter (base_model.model.layers.*) are read as
+// LlamaForCausalLM's. target_modules: list entries naming no LLaMA module are left out (ignored_targets); with a
+// regex, dotted entries or exclude_modules, the module kinds the tensors hold.
 PeftAdapter read_peft_adapter(const std::string& dir);
 
 // An adapter's saved embedding layers against its base (HF folder hf_dir, "" for a random init): "" when it saved

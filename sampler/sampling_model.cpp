@@ -271,17 +271,14 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
       desc += fmt::format(" + PEFT adapter {} (r {}, {} modules) merged", c.sample.adapter, ad->config.r,
                           ad->config.target_modules.size());
       const std::string dir = c.sample.adapter, base = bo.hf_dir.empty() ? "the random-init base" : bo.hf_dir;
-      std::set<std::string> layers;  // "model.layers.7.self_attn.q_proj.lora_A.weight" -> "7"
-      for (const auto& [name, t] : ad->factors)
-        if (name.rfind("model.layers.", 0) == 0) layers.insert(name.substr(13, name.find('.', 13) - 13));
-      const int64_t n_layers = bo.config.num_hidden_layers, n_adapted = int64_t(layers.size());
-      adapter_step = [ad, dir, base, n_layers, n_adapted, &lora_set, &dims, device](model::Llama& m) {
+      if (dims.rank == 0) lora::warn_ignored_targets(*ad, "PEFT adapter " + dir);
+      const int64_t n_layers = bo.config.num_hidden_layers;
+      adapter_step = [ad, dir, base, n_layers, &lora_set, &dims, device](model::Llama& m) {
         lora_set = lora::inject_lora(*m, inference_spec(ad->config.r, ad->config.lora_alpha, ad->config.use_rslora),
                                      ad->config.target_modules, dims.tp_comm, device, nullptr,
                                      dir + "/adapter_config.json target_modules");
-        CG_CHECK(n_adapted == 0 || n_adapted >= n_layers, "PEFT adapter {} has factors for {} of the model's {} "
-                 "layers: adapters on some layers only (layers_to_transform, or target_modules naming some layers) "
-                 "are not supported; cgtrain adapts every layer", dir, n_adapted, n_layers);
+        const std::string partial = lora::some_layers_only(*ad, n_layers, "PEFT adapter " + dir);
+        CG_CHECK(partial.empty(), "{}", partial);
         lora_set.load_full(ad->factors, "PEFT adapter " + dir,
                            fmt::format("was it trained on this base ({}, model.hf_dir)? Or its tensors and its "
                                        "adapter_config.json target_modules [{}] disagree", base,

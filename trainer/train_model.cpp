@@ -188,6 +188,10 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
                        "if that is a copy of the same weights, wrong otherwise", cfg.lora.init_adapter, trained,
                        cfg.model.hf_dir);
       }
+      const std::string partial = lora::some_layers_only(a, lc.num_hidden_layers,
+                                                         "lora.init_adapter " + cfg.lora.init_adapter);
+      CG_CHECK(partial.empty(), "{}", partial);
+      if (dims.rank == 0) lora::warn_ignored_targets(a, "lora.init_adapter " + cfg.lora.init_adapter);
       CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
                cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);
       // The factors only mean the adapter's update under its own scale (alpha / r or alpha / sqrt(r)).

@@ -324,6 +324,119 @@ TEST(Peft, RefusesTensorNamesOutsidePeftsSavedLayout) {
   }
 }
 
+// PEFT LoraConfig keys that either change nothing here (patterns equal to r / lora_alpha, "r": 2.0, target list
+// entries of other architectures, exclude_modules) or are refused naming the key and what to do (merge with PEFT).
+TEST(Peft, AcceptsNoOpKeysAndRefusalsSayWhatToDo) {
+  const std::string dir = fresh_dir("noop_keys");
+  cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kFloat);
+  const std::string head = R"({"peft_type": "LORA", "r": 2, "lora_alpha": 16, )";
+  const std::string tm = R"("target_modules": ["q_proj", "down_proj"])";
+  auto config = [&](const std::string& rest) { std::ofstream(dir + "/adapter_config.json") << head + rest + "}"; };
+  auto refusal = [&](const std::string& rest) -> std::string {
+    config(rest);
+    try {
+      cg::lora::read_peft_adapter(dir);
+    } catch (const cg::Error& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  for (const std::string same : {R"("rank_pattern": {"q_proj": 2, "down_proj": 2})", R"("alpha_pattern": {"q_proj": 16.0})",
+                                 R"("rank_pattern": null, "alpha_pattern": {})", R"("exclude_modules": null)"}) {
+    config(tm + ", " + same);
+    EXPECT_NO_THROW(cg::lora::read_peft_adapter(dir)) << same;
+  }
+  std::ofstream(dir + "/adapter_config.json") << R"({"peft_type": "LORA", "r": 2.0, "lora_alpha": 16, )" + tm + "}";
+  EXPECT_EQ(cg::lora::read_peft_adapter(dir).config.r, 2);
+  for (const std::string bad : {R"("rank_pattern": {"q_proj": 4})", R"("alpha_pattern": {"down_proj": 32})",
+                                R"("bias": "lora_only")", R"("fan_in_fan_out": true)", R"("use_dora": true)",
+                                R"("use_qalora": true)", R"("lora_bias": true)", R"("modules_to_save": ["lm_head"])",
+                                R"("layers_to_transform": [0])"}) {
+    const std::string why = refusal(tm + ", " + bad), key = bad.substr(1, bad.find('"', 1) - 1);
+    EXPECT_NE(why.find(key), std::string::npos) << why;
+    EXPECT_NE(why.find("not supported"), std::string::npos) << why;
+    EXPECT_NE(why.find("merge_and_unload().save_pretrained(OUT)) and give OUT as model.hf_dir"), std::string::npos)
+        << why;
+  }
+  // Entries naming no LLaMA module are left out, as PEFT ignores them; none left is another architecture's adapter.
+  config(R"("target_modules": ["query", "q_proj", "value", "down_proj"])");
+  const cg::lora::PeftAdapter extra = cg::lora::read_peft_adapter(dir);
+  EXPECT_EQ(extra.config.target_modules, (std::vector<std::string>{"q_proj", "down_proj"}));
+  EXPECT_EQ(extra.ignored_targets, (std::vector<std::string>{"query", "value"}));
+  std::string why = refusal(R"("target_modules": ["query", "value"])");
+  EXPECT_NE(why.find("target_modules [query,value] names no LLaMA module"), std::string::npos) << why;
+  // exclude_modules: the modules left are those the tensors hold (here no down_proj factors).
+  auto q_only = sample_factors();
+  for (int layer : {0, 1})
+    for (const char* f : {"lora_A", "lora_B"}) q_only.erase(fmt::format("model.layers.{}.mlp.down_proj.{}.weight", layer, f));
+  cg::lora::write_peft_adapter(dir, sample_config(), q_only, at::kFloat);
+  config(R"("target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], )"
+         R"("exclude_modules": ["down_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"])");
+  EXPECT_EQ(cg::lora::read_peft_adapter(dir).config.target_modules, std::vector<std::string>{"q_proj"});
+  fs::remove_all(dir);
+}
+
+// An adapter of LlamaModel (get_peft_model on the model without its LM head: task_type null) names its tensors
+// base_model.model.layers.*: the same modules, read under our names; mixed with LlamaForCausalLM's names, refused.
+TEST(Peft, ReadsLlamaModelAdapterKeys) {
+  const std::string dir = fresh_dir("llamamodel_keys");
+  cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kFloat);
+  std::vector<std::pair<std::string, at::Tensor>> bare;
+  for (const auto& [name, t] : sample_factors()) bare.emplace_back("base_model.model." + name.substr(6), t);  // - "model."
+  ASSERT_EQ(bare.front().first.rfind("base_model.model.layers.", 0), 0u);
+  cg::model::write_safetensors(dir + "/adapter_model.safetensors", bare, {{"format", "pt"}});
+  const cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(dir);
+  ASSERT_EQ(a.factors.size(), sample_factors().size());
+  for (const auto& [name, t] : sample_factors()) EXPECT_TRUE(torch::equal(a.factors.at(name), t)) << name;
+  bare.emplace_back("base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight", torch::zeros({2, 6}));
+  bare.emplace_back("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight", torch::zeros({6, 2}));
+  cg::model::write_safetensors(dir + "/adapter_model.safetensors", bare, {{"format", "pt"}});
+  try {
+    cg::lora::read_peft_adapter(dir);
+    ADD_FAILURE() << "mixed key layouts accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("an adapter of LlamaModel"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+// A cgexport --merge folder (a model, its adapter in adapter/) given as an adapter: the adapter's place is said.
+TEST(Peft, MergedFolderGivenAsAdapterNamesItsAdapter) {
+  const std::string dir = fresh_dir("merged_folder");
+  cg::lora::write_peft_adapter(dir + "/adapter", sample_config(), sample_factors(), at::kFloat);
+  std::ofstream(dir + "/config.json") << "{}";
+  try {
+    cg::lora::read_peft_adapter(dir);
+    ADD_FAILURE() << "a model folder read as an adapter";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the adapter is in " + dir + "/adapter/, give that"), std::string::npos)
+        << e.what();
+  }
+  fs::remove_all(dir + "/adapter");
+  try {
+    cg::lora::read_peft_adapter(dir);
+    ADD_FAILURE() << "a model folder read as an adapter";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("but a model (config.json): give it as model.hf_dir"), std::string::npos)
+        << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+// Per module kind: q_proj on both layers but down_proj on layer 0 only is an adapter on some layers only.
+TEST(Peft, SomeLayersOnlyIsPerModule) {
+  cg::lora::PeftAdapter a;
+  a.factors = sample_factors();  // q_proj and down_proj on layers 0 and 1
+  EXPECT_EQ(cg::lora::some_layers_only(a, 2, "X"), "");
+  std::string why = cg::lora::some_layers_only(a, 3, "X");
+  EXPECT_NE(why.find("X has down_proj factors for 2 of the model's 3 layers"), std::string::npos) << why;
+  a.factors.erase("model.layers.1.mlp.down_proj.lora_A.weight");
+  a.factors.erase("model.layers.1.mlp.down_proj.lora_B.weight");
+  why = cg::lora::some_layers_only(a, 2, "X");
+  EXPECT_NE(why.find("X has down_proj factors for 1 of the model's 2 layers: adapters on some layers only"),
+            std::string::npos) << why;
+  EXPECT_NE(why.find("merge_and_unload"), std::string::npos) << why;
+}
 // An adapter trained by the reference script (crystal-text-llm adds [PAD]: vocabulary V -> V + 1): PEFT saves the
 // whole embed_tokens and lm_head beside the factors. Accepted when their first V rows are the base's.
 TEST(Peft, EmbeddingLayersOfAResizedVocabularyAreCheckedAgainstTheBase) {

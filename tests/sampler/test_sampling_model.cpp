@@ -217,6 +217,36 @@ TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
   EXPECT_NE(same_flavor.find("trained on a random-init base"), std::string::npos) << same_flavor;
   EXPECT_EQ(same_flavor.find("model.hf_dir="), std::string::npos) << same_flavor;
   EXPECT_EQ(same_flavor.find("set model.flavor"), std::string::npos) << same_flavor;
+
+  // target_modules entries of other architectures ("query", "value") are ignored as PEFT does, said by name: the
+  // same model as the hand merge.
+  pc.base_model_name_or_path = "";
+  fs::remove_all(d + "/adapter_extra");
+  lora::write_peft_adapter(d + "/adapter_extra", pc, factors);
+  {
+    auto j = nlohmann::json::parse(std::ifstream(d + "/adapter_extra/adapter_config.json"));
+    j["target_modules"] = {"query", "q_proj", "value", "down_proj"};
+    std::ofstream(d + "/adapter_extra/adapter_config.json") << j.dump();
+    std::ostringstream log;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+    spdlog::default_logger()->sinks().push_back(sink);
+    auto extra = load_sampling_model(sampling_config(d + "/base", d + "/adapter_extra"), dims, 0, at::kCPU);
+    spdlog::default_logger()->sinks().pop_back();
+    EXPECT_LT((logits_of(*extra) - b).abs().max().item<double>(), 1e-4);
+    EXPECT_NE(log.str().find("target_modules entries [query,value] name no LLaMA module and are ignored"),
+              std::string::npos) << log.str();
+  }
+  // q_proj on every layer but down_proj on the last one missing: some layers only, per module, refused as such.
+  auto partial = factors;
+  const std::string last = "model.layers." + std::to_string(micro().num_hidden_layers - 1) + ".mlp.down_proj";
+  ASSERT_EQ(partial.erase(last + ".lora_A.weight") + partial.erase(last + ".lora_B.weight"), 2u);
+  fs::remove_all(d + "/adapter_partial");
+  lora::write_peft_adapter(d + "/adapter_partial", pc, partial);
+  const std::string why = load_error(d + "/base", d + "/adapter_partial");
+  EXPECT_NE(why.find("PEFT adapter " + d + "/adapter_partial has down_proj factors for " +
+                     std::to_string(micro().num_hidden_layers - 1) + " of the model's " +
+                     std::to_string(micro().num_hidden_layers) + " layers: adapters on some layers only"),
+            std::string::npos) << why;
   fs::remove_all(d);
 }
 
@@ -403,7 +433,7 @@ TEST(SamplingModel, PeftAdapterForAnotherBaseNamesTheAdapter) {
   factors.erase("model.layers.1.self_attn.q_proj.lora_B.weight");
   lora::write_peft_adapter(d + "/one_layer", pc, factors);
   e = error_of(d + "/one_layer");
-  EXPECT_NE(e.find("PEFT adapter " + d + "/one_layer has factors for 1 of the model's 2 layers: adapters on some "
+  EXPECT_NE(e.find("PEFT adapter " + d + "/one_layer has q_proj factors for 1 of the model's 2 layers: adapters on some "
                    "layers only"), std::string::npos) << e;
 
   pc.target_modules = {"q_proj", "lm_head"};

@@ -800,6 +800,33 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   } catch (const cg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("set lora.alpha=8 lora.rslora=false"), std::string::npos) << e.what();
   }
+  // An adapter with a module on some layers only is refused as such (as cgsample does), not by naming the
+  // lora.targets it already has; a cgexport --merge folder given as the adapter: its adapter/ is named.
+  {
+    cg::lora::PeftAdapter some = cg::lora::read_peft_adapter(d + "/out/adapter");
+    const std::string last = "model.layers." + std::to_string(lc.num_hidden_layers - 1) + ".self_attn.v_proj";
+    ASSERT_EQ(some.factors.erase(last + ".lora_A.weight") + some.factors.erase(last + ".lora_B.weight"), 2u);
+    cg::lora::write_peft_adapter(d + "/adapter_some", some.config, some.factors);
+    cg::Config partial = c;
+    partial.lora.init_adapter = d + "/adapter_some";
+    try {
+      cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
+      ADD_FAILURE() << "an adapter without " << last << " was loaded";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("lora.init_adapter " + d + "/adapter_some has v_proj factors for " +
+                                           std::to_string(lc.num_hidden_layers - 1) + " of the model's " +
+                                           std::to_string(lc.num_hidden_layers) + " layers: adapters on some layers "
+                                           "only"), std::string::npos) << e.what();
+    }
+    partial.lora.init_adapter = d + "/out";
+    try {
+      cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
+      ADD_FAILURE() << "a merged model folder was loaded as an adapter";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("the adapter is in " + d + "/out/adapter/, give that"), std::string::npos)
+          << e.what();
+    }
+  }
   // The same scale spelled otherwise (rsLoRA: 4 / sqrt(4) = 8 / 4) is the same update: loaded, same logits.
   cg::Config same_scale = c;
   same_scale.lora.alpha = 4;
