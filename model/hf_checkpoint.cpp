@@ -22,6 +22,26 @@ namespace fs = std::filesystem;
 
 namespace cg::model {
 
+namespace {
+
+// A shard of the same set as those the index names (model-0000i-of-0000N, the same N) that it lists no tensor of:
+// the index is incomplete (a download or copy cut short), and its layers would be missing, blamed on config.json.
+void check_index_lists_every_shard(const std::string& dir, const std::set<std::string>& listed) {
+  static const std::regex shard(R"(model-[0-9]{5}-of-([0-9]{5})\.safetensors)");
+  std::set<std::string> totals;
+  std::smatch m;
+  for (const auto& f : listed)
+    if (std::regex_match(f, m, shard)) totals.insert(m[1].str());
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    CG_CHECK(listed.count(f) || !std::regex_match(f, m, shard) || !totals.count(m[1].str()), "{}: {} is in the folder "
+             "but model.safetensors.index.json lists none of its tensors: the index is incomplete (a download or "
+             "copy cut short?); fetch the model's model.safetensors.index.json again", dir, f);
+  }
+}
+
+}  // namespace
+
 HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   CG_CHECK(fs::is_directory(dir), "checkpoint folder {} {} (model.hf_dir)", dir,
            fs::exists(dir) ? "is a file, not a folder" : "does not exist");
@@ -57,6 +77,7 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
       expected.emplace_back(it.key(), file);
     }
     names.assign(files.begin(), files.end());
+    check_index_lists_every_shard(dir, files);
   } else if (fs::exists(fs::path(dir) / "model.safetensors")) {
     names.push_back("model.safetensors");
   } else {

@@ -96,7 +96,10 @@ LlamaConfig llama_config_from_json(const std::string& text) {
   if (given("model_type"))
     CG_CHECK(j["model_type"] == "llama", "config.json: model_type {} is not llama", j["model_type"].dump());
   CG_CHECK(!flag("tie_word_embeddings"),
-           "config.json: tie_word_embeddings true is not supported (LLaMA-2 has an untied lm_head)");
+           "config.json: tie_word_embeddings true is not supported (LLaMA-2 has an untied lm_head); save the model "
+           "untied, its lm_head a copy of embed_tokens: in Python m = AutoModelForCausalLM.from_pretrained(DIR); "
+           "m.config.tie_word_embeddings = False; m.lm_head.weight = torch.nn.Parameter("
+           "m.model.embed_tokens.weight.clone()); m.save_pretrained(OUT), and give OUT");
   for (const char* bias : {"attention_bias", "mlp_bias"})
     CG_CHECK(!flag(bias), "config.json: {} true is not supported (LLaMA-2's projections have no bias)", bias);
   if (given("hidden_act"))  // transformers maps both names to SiLU
@@ -106,7 +109,9 @@ LlamaConfig llama_config_from_json(const std::string& text) {
     const auto& r = j["rope_scaling"];
     auto text = [&r](const char* k) { return r.contains(k) && r[k].is_string() ? r[k].get<std::string>() : ""; };
     const bool plain = r.is_object() && (r.contains("rope_type") ? text("rope_type") : text("type")) == "default";
-    CG_CHECK(plain, "config.json: rope_scaling {} is not supported (only unscaled RoPE, as in LLaMA-2)", r.dump());
+    CG_CHECK(plain, "config.json: rope_scaling {} is not supported (only unscaled RoPE, as in LLaMA-2): give a base "
+             "without rope_scaling (LLaMA-2 and its fine-tunes have none); deleting the key would change the "
+             "positions the model was trained with", r.dump());
   }
   LlamaConfig c;
   c.hidden_size = integer("hidden_size", std::nullopt);

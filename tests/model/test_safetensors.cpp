@@ -380,6 +380,23 @@ TEST(HfCheckpoint, BadCheckpointsNameTheKeyAndShapes) {
   std::ofstream(d / "index/model.safetensors.index.json") << R"({"weight_map":["a"]})";
   e = error_of([&] { HfCheckpoint ck(d / "index"); });
   EXPECT_TRUE(contains(e, "has no weight_map object")) << e;
+  // An index that lists none of a shard of its set (model-00002-of-N beside model-00001-of-N): the index is
+  // named as incomplete, not config.json blamed for the layers it leaves out.
+  write_hf_checkpoint(d / "orphan", full, c, 16 * 1024);
+  {
+    auto idx = nlohmann::json::parse(std::ifstream(d / "orphan/model.safetensors.index.json"));
+    const std::string last = idx["weight_map"]["lm_head.weight"];
+    ASSERT_NE(last, "model-00001-of-00002.safetensors");
+    for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end();)
+      it = *it == last ? idx["weight_map"].erase(it) : std::next(it);
+    std::ofstream(d / "orphan/model.safetensors.index.json") << idx.dump();
+    e = error_of([&] { HfCheckpoint ck(d / "orphan"); });
+    EXPECT_TRUE(contains(e, last + " is in the folder but model.safetensors.index.json lists none of its tensors: "
+                         "the index is incomplete")) << e;
+    // A file of another set (another shard count) is no part of this one: not in the way.
+    fs::rename(d / ("orphan/" + last), d / "orphan/model-00001-of-00099.safetensors");
+    EXPECT_EQ(error_of([&] { HfCheckpoint ck(d / "orphan"); }), "<no error>");
+  }
   // Shard names are files of the folder, not paths out of it.
   for (const char* file : {"../model-00001-of-00002.safetensors", "/etc/passwd", "", ".."}) {
     std::ofstream(d / "index/model.safetensors.index.json")
@@ -434,6 +451,11 @@ TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
       {R"(,"hidden_size":64.9)", "\"hidden_size\" is 64.9, not an integer"},
       {R"(,"rms_norm_eps":"small")", "\"rms_norm_eps\" is \"small\", not a number"},
       {R"(,"rope_scaling":{"type":"linear","factor":2.0})", "rope_scaling"},
+      // Each refusal says what to do.
+      {R"(,"rope_scaling":{"rope_type":"llama3","factor":8.0})", "give a base without rope_scaling"},
+      {R"(,"tie_word_embeddings":true)", "tie_word_embeddings true is not supported"},
+      {R"(,"tie_word_embeddings":true)", "m.config.tie_word_embeddings = False; m.lm_head.weight = "
+                                         "torch.nn.Parameter(m.model.embed_tokens.weight.clone()); m.save_pretrained(OUT)"},
       {R"(,"attention_bias":true)", "attention_bias true is not supported"},
       {R"(,"rope_scaling":{"rope_type":1})", "rope_scaling {\"rope_type\":1} is not supported"},
   };
