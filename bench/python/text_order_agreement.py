@@ -46,9 +46,9 @@ except ImportError as e:  # pragma: no cover
     print(f"skipped: /usr/bin/python3 cannot import pymatgen ({e})")
     sys.exit(77)
 
-NOBLE = ["He", "Ne", "Ar"]
-OTHERS = ["H", "Li", "Be", "B", "C", "N", "O", "F", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "K", "Ca", "Ti", "Fe",
-          "Cu", "Zn", "Br", "Kr", "Sr", "Zr", "Ag", "I", "Xe", "Cs", "Ba", "La", "Pt", "Au", "Pb", "Bi"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from derive_agreement import NOBLE, OTHERS, cif_text  # noqa: E402: the same random CIFs as derive_agreement's
+
 # Primitive groups whose operations keep a cubic cell's metric (signed permutations).
 SYM_GROUPS = ["P-1", "P2_1/c", "P2/m", "Pmmm", "Pbca", "Pnma", "P4/mmm", "P4_2/mnm", "P-42_1m", "Pm-3m", "Pa-3",
               "P2_13", "P-43m"]
@@ -67,20 +67,6 @@ def reference_text(cif):
     return (" ".join(["{0:.1f}".format(x) for x in lengths]) + "\n" + " ".join([str(int(x)) for x in angles]) + "\n" +
             "\n".join([str(t) + "\n" + " ".join(["{0:.2f}".format(x) for x in c])
                        for t, c in zip(structure.species, structure.frac_coords)]))
-
-
-def cif_text(name, abc, angles, ops, sites):
-    a, b, c = abc
-    al, be, ga = angles
-    out = [f"data_{name}", "_symmetry_space_group_name_H-M   'P 1'" if len(ops) == 1 else "",
-           f"_cell_length_a   {a:.8f}", f"_cell_length_b   {b:.8f}", f"_cell_length_c   {c:.8f}",
-           f"_cell_angle_alpha   {al:.8f}", f"_cell_angle_beta   {be:.8f}", f"_cell_angle_gamma   {ga:.8f}",
-           "loop_", " _symmetry_equiv_pos_site_id", " _symmetry_equiv_pos_as_xyz"]
-    out += [f"  {i + 1}  '{op}'" for i, op in enumerate(ops)]
-    out += ["loop_", " _atom_site_type_symbol", " _atom_site_label", " _atom_site_fract_x", " _atom_site_fract_y",
-            " _atom_site_fract_z", " _atom_site_occupancy"]
-    out += [f"  {el}  {el}{i}  {x:.8f}  {y:.8f}  {z:.8f}  1" for i, (el, (x, y, z)) in enumerate(sites)]
-    return "\n".join(line for line in out if line) + "\n"
 
 
 def random_elements(rng):
