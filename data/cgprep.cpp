@@ -1,4 +1,5 @@
-// cgprep: MP-20 CSVs (or another dataset's, or CIF folders) -> tokenized HDF5 shards (+ tokenizer.model) in data.shards_dir.
+// cgprep: MP-20 CSVs (or another dataset's, or CIF folders) -> tokenized HDF5 shards (+ tokenizer.model) in
+// data.shards_dir.
 //   cgprep [CONFIG.yaml] [data.key=value ...]      see --help for every key
 // SIGINT, SIGTERM or SIGHUP stops it like a failure (nothing of the run is kept), after which it dies of that signal
 // (exit status 128 + N in a shell); a second one kills it at once, leaving .cgprep.tmp for the next run to clear (a

@@ -419,7 +419,8 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
       // As pymatgen, whose Structure is ordered only where each site's occupancy is 1: 0.9999 is a partial one.
       if (std::fabs(occ - 1.0) > 1e-6)
         return fail(fmt::format("partial occupancy {} at site {} ({}); only ordered structures are read: order it "
-                                "first (e.g. pymatgen's OrderDisorderedStructureTransformation) or leave the file out{}",
+                                "first (e.g. pymatgen's OrderDisorderedStructureTransformation) or leave the file "
+                                "out{}",
                                 occ, s, sym, std::fabs(occ - 1.0) < 1e-2 ? "; if the site is full and the value only "
                                 "rounded (ICSD writes 0.9999 or 0.999), set the occupancy to 1" : ""));
     }

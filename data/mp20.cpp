@@ -316,7 +316,8 @@ DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
       const Crystal sorted = in_cif_parser_order(c);
       const auto amounts = species_amounts(sorted.species);
       const std::string derived = amounts.empty() ? "" : pymatgen_reduced_formula(amounts).first;
-      if (!amounts.empty() && c.formula != derived) {  // empty, or a cell that prompts must not state as it is (MP-20's never differ)
+      // Empty, or a cell that prompts must not state as it is (MP-20's never differ).
+      if (!amounts.empty() && c.formula != derived) {
         if (!c.formula.empty()) {
           const auto counts = formula_counts(c.formula);
           formula[size_t(i)] = !counts ? 2

@@ -209,7 +209,8 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     std::ifstream in(cfg_path);
     nlohmann::json j = nlohmann::json::parse(in);
     const std::string peft_type = field(j, "peft_type", std::string());
-    CG_CHECK(peft_type == "LORA", "{}: peft_type is {}, expected LORA", where, peft_type.empty() ? "missing" : peft_type);
+    CG_CHECK(peft_type == "LORA", "{}: peft_type is {}, expected LORA", where,
+             peft_type.empty() ? "missing" : peft_type);
     CG_CHECK(j.contains("r"), "{}: the key \"r\" is missing", where);
     if (j["r"].is_number_float() && j["r"].get<double>() == std::floor(j["r"].get<double>()) &&
         std::fabs(j["r"].get<double>()) <= (1 << 20))
@@ -370,8 +371,8 @@ std::string check_embedding_layers(const PeftAdapter& a, const std::string& dir,
     const at::Tensor b = base.read(base_name);
     CG_CHECK(t.dim() == 2 && b.dim() == 2 && t.size(1) == b.size(1) && t.size(0) >= b.size(0),
              "{} {}: its {} has shape [{}], which does not extend the base's [{}] (in {}) by rows: set "
-             "model.hf_dir to the base the adapter was trained on", saved, why, kPrefix + name, fmt::join(t.sizes(), ", "),
-             fmt::join(b.sizes(), ", "), hf_dir);
+             "model.hf_dir to the base the adapter was trained on", saved, why, kPrefix + name,
+             fmt::join(t.sizes(), ", "), fmt::join(b.sizes(), ", "), hf_dir);
     const at::ScalarType dt = coarser(t.scalar_type(), b.scalar_type());
     const at::Tensor same = (t.narrow(0, 0, b.size(0)).to(dt) == b.to(dt)).all(1);
     if (!same.all().item<bool>()) {

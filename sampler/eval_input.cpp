@@ -112,11 +112,11 @@ void from_cdvae_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
 }
 
 // The reference's samples (facebookresearch/crystal-text-llm): llama_sample.py writes gen_str,cif,model_name, where
-// gen_str is the decoded prompt + generated text; its saved_samples CSVs hold ",cif" (pandas' index and the CIF). With a
-// gen_str column that text is what is evaluated, read as cgsample reads another sampler's text (its prompt cut off
-// as the reference's gen_str.replace(prompt, "") does, the conditions it states kept); the cif column is the
-// reference's parse of it, made by a looser parser, and is read only when there is no gen_str. Ids: the unnamed index
-// column, else "row<N>" (0-based data row).
+// gen_str is the decoded prompt + generated text; its saved_samples CSVs hold ",cif" (pandas' index and the CIF).
+// With a gen_str column that text is what is evaluated, read as cgsample reads another sampler's text (its prompt
+// cut off as the reference's gen_str.replace(prompt, "") does, the conditions it states kept); the cif column is the
+// reference's parse of it, made by a looser parser, and is read only when there is no gen_str. Ids: the unnamed
+// index column, else "row<N>" (0-based data row).
 void from_reference_csv(const std::string& file, const std::string& text, int64_t max_rows, EvalInput* in) {
   const CsvTable t = parse_csv(text);
   const int64_t c_gen = t.find("gen_str"), c_cif = t.find("cif"), c_index = t.find("");

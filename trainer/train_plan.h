@@ -17,7 +17,8 @@ struct PlanDevice {
 PlanDevice plan_device(const Config& cfg, double device_gb);
 
 // The plan as text (no MPI, no weights loaded: the shapes come from model.hf_dir's config.json or, where that folder
-// does not exist, model.flavor's preset; a line says which); `fits` (when given) receives the verdict. With model.device=cpu every rank of the grid counts against the host.
+// does not exist, model.flavor's preset; a line says which); `fits` (when given) receives the verdict. With
+// model.device=cpu every rank of the grid counts against the host.
 std::string train_plan_text(const Config& cfg, const PlanDevice& device = {}, bool* fits = nullptr);
 // Prints train_plan_text to stdout; returns whether it fits.
 bool print_train_plan(const Config& cfg, const PlanDevice& device);
