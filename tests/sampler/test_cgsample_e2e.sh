@@ -89,8 +89,8 @@ printf 'data_broken\n_cell_length_a 3\n' > "$D/mixed/broken.cif"
 "$B/sampler/cgeval" eval.input="$D/mixed" eval.train_csv="" eval.ref_csv="" eval.spacegroups=false >"$D/mixed.log" 2>&1
 grep -q "1 of 2 CIF blocks in $D/mixed did not read" "$D/mixed.log"
 grep -q "CIF block [01]: broken" "$D/mixed.log"
-# Conditions from rows: a CSV of no rows says so; rows whose formula is not one are left out, counted, the first
-# named.
+# Conditions from rows: a CSV of no rows says so; rows whose formula cell is not a formula state the formula derived
+# from their structure instead (as cgprep's prompts do), counted, the first named, none left out.
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.conditions_from="$D/header_only.csv" \
     2>"$D/bad.err"; then echo "conditions from a CSV without rows must be refused" >&2; exit 1; fi
 grep -q "no row of $D/header_only.csv (0 data rows) has all of sample.condition_on \[formula, spacegroup\]" "$D/bad.err"
@@ -107,8 +107,9 @@ with open(sys.argv[1], "w", newline="") as f:
 PY
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/odd" sample.conditions_from="$D/odd_rows.csv" sample.num_samples=2 \
   sample.max_new_tokens=25 2>"$D/odd.err" >&2
-grep -q "2 of 3 rows left out (2 with a formula that is not one; the first: row 0: mp-[0-9]*: a formula that is not one)" \
+grep -q "2 row(s) of $D/odd_rows.csv have a formula cell that is not a formula or not the composition of their structure; their prompts state the formula derived from the structure instead (the first: mp-[0-9]*: 'xx2' is not a formula such as Fe2O3; [A-Z][A-Za-z0-9]* stated instead)" \
   "$D/odd.err"
+if grep -q "rows left out" "$D/odd.err"; then echo "rows with a formula cell that is not one were left out" >&2; exit 1; fi
 if grep -q "formula is xx2" "$D/odd/samples.jsonl"; then echo "a prompt states formula xx2" >&2; exit 1; fi
 if "$B/sampler/cgeval" "$@" eval.input="$D/on" eval.out="$D/inv_eval" eval.invariance=true data.test_csv= \
     2>"$D/inv.err"; then echo "the invariance check ran without a test split" >&2; exit 1; fi
