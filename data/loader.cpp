@@ -232,7 +232,8 @@ void Loader::restore(const LoaderState& s, const std::vector<std::string>& also_
            "loader state was saved (another tokenizer, cgprep settings or source CSV, or formulas and space groups "
            "derived where the first cgprep derived none: digest {} then, {} now), so the "
            "run would not continue the same samples: prepare them as before (see cgprep_config.yaml of the shards "
-           "used), or start a new train.run_dir", s.shards, mine.shards);
+           "used; shards made before data.site_order existed hold data.site_order=file's text), or start a new "
+           "train.run_dir", s.shards, mine.shards);
   CG_CHECK(s.epoch >= 0 && s.cursor >= 0 && s.cursor < batches_per_epoch(), "loader state cursor {} is outside [0, {})",
            s.cursor, batches_per_epoch());
   epoch_ = s.epoch;

@@ -90,6 +90,9 @@ CsvColumns parse_columns(const std::vector<std::string>& entries) {
              "your CSV's column)", e, name, known);
     CG_CHECK(!out.renamed.count(name), "data.columns maps {} twice ({}={} and {}): keep one", name, name,
              out.renamed[name], e);
+    for (const auto& [other, col] : out.renamed)  // one column read as two properties would state one value twice
+      CG_CHECK(col != column, "data.columns maps both {} and {} to column '{}': each column can be one of them; keep "
+               "one", other, name, column);
     out.renamed[name] = column;
   }
   return out;
@@ -120,6 +123,10 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
     CG_CHECK(t.find(column) >= 0, "data.columns maps {} to column '{}', which the CSV lacks; its columns are {}: "
              "correct data.columns (name=column, the column as the header spells it)", name, column,
              fmt::join(t.header, ", "));
+  for (const char* name : {"material_id", "cif"})  // the two columns every row needs
+    CG_CHECK(t.find(columns.of(name)) >= 0, "CSV has no column '{}'; its columns are {}: if one of them holds the {}, "
+             "name it with data.columns=[{}=<that column>] (docs/formats.md#other-datasets)", columns.of(name),
+             fmt::join(t.header, ", "), std::string(name) == "cif" ? "CIFs" : "crystals' ids", name);
   const size_t c_id = t.column(columns.of("material_id")), c_cif = t.column(columns.of("cif"));
   Mp20Split out;
   std::vector<int64_t> read = {int64_t(c_id), int64_t(c_cif), t.find("elements")};  // elements: MP-20's, derived

@@ -34,11 +34,12 @@ std::vector<std::string> legacy_settings_jsons(const std::string& settings, cons
   nlohmann::json j = nlohmann::json::parse(settings, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || j.contains("tokenizer")) return {};
   std::vector<std::string> out;
-  // Before data.site_order, cgprep recorded no site order and wrote the file's. Either value counts as that: with
-  // file it is the same text, and with pymatgen it is for MP-20 (written from pymatgen's structures: no row of its
-  // three splits changes text), the data older runs trained on.
+  // Before data.site_order, cgprep recorded no site order and wrote the file's: only file counts as that. pymatgen's
+  // gives MP-20 the same text (no row of its three splits changes), but another source's CIFs other text, which a
+  // resumed run must not take for the samples it trained on.
   const nlohmann::json::json_pointer order("/text/site_order");
   if (j.contains(order)) {
+    if (j[order] != "file") return {};
     j["text"].erase("site_order");
     out.push_back(j.dump());
   }

@@ -18,9 +18,10 @@ TextOptions text_options(const DataConfig& d);
 // among them: it enters the shards by its sha256 (ShardMeta::tokenizer_sha256), not by how data.tokenizer named it.
 std::string settings_json(const DataConfig& d, const TextOptions& t);
 
-// The spellings an older cgprep gave the same settings: without text.site_order (cgprep before data.site_order), and
-// that one also recording "tokenizer" (data.tokenizer as written) and "tokenizer_vocab_size", taken here from `d`.
-// Empty when `settings` is not this cgprep's spelling. A checkpoint
+// The spellings an older cgprep gave the same settings: without text.site_order (cgprep before data.site_order, which
+// wrote the file's order: so only for site_order file), and that one also recording "tokenizer" (data.tokenizer as
+// written) and "tokenizer_vocab_size", taken here from `d`. Empty when `settings` is not this cgprep's spelling, or
+// records site_order pymatgen (a CIF folder's text differs from what older cgpreps wrote). A checkpoint
 // of a run on older shards holds the digest of that spelling; it resumes on the same shards made again.
 std::vector<std::string> legacy_settings_jsons(const std::string& settings, const DataConfig& d);
 

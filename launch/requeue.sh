@@ -3,8 +3,9 @@
 # after SIGUSR1 whatever stage it was in (a point stopped before or after training resumes at that stage). On 75 the
 # job is put back in the queue; the next start resumes from the newest complete checkpoint (checkpoint.resume=true),
 # so a run continues by itself until done. A stop signal that reaches a rank before its handlers are up (while MPI or
-# libtorch loads) kills it instead: the launcher then fails with another status, and since a signal came, that is
-# requeued too (nothing saved is lost; the next start resumes from the newest complete checkpoint).
+# libtorch loads) kills it instead: the launcher then exits with a signal's status (above 128: mpirun 138 after
+# USR1), and since a signal came, that is requeued too (nothing saved is lost; the next start resumes from the
+# newest complete checkpoint). Any other failure (1, 2, ...) is the run's own, signal or not, and ends the job.
 #
 # Signals: slurm.sbatch asks for USR1 to the batch shell alone (#SBATCH --signal=B:USR1@N), so that the warning
 # arrives whichever launcher runs the ranks. A shell runs a trap only once its foreground child has ended, so the
@@ -17,8 +18,9 @@
 CG_EXIT_PREEMPTED=75
 
 # cg_run_with_requeue CMD [ARGS...]: run CMD, passing USR1 sent to this shell on to it; on exit 75 under
-# Slurm, `scontrol requeue $SLURM_JOB_ID` and return 0 (the job is not marked failed); the same when CMD failed
-# after this shell got USR1 or TERM (a rank killed by it); otherwise return CMD's exit status. CG_MAX_REQUEUES
+# Slurm, `scontrol requeue $SLURM_JOB_ID` and return 0 (the job is not marked failed); the same when CMD exited with
+# a signal's status (> 128) after this shell got USR1 or TERM (a rank killed by it); otherwise return CMD's exit
+# status. CG_MAX_REQUEUES
 # (default 50) caps restarts.
 cg_run_with_requeue() {
   local rc=0
@@ -33,7 +35,7 @@ cg_run_with_requeue() {
   wait "$_cg_child" || rc=$?
   trap - USR1 TERM
   _cg_child=""
-  if [ "$rc" -ne 0 ] && [ "$rc" -ne "$CG_EXIT_PREEMPTED" ] && [ -n "$_cg_signalled" ]; then
+  if [ "$rc" -gt 128 ] && [ -n "$_cg_signalled" ]; then
     # A rank that had not yet set up its handlers (MPI or libtorch still loading) dies of the signal, and the
     # launcher fails with its own status: the run was stopped, not broken, and has lost nothing saved.
     echo "requeue: $1 exited $rc after SIG$_cg_signalled reached it (a rank still starting up, before its signal" \

@@ -604,6 +604,10 @@ TEST(Mp20, PropertyColumnsAreOptionalMaterialIdAndCifAreNot) {
     } catch (const cg::Error& e) {
       EXPECT_NE(std::string(e.what()).find("CSV has no column '"), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find("its columns are"), std::string::npos) << e.what();
+      // What to write: the missing one named through data.columns.
+      const std::string want = header[0] == 'i' ? "data.columns=[material_id=<that column>]"
+                                                : "data.columns=[cif=<that column>]";
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
     }
   }
 }

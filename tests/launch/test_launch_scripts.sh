@@ -276,6 +276,8 @@ failing() { return 3; }
   rm -f "$T/scontrol.calls"
   expect_rc 0 "a command that ends well after USR1 is not requeued" signalled_shell USR1 "bash -c 'trap \"\" USR1; sleep 1'"
   [ ! -f "$T/scontrol.calls" ] && ok || bad "a command that finished after USR1 was requeued"
+  expect_rc 2 "a command's own failure after USR1 is not requeued" signalled_shell USR1 "bash -c 'trap \"\" USR1; sleep 1; exit 2'"
+  [ ! -f "$T/scontrol.calls" ] && ok || bad "a command that failed on its own (exit 2) after USR1 was requeued"
   exit $fails
 ) || fails=$((fails + $?))
 expect_rc 75 "75 outside Slurm is passed on" cg_run_with_requeue preempted
