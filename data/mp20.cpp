@@ -259,6 +259,10 @@ Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict,
   const auto files = is_cif_file(dir) ? std::vector<std::filesystem::path>{dir} : cif_files(dir);
   CG_CHECK(!files.empty(), "{} holds no .cif or .cif.gz file{}; give a folder of CIFs or a CSV in CDVAE's layout",
            dir, cifs_in_subfolders(dir));
+  // CIFs of its own and more below: the ones below would be left out without a word.
+  if (!is_cif_file(dir))
+    if (const std::string below = cifs_in_subfolders(dir); !below.empty())
+      spdlog::warn("{} holds {} CIF file(s) of its own, which are read{}", dir, files.size(), below);
   Mp20Split out;
   out.missing_columns.assign(std::begin(kPropertyColumns), std::end(kPropertyColumns));  // no properties at all
   std::map<std::string, int> stems;  // x.cif and x.cif.gz both present: ids by file name

@@ -60,10 +60,13 @@ bool pattern_changes_nothing(const nlohmann::json& p, double value) {
 }
 
 // Tensors of get_peft_model(LlamaModel) (task_type null or FEATURE_EXTRACTION) lack LlamaForCausalLM's inner
-// "model.": "base_model.model.layers.0..." is read as "base_model.model.model.layers.0...", the same weights.
+// "model.": "base_model.model.layers.0..." (and a saved "base_model.model.embed_tokens.weight") is read as
+// "base_model.model.model.layers.0...", the same weights.
 std::string with_causal_lm_prefix(const std::string& key) {
-  const std::string bare = std::string(kPrefix) + "layers.";
-  return key.rfind(bare, 0) == 0 ? std::string(kPrefix) + "model." + key.substr(std::string(kPrefix).size()) : key;
+  for (const char* inner : {"layers.", "embed_tokens."})
+    if (key.rfind(std::string(kPrefix) + inner, 0) == 0)
+      return std::string(kPrefix) + "model." + key.substr(std::string(kPrefix).size());
+  return key;
 }
 
 bool ends_with(const std::string& s, const std::string& suf) {
@@ -291,8 +294,10 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   model::SafetensorsFile f(w_path.string());
   // Keys of a LlamaModel adapter ("base_model.model.layers.") map onto ours unless mixed with LlamaForCausalLM's.
   bool bare = false, wrapped = false;
-  for (const auto& key : f.keys())
-    (with_causal_lm_prefix(key) != key ? bare : wrapped) |= key.rfind(kPrefix, 0) == 0;
+  for (const auto& key : f.keys()) {
+    bare |= with_causal_lm_prefix(key) != key;
+    wrapped |= key.rfind(std::string(kPrefix) + "model.", 0) == 0;
+  }
   CG_CHECK(!(bare && wrapped), "{}: some tensor names start base_model.model.layers. (an adapter of LlamaModel), "
            "others base_model.model.model. (of LlamaForCausalLM): two adapters' tensors in one file; save the "
            "adapter again with PEFT's save_pretrained", w_path.string());

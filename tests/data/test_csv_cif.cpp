@@ -1,6 +1,8 @@
 // CSV (multi-line quoted cells, empty cells), CIF reading and MP-20 rows: good rows, unknown properties, rejections.
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -838,4 +840,16 @@ TEST(Mp20, AFolderWithCifsOnlyInSubfoldersSaysSo) {
   const cg::test::TempDir empty("cg_test_no_cifs");
   const std::string none = cg::test::error_of([&] { cg::read_cif_folder(empty.path.string()); });
   EXPECT_EQ(none.find("subfolders"), std::string::npos) << none;
+  // CIFs of its own beside those in subfolders: its own are read, and the ones below are warned of, not dropped
+  // silently.
+  std::ofstream(dir / "top.cif") << "data_x\n";
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  const cg::Mp20Split s = cg::read_cif_folder(dir.path.string());
+  spdlog::default_logger()->sinks().pop_back();
+  EXPECT_EQ(s.rows_read, 1);
+  EXPECT_NE(log.str().find(dir.path.string() + " holds 1 CIF file(s) of its own, which are read; subfolders are "
+                           "not read, and " + (dir.path / "icsd" / "a").string() + " holds 2 CIF file(s)"),
+            std::string::npos) << log.str();
 }

@@ -388,6 +388,13 @@ TEST(Peft, ReadsLlamaModelAdapterKeys) {
   const cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(dir);
   ASSERT_EQ(a.factors.size(), sample_factors().size());
   for (const auto& [name, t] : sample_factors()) EXPECT_TRUE(torch::equal(a.factors.at(name), t)) << name;
+  // With its embedding layer saved (a resized vocabulary): LlamaModel's embed_tokens, kept apart as ours.
+  auto with_embed = bare;
+  with_embed.emplace_back("base_model.model.embed_tokens.weight", torch::ones({5, 6}));
+  cg::model::write_safetensors(dir + "/adapter_model.safetensors", with_embed, {{"format", "pt"}});
+  const cg::lora::PeftAdapter e = cg::lora::read_peft_adapter(dir);
+  EXPECT_EQ(e.factors.size(), sample_factors().size());
+  ASSERT_EQ(e.embedding_layers.count("model.embed_tokens.weight"), 1u);
   bare.emplace_back("base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight", torch::zeros({2, 6}));
   bare.emplace_back("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight", torch::zeros({6, 2}));
   cg::model::write_safetensors(dir + "/adapter_model.safetensors", bare, {{"format", "pt"}});
