@@ -391,9 +391,9 @@ std::string check_embedding_layers(const PeftAdapter& a, const std::string& dir,
     shapes.push_back(fmt::format("{} [{}]", name, fmt::join(t.sizes(), ", ")));
     vocab = b.size(0);
   }
-  return fmt::format("PEFT adapter {}: its saved embedding layers ({}) equal the base's in the base's {} rows (the "
+  return fmt::format("its saved embedding layers ({}) equal the base's in the base's {} rows (the "
                      "vocabulary was resized by appending rows, e.g. the reference's [PAD], a token the grammar never "
-                     "samples): ignored, LoRA factors applied", dir, fmt::join(shapes, ", "), vocab);
+                     "samples): ignored, LoRA factors applied", fmt::join(shapes, ", "), vocab);
 }
 
 std::string some_layers_only(const PeftAdapter& a, int64_t num_layers, const std::string& what) {
@@ -416,6 +416,14 @@ void warn_ignored_targets(const PeftAdapter& a, const std::string& what) {
     spdlog::warn("{}: adapter_config.json target_modules entries [{}] name no LLaMA module and are ignored, as PEFT "
                  "does; the adapted modules are [{}]", what, fmt::join(a.ignored_targets, ","),
                  fmt::join(a.config.target_modules, ","));
+}
+
+void check_adapter_against_base(PeftAdapter& a, const std::string& dir, const std::string& hf_dir,
+                                const std::string& what, bool log) {
+  const std::string ignored = check_embedding_layers(a, dir, hf_dir);
+  if (!ignored.empty() && log) spdlog::info("{}: {}", what, ignored);
+  a.embedding_layers.clear();
+  if (log) warn_ignored_targets(a, what);
 }
 
 at::Tensor merge_lora(const at::Tensor& W, const at::Tensor& A, const at::Tensor& B, double scale) {

@@ -54,6 +54,12 @@ struct PeftAdapter {
 std::string some_layers_only(const PeftAdapter& a, int64_t num_layers, const std::string& what);
 // Warns (naming `what`) of the adapter's ignored_targets, if any.
 void warn_ignored_targets(const PeftAdapter& a, const std::string& what);
+// What cgsample and cgtrain (lora.init_adapter) do with an adapter just read, before its factors are used: its saved
+// embedding layers checked against the base hf_dir (check_embedding_layers, which throws), then dropped (never
+// applied: their memory back before the model is built); with `log` (rank 0), the info line and the warning of
+// ignored targets, both naming `what` ("lora.init_adapter DIR", "PEFT adapter DIR"). `dir`: the adapter folder.
+void check_adapter_against_base(PeftAdapter& a, const std::string& dir, const std::string& hf_dir,
+                                const std::string& what, bool log);
 
 // "model.layers.0.self_attn.q_proj.lora_A.weight" <-> "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
 std::string to_peft_name(const std::string& name);
@@ -72,7 +78,7 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
 PeftAdapter read_peft_adapter(const std::string& dir);
 
 // An adapter's saved embedding layers against its base (HF folder hf_dir, "" for a random init): "" when it saved
-// none; an info line when their first rows (the base's vocabulary) equal the base's, the vocabulary having only been
+// none; an info line (for the caller to prefix with the adapter's name) when their first rows (the base's vocabulary) equal the base's, the vocabulary having only been
 // grown (the reference's [PAD]): cgtrain then ignores them. Throws, saying what is unsupported (trained embedding
 // layers) and what to do, when they differ or there is no base to compare with. `dir`: the adapter, for messages.
 std::string check_embedding_layers(const PeftAdapter& a, const std::string& dir, const std::string& hf_dir);

@@ -263,15 +263,12 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
                                   : "HF checkpoint " + c.model.hf_dir;
     if (kind == AdapterKind::kPeft) {
       auto ad = std::make_shared<lora::PeftAdapter>(lora::read_peft_adapter(c.sample.adapter));
-      if (const std::string ignored = lora::check_embedding_layers(*ad, c.sample.adapter, bo.hf_dir);
-          !ignored.empty() && dims.rank == 0)
-        spdlog::info("{}", ignored);
-      ad->embedding_layers.clear();  // never applied: their memory back before the model is built
+      lora::check_adapter_against_base(*ad, c.sample.adapter, bo.hf_dir, "PEFT adapter " + c.sample.adapter,
+                                       dims.rank == 0);
       peft_base = ad->config.base_model_name_or_path;
       desc += fmt::format(" + PEFT adapter {} (r {}, {} modules) merged", c.sample.adapter, ad->config.r,
                           ad->config.target_modules.size());
       const std::string dir = c.sample.adapter, base = bo.hf_dir.empty() ? "the random-init base" : bo.hf_dir;
-      if (dims.rank == 0) lora::warn_ignored_targets(*ad, "PEFT adapter " + dir);
       const int64_t n_layers = bo.config.num_hidden_layers;
       adapter_step = [ad, dir, base, n_layers, &lora_set, &dims, device](model::Llama& m) {
         lora_set = lora::inject_lora(*m, inference_spec(ad->config.r, ad->config.lora_alpha, ad->config.use_rslora),

@@ -165,10 +165,8 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
     if (m.lora.dropout_gen) llama->recompute_generators.push_back(*m.lora.dropout_gen);
     if (!cfg.lora.init_adapter.empty() && !resuming) {
       lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
-      if (const std::string ignored = lora::check_embedding_layers(a, cfg.lora.init_adapter, cfg.model.hf_dir);
-          !ignored.empty() && dims.rank == 0)
-        spdlog::info("lora.init_adapter: {}", ignored);
-      a.embedding_layers.clear();
+      lora::check_adapter_against_base(a, cfg.lora.init_adapter, cfg.model.hf_dir,
+                                       "lora.init_adapter " + cfg.lora.init_adapter, dims.rank == 0);
       if (!cfg.model.hf_dir.empty()) {
         const std::string twice = merged_twice(cfg.model.hf_dir, peft_adapter_source(cfg.lora.init_adapter),
                                                "lora.init_adapter " + cfg.lora.init_adapter);
@@ -191,7 +189,6 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
       const std::string partial = lora::some_layers_only(a, lc.num_hidden_layers,
                                                          "lora.init_adapter " + cfg.lora.init_adapter);
       CG_CHECK(partial.empty(), "{}", partial);
-      if (dims.rank == 0) lora::warn_ignored_targets(a, "lora.init_adapter " + cfg.lora.init_adapter);
       CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
                cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);
       // The factors only mean the adapter's update under its own scale (alpha / r or alpha / sqrt(r)).

@@ -6,8 +6,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sstream>
 
 #include "common/error.h"
 #include "lora/peft.h"
@@ -520,6 +524,72 @@ TEST(Peft, EmbeddingLayersOfAResizedVocabularyAreCheckedAgainstTheBase) {
               std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("modules_to_save"), std::string::npos) << e.what();
   }
+}
+
+// What f logs (spdlog's default logger) while it runs.
+std::string log_of(const std::function<void()>& f) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  try {
+    f();
+  } catch (...) {
+    spdlog::default_logger()->sinks().pop_back();
+    throw;
+  }
+  spdlog::default_logger()->sinks().pop_back();
+  return log.str();
+}
+
+// The steps cgsample and cgtrain's lora.init_adapter take after reading an adapter, in one place: embedding layers
+// checked against the base and dropped, the info line and the ignored targets' warning naming the caller's setting
+// (on the logging rank only), the factors untouched; a trained embedding layer refused whatever the rank.
+TEST(Peft, CheckAdapterAgainstBaseDropsEmbeddingLayersAndSaysSo) {
+  const int64_t V = 5, d = 6;
+  const std::string base = fresh_dir("against_base"), dir = fresh_dir("against_adapter");
+  fs::create_directories(base);
+  const at::Tensor embed = (torch::arange(V * d, torch::kFloat).reshape({V, d}) * 0.3).sin();
+  const at::Tensor head = (torch::arange(V * d, torch::kFloat).reshape({V, d}) * 0.7).cos();
+  cg::model::write_safetensors(base + "/model.safetensors",
+                               {{"model.embed_tokens.weight", embed}, {"lm_head.weight", head}}, {});
+  auto write = [&](const at::Tensor& h) {
+    cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kFloat);
+    std::ofstream(dir + "/adapter_config.json")
+        << R"({"peft_type": "LORA", "r": 2, "lora_alpha": 16, "target_modules": ["q_proj", "query", "down_proj"]})";
+    std::vector<std::pair<std::string, at::Tensor>> all;
+    for (const auto& [name, t] : sample_factors()) all.emplace_back("base_model.model." + name, t);
+    all.emplace_back("base_model.model.model.embed_tokens.weight", torch::cat({embed, embed.mean(0, true)}, 0));
+    all.emplace_back("base_model.model.lm_head.weight", torch::cat({h, h.mean(0, true)}, 0));
+    cg::model::write_safetensors(dir + "/adapter_model.safetensors", all, {});
+  };
+  write(head);
+  cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(dir);
+  ASSERT_EQ(a.embedding_layers.size(), 2u);
+  const std::string log = log_of([&] { cg::lora::check_adapter_against_base(a, dir, base, "SETTING " + dir, true); });
+  EXPECT_TRUE(a.embedding_layers.empty());
+  ASSERT_EQ(a.factors.size(), sample_factors().size());
+  for (const auto& [name, t] : sample_factors()) EXPECT_TRUE(torch::equal(a.factors.at(name), t)) << name;
+  EXPECT_NE(log.find("SETTING " + dir + ": its saved embedding layers (lm_head.weight [6, 6], "
+                     "model.embed_tokens.weight [6, 6]) equal the base's"), std::string::npos) << log;
+  EXPECT_NE(log.find("SETTING " + dir + ": adapter_config.json target_modules entries [query] name no LLaMA module"),
+            std::string::npos) << log;
+  // Another rank: the same checks and drop, nothing said.
+  cg::lora::PeftAdapter quiet = cg::lora::read_peft_adapter(dir);
+  EXPECT_EQ(log_of([&] { cg::lora::check_adapter_against_base(quiet, dir, base, "SETTING", false); }), "");
+  EXPECT_TRUE(quiet.embedding_layers.empty());
+  // A trained head: refused on every rank.
+  at::Tensor trained = head.clone();
+  trained[2][3] += 0.25;
+  write(trained);
+  cg::lora::PeftAdapter t = cg::lora::read_peft_adapter(dir);
+  try {
+    cg::lora::check_adapter_against_base(t, dir, base, "SETTING", false);
+    ADD_FAILURE() << "a trained lm_head accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("row 2 of 5"), std::string::npos) << e.what();
+  }
+  fs::remove_all(base);
+  fs::remove_all(dir);
 }
 
 TEST(Peft, WriteRejectsMismatchedFactors) {
