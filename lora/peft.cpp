@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -93,6 +94,44 @@ void check_factors(const std::map<std::string, at::Tensor>& factors, int64_t r, 
     int64_t rank_dim = which == 'A' ? t.size(0) : t.size(1);
     CG_CHECK(rank_dim == r, "{}: {} has rank {} but r = {} (A is (r, in), B is (out, r))", where, name, rank_dim, r);
   }
+}
+
+// PEFT's test of a module path against exclude_modules (check_target_module_exists): a string is a regular
+// expression the whole path must match; a list entry matches the path itself or its end after a dot.
+bool excluded(const nlohmann::json& exclude, const std::string& path, const std::string& where) {
+  if (exclude.is_string()) {
+    try {
+      return std::regex_match(path, std::regex(exclude.get<std::string>()));
+    } catch (const std::regex_error& e) {
+      CG_FAIL("{}: \"exclude_modules\" = {} is not a regular expression this reader understands ({}); write it as "
+              "a list of module names, or as a plain regular expression", where, exclude.dump(), e.what());
+    }
+  }
+  for (const auto& e : exclude) {
+    const std::string entry = e.get<std::string>();
+    if (path == entry || ends_with(path, "." + entry)) return true;
+  }
+  return false;
+}
+
+// Leaves out the factors of modules exclude_modules names. PEFT writes none (an excluded module has no LoRA layer),
+// and its loader would drop them (unexpected keys of a non-strict load_state_dict): they are dropped here too, and
+// named (excluded_factors) for the caller's warning. bare: a LlamaModel adapter, whose module paths lack "model.".
+void drop_excluded(PeftAdapter& out, const nlohmann::json& exclude, bool bare, const std::string& where) {
+  for (auto it = out.factors.begin(); it != out.factors.end();) {
+    const std::string module = it->first.substr(0, it->first.rfind(".lora_"));
+    const std::string path = bare && module.rfind("model.", 0) == 0 ? module.substr(6) : module;
+    if (!excluded(exclude, path, where)) {
+      ++it;
+      continue;
+    }
+    out.excluded_factors.push_back(kPrefix + (bare ? it->first.substr(6) : it->first));
+    it = out.factors.erase(it);
+  }
+  CG_CHECK(!out.factors.empty() || out.excluded_factors.empty(), "{}: exclude_modules {} names the module of every "
+           "LoRA factor in {} (e.g. {}): PEFT would apply none of them, an adapter that changes nothing; save the "
+           "adapter again with PEFT, the modules it trained not in exclude_modules", where, exclude.dump(),
+           kWeightsFile, out.excluded_factors.empty() ? "" : out.excluded_factors.front());
 }
 
 }  // namespace
@@ -193,6 +232,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   PeftAdapter out;
   PeftConfig& c = out.config;
   bool target_regex = false;
+  nlohmann::json exclude;  // exclude_modules as written (null: none)
   const std::string where = cfg_path.string();
   // A key's value as T; a missing or mistyped one names the key. `fallback` for an optional key (null read as
   // absent: PEFT writes "task_type": null when none was given).
@@ -255,8 +295,14 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
       c.target_modules = known;
     }
     // exclude_modules takes modules out of target_modules; which ones are left is what the tensors hold.
-    if (j.contains("exclude_modules") && !j["exclude_modules"].is_null() && !j["exclude_modules"].empty())
+    if (j.contains("exclude_modules") && !j["exclude_modules"].is_null() && !j["exclude_modules"].empty()) {
       target_regex = true;
+      exclude = j["exclude_modules"];
+      bool names = exclude.is_string() || exclude.is_array();
+      for (const auto& e : exclude.is_array() ? exclude : nlohmann::json::array()) names = names && e.is_string();
+      CG_CHECK(names, "{}: \"exclude_modules\" = {} is neither a list of module names nor a string (a regular "
+               "expression); write it as PEFT's LoraConfig takes it", where, exclude.dump());
+    }
     CG_CHECK(c.bias == "none", "{}: bias = {} is not supported (only none: cgtrain trains no biases); {}, or retrain "
              "with bias=\"none\"", where, c.bias, kMergeFirst);
     CG_CHECK(!field(j, "fan_in_fan_out", false), "{}: fan_in_fan_out = true (Conv1D-style transposed weights) is not "
@@ -331,6 +377,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
              key);
     out.factors[name] = std::move(t);
   }
+  if (!exclude.is_null()) drop_excluded(out, exclude, bare, where);
   check_factors(out.factors, c.r, w_path.string());
   if (target_regex) {  // "model.layers.0.self_attn.q_proj.lora_A.weight" -> q_proj (a regex or module paths)
     std::set<std::string> kinds;
@@ -416,6 +463,11 @@ void warn_ignored_targets(const PeftAdapter& a, const std::string& what) {
     spdlog::warn("{}: adapter_config.json target_modules entries [{}] name no LLaMA module and are ignored, as PEFT "
                  "does; the adapted modules are [{}]", what, fmt::join(a.ignored_targets, ","),
                  fmt::join(a.config.target_modules, ","));
+  if (!a.excluded_factors.empty())
+    spdlog::warn("{}: {} holds {} LoRA factors of modules its adapter_config.json exclude_modules names (e.g. {}): "
+                 "PEFT never writes those and its loader drops them, so they are ignored here too (the file was "
+                 "edited or assembled by hand?); if they were meant to apply, remove those modules from "
+                 "exclude_modules", what, kWeightsFile, a.excluded_factors.size(), a.excluded_factors.front());
 }
 
 void check_adapter_against_base(PeftAdapter& a, const std::string& dir, const std::string& hf_dir,

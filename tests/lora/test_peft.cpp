@@ -53,6 +53,21 @@ std::map<std::string, at::Tensor> sample_factors() {
   return f;
 }
 
+// What f logs (spdlog's default logger) while it runs.
+std::string log_of(const std::function<void()>& f) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  try {
+    f();
+  } catch (...) {
+    spdlog::default_logger()->sinks().pop_back();
+    throw;
+  }
+  spdlog::default_logger()->sinks().pop_back();
+  return log.str();
+}
+
 PeftConfig sample_config() {
   PeftConfig c;
   c.r = 2;
@@ -380,6 +395,81 @@ TEST(Peft, AcceptsNoOpKeysAndRefusalsSayWhatToDo) {
   fs::remove_all(dir);
 }
 
+// exclude_modules naming a module whose factors the file holds (PEFT never writes such a file): the factors are left
+// out, as PEFT's loader drops them (the module has no LoRA layer there: unexpected keys of a non-strict load), and
+// named for a warning. Matched as PEFT does: list entries equal to the path or ending it after a dot, a string as a
+// regular expression over the whole path; a LlamaModel adapter's paths lack "model.".
+TEST(Peft, ExcludedModulesFactorsAreLeftOutAsPeftDoes) {
+  const std::string dir = fresh_dir("exclude");
+  const std::string head =
+      R"({"peft_type": "LORA", "r": 2, "lora_alpha": 16, "target_modules": ["q_proj", "down_proj"], )";
+  auto read_with = [&](const std::string& exclude) {
+    std::ofstream(dir + "/adapter_config.json") << head + R"("exclude_modules": )" + exclude + "}";
+    return cg::lora::read_peft_adapter(dir);
+  };
+  auto names = [](const cg::lora::PeftAdapter& a) {
+    std::vector<std::string> n;
+    for (const auto& [name, t] : a.factors) n.push_back(name);
+    return n;
+  };
+  const std::vector<std::string> q_only = {"model.layers.0.self_attn.q_proj.lora_A.weight",
+                                           "model.layers.0.self_attn.q_proj.lora_B.weight",
+                                           "model.layers.1.self_attn.q_proj.lora_A.weight",
+                                           "model.layers.1.self_attn.q_proj.lora_B.weight"};
+  const std::vector<std::string> down_keys = {"base_model.model.model.layers.0.mlp.down_proj.lora_A.weight",
+                                              "base_model.model.model.layers.0.mlp.down_proj.lora_B.weight",
+                                              "base_model.model.model.layers.1.mlp.down_proj.lora_A.weight",
+                                              "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"};
+  cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kFloat);
+  for (const std::string exclude : {R"(["down_proj"])", R"(["mlp.down_proj", "k_proj"])", R"(".*\\.mlp\\..*")"}) {
+    const cg::lora::PeftAdapter a = read_with(exclude);
+    EXPECT_EQ(names(a), q_only) << exclude;
+    EXPECT_EQ(a.config.target_modules, std::vector<std::string>{"q_proj"}) << exclude;
+    EXPECT_EQ(a.excluded_factors, down_keys) << exclude;
+    for (const auto& n : q_only) EXPECT_TRUE(torch::equal(a.factors.at(n), sample_factors().at(n))) << n;
+  }
+  // Not a match: a regex must match the whole path, a list entry a whole name ("proj" ends no path after a dot).
+  for (const std::string exclude : {R"("down_proj")", R"(["proj", "layers.0.mlp"])"}) {
+    const cg::lora::PeftAdapter a = read_with(exclude);
+    EXPECT_EQ(a.factors.size(), sample_factors().size()) << exclude;
+    EXPECT_TRUE(a.excluded_factors.empty()) << exclude;
+  }
+  // One layer's module: the rest of that kind is on some layers only, which is refused where the adapter is applied.
+  const cg::lora::PeftAdapter one = read_with(R"(["model.layers.1.mlp.down_proj"])");
+  EXPECT_EQ(one.excluded_factors, (std::vector<std::string>{down_keys[2], down_keys[3]}));
+  EXPECT_NE(cg::lora::some_layers_only(one, 2, "X").find("X has down_proj factors for 1 of the model's 2 layers"),
+            std::string::npos);
+  // The warning names the file, the count, a key and what to do.
+  const std::string log = log_of([&] { cg::lora::warn_ignored_targets(read_with(R"(["down_proj"])"), "SETTING"); });
+  for (const std::string& part : std::vector<std::string>{"SETTING: adapter_model.safetensors holds 4 LoRA factors of "
+                                 "modules its adapter_config.json exclude_modules names (e.g. " + down_keys[0] + ")",
+                                 "its loader drops them", "remove those modules from exclude_modules"})
+    EXPECT_NE(log.find(part), std::string::npos) << part << " in: " << log;
+  // Every factor excluded: nothing would apply, refused; a malformed exclude_modules is refused naming it.
+  auto refusal = [&](const std::string& exclude) {
+    try {
+      read_with(exclude);
+    } catch (const cg::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  std::string why = refusal(R"(["q_proj", "down_proj"])");
+  EXPECT_NE(why.find("names the module of every LoRA factor"), std::string::npos) << why;
+  why = refusal(R"({"q_proj": 1})");
+  EXPECT_NE(why.find("\"exclude_modules\" = {\"q_proj\":1} is neither a list"), std::string::npos) << why;
+  why = refusal(R"("(unclosed")");
+  EXPECT_NE(why.find("is not a regular expression this reader understands"), std::string::npos) << why;
+  // A LlamaModel adapter: its module paths are PEFT's keys there, "layers.0.mlp.down_proj".
+  std::vector<std::pair<std::string, at::Tensor>> bare;
+  for (const auto& [name, t] : sample_factors()) bare.emplace_back("base_model.model." + name.substr(6), t);
+  cg::model::write_safetensors(dir + "/adapter_model.safetensors", bare, {{"format", "pt"}});
+  const cg::lora::PeftAdapter b = read_with(R"(["layers.0.mlp.down_proj", "layers.1.mlp.down_proj"])");
+  EXPECT_EQ(names(b), q_only);
+  EXPECT_EQ(b.excluded_factors.front(), "base_model.model.layers.0.mlp.down_proj.lora_A.weight");
+  fs::remove_all(dir);
+}
+
 // An adapter of LlamaModel (get_peft_model on the model without its LM head: task_type null) names its tensors
 // base_model.model.layers.*: the same modules, read under our names; mixed with LlamaForCausalLM's names, refused.
 TEST(Peft, ReadsLlamaModelAdapterKeys) {
@@ -524,21 +614,6 @@ TEST(Peft, EmbeddingLayersOfAResizedVocabularyAreCheckedAgainstTheBase) {
               std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("modules_to_save"), std::string::npos) << e.what();
   }
-}
-
-// What f logs (spdlog's default logger) while it runs.
-std::string log_of(const std::function<void()>& f) {
-  std::ostringstream log;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-  spdlog::default_logger()->sinks().push_back(sink);
-  try {
-    f();
-  } catch (...) {
-    spdlog::default_logger()->sinks().pop_back();
-    throw;
-  }
-  spdlog::default_logger()->sinks().pop_back();
-  return log.str();
 }
 
 // The steps cgsample and cgtrain's lora.init_adapter take after reading an adapter, in one place: embedding layers
