@@ -401,6 +401,23 @@ at::ScalarType coarser(at::ScalarType a, at::ScalarType b) {
   return at::kBFloat16;
 }
 
+// The info line of embedding layers equal to the base's (check_embedding_layers), true to what was saved: the same
+// rows as the base's, or the base's with rows appended (how many, when every layer has the same).
+std::string embedding_layers_line(const std::vector<std::string>& shapes, const std::set<int64_t>& appended,
+                                  int64_t vocab) {
+  const std::string layers = fmt::format("its saved embedding layers ({})", fmt::join(shapes, ", "));
+  if (appended == std::set<int64_t>{0})
+    return fmt::format("{} equal the base's row for row ({} rows, none appended: the vocabulary was not resized, PEFT "
+                       "saved them as asked, save_embedding_layers=True): ignored, LoRA factors applied", layers,
+                       vocab);
+  const int64_t k = appended.size() == 1 ? *appended.begin() : 0;
+  const std::string rows = k == 1 ? "1 row appended" : k > 1 ? fmt::format("{} rows appended", k)
+                                                             : std::string("rows appended to some");
+  return fmt::format("{} equal the base's in the base's {} rows, {} (the vocabulary was resized, e.g. the "
+                     "reference's [PAD]: tokens past the base's vocabulary, which the grammar never samples): "
+                     "ignored, LoRA factors applied", layers, vocab, rows);
+}
+
 }  // namespace
 
 std::string check_embedding_layers(const PeftAdapter& a, const std::string& dir, const std::string& hf_dir) {
@@ -409,11 +426,12 @@ std::string check_embedding_layers(const PeftAdapter& a, const std::string& dir,
   for (const auto& [name, t] : a.embedding_layers) names.push_back(kPrefix + name);
   const std::string saved = fmt::format("{}/{} also saves {}", dir, kWeightsFile, fmt::join(names, " and "));
   const std::string why = "(PEFT saves them, save_embedding_layers, when the vocabulary was resized: the reference "
-                          "script crystal-text-llm adds a [PAD] token)";
+                          "script crystal-text-llm adds a [PAD] token; or when asked to, save_embedding_layers=True)";
   CG_CHECK(!hf_dir.empty(), "{} {}; they can only be checked against the base's, but model.hf_dir is empty: set "
            "model.hf_dir to the base the adapter was trained on", saved, why);
   const model::HfCheckpoint base(hf_dir);
   std::vector<std::string> shapes;
+  std::set<int64_t> appended;  // rows past the base's, per layer
   int64_t vocab = 0;
   for (const auto& [name, t] : a.embedding_layers) {
     // A base with tied embeddings has no lm_head of its own: its head is embed_tokens.
@@ -436,11 +454,10 @@ std::string check_embedding_layers(const PeftAdapter& a, const std::string& dir,
               saved, why, kPrefix + name, hf_dir, row, b.size(0));
     }
     shapes.push_back(fmt::format("{} [{}]", name, fmt::join(t.sizes(), ", ")));
+    appended.insert(t.size(0) - b.size(0));
     vocab = b.size(0);
   }
-  return fmt::format("its saved embedding layers ({}) equal the base's in the base's {} rows (the "
-                     "vocabulary was resized by appending rows, e.g. the reference's [PAD], a token the grammar never "
-                     "samples): ignored, LoRA factors applied", fmt::join(shapes, ", "), vocab);
+  return embedding_layers_line(shapes, appended, vocab);
 }
 
 std::string some_layers_only(const PeftAdapter& a, int64_t num_layers, const std::string& what) {

@@ -83,8 +83,9 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
 PeftAdapter read_peft_adapter(const std::string& dir);
 
 // An adapter's saved embedding layers against its base (HF folder hf_dir, "" for a random init): "" when it saved
-// none; an info line (for the caller to prefix with the adapter's name) when their first rows (the base's vocabulary) equal the base's, the vocabulary having only been
-// grown (the reference's [PAD]): cgtrain then ignores them. Throws, saying what is unsupported (trained embedding
+// none; an info line (for the caller to prefix with the adapter's name) when their first rows (the base's
+// vocabulary) equal the base's, saying whether rows were appended (the reference's [PAD]) or none (saved with
+// save_embedding_layers=True): cgtrain then ignores them. Throws, saying what is unsupported (trained embedding
 // layers) and what to do, when they differ or there is no base to compare with. `dir`: the adapter, for messages.
 std::string check_embedding_layers(const PeftAdapter& a, const std::string& dir, const std::string& hf_dir);
 

@@ -568,8 +568,16 @@ TEST(Peft, EmbeddingLayersOfAResizedVocabularyAreCheckedAgainstTheBase) {
   EXPECT_EQ(a.embedding_layers.at("lm_head.weight").sizes(), (std::vector<int64_t>{V + 1, d}));
   const std::string info = cg::lora::check_embedding_layers(a, dir, base);
   EXPECT_NE(info.find("ignored"), std::string::npos) << info;
-  EXPECT_NE(info.find("in the base's 5 rows"), std::string::npos) << info;
+  EXPECT_NE(info.find("equal the base's in the base's 5 rows, 1 row appended (the vocabulary was resized"),
+            std::string::npos) << info;
   EXPECT_NE(info.find("lm_head.weight [6, 6]"), std::string::npos) << info;
+  // Saved at the base's own size (save_embedding_layers=True, no resize): no row was appended, and the line says so.
+  write(embed.to(torch::kFloat), head.to(torch::kFloat));
+  const std::string same = cg::lora::check_embedding_layers(cg::lora::read_peft_adapter(dir), dir, base);
+  EXPECT_NE(same.find("(lm_head.weight [5, 6], model.embed_tokens.weight [5, 6]) equal the base's row for row (5 rows, "
+                      "none appended: the vocabulary was not resized"), std::string::npos) << same;
+  EXPECT_EQ(same.find("appending"), std::string::npos) << same;
+  EXPECT_EQ(same.find("[PAD]"), std::string::npos) << same;
   // An adapter without them: nothing to say.
   const std::string plain = fresh_dir("emb_plain");
   cg::lora::write_peft_adapter(plain, sample_config(), sample_factors(), at::kFloat);
