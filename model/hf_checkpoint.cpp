@@ -105,6 +105,41 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   }
   for (const auto& [key, f] : expected)
     CG_CHECK(by_file.at(f)->contains(key), "{}: the index puts {} in {} but that shard does not hold it", dir, key, f);
+  if (hf_ties_word_embeddings(dir)) tie_word_embeddings();
+}
+
+void HfCheckpoint::tie_word_embeddings() {
+  const std::string embed = "model.embed_tokens.weight", head = "lm_head.weight";
+  if (!contains(embed)) return;  // missing: check_hf_tensors names it
+  if (!contains(head)) {
+    alias_[head] = embed;
+    where_[head] = where_.at(embed);
+    return;
+  }
+  // Both stored: transformers ties them anyway (lm_head takes embed_tokens' matrix). Equal (save_pretrained of a tied
+  // model may write both), the same model either way; different, the folder is two models in one.
+  const TensorInfo &e = info(embed), &h = info(head);
+  CG_CHECK(e.shape == h.shape, "{}: config.json has tie_word_embeddings true, but lm_head.weight {} and "
+           "model.embed_tokens.weight {} differ in shape; set tie_word_embeddings to false if lm_head.weight is the "
+           "model's output layer", dir_, c10::str(at::IntArrayRef(h.shape)), c10::str(at::IntArrayRef(e.shape)));
+  const int64_t rows = e.shape.empty() ? 0 : e.shape[0], chunk = 4096;  // a few MB at a time, not two whole tables
+  for (int64_t r = 0; r < rows; r += chunk) {
+    const int64_t n = std::min(chunk, rows - r);
+    const at::Tensor a = read_slice(embed, 0, r, n), b = read_slice(head, 0, r, n);
+    const at::Tensor same = (a.to(at::kFloat) == b.to(at::kFloat)).flatten(1).all(1);
+    if (same.all().item<bool>()) continue;
+    const int64_t row = r + (~same).nonzero()[0][0].item<int64_t>();
+    CG_FAIL("{}: config.json has tie_word_embeddings true, so transformers uses model.embed_tokens.weight as the "
+            "output layer and silently overwrites the stored lm_head.weight, which differs from it (first at row {}): "
+            "the folder holds two models. If lm_head.weight is the trained output layer, set tie_word_embeddings to "
+            "false in {}/config.json; if the model is meant tied, remove lm_head.weight (save it again with "
+            "transformers' save_pretrained)", dir_, row, dir_);
+  }
+}
+
+const std::string& HfCheckpoint::stored(const std::string& name) const {
+  auto it = alias_.find(name);
+  return it == alias_.end() ? name : it->second;
 }
 
 std::vector<std::string> HfCheckpoint::keys() const {
@@ -274,8 +309,12 @@ void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected) {
   CG_CHECK(unexpected.empty(), "checkpoint {} has {} unexpected tensors, e.g. {} (is it a LLaMA checkpoint matching "
            "config.json?)", dir, unexpected.size(), unexpected.front());
   for (const auto& [name, shape] : expected) {
-    CG_CHECK(ckpt.contains(name), "checkpoint {} is missing {} (expected shape {})", dir, name,
-             c10::str(at::IntArrayRef(shape)));
+    CG_CHECK(ckpt.contains(name), "checkpoint {} is missing {} (expected shape {}){}", dir, name,
+             c10::str(at::IntArrayRef(shape)),
+             name == "lm_head.weight" && ckpt.contains("model.embed_tokens.weight")
+                 ? "; if the model's output layer is its embed_tokens (saved tied), set tie_word_embeddings to true "
+                   "in its config.json"
+                 : "");
     const auto& info = ckpt.info(name);
     CG_CHECK(info.shape == shape, "checkpoint {}: {} has shape {} but the model expects {} (check config.json "
              "or model.flavor)", dir, name, c10::str(at::IntArrayRef(info.shape)), c10::str(at::IntArrayRef(shape)));

@@ -21,26 +21,35 @@ class HfCheckpoint {
  public:
   // Opens <dir>/model.safetensors.index.json (every shard it names), else <dir>/model.safetensors, else the single
   // *.safetensors file in dir. Errors name the folder and what is missing.
+  // Tied embeddings (config.json tie_word_embeddings true), as transformers loads them: a folder without
+  // lm_head.weight reads model.embed_tokens.weight under that name too (tied()); one whose lm_head.weight differs
+  // from embed_tokens is refused (transformers would overwrite it with embed_tokens without a word).
   explicit HfCheckpoint(const std::string& dir);
 
   const std::string& dir() const { return dir_; }
-  std::vector<std::string> keys() const;  // sorted, over all shards
+  std::vector<std::string> keys() const;  // sorted, over all shards (a tied lm_head.weight included)
   bool contains(const std::string& name) const { return where_.count(name) > 0; }
-  const TensorInfo& info(const std::string& name) const { return file(name).info(name); }
-  at::Tensor read(const std::string& name) const { return file(name).read(name); }
+  const TensorInfo& info(const std::string& name) const { return file(name).info(stored(name)); }
+  at::Tensor read(const std::string& name) const { return file(name).read(stored(name)); }
   at::Tensor read_slice(const std::string& name, int64_t dim, int64_t start, int64_t len) const {
-    return file(name).read_slice(name, dim, start, len);
+    return file(name).read_slice(stored(name), dim, start, len);
   }
-  double element(const std::string& name, int64_t flat) const { return file(name).element(name, flat); }
+  double element(const std::string& name, int64_t flat) const { return file(name).element(stored(name), flat); }
   // After read(): give the tensor's mapped pages back (SafetensorsFile::drop_pages), for readers streaming a model.
-  void drop_pages(const std::string& name) const { file(name).drop_pages(name); }
+  void drop_pages(const std::string& name) const { file(name).drop_pages(stored(name)); }
   size_t num_files() const { return files_.size(); }
+  // lm_head.weight is model.embed_tokens.weight (tie_word_embeddings true, no lm_head.weight stored).
+  bool tied() const { return !alias_.empty(); }
 
  private:
   const SafetensorsFile& file(const std::string& name) const;
+  // The name a tensor is stored under: model.embed_tokens.weight for a tied lm_head.weight, else name.
+  const std::string& stored(const std::string& name) const;
+  void tie_word_embeddings();
   std::string dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*> where_;
+  std::map<std::string, std::string> alias_;  // lm_head.weight -> model.embed_tokens.weight when tied
 };
 
 // (name, full shape) of every tensor.

@@ -95,11 +95,7 @@ LlamaConfig llama_config_from_json(const std::string& text) {
   };
   if (given("model_type"))
     CG_CHECK(j["model_type"] == "llama", "config.json: model_type {} is not llama", j["model_type"].dump());
-  CG_CHECK(!flag("tie_word_embeddings"),
-           "config.json: tie_word_embeddings true is not supported (LLaMA-2 has an untied lm_head); save the model "
-           "untied, its lm_head a copy of embed_tokens: in Python m = AutoModelForCausalLM.from_pretrained(DIR); "
-           "m.config.tie_word_embeddings = False; m.lm_head.weight = torch.nn.Parameter("
-           "m.model.embed_tokens.weight.clone()); m.save_pretrained(OUT), and give OUT");
+  flag("tie_word_embeddings");  // true or false: tying happens where the weights are read (HfCheckpoint)
   for (const char* bias : {"attention_bias", "mlp_bias"})
     CG_CHECK(!flag(bias), "config.json: {} true is not supported (LLaMA-2's projections have no bias)", bias);
   if (given("hidden_act"))  // transformers maps both names to SiLU
@@ -144,6 +140,17 @@ std::string missing_config_hint(const std::string& hf_dir) {
            "export it (cgexport RUN_DIR --out DIR, --merge for a whole model) and keep model.hf_dir its base model";
   return "a Hugging Face checkpoint folder holds config.json beside its *.safetensors; copy the model's config.json "
          "there";
+}
+
+bool hf_ties_word_embeddings(const std::string& hf_dir) {
+  const auto path = std::filesystem::path(hf_dir) / "config.json";
+  if (!std::filesystem::is_regular_file(path)) return false;
+  const nlohmann::json j =
+      nlohmann::json::parse(read_file(path.string(), "config.json"), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("tie_word_embeddings") || j["tie_word_embeddings"].is_null()) return false;
+  CG_CHECK(j["tie_word_embeddings"].is_boolean(), "{}: \"tie_word_embeddings\" is {}, not true or false",
+           path.string(), j["tie_word_embeddings"].dump());
+  return j["tie_word_embeddings"].get<bool>();
 }
 
 LlamaConfig load_llama_config(const std::string& hf_dir) {

@@ -154,6 +154,9 @@ void finish_hf_folder(const std::string& dir, const std::string& base_dir, bool 
     // Fields a base's published config may revise for the same weights (check_hf_config warns of them): the values
     // the run trained with, which its adapter (or weights) go with.
     for (const char* key : {"rms_norm_eps", "max_position_embeddings"}) j[key] = ours[key];
+    // lm_head.weight is written whole (a tied base's is its embed_tokens, read under that name): the folder is
+    // untied, the same model to transformers, and read by tools that expect lm_head.weight.
+    j["tie_word_embeddings"] = false;
     const fs::path base_tok = fs::path(base_dir) / "tokenizer.model";
     const bool same_tokenizer = !fs::exists(base_tok) || read_file(base_tok.string(), "tokenizer") == tok_bytes;
     for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",

@@ -21,6 +21,7 @@
 #include "dist/tp_plan.h"
 #include "lora/peft.h"
 #include "model/base_sample.h"
+#include "model/llama_config.h"
 #include "trainer/train_export.h"
 
 namespace cg {
@@ -138,6 +139,14 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
   const at::ScalarType dtype = model::resolve_dtype(cfg.model.dtype, device);
   CG_CHECK(!m.full_param || dtype == at::kFloat, "full-parameter training (lora.enabled=false) keeps fp32 weights "
            "and AdamW state; set model.dtype=fp32 or enable LoRA");
+  // A tied base's lm_head is its embed_tokens: trained as the two matrices cgtrain holds, they would part, and
+  // transformers would load the export tied again (the trained lm_head lost). LoRA leaves both frozen: fine.
+  CG_CHECK(!m.full_param || cfg.model.hf_dir.empty() || !model::hf_ties_word_embeddings(cfg.model.hf_dir),
+           "model.hf_dir {} ties lm_head to embed_tokens (config.json tie_word_embeddings true), and full-parameter "
+           "training (lora.enabled=false) would train them apart, which a tied model cannot hold: train with LoRA "
+           "(lora.enabled=true; both stay frozen), or untie the base first and give that: in Python m = "
+           "AutoModelForCausalLM.from_pretrained(DIR); m.config.tie_word_embeddings = False; m.lm_head.weight = "
+           "torch.nn.Parameter(m.model.embed_tokens.weight.clone()); m.save_pretrained(OUT)", cfg.model.hf_dir);
 
   dist::ModelBuildOptions bo;
   bo.config = lc;

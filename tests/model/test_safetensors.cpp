@@ -184,6 +184,93 @@ TEST(HfCheckpoint, ShardedCheckpointLoadsAtTp1AndTpLocalShapes) {
   EXPECT_EQ(HfCheckpoint(d / "one").num_files(), 1u);
 }
 
+namespace {
+
+// Sets <dir>/config.json's tie_word_embeddings (write_hf_checkpoint writes false).
+void set_tied(const std::string& dir, bool tied) {
+  std::ifstream in(dir + "/config.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  j["tie_word_embeddings"] = tied;
+  std::ofstream(dir + "/config.json") << j.dump(2);
+}
+
+// The tensors with lm_head.weight replaced by `head` (none: left out).
+std::vector<std::pair<std::string, at::Tensor>> with_head(std::vector<std::pair<std::string, at::Tensor>> t,
+                                                           const at::Tensor& head) {
+  for (auto it = t.begin(); it != t.end(); ++it)
+    if (it->first == "lm_head.weight") {
+      if (head.defined()) it->second = head;
+      else t.erase(it);
+      break;
+    }
+  return t;
+}
+
+}  // namespace
+
+// tie_word_embeddings true and no lm_head.weight (as transformers saves a tied model): lm_head is embed_tokens, so
+// the model equals an untied checkpoint whose lm_head.weight is a copy of the embedding, at tp 1 (logits) and in
+// every tp 2 rank's slices (the vocabulary padded 37 -> 38: the tied head's padding row zero, as embed_tokens').
+// A stored lm_head.weight equal to embed_tokens is the same model; a different one is refused, as transformers
+// would overwrite it silently.
+TEST(HfCheckpoint, TiedEmbeddingsLoadAsAnUntiedCopy) {
+  SafetensorsDir d;
+  const auto c = cg::test::small_llama();
+  const auto full = full_tensors(c, at::kBFloat16, 21);
+  const at::Tensor embed = full.front().second;
+  ASSERT_EQ(full.front().first, "model.embed_tokens.weight");
+  write_hf_checkpoint(d / "untied", with_head(full, embed.clone()), c);
+  write_hf_checkpoint(d / "tied", with_head(full, at::Tensor()), c, /*max_shard_bytes=*/8 * 1024);  // several files
+  set_tied(d / "tied", true);
+  const HfCheckpoint ck(d / "tied");
+  EXPECT_TRUE(ck.tied());
+  EXPECT_GT(ck.num_files(), 2u);
+  EXPECT_TRUE(ck.contains("lm_head.weight"));
+  EXPECT_TRUE(at::equal(ck.read("lm_head.weight"), embed));
+  EXPECT_TRUE(at::equal(ck.read_slice("lm_head.weight", 0, 30, 7), embed.narrow(0, 30, 7)));
+  EXPECT_FALSE(HfCheckpoint(d / "untied").tied());
+
+  const at::Tensor tokens = at::tensor({3, 36, 0, 17, 9, 22}, at::kLong).view({2, 3});
+  auto logits = [&](const std::string& dir) {
+    Llama m(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
+    load_hf_weights(*m, dir);
+    at::NoGradGuard g;
+    return m->forward(tokens);
+  };
+  const at::Tensor tied = logits(d / "tied"), untied = logits(d / "untied");
+  EXPECT_TRUE(at::equal(tied, untied));
+  write_hf_checkpoint(d / "own_head", full, c);  // the drawn lm_head: another model, other logits
+  EXPECT_GT((logits(d / "own_head") - tied).abs().max().item<double>(), 1e-3);
+  for (int r = 0; r < 2; ++r) {
+    Llama t(c, TpShape{r, 2}, at::TensorOptions().dtype(at::kFloat)), u(c, TpShape{r, 2}, at::TensorOptions());
+    load_hf_weights(*t, d / "tied");
+    load_hf_weights(*u, d / "untied");
+    const auto st = t->param_specs(), su = u->param_specs();
+    for (size_t i = 0; i < st.size(); ++i) EXPECT_TRUE(at::equal(st[i].param, su[i].param)) << st[i].name << " " << r;
+    EXPECT_TRUE(at::equal(st.back().param, st.front().slice_of(embed.to(at::kFloat)))) << "rank " << r;
+  }
+  // Not tied: a checkpoint without lm_head.weight is incomplete, as before.
+  set_tied(d / "tied", false);
+  EXPECT_FALSE(HfCheckpoint(d / "tied").tied());
+  Llama m(c, TpShape{}, at::TensorOptions().dtype(at::kFloat));
+  const std::string missing = error_of([&] { load_hf_weights(*m, d / "tied"); });
+  EXPECT_TRUE(contains(missing, "is missing lm_head.weight")) << missing;
+  EXPECT_TRUE(contains(missing, "set tie_word_embeddings to true in its config.json")) << missing;
+  // Tied with lm_head.weight stored: equal to embed_tokens, the same model; different, refused naming the row.
+  set_tied(d / "untied", true);
+  EXPECT_FALSE(HfCheckpoint(d / "untied").tied());
+  EXPECT_TRUE(at::equal(logits(d / "untied"), untied));
+  at::Tensor other = embed.clone();
+  other[5][2] = other[5][2].item<float>() + 1.0f;
+  write_hf_checkpoint(d / "two", with_head(full, other), c);
+  set_tied(d / "two", true);
+  const std::string e = error_of([&] { HfCheckpoint ck2(d / "two"); });
+  EXPECT_TRUE(contains(e, "tie_word_embeddings true, so transformers uses model.embed_tokens.weight as the output "
+                          "layer and silently overwrites the stored lm_head.weight, which differs from it (first at "
+                          "row 5)")) << e;
+  EXPECT_TRUE(contains(e, "set tie_word_embeddings to false")) << e;
+}
+
 TEST(HfCheckpoint, Bf16AndF16CheckpointsCastToTheModelDtype) {
   SafetensorsDir d;
   const auto c = cg::test::small_llama();
@@ -440,6 +527,8 @@ TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
   EXPECT_EQ(read(R"(,"rms_norm_eps":null,"tie_word_embeddings":null,"hidden_act":"silu","head_dim":16)").rms_norm_eps,
             1e-6);
   EXPECT_EQ(read(R"(,"rope_scaling":{"rope_type":"default"})").rope_theta, 10000.0);
+  // Tied embeddings are the same architecture (HfCheckpoint ties the weights as transformers does).
+  EXPECT_TRUE(read(R"(,"tie_word_embeddings":true)") == read(""));
   const std::vector<std::pair<std::string, std::string>> bad = {
       {R"(,"hidden_act":"gelu")", "hidden_act \"gelu\" is not supported"},
       {R"(,"head_dim":32)", "head_dim 32 is not hidden_size / num_attention_heads = 16"},
@@ -453,9 +542,7 @@ TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
       {R"(,"rope_scaling":{"type":"linear","factor":2.0})", "rope_scaling"},
       // Each refusal says what to do.
       {R"(,"rope_scaling":{"rope_type":"llama3","factor":8.0})", "give a base without rope_scaling"},
-      {R"(,"tie_word_embeddings":true)", "tie_word_embeddings true is not supported"},
-      {R"(,"tie_word_embeddings":true)", "m.config.tie_word_embeddings = False; m.lm_head.weight = "
-                                         "torch.nn.Parameter(m.model.embed_tokens.weight.clone()); m.save_pretrained(OUT)"},
+      {R"(,"tie_word_embeddings":"yes")", "\"tie_word_embeddings\" is \"yes\", not true or false"},
       {R"(,"attention_bias":true)", "attention_bias true is not supported"},
       {R"(,"rope_scaling":{"rope_type":1})", "rope_scaling {\"rope_type\":1} is not supported"},
   };

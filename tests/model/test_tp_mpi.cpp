@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "dist/parallel_dims.h"
 #include "dist/runtime.h"
@@ -164,6 +165,48 @@ TEST(TensorParallel, ShardedCheckpointLoadsTheSameSlices) {
   const auto tok = batch(37).first;
   const auto all = dims.tp_comm->all_gather(par->forward(tok).contiguous(), 2);
   EXPECT_LT((all.narrow(2, 0, 37) - serial->forward(tok)).abs().max().item<double>(), 1e-5);
+  dims.host_world_comm->barrier();
+  if (dims.rank == 0) std::filesystem::remove_all(dir);
+}
+
+// A tied base (tie_word_embeddings true, no lm_head.weight) at tp = world: its logits, gathered over the vocabulary
+// shards, equal an untied copy's (lm_head.weight a copy of the embedding) at tp 1. The vocabulary 37 is padded at
+// tp 2 and 4, so lm_head's slice of the embedding must be its own rows, padding zero.
+TEST(TensorParallel, TiedCheckpointEqualsUntiedCopy) {
+  const int tp = dist::runtime().world;
+  const auto& dims = grid(tp);
+  const auto c = config_with_vocab(37);
+  at::Tensor id = at::full({1}, static_cast<int64_t>(::getpid()), at::kLong);
+  dims.host_world_comm->broadcast(id, 0);
+  const auto dir = std::filesystem::temp_directory_path() / ("cg_tp_tied_" + std::to_string(id.item<int64_t>()));
+  auto written = build(c, dist::single_process_dims());
+  std::vector<std::pair<std::string, at::Tensor>> tied, untied;
+  for (const auto& s : written->param_specs()) {
+    if (s.name != "lm_head.weight") tied.emplace_back(s.name, s.param.detach().clone());
+    untied.emplace_back(s.name, s.name == "lm_head.weight" ? untied.front().second.clone() : s.param.detach().clone());
+  }
+  if (dims.rank == 0) {
+    model::write_hf_checkpoint((dir / "tied").string(), tied, c);
+    model::write_hf_checkpoint((dir / "untied").string(), untied, c);
+    std::string text = c.to_hf_json("float32");
+    const std::string untied_flag = "\"tie_word_embeddings\": false";
+    ASSERT_NE(text.find(untied_flag), std::string::npos) << text;
+    text.replace(text.find(untied_flag), untied_flag.size(), "\"tie_word_embeddings\": true");
+    std::ofstream((dir / "tied" / "config.json").string()) << text;
+  }
+  dims.host_world_comm->barrier();
+
+  dist::ModelBuildOptions o;
+  o.config = c;
+  o.hf_dir = (dir / "tied").string();
+  auto par = dist::build_llama(o, dims);
+  o.hf_dir = (dir / "untied").string();
+  auto serial = dist::build_llama(o, dist::single_process_dims());
+  at::NoGradGuard ng;
+  const auto tok = batch(37).first;
+  const auto all = dims.tp_comm->all_gather(par->forward(tok).contiguous(), 2);
+  EXPECT_LT((all.narrow(2, 0, 37) - serial->forward(tok)).abs().max().item<double>(), 1e-5);
+  EXPECT_TRUE(at::equal(par->lm_head->weight, par->model->embed_tokens->weight));
   dims.host_world_comm->barrier();
   if (dims.rank == 0) std::filesystem::remove_all(dir);
 }

@@ -103,6 +103,46 @@ std::string load_error(const std::string& hf_dir, const std::string& adapter) {
   return "<no error>";
 }
 
+// A tied base (tie_word_embeddings true, no lm_head.weight): cgsample's model, bare and with a PEFT adapter, equals
+// the one of an untied copy whose lm_head.weight is the embedding.
+TEST(SamplingModel, TiedBaseEqualsItsUntiedCopy) {
+  const std::string d = scratch("tied");
+  const auto base = write_base(d + "/drawn");
+  std::vector<std::pair<std::string, at::Tensor>> without, copy;
+  for (const auto& [name, W] : base) {
+    if (name != "lm_head.weight") without.emplace_back(name, W);
+    copy.emplace_back(name, name == "lm_head.weight" ? base.front().second : W);
+  }
+  ASSERT_EQ(base.front().first, "model.embed_tokens.weight");
+  model::write_hf_checkpoint(d + "/untied", copy, micro());
+  model::write_hf_checkpoint(d + "/tied", without, micro());
+  auto cfg = nlohmann::json::parse(read_file(d + "/tied/config.json"));
+  cfg["tie_word_embeddings"] = true;
+  std::ofstream(d + "/tied/config.json") << cfg.dump(2);
+  lora::PeftConfig pc;
+  pc.r = 2;
+  pc.lora_alpha = 4;
+  pc.target_modules = {"q_proj"};
+  std::map<std::string, at::Tensor> factors;
+  auto g = at::make_generator<at::CPUGeneratorImpl>(4);
+  for (int layer = 0; layer < 2; ++layer) {
+    const std::string m = fmt::format("model.layers.{}.self_attn.q_proj", layer);
+    factors[m + ".lora_A.weight"] = at::randn({2, 32}, g) * 0.3;
+    factors[m + ".lora_B.weight"] = at::randn({32, 2}, g) * 0.3;
+  }
+  lora::write_peft_adapter(d + "/adapter", pc, factors);
+  const auto dims = dist::single_process_dims();
+  for (const std::string adapter : {std::string(), d + "/adapter"}) {
+    auto t = load_sampling_model(sampling_config(d + "/tied", adapter), dims, 0, at::kCPU);
+    auto u = load_sampling_model(sampling_config(d + "/untied", adapter), dims, 0, at::kCPU);
+    EXPECT_TRUE(at::equal(logits_of(*t), logits_of(*u))) << adapter;
+  }
+  auto own = load_sampling_model(sampling_config(d + "/drawn", ""), dims, 0, at::kCPU);  // its own drawn lm_head
+  auto t = load_sampling_model(sampling_config(d + "/tied", ""), dims, 0, at::kCPU);
+  EXPECT_GT((logits_of(*own) - logits_of(*t)).abs().max().item<double>(), 1e-3);
+  fs::remove_all(d);
+}
+
 TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
   const std::string d = scratch("peft");
   const auto base = write_base(d + "/base");

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -22,6 +23,7 @@
 #include "common/error.h"
 #include "dist/parallel_dims.h"
 #include "model/base_sample.h"
+#include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "tests/train/train_fixture.h"
 #include "trainer/checkpoint.h"
@@ -88,6 +90,60 @@ TEST(TrainStep, StepZeroLoraModelEqualsBase) {
   with.llama->train();  // dropout on: B = 0 still adds exactly nothing
   at::NoGradGuard g;
   EXPECT_TRUE(with.llama->forward(tokens).equal(base.llama->forward(tokens)));
+}
+
+// A tied base (tie_word_embeddings true, no lm_head.weight): LoRA trains on it, its lm_head the embedding's rows on
+// every tp rank, the model equal to an untied copy whose lm_head.weight is the embedding, both frozen through a step.
+// Full-parameter training would train them apart, which a tied model cannot hold: refused, saying what to do.
+TEST(TrainStep, TiedBaseTrainsWithLoraAndRefusesFullParameter) {
+  const std::string tied = setup() + "/hf_tied", untied = setup() + "/hf_untied";
+  if (dims().rank == 0) {
+    const model::HfCheckpoint ck(setup() + "/hf");
+    std::vector<std::pair<std::string, at::Tensor>> without, copy;
+    for (const std::string& name : ck.keys()) {
+      if (name != "lm_head.weight") without.emplace_back(name, ck.read(name));
+      copy.emplace_back(name, ck.read(name == "lm_head.weight" ? "model.embed_tokens.weight" : name));
+    }
+    const model::LlamaConfig lc = model::load_llama_config(setup() + "/hf");
+    model::write_hf_checkpoint(untied, copy, lc);
+    model::write_hf_checkpoint(tied, without, lc);
+    std::string text = lc.to_hf_json("float32");
+    const std::string flag = "\"tie_word_embeddings\": false";
+    ASSERT_NE(text.find(flag), std::string::npos);
+    std::ofstream(tied + "/config.json") << text.replace(text.find(flag), flag.size(), "\"tie_word_embeddings\": true");
+  }
+  dims().host_world_comm->barrier();
+  Config c = micro_config(true);
+  c.lora.dropout = 0;
+  c.model.hf_dir = tied;
+  TrainModel m = build_train_model(c, dims(), 97, at::kCPU);
+  c.model.hf_dir = untied;
+  TrainModel u = build_train_model(c, dims(), 97, at::kCPU);
+  EXPECT_TRUE(m.llama->lm_head->weight.equal(m.llama->model->embed_tokens->weight));
+  const at::Tensor tokens = torch::randint(3, 97, {2, 16}, torch::kLong);
+  {
+    at::NoGradGuard g;
+    EXPECT_TRUE(m.llama->forward(tokens).equal(u.llama->forward(tokens)));
+  }
+  const at::Tensor head = m.llama->lm_head->weight.detach().clone();
+  AdamW opt = make_optimizer(m, TrainConfig{});
+  TrainGrads grads(m.trainable, dims());
+  Loader ld = loader();
+  EXPECT_TRUE(std::isfinite(train_step(m, ld, grads, opt, 1e-2, 1.0, dims()).stats.loss));
+  EXPECT_TRUE(m.llama->lm_head->weight.equal(head));
+  EXPECT_TRUE(m.llama->model->embed_tokens->weight.equal(head));
+
+  Config full = micro_config(false);
+  full.model.hf_dir = tied;
+  try {
+    build_train_model(full, dims(), 97, at::kCPU);
+    ADD_FAILURE() << "full-parameter training of a tied base accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.hf_dir " + tied + " ties lm_head to embed_tokens (config.json "
+                                         "tie_word_embeddings true)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("train with LoRA (lora.enabled=true"), std::string::npos) << e.what();
+  }
+  dims().host_world_comm->barrier();
 }
 
 TEST(TrainStep, OnlyLoraTensorsChange) {

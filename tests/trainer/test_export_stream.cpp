@@ -201,6 +201,33 @@ TEST(ExportStream, MergedKeepsTheBaseFolder) {
   EXPECT_EQ(nlohmann::json::parse(cg::read_file(d / "out/config.json"))["torch_dtype"], "bfloat16");
 }
 
+// A tied base (tie_word_embeddings true, no lm_head.weight, as transformers saves one): the merged checkpoint writes
+// lm_head.weight, the base's embed_tokens bit for bit, and tie_word_embeddings false: transformers reads it back as
+// the same model (untied, its head equal to the embedding), as does every reader expecting lm_head.weight.
+TEST(ExportStream, MergedFromTiedBaseIsUntiedWithTheEmbeddingAsHead) {
+  TempDir d;
+  const auto lc = micro();
+  std::vector<std::pair<std::string, at::Tensor>> t;
+  auto g = at::make_generator<at::CPUGeneratorImpl>(13);
+  for (const auto& [name, shape] : cg::model::llama_tensor_shapes(lc))
+    if (name != "lm_head.weight") t.emplace_back(name, (at::randn(shape, g) * 0.05).to(at::kBFloat16));
+  cg::model::write_hf_checkpoint(d / "hf", t, lc);
+  auto base_cfg = nlohmann::json::parse(cg::read_file(d / "hf/config.json"));
+  base_cfg["tie_word_embeddings"] = true;
+  std::ofstream(d / "hf/config.json") << base_cfg.dump(2);
+  const auto run = make_export_run(d / "run", lc, d / "hf", {"lora.r=2", "lora.alpha=4"});
+
+  cg::export_run({d / "run", -1, d / "out", true, ""});
+  expect_merged(d / "out", d / "hf", lc, at::kBFloat16, run.scale, 2 * 2);  // base lm_head read as embed_tokens
+  const cg::model::HfCheckpoint got(d / "out");
+  EXPECT_FALSE(got.tied());
+  cg::model::SafetensorsFile file(d / "out/model.safetensors");
+  ASSERT_TRUE(file.contains("lm_head.weight"));  // stored, not read through the tie
+  EXPECT_TRUE(at::equal(file.read("lm_head.weight"), t.front().second));
+  EXPECT_EQ(t.front().first, "model.embed_tokens.weight");
+  EXPECT_EQ(nlohmann::json::parse(cg::read_file(d / "out/config.json"))["tie_word_embeddings"], false);
+}
+
 TEST(ExportStream, RandomInitAndFullParameterRuns) {
   TempDir d;
   const auto lc = micro();
