@@ -123,11 +123,15 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
     CG_CHECK(t.find(column) >= 0, "data.columns maps {} to column '{}', which the CSV lacks; its columns are {}: "
              "correct data.columns (name=column, the column as the header spells it)", name, column,
              fmt::join(t.header, ", "));
-  for (const char* name : {"material_id", "cif"})  // the two columns every row needs
-    CG_CHECK(t.find(columns.of(name)) >= 0, "CSV has no column '{}'; its columns are {}: if one of them holds the {}, "
-             "name it with data.columns=[{}=<that column>] (docs/formats.md#other-datasets)", columns.of(name),
-             fmt::join(t.header, ", "), std::string(name) == "cif" ? "CIFs" : "crystals' ids", name);
-  const size_t c_id = t.column(columns.of("material_id")), c_cif = t.column(columns.of("cif"));
+  const auto required = [&](const char* name) {  // the two columns every row needs
+    const int64_t c = t.find(columns.of(name));
+    CG_CHECK(c >= 0, "CSV has no column '{}'; its columns are {}: if one of them holds the {}, name it with "
+             "data.columns=[{}{}=<that column>] (docs/formats.md#other-datasets)", columns.of(name),
+             fmt::join(t.header, ", "), std::string(name) == "cif" ? "CIFs" : "crystals' ids",
+             columns.renamed.empty() ? "" : columns.describe() + ", ", name);
+    return size_t(c);
+  };
+  const size_t c_id = required("material_id"), c_cif = required("cif");
   Mp20Split out;
   std::vector<int64_t> read = {int64_t(c_id), int64_t(c_cif), t.find("elements")};  // elements: MP-20's, derived
   auto optional_column = [&](const char* name) {
@@ -212,31 +216,40 @@ std::string cif_stem(const std::filesystem::path& f) {
   return "";
 }
 
-// The CIF files of `dir` in name order: regular files, and CIF-named entries whose type cannot be read (a broken or
-// looping symlink), which then fail to read and are counted as skipped rather than vanishing.
-std::vector<std::filesystem::path> cif_files(const std::string& dir) {
+// A folder's CIF files in name order: regular files, and CIF-named entries whose type cannot be read (a broken or
+// looping symlink), which then fail to read and are counted as skipped rather than vanishing. With `subfolders`, also
+// how many CIF files each folder below holds (up to 100000 entries walked; links to folders not followed), in the
+// same listing of the folder: reading it warns of them.
+struct CifListing {
   std::vector<std::filesystem::path> files;
+  std::map<std::string, int64_t> below;  // subfolder -> CIF files directly in it
+};
+
+CifListing list_cifs(const std::string& dir, bool subfolders) {
+  CifListing out;
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec);
   CG_CHECK(!ec, "cannot list {}: {}", dir, ec.message());
+  int64_t walked = 0;
   for (const auto& e : it) {
-    if (cif_stem(e.path()).empty()) continue;
     std::error_code type_ec;
-    if (e.is_regular_file(type_ec) || type_ec) files.push_back(e.path());
+    if (!cif_stem(e.path()).empty() && (e.is_regular_file(type_ec) || type_ec)) out.files.push_back(e.path());
+    if (!subfolders || e.is_symlink(type_ec) || !e.is_directory(type_ec)) continue;
+    std::error_code sub_ec;
+    for (std::filesystem::recursive_directory_iterator sub(e.path(), sub_ec), end;
+         !sub_ec && sub != end && walked < 100000; sub.increment(sub_ec), ++walked)
+      if (!cif_stem(sub->path()).empty()) ++out.below[sub->path().parent_path().string()];
   }
-  std::sort(files.begin(), files.end());
-  return files;
+  std::sort(out.files.begin(), out.files.end());
+  return out;
 }
+
+std::vector<std::filesystem::path> cif_files(const std::string& dir) { return list_cifs(dir, false).files; }
 
 // For a folder without CIFs of its own: "; subfolders are not read, and sub holds 3 CIF file(s) (in all, 5 in 2
 // subfolders): give that folder, or move the files up" ("" when none holds any). ICSD and COD downloads nest them.
-std::string cifs_in_subfolders(const std::string& dir) {
-  std::error_code ec;
-  std::map<std::string, int64_t> per_folder;
-  std::filesystem::recursive_directory_iterator it(dir, ec), end;
-  for (int64_t seen = 0; !ec && it != end && seen < 100000; it.increment(ec), ++seen)
-    if (!cif_stem(it->path()).empty() && it->path().parent_path() != std::filesystem::path(dir))
-      ++per_folder[it->path().parent_path().string()];
+std::string cifs_in_subfolders(const CifListing& listing, const std::string& dir) {
+  const auto& per_folder = listing.below;
   if (per_folder.empty()) return "";
   int64_t total = 0;
   for (const auto& [f, n] : per_folder) total += n;
@@ -256,13 +269,14 @@ bool is_cif_file(const std::string& path) {
 }
 
 Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict, SiteOrder order) {
-  const auto files = is_cif_file(dir) ? std::vector<std::filesystem::path>{dir} : cif_files(dir);
+  const CifListing listing = is_cif_file(dir) ? CifListing{{dir}, {}} : list_cifs(dir, /*subfolders=*/true);
+  const auto& files = listing.files;
   CG_CHECK(!files.empty(), "{} holds no .cif or .cif.gz file{}; give a folder of CIFs or a CSV in CDVAE's layout",
-           dir, cifs_in_subfolders(dir));
+           dir, cifs_in_subfolders(listing, dir));
   // CIFs of its own and more below: the ones below would be left out without a word.
-  if (!is_cif_file(dir))
-    if (const std::string below = cifs_in_subfolders(dir); !below.empty())
-      spdlog::warn("{} holds {} CIF file(s) of its own, which are read{}", dir, files.size(), below);
+  if (!listing.below.empty())
+    spdlog::warn("{} holds {} CIF file(s) of its own, which are read{}", dir, files.size(),
+                 cifs_in_subfolders(listing, dir));
   Mp20Split out;
   out.missing_columns.assign(std::begin(kPropertyColumns), std::end(kPropertyColumns));  // no properties at all
   std::map<std::string, int> stems;  // x.cif and x.cif.gz both present: ids by file name
