@@ -53,9 +53,11 @@ std::pair<std::string, int64_t> reduce_formula(const std::vector<std::pair<std::
 // Largest count of one element a formula may state (after group multipliers).
 constexpr int64_t kMaxCount = 1000000;
 
-// formula := part*; part := Element [count] | '(' formula ')' [count]. Adds the counts to *out; false on anything
-// else, on an empty group and on a count over kMaxCount.
+// formula := part (' ' part | part)*; part := Element [count] | '(' formula ')' [count]. One space may separate two
+// parts, as pymatgen's Composition.formula writes them ("Li2 O1"). Adds the counts to *out; false on anything else,
+// on an empty group and on a count over kMaxCount.
 bool parse_formula(const std::string& f, size_t* i, std::map<std::string, int64_t>* out, int depth) {
+  const size_t start = *i;
   auto count = [&](int64_t* n) {
     size_t k = *i;
     while (k < f.size() && std::isdigit(static_cast<unsigned char>(f[k]))) ++k;
@@ -70,6 +72,13 @@ bool parse_formula(const std::string& f, size_t* i, std::map<std::string, int64_
     return c <= kMaxCount;
   };
   while (*i < f.size() && f[*i] != ')') {
+    if (f[*i] == ' ') {  // between two parts only: not first, last, doubled, or before a ')' or a count
+      if (*i == start || *i + 1 >= f.size() || !(std::isupper(static_cast<unsigned char>(f[*i + 1])) ||
+                                                 f[*i + 1] == '('))
+        return false;
+      ++*i;
+      continue;
+    }
     if (f[*i] == '(') {
       if (depth > 8) return false;
       ++*i;

@@ -23,9 +23,10 @@ std::vector<std::pair<std::string, int64_t>> species_amounts(const std::vector<s
 // elements as a parenthesised polyanion where pymatgen groups them ("Mg(InSe2)2"), its special formulas (O2, Li2O2).
 std::pair<std::string, double> pymatgen_reduced_formula(const std::vector<std::pair<std::string, int64_t>>& amounts);
 
-// The element counts a formula states ("Fe2O3"; "Mg(InSe2)2" with its groups multiplied out), summed per element;
-// nullopt when it is not one: anything but element symbols, counts and parentheses ("Si1 Os1", "xyz", "fe2o3"),
-// an empty group, a count of 0 or over 10^6.
+// The element counts a formula states ("Fe2O3"; "Mg(InSe2)2" with its groups multiplied out; "Si1 Os1", its parts
+// separated by single spaces as pymatgen's Composition.formula writes them), summed per element; nullopt when it is
+// not one: anything but element symbols, counts, parentheses and such spaces ("xyz", "fe2o3", "Si 1", " Si"), an
+// empty group, a count of 0 or over 10^6.
 std::optional<std::map<std::string, int64_t>> formula_counts(const std::string& formula);
 
 // Whether two compositions are the same up to a common factor (Sr2Ti2O6 and SrTiO3).

@@ -58,6 +58,13 @@ std::vector<std::string> unread_numeric_columns(const CsvTable& t, const std::ve
   return out;
 }
 
+// "0, 4 and 9"; past five rows "0, 4, 9, 12 and 3 more".
+std::string rows_list(const std::vector<int64_t>& rows) {
+  const size_t shown = rows.size() > 5 ? 4 : rows.size() - 1;
+  return fmt::format("{} and {}", fmt::join(rows.begin(), rows.begin() + shown, ", "),
+                     rows.size() > 5 ? fmt::format("{} more", rows.size() - shown) : fmt::to_string(rows.back()));
+}
+
 // The crystal parse_cif read (file order) in the order the reader gives.
 Crystal in_site_order(Crystal c, SiteOrder order) {
   return order == SiteOrder::kPymatgen ? in_cif_parser_order(c) : c;
@@ -428,18 +435,27 @@ Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, cons
     throw Error(std::string(e.what()) + " (in " + path + ")");
   }
   // Ids name crystals in skip reasons, cgeval's items and the shards' rows: a repeated one makes them ambiguous.
-  std::map<std::string, int64_t> first_row;
-  int64_t repeated = 0;
-  std::string first_repeat;
+  std::map<std::string, std::vector<int64_t>> rows_of;
+  std::vector<std::string> ids;  // in order of first appearance
   for (size_t i = 0; i < split.crystals.size(); ++i) {
-    const auto [it, fresh] = first_row.emplace(split.crystals[i].id, split.source_rows[i]);
-    if (!fresh && repeated++ == 0)
-      first_repeat = fmt::format("{} in rows {} and {}", it->first, it->second, split.source_rows[i]);
+    auto& rows = rows_of[split.crystals[i].id];
+    if (rows.empty()) ids.push_back(split.crystals[i].id);
+    rows.push_back(split.source_rows[i]);
   }
-  if (repeated > 0)
-    spdlog::warn("{}: {} row(s) repeat the material_id of an earlier row (the first: {}); all are kept, but skip "
-                 "reasons, cgeval's items and row numbers name crystals by it: give each row its own id", path,
-                 repeated, first_repeat);
+  int64_t repeated_ids = 0, repeated_rows = 0;
+  std::vector<std::string> first;  // the first few: "mp-1 in rows 0, 4 and 9"
+  for (const std::string& id : ids) {
+    const auto& rows = rows_of[id];
+    if (rows.size() < 2) continue;
+    ++repeated_ids;
+    repeated_rows += int64_t(rows.size());
+    if (first.size() < 3) first.push_back(id + " in rows " + rows_list(rows));
+  }
+  if (repeated_ids > 0)
+    spdlog::warn("{}: {} material_id(s) are each given to more than one row, {} rows in all ({}{}); all are kept, but "
+                 "skip reasons, cgeval's items and row numbers name crystals by it: give each row its own id", path,
+                 repeated_ids, repeated_rows, fmt::join(first, "; "),
+                 repeated_ids > int64_t(first.size()) ? "; ..." : "");
   if (!split.bad_properties.empty())
     spdlog::warn("{}: {} row(s) have a property cell that is no valid number; those properties are left unknown (a "
                  "formula or space group is then derived from the structure where cgprep or sample.conditions_from "

@@ -76,7 +76,7 @@ struct DerivedProperties {
   int64_t formulas = 0;        // crystals given their formula
   int64_t spacegroups = 0;     // crystals given their space group
   int64_t no_spacegroup = 0;   // crystals lacking one where spglib found none (overlapping atoms), or is not built in
-  // Formula cells that are no formula ("Si1 Os1", "xyz") or state another composition than the crystal's: replaced by
+  // Formula cells that are no formula ("xyz", "fe2o3") or state another composition than the crystal's: replaced by
   // the derived formula, which the prompts state instead. `first_replaced` says the first ("mp-1: 'xyz' is not a
   // formula; OsSi stated instead").
   int64_t formulas_replaced = 0;

@@ -817,7 +817,12 @@ TEST(Formula, CountsOfAFormulaAndSameComposition) {
   EXPECT_EQ(cg::formula_counts("Fe2O3"), (Counts{{"Fe", 2}, {"O", 3}}));
   EXPECT_EQ(cg::formula_counts("Mg(InSe2)2"), (Counts{{"Mg", 1}, {"In", 2}, {"Se", 4}}));
   EXPECT_EQ(cg::formula_counts("OHO"), (Counts{{"O", 2}, {"H", 1}}));
-  for (const char* bad : {"Si1 Os1", "xyz", "fe2o3", "Xx2", "Fe0", "", "Fe()2", "Fe10000000"})
+  // Parts separated by spaces, as pymatgen's Composition.formula writes them (and its Composition reads them).
+  EXPECT_EQ(cg::formula_counts("Si1 Os1"), (Counts{{"Si", 1}, {"Os", 1}}));
+  EXPECT_EQ(cg::formula_counts("Li2 O1"), (Counts{{"Li", 2}, {"O", 1}}));
+  EXPECT_EQ(cg::formula_counts("Fe2 (S O4)3"), (Counts{{"Fe", 2}, {"S", 3}, {"O", 12}}));
+  for (const char* bad : {"xyz", "fe2o3", "Xx2", "Fe0", "", "Fe()2", "Fe10000000", " Si1", "Si1 ", "Si1  Os1",
+                          "Si 1", "(Si )2", "( Si)2", " "})
     EXPECT_FALSE(cg::formula_counts(bad).has_value()) << bad;
   EXPECT_TRUE(cg::same_reduced_composition(*cg::formula_counts("Sr2Ti2O6"), *cg::formula_counts("SrTiO3")));
   EXPECT_TRUE(cg::same_reduced_composition(*cg::formula_counts("O2"), {{"O", 8}}));

@@ -959,7 +959,7 @@ TEST(Prep, FormulaCellsAreCheckedAgainstTheStructure) {
   const size_t f = t.column("pretty_formula");
   ASSERT_EQ(t.rows[3][f], "LuSi");
   ASSERT_EQ(t.rows[4][f], "LuCoC2");
-  t.rows[0][f] = "Si1 Os1";  // pymatgen's Composition.formula: not how prompts write formulas
+  t.rows[0][f] = "Si1 Os1";  // pymatgen's Composition.formula: a formula, not as prompts write it
   t.rows[1][f] = "NaCl";     // another crystal's
   t.rows[2][f] = "xyz";
   t.rows[3][f] = "Lu2Si2";   // unreduced
@@ -975,12 +975,12 @@ TEST(Prep, FormulaCellsAreCheckedAgainstTheStructure) {
   e.train_csv = dir + "/edited.csv";
   const std::string edited = logged([&] { cg::run_prep(e, 2); });
   EXPECT_EQ(plain.find("formula cell"), std::string::npos) << plain;
-  EXPECT_NE(edited.find("[warning] train: 3 row(s) of " + e.train_csv + " have a formula cell that is not a formula "
+  EXPECT_NE(edited.find("[warning] train: 2 row(s) of " + e.train_csv + " have a formula cell that is not a formula "
                         "or not the composition of their structure; their prompts state the formula derived from the "
-                        "structure instead (the first: mp-10015: 'Si1 Os1' is not a formula such as Fe2O3; SiOs "
-                        "stated instead)"), std::string::npos) << edited;
-  EXPECT_NE(edited.find("train: 2 formula cell(s) of " + e.train_csv + " written as pymatgen's reduced formula, as "
-                        "every prompt writes formulas (the first: mp-1001612: Lu2Si2 -> LuSi)"), std::string::npos)
+                        "structure instead (the first: mp-1001604: 'NaCl' is not the composition of its structure; "
+                        "LuTlS2 stated instead)"), std::string::npos) << edited;
+  EXPECT_NE(edited.find("train: 3 formula cell(s) of " + e.train_csv + " written as pymatgen's reduced formula, as "
+                        "every prompt writes formulas (the first: mp-10015: Si1 Os1 -> SiOs)"), std::string::npos)
       << edited;
   cg::ShardMeta ma, mb;
   const cg::SampleSet a = cg::read_shard(cg::shard_path(d.shards_dir, "train", 0), &ma);
@@ -1026,17 +1026,20 @@ TEST(Prep, ATrainSplitOfWhichNothingReadsSaysWhy) {
   EXPECT_EQ(v.find("max_tokens"), std::string::npos) << v;
 }
 
-// A material_id given twice: both rows kept, the repeat warned of (count, the first, its rows). MP-20: no warning.
+// Repeated material_ids: every row kept, the repeats warned of (how many ids, how many rows, the first few ids with
+// their rows, long lists cut). MP-20: no warning.
 TEST(Prep, ARepeatedMaterialIdIsWarnedOf) {
   const std::string dir = fresh_dir("dup_ids");
-  cg::CsvTable t = mp20_rows("val", 6);
+  cg::CsvTable t = mp20_rows("val", 9);
   const size_t id = t.column("material_id");
-  t.rows[4][id] = t.rows[1][id];  // mp-1001604 again
-  t.rows[5][id] = t.rows[1][id];
+  const std::string id0 = t.rows[0][id], id2 = t.rows[2][id];
+  t.rows[1][id] = id0;
+  for (size_t r = 3; r < 9; ++r) t.rows[r][id] = id2;  // id2 in 7 rows
   write_csv(dir + "/dup.csv", t);
-  std::string log = logged([&] { EXPECT_EQ(cg::read_mp20(dir + "/dup.csv").crystals.size(), 6u); });
-  EXPECT_NE(log.find(dir + "/dup.csv: 2 row(s) repeat the material_id of an earlier row (the first: mp-1001604 in "
-                     "rows 1 and 4); all are kept"), std::string::npos) << log;
+  std::string log = logged([&] { EXPECT_EQ(cg::read_mp20(dir + "/dup.csv").crystals.size(), 9u); });
+  EXPECT_NE(log.find(dir + "/dup.csv: 2 material_id(s) are each given to more than one row, 9 rows in all (" + id0 +
+                     " in rows 0 and 1; " + id2 + " in rows 2, 3, 4, 5 and 3 more); all are kept"), std::string::npos)
+      << log;
   log = logged([&] { cg::read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/val.csv.gz"); });
-  EXPECT_EQ(log.find("repeat the material_id"), std::string::npos) << log;
+  EXPECT_EQ(log.find("more than one row"), std::string::npos) << log;
 }
