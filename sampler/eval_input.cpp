@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "common/error.h"
@@ -111,19 +112,41 @@ void from_cdvae_csv(const std::string& file, int64_t max_rows, EvalInput* in) {
   for (const auto& s : split.skipped) ++in->unparsed_reasons[reason_key(s.reason)];
 }
 
+// The unnamed index column pandas writes, to name items by, or -1 when there is none or it repeats a value over the
+// first n rows (frames concatenated without ignore_index=True: 0, 1, ..., 0, 1, ...), which would give several items
+// one id in items.jsonl; that is warned of, and the items are named by row number.
+int64_t index_column(const CsvTable& t, size_t n, const std::string& file) {
+  const int64_t c = t.find("");
+  if (c < 0) return -1;
+  std::map<std::string, size_t> first_row;
+  int64_t repeats = 0;
+  std::string first;
+  for (size_t r = 0; r < n; ++r) {
+    if (t.rows[r].size() <= size_t(c) || t.rows[r][size_t(c)].empty()) continue;
+    const auto [it, fresh] = first_row.emplace(t.rows[r][size_t(c)], r);
+    if (!fresh && repeats++ == 0) first = fmt::format("'{}' in rows {} and {}", it->first, it->second, r);
+  }
+  if (repeats == 0) return c;
+  spdlog::warn("cgeval: the unnamed index column of {} repeats values ({} row(s) repeat an earlier row's; the first: "
+               "{}), as concatenated frames' indexes do: its items are named by row number instead (row<N>, 0-based "
+               "data row). To keep the index as ids, write it unique (pandas: pd.concat(frames, ignore_index=True))",
+               file, repeats, first);
+  return -1;
+}
+
 // The reference's samples (facebookresearch/crystal-text-llm): llama_sample.py writes gen_str,cif,model_name, where
 // gen_str is the decoded prompt + generated text; its saved_samples CSVs hold ",cif" (pandas' index and the CIF).
 // With a gen_str column that text is what is evaluated, read as cgsample reads another sampler's text (its prompt
 // cut off as the reference's gen_str.replace(prompt, "") does, the conditions it states kept); the cif column is the
 // reference's parse of it, made by a looser parser, and is read only when there is no gen_str. Ids: the unnamed
-// index column, else "row<N>" (0-based data row).
+// index column, else "row<N>" (0-based data row); also where the index repeats a value (index_column).
 void from_reference_csv(const std::string& file, const std::string& text, int64_t max_rows, EvalInput* in) {
   const CsvTable t = parse_csv(text);
-  const int64_t c_gen = t.find("gen_str"), c_cif = t.find("cif"), c_index = t.find("");
+  const size_t n = max_rows > 0 ? std::min(t.rows.size(), size_t(max_rows)) : t.rows.size();
+  const int64_t c_gen = t.find("gen_str"), c_cif = t.find("cif"), c_index = index_column(t, n, file);
   in->kind = c_gen >= 0 ? "reference_samples" : "cif_csv";
   const std::string prompt = generation_prompt({});
   const std::string instruction = prompt.substr(prompt.find("Generate "));  // the end of every generation prompt
-  const size_t n = max_rows > 0 ? std::min(t.rows.size(), size_t(max_rows)) : t.rows.size();
   Mp20Split unread;  // for log_unread
   unread.rows_read = int64_t(n);
   int64_t without_prompt = 0;

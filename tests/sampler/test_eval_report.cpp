@@ -534,6 +534,39 @@ TEST(EvalReport, ReferenceSavedSamplesWithOnlyACifColumn) {
   fs::remove_all(dir);
 }
 
+// Frames concatenated with their indexes (pd.concat without ignore_index): the index repeats, so it would give two
+// items one id; said, and the items are named by row number.
+TEST(EvalReport, ARepeatedIndexColumnIsNotTakenForIds) {
+  const std::vector<Crystal> real = read_mp20(kTest, 3).crystals;
+  const fs::path dir = fresh_dir("refcif_concat");
+  {
+    std::ofstream out(dir / "concat.csv");
+    out << ",cif\n";
+    out << "0," << csv_cell(to_cif(real[0])) << "\n";
+    out << "1," << csv_cell(to_cif(real[1])) << "\n";
+    out << "0," << csv_cell(to_cif(real[2])) << "\n";
+  }
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  const EvalInput in = load_eval_input((dir / "concat.csv").string());
+  const EvalInput first_two = load_eval_input((dir / "concat.csv").string(), 2);  // eval.max_rows: no repeat read
+  spdlog::default_logger()->sinks().pop_back();
+  ASSERT_EQ(in.crystals.size(), 3u);
+  EXPECT_EQ(in.crystals[0].id, "row0");
+  EXPECT_EQ(in.crystals[1].id, "row1");
+  EXPECT_EQ(in.crystals[2].id, "row2");
+  EXPECT_EQ(in.crystals[2].species, real[2].species);
+  ASSERT_EQ(first_two.crystals.size(), 2u);
+  EXPECT_EQ(first_two.crystals[1].id, "1");
+  EXPECT_NE(log.str().find("cgeval: the unnamed index column of " + (dir / "concat.csv").string() + " repeats values "
+                           "(1 row(s) repeat an earlier row's; the first: '0' in rows 0 and 2), as concatenated "
+                           "frames' indexes do: its items are named by row number instead"), std::string::npos)
+      << log.str();
+  EXPECT_EQ(log.str().find("repeats values", log.str().find("repeats values") + 1), std::string::npos) << log.str();
+  fs::remove_all(dir);
+}
+
 TEST(EvalReport, ReferenceSamplerCsvIsReadFromItsGenStr) {
   // llama_sample.py's output: gen_str = decoded prompt + generated text, cif = its parse, model_name.
   const Crystal nacl = rock_salt();
