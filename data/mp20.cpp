@@ -44,7 +44,9 @@ std::vector<std::string> unread_numeric_columns(const CsvTable& t, const std::ve
   std::vector<std::string> out;
   for (size_t c = 0; c < t.header.size(); ++c) {
     const std::string& name = t.header[c];
-    if (name.empty() || name == "Unnamed: 0" || std::find(read.begin(), read.end(), int64_t(c)) != read.end())
+    // A known name's own column data.columns reads another in place of is no other dataset's property to map.
+    if (name.empty() || name == "Unnamed: 0" || std::find(read.begin(), read.end(), int64_t(c)) != read.end() ||
+        std::find(std::begin(kKnownColumns), std::end(kKnownColumns), name) != std::end(kKnownColumns))
       continue;
     bool numeric = true, any = false;
     for (size_t r = 0; r < std::min<size_t>(t.rows.size(), 50) && numeric; ++r) {
@@ -84,8 +86,26 @@ std::string CsvColumns::describe() const {
   return out;
 }
 
+namespace {
+
+// "name=name": the column read under its own name, as with no entry.
+bool is_identity_entry(const std::string& e) {
+  const size_t eq = e.find('=');
+  return eq != std::string::npos && e.compare(0, eq, e, eq + 1, std::string::npos) == 0;
+}
+
+}  // namespace
+
+std::vector<std::string> effective_columns(const std::vector<std::string>& entries) {
+  std::vector<std::string> out;
+  for (const std::string& e : entries)
+    if (!is_identity_entry(e)) out.push_back(e);
+  return out;
+}
+
 CsvColumns parse_columns(const std::vector<std::string>& entries) {
   CsvColumns out;
+  std::map<std::string, std::string> given;  // name -> entry, identity ones included: a name given twice is refused
   const std::string known = fmt::format("{}", fmt::join(kKnownColumns, ", "));
   for (const std::string& e : entries) {
     const size_t eq = e.find('=');
@@ -95,14 +115,19 @@ CsvColumns parse_columns(const std::vector<std::string>& entries) {
     CG_CHECK(std::find(std::begin(kKnownColumns), std::end(kKnownColumns), name) != std::end(kKnownColumns),
              "data.columns entry '{}': '{}' is no column cgtrain reads; the left side is one of {} (the right side "
              "your CSV's column)", e, name, known);
-    CG_CHECK(!out.renamed.count(name), "data.columns maps {} twice ({}={} and {}): keep one", name, name,
-             out.renamed[name], e);
+    CG_CHECK(!given.count(name), "data.columns maps {} twice ({} and {}): keep one", name, given[name], e);
+    given[name] = e;
+    if (is_identity_entry(e)) continue;  // as no entry: shards made with and without it are the same
     for (const auto& [other, col] : out.renamed)  // one column read as two properties would state one value twice
       CG_CHECK(col != column, "data.columns maps both {} and {} to column '{}': each column can be one of them; keep "
                "one", other, name, column);
     out.renamed[name] = column;
   }
   return out;
+}
+
+std::string columns_setting(const std::vector<std::string>& entries) {
+  return fmt::format("data.columns=[{}]", fmt::join(effective_columns(entries), ", "));
 }
 
 CsvColumns data_csv_columns(const std::string& path, const DataConfig& d) {
@@ -151,6 +176,8 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
                 c_formula = optional_column(kPropertyColumns[2]), c_eh = optional_column(kPropertyColumns[3]),
                 c_sg = optional_column(kPropertyColumns[4]);
   out.unread_numeric_columns = unread_numeric_columns(t, read);
+  for (const auto& [name, column] : columns.renamed)
+    if (t.find(name) >= 0) out.shadowed_columns.emplace_back(name, column);
   const size_t n = max_rows > 0 ? std::min(t.rows.size(), size_t(max_rows)) : t.rows.size();
   out.rows_read = int64_t(n);
   for (size_t r = 0; r < n; ++r) {
@@ -456,6 +483,13 @@ Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, cons
                  "skip reasons, cgeval's items and row numbers name crystals by it: give each row its own id", path,
                  repeated_ids, repeated_rows, fmt::join(first, "; "),
                  repeated_ids > int64_t(first.size()) ? "; ..." : "");
+  if (!split.shadowed_columns.empty()) {
+    std::vector<std::string> each;
+    for (const auto& [name, column] : split.shadowed_columns)
+      each.push_back(fmt::format("{} is read from column '{}', not from its own '{}' column", name, column, name));
+    spdlog::warn("{}: data.columns maps names the file also has as columns of its own: {}. Drop the entry to read the "
+                 "file's own column, or rename that column to silence this", path, fmt::join(each, "; "));
+  }
   if (!split.bad_properties.empty())
     spdlog::warn("{}: {} row(s) have a property cell that is no valid number; those properties are left unknown (a "
                  "formula or space group is then derived from the structure where cgprep or sample.conditions_from "

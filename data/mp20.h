@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/crystal.h"
@@ -37,8 +38,16 @@ struct CsvColumns {
   std::string describe() const;
 };
 // data.columns' entries ("name=column") parsed; throws naming the entry and what to write instead (an unknown name,
-// no '=', an empty side, a name mapped twice).
+// no '=', an empty side, a name mapped twice). An identity entry (material_id=material_id) is checked, then left out:
+// it reads the column under its own name, as no entry does.
 CsvColumns parse_columns(const std::vector<std::string>& entries);
+// data.columns' entries as they take effect, in the order given: identity entries left out. What the shards record
+// (settings_json), so that shards made with and without one are the same shards.
+std::vector<std::string> effective_columns(const std::vector<std::string>& entries);
+
+// "data.columns=[formation_energy_per_atom=heat_ref, material_id=id]": `entries` as a setting to write, identity
+// entries left out ("data.columns=[]" for none).
+std::string columns_setting(const std::vector<std::string>& entries);
 
 struct DataConfig;
 // data.columns for `path` where it is one of `d`'s data.*_csv files (cgsample's sample.conditions_from, cgeval's
@@ -57,6 +66,9 @@ struct Mp20Split {
   // Columns the file has but nothing reads, whose cells (the first rows' non-empty ones) are numbers: another
   // dataset's properties (perov-5's heat_ref), which data.columns can map to a known name. The index column is not one.
   std::vector<std::string> unread_numeric_columns;
+  // data.columns entries {name, column} whose name the file also has as a column of its own (band_gap=foo beside a
+  // band_gap column): the mapped column is read, the file's own is not (read_mp20 warns, naming both).
+  std::vector<std::pair<std::string, std::string>> shadowed_columns;
 };
 
 // Parses CSV text (already gunzipped). max_rows > 0: only the first max_rows data rows.

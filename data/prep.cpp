@@ -149,11 +149,15 @@ void parallel_blocks(int64_t n, int threads, F&& fn) {
 
 // The numeric columns a CSV has and nothing reads (another dataset's properties, perov-5's heat_ref), for the
 // warning that says which properties are unknown: "; it has heat_ref, dir_gap: map one with
-// data.columns=[formation_energy_per_atom=heat_ref]". "" when it has none.
-std::string unread_columns_hint(const Mp20Split& p, const std::string& unknown) {
+// data.columns=[formation_energy_per_atom=heat_ref]", the entries `columns` already has kept in front (the setting to
+// write replaces them). "" when it has none.
+std::string unread_columns_hint(const Mp20Split& p, const std::string& unknown,
+                                const std::vector<std::string>& columns) {
   if (p.unread_numeric_columns.empty()) return "";
-  return fmt::format("; it has {} (not read): map one with data.columns=[{}={}] (docs/formats.md#other-datasets)",
-                     fmt::join(p.unread_numeric_columns, ", "), unknown, p.unread_numeric_columns[0]);
+  std::vector<std::string> entries = effective_columns(columns);
+  entries.push_back(unknown + "=" + p.unread_numeric_columns[0]);
+  return fmt::format("; it has {} (not read): map one with {} (docs/formats.md#other-datasets)",
+                     fmt::join(p.unread_numeric_columns, ", "), columns_setting(entries));
 }
 
 // Whether `path` is the file `default_path` names (MP-20's split as DataConfig's default gives it), however spelled.
@@ -287,7 +291,7 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
     if (!unknown.empty())
       spdlog::warn("{}: {} {} {}: unknown for every row, never in a prompt{}", w.name, w.csv,
                    is_cif_folder(w.csv) || is_cif_file(w.csv) ? "(CIF files) gives no" : "lacks the column(s)",
-                   fmt::join(unknown, ", "), unread_columns_hint(p, unknown[0]));
+                   fmt::join(unknown, ", "), unread_columns_hint(p, unknown[0], d.columns));
     for (size_t i = 0; i < std::min<size_t>(p.skipped.size(), 5); ++i)
       spdlog::warn("{}: skipped row {}: {}", w.name, p.skipped[i].row, p.skipped[i].reason);
     if (p.skipped.size() > 5) spdlog::warn("{}: ... {} more skipped rows (all listed in the shards' 'skipped' attribute)",

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/mp20.h"
 #include "data/pymatgen_order.h"
 
 namespace cg {
@@ -25,7 +26,8 @@ std::string settings_json(const DataConfig& d, const TextOptions& t) {
   j["seed"] = d.seed;
   j["max_rows"] = d.max_rows;
   j["strict"] = d.strict;
-  if (!d.columns.empty()) j["columns"] = d.columns;  // which column became which property; MP-20's: not written
+  // Which column became which property; MP-20's (no entry, or only identity ones): not written.
+  if (const auto columns = effective_columns(d.columns); !columns.empty()) j["columns"] = columns;
   j["tokens"] = "BOS + encode(prompt + completion) + EOS";
   return j.dump();
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <sstream>
@@ -598,6 +599,21 @@ TEST(Mp20, PropertyColumnsAreOptionalMaterialIdAndCifAreNot) {
   ASSERT_EQ(m.bad_properties.size(), 1u);
   EXPECT_EQ(m.bad_properties[0].reason, "c-2: energy_per_atom 'x' is not a number");
   EXPECT_EQ(cols.describe(), "material_id=name, formation_energy_per_atom=energy_per_atom");
+  // An identity entry is as none: the same mapping, described alike; still checked, and one name given twice refused.
+  const cg::CsvColumns with_identity = cg::parse_columns({"cif=cif", "formation_energy_per_atom=energy_per_atom",
+                                                          "material_id=name", "band_gap=band_gap"});
+  EXPECT_EQ(with_identity.renamed, cols.renamed);
+  EXPECT_EQ(with_identity.describe(), cols.describe());
+  EXPECT_EQ(cg::parse_columns({"material_id=material_id"}).describe(), "");
+  EXPECT_EQ(cg::effective_columns({"cif=cif", "material_id=name", "band_gap=band_gap"}),
+            std::vector<std::string>{"material_id=name"});
+  EXPECT_EQ(cg::columns_setting({"cif=cif", "material_id=name"}), "data.columns=[material_id=name]");
+  EXPECT_EQ(cg::columns_setting({"cif=cif"}), "data.columns=[]");
+  EXPECT_NE(cg::test::error_of([] { cg::parse_columns({"material_id=material_id", "material_id=name"}); })
+                .find("data.columns maps material_id twice (material_id=material_id and material_id=name)"),
+            std::string::npos);
+  EXPECT_NE(cg::test::error_of([] { cg::parse_columns({"heat=heat"}); }).find("'heat' is no column cgtrain reads"),
+            std::string::npos);
   EXPECT_EQ(cols.of("band_gap"), "band_gap");
   for (const char* header : {"id,cif\n", "material_id,structure\n"}) {
     try {
@@ -810,6 +826,37 @@ TEST(Mp20, DataColumnsApplyToTheConfigsOwnSplits) {
   d.columns = {"id=material_id"};  // the sides swapped: said when the mapping is used
   const std::string e = cg::test::error_of([&] { cg::data_csv_columns(d.test_csv, d); });
   EXPECT_NE(e.find("data.columns entry 'id=material_id': 'id' is no column cgtrain reads"), std::string::npos) << e;
+}
+
+// What `f` logs through spdlog's default logger.
+std::string logged(const std::function<void()>& f) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  f();
+  spdlog::default_logger()->sinks().pop_back();
+  return log.str();
+}
+
+// A mapped name the file also has as a column of its own: the mapped column is read, and the file's own is warned
+// of once, naming both.
+TEST(Mp20, AMappedNameShadowingTheFilesOwnColumnIsWarnedOf) {
+  const cg::test::TempDir dir("cg_test_shadowed");
+  const std::string cif = csv_quote(cif_with(kGoodAtoms));
+  std::ofstream(dir / "x.csv") << "material_id,band_gap,gap,cif\nm-1,1.5,2.5," << cif << "\nm-2,1.0,3.0," << cif
+                               << "\n";
+  cg::Mp20Split s;
+  const std::string log = logged([&] { s = cg::read_mp20(dir / "x.csv", 0, false,
+                                                         cg::parse_columns({"band_gap=gap"})); });
+  ASSERT_EQ(s.crystals.size(), 2u);
+  EXPECT_DOUBLE_EQ(*s.crystals[0].band_gap, 2.5);
+  EXPECT_NE(log.find((dir / "x.csv") + ": data.columns maps names the file also has as columns of its own: "
+                     "band_gap is read from column 'gap', not from its own 'band_gap' column. Drop the entry to read "
+                     "the file's own column"), std::string::npos) << log;
+  EXPECT_EQ(log.find("maps names", log.find("maps names") + 1), std::string::npos) << log;  // once, not per row
+  EXPECT_TRUE(s.unread_numeric_columns.empty());  // its band_gap is no other dataset's property to map
+  const std::string plain = logged([&] { cg::read_mp20(dir / "x.csv"); });
+  EXPECT_EQ(plain.find("maps names"), std::string::npos) << plain;
 }
 
 TEST(Formula, CountsOfAFormulaAndSameComposition) {

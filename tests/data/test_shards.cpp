@@ -878,6 +878,16 @@ TEST(Prep, RenamedColumnsMappedWithDataColumnsGiveTheSameShards) {
   d.val_csv = d.test_csv = "";
   d.max_rows = 0;
   cg::run_prep(d, 2);
+  // Identity entries are as none: the same shards, recorded alike (a run on either resumes on the other).
+  cg::DataConfig identity = d;
+  identity.shards_dir = dir + "/identity";
+  identity.columns = {"material_id=material_id", "band_gap=band_gap"};
+  cg::run_prep(identity, 2);
+  const cg::ShardMeta mi = cg::read_shard_meta(cg::shard_path(identity.shards_dir, "train", 0));
+  const cg::ShardMeta m0 = cg::read_shard_meta(cg::shard_path(d.shards_dir, "train", 0));
+  EXPECT_EQ(mi.settings_json, m0.settings_json);
+  EXPECT_EQ(mi.source_columns, "");
+  EXPECT_EQ(mi.tokenizer_sha256, m0.tokenizer_sha256);
   cg::DataConfig own = d;
   own.shards_dir = dir + "/b";
   own.train_csv = dir + "/own.csv";
@@ -915,6 +925,15 @@ TEST(Prep, RenamedColumnsMappedWithDataColumnsGiveTheSameShards) {
   EXPECT_NE(hint.find("train: " + perov.train_csv + " lacks the column(s) formation_energy_per_atom, band_gap, "
                       "e_above_hull: unknown for every row, never in a prompt; it has heat_ref, dir_gap (not read): "
                       "map one with data.columns=[formation_energy_per_atom=heat_ref]"), std::string::npos) << hint;
+  // With a mapping given, the hint keeps its entries: the setting it shows replaces the one given.
+  cg::DataConfig partial = perov;
+  partial.shards_dir = dir + "/c1";
+  partial.columns = {"formation_energy_per_atom=heat_ref", "cif=cif"};
+  const std::string extended = logged([&] { cg::run_prep(partial, 2); });
+  EXPECT_NE(extended.find("train: " + perov.train_csv + " lacks the column(s) band_gap, e_above_hull: unknown for "
+                          "every row, never in a prompt; it has dir_gap (not read): map one with "
+                          "data.columns=[formation_energy_per_atom=heat_ref, band_gap=dir_gap]"), std::string::npos)
+      << extended;
   perov.columns = {"formation_energy_per_atom=heat_ref", "band_gap=dir_gap"};
   const std::string mapped = logged([&] { cg::run_prep(perov, 2); });
   EXPECT_NE(mapped.find("lacks the column(s) e_above_hull: unknown for every row, never in a prompt\n"),
