@@ -94,6 +94,35 @@ size_t CsvTable::column(const std::string& name) const {
   CG_FAIL("CSV has no column '{}'; its columns are {}", name, cols);
 }
 
+std::vector<std::string> read_csv_header(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  CG_CHECK(f != nullptr, "cannot open '{}' ({}): check the setting that names this file", path,
+           path.empty() ? "the path is empty" : std::strerror(errno));
+  // Up to the first line end outside quotes (a quoted header cell may hold one), in 64 KiB steps.
+  std::string text;
+  std::vector<char> buf(1 << 16);
+  bool quoted = false, ended = false;
+  for (int n; !ended && (n = gzread(f, buf.data(), unsigned(buf.size()))) > 0;) {
+    for (int i = 0; i < n && !ended; ++i) {
+      if (buf[size_t(i)] == '"') quoted = !quoted;
+      ended = !quoted && (buf[size_t(i)] == '\n' || buf[size_t(i)] == '\r');
+    }
+    text.append(buf.data(), size_t(n));
+  }
+  gzclose(f);
+  std::string_view view = text;
+  if (view.substr(0, 3) == "\xEF\xBB\xBF") view.remove_prefix(3);
+  std::vector<std::string> header;
+  try {
+    CsvReader(view).next(&header);
+  } catch (const Error& e) {
+    CG_FAIL("{} (in {})", e.what(), path);
+  }
+  CG_CHECK(!header.empty() && !(header.size() == 1 && header[0].empty()), "{} is empty: expected a CSV with a header "
+           "row", path);
+  return header;
+}
+
 CsvTable parse_csv(std::string_view text) {
   // A UTF-8 byte order mark (spreadsheet exports) is not part of the first column's name, as for pandas.
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);

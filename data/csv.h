@@ -38,6 +38,10 @@ struct CsvTable {
   int64_t find(const std::string& name) const;
 };
 
+// The header row of the CSV file `path` (gz or plain), read up to its end only; a UTF-8 byte order mark dropped, as
+// parse_csv does. Throws naming the file when it cannot be read or is empty.
+std::vector<std::string> read_csv_header(const std::string& path);
+
 // Parses all of `text`; rows with a different cell count than the header are kept (the caller reports them).
 CsvTable parse_csv(std::string_view text);
 

@@ -19,6 +19,7 @@
 #include "data/csv.h"
 #include "data/formula.h"
 #include "data/pymatgen_order.h"
+#include "data/shard_settings.h"
 #include "data/space_groups.h"
 #include "trainer/config.h"
 
@@ -130,12 +131,66 @@ std::string columns_setting(const std::vector<std::string>& entries) {
   return fmt::format("data.columns=[{}]", fmt::join(effective_columns(entries), ", "));
 }
 
-CsvColumns data_csv_columns(const std::string& path, const DataConfig& d) {
+namespace {
+
+// Whether `path` names the same file as `other`, however spelled.
+bool same_file(const std::string& path, const std::string& other) {
   std::error_code ec;
-  for (const std::string* split : {&d.train_csv, &d.val_csv, &d.test_csv})
-    if (!path.empty() && !split->empty() && (path == *split || std::filesystem::equivalent(path, *split, ec)))
-      return parse_columns(d.columns);
+  return !path.empty() && !other.empty() && (path == other || std::filesystem::equivalent(path, other, ec));
+}
+
+// data.columns for a CSV that is none of the config's data.*_csv (cgsample's sample.conditions_from, cgeval's
+// eval.ref_csv): applied where the file is laid out like the mapped dataset (it has every mapped column and lacks
+// one of the names they are read as), not where it has MP-20's names itself. Said either way.
+CsvColumns other_csv_columns(const std::string& path, const DataConfig& d) {
+  const CsvColumns config = parse_columns(d.columns);
+  if (config.renamed.empty()) return config;
+  const std::vector<std::string> header = read_csv_header(path);
+  const auto has = [&](const std::string& c) { return std::find(header.begin(), header.end(), c) != header.end(); };
+  std::vector<std::string> mapped_missing, own_missing;
+  for (const auto& [name, column] : config.renamed) {
+    if (!has(column)) mapped_missing.push_back(column);
+    if (!has(name)) own_missing.push_back(name);
+  }
+  const std::string setting = columns_setting(d.columns);
+  if (mapped_missing.empty() && !own_missing.empty()) {
+    spdlog::info("{} is none of data.*_csv but laid out like them (it has the columns {} maps, not {}): read with "
+                 "that mapping", path, setting, fmt::join(own_missing, ", "));
+    return config;
+  }
+  std::vector<std::string> names;
+  for (const auto& [name, column] : config.renamed) names.push_back(name);
+  if (own_missing.empty())
+    spdlog::info("{} has MP-20's column names ({}) itself: read as it is, without {} (which applies to files laid "
+                 "out like data.*_csv)", path, fmt::join(names, ", "), setting);
+  else
+    spdlog::warn("{} is laid out neither like data.*_csv ({} maps columns it lacks: {}) nor with MP-20's names (it "
+                 "lacks {}): read by MP-20's names without the mapping; give it the columns of one or the other",
+                 path, setting, fmt::join(mapped_missing, ", "), fmt::join(own_missing, ", "));
   return {};
+}
+
+}  // namespace
+
+CsvColumns data_csv_columns(const std::string& path, const DataConfig& d) {
+  const CsvColumns config = parse_columns(d.columns);  // a bad mapping is an error wherever it is given
+  std::error_code ec;
+  if (path.empty() || std::filesystem::is_directory(path, ec) || is_cif_file(path)) return {};  // no columns to map
+  // A file the shards were made from: read as cgprep read it, so that its rows are the ones the model trained on.
+  if (const auto shards = shards_columns(d.shards_dir))
+    for (const auto& [split, source] : shards->sources) {
+      if (!same_file(path, source)) continue;
+      const CsvColumns made = parse_columns(shards->columns);
+      if (made.renamed != config.renamed)
+        spdlog::warn("{} is the file the {} shards in {} were made from, with {}, but this config says {}: it is read "
+                     "with the shards' mapping, as cgprep read it; set {} in this config to silence this", path, split,
+                     d.shards_dir, columns_setting(shards->columns), columns_setting(d.columns),
+                     columns_setting(shards->columns));
+      return made;
+    }
+  for (const std::string* split : {&d.train_csv, &d.val_csv, &d.test_csv})
+    if (same_file(path, *split)) return config;
+  return other_csv_columns(path, d);
 }
 
 Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict, const CsvColumns& columns,

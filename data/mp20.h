@@ -50,8 +50,16 @@ std::vector<std::string> effective_columns(const std::vector<std::string>& entri
 std::string columns_setting(const std::vector<std::string>& entries);
 
 struct DataConfig;
-// data.columns for `path` where it is one of `d`'s data.*_csv files (cgsample's sample.conditions_from, cgeval's
-// references: the dataset cgprep read with that mapping); for any other file none (MP-20's names).
+// The mapping to read `path` with, for cgsample (sample.conditions_from, sample.task=infill) and cgeval (its
+// references, eval.invariance), said where it is not d.columns as given:
+// - a file the shards in d.shards_dir were made from: the mapping they were made with (warned of where d.columns
+//   says another), as cgprep read it;
+// - one of d's data.*_csv files: d.columns;
+// - any other CSV: d.columns where it is laid out like the mapped dataset (it has every mapped column and lacks one
+//   of their MP-20 names; an info line), else none (MP-20's names; an info line where it has them, a warning where it
+//   has neither layout);
+// - a CIF folder or file: none (no columns).
+// Throws where d.columns does not parse (parse_columns).
 CsvColumns data_csv_columns(const std::string& path, const DataConfig& d);
 
 struct Mp20Split {

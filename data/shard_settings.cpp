@@ -1,10 +1,15 @@
 // Shard settings: what cgprep records, and the spellings older cgpreps gave it.
 #include "data/shard_settings.h"
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
+
+#include "common/error.h"
 
 #include "data/mp20.h"
 #include "data/pymatgen_order.h"
+#include "data/shard.h"
 
 namespace cg {
 
@@ -80,6 +85,31 @@ std::vector<std::string> settings_differences(const std::string& shards, const s
     const nlohmann::json::json_pointer p(pointer);
     if (!a.contains(p) || !b.contains(p) || a[p] == b[p]) continue;
     out.push_back(std::string(key) + ": " + a[p].dump() + " in the shards, " + b[p].dump() + " in the config");
+  }
+  return out;
+}
+
+std::optional<ShardsColumns> shards_columns(const std::string& dir) {
+  std::optional<ShardsColumns> out;
+  for (const char* split : {"train", "val", "test"}) {
+    const std::string path = shard_path(dir, split, 0);
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) continue;
+    ShardMeta meta;
+    try {
+      meta = read_shard_meta(path);
+    } catch (const Error&) {  // a damaged shard: cgtrain says what is wrong where it reads them
+      continue;
+    }
+    if (!out) {  // one cgprep run made every split: the first split's settings are all of theirs
+      out.emplace();
+      const nlohmann::json j = nlohmann::json::parse(meta.settings_json, nullptr, false);
+      if (j.is_object() && j.contains("columns") && j["columns"].is_array())
+        for (const auto& e : j["columns"])
+          if (e.is_string()) out->columns.push_back(e.get<std::string>());
+      out->columns = effective_columns(out->columns);
+    }
+    out->sources.emplace_back(split, meta.source_path);
   }
   return out;
 }

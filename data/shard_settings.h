@@ -3,7 +3,9 @@
 // digests them into a checkpoint's loader position, so they live in cg_data (torch processes may link it; cg_prep,
 // with libsentencepiece, they may not).
 #pragma once
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/crystal_text.h"
@@ -34,5 +36,14 @@ std::vector<std::string> other_loss_on_settings(const std::string& settings);
 // (settings_json of each), as "data.copies: 3 in the shards, 1 in the config"; keys an older spelling lacks are
 // skipped. Empty when they agree.
 std::vector<std::string> settings_differences(const std::string& shards, const std::string& config);
+
+// data.columns as the shards in `dir` were made with it (their settings' "columns", identity entries left out; empty:
+// MP-20's names), and the file each split present was read from ({split, ShardMeta::source_path}); nullopt when `dir`
+// holds no readable shard. cgtrain records the shards' mapping; cgsample and cgeval read those files with it.
+struct ShardsColumns {
+  std::vector<std::string> columns;
+  std::vector<std::pair<std::string, std::string>> sources;
+};
+std::optional<ShardsColumns> shards_columns(const std::string& dir);
 
 }  // namespace cg

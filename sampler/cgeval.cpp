@@ -58,7 +58,7 @@ cg::InvarianceResult invariance(const cg::Config& c) {
   CG_CHECK(!c.data.test_csv.empty(), "eval.invariance=true scores crystals of data.test_csv, which is empty: set "
            "data.test_csv to a CSV or CIF folder");
   const auto crystals =
-      cg::read_mp20(c.data.test_csv, c.eval.invariance_crystals, false, cg::parse_columns(c.data.columns),
+      cg::read_mp20(c.data.test_csv, c.eval.invariance_crystals, false, cg::data_csv_columns(c.data.test_csv, c.data),
                     cg::parse_site_order(c.data.site_order))
           .crystals;
   CG_CHECK(!crystals.empty(), "eval.invariance=true: data.test_csv {} holds no crystal that reads: give a test split "

@@ -163,7 +163,7 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
     CG_CHECK(!c.data.test_csv.empty(), "sample.task=infill masks elements of the crystals of data.test_csv, which is "
              "empty; set data.test_csv to a CSV in CDVAE's layout (e.g. data/mp20/test.csv.gz)");
     check_exists("data.test_csv", " (the crystals sample.task=infill masks)", c.data.test_csv);
-    const Mp20Split split = read_mp20(c.data.test_csv, s.num_samples, false, parse_columns(c.data.columns),
+    const Mp20Split split = read_mp20(c.data.test_csv, s.num_samples, false, data_csv_columns(c.data.test_csv, c.data),
                                       parse_site_order(c.data.site_order));
     const auto& crystals = split.crystals;
     CG_CHECK(!crystals.empty(), "sample.task=infill: data.test_csv {} holds no crystal that reads ({} data rows{}): "

@@ -116,6 +116,23 @@ void warn_data_settings(const Config& cfg, const ShardMeta& meta) {
                  "values, or run cgprep again with this config", cfg.data.shards_dir, fmt::join(diff, "; "));
 }
 
+// The config with data.columns as the shards were made with it. cgtrain reads no CSV, but the run's config.yaml is
+// what cgsample and cgeval are given, and they read data.*_csv with its mapping: the one cgprep read them with, not a
+// config's that left it out (given to cgprep alone) or says another. Said where they differ; every rank adopts it.
+Config with_shards_columns(const Config& cfg, bool lead) {
+  const std::optional<ShardsColumns> shards = shards_columns(cfg.data.shards_dir);
+  if (!shards || parse_columns(shards->columns).renamed == parse_columns(cfg.data.columns).renamed) return cfg;
+  if (lead)
+    spdlog::warn("the shards in {} were made with {}, but this config says {}: training reads the samples the "
+                 "shards hold, and config.yaml records {} (cgsample and cgeval read data.*_csv with it); set it in "
+                 "this config, or run cgprep again with this config", cfg.data.shards_dir,
+                 columns_setting(shards->columns), columns_setting(cfg.data.columns),
+                 columns_setting(shards->columns));
+  Config out = cfg;
+  out.data.columns = shards->columns;
+  return out;
+}
+
 // The file or folder the shards' samples came from against the one the config names (data.train_csv, data.val_csv):
 // config.yaml records the config's, and cgeval and cgsweep take data.train_csv as the novelty reference, so another
 // source there would misdescribe the run. Shards of older builds recorded none.
@@ -270,21 +287,23 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg, const std:
 
 }  // namespace
 
-int train(const Config& cfg) {
+int train(const Config& given) {
   const dist::Runtime& rt = dist::runtime();
   // The first collective: ranks started apart must not meet in different ones (the GPU check below is one).
-  check_ranks_agree(cfg, "cgtrain");
-  const at::Device device = resolve_device(cfg.model.device, rt);
-  const dist::Backend backend = dist::backend_from_name(cfg.parallel.backend, device.is_cuda());
-  init_logging(rt.rank, rt.world, cfg.log.level, cfg.log.all_ranks);  // before the grid says what it is
-  const dist::ParallelDims dims = dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
-  const int threads = dist::cpu_threads(cfg.train.threads, rt.local_size);
+  check_ranks_agree(given, "cgtrain");
+  const at::Device device = resolve_device(given.model.device, rt);
+  const dist::Backend backend = dist::backend_from_name(given.parallel.backend, device.is_cuda());
+  init_logging(rt.rank, rt.world, given.log.level, given.log.all_ranks);  // before the grid says what it is
+  const dist::ParallelDims dims = dist::make_parallel_dims(int(given.parallel.tp), int(given.parallel.dp), backend);
+  const int threads = dist::cpu_threads(given.train.threads, rt.local_size);
   dist::set_cpu_threads(threads);
   const bool lead = dims.rank == 0;
   if (lead)
     spdlog::info("cgtrain: {} on {}, {} threads per rank (OpenBLAS {}, OMP_WAIT_POLICY {})", dims.describe(),
                  device.str(), threads, openblas_threads(),
                  std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "default");
+
+  const Config cfg = with_shards_columns(given, lead);  // what config.yaml records
 
   // Run folder with the resolved config (rank 0 writes; everyone waits).
   const std::string& run_dir = cfg.train.run_dir;

@@ -838,6 +838,47 @@ std::string logged(const std::function<void()>& f) {
   return log.str();
 }
 
+// Another CSV (sample.conditions_from, eval.ref_csv): data.columns applies where it is laid out like the mapped
+// dataset, not where it has MP-20's names; said either way, and warned of where it has neither.
+TEST(Mp20, DataColumnsOnAnotherCsvFollowItsLayout) {
+  const cg::test::TempDir dir("cg_test_data_columns_other");
+  std::ofstream(dir / "test.csv") << "id,heat_ref,cif\n";
+  std::ofstream(dir / "perov_like.csv") << "\"id\",heat_ref,cif,dir_gap\n";
+  std::ofstream(dir / "mp20_like.csv") << ",material_id,formation_energy_per_atom,cif\n";
+  std::ofstream(dir / "neither.csv") << "name,cif\n";
+  cg::DataConfig d;
+  d.train_csv = d.val_csv = "";
+  d.test_csv = dir / "test.csv";
+  d.shards_dir = dir / "no_shards";
+  d.columns = {"material_id=id", "cif=cif", "formation_energy_per_atom=heat_ref"};
+  const std::string setting = "data.columns=[material_id=id, formation_energy_per_atom=heat_ref]";
+  std::string described;
+  std::string log = logged([&] { described = cg::data_csv_columns(dir / "perov_like.csv", d).describe(); });
+  EXPECT_EQ(described, "material_id=id, formation_energy_per_atom=heat_ref");
+  EXPECT_NE(log.find("[info] " + (dir / "perov_like.csv") + " is none of data.*_csv but laid out like them "
+                     "(it has the columns " + setting + " maps, not formation_energy_per_atom, material_id): read "
+                     "with that mapping"), std::string::npos) << log;
+  log = logged([&] { described = cg::data_csv_columns(dir / "mp20_like.csv", d).describe(); });
+  EXPECT_EQ(described, "");
+  EXPECT_NE(log.find("[info] " + (dir / "mp20_like.csv") + " has MP-20's column names (formation_energy_per_atom, "
+                     "material_id) itself"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("read as it is, without " + setting), std::string::npos) << log;
+  log = logged([&] { described = cg::data_csv_columns(dir / "neither.csv", d).describe(); });
+  EXPECT_EQ(described, "");
+  EXPECT_NE(log.find("[warning] " + (dir / "neither.csv") + " is laid out neither like data.*_csv (" +
+                     setting + " maps columns it lacks: heat_ref, id) nor with MP-20's names (it lacks "
+                     "formation_energy_per_atom, material_id): read by MP-20's names"), std::string::npos) << log;
+  // The config's own split: its mapping, without a word; no mapping: nothing to say of any file.
+  log = logged([&] { described = cg::data_csv_columns(d.test_csv, d).describe(); });
+  EXPECT_EQ(described, "material_id=id, formation_energy_per_atom=heat_ref");
+  EXPECT_EQ(log, "");
+  d.columns = {"cif=cif"};  // identity only: no mapping
+  log = logged([&] { described = cg::data_csv_columns(dir / "neither.csv", d).describe(); });
+  EXPECT_EQ(described, "");
+  EXPECT_EQ(log, "");
+}
+
 // A mapped name the file also has as a column of its own: the mapped column is read, and the file's own is warned
 // of once, naming both.
 TEST(Mp20, AMappedNameShadowingTheFilesOwnColumnIsWarnedOf) {

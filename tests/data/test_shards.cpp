@@ -943,6 +943,29 @@ TEST(Prep, RenamedColumnsMappedWithDataColumnsGiveTheSameShards) {
   EXPECT_EQ(nlohmann::json::parse(cg::read_shard_meta(cg::shard_path(perov.shards_dir, "train", 0)).property_counts),
             counts);
 
+  // cgsample and cgeval read the file the shards were made from as cgprep read it, whatever the config says (often
+  // nothing: data.columns given to cgprep alone), and say so; a config with the same mapping hears nothing.
+  cg::DataConfig later = perov;
+  later.columns = {};
+  std::string described;
+  std::string said = logged([&] { described = cg::data_csv_columns(perov.train_csv, later).describe(); });
+  EXPECT_EQ(described, "formation_energy_per_atom=heat_ref, band_gap=dir_gap");
+  EXPECT_NE(said.find("[warning] " + perov.train_csv + " is the file the train shards in " + perov.shards_dir +
+                      " were made from, with data.columns=[formation_energy_per_atom=heat_ref, band_gap=dir_gap], "
+                      "but this config says data.columns=[]: it is read with the shards' mapping, as cgprep read it; "
+                      "set data.columns=[formation_energy_per_atom=heat_ref, band_gap=dir_gap] in this config"),
+            std::string::npos) << said;
+  later.columns = {"band_gap=dir_gap", "cif=cif", "formation_energy_per_atom=heat_ref"};  // the same mapping
+  said = logged([&] { described = cg::data_csv_columns(perov.train_csv, later).describe(); });
+  EXPECT_EQ(described, "formation_energy_per_atom=heat_ref, band_gap=dir_gap");
+  EXPECT_EQ(said, "");
+  const auto recorded = cg::shards_columns(perov.shards_dir);
+  ASSERT_TRUE(recorded.has_value());
+  EXPECT_EQ(recorded->columns, perov.columns);
+  ASSERT_EQ(recorded->sources.size(), 1u);  // train only
+  EXPECT_EQ(recorded->sources[0].first, "train");
+  EXPECT_FALSE(cg::shards_columns(dir + "/none").has_value());
+
   // Bad mappings: an unknown name, a column the file lacks, no '=' — each an error before any shard is written.
   const auto error_with = [&](std::vector<std::string> columns) {
     cg::DataConfig bad = perov;

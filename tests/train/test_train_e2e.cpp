@@ -579,6 +579,38 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
                             "here: training reads the shards, but the run's config.yaml records data.val_csv; set "
                             "data.val_csv=" + mine), std::string::npos) << r.output;
   }
+  // Shards made with a data.columns mapping the config leaves out (given to cgprep alone): said, and config.yaml
+  // records the shards' mapping, which cgsample and cgeval read data.*_csv with. The same mapping: nothing said.
+  {
+    const std::string shards = d + "/columns_shards";
+    for (const char* old : {"/columns_shards", "/columns_run", "/columns_run2"}) fs::remove_all(d + old);
+    fs::create_directories(shards);
+    fs::copy_file(s + "/shards/tokenizer.model", shards + "/tokenizer.model");
+    for (const char* split : {"train", "val"}) {
+      cg::ShardMeta m;
+      const cg::SampleSet set = cg::read_shard(cg::shard_path(s + "/shards", split, 0), &m);
+      cg::DataConfig made = cg::Config{}.data;
+      made.columns = {"material_id=id", "formation_energy_per_atom=heat_ref"};
+      m.settings_json = cg::settings_json(made, cg::text_options(made));
+      cg::write_shard(cg::shard_path(shards, split, 0), set, m);
+    }
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/columns_run"), {"data.shards_dir=" + shards,
+                                                                          "train.steps=1", "train.val_every=0"}));
+    EXPECT_EQ(r.rc, 0) << r.output;
+    EXPECT_NE(r.output.find("the shards in " + shards + " were made with data.columns=[material_id=id, "
+                            "formation_energy_per_atom=heat_ref], but this config says data.columns=[]: training "
+                            "reads the samples the shards hold, and config.yaml records data.columns=[material_id=id, "
+                            "formation_energy_per_atom=heat_ref]"), std::string::npos) << r.output;
+    EXPECT_EQ(cg::load_saved_config(d + "/columns_run/config.yaml").data.columns,
+              (std::vector<std::string>{"material_id=id", "formation_energy_per_atom=heat_ref"}));
+    r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/columns_run2"),
+                                       {"data.shards_dir=" + shards, "train.steps=1", "train.val_every=0",
+                                        "data.columns=[formation_energy_per_atom=heat_ref, material_id=id, cif=cif]"}));
+    EXPECT_EQ(r.rc, 0) << r.output;
+    EXPECT_EQ(r.output.find("data.columns"), std::string::npos) << r.output;
+    EXPECT_EQ(cg::load_saved_config(d + "/columns_run2/config.yaml").data.columns,
+              (std::vector<std::string>{"formation_energy_per_atom=heat_ref", "material_id=id", "cif=cif"}));
+  }
   // A base with more embedding rows than the tokenizer has pieces (an added <pad> row, or padding to a multiple):
   // trains, the extra rows said; fewer rows are refused.
   for (const int64_t rows : {100, 96}) {
