@@ -87,24 +87,35 @@ MadeFolders::MadeFolders(const std::string& path, std::vector<std::string> ignor
     : ignorable_(std::move(ignorable)) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  fs::path dir = fs::absolute(path, ec).lexically_normal();
+  const fs::path spelled = fs::absolute(path, ec);
+  fs::path dir = spelled.lexically_normal();
   if (!dir.has_filename()) dir = dir.parent_path();  // "out/": the folder "out"
   dir_ = dir.string();
-  for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
-    root_ = p.string();
-    if (p == p.parent_path()) break;
+  // create_directories makes each missing prefix of the path as spelled, `..` steps included: the folders it makes
+  // are those prefixes (a `.` or `..` step names a folder made or found before it, never a new one).
+  fs::path at;
+  for (const fs::path& part : spelled) {
+    at /= part;
+    if (part.empty() || part == "." || part == ".." || at == at.root_path()) continue;
+    if (!fs::exists(at, ec)) made_.push_back(at.string());
   }
 }
 
 MadeFolders::~MadeFolders() {
   namespace fs = std::filesystem;
-  if (kept_ || root_.empty()) return;
+  if (kept_ || made_.empty()) return;
   std::error_code ec;
   for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec))
     if (std::find(ignorable_.begin(), ignorable_.end(), it->path().filename().string()) == ignorable_.end()) return;
-  for (const std::string& name : ignorable_) fs::remove(fs::path(dir_) / name, ec);
-  for (fs::path p = dir_; fs::is_empty(p, ec) && fs::remove(p, ec); p = p.parent_path())
-    if (p == root_) break;
+  // Only the ignorable files of a folder this launch made: in one that was there, they may be a user's.
+  if (std::find_if(made_.begin(), made_.end(), [&](const std::string& m) {
+        return fs::path(m).lexically_normal() == fs::path(dir_);
+      }) != made_.end())
+    for (const std::string& name : ignorable_) fs::remove(fs::path(dir_) / name, ec);
+  // fs::remove takes only an empty folder: one that holds anything (a file put there since) stays, and so do the
+  // folders above it.
+  for (auto it = made_.rbegin(); it != made_.rend(); ++it)
+    if (fs::is_directory(*it, ec) && fs::is_empty(*it, ec)) fs::remove(*it, ec);
 }
 
 void check_output_dir_creatable(const std::string& path, const std::string& what) {

@@ -24,9 +24,10 @@ void make_output_dir(const std::string& path, const std::string& what);
 // nearest folder above it that does, must be a folder this process may write in. Fails as make_output_dir does.
 void check_output_dir_creatable(const std::string& path, const std::string& what);
 
-// A failed run leaves no folder where there was none: made before make_output_dir(path), it notes the outermost
-// folder that call will create; on destruction, unless keep() was called, it removes `path` if it holds nothing but
-// `ignorable` names (a lock file, say), and then the parents it made, as far as they are empty.
+// A failed run leaves no folder where there was none: made before make_output_dir(path), it notes every folder that
+// call will create on the way, as the path spells them (`a/b/../c` makes a, a/b and a/c: a/b is no parent of the
+// result); on destruction, unless keep() was called, it removes `path` if it holds nothing but `ignorable` names (a
+// lock file, say), and then the other folders it noted, newest first, each only while it is empty.
 class MadeFolders {
  public:
   explicit MadeFolders(const std::string& path, std::vector<std::string> ignorable = {});
@@ -36,7 +37,8 @@ class MadeFolders {
   void keep() { kept_ = true; }
 
  private:
-  std::string dir_, root_;  // root_: "" when the folder was there already
+  std::string dir_;
+  std::vector<std::string> made_;  // the folders missing at construction, outermost first; none when all were there
   std::vector<std::string> ignorable_;
   bool kept_ = false;
 };

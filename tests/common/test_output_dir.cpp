@@ -85,6 +85,40 @@ TEST(OutputDir, DryCheckCreatesNothingAndFindsTheFileInTheWay) {
   fs::remove_all(d);
 }
 
+// MadeFolders removes every folder make_output_dir made on the way, as the path spells them: `a/b/../c` makes a/b,
+// which is no parent of a/c; a folder that was there, or one that holds a file put there since, stays.
+TEST(MadeFolders, RemovesEveryLevelMadeAndNoOther) {
+  const fs::path d = fs::temp_directory_path() / ("cg_made_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  {
+    cg::MadeFolders made((d / "a/b/../c").string(), {"lock"});
+    cg::make_output_dir((d / "a/b/../c").string(), "train.run_dir");
+    ASSERT_TRUE(fs::is_directory(d / "a/b"));
+    ASSERT_TRUE(fs::is_directory(d / "a/c"));
+    std::ofstream(d / "a/c/lock") << "";
+  }
+  EXPECT_TRUE(fs::is_empty(d)) << "a, a/b and a/c were all made by this launch";
+
+  fs::create_directories(d / "there");
+  {
+    cg::MadeFolders made((d / "there/x/../y/z").string());
+    cg::make_output_dir((d / "there/x/../y/z").string(), "train.run_dir");
+    std::ofstream(d / "there/x/notes.txt") << "the user's";  // put into a folder the launch made, since
+  }
+  EXPECT_TRUE(fs::exists(d / "there/x/notes.txt"));
+  EXPECT_FALSE(fs::exists(d / "there/y")) << "y and y/z were this launch's and empty";
+
+  // A folder that was there keeps its ignorable files: they may be a user's.
+  std::ofstream(d / "there/lock") << "the user's";
+  {
+    cg::MadeFolders made((d / "there").string(), {"lock"});
+    cg::make_output_dir((d / "there").string(), "train.run_dir");
+  }
+  EXPECT_TRUE(fs::exists(d / "there/lock"));
+  fs::remove_all(d);
+}
+
 // read_file of a folder says so (an ifstream opens a folder and reads nothing: "no pieces", "unexpected end of
 // input"); a write into a missing folder says that, not "free disk space".
 TEST(DurableFile, FolderReadAndMissingFolderWriteSayWhat) {

@@ -686,9 +686,10 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
     EXPECT_EQ(fs::file_size(used + "/checkpoints/" + step + "/rank-00000.safetensors"), 100u) << step;
 }
 
-// A launch refused before training starts leaves no folder where there was none (train.run_dir and a parent made for
-// it; 1 rank and 2), and in a run folder that was there, the user's file stays as it was and the checkpoints/ the
-// launch made goes. (A launch that fails once training has started keeps its folder: the "nan" run above.)
+// A launch refused before training starts leaves no folder where there was none (train.run_dir and every folder made
+// on the way to it, `..` steps included; 1 rank and 2), and in a run folder that was there, the user's file stays as
+// it was and the checkpoints/ the launch made goes. (A launch that fails once training has started keeps its folder:
+// the "nan" run above.)
 TEST(TrainBadInput, RefusedLaunchLeavesNoFolderItMade) {
   const std::string s = setup(), d = base_dir();
   fs::remove_all(d);
@@ -696,7 +697,8 @@ TEST(TrainBadInput, RefusedLaunchLeavesNoFolderItMade) {
   // model.dtype=fp16 is refused where the model is built: after the run folder, its lock and the data checks.
   const std::vector<std::string> refused{"model.dtype=fp16"};
   for (const int np : {1, 2}) {
-    const std::string parent = d + "/new" + std::to_string(np), run_dir = parent + "/run";
+    // Spelled with a step back: parent/b is made on the way though it is no parent of parent/run.
+    const std::string parent = d + "/new" + std::to_string(np), run_dir = parent + "/b/../run";
     RunResult r = run_mpi(np, cgtrain_exe(), with(micro_args(s, run_dir), refused));
     EXPECT_NE(r.rc, 0) << r.output;
     EXPECT_NE(r.output.find("model.dtype=fp16 cannot train"), std::string::npos) << r.output;
