@@ -20,10 +20,19 @@ class FileLock {
   // EOPNOTSUPP) when the filesystem has no flock (some Lustre and NFS mounts).
   int error() const { return error_; }
   bool held_elsewhere() const;
+  // True when this object created the file (it was not there before), not a user's file or an earlier run's.
+  bool created() const { return created_; }
+  // When the lock is let go (destruction), remove the file too, if this object created it and holds it: a launch
+  // that gives up leaves no lock file where there was none. A process waiting on the removed file tries again on
+  // the path (see the constructor), so two never hold "the" lock at once.
+  void remove_file_at_release(bool remove) { remove_at_release_ = remove; }
 
  private:
+  std::string path_;
   int fd_ = -1;
   bool held_ = false;
+  bool created_ = false;
+  bool remove_at_release_ = false;
   int error_ = 0;
 };
 

@@ -316,6 +316,7 @@ int train(const Config& given) {
   // as they hold nothing but this launch's files (never a checkpoint, never a file of the user's). Unwinding does it
   // before the lock is let go (declared after run_lock); abort_all, which may end the process without unwinding,
   // does it through undo_on_abort. A run folder that was there keeps everything but the empty checkpoints/ made now.
+  // In a run folder that was there, the lock file goes too where this launch created it (never one that was there).
   // When a rank other than 0 fails alone, its MPI_Abort kills rank 0 from outside, and the folder stays.
   std::optional<MadeFolders> made_run_dir, made_checkpoints;
   std::optional<dist::AbortCleanup> undo_on_abort;
@@ -325,6 +326,7 @@ int train(const Config& given) {
     undo_on_abort.emplace([&] {
       made_checkpoints.reset();
       made_run_dir.reset();
+      run_lock.reset();
     });
     make_output_dir(run_dir, "train.run_dir");
     // Where every save goes: a problem there shows now, not after the first checkpoint.every steps.
@@ -342,6 +344,7 @@ int train(const Config& given) {
       said = true;
       return now_s() - t0 < wait_s;
     });
+    run_lock->remove_file_at_release(true);  // until training starts (below)
     if (run_lock->held_elsewhere()) {  // the folder is that run's, even where this launch made it a moment before
       made_run_dir->keep();
       made_checkpoints->keep();
@@ -560,6 +563,7 @@ int train(const Config& given) {
   if (cfg.train.val_every > 0 && st.step == 0) validate();
   // Training starts: the run folder is the run's from here, whatever happens (its metrics say how far it got).
   undo_on_abort.reset();
+  if (run_lock) run_lock->remove_file_at_release(false);
   if (made_run_dir) made_run_dir->keep();
   if (made_checkpoints) made_checkpoints->keep();
   const double t_start = now_s();

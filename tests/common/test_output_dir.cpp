@@ -4,11 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "common/durable_file.h"
+#include "common/file_lock.h"
 
 namespace fs = std::filesystem;
 
@@ -116,6 +120,58 @@ TEST(MadeFolders, RemovesEveryLevelMadeAndNoOther) {
     cg::make_output_dir((d / "there").string(), "train.run_dir");
   }
   EXPECT_TRUE(fs::exists(d / "there/lock"));
+  fs::remove_all(d);
+}
+
+// A lock file is removed at release only where this FileLock created it and was asked to (a launch that gave up);
+// one that was there (a user's, an earlier run's) stays. A process waiting on the removed file locks the new one
+// at the path instead of the orphan, so the two are never both "holding" it.
+TEST(FileLock, RemovesOnlyTheFileItCreatedAndWaitersMoveOn) {
+  const fs::path d = fs::temp_directory_path() / ("cg_lock_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  const std::string path = (d / ".cgtrain.lock").string();
+  {
+    cg::FileLock lock(path);
+    EXPECT_TRUE(lock.locked());
+    EXPECT_TRUE(lock.created());
+    lock.remove_file_at_release(true);
+  }
+  EXPECT_FALSE(fs::exists(path));
+  {
+    cg::FileLock lock(path);  // asked to, but kept (training started)
+    lock.remove_file_at_release(true);
+    lock.remove_file_at_release(false);
+  }
+  EXPECT_TRUE(fs::exists(path));
+  {
+    cg::FileLock lock(path);  // the file was there
+    EXPECT_TRUE(lock.locked());
+    EXPECT_FALSE(lock.created());
+    lock.remove_file_at_release(true);
+  }
+  EXPECT_TRUE(fs::exists(path));
+  fs::remove(path);
+
+  std::atomic<bool> waiting{false};
+  bool other_locked = false, other_created = false, path_there = false;
+  std::optional<cg::FileLock> first(std::in_place, path);
+  first->remove_file_at_release(true);
+  std::thread other([&] {
+    cg::FileLock lock(path, [&] {
+      waiting = true;
+      return true;
+    });
+    other_locked = lock.locked();
+    other_created = lock.created();
+    path_there = fs::exists(path);
+  });
+  while (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  first.reset();  // removes its file and lets go
+  other.join();
+  EXPECT_TRUE(other_locked);
+  EXPECT_TRUE(other_created) << "the waiter must lock a new file at the path, not the removed one";
+  EXPECT_TRUE(path_there);
   fs::remove_all(d);
 }
 

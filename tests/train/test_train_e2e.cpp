@@ -712,11 +712,17 @@ TEST(TrainBadInput, RefusedLaunchLeavesNoFolderItMade) {
   EXPECT_EQ(read_text(kept + "/notes.txt"), "the user's");
   EXPECT_FALSE(fs::exists(kept + "/checkpoints")) << r.output;
   EXPECT_FALSE(fs::exists(kept + "/config.yaml")) << r.output;
+  EXPECT_FALSE(fs::exists(kept + "/.cgtrain.lock")) << "the lock file this launch created: " << r.output;
   // The same folder trains: nothing of the refused launch is in the way.
   r = run_mpi(1, cgtrain_exe(), with(micro_args(s, kept), {"train.steps=2", "train.val_every=0"}));
   EXPECT_EQ(r.rc, 0) << r.output;
   EXPECT_EQ(read_text(kept + "/notes.txt"), "the user's");
   EXPECT_EQ(cg::verify_checkpoint(kept + "/checkpoints/step-2"), "");
+  // A run that trained keeps its lock file; a refused launch later leaves it, as it was there before.
+  EXPECT_TRUE(fs::exists(kept + "/.cgtrain.lock"));
+  r = run_mpi(1, cgtrain_exe(), with(micro_args(s, kept), refused));
+  EXPECT_NE(r.rc, 0) << r.output;
+  EXPECT_TRUE(fs::exists(kept + "/.cgtrain.lock")) << r.output;
 }
 
 }  // namespace
