@@ -8,12 +8,15 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "common/omp_env.h"
@@ -209,6 +212,87 @@ AbortCleanup::~AbortCleanup() {
   g_abort_cleanup = nullptr;
 }
 
+namespace {
+
+// The relay (RelayAbortsToRank0): its own communicator, so no message of it meets a collective's.
+MPI_Comm g_relay_comm = MPI_COMM_NULL;
+std::atomic<bool> g_relaying{false};     // ranks other than 0: abort_all sends its message to rank 0
+std::atomic<bool> g_stop_listen{false};  // rank 0: the listener ends
+std::thread g_listener;
+constexpr int kRelayTag = 7301;
+constexpr int kRelayMaxChars = 4096;
+constexpr double kRelayWaitS = 10;  // for rank 0 to end the job; then the rank ends it itself
+
+// Rank 0's listener: the first message that comes ends the job through abort_all, which runs rank 0's cleanup.
+void listen_for_failures() {
+  std::vector<char> buf(kRelayMaxChars);
+  MPI_Request req = MPI_REQUEST_NULL;
+  if (MPI_Irecv(buf.data(), kRelayMaxChars, MPI_CHAR, MPI_ANY_SOURCE, kRelayTag, g_relay_comm, &req) != MPI_SUCCESS)
+    return;
+  while (!g_stop_listen) {
+    int got = 0;
+    MPI_Status st;
+    if (MPI_Test(&req, &got, &st) != MPI_SUCCESS) return;
+    if (got) {
+      int n = 0;
+      MPI_Get_count(&st, MPI_CHAR, &n);
+      abort_all(fmt::format("rank {} failed, ending the job: {}", st.MPI_SOURCE,
+                            std::string(buf.data(), size_t(std::max(0, n)))));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  MPI_Cancel(&req);
+  MPI_Wait(&req, MPI_STATUS_IGNORE);
+}
+
+// A rank other than 0: hand `msg` to rank 0 and give it the time to clean up and end the job (which kills this
+// process). When that time runs out (rank 0 no longer listens, or is stuck itself), the caller ends the job.
+void relay_to_rank0(const std::string& msg) {
+  static std::string sent;  // outlives the send, which may still be pending when the job ends
+  sent = msg.substr(0, kRelayMaxChars);
+  MPI_Request req = MPI_REQUEST_NULL;
+  if (MPI_Isend(sent.data(), int(sent.size()), MPI_CHAR, 0, kRelayTag, g_relay_comm, &req) != MPI_SUCCESS) return;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(kRelayWaitS);
+  while (std::chrono::steady_clock::now() < until) {
+    int done = 0;
+    if (req != MPI_REQUEST_NULL && MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
+RelayAbortsToRank0::RelayAbortsToRank0() {
+  if (!g_initialised || g_runtime.world == 1 || !mpi_live()) return;
+  int level = 0;
+  CG_CHECK_MPI(MPI_Query_thread(&level));
+  int all_multiple = level >= MPI_THREAD_MULTIPLE ? 1 : 0;
+  CG_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &all_multiple, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (!all_multiple) return;  // rank 0 could not listen while its main thread is in MPI
+  if (g_relay_comm == MPI_COMM_NULL) CG_CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &g_relay_comm));
+  active_ = true;
+  if (g_runtime.rank == 0) {
+    g_stop_listen = false;
+    g_listener = std::thread(listen_for_failures);
+  } else {
+    g_relaying = true;
+  }
+}
+
+void RelayAbortsToRank0::stop() {
+  if (!active_) return;
+  active_ = false;
+  g_relaying = false;
+  g_stop_listen = true;
+  if (g_listener.joinable()) g_listener.join();
+}
+
+RelayAbortsToRank0::~RelayAbortsToRank0() {
+  if (!active_) return;
+  g_stop_listen = true;  // rank 0; the other ranks keep relaying (see the header)
+  if (g_listener.joinable()) g_listener.join();
+}
+
 void abort_all(const std::string& msg, int code) {
   const int rank = g_initialised ? g_runtime.rank : 0;
   // stderr directly (not only spdlog): the logger may not be set up yet, and this must reach the user.
@@ -216,6 +300,8 @@ void abort_all(const std::string& msg, int code) {
   std::fflush(stderr);
   if (auto logger = spdlog::default_logger()) logger->flush();
   run_abort_cleanup();
+  // Rank 0 cleans up and ends the job (it may be waiting in a collective this rank will never join).
+  if (g_relaying.exchange(false) && g_initialised && g_runtime.rank != 0 && mpi_live()) relay_to_rank0(msg);
   if (code == 0) code = 1;
   // MPI_Abort kills every rank of the job, including those blocked in a collective. A lone rank has no peer to stop:
   // it exits plainly, without MPI_Abort's banner about killing the job (and without MPI_Finalize, as this may run on

@@ -55,6 +55,27 @@ class AbortCleanup {
   AbortCleanup& operator=(const AbortCleanup&) = delete;
 };
 
+// While it is on, a fatal error on a rank other than 0 reaches rank 0 before the job ends: that rank's abort_all
+// sends its message to rank 0 and waits (up to 10 s) while rank 0, listening on a thread of its own even while its
+// main thread waits in a collective, reports it, runs its AbortCleanup and ends the job. Without it, the failing
+// rank's MPI_Abort kills rank 0 from outside and rank 0's cleanup never runs. Needs MPI_THREAD_MULTIPLE on every
+// rank (else, and in a job of one rank, it does nothing). Constructed collectively (every rank, at the same point).
+// On rank 0 it listens until stop() or destruction; on the other ranks it relays until stop(), also after the
+// object is gone: an exception unwinding through it is on its way to run_main's abort_all. One at a time.
+class RelayAbortsToRank0 {
+ public:
+  RelayAbortsToRank0();
+  ~RelayAbortsToRank0();
+  RelayAbortsToRank0(const RelayAbortsToRank0&) = delete;
+  RelayAbortsToRank0& operator=(const RelayAbortsToRank0&) = delete;
+  // From here every rank's fatal error ends the job at once (rank 0 no longer has anything to undo). Not collective.
+  void stop();
+  bool active() const { return active_; }
+
+ private:
+  bool active_ = false;
+};
+
 // Run `fn` and turn any escaping exception into abort_all with its message (for main()). First, when OMP_WAIT_POLICY
 // is unset, the process re-executes itself with it set to PASSIVE (common/omp_env.h: why, and how to opt out).
 int run_main(int argc, char** argv, int (*fn)(int, char**));

@@ -317,7 +317,8 @@ int train(const Config& given) {
   // before the lock is let go (declared after run_lock); abort_all, which may end the process without unwinding,
   // does it through undo_on_abort. A run folder that was there keeps everything but the empty checkpoints/ made now.
   // In a run folder that was there, the lock file goes too where this launch created it (never one that was there).
-  // When a rank other than 0 fails alone, its MPI_Abort kills rank 0 from outside, and the folder stays.
+  // When a rank other than 0 fails alone, relay_aborts hands its error to rank 0, which cleans up and ends the job
+  // (without MPI_THREAD_MULTIPLE, that rank's MPI_Abort kills rank 0 from outside, and the folder stays).
   std::optional<MadeFolders> made_run_dir, made_checkpoints;
   std::optional<dist::AbortCleanup> undo_on_abort;
   if (lead) {
@@ -362,6 +363,7 @@ int train(const Config& given) {
              run_dir, old_steps.empty() ? 0 : old_steps.front());
   }
   dims.host_world_comm->barrier();
+  dist::RelayAbortsToRank0 relay_aborts;  // until training starts
 
   // Data, checked against the tokenizer and the model before step 0.
   const std::string tok_path = tokenizer_path(cfg.data);
@@ -562,6 +564,7 @@ int train(const Config& given) {
 
   if (cfg.train.val_every > 0 && st.step == 0) validate();
   // Training starts: the run folder is the run's from here, whatever happens (its metrics say how far it got).
+  relay_aborts.stop();
   undo_on_abort.reset();
   if (run_lock) run_lock->remove_file_at_release(false);
   if (made_run_dir) made_run_dir->keep();

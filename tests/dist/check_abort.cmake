@@ -2,7 +2,8 @@
 # TIMEOUT seconds, with a non-zero exit code, and stderr names the failing rank and its message.
 # MODE=alone: the demo without mpirun (one rank, which fails): exit code 1, the message, and no MPI_Abort banner.
 # In every mode the failing rank runs the demo's AbortCleanup before it ends (abort_all unwinds nothing).
-# cmake -DMPIEXEC=.. -DDEMO=.. -DMODE=throw|exit|alone -DTIMEOUT=60 -P check_abort.cmake
+# MODE=relay: rank 1's error is relayed to rank 0, which reports it and runs its cleanup too.
+# cmake -DMPIEXEC=.. -DDEMO=.. -DMODE=throw|exit|relay|alone -DTIMEOUT=60 -P check_abort.cmake
 if(MODE STREQUAL "alone")
   execute_process(COMMAND ${DEMO} throw TIMEOUT ${TIMEOUT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 else()
@@ -26,7 +27,7 @@ if(MODE STREQUAL "alone")
   if(NOT rc EQUAL 1)
     message(FATAL_ERROR "expected exit code 1, got ${rc}")
   endif()
-elseif(MODE STREQUAL "throw")
+elseif(MODE STREQUAL "throw" OR MODE STREQUAL "relay")
   set(expect "\\[rank 1\\] fatal: .*deliberate failure on rank 1")
 else()
   set(expect "\\[rank 1\\] fatal: exited with code 3")
@@ -41,4 +42,13 @@ else()
 endif()
 if(NOT "${err}" MATCHES "${cleaned}")
   message(FATAL_ERROR "expected '${cleaned}' on stderr: abort_all did not run the AbortCleanup")
+endif()
+# relay: rank 1's error reached rank 0, which reported it and ran its own cleanup before the job ended.
+if(MODE STREQUAL "relay")
+  if(NOT "${err}" MATCHES "\\[rank 0\\] fatal: rank 1 failed, ending the job: .*deliberate failure on rank 1")
+    message(FATAL_ERROR "expected rank 0 to report rank 1's error")
+  endif()
+  if(NOT "${err}" MATCHES "abort cleanup ran on rank 0")
+    message(FATAL_ERROR "expected 'abort cleanup ran on rank 0' on stderr: rank 0 was killed without its cleanup")
+  endif()
 endif()

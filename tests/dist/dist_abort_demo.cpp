@@ -1,8 +1,10 @@
 // A job where rank 1 fails while every other rank waits in a barrier: run_main must abort them all. Run alone
 // (world 1), rank 0 fails instead: a plain exit, no MPI_Abort banner. Either way the failing rank runs the
 // AbortCleanup set up in main(), which nothing unwinds to: it says so on stderr.
-// Usage: mpirun -np 2 dist_abort_demo throw|exit, or dist_abort_demo throw   (checked by check_abort.cmake)
+// With `relay` (RelayAbortsToRank0), rank 0 runs its AbortCleanup too, before the job ends.
+// Usage: mpirun -np 2 dist_abort_demo throw|exit|relay, or dist_abort_demo throw   (checked by check_abort.cmake)
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "common/error.h"
@@ -14,6 +16,9 @@ namespace {
 int demo(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "throw";
   auto world = cg::dist::make_mpi_world_comm();
+  // relay: rank 1's error reaches rank 0, which runs its cleanup (and says so) before the job ends.
+  std::optional<cg::dist::RelayAbortsToRank0> relay;
+  if (mode == "relay") relay.emplace();
   if (world->rank() == 1 || world->size() == 1) {
     if (mode == "exit") return 3;
     CG_FAIL("deliberate failure on rank {}", world->rank());

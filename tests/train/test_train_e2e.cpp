@@ -9,7 +9,7 @@
 //   a rank killed during a save (CG_TEST_KILL_IN_SAVE): the older checkpoint stays, the rerun resumes from it;
 //   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses, a run folder another cgtrain
 //   holds, every checkpoint damaged → clear errors, nothing of the old run touched; a refused launch removes the
-//   run folder it made (1 and 2 ranks) and leaves a user's;
+//   run folder it made (1 and 2 ranks; also when only rank 1 fails) and leaves a user's;
 //   export: PEFT adapter gathered over tp + merged HF checkpoint give the same logits.
 #include <gtest/gtest.h>
 
@@ -723,6 +723,30 @@ TEST(TrainBadInput, RefusedLaunchLeavesNoFolderItMade) {
   r = run_mpi(1, cgtrain_exe(), with(micro_args(s, kept), refused));
   EXPECT_NE(r.rc, 0) << r.output;
   EXPECT_TRUE(fs::exists(kept + "/.cgtrain.lock")) << r.output;
+}
+
+// Only rank 1 fails (here: started in a working directory without the shards that data.shards_dir names
+// relatively, as a node without the file would): its error reaches rank 0, which reports it and removes the run
+// folder it made before the job ends; killed by rank 1's MPI_Abort, it left the folder behind.
+TEST(TrainBadInput, RankOneFailingAloneLeavesNoFolder) {
+  const std::string s = setup(), d = base_dir();
+  fs::remove_all(d);
+  fs::create_directories(d + "/w0");
+  fs::create_directories(d + "/w1");
+  fs::create_directory_symlink(s + "/shards", d + "/w0/shards");  // rank 0 finds the shards, rank 1 does not
+  const std::string parent = d + "/new", run_dir = parent + "/run";
+  std::vector<std::string> args = with(micro_args(s, run_dir), {"data.shards_dir=shards"});
+  std::string quoted;
+  for (const auto& a : args) quoted += " '" + a + "'";
+  // mpirun's MPMD form: one rank per working directory, the same program and arguments.
+  const std::string exe = "-wdir " + d + "/w0 " + cgtrain_exe() + quoted + " : -np 1 -wdir " + d + "/w1 " +
+                          cgtrain_exe();
+  const RunResult r = run_mpi(1, exe, args);
+  EXPECT_NE(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("[rank 1] fatal: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tokenizer shards/tokenizer.model does not exist"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[rank 0] fatal: rank 1 failed, ending the job: "), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(parent)) << r.output;
 }
 
 }  // namespace
