@@ -212,8 +212,13 @@ LlamaConfig llama_flavor(const std::string& name, int64_t vocab_size) {
 }
 
 LlamaConfig resolve_llama_config(const std::string& flavor, const std::string& hf_dir, int64_t vocab_size) {
-  // No folder (none given, or a missing one: loading the weights names it) is the flavor.
-  if (hf_dir.empty() || !std::filesystem::is_directory(hf_dir)) return llama_flavor(flavor, vocab_size);
+  // No folder (none given, or a missing one: loading the weights names it; --plan of a shipped config whose folder
+  // is not downloaded here) is the flavor. Something else there is a mistake, not a folder still to come.
+  std::error_code ec;
+  CG_CHECK(hf_dir.empty() || !std::filesystem::exists(hf_dir, ec) || std::filesystem::is_directory(hf_dir, ec),
+           "model.hf_dir {} is a file, not a folder: set model.hf_dir to the Hugging Face checkpoint folder (its "
+           "config.json and *.safetensors), or leave it empty for a random model.flavor={} base", hf_dir, flavor);
+  if (hf_dir.empty() || !std::filesystem::is_directory(hf_dir, ec)) return llama_flavor(flavor, vocab_size);
   // Without config.json the flavor's rope_theta, rms_norm_eps and positions would stand in for the checkpoint's own
   // (a Code Llama's rope_theta 1e6 read as 1e4): HF checkpoint folders always have one.
   CG_CHECK(std::filesystem::exists(std::filesystem::path(hf_dir) / "config.json"), "model.hf_dir {} has no "

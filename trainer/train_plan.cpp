@@ -33,17 +33,17 @@ PlanDevice plan_device(const Config& cfg, double device_gb) {
 namespace {
 
 // Where the shapes came from, in one line: train_llama_config reads model.hf_dir's config.json when the folder is
-// there and falls back on model.flavor's preset when it is not, as with a shipped config whose hf_dir is a path on the
-// cluster not downloaded here yet: a plan of the preset must say so, and one of the checkpoint's own name its file.
+// there and falls back on model.flavor's preset when it does not exist, as with a shipped config whose hf_dir is a
+// path on the cluster not downloaded here yet: a plan of the preset must say so, and one of the checkpoint's own name
+// its file. (A file there, or a folder without config.json, was refused by train_llama_config.)
 std::string shape_source(const Config& cfg) {
   const std::string& hf_dir = cfg.model.hf_dir;
   if (hf_dir.empty()) return fmt::format("shapes: model.flavor={} preset (no model.hf_dir)", cfg.model.flavor);
   std::error_code ec;
   if (!std::filesystem::is_directory(hf_dir, ec))
-    return fmt::format("shapes: model.flavor={} preset (model.hf_dir {} {} here, so the plan uses model.flavor={}; "
-                       "point model.hf_dir at the downloaded checkpoint to plan its config.json)", cfg.model.flavor,
-                       hf_dir, std::filesystem::exists(hf_dir, ec) ? "is not a folder" : "does not exist",
-                       cfg.model.flavor);
+    return fmt::format("shapes: model.flavor={} preset (model.hf_dir {} does not exist here, so the plan uses "
+                       "model.flavor={}; point model.hf_dir at the downloaded checkpoint to plan its config.json)",
+                       cfg.model.flavor, hf_dir, cfg.model.flavor);
   return fmt::format("shapes: {}/config.json (model.hf_dir)", hf_dir);
 }
 

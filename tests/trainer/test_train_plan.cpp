@@ -1,6 +1,7 @@
 // cgtrain --plan's device memory: --device-gb wins, model.device=cpu plans against the host's memory, a cuda config
 // without a GPU in sight assumes 80 GB (and says so); the verdict and the headroom follow the memory given; the plan
-// says whether its shapes are model.hf_dir's config.json or (the folder not there) model.flavor's preset.
+// says whether its shapes are model.hf_dir's config.json or (the folder not there) model.flavor's preset; a file there,
+// or a folder without config.json, is refused.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -107,6 +108,26 @@ TEST(TrainPlan, SaysWhetherTheShapesAreTheCheckpointsOrTheFlavorsPreset) {
   EXPECT_EQ(own.find("preset"), std::string::npos) << own;
   EXPECT_NE(own.find("\nshapes: " + hf + "/config.json (model.hf_dir)\n"), std::string::npos) << own;
   EXPECT_NE(own.find("model: 3 layers, hidden 96, 6 heads (2 kv), MLP 200, vocab 300"), std::string::npos) << own;
+
+  // A model.hf_dir that is there but no checkpoint folder is a mistake, not a folder still to come: refused, saying
+  // what to set (a plan of the preset would not be the model the run trains).
+  auto refusal = [&](const std::string& hf_dir) {
+    try {
+      cg::train_plan_text(cg::load_config(src, {"model.hf_dir=" + hf_dir}), cg::plan_device(preset, 141));
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("planned");
+  };
+  const std::string file = dir / "Llama-2-70b-hf.tar";
+  std::ofstream(file) << "not a folder";
+  std::string e = refusal(file);
+  EXPECT_NE(e.find("model.hf_dir " + file + " is a file, not a folder: set model.hf_dir to the Hugging Face "
+                   "checkpoint folder"), std::string::npos) << e;
+  const std::string empty = dir / "empty";
+  std::filesystem::create_directories(empty);
+  e = refusal(empty);
+  EXPECT_NE(e.find("model.hf_dir " + empty + " has no config.json"), std::string::npos) << e;
 
   // No model.hf_dir: the flavor, said as such but not as a fallback.
   const cg::Config tiny = cg::load_config(std::string(CG_SOURCE_DIR) + "/configs/tiny.yaml", {});
