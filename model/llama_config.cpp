@@ -61,53 +61,62 @@ std::string LlamaConfig::to_hf_json(const std::string& torch_dtype) const {
   return j.dump(2) + "\n";
 }
 
-LlamaConfig llama_config_from_json(const std::string& text) {
+namespace {
+// What a broken config.json needs, after the message that names it and its field.
+constexpr const char* kFixConfig = "correct it to the model's own (the config.json published with its weights)";
+}  // namespace
+
+LlamaConfig llama_config_from_json(const std::string& text, const std::string& source) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
   } catch (const std::exception& e) {
-    CG_FAIL("config.json is not valid JSON: {}", e.what());
+    CG_FAIL("{} is not valid JSON: {}; {}", source, e.what(), kFixConfig);
   }
-  CG_CHECK(j.is_object(), "config.json is not a JSON object of settings");
+  CG_CHECK(j.is_object(), "{} is not a JSON object of settings; {}", source, kFixConfig);
   // A key that is absent or null takes the default (as transformers' LlamaConfig does); a present one must have the
   // right type, named in the error.
   auto given = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
   auto integer = [&](const char* key, std::optional<int64_t> def) -> int64_t {
     if (!given(key)) {
-      CG_CHECK(def.has_value(), "config.json has no \"{}\" (is this a LLaMA checkpoint?)", key);
+      CG_CHECK(def.has_value(), "{} has no \"{}\" (is this a LLaMA checkpoint?); {}", source, key, kFixConfig);
       return *def;
     }
-    CG_CHECK(j[key].is_number_integer(), "config.json: \"{}\" is {}, not an integer", key, j[key].dump());
+    CG_CHECK(j[key].is_number_integer(), "{}: \"{}\" is {}, not an integer; {}", source, key, j[key].dump(),
+             kFixConfig);
     // 2^63 and above are unsigned in JSON and would wrap to a negative int64.
     CG_CHECK(j[key].is_number_unsigned() ? j[key].get<uint64_t>() <= uint64_t(INT64_MAX) : true,
-             "config.json: \"{}\" is {}, far beyond any model", key, j[key].dump());
+             "{}: \"{}\" is {}, far beyond any model; {}", source, key, j[key].dump(), kFixConfig);
     return j[key].get<int64_t>();
   };
   auto number = [&](const char* key, double def) -> double {
     if (!given(key)) return def;
-    CG_CHECK(j[key].is_number(), "config.json: \"{}\" is {}, not a number", key, j[key].dump());
+    CG_CHECK(j[key].is_number(), "{}: \"{}\" is {}, not a number; {}", source, key, j[key].dump(), kFixConfig);
     return j[key].get<double>();
   };
   auto flag = [&](const char* key) -> bool {
     if (!given(key)) return false;
-    CG_CHECK(j[key].is_boolean(), "config.json: \"{}\" is {}, not true or false", key, j[key].dump());
+    CG_CHECK(j[key].is_boolean(), "{}: \"{}\" is {}, not true or false; {}", source, key, j[key].dump(),
+             kFixConfig);
     return j[key].get<bool>();
   };
   if (given("model_type"))
-    CG_CHECK(j["model_type"] == "llama", "config.json: model_type {} is not llama", j["model_type"].dump());
+    CG_CHECK(j["model_type"] == "llama", "{}: model_type {} is not llama: give a LLaMA checkpoint", source,
+             j["model_type"].dump());
   flag("tie_word_embeddings");  // true or false: tying happens where the weights are read (HfCheckpoint)
   for (const char* bias : {"attention_bias", "mlp_bias"})
-    CG_CHECK(!flag(bias), "config.json: {} true is not supported (LLaMA-2's projections have no bias)", bias);
+    CG_CHECK(!flag(bias), "{}: {} true is not supported (LLaMA-2's projections have no bias): give a LLaMA-2 base",
+             source, bias);
   if (given("hidden_act"))  // transformers maps both names to SiLU
-    CG_CHECK(j["hidden_act"] == "silu" || j["hidden_act"] == "swish", "config.json: hidden_act {} is not supported "
-             "(LLaMA's MLP is SiLU-gated: \"silu\")", j["hidden_act"].dump());
+    CG_CHECK(j["hidden_act"] == "silu" || j["hidden_act"] == "swish", "{}: hidden_act {} is not supported "
+             "(LLaMA's MLP is SiLU-gated: \"silu\"): give a LLaMA base", source, j["hidden_act"].dump());
   if (given("rope_scaling")) {  // {"rope_type": "default"} is no scaling; the others change the angles
     const auto& r = j["rope_scaling"];
     auto text = [&r](const char* k) { return r.contains(k) && r[k].is_string() ? r[k].get<std::string>() : ""; };
     const bool plain = r.is_object() && (r.contains("rope_type") ? text("rope_type") : text("type")) == "default";
-    CG_CHECK(plain, "config.json: rope_scaling {} is not supported (only unscaled RoPE, as in LLaMA-2): give a base "
+    CG_CHECK(plain, "{}: rope_scaling {} is not supported (only unscaled RoPE, as in LLaMA-2): give a base "
              "without rope_scaling (LLaMA-2 and its fine-tunes have none); deleting the key would change the "
-             "positions the model was trained with", r.dump());
+             "positions the model was trained with", source, r.dump());
   }
   LlamaConfig c;
   c.hidden_size = integer("hidden_size", std::nullopt);
@@ -122,10 +131,14 @@ LlamaConfig llama_config_from_json(const std::string& text) {
   int64_t head_dim_times_heads = 0;  // overflow-checked: a huge head_dim must be an error, not undefined behaviour
   if (given("head_dim") && c.num_attention_heads > 0)
     CG_CHECK(!__builtin_mul_overflow(integer("head_dim", std::nullopt), c.num_attention_heads, &head_dim_times_heads) &&
-                 head_dim_times_heads == c.hidden_size, "config.json: head_dim {} "
+                 head_dim_times_heads == c.hidden_size, "{}: head_dim {} "
              "is not hidden_size / num_attention_heads = {}; LLaMA-2's heads split the hidden size",
-             j["head_dim"].dump(), c.hidden_size / c.num_attention_heads);
-  c.validate();
+             source, j["head_dim"].dump(), c.hidden_size / c.num_attention_heads);
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    CG_FAIL("{}: {}; {}", source, message_of(e), kFixConfig);
+  }
   return c;
 }
 
@@ -157,7 +170,7 @@ LlamaConfig load_llama_config(const std::string& hf_dir) {
   const auto path = std::filesystem::path(hf_dir) / "config.json";
   CG_CHECK(std::filesystem::is_regular_file(path), "cannot read {} (model.hf_dir must be a Hugging Face checkpoint "
            "folder): {}", path.string(), missing_config_hint(hf_dir));
-  return llama_config_from_json(read_file(path.string(), "config.json"));
+  return llama_config_from_json(read_file(path.string(), "config.json"), path.string());
 }
 
 void check_hf_config(const std::string& hf_dir, const LlamaConfig& expected, const std::string& expected_from) {

@@ -28,8 +28,9 @@ struct LlamaConfig {
 
 // Parse config.json text. num_key_value_heads defaults to num_attention_heads, rms_norm_eps to 1e-6 (HF default),
 // rope_theta to 10000, max_position_embeddings to 2048. tie_word_embeddings is read by hf_ties_word_embeddings (it
-// changes where lm_head's weights come from, not the model).
-LlamaConfig llama_config_from_json(const std::string& json_text);
+// changes where lm_head's weights come from, not the model). Errors name `source` (the file's path, where there is
+// one) and the field.
+LlamaConfig llama_config_from_json(const std::string& json_text, const std::string& source = "config.json");
 // <hf_dir>/config.json's tie_word_embeddings: true when transformers uses model.embed_tokens.weight as lm_head's
 // weight too. False without a config.json, or one that does not parse (its readers say why).
 bool hf_ties_word_embeddings(const std::string& hf_dir);

@@ -205,7 +205,7 @@ CheckpointConfigs read_checkpoint_configs(const std::string& run_dir, const Chec
                  "settings", ckpt.path, cfg_path, ckpt.manifest.config_hash, hash);
   CG_CHECK(fs::is_regular_file(mc_path), "{} is missing (cgtrain writes the model's shape into every checkpoint and "
            "its run folder)", mc_path);
-  out.llama = model::llama_config_from_json(read_file(mc_path, "model shape"));
+  out.llama = model::llama_config_from_json(read_file(mc_path, "model shape"), mc_path);
   return out;
 }
 

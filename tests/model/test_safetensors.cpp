@@ -602,4 +602,26 @@ TEST(LlamaConfig, BaseFolderMustDescribeTheExpectedModel) {
   j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
   std::ofstream(dir + "/config.json") << j.dump();
   EXPECT_TRUE(contains(error_of([&] { check_hf_config(dir, tiny, "x"); }), "rope_scaling"));
+  // A broken config.json is named by its path (and the field), whichever reader meets it first.
+  const std::string path = dir + "/config.json";
+  std::ofstream(path) << tiny.to_hf_json().substr(0, 40);  // cut off
+  for (const std::string& err : {error_of([&] { check_hf_config(dir, tiny, "x"); }),
+                                 error_of([&] { resolve_llama_config("tiny", dir); }),
+                                 error_of([&] { load_llama_config(dir); })})
+    EXPECT_TRUE(contains(err, path + " is not valid JSON: ")) << err;
+  j = nlohmann::json::parse(tiny.to_hf_json());
+  j["hidden_size"] = "256";
+  std::ofstream(path) << j.dump();
+  EXPECT_TRUE(contains(error_of([&] { resolve_llama_config("tiny", dir); }),
+                       path + ": \"hidden_size\" is \"256\", not an integer; correct it to the model's own"));
+  j = nlohmann::json::parse(tiny.to_hf_json());
+  j["rms_norm_eps"] = "1e-5";
+  std::ofstream(path) << j.dump();
+  EXPECT_TRUE(contains(error_of([&] { load_llama_config(dir); }), path + ": \"rms_norm_eps\" is \"1e-5\", not a "
+                                                                         "number"));
+  j = nlohmann::json::parse(tiny.to_hf_json());
+  j["num_key_value_heads"] = 3;  // valid JSON, values that do not make a model
+  std::ofstream(path) << j.dump();
+  EXPECT_TRUE(contains(error_of([&] { load_llama_config(dir); }), path + ": LLaMA config: num_attention_heads 8 is "
+                                                                         "not divisible by num_key_value_heads 3"));
 }

@@ -202,6 +202,13 @@ printf '{"source_path": "%s", "property_counts": null}\n' "$D/cifs_only" > "$D/r
   sample.out_dir="$D/recad_out" 2>"$D/recad_src.err" || true
 grep -qF "but sample.adapter $D/recad was trained on CIF files ($D/cifs_only: the source its record names)" \
   "$D/recad_src.err"
+# A broken config.json in model.hf_dir: the error names the file and the field.
+mkdir -p "$D/badhf"
+printf '{"hidden_size": "64"}' > "$D/badhf/config.json"
+if "$B/sampler/cgsample" "$@" model.hf_dir="$D/badhf" sample.out_dir="$D/badhf_out" 2>"$D/badhf.err"; then
+  echo "cgsample read a broken config.json" >&2; exit 1; fi
+grep -qF "$D/badhf/config.json: \"hidden_size\" is \"64\", not an integer" "$D/badhf.err" ||
+  { cat "$D/badhf.err" >&2; exit 1; }
 # A run that fails before it writes anything (a base that is not there) leaves no folder behind.
 if "$B/sampler/cgsample" "$@" model.hf_dir="$D/no_such_hf" sample.out_dir="$D/never" 2>"$D/never.err"; then
   echo "cgsample ran without its base" >&2; exit 1; fi
