@@ -34,6 +34,8 @@
 #include "data/elements.h"
 #include "data/mp20.h"
 #include "data/prompt.h"
+#include "data/pymatgen_order.h"
+#include "data/shard.h"
 #include "data/rng.h"
 #include "data/tokenizer.h"
 #include "dist/parallel_dims.h"
@@ -148,6 +150,52 @@ void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::Sa
                  "which carry no such property (cgprep derives only their formula and space group), so its training "
                  "prompts never stated one: the model never learned to follow them; condition on formula and space "
                  "group alone, or train on a CSV with the property columns (docs/formats.md)", what, src, whose);
+}
+
+// The site order of the text the model was trained on, and where that was found: the train shards its
+// training_data record names (cgprep records text.site_order; shards of a cgprep before data.site_order wrote the
+// file's order), else data.site_order of its run's config.yaml. {"", ""} where neither can be read (a plain base, a
+// checkpoint of an older build whose shards are gone).
+std::pair<std::string, std::string> trained_site_order(const cg::Config& c) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto record = nlohmann::json::parse(model_training_data(c), nullptr, false);
+  if (record.is_object() && record.contains("shards_dir") && record["shards_dir"].is_string()) {
+    const std::string shard = cg::shard_path(record["shards_dir"].get<std::string>(), "train", 0);
+    if (fs::is_regular_file(shard, ec)) {
+      try {
+        const auto settings = nlohmann::json::parse(cg::read_shard_meta(shard).settings_json, nullptr, false);
+        const nlohmann::json::json_pointer order("/text/site_order");
+        if (settings.is_object()) {
+          const bool recorded = settings.contains(order) && settings[order].is_string();
+          return {recorded ? settings[order].get<std::string>() : "file",
+                  fmt::format("{} {}", shard, recorded ? "records text.site_order" : "records no site order, so was "
+                                                                                     "written in the file's")};
+        }
+      } catch (const std::exception&) {  // unreadable shards: the config below, if any
+      }
+    }
+  }
+  const std::string adapter = !c.sample.adapter.empty() ? c.sample.adapter
+                              : c.model.hf_dir.empty()  ? ""
+                                                        : (fs::path(c.model.hf_dir) / "adapter").string();
+  if (const std::optional<cg::Config> trained = adapter_training_config(adapter))
+    return {trained->data.site_order, "its run's config.yaml has data.site_order"};
+  return {"", ""};
+}
+
+// sample.task=infill writes the test crystals' sites in data.site_order's order: the model learned one order
+// (pymatgen's and a file's list a CIF's sites differently), and prompts in the other would be text it never saw.
+// Refused, as another tokenizer is, rather than sampled and scored against other text.
+void check_infill_site_order(const cg::Config& c) {
+  if (c.sample.task != "infill") return;
+  const auto [trained, where] = trained_site_order(c);
+  if (trained.empty() || trained == cg::site_order_name(cg::parse_site_order(c.data.site_order))) return;
+  const std::string what = !c.sample.adapter.empty() ? "sample.adapter " + c.sample.adapter
+                                                      : "model.hf_dir " + c.model.hf_dir;
+  CG_FAIL("sample.task=infill would write the crystals of data.test_csv with their sites in data.site_order={}'s "
+          "order, but {} was trained on text in {}'s order ({} {}): its prompts would list the sites as it never "
+          "saw them; set data.site_order={}", c.data.site_order, what, trained, where, trained, trained);
 }
 
 // cgsample replaces <out>/cifs and <out>/eval with this run's: only where an earlier cgsample wrote them (its
@@ -279,6 +327,10 @@ int run(int argc, char** argv) {
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
   // Before the model: a bad CSV must not cost a 70B load. Made on rank 0 alone (a CIF folder's space groups take
   // spglib over every crystal), its error reported on every rank.
+  cg::dist::rank0_text([&] {  // rank 0 reads the record; its error reaches every rank
+    check_infill_site_order(c);
+    return std::string();
+  });
   const std::vector<SampleJob> jobs = cg::agreed_sample_jobs(c);
   say_what_is_kept_on_stop(rt.rank, int(dims.dp), int64_t(jobs.size()));
   if (rt.rank == 0) warn_conditions_never_trained(c, jobs);

@@ -4,7 +4,8 @@
 #   cgsample (grammar on)  -> samples.jsonl, one CIF per parsed crystal, summary.json with parse rate and crystals/s
 #   cgsample (grammar off) -> the summary states its (lower) parse rate
 #   cgsample, 25 new tokens -> samples cut off there are unparsed (no CIF) whatever their prefix parses to
-#   cgsample infill        -> every answer is an element symbol
+#   cgsample infill        -> every answer is an element symbol; in another site order than the model's training
+#                             text (its shards' record, else its run's config.yaml) -> refused, naming the setting
 #   cgsample greedy at tp 1 and under mpirun at tp 2 -> identical texts
 #   cgeval eval.invariance=true -> report.json has the invariance block
 #   cgeval on the NaCl / 225 conditioned samples -> report.json counts 8 conditioned items, formula matches as here
@@ -202,6 +203,30 @@ printf '{"source_path": "%s", "property_counts": null}\n' "$D/cifs_only" > "$D/r
   sample.out_dir="$D/recad_out" 2>"$D/recad_src.err" || true
 grep -qF "but sample.adapter $D/recad was trained on CIF files ($D/cifs_only: the source its record names)" \
   "$D/recad_src.err"
+# Infill prompts in another site order than the model's training text: refused before the model loads, naming the
+# setting; the order is the one the train shards its training_data record names hold (made above with cgprep's
+# default, pymatgen), else data.site_order of its run's config.yaml. The same order goes on to the adapter.
+mkdir -p "$D/orderad" "$D/orderrun/ck"
+printf '{"shards_dir": "%s"}\n' "$D/shards" > "$D/orderad/training_data.json"
+cp "$D/shards/tokenizer.model" "$D/orderad/"
+if "$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" sample.task=infill data.site_order=file \
+    sample.out_dir="$D/order_out" 2>"$D/order.err"; then
+  echo "infill in another site order than the run's" >&2; exit 1; fi
+grep -qF "but sample.adapter $D/orderad was trained on text in pymatgen's order ($D/shards/train-00000.h5 records \
+text.site_order pymatgen): its prompts would list the sites as it never saw them; set data.site_order=pymatgen" \
+  "$D/order.err" || { cat "$D/order.err" >&2; exit 1; }
+[ ! -e "$D/order_out" ] || { echo "a refused infill left $D/order_out" >&2; exit 1; }
+"$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" sample.task=infill sample.out_dir="$D/order_out" \
+  2>"$D/order_ok.err" || true
+if grep -q "site_order" "$D/order_ok.err"; then echo "refused infill in the run's own site order" >&2; exit 1; fi
+grep -q "sample.adapter" "$D/order_ok.err"  # it went on to the adapter
+rm "$D/orderad/training_data.json"
+printf 'data:\n  site_order: file\n' > "$D/orderrun/ck/config.yaml"
+printf '{"checkpoint": "%s", "run_dir": "%s"}\n' "$D/orderrun/ck" "$D/orderrun" > "$D/orderad/cgtrain_source.json"
+if "$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" sample.task=infill sample.out_dir="$D/order_out" \
+    2>"$D/order_cfg.err"; then echo "infill in another site order than the run's config" >&2; exit 1; fi
+grep -qF "was trained on text in file's order (its run's config.yaml has data.site_order file): its prompts" \
+  "$D/order_cfg.err" || { cat "$D/order_cfg.err" >&2; exit 1; }
 # A broken config.json in model.hf_dir: the error names the file and the field.
 mkdir -p "$D/badhf"
 printf '{"hidden_size": "64"}' > "$D/badhf/config.json"
