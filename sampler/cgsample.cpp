@@ -152,26 +152,52 @@ void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::Sa
                  "group alone, or train on a CSV with the property columns (docs/formats.md)", what, src, whose);
 }
 
-// The site order of the text the model was trained on, and where that was found: the train shards its
-// training_data record names (cgprep records text.site_order; shards of a cgprep before data.site_order wrote the
-// file's order), else data.site_order of its run's config.yaml. {"", ""} where neither can be read (a plain base, a
-// checkpoint of an older build whose shards are gone).
-std::pair<std::string, std::string> trained_site_order(const cg::Config& c) {
+// A data.* setting that shapes the text of cgsample's prompts. Only infill prompts carry crystal text (written with
+// data.site_order and data.angle_mode); generation prompts, conditions_from's included, state conditions alone, which
+// no data.* setting spells otherwise (conditions_from's formula and space group are the same in either site order).
+struct PromptTextSetting {
+  const char* key;      // "data.site_order"
+  const char* pointer;  // where cgprep records it in the shards' settings: "/text/site_order"
+  std::string cg::DataConfig::*field;       // the config's value
+  std::string (*recorded)(const std::string&);  // that value as cgprep records it (the config may spell it otherwise)
+  const char* unrecorded;  // what shards of an older cgprep that recorded none were written with ("": not known)
+  const char* unrecorded_where;  // said of such a shard: "records no site order, so was written in the file's"
+  const char* written;  // the prompts' crystals are written "with their sites in " <key>=<value> <after>
+  const char* trained;  // the model was trained on "text in " <value> <after>
+  const char* after;    // "'s order"
+  const char* effect;   // its prompts would "list the sites as it never saw them"
+};
+
+const PromptTextSetting kInfillTextSettings[] = {
+    {"data.site_order", "/text/site_order", &cg::DataConfig::site_order,
+     [](const std::string& v) { return std::string(cg::site_order_name(cg::parse_site_order(v))); },
+     "file", "records no site order, so was written in the file's", "their sites in ", "in ", "'s order",
+     "list the sites as it never saw them"},
+    {"data.angle_mode", "/text/angle_mode", &cg::DataConfig::angle_mode,
+     [](const std::string& v) { return std::string(cg::angle_mode_name(cg::parse_angle_mode(v))); }, "", "",
+     "their angles made integers by ", "with its angles made integers by ", "",
+     "state angles as it never saw them (89.6 is 90 by round, 89 by truncate)"},
+};
+
+// Where the text settings of the model's training text can be read: the settings of the train shards its
+// training_data record names (null where none reads), else its run's config.yaml.
+struct TrainedText {
+  std::string shard;
+  nlohmann::json settings;
+  std::optional<cg::Config> config;
+};
+
+TrainedText trained_text(const cg::Config& c) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  TrainedText t;
   const auto record = nlohmann::json::parse(model_training_data(c), nullptr, false);
   if (record.is_object() && record.contains("shards_dir") && record["shards_dir"].is_string()) {
     const std::string shard = cg::shard_path(record["shards_dir"].get<std::string>(), "train", 0);
     if (fs::is_regular_file(shard, ec)) {
       try {
-        const auto settings = nlohmann::json::parse(cg::read_shard_meta(shard).settings_json, nullptr, false);
-        const nlohmann::json::json_pointer order("/text/site_order");
-        if (settings.is_object()) {
-          const bool recorded = settings.contains(order) && settings[order].is_string();
-          return {recorded ? settings[order].get<std::string>() : "file",
-                  fmt::format("{} {}", shard, recorded ? "records text.site_order" : "records no site order, so was "
-                                                                                     "written in the file's")};
-        }
+        auto settings = nlohmann::json::parse(cg::read_shard_meta(shard).settings_json, nullptr, false);
+        if (settings.is_object()) t.shard = shard, t.settings = std::move(settings);
       } catch (const std::exception&) {  // unreadable shards: the config below, if any
       }
     }
@@ -179,23 +205,52 @@ std::pair<std::string, std::string> trained_site_order(const cg::Config& c) {
   const std::string adapter = !c.sample.adapter.empty() ? c.sample.adapter
                               : c.model.hf_dir.empty()  ? ""
                                                         : (fs::path(c.model.hf_dir) / "adapter").string();
-  if (const std::optional<cg::Config> trained = adapter_training_config(adapter))
-    return {trained->data.site_order, "its run's config.yaml has data.site_order"};
+  t.config = adapter_training_config(adapter);
+  return t;
+}
+
+// The value of `s` in the model's training text, and where that was found; {"", ""} where neither the shards nor
+// the run's config say (a plain base, a checkpoint of an older build whose shards are gone).
+std::pair<std::string, std::string> trained_value(const TrainedText& t, const PromptTextSetting& s) {
+  if (t.settings.is_object()) {
+    const nlohmann::json::json_pointer p(s.pointer);
+    if (t.settings.contains(p) && t.settings[p].is_string()) {
+      std::string dotted = std::string(s.pointer).substr(1);
+      std::replace(dotted.begin(), dotted.end(), '/', '.');
+      return {t.settings[p].get<std::string>(), fmt::format("{} records {} {}", t.shard, dotted,
+                                                            t.settings[p].get<std::string>())};
+    }
+    if (*s.unrecorded) return {s.unrecorded, fmt::format("{} {}", t.shard, s.unrecorded_where)};
+  }
+  if (t.config) {
+    try {
+      const std::string v = s.recorded(t.config->data.*s.field);
+      return {v, fmt::format("its run's config.yaml has {} {}", s.key, v)};
+    } catch (const cg::Error&) {  // a value of an older build's: nothing to compare
+    }
+  }
   return {"", ""};
 }
 
-// sample.task=infill writes the test crystals' sites in data.site_order's order: the model learned one order
-// (pymatgen's and a file's list a CIF's sites differently), and prompts in the other would be text it never saw.
-// Refused, as another tokenizer is, rather than sampled and scored against other text.
-void check_infill_site_order(const cg::Config& c) {
+// sample.task=infill writes the test crystals with the config's text settings: the model learned the text of its
+// run's (pymatgen's and a file's order list a CIF's sites differently; round and truncate make other angles), and
+// prompts written otherwise would be text it never saw. Refused, as another tokenizer is, rather than sampled and
+// scored against other text; every setting that differs is named at once.
+void check_prompt_text_settings(const cg::Config& c) {
   if (c.sample.task != "infill") return;
-  const auto [trained, where] = trained_site_order(c);
-  if (trained.empty() || trained == cg::site_order_name(cg::parse_site_order(c.data.site_order))) return;
+  const TrainedText t = trained_text(c);
   const std::string what = !c.sample.adapter.empty() ? "sample.adapter " + c.sample.adapter
                                                       : "model.hf_dir " + c.model.hf_dir;
-  CG_FAIL("sample.task=infill would write the crystals of data.test_csv with their sites in data.site_order={}'s "
-          "order, but {} was trained on text in {}'s order ({} {}): its prompts would list the sites as it never "
-          "saw them; set data.site_order={}", c.data.site_order, what, trained, where, trained, trained);
+  std::vector<std::string> wrong;
+  for (const PromptTextSetting& s : kInfillTextSettings) {
+    const auto [trained, where] = trained_value(t, s);
+    const std::string& value = c.data.*s.field;
+    if (trained.empty() || trained == s.recorded(value)) continue;
+    wrong.push_back(fmt::format("sample.task=infill would write the crystals of data.test_csv with {}{}={}{}, but {} "
+                                "was trained on text {}{}{} ({}): its prompts would {}; set {}={}", s.written, s.key,
+                                value, s.after, what, s.trained, trained, s.after, where, s.effect, s.key, trained));
+  }
+  CG_CHECK(wrong.empty(), "{}", fmt::join(wrong, "; and "));
 }
 
 // cgsample replaces <out>/cifs and <out>/eval with this run's: only where an earlier cgsample wrote them (its
@@ -328,7 +383,7 @@ int run(int argc, char** argv) {
   // Before the model: a bad CSV must not cost a 70B load. Made on rank 0 alone (a CIF folder's space groups take
   // spglib over every crystal), its error reported on every rank.
   cg::dist::rank0_text([&] {  // rank 0 reads the record; its error reaches every rank
-    check_infill_site_order(c);
+    check_prompt_text_settings(c);
     return std::string();
   });
   const std::vector<SampleJob> jobs = cg::agreed_sample_jobs(c);

@@ -4,8 +4,9 @@
 #   cgsample (grammar on)  -> samples.jsonl, one CIF per parsed crystal, summary.json with parse rate and crystals/s
 #   cgsample (grammar off) -> the summary states its (lower) parse rate
 #   cgsample, 25 new tokens -> samples cut off there are unparsed (no CIF) whatever their prefix parses to
-#   cgsample infill        -> every answer is an element symbol; in another site order than the model's training
-#                             text (its shards' record, else its run's config.yaml) -> refused, naming the setting
+#   cgsample infill        -> every answer is an element symbol; in another site order or angle mode than the
+#                             model's training text (its shards' record, else its run's config.yaml) -> refused,
+#                             naming each setting; generation prompts (no crystal text) -> not compared
 #   cgsample greedy at tp 1 and under mpirun at tp 2 -> identical texts
 #   cgeval eval.invariance=true -> report.json has the invariance block
 #   cgeval on the NaCl / 225 conditioned samples -> report.json counts 8 conditioned items, formula matches as here
@@ -220,6 +221,29 @@ text.site_order pymatgen): its prompts would list the sites as it never saw them
   2>"$D/order_ok.err" || true
 if grep -q "site_order" "$D/order_ok.err"; then echo "refused infill in the run's own site order" >&2; exit 1; fi
 grep -q "sample.adapter" "$D/order_ok.err"  # it went on to the adapter
+# data.angle_mode the same way (the shards record text.angle_mode round, cgprep's default); two settings that differ
+# are named in one error. Generation prompts carry no crystal text: there neither setting is compared.
+if "$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" sample.task=infill data.angle_mode=truncate \
+    sample.out_dir="$D/order_out" 2>"$D/angle.err"; then
+  echo "infill with other angles than the run's" >&2; exit 1; fi
+grep -qF "with their angles made integers by data.angle_mode=truncate, but sample.adapter $D/orderad was trained on \
+text with its angles made integers by round ($D/shards/train-00000.h5 records text.angle_mode round): its prompts \
+would state angles as it never saw them (89.6 is 90 by round, 89 by truncate); set data.angle_mode=round" \
+  "$D/angle.err" || { cat "$D/angle.err" >&2; exit 1; }
+if grep -q "site_order" "$D/angle.err"; then echo "site_order named though it is the run's" >&2; exit 1; fi
+if "$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" sample.task=infill data.angle_mode=truncate \
+    data.site_order=file sample.out_dir="$D/order_out" 2>"$D/both_text.err"; then
+  echo "infill with other angles and site order than the run's" >&2; exit 1; fi
+grep -qF "set data.site_order=pymatgen; and sample.task=infill would write" "$D/both_text.err" &&
+  grep -qF "set data.angle_mode=round" "$D/both_text.err" || { cat "$D/both_text.err" >&2; exit 1; }
+for task in "sample.task=generate" "sample.conditions_from=data.test_csv sample.condition_on=[formula]"; do
+  # shellcheck disable=SC2086
+  "$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" $task data.angle_mode=truncate data.site_order=file \
+    data.test_csv=data/mp20/test.csv.gz sample.out_dir="$D/order_out" 2>"$D/gen_text.err" || true
+  if grep -q "angle_mode\|site_order" "$D/gen_text.err"; then
+    echo "$task compared text settings its prompts do not use" >&2; cat "$D/gen_text.err" >&2; exit 1; fi
+  grep -q "sample.adapter" "$D/gen_text.err"  # it went on to the adapter
+done
 rm "$D/orderad/training_data.json"
 printf 'data:\n  site_order: file\n' > "$D/orderrun/ck/config.yaml"
 printf '{"checkpoint": "%s", "run_dir": "%s"}\n' "$D/orderrun/ck" "$D/orderrun" > "$D/orderad/cgtrain_source.json"
@@ -227,6 +251,16 @@ if "$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" sample.task=infill sam
     2>"$D/order_cfg.err"; then echo "infill in another site order than the run's config" >&2; exit 1; fi
 grep -qF "was trained on text in file's order (its run's config.yaml has data.site_order file): its prompts" \
   "$D/order_cfg.err" || { cat "$D/order_cfg.err" >&2; exit 1; }
+printf 'data:\n  site_order: file\n  angle_mode: truncate\n' > "$D/orderrun/ck/config.yaml"
+if "$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" sample.task=infill data.site_order=file \
+    sample.out_dir="$D/order_out" 2>"$D/angle_cfg.err"; then echo "infill with other angles than the run's config" >&2
+  exit 1; fi
+grep -qF "text with its angles made integers by truncate (its run's config.yaml has data.angle_mode truncate): its" \
+  "$D/angle_cfg.err" || { cat "$D/angle_cfg.err" >&2; exit 1; }
+"$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" sample.task=infill data.site_order=file \
+  data.angle_mode=truncate sample.out_dir="$D/order_out" 2>"$D/angle_cfg_ok.err" || true
+if grep -q "angle_mode" "$D/angle_cfg_ok.err"; then echo "refused infill in the run's own angles" >&2; exit 1; fi
+grep -q "sample.adapter" "$D/angle_cfg_ok.err"
 # A broken config.json in model.hf_dir: the error names the file and the field.
 mkdir -p "$D/badhf"
 printf '{"hidden_size": "64"}' > "$D/badhf/config.json"
