@@ -144,12 +144,31 @@ void stream_hf_checkpoint(const std::string& dir, const model::NamedShapes& shap
 // merged (kMergedKey), so cgsample refuses to apply that adapter again.
 // base_dtypes: every tensor was written in the base's dtype, so the base's torch_dtype describes them and stays;
 // else (--dtype, or the checkpoint's dtype) config.json's torch_dtype is the written tensors'.
+// The base's config.json, which the export keeps (finish_hf_folder): one that is no JSON object of settings is named
+// by its path, with what to do. A full-parameter export reads the base's weights for their dtypes only, so a broken
+// config.json first shows here.
+nlohmann::ordered_json base_config_json(const std::string& base_dir) {
+  const std::string path = (fs::path(base_dir) / "config.json").string();
+  constexpr const char* kFix = "correct it to the base's own (the config.json published with its weights), or give a "
+                               "copy of the base with a sound one with --base DIR";
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(read_file(path, "the base's config.json"));
+  } catch (const nlohmann::json::exception& e) {
+    CG_FAIL("{} (the config.json of the run's base, which the export keeps) is not valid JSON: {}; {}", path, e.what(),
+            kFix);
+  }
+  CG_CHECK(j.is_object(), "{} (the config.json of the run's base, which the export keeps) is not a JSON object of "
+           "settings; {}", path, kFix);
+  return j;
+}
+
 void finish_hf_folder(const std::string& dir, const std::string& base_dir, bool base_dtypes,
                       const std::string& tok_bytes, const MergedFrom* merged) {
   nlohmann::ordered_json j = nlohmann::ordered_json::parse(read_file(dir + "/config.json", "config.json"));
   if (!base_dir.empty() && fs::is_regular_file(fs::path(base_dir) / "config.json")) {
     const nlohmann::ordered_json ours = j;
-    j = nlohmann::ordered_json::parse(read_file(base_dir + "/config.json", "the base's config.json"));
+    j = base_config_json(base_dir);
     if (!base_dtypes || !j.contains("torch_dtype")) j["torch_dtype"] = ours["torch_dtype"];
     // Fields a base's published config may revise for the same weights (check_hf_config warns of them): the values
     // the run trained with, which its adapter (or weights) go with.

@@ -298,6 +298,34 @@ TEST(ExportStream, FullParameterRunKeepsTheBaseDtype) {
   EXPECT_EQ(torch_dtype(d / "out_nobase"), "float32");
 }
 
+// A full-parameter export keeps the base's config.json: a broken one (cut off, or JSON that is no object) is named
+// by its path, with what to do, and nothing is left in --out. Read with the base's dtypes (the base unreadable: a warning,
+// the checkpoint's dtype) and with --dtype (the base's weights not read at all).
+TEST(ExportStream, BrokenBaseConfigJsonIsNamed) {
+  TempDir d;
+  const auto lc = micro();
+  write_random_hf(d / "hf", lc, at::kFloat, int64_t{1} << 30, 6);
+  make_export_run(d / "full", lc, d / "hf", {"lora.enabled=false"});
+  const std::string path = d / "hf/config.json";
+  const std::string named = path + " (the config.json of the run's base, which the export keeps) is not ";
+  const std::string fix = "; correct it to the base's own (the config.json published with its weights), or give a "
+                          "copy of the base with a sound one with --base DIR";
+  for (const std::string dtype : {"", "fp16"}) {
+    std::ofstream(path) << R"({"hidden_size": 64, "intermediate_size")";
+    std::string e = error_of([&] { cg::export_run({d / "full", -1, d / "out", true, dtype}); });
+    EXPECT_TRUE(contains(e, named + "valid JSON: [json.exception.parse_error")) << e;
+    EXPECT_TRUE(contains(e, fix)) << e;
+    EXPECT_TRUE(fs::is_empty(d / "out")) << dtype;  // no staging folder or half an export left in --out
+    std::ofstream(path) << "[64, 96]";
+    e = error_of([&] { cg::export_run({d / "full", -1, d / "out", true, dtype}); });
+    EXPECT_TRUE(contains(e, named + "a JSON object of settings" + fix)) << e;
+    EXPECT_TRUE(fs::is_empty(d / "out")) << dtype;  // no staging folder or half an export left in --out
+  }
+  std::ofstream(path) << lc.to_hf_json("float32");  // mended: exported
+  cg::export_run({d / "full", -1, d / "out", true, ""});
+  EXPECT_EQ(cg::model::load_llama_config(d / "out"), lc);
+}
+
 TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
   TempDir d;
   auto lc = micro();
