@@ -4,7 +4,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "common/error.h"
@@ -97,6 +101,28 @@ std::string sha256_file(const std::string& path) {
   }
   CG_CHECK(in.eof(), "error while reading '{}' to hash it", path);
   return s.digest();
+}
+
+std::string sha256_file_memo(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) return sha256_file(path);  // not a readable file: sha256_file says so
+  const auto mtime = fs::last_write_time(path, ec);
+  if (ec) return sha256_file(path);
+  using Key = std::tuple<std::string, uintmax_t, fs::file_time_type::rep>;
+  static std::mutex mu;
+  static std::map<Key, std::string> memo;
+  // One file under two spellings ("a/b", "a//b", a relative path) is one entry.
+  const Key key{fs::absolute(path, ec).lexically_normal().string(), size, mtime.time_since_epoch().count()};
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (const auto it = memo.find(key); it != memo.end()) return it->second;
+  }
+  std::string digest = sha256_file(path);  // outside the lock: another file's hash need not wait for this one
+  std::lock_guard<std::mutex> lock(mu);
+  memo[key] = digest;
+  return digest;
 }
 
 }  // namespace cg

@@ -440,7 +440,7 @@ int run(int argc, char** argv) {
   if (kp && *kp && std::string(kp) != "0") kprof = std::make_unique<cg::KernelProfile>();
   // Rank 0 reads the journals of an earlier, stopped run of these settings (sampler/sample_journal.h); every rank
   // learns which prompts are left.
-  const std::string key = journal_key(cg::sha256_file(tok_path), weights, c, device.is_cuda() ? "cuda" : "cpu", gp,
+  const std::string key = journal_key(cg::sha256_file_memo(tok_path), weights, c, device.is_cuda() ? "cuda" : "cpu", gp,
                                       prompts);
   std::vector<cg::Generation> results(jobs.size());
   at::Tensor left = at::ones({int64_t(jobs.size())}, at::kLong);  // 1: still to generate

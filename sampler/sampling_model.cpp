@@ -147,7 +147,7 @@ std::string chosen_tokenizer(const Config& c, const std::string& own) {
              !own.empty() ? fmt::format(", or leave it at \"train\" to use the adapter's own ({})", own)
                           : std::string(", or leave it at \"train\" to use model.hf_dir's tokenizer.model"));
     if (!own.empty()) {
-      const std::string a = sha256_file(own), b = sha256_file(c.data.tokenizer);
+      const std::string a = sha256_file_memo(own), b = sha256_file_memo(c.data.tokenizer);
       CG_CHECK(a == b, "sample.adapter {} was trained with the tokenizer {} (sha256 {}), not data.tokenizer={} "
                "(sha256 {}): its token ids would be read as other pieces; leave data.tokenizer at \"train\" to use "
                "the adapter's, or give that file", c.sample.adapter, own, a.substr(0, 12), c.data.tokenizer,
@@ -184,7 +184,7 @@ std::string sampling_tokenizer_path(const Config& c) {
                                    ? peft_adapter_record(c.sample.adapter).tokenizer_sha256
                                    : "";
   if (!recorded.empty() && fs::is_regular_file(path)) {
-    const std::string sha = sha256_file(path);
+    const std::string sha = sha256_file_memo(path);
     CG_CHECK(sha == recorded, "sample.adapter {} was trained with a tokenizer of sha256 {} ({}), but {} has sha256 "
              "{}: its token ids would be read as other pieces; {}", c.sample.adapter, recorded.substr(0, 12),
              kAdapterSourceFile, path, sha.substr(0, 12),
@@ -319,8 +319,8 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
     if (!run_checkpoint.empty())  // its files' digests
       id["run_checkpoint"] = read_file(run_checkpoint + "/manifest.json", "checkpoint manifest");
     if (kind == AdapterKind::kPeft)
-      id["peft"] = sha256_file(c.sample.adapter + "/adapter_model.safetensors") + " " +
-                   sha256_file(c.sample.adapter + "/adapter_config.json");
+      id["peft"] = sha256_file_memo(c.sample.adapter + "/adapter_model.safetensors") + " " +
+                   sha256_file_memo(c.sample.adapter + "/adapter_config.json");
     id["config"] = bo.config.to_hf_json();
     const std::string text = id.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     *identity = sha256_hex(text.data(), text.size());

@@ -409,7 +409,7 @@ std::string other_base(const std::string& recorded, const std::string& now, cons
 MergedFrom peft_adapter_source(const std::string& peft_dir) {
   MergedFrom m = peft_adapter_record(peft_dir);
   const fs::path w = fs::path(peft_dir) / "adapter_model.safetensors";
-  if (fs::is_regular_file(w)) m.adapter_sha256 = sha256_file(w.string());
+  if (fs::is_regular_file(w)) m.adapter_sha256 = sha256_file_memo(w.string());  // cgsample hashes it again
   return m;
 }
 

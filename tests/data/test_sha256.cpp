@@ -1,7 +1,9 @@
 // sha256: FIPS 180-4 test vectors and file hashing across block boundaries.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -27,4 +29,33 @@ TEST(Sha256, FileEqualsBuffer) {
   EXPECT_EQ(cg::sha256_file(path), cg::sha256_hex(data.data(), data.size()));
   std::remove(path.c_str());
   EXPECT_THROW(cg::sha256_file(path), cg::Error);
+}
+
+// The memo: one digest per file while its size and modification time stay, read again once either changes.
+TEST(Sha256, MemoHashesAFileOnceWhileItStaysTheSame) {
+  namespace fs = std::filesystem;
+  const std::string dir = testing::TempDir() + "/sha_memo", path = dir + "/adapter.bin";
+  fs::create_directories(dir);
+  const auto write = [&](const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; };
+  const std::string abc_digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";  // FIPS 180-4
+  write("abc");
+  const auto t0 = fs::last_write_time(path);
+  EXPECT_EQ(cg::sha256_file_memo(path), abc_digest);
+  // Other bytes of the same size with the old time put back: the memo's digest, the file not read again (what
+  // makes the second hash free), also under another spelling of the path.
+  write("abd");
+  fs::last_write_time(path, t0);
+  EXPECT_EQ(cg::sha256_file_memo(path), abc_digest);
+  EXPECT_EQ(cg::sha256_file_memo(dir + "//./adapter.bin"), abc_digest);
+  EXPECT_EQ(cg::sha256_file(path), cg::sha256_hex("abd", 3));  // sha256_file itself keeps nothing
+  // A new modification time, same size: read again.
+  fs::last_write_time(path, t0 + std::chrono::seconds(5));
+  EXPECT_EQ(cg::sha256_file_memo(path), cg::sha256_hex("abd", 3));
+  // Another size, the time put back to the first: read again.
+  write("abcd");
+  fs::last_write_time(path, t0);
+  EXPECT_EQ(cg::sha256_file_memo(path), cg::sha256_hex("abcd", 4));
+  // Gone: the error of sha256_file, naming the path, not a digest kept from before.
+  fs::remove_all(dir);
+  EXPECT_THROW(cg::sha256_file_memo(path), cg::Error);
 }
