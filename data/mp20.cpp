@@ -253,6 +253,7 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
     }
     if (id.empty()) {
       skip(fmt::format("row {}: empty material_id", r));
+      out.no_id_rows.push_back(int64_t(r));
       continue;
     }
     if (!parse_cif(row[c_cif], id, &c, &reason)) {
@@ -538,6 +539,13 @@ Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, cons
                  "skip reasons, cgeval's items and row numbers name crystals by it: give each row its own id", path,
                  repeated_ids, repeated_rows, fmt::join(first, "; "),
                  repeated_ids > int64_t(first.size()) ? "; ..." : "");
+  // Each row's reason alone ("row 3: empty material_id") says neither how many nor what to do.
+  if (!split.no_id_rows.empty())
+    spdlog::warn("{}: {} row(s) have an empty material_id and are left out ({} {}): every crystal is named by its id "
+                 "(in the shards, skip reasons and cgeval's items); fill in their material_id cells (any name, one per "
+                 "row), or, if another column holds the ids, name it with data.columns=[material_id=<that column>]",
+                 path, split.no_id_rows.size(), split.no_id_rows.size() > 1 ? "rows" : "row",
+                 split.no_id_rows.size() > 1 ? rows_list(split.no_id_rows) : fmt::to_string(split.no_id_rows[0]));
   if (!split.shadowed_columns.empty()) {
     std::vector<std::string> each;
     for (const auto& [name, column] : split.shadowed_columns)

@@ -77,6 +77,8 @@ struct Mp20Split {
   // data.columns entries {name, column} whose name the file also has as a column of its own (band_gap=foo beside a
   // band_gap column): the mapped column is read, the file's own is not (read_mp20 warns, naming both).
   std::vector<std::pair<std::string, std::string>> shadowed_columns;
+  // Rows skipped for an empty material_id (also in `skipped`): read_mp20 warns of them once, with what to do.
+  std::vector<int64_t> no_id_rows;
 };
 
 // Parses CSV text (already gunzipped). max_rows > 0: only the first max_rows data rows.

@@ -1068,6 +1068,33 @@ TEST(Prep, ATrainSplitOfWhichNothingReadsSaysWhy) {
   EXPECT_EQ(v.find("max_tokens"), std::string::npos) << v;
 }
 
+// Rows with an empty material_id: left out, and said once with their count, the first rows and what to do; one such
+// row is named alone; a file with ids for all: no warning.
+TEST(Prep, RowsWithoutAMaterialIdAreWarnedOfOnce) {
+  const std::string dir = fresh_dir("no_ids");
+  cg::CsvTable t = mp20_rows("val", 9);
+  const size_t id = t.column("material_id");
+  for (size_t r : {1, 3, 4, 5, 6, 8}) t.rows[r][id] = "";
+  write_csv(dir + "/no_ids.csv", t);
+  std::string log = logged([&] {
+    const cg::Mp20Split s = cg::read_mp20(dir + "/no_ids.csv");
+    EXPECT_EQ(s.crystals.size(), 3u);
+    EXPECT_EQ(s.source_rows, (std::vector<int64_t>{0, 2, 7}));
+  });
+  const std::string said = dir + "/no_ids.csv: 6 row(s) have an empty material_id and are left out (rows 1, 3, 4, 5 "
+                           "and 2 more): every crystal is named by its id (in the shards, skip reasons and cgeval's "
+                           "items); fill in their material_id cells (any name, one per row), or, if another column "
+                           "holds the ids, name it with data.columns=[material_id=<that column>]";
+  EXPECT_NE(log.find(said), std::string::npos) << log;
+  EXPECT_EQ(log.find("material_id", log.find(said) + said.size()), std::string::npos) << log;  // once
+  t.rows = {t.rows[0], t.rows[1], t.rows[2]};
+  write_csv(dir + "/one.csv", t);
+  log = logged([&] { EXPECT_EQ(cg::read_mp20(dir + "/one.csv").crystals.size(), 2u); });
+  EXPECT_NE(log.find("1 row(s) have an empty material_id and are left out (row 1): "), std::string::npos) << log;
+  log = logged([&] { cg::read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/val.csv.gz", 200); });
+  EXPECT_EQ(log.find("empty material_id"), std::string::npos) << log;
+}
+
 // Repeated material_ids: every row kept, the repeats warned of (how many ids, how many rows, the first few ids with
 // their rows, long lists cut). MP-20: no warning.
 TEST(Prep, ARepeatedMaterialIdIsWarnedOf) {
