@@ -204,7 +204,8 @@ TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
     spdlog::default_logger()->sinks().pop_back();
     EXPECT_TRUE(at::equal(logits_of(*m), a));
     EXPECT_NE(log.str().find("PEFT adapter " + d + "/adapter_emb: its saved embedding layers (lm_head.weight [62, "
-                             "32], model.embed_tokens.weight [62, 32]) equal the base's in the base's 61 rows, 1 row appended"),
+                             "32], model.embed_tokens.weight [62, 32]) equal the base's in the base's 61 rows, 1 row "
+                             "appended"),
               std::string::npos) << log.str();
   }
   with_embeddings(d + "/adapter_emb", 0.5);

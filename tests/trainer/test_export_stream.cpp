@@ -299,8 +299,8 @@ TEST(ExportStream, FullParameterRunKeepsTheBaseDtype) {
 }
 
 // A full-parameter export keeps the base's config.json: a broken one (cut off, or JSON that is no object) is named
-// by its path, with what to do, and nothing is left in --out. Read with the base's dtypes (the base unreadable: a warning,
-// the checkpoint's dtype) and with --dtype (the base's weights not read at all).
+// by its path, with what to do, and nothing is left in --out. Read with the base's dtypes (the base unreadable: a
+// warning, the checkpoint's dtype) and with --dtype (the base's weights not read at all).
 TEST(ExportStream, BrokenBaseConfigJsonIsNamed) {
   TempDir d;
   const auto lc = micro();
