@@ -224,13 +224,31 @@ LlamaConfig llama_flavor(const std::string& name, int64_t vocab_size) {
   return c;
 }
 
+namespace {
+
+// The file that `dir` is or runs through ("model.tar", "model.tar/", "model.tar/sub"), else "": no folder can come
+// there. exists() alone calls "model.tar/" missing (ENOTDIR), as it does a folder not downloaded yet.
+std::string file_in_path(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (fs::path p(dir); !p.empty(); p = p.parent_path()) {
+    if (fs::is_directory(p, ec)) return "";
+    if (fs::exists(p, ec)) return p.string();
+    if (p == p.parent_path()) break;
+  }
+  return "";
+}
+
+}  // namespace
+
 LlamaConfig resolve_llama_config(const std::string& flavor, const std::string& hf_dir, int64_t vocab_size) {
   // No folder (none given, or a missing one: loading the weights names it; --plan of a shipped config whose folder
   // is not downloaded here) is the flavor. Something else there is a mistake, not a folder still to come.
   std::error_code ec;
-  CG_CHECK(hf_dir.empty() || !std::filesystem::exists(hf_dir, ec) || std::filesystem::is_directory(hf_dir, ec),
-           "model.hf_dir {} is a file, not a folder: set model.hf_dir to the Hugging Face checkpoint folder (its "
-           "config.json and *.safetensors), or leave it empty for a random model.flavor={} base", hf_dir, flavor);
+  const std::string file = hf_dir.empty() ? "" : file_in_path(hf_dir);
+  CG_CHECK(file.empty(), "model.hf_dir {} is {}a file, not a folder: set model.hf_dir to the Hugging Face checkpoint "
+           "folder (its config.json and *.safetensors), or leave it empty for a random model.flavor={} base", hf_dir,
+           file == hf_dir ? "" : "in " + file + ", which is ", flavor);
   if (hf_dir.empty() || !std::filesystem::is_directory(hf_dir, ec)) return llama_flavor(flavor, vocab_size);
   // Without config.json the flavor's rope_theta, rms_norm_eps and positions would stand in for the checkpoint's own
   // (a Code Llama's rope_theta 1e6 read as 1e4): HF checkpoint folders always have one.

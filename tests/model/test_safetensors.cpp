@@ -598,6 +598,16 @@ TEST(LlamaConfig, BaseFolderMustDescribeTheExpectedModel) {
                        "it is a cgtrain run or checkpoint folder, not a base model")) << dir;
   std::filesystem::remove(dir + "/manifest.json");
   EXPECT_EQ(resolve_llama_config("tiny", ""), llama_flavor("tiny"));
+  // A path through a file (a trailing slash, a folder inside an archive) is no folder still to come either: refused,
+  // naming the file (exists() calls such a path missing); a path through a missing folder is the flavor.
+  std::ofstream(dir + "/model.tar") << "x";
+  for (const std::string& p : {dir + "/model.tar/", dir + "/model.tar/Llama-2-7b-hf"})
+    EXPECT_TRUE(contains(error_of([&] { resolve_llama_config("tiny", p); }), "model.hf_dir " + p + " is in " + dir +
+                         "/model.tar, which is a file, not a folder: set model.hf_dir to the Hugging Face")) << p;
+  EXPECT_TRUE(contains(error_of([&] { resolve_llama_config("tiny", dir + "/model.tar"); }), "model.hf_dir " + dir +
+                       "/model.tar is a file, not a folder"));
+  EXPECT_EQ(resolve_llama_config("tiny", dir + "/not_here/Llama-2-7b-hf"), llama_flavor("tiny"));
+  std::filesystem::remove(dir + "/model.tar");
   auto j = nlohmann::json::parse(tiny.to_hf_json());
   j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
   std::ofstream(dir + "/config.json") << j.dump();
