@@ -434,7 +434,12 @@ DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
       // Empty, or a cell that prompts must not state as it is (MP-20's never differ).
       if (!amounts.empty() && c.formula != derived) {
         if (!c.formula.empty()) {
-          const auto counts = formula_counts(c.formula);
+          // Blanks around the cell (padded by hand or by a fixed-width export) hide no formula: pymatgen's
+          // Composition reads past them, and the cell is respelled either way.
+          const size_t first = c.formula.find_first_not_of(" \t"), last = c.formula.find_last_not_of(" \t");
+          const auto counts = first == std::string::npos
+                                  ? std::nullopt
+                                  : formula_counts(c.formula.substr(first, last - first + 1));
           formula[size_t(i)] = !counts ? 2
                                : same_reduced_composition(*counts, {amounts.begin(), amounts.end()}) ? 4 : 3;
           given[size_t(i)] = c.formula;

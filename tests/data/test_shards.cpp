@@ -1006,6 +1006,7 @@ TEST(Prep, FormulaCellsAreCheckedAgainstTheStructure) {
   t.rows[2][f] = "xyz";
   t.rows[3][f] = "Lu2Si2";   // unreduced
   t.rows[4][f] = "C2CoLu";   // in another order
+  t.rows[5][f] = " " + t.rows[5][f] + " ";  // padded: pymatgen reads past the blanks
   write_csv(dir + "/edited.csv", t);
   cg::DataConfig d = small_config(dir + "/a");
   d.train_csv = dir + "/mp20.csv";
@@ -1021,7 +1022,7 @@ TEST(Prep, FormulaCellsAreCheckedAgainstTheStructure) {
                         "or not the composition of their structure; their prompts state the formula derived from the "
                         "structure instead (the first: mp-1001604: 'NaCl' is not the composition of its structure; "
                         "LuTlS2 stated instead)"), std::string::npos) << edited;
-  EXPECT_NE(edited.find("train: 3 formula cell(s) of " + e.train_csv + " written as pymatgen's reduced formula, as "
+  EXPECT_NE(edited.find("train: 4 formula cell(s) of " + e.train_csv + " written as pymatgen's reduced formula, as "
                         "every prompt writes formulas (the first: mp-10015: Si1 Os1 -> SiOs)"), std::string::npos)
       << edited;
   cg::ShardMeta ma, mb;
