@@ -96,12 +96,32 @@ void check_factors(const std::map<std::string, at::Tensor>& factors, int64_t r, 
   }
 }
 
+// A Python (re) regular expression as std::regex's ECMAScript reads it: Python's \A and \Z (start and end of the
+// string) would be a literal A and Z there, without an error, so a pattern anchored with them would match nothing;
+// over a module path (one line) they are ^ and $. Inside [...] they are left as they are (an error in Python).
+std::string ecmascript_of_python_re(const std::string& re) {
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < re.size(); ++i) {
+    if (re[i] == '\\' && i + 1 < re.size()) {
+      const char next = re[++i];
+      out += !in_class && next == 'A' ? "^" : !in_class && next == 'Z' ? "$" : std::string{'\\', next};
+      continue;
+    }
+    if (re[i] == '[') in_class = true;
+    if (re[i] == ']') in_class = false;
+    out += re[i];
+  }
+  return out;
+}
+
 // PEFT's test of a module path against exclude_modules (check_target_module_exists): a string is a regular
-// expression the whole path must match; a list entry matches the path itself or its end after a dot.
+// expression (Python's re.fullmatch) the whole path must match; a list entry matches the path itself or its end
+// after a dot.
 bool excluded(const nlohmann::json& exclude, const std::string& path, const std::string& where) {
   if (exclude.is_string()) {
     try {
-      return std::regex_match(path, std::regex(exclude.get<std::string>()));
+      return std::regex_match(path, std::regex(ecmascript_of_python_re(exclude.get<std::string>())));
     } catch (const std::regex_error& e) {
       CG_FAIL("{}: \"exclude_modules\" = {} is not a regular expression this reader understands ({}); write it as "
               "a list of module names, or as a plain regular expression", where, exclude.dump(), e.what());

@@ -421,7 +421,9 @@ TEST(Peft, ExcludedModulesFactorsAreLeftOutAsPeftDoes) {
                                               "base_model.model.model.layers.1.mlp.down_proj.lora_A.weight",
                                               "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"};
   cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kFloat);
-  for (const std::string exclude : {R"(["down_proj"])", R"(["mlp.down_proj", "k_proj"])", R"(".*\\.mlp\\..*")"}) {
+  // Python's \A and \Z anchors, which std::regex would read as the letters A and Z (matching nothing here).
+  for (const std::string exclude : {R"(["down_proj"])", R"(["mlp.down_proj", "k_proj"])", R"(".*\\.mlp\\..*")",
+                                    R"(".*\\.mlp\\.down_proj\\Z")", R"("\\Amodel\\.layers\\.\\d+\\.mlp\\..*")"}) {
     const cg::lora::PeftAdapter a = read_with(exclude);
     EXPECT_EQ(names(a), q_only) << exclude;
     EXPECT_EQ(a.config.target_modules, std::vector<std::string>{"q_proj"}) << exclude;
