@@ -125,6 +125,20 @@ model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size) {
   return model::resolve_llama_config(cfg.model.flavor, cfg.model.hf_dir, cfg.model.hf_dir.empty() ? vocab_size : 0);
 }
 
+void check_full_param_base(const Config& cfg, at::ScalarType dtype) {
+  if (cfg.lora.enabled) return;
+  CG_CHECK(dtype == at::kFloat, "full-parameter training (lora.enabled=false) keeps fp32 weights and AdamW state; set "
+           "model.dtype=fp32 or enable LoRA");
+  // A tied base's lm_head is its embed_tokens: trained as the two matrices cgtrain holds, they would part, and
+  // transformers would load the export tied again (the trained lm_head lost). LoRA leaves both frozen: fine.
+  CG_CHECK(cfg.model.hf_dir.empty() || !model::hf_ties_word_embeddings(cfg.model.hf_dir),
+           "model.hf_dir {} ties lm_head to embed_tokens (config.json tie_word_embeddings true), and full-parameter "
+           "training (lora.enabled=false) would train them apart, which a tied model cannot hold: train with LoRA "
+           "(lora.enabled=true; both stay frozen), or untie the base first and give that: in Python m = "
+           "AutoModelForCausalLM.from_pretrained(DIR); m.config.tie_word_embeddings = False; m.lm_head.weight = "
+           "torch.nn.Parameter(m.model.embed_tokens.weight.clone()); m.save_pretrained(OUT)", cfg.model.hf_dir);
+}
+
 TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, int64_t vocab_size,
                              const at::Device& device, bool resuming, const std::string* base_sample) {
   TrainModel m;
@@ -137,16 +151,7 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
            "loss scaling, and without it fp16's range loses small activation gradients; train with model.dtype=bf16 "
            "(fp16 checkpoints such as Meta's load into it) and keep fp16 for cgsample if you like", cfg.model.dtype);
   const at::ScalarType dtype = model::resolve_dtype(cfg.model.dtype, device);
-  CG_CHECK(!m.full_param || dtype == at::kFloat, "full-parameter training (lora.enabled=false) keeps fp32 weights "
-           "and AdamW state; set model.dtype=fp32 or enable LoRA");
-  // A tied base's lm_head is its embed_tokens: trained as the two matrices cgtrain holds, they would part, and
-  // transformers would load the export tied again (the trained lm_head lost). LoRA leaves both frozen: fine.
-  CG_CHECK(!m.full_param || cfg.model.hf_dir.empty() || !model::hf_ties_word_embeddings(cfg.model.hf_dir),
-           "model.hf_dir {} ties lm_head to embed_tokens (config.json tie_word_embeddings true), and full-parameter "
-           "training (lora.enabled=false) would train them apart, which a tied model cannot hold: train with LoRA "
-           "(lora.enabled=true; both stay frozen), or untie the base first and give that: in Python m = "
-           "AutoModelForCausalLM.from_pretrained(DIR); m.config.tie_word_embeddings = False; m.lm_head.weight = "
-           "torch.nn.Parameter(m.model.embed_tokens.weight.clone()); m.save_pretrained(OUT)", cfg.model.hf_dir);
+  check_full_param_base(cfg, dtype);
 
   dist::ModelBuildOptions bo;
   bo.config = lc;

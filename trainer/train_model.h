@@ -36,6 +36,11 @@ at::Device resolve_device(const std::string& name, const dist::Runtime& rt);
 // <= 0 keeps the flavor's).
 model::LlamaConfig train_llama_config(const Config& cfg, int64_t vocab_size);
 
+// What full-parameter training (lora.enabled=false) cannot train, refused before any weight is read (the launch, and
+// cgtrain --plan): weights of another dtype than fp32 (`dtype`, resolved), a base whose lm_head is tied to
+// embed_tokens.
+void check_full_param_base(const Config& cfg, at::ScalarType dtype);
+
 // Collective over all ranks: throws on every rank, naming the settings, when a rank runs another tool or its resolved
 // config (the YAML file and overrides it was started with) or model shape (model.hf_dir's config.json as that node reads it) is not rank
 // 0's. Ranks started apart would otherwise crash inside a collective, hang, or train replicas that drift apart.

@@ -60,7 +60,9 @@ std::string train_plan_text(const Config& cfg, const PlanDevice& device, bool* f
   in.seq_len = cfg.train.seq_len;
   in.grad_accum = cfg.train.grad_accum;
   const at::Device dev = cfg.model.device == "cpu" ? at::Device(at::kCPU) : at::Device(at::kCUDA, 0);
-  in.weight_bytes = int64_t(c10::elementSize(model::resolve_dtype(cfg.model.dtype, dev)));
+  const at::ScalarType dtype = model::resolve_dtype(cfg.model.dtype, dev);
+  check_full_param_base(cfg, dtype);  // what the launch would refuse, planned as a mistake (exit 2), not as fitting
+  in.weight_bytes = int64_t(c10::elementSize(dtype));
   in.activation_checkpointing = cfg.model.activation_checkpointing;
   in.lora = cfg.lora.enabled;
   in.lora_r = cfg.lora.r;

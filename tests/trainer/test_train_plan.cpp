@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -79,6 +80,37 @@ TEST(TrainPlan, CpuPlansEveryRankAgainstTheHost) {
   const double per_rank = number_after(text, R"(total\s+([0-9.]+) GB\s+per rank; x 16 ranks on this host)");
   EXPECT_NEAR(number_after(text, R"(16 ranks on this host = ([0-9.]+) GB of 24\.00 GB)"), 16 * per_rank, 0.09);
   EXPECT_EQ(text.find("context/NCCL"), std::string::npos) << text;
+}
+
+// What a full-parameter launch refuses before it reads a weight is a mistake in the plan too (exit 2), not a plan
+// that fits: a base whose lm_head is tied to embed_tokens, weights other than fp32.
+TEST(TrainPlan, RefusesWhatFullParameterTrainingCannotTrain) {
+  cg::test::TempDir dir("cg_plan_full_param");
+  const std::string hf = dir / "tied";
+  std::filesystem::create_directories(hf);
+  auto j = nlohmann::json::parse(cg::model::llama_flavor("tiny").to_hf_json());
+  j["tie_word_embeddings"] = true;
+  std::ofstream(hf + "/config.json") << j.dump();
+  const std::string src = std::string(CG_SOURCE_DIR) + "/configs/tiny.yaml";  // fp32 on the cpu
+  auto plan = [&](const std::vector<std::string>& overrides) {
+    const cg::Config c = cg::load_config(src, overrides);
+    try {
+      return cg::train_plan_text(c, cg::plan_device(c, 141));
+    } catch (const std::exception& e) {
+      return std::string("refused: ") + e.what();
+    }
+  };
+  std::string p = plan({"model.hf_dir=" + hf});  // LoRA: lm_head and embed_tokens both stay frozen
+  EXPECT_EQ(p.find("refused"), std::string::npos) << p;
+  p = plan({"model.hf_dir=" + hf, "lora.enabled=false"});
+  EXPECT_NE(p.find("model.hf_dir " + hf + " ties lm_head to embed_tokens (config.json tie_word_embeddings true), and "
+                   "full-parameter training (lora.enabled=false) would train them apart"), std::string::npos) << p;
+  EXPECT_EQ(p.rfind("refused: ", 0), 0u) << p;
+  p = plan({"lora.enabled=false", "model.dtype=bf16"});
+  EXPECT_NE(p.find("full-parameter training (lora.enabled=false) keeps fp32 weights"), std::string::npos) << p;
+  EXPECT_EQ(p.rfind("refused: ", 0), 0u) << p;
+  p = plan({"lora.enabled=false"});
+  EXPECT_EQ(p.find("refused"), std::string::npos) << p;
 }
 
 TEST(TrainPlan, SaysWhetherTheShapesAreTheCheckpointsOrTheFlavorsPreset) {
