@@ -88,9 +88,10 @@ MadeFolders::MadeFolders(const std::string& path, std::vector<std::string> ignor
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path spelled = fs::absolute(path, ec);
-  fs::path dir = spelled.lexically_normal();
-  if (!dir.has_filename()) dir = dir.parent_path();  // "out/": the folder "out"
-  dir_ = dir.string();
+  // As spelled, not lexically normalised: through a link, `link/../c` is c beside the link's target (the kernel's
+  // reading, create_directories'), not c beside the link.
+  dir_ = spelled.string();
+  while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();  // "out/": the folder "out"
   // create_directories makes each missing prefix of the path as spelled, `..` steps included: the folders it makes
   // are those prefixes (a `.` or `..` step names a folder made or found before it, never a new one).
   fs::path at;
@@ -109,7 +110,7 @@ MadeFolders::~MadeFolders() {
     if (std::find(ignorable_.begin(), ignorable_.end(), it->path().filename().string()) == ignorable_.end()) return;
   // Only the ignorable files of a folder this launch made: in one that was there, they may be a user's.
   if (std::find_if(made_.begin(), made_.end(), [&](const std::string& m) {
-        return fs::path(m).lexically_normal() == fs::path(dir_);
+        return fs::path(m).lexically_normal() == fs::path(dir_).lexically_normal();
       }) != made_.end())
     for (const std::string& name : ignorable_) fs::remove(fs::path(dir_) / name, ec);
   // fs::remove takes only an empty folder: one that holds anything (a file put there since) stays, and so do the

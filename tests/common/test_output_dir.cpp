@@ -120,6 +120,19 @@ TEST(MadeFolders, RemovesEveryLevelMadeAndNoOther) {
     cg::make_output_dir((d / "there").string(), "train.run_dir");
   }
   EXPECT_TRUE(fs::exists(d / "there/lock"));
+
+  // Through a link, `link/../n/run` is n/run beside the link's target, as the kernel (and create_directories) reads
+  // it: that is the folder emptied of its ignorable files and removed, not n/run beside the link.
+  fs::create_directories(d / "real/deep");
+  fs::create_directory_symlink(d / "real/deep", d / "lnk");
+  {
+    cg::MadeFolders made((d / "lnk/../n/run/").string(), {"lock"});
+    cg::make_output_dir((d / "lnk/../n/run/").string(), "train.run_dir");
+    ASSERT_TRUE(fs::is_directory(d / "real/n/run"));
+    std::ofstream(d / "real/n/run/lock") << "";
+  }
+  EXPECT_FALSE(fs::exists(d / "real/n")) << "n and n/run were this launch's";
+  EXPECT_TRUE(fs::is_directory(d / "real/deep"));
   fs::remove_all(d);
 }
 
