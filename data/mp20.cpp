@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -77,7 +78,19 @@ Crystal in_site_order(Crystal c, SiteOrder order) {
 
 std::string CsvColumns::of(const std::string& name) const {
   const auto it = renamed.find(name);
-  return it == renamed.end() ? name : it->second;
+  if (it != renamed.end()) return it->second;
+  for (const auto& [other, column] : renamed)  // renamed away: reading it too would state one value as two properties
+    if (column == name) return "";
+  return name;
+}
+
+std::vector<std::pair<std::string, std::string>> CsvColumns::vacated() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const char* name : kKnownColumns)
+    if (!renamed.count(name))
+      for (const auto& [other, column] : renamed)
+        if (column == name) out.emplace_back(name, other);
+  return out;
 }
 
 std::string CsvColumns::describe() const {
@@ -107,6 +120,7 @@ std::vector<std::string> effective_columns(const std::vector<std::string>& entri
 CsvColumns parse_columns(const std::vector<std::string>& entries) {
   CsvColumns out;
   std::map<std::string, std::string> given;  // name -> entry, identity ones included: a name given twice is refused
+  std::map<std::string, std::string> read_as;  // column -> name, identity entries included
   const std::string known = fmt::format("{}", fmt::join(kKnownColumns, ", "));
   for (const std::string& e : entries) {
     const size_t eq = e.find('=');
@@ -118,10 +132,11 @@ CsvColumns parse_columns(const std::vector<std::string>& entries) {
              "your CSV's column)", e, name, known);
     CG_CHECK(!given.count(name), "data.columns maps {} twice ({} and {}): keep one", name, given[name], e);
     given[name] = e;
+    // One column read as two properties would state one value twice; an identity entry reads its column too.
+    CG_CHECK(!read_as.count(column), "data.columns maps both {} and {} to column '{}': each column can be one of "
+             "them; keep one", read_as[column], name, column);
+    read_as[column] = name;
     if (is_identity_entry(e)) continue;  // as no entry: shards made with and without it are the same
-    for (const auto& [other, col] : out.renamed)  // one column read as two properties would state one value twice
-      CG_CHECK(col != column, "data.columns maps both {} and {} to column '{}': each column can be one of them; keep "
-               "one", other, name, column);
     out.renamed[name] = column;
   }
   return out;
@@ -210,8 +225,19 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
     CG_CHECK(t.find(column) >= 0, "data.columns maps {} to column '{}', which the CSV lacks; its columns are {}: "
              "correct data.columns (name=column, the column as the header spells it)", name, column,
              fmt::join(t.header, ", "));
+  // The column `name` is read from; -1 where the file lacks it or data.columns reads it as another name ("" is no
+  // name to look for: pandas' index column is named so).
+  const auto column_of = [&](const char* name) {
+    const std::string column = columns.of(name);
+    return column.empty() ? int64_t(-1) : t.find(column);
+  };
   const auto required = [&](const char* name) {  // the two columns every row needs
-    const int64_t c = t.find(columns.of(name));
+    for (const auto& [vacated, other] : columns.vacated())
+      CG_CHECK(vacated != name, "data.columns ({}) reads column '{}' as {}, so no column gives {}, which every row "
+               "needs: map {} to the column that holds the {} too (data.columns=[{}, {}=<that column>])",
+               columns.describe(), vacated, other, name, name,
+               std::string(name) == "cif" ? "CIFs" : "crystals' ids", columns.describe(), name);
+    const int64_t c = column_of(name);
     CG_CHECK(c >= 0, "CSV has no column '{}'; its columns are {}: if one of them holds the {}, name it with "
              "data.columns=[{}{}=<that column>] (docs/formats.md#other-datasets)", columns.of(name),
              fmt::join(t.header, ", "), std::string(name) == "cif" ? "CIFs" : "crystals' ids",
@@ -222,8 +248,8 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
   Mp20Split out;
   std::vector<int64_t> read = {int64_t(c_id), int64_t(c_cif), t.find("elements")};  // elements: MP-20's, derived
   auto optional_column = [&](const char* name) {
-    const int64_t c = t.find(columns.of(name));
-    if (c < 0) out.missing_columns.push_back(name);
+    const int64_t c = column_of(name);
+    if (c < 0 && !columns.of(name).empty()) out.missing_columns.push_back(name);  // renamed away: vacated_columns
     read.push_back(c);
     return c;
   };
@@ -231,8 +257,12 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
                 c_formula = optional_column(kPropertyColumns[2]), c_eh = optional_column(kPropertyColumns[3]),
                 c_sg = optional_column(kPropertyColumns[4]);
   out.unread_numeric_columns = unread_numeric_columns(t, read);
-  for (const auto& [name, column] : columns.renamed)
-    if (t.find(name) >= 0) out.shadowed_columns.emplace_back(name, column);
+  std::set<std::string> read_as_names;  // the file's columns data.columns reads
+  for (const auto& entry : columns.renamed) read_as_names.insert(entry.second);
+  for (const auto& [name, column] : columns.renamed)  // the file's own column, unless read as another name (a swap)
+    if (t.find(name) >= 0 && !read_as_names.count(name)) out.shadowed_columns.emplace_back(name, column);
+  for (const auto& [name, other] : columns.vacated())
+    if (t.find(name) >= 0) out.vacated_columns.emplace_back(name, other);
   const size_t n = max_rows > 0 ? std::min(t.rows.size(), size_t(max_rows)) : t.rows.size();
   out.rows_read = int64_t(n);
   for (size_t r = 0; r < n; ++r) {
@@ -558,6 +588,9 @@ Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, cons
     spdlog::warn("{}: data.columns maps names the file also has as columns of its own: {}. Drop the entry to read the "
                  "file's own column, or rename that column to silence this", path, fmt::join(each, "; "));
   }
+  for (const auto& [name, other] : split.vacated_columns)  // what the user asked for, but say what it costs
+    spdlog::info("{}: {} is read as {} (data.columns), so no column gives {}; map {}=<another column> to read it "
+                 "from one", path, name, other, name, name);
   if (!split.bad_properties.empty())
     spdlog::warn("{}: {} row(s) have a property cell that is no valid number; those properties are left unknown (a "
                  "formula or space group is then derived from the structure where cgprep or sample.conditions_from "

@@ -29,11 +29,16 @@ inline constexpr const char* kKnownColumns[] = {"material_id", "cif", "pretty_fo
                                                 "formation_energy_per_atom", "band_gap", "e_above_hull"};
 
 // data.columns parsed: the file's column each known name is read from (perov-5's heat_ref for
-// formation_energy_per_atom). Names not mapped are read under their own name.
+// formation_energy_per_atom). A rename, as pandas' rename: a mapped column is read under its new name only. Names not
+// mapped are read under their own name, unless their column is mapped to another name (band_gap=
+// formation_energy_per_atom): that name is then read from no column, as from a CSV lacking it, so that one measured
+// value is never stated as two properties.
 struct CsvColumns {
   std::map<std::string, std::string> renamed;  // known name -> the file's column
-  // The file's column for `name`.
+  // The file's column for `name`; "" where no column gives it (its own column is read as another name).
   std::string of(const std::string& name) const;
+  // {name, other}: each unmapped known name whose own column is read as `other`, so that no column gives it.
+  std::vector<std::pair<std::string, std::string>> vacated() const;
   // "formation_energy_per_atom=heat_ref, material_id=id" (known names in kKnownColumns order); "" when none.
   std::string describe() const;
 };
@@ -75,8 +80,12 @@ struct Mp20Split {
   // dataset's properties (perov-5's heat_ref), which data.columns can map to a known name. The index column is not one.
   std::vector<std::string> unread_numeric_columns;
   // data.columns entries {name, column} whose name the file also has as a column of its own (band_gap=foo beside a
-  // band_gap column): the mapped column is read, the file's own is not (read_mp20 warns, naming both).
+  // band_gap column) that no entry reads as another name: the mapped column is read, the file's own is not (read_mp20
+  // warns, naming both). A swap (band_gap=x, x=band_gap) reads both and is none.
   std::vector<std::pair<std::string, std::string>> shadowed_columns;
+  // CsvColumns::vacated: {name, other}, each name the file has a column of that is read as `other` (data.columns), so
+  // that no column gives `name` (unknown for every row, not in missing_columns: read_mp20 says it in one info line).
+  std::vector<std::pair<std::string, std::string>> vacated_columns;
   // Rows skipped for an empty material_id (also in `skipped`): read_mp20 warns of them once, with what to do.
   std::vector<int64_t> no_id_rows;
 };

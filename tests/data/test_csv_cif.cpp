@@ -900,6 +900,58 @@ TEST(Mp20, AMappedNameShadowingTheFilesOwnColumnIsWarnedOf) {
   EXPECT_EQ(plain.find("maps names"), std::string::npos) << plain;
 }
 
+// data.columns renames, as pandas' rename: a column mapped to another name is read under that name only, and the name
+// it stood for is read from no column (said in one info line), so one measured value is never two properties.
+TEST(Mp20, AMappedColumnIsReadUnderItsNewNameOnly) {
+  const cg::test::TempDir dir("cg_test_renamed");
+  const std::string cif = csv_quote(cif_with(kGoodAtoms));
+  std::ofstream(dir / "x.csv") << "material_id,formation_energy_per_atom,band_gap,cif\nm-1,-1.25,0.5," << cif
+                               << "\nm-2,-2.5,0," << cif << "\n";
+  const std::string path = (dir / "x.csv");
+  cg::Mp20Split s;
+  std::string log = logged([&] { s = cg::read_mp20(path, 0, false,
+                                                   cg::parse_columns({"band_gap=formation_energy_per_atom"})); });
+  ASSERT_EQ(s.crystals.size(), 2u);
+  EXPECT_DOUBLE_EQ(*s.crystals[0].band_gap, -1.25);
+  EXPECT_DOUBLE_EQ(*s.crystals[1].band_gap, -2.5);
+  EXPECT_FALSE(s.crystals[0].formation_energy_per_atom || s.crystals[1].formation_energy_per_atom);
+  EXPECT_EQ(cg::property_counts_json(s.crystals), R"({"crystals": 2, "formula": 0, "spacegroup": 0, )"
+                                                  R"("formation_energy": 0, "band_gap": 2, "e_above_hull": 0})");
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(s.vacated_columns, (Pairs{{"formation_energy_per_atom", "band_gap"}}));
+  // The file has the column: not among those it lacks, nor another dataset's property to map.
+  EXPECT_EQ(s.missing_columns, (std::vector<std::string>{"pretty_formula", "e_above_hull", "spacegroup.number"}));
+  EXPECT_TRUE(s.unread_numeric_columns.empty());
+  const std::string said = path + ": formation_energy_per_atom is read as band_gap (data.columns), so no column "
+                                  "gives formation_energy_per_atom";
+  EXPECT_NE(log.find(said), std::string::npos) << log;
+  EXPECT_EQ(log.find(said, log.find(said) + 1), std::string::npos) << log;  // once, not per row
+  // Its own band_gap column is read by nothing: warned of, as any shadowed column.
+  EXPECT_NE(log.find("band_gap is read from column 'formation_energy_per_atom', not from its own 'band_gap' column"),
+            std::string::npos) << log;
+  // A swap reads each column under the other's name: nothing vacated, nothing shadowed, nothing said.
+  log = logged([&] { s = cg::read_mp20(path, 0, false, cg::parse_columns({"band_gap=formation_energy_per_atom",
+                                                                          "formation_energy_per_atom=band_gap"})); });
+  ASSERT_EQ(s.crystals.size(), 2u);
+  EXPECT_DOUBLE_EQ(*s.crystals[0].band_gap, -1.25);
+  EXPECT_DOUBLE_EQ(*s.crystals[0].formation_energy_per_atom, 0.5);
+  EXPECT_DOUBLE_EQ(*s.crystals[1].band_gap, -2.5);
+  EXPECT_DOUBLE_EQ(*s.crystals[1].formation_energy_per_atom, 0.0);
+  EXPECT_TRUE(s.vacated_columns.empty());
+  EXPECT_TRUE(s.shadowed_columns.empty());
+  EXPECT_EQ(log.find("data.columns"), std::string::npos) << log;
+  // An identity entry reads its column too: beside a rename of that column it is one column read as two names.
+  EXPECT_NE(cg::test::error_of([] { cg::parse_columns({"formation_energy_per_atom=formation_energy_per_atom",
+                                                       "band_gap=formation_energy_per_atom"}); })
+                .find("data.columns maps both formation_energy_per_atom and band_gap to column "
+                      "'formation_energy_per_atom'"), std::string::npos);
+  // A required name renamed away is refused, saying what to map.
+  const std::string error = cg::test::error_of([&] { cg::read_mp20(path, 0, false,
+                                                                    cg::parse_columns({"cif=material_id"})); });
+  EXPECT_NE(error.find("reads column 'material_id' as cif, so no column gives material_id, which every row needs"),
+            std::string::npos) << error;
+}
+
 TEST(Formula, CountsOfAFormulaAndSameComposition) {
   using Counts = std::map<std::string, int64_t>;
   EXPECT_EQ(cg::formula_counts("Fe2O3"), (Counts{{"Fe", 2}, {"O", 3}}));
