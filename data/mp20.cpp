@@ -69,6 +69,25 @@ std::string rows_list(const std::vector<int64_t>& rows) {
                      rows.size() > 5 ? fmt::format("{} more", rows.size() - shown) : fmt::to_string(rows.back()));
 }
 
+// A formula cell with blanks around it dropped and each run of blanks inside it one space ("Si1  Os1 " -> "Si1 Os1";
+// "" for blanks only): padded by hand or by a fixed-width export, or its parts spaced twice, it hides no formula, as
+// pymatgen's Composition reads past them, and the cell is respelled either way. formula_counts itself stays strict
+// for sample.formula, which is written into the prompt as given.
+std::string single_blanks(const std::string& cell) {
+  std::string out;
+  bool blank = false;
+  for (const char ch : cell) {
+    if (ch == ' ' || ch == '\t') {
+      blank = true;
+      continue;
+    }
+    if (blank && !out.empty()) out += ' ';
+    blank = false;
+    out += ch;
+  }
+  return out;
+}
+
 // The crystal parse_cif read (file order) in the order the reader gives.
 Crystal in_site_order(Crystal c, SiteOrder order) {
   return order == SiteOrder::kPymatgen ? in_cif_parser_order(c) : c;
@@ -464,12 +483,7 @@ DerivedProperties derive_properties(std::vector<Crystal>* crystals, int threads,
       // Empty, or a cell that prompts must not state as it is (MP-20's never differ).
       if (!amounts.empty() && c.formula != derived) {
         if (!c.formula.empty()) {
-          // Blanks around the cell (padded by hand or by a fixed-width export) hide no formula: pymatgen's
-          // Composition reads past them, and the cell is respelled either way.
-          const size_t first = c.formula.find_first_not_of(" \t"), last = c.formula.find_last_not_of(" \t");
-          const auto counts = first == std::string::npos
-                                  ? std::nullopt
-                                  : formula_counts(c.formula.substr(first, last - first + 1));
+          const auto counts = formula_counts(single_blanks(c.formula));
           formula[size_t(i)] = !counts ? 2
                                : same_reduced_composition(*counts, {amounts.begin(), amounts.end()}) ? 4 : 3;
           given[size_t(i)] = c.formula;

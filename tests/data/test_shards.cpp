@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -1007,6 +1008,18 @@ TEST(Prep, FormulaCellsAreCheckedAgainstTheStructure) {
   t.rows[3][f] = "Lu2Si2";   // unreduced
   t.rows[4][f] = "C2CoLu";   // in another order
   t.rows[5][f] = " " + t.rows[5][f] + " ";  // padded: pymatgen reads past the blanks
+  // Parts spaced by runs of blanks, as pymatgen's Composition reads them too: "Lu  Tl  Se2", "Lu \tTl \tSe2".
+  const auto spaced = [](const std::string& formula, const std::string& blanks) {
+    std::string out;
+    for (const char ch : formula)
+      out += (std::isupper(static_cast<unsigned char>(ch)) && !out.empty() ? blanks : "") + ch;
+    return out;
+  };
+  const std::string six = t.rows[6][f], seven = t.rows[7][f];
+  t.rows[6][f] = spaced(six, "  ");
+  t.rows[7][f] = spaced(seven, " \t");
+  ASSERT_NE(t.rows[6][f], six);
+  ASSERT_NE(t.rows[7][f], seven);
   write_csv(dir + "/edited.csv", t);
   cg::DataConfig d = small_config(dir + "/a");
   d.train_csv = dir + "/mp20.csv";
@@ -1022,7 +1035,7 @@ TEST(Prep, FormulaCellsAreCheckedAgainstTheStructure) {
                         "or not the composition of their structure; their prompts state the formula derived from the "
                         "structure instead (the first: mp-1001604: 'NaCl' is not the composition of its structure; "
                         "LuTlS2 stated instead)"), std::string::npos) << edited;
-  EXPECT_NE(edited.find("train: 4 formula cell(s) of " + e.train_csv + " written as pymatgen's reduced formula, as "
+  EXPECT_NE(edited.find("train: 6 formula cell(s) of " + e.train_csv + " written as pymatgen's reduced formula, as "
                         "every prompt writes formulas (the first: mp-10015: Si1 Os1 -> SiOs)"), std::string::npos)
       << edited;
   cg::ShardMeta ma, mb;
