@@ -83,23 +83,38 @@ void make_output_dir(const std::string& path, const std::string& what) {
   ::unlink(probe.c_str());
 }
 
-MadeFolders::MadeFolders(const std::string& path, std::vector<std::string> ignorable)
-    : ignorable_(std::move(ignorable)) {
+std::vector<std::string> missing_folders(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  const fs::path spelled = fs::absolute(path, ec);
   // As spelled, not lexically normalised: through a link, `link/../c` is c beside the link's target (the kernel's
   // reading, create_directories'), not c beside the link.
-  dir_ = spelled.string();
-  while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();  // "out/": the folder "out"
+  const fs::path spelled = fs::absolute(path, ec);
   // create_directories makes each missing prefix of the path as spelled, `..` steps included: the folders it makes
   // are those prefixes (a `.` or `..` step names a folder made or found before it, never a new one).
+  std::vector<std::string> missing;
   fs::path at;
   for (const fs::path& part : spelled) {
     at /= part;
     if (part.empty() || part == "." || part == ".." || at == at.root_path()) continue;
-    if (!fs::exists(at, ec)) made_.push_back(at.string());
+    if (!fs::exists(at, ec)) missing.push_back(at.string());
   }
+  return missing;
+}
+
+MadeFolders::MadeFolders(const std::string& path, std::vector<std::string> ignorable)
+    : made_(missing_folders(path)), ignorable_(std::move(ignorable)) {
+  std::error_code ec;
+  dir_ = std::filesystem::absolute(path, ec).string();
+  while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();  // "out/": the folder "out"
+}
+
+void MadeFolders::note_made(const std::vector<std::string>& folders) {
+  for (const std::string& f : folders)
+    if (std::find(made_.begin(), made_.end(), f) == made_.end()) made_.push_back(f);
+  // All are prefixes of one spelled path, so the shorter was made first (the destructor removes newest first).
+  std::stable_sort(made_.begin(), made_.end(), [](const std::string& a, const std::string& b) {
+    return a.size() < b.size();
+  });
 }
 
 MadeFolders::~MadeFolders() {

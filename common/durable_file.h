@@ -24,6 +24,9 @@ void make_output_dir(const std::string& path, const std::string& what);
 // nearest folder above it that does, must be a folder this process may write in. Fails as make_output_dir does.
 void check_output_dir_creatable(const std::string& path, const std::string& what);
 
+// The folders that create_directories(path) would make now, as the path spells them (absolute), outermost first.
+std::vector<std::string> missing_folders(const std::string& path);
+
 // A failed run leaves no folder where there was none: made before make_output_dir(path), it notes every folder that
 // call will create on the way, as the path spells them (`a/b/../c` makes a, a/b and a/c: a/b is no parent of the
 // result); on destruction, unless keep() was called, it removes `path` if it holds nothing but `ignorable` names (a
@@ -35,6 +38,9 @@ class MadeFolders {
   MadeFolders(const MadeFolders&) = delete;
   MadeFolders& operator=(const MadeFolders&) = delete;
   void keep() { kept_ = true; }
+  // Counts `folders` (from missing_folders of a path up to `path`, e.g. FileLock::made_folders) as made by this
+  // process too: a lock holder that gave up removed the folders seen at construction, and the waiter re-made them.
+  void note_made(const std::vector<std::string>& folders);
 
  private:
   std::string dir_;

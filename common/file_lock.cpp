@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 
 namespace cg {
@@ -31,10 +32,17 @@ FileLock::FileLock(const std::string& path, const std::function<bool()>& keep_wa
   const std::filesystem::path p(path);
   for (;;) {
     // In the loop: a holder that gave up may have removed the folder too (cgtrain's run folder it had made).
-    if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
+    made_folders_.clear();
+    if (p.has_parent_path()) {
+      made_folders_ = missing_folders(p.parent_path().string());
+      std::filesystem::create_directories(p.parent_path());
+    }
     // O_EXCL first, to know whether the file is this object's (removable) or was there (a user's, an earlier run's).
     fd_ = ::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0644);
     created_ = fd_ >= 0;
+    // Folders are this object's only with the file it created: a process that opened another's file in a folder it
+    // saw missing too (both raced to make it) claims none of it.
+    if (!created_) made_folders_.clear();
     if (fd_ < 0 && errno == EEXIST) {
       fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
       if (fd_ < 0 && errno == ENOENT) continue;  // removed between the two opens

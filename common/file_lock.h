@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace cg {
 
@@ -26,6 +27,10 @@ class FileLock {
   // that gives up leaves no lock file where there was none. A process waiting on the removed file tries again on
   // the path (see the constructor), so two never hold "the" lock at once.
   void remove_file_at_release(bool remove) { remove_at_release_ = remove; }
+  // The folders (absolute, outermost first) that this object made for the file it created and locked, none where it
+  // found them: after a holder that gave up removed the folder it had made, the waiter makes it again, and a caller
+  // that removes what it made when it gives up (MadeFolders::note_made) must count these as its own.
+  const std::vector<std::string>& made_folders() const { return made_folders_; }
 
  private:
   std::string path_;
@@ -34,6 +39,7 @@ class FileLock {
   bool created_ = false;
   bool remove_at_release_ = false;
   int error_ = 0;
+  std::vector<std::string> made_folders_;
 };
 
 }  // namespace cg

@@ -400,6 +400,8 @@ int run(int argc, char** argv) {
     cg::make_output_dir(c.sample.out_dir, "sample.out_dir");
     check_out_dir_owned(c.sample.out_dir);
     out_lock.emplace(c.sample.out_dir + "/.cgsample.lock");
+    // Where one that had made the folder gave up and removed it as this one opened the lock, the lock made it again.
+    made_out->note_made(out_lock->made_folders());
     CG_CHECK(!out_lock->held_elsewhere(), "sample.out_dir {} is being written by another cgsample, or evaluated by a "
              "cgeval (it holds {}/.cgsample.lock): wait for it, or give another sample.out_dir", c.sample.out_dir,
              c.sample.out_dir);

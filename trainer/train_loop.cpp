@@ -330,9 +330,6 @@ int train(const Config& given) {
       run_lock.reset();
     });
     make_output_dir(run_dir, "train.run_dir");
-    // Where every save goes: a problem there shows now, not after the first checkpoint.every steps.
-    made_checkpoints.emplace(run_dir + "/checkpoints");
-    make_output_dir(run_dir + "/checkpoints", "train.run_dir's checkpoints folder");
     // On NFS the lock of a job whose node died lingers until the server's lease ends (about 90 s): a requeued job
     // waits that long (CG_LOCK_WAIT_S, default 120) before it calls the folder taken.
     const char* wait_env = std::getenv("CG_LOCK_WAIT_S");
@@ -346,13 +343,17 @@ int train(const Config& given) {
       return now_s() - t0 < wait_s;
     });
     run_lock->remove_file_at_release(true);  // until training starts (below)
-    if (run_lock->held_elsewhere()) {  // the folder is that run's, even where this launch made it a moment before
-      made_run_dir->keep();
-      made_checkpoints->keep();
-    }
+    // A launch that held the lock while this one waited, and gave up, removed the run folder it had made; the lock
+    // made it again for its file, and from here it is this launch's to remove if it gives up too.
+    made_run_dir->note_made(run_lock->made_folders());
+    if (run_lock->held_elsewhere()) made_run_dir->keep();  // that run's, even where this launch made it just now
     CG_CHECK(!run_lock->held_elsewhere(), "{} is in use by another cgtrain right now (it holds {}/.cgtrain.lock): two "
              "runs in one folder delete each other's checkpoints; wait for that one to end or stop it, or give "
              "another train.run_dir", run_dir, run_dir);
+    // Where every save goes: a problem there shows now, not after the first checkpoint.every steps. Made under the
+    // lock: a holder that gave up while this launch waited removed the one it had made.
+    made_checkpoints.emplace(run_dir + "/checkpoints");
+    make_output_dir(run_dir + "/checkpoints", "train.run_dir's checkpoints folder");
     if (!run_lock->locked())
       spdlog::warn("cannot lock {}/.cgtrain.lock ({}); make sure no other cgtrain runs in this folder", run_dir,
                    std::strerror(run_lock->error()));

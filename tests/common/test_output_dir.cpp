@@ -188,6 +188,70 @@ TEST(FileLock, RemovesOnlyTheFileItCreatedAndWaitersMoveOn) {
   fs::remove_all(d);
 }
 
+// Two launches on one new run folder: A makes r6/run, locks it, gives up and removes both with its lock file; B,
+// which found the folder there and waited on A's lock, makes them again for its own lock file. Those folders are
+// B's from then on (FileLock::made_folders, MadeFolders::note_made): B giving up too leaves nothing. Where A keeps
+// its folder (it trained), B waits on A's very file, claims no folder, and A's folder stays whole.
+TEST(FileLock, WaiterThatRemakesTheFolderRemovesItWhenItGivesUp) {
+  const fs::path d = fs::temp_directory_path() / ("cg_lockrace_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  const std::string run = (d / "r6/run").string(), lock_path = run + "/.cgtrain.lock";
+  const std::vector<std::string> ignorable{".cgtrain.lock"};
+  for (const bool a_keeps : {false, true}) {
+    // Declared as train() does: the folders are looked at (and removed) before the lock is let go.
+    std::optional<cg::FileLock> a_lock;
+    std::optional<cg::MadeFolders> a_made(std::in_place, run, ignorable);
+    cg::make_output_dir(run, "train.run_dir");
+    a_lock.emplace(lock_path);
+    ASSERT_TRUE(a_lock->locked());
+    EXPECT_TRUE(a_lock->made_folders().empty()) << "make_output_dir made them, not the lock";
+    a_lock->remove_file_at_release(!a_keeps);
+    if (a_keeps) a_made->keep();
+
+    std::atomic<bool> waiting{false};
+    std::vector<std::string> b_made_folders;
+    bool b_locked = false;
+    std::thread b([&] {
+      std::optional<cg::FileLock> b_lock;
+      cg::MadeFolders b_made(run, ignorable);  // r6/run is there: A made it
+      cg::make_output_dir(run, "train.run_dir");
+      b_lock.emplace(lock_path, [&] {
+        waiting = true;
+        return true;
+      });
+      b_locked = b_lock->locked();
+      b_made_folders = b_lock->made_folders();
+      b_lock->remove_file_at_release(true);
+      b_made.note_made(b_lock->made_folders());
+    });  // B gives up: b_made looks, then b_lock lets go
+    while (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    a_made.reset();
+    a_lock.reset();
+    b.join();
+    EXPECT_TRUE(b_locked);
+    if (a_keeps) {
+      EXPECT_TRUE(b_made_folders.empty());
+      EXPECT_TRUE(fs::exists(lock_path)) << "A's lock file, in A's folder";
+      fs::remove_all(d / "r6");
+    } else {
+      EXPECT_EQ(b_made_folders, (std::vector<std::string>{(d / "r6").string(), run}));
+      EXPECT_FALSE(fs::exists(d / "r6")) << "B made r6 and r6/run again, and gave up";
+    }
+  }
+  // A folder that was there before (a user's) is never claimed, even by a lock that creates its file in it.
+  fs::create_directories(run);
+  {
+    cg::MadeFolders made(run, ignorable);
+    cg::FileLock lock(lock_path);
+    EXPECT_TRUE(lock.created());
+    EXPECT_TRUE(lock.made_folders().empty());
+    made.note_made(lock.made_folders());
+  }
+  EXPECT_TRUE(fs::is_directory(run));
+  fs::remove_all(d);
+}
+
 // read_file of a folder says so (an ifstream opens a folder and reads nothing: "no pieces", "unexpected end of
 // input"); a write into a missing folder says that, not "free disk space".
 TEST(DurableFile, FolderReadAndMissingFolderWriteSayWhat) {
