@@ -402,6 +402,7 @@ int run(int argc, char** argv) {
     out_lock.emplace(c.sample.out_dir + "/.cgsample.lock");
     // Where one that had made the folder gave up and removed it as this one opened the lock, the lock made it again.
     made_out->note_made(out_lock->made_folders());
+    if (out_lock->held_elsewhere()) made_out->keep();  // that run's, even where this one made it a moment before
     CG_CHECK(!out_lock->held_elsewhere(), "sample.out_dir {} is being written by another cgsample, or evaluated by a "
              "cgeval (it holds {}/.cgsample.lock): wait for it, or give another sample.out_dir", c.sample.out_dir,
              c.sample.out_dir);
