@@ -79,8 +79,9 @@ void visit_config(Config& c, F&& f) {
     "formation_energy_per_atom, band_gap, e_above_hull is read from (unmapped: its own name; name=name: as unmapped), "
     "as a rename: a column is read under its new name only, and an unmapped name whose column another reads is read "
     "from no column (band_gap=formation_energy_per_atom leaves formation_energy_per_atom unknown; add "
-    "formation_energy_per_atom=band_gap to swap them), in data.*_csv files by cgprep, cgsample and cgeval, and in other CSVs laid out like them; a file the shards were "
-    "made from is read with the shards' mapping, which cgtrain's config.yaml records (docs/formats.md#other-datasets)",
+    "formation_energy_per_atom=band_gap to swap them), in data.*_csv files by cgprep, cgsample and cgeval, and in "
+    "other CSVs laid out like them; a file the shards were made from is read with the shards' mapping, which "
+    "cgtrain's config.yaml records (docs/formats.md#other-datasets)",
     any());
   f("data.shards_dir", &d.shards_dir, "HDF5 shard folder: cgprep writes it, cgtrain reads it", nonempty());
   f("data.tokenizer", &d.tokenizer,
