@@ -29,6 +29,17 @@ std::string fresh_dir(const std::string& name) {
   return p.string();
 }
 
+// The cg::Error `f` throws, "accepted" where it throws none.
+template <class F>
+std::string refusal_of(F&& f) {
+  try {
+    f();
+  } catch (const cg::Error& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
 // The safetensors header of a file, parsed independently of model/safetensors.
 nlohmann::json read_header(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -268,14 +279,9 @@ TEST(Peft, RefusesChangedBaseStartsAndReadsTargetPaths) {
   cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kFloat);
   const std::string head = R"({"peft_type": "LORA", "r": 2, "lora_alpha": 16, )";
   auto config = [&](const std::string& rest) { std::ofstream(dir + "/adapter_config.json") << head + rest + "}"; };
-  auto refusal = [&](const std::string& rest) -> std::string {
+  auto refusal = [&](const std::string& rest) {
     config(rest);
-    try {
-      cg::lora::read_peft_adapter(dir);
-    } catch (const cg::Error& e) {
-      return e.what();
-    }
-    return "accepted";
+    return refusal_of([&] { cg::lora::read_peft_adapter(dir); });
   };
   const std::string tm = R"("target_modules": ["q_proj", "down_proj"])";
   for (const std::string init : {"pissa", "pissa_niter_4", "olora", "corda", "loftq"}) {
@@ -351,14 +357,9 @@ TEST(Peft, AcceptsNoOpKeysAndRefusalsSayWhatToDo) {
   const std::string head = R"({"peft_type": "LORA", "r": 2, "lora_alpha": 16, )";
   const std::string tm = R"("target_modules": ["q_proj", "down_proj"])";
   auto config = [&](const std::string& rest) { std::ofstream(dir + "/adapter_config.json") << head + rest + "}"; };
-  auto refusal = [&](const std::string& rest) -> std::string {
+  auto refusal = [&](const std::string& rest) {
     config(rest);
-    try {
-      cg::lora::read_peft_adapter(dir);
-    } catch (const cg::Error& e) {
-      return e.what();
-    }
-    return "accepted";
+    return refusal_of([&] { cg::lora::read_peft_adapter(dir); });
   };
   for (const std::string same : {R"("rank_pattern": {"q_proj": 2, "down_proj": 2})", R"("alpha_pattern": {"q_proj": 16.0})",
                                  R"("rank_pattern": null, "alpha_pattern": {})", R"("exclude_modules": null)"}) {
@@ -448,14 +449,7 @@ TEST(Peft, ExcludedModulesFactorsAreLeftOutAsPeftDoes) {
                                  "its loader drops them", "remove those modules from exclude_modules"})
     EXPECT_NE(log.find(part), std::string::npos) << part << " in: " << log;
   // Every factor excluded: nothing would apply, refused; a malformed exclude_modules is refused naming it.
-  auto refusal = [&](const std::string& exclude) {
-    try {
-      read_with(exclude);
-    } catch (const cg::Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("accepted");
-  };
+  auto refusal = [&](const std::string& exclude) { return refusal_of([&] { read_with(exclude); }); };
   std::string why = refusal(R"(["q_proj", "down_proj"])");
   EXPECT_NE(why.find("names the module of every LoRA factor"), std::string::npos) << why;
   why = refusal(R"({"q_proj": 1})");
@@ -585,13 +579,8 @@ TEST(Peft, EmbeddingLayersOfAResizedVocabularyAreCheckedAgainstTheBase) {
   cg::lora::write_peft_adapter(plain, sample_config(), sample_factors(), at::kFloat);
   EXPECT_EQ(cg::lora::check_embedding_layers(cg::lora::read_peft_adapter(plain), plain, base), "");
 
-  auto refusal = [&](const std::string& hf_dir) -> std::string {
-    try {
-      cg::lora::check_embedding_layers(cg::lora::read_peft_adapter(dir), dir, hf_dir);
-    } catch (const cg::Error& e) {
-      return e.what();
-    }
-    return "accepted";
+  auto refusal = [&](const std::string& hf_dir) {
+    return refusal_of([&] { cg::lora::check_embedding_layers(cg::lora::read_peft_adapter(dir), dir, hf_dir); });
   };
   // A trained head (one row of the base's vocabulary changed): unsupported, said with the row and the remedy.
   at::Tensor trained = grown(head);
