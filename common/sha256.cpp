@@ -4,12 +4,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <tuple>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include "common/error.h"
 
@@ -104,17 +105,16 @@ std::string sha256_file(const std::string& path) {
 }
 
 std::string sha256_file_memo(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  if (ec) return sha256_file(path);  // not a readable file: sha256_file says so
-  const auto mtime = fs::last_write_time(path, ec);
-  if (ec) return sha256_file(path);
-  using Key = std::tuple<std::string, uintmax_t, fs::file_time_type::rep>;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return sha256_file(path);  // sha256_file says why
+  // Device and inode name the file under any spelling of its path (a hard link too). The change time in
+  // nanoseconds is what catches a rewrite in place: the kernel sets it on every write, and unlike the modification
+  // time no caller can put it back (`touch -d`, utimensat, an unpacker restoring times all leave it new).
+  using Key = std::tuple<dev_t, ino_t, off_t, int64_t, int64_t, int64_t, int64_t>;
+  const Key key{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_ctim.tv_sec,
+                st.st_ctim.tv_nsec};
   static std::mutex mu;
   static std::map<Key, std::string> memo;
-  // One file under two spellings ("a/b", "a//b", a relative path) is one entry.
-  const Key key{fs::absolute(path, ec).lexically_normal().string(), size, mtime.time_since_epoch().count()};
   {
     std::lock_guard<std::mutex> lock(mu);
     if (const auto it = memo.find(key); it != memo.end()) return it->second;
