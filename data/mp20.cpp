@@ -173,28 +173,63 @@ bool same_file(const std::string& path, const std::string& other) {
   return !path.empty() && !other.empty() && (path == other || std::filesystem::equivalent(path, other, ec));
 }
 
+// The first of the config's data.*_csv laid out as the mapped dataset (a CSV file with every column `config` maps)
+// whose columns are those of `header`, in any order; "" for none. A split that does not read (missing, a CIF folder)
+// is passed over: its layout is not known.
+std::string split_with_header(const std::vector<std::string>& header, const CsvColumns& config, const DataConfig& d) {
+  const std::set<std::string> columns(header.begin(), header.end());
+  std::error_code ec;
+  for (const std::string* split : {&d.train_csv, &d.val_csv, &d.test_csv}) {
+    if (split->empty() || !std::filesystem::is_regular_file(*split, ec) || is_cif_file(*split)) continue;
+    try {
+      const std::vector<std::string> theirs = read_csv_header(*split);
+      const std::set<std::string> their_columns(theirs.begin(), theirs.end());
+      bool mapped = true;
+      for (const auto& [name, column] : config.renamed) mapped = mapped && their_columns.count(column);
+      if (mapped && their_columns == columns) return *split;
+    } catch (const Error&) {  // unreadable: said where the split itself is read
+    }
+  }
+  return "";
+}
+
 // data.columns for a CSV that is none of the config's data.*_csv (cgsample's sample.conditions_from, cgeval's
-// eval.ref_csv): applied where the file is laid out like the mapped dataset (it has every mapped column and lacks
-// one of the names they are read as), not where it has MP-20's names itself. Said either way.
+// eval.ref_csv): applied where the file is laid out like the mapped dataset (its columns are those of one of
+// data.*_csv, or it has every mapped column and lacks one of the names they are read as), not where it has MP-20's
+// names itself. Said either way; where it has both every mapped column and every name they are read as (both columns
+// of a swap, band_gap beside gap for band_gap=gap) the layout does not tell, and the warning says which was taken.
 CsvColumns other_csv_columns(const std::string& path, const DataConfig& d) {
   const CsvColumns config = parse_columns(d.columns);
   if (config.renamed.empty()) return config;
   const std::vector<std::string> header = read_csv_header(path);
+  const std::string setting = columns_setting(d.columns);
+  if (const std::string split = split_with_header(header, config, d); !split.empty()) {
+    spdlog::info("{} is none of data.*_csv but has the columns of {}: read with {}, as that file is", path, split,
+                 setting);
+    return config;
+  }
   const auto has = [&](const std::string& c) { return std::find(header.begin(), header.end(), c) != header.end(); };
   std::vector<std::string> mapped_missing, own_missing;
   for (const auto& [name, column] : config.renamed) {
     if (!has(column)) mapped_missing.push_back(column);
     if (!has(name)) own_missing.push_back(name);
   }
-  const std::string setting = columns_setting(d.columns);
   if (mapped_missing.empty() && !own_missing.empty()) {
     spdlog::info("{} is none of data.*_csv but laid out like them (it has the columns {} maps, not {}): read with "
                  "that mapping", path, setting, fmt::join(own_missing, ", "));
     return config;
   }
-  std::vector<std::string> names;
-  for (const auto& [name, column] : config.renamed) names.push_back(name);
-  if (own_missing.empty())
+  std::vector<std::string> names, columns;
+  for (const auto& [name, column] : config.renamed) names.push_back(name), columns.push_back(column);
+  std::sort(columns.begin(), columns.end());  // names are in order already (the map's keys)
+  if (own_missing.empty() && mapped_missing.empty())
+    spdlog::warn("{} has both the columns {} maps ({}) and MP-20's names they are read as ({}), and its columns are "
+                 "not those of any of data.*_csv, so its layout does not say which it is: read by MP-20's names, "
+                 "without the mapping. To read it with the mapping, name it as one of the config's splits "
+                 "(data.test_csv={} and sample.conditions_from=data.test_csv or eval.ref_csv=data.test_csv), or give it the columns of data.train_csv; to read it by MP-20's names without this "
+                 "warning, give this run data.columns=[]", path, setting, fmt::join(columns, ", "),
+                 fmt::join(names, ", "), path);
+  else if (own_missing.empty())
     spdlog::info("{} has MP-20's column names ({}) itself: read as it is, without {} (which applies to files laid "
                  "out like data.*_csv)", path, fmt::join(names, ", "), setting);
   else

@@ -60,9 +60,10 @@ struct DataConfig;
 // - a file the shards in d.shards_dir were made from: the mapping they were made with (warned of where d.columns
 //   says another), as cgprep read it;
 // - one of d's data.*_csv files: d.columns;
-// - any other CSV: d.columns where it is laid out like the mapped dataset (it has every mapped column and lacks one
-//   of their MP-20 names; an info line), else none (MP-20's names; an info line where it has them, a warning where it
-//   has neither layout);
+// - any other CSV: d.columns where it is laid out like the mapped dataset (its columns are those of one of d's
+//   data.*_csv that has every mapped column, or it has every mapped column and lacks one of their MP-20 names; an
+//   info line), else none (MP-20's names; an info line where it has them, a warning where it has neither layout, or
+//   both every mapped column and every MP-20 name they are read as, which its layout cannot tell apart);
 // - a CIF folder or file: none (no columns).
 // Throws where d.columns does not parse (parse_columns).
 CsvColumns data_csv_columns(const std::string& path, const DataConfig& d);

@@ -879,6 +879,53 @@ TEST(Mp20, DataColumnsOnAnotherCsvFollowItsLayout) {
   EXPECT_EQ(log, "");
 }
 
+// Both columns of a swap in another CSV: laid out like the mapped dataset where its columns are those of one of
+// data.*_csv (in any order), and read with the mapping; otherwise its layout cannot tell, and one warning says it is
+// read by MP-20's names and how to choose.
+TEST(Mp20, DataColumnsOnAnotherCsvWithBothColumnsOfASwap) {
+  const cg::test::TempDir dir("cg_test_data_columns_swap");
+  const std::string cif = csv_quote(cif_with(kGoodAtoms));
+  std::ofstream(dir / "train.csv") << "material_id,cif,band_gap,formation_energy_per_atom,pretty_formula\n";
+  std::ofstream(dir / "same.csv") << "pretty_formula,formation_energy_per_atom,material_id,cif,band_gap\nX,-2.0,m-1,"
+                                  << cif << ",1.5\n";
+  std::ofstream(dir / "both.csv") << "material_id,cif,band_gap,formation_energy_per_atom\nm-1," << cif << ",1.5,-2.0\n";
+  cg::DataConfig d;
+  d.train_csv = dir / "train.csv";
+  d.val_csv = dir / "no_val.csv";  // missing: passed over
+  d.test_csv = "";
+  d.shards_dir = dir / "no_shards";
+  d.columns = {"band_gap=formation_energy_per_atom", "formation_energy_per_atom=band_gap"};
+  const auto read = [&](const std::string& path) {
+    return cg::read_mp20(path, 0, false, cg::data_csv_columns(path, d)).crystals.at(0);
+  };
+  cg::Crystal c;
+  std::string log = logged([&] { c = read(dir / "same.csv"); });
+  EXPECT_DOUBLE_EQ(*c.band_gap, -2.0);  // the file's formation_energy_per_atom, read as the band gap
+  EXPECT_DOUBLE_EQ(*c.formation_energy_per_atom, 1.5);
+  EXPECT_NE(log.find("[info] " + (dir / "same.csv") + " is none of data.*_csv but has the columns of " +
+                     (dir / "train.csv") + ": read with data.columns=[band_gap=formation_energy_per_atom, "
+                     "formation_energy_per_atom=band_gap], as that file is"), std::string::npos) << log;
+  EXPECT_EQ(log.find("[warning]"), std::string::npos) << log;
+  log = logged([&] { c = read(dir / "both.csv"); });
+  EXPECT_DOUBLE_EQ(*c.band_gap, 1.5);  // by MP-20's names
+  EXPECT_DOUBLE_EQ(*c.formation_energy_per_atom, -2.0);
+  EXPECT_NE(log.find("[warning] " + (dir / "both.csv") + " has both the columns data.columns=[band_gap="
+                     "formation_energy_per_atom, formation_energy_per_atom=band_gap] maps (band_gap, "
+                     "formation_energy_per_atom) and MP-20's names they are read as (band_gap, "
+                     "formation_energy_per_atom), and its columns are not those of any of data.*_csv, so its layout "
+                     "does not say which it is: read by MP-20's names, without the mapping. To read it with the "
+                     "mapping, name it as one of the config's splits (data.test_csv=" + (dir / "both.csv") +
+                     " and sample.conditions_from=data.test_csv or eval.ref_csv=data.test_csv), or give it the "
+                     "columns of data.train_csv; to read it by MP-20's names without this warning, give this run "
+                     "data.columns=[]"), std::string::npos) << log;
+  EXPECT_EQ(log.find("[warning]", log.find("[warning]") + 1), std::string::npos) << log;  // one warning
+  // Named as the config's split: its mapping, without a word.
+  d.test_csv = dir / "both.csv";
+  log = logged([&] { c = read(dir / "both.csv"); });
+  EXPECT_DOUBLE_EQ(*c.band_gap, -2.0);
+  EXPECT_EQ(log.find("[warning]"), std::string::npos) << log;
+}
+
 // A mapped name the file also has as a column of its own: the mapped column is read, and the file's own is warned
 // of once, naming both.
 TEST(Mp20, AMappedNameShadowingTheFilesOwnColumnIsWarnedOf) {
