@@ -29,6 +29,7 @@
 #include "dist/runtime.h"
 #include "sampler/invariance.h"
 #include "sampler/sampling_model.h"
+#include "sampler/trained_text.h"
 #include "trainer/train_model.h"
 #endif
 
@@ -57,6 +58,12 @@ cg::InvarianceResult invariance(const cg::Config& c) {
   // The crystals before the model: a missing or empty test split must not cost a 70B load.
   CG_CHECK(!c.data.test_csv.empty(), "eval.invariance=true scores crystals of data.test_csv, which is empty: set "
            "data.test_csv to a CSV or CIF folder");
+  // Its texts are written with data.site_order and data.angle_mode: in other settings than the model's training
+  // text they are text it never saw, and their likelihoods say nothing of it. Refused as cgsample's infill is.
+  cg::dist::rank0_text([&] {  // rank 0 reads the record; its error reaches every rank
+    cg::check_text_settings_trained(c, cg::kInvarianceText);
+    return std::string();
+  });
   const auto crystals =
       cg::read_mp20(c.data.test_csv, c.eval.invariance_crystals, false, cg::data_csv_columns(c.data.test_csv, c.data),
                     cg::parse_site_order(c.data.site_order))

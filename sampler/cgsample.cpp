@@ -50,6 +50,7 @@
 #include "sampler/sample_jobs.h"
 #include "sampler/sample_record.h"
 #include "sampler/sampling_model.h"
+#include "sampler/trained_text.h"
 #include "sampler/untrained_conditions.h"
 #include "trainer/config.h"
 #include "trainer/checkpoint_dir.h"
@@ -73,43 +74,6 @@ void check_out_dir_not_in_checkpoints(const std::string& out) {
              "they hold; choose another folder (e.g. {}/samples)", out, a.string(), a.parent_path().string());
 }
 
-// The config sample.adapter was trained under, where it can be found: a run folder's or step folder's config.yaml,
-// or for a PEFT adapter cgexport wrote, the one of the checkpoint its cgtrain_source.json names.
-std::optional<cg::Config> adapter_training_config(const std::string& adapter) {
-  namespace fs = std::filesystem;
-  if (adapter.empty()) return std::nullopt;
-  std::error_code ec;
-  std::string path = (fs::path(adapter) / "config.yaml").string();
-  if (!fs::is_regular_file(path, ec)) {
-    const std::string checkpoint = cg::peft_adapter_record(adapter).checkpoint;
-    if (checkpoint.empty()) return std::nullopt;
-    path = (fs::path(checkpoint) / "config.yaml").string();
-    if (!fs::is_regular_file(path, ec)) return std::nullopt;
-  }
-  try {
-    return cg::load_saved_config(path);
-  } catch (const cg::Error&) {
-    return std::nullopt;  // an older build's config: nothing to say
-  }
-}
-
-// The training_data record (trainer/train_export.h) of the model sampled: of sample.adapter (a step folder, a run
-// folder's latest checkpoint, a PEFT folder cgexport wrote), else of a merged export in model.hf_dir (its adapter/).
-// "" where none is found (a checkpoint of an older build, a model of another tool, a plain base).
-std::string model_training_data(const cg::Config& c) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const std::string& a = c.sample.adapter;
-  if (!a.empty()) {
-    if (std::string r = cg::recorded_training_data(a); !r.empty()) return r;
-    if (fs::is_directory(fs::path(a) / "checkpoints", ec))
-      if (const auto latest = cg::find_latest_complete(a)) return cg::recorded_training_data(latest->path);
-    return "";
-  }
-  if (!c.model.hf_dir.empty()) return cg::recorded_training_data((fs::path(c.model.hf_dir) / "adapter").string());
-  return "";
-}
-
 // Conditions the model's training prompts never stated (its training data carried no such property) ask for
 // something it never learned: said, from the training_data record of its checkpoint. Checkpoints of older builds have
 // none: there a model trained on CIF files (data.train_csv a folder) is assumed to know formula and space group only.
@@ -118,7 +82,7 @@ void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::Sa
   if (asked.empty()) return;
   const std::string what = !c.sample.adapter.empty() ? "sample.adapter " + c.sample.adapter
                                                       : "model.hf_dir " + c.model.hf_dir;
-  const auto record = nlohmann::json::parse(model_training_data(c), nullptr, false);
+  const auto record = nlohmann::json::parse(cg::model_training_data(c), nullptr, false);
   const std::string source = record.is_object() && record.contains("source_path") && record["source_path"].is_string()
                                  ? record["source_path"].get<std::string>()
                                  : "";
@@ -138,7 +102,7 @@ void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::Sa
   if (!asked.count("formation_energy") && !asked.count("band_gap") && !asked.count("e_above_hull")) return;
   std::string src = source, whose = "the source its record names";
   if (src.empty()) {
-    const std::optional<cg::Config> trained = adapter_training_config(
+    const std::optional<cg::Config> trained = cg::adapter_training_config(
         !c.sample.adapter.empty() ? c.sample.adapter : (std::filesystem::path(c.model.hf_dir) / "adapter").string());
     if (!trained || trained->data.train_csv.empty()) return;
     src = trained->data.train_csv;
@@ -150,107 +114,6 @@ void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::Sa
                  "which carry no such property (cgprep derives only their formula and space group), so its training "
                  "prompts never stated one: the model never learned to follow them; condition on formula and space "
                  "group alone, or train on a CSV with the property columns (docs/formats.md)", what, src, whose);
-}
-
-// A data.* setting that shapes the text of cgsample's prompts. Only infill prompts carry crystal text (written with
-// data.site_order and data.angle_mode); generation prompts, conditions_from's included, state conditions alone, which
-// no data.* setting spells otherwise (conditions_from's formula and space group are the same in either site order).
-struct PromptTextSetting {
-  const char* key;      // "data.site_order"
-  const char* pointer;  // where cgprep records it in the shards' settings: "/text/site_order"
-  std::string cg::DataConfig::*field;       // the config's value
-  std::string (*recorded)(const std::string&);  // that value as cgprep records it (the config may spell it otherwise)
-  const char* unrecorded;  // what shards of an older cgprep that recorded none were written with ("": not known)
-  const char* unrecorded_where;  // said of such a shard: "records no site order, so was written in the file's"
-  const char* written;  // the prompts' crystals are written "with their sites in " <key>=<value> <after>
-  const char* trained;  // the model was trained on "text in " <value> <after>
-  const char* after;    // "'s order"
-  const char* effect;   // its prompts would "list the sites as it never saw them"
-};
-
-const PromptTextSetting kInfillTextSettings[] = {
-    {"data.site_order", "/text/site_order", &cg::DataConfig::site_order,
-     [](const std::string& v) { return std::string(cg::site_order_name(cg::parse_site_order(v))); },
-     "file", "records no site order, so was written in the file's", "their sites in ", "in ", "'s order",
-     "list the sites as it never saw them"},
-    {"data.angle_mode", "/text/angle_mode", &cg::DataConfig::angle_mode,
-     [](const std::string& v) { return std::string(cg::angle_mode_name(cg::parse_angle_mode(v))); }, "", "",
-     "their angles made integers by ", "with its angles made integers by ", "",
-     "state angles as it never saw them (89.6 is 90 by round, 89 by truncate)"},
-};
-
-// Where the text settings of the model's training text can be read: the settings of the train shards its
-// training_data record names (null where none reads), else its run's config.yaml.
-struct TrainedText {
-  std::string shard;
-  nlohmann::json settings;
-  std::optional<cg::Config> config;
-};
-
-TrainedText trained_text(const cg::Config& c) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  TrainedText t;
-  const auto record = nlohmann::json::parse(model_training_data(c), nullptr, false);
-  if (record.is_object() && record.contains("shards_dir") && record["shards_dir"].is_string()) {
-    const std::string shard = cg::shard_path(record["shards_dir"].get<std::string>(), "train", 0);
-    if (fs::is_regular_file(shard, ec)) {
-      try {
-        auto settings = nlohmann::json::parse(cg::read_shard_meta(shard).settings_json, nullptr, false);
-        if (settings.is_object()) t.shard = shard, t.settings = std::move(settings);
-      } catch (const std::exception&) {  // unreadable shards: the config below, if any
-      }
-    }
-  }
-  const std::string adapter = !c.sample.adapter.empty() ? c.sample.adapter
-                              : c.model.hf_dir.empty()  ? ""
-                                                        : (fs::path(c.model.hf_dir) / "adapter").string();
-  t.config = adapter_training_config(adapter);
-  return t;
-}
-
-// The value of `s` in the model's training text, and where that was found; {"", ""} where neither the shards nor
-// the run's config say (a plain base, a checkpoint of an older build whose shards are gone).
-std::pair<std::string, std::string> trained_value(const TrainedText& t, const PromptTextSetting& s) {
-  if (t.settings.is_object()) {
-    const nlohmann::json::json_pointer p(s.pointer);
-    if (t.settings.contains(p) && t.settings[p].is_string()) {
-      std::string dotted = std::string(s.pointer).substr(1);
-      std::replace(dotted.begin(), dotted.end(), '/', '.');
-      return {t.settings[p].get<std::string>(), fmt::format("{} records {} {}", t.shard, dotted,
-                                                            t.settings[p].get<std::string>())};
-    }
-    if (*s.unrecorded) return {s.unrecorded, fmt::format("{} {}", t.shard, s.unrecorded_where)};
-  }
-  if (t.config) {
-    try {
-      const std::string v = s.recorded(t.config->data.*s.field);
-      return {v, fmt::format("its run's config.yaml has {} {}", s.key, v)};
-    } catch (const cg::Error&) {  // a value of an older build's: nothing to compare
-    }
-  }
-  return {"", ""};
-}
-
-// sample.task=infill writes the test crystals with the config's text settings: the model learned the text of its
-// run's (pymatgen's and a file's order list a CIF's sites differently; round and truncate make other angles), and
-// prompts written otherwise would be text it never saw. Refused, as another tokenizer is, rather than sampled and
-// scored against other text; every setting that differs is named at once.
-void check_prompt_text_settings(const cg::Config& c) {
-  if (c.sample.task != "infill") return;
-  const TrainedText t = trained_text(c);
-  const std::string what = !c.sample.adapter.empty() ? "sample.adapter " + c.sample.adapter
-                                                      : "model.hf_dir " + c.model.hf_dir;
-  std::vector<std::string> wrong;
-  for (const PromptTextSetting& s : kInfillTextSettings) {
-    const auto [trained, where] = trained_value(t, s);
-    const std::string& value = c.data.*s.field;
-    if (trained.empty() || trained == s.recorded(value)) continue;
-    wrong.push_back(fmt::format("sample.task=infill would write the crystals of data.test_csv with {}{}={}{}, but {} "
-                                "was trained on text {}{}{} ({}): its prompts would {}; set {}={}", s.written, s.key,
-                                value, s.after, what, s.trained, trained, s.after, where, s.effect, s.key, trained));
-  }
-  CG_CHECK(wrong.empty(), "{}", fmt::join(wrong, "; and "));
 }
 
 // cgsample replaces <out>/cifs and <out>/eval with this run's: only where an earlier cgsample wrote them (its
@@ -382,8 +245,10 @@ int run(int argc, char** argv) {
   const cg::Tokenizer tok = cg::Tokenizer::load(tok_path);
   // Before the model: a bad CSV must not cost a 70B load. Made on rank 0 alone (a CIF folder's space groups take
   // spglib over every crystal), its error reported on every rank.
+  // Infill prompts write the test crystals with data.site_order and data.angle_mode: refused where the model's training
+  // text was written otherwise (text it never saw), as another tokenizer is, rather than sampled and scored.
   cg::dist::rank0_text([&] {  // rank 0 reads the record; its error reaches every rank
-    check_prompt_text_settings(c);
+    if (c.sample.task == "infill") cg::check_text_settings_trained(c, cg::kInfillPrompts);
     return std::string();
   });
   const std::vector<SampleJob> jobs = cg::agreed_sample_jobs(c);

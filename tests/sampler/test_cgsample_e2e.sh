@@ -8,7 +8,8 @@
 #                             model's training text (its shards' record, else its run's config.yaml) -> refused,
 #                             naming each setting; generation prompts (no crystal text) -> not compared
 #   cgsample greedy at tp 1 and under mpirun at tp 2 -> identical texts
-#   cgeval eval.invariance=true -> report.json has the invariance block
+#   cgeval eval.invariance=true -> report.json has the invariance block; in another site order or angle mode than
+#                             the model's training text -> refused as infill is
 #   cgeval on the NaCl / 225 conditioned samples -> report.json counts 8 conditioned items, formula matches as here
 #   cgsample sample.conditions_from=data.test_csv -> every prompt states a test row's formula, space group, band gap;
 #     the same prompts at dp 2 (read on rank 0 alone), and rank 0's error on a missing file ends both ranks
@@ -236,6 +237,22 @@ if "$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" sample.task=infill dat
   echo "infill with other angles and site order than the run's" >&2; exit 1; fi
 grep -qF "set data.site_order=pymatgen; and sample.task=infill would write" "$D/both_text.err" &&
   grep -qF "set data.angle_mode=round" "$D/both_text.err" || { cat "$D/both_text.err" >&2; exit 1; }
+# cgeval's invariance check writes the test crystals the same way: refused in another site order or angle mode than
+# the training text's, before the model loads (no report); in the run's own it goes on to the adapter.
+if "$B/sampler/cgeval" "$@" sample.adapter="$D/orderad" eval.input="$D/on" eval.out="$D/inv_order" eval.train_csv= \
+    eval.ref_csv= eval.invariance=true eval.invariance_crystals=2 data.site_order=file data.angle_mode=truncate \
+    2>"$D/inv_order.err"; then echo "an invariance check in another site order and angle mode than the run's" >&2
+  exit 1; fi
+grep -qF "eval.invariance=true would write the crystals of data.test_csv with their sites in data.site_order=file's \
+order, but sample.adapter $D/orderad was trained on text in pymatgen's order ($D/shards/train-00000.h5 records \
+text.site_order pymatgen): the texts it scores would list the sites as it never saw them; set data.site_order=pymatgen" \
+  "$D/inv_order.err" && grep -qF "set data.angle_mode=round" "$D/inv_order.err" || { cat "$D/inv_order.err" >&2; exit 1; }
+[ ! -e "$D/inv_order" ] || { echo "a refused invariance check left $D/inv_order" >&2; exit 1; }
+"$B/sampler/cgeval" "$@" sample.adapter="$D/orderad" eval.input="$D/on" eval.out="$D/inv_order" eval.train_csv= \
+  eval.ref_csv= eval.invariance=true eval.invariance_crystals=2 2>"$D/inv_order_ok.err" || true
+if grep -q "angle_mode\|site_order" "$D/inv_order_ok.err"; then
+  echo "refused an invariance check in the run's own text settings" >&2; cat "$D/inv_order_ok.err" >&2; exit 1; fi
+grep -q "sample.adapter" "$D/inv_order_ok.err"  # it went on to the adapter
 for task in "sample.task=generate" "sample.conditions_from=data.test_csv sample.condition_on=[formula]"; do
   # shellcheck disable=SC2086
   "$B/sampler/cgsample" "$@" sample.adapter="$D/orderad" $task data.angle_mode=truncate data.site_order=file \
