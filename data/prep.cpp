@@ -425,6 +425,8 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
       meta.source_path = std::filesystem::absolute(w.csv).lexically_normal().string();
       meta.source_sha256 = source_sha256(w.csv);
       if (!std::filesystem::is_directory(w.csv) && !is_cif_file(w.csv)) meta.source_columns = columns.describe();
+      // Marks these as read with renames, which shards of an older cgprep with the same settings were not.
+      if (!meta.source_columns.empty()) meta.columns_semantics = kColumnsRename;
       meta.derived_properties = derived[si].what;
       meta.property_counts = property_counts_json(p.crystals);
       meta.rows_read = p.rows_read;

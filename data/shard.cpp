@@ -188,6 +188,7 @@ void write_shard(const std::string& path, const SampleSet& s, const ShardMeta& m
     for_each_attr(meta, [&](const char* name, auto& v) { write_attr(file, name, v); });
     if (!meta.derived_properties.empty()) write_attr(file, "derived_properties", meta.derived_properties);
     if (!meta.source_columns.empty()) write_attr(file, "source_columns", meta.source_columns);
+    if (!meta.columns_semantics.empty()) write_attr(file, "columns_semantics", meta.columns_semantics);
     if (!meta.property_counts.empty()) write_attr(file, "property_counts", meta.property_counts);
     CG_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
   } catch (...) {
@@ -209,6 +210,7 @@ ShardMeta read_shard_meta(const std::string& path) {
   for_each_attr(m, [&](const char* name, auto& v) { read_attr(file, name, &v); });
   if (H5Aexists(file, "derived_properties") > 0) read_attr(file, "derived_properties", &m.derived_properties);
   if (H5Aexists(file, "source_columns") > 0) read_attr(file, "source_columns", &m.source_columns);
+  if (H5Aexists(file, "columns_semantics") > 0) read_attr(file, "columns_semantics", &m.columns_semantics);
   if (H5Aexists(file, "property_counts") > 0) read_attr(file, "property_counts", &m.property_counts);
   CG_CHECK(m.format_version == kShardFormatVersion, "shard '{}' has format version {}, this build reads {}: rerun cgprep",
            path, m.format_version, kShardFormatVersion);

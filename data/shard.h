@@ -9,6 +9,8 @@
 namespace cg {
 
 constexpr int64_t kShardFormatVersion = 1;
+// ShardMeta::columns_semantics of this cgprep.
+inline constexpr const char* kColumnsRename = "rename";
 
 // Samples in memory: sample i is tokens[offsets[i] : offsets[i+1]] (BOS ... EOS).
 struct SampleSet {
@@ -39,6 +41,10 @@ struct ShardMeta {
   // data.columns as the source was read with it (CsvColumns::describe: "formation_energy_per_atom=heat_ref"); "" when
   // every column was read under its own name (then the attribute is not written, as by an older cgprep).
   std::string source_columns;
+  // How cgprep applied that mapping: "rename" (a mapped column is read under its new name only), written with
+  // source_columns. Shards of a cgprep before that lack it: they also read a column renamed to another name under its
+  // own (band_gap=formation_energy_per_atom stated the value as both), which shards_columns refuses.
+  std::string columns_semantics;
   // Properties cgprep derived from the structures where the source gave none (derive_properties: a CIF folder, a CSV
   // without the column), as DerivedProperties::what says it; "" when none were (then the attribute is not written,
   // as shards of an older cgprep lack it).

@@ -1,6 +1,8 @@
 // Shard settings: what cgprep records, and the spellings older cgpreps gave it.
 #include "data/shard_settings.h"
 
+#include <spdlog/fmt/ranges.h>
+
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -89,6 +91,27 @@ std::vector<std::string> settings_differences(const std::string& shards, const s
   return out;
 }
 
+namespace {
+
+// Shards an older cgprep made with a mapping that renames a column away from its own name (band_gap=
+// formation_energy_per_atom, not a swap) read that column under both names: their prompts state one measured value
+// as two properties, and this build reads the source otherwise. Their settings are the same as shards made now, so
+// only the marker tells them apart; shards without a mapping, or with one that renames nothing away, are alike either
+// way and pass. Refused, as a shard of another format version is.
+void check_columns_semantics(const std::string& path, const ShardMeta& meta, const std::vector<std::string>& columns) {
+  if (meta.source_columns.empty() || meta.columns_semantics == kColumnsRename) return;  // no CSV mapped, or new
+  const auto vacated = parse_columns(columns).vacated();
+  if (vacated.empty()) return;
+  std::vector<std::string> both;
+  for (const auto& [name, other] : vacated)
+    both.push_back(fmt::format("column '{}' as both {} and {} (this build: as {} only)", name, other, name, other));
+  CG_FAIL("shard '{}' was made by a cgprep older than data.columns' renames: with {} it read {}, stating one value as "
+          "two properties; run cgprep again with this config to remake the shards in {}", path,
+          columns_setting(columns), fmt::join(both, ", and "), std::filesystem::path(path).parent_path().string());
+}
+
+}  // namespace
+
 std::optional<ShardsColumns> shards_columns(const std::string& dir) {
   std::optional<ShardsColumns> out;
   for (const char* split : {"train", "val", "test"}) {
@@ -109,6 +132,7 @@ std::optional<ShardsColumns> shards_columns(const std::string& dir) {
           if (e.is_string()) out->columns.push_back(e.get<std::string>());
       out->columns = effective_columns(out->columns);
     }
+    check_columns_semantics(path, meta, out->columns);
     out->sources.emplace_back(split, meta.source_path);
   }
   return out;

@@ -39,7 +39,9 @@ std::vector<std::string> settings_differences(const std::string& shards, const s
 
 // data.columns as the shards in `dir` were made with it (their settings' "columns", identity entries left out; empty:
 // MP-20's names), and the file each split present was read from ({split, ShardMeta::source_path}); nullopt when `dir`
-// holds no readable shard. cgtrain records the shards' mapping; cgsample and cgeval read those files with it.
+// holds no readable shard. cgtrain records the shards' mapping; cgsample and cgeval read those files with it. Throws,
+// saying to run cgprep again, for shards an older cgprep made with a mapping that renames a column away from its own
+// name (they read it under both names; ShardMeta::columns_semantics tells them from shards made now).
 struct ShardsColumns {
   std::vector<std::string> columns;
   std::vector<std::pair<std::string, std::string>> sources;

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -990,6 +991,74 @@ TEST(Prep, RenamedColumnsMappedWithDataColumnsGiveTheSameShards) {
   EXPECT_NE(error_with({"band_gap=dir_gap", "e_above_hull=dir_gap"}).find("data.columns maps both band_gap and "
                                                                           "e_above_hull to column 'dir_gap'"),
             std::string::npos);
+}
+
+// Shards an older cgprep made with a mapping that renames a column away from its own name read it under both names,
+// yet record the same settings: only columns_semantics, which cgprep writes beside source_columns now, tells them
+// apart. Such shards, the marker stripped as that cgprep wrote them, are refused where their mapping is read (cgtrain,
+// cgsample, cgeval), saying to run cgprep again; stripped shards whose mapping renames nothing away (a swap, a column
+// of another name) and shards without a mapping read as before.
+TEST(Prep, ShardsOfAnOlderCgprepWithASelfRenamingMappingAreRefused) {
+  const std::string dir = fresh_dir("columns_semantics");
+  const cg::CsvTable t = mp20_rows("val", 20);
+  write_csv(dir + "/mp20.csv", t);
+  write_csv(dir + "/own.csv", select_columns(t, {{"material_id", "material_id"}, {"cif", "cif"},
+                                                 {"band_gap", "gap"}}));
+  const auto prep = [&](const std::string& name, const std::string& csv, std::vector<std::string> columns) {
+    cg::DataConfig d = small_config(dir + "/" + name);
+    d.train_csv = csv;
+    d.val_csv = d.test_csv = "";
+    d.max_rows = 0;
+    d.copies = 1;
+    d.columns = std::move(columns);
+    logged([&] { cg::run_prep(d, 2); });
+    return d;
+  };
+  // As a cgprep before the marker wrote them: the attribute left out, all else as it was.
+  const auto strip_marker = [](const std::string& shards_dir) {
+    const std::string path = cg::shard_path(shards_dir, "train", 0);
+    cg::ShardMeta meta;
+    const cg::SampleSet s = cg::read_shard(path, &meta);
+    meta.columns_semantics.clear();  // write_shard then writes no columns_semantics attribute
+    cg::write_shard(path, s, meta);
+    EXPECT_EQ(cg::read_shard_meta(path).columns_semantics, "");
+  };
+  const cg::DataConfig renamed = prep("renamed", dir + "/mp20.csv", {"band_gap=formation_energy_per_atom"});
+  const std::string shard = cg::shard_path(renamed.shards_dir, "train", 0);
+  EXPECT_EQ(cg::read_shard_meta(shard).columns_semantics, "rename");
+  ASSERT_TRUE(cg::shards_columns(renamed.shards_dir).has_value());  // made now: read
+  EXPECT_EQ(cg::data_csv_columns(renamed.train_csv, renamed).describe(), "band_gap=formation_energy_per_atom");
+  strip_marker(renamed.shards_dir);
+  const std::string want = "shard '" + shard + "' was made by a cgprep older than data.columns' renames: with "
+                           "data.columns=[band_gap=formation_energy_per_atom] it read column 'formation_energy_per_atom' "
+                           "as both band_gap and formation_energy_per_atom (this build: as band_gap only), stating one "
+                           "value as two properties; run cgprep again with this config to remake the shards in " +
+                           renamed.shards_dir;
+  std::string e = test_error_of_impl([&] { cg::shards_columns(renamed.shards_dir); });  // cgtrain's read
+  EXPECT_NE(e.find(want), std::string::npos) << e;
+  // cgsample and cgeval reading the file the shards were made from, or any other CSV, with the shards' mapping.
+  e = test_error_of_impl([&] { cg::data_csv_columns(renamed.train_csv, renamed); });
+  EXPECT_NE(e.find(want), std::string::npos) << e;
+  // The shards remade: read again.
+  cg::run_prep(renamed, 2);
+  EXPECT_EQ(cg::shards_columns(renamed.shards_dir)->columns, renamed.columns);
+
+  // Not affected, stripped or not: a swap (each name read from the other's column, then as now), a rename from a
+  // column no MP-20 name has, and no mapping (nothing recorded, no marker written).
+  for (const auto& [name, csv, columns] : std::vector<std::tuple<std::string, std::string, std::vector<std::string>>>{
+           {"swap", dir + "/mp20.csv", {"band_gap=formation_energy_per_atom", "formation_energy_per_atom=band_gap"}},
+           {"other_name", dir + "/own.csv", {"band_gap=gap"}},
+           {"none", dir + "/mp20.csv", {}}}) {
+    SCOPED_TRACE(name);
+    const cg::DataConfig d = prep(name, csv, columns);
+    EXPECT_EQ(cg::read_shard_meta(cg::shard_path(d.shards_dir, "train", 0)).columns_semantics,
+              columns.empty() ? "" : "rename");
+    strip_marker(d.shards_dir);
+    const auto read = cg::shards_columns(d.shards_dir);
+    ASSERT_TRUE(read.has_value());
+    EXPECT_EQ(read->columns, columns);
+    EXPECT_EQ(test_error_of_impl([&] { cg::data_csv_columns(d.train_csv, d); }), "<no error>");
+  }
 }
 
 // pretty_formula cells are checked against the structure: one that is no formula or another composition's is
