@@ -9,7 +9,9 @@
 //   a rank killed during a save (CG_TEST_KILL_IN_SAVE): the older checkpoint stays, the rerun resumes from it;
 //   bad input: tokenizer not matching the shards, tp × dp != world, non-finite losses, a run folder another cgtrain
 //   holds, every checkpoint damaged → clear errors, nothing of the old run touched; a refused launch removes the
-//   run folder it made (1 and 2 ranks; also when only rank 1 fails) and leaves a user's;
+//   run folder it made (1 and 2 ranks; also when only rank 1 fails) and leaves a user's; two launches racing on one
+//   new run folder (two processes, the first held inside its lock by a FIFO): the winner's folder stays, the
+//   refused one leaves nothing;
 //   export: PEFT adapter gathered over tp + merged HF checkpoint give the same logits.
 #include <gtest/gtest.h>
 
@@ -17,7 +19,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <csignal>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <filesystem>
 #include <fstream>
@@ -723,6 +729,95 @@ TEST(TrainBadInput, RefusedLaunchLeavesNoFolderItMade) {
   r = run_mpi(1, cgtrain_exe(), with(micro_args(s, kept), refused));
   EXPECT_NE(r.rc, 0) << r.output;
   EXPECT_TRUE(fs::exists(kept + "/.cgtrain.lock")) << r.output;
+}
+
+// The write end of the FIFO `path`, opened once a reader has opened it (a launch reading it as its tokenizer, after
+// taking the run folder's lock): -1 if `pid` exits first or none comes within 300 s. The reader then blocks until
+// this end is written to or closed, so the launch holds its lock for exactly as long as the test wants.
+int fifo_writer_once_read(const std::string& path, int pid) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(300)) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // ENXIO: no reader yet
+    if (fd >= 0) return fd;
+    if (::waitpid(pid_t(pid), nullptr, WNOHANG) != 0) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
+// Every file and folder under `dir`, relative to it, sorted.
+std::vector<std::string> entries(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) out.push_back(fs::relative(e.path(), dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Waits (up to 300 s) for `text` in the log file `path` of a spawned launch; false if it never comes.
+bool wait_for_log(const std::string& path, const std::string& text) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(300)) {
+    if (read_text(path).find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// Two launches on one new train.run_dir at the same instant, as two processes. A takes the lock and then blocks
+// reading its tokenizer from a FIFO (data.tokenizer), so it holds the lock until the test lets it go: no sleep decides
+// who wins. (1) B, refused at once because A holds the lock, leaves A's folder whole: A's lock file and
+// checkpoints/. (2) B waits on A's lock (CG_LOCK_WAIT_S), A gives up (an empty tokenizer: another one than the
+// shards') and removes the folders it made; B takes the lock, making them again, then fails on a check made only
+// under the lock (its tokenizer is missing): it removes what it made, so nothing of either launch stays.
+TEST(TrainBadInput, TwoLaunchesRacingOnANewRunFolder) {
+  const std::string s = setup(), d = base_dir();
+  fs::remove_all(d);
+  fs::create_directories(d);
+  const std::string fifo = d + "/tokenizer.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  const auto launch_a = [&](const std::string& run_dir, const std::string& log) {
+    return spawn_mpi(1, cgtrain_exe(), with(micro_args(s, run_dir), {"data.tokenizer=" + fifo}), log);
+  };
+  // (1) B refused while A holds the lock.
+  {
+    const std::string parent = d + "/one", run_dir = parent + "/run";
+    const int a = launch_a(run_dir, d + "/one_a.log");
+    const int fd = fifo_writer_once_read(fifo, a);
+    ASSERT_GE(fd, 0) << "A never read its tokenizer: " << read_text(d + "/one_a.log");
+    const std::vector<std::string> a_made = entries(parent);
+    setenv("CG_LOCK_WAIT_S", "0", 1);
+    const RunResult b = run_mpi(1, cgtrain_exe(), micro_args(s, run_dir));
+    unsetenv("CG_LOCK_WAIT_S");
+    EXPECT_NE(b.rc, 0) << b.output;
+    EXPECT_NE(b.output.find("is in use by another cgtrain right now (it holds " + run_dir + "/.cgtrain.lock)"),
+              std::string::npos) << b.output;
+    EXPECT_EQ(a_made, (std::vector<std::string>{"run", "run/.cgtrain.lock", "run/checkpoints"}));
+    EXPECT_EQ(entries(parent), a_made) << "A's folder, after B's refusal: " << b.output;
+    ::close(fd);  // A reads an empty tokenizer, gives up, and removes its own folder
+    EXPECT_NE(wait_exit_code(a), 0);
+    const std::string a_log = read_text(d + "/one_a.log");
+    EXPECT_NE(a_log.find("were made with another tokenizer"), std::string::npos) << a_log;
+    EXPECT_FALSE(fs::exists(parent)) << a_log;
+  }
+  // (2) B waits on A's lock; both give up, A first.
+  {
+    const std::string parent = d + "/two", run_dir = parent + "/run";
+    const int a = launch_a(run_dir, d + "/two_a.log");
+    const int fd = fifo_writer_once_read(fifo, a);
+    ASSERT_GE(fd, 0) << "A never read its tokenizer: " << read_text(d + "/two_a.log");
+    setenv("CG_LOCK_WAIT_S", "600", 1);
+    const int b = spawn_mpi(1, cgtrain_exe(), with(micro_args(s, run_dir), {"data.tokenizer=" + d + "/missing"}),
+                            d + "/two_b.log");
+    unsetenv("CG_LOCK_WAIT_S");
+    const bool b_waits = wait_for_log(d + "/two_b.log", run_dir + "/.cgtrain.lock is held by another process");
+    ::close(fd);
+    ASSERT_TRUE(b_waits) << read_text(d + "/two_b.log");
+    EXPECT_NE(wait_exit_code(a), 0);
+    EXPECT_NE(wait_exit_code(b), 0);
+    const std::string b_log = read_text(d + "/two_b.log");
+    EXPECT_NE(b_log.find("tokenizer " + d + "/missing does not exist"), std::string::npos) << b_log;
+    EXPECT_FALSE(fs::exists(parent)) << read_text(d + "/two_a.log") << b_log;
+  }
 }
 
 // Only rank 1 fails (here: started in a working directory without the shards that data.shards_dir names
