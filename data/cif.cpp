@@ -364,6 +364,11 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
     name.hm = value({"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_symmetry_space_group_name_h_m",
                      "_space_group_name_h-m"});
     name.hall = value({"_space_group_name_hall", "_symmetry_space_group_name_hall"});
+    // The order of the operations follows what pymatgen's CifParser reads, tag by tag in its order (a Hall symbol
+    // too, which it looks up as a Hermann-Mauguin one).
+    for (const char* key : {"_symmetry_space_group_name_h-m", "_symmetry_space_group_name_h_m",
+                            "_space_group_name_hall", "_space_group_name_h-m_alt", "_symmetry_space_group_name_hall"})
+      if (std::string v = value({key}); !v.empty()) name.pymatgen_symbols.push_back(std::move(v));
     if (const std::string number = value({"_space_group_it_number", "_symmetry_int_tables_number"});
         !number.empty()) {
       double v = 0;

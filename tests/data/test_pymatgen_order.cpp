@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -231,9 +232,10 @@ TEST(SiteOrder, ReadersGiveCifParsersOrder) {
 // A symmetrized CIF: its sites grouped by element (La, Si, Ir), each listed site followed by its images in the
 // operations' order, as Structure.from_str(kSymmetrized, fmt="cif") gave them (pymatgen 2022.11.7, frac_coords
 // printed "{:.2f}"); the file's order lists Ir first. A CIF that names its space group without listing operations
-// (y.cif of the task: Fm-3m NaCl) is grouped the same way, but its images follow spglib's tables (data/space_groups.h)
-// where pymatgen's follow its own: pymatgen gave Na 0 0 0, .5 .5 0, .5 0 .5, 0 .5 .5, then Cl .5 .5 .5, 0 0 .5,
-// 0 .5 0, .5 0 0 (the face centrings the other way round).
+// (y.cif of the task: Fm-3m NaCl) is grouped the same way, its images in pymatgen's order too (the operations of
+// SpaceGroup("Fm-3m") in CPython's set order: data/space_groups.h): pymatgen gave Na 0 0 0, .5 .5 0, .5 0 .5,
+// 0 .5 .5, then Cl .5 .5 .5, 0 0 .5, 0 .5 0, .5 0 0 (spglib's sorted tables, which we followed before, put the face
+// centrings the other way round).
 TEST(SiteOrder, SymmetryImagesInPymatgensOrder) {
   const std::string dir = scratch("sym");
   EXPECT_EQ(sites_of(read_one(kSymmetrized, dir, "sym", cg::SiteOrder::kPymatgen)),
@@ -249,8 +251,8 @@ TEST(SiteOrder, SymmetryImagesInPymatgensOrder) {
   named.erase(ops, named.find("loop_\n _atom_site") - ops);
   named.erase(named.find("  Cl  Cl1"));  // y.cif: Cl .5 .5 .5 and Na 0 0 0 only
   EXPECT_EQ(sites_of(read_one(named, dir, "y", cg::SiteOrder::kPymatgen)),
-            "Na 0.00 0.00 0.00 | Na 0.00 0.50 0.50 | Na 0.50 0.00 0.50 | Na 0.50 0.50 0.00 | Cl 0.50 0.50 0.50 | "
-            "Cl 0.50 0.00 0.00 | Cl 0.00 0.50 0.00 | Cl 0.00 0.00 0.50");
+            "Na 0.00 0.00 0.00 | Na 0.50 0.50 0.00 | Na 0.50 0.00 0.50 | Na 0.00 0.50 0.50 | Cl 0.50 0.50 0.50 | "
+            "Cl 0.00 0.00 0.50 | Cl 0.00 0.50 0.00 | Cl 0.50 0.00 0.00");
 }
 
 // MP-20's CIFs were written from pymatgen's structures, so reading them sorts nothing: the first rows of each split
@@ -294,4 +296,87 @@ TEST(SiteOrder, DerivationUsesTheOrderRead) {
     std::reverse(c.species.begin(), c.species.end());  // the second pass: another order of the same sites
     std::reverse(c.frac.begin(), c.frac.end());
   }
+}
+
+// ---- Named space groups: the images in the order pymatgen's CifParser makes them --------------------------------
+
+// CPython 3.11's iteration order of a set of keys that all hash to 7 (pymatgen's SymmOp), by hand for 4 and 5 keys
+// (8 slots, mask 7: slot 7, then jumps 7 -> 4 -> 5 -> 2 -> 3 as i = 5 i + 1; the fifth key regrows the table to 32
+// slots, keys re-placed in slot order 2 3 4 5 7 into slots 7..11 by linear probing), and as /usr/bin/python3 printed
+// [k.i for k in {*keys}] for 12 and 48 keys of a class whose __hash__ returns 7.
+TEST(PymatgenOrder, CPythonSetOrderOfEqualHashes) {
+  using V = std::vector<size_t>;
+  EXPECT_EQ(cg::cpython_set_order(1), (V{0}));
+  EXPECT_EQ(cg::cpython_set_order(4), (V{3, 1, 2, 0}));
+  EXPECT_EQ(cg::cpython_set_order(5), (V{3, 4, 1, 2, 0}));
+  EXPECT_EQ(cg::cpython_set_order(12), (V{10, 11, 3, 4, 1, 2, 0, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(cg::cpython_set_order(48),
+            (V{35, 36, 37, 38, 39, 40, 41, 10, 11, 12, 3, 4, 1, 2, 0, 5, 6, 30, 31, 32, 47, 42, 43, 44, 45, 46, 7, 8,
+               9, 13, 14, 15, 16, 17, 18, 19, 33, 34, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29}));
+  for (size_t n : {96, 192}) {  // the largest groups: still every key once
+    V order = cg::cpython_set_order(n);
+    std::sort(order.begin(), order.end());
+    for (size_t k = 0; k < n; ++k) ASSERT_EQ(order[k], k) << n;
+  }
+}
+
+// tests/data/fixtures/pymatgen_named_space_group_orders.txt: CIFs naming their space group without operations (by
+// pymatgen's symbol, a symbol only COD's table has, a number, symbol and number, a qualified symbol or a Hall symbol
+// pymatgen cannot read) and pymatgen's sites for them, in its order (space_group_order_reference.py wrote it; run
+// without --fixture it compares all 817 names with pymatgen itself). Ours, read and put in CifParser's order as the
+// readers of CSV and CIF folders do, must be the same sites in the same order.
+TEST(PymatgenOrder, NamedSpaceGroupImagesInPymatgensOrder) {
+  if (!cg::have_spglib()) GTEST_SKIP() << "built without spglib: no space-group tables";
+  std::ifstream in(std::string(CG_SOURCE_DIR) + "/tests/data/fixtures/pymatgen_named_space_group_orders.txt");
+  ASSERT_TRUE(in.good());
+  struct Case {
+    std::string what, tags, cell, sites, expect;
+  };
+  std::vector<Case> cases;
+  for (std::string line; std::getline(in, line);) {
+    const size_t space = line.find(' ');
+    const std::string kind = line.substr(0, space), rest = space == std::string::npos ? "" : line.substr(space + 1);
+    if (kind == "case") cases.push_back({rest, "", "", "", ""});
+    if (cases.empty()) continue;
+    Case& c = cases.back();
+    if (kind == "tag") {
+      const size_t gap = rest.find(' ');
+      c.tags += rest.substr(0, gap) + "   '" + rest.substr(gap + 1) + "'\n";
+    } else if (kind == "cell") {
+      c.cell = rest;
+    } else if (kind == "site") {
+      c.sites += "  " + rest.substr(0, rest.find(' ')) + "  " + rest + "\n";  // type symbol, then label = symbol
+    } else if (kind == "expect") {
+      c.expect = rest;
+    }
+  }
+  ASSERT_EQ(cases.size(), 64u);
+  size_t images = 0;
+  for (const Case& c : cases) {
+    std::istringstream cell(c.cell);
+    std::string cif = "data_x\n" + c.tags;
+    for (const char* tag : {"length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"}) {
+      std::string v;
+      cell >> v;
+      cif += std::string("_cell_") + tag + "   " + v + "\n";
+    }
+    cif += "loop_\n _atom_site_type_symbol\n _atom_site_label\n _atom_site_fract_x\n _atom_site_fract_y\n"
+           " _atom_site_fract_z\n" + c.sites;
+    const cg::Crystal x = cg::in_cif_parser_order(cg::parse_cif(cif, c.what));
+    std::istringstream want(c.expect);
+    std::string el;
+    cg::Vec3 p{};
+    size_t k = 0;
+    for (; want >> el >> p[0] >> p[1] >> p[2]; ++k) {
+      ASSERT_LT(k, x.num_sites()) << c.what << ": fewer sites than pymatgen's";
+      EXPECT_EQ(x.species[k], el) << c.what << " site " << k;
+      for (size_t d = 0; d < 3; ++d) {
+        const double diff = x.frac[k][d] - p[d];
+        EXPECT_NEAR(diff - std::round(diff), 0, 1e-5) << c.what << " site " << k << " (" << el << ")";
+      }
+    }
+    EXPECT_EQ(k, x.num_sites()) << c.what;
+    images += k;
+  }
+  EXPECT_GT(images, 3000u);  // the fixture's sites were all compared
 }
