@@ -21,6 +21,7 @@ Crystal augment(const Crystal& c, const AugmentOptions& opt, Rng& rng) {
     for (size_t i = 0; i < order.size(); ++i) {
       out.species[i] = src.species[order[i]];
       out.frac[i] = src.frac[order[i]];
+      if (src.oxidation.size() == src.species.size()) out.oxidation[i] = src.oxidation[order[i]];
     }
   }
   return out;

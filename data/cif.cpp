@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <vector>
 
@@ -304,6 +305,30 @@ double ideal_fraction(double x) {
   return x;
 }
 
+// pymatgen's CifParser.parse_oxi_states: the oxidation number of each _atom_type_symbol ("Fe2+" -> 2), then of that
+// symbol without a trailing digit and sign ("Fe" -> the last Fe type's); empty when the CIF gives none or a value is
+// no number ('?'), where pymatgen reads elements only. '.' is 0, as pymatgen's str2float reads it.
+std::map<std::string, double> oxidation_numbers(const CifBlock& b) {
+  Loop scratch;
+  const Loop* l = find_table(b, "_atom_type_oxidation_number", "_atom_type_", &scratch);
+  const int isym = l ? l->find("_atom_type_symbol") : -1;
+  if (isym < 0) return {};
+  const int iox = l->find("_atom_type_oxidation_number");
+  std::map<std::string, double> out;
+  for (const auto& row : l->rows) {
+    double v = 0;
+    if (row[size_t(iox)] != "." && !cif_number(row[size_t(iox)], &v)) return {};
+    out[row[size_t(isym)]] = v;
+  }
+  for (const auto& row : l->rows) {
+    std::string bare = row[size_t(isym)];  // re.sub(r"\d?[\+,\-]?$", "", symbol)
+    if (!bare.empty() && std::strchr("+,-", bare.back())) bare.pop_back();
+    if (!bare.empty() && std::isdigit(static_cast<unsigned char>(bare.back()))) bare.pop_back();
+    out[bare] = out.at(row[size_t(isym)]);
+  }
+  return out;
+}
+
 // Sets *reason to "<id>: <why>" and returns false.
 bool failed(const std::string& id, const std::string& why, std::string* reason) {
   *reason = (id.empty() ? std::string("crystal") : id) + ": " + why;
@@ -402,6 +427,7 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
             iz = atoms.find("_atom_site_fract_z"), iocc = atoms.find("_atom_site_occupancy");
   if (isym < 0) return fail("atom loop has neither _atom_site_type_symbol nor _atom_site_label");
   if (iy < 0 || iz < 0) return fail("atom loop lacks _atom_site_fract_y or _atom_site_fract_z");
+  const std::map<std::string, double> oxidation = oxidation_numbers(b);
   for (size_t s = 0; s < atoms.rows.size(); ++s) {
     const auto& row = atoms.rows[s];
     const std::string sym = element_of(row[size_t(isym)]);
@@ -430,9 +456,14 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
                                 "rounded (ICSD writes 0.9999 or 0.999), set the occupancy to 1" : ""));
     }
     for (double& x : f) x = ideal_fraction(x);  // pymatgen snaps these in every CIF, P1 too
+    // As CifParser gives a site its Species: the element's oxidation number, or its type symbol's ("Fe2+").
+    double oxi = oxidation.count(sym) ? oxidation.at(sym) : 0;
+    if (isym == atoms.find("_atom_site_type_symbol") && oxidation.count(row[size_t(isym)]))
+      oxi = oxidation.at(row[size_t(isym)]);
     if (p1) {  // the sites as written (overlaps included: structure checks judge them)
       c.species.push_back(sym);
       c.frac.push_back(f);
+      if (!oxidation.empty()) c.oxidation.push_back(oxi);
       continue;
     }
     const size_t first = c.frac.size();
@@ -451,6 +482,7 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
       c.species.push_back(sym);
       c.frac.push_back(g);
     }
+    if (!oxidation.empty()) c.oxidation.resize(c.frac.size(), oxi);  // the site's images: its Species
   }
   if (c.species.empty()) return fail("atom loop has no sites");
   *out = std::move(c);

@@ -20,6 +20,10 @@ struct Crystal {
   Lattice lattice;
   std::vector<std::string> species;  // element symbol per site, in the reader's order (data/mp20.h)
   std::vector<Vec3> frac;            // fractional coordinates per site, same order as species
+  // Oxidation state per site, same order, where the CIF gives them (_atom_type_oxidation_number): pymatgen's CifParser
+  // then reads Species (Fe2+, Fe3+), which its SpacegroupAnalyzer and site sort tell apart (data/pymatgen_order.h,
+  // space_group). Empty otherwise, and for every other source; the text carries elements only.
+  std::vector<double> oxidation;
 
   // Properties from the CSV; std::nullopt means unknown (an empty cell), never zero.
   std::string formula;               // pretty_formula, e.g. "Fe2O3" (may be empty)

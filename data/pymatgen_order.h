@@ -19,14 +19,17 @@ namespace cg {
 // Element order reversed (electronegativity, NaN as +inf, then symbol: noble gases first, then F, O, Cl, ...),
 // stably, and expands each element's sites in that order; then get_sorted_structure sorts them with Site.__lt__
 // (electronegativity by < and >, neither true for a NaN, then the symbol) by Python's sort (data/python_sort.h).
+// With `oxidation` (per site, a CIF's _atom_type_oxidation_number: pymatgen's Species), Species.__lt__ (then the
+// oxidation state) and str(Species) ("Fe2+" before "Fe3+") take the element's and symbol's place.
 // Not followed: the primitive cell get_structures() looks for by default (get_primitive_structure, 0.25 Å), whose
 // sites, where it finds a smaller cell, pymatgen orders by symbol.
-std::vector<size_t> cif_parser_site_order(const std::vector<std::string>& species);
+std::vector<size_t> cif_parser_site_order(const std::vector<std::string>& species,
+                                          const std::vector<double>& oxidation = {});
 
 // A copy of c with its sites in that order (id, lattice and properties as they are). Sites already in that order stay
 // as they are, He, Ne and Ar included: the first sort groups the sites by element whatever their order, so Python's
 // sort sees the same elements in the same places, and neither sort moves an element's sites past each other.
-Crystal in_cif_parser_order(const Crystal& c);
+Crystal in_cif_parser_order(const Crystal& c);  // oxidation states (where c has them) moved with their sites
 
 // The site order the readers of CSV/CIF crystals give (data.site_order).
 enum class SiteOrder {

@@ -791,14 +791,17 @@ std::optional<SpaceGroup> space_group(const Crystal& c, double symprec, double a
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 3; ++j) lattice[i][j] = m[size_t(j)][size_t(i)];  // spglib: columns are a, b, c
   std::vector<double> pos(3 * c.num_sites());
+  // A structure read with oxidation states holds pymatgen Species: Fe2+ and Fe3+ are two species to spglib.
   std::vector<int> types(c.num_sites());
-  std::vector<std::string> seen;
+  std::vector<std::pair<std::string, double>> seen;
+  const bool oxidation = c.oxidation.size() == c.num_sites();
   for (size_t s = 0; s < c.num_sites(); ++s) {
     for (int k = 0; k < 3; ++k) pos[3 * s + size_t(k)] = c.frac[s][size_t(k)];
     if (atomic_number(c.species[s]) == 0) return std::nullopt;
-    const auto it = std::find(seen.begin(), seen.end(), c.species[s]);
+    const std::pair<std::string, double> specie{c.species[s], oxidation ? c.oxidation[s] : 0.0};
+    const auto it = std::find(seen.begin(), seen.end(), specie);
     types[s] = int(it - seen.begin()) + 1;
-    if (it == seen.end()) seen.push_back(c.species[s]);
+    if (it == seen.end()) seen.push_back(specie);
   }
   char symbol[11] = {};
   const int number = spgat_get_international(symbol, lattice, reinterpret_cast<double(*)[3]>(pos.data()),

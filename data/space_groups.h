@@ -84,7 +84,8 @@ bool have_spglib();
 
 // The space group spglib finds for c, as SpacegroupAnalyzer(structure, symprec, angle_tolerance).get_space_group_*
 // does for a structure with c's sites in c's order (its species numbered as SpacegroupAnalyzer numbers them; a
-// structure pymatgen read from a CIF has its sites sorted: data/pymatgen_order.h): symprec a distance tolerance in
+// structure pymatgen read from a CIF has its sites sorted: data/pymatgen_order.h; sites of one element with different
+// c.oxidation are different species, as pymatgen's Species are): symprec a distance tolerance in
 // Å, angle_tolerance in degrees (pymatgen's 5 by default). nullopt when spglib finds none (overlapping atoms, a
 // degenerate cell) or is not built in. Safe to call from several threads at once (spglib keeps no state between
 // calls but an error code this never reads).

@@ -3,13 +3,17 @@
 CIF: CifParser(cif).get_structures()[0], its .composition.reduced_formula and
 SpacegroupAnalyzer(s, symprec=0.1, angle_tolerance=5).get_space_group_number().
 
-usage: derive_agreement.py CIF_DUMP [--p1 N] [--sym N] [--mp20 SPLIT.csv.gz] [--rows N] [--seed S] [--strict]
+usage: derive_agreement.py CIF_DUMP [--p1 N] [--sym N] [--oxi N] [--mp20 SPLIT.csv.gz] [--rows N] [--seed S] [--strict]
 
   --p1 N     N random P1 CIFs holding He, Ne or Ar among 2-4 elements, sites in a random order (1 in 8 with 64-100
              sites, where CPython's sort merges runs): pymatgen sorts the sites before it builds the composition, and
              a noble gas's NaN electronegativity makes that order decide the formula's spelling
   --sym N    N CIFs with symmetry operations (a primitive space group's, a cubic cell), noble gases among their
              elements, the asymmetric unit in a random order: the order CifParser gives sites it expands
+  --oxi N    N crystals with oxidation states: a --sym crystal written in P1, each site typed as one of two oxidation
+             states of its element ('Fe2+', 'Fe3+'; per site, or per orbit in half of them) with pymatgen's
+             _atom_type_oxidation_number loop in 3 of 4 (CifParser then reads Species, and SpacegroupAnalyzer tells
+             Fe2+ from Fe3+: a lower group), without it in the rest (elements: the group of the --sym crystal)
   --mp20 F   every crystal of an MP-20 split (its own CIF strings, P1), formula and space group; --rows N: the first N;
              also how often ours and pymatgen's equal the split's own pretty_formula and spacegroup.number (MP's)
 CIF_DUMP is tests/data/cif_dump (built with the tests). pymatgen reads the CIFs as the reference does, primitive=True;
@@ -46,7 +50,8 @@ SYM_GROUPS = ["P-1", "P2_1/c", "P2/m", "Pmmm", "Pbca", "Pnma", "P4/mmm", "P4_2/m
               "P2_13", "P-43m"]
 
 
-def cif_text(name, abc, angles, ops, sites):
+def cif_text(name, abc, angles, ops, sites, oxidation=None):
+    """A CIF of `sites` ((type symbol, frac)); `oxidation`: {type symbol: number} as an _atom_type loop."""
     a, b, c = abc
     al, be, ga = angles
     out = [f"data_{name}", "_symmetry_space_group_name_H-M   'P 1'" if len(ops) == 1 else "",
@@ -54,6 +59,9 @@ def cif_text(name, abc, angles, ops, sites):
            f"_cell_angle_alpha   {al:.8f}", f"_cell_angle_beta   {be:.8f}", f"_cell_angle_gamma   {ga:.8f}",
            "loop_", " _symmetry_equiv_pos_site_id", " _symmetry_equiv_pos_as_xyz"]
     out += [f"  {i + 1}  '{op}'" for i, op in enumerate(ops)]
+    if oxidation:
+        out += ["loop_", " _atom_type_symbol", " _atom_type_oxidation_number"]
+        out += [f"  {t}  {v}" for t, v in oxidation.items()]
     out += ["loop_", " _atom_site_type_symbol", " _atom_site_label", " _atom_site_fract_x", " _atom_site_fract_y",
             " _atom_site_fract_z", " _atom_site_occupancy"]
     out += [f"  {el}  {el}{i}  {x:.8f}  {y:.8f}  {z:.8f}  1" for i, (el, (x, y, z)) in enumerate(sites)]
@@ -87,6 +95,19 @@ def random_sym(rng, i):
     rng.shuffle(sites)
     length = (len(sites) * len(ops) * 15.0) ** (1 / 3)
     return cif_text(f"sym_{i}", [length] * 3, [90.0] * 3, ops, [(e, [rng.random() for _ in range(3)]) for e in sites])
+
+
+def random_oxi(rng, i):
+    s = cif_parser(random_sym(rng, i)).get_structures(primitive=False, symmetrized=True)[0]
+    charges = [0] * len(s)
+    for orbit in s.equivalent_indices:  # the listed site's images: one charge each, or one for all in half the CIFs
+        orbit_charge = rng.choice([2, 3])
+        for k in orbit:
+            charges[k] = orbit_charge if i % 2 else rng.choice([2, 3])
+    sites = [(f"{site.specie.symbol}{q}+", site.frac_coords) for site, q in zip(s, charges)]
+    types = {t: int(t[-2]) for t, _ in sites}
+    return cif_text(f"oxi_{i}", s.lattice.abc, s.lattice.angles, ["x, y, z"], sites,
+                    types if rng.random() < 0.75 else None)
 
 
 def pymatgen_answer(text):
@@ -145,6 +166,7 @@ def main():
     ap.add_argument("dump")
     ap.add_argument("--p1", type=int, default=0)
     ap.add_argument("--sym", type=int, default=0)
+    ap.add_argument("--oxi", type=int, default=0)
     ap.add_argument("--mp20")
     ap.add_argument("--rows", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
@@ -153,7 +175,7 @@ def main():
     rng = random.Random(a.seed)
     fail = [False]
     with multiprocessing.Pool() as pool, tempfile.TemporaryDirectory() as tmp:
-        for kind, n, make in (("p1", a.p1, random_p1), ("sym", a.sym, random_sym)):
+        for kind, n, make in (("p1", a.p1, random_p1), ("sym", a.sym, random_sym), ("oxi", a.oxi, random_oxi)):
             if n <= 0:
                 continue
             texts = [make(rng, i) for i in range(n)]
@@ -163,7 +185,7 @@ def main():
                 with open(paths[-1], "w") as f:
                     f.write(t)
             mine = ours(a.dump, paths)
-            compare(f"{kind} CIFs with He/Ne/Ar", [os.path.basename(p) for p in paths], texts, mine, pool,
+            compare(f"{kind} CIFs with He/Ne/Ar" + (" and oxidation states" if kind == "oxi" else ""), [os.path.basename(p) for p in paths], texts, mine, pool,
                     ["formula", "space group"], fail)
         if a.mp20:
             with gzip.open(a.mp20, "rt") as f:

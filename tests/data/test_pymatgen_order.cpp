@@ -380,3 +380,46 @@ TEST(PymatgenOrder, NamedSpaceGroupImagesInPymatgensOrder) {
   }
   EXPECT_GT(images, 3000u);  // the fixture's sites were all compared
 }
+
+// ---- Oxidation states: pymatgen's Species ----------------------------------------------------------------------
+
+// Rock salt FeO with its four Fe typed Fe3+, Fe2+, Fe2+, Fe3+ (layers of each along c). With the _atom_type loop of
+// oxidation numbers pymatgen's CifParser reads Species, and /usr/bin/python3 (pymatgen 2022.11.7) gave: sites Fe2+
+// .5 .5 0, Fe2+ .5 0 .5, Fe3+ 0 0 0, Fe3+ 0 .5 .5, then O2- as listed; reduced formula FeO;
+// SpacegroupAnalyzer(s, symprec=0.1) 123 (P4/mmm: the charges order the cations in layers). Without the loop it
+// reads elements: the sites as listed, Fm-3m (225). The text carries elements either way.
+TEST(PymatgenOrder, OxidationStatesAreSpeciesForSpaceGroupAndOrder) {
+  std::string cif =
+      "data_x\n_cell_length_a 4.3\n_cell_length_b 4.3\n_cell_length_c 4.3\n_cell_angle_alpha 90\n"
+      "_cell_angle_beta 90\n_cell_angle_gamma 90\nTYPES"
+      "loop_\n _atom_site_type_symbol\n _atom_site_label\n _atom_site_fract_x\n _atom_site_fract_y\n"
+      " _atom_site_fract_z\n  O2-  O0  0.5 0.5 0.5\n  O2-  O1  0 0 0.5\n  O2-  O2  0 0.5 0\n  O2-  O3  0.5 0 0\n"
+      "  Fe3+  Fe4  0 0 0\n  Fe2+  Fe5  0.5 0.5 0\n  Fe2+  Fe6  0.5 0 0.5\n  Fe3+  Fe7  0 0.5 0.5\n";
+  const std::string types = "loop_\n _atom_type_symbol\n _atom_type_oxidation_number\n  Fe2+  2\n  Fe3+  3\n"
+                            "  O2-  -2\n";
+  const std::string dir = scratch("oxidation");
+  const std::string with = std::string(cif).replace(cif.find("TYPES"), 5, types);
+  const std::string without = std::string(cif).replace(cif.find("TYPES"), 5, "");
+  std::vector<cg::Crystal> read{read_one(with, dir, "ions", cg::SiteOrder::kPymatgen),
+                                read_one(without, dir, "atoms", cg::SiteOrder::kPymatgen)};
+  cg::derive_properties(&read, 1);
+  const cg::Crystal& ions = read[0];
+  const cg::Crystal& atoms = read[1];
+  EXPECT_EQ(sites_of(ions), "Fe 0.50 0.50 0.00 | Fe 0.50 0.00 0.50 | Fe 0.00 0.00 0.00 | Fe 0.00 0.50 0.50 | "
+                            "O 0.50 0.50 0.50 | O 0.00 0.00 0.50 | O 0.00 0.50 0.00 | O 0.50 0.00 0.00");
+  EXPECT_EQ(ions.oxidation, (std::vector<double>{2, 2, 3, 3, -2, -2, -2, -2}));
+  EXPECT_EQ(ions.formula, "FeO");
+  EXPECT_EQ(sites_of(atoms), "Fe 0.00 0.00 0.00 | Fe 0.50 0.50 0.00 | Fe 0.50 0.00 0.50 | Fe 0.00 0.50 0.50 | "
+                             "O 0.50 0.50 0.50 | O 0.00 0.00 0.50 | O 0.00 0.50 0.00 | O 0.50 0.00 0.00");
+  EXPECT_TRUE(atoms.oxidation.empty());
+  if (cg::have_spglib()) {
+    EXPECT_EQ(ions.spacegroup, 123);
+    EXPECT_EQ(atoms.spacegroup, 225);
+  }
+  // A type symbol the loop lacks takes its element's oxidation number (pymatgen strips "2+" from each type symbol:
+  // the last Fe type's, 3); one value that is no number ('?') makes pymatgen read elements only.
+  const std::string partial = std::string(with).replace(with.find("  Fe2+  2\n"), 10, "");
+  EXPECT_EQ(cg::parse_cif(partial, "x").oxidation, (std::vector<double>{-2, -2, -2, -2, 3, 3, 3, 3}));
+  const std::string unknown = std::string(with).replace(with.find("  Fe3+  3\n"), 10, "  Fe3+  ?\n");
+  EXPECT_TRUE(cg::parse_cif(unknown, "x").oxidation.empty());
+}

@@ -59,6 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!(std::isfinite(v) && v > 0)) cg::fuzz::finding("accepted a cell parameter that is not finite and > 0");
     if (!(cg::cell_volume(l) > 0)) cg::fuzz::finding("accepted a cell of no volume");
     if (c.species.empty() || c.species.size() != c.frac.size()) cg::fuzz::finding("site lists disagree");
+    if (!c.oxidation.empty() && c.oxidation.size() != c.species.size())
+      cg::fuzz::finding("oxidation states for other sites than the crystal's");
     for (const auto& f : c.frac)
       for (double x : f)
         if (!std::isfinite(x)) cg::fuzz::finding("accepted a coordinate that is not finite");
