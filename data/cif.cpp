@@ -335,10 +335,48 @@ bool failed(const std::string& id, const std::string& why, std::string* reason) 
   return false;
 }
 
-// A parsed block -> the crystal it describes (sites expanded by its symmetry operations).
-bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, std::string* reason) {
+// The value of the first of `keys` the block gives ('?' and '.' give nothing), with the key; empty if none.
+std::pair<std::string, std::string> item_of(const CifBlock& b, std::initializer_list<const char*> keys) {
+  for (const char* key : keys) {
+    auto it = b.items.find(key);
+    if (it != b.items.end() && it->second != "?" && it->second != ".") return {it->second, key};
+  }
+  return {};
+}
+
+// A CIF that lists its operations and names a space group they are not (a number out of 1..230, or another group's
+// number or symbol): "<id>: ..." saying which was used, or "" where the names agree or say nothing (or the operations
+// make no space group spglib identifies). pymatgen's CifParser uses the listed operations and ignores the names
+// silently; so do we, but say so.
+std::string listed_ops_vs_name(const CifBlock& b, const std::string& id, const std::vector<SymmetryOp>& ops) {
+  const auto [number, number_tag] = item_of(b, {"_space_group_it_number", "_symmetry_int_tables_number"});
+  const auto [hm, hm_tag] = item_of(b, {"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt",
+                                        "_symmetry_space_group_name_h_m", "_space_group_name_h-m"});
+  if (number.empty() && hm.empty()) return "";
+  const int listed = space_group_number_of(ops);
+  const std::string used = fmt::format("the {} listed symmetry operations{} were used, as pymatgen uses them: "
+                                       "correct the name or the operations", ops.size(),
+                                       listed ? fmt::format(" (space group {})", listed) : "");
+  double v = 0;
+  if (!number.empty() && !(cif_number(number, &v) && v == std::floor(v) && v >= 1 && v <= 230))
+    return fmt::format("{}: {} '{}' is no space group number (1..230); {}", id, number_tag, number, used);
+  if (listed == 0) return "";
+  if (!number.empty() && int(v) != listed)
+    return fmt::format("{}: {} {} is not the space group of the listed symmetry operations; {}", id, number_tag,
+                       number, used);
+  if (const int named = hm.empty() ? 0 : space_group_number_of_hm(hm); named && named != listed)
+    return fmt::format("{}: {} '{}' (space group {}) is not the space group of the listed symmetry operations; {}",
+                       id, hm_tag, hm, named, used);
+  return "";
+}
+
+// A parsed block -> the crystal it describes (sites expanded by its symmetry operations); *warning (when given) a
+// line for what was read despite a contradiction (listed_ops_vs_name), else "".
+bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, std::string* reason,
+                        std::string* warning) {
   auto fail = [&](const std::string& why) { return failed(id, why, reason); };
   const auto& items = b.items;
+  if (warning) warning->clear();
 
   Crystal c;
   c.id = id;
@@ -377,6 +415,7 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
       ops.push_back(op);
     }
   }
+  if (!ops.empty() && warning) *warning = listed_ops_vs_name(b, id, ops);
   if (ops.empty()) {
     SpaceGroupName name;
     auto value = [&](std::initializer_list<const char*> keys) -> std::string {
@@ -516,7 +555,9 @@ bool parse_blocks(std::string_view cif, std::vector<ParsedBlock>* out, std::stri
 
 }  // namespace
 
-bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason) {
+bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason,
+               std::string* warning) {
+  if (warning) warning->clear();
   std::vector<ParsedBlock> blocks;
   std::string why;
   if (!parse_blocks(cif, &blocks, &why)) return failed(id, why, reason);
@@ -524,7 +565,7 @@ bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::s
     return failed(id, fmt::format("line {}: the CIF holds more than one structure (data_ blocks); give one per CIF",
                                   blocks[1].line), reason);
   if (!blocks[0].ok) return failed(id, blocks[0].why, reason);
-  return crystal_from_block(blocks[0].block, id, out, reason);
+  return crystal_from_block(blocks[0].block, id, out, reason, warning);
 }
 
 std::vector<CifBlockResult> parse_cif_blocks(std::string_view cif, const std::string& id) {
@@ -548,7 +589,8 @@ std::vector<CifBlockResult> parse_cif_blocks(std::string_view cif, const std::st
     const ParsedBlock& b = blocks[k];
     CifBlockResult res;
     res.id = blocks.size() == 1 ? id : id + "/" + (numbered ? std::to_string(k + 1) : b.name);
-    res.ok = b.ok ? crystal_from_block(b.block, res.id, &res.crystal, &res.reason) : failed(res.id, b.why, &res.reason);
+    res.ok = b.ok ? crystal_from_block(b.block, res.id, &res.crystal, &res.reason, &res.warning)
+                  : failed(res.id, b.why, &res.reason);
     out.push_back(std::move(res));
   }
   return out;

@@ -16,7 +16,11 @@ namespace cg {
 // Rejected: malformed CIF syntax (with its line), a space group that is not in the tables or does not fit the cell,
 // an operation that is not one, a site listed twice, missing cell parameter or atom loop, Cartesian-only sites,
 // unknown element, occupancy != 1, unparsable numbers, degenerate cells.
-bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason);
+// *warning (when given): "" or a one-line message starting with `id` for a crystal read despite a contradiction:
+// listed operations whose space group is not the one the CIF's number or H-M symbol names (or a number out of
+// 1..230); the listed operations are used, as pymatgen's CifParser uses them, and the message says so.
+bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason,
+               std::string* warning = nullptr);
 
 // Every data block of `cif` (ASE, COD and pymatgen write several structures to one file), one result each, in file
 // order; a block's id is "<id>/<block name>" when there are several, else `id`. A syntax error that stops the whole
@@ -26,6 +30,7 @@ struct CifBlockResult {
   bool ok = false;
   Crystal crystal;     // when ok
   std::string reason;  // when not ok, starting with the block's id
+  std::string warning; // when ok: parse_cif's *warning
 };
 std::vector<CifBlockResult> parse_cif_blocks(std::string_view cif, const std::string& id);
 

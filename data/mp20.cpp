@@ -340,10 +340,12 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
       out.no_id_rows.push_back(int64_t(r));
       continue;
     }
-    if (!parse_cif(row[c_cif], id, &c, &reason)) {
+    std::string warning;
+    if (!parse_cif(row[c_cif], id, &c, &reason, &warning)) {
       skip(reason);
       continue;
     }
+    if (!warning.empty()) out.cif_warnings.push_back({int64_t(r), warning});
     auto cell = [&](int64_t col) { return col < 0 ? std::string() : row[size_t(col)]; };
     c.formula = cell(c_formula);
     struct Prop {
@@ -475,6 +477,7 @@ Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict,
       if (block.ok) {
         out.crystals.push_back(in_site_order(std::move(block.crystal), order));
         out.source_rows.push_back(row);
+        if (!block.warning.empty()) out.cif_warnings.push_back({row, block.warning});
       } else {
         if (strict) CG_FAIL("{} (data.strict=true; set data.strict=false to skip such CIFs)", block.reason);
         out.skipped.push_back({row, block.reason});
@@ -590,10 +593,22 @@ std::string property_counts_json(const std::vector<Crystal>& crystals) {
                      R"("e_above_hull": {}}})", crystals.size(), formula, sg, fe, gap, ehull);
 }
 
+namespace {
+// One warning for the CIFs read despite naming another space group than their listed operations' (data/cif.h).
+void warn_cif_warnings(const std::string& path, const Mp20Split& split) {
+  if (!split.cif_warnings.empty())
+    spdlog::warn("{}: {} CIF(s) name a space group their listed symmetry operations are not; each was read with its "
+                 "listed operations (the first: {})", path, split.cif_warnings.size(), split.cif_warnings[0].reason);
+}
+}  // namespace
+
 Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, const CsvColumns& columns,
                     SiteOrder order) {
-  if (std::filesystem::is_directory(path) || is_cif_file(path))
-    return read_cif_folder(path, max_rows, strict, order);
+  if (std::filesystem::is_directory(path) || is_cif_file(path)) {
+    Mp20Split split = read_cif_folder(path, max_rows, strict, order);
+    warn_cif_warnings(path, split);
+    return split;
+  }
   const std::string text = read_maybe_gz(path);
   Mp20Split split;
   try {
@@ -640,6 +655,7 @@ Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, cons
   for (const auto& [name, other] : split.vacated_columns)  // what the user asked for, but say what it costs
     spdlog::info("{}: {} is read as {} (data.columns), so no column gives {}; map {}=<another column> to read it "
                  "from one", path, name, other, name, name);
+  warn_cif_warnings(path, split);
   if (!split.bad_properties.empty())
     spdlog::warn("{}: {} row(s) have a property cell that is no valid number; those properties are left unknown (a "
                  "formula or space group is then derived from the structure where cgprep or sample.conditions_from "

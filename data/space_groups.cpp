@@ -773,6 +773,40 @@ bool space_group_setting(const SpaceGroupName& name, const Lattice& lattice, Spa
 #endif
 }
 
+int space_group_number_of(const std::vector<SymmetryOp>& ops) {
+#ifdef CG_HAVE_SPGLIB
+  if (ops.empty() || ops.size() > 192) return 0;
+  std::vector<std::array<std::array<int, 3>, 3>> rot(ops.size());
+  std::vector<std::array<double, 3>> trans(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i)
+    for (int r = 0; r < 3; ++r) {
+      for (int c = 0; c < 3; ++c) {
+        const double v = ops[i].rot[r][c];
+        if (std::fabs(v - std::round(v)) > 1e-9) return 0;  // no lattice's rotation
+        rot[i][size_t(r)][size_t(c)] = int(std::lround(v));
+      }
+      trans[i][size_t(r)] = ops[i].trans[r];
+    }
+  const int h = spg_get_hall_number_from_symmetry(reinterpret_cast<int(*)[3][3]>(rot.data()),
+                                                  reinterpret_cast<double(*)[3]>(trans.data()), int(ops.size()),
+                                                  1e-5);
+  return h >= 1 && h <= kHallSettings ? table()[size_t(h)].number : 0;
+#else
+  (void)ops;
+  return 0;
+#endif
+}
+
+int space_group_number_of_hm(const std::string& hm) {
+#ifdef CG_HAVE_SPGLIB
+  const std::vector<int> settings = settings_of_hm(hm);
+  return settings.empty() ? 0 : table()[size_t(settings.front())].number;
+#else
+  (void)hm;
+  return 0;
+#endif
+}
+
 bool have_spglib() {
 #ifdef CG_HAVE_SPGLIB
   return true;

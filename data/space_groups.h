@@ -63,6 +63,15 @@ struct SpaceGroupSetting {
 bool space_group_setting(const SpaceGroupName& name, const Lattice& lattice, SpaceGroupSetting* out,
                          std::string* why);
 
+// The space group (number, 1..230) `ops` make, in any setting, origin or basis (spglib's
+// spg_get_hall_number_from_symmetry, 1e-5 on translations): for the check of a CIF's listed operations against the
+// number or symbol it names. 0 where they make no space group (a partial list), or in a build without spglib.
+int space_group_number_of(const std::vector<SymmetryOp>& ops);
+
+// The number of the group a Hermann-Mauguin symbol names (any spelling space_group_setting reads); 0 when the tables
+// do not know it, or in a build without spglib.
+int space_group_number_of_hm(const std::string& hm);
+
 // The order CPython 3.11 iterates a set of n unequal keys that share one hash (pymatgen's SymmOp.__hash__ returns 7,
 // so SpaceGroup.symmetry_ops is such a set): out[k] is the insertion index of the k-th key iterated. Open addressing
 // (slot hash & mask, then up to 9 linear probes, then i = 5 i + 1 + perturb), the 8-slot table regrown to the least

@@ -1045,3 +1045,55 @@ TEST(Mp20, AFolderWithCifsOnlyInSubfoldersSaysSo) {
                            "not read, and " + (dir.path / "icsd" / "a").string() + " holds 2 CIF file(s)"),
             std::string::npos) << log.str();
 }
+
+// Listed operations and a space group name that disagree: pymatgen's CifParser (2022.11.7) uses the operations and
+// says nothing (a symmetrized NaCl CIF with its number changed to 12, 999 or 'abc', or its symbol to 'P 21/c', read
+// as the same 8 sites, no warning). We read them so too, and say which was used. Inversion alone is P-1 (No. 2).
+TEST(Cif, ListedOperationsWinOverAnotherSpaceGroupNameWithAWarning) {
+  const std::string p1bar = cif_ops({"x,y,z", "-x,-y,-z"}, "Cl 0.5 0.25 0.75\n");
+  auto with = [&](const std::string& items) { return std::string(p1bar).insert(p1bar.find("loop_"), items); };
+  auto read = [](const std::string& cif, std::string* warning) {
+    cg::Crystal c;
+    std::string reason;
+    EXPECT_TRUE(cg::parse_cif(cif, "x", &c, &reason, warning)) << reason;
+    return c;
+  };
+  std::string warning = "stale";
+  for (const char* agrees : {"", "_symmetry_Int_Tables_number 2\n", "_space_group_IT_number 2\n"
+                             "_symmetry_space_group_name_H-M 'P -1'\n", "_symmetry_Int_Tables_number ?\n"}) {
+    EXPECT_EQ(read(with(agrees), &warning).num_sites(), 2u);
+    EXPECT_EQ(warning, "") << agrees;
+  }
+  if (cg::have_spglib()) {  // which group the operations make needs spglib
+    EXPECT_EQ(read(with("_symmetry_Int_Tables_number 14\n"), &warning).num_sites(), 2u);
+    EXPECT_EQ(warning, "x: _symmetry_int_tables_number 14 is not the space group of the listed symmetry operations; "
+                       "the 2 listed symmetry operations (space group 2) were used, as pymatgen uses them: correct "
+                       "the name or the operations");
+    read(with("_symmetry_space_group_name_H-M 'P 21/c'\n"), &warning);
+    EXPECT_TRUE(cg::test::contains(warning, "_symmetry_space_group_name_h-m 'P 21/c' (space group 14) is not the "
+                                            "space group of the listed symmetry operations; the 2 listed")) << warning;
+    // x,y,z alone (a structure written out in P1) under its old symbol: the sites as listed, and said.
+    std::string p1 = cif_ops({"x, y, z"}, "Cl 0.5 0.25 0.75\n");
+    read(p1.insert(p1.find("loop_"), "_space_group_IT_number 225\n"), &warning);
+    EXPECT_TRUE(cg::test::contains(warning, "_space_group_it_number 225 is not the space group")) << warning;
+    EXPECT_TRUE(cg::test::contains(warning, "the 1 listed symmetry operations (space group 1) were used")) << warning;
+  }
+  // A number that is no space group's is said without spglib too (it was not looked at before).
+  EXPECT_EQ(read(with("_symmetry_Int_Tables_number 999\n"), &warning).num_sites(), 2u);
+  EXPECT_TRUE(cg::test::contains(warning, "x: _symmetry_int_tables_number '999' is no space group number (1..230); "
+                                          "the 2 listed symmetry operations")) << warning;
+  EXPECT_TRUE(cg::test::contains(warning, "were used, as pymatgen uses them")) << warning;
+  // The readers of CSVs and CIF folders keep the crystal and count it (read_mp20 warns once, with the first).
+  const cg::test::TempDir dir("cg_test_cif_ops_vs_name");
+  std::ofstream(dir / "a.cif") << with("_symmetry_Int_Tables_number 999\n");
+  std::ofstream(dir / "b.cif") << with("_symmetry_Int_Tables_number 2\n");
+  cg::Mp20Split split;
+  const std::string log = logged([&] { split = cg::read_mp20(dir.path.string()); });
+  EXPECT_TRUE(cg::test::contains(log, "1 CIF(s) name a space group their listed symmetry operations are not; each was "
+                                      "read with its listed operations (the first: a: _symmetry_int_tables_number "
+                                      "'999' is no space group number")) << log;
+  EXPECT_EQ(split.crystals.size(), 2u);
+  ASSERT_EQ(split.cif_warnings.size(), 1u);
+  EXPECT_EQ(split.cif_warnings[0].row, 0);
+  EXPECT_TRUE(cg::test::contains(split.cif_warnings[0].reason, "a: _symmetry_int_tables_number '999'"));
+}
