@@ -601,6 +601,9 @@ struct PymatgenOrders {
   std::map<int, int> settings;        // SpaceGroup(COD's universal symbol) of a Hall number
 };
 
+constexpr const char* kRegenerate = "rebuild from an intact data/tables/pymatgen_space_group_orders.txt, or write "
+                                    "it again with scripts/pymatgen_space_group_orders.py";
+
 const PymatgenOrders& pymatgen_orders() {
   static const PymatgenOrders orders = [] {
     PymatgenOrders o;
@@ -629,11 +632,12 @@ const PymatgenOrders& pymatgen_orders() {
       } else {
         ok = false;
       }
-      CG_CHECK(ok && id >= 0, "pymatgen_space_group_orders table: bad row '{}'", line);
+      CG_CHECK(ok && id >= 0 && (kind == "order" || id < int(o.orders.size())),
+               "pymatgen_space_group_orders table: bad row '{}' ({})", line, kRegenerate);
     }
     CG_CHECK(o.numbers.size() == 230 && o.settings.size() > 500,
-             "pymatgen_space_group_orders table holds {} numbers and {} settings, not 230 and 527", o.numbers.size(),
-             o.settings.size());
+             "pymatgen_space_group_orders table holds {} numbers and {} settings, not 230 and 527 ({})",
+             o.numbers.size(), o.settings.size(), kRegenerate);
     return o;
   }();
   return orders;
@@ -665,8 +669,10 @@ void order_as_pymatgen(const SpaceGroupName& name, int h, std::vector<SymmetryOp
   else if (auto it = p.settings.find(mine); it != p.settings.end()) use.order = it->second;
   else return;  // not in the table (none of spglib's settings lacks a COD entry): sorted
   const std::vector<size_t>& inserted = p.orders[size_t(use.order)].inserted;
-  CG_CHECK(inserted.size() == ops->size(), "pymatgen_space_group_orders table: {} operations for Hall number {}, "
-           "which has {}", inserted.size(), h, ops->size());
+  CG_CHECK(inserted.size() == ops->size() &&
+               std::all_of(inserted.begin(), inserted.end(), [&](size_t k) { return k < ops->size(); }),
+           "pymatgen_space_group_orders table: {} operations for Hall number {}, which has {} ({})", inserted.size(),
+           h, ops->size(), kRegenerate);
   std::vector<size_t> iterated(inserted.size());
   std::iota(iterated.begin(), iterated.end(), size_t(0));
   if (use.set) iterated = cpython_set_order(inserted.size());

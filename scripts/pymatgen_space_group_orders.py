@@ -100,6 +100,9 @@ def cpython_set_order(n, h=7):
 
 
 def main():
+    if pymatgen.core.__version__ != "2022.11.7":
+        sys.exit(f"pymatgen {pymatgen.core.__version__}: the table is pymatgen 2022.11.7's (the reference code's); run "
+                 "this with that version (Debian 12's python3-pymatgen)")
     settings = spglib_settings()
     orders, order_ids, lines = [], {}, []
 
