@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -47,6 +48,16 @@ size_t lines(const fs::path& p) {
 void script(const fs::path& p, const std::string& body) {
   std::ofstream(p) << "#!/usr/bin/env bash\nset -e\n" << body;
   fs::permissions(p, fs::perms::owner_all);
+}
+
+// The end of a stand-in that waits for a signal (its traps set above): it writes `flag`, then sleeps up to 30 s and
+// exits 1. `flag` is written inside the loop, which bash has parsed whole before it runs: a trapped signal that
+// arrives while bash 5.2 parses a line holding a command substitution (`for i in $(seq 300)` right after an
+// `echo started` line) makes it fail with "unexpected EOF while looking for matching `)'" and exit 2, its trap
+// not run (9 times in 300 with the signal sent as soon as the flag appeared).
+std::string wait_for_signal(const fs::path& flag) {
+  return "for ((i = 0; i < 300; i++)); do\n  ((i > 0)) || echo started > " + flag.string() +
+         "\n  sleep 0.1\ndone\nexit 1\n";
 }
 
 // Stubs read what they need from the point.yaml they are given (simple `  key: value` lines, as to_yaml writes).
@@ -109,13 +120,17 @@ struct StubSweep {
   }
 };
 
-// Sends `sig` to this process (standing in for cgsweep) from another thread once `flag` exists.
+// Sends `sig` to the thread that made it (the test's main thread, standing in for cgsweep) from another thread once
+// `flag` exists. Sent to that thread, not to the process: cgsweep has one thread, which blocks the signals while it
+// starts a stage and names it for forwarding; a signal sent to this process in that window would be handled by the
+// sender thread instead, with no stage named yet, and never reach the stand-in.
 struct SignalWhen {
   std::atomic<bool> stop{false};
+  const pthread_t target = ::pthread_self();
   std::thread sender;
   SignalWhen(const fs::path& flag, int sig) : sender([this, flag, sig] {
     while (!stop && !fs::exists(flag)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (!stop) ::kill(::getpid(), sig);
+    if (!stop) ::pthread_kill(target, sig);
   }) {}
   ~SignalWhen() {
     stop = true;
@@ -406,16 +421,12 @@ TEST(SweepRunner, SignalsReachTheRunningStage) {
   // The stage saves and exits 75 on USR1, like cgtrain; the signal is sent to this process (cgsweep). The stage
   // writes `started` after installing its trap, so the signal cannot arrive before the trap.
   const fs::path stage = s.dir / "stage";
-  script(stage, "trap 'echo saved; exit 75' USR1\necho started > " + (s.dir / "started").string() +
-                    "\nfor i in $(seq 600); do sleep 0.1; done\nexit 1\n");
-  std::atomic<bool> stop{false};
-  std::thread sender([&] {
-    while (!stop && !fs::exists(s.dir / "started")) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ::kill(::getpid(), SIGUSR1);
-  });
-  const int rc = run_logged({stage.string()}, (s.dir / "stage.log").string());
-  stop = true;
-  sender.join();
+  script(stage, "trap 'echo saved; exit 75' USR1\n" + wait_for_signal(s.dir / "started"));
+  int rc = 0;
+  {
+    SignalWhen usr1(s.dir / "started", SIGUSR1);
+    rc = run_logged({stage.string()}, (s.dir / "stage.log").string());
+  }
   EXPECT_EQ(rc, kExitPreempted);
   EXPECT_NE(slurp(s.dir / "stage.log").find("saved"), std::string::npos);
 }
@@ -517,8 +528,7 @@ static void signal_to_mpirun_stage(int sig, int want_rc, const std::string& want
     return "trap 'echo " + name + " > " + got.string() + "; exit " + std::to_string(rc) + "' " + name + "\n";
   };
   script(mpirun, "awk '{print $5}' /proc/$$/stat > " + pgrp.string() + "\n" + on("USR1", 75) + on("TERM", 1) +
-                     on("INT", 1) + "echo started > " + (s.dir / "started").string() +
-                     "\nfor i in $(seq 300); do sleep 0.1; done\nexit 1\n");
+                     on("INT", 1) + wait_for_signal(s.dir / "started"));
   const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n");
   RunOptions o = s.options();
   o.launcher = mpirun.string() + " -np {np}";
