@@ -256,27 +256,38 @@ failing() { return 3; }
   expect_rc 75 "restart cap" env SLURM_RESTART_COUNT=50 bash -c "source '$SRC/launch/requeue.sh'; cg_run_with_requeue bash -c 'exit 75'"
   [ ! -f "$T/scontrol.calls" ] && ok || bad "requeued past CG_MAX_REQUEUES"
   # A stop signal that kills the command (a rank before its handlers are up: default action) is a preemption too.
-  signalled_shell() {  # signalled_shell SIG CMD: cg_run_with_requeue CMD in a shell that gets SIG once CMD runs
-    bash -c "source '$SRC/launch/requeue.sh'; cg_run_with_requeue $2" >"$T/requeue.out" 2>&1 &
-    local shell=$!
-    sleep 0.5
-    kill -"$1" "$shell"
-    [ "$1" = USR1 ] || pkill -"$1" -f "^sleep 7.31\$" || true  # TERM: Slurm signals every process of the job itself
+  # The commands write their pid to $T/cmd.pid once they run (and have set their trap); the shell sets its own traps
+  # before it starts them, so the signal is sent only then, whatever the load (a fixed 0.5 s wait was not always
+  # enough). `sleeper` dies of the signal; `saver RC` takes USR1 and exits RC, its pid written in a loop bash has
+  # parsed whole (see wait_for_signal in test_sweep_runner.cpp).
+  printf '#!/usr/bin/env bash\necho $$ >"%s"\nexec sleep 60\n' "$T/cmd.pid" >"$T/sleeper"
+  printf '%s\n' '#!/usr/bin/env bash' "trap 'got=1' USR1" 'for ((i = 0; i < 600 && ! got; i++)); do' \
+    "  ((i > 0)) || echo \$\$ >\"$T/cmd.pid\"" '  sleep 0.1' 'done' 'exit "$1"' >"$T/saver"
+  chmod +x "$T/sleeper" "$T/saver"
+  signalled_shell() {  # signalled_shell SIG CMD...: cg_run_with_requeue CMD in a shell that gets SIG once CMD runs
+    local sig=$1 shell i
+    shift
+    rm -f "$T/cmd.pid"
+    bash -c "source '$SRC/launch/requeue.sh'; cg_run_with_requeue \"\$@\"" bash "$@" >"$T/requeue.out" 2>&1 &
+    shell=$!
+    for i in $(seq 600); do [ -s "$T/cmd.pid" ] && break; sleep 0.1; done
+    kill -"$sig" "$shell"
+    [ "$sig" = USR1 ] || kill -"$sig" "$(cat "$T/cmd.pid")"  # TERM: Slurm signals every process of the job itself
     wait "$shell"
   }
   rm -f "$T/scontrol.calls"
-  expect_rc 0 "a command killed by the USR1 passed on is requeued" signalled_shell USR1 "sleep 7.31"
+  expect_rc 0 "a command killed by the USR1 passed on is requeued" signalled_shell USR1 "$T/sleeper"
   cp "$T/requeue.out" "$EXPECT_LOG"
-  expect_out "requeue: sleep exited 138 after SIGUSR1 reached it \(a rank still starting up, before its signal handlers, is stopped by it without saving\); treating it as preempted" \
+  expect_out "requeue: $T/sleeper exited 138 after SIGUSR1 reached it \(a rank still starting up, before its signal handlers, is stopped by it without saving\); treating it as preempted" \
     "the killed command's status is named with the signal"
   [ "$(cat "$T/scontrol.calls" 2>/dev/null)" = "requeue 4242" ] && ok || bad "killed by USR1: not requeued"
   rm -f "$T/scontrol.calls"
-  expect_rc 0 "a command killed by Slurm's TERM is requeued" signalled_shell TERM "sleep 7.31"
+  expect_rc 0 "a command killed by Slurm's TERM is requeued" signalled_shell TERM "$T/sleeper"
   [ "$(cat "$T/scontrol.calls" 2>/dev/null)" = "requeue 4242" ] && ok || bad "killed by TERM: not requeued"
   rm -f "$T/scontrol.calls"
-  expect_rc 0 "a command that ends well after USR1 is not requeued" signalled_shell USR1 "bash -c 'trap \"\" USR1; sleep 1'"
+  expect_rc 0 "a command that ends well after USR1 is not requeued" signalled_shell USR1 "$T/saver" 0
   [ ! -f "$T/scontrol.calls" ] && ok || bad "a command that finished after USR1 was requeued"
-  expect_rc 2 "a command's own failure after USR1 is not requeued" signalled_shell USR1 "bash -c 'trap \"\" USR1; sleep 1; exit 2'"
+  expect_rc 2 "a command's own failure after USR1 is not requeued" signalled_shell USR1 "$T/saver" 2
   [ ! -f "$T/scontrol.calls" ] && ok || bad "a command that failed on its own (exit 2) after USR1 was requeued"
   exit $fails
 ) || fails=$((fails + $?))
@@ -324,8 +335,10 @@ for f in "$T/fakempi/mpirun" "$T/mpibuild/trainer/cgtrain"; do
 #!/usr/bin/env bash
 trap 'echo USR1 >>"$T/got"; exit 75' USR1
 trap 'echo TERM >>"$T/got"; exit 1' TERM
-echo started >>"$T/started"
-for i in \$(seq 300); do sleep 0.1; done
+for ((i = 0; i < 300; i++)); do  # written in a loop bash has parsed: see wait_for_signal in test_sweep_runner.cpp
+  ((i > 0)) || echo started >>"$T/started"
+  sleep 0.1
+done
 exit 3
 EOF
   chmod +x "$f"
@@ -388,8 +401,10 @@ cat >"$T/sigbuild/trainer/cgtrain" <<STUB
 #!/usr/bin/env bash
 trap 'echo USR1 >>"$T/got"; echo "cgtrain stub: saved step-3 on USR1" >&2; exit 75' USR1
 trap 'echo TERM >>"$T/got"; echo "cgtrain stub: saved step-3 on TERM" >&2; exit 75' TERM
-echo \$\$ >>"$T/started"
-for i in \$(seq 300); do sleep 0.1; done
+for ((i = 0; i < 300; i++)); do  # written in a loop bash has parsed: see wait_for_signal in test_sweep_runner.cpp
+  ((i > 0)) || echo \$\$ >>"$T/started"
+  sleep 0.1
+done
 exit 3
 STUB
 # The launchers: log the call, run the task(s) in the background, pass USR1 and TERM on, exit with their status.
