@@ -71,13 +71,23 @@ std::string tail(const fs::path& log, size_t lines) {
 std::atomic<pid_t> g_child{0};
 std::atomic<bool> g_child_is_mpirun{false};
 volatile std::sig_atomic_t g_signal = 0;  // SIGINT / SIGTERM (these win), else SIGUSR1; 0: none
+// A signal that came while no stage ran, after the last stopped_before() check: the stage started next gets it as
+// soon as it runs (else a Ctrl-C or Slurm's USR1 in that instant would go unheeded until the stage, maybe hours of
+// training, ended by itself). 0: none.
+volatile std::sig_atomic_t g_unforwarded = 0;
 static_assert(std::atomic<pid_t>::is_always_lock_free && std::atomic<bool>::is_always_lock_free,
               "the signal handler needs lock-free atomics");
+
+// What a stage gets for a signal cgsweep got: mpirun kills its ranks on SIGTERM / SIGINT but forwards SIGUSR1.
+int forwarded(int sig, bool to_mpirun) { return sig != SIGUSR1 && to_mpirun ? SIGUSR1 : sig; }
 
 extern "C" void on_signal(int sig) {
   if (g_signal == 0 || g_signal == SIGUSR1) g_signal = sig;
   const pid_t c = g_child.load();
-  if (c > 0) ::kill(c, sig != SIGUSR1 && g_child_is_mpirun.load() ? SIGUSR1 : sig);
+  if (c > 0)
+    ::kill(c, forwarded(sig, g_child_is_mpirun.load()));
+  else if (g_unforwarded == 0 || g_unforwarded == SIGUSR1)
+    g_unforwarded = sig;
 }
 
 void install_forwarding() {
@@ -95,6 +105,7 @@ void install_forwarding() {
 void start_signal_handling() {
   install_forwarding();
   g_signal = 0;
+  g_unforwarded = 0;
 }
 
 bool is_mpirun(const std::string& argv0) {
@@ -109,6 +120,7 @@ void set_status(const PlannedPoint& p, const std::string& status) {
 // Before a stage starts: when a signal has arrived, record why the point stops here and return its exit code
 // (128 + SIGINT/SIGTERM, or kExitPreempted for SIGUSR1); else 0.
 int stopped_before(const PlannedPoint& p, const std::string& name) {
+  g_unforwarded = 0;  // cleared first: a signal from here on either stops the point below or reaches the stage
   const int sig = g_signal;
   if (sig == 0) return 0;
   if (sig == SIGUSR1) {
@@ -126,7 +138,9 @@ int stopped_before(const PlannedPoint& p, const std::string& name) {
 // written:
 //   - kExitPreempted when the stage exited 75 (cgtrain saved on SIGTERM/SIGUSR1), or when a stage after training
 //     died of SIGUSR1/SIGTERM (the preemption signal cgsweep passes on reaches whichever stage runs, not only
-//     cgtrain): "preempted" / "preempted: <stage>"; the next run resumes (training from its checkpoint, a later stage by running it again);
+//     cgtrain), or training did after cgsweep got SIGUSR1 (passed on to a cgtrain or mpirun still starting up,
+//     before its handlers): "preempted" / "preempted: <stage>"; the next run resumes (training from its newest
+//     checkpoint, a later stage by running it again);
 //   - 128 + N after cgsweep itself got SIGINT/SIGTERM: "interrupted: <stage>";
 //   - the stage's exit code otherwise: "failed: <stage> (exit N)", with the tail of the stage's log.
 int stage(const PlannedPoint& p, const std::string& name, const std::vector<std::string>& argv, bool dry_run) {
@@ -140,12 +154,15 @@ int stage(const PlannedPoint& p, const std::string& name, const std::vector<std:
   const int rc = run_logged(argv, log.string());
   if (rc == 0) return 0;
   const int sig = g_signal;
-  const bool killed_by_preemption = rc == 128 + SIGUSR1 || rc == 128 + SIGTERM;
-  if ((rc == kExitPreempted && sig != SIGINT) ||
-      (name != "train" && killed_by_preemption && sig != SIGINT && sig != SIGTERM)) {
+  const bool killed_by_preemption = (rc == 128 + SIGUSR1 || rc == 128 + SIGTERM) && sig != SIGINT &&
+                                    sig != SIGTERM && (name != "train" || sig == SIGUSR1);
+  if ((rc == kExitPreempted && sig != SIGINT) || killed_by_preemption) {
     set_status(p, name == "train" ? "preempted" : "preempted: " + name);
-    if (name == "train")
+    if (name == "train" && rc == kExitPreempted)
       spdlog::warn("point {}: cgtrain was preempted (exit 75) after saving; rerun the sweep to resume", p.name);
+    else if (name == "train")
+      spdlog::warn("point {}: training was stopped by the SIGUSR1 cgsweep passed on (exit {}) while it started up, "
+                   "before it could save; rerun the sweep to resume from its newest checkpoint", p.name, rc);
     else
       spdlog::warn("point {}: {} was preempted (exit {}); rerun the sweep to resume at {}", p.name, name, rc, name);
     return kExitPreempted;
@@ -384,6 +401,9 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
   if (pid > 0) {
     g_child_is_mpirun = is_mpirun(argv[0]);
     g_child = pid;
+    // A signal that found no stage to pass it to (see g_unforwarded); with the signals blocked, none is passed twice.
+    if (const int sig = g_unforwarded) ::kill(pid, forwarded(sig, g_child_is_mpirun));
+    g_unforwarded = 0;
   }
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
   CG_CHECK(pid > 0, "fork failed running {}", argv[0]);

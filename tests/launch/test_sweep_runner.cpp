@@ -493,6 +493,34 @@ TEST(SweepRunner, InterruptStopsTheSweepEvenWithKeepGoing) {
   EXPECT_EQ(slurp(s.calls).find("train r=16"), std::string::npos);
 }
 
+// Slurm's USR1 passed on to a cgtrain (or mpirun) still starting up, before its handlers, kills it: the point was
+// preempted (the rerun resumes from its newest checkpoint), not failed, and the sweep exits 75 to be requeued.
+TEST(SweepRunner, TrainingKilledByThePassedOnUsr1IsPreempted) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n");
+  ::setenv("STUB_TRAIN_WAIT_4", "1", 1);  // r4's cgtrain has no handler: SIGUSR1 kills it (exit 138)
+  int rc = 0;
+  {
+    SignalWhen usr1(s.dir / "started", SIGUSR1);
+    rc = run_sweep(plan, s.options());
+  }
+  ::unsetenv("STUB_TRAIN_WAIT_4");
+  EXPECT_EQ(rc, kExitPreempted);
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "preempted\n");
+  EXPECT_FALSE(fs::exists(fs::path(plan.points[1].run_dir) / "status"));
+}
+
+// A signal that reaches cgsweep while no stage runs, after it last checked for one before starting the next stage,
+// is passed to that stage as soon as it starts, instead of going unheeded until the stage ends by itself.
+TEST(SweepRunner, ASignalJustBeforeAStageStartsReachesIt) {
+  StubSweep s;
+  ASSERT_EQ(run_logged({"true"}, (s.dir / "true.log").string()), 0);  // cgsweep's handlers are up
+  ::raise(SIGUSR1);  // no stage runs
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(run_logged({"sleep", "30"}, (s.dir / "sleep.log").string()), 128 + SIGUSR1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(25));  // killed, not run to its end
+}
+
 TEST(SweepRunner, TermBetweenStagesStopsBeforeTheNextAndTheRerunResumesThere) {
   StubSweep s;
   const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4, 8]\n");
