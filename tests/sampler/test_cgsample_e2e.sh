@@ -311,7 +311,8 @@ test ! -e "$D/again/samples.jsonl.eval"
 sum_before=$(md5sum < "$D/again/samples.jsonl")
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/again" sample.num_samples=100000 log.level=info 2>"$D/stop.err" &
 pid=$!
-for _ in $(seq 300); do grep -q "100000 generate prompts on" "$D/stop.err" && break; sleep 0.1; done  # sampling
+# Sampling: up to 120 s for the ranks to start on a loaded machine (the loop ends as soon as they do).
+for _ in $(seq 1200); do grep -q "100000 generate prompts on" "$D/stop.err" && break; sleep 0.1; done
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
@@ -325,11 +326,12 @@ rm -f "$D/again/.cgsample.journal.jsonl"
 RESUME="sample.num_samples=64 sample.batch_size=1 sample.max_new_tokens=300"
 # journaled FILE: the sequences FILE holds (its lines after the key line; 0 while it does not exist).
 journaled() { echo $(($(cat "$1" 2>/dev/null | wc -l) - 1)); }
-# stop_when_journaled PID SIGNAL N FILE...: once every FILE holds N sequences or more (or after 12 s), sends SIGNAL
-# to PID and waits for it to end.
+# stop_when_journaled PID SIGNAL N FILE...: once every FILE holds N sequences or more (or after 120 s: on a loaded
+# machine the ranks may take a while to start; the wait ends as soon as the sequences are there), sends SIGNAL to
+# PID and waits for it to end.
 stop_when_journaled() {
   pid=$1; sig=$2; want=$3; shift 3
-  for _ in $(seq 600); do
+  for _ in $(seq 6000); do
     enough=1
     for f in "$@"; do [ "$(journaled "$f")" -ge "$want" ] || enough=0; done
     [ "$enough" -eq 1 ] && break
