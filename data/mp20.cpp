@@ -226,8 +226,9 @@ CsvColumns other_csv_columns(const std::string& path, const DataConfig& d) {
     spdlog::warn("{} has both the columns {} maps ({}) and MP-20's names they are read as ({}), and its columns are "
                  "not those of any of data.*_csv, so its layout does not say which it is: read by MP-20's names, "
                  "without the mapping. To read it with the mapping, name it as one of the config's splits "
-                 "(data.test_csv={} and sample.conditions_from=data.test_csv or eval.ref_csv=data.test_csv), or give it the columns of data.train_csv; to read it by MP-20's names without this "
-                 "warning, give this run data.columns=[]", path, setting, fmt::join(columns, ", "),
+                 "(data.test_csv={} and sample.conditions_from=data.test_csv or eval.ref_csv=data.test_csv), or "
+                 "give it the columns of data.train_csv; to read it by MP-20's names without this warning, give this "
+                 "run data.columns=[]", path, setting, fmt::join(columns, ", "),
                  fmt::join(names, ", "), path);
   else if (own_missing.empty())
     spdlog::info("{} has MP-20's column names ({}) itself: read as it is, without {} (which applies to files laid "

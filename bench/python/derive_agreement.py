@@ -185,8 +185,8 @@ def main():
                 with open(paths[-1], "w") as f:
                     f.write(t)
             mine = ours(a.dump, paths)
-            compare(f"{kind} CIFs with He/Ne/Ar" + (" and oxidation states" if kind == "oxi" else ""), [os.path.basename(p) for p in paths], texts, mine, pool,
-                    ["formula", "space group"], fail)
+            what = f"{kind} CIFs with He/Ne/Ar" + (" and oxidation states" if kind == "oxi" else "")
+            compare(what, [os.path.basename(p) for p in paths], texts, mine, pool, ["formula", "space group"], fail)
         if a.mp20:
             with gzip.open(a.mp20, "rt") as f:
                 rows = list(csv.DictReader(f))

@@ -174,7 +174,8 @@ def cases():
 def write_fixture(path, chosen):
     assert all(len(r) for _, _, _, r in chosen)
     with open(path, "w") as f:
-        f.write(f"# pymatgen {pymatgen.core.__version__}'s CifParser(cif).get_structures(primitive=False)[0] for CIFs that "
+        f.write(f"# pymatgen {pymatgen.core.__version__}'s CifParser(cif).get_structures(primitive=False)[0] "
+                "for CIFs that "
                 "name their space group and list no operations:\n# 'tag TAG VALUE' lines, 'cell' (a b c alpha beta "
                 "gamma), the listed 'site's, then 'expect' pymatgen's sites in its order (element x y z ...).\n"
                 "# Written by tests/data/space_group_order_reference.py --fixture; read by test_pymatgen_order.cpp.\n")
@@ -222,7 +223,8 @@ def main():
             continue
         if not same_sites(mine, ref, ordered=True):
             bad += 1
-            print(f"ORDER {what} (cell {cell}): ours {[p for _, p in mine][:4]}... pymatgen {[p for _, p in ref][:4]}...")
+            print(f"ORDER {what} (cell {cell}): ours {[p for _, p in mine][:4]}... "
+                  f"pymatgen {[p for _, p in ref][:4]}...")
     print(f"{len(all_cases)} names; pymatgen reads otherwise: {other}; refused by ours: {refused}; "
           f"other order: {bad}")
     sys.exit(1 if bad or refused else 0)
