@@ -73,6 +73,7 @@ InvarianceVariants make_invariance_variants(const Crystal& c, uint64_t seed) {
   for (size_t i = 0; i < n; ++i) {
     v.permuted.species[i] = c.species[order[i]];
     v.permuted.frac[i] = c.frac[order[i]];
+    if (c.oxidation.size() == n) v.permuted.oxidation[i] = c.oxidation[order[i]];  // Fe2+ stays with its site
   }
   v.permuted.id = c.id + "/permuted";
 
@@ -85,6 +86,7 @@ InvarianceVariants make_invariance_variants(const Crystal& c, uint64_t seed) {
       const size_t j = other[rng.below(other.size())];
       Crystal w = c;
       std::swap(w.species[i], w.species[j]);
+      if (w.oxidation.size() == n) std::swap(w.oxidation[i], w.oxidation[j]);
       w.id = c.id + "/swapped";
       v.swapped = std::move(w);
       v.swap_i = static_cast<int>(i);

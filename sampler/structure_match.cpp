@@ -409,6 +409,7 @@ Crystal primitive_cell(const Crystal& c, double tol) {
   out.lattice = lattice_parameters(p.m);  // lattice_matrix(out.lattice) is p.m rotated; fractional coordinates carry over
   out.frac = p.frac;
   out.species.clear();
+  out.oxidation.clear();  // the matcher compares elements; a reduced cell's sites are not the input's
   for (int e : p.el) out.species.push_back(comp.elements[e]);
   return out;
 }

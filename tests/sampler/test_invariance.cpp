@@ -122,6 +122,31 @@ TEST(Invariance, VariantsPermuteSitesAndSwapTwoDifferentElements) {
   EXPECT_TRUE(translated_copies(three, 9, 0).empty());
 }
 
+TEST(Invariance, VariantsKeepEachSitesOxidationState) {
+  // A CIF with _atom_type_oxidation_number gives every site its Species (data/crystal.h): a permuted or swapped
+  // variant must keep each oxidation state with its site, or a later space-group or site-order step would pair Fe3+
+  // with another site's position.
+  Crystal c;
+  c.lattice = {4, 4, 4, 90, 90, 90};
+  c.species = {"Fe", "Fe", "O", "O"};
+  c.frac = {{0, 0, 0}, {0.5, 0.5, 0}, {0.5, 0, 0}, {0, 0.5, 0.5}};
+  c.oxidation = {2, 3, -2, -2.5};  // one value per site, all different: a misplaced one is seen
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    const InvarianceVariants v = make_invariance_variants(c, seed);
+    ASSERT_EQ(v.permuted.oxidation.size(), c.num_sites());
+    for (size_t i = 0; i < c.num_sites(); ++i) {
+      const size_t from = size_t(std::find(c.frac.begin(), c.frac.end(), v.permuted.frac[i]) - c.frac.begin());
+      ASSERT_LT(from, c.num_sites());
+      EXPECT_EQ(v.permuted.species[i], c.species[from]) << seed;
+      EXPECT_EQ(v.permuted.oxidation[i], c.oxidation[from]) << seed;  // the site's own, wherever it went
+    }
+    ASSERT_TRUE(v.swapped.has_value());
+    const Crystal& w = *v.swapped;
+    EXPECT_EQ(w.oxidation[size_t(v.swap_i)], c.oxidation[size_t(v.swap_j)]) << seed;  // Fe2+ and O2- trade places
+    EXPECT_EQ(w.oxidation[size_t(v.swap_j)], c.oxidation[size_t(v.swap_i)]) << seed;
+  }
+}
+
 TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
   Fixture& f = invariance_fixture();
   std::vector<Crystal> crystals(f.crystals.begin(), f.crystals.begin() + 4);
