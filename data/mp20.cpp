@@ -594,14 +594,11 @@ std::string property_counts_json(const std::vector<Crystal>& crystals) {
                      R"("e_above_hull": {}}})", crystals.size(), formula, sg, fe, gap, ehull);
 }
 
-namespace {
-// One warning for the CIFs read despite naming another space group than their listed operations' (data/cif.h).
 void warn_cif_warnings(const std::string& path, const Mp20Split& split) {
   if (!split.cif_warnings.empty())
     spdlog::warn("{}: {} CIF(s) name a space group their listed symmetry operations are not; each was read with its "
                  "listed operations (the first: {})", path, split.cif_warnings.size(), split.cif_warnings[0].reason);
 }
-}  // namespace
 
 Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, const CsvColumns& columns,
                     SiteOrder order) {

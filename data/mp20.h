@@ -95,6 +95,10 @@ struct Mp20Split {
   std::vector<int64_t> no_id_rows;
 };
 
+// The one warning read_mp20 gives for split.cif_warnings (none when empty), for readers of CIFs that do not go
+// through it (read_cif_folder, cgeval's inputs).
+void warn_cif_warnings(const std::string& path, const Mp20Split& split);
+
 // Parses CSV text (already gunzipped). max_rows > 0: only the first max_rows data rows.
 // strict: the first malformed row throws cg::Error with its reason instead of being skipped.
 // columns: where each known column is read from (data.columns); a mapped column the file lacks throws, naming both.

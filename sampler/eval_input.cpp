@@ -178,8 +178,9 @@ void from_reference_csv(const std::string& file, const std::string& text, int64_
     }
     ++in->total;
     Crystal c;
-    std::string reason;
-    if (parse_cif(row[size_t(c_cif)], id, &c, &reason)) {
+    std::string reason, warning;
+    if (parse_cif(row[size_t(c_cif)], id, &c, &reason, &warning)) {
+      if (!warning.empty()) unread.cif_warnings.push_back({int64_t(r), warning});
       in->crystals.push_back(std::move(c));
     } else {
       unread.skipped.push_back({int64_t(r), reason});
@@ -191,6 +192,7 @@ void from_reference_csv(const std::string& file, const std::string& text, int64_
                  "the generated text, as the reference's gen_str.replace(prompt, \"\") leaves it; cut or edited "
                  "cells?", without_prompt, n, file, instruction.substr(instruction.size() - 20, 19));
   log_unread(unread, file, "row");
+  warn_cif_warnings(file, unread);
 }
 
 // CSV layouts cgeval reads, by the columns they have: the first whose columns the file has.
@@ -216,6 +218,7 @@ void from_cifs(const fs::path& dir, int64_t max_rows, EvalInput* in) {
   in->kind = "cifs";
   Mp20Split split = read_cif_folder(dir.string(), max_rows);  // each data_ block an item
   log_unread(split, dir.string(), "CIF block");
+  warn_cif_warnings(dir.string(), split);
   in->total = split.rows_read;
   in->crystals = std::move(split.crystals);
   for (const auto& s : split.skipped) ++in->unparsed_reasons[reason_key(s.reason)];

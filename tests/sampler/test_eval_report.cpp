@@ -567,6 +567,38 @@ TEST(EvalReport, ARepeatedIndexColumnIsNotTakenForIds) {
   fs::remove_all(dir);
 }
 
+// A CIF naming another space group than its listed operations make is read with the operations, as parse_cif reads
+// it, and said once per input: for a `cif` CSV and a CIF folder too, which cgeval reads without read_mp20.
+TEST(EvalReport, CifsNamingAnotherSpaceGroupThanTheirOperationsAreSaid) {
+  const std::vector<Crystal> real = read_mp20(kTest, 2).crystals;
+  std::string wrong = to_cif(real[0]);
+  const std::string number = "_symmetry_Int_Tables_number   1\n";
+  ASSERT_NE(wrong.find(number), std::string::npos) << wrong;
+  wrong.replace(wrong.find(number), number.size(), "_symmetry_Int_Tables_number   999\n");
+  const fs::path dir = fresh_dir("ops_vs_name");
+  fs::create_directories(dir / "cifs");
+  {
+    std::ofstream out(dir / "saved.csv");
+    out << ",cif\n" << "0," << csv_cell(wrong) << "\n" << "1," << csv_cell(to_cif(real[1])) << "\n";
+    std::ofstream(dir / "cifs" / "a.cif") << wrong;
+    std::ofstream(dir / "cifs" / "b.cif") << to_cif(real[1]);
+  }
+  for (const fs::path& input : {dir / "saved.csv", dir / "cifs"}) {
+    std::ostringstream log;
+    spdlog::default_logger()->sinks().push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+    const EvalInput in = load_eval_input(input.string());
+    spdlog::default_logger()->sinks().pop_back();
+    ASSERT_EQ(in.crystals.size(), 2u) << input;  // both read: the listed operations are used
+    EXPECT_EQ(in.crystals[0].species, real[0].species) << input;
+    EXPECT_NE(log.str().find(input.string() + ": 1 CIF(s) name a space group their listed symmetry operations are "
+                             "not; each was read with its listed operations (the first: "), std::string::npos)
+        << log.str();
+    EXPECT_NE(log.str().find("_symmetry_int_tables_number '999' is no space group number (1..230)"),
+              std::string::npos) << log.str();
+  }
+  fs::remove_all(dir);
+}
+
 TEST(EvalReport, ReferenceSamplerCsvIsReadFromItsGenStr) {
   // llama_sample.py's output: gen_str = decoded prompt + generated text, cif = its parse, model_name.
   const Crystal nacl = rock_salt();
