@@ -617,7 +617,8 @@ const PymatgenOrders& pymatgen_orders() {
       if (kind == "order") {
         ok = ok && (ls >> id >> value) && id == int(o.orders.size());
         ls >> hex;  // none where no spglib setting has the operations
-        ok = ok && hex.size() % 2 == 0;
+        ok = ok && hex.size() % 2 == 0 &&
+             std::all_of(hex.begin(), hex.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); });
         PymatgenOrders::Order order{value, {}};
         for (size_t k = 0; ok && k < hex.size(); k += 2)
           order.inserted.push_back(std::stoul(hex.substr(k, 2), nullptr, 16));
