@@ -335,8 +335,13 @@ bool failed(const std::string& id, const std::string& why, std::string* reason) 
   return false;
 }
 
+// The tags a space group is named by, each list in the order this reader prefers them.
+const std::vector<const char*> kHmTags{"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt",
+                                       "_symmetry_space_group_name_h_m", "_space_group_name_h-m"};
+const std::vector<const char*> kNumberTags{"_space_group_it_number", "_symmetry_int_tables_number"};
+
 // The value of the first of `keys` the block gives ('?' and '.' give nothing), with the key; empty if none.
-std::pair<std::string, std::string> item_of(const CifBlock& b, std::initializer_list<const char*> keys) {
+std::pair<std::string, std::string> item_of(const CifBlock& b, const std::vector<const char*>& keys) {
   for (const char* key : keys) {
     auto it = b.items.find(key);
     if (it != b.items.end() && it->second != "?" && it->second != ".") return {it->second, key};
@@ -349,9 +354,8 @@ std::pair<std::string, std::string> item_of(const CifBlock& b, std::initializer_
 // make no space group spglib identifies). pymatgen's CifParser uses the listed operations and ignores the names
 // silently; so do we, but say so.
 std::string listed_ops_vs_name(const CifBlock& b, const std::string& id, const std::vector<SymmetryOp>& ops) {
-  const auto [number, number_tag] = item_of(b, {"_space_group_it_number", "_symmetry_int_tables_number"});
-  const auto [hm, hm_tag] = item_of(b, {"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt",
-                                        "_symmetry_space_group_name_h_m", "_space_group_name_h-m"});
+  const auto [number, number_tag] = item_of(b, kNumberTags);
+  const auto [hm, hm_tag] = item_of(b, kHmTags);
   if (number.empty() && hm.empty()) return "";
   const int listed = space_group_number_of(ops);
   const std::string used = fmt::format("the {} listed symmetry operations{} were used, as pymatgen uses them: "
@@ -418,22 +422,15 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
   if (!ops.empty() && warning) *warning = listed_ops_vs_name(b, id, ops);
   if (ops.empty()) {
     SpaceGroupName name;
-    auto value = [&](std::initializer_list<const char*> keys) -> std::string {
-      for (const char* key : keys) {
-        auto it = items.find(key);
-        if (it != items.end() && it->second != "?" && it->second != ".") return it->second;
-      }
-      return "";
-    };
-    name.hm = value({"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_symmetry_space_group_name_h_m",
-                     "_space_group_name_h-m"});
+    auto value = [&](const std::vector<const char*>& keys) { return item_of(b, keys).first; };
+    name.hm = value(kHmTags);
     name.hall = value({"_space_group_name_hall", "_symmetry_space_group_name_hall"});
     // The order of the operations follows what pymatgen's CifParser reads, tag by tag in its order (a Hall symbol
     // too, which it looks up as a Hermann-Mauguin one).
     for (const char* key : {"_symmetry_space_group_name_h-m", "_symmetry_space_group_name_h_m",
                             "_space_group_name_hall", "_space_group_name_h-m_alt", "_symmetry_space_group_name_hall"})
       if (std::string v = value({key}); !v.empty()) name.pymatgen_symbols.push_back(std::move(v));
-    if (const std::string number = value({"_space_group_it_number", "_symmetry_int_tables_number"});
+    if (const std::string number = value(kNumberTags);
         !number.empty()) {
       double v = 0;
       if (!cif_number(number, &v) || v != std::floor(v) || v < 1 || v > 230)
