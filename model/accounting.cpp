@@ -107,6 +107,29 @@ Plan make_plan(const PlanInputs& in) {
   return p;
 }
 
+namespace {
+
+// What would lower the need of a plan that does not fit, naming only the changes that exist from here: a larger tp
+// only where one divides the heads, KV heads and MLP (70B at tp 8 has none), a smaller micro-batch only above 1,
+// checkpointing only where it is off (advice to set what is already set sends the user in a circle).
+std::string what_to_change(const PlanInputs& in) {
+  const auto& c = in.model;
+  std::vector<std::string> ways;
+  for (int64_t t = in.tp + 1; t <= c.num_key_value_heads; ++t)
+    if (c.num_attention_heads % t == 0 && c.num_key_value_heads % t == 0 && c.intermediate_size % t == 0) {
+      ways.push_back(fmt::format("raise parallel.tp (to {})", t));
+      break;
+    }
+  ways.push_back(in.micro_batch > 1 ? "lower train.micro_batch or train.seq_len" : "lower train.seq_len");
+  if (!in.activation_checkpointing) ways.push_back("set model.activation_checkpointing=true");
+  if (in.gpu) ways.push_back("plan for a GPU with more memory (--device-gb=N)");
+  std::string out = ways[0];
+  for (size_t i = 1; i < ways.size(); ++i) out += (i + 1 == ways.size() ? ", or " : ", ") + ways[i];
+  return out;
+}
+
+}  // namespace
+
 std::string format_plan(const PlanInputs& in, const Plan& p) {
   const auto& c = in.model;
   std::ostringstream o;
@@ -149,8 +172,7 @@ std::string format_plan(const PlanInputs& in, const Plan& p) {
                    gb(p.tp_bytes_per_step), gb(p.dp_bytes_per_step));
   o << (p.fits ? fmt::format("fits: yes, {} to spare ({:.0f}% of the device)\n", gb(p.headroom),
                              100.0 * p.headroom / in.device_memory_bytes)
-               : fmt::format("fits: NO, over by {}; raise parallel.tp, lower train.micro_batch or train.seq_len, or "
-                             "set model.activation_checkpointing=true\n", gb(-p.headroom)));
+               : fmt::format("fits: NO, over by {}; {}\n", gb(-p.headroom), what_to_change(in)));
   return o.str();
 }
 

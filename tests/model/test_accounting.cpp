@@ -90,6 +90,30 @@ TEST(Accounting, Llama70bAtTp8Dp8FitsAn80GbGpu) {
   EXPECT_NE(format_plan(in, big).find("parallel.tp"), std::string::npos);
 }
 
+// A plan that does not fit names only changes that exist: 70B at tp 8 has no larger tp (8 KV heads) and
+// configs/llama70b.yaml checkpoints already, so neither is advised there; at tp 1 without checkpointing both are.
+TEST(Accounting, AdviceWhenItDoesNotFitNamesOnlyPossibleChanges) {
+  PlanInputs in;
+  in.model = llama_flavor("70b");
+  in.tp = 8, in.dp = 8, in.micro_batch = 4, in.seq_len = 1024, in.weight_bytes = 2;
+  in.activation_checkpointing = true;
+  in.device_memory_bytes = 20e9;
+  const auto p = make_plan(in);
+  ASSERT_FALSE(p.fits);
+  const std::string at8 = format_plan(in, p);
+  EXPECT_EQ(at8.find("parallel.tp"), std::string::npos) << at8;
+  EXPECT_EQ(at8.find("activation_checkpointing"), std::string::npos) << at8;
+  EXPECT_NE(at8.find("lower train.micro_batch or train.seq_len"), std::string::npos) << at8;
+  EXPECT_NE(at8.find("--device-gb"), std::string::npos) << at8;
+  in.micro_batch = 1;
+  const std::string one = format_plan(in, make_plan(in));
+  EXPECT_EQ(one.find("train.micro_batch"), std::string::npos) << one;  // already 1
+  in.tp = 2, in.activation_checkpointing = false;
+  const std::string at2 = format_plan(in, make_plan(in));
+  EXPECT_NE(at2.find("raise parallel.tp (to 4)"), std::string::npos) << at2;  // 64 heads, 8 KV heads, MLP 28672
+  EXPECT_NE(at2.find("set model.activation_checkpointing=true"), std::string::npos) << at2;
+}
+
 TEST(Accounting, CpuRanksShareTheHostAndHaveNoCudaContext) {
   PlanInputs in;
   in.model = llama_flavor("tiny");
