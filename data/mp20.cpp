@@ -445,6 +445,12 @@ bool is_cif_file(const std::string& path) {
   return std::filesystem::is_regular_file(path) && !cif_stem(path).empty();
 }
 
+std::string cifs_in_subfolders_hint(const std::string& dir) {
+  if (!std::filesystem::is_directory(dir)) return "";
+  const CifListing listing = list_cifs(dir, /*subfolders=*/true);
+  return listing.files.empty() ? cifs_in_subfolders(listing, dir) : "";
+}
+
 Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows, bool strict, SiteOrder order) {
   const CifListing listing = is_cif_file(dir) ? CifListing{{dir}, {}} : list_cifs(dir, /*subfolders=*/true);
   const auto& files = listing.files;

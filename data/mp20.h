@@ -169,6 +169,9 @@ Mp20Split read_cif_folder(const std::string& dir, int64_t max_rows = 0, bool str
 bool is_cif_folder(const std::string& dir);
 // True when `path` is a file named *.cif / *.cif.gz (any case).
 bool is_cif_file(const std::string& path);
+// For a folder without CIFs of its own whose subfolders hold some (ICSD and COD downloads nest them): "; subfolders
+// are not read, and <sub> holds N CIF file(s): give that folder, or move the files up into <dir>"; else "".
+std::string cifs_in_subfolders_hint(const std::string& dir);
 // sha256 (hex) of a split's source: the file's bytes, or for a CIF folder the sha256 of "<name> <file sha256>\n" over
 // its CIF files in name order.
 std::string source_sha256(const std::string& path);

@@ -265,6 +265,10 @@ EvalInput load_eval_input(const std::string& path, int64_t max_rows) {
   } else if (is_cif_folder((p / "cifs").string())) {
     from_cifs(p / "cifs", max_rows, &in);
   } else {
+    // A folder whose CIFs all lie in subfolders (ICSD and COD downloads nest them) is named as such, as cgprep's
+    // splits and eval.train_csv name it, rather than left for the user to find.
+    const std::string nested = cifs_in_subfolders_hint(path);
+    CG_CHECK(nested.empty(), "eval.input '{}' holds no .cif or .cif.gz file{}", path, nested);
     CG_FAIL("eval.input '{}' is not a cgsample folder (samples.jsonl), a .jsonl, a .csv/.csv.gz, a .cif file or a "
             "folder of .cif files; point eval.input at one of those",
             path);

@@ -651,6 +651,23 @@ TEST(EvalReport, CsvOfNoKnownLayoutListsWhatIsRead) {
   fs::remove_all(dir);
 }
 
+// COD and ICSD downloads nest their CIFs in subfolders, which are not read: the refusal names the folder that holds
+// them, as cgprep's and eval.train_csv's readers do, rather than calling the folder no folder of CIFs.
+TEST(EvalReport, AFolderWhoseCifsAreInSubfoldersNamesThem) {
+  const fs::path dir = fresh_dir("nested");
+  fs::create_directories(dir / "cod" / "1");
+  save_cif((dir / "cod" / "1" / "x.cif").string(), read_mp20(kTest, 1).crystals[0]);
+  try {
+    load_eval_input(dir.string());
+    FAIL();
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("subfolders are not read, and " + (dir / "cod" / "1").string() + " holds 1 CIF file(s)"),
+              std::string::npos) << m;
+  }
+  fs::remove_all(dir);
+}
+
 TEST(EvalReport, UnknownInputNamesTheFix) {
   try {
     load_eval_input("/nonexistent/place");
