@@ -110,16 +110,19 @@ Plan make_plan(const PlanInputs& in) {
 namespace {
 
 // What would lower the need of a plan that does not fit, naming only the changes that exist from here: a larger tp
-// only where one divides the heads, KV heads and MLP (70B at tp 8 has none), a smaller micro-batch only above 1,
+// only on GPUs (ranks sharing one host add up: there more tp needs more in all) and only where one divides the heads,
+// KV heads and MLP (70B at tp 8 has none), fewer ranks where they share the host, a smaller micro-batch only above 1,
 // checkpointing only where it is off (advice to set what is already set sends the user in a circle).
-std::string what_to_change(const PlanInputs& in) {
+std::string what_to_change(const PlanInputs& in, const Plan& p) {
   const auto& c = in.model;
   std::vector<std::string> ways;
-  for (int64_t t = in.tp + 1; t <= c.num_key_value_heads; ++t)
+  for (int64_t t = in.tp + 1; in.gpu && t <= c.num_key_value_heads; ++t)
     if (c.num_attention_heads % t == 0 && c.num_key_value_heads % t == 0 && c.intermediate_size % t == 0) {
       ways.push_back(fmt::format("raise parallel.tp (to {})", t));
       break;
     }
+  if (p.ranks_sharing > 1)
+    ways.push_back(fmt::format("run fewer ranks on this host (parallel.tp x parallel.dp = {})", p.ranks_sharing));
   ways.push_back(in.micro_batch > 1 ? "lower train.micro_batch or train.seq_len" : "lower train.seq_len");
   if (!in.activation_checkpointing) ways.push_back("set model.activation_checkpointing=true");
   if (in.gpu) ways.push_back("plan for a GPU with more memory (--device-gb=N)");
@@ -172,7 +175,7 @@ std::string format_plan(const PlanInputs& in, const Plan& p) {
                    gb(p.tp_bytes_per_step), gb(p.dp_bytes_per_step));
   o << (p.fits ? fmt::format("fits: yes, {} to spare ({:.0f}% of the device)\n", gb(p.headroom),
                              100.0 * p.headroom / in.device_memory_bytes)
-               : fmt::format("fits: NO, over by {}; {}\n", gb(-p.headroom), what_to_change(in)));
+               : fmt::format("fits: NO, over by {}; {}\n", gb(-p.headroom), what_to_change(in, p)));
   return o.str();
 }
 

@@ -91,7 +91,8 @@ TEST(Accounting, Llama70bAtTp8Dp8FitsAn80GbGpu) {
 }
 
 // A plan that does not fit names only changes that exist: 70B at tp 8 has no larger tp (8 KV heads) and
-// configs/llama70b.yaml checkpoints already, so neither is advised there; at tp 1 without checkpointing both are.
+// configs/llama70b.yaml checkpoints already, so neither is advised there; at tp 2 without checkpointing both are;
+// on CPU ranks, which share the host, a larger tp is no advice.
 TEST(Accounting, AdviceWhenItDoesNotFitNamesOnlyPossibleChanges) {
   PlanInputs in;
   in.model = llama_flavor("70b");
@@ -112,6 +113,14 @@ TEST(Accounting, AdviceWhenItDoesNotFitNamesOnlyPossibleChanges) {
   const std::string at2 = format_plan(in, make_plan(in));
   EXPECT_NE(at2.find("raise parallel.tp (to 4)"), std::string::npos) << at2;  // 64 heads, 8 KV heads, MLP 28672
   EXPECT_NE(at2.find("set model.activation_checkpointing=true"), std::string::npos) << at2;
+  // CPU ranks share the host: more tp needs more in all there, so fewer ranks is the advice, not a larger tp.
+  in.gpu = false, in.dp = 1;
+  const auto cpu = make_plan(in);
+  ASSERT_FALSE(cpu.fits);
+  const std::string host = format_plan(in, cpu);
+  EXPECT_EQ(host.find("raise parallel.tp"), std::string::npos) << host;
+  EXPECT_NE(host.find("run fewer ranks on this host (parallel.tp x parallel.dp = 2)"), std::string::npos) << host;
+  EXPECT_EQ(host.find("--device-gb"), std::string::npos) << host;
 }
 
 TEST(Accounting, CpuRanksShareTheHostAndHaveNoCudaContext) {
