@@ -13,9 +13,20 @@
 # which forwards SIGUSR1 to every rank, or to srun, which forwards the signals it gets to its tasks. TERM (time
 # limit, scancel, preemption) reaches every process of the job from Slurm itself, so it is not passed on (a second
 # signal would make cgtrain exit without saving); the shell only keeps waiting for the command, so that a 75 it
-# exits with is still requeued instead of the shell dying first.
+# exits with is still requeued instead of the shell dying first. A USR1 that comes from the moment this file is
+# sourced until the command is ready is kept and sent once it is, or, before the command is started, keeps it from
+# starting (75: requeued); launch/forward.sh says which windows lost one before.
 
 CG_EXIT_PREEMPTED=75
+cg_fwd_who=requeue
+# shellcheck source=launch/forward.sh
+source "$(dirname "${BASH_SOURCE[0]}")/forward.sh" || {
+  echo "requeue.sh: cannot read forward.sh beside it in $(dirname "${BASH_SOURCE[0]}"); restore launch/forward.sh" >&2
+  return 2
+}
+# From here on a USR1 is kept for the command of cg_run_with_requeue, which gets it once it is ready (a warning that
+# comes while the batch script still sets up would otherwise end this shell, and the job, unrequeued).
+trap 'cg_fwd USR1' USR1
 
 # cg_run_with_requeue CMD [ARGS...]: run CMD, passing USR1 sent to this shell on to it; on exit 75 under
 # Slurm, `scontrol requeue $SLURM_JOB_ID` and return 0 (the job is not marked failed); the same when CMD exited with
@@ -23,22 +34,19 @@ CG_EXIT_PREEMPTED=75
 # status. CG_MAX_REQUEUES
 # (default 50) caps restarts.
 cg_run_with_requeue() {
-  local rc=0
-  _cg_cmd=$1 _cg_child="" _cg_pending="" _cg_signalled=""
-  trap '_cg_forward USR1' USR1
-  trap '_cg_signalled=TERM; echo "requeue: got SIGTERM; waiting for $_cg_cmd to end (Slurm signals it too)" >&2' TERM
-  "$@" <&0 &  # <&0: a background command's stdin would be /dev/null
-  _cg_child=$!
-  [ -z "$_cg_pending" ] || kill -"$_cg_pending" "$_cg_child" 2>/dev/null || true
-  # A trapped signal interrupts `wait` (status > 128): wait again while CMD runs, then collect its own status.
-  while kill -0 "$_cg_child" 2>/dev/null; do wait "$_cg_child" || true; done
-  wait "$_cg_child" || rc=$?
+  local rc=0 signalled
+  _cg_cmd=$1
+  trap 'cg_fwd USR1; echo "requeue: got SIGUSR1; passing it on to $_cg_cmd${_cg_fwd_child:+ (pid $_cg_fwd_child)}" >&2' USR1
+  # TERM is passed on only to a command that was not yet there to get Slurm's own.
+  trap 'if [ -n "$_cg_fwd_ready" ]; then cg_fwd_got=TERM; else cg_fwd TERM; fi
+        echo "requeue: got SIGTERM; waiting for $_cg_cmd to end (Slurm signals it too)" >&2' TERM
+  if cg_fwd_start "$@"; then cg_fwd_wait || rc=$?; else rc=$?; fi
   trap - USR1 TERM
-  _cg_child=""
-  if [ "$rc" -gt 128 ] && [ -n "$_cg_signalled" ]; then
+  signalled=$cg_fwd_got cg_fwd_got=""
+  if [ "$rc" -gt 128 ] && [ -n "$signalled" ]; then
     # A rank that had not yet set up its handlers (MPI or libtorch still loading) dies of the signal, and the
     # launcher fails with its own status: the run was stopped, not broken, and has lost nothing saved.
-    echo "requeue: $1 exited $rc after SIG$_cg_signalled reached it (a rank still starting up, before its signal" \
+    echo "requeue: $1 exited $rc after SIG$signalled reached it (a rank still starting up, before its signal" \
       "handlers, is stopped by it without saving); treating it as preempted: its newest complete checkpoint is kept" >&2
     rc=$CG_EXIT_PREEMPTED
   fi
@@ -63,11 +71,4 @@ cg_run_with_requeue() {
     return "$rc"
   fi
   return 0
-}
-
-# _cg_forward SIG: SIG to this shell while cg_run_with_requeue runs CMD; CMD gets it (kept until CMD has started).
-_cg_forward() {
-  _cg_signalled=$1
-  echo "requeue: got SIG$1; passing it on to $_cg_cmd${_cg_child:+ (pid $_cg_child)}" >&2
-  if [ -n "$_cg_child" ]; then kill -"$1" "$_cg_child" 2>/dev/null || true; else _cg_pending=$1; fi
 }

@@ -3,7 +3,8 @@
 # model.hf_dir, parallel.tp, parallel.dp, parallel.backend) from CONFIG.yaml + dotted overrides (see config_get.sh
 # for the subset of YAML understood), checks the setup early with messages that say what to change, sets the
 # environment each rank needs, then runs mpirun (or execs srun inside a Slurm allocation). The exit status is the
-# tool's (75: preempted).
+# tool's (75: preempted), and 75 too when a stop signal came before the tool started (it is then not started) or
+# ended mpirun before its handlers were up.
 # SIGTERM or SIGUSR1 sent to run.sh under mpirun reach the ranks as SIGUSR1 (mpirun would answer SIGTERM by killing
 # them): cgtrain saves a checkpoint and exits 75.
 #
@@ -28,9 +29,17 @@
 # CG_* variables set by the caller are forwarded to every rank. cgtrain picks its GPU from its local rank.
 # Tests: CG_NVIDIA_SMI (default nvidia-smi) and CG_CORES (default nproc) can be pointed elsewhere.
 set -euo pipefail
+# A stop signal from now on is kept (launch/forward.sh): one that comes before mpirun starts means it is not started.
+trap '_cg_fwd_pending=USR1 cg_fwd_got=TERM' TERM
+trap '_cg_fwd_pending=USR1 cg_fwd_got=USR1' USR1
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=launch/config_get.sh
 source "$HERE/config_get.sh"
+cg_fwd_who=run.sh
+# shellcheck source=launch/forward.sh
+source "$HERE/forward.sh"
+trap 'cg_fwd USR1 TERM' TERM
+trap 'cg_fwd USR1' USR1
 
 die() { echo "run.sh: error: $*" >&2; exit 2; }
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }  # the header
@@ -97,7 +106,7 @@ case "$tool" in
     echo "run.sh: $tool is not an MPI program: one process, no launcher" >&2
     echo "run.sh: $binary $config ${overrides[*]+${overrides[*]}}" >&2
     [ "$dry" = 1 ] && exit 0
-    exec "$binary" "$config" ${overrides[@]+"${overrides[@]}"}
+    cg_fwd_exec "$binary" "$config" ${overrides[@]+"${overrides[@]}"} || exit $?
     ;;
 esac
 
@@ -239,22 +248,21 @@ cmd+=("$binary" "$config" ${overrides[@]+"${overrides[@]}"})
 echo "run.sh: $tool on $nodes node(s) x $ppn ranks = world $world (tp $tp, dp $((world / tp))), device $device, OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
 echo "run.sh: ${cmd[*]}" >&2
 [ "$dry" = 1 ] && exit 0
-[ "$use_srun" = 1 ] && exec "${cmd[@]}"
+# srun passes the signals it gets on to its tasks.
+if [ "$use_srun" = 1 ]; then cg_fwd_exec "${cmd[@]}" || exit $?; fi
 
 # mpirun answers SIGTERM by killing the ranks (SIGKILL shortly after) and exits 1, so a save may not finish; it
 # forwards SIGUSR1 to every rank. So mpirun runs in the background and SIGTERM / SIGUSR1 to run.sh become SIGUSR1
-# to mpirun; SIGINT is passed on as it is. A trapped signal interrupts `wait`: wait again while mpirun runs.
-pid=""
-pending=""
-on_signal() {
-  if [ -n "$pid" ]; then kill -"$1" "$pid" 2>/dev/null || true; else pending=$1; fi
-}
-trap 'on_signal USR1' TERM USR1
-trap 'on_signal INT' INT
-"${cmd[@]}" <&0 &  # <&0: a background command's stdin would be /dev/null
-pid=$!
-[ -z "$pending" ] || kill -"$pending" "$pid" 2>/dev/null || true
-while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done
+# to mpirun; SIGINT is passed on as it is.
+trap 'cg_fwd INT' INT
 rc=0
-wait "$pid" || rc=$?
+if cg_fwd_start "${cmd[@]}"; then cg_fwd_wait || rc=$?; else rc=$?; fi
+if [ "$rc" -gt 128 ] && [ -n "$cg_fwd_got" ] && [ "$cg_fwd_got" != INT ]; then
+  # mpirun (or a rank) still starting up, before its signal handlers, is ended by the signal: nothing ran that a
+  # save would keep, and the run was stopped, not broken.
+  echo "run.sh: mpirun exited $rc after SIG$cg_fwd_got reached it or a $tool rank while starting up (before its signal" \
+    "handlers);" \
+    "exiting 75 (preempted): run the same command again (cgtrain resumes from its newest complete checkpoint)" >&2
+  rc=75
+fi
 exit "$rc"

@@ -47,7 +47,7 @@ export CG_CORES=8
 unset OMP_NUM_THREADS NCCL_DEBUG CUDA_DEVICE_MAX_CONNECTIONS SLURM_JOB_ID
 
 # --- bash -n on every script -----------------------------------------------------------------------------------
-for f in launch/run.sh launch/slurm.sbatch launch/requeue.sh launch/config_get.sh scripts/demo.sh; do
+for f in launch/run.sh launch/slurm.sbatch launch/requeue.sh launch/forward.sh launch/config_get.sh scripts/demo.sh; do
   expect_rc 0 "bash -n $f" bash -n "$SRC/$f"
 done
 
@@ -151,7 +151,7 @@ expect_out "config file '.*nosuch=1.yaml' not found" "missing config named"
 
 # --- run.sh: the build folder is the one beside the script, not ./build of the current folder ---------------------
 mkdir -p "$T/repo/launch" "$T/repo/build/trainer"
-cp "$SRC/launch/run.sh" "$SRC/launch/config_get.sh" "$T/repo/launch/"
+cp "$SRC/launch/run.sh" "$SRC/launch/config_get.sh" "$SRC/launch/forward.sh" "$T/repo/launch/"
 printf '#!/bin/sh\nexit 0\n' >"$T/repo/build/trainer/cgtrain"
 chmod +x "$T/repo/build/trainer/cgtrain"
 expect_rc 0 "run.sh from another folder" sh -c 'cd / && "$1" --dry-run "$2"' sh "$T/repo/launch/run.sh" "$T/cpu.yaml"
@@ -289,6 +289,15 @@ failing() { return 3; }
   [ ! -f "$T/scontrol.calls" ] && ok || bad "a command that finished after USR1 was requeued"
   expect_rc 2 "a command's own failure after USR1 is not requeued" signalled_shell USR1 "$T/saver" 2
   [ ! -f "$T/scontrol.calls" ] && ok || bad "a command that failed on its own (exit 2) after USR1 was requeued"
+  # A USR1 that comes once requeue.sh is sourced but before the command starts (the batch script still setting up)
+  # is kept: the command is not started and the job is requeued, instead of the shell ending with 138, unrequeued.
+  rm -f "$T/scontrol.calls" "$T/cmd.pid"
+  expect_rc 0 "USR1 before the command starts: requeued, the command not started" bash -c \
+    "source '$SRC/launch/requeue.sh'; kill -USR1 \$\$; cg_run_with_requeue '$T/sleeper'"
+  expect_out "requeue: got SIGUSR1 before $T/sleeper started: not starting it \(nothing ran, nothing to save\); exiting 75" \
+    "the command not started is said"
+  [ ! -e "$T/cmd.pid" ] && ok || bad "USR1 before the start: the command was started all the same"
+  [ "$(cat "$T/scontrol.calls" 2>/dev/null)" = "requeue 4242" ] && ok || bad "USR1 before the start: not requeued"
   exit $fails
 ) || fails=$((fails + $?))
 expect_rc 75 "75 outside Slurm is passed on" cg_run_with_requeue preempted
@@ -358,6 +367,37 @@ for sig in TERM USR1; do
   expect_rc 75 "$sig to run.sh under (stub) mpirun: exit 75" signal_run "$sig" 1 "$T/build" "$T/fakempi"
   [ "$(cat "$T/got" 2>/dev/null)" = USR1 ] && ok ||
     bad "$sig to run.sh: mpirun got '$(cat "$T/got" 2>/dev/null)', want USR1"
+done
+# An mpirun that the signal ends before its handlers are up (here one without any) is a preemption too: 75, said.
+mkdir -p "$T/diempi"
+printf '#!/usr/bin/env bash\necho started >>"%s"\nexec sleep 60\n' "$T/started" >"$T/diempi/mpirun"
+chmod +x "$T/diempi/mpirun"
+expect_rc 75 "mpirun ended by the USR1 passed on: exit 75" signal_run USR1 1 "$T/build" "$T/diempi"
+cp "$T/run.out" "$EXPECT_LOG"
+expect_out "run.sh: mpirun exited 138 after SIGUSR1 reached it or a cgtrain rank while starting up \(before its signal handlers\); exiting 75" \
+  "mpirun ended by the signal: said"
+# A stop signal while run.sh still checks the setup (held here in its nvidia-smi call, which says when it runs and
+# waits for a line on a pipe) is kept: mpirun is not started and run.sh exits 75 (preempted), not 138/143 (ended by
+# the signal: on Slurm a job that is not requeued).
+mkdir -p "$T/slowsmi"
+mkfifo "$T/smi.running" "$T/smi.go"
+printf '#!/usr/bin/env bash\necho >"%s"\nread -r _ <"%s"\nexit 9\n' "$T/smi.running" "$T/smi.go" >"$T/slowsmi/nvidia-smi"
+chmod +x "$T/slowsmi/nvidia-smi"
+signal_during_checks() {  # signal_during_checks SIG: run.sh's exit status
+  local pid
+  rm -f "$T/started" "$T/got"
+  env PATH="$T/fakempi:$PATH" CG_NVIDIA_SMI="$T/slowsmi/nvidia-smi" "$RUN" --bin-dir "$T/build" "$T/cpu.yaml" &
+  pid=$!
+  read -r _ <"$T/smi.running"
+  kill -"$1" "$pid"
+  echo go >"$T/smi.go"
+  wait "$pid"
+}
+for sig in TERM USR1; do
+  expect_rc 75 "$sig to run.sh during its checks: exit 75" signal_during_checks "$sig"
+  expect_out "run.sh: got SIG$sig before mpirun started: not starting it \(nothing ran, nothing to save\); exiting 75" \
+    "$sig during the checks: mpirun not started, said"
+  [ ! -e "$T/started" ] && [ ! -e "$T/got" ] && ok || bad "$sig to run.sh during its checks: mpirun was started"
 done
 if command -v mpirun >/dev/null 2>&1; then  # the real one: SIGUSR1 reaches both ranks, their 75 comes back
   expect_rc 75 "TERM to run.sh under mpirun: exit 75" signal_run TERM 2 "$T/mpibuild"

@@ -130,7 +130,7 @@ expect_out "the sweep's out_dir \(out_dir: in .*s.yaml, or --out-dir\) '$T/nl\\\
 # (<repo>/build/launch/cgsweep -> <repo>/launch/requeue.sh), not the one of the folder it was compiled in.
 mkdir -p "moved/it's here/build/launch" "moved/it's here/launch"
 cp "$CGSWEEP" "moved/it's here/build/launch/cgsweep"
-cp "$SRC/launch/requeue.sh" "moved/it's here/launch/requeue.sh"
+cp "$SRC/launch/requeue.sh" "$SRC/launch/forward.sh" "moved/it's here/launch/"
 expect_rc 0 "--slurm from a moved checkout" "moved/it's here/build/launch/cgsweep" s.yaml --out-dir mout --slurm \
   --bin-dir bin
 moved_requeue="$T/moved/it'\''s here/launch/requeue.sh"  # as sq() writes it inside '...'
