@@ -295,12 +295,6 @@ std::string trim(const std::string& s) {
   return a == std::string::npos ? "" : s.substr(a, b - a + 1);
 }
 
-std::string unquote(const std::string& s) {
-  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
-    return s.substr(1, s.size() - 2);
-  return s;
-}
-
 std::string format_double(double v) {
   std::string s = fmt::format("{}", v);  // shortest representation that reads back exactly
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
@@ -351,14 +345,118 @@ std::string yaml_value(const FieldPtr& p) {
   return value_string(p);
 }
 
-std::vector<std::string> split_list(const std::string& raw) {
-  std::string s = trim(raw);
-  if (s.size() >= 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
+// A string or list value as text (an override, or a plain YAML scalar) reads as the same text would in the config
+// file, except that '#' starts no comment: "..." and '...' are YAML's quotes (decoded, escapes and all), and what
+// YAML would read as another type (null, a list, a map) is refused with what to write, not taken as text.
+
+bool is_null_word(const std::string& s) { return s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+
+// The closing quote of the quoted scalar that opens at s[from] (' or "), or npos: '' is a quote inside '...',
+// a backslash escapes the next character inside "...".
+size_t closing_quote(const std::string& s, size_t from) {
+  const char q = s[from];
+  for (size_t i = from + 1; i < s.size(); ++i) {
+    if (q == '"' && s[i] == '\\') {
+      ++i;
+    } else if (s[i] == q) {
+      if (q == '\'' && i + 1 < s.size() && s[i + 1] == '\'') ++i;
+      else return i;
+    }
+  }
+  return std::string::npos;
+}
+
+// The text of the quoted scalar s[from..end] (end: its closing quote), decoded as YAML does.
+std::string decode_quoted(const std::string& key, const std::string& s, size_t from, size_t end) {
+  const std::string quoted = s.substr(from, end - from + 1);
+  try {
+    return YAML::Load(quoted).Scalar();
+  } catch (const YAML::Exception& e) {
+    CG_FAIL("config key '{}': {} is not a valid YAML quoted string ({}); inside \"...\" a backslash starts an escape "
+            "(\\\\ for a backslash), or use '...', where only '' is special", key, quoted, e.msg);
+  }
+}
+
+// A value that opens a quote must be that quoted string, whole.
+[[noreturn]] void fail_open_quote(const std::string& key, const std::string& raw, size_t at, bool closed) {
+  const char q = raw[at];
+  CG_FAIL("config key '{}': in {}, the {} at {} {}: a value (or list item) that starts with a quote is a YAML "
+          "quoted string, whole ('' for a ' inside '...', \\\" for a \" inside \"...\"); quote all of it, or, for "
+          "text that starts with a quote character, put it inside the other quotes (e.g. {}: these are the quotes the "
+          "tool receives, inside the shell's own)", key, raw,
+          q == '"' ? "double quote" : "single quote", at == 0 ? "the start" : "position " + std::to_string(at + 1),
+          closed ? "closes before the value's end" : "never closes",
+          q == '"' ? "'\"a b'" : "\"'a b\"");
+}
+
+// The quoted string that is all of raw (raw[0] a quote), decoded.
+std::string whole_quoted(const std::string& key, const std::string& raw) {
+  const size_t end = closing_quote(raw, 0);
+  if (end != raw.size() - 1) fail_open_quote(key, raw, 0, end != std::string::npos);
+  return decode_quoted(key, raw, 0, end);
+}
+
+// How to write TEXT quoted, as the tool must receive it and from a shell (whose own quotes it removes).
+std::string quote_hint(const std::string& key, const std::string& text) {
+  return fmt::format("\"{}\" (from a shell: {}='\"{}\"')", text, key, text);
+}
+
+// YAML's null, a list or a map where text is expected: the file would not give text either, so say what to write.
+void refuse_other_type(const std::string& key, const std::string& raw, bool list) {
+  if (is_null_word(raw))
+    CG_FAIL("config key '{}': '{}' is YAML's null; write {}= (nothing after '=') for {}, or quote it for the text: {}",
+            key, raw, key, list ? "an empty list" : "an empty value", quote_hint(key, raw));
+  if (!list && (raw[0] == '[' || raw[0] == '{'))
+    CG_FAIL("config key '{}' is a string, and {} reads as a YAML {}; quote it for the text: {}", key, raw,
+            raw[0] == '[' ? "list" : "map", quote_hint(key, raw));
+  if (list && raw[0] == '{')
+    CG_FAIL("config key '{}': expected a list, got the map {}; write [a, b] or a,b", key, raw);
+}
+
+std::string string_value(const std::string& key, const std::string& raw) {
+  if (raw.empty()) return raw;
+  if (raw[0] == '"' || raw[0] == '\'') return whole_quoted(key, raw);
+  refuse_other_type(key, raw, false);
+  return raw;
+}
+
+// [a, b], a,b or a quoted string of either; items plain or quoted. A trailing comma ends the list ([a,] is [a]).
+std::vector<std::string> list_value(const std::string& key, const std::string& raw_in) {
+  std::string s = raw_in;
+  if (!s.empty() && (s[0] == '"' || s[0] == '\'')) s = trim(whole_quoted(key, s));  // as a quoted scalar in the file
   std::vector<std::string> out;
-  if (trim(s).empty()) return out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(unquote(trim(item)));
+  if (s.empty()) return out;
+  refuse_other_type(key, s, true);
+  if (s[0] == '[') {
+    CG_CHECK(s.back() == ']', "config key '{}': {} opens '[' but does not end with ']'; write [a, b]", key, raw_in);
+    s = trim(s.substr(1, s.size() - 2));
+    if (s.empty()) return out;
+  }
+  for (size_t i = 0; i <= s.size();) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    std::string item;
+    if (i < s.size() && (s[i] == '"' || s[i] == '\'')) {
+      const size_t end = closing_quote(s, i);
+      size_t next = end == std::string::npos ? end : s.find_first_not_of(" \t", end + 1);
+      if (end == std::string::npos || (next != std::string::npos && s[next] != ','))
+        fail_open_quote(key, s, i, end != std::string::npos);
+      item = decode_quoted(key, s, i, end);
+      i = next == std::string::npos ? s.size() : next;
+    } else {
+      const size_t comma = std::min(s.find(',', i), s.size());
+      item = trim(s.substr(i, comma - i));
+      CG_CHECK(item.find_first_of("[]{}") == std::string::npos && !is_null_word(item),
+               "config key '{}': list item '{}' in {} is not a plain value (nested lists, maps and null are not "
+               "items); quote the item for the text: [\"{}\"]", key, item, raw_in, item);
+      i = comma;
+    }
+    if (i >= s.size()) {  // the last item; after a trailing comma there is none
+      if (!item.empty() || out.empty() || s.back() != ',') out.push_back(item);
+      break;
+    }
+    out.push_back(item);
+    ++i;  // past the comma
+  }
   return out;
 }
 
@@ -372,6 +470,7 @@ void assign(const Field& f, const std::string& raw_in) {
     const std::string& raw;
     const std::string& raw_in;
     decltype(bad)& fail;
+    const std::string& key;
     void operator()(bool* v) const {
       std::string s = raw;
       std::transform(s.begin(), s.end(), s.begin(), ::tolower);
@@ -399,10 +498,10 @@ void assign(const Field& f, const std::string& raw_in) {
       if (raw.empty() || *end != '\0' || !std::isfinite(x)) fail("a finite number");
       *v = x;
     }
-    void operator()(std::string* v) const { *v = unquote(raw); }
-    void operator()(std::vector<std::string>* v) const { *v = split_list(raw); }
+    void operator()(std::string* v) const { *v = string_value(key, raw); }
+    void operator()(std::vector<std::string>* v) const { *v = list_value(key, raw); }
   };
-  std::visit(V{raw, raw_in, bad}, f.ptr);
+  std::visit(V{raw, raw_in, bad, f.key}, f.ptr);
 }
 
 std::string describe_rule(const Rule& r) {
@@ -716,7 +815,15 @@ std::string config_reference_markdown() {
       "(a test compares this file with the generated text).\n\n"
       "Every tool takes `[CONFIG.yaml] [section.key=value ...]`: defaults < YAML file < command-line overrides.\n"
       "Lists are written `lora.targets=[q_proj,v_proj]` or `lora.targets=q_proj,v_proj`. Unknown keys and bad\n"
-      "values are errors that name the key. The resolved config is written to `<train.run_dir>/config.yaml`.\n";
+      "values are errors that name the key. The resolved config is written to `<train.run_dir>/config.yaml`.\n\n"
+      "A `section.key=value` value reads as the same text would in CONFIG.yaml, except that `#` starts no comment:\n"
+      "unquoted text is trimmed and taken as it is (`=` and quote characters inside it included); `\"...\"` and\n"
+      "`'...'` are YAML's quotes (`\\\"` and `\\\\` inside `\"...\"`, `''` inside `'...'`; spaces inside kept), and a\n"
+      "value that starts with a quote must be that quoted string, whole. What YAML reads as null, a list or a map\n"
+      "(`~`, `null`, `[...]`, `{...}`) is an error for a string key: write `key=` for an empty value, or quote it\n"
+      "for the text. A shell removes its own quotes first: `sample.formula='\"[x]\"'` gives the text `[x]`. List\n"
+      "items are plain or quoted (`data.columns=['a,b', c]`); `key=` and `key=[]` are the empty list. Numbers and\n"
+      "bools are written unquoted (`train.lr=1e-4`; bools: true/false, yes/no, on/off, 1/0).\n";
   std::string section;
   auto cell = [](std::string s) {
     std::string o;
@@ -740,7 +847,8 @@ std::string config_help(const std::string& tool, const std::string& summary) {
   Config c;
   std::string out = fmt::format(
       "usage: {} [CONFIG.yaml] [section.key=value ...] [--help]\n\n{}\n\n"
-      "Defaults < CONFIG.yaml < key=value overrides. Lists: key=[a,b] or key=a,b.\n",
+      "Defaults < CONFIG.yaml < key=value overrides. Lists: key=[a,b] or key=a,b. A value reads as in the YAML\n"
+      "file ('#' is text): \"...\"/'...' are YAML quotes; ~, null, [..] and {{..}} are refused for text (key= is empty).\n",
       tool, summary);
   std::string section;
   for (const auto& f : fields_of(c)) {
