@@ -28,19 +28,35 @@ constexpr size_t kMaxPoints = 10000;
 const std::set<std::string> kSlurmKeys = {"time", "partition", "nodes", "gpus_per_node", "cpus_per_task",
                                           "signal_seconds"};
 
-// A node as an override value: scalars verbatim, sequences in flow style "[a, b]", null empty.
+// Text as an override's value (or list item) that the config code reads back as this text (trainer/config.cpp: a
+// value reads as in YAML). Text that starts with a quote, '[' or '{', is YAML's null or has spaces at an end would
+// read otherwise, as would a list item holding ',' or a bracket: such text is written in double quotes.
+std::string override_text(const std::string& s, bool item) {
+  if (s.empty()) return s;
+  const auto space = [](char c) { return c == ' ' || c == '\t'; };
+  const bool plain = std::string("\"'[{").find(s.front()) == std::string::npos && s != "~" && s != "null" &&
+                     s != "Null" && s != "NULL" && !space(s.front()) && !space(s.back()) &&
+                     (!item || s.find_first_of(",[]{}") == std::string::npos);
+  if (plain) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+  return out + "\"";
+}
+
+// A node as an override value: scalars as their text (quoted where the text would read otherwise), sequences in
+// flow style "[a, b]", null empty.
 std::string node_to_value(const YAML::Node& n, const std::string& where) {
   if (n.IsNull()) return "";  // `key:`, `key: null` or `key: ~`: empty, as in a config file (data.val_csv: null)
   if (n.IsScalar()) {
     check_no_control_chars(n.Scalar(), where + ": the value", "write it on one line, without tabs");
-    return n.Scalar();
+    return override_text(n.Scalar(), false);
   }
   if (n.IsSequence()) {
     std::string out = "[";
     for (size_t i = 0; i < n.size(); ++i) {
       CG_CHECK(n[i].IsScalar(), "{}: nested lists/maps are not supported as a value", where);
       check_no_control_chars(n[i].Scalar(), where + ": the value", "write it on one line, without tabs");
-      out += (i ? ", " : "") + n[i].Scalar();
+      out += (i ? ", " : "") + override_text(n[i].Scalar(), true);
     }
     return out + "]";
   }

@@ -3,6 +3,7 @@
 // resolved config carries its own run folder.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -71,6 +72,28 @@ TEST(SweepPlan, EqualDataSettingsShareShards) {
   EXPECT_EQ(c.data.shards_dir, p[3].shards_dir);
   EXPECT_EQ(c.sample.out_dir, (t.dir / "out" / "r8-translate0" / "samples").string());
   EXPECT_EQ(c.eval.input, c.sample.out_dir);
+}
+
+// A sweep value reaches each point's config as the sweep file wrote it: text the command line would read otherwise
+// (YAML's null, a quote's or a list's look, spaces at an end, a list item holding a comma) is passed on quoted.
+// Before, '~' and '[x]' as text were refused, '"q"' lost its quotes and ['a,b', c] became three items.
+TEST(SweepPlan, ValuesReachEachPointsConfigAsTheSweepFileWroteThem) {
+  TempSweep t;
+  const SweepPlan plan = plan_sweep(t.spec("overrides:\n  data.columns: ['a,b', 'c=[d]', e]\n"
+                                           "grid:\n  sample.formula: ['~', '[x]', ' padded ', '\"q\"', 'it''s', "
+                                           "'back\\slash', plain]\n"),
+                                    kResolve);
+  const std::vector<std::string> want = {"~", "[x]", " padded ", "\"q\"", "it's", "back\\slash", "plain"};
+  ASSERT_EQ(plan.points.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    const cg::Config c = cg::load_config_string(plan.points[i].config_yaml);
+    EXPECT_EQ(c.sample.formula, want[i]);
+    EXPECT_EQ(c.data.columns, (std::vector<std::string>{"a,b", "c=[d]", "e"}));
+  }
+  const auto& last = plan.points.back().overrides;  // plain text stays plain
+  EXPECT_NE(std::find(last.begin(), last.end(), "sample.formula=plain"), last.end());
+  const auto& first = plan.points.front().overrides;
+  EXPECT_NE(std::find(first.begin(), first.end(), "sample.formula=\"~\""), first.end());
 }
 
 TEST(SweepPlan, SpelledOutDefaultSharesShardsAndOtherDataDoesNot) {
