@@ -78,6 +78,12 @@ done
 [ "$(cg_config_get "$T/quoted.yaml" model.b x)" = '"x"' ] && ok || bad "cg_config_get keeps quotes inside a value"
 [ "$(cg_config_get "$T/quoted.yaml" model.b x 'model.b="y z"')" = "y z" ] && ok || bad "a quoted override"
 [ "$(cg_config_get "$T/quoted.yaml" model.b x '--model.b=w')" = "w" ] && ok || bad "a --key=value override"
+# Overrides read as the tools read them (trainer/config.cpp): trimmed, YAML's quotes decoded, '#' no comment.
+for kv in "model.b='it''s'|it's" 'model.b= "a\"b\\c" |a"b\c' 'model.b=  plain text  |plain text' \
+  'model.b=a # b|a # b' 'model.b=x"y|x"y'; do
+  got=$(cg_config_get "$T/quoted.yaml" model.b x "${kv%%|*}")
+  [ "$got" = "${kv#*|}" ] && ok || bad "cg_config_get ${kv%%|*}: got [$got], want [${kv#*|}]"
+done
 
 # --- demo.sh's results: a run without validation (train.val_every=0) is said so, not a failure -------------------
 # loss_line, taken from demo.sh, under demo.sh's own shell options.
