@@ -87,11 +87,15 @@ int64_t CsvTable::find(const std::string& name) const {
   return -1;
 }
 
-size_t CsvTable::column(const std::string& name) const {
-  if (const int64_t i = find(name); i >= 0) return size_t(i);
+std::string CsvTable::quoted_header() const {
   std::string cols;
   for (auto& h : header) cols += (cols.empty() ? "" : ", ") + ("'" + h + "'");
-  CG_FAIL("CSV has no column '{}'; its columns are {}", name, cols);
+  return cols;
+}
+
+size_t CsvTable::column(const std::string& name) const {
+  if (const int64_t i = find(name); i >= 0) return size_t(i);
+  CG_FAIL("CSV has no column '{}'; its columns are {}", name, quoted_header());
 }
 
 std::vector<std::string> read_csv_header(const std::string& path) {

@@ -36,6 +36,8 @@ struct CsvTable {
   size_t column(const std::string& name) const;
   // Index of column `name`, or -1 when the header lacks it.
   int64_t find(const std::string& name) const;
+  // The header's names quoted, for messages: 'material_id', 'cif' (pandas' unnamed index column shows as '').
+  std::string quoted_header() const;
 };
 
 // The header row of the CSV file `path` (gz or plain), read up to its end only; a UTF-8 byte order mark dropped, as

@@ -279,7 +279,7 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
   for (const auto& [name, column] : columns.renamed)  // a mapping that names no column is a mistake, not "unknown"
     CG_CHECK(t.find(column) >= 0, "data.columns maps {} to column '{}', which the CSV lacks; its columns are {}: "
              "correct data.columns (name=column, the column as the header spells it)", name, column,
-             fmt::join(t.header, ", "));
+             t.quoted_header());
   // The column `name` is read from; -1 where the file lacks it or data.columns reads it as another name ("" is no
   // name to look for: pandas' index column is named so).
   const auto column_of = [&](const char* name) {
@@ -295,7 +295,7 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
     const int64_t c = column_of(name);
     CG_CHECK(c >= 0, "CSV has no column '{}'; its columns are {}: if one of them holds the {}, name it with "
              "data.columns=[{}{}=<that column>] (docs/formats.md#other-datasets)", columns.of(name),
-             fmt::join(t.header, ", "), std::string(name) == "cif" ? "CIFs" : "crystals' ids",
+             t.quoted_header(), std::string(name) == "cif" ? "CIFs" : "crystals' ids",
              columns.renamed.empty() ? "" : columns.describe() + ", ", name);
     return size_t(c);
   };
@@ -331,13 +331,13 @@ Mp20Split parse_mp20_csv(const std::string& text, int64_t max_rows, bool strict,
                           t.row_lines[r], msg);
       out.skipped.push_back({int64_t(r), msg});
     };
-    std::string label = id.empty() ? fmt::format("row {}", r) : id;
+    // Where a reason is shown, its row is shown beside it: the reason names the crystal, not the row again.
     if (row.size() != t.header.size()) {
-      skip(fmt::format("{}: {} cells, header has {}", label, row.size(), t.header.size()));
+      skip(fmt::format("{}{} cells, header has {}", id.empty() ? "" : id + ": ", row.size(), t.header.size()));
       continue;
     }
     if (id.empty()) {
-      skip(fmt::format("row {}: empty material_id", r));
+      skip("empty material_id");
       out.no_id_rows.push_back(int64_t(r));
       continue;
     }

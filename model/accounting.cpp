@@ -139,8 +139,8 @@ std::string format_plan(const PlanInputs& in, const Plan& p) {
   auto gb = [](double b) { return fmt::format("{:.2f} GB", b / 1e9); };
   o << fmt::format("model: {} layers, hidden {}, {} heads ({} kv), MLP {}, vocab {}\n", c.num_hidden_layers,
                    c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.intermediate_size, c.vocab_size);
-  o << fmt::format("parameters: {} total ({} matmul, {} embedding, {} lm_head)\n", p.params.total, p.params.matmul,
-                   p.params.embedding, p.params.lm_head);
+  o << fmt::format("parameters: {} total ({} in matmuls, lm_head's {} among them; {} embedding; {} in norms)\n",
+                   p.params.total, p.params.matmul, p.params.lm_head, p.params.embedding, p.params.norms);
   o << fmt::format("grid: tp {} x dp {} = {} ranks; micro-batch {} x seq {} x grad_accum {} -> {:.0f} tokens/step\n",
                    in.tp, in.dp, in.tp * in.dp, in.micro_batch, in.seq_len, in.grad_accum, p.tokens_per_step);
   if (in.lora)

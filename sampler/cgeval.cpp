@@ -166,13 +166,14 @@ int run(int argc, char** argv) {
     cg::Mp20Split split = cg::read_mp20(path, 0, false, cg::data_csv_columns(path, cfg->data), order);
     CG_CHECK(!split.crystals.empty(), "{} {} holds no crystal that reads ({} rows skipped{}{}): give a CSV in CDVAE "
              "layout or a folder of CIFs, or set {}= to skip the {}", key, path, split.skipped.size(),
-             split.skipped.empty() ? "" : "; the first: ", split.skipped.empty() ? "" : split.skipped[0].reason, key,
-             what);
+             split.skipped.empty() ? "" : "; the first: ",
+             split.skipped.empty() ? "" : fmt::format("row {}: {}", split.skipped[0].row, split.skipped[0].reason),
+             key, what);
     spdlog::info("cgeval: {} reference {}: {} crystals", what, path, split.crystals.size());
     if (!split.skipped.empty())
-      spdlog::warn("cgeval: {} of {} rows of {} ({}) do not read and are left out (the first: {})",
+      spdlog::warn("cgeval: {} of {} rows of {} ({}) do not read and are left out (the first: row {}: {})",
                    split.skipped.size(), split.skipped.size() + split.crystals.size(), path, key,
-                   split.skipped[0].reason);
+                   split.skipped[0].row, split.skipped[0].reason);
     return std::move(split.crystals);
   };
   if (input.total > 0) {  // with infill records only there is nothing to compare with them

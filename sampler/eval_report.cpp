@@ -338,7 +338,8 @@ std::string report_markdown(const EvalReport& r) {
     s += "\nWhy items were invalid (an item can fail both checks):\n\n";
     for (const auto& [why, n] : r.invalid_reasons) s += fmt::format("- {}: {}\n", why, n);
   }
-  s += fmt::format("\nEvaluated in {}.\n", human_duration(r.seconds));
+  s += fmt::format("\nMetrics computed in {} (reading the input and the references not counted).\n",
+                   human_duration(r.seconds));
   return s;
 }
 

@@ -1,6 +1,7 @@
 // cgexport: a training run's checkpoint → PEFT adapter (gathered over tp), and with --merge a full HF checkpoint.
 //   cgexport RUN_DIR [--step N] --out DIR [--merge] [--base HF_DIR] [--dtype fp32|bf16|fp16]
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
@@ -26,8 +27,10 @@ int cgexport_main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   cg::init_logging(0, 1);
   const std::string ck = cg::export_run(o);
+  const bool adapter = o.merge && std::filesystem::exists(std::filesystem::path(o.out) / "adapter");
   spdlog::info("exported {} to {}{}", ck, o.out,
-               o.merge ? " (merged HF checkpoint; a LoRA run's adapter in adapter/)" : "");
+               o.merge ? (adapter ? " (merged HF checkpoint; the LoRA adapter in adapter/)" : " (merged HF checkpoint)")
+                       : "");
   return 0;
 }
 

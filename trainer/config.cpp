@@ -288,6 +288,12 @@ const char* type_name(const FieldPtr& p) {
   return std::visit(V{}, p);
 }
 
+// "an int", "a list": the type with its article, for messages.
+std::string a_type_name(const FieldPtr& p) {
+  const std::string t = type_name(p);
+  return (t == "int" ? "an " : "a ") + t;
+}
+
 std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
 
 std::string trim(const std::string& s) {
@@ -633,7 +639,7 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
       if (v.IsMap()) CG_FAIL("config key '{}'{} is a value, not a section", key, where);
       if (v.IsSequence()) {
         auto* list = std::get_if<std::vector<std::string>*>(&f->ptr);
-        CG_CHECK(list, "config key '{}'{}: expected a {}, got a list", key, where, type_name(f->ptr));
+        CG_CHECK(list, "config key '{}'{}: expected {}, got a list", key, where, a_type_name(f->ptr));
         (*list)->clear();
         for (const auto& item : v) {
           CG_CHECK(item.IsScalar(), "config key '{}'{}: list items must be plain values", key, where);
@@ -642,7 +648,7 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
       } else if (v.IsNull()) {
         CG_CHECK(std::holds_alternative<std::string*>(f->ptr) ||
                      std::holds_alternative<std::vector<std::string>*>(f->ptr),
-                 "config key '{}'{} has no value; expected a {}", key, where, type_name(f->ptr));
+                 "config key '{}'{} has no value; expected {}", key, where, a_type_name(f->ptr));
         assign(*f, "");
       } else if (auto* str = std::get_if<std::string*>(&f->ptr); str && v.Tag() == "!") {
         **str = v.Scalar();  // a quoted YAML string is taken whole: its spaces and quote characters are the value's

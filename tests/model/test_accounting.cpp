@@ -79,6 +79,10 @@ TEST(Accounting, Llama70bAtTp8Dp8FitsAn80GbGpu) {
   EXPECT_EQ(p.tp_allreduces_per_step, 2 * (2 * 80 + 1));
   const auto text = format_plan(in, p);
   EXPECT_NE(text.find("fits: yes"), std::string::npos) << text;
+  // The parts add up to the total (lm_head is one of the matmuls, not counted beside them): 68,713,185,280 +
+  // 262,144,000 + 1,318,912 = 68,976,648,192.
+  EXPECT_NE(text.find("parameters: 68976648192 total (68713185280 in matmuls, lm_head's 262144000 among them; "
+                      "262144000 embedding; 1318912 in norms)"), std::string::npos) << text;
   std::cout << text;
   // Checkpointing keeps one input per layer: far less activation memory.
   in.activation_checkpointing = true;

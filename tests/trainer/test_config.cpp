@@ -251,6 +251,11 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
   EXPECT_EQ(cg::load_saved_config(saved).lora.init_adapter, "/runs/a/adapter");
   e = error_of([] { cg::load_config_string("train:\n  schedule: foo\n"); });
   EXPECT_NE(e.find("'train.schedule'"), std::string::npos) << e;
+  // A list or nothing where one value is expected: the type is named with its article ("a int" read wrongly).
+  e = error_of([] { cg::load_config_string("train:\n  steps: [1, 2]\n"); });
+  EXPECT_NE(e.find("config key 'train.steps': expected an int, got a list"), std::string::npos) << e;
+  e = error_of([] { cg::load_config_string("train:\n  lr:\n"); });
+  EXPECT_NE(e.find("config key 'train.lr' has no value; expected a float"), std::string::npos) << e;
 }
 
 TEST(Config, YamlRoundTripGivesEqualConfig) {
