@@ -16,9 +16,12 @@ namespace cg {
 // Rejected: malformed CIF syntax (with its line), a space group that is not in the tables or does not fit the cell,
 // an operation that is not one, a site listed twice, missing cell parameter or atom loop, Cartesian-only sites,
 // unknown element, occupancy != 1, unparsable numbers, degenerate cells.
+// Several space-group tags (H-M, Hall, number; no operations listed): the one pymatgen's CifParser reads, in its
+// order of tags (docs/formats.md#cif).
 // *warning (when given): "" or a one-line message starting with `id` for a crystal read despite a contradiction:
 // listed operations whose space group is not the one the CIF's number or H-M symbol names (or a number out of
-// 1..230); the listed operations are used, as pymatgen's CifParser uses them, and the message says so.
+// 1..230), the listed operations used, as pymatgen's CifParser uses them; or, without operations, space-group tags
+// that name other settings or groups than the tag read; the message names the tag used and those not.
 bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason,
                std::string* warning = nullptr);
 

@@ -87,9 +87,10 @@ struct Mp20Split {
   // CsvColumns::vacated: {name, other}, each name the file has a column of that is read as `other` (data.columns), so
   // that no column gives `name` (unknown for every row, not in missing_columns: read_mp20 says it in one info line).
   std::vector<std::pair<std::string, std::string>> vacated_columns;
-  // Crystals kept whose CIF lists operations of another space group than its number or H-M symbol names (or a
-  // number out of 1..230): read with the listed operations, as pymatgen reads them (data/cif.h); read_mp20 warns
-  // once, with the count and the first one's message.
+  // Crystals kept whose CIF names its space group in ways that disagree: operations of another space group than
+  // its number or H-M symbol names (or a number out of 1..230), read with the listed operations; or, listing none,
+  // space-group tags that name other settings or groups, read from the tag pymatgen reads (data/cif.h). read_mp20
+  // warns once, with the count and the first one's message.
   std::vector<SkippedRow> cif_warnings;
   // Rows skipped for an empty material_id (also in `skipped`): read_mp20 warns of them once, with what to do.
   std::vector<int64_t> no_id_rows;

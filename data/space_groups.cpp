@@ -644,6 +644,14 @@ const PymatgenOrders& pymatgen_orders() {
   return orders;
 }
 
+// A tag value as CifParser looks it up in its tables: spaces and '_' removed, case kept (re.sub(r"[\s_]", "", v)).
+std::string pymatgen_key(const std::string& value) {
+  std::string key;
+  for (char ch : value)
+    if (!std::isspace(static_cast<unsigned char>(ch)) && ch != '_') key += ch;
+  return key;
+}
+
 // *ops (Hall number h's operations, sorted) reordered as pymatgen's CifParser applies them for `name` (see
 // space_group_setting in the header).
 void order_as_pymatgen(const SpaceGroupName& name, int h, std::vector<SymmetryOp>* ops) {
@@ -652,17 +660,13 @@ void order_as_pymatgen(const SpaceGroupName& name, int h, std::vector<SymmetryOp
   // What CifParser reads: the first tag value its tables know, else the number.
   const PymatgenOrders::Name* read = nullptr;
   PymatgenOrders::Name by_number;
-  for (const std::string& symbol : name.pymatgen_symbols) {
-    std::string key;
-    for (char ch : symbol)
-      if (!std::isspace(static_cast<unsigned char>(ch)) && ch != '_') key += ch;
-    if (auto it = p.names.find(key); it != p.names.end()) {
+  for (const std::string& symbol : name.pymatgen_symbols)
+    if (auto it = p.names.find(pymatgen_key(symbol)); it != p.names.end()) {
       read = &it->second;
       break;
     }
-  }
-  if (read == nullptr && p.numbers.count(name.number)) {
-    by_number.order = p.numbers.at(name.number);
+  if (read == nullptr && p.numbers.count(name.pymatgen_number)) {
+    by_number.order = p.numbers.at(name.pymatgen_number);
     read = &by_number;
   }
   PymatgenOrders::Name use;
@@ -801,6 +805,15 @@ int space_group_number_of(const std::vector<SymmetryOp>& ops) {
 #else
   (void)ops;
   return 0;
+#endif
+}
+
+bool pymatgen_reads_symbol(const std::string& value) {
+#ifdef CG_HAVE_SPGLIB
+  return pymatgen_orders().names.count(pymatgen_key(value)) > 0;
+#else
+  (void)value;
+  return false;
 #endif
 }
 
