@@ -760,7 +760,7 @@ bool space_group_setting(const SpaceGroupName& name, const Lattice& lattice, Spa
   if (hall_group_number) numbers.push_back(hall_group_number);
   if (name.number) numbers.push_back(name.number);
   if (std::adjacent_find(numbers.begin(), numbers.end(), std::not_equal_to<>()) != numbers.end()) {
-    *why = fmt::format("the space group's name and number disagree ({}); correct one of them", described);
+    *why = fmt::format("the space group's name and number disagree ({}); correct one of them", described.substr(1));
     return false;
   }
   if (!hall_ops.empty()) {

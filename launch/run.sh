@@ -76,7 +76,9 @@ while [ $# -gt 0 ]; do
             config=$1 ;;
           -*) die "unknown option '$1' (see --help)" ;;
           *=*) die "'$1' is neither a section.key=value override nor an existing CONFIG.yaml" ;;
-          *) [ -z "$tool" ] || die "unexpected argument '$1' (tool is already $tool)"; tool=$1 ;;
+          *) [ -z "$tool" ] || die "unexpected argument '$1' (tool is already $tool)"; tool=$1
+             [ "$tool" != cgtok ] || die "cgtok takes no config and is no MPI program: run it directly" \
+               "(build/data/cgtok --help)" ;;
         esac
       fi
       shift ;;

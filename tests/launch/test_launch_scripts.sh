@@ -185,6 +185,8 @@ expect_rc 0 "cgprep through run.sh" "$RUN" --bin-dir "$T/build" cgprep "$T/cpu.y
 expect_out "cgprep is not an MPI program" "one-process message"
 expect_rc 0 "cgprep dry run" "$RUN" --dry-run --np 4 cgprep "$T/cpu.yaml"
 if grep -q mpirun "$T/out"; then bad "cgprep dry run names mpirun: $(cat "$T/out")"; else ok; fi
+expect_rc 2 "cgtok through run.sh" "$RUN" cgtok llama-js x y
+expect_out "cgtok takes no config and is no MPI program: run it directly" "cgtok is run directly"
 
 # --- run.sh: GPUs ----------------------------------------------------------------------------------------------
 expect_rc 2 "cuda without GPU" "$RUN" --dry-run "$T/cuda.yaml"
