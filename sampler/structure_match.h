@@ -3,8 +3,9 @@
 //   1. reduced compositions must be equal (exact species; no oxidation states, no element substitution);
 //   2. each crystal is reduced to its primitive cell (pymatgen's get_primitive_structure, tolerance 0.25 Å per
 //      axis of the candidate cell, transcribed: Hermite-normal-form sublattices of increasing index, recursively)
-//      and its lattice basis is reduced (shortest vectors; pymatgen uses Niggli). Primitive cells with different
-//      site counts never match;
+//      and to its Niggli cell (pymatgen's get_niggli_reduced_lattice transcribed; step 4 takes the second
+//      crystal's a, b, c and angles as its target, so any other of several equally short bases can decide a pair
+//      whose angles are near angle_tol). Primitive cells with different site counts never match;
 //   3. scale: both lattices are scaled to the geometric mean of their volumes;
 //   4. every basis of the first lattice whose lengths are within a factor (1 + ltol) of the second's and whose
 //      angles are within angle_tol degrees (Lattice.find_all_mappings, |det| = 1) is tried. Sites are compared in
@@ -13,10 +14,10 @@
 //      by a minimum-cost assignment of squared periodic distances (same element only); the mean displacement is
 //      removed and the largest remaining site displacement, divided by (V/N)^(1/3) of the average lattice, must be
 //      <= stol. (fit() uses this maximum; pymatgen's get_rms_dist reports the RMS instead.)
-// Difference from pymatgen: the basis reduction (before and after the primitive search) is a greedy shortest-vector
-// reduction rather than Niggli's; the primitive search measures its tolerance along the reduced cell's axes, so a
-// different choice among equally short bases can decide a site that is within a hair of 0.25 Å. Cross-checked
-// against pymatgen 2022.11 by tests/sampler/matcher_reference.py (test_matcher_reference).
+// Difference from pymatgen: where several bases have the Niggli parameters, pymatgen keeps the first its lattice
+// search meets and we keep the one the reduction arrives at; the primitive search measures its tolerance along that
+// basis's axes, so a site within a hair of 0.25 Å can be decided differently. Cross-checked against pymatgen 2022.11
+// by tests/sampler/matcher_reference.py (test_matcher_reference).
 #pragma once
 #include <string>
 #include <unordered_map>

@@ -241,6 +241,49 @@ TEST(StructureMatch, PymatgenPrimitiveRegressions) {
   EXPECT_FALSE(structures_match(fingerprint(a), fingerprint(b)));
 }
 
+// MP-20 test mp-1077032 and train mp-1385 (CeZn2, 6 sites each, the cells as data/mp20 gives them). Their Niggli cells
+// (pymatgen 2022.11.7: get_reduced_structure().get_primitive_structure()) are 4.578782 5.711623 5.711623 /
+// 79.1372 66.3699 66.3699 and 4.613190 5.729156 5.729156 / 73.9375 66.2588 66.2588: alpha 5.2 degrees apart, so
+// StructureMatcher().fit is False in both orders, and True in both from angle_tol 5.5. Our earlier shortest-vector
+// frame (alpha 82.36 and 87.28, equally short bases) matched them, in cgeval only with the train crystal first.
+TEST(StructureMatch, NiggliFrameDecidesAnAngleNearTolerance) {
+  const Crystal test = make({5.71162264, 5.71162264, 5.71162264, 132.73981946, 100.86282373, 97.63555593},
+                            {"Ce", "Ce", "Zn", "Zn", "Zn", "Zn"},
+                            {{0.714035, 0.464035, 0.25}, {0.285965, 0.535965, 0.75}, {0.893556, 0.836234, 0.057322},
+                             {0.106444, 0.163766, 0.942678}, {0.721088, 0.163766, 0.557322},
+                             {0.278912, 0.836234, 0.442678}});
+  const Crystal train = make({5.72915645, 5.72915645, 5.72915645, 132.51756402, 106.06250891, 92.72245335},
+                             {"Ce", "Ce", "Zn", "Zn", "Zn", "Zn"},
+                             {{0.266194, 0.516194, 0.75}, {0.733806, 0.483806, 0.25}, {0.130479, 0.165916, 0.964563},
+                              {0.869521, 0.834084, 0.035437}, {0.298647, 0.834084, 0.464563},
+                              {0.701353, 0.165916, 0.535437}});
+  const Lattice want[2] = {{4.578782, 5.711623, 5.711623, 79.1372, 66.3699, 66.3699},
+                           {4.613190, 5.729156, 5.729156, 73.9375, 66.2588, 66.2588}};
+  const Crystal* cs[2] = {&test, &train};
+  for (int k = 0; k < 2; ++k) {
+    const Crystal p = primitive_cell(*cs[k]);
+    EXPECT_EQ(p.num_sites(), 6u);
+    EXPECT_NEAR(p.lattice.a, want[k].a, 1e-5) << k;
+    EXPECT_NEAR(p.lattice.b, want[k].b, 1e-5) << k;
+    EXPECT_NEAR(p.lattice.c, want[k].c, 1e-5) << k;
+    EXPECT_NEAR(p.lattice.alpha, want[k].alpha, 1e-3) << k;
+    EXPECT_NEAR(p.lattice.beta, want[k].beta, 1e-3) << k;
+    EXPECT_NEAR(p.lattice.gamma, want[k].gamma, 1e-3) << k;
+  }
+  const auto ft = fingerprint(test), fr = fingerprint(train);
+  EXPECT_FALSE(structures_match(ft, fr));
+  EXPECT_FALSE(structures_match(fr, ft));
+  EXPECT_EQ(duplicate_of({ft, fr}), (std::vector<size_t>{0, 1}));  // uniqueness, either input order
+  EXPECT_EQ(duplicate_of({fr, ft}), (std::vector<size_t>{0, 1}));
+  const std::vector<Crystal> train_set = {train};
+  NoveltyIndex novelty(&train_set);
+  EXPECT_TRUE(novelty.is_novel(ft));
+  MatchTolerance wider;
+  wider.angle_tol = 5.5;
+  EXPECT_TRUE(structures_match(ft, fr, wider));
+  EXPECT_TRUE(structures_match(fr, ft, wider));
+}
+
 TEST(StructureMatch, PerturbedAndScaledCopiesMatch) {
   // The reviewer's cases: rock salt a = 5.64 with every coordinate moved by up to +-0.02 (0.11 Å) and
   // +-0.03 (0.17 Å), and the lattice scaled by 8%; pymatgen's defaults match all of them.
