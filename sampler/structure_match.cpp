@@ -497,7 +497,9 @@ StructureFingerprint fingerprint(const Crystal& c, const MatchTolerance& tol) {
 
 bool structures_match(const StructureFingerprint& a, const StructureFingerprint& b, const MatchTolerance& tol) {
   if (!a.ok || !b.ok || a.formula != b.formula || a.elements != b.elements) return false;
-  // pymatgen's _match puts the structure with more sites first; with equal counts the order does not matter.
+  // As pymatgen's fit(a, b): a's lattice is mapped onto b's parameters (its _match swaps them only when b has more
+  // sites, which never matches here). The order can decide a pair near a tolerance, as it can in pymatgen; callers
+  // keep pymatgen's order (NoveltyIndex: train first; duplicate_of: the earlier crystal first).
   return cells_match({a.lattice, a.frac, a.element}, {b.lattice, b.frac, b.element}, tol);
 }
 

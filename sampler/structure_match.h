@@ -14,6 +14,9 @@
 //      by a minimum-cost assignment of squared periodic distances (same element only); the mean displacement is
 //      removed and the largest remaining site displacement, divided by (V/N)^(1/3) of the average lattice, must be
 //      <= stol. (fit() uses this maximum; pymatgen's get_rms_dist reports the RMS instead.)
+// Like pymatgen's fit(a, b), structures_match(a, b) is not symmetric (step 4 maps a's lattice onto b's parameters;
+// pymatgen's own two orders differ on 6 of the 3,158 MP-20 test/train pairs of equal formula, ours on the same 6,
+// the same way), so callers fix the order: novelty (train crystal, sample), uniqueness (earlier, later).
 // Difference from pymatgen: where several bases have the Niggli parameters, pymatgen keeps the first its lattice
 // search meets and we keep the one the reduction arrives at; the primitive search measures its tolerance along that
 // basis's axes, so a site within a hair of 0.25 Å can be decided differently. Cross-checked against pymatgen 2022.11
