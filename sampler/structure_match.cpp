@@ -66,7 +66,9 @@ Mat3 transpose(const Mat3& m) {
 
 // Greedy basis reduction: sort by length, subtract integer multiples pairwise (Gauss / Lagrange steps) and try
 // c +- a +- b, until nothing gets shorter. It stands in for the LLL reduction pymatgen runs before Niggli's (both
-// only give Niggli a short, stable start; the Niggli cell does not depend on it).
+// only give Niggli a short, stable start). The Niggli parameters do not depend on the start, except that pymatgen's
+// quirk (see niggli()) can leave another sign of an angle: a mirrored frame, which the matcher does not see (a Mg4Ga2
+// cell is alpha 62.98 in pymatgen, 117.02 here, with beta = gamma = 90).
 Mat3 shorten(Mat3 b) {
   for (int iter = 0; iter < 200; ++iter) {
     std::sort(b.begin(), b.end(), [](const Vec3& x, const Vec3& y) { return dot(x, x) < dot(y, y); });

@@ -185,8 +185,9 @@ def main():
         best, n1, n2 = diagnose((p[2], p[3]))
         border = best is not None and abs(best - 0.3) <= BORDER
         prim_differs = (n1, n2) != (o[1], o[2])
-        # pymatgen's fit is not symmetric: its average lattice is built from lattice parameters, so the result can
-        # depend on which of several equally short bases (Niggli's choice vs ours) frames each structure. When
+        # pymatgen's fit is not symmetric: the second structure's basis decides which bases of the first are tried,
+        # so the result can depend on which of several bases with the Niggli parameters (pymatgen's find_mapping
+        # keeps the first it meets, we the one our reduction arrives at) frames each structure. When
         # pymatgen itself answers the other way round with the structures swapped, our answer is one of its own.
         asym = pymatgen_fit_reversed((p[2], p[3])) == bool(o[0])
         allowed = asym or (p[0] in BORDER_KINDS and (border or prim_differs))
