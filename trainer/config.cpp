@@ -854,7 +854,8 @@ std::string config_help(const std::string& tool, const std::string& summary) {
   std::string out = fmt::format(
       "usage: {} [CONFIG.yaml] [section.key=value ...] [--help]\n\n{}\n\n"
       "Defaults < CONFIG.yaml < key=value overrides. Lists: key=[a,b] or key=a,b. A value reads as in the YAML\n"
-      "file ('#' is text): \"...\"/'...' are YAML quotes; ~, null, [..] and {{..}} are refused for text (key= is empty).\n",
+      "file ('#' is text): \"...\"/'...' are YAML quotes; ~, null, [..] and {{..}} are refused for text\n"
+      "(key= is empty).\n",
       tool, summary);
   std::string section;
   for (const auto& f : fields_of(c)) {

@@ -983,7 +983,8 @@ TEST(Prep, RenamedColumnsMappedWithDataColumnsGiveTheSameShards) {
                                                "e_above_hull"), std::string::npos);
   EXPECT_NE(error_with({"band_gap=ind_gap"}).find("data.columns maps band_gap to column 'ind_gap', which the CSV "
                                                   "lacks; its columns are '', 'material_id', 'cif', "
-                                                  "'heat_ref', 'dir_gap', 'elements': correct data.columns"), std::string::npos);
+                                                  "'heat_ref', 'dir_gap', 'elements': correct data.columns"),
+            std::string::npos);
   EXPECT_NE(error_with({"band_gap=ind_gap"}).find("(in " + perov.train_csv + ")"), std::string::npos);
   EXPECT_NE(error_with({"heat_ref"}).find("data.columns entry 'heat_ref' is not name=column"), std::string::npos);
   EXPECT_NE(error_with({"band_gap=dir_gap", "band_gap=heat_ref"}).find("data.columns maps band_gap twice"),
