@@ -680,6 +680,8 @@ void apply_override(std::vector<Field>& fields, const std::string& word, const s
   std::string key = trim(w.substr(0, eq));
   if (is_retired(key, " (" + origin + ")")) return;
   Field* f = find_field(fields, key);
+  CG_CHECK(f || !is_section(fields, key), "override '{}' ({}) sets the section {}, not a key: name one of its keys, "
+           "{}.key=value (run with --help to list them)", word, origin, key, key);
   if (!f) unknown_key(fields, key, " (" + origin + ")");
   try {
     assign(*f, w.substr(eq + 1));

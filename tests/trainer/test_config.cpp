@@ -216,6 +216,7 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
       {"eval.match_angle_tol=0", "'eval.match_angle_tol'", "> 0"},
       {"train.run_dir=", "'train.run_dir'", "must not be empty"},
       {"train.lr", "train.lr", "section.key=value"},
+      {"train=1", "'train=1'", "sets the section train, not a key: name one of its keys, train.key=value"},
   };
   for (const auto& c : cases) {
     std::string e = error_of([&] { cg::load_config("", {c.override}); });
