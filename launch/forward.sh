@@ -32,6 +32,7 @@ cg_fwd() {
 # _cg_fwd_not_started CMD: a signal came before CMD started; says so and returns 75 (130 after SIGINT).
 _cg_fwd_not_started() {
   local rc=75 what="75 (preempted)"
+  _cg_fwd_pending=""  # taken: the next start in this shell (the same command run again) runs
   [ "$cg_fwd_got" != INT ] || rc=130 what="130 (interrupted)"
   echo "$cg_fwd_who: got SIG$cg_fwd_got before $1 started: not starting it (nothing ran, nothing to save); exiting" \
     "$what: run the same command again to start it" >&2

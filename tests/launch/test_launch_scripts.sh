@@ -309,6 +309,12 @@ failing() { return 3; }
   exit $fails
 ) || fails=$((fails + $?))
 expect_rc 75 "75 outside Slurm is passed on" cg_run_with_requeue preempted
+# A signal that kept one command from starting is taken by it: running the command again in the same shell (as
+# the message says) starts it, instead of being refused for the same signal again and again.
+rm -f "$T/second"
+expect_rc 0 "after a USR1 kept a command from starting, the next one runs" bash -c \
+  "source '$SRC/launch/requeue.sh'; kill -USR1 \$\$; cg_run_with_requeue true; cg_run_with_requeue touch '$T/second'"
+[ -e "$T/second" ] && ok || bad "the command run again after a USR1 that kept it from starting was not started"
 
 # --- the real slurm.sbatch, preempted: stub srun runs the tool, stub cgtrain exits 75 --------------------------
 cat >"$T/build/trainer/cgtrain" <<EOF
