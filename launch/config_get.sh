@@ -8,11 +8,30 @@
 # Dotted overrides on the command line (section.key=value or --section.key=value, as the tools take them) win over
 # the file, the last one winning.
 
-# scalar(v, comments): the text of a YAML scalar as written after "key:" or "key=": "..." with \" \\ \t \n escapes
-# (ends at the first unescaped "), '...' with '' for a quote (ends at the first lone quote), else trimmed (and, with
-# comments, ended by " #", as in a file; on the command line '#' is text).
+# scalar(v, comments): the text of a YAML scalar as written after "key:" or "key=": "..." with YAML's escapes, as the
+# tools decode them (\" \\ \/ \t \n ..., \xXX \uXXXX \UXXXXXXXX as UTF-8: a folder named in them is the one the
+# tool opens; ends at the first unescaped "), '...' with '' for a quote (ends at the first lone quote), else trimmed
+# (and, with comments, ended by " #", as in a file; on the command line '#' is text). Run under LC_ALL=C, so that
+# %c writes one byte (gawk would write a character in a UTF-8 locale).
 _cg_awk_scalar='
-function scalar(v, comments,   q, out, i, c) {
+function hexval(h,   i, n) {
+  n = 0
+  for (i = 1; i <= length(h); i++) n = n * 16 + index("0123456789abcdef", tolower(substr(h, i, 1))) - 1
+  return n
+}
+function utf8(n) {
+  if (n < 128) return sprintf("%c", n)
+  if (n < 2048) return sprintf("%c%c", 192 + int(n / 64), 128 + n % 64)
+  if (n < 65536) return sprintf("%c%c%c", 224 + int(n / 4096), 128 + int(n / 64) % 64, 128 + n % 64)
+  return sprintf("%c%c%c%c", 240 + int(n / 262144), 128 + int(n / 4096) % 64, 128 + int(n / 64) % 64, 128 + n % 64)
+}
+function escaped(c,   k, code) {  # the text of \c (not x, u, U): YAML 1.2 section 5.7
+  k = index("abtnvfre0N_LP", c)
+  if (k == 0) return c  # \" \\ \/ \space are the character itself
+  split("7 8 9 10 11 12 13 27 0 133 160 8232 8233", code, " ")
+  return utf8(code[k] + 0)
+}
+function scalar(v, comments,   q, out, i, c, n) {
   sub(/^[ \t]+/, "", v)
   q = substr(v, 1, 1)
   if (q == "\"") {
@@ -21,7 +40,9 @@ function scalar(v, comments,   q, out, i, c) {
       c = substr(v, i, 1)
       if (c == "\\") {
         c = substr(v, ++i, 1)
-        out = out (c == "n" ? "\n" : c == "t" ? "\t" : c)
+        n = c == "x" ? 2 : c == "u" ? 4 : c == "U" ? 8 : 0
+        if (n) { out = out utf8(hexval(substr(v, i + 1, n))); i += n }
+        else out = out escaped(c)
       } else if (c == "\"") break
       else out = out c
     }
@@ -46,7 +67,7 @@ function scalar(v, comments,   q, out, i, c) {
 
 # cg_yaml_get FILE SECTION KEY: the value of SECTION.KEY in FILE, or nothing.
 cg_yaml_get() {
-  awk -v sec="$2" -v key="$3" "$_cg_awk_scalar"'
+  LC_ALL=C awk -v sec="$2" -v key="$3" "$_cg_awk_scalar"'
     /^[^ \t#][^:]*:/ { cur = $0; sub(/:.*/, "", cur); next }
     cur == sec && $0 ~ "^[ \t]+" key "[ \t]*:" {
       v = $0; sub(/^[^:]*:/, "", v)
@@ -61,7 +82,7 @@ cg_config_get() {
   if [ -n "$file" ] && [ -f "$file" ]; then val=$(cg_yaml_get "$file" "${key%%.*}" "${key#*.}"); fi
   for o in "$@"; do
     # An override's value reads as the tools read it (trimmed; YAML's quotes decoded; '#' is text).
-    case "$o" in "$key="*|"--$key="*) val=$(printf '%s\n' "${o#*=}" | awk "$_cg_awk_scalar"'{ print scalar($0, 0) }') ;; esac
+    case "$o" in "$key="*|"--$key="*) val=$(printf '%s\n' "${o#*=}" | LC_ALL=C awk "$_cg_awk_scalar"'{ print scalar($0, 0) }') ;; esac
   done
   printf '%s\n' "${val:-$def}"
 }

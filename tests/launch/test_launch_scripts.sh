@@ -78,6 +78,14 @@ done
 [ "$(cg_config_get "$T/quoted.yaml" model.b x)" = '"x"' ] && ok || bad "cg_config_get keeps quotes inside a value"
 [ "$(cg_config_get "$T/quoted.yaml" model.b x 'model.b="y z"')" = "y z" ] && ok || bad "a quoted override"
 [ "$(cg_config_get "$T/quoted.yaml" model.b x '--model.b=w')" = "w" ] && ok || bad "a --key=value override"
+# YAML's other escapes, as the tools decode them (yaml-cpp; PyYAML reads the same): \u00e9 is the folder café, not
+# cafu00e9 (run.sh checked a folder the tool would not open).
+esc='"/x/caf\u00e9\x41\/\U0001F600\ttab"'
+[ "$(cg_config_get "" model.hf_dir "" "model.hf_dir=$esc")" = "$(printf '/x/caf\303\251A/\360\237\230\200\ttab')" ] &&
+  ok || bad "YAML escapes in an override: got [$(cg_config_get "" model.hf_dir "" "model.hf_dir=$esc")]"
+printf 'model:\n  hf_dir: %s  # a comment\n' "$esc" >"$T/escaped.yaml"
+[ "$(cg_yaml_get "$T/escaped.yaml" model hf_dir)" = "$(printf '/x/caf\303\251A/\360\237\230\200\ttab')" ] &&
+  ok || bad "YAML escapes in a file: got [$(cg_yaml_get "$T/escaped.yaml" model hf_dir)]"
 # Overrides read as the tools read them (trainer/config.cpp): trimmed, YAML's quotes decoded, '#' no comment.
 for kv in "model.b='it''s'|it's" 'model.b= "a\"b\\c" |a"b\c' 'model.b=  plain text  |plain text' \
   'model.b=a # b|a # b' 'model.b=x"y|x"y'; do
