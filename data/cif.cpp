@@ -137,7 +137,9 @@ struct Loop {
 
 struct CifBlock {
   std::map<std::string, std::string> items;    // tag key -> value
-  std::map<std::string, std::string> spelled;  // tag key -> the tag as written (pymatgen tells case apart)
+  // tag key -> the tags as written, in file order (pymatgen tells case apart): one item may be given in two
+  // spellings with one value (a writer giving both "_space_group.IT_number" and "_space_group_IT_number")
+  std::map<std::string, std::vector<std::string>> spelled;
   std::vector<Loop> loops;
 };
 
@@ -172,11 +174,14 @@ bool parse_block(const std::vector<Token>& tok, size_t i, size_t end, CifBlock* 
         *why = fmt::format("line {}: CIF item {} has no value", t.line, t.text);
         return false;
       }
-      if (!b->items.emplace(tag_key(t.text), tok[i + 1].text).second) {
-        *why = fmt::format("line {}: CIF item {} is given twice", t.line, t.text);
+      const std::string key = tag_key(t.text);
+      auto [it, added] = b->items.emplace(key, tok[i + 1].text);
+      if (!added && it->second != tok[i + 1].text) {
+        *why = fmt::format("line {}: CIF item {} is given twice, with another value than {} '{}' (tags are read in any "
+                           "case, '.' as '_'); keep one of them", t.line, t.text, b->spelled[key].front(), it->second);
         return false;
       }
-      b->spelled[tag_key(t.text)] = t.text;
+      b->spelled[key].push_back(t.text);  // the same value again: one item, read once
       i += 2;
     } else {
       *why = fmt::format("line {}: value '{}' belongs to no item or loop", t.line, t.text);
@@ -419,9 +424,13 @@ std::vector<GroupTagValue> group_tags(const CifBlock& b) {
     if (it == b.items.end() || std::count(seen.begin(), seen.end(), key)) continue;
     seen.push_back(key);
     if (it->second.empty() || it->second == "?" || it->second == ".") continue;
-    GroupTagValue t{b.spelled.at(key), it->second, g.kind, -1};
-    for (size_t k = 0; k < kPymatgenTags; ++k)
-      if (t.tag == kGroupTags[k].name) t.pymatgen = int(k);
+    GroupTagValue t{b.spelled.at(key).front(), it->second, g.kind, -1};
+    for (const std::string& spelling : b.spelled.at(key))  // the one CifParser tries first, of those given
+      for (size_t k = 0; k < kPymatgenTags; ++k)
+        if (spelling == kGroupTags[k].name && (t.pymatgen < 0 || int(k) < t.pymatgen)) {
+          t.tag = spelling;
+          t.pymatgen = int(k);
+        }
     out.push_back(std::move(t));
   }
   return out;
