@@ -43,10 +43,15 @@ _cg_fwd_not_started() {
 # /dev/null) and return once the child takes signals as CMD will, a pending one sent; 75 without starting CMD when a
 # signal came first.
 cg_fwd_start() {
-  local fifo fd _
+  local fifo="" dir fd _
   [ -z "$_cg_fwd_pending" ] || { _cg_fwd_not_started "$1"; return; }
-  fifo=$(mktemp -u "${TMPDIR:-/tmp}/cg_fwd.XXXXXX") && mkfifo "$fifo" || {
-    echo "$cg_fwd_who: cannot make a pipe under ${TMPDIR:-/tmp}; set TMPDIR to a writable folder" >&2
+  # The pipe lives for a moment in TMPDIR, else /tmp or /dev/shm: a job whose TMPDIR is gone or read-only still runs.
+  for dir in "${TMPDIR:-/tmp}" /tmp /dev/shm; do
+    fifo=$(mktemp -u "$dir/cg_fwd.XXXXXX" 2>/dev/null) && mkfifo "$fifo" 2>/dev/null && break
+    fifo=""
+  done
+  [ -n "$fifo" ] || {
+    echo "$cg_fwd_who: cannot make a pipe under ${TMPDIR:-/tmp}, /tmp or /dev/shm; set TMPDIR to a writable folder" >&2
     return 2
   }
   exec {fd}<>"$fifo"  # read and write ends open here: the open does not wait, and no EOF can come

@@ -267,6 +267,8 @@ failing() { return 3; }
   [ "$(cat "$T/scontrol.calls" 2>/dev/null)" = "requeue 4242" ] && ok || bad "scontrol requeue 4242 not called"
   rm -f "$T/scontrol.calls"
   expect_rc 0 "success passes" cg_run_with_requeue true
+  expect_rc 0 "a TMPDIR that does not exist: the pipe goes to /tmp" env TMPDIR="$T/no/such/dir" \
+    bash -c "source '$SRC/launch/requeue.sh'; cg_run_with_requeue true"
   expect_rc 3 "failure passes its status" cg_run_with_requeue failing
   [ ! -f "$T/scontrol.calls" ] && ok || bad "scontrol called without preemption"
   expect_rc 75 "restart cap" env SLURM_RESTART_COUNT=50 bash -c "source '$SRC/launch/requeue.sh'; cg_run_with_requeue bash -c 'exit 75'"
