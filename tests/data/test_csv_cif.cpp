@@ -1133,15 +1133,13 @@ TEST(Cif, DisagreeingSpaceGroupTagsAreReadAsPymatgenReadsThemWithAWarning) {
   ASSERT_EQ(split.cif_warnings.size(), 1u);
 }
 
-// Listed operations and a space group name that disagree: pymatgen's CifParser (2022.11.7) uses the operations and
-// says nothing (a symmetrized NaCl CIF with its number changed to 12, 999 or 'abc', or its symbol to 'P 21/c', read
-// as the same 8 sites, no warning). We read them so too, and say which was used. Inversion alone is P-1 (No. 2).
 // One item in two spellings (two cases, or DDLm's '.' and CIF 1.1's '_', as some writers give both) with one value is
 // read once; pymatgen's CifParser reads the spelling it knows (checked with pymatgen 2022.11.7: P 1 21/c 1 from
 // _symmetry_space_group_name_H-M, which it tries before _space_group_name_H-M_alt; the lower-case _h-m last).
 TEST(Cif, OneItemInTwoSpellingsWithOneValueIsReadOnce) {
   if (!cg::have_spglib()) GTEST_SKIP() << "built without spglib (libsymspg-dev)";
-  const std::string groups = "_symmetry_space_group_name_h-m 'P 1 21/c 1'\n_symmetry_space_group_name_H-M 'P 1 21/c 1'\n"
+  const std::string groups = "_symmetry_space_group_name_h-m 'P 1 21/c 1'\n"
+                             "_symmetry_space_group_name_H-M 'P 1 21/c 1'\n"
                              "_space_group_name_H-M_alt 'P 1 21/n 1'\n_cell.length_a 5\n";
   const std::vector<std::string> p21c = {"Ga 0.100000 0.200000 0.300000", "Ga 0.100000 0.300000 0.800000",
                                          "Ga 0.900000 0.700000 0.200000", "Ga 0.900000 0.800000 0.700000"};
@@ -1154,6 +1152,9 @@ TEST(Cif, OneItemInTwoSpellingsWithOneValueIsReadOnce) {
             std::string::npos) << r;
 }
 
+// Listed operations and a space group name that disagree: pymatgen's CifParser (2022.11.7) uses the operations and
+// says nothing (a symmetrized NaCl CIF with its number changed to 12, 999 or 'abc', or its symbol to 'P 21/c', read
+// as the same 8 sites, no warning). We read them so too, and say which was used. Inversion alone is P-1 (No. 2).
 TEST(Cif, ListedOperationsWinOverAnotherSpaceGroupNameWithAWarning) {
   const std::string p1bar = cif_ops({"x,y,z", "-x,-y,-z"}, "Cl 0.5 0.25 0.75\n");
   auto with = [&](const std::string& items) { return std::string(p1bar).insert(p1bar.find("loop_"), items); };
