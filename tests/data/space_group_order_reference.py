@@ -171,6 +171,17 @@ def cases():
     return [c for c in out if c[2] is not None]
 
 
+def write_case(f, title, tags, cell, ref):
+    """One fixture case as test_pymatgen_order.cpp reads it: its tags, cell, the listed sites, pymatgen's sites."""
+    f.write(f"\ncase {title}\n")
+    for t, v in tags:
+        f.write(f"tag {t} {v}\n")
+    f.write("cell " + " ".join(str(v) for v in cell) + "\n")
+    for el, (x, y, z) in SITES:
+        f.write(f"site {el} {x} {y} {z}\n")
+    f.write("expect" + "".join(f" {e} {x:.6f} {y:.6f} {z:.6f}" for e, (x, y, z) in ref) + "\n")
+
+
 def write_fixture(path, chosen):
     assert all(len(r) for _, _, _, r in chosen)
     with open(path, "w") as f:
@@ -180,13 +191,7 @@ def write_fixture(path, chosen):
                 "gamma), the listed 'site's, then 'expect' pymatgen's sites in its order (element x y z ...).\n"
                 "# Written by tests/data/space_group_order_reference.py --fixture; read by test_pymatgen_order.cpp.\n")
         for what, tags, cell, ref in chosen:
-            f.write(f"\ncase {what}\n")
-            for t, v in tags:
-                f.write(f"tag {t} {v}\n")
-            f.write("cell " + " ".join(str(v) for v in cell) + "\n")
-            for el, (x, y, z) in SITES:
-                f.write(f"site {el} {x} {y} {z}\n")
-            f.write("expect" + "".join(f" {e} {x:.6f} {y:.6f} {z:.6f}" for e, (x, y, z) in ref) + "\n")
+            write_case(f, what, tags, cell, ref)
 
 
 def main():

@@ -36,7 +36,7 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     import numpy as np
-    from space_group_order_reference import SITES, cif, cif_parser, same_sites  # noqa: E402 (exits 77 itself)
+    from space_group_order_reference import cif, cif_parser, same_sites, write_case  # noqa: E402 (exits 77 itself)
     from space_group_reference import metric  # noqa: E402
 except ImportError as e:  # pragma: no cover
     print(f"skipped: /usr/bin/python3 cannot import pymatgen ({e})")
@@ -142,13 +142,7 @@ def write_fixture(path):
         for tags, cell in FIXTURE:
             ref, what, fits = pymatgen_read(cif(tags, cell))
             assert what != "none" and expected_otherwise(tags, what, fits) is None, tags
-            f.write(f"\ncase {' + '.join(f'{t} {v!r}' for t, v in tags)} (CifParser reads a {what})\n")
-            for t, v in tags:
-                f.write(f"tag {t} {v}\n")
-            f.write("cell " + " ".join(str(v) for v in cell) + "\n")
-            for el, (x, y, z) in SITES:
-                f.write(f"site {el} {x} {y} {z}\n")
-            f.write("expect" + "".join(f" {e} {x:.6f} {y:.6f} {z:.6f}" for e, (x, y, z) in ref) + "\n")
+            write_case(f, f"{' + '.join(f'{t} {v!r}' for t, v in tags)} (CifParser reads a {what})", tags, cell, ref)
     print(f"{len(FIXTURE)} cases written to {path}")
 
 
