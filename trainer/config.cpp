@@ -466,48 +466,164 @@ std::vector<std::string> list_value(const std::string& key, const std::string& r
   return out;
 }
 
-// Parses `raw` into the field's type; throws naming the key and the expected type.
-void assign(const Field& f, const std::string& raw_in) {
-  const std::string raw = trim(raw_in);
-  auto bad = [&](const char* what) {
-    CG_FAIL("config key '{}': expected {}, got '{}'", f.key, what, raw_in);
+// Numbers are decimal, as YAML 1.2's core schema writes them: [-+]? digits with an optional fraction and exponent
+// (5, +5, 5., .5, 1.5e-3, 2E5). Other spellings that strtod / strtoll would take, or that YAML readers disagree on,
+// are refused with what to write instead.
+struct DecimalParts {
+  bool negative = false;
+  std::string int_digits, frac_digits;  // "12" and "5" in 12.5e3
+  int64_t exponent = 0;                 // 3 in 12.5e3 (clamped to +-100000: beyond, any nonzero value is out of range)
+};
+
+std::optional<DecimalParts> decimal_parts(const std::string& s) {
+  DecimalParts p;
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) p.negative = s[i++] == '-';
+  auto digits = [&] {
+    const size_t from = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return s.substr(from, i - from);
   };
+  p.int_digits = digits();
+  if (i < s.size() && s[i] == '.') ++i, p.frac_digits = digits();
+  if (p.int_digits.empty() && p.frac_digits.empty()) return std::nullopt;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    const bool neg = i < s.size() && s[i] == '-';
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    const std::string e = digits();
+    if (e.empty()) return std::nullopt;
+    p.exponent = e.size() > 6 ? 100000 : std::min<int64_t>(std::stoll(e), 100000);
+    if (neg) p.exponent = -p.exponent;
+  }
+  if (i != s.size()) return std::nullopt;
+  return p;
+}
+
+// Why `s` (trimmed, unquoted) is not a decimal number, with what to write ("" when nothing more can be said, as for
+// "ten"); nullopt when it is one.
+std::optional<std::string> number_problem(const std::string& s) {
+  const size_t sign = !s.empty() && (s[0] == '+' || s[0] == '-');
+  std::string lower = s.substr(sign);
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  const std::string minus = sign && s[0] == '-' ? "-" : "";
+  if (lower.size() > 2 && lower[0] == '0' && (lower[1] == 'x' || lower[1] == 'o')) {
+    // Hexadecimal integers and floats (0x1p-10) as strtod reads them; octal as YAML 1.2 writes it.
+    const bool hex = lower[1] == 'x';
+    const std::string body = lower.substr(2);
+    std::string decimal;
+    if (body.find_first_not_of(hex ? "0123456789abcdef" : "01234567") == std::string::npos && body.size() <= 15) {
+      decimal = minus + std::to_string(std::stoull(body, nullptr, hex ? 16 : 8));
+    } else if (hex) {
+      char* end = nullptr;
+      const double x = std::strtod(s.c_str(), &end);
+      if (*end == '\0' && std::isfinite(x)) decimal = format_double(x);
+    }
+    return fmt::format("{} is not a decimal number; write {}", hex ? "hexadecimal" : "octal",
+                       decimal.empty() ? "the value in decimal" : decimal);
+  }
+  if (lower == "inf" || lower == "infinity" || lower == "nan" || lower == ".inf" || lower == ".nan")
+    return "not a finite number; give one";
+  const auto p = decimal_parts(s);
+  if (!p) {
+    std::string plain = s;
+    plain.erase(std::remove(plain.begin(), plain.end(), '_'), plain.end());
+    if (plain != s && decimal_parts(plain) && plain.find_first_of("0123456789") != std::string::npos)
+      return fmt::format("write {} (no '_' between digits: only YAML 1.1 reads them)", plain);
+    return "";
+  }
+  // 010 is 8 to YAML 1.1 readers (PyYAML) and 10 to YAML 1.2 ones: which one was meant cannot be told.
+  if (p->int_digits.size() > 1 && p->int_digits[0] == '0' && s.find_first_of(".eE") == std::string::npos) {
+    const std::string ten = minus + p->int_digits.substr(std::min(p->int_digits.find_first_not_of('0'),
+                                                                    p->int_digits.size() - 1));
+    const std::string octal = p->int_digits.find_first_of("89") == std::string::npos && p->int_digits.size() <= 19
+                                  ? fmt::format(" (or {}{} if octal was meant)", minus,
+                                                std::stoull(p->int_digits, nullptr, 8))
+                                  : "";
+    return fmt::format("a leading zero reads as octal to YAML 1.1 readers (PyYAML), not to YAML 1.2 ones; write {}{}",
+                       ten, octal);
+  }
+  return std::nullopt;
+}
+
+// A decimal number that is whole, exactly: 100000 for 1e5 and 1.0e5, nullopt for 1.5 or 1e-3. *overflow when it is
+// whole but beyond 64 bits.
+std::optional<std::string> whole_digits(const DecimalParts& p, bool* overflow) {
+  std::string digits = p.int_digits + p.frac_digits;  // value = digits x 10^scale
+  int64_t scale = p.exponent - static_cast<int64_t>(p.frac_digits.size());
+  digits.erase(0, std::min(digits.find_first_not_of('0'), digits.size()));
+  if (digits.empty()) return std::string("0");
+  while (scale < 0 && digits.back() == '0') digits.pop_back(), ++scale;
+  if (scale < 0) return std::nullopt;
+  *overflow = static_cast<int64_t>(digits.size()) + scale > 20;
+  if (*overflow) return std::nullopt;
+  return digits + std::string(scale, '0');
+}
+
+// An override's or a YAML scalar's text for a bool or number key: trimmed, and YAML's quotes decoded when the
+// override has them (`quoted`: the file's scalar was quoted, and YAML has decoded it). "16" reads as 16 and "true" as
+// true in the file and on the command line alike: the key's type says what the text is, and quotes cannot change it.
+std::string scalar_text(const std::string& key, const std::string& raw_in, bool quoted) {
+  const std::string raw = trim(raw_in);
+  if (!quoted && !raw.empty() && (raw[0] == '"' || raw[0] == '\'')) return trim(whole_quoted(key, raw));
+  return raw;
+}
+
+// Parses `raw_in` into the field's type; throws naming the key and the expected type. `quoted`: the text is a quoted
+// YAML scalar from the file, already decoded.
+void assign(const Field& f, const std::string& raw_in, bool quoted = false) {
   struct V {
-    const std::string& raw;
+    const Field& f;
     const std::string& raw_in;
-    decltype(bad)& fail;
-    const std::string& key;
+    bool quoted;
+    [[noreturn]] void fail(const std::string& what, const std::string& why = "") const {
+      CG_FAIL("config key '{}': expected {}, got '{}'{}", f.key, what, raw_in, why.empty() ? "" : ": " + why);
+    }
+    std::string text() const { return scalar_text(f.key, raw_in, quoted); }
     void operator()(bool* v) const {
-      std::string s = raw;
+      std::string s = text();
       std::transform(s.begin(), s.end(), s.begin(), ::tolower);
       if (s == "true" || s == "yes" || s == "on" || s == "1") *v = true;
       else if (s == "false" || s == "no" || s == "off" || s == "0") *v = false;
-      else fail("a bool (true | false)");
+      else fail("a bool (true | false; also yes | no, on | off, 1 | 0)");
+    }
+    // Integers are whole decimal numbers: 1e5 and 100.0 read as 100000 and 100, exactly; 1.5 is refused.
+    std::string whole(const char* what, bool is_unsigned) const {
+      const std::string s = text();
+      if (const auto why = number_problem(s)) fail(what, *why);
+      const DecimalParts p = *decimal_parts(s);
+      bool overflow = false;
+      const auto digits = whole_digits(p, &overflow);
+      if (overflow) fail(what, "out of range");
+      if (!digits) fail(what, "not a whole number");
+      if (is_unsigned && p.negative && *digits != "0") fail(what);
+      return (p.negative ? "-" : "") + *digits;
     }
     void operator()(int64_t* v) const {
-      char* end = nullptr;
+      const std::string s = whole("an integer", false);
       errno = 0;
-      long long x = std::strtoll(raw.c_str(), &end, 10);
-      if (raw.empty() || *end != '\0' || errno == ERANGE) fail("an integer");
+      const long long x = std::strtoll(s.c_str(), nullptr, 10);
+      if (errno == ERANGE) fail("an integer", "out of range (at most 9223372036854775807 in magnitude)");
       *v = x;
     }
     void operator()(uint64_t* v) const {
-      char* end = nullptr;
+      const std::string s = whole("a non-negative integer", true);
       errno = 0;
-      unsigned long long x = std::strtoull(raw.c_str(), &end, 10);
-      if (raw.empty() || raw[0] == '-' || *end != '\0' || errno == ERANGE) fail("a non-negative integer");
+      const unsigned long long x = s == "-0" ? 0 : std::strtoull(s.c_str(), nullptr, 10);
+      if (errno == ERANGE) fail("a non-negative integer", "out of range (at most 18446744073709551615)");
       *v = x;
     }
     void operator()(double* v) const {
-      char* end = nullptr;
-      double x = std::strtod(raw.c_str(), &end);
-      if (raw.empty() || *end != '\0' || !std::isfinite(x)) fail("a finite number");
+      const std::string s = text();
+      if (const auto why = number_problem(s)) fail("a finite number", *why);
+      const double x = std::strtod(s.c_str(), nullptr);
+      if (!std::isfinite(x)) fail("a finite number", "too large");
       *v = x;
     }
-    void operator()(std::string* v) const { *v = string_value(key, raw); }
-    void operator()(std::vector<std::string>* v) const { *v = list_value(key, raw); }
+    void operator()(std::string* v) const { *v = string_value(f.key, trim(raw_in)); }
+    void operator()(std::vector<std::string>* v) const { *v = list_value(f.key, trim(raw_in)); }
   };
-  std::visit(V{raw, raw_in, bad, f.key}, f.ptr);
+  std::visit(V{f, raw_in, quoted}, f.ptr);
 }
 
 std::string describe_rule(const Rule& r) {
@@ -653,7 +769,7 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
       } else if (auto* str = std::get_if<std::string*>(&f->ptr); str && v.Tag() == "!") {
         **str = v.Scalar();  // a quoted YAML string is taken whole: its spaces and quote characters are the value's
       } else {
-        assign(*f, v.Scalar());
+        assign(*f, v.Scalar(), /*quoted=*/v.Tag() == "!");
       }
     } else if (is_section(fields, key)) {
       CG_CHECK(v.IsMap(), "config key '{}'{} is a section: give it a map of keys, e.g. {}: {{...}}", key, where, name);
@@ -830,8 +946,15 @@ std::string config_reference_markdown() {
       "value that starts with a quote must be that quoted string, whole. What YAML reads as null, a list or a map\n"
       "(`~`, `null`, `[...]`, `{...}`) is an error for a string key: write `key=` for an empty value, or quote it\n"
       "for the text. A shell removes its own quotes first: `sample.formula='\"[x]\"'` gives the text `[x]`. List\n"
-      "items are plain or quoted (`data.columns=['a,b', c]`); `key=` and `key=[]` are the empty list. Numbers and\n"
-      "bools are written unquoted (`train.lr=1e-4`; bools: true/false, yes/no, on/off, 1/0).\n";
+      "items are plain or quoted (`data.columns=['a,b', c]`); `key=` and `key=[]` are the empty list.\n\n"
+      "Numbers are decimal, as YAML 1.2 writes them (`5`, `+5`, `-2.5`, `.5`, `5.`, `1e-4`, `2.5E3`), in the file and\n"
+      "on the command line alike; an integer key takes any spelling of a whole number (`train.steps=1e5` is 100000,\n"
+      "exactly; `1.5` is refused). Refused, with what to write instead: hexadecimal and octal (`0x10`, `0o17`,\n"
+      "`0x1p-10`), an integer with a leading zero (`010` is 8 to YAML 1.1 readers such as PyYAML and 10 to YAML 1.2\n"
+      "ones), `_` between digits (`1_000`), `inf` and `nan`. Bools: true/false, yes/no, on/off, 1/0, in any case.\n"
+      "A number or bool may be quoted, in the file and on the command line alike (`seed: \"16\"` in the file,\n"
+      "`train.seed='\"16\"'` from a shell: both 16): the key's type says how its text reads, and quotes do not\n"
+      "change it, since a bool or number key cannot hold text.\n";
   std::string section;
   auto cell = [](std::string s) {
     std::string o;
@@ -857,7 +980,7 @@ std::string config_help(const std::string& tool, const std::string& summary) {
       "usage: {} [CONFIG.yaml] [section.key=value ...] [--help]\n\n{}\n\n"
       "Defaults < CONFIG.yaml < key=value overrides. Lists: key=[a,b] or key=a,b. A value reads as in the YAML\n"
       "file ('#' is text): \"...\"/'...' are YAML quotes; ~, null, [..] and {{..}} are refused for text\n"
-      "(key= is empty).\n",
+      "(key= is empty). Numbers are decimal (1e-4, 1e5 for an integer; not 0x10 or 010), quoted or not.\n",
       tool, summary);
   std::string section;
   for (const auto& f : fields_of(c)) {

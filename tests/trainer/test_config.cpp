@@ -117,6 +117,100 @@ TEST(Config, OverrideValuesYamlWouldNotReadAsTextAreRefused) {
   }
 }
 
+// A bool or number key reads the same text the same way from the file and from the command line. Before, "16" was
+// 16 in the file and an error as an override; 010, 0x10 and 0x1p-10 were read by strtoll / strtod (010 is 8 to PyYAML);
+// 1e5 was no integer. Numbers are decimal (YAML 1.2 core), quotes do not change what the key's type reads, an
+// integer key takes a whole number in any decimal spelling, and the rest is refused with what to write.
+TEST(Config, NumberAndBoolValuesReadTheSameInFileAndOnCommandLine) {
+  struct Case { std::string key, text, want; };  // want: the plain value it must equal
+  const std::vector<Case> accepted = {
+      {"train.seed", "\"16\"", "16"},          {"train.seed", "'16'", "16"},
+      {"train.steps", "\" 16 \"", "16"},        {"train.steps", "+5", "5"},
+      {"train.steps", "  5  ", "5"},            {"train.steps", "5.", "5"},
+      {"train.steps", "1e5", "100000"},         {"train.steps", "2.5E3", "2500"},
+      {"train.steps", "1.0", "1"},              {"train.steps", "100000e-5", "1"},
+      {"train.steps", "0.3e1", "3"},            {"train.seed", "1e19", "10000000000000000000"},
+      {"train.seed", "18446744073709551615", "18446744073709551615"},  // exact: no trip through a double
+      {"train.seed", "-0", "0"},                {"train.steps", "10", "10"},
+      {"train.lr", "\"1e-3\"", "0.001"},        {"train.lr", ".5", "0.5"},
+      {"train.lr", "5.", "5"},                  {"train.lr", "+2.5E-4", "0.00025"},
+      {"train.lr", "0.010", "0.01"},            {"train.lr", "01.5", "1.5"},  // a fraction: decimal to every reader
+      {"lora.enabled", "\"false\"", "false"},   {"lora.enabled", "'true'", "true"},
+      {"lora.enabled", "True", "true"},         {"lora.enabled", "TRUE", "true"},
+      {"lora.enabled", "yes", "true"},          {"lora.enabled", "on", "true"},
+      {"lora.enabled", "1", "true"},            {"lora.enabled", "Off", "false"},
+      {"lora.enabled", "NO", "false"},          {"lora.enabled", "0", "false"},
+  };
+  auto as_file = [](const std::string& key, const std::string& text) {
+    const size_t dot = key.find('.');
+    return key.substr(0, dot) + ":\n  " + key.substr(dot + 1) + ": " + text + "\n";
+  };
+  for (const auto& c : accepted) {
+    const cg::Config want = cg::load_config("", {c.key + "=" + c.want});
+    cg::Config cli, file;
+    EXPECT_EQ(error_of([&] { cli = cg::load_config("", {c.key + "=" + c.text}); }), "") << c.key << "=" << c.text;
+    EXPECT_EQ(error_of([&] { file = cg::load_config_string(as_file(c.key, c.text)); }), "") << as_file(c.key, c.text);
+    EXPECT_TRUE(cli == want) << c.key << "=" << c.text;
+    EXPECT_TRUE(file == want) << as_file(c.key, c.text);
+  }
+  // The wanted values themselves, by hand: the table above compares with them.
+  EXPECT_EQ(cg::load_config("", {"train.steps=100000"}).train.steps, 100000);
+  EXPECT_EQ(cg::load_config("", {"train.seed=18446744073709551615"}).train.seed, 18446744073709551615ull);
+
+  const std::vector<Case> refused = {
+      {"train.steps", "010", "a leading zero reads as octal to YAML 1.1 readers (PyYAML), not to YAML 1.2 ones; "
+                             "write 10 (or 8 if octal was meant)"},
+      {"train.steps", "-010", "write -10 (or -8 if octal was meant)"},
+      {"train.steps", "019", "write 19"},
+      {"train.steps", "00", "write 0 (or 0 if octal was meant)"},
+      {"train.lr", "010", "write 10 (or 8 if octal was meant)"},  // a PyYAML reader gets the int 8
+      {"train.steps", "\"010\"", "write 10 (or 8"},
+      {"train.steps", "0x10", "hexadecimal is not a decimal number; write 16"},
+      {"train.seed", "0XFF", "hexadecimal is not a decimal number; write 255"},
+      {"train.lr", "0x1p-10", "hexadecimal is not a decimal number; write 0.0009765625"},
+      {"train.lr", "-0x10", "write -16"},
+      {"train.steps", "0o17", "octal is not a decimal number; write 15"},
+      {"train.steps", "1_000", "write 1000 (no '_' between digits: only YAML 1.1 reads them)"},
+      {"train.lr", "1_0.5", "write 10.5 (no '_'"},
+      {"train.steps", "1.5", "expected an integer, got"},
+      {"train.steps", "1.5", "not a whole number"},
+      {"train.steps", "1e-3", "not a whole number"},
+      {"train.steps", "1e30", "out of range"},
+      {"train.steps", "9223372036854775808", "out of range"},
+      {"train.seed", "18446744073709551616", "out of range"},
+      {"train.seed", "-1", "expected a non-negative integer"},
+      {"train.lr", "inf", "not a finite number"},
+      {"train.lr", ".inf", "not a finite number"},
+      {"train.lr", "-.inf", "not a finite number"},
+      {"train.lr", "NaN", "not a finite number"},
+      {"train.lr", ".nan", "not a finite number"},
+      {"train.lr", "1e400", "too large"},
+      {"train.lr", "1e-4x", "expected a finite number, got '1e-4x'"},
+      {"train.lr", "1e", "expected a finite number, got '1e'"},
+      {"train.lr", ".", "expected a finite number, got '.'"},
+      {"train.steps", "5 5", "expected an integer, got '5 5'"},
+      {"train.steps", "\"\"", "expected an integer"},
+      {"train.steps", "'\"16\"'", "expected an integer, got '"},  // the text "16", quotes and all:
+      {"train.steps", "'\"16\"'", "\"16\"'"},                        // decoded once, not twice
+      {"lora.enabled", "tru", "expected a bool (true | false; also yes | no, on | off, 1 | 0)"},
+      {"lora.enabled", "\"maybe\"", "expected a bool"},
+      {"lora.enabled", "1.0", "expected a bool"},
+  };
+  for (const auto& c : refused) {
+    const std::string cli = error_of([&] { cg::load_config("", {c.key + "=" + c.text}); });
+    const std::string file = error_of([&] { cg::load_config_string(as_file(c.key, c.text)); });
+    EXPECT_NE(cli.find("config key '" + c.key + "'"), std::string::npos) << c.text << ": " << cli;
+    EXPECT_NE(cli.find(c.want), std::string::npos) << c.key << "=" << c.text << ": " << cli;
+    EXPECT_NE(file.find("config key '" + c.key + "'"), std::string::npos) << c.text << ": " << file;
+    EXPECT_NE(file.find(c.want), std::string::npos) << as_file(c.key, c.text) << ": " << file;
+  }
+  // The whole message: the key, the type, the text as given and what to write.
+  const std::string e = error_of([] { cg::load_config("", {"train.steps=010"}); });
+  EXPECT_NE(e.find(": config key 'train.steps': expected an integer, got '010': a leading zero reads as octal to YAML "
+                   "1.1 readers (PyYAML), not to YAML 1.2 ones; write 10 (or 8 if octal was meant) (command line)"),
+            std::string::npos) << e;
+}
+
 TEST(Config, ReadsFileAndLaterOverrideWins) {
   std::string path = ::testing::TempDir() + "/cfg_test.yaml";
   std::ofstream(path) << "train:\n  lr: 0.5\n  run_dir: runs/x\n";
