@@ -670,8 +670,9 @@ void check_rule(const Field& f) {
     CG_CHECK(!r.nonempty || !(*p)->empty(), "config key '{}' must not be empty", f.key);
     if (!(*p)->empty() || !r.choices.empty()) check_choice(**p);
     if (r.numeric_or_empty && !(*p)->empty()) {
-      CG_CHECK(decimal_number(**p), "config key '{}': '{}' is not a finite decimal number; give one (e.g. 1.25) or "
-               "leave it empty", f.key, **p);
+      const auto why = number_problem(**p);
+      CG_CHECK(decimal_number(**p), "config key '{}': '{}' is not a finite decimal number{}; give one (e.g. 1.25) or "
+               "leave it empty", f.key, **p, why && !why->empty() ? " (" + *why + ")" : "");
     }
   }
   if (auto* p = std::get_if<std::vector<std::string>*>(&f.ptr)) {
@@ -840,10 +841,9 @@ YAML::Node read_yaml_file(const std::string& yaml_path) {
 }  // namespace
 
 std::optional<double> decimal_number(const std::string& v) {
-  char* end = nullptr;
-  const double x = std::strtod(v.c_str(), &end);
-  const bool decimal = v.find_first_of("xXnNiI") == std::string::npos;
-  if (v.empty() || *end != '\0' || !decimal || !std::isfinite(x) || std::fabs(x) >= 1e16) return std::nullopt;
+  if (number_problem(v)) return std::nullopt;  // the same numbers as a float key takes (no spaces: this is text)
+  const double x = std::strtod(v.c_str(), nullptr);
+  if (!std::isfinite(x) || std::fabs(x) >= 1e16) return std::nullopt;
   return x;
 }
 
@@ -951,7 +951,9 @@ std::string config_reference_markdown() {
       "on the command line alike; an integer key takes any spelling of a whole number (`train.steps=1e5` is 100000,\n"
       "exactly; `1.5` is refused). Refused, with what to write instead: hexadecimal and octal (`0x10`, `0o17`,\n"
       "`0x1p-10`), an integer with a leading zero (`010` is 8 to YAML 1.1 readers such as PyYAML and 10 to YAML 1.2\n"
-      "ones), `_` between digits (`1_000`), `inf` and `nan`. Bools: true/false, yes/no, on/off, 1/0, in any case.\n"
+      "ones), `_` between digits (`1_000`), `inf` and `nan`; the same goes for the numbers that the text keys\n"
+      "`sample.formation_energy`, `sample.band_gap` and `sample.e_above_hull` hold (no spaces around them).\n"
+      "Bools: true/false, yes/no, on/off, 1/0, in any case.\n"
       "A number or bool may be quoted, in the file and on the command line alike (`seed: \"16\"` in the file,\n"
       "`train.seed='\"16\"'` from a shell: both 16): the key's type says how its text reads, and quotes do not\n"
       "change it, since a bool or number key cannot hold text.\n";

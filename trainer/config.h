@@ -162,9 +162,9 @@ Config load_config_string(const std::string& yaml_text, const std::vector<std::s
 // Checks every field's type-independent rules (ranges, enums, list members); throws naming the first bad key.
 void validate_config(const Config& c);
 
-// A property value as a prompt states it (sample.formation_energy, ...): a finite decimal number, not nan / inf /
-// hexadecimal (strtod reads them), nor so large (>= 1e16) that Python's str() would write it with an exponent.
-// std::nullopt when `v` is not one.
+// A property value as a prompt states it (sample.formation_energy, ...): a finite decimal number as a float key takes
+// one (not nan / inf / hexadecimal, which strtod reads, nor 010; no spaces around it), nor so large (>= 1e16) that
+// Python's str() would write it with an exponent. std::nullopt when `v` is not one.
 std::optional<double> decimal_number(const std::string& v);
 
 // A CSV-valued key's value resolved: "data.train_csv" / "data.val_csv" / "data.test_csv" name that key's value in

@@ -204,6 +204,28 @@ TEST(Config, NumberAndBoolValuesReadTheSameInFileAndOnCommandLine) {
     EXPECT_NE(file.find("config key '" + c.key + "'"), std::string::npos) << c.text << ": " << file;
     EXPECT_NE(file.find(c.want), std::string::npos) << as_file(c.key, c.text) << ": " << file;
   }
+  // A property condition (a string key that holds a number) follows the same rules for what is a number, with the
+  // same hints; before, strtod read 010 as 10, 1E3 and " 5" passed and "5 " did not.
+  const std::vector<Case> properties = {
+      {"sample.formation_energy", "010", "'010' is not a finite decimal number (a leading zero reads as octal to YAML "
+                                         "1.1 readers (PyYAML), not to YAML 1.2 ones; write 10 (or 8 if octal was "
+                                         "meant)); give one (e.g. 1.25) or leave it empty"},
+      {"sample.band_gap", "1_0.5", "(write 10.5 (no '_' between digits"},
+      {"sample.band_gap", "0x1p-1", "(hexadecimal is not a decimal number; write 0.5)"},
+      {"sample.band_gap", "\" 5\"", "' 5' is not a finite decimal number; give one"},
+      {"sample.band_gap", "\"5 \"", "'5 ' is not a finite decimal number; give one"},
+  };
+  for (const auto& c : properties) {
+    const std::string cli = error_of([&] { cg::load_config("", {c.key + "=" + c.text}); });
+    const std::string file = error_of([&] { cg::load_config_string(as_file(c.key, c.text)); });
+    EXPECT_NE(cli.find("config key '" + c.key + "': "), std::string::npos) << c.text << ": " << cli;
+    EXPECT_NE(cli.find(c.want), std::string::npos) << c.key << "=" << c.text << ": " << cli;
+    EXPECT_NE(file.find(c.want), std::string::npos) << as_file(c.key, c.text) << ": " << file;
+  }
+  EXPECT_EQ(cg::load_config("", {"sample.band_gap=1E3"}).sample.band_gap, "1E3");  // decimal: kept as written
+  EXPECT_EQ(cg::decimal_number("1E3"), 1000.0);
+  EXPECT_EQ(cg::decimal_number("+.5"), 0.5);
+  EXPECT_EQ(cg::decimal_number("-010"), std::nullopt);
   // The whole message: the key, the type, the text as given and what to write.
   const std::string e = error_of([] { cg::load_config("", {"train.steps=010"}); });
   EXPECT_NE(e.find(": config key 'train.steps': expected an integer, got '010': a leading zero reads as octal to YAML "
