@@ -512,7 +512,8 @@ std::optional<std::string> number_problem(const std::string& s) {
     const bool hex = lower[1] == 'x';
     const std::string body = lower.substr(2);
     std::string decimal;
-    if (body.find_first_not_of(hex ? "0123456789abcdef" : "01234567") == std::string::npos && body.size() <= 15) {
+    if (body.find_first_not_of(hex ? "0123456789abcdef" : "01234567") == std::string::npos &&
+        body.size() <= (hex ? 16u : 21u)) {  // fits 64 bits: the exact integer
       decimal = minus + std::to_string(std::stoull(body, nullptr, hex ? 16 : 8));
     } else if (hex) {
       char* end = nullptr;

@@ -167,6 +167,7 @@ TEST(Config, NumberAndBoolValuesReadTheSameInFileAndOnCommandLine) {
       {"train.steps", "\"010\"", "write 10 (or 8"},
       {"train.steps", "0x10", "hexadecimal is not a decimal number; write 16"},
       {"train.seed", "0XFF", "hexadecimal is not a decimal number; write 255"},
+      {"train.seed", "0xFFFFFFFFFFFFFFFF", "write 18446744073709551615"},  // exact, not through a double
       {"train.lr", "0x1p-10", "hexadecimal is not a decimal number; write 0.0009765625"},
       {"train.lr", "-0x10", "write -16"},
       {"train.steps", "0o17", "octal is not a decimal number; write 15"},
