@@ -524,7 +524,7 @@ std::optional<std::string> number_problem(const std::string& s) {
                        decimal.empty() ? "the value in decimal" : decimal);
   }
   if (lower == "inf" || lower == "infinity" || lower == "nan" || lower == ".inf" || lower == ".nan")
-    return "not a finite number; give one";
+    return "give a finite decimal number";
   const auto p = decimal_parts(s);
   if (!p) {
     std::string plain = s;
@@ -589,36 +589,38 @@ void assign(const Field& f, const std::string& raw_in, bool quoted = false) {
       else fail("a bool (true | false; also yes | no, on | off, 1 | 0)");
     }
     // Integers are whole decimal numbers: 1e5 and 100.0 read as 100000 and 100, exactly; 1.5 is refused.
-    std::string whole(const char* what, bool is_unsigned) const {
+    std::string whole(const char* what, bool is_unsigned, const char* range) const {
       const std::string s = text();
       if (const auto why = number_problem(s)) fail(what, *why);
       const DecimalParts p = *decimal_parts(s);
       bool overflow = false;
       const auto digits = whole_digits(p, &overflow);
-      if (overflow) fail(what, "out of range");
+      if (overflow) fail(what, range);
       if (!digits) fail(what, "not a whole number");
       if (is_unsigned && p.negative && *digits != "0") fail(what);
       return (p.negative ? "-" : "") + *digits;
     }
     void operator()(int64_t* v) const {
-      const std::string s = whole("an integer", false);
+      const char* range = "out of range (at most 9223372036854775807 in magnitude)";
+      const std::string s = whole("an integer", false, range);
       errno = 0;
       const long long x = std::strtoll(s.c_str(), nullptr, 10);
-      if (errno == ERANGE) fail("an integer", "out of range (at most 9223372036854775807 in magnitude)");
+      if (errno == ERANGE) fail("an integer", range);
       *v = x;
     }
     void operator()(uint64_t* v) const {
-      const std::string s = whole("a non-negative integer", true);
+      const char* range = "out of range (at most 18446744073709551615)";
+      const std::string s = whole("a non-negative integer", true, range);
       errno = 0;
       const unsigned long long x = s == "-0" ? 0 : std::strtoull(s.c_str(), nullptr, 10);
-      if (errno == ERANGE) fail("a non-negative integer", "out of range (at most 18446744073709551615)");
+      if (errno == ERANGE) fail("a non-negative integer", range);
       *v = x;
     }
     void operator()(double* v) const {
       const std::string s = text();
       if (const auto why = number_problem(s)) fail("a finite number", *why);
       const double x = std::strtod(s.c_str(), nullptr);
-      if (!std::isfinite(x)) fail("a finite number", "too large");
+      if (!std::isfinite(x)) fail("a finite number", "too large (it is used as a 32-bit float: at most 3.4e38)");
       *v = x;
     }
     void operator()(std::string* v) const { *v = string_value(f.key, trim(raw_in)); }
