@@ -16,6 +16,7 @@
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
+#include "trainer/config.h"
 
 namespace cg::sweep {
 namespace {
@@ -175,12 +176,9 @@ void read_slurm(const YAML::Node& s, const std::string& path, SweepSpec& spec) {
   };
   const auto number = [&](const char* key, int64_t& field, int64_t min) {
     if (!s[key]) return;
-    try {
-      field = s[key].as<int64_t>();
-    } catch (const YAML::Exception&) {
-      CG_FAIL("sweep file {}: slurm.{}: expected an integer, got '{}'", path, key,
-              s[key].IsScalar() ? s[key].Scalar() : "a list or map");
-    }
+    CG_CHECK(s[key].IsScalar(), "sweep file {}: slurm.{}: expected an integer, got a list or map", path, key);
+    // As a config key reads it: yaml-cpp's as<int64_t> would take 010 as 8 and 0x10 as 16.
+    field = integer_value(fmt::format("sweep file {}: slurm.{}", path, key), s[key].Scalar(), s[key].Tag() == "!");
     CG_CHECK(field >= min, "sweep file {}: slurm.{} must be >= {}, got {}", path, key, min, field);
   };
   text("time", spec.slurm_time, true);

@@ -571,14 +571,16 @@ std::string scalar_text(const std::string& key, const std::string& raw_in, bool 
 }
 
 // Parses `raw_in` into the field's type; throws naming the key and the expected type. `quoted`: the text is a quoted
-// YAML scalar from the file, already decoded.
-void assign(const Field& f, const std::string& raw_in, bool quoted = false) {
+// YAML scalar from the file, already decoded. `label` names the value in errors (default: "config key '<key>'").
+void assign(const Field& f, const std::string& raw_in, bool quoted = false, const std::string& label = "") {
   struct V {
     const Field& f;
     const std::string& raw_in;
     bool quoted;
+    const std::string& label;
     [[noreturn]] void fail(const std::string& what, const std::string& why = "") const {
-      CG_FAIL("config key '{}': expected {}, got '{}'{}", f.key, what, raw_in, why.empty() ? "" : ": " + why);
+      CG_FAIL("{}: expected {}, got '{}'{}", label.empty() ? fmt::format("config key '{}'", f.key) : label, what,
+              raw_in, why.empty() ? "" : ": " + why);
     }
     std::string text() const { return scalar_text(f.key, raw_in, quoted); }
     void operator()(bool* v) const {
@@ -626,7 +628,7 @@ void assign(const Field& f, const std::string& raw_in, bool quoted = false) {
     void operator()(std::string* v) const { *v = string_value(f.key, trim(raw_in)); }
     void operator()(std::vector<std::string>* v) const { *v = list_value(f.key, trim(raw_in)); }
   };
-  std::visit(V{f, raw_in, quoted}, f.ptr);
+  std::visit(V{f, raw_in, quoted, label}, f.ptr);
 }
 
 std::string describe_rule(const Rule& r) {
@@ -848,6 +850,12 @@ std::optional<double> decimal_number(const std::string& v) {
   const double x = std::strtod(v.c_str(), nullptr);
   if (!std::isfinite(x) || std::fabs(x) >= 1e16) return std::nullopt;
   return x;
+}
+
+int64_t integer_value(const std::string& what, const std::string& text, bool quoted) {
+  int64_t v = 0;
+  assign(Field{what, FieldPtr(&v), "", {}}, text, quoted, what);
+  return v;
 }
 
 void validate_config(const Config& c) {

@@ -167,6 +167,11 @@ void validate_config(const Config& c);
 // Python's str() would write it with an exponent. std::nullopt when `v` is not one.
 std::optional<double> decimal_number(const std::string& v);
 
+// An integer as a config key reads it (decimal, 1e5 as 100000; not 0x10 or 010; `quoted`: the text was a quoted YAML
+// scalar, already decoded), for the numbers of other YAML files (a sweep file's slurm section); throws
+// "<what>: expected an integer, got '<text>'" with what to write instead.
+int64_t integer_value(const std::string& what, const std::string& text, bool quoted);
+
 // A CSV-valued key's value resolved: "data.train_csv" / "data.val_csv" / "data.test_csv" name that key's value in
 // `c`; anything else is a path, returned as it is.
 std::string resolve_csv(const std::string& value, const Config& c);

@@ -229,8 +229,13 @@ TEST(SweepSpec, SlurmKeysAreTypedAndRangeChecked) {
            {"{cpus_per_task: 0}", "slurm.cpus_per_task must be >= 1, got 0"},
            {"{signal_seconds: -5}", "slurm.signal_seconds must be >= 1, got -5"},
            {"{gpus_per_node: -1}", "slurm.gpus_per_node must be >= 0, got -1"},
-           {"{gpus_per_node: [1]}", "slurm.gpus_per_node: expected an integer, got 'a list or map'"},
-           {"{time: ''}", "slurm.time must not be empty"}}) {
+           {"{gpus_per_node: [1]}", "slurm.gpus_per_node: expected an integer, got a list or map"},
+           {"{time: ''}", "slurm.time must not be empty"},
+           // Numbers as a config key reads them: yaml-cpp alone took 010 as 8 nodes and 0x10 as 16.
+           {"{nodes: 010}", "slurm.nodes: expected an integer, got '010': a leading zero reads as octal"},
+           {"{nodes: 0x10}", "slurm.nodes: expected an integer, got '0x10': hexadecimal is not a decimal number; "
+                             "write 16"},
+           {"{signal_seconds: 1.5}", "slurm.signal_seconds: expected an integer, got '1.5': not a whole number"}}) {
     const std::string e = error_of("base: b.yaml\nslurm: " + c.slurm + grid);
     EXPECT_NE(e.find(c.want), std::string::npos) << c.slurm << " -> " << e;
   }
@@ -241,6 +246,9 @@ TEST(SweepSpec, SlurmKeysAreTypedAndRangeChecked) {
   EXPECT_EQ(s.slurm_signal_seconds, 90);
   EXPECT_EQ(s.slurm_partition, "gpu");
   EXPECT_EQ(s.slurm_time, "1:00:00");
+  const auto q = parse_sweep_spec("base: b.yaml\nslurm: {nodes: '4', signal_seconds: 1.2e2}" + grid, "q.yaml");
+  EXPECT_EQ(q.slurm_nodes, 4);  // quoted, as a config key takes it
+  EXPECT_EQ(q.slurm_signal_seconds, 120);
 }
 
 // Two values that read the same once made folder-safe are two points, not "the same setting", and a long value (a
