@@ -117,8 +117,11 @@ device=$(get model.device auto)
 hf_dir=$(get model.hf_dir "")
 tp=$(get parallel.tp 1)
 dp=$(get parallel.dp 0)
-[[ "$tp" =~ ^[1-9][0-9]*$ ]] || die "parallel.tp must be a positive integer, got '$tp'"
-[[ "$dp" =~ ^[0-9]+$ ]] || die "parallel.dp must be a non-negative integer, got '$dp'"
+# run.sh sizes the job from these, so it takes plain digits only (cgtrain also reads 2.0 or 1e0 as an integer, and
+# refuses 02; bash's arithmetic would read 010 as octal 8).
+[[ "$tp" =~ ^[1-9][0-9]*$ ]] || die "parallel.tp must be a positive integer in plain digits (e.g. 2), got '$tp'"
+[[ "$dp" =~ ^(0|[1-9][0-9]*)$ ]] ||
+  die "parallel.dp must be a non-negative integer in plain digits (e.g. 2; 0: world size / tp), got '$dp'"
 
 # GPUs on this node (0 when nvidia-smi is missing or sees none).
 smi=${CG_NVIDIA_SMI:-nvidia-smi}

@@ -119,6 +119,11 @@ expect_rc 2 "tp not dividing world" "$RUN" --dry-run --np 3 "$T/cpu.yaml"
 expect_out "parallel.tp 2 does not divide world 3" "tp/world message"
 expect_rc 2 "tp*dp != world" "$RUN" --dry-run --np 4 "$T/cpu.yaml" parallel.dp=3
 expect_out "parallel.tp 2 x parallel.dp 3 = 6 but world is 4" "dp message"
+expect_rc 2 "tp not in plain digits" "$RUN" --dry-run --np 4 "$T/cpu.yaml" parallel.tp=2.0
+expect_out "parallel.tp must be a positive integer in plain digits \(e.g. 2\), got '2.0'" "tp 2.0 named"
+# bash's arithmetic reads 010 as 8, so tp 2 x dp 010 passed the world check of 16 ranks; cgtrain refuses 010 itself.
+expect_rc 2 "dp with a leading zero" "$RUN" --dry-run --np 16 "$T/cpu.yaml" parallel.dp=010
+expect_out "parallel.dp must be a non-negative integer in plain digits .*got '010'" "dp 010 named"
 expect_rc 2 "missing hf dir" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/nope"
 expect_out "model.hf_dir '.*nope' is not a folder" "hf dir message"
 expect_rc 2 "hf dir without config.json" "$RUN" --dry-run "$T/cpu.yaml" model.hf_dir="$T/hf_noconfig"
