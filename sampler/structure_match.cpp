@@ -64,47 +64,59 @@ Mat3 transpose(const Mat3& m) {
   return t;
 }
 
-// Greedy basis reduction: sort by length, subtract integer multiples pairwise (Gauss / Lagrange steps) and try
-// c +- a +- b, until nothing gets shorter. It stands in for the LLL reduction pymatgen runs before Niggli's (both
-// only give Niggli a short, stable start). The Niggli parameters do not depend on the start, except that pymatgen's
-// quirk (see niggli()) can leave another sign of an angle: a mirrored frame, which the matcher does not see (a Mg4Ga2
-// cell is alpha 62.98 in pymatgen, 117.02 here, with beta = gamma = 90).
-Mat3 shorten(Mat3 b) {
-  for (int iter = 0; iter < 200; ++iter) {
-    std::sort(b.begin(), b.end(), [](const Vec3& x, const Vec3& y) { return dot(x, x) < dot(y, y); });
-    bool changed = false;
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) {
-        if (i == j) continue;
-        const double mu = std::round(dot(b[j], b[i]) / dot(b[i], b[i]));
-        if (mu == 0) continue;
-        const Vec3 nb = sub(b[j], scaled(b[i], mu));
-        if (dot(nb, nb) < dot(b[j], b[j]) * (1 - 1e-12)) {
-          b[j] = nb;
-          changed = true;
-        }
+// The start of pymatgen's Niggli reduction: its LLL reduction (Lattice._calculate_lll, delta 0.75) transcribed, on
+// rows instead of pymatgen's columns. The Niggli parameters would not depend on the start but for pymatgen's quirk
+// (see niggli()), which from another start can end on another frame. With the greedy shortest-vector start used
+// before, 80 of 2,000 random lattices ended with one vector's sign flipped against pymatgen's (mixed acute and obtuse
+// angles: a mirrored frame) and 52 of 840 cells with ties (a = b = c, fcc) on other bases (90/60/120 degrees where
+// pymatgen has fcc's 60/60/60); tests/sampler/niggli_reference.py. Rounding is half to even, as Python's round().
+Mat3 lll(Mat3 a) {
+  constexpr double delta = 0.75;
+  Mat3 bs{};               // Gram-Schmidt vectors of a
+  double u[3][3] = {};     // Gram-Schmidt coefficients, u[i][j] = a_i . bs_j / |bs_j|^2 (j < i)
+  double m[3] = {};        // |bs_i|^2
+  auto gram_schmidt_row = [&](int i) {  // u[i][0..i), bs[i], m[i] from a[i] and the earlier bs
+    for (int j = 0; j < i; ++j) u[i][j] = dot(a[i], bs[j]) / m[j];
+    bs[i] = a[i];
+    for (int j = 0; j < i; ++j) bs[i] = sub(bs[i], scaled(bs[j], u[i][j]));
+    m[i] = dot(bs[i], bs[i]);
+  };
+  for (int i = 0; i < 3; ++i) gram_schmidt_row(i);
+  int k = 2;  // pymatgen's 1-based index of the vector being reduced
+  while (k <= 3) {
+    for (int i = k - 1; i >= 1; --i) {  // size reduction of a[k-1] against a[i-1]
+      const double q = std::nearbyint(u[k - 1][i - 1]);
+      if (q != 0) {
+        a[k - 1] = sub(a[k - 1], scaled(a[i - 1], q));
+        for (int j = 0; j < i - 1; ++j) u[k - 1][j] -= q * u[i - 1][j];
+        u[k - 1][i - 1] -= q;
       }
-    for (int s1 = -1; s1 <= 1; ++s1)
-      for (int s2 = -1; s2 <= 1; ++s2) {
-        const Vec3 nc = {b[2][0] + s1 * b[0][0] + s2 * b[1][0], b[2][1] + s1 * b[0][1] + s2 * b[1][1],
-                         b[2][2] + s1 * b[0][2] + s2 * b[1][2]};
-        if (dot(nc, nc) < dot(b[2], b[2]) * (1 - 1e-12)) {
-          b[2] = nc;
-          changed = true;
-        }
+    }
+    if (dot(bs[k - 1], bs[k - 1]) >= (delta - u[k - 1][k - 2] * u[k - 1][k - 2]) * dot(bs[k - 2], bs[k - 2])) {
+      ++k;  // Lovasz condition holds
+    } else {
+      std::swap(a[k - 1], a[k - 2]);
+      gram_schmidt_row(k - 2);
+      gram_schmidt_row(k - 1);
+      if (k > 2) {
+        --k;
+      } else {  // k == 2: the third vector's coefficients on the two new Gram-Schmidt vectors
+        for (int j = 0; j < 2; ++j) u[2][j] = dot(a[2], bs[j]) / m[j];
       }
-    if (!changed) break;
+    }
   }
-  return b;
+  return a;
 }
 
 // The Niggli cell, pymatgen's Lattice.get_niggli_reduced_lattice(tol=1e-5) transcribed (Grosse-Kunstleve, Sauter &
 // Adams 2004, steps A1-A8 on the metric tensor G, epsilon 1e-5 V^(1/3)), with the basis carried along each step
-// (pymatgen instead looks for a basis with the final parameters; the parameters are the same). Shortest vectors alone
-// are not enough: where several bases are equally short (here b = c) they differ in their angles, and the matcher
-// takes the second crystal's angles as its target, so another choice than pymatgen's turns an angle 5.2 degrees off
-// into one 4.9 off (test_structure.cpp, CeZn2). pymatgen's quirks are kept: after A1 the A2 test and the signs of A3/A4
-// use the parameters from before A1.
+// (pymatgen instead looks for a basis with the final parameters: the first within a relative e in length and 1 degree
+// in angle, which now and then is another basis than the loop's). Shortest vectors alone are not enough: where
+// several bases are equally short (here b = c) they differ in their angles, and the matcher takes the second
+// crystal's angles as its target, so another choice than pymatgen's turns an angle 5.2 degrees off into one 4.9 off
+// (test_structure.cpp, CeZn2). pymatgen's quirks are kept: after A1 the A2 test and the signs of A3/A4 use the
+// parameters from before A1, so the loop can end on a frame that breaks Niggli's conditions (mixed acute and obtuse
+// angles; 1 in 20 random lattices) and that depends on the start (hence lll(), pymatgen's).
 Mat3 niggli(Mat3 b) {
   const double e = 1e-5 * std::cbrt(std::fabs(det(b)));
   Mat3 g = mul(b, transpose(b));
@@ -163,7 +175,13 @@ Mat3 niggli(Mat3 b) {
 }
 
 // pymatgen's get_reduced_structure(): the Niggli cell, sites re-expressed in it.
-Cell reduce_basis(const Cell& c) { return rebase(c, niggli(shorten(c.m))); }
+Cell reduce_basis(const Cell& c) { return rebase(c, niggli(lll(c.m))); }
+
+}  // namespace
+
+Mat3 niggli_reduced_lattice(const Mat3& m) { return niggli(lll(m)); }
+
+namespace {
 
 // The primitive cell, pymatgen's Structure.get_primitive_structure(tolerance) transcribed (pymatgen 2022.11):
 // sites are grouped by element (alphabetical, as pymatgen sorts them by species string). Candidate translations

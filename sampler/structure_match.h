@@ -56,6 +56,11 @@ bool structures_match(const StructureFingerprint& a, const StructureFingerprint&
 // The primitive cell of `c` as step 2 above finds it (the crystal itself when it is already primitive).
 Crystal primitive_cell(const Crystal& c, double tol = 0.25);
 
+// The Niggli-reduced basis of the lattice whose rows are `m` (Å), as step 2 above reduces every cell: pymatgen's
+// Lattice.get_niggli_reduced_lattice() (tol 1e-5) transcribed, right-handed, in the input's Cartesian frame.
+// Cross-checked on random lattices by tests/sampler/niggli_reference.py (test_niggli_reference).
+Mat3 niggli_reduced_lattice(const Mat3& m);
+
 // Index of the first earlier crystal each crystal matches (itself when none): uniqueness = #(dup[i] == i) / n.
 std::vector<size_t> duplicate_of(const std::vector<StructureFingerprint>& fps, const MatchTolerance& tol = {});
 
