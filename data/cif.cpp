@@ -578,6 +578,20 @@ bool named_setting(const CifBlock& b, const std::string& id, const Lattice& latt
     if (t->kind == 'n' && name.pymatgen_number == 0) group_number(t->value, &name.pymatgen_number);
   if (!space_group_setting(name, lattice, out, &why)) return failed(id, why, reason);
   if (!warning || used < 0) return true;
+  // A Hall symbol whose letters spell the H-M symbol of another group (`P 4 2`: Hall for P422, H-M for P4_2):
+  // CifParser looks it up as an H-M symbol, so pymatgen reads another group from the same file.
+  const GroupTagValue& u = tags[size_t(used)];
+  if (u.kind == 'h' && u.pymatgen >= 0 && out->number != 0 && pymatgen_reads_symbol(u.value)) {
+    GroupTagValue as_hm = u;
+    as_hm.kind = 'm';
+    SpaceGroupSetting s;
+    std::string w;
+    if (setting_of(as_hm, lattice, &s, &w) && s.number != out->number)
+      *warning = fmt::format("{}: {} '{}' was read as a Hall symbol, setting {} (space group {}), but pymatgen's "
+                             "CifParser reads it as the Hermann-Mauguin symbol {} (space group {}); to be read "
+                             "alike, write '{}' in _symmetry_space_group_name_H-M, the tag both read first",
+                             id, u.tag, u.value, out->symbol, out->number, s.symbol, s.number, out->symbol);
+  }
   std::string ignored;
   for (size_t i = 0; i < tags.size(); ++i) {
     const std::string d = i == size_t(used) ? "" : disagreement(tags[i], *out, lattice);
@@ -585,9 +599,9 @@ bool named_setting(const CifBlock& b, const std::string& id, const Lattice& latt
       ignored += fmt::format("{}{} '{}' ({})", ignored.empty() ? "" : ", ", tags[i].tag, tags[i].value, d);
   }
   if (!ignored.empty())
-    *warning = fmt::format("{}: the space group was read from {} '{}' ({}; setting {}), not from {}; correct or remove "
-                           "the tag that is wrong", id, tags[size_t(used)].tag, tags[size_t(used)].value, because,
-                           out->symbol, ignored);
+    *warning += fmt::format("{}{}: the space group was read from {} '{}' ({}; setting {}), not from {}; correct or "
+                            "remove the tag that is wrong", warning->empty() ? "" : "; ", id, tags[size_t(used)].tag,
+                            tags[size_t(used)].value, because, out->symbol, ignored);
   return true;
 }
 

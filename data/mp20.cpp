@@ -603,8 +603,9 @@ std::string property_counts_json(const std::vector<Crystal>& crystals) {
 void warn_cif_warnings(const std::string& path, const Mp20Split& split) {
   if (!split.cif_warnings.empty())
     spdlog::warn("{}: {} CIF(s) name their space group in ways that disagree (listed symmetry operations and a name, "
-                 "or several space-group tags); each was read as pymatgen's CifParser reads it (the first: {})", path,
-                 split.cif_warnings.size(), split.cif_warnings[0].reason);
+                 "or several space-group tags); each was read as pymatgen's CifParser reads it, but for a Hall symbol "
+                 "it reads as another group's H-M symbol (the first: {})", path, split.cif_warnings.size(),
+                 split.cif_warnings[0].reason);
 }
 
 Mp20Split read_mp20(const std::string& path, int64_t max_rows, bool strict, const CsvColumns& columns,

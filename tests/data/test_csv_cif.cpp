@@ -1133,6 +1133,63 @@ TEST(Cif, DisagreeingSpaceGroupTagsAreReadAsPymatgenReadsThemWithAWarning) {
   ASSERT_EQ(split.cif_warnings.size(), 1u);
 }
 
+// Hall symbols whose letters spell the H-M symbol of another group: pymatgen 2022.11.7's CifParser reads
+// `P 4 2` (Hall for P422, 89) as P4_2 (77), `P 3 2` (P312, 149) as P3_2 (145), `P 6 2` (P622, 177) as P6_2 (171):
+// 4 sites from a general position (P4_2's, checked with pymatgen) where we read 8, 3 for our 6, 6 for our 12. cgprep
+// reads the Hall symbol and says so, with what to write; `P 4` (P4 both ways) and a file that also gives the H-M
+// symbol in _symmetry_space_group_name_H-M (which CifParser reads first) say nothing.
+TEST(Cif, HallSymbolPymatgenReadsAsAnotherGroupIsWarnedOf) {
+  if (!cg::have_spglib()) GTEST_SKIP() << "built without spglib (libsymspg-dev)";
+  const std::string tetragonal = "5 5 7 90 90 90", hexagonal = "5 5 7 90 90 120", gp = "Ga 0.1 0.2 0.3\n";
+  const struct {
+    std::string tag, hall, cell;
+    size_t sites;
+    std::string ours, theirs;
+  } cases[] = {
+      {"_symmetry_space_group_name_hall", "P 4 2", tetragonal, 8, "P 4 2 2 (space group 89)",
+       "P 4_2 (space group 77)"},
+      {"_space_group_name_Hall", "P 4 2", tetragonal, 8, "P 4 2 2 (space group 89)", "P 4_2 (space group 77)"},
+      {"_symmetry_space_group_name_hall", "P 3 2", hexagonal, 6, "P 3 1 2 (space group 149)",
+       "P 3_2 (space group 145)"},
+      {"_symmetry_space_group_name_hall", "P 6 2", hexagonal, 12, "P 6 2 2 (space group 177)",
+       "P 6_2 (space group 171)"},
+  };
+  for (const auto& c : cases) {
+    const std::string items = c.tag + " '" + c.hall + "'\n";
+    cg::Crystal x;
+    std::string reason, warning;
+    ASSERT_TRUE(cg::parse_cif(cif_named(items, c.cell, gp), "x", &x, &reason, &warning)) << reason;
+    EXPECT_EQ(x.num_sites(), c.sites) << items;
+    EXPECT_EQ(warning, "x: " + c.tag + " '" + c.hall + "' was read as a Hall symbol, setting " + c.ours +
+                           ", but pymatgen's CifParser reads it as the Hermann-Mauguin symbol " + c.theirs +
+                           "; to be read alike, write '" + c.ours.substr(0, c.ours.find(" (")) +
+                           "' in _symmetry_space_group_name_H-M, the tag both read first")
+        << items;
+    // Done as the warning says: both read the H-M tag, the same group, and nothing is said.
+    warning = "stale";
+    const std::string fixed = "_symmetry_space_group_name_H-M '" + c.ours.substr(0, c.ours.find(" (")) + "'\n" + items;
+    ASSERT_TRUE(cg::parse_cif(cif_named(fixed, c.cell, gp), "x", &x, &reason, &warning)) << reason;
+    EXPECT_EQ(x.num_sites(), c.sites) << fixed;
+    EXPECT_EQ(warning, "") << fixed;
+  }
+  // A Hall symbol that spells the H-M symbol of its own setting: nothing to say.
+  cg::Crystal x;
+  std::string reason, warning = "stale";
+  ASSERT_TRUE(cg::parse_cif(cif_named("_symmetry_space_group_name_hall 'P 4'\n", tetragonal, gp), "x", &x, &reason,
+                            &warning)) << reason;
+  EXPECT_EQ(x.num_sites(), 4u);
+  EXPECT_EQ(warning, "");
+  // cgprep's readers count it with the other disagreements and say the first.
+  const cg::test::TempDir dir("cg_test_cif_hall_misread");
+  std::ofstream(dir / "a.cif") << cif_named("_space_group_name_Hall 'P 4 2'\n", tetragonal, gp);
+  cg::Mp20Split split;
+  const std::string log = logged([&] { split = cg::read_mp20(dir.path.string()); });
+  EXPECT_TRUE(cg::test::contains(log, "but for a Hall symbol it reads as another group's H-M symbol (the first: a: "
+                                      "_space_group_name_Hall 'P 4 2' was read as a Hall symbol, setting P 4 2 2"))
+      << log;
+  ASSERT_EQ(split.cif_warnings.size(), 1u);
+}
+
 // One item in two spellings (two cases, or DDLm's '.' and CIF 1.1's '_', as some writers give both) with one value is
 // read once; pymatgen's CifParser reads the spelling it knows (checked with pymatgen 2022.11.7: P 1 21/c 1 from
 // _symmetry_space_group_name_H-M, which it tries before _space_group_name_H-M_alt; the lower-case _h-m last).
@@ -1197,7 +1254,8 @@ TEST(Cif, ListedOperationsWinOverAnotherSpaceGroupNameWithAWarning) {
   const std::string log = logged([&] { split = cg::read_mp20(dir.path.string()); });
   EXPECT_TRUE(cg::test::contains(log, "1 CIF(s) name their space group in ways that disagree (listed symmetry "
                                       "operations and a name, or several space-group tags); each was read as "
-                                      "pymatgen's CifParser reads it (the first: a: _symmetry_int_tables_number "
+                                      "pymatgen's CifParser reads it, but for a Hall symbol it reads as another "
+                                      "group's H-M symbol (the first: a: _symmetry_int_tables_number "
                                       "'999' is no space group number")) << log;
   EXPECT_EQ(split.crystals.size(), 2u);
   ASSERT_EQ(split.cif_warnings.size(), 1u);

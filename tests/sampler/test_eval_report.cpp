@@ -592,7 +592,8 @@ TEST(EvalReport, CifsNamingAnotherSpaceGroupThanTheirOperationsAreSaid) {
     EXPECT_EQ(in.crystals[0].species, real[0].species) << input;
     EXPECT_NE(log.str().find(input.string() + ": 1 CIF(s) name their space group in ways that disagree (listed "
                              "symmetry operations and a name, or several space-group tags); each was read as "
-                             "pymatgen's CifParser reads it (the first: "), std::string::npos)
+                             "pymatgen's CifParser reads it, but for a Hall symbol it reads as another group's "
+                             "H-M symbol (the first: "), std::string::npos)
         << log.str();
     EXPECT_NE(log.str().find("_symmetry_int_tables_number '999' is no space group number (1..230)"),
               std::string::npos) << log.str();
