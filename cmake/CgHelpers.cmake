@@ -105,5 +105,6 @@ function(cg_add_pymatgen_reference name script dump_source libs labels)
     target_link_libraries(${_dump} PRIVATE ${libs})
   endif()
   add_test(NAME ${name} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/${script} $<TARGET_FILE:${_dump}> ${ARGN})
-  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT 300 SKIP_RETURN_CODE 77)
+  # 10-100 s on 2 idle cores; pymatgen's side took 344 s on a machine loaded 6x over: the limit only catches a hang.
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT 900 SKIP_RETURN_CODE 77)
 endfunction()
