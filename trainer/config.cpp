@@ -1038,7 +1038,15 @@ std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, 
     } else if (w.rfind("-", 0) == 0) {
       CG_FAIL("{}: unknown option '{}'; run {} --help", tool, w, tool);
     } else {
-      CG_CHECK(positional, "{}: unexpected argument '{}': expected CONFIG.yaml or section.key=value", tool, w);
+      // What the word most likely meant: a config file under another name, a folder, an override without its value.
+      std::string hint = "expected CONFIG.yaml or section.key=value";
+      if (std::filesystem::is_directory(w, ec))
+        hint = "it is a folder; give the config file (CONFIG.yaml) or section.key=value";
+      else if (std::filesystem::is_regular_file(w, ec))
+        hint = "a config file is read when its name ends in .yaml or .yml: rename it (or give section.key=value)";
+      else if (eq == std::string::npos && w.find('.') != std::string::npos && w.find('/') == std::string::npos)
+        hint = fmt::format("an override needs a value: write {}=VALUE", w);
+      CG_CHECK(positional, "{}: unexpected argument '{}': {}", tool, w, hint);
       positional->push_back(w);
     }
   }

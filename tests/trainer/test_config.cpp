@@ -446,8 +446,20 @@ TEST(Config, ParseCliSplitsFileOverridesPositionalAndHelp) {
   std::filesystem::current_path(cwd);
   ASSERT_TRUE(from_rel.has_value());
   EXPECT_EQ(from_rel->train.steps, 5);
-  // No positional sink: a stray word is an error.
+  // No positional sink: a stray word is an error, which says what it took the word for.
   EXPECT_THROW(cg::parse_cli(static_cast<int>(argv.size()), argv.data(), "cgx", "t", nullptr), cg::Error);
+  const std::string conf = ::testing::TempDir() + "/cfg_cli.conf";
+  std::ofstream(conf) << "train: {steps: 7}\n";
+  const auto stray = [&](std::string word) {
+    std::vector<char*> a = {words[0].data(), word.data()};
+    return error_of([&] { cg::parse_cli(2, a.data(), "cgx", "t", nullptr); });
+  };
+  EXPECT_NE(stray(dir).find("'" + dir + "': it is a folder; give the config file"), std::string::npos) << stray(dir);
+  EXPECT_NE(stray(conf).find("a config file is read when its name ends in .yaml or .yml: rename it"),
+            std::string::npos) << stray(conf);
+  EXPECT_NE(stray("train.steps").find("an override needs a value: write train.steps=VALUE"), std::string::npos)
+      << stray("train.steps");
+  EXPECT_NE(stray("extra").find("'extra': expected CONFIG.yaml or section.key=value"), std::string::npos);
 
   std::vector<std::string> help = {"cgx", "--help"};
   std::vector<char*> hargv = {help[0].data(), help[1].data()};
