@@ -48,6 +48,12 @@ constexpr const char* kExportStaging = ".cgexport.tmp";  // inside --out, moved 
 // cgexport does not delete files it may not have written: refused, saying what to do.
 // weights: this export writes an HF checkpoint (merged or full); else a PEFT adapter at the top.
 void check_no_other_export(const std::string& out, bool weights) {
+  // cgprep's shards folder or another run's folder is not an export's: the export's tokenizer.model would replace
+  // the one the shards' token ids were written with, and a run folder would read as both a run and an adapter.
+  for (const char* mark : {"cgprep_config.yaml", "checkpoints"})
+    CG_CHECK(!fs::exists(fs::path(out) / mark), "cgexport: --out {} holds {}, so it is {}: the export would write "
+             "its tokenizer.model and weights among those files; choose a folder of its own for --out", out, mark,
+             std::string(mark) == "checkpoints" ? "another cgtrain run's folder" : "cgprep's shards folder");
   static const std::regex hf_files(R"(config\.json|model(-[0-9]{5}-of-[0-9]{5})?\.safetensors|)"
                                    R"(model\.safetensors\.index\.json)");
   for (const auto& e : fs::directory_iterator(out)) {

@@ -419,6 +419,26 @@ TEST(ExportStream, FullDiskIsAClearErrorAndKeepsTheEarlierExport) {
   EXPECT_FALSE(fs::exists(d / "out2/.cgexport.tmp"));
 }
 
+// --out that is cgprep's shards folder or another run's folder is refused before anything is written: the shards'
+// tokenizer.model stays the one their token ids were written with.
+TEST(ExportStream, OutThatIsShardsOrAnotherRunIsRefused) {
+  TempDir d;
+  const auto lc = micro();
+  make_export_run(d / "run", lc, "", {"lora.r=4"});
+  make_export_run(d / "other", lc, "", {"lora.r=4"});
+  fs::create_directories(d / "shards");
+  cg::write_file_atomic(d / "shards/cgprep_config.yaml", "data: {}\n");
+  cg::write_file_atomic(d / "shards/tokenizer.model", "the shards' own tokenizer");
+  std::string e = error_of([&] { cg::export_run({d / "run", -1, d / "shards", false, "fp32"}); });
+  EXPECT_TRUE(contains(e, "--out " + (d / "shards") + " holds cgprep_config.yaml, so it is cgprep's shards folder") &&
+              contains(e, "choose a folder of its own for --out")) << e;
+  EXPECT_EQ(cg::read_file(d / "shards/tokenizer.model"), "the shards' own tokenizer");
+  EXPECT_FALSE(fs::exists(d / "shards/adapter_model.safetensors"));
+  e = error_of([&] { cg::export_run({d / "run", -1, d / "other", true, "fp32"}); });
+  EXPECT_TRUE(contains(e, "holds checkpoints, so it is another cgtrain run's folder")) << e;
+  EXPECT_FALSE(fs::exists(d / "other/adapter") || fs::exists(d / "other/config.json"));
+}
+
 // The base folder moved since training: --merge says so and names --base; with --base the merge reads the new place
 // and equals the reference; --base on a random-init run is refused.
 TEST(ExportStream, MovedBaseNeedsBaseOption) {
