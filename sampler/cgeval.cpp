@@ -14,6 +14,7 @@
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/file_lock.h"
+#include "common/file_set.h"
 #include "common/log.h"
 #include "data/mp20.h"
 #include "sampler/eval_report.h"
@@ -37,11 +38,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void write_text(const fs::path& path, const std::string& text) {
+// report.json, report.md and items.jsonl describe one evaluation: replaced together, so a full disk leaves the
+// earlier three as they were (not a new report.json beside the items of another input).
+void write_report(const fs::path& out, const std::vector<std::pair<std::string, std::string>>& files) {
   try {
-    cg::write_file_atomic(path.string(), text);  // checked to the disk: a full one fails here, the old file stays
+    cg::write_file_set(out.string(), files);
   } catch (const std::exception& e) {
-    CG_FAIL("{}; check eval.out", e.what());
+    CG_FAIL("{}; check eval.out (an earlier report in {} is kept as it was)", e.what(), out.string());
   }
 }
 
@@ -193,10 +196,10 @@ int run(int argc, char** argv) {
 
   nlohmann::json report = nlohmann::json::parse(cg::report_json(r));
   if (!inv_json.empty()) report["invariance"] = nlohmann::json::parse(inv_json);
-  write_text(out / "report.json", report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   const std::string md = cg::report_markdown(r) + inv_md;
-  write_text(out / "report.md", md);
-  write_text(out / "items.jsonl", cg::items_jsonl(r));  // per crystal: which to take further
+  write_report(out, {{"report.json", report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"},
+                     {"report.md", md},
+                     {"items.jsonl", cg::items_jsonl(r)}});  // items: per crystal, which to take further
   spdlog::info("cgeval: wrote {}", (out / "report.json").string());
   std::fputs(md.c_str(), stdout);
   return 0;

@@ -7,12 +7,15 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <thread>
 
 #include "common/durable_file.h"
 #include "common/file_lock.h"
+#include "common/file_set.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -275,6 +278,30 @@ TEST(DurableFile, FolderReadAndMissingFolderWriteSayWhat) {
   EXPECT_NE(e.find("its folder does not exist"), std::string::npos) << e;
   EXPECT_EQ(e.find("free disk space"), std::string::npos) << e;
   fs::remove_all(d);
+}
+
+// A set of files is replaced whole or not at all: with the last file over the size limit (a full disk), the earlier
+// set stays as it was and no .tmp file is left; with room, all are new.
+TEST(OutputDir, FileSetIsReplacedWholeOrNotAtAll) {
+  cg::test::TempDir d("cg_file_set");
+  cg::write_file_set(d.path.string(), {{"a.json", "old a"}, {"b.md", "old b"}, {"c.jsonl", "old c"}});
+  std::string e;
+  {
+    cg::test::FileSizeLimit limit(64);
+    e = cg::test::error_of([&] {
+      cg::write_file_set(d.path.string(), {{"a.json", "new a"}, {"b.md", "new b"}, {"c.jsonl", std::string(100, 'c')}});
+    });
+  }
+  EXPECT_TRUE(cg::test::contains(e, "cannot write " + (d / "c.jsonl.tmp")) && cg::test::contains(e, "free disk space"))
+      << e;
+  EXPECT_EQ(cg::read_file(d / "a.json"), "old a");
+  EXPECT_EQ(cg::read_file(d / "b.md"), "old b");
+  EXPECT_EQ(cg::read_file(d / "c.jsonl"), "old c");
+  // No a.json.tmp, b.md.tmp or c.jsonl.tmp left.
+  EXPECT_EQ(std::distance(fs::directory_iterator(d.path), fs::directory_iterator{}), 3);
+  cg::write_file_set(d.path.string(), {{"a.json", "new a"}, {"b.md", "new b"}, {"c.jsonl", "new c"}});
+  EXPECT_EQ(cg::read_file(d / "a.json") + cg::read_file(d / "b.md") + cg::read_file(d / "c.jsonl"),
+            "new anew bnew c");
 }
 
 }  // namespace

@@ -1,0 +1,37 @@
+#include "common/file_set.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "common/durable_file.h"
+#include "common/error.h"
+
+namespace cg {
+
+void write_file_set(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& files) {
+  const std::filesystem::path d(dir);
+  const auto tmp = [&](size_t i) { return (d / (files[i].first + ".tmp")).string(); };
+  size_t started = 0;  // files whose .tmp may exist
+  try {
+    for (; started < files.size(); ++started) {
+      const std::string& text = files[started].second;
+      write_file_durable(tmp(started), text.data(), text.size());
+    }
+  } catch (...) {
+    for (size_t i = 0; i <= started && i < files.size(); ++i) ::unlink(tmp(i).c_str());
+    throw;
+  }
+  // Only renames within one folder from here, which need no space.
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string path = (d / files[i].first).string();
+    CG_CHECK(::rename(tmp(i).c_str(), path.c_str()) == 0, "cannot rename {} over {}: {}", tmp(i), path,
+             std::strerror(errno));
+  }
+  fsync_path(dir, /*directory=*/true);
+}
+
+}  // namespace cg

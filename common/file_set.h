@@ -1,0 +1,15 @@
+// Several files of one folder that describe one result (cgeval's report.json, report.md and items.jsonl), replaced
+// together: a reader finds the earlier set or the new one, never new files beside old ones.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cg {
+
+// Replaces the files `files` (name, text) of folder `dir`: every one is written beside its name (name.tmp) and
+// flushed to disk before any is renamed over its name. A failure while writing (a full disk) removes the temporary
+// files and throws naming the file and what to do; the earlier files stay as they were.
+void write_file_set(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& files);
+
+}  // namespace cg
