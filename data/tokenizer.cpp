@@ -213,7 +213,9 @@ Tokenizer Tokenizer::load(const std::string& path) {
   try {
     return from_bytes(ss.str());
   } catch (const Error& e) {
-    CG_FAIL("tokenizer model '{}': {}", path, e.what());
+    // Most often another file given for it (a safetensors file, HF's tokenizer.json): said, with the way to one.
+    CG_FAIL("tokenizer model '{}': {}; it is no sentencepiece .model file that reads: set data.tokenizer to one "
+            "(cgtok converts LLaMA-2's tokenizer.json), or to 'train'", path, e.what());
   }
 }
 

@@ -247,6 +247,18 @@ TEST(Tokenizer, LoadErrorsNameThePath) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/tok.model"), std::string::npos);
   }
   EXPECT_THROW(cg::Tokenizer::from_bytes("not a model"), cg::Error);
+  // Another file given as the tokenizer (a safetensors header here): named, with what to give instead.
+  const std::string other = ::testing::TempDir() + "/adapter_model.safetensors";
+  std::ofstream(other, std::ios::binary) << std::string("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":1}", 15);
+  try {
+    cg::Tokenizer::load(other);
+    FAIL();
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer model '" + other + "': "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("it is no sentencepiece .model file that reads: set data.tokenizer to one "
+                                         "(cgtok converts LLaMA-2's tokenizer.json), or to 'train'"),
+              std::string::npos) << e.what();
+  }
 }
 
 namespace {
