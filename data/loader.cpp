@@ -210,6 +210,13 @@ LoaderState Loader::position() const {
 }
 
 void Loader::restore(const LoaderState& s, const std::vector<std::string>& also_shards) {
+  check_restore(s, also_shards);
+  epoch_ = s.epoch;
+  cursor_ = s.cursor;
+  micro_ = 0;
+}
+
+void Loader::check_restore(const LoaderState& s, const std::vector<std::string>& also_shards) const {
   const LoaderState mine = position();  // any micro-step: restore starts a global batch
   CG_CHECK(s.seed == mine.seed, "loader state has seed {}, this run {}: resume with the same train.seed", s.seed,
            mine.seed);
@@ -236,9 +243,6 @@ void Loader::restore(const LoaderState& s, const std::vector<std::string>& also_
            "train.run_dir", s.shards, mine.shards);
   CG_CHECK(s.epoch >= 0 && s.cursor >= 0 && s.cursor < batches_per_epoch(), "loader state cursor {} is outside [0, {})",
            s.cursor, batches_per_epoch());
-  epoch_ = s.epoch;
-  cursor_ = s.cursor;
-  micro_ = 0;
 }
 
 std::vector<Batch> Loader::fixed_batches(int64_t n) const {

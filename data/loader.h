@@ -77,6 +77,7 @@ class Loader {
   // Throws naming what differs (seed, global batch, samples, shards). `also_shards`: further digests that count as
   // these shards (shards_digest of another spelling of their settings, e.g. an older cgprep's).
   void restore(const LoaderState& s, const std::vector<std::string>& also_shards = {});
+  void check_restore(const LoaderState& s, const std::vector<std::string>& also_shards = {}) const;  // restore's checks
   // The LoaderState::shards digest these shards would have with `settings_json` in place of their own settings.
   std::string shards_digest(const std::string& settings_json) const;
   // Validation: the first n samples in file order among those that fit seq_len (cgprep shuffled them with

@@ -110,6 +110,10 @@ void write_rank_checkpoint(const std::string& dir, const TrainModel& m, const Ad
   model::write_safetensors(dir + "/" + rank_file_name(dims.rank), tensors, md);
 }
 
+TrainState read_checkpoint_train_state(const CheckpointInfo& ckpt) {
+  return TrainState::from_json(open_rank_file(ckpt.path, 0).train_state);
+}
+
 TrainState load_rank_checkpoint(const CheckpointInfo& ckpt, TrainModel& m, AdamW& opt,
                                 const dist::ParallelDims& dims, uint64_t seed) {
   const CheckpointLayout& old = ckpt.manifest.layout;

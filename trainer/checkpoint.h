@@ -37,6 +37,10 @@ void write_rank_checkpoint(const std::string& dir, const TrainModel& m, const Ad
 TrainState load_rank_checkpoint(const CheckpointInfo& ckpt, TrainModel& m, AdamW& opt,
                                 const dist::ParallelDims& dims, uint64_t seed);
 
+// The TrainState (step, tokens, loader position) of a verified step folder, from rank 0's file header alone: for
+// checks that need no model. No collective.
+TrainState read_checkpoint_train_state(const CheckpointInfo& ckpt);
+
 // The config and model shape a checkpoint was trained under: the step folder's own config.yaml and
 // model_config.json, else (checkpoints of older builds) the run folder's, which a later launch may have rewritten
 // (with a warning when that config's hash differs from the manifest's).

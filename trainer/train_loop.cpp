@@ -465,6 +465,10 @@ int train(const Config& given) {
   const bool base_matched = resume && check_resume_base(*resume, cfg, base_sample);
   const std::optional<Config> resumed_config = resume ? checkpoint_config(*resume) : std::nullopt;
   if (resume) check_resume_trainables(*resume, cfg, resumed_config);
+  // The loader's checks too (train.seed, the global batch, the shards): a 70B base takes minutes to load, and these
+  // refusals need only the checkpoint's loader position.
+  if (resume)
+    loader.check_restore(read_checkpoint_train_state(*resume).loader, equivalent_shards_digests(loader, cfg.data));
 
   // Model (fixed order inside), optimizer, gradient reduction.
   TrainModel m = build_train_model(cfg, dims, vocab, device, /*resuming=*/resume.has_value(), &base_sample);

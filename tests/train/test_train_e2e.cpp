@@ -418,6 +418,18 @@ TEST(TrainResume, ScheduleChangeAndStepsBelowTheCheckpointAreSaid) {
             std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("learning-rate schedule is recomputed"), std::string::npos) << r.output;
   EXPECT_EQ(read_losses(run).size(), 8u);
+  // What the loader refuses (another train.seed, another global batch) is refused before the model is built: on a
+  // 70B base the load it would come after takes minutes.
+  r = run_mpi(1, cgtrain_exe(), with(args, {"train.steps=10", "train.seed=7"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("loader state has seed 5, this run 7: resume with the same train.seed"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos) << "refused after the model was built: " << r.output;
+  r = run_mpi(1, cgtrain_exe(), with(args, {"train.steps=10", "train.grad_accum=2"}));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("keep the product unchanged to resume"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos) << "refused after the model was built: " << r.output;
+  EXPECT_EQ(read_losses(run).size(), 8u);
 }
 
 TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
