@@ -231,7 +231,9 @@ void Loader::check_restore(const LoaderState& s, const std::vector<std::string>&
            "ranks with twice the grad_accum)", s.global_batch, mine.global_batch, opt_.micro_batch, opt_.dp_size,
            opt_.grad_accum);
   CG_CHECK(s.num_samples == mine.num_samples,
-           "loader state counts {} samples, these shards {}: resume with the same shards and train.seq_len",
+           "loader state counts {} samples, these shards {}: resume with the shards the run trained on "
+           "(data.shards_dir; the checkpoint's training_data.json names them) and the same train.seq_len, or, to "
+           "train on other data, start a new train.run_dir with lora.init_adapter set to this run's cgexport",
            s.num_samples, mine.num_samples);
   const bool same_shards = s.shards.empty() || mine.shards.empty() || s.shards == mine.shards ||
                            std::find(also_shards.begin(), also_shards.end(), s.shards) != also_shards.end();

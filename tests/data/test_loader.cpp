@@ -392,6 +392,18 @@ TEST(Loader, FromShards) {
   cg::LoaderState older = saved;
   older.shards.clear();
   EXPECT_NO_THROW(again.restore(older));
+  // Other shards with another count of samples: the message names the key and the way to train on other data.
+  cg::LoaderState fewer = older;
+  fewer.num_samples += 1;
+  try {
+    again.restore(fewer);
+    ADD_FAILURE() << "restored over shards with another count of samples";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("resume with the shards the run trained on (data.shards_dir;"),
+              std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("start a new train.run_dir with lora.init_adapter"), std::string::npos)
+        << e.what();
+  }
   // The digest of other settings, given as also counting as these shards: restores (a resume across cgprep versions
   // that spell the same settings differently). shards_digest of the shards' own settings is their digest.
   EXPECT_EQ(first.shards_digest(first.meta().settings_json), saved.shards);
