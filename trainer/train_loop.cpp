@@ -219,6 +219,20 @@ std::optional<Config> checkpoint_config(const CheckpointInfo& ck) {
 void check_resume_trainables(const CheckpointInfo& ck, const Config& cfg, const std::optional<Config>& saved) {
   if (!saved) return;  // older builds' checkpoints: the load names the tensor that differs
   const Config& before = *saved;
+  // A LoRA adapter was trained on top of one base: a random base is fixed by its seed (and shape), so another seed,
+  // or weights where there were none, is another model under the same adapter (a full-parameter checkpoint holds
+  // every weight: its base does not matter). A moved model.hf_dir is checked by its weights (check_resume_base);
+  // in checkpoints of older builds, which recorded none, it only warns (warn_config_changes). Checked on every rank
+  // before the model is built: a rank whose load fails first would otherwise end the job with a missing tensor.
+  const bool was_random = before.model.hf_dir.empty(), is_random = cfg.model.hf_dir.empty();
+  const bool same_base = was_random == is_random && (!is_random || before.model.init_seed == cfg.model.init_seed);
+  CG_CHECK(!cfg.lora.enabled || same_base,
+           "{} was trained on {}, this launch has {}: the trained adapter would sit on another base; resume with "
+           "the checkpoint's model settings (its config.yaml) or start a new train.run_dir", ck.path,
+           was_random ? fmt::format("a random base (model.init_seed={})", before.model.init_seed)
+                      : "model.hf_dir=" + before.model.hf_dir,
+           is_random ? fmt::format("a random base (model.init_seed={})", cfg.model.init_seed)
+                     : "model.hf_dir=" + cfg.model.hf_dir);
   std::vector<std::string> bad;
   for (const std::string& d : config_differences(before, cfg)) {
     const bool lora_shape = cfg.lora.enabled && before.lora.enabled &&
@@ -242,19 +256,6 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg, const std:
     return;
   }
   const Config& before = *saved;
-  // A LoRA adapter was trained on top of one base: a random base is fixed by its seed (and shape), so another seed,
-  // or weights where there were none, is another model under the same adapter (a full-parameter checkpoint holds
-  // every weight: its base does not matter). A moved model.hf_dir is checked by its weights (check_resume_base);
-  // in checkpoints of older builds, which recorded none, it only warns (below).
-  const bool was_random = before.model.hf_dir.empty(), is_random = cfg.model.hf_dir.empty();
-  const bool same_base = was_random == is_random && (!is_random || before.model.init_seed == cfg.model.init_seed);
-  CG_CHECK(!cfg.lora.enabled || same_base,
-           "{} was trained on {}, this launch has {}: the trained adapter would sit on another base; resume with "
-           "the checkpoint's model settings (its config.yaml) or start a new train.run_dir", ck.path,
-           was_random ? fmt::format("a random base (model.init_seed={})", before.model.init_seed)
-                      : "model.hf_dir=" + before.model.hf_dir,
-           is_random ? fmt::format("a random base (model.init_seed={})", cfg.model.init_seed)
-                     : "model.hf_dir=" + cfg.model.hf_dir);
   std::vector<std::string> changed;
   for (const std::string& d : config_differences(before, cfg)) {
     if (base_matched && d.rfind("model.hf_dir ", 0) == 0) {  // the same weights, moved
