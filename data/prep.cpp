@@ -324,6 +324,12 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
     tok = Tokenizer::from_bytes(train_sp_model(sentences, int(d.tokenizer_vocab_size), threads));
     spdlog::info("trained a {}-piece BPE tokenizer on {} lines ({:.1f}s)", tok.vocab_size(), sentences.size(),
                  std::chrono::duration<double>(Clock::now() - t).count());
+    // sentencepiece stops early (hard_vocab_limit=false) when the text has no more pairs to merge.
+    if (tok.vocab_size() < d.tokenizer_vocab_size)
+      spdlog::warn("data.tokenizer_vocab_size asked for {} pieces, but {} lines of text gave only {}: the model's "
+                   "vocabulary is {}; set data.tokenizer_vocab_size={} (or less) to ask for what the data has, or "
+                   "prepare more rows", d.tokenizer_vocab_size, sentences.size(), tok.vocab_size(), tok.vocab_size(),
+                   tok.vocab_size());
   } else {
     tok = Tokenizer::load(d.tokenizer);
     spdlog::info("tokenizer {} ({} pieces, sha256 {})", d.tokenizer, tok.vocab_size(), tok.hash().substr(0, 12));

@@ -84,7 +84,9 @@ std::pair<std::string, char> split_factor_name(const std::string& name) {
 }
 
 // Every module has both factors with consistent shapes: A (r, in), B (out, r).
-void check_factors(const std::map<std::string, at::Tensor>& factors, int64_t r, const std::string& where) {
+// `reading`: the factors were read from a folder whose adapter_config.json gave r.
+void check_factors(const std::map<std::string, at::Tensor>& factors, int64_t r, const std::string& where,
+                   bool reading) {
   CG_CHECK(!factors.empty(), "{}: no LoRA factors", where);
   for (const auto& [name, t] : factors) {
     auto [module, which] = split_factor_name(name);
@@ -92,7 +94,9 @@ void check_factors(const std::map<std::string, at::Tensor>& factors, int64_t r, 
     CG_CHECK(factors.count(other), "{}: {} has no matching {}", where, name, other);
     CG_CHECK(t.dim() == 2, "{}: {} must be 2-D, got {} dims", where, name, t.dim());
     int64_t rank_dim = which == 'A' ? t.size(0) : t.size(1);
-    CG_CHECK(rank_dim == r, "{}: {} has rank {} but r = {} (A is (r, in), B is (out, r))", where, name, rank_dim, r);
+    CG_CHECK(rank_dim == r, "{}: {} has rank {} but {} = {} (A is (r, in), B is (out, r)){}", where, name, rank_dim,
+             reading ? "adapter_config.json's r" : "r", r,
+             reading ? ": the two files come from different adapters; copy both from one export (or export again)" : "");
   }
 }
 
@@ -195,7 +199,7 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
            "PEFT adapter dtype must be fp32, bf16 or fp16, got {}", c10::toString(dtype));
   CG_CHECK(cfg.bias == "none", "PEFT export supports bias = none only, got {}", cfg.bias);
   CG_CHECK(!cfg.target_modules.empty(), "PEFT export: target_modules is empty");
-  check_factors(factors, cfg.r, "PEFT export to " + dir);
+  check_factors(factors, cfg.r, "PEFT export to " + dir, /*reading=*/false);
   std::error_code ec;
   fs::create_directories(dir, ec);
   CG_CHECK(!ec, "cannot create adapter folder {}: {}", dir, ec.message());
@@ -398,7 +402,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     out.factors[name] = std::move(t);
   }
   if (!exclude.is_null()) drop_excluded(out, exclude, bare, where);
-  check_factors(out.factors, c.r, w_path.string());
+  check_factors(out.factors, c.r, w_path.string(), /*reading=*/true);
   if (target_regex) {  // "model.layers.0.self_attn.q_proj.lora_A.weight" -> q_proj (a regex or module paths)
     std::set<std::string> kinds;
     for (const auto& [name, t] : out.factors) {

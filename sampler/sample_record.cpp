@@ -127,6 +127,9 @@ SampleRecord sample_from_json_line(const std::string& line, const std::string& w
       if (!r.text.empty()) parse_record_text(&r, /*trim=*/true);
       else r.reason = "no text in the record";
     }
+  } catch (const json::parse_error& e) {
+    CG_FAIL("{}: malformed sample record, not one JSON object (a line cut short or edited: {}): mend or delete that "
+            "line, or sample again into an empty sample.out_dir", where, e.what());
   } catch (const json::exception& e) {
     CG_FAIL("{}: malformed sample record: {}", where, e.what());
   } catch (const Error& e) {

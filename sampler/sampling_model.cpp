@@ -132,7 +132,8 @@ AdapterKind adapter_kind(const std::string& path) {
            "model.hf_dir={} and leave sample.adapter empty (a cgexport --merge folder has its adapter in adapter/)",
            path, path);
   CG_FAIL("sample.adapter {} holds neither adapter_config.json (PEFT), manifest.json (a step-N checkpoint) nor "
-          "checkpoints/ (a run_dir)", path);
+          "checkpoints/ (a run_dir){}: give cgexport's --out folder, a cgtrain run_dir or a run_dir/checkpoints/step-N "
+          "folder (or leave it empty)", path, fs::exists(p / "cgprep_config.yaml") ? "; it is cgprep's shards folder" : "");
 }
 
 namespace {

@@ -1196,3 +1196,24 @@ TEST(Prep, ARepeatedMaterialIdIsWarnedOf) {
   log = logged([&] { cg::read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/val.csv.gz"); });
   EXPECT_EQ(log.find("more than one row"), std::string::npos) << log;
 }
+
+// sentencepiece stops merging when the text has no more pairs: fewer pieces than data.tokenizer_vocab_size asked
+// for is said, with the size the data gave; a size the text fills is not.
+TEST(Prep, TokenizerSmallerThanAskedIsWarnedOf) {
+  const std::string dir = fresh_dir("vocab_short");
+  cg::DataConfig d = small_config(dir + "/a");
+  d.max_rows = 10;
+  d.tokenizer_vocab_size = 100000;
+  const std::string short_vocab = logged([&] { cg::run_prep(d, 1); });
+  const int64_t got = cg::Tokenizer::load(d.shards_dir + "/tokenizer.model").vocab_size();
+  EXPECT_LT(got, 100000);
+  EXPECT_NE(short_vocab.find(fmt::format("data.tokenizer_vocab_size asked for 100000 pieces, but ")), std::string::npos)
+      << short_vocab;
+  EXPECT_NE(short_vocab.find(fmt::format("gave only {}: the model's vocabulary is {}; set data.tokenizer_vocab_size={}",
+                                         got, got, got)), std::string::npos) << short_vocab;
+  cg::DataConfig fits = small_config(dir + "/b");
+  fits.max_rows = 10;
+  fits.tokenizer_vocab_size = got;
+  EXPECT_EQ(logged([&] { cg::run_prep(fits, 1); }).find("asked for"), std::string::npos);
+  fs::remove_all(dir);
+}

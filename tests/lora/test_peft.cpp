@@ -368,6 +368,11 @@ TEST(Peft, AcceptsNoOpKeysAndRefusalsSayWhatToDo) {
   }
   std::ofstream(dir + "/adapter_config.json") << R"({"peft_type": "LORA", "r": 2.0, "lora_alpha": 16, )" + tm + "}";
   EXPECT_EQ(cg::lora::read_peft_adapter(dir).config.r, 2);
+  // An adapter_config.json of another export beside these tensors: named, with what to do.
+  std::ofstream(dir + "/adapter_config.json") << R"({"peft_type": "LORA", "r": 8, "lora_alpha": 16, )" + tm + "}";
+  const std::string other_r = refusal_of([&] { cg::lora::read_peft_adapter(dir); });
+  EXPECT_NE(other_r.find("has rank 2 but adapter_config.json's r = 8"), std::string::npos) << other_r;
+  EXPECT_NE(other_r.find("copy both from one export (or export again)"), std::string::npos) << other_r;
   for (const std::string bad : {R"("rank_pattern": {"q_proj": 4})", R"("alpha_pattern": {"down_proj": 32})",
                                 R"("bias": "lora_only")", R"("fan_in_fan_out": true)", R"("use_dora": true)",
                                 R"("use_qalora": true)", R"("lora_bias": true)", R"("modules_to_save": ["lm_head"])",

@@ -274,6 +274,15 @@ TEST(EvalReport, RecordsWithImpossibleCrystalsAreUnparsedAndEmptyReportsSayNa) {
     }
   }
   EXPECT_EQ(sample_from_json_line(R"({"id":"x","num_tokens":12})", "t.jsonl:1").num_tokens, 12);
+  // A line cut short (a copy interrupted) says what to do, not only nlohmann's parse error.
+  try {
+    sample_from_json_line(R"({"id":"x","num_tokens":1)", "t.jsonl:9");
+    ADD_FAILURE() << "read a line cut short";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("t.jsonl:9: malformed sample record, not one JSON object (a line cut short "
+                                         "or edited: [json.exception.parse_error"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("mend or delete that line, or sample again"), std::string::npos) << e.what();
+  }
 
   const fs::path dir = fresh_dir("empty");
   std::ofstream(dir / "samples.jsonl") << "";

@@ -423,8 +423,19 @@ TEST(SamplingModel, BadAdapterFolderSaysWhatItNeeds) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("adapter_config.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("give cgexport's --out folder, a cgtrain run_dir or"), std::string::npos)
+        << e.what();
   }
   EXPECT_EQ(adapter_kind(""), AdapterKind::kNone);
+  // cgprep's shards folder given as the adapter: named as such.
+  std::ofstream(d + "/cgprep_config.yaml") << "{}";
+  try {
+    adapter_kind(d);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("; it is cgprep's shards folder: give"), std::string::npos) << e.what();
+  }
+  fs::remove(d + "/cgprep_config.yaml");
   // A model folder (a cgexport --merge) given as the adapter: said to be model.hf_dir.
   std::ofstream(d + "/config.json") << "{}";
   try {
