@@ -96,7 +96,8 @@ void check_factors(const std::map<std::string, at::Tensor>& factors, int64_t r, 
     int64_t rank_dim = which == 'A' ? t.size(0) : t.size(1);
     CG_CHECK(rank_dim == r, "{}: {} has rank {} but {} = {} (A is (r, in), B is (out, r)){}", where, name, rank_dim,
              reading ? "adapter_config.json's r" : "r", r,
-             reading ? ": the two files come from different adapters; copy both from one export (or export again)" : "");
+             reading ? ": the two files come from different adapters; copy both from one export (or export again)"
+                     : "");
   }
 }
 

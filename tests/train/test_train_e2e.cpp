@@ -424,11 +424,13 @@ TEST(TrainResume, ScheduleChangeAndStepsBelowTheCheckpointAreSaid) {
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("loader state has seed 5, this run 7: resume with the same train.seed"), std::string::npos)
       << r.output;
-  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos) << "refused after the model was built: " << r.output;
+  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos)
+      << "refused after the model was built: " << r.output;
   r = run_mpi(1, cgtrain_exe(), with(args, {"train.steps=10", "train.grad_accum=2"}));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("keep the product unchanged to resume"), std::string::npos) << r.output;
-  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos) << "refused after the model was built: " << r.output;
+  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos)
+      << "refused after the model was built: " << r.output;
   EXPECT_EQ(read_losses(run).size(), 8u);
 }
 
@@ -883,7 +885,8 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   // Refused at the resume, before the model is built, saying why (it was a race between rank 0's refusal after the
   // build and rank 1's failing load of a tensor the other base lacks).
   EXPECT_NE(r.output.find("the trained adapter would sit on another base"), std::string::npos) << r.output;
-  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos) << "refused after the model was built: " << r.output;
+  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos)
+      << "refused after the model was built: " << r.output;
   EXPECT_EQ(read_text(d + "/run/model_config.json"), model_json);
   // A later launch with another LoRA scale (nothing left to train) rewrites run/config.yaml; the export still
   // takes the checkpoint's own alpha.
@@ -899,7 +902,8 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   EXPECT_NE(r.output.find("cannot go on with lora.r 4 -> 8: its trainable tensors are other ones, or of other shapes; "
                           "set lora.r back to the checkpoint's value (its config.yaml), or start a new train.run_dir"),
             std::string::npos) << r.output;
-  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos) << "refused after the model was built: " << r.output;
+  EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos)
+      << "refused after the model was built: " << r.output;
   r = run_mpi(2, cgtrain_exe(), with(args, {"lora.alpha=64", "lora.targets=[up_proj,down_proj]"}));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("cannot go on with lora.targets"), std::string::npos) << r.output;
