@@ -20,7 +20,7 @@
 // Difference from pymatgen: where several bases have the Niggli parameters, pymatgen keeps the first its lattice
 // search meets and we keep the one the reduction arrives at; the primitive search measures its tolerance along that
 // basis's axes (a site within a hair of 0.25 Å can be decided differently), and the second crystal's basis decides
-// which bases of the first are tried in step 4 (docs/evaluation.md: a Mg4Ga2 pair). Cross-checked against pymatgen
+// which bases of the first are tried in step 4 (docs/evaluation.md: MP-20 mp-1059528). Cross-checked against pymatgen
 // 2022.11 by tests/sampler/matcher_reference.py (test_matcher_reference).
 #pragma once
 #include <string>

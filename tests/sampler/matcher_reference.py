@@ -3,6 +3,8 @@
 stol 0.3, angle_tol 5, primitive_cell, scale, no supercell attempt).
 
 usage: matcher_reference.py MATCHER_DUMP TEST_CSV_GZ [N_CRYSTALS] [N_POLYMORPH_PAIRS]
+       matcher_reference.py MATCHER_DUMP TEST_CSV_GZ --test-train TRAIN_CSV_GZ [N_TEST_ROWS | ID,ID,...]
+       matcher_reference.py MATCHER_DUMP TEST_CSV_GZ --novelty TRAIN_CSV_GZ ITEMS_JSONL
 
 Pairs (fixed seeds): the first N MP-20 test crystals each against
   jitter01/03/06  every fractional coordinate moved by uniform +-0.01, +-0.03, +-0.06
@@ -15,11 +17,20 @@ and `polymorph` pairs: different MP-20 test crystals with the same reduced formu
 Both pymatgen and MATCHER_DUMP decide every pair; the script prints agreement per kind and every disagreement with
 pymatgen's best normalised max displacement (from a matcher with stol 0.6, whose candidate set contains the default
 one's) and both primitive cell sizes. Exit status: 77 when pymatgen is missing, 1 when a disagreement is not an
-allowed border case (see ALLOWED below), else 0.
+allowed border case (see BORDER_KINDS below) or an order pymatgen itself answers the other way, else 0.
+
+--test-train: every pair of a test crystal (the first N_TEST_ROWS, or those with the given material_ids; default
+all) and a TRAIN_CSV_GZ crystal with the same reduced formula, in both orders (`train,test` is fit(train, test), the
+order novelty asks). Both orders are asked, so every disagreement fails, and the pairs whose two orders differ in
+pymatgen and in ours are listed.
+--novelty: ITEMS_JSONL is cgeval's items.jsonl for the first rows of TEST_CSV_GZ with eval.train_csv=TRAIN_CSV_GZ;
+each valid, unique item's `novel` is compared with pymatgen's: no fit(train, sample) over the training crystals of
+its formula. docs/evaluation.md ("Structure matcher") has the commands and results.
 """
 import csv
 import gzip
 import itertools
+import json
 import multiprocessing
 import os
 import random
@@ -116,16 +127,15 @@ def diagnose(pair):
     return (None if m is None else float(m[0])), len(s1), len(s2)
 
 
-def main():
-    dump, csv_path = sys.argv[1], sys.argv[2]
-    n_crystals = int(sys.argv[3]) if len(sys.argv) > 3 else 300
-    n_poly = int(sys.argv[4]) if len(sys.argv) > 4 else 400
-    t0 = time.time()
-    with gzip.open(csv_path, "rt") as f:
-        rows = list(csv.DictReader(f))
+def read_rows(path):
+    with gzip.open(path, "rt") as f:
+        return list(csv.DictReader(f))
 
+
+def perturbed_and_polymorph_pairs(rows, n_crystals, n_poly):
+    """The default run's pairs: (kind, label, s1, s2) for fit(s1, s2)."""
     rng = np.random.default_rng(20240611)
-    pairs = []  # (kind, label, s1, s2)
+    pairs = []
     for r in rows[:n_crystals]:
         s = parse(r["cif"])
         for kind, v in variants(s, rng):
@@ -135,7 +145,8 @@ def main():
     groups = {}
     for r in rows:
         groups.setdefault(r["pretty_formula"], []).append(r)
-    candidates = [(g[i], g[j]) for g in groups.values() if len(g) > 1 for i, j in itertools.combinations(range(len(g)), 2)]
+    candidates = [(g[i], g[j]) for g in groups.values() if len(g) > 1
+                  for i, j in itertools.combinations(range(len(g)), 2)]
     random.Random(7).shuffle(candidates)
     cache = {}
     for r1, r2 in candidates[:n_poly]:
@@ -144,8 +155,37 @@ def main():
                 cache[r["material_id"]] = parse(r["cif"])
         pairs.append(("polymorph", f"{r1['material_id']}~{r2['material_id']}", cache[r1["material_id"]],
                       cache[r2["material_id"]]))
-    t_build = time.time() - t0
+    return pairs
 
+
+def train_by_formula(train_rows, formulas):
+    """{pretty_formula: [(material_id, structure)]} of the training rows with one of formulas (parsed only those)."""
+    out = {}
+    for r in train_rows:
+        if r["pretty_formula"] in formulas:
+            out.setdefault(r["pretty_formula"], []).append((r["material_id"], parse(r["cif"])))
+    return out
+
+
+def test_train_pairs(test_rows, train_rows):
+    """Every (test, train) crystal pair with the same reduced formula, in both orders: `train,test` is fit(train, test),
+    the order novelty asks, `test,train` the other."""
+    train = train_by_formula(train_rows, {r["pretty_formula"] for r in test_rows})
+    pairs = []
+    for r in test_rows:
+        if r["pretty_formula"] not in train:
+            continue
+        s = parse(r["cif"])
+        for tid, t in train[r["pretty_formula"]]:
+            pairs.append(("train,test", f"{tid}~{r['material_id']}", t, s))
+            pairs.append(("test,train", f"{r['material_id']}~{tid}", s, t))
+    return pairs
+
+
+def compare(dump, pairs, kinds, allow_reversed=True):
+    """Decides every pair with MATCHER_DUMP and pymatgen, prints agreement per kind and every disagreement.
+    allow_reversed: a disagreement is allowed where pymatgen with the structures swapped answers as we do (off where
+    the pairs hold both orders). Returns (exit status, our decisions, pymatgen's decisions)."""
     text = "".join(line(p[2]) + "\n" + line(p[3]) + "\n" for p in pairs)
     t1 = time.time()
     res = subprocess.run([dump], input=text, capture_output=True, text=True, check=True).stdout.split("\n")
@@ -153,14 +193,14 @@ def main():
     ours = [tuple(int(x) for x in l.split()) for l in res if l.strip()]
     if len(ours) != len(pairs):
         print(f"matcher_dump answered {len(ours)} of {len(pairs)} pairs")
-        return 1
+        return 1, ours, []
 
     t2 = time.time()
     with multiprocessing.Pool(2) as pool:
         ref = pool.map(pymatgen_fit, [(p[2], p[3]) for p in pairs], chunksize=8)
     t_ref = time.time() - t2
 
-    stats = {k: [0, 0, 0, 0] for k in KINDS}  # pairs, agree, pymatgen matches, ours matches
+    stats = {k: [0, 0, 0, 0] for k in kinds}  # pairs, agree, pymatgen matches, ours matches
     bad = []
     for p, o, r in zip(pairs, ours, ref):
         st = stats[p[0]]
@@ -172,13 +212,13 @@ def main():
             bad.append((p, o, r))
 
     print(f"{'kind':10s} {'pairs':>5s} {'agree':>6s} {'pymatgen fit':>12s} {'ours fit':>8s}")
-    for k in KINDS:
+    for k in kinds:
         st = stats[k]
         if st[0]:
             print(f"{k:10s} {st[0]:5d} {st[1]:6d} {st[2]:12d} {st[3]:8d}")
     total = sum(s[0] for s in stats.values())
     agree = sum(s[1] for s in stats.values())
-    print(f"{'all':10s} {total:5d} {agree:6d}   ({100.0 * agree / total:.2f}% agreement)")
+    print(f"{'all':10s} {total:5d} {agree:6d}   ({100.0 * agree / max(total, 1):.2f}% agreement)")
 
     unexplained = 0
     for p, o, r in bad:
@@ -190,14 +230,90 @@ def main():
         # keeps the first it meets, we the one our reduction arrives at) frames each structure. When
         # pymatgen itself answers the other way round with the structures swapped, our answer is one of its own.
         asym = pymatgen_fit_reversed((p[2], p[3])) == bool(o[0])
-        allowed = asym or (p[0] in BORDER_KINDS and (border or prim_differs))
+        allowed = (asym and allow_reversed) or (p[0] in BORDER_KINDS and (border or prim_differs))
         unexplained += int(not allowed)
         best_s = "none" if best is None else f"{best:.4f}"
         print(f"disagree {p[0]:9s} {p[1]}: pymatgen {r} (best max displacement {best_s}, primitive sites {n1}/{n2}),"
-              f" ours {bool(o[0])} (primitive sites {o[1]}/{o[2]}){'; pymatgen reversed agrees with ours' if asym else ''}"
+              f" ours {bool(o[0])} (primitive sites {o[1]}/{o[2]})"
+              f"{'; pymatgen reversed agrees with ours' if asym else ''}"
               f"{'' if allowed else '  <- not explained'}")
-    print(f"times: build {t_build:.1f} s, matcher_dump {t_ours:.2f} s, pymatgen {t_ref:.1f} s (2 processes)")
-    return 1 if unexplained or total == 0 else 0
+    print(f"times: matcher_dump {t_ours:.2f} s, pymatgen {t_ref:.1f} s (2 processes)")
+    return (1 if unexplained or total == 0 else 0), ours, ref
+
+
+def novelty(dump, test_rows, train_rows, items_path):
+    """cgeval's `novel` for each valid, unique item of items_path (cgeval on the first rows of TEST_CSV_GZ) against
+    pymatgen's: novel when fit(train, sample) is False for every training crystal of the sample's reduced formula."""
+    with open(items_path) as f:
+        items = [json.loads(l) for l in f if l.strip()]
+    by_id = {r["material_id"]: r for r in test_rows}
+    scored = [it for it in items if it.get("valid") and it.get("unique")]
+    missing = [it["id"] for it in scored if it["id"] not in by_id or "novel" not in it]
+    if missing:
+        print(f"{items_path}: {len(missing)} valid unique items have no test row or no `novel` (first {missing[0]}): "
+              "run cgeval on TEST_CSV_GZ with eval.train_csv set")
+        return 1
+    rows = [by_id[it["id"]] for it in scored]
+    train = train_by_formula(train_rows, {r["pretty_formula"] for r in rows})
+    pairs = []  # the matcher's pairs too, so a disagreement can be told apart from cgeval's wiring
+    owner = []  # index into scored of each pair
+    for k, r in enumerate(rows):
+        s = parse(r["cif"])
+        for tid, t in train.get(r["pretty_formula"], []):
+            pairs.append(("train,test", f"{tid}~{r['material_id']}", t, s))
+            owner.append(k)
+    status, ours, ref = compare(dump, pairs, ["train,test"], allow_reversed=False)
+    if not ref:
+        return 1
+    ref_novel = [True] * len(scored)
+    for k, r in zip(owner, ref):
+        if r:
+            ref_novel[k] = False
+    agree = sum(int(bool(it["novel"]) == n) for it, n in zip(scored, ref_novel))
+    ours_novel = sum(bool(it["novel"]) for it in scored)
+    print(f"novelty: {len(items)} items, {len(scored)} valid and unique, {agree} agree with pymatgen's "
+          f"fit(train, sample) ({sum(ref_novel)} novel by pymatgen, {ours_novel} by cgeval)")
+    for it, n in zip(scored, ref_novel):
+        if bool(it["novel"]) != n:
+            print(f"novelty disagrees on {it['id']} ({it['formula']}): cgeval novel {bool(it['novel'])}, pymatgen {n}")
+    return 1 if status or agree != len(scored) else 0
+
+
+def main():
+    args = sys.argv[1:]
+    if len(args) < 2:
+        print(__doc__)
+        return 2
+    dump, csv_path = args[0], args[1]
+    t0 = time.time()
+    rows = read_rows(csv_path)
+    if len(args) > 2 and args[2] == "--test-train":
+        train_rows = read_rows(args[3])
+        if len(args) > 4 and args[4].isdigit():
+            rows = rows[:int(args[4])]
+        elif len(args) > 4:
+            ids = set(args[4].split(","))
+            rows = [r for r in rows if r["material_id"] in ids]
+            if len(rows) != len(ids):
+                print(f"{csv_path} has {len(rows)} of the {len(ids)} material_ids {args[4]}")
+                return 1
+        pairs = test_train_pairs(rows, train_rows)
+        print(f"{len(pairs) // 2} test/train pairs with the same reduced formula, each in both orders "
+              f"(built in {time.time() - t0:.1f} s)")
+        status, ours, ref = compare(dump, pairs, ["train,test", "test,train"], allow_reversed=False)
+        if ref:  # pairs alternate: fit(train, test), fit(test, train) of the same two crystals
+            ref_asym = {pairs[k][1] for k in range(0, len(pairs), 2) if ref[k] != ref[k + 1]}
+            ours_asym = {pairs[k][1] for k in range(0, len(pairs), 2) if ours[k][0] != ours[k + 1][0]}
+            print(f"the two orders differ on {len(ref_asym)} pairs in pymatgen, {len(ours_asym)} in ours, "
+                  f"{len(ref_asym & ours_asym)} of them the same (train~test):", " ".join(sorted(ref_asym | ours_asym)))
+        return status
+    if len(args) > 2 and args[2] == "--novelty":
+        return novelty(dump, rows, read_rows(args[3]), args[4])
+    n_crystals = int(args[2]) if len(args) > 2 else 300
+    n_poly = int(args[3]) if len(args) > 3 else 400
+    pairs = perturbed_and_polymorph_pairs(rows, n_crystals, n_poly)
+    print(f"{len(pairs)} pairs (built in {time.time() - t0:.1f} s)")
+    return compare(dump, pairs, KINDS)[0]
 
 
 if __name__ == "__main__":
