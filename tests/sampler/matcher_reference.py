@@ -2,7 +2,7 @@
 """Cross-check of sampler/structure_match.cpp against pymatgen's StructureMatcher().fit (defaults: ltol 0.2,
 stol 0.3, angle_tol 5, primitive_cell, scale, no supercell attempt).
 
-usage: matcher_reference.py MATCHER_DUMP TEST_CSV_GZ [N_CRYSTALS] [N_POLYMORPH_PAIRS]
+usage: matcher_reference.py MATCHER_DUMP TEST_CSV_GZ [N_CRYSTALS] [N_POLYMORPH_PAIRS] [--train TRAIN_CSV_GZ]
        matcher_reference.py MATCHER_DUMP TEST_CSV_GZ --test-train TRAIN_CSV_GZ [N_TEST_ROWS | ID,ID,...]
        matcher_reference.py MATCHER_DUMP TEST_CSV_GZ --novelty TRAIN_CSV_GZ ITEMS_JSONL
 
@@ -13,7 +13,8 @@ Pairs (fixed seeds): the first N MP-20 test crystals each against
   permute         sites in a random order, origin shifted by a random vector
   super211        the 2x1x1 supercell
   swap            one site of one element and one of another exchanged (crystals with >= 2 elements)
-and `polymorph` pairs: different MP-20 test crystals with the same reduced formula.
+and `polymorph` pairs: different MP-20 test crystals with the same reduced formula; plus, asked in both orders and
+held to pymatgen's answer in each, `swap,both` (BOTH_ORDERS) and with --train the test/train pairs of ORDER_TEST_IDS.
 Both pymatgen and MATCHER_DUMP decide every pair; the script prints agreement per kind and every disagreement with
 pymatgen's best normalised max displacement (from a matcher with stol 0.6, whose candidate set contains the default
 one's) and both primitive cell sizes. Exit status: 77 when pymatgen is missing, 1 when a disagreement is not an
@@ -59,6 +60,16 @@ KINDS = ["jitter01", "jitter03", "jitter06", "scale108", "scale130", "shear3", "
 # docs/evaluation.md). Every other kind must agree exactly.
 BORDER_KINDS = {"jitter03", "jitter06"}
 BORDER = 0.03
+# Pairs whose answer depends on the order in pymatgen, asked both ways and held to pymatgen's answer in each (no
+# swapped-order allowance). BOTH_ORDERS: (material_id, i, j), the test crystal against itself with sites i and j
+# exchanged; mp-1094671 (Mg4Ga2) is pymatgen's 0.328 (no match) one way and 0.123 (match) the other, decided by
+# which of two bases with the Niggli parameters frames it (ours matched both ways before the LLL start).
+BOTH_ORDERS = [("mp-1094671", 3, 5)]
+# With --train: the MP-20 test crystals of the 6 test/train pairs whose two orders differ in pymatgen (of 3,158) and
+# mp-1077032 (CeZn2, which matched train mp-1385 train-first before the Niggli reduction); with every training
+# crystal of their formulas, 17 pairs.
+ORDER_TEST_IDS = ["mp-554072", "mp-1174192", "mp-1008376", "mvc-3279", "mp-1008734", "mp-867227", "mp-1077032"]
+STRICT_KINDS = {"swap,both", "train,test", "test,train"}
 
 
 def parse(cif):
@@ -182,10 +193,9 @@ def test_train_pairs(test_rows, train_rows):
     return pairs
 
 
-def compare(dump, pairs, kinds, allow_reversed=True):
+def compare(dump, pairs, kinds):
     """Decides every pair with MATCHER_DUMP and pymatgen, prints agreement per kind and every disagreement.
-    allow_reversed: a disagreement is allowed where pymatgen with the structures swapped answers as we do (off where
-    the pairs hold both orders). Returns (exit status, our decisions, pymatgen's decisions)."""
+    Returns (exit status, our decisions, pymatgen's decisions)."""
     text = "".join(line(p[2]) + "\n" + line(p[3]) + "\n" for p in pairs)
     t1 = time.time()
     res = subprocess.run([dump], input=text, capture_output=True, text=True, check=True).stdout.split("\n")
@@ -230,7 +240,7 @@ def compare(dump, pairs, kinds, allow_reversed=True):
         # keeps the first it meets, we the one our reduction arrives at) frames each structure. When
         # pymatgen itself answers the other way round with the structures swapped, our answer is one of its own.
         asym = pymatgen_fit_reversed((p[2], p[3])) == bool(o[0])
-        allowed = (asym and allow_reversed) or (p[0] in BORDER_KINDS and (border or prim_differs))
+        allowed = (asym and p[0] not in STRICT_KINDS) or (p[0] in BORDER_KINDS and (border or prim_differs))
         unexplained += int(not allowed)
         best_s = "none" if best is None else f"{best:.4f}"
         print(f"disagree {p[0]:9s} {p[1]}: pymatgen {r} (best max displacement {best_s}, primitive sites {n1}/{n2}),"
@@ -262,7 +272,7 @@ def novelty(dump, test_rows, train_rows, items_path):
         for tid, t in train.get(r["pretty_formula"], []):
             pairs.append(("train,test", f"{tid}~{r['material_id']}", t, s))
             owner.append(k)
-    status, ours, ref = compare(dump, pairs, ["train,test"], allow_reversed=False)
+    status, ours, ref = compare(dump, pairs, ["train,test"])
     if not ref:
         return 1
     ref_novel = [True] * len(scored)
@@ -300,7 +310,7 @@ def main():
         pairs = test_train_pairs(rows, train_rows)
         print(f"{len(pairs) // 2} test/train pairs with the same reduced formula, each in both orders "
               f"(built in {time.time() - t0:.1f} s)")
-        status, ours, ref = compare(dump, pairs, ["train,test", "test,train"], allow_reversed=False)
+        status, ours, ref = compare(dump, pairs, ["train,test", "test,train"])
         if ref:  # pairs alternate: fit(train, test), fit(test, train) of the same two crystals
             ref_asym = {pairs[k][1] for k in range(0, len(pairs), 2) if ref[k] != ref[k + 1]}
             ours_asym = {pairs[k][1] for k in range(0, len(pairs), 2) if ours[k][0] != ours[k + 1][0]}
@@ -309,11 +319,25 @@ def main():
         return status
     if len(args) > 2 and args[2] == "--novelty":
         return novelty(dump, rows, read_rows(args[3]), args[4])
+    train_csv = None
+    if "--train" in args:
+        k = args.index("--train")
+        train_csv = args[k + 1]
+        args = args[:k] + args[k + 2:]
     n_crystals = int(args[2]) if len(args) > 2 else 300
     n_poly = int(args[3]) if len(args) > 3 else 400
     pairs = perturbed_and_polymorph_pairs(rows, n_crystals, n_poly)
+    by_id = {r["material_id"]: r for r in rows}
+    for mid, i, j in BOTH_ORDERS:
+        s = parse(by_id[mid]["cif"])
+        species = list(s.species)
+        species[i], species[j] = species[j], species[i]
+        v = Structure(s.lattice, species, s.frac_coords)
+        pairs += [("swap,both", f"{mid} {i}<->{j}", s, v), ("swap,both", f"{mid} {i}<->{j} reversed", v, s)]
+    if train_csv:
+        pairs += test_train_pairs([by_id[mid] for mid in ORDER_TEST_IDS], read_rows(train_csv))
     print(f"{len(pairs)} pairs (built in {time.time() - t0:.1f} s)")
-    return compare(dump, pairs, KINDS)[0]
+    return compare(dump, pairs, KINDS + ["swap,both", "train,test", "test,train"])[0]
 
 
 if __name__ == "__main__":
