@@ -118,8 +118,14 @@ void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::Sa
 
 // cgsample replaces <out>/cifs and <out>/eval with this run's: only where an earlier cgsample wrote them (its
 // samples.jsonl beside them). A cifs/ folder of the user's own (a CIF folder's usual layout) is refused, not emptied.
+// cgprep's shards folder and a cgtrain run's folder are refused as well: samples.jsonl, cifs/ and summary.json would
+// sit among the files those tools own (a run's samples go to <run_dir>/samples, tiny.yaml's default).
 void check_out_dir_owned(const std::string& out) {
   namespace fs = std::filesystem;
+  for (const char* mark : {"cgprep_config.yaml", "checkpoints"})
+    CG_CHECK(!fs::exists(fs::path(out) / mark), "sample.out_dir {} holds {}, so it is {}: give a folder of its own "
+             "(e.g. {}/samples)", out, mark, std::string(mark) == "checkpoints" ? "a cgtrain run's folder"
+                                                                                : "cgprep's shards folder", out);
   if (fs::exists(fs::path(out) / "samples.jsonl")) return;
   for (const char* sub : {"cifs", "eval"}) {
     std::error_code ec;

@@ -142,6 +142,17 @@ if "$B/sampler/cgsample" "$@" sample.out_dir="$D/loose" sample.max_new_tokens=25
   echo "cgsample wrote into a folder of CIFs" >&2; exit 1; fi
 grep -q "holds CIF files (a.CIF ...) but no samples.jsonl" "$D/loose.err"
 [ "$(ls "$D/loose")" = "a.CIF" ]
+# cgprep's shards folder and a cgtrain run's folder: refused, naming what they are, nothing written there.
+mkdir -p "$D/shards_like" "$D/run_like/checkpoints"
+echo "{}" > "$D/shards_like/cgprep_config.yaml"
+for f in shards_like run_like; do
+  if "$B/sampler/cgsample" "$@" sample.out_dir="$D/$f" sample.max_new_tokens=25 2>"$D/$f.err"; then
+    echo "cgsample wrote into $f" >&2; exit 1; fi
+  [ ! -e "$D/$f/samples.jsonl" ]
+done
+grep -q "sample.out_dir $D/shards_like holds cgprep_config.yaml, so it is cgprep's shards folder: give a folder of its own" \
+  "$D/shards_like.err"
+grep -q "sample.out_dir $D/run_like holds checkpoints, so it is a cgtrain run's folder" "$D/run_like.err"
 # A folder another cgsample is writing into (its lock held): refused, nothing written.
 if command -v flock >/dev/null; then
   mkdir -p "$D/busy"
