@@ -150,7 +150,7 @@ for f in shards_like run_like; do
     echo "cgsample wrote into $f" >&2; exit 1; fi
   [ ! -e "$D/$f/samples.jsonl" ]
 done
-grep -q "sample.out_dir $D/shards_like holds cgprep_config.yaml, so it is cgprep's shards folder: give a folder of its own" \
+grep -q "sample.out_dir $D/shards_like holds cgprep_config.yaml, so it is cgprep's shards folder: give a folder" \
   "$D/shards_like.err"
 grep -q "sample.out_dir $D/run_like holds checkpoints, so it is a cgtrain run's folder" "$D/run_like.err"
 # A folder another cgsample is writing into (its lock held): refused, nothing written.
