@@ -27,6 +27,7 @@
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/file_lock.h"
+#include "common/folder_kind.h"
 #include "common/kernel_profile.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -122,10 +123,11 @@ void warn_conditions_never_trained(const cg::Config& c, const std::vector<cg::Sa
 // sit among the files those tools own (a run's samples go to <run_dir>/samples, tiny.yaml's default).
 void check_out_dir_owned(const std::string& out) {
   namespace fs = std::filesystem;
-  for (const char* mark : {"cgprep_config.yaml", "checkpoints"})
-    CG_CHECK(!fs::exists(fs::path(out) / mark), "sample.out_dir {} holds {}, so it is {}: give a folder of its own "
-             "(e.g. {}/samples)", out, mark, std::string(mark) == "checkpoints" ? "a cgtrain run's folder"
-                                                                                : "cgprep's shards folder", out);
+  std::string mark;
+  const cg::OwnedBy owner = cg::owned_by_tool(out, &mark);
+  CG_CHECK(owner == cg::OwnedBy::kNone, "sample.out_dir {} holds {}, so it is {}: give a folder of its own (e.g. "
+           "{}/samples)", out, mark,
+           owner == cg::OwnedBy::kCgtrain ? "a cgtrain run's folder" : "cgprep's shards folder", out);
   if (fs::exists(fs::path(out) / "samples.jsonl")) return;
   for (const char* sub : {"cifs", "eval"}) {
     std::error_code ec;

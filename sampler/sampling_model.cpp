@@ -134,7 +134,7 @@ AdapterKind adapter_kind(const std::string& path) {
   CG_FAIL("sample.adapter {} holds neither adapter_config.json (PEFT), manifest.json (a step-N checkpoint) nor "
           "checkpoints/ (a run_dir){}: give cgexport's --out folder, a cgtrain run_dir or a run_dir/checkpoints/step-N "
           "folder (or leave it empty)", path,
-          fs::exists(p / "cgprep_config.yaml") ? "; it is cgprep's shards folder" : "");
+          owned_by_tool(path) == OwnedBy::kCgprep ? "; it is cgprep's shards folder" : "");
 }
 
 namespace {

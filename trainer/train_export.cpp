@@ -21,6 +21,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/folder_kind.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "data/shard.h"
@@ -50,10 +51,11 @@ constexpr const char* kExportStaging = ".cgexport.tmp";  // inside --out, moved 
 void check_no_other_export(const std::string& out, bool weights) {
   // cgprep's shards folder or another run's folder is not an export's: the export's tokenizer.model would replace
   // the one the shards' token ids were written with, and a run folder would read as both a run and an adapter.
-  for (const char* mark : {"cgprep_config.yaml", "checkpoints"})
-    CG_CHECK(!fs::exists(fs::path(out) / mark), "cgexport: --out {} holds {}, so it is {}: the export would write "
-             "its tokenizer.model and weights among those files; choose a folder of its own for --out", out, mark,
-             std::string(mark) == "checkpoints" ? "another cgtrain run's folder" : "cgprep's shards folder");
+  std::string mark;
+  const OwnedBy owner = owned_by_tool(out, &mark);
+  CG_CHECK(owner == OwnedBy::kNone, "cgexport: --out {} holds {}, so it is {}: the export would write its "
+           "tokenizer.model and weights among those files; choose a folder of its own for --out", out, mark,
+           owner == OwnedBy::kCgtrain ? "another cgtrain run's folder" : "cgprep's shards folder");
   static const std::regex hf_files(R"(config\.json|model(-[0-9]{5}-of-[0-9]{5})?\.safetensors|)"
                                    R"(model\.safetensors\.index\.json)");
   for (const auto& e : fs::directory_iterator(out)) {
