@@ -393,6 +393,60 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
                        "is not a cgtrain run folder"));
 }
 
+// "Export the run" is its newest checkpoint. A damaged newest one (a flipped byte, a cut file) or one without its
+// manifest (a copy that stopped halfway) was skipped with a warning and an older step exported, exit 0: refused now,
+// naming the folder, what is wrong with it and the --step that exports the newest intact one on purpose, which works.
+// A save still being written (step-N.tmp) is no checkpoint: the newest complete one is exported as before, and the
+// resume's choice (the newest intact one) is unchanged.
+TEST(ExportStream, DamagedNewestCheckpointIsRefusedNamingTheIntactOne) {
+  TempDir d;
+  const auto lc = micro();
+  make_export_run(d / "run", lc, "", {"lora.r=4"});
+  const fs::path ckpts = fs::path(d / "run") / "checkpoints";
+  // step-9: a copy of step-5 under the manifest's step 9, intact until damaged below.
+  fs::copy(ckpts / "step-5", ckpts / "step-9", fs::copy_options::recursive);
+  auto man = nlohmann::json::parse(cg::read_file((ckpts / "step-9/manifest.json").string(), "manifest"));
+  man["step"] = 9;
+  std::ofstream(ckpts / "step-9/manifest.json") << man.dump();
+  ASSERT_EQ(cg::verify_checkpoint((ckpts / "step-9").string()), "");
+  const fs::path rank = ckpts / "step-9" / cg::rank_file_name(0);
+  {
+    std::fstream f(rank, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-3, std::ios::end);
+    f.put('\x7f');  // the same size: only the checksum sees it
+  }
+  const std::string run = d / "run", out = d / "out";
+  std::string e = error_of([&] { cg::export_run({run, -1, out, false, ""}); });
+  EXPECT_TRUE(contains(e, "cgexport: the newest checkpoint of " + run + ", " + (ckpts / "step-9").string() +
+                              ", is damaged (checksum mismatch in rank-00000.safetensors), so the run's newest step "
+                              "cannot be exported; the newest intact one is step 5: to export it on purpose, run "
+                              "cgexport " + run + " --step 5 --out " + out + ". Or restore that folder")) << e;
+  EXPECT_FALSE(fs::exists(fs::path(out) / "adapter_model.safetensors"));
+  EXPECT_EQ(cg::find_latest_complete(run)->step, 5);  // a resume still goes on from the newest intact one
+  // The step asked for: exported.
+  EXPECT_EQ(cg::export_run({run, 5, out, false, ""}), (ckpts / "step-5").string());
+  EXPECT_TRUE(fs::exists(fs::path(out) / "adapter_model.safetensors"));
+  // A cut file, with --merge and --dtype kept in the command it suggests.
+  fs::resize_file(rank, fs::file_size(rank) - 10);
+  e = error_of([&] { cg::export_run({run, -1, d / "out2", true, "bf16"}); });
+  EXPECT_TRUE(contains(e, "is damaged (size mismatch in rank-00000.safetensors")) << e;
+  EXPECT_TRUE(contains(e, "run cgexport " + run + " --step 5 --out " + d / "out2" + " --merge --dtype bf16.")) << e;
+  // No manifest: a save or copy that did not finish, told apart from damage.
+  fs::remove(ckpts / "step-9/manifest.json");
+  e = error_of([&] { cg::export_run({run, -1, d / "out3", false, ""}); });
+  EXPECT_TRUE(contains(e, "step-9, is incomplete (it has no manifest.json, which cgtrain writes last: a save or a "
+                          "copy of the folder that did not finish)")) << e;
+  EXPECT_TRUE(contains(e, "Or let the save or copy of that folder finish")) << e;
+  // Nothing intact at all: said.
+  fs::remove(ckpts / "step-5" / cg::rank_file_name(0));
+  e = error_of([&] { cg::export_run({run, -1, d / "out4", false, ""}); });
+  EXPECT_TRUE(contains(e, "no older checkpoint of the run is intact either")) << e;
+  // A save in progress (step-12.tmp) beside an intact step-5: step 5 is the run's newest checkpoint, exported.
+  make_export_run(d / "run3", lc, "", {"lora.r=4"});
+  fs::create_directories(fs::path(d / "run3") / "checkpoints/step-12.tmp");
+  EXPECT_EQ(cg::export_run({d / "run3", -1, d / "out5", false, ""}), d / "run3/checkpoints/step-5");
+}
+
 TEST(ExportStream, FullDiskIsAClearErrorAndKeepsTheEarlierExport) {
   TempDir d;
   const auto lc = micro();
