@@ -8,7 +8,8 @@
 #   -> mpirun -np 2 cgsample (tp 2; crystals as text + CIF) -> cgeval (validity report)
 #   -> cgsample conditioned on test crystals' formulas and space groups -> cgeval (how often they are met)
 # Everything lands in runs/demo (DEMO_RUN; removed first unless DEMO_FRESH=0); shards in the config's data.shards_dir.
-# Extra arguments are section.key=value overrides passed to every stage (e.g. train.steps=50).
+# Extra arguments are section.key=value overrides passed to every stage (e.g. train.steps=50), except where a stage
+# sets that key itself (the base's train.steps is BASE_STEPS).
 # SKIP_INSTALL=1 / SKIP_BUILD=1 skip those steps; CONFIG (default configs/tiny.yaml), BUILD_DIR (default build);
 # BASE_STEPS (default 800): full-parameter steps of the base.
 set -euo pipefail
@@ -39,6 +40,16 @@ loss_line() {
   best=$(grep -oE '"val_loss":[[:space:]]*[0-9.eE+-]+' "$1" | cut -d: -f2 | tr -d ' ' | sort -g | head -1) || true
   echo "  final train loss: ${last:-?}   best val loss: ${best:-none (no validation ran: train.val_every=0?)}"
 }
+# merge WORD...: the words into the array `merged`, a later key=value replacing an earlier one of the same key: a
+# stage's own settings win over the extra arguments, which win over the demo's (the tools refuse a key given twice).
+merge() {
+  merged=()
+  local w i
+  for w in "$@"; do
+    for i in "${!merged[@]}"; do [ "${merged[$i]%%=*}" = "${w%%=*}" ] && unset 'merged[i]'; done
+    merged+=("$w")
+  done
+}
 # stage NAME CMD...: run and time one stage.
 stage() {
   local name=$1 s=$SECONDS
@@ -54,30 +65,36 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then say "build"; ./scripts/build.sh; fi
 [ "${DEMO_FRESH:-1}" = 1 ] && rm -rf "$RUN"
 mkdir -p "$RUN"
 
-ov=(model.device=cpu parallel.tp=2 sample.out_dir="$RUN/samples" eval.input="$RUN/samples"
-    sample.adapter="$RUN/adapter" "$@")
+merge model.device=cpu parallel.tp=2 sample.out_dir="$RUN/samples" eval.input="$RUN/samples" \
+  sample.adapter="$RUN/adapter" "$@"
+ov=("${merged[@]}")
 shards=$(cg_config_get "$CONFIG" data.shards_dir runs/shards/tiny "${ov[@]}")
 
 prep=$(tool data cgprep) || exit 1
 stage "1/8 prepare data" "$prep" "$CONFIG" "${ov[@]}"
 tool trainer cgtrain >/dev/null || exit 1
 export_bin=$(tool trainer cgexport) || exit 1
-stage "2/8 train the tiny base from scratch (full-parameter, tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain \
-  "$CONFIG" "${ov[@]}" train.run_dir="$RUN/base" lora.enabled=false train.steps="${BASE_STEPS:-800}" train.lr=1e-3 \
+merge "${ov[@]}" train.run_dir="$RUN/base" lora.enabled=false train.steps="${BASE_STEPS:-800}" train.lr=1e-3 \
   train.warmup_steps=20 train.val_every=100 checkpoint.every=0
+stage "2/8 train the tiny base from scratch (full-parameter, tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain \
+  "$CONFIG" "${merged[@]}"
 stage "3/8 export the base as a Hugging Face checkpoint" "$export_bin" "$RUN/base" --out "$RUN/base_hf" --merge
-ov+=(model.hf_dir="$RUN/base_hf")
+merge "${ov[@]}" model.hf_dir="$RUN/base_hf"
+ov=("${merged[@]}")
+merge "${ov[@]}" train.run_dir="$RUN/lora"
 stage "4/8 LoRA fine-tune on the frozen base (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain "$CONFIG" \
-  "${ov[@]}" train.run_dir="$RUN/lora"
+  "${merged[@]}"
 stage "5/8 export the PEFT adapter" "$export_bin" "$RUN/lora" --out "$RUN/adapter"
 tool sampler cgsample >/dev/null || exit 1
 stage "6/8 sample (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${ov[@]}"
 eval_bin=$(tool sampler cgeval) || exit 1
 stage "7/8 evaluate" "$eval_bin" "$CONFIG" "${ov[@]}"
+merge "${ov[@]}" sample.out_dir="$RUN/samples_cond" sample.num_samples=32 sample.conditions_from=data.test_csv \
+  sample.condition_on=[formula,spacegroup]
 stage "8/8 conditional sampling: each sample asks for a test crystal's formula and space group, then evaluate" \
-  launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${ov[@]}" sample.out_dir="$RUN/samples_cond" \
-  sample.num_samples=32 sample.conditions_from=data.test_csv sample.condition_on=[formula,spacegroup]
-"$eval_bin" "$CONFIG" "${ov[@]}" eval.input="$RUN/samples_cond" eval.train_csv= eval.ref_csv= log.level=warn >/dev/null
+  launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${merged[@]}"
+merge "${ov[@]}" eval.input="$RUN/samples_cond" eval.train_csv= eval.ref_csv= log.level=warn
+"$eval_bin" "$CONFIG" "${merged[@]}" >/dev/null
 
 say "done in $((SECONDS - t0)) s; results:"
 cat <<MSG

@@ -749,13 +749,21 @@ std::string key_name(const YAML::Node& k, const std::string& prefix, const std::
 
 void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::string& prefix,
                 const std::string& where) {
-  std::set<std::string> seen;  // yaml-cpp keeps a repeated key; the last one would win unnoticed
+  // yaml-cpp keeps a repeated key, and the last one would win unnoticed: refused, naming both lines.
+  std::map<std::string, std::pair<YAML::Mark, YAML::Node>> seen;  // name -> where it was first, its value
   for (const auto& kv : node) {
     const std::string name = key_name(kv.first, prefix, where);
     const std::string key = prefix.empty() ? name : prefix + "." + name;
     const YAML::Node& v = kv.second;
-    CG_CHECK(seen.insert(name).second, "config {} '{}' is given twice{}; keep one", v.IsMap() ? "section" : "key",
-             key, where);
+    if (const auto [it, fresh] = seen.emplace(name, std::pair{kv.first.Mark(), v}); !fresh) {
+      const auto& [first, before] = it->second;
+      const auto line = [](const YAML::Mark& m) { return m.is_null() ? std::string("?") : std::to_string(m.line + 1); };
+      if (v.IsScalar() && before.IsScalar())
+        CG_FAIL("config key '{}' is given twice{}: {} at line {}, then {} at line {}; keep one", key, where,
+                before.Scalar(), line(first), v.Scalar(), line(kv.first.Mark()));
+      CG_FAIL("config {} '{}' is given twice{}: at lines {} and {}; keep one{}", v.IsMap() ? "section" : "key", key,
+              where, line(first), line(kv.first.Mark()), v.IsMap() ? " (its keys under one heading)" : "");
+    }
     if (is_retired(key, where)) continue;
     if (Field* f = find_field(fields, key)) {
       if (v.IsMap()) CG_FAIL("config key '{}'{} is a value, not a section", key, where);
@@ -812,8 +820,26 @@ void apply_override(std::vector<Field>& fields, const std::string& word, const s
   }
 }
 
+// A key set twice by overrides of one origin (the same command line, a sweep file's one list): the later value
+// would silently win, hiding a typo in a script or a sweep. Overrides of different origins are layers (a sweep
+// file's overrides: < the command line < a sweep point's own setting) where the later one is meant to win.
+void check_no_repeated_override(const std::vector<std::string>& overrides, const std::vector<std::string>& origins) {
+  std::map<std::pair<std::string, std::string>, std::string> seen;  // (origin, key) -> first value
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    const std::string w = overrides[i].rfind("--", 0) == 0 ? overrides[i].substr(2) : overrides[i];
+    const size_t eq = w.find('=');
+    if (eq == std::string::npos) continue;  // apply_override says what it must look like
+    const std::string origin = i < origins.size() ? origins[i] : "command line";
+    const std::string key = trim(w.substr(0, eq)), value = w.substr(eq + 1);
+    const auto [it, fresh] = seen.emplace(std::pair{origin, key}, value);
+    CG_CHECK(fresh, "{} is given twice {} ({}, then {}): give it once", key,
+             origin == "command line" ? std::string("on the command line") : "in " + origin, it->second, value);
+  }
+}
+
 Config load_impl(const YAML::Node* root, const std::string& where, const std::vector<std::string>& overrides,
                  const std::vector<std::string>& origins = {}, bool validate = true) {
+  check_no_repeated_override(overrides, origins);
   Config c;
   auto fields = fields_of(c);
   if (root && !root->IsNull()) {
@@ -950,7 +976,9 @@ std::string config_reference_markdown() {
       "(a test compares this file with the generated text).\n\n"
       "Every tool takes `[CONFIG.yaml] [section.key=value ...]`: defaults < YAML file < command-line overrides.\n"
       "Lists are written `lora.targets=[q_proj,v_proj]` or `lora.targets=q_proj,v_proj`. Unknown keys and bad\n"
-      "values are errors that name the key. The resolved config is written to `<train.run_dir>/config.yaml`.\n\n"
+      "values are errors that name the key. The resolved config is written to `<train.run_dir>/config.yaml`.\n"
+      "A key given twice in CONFIG.yaml (the same map) or twice on the command line is an error naming both values\n"
+      "(and lines): the later one would silently win. One override of a file value is the normal case.\n\n"
       "A `section.key=value` value reads as the same text would in CONFIG.yaml, except that `#` starts no comment:\n"
       "unquoted text is trimmed and taken as it is (`=` and quote characters inside it included); `\"...\"` and\n"
       "`'...'` are YAML's quotes (`\\\"` and `\\\\` inside `\"...\"`, `''` inside `'...'`; spaces inside kept), and a\n"

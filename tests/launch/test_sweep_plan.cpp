@@ -154,6 +154,36 @@ TEST(SweepPlan, BadSweepKeyFailsEarlyNamingKeyAndPoint) {
   EXPECT_NE(base.find("base config 'nowhere.yaml' not found"), std::string::npos) << base;
 }
 
+// cg::load_config refuses a key given twice by one origin (the same command line): each point's overrides are layers
+// of several origins (the sweep file's overrides:, cgsweep's command line, the point's own setting, cgsweep's run
+// folders), which must not trip it; one key twice on cgsweep's command line does.
+TEST(SweepPlan, LayeredOverridesOfOneKeyResolveAndATwiceGivenCommandLineKeyIsRefused) {
+  TempSweep t;
+  SweepSpec spec = t.spec("overrides: {train.steps: 5, lora.alpha: 4}\npoints:\n  - {lora.r: 4}\n"
+                          "  - {lora.r: 8, lora.alpha: 32}\n");
+  add_command_line_overrides(spec, {"train.steps=9"});
+  const SweepPlan plan = plan_sweep(spec, kResolve);
+  ASSERT_EQ(plan.points.size(), 2u);
+  const cg::Config p0 = cg::load_config_string(plan.points[0].config_yaml);
+  const cg::Config p1 = cg::load_config_string(plan.points[1].config_yaml);
+  EXPECT_EQ(p0.train.steps, 9);  // the command line over the sweep file's overrides:
+  EXPECT_EQ(p1.train.steps, 9);
+  EXPECT_EQ(p0.lora.alpha, 4);   // overrides: where the point leaves the key
+  EXPECT_EQ(p1.lora.alpha, 32);  // the point's own setting over overrides:
+  SweepSpec twice = t.spec("grid:\n  lora.r: [4]\n");
+  add_command_line_overrides(twice, {"train.lr=0.1", "train.lr=0.2"});
+  const std::string e = [&] {
+    try {
+      plan_sweep(twice, kResolve);
+    } catch (const cg::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }();
+  EXPECT_NE(e.find("train.lr is given twice on the command line (0.1, then 0.2): give it once"), std::string::npos)
+      << e;
+}
+
 TEST(SweepPlan, LayoutMustFitTheRanksPerPointBeforeAnythingRuns) {
   TempSweep t;
   const std::string tp = plan_error(t, "np: 1\noverrides: {parallel.tp: 2}\ngrid:\n  lora.r: [4]\n");

@@ -26,8 +26,15 @@ export OMP_NUM_THREADS=1
   log.level=warn
 "$B/tests/sampler/write_tiny_hf" "$D/hf" "$D/shards/tokenizer.model" 7
 
-set -- model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.device=cpu log.level=warn \
-  sample.num_samples=8 sample.batch_size=4 sample.temperature=1.0 sample.top_p=1.0 sample.seed=3
+# The settings every call shares, as a config file: a call's own key=value then overrides one of them (the tools
+# refuse a key given twice on one command line).
+cat >"$D/base.yaml" <<EOF
+model: {hf_dir: "$D/hf", device: cpu}
+data: {tokenizer: "$D/shards/tokenizer.model"}
+log: {level: warn}
+sample: {num_samples: 8, batch_size: 4, temperature: 1.0, top_p: 1.0, seed: 3}
+EOF
+set -- "$D/base.yaml"
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/on" sample.max_new_tokens=300
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/off" sample.max_new_tokens=60 sample.constrained=false
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25
@@ -381,9 +388,11 @@ grep -q "cgsample: resuming: $((kept0 + kept1)) of 64 sequences" "$D/resumed_dp2
 cmp "$D/whole/samples.jsonl" "$D/stopped_dp2/samples.jsonl"
 [ -z "$(ls -A "$D/stopped_dp2" | grep journal)" ]
 # Other settings (another seed): the journal is set aside, with a warning, and every sequence drawn anew.
-"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped2" sample.num_samples=16 2>/dev/null
+"$B/sampler/cgsample" "$@" sample.batch_size=1 sample.max_new_tokens=300 sample.out_dir="$D/stopped2" \
+  sample.num_samples=16 2>/dev/null
 printf '{"key": "0123456789abcdef"}\n{"i": 0, "eos": true, "tokens": [5]}\n' > "$D/stopped2/.cgsample.journal.jsonl"
-"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped2" sample.num_samples=16 2>"$D/other.err"
+"$B/sampler/cgsample" "$@" sample.batch_size=1 sample.max_new_tokens=300 sample.out_dir="$D/stopped2" \
+  sample.num_samples=16 2>"$D/other.err"
 grep -q "is the journal of a stopped run with other settings (model, tokenizer, prompts or sampling): set aside as .cgsample.journal.aside-0123456789ab.jsonl" "$D/other.err"
 test -f "$D/stopped2/.cgsample.journal.aside-0123456789ab.jsonl"  # kept for that run
 # Other weights at the same path (a model folder written again): another model, whose journal is not this one's.

@@ -71,8 +71,18 @@ std::string base_dir() {
 std::string setup() { return make_micro_setup(std::string(CG_BINARY_DIR) + "/tests/train/e2e/setup-" +
                                               ::testing::UnitTest::GetInstance()->current_test_info()->name()); }
 
+// `a` with the overrides `more`: one that sets a key of `a` replaces it there (the tools refuse a key given twice on
+// one command line), the others are appended.
 std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
-  a.insert(a.end(), more.begin(), more.end());
+  for (const std::string& m : more) {
+    const size_t eq = m.find('=');
+    const std::string key = eq == std::string::npos ? "" : m.substr(0, eq + 1);  // "train.steps="
+    auto it = std::find_if(a.begin(), a.end(), [&](const std::string& w) { return w.rfind(key, 0) == 0; });
+    if (!key.empty() && it != a.end())
+      *it = m;
+    else
+      a.push_back(m);
+  }
   return a;
 }
 

@@ -234,12 +234,42 @@ TEST(Config, NumberAndBoolValuesReadTheSameInFileAndOnCommandLine) {
             std::string::npos) << e;
 }
 
-TEST(Config, ReadsFileAndLaterOverrideWins) {
+TEST(Config, ReadsFileAndTheOverrideWins) {
   std::string path = ::testing::TempDir() + "/cfg_test.yaml";
   std::ofstream(path) << "train:\n  lr: 0.5\n  run_dir: runs/x\n";
-  cg::Config c = cg::load_config(path, {"train.lr=0.25", "train.lr=0.125"});
+  cg::Config c = cg::load_config(path, {"train.lr=0.125"});
   EXPECT_EQ(c.train.lr, 0.125);
   EXPECT_EQ(c.train.run_dir, "runs/x");
+}
+
+// One key twice on one command line took the last value silently (a sweep script's typo, a copied line): refused,
+// naming the key and both values, whatever the spelling of the key (--key, spaces). Overrides of different origins
+// are layers (cgsweep: sweep file overrides: < command line < the point's own setting), the later one wins.
+TEST(Config, KeyGivenTwiceOnOneCommandLineIsRefused) {
+  std::string e = error_of([] { cg::load_config("", {"train.lr=1e-4", "lora.r=4", "train.lr=2e-4"}); });
+  EXPECT_NE(e.find("train.lr is given twice on the command line (1e-4, then 2e-4): give it once"), std::string::npos)
+      << e;
+  e = error_of([] { cg::load_config("", {"--lora.r=4", " lora.r =4"}); });  // the same value too: one of them is a slip
+  EXPECT_NE(e.find("lora.r is given twice on the command line (4, then 4)"), std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"lora.r=4", "lora.r=8"}, {"sweep file s.yaml: overrides",
+                                                                   "sweep file s.yaml: overrides"}); });
+  EXPECT_NE(e.find("lora.r is given twice in sweep file s.yaml: overrides (4, then 8)"), std::string::npos) << e;
+  const cg::Config layered =
+      cg::load_config("", {"lora.r=4", "lora.r=8", "lora.r=16"},
+                      {"sweep file s.yaml: overrides", "command line", "sweep file s.yaml: grid"});
+  EXPECT_EQ(layered.lora.r, 16);
+  // Through the tools' command-line parser, with a config file whose value one override replaces.
+  const std::string path = ::testing::TempDir() + "/cfg_cli_twice.yaml";
+  std::ofstream(path) << "train: {lr: 0.5}\n";
+  std::vector<std::string> words = {"cgx", path, "train.lr=1e-4", "train.lr=2e-4"};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  e = error_of([&] { cg::parse_cli(4, argv.data(), "cgx", "t", nullptr); });
+  EXPECT_NE(e.find("train.lr is given twice on the command line (1e-4, then 2e-4): give it once"), std::string::npos)
+      << e;
+  std::optional<cg::Config> once;
+  ASSERT_NO_THROW(once = cg::parse_cli(3, argv.data(), "cgx", "t", nullptr));
+  EXPECT_EQ(once->train.lr, 1e-4);
 }
 
 TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
@@ -275,12 +305,14 @@ TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
 
 TEST(Config, KeyGivenTwiceInOneMapIsRefusedNamingKeyAndFile) {
   std::string e = error_of([] { cg::load_config_string("lora:\n  r: 8\n  r: 9\n"); });
-  EXPECT_NE(e.find("key 'lora.r' is given twice"), std::string::npos) << e;
+  EXPECT_NE(e.find("key 'lora.r' is given twice: 8 at line 2, then 9 at line 3; keep one"), std::string::npos) << e;
+  e = error_of([] { cg::load_config_string("lora: {targets: [q_proj], r: 2, targets: [v_proj]}\n"); });
+  EXPECT_NE(e.find("key 'lora.targets' is given twice: at lines 1 and 1"), std::string::npos) << e;
   const std::string path = ::testing::TempDir() + "/cfg_twice.yaml";
   std::ofstream(path) << "train:\n  steps: 3\nlora:\n  r: 8\ntrain:\n  lr: 0.1\n";
   e = error_of([&] { cg::load_config(path, {}); });
-  EXPECT_NE(e.find("section 'train' is given twice"), std::string::npos) << e;
-  EXPECT_NE(e.find(path), std::string::npos) << e;
+  EXPECT_NE(e.find("section 'train' is given twice (in " + path + "): at lines 1 and 5; keep one (its keys under one "
+                   "heading)"), std::string::npos) << e;
   // The same key in different sections is fine.
   EXPECT_NO_THROW(cg::load_config_string("data:\n  seed: 1\ntrain:\n  seed: 2\n"));
 }
