@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -155,6 +156,13 @@ const SafetensorsFile& HfCheckpoint::file(const std::string& name) const {
   return *it->second;
 }
 
+std::string hf_dtype_name(at::ScalarType dtype) {
+  if (dtype == at::kFloat) return "float32";
+  if (dtype == at::kHalf) return "float16";
+  if (dtype == at::kBFloat16) return "bfloat16";
+  CG_FAIL("no Hugging Face LLaMA checkpoint holds {} weights (float32, float16 or bfloat16)", c10::toString(dtype));
+}
+
 std::vector<HfShard> plan_hf_shards(const std::vector<TensorEntry>& tensors, int64_t max_shard_bytes) {
   std::vector<HfShard> shards(1);
   for (const auto& e : tensors) {
@@ -239,12 +247,16 @@ void HfCheckpointWriter::finish() {
                shards_[shard_].tensors[in_shard_].name);
       close_shard();
     }
-    // torch_dtype: the tensors' (transformers' torch_dtype="auto" loads in it rather than in the weights' dtype).
-    at::ScalarType dt = at::kBFloat16;
+    // torch_dtype: the tensors' (transformers' torch_dtype="auto" loads in it rather than in the weights' dtype);
+    // with several (bf16 matrices beside fp32 norms), the one most of the bytes have, whatever the order.
+    std::map<at::ScalarType, uint64_t> bytes;
     for (const auto& sh : shards_)
-      if (!sh.tensors.empty()) dt = sh.tensors.front().dtype;
-    const char* dt_name = dt == at::kFloat ? "float32" : dt == at::kHalf ? "float16" : "bfloat16";
-    write_text_file(fs::path(dir_) / "config.json", config_.to_hf_json(dt_name));
+      for (const auto& t : sh.tensors) bytes[t.dtype] += t.bytes();
+    at::ScalarType dt = at::kBFloat16;  // no tensors: the LLaMA default
+    uint64_t most = 0;
+    for (const auto& [d, n] : bytes)
+      if (n > most) dt = d, most = n;
+    write_text_file(fs::path(dir_) / "config.json", config_.to_hf_json(hf_dtype_name(dt)));
     completed_.push_back((fs::path(dir_) / "config.json").string());
     if (shards_.size() > 1) {  // the index last: its presence says every shard is complete
       uint64_t total = 0;

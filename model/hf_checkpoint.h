@@ -71,6 +71,10 @@ void check_hf_tensors(const HfCheckpoint& ckpt, const NamedShapes& expected);
 // allocated, so a config.json of another (bigger) model fails at once instead of allocating that model first.
 void check_hf_folder_fits(const HfCheckpoint& ckpt, const LlamaConfig& c);
 
+// config.json's torch_dtype for weights of `dtype`: "float32", "float16" or "bfloat16" (what transformers'
+// torch_dtype="auto" loads them in); throws for a dtype no HF LLaMA checkpoint holds.
+std::string hf_dtype_name(at::ScalarType dtype);
+
 // One output file of an HF folder and the tensors it holds, in order.
 struct HfShard {
   std::string file;  // "model.safetensors" or "model-00002-of-00030.safetensors"

@@ -20,8 +20,9 @@ struct LlamaConfig {
   // Throws with the offending numbers when the shape is not a valid LLaMA (heads do not divide, etc).
   void validate() const;
   // HF config.json text (LlamaForCausalLM, model_type llama, untied embeddings).
-  // torch_dtype: the dtype of the checkpoint's tensors ("bfloat16", "float16", "float32"); transformers loads with
-  // it under torch_dtype="auto".
+  // torch_dtype: the dtype of the checkpoint's tensors ("bfloat16", "float16", "float32"; hf_dtype_name); transformers
+  // loads with it under torch_dtype="auto". A file that describes weights passes theirs: the default is only for
+  // texts that compare shapes.
   std::string to_hf_json(const std::string& torch_dtype = "bfloat16") const;
   bool operator==(const LlamaConfig& o) const;
 };

@@ -30,6 +30,8 @@
 #include "dist/runtime.h"
 #include "model/accounting.h"
 #include "model/base_sample.h"
+#include "model/hf_checkpoint.h"
+#include "model/llama.h"
 #include "lora/inject.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
@@ -473,7 +475,8 @@ int train(const Config& given) {
 
   // Model (fixed order inside), optimizer, gradient reduction.
   TrainModel m = build_train_model(cfg, dims, vocab, device, /*resuming=*/resume.has_value(), &base_sample);
-  const std::string model_json = lc.to_hf_json();  // the model's shape, for cgexport and cgsample
+  // The model's shape, for cgexport and cgsample, and the dtype its base weights have in this run.
+  const std::string model_json = lc.to_hf_json(model::hf_dtype_name(model::resolve_dtype(cfg.model.dtype, device)));
   AdamW opt = make_optimizer(m, cfg.train);
   TrainGrads grads(m.trainable, dims);
   if (lead) {

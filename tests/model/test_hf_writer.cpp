@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -165,6 +166,16 @@ TEST(HfCheckpointWriter, ByteIdenticalToTheInMemoryWriterSingleAndSharded) {
   EXPECT_NE(folder(d / "new").at("config.json").find("\"torch_dtype\": \"bfloat16\""), std::string::npos);
   write_hf_checkpoint(d / "f32", model_tensors(c, at::kFloat), c, int64_t{5} << 30);
   EXPECT_NE(folder(d / "f32").at("config.json").find("\"torch_dtype\": \"float32\""), std::string::npos);
+  // Mixed dtypes (bf16 matrices beside fp32 norms, as Meta's checkpoints and merges of them hold): the dtype of most
+  // of the bytes, whatever comes first in the last shard (before, a shard starting with an fp32 norm said float32).
+  Named mixed = model_tensors(c, at::kBFloat16);
+  for (auto& [n, x] : mixed)
+    if (x.dim() == 1) x = x.to(at::kFloat);
+  std::stable_partition(mixed.begin(), mixed.end(), [](const auto& nt) { return nt.second.dim() == 1; });
+  write_hf_checkpoint(d / "mixed", mixed, c, int64_t{5} << 30);
+  EXPECT_NE(folder(d / "mixed").at("config.json").find("\"torch_dtype\": \"bfloat16\""), std::string::npos);
+  EXPECT_EQ(hf_dtype_name(at::kHalf), "float16");
+  EXPECT_TRUE(contains(error_of([] { hf_dtype_name(at::kDouble); }), "no Hugging Face LLaMA checkpoint holds"));
   // The shard plan alone (no tensors) gives the same layout as the files.
   std::vector<TensorEntry> plan;
   for (const auto& [n, x] : model_tensors(c, at::kFloat)) plan.push_back({n, x.scalar_type(), x.sizes().vec()});

@@ -887,6 +887,10 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
     EXPECT_TRUE(std::any_of(man.files.begin(), man.files.end(), [&](const auto& f) { return f.path == own; })) << own;
     EXPECT_EQ(read_text(d + "/run/checkpoints/step-10/" + own), read_text(d + "/run/" + own)) << own;
   }
+  // model_config.json names the dtype the run's base weights had: fp32 on the CPU (model.dtype=auto), where it
+  // said bfloat16 whatever the run.
+  EXPECT_EQ(nlohmann::json::parse(read_text(d + "/run/checkpoints/step-10/model_config.json"))["torch_dtype"],
+            "float32");
   // A relaunch that fails before resuming (another base: 1 layer instead of micro's) leaves the run folder's copies
   // as they were.
   const std::string model_json = read_text(d + "/run/model_config.json");
