@@ -1,254 +1,27 @@
-// CIF reader: CIF 1.1 syntax, symmetry expanded to the full cell.
+// CIF reader: a CIF's data blocks (data/cif_syntax.h) -> crystals, sites expanded by the symmetry operations the CIF
+// lists or its space group names (data/cif_space_group.h).
 #include "data/cif.h"
-#include "data/space_groups.h"
 
-#include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <vector>
 
-#include "common/error.h"
-#include "data/elements.h"
+#include <fmt/format.h>
 
-namespace cg {
+#include "common/error.h"
+#include "data/cif_space_group.h"
+#include "data/cif_syntax.h"
+#include "data/elements.h"
+#include "data/space_groups.h"
+
+// The reader's internals live in cg::cif beside those of cif_syntax.h and cif_space_group.h (no using-directive: a
+// unity build puts other files' anonymous namespaces in this translation unit).
+namespace cg::cif {
 namespace {
 
-// ---- Lexer: CIF 1.1 tokens -------------------------------------------------------------------------------------
-// Whitespace separates tokens and line breaks mean nothing, except that a line starting with ';' opens a text field
-// that runs to the next line starting with ';'. A quoted value ('...' or "...") ends at its quote followed by
-// whitespace or the line's end (so 'O'Brien' is one value); an unquoted '#' starts a comment.
-
-struct Token {
-  std::string text;
-  bool quoted = false;  // quoted or a text field: always a value, never a tag or keyword
-  int line = 0;
-};
-
-bool is_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\r'; }
-
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
-
-// Appends the tokens of one line (from column `i`) to *out; false with *why on an unterminated quote.
-bool lex_line(std::string_view line, size_t i, int line_no, std::vector<Token>* out, std::string* why) {
-  while (i < line.size()) {
-    while (i < line.size() && is_space(line[i])) ++i;
-    if (i >= line.size() || line[i] == '#') break;
-    const char q = line[i];
-    if (q == '\'' || q == '"') {
-      size_t end = i + 1;
-      while (end < line.size() && !(line[end] == q && (end + 1 == line.size() || is_space(line[end + 1])))) ++end;
-      if (end >= line.size()) {
-        *why = fmt::format("line {}: quoted value {} has no closing {} (a quote closes only before a space or the "
-                           "line's end)", line_no, std::string(line.substr(i)), q);
-        return false;
-      }
-      out->push_back({std::string(line.substr(i + 1, end - i - 1)), true, line_no});
-      i = end + 1;
-    } else {
-      const size_t start = i;
-      while (i < line.size() && !is_space(line[i])) ++i;
-      out->push_back({std::string(line.substr(start, i - start)), false, line_no});
-    }
-  }
-  return true;
-}
-
-bool lex_cif(std::string_view cif, std::vector<Token>* out, std::string* why) {
-  if (cif.substr(0, 3) == "\xEF\xBB\xBF") cif.remove_prefix(3);  // a UTF-8 byte-order mark
-  int line_no = 0;
-  bool in_text = false;
-  int text_line = 0;
-  std::string text;
-  size_t pos = 0;
-  while (pos < cif.size()) {
-    size_t nl = cif.find('\n', pos);
-    if (nl == std::string_view::npos) nl = cif.size();
-    std::string_view line = cif.substr(pos, nl - pos);
-    pos = nl + 1;
-    ++line_no;
-    if (in_text) {
-      if (line.empty() || line[0] != ';') {
-        text += line;
-        text += '\n';
-        continue;
-      }
-      out->push_back({trim(text), true, text_line});
-      in_text = false;
-      if (!lex_line(line, 1, line_no, out, why)) return false;
-      continue;
-    }
-    if (!line.empty() && line[0] == ';') {
-      in_text = true;
-      text_line = line_no;
-      text = std::string(line.substr(1)) + "\n";
-      continue;
-    }
-    if (!lex_line(line, 0, line_no, out, why)) return false;
-  }
-  if (in_text) {
-    *why = fmt::format("line {}: text field opened with ';' is never closed (a line starting with ';' closes it)",
-                       text_line);
-    return false;
-  }
-  return true;
-}
-
-// ---- Parser: data items and loops -------------------------------------------------------------------------------
-
-std::string lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-
-bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
-
-// Tags are case-insensitive and compared in lower case; DDLm's "_atom_site.fract_x" is CIF 1.1's "_atom_site_fract_x".
-std::string tag_key(const std::string& tag) {
-  std::string k = lower(tag);
-  std::replace(k.begin(), k.end(), '.', '_');
-  return k;
-}
-
-bool is_tag(const Token& t) { return !t.quoted && !t.text.empty() && t.text[0] == '_'; }
-bool is_keyword(const Token& t) {
-  if (t.quoted) return false;
-  const std::string k = lower(t.text);
-  return k == "loop_" || starts_with(k, "data_") || starts_with(k, "save_") || starts_with(k, "global_") ||
-         k == "stop_";
-}
-
-struct Loop {
-  std::vector<std::string> names;  // tag keys
-  std::vector<std::vector<std::string>> rows;
-  int find(const std::string& name) const {
-    for (size_t i = 0; i < names.size(); ++i)
-      if (names[i] == name) return int(i);
-    return -1;
-  }
-};
-
-struct CifBlock {
-  std::map<std::string, std::string> items;    // tag key -> value
-  // tag key -> the tags as written, in file order (pymatgen tells case apart): one item may be given in two
-  // spellings with one value (a writer giving both "_space_group.IT_number" and "_space_group_IT_number")
-  std::map<std::string, std::vector<std::string>> spelled;
-  std::vector<Loop> loops;
-};
-
-// One block's tokens [i, end) (data_ headers excluded) -> items and loops.
-bool parse_block(const std::vector<Token>& tok, size_t i, size_t end, CifBlock* b, std::string* why) {
-  while (i < end) {
-    const Token& t = tok[i];
-    const std::string k = t.quoted ? std::string() : lower(t.text);
-    if (k == "loop_") {
-      Loop l;
-      for (++i; i < end && is_tag(tok[i]); ++i) l.names.push_back(tag_key(tok[i].text));
-      std::vector<std::string> values;
-      for (; i < end && !is_tag(tok[i]) && !is_keyword(tok[i]); ++i) values.push_back(tok[i].text);
-      if (l.names.empty() || values.empty()) {
-        *why = fmt::format("line {}: loop_ without {}", t.line, l.names.empty() ? "tags" : "values");
-        return false;
-      }
-      if (values.size() % l.names.size() != 0) {
-        *why = fmt::format("line {}: loop_ of {} columns ({}, ...) holds {} values, not a whole number of rows",
-                           t.line, l.names.size(), l.names[0], values.size());
-        return false;
-      }
-      for (size_t r = 0; r < values.size(); r += l.names.size())
-        l.rows.emplace_back(values.begin() + long(r), values.begin() + long(r + l.names.size()));
-      b->loops.push_back(std::move(l));
-    } else if (is_keyword(t)) {
-      *why = fmt::format("line {}: '{}' (save frames, global blocks) is not read; give data_ blocks only", t.line,
-                         t.text);
-      return false;
-    } else if (is_tag(t)) {
-      if (i + 1 >= end || is_tag(tok[i + 1]) || is_keyword(tok[i + 1])) {
-        *why = fmt::format("line {}: CIF item {} has no value", t.line, t.text);
-        return false;
-      }
-      const std::string key = tag_key(t.text);
-      auto [it, added] = b->items.emplace(key, tok[i + 1].text);
-      if (!added && it->second != tok[i + 1].text) {
-        *why = fmt::format("line {}: CIF item {} is given twice, with another value than {} '{}' (tags are read in any "
-                           "case, '.' as '_'); keep one of them", t.line, t.text, b->spelled[key].front(), it->second);
-        return false;
-      }
-      b->spelled[key].push_back(t.text);  // the same value again: one item, read once
-      i += 2;
-    } else {
-      *why = fmt::format("line {}: value '{}' belongs to no item or loop", t.line, t.text);
-      return false;
-    }
-  }
-  return true;
-}
-
-// The data blocks of a token stream: name and token range, headers excluded. Tokens before the first data_ header
-// are a block only when there is no header at all (a bare CIF fragment); otherwise *why names the first of them.
-struct BlockRange {
-  std::string name;
-  size_t begin = 0, end = 0;
-  int line = 0;  // of the data_ header
-};
-bool split_blocks(const std::vector<Token>& tok, std::vector<BlockRange>* out, std::string* why) {
-  for (size_t i = 0; i < tok.size(); ++i) {
-    if (tok[i].quoted || !starts_with(lower(tok[i].text), "data_")) continue;
-    if (out->empty() && i > 0) {
-      *why = fmt::format("line {}: '{}' comes before the first data_ block", tok[0].line, tok[0].text);
-      return false;
-    }
-    if (!out->empty()) out->back().end = i;
-    out->push_back({tok[i].text.substr(5), i + 1, tok.size(), tok[i].line});
-  }
-  if (out->empty() && !tok.empty()) out->push_back({"", 0, tok.size(), tok[0].line});
-  return true;
-}
-
-// Whether a block describes a structure (has cell or atom-site items), unlike the publication blocks
-// (data_global) that IUCr and COD files start with.
-bool describes_structure(const CifBlock& b) {
-  for (const auto& [k, v] : b.items)
-    if (starts_with(k, "_cell_") || starts_with(k, "_atom_site_")) return true;
-  for (const auto& l : b.loops)
-    for (const auto& n : l.names)
-      if (starts_with(n, "_atom_site_")) return true;
-  return false;
-}
-
-// The loop that holds `tag`; else, when `tag` is a plain item (CIF allows a one-row loop written as items), *scratch
-// filled with every item starting with `category` as one row; else null.
-const Loop* find_table(const CifBlock& b, const std::string& tag, const std::string& category, Loop* scratch) {
-  for (const auto& l : b.loops)
-    if (l.find(tag) >= 0) return &l;
-  if (b.items.count(tag) == 0) return nullptr;
-  scratch->rows.emplace_back();
-  for (const auto& [k, v] : b.items)
-    if (starts_with(k, category.c_str())) {
-      scratch->names.push_back(k);
-      scratch->rows.back().push_back(v);
-    }
-  return scratch;
-}
-
 // ---- Values --------------------------------------------------------------------------------------------------------
-
-// CIF number: "0.123", "1.0", "0.1234(5)" (standard uncertainty dropped). False when not a number.
-bool cif_number(const std::string& s, double* v) {
-  std::string t = s.substr(0, s.find('('));
-  // Decimal only: strtod also reads hex floats (0x1p4 = 16), which no CIF writes.
-  if (t.empty() || t.find_first_of("xX") != std::string::npos) return false;
-  char* end = nullptr;
-  *v = std::strtod(t.c_str(), &end);
-  return end == t.c_str() + t.size() && std::isfinite(*v);
-}
 
 // What to write instead of a symbol element_of does not read: deuterium ("D", "D1", "D+") as H, a hydroxide with
 // implicit hydrogens ("OH", "OH2") as its O and H sites.
@@ -334,275 +107,6 @@ std::map<std::string, double> oxidation_numbers(const CifBlock& b) {
     out[bare] = out.at(row[size_t(isym)]);
   }
   return out;
-}
-
-// Sets *reason to "<id>: <why>" and returns false.
-bool failed(const std::string& id, const std::string& why, std::string* reason) {
-  *reason = (id.empty() ? std::string("crystal") : id) + ": " + why;
-  return false;
-}
-
-// The tags a space group is named by, each list in the order this reader prefers them.
-const std::vector<const char*> kHmTags{"_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt",
-                                       "_symmetry_space_group_name_h_m", "_space_group_name_h-m"};
-const std::vector<const char*> kNumberTags{"_space_group_it_number", "_symmetry_int_tables_number"};
-
-// The value of the first of `keys` the block gives ('?' and '.' give nothing), with the key; empty if none.
-std::pair<std::string, std::string> item_of(const CifBlock& b, const std::vector<const char*>& keys) {
-  for (const char* key : keys) {
-    auto it = b.items.find(key);
-    if (it != b.items.end() && it->second != "?" && it->second != ".") return {it->second, key};
-  }
-  return {};
-}
-
-// A CIF that lists its operations and names a space group they are not (a number out of 1..230, or another group's
-// number or symbol): "<id>: ..." saying which was used, or "" where the names agree or say nothing (or the operations
-// make no space group spglib identifies). pymatgen's CifParser uses the listed operations and ignores the names
-// silently; so do we, but say so.
-std::string listed_ops_vs_name(const CifBlock& b, const std::string& id, const std::vector<SymmetryOp>& ops) {
-  const auto [number, number_tag] = item_of(b, kNumberTags);
-  const auto [hm, hm_tag] = item_of(b, kHmTags);
-  if (number.empty() && hm.empty()) return "";
-  const int listed = space_group_number_of(ops);
-  const std::string used = fmt::format("the {} listed symmetry operations{} were used, as pymatgen uses them: "
-                                       "correct the name or the operations", ops.size(),
-                                       listed ? fmt::format(" (space group {})", listed) : "");
-  double v = 0;
-  if (!number.empty() && !(cif_number(number, &v) && v == std::floor(v) && v >= 1 && v <= 230))
-    return fmt::format("{}: {} '{}' is no space group number (1..230); {}", id, number_tag, number, used);
-  if (listed == 0) return "";
-  if (!number.empty() && int(v) != listed)
-    return fmt::format("{}: {} {} is not the space group of the listed symmetry operations; {}", id, number_tag,
-                       number, used);
-  if (const int named = hm.empty() ? 0 : space_group_number_of_hm(hm); named && named != listed)
-    return fmt::format("{}: {} '{}' (space group {}) is not the space group of the listed symmetry operations; {}",
-                       id, hm_tag, hm, named, used);
-  return "";
-}
-
-// ---- Space group by name (no operations listed) -------------------------------------------------------------------
-// A CIF may name its group by several tags, and they may disagree (another setting, another group). pymatgen's
-// CifParser (get_symops) tries its symbol tags in turn, then its number tags, and takes the first value it reads;
-// this reader takes the same tag wherever pymatgen reads one, and says when the others disagree.
-
-// The tags a space group is named by: first pymatgen 2022.11.7's, in the order CifParser tries them and spelled as it
-// spells them (it compares tags case-sensitively, so the lower-case "_symmetry_space_group_name_h-m" is a tag of its
-// own, tried last, and reads no other spelling: not "_Symmetry_space_group_name_H-M", not DDLm's
-// "_space_group.name_H-M_alt"); then one only this reader reads. This reader takes each in any case, '.' for '_'.
-struct GroupTag {
-  const char* name;
-  char kind;  // 'm' Hermann-Mauguin symbol, 'h' Hall symbol, 'n' International Tables number
-};
-constexpr GroupTag kGroupTags[] = {
-    {"_symmetry_space_group_name_H-M", 'm'}, {"_symmetry_space_group_name_H_M", 'm'},
-    {"_symmetry_space_group_name_H-M_", 'm'}, {"_symmetry_space_group_name_H_M_", 'm'},
-    {"_space_group_name_Hall", 'h'},         {"_space_group_name_Hall_", 'h'},
-    {"_space_group_name_H-M_alt", 'm'},      {"_space_group_name_H-M_alt_", 'm'},
-    {"_symmetry_space_group_name_hall", 'h'}, {"_symmetry_space_group_name_hall_", 'h'},
-    {"_symmetry_space_group_name_h-m", 'm'}, {"_symmetry_space_group_name_h-m_", 'm'},
-    {"_space_group_IT_number", 'n'},         {"_space_group_IT_number_", 'n'},
-    {"_symmetry_Int_Tables_number", 'n'},    {"_symmetry_Int_Tables_number_", 'n'},
-    {"_space_group_name_H-M", 'm'}};
-constexpr size_t kPymatgenTags = 16;  // the first 16 of kGroupTags
-
-// One space-group tag a block gives ('?', '.' and '' give nothing: pymatgen reads none of them either).
-struct GroupTagValue {
-  std::string tag;    // as written
-  std::string value;
-  char kind = 0;
-  int pymatgen = -1;  // its place in CifParser's order; -1: a spelling CifParser does not read
-};
-
-// The block's space-group tags, in this reader's order (kGroupTags' by tag key).
-std::vector<GroupTagValue> group_tags(const CifBlock& b) {
-  std::vector<GroupTagValue> out;
-  std::vector<std::string> seen;
-  for (const GroupTag& g : kGroupTags) {
-    const std::string key = tag_key(g.name);
-    auto it = b.items.find(key);
-    if (it == b.items.end() || std::count(seen.begin(), seen.end(), key)) continue;
-    seen.push_back(key);
-    if (it->second.empty() || it->second == "?" || it->second == ".") continue;
-    GroupTagValue t{b.spelled.at(key).front(), it->second, g.kind, -1};
-    for (const std::string& spelling : b.spelled.at(key))  // the one CifParser tries first, of those given
-      for (size_t k = 0; k < kPymatgenTags; ++k)
-        if (spelling == kGroupTags[k].name && (t.pymatgen < 0 || int(k) < t.pymatgen)) {
-          t.tag = spelling;
-          t.pymatgen = int(k);
-        }
-    out.push_back(std::move(t));
-  }
-  return out;
-}
-
-// A number tag's value as a space group number; false unless an integer in 1..230.
-bool group_number(const std::string& value, int* number) {
-  double v = 0;
-  if (!cif_number(value, &v) || v != std::floor(v) || v < 1 || v > 230) return false;
-  *number = int(v);
-  return true;
-}
-
-// The setting one tag names by itself on `lattice` (space_group_setting); false with *why.
-bool setting_of(const GroupTagValue& t, const Lattice& lattice, SpaceGroupSetting* out, std::string* why) {
-  SpaceGroupName name;
-  if (t.kind == 'm') name.hm = t.value;
-  if (t.kind == 'h') name.hall = t.value;
-  if (t.kind == 'n' && !group_number(t.value, &name.number)) {
-    *why = fmt::format("space group number '{}' ({}) is not one of 1..230", t.value, t.tag);
-    return false;
-  }
-  return space_group_setting(name, lattice, out, why);
-}
-
-// The tag to read the space group from (index into `tags`; -1: none, P1), and *because what to say of it:
-//  - the first symbol (H-M or Hall tag) pymatgen's CifParser reads, in its order: the one it reads;
-//  - where it reads none, the first symbol this reader reads (a setting only it reads: "Fd-3m:2", "R -3 m :H", a Hall
-//    symbol; a tag spelling only it reads) of the group of the number CifParser falls back on, if it reads one;
-//  - else that number (or, where CifParser reads none, the first number this reader reads);
-// false with *why where a symbol is given but none reads and no symbol reads as pymatgen's: a number alone may pick
-// another setting than the symbol means (P 21/c for P 21/n), so it is not taken instead.
-bool choose_group_tag(const std::vector<GroupTagValue>& tags, const Lattice& lattice, int* used,
-                      std::string* because, std::string* why) {
-  *used = -1;
-  auto first = [&](auto&& pick) {  // the pymatgen-first tag `pick` accepts, by its place in CifParser's order
-    int best = -1;
-    for (size_t i = 0; i < tags.size(); ++i)
-      if (tags[i].pymatgen >= 0 && pick(tags[i]) && (best < 0 || tags[i].pymatgen < tags[size_t(best)].pymatgen))
-        best = int(i);
-    return best;
-  };
-  *used = first([](const GroupTagValue& t) { return t.kind != 'n' && pymatgen_reads_symbol(t.value); });
-  if (*used >= 0) {
-    *because = "the tag pymatgen's CifParser reads";
-    return true;
-  }
-  int pymatgen_number = 0;
-  const int number_tag = first([&](const GroupTagValue& t) {
-    return t.kind == 'n' && group_number(t.value, &pymatgen_number);
-  });
-  std::string first_why;
-  bool any_read = false;
-  for (size_t i = 0; i < tags.size(); ++i) {
-    if (tags[i].kind == 'n') continue;
-    SpaceGroupSetting s;
-    std::string w;
-    if (!setting_of(tags[i], lattice, &s, &w)) {
-      if (first_why.empty()) first_why = w;
-      continue;
-    }
-    any_read = true;
-    if (number_tag < 0 || s.number == pymatgen_number || s.number == 0) {  // 0: a Hall symbol, no tables to check
-      *used = int(i);
-      *because = "pymatgen's CifParser reads none of the symbols; the first this reader reads";
-      return true;
-    }
-  }
-  if (!any_read && !first_why.empty()) {
-    *why = first_why;
-    return false;
-  }
-  *used = number_tag;
-  *because = "the number pymatgen's CifParser reads, as it reads none of the symbols";
-  for (size_t i = 0; i < tags.size() && *used < 0; ++i) {
-    int n = 0;
-    if (tags[i].kind != 'n') continue;
-    if (!group_number(tags[i].value, &n)) {
-      *why = fmt::format("space group number '{}' ({}) is not one of 1..230", tags[i].value, tags[i].tag);
-      return false;
-    }
-    *used = int(i);
-    *because = "pymatgen's CifParser reads none of these tags";
-  }
-  return true;
-}
-
-// Whether two settings have the same operations (in any order).
-bool same_operations(const std::vector<SymmetryOp>& a, const std::vector<SymmetryOp>& b) {
-  auto has = [](const std::vector<SymmetryOp>& ops, const SymmetryOp& x) {
-    return std::any_of(ops.begin(), ops.end(), [&](const SymmetryOp& o) {
-      for (int r = 0; r < 3; ++r) {
-        const double d = o.trans[r] - x.trans[r];
-        if (std::fabs(d - std::round(d)) > 1e-9) return false;
-        for (int c = 0; c < 3; ++c)
-          if (o.rot[r][c] != x.rot[r][c]) return false;
-      }
-      return true;
-    });
-  };
-  return a.size() == b.size() && std::all_of(a.begin(), a.end(), [&](const SymmetryOp& x) { return has(b, x); });
-}
-
-// What tag `t` names that `used` (the setting read) is not: "" where it agrees (a number: the same group; a symbol:
-// the same operations), else "space group 15", "another setting of space group 14" or "not read".
-std::string disagreement(const GroupTagValue& t, const SpaceGroupSetting& used, const Lattice& lattice) {
-  if (used.number == 0) return "";  // a Hall symbol in a build without tables: nothing to compare with
-  if (t.kind == 'n') {
-    int n = 0;
-    if (!group_number(t.value, &n)) return "no space group number";
-    return n == used.number ? "" : fmt::format("space group {}", n);
-  }
-  SpaceGroupSetting s;
-  std::string why;
-  if (!setting_of(t, lattice, &s, &why)) return "not read here";
-  if (s.number != used.number) return fmt::format("space group {}", s.number);
-  return same_operations(s.ops, used.ops) ? "" : fmt::format("another setting of space group {}", s.number);
-}
-
-// The setting a block without listed operations names (P1 where it names none); *warning (when given) a line saying
-// which tag was read and which disagreeing ones were not, else "".
-bool named_setting(const CifBlock& b, const std::string& id, const Lattice& lattice, SpaceGroupSetting* out,
-                   std::string* reason, std::string* warning) {
-  const std::vector<GroupTagValue> tags = group_tags(b);
-  int used = -1;
-  std::string because, why;
-  if (!choose_group_tag(tags, lattice, &used, &because, &why)) return failed(id, why, reason);
-  SpaceGroupName name;
-  if (used >= 0) {
-    const GroupTagValue& t = tags[size_t(used)];
-    if (t.kind == 'm') name.hm = t.value;
-    if (t.kind == 'h') name.hall = t.value;
-    if (t.kind == 'n') group_number(t.value, &name.number);
-  }
-  // The order of the operations follows what CifParser reads: its symbols in its order (a Hall symbol too, which it
-  // looks up as a Hermann-Mauguin one), else its number.
-  std::vector<const GroupTagValue*> by_pymatgen;
-  for (const auto& t : tags)
-    if (t.pymatgen >= 0) by_pymatgen.push_back(&t);
-  std::sort(by_pymatgen.begin(), by_pymatgen.end(),
-            [](const GroupTagValue* x, const GroupTagValue* y) { return x->pymatgen < y->pymatgen; });
-  for (const GroupTagValue* t : by_pymatgen)
-    if (t->kind != 'n') name.pymatgen_symbols.push_back(t->value);
-  for (const GroupTagValue* t : by_pymatgen)
-    if (t->kind == 'n' && name.pymatgen_number == 0) group_number(t->value, &name.pymatgen_number);
-  if (!space_group_setting(name, lattice, out, &why)) return failed(id, why, reason);
-  if (!warning || used < 0) return true;
-  // A Hall symbol whose letters spell the H-M symbol of another group (`P 4 2`: Hall for P422, H-M for P4_2):
-  // CifParser looks it up as an H-M symbol, so pymatgen reads another group from the same file.
-  const GroupTagValue& u = tags[size_t(used)];
-  if (u.kind == 'h' && u.pymatgen >= 0 && out->number != 0 && pymatgen_reads_symbol(u.value)) {
-    GroupTagValue as_hm = u;
-    as_hm.kind = 'm';
-    SpaceGroupSetting s;
-    std::string w;
-    if (setting_of(as_hm, lattice, &s, &w) && s.number != out->number)
-      *warning = fmt::format("{}: {} '{}' was read as a Hall symbol, setting {} (space group {}), but pymatgen's "
-                             "CifParser reads it as the Hermann-Mauguin symbol {} (space group {}); to be read "
-                             "alike, write '{}' in _symmetry_space_group_name_H-M, the tag both read first",
-                             id, u.tag, u.value, out->symbol, out->number, s.symbol, s.number, out->symbol);
-  }
-  std::string ignored;
-  for (size_t i = 0; i < tags.size(); ++i) {
-    const std::string d = i == size_t(used) ? "" : disagreement(tags[i], *out, lattice);
-    if (!d.empty())
-      ignored += fmt::format("{}{} '{}' ({})", ignored.empty() ? "" : ", ", tags[i].tag, tags[i].value, d);
-  }
-  if (!ignored.empty())
-    *warning += fmt::format("{}{}: the space group was read from {} '{}' ({}; setting {}), not from {}; correct or "
-                            "remove the tag that is wrong", warning->empty() ? "" : "; ", id, tags[size_t(used)].tag,
-                            tags[size_t(used)].value, because, out->symbol, ignored);
-  return true;
 }
 
 // A parsed block -> the crystal it describes (sites expanded by its symmetry operations); *warning (when given) a
@@ -739,53 +243,31 @@ bool crystal_from_block(const CifBlock& b, const std::string& id, Crystal* out, 
   return true;
 }
 
-// Every block of `cif` parsed, publication blocks left out; *why on a syntax error that stops the file.
-struct ParsedBlock {
-  std::string name;
-  int line = 0;
-  bool ok = false;
-  CifBlock block;
-  std::string why;
-};
-bool parse_blocks(std::string_view cif, std::vector<ParsedBlock>* out, std::string* why) {
-  std::vector<Token> tokens;
-  std::vector<BlockRange> ranges;
-  if (!lex_cif(cif, &tokens, why) || !split_blocks(tokens, &ranges, why)) return false;
-  for (const BlockRange& r : ranges) {
-    ParsedBlock p{r.name, r.line};
-    p.ok = parse_block(tokens, r.begin, r.end, &p.block, &p.why);
-    if (!p.ok || describes_structure(p.block) || ranges.size() == 1) out->push_back(std::move(p));
-  }
-  if (out->empty()) {
-    *why = ranges.empty() ? "the CIF is empty"
-                          : "no data_ block describes a structure (no _cell_ or _atom_site_ items)";
-    return false;
-  }
-  return true;
-}
-
 }  // namespace
+}  // namespace cg::cif
+
+namespace cg {
 
 bool parse_cif(std::string_view cif, const std::string& id, Crystal* out, std::string* reason,
                std::string* warning) {
   if (warning) warning->clear();
-  std::vector<ParsedBlock> blocks;
+  std::vector<cif::ParsedBlock> blocks;
   std::string why;
-  if (!parse_blocks(cif, &blocks, &why)) return failed(id, why, reason);
+  if (!cif::parse_blocks(cif, &blocks, &why)) return cif::failed(id, why, reason);
   if (blocks.size() > 1)
-    return failed(id, fmt::format("line {}: the CIF holds more than one structure (data_ blocks); give one per CIF",
-                                  blocks[1].line), reason);
-  if (!blocks[0].ok) return failed(id, blocks[0].why, reason);
-  return crystal_from_block(blocks[0].block, id, out, reason, warning);
+    return cif::failed(id, fmt::format("line {}: the CIF holds more than one structure (data_ blocks); give one per "
+                                       "CIF", blocks[1].line), reason);
+  if (!blocks[0].ok) return cif::failed(id, blocks[0].why, reason);
+  return cif::crystal_from_block(blocks[0].block, id, out, reason, warning);
 }
 
 std::vector<CifBlockResult> parse_cif_blocks(std::string_view cif, const std::string& id) {
   std::vector<CifBlockResult> out;
-  std::vector<ParsedBlock> blocks;
+  std::vector<cif::ParsedBlock> blocks;
   std::string why;
-  if (!parse_blocks(cif, &blocks, &why)) {
+  if (!cif::parse_blocks(cif, &blocks, &why)) {
     out.push_back({id, false, {}, ""});
-    failed(id, why, &out.back().reason);
+    cif::failed(id, why, &out.back().reason);
     return out;
   }
   // Ids "<id>/<name>"; "<id>/<k>" (1-based) for every block when a name is empty, repeated or a number (which a
@@ -797,11 +279,11 @@ std::vector<CifBlockResult> parse_cif_blocks(std::string_view cif, const std::st
                 b.name.find_first_not_of("0123456789") == std::string::npos;
   }
   for (size_t k = 0; k < blocks.size(); ++k) {
-    const ParsedBlock& b = blocks[k];
+    const cif::ParsedBlock& b = blocks[k];
     CifBlockResult res;
     res.id = blocks.size() == 1 ? id : id + "/" + (numbered ? std::to_string(k + 1) : b.name);
-    res.ok = b.ok ? crystal_from_block(b.block, res.id, &res.crystal, &res.reason, &res.warning)
-                  : failed(res.id, b.why, &res.reason);
+    res.ok = b.ok ? cif::crystal_from_block(b.block, res.id, &res.crystal, &res.reason, &res.warning)
+                  : cif::failed(res.id, b.why, &res.reason);
     out.push_back(std::move(res));
   }
   return out;
@@ -813,6 +295,5 @@ Crystal parse_cif(std::string_view cif, const std::string& id) {
   if (!parse_cif(cif, id, &c, &reason)) throw Error(reason);
   return c;
 }
-
 
 }  // namespace cg
