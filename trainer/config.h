@@ -1,5 +1,5 @@
 // Config: the one typed config tree shared by every tool (cgprep, cgtrain, cgexport, cgsample, cgeval, cgsweep).
-// Every field is declared once, with its default here and its documentation in config.cpp's visit_config();
+// Every field is declared once, with its default here and its documentation in config_fields.cpp's visit_config();
 // YAML file < dotted command-line overrides; unknown keys and bad values fail naming the dotted key.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// cgconfigdoc: prints docs/config.md (the configuration reference generated from trainer/config.cpp).
+// cgconfigdoc: prints docs/config.md (the configuration reference, generated from trainer/config_fields.cpp).
 //   build/trainer/cgconfigdoc > docs/config.md
 #include <iostream>
 
