@@ -3,9 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-PKGS="libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libsentencepiece-dev sentencepiece libspdlog-dev
-      libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libopenblas0-pthread python3-h5py python3-numpy lld
-      python3-pymatgen python3-ase libsymspg-dev"
+# cmake, make, g++ and pkg-config build it (a fresh Debian 12 has none of them); libgtest-dev: the test suites.
+PKGS="cmake make g++ pkg-config libgtest-dev libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libsentencepiece-dev
+      sentencepiece libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libopenblas0-pthread python3-h5py
+      python3-numpy lld python3-pymatgen python3-ase libsymspg-dev"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   echo "== installing: $(echo $missing)"
