@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -37,6 +38,27 @@ void warn_untrained_form(bool formula, const char* add) {
   spdlog::warn("cgsample: the training prompts state no condition, or the formula with one to four of space group, "
                "formation energy, band gap and e_above_hull; {} is a prompt the model never saw (add {})",
                formula ? "the formula alone" : "a condition without the formula", add);
+}
+
+// Why `f` is no formula, for sample.formula's refusal: the first symbol that is no element ("'Xx' is no element
+// symbol"), a count with a fraction, a symbol without its capital; "" where none of these is the trouble.
+std::string formula_problem(const std::string& f) {
+  const auto uc = [](char ch) { return static_cast<unsigned char>(ch); };
+  for (size_t i = 0; i < f.size();) {
+    if (std::isupper(uc(f[i]))) {
+      size_t j = i + 1;
+      while (j < f.size() && std::islower(uc(f[j]))) ++j;
+      if (!is_element(f.substr(i, j - i))) return fmt::format(": '{}' is no element symbol", f.substr(i, j - i));
+      i = j;
+    } else if (std::islower(uc(f[i]))) {
+      return ": element symbols begin with a capital letter (NaCl, not nacl)";
+    } else if (f[i] == '.') {
+      return ": counts are whole numbers, as in pymatgen's reduced formulas (Fe2O3, not Fe1.33O2)";
+    } else {
+      ++i;
+    }
+  }
+  return "";
 }
 
 // The row's conditions named in `on`; "" when it has them all, else the first one it lacks (or, for the formula,
@@ -141,7 +163,8 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
       // Training prompts state pymatgen's pretty formulas; anything else would be a prompt the model never saw, and
       // cgeval could not check it.
       CG_CHECK(composition_of_formula(s.formula).has_value(), "sample.formula={} is not a formula such as Fe2O3, "
-               "NaCl or BaLi2Mg(PO4)2 (element symbols with integer counts from 1 to 1000000 each)", s.formula);
+               "NaCl or BaLi2Mg(PO4)2 (element symbols with integer counts from 1 to 1000000 each){}", s.formula,
+               formula_problem(s.formula));
       const std::string pretty = pymatgen_reduced_formula_of(s.formula);
       if (pretty != s.formula)
         spdlog::warn("cgsample: sample.formula={} is not written as the training prompts write it (pymatgen's reduced "

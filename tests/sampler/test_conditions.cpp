@@ -371,6 +371,34 @@ TEST(Conditions, MissingInputsNameTheKeyAndTheWorkingFolder) {
             std::string::npos) << why;
 }
 
+// A sample.formula that is no formula is refused before any model loads, saying what is wrong with it: the symbol
+// that is no element, a fractional count, a symbol in lower case.
+TEST(Conditions, BadFormulaNamesWhatIsWrong) {
+  Config c;
+  c.sample.num_samples = 1;
+  auto refusal = [&](const std::string& f) {
+    c.sample.formula = f;
+    try {
+      make_sample_jobs(c);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const std::pair<const char*, const char*> cases[] = {
+      {"Xx2O", "sample.formula=Xx2O is not a formula such as Fe2O3"},
+      {"Xx2O", "integer counts from 1 to 1000000 each): 'Xx' is no element symbol"},
+      {"LiFeQO4", "'Q' is no element symbol"},
+      {"Nacl", "'Nacl' is no element symbol"},
+      {"nacl", "element symbols begin with a capital letter"},
+      {"Fe2.5O", "counts are whole numbers"},
+  };
+  for (const auto& [f, want] : cases) {
+    const std::string why = refusal(f);
+    EXPECT_NE(why.find(want), std::string::npos) << f << ": " << why;
+  }
+}
+
 // The conditions no training prompt stated, by the train split's property counts (what cgsample and cgsweep warn of):
 // a property no crystal carried, a formula carried without any other property (a prompt states it only beside one).
 TEST(Conditions, UntrainedConditionsByPropertyCounts) {
