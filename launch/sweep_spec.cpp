@@ -29,7 +29,7 @@ constexpr size_t kMaxPoints = 10000;
 const std::set<std::string> kSlurmKeys = {"time", "partition", "nodes", "gpus_per_node", "cpus_per_task",
                                           "signal_seconds"};
 
-// Text as an override's value (or list item) that the config code reads back as this text (trainer/config.cpp: a
+// Text as an override's value (or list item) that the config code reads back as this text (trainer/config_values.cpp: a
 // value reads as in YAML). Text that starts with a quote, '[' or '{', is YAML's null or has spaces at an end would
 // read otherwise, as would a list item holding ',' or a bracket: such text is written in double quotes.
 std::string override_text(const std::string& s, bool item) {

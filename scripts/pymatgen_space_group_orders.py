@@ -45,7 +45,7 @@ COD = loadfn(os.path.join(os.path.dirname(pymatgen.symmetry.__file__), "symm_ops
 
 
 def key24(rot, trans):
-    """An operation as data/space_groups.cpp's Op24: integer rotation rows, translation in 24ths in [0, 24)."""
+    """An operation as data/hall_symbol.h's Op24: integer rotation rows, translation in 24ths in [0, 24)."""
     r = tuple(tuple(int(round(v)) for v in row) for row in np.asarray(rot))
     t = tuple(int(round(v * 24)) % 24 for v in np.asarray(trans))
     return r, t

@@ -8,7 +8,7 @@ usage: space_group_tags_reference.py CIF_DUMP                   compare the whol
 CifParser.get_symops tries its symbol tags in its order (_symmetry_space_group_name_H-M, _H_M, _space_group_name_Hall,
 _space_group_name_H-M_alt, _symmetry_space_group_name_hall, _symmetry_space_group_name_h-m, each also with a trailing
 '_'; tags compared case-sensitively), takes the first value its tables know (spaces and '_' removed), else its number
-tags (_space_group_IT_number, _symmetry_Int_Tables_number), else P1. data/cif.cpp takes the same tag.
+tags (_space_group_IT_number, _symmetry_Int_Tables_number), else P1. data/cif_space_group.cpp takes the same tag.
 
 The spread: for each family of related names (settings of one group, neighbouring groups, a number of another group,
 an unknown symbol), every ordered pair of two of its names in two different tags, among pymatgen's spellings and

@@ -86,7 +86,7 @@ esc='"/x/caf\u00e9\x41\/\U0001F600\ttab"'
 printf 'model:\n  hf_dir: %s  # a comment\n' "$esc" >"$T/escaped.yaml"
 [ "$(cg_yaml_get "$T/escaped.yaml" model hf_dir)" = "$(printf '/x/caf\303\251A/\360\237\230\200\ttab')" ] &&
   ok || bad "YAML escapes in a file: got [$(cg_yaml_get "$T/escaped.yaml" model hf_dir)]"
-# Overrides read as the tools read them (trainer/config.cpp): trimmed, YAML's quotes decoded, '#' no comment.
+# Overrides read as the tools read them (trainer/config_values.cpp): trimmed, YAML's quotes decoded, '#' no comment.
 for kv in "model.b='it''s'|it's" 'model.b= "a\"b\\c" |a"b\c' 'model.b=  plain text  |plain text' \
   'model.b=a # b|a # b' 'model.b=x"y|x"y'; do
   got=$(cg_config_get "$T/quoted.yaml" model.b x "${kv%%|*}")
