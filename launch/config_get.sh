@@ -86,3 +86,22 @@ cg_config_get() {
   done
   printf '%s\n' "${val:-$def}"
 }
+
+# cg_merge_overrides WORD ...: the words into the array `merged`, a later key=value replacing an earlier one of the
+# same key (`key=`, `--key=`, spaces around the key alike) where it stood. The tools refuse a key given twice on one
+# command line, so a script that layers settings (its defaults, then the user's extras) merges them with this first.
+cg_merge_overrides() {
+  merged=()
+  local w k i
+  for w in "$@"; do
+    k=${w%%=*}; k=${k#--}; k=${k#"${k%%[![:space:]]*}"}; k=${k%"${k##*[![:space:]]}"}
+    if [ "$w" != "${w#*=}" ]; then
+      for i in "${!merged[@]}"; do
+        local m=${merged[$i]%%=*}; m=${m#--}; m=${m#"${m%%[![:space:]]*}"}; m=${m%"${m##*[![:space:]]}"}
+        [ "${merged[$i]}" != "${merged[$i]#*=}" ] && [ "$m" = "$k" ] && { merged[i]=$w; continue 2; }
+      done
+    fi
+    merged+=("$w")
+  done
+  return 0
+}

@@ -40,16 +40,6 @@ loss_line() {
   best=$(grep -oE '"val_loss":[[:space:]]*[0-9.eE+-]+' "$1" | cut -d: -f2 | tr -d ' ' | sort -g | head -1) || true
   echo "  final train loss: ${last:-?}   best val loss: ${best:-none (no validation ran: train.val_every=0?)}"
 }
-# merge WORD...: the words into the array `merged`, a later key=value replacing an earlier one of the same key: a
-# stage's own settings win over the extra arguments, which win over the demo's (the tools refuse a key given twice).
-merge() {
-  merged=()
-  local w i
-  for w in "$@"; do
-    for i in "${!merged[@]}"; do [ "${merged[$i]%%=*}" = "${w%%=*}" ] && unset 'merged[i]'; done
-    merged+=("$w")
-  done
-}
 # stage NAME CMD...: run and time one stage.
 stage() {
   local name=$1 s=$SECONDS
@@ -65,7 +55,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then say "build"; ./scripts/build.sh; fi
 [ "${DEMO_FRESH:-1}" = 1 ] && rm -rf "$RUN"
 mkdir -p "$RUN"
 
-merge model.device=cpu parallel.tp=2 sample.out_dir="$RUN/samples" eval.input="$RUN/samples" \
+cg_merge_overrides model.device=cpu parallel.tp=2 sample.out_dir="$RUN/samples" eval.input="$RUN/samples" \
   sample.adapter="$RUN/adapter" "$@"
 ov=("${merged[@]}")
 shards=$(cg_config_get "$CONFIG" data.shards_dir runs/shards/tiny "${ov[@]}")
@@ -74,14 +64,14 @@ prep=$(tool data cgprep) || exit 1
 stage "1/8 prepare data" "$prep" "$CONFIG" "${ov[@]}"
 tool trainer cgtrain >/dev/null || exit 1
 export_bin=$(tool trainer cgexport) || exit 1
-merge "${ov[@]}" train.run_dir="$RUN/base" lora.enabled=false train.steps="${BASE_STEPS:-800}" train.lr=1e-3 \
-  train.warmup_steps=20 train.val_every=100 checkpoint.every=0
+cg_merge_overrides "${ov[@]}" train.run_dir="$RUN/base" lora.enabled=false train.steps="${BASE_STEPS:-800}" \
+  train.lr=1e-3 train.warmup_steps=20 train.val_every=100 checkpoint.every=0
 stage "2/8 train the tiny base from scratch (full-parameter, tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain \
   "$CONFIG" "${merged[@]}"
 stage "3/8 export the base as a Hugging Face checkpoint" "$export_bin" "$RUN/base" --out "$RUN/base_hf" --merge
-merge "${ov[@]}" model.hf_dir="$RUN/base_hf"
+cg_merge_overrides "${ov[@]}" model.hf_dir="$RUN/base_hf"
 ov=("${merged[@]}")
-merge "${ov[@]}" train.run_dir="$RUN/lora"
+cg_merge_overrides "${ov[@]}" train.run_dir="$RUN/lora"
 stage "4/8 LoRA fine-tune on the frozen base (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgtrain "$CONFIG" \
   "${merged[@]}"
 stage "5/8 export the PEFT adapter" "$export_bin" "$RUN/lora" --out "$RUN/adapter"
@@ -89,11 +79,11 @@ tool sampler cgsample >/dev/null || exit 1
 stage "6/8 sample (tp 2)" launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${ov[@]}"
 eval_bin=$(tool sampler cgeval) || exit 1
 stage "7/8 evaluate" "$eval_bin" "$CONFIG" "${ov[@]}"
-merge "${ov[@]}" sample.out_dir="$RUN/samples_cond" sample.num_samples=32 sample.conditions_from=data.test_csv \
-  sample.condition_on=[formula,spacegroup]
+cg_merge_overrides "${ov[@]}" sample.out_dir="$RUN/samples_cond" sample.num_samples=32 \
+  sample.conditions_from=data.test_csv sample.condition_on=[formula,spacegroup]
 stage "8/8 conditional sampling: each sample asks for a test crystal's formula and space group, then evaluate" \
   launch/run.sh --np 2 --bin-dir "$BUILD" cgsample "$CONFIG" "${merged[@]}"
-merge "${ov[@]}" eval.input="$RUN/samples_cond" eval.train_csv= eval.ref_csv= log.level=warn
+cg_merge_overrides "${ov[@]}" eval.input="$RUN/samples_cond" eval.train_csv= eval.ref_csv= log.level=warn
 "$eval_bin" "$CONFIG" "${merged[@]}" >/dev/null
 
 say "done in $((SECONDS - t0)) s; results:"

@@ -134,12 +134,13 @@ if has long && bin sampler/cgsample; then
 fi
 if has e2e && bin trainer/cgtrain && bin data/cgprep; then
   # The whole trainer on the GPU: the tiny config in bf16 with the NCCL backend, saved at step 20, then resumed.
-  # E2E_OVERRIDES (appended, they win) let bench/gpu/rehearse_cpu.sh run it on a CPU.
+  # E2E_OVERRIDES (they replace the stage's own settings) let bench/gpu/rehearse_cpu.sh run it on a CPU.
   export E2E_OVERRIDES=${E2E_OVERRIDES:-}
   stage e2e "${E2E_S:-90}" bash -c 'source "$ENVSH" && set -e && d=/tmp/cg_e2e && rm -rf $d
     "$CG_BUILD/data/cgprep" configs/tiny.yaml data.shards_dir=$d/shards data.max_rows=2000 log.level=warn
     o="model.device=cuda model.dtype=bf16 parallel.tp=1 parallel.backend=$CG_BACKEND data.shards_dir=$d/shards
        train.run_dir=$d/run checkpoint.every=20 train.val_every=20 train.val_samples=64 log.every=10 $E2E_OVERRIDES"
+    source launch/config_get.sh && cg_merge_overrides $o && o="${merged[*]}"  # the tools refuse a key given twice
     "$CG_BUILD/trainer/cgtrain" configs/tiny.yaml $o train.steps=20
     "$CG_BUILD/trainer/cgtrain" configs/tiny.yaml $o train.steps=40
     ls $d/run/checkpoints; tail -n 3 $d/run/metrics.jsonl'

@@ -18,7 +18,7 @@ dir=$(mktemp -d /tmp/cg_rehearse.XXXXXX)
 # What bench/gpu/build.sh writes into build-gpu/env.sh, for the CPU build:
 printf 'export CG_BUILD=%s CG_BACKEND=mpi\n' "$(cd "$build" && pwd)" > "$dir/env.sh"
 hf=$demo/base_hf
-# The GPU settings are overridden by these (later overrides win): the tiny trained model, fp32 on the CPU, MPI.
+# These replace the scripts' GPU settings: the tiny trained model, fp32 on the CPU, MPI.
 export EXTRA="model.device=cpu model.dtype=fp32 parallel.backend=mpi model.hf_dir=$hf \
 data.tokenizer=$hf/tokenizer.model train.micro_batch=2 train.seq_len=128 train.threads=2 \
 log.level=warn"

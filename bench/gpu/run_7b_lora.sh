@@ -2,7 +2,8 @@
 # 7B-shaped LoRA training throughput on one GPU (after bench/gpu/build.sh): random bf16 base weights, seq_len 512,
 # LoRA r 8 on q_proj,v_proj and on all-linear; cgtrain's own train step (bench_train_step), tokens/s and MFU.
 #   bench/gpu/run_7b_lora.sh                 MB=8 STEPS=10 PEAK_TFLOPS=790 (MFU denominator; H100 SXM spec: 989)
-#   EXTRA="key=value ..." appends overrides (they win): bench/gpu/rehearse_cpu.sh runs this script on a CPU that way.
+#   EXTRA="key=value ...": overrides that replace the script's own settings (bench/gpu/rehearse_cpu.sh runs this
+#   script on a CPU that way).
 #   SIDES="cg hf" (default) runs cgtrain's step then the HF + PEFT baseline; SIDES=cg or SIDES=hf runs one of them.
 #   LORA_SETS ("q_proj,v_proj all-linear"): the target sets, each a lora.targets list without brackets.
 #   TAG names a variant's logs (7b_lora_<targets>$TAG.log), e.g. TAG=_mb16 MB=16.
@@ -12,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source "${BUILD_DIR:-build-gpu}/env.sh"
+source launch/config_get.sh  # cg_merge_overrides
 MB=${MB:-8}; STEPS=${STEPS:-10}; WARMUP=${WARMUP:-3}; PEAK_TFLOPS=${PEAK_TFLOPS:-790}
 out=bench/gpu/results; mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
@@ -26,7 +28,9 @@ run() { local log=$1; shift; { printf '+'; printf ' %q' "$@"; echo; } | tee "$lo
 LORA_SETS=${LORA_SETS:-q_proj,v_proj all-linear}
 [[ " $SIDES " == *" cg "* ]] && for targets in $LORA_SETS; do
   log="$out/7b_lora_${targets//,/_}${TAG:-}.log"
-  run "$log" "$CG_BUILD/bench/bench_train_step" "${common[@]}" "lora.targets=[$targets]" ${extra[@]+"${extra[@]}"} \
+  # EXTRA replaces a setting of the script's own (the tools refuse a key given twice).
+  cg_merge_overrides "${common[@]}" "lora.targets=[$targets]" ${extra[@]+"${extra[@]}"}
+  run "$log" "$CG_BUILD/bench/bench_train_step" "${merged[@]}" \
     --steps "$STEPS" --warmup "$WARMUP" --peak-tflops "$PEAK_TFLOPS" --breakdown ${BENCH_FLAGS:-}
   python3 - "$log" "$targets" <<'PY'
 import json, sys

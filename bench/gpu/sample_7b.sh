@@ -5,11 +5,12 @@
 #   HF_DIR=/path/llama-2-7b-hf ADAPTER=runs/x/checkpoints/step-N bench/gpu/sample_7b.sh   a trained model
 # Env: N (1024 samples), BS (256 rows decoded together; 512 fits an H200, see docs/performance.md "Sampling on
 #      paper"), MAX_NEW (400 tokens: MP-20 crystals take up to 384 with EOS), TOKENIZER (third_party/llama2/tokenizer.model,
-#      made by scripts/build.sh or `cgtok llama-js`), EXTRA ("key=value ..." appended overrides; they win), TAG (a
+#      made by scripts/build.sh or `cgtok llama-js`), EXTRA ("key=value ...": they replace the script's own), TAG (a
 #      suffix for the output folders). CG_KERNEL_PROFILE=1 makes cgsample print the GPU kernels per decode step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source "${BUILD_DIR:-build-gpu}/env.sh"
+source launch/config_get.sh  # cg_merge_overrides
 N=${N:-1024}; BS=${BS:-256}; MAX_NEW=${MAX_NEW:-400}
 TOKENIZER=${TOKENIZER:-third_party/llama2/tokenizer.model}
 if [ ! -f "$TOKENIZER" ]; then
@@ -31,7 +32,8 @@ args=(model.flavor=7b model.device=cuda model.dtype=bf16 "data.tokenizer=$TOKENI
 [ -n "${HF_DIR:-}" ] && args+=("model.hf_dir=$HF_DIR")
 [ -n "${ADAPTER:-}" ] && args+=("sample.adapter=$ADAPTER")
 read -r -a extra <<< "${EXTRA:-}"
-args+=(${extra[@]+"${extra[@]}"})
+cg_merge_overrides "${args[@]}" ${extra[@]+"${extra[@]}"}  # EXTRA replaces the script's own settings
+args=("${merged[@]}")
 printf '+'; printf ' %q' "$CG_BUILD/sampler/cgsample" "${args[@]}"; echo  # the exact command line
 "$CG_BUILD/sampler/cgsample" "${args[@]}"
 python3 - "$out/summary.json" "$share" <<'PY'

@@ -58,6 +58,13 @@ source "$SRC/launch/config_get.sh"
 [ "$(cg_yaml_get "$T/cuda.yaml" model device)" = cuda ] && ok || bad "cg_yaml_get double-quoted"
 [ "$(cg_yaml_get "$T/cpu.yaml" train tp)" = "" ] && ok || bad "cg_yaml_get: a key of another section leaks"
 [ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1)" = 2 ] && ok || bad "cg_config_get from file"
+# cg_merge_overrides: a later key=value replaces an earlier one of the same key where it stood (the tools refuse a
+# key given twice on one command line); --key= and spaces around the key are the same key; words without '=' kept.
+cg_merge_overrides model.device=cuda "train.lr=1e-4" --train.steps=5 x "data.columns=[a,b]" " model.device =cpu" \
+  train.steps=7 train.lr_min=0 "y=a=b" "y=c"
+[ "$(printf '<%s>' "${merged[@]}")" = "< model.device =cpu><train.lr=1e-4><train.steps=7><x><data.columns=[a,b]>\
+<train.lr_min=0><y=c>" ] && ok || bad "cg_merge_overrides: $(printf '<%s>' "${merged[@]}")"
+cg_merge_overrides; [ ${#merged[@]} = 0 ] && ok || bad "cg_merge_overrides of nothing"
 [ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1 parallel.tp=4 parallel.tp=8)" = 8 ] && ok || bad "last override wins"
 [ "$(cg_config_get "$T/cpu.yaml" lora.r 8)" = 8 ] && ok || bad "default when absent"
 # YAML's quoting: "..." with \" and \\ escapes, '...' with '' for a quote, spaces inside quotes kept, '#' inside
