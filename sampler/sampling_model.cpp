@@ -51,11 +51,19 @@ RunCheckpoint read_run_checkpoint(const std::string& path) {
     if (fs::path(path).lexically_normal().filename().empty())  // trailing '/'
       r.run_dir = fs::path(path).lexically_normal().parent_path().parent_path().parent_path().string();
   } else {
+    // A run folder means its newest step: an older intact one would sample another model than the user believes.
     r.run_dir = path;
-    auto found = find_latest_complete(path);
-    CG_CHECK(found.has_value(), "sample.adapter {}: no complete checkpoint under {}/checkpoints; train first or name "
+    const NewestCheckpoint n = newest_checkpoint(path);
+    CG_CHECK(n.info.step >= 0, "sample.adapter {}: no complete checkpoint under {}/checkpoints; train first or name "
              "a step folder", path, path);
-    r.ckpt = *found;
+    CG_CHECK(n.why.empty(), "sample.adapter {}: its newest checkpoint {} is {} ({}); {}", path, n.info.path,
+             n.incomplete ? "incomplete" : "damaged",
+             n.incomplete ? "no manifest.json, which cgtrain writes last: a save or a copy that did not finish" : n.why,
+             n.newest_intact >= 0
+                 ? fmt::format("to sample the newest intact step on purpose, set sample.adapter={}",
+                               step_folder(path, n.newest_intact))
+                 : std::string("no older checkpoint of the run is intact either"));
+    r.ckpt = n.info;
   }
   if (r.run_dir.empty()) r.run_dir = ".";
   CheckpointConfigs cc = read_checkpoint_configs(r.run_dir, r.ckpt);

@@ -399,6 +399,21 @@ std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir) {
   return std::nullopt;
 }
 
+NewestCheckpoint newest_checkpoint(const std::string& run_dir) {
+  NewestCheckpoint n;
+  const std::vector<int64_t> steps = checkpoint_steps(run_dir);
+  if (steps.empty()) return n;
+  n.info.step = steps.front();
+  n.info.path = step_folder(run_dir, n.info.step);
+  n.why = verify_checkpoint(n.info.path, &n.info.manifest);
+  if (n.why.empty()) return n;
+  std::error_code ec;
+  n.incomplete = !fs::exists(fs::path(n.info.path) / "manifest.json", ec);
+  for (size_t i = 1; i < steps.size() && n.newest_intact < 0; ++i)
+    if (verify_checkpoint(step_folder(run_dir, steps[i])).empty()) n.newest_intact = steps[i];
+  return n;
+}
+
 void check_layout(const Manifest& m, const CheckpointLayout& now, bool allow_dp_change) {
   bool ok = m.layout.tp == now.tp && (allow_dp_change || m.layout.dp == now.dp);
   CG_CHECK(ok,

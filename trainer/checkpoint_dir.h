@@ -84,6 +84,17 @@ std::vector<int64_t> checkpoint_steps(const std::string& run_dir);
 // aside (save_checkpoint), retention skips them. Reads every file once (sha256).
 std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir);
 
+// The newest step-N/ of a run, for the tools that read "the run" as its newest step (cgexport, cgsample): a resume
+// goes on from the newest intact one (find_latest_complete), but such a tool would silently read an older step than
+// the user believes, so it refuses when `why` is not empty. A step-N.tmp still being written is no step folder.
+struct NewestCheckpoint {
+  CheckpointInfo info;         // the newest step folder (info.step -1: the run has none); its manifest when intact
+  std::string why;             // empty: it verifies; else what verify_checkpoint found wrong with it
+  bool incomplete = false;     // no manifest.json (written last): a save or a copy of the folder that did not finish
+  int64_t newest_intact = -1;  // when `why`: the newest older step that verifies; -1 when none does
+};
+NewestCheckpoint newest_checkpoint(const std::string& run_dir);
+
 // The folder of step `step`: run_dir/checkpoints/step-N, or step-N.old while no step-N exists (an interrupted
 // same-step re-save, see save_checkpoint). Whether or not it exists.
 std::string step_folder(const std::string& run_dir, int64_t step);

@@ -353,35 +353,25 @@ ExportOptions from_step_folder(ExportOptions o) {
 // to export the newest intact one on purpose (--step). (A resume does take the newest intact one: it trains on past
 // the damaged step, and its next save of that step moves the damaged folder aside.) A save still being written
 // (step-N.tmp) is no checkpoint yet and is not looked at.
-CheckpointInfo newest_checkpoint(const ExportOptions& o) {
-  const std::vector<int64_t> steps = checkpoint_steps(o.run_dir);
-  CG_CHECK(!steps.empty(), "{} has no complete checkpoint under checkpoints/; train first", o.run_dir);
-  CheckpointInfo ck;
-  ck.step = steps.front();
-  ck.path = step_folder(o.run_dir, ck.step);
-  const std::string why = verify_checkpoint(ck.path, &ck.manifest);
-  if (why.empty()) return ck;
-  // Without a manifest the folder never finished (cgtrain writes it last, then renames step-N.tmp; a copy of the run
-  // that stopped halfway looks the same); with one, a file differs from what the save wrote.
-  std::error_code ec;
-  const bool incomplete = !fs::exists(fs::path(ck.path) / "manifest.json", ec);
-  std::string older;
-  for (size_t i = 1; i < steps.size() && older.empty(); ++i) {
-    if (!verify_checkpoint(step_folder(o.run_dir, steps[i])).empty()) continue;
+CheckpointInfo newest_run_checkpoint(const ExportOptions& o) {
+  const NewestCheckpoint n = newest_checkpoint(o.run_dir);
+  CG_CHECK(n.info.step >= 0, "{} has no complete checkpoint under checkpoints/; train first", o.run_dir);
+  if (n.why.empty()) return n.info;
+  std::string older = "no older checkpoint of the run is intact either";
+  if (n.newest_intact >= 0) {
     std::string options = o.merge ? " --merge" : "";
     if (!o.base.empty()) options += " --base " + o.base;
     if (!o.dtype.empty()) options += " --dtype " + o.dtype;
     older = fmt::format("the newest intact one is step {}: to export it on purpose, run cgexport {} --step {} --out "
-                        "{}{}", steps[i], o.run_dir, steps[i], o.out, options);
+                        "{}{}", n.newest_intact, o.run_dir, n.newest_intact, o.out, options);
   }
-  if (older.empty()) older = "no older checkpoint of the run is intact either";
   CG_FAIL("cgexport: the newest checkpoint of {}, {}, is {} ({}), so the run's newest step cannot be exported; {}. "
-          "Or {}", o.run_dir, ck.path, incomplete ? "incomplete" : "damaged",
-          incomplete ? "it has no manifest.json, which cgtrain writes last: a save or a copy of the folder that did "
-                       "not finish" : why, older,
-          incomplete ? "let the save or copy of that folder finish"
-                     : "restore that folder from a copy (resuming training from the intact step saves step " +
-                           std::to_string(ck.step) + " again and moves the damaged folder aside)");
+          "Or {}", o.run_dir, n.info.path, n.incomplete ? "incomplete" : "damaged",
+          n.incomplete ? "it has no manifest.json, which cgtrain writes last: a save or a copy of the folder that did "
+                         "not finish" : n.why, older,
+          n.incomplete ? "let the save or copy of that folder finish"
+                       : "restore that folder from a copy (resuming training from the intact step saves step " +
+                             std::to_string(n.info.step) + " again and moves the damaged folder aside)");
 }
 
 }  // namespace
@@ -497,7 +487,7 @@ std::string export_run(const ExportOptions& given) {
     const std::string why = verify_checkpoint(ck.path, &ck.manifest);
     CG_CHECK(why.empty(), "{} is not a usable checkpoint: {}", ck.path, why);
   } else {
-    ck = newest_checkpoint(o);
+    ck = newest_run_checkpoint(o);
   }
   // The config and model shape the checkpoint was trained under (LoRA scale, targets, base).
   const CheckpointConfigs cc = read_checkpoint_configs(o.run_dir, ck);

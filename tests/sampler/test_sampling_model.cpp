@@ -405,6 +405,39 @@ TEST(SamplingModel, LoraRunCheckpointEqualsTheTrainingModel) {
   fs::remove_all(d);
 }
 
+// A run folder as sample.adapter means its newest step: a damaged or unfinished newest step-N/ is refused, naming the
+// newest intact step to sample on purpose, instead of sampling an older model than the user believes.
+TEST(SamplingModel, RunWhoseNewestCheckpointIsDamagedIsRefusedNamingTheIntactOne) {
+  const std::string d = scratch("damagedrun");
+  write_base(d + "/base");
+  save_run(d + "/run", d + "/base", /*lora_mode=*/true);
+  const fs::path ckpts = fs::path(d) / "run" / "checkpoints";
+  fs::copy(ckpts / "step-7", ckpts / "step-9", fs::copy_options::recursive);  // step 9: a copy of 7, under its name
+  auto man = nlohmann::json::parse(read_file((ckpts / "step-9/manifest.json").string()));
+  man["step"] = 9;
+  std::ofstream(ckpts / "step-9/manifest.json") << man.dump();
+  ASSERT_EQ(verify_checkpoint((ckpts / "step-9").string()), "");
+  ASSERT_EQ(load_error("", d + "/run"), "<no error>");
+  const fs::path rank = ckpts / "step-9" / rank_file_name(0);
+  {
+    std::fstream f(rank, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-3, std::ios::end);
+    f.put('\x7f');  // the same size: only the checksum sees it
+  }
+  std::string e = load_error("", d + "/run");
+  EXPECT_NE(e.find("sample.adapter " + d + "/run: its newest checkpoint " + (ckpts / "step-9").string() +
+                   " is damaged (checksum mismatch in rank-00000.safetensors); to sample the newest intact step on "
+                   "purpose, set sample.adapter=" + (ckpts / "step-7").string()), std::string::npos) << e;
+  EXPECT_EQ(load_error("", (ckpts / "step-7").string()), "<no error>");
+  fs::remove(ckpts / "step-9/manifest.json");
+  e = load_error("", d + "/run");
+  EXPECT_NE(e.find("step-9 is incomplete (no manifest.json, which cgtrain writes last"), std::string::npos) << e;
+  fs::remove(ckpts / "step-7" / rank_file_name(0));
+  e = load_error("", d + "/run");
+  EXPECT_NE(e.find("no older checkpoint of the run is intact either"), std::string::npos) << e;
+  fs::remove_all(d);
+}
+
 TEST(SamplingModel, FullParameterRunCheckpointEqualsTheTrainingModel) {
   const std::string d = scratch("fullrun");
   write_base(d + "/base");
