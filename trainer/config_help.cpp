@@ -15,7 +15,8 @@ std::string config_reference_markdown() {
   Config c;
   std::string out =
       "# Configuration reference\n\n"
-      "Generated from `trainer/config_fields.cpp` by `build/trainer/cgconfigdoc > docs/config.md`; do not edit by hand\n"
+      "Generated from `trainer/config_fields.cpp` by `build/trainer/cgconfigdoc > docs/config.md`; "
+      "do not edit by hand\n"
       "(a test compares this file with the generated text).\n\n"
       "Every tool takes `[CONFIG.yaml] [section.key=value ...]`: defaults < YAML file < command-line overrides.\n"
       "Lists are written `lora.targets=[q_proj,v_proj]` or `lora.targets=q_proj,v_proj`. Unknown keys and bad\n"
