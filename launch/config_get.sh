@@ -92,16 +92,14 @@ cg_config_get() {
 # command line, so a script that layers settings (its defaults, then the user's extras) merges them with this first.
 cg_merge_overrides() {
   merged=()
-  local w k i
+  local keys=() w k i
   for w in "$@"; do
     k=${w%%=*}; k=${k#--}; k=${k#"${k%%[![:space:]]*}"}; k=${k%"${k##*[![:space:]]}"}
-    if [ "$w" != "${w#*=}" ]; then
-      for i in "${!merged[@]}"; do
-        local m=${merged[$i]%%=*}; m=${m#--}; m=${m#"${m%%[![:space:]]*}"}; m=${m%"${m##*[![:space:]]}"}
-        [ "${merged[$i]}" != "${merged[$i]#*=}" ] && [ "$m" = "$k" ] && { merged[i]=$w; continue 2; }
-      done
-    fi
-    merged+=("$w")
+    [ "$w" = "${w#*=}" ] && k=""  # a word without '=' has no key: kept as it is
+    for i in "${!merged[@]}"; do
+      [ -n "$k" ] && [ "${keys[$i]}" = "$k" ] && { merged[i]=$w; continue 2; }
+    done
+    merged+=("$w"); keys+=("$k")
   done
   return 0
 }

@@ -408,7 +408,7 @@ NewestCheckpoint newest_checkpoint(const std::string& run_dir) {
   n.why = verify_checkpoint(n.info.path, &n.info.manifest);
   if (n.why.empty()) return n;
   std::error_code ec;
-  n.incomplete = !fs::exists(fs::path(n.info.path) / "manifest.json", ec);
+  n.incomplete = !fs::exists(fs::path(n.info.path) / kManifestName, ec);
   for (size_t i = 1; i < steps.size() && n.newest_intact < 0; ++i)
     if (verify_checkpoint(step_folder(run_dir, steps[i])).empty()) n.newest_intact = steps[i];
   return n;

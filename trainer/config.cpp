@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
+#include <utility>
 #include <variant>
 
 #include "common/durable_file.h"
@@ -204,19 +206,26 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
   }
 }
 
+// An override's key (trimmed; "--" in front allowed) and its value text; nullopt when it has no '='.
+std::optional<std::pair<std::string, std::string>> split_override(const std::string& word) {
+  const std::string w = word.rfind("--", 0) == 0 ? word.substr(2) : word;
+  const size_t eq = w.find('=');
+  if (eq == std::string::npos) return std::nullopt;
+  return std::pair{trim(w.substr(0, eq)), w.substr(eq + 1)};
+}
+
 // `origin` says where the override came from in errors ("command line", "sweep file s.yaml: grid", ...).
 void apply_override(std::vector<Field>& fields, const std::string& word, const std::string& origin) {
-  std::string w = word.rfind("--", 0) == 0 ? word.substr(2) : word;
-  size_t eq = w.find('=');
-  CG_CHECK(eq != std::string::npos, "override '{}' ({}) must look like section.key=value", word, origin);
-  std::string key = trim(w.substr(0, eq));
+  const auto kv = split_override(word);
+  CG_CHECK(kv.has_value(), "override '{}' ({}) must look like section.key=value", word, origin);
+  const auto& [key, value] = *kv;
   if (is_retired(key, " (" + origin + ")")) return;
   Field* f = find_field(fields, key);
   CG_CHECK(f || !is_section(fields, key), "override '{}' ({}) sets the section {}, not a key: name one of its keys, "
            "{}.key=value (run with --help to list them)", word, origin, key, key);
   if (!f) unknown_key(fields, key, " (" + origin + ")");
   try {
-    assign(*f, w.substr(eq + 1));
+    assign(*f, value);
   } catch (const Error& e) {
     throw Error(fmt::format("{} ({})", e.what(), origin));  // e.what() already names file:line
   }
@@ -228,11 +237,10 @@ void apply_override(std::vector<Field>& fields, const std::string& word, const s
 void check_no_repeated_override(const std::vector<std::string>& overrides, const std::vector<std::string>& origins) {
   std::map<std::pair<std::string, std::string>, std::string> seen;  // (origin, key) -> first value
   for (size_t i = 0; i < overrides.size(); ++i) {
-    const std::string w = overrides[i].rfind("--", 0) == 0 ? overrides[i].substr(2) : overrides[i];
-    const size_t eq = w.find('=');
-    if (eq == std::string::npos) continue;  // apply_override says what it must look like
+    const auto kv = split_override(overrides[i]);
+    if (!kv) continue;  // apply_override says what it must look like
+    const auto& [key, value] = *kv;
     const std::string origin = i < origins.size() ? origins[i] : "command line";
-    const std::string key = trim(w.substr(0, eq)), value = w.substr(eq + 1);
     const auto [it, fresh] = seen.emplace(std::pair{origin, key}, value);
     CG_CHECK(fresh, "{} is given twice {} ({}, then {}): give it once", key,
              origin == "command line" ? std::string("on the command line") : "in " + origin, it->second, value);
