@@ -106,7 +106,7 @@ def pymatgen_read(text):
     the cell's metric."""
     parser = cif_parser(text)
     s = parser.get_structures(primitive=False)[0]
-    ops = parser.get_symops(next(iter(parser._cif.data.values())))
+    ops = parser.symmetry_operations  # what get_structures read with get_symops (calling it again costs as much)
     g = s.lattice.matrix @ s.lattice.matrix.T
     fits = all(np.allclose(o.rotation_matrix.T @ g @ o.rotation_matrix, g, atol=1e-3 * g.max()) for o in ops)
     what = ("symbol" if any("Spacegroup from" in w for w in parser.warnings) else
