@@ -13,14 +13,92 @@
 #   cgeval on the NaCl / 225 conditioned samples -> report.json counts 8 conditioned items, formula matches as here
 #   cgsample sample.conditions_from=data.test_csv -> every prompt states a test row's formula, space group, band gap;
 #     the same prompts at dp 2 (read on rank 0 alone), and rank 0's error on a missing file ends both ranks
-# usage: test_cgsample_e2e.sh BUILD_DIR SOURCE_DIR MPIEXEC
+# Two ctest entries, so that ctest -j2 runs the one-process runs beside another test: test_cgsample_e2e (this
+# script alone, PROCESSORS 1) runs everything but the mpirun launches and leaves its folder; test_cgsample_e2e_mpi
+# (the argument mpi, PROCESSORS 2, the first one its fixture) runs those (tp 2, dp 2), each compared with the
+# one-process run the first one left, and removes the folder.
+# usage: test_cgsample_e2e.sh BUILD_DIR SOURCE_DIR MPIEXEC [mpi]
 set -eu
-B=$1; S=$2; MPIEXEC=$3
+B=$1; S=$2; MPIEXEC=$3; PART=${4:-serial}  # serial or mpi
 PY=/usr/bin/python3
 D=$B/test_tmp/cgsample_e2e
-rm -rf "$D"; mkdir -p "$D"
 cd "$S"
 export OMP_NUM_THREADS=1
+# Shared by both parts: the resume runs' settings and how to stop a run once it has journaled some sequences.
+RESUME="sample.num_samples=64 sample.batch_size=1 sample.max_new_tokens=300"
+# journaled FILE: the sequences FILE holds (its lines after the key line; 0 while it does not exist).
+journaled() { echo $(($(cat "$1" 2>/dev/null | wc -l) - 1)); }
+# stop_when_journaled PID SIGNAL N FILE...: once every FILE holds N sequences or more (or after 120 s: on a loaded
+# machine the ranks may take a while to start; the wait ends as soon as the sequences are there), sends SIGNAL to
+# PID and waits for it to end.
+stop_when_journaled() {
+  pid=$1; sig=$2; want=$3; shift 3
+  for _ in $(seq 6000); do
+    enough=1
+    for f in "$@"; do [ "$(journaled "$f")" -ge "$want" ] || enough=0; done
+    [ "$enough" -eq 1 ] && break
+    sleep 0.02
+  done
+  kill -"$sig" "$pid" 2>/dev/null || true
+  wait "$pid" || true
+}
+
+# The mpirun part (test_cgsample_e2e_mpi, PROCESSORS 2): the runs at tp 2 or dp 2, each compared with the one-process
+# run of the serial part (test_cgsample_e2e, PROCESSORS 1, its fixture) in the folder it leaves; then removes it.
+if [ "$PART" = mpi ]; then
+  for f in greedy1 rows whole; do
+    [ -f "$D/$f/samples.jsonl" ] || { echo "no $D/$f/samples.jsonl: test_cgsample_e2e (the serial part) did not run" >&2
+      exit 1; }
+  done
+  set -- "$D/base.yaml"
+  "$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" parallel.tp=2 \
+    sample.out_dir="$D/greedy2" sample.max_new_tokens=80 sample.temperature=0 sample.formula=NaCl sample.spacegroup=225
+  # Under mpirun (dp 2) rank 0 alone reads the rows and sends the prompts: the same prompts as one process asks.
+  "$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" \
+    sample.out_dir="$D/rows_dp2" sample.max_new_tokens=40 sample.conditions_from=data.test_csv \
+    sample.condition_on=[formula,spacegroup,band_gap] data.test_csv=data/mp20/test.csv.gz
+  prompts() { "$PY" -c "import json, sys; print([json.loads(l)['prompt'] for l in open(sys.argv[1])])" "$1"; }
+  [ "$(prompts "$D/rows/samples.jsonl")" = "$(prompts "$D/rows_dp2/samples.jsonl")" ] ||
+    { echo "prompts at dp 2 differ from one process's" >&2; exit 1; }
+  # Rank 0's error there (the rows' file missing) ends every rank with its message, none waiting for the prompts.
+  rc=0
+  timeout 120 "$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" \
+    sample.out_dir="$D/gone_dp2" sample.conditions_from="$D/no_such_rows.csv" >"$D/gone_dp2.err" 2>&1 || rc=$?
+  if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then echo "a missing conditions_from at 2 ranks: exit $rc" >&2; exit 1; fi
+  grep -q "\[rank 0\] fatal: .*no_such_rows.csv" "$D/gone_dp2.err"
+  # At dp 2 under mpirun, stopped as Slurm stops a job step (USR1 to mpirun): each dp group has journaled what it
+  # finished, and a run at dp 1 goes on from both groups' journals to the same samples.
+  "$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" $RESUME \
+    sample.out_dir="$D/stopped_dp2" 2>"$D/stopped_dp2.err" &
+  stop_when_journaled $! USR1 4 "$D/stopped_dp2/.cgsample.journal.jsonl" "$D/stopped_dp2/.cgsample.journal.dp1.jsonl"
+  kept0=$(journaled "$D/stopped_dp2/.cgsample.journal.jsonl")
+  kept1=$(journaled "$D/stopped_dp2/.cgsample.journal.dp1.jsonl")
+  if [ "$kept0" -lt 4 ] || [ "$kept1" -lt 4 ] || [ $((kept0 + kept1)) -ge 64 ] || [ -e "$D/stopped_dp2/samples.jsonl" ]
+  then echo "the dp-2 stop kept $kept0 + $kept1 sequences" >&2; cat "$D/stopped_dp2.err" >&2; exit 1; fi
+  grep -q "sequences (the resumed ones and dp group 0's) are kept in sample.out_dir's .cgsample.journal.jsonl, \
+the other groups' finished ones in" \
+    "$D/stopped_dp2.err" || { echo "no word of what the dp-2 stop keeps" >&2; cat "$D/stopped_dp2.err" >&2; exit 1; }
+  "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped_dp2" log.level=info 2>"$D/resumed_dp2.err"
+  grep -q "cgsample: resuming: $((kept0 + kept1)) of 64 sequences" "$D/resumed_dp2.err"
+  cmp "$D/whole/samples.jsonl" "$D/stopped_dp2/samples.jsonl"
+  [ -z "$(ls -A "$D/stopped_dp2" | grep journal)" ]
+  "$PY" - "$D" <<'PYEOF'
+import json, os, sys
+d = sys.argv[1]
+def records(name):
+    with open(os.path.join(d, name, "samples.jsonl")) as f:
+        return [json.loads(l) for l in f if l.strip()]
+with open(os.path.join(d, "greedy2", "summary.json")) as f:
+    s_g2 = json.load(f)
+g1, g2 = records("greedy1"), records("greedy2")
+assert [r["text"] for r in g1] == [r["text"] for r in g2], "tp 2 greedy differs from tp 1"
+assert s_g2["tp"] == 2
+PYEOF
+  rm -rf "$D"
+  exit 0
+fi
+
+rm -rf "$D"; mkdir -p "$D"
 
 "$B/data/cgprep" data.max_rows=300 data.shards_dir="$D/shards" data.tokenizer=train data.tokenizer_vocab_size=400 \
   log.level=warn
@@ -41,27 +119,12 @@ set -- "$D/base.yaml"
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/infill" sample.task=infill sample.max_new_tokens=8
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/greedy1" sample.max_new_tokens=80 sample.temperature=0 \
   sample.formula=NaCl sample.spacegroup=225
-"$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" parallel.tp=2 \
-  sample.out_dir="$D/greedy2" sample.max_new_tokens=80 sample.temperature=0 sample.formula=NaCl sample.spacegroup=225
 "$B/sampler/cgeval" model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.device=cpu log.level=warn \
   eval.input="$D/on" eval.train_csv="" eval.ref_csv="" eval.invariance=true eval.invariance_crystals=4 >/dev/null
 "$B/sampler/cgeval" log.level=warn eval.input="$D/greedy1" eval.train_csv="" eval.ref_csv="" >/dev/null
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/rows" sample.max_new_tokens=40 sample.conditions_from=data.test_csv \
   sample.condition_on=[formula,spacegroup,band_gap] data.test_csv=data/mp20/test.csv.gz
 "$B/sampler/cgeval" log.level=warn eval.input="$D/rows" eval.train_csv="" eval.ref_csv="" >/dev/null
-# Under mpirun (dp 2) rank 0 alone reads the rows and sends the prompts: the same prompts as one process asks.
-"$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" \
-  sample.out_dir="$D/rows_dp2" sample.max_new_tokens=40 sample.conditions_from=data.test_csv \
-  sample.condition_on=[formula,spacegroup,band_gap] data.test_csv=data/mp20/test.csv.gz
-prompts() { "$PY" -c "import json, sys; print([json.loads(l)['prompt'] for l in open(sys.argv[1])])" "$1"; }
-[ "$(prompts "$D/rows/samples.jsonl")" = "$(prompts "$D/rows_dp2/samples.jsonl")" ] ||
-  { echo "prompts at dp 2 differ from one process's" >&2; exit 1; }
-# Rank 0's error there (the rows' file missing) ends every rank with its message, none waiting for the prompts.
-rc=0
-timeout 120 "$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" \
-  sample.out_dir="$D/gone_dp2" sample.conditions_from="$D/no_such_rows.csv" >"$D/gone_dp2.err" 2>&1 || rc=$?
-if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then echo "a missing conditions_from at 2 ranks: exit $rc" >&2; exit 1; fi
-grep -q "\[rank 0\] fatal: .*no_such_rows.csv" "$D/gone_dp2.err"
 "$B/sampler/cgeval" log.level=warn eval.input="$D/infill" eval.train_csv="" eval.ref_csv="" >/dev/null
 # A missing input: said so, and no <input>.eval folder left behind.
 if "$B/sampler/cgeval" eval.input="$D/nofile.jsonl" eval.train_csv="" eval.ref_csv="" 2>"$D/nofile.err" >&2; then
@@ -341,23 +404,6 @@ grep -q "cgsample: stopped by signal 15; [0-9]* of 100000 sequences are kept in 
 rm -f "$D/again/.cgsample.journal.jsonl"
 # Stopped after some sequences, then run again: it goes on from the journal, and writes what an unstopped run writes,
 # byte for byte.
-RESUME="sample.num_samples=64 sample.batch_size=1 sample.max_new_tokens=300"
-# journaled FILE: the sequences FILE holds (its lines after the key line; 0 while it does not exist).
-journaled() { echo $(($(cat "$1" 2>/dev/null | wc -l) - 1)); }
-# stop_when_journaled PID SIGNAL N FILE...: once every FILE holds N sequences or more (or after 120 s: on a loaded
-# machine the ranks may take a while to start; the wait ends as soon as the sequences are there), sends SIGNAL to
-# PID and waits for it to end.
-stop_when_journaled() {
-  pid=$1; sig=$2; want=$3; shift 3
-  for _ in $(seq 6000); do
-    enough=1
-    for f in "$@"; do [ "$(journaled "$f")" -ge "$want" ] || enough=0; done
-    [ "$enough" -eq 1 ] && break
-    sleep 0.02
-  done
-  kill -"$sig" "$pid" 2>/dev/null || true
-  wait "$pid" || true
-}
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/whole"
 "$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped" 2>"$D/stopped.err" &
 stop_when_journaled $! TERM 8 "$D/stopped/.cgsample.journal.jsonl"
@@ -372,21 +418,6 @@ grep -q "cgsample: resuming: $kept of 64 sequences from $D/stopped/.cgsample.jou
 cmp "$D/whole/samples.jsonl" "$D/stopped/samples.jsonl"
 "$PY" -c "import json; s = json.load(open('$D/stopped/summary.json')); assert s['resumed'] == $kept, s['resumed']"
 [ ! -e "$D/stopped/.cgsample.journal.jsonl" ]
-# At dp 2 under mpirun, stopped as Slurm stops a job step (USR1 to mpirun): each dp group has journaled what it
-# finished, and a run at dp 1 goes on from both groups' journals to the same samples.
-"$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" $RESUME \
-  sample.out_dir="$D/stopped_dp2" 2>"$D/stopped_dp2.err" &
-stop_when_journaled $! USR1 4 "$D/stopped_dp2/.cgsample.journal.jsonl" "$D/stopped_dp2/.cgsample.journal.dp1.jsonl"
-kept0=$(journaled "$D/stopped_dp2/.cgsample.journal.jsonl")
-kept1=$(journaled "$D/stopped_dp2/.cgsample.journal.dp1.jsonl")
-if [ "$kept0" -lt 4 ] || [ "$kept1" -lt 4 ] || [ $((kept0 + kept1)) -ge 64 ] || [ -e "$D/stopped_dp2/samples.jsonl" ]
-then echo "the dp-2 stop kept $kept0 + $kept1 sequences" >&2; cat "$D/stopped_dp2.err" >&2; exit 1; fi
-grep -q "sequences (the resumed ones and dp group 0's) are kept in sample.out_dir's .cgsample.journal.jsonl, the other groups' finished ones in" \
-  "$D/stopped_dp2.err" || { echo "no word of what the dp-2 stop keeps" >&2; cat "$D/stopped_dp2.err" >&2; exit 1; }
-"$B/sampler/cgsample" "$@" $RESUME sample.out_dir="$D/stopped_dp2" log.level=info 2>"$D/resumed_dp2.err"
-grep -q "cgsample: resuming: $((kept0 + kept1)) of 64 sequences" "$D/resumed_dp2.err"
-cmp "$D/whole/samples.jsonl" "$D/stopped_dp2/samples.jsonl"
-[ -z "$(ls -A "$D/stopped_dp2" | grep journal)" ]
 # Other settings (another seed): the journal is set aside, with a warning, and every sequence drawn anew.
 "$B/sampler/cgsample" "$@" sample.batch_size=1 sample.max_new_tokens=300 sample.out_dir="$D/stopped2" \
   sample.num_samples=16 2>/dev/null
@@ -488,9 +519,7 @@ assert inf["items"] == 8 and inf["with_truth"] == 8 and all(r["truth"] for r in 
 assert inf["recovered"] == sum(r["element"] == r["truth"] for r in infill), inf
 assert abs(inf["recovered"] / 8 - summary("infill")["infill_accuracy"]) < 1e-9, inf
 
-g1, g2 = records("greedy1"), records("greedy2")
-assert [r["text"] for r in g1] == [r["text"] for r in g2], "tp 2 greedy differs from tp 1"
-assert summary("greedy2")["tp"] == 2
+g1 = records("greedy1")
 assert "NaCl" in g1[0]["prompt"]
 assert summary("greedy1")["conditions"] == {"formula": "NaCl", "spacegroup": 225}, summary("greedy1")
 assert summary("on")["conditions"] == {}, summary("on")
@@ -532,4 +561,3 @@ assert inv["translations"] == 4 and inv["mean_ipt"] >= 0, inv
 print("cgsample e2e: %d/8 parse with the grammar, %.0f%% without; infill %s; invariance %s" % (
     len(parsed), 100 * s_off["parse_rate"], [r["element"] for r in infill], inv))
 PYEOF
-rm -rf "$D"
