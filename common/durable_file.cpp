@@ -28,7 +28,8 @@ void fsync_path(const std::string& path, bool directory) {
 
 std::string read_file(const std::string& path, const char* what) {
   std::error_code ec;
-  CG_CHECK(!std::filesystem::is_directory(path, ec), "cannot read {} {}: it is a folder, not a file", what, path);
+  CG_CHECK(!std::filesystem::is_directory(path, ec), "cannot read {} {}: it is a folder, not a file; put the file "
+           "there in its place", what, path);
   std::ifstream in(path, std::ios::binary);
   CG_CHECK(in.good(), "cannot read {} {}: {}", what, path, std::strerror(errno));
   std::stringstream ss;

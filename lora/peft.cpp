@@ -274,8 +274,8 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     }
   };
   try {
-    std::ifstream in(cfg_path);
-    nlohmann::json j = nlohmann::json::parse(in);
+    // read_file: a folder named adapter_config.json is said so (an ifstream on it throws a bare ios failure).
+    nlohmann::json j = nlohmann::json::parse(read_file(cfg_path.string(), "PEFT adapter config"));
     const std::string peft_type = field(j, "peft_type", std::string());
     CG_CHECK(peft_type == "LORA", "{}: peft_type is {}, expected LORA", where,
              peft_type.empty() ? "missing" : peft_type);

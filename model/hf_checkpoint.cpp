@@ -59,10 +59,10 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   std::vector<std::pair<std::string, std::string>> expected;  // (key, file) from the index
   std::vector<std::string> names;
   if (fs::exists(index)) {
-    std::ifstream in(index);
+    const std::string text = read_file(index.string(), "weight index");  // a folder there: said so, not "not JSON"
     nlohmann::json j;
     try {
-      in >> j;
+      j = nlohmann::json::parse(text);
     } catch (const std::exception& e) {
       CG_FAIL("{} is not valid JSON: {}", index.string(), e.what());
     }

@@ -298,11 +298,12 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
 
 Manifest read_manifest(const std::string& step_dir) {
   const std::string path = (fs::path(step_dir) / kManifestName).string();
-  std::ifstream in(path);
-  CG_CHECK(in, "cannot read {}: {}", path, std::strerror(errno));
+  // read_file, not an ifstream: a folder in the file's place reads as an error naming it, not as libstdc++'s
+  // "basic_filebuf::underflow error" thrown past the JSON parser's handler.
+  const std::string text = read_file(path, "checkpoint manifest");
   Manifest m;
   try {
-    nlohmann::json j = nlohmann::json::parse(in);
+    nlohmann::json j = nlohmann::json::parse(text);
     m.magic = j.at("magic").get<std::string>();
     constexpr int64_t kIntMax = std::numeric_limits<int>::max();
     m.version = int(json_int_at(j, "version", path, 0, kIntMax));

@@ -368,6 +368,14 @@ TEST(Peft, AcceptsNoOpKeysAndRefusalsSayWhatToDo) {
   }
   std::ofstream(dir + "/adapter_config.json") << R"({"peft_type": "LORA", "r": 2.0, "lora_alpha": 16, )" + tm + "}";
   EXPECT_EQ(cg::lora::read_peft_adapter(dir).config.r, 2);
+  // A folder in adapter_config.json's place: said so with its path (an ifstream on it threw libstdc++'s bare
+  // "basic_filebuf::underflow error reading the file: Is a directory", no cg::Error and no path).
+  fs::remove(dir + "/adapter_config.json");
+  fs::create_directory(dir + "/adapter_config.json");
+  const std::string folder = refusal_of([&] { cg::lora::read_peft_adapter(dir); });
+  EXPECT_NE(folder.find("cannot read PEFT adapter config " + dir + "/adapter_config.json: it is a folder, not a file"),
+            std::string::npos) << folder;
+  fs::remove(dir + "/adapter_config.json");
   // An adapter_config.json of another export beside these tensors: named, with what to do.
   std::ofstream(dir + "/adapter_config.json") << R"({"peft_type": "LORA", "r": 8, "lora_alpha": 16, )" + tm + "}";
   const std::string other_r = refusal_of([&] { cg::lora::read_peft_adapter(dir); });

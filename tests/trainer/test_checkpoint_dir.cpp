@@ -346,6 +346,22 @@ TEST(CheckpointDir, BadManifestMagicIsRejected) {
   EXPECT_FALSE(cg::find_latest_complete(run).has_value());
 }
 
+// A folder where manifest.json should be (a copy gone wrong; chmod 000 does not stop root, a folder does): the step is
+// damaged, said with the manifest's path, not libstdc++'s bare "basic_filebuf::underflow error" escaping the check (it
+// was no cg::Error, so cgexport and a resume died of it with no path at all).
+TEST(CheckpointDir, AFolderInTheManifestsPlaceIsADamagedStepNamingIt) {
+  std::string run = fresh_dir("manifest_folder");
+  save_two_ranks(run, 1);
+  std::string path = save_two_ranks(run, 2);
+  fs::remove(fs::path(path) / "manifest.json");
+  fs::create_directory(fs::path(path) / "manifest.json");
+  const std::string why = cg::verify_checkpoint(path);
+  EXPECT_NE(why.find("cannot read checkpoint manifest " + (fs::path(path) / "manifest.json").string() +
+                     ": it is a folder, not a file"), std::string::npos) << why;
+  ASSERT_TRUE(cg::find_latest_complete(run).has_value());
+  EXPECT_EQ(cg::find_latest_complete(run)->step, 1);  // the older intact step is still found
+}
+
 // The manifest's file list is read and checksummed under the step folder: a path out of it is a damaged manifest.
 TEST(CheckpointDir, ManifestPathsOutsideTheStepFolderAreRejected) {
   std::string run = fresh_dir("paths");
