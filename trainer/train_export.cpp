@@ -9,11 +9,14 @@
 #include <malloc.h>
 #endif
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/ranges.h>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <regex>
 #include <set>
@@ -303,10 +306,30 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
   }
 }
 
+volatile std::sig_atomic_t g_held_signal = 0;  // a stop signal that came while commit_export moved entries
+void hold_signal(int sig) { g_held_signal = sig; }
+
 // Moves what `stage` holds into `out`, replacing entries of the same name (and every weight file of an earlier HF
 // export when this one has weights: its shard count may differ), then removes `stage`. Renames within one folder:
-// no disk space needed.
+// no disk space needed. A stop signal (Slurm's TERM at the time limit, a Ctrl-C) that comes meanwhile would leave some
+// new entries beside the earlier export's: it is held (a handler for the process, whichever thread gets it) and acts
+// as it would have once every entry is in place.
 void commit_export(const std::string& stage, const std::string& out) {
+  static constexpr int kStop[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  struct HoldStopSignals {
+    struct sigaction before[std::size(kStop)];
+    HoldStopSignals() {
+      struct sigaction hold = {};
+      hold.sa_handler = hold_signal;
+      sigemptyset(&hold.sa_mask);
+      g_held_signal = 0;
+      for (size_t i = 0; i < std::size(kStop); ++i) ::sigaction(kStop[i], &hold, &before[i]);
+    }
+    ~HoldStopSignals() {
+      for (size_t i = 0; i < std::size(kStop); ++i) ::sigaction(kStop[i], &before[i], nullptr);
+      if (g_held_signal) std::raise(g_held_signal);  // as before the commit: default (die), ignored, or a handler
+    }
+  } held;
   static const std::regex weights(R"(model(-[0-9]{5}-of-[0-9]{5})?\.safetensors|model\.safetensors\.index\.json)");
   bool has_weights = false;
   for (const auto& e : fs::directory_iterator(stage))
@@ -314,10 +337,14 @@ void commit_export(const std::string& stage, const std::string& out) {
   if (has_weights)
     for (const auto& e : fs::directory_iterator(out))
       if (e.is_regular_file() && std::regex_match(e.path().filename().string(), weights)) fs::remove(e.path());
+  // Fault injection for tests (test_export_stream): CG_TEST_SIGNAL_IN_EXPORT_COMMIT=N raises signal N once the first
+  // entry is in place. One getenv per export.
+  const char* hook = std::getenv("CG_TEST_SIGNAL_IN_EXPORT_COMMIT");
   for (const auto& e : fs::directory_iterator(stage)) {
     const fs::path target = fs::path(out) / e.path().filename();
     fs::remove_all(target);
     fs::rename(e.path(), target);
+    if (hook) std::raise(std::atoi(hook)), hook = nullptr;
   }
   fs::remove_all(stage);
   fsync_path(out, /*directory=*/true);

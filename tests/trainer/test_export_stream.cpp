@@ -6,6 +6,10 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -471,6 +475,35 @@ TEST(ExportStream, FullDiskIsAClearErrorAndKeepsTheEarlierExport) {
   EXPECT_EQ(cg::read_file(d / "out2/model.safetensors.index.json"), index);
   EXPECT_TRUE(fs::exists(d / "out2/adapter/adapter_model.safetensors"));
   EXPECT_FALSE(fs::exists(d / "out2/.cgexport.tmp"));
+}
+
+namespace {
+char g_staging[4096];                      // OUT/.cgexport.tmp of the export below
+volatile std::sig_atomic_t g_staging_left = -1;  // whether it was still there when the signal was handled
+void note_staging(int) { g_staging_left = ::access(g_staging, F_OK) == 0; }
+}  // namespace
+
+// A stop signal while an export is moved into place (Slurm's TERM at the time limit, a Ctrl-C) is held until it is:
+// the folder holds the new export whole, not some of its files beside the earlier export's with the rest left in
+// .cgexport.tmp (which the next export deletes). Here the signal (USR1, with a handler that looks for the staging
+// folder) is raised once the first entry is in place.
+TEST(ExportStream, AStopSignalWhileMovingIntoPlaceWaitsUntilTheExportIsWhole) {
+  TempDir d;
+  const auto lc = micro();
+  write_random_hf(d / "hf", lc, at::kFloat, 40 * 1024, 3);
+  const auto run = make_export_run(d / "run", lc, d / "hf", {"lora.r=2", "lora.alpha=4", "lora.targets=all-linear"});
+  cg::export_run({d / "run", 5, d / "out", true, "fp32", 64 * 1024});  // the earlier export: fp32
+  std::snprintf(g_staging, sizeof g_staging, "%s", (d / "out/.cgexport.tmp").c_str());
+  struct sigaction sa = {}, old = {};
+  sa.sa_handler = note_staging;
+  ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+  ::setenv("CG_TEST_SIGNAL_IN_EXPORT_COMMIT", std::to_string(SIGUSR1).c_str(), 1);
+  cg::export_run({d / "run", 5, d / "out", true, "bf16", 64 * 1024});
+  ::unsetenv("CG_TEST_SIGNAL_IN_EXPORT_COMMIT");
+  ::sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_EQ(g_staging_left, 0);  // handled once the staging folder was gone: every entry in place
+  EXPECT_FALSE(fs::exists(d / "out/.cgexport.tmp"));
+  expect_merged(d / "out", d / "hf", lc, at::kBFloat16, run.scale, 7 * 2);
 }
 
 // --out that is cgprep's shards folder or another run's folder is refused before anything is written: the shards'
