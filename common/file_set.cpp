@@ -12,9 +12,10 @@
 
 namespace cg {
 
-void write_file_set(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& files) {
+void write_file_set(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& files,
+                    const std::string& tmp_suffix) {
   const std::filesystem::path d(dir);
-  const auto tmp = [&](size_t i) { return (d / (files[i].first + ".tmp")).string(); };
+  const auto tmp = [&](size_t i) { return (d / (files[i].first + tmp_suffix)).string(); };
   size_t started = 0;  // files whose .tmp may exist
   try {
     for (; started < files.size(); ++started) {

@@ -2,6 +2,7 @@
 #include "launch/sweep_summary.h"
 
 #include <spdlog/fmt/ranges.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -10,6 +11,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/file_set.h"
 
 namespace cg::sweep {
 namespace {
@@ -185,16 +187,16 @@ void write_summary(const std::string& dir, const std::string& title, const std::
                    const std::vector<SummaryRow>& rows) {
   namespace fs = std::filesystem;
   fs::create_directories(dir);
-  // Replaced through a temporary name unique to this process: concurrent Slurm array tasks may summarize at the same
-  // time, and a full disk leaves the previous summary.
-  const auto put = [&](const char* name, const std::string& text) {
-    write_file_atomic_shared((fs::path(dir) / name).string(), text);
-  };
-  put("summary.md", "# " + title + "\n\n" + summary_markdown(keys, rows) +
-                        "\n![val loss vs rank](val_loss_vs_rank.svg)\n");
-  put("summary.csv", summary_csv(keys, rows));
-  put("val_loss_vs_rank.svg",
-      line_plot_svg(rank_series(keys, rows), title + ": best val loss vs LoRA rank", "LoRA rank r", "best val loss"));
+  // The three replaced together (a full disk leaves the previous three, not a new summary.md beside an old
+  // summary.csv), through temporary names unique to this process: concurrent Slurm array tasks may summarize at the
+  // same time.
+  write_file_set(dir,
+                 {{"summary.md", "# " + title + "\n\n" + summary_markdown(keys, rows) +
+                                     "\n![val loss vs rank](val_loss_vs_rank.svg)\n"},
+                  {"summary.csv", summary_csv(keys, rows)},
+                  {"val_loss_vs_rank.svg", line_plot_svg(rank_series(keys, rows), title + ": best val loss vs LoRA rank",
+                                                         "LoRA rank r", "best val loss")}},
+                 ".tmp." + std::to_string(::getpid()));
 }
 
 }  // namespace cg::sweep

@@ -292,6 +292,16 @@ TEST(SweepSummary, AFullDiskKeepsThePreviousSummary) {
   EXPECT_EQ(slurp(d / "summary.md"), before);
   for (const auto& e : fs::directory_iterator(d))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  // A write that fails after summary.md is written (here a folder where this process's summary.csv temporary goes)
+  // leaves the previous three as they were: not a new summary.md beside the old summary.csv and plot.
+  const std::string csv = slurp(d / "summary.csv");
+  const fs::path in_the_way = d / ("summary.csv.tmp." + std::to_string(::getpid()));
+  fs::create_directory(in_the_way);
+  msg = cg::test::error_of([&] { write_summary(d.string(), "After", {"lora.r", "data.translate"}, many); });
+  EXPECT_NE(msg.find(in_the_way.string()), std::string::npos) << msg;
+  EXPECT_EQ(slurp(d / "summary.md"), before);
+  EXPECT_EQ(slurp(d / "summary.csv"), csv);
+  fs::remove(in_the_way);
   fs::remove_all(d);
 }
 
