@@ -27,6 +27,7 @@
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/file_lock.h"
+#include "common/file_set.h"
 #include "common/folder_kind.h"
 #include "common/kernel_profile.h"
 #include "common/log.h"
@@ -392,7 +393,8 @@ int run(int argc, char** argv) {
   // The folder holds this run's samples only: CIFs and a cgeval report of an earlier run into the same folder would
   // be read with these (a CIF of a sample that does not parse now, a report of other samples).
   // Everything new is written before anything old goes: CIFs into a staging folder, samples.jsonl and summary.json
-  // by rename, then the staging folder replaces cifs/. A failure (a full disk) leaves the earlier run's files whole.
+  // together (both written before either is renamed), then the staging folder replaces cifs/. A failure (a full
+  // disk) leaves the earlier run's files whole, and this run's sequences in the journal for the rerun.
   const fs::path staging = out / ".cifs.tmp";
   std::error_code ec;
   fs::remove_all(staging, ec);
@@ -406,6 +408,10 @@ int run(int argc, char** argv) {
       if (!kept) fs::remove_all(path, e);
     }
   } staged{staging};
+  // What a failed write below (a full disk) leaves: the journal keeps every sequence until the outputs are in place.
+  const std::string rerun = fmt::format("free space in sample.out_dir = {} and run the same command again: the {} "
+                                        "sequences are kept in its journal and not sampled again (an earlier run's "
+                                        "files there are as they were)", c.sample.out_dir, jobs.size());
   std::string jl;
   // Rates are over what this run generated (a resumed run's journaled sequences took earlier runs' time).
   std::vector<char> fresh(jobs.size(), 0);
@@ -421,7 +427,13 @@ int run(int argc, char** argv) {
     tokens += r.num_tokens;
     if (!r.parsed) ++reasons[cg::reason_key(r.reason)];
     if (r.task == "infill") correct += r.element == jobs[i].truth;
-    if (r.crystal) cg::save_cif((staging / (r.id + ".cif")).string(), *r.crystal);
+    if (r.crystal) {
+      try {
+        cg::save_cif((staging / (r.id + ".cif")).string(), *r.crystal);
+      } catch (const cg::Error& e) {
+        CG_FAIL("{}; {}", cg::message_of(e), rerun);
+      }
+    }
     jl += cg::to_json_line(r) + "\n";
   }
   const double n = static_cast<double>(jobs.size());
@@ -479,9 +491,14 @@ int run(int argc, char** argv) {
     if (auto v = number_or_none(c.sample.e_above_hull)) fixed["e_above_hull"] = *v;
     sum["conditions"] = fixed;
   }
-  cg::write_file_atomic((out / "samples.jsonl").string(), jl);
-  cg::write_file_atomic((out / "summary.json").string(),
-                        sum.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  // One set: a full disk at summary.json must not leave a new samples.jsonl beside the earlier run's summary and CIFs.
+  try {
+    cg::write_file_set(out.string(), {{"samples.jsonl", jl},
+                                      {"summary.json", sum.dump(2, ' ', false,
+                                                                nlohmann::json::error_handler_t::replace) + "\n"}});
+  } catch (const cg::Error& e) {
+    CG_FAIL("{}; {}", cg::message_of(e), rerun);
+  }
   // cgeval's reports of the earlier samples: eval/ (of the folder) and samples.jsonl.eval/ (of the file).
   for (const char* old : {"cifs", "eval", "samples.jsonl.eval"}) {
     if (std::string(old) == "samples.jsonl.eval" && !fs::exists(out / old / "report.json")) continue;

@@ -116,6 +116,23 @@ set -- "$D/base.yaml"
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/on" sample.max_new_tokens=300
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/off" sample.max_new_tokens=60 sample.constrained=false
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25
+# A write that fails once the sequences are sampled (a full disk; here a folder where summary.json.tmp goes) leaves the
+# earlier run's samples.jsonl, summary.json and CIFs as they were (not a new samples.jsonl beside the old summary),
+# says to free space and run again, and the rerun takes the sequences from the journal.
+cp "$D/short/samples.jsonl" "$D/short_samples.jsonl"; cp "$D/short/summary.json" "$D/short_summary.json"
+mkdir "$D/short/summary.json.tmp"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25 sample.seed=4 2>"$D/full.err"; then
+  echo "cgsample wrote its outputs over a summary.json.tmp folder" >&2; exit 1; fi
+grep -q "summary.json.tmp.*run the same command again: the 8 sequences are kept in its journal" "$D/full.err" ||
+  { cat "$D/full.err" >&2; exit 1; }
+cmp "$D/short/samples.jsonl" "$D/short_samples.jsonl" && cmp "$D/short/summary.json" "$D/short_summary.json" ||
+  { echo "a failed write replaced the earlier run's samples.jsonl or summary.json" >&2; exit 1; }
+rmdir "$D/short/summary.json.tmp"
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25 sample.seed=4 log.level=info \
+  >"$D/rerun.log" 2>&1
+grep -q "resuming: 8 of 8 sequences" "$D/rerun.log" || { cat "$D/rerun.log" >&2; exit 1; }
+# The checks below read the seed-3 samples.
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/infill" sample.task=infill sample.max_new_tokens=8
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/greedy1" sample.max_new_tokens=80 sample.temperature=0 \
   sample.formula=NaCl sample.spacegroup=225
