@@ -409,9 +409,10 @@ int run(int argc, char** argv) {
     }
   } staged{staging};
   // What a failed write below (a full disk) leaves: the journal keeps every sequence until the outputs are in place.
-  const std::string rerun = fmt::format("free space in sample.out_dir = {} and run the same command again: the {} "
-                                        "sequences are kept in its journal and not sampled again (an earlier run's "
-                                        "files there are as they were)", c.sample.out_dir, jobs.size());
+  const std::string rerun = fmt::format("once that is put right (a full disk: free space in sample.out_dir = {}), run "
+                                        "the same command again: the {} sequences are kept in its journal and not "
+                                        "sampled again (an earlier run's files there are as they were)",
+                                        c.sample.out_dir, jobs.size());
   std::string jl;
   // Rates are over what this run generated (a resumed run's journaled sequences took earlier runs' time).
   std::vector<char> fresh(jobs.size(), 0);
