@@ -6,7 +6,7 @@
 # rules: "..." with \" \\ \t \n escapes, '...' with '' for a quote, spaces inside quotes kept.
 # Flow maps ({...}), anchors and multi-line values are not understood; such a key reads as unset.
 # Dotted overrides on the command line (section.key=value or --section.key=value, as the tools take them) win over
-# the file, the last one winning.
+# the file. A key given twice is refused, as the tools refuse it (cg_merge_overrides merges layered settings first).
 
 # scalar(v, comments): the text of a YAML scalar as written after "key:" or "key=": "..." with YAML's escapes, as the
 # tools decode them (\" \\ \/ \t \n ..., \xXX \uXXXX \UXXXXXXXX as UTF-8: a folder named in them is the one the
@@ -75,14 +75,44 @@ cg_yaml_get() {
     }' "$1"
 }
 
-# cg_config_get FILE DOTTED.KEY DEFAULT [OVERRIDE ...]: override > file > default.
+# _cg_override_key WORD: the key of a key=value word as the tools read it (a leading -- dropped, then the spaces
+# around the key); nothing for a word without '='.
+_cg_override_key() {
+  local k
+  [ "$1" != "${1#*=}" ] || return 0
+  k=${1%%=*}; k=${k#--}; k=${k#"${k%%[![:space:]]*}"}; k=${k%"${k##*[![:space:]]}"}
+  printf '%s' "$k"
+}
+
+# cg_repeated_override WORD ...: the tools refuse a key given twice on one command line (the later value would
+# silently win over a typo); this prints their message for the first such key, nothing when every key comes once.
+cg_repeated_override() {
+  local keys=() values=() w k i
+  for w in "$@"; do
+    [ "$w" != "${w#*=}" ] || continue
+    k=$(_cg_override_key "$w")
+    for i in "${!keys[@]}"; do
+      if [ "${keys[$i]}" = "$k" ]; then
+        printf '%s is given twice on the command line (%s, then %s): give it once\n' "$k" "${values[$i]}" "${w#*=}"
+        return 0
+      fi
+    done
+    keys+=("$k"); values+=("${w#*=}")
+  done
+}
+
+# cg_config_get FILE DOTTED.KEY DEFAULT [OVERRIDE ...]: override > file > default. Fails (status 2, the tools'
+# message on stderr) when an override names a key twice, as the tool itself would refuse the same line.
 cg_config_get() {
-  local file=$1 key=$2 def=$3 val="" o
+  local file=$1 key=$2 def=$3 val="" o twice
   shift 3
+  twice=$(cg_repeated_override "$@")
+  if [ -n "$twice" ]; then printf '%s\n' "$twice" >&2; return 2; fi
   if [ -n "$file" ] && [ -f "$file" ]; then val=$(cg_yaml_get "$file" "${key%%.*}" "${key#*.}"); fi
   for o in "$@"; do
     # An override's value reads as the tools read it (trimmed; YAML's quotes decoded; '#' is text).
-    case "$o" in "$key="*|"--$key="*) val=$(printf '%s\n' "${o#*=}" | LC_ALL=C awk "$_cg_awk_scalar"'{ print scalar($0, 0) }') ;; esac
+    [ "$(_cg_override_key "$o")" = "$key" ] || continue
+    val=$(printf '%s\n' "${o#*=}" | LC_ALL=C awk "$_cg_awk_scalar"'{ print scalar($0, 0) }')
   done
   printf '%s\n' "${val:-$def}"
 }

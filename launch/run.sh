@@ -87,6 +87,9 @@ done
 tool=${tool:-cgtrain}
 [ -n "$config" ] || die "no CONFIG.yaml given (usage: launch/run.sh [options] [TOOL] CONFIG.yaml [key=value ...])"
 [ -f "$config" ] || die "config file '$config' not found"
+# As the tool would refuse it, before any sizing reads one of the two values.
+twice=$(cg_repeated_override ${overrides[@]+"${overrides[@]}"})
+[ -z "$twice" ] || die "$twice"
 for v in "$np" "$ppn"; do
   [ -z "$v" ] || [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "'$v' is not a positive rank count"
 done

@@ -65,7 +65,21 @@ cg_merge_overrides model.device=cuda "train.lr=1e-4" --train.steps=5 x "data.col
 [ "$(printf '<%s>' "${merged[@]}")" = "< model.device =cpu><train.lr=1e-4><train.steps=7><x><data.columns=[a,b]>\
 <train.lr_min=0><y=c>" ] && ok || bad "cg_merge_overrides: $(printf '<%s>' "${merged[@]}")"
 cg_merge_overrides; [ ${#merged[@]} = 0 ] && ok || bad "cg_merge_overrides of nothing"
-[ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1 parallel.tp=4 parallel.tp=8)" = 8 ] && ok || bad "last override wins"
+# A key given twice on one command line is refused as the tools refuse it (the C++ message, word for word: run.sh
+# would otherwise size the job from the last value of a line cgtrain then refuses); --key= and spaces around the key
+# are the same key; cg_merge_overrides' output, one word per key, passes.
+got=$(cg_config_get "$T/cpu.yaml" parallel.tp 1 parallel.tp=4 train.lr=1 parallel.tp=8 2>&1); rc=$?
+[ "$rc" = 2 ] && [ "$got" = "parallel.tp is given twice on the command line (4, then 8): give it once" ] && ok ||
+  bad "a key twice: rc $rc, got [$got]"
+got=$(cg_config_get "$T/cpu.yaml" lora.r 8 "--train.lr=1e-4" x " train.lr =2e-4" 2>&1); rc=$?
+[ "$rc" = 2 ] && [ "$got" = "train.lr is given twice on the command line (1e-4, then 2e-4): give it once" ] && ok ||
+  bad "another key twice, spelt otherwise: rc $rc, got [$got]"
+[ -z "$(cg_repeated_override a.b=1 a.bc=1 x x --a.c=1)" ] && ok || bad "cg_repeated_override: distinct keys"
+[ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1 " --parallel.tp=4")" = 2 ] && ok ||
+  bad "' --key' is not the key (the tools drop -- before trimming)"
+[ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1 " parallel.tp = 4")" = 4 ] && ok || bad "spaces around the key"
+cg_merge_overrides parallel.tp=4 train.lr=1 parallel.tp=8
+[ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1 "${merged[@]}")" = 8 ] && ok || bad "merged overrides pass"
 [ "$(cg_config_get "$T/cpu.yaml" lora.r 8)" = 8 ] && ok || bad "default when absent"
 # YAML's quoting: "..." with \" and \\ escapes, '...' with '' for a quote, spaces inside quotes kept, '#' inside
 # quotes no comment.
@@ -124,6 +138,9 @@ expect_out "world 4 \(tp 4, dp 1\).*OMP_NUM_THREADS=2" "override tp=4, np 4"
 expect_out "cgtrain .*cpu.yaml parallel.tp=4 train.steps=1$" "overrides passed on to the tool"
 expect_rc 2 "tp not dividing world" "$RUN" --dry-run --np 3 "$T/cpu.yaml"
 expect_out "parallel.tp 2 does not divide world 3" "tp/world message"
+expect_rc 2 "a key twice" "$RUN" --dry-run --np 4 "$T/cpu.yaml" parallel.tp=4 --parallel.tp=2
+expect_out "^run.sh: error: parallel.tp is given twice on the command line \(4, then 2\): give it once$" \
+  "a key twice, as the tools say it"
 expect_rc 2 "tp*dp != world" "$RUN" --dry-run --np 4 "$T/cpu.yaml" parallel.dp=3
 expect_out "parallel.tp 2 x parallel.dp 3 = 6 but world is 4" "dp message"
 expect_rc 2 "tp not in plain digits" "$RUN" --dry-run --np 4 "$T/cpu.yaml" parallel.tp=2.0
