@@ -156,6 +156,13 @@ fs::path damaged_name(const fs::path& step_dir) {
   return p;
 }
 
+// A step folder without manifest.json (written last) is an unfinished save or copy of it, not a damaged one: the
+// warnings about a folder the resume skips or a save moves aside say which of the two it is.
+bool unfinished(const fs::path& step_dir) {
+  std::error_code ec;
+  return !fs::exists(step_dir / kManifestName, ec);
+}
+
 // Why the step-N (or step-N.old) folder a save is about to replace is damaged; empty when it is intact. A folder the
 // resume skipped says its reason again; others are checked in full (a same-step save is rare: a resume that skipped a
 // damaged folder, or a test).
@@ -179,10 +186,15 @@ void commit(const fs::path& ckdir, const fs::path& tmp, const fs::path& final_di
   if (!current.empty()) {
     if (const std::string why = damage_of(current); !why.empty()) {
       const fs::path aside = damaged_name(current);
+      const bool cut_short = unfinished(current);
       if (::rename(current.c_str(), aside.c_str()) != 0)
         fail_io("cannot move the damaged checkpoint aside to " + aside.string() + " from", current.string(), errno);
-      spdlog::warn("checkpoint {} is damaged ({}): moved it to {} before saving step {} again; cgtrain neither reads "
-                   "nor deletes it (look at it, then delete it)", current.string(), why, aside.string(), m.step);
+      spdlog::warn("checkpoint {} is {}: moved it to {} before saving step {} again; cgtrain neither reads nor "
+                   "deletes it (look at it, then delete it)", current.string(),
+                   cut_short ? "unfinished (no manifest.json, which a save writes last: a save or copy of it "
+                               "was cut short)"
+                             : "damaged (" + why + ")",
+                   aside.string(), m.step);
       g_damaged.erase(fs::weakly_canonical(current).string());
     }
   }
@@ -388,8 +400,13 @@ std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir) {
     CheckpointInfo info;
     std::string why = verify_checkpoint(path.string(), &info.manifest);
     if (!why.empty()) {
-      spdlog::warn("skipping checkpoint {}: {} (kept: a save of step {} moves it to {} first)", path.string(), why,
-                   step, damaged_name(path).filename().string());
+      if (unfinished(path))
+        spdlog::warn("skipping checkpoint {}: unfinished: it has no manifest.json, which a save writes last (a save "
+                     "or copy of it was cut short; kept as it is: a save of step {} moves it aside to {} first)",
+                     path.string(), step, damaged_name(path).filename().string());
+      else
+        spdlog::warn("skipping checkpoint {}: damaged: {} (kept as it is: a save of step {} moves it aside to {} "
+                     "first)", path.string(), why, step, damaged_name(path).filename().string());
       g_damaged.insert(fs::weakly_canonical(path).string());
       continue;
     }

@@ -7,6 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include "common/error.h"
 #include "common/sha256.h"
 #include "tests/test_util.h"
@@ -295,6 +298,42 @@ TEST(CheckpointDir, AMoveAsideCutShortStillLeavesTheStep) {
   fs::create_directories(fs::path(run) / "checkpoints/step-5.old");
   save_two_ranks(run, 8);
   EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints/step-5.old"));
+}
+
+// The warnings about a folder the resume skips, and about one a save of its step moves aside, say what it is: damaged
+// (a checksum mismatch: the why), or unfinished (no manifest.json, written last: a save or copy cut short). Both said
+// "damaged", so an interrupted copy read as a corrupt disk.
+TEST(CheckpointDir, WarningsTellAnUnfinishedFolderFromADamagedOne) {
+  std::string run = fresh_dir("warn_words");
+  const fs::path ck = fs::path(run) / "checkpoints";
+  save_two_ranks(run, 1);
+  save_two_ranks(run, 2);
+  fs::create_directories(ck / "step-3");  // renamed into place without its manifest (a copy cut short)
+  put(ck / "step-3" / "rank-0.bin", "partial");
+  std::string b = slurp(ck / "step-2" / "rank-1.bin");
+  b[0] ^= 1;
+  std::ofstream(ck / "step-2" / "rank-1.bin", std::ios::binary) << b;
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  const auto info = cg::find_latest_complete(run);
+  save_two_ranks(run, 3);
+  save_two_ranks(run, 2);
+  spdlog::default_logger()->sinks().pop_back();
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->step, 1);
+  const std::string w = log.str(), s3 = (ck / "step-3").string(), s2 = (ck / "step-2").string();
+  EXPECT_NE(w.find("skipping checkpoint " + s3 + ": unfinished: it has no manifest.json, which a save writes last (a "
+                   "save or copy of it was cut short; kept as it is: a save of step 3 moves it aside to "
+                   "step-3.damaged first)"), std::string::npos) << w;
+  EXPECT_NE(w.find("skipping checkpoint " + s2 + ": damaged: checksum mismatch in rank-1.bin (kept as it is: a save "
+                   "of step 2 moves it aside to step-2.damaged first)"), std::string::npos) << w;
+  EXPECT_NE(w.find("checkpoint " + s3 + " is unfinished (no manifest.json, which a save writes last: a save or copy "
+                   "of it was cut short): moved it to " + s3 + ".damaged before saving step 3 again"),
+            std::string::npos) << w;
+  EXPECT_NE(w.find("checkpoint " + s2 + " is damaged (checksum mismatch in rank-1.bin): moved it to " + s2 +
+                   ".damaged before saving step 2 again"), std::string::npos) << w;
+  EXPECT_EQ(w.find("damaged (missing manifest.json"), std::string::npos) << w;
 }
 
 TEST(CheckpointDir, SkipsCorruptHalfWrittenAndMissingRankFile) {
