@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "data/space_groups.h"
 #include "trainer/config_fields.h"
 #include "trainer/config_values.h"
 
@@ -29,6 +30,17 @@ namespace cg {
 using namespace config_detail;  // cg_config's own files only share a unity translation unit
 
 namespace {
+
+// The number of the space group a Hermann-Mauguin symbol names (sample.spacegroup=Fm-3m: 225), as the CIF reader
+// reads the symbol (data/space_groups.h); throws naming what is accepted when it names none.
+int64_t space_group_number(const std::string& what, const std::string& symbol) {
+  if (const int n = space_group_number_of_hm(symbol); n > 0) return n;
+  CG_CHECK(have_spglib(), "{}: '{}' is no space group number, and this build has no spglib, whose tables read "
+           "Hermann-Mauguin symbols: write the number, 1..230 (Fm-3m is 225), or install libsymspg-dev and rebuild",
+           what, symbol);
+  CG_FAIL("{}: '{}' is neither a space group number 1..230 nor a Hermann-Mauguin symbol the International Tables "
+          "know: write one of them (225, Fm-3m, \"F m -3 m\", P6_3/mmc, P2_1/c), or 0 for none", what, symbol);
+}
 
 // Parses `raw_in` into the field's type; throws naming the key and the expected type. `quoted`: the text is a quoted
 // YAML scalar from the file, already decoded. `label` names the value in errors (default: "config key '<key>'").
@@ -63,6 +75,10 @@ void assign(const Field& f, const std::string& raw_in, bool quoted = false, cons
       return (p.negative ? "-" : "") + *digits;
     }
     void operator()(int64_t* v) const {
+      if (f.rule.space_group && number_problem(text())) {  // a symbol: Fm-3m is 225
+        *v = space_group_number(label.empty() ? fmt::format("config key '{}'", f.key) : label, text());
+        return;
+      }
       const char* range = "out of range (at most 9223372036854775807 in magnitude)";
       const std::string s = whole("an integer", false, range);
       errno = 0;

@@ -20,6 +20,7 @@ Rule one_of(std::vector<std::string> c) { Rule r; r.choices = std::move(c); retu
 Rule nonempty() { Rule r; r.nonempty = true; return r; }
 Rule number_or_empty() { Rule r; r.numeric_or_empty = true; return r; }
 Rule nonempty_one_of(std::vector<std::string> c) { Rule r = one_of(std::move(c)); r.nonempty = true; return r; }
+Rule space_group_or_none() { Rule r = in_range(0, 230); r.space_group = true; return r; }
 
 // THE field list: key, pointer into `c`, doc (required, non-empty), rule. Order = order in --help, YAML and docs.
 template <class F>
@@ -185,7 +186,9 @@ void visit_config(Config& c, F&& f) {
     "that has the kernels, else off)",
     one_of({"auto", "on", "off"}));
   f("sample.formula", &s.formula, "condition: reduced formula, e.g. LiFePO4; empty: not given", any());
-  f("sample.spacegroup", &s.spacegroup, "condition: space group number 1..230; 0: not given", in_range(0, 230));
+  f("sample.spacegroup", &s.spacegroup, "condition: space group, its number 1..230 or its Hermann-Mauguin symbol "
+    "(Fm-3m, \"F m -3 m\", P6_3/mmc), read as its number, which the prompt states; 0: not given",
+    space_group_or_none());
   f("sample.formation_energy", &s.formation_energy, "condition: formation energy per atom (eV); empty: not given",
     number_or_empty());
   f("sample.band_gap", &s.band_gap, "condition: band gap (eV); empty: not given", number_or_empty());

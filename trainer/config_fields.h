@@ -20,6 +20,7 @@ struct Rule {
   std::vector<std::string> choices;
   bool nonempty = false;
   bool numeric_or_empty = false;
+  bool space_group = false;  // an int that may be written as its space group's Hermann-Mauguin symbol (Fm-3m)
 };
 
 // One config key: its dotted name, where its value lives, its doc, its rule.

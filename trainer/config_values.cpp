@@ -334,7 +334,9 @@ void check_rule(const Field& f) {
   const Rule& r = f.rule;
   auto check_number = [&](double x) {
     bool ok = (!r.min || (r.min_open ? x > *r.min : x >= *r.min)) && (!r.max || (r.max_open ? x < *r.max : x <= *r.max));
-    CG_CHECK(ok, "config key '{}': {} is out of range; allowed: {}", f.key, value_string(f.ptr), describe_rule(r));
+    CG_CHECK(ok, "config key '{}': {} is out of range; allowed: {}{}", f.key, value_string(f.ptr), describe_rule(r),
+             r.space_group ? " (the number of a space group, 1..230, or 0 for none), or the space group's "
+                             "Hermann-Mauguin symbol (Fm-3m)" : "");
   };
   auto check_choice = [&](const std::string& v) {
     if (r.choices.empty()) return;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "data/space_groups.h"
 #include "trainer/config.h"
 
 namespace {
@@ -270,6 +271,36 @@ TEST(Config, KeyGivenTwiceOnOneCommandLineIsRefused) {
   std::optional<cg::Config> once;
   ASSERT_NO_THROW(once = cg::parse_cli(3, argv.data(), "cgx", "t", nullptr));
   EXPECT_EQ(once->train.lr, 1e-4);
+}
+
+// sample.spacegroup takes the Hermann-Mauguin symbol users think in, read as its number (the prompt states the
+// number; numbers from pymatgen's SpaceGroup(symbol).int_number); it was "expected an integer" before. A symbol no
+// table knows, or a number that is no space group, is refused naming the value and what is accepted, the origin last.
+TEST(Config, SpaceGroupTakesItsSymbol) {
+  if (!cg::have_spglib()) GTEST_SKIP() << "the space group tables come with spglib";
+  const std::vector<std::pair<std::string, int64_t>> known = {
+      {"Fm-3m", 225}, {"F m -3 m", 225}, {"\"F m -3 m\"", 225}, {"P6_3/mmc", 194}, {"P 63/m m c", 194},
+      {"P2_1/c", 14}, {"Pnma", 62}, {"R-3m", 166}, {"Fd-3m", 227}, {"I4/mmm", 139}, {"P1", 1}, {"225", 225},
+      {"0", 0}};
+  for (const auto& [text, number] : known)
+    EXPECT_EQ(cg::load_config("", {"sample.spacegroup=" + text}).sample.spacegroup, number) << text;
+  EXPECT_EQ(cg::load_config_string("sample:\n  spacegroup: P6_3/mmc\n", {}).sample.spacegroup, 194);
+  EXPECT_NE(cg::to_yaml(cg::load_config("", {"sample.spacegroup=Fm-3m"})).find("spacegroup: 225"), std::string::npos);
+  std::string e = error_of([] { cg::load_config("", {"sample.spacegroup=Xy-9"}); });
+  EXPECT_NE(e.find("config key 'sample.spacegroup': 'Xy-9' is neither a space group number 1..230 nor a "
+                   "Hermann-Mauguin symbol the International Tables know: write one of them (225, Fm-3m"),
+            std::string::npos) << e;
+  EXPECT_NE(e.find("or 0 for none (command line)"), std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"sample.spacegroup=231"}); });
+  EXPECT_NE(e.find("config key 'sample.spacegroup': 231 is out of range; allowed: [0, 230] (the number of a space "
+                   "group, 1..230, or 0 for none), or the space group's Hermann-Mauguin symbol (Fm-3m)"),
+            std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"sample.spacegroup=-1"}); });
+  EXPECT_NE(e.find("-1 is out of range; allowed: [0, 230] (the number of a space group"), std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"sample.spacegroup=2.5"}); });  // a number, not a symbol: as any int
+  EXPECT_NE(e.find("expected an integer, got '2.5': not a whole number"), std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"lora.r=x"}); });  // other int keys take no symbol
+  EXPECT_NE(e.find("config key 'lora.r': expected an integer, got 'x'"), std::string::npos) << e;
 }
 
 TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
