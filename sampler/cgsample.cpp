@@ -229,8 +229,9 @@ cg::SampleRecord to_record(const Config& c, size_t i, const SampleJob& job, cons
   r.text = tok.decode(g.tokens);
   r.num_tokens = static_cast<int64_t>(g.tokens.size());
   r.constrained = c.sample.constrained;
-  // A text cut off at max_new_tokens is unfinished (atoms or digits missing), even where its prefix would parse.
-  if (!g.hit_eos) {
+  // A text cut off at max_new_tokens is unfinished (atoms or digits missing), even where its prefix would parse. An
+  // infill answer is the first line, EOS or not, as the reference reads it (parse_record_text).
+  if (!g.hit_eos && c.sample.task != "infill") {
     r.reason = "no EOS within sample.max_new_tokens";
     return r;
   }
@@ -246,6 +247,7 @@ int run(int argc, char** argv) {
   const Config& c = *cfg;
   cg::init_logging(rt.rank, rt.world, c.log.level, c.log.all_ranks);
   cg::check_ranks_agree(c, "cgsample");
+  cg::check_sample_settings(c);  // a bad sample.formula costs no file read, no device, no model
   const at::Device device = cg::resolve_device(c.model.device, rt);
   const auto dims = cg::sampling_dims(c, device, rt.world);
   cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));
@@ -289,7 +291,9 @@ int run(int argc, char** argv) {
   for (const auto& j : jobs) prompts.push_back(tok.encode(j.prompt, /*add_bos=*/true));
 
   cg::GenerationParams gp;
-  gp.max_new_tokens = c.sample.max_new_tokens;
+  // An infill answer is one line: the reference generates 10 new tokens for it.
+  gp.max_new_tokens = c.sample.task == "infill" ? std::min(c.sample.max_new_tokens, cg::kInfillMaxNewTokens)
+                                                : c.sample.max_new_tokens;
   gp.min_new_tokens = c.sample.min_new_tokens;
   gp.batch_size = c.sample.batch_size;
   gp.sampling = {c.sample.temperature, c.sample.top_p, c.sample.top_k};
@@ -456,7 +460,7 @@ int run(int argc, char** argv) {
                         {"dp", dims.dp},
                         {"device", device.str()},
                         {"seed", c.sample.seed},
-                        {"max_new_tokens", c.sample.max_new_tokens},
+                        {"max_new_tokens", gp.max_new_tokens},
                         {"min_new_tokens", c.sample.min_new_tokens},
                         {"temperature", c.sample.temperature},
                         {"top_p", c.sample.top_p},

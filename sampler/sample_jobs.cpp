@@ -18,6 +18,7 @@
 #include "data/prompt.h"
 #include "data/rng.h"
 #include "sampler/conditions.h"
+#include "sampler/sample_record.h"
 
 namespace cg {
 
@@ -92,14 +93,34 @@ void check_exists(const std::string& key, const std::string& use, const std::str
 
 }  // namespace
 
+void check_sample_settings(const Config& c) {
+  const auto& s = c.sample;
+  if (!s.conditions_from.empty())
+    CG_CHECK(!resolve_csv(s.conditions_from, c).empty(), "sample.conditions_from={} names a key that is empty in this "
+             "config: set {} to a CSV, or give sample.conditions_from a path", s.conditions_from, s.conditions_from);
+  if (s.task == "generate" && s.conditions_from.empty() && !s.formula.empty()) {
+    // Training prompts state pymatgen's pretty formulas; anything else would be a prompt the model never saw, and
+    // cgeval could not check it.
+    CG_CHECK(composition_of_formula(s.formula).has_value(), "sample.formula={} is not a formula such as Fe2O3, "
+             "NaCl or BaLi2Mg(PO4)2 (element symbols with integer counts from 1 to 1000000 each){}", s.formula,
+             formula_problem(s.formula));
+  }
+  if (s.task == "infill") {
+    CG_CHECK(!c.data.test_csv.empty(), "sample.task=infill masks elements of the crystals of data.test_csv, which is "
+             "empty; set data.test_csv to a CSV in CDVAE's layout (e.g. data/mp20/test.csv.gz)");
+    CG_CHECK(s.min_new_tokens < kInfillMaxNewTokens, "sample.min_new_tokens={} with sample.task=infill: an infill "
+             "answer is the first line of at most {} new tokens (the reference's); set sample.min_new_tokens=0",
+             s.min_new_tokens, kInfillMaxNewTokens);
+  }
+}
+
 std::vector<SampleJob> make_sample_jobs(const Config& c) {
+  check_sample_settings(c);
   std::vector<SampleJob> jobs;
   const auto& s = c.sample;
   if (!s.conditions_from.empty()) {
     // Each sample states the conditions of one row, rows in a seeded random order (cycled when there are fewer).
-    const std::string path = resolve_csv(s.conditions_from, c);
-    CG_CHECK(!path.empty(), "sample.conditions_from={} names a key that is empty in this config: set {} to a CSV, or "
-             "give sample.conditions_from a path", s.conditions_from, s.conditions_from);
+    const std::string path = resolve_csv(s.conditions_from, c);  // not empty: check_sample_settings
     const bool formula = std::find(s.condition_on.begin(), s.condition_on.end(), "formula") != s.condition_on.end();
     if (!trained_form(formula, s.condition_on.size() > (formula ? 1u : 0u)))
       warn_untrained_form(formula, formula ? "another key to sample.condition_on" : "formula to sample.condition_on");
@@ -159,12 +180,7 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
                  size_t(s.num_samples)), path, fmt::join(s.condition_on, ", "));
   } else if (s.task == "generate") {
     GenerationConditions cond;
-    if (!s.formula.empty()) {
-      // Training prompts state pymatgen's pretty formulas; anything else would be a prompt the model never saw, and
-      // cgeval could not check it.
-      CG_CHECK(composition_of_formula(s.formula).has_value(), "sample.formula={} is not a formula such as Fe2O3, "
-               "NaCl or BaLi2Mg(PO4)2 (element symbols with integer counts from 1 to 1000000 each){}", s.formula,
-               formula_problem(s.formula));
+    if (!s.formula.empty()) {  // a formula (check_sample_settings)
       const std::string pretty = pymatgen_reduced_formula_of(s.formula);
       if (pretty != s.formula)
         spdlog::warn("cgsample: sample.formula={} is not written as the training prompts write it (pymatgen's reduced "
@@ -182,9 +198,8 @@ std::vector<SampleJob> make_sample_jobs(const Config& c) {
     jobs.assign(s.num_samples, SampleJob{generation_prompt(cond), ""});
   } else {
     CG_CHECK(s.task == "infill", "sample.task '{}' is not generate | infill", s.task);
-    // Infill the first num_samples crystals of the test split; the masked element is a seeded uniform site's.
-    CG_CHECK(!c.data.test_csv.empty(), "sample.task=infill masks elements of the crystals of data.test_csv, which is "
-             "empty; set data.test_csv to a CSV in CDVAE's layout (e.g. data/mp20/test.csv.gz)");
+    // Infill the first num_samples crystals of the test split (data.test_csv given: check_sample_settings); the
+    // masked element is a seeded uniform site's.
     check_exists("data.test_csv", " (the crystals sample.task=infill masks)", c.data.test_csv);
     const Mp20Split split = read_mp20(c.data.test_csv, s.num_samples, false, data_csv_columns(c.data.test_csv, c.data),
                                       parse_site_order(c.data.site_order));

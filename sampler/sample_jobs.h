@@ -21,6 +21,12 @@ struct SampleJob {
 // prompts the model never saw in training and rows left out.
 std::vector<SampleJob> make_sample_jobs(const Config& c);
 
+// The checks of c.sample that need no file, device or model (sample.formula a formula; sample.conditions_from a
+// path or a key that names one; infill given a data.test_csv, and sample.min_new_tokens below its budget of
+// kInfillMaxNewTokens): made first, so that a typo is refused before
+// any tokenizer, CSV or model is read. Throws naming the key and what to write. make_sample_jobs makes them too.
+void check_sample_settings(const Config& c);
+
 // A property condition (sample.formation_energy / band_gap / e_above_hull): nothing when empty, else a finite
 // decimal number; throws otherwise.
 std::optional<double> number_or_none(const std::string& s);

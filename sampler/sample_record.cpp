@@ -69,6 +69,8 @@ void parse_record_text(SampleRecord* r, bool trim) {
   r->parsed = false;
   r->reason.clear();
   if (r->task == "infill") {
+    text = text.substr(0, text.find('\n'));
+    while (trim && !text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
     r->parsed = is_element(text);
     r->element = r->parsed ? text : "";
     if (!r->parsed) r->reason = "not an element symbol";

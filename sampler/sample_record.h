@@ -25,10 +25,15 @@ struct SampleRecord {
   bool constrained = false;        // grammar-constrained decoding was on
 };
 
-// Reads r->text as cgsample reads what it generated: a crystal (task generate) or an element symbol (infill); sets
-// parsed, reason, crystal / element. A leading space (sentencepiece's dummy prefix) is dropped; trim: white space
-// at either end too. A record that has no "parsed" key (another sampler's {"prompt", "text"} lines) is read so, with
-// trim, by sample_from_json_line.
+// New tokens an infill answer may take: the reference's llama_sample.py (infill_sample) generates max_new_tokens=10
+// and answers with the first line of them.
+constexpr int64_t kInfillMaxNewTokens = 10;
+
+// Reads r->text as cgsample reads what it generated: a crystal (task generate) or an element symbol (infill: the
+// text's first line, as the reference reads it, whatever follows; a text cut off within its first line is that
+// line so far); sets parsed, reason, crystal / element. A leading space (sentencepiece's dummy prefix) is dropped;
+// trim: white space at either end too. A record that has no "parsed" key (another sampler's {"prompt", "text"}
+// lines) is read so, with trim, by sample_from_json_line.
 void parse_record_text(SampleRecord* r, bool trim = false);
 
 // One JSON line (no trailing newline).

@@ -155,7 +155,8 @@ void visit_config(Config& c, F&& f) {
     "written): for more, several runs with other sample.seed and sample.out_dir", in_range(1, 1000000));
   f("sample.batch_size", &s.batch_size, "sequences decoded together", at_least(1));
   f("sample.max_new_tokens", &s.max_new_tokens, "longest generated continuation (tokens; MP-20 crystals take up to "
-    "384 LLaMA-2 tokens with EOS); a sample cut off here counts as unparsed", at_least(1));
+    "384 LLaMA-2 tokens with EOS); a sample cut off here counts as unparsed; infill: at most 10, the reference's, "
+    "whose first line is the answer", at_least(1));
   f("sample.min_new_tokens", &s.min_new_tokens, "EOS is not drawn before this many new tokens (where anything else "
     "may follow; < sample.max_new_tokens); 0: off. Benchmarks use it for crystals of a trained model's length from "
     "untrained weights", at_least(0));

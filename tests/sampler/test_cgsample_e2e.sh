@@ -134,8 +134,12 @@ grep -q "resuming: 8 of 8 sequences" "$D/rerun.log" || { cat "$D/rerun.log" >&2;
 # The checks below read the seed-3 samples.
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/infill" sample.task=infill sample.max_new_tokens=8
+# Unconstrained infill as the reference samples it: at most 10 new tokens, the answer their first line.
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/infill_off" sample.task=infill sample.max_new_tokens=40 \
+  sample.constrained=false
+# The space group by its symbol at tp 1, by its number at tp 2: the same prompts, so the same greedy texts.
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/greedy1" sample.max_new_tokens=80 sample.temperature=0 \
-  sample.formula=NaCl sample.spacegroup=225
+  sample.formula=NaCl sample.spacegroup=Fm-3m
 "$B/sampler/cgeval" model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.device=cpu log.level=warn \
   eval.input="$D/on" eval.train_csv="" eval.ref_csv="" eval.invariance=true eval.invariance_crystals=4 >/dev/null
 "$B/sampler/cgeval" log.level=warn eval.input="$D/greedy1" eval.train_csv="" eval.ref_csv="" >/dev/null
@@ -160,6 +164,25 @@ grep -q "does not combine with the fixed" "$D/both.err"
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.formula=nacl 2>"$D/bad.err"; then
   echo "a formula that is not one must be refused" >&2; exit 1; fi
 grep -q "sample.formula=nacl is not a formula" "$D/bad.err"
+# Checks of the config alone come before any file is read: a bad formula is said, not the missing tokenizer or model
+# (nor anything slower on a 70B run); so are infill without a test split and a condition CSV key that is empty.
+for missing in data.tokenizer="$D/no.model" model.hf_dir="$D/nohf"; do
+  if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.formula=nacl "$missing" 2>"$D/bad.err"; then
+    echo "a formula that is not one must be refused" >&2; exit 1; fi
+  grep -q "sample.formula=nacl is not a formula" "$D/bad.err" ||
+    { echo "with $missing, a bad formula is not what was said first:" >&2; cat "$D/bad.err" >&2; exit 1; }
+done
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.task=infill data.test_csv= data.tokenizer="$D/no.model" \
+    2>"$D/bad.err"; then echo "infill without data.test_csv must be refused" >&2; exit 1; fi
+grep -q "sample.task=infill masks elements of the crystals of data.test_csv, which is empty" "$D/bad.err"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.task=infill sample.min_new_tokens=10 2>"$D/bad.err"; then
+  echo "infill with more new tokens held than its answer takes must be refused" >&2; exit 1; fi
+grep -q "sample.min_new_tokens=10 with sample.task=infill: an infill answer is the first line of at most 10 new" \
+  "$D/bad.err"
+if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.conditions_from=data.val_csv data.val_csv= \
+    model.hf_dir="$D/nohf" 2>"$D/bad.err"; then echo "conditions_from naming an empty key must be refused" >&2; exit 1
+fi
+grep -q "sample.conditions_from=data.val_csv names a key that is empty in this config" "$D/bad.err"
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/bad" sample.task=infill sample.spacegroup=225 2>"$D/bad.err"; then
   echo "infill with a condition must be refused" >&2; exit 1; fi
 grep -q "sample.task=infill asks for a masked element" "$D/bad.err"
@@ -535,6 +558,17 @@ inf = json.load(open(os.path.join(d, "infill", "eval", "report.json")))["infill"
 assert inf["items"] == 8 and inf["with_truth"] == 8 and all(r["truth"] for r in infill), inf
 assert inf["recovered"] == sum(r["element"] == r["truth"] for r in infill), inf
 assert abs(inf["recovered"] / 8 - summary("infill")["infill_accuracy"]) < 1e-9, inf
+# Unconstrained infill: 10 new tokens at most (sample.max_new_tokens=40 asked for more), EOS or not, the answer
+# the completion's first line (after sentencepiece's leading space) when it is an element symbol.
+off = records("infill_off")
+assert len(off) == 8 and all(0 < r["num_tokens"] <= 10 for r in off), [r["num_tokens"] for r in off]
+assert summary("infill_off")["max_new_tokens"] == 10, summary("infill_off")
+for r in off:
+    line = (r["text"][1:] if r["text"].startswith(" ") else r["text"]).split("\n")[0]
+    if r["parsed"]:
+        assert r["element"] == line, r
+    else:
+        assert r["reason"] == "not an element symbol" and "element" not in r, r
 
 g1 = records("greedy1")
 assert "NaCl" in g1[0]["prompt"]

@@ -346,6 +346,32 @@ Crystal rock_salt() {
   return nacl;
 }
 
+// An infill answer is the first line of the completion, as the reference's llama_sample.py reads it
+// (gen_str.replace(prompt, "").split("\n")[0] of at most 10 new tokens): what follows the line is not the answer.
+// cgsample took the whole completion up to EOS, so "Fe\n0.5 ..." was no element.
+TEST(EvalReport, InfillAnswerIsTheFirstLine) {
+  const auto read = [](const std::string& text, bool trim = false) {
+    SampleRecord r;
+    r.task = "infill";
+    r.text = text;
+    parse_record_text(&r, trim);
+    return r;
+  };
+  for (const char* text : {"Fe", " Fe", "Fe\n", "Fe\n0.50 0.50 0.50\nO", " Fe\nFe\nFe"}) {
+    const SampleRecord r = read(text);
+    EXPECT_TRUE(r.parsed) << text;
+    EXPECT_EQ(r.element, "Fe") << text;
+  }
+  for (const char* text : {"", "\nFe", "Xx\nFe", "Fe 0.5\n", "F e\n"}) {  // the first line is the answer, or none
+    const SampleRecord r = read(text);
+    EXPECT_FALSE(r.parsed) << text;
+    EXPECT_EQ(r.reason, "not an element symbol") << text;
+    EXPECT_EQ(r.element, "") << text;
+  }
+  EXPECT_EQ(read("\r\n Mg \r\nO", true).element, "Mg");  // another sampler's text: white space around it forgiven
+  EXPECT_EQ(kInfillMaxNewTokens, 10);  // the reference's max_new_tokens
+}
+
 TEST(EvalReport, InfillRecordsAreScoredApart) {
   const Crystal nacl = rock_salt();
   // The prompt's crystal read back: species in order, [MASK] where the element was masked.
