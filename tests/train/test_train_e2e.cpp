@@ -68,6 +68,15 @@ std::string base_dir() {
   return std::string(CG_BINARY_DIR) + "/tests/train/e2e/" + info->test_suite_name() + "." + info->name();
 }
 
+// base_dir(), emptied and made: a case that starts from what an older run of this build tree left there (a run
+// folder with checkpoints, a lock, shards of other settings) would test that instead of its own input.
+std::string fresh_base_dir() {
+  const std::string d = base_dir();
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
 std::string setup() { return make_micro_setup(std::string(CG_BINARY_DIR) + "/tests/train/e2e/setup-" +
                                               ::testing::UnitTest::GetInstance()->current_test_info()->name()); }
 
@@ -379,7 +388,7 @@ TEST(TrainPreempt, RankKilledDuringSaveKeepsTheOlderCheckpoint) {
 // saturates and the gradient norm becomes exactly 0.
 // The run stops after kZeroGradientSteps such steps, naming the first, and saves nothing after it.
 TEST(TrainBadInput, ZeroGradientStops) {
-  const std::string s = setup(), d = base_dir();
+  const std::string s = setup(), d = fresh_base_dir();
   const std::string run = d + "/zero_grad";
   fs::remove_all(run);
   RunResult r = run_mpi(1, cgtrain_exe(), with(micro_args(s, run), {"train.lr=10", "lora.alpha=64", "train.warmup_steps=0",
@@ -445,10 +454,9 @@ TEST(TrainResume, ScheduleChangeAndStepsBelowTheCheckpointAreSaid) {
 }
 
 TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
-  const std::string s = setup(), d = base_dir();
+  const std::string s = setup(), d = fresh_base_dir();
   // A tokenizer that is not the shards' one.
   const std::string other = d + "/other.model";
-  fs::create_directories(d);
   std::ofstream(other) << "another tokenizer";
   RunResult r = run_mpi(1, cgtrain_exe(), with(micro_args(s, d + "/tok"), {"data.tokenizer=" + other}));
   EXPECT_NE(r.rc, 0);
@@ -721,9 +729,7 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
 // it was and the checkpoints/ the launch made goes. (A launch that fails once training has started keeps its folder:
 // the "nan" run above.)
 TEST(TrainBadInput, RefusedLaunchLeavesNoFolderItMade) {
-  const std::string s = setup(), d = base_dir();
-  fs::remove_all(d);
-  fs::create_directories(d);
+  const std::string s = setup(), d = fresh_base_dir();
   // model.dtype=fp16 is refused where the model is built: after the run folder, its lock and the data checks.
   const std::vector<std::string> refused{"model.dtype=fp16"};
   for (const int np : {1, 2}) {
@@ -794,9 +800,7 @@ bool wait_for_log(const std::string& path, const std::string& text) {
 // shards') and removes the folders it made; B takes the lock, making them again, then fails on a check made only
 // under the lock (its tokenizer is missing): it removes what it made, so nothing of either launch stays.
 TEST(TrainBadInput, TwoLaunchesRacingOnANewRunFolder) {
-  const std::string s = setup(), d = base_dir();
-  fs::remove_all(d);
-  fs::create_directories(d);
+  const std::string s = setup(), d = fresh_base_dir();
   const std::string fifo = d + "/tokenizer.fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
   const auto launch_a = [&](const std::string& run_dir, const std::string& log) {
@@ -848,8 +852,7 @@ TEST(TrainBadInput, TwoLaunchesRacingOnANewRunFolder) {
 // relatively, as a node without the file would): its error reaches rank 0, which reports it and removes the run
 // folder it made before the job ends; killed by rank 1's MPI_Abort, it left the folder behind.
 TEST(TrainBadInput, RankOneFailingAloneLeavesNoFolder) {
-  const std::string s = setup(), d = base_dir();
-  fs::remove_all(d);
+  const std::string s = setup(), d = fresh_base_dir();
   fs::create_directories(d + "/w0");
   fs::create_directories(d + "/w1");
   fs::create_directory_symlink(s + "/shards", d + "/w0/shards");  // rank 0 finds the shards, rank 1 does not
