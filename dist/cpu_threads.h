@@ -15,6 +15,12 @@ int cpu_threads(int64_t requested, int local_size);
 
 // torch's intra-op threads := n, and OpenBLAS's pool := n unless OPENBLAS_NUM_THREADS is set (the user's value
 // wins). OpenBLAS is found at run time (dlsym), so other BLAS libraries are simply left alone. n >= 1.
+// Also calls keep_freed_heap_memory: every tool that runs torch on the CPU sets its threads here.
 void set_cpu_threads(int n);
+
+// glibc's malloc keeps freed blocks of up to 32 MB for reuse instead of returning them to the kernel, so that a
+// training or decode step does not fault in its activations' pages again each step. Results are unchanged (the same
+// allocations, other addresses); the process keeps its peak heap. No-op without glibc.
+void keep_freed_heap_memory();
 
 }  // namespace cg::dist
