@@ -226,7 +226,8 @@ int bench_main(int argc, char** argv) {
     tokens_per_step = r.stats.real_tokens;
     if (lead)
       std::printf("step %d: %.1f ms, %.0f tokens/s, loss %.4f%s; CPU %.1f ms (user %.1f, sys %.1f), %ld page faults\n",
-                  i - ba.warmup, dt * 1e3, tokens_per_step / dt, r.stats.loss, r.skipped ? " (skipped: non-finite)" : "",
+                  i - ba.warmup, dt * 1e3, tokens_per_step / dt, r.stats.loss,
+                  r.skipped ? " (skipped: non-finite)" : "",
                   1e3 * cpu_times.back(), 1e3 * (c1.user - c0.user), 1e3 * (c1.sys - c0.sys), c1.minflt - c0.minflt);
   }
 

@@ -194,8 +194,9 @@ void write_summary(const std::string& dir, const std::string& title, const std::
                  {{"summary.md", "# " + title + "\n\n" + summary_markdown(keys, rows) +
                                      "\n![val loss vs rank](val_loss_vs_rank.svg)\n"},
                   {"summary.csv", summary_csv(keys, rows)},
-                  {"val_loss_vs_rank.svg", line_plot_svg(rank_series(keys, rows), title + ": best val loss vs LoRA rank",
-                                                         "LoRA rank r", "best val loss")}},
+                  {"val_loss_vs_rank.svg",
+                   line_plot_svg(rank_series(keys, rows), title + ": best val loss vs LoRA rank", "LoRA rank r",
+                                 "best val loss")}},
                  ".tmp." + std::to_string(::getpid()));
 }
 
