@@ -14,7 +14,10 @@ pkgs=$(sed -n '/^PKGS="/,/"/p' "$root/scripts/install.sh" | sed 's/^PKGS="//; s/
 closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
   --no-enhances $pkgs 2>/dev/null | grep -E '^[a-z0-9]' | sed 's/:.*//' | sort -u) || true
 # Without package lists (a container whose /var/lib/apt/lists was cleaned) apt-cache knows no dependencies.
-apt-cache depends libtorch-dev 2>/dev/null | grep -q 'Depends:' ||
+# Each listing is read whole before grep looks at it: grep -q / -m1 on a pipe stops reading at the first match, the
+# writer then dies of SIGPIPE, and pipefail turned that into a skip (it skipped so in a CI run under load).
+deps=$(apt-cache depends libtorch-dev 2>/dev/null) || true
+grep -q 'Depends:' <<<"$deps" ||
   { echo "SKIP: apt-cache knows no dependencies of libtorch-dev (no package lists: apt-get update)"; exit 77; }
 
 # What the build runs or reads: scripts/build.sh calls cmake (which runs make and c++), CMakeLists.txt needs
@@ -24,14 +27,16 @@ for tool in cmake make c++ pkg-config mpirun; do
   p=$(command -v "$tool") || { echo "SKIP: $tool is not installed here"; exit 77; }
   needs+=("$tool=$(readlink -f "$p")")
 done
-gtest=$(dpkg -L libgtest-dev 2>/dev/null | grep -m1 '/GTestConfig.cmake$') ||
+gtest_files=$(dpkg -L libgtest-dev 2>/dev/null) || true
+gtest=$(grep -m1 '/GTestConfig.cmake$' <<<"$gtest_files") ||
   { echo "SKIP: no GTestConfig.cmake"; exit 77; }
 needs+=("GTest=$gtest")
 
 fail=0
 for n in "${needs[@]}"; do
   what=${n%%=*} file=${n#*=}
-  owner=$(dpkg -S "$file" 2>/dev/null | head -1 | cut -d: -f1) || true
+  owner=$(dpkg -S "$file" 2>/dev/null) || true
+  owner=$(head -1 <<<"$owner" | cut -d: -f1)
   [ -n "$owner" ] || { echo "SKIP: dpkg knows no package of $file"; exit 77; }
   if grep -qx "$owner" <<<"$closure"; then
     echo "ok: $what ($file) from $owner"
