@@ -16,6 +16,7 @@
 #include <string>
 
 #include "bench/op_profile.h"
+#include "dist/cpu_threads.h"
 #include "data/crystal_text.h"
 #include "data/elements.h"
 #include "data/prompt.h"
@@ -118,7 +119,7 @@ int main(int argc, char** argv) {
     else if (a == "--unfused") fuse = false;
     else return std::fprintf(stderr, "unknown flag %s (--profile, --unfused)\n", a.c_str()), 2;
   }
-  torch::set_num_threads(1);
+  cg::dist::set_cpu_threads(1);  // as cgsample sets its threads: torch's, OpenBLAS's pool, the heap's reuse
   const std::vector<std::string> pieces = stand_in_vocab();
   cg::model::Llama model(cg::model::llama_flavor("tiny", static_cast<int64_t>(pieces.size())));
   cg::model::init_weights(*model, 1, 0.5);
