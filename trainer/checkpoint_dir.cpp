@@ -235,6 +235,9 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
       fn();
     } catch (const std::exception& e) {
       err = e.what();
+      // A writer's generic advice for a full disk gives way to the checkpoint's own (which folders may go).
+      static const std::string generic = "free disk space or write elsewhere";
+      if (const size_t at = err.find(generic); at != std::string::npos) err.replace(at, generic.size(), kHint);
       if (err.find(kHint) == std::string::npos && err.find(kPathHint) == std::string::npos)
         err += fmt::format("; {}", kHint);
     }
@@ -352,7 +355,7 @@ std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest, b
   try {
     m = read_manifest(step_dir);
   } catch (const Error& e) {
-    return e.what();
+    return message_of(e);
   }
   if (manifest) *manifest = m;
   static const std::regex re(kStepNumber);
@@ -373,7 +376,7 @@ std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest, b
     try {
       sum = sha256_file(p.string());
     } catch (const Error& e) {
-      return e.what();
+      return message_of(e);
     }
     if (sum != f.sha256) return fmt::format("checksum mismatch in {}", f.path);
   }

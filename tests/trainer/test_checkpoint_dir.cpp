@@ -397,6 +397,7 @@ TEST(CheckpointDir, AFolderInTheManifestsPlaceIsADamagedStepNamingIt) {
   const std::string why = cg::verify_checkpoint(path);
   EXPECT_NE(why.find("cannot read checkpoint manifest " + (fs::path(path) / "manifest.json").string() +
                      ": it is a folder, not a file"), std::string::npos) << why;
+  EXPECT_EQ(why.find(".cpp:"), std::string::npos) << "the reason is for users, without the source line: " << why;
   ASSERT_TRUE(cg::find_latest_complete(run).has_value());
   EXPECT_EQ(cg::find_latest_complete(run)->step, 1);  // the older intact step is still found
 }
@@ -472,6 +473,7 @@ TEST(CheckpointDir, FileTooLargeIsAClearErrorAndPreviousSurvives) {
   EXPECT_NE(msg.find("step-2.tmp/big.bin"), std::string::npos) << msg;
   EXPECT_NE(msg.find("free space (older step-N folders under checkpoints/ may go"), std::string::npos) << msg;
   EXPECT_NE(msg.find("or change train.run_dir"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("free disk space or write elsewhere"), std::string::npos) << "advice given twice: " << msg;
   EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step-2.tmp"));
   auto info = cg::find_latest_complete(run);
   ASSERT_TRUE(info);
