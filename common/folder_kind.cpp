@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <utility>
 
+#include "common/error.h"
+
 namespace cg {
 
 bool is_peft_adapter_folder(const std::string& dir) {
@@ -25,6 +27,14 @@ OwnedBy owned_by_tool(const std::string& dir, std::string* mark) {
       return tool;
     }
   return OwnedBy::kNone;
+}
+
+void check_no_unfinished_export(const std::string& dir, const std::string& what) {
+  std::error_code ec;
+  const std::filesystem::path moving = std::filesystem::path(dir) / kExportMovingDir;
+  CG_CHECK(!std::filesystem::exists(moving, ec), "{} {} holds {}: cgexport was stopped (killed?) while it moved a "
+           "finished export into it, so its files are part the earlier export's, part the new one's; run that "
+           "cgexport command again (any cgexport into {} finishes the move first)", what, dir, moving.string(), dir);
 }
 
 }  // namespace cg

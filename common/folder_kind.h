@@ -18,4 +18,12 @@ bool is_cgtrain_folder(const std::string& dir);
 enum class OwnedBy { kNone, kCgprep, kCgtrain };
 OwnedBy owned_by_tool(const std::string& dir, std::string* mark = nullptr);
 
+// cgexport writes an export into OUT/.cgexport.tmp, renames that to OUT/kExportMovingDir once every file is written,
+// then moves its entries into OUT one by one. A folder that still holds kExportMovingDir was stopped during those
+// renames (a SIGKILL, a power loss): its files are part the earlier export's, part the new one's, and the next
+// cgexport into it finishes the move first.
+inline constexpr const char* kExportMovingDir = ".cgexport.moving";
+// Throws, naming `dir`, `what` reads it (e.g. "model.hf_dir") and what to do, when `dir` holds kExportMovingDir.
+void check_no_unfinished_export(const std::string& dir, const std::string& what);
+
 }  // namespace cg

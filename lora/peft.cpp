@@ -241,6 +241,7 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
 
 PeftAdapter read_peft_adapter(const std::string& dir) {
   const fs::path cfg_path = fs::path(dir) / kConfigFile, w_path = fs::path(dir) / kWeightsFile;
+  check_no_unfinished_export(dir, "adapter folder");
   CG_CHECK(fs::exists(cfg_path), "{} not found: {} is not a PEFT adapter folder{}", cfg_path.string(), dir,
            is_cgtrain_folder(dir)
                ? fmt::format(" but a cgtrain run or step folder: export its adapter first (cgexport {} --out DIR) and "

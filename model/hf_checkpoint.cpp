@@ -47,6 +47,7 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   CG_CHECK(fs::is_directory(dir), "checkpoint folder {} {} (model.hf_dir): set model.hf_dir to the Hugging Face "
            "checkpoint folder (its config.json and *.safetensors)", dir,
            fs::exists(dir) ? "is a file, not a folder" : "does not exist");
+  check_no_unfinished_export(dir, "checkpoint folder");
   CG_CHECK(!is_peft_adapter_folder(dir), "{} holds a PEFT adapter (adapter_config.json) that "
            "would not be applied: give its base model as model.hf_dir, and the adapter as lora.init_adapter (cgtrain) "
            "or sample.adapter (cgsample)", dir);

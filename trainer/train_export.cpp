@@ -45,7 +45,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kExportStaging = ".cgexport.tmp";  // inside --out, moved into place when complete
+constexpr const char* kExportStaging = ".cgexport.tmp";  // inside --out; kExportMovingDir once complete, then moved in
 
 // An export of the other kind already in the folder must not stay beside this one (transformers loads a folder
 // holding adapter_config.json as its base + that adapter, ignoring merged weights; cgsample reads it too), and
@@ -350,6 +350,16 @@ void commit_export(const std::string& stage, const std::string& out) {
   fsync_path(out, /*directory=*/true);
 }
 
+// An export that an earlier cgexport wrote whole but was stopped while moving into `out` (a SIGKILL, a power loss:
+// kExportMovingDir is there): that move is finished first, so the folder holds one export whole again.
+void finish_unfinished_export(const std::string& out) {
+  const std::string moving = out + "/" + kExportMovingDir;
+  if (!fs::exists(moving)) return;
+  spdlog::warn("cgexport: {} holds an export that was stopped while it was moved into place ({}); finishing that "
+               "move first", out, moving);
+  commit_export(moving, out);
+}
+
 // RUN/checkpoints/step-N given as the run folder (cgsample takes such a path): RUN with step N.
 ExportOptions from_step_folder(ExportOptions o) {
   const fs::path p = fs::path(o.run_dir).lexically_normal();
@@ -562,6 +572,7 @@ std::string export_run(const ExportOptions& given) {
              "as --base DIR" : "--base must be the folder of the weights it was trained on (a copy anywhere is fine)");
   }
   make_output_dir(o.out, "cgexport --out");
+  finish_unfinished_export(o.out);
   check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);
   // Everything is written into a staging folder inside --out and moved into place at the end: a failed export (a
   // full disk) leaves an earlier export in the folder as it was.
@@ -575,7 +586,13 @@ std::string export_run(const ExportOptions& given) {
     fs::remove_all(dir, ec);
     throw;
   }
-  commit_export(dir, o.out);
+  // Whole: renamed in one step to the name that says so, then moved in. Killed during the moves, the folder keeps
+  // the rest there, readers refuse it (check_no_unfinished_export), and the next cgexport into it finishes the move.
+  const std::string moving = o.out + "/" + kExportMovingDir;
+  fsync_path(dir, /*directory=*/true);
+  fs::rename(dir, moving);
+  fsync_path(o.out, /*directory=*/true);
+  commit_export(moving, o.out);
   return ck.path;
 }
 

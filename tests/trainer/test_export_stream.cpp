@@ -11,6 +11,8 @@
 #include <cstdlib>
 
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common/durable_file.h"
@@ -493,7 +495,7 @@ TEST(ExportStream, AStopSignalWhileMovingIntoPlaceWaitsUntilTheExportIsWhole) {
   write_random_hf(d / "hf", lc, at::kFloat, 40 * 1024, 3);
   const auto run = make_export_run(d / "run", lc, d / "hf", {"lora.r=2", "lora.alpha=4", "lora.targets=all-linear"});
   cg::export_run({d / "run", 5, d / "out", true, "fp32", 64 * 1024});  // the earlier export: fp32
-  std::snprintf(g_staging, sizeof g_staging, "%s", (d / "out/.cgexport.tmp").c_str());
+  std::snprintf(g_staging, sizeof g_staging, "%s", (d / "out/.cgexport.moving").c_str());
   struct sigaction sa = {}, old = {};
   sa.sa_handler = note_staging;
   ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
@@ -503,6 +505,50 @@ TEST(ExportStream, AStopSignalWhileMovingIntoPlaceWaitsUntilTheExportIsWhole) {
   ::sigaction(SIGUSR1, &old, nullptr);
   EXPECT_EQ(g_staging_left, 0);  // handled once the staging folder was gone: every entry in place
   EXPECT_FALSE(fs::exists(d / "out/.cgexport.tmp"));
+  expect_merged(d / "out", d / "hf", lc, at::kBFloat16, run.scale, 7 * 2);
+}
+
+namespace {
+// Every regular file under `dir` (its path relative to `dir`) and the sha256 of its bytes.
+std::map<std::string, std::string> file_tree(const fs::path& dir) {
+  std::map<std::string, std::string> t;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) t[fs::relative(e.path(), dir).string()] = cg::sha256_file(e.path().string());
+  return t;
+}
+}  // namespace
+
+// Killed while it moves a finished export into place (SIGKILL, a power loss: no handler runs), cgexport leaves the
+// rest of it in OUT/.cgexport.moving, the earlier export's weights already removed: readers refuse the folder, saying
+// what to do, and the next cgexport into it finishes that move before anything else, so that even when it fails itself
+// (a full disk) the folder holds the killed export whole.
+TEST(ExportStream, AnExportKilledWhileMovingIntoPlaceIsRefusedThenFinished) {
+  TempDir d;
+  const auto lc = micro();
+  write_random_hf(d / "hf", lc, at::kFloat, int64_t{1} << 30, 3);
+  const auto run = make_export_run(d / "run", lc, d / "hf", {"lora.r=4", "lora.targets=all-linear"});
+  cg::export_run({d / "run", -1, d / "out", true, "fp32", 64 * 1024});  // the earlier export
+  cg::export_run({d / "run", -1, d / "b", true, "bf16", 64 * 1024});    // what the killed export had written
+  fs::copy(d / "b", d / "b_ref", fs::copy_options::recursive);
+  // The folder as the kill left it: the earlier weights removed, config.json moved in, the rest not yet.
+  for (const std::string& f : model_files(d / "out"))
+    if (f != "config.json") fs::remove(d / ("out/" + f));
+  fs::rename(d / "b/config.json", d / "out/config.json");
+  fs::rename(d / "b", d / "out/.cgexport.moving");
+  for (const auto& read : std::vector<std::function<void()>>{[&] { cg::model::HfCheckpoint ck(d / "out"); },
+                                                             [&] { cg::lora::read_peft_adapter(d / "out"); }}) {
+    const std::string e = error_of(read);
+    EXPECT_TRUE(contains(e, "holds " + (d / "out/.cgexport.moving") + ": cgexport was stopped") &&
+                contains(e, "run that cgexport command again")) << e;
+  }
+  // The next export into the folder fails (a full disk at its first shard), after it has finished the move.
+  {
+    cg::test::FileSizeLimit limit(48 * 1024);
+    EXPECT_FALSE(error_of([&] { cg::export_run({d / "run", -1, d / "out", true, "fp32", 64 * 1024}); }).empty());
+  }
+  EXPECT_FALSE(fs::exists(d / "out/.cgexport.moving"));
+  EXPECT_FALSE(fs::exists(d / "out/.cgexport.tmp"));
+  EXPECT_EQ(file_tree(d / "out"), file_tree(d / "b_ref"));
   expect_merged(d / "out", d / "hf", lc, at::kBFloat16, run.scale, 7 * 2);
 }
 
