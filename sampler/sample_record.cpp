@@ -61,6 +61,9 @@ std::string crystal_problem(const Crystal& c) {
 void parse_record_text(SampleRecord* r, bool trim) {
   std::string text = r->text;
   if (!text.empty() && text[0] == ' ') text.erase(0, 1);  // sentencepiece's dummy-prefix space
+  // An infill answer is the first line, taken before any trimming as the reference takes it (split("\n")[0] of the
+  // completion): "\nFe" answers "" there, so here too, whoever sampled it.
+  if (r->task == "infill") text = text.substr(0, text.find('\n'));
   if (trim) {  // another sampler's text: Windows line ends and white space at the ends forgiven
     text.erase(std::remove(text.begin(), text.end(), '\r'), text.end());
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
@@ -69,8 +72,6 @@ void parse_record_text(SampleRecord* r, bool trim) {
   r->parsed = false;
   r->reason.clear();
   if (r->task == "infill") {
-    text = text.substr(0, text.find('\n'));
-    while (trim && !text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
     r->parsed = is_element(text);
     r->element = r->parsed ? text : "";
     if (!r->parsed) r->reason = "not an element symbol";

@@ -32,8 +32,9 @@ constexpr int64_t kInfillMaxNewTokens = 10;
 // Reads r->text as cgsample reads what it generated: a crystal (task generate) or an element symbol (infill: the
 // text's first line, as the reference reads it, whatever follows; a text cut off within its first line is that
 // line so far); sets parsed, reason, crystal / element. A leading space (sentencepiece's dummy prefix) is dropped;
-// trim: white space at either end too. A record that has no "parsed" key (another sampler's {"prompt", "text"}
-// lines) is read so, with trim, by sample_from_json_line.
+// trim: white space at either end too (of an infill answer's first line: "\nFe" answers "", as in the reference).
+// A record that has no "parsed" key (another sampler's {"prompt", "text"} lines) is read so, with trim, by
+// sample_from_json_line.
 void parse_record_text(SampleRecord* r, bool trim = false);
 
 // One JSON line (no trailing newline).

@@ -368,7 +368,15 @@ TEST(EvalReport, InfillAnswerIsTheFirstLine) {
     EXPECT_EQ(r.reason, "not an element symbol") << text;
     EXPECT_EQ(r.element, "") << text;
   }
-  EXPECT_EQ(read("\r\n Mg \r\nO", true).element, "Mg");  // another sampler's text: white space around it forgiven
+  // Another sampler's text: its first line too, taken before trimming ("\nFe" answers "" in the reference, so here);
+  // white space and a Windows line end around the symbol on that line are forgiven.
+  EXPECT_EQ(read(" Mg \r\nO", true).element, "Mg");
+  EXPECT_EQ(read("\tMg\t", true).element, "Mg");
+  for (const char* text : {"\nFe", "\r\n Mg \r\nO", " \n Fe"}) {
+    const SampleRecord r = read(text, true);
+    EXPECT_FALSE(r.parsed) << text;
+    EXPECT_EQ(r.element, "") << text;
+  }
   EXPECT_EQ(kInfillMaxNewTokens, 10);  // the reference's max_new_tokens
 }
 
