@@ -75,12 +75,13 @@ cg_yaml_get() {
     }' "$1"
 }
 
-# _cg_override_key WORD: the key of a key=value word as the tools read it (a leading -- dropped, then the spaces
-# around the key); nothing for a word without '='.
+# _cg_override_key WORD: the key of a key=value word as the tools read it (split_override: a leading -- dropped, then
+# spaces, tabs, CR and LF around the key: not \v or \f, which the tools keep in the key, an unknown one); nothing
+# for a word without '='.
 _cg_override_key() {
-  local k
+  local k ws=$' \t\r\n'
   [ "$1" != "${1#*=}" ] || return 0
-  k=${1%%=*}; k=${k#--}; k=${k#"${k%%[![:space:]]*}"}; k=${k%"${k##*[![:space:]]}"}
+  k=${1%%=*}; k=${k#--}; k=${k#"${k%%[!"$ws"]*}"}; k=${k%"${k##*[!"$ws"]}"}
   printf '%s' "$k"
 }
 
@@ -124,8 +125,7 @@ cg_merge_overrides() {
   merged=()
   local keys=() w k i
   for w in "$@"; do
-    k=${w%%=*}; k=${k#--}; k=${k#"${k%%[![:space:]]*}"}; k=${k%"${k##*[![:space:]]}"}
-    [ "$w" = "${w#*=}" ] && k=""  # a word without '=' has no key: kept as it is
+    k=$(_cg_override_key "$w")  # "" for a word without '=': kept as it is
     for i in "${!merged[@]}"; do
       [ -n "$k" ] && [ "${keys[$i]}" = "$k" ] && { merged[i]=$w; continue 2; }
     done

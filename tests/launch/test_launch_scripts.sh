@@ -80,6 +80,17 @@ got=$(cg_config_get "$T/cpu.yaml" lora.r 8 "--train.lr=1e-4" x " train.lr =2e-4"
 [ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1 " parallel.tp = 4")" = 4 ] && ok || bad "spaces around the key"
 cg_merge_overrides parallel.tp=4 train.lr=1 parallel.tp=8
 [ "$(cg_config_get "$T/cpu.yaml" parallel.tp 1 "${merged[@]}")" = 8 ] && ok || bad "merged overrides pass"
+# The key as the tools' split_override reads it (cgtrain checked by hand): a leading -- dropped, then spaces, tabs,
+# CR and LF around it; \v and \f stay in the key (an unknown key to cgtrain), so such a word is another key: neither
+# merged nor "given twice" (they were: [:space:] trimmed them).
+cg_merge_overrides parallel.tp=4 " --parallel.tp=8" $'--parallel.tp\t=6' $'parallel.tp\v=2' $'\fparallel.tp=3'
+[ "$(printf '<%s>' "${merged[@]}")" = "$(printf '<%s>' $'--parallel.tp\t=6' " --parallel.tp=8" $'parallel.tp\v=2' \
+  $'\fparallel.tp=3')" ] && ok || bad "cg_merge_overrides, keys as the tools read them: $(printf '<%q>' "${merged[@]}")"
+[ -z "$(cg_repeated_override parallel.tp=4 $'parallel.tp\v=2' $'\fparallel.tp=3')" ] && ok ||
+  bad "cg_repeated_override: \\v, \\f stay in the key"
+[ "$(cg_repeated_override parallel.tp=4 $'--\r\nparallel.tp\t=2')" = \
+  "parallel.tp is given twice on the command line (4, then 2): give it once" ] && ok ||
+  bad "cg_repeated_override: CR, LF, tab trimmed"
 [ "$(cg_config_get "$T/cpu.yaml" lora.r 8)" = 8 ] && ok || bad "default when absent"
 # YAML's quoting: "..." with \" and \\ escapes, '...' with '' for a quote, spaces inside quotes kept, '#' inside
 # quotes no comment.
