@@ -42,27 +42,32 @@ struct RunCheckpoint {
 
 RunCheckpoint read_run_checkpoint(const std::string& path) {
   RunCheckpoint r;
-  if (fs::exists(fs::path(path) / "manifest.json")) {  // run_dir/checkpoints/step-N
+  // A step folder that does not verify is refused as cgexport refuses it: unfinished or damaged, the run's newest
+  // intact step to sample on purpose, and what to do about the folder.
+  const auto refuse = [&](const std::string& what, int64_t step, const std::string& why, int64_t intact) {
+    CG_FAIL("sample.adapter {} is {}; {}. Or {}", what, unusable_state(why),
+            intact >= 0 ? fmt::format("the run's newest intact step is {}: to sample it on purpose, set "
+                                      "sample.adapter={}", intact, step_folder(r.run_dir, intact))
+                        : std::string("no other step of the run is intact either"),
+            unusable_fix(why, step));
+  };
+  if (fs::exists(fs::path(path) / "manifest.json") || step_of_folder(path) >= 0) {  // run_dir/checkpoints/step-N
     r.ckpt.path = path;
-    const std::string why = verify_checkpoint(path, &r.ckpt.manifest);
-    CG_CHECK(why.empty(), "sample.adapter {} is not a usable checkpoint: {}", path, why);
-    r.ckpt.step = r.ckpt.manifest.step;
     r.run_dir = fs::path(path).lexically_normal().parent_path().parent_path().string();
     if (fs::path(path).lexically_normal().filename().empty())  // trailing '/'
       r.run_dir = fs::path(path).lexically_normal().parent_path().parent_path().parent_path().string();
+    const std::string why = verify_checkpoint(path, &r.ckpt.manifest);
+    const int64_t named = step_of_folder(path);
+    if (!why.empty()) refuse(path, named, why, newest_intact_step(r.run_dir, named));
+    r.ckpt.step = r.ckpt.manifest.step;
   } else {
     // A run folder means its newest step: an older intact one would sample another model than the user believes.
     r.run_dir = path;
     const NewestCheckpoint n = newest_checkpoint(path);
     CG_CHECK(n.info.step >= 0, "sample.adapter {}: no complete checkpoint under {}/checkpoints; train first or name "
              "a step folder", path, path);
-    CG_CHECK(n.why.empty(), "sample.adapter {}: its newest checkpoint {} is {} ({}); {}", path, n.info.path,
-             n.incomplete ? "incomplete" : "damaged",
-             n.incomplete ? "no manifest.json, which cgtrain writes last: a save or a copy that did not finish" : n.why,
-             n.newest_intact >= 0
-                 ? fmt::format("to sample the newest intact step on purpose, set sample.adapter={}",
-                               step_folder(path, n.newest_intact))
-                 : std::string("no older checkpoint of the run is intact either"));
+    if (!n.why.empty())
+      refuse(fmt::format("{}: its newest checkpoint {}", path, n.info.path), n.info.step, n.why, n.newest_intact);
     r.ckpt = n.info;
   }
   if (r.run_dir.empty()) r.run_dir = ".";
@@ -135,7 +140,8 @@ AdapterKind adapter_kind(const std::string& path) {
   CG_CHECK(fs::is_directory(p), "sample.adapter {} is not a folder: give a PEFT adapter folder, a cgtrain run_dir or "
            "a run_dir/checkpoints/step-N folder (or leave it empty)", path);
   if (is_peft_adapter_folder(path)) return AdapterKind::kPeft;
-  if (is_cgtrain_folder(path)) return AdapterKind::kRunCheckpoint;
+  // A step folder without its manifest.json is one too, by its name: refused as unfinished (read_run_checkpoint).
+  if (is_cgtrain_folder(path) || step_of_folder(path) >= 0) return AdapterKind::kRunCheckpoint;
   CG_CHECK(!fs::exists(p / "config.json"), "sample.adapter {} holds a model (config.json), not an adapter: give it as "
            "model.hf_dir={} and leave sample.adapter empty (a cgexport --merge folder has its adapter in adapter/)",
            path, path);

@@ -41,8 +41,8 @@ constexpr const char* kManifestName = "manifest.json";
 
 std::string step_name(int64_t step) { return fmt::format("step-{}", step); }
 
-// Step folders this process found damaged (find_latest_complete): retention neither counts nor deletes them.
-std::set<std::string> g_damaged;
+// Step folders this process's resume skipped (find_latest_complete): retention neither counts nor deletes them.
+std::set<std::string> g_skipped;
 
 [[noreturn]] void fail_io(const std::string& what, const std::string& path, int err) {
   const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
@@ -146,21 +146,16 @@ std::vector<ManifestFile> collect_files(const fs::path& tmp, const std::vector<s
 // renameat2's RENAME_EXCHANGE (Linux 3.15), called through syscall() so that glibc older than 2.28 builds too.
 constexpr unsigned kRenameExchange = 1u << 1;
 
-// Where a damaged step-N goes before step N is saved again: step-N.damaged, or step-N.damaged-2, -3, ... when that
-// name is taken (damaged twice). No step folder scan reads such a name, so nothing reads, counts or deletes it.
-fs::path damaged_name(const fs::path& step_dir) {
-  const fs::path base = step_dir.parent_path() / (step_dir.filename().stem().string() + ".damaged");  // drops .old
+// Where an unusable step-N (verify_checkpoint's `why`) goes before step N is saved again: step-N.unfinished (no
+// manifest.json) or step-N.damaged, with -2, -3, ... when that name is taken (moved aside before), so that an earlier
+// one never fails the save. No step folder scan reads such a name, so nothing reads, counts or deletes it.
+fs::path aside_name(const fs::path& step_dir, const std::string& why) {
+  const std::string kind = why == kNoManifest ? ".unfinished" : ".damaged";
+  const fs::path base = step_dir.parent_path() / (step_dir.filename().stem().string() + kind);  // drops .old
   fs::path p = base;
   std::error_code ec;
   for (int i = 2; fs::exists(p, ec) || fs::is_symlink(p, ec); ++i) p = base.string() + fmt::format("-{}", i);
   return p;
-}
-
-// A step folder without manifest.json (written last) is an unfinished save or copy of it, not a damaged one: the
-// warnings about a folder the resume skips or a save moves aside say which of the two it is.
-bool unfinished(const fs::path& step_dir) {
-  std::error_code ec;
-  return !fs::exists(step_dir / kManifestName, ec);
 }
 
 // Why the step-N (or step-N.old) folder a save is about to replace is damaged; empty when it is intact. A folder the
@@ -168,7 +163,7 @@ bool unfinished(const fs::path& step_dir) {
 // damaged folder, or a test).
 std::string damage_of(const fs::path& dir) {
   const std::string why = verify_checkpoint(dir.string());
-  if (why.empty() && g_damaged.count(fs::weakly_canonical(dir).string()))
+  if (why.empty() && g_skipped.count(fs::weakly_canonical(dir).string()))
     return "skipped by this run's resume";  // intact now (repaired by hand?): kept all the same
   return why;
 }
@@ -185,17 +180,13 @@ void commit(const fs::path& ckdir, const fs::path& tmp, const fs::path& final_di
   const fs::path current = fs::exists(final_dir, ec) ? final_dir : fs::exists(old, ec) ? old : fs::path();
   if (!current.empty()) {
     if (const std::string why = damage_of(current); !why.empty()) {
-      const fs::path aside = damaged_name(current);
-      const bool cut_short = unfinished(current);
+      const fs::path aside = aside_name(current, why);
       if (::rename(current.c_str(), aside.c_str()) != 0)
-        fail_io("cannot move the damaged checkpoint aside to " + aside.string() + " from", current.string(), errno);
+        fail_io("cannot move the unusable checkpoint aside to " + aside.string() + " from", current.string(), errno);
       spdlog::warn("checkpoint {} is {}: moved it to {} before saving step {} again; cgtrain neither reads nor "
-                   "deletes it (look at it, then delete it)", current.string(),
-                   cut_short ? "unfinished (no manifest.json, which a save writes last: a save or copy of it "
-                               "was cut short)"
-                             : "damaged (" + why + ")",
-                   aside.string(), m.step);
-      g_damaged.erase(fs::weakly_canonical(current).string());
+                   "deletes it (look at it, then delete it)", current.string(), unusable_state(why), aside.string(),
+                   m.step);
+      g_skipped.erase(fs::weakly_canonical(current).string());
     }
   }
   if (fs::exists(final_dir, ec)) {
@@ -293,11 +284,11 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
   // touched. A damaged folder (skipped by the resume, or one that fails the check without checksums) is neither
   // counted nor deleted: it would take an intact checkpoint's place, and it is left for a look.
   if (rank == 0) {
-    g_damaged.erase(fs::weakly_canonical(final_dir).string());  // saved again over a damaged one: intact now
+    g_skipped.erase(fs::weakly_canonical(final_dir).string());  // saved again over a damaged one: intact now
     int64_t kept = 1;
     for (const auto& [s, path] : list_steps(ckdir)) {
       if (s >= step) continue;
-      if (g_damaged.count(fs::weakly_canonical(path).string()) ||
+      if (g_skipped.count(fs::weakly_canonical(path).string()) ||
           !verify_checkpoint(path.string(), nullptr, /*checksums=*/false).empty())
         continue;
       if (kept < keep_last) {
@@ -350,7 +341,7 @@ Manifest read_manifest(const std::string& step_dir) {
 std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest, bool checksums) {
   const fs::path dir(step_dir);
   std::error_code ec;
-  if (!fs::exists(dir / kManifestName, ec)) return "missing manifest.json (interrupted save?)";
+  if (!fs::exists(dir / kManifestName, ec)) return kNoManifest;
   Manifest m;
   try {
     m = read_manifest(step_dir);
@@ -392,6 +383,18 @@ std::string step_folder(const std::string& run_dir, int64_t step) {
   return dir.string();
 }
 
+int64_t step_of_folder(const std::string& path) {
+  const fs::path p = fs::path(path).lexically_normal();
+  const fs::path dir = p.has_filename() ? p : p.parent_path();  // "step-5/"
+  const std::string name = dir.filename().string();
+  static const std::regex re(kStepNumber);
+  std::smatch m;
+  if (dir.parent_path().filename() != "checkpoints" || !std::regex_match(name, m, re)) return -1;
+  std::error_code ec;
+  if (!fs::exists(dir / kManifestName, ec) && fs::is_directory(dir / "checkpoints", ec)) return -1;
+  return std::stoll(m[1].str());
+}
+
 std::vector<int64_t> checkpoint_steps(const std::string& run_dir) {
   std::vector<int64_t> out;
   for (const auto& [step, path] : list_steps(fs::path(run_dir) / "checkpoints")) out.push_back(step);
@@ -403,14 +406,9 @@ std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir) {
     CheckpointInfo info;
     std::string why = verify_checkpoint(path.string(), &info.manifest);
     if (!why.empty()) {
-      if (unfinished(path))
-        spdlog::warn("skipping checkpoint {}: unfinished: it has no manifest.json, which a save writes last (a save "
-                     "or copy of it was cut short; kept as it is: a save of step {} moves it aside to {} first)",
-                     path.string(), step, damaged_name(path).filename().string());
-      else
-        spdlog::warn("skipping checkpoint {}: damaged: {} (kept as it is: a save of step {} moves it aside to {} "
-                     "first)", path.string(), why, step, damaged_name(path).filename().string());
-      g_damaged.insert(fs::weakly_canonical(path).string());
+      spdlog::warn("skipping checkpoint {}: {}; kept as it is: a save of step {} moves it aside to {} first",
+                   path.string(), unusable_state(why), step, aside_name(path, why).filename().string());
+      g_skipped.insert(fs::weakly_canonical(path).string());
       continue;
     }
     info.step = step;
@@ -427,12 +425,26 @@ NewestCheckpoint newest_checkpoint(const std::string& run_dir) {
   n.info.step = steps.front();
   n.info.path = step_folder(run_dir, n.info.step);
   n.why = verify_checkpoint(n.info.path, &n.info.manifest);
-  if (n.why.empty()) return n;
-  std::error_code ec;
-  n.incomplete = !fs::exists(fs::path(n.info.path) / kManifestName, ec);
-  for (size_t i = 1; i < steps.size() && n.newest_intact < 0; ++i)
-    if (verify_checkpoint(step_folder(run_dir, steps[i])).empty()) n.newest_intact = steps[i];
+  if (!n.why.empty()) n.newest_intact = newest_intact_step(run_dir, n.info.step);
   return n;
+}
+
+int64_t newest_intact_step(const std::string& run_dir, int64_t except) {
+  for (const int64_t step : checkpoint_steps(run_dir))
+    if (step != except && verify_checkpoint(step_folder(run_dir, step)).empty()) return step;
+  return -1;
+}
+
+std::string unusable_state(const std::string& why) {
+  return fmt::format("{} ({})", why == kNoManifest ? "unfinished" : "damaged", why);
+}
+
+std::string unusable_fix(const std::string& why, int64_t step) {
+  const bool unfinished = why == kNoManifest;
+  if (step < 0) return unfinished ? "copy that folder again whole" : "restore that folder from a copy";
+  return fmt::format("{} (a resume from an older step that saves step {} again first moves this folder aside to "
+                     "step-{}.{})", unfinished ? "copy that folder again whole" : "restore that folder from a copy",
+                     step, step, unfinished ? "unfinished" : "damaged");
 }
 
 void check_layout(const Manifest& m, const CheckpointLayout& now, bool allow_dp_change) {

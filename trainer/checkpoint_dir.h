@@ -68,10 +68,11 @@ struct CheckpointInfo {
 // writes), and a missing one fails the save instead of committing a checkpoint that cannot be loaded.
 // Retention deletes complete folders of lower steps only: the folder just written is always kept, and so are
 // folders of higher steps (a resume that skipped a damaged newest folder never deletes it behind the user's back).
-// A step-N that exists already is replaced when intact; a damaged one (the resume skipped it, or it fails the full
-// check now) is first moved to step-N.damaged (-2, -3, ... when taken), with a warning naming both paths: no scan
-// reads that name, so it is never resumed from, counted or deleted. Leftover step-*.tmp folders (saves that did not
-// finish, never read) are removed, said in the log.
+// A step-N that exists already is replaced when intact; an unusable one (the resume skipped it, or it fails the full
+// check now) is first moved to step-N.unfinished when it has no manifest.json, else to step-N.damaged (-2, -3, ...
+// when the name is taken, so an earlier one moved aside never fails the save), with a warning naming both paths: no
+// scan reads those names, so they are never resumed from, counted or deleted. Leftover step-*.tmp folders (saves that
+// did not finish, never read) are removed, said in the log.
 std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, const CheckpointLayout& layout,
                             const std::string& config_hash, const WriteFiles& write_files, const AllOk& all_ok,
                             int64_t keep_last, const std::vector<std::string>& required = {});
@@ -90,19 +91,36 @@ std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir);
 struct NewestCheckpoint {
   CheckpointInfo info;         // the newest step folder (info.step -1: the run has none); its manifest when intact
   std::string why;             // empty: it verifies; else what verify_checkpoint found wrong with it
-  bool incomplete = false;     // no manifest.json (written last): a save or a copy of the folder that did not finish
   int64_t newest_intact = -1;  // when `why`: the newest older step that verifies; -1 when none does
 };
 NewestCheckpoint newest_checkpoint(const std::string& run_dir);
+
+// The newest step of the run whose folder verifies, other than `except`; -1 when none does. Reads every file of the
+// folders it checks (sha256).
+int64_t newest_intact_step(const std::string& run_dir, int64_t except = -1);
+
+// verify_checkpoint's reason for a step folder without manifest.json: unfinished, not damaged.
+inline constexpr const char* kNoManifest =
+    "it has no manifest.json, which cgtrain writes last: a save or a copy of the folder that did not finish";
+// How cgtrain, cgexport and cgsample name a step folder that verify_checkpoint refused for `why`:
+// "unfinished (<why>)" when it has no manifest.json, else "damaged (<why>)".
+std::string unusable_state(const std::string& why);
+// What to do about such a folder, step `step` of its run: copy it again whole, or restore it from a copy (a resume
+// from an older step saves that step again and moves the folder aside first).
+std::string unusable_fix(const std::string& why, int64_t step);
 
 // The folder of step `step`: run_dir/checkpoints/step-N, or step-N.old while no step-N exists (an interrupted
 // same-step re-save, see save_checkpoint). Whether or not it exists.
 std::string step_folder(const std::string& run_dir, int64_t step);
 
+// The step of a RUN/checkpoints/step-N folder, told by its path (which need not verify, nor have a manifest.json);
+// -1 for any other path. A folder at such a path that holds checkpoints/ and no manifest.json is a run folder (-1).
+int64_t step_of_folder(const std::string& path);
+
 // The file rank `rank` writes into a step folder: rank-00003.safetensors (trainer/checkpoint.h: what it holds).
 std::string rank_file_name(int rank);
 
-// Why `step_dir` is not a usable checkpoint ("missing manifest.json", "missing file rank-00001.safetensors",
+// Why `step_dir` is not a usable checkpoint (kNoManifest, "missing file rank-00001.safetensors",
 // "checksum mismatch in ..."); empty when it verifies. Fills *manifest when given and the manifest parses.
 // checksums = false: sizes only (retention's cheap look at every folder).
 std::string verify_checkpoint(const std::string& step_dir, Manifest* manifest = nullptr, bool checksums = true);

@@ -365,18 +365,14 @@ ExportOptions from_step_folder(ExportOptions o) {
   const fs::path p = fs::path(o.run_dir).lexically_normal();
   const fs::path dir = p.has_filename() ? p : p.parent_path();
   const std::string name = dir.filename().string();
-  static const std::regex step(kStepNumber);
   std::smatch m;
   CG_CHECK(dir.parent_path().filename() != "checkpoints" || !std::regex_match(name, m, std::regex(std::string(kStepNumber) + "\\.tmp")),
            "cgexport: {} is a save that did not finish (a .tmp folder is never complete); give the run folder {} "
            "(its newest complete checkpoint) or one of its step-N folders", o.run_dir,
            dir.parent_path().parent_path().string());
-  if (dir.parent_path().filename() != "checkpoints" || !std::regex_match(name, m, step)) return o;
-  // A run folder of its own that happens to sit at such a path (it holds config.yaml and checkpoints/, a step folder
-  // a manifest.json) is the run.
-  std::error_code ec;
-  if (!fs::exists(dir / "manifest.json", ec) && fs::is_directory(dir / "checkpoints", ec)) return o;
-  const int64_t n = std::stoll(m[1].str());
+  // (A run folder of its own that happens to sit at such a path, one that holds checkpoints/, is the run.)
+  const int64_t n = step_of_folder(o.run_dir);
+  if (n < 0) return o;
   CG_CHECK(o.step < 0 || o.step == n, "cgexport: {} is the checkpoint of step {}, but --step {} was given; give the "
            "run folder {} with --step, or the step folder alone", o.run_dir, n, o.step,
            dir.parent_path().parent_path().string());
@@ -390,25 +386,28 @@ ExportOptions from_step_folder(ExportOptions o) {
 // to export the newest intact one on purpose (--step). (A resume does take the newest intact one: it trains on past
 // the damaged step, and its next save of that step moves the damaged folder aside.) A save still being written
 // (step-N.tmp) is no checkpoint yet and is not looked at.
+// The refusal of step folder `path` (step `step` of o.run_dir), which verify_checkpoint refused for `why`, worded as
+// cgsample words it: unfinished or damaged, the newest intact step (`intact`) to export on purpose, and what to do
+// about the folder. `what`: how the folder is named ("the newest checkpoint of RUN, PATH," or PATH).
+[[noreturn]] void refuse_unusable(const ExportOptions& o, const std::string& what, int64_t step, const std::string& why,
+                                  int64_t intact) {
+  std::string other = "no other step of the run is intact either";
+  if (intact >= 0) {
+    std::string options = o.merge ? " --merge" : "";
+    if (!o.base.empty()) options += " --base " + o.base;
+    if (!o.dtype.empty()) options += " --dtype " + o.dtype;
+    other = fmt::format("the run's newest intact step is {}: to export it on purpose, run cgexport {} --step {} --out "
+                        "{}{}", intact, o.run_dir, intact, o.out, options);
+  }
+  CG_FAIL("cgexport: {} is {}; {}. Or {}", what, unusable_state(why), other, unusable_fix(why, step));
+}
+
 CheckpointInfo newest_run_checkpoint(const ExportOptions& o) {
   const NewestCheckpoint n = newest_checkpoint(o.run_dir);
   CG_CHECK(n.info.step >= 0, "{} has no complete checkpoint under checkpoints/; train first", o.run_dir);
   if (n.why.empty()) return n.info;
-  std::string older = "no older checkpoint of the run is intact either";
-  if (n.newest_intact >= 0) {
-    std::string options = o.merge ? " --merge" : "";
-    if (!o.base.empty()) options += " --base " + o.base;
-    if (!o.dtype.empty()) options += " --dtype " + o.dtype;
-    older = fmt::format("the newest intact one is step {}: to export it on purpose, run cgexport {} --step {} --out "
-                        "{}{}", n.newest_intact, o.run_dir, n.newest_intact, o.out, options);
-  }
-  CG_FAIL("cgexport: the newest checkpoint of {}, {}, is {} ({}), so the run's newest step cannot be exported; {}. "
-          "Or {}", o.run_dir, n.info.path, n.incomplete ? "incomplete" : "damaged",
-          n.incomplete ? "it has no manifest.json, which cgtrain writes last: a save or a copy of the folder that did "
-                         "not finish" : n.why, older,
-          n.incomplete ? "let the save or copy of that folder finish"
-                       : "restore that folder from a copy (resuming training from the intact step saves step " +
-                             std::to_string(n.info.step) + " again and moves the damaged folder aside)");
+  refuse_unusable(o, fmt::format("the newest checkpoint of {}, {},", o.run_dir, n.info.path), n.info.step, n.why,
+                  n.newest_intact);
 }
 
 }  // namespace
@@ -522,7 +521,7 @@ std::string export_run(const ExportOptions& given) {
                             : fmt::format("its checkpoints are of steps {} (newest first)", fmt::join(steps, ", ")));
     }
     const std::string why = verify_checkpoint(ck.path, &ck.manifest);
-    CG_CHECK(why.empty(), "{} is not a usable checkpoint: {}", ck.path, why);
+    if (!why.empty()) refuse_unusable(o, ck.path, o.step, why, newest_intact_step(o.run_dir, o.step));
   } else {
     ck = newest_run_checkpoint(o);
   }

@@ -426,15 +426,30 @@ TEST(SamplingModel, RunWhoseNewestCheckpointIsDamagedIsRefusedNamingTheIntactOne
   }
   std::string e = load_error("", d + "/run");
   EXPECT_NE(e.find("sample.adapter " + d + "/run: its newest checkpoint " + (ckpts / "step-9").string() +
-                   " is damaged (checksum mismatch in rank-00000.safetensors); to sample the newest intact step on "
-                   "purpose, set sample.adapter=" + (ckpts / "step-7").string()), std::string::npos) << e;
+                   " is damaged (checksum mismatch in rank-00000.safetensors); the run's newest intact step is 7: to "
+                   "sample it on purpose, set sample.adapter=" + (ckpts / "step-7").string() + ". Or restore that "
+                   "folder from a copy (a resume from an older step that saves step 9 again first moves this folder "
+                   "aside to step-9.damaged)"), std::string::npos) << e;
   EXPECT_EQ(load_error("", (ckpts / "step-7").string()), "<no error>");
+  // Unfinished (no manifest.json), in cgtrain's and cgexport's words: the run folder, and the step folder itself,
+  // which was "neither adapter_config.json (PEFT), manifest.json (a step-N checkpoint) nor checkpoints/".
   fs::remove(ckpts / "step-9/manifest.json");
   e = load_error("", d + "/run");
-  EXPECT_NE(e.find("step-9 is incomplete (no manifest.json, which cgtrain writes last"), std::string::npos) << e;
+  EXPECT_NE(e.find("its newest checkpoint " + (ckpts / "step-9").string() + " is unfinished (it has no "
+                   "manifest.json, which cgtrain writes last: a save or a copy of the folder that did not finish); "
+                   "the run's newest intact step is 7"), std::string::npos) << e;
+  EXPECT_NE(e.find("Or copy that folder again whole (a resume from an older step that saves step 9 again first "
+                   "moves this folder aside to step-9.unfinished)"), std::string::npos) << e;
+  for (const std::string& step9 : {(ckpts / "step-9").string(), (ckpts / "step-9").string() + "/"}) {
+    e = load_error("", step9);
+    EXPECT_NE(e.find("sample.adapter " + step9 + " is unfinished (it has no manifest.json, which cgtrain writes "
+                     "last: a save or a copy of the folder that did not finish); the run's newest intact step is 7: "
+                     "to sample it on purpose, set sample.adapter=" + (ckpts / "step-7").string() + ". Or copy that "
+                     "folder again whole"), std::string::npos) << e;
+  }
   fs::remove(ckpts / "step-7" / rank_file_name(0));
   e = load_error("", d + "/run");
-  EXPECT_NE(e.find("no older checkpoint of the run is intact either"), std::string::npos) << e;
+  EXPECT_NE(e.find("no other step of the run is intact either"), std::string::npos) << e;
   fs::remove_all(d);
 }
 

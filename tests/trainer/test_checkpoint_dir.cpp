@@ -160,9 +160,11 @@ TEST(CheckpointDir, RetentionCountsOnlyIntactCheckpoints) {
   EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-15.damaged", "step-24", "step-30"}));
 }
 
-// A damaged step-N that a save of step N meets is kept: moved to step-N.damaged (then step-N.damaged-2, ...) with
-// its bytes as they were, whether the resume skipped it or it is found damaged at the save; an intact one is
-// replaced (SavingSameStepTwiceReplacesIt). Retention never touches the moved folders.
+// An unusable step-N that a save of step N meets is kept: moved to step-N.damaged, or step-N.unfinished when it has
+// no manifest.json (then -2, -3, ... when the name is taken: an earlier one never fails the save), with its bytes as
+// they were, whether the resume skipped it or it is found at the save; an intact one is replaced
+// (SavingSameStepTwiceReplacesIt). Retention never touches the moved folders. An unfinished folder went to
+// step-N.damaged too, the name of a complete folder with bad bytes.
 TEST(CheckpointDir, SavingOverADamagedFolderMovesItAside) {
   std::string run = fresh_dir("damaged_aside");
   const fs::path ck = fs::path(run) / "checkpoints";
@@ -180,11 +182,20 @@ TEST(CheckpointDir, SavingOverADamagedFolderMovesItAside) {
   EXPECT_EQ(slurp(ck / "step-12.damaged" / "manifest.json"), manifest);
   EXPECT_EQ(cg::checkpoint_steps(run), (std::vector<int64_t>{12}));
 
-  // Damaged after the resume looked (no manifest: cut short by hand): found at the save, moved to the next free name.
+  // Unfinished after the resume looked (no manifest: cut short by hand): found at the save, moved to
+  // step-12.unfinished; a second one to step-12.unfinished-2 (a file in the way of a name counts as taken).
   fs::remove(ck / "step-12" / "manifest.json");
   save_two_ranks(run, 12, /*keep=*/1);
-  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-12.damaged", "step-12.damaged-2"}));
-  EXPECT_FALSE(fs::exists(ck / "step-12.damaged-2" / "manifest.json"));
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-12.damaged", "step-12.unfinished"}));
+  EXPECT_FALSE(fs::exists(ck / "step-12.unfinished" / "manifest.json"));
+  EXPECT_TRUE(fs::exists(ck / "step-12.unfinished" / "rank-0.bin"));
+  put(ck / "step-12.unfinished-2", "a file, not a folder");
+  fs::remove(ck / "step-12" / "manifest.json");
+  save_two_ranks(run, 12, /*keep=*/1);
+  EXPECT_TRUE(fs::is_directory(ck / "step-12.unfinished-3"));
+  EXPECT_EQ(slurp(ck / "step-12.unfinished-2"), "a file, not a folder");
+  fs::remove_all(ck / "step-12.unfinished-2");
+  fs::remove_all(ck / "step-12.unfinished-3");
 
   // A damaged step-N.old (read as step N while no step-N exists) is kept the same way, not deleted as replaced.
   fs::rename(ck / "step-12", ck / "step-12.old");
@@ -192,8 +203,8 @@ TEST(CheckpointDir, SavingOverADamagedFolderMovesItAside) {
   ASSERT_FALSE(cg::find_latest_complete(run));
   save_two_ranks(run, 12, /*keep=*/1);
   EXPECT_EQ(step_folders(run),
-            (std::vector<std::string>{"step-12", "step-12.damaged", "step-12.damaged-2", "step-12.damaged-3"}));
-  EXPECT_FALSE(fs::exists(ck / "step-12.damaged-3" / "rank-0.bin"));
+            (std::vector<std::string>{"step-12", "step-12.damaged", "step-12.damaged-2", "step-12.unfinished"}));
+  EXPECT_FALSE(fs::exists(ck / "step-12.damaged-2" / "rank-0.bin"));
 
   // Later saves with keep_last 1 prune intact folders only; an interrupted save (step-N.tmp) goes at the next save.
   fs::create_directories(ck / "step-14.tmp");
@@ -201,7 +212,9 @@ TEST(CheckpointDir, SavingOverADamagedFolderMovesItAside) {
   EXPECT_FALSE(fs::exists(ck / "step-14.tmp"));
   save_two_ranks(run, 20, /*keep=*/1);
   EXPECT_EQ(step_folders(run),
-            (std::vector<std::string>{"step-12.damaged", "step-12.damaged-2", "step-12.damaged-3", "step-20"}));
+            (std::vector<std::string>{"step-12.damaged", "step-12.damaged-2", "step-12.unfinished", "step-20"}));
+  // cgtrain's resume, cgexport's and cgsample's newest step, and retention read neither name.
+  EXPECT_EQ(cg::checkpoint_steps(run), (std::vector<int64_t>{20}));
 }
 
 // Only step-N as cgtrain writes it names a checkpoint: a copy named step-015 (or step-00) is not one, so it neither
@@ -301,8 +314,8 @@ TEST(CheckpointDir, AMoveAsideCutShortStillLeavesTheStep) {
 }
 
 // The warnings about a folder the resume skips, and about one a save of its step moves aside, say what it is: damaged
-// (a checksum mismatch: the why), or unfinished (no manifest.json, written last: a save or copy cut short). Both said
-// "damaged", so an interrupted copy read as a corrupt disk.
+// (a checksum mismatch: the why), or unfinished (no manifest.json, written last: a save or copy cut short), in one
+// wording (cg::unusable_state) that cgexport and cgsample use too, and the folder it goes to says which.
 TEST(CheckpointDir, WarningsTellAnUnfinishedFolderFromADamagedOne) {
   std::string run = fresh_dir("warn_words");
   const fs::path ck = fs::path(run) / "checkpoints";
@@ -323,17 +336,19 @@ TEST(CheckpointDir, WarningsTellAnUnfinishedFolderFromADamagedOne) {
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->step, 1);
   const std::string w = log.str(), s3 = (ck / "step-3").string(), s2 = (ck / "step-2").string();
-  EXPECT_NE(w.find("skipping checkpoint " + s3 + ": unfinished: it has no manifest.json, which a save writes last (a "
-                   "save or copy of it was cut short; kept as it is: a save of step 3 moves it aside to "
-                   "step-3.damaged first)"), std::string::npos) << w;
-  EXPECT_NE(w.find("skipping checkpoint " + s2 + ": damaged: checksum mismatch in rank-1.bin (kept as it is: a save "
-                   "of step 2 moves it aside to step-2.damaged first)"), std::string::npos) << w;
-  EXPECT_NE(w.find("checkpoint " + s3 + " is unfinished (no manifest.json, which a save writes last: a save or copy "
-                   "of it was cut short): moved it to " + s3 + ".damaged before saving step 3 again"),
-            std::string::npos) << w;
+  EXPECT_NE(w.find("skipping checkpoint " + s3 + ": unfinished (it has no manifest.json, which cgtrain writes last: "
+                   "a save or a copy of the folder that did not finish); kept as it is: a save of step 3 moves it "
+                   "aside to step-3.unfinished first"), std::string::npos) << w;
+  EXPECT_NE(w.find("skipping checkpoint " + s2 + ": damaged (checksum mismatch in rank-1.bin); kept as it is: a save "
+                   "of step 2 moves it aside to step-2.damaged first"), std::string::npos) << w;
+  EXPECT_NE(w.find("checkpoint " + s3 + " is unfinished (it has no manifest.json, which cgtrain writes last: a save "
+                   "or a copy of the folder that did not finish): moved it to " + s3 + ".unfinished before saving "
+                   "step 3 again"), std::string::npos) << w;
   EXPECT_NE(w.find("checkpoint " + s2 + " is damaged (checksum mismatch in rank-1.bin): moved it to " + s2 +
                    ".damaged before saving step 2 again"), std::string::npos) << w;
-  EXPECT_EQ(w.find("damaged (missing manifest.json"), std::string::npos) << w;
+  EXPECT_EQ(w.find("damaged (it has no manifest.json"), std::string::npos) << w;
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-1", "step-2", "step-2.damaged", "step-3",
+                                                         "step-3.unfinished"}));
 }
 
 TEST(CheckpointDir, SkipsCorruptHalfWrittenAndMissingRankFile) {
@@ -358,7 +373,7 @@ TEST(CheckpointDir, SkipsCorruptHalfWrittenAndMissingRankFile) {
   // step-2: a rank file is missing.
   fs::remove(ck / "step-2" / "rank-1.bin");
 
-  EXPECT_NE(cg::verify_checkpoint((ck / "step-4").string()).find("missing manifest.json"), std::string::npos);
+  EXPECT_EQ(cg::verify_checkpoint((ck / "step-4").string()), cg::kNoManifest);
   EXPECT_NE(cg::verify_checkpoint((ck / "step-3").string()).find("checksum mismatch in rank-1.bin"),
             std::string::npos);
   EXPECT_NE(cg::verify_checkpoint((ck / "step-2").string()).find("missing file rank-1.bin"), std::string::npos);

@@ -424,9 +424,10 @@ TEST(ExportStream, DamagedNewestCheckpointIsRefusedNamingTheIntactOne) {
   const std::string run = d / "run", out = d / "out";
   std::string e = error_of([&] { cg::export_run({run, -1, out, false, ""}); });
   EXPECT_TRUE(contains(e, "cgexport: the newest checkpoint of " + run + ", " + (ckpts / "step-9").string() +
-                              ", is damaged (checksum mismatch in rank-00000.safetensors), so the run's newest step "
-                              "cannot be exported; the newest intact one is step 5: to export it on purpose, run "
-                              "cgexport " + run + " --step 5 --out " + out + ". Or restore that folder")) << e;
+                              ", is damaged (checksum mismatch in rank-00000.safetensors); the run's newest intact "
+                              "step is 5: to export it on purpose, run cgexport " + run + " --step 5 --out " + out +
+                              ". Or restore that folder from a copy (a resume from an older step that saves step 9 "
+                              "again first moves this folder aside to step-9.damaged)")) << e;
   EXPECT_FALSE(fs::exists(fs::path(out) / "adapter_model.safetensors"));
   EXPECT_EQ(cg::find_latest_complete(run)->step, 5);  // a resume still goes on from the newest intact one
   // The step asked for: exported.
@@ -437,16 +438,27 @@ TEST(ExportStream, DamagedNewestCheckpointIsRefusedNamingTheIntactOne) {
   e = error_of([&] { cg::export_run({run, -1, d / "out2", true, "bf16"}); });
   EXPECT_TRUE(contains(e, "is damaged (size mismatch in rank-00000.safetensors")) << e;
   EXPECT_TRUE(contains(e, "run cgexport " + run + " --step 5 --out " + d / "out2" + " --merge --dtype bf16.")) << e;
-  // No manifest: a save or copy that did not finish, told apart from damage.
+  // No manifest: a save or copy that did not finish, told apart from damage, in cgtrain's and cgsample's words; the
+  // step folder itself given (cgexport RUN/checkpoints/step-9, or --step 9) is refused the same way, naming step 5
+  // (it was "not a usable checkpoint: missing manifest.json (interrupted save?)", with no step to use).
   fs::remove(ckpts / "step-9/manifest.json");
   e = error_of([&] { cg::export_run({run, -1, d / "out3", false, ""}); });
-  EXPECT_TRUE(contains(e, "step-9, is incomplete (it has no manifest.json, which cgtrain writes last: a save or a "
-                          "copy of the folder that did not finish)")) << e;
-  EXPECT_TRUE(contains(e, "Or let the save or copy of that folder finish")) << e;
+  EXPECT_TRUE(contains(e, "step-9, is unfinished (it has no manifest.json, which cgtrain writes last: a save or a "
+                          "copy of the folder that did not finish); the run's newest intact step is 5")) << e;
+  EXPECT_TRUE(contains(e, "Or copy that folder again whole (a resume from an older step that saves step 9 again "
+                          "first moves this folder aside to step-9.unfinished)")) << e;
+  for (const cg::ExportOptions& given : {cg::ExportOptions{(ckpts / "step-9").string(), -1, d / "out3", false, ""},
+                                         cg::ExportOptions{run, 9, d / "out3", false, ""}}) {
+    e = error_of([&] { cg::export_run(given); });
+    EXPECT_TRUE(contains(e, "cgexport: " + (ckpts / "step-9").string() + " is unfinished (it has no manifest.json, "
+                            "which cgtrain writes last: a save or a copy of the folder that did not finish); the "
+                            "run's newest intact step is 5: to export it on purpose, run cgexport " + run +
+                            " --step 5 --out " + d / "out3" + ". Or copy that folder again whole")) << e;
+  }
   // Nothing intact at all: said.
   fs::remove(ckpts / "step-5" / cg::rank_file_name(0));
   e = error_of([&] { cg::export_run({run, -1, d / "out4", false, ""}); });
-  EXPECT_TRUE(contains(e, "no older checkpoint of the run is intact either")) << e;
+  EXPECT_TRUE(contains(e, "no other step of the run is intact either")) << e;
   // A save in progress (step-12.tmp) beside an intact step-5: step 5 is the run's newest checkpoint, exported.
   make_export_run(d / "run3", lc, "", {"lora.r=4"});
   fs::create_directories(fs::path(d / "run3") / "checkpoints/step-12.tmp");
