@@ -15,13 +15,38 @@
 
 namespace cg {
 
+IoError::IoError(const std::string& where, std::string failure_, int err_)
+    : Error(fmt::format("{}: {}; {}", where, failure_, io_advice(err_))), failure(std::move(failure_)), err(err_) {}
+
+void throw_io_error(const char* file, int line, int err, const std::string& what) {
+  const char* base = std::strrchr(file, '/');
+  throw IoError(fmt::format("{}:{}", base ? base + 1 : file, line),
+                fmt::format("{}: {} (errno {})", what, std::strerror(err), err), err);
+}
+
+bool disk_full(int err) { return err == ENOSPC || err == EDQUOT; }
+
+std::string io_advice(int err, const std::string& elsewhere) {
+  const std::string or_elsewhere = elsewhere.empty() ? "" : " or " + elsewhere;
+  if (disk_full(err)) return "the disk is full: free disk space" + or_elsewhere;
+  if (err == EFBIG)
+    return "the file is larger than the file system or this process's file size limit (ulimit -f) allows: raise "
+           "that limit" + or_elsewhere;
+  if (err == EROFS) return "the file system is read-only: remount it writable" + or_elsewhere;
+  if (err == EACCES || err == EPERM) return "no permission: fix the folder's permissions" + or_elsewhere;
+  if (err == EISDIR || err == ENOTDIR || err == EEXIST)
+    return "a folder is where a file should be, or a file where a folder should be: move it" + or_elsewhere;
+  if (err == ENOENT) return "its folder does not exist: create it" + or_elsewhere;
+  return elsewhere;
+}
+
 void fsync_path(const std::string& path, bool directory) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
-  CG_CHECK(fd >= 0, "cannot open {} to flush it to disk: {}", path, std::strerror(errno));
+  if (fd < 0) CG_FAIL_IO(errno, "cannot open {} to flush it to disk", path);
   if (::fsync(fd) != 0) {
     const int err = errno;
     ::close(fd);
-    CG_FAIL("flushing {} to disk failed: {}; free disk space or write elsewhere", path, std::strerror(err));
+    CG_FAIL_IO(err, "flushing {} to disk failed", path);
   }
   ::close(fd);
 }
@@ -38,13 +63,11 @@ std::string read_file(const std::string& path, const char* what) {
   return ss.str();
 }
 
-void write_file_durable(const std::string& path, const void* data, size_t n) {
-  auto fail = [&](const char* what, int err) {
-    const bool space = err == ENOSPC || err == EDQUOT || err == EFBIG;
-    CG_FAIL("{} {}: {} (errno {}); {}", what, path, std::strerror(err), err,
-            space ? "free disk space or write elsewhere"
-                  : err == ENOENT ? "its folder does not exist: create it, or write elsewhere" : "write elsewhere");
-  };
+namespace {
+
+// Writes path (created or truncated), flushed to disk when `flush`; throws IoError naming the file.
+void write_whole(const std::string& path, const void* data, size_t n, bool flush) {
+  auto fail = [&](const char* what, int err) { CG_FAIL_IO(err, "{} {}", what, path); };
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("cannot create", errno);
   const char* p = static_cast<const char*>(data);
@@ -59,12 +82,20 @@ void write_file_durable(const std::string& path, const void* data, size_t n) {
     p += w;
     n -= size_t(w);
   }
-  if (::fsync(fd) != 0) {
+  if (flush && ::fsync(fd) != 0) {
     const int err = errno;
     ::close(fd);
     fail("cannot flush to disk", err);
   }
-  if (::close(fd) != 0) fail("cannot close", errno);
+  if (::close(fd) != 0) fail("cannot close", errno);  // NFS reports a full disk here
+}
+
+}  // namespace
+
+void write_file_durable(const std::string& path, const void* data, size_t n) { write_whole(path, data, n, true); }
+
+void write_file(const std::string& path, const std::string& text) {
+  write_whole(path, text.data(), text.size(), false);
 }
 
 void make_output_dir(const std::string& path, const std::string& what) {
@@ -160,7 +191,7 @@ void replace_through(const std::string& tmp, const std::string& path, const std:
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
-    CG_FAIL("cannot rename {} over {}: {}; {} is unchanged", tmp, path, std::strerror(err), path);
+    CG_FAIL_IO(err, "cannot rename {} over {} ({} is unchanged)", tmp, path, path);
   }
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   fsync_path(parent.empty() ? "." : parent.string(), true);

@@ -4,14 +4,39 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+
 namespace cg {
+
+// A file operation that failed (create, write, flush, close, rename): `failure` says which, on what path, with the OS
+// reason and errno ("cannot write a/b: No space left on device (errno 28)"); what() adds io_advice(err). A caller
+// with advice of its own (a checkpoint save: which folders may go; cgsample: which setting) builds its message from
+// the two fields.
+struct IoError : Error {
+  IoError(const std::string& where, std::string failure, int err);  // where: "file.cpp:12"
+  std::string failure;
+  int err = 0;
+};
+[[noreturn]] void throw_io_error(const char* file, int line, int err, const std::string& what);
+// CG_FAIL_IO(errno, "cannot write {}", path): throws IoError with ": <strerror> (errno N)" after the text.
+#define CG_FAIL_IO(err, ...) ::cg::throw_io_error(__FILE__, __LINE__, err, fmt::format(__VA_ARGS__))
+
+// ENOSPC or EDQUOT: no room left on the disk or in the quota. EFBIG is not one: a file size limit frees nothing.
+bool disk_full(int err);
+// What to do about a failed file operation: "the disk is full: free disk space or <elsewhere>" for disk_full; for a
+// read-only file system, a file size limit (ulimit -f), no permission, a folder in a file's place (or a file in a
+// folder's), a missing folder, what to fix, "or <elsewhere>"; otherwise <elsewhere> alone (the OS reason in the
+// failure says what went wrong). An empty <elsewhere> (the output must stay where it is) is left out.
+std::string io_advice(int err, const std::string& elsewhere = "write elsewhere");
 
 // fsync of a file or (directory = true) a folder's entries; throws naming the path.
 void fsync_path(const std::string& path, bool directory);
 
-// Writes `path` (created or truncated) and flushes it to disk; throws naming the file. For files inside a folder
-// that is itself renamed into place (checkpoint step folders).
+// Writes `path` (created or truncated) and flushes it to disk; throws IoError naming the file. For files inside a
+// folder that is itself renamed into place (checkpoint step folders).
 void write_file_durable(const std::string& path, const void* data, size_t n);
+// The same without the flush: for many small files in a folder that is flushed or renamed into place later (CIFs).
+void write_file(const std::string& path, const std::string& text);
 
 // The whole file as bytes; throws naming the path (and `what`, e.g. "tokenizer") when it cannot be read.
 std::string read_file(const std::string& path, const char* what = "file");
@@ -50,7 +75,7 @@ class MadeFolders {
 };
 
 // Replaces `path` with `text` as above (path.tmp -> fsync -> rename -> fsync of the folder). On failure (a full
-// disk) the temporary file is removed, the old file stays, and the error names the file and says what to do.
+// disk) the temporary file is removed, the old file stays, and the IoError names the file and says what to do.
 void write_file_atomic(const std::string& path, const std::string& text);
 // The same with a temporary name unique to this process (path.tmp.<pid>): for a file that several processes may
 // replace at once (a sweep's status files and summary, written by whichever Slurm array task gets there), where a

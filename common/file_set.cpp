@@ -29,8 +29,7 @@ void write_file_set(const std::string& dir, const std::vector<std::pair<std::str
   // Only renames within one folder from here, which need no space.
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string path = (d / files[i].first).string();
-    CG_CHECK(::rename(tmp(i).c_str(), path.c_str()) == 0, "cannot rename {} over {}: {}", tmp(i), path,
-             std::strerror(errno));
+    if (::rename(tmp(i).c_str(), path.c_str()) != 0) CG_FAIL_IO(errno, "cannot rename {} over {}", tmp(i), path);
   }
   fsync_path(dir, /*directory=*/true);
 }

@@ -238,8 +238,7 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Tensor
   header.append((8 - header.size() % 8) % 8, ' ');  // data section 8-byte aligned, as HF writes it
   file_bytes_ = 8 + header.size() + offset;
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  CG_CHECK(fd_ >= 0, "cannot create {}: {}; check that the folder is writable or write elsewhere", tmp_,
-           std::strerror(errno));
+  if (fd_ < 0) CG_FAIL_IO(errno, "cannot create {}", tmp_);
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((static_cast<uint64_t>(header.size()) >> (8 * i)) & 0xff);
   put(len, 8);
@@ -257,8 +256,8 @@ void SafetensorsWriter::fail(const std::string& what, int err) {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   ::unlink(tmp_.c_str());
-  CG_FAIL("{} {} failed after {} of {} bytes: {}; free disk space or write elsewhere (the partial file was removed)",
-          what, path_, written_, file_bytes_, std::strerror(err));
+  CG_FAIL_IO(err, "{} {} failed after {} of {} bytes (the partial file was removed)", what, path_, written_,
+             file_bytes_);
 }
 
 void SafetensorsWriter::put(const void* p, size_t n) {
@@ -294,14 +293,12 @@ void SafetensorsWriter::finish() {
     const int err = errno;
     ::close(fd);
     ::unlink(tmp_.c_str());
-    CG_FAIL("flushing {} to disk failed: {}; free disk space or write elsewhere (the partial file was removed)", tmp_,
-            std::strerror(err));
+    CG_FAIL_IO(err, "flushing {} to disk failed (the partial file was removed)", tmp_);
   }
   if (::close(fd) != 0) {  // NFS and friends report a full disk here
     const int err = errno;
     ::unlink(tmp_.c_str());
-    CG_FAIL("closing {} failed: {}; free disk space or write elsewhere (the partial file was removed)", tmp_,
-            std::strerror(err));
+    CG_FAIL_IO(err, "closing {} failed (the partial file was removed)", tmp_);
   }
   if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
     const int err = errno;

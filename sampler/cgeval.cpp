@@ -43,6 +43,9 @@ namespace fs = std::filesystem;
 void write_report(const fs::path& out, const std::vector<std::pair<std::string, std::string>>& files) {
   try {
     cg::write_file_set(out.string(), files);
+  } catch (const cg::IoError& e) {  // what failed and the advice its errno calls for, with the setting to change
+    CG_FAIL("{}; {} (an earlier report in {} is kept as it was)", e.failure,
+            cg::io_advice(e.err, "set eval.out to another folder"), out.string());
   } catch (const std::exception& e) {
     CG_FAIL("{}; check eval.out (an earlier report in {} is kept as it was)", e.what(), out.string());
   }

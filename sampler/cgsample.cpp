@@ -412,11 +412,20 @@ int run(int argc, char** argv) {
       if (!kept) fs::remove_all(path, e);
     }
   } staged{staging};
-  // What a failed write below (a full disk) leaves: the journal keeps every sequence until the outputs are in place.
-  const std::string rerun = fmt::format("once that is put right (a full disk: free space in sample.out_dir = {}), run "
-                                        "the same command again: the {} sequences are kept in its journal and not "
-                                        "sampled again (an earlier run's files there are as they were)",
-                                        c.sample.out_dir, jobs.size());
+  // What a failed write below leaves: the journal keeps every sequence until the outputs are in place, so the advice
+  // keeps sample.out_dir (another folder would sample again). A full disk says so; other failures (a file size
+  // limit, a read-only file system, a folder in a file's place) say their OS reason and what to fix.
+  const auto failed_write = [&](const cg::Error& e) {
+    const auto* io = dynamic_cast<const cg::IoError*>(&e);
+    const std::string what =
+        !io ? cg::message_of(e)
+            : cg::disk_full(io->err) ? fmt::format("{}; the disk is full: free space in sample.out_dir = {}",
+                                                   io->failure, c.sample.out_dir)
+                                     : io->failure + (cg::io_advice(io->err, "").empty() ? "" : "; ") +
+                                           cg::io_advice(io->err, "");
+    CG_FAIL("{}; once that is put right, run the same command again: the {} sequences are kept in its journal and "
+            "not sampled again (an earlier run's files there are as they were)", what, jobs.size());
+  };
   std::string jl;
   // Rates are over what this run generated (a resumed run's journaled sequences took earlier runs' time).
   std::vector<char> fresh(jobs.size(), 0);
@@ -436,7 +445,7 @@ int run(int argc, char** argv) {
       try {
         cg::save_cif((staging / (r.id + ".cif")).string(), *r.crystal);
       } catch (const cg::Error& e) {
-        CG_FAIL("{}; {}", cg::message_of(e), rerun);
+        failed_write(e);
       }
     }
     jl += cg::to_json_line(r) + "\n";
@@ -502,7 +511,7 @@ int run(int argc, char** argv) {
                                       {"summary.json", sum.dump(2, ' ', false,
                                                                 nlohmann::json::error_handler_t::replace) + "\n"}});
   } catch (const cg::Error& e) {
-    CG_FAIL("{}; {}", cg::message_of(e), rerun);
+    failed_write(e);
   }
   // cgeval's reports of the earlier samples: eval/ (of the folder) and samples.jsonl.eval/ (of the file).
   for (const char* old : {"cifs", "eval", "samples.jsonl.eval"}) {

@@ -11,6 +11,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 #include "data/elements.h"
 #include "data/formula.h"
@@ -110,12 +111,6 @@ std::string to_cif(const Crystal& c, const std::string& comment) {
   return s;
 }
 
-void save_cif(const std::string& path, const Crystal& c) {
-  std::ofstream out(path);
-  CG_CHECK(out.good(), "cannot write CIF to '{}': check that the folder exists and is writable", path);
-  out << to_cif(c);
-  out.close();  // the buffered text reaches the file here: a full disk shows now, not before
-  CG_CHECK(!out.fail(), "writing CIF '{}' failed: {} (disk full?)", path, std::strerror(errno));
-}
+void save_cif(const std::string& path, const Crystal& c) { write_file(path, to_cif(c)); }
 
 }  // namespace cg

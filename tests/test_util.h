@@ -1,7 +1,8 @@
 // Small helpers shared by test files: a temporary folder removed at scope end, the message of a cg::Error, a cap on
-// file sizes that stands in for a full disk.
+// file sizes (EFBIG), a real full or read-only file system (a small tmpfs).
 #pragma once
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -45,7 +46,7 @@ inline std::string error_of(const std::function<void()>& f) {
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Ignores SIGXFSZ and caps the size of any file this process writes while it lives: writes past `bytes` fail with
-// EFBIG ("File too large"), a stand-in for a full disk. Restored on destruction.
+// EFBIG ("File too large"), which is not a full disk (TmpfsMount is one). Restored on destruction.
 struct FileSizeLimit {
   struct rlimit old {};
   void (*old_handler)(int) = nullptr;
@@ -62,6 +63,25 @@ struct FileSizeLimit {
   }
   FileSizeLimit(const FileSizeLimit&) = delete;
   FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+};
+
+// A tmpfs of `bytes` mounted at `dir` (created) while it lives: a real full disk (ENOSPC once it holds `bytes`) and,
+// after read_only(), a read-only file system (EROFS). Mounting needs root (CAP_SYS_ADMIN): where it fails, mounted
+// is false and the test skips.
+struct TmpfsMount {
+  std::string dir;
+  bool mounted = false;
+  TmpfsMount(const std::string& d, size_t bytes) : dir(d) {
+    std::filesystem::create_directories(d);
+    const std::string options = "size=" + std::to_string(bytes);
+    mounted = ::mount("tmpfs", d.c_str(), "tmpfs", 0, options.c_str()) == 0;
+  }
+  bool read_only() { return ::mount("tmpfs", dir.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, nullptr) == 0; }
+  ~TmpfsMount() {
+    if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
+  }
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
 };
 
 }  // namespace cg::test

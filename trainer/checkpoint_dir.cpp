@@ -32,11 +32,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kHint =
-    "free space (older step-N folders under checkpoints/ may go: checkpoint.keep_last prunes only after a save "
-    "succeeds) or change train.run_dir";  // a full disk (or quota, or file size limit)
-constexpr const char* kPathHint =
-    "fix that path (a file where a folder should be? permissions?) or change train.run_dir";
+// A full disk or quota at a save (disk_full): which folders may go. Other failures get io_advice's, by their errno.
+constexpr const char* kFullHint =
+    "the disk is full: free space (older step-N folders under checkpoints/ may go: checkpoint.keep_last prunes only "
+    "after a save succeeds) or change train.run_dir";
 constexpr const char* kManifestName = "manifest.json";
 
 std::string step_name(int64_t step) { return fmt::format("step-{}", step); }
@@ -45,8 +44,7 @@ std::string step_name(int64_t step) { return fmt::format("step-{}", step); }
 std::set<std::string> g_skipped;
 
 [[noreturn]] void fail_io(const std::string& what, const std::string& path, int err) {
-  const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
-  CG_FAIL("{} {}: {} (errno {}); {}", what, path, std::strerror(err), err, full ? kHint : kPathHint);
+  CG_FAIL_IO(err, "{} {}", what, path);  // save_checkpoint's guard gives the advice
 }
 
 void make_dirs(const fs::path& p) {
@@ -222,15 +220,21 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, int rank, 
   const fs::path final_dir = ckdir / step_name(step);
   std::string err;
   auto guarded = [&](const std::function<void()>& fn) {
+    // What failed, and the advice its errno calls for: a full disk gets the checkpoint's own (which folders may
+    // go), anything else (a file size limit, a read-only or failing disk, a folder in a file's place) its OS reason.
+    const auto advice = [](int e) {
+      return disk_full(e) ? std::string(kFullHint) : io_advice(e, "change train.run_dir");
+    };
     try {
       fn();
+    } catch (const IoError& e) {
+      err = fmt::format("{}; {}", e.failure, advice(e.err));
+    } catch (const fs::filesystem_error& e) {
+      err = fmt::format("{}; {}", e.what(), advice(e.code().value()));
+    } catch (const Error& e) {
+      err = message_of(e);
     } catch (const std::exception& e) {
       err = e.what();
-      // A writer's generic advice for a full disk gives way to the checkpoint's own (which folders may go).
-      static const std::string generic = "free disk space or write elsewhere";
-      if (const size_t at = err.find(generic); at != std::string::npos) err.replace(at, generic.size(), kHint);
-      if (err.find(kHint) == std::string::npos && err.find(kPathHint) == std::string::npos)
-        err += fmt::format("; {}", kHint);
     }
   };
   auto abort_if_failed = [&](const char* phase) {

@@ -7,7 +7,8 @@
 // A step-N/ folder therefore exists only when complete; find_latest_complete() also re-verifies the checksums and
 // skips (with a warning naming the reason) folders without a manifest, with missing files or checksum mismatches.
 // On any failure (full disk, unwritable folder) the .tmp is removed, older checkpoints are untouched and every rank
-// throws cg::Error with the errno text, the path and "free space or change train.run_dir".
+// throws cg::Error with the path, the errno text and the advice it calls for: which folders may go for a full disk
+// (ENOSPC, EDQUOT), else io_advice's (a file size limit, a read-only file system, ...) with "change train.run_dir".
 // run_dir must be on a filesystem every rank sees (rank 0 lists and hashes the files written by all ranks).
 #pragma once
 #include "common/durable_file.h"  // write_file_durable, for the rank files

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
 
 #include <atomic>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/durable_file.h"
 #include "common/file_lock.h"
@@ -292,7 +294,8 @@ TEST(OutputDir, FileSetIsReplacedWholeOrNotAtAll) {
       cg::write_file_set(d.path.string(), {{"a.json", "new a"}, {"b.md", "new b"}, {"c.jsonl", std::string(100, 'c')}});
     });
   }
-  EXPECT_TRUE(cg::test::contains(e, "cannot write " + (d / "c.jsonl.tmp")) && cg::test::contains(e, "free disk space"))
+  EXPECT_TRUE(cg::test::contains(e, "cannot write " + (d / "c.jsonl.tmp") + ": File too large (errno 27); the file is "
+                                 "larger than the file system or this process's file size limit (ulimit -f) allows"))
       << e;
   EXPECT_EQ(cg::read_file(d / "a.json"), "old a");
   EXPECT_EQ(cg::read_file(d / "b.md"), "old b");
@@ -302,6 +305,49 @@ TEST(OutputDir, FileSetIsReplacedWholeOrNotAtAll) {
   cg::write_file_set(d.path.string(), {{"a.json", "new a"}, {"b.md", "new b"}, {"c.jsonl", "new c"}});
   EXPECT_EQ(cg::read_file(d / "a.json") + cg::read_file(d / "b.md") + cg::read_file(d / "c.jsonl"),
             "new anew bnew c");
+}
+
+// A failed write says what failed with its OS reason and errno, and only a full disk (ENOSPC, EDQUOT: a real one, a
+// small tmpfs) is told to free space: a read-only file system, a folder in the file's place and a file size limit
+// (FileSetIsReplacedWholeOrNotAtAll) got "free disk space" too, and callers rewrote that text to give their own.
+TEST(DurableFile, OnlyAFullDiskIsToldToFreeSpace) {
+  cg::test::TempDir d("cg_io_errors");
+  fs::create_directories(d / "a_folder");
+  auto io_error = [](const std::function<void()>& f) -> std::pair<int, std::string> {
+    try {
+      f();
+    } catch (const cg::IoError& e) {
+      return {e.err, cg::message_of(e)};
+    }
+    return {0, "<no IoError>"};
+  };
+  const auto [isdir, folder] = io_error([&] { cg::write_file_durable(d / "a_folder", "x", 1); });
+  EXPECT_EQ(isdir, EISDIR);
+  EXPECT_EQ(folder, "cannot create " + (d / "a_folder") + ": Is a directory (errno 21); a folder is where a file "
+            "should be, or a file where a folder should be: move it or write elsewhere");
+
+  cg::test::TmpfsMount tmpfs(d / "tmpfs", 64 * 1024);
+  if (!tmpfs.mounted) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  const std::string big(256 * 1024, 'x'), path = tmpfs.dir + "/big";
+  for (const auto& write : std::vector<std::function<void()>>{
+           [&] { cg::write_file_durable(path, big.data(), big.size()); }, [&] { cg::write_file(path, big); },
+           [&] { cg::write_file_atomic(path, big); }}) {
+    const auto [err, msg] = io_error(write);
+    EXPECT_EQ(err, ENOSPC) << msg;
+    EXPECT_TRUE(msg == "cannot write " + path + ": No space left on device (errno 28); the disk is full: free disk "
+                "space or write elsewhere" ||
+                msg == "cannot write " + path + ".tmp: No space left on device (errno 28); the disk is full: free "
+                "disk space or write elsewhere") << msg;
+    fs::remove(path);  // write_file_durable and write_file leave what they wrote (their callers remove it)
+  }
+  const auto [set_err, set_msg] = io_error([&] { cg::write_file_set(tmpfs.dir, {{"a", "a"}, {"b", big}}); });
+  EXPECT_EQ(set_err, ENOSPC) << set_msg;
+  EXPECT_TRUE(fs::is_empty(tmpfs.dir));  // write_file_atomic and the set leave no .tmp behind
+  ASSERT_TRUE(tmpfs.read_only());
+  const auto [rofs, ro_msg] = io_error([&] { cg::write_file_durable(tmpfs.dir + "/x", "x", 1); });
+  EXPECT_EQ(rofs, EROFS);
+  EXPECT_EQ(ro_msg, "cannot create " + tmpfs.dir + "/x: Read-only file system (errno 30); the file system is "
+            "read-only: remount it writable or write elsewhere");
 }
 
 }  // namespace

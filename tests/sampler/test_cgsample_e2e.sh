@@ -118,13 +118,16 @@ set -- "$D/base.yaml"
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25
 # A write that fails once the sequences are sampled (a full disk; here a folder where summary.json.tmp goes) leaves the
 # earlier run's samples.jsonl, summary.json and CIFs as they were (not a new samples.jsonl beside the old summary),
-# says to free space and run again, and the rerun takes the sequences from the journal.
+# says what to put right and to run again, and the rerun takes the sequences from the journal.
 cp "$D/short/samples.jsonl" "$D/short_samples.jsonl"; cp "$D/short/summary.json" "$D/short_summary.json"
 mkdir "$D/short/summary.json.tmp"
 if "$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25 sample.seed=4 2>"$D/full.err"; then
   echo "cgsample wrote its outputs over a summary.json.tmp folder" >&2; exit 1; fi
 grep -q "summary.json.tmp.*run the same command again: the 8 sequences are kept in its journal" "$D/full.err" ||
   { cat "$D/full.err" >&2; exit 1; }
+# A folder in a file's place is no full disk: said as what it is, not "free space" (it was, for any failure).
+grep -q "summary.json.tmp: Is a directory (errno 21); a folder is where a file should be" "$D/full.err" &&
+  ! grep -q "free space\|disk is full" "$D/full.err" || { cat "$D/full.err" >&2; exit 1; }
 cmp "$D/short/samples.jsonl" "$D/short_samples.jsonl" && cmp "$D/short/summary.json" "$D/short_summary.json" ||
   { echo "a failed write replaced the earlier run's samples.jsonl or summary.json" >&2; exit 1; }
 rmdir "$D/short/summary.json.tmp"

@@ -1,16 +1,19 @@
 // cgeval's pipeline: the three input kinds, the report's counts, and the real-data sanity floor.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 #include <unistd.h>
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 
 #include "data/crystal_text.h"
@@ -20,6 +23,7 @@
 #include "sampler/eval_input.h"
 #include "sampler/eval_report.h"
 #include "sampler/sample_record.h"
+#include "tests/test_util.h"
 
 namespace cg {
 namespace {
@@ -720,6 +724,36 @@ TEST(EvalReport, UnknownInputNamesTheFix) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("eval.input"), std::string::npos);
   }
+}
+
+// A CIF that cannot be written says what failed with its OS reason and errno, and only a full disk (a small tmpfs,
+// filled) says so: it said "(disk full?)" for any failure, before cgsample's own advice.
+TEST(EvalReport, CifWriteFailureSaysItsReason) {
+  const fs::path dir = fresh_dir("cif_fail");
+  fs::create_directories(dir / "x.cif");
+  auto io_error = [](const std::function<void()>& f) -> std::pair<int, std::string> {
+    try {
+      f();
+    } catch (const IoError& e) {
+      return {e.err, message_of(e)};
+    }
+    return {0, "<no IoError>"};
+  };
+  auto [err, msg] = io_error([&] { save_cif((dir / "x.cif").string(), rock_salt()); });
+  EXPECT_EQ(err, EISDIR);
+  EXPECT_EQ(msg, "cannot create " + (dir / "x.cif").string() + ": Is a directory (errno 21); a folder is where a "
+            "file should be, or a file where a folder should be: move it or write elsewhere");
+  test::TmpfsMount tmpfs((dir / "tmpfs").string(), 64 * 1024);
+  if (!tmpfs.mounted) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  {
+    std::ofstream fill(tmpfs.dir + "/fill", std::ios::binary);
+    const std::string block(4096, 'f');
+    for (int i = 0; i < 64 && fill; ++i) fill << block << std::flush;
+  }
+  std::tie(err, msg) = io_error([&] { save_cif(tmpfs.dir + "/nacl.cif", rock_salt()); });
+  EXPECT_EQ(err, ENOSPC);
+  EXPECT_EQ(msg, "cannot write " + tmpfs.dir + "/nacl.cif: No space left on device (errno 28); the disk is full: "
+            "free disk space or write elsewhere");
 }
 
 }  // namespace

@@ -443,9 +443,9 @@ TEST(CheckpointDir, UnwritableRunDirNamesPathAndHint) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("a_file/run/checkpoints"), std::string::npos) << msg;
     EXPECT_NE(msg.find("Not a directory"), std::string::npos) << msg;
-    // Not a full disk: the hint is about the path ("free space" only for ENOSPC, EDQUOT, EFBIG).
-    EXPECT_NE(msg.find("fix that path (a file where a folder should be? permissions?) or change train.run_dir"),
-              std::string::npos) << msg;
+    // Not a full disk: the advice is about the path ("free space" only for ENOSPC, EDQUOT).
+    EXPECT_NE(msg.find("Not a directory (errno 20); a folder is where a file should be, or a file where a folder "
+                       "should be: move it or change train.run_dir"), std::string::npos) << msg;
     EXPECT_EQ(msg.find("free space"), std::string::npos) << msg;
   }
 }
@@ -484,15 +484,57 @@ TEST(CheckpointDir, FileTooLargeIsAClearErrorAndPreviousSurvives) {
   } catch (const cg::Error& e) {
     msg = e.what();
   }
-  EXPECT_NE(msg.find("File too large"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("step-2.tmp/big.bin"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("free space (older step-N folders under checkpoints/ may go"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("or change train.run_dir"), std::string::npos) << msg;
-  EXPECT_EQ(msg.find("free disk space or write elsewhere"), std::string::npos) << "advice given twice: " << msg;
+  // A file size limit is no full disk: freeing space would not help (it got the full-disk advice).
+  EXPECT_NE(msg.find("step-2.tmp/big.bin: File too large (errno 27); the file is larger than the file system or this "
+                     "process's file size limit (ulimit -f) allows: raise that limit or change train.run_dir"),
+            std::string::npos) << msg;
+  EXPECT_EQ(msg.find("free"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step-2.tmp"));
   auto info = cg::find_latest_complete(run);
   ASSERT_TRUE(info);
   EXPECT_EQ(info->step, 1);
+}
+
+// A save's error says what failed, with the OS reason and errno, and the advice that reason calls for: a real full
+// disk (a small tmpfs) which folders may go, said once; a folder in a rank file's place or a read-only file system
+// their own fix, never "free space" (every failure that was not about a path got the full-disk advice).
+TEST(CheckpointDir, OnlyAFullDiskGetsTheFullDiskAdvice) {
+  const std::string base = fresh_dir("io_advice");
+  const auto save_writing = [&](const std::string& run, int64_t step, const std::function<void(const fs::path&)>& w) {
+    return cg::test::error_of([&] {
+      cg::save_checkpoint(run, step, 0, {1, 1, 1}, "h", [&](const std::string& d) { w(d); }, kSolo, 5);
+    });
+  };
+  std::string e = save_writing(base + "/run", 1, [](const fs::path& d) {
+    fs::create_directories(d / "rank-0.bin");  // a folder where the rank file goes
+    put(d / "rank-0.bin", "x");
+  });
+  EXPECT_NE(e.find("checkpoint " + base + "/run/checkpoints/step-1 not saved (rank 0, writing rank files): cannot "
+                   "create " + base + "/run/checkpoints/step-1.tmp/rank-0.bin: Is a directory (errno 21); a folder is "
+                   "where a file should be, or a file where a folder should be: move it or change train.run_dir"),
+            std::string::npos) << e;
+  EXPECT_EQ(e.find("free"), std::string::npos) << e;
+
+  cg::test::TmpfsMount tmpfs(base + "/tmpfs", 256 * 1024);
+  if (!tmpfs.mounted) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  const std::string run = tmpfs.dir + "/run", ck = run + "/checkpoints";
+  save_two_ranks(run, 1);
+  e = save_writing(run, 2, [](const fs::path& d) { put(d / "rank-0.bin", std::string(512 * 1024, 'w')); });
+  EXPECT_NE(e.find("checkpoint " + ck + "/step-2 not saved (rank 0, writing rank files): cannot write " + ck +
+                   "/step-2.tmp/rank-0.bin: No space left on device (errno 28); the disk is full: free space (older "
+                   "step-N folders under checkpoints/ may go: checkpoint.keep_last prunes only after a save "
+                   "succeeds) or change train.run_dir"), std::string::npos) << e;
+  EXPECT_EQ(e.find("free disk space"), std::string::npos) << "advice given twice: " << e;
+  EXPECT_FALSE(fs::exists(ck + "/step-2.tmp"));
+  EXPECT_EQ(cg::find_latest_complete(run)->step, 1);
+
+  ASSERT_TRUE(tmpfs.read_only());
+  e = save_writing(run, 3, [](const fs::path&) {});
+  EXPECT_NE(e.find("checkpoint " + ck + "/step-3 not saved (rank 0, creating the folder): cannot create checkpoint "
+                   "folder " + ck + "/step-3.tmp: Read-only file system (errno 30); the file system is read-only: "
+                   "remount it writable or change train.run_dir"), std::string::npos) << e;
+  EXPECT_EQ(e.find("free"), std::string::npos) << e;
+  EXPECT_EQ(cg::find_latest_complete(run)->step, 1);
 }
 
 }  // namespace
