@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -311,6 +312,17 @@ void abort_all(const std::string& msg, int code) {
 }
 
 int run_main(int argc, char** argv, int (*fn)(int, char**)) {
+  // --help is answered without MPI: a login node whose MPI cannot start a process alone (or takes half a minute to
+  // start its singleton daemon under load) still prints the usage, at once.
+  const auto is_help = [](const char* w) { return std::strcmp(w, "--help") == 0 || std::strcmp(w, "-h") == 0; };
+  if (std::any_of(argv + 1, argv + argc, is_help)) {
+    try {
+      return fn(argc, argv);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      return 2;
+    }
+  }
   reexec_with_passive_omp(argv);  // before MPI_Init: the process may start over with OMP_WAIT_POLICY=PASSIVE
   int rc = 0;
   try {

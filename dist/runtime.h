@@ -78,6 +78,7 @@ class RelayAbortsToRank0 {
 
 // Run `fn` and turn any escaping exception into abort_all with its message (for main()). First, when OMP_WAIT_POLICY
 // is unset, the process re-executes itself with it set to PASSIVE (common/omp_env.h: why, and how to opt out).
+// With a --help or -h word, `fn` runs alone: no re-execution, no MPI (fn must print the usage before it needs MPI).
 int run_main(int argc, char** argv, int (*fn)(int, char**));
 
 }  // namespace cg::dist

@@ -93,16 +93,17 @@ cg::InvarianceResult invariance(const cg::Config& c) {
 #endif
 
 int run(int argc, char** argv) {
+  // The command line first: --help prints without MPI (run_main does not start it for --help).
+  auto cfg = cg::parse_cli(argc, argv, "cgeval",
+                           "Evaluate crystals: structural/compositional validity, uniqueness, novelty, distributions; "
+                           "eval.invariance=true: the model's log-likelihood invariance check.");
+  if (!cfg) return 0;
 #ifdef CG_EVAL_WITH_MODEL
   const auto& rt = cg::dist::init_runtime(&argc, &argv);
   const int rank = rt.rank, world = rt.world;
 #else
   const int rank = 0, world = 1;
 #endif
-  auto cfg = cg::parse_cli(argc, argv, "cgeval",
-                           "Evaluate crystals: structural/compositional validity, uniqueness, novelty, distributions; "
-                           "eval.invariance=true: the model's log-likelihood invariance check.");
-  if (!cfg) return 0;
   cg::init_logging(rank, world, cfg->log.level);
 #ifdef CG_EVAL_WITH_MODEL
   cg::check_ranks_agree(*cfg, "cgeval");  // before eval.invariance decides which ranks take part in the model's collectives

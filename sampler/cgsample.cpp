@@ -240,10 +240,11 @@ cg::SampleRecord to_record(const Config& c, size_t i, const SampleJob& job, cons
 }
 
 int run(int argc, char** argv) {
-  const auto& rt = cg::dist::init_runtime(&argc, &argv);
+  // The command line first: --help prints without MPI (run_main does not start it for --help).
   auto cfg =
       cg::parse_cli(argc, argv, "cgsample", "Generate crystals (or infill elements) with a KV cache and grammar.");
   if (!cfg) return 0;
+  const auto& rt = cg::dist::init_runtime(&argc, &argv);
   const Config& c = *cfg;
   cg::init_logging(rt.rank, rt.world, c.log.level, c.log.all_ranks);
   cg::check_ranks_agree(c, "cgsample");
