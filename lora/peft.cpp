@@ -405,15 +405,17 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   }
   if (!exclude.is_null()) drop_excluded(out, exclude, bare, where);
   check_factors(out.factors, c.r, w_path.string(), /*reading=*/true);
-  if (target_regex) {  // "model.layers.0.self_attn.q_proj.lora_A.weight" -> q_proj (a regex or module paths)
-    std::set<std::string> kinds;
-    for (const auto& [name, t] : out.factors) {
-      const std::string module = name.substr(0, name.rfind(".lora_"));
-      kinds.insert(module.substr(module.rfind('.') + 1));
-    }
-    c.target_modules.assign(kinds.begin(), kinds.end());
-  }
+  if (target_regex) out.config.target_modules = adapted_modules(out);  // a regex or module paths
   return out;
+}
+
+std::vector<std::string> adapted_modules(const PeftAdapter& a) {
+  std::set<std::string> kinds;
+  for (const auto& [name, t] : a.factors) {  // "model.layers.0.self_attn.q_proj.lora_A.weight" -> q_proj
+    const std::string module = name.substr(0, name.rfind(".lora_"));
+    kinds.insert(module.substr(module.rfind('.') + 1));
+  }
+  return {kinds.begin(), kinds.end()};
 }
 
 namespace {

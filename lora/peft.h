@@ -52,6 +52,10 @@ struct PeftAdapter {
   std::vector<std::string> excluded_factors;
 };
 
+// The module kinds the factors adapt ("q_proj", "v_proj", ...), sorted: what the tensors say, whatever
+// adapter_config.json's target_modules says.
+std::vector<std::string> adapted_modules(const PeftAdapter& a);
+
 // "" when every module kind `a` adapts has factors on all num_layers layers; else the refusal, naming `what`
 // (adapters on some layers only: layers_to_transform, exclude_modules or target_modules naming some layers).
 std::string some_layers_only(const PeftAdapter& a, int64_t num_layers, const std::string& what);

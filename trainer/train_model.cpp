@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 
@@ -212,9 +213,20 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
                "lora.rslora={}: its update would be scaled by {} instead of {}; set lora.alpha={} lora.rslora={}",
                cfg.lora.init_adapter, a.config.lora_alpha, a.config.use_rslora, spec.alpha, spec.rslora,
                lora::lora_scale(spec), a.config.scale(), a.config.lora_alpha, a.config.use_rslora);
-      m.lora.load_full(a.factors, "lora.init_adapter " + cfg.lora.init_adapter,
-                       fmt::format("set lora.targets to its target_modules [{}] (and model.hf_dir to its base)",
-                                   fmt::join(a.config.target_modules, ",")));
+      // The fix names the modules the tensors adapt: where adapter_config.json's target_modules lists others,
+      // "set lora.targets to its target_modules" would name the setting that just failed.
+      const std::vector<std::string> adapted = lora::adapted_modules(a);
+      std::vector<std::string> listed = a.config.target_modules;
+      std::sort(listed.begin(), listed.end());
+      const std::string fix =
+          adapted == listed
+              ? fmt::format("set lora.targets to its target_modules [{}] (and model.hf_dir to its base)",
+                            fmt::join(a.config.target_modules, ","))
+              : fmt::format("its tensors adapt [{}] but its adapter_config.json target_modules are [{}], so the two "
+                            "files disagree: set lora.targets=[{}] to load the tensors as they are, or copy both "
+                            "files from one export", fmt::join(adapted, ","), fmt::join(a.config.target_modules, ","),
+                            fmt::join(adapted, ","));
+      m.lora.load_full(a.factors, "lora.init_adapter " + cfg.lora.init_adapter, fix);
       spdlog::info("lora.init_adapter: starting from {} ({} LoRA factors, r {}, lora_alpha {})", cfg.lora.init_adapter,
                    a.factors.size(), a.config.r, a.config.lora_alpha);
       if (cfg.model.hf_dir.empty())

@@ -1013,6 +1013,23 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
                                            std::to_string(lc.num_hidden_layers) + " layers: adapters on some layers "
                                            "only"), std::string::npos) << e.what();
     }
+    // adapter_config.json listing a module its tensors do not adapt (o_proj's factors taken out): the error names
+    // what the tensors hold, not the target_modules lora.targets already equals.
+    cg::lora::PeftAdapter no_o = cg::lora::read_peft_adapter(d + "/out/adapter");
+    for (auto it = no_o.factors.begin(); it != no_o.factors.end();)
+      it = it->first.find(".o_proj.") != std::string::npos ? no_o.factors.erase(it) : std::next(it);
+    cg::lora::write_peft_adapter(d + "/adapter_no_o", no_o.config, no_o.factors);
+    partial.lora.init_adapter = d + "/adapter_no_o";
+    try {
+      cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
+      ADD_FAILURE() << "an adapter without o_proj factors was loaded under lora.targets=[all-linear]";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("its tensors adapt [down_proj,gate_proj,k_proj,q_proj,up_proj,v_proj] "
+                                           "but its adapter_config.json target_modules are [q_proj,k_proj,v_proj,"
+                                           "o_proj,gate_proj,up_proj,down_proj], so the two files disagree: set "
+                                           "lora.targets=[down_proj,gate_proj,k_proj,q_proj,up_proj,v_proj]"),
+                std::string::npos) << e.what();
+    }
     partial.lora.init_adapter = d + "/out";
     try {
       cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
