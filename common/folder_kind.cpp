@@ -37,4 +37,12 @@ void check_no_unfinished_export(const std::string& dir, const std::string& what)
            "cgexport command again (any cgexport into {} finishes the move first)", what, dir, moving.string(), dir);
 }
 
+std::string unfinished_export_note(const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::path staging = std::filesystem::path(dir) / kExportStagingDir;
+  if (!std::filesystem::exists(staging, ec)) return "";
+  return " (it holds " + staging.string() + ": a cgexport into it is still running, or was stopped before its export "
+         "was complete; wait for it to finish, or run that cgexport command again)";
+}
+
 }  // namespace cg

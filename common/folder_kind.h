@@ -23,6 +23,11 @@ OwnedBy owned_by_tool(const std::string& dir, std::string* mark = nullptr);
 // renames (a SIGKILL, a power loss): its files are part the earlier export's, part the new one's, and the next
 // cgexport into it finishes the move first.
 inline constexpr const char* kExportMovingDir = ".cgexport.moving";
+// Where cgexport writes an export before it is complete (inside OUT).
+inline constexpr const char* kExportStagingDir = ".cgexport.tmp";
+// " (it holds DIR/.cgexport.tmp: ...)" when `dir` holds kExportStagingDir, for the "no adapter / model here" errors of
+// the tools that read one: a cgexport into it runs, or was stopped before its files were complete; else "".
+std::string unfinished_export_note(const std::string& dir);
 // Throws, naming `dir`, `what` reads it (e.g. "model.hf_dir") and what to do, when `dir` holds kExportMovingDir.
 void check_no_unfinished_export(const std::string& dir, const std::string& what);
 

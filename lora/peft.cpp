@@ -251,7 +251,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
                              "give {} as model.hf_dir, without an adapter)", dir, dir)
            : fs::exists(fs::path(dir) / "config.json")
                ? std::string(" but a model (config.json): give it as model.hf_dir instead")
-               : std::string());
+               : unfinished_export_note(dir));
   CG_CHECK(fs::exists(w_path), "{} not found{}", w_path.string(),
            fs::exists(fs::path(dir) / "adapter_model.bin")
                ? " (only adapter_model.bin: re-save it with safe_serialization=True)" : "");

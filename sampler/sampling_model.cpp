@@ -139,6 +139,8 @@ AdapterKind adapter_kind(const std::string& path) {
   const fs::path p(path);
   CG_CHECK(fs::is_directory(p), "sample.adapter {} is not a folder: give a PEFT adapter folder, a cgtrain run_dir or "
            "a run_dir/checkpoints/step-N folder (or leave it empty)", path);
+  // A folder cgexport is writing (or was stopped in) holds no adapter_config.json yet, or a mix of two exports.
+  check_no_unfinished_export(path, "sample.adapter");
   if (is_peft_adapter_folder(path)) return AdapterKind::kPeft;
   // A step folder without its manifest.json is one too, by its name: refused as unfinished (read_run_checkpoint).
   if (is_cgtrain_folder(path) || step_of_folder(path) >= 0) return AdapterKind::kRunCheckpoint;
@@ -148,7 +150,7 @@ AdapterKind adapter_kind(const std::string& path) {
   CG_FAIL("sample.adapter {} holds neither adapter_config.json (PEFT), manifest.json (a step-N checkpoint) nor "
           "checkpoints/ (a run_dir){}: give cgexport's --out folder, a cgtrain run_dir or a run_dir/checkpoints/step-N "
           "folder (or leave it empty)", path,
-          owned_by_tool(path) == OwnedBy::kCgprep ? "; it is cgprep's shards folder" : "");
+          owned_by_tool(path) == OwnedBy::kCgprep ? "; it is cgprep's shards folder" : unfinished_export_note(path));
 }
 
 namespace {

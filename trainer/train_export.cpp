@@ -45,7 +45,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kExportStaging = ".cgexport.tmp";  // inside --out; kExportMovingDir once complete, then moved in
+constexpr const char* kExportStaging = kExportStagingDir;  // in --out; kExportMovingDir once complete, then moved in
 
 // An export of the other kind already in the folder must not stay beside this one (transformers loads a folder
 // holding adapter_config.json as its base + that adapter, ignoring merged weights; cgsample reads it too), and

@@ -190,6 +190,12 @@ TEST(Peft, RefusesNonFiniteFactorsAndUnusableAlpha) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   EXPECT_EQ(error_of(dir).find("cgexport"), std::string::npos) << error_of(dir);  // an empty folder is just no adapter
+  // A cgexport into the folder that is running or was stopped before its export was complete: said so.
+  fs::create_directories(dir + "/.cgexport.tmp");
+  const std::string staging = error_of(dir);
+  EXPECT_NE(staging.find("(it holds " + dir + "/.cgexport.tmp: a cgexport into it is still running, or was stopped "
+                         "before its export was complete; wait for it to finish, or run that cgexport command again)"),
+            std::string::npos) << staging;
   fs::remove_all(dir);
 }
 

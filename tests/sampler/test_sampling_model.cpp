@@ -475,6 +475,26 @@ TEST(SamplingModel, BadAdapterFolderSaysWhatItNeeds) {
         << e.what();
   }
   EXPECT_EQ(adapter_kind(""), AdapterKind::kNone);
+  // A cgexport --out folder while the export is written (.cgexport.tmp), or stopped while it was moved in
+  // (.cgexport.moving, its only adapter_config.json inside): each said as such, not as "holds no adapter".
+  fs::create_directories(d + "/.cgexport.tmp");
+  try {
+    adapter_kind(d);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/.cgexport.tmp: a cgexport into it is still running"), std::string::npos)
+        << e.what();
+  }
+  fs::rename(d + "/.cgexport.tmp", d + "/.cgexport.moving");
+  std::ofstream(d + "/.cgexport.moving/adapter_config.json") << "{}";
+  try {
+    adapter_kind(d);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sample.adapter " + d + " holds " + d + "/.cgexport.moving: cgexport was "
+                                         "stopped"), std::string::npos) << e.what();
+  }
+  fs::remove_all(d + "/.cgexport.moving");
   // cgprep's shards folder given as the adapter: named as such.
   std::ofstream(d + "/cgprep_config.yaml") << "{}";
   try {
