@@ -1,6 +1,7 @@
 #include "model/attention.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -43,6 +44,72 @@ at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
   const auto kr = k.unsqueeze(2).expand({B, Hkv, R, S, hd}).reshape({B, H, S, hd});
   const auto vr = v.unsqueeze(2).expand({B, Hkv, R, S, hd}).reshape({B, H, S, hd});
   return sdpa(q, kr, vr, mask, is_causal);
+}
+
+// The per-row products of decode attention on a CPU: at::matmul sends (n, n_kv) batches of (n_rep x hd) x (hd x S)
+// to bmm, which runs one BLAS sgemm per batch entry behind an operator call, two selects and addmm's checks each:
+// at batch 32 those ~1,000 small calls a step cost more than their arithmetic (perf, 2026-12-07). For fp32 CPU
+// tensors the loop below calls sgemm itself with the arguments bmm passes (transposes, sizes, leading dimensions:
+// ATen's addmm_impl_cpu_ for these layouts), so every product is the same BLAS call and the results are bitwise
+// those of at::matmul (tested). Below 400 multiply-adds bmm uses its own loop instead of BLAS: so does this.
+namespace {
+
+using SgemmFn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                         const int*, const float*, const int*, const float*, float*, const int*);
+
+SgemmFn cpu_sgemm() {  // the BLAS libtorch calls (libblas.so.3 -> OpenBLAS here); null: at::matmul
+  static const auto fn = reinterpret_cast<SgemmFn>(::dlsym(RTLD_DEFAULT, "sgemm_"));
+  return fn;
+}
+
+// Whether a (b0, b1, rows, cols) view can go to the loop: fp32 on the CPU, rows of unit stride, no negative or
+// overflowing sizes for BLAS's int arguments.
+bool sgemm_layout(const at::Tensor& t) {
+  return t.is_cpu() && t.scalar_type() == at::kFloat && !t.requires_grad() && t.dim() == 4 && t.stride(3) == 1 &&
+         t.stride(2) >= t.size(3) && t.numel() < (int64_t{1} << 31);
+}
+
+}  // namespace
+
+// q (n, n_kv, R, hd) x k (n, n_kv, S, hd) transposed -> (n, n_kv, R, S): at::matmul(q, k.transpose(2, 3)).
+at::Tensor decode_scores(const at::Tensor& q, const at::Tensor& k) {
+  const int64_t n = q.size(0), n_kv = q.size(1), R = q.size(2), hd = q.size(3), S = k.size(2);
+  const SgemmFn sgemm = cpu_sgemm();
+  if (!sgemm || !sgemm_layout(q) || !sgemm_layout(k) || !q.is_contiguous() || hd * R * S < 400)
+    return at::matmul(q, k.transpose(2, 3));
+  auto out = at::empty({n, n_kv, R, S}, q.options());
+  // Column-major, as bmm calls it: C^T (S x R) = K_b (hd x S, transposed) x q_b^T (hd x R).
+  const int m = static_cast<int>(S), nn = static_cast<int>(R), kk = static_cast<int>(hd);
+  const int lda = static_cast<int>(k.stride(2)), ldb = static_cast<int>(hd), ldc = m;
+  const float one = 1, zero = 0;
+  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t h = 0; h < n_kv; ++h)
+      sgemm("T", "N", &m, &nn, &kk, &one, kp + i * k.stride(0) + h * k.stride(1), &lda, qp + (i * n_kv + h) * R * hd,
+            &ldb, &zero, op + (i * n_kv + h) * R * S, &ldc);
+  return out;
+}
+
+// p (n, n_kv, R, S) x v (n, n_kv, S, hd) -> (n, n_kv, R, hd): at::matmul(p, v).
+at::Tensor decode_values(const at::Tensor& p, const at::Tensor& v) {
+  const int64_t n = p.size(0), n_kv = p.size(1), R = p.size(2), S = p.size(3), hd = v.size(3);
+  const SgemmFn sgemm = cpu_sgemm();
+  // p's rows may be a narrowed view (its last dim unit-stride), but its heads and rows must merge as bmm's would.
+  if (!sgemm || !sgemm_layout(p) || !sgemm_layout(v) || p.stride(1) != R * p.stride(2) || hd * R * S < 400)
+    return at::matmul(p, v);
+  auto out = at::empty({n, n_kv, R, hd}, p.options());
+  // Column-major: C^T (hd x R) = V_b^T (hd x S) x P_b^T (S x R), neither transposed.
+  const int m = static_cast<int>(hd), nn = static_cast<int>(R), kk = static_cast<int>(S);
+  const int lda = static_cast<int>(v.stride(2)), ldb = static_cast<int>(p.stride(2)), ldc = m;
+  const float one = 1, zero = 0;
+  const float *pp = p.data_ptr<float>(), *vp = v.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t h = 0; h < n_kv; ++h)
+      sgemm("N", "N", &m, &nn, &kk, &one, vp + i * v.stride(0) + h * v.stride(1), &lda,
+            pp + i * p.stride(0) + h * p.stride(1), &ldb, &zero, op + (i * n_kv + h) * R * hd, &ldc);
+  return out;
 }
 
 namespace {
@@ -165,14 +232,14 @@ at::Tensor prefix_decode_attention(const at::Tensor& q, const at::Tensor& k, con
   const auto sp = at::bmm(qh, prefix_k.select(0, 0).transpose(1, 2))                       // (n_kv, n n_rep, P)
                       .view({n_kv, n, n_rep, P})
                       .permute({1, 0, 2, 3});                                              // (n, n_kv, n_rep, P)
-  const auto so = at::matmul(q, k.transpose(2, 3)) + mask;                                 // (n, n_kv, n_rep, S)
+  const auto so = decode_scores(q, k) + mask;                                              // (n, n_kv, n_rep, S)
   // Softmax in q's dtype: it accumulates in fp32 (CUDA's and CPU's kernels for bf16/fp16), the probabilities are
   // rounded once, as a softmax in fp32 cast back would, without the two casts (kernels on a GPU).
   const auto probs = at::softmax(at::cat({sp, so}, -1), -1);                              // (n, n_kv, n_rep, P + S)
   const auto pp = probs.narrow(-1, 0, P).permute({1, 0, 2, 3}).reshape({n_kv, n * n_rep, P});
   const auto op = at::bmm(pp, prefix_v.select(0, 0)).view({n_kv, n, n_rep, hd}).permute({1, 0, 2, 3});
   // The row-major term first: the sum takes its layout, so the caller's reshape is a view, not a copy.
-  return at::matmul(probs.narrow(-1, P, probs.size(-1) - P), v) + op;
+  return decode_values(probs.narrow(-1, P, probs.size(-1) - P), v) + op;
 }
 
 // Per-row decode attention without a shared prefix: the same plain matmuls and softmax as above. SDPA with a per-row
@@ -181,8 +248,8 @@ at::Tensor prefix_decode_attention(const at::Tensor& q, const at::Tensor& k, con
 // GPU). q comes pre-scaled.
 at::Tensor rows_decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  const at::Tensor& mask) {
-  const auto probs = at::softmax(at::matmul(q, k.transpose(2, 3)) + mask, -1);  // (n, n_kv, n_rep, S)
-  return at::matmul(probs, v);                                                     // (n, n_kv, n_rep, hd)
+  const auto probs = at::softmax(decode_scores(q, k) + mask, -1);  // (n, n_kv, n_rep, S)
+  return decode_values(probs, v);                                                     // (n, n_kv, n_rep, hd)
 }
 
 }  // namespace

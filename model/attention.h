@@ -50,6 +50,12 @@ at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, c
 at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                     bool is_causal);
 
+// The per-row products of decode attention, bitwise at::matmul(q, k.transpose(2, 3)) and at::matmul(p, v): on a CPU
+// in fp32 one BLAS sgemm per (row, kv head) called directly, the calls bmm would make without its per-entry operator
+// overhead. q (n, n_kv, R, hd), k/v (n, n_kv, S, hd) (views of the KV cache), p (n, n_kv, R, S).
+at::Tensor decode_scores(const at::Tensor& q, const at::Tensor& k);  // (n, n_kv, R, S)
+at::Tensor decode_values(const at::Tensor& p, const at::Tensor& v);  // (n, n_kv, R, hd)
+
 // Query positions per block of causal_attention. Smaller blocks skip more of the masked scores (at T = 512: 47% with
 // 32, 44% with 64, 37% with 128) but make smaller matmuls; 24-32 measured fastest for the tiny flavor on CPU
 // (bench_attention: 61 ms at 32, 74 ms at 64, 92 ms at 128, 283 ms for the full-T fused SDPA).

@@ -385,3 +385,35 @@ TEST(OnePassDecode, CudaKernelsEqualTheReference) {
   EXPECT_TRUE(at::allclose(add_rms_norm(x, x, w, 1e-5), add_rms_norm_reference(x, x, w, 1e-5), 1e-5, 1e-5));
   EXPECT_TRUE(at::allclose(silu_mul(x), silu_mul_reference(x), 1e-5, 1e-5));
 }
+
+TEST(DecodeProducts, BitwiseTheMatmulsTheyReplace) {
+  // decode_scores / decode_values call BLAS themselves on a CPU: every entry must be the bit pattern of at::matmul
+  // (bmm), else a decode step's logits, and so a borderline draw, would change. Views of a (2, B, n_kv, L, hd) cache
+  // as the decode step reads them (rows narrowed, positions narrowed past a shared prefix), the probabilities a
+  // narrowed view of a wider row (the prefix path), spans across bmm's 400-multiply-add switch to its own loop.
+  at::NoGradGuard no_grad;
+  for (const auto& [B, n_kv, R, hd] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+           {1, 4, 2, 32}, {5, 4, 2, 32}, {3, 2, 1, 16}, {2, 1, 4, 8}, {4, 8, 1, 64}}) {
+    const int64_t L = 300, P = 7;
+    const auto kv = at::randn({2, B + 2, n_kv, L, hd}, gen(B * 100 + hd));
+    for (const int64_t S : {1, 3, 6, 7, 13, 50, 100, 201, 293}) {
+      const auto k = kv.select(0, 0).narrow(0, 1, B).narrow(2, P, S);  // (B, n_kv, S, hd), strided
+      const auto v = kv.select(0, 1).narrow(0, 1, B).narrow(2, P, S);
+      const auto q = at::randn({B, n_kv, R, hd}, gen(S));
+      const auto s = decode_scores(q, k);
+      ASSERT_TRUE(at::equal(s, at::matmul(q, k.transpose(2, 3)))) << "scores B " << B << " R " << R << " S " << S;
+      const auto wide = at::softmax(at::randn({B, n_kv, R, P + S}, gen(S + 1)), -1);  // prefix + own positions
+      for (const auto& p : {wide.narrow(-1, P, S), at::softmax(s, -1)}) {
+        const auto o = decode_values(p, v);
+        ASSERT_EQ(o.sizes(), (at::IntArrayRef{B, n_kv, R, hd}));
+        ASSERT_TRUE(at::equal(o, at::matmul(p, v))) << "values B " << B << " R " << R << " S " << S;
+      }
+    }
+  }
+  // Values a mistaken leading dimension or transpose would not produce by chance: a hand-checked 1-row product.
+  const auto q = at::arange(2 * 32, at::kFloat).view({1, 1, 2, 32}) / 64;
+  const auto k = at::ones({1, 1, 13, 32}) * at::arange(13, at::kFloat).view({1, 1, 13, 1});
+  const auto s = decode_scores(q, k);  // s[r][j] = j * sum_d q[r][d]
+  EXPECT_FLOAT_EQ(s[0][0][0][12].item<float>(), 12.f * (31 * 32 / 2) / 64);
+  EXPECT_FLOAT_EQ(s[0][0][1][5].item<float>(), 5.f * (32 * 32 + 31 * 32 / 2) / 64);
+}
