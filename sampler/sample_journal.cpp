@@ -159,7 +159,12 @@ void remove_journals(const std::string& out_dir) {
 JournalWriter::JournalWriter(std::string path, const std::string& key, double sync_every_s)
     : path_(std::move(path)), sync_every_s_(sync_every_s), last_sync_(now_s()) {
   fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  CG_CHECK(fd_ >= 0, "cannot open {} to append: {}; check sample.out_dir", path_, std::strerror(errno));
+  if (fd_ < 0) {
+    const int err = errno;
+    const std::string advice = io_advice(err, "");
+    CG_FAIL("cannot open {} to append: {} (errno {}); {}check sample.out_dir", path_, std::strerror(err), err,
+            advice.empty() ? "" : advice + "; ");
+  }
   struct stat st{};
   if (::fstat(fd_, &st) == 0 && st.st_size == 0) {
     try {
@@ -178,13 +183,23 @@ JournalWriter::~JournalWriter() {
   ::close(fd_);
 }
 
+// What a failed write or flush says: the OS reason and what to fix for it (io_advice: free space only for a full
+// disk), but not "write elsewhere": the journal is in sample.out_dir, and another folder would sample everything again.
+void JournalWriter::fail(const char* what, int err) const {
+  const std::string advice = io_advice(err, "");
+  CG_FAIL("{} {}: {} (errno {}); {}then run the same command again with the same sample.out_dir: the sequences "
+          "written before are kept", what, path_, std::strerror(err), err,
+          advice.empty() ? "check sample.out_dir's file system, " : advice + "; ");
+}
+
 void JournalWriter::write_all(const std::string& text) {
   size_t off = 0;
   while (off < text.size()) {
     const ssize_t k = ::write(fd_, text.data() + off, text.size() - off);
     if (k < 0 && errno == EINTR) continue;
-    CG_CHECK(k > 0, "cannot write {}: {} (a full disk?); free space in sample.out_dir and run again (the sequences "
-             "written before are kept)", path_, k < 0 ? std::strerror(errno) : "nothing written");
+    if (k < 0) fail("cannot write", errno);
+    CG_CHECK(k > 0, "cannot write {}: the system wrote nothing; check sample.out_dir's file system, then run the same "
+             "command again with the same sample.out_dir: the sequences written before are kept", path_);
     off += size_t(k);
   }
 }
@@ -196,8 +211,7 @@ void JournalWriter::add(size_t i, const Generation& g) {
 }
 
 void JournalWriter::sync() {
-  CG_CHECK(::fdatasync(fd_) == 0, "cannot flush {} to disk: {} (a full disk?); free space in sample.out_dir and run "
-           "again (the sequences written before are kept)", path_, std::strerror(errno));
+  if (::fdatasync(fd_) != 0) fail("cannot flush to disk", errno);
   last_sync_ = now_s();
 }
 

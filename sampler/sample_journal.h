@@ -43,8 +43,8 @@ class JournalWriter {
   JournalWriter(const JournalWriter&) = delete;
   JournalWriter& operator=(const JournalWriter&) = delete;
 
-  // Writes sequence i's line; flushes to disk when the last flush is sync_every_s old. Throws naming the file (a
-  // full disk), saying that what was written before is kept.
+  // Writes sequence i's line; flushes to disk when the last flush is sync_every_s old. Throws naming the file, the
+  // OS reason and its fix (free space only for a full disk), saying that what was written before is kept.
   void add(size_t i, const Generation& g);
   void sync();  // flushes to disk now
   int64_t lines() const { return lines_; }  // sequences added
@@ -52,6 +52,7 @@ class JournalWriter {
 
  private:
   void write_all(const std::string& text);
+  [[noreturn]] void fail(const char* what, int err) const;
   std::string path_;
   int fd_ = -1;
   double sync_every_s_;

@@ -1,6 +1,6 @@
 // cgsample's journal (sampler/sample_journal.h): what the dp groups' writers append is what a later run gathers,
-// whatever its dp; lines no run of the key wrote are skipped; journals of other settings are set aside; a full disk is
-// a clear error that keeps what was written.
+// whatever its dp; lines no run of the key wrote are skipped; journals of other settings are set aside; a full disk or
+// another write failure is a clear error, with its own fix, that keeps what was written.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,6 +153,31 @@ TEST(SampleJournal, LinesWithoutAnEosFlagAreSkipped) {
 }
 
 TEST(SampleJournal, AFullDiskIsAClearErrorThatKeepsWhatWasWritten) {
+  // A real full disk (ENOSPC): the error says so, and the line cut by it is skipped on reading.
+  test::TempDir d("cg_journal");
+  test::TmpfsMount tmpfs(d / "tmpfs", 16 * 4096);
+  if (!tmpfs.mounted) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  const std::string path = journal_path(tmpfs.dir, 0);
+  {
+    JournalWriter w(path, "K");
+    w.add(0, gen({1, 2, 3}, true));
+    const std::vector<int32_t> long_tokens(4000, 7);  // ~20 kB a line: the 64 kB tmpfs fills within a few
+    const std::string err = test::error_of([&] {
+      for (size_t i = 1; i < 100; ++i) w.add(i, gen(long_tokens, true));
+    });
+    EXPECT_TRUE(test::contains(err, "cannot write " + path + ": No space left on device (errno 28); the disk is full: "
+                               "free disk space; then run the same command again with the same sample.out_dir: the "
+                               "sequences written before are kept")) << err;
+  }
+  // Read off the full disk (gather_journals rewrites the file it reads).
+  fs::copy_file(path, journal_path(d.path.string(), 0));
+  const auto got = gather_journals(d.path.string(), "K", 100, 10);
+  ASSERT_GE(got.size(), 1u);
+  expect_same(got.at(0), gen({1, 2, 3}, true), 0);
+}
+
+TEST(SampleJournal, AFailureOtherThanAFullDiskSaysItsOwnReasonAndFix) {
+  // A file size limit (EFBIG) frees nothing by freeing space: the error names the limit, not a full disk.
   test::TempDir d("cg_journal");
   const std::string path = journal_path(d.path.string(), 0);
   {
@@ -162,17 +187,25 @@ TEST(SampleJournal, AFullDiskIsAClearErrorThatKeepsWhatWasWritten) {
     const std::string err = test::error_of([&] {
       for (size_t i = 1; i < 4; ++i) w.add(i, gen({1, 2, 3, 4, 5, 6}, true));
     });
-    EXPECT_TRUE(test::contains(err, "cannot write " + path)) << err;
-    EXPECT_TRUE(test::contains(err, "free space in sample.out_dir and run again (the sequences written before are "
-                                    "kept)")) << err;
+    EXPECT_TRUE(test::contains(err, "cannot write " + path + ": File too large (errno 27); the file is larger than the "
+                               "file system or this process's file size limit (ulimit -f) allows: raise that limit; "
+                               "then run the same command again with the same sample.out_dir: the sequences written "
+                               "before are kept")) << err;
+    EXPECT_FALSE(test::contains(err, "full")) << err;
+    EXPECT_FALSE(test::contains(err, "free")) << err;
   }
   const auto got = gather_journals(d.path.string(), "K", 5, 10);  // the cut line is skipped
   ASSERT_EQ(got.size(), 1u);
   expect_same(got.at(0), gen({1, 2, 3}, true), 0);
-  // A folder that cannot be written: the error names the file and the setting.
-  const std::string err = test::error_of([&] { JournalWriter w(d / "no/such/folder/j.jsonl", "K"); });
-  EXPECT_TRUE(test::contains(err, "cannot open " + (d / "no/such/folder/j.jsonl") + " to append")) << err;
-  EXPECT_TRUE(test::contains(err, "check sample.out_dir")) << err;
+  // A folder where the journal file should be, and a folder that does not exist: each says its fix and the setting.
+  fs::create_directories(d / "a_folder");
+  std::string err = test::error_of([&] { JournalWriter w(d / "a_folder", "K"); });
+  EXPECT_TRUE(test::contains(err, "cannot open " + (d / "a_folder") + " to append: Is a directory (errno 21); a "
+                             "folder is where a file should be, or a file where a folder should be: move it; check "
+                             "sample.out_dir")) << err;
+  err = test::error_of([&] { JournalWriter w(d / "no/such/folder/j.jsonl", "K"); });
+  EXPECT_TRUE(test::contains(err, "cannot open " + (d / "no/such/folder/j.jsonl") + " to append: No such file or "
+                             "directory (errno 2); its folder does not exist: create it; check sample.out_dir")) << err;
 }
 
 TEST(SampleJournal, ALineIsOnDiskOnceAddReturnsEvenIfTheProcessDies) {
