@@ -64,7 +64,11 @@ std::string trim_metrics(const std::string& path, int64_t step) {
 
 MetricsWriter::MetricsWriter(const std::string& path, bool append) : path_(path) {
   f_ = std::fopen(path.c_str(), append ? "a" : "w");
-  CG_CHECK(f_, "cannot open metrics file {}: {}; check train.run_dir", path, std::strerror(errno));
+  if (!f_) {
+    const int err = errno;
+    CG_FAIL("cannot open metrics file {}: {} (errno {}); {}", path, std::strerror(err), err,
+            io_advice(err, "change train.run_dir"));
+  }
 }
 
 MetricsWriter::~MetricsWriter() {
@@ -73,8 +77,12 @@ MetricsWriter::~MetricsWriter() {
 
 void MetricsWriter::write(const MetricFields& fields) {
   std::string line = metrics_json_line(fields) + "\n";
-  bool ok = std::fwrite(line.data(), 1, line.size(), f_) == line.size() && std::fflush(f_) == 0;
-  CG_CHECK(ok, "cannot write metrics file {}: {}; free space or change train.run_dir", path_, std::strerror(errno));
+  errno = 0;
+  const bool ok = std::fwrite(line.data(), 1, line.size(), f_) == line.size() && std::fflush(f_) == 0;
+  // Free space only for a full disk (io_advice): a file size limit or an I/O error is not fixed by it.
+  const int err = errno;
+  CG_CHECK(ok, "cannot write metrics file {}: {} (errno {}); {}", path_, std::strerror(err), err,
+           io_advice(err, "change train.run_dir"));
 }
 
 int64_t events_left(int64_t step, int64_t total, int64_t every, bool at_last) {

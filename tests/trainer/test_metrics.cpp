@@ -4,9 +4,11 @@
 #include <cmath>
 #include <fstream>
 #include <cstdio>
+#include <filesystem>
 #include <iterator>
 #include <limits>
 
+#include "tests/test_util.h"
 #include "trainer/metrics.h"
 
 TEST(Metrics, JsonLinesInOrderNonFiniteIsNullAndFlushed) {
@@ -62,6 +64,36 @@ TEST(Metrics, TrimKeepsTheResumedRunOnly) {
   EXPECT_NE(moved.find(".prev"), std::string::npos) << moved;
   EXPECT_EQ(slurp(path + ".prev"), kept);
   EXPECT_FALSE(std::ifstream(path).good());
+}
+
+// Only a full disk is told to free space: a file size limit (EFBIG) says its own fix; both name train.run_dir.
+TEST(Metrics, AWriteFailureSaysItsReasonAndOnlyAFullDiskIsToldToFreeSpace) {
+  cg::test::TempDir d("cg_metrics");
+  const std::string path = d / "metrics.jsonl";
+  {
+    cg::MetricsWriter w(path, /*append=*/false);
+    w.write({{"step", int64_t{1}}});
+    cg::test::FileSizeLimit cap(std::filesystem::file_size(path) + 4);
+    const std::string err = cg::test::error_of([&] { w.write({{"step", int64_t{2}}, {"loss", 1.5}}); });
+    EXPECT_TRUE(cg::test::contains(err, "cannot write metrics file " + path + ": File too large (errno 27); the file "
+                                   "is larger than the file system or this process's file size limit (ulimit -f) "
+                                   "allows: raise that limit or change train.run_dir")) << err;
+    EXPECT_FALSE(cg::test::contains(err, "free")) << err;
+  }
+  std::string err = cg::test::error_of([&] { cg::MetricsWriter w(d.path.string()); });  // a folder in its place
+  EXPECT_TRUE(cg::test::contains(err, "cannot open metrics file " + d.path.string() + ": Is a directory (errno 21); a "
+                                 "folder is where a file should be")) << err;
+  EXPECT_TRUE(cg::test::contains(err, "or change train.run_dir")) << err;
+
+  cg::test::TmpfsMount tmpfs(d / "tmpfs", 4 * 4096);
+  if (!tmpfs.mounted) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  const std::string full = tmpfs.dir + "/metrics.jsonl";
+  cg::MetricsWriter w(full, /*append=*/false);
+  err = cg::test::error_of([&] {
+    for (int i = 0; i < 10000; ++i) w.write({{"step", int64_t{i}}, {"kind", std::string(200, 'x')}});
+  });
+  EXPECT_TRUE(cg::test::contains(err, "cannot write metrics file " + full + ": No space left on device (errno 28); the "
+                                 "disk is full: free disk space or change train.run_dir")) << err;
 }
 
 TEST(Metrics, EventsLeftCountPeriodicAndLastSteps) {
