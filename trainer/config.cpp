@@ -31,6 +31,34 @@ using namespace config_detail;  // cg_config's own files only share a unity tran
 
 namespace {
 
+// A key or command-line word echoed in an error, in quotes. A control character (\v, \f, ESC, a tab) prints
+// invisibly and a non-breaking or zero-width space looks like nothing or a plain space, so "unknown config key
+// 'parallel.tp' ... did you mean 'parallel.tp'?" would hide what is wrong: those are escaped (\t, \v, \x1b,
+// \u00a0; a byte that is no UTF-8 as \xNN) and the message says so.
+std::string shown(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += char(c), ++i;
+    } else if (c < 0x80) {
+      const char* named[] = {"\\t", "\\n", "\\v", "\\f", "\\r"};
+      out += c >= '\t' && c <= '\r' ? named[c - '\t'] : fmt::format("\\x{:02x}", c), ++i;
+    } else {  // a UTF-8 sequence as its code point; a byte of none as \xNN
+      const size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+      uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+      bool ok = n > 1 && i + n <= s.size();
+      for (size_t k = 1; ok && k < n; ++k) {
+        ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+        cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+      }
+      out += ok ? fmt::format("\\u{:04x}", cp) : fmt::format("\\x{:02x}", c);
+      i += ok ? n : 1;
+    }
+  }
+  return out == s ? "'" + s + "'" : "'" + out + "' (with characters that are not printable ASCII, shown escaped)";
+}
+
 // The number of the space group a Hermann-Mauguin symbol names (sample.spacegroup=Fm-3m: 225), as the CIF reader
 // reads the symbol (data/space_groups.h); throws naming what is accepted when it names none.
 int64_t space_group_number(const std::string& what, const std::string& symbol) {
@@ -127,7 +155,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     if (!best || d < best_d) best = &f, best_d = d;
   }
   std::string hint = best && best_d <= 4 ? fmt::format("; did you mean '{}'?", best->key) : "";
-  CG_FAIL("unknown config key '{}'{}{}; run with --help to list every key", key, where, hint);
+  CG_FAIL("unknown config key {}{}{}; run with --help to list every key", shown(key), where, hint);
 }
 
 Field* find_field(std::vector<Field>& fields, const std::string& key) {
@@ -179,10 +207,10 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
       const auto& [first, before] = it->second;
       const auto line = [](const YAML::Mark& m) { return m.is_null() ? std::string("?") : std::to_string(m.line + 1); };
       if (v.IsScalar() && before.IsScalar())
-        CG_FAIL("config key '{}' is given twice{}: {} at line {}, then {} at line {}; keep one", key, where,
+        CG_FAIL("config key {} is given twice{}: {} at line {}, then {} at line {}; keep one", shown(key), where,
                 before.Scalar(), line(first), v.Scalar(), line(kv.first.Mark()));
-      CG_FAIL("config {} '{}' is given twice{}: at lines {} and {}; keep one{}", v.IsMap() ? "section" : "key", key,
-              where, line(first), line(kv.first.Mark()), v.IsMap() ? " (its keys under one heading)" : "");
+      CG_FAIL("config {} {} is given twice{}: at lines {} and {}; keep one{}", v.IsMap() ? "section" : "key",
+              shown(key), where, line(first), line(kv.first.Mark()), v.IsMap() ? " (its keys under one heading)" : "");
     }
     if (is_retired(key, where)) continue;
     if (Field* f = find_field(fields, key)) {
@@ -233,12 +261,12 @@ std::optional<std::pair<std::string, std::string>> split_override(const std::str
 // `origin` says where the override came from in errors ("command line", "sweep file s.yaml: grid", ...).
 void apply_override(std::vector<Field>& fields, const std::string& word, const std::string& origin) {
   const auto kv = split_override(word);
-  CG_CHECK(kv.has_value(), "override '{}' ({}) must look like section.key=value", word, origin);
+  CG_CHECK(kv.has_value(), "override {} ({}) must look like section.key=value", shown(word), origin);
   const auto& [key, value] = *kv;
   if (is_retired(key, " (" + origin + ")")) return;
   Field* f = find_field(fields, key);
-  CG_CHECK(f || !is_section(fields, key), "override '{}' ({}) sets the section {}, not a key: name one of its keys, "
-           "{}.key=value (run with --help to list them)", word, origin, key, key);
+  CG_CHECK(f || !is_section(fields, key), "override {} ({}) sets the section {}, not a key: name one of its keys, "
+           "{}.key=value (run with --help to list them)", shown(word), origin, key, key);
   if (!f) unknown_key(fields, key, " (" + origin + ")");
   try {
     assign(*f, value);
@@ -421,7 +449,7 @@ std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, 
                tool, yaml_path, w);
       yaml_path = w;
     } else if (w.rfind("-", 0) == 0) {
-      CG_FAIL("{}: unknown option '{}'; run {} --help", tool, w, tool);
+      CG_FAIL("{}: unknown option {}; run {} --help", tool, shown(w), tool);
     } else {
       // What the word most likely meant: a config file under another name, a folder, an override without its value.
       std::string hint = "expected CONFIG.yaml or section.key=value";
@@ -431,7 +459,7 @@ std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, 
         hint = "a config file is read when its name ends in .yaml or .yml: rename it (or give section.key=value)";
       else if (eq == std::string::npos && w.find('.') != std::string::npos && w.find('/') == std::string::npos)
         hint = fmt::format("an override needs a value: write {}=VALUE", w);
-      CG_CHECK(positional, "{}: unexpected argument '{}': {}", tool, w, hint);
+      CG_CHECK(positional, "{}: unexpected argument {}: {}", tool, shown(w), hint);
       positional->push_back(w);
     }
   }

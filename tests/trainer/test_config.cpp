@@ -303,6 +303,35 @@ TEST(Config, SpaceGroupTakesItsSymbol) {
   EXPECT_NE(e.find("config key 'lora.r': expected an integer, got 'x'"), std::string::npos) << e;
 }
 
+// A key or word with an invisible character would print as the key it resembles ("unknown config key 'parallel.tp'
+// ... did you mean 'parallel.tp'?"): it is shown escaped, and the message says so.
+TEST(Config, KeysWithInvisibleCharactersAreShownEscaped) {
+  const std::string note = " (with characters that are not printable ASCII, shown escaped)";
+  for (const auto& [word, shown] : std::vector<std::pair<std::string, std::string>>{
+           {"parallel.tp\v=2", "parallel.tp\\v"},
+           {"parallel.t\tp=2", "parallel.t\\tp"},
+           {"parallel.tp\f=2", "parallel.tp\\f"},
+           {"\x1b[0mparallel.tp=2", "\\x1b[0mparallel.tp"},
+           {"parallel.tp\xc2\xa0=2", "parallel.tp\\u00a0"},           // a non-breaking space
+           {"parallel.\xe2\x80\x8btp=2", "parallel.\\u200btp"},       // a zero-width space
+           {"parallel.tp\xff=2", "parallel.tp\\xff"}}) {             // no UTF-8
+    const std::string e = error_of([&] { cg::load_config("", {word}); });
+    EXPECT_NE(e.find("unknown config key '" + shown + "'" + note + " (command line); did you mean 'parallel.tp'?"),
+              std::string::npos) << e;
+  }
+  std::string e = error_of([] { cg::load_config_string("parallel:\n  \"tp\\v\": 2\n"); });
+  EXPECT_NE(e.find("unknown config key 'parallel.tp\\v'" + note), std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"parallel.tp\v"}); });  // no '=': an override word echoed whole
+  EXPECT_NE(e.find("override 'parallel.tp\\v'" + note), std::string::npos) << e;
+  const char* argv[] = {"cgtrain", "--he\x1blp"};
+  e = error_of([&] { cg::parse_cli(2, const_cast<char**>(argv), "cgtrain", ""); });
+  EXPECT_NE(e.find("cgtrain: unknown option '--he\\x1blp'" + note), std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"parallel.tp=2"}); });  // a plain key stays as it was
+  EXPECT_EQ(e, "");
+  e = error_of([] { cg::load_config("", {"parallel.tq=2"}); });
+  EXPECT_NE(e.find("unknown config key 'parallel.tq' (command line); did you mean"), std::string::npos) << e;
+}
+
 TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
   std::string e = error_of([] { cg::load_config_string("trian:\n  lr: 1e-4\n"); });
   EXPECT_NE(e.find("'trian.lr'"), std::string::npos) << e;
