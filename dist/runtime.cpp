@@ -294,8 +294,21 @@ RelayAbortsToRank0::~RelayAbortsToRank0() {
   if (g_listener.joinable()) g_listener.join();
 }
 
+// The rank before MPI is up (a failure before or in init_runtime): the launcher's environment says it, so each
+// process of `mpirun -np 2` names itself instead of all claiming rank 0. 0 when no launcher started this process.
+int launcher_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) continue;
+    char* end = nullptr;
+    const long r = std::strtol(v, &end, 10);
+    if (*end == '\0' && r >= 0 && r <= 1 << 30) return int(r);
+  }
+  return 0;
+}
+
 void abort_all(const std::string& msg, int code) {
-  const int rank = g_initialised ? g_runtime.rank : 0;
+  const int rank = g_initialised ? g_runtime.rank : launcher_rank();
   // stderr directly (not only spdlog): the logger may not be set up yet, and this must reach the user.
   std::fprintf(stderr, "[rank %d] fatal: %s\n", rank, msg.c_str());
   std::fflush(stderr);

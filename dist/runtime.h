@@ -39,7 +39,8 @@ void check_same_as_rank0(const std::string& text, const std::string& what,
 // none waits for a text that never comes.
 std::string rank0_text(const std::function<std::string()>& make);
 
-// Print `msg` on stderr with the rank, run the abort cleanup set here (if any), then MPI_Abort: every rank exits,
+// Print `msg` on stderr with the rank (before MPI is up, the launcher's: OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK,
+// SLURM_PROCID, else 0), run the abort cleanup set here (if any), then MPI_Abort: every rank exits,
 // none hangs. A job of one rank just exits.
 [[noreturn]] void abort_all(const std::string& msg, int code = 1);
 

@@ -4,8 +4,26 @@
 # In every mode the failing rank runs the demo's AbortCleanup before it ends (abort_all unwinds nothing).
 # MODE=relay: rank 1's error is relayed to rank 0, which reports it and runs its cleanup too.
 # cmake -DMPIEXEC=.. -DDEMO=.. -DMODE=throw|exit|relay|alone -DTIMEOUT=60 -P check_abort.cmake
+# MODE=early: both ranks fail before MPI starts; each names its own rank (from the launcher's environment).
+# MODE=early_env: the same alone, under the variables of each launcher in turn: the first one set names the rank.
 if(MODE STREQUAL "alone")
   execute_process(COMMAND ${DEMO} throw TIMEOUT ${TIMEOUT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+elseif(MODE STREQUAL "early_env")
+  set(_clear --unset=OMPI_COMM_WORLD_RANK --unset=PMI_RANK --unset=PMIX_RANK --unset=SLURM_PROCID)
+  foreach(_case "OMPI_COMM_WORLD_RANK=2;PMI_RANK=3;PMIX_RANK=5;SLURM_PROCID=7|2"
+                "PMI_RANK=3;PMIX_RANK=5;SLURM_PROCID=7|3" "PMIX_RANK=5;SLURM_PROCID=7|5" "SLURM_PROCID=7|7" "|0"
+                "PMI_RANK=x1;SLURM_PROCID=4|4")
+    string(REPLACE "|" ";" _case "${_case}")
+    list(GET _case -1 _want)
+    list(REMOVE_AT _case -1)
+    execute_process(COMMAND ${CMAKE_COMMAND} -E env ${_clear} ${_case} ${DEMO} early TIMEOUT ${TIMEOUT}
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    if(NOT "${err}" MATCHES "^\\[rank ${_want}\\] fatal: deliberate failure before MPI\n$")
+      message(FATAL_ERROR "with '${_case}': expected '[rank ${_want}] fatal: deliberate failure before MPI', "
+                          "got:\n${err}")
+    endif()
+  endforeach()
+  return()
 else()
   execute_process(
     COMMAND ${MPIEXEC} --allow-run-as-root --oversubscribe --bind-to none -np 2 ${DEMO} ${MODE}
@@ -29,6 +47,13 @@ if(MODE STREQUAL "alone")
   endif()
 elseif(MODE STREQUAL "throw" OR MODE STREQUAL "relay")
   set(expect "\\[rank 1\\] fatal: .*deliberate failure on rank 1")
+elseif(MODE STREQUAL "early")  # each rank's own line; nothing was set up to clean
+  foreach(_r 0 1)
+    if(NOT "${err}" MATCHES "\\[rank ${_r}\\] fatal: deliberate failure before MPI")
+      message(FATAL_ERROR "expected '[rank ${_r}] fatal: deliberate failure before MPI' on stderr")
+    endif()
+  endforeach()
+  return()
 else()
   set(expect "\\[rank 1\\] fatal: exited with code 3")
 endif()

@@ -2,7 +2,8 @@
 // (world 1), rank 0 fails instead: a plain exit, no MPI_Abort banner. Either way the failing rank runs the
 // AbortCleanup set up in main(), which nothing unwinds to: it says so on stderr.
 // With `relay` (RelayAbortsToRank0), rank 0 runs its AbortCleanup too, before the job ends.
-// Usage: mpirun -np 2 dist_abort_demo throw|exit|relay, or dist_abort_demo throw   (checked by check_abort.cmake)
+// `early` fails before MPI starts: each rank still names itself (from the launcher's environment).
+// Usage: mpirun -np 2 dist_abort_demo throw|exit|relay|early, or dist_abort_demo throw   (checked by check_abort.cmake)
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -30,6 +31,8 @@ int demo(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // early: a failure before MPI is up (as a tool's command-line error may be): the rank comes from the launcher.
+  if (argc > 1 && std::string(argv[1]) == "early") cg::dist::abort_all("deliberate failure before MPI");
   const cg::dist::AbortCleanup cleanup([] {
     std::fprintf(stderr, "abort cleanup ran on rank %d\n", cg::dist::runtime().rank);
   });
