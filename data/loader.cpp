@@ -218,8 +218,8 @@ void Loader::restore(const LoaderState& s, const std::vector<std::string>& also_
 
 void Loader::check_restore(const LoaderState& s, const std::vector<std::string>& also_shards) const {
   const LoaderState mine = position();  // any micro-step: restore starts a global batch
-  CG_CHECK(s.seed == mine.seed, "loader state has seed {}, this run {}: resume with the same train.seed", s.seed,
-           mine.seed);
+  CG_CHECK(s.seed == mine.seed, "loader state has seed {}, this run {}: resume with the same train.seed (the run "
+           "folder's config.yaml holds it), or start a new train.run_dir", s.seed, mine.seed);
   CG_CHECK(s.global_batch == mine.global_batch || s.grad_accum > 0, "the checkpoint's loader position was saved by "
            "a cgtrain before 2026-12-04, whose global batch was train.micro_batch x dp = {} without grad_accum; this "
            "run's is {} ({} x {} x train.grad_accum {}): resume with a micro_batch x dp of {} and "

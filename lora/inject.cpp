@@ -90,8 +90,8 @@ void LoraSet::load_full(const std::map<std::string, at::Tensor>& full, const std
     CG_CHECK(ia != full.end() && ib != full.end(), "{} has no '{}' / '{}': {}", source, ka, kb, fix);
     try {
       e.adapter->load_full(ia->second, ib->second);
-    } catch (const Error& err) {
-      CG_FAIL("{}: {}", source, message_of(err));
+    } catch (const Error& err) {  // a shape of another r or base model: the caller's fix names the settings
+      CG_FAIL("{}: {}; {}", source, message_of(err), fix);
     }
     used.insert(ka);
     used.insert(kb);

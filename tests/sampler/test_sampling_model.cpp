@@ -548,6 +548,7 @@ TEST(SamplingModel, PeftAdapterForAnotherBaseNamesTheAdapter) {
   EXPECT_NE(e.find("PEFT adapter " + d + "/wider: model.layers.1.self_attn.q_proj: lora_A has shape"),
             std::string::npos) << e;
   EXPECT_NE(e.find("another base model"), std::string::npos) << e;
+  EXPECT_NE(e.find("another base model; was it trained on this base (" + d + "/base"), std::string::npos) << e;
 
   factors.erase("model.layers.1.self_attn.q_proj.lora_A.weight");
   factors.erase("model.layers.1.self_attn.q_proj.lora_B.weight");

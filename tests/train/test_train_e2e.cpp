@@ -441,7 +441,8 @@ TEST(TrainResume, ScheduleChangeAndStepsBelowTheCheckpointAreSaid) {
   // 70B base the load it would come after takes minutes.
   r = run_mpi(1, cgtrain_exe(), with(args, {"train.steps=10", "train.seed=7"}));
   EXPECT_NE(r.rc, 0);
-  EXPECT_NE(r.output.find("loader state has seed 5, this run 7: resume with the same train.seed"), std::string::npos)
+  EXPECT_NE(r.output.find("loader state has seed 5, this run 7: resume with the same train.seed (the run folder's "
+                          "config.yaml holds it), or start a new train.run_dir"), std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find("elements on rank 0"), std::string::npos)
       << "refused after the model was built: " << r.output;
