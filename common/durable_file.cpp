@@ -40,6 +40,11 @@ std::string io_advice(int err, const std::string& elsewhere) {
   return elsewhere;
 }
 
+std::string io_advice_clause(int err) {
+  const std::string advice = io_advice(err, "");
+  return advice.empty() ? "" : advice + "; ";
+}
+
 void fsync_path(const std::string& path, bool directory) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
   if (fd < 0) CG_FAIL_IO(errno, "cannot open {} to flush it to disk", path);

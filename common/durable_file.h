@@ -28,6 +28,9 @@ bool disk_full(int err);
 // folder's), a missing folder, what to fix, "or <elsewhere>"; otherwise <elsewhere> alone (the OS reason in the
 // failure says what went wrong). An empty <elsewhere> (the output must stay where it is) is left out.
 std::string io_advice(int err, const std::string& elsewhere = "write elsewhere");
+// io_advice(err, "") followed by "; ", or "" when there is none: for a message whose own next clause says where the
+// output must stay ("...: No space left on device (errno 28); the disk is full: free disk space; then run ...").
+std::string io_advice_clause(int err);
 
 // fsync of a file or (directory = true) a folder's entries; throws naming the path.
 void fsync_path(const std::string& path, bool directory);

@@ -419,12 +419,11 @@ int run(int argc, char** argv) {
   const auto failed_write = [&](const cg::Error& e) {
     const auto* io = dynamic_cast<const cg::IoError*>(&e);
     const std::string what =
-        !io ? cg::message_of(e)
-            : cg::disk_full(io->err) ? fmt::format("{}; the disk is full: free space in sample.out_dir = {}",
+        !io ? cg::message_of(e) + "; "
+            : cg::disk_full(io->err) ? fmt::format("{}; the disk is full: free space in sample.out_dir = {}; ",
                                                    io->failure, c.sample.out_dir)
-                                     : io->failure + (cg::io_advice(io->err, "").empty() ? "" : "; ") +
-                                           cg::io_advice(io->err, "");
-    CG_FAIL("{}; once that is put right, run the same command again: the {} sequences are kept in its journal and "
+                                     : io->failure + "; " + cg::io_advice_clause(io->err);
+    CG_FAIL("{}once that is put right, run the same command again: the {} sequences are kept in its journal and "
             "not sampled again (an earlier run's files there are as they were)", what, jobs.size());
   };
   std::string jl;

@@ -161,9 +161,8 @@ JournalWriter::JournalWriter(std::string path, const std::string& key, double sy
   fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     const int err = errno;
-    const std::string advice = io_advice(err, "");
     CG_FAIL("cannot open {} to append: {} (errno {}); {}check sample.out_dir", path_, std::strerror(err), err,
-            advice.empty() ? "" : advice + "; ");
+            io_advice_clause(err));
   }
   struct stat st{};
   if (::fstat(fd_, &st) == 0 && st.st_size == 0) {
@@ -186,10 +185,10 @@ JournalWriter::~JournalWriter() {
 // What a failed write or flush says: the OS reason and what to fix for it (io_advice: free space only for a full
 // disk), but not "write elsewhere": the journal is in sample.out_dir, and another folder would sample everything again.
 void JournalWriter::fail(const char* what, int err) const {
-  const std::string advice = io_advice(err, "");
+  const std::string advice = io_advice_clause(err);
   CG_FAIL("{} {}: {} (errno {}); {}then run the same command again with the same sample.out_dir: the sequences "
           "written before are kept", what, path_, std::strerror(err), err,
-          advice.empty() ? "check sample.out_dir's file system, " : advice + "; ");
+          advice.empty() ? "check sample.out_dir's file system, " : advice);
 }
 
 void JournalWriter::write_all(const std::string& text) {
