@@ -110,12 +110,17 @@ void make_output_dir(const std::string& path, const std::string& what) {
            what, path);
   CG_CHECK(fs::exists(path, ec) || !fs::is_symlink(path, ec), "{} = {} is a link to {}, which does not exist: create "
            "that folder, or choose another", what, path, fs::read_symlink(path, ec).string());
+  // The fix depends on the errno (io_advice): a full disk or quota wants space, a read-only file system a remount, a
+  // file on the way a move; any of them is also fixed by another folder.
+  const std::string elsewhere = fmt::format("set {} to another folder", what);
   fs::create_directories(path, ec);
-  CG_CHECK(!ec, "{} = {}: cannot create the folder: {}; choose a folder you can write", what, path, ec.message());
+  CG_CHECK(!ec, "{} = {}: cannot create the folder: {} (errno {}); {}", what, path, ec.message(), ec.value(),
+           io_advice(ec.value(), elsewhere));
   const std::string probe = path + "/.cg_write_probe";
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  CG_CHECK(fd >= 0, "{} = {}: cannot create files in it: {}; choose a folder you can write{}", what, path,
-           std::strerror(errno), errno == ENOSPC ? " (or free disk space)" : "");
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err = errno;
+  CG_CHECK(fd >= 0, "{} = {}: cannot create files in it: {} (errno {}); {}", what, path, std::strerror(err), err,
+           io_advice(err, elsewhere));
   ::close(fd);
   ::unlink(probe.c_str());
 }
@@ -180,8 +185,9 @@ void check_output_dir_creatable(const std::string& path, const std::string& what
   while (!fs::exists(at, ec) && at.has_parent_path() && at != at.root_path()) at = at.parent_path();
   CG_CHECK(fs::is_directory(at, ec), "{} = {}: {} is a file, not a folder: choose a folder", what, path, at.string());
   const std::string in = at == target ? "" : " (in " + at.string() + ", where it would be created)";
-  CG_CHECK(::access(at.c_str(), W_OK | X_OK) == 0, "{} = {}: cannot create files{}: {}; choose a folder you can write",
-           what, path, in, std::strerror(errno));
+  const int err = ::access(at.c_str(), W_OK | X_OK) == 0 ? 0 : errno;
+  CG_CHECK(err == 0, "{} = {}: cannot create files{}: {} (errno {}); {}", what, path, in, std::strerror(err), err,
+           io_advice(err, fmt::format("set {} to another folder", what)));
 }
 
 namespace {

@@ -65,15 +65,17 @@ struct FileSizeLimit {
   FileSizeLimit& operator=(const FileSizeLimit&) = delete;
 };
 
-// A tmpfs of `bytes` mounted at `dir` (created) while it lives: a real full disk (ENOSPC once it holds `bytes`) and,
-// after read_only(), a read-only file system (EROFS). Mounting needs root (CAP_SYS_ADMIN): where it fails, mounted
-// is false and the test skips.
+// A tmpfs of `bytes` mounted at `dir` (created) while it lives: a real full disk (ENOSPC once it holds `bytes`, or
+// `inodes` files and folders, the root included, when not 0: an empty file takes no bytes) and, after read_only(), a
+// read-only file system (EROFS). Mounting needs root (CAP_SYS_ADMIN): where it fails, mounted is false and the test
+// skips.
 struct TmpfsMount {
   std::string dir;
   bool mounted = false;
-  TmpfsMount(const std::string& d, size_t bytes) : dir(d) {
+  TmpfsMount(const std::string& d, size_t bytes, size_t inodes = 0) : dir(d) {
     std::filesystem::create_directories(d);
-    const std::string options = "size=" + std::to_string(bytes);
+    std::string options = "size=" + std::to_string(bytes);
+    if (inodes > 0) options += ",nr_inodes=" + std::to_string(inodes);
     mounted = ::mount("tmpfs", d.c_str(), "tmpfs", 0, options.c_str()) == 0;
   }
   bool read_only() { return ::mount("tmpfs", dir.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, nullptr) == 0; }

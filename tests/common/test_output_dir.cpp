@@ -61,13 +61,54 @@ TEST(OutputDir, CreatedOrRefusedNamingTheSetting) {
   fs::remove_all(d);
 }
 
-std::string dry_error_of(const std::string& path) {
+std::string dry_error_of(const std::string& path, const std::string& what = "out_dir") {
   try {
-    cg::check_output_dir_creatable(path, "out_dir");
+    cg::check_output_dir_creatable(path, what);
   } catch (const std::exception& e) {
     return e.what();
   }
   return "";
+}
+
+// What to do is told by the errno (io_advice), with another folder as the way out: a file on the path is to be moved
+// (not "a folder you can write"), a read-only file system remounted, a full disk (here: no inode left, as an empty
+// probe file needs no bytes) given space.
+TEST(OutputDir, RefusalSaysWhatToFixForTheErrno) {
+  cg::test::TempDir d("cg_outdir_errno");
+  const auto message = [](const std::string& path, const std::string& what) -> std::string {
+    try {
+      cg::make_output_dir(path, what);
+    } catch (const cg::Error& e) {
+      return cg::message_of(e);  // without the file:line in front
+    }
+    return "<no error>";
+  };
+  std::ofstream(d / "file") << "x";
+  std::string e = message(d / "file/sub", "data.shards_dir");
+  EXPECT_EQ(e, "data.shards_dir = " + (d / "file/sub") + ": cannot create the folder: Not a directory (errno 20); a "
+            "folder is where a file should be, or a file where a folder should be: move it or set data.shards_dir "
+            "to another folder") << e;
+  e = dry_error_of(d / "file/sub", "data.shards_dir");
+  EXPECT_TRUE(cg::test::contains(e, d / "file is a file, not a folder")) << e;
+
+  cg::test::TmpfsMount tmpfs(d / "tmpfs", 64 * 1024, 3);  // the root, one folder and one file
+  if (!tmpfs.mounted) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  fs::create_directories(tmpfs.dir + "/run");
+  std::ofstream(tmpfs.dir + "/run/taken") << "";
+  e = message(tmpfs.dir + "/run", "train.run_dir");
+  EXPECT_EQ(e, "train.run_dir = " + tmpfs.dir + "/run: cannot create files in it: No space left on device (errno "
+            "28); the disk is full: free disk space or set train.run_dir to another folder") << e;
+  e = message(tmpfs.dir + "/run/sub", "sample.out_dir");
+  EXPECT_EQ(e, "sample.out_dir = " + tmpfs.dir + "/run/sub: cannot create the folder: No space left on device "
+            "(errno 28); the disk is full: free disk space or set sample.out_dir to another folder") << e;
+  fs::remove(tmpfs.dir + "/run/taken");
+  ASSERT_TRUE(tmpfs.read_only());
+  e = message(tmpfs.dir + "/run", "eval.out");
+  EXPECT_EQ(e, "eval.out = " + tmpfs.dir + "/run: cannot create files in it: Read-only file system (errno 30); the "
+            "file system is read-only: remount it writable or set eval.out to another folder") << e;
+  e = dry_error_of(tmpfs.dir + "/run/new", "eval.out");
+  EXPECT_TRUE(cg::test::contains(e, "Read-only file system (errno 30); the file system is read-only: remount it "
+                                    "writable or set eval.out to another folder")) << e;
 }
 
 TEST(OutputDir, DryCheckCreatesNothingAndFindsTheFileInTheWay) {
