@@ -45,11 +45,8 @@ RunCheckpoint read_run_checkpoint(const std::string& path) {
   // A step folder that does not verify is refused as cgexport refuses it: unfinished or damaged, the run's newest
   // intact step to sample on purpose, and what to do about the folder.
   const auto refuse = [&](const std::string& what, int64_t step, const std::string& why, int64_t intact) {
-    CG_FAIL("sample.adapter {} is {}; {}. Or {}", what, unusable_state(why),
-            intact >= 0 ? fmt::format("the run's newest intact step is {}: to sample it on purpose, set "
-                                      "sample.adapter={}", intact, step_folder(r.run_dir, intact))
-                        : std::string("no other step of the run is intact either"),
-            unusable_fix(why, step));
+    CG_FAIL("sample.adapter {}", unusable_refusal(what, step, why, intact, "to sample it on purpose, set "
+                                                  "sample.adapter=" + step_folder(r.run_dir, intact)));
   };
   if (fs::exists(fs::path(path) / "manifest.json") || step_of_folder(path) >= 0) {  // run_dir/checkpoints/step-N
     r.ckpt.path = path;

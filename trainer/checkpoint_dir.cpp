@@ -451,6 +451,13 @@ std::string unusable_fix(const std::string& why, int64_t step) {
                      step, step, unfinished ? "unfinished" : "damaged");
 }
 
+std::string unusable_refusal(const std::string& what, int64_t step, const std::string& why, int64_t intact,
+                             const std::string& use_intact) {
+  const std::string other = intact >= 0 ? fmt::format("the run's newest intact step is {}: {}", intact, use_intact)
+                                        : std::string("no other step of the run is intact either");
+  return fmt::format("{} is {}; {}. Or {}", what, unusable_state(why), other, unusable_fix(why, step));
+}
+
 void check_layout(const Manifest& m, const CheckpointLayout& now, bool allow_dp_change) {
   bool ok = m.layout.tp == now.tp && (allow_dp_change || m.layout.dp == now.dp);
   CG_CHECK(ok,

@@ -109,6 +109,12 @@ std::string unusable_state(const std::string& why);
 // What to do about such a folder, step `step` of its run: copy it again whole, or restore it from a copy (a resume
 // from an older step saves that step again and moves the folder aside first).
 std::string unusable_fix(const std::string& why, int64_t step);
+// The sentence cgexport and cgsample refuse such a folder with (a tool must not quietly read an older step than the
+// user named): "<what> is damaged (<why>); the run's newest intact step is <intact>: <use_intact>. Or <unusable_fix>",
+// or "...; no other step of the run is intact either. Or ..." when `intact` is -1. `use_intact`: how this tool takes
+// step <intact> on purpose ("to sample it on purpose, set sample.adapter=..."); unused when `intact` is -1.
+std::string unusable_refusal(const std::string& what, int64_t step, const std::string& why, int64_t intact,
+                             const std::string& use_intact);
 
 // The folder of step `step`: run_dir/checkpoints/step-N, or step-N.old while no step-N exists (an interrupted
 // same-step re-save, see save_checkpoint). Whether or not it exists.

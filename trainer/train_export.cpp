@@ -387,19 +387,15 @@ ExportOptions from_step_folder(ExportOptions o) {
 // the damaged step, and its next save of that step moves the damaged folder aside.) A save still being written
 // (step-N.tmp) is no checkpoint yet and is not looked at.
 // The refusal of step folder `path` (step `step` of o.run_dir), which verify_checkpoint refused for `why`, worded as
-// cgsample words it: unfinished or damaged, the newest intact step (`intact`) to export on purpose, and what to do
-// about the folder. `what`: how the folder is named ("the newest checkpoint of RUN, PATH," or PATH).
+// cgsample words it (unusable_refusal): unfinished or damaged, the newest intact step (`intact`) to export on purpose,
+// and what to do about the folder. `what`: how the folder is named ("the newest checkpoint of RUN, PATH," or PATH).
 [[noreturn]] void refuse_unusable(const ExportOptions& o, const std::string& what, int64_t step, const std::string& why,
                                   int64_t intact) {
-  std::string other = "no other step of the run is intact either";
-  if (intact >= 0) {
-    std::string options = o.merge ? " --merge" : "";
-    if (!o.base.empty()) options += " --base " + o.base;
-    if (!o.dtype.empty()) options += " --dtype " + o.dtype;
-    other = fmt::format("the run's newest intact step is {}: to export it on purpose, run cgexport {} --step {} --out "
-                        "{}{}", intact, o.run_dir, intact, o.out, options);
-  }
-  CG_FAIL("cgexport: {} is {}; {}. Or {}", what, unusable_state(why), other, unusable_fix(why, step));
+  std::string options = o.merge ? " --merge" : "";
+  if (!o.base.empty()) options += " --base " + o.base;
+  if (!o.dtype.empty()) options += " --dtype " + o.dtype;
+  CG_FAIL("cgexport: {}", unusable_refusal(what, step, why, intact, fmt::format("to export it on purpose, run "
+          "cgexport {} --step {} --out {}{}", o.run_dir, intact, o.out, options)));
 }
 
 CheckpointInfo newest_run_checkpoint(const ExportOptions& o) {
