@@ -294,6 +294,8 @@ RelayAbortsToRank0::~RelayAbortsToRank0() {
   if (g_listener.joinable()) g_listener.join();
 }
 
+namespace {
+
 // The rank before MPI is up (a failure before or in init_runtime): the launcher's environment says it, so each
 // process of `mpirun -np 2` names itself instead of all claiming rank 0. 0 when no launcher started this process.
 int launcher_rank() {
@@ -306,6 +308,8 @@ int launcher_rank() {
   }
   return 0;
 }
+
+}  // namespace
 
 void abort_all(const std::string& msg, int code) {
   const int rank = g_initialised ? g_runtime.rank : launcher_rank();
