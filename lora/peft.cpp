@@ -94,10 +94,20 @@ void check_factors(const std::map<std::string, at::Tensor>& factors, int64_t r, 
     CG_CHECK(factors.count(other), "{}: {} has no matching {}", where, name, other);
     CG_CHECK(t.dim() == 2, "{}: {} must be 2-D, got {} dims", where, name, t.dim());
     int64_t rank_dim = which == 'A' ? t.size(0) : t.size(1);
-    CG_CHECK(rank_dim == r, "{}: {} has rank {} but {} = {} (A is (r, in), B is (out, r)){}", where, name, rank_dim,
-             reading ? "adapter_config.json's r" : "r", r,
-             reading ? ": the two files come from different adapters; copy both from one export (or export again)"
-                     : "");
+    if (rank_dim == r) continue;
+    CG_CHECK(reading, "{}: {} has rank {} but r = {} (A is (r, in), B is (out, r))", where, name, rank_dim, r);
+    // All tensors of one other rank: adapter_config.json is another adapter's. Tensors of several ranks: the file
+    // itself is no one adapter's (one r for every module; a rank_pattern that changes r is refused before this).
+    std::set<int64_t> ranks;
+    for (const auto& [n, f] : factors) ranks.insert(split_factor_name(n).second == 'A' ? f.size(0) : f.size(1));
+    if (ranks.size() == 1)
+      CG_FAIL("{}: every tensor has rank {} but adapter_config.json's r = {} (A is (r, in), B is (out, r); e.g. {}): "
+              "the two files come from different adapters; copy both from one export (or export again)", where,
+              rank_dim, r, name);
+    CG_FAIL("{}: tensor {} has rank {} (A is (r, in), B is (out, r)) but adapter_config.json's r = {}, and the file's "
+            "tensors have ranks [{}]: an adapter's factors all have one rank, so this file was edited or put together "
+            "from several adapters; copy the adapter folder again whole from where it was saved (or export it again)",
+            where, name, rank_dim, r, fmt::join(ranks, ", "));
   }
 }
 

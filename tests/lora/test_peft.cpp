@@ -385,8 +385,29 @@ TEST(Peft, AcceptsNoOpKeysAndRefusalsSayWhatToDo) {
   // An adapter_config.json of another export beside these tensors: named, with what to do.
   std::ofstream(dir + "/adapter_config.json") << R"({"peft_type": "LORA", "r": 8, "lora_alpha": 16, )" + tm + "}";
   const std::string other_r = refusal_of([&] { cg::lora::read_peft_adapter(dir); });
-  EXPECT_NE(other_r.find("has rank 2 but adapter_config.json's r = 8"), std::string::npos) << other_r;
+  EXPECT_NE(other_r.find("every tensor has rank 2 but adapter_config.json's r = 8"), std::string::npos) << other_r;
   EXPECT_NE(other_r.find("copy both from one export (or export again)"), std::string::npos) << other_r;
+  // One module's factors of another rank than the rest and adapter_config.json's r: that tensor is named with its
+  // rank and r, and the file (not the pairing of the two files) is what is wrong.
+  {
+    std::vector<std::pair<std::string, at::Tensor>> mixed;
+    for (const auto& [name, t] : sample_factors()) {
+      at::Tensor f = t;
+      if (name == "model.layers.1.mlp.down_proj.lora_A.weight") f = torch::ones({3, 10});
+      if (name == "model.layers.1.mlp.down_proj.lora_B.weight") f = torch::ones({6, 3});
+      mixed.emplace_back("base_model.model." + name, f);
+    }
+    const std::string cut = fresh_dir("mixed_rank");
+    cg::lora::write_peft_adapter(cut, sample_config(), sample_factors(), at::kFloat);
+    cg::model::write_safetensors(cut + "/adapter_model.safetensors", mixed, {{"format", "pt"}});
+    const std::string one = refusal_of([&] { cg::lora::read_peft_adapter(cut); });
+    EXPECT_NE(one.find("tensor model.layers.1.mlp.down_proj.lora_A.weight has rank 3 (A is (r, in), B is (out, r)) "
+                       "but adapter_config.json's r = 2, and the file's tensors have ranks [2, 3]"), std::string::npos)
+        << one;
+    EXPECT_NE(one.find("this file was edited or put together from several adapters"), std::string::npos) << one;
+    EXPECT_EQ(one.find("different adapters"), std::string::npos) << one;
+    fs::remove_all(cut);
+  }
   for (const std::string bad : {R"("rank_pattern": {"q_proj": 4})", R"("alpha_pattern": {"down_proj": 32})",
                                 R"("bias": "lora_only")", R"("fan_in_fan_out": true)", R"("use_dora": true)",
                                 R"("use_qalora": true)", R"("lora_bias": true)", R"("modules_to_save": ["lm_head"])",
