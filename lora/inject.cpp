@@ -82,7 +82,7 @@ std::map<std::string, at::Tensor> LoraSet::gather_full() const {
 }
 
 void LoraSet::load_full(const std::map<std::string, at::Tensor>& full, const std::string& source,
-                        const std::string& fix) {
+                        const std::string& fix, const std::string& shape_fix) {
   std::set<std::string> used;
   for (auto& e : entries) {
     const std::string ka = e.adapter->hf_name() + ".lora_A.weight", kb = e.adapter->hf_name() + ".lora_B.weight";
@@ -91,7 +91,7 @@ void LoraSet::load_full(const std::map<std::string, at::Tensor>& full, const std
     try {
       e.adapter->load_full(ia->second, ib->second);
     } catch (const Error& err) {  // a shape of another r or base model: the caller's fix names the settings
-      CG_FAIL("{}: {}; {}", source, message_of(err), fix);
+      CG_FAIL("{}: {}; {}", source, message_of(err), shape_fix.empty() ? fix : shape_fix);
     }
     used.insert(ka);
     used.insert(kb);

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -415,7 +416,23 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   }
   if (!exclude.is_null()) drop_excluded(out, exclude, bare, where);
   check_factors(out.factors, c.r, w_path.string(), /*reading=*/true);
-  if (target_regex) out.config.target_modules = adapted_modules(out);  // a regex or module paths
+  if (target_regex) {
+    out.config.target_modules = adapted_modules(out);  // a regex or module paths
+  } else {
+    // Listed modules without factors: PEFT gives them a fresh LoRA layer (lora_B = 0, no update) and warns of missing
+    // keys. Left out here, so cgsample and cgtrain apply what the tensors hold; while a tensor adapts a module the
+    // list lacks, the files disagree and the list stays as written, for the caller to refuse.
+    const std::vector<std::string> adapted = adapted_modules(out);
+    std::vector<std::string> kept, untrained;
+    for (const std::string& t : out.config.target_modules)
+      (std::count(adapted.begin(), adapted.end(), t) ? kept : untrained).push_back(t);
+    bool listed = true;  // every module the tensors adapt is in the list
+    for (const std::string& m : adapted) listed = listed && std::count(kept.begin(), kept.end(), m) > 0;
+    if (!untrained.empty() && listed) {
+      out.config.target_modules = kept;
+      out.untrained_targets = untrained;
+    }
+  }
   return out;
 }
 
@@ -518,6 +535,13 @@ void warn_ignored_targets(const PeftAdapter& a, const std::string& what) {
     spdlog::warn("{}: adapter_config.json target_modules entries [{}] name no LLaMA module and are ignored, as PEFT "
                  "does; the adapted modules are [{}]", what, fmt::join(a.ignored_targets, ","),
                  fmt::join(a.config.target_modules, ","));
+  if (!a.untrained_targets.empty())
+    spdlog::warn("{}: adapter_config.json target_modules lists [{}], but {} holds no factors for {}: {} no update "
+                 "(PEFT loads it so too, warning of missing keys), only [{}] are applied; if {} meant to be "
+                 "trained, the two files come from different exports: copy both from one", what,
+                 fmt::join(a.untrained_targets, ","), kWeightsFile, a.untrained_targets.size() == 1 ? "it" : "them",
+                 a.untrained_targets.size() == 1 ? "that module gets" : "those modules get",
+                 fmt::join(a.config.target_modules, ","), a.untrained_targets.size() == 1 ? "it was" : "they were");
   if (!a.excluded_factors.empty())
     spdlog::warn("{}: {} holds {} LoRA factors of modules its adapter_config.json exclude_modules names (e.g. {}): "
                  "PEFT never writes those and its loader drops them, so they are ignored here too (the file was "

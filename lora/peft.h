@@ -47,6 +47,10 @@ struct PeftAdapter {
   // ignored.
   std::map<std::string, at::Tensor> embedding_layers;
   std::vector<std::string> ignored_targets;   // target_modules entries naming no LLaMA module (PEFT ignores them)
+  // target_modules entries with no factors in adapter_model.safetensors, left out of config.target_modules: PEFT
+  // loads such an adapter with a missing-keys warning, those modules keeping lora_B = 0 (no update), so they change
+  // nothing here either.
+  std::vector<std::string> untrained_targets;
   // adapter_model.safetensors keys of factors whose module exclude_modules names, left out of `factors`: PEFT gives
   // an excluded module no LoRA layer, so its loader drops them (unexpected keys of a non-strict load).
   std::vector<std::string> excluded_factors;
@@ -59,7 +63,7 @@ std::vector<std::string> adapted_modules(const PeftAdapter& a);
 // "" when every module kind `a` adapts has factors on all num_layers layers; else the refusal, naming `what`
 // (adapters on some layers only: layers_to_transform, exclude_modules or target_modules naming some layers).
 std::string some_layers_only(const PeftAdapter& a, int64_t num_layers, const std::string& what);
-// Warns (naming `what`) of the adapter's ignored_targets and excluded_factors, if any.
+// Warns (naming `what`) of the adapter's ignored_targets, untrained_targets and excluded_factors, if any.
 void warn_ignored_targets(const PeftAdapter& a, const std::string& what);
 // What cgsample and cgtrain (lora.init_adapter) do with an adapter just read, before its factors are used: its saved
 // embedding layers checked against the base hf_dir (check_embedding_layers, which throws), then dropped (never
@@ -80,8 +84,10 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
 // Reads a PEFT LoRA adapter folder (ours or one saved by PEFT). Errors name the file, what is unsupported
 // (adapter_model.bin only, DoRA, QALoRA, rank/alpha patterns that change r or alpha, fan_in_fan_out, bias != none,
 // modules_to_save) and what to do. Tensors of a LlamaModel adapter (base_model.model.layers.*) are read as
-// LlamaForCausalLM's. target_modules: list entries naming no LLaMA module are left out (ignored_targets); with a
-// regex, dotted entries or exclude_modules, the module kinds the tensors hold. exclude_modules is matched as PEFT
+// LlamaForCausalLM's. target_modules: list entries naming no LLaMA module are left out (ignored_targets), and so are
+// those the tensors hold no factors for (untrained_targets) unless the tensors adapt a module the list lacks (the two
+// files disagree: the caller's load refuses it); with a regex, dotted entries or exclude_modules, the module kinds the
+// tensors hold. exclude_modules is matched as PEFT
 // does (a string: a regular expression over the whole module path; a list: an entry equal to the path or ending it
 // after a dot), and the factors of modules it names are left out (excluded_factors), as PEFT's loader drops them.
 PeftAdapter read_peft_adapter(const std::string& dir);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <set>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -213,20 +214,35 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
                "lora.rslora={}: its update would be scaled by {} instead of {}; set lora.alpha={} lora.rslora={}",
                cfg.lora.init_adapter, a.config.lora_alpha, a.config.use_rslora, spec.alpha, spec.rslora,
                lora::lora_scale(spec), a.config.scale(), a.config.lora_alpha, a.config.use_rslora);
-      // The fix names the modules the tensors adapt: where adapter_config.json's target_modules lists others,
-      // "set lora.targets to its target_modules" would name the setting that just failed.
+      // Which fix fits depends on what differs. Keys: the fix names the modules the tensors adapt (where
+      // adapter_config.json's target_modules lists others, "set lora.targets to its target_modules" would name the
+      // setting that just failed); when lora.targets already adapts those, the tensors are for layers this model
+      // lacks: another base. Shapes: r equals lora.r (checked above), so a factor of another shape is another base's.
       const std::vector<std::string> adapted = lora::adapted_modules(a);
       std::vector<std::string> listed = a.config.target_modules;
       std::sort(listed.begin(), listed.end());
-      const std::string fix =
-          adapted == listed
-              ? fmt::format("set lora.targets to its target_modules [{}] (and model.hf_dir to its base)",
-                            fmt::join(a.config.target_modules, ","))
-              : fmt::format("its tensors adapt [{}] but its adapter_config.json target_modules are [{}], so the two "
+      std::set<std::string> injected;  // the module kinds lora.targets gave a LoRA layer
+      for (const auto& e : m.lora.entries) {
+        const std::string& name = e.adapter->hf_name();  // "model.layers.0.self_attn.q_proj"
+        injected.insert(name.substr(name.rfind('.') + 1));
+      }
+      const std::string trained_on = a.config.base_model_name_or_path.empty()
+                                         ? ""
+                                         : " (its adapter_config.json base_model_name_or_path: " +
+                                               a.config.base_model_name_or_path + ")";
+      const std::string key_fix =
+          adapted != listed
+              ? fmt::format("its tensors adapt [{}] but its adapter_config.json target_modules are [{}], so the two "
                             "files disagree: set lora.targets=[{}] to load the tensors as they are, or copy both "
                             "files from one export", fmt::join(adapted, ","), fmt::join(a.config.target_modules, ","),
-                            fmt::join(adapted, ","));
-      m.lora.load_full(a.factors, "lora.init_adapter " + cfg.lora.init_adapter, fix);
+                            fmt::join(adapted, ","))
+          : std::vector<std::string>(injected.begin(), injected.end()) != adapted
+              ? fmt::format("set lora.targets=[{}], the modules its tensors adapt", fmt::join(adapted, ","))
+              : "its layers are not this model's: set model.hf_dir to the base it was trained on" + trained_on;
+      const std::string shape_fix = fmt::format("its r is lora.r's ({}), so its factors are shaped for another base "
+                                                "model: set model.hf_dir to the base it was trained on{}", spec.r,
+                                                trained_on);
+      m.lora.load_full(a.factors, "lora.init_adapter " + cfg.lora.init_adapter, key_fix, shape_fix);
       spdlog::info("lora.init_adapter: starting from {} ({} LoRA factors, r {}, lora_alpha {})", cfg.lora.init_adapter,
                    a.factors.size(), a.config.r, a.config.lora_alpha);
       if (cfg.model.hf_dir.empty())

@@ -436,6 +436,35 @@ TEST(Peft, AcceptsNoOpKeysAndRefusalsSayWhatToDo) {
   fs::remove_all(dir);
 }
 
+// target_modules listing a module the tensors hold no factors for: read as PEFT loads it (a missing-keys warning, that
+// module's lora_B = 0, no update), so cgsample and cgtrain apply the modules the tensors hold, and warn naming the
+// listed ones without factors. A tensor of a module the list lacks keeps the list as written: the files disagree,
+// and the caller's load refuses it.
+TEST(Peft, ListedModulesWithoutFactorsAreLeftOutWithAWarning) {
+  const std::string dir = fresh_dir("untrained");
+  cg::lora::write_peft_adapter(dir, sample_config(), sample_factors(), at::kFloat);  // q_proj and down_proj
+  const std::string head = R"({"peft_type": "LORA", "r": 2, "lora_alpha": 16, "target_modules": )";
+  std::ofstream(dir + "/adapter_config.json") << head + R"(["q_proj", "v_proj", "down_proj", "up_proj"]})";
+  const cg::lora::PeftAdapter a = cg::lora::read_peft_adapter(dir);
+  EXPECT_EQ(a.config.target_modules, (std::vector<std::string>{"q_proj", "down_proj"}));
+  EXPECT_EQ(a.untrained_targets, (std::vector<std::string>{"v_proj", "up_proj"}));
+  EXPECT_EQ(a.factors.size(), 8u);
+  const std::string log = log_of([&] { cg::lora::warn_ignored_targets(a, "SETTING"); });
+  EXPECT_NE(log.find("SETTING: adapter_config.json target_modules lists [v_proj,up_proj], but "
+                     "adapter_model.safetensors holds no factors for them: those modules get no update (PEFT loads it "
+                     "so too, warning of missing keys), only [q_proj,down_proj] are applied"), std::string::npos)
+      << log;
+  std::ofstream(dir + "/adapter_config.json") << head + R"(["q_proj", "v_proj"]})";  // down_proj's factors unlisted
+  const cg::lora::PeftAdapter b = cg::lora::read_peft_adapter(dir);
+  EXPECT_EQ(b.config.target_modules, (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_TRUE(b.untrained_targets.empty());
+  std::ofstream(dir + "/adapter_config.json") << head + R"(["q_proj", "down_proj"]})";  // as written: no warning
+  const cg::lora::PeftAdapter c = cg::lora::read_peft_adapter(dir);
+  EXPECT_TRUE(c.untrained_targets.empty());
+  EXPECT_EQ(log_of([&] { cg::lora::warn_ignored_targets(c, "SETTING"); }), "");
+  fs::remove_all(dir);
+}
+
 // exclude_modules naming a module whose factors the file holds (PEFT never writes such a file): the factors are left
 // out, as PEFT's loader drops them (the module has no LoRA layer there: unexpected keys of a non-strict load), and
 // named for a warning. Matched as PEFT does: list entries equal to the path or ending it after a dot, a string as a

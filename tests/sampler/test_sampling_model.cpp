@@ -179,6 +179,32 @@ TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
   const auto a = logits_of(*with_adapter), b = logits_of(*hand_merged), c = logits_of(*plain);
   EXPECT_LT((a - b).abs().max().item<double>(), 1e-4);
   EXPECT_GT((a - c).abs().max().item<double>(), 1e-2);  // the adapter matters
+  // adapter_config.json listing modules its tensors hold no factors for (v_proj, up_proj): loaded as PEFT loads it
+  // (those modules' lora_B = 0, no update), the same model, with a warning naming them (it was refused: "has no
+  // 'model.layers.0.self_attn.v_proj.lora_A.weight'").
+  {
+    lora::PeftConfig listed = pc;
+    listed.target_modules = {"q_proj", "v_proj", "down_proj", "up_proj"};
+    lora::write_peft_adapter(d + "/adapter_listed", listed, factors);
+    std::ostringstream log;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+    spdlog::default_logger()->sinks().push_back(sink);
+    std::string listed_what;
+    std::string error;
+    try {
+      auto m = load_sampling_model(sampling_config(d + "/base", d + "/adapter_listed"), dims, 0, at::kCPU,
+                                   &listed_what);
+      EXPECT_LT((logits_of(*m) - b).abs().max().item<double>(), 1e-4);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    spdlog::default_logger()->sinks().pop_back();
+    EXPECT_EQ(error, "");
+    EXPECT_NE(log.str().find("PEFT adapter " + d + "/adapter_listed: adapter_config.json target_modules lists "
+                             "[v_proj,up_proj], but adapter_model.safetensors holds no factors for them"),
+              std::string::npos) << log.str();
+    EXPECT_NE(listed_what.find("(r 4, 2 modules)"), std::string::npos) << listed_what;
+  }
   // As the reference script's adapters: PEFT also saved embed_tokens and lm_head whole, one row appended ([PAD]).
   // Their base rows equal the base's: said and ignored, the model the same. A changed row: refused.
   const auto with_embeddings = [&](const std::string& dir, double change) {
@@ -557,7 +583,11 @@ TEST(SamplingModel, PeftAdapterForAnotherBaseNamesTheAdapter) {
   EXPECT_NE(e.find("PEFT adapter " + d + "/one_layer has q_proj factors for 1 of the model's 2 layers: adapters on some "
                    "layers only"), std::string::npos) << e;
 
+  // lm_head listed with factors of its own: no module cgsample adapts (listed without factors, it would be one that
+  // gets no update, left out with a warning, as PEFT loads it).
   pc.target_modules = {"q_proj", "lm_head"};
+  factors["lm_head.lora_A.weight"] = at::zeros({2, d_model});
+  factors["lm_head.lora_B.weight"] = at::zeros({micro().vocab_size, 2});
   lora::write_peft_adapter(d + "/lm_head", pc, factors);
   e = error_of(d + "/lm_head");
   EXPECT_NE(e.find(d + "/lm_head/adapter_config.json target_modules: unknown module 'lm_head'"), std::string::npos)

@@ -1014,8 +1014,9 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
                                            std::to_string(lc.num_hidden_layers) + " layers: adapters on some layers "
                                            "only"), std::string::npos) << e.what();
     }
-    // adapter_config.json listing a module its tensors do not adapt (o_proj's factors taken out): the error names
-    // what the tensors hold, not the target_modules lora.targets already equals.
+    // adapter_config.json listing a module its tensors do not adapt (o_proj's factors taken out): under lora.targets
+    // naming o_proj the error names what the tensors hold, not the target_modules lora.targets already equals; under
+    // the modules the tensors hold it loads, with a warning naming o_proj (it loaded silently), as cgsample does.
     cg::lora::PeftAdapter no_o = cg::lora::read_peft_adapter(d + "/out/adapter");
     for (auto it = no_o.factors.begin(); it != no_o.factors.end();)
       it = it->first.find(".o_proj.") != std::string::npos ? no_o.factors.erase(it) : std::next(it);
@@ -1025,11 +1026,42 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
       cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
       ADD_FAILURE() << "an adapter without o_proj factors was loaded under lora.targets=[all-linear]";
     } catch (const cg::Error& e) {
-      EXPECT_NE(std::string(e.what()).find("its tensors adapt [down_proj,gate_proj,k_proj,q_proj,up_proj,v_proj] "
-                                           "but its adapter_config.json target_modules are [q_proj,k_proj,v_proj,"
-                                           "o_proj,gate_proj,up_proj,down_proj], so the two files disagree: set "
-                                           "lora.targets=[down_proj,gate_proj,k_proj,q_proj,up_proj,v_proj]"),
+      EXPECT_NE(std::string(e.what()).find("has no 'model.layers.0.self_attn.o_proj.lora_A.weight' / "
+                                           "'model.layers.0.self_attn.o_proj.lora_B.weight': set lora.targets=["
+                                           "down_proj,gate_proj,k_proj,q_proj,up_proj,v_proj], the modules its "
+                                           "tensors adapt"), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find("model.hf_dir"), std::string::npos) << e.what();
+    }
+    {
+      cg::Config six = partial;
+      six.lora.targets = {"q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "down_proj"};
+      std::ostringstream log;
+      auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+      spdlog::default_logger()->sinks().push_back(sink);
+      EXPECT_NO_THROW(cg::build_train_model(six, dims, lc.vocab_size, at::kCPU));
+      spdlog::default_logger()->sinks().pop_back();
+      EXPECT_NE(log.str().find("lora.init_adapter " + d + "/adapter_no_o: adapter_config.json target_modules lists "
+                               "[o_proj], but adapter_model.safetensors holds no factors for it: that module gets no "
+                               "update"), std::string::npos) << log.str();
+    }
+    // A factor of another base model's shape (q_proj's lora_A 8 columns wider) at the same r: the fix is the base,
+    // not lora.targets (it was "set lora.targets to its target_modules [...] (and model.hf_dir to its base)").
+    cg::lora::PeftAdapter wide = cg::lora::read_peft_adapter(d + "/out/adapter");
+    at::Tensor& qa = wide.factors.at("model.layers.0.self_attn.q_proj.lora_A.weight");
+    qa = at::cat({qa, at::zeros({qa.size(0), 8})}, 1);
+    cg::lora::write_peft_adapter(d + "/adapter_wide", wide.config, wide.factors);
+    partial.lora.init_adapter = d + "/adapter_wide";
+    try {
+      cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
+      ADD_FAILURE() << "an adapter of a wider base was loaded";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("lora.init_adapter " + d + "/adapter_wide: model.layers.0.self_attn.q_proj: "
+                                           "lora_A has shape"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("; its r is lora.r's (4), so its factors are shaped for another base model: "
+                                           "set model.hf_dir to the base it was trained on (its adapter_config.json "
+                                           "base_model_name_or_path: " + wide.config.base_model_name_or_path + ")"),
                 std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find("lora.targets"), std::string::npos) << e.what();
     }
     partial.lora.init_adapter = d + "/out";
     try {
