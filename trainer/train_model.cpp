@@ -238,7 +238,8 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
                             fmt::join(adapted, ","))
           : std::vector<std::string>(injected.begin(), injected.end()) != adapted
               ? fmt::format("set lora.targets=[{}], the modules its tensors adapt", fmt::join(adapted, ","))
-              : "its layers are not this model's: set model.hf_dir to the base it was trained on" + trained_on;
+              : "an adapter of a base model with other layers: set model.hf_dir to the base it was trained on" +
+                    trained_on;
       const std::string shape_fix = fmt::format("its r is lora.r's ({}), so its factors are shaped for another base "
                                                 "model: set model.hf_dir to the base it was trained on{}", spec.r,
                                                 trained_on);

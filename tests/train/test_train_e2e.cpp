@@ -1063,6 +1063,22 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
                 std::string::npos) << e.what();
       EXPECT_EQ(std::string(e.what()).find("lora.targets"), std::string::npos) << e.what();
     }
+    // Factors of a layer this model lacks, under the lora.targets its tensors adapt: another base, said so.
+    cg::lora::PeftAdapter deeper = cg::lora::read_peft_adapter(d + "/out/adapter");
+    const std::string extra = "model.layers." + std::to_string(lc.num_hidden_layers) + ".self_attn.q_proj";
+    for (const char* f : {".lora_A.weight", ".lora_B.weight"})
+      deeper.factors[extra + f] = deeper.factors.at("model.layers.0.self_attn.q_proj" + std::string(f));
+    cg::lora::write_peft_adapter(d + "/adapter_deeper", deeper.config, deeper.factors);
+    partial.lora.init_adapter = d + "/adapter_deeper";
+    try {
+      cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
+      ADD_FAILURE() << "an adapter of a deeper base was loaded";
+    } catch (const cg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("holds '" + extra + ".lora_A.weight', which is no LoRA layer of this model: "
+                                           "an adapter of a base model with other layers: set model.hf_dir to the "
+                                           "base it was trained on"), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find("lora.targets"), std::string::npos) << e.what();
+    }
     partial.lora.init_adapter = d + "/out";
     try {
       cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
