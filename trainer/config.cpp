@@ -31,43 +31,15 @@ using namespace config_detail;  // cg_config's own files only share a unity tran
 
 namespace {
 
-// A key or command-line word echoed in an error, in quotes. A control character (\v, \f, ESC, a tab) prints
-// invisibly and a non-breaking or zero-width space looks like nothing or a plain space, so "unknown config key
-// 'parallel.tp' ... did you mean 'parallel.tp'?" would hide what is wrong: those are escaped (\t, \v, \x1b,
-// \u00a0; a byte that is no UTF-8 as \xNN) and the message says so.
-std::string shown(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += char(c), ++i;
-    } else if (c < 0x80) {
-      const char* named[] = {"\\t", "\\n", "\\v", "\\f", "\\r"};
-      out += c >= '\t' && c <= '\r' ? named[c - '\t'] : fmt::format("\\x{:02x}", c), ++i;
-    } else {  // a UTF-8 sequence as its code point; a byte of none as \xNN
-      const size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-      uint32_t cp = n == 1 ? c : c & (0x7f >> n);
-      bool ok = n > 1 && i + n <= s.size();
-      for (size_t k = 1; ok && k < n; ++k) {
-        ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-        cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3f);
-      }
-      out += ok ? fmt::format("\\u{:04x}", cp) : fmt::format("\\x{:02x}", c);
-      i += ok ? n : 1;
-    }
-  }
-  return out == s ? "'" + s + "'" : "'" + out + "' (with characters that are not printable ASCII, shown escaped)";
-}
-
 // The number of the space group a Hermann-Mauguin symbol names (sample.spacegroup=Fm-3m: 225), as the CIF reader
 // reads the symbol (data/space_groups.h); throws naming what is accepted when it names none.
 int64_t space_group_number(const std::string& what, const std::string& symbol) {
   if (const int n = space_group_number_of_hm(symbol); n > 0) return n;
-  CG_CHECK(have_spglib(), "{}: '{}' is no space group number, and this build has no spglib, whose tables read "
+  CG_CHECK(have_spglib(), "{}: {} is no space group number, and this build has no spglib, whose tables read "
            "Hermann-Mauguin symbols: write the number, 1..230 (Fm-3m is 225), or install libsymspg-dev and rebuild",
-           what, symbol);
-  CG_FAIL("{}: '{}' is neither a space group number 1..230 nor a Hermann-Mauguin symbol the International Tables "
-          "know: write one of them (225, Fm-3m, \"F m -3 m\", P6_3/mmc, P2_1/c), or 0 for none", what, symbol);
+           what, shown(symbol));
+  CG_FAIL("{}: {} is neither a space group number 1..230 nor a Hermann-Mauguin symbol the International Tables "
+          "know: write one of them (225, Fm-3m, \"F m -3 m\", P6_3/mmc, P2_1/c), or 0 for none", what, shown(symbol));
 }
 
 // Parses `raw_in` into the field's type; throws naming the key and the expected type. `quoted`: the text is a quoted
@@ -79,8 +51,8 @@ void assign(const Field& f, const std::string& raw_in, bool quoted = false, cons
     bool quoted;
     const std::string& label;
     [[noreturn]] void fail(const std::string& what, const std::string& why = "") const {
-      CG_FAIL("{}: expected {}, got '{}'{}", label.empty() ? fmt::format("config key '{}'", f.key) : label, what,
-              raw_in, why.empty() ? "" : ": " + why);
+      CG_FAIL("{}: expected {}, got {}{}", label.empty() ? fmt::format("config key '{}'", f.key) : label, what,
+              shown(raw_in), why.empty() ? "" : ": " + why);
     }
     std::string text() const { return scalar_text(f.key, raw_in, quoted); }
     void operator()(bool* v) const {
@@ -208,7 +180,7 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
       const auto line = [](const YAML::Mark& m) { return m.is_null() ? std::string("?") : std::to_string(m.line + 1); };
       if (v.IsScalar() && before.IsScalar())
         CG_FAIL("config key {} is given twice{}: {} at line {}, then {} at line {}; keep one", shown(key), where,
-                before.Scalar(), line(first), v.Scalar(), line(kv.first.Mark()));
+                shown(before.Scalar(), false), line(first), shown(v.Scalar(), false), line(kv.first.Mark()));
       CG_FAIL("config {} {} is given twice{}: at lines {} and {}; keep one{}", v.IsMap() ? "section" : "key",
               shown(key), where, line(first), line(kv.first.Mark()), v.IsMap() ? " (its keys under one heading)" : "");
     }
@@ -286,8 +258,9 @@ void check_no_repeated_override(const std::vector<std::string>& overrides, const
     const auto& [key, value] = *kv;
     const std::string origin = i < origins.size() ? origins[i] : "command line";
     const auto [it, fresh] = seen.emplace(std::pair{origin, key}, value);
-    CG_CHECK(fresh, "{} is given twice {} ({}, then {}): give it once", key,
-             origin == "command line" ? std::string("on the command line") : "in " + origin, it->second, value);
+    CG_CHECK(fresh, "{} is given twice {} ({}, then {}): give it once", shown(key, false),
+             origin == "command line" ? std::string("on the command line") : "in " + origin, shown(it->second, false),
+             shown(value, false));
   }
 }
 
@@ -348,7 +321,7 @@ void validate_config(const Config& c) {
                                           sm.band_gap.empty() && sm.e_above_hull.empty() && sm.task == "generate"),
            "sample.conditions_from={} draws every sample's conditions from a CSV; it does not combine with the fixed "
            "sample.formula / spacegroup / formation_energy / band_gap / e_above_hull or with sample.task=infill: "
-           "unset one side", sm.conditions_from);
+           "unset one side", shown(sm.conditions_from, false));
   CG_CHECK(sm.task != "infill" || (sm.formula.empty() && sm.spacegroup == 0 && sm.formation_energy.empty() &&
                                    sm.band_gap.empty() && sm.e_above_hull.empty()),
            "sample.task=infill asks for a masked element of the test crystals; the conditions sample.formula / "
@@ -357,11 +330,11 @@ void validate_config(const Config& c) {
   // crystal ever had (the sign dropped, or formation energy meant).
   for (const auto& [key, value] : {std::pair{"sample.band_gap", sm.band_gap}, {"sample.e_above_hull", sm.e_above_hull}})
     CG_CHECK(value.empty() || std::strtod(value.c_str(), nullptr) >= 0, "config key '{}' is {}, but it is >= 0 by "
-             "definition (eV{}); give a value >= 0{}", key, value, std::string(key) == "sample.band_gap" ? "" : "/atom",
+             "definition (eV{}); give a value >= 0{}", key, shown(value, false), std::string(key) == "sample.band_gap" ? "" : "/atom",
              std::string(key) == "sample.band_gap" ? "" : " (a negative energy is sample.formation_energy)");
   CG_CHECK(c.lora.enabled || c.lora.init_adapter.empty(), "config key 'lora.init_adapter' ({}) starts LoRA adapters, "
            "but lora.enabled=false trains the whole model: drop lora.init_adapter, or set lora.enabled=true",
-           c.lora.init_adapter);
+           shown(c.lora.init_adapter, false));
 }
 
 std::string resolve_csv(const std::string& value, const Config& c) {
@@ -370,8 +343,8 @@ std::string resolve_csv(const std::string& value, const Config& c) {
   if (value == "data.val_csv") return c.data.val_csv;
   const bool key_like =
       value.rfind("data.", 0) == 0 && value.size() > 9 && value.compare(value.size() - 4, 4, "_csv") == 0;
-  CG_CHECK(!key_like, "'{}' is no config key: give data.train_csv, data.val_csv or data.test_csv (that key's file), or "
-           "a path", value);
+  CG_CHECK(!key_like, "{} is no config key: give data.train_csv, data.val_csv or data.test_csv (that key's file), or "
+           "a path", shown(value));
   return value;
 }
 
@@ -446,7 +419,7 @@ std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, 
       overrides.push_back(w);
     } else if (yaml_name) {
       CG_CHECK(yaml_path.empty(), "{}: two config files given ({} and {}); pass one and use key=value overrides",
-               tool, yaml_path, w);
+               tool, shown(yaml_path, false), shown(w, false));
       yaml_path = w;
     } else if (w.rfind("-", 0) == 0) {
       CG_FAIL("{}: unknown option {}; run {} --help", tool, shown(w), tool);

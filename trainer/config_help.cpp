@@ -39,7 +39,9 @@ std::string config_reference_markdown() {
       "Bools: true/false, yes/no, on/off, 1/0, in any case.\n"
       "A number or bool may be quoted, in the file and on the command line alike (`seed: \"16\"` in the file,\n"
       "`train.seed='\"16\"'` from a shell: both 16): the key's type says how its text reads, and quotes do not\n"
-      "change it, since a bool or number key cannot hold text.\n";
+      "change it, since a bool or number key cannot hold text.\n"
+      "An error that echoes a key or a value shows a character that would print invisibly or as a plain space (a\n"
+      "tab, ESC, a non-breaking or zero-width space) escaped, `'fp32\\u00a0'`, and says so.\n";
   std::string section;
   auto cell = [](std::string s) {
     std::string o;

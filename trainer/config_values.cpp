@@ -38,6 +38,31 @@ std::string trim(const std::string& s) {
   return a == std::string::npos ? "" : s.substr(a, b - a + 1);
 }
 
+std::string shown(const std::string& s, bool quoted) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += char(c), ++i;
+    } else if (c < 0x80) {
+      const char* named[] = {"\\t", "\\n", "\\v", "\\f", "\\r"};
+      out += c >= '\t' && c <= '\r' ? named[c - '\t'] : fmt::format("\\x{:02x}", c), ++i;
+    } else {  // a UTF-8 sequence as its code point; a byte of none as \xNN
+      const size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+      uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+      bool ok = n > 1 && i + n <= s.size();
+      for (size_t k = 1; ok && k < n; ++k) {
+        ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+        cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+      }
+      out += ok ? fmt::format("\\u{:04x}", cp) : fmt::format("\\x{:02x}", c);
+      i += ok ? n : 1;
+    }
+  }
+  if (out == s) return quoted ? "'" + s + "'" : s;
+  return "'" + out + "' (with characters that are not printable ASCII, shown escaped)";
+}
+
 namespace {
 
 std::string format_double(double v) {
@@ -127,7 +152,7 @@ std::string decode_quoted(const std::string& key, const std::string& s, size_t f
     return YAML::Load(quoted).Scalar();
   } catch (const YAML::Exception& e) {
     CG_FAIL("config key '{}': {} is not a valid YAML quoted string ({}); inside \"...\" a backslash starts an escape "
-            "(\\\\ for a backslash), or use '...', where only '' is special", key, quoted, e.msg);
+            "(\\\\ for a backslash), or use '...', where only '' is special", key, shown(quoted, false), e.msg);
   }
 }
 
@@ -137,7 +162,7 @@ std::string decode_quoted(const std::string& key, const std::string& s, size_t f
   CG_FAIL("config key '{}': in {}, the {} at {} {}: a value (or list item) that starts with a quote is a YAML "
           "quoted string, whole ('' for a ' inside '...', \\\" for a \" inside \"...\"); quote all of it, or, for "
           "text that starts with a quote character, put it inside the other quotes (e.g. {}: these are the quotes the "
-          "tool receives, inside the shell's own)", key, raw,
+          "tool receives, inside the shell's own)", key, shown(raw, false),
           q == '"' ? "double quote" : "single quote", at == 0 ? "the start" : "position " + std::to_string(at + 1),
           closed ? "closes before the value's end" : "never closes",
           q == '"' ? "'\"a b'" : "\"'a b\"");
@@ -158,13 +183,13 @@ std::string quote_hint(const std::string& key, const std::string& text) {
 // YAML's null, a list or a map where text is expected: the file would not give text either, so say what to write.
 void refuse_other_type(const std::string& key, const std::string& raw, bool list) {
   if (is_null_word(raw))
-    CG_FAIL("config key '{}': '{}' is YAML's null; write {}= (nothing after '=') for {}, or quote it for the text: {}",
-            key, raw, key, list ? "an empty list" : "an empty value", quote_hint(key, raw));
+    CG_FAIL("config key '{}': {} is YAML's null; write {}= (nothing after '=') for {}, or quote it for the text: {}",
+            key, shown(raw), key, list ? "an empty list" : "an empty value", quote_hint(key, raw));
   if (!list && (raw[0] == '[' || raw[0] == '{'))
-    CG_FAIL("config key '{}' is a string, and {} reads as a YAML {}; quote it for the text: {}", key, raw,
+    CG_FAIL("config key '{}' is a string, and {} reads as a YAML {}; quote it for the text: {}", key, shown(raw, false),
             raw[0] == '[' ? "list" : "map", quote_hint(key, raw));
   if (list && raw[0] == '{')
-    CG_FAIL("config key '{}': expected a list, got the map {}; write [a, b] or a,b", key, raw);
+    CG_FAIL("config key '{}': expected a list, got the map {}; write [a, b] or a,b", key, shown(raw, false));
 }
 
 }  // namespace
@@ -184,7 +209,8 @@ std::vector<std::string> list_value(const std::string& key, const std::string& r
   if (s.empty()) return out;
   refuse_other_type(key, s, true);
   if (s[0] == '[') {
-    CG_CHECK(s.back() == ']', "config key '{}': {} opens '[' but does not end with ']'; write [a, b]", key, raw_in);
+    CG_CHECK(s.back() == ']', "config key '{}': {} opens '[' but does not end with ']'; write [a, b]", key,
+             shown(raw_in, false));
     s = trim(s.substr(1, s.size() - 2));
     if (s.empty()) return out;
   }
@@ -202,8 +228,8 @@ std::vector<std::string> list_value(const std::string& key, const std::string& r
       const size_t comma = std::min(s.find(',', i), s.size());
       item = trim(s.substr(i, comma - i));
       CG_CHECK(item.find_first_of("[]{}") == std::string::npos && !is_null_word(item),
-               "config key '{}': list item '{}' in {} is not a plain value (nested lists, maps and null are not "
-               "items); quote the item for the text: [\"{}\"]", key, item, raw_in, item);
+               "config key '{}': list item {} in {} is not a plain value (nested lists, maps and null are not "
+               "items); quote the item for the text: [\"{}\"]", key, shown(item), shown(raw_in, false), item);
       i = comma;
     }
     if (i >= s.size()) {  // the last item; after a trailing comma there is none
@@ -341,7 +367,7 @@ void check_rule(const Field& f) {
   auto check_choice = [&](const std::string& v) {
     if (r.choices.empty()) return;
     CG_CHECK(std::find(r.choices.begin(), r.choices.end(), v) != r.choices.end(),
-             "config key '{}': '{}' is not allowed; allowed: {}", f.key, v, describe_rule(r));
+             "config key '{}': {} is not allowed; allowed: {}", f.key, shown(v), describe_rule(r));
   };
   if (auto* p = std::get_if<int64_t*>(&f.ptr)) check_number(static_cast<double>(**p));
   if (auto* p = std::get_if<uint64_t*>(&f.ptr)) check_number(static_cast<double>(**p));
@@ -358,8 +384,8 @@ void check_rule(const Field& f) {
     if (!(*p)->empty() || !r.choices.empty()) check_choice(**p);
     if (r.numeric_or_empty && !(*p)->empty()) {
       const auto why = number_problem(**p);
-      CG_CHECK(decimal_number(**p), "config key '{}': '{}' is not a finite decimal number{}; give one (e.g. 1.25) or "
-               "leave it empty", f.key, **p, why && !why->empty() ? " (" + *why + ")" : "");
+      CG_CHECK(decimal_number(**p), "config key '{}': {} is not a finite decimal number{}; give one (e.g. 1.25) or "
+               "leave it empty", f.key, shown(**p), why && !why->empty() ? " (" + *why + ")" : "");
     }
   }
   if (auto* p = std::get_if<std::vector<std::string>*>(&f.ptr)) {

@@ -19,6 +19,12 @@ std::string a_type_name(const FieldPtr& p);
 std::string section_of(const std::string& key);
 // s without leading and trailing spaces, tabs and line breaks.
 std::string trim(const std::string& s);
+// A key, value or command-line word echoed in an error: 'text' (bare when !quoted). A control character (\v, \f,
+// ESC, a tab) prints invisibly and a non-breaking or zero-width space looks like nothing or a plain space, so
+// "unknown config key 'parallel.tp' ... did you mean 'parallel.tp'?" or "'fp32' is not allowed; allowed: fp32 | ..."
+// would hide what is wrong: those are escaped (\t, \v, \x1b, \u00a0; a byte that is no UTF-8 as \xNN), always in
+// quotes, and the message says so.
+std::string shown(const std::string& s, bool quoted = true);
 // Human/YAML form of a value: lists as [a, b], strings bare (quoting is the caller's business).
 std::string value_string(const FieldPtr& p);
 // A value as the YAML config writes it: strings and list items quoted.

@@ -332,6 +332,46 @@ TEST(Config, KeysWithInvisibleCharactersAreShownEscaped) {
   EXPECT_NE(e.find("unknown config key 'parallel.tq' (command line); did you mean"), std::string::npos) << e;
 }
 
+// A value with an invisible character is as wrong as such a key, and would print as the right word: "'fp32' is not
+// allowed; allowed: auto | fp32 | ..." for fp32 and a non-breaking space. Every error that echoes a value shows it
+// escaped, with the note.
+TEST(Config, ValuesWithInvisibleCharactersAreShownEscaped) {
+  const std::string note = " (with characters that are not printable ASCII, shown escaped)";
+  for (const auto& [word, want] : std::vector<std::pair<std::string, std::string>>{
+           {"model.dtype=fp32\xc2\xa0", "config key 'model.dtype': 'fp32\\u00a0'" + note + " is not allowed"},
+           {"model.dtype=\xe2\x80\x8b" "fp32", "config key 'model.dtype': '\\u200bfp32'" + note + " is not allowed"},
+           {"train.steps=10\xc2\xa0", "config key 'train.steps': expected an integer, got '10\\u00a0'" + note},
+           {"train.lr=1e-4\v", "config key 'train.lr': expected a finite number, got '1e-4\\v'" + note},
+           {"train.seed=7\x1b[0m", "config key 'train.seed': expected a non-negative integer, got '7\\x1b[0m'" + note},
+           {"log.all_ranks=true\f", "config key 'log.all_ranks': expected a bool (true | false; also yes | no, on | off, "
+                                    "1 | 0), got 'true\\f'" + note},
+           {"lora.targets=[q_proj,v_proj\xe2\x80\x8b]", "config key 'lora.targets': 'v_proj\\u200b'" + note},
+           {"sample.band_gap=1.5\xc2\xa0", "config key 'sample.band_gap': '1.5\\u00a0'" + note +
+                                            " is not a finite decimal number"},
+           {"sample.spacegroup=Fm-3m\xff", "'Fm-3m\\xff'" + note},
+           {"sample.formula=[x\v]", "config key 'sample.formula' is a string, and '[x\\v]'" + note + " reads as"},
+           {"sample.formula=\"a\v", "in '\"a\\v'" + note + ", the double quote at the start never closes"}}) {
+    const std::string e = error_of([&] { cg::load_config("", {word}); });
+    EXPECT_NE(e.find(want), std::string::npos) << e;
+  }
+  // A quoted string in the file keeps its tab; an override's value is trimmed (as YAML trims a plain scalar).
+  std::string e = error_of([] { cg::load_config_string("model:\n  dtype: \"fp32\\t\"\n"); });
+  EXPECT_NE(e.find("'model.dtype': 'fp32\\t'" + note + " is not allowed"), std::string::npos) << e;
+  EXPECT_EQ(cg::load_config("", {"train.steps=10\t"}).train.steps, 10);
+  e = error_of([] { cg::load_config_string("lora:\n  r: 8\n  r: \"9\\v\"\n"); });
+  EXPECT_NE(e.find("key 'lora.r' is given twice: 8 at line 2, then '9\\v'" + note + " at line 3"), std::string::npos)
+      << e;
+  e = error_of([] { cg::load_config("", {"train.lr=1e-4", "train.lr=2e-4\xc2\xa0"}); });
+  EXPECT_NE(e.find("train.lr is given twice on the command line (1e-4, then '2e-4\\u00a0'" + note + ")"),
+            std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"lora.enabled=false", "lora.init_adapter=/a\xe2\x80\x8b"}); });
+  EXPECT_NE(e.find("'lora.init_adapter' ('/a\\u200b'" + note + ")"), std::string::npos) << e;
+  e = error_of([] { cg::resolve_csv("data.train\xc2\xa0_csv", cg::Config()); });
+  EXPECT_NE(e.find("'data.train\\u00a0_csv'" + note + " is no config key"), std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"model.dtype=fp33"}); });  // a plain value stays as it was
+  EXPECT_NE(e.find("config key 'model.dtype': 'fp33' is not allowed; allowed: "), std::string::npos) << e;
+}
+
 TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
   std::string e = error_of([] { cg::load_config_string("trian:\n  lr: 1e-4\n"); });
   EXPECT_NE(e.find("'trian.lr'"), std::string::npos) << e;
