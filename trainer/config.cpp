@@ -203,7 +203,14 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
       } else if (auto* str = std::get_if<std::string*>(&f->ptr); str && v.Tag() == "!") {
         **str = v.Scalar();  // a quoted YAML string is taken whole: its spaces and quote characters are the value's
       } else {
-        assign(*f, v.Scalar(), /*quoted=*/v.Tag() == "!");
+        try {
+          assign(*f, v.Scalar(), /*quoted=*/v.Tag() == "!");
+        } catch (const Error& e) {  // say where in the file the value is, as an override says "(command line)"
+          const YAML::Mark m = v.Mark();
+          if (m.is_null()) throw;
+          throw Error(fmt::format("{} ({}line {})", e.what(), where.empty() ? "" : where.substr(2, where.size() - 3) +
+                                  ", ", m.line + 1));
+        }
       }
     } else if (is_section(fields, key)) {
       CG_CHECK(v.IsMap(), "config key '{}'{} is a section: give it a map of keys, e.g. {}: {{...}}", key, where, name);
@@ -292,7 +299,31 @@ YAML::Node load_one_document(const std::string& text, const std::string& where) 
   return docs.empty() ? YAML::Node() : docs.front();
 }
 
+// "; it holds a.yaml, b.yaml": the config files in a folder given in place of one (the first few, sorted).
+std::string yaml_files_in(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string ext = it->path().extension().string();
+    if (ext == ".yaml" || ext == ".yml") names.push_back(it->path().filename().string());
+  }
+  if (names.empty()) return "";
+  std::sort(names.begin(), names.end());
+  std::string out = "; it holds ";
+  for (size_t i = 0; i < names.size() && i < 4; ++i) out += (i ? ", " : "") + names[i];
+  return out + (names.size() > 4 ? fmt::format(" and {} more", names.size() - 4) : "");
+}
+
 YAML::Node read_yaml_file(const std::string& yaml_path) {
+  // Said here, with the fix, before read_file's plainer "cannot read ...: No such file or directory".
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::status(yaml_path, ec);
+  const std::string from = fs::path(yaml_path).is_relative() ? " in " + fs::current_path(ec).string() : "";
+  CG_CHECK(st.type() != fs::file_type::not_found, "config file {} does not exist{}: give the path of a CONFIG.yaml, "
+           "e.g. configs/tiny.yaml", shown(yaml_path), from);
+  CG_CHECK(!fs::is_directory(st), "config file {} is a folder: give the YAML file itself (DIR/CONFIG.yaml){}",
+           shown(yaml_path), yaml_files_in(yaml_path));
   return load_one_document(read_file(yaml_path, "config file"), yaml_path);
 }
 
@@ -427,7 +458,7 @@ std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, 
       // What the word most likely meant: a config file under another name, a folder, an override without its value.
       std::string hint = "expected CONFIG.yaml or section.key=value";
       if (std::filesystem::is_directory(w, ec))
-        hint = "it is a folder; give the config file (CONFIG.yaml) or section.key=value";
+        hint = "it is a folder; give the config file (CONFIG.yaml) or section.key=value" + yaml_files_in(w);
       else if (std::filesystem::is_regular_file(w, ec))
         hint = "a config file is read when its name ends in .yaml or .yml: rename it (or give section.key=value)";
       else if (eq == std::string::npos && w.find('.') != std::string::npos && w.find('/') == std::string::npos)

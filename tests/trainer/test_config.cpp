@@ -343,8 +343,8 @@ TEST(Config, ValuesWithInvisibleCharactersAreShownEscaped) {
            {"train.steps=10\xc2\xa0", "config key 'train.steps': expected an integer, got '10\\u00a0'" + note},
            {"train.lr=1e-4\v", "config key 'train.lr': expected a finite number, got '1e-4\\v'" + note},
            {"train.seed=7\x1b[0m", "config key 'train.seed': expected a non-negative integer, got '7\\x1b[0m'" + note},
-           {"log.all_ranks=true\f", "config key 'log.all_ranks': expected a bool (true | false; also yes | no, on | off, "
-                                    "1 | 0), got 'true\\f'" + note},
+           {"log.all_ranks=true\f", "config key 'log.all_ranks': expected a bool (true | false; also yes | no, on | "
+                                    "off, 1 | 0), got 'true\\f'" + note},
            {"lora.targets=[q_proj,v_proj\xe2\x80\x8b]", "config key 'lora.targets': 'v_proj\\u200b'" + note},
            {"sample.band_gap=1.5\xc2\xa0", "config key 'sample.band_gap': '1.5\\u00a0'" + note +
                                             " is not a finite decimal number"},
@@ -370,6 +370,35 @@ TEST(Config, ValuesWithInvisibleCharactersAreShownEscaped) {
   EXPECT_NE(e.find("'data.train\\u00a0_csv'" + note + " is no config key"), std::string::npos) << e;
   e = error_of([] { cg::load_config("", {"model.dtype=fp33"}); });  // a plain value stays as it was
   EXPECT_NE(e.find("config key 'model.dtype': 'fp33' is not allowed; allowed: "), std::string::npos) << e;
+}
+
+// What a user gets wrong first: a value of the wrong type in the file says where it is (file and line, as an override
+// says "command line"); a config file that is missing or a folder says so and what to give instead.
+TEST(Config, FileErrorsNameTheFileLineAndFix) {
+  const std::string dir = ::testing::TempDir() + "/cfg_errors";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/configs.yaml");
+  std::ofstream(dir + "/a.yaml") << "train:\n  lr: 1e-4\n  steps: ten\n";
+  std::ofstream(dir + "/configs.yaml/tiny.yaml") << "train:\n  steps: 5\n";
+  std::string e = error_of([&] { cg::load_config(dir + "/a.yaml", {}); });
+  EXPECT_NE(e.find("config key 'train.steps': expected an integer, got 'ten' (in " + dir + "/a.yaml, line 3)"),
+            std::string::npos) << e;
+  e = error_of([] { cg::load_config_string("lora:\n  enabled: maybe\n"); });
+  EXPECT_NE(e.find("config key 'lora.enabled': expected a bool (true | false; also yes | no, on | off, 1 | 0), got "
+                   "'maybe' (line 2)"), std::string::npos) << e;
+  e = error_of([&] { cg::load_config(dir + "/none.yaml", {}); });
+  EXPECT_NE(e.find("config file '" + dir + "/none.yaml' does not exist: give the path of a CONFIG.yaml, e.g. "
+                   "configs/tiny.yaml"), std::string::npos) << e;
+  e = error_of([&] { cg::load_config(dir + "/configs.yaml", {}); });
+  EXPECT_NE(e.find("config file '" + dir + "/configs.yaml' is a folder: give the YAML file itself (DIR/CONFIG.yaml); "
+                   "it holds tiny.yaml"), std::string::npos) << e;
+  const std::string folder = dir + "/configs.yaml";  // named without .yaml: a word that is a folder
+  std::filesystem::rename(folder, dir + "/configs");
+  const std::string word = dir + "/configs";
+  const char* argv[] = {"cgprep", word.c_str()};
+  e = error_of([&] { cg::parse_cli(2, const_cast<char**>(argv), "cgprep", ""); });
+  EXPECT_NE(e.find("cgprep: unexpected argument '" + word + "': it is a folder; give the config file (CONFIG.yaml) or "
+                   "section.key=value; it holds tiny.yaml"), std::string::npos) << e;
 }
 
 TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
