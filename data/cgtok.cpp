@@ -17,6 +17,8 @@
 
 namespace {
 constexpr const char* kUsage =
+    "usage: cgtok llama-js JS_FILE OUT.model | hf-json TOKENIZER.json OUT.model | encode MODEL TEXT |"
+    " decode MODEL ID... | --help\n"
     "cgtok: make and inspect sentencepiece tokenizer models\n"
     "  cgtok llama-js JS_FILE OUT.model   convert llama-tokenizer-js's llama-tokenizer.js (LLaMA-2's vocabulary\n"
     "                                     and merges) into a sentencepiece model with LLaMA-2's ids\n"

@@ -61,14 +61,24 @@ std::string config_reference_markdown() {
   return out;
 }
 
+namespace {
+
+// The options a tool's main takes off the command line before parse_cli sees it: its usage line names them too.
+std::string own_options(const std::string& tool) {
+  if (tool == "cgtrain") return " [--plan [--device-gb=N]]";
+  return "";
+}
+
+}  // namespace
+
 std::string config_help(const std::string& tool, const std::string& summary) {
   Config c;
   std::string out = fmt::format(
-      "usage: {} [CONFIG.yaml] [section.key=value ...] [--help]\n\n{}\n\n"
+      "usage: {}{} [CONFIG.yaml] [section.key=value ...] [--help]\n\n{}\n\n"
       "Defaults < CONFIG.yaml < key=value overrides. Lists: key=[a,b] or key=a,b. A value reads as in the YAML\n"
       "file ('#' is text): \"...\"/'...' are YAML quotes; ~, null, [..] and {{..}} are refused for text\n"
       "(key= is empty). Numbers are decimal (1e-4, 1e5 for an integer; not 0x10 or 010), quoted or not.\n",
-      tool, summary);
+      tool, own_options(tool), summary);
   std::string section;
   for (const auto& f : fields_of(c)) {
     std::string sec = section_of(f.key);

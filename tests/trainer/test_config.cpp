@@ -401,6 +401,14 @@ TEST(Config, FileErrorsNameTheFileLineAndFix) {
                    "section.key=value; it holds tiny.yaml"), std::string::npos) << e;
 }
 
+// The usage line names every option the tool takes: cgtrain's own --plan and --device-gb too, which its main takes off
+// the command line before parse_cli.
+TEST(Config, UsageLineNamesTheToolsOwnOptions) {
+  EXPECT_EQ(cg::config_help("cgtrain", "").rfind("usage: cgtrain [--plan [--device-gb=N]] [CONFIG.yaml] "
+                                                 "[section.key=value ...] [--help]\n", 0), 0u);
+  EXPECT_EQ(cg::config_help("cgprep", "").rfind("usage: cgprep [CONFIG.yaml] [section.key=value ...] [--help]\n", 0), 0u);
+}
+
 TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
   std::string e = error_of([] { cg::load_config_string("trian:\n  lr: 1e-4\n"); });
   EXPECT_NE(e.find("'trian.lr'"), std::string::npos) << e;
