@@ -268,8 +268,10 @@ static void check_not_set_by_cgsweep(const std::string& key, const std::string& 
 void add_command_line_overrides(SweepSpec& spec, const std::vector<std::string>& words) {
   for (const auto& w : words) {
     const auto eq = w.find('=');
+    CG_CHECK(eq != std::string::npos || !is_dotted_key(w), "argument '{}' is an override without its value: write "
+             "{}=VALUE", w, w);
     CG_CHECK(eq != std::string::npos && is_dotted_key(w.substr(0, eq)),
-             "argument '{}' is not a section.key=value override", w);
+             "argument '{}' is not a section.key=value override (after the sweep file, cgsweep takes only those)", w);
     const std::string key = w.substr(0, eq);
     check_no_control_chars(w, "argument", "give the value on one line, without tabs");
     check_not_set_by_cgsweep(key, w + " on the command line");
@@ -301,7 +303,11 @@ SweepSpec parse_sweep_spec(const std::string& yaml_text, const std::string& path
     try {
       field = root[key].as<std::decay_t<decltype(field)>>();
     } catch (const YAML::Exception&) {
-      CG_FAIL("sweep file {}: bad value for '{}'", path, key);
+      using T = std::decay_t<decltype(field)>;
+      const YAML::Node& v = root[key];
+      CG_FAIL("sweep file {}: '{}' (line {}) must be {}, got {}", path, key, v.Mark().line + 1,
+              std::is_same_v<T, bool> ? "true or false" : std::is_integral_v<T> ? "a whole number" : "a plain value",
+              v.IsScalar() ? "'" + v.Scalar() + "'" : v.IsSequence() ? "a list" : v.IsMap() ? "a map" : "nothing");
     }
   };
   get("base", spec.base);
@@ -396,6 +402,10 @@ std::string normalized_path(const std::string& path) {
 }
 
 SweepSpec load_sweep_spec(const std::string& path) {
+  std::error_code ec;
+  CG_CHECK(std::filesystem::exists(path, ec), "sweep file {} does not exist: give the path of a sweep YAML file, e.g. "
+           "launch/sweeps/rank_translate.yaml", path);
+  CG_CHECK(!std::filesystem::is_directory(path, ec), "sweep file {} is a folder: give the sweep YAML file itself", path);
   return parse_sweep_spec(read_file(path, "sweep file"), normalized_path(path));
 }
 

@@ -312,3 +312,36 @@ TEST(SweepSpec, ControlCharactersAndUnsafeSlurmValuesAreRefused) {
   EXPECT_EQ(error_of("base: b.yaml\nslurm: {time: 1-12:00:00, partition: \"gpu,gpu-long\"}\n" + grid), "");
   EXPECT_EQ(error_of("base: b.yaml\nslurm: {time: UNLIMITED, partition: a100_80g}\n" + grid), "");
 }
+
+namespace {
+
+// What a user gets wrong first says what was wrong and what to give: a value of the wrong type (its line and what it
+// was), an override without its value, a sweep file that is missing or a folder.
+TEST(SweepSpec, UserErrorsNameTheValueAndTheFix) {
+  EXPECT_NE(error_of("base: b.yaml\nnp: two\ngrid: {lora.r: [4, 8]}\n")
+                .find("sweep file bad.yaml: 'np' (line 2) must be a whole number, got 'two'"), std::string::npos);
+  EXPECT_NE(error_of("base: b.yaml\nsample: [1]\ngrid: {lora.r: [4, 8]}\n")
+                .find("sweep file bad.yaml: 'sample' (line 2) must be true or false, got a list"), std::string::npos);
+  SweepSpec spec = parse_sweep_spec("base: b.yaml\ngrid: {lora.r: [4, 8]}\n", "s.yaml");
+  std::string e;
+  try {
+    add_command_line_overrides(spec, {"train.steps"});
+  } catch (const cg::Error& err) {
+    e = err.what();
+  }
+  EXPECT_NE(e.find("argument 'train.steps' is an override without its value: write train.steps=VALUE"),
+            std::string::npos) << e;
+  const std::string dir = ::testing::TempDir();
+  for (const auto& [path, want] : std::vector<std::pair<std::string, std::string>>{
+           {dir + "/no_such_sweep.yaml", "does not exist: give the path of a sweep YAML file"},
+           {dir, "is a folder: give the sweep YAML file itself"}}) {
+    try {
+      load_sweep_spec(path);
+      ADD_FAILURE() << path << " loaded";
+    } catch (const cg::Error& err) {
+      EXPECT_NE(std::string(err.what()).find("sweep file " + path + " " + want), std::string::npos) << err.what();
+    }
+  }
+}
+
+}  // namespace
