@@ -20,6 +20,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/input_error.h"
 #include "common/omp_env.h"
 #include "dist/check.h"
 
@@ -328,6 +329,22 @@ void abort_all(const std::string& msg, int code) {
   std::_Exit(code);
 }
 
+namespace {
+
+constexpr double kInputErrorWaitS = 10;  // for rank 0 to say the same error and end the job
+
+// An InputError (the command line or the config every rank was given): rank 0 says it and ends the job while the other
+// ranks wait quietly, so that `mpirun -np 4` prints it once, not four times. No rank asks the others: one whose rank 0
+// did not fail (a config file that differs, or is missing, on its node) says its own error once the wait is over, late
+// but not lost. Should rank 0 fail with another error, that one is said and this rank's is not.
+[[noreturn]] void abort_on_input_error(const std::string& msg) {
+  if (g_initialised && g_runtime.world > 1 && g_runtime.rank != 0 && mpi_live())
+    std::this_thread::sleep_for(std::chrono::duration<double>(kInputErrorWaitS));
+  abort_all(msg);
+}
+
+}  // namespace
+
 int run_main(int argc, char** argv, int (*fn)(int, char**)) {
   // --help is answered without MPI: a login node whose MPI cannot start a process alone (or takes half a minute to
   // start its singleton daemon under load) still prints the usage, at once.
@@ -347,6 +364,8 @@ int run_main(int argc, char** argv, int (*fn)(int, char**)) {
     rc = fn(argc, argv);
     // A rank that gives up with an exit code would leave its peers waiting in their next collective.
     if (rc != 0 && rt.world > 1) abort_all(fmt::format("exited with code {}", rc), rc);
+  } catch (const InputError& e) {
+    abort_on_input_error(e.what());
   } catch (const std::exception& e) {
     abort_all(e.what());
   } catch (...) {

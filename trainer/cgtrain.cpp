@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/input_error.h"
 #include "common/omp_env.h"
 #include "dist/runtime.h"
 #include "trainer/config.h"
@@ -32,7 +33,7 @@ struct Args {
   double device_gb = 0;
 };
 
-Args parse_args(int argc, char** argv) {
+Args parse_args_impl(int argc, char** argv) {
   Args a;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--plan") == 0) {
@@ -52,6 +53,15 @@ Args parse_args(int argc, char** argv) {
   }
   CG_CHECK(a.plan || a.device_gb == 0, "--device-gb only goes with --plan");
   return a;
+}
+
+// An error in the command line is every rank's: said once (cg::InputError, dist::run_main).
+Args parse_args(int argc, char** argv) {
+  try {
+    return parse_args_impl(argc, argv);
+  } catch (const cg::Error& e) {
+    throw cg::InputError(e.what());
+  }
 }
 
 std::optional<cg::Config> parse_config(Args& a) {

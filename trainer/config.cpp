@@ -19,6 +19,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/input_error.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "data/space_groups.h"
@@ -426,8 +427,10 @@ std::vector<std::string> config_differences(const Config& before, const Config& 
 
 bool operator==(const Config& a, const Config& b) { return config_differences(a, b).empty(); }
 
-std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, const std::string& summary,
-                                std::vector<std::string>* positional) {
+namespace {
+
+std::optional<Config> parse_cli_impl(int argc, char** argv, const std::string& tool, const std::string& summary,
+                                     std::vector<std::string>* positional) {
   std::string yaml_path;
   std::vector<std::string> overrides;
   for (int i = 1; i < argc; ++i) {
@@ -468,6 +471,20 @@ std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, 
     }
   }
   return load_config(yaml_path, overrides);
+}
+
+}  // namespace
+
+std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, const std::string& summary,
+                                std::vector<std::string>* positional) {
+  // Every rank of a job gets the same words and reads the same file: an error in them is every rank's, and said once.
+  try {
+    return parse_cli_impl(argc, argv, tool, summary, positional);
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    throw InputError(e.what());
+  }
 }
 
 }  // namespace cg

@@ -6,6 +6,8 @@
 # cmake -DMPIEXEC=.. -DDEMO=.. -DMODE=throw|exit|relay|alone -DTIMEOUT=60 -P check_abort.cmake
 # MODE=early: both ranks fail before MPI starts; each names its own rank (from the launcher's environment).
 # MODE=early_env: the same alone, under the variables of each launcher in turn: the first one set names the rank.
+# MODE=input: on 3 ranks, every rank fails with the same InputError: it is printed once, by rank 0.
+# MODE=input1: on 3 ranks, rank 1 alone fails with an InputError: its message is printed, once, by rank 1.
 if(MODE STREQUAL "alone")
   execute_process(COMMAND ${DEMO} throw TIMEOUT ${TIMEOUT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 elseif(MODE STREQUAL "early_env")
@@ -25,8 +27,12 @@ elseif(MODE STREQUAL "early_env")
   endforeach()
   return()
 else()
+  set(_np 2)
+  if(MODE MATCHES "^input")
+    set(_np 3)
+  endif()
   execute_process(
-    COMMAND ${MPIEXEC} --allow-run-as-root --oversubscribe --bind-to none -np 2 ${DEMO} ${MODE}
+    COMMAND ${MPIEXEC} --allow-run-as-root --oversubscribe --bind-to none -np ${_np} ${DEMO} ${MODE}
     TIMEOUT ${TIMEOUT}
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 endif()
@@ -47,6 +53,23 @@ if(MODE STREQUAL "alone")
   endif()
 elseif(MODE STREQUAL "throw" OR MODE STREQUAL "relay")
   set(expect "\\[rank 1\\] fatal: .*deliberate failure on rank 1")
+elseif(MODE MATCHES "^input")  # one line: who failed, or rank 0 for all
+  if(MODE STREQUAL "input")
+    set(_who 0)
+    set(_what "deliberate input error, the same on every rank")
+  else()
+    set(_who 1)
+    set(_what "deliberate input error on rank 1 only")
+  endif()
+  string(REGEX MATCHALL "fatal:" _copies "${err}${out}")
+  list(LENGTH _copies _n)
+  if(NOT _n EQUAL 1 OR NOT "${err}" MATCHES "\\[rank ${_who}\\] fatal: ${_what}\n")
+    message(FATAL_ERROR "expected the one line '[rank ${_who}] fatal: ${_what}', got ${_n} 'fatal:' lines")
+  endif()
+  if(NOT "${err}" MATCHES "abort cleanup ran on rank ${_who}")
+    message(FATAL_ERROR "expected 'abort cleanup ran on rank ${_who}' on stderr")
+  endif()
+  return()
 elseif(MODE STREQUAL "early")  # each rank's own line; nothing was set up to clean
   foreach(_r 0 1)
     if(NOT "${err}" MATCHES "\\[rank ${_r}\\] fatal: deliberate failure before MPI")

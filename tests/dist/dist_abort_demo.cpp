@@ -3,12 +3,16 @@
 // AbortCleanup set up in main(), which nothing unwinds to: it says so on stderr.
 // With `relay` (RelayAbortsToRank0), rank 0 runs its AbortCleanup too, before the job ends.
 // `early` fails before MPI starts: each rank still names itself (from the launcher's environment).
-// Usage: mpirun -np 2 dist_abort_demo throw|exit|relay|early, or dist_abort_demo throw   (checked by check_abort.cmake)
+// `input`: every rank fails with the same InputError (as a bad config key does): rank 0 alone says it.
+// `input1`: rank 1 alone fails with an InputError while the others wait: rank 1 says it (after run_main's wait).
+// Usage: mpirun -np 2 dist_abort_demo throw|exit|relay|early|input|input1, or dist_abort_demo throw
+// (checked by check_abort.cmake)
 #include <cstdio>
 #include <optional>
 #include <string>
 
 #include "common/error.h"
+#include "common/input_error.h"
 #include "dist/mpi_comm.h"
 #include "dist/runtime.h"
 
@@ -20,6 +24,8 @@ int demo(int argc, char** argv) {
   // relay: rank 1's error reaches rank 0, which runs its cleanup (and says so) before the job ends.
   std::optional<cg::dist::RelayAbortsToRank0> relay;
   if (mode == "relay") relay.emplace();
+  if (mode == "input") throw cg::InputError("deliberate input error, the same on every rank");
+  if (mode == "input1" && world->rank() == 1) throw cg::InputError("deliberate input error on rank 1 only");
   if (world->rank() == 1 || world->size() == 1) {
     if (mode == "exit") return 3;
     CG_FAIL("deliberate failure on rank {}", world->rank());

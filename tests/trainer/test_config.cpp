@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_error.h"
 #include "data/space_groups.h"
 #include "trainer/config.h"
 
@@ -399,6 +400,10 @@ TEST(Config, FileErrorsNameTheFileLineAndFix) {
   e = error_of([&] { cg::parse_cli(2, const_cast<char**>(argv), "cgprep", ""); });
   EXPECT_NE(e.find("cgprep: unexpected argument '" + word + "': it is a folder; give the config file (CONFIG.yaml) or "
                    "section.key=value; it holds tiny.yaml"), std::string::npos) << e;
+  // An error in the command line or config is every rank's alike: dist::run_main says it once (common/input_error.h).
+  EXPECT_THROW(cg::parse_cli(2, const_cast<char**>(argv), "cgprep", ""), cg::InputError);
+  const char* typo[] = {"cgprep", "train.stepz=5"};
+  EXPECT_THROW(cg::parse_cli(2, const_cast<char**>(typo), "cgprep", ""), cg::InputError);
 }
 
 // The usage line names every option the tool takes: cgtrain's own --plan and --device-gb too, which its main takes off
