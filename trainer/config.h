@@ -145,6 +145,7 @@ struct Config {
 
 // argv = [CONFIG.yaml] [dotted.key=value ...] [--help]. Returns nullopt after printing help (every key with type,
 // default and doc). Words that are neither a .yaml/.yml file nor key=value go to *positional (an error when null).
+// Its errors are cg::InputError (common/input_error.h): every rank's alike, said once under mpirun (dist::run_main).
 std::optional<Config> parse_cli(int argc, char** argv, const std::string& tool, const std::string& summary,
                                 std::vector<std::string>* positional = nullptr);
 
