@@ -185,17 +185,21 @@ for t in "${targets[@]}"; do
   if [ -n "$(find "$BUILD" -maxdepth 3 -type f -name "$t" -perm -u+x -print -quit)" ]; then built+=("$t"); else missing+=("$t"); fi
 done
 echo "built into $BUILD (NCCL backend: $have_nccl): ${built[*]}${missing:+; NOT built: ${missing[*]}}"
-# 6. What the loader resolves for the bench: torch's CUDA library present, one CUDA runtime, nothing missing.
-[ -x "$BUILD/bench/bench_train_step" ] || exit $(( build_rc ? build_rc : 1 ))
-deps=$(. "$BUILD/env.sh" && ldd "$BUILD/bench/bench_train_step" 2>&1 || true)
+# 6. What the loader resolves for a built binary (bench_train_step, else cgsample: TARGETS may leave out either):
+# torch's CUDA library present, one CUDA runtime, nothing missing.
+probe=""
+for p in bench/bench_train_step sampler/cgsample; do [ -x "$BUILD/$p" ] && { probe=$BUILD/$p; break; }; done
+[ -n "$probe" ] || { echo "build.sh: neither bench_train_step nor cgsample was built (above)" >&2
+                     exit $(( build_rc ? build_rc : 1 )); }
+deps=$(. "$BUILD/env.sh" && ldd "$probe" 2>&1 || true)
 echo "$deps" | grep -E 'libcudart|libtorch_cuda|libnccl|not found' | sed 's/^/  loads: /'
 if echo "$deps" | grep -q "not found"; then
-  echo "build.sh: bench_train_step needs a library the loader does not find (above); add its folder to" \
+  echo "build.sh: $(basename "$probe") needs a library the loader does not find (above); add its folder to" \
     "LD_LIBRARY_PATH in $BUILD/env.sh" >&2
   exit 1
 fi
 if [ "${cu:-None}" != None ] && ! echo "$deps" | grep -q libtorch_cuda; then
-  echo "build.sh: bench_train_step does not load libtorch_cuda, so torch would see no GPU" >&2
+  echo "build.sh: $(basename "$probe") does not load libtorch_cuda, so torch would see no GPU" >&2
   exit 1
 fi
 echo "now: source $BUILD/env.sh"

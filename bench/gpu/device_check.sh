@@ -15,12 +15,16 @@
 #      is skipped and says how to run it next), PROFILE_S (120 each: the kernel profiles); STAGES to pick a subset
 #      (default "build nccl profile lora hf sample graphs long e2e mb16"; also "alloc": q,v with expandable
 #      allocator segments, "ops": sampling with libtorch's operators instead of cgtrain's decoding kernels; run in the
-#      order "build nccl profile lora alloc hf sample ops graphs long e2e mb16"; a second call on a warm machine
-#      can skip "build": build-gpu/ stays).
+#      order "build nccl profile lora alloc hf long sample graphs ops e2e mb16": "long", the issue's measurement,
+#      before the other sampling stages; a second call on a warm machine can skip "build": build-gpu/ stays). LONG_S
+#      (120: each of the long stage's two runs). The sampling stages take N, BS (lowered to what fits the GPU's
+#      memory: bench/gpu/sample_7b.sh), SAMPLE_SHARE and EXTRA; each logs its exact command (env settings included),
+#      and a failed one its failing command as its log's last line.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-bench/gpu/results}
 LOGS=${LOGS:-bench/gpu/results/logs}
+RESULTS=${RESULTS:-bench/gpu/results}  # sample_7b.sh's output folders
 mkdir -p "$OUT" "$LOGS"
 pack() { [ "$(realpath "$LOGS")" = "$(realpath "$OUT")" ] || tar czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null; }
 STAGES=${STAGES:-build nccl profile lora hf sample graphs long e2e mb16}
@@ -102,35 +106,48 @@ if has hf; then
   grep -h '^+ ' bench/gpu/results/hf_peft_*.log 2>/dev/null | tee -a "$OUT/summary.txt"
 fi
 cp bench/gpu/results/7b_lora_*.log bench/gpu/results/hf_peft_*.log "$LOGS/" 2>/dev/null
-if has sample && bin sampler/cgsample; then
-  N=${N:-512} BS=${BS:-256} SHARE=${SAMPLE_SHARE:-${SHARE:-both}} stage sample_7b "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
-  cp bench/gpu/results/sample_7b/summary.json "$LOGS/sample_7b_summary.json" 2>/dev/null
-  cp bench/gpu/results/sample_7b_own_prompt/summary.json "$LOGS/sample_7b_own_prompt_summary.json" 2>/dev/null
+# The sampling stages: a failed one (its log's last line names the command that failed) does not stop the next, and
+# each one's result lines go to the summary. "long" first: the issue's measurement, crystals of a trained model's
+# length.
+sample_stage() {  # sample_stage NAME LIMIT_S ENV...: bench/gpu/sample_7b.sh with these settings, results to the summary
+  local name=$1 limit=$2 rc; shift 2
+  stage "$name" "$limit" env RESULTS="$RESULTS" "$@" bench/gpu/sample_7b.sh
+  rc=$?
+  grep -h -E '^(7B sampling|note:|  [0-9]+ of [0-9]+ parsed)' "$LOGS/$name.log" \
+    | sed 's/^/    /' | tee -a "$OUT/summary.txt"
+  local d
+  for d in "$RESULTS"/sample_7b*/; do
+    [ -f "$d/summary.json" ] && cp "$d/summary.json" "$LOGS/$(basename "$d").json"
+  done
+  return $rc
+}
+if has long && bin sampler/cgsample; then
+  # Crystals of a trained model's length (~200 tokens) from random weights, through the path a trained model takes
+  # (the grammar, only the allowed columns to the host): random weights end a crystal after ~60 tokens, so EOS is
+  # held back for the first 160 (sample.min_new_tokens); each then ends at its next EOS, or is cut at 300 (cut ones
+  # do not parse, so crystals/s counts only those that ended; tokens/sample and the cut count are printed). With CUDA
+  # graphs, then eagerly.
+  for g in true false; do
+    sample_stage sample_7b_long_graphs_$g "${LONG_S:-120}" N="${N:-2048}" BS="${BS:-512}" MAX_NEW=300 SHARE=true \
+      TAG=_long_graphs_$g EXTRA="sample.min_new_tokens=160 sample.cuda_graphs=$g ${EXTRA:-}"
+  done
 fi
-if has ops && bin sampler/cgsample; then
-  # The same as "sample" (shared prompt, batch 512) with libtorch's operators for the decode attention instead of
-  # cgtrain's decoding kernels (sample.decode_kernels=off): the kernels' gain.
-  N=${N:-4096} BS=${BS:-512} SHARE=true TAG=_ops EXTRA="sample.decode_kernels=off ${EXTRA:-}" \
-    stage sample_7b_ops "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
-  grep -h -E 'decode_kernels|crystals_per_s' "$LOGS/sample_7b_ops.log" | tee -a "$OUT/summary.txt"
+if has sample && bin sampler/cgsample; then
+  sample_stage sample_7b "${SAMPLE_S:-150}" N="${N:-512}" BS="${BS:-256}" SHARE="${SAMPLE_SHARE:-${SHARE:-both}}" \
+    EXTRA="${EXTRA:-}"
 fi
 if has graphs && bin sampler/cgsample; then
   # The decode step as CUDA graphs (sample.cuda_graphs; captured per span bucket, each checked against the eager
   # step: a failure says so in the log and decoding goes on eagerly), shared prompt, batch 512.
-  N=${N:-4096} BS=${BS:-512} SHARE=true TAG=_graphs EXTRA="sample.cuda_graphs=true ${EXTRA:-}" \
-    stage sample_7b_graphs "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
-  grep -h -E 'cuda_graphs|crystals_per_s' "$LOGS/sample_7b_graphs.log" | tee -a "$OUT/summary.txt"
+  sample_stage sample_7b_graphs "${SAMPLE_S:-150}" N="${N:-4096}" BS="${BS:-512}" SHARE=true TAG=_graphs \
+    EXTRA="sample.cuda_graphs=true ${EXTRA:-}"
+  grep -h 'sample.cuda_graphs:' "$LOGS/sample_7b_graphs.log" | sed 's/^/    /' | tee -a "$OUT/summary.txt"
 fi
-if has long && bin sampler/cgsample; then
-  # Crystals of a trained model's length (~200 tokens) from random weights, through the path a trained model takes
-  # (the grammar, only the allowed columns to the host): random weights end a crystal after ~60 tokens, so EOS is
-  # held back for the first 160 (sample.min_new_tokens); each then ends at its next EOS, or is cut at 300. Samples/s
-  # is the crystals/s of crystals that long (tokens/sample is printed). Eager, then with CUDA graphs.
-  for g in false true; do
-    N=${N:-2048} BS=${BS:-512} MAX_NEW=300 SHARE=true TAG=_long_graphs_$g \
-      EXTRA="sample.min_new_tokens=160 sample.cuda_graphs=$g ${EXTRA:-}" \
-      stage sample_7b_long_graphs_$g "${SAMPLE_S:-150}" bench/gpu/sample_7b.sh
-  done
+if has ops && bin sampler/cgsample; then
+  # The same as "sample" (shared prompt, batch 512) with libtorch's operators for the decode attention instead of
+  # cgtrain's decoding kernels (sample.decode_kernels=off): the kernels' gain.
+  sample_stage sample_7b_ops "${SAMPLE_S:-150}" N="${N:-4096}" BS="${BS:-512}" SHARE=true TAG=_ops \
+    EXTRA="sample.decode_kernels=off ${EXTRA:-}"
 fi
 if has e2e && bin trainer/cgtrain && bin data/cgprep; then
   # The whole trainer on the GPU: the tiny config in bf16 with the NCCL backend, saved at step 20, then resumed.
