@@ -57,7 +57,7 @@ args=("${merged[@]}")
 declare -A given=()
 for w in "${args[@]}"; do given[${w%%=*}]=${w#*=}; done
 mib=${GPU_MEM_MIB:-$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -n 1 || true)}
-if [ -n "$mib" ] && [ "${given[model.device]:-}" = cuda ] && [ "${given[model.flavor]:-}" = 7b ] &&
+if [[ "$mib" =~ ^[0-9]+$ ]] && [ "${given[model.device]:-}" = cuda ] && [ "${given[model.flavor]:-}" = 7b ] &&
    [ -z "${given[model.hf_dir]:-}" ]; then
   bs=${given[sample.batch_size]} new=${given[sample.max_new_tokens]}
   fit=$(batch_for_gpu "$bs" "$new" "$mib")
