@@ -107,31 +107,43 @@ at::Tensor DecodeGraphs::replay(int64_t span) {
     return eager.defined() ? eager : model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
   };
   bool recording = false;
-  try {
+  std::string failed;
+  {
+    // The side stream stays current through the catch: capture_end must run on the stream the capture began on
+    // (else torch refuses it, the stream stays capturing and, in the global capture mode, the eager fallback's first
+    // synchronize fails too).
     c10::cuda::CUDAStreamGuard on_side(side);
-    eager = model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
-    side.synchronize();
-    // One memory pool for every span's graph: they replay one at a time.
-    if (graphs_.empty())
-      g->graph.capture_begin();
-    else
-      g->graph.capture_begin(graphs_.begin()->second->graph.pool());
-    recording = true;
-    g->out = model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
-    recording = false;
-    g->graph.capture_end();
-    g->graph.replay();
-    side.synchronize();
-  } catch (const std::exception& e) {
-    if (recording) {  // leave the stream's capture mode before anything else runs on it
-      try {
-        g->graph.capture_end();
-      } catch (const std::exception&) {
+    try {
+      eager = model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
+      side.synchronize();
+      // One memory pool for every span's graph: they replay one at a time.
+      if (graphs_.empty())
+        g->graph.capture_begin();
+      else
+        g->graph.capture_begin(graphs_.begin()->second->graph.pool());
+      recording = true;
+      g->out = model_.decode_step_on_device(tokens_, pos_, span, &cache_, prefix_);
+      recording = false;
+      g->graph.capture_end();
+      g->graph.replay();
+      side.synchronize();
+    } catch (const std::exception& e) {
+      failed = e.what();
+      if (recording) {  // leave the stream's capture mode before anything else runs on it
+        try {
+          g->graph.capture_end();
+        } catch (const std::exception&) {
+        }
+        cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+        if (cudaStreamIsCapturing(side.stream(), &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {
+          cudaGraph_t partial = nullptr;  // torch's capture_end did not end it: end it here
+          if (cudaStreamEndCapture(side.stream(), &partial) == cudaSuccess && partial) cudaGraphDestroy(partial);
+        }
       }
+      (void)cudaGetLastError();
     }
-    (void)cudaGetLastError();
-    return give_up(std::string("capturing the decode step failed: ") + e.what());
   }
+  if (!failed.empty()) return give_up("capturing the decode step failed: " + failed);
   const double diff = (g->out - eager).abs().nan_to_num(1e30).max().item<double>();
   const double scale = std::max(1.0, eager.abs().nan_to_num(0).max().item<double>());
   if (!(diff <= 1e-3 * scale))
