@@ -12,6 +12,12 @@
 #include "reference_llama.h"
 #include "tests/model/small_llama.h"
 
+#ifdef CG_HAVE_CUDA_KERNELS
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 using namespace cg::model;
 
 namespace {
@@ -358,6 +364,80 @@ TEST(Llama, FusedForInferenceComputesWhatTheUnfusedModelDoes) {
   const auto other_specs = other->param_specs();
   for (size_t i = 0; i < specs.size(); ++i) specs[i].param.copy_(other_specs[i].param);
   EXPECT_TRUE(at::allclose(m->forward(tok), other->forward(tok), 1e-5, 1e-5));
+}
+
+TEST(Llama, DecodeStepOnDeviceReplaysAsACudaGraph) {
+  // sample.cuda_graphs' step on a GPU, recorded as sampler/decode_graph.cpp records it (an eager warm-up on a side
+  // stream, then one capture of decode_step_on_device reading its tokens and positions from two device buffers):
+  // each replay, after new tokens and positions are copied into the buffers, gives every row the logits of the full
+  // forward at its new position and writes the cache entries the eager step writes. With cgtrain's one-pass
+  // kernels and with libtorch's ops (chunk masks built on the device), with and without a shared prefix. A capture
+  // that read anything on the host would throw here.
+#ifndef CG_HAVE_CUDA_KERNELS
+  GTEST_SKIP() << "needs a CUDA build (CG_HAVE_CUDA_KERNELS)";
+#else
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a GPU";
+  const at::Device dev(at::kCUDA, 0);
+  const auto c = cg::test::small_llama();
+  auto m = make_model(c);
+  m->to(dev);
+  at::NoGradGuard ng;
+  m->fuse_for_inference();
+  const auto tok = tokens_for(3, 10, c.vocab_size, 5).to(dev);
+  for (int64_t b = 1; b < 3; ++b) tok[b].narrow(0, 0, 3).copy_(tok[0].narrow(0, 0, 3));  // a 3-token shared head
+  const auto full = m->forward(tok);  // (3, 10, V)
+  auto shared = m->make_cache(1, 3);
+  m->forward(tok.narrow(0, 0, 1).narrow(1, 0, 3), 0, &shared);
+  const auto longs = at::TensorOptions().dtype(at::kLong).device(dev);
+  const std::vector<int64_t> start{3, 7, 5};
+  for (const auto mode : {DecodeKernels::Auto, DecodeKernels::Off})
+    for (const bool with_prefix : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "one pass " << (mode == DecodeKernels::Auto) << ", prefix " << with_prefix);
+      m->set_decode_kernels(mode);
+      EXPECT_EQ(m->one_pass_decode(), mode == DecodeKernels::Auto);
+      auto graphed = m->make_cache(3, 10), eager = m->make_cache(3, 10);
+      for (int64_t b = 0; b < 3; ++b) {
+        auto r = graphed.rows(b, 1);
+        m->forward(tok.narrow(0, b, 1).narrow(1, 0, start[b]), 0, &r);
+      }
+      for (size_t l = 0; l < graphed.kv.size(); ++l) eager.kv[l].copy_(graphed.kv[l]);
+      const KVCache* prefix = with_prefix ? &shared : nullptr;
+      const int64_t span = 10 - (with_prefix ? 3 : 0);  // every position past the prefix
+      std::vector<int64_t> pos(start);
+      auto tokens = at::zeros({3, 1}, longs), positions = at::zeros({3}, longs);  // what the graph reads
+      const auto set_inputs = [&] {
+        std::vector<at::Tensor> next;
+        for (int64_t b = 0; b < 3; ++b) next.push_back(tok[b][pos[b]]);
+        tokens.copy_(at::stack(next).view({3, 1}));
+        positions.copy_(at::tensor(pos, at::TensorOptions().dtype(at::kLong)));
+      };
+      set_inputs();
+      at::cuda::CUDAGraph graph;
+      at::Tensor out;  // (3, 1, V), the graph's, rewritten by each replay
+      auto side = c10::cuda::getStreamFromPool(false, dev.index());
+      c10::cuda::getCurrentCUDAStream(dev.index()).synchronize();
+      {
+        c10::cuda::CUDAStreamGuard on_side(side);
+        m->decode_step_on_device(tokens, positions, span, &graphed, prefix);  // warm-up (cuBLAS, kernel checks)
+        side.synchronize();
+        graph.capture_begin();
+        out = m->decode_step_on_device(tokens, positions, span, &graphed, prefix);
+        graph.capture_end();
+        side.synchronize();
+      }
+      for (int step = 0; step < 3; ++step) {
+        if (step > 0) set_inputs();
+        graph.replay();
+        const auto want = m->decode_step_on_device(tokens, positions, span, &eager, prefix);
+        for (int64_t b = 0; b < 3; ++b)
+          EXPECT_TRUE(at::allclose(out[b][0], full[b][pos[b]], 1e-4, 1e-4)) << "row " << b << " step " << step;
+        EXPECT_TRUE(at::allclose(out, want, 1e-5, 1e-5)) << "step " << step;
+        for (auto& x : pos) ++x;
+      }
+      for (size_t l = 0; l < graphed.kv.size(); ++l)
+        EXPECT_TRUE(at::allclose(graphed.kv[l], eager.kv[l], 1e-6, 1e-6)) << "layer " << l;
+    }
+#endif
 }
 
 TEST(Llama, OnePassDecodeEqualsTheFullForwardAndTheOps) {
