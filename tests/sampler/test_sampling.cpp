@@ -167,6 +167,51 @@ TEST(Sampling, LargeRowsDrawFromThePlainDistribution) {
   }
 }
 
+TEST(Sampling, TopP1DrawsTheTokenOfTheFullOrder) {
+  // With top_p 1 a draw stops ordering the row where its uniform falls. It must give the token of the whole order
+  // (every usable entry by logit descending, ties by id, probabilities added in that order until they pass u) and
+  // take one uniform, as before: the reference orders everything with sampling_distribution's probabilities, which
+  // are the draw's own terms, bit for bit.
+  std::mt19937 gen(11);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int n = std::vector<int>{1, 50, 512, 5000, 32000}[trial % 5];
+    const bool flat = trial % 3 == 0;
+    std::vector<float> logits(n);
+    std::vector<uint8_t> mask(n);
+    for (int v = 0; v < n; ++v) {
+      logits[v] = gen() % 11 == 0 ? -std::numeric_limits<float>::infinity()
+                                  : static_cast<float>(gen() % (flat ? 3 : 400)) * (flat ? 0.01f : 0.05f);
+      mask[v] = trial % 2 == 0 || gen() % 4 != 0;
+    }
+    SamplingParams p;
+    p.temperature = std::vector<double>{0.7, 1.0, 2.5}[gen() % 3];
+    p.top_k = gen() % 3 == 0 ? 1 + gen() % 300 : 0;
+    p.top_p = 1.0;
+    SCOPED_TRACE(testing::Message() << "trial " << trial << " n " << n << " T " << p.temperature << " top_k "
+                                    << p.top_k);
+    const auto probs = sampling_distribution(logits.data(), n, mask.data(), p);
+    std::vector<int> order;
+    for (int v = 0; v < n; ++v)
+      if (mask[v] && std::isfinite(logits[v])) order.push_back(v);
+    std::sort(order.begin(), order.end(),
+              [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+    if (p.top_k > 0 && static_cast<int64_t>(order.size()) > p.top_k) order.resize(p.top_k);  // ties: lower ids
+    std::mt19937_64 rng(trial), ref(trial);
+    for (int d = 0; d < 50; ++d) {
+      const double u = static_cast<double>(ref() >> 11) * (1.0 / 9007199254740992.0);
+      int want = order.empty() ? -1 : order.back();
+      double cum = 0;
+      for (int v : order)
+        if (u < (cum += probs[v])) {
+          want = v;
+          break;
+        }
+      ASSERT_EQ(sample_token(logits.data(), n, mask.data(), p, rng), want) << "draw " << d << " u " << u;
+    }
+    EXPECT_EQ(rng(), ref());  // one uniform a draw
+  }
+}
+
 TEST(Sampling, TheLargestLogitsDecideTheDrawOrSayTheyCannot) {
   // sample_token_from_top on a row's m largest logits (ties at the cut broken at random and the given order
   // shuffled, as a GPU's topk may) with the row's softmax sum: either the token sample_token draws from the whole row
