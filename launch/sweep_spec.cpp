@@ -405,7 +405,8 @@ SweepSpec load_sweep_spec(const std::string& path) {
   std::error_code ec;
   CG_CHECK(std::filesystem::exists(path, ec), "sweep file {} does not exist: give the path of a sweep YAML file, e.g. "
            "launch/sweeps/rank_translate.yaml", path);
-  CG_CHECK(!std::filesystem::is_directory(path, ec), "sweep file {} is a folder: give the sweep YAML file itself", path);
+  CG_CHECK(!std::filesystem::is_directory(path, ec), "sweep file {} is a folder: give the sweep YAML file itself",
+           path);
   return parse_sweep_spec(read_file(path, "sweep file"), normalized_path(path));
 }
 

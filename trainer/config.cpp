@@ -362,7 +362,8 @@ void validate_config(const Config& c) {
   // crystal ever had (the sign dropped, or formation energy meant).
   for (const auto& [key, value] : {std::pair{"sample.band_gap", sm.band_gap}, {"sample.e_above_hull", sm.e_above_hull}})
     CG_CHECK(value.empty() || std::strtod(value.c_str(), nullptr) >= 0, "config key '{}' is {}, but it is >= 0 by "
-             "definition (eV{}); give a value >= 0{}", key, shown(value, false), std::string(key) == "sample.band_gap" ? "" : "/atom",
+             "definition (eV{}); give a value >= 0{}", key, shown(value, false),
+             std::string(key) == "sample.band_gap" ? "" : "/atom",
              std::string(key) == "sample.band_gap" ? "" : " (a negative energy is sample.formation_energy)");
   CG_CHECK(c.lora.enabled || c.lora.init_adapter.empty(), "config key 'lora.init_adapter' ({}) starts LoRA adapters, "
            "but lora.enabled=false trains the whole model: drop lora.init_adapter, or set lora.enabled=true",

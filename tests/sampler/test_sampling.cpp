@@ -127,6 +127,19 @@ std::vector<double> plain_distribution(const std::vector<float>& logits, const s
   return out;
 }
 
+// A row of n logits on a grid (ties), one in 11 -inf, and its mask (all allowed on even trials, else 3 in 4): flat
+// rows (logits within 0.02) need hundreds of entries for top-p.
+void grid_row(std::mt19937& gen, int n, bool flat, bool all_allowed, std::vector<float>* logits,
+              std::vector<uint8_t>* mask) {
+  logits->resize(n);
+  mask->resize(n);
+  for (int v = 0; v < n; ++v) {
+    (*logits)[v] = gen() % 11 == 0 ? -std::numeric_limits<float>::infinity()
+                                   : static_cast<float>(gen() % (flat ? 3 : 400)) * (flat ? 0.01f : 0.05f);
+    (*mask)[v] = all_allowed || gen() % 4 != 0;
+  }
+}
+
 TEST(Sampling, LargeRowsDrawFromThePlainDistribution) {
   // Rows up to LLaMA's vocabulary, where only the nucleus is put in order: the same distribution as sorting every
   // entry, with ties (logits on a grid), -inf entries, masks, top-k and top-p reaching past the first sorted blocks.
@@ -134,13 +147,9 @@ TEST(Sampling, LargeRowsDrawFromThePlainDistribution) {
   for (int trial = 0; trial < 60; ++trial) {
     const int n = std::vector<int>{1, 50, 700, 5000, 32000}[trial % 5];
     const bool flat = trial % 3 == 0;  // many near-equal logits: top-p needs hundreds of entries
-    std::vector<float> logits(n);
-    std::vector<uint8_t> mask(n);
-    for (int v = 0; v < n; ++v) {
-      logits[v] = gen() % 11 == 0 ? -std::numeric_limits<float>::infinity()
-                                  : static_cast<float>(gen() % (flat ? 3 : 400)) * (flat ? 0.01f : 0.05f);
-      mask[v] = trial % 2 == 0 || gen() % 4 != 0;
-    }
+    std::vector<float> logits;
+    std::vector<uint8_t> mask;
+    grid_row(gen, n, flat, trial % 2 == 0, &logits, &mask);
     SamplingParams p;
     p.temperature = std::vector<double>{0.7, 1.0, 2.5}[gen() % 3];
     p.top_k = gen() % 3 == 0 ? 1 + gen() % 300 : 0;
@@ -176,13 +185,9 @@ TEST(Sampling, TopP1DrawsTheTokenOfTheFullOrder) {
   for (int trial = 0; trial < 40; ++trial) {
     const int n = std::vector<int>{1, 50, 512, 5000, 32000}[trial % 5];
     const bool flat = trial % 3 == 0;
-    std::vector<float> logits(n);
-    std::vector<uint8_t> mask(n);
-    for (int v = 0; v < n; ++v) {
-      logits[v] = gen() % 11 == 0 ? -std::numeric_limits<float>::infinity()
-                                  : static_cast<float>(gen() % (flat ? 3 : 400)) * (flat ? 0.01f : 0.05f);
-      mask[v] = trial % 2 == 0 || gen() % 4 != 0;
-    }
+    std::vector<float> logits;
+    std::vector<uint8_t> mask;
+    grid_row(gen, n, flat, trial % 2 == 0, &logits, &mask);
     SamplingParams p;
     p.temperature = std::vector<double>{0.7, 1.0, 2.5}[gen() % 3];
     p.top_k = gen() % 3 == 0 ? 1 + gen() % 300 : 0;

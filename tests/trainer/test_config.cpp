@@ -411,7 +411,8 @@ TEST(Config, FileErrorsNameTheFileLineAndFix) {
 TEST(Config, UsageLineNamesTheToolsOwnOptions) {
   EXPECT_EQ(cg::config_help("cgtrain", "").rfind("usage: cgtrain [--plan [--device-gb=N]] [CONFIG.yaml] "
                                                  "[section.key=value ...] [--help]\n", 0), 0u);
-  EXPECT_EQ(cg::config_help("cgprep", "").rfind("usage: cgprep [CONFIG.yaml] [section.key=value ...] [--help]\n", 0), 0u);
+  EXPECT_EQ(cg::config_help("cgprep", "").rfind("usage: cgprep [CONFIG.yaml] [section.key=value ...] [--help]\n", 0),
+            0u);
 }
 
 TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
