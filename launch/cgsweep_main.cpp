@@ -48,6 +48,7 @@ digit the value needs, lr0.00012345678; a value with characters other than [A-Za
 ends in _ and 8 hex digits of its hash); points with equal data.* settings share one prepared shards folder
 (out_dir/shards/data-<hash>). Extra key=value words override every point's config (after overrides:); a key the
 sweep file sweeps is refused there.
+Config keys (the keys grid:, points:, overrides: and key=value words set): `cgtrain --help` or docs/config.md.
 )";
 
 // Where the tools are: --bin-dir, else $CG_BIN_DIR (launch/run.sh's variable, docs/cluster.md section 0), else the
