@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 
+#include "common/cli_usage.h"
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -181,16 +182,9 @@ void check_eval_stages(const SweepPlan& plan, const std::vector<cg::Config>& con
   }
 }
 
-// CLI11's usage line says "[OPTIONS]"; this one names every option (tests/scripts/test_help_without_mpi.sh checks).
-struct UsageLine : CLI::Formatter {
-  std::string line;
-  explicit UsageLine(std::string l) : line(std::move(l)) {}
-  std::string make_usage(const CLI::App*, std::string) const override { return line + "\n"; }
-};
-
 int run(int argc, char** argv) {
   CLI::App app{"cgsweep: run a LoRA/augmentation sweep (grid or list of points) and summarize it"};
-  app.formatter(std::make_shared<UsageLine>(
+  app.formatter(std::make_shared<cg::UsageLine>(
       "usage: cgsweep SWEEP.yaml [section.key=value ...] [--slurm] [--point N] [--summary] [--dry-run] [--keep-going]\n"
       "               [--bin-dir DIR] [--out-dir DIR] [--np N] [--launcher CMD] [--serial-launcher CMD] [--help]"));
   app.footer(kSweepKeys);

@@ -4,25 +4,19 @@
 #include <filesystem>
 #include <spdlog/spdlog.h>
 
+#include "common/cli_usage.h"
 #include "common/log.h"
 #include "dist/runtime.h"
 #include "trainer/train_export.h"
 
 namespace {
 
-// CLI11's usage line says "[OPTIONS]"; this one names every option (tests/scripts/test_help_without_mpi.sh checks).
-struct UsageLine : CLI::Formatter {
-  std::string line;
-  explicit UsageLine(std::string l) : line(std::move(l)) {}
-  std::string make_usage(const CLI::App*, std::string) const override { return line + "\n"; }
-};
-
 int cgexport_main(int argc, char** argv) {
   cg::ExportOptions o;
   CLI::App app{"Export a cgtrain run: PEFT adapter (adapter_model.safetensors + adapter_config.json), and with "
                "--merge a Hugging Face checkpoint with the adapter folded into the weights."};
-  app.formatter(std::make_shared<UsageLine>("usage: cgexport RUN_DIR --out DIR [--step N] [--merge] [--base HF_DIR] "
-                                            "[--dtype fp32|bf16|fp16] [--help]"));
+  app.formatter(std::make_shared<cg::UsageLine>(
+      "usage: cgexport RUN_DIR --out DIR [--step N] [--merge] [--base HF_DIR] [--dtype fp32|bf16|fp16] [--help]"));
   app.add_option("run_dir", o.run_dir, "train.run_dir of the run (or one of its checkpoints/step-N folders)")
       ->required();
   app.add_option("--step", o.step, "checkpoint step (default: newest complete)")->check(CLI::NonNegativeNumber);
