@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
+#include "common/input_error.h"
 #include "dist/mpi_comm.h"
 #include "dist/nccl_comm.h"
 #include "dist/runtime.h"
@@ -39,7 +40,14 @@ int gpu_for_local_rank(int local_rank, int local_size, int visible) {
 
 ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
   const Runtime& rt = init_runtime(nullptr, nullptr);
-  const GridShape g = resolve_grid(rt.world, tp, dp);
+  // The grid's errors come from parallel.tp / parallel.dp and the world size, the same on every rank: said once
+  // (cg::InputError, run_main), not once per rank.
+  GridShape g;
+  try {
+    g = resolve_grid(rt.world, tp, dp);
+  } catch (const Error& e) {
+    throw InputError(e.what());
+  }
   ParallelDims d;
   d.world = rt.world;
   d.tp = g.tp;
