@@ -3,6 +3,7 @@
 # launch/sweeps/*.yaml, the launch scripts and the tools' usage text and messages (their main sources) may only name
 # `section.key`s that cgconfigdoc lists (docs/config.md's table, generated from trainer/config_fields.cpp). A renamed
 # or removed key otherwise lives on in a command a user copies, to be refused as unknown.
+# The tests README.md and docs/ name (ctest names, GoogleTest Suite.Name) must be there too.
 #   test_docs_keys.sh REPO_ROOT BUILD_DIR
 set -euo pipefail
 root=${1:?usage: test_docs_keys.sh REPO_ROOT BUILD_DIR}
@@ -38,3 +39,25 @@ bad=$(grep -HnoP "(?<![./\w])($sections)\.[A-Za-z_]\w*(?!\.\w|\(|\w)" "${files[@
     }') || true
 [ -z "$bad" ] || { echo "$bad"; exit 1; }
 echo "ok: every section.key named in ${#files[@]} files is a config key"
+
+# Tests the docs name, for a reader to run or read: a `test_x` in backticks is a ctest test or the start of some
+# (`test_train_e2e` for its parts, a group executable for its `_all_registered`), and a GoogleTest `Suite.Name`
+# whose suite is one of tests/ names a TEST of that suite (`Suite.*` any). A renamed test otherwise leaves
+# `ctest -R` matching nothing, and a reader with a name to grep for that is not there.
+docs=("$root/README.md" "$root"/docs/*.md)
+ctests=$(cd "$build" && ctest -N | sed -n 's/^ *Test *#[0-9]*: //p')
+[ "$(wc -l <<<"$ctests")" -gt 50 ] || { echo "FAIL: ctest -N in $build listed $(wc -l <<<"$ctests") tests"; exit 1; }
+gtests=$(grep -rhoE 'TEST(_F|_P)?\( *[A-Za-z0-9_]+, *[A-Za-z0-9_]+' "$root/tests" | sed -E 's/.*\( *//; s/, */./' |
+  sort -u)
+bad=$(
+grep -HnoE '`test_[a-z0-9_]+`' "${docs[@]}" | tr -d '`' | while IFS=: read -r f n t; do
+  grep -q "^$t" <<<"$ctests" ||
+    echo "FAIL: ${f#"$root"/}:$n names $t, which no ctest test is (or starts): ctest -N lists them"
+done
+grep -HnoE '\b[A-Z][A-Za-z0-9]+\.([A-Z][A-Za-z0-9_]+|\*)' "${docs[@]}" | while IFS=: read -r f n t; do
+  grep -q "^${t%%.*}\." <<<"$gtests" || continue  # no test suite: a class and its member, a file name
+  [ "${t#*.}" = '*' ] || grep -qx "$t" <<<"$gtests" ||
+    echo "FAIL: ${f#"$root"/}:$n names the test $t, which tests/ does not hold"
+done)
+[ -z "$bad" ] || { echo "$bad"; exit 1; }
+echo "ok: every test named in README.md and docs/ is there"
