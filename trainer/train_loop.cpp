@@ -272,9 +272,6 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg, const std:
   }
   if (changed.empty()) return;
   // What the changes do to the run's course, where it is not obvious from the list.
-  if (cfg.train.steps <= ck.step)
-    spdlog::warn("train.steps={} is not above the checkpoint's step {}: there is nothing left to train; raise "
-                 "train.steps to go on", cfg.train.steps, ck.step);
   const double lr_before = LrSchedule::from(before.train).at(ck.step), lr_now = LrSchedule::from(cfg.train).at(ck.step);
   if (cfg.train.steps > ck.step && std::fabs(lr_now - lr_before) > 1e-3 * std::max(lr_before, lr_now))
     spdlog::warn("the learning-rate schedule is recomputed from the new settings: step {} goes on at lr {:.3g}, "
@@ -497,6 +494,13 @@ int train(const Config& given) {
     st = load_rank_checkpoint(ck, m, opt, dims, cfg.train.seed);
     loader.restore(st.loader, equivalent_shards_digests(loader, cfg.data));
     if (lead) spdlog::info("resumed from {} (step {}, {} tokens seen)", ck.path, st.step, st.tokens_seen);
+    // A relaunch that trains nothing says so, whatever else changed: a finished run, or train.steps lowered.
+    if (lead && st.step > cfg.train.steps)
+      spdlog::warn("train.steps={} is not above the checkpoint's step {}: there is nothing left to train; raise "
+                   "train.steps to go on", cfg.train.steps, st.step);
+    else if (lead && st.step == cfg.train.steps)
+      spdlog::info("the run is complete (step {} of train.steps={}): nothing to train; raise train.steps to train "
+                   "further, or export its adapter: cgexport {} --out DIR", st.step, cfg.train.steps, run_dir);
   }
 
   // The run folder's copies of the resolved config and the model's shape follow the latest launch, written once the

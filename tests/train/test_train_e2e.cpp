@@ -437,6 +437,12 @@ TEST(TrainResume, ScheduleChangeAndStepsBelowTheCheckpointAreSaid) {
             std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("learning-rate schedule is recomputed"), std::string::npos) << r.output;
   EXPECT_EQ(read_losses(run).size(), 8u);
+  // The same launch again (its settings unchanged, so no warning above): the run is complete, and that is said.
+  r = run_mpi(1, cgtrain_exe(), with(args, {"train.steps=8"}));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("the run is complete (step 8 of train.steps=8): nothing to train; raise train.steps"),
+            std::string::npos) << r.output;
+  EXPECT_EQ(read_losses(run).size(), 8u);
   // What the loader refuses (another train.seed, another global batch) is refused before the model is built: on a
   // 70B base the load it would come after takes minutes.
   r = run_mpi(1, cgtrain_exe(), with(args, {"train.steps=10", "train.seed=7"}));
