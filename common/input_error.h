@@ -10,4 +10,19 @@ struct InputError : Error {
   using Error::Error;
 };
 
+// f(), with its cg::Error turned into an InputError: for checks every rank makes alike, on the files the config
+// names (the same path on every rank, checked at the same point of the launch, before any rank can take another
+// way). A file missing on some nodes only (node-local disks) is still said by a rank that lacks it: rank 0 says its
+// own at once; another rank says its own after run_main's wait, when rank 0 has not ended the job.
+template <class F>
+auto every_rank_alike(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    throw InputError(e.what());
+  }
+}
+
 }  // namespace cg

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/blas_threads.h"
 #include "common/file_lock.h"
+#include "common/input_error.h"
 #include "common/log.h"
 #include "data/loader.h"
 #include "data/mp20.h"
@@ -366,37 +367,44 @@ int train(const Config& given) {
   dims.host_world_comm->barrier();
   dist::RelayAbortsToRank0 relay_aborts;  // until training starts
 
-  // Data, checked against the tokenizer and the model before step 0.
+  // Data, checked against the tokenizer and the model before step 0. Every rank reads the same files here, at the
+  // same point: a missing tokenizer, shard or model.hf_dir is every rank's error, said once (every_rank_alike).
   const std::string tok_path = tokenizer_path(cfg.data);
-  CG_CHECK(fs::exists(tok_path), "tokenizer {} does not exist: run cgprep with this config first (it writes "
-           "<data.shards_dir>/tokenizer.model), or set data.tokenizer", tok_path);
   // Every checkpoint keeps the tokenizer (cgsample and cgexport use it; a resume refuses another one).
-  const std::string tok_bytes = read_file(tok_path, "tokenizer");
+  const std::string tok_bytes = every_rank_alike([&] {
+    CG_CHECK(fs::exists(tok_path), "tokenizer {} does not exist: run cgprep with this config first (it writes "
+             "<data.shards_dir>/tokenizer.model), or set data.tokenizer", tok_path);
+    return read_file(tok_path, "tokenizer");
+  });
   const std::string tok_hash = sha256_hex(tok_bytes.data(), tok_bytes.size());
   const LoaderOptions lo = train_loader_options(cfg, dims.dp_rank, dims.dp);
-  Loader loader = Loader::from_shards(cfg.data.shards_dir, "train", lo);
+  Loader loader = every_rank_alike([&] { return Loader::from_shards(cfg.data.shards_dir, "train", lo); });
   const ShardMeta& meta = loader.meta();
-  check_shards(tok_hash, meta, meta, tok_path, cfg);
+  every_rank_alike([&] { check_shards(tok_hash, meta, meta, tok_path, cfg); });
   if (lead) warn_data_settings(cfg, meta);
   if (lead) warn_data_source(cfg, meta, "data.train_csv", cfg.data.train_csv);
   // What the model learns from, in every checkpoint: cgsample warns of conditions its training prompts never stated.
   const std::string training_data = training_data_json(meta, cfg.data.shards_dir);
   const int64_t vocab = meta.vocab_size;  // the tokenizer's, as cgprep recorded it
-  const model::LlamaConfig lc = train_llama_config(cfg, vocab);
-  // More rows than pieces (a base with an added <pad> row, or one padded to a multiple) is fine: those ids never
-  // occur in the data. Fewer would index past the embedding.
-  CG_CHECK(lc.vocab_size >= vocab, "the model has vocab_size {} but tokenizer {} has {} pieces: use the base model's "
-           "own tokenizer (data.tokenizer) and run cgprep again", lc.vocab_size, tok_path, vocab);
+  // model.hf_dir's config.json (missing, malformed), its tokenizer against the shards', and the shapes they fix.
+  const model::LlamaConfig lc = every_rank_alike([&] {
+    const model::LlamaConfig c = train_llama_config(cfg, vocab);
+    // More rows than pieces (a base with an added <pad> row, or one padded to a multiple) is fine: those ids never
+    // occur in the data. Fewer would index past the embedding.
+    CG_CHECK(c.vocab_size >= vocab, "the model has vocab_size {} but tokenizer {} has {} pieces: use the base "
+             "model's own tokenizer (data.tokenizer) and run cgprep again", c.vocab_size, tok_path, vocab);
+    check_base_tokenizer(cfg.model.hf_dir, tok_path, "the shards' tokenizer", [](const std::string& base_path) {
+      return "run cgprep with data.tokenizer=" + base_path;
+    });
+    CG_CHECK(cfg.train.seq_len <= c.max_position_embeddings, "train.seq_len {} is longer than the model's "
+             "max_position_embeddings {} ({}): the model was not trained on such positions and cgsample refuses "
+             "them; lower train.seq_len", cfg.train.seq_len, c.max_position_embeddings,
+             cfg.model.hf_dir.empty() ? "model.flavor " + cfg.model.flavor : cfg.model.hf_dir + "/config.json");
+    return c;
+  });
   if (lead && lc.vocab_size > vocab)
     spdlog::info("the model's vocab_size {} has {} row(s) past tokenizer {}'s {} pieces (ids the data never uses)",
                  lc.vocab_size, lc.vocab_size - vocab, tok_path, vocab);
-  check_base_tokenizer(cfg.model.hf_dir, tok_path, "the shards' tokenizer", [](const std::string& base_path) {
-    return "run cgprep with data.tokenizer=" + base_path;
-  });
-  CG_CHECK(cfg.train.seq_len <= lc.max_position_embeddings, "train.seq_len {} is longer than the model's "
-           "max_position_embeddings {} ({}): the model was not trained on such positions and cgsample refuses them; "
-           "lower train.seq_len", cfg.train.seq_len, lc.max_position_embeddings,
-           cfg.model.hf_dir.empty() ? "model.flavor " + cfg.model.flavor : cfg.model.hf_dir + "/config.json");
   const int64_t global_batch = cfg.train.micro_batch * dims.dp * cfg.train.grad_accum;
   const int64_t n_train = loader.num_samples();
   if (lead && n_train < global_batch)
@@ -420,11 +428,14 @@ int train(const Config& given) {
   std::vector<Batch> val_batches;
   int64_t val_samples = 0;  // over all ranks
   if (cfg.train.val_every > 0) {
-    CG_CHECK(fs::exists(shard_path(cfg.data.shards_dir, "val", 0)), "train.val_every={} validates on the 'val' shards, "
-             "but {} has none ({} missing): run cgprep with a data.val_csv, or set train.val_every=0",
-             cfg.train.val_every, cfg.data.shards_dir, shard_path(cfg.data.shards_dir, "val", 0));
-    Loader val = Loader::from_shards(cfg.data.shards_dir, "val", lo);
-    check_shards(tok_hash, val.meta(), meta, tok_path, cfg);
+    Loader val = every_rank_alike([&] {
+      CG_CHECK(fs::exists(shard_path(cfg.data.shards_dir, "val", 0)), "train.val_every={} validates on the 'val' "
+               "shards, but {} has none ({} missing): run cgprep with a data.val_csv, or set train.val_every=0",
+               cfg.train.val_every, cfg.data.shards_dir, shard_path(cfg.data.shards_dir, "val", 0));
+      Loader l = Loader::from_shards(cfg.data.shards_dir, "val", lo);
+      check_shards(tok_hash, l.meta(), meta, tok_path, cfg);
+      return l;
+    });
     if (lead) warn_data_source(cfg, val.meta(), "data.val_csv", cfg.data.val_csv);
     val_batches = val.fixed_batches(cfg.train.val_samples);
     for (const auto& b : val_batches) val_samples += b.global_samples;

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/input_error.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "data/sp_model.h"
@@ -72,7 +73,9 @@ void check_ranks_agree(const model::LlamaConfig& lc) {
 }
 
 std::string agreed_base_sample(const std::string& hf_dir) {
-  const std::string mine = hf_dir.empty() ? "" : model::sample_base(hf_dir).to_json();
+  // Every rank reads the same folder here, before the comparison: one that is not there is said once.
+  const std::string mine =
+      hf_dir.empty() ? "" : every_rank_alike([&] { return model::sample_base(hf_dir).to_json(); });
   dist::check_same_as_rank0(mine, "copy of the base weights (model.hf_dir " + hf_dir + ")",
                             [&](const std::string& first, const std::string& here) {
     return model::base_sample_difference(model::BaseSample::from_json(first, "rank 0's base sample"),
@@ -179,7 +182,8 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
                                lora::make_dropout_gen(drop_seed, device));
     // The recompute of a checkpointed layer rewinds this generator, so it redraws the same dropout masks.
     if (m.lora.dropout_gen) llama->recompute_generators.push_back(*m.lora.dropout_gen);
-    if (!cfg.lora.init_adapter.empty() && !resuming) {
+    // Every rank reads the same adapter at the same point, after the same base: its errors are said once.
+    if (!cfg.lora.init_adapter.empty() && !resuming) every_rank_alike([&] {
       lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
       lora::check_adapter_against_base(a, cfg.lora.init_adapter, cfg.model.hf_dir,
                                        "lora.init_adapter " + cfg.lora.init_adapter, dims.rank == 0);
@@ -251,7 +255,7 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
                      "on{}: set model.hf_dir to that base", cfg.lora.init_adapter,
                      a.config.base_model_name_or_path.empty() ? ""
                                                               : " (" + a.config.base_model_name_or_path + ")");
-    }
+    });
   };
   m.llama = m.full_param ? dist::build_llama(bo, dims) : dist::build_llama(bo, dims, inject);
   if (m.full_param) {
