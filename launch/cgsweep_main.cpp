@@ -197,19 +197,20 @@ int run(int argc, char** argv) {
   app.add_option("sweep", sweep_file, "sweep YAML file")->required();
   app.add_option("overrides", extra, "section.key=value overrides applied to every point");
   app.add_flag("--slurm", slurm, "write out_dir/sweep.sbatch (array job) + points.tsv instead of running");
-  app.add_option("--point", point, "run only this point (index; what each Slurm array task does)");
+  app.add_option("--point", point, "run only this point (index; what each Slurm array task does)")
+      ->check(cg::whole_number("a point index >= 0 (points.tsv lists them)"));
   app.add_flag("--summary", summary_only, "only (re)write the summary from the run folders");
   app.add_flag("--dry-run", dry_run, "validate the sweep and print each point's commands; write and run nothing");
   app.add_flag("--keep-going", keep_going, "continue with the next point when one fails");
   app.add_option("--bin-dir", bin_dir, "build folder with the tools (default: $CG_BIN_DIR, else the sweep's "
                  "bin_dir, else the folder above cgsweep's own: <build>/launch/cgsweep -> <build>; then $PATH)");
   app.add_option("--out-dir", out_dir, "override the sweep's out_dir");
-  app.add_option("--np", np, "override the sweep's np");
+  app.add_option("--np", np, "override the sweep's np")->check(cg::whole_number("the ranks per point, >= 1"));
   app.add_option("--launcher", launcher, "override the sweep's launcher ({np} is replaced; "
                  "quotes and backslashes as in a shell)");
   app.add_option("--serial-launcher", serial_launcher, "prefix of the one-process stages cgprep, cgexport, cgeval "
                  "(sweep.sbatch: a one-task srun); default: none, they run directly");
-  CLI11_PARSE(app, argc, argv);
+  if (!cg::parse_options(app, argc, argv, "cgsweep")) return 0;
   check_options(app, point, np, slurm, summary_only);
 
   cg::init_logging(0, 1, "info", false);
@@ -312,7 +313,9 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
-    std::cerr << "cgsweep: error: " << e.what() << "\n";
+    // The command line's errors name the tool already: "cgsweep: unknown option --foo; run cgsweep --help".
+    const std::string m = e.what();
+    std::cerr << (m.rfind("cgsweep: ", 0) == 0 ? m : "cgsweep: error: " + m) << "\n";
     return 2;
   }
 }

@@ -19,15 +19,16 @@ int cgexport_main(int argc, char** argv) {
       "usage: cgexport RUN_DIR --out DIR [--step N] [--merge] [--base HF_DIR] [--dtype fp32|bf16|fp16] [--help]"));
   app.add_option("run_dir", o.run_dir, "train.run_dir of the run (or one of its checkpoints/step-N folders)")
       ->required();
-  app.add_option("--step", o.step, "checkpoint step (default: newest complete)")->check(CLI::NonNegativeNumber);
+  app.add_option("--step", o.step, "checkpoint step (default: newest complete)")
+      ->check(cg::whole_number("a checkpoint step (the N of checkpoints/step-N)", 0));
   app.add_option("--out", o.out, "output folder")->required();
   app.add_flag("--merge", o.merge, "also write the merged HF checkpoint (adapter goes to OUT/adapter)");
   app.add_option("--base", o.base, "the base Hugging Face folder, when it moved since training (default: the run's "
                  "model.hf_dir); --merge reads its weights, the adapter names it as base_model_name_or_path");
   app.add_option("--dtype", o.dtype, "fp32 | bf16 | fp16 for the adapter and the written weights (default: the "
                  "adapter fp32, a merged checkpoint in the base's own dtype, e.g. fp16 for Meta's LLaMA-2)")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
-  CLI11_PARSE(app, argc, argv);
+      ->check(cg::one_of({"fp32", "bf16", "fp16"}));
+  if (!cg::parse_options(app, argc, argv, "cgexport")) return 0;
   cg::init_logging(0, 1);
   const std::string ck = cg::export_run(o);
   const bool adapter = o.merge && std::filesystem::exists(std::filesystem::path(o.out) / "adapter");

@@ -27,6 +27,18 @@ expect_rc 2 "--point -2" "$CGSWEEP" s.yaml --point -2 --dry-run
 expect_out "--point -2: give a point index >= 0" "--point message"
 expect_rc 2 "--np -3" "$CGSWEEP" s.yaml --np -3 --dry-run
 expect_out "--np -3: give the ranks per point, >= 1" "--np message"
+# A value CLI11 cannot read and an unknown option: said in our words (what was given, what it takes, --help), not
+# CLI11's "Could not convert: --np = abc" / "The following argument was not expected: --foo".
+expect_rc 2 "--np abc" "$CGSWEEP" s.yaml --np abc --dry-run
+expect_out "^cgsweep: --np: abc is not a whole number; give the ranks per point, >= 1; run cgsweep --help$" \
+  "--np abc message"
+expect_rc 2 "--point=x" "$CGSWEEP" s.yaml --point=x --dry-run
+expect_out "^cgsweep: --point: x is not a whole number; give a point index >= 0 \(points.tsv lists them\); run " \
+  "--point=x message"
+expect_rc 2 "--foo" "$CGSWEEP" s.yaml --foo --dry-run
+expect_out "^cgsweep: unknown option --foo; run cgsweep --help$" "--foo message"
+expect_rc 2 "--np at the end" "$CGSWEEP" s.yaml --np
+expect_out "^cgsweep: --np needs a value; run cgsweep --help$" "--np without a value message"
 expect_rc 2 "--slurm --summary" "$CGSWEEP" s.yaml --slurm --summary
 expect_out "--slurm and --summary do not combine" "--slurm --summary message"
 [ ! -e out/summary.md ] && ok || bad "--slurm --summary wrote a summary"
