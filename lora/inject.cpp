@@ -82,11 +82,13 @@ std::map<std::string, at::Tensor> LoraSet::gather_full() const {
 }
 
 void LoraSet::load_full(const std::map<std::string, at::Tensor>& full, const std::string& source,
-                        const std::string& fix, const std::string& shape_fix) {
+                        const std::string& fix, const std::string& shape_fix, const std::set<std::string>& fresh) {
   std::set<std::string> used;
   for (auto& e : entries) {
-    const std::string ka = e.adapter->hf_name() + ".lora_A.weight", kb = e.adapter->hf_name() + ".lora_B.weight";
+    const std::string& name = e.adapter->hf_name();
+    const std::string ka = name + ".lora_A.weight", kb = name + ".lora_B.weight";
     auto ia = full.find(ka), ib = full.find(kb);
+    if (ia == full.end() && ib == full.end() && fresh.count(name.substr(name.rfind('.') + 1))) continue;
     CG_CHECK(ia != full.end() && ib != full.end(), "{} has no '{}' / '{}': {}", source, ka, kb, fix);
     try {
       e.adapter->load_full(ia->second, ib->second);

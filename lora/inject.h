@@ -6,6 +6,7 @@
 #include <torch/nn/module.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,12 +39,13 @@ class LoraSet {
   std::vector<model::ParamSpec> params() const;
   // Full (r, in) / (out, r) factors keyed by the names above, all-gathered over tp (collective over tp).
   std::map<std::string, at::Tensor> gather_full() const;
-  // Load full factors keyed as above (e.g. from a PEFT adapter): every adapter must be present; keeps this rank's
-  // slices. Errors name the missing or extra keys, `source` (where the factors come from) and end with `fix`; a
-  // factor of another shape (another r, or a layer of another base model) ends with `shape_fix` (empty: `fix`).
+  // Load full factors keyed as above (e.g. from a PEFT adapter): every adapter must be present, except those of the
+  // module kinds in `fresh` ("o_proj"), which keep their fresh init when `full` has neither factor; keeps this
+  // rank's slices. Errors name the missing or extra keys, `source` (where the factors come from) and end with `fix`;
+  // a factor of another shape (another r, or a layer of another base model) ends with `shape_fix` (empty: `fix`).
   void load_full(const std::map<std::string, at::Tensor>& full, const std::string& source = "the adapter",
                  const std::string& fix = "set lora.targets to what the adapter was trained with",
-                 const std::string& shape_fix = "");
+                 const std::string& shape_fix = "", const std::set<std::string>& fresh = {});
   const LoraEntry* find(const std::string& hf_name) const;
   size_t size() const { return entries.size(); }
 };

@@ -185,6 +185,25 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
     // Every rank reads the same adapter at the same point, after the same base: its errors are said once.
     if (!cfg.lora.init_adapter.empty() && !resuming) every_rank_alike([&] {
       lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
+      std::set<std::string> injected;  // the module kinds lora.targets gave a LoRA layer
+      for (const auto& e : m.lora.entries) {
+        const std::string& name = e.adapter->hf_name();  // "model.layers.0.self_attn.q_proj"
+        injected.insert(name.substr(name.rfind('.') + 1));
+      }
+      // Modules adapter_config.json lists without factors in the file (untrained_targets) that lora.targets adapts
+      // start fresh, lora_A random and lora_B zero, as PEFT's is_trainable load gives them (and cgsample loads such
+      // an adapter, those modules without update): said below. The others it lists keep no update (said by
+      // check_adapter_against_base); a module it does not list at all is refused by the load.
+      const std::vector<std::string> listed_untrained = a.untrained_targets;
+      std::vector<std::string> fresh;
+      for (auto it = a.untrained_targets.begin(); it != a.untrained_targets.end();) {
+        if (!injected.count(*it)) {
+          ++it;
+          continue;
+        }
+        fresh.push_back(*it);
+        it = a.untrained_targets.erase(it);
+      }
       lora::check_adapter_against_base(a, cfg.lora.init_adapter, cfg.model.hf_dir,
                                        "lora.init_adapter " + cfg.lora.init_adapter, dims.rank == 0);
       if (!cfg.model.hf_dir.empty()) {
@@ -225,11 +244,11 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
       const std::vector<std::string> adapted = lora::adapted_modules(a);
       std::vector<std::string> listed = a.config.target_modules;
       std::sort(listed.begin(), listed.end());
-      std::set<std::string> injected;  // the module kinds lora.targets gave a LoRA layer
-      for (const auto& e : m.lora.entries) {
-        const std::string& name = e.adapter->hf_name();  // "model.layers.0.self_attn.q_proj"
-        injected.insert(name.substr(name.rfind('.') + 1));
-      }
+      std::set<std::string> loaded = injected;  // the module kinds that take the adapter's factors
+      for (const std::string& f : fresh) loaded.erase(f);
+      std::vector<std::string> allowed = adapted;  // what lora.targets may name
+      allowed.insert(allowed.end(), listed_untrained.begin(), listed_untrained.end());
+      std::sort(allowed.begin(), allowed.end());
       const std::string trained_on = a.config.base_model_name_or_path.empty()
                                          ? ""
                                          : " (its adapter_config.json base_model_name_or_path: " +
@@ -240,16 +259,29 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
                             "files disagree: set lora.targets=[{}] to load the tensors as they are, or copy both "
                             "files from one export", fmt::join(adapted, ","), fmt::join(a.config.target_modules, ","),
                             fmt::join(adapted, ","))
-          : std::vector<std::string>(injected.begin(), injected.end()) != adapted
-              ? fmt::format("set lora.targets=[{}], the modules its tensors adapt", fmt::join(adapted, ","))
+          : std::vector<std::string>(loaded.begin(), loaded.end()) != adapted
+              ? listed_untrained.empty()
+                    ? fmt::format("set lora.targets=[{}], the modules its tensors adapt", fmt::join(adapted, ","))
+                    : fmt::format("set lora.targets to modules its adapter_config.json target_modules lists, [{}] "
+                                  "([{}] without factors start fresh)", fmt::join(allowed, ","),
+                                  fmt::join(listed_untrained, ","))
               : "an adapter of a base model with other layers: set model.hf_dir to the base it was trained on" +
                     trained_on;
       const std::string shape_fix = fmt::format("its r is lora.r's ({}), so its factors are shaped for another base "
                                                 "model: set model.hf_dir to the base it was trained on{}", spec.r,
                                                 trained_on);
-      m.lora.load_full(a.factors, "lora.init_adapter " + cfg.lora.init_adapter, key_fix, shape_fix);
+      m.lora.load_full(a.factors, "lora.init_adapter " + cfg.lora.init_adapter, key_fix, shape_fix,
+                       std::set<std::string>(fresh.begin(), fresh.end()));
       spdlog::info("lora.init_adapter: starting from {} ({} LoRA factors, r {}, lora_alpha {})", cfg.lora.init_adapter,
                    a.factors.size(), a.config.r, a.config.lora_alpha);
+      if (dims.rank == 0 && !fresh.empty())
+        spdlog::warn("lora.init_adapter {}: adapter_config.json target_modules lists [{}], but "
+                     "adapter_model.safetensors holds no factors for {}: lora.targets adapts {}, so {} fresh (lora_A "
+                     "random, lora_B zero) and {} from there, as PEFT's is_trainable load does; [{}] start from the "
+                     "adapter's factors", cfg.lora.init_adapter, fmt::join(fresh, ","),
+                     fresh.size() == 1 ? "it" : "them", fresh.size() == 1 ? "it" : "them",
+                     fresh.size() == 1 ? "that module starts" : "those modules start",
+                     fresh.size() == 1 ? "trains" : "train", fmt::join(adapted, ","));
       if (cfg.model.hf_dir.empty())
         spdlog::warn("lora.init_adapter {} goes on a random base (model.hf_dir is empty), not the one it was trained "
                      "on{}: set model.hf_dir to that base", cfg.lora.init_adapter,

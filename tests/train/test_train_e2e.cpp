@@ -29,6 +29,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -1021,23 +1022,59 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
                                            "only"), std::string::npos) << e.what();
     }
     // adapter_config.json listing a module its tensors do not adapt (o_proj's factors taken out): under lora.targets
-    // naming o_proj the error names what the tensors hold, not the target_modules lora.targets already equals; under
-    // the modules the tensors hold it loads, with a warning naming o_proj (it loaded silently), as cgsample does.
+    // naming o_proj, that module starts fresh (lora_A as a fresh run draws it, lora_B zero), as PEFT's is_trainable
+    // load gives it, with a warning naming it; the other modules start from the adapter's factors (it was refused).
     cg::lora::PeftAdapter no_o = cg::lora::read_peft_adapter(d + "/out/adapter");
     for (auto it = no_o.factors.begin(); it != no_o.factors.end();)
       it = it->first.find(".o_proj.") != std::string::npos ? no_o.factors.erase(it) : std::next(it);
     cg::lora::write_peft_adapter(d + "/adapter_no_o", no_o.config, no_o.factors);
     partial.lora.init_adapter = d + "/adapter_no_o";
-    try {
-      cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
-      ADD_FAILURE() << "an adapter without o_proj factors was loaded under lora.targets=[all-linear]";
-    } catch (const cg::Error& e) {
-      EXPECT_NE(std::string(e.what()).find("has no 'model.layers.0.self_attn.o_proj.lora_A.weight' / "
-                                           "'model.layers.0.self_attn.o_proj.lora_B.weight': set lora.targets=["
-                                           "down_proj,gate_proj,k_proj,q_proj,up_proj,v_proj], the modules its "
-                                           "tensors adapt"), std::string::npos) << e.what();
-      EXPECT_EQ(std::string(e.what()).find("model.hf_dir"), std::string::npos) << e.what();
+    {
+      std::ostringstream log;
+      auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+      spdlog::default_logger()->sinks().push_back(sink);
+      std::optional<cg::TrainModel> m;
+      EXPECT_NO_THROW(m.emplace(cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU)));
+      spdlog::default_logger()->sinks().pop_back();
+      EXPECT_NE(log.str().find("lora.init_adapter " + d + "/adapter_no_o: adapter_config.json target_modules lists "
+                               "[o_proj], but adapter_model.safetensors holds no factors for it: lora.targets adapts "
+                               "it, so that module starts fresh (lora_A random, lora_B zero)"), std::string::npos)
+          << log.str();
+      EXPECT_EQ(log.str().find("gets no update"), std::string::npos) << log.str();
+      cg::Config scratch = partial;
+      scratch.lora.init_adapter = "";
+      const auto fresh = cg::build_train_model(scratch, dims, lc.vocab_size, at::kCPU).lora.gather_full();
+      ASSERT_TRUE(m);
+      const auto loaded = m->lora.gather_full();
+      EXPECT_EQ(loaded.size(), 2u * 7u * size_t(lc.num_hidden_layers));
+      for (const auto& [k, t] : loaded) {
+        const bool o = k.find(".o_proj.") != std::string::npos;
+        EXPECT_TRUE(torch::equal(t, o ? fresh.at(k) : no_o.factors.at(k))) << k;
+        if (o && k.find("lora_B") != std::string::npos) EXPECT_EQ(t.abs().sum().item<double>(), 0) << k;
+        if (o && k.find("lora_A") != std::string::npos) EXPECT_GT(t.abs().sum().item<double>(), 0) << k;
+      }
     }
+    // A module adapter_config.json does not list at all (o_proj gone from target_modules too) is refused under
+    // lora.targets naming it, naming the modules its tensors adapt.
+    {
+      cg::lora::PeftConfig six_cfg = no_o.config;
+      six_cfg.target_modules.erase(std::remove(six_cfg.target_modules.begin(), six_cfg.target_modules.end(), "o_proj"),
+                                   six_cfg.target_modules.end());
+      cg::lora::write_peft_adapter(d + "/adapter_unlisted", six_cfg, no_o.factors);
+      cg::Config unlisted = partial;
+      unlisted.lora.init_adapter = d + "/adapter_unlisted";
+      try {
+        cg::build_train_model(unlisted, dims, lc.vocab_size, at::kCPU);
+        ADD_FAILURE() << "an adapter whose target_modules leave out o_proj was loaded under lora.targets=[all-linear]";
+      } catch (const cg::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("has no 'model.layers.0.self_attn.o_proj.lora_A.weight' / "
+                                             "'model.layers.0.self_attn.o_proj.lora_B.weight': set lora.targets=["
+                                             "down_proj,gate_proj,k_proj,q_proj,up_proj,v_proj], the modules its "
+                                             "tensors adapt"), std::string::npos) << e.what();
+        EXPECT_EQ(std::string(e.what()).find("model.hf_dir"), std::string::npos) << e.what();
+      }
+    }
+    // Under the modules the tensors hold it loads, with a warning that o_proj gets no update, as cgsample does.
     {
       cg::Config six = partial;
       six.lora.targets = {"q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "down_proj"};
