@@ -250,7 +250,7 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
                     j.dump(2, ' ', false, decltype(j)::error_handler_t::replace) + "\n");
 }
 
-PeftAdapter read_peft_adapter(const std::string& dir) {
+void check_peft_adapter_folder(const std::string& dir) {
   const fs::path cfg_path = fs::path(dir) / kConfigFile, w_path = fs::path(dir) / kWeightsFile;
   check_no_unfinished_export(dir, "adapter folder");
   CG_CHECK(fs::exists(cfg_path), "{} not found: {} is not a PEFT adapter folder{}", cfg_path.string(), dir,
@@ -266,6 +266,11 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   CG_CHECK(fs::exists(w_path), "{} not found{}", w_path.string(),
            fs::exists(fs::path(dir) / "adapter_model.bin")
                ? " (only adapter_model.bin: re-save it with safe_serialization=True)" : "");
+}
+
+PeftAdapter read_peft_adapter(const std::string& dir) {
+  const fs::path cfg_path = fs::path(dir) / kConfigFile, w_path = fs::path(dir) / kWeightsFile;
+  check_peft_adapter_folder(dir);
   PeftAdapter out;
   PeftConfig& c = out.config;
   bool target_regex = false;

@@ -91,6 +91,10 @@ void write_peft_adapter(const std::string& dir, const PeftConfig& cfg, const std
 // does (a string: a regular expression over the whole module path; a list: an entry equal to the path or ending it
 // after a dot), and the factors of modules it names are left out (excluded_factors), as PEFT's loader drops them.
 PeftAdapter read_peft_adapter(const std::string& dir);
+// read_peft_adapter's first checks alone: `dir` holds adapter_config.json and adapter_model.safetensors (errors name
+// what the folder is instead: a cgtrain run, a cgexport --merge folder, a model). For cgtrain to refuse a wrong
+// lora.init_adapter before it loads a base model.
+void check_peft_adapter_folder(const std::string& dir);
 
 // An adapter's saved embedding layers against its base (HF folder hf_dir, "" for a random init): "" when it saved
 // none; an info line (for the caller to prefix with the adapter's name) when their first rows (the base's

@@ -34,6 +34,7 @@
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "lora/inject.h"
+#include "lora/peft.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/metrics.h"
@@ -470,6 +471,10 @@ int train(const Config& given) {
     }
   }
 
+  // lora.init_adapter's folder (its factors are read once the base is built): before a 70B model is loaded for
+  // nothing. A resumed run does not read it.
+  if (cfg.lora.enabled && !cfg.lora.init_adapter.empty() && !resume)
+    every_rank_alike([&] { lora::check_peft_adapter_folder(cfg.lora.init_adapter); });
   // The base's weights, the same on every rank, and (resuming) the ones the checkpoint was trained on: before a
   // 70B model is loaded for nothing.
   const std::string base_sample = agreed_base_sample(cfg.model.hf_dir);
