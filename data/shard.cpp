@@ -8,22 +8,32 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/durable_file.h"
 #include "common/error.h"
 
 namespace cg {
 namespace {
 
-#define CG_H5(call)                                                                                    \
-  ([&] {                                                                                               \
-    errno = 0;                                                                                         \
-    auto _r = (call);                                                                                  \
-    CG_CHECK(_r >= 0, "HDF5 call failed: {} (file {}{}): a damaged or cut-short shard, or a full disk; "     \
-             "rerun cgprep (into a data.shards_dir with free space)", #call, cur_path,                  \
-             errno ? fmt::format(": {}", std::strerror(errno)) : std::string());                         \
-    return _r;                                                                                         \
+#define CG_H5(call)                  \
+  ([&] {                             \
+    errno = 0;                       \
+    auto _r = (call);                \
+    if (_r < 0) h5_fail(#call, errno); \
+    return _r;                       \
   }())
 
-thread_local std::string cur_path;  // for error messages from CG_H5
+thread_local std::string cur_path;     // for error messages from CG_H5
+thread_local bool cur_writing = false;  // write_shard: the advice is about the disk, not a damaged shard
+
+[[noreturn]] void h5_fail(const char* call, int err) {
+  const std::string reason = err ? fmt::format(": {} (errno {})", std::strerror(err), err) : std::string();
+  if (cur_writing)  // cgprep's shards go to its staging folder, removed on failure: say what became of the folder
+    CG_FAIL("cannot write shard {}: HDF5 call failed: {}{}; {}; nothing of this run was kept (an earlier run's shards "
+            "in data.shards_dir are as they were)", cur_path, call, reason,
+            io_advice(err, "set data.shards_dir to a folder with room, then run cgprep again"));
+  CG_FAIL("HDF5 call failed: {} (file {}{}): a damaged or cut-short shard, or a full disk; rerun cgprep (into a "
+          "data.shards_dir with free space)", call, cur_path, reason);
+}
 
 // Before any other HDF5 call: no error stack printed on failures (ours names the file and what to do), and no HDF5
 // cleanup at exit, which closed a file whose flush had failed (a full disk) a second time and crashed.
@@ -174,6 +184,10 @@ void write_shard(const std::string& path, const SampleSet& s, const ShardMeta& m
   std::error_code ec;
   std::filesystem::remove(tmp, ec);
   quiet_hdf5();
+  cur_writing = true;
+  struct Reading {  // back to read advice however this ends
+    ~Reading() { cur_writing = false; }
+  } reading;
   try {
     H5Handle file(CG_H5(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)), H5Fclose);
     write_dataset(file, "tokens", s.tokens);

@@ -34,6 +34,7 @@
 #include "data/shard_settings.h"
 #include "data/sp_model.h"
 #include "data/tokenizer.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -765,6 +766,41 @@ TEST(Prep, AStopSignalLeavesNothingOfTheRun) {
                        "and " + d.shards_dir + " is as it was"), std::string::npos) << error;
   EXPECT_FALSE(fs::exists(dir + "/old/.cgprep.tmp"));
   EXPECT_EQ(files_of(dir + "/old"), before);
+}
+
+// A full disk (a 256 KiB tmpfs) while a run writes its shards: run_prep fails with the OS reason, naming the shard
+// and what to do, and leaves nothing of the run: no staging folder, the earlier run's files byte-identical.
+TEST(Prep, AFullDiskKeepsTheEarlierRun) {
+  const std::string dir = fresh_dir("full");
+  cg::test::TmpfsMount tmpfs(dir + "/tmpfs", 256 * 1024);
+  if (!tmpfs.mounted) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  const auto sha_of_files = [](const std::string& folder) {
+    std::map<std::string, std::string> out;  // name -> sha256 of its bytes
+    for (const auto& e : fs::directory_iterator(folder))
+      out[e.path().filename().string()] = cg::sha256_file(e.path().string());
+    return out;
+  };
+  cg::DataConfig d = small_config(tmpfs.dir + "/shards");
+  d.max_rows = 30;
+  d.val_csv = d.test_csv = "";
+  cg::run_prep(d, 2, nullptr, "data: {copies: 2}\n");
+  const auto before = sha_of_files(d.shards_dir);
+  ASSERT_TRUE(before.count("train-00000.h5") && before.count("tokenizer.model") && before.count("cgprep_config.yaml"));
+  d.max_rows = 2000;  // about 1 MiB of shards
+  d.copies = 4;
+  std::string error;
+  try {
+    cg::run_prep(d, 2, nullptr, "data: {copies: 4}\n");
+  } catch (const cg::Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("cannot write shard " + d.shards_dir + "/.cgprep.tmp/train-00000.h5: HDF5 call failed: "),
+            std::string::npos) << error;
+  EXPECT_NE(error.find("No space left on device (errno 28); the disk is full: free disk space or set "
+                       "data.shards_dir to a folder with room, then run cgprep again; nothing of this run was kept "
+                       "(an earlier run's shards in data.shards_dir are as they were)"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(d.shards_dir + "/.cgprep.tmp"));
+  EXPECT_EQ(sha_of_files(d.shards_dir), before);
 }
 
 // Shards of a split the run does not write are an earlier run's: removed, so that cgtrain cannot validate on them.
