@@ -17,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "data/prep.h"
@@ -140,8 +139,9 @@ int main(int argc, char** argv) {
     install_stop_handlers();
     cg::check_shards_dir_owned(cfg->data.shards_dir);
     warn_if_other_settings(*cfg);
-    const cg::PrepReport r = cg::run_prep(cfg->data, 0, &g_stop_signal);
-    cg::write_file_atomic(cfg->data.shards_dir + "/cgprep_config.yaml", cg::to_yaml(*cfg));
+    // cgprep_config.yaml is committed with the shards it describes: written after them, a full disk there left new
+    // shards beside no cgprep_config.yaml (the next cgprep refused the folder as not its own) or an earlier run's.
+    const cg::PrepReport r = cg::run_prep(cfg->data, 0, &g_stop_signal, cg::to_yaml(*cfg));
     // run_prep ignores a signal once it commits: the shards are complete, so the exit status says success.
     if (const int sig = g_stop_signal.load())
       spdlog::warn("signal {} came as the shards were being committed: they are complete and kept", sig);

@@ -208,7 +208,7 @@ const char* signal_name(int sig) {
 
 }  // namespace
 
-PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* stop) {
+PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* stop, const std::string& config_yaml) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -348,6 +348,7 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
   std::filesystem::create_directories(stage);
   try {
     write_file_atomic(stage + "/tokenizer.model", tok.model_bytes());
+    if (!config_yaml.empty()) write_file_atomic(stage + "/cgprep_config.yaml", config_yaml);
     const std::string settings = settings_json(d, topt);
 
     // 3. Samples per split, in parallel blocks (merged in order: output independent of the thread count), then shards.

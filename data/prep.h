@@ -47,7 +47,11 @@ struct PrepReport {
 // throws a cg::Error saying so, after which, as after any failure, nothing of the run is left (no staging folder,
 // no data.shards_dir it made, an earlier run's shards untouched). Set once the commit has begun, it is ignored: the
 // run completes rather than leave a folder of half old, half new shards.
-PrepReport run_prep(const DataConfig& d, int threads = 0, const std::atomic<int>* stop = nullptr);
+// config_yaml (cgprep: the resolved config): written as cgprep_config.yaml into the staging folder, so that it moves
+// into data.shards_dir with the shards it describes; a failure writing it (a full disk) leaves the earlier run's
+// shards and cgprep_config.yaml as they were. Empty: none is written.
+PrepReport run_prep(const DataConfig& d, int threads = 0, const std::atomic<int>* stop = nullptr,
+                    const std::string& config_yaml = "");
 
 // Before cgprep writes into `dir` (data.shards_dir): it replaces tokenizer.model and every {train,val,test}-NNNNN.h5
 // there, so it refuses a folder that is a model, adapter or run folder (config.json, *.safetensors,
