@@ -10,7 +10,7 @@
 #   default through python3, as in an interactive shell)
 #   two SIGTERMs while reading, into an empty existing one  -> exit 143, the folder and its parent still there
 #   SIGHUP + SIGTERM at once while sampling (the first does nothing yet) -> dies of one of them; the new folder
-#   stays, holding .cgprep.tmp
+#   stays, holding .cgprep.tmp, and the next run into it clears that and completes
 # usage: test_cgprep_signal.sh CGPREP SOURCE_DIR WORK_DIR
 set -u
 CGPREP=$1 S=$2 D=$3
@@ -91,6 +91,12 @@ wait_for "$D/new/shards/.cgprep.tmp/tokenizer.model" || bad "SIGHUP + SIGTERM: n
 kill -STOP "$pid"; kill -HUP "$pid"; kill -TERM "$pid"; kill -CONT "$pid"
 finish_fast "$D/held.log" "SIGHUP + SIGTERM while sampling"
 [ -d "$D/new/shards/.cgprep.tmp" ] || bad "SIGHUP + SIGTERM: removed the new folder holding .cgprep.tmp"
+# The next run into that folder clears the staging folder left behind and completes.
+"$CGPREP" data.shards_dir="$D/new/shards" data.train_csv="$S/data/mp20/train.csv.gz" data.max_rows=30 \
+  data.tokenizer_vocab_size=400 data.val_csv= data.test_csv= >"$D/after.log" 2>&1 ||
+  { bad "the run after a kill that left .cgprep.tmp failed; output:"; sed 's/^/    /' "$D/after.log" >&2; }
+[ ! -e "$D/new/shards/.cgprep.tmp" ] && [ -f "$D/new/shards/train-00000.h5" ] &&
+  [ -f "$D/new/shards/cgprep_config.yaml" ] || bad "the run after a kill left $(ls -A "$D/new/shards" | tr '\n' ' ')"
 rm -rf "$D/new"
 
 [ "$fails" -eq 0 ] && echo "cgprep signal checks passed"
