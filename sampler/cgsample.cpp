@@ -29,6 +29,7 @@
 #include "common/file_lock.h"
 #include "common/file_set.h"
 #include "common/folder_kind.h"
+#include "common/hold_stop_signals.h"
 #include "common/kernel_profile.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -505,6 +506,10 @@ int run(int argc, char** argv) {
     if (auto v = number_or_none(c.sample.e_above_hull)) fixed["e_above_hull"] = *v;
     sum["conditions"] = fixed;
   }
+  // From here to the journals' removal the earlier run's outputs are replaced: a stop signal (Slurm's TERM, a
+  // Ctrl-C) acting halfway left this run's samples.jsonl beside the earlier run's cifs/, or a cifs/ half removed, which
+  // cgeval read as whole. It is held, and acts once all is in place (the outputs whole, the journals gone).
+  cg::HoldStopSignals held;
   // One set: a full disk at summary.json must not leave a new samples.jsonl beside the earlier run's summary and CIFs.
   try {
     cg::write_file_set(out.string(), {{"samples.jsonl", jl},
@@ -513,6 +518,8 @@ int run(int argc, char** argv) {
   } catch (const cg::Error& e) {
     failed_write(e);
   }
+  // Fault injection for tests (test_cgsample_e2e.sh): CG_TEST_SIGNAL_IN_SAMPLE_COMMIT=N raises signal N here.
+  if (const char* hook = std::getenv("CG_TEST_SIGNAL_IN_SAMPLE_COMMIT")) std::raise(std::atoi(hook));
   // cgeval's reports of the earlier samples: eval/ (of the folder) and samples.jsonl.eval/ (of the file).
   for (const char* old : {"cifs", "eval", "samples.jsonl.eval"}) {
     if (std::string(old) == "samples.jsonl.eval" && !fs::exists(out / old / "report.json")) continue;
@@ -528,6 +535,9 @@ int run(int argc, char** argv) {
   spdlog::info("cgsample: {} of {} parsed ({:.1f}%, grammar {}), {:.2f} {}/s; wrote {}", parsed, jobs.size(),
                jobs.empty() ? 0.0 : 100.0 * parsed / n, gp.constrained ? "on" : "off", parsed_here / secs,
                c.sample.task == "infill" ? "elements" : "crystals", out.string());
+  if (const int sig = cg::g_held_stop_signal)  // acts as `held` goes: the exit status names it
+    spdlog::warn("cgsample: signal {} came while the outputs replaced the earlier ones; they are whole, and it acts "
+                 "now", sig);
   return 0;
 }
 

@@ -134,6 +134,22 @@ rmdir "$D/short/summary.json.tmp"
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25 sample.seed=4 log.level=info \
   >"$D/rerun.log" 2>&1
 grep -q "resuming: 8 of 8 sequences" "$D/rerun.log" || { cat "$D/rerun.log" >&2; exit 1; }
+# A stop signal while the outputs replace an earlier run's (CG_TEST_SIGNAL_IN_SAMPLE_COMMIT raises SIGTERM once
+# samples.jsonl and summary.json are in place, before cifs/ is) waits until all are: the folder then holds the new
+# samples.jsonl with its own CIFs (not the earlier run's cifs/ beside them, which cgeval read as these samples') and
+# no journal, and cgsample dies of the signal (143).
+cp -r "$D/on" "$D/commit"
+rc=0
+CG_TEST_SIGNAL_IN_SAMPLE_COMMIT=15 "$B/sampler/cgsample" "$@" sample.out_dir="$D/commit" sample.max_new_tokens=300 \
+  sample.seed=4 2>"$D/commit.err" || rc=$?
+[ "$rc" -eq 143 ] && grep -q "cgsample: signal 15 came while the outputs replaced the earlier ones; they are whole" \
+  "$D/commit.err" || { echo "cgsample with a SIGTERM in its commit exited $rc (not 143) or said nothing" >&2
+  cat "$D/commit.err" >&2; exit 1; }
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/commit_ref" sample.max_new_tokens=300 sample.seed=4
+[ -n "$(ls "$D/commit_ref/cifs")" ] || { echo "no CIF to compare in $D/commit_ref/cifs" >&2; exit 1; }
+cmp "$D/commit/samples.jsonl" "$D/commit_ref/samples.jsonl" && diff -r "$D/commit/cifs" "$D/commit_ref/cifs" &&
+  [ ! -e "$D/commit/.cgsample.journal.jsonl" ] ||
+  { echo "a SIGTERM while the outputs were replaced left them half old, half new" >&2; exit 1; }
 # The checks below read the seed-3 samples.
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/infill" sample.task=infill sample.max_new_tokens=8
