@@ -369,7 +369,8 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
   CG_CHECK(!argv.empty(), "run_logged: empty command");
   fs::create_directories(fs::path(log_path).parent_path());
   const int fd = ::open(log_path.c_str(), O_CREAT | O_WRONLY | O_APPEND, 0644);
-  CG_CHECK(fd >= 0, "cannot open log {}", log_path);
+  // A full disk or a folder in its place: the OS reason and what to do, not the bare path.
+  if (fd < 0) CG_FAIL_IO(errno, "cannot open the stage's log {}", log_path);
   install_forwarding();
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));

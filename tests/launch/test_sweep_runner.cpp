@@ -617,6 +617,25 @@ TEST(SweepRunner, FailedExportResumesThereWithoutTraining) {
   EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "done\n");
 }
 
+// A stage's log that cannot be opened (a full disk; here a folder where train.log goes) fails the sweep with the OS
+// reason and what to do, before the stage runs.
+TEST(SweepRunner, AStageLogThatCannotBeOpenedSaysWhy) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4]\n");
+  const fs::path log = fs::path(plan.points[0].run_dir) / "logs" / "train.log";
+  fs::create_directories(log);
+  std::string error;
+  try {
+    run_sweep(plan, s.options());
+  } catch (const cg::Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("cannot open the stage's log " + log.string() + ": Is a directory (errno 21); a folder is "
+                       "where a file should be, or a file where a folder should be: move it"), std::string::npos)
+      << error;
+  EXPECT_EQ(slurp(s.calls).find("train r=4"), std::string::npos);
+}
+
 // RunOptions::prepared (where cgsweep warns of sample conditions the shards never carry) runs once a point's shards
 // are there and before it trains, whether its cgprep ran or an earlier point's made them; in a dry run for every
 // point not done (where it would be prepared, its shards there or not: cgsweep checks those there); not for a point
