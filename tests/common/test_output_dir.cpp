@@ -6,10 +6,14 @@
 #include <cerrno>
 
 #include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +21,7 @@
 #include "common/durable_file.h"
 #include "common/file_lock.h"
 #include "common/file_set.h"
+#include "common/hold_stop_signals.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -392,3 +397,42 @@ TEST(DurableFile, OnlyAFullDiskIsToldToFreeSpace) {
 }
 
 }  // namespace
+
+// HoldStopSignals (cgsample's commit): a stop signal raised while it lives does nothing yet; as it goes, the signal
+// acts as it would have (here the default: death by it); while an exception unwinds it is dropped, so the error is
+// what the process reports. Signals held by an earlier holder do not carry over to the next.
+TEST(HoldStopSignals, ActsOnceTheCommitIsWholeNotDuringIt) {
+  EXPECT_EXIT(
+      {
+        {
+          cg::HoldStopSignals held;
+          std::raise(SIGTERM);
+          std::fprintf(stderr, "still here after SIGTERM\n");
+        }
+        std::exit(0);  // not reached: the held SIGTERM kills as the holder goes
+      },
+      ::testing::KilledBySignal(SIGTERM), "still here after SIGTERM");
+  EXPECT_EXIT(
+      {
+        try {
+          cg::HoldStopSignals held;
+          std::raise(SIGINT);
+          throw std::runtime_error("the disk is full");
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "%s\n", e.what());
+          std::exit(3);
+        }
+      },
+      ::testing::ExitedWithCode(3), "the disk is full");
+  EXPECT_EXIT(
+      {
+        { cg::HoldStopSignals first; }  // nothing came
+        ::signal(SIGUSR1, SIG_IGN);     // an ignored signal stays ignored after the commit
+        {
+          cg::HoldStopSignals held;
+          std::raise(SIGUSR1);
+        }
+        std::exit(4);
+      },
+      ::testing::ExitedWithCode(4), "");
+}
