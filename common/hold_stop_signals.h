@@ -1,5 +1,6 @@
-// Stop signals held over a commit: the few renames that replace one output with another (cgsample's samples.jsonl,
-// summary.json and cifs/), which a signal acting halfway through would leave half old, half new.
+// Stop signals held over a commit: the few renames that replace one output with another (write_file_set's files,
+// cgsample's samples.jsonl, summary.json and cifs/), which a signal acting halfway through would leave half old, half
+// new.
 #pragma once
 #include <csignal>
 #include <exception>
@@ -7,7 +8,8 @@
 
 namespace cg {
 
-inline volatile std::sig_atomic_t g_held_stop_signal = 0;  // the last stop signal that came while held; 0: none
+// The last stop signal that came while held; 0: none.
+inline volatile std::sig_atomic_t g_held_stop_signal = 0;
 inline void hold_stop_signal(int sig) { g_held_stop_signal = sig; }
 
 // While it lives, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are noted instead of acted on (a handler for
@@ -23,12 +25,15 @@ struct HoldStopSignals {
     struct sigaction hold = {};
     hold.sa_handler = hold_stop_signal;
     sigemptyset(&hold.sa_mask);
-    g_held_stop_signal = 0;
     for (size_t i = 0; i < std::size(kStop); ++i) ::sigaction(kStop[i], &hold, &before[i]);
   }
   ~HoldStopSignals() {
     for (size_t i = 0; i < std::size(kStop); ++i) ::sigaction(kStop[i], &before[i], nullptr);
-    if (g_held_stop_signal && std::uncaught_exceptions() == unwinding) std::raise(g_held_stop_signal);
+    // Cleared here, not on construction: a holder within another (write_file_set in cgsample's commit) passes a
+    // signal that came before it on to the outer one, whose handler is back by now.
+    const int sig = g_held_stop_signal;
+    g_held_stop_signal = 0;
+    if (sig && std::uncaught_exceptions() == unwinding) std::raise(sig);
   }
   HoldStopSignals(const HoldStopSignals&) = delete;
   HoldStopSignals& operator=(const HoldStopSignals&) = delete;

@@ -398,6 +398,23 @@ TEST(DurableFile, OnlyAFullDiskIsToldToFreeSpace) {
 
 }  // namespace
 
+// A stop signal between two renames of a set (CG_TEST_SIGNAL_IN_FILE_SET raises SIGTERM after the first) waits
+// until the last file is in place, then kills: the set is all new, not a new a.json beside old b.md and c.jsonl.
+TEST(OutputDir, FileSetIsWholeWhenAStopSignalComesBetweenItsRenames) {
+  cg::test::TempDir d("cg_file_set_signal");
+  cg::write_file_set(d.path.string(), {{"a.json", "old a"}, {"b.md", "old b"}, {"c.jsonl", "old c"}});
+  EXPECT_EXIT(
+      {
+        ::setenv("CG_TEST_SIGNAL_IN_FILE_SET", "15", 1);
+        cg::write_file_set(d.path.string(), {{"a.json", "new a"}, {"b.md", "new b"}, {"c.jsonl", "new c"}});
+        std::exit(0);
+      },
+      ::testing::KilledBySignal(SIGTERM), "");
+  EXPECT_EQ(cg::read_file(d / "a.json") + ", " + cg::read_file(d / "b.md") + ", " + cg::read_file(d / "c.jsonl"),
+            "new a, new b, new c");
+  EXPECT_EQ(std::distance(fs::directory_iterator(d.path), fs::directory_iterator{}), 3);
+}
+
 // HoldStopSignals (cgsample's commit): a stop signal raised while it lives does nothing yet; as it goes, the signal
 // acts as it would have (here the default: death by it); while an exception unwinds it is dropped, so the error is
 // what the process reports. Signals held by an earlier holder do not carry over to the next.
