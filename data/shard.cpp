@@ -205,6 +205,10 @@ void write_shard(const std::string& path, const SampleSet& s, const ShardMeta& m
     if (!meta.columns_semantics.empty()) write_attr(file, "columns_semantics", meta.columns_semantics);
     if (!meta.property_counts.empty()) write_attr(file, "property_counts", meta.property_counts);
     CG_H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
+    const hid_t id = file.id;  // closed here, its result checked: the close writes what the flush left
+    file.id = -1;
+    CG_H5(H5Fclose(id));
+    fsync_path(tmp, /*directory=*/false);  // its bytes on disk before its name: no renamed, cut-short shard
   } catch (...) {
     std::filesystem::remove(tmp, ec);
     throw;
