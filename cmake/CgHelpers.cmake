@@ -1,5 +1,9 @@
 # Small helpers shared by every folder's CMakeLists.txt.
 
+# Where the GoogleTest executables (and the mpirun ones) make their scratch folders: tests/test_util.h makes one per
+# process in $TEST_TMPDIR, removed when its tests pass; kept ones are in this folder, never in /tmp.
+set(CG_TEST_TMPDIR "TEST_TMPDIR=${PROJECT_BINARY_DIR}/tests/tmp")
+
 # cg_use_torch(target): link libtorch (and OpenMP, CG_WITH_OPENMP) and reuse the one precompiled <torch/torch.h>.
 function(cg_use_torch tgt)
   target_link_libraries(${tgt} PUBLIC ${TORCH_LIBRARIES} ${CG_OPENMP_LIBS})
@@ -21,7 +25,7 @@ function(cg_add_gtest name)
   cmake_parse_arguments(A "TORCH" "" "SOURCES;LIBS;LABELS" ${ARGN})
   _cg_gtest_executable(${name} "${A_SOURCES}" "${A_LIBS}" "${A_TORCH}")
   add_test(NAME ${name} COMMAND ${name} --gtest_brief=1)
-  set_tests_properties(${name} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" LABELS "unit;${A_LABELS}")
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;${CG_TEST_TMPDIR}" LABELS "unit;${A_LABELS}")
 endfunction()
 
 # cg_add_gtest_group(EXE TESTS NAME SOURCE [NAME SOURCE ...] LIBS ... [TORCH] [LABELS ...]): several suites' files
@@ -74,7 +78,7 @@ function(cg_add_gtest_group exe)
     list(APPEND every ${patterns})
     list(JOIN patterns ":" filter)
     add_test(NAME ${name} COMMAND ${exe} --gtest_brief=1 --gtest_filter=${filter})
-    set_tests_properties(${name} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" LABELS "unit;${A_LABELS}")
+    set_tests_properties(${name} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;${CG_TEST_TMPDIR}" LABELS "unit;${A_LABELS}")
   endforeach()
   list(JOIN every ":" every)
   # Every test the executable holds is run by one of those (none defined where the suite scan above does not look).
@@ -91,7 +95,8 @@ function(cg_add_mpi_test name target np)
   add_test(NAME ${name}
            COMMAND ${MPIEXEC_EXECUTABLE} --allow-run-as-root --oversubscribe --bind-to none
                    -np ${np} $<TARGET_FILE:${target}> ${ARGN})
-  set_tests_properties(${name} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" LABELS "mpi" PROCESSORS ${np} TIMEOUT 600)
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;${CG_TEST_TMPDIR}" LABELS "mpi"
+                       PROCESSORS ${np} TIMEOUT 600)
 endfunction()
 
 # cg_add_pymatgen_reference(NAME SCRIPT DUMP_SOURCE LIBS LABELS [ARGS ...]): a dump executable built from DUMP_SOURCE

@@ -1,12 +1,16 @@
-// Small helpers shared by test files: a temporary folder removed at scope end, the message of a cg::Error, a cap on
-// file sizes (EFBIG), a real full or read-only file system (a small tmpfs).
+// Small helpers shared by test files: the process's own scratch folder (below), a temporary folder removed at scope
+// end, the message of a cg::Error, a cap on file sizes (EFBIG), a real full or read-only file system (a small tmpfs).
 #pragma once
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -15,12 +19,52 @@
 
 namespace cg::test {
 
-// A fresh folder under the system temp dir, unique per process and instance; removed with everything in it.
+// Every file a test writes goes under a folder of its process's own, made fresh (mkdtemp) in $TEST_TMPDIR, which
+// ctest sets to <build>/tests/tmp (cmake/CgHelpers.cmake), or else in the system temp dir ($TMPDIR, /tmp). Two runs
+// at once (two clones on one machine, or two ctest invocations in one build tree) never share a path, and a run that
+// crashed leaves files no later run reads. TEST_TMPDIR is then pointed at that folder, so ::testing::TempDir() (which
+// reads it on every call) and cg::test::TempDir name it. It is removed once every test passed and kept, its path
+// printed, when one failed, for a look at what the test wrote. Including this header registers it: gtest sets it up
+// before the first test and tears it down after the last (once per --gtest_repeat round). TMPDIR stays as it was:
+// OpenMPI puts its unix sockets there, whose paths may not pass 107 bytes.
+class ScratchFolder : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    path_.clear();
+    const char* env = std::getenv("TEST_TMPDIR");
+    base_ = env && *env ? env : std::filesystem::temp_directory_path().string();
+    std::error_code ec;
+    std::filesystem::create_directories(base_, ec);
+    std::string tmpl = base_ + "/" + program_invocation_short_name + ".XXXXXX";
+    if (ec || ::mkdtemp(tmpl.data()) == nullptr)
+      FAIL() << "cannot make a scratch folder " << tmpl << ": " << (ec ? ec.message() : std::strerror(errno))
+             << "; set TEST_TMPDIR to a writable folder";
+    path_ = tmpl;
+    ::setenv("TEST_TMPDIR", path_.c_str(), 1);
+  }
+  void TearDown() override {
+    ::setenv("TEST_TMPDIR", base_.c_str(), 1);
+    if (path_.empty()) return;
+    if (::testing::UnitTest::GetInstance()->Failed()) {
+      std::fprintf(stderr, "a test failed: the files the tests wrote are kept in %s\n", path_.c_str());
+      return;
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+    if (ec) std::fprintf(stderr, "could not remove the scratch folder %s: %s\n", path_.c_str(), ec.message().c_str());
+  }
+
+ private:
+  std::string base_, path_;
+};
+inline ::testing::Environment* const kScratchFolder = ::testing::AddGlobalTestEnvironment(new ScratchFolder);
+
+// A fresh folder in the process's scratch folder, unique per instance; removed with everything in it.
 struct TempDir {
   std::filesystem::path path;
   explicit TempDir(const std::string& prefix = "cg_test") {
     static int counter = 0;
-    path = std::filesystem::temp_directory_path() /
+    path = std::filesystem::path(::testing::TempDir()) /
            (prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
     std::filesystem::create_directories(path);
   }

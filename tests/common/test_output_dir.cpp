@@ -38,7 +38,7 @@ std::string error_of(const std::string& path, const std::string& what) {
 }
 
 TEST(OutputDir, CreatedOrRefusedNamingTheSetting) {
-  const fs::path d = fs::temp_directory_path() / ("cg_outdir_" + std::to_string(::getpid()));
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_outdir_" + std::to_string(::getpid()));
   fs::remove_all(d);
   cg::make_output_dir((d / "a/b/c").string(), "train.run_dir");
   EXPECT_TRUE(fs::is_directory(d / "a/b/c"));
@@ -117,7 +117,7 @@ TEST(OutputDir, RefusalSaysWhatToFixForTheErrno) {
 }
 
 TEST(OutputDir, DryCheckCreatesNothingAndFindsTheFileInTheWay) {
-  const fs::path d = fs::temp_directory_path() / ("cg_outdir_dry_" + std::to_string(::getpid()));
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_outdir_dry_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   EXPECT_EQ(dry_error_of((d / "a/b/c").string()), "");
@@ -143,7 +143,7 @@ TEST(OutputDir, DryCheckCreatesNothingAndFindsTheFileInTheWay) {
 // MadeFolders removes every folder make_output_dir made on the way, as the path spells them: `a/b/../c` makes a/b,
 // which is no parent of a/c; a folder that was there, or one that holds a file put there since, stays.
 TEST(MadeFolders, RemovesEveryLevelMadeAndNoOther) {
-  const fs::path d = fs::temp_directory_path() / ("cg_made_" + std::to_string(::getpid()));
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_made_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   {
@@ -191,7 +191,7 @@ TEST(MadeFolders, RemovesEveryLevelMadeAndNoOther) {
 // one that was there (a user's, an earlier run's) stays. A process waiting on the removed file locks the new one
 // at the path instead of the orphan, so the two are never both "holding" it.
 TEST(FileLock, RemovesOnlyTheFileItCreatedAndWaitersMoveOn) {
-  const fs::path d = fs::temp_directory_path() / ("cg_lock_" + std::to_string(::getpid()));
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_lock_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   const std::string path = (d / ".cgtrain.lock").string();
@@ -244,7 +244,7 @@ TEST(FileLock, RemovesOnlyTheFileItCreatedAndWaitersMoveOn) {
 // B's from then on (FileLock::made_folders, MadeFolders::note_made): B giving up too leaves nothing. Where A keeps
 // its folder (it trained), B waits on A's very file, claims no folder, and A's folder stays whole.
 TEST(FileLock, WaiterThatRemakesTheFolderRemovesItWhenItGivesUp) {
-  const fs::path d = fs::temp_directory_path() / ("cg_lockrace_" + std::to_string(::getpid()));
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_lockrace_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   const std::string run = (d / "r6/run").string(), lock_path = run + "/.cgtrain.lock";
@@ -306,7 +306,7 @@ TEST(FileLock, WaiterThatRemakesTheFolderRemovesItWhenItGivesUp) {
 // read_file of a folder says so (an ifstream opens a folder and reads nothing: "no pieces", "unexpected end of
 // input"); a write into a missing folder says that, not "free disk space".
 TEST(DurableFile, FolderReadAndMissingFolderWriteSayWhat) {
-  const fs::path d = fs::temp_directory_path() / ("cg_durable_" + std::to_string(::getpid()));
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_durable_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d / "tokenizer.model");
   std::string e;

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "data/loader.h"
 #include "data/rng.h"
+#include "tests/test_util.h"  // the process's own scratch folder: ::testing::TempDir()
 
 namespace {
 

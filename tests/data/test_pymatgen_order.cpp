@@ -148,7 +148,7 @@ namespace {
 
 // A scratch folder of its own per test, emptied first.
 std::string scratch(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("cg_site_order_" + name);
+  const auto dir = std::filesystem::path(::testing::TempDir()) / ("cg_site_order_" + name);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();

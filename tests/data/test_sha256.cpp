@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/sha256.h"
+#include "tests/test_util.h"  // the process's own scratch folder: ::testing::TempDir()
 
 TEST(Sha256, KnownVectors) {
   EXPECT_EQ(cg::sha256_hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

@@ -34,7 +34,7 @@
 #include "data/shard_settings.h"
 #include "data/sp_model.h"
 #include "data/tokenizer.h"
-#include "tests/test_util.h"
+#include "tests/test_util.h"  // the process's own scratch folder: ::testing::TempDir()
 
 namespace fs = std::filesystem;
 

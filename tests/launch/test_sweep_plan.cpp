@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "launch/sweep_plan.h"
 #include "trainer/config.h"
+#include "tests/test_util.h"  // the process's own scratch folder: ::testing::TempDir()
 
 namespace fs = std::filesystem;
 using namespace cg::sweep;
@@ -26,7 +27,7 @@ const Resolver kResolve = [](const std::string& base, const std::vector<std::str
 struct TempSweep {
   fs::path dir;
   TempSweep() {
-    dir = fs::temp_directory_path() / ("cg_test_sweep_plan_" + std::to_string(::getpid()));
+    dir = fs::path(::testing::TempDir()) / ("cg_test_sweep_plan_" + std::to_string(::getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir);
     std::ofstream(dir / "base.yaml") << "train:\n  steps: 3\nlora:\n  r: 8\n";

@@ -27,6 +27,7 @@
 #include "launch/sweep_runner.h"
 #include "launch/sweep_slurm.h"
 #include "trainer/config.h"
+#include "tests/test_util.h"  // the process's own scratch folder: ::testing::TempDir()
 
 namespace fs = std::filesystem;
 using namespace cg::sweep;
@@ -64,7 +65,7 @@ std::string wait_for_signal(const fs::path& flag) {
 struct StubSweep {
   fs::path dir, bin, calls;
   StubSweep() {
-    dir = fs::temp_directory_path() / ("cg_test_sweep_runner_" + std::to_string(::getpid()));
+    dir = fs::path(::testing::TempDir()) / ("cg_test_sweep_runner_" + std::to_string(::getpid()));
     fs::remove_all(dir);
     bin = dir / "bin";
     calls = dir / "calls.log";

@@ -3,6 +3,7 @@
 
 #include "common/error.h"
 #include "launch/sweep_spec.h"
+#include "tests/test_util.h"  // the process's own scratch folder: ::testing::TempDir()
 
 using namespace cg::sweep;
 

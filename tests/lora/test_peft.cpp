@@ -17,6 +17,7 @@
 #include "lora/peft.h"
 #include "model/safetensors.h"
 #include "trainer/config.h"
+#include "tests/test_util.h"  // the process's own scratch folder: ::testing::TempDir()
 
 namespace fs = std::filesystem;
 using cg::lora::PeftConfig;

@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 const std::string kTest = std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz";
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("cg_test_eval_" + name + "_" + std::to_string(::getpid()));
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_test_eval_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

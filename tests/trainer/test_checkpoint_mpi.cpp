@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -22,13 +25,31 @@ const cg::AllOk kMpiAllOk = [](bool ok) {
   return all == 1;
 };
 
-// A run folder all ranks share: rank 0 picks it (fresh) and broadcasts the name.
+// This run's folder, shared by every rank: rank 0 makes it fresh (mkdtemp) in $TEST_TMPDIR (<build>/tests/tmp under
+// ctest) or /tmp, and main removes it once every rank passed; a failed run keeps it, named on stderr.
+std::string g_root;
+
+// A run folder all ranks share, emptied by rank 0 first (a --gtest_repeat round).
 std::string shared_run_dir(const std::string& name) {
-  char buf[512] = {0};
+  const std::string p = g_root + "/ckpt_mpi_" + name;
+  if (g_rank == 0) fs::remove_all(p);
+  MPI_Barrier(MPI_COMM_WORLD);
+  return p;
+}
+
+// Rank 0 makes the run's folder and broadcasts its name ("" when it could not, said by rank 0).
+std::string make_shared_root() {
+  char buf[4096] = {0};
   if (g_rank == 0) {
-    fs::path p = fs::path(::testing::TempDir()) / fmt::format("ckpt_mpi_{}_{}", name, getpid());
-    fs::remove_all(p);
-    std::snprintf(buf, sizeof buf, "%s", p.c_str());
+    const fs::path base = ::testing::TempDir();
+    std::error_code ec;
+    fs::create_directories(base, ec);
+    std::string tmpl = (base / "test_checkpoint_mpi.XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) != nullptr && tmpl.size() < sizeof buf)
+      std::snprintf(buf, sizeof buf, "%s", tmpl.c_str());
+    else
+      std::fprintf(stderr, "cannot make a scratch folder in %s: %s; set TEST_TMPDIR to a writable folder\n",
+                   base.c_str(), std::strerror(errno));
   }
   MPI_Bcast(buf, sizeof buf, MPI_CHAR, 0, MPI_COMM_WORLD);
   return buf;
@@ -87,9 +108,15 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   if (g_rank != 0) delete ::testing::UnitTest::GetInstance()->listeners().Release(
       ::testing::UnitTest::GetInstance()->listeners().default_result_printer());
-  int rc = RUN_ALL_TESTS();
+  g_root = make_shared_root();
+  int rc = g_root.empty() ? 1 : RUN_ALL_TESTS();
   int any = 0;
-  MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);  // every rank is done with g_root past this
+  if (g_rank == 0 && !g_root.empty()) {
+    std::error_code ec;
+    if (any == 0) fs::remove_all(g_root, ec);
+    else std::fprintf(stderr, "a test failed: the files the tests wrote are kept in %s\n", g_root.c_str());
+  }
   MPI_Finalize();
   return any;
 }

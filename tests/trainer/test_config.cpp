@@ -9,6 +9,7 @@
 #include "common/input_error.h"
 #include "data/space_groups.h"
 #include "trainer/config.h"
+#include "tests/test_util.h"  // the process's own scratch folder: ::testing::TempDir()
 
 namespace {
 

@@ -14,6 +14,7 @@
 #include "lora/peft.h"
 #include "model/hf_checkpoint.h"
 #include "tests/trainer/export_fixture.h"
+#include "tests/test_util.h"  // the process's own scratch folder: ::testing::TempDir()
 #include "trainer/train_export.h"
 
 namespace fs = std::filesystem;
@@ -39,7 +40,7 @@ cg::model::LlamaConfig mid_llama() {
 }  // namespace
 
 TEST(ExportMemory, MergedExportPeakIsFarBelowTheModelSize) {
-  const fs::path d = fs::temp_directory_path() / ("cg_export_mem_" + std::to_string(::getpid()));
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_export_mem_" + std::to_string(::getpid()));
   fs::remove_all(d);
   const auto lc = mid_llama();
   int64_t model_bytes = 0;
