@@ -25,6 +25,7 @@
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/folder_kind.h"
+#include "common/hold_stop_signals.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "data/shard.h"
@@ -306,30 +307,13 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
   }
 }
 
-volatile std::sig_atomic_t g_held_signal = 0;  // a stop signal that came while commit_export moved entries
-void hold_signal(int sig) { g_held_signal = sig; }
-
 // Moves what `stage` holds into `out`, replacing entries of the same name (and every weight file of an earlier HF
 // export when this one has weights: its shard count may differ), then removes `stage`. Renames within one folder:
 // no disk space needed. A stop signal (Slurm's TERM at the time limit, a Ctrl-C) that comes meanwhile would leave some
 // new entries beside the earlier export's: it is held (a handler for the process, whichever thread gets it) and acts
 // as it would have once every entry is in place.
 void commit_export(const std::string& stage, const std::string& out) {
-  static constexpr int kStop[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-  struct HoldStopSignals {
-    struct sigaction before[std::size(kStop)];
-    HoldStopSignals() {
-      struct sigaction hold = {};
-      hold.sa_handler = hold_signal;
-      sigemptyset(&hold.sa_mask);
-      g_held_signal = 0;
-      for (size_t i = 0; i < std::size(kStop); ++i) ::sigaction(kStop[i], &hold, &before[i]);
-    }
-    ~HoldStopSignals() {
-      for (size_t i = 0; i < std::size(kStop); ++i) ::sigaction(kStop[i], &before[i], nullptr);
-      if (g_held_signal) std::raise(g_held_signal);  // as before the commit: default (die), ignored, or a handler
-    }
-  } held;
+  HoldStopSignals held;  // common/hold_stop_signals.h
   static const std::regex weights(R"(model(-[0-9]{5}-of-[0-9]{5})?\.safetensors|model\.safetensors\.index\.json)");
   bool has_weights = false;
   for (const auto& e : fs::directory_iterator(stage))
