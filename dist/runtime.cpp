@@ -54,11 +54,26 @@ std::string mpi_error_string(int code) {
 }
 }  // namespace detail
 
+namespace {
+// The variables a launcher (mpirun, srun, a PMI/PMIx starter) gives each process it starts: its rank.
+constexpr const char* kLauncherRankVars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"};
+
+bool started_by_launcher() {
+  for (const char* name : kLauncherRankVars)
+    if (const char* v = std::getenv(name); v && *v) return true;
+  return false;
+}
+}  // namespace
+
 const Runtime& init_runtime(int* argc, char*** argv) {
   if (g_initialised) return g_runtime;
   int init = 0;
   CG_CHECK_MPI(MPI_Initialized(&init));
   if (!init) {
+    // A tool started by hand (cgsample, cgeval, a one-rank cgtrain) is an MPI singleton, for which OpenMPI forks an
+    // orted daemon, there only for MPI_Comm_spawn (never called here): ~0.2 s of CPU and a process a launch. A
+    // user's own setting stays; other MPIs ignore the variable.
+    if (!started_by_launcher()) setenv("OMPI_MCA_ess_singleton_isolated", "1", /*overwrite=*/0);
     // MULTIPLE because autograd may run a backward collective on another thread than the one that ran forward;
     // calls never overlap, so SERIALIZED is enough when that is all the library offers.
     int provided = 0;
@@ -300,7 +315,7 @@ namespace {
 // The rank before MPI is up (a failure before or in init_runtime): the launcher's environment says it, so each
 // process of `mpirun -np 2` names itself instead of all claiming rank 0. 0 when no launcher started this process.
 int launcher_rank() {
-  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+  for (const char* name : kLauncherRankVars) {
     const char* v = std::getenv(name);
     if (!v || !*v) continue;
     char* end = nullptr;

@@ -4,12 +4,16 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <string>
 #include <vector>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <spdlog/fmt/fmt.h>
 
@@ -301,3 +305,23 @@ TEST(CpuThreads, CountFromConfigThenEnvThenCores) {
 
 }  // namespace
 }  // namespace cg::dist
+
+// A process started without a launcher (a tool run by hand) is an MPI singleton that forks no daemon: OpenMPI's
+// default forks an orted at MPI_Init, which lives as a child until MPI_Finalize.
+TEST(Runtime, ASingletonForksNoDaemon) {
+  for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"})
+    if (std::getenv(v)) GTEST_SKIP() << "started by a launcher (" << v << " is set)";
+  int argc = 0;
+  char** argv = nullptr;
+  const cg::dist::Runtime& rt = cg::dist::init_runtime(&argc, &argv);
+  EXPECT_EQ(rt.world, 1);
+  std::string children;  // "pid (comm) " of each process whose parent is this one
+  const std::string me = std::to_string(::getpid());
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream in(e.path() / "stat");
+    std::string pid, comm, state, ppid;
+    if (!(in >> pid >> comm >> state >> ppid)) continue;  // not a process, or gone
+    if (ppid == me) children += pid + " " + comm + " ";
+  }
+  EXPECT_EQ(children, "") << "children after MPI_Init";
+}
