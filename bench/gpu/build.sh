@@ -192,13 +192,15 @@ for p in bench/bench_train_step sampler/cgsample; do [ -x "$BUILD/$p" ] && { pro
 [ -n "$probe" ] || { echo "build.sh: neither bench_train_step nor cgsample was built (above)" >&2
                      exit $(( build_rc ? build_rc : 1 )); }
 deps=$(. "$BUILD/env.sh" && ldd "$probe" 2>&1 || true)
-echo "$deps" | grep -E 'libcudart|libtorch_cuda|libnccl|not found' | sed 's/^/  loads: /'
-if echo "$deps" | grep -q "not found"; then
+# Here-strings, not pipes: under pipefail a grep -q that stops reading early fails its writer (SIGPIPE), and a
+# grep that matches nothing (a CPU libtorch) would end the script under set -e.
+{ grep -E 'libcudart|libtorch_cuda|libnccl|not found' <<<"$deps" || true; } | sed 's/^/  loads: /'
+if grep -q "not found" <<<"$deps"; then
   echo "build.sh: $(basename "$probe") needs a library the loader does not find (above); add its folder to" \
     "LD_LIBRARY_PATH in $BUILD/env.sh" >&2
   exit 1
 fi
-if [ "${cu:-None}" != None ] && ! echo "$deps" | grep -q libtorch_cuda; then
+if [ "${cu:-None}" != None ] && ! grep -q libtorch_cuda <<<"$deps"; then
   echo "build.sh: $(basename "$probe") does not load libtorch_cuda, so torch would see no GPU" >&2
   exit 1
 fi
