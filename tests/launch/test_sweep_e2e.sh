@@ -9,7 +9,10 @@ set -euo pipefail
 SRC=$(cd "$1" && pwd)
 BUILD=$(cd "$2" && pwd)
 PART=${3:-all}
-case "$PART" in grid|sample|all) ;; *) echo "test_sweep_e2e.sh: PART $PART is not grid, sample or all" >&2; exit 2;; esac
+case "$PART" in
+  grid|sample|all) ;;
+  *) echo "test_sweep_e2e.sh: PART $PART is not grid, sample or all" >&2; exit 2;;
+esac
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 # OMP_WAIT_POLICY=PASSIVE: the policy the tools re-execute themselves with when it is unset (common/omp_env.h); given,
