@@ -15,6 +15,7 @@
 #include "data/csv.h"
 #include "data/mp20.h"
 #include "data/prompt.h"
+#include "sampler/sample_journal.h"
 #include "sampler/sample_record.h"
 
 namespace cg {
@@ -256,6 +257,12 @@ EvalInput load_eval_input(const std::string& path, int64_t max_rows) {
            "a .csv/.csv.gz, a .cif file or a folder of .cif files", path);
   if (fs::is_directory(p) && fs::exists(p / "samples.jsonl")) {
     from_samples((p / "samples.jsonl").string(), max_rows, &in);
+    // A live journal: a cgsample run into this folder stopped before it wrote its outputs. What is here is an earlier
+    // run's; or, where that run was killed (SIGKILL, a lost node) as it replaced them, partly its.
+    if (const auto live = live_journals(path); !live.empty())
+      spdlog::warn("cgeval: {} holds {}, the journal of a cgsample run into it that stopped before it finished: these "
+                   "samples are an earlier run's, or partly that run's; rerun that cgsample command to finish it, "
+                   "then cgeval", path, live.front());
   } else if (fs::is_regular_file(p) && ends_with(path, ".jsonl")) {
     from_samples(path, max_rows, &in);
   } else if (fs::is_regular_file(p) && (ends_with(path, ".csv") || ends_with(path, ".csv.gz"))) {

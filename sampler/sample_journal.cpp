@@ -148,12 +148,18 @@ std::map<size_t, Generation> gather_journals(const std::string& out_dir, const s
   return done;
 }
 
-void remove_journals(const std::string& out_dir) {
-  std::error_code ec;
+std::vector<std::string> live_journals(const std::string& out_dir) {
+  std::vector<std::string> live;
   for (const fs::path& f : journal_files(out_dir)) {
     bool aside = false;
-    if (is_journal_name(f.filename().string(), &aside) && !aside) fs::remove(f, ec);
+    if (is_journal_name(f.filename().string(), &aside) && !aside) live.push_back(f.string());
   }
+  return live;
+}
+
+void remove_journals(const std::string& out_dir) {
+  std::error_code ec;
+  for (const std::string& f : live_journals(out_dir)) fs::remove(f, ec);
 }
 
 JournalWriter::JournalWriter(std::string path, const std::string& key, double sync_every_s)

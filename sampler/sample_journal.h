@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "sampler/generation.h"
 
@@ -31,6 +32,8 @@ std::string journal_path(const std::string& out_dir, int dp_group);
 std::map<size_t, Generation> gather_journals(const std::string& out_dir, const std::string& key, size_t n,
                                              int64_t vocab_size);
 
+// The live journal files in out_dir (a run into it stopped before its outputs were written; set-aside ones are not).
+std::vector<std::string> live_journals(const std::string& out_dir);
 // Removes the live journal files in out_dir (this run's, once its outputs are written); set-aside ones stay.
 void remove_journals(const std::string& out_dir);
 

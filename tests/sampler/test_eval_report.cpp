@@ -235,6 +235,23 @@ TEST(EvalReport, CutOrConcatenatedSamplesAreSaid) {
   load_eval_input(dir.string());
   spdlog::default_logger()->sinks().pop_back();
   EXPECT_EQ(quiet.str().find("summary.json says"), std::string::npos) << quiet.str();
+  EXPECT_EQ(quiet.str().find("journal"), std::string::npos) << quiet.str();
+  // A live cgsample journal beside them (a run into the folder stopped): said; one set aside (another run's) is not.
+  std::ofstream(dir / ".cgsample.journal.aside-abc.jsonl") << "{\"key\": \"abc\"}\n";
+  std::ostringstream aside;
+  spdlog::default_logger()->sinks().push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(aside));
+  load_eval_input(dir.string());
+  spdlog::default_logger()->sinks().pop_back();
+  EXPECT_EQ(aside.str().find("journal"), std::string::npos) << aside.str();
+  std::ofstream(dir / ".cgsample.journal.dp1.jsonl") << "{\"key\": \"k\"}\n";
+  std::ostringstream stopped;
+  spdlog::default_logger()->sinks().push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(stopped));
+  EXPECT_EQ(load_eval_input(dir.string()).total, 3);
+  spdlog::default_logger()->sinks().pop_back();
+  EXPECT_NE(stopped.str().find("cgeval: " + dir.string() + " holds " + (dir / ".cgsample.journal.dp1.jsonl").string() +
+                               ", the journal of a cgsample run into it that stopped before it finished: these "
+                               "samples are an earlier run's, or partly that run's; rerun that cgsample command"),
+            std::string::npos) << stopped.str();
   fs::remove_all(dir);
 }
 
