@@ -43,14 +43,29 @@ const char* kSweepKeys = R"(Sweep file keys:
   overrides: {key: value}      config overrides applied to every point (e.g. train.steps: 100)
   grid: {key: [v1, v2]}        cartesian product over dotted config keys (last key varies fastest), <= 10000 points
   points: [{key: v, ...}, ...] or an explicit list of points (instead of grid), <= 10000
-  slurm: {time, partition, nodes, gpus_per_node, cpus_per_task, signal_seconds}   header of sweep.sbatch
-Point folders are named from their settings, e.g. r8-alpha32-translate1 (numbers in 6 significant digits, or every
-digit the value needs, lr0.00012345678; a value with characters other than [A-Za-z0-9.+_-], or over 40 characters,
-ends in _ and 8 hex digits of its hash); points with equal data.* settings share one prepared shards folder
-(out_dir/shards/data-<hash>). Extra key=value words override every point's config (after overrides:); a key the
-sweep file sweeps is refused there.
+)";
+
+// The slurm: line, with SweepSpec's own defaults (so --help cannot drift from them).
+const char* kSlurmKeys = R"(  slurm: {{time: {}, partition: "{}", nodes: {}, gpus_per_node: {}, cpus_per_task: {},
+          signal_seconds: {}}}      header of sweep.sbatch (--slurm); gpus_per_node 0 asks for no GPU, and a
+                               sweep of GPU points (model.device cuda, parallel.backend nccl) is refused then
+)";
+
+const char* kSweepNaming = R"(Point folders are named from their settings, e.g. r8-alpha32-translate1
+(numbers in 6 significant digits, or every digit the value needs, lr0.00012345678; a value with characters other
+than [A-Za-z0-9.+_-], or over 40 characters, ends in _ and 8 hex digits of its hash); points with equal data.*
+settings share one prepared shards folder (out_dir/shards/data-<hash>). Extra key=value words override every
+point's config (after overrides:); a key the sweep file sweeps is refused there.
 Config keys (the keys grid:, points:, overrides: and key=value words set): `cgtrain --help` or docs/config.md.
 )";
+
+std::string sweep_keys_help() {
+  const cg::sweep::SweepSpec d;
+  return kSweepKeys +
+         fmt::format(kSlurmKeys, d.slurm_time, d.slurm_partition, d.slurm_nodes, d.slurm_gpus_per_node,
+                     d.slurm_cpus_per_task, d.slurm_signal_seconds) +
+         kSweepNaming;
+}
 
 // Where the tools are: --bin-dir, else $CG_BIN_DIR (launch/run.sh's variable, docs/cluster.md section 0), else the
 // sweep file's bin_dir, else the build folder cgsweep lives in (<build>/launch/cgsweep -> <build>).
@@ -187,7 +202,7 @@ int run(int argc, char** argv) {
   app.formatter(std::make_shared<cg::UsageLine>(
       "usage: cgsweep SWEEP.yaml [section.key=value ...] [--slurm] [--point N] [--summary] [--dry-run] [--keep-going]\n"
       "               [--bin-dir DIR] [--out-dir DIR] [--np N] [--launcher CMD] [--serial-launcher CMD] [--help]"));
-  app.footer(kSweepKeys);
+  app.footer(sweep_keys_help());
   std::string sweep_file;
   std::vector<std::string> extra;
   int point = -1;

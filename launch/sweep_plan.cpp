@@ -31,8 +31,9 @@ std::string find_base_config(const SweepSpec& spec) {
   if (fs::exists(spec.base)) return spec.base;
   const fs::path beside = fs::path(spec.path).parent_path() / spec.base;
   CG_CHECK(fs::path(spec.base).is_relative() && fs::exists(beside),
-           "sweep file {}: base config '{}' not found (looked relative to the current folder and to the sweep "
-           "file's folder)", spec.path, spec.base);
+           "sweep file {}: base config '{}' not found (looked relative to the current folder, {}, and to the sweep "
+           "file's folder): run cgsweep from the folder the path is relative to (the repository root for configs/...), "
+           "or give base: as an absolute path", spec.path, spec.base, fs::current_path().string());
   return beside.string();
 }
 

@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <filesystem>
+#include <yaml-cpp/yaml.h>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -95,6 +96,28 @@ std::string points_table(const SweepPlan& plan) {
   return out;
 }
 
+namespace {
+
+// A point that runs on GPUs, in a job that asks for fewer GPUs a node than it starts ranks there, fails only once
+// Slurm starts it, after its wait in the queue ("local rank 0 sees no GPU"): said here, before anything is submitted.
+void check_gpus(const SweepPlan& plan, int64_t ranks_per_node) {
+  const auto& s = plan.spec;
+  for (const auto& p : plan.points) {
+    const YAML::Node root = YAML::Load(p.config_yaml);
+    const std::string device = root["model"]["device"].as<std::string>("auto");
+    const std::string backend = root["parallel"]["backend"].as<std::string>("auto");
+    if (device != "cuda" && backend != "nccl") continue;
+    CG_CHECK(s.slurm_gpus_per_node >= ranks_per_node,
+             "sweep file {}: point {} ({}) runs on GPUs (model.device={}, parallel.backend={}), one a rank, {} ranks a "
+             "node (np {} over slurm.nodes {}), but slurm.gpus_per_node is {}: set it in the sweep file's slurm: "
+             "block (e.g. slurm: {{gpus_per_node: {}}}), or for a CPU sweep set model.device=cpu and "
+             "parallel.backend=mpi", s.path, p.index, p.name, device, backend, ranks_per_node, s.np, s.slurm_nodes,
+             s.slurm_gpus_per_node, ranks_per_node);
+  }
+}
+
+}  // namespace
+
 std::string sweep_sbatch(const SweepPlan& plan, const SlurmOptions& opt) {
   const auto& s = plan.spec;
   CG_CHECK(!plan.points.empty(), "sweep {} has no points", s.path);
@@ -108,6 +131,7 @@ std::string sweep_sbatch(const SweepPlan& plan, const SlurmOptions& opt) {
   check_no_control_chars(opt.cgsweep, "cgsweep's path", "move the build folder");
   check_no_control_chars(requeue, "launch/requeue.sh's path", "move the repository");
   for (const auto& a : opt.extra_args) check_no_control_chars(a, "the argument", "give it on one line");
+  check_gpus(plan, per_node);
   std::string h = "#!/usr/bin/env bash\n";
   h += fmt::format("# Slurm array job for sweep {} ({} points; table in points.tsv), written by cgsweep --slurm.\n",
                    s.path, plan.points.size());

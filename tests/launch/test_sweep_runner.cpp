@@ -757,6 +757,35 @@ TEST(SweepSlurm, NewlineInOutDirIsRefusedWhenPlanning) {
   EXPECT_NE(error.find("nl out\\ntouch x"), std::string::npos) << "the value spelled out on one line: " << error;
 }
 
+// A sweep of GPU points (model.device cuda or parallel.backend nccl) whose job would give a node fewer GPUs than the
+// ranks it starts there (slurm.gpus_per_node 0, the default, asks for none) is refused before sweep.sbatch is written,
+// with what to set; CPU points need none.
+TEST(SweepSlurm, GpuPointsNeedAGpuForEveryRankOfANode) {
+  const auto error_of = [](const std::string& body) {
+    StubSweep s;
+    SlurmOptions so;
+    so.cgsweep = "/opt/cg/cgsweep";
+    so.workdir = s.dir.string();
+    std::string error;
+    try {
+      write_slurm_files(s.plan(body + "grid:\n  lora.r: [4, 8]\n"), so);
+    } catch (const cg::Error& e) {
+      error = e.what();
+    }
+    EXPECT_EQ(fs::exists(s.dir / "out" / "sweep.sbatch"), error.empty()) << error;
+    return error;
+  };
+  std::string e = error_of("np: 8\noverrides: {model.device: cuda}\n");
+  EXPECT_NE(e.find("point 0 (r4) runs on GPUs (model.device=cuda, parallel.backend=auto), one a rank, 8 ranks a node "
+                   "(np 8 over slurm.nodes 1), but slurm.gpus_per_node is 0: set it in the sweep file's slurm: block "
+                   "(e.g. slurm: {gpus_per_node: 8})"), std::string::npos) << e;
+  e = error_of("np: 8\nslurm: {nodes: 2, gpus_per_node: 2}\noverrides: {parallel.backend: nccl}\n");
+  EXPECT_NE(e.find("(model.device=auto, parallel.backend=nccl), one a rank, 4 ranks a node (np 8 over slurm.nodes 2), "
+                   "but slurm.gpus_per_node is 2"), std::string::npos) << e;
+  EXPECT_EQ(error_of("np: 8\nslurm: {nodes: 2, gpus_per_node: 4}\noverrides: {model.device: cuda}\n"), "");
+  EXPECT_EQ(error_of("np: 2\noverrides: {model.device: cpu, parallel.backend: mpi}\n"), "");
+}
+
 // points.tsv: one row per point, one cell per column, whatever the values hold.
 TEST(SweepSlurm, PointsTableEscapesTabsAndLineBreaks) {
   StubSweep s;
