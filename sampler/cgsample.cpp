@@ -313,8 +313,9 @@ int run(int argc, char** argv) {
   cg::Generator gen(*model, pieces, tok.eos_id(), dims.tp_comm);
   auto progress = [&](int64_t done, int64_t total, int64_t toks) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    spdlog::info("cgsample: {}/{} sequences{}, {} tokens, {:.2f} seq/s, {:.1f} tok/s", done, total,
-                 dims.dp > 1 ? " (dp group 0)" : "", toks, done / s, toks / s);
+    spdlog::info("cgsample: {}/{} sequences{}, {} tokens, {:.2f} seq/s, {:.1f} tok/s, ETA {}", done, total,
+                 dims.dp > 1 ? " (dp group 0)" : "", toks, done / s, toks / s,
+                 cg::human_duration(done > 0 ? s * double(total - done) / double(done) : 0));
   };
   // CG_KERNEL_PROFILE=1 (or =FILE.json, which also keeps the chrome trace): the GPU kernels of the whole generation
   // by time per decode step (common/kernel_profile.h; libtorch 2.x), for finding where a step's time goes.

@@ -256,6 +256,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   size_t queued = 0;  // prompts [0, queued) have been admitted
   int64_t admissions = 0;
   int64_t done = 0, generated = 0, reported = 0;
+  auto reported_at = std::chrono::steady_clock::now();
   Lap lap;
   while (!rows.empty() || queued < n) {
     std::vector<at::Tensor> parts;  // next-token logits of rows [0, R), (rows, vocab_local) each
@@ -432,9 +433,13 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
       if (!moves.dst.empty())
         cache.copy_rows(moves.dst, cache, moves.src, P, moves.width - P);  // [0, P): the shared prefix's, never read
       done += finished;
-      if (progress && (done - reported >= cap || done == static_cast<int64_t>(n))) {
+      // Also after 30 s without a line: a slow batch (long crystals, a busy machine) still shows it moves.
+      const auto now = std::chrono::steady_clock::now();
+      if (progress && (done - reported >= cap || done == static_cast<int64_t>(n) ||
+                       now - reported_at >= std::chrono::seconds(30))) {
         progress(done, static_cast<int64_t>(n), generated);
         reported = done;
+        reported_at = now;
       }
     }
     lap(stats_.host_s);

@@ -76,7 +76,7 @@ struct GenerationStats {
 };
 
 // Called with (sequences done, total, tokens generated so far) each time about batch_size more sequences have
-// finished and at the end, on every rank.
+// finished, when a sequence finishes 30 s or more after the last call, and at the end, on every rank.
 using GenerationProgress = std::function<void(int64_t, int64_t, int64_t)>;
 // Called with (prompt index, its sequence) as each sequence finishes, on every rank (cgsample journals them, so a
 // stopped run keeps every finished sequence).
