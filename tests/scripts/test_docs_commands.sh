@@ -9,7 +9,8 @@
 #   and the test then exits 77, skipped);
 # - a plain block as a transcript: each `$ COMMAND` line is run and must print the lines below it, word for word
 #   (cgtrain --plan's numbers).
-# The one change from a user's run is configs/tiny.yaml made small (2 steps, 600 rows, 4 samples), so the test takes
+# The changes from a user's run: configs/*.yaml's /shared/ paths point into the test's folder (below), and
+# configs/tiny.yaml is made small (2 steps, 600 rows, 4 samples), so the test takes
 # about a minute instead of ten; its keys are set by name here, so a tiny.yaml that loses one fails the test.
 #   test_docs_commands.sh REPO_ROOT BUILD_DIR
 set -uo pipefail
@@ -28,6 +29,13 @@ ln -s "$root/data" data
 ln -s "$root/launch" launch
 mkdir configs
 cp "$root"/configs/*.yaml configs/
+# cluster.md's `cgtrain --plan configs/llama70b.yaml` transcript is the plan of a machine without the weights (from
+# model.flavor's preset). So that it holds wherever the test runs, a machine with /shared/Llama-2-70b-hf included,
+# the configs' /shared/ paths point into this test's folder (which holds no weights), and a transcript's output reads
+# that folder back as /shared/.
+sed -i "s|/shared/|$work/shared/|g" configs/*.yaml
+grep -q "$work/shared/Llama-2-70b-hf" configs/llama70b.yaml || {
+  echo "FAIL: configs/llama70b.yaml names no /shared/Llama-2-70b-hf (the test points it into its own folder)"; exit 1; }
 # Small: each edit must change its line, or the test would run the ten-minute default unnoticed.
 small() {  # small KEY FROM TO: the indented `KEY: FROM` line of tiny.yaml becomes `KEY: TO`
   local before
@@ -79,6 +87,7 @@ transcript() {
   local out
   echo "== $1: \$ $2"
   out=$(CUDA_VISIBLE_DEVICES='' timeout 600 bash -c "$2" 2>&1 </dev/null)$'\n'
+  out=${out//"$work/shared/"/\/shared\/}
   [ "$out" = "$3" ] || { echo "FAIL: $1: '$2' printed other than the doc shows (< doc, > now):"
     diff <(printf '%s' "$3") <(printf '%s' "$out"); bad=1; }
 }
