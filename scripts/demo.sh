@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh: the README's first command. On a fresh machine: install dependencies, build, then the whole chain on the
-# tiny default config, CPU, 2 ranks (about 3 minutes on 2 idle cores after the build):
+# tiny default config, CPU, 2 ranks (118 s and 146 s on 2 idle cores after the build when last timed whole, 2026-12-03;
+# on cores shared with other work many times that, the base's progress line giving its ETA: docs/performance.md,
+# "End-to-end demo"):
 #   cgprep (MP-20 CSV -> HDF5 shards)
 #   -> mpirun -np 2 cgtrain, full-parameter (the paper's from-scratch baseline): a tiny LLaMA base that knows the format
 #   -> cgexport --merge (that base as a Hugging Face checkpoint, the layout a real LLaMA-2 comes in)
