@@ -287,6 +287,142 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg, const std:
                }) ? " (lora.alpha / lora.rslora rescale the adapter trained so far)" : "");
 }
 
+// What training reads from the files the config names before its first step: the tokenizer, the shards (checked
+// against it and against the model), model.hf_dir's config.json and a sample of its weights, lora.init_adapter's
+// folder, and, resuming, the checkpoint's manifest, config and loader position (checked against this launch).
+// train() calls it under one every_rank_alike: every rank reads the same files here, in the same order, so a file
+// that is missing or broken is every rank's error, said once; a new input read here is covered without more. The
+// two collectives inside (the resumed step's broadcast from rank 0, agreed_base_sample's comparison with rank 0)
+// are left alike by every rank that reaches them: each either passes or fails the same way on all ranks. Rank 0
+// alone looks for the checkpoint to resume; its refusal there is said by rank 0 anyway. A file only some nodes
+// lack (node-local disks) is still said, by a rank that lacks it (common/input_error.h).
+struct TrainInputs {
+  std::string tok_path, tok_bytes, tok_hash;
+  Loader loader;
+  std::string training_data;  // training_data_json of the train shards
+  model::LlamaConfig lc;
+  std::vector<Batch> val_batches;
+  int64_t val_samples = 0;  // over all ranks
+  std::optional<CheckpointInfo> resume;  // the newest complete checkpoint, when resuming
+  std::string base_sample;               // model.hf_dir's weights as sampled, the same on every rank
+  bool base_matched = false;             // the checkpoint's record of its base matched them
+  std::optional<Config> resumed_config;  // the checkpoint's config.yaml
+};
+
+TrainInputs read_train_inputs(const Config& cfg, const dist::ParallelDims& dims) {
+  const bool lead = dims.rank == 0;
+  const std::string& run_dir = cfg.train.run_dir;
+  const std::string tok_path = tokenizer_path(cfg.data);
+  // Every checkpoint keeps the tokenizer (cgsample and cgexport use it; a resume refuses another one).
+  CG_CHECK(fs::exists(tok_path), "tokenizer {} does not exist: run cgprep with this config first (it writes "
+           "<data.shards_dir>/tokenizer.model), or set data.tokenizer", tok_path);
+  std::string tok_bytes = read_file(tok_path, "tokenizer");
+  const std::string tok_hash = sha256_hex(tok_bytes.data(), tok_bytes.size());
+  const LoaderOptions lo = train_loader_options(cfg, dims.dp_rank, dims.dp);
+  Loader loader = Loader::from_shards(cfg.data.shards_dir, "train", lo);
+  const ShardMeta& meta = loader.meta();
+  check_shards(tok_hash, meta, meta, tok_path, cfg);
+  if (lead) warn_data_settings(cfg, meta);
+  if (lead) warn_data_source(cfg, meta, "data.train_csv", cfg.data.train_csv);
+  // What the model learns from, in every checkpoint: cgsample warns of conditions its training prompts never stated.
+  const std::string training_data = training_data_json(meta, cfg.data.shards_dir);
+  const int64_t vocab = meta.vocab_size;  // the tokenizer's, as cgprep recorded it
+  // model.hf_dir's config.json (missing, malformed), its tokenizer against the shards', and the shapes they fix.
+  model::LlamaConfig lc = train_llama_config(cfg, vocab);
+  // More rows than pieces (a base with an added <pad> row, or one padded to a multiple) is fine: those ids never
+  // occur in the data. Fewer would index past the embedding.
+  CG_CHECK(lc.vocab_size >= vocab, "the model has vocab_size {} but tokenizer {} has {} pieces: use the base "
+           "model's own tokenizer (data.tokenizer) and run cgprep again", lc.vocab_size, tok_path, vocab);
+  check_base_tokenizer(cfg.model.hf_dir, tok_path, "the shards' tokenizer", [](const std::string& base_path) {
+    return "run cgprep with data.tokenizer=" + base_path;
+  });
+  CG_CHECK(cfg.train.seq_len <= lc.max_position_embeddings, "train.seq_len {} is longer than the model's "
+           "max_position_embeddings {} ({}): the model was not trained on such positions and cgsample refuses "
+           "them; lower train.seq_len", cfg.train.seq_len, lc.max_position_embeddings,
+           cfg.model.hf_dir.empty() ? "model.flavor " + cfg.model.flavor : cfg.model.hf_dir + "/config.json");
+  if (lead && lc.vocab_size > vocab)
+    spdlog::info("the model's vocab_size {} has {} row(s) past tokenizer {}'s {} pieces (ids the data never uses)",
+                 lc.vocab_size, lc.vocab_size - vocab, tok_path, vocab);
+  const int64_t global_batch = cfg.train.micro_batch * dims.dp * cfg.train.grad_accum;
+  const int64_t n_train = loader.num_samples();
+  if (lead && n_train < global_batch)
+    spdlog::warn("the train split has {} samples, fewer than one global batch (train.micro_batch {} x dp {} x "
+                 "train.grad_accum {} = {}): every step trains on all of them and {}; {}", n_train,
+                 cfg.train.micro_batch, dims.dp, cfg.train.grad_accum, global_batch,
+                 n_train < dims.dp * cfg.train.grad_accum ? "some micro-steps of some dp replicas get none"
+                                                          : "each rank's micro-batches are part empty",
+                 n_train >= dims.dp
+                     ? fmt::format("lower train.micro_batch x train.grad_accum to {} or less", n_train / dims.dp)
+                     : fmt::format("use at most {} dp replicas, or more data", n_train));
+  // Each sample keeps the augmentation and task cgprep drew for it; the paper draws them afresh every epoch, which
+  // data.copies buys ahead: one copy per pass over the crystals.
+  const double passes = double(cfg.train.steps) * double(global_batch) /
+                        double(std::max<int64_t>(1, loader.num_samples()));
+  if (lead && passes > 1.05)
+    spdlog::warn("train.steps={} go {:.1f} times over the {} training samples, each with the one augmentation and task "
+                 "cgprep drew for it (the paper draws them afresh every epoch): for a fresh draw per pass, run cgprep "
+                 "with data.copies={}", cfg.train.steps, passes, loader.num_samples(),
+                 int64_t(std::ceil(passes * double(cfg.data.copies))));
+  std::vector<Batch> val_batches;
+  int64_t val_samples = 0;  // over all ranks
+  if (cfg.train.val_every > 0) {
+    CG_CHECK(fs::exists(shard_path(cfg.data.shards_dir, "val", 0)), "train.val_every={} validates on the 'val' "
+             "shards, but {} has none ({} missing): run cgprep with a data.val_csv, or set train.val_every=0",
+             cfg.train.val_every, cfg.data.shards_dir, shard_path(cfg.data.shards_dir, "val", 0));
+    Loader val = Loader::from_shards(cfg.data.shards_dir, "val", lo);
+    check_shards(tok_hash, val.meta(), meta, tok_path, cfg);
+    if (lead) warn_data_source(cfg, val.meta(), "data.val_csv", cfg.data.val_csv);
+    val_batches = val.fixed_batches(cfg.train.val_samples);
+    for (const auto& b : val_batches) val_samples += b.global_samples;
+  }
+
+  // The newest complete checkpoint to resume from (rank 0 finds and verifies it; -1: none), before the model is
+  // built: a resumed run needs no lora.init_adapter (the checkpoint replaces it).
+  std::optional<CheckpointInfo> resume;
+  if (cfg.checkpoint.resume) {
+    at::Tensor step = at::tensor({int64_t(-1)}, at::kLong);
+    if (lead) {
+      auto found = find_latest_complete(run_dir);
+      if (found) step.fill_(found->step);
+      const auto steps = checkpoint_steps(run_dir);
+      CG_CHECK(found || steps.empty(), "{}/checkpoints holds {} checkpoint folder{} (newest step-{}) and none can be "
+               "resumed (why: the warnings above); cgtrain does not start over beside them, which would replace "
+               "them: restore them, or move them out of {}/checkpoints (or give a new train.run_dir) to start afresh",
+               run_dir, steps.size(), steps.size() == 1 ? "" : "s", steps.empty() ? 0 : steps.front(), run_dir);
+    }
+    dims.host_world_comm->broadcast(step, 0);
+    if (step.item<int64_t>() >= 0) {
+      resume.emplace();
+      resume->step = step.item<int64_t>();
+      resume->path = step_folder(run_dir, resume->step);
+      resume->manifest = read_manifest(resume->path);
+      const std::string ck_tok = checkpoint_tokenizer_sha(*resume);
+      CG_CHECK(ck_tok.empty() || ck_tok == tok_hash, "{} was trained with another tokenizer (sha256 {}) than {} "
+               "({}), so its adapter would now read other token ids: make the shards again with the run's tokenizer "
+               "(cgprep with data.tokenizer={}/{} and the run's other data settings, and train with the same), or "
+               "start a new train.run_dir",
+               resume->path, ck_tok.substr(0, 12), tok_path, tok_hash.substr(0, 12), run_dir, kCheckpointTokenizer);
+    }
+  }
+
+  // lora.init_adapter's folder (its factors are read once the base is built): before a 70B model is loaded for
+  // nothing. A resumed run does not read it.
+  if (cfg.lora.enabled && !cfg.lora.init_adapter.empty() && !resume)
+    lora::check_peft_adapter_folder(cfg.lora.init_adapter);
+  // The base's weights, the same on every rank, and (resuming) the ones the checkpoint was trained on: before a
+  // 70B model is loaded for nothing.
+  const std::string base_sample = agreed_base_sample(cfg.model.hf_dir);
+  const bool base_matched = resume && check_resume_base(*resume, cfg, base_sample);
+  const std::optional<Config> resumed_config = resume ? checkpoint_config(*resume) : std::nullopt;
+  if (resume) check_resume_trainables(*resume, cfg, resumed_config);
+  // The loader's checks too (train.seed, the global batch, the shards): a 70B base takes minutes to load, and these
+  // refusals need only the checkpoint's loader position.
+  if (resume)
+    loader.check_restore(read_checkpoint_train_state(*resume).loader, equivalent_shards_digests(loader, cfg.data));
+  return TrainInputs{tok_path, std::move(tok_bytes), tok_hash, std::move(loader), training_data, lc,
+                     std::move(val_batches), val_samples, std::move(resume), base_sample, base_matched, resumed_config};
+}
+
 }  // namespace
 
 int train(const Config& given) {
@@ -368,126 +504,24 @@ int train(const Config& given) {
   dims.host_world_comm->barrier();
   dist::RelayAbortsToRank0 relay_aborts;  // until training starts
 
-  // Data, checked against the tokenizer and the model before step 0. Every rank reads the same files here, at the
-  // same point: a missing tokenizer, shard or model.hf_dir is every rank's error, said once (every_rank_alike).
-  const std::string tok_path = tokenizer_path(cfg.data);
-  // Every checkpoint keeps the tokenizer (cgsample and cgexport use it; a resume refuses another one).
-  const std::string tok_bytes = every_rank_alike([&] {
-    CG_CHECK(fs::exists(tok_path), "tokenizer {} does not exist: run cgprep with this config first (it writes "
-             "<data.shards_dir>/tokenizer.model), or set data.tokenizer", tok_path);
-    return read_file(tok_path, "tokenizer");
+  // Data, checked against the tokenizer and the model, and the checkpoint resumed, before step 0 (said once when
+  // every rank meets the same error: read_train_inputs).
+  TrainInputs in = every_rank_alike([&] { return read_train_inputs(cfg, dims); });
+  const std::string &tok_path = in.tok_path, &tok_bytes = in.tok_bytes, &training_data = in.training_data;
+  Loader& loader = in.loader;
+  const model::LlamaConfig& lc = in.lc;
+  const int64_t vocab = loader.meta().vocab_size;  // the tokenizer's, as cgprep recorded it
+  const std::vector<Batch>& val_batches = in.val_batches;
+  const int64_t val_samples = in.val_samples;
+  const std::optional<CheckpointInfo>& resume = in.resume;
+
+  // Model (fixed order inside), optimizer, gradient reduction. The base's weights (model.hf_dir's safetensors) and
+  // lora.init_adapter's factors are read by every rank alike too, each its own slices of the same files, after the
+  // same checks: a tensor of another shape is said once. Wrapped here, not read in read_train_inputs: reading them
+  // is building the model. A device's own failure (out of memory) is no cg::Error and is said by its rank at once.
+  TrainModel m = every_rank_alike([&] {
+    return build_train_model(cfg, dims, vocab, device, /*resuming=*/resume.has_value(), &in.base_sample);
   });
-  const std::string tok_hash = sha256_hex(tok_bytes.data(), tok_bytes.size());
-  const LoaderOptions lo = train_loader_options(cfg, dims.dp_rank, dims.dp);
-  Loader loader = every_rank_alike([&] { return Loader::from_shards(cfg.data.shards_dir, "train", lo); });
-  const ShardMeta& meta = loader.meta();
-  every_rank_alike([&] { check_shards(tok_hash, meta, meta, tok_path, cfg); });
-  if (lead) warn_data_settings(cfg, meta);
-  if (lead) warn_data_source(cfg, meta, "data.train_csv", cfg.data.train_csv);
-  // What the model learns from, in every checkpoint: cgsample warns of conditions its training prompts never stated.
-  const std::string training_data = training_data_json(meta, cfg.data.shards_dir);
-  const int64_t vocab = meta.vocab_size;  // the tokenizer's, as cgprep recorded it
-  // model.hf_dir's config.json (missing, malformed), its tokenizer against the shards', and the shapes they fix.
-  const model::LlamaConfig lc = every_rank_alike([&] {
-    const model::LlamaConfig c = train_llama_config(cfg, vocab);
-    // More rows than pieces (a base with an added <pad> row, or one padded to a multiple) is fine: those ids never
-    // occur in the data. Fewer would index past the embedding.
-    CG_CHECK(c.vocab_size >= vocab, "the model has vocab_size {} but tokenizer {} has {} pieces: use the base "
-             "model's own tokenizer (data.tokenizer) and run cgprep again", c.vocab_size, tok_path, vocab);
-    check_base_tokenizer(cfg.model.hf_dir, tok_path, "the shards' tokenizer", [](const std::string& base_path) {
-      return "run cgprep with data.tokenizer=" + base_path;
-    });
-    CG_CHECK(cfg.train.seq_len <= c.max_position_embeddings, "train.seq_len {} is longer than the model's "
-             "max_position_embeddings {} ({}): the model was not trained on such positions and cgsample refuses "
-             "them; lower train.seq_len", cfg.train.seq_len, c.max_position_embeddings,
-             cfg.model.hf_dir.empty() ? "model.flavor " + cfg.model.flavor : cfg.model.hf_dir + "/config.json");
-    return c;
-  });
-  if (lead && lc.vocab_size > vocab)
-    spdlog::info("the model's vocab_size {} has {} row(s) past tokenizer {}'s {} pieces (ids the data never uses)",
-                 lc.vocab_size, lc.vocab_size - vocab, tok_path, vocab);
-  const int64_t global_batch = cfg.train.micro_batch * dims.dp * cfg.train.grad_accum;
-  const int64_t n_train = loader.num_samples();
-  if (lead && n_train < global_batch)
-    spdlog::warn("the train split has {} samples, fewer than one global batch (train.micro_batch {} x dp {} x "
-                 "train.grad_accum {} = {}): every step trains on all of them and {}; {}", n_train,
-                 cfg.train.micro_batch, dims.dp, cfg.train.grad_accum, global_batch,
-                 n_train < dims.dp * cfg.train.grad_accum ? "some micro-steps of some dp replicas get none"
-                                                          : "each rank's micro-batches are part empty",
-                 n_train >= dims.dp
-                     ? fmt::format("lower train.micro_batch x train.grad_accum to {} or less", n_train / dims.dp)
-                     : fmt::format("use at most {} dp replicas, or more data", n_train));
-  // Each sample keeps the augmentation and task cgprep drew for it; the paper draws them afresh every epoch, which
-  // data.copies buys ahead: one copy per pass over the crystals.
-  const double passes = double(cfg.train.steps) * double(global_batch) /
-                        double(std::max<int64_t>(1, loader.num_samples()));
-  if (lead && passes > 1.05)
-    spdlog::warn("train.steps={} go {:.1f} times over the {} training samples, each with the one augmentation and task "
-                 "cgprep drew for it (the paper draws them afresh every epoch): for a fresh draw per pass, run cgprep "
-                 "with data.copies={}", cfg.train.steps, passes, loader.num_samples(),
-                 int64_t(std::ceil(passes * double(cfg.data.copies))));
-  std::vector<Batch> val_batches;
-  int64_t val_samples = 0;  // over all ranks
-  if (cfg.train.val_every > 0) {
-    Loader val = every_rank_alike([&] {
-      CG_CHECK(fs::exists(shard_path(cfg.data.shards_dir, "val", 0)), "train.val_every={} validates on the 'val' "
-               "shards, but {} has none ({} missing): run cgprep with a data.val_csv, or set train.val_every=0",
-               cfg.train.val_every, cfg.data.shards_dir, shard_path(cfg.data.shards_dir, "val", 0));
-      Loader l = Loader::from_shards(cfg.data.shards_dir, "val", lo);
-      check_shards(tok_hash, l.meta(), meta, tok_path, cfg);
-      return l;
-    });
-    if (lead) warn_data_source(cfg, val.meta(), "data.val_csv", cfg.data.val_csv);
-    val_batches = val.fixed_batches(cfg.train.val_samples);
-    for (const auto& b : val_batches) val_samples += b.global_samples;
-  }
-
-  // The newest complete checkpoint to resume from (rank 0 finds and verifies it; -1: none), before the model is
-  // built: a resumed run needs no lora.init_adapter (the checkpoint replaces it).
-  std::optional<CheckpointInfo> resume;
-  if (cfg.checkpoint.resume) {
-    at::Tensor step = at::tensor({int64_t(-1)}, at::kLong);
-    if (lead) {
-      auto found = find_latest_complete(run_dir);
-      if (found) step.fill_(found->step);
-      const auto steps = checkpoint_steps(run_dir);
-      CG_CHECK(found || steps.empty(), "{}/checkpoints holds {} checkpoint folder{} (newest step-{}) and none can be "
-               "resumed (why: the warnings above); cgtrain does not start over beside them, which would replace "
-               "them: restore them, or move them out of {}/checkpoints (or give a new train.run_dir) to start afresh",
-               run_dir, steps.size(), steps.size() == 1 ? "" : "s", steps.empty() ? 0 : steps.front(), run_dir);
-    }
-    dims.host_world_comm->broadcast(step, 0);
-    if (step.item<int64_t>() >= 0) {
-      resume.emplace();
-      resume->step = step.item<int64_t>();
-      resume->path = step_folder(run_dir, resume->step);
-      resume->manifest = read_manifest(resume->path);
-      const std::string ck_tok = checkpoint_tokenizer_sha(*resume);
-      CG_CHECK(ck_tok.empty() || ck_tok == tok_hash, "{} was trained with another tokenizer (sha256 {}) than {} "
-               "({}), so its adapter would now read other token ids: make the shards again with the run's tokenizer "
-               "(cgprep with data.tokenizer={}/{} and the run's other data settings, and train with the same), or "
-               "start a new train.run_dir",
-               resume->path, ck_tok.substr(0, 12), tok_path, tok_hash.substr(0, 12), run_dir, kCheckpointTokenizer);
-    }
-  }
-
-  // lora.init_adapter's folder (its factors are read once the base is built): before a 70B model is loaded for
-  // nothing. A resumed run does not read it.
-  if (cfg.lora.enabled && !cfg.lora.init_adapter.empty() && !resume)
-    every_rank_alike([&] { lora::check_peft_adapter_folder(cfg.lora.init_adapter); });
-  // The base's weights, the same on every rank, and (resuming) the ones the checkpoint was trained on: before a
-  // 70B model is loaded for nothing.
-  const std::string base_sample = agreed_base_sample(cfg.model.hf_dir);
-  const bool base_matched = resume && check_resume_base(*resume, cfg, base_sample);
-  const std::optional<Config> resumed_config = resume ? checkpoint_config(*resume) : std::nullopt;
-  if (resume) check_resume_trainables(*resume, cfg, resumed_config);
-  // The loader's checks too (train.seed, the global batch, the shards): a 70B base takes minutes to load, and these
-  // refusals need only the checkpoint's loader position.
-  if (resume)
-    loader.check_restore(read_checkpoint_train_state(*resume).loader, equivalent_shards_digests(loader, cfg.data));
-
-  // Model (fixed order inside), optimizer, gradient reduction.
-  TrainModel m = build_train_model(cfg, dims, vocab, device, /*resuming=*/resume.has_value(), &base_sample);
   // The model's shape, for cgexport and cgsample, and the dtype its base weights have in this run.
   const std::string model_json = lc.to_hf_json(model::hf_dtype_name(model::resolve_dtype(cfg.model.dtype, device)));
   AdamW opt = make_optimizer(m, cfg.train);
@@ -506,8 +540,10 @@ int train(const Config& given) {
   const std::string hash = config_hash(cfg);
   if (resume) {
     const CheckpointInfo& ck = *resume;
-    if (lead && ck.manifest.config_hash != hash) warn_config_changes(ck, cfg, resumed_config, base_matched);
-    st = load_rank_checkpoint(ck, m, opt, dims, cfg.train.seed);
+    if (lead && ck.manifest.config_hash != hash) warn_config_changes(ck, cfg, in.resumed_config, in.base_matched);
+    // Rank 0 verified every file of the step folder (sizes, checksums): what fails here is the settings', alike on
+    // every rank. A rank file only one node's disk lost is still said, by that rank (common/input_error.h).
+    st = every_rank_alike([&] { return load_rank_checkpoint(ck, m, opt, dims, cfg.train.seed); });
     loader.restore(st.loader, equivalent_shards_digests(loader, cfg.data));
     if (lead) spdlog::info("resumed from {} (step {}, {} tokens seen)", ck.path, st.step, st.tokens_seen);
     // A relaunch that trains nothing says so, whatever else changed: a finished run, or train.steps lowered.

@@ -144,6 +144,119 @@ void check_full_param_base(const Config& cfg, at::ScalarType dtype) {
            "torch.nn.Parameter(m.model.embed_tokens.weight.clone()); m.save_pretrained(OUT)", cfg.model.hf_dir);
 }
 
+// lora.init_adapter's factors into the LoRA layers just injected (m.lora), checked against this run's settings and
+// base. cgtrain calls build_train_model under every_rank_alike: every rank reads the same adapter at the same
+// point, after the same base, so its errors are said once.
+namespace {
+void load_init_adapter(TrainModel& m, const Config& cfg, const lora::LoraSpec& spec, const model::LlamaConfig& lc,
+                       const dist::ParallelDims& dims) {
+  lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
+  std::set<std::string> injected;  // the module kinds lora.targets gave a LoRA layer
+  for (const auto& e : m.lora.entries) {
+    const std::string& name = e.adapter->hf_name();  // "model.layers.0.self_attn.q_proj"
+    injected.insert(name.substr(name.rfind('.') + 1));
+  }
+  // Modules adapter_config.json lists without factors in the file (untrained_targets) that lora.targets adapts
+  // start fresh, lora_A random and lora_B zero, as PEFT's is_trainable load gives them (and cgsample loads such
+  // an adapter, those modules without update): said below. The others it lists keep no update (said by
+  // check_adapter_against_base); a module it does not list at all is refused by the load.
+  const std::vector<std::string> listed_untrained = a.untrained_targets;
+  std::vector<std::string> fresh;
+  for (auto it = a.untrained_targets.begin(); it != a.untrained_targets.end();) {
+    if (!injected.count(*it)) {
+      ++it;
+      continue;
+    }
+    fresh.push_back(*it);
+    it = a.untrained_targets.erase(it);
+  }
+  lora::check_adapter_against_base(a, cfg.lora.init_adapter, cfg.model.hf_dir,
+                                   "lora.init_adapter " + cfg.lora.init_adapter, dims.rank == 0);
+  if (!cfg.model.hf_dir.empty()) {
+    const std::string twice = merged_twice(cfg.model.hf_dir, peft_adapter_source(cfg.lora.init_adapter),
+                                           "lora.init_adapter " + cfg.lora.init_adapter);
+    CG_CHECK(twice.empty(), "{}", twice);
+    const std::string recorded = recorded_base_sample(cfg.lora.init_adapter);
+    const std::string other = other_base(recorded, m.base_sample, "lora.init_adapter " + cfg.lora.init_adapter,
+                                         cfg.model.hf_dir);
+    CG_CHECK(other.empty(), "{}; set model.hf_dir to the base it was trained on (its adapter_config.json "
+             "base_model_name_or_path: {})", other, a.config.base_model_name_or_path);
+    // No sample to compare (an adapter of another tool, or its cgtrain_source.json removed): the folder it names,
+    // where that still exists, is all there is to go by, as cgsample does.
+    const std::string& trained = a.config.base_model_name_or_path;
+    std::error_code ec;
+    if (recorded.empty() && dims.rank == 0 && !trained.empty() && fs::is_directory(trained, ec) &&
+        !fs::equivalent(trained, cfg.model.hf_dir, ec))
+      spdlog::warn("lora.init_adapter {} names the base {} (base_model_name_or_path), but model.hf_dir is {}: fine "
+                   "if that is a copy of the same weights, wrong otherwise", cfg.lora.init_adapter, trained,
+                   cfg.model.hf_dir);
+  }
+  const std::string partial = lora::some_layers_only(a, lc.num_hidden_layers,
+                                                     "lora.init_adapter " + cfg.lora.init_adapter);
+  CG_CHECK(partial.empty(), "{}", partial);
+  CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
+           cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);
+  // The factors only mean the adapter's update under its own scale (alpha / r or alpha / sqrt(r)).
+  // Equal scales (e.g. alpha 8 with rsLoRA at r 16 and alpha 32 without) give the same update.
+  CG_CHECK(std::fabs(a.config.scale() - lora::lora_scale(spec)) <= 1e-12 * std::fabs(lora::lora_scale(spec)),
+           "lora.init_adapter {} was trained with lora_alpha {} and use_rslora {}, but this run has lora.alpha={} "
+           "lora.rslora={}: its update would be scaled by {} instead of {}; set lora.alpha={} lora.rslora={}",
+           cfg.lora.init_adapter, a.config.lora_alpha, a.config.use_rslora, spec.alpha, spec.rslora,
+           lora::lora_scale(spec), a.config.scale(), a.config.lora_alpha, a.config.use_rslora);
+  // Which fix fits depends on what differs. Keys: the fix names the modules the tensors adapt (where
+  // adapter_config.json's target_modules lists others, "set lora.targets to its target_modules" would name the
+  // setting that just failed); when lora.targets already adapts those, the tensors are for layers this model
+  // lacks: another base. Shapes: r equals lora.r (checked above), so a factor of another shape is another base's.
+  const std::vector<std::string> adapted = lora::adapted_modules(a);
+  std::vector<std::string> listed = a.config.target_modules;
+  std::sort(listed.begin(), listed.end());
+  std::set<std::string> loaded = injected;  // the module kinds that take the adapter's factors
+  for (const std::string& f : fresh) loaded.erase(f);
+  std::vector<std::string> allowed = adapted;  // what lora.targets may name
+  allowed.insert(allowed.end(), listed_untrained.begin(), listed_untrained.end());
+  std::sort(allowed.begin(), allowed.end());
+  const std::string trained_on = a.config.base_model_name_or_path.empty()
+                                     ? ""
+                                     : " (its adapter_config.json base_model_name_or_path: " +
+                                           a.config.base_model_name_or_path + ")";
+  const std::string key_fix =
+      adapted != listed
+          ? fmt::format("its tensors adapt [{}] but its adapter_config.json target_modules are [{}], so the two "
+                        "files disagree: set lora.targets=[{}] to load the tensors as they are, or copy both "
+                        "files from one export", fmt::join(adapted, ","), fmt::join(a.config.target_modules, ","),
+                        fmt::join(adapted, ","))
+      : std::vector<std::string>(loaded.begin(), loaded.end()) != adapted
+          ? listed_untrained.empty()
+                ? fmt::format("set lora.targets=[{}], the modules its tensors adapt", fmt::join(adapted, ","))
+                : fmt::format("set lora.targets to modules its adapter_config.json target_modules lists, [{}] "
+                              "([{}] without factors start fresh)", fmt::join(allowed, ","),
+                              fmt::join(listed_untrained, ","))
+          : "an adapter of a base model with other layers: set model.hf_dir to the base it was trained on" +
+                trained_on;
+  const std::string shape_fix = fmt::format("its r is lora.r's ({}), so its factors are shaped for another base "
+                                            "model: set model.hf_dir to the base it was trained on{}", spec.r,
+                                            trained_on);
+  m.lora.load_full(a.factors, "lora.init_adapter " + cfg.lora.init_adapter, key_fix, shape_fix,
+                   std::set<std::string>(fresh.begin(), fresh.end()));
+  spdlog::info("lora.init_adapter: starting from {} ({} LoRA factors, r {}, lora_alpha {})", cfg.lora.init_adapter,
+               a.factors.size(), a.config.r, a.config.lora_alpha);
+  if (dims.rank == 0 && !fresh.empty())
+    spdlog::warn("lora.init_adapter {}: adapter_config.json target_modules lists [{}], but "
+                 "adapter_model.safetensors holds no factors for {}: lora.targets adapts {}, so {} fresh (lora_A "
+                 "random, lora_B zero) and {} from there, as PEFT's is_trainable load does; [{}] start from the "
+                 "adapter's factors", cfg.lora.init_adapter, fmt::join(fresh, ","),
+                 fresh.size() == 1 ? "it" : "them", fresh.size() == 1 ? "it" : "them",
+                 fresh.size() == 1 ? "that module starts" : "those modules start",
+                 fresh.size() == 1 ? "trains" : "train", fmt::join(adapted, ","));
+  if (cfg.model.hf_dir.empty())
+    spdlog::warn("lora.init_adapter {} goes on a random base (model.hf_dir is empty), not the one it was trained "
+                 "on{}: set model.hf_dir to that base", cfg.lora.init_adapter,
+                 a.config.base_model_name_or_path.empty() ? ""
+                                                          : " (" + a.config.base_model_name_or_path + ")");
+}
+
+}  // namespace
+
 TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, int64_t vocab_size,
                              const at::Device& device, bool resuming, const std::string* base_sample) {
   TrainModel m;
@@ -182,112 +295,7 @@ TrainModel build_train_model(const Config& cfg, const dist::ParallelDims& dims, 
                                lora::make_dropout_gen(drop_seed, device));
     // The recompute of a checkpointed layer rewinds this generator, so it redraws the same dropout masks.
     if (m.lora.dropout_gen) llama->recompute_generators.push_back(*m.lora.dropout_gen);
-    // Every rank reads the same adapter at the same point, after the same base: its errors are said once.
-    if (!cfg.lora.init_adapter.empty() && !resuming) every_rank_alike([&] {
-      lora::PeftAdapter a = lora::read_peft_adapter(cfg.lora.init_adapter);
-      std::set<std::string> injected;  // the module kinds lora.targets gave a LoRA layer
-      for (const auto& e : m.lora.entries) {
-        const std::string& name = e.adapter->hf_name();  // "model.layers.0.self_attn.q_proj"
-        injected.insert(name.substr(name.rfind('.') + 1));
-      }
-      // Modules adapter_config.json lists without factors in the file (untrained_targets) that lora.targets adapts
-      // start fresh, lora_A random and lora_B zero, as PEFT's is_trainable load gives them (and cgsample loads such
-      // an adapter, those modules without update): said below. The others it lists keep no update (said by
-      // check_adapter_against_base); a module it does not list at all is refused by the load.
-      const std::vector<std::string> listed_untrained = a.untrained_targets;
-      std::vector<std::string> fresh;
-      for (auto it = a.untrained_targets.begin(); it != a.untrained_targets.end();) {
-        if (!injected.count(*it)) {
-          ++it;
-          continue;
-        }
-        fresh.push_back(*it);
-        it = a.untrained_targets.erase(it);
-      }
-      lora::check_adapter_against_base(a, cfg.lora.init_adapter, cfg.model.hf_dir,
-                                       "lora.init_adapter " + cfg.lora.init_adapter, dims.rank == 0);
-      if (!cfg.model.hf_dir.empty()) {
-        const std::string twice = merged_twice(cfg.model.hf_dir, peft_adapter_source(cfg.lora.init_adapter),
-                                               "lora.init_adapter " + cfg.lora.init_adapter);
-        CG_CHECK(twice.empty(), "{}", twice);
-        const std::string recorded = recorded_base_sample(cfg.lora.init_adapter);
-        const std::string other = other_base(recorded, m.base_sample, "lora.init_adapter " + cfg.lora.init_adapter,
-                                             cfg.model.hf_dir);
-        CG_CHECK(other.empty(), "{}; set model.hf_dir to the base it was trained on (its adapter_config.json "
-                 "base_model_name_or_path: {})", other, a.config.base_model_name_or_path);
-        // No sample to compare (an adapter of another tool, or its cgtrain_source.json removed): the folder it names,
-        // where that still exists, is all there is to go by, as cgsample does.
-        const std::string& trained = a.config.base_model_name_or_path;
-        std::error_code ec;
-        if (recorded.empty() && dims.rank == 0 && !trained.empty() && fs::is_directory(trained, ec) &&
-            !fs::equivalent(trained, cfg.model.hf_dir, ec))
-          spdlog::warn("lora.init_adapter {} names the base {} (base_model_name_or_path), but model.hf_dir is {}: fine "
-                       "if that is a copy of the same weights, wrong otherwise", cfg.lora.init_adapter, trained,
-                       cfg.model.hf_dir);
-      }
-      const std::string partial = lora::some_layers_only(a, lc.num_hidden_layers,
-                                                         "lora.init_adapter " + cfg.lora.init_adapter);
-      CG_CHECK(partial.empty(), "{}", partial);
-      CG_CHECK(a.config.r == spec.r, "lora.init_adapter {} has r {} but lora.r is {}; set lora.r={}",
-               cfg.lora.init_adapter, a.config.r, spec.r, a.config.r);
-      // The factors only mean the adapter's update under its own scale (alpha / r or alpha / sqrt(r)).
-      // Equal scales (e.g. alpha 8 with rsLoRA at r 16 and alpha 32 without) give the same update.
-      CG_CHECK(std::fabs(a.config.scale() - lora::lora_scale(spec)) <= 1e-12 * std::fabs(lora::lora_scale(spec)),
-               "lora.init_adapter {} was trained with lora_alpha {} and use_rslora {}, but this run has lora.alpha={} "
-               "lora.rslora={}: its update would be scaled by {} instead of {}; set lora.alpha={} lora.rslora={}",
-               cfg.lora.init_adapter, a.config.lora_alpha, a.config.use_rslora, spec.alpha, spec.rslora,
-               lora::lora_scale(spec), a.config.scale(), a.config.lora_alpha, a.config.use_rslora);
-      // Which fix fits depends on what differs. Keys: the fix names the modules the tensors adapt (where
-      // adapter_config.json's target_modules lists others, "set lora.targets to its target_modules" would name the
-      // setting that just failed); when lora.targets already adapts those, the tensors are for layers this model
-      // lacks: another base. Shapes: r equals lora.r (checked above), so a factor of another shape is another base's.
-      const std::vector<std::string> adapted = lora::adapted_modules(a);
-      std::vector<std::string> listed = a.config.target_modules;
-      std::sort(listed.begin(), listed.end());
-      std::set<std::string> loaded = injected;  // the module kinds that take the adapter's factors
-      for (const std::string& f : fresh) loaded.erase(f);
-      std::vector<std::string> allowed = adapted;  // what lora.targets may name
-      allowed.insert(allowed.end(), listed_untrained.begin(), listed_untrained.end());
-      std::sort(allowed.begin(), allowed.end());
-      const std::string trained_on = a.config.base_model_name_or_path.empty()
-                                         ? ""
-                                         : " (its adapter_config.json base_model_name_or_path: " +
-                                               a.config.base_model_name_or_path + ")";
-      const std::string key_fix =
-          adapted != listed
-              ? fmt::format("its tensors adapt [{}] but its adapter_config.json target_modules are [{}], so the two "
-                            "files disagree: set lora.targets=[{}] to load the tensors as they are, or copy both "
-                            "files from one export", fmt::join(adapted, ","), fmt::join(a.config.target_modules, ","),
-                            fmt::join(adapted, ","))
-          : std::vector<std::string>(loaded.begin(), loaded.end()) != adapted
-              ? listed_untrained.empty()
-                    ? fmt::format("set lora.targets=[{}], the modules its tensors adapt", fmt::join(adapted, ","))
-                    : fmt::format("set lora.targets to modules its adapter_config.json target_modules lists, [{}] "
-                                  "([{}] without factors start fresh)", fmt::join(allowed, ","),
-                                  fmt::join(listed_untrained, ","))
-              : "an adapter of a base model with other layers: set model.hf_dir to the base it was trained on" +
-                    trained_on;
-      const std::string shape_fix = fmt::format("its r is lora.r's ({}), so its factors are shaped for another base "
-                                                "model: set model.hf_dir to the base it was trained on{}", spec.r,
-                                                trained_on);
-      m.lora.load_full(a.factors, "lora.init_adapter " + cfg.lora.init_adapter, key_fix, shape_fix,
-                       std::set<std::string>(fresh.begin(), fresh.end()));
-      spdlog::info("lora.init_adapter: starting from {} ({} LoRA factors, r {}, lora_alpha {})", cfg.lora.init_adapter,
-                   a.factors.size(), a.config.r, a.config.lora_alpha);
-      if (dims.rank == 0 && !fresh.empty())
-        spdlog::warn("lora.init_adapter {}: adapter_config.json target_modules lists [{}], but "
-                     "adapter_model.safetensors holds no factors for {}: lora.targets adapts {}, so {} fresh (lora_A "
-                     "random, lora_B zero) and {} from there, as PEFT's is_trainable load does; [{}] start from the "
-                     "adapter's factors", cfg.lora.init_adapter, fmt::join(fresh, ","),
-                     fresh.size() == 1 ? "it" : "them", fresh.size() == 1 ? "it" : "them",
-                     fresh.size() == 1 ? "that module starts" : "those modules start",
-                     fresh.size() == 1 ? "trains" : "train", fmt::join(adapted, ","));
-      if (cfg.model.hf_dir.empty())
-        spdlog::warn("lora.init_adapter {} goes on a random base (model.hf_dir is empty), not the one it was trained "
-                     "on{}: set model.hf_dir to that base", cfg.lora.init_adapter,
-                     a.config.base_model_name_or_path.empty() ? ""
-                                                              : " (" + a.config.base_model_name_or_path + ")");
-    });
+    if (!cfg.lora.init_adapter.empty() && !resuming) load_init_adapter(m, cfg, spec, lc, dims);
   };
   m.llama = m.full_param ? dist::build_llama(bo, dims) : dist::build_llama(bo, dims, inject);
   if (m.full_param) {
