@@ -161,15 +161,10 @@ void load_init_adapter(TrainModel& m, const Config& cfg, const lora::LoraSpec& s
   // an adapter, those modules without update): said below. The others it lists keep no update (said by
   // check_adapter_against_base); a module it does not list at all is refused by the load.
   const std::vector<std::string> listed_untrained = a.untrained_targets;
-  std::vector<std::string> fresh;
-  for (auto it = a.untrained_targets.begin(); it != a.untrained_targets.end();) {
-    if (!injected.count(*it)) {
-      ++it;
-      continue;
-    }
-    fresh.push_back(*it);
-    it = a.untrained_targets.erase(it);
-  }
+  const auto fresh_begin = std::stable_partition(a.untrained_targets.begin(), a.untrained_targets.end(),
+                                                 [&](const std::string& t) { return !injected.count(t); });
+  const std::vector<std::string> fresh(fresh_begin, a.untrained_targets.end());  // in adapter_config.json's order
+  a.untrained_targets.erase(fresh_begin, a.untrained_targets.end());
   lora::check_adapter_against_base(a, cfg.lora.init_adapter, cfg.model.hf_dir,
                                    "lora.init_adapter " + cfg.lora.init_adapter, dims.rank == 0);
   if (!cfg.model.hf_dir.empty()) {
