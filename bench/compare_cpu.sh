@@ -35,7 +35,7 @@ py_args=(--flavor tiny --micro-batch "$MB" --seq-len "$SEQ" --r "$R" --alpha 32 
 best() { sed -n 's/^RESULT //p' | $PY -c 'import json,sys; print(json.loads(sys.stdin.read())["tokens_per_s"])'; }
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $cores cores; $(date -u +%F\ %H:%M) UTC"
 echo "shapes: tiny flavor, micro_batch $MB x seq_len $SEQ, LoRA r $R on $TARGETS, fp32, AdamW, $THREADS threads"
-# cgtrain's tools re-execute themselves with OMP_WAIT_POLICY=PASSIVE when it is unset (common/omp_env.h), which
+# cgtrain's tools set OMP_WAIT_POLICY=PASSIVE before libgomp loads when it is unset (common/omp_env.h), which
 # matters whenever threads > 1. PyTorch is measured both as a user gets it (libgomp's default policy) and with
 # that same setting, so the comparison shows what is the environment and what is the code.
 unset OMP_WAIT_POLICY

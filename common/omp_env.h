@@ -4,25 +4,30 @@
 // cores. With libgomp's default policy an idle OpenMP thread spins for a while after every parallel region, on the
 // very cores OpenBLAS's threads need for the next matmul, and vice versa: on the 2-core CI machine a 2-thread tiny
 // training step took 2.0 s with the default and 0.61 s with OMP_WAIT_POLICY=PASSIVE (1 thread: 0.89 s; see
-// docs/performance.md). libgomp reads the policy once, when it is loaded (before main), so setting it from main is
-// too late: the process re-executes itself with OMP_WAIT_POLICY=PASSIVE instead.
+// docs/performance.md). libgomp reads the policy once, in its constructor (before main), so setting it from main is
+// too late, and so is a setenv from the executable's .preinit_array: glibc 2.36 runs that before libc's own
+// constructor, which then sets `environ` back to the process's initial environment (tested: libgomp still spun). So
+// omp_env.cpp defines getenv in the executable: libgomp's getenv call binds to it (the executable comes first in
+// the dynamic linker's lookup), and it answers PASSIVE for an unset OMP_WAIT_POLICY; every other name, and a value
+// the user set (ACTIVE, PASSIVE: also how to opt out), is read from the environment as libc's getenv does. It
+// replaced a re-execution of the process with the variable set, which loaded libtorch twice.
 #pragma once
 
 namespace cg {
 
-// When OMP_WAIT_POLICY is unset: set it to PASSIVE and execv the binary again (/proc/self/exe's target, so the
-// process name stays the tool's). Same pid, arguments, open files and otherwise the same environment, so it is safe
-// under mpirun and srun; call it before MPI_Init. A value the user set (ACTIVE, PASSIVE) is kept, which is also how
-// to opt out. Returns only when no re-exec happened (or it failed: the run goes on with the policy it started with).
-// SIGTERM, SIGUSR1 and SIGINT are blocked across the exec and unblocked when the new image calls this again: install
-// the tool's signal handlers before (cgtrain: in main, before run_main), and a signal of the exec's moment reaches
-// them; a tool without handlers is stopped by it then, as before. Every return unblocks them, so a tool that held
-// them from its first instruction (hold_stop_signals) gets them once its handlers are up, exec or not.
-void reexec_with_passive_omp(char** argv);
+// Sets OMP_WAIT_POLICY=PASSIVE in the environment when unset, for the processes the tool starts (cgsweep's stages,
+// python helpers, MPI singletons), which the getenv above does not reach. run_main calls it first thing; a main that
+// does not use run_main calls it too, and that call is also what links omp_env.cpp's getenv into the executable (a
+// static library's object is added to a link only when something in it is referenced).
+void keep_passive_omp_for_children();
 
-// Blocks SIGTERM, SIGUSR1 and SIGINT; reexec_with_passive_omp lets them in. cgtrain calls it from .preinit_array,
-// before any shared library's initialisers: loading libtorch takes 0.3 s or more (seconds on a busy node), and a
-// preemption signal of that moment would otherwise kill the rank with 143 instead of the requeue code 75.
+// Blocks SIGTERM, SIGUSR1 and SIGINT. cgtrain calls it from .preinit_array, before any shared library's
+// initialisers: loading libtorch takes 0.3 s or more (seconds on a busy node), and a preemption signal of that moment
+// would otherwise kill the rank with 143 instead of the requeue code 75.
 void hold_stop_signals();
+
+// Lets in the signals hold_stop_signals blocked; run_main calls it, after main installed the tool's handlers, so a
+// signal that came while the process loaded reaches them. A tool without handlers is stopped by it then.
+void release_stop_signals();
 
 }  // namespace cg

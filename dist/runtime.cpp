@@ -372,7 +372,8 @@ int run_main(int argc, char** argv, int (*fn)(int, char**)) {
       return 2;
     }
   }
-  reexec_with_passive_omp(argv);  // before MPI_Init: the process may start over with OMP_WAIT_POLICY=PASSIVE
+  keep_passive_omp_for_children();  // libgomp got it already (common/omp_env.h); the processes it starts get it too
+  release_stop_signals();            // main installed its handlers: a signal held while libtorch loaded gets in
   int rc = 0;
   try {
     const Runtime& rt = init_runtime(&argc, &argv);

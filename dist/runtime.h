@@ -79,9 +79,9 @@ class RelayAbortsToRank0 {
 
 // Run `fn` and turn any escaping exception into abort_all with its message (for main()). A cg::InputError (an error in
 // the command line or config, the same on every rank) is said by rank 0 alone; another rank says its own only when
-// rank 0 has not ended the job within 10 s (its input differed). First, when OMP_WAIT_POLICY is unset, the process
-// re-executes itself with it set to PASSIVE (common/omp_env.h: why, and how to opt out).
-// With a --help or -h word, `fn` runs alone: no re-execution, no MPI (fn must print the usage before it needs MPI).
+// rank 0 has not ended the job within 10 s (its input differed). First it sets OMP_WAIT_POLICY=PASSIVE when unset, for
+// the processes the tool starts (libgomp got it already: common/omp_env.h says why, and how to opt out).
+// With a --help or -h word, `fn` runs alone: no MPI (fn must print the usage before it needs MPI).
 int run_main(int argc, char** argv, int (*fn)(int, char**));
 
 }  // namespace cg::dist

@@ -1,10 +1,8 @@
-// Prints, per rank, OMP_WAIT_POLICY as this process's environment held it when it was executed (/proc/self/environ,
-// i.e. what libgomp saw when it loaded) and as getenv sees it now, and the process name (ps, pkill). Checked by check_omp_env.sh.
-// With --usr1-in-reexec the re-executed image raises SIGUSR1 before it installs its handler (a signal that arrives
-// while the new image loads): the re-exec holds it, and the handler installed afterwards must get it.
-#include <csignal>
+// Prints, per rank, OMP_WAIT_POLICY as this process's environment held it when it was executed (/proc/self/environ:
+// a process that re-executed itself with the variable set would show it there), as getenv sees it in run_main, and as
+// a child process gets it; and the process name (ps, pkill). Checked by check_omp_env.sh, which also reads what
+// libgomp itself made of it (OMP_DISPLAY_ENV).
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -32,26 +30,17 @@ int probe(int argc, char** argv) {
   std::ifstream comm("/proc/self/comm");
   std::string name;
   std::getline(comm, name);
-  std::printf("rank %d name %s args %d last '%s' at_exec %s getenv %s\n", cg::dist::runtime().rank, name.c_str(),
-              argc, argc > 1 ? argv[argc - 1] : "", at_exec("OMP_WAIT_POLICY").c_str(), now ? now : "(unset)");
+  char child[64] = "(no output)";
+  if (FILE* p = ::popen("printf %s \"${OMP_WAIT_POLICY-(unset)}\"", "r")) {
+    if (!std::fgets(child, sizeof(child), p)) child[0] = '\0';
+    ::pclose(p);
+  }
+  std::printf("rank %d name %s args %d last '%s' at_exec %s getenv %s child %s\n", cg::dist::runtime().rank,
+              name.c_str(), argc, argc > 1 ? argv[argc - 1] : "", at_exec("OMP_WAIT_POLICY").c_str(),
+              now ? now : "(unset)", child);
   return 0;
 }
 
-volatile std::sig_atomic_t g_caught = 0;
-extern "C" void on_signal(int sig) { g_caught = sig; }
-
 }  // namespace
 
-int main(int argc, char** argv) {
-  const bool usr1 = argc > 1 && std::strcmp(argv[argc - 1], "--usr1-in-reexec") == 0;
-  if (usr1 && at_exec("OMP_WAIT_POLICY") == "PASSIVE") {
-    std::raise(SIGUSR1);  // held across the re-exec (or, without that, the default action ends the process: 138)
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, nullptr);
-  }
-  const int rc = cg::dist::run_main(argc, argv, probe);
-  if (usr1) std::printf("caught signal %d\n", int(g_caught));
-  return rc;
-}
+int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, probe); }

@@ -15,8 +15,8 @@ case "$PART" in
 esac
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-# OMP_WAIT_POLICY=PASSIVE: the policy the tools re-execute themselves with when it is unset (common/omp_env.h); given,
-# each launch loads libtorch once instead of twice. test_omp_env tests the re-exec.
+# OMP_WAIT_POLICY=PASSIVE: the policy the tools set for themselves when it is unset (common/omp_env.h; test_omp_env
+# tests it); given, the runs do not depend on that.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 cd "$SRC"  # data.train_csv etc. are relative to the repository root
 fail() { echo "FAIL: $*" >&2; exit 1; }

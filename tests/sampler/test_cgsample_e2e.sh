@@ -23,9 +23,9 @@ B=$1; S=$2; MPIEXEC=$3; PART=${4:-serial}  # serial or mpi
 PY=/usr/bin/python3
 D=$B/test_tmp/cgsample_e2e
 cd "$S"
-# Start-up, paid by each of the ~75 launches: PASSIVE is the policy the tools re-execute themselves with when it is
-# unset (common/omp_env.h; test_omp_env tests the re-exec), so given here libtorch is loaded once instead of twice
-# (~0.7 s of CPU a launch); and a process started without mpirun (an MPI singleton) starts no orted daemon (~0.2 s).
+# Start-up, paid by each of the ~75 launches: PASSIVE is the policy the tools set for themselves when it is unset
+# (common/omp_env.h; test_omp_env tests it), given here so that the runs do not depend on that; and a process
+# started without mpirun (an MPI singleton) starts no orted daemon (~0.2 s).
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE OMPI_MCA_ess_singleton_isolated=1
 # Shared by both parts: the resume runs' settings and how to stop a run once it has journaled some sequences.
 RESUME="sample.num_samples=64 sample.batch_size=1 sample.max_new_tokens=300"

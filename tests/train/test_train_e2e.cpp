@@ -330,12 +330,12 @@ TEST(TrainPreempt, CtrlCAtRandomStepSavesExits130ThenResumeIsBitwise) {
 // A SIGTERM that arrives while cgtrain is still loading (libtorch's initialisers, before main) waits, blocked since
 // the first instruction (.preinit_array), and is answered like one during training: save after the first step, exit
 // 75. Emulated deterministically: the signal is made pending and blocked before exec, as it is once
-// hold_stop_signals has run; once main's handlers are up it must be let in, both when cgtrain re-executes itself
-// for OMP_WAIT_POLICY and when the user set the policy (no re-exec).
+// hold_stop_signals has run; once main's handlers are up it must be let in, both when cgtrain sets OMP_WAIT_POLICY
+// itself and when the user set the policy.
 TEST(TrainPreempt, SignalWhileLoadingIsAnsweredAfterTheFirstStep) {
   const std::string s = setup();
   for (const bool policy_set : {true, false}) {
-    const std::string d = base_dir() + (policy_set ? "-policy-set" : "-reexec");
+    const std::string d = base_dir() + (policy_set ? "-policy-set" : "-policy-unset");
     fs::remove_all(d);
     fs::create_directories(d);
     // 30 steps: a signal that is never let in would let the run finish (exit 0) instead of stopping it.
@@ -363,7 +363,7 @@ TEST(TrainPreempt, SignalWhileLoadingIsAnsweredAfterTheFirstStep) {
     }
     const int rc = wait_exit_code(int(pid));
     const std::string out = read_text(log);
-    EXPECT_EQ(rc, cg::kExitPreempted) << (policy_set ? "OMP_WAIT_POLICY set: " : "re-exec: ") << out;
+    EXPECT_EQ(rc, cg::kExitPreempted) << (policy_set ? "OMP_WAIT_POLICY set: " : "OMP_WAIT_POLICY unset: ") << out;
     EXPECT_TRUE(fs::exists(d + "/checkpoints/step-1/manifest.json")) << out;
     EXPECT_EQ(read_losses(d).size(), 1u) << out;
   }

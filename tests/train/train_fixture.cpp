@@ -132,9 +132,8 @@ std::string cgtrain_exe() { return CG_CGTRAIN_EXE; }
 std::string cgexport_exe() { return CG_CGEXPORT_EXE; }
 
 namespace {
-// OMP_WAIT_POLICY=PASSIVE is what the tools would re-execute themselves with (common/omp_env.h): given here, each
-// rank loads libtorch once instead of twice, ~0.7 s of CPU per launch on the 2-core CI machine. The re-exec itself
-// is tested where it is the subject (test_omp_env; TrainPreempt.SignalWhileLoadingIsAnsweredAfterTheFirstStep).
+// OMP_WAIT_POLICY=PASSIVE is what the tools set for themselves when it is unset (common/omp_env.h; tested by
+// test_omp_env); given here, the runs do not depend on that.
 std::string mpi_command(int np, const std::string& exe, const std::vector<std::string>& args) {
   std::string cmd = fmt::format("OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE OMPI_ALLOW_RUN_AS_ROOT=1 "
                                 "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 exec {} --allow-run-as-root --oversubscribe "
