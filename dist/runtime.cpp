@@ -351,21 +351,27 @@ constexpr double kInputErrorWaitS = 10;  // for rank 0 to say the same error and
 // An InputError (the command line or the config every rank was given): rank 0 says it and ends the job while the other
 // ranks wait quietly, so that `mpirun -np 4` prints it once, not four times. No rank asks the others: one whose rank 0
 // did not fail (a config file that differs, or is missing, on its node) says its own error once the wait is over, late
-// but not lost. Should rank 0 fail with another error, that one is said and this rank's is not.
+// but not lost. Should rank 0 fail with another error, that one is said and this rank's is not. Before MPI_Init (a
+// tool's options, read first) the launcher's rank says which rank this is, and the launcher ends the job when rank 0
+// exits with the error (mpirun does; srun with --kill-on-bad-exit).
 [[noreturn]] void abort_on_input_error(const std::string& msg) {
-  if (g_initialised && g_runtime.world > 1 && g_runtime.rank != 0 && mpi_live())
-    std::this_thread::sleep_for(std::chrono::duration<double>(kInputErrorWaitS));
+  const bool other_rank =
+      g_initialised ? g_runtime.world > 1 && g_runtime.rank != 0 && mpi_live() : launcher_rank() != 0;
+  if (other_rank) std::this_thread::sleep_for(std::chrono::duration<double>(kInputErrorWaitS));
   abort_all(msg);
 }
 
 }  // namespace
 
-int run_main(int argc, char** argv, int (*fn)(int, char**)) {
+int run_main(int argc, char** argv, int (*fn)(int, char**)) { return run_main(argc, argv, nullptr, fn); }
+
+int run_main(int argc, char** argv, bool (*parse)(int, char**), int (*fn)(int, char**)) {
   // --help is answered without MPI: a login node whose MPI cannot start a process alone (or takes half a minute to
   // start its singleton daemon under load) still prints the usage, at once.
   const auto is_help = [](const char* w) { return std::strcmp(w, "--help") == 0 || std::strcmp(w, "-h") == 0; };
   if (std::any_of(argv + 1, argv + argc, is_help)) {
     try {
+      if (parse && !parse(argc, argv)) return 0;
       return fn(argc, argv);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "%s\n", e.what());
@@ -376,6 +382,7 @@ int run_main(int argc, char** argv, int (*fn)(int, char**)) {
   release_stop_signals();            // main installed its handlers: a signal held while libtorch loaded gets in
   int rc = 0;
   try {
+    if (parse && !parse(argc, argv)) return 0;  // --help printed; no MPI
     const Runtime& rt = init_runtime(&argc, &argv);
     rc = fn(argc, argv);
     // A rank that gives up with an exit code would leave its peers waiting in their next collective.

@@ -84,4 +84,10 @@ class RelayAbortsToRank0 {
 // With a --help or -h word, `fn` runs alone: no MPI (fn must print the usage before it needs MPI).
 int run_main(int argc, char** argv, int (*fn)(int, char**));
 
+// The same, with the command line read by `parse` before MPI_Init, so that a wrong option fails at once, without an
+// MPI start (seconds on a loaded machine; a failure on a login node whose MPI cannot start a process alone). `parse`
+// throws cg::InputError for a wrong command line (said once under mpirun, as above) and returns false once it has
+// printed --help (the tool exits 0); `fn` then runs under MPI with what `parse` stored.
+int run_main(int argc, char** argv, bool (*parse)(int, char**), int (*fn)(int, char**));
+
 }  // namespace cg::dist

@@ -11,8 +11,11 @@
 
 namespace {
 
-int cgexport_main(int argc, char** argv) {
-  cg::ExportOptions o;
+cg::ExportOptions g_options;
+
+// Before MPI_Init (run_main): a wrong option costs no MPI start.
+bool parse_cgexport(int argc, char** argv) {
+  cg::ExportOptions& o = g_options;
   CLI::App app{"Export a cgtrain run: PEFT adapter (adapter_model.safetensors + adapter_config.json), and with "
                "--merge a Hugging Face checkpoint with the adapter folded into the weights."};
   app.formatter(std::make_shared<cg::UsageLine>(
@@ -28,7 +31,11 @@ int cgexport_main(int argc, char** argv) {
   app.add_option("--dtype", o.dtype, "fp32 | bf16 | fp16 for the adapter and the written weights (default: the "
                  "adapter fp32, a merged checkpoint in the base's own dtype, e.g. fp16 for Meta's LLaMA-2)")
       ->check(cg::one_of({"fp32", "bf16", "fp16"}));
-  if (!cg::parse_options(app, argc, argv, "cgexport")) return 0;
+  return cg::parse_options(app, argc, argv, "cgexport");
+}
+
+int cgexport_main(int, char**) {
+  const cg::ExportOptions& o = g_options;
   cg::init_logging(0, 1);
   const std::string ck = cg::export_run(o);
   const bool adapter = o.merge && std::filesystem::exists(std::filesystem::path(o.out) / "adapter");
@@ -40,4 +47,4 @@ int cgexport_main(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, cgexport_main); }
+int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, parse_cgexport, cgexport_main); }
