@@ -92,12 +92,18 @@ cg::InvarianceResult invariance(const cg::Config& c) {
 }
 #endif
 
+std::optional<cg::Config> g_cfg;  // parse's
+
+// Before MPI_Init (run_main): a wrong command line or config costs no MPI start. False: it printed --help.
+bool parse(int argc, char** argv) {
+  g_cfg = cg::parse_cli(argc, argv, "cgeval",
+                        "Evaluate crystals: structural/compositional validity, uniqueness, novelty, distributions; "
+                        "eval.invariance=true: the model's log-likelihood invariance check.");
+  return g_cfg.has_value();
+}
+
 int run(int argc, char** argv) {
-  // The command line first: --help prints without MPI (run_main does not start it for --help).
-  auto cfg = cg::parse_cli(argc, argv, "cgeval",
-                           "Evaluate crystals: structural/compositional validity, uniqueness, novelty, distributions; "
-                           "eval.invariance=true: the model's log-likelihood invariance check.");
-  if (!cfg) return 0;
+  const std::optional<cg::Config>& cfg = g_cfg;
 #ifdef CG_EVAL_WITH_MODEL
   const auto& rt = cg::dist::init_runtime(&argc, &argv);
   const int rank = rt.rank, world = rt.world;
@@ -212,11 +218,11 @@ int run(int argc, char** argv) {
 }  // namespace
 
 #ifdef CG_EVAL_WITH_MODEL
-int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, run); }
+int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, parse, run); }
 #else
 int main(int argc, char** argv) {
   try {
-    return run(argc, argv);
+    return parse(argc, argv) ? run(argc, argv) : 0;
   } catch (const std::exception& ex) {
     spdlog::error("cgeval: {}", ex.what());
     return 1;

@@ -240,11 +240,16 @@ cg::SampleRecord to_record(const Config& c, size_t i, const SampleJob& job, cons
   return r;
 }
 
+std::optional<Config> g_cfg;  // parse's
+
+// Before MPI_Init (run_main): a wrong command line or config costs no MPI start. False: it printed --help.
+bool parse(int argc, char** argv) {
+  g_cfg = cg::parse_cli(argc, argv, "cgsample", "Generate crystals (or infill elements) with a KV cache and grammar.");
+  return g_cfg.has_value();
+}
+
 int run(int argc, char** argv) {
-  // The command line first: --help prints without MPI (run_main does not start it for --help).
-  auto cfg =
-      cg::parse_cli(argc, argv, "cgsample", "Generate crystals (or infill elements) with a KV cache and grammar.");
-  if (!cfg) return 0;
+  const std::optional<Config>& cfg = g_cfg;
   const auto& rt = cg::dist::init_runtime(&argc, &argv);
   const Config& c = *cfg;
   cg::init_logging(rt.rank, rt.world, c.log.level, c.log.all_ranks);
@@ -544,4 +549,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, run); }
+int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, parse, run); }

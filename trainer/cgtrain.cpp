@@ -87,13 +87,24 @@ int plan_main(int argc, char** argv) {
   return kPlanConfigError;
 }
 
-int cgtrain_main(int argc, char** argv) {
-  if (std::any_of(argv, argv + argc, [](const char* w) { return std::strcmp(w, "--plan") == 0; }))
-    return plan_main(argc, argv);
+bool is_plan(int argc, char** argv) {
+  return std::any_of(argv, argv + argc, [](const char* w) { return std::strcmp(w, "--plan") == 0; });
+}
+
+std::optional<cg::Config> g_cfg;  // parse_cgtrain's
+
+// Before MPI_Init (run_main): a wrong command line or config costs no MPI start. False: it printed --help. --plan
+// reads its own (plan_main).
+bool parse_cgtrain(int argc, char** argv) {
+  if (is_plan(argc, argv)) return true;
   Args a = parse_args(argc, argv);
-  const auto cfg = parse_config(a);
-  if (!cfg) return 0;
-  const int rc = cg::train(*cfg);
+  g_cfg = parse_config(a);
+  return g_cfg.has_value();
+}
+
+int cgtrain_main(int argc, char** argv) {
+  if (is_plan(argc, argv)) return plan_main(argc, argv);
+  const int rc = cg::train(*g_cfg);
   // Every rank agreed to stop: exit with the preemption (or Ctrl-C) code without run_main's abort (MPI finalises at
   // exit).
   if (rc == cg::kExitPreempted || rc == cg::kExitInterrupted) std::exit(rc);
@@ -113,5 +124,5 @@ int main(int argc, char** argv) {
   // come up (minutes at 70B) is kept and answered after the first step (save, exit 75) instead of killing the rank
   // with nothing requeued.
   cg::install_preempt_handlers();
-  return cg::dist::run_main(argc, argv, cgtrain_main);
+  return cg::dist::run_main(argc, argv, parse_cgtrain, cgtrain_main);
 }
