@@ -143,6 +143,8 @@ int stopped_before(const PlannedPoint& p, const std::string& name) {
 //     checkpoint, a later stage by running it again);
 //   - 128 + N after cgsweep itself got SIGINT/SIGTERM: "interrupted: <stage>";
 //   - the stage's exit code otherwise: "failed: <stage> (exit N)", with the tail of the stage's log.
+// A stage that cannot start (its log cannot be opened: a full disk, a read-only folder) throws, the point marked
+// "failed: <stage> (<why>)" first, so its status does not say "running" after cgsweep has stopped.
 int stage(const PlannedPoint& p, const std::string& name, const std::vector<std::string>& argv, bool dry_run) {
   const fs::path log = fs::path(p.run_dir) / "logs" / (name + ".log");
   if (dry_run) {
@@ -151,7 +153,19 @@ int stage(const PlannedPoint& p, const std::string& name, const std::vector<std:
   }
   if (const int rc = stopped_before(p, name)) return rc;
   spdlog::info("  [{}] {}  (log: {})", name, join(argv), log.string());
-  const int rc = run_logged(argv, log.string());
+  int rc = 0;
+  try {
+    rc = run_logged(argv, log.string());
+  } catch (const Error& e) {
+    const IoError* io = dynamic_cast<const IoError*>(&e);
+    try {  // on a full disk the status may not fit either: the error that stopped the stage is the one to tell
+      set_status(p, fmt::format("failed: {} ({})", name, io ? io->failure : message_of(e)));
+    } catch (const Error& also) {
+      spdlog::error("point {}: cannot record that {} failed in its status ({}); it may still say \"running\"",
+                    p.name, name, message_of(also));
+    }
+    throw;
+  }
   if (rc == 0) return 0;
   const int sig = g_signal;
   const bool killed_by_preemption = (rc == 128 + SIGUSR1 || rc == 128 + SIGTERM) && sig != SIGINT &&

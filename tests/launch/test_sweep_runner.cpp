@@ -619,7 +619,8 @@ TEST(SweepRunner, FailedExportResumesThereWithoutTraining) {
 }
 
 // A stage's log that cannot be opened (a full disk; here a folder where train.log goes) fails the sweep with the OS
-// reason and what to do, before the stage runs.
+// reason and what to do, before the stage runs; the point's status says it failed there and why (not "running",
+// which it kept until a rerun), and so does the summary; the rerun, with the log's place free, runs it.
 TEST(SweepRunner, AStageLogThatCannotBeOpenedSaysWhy) {
   StubSweep s;
   const SweepPlan plan = s.plan("grid:\n  lora.r: [4]\n");
@@ -635,6 +636,13 @@ TEST(SweepRunner, AStageLogThatCannotBeOpenedSaysWhy) {
                        "where a file should be, or a file where a folder should be: move it"), std::string::npos)
       << error;
   EXPECT_EQ(slurp(s.calls).find("train r=4"), std::string::npos);
+  const std::string why = "failed: train (cannot open the stage's log " + log.string() + ": Is a directory (errno 21))";
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), why + "\n");
+  EXPECT_EQ(collect_rows(plan)[0].status, why);
+  fs::remove(log);
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  EXPECT_EQ(count(slurp(s.calls), "train r=4"), 1u);
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "done\n");
 }
 
 // RunOptions::prepared (where cgsweep warns of sample conditions the shards never carry) runs once a point's shards
