@@ -550,6 +550,7 @@ std::string export_run(const ExportOptions& given) {
     CG_CHECK(why.empty(), "cgexport: {}; {}", why, o.base.empty() ? "give the folder of the weights it was trained on "
              "as --base DIR" : "--base must be the folder of the weights it was trained on (a copy anywhere is fine)");
   }
+  MadeFolders made(o.out);  // a failed export into a new folder leaves no empty one
   make_output_dir(o.out, "cgexport --out");
   finish_unfinished_export(o.out);
   check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);
@@ -560,6 +561,11 @@ std::string export_run(const ExportOptions& given) {
   fs::create_directories(dir);
   try {
     write_export(o, ck, cfg, lc, shapes, asked, full, dir);
+  } catch (const IoError& e) {  // a full disk: the file, the OS reason, and what to change (--out), not the advice
+    std::error_code ec;        // of a bare file write ("write elsewhere")
+    fs::remove_all(dir, ec);
+    CG_FAIL("cgexport: {}; {} (nothing in {} was replaced: an earlier export there is kept as it was)", e.failure,
+            io_advice(e.err, "give --out another folder"), o.out);
   } catch (...) {
     std::error_code ec;
     fs::remove_all(dir, ec);
@@ -572,6 +578,7 @@ std::string export_run(const ExportOptions& given) {
   fs::rename(dir, moving);
   fsync_path(o.out, /*directory=*/true);
   commit_export(moving, o.out);
+  made.keep();
   return ck.path;
 }
 

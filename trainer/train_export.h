@@ -72,7 +72,8 @@ std::string other_base(const std::string& recorded, const std::string& now, cons
 //   full run:   config.json + model*.safetensors, tokenizer.model.
 // The HF checkpoint is streamed from the base folder (model.hf_dir): one tensor at a time is read, merged in fp32
 // (W + scale·B·A), cast to dtype and written, so memory stays a few times the largest tensor (~1 GB each for 70B).
-// A failed write (full disk) throws naming the file and leaves no model file or index of the unfinished export.
+// A failed write (full disk) throws naming the file and what to do (free space, or another --out) and leaves nothing
+// of the unfinished export: no file of it, no temporary file, no --out folder it made; an earlier export stays whole.
 // Returns the checkpoint folder used. Single process, no MPI.
 std::string export_run(const ExportOptions& o);
 

@@ -321,11 +321,11 @@ TEST(ExportStream, BrokenBaseConfigJsonIsNamed) {
     std::string e = error_of([&] { cg::export_run({d / "full", -1, d / "out", true, dtype}); });
     EXPECT_TRUE(contains(e, named + "valid JSON: [json.exception.parse_error")) << e;
     EXPECT_TRUE(contains(e, fix)) << e;
-    EXPECT_TRUE(fs::is_empty(d / "out")) << dtype;  // no staging folder or half an export left in --out
+    EXPECT_FALSE(fs::exists(d / "out")) << dtype;  // no staging folder, half an export, or --out left
     std::ofstream(path) << "[64, 96]";
     e = error_of([&] { cg::export_run({d / "full", -1, d / "out", true, dtype}); });
     EXPECT_TRUE(contains(e, named + "a JSON object of settings" + fix)) << e;
-    EXPECT_TRUE(fs::is_empty(d / "out")) << dtype;  // no staging folder or half an export left in --out
+    EXPECT_FALSE(fs::exists(d / "out")) << dtype;  // no staging folder, half an export, or --out left
   }
   std::ofstream(path) << lc.to_hf_json("float32");  // mended: exported
   cg::export_run({d / "full", -1, d / "out", true, ""});
@@ -342,13 +342,13 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
   // The base's config.json names another model: each differing field is said.
   auto e = error_of([&] { cg::export_run({d / "run", -1, d / "out", true, "fp32"}); });
   EXPECT_TRUE(contains(e, "intermediate_size 96 there, 128 in the run's model_config.json")) << e;
-  EXPECT_TRUE(model_files(d / "out").empty());
+  EXPECT_FALSE(fs::exists(d / "out"));  // nor the folder it made
   // Its config.json agrees but a tensor does not: the tensor is named.
   std::ofstream(d / "hf/config.json") << bigger.to_hf_json("float32");
   e = error_of([&] { cg::export_run({d / "run", -1, d / "out", true, "fp32"}); });
   EXPECT_TRUE(contains(e, "model.layers.0.mlp.gate_proj.weight has shape [96, 64] but the model expects [128, 64]"))
       << e;
-  EXPECT_TRUE(model_files(d / "out").empty());
+  EXPECT_FALSE(fs::exists(d / "out"));  // nor the folder it made
   std::ofstream(d / "hf/config.json") << lc.to_hf_json("float32");
   // --out equal to the base folder would overwrite the weights being read.
   make_export_run(d / "run2", lc, d / "hf", {"lora.r=4"});
@@ -478,7 +478,7 @@ TEST(ExportStream, FullDiskIsAClearErrorAndKeepsTheEarlierExport) {
   const std::string e = export_with_file_limit(d / "out2");
   EXPECT_TRUE(contains(e, d / "out2/.cgexport.tmp/model-00001-of-") && contains(e, "File too large") &&
               contains(e, "file size limit (ulimit -f)") && !contains(e, "disk is full")) << e;
-  EXPECT_TRUE(fs::is_empty(d / "out2"));  // nothing of the failed export: no shard, adapter, staging folder
+  EXPECT_FALSE(fs::exists(d / "out2"));  // nothing of the failed export: no shard, adapter, staging folder, --out
   // With room, the same export completes; failing again over it leaves it whole.
   cg::export_run({d / "run", -1, d / "out2", true, "fp32", 64 * 1024});
   EXPECT_TRUE(fs::exists(d / "out2/model.safetensors.index.json"));
@@ -489,6 +489,65 @@ TEST(ExportStream, FullDiskIsAClearErrorAndKeepsTheEarlierExport) {
   EXPECT_EQ(cg::read_file(d / "out2/model.safetensors.index.json"), index);
   EXPECT_TRUE(fs::exists(d / "out2/adapter/adapter_model.safetensors"));
   EXPECT_FALSE(fs::exists(d / "out2/.cgexport.tmp"));
+}
+
+// Every file under `dir` (recursively) by its path relative to `dir`, with its bytes.
+std::map<std::string, std::string> folder_files(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files[fs::relative(e.path(), dir).string()] = cg::read_file(e.path().string());
+  return files;
+}
+
+// A real full disk (a small tmpfs, not a file size limit): an export that does not fit fails naming the file, the
+// disk and what to do; an earlier export in the same --out stays byte for byte, a --out that was not there is not
+// left behind, and no temporary file takes space (the disk's free space is what it was). With room, it completes.
+// Needs root to mount: skipped where it cannot.
+TEST(ExportStream, ARealFullDiskKeepsTheEarlierExportAndLeavesNoLitter) {
+  TempDir d;
+  const auto lc = micro();
+  write_random_hf(d / "hf", lc, at::kFloat, int64_t{1} << 30, 3);
+  make_export_run(d / "run", lc, d / "hf", {"lora.r=4", "lora.targets=all-linear"});
+  cg::test::TmpfsMount tmpfs(d / "tmpfs", 1024 * 1024);
+  if (!tmpfs.mounted) GTEST_SKIP() << "cannot mount a tmpfs at " << tmpfs.dir << " (needs root)";
+  const fs::path disk = tmpfs.dir, out = disk / "out", fill = disk / "fill";
+  // The merged checkpoint (fp32, ~330 KB in 64 KB shards) and its adapter (~30 KB) fit on the empty disk.
+  cg::export_run({d / "run", -1, out, true, "fp32", 64 * 1024});
+  const auto before = folder_files(out);
+  ASSERT_TRUE(before.count("model.safetensors.index.json") && before.count("adapter/adapter_model.safetensors"));
+  // Takes all the free space but `leave` bytes.
+  const auto fill_but = [&](uintmax_t leave) {
+    fs::remove(fill);
+    cg::write_file(fill, std::string(fs::space(disk).available - leave, '\0'));
+  };
+
+  // Room for the adapter, not for the merged weights.
+  fill_but(100 * 1024);
+  uintmax_t free_before = fs::space(disk).available;
+  std::string e = error_of([&] { cg::export_run({d / "run", -1, out, true, "fp32", 64 * 1024}); });
+  EXPECT_TRUE(contains(e, "cgexport: ") && contains(e, (out / ".cgexport.tmp/").string()) &&
+              contains(e, ": No space left on device (errno 28); the disk is full: free disk space or give --out "
+                          "another folder (nothing in " + out.string() + " was replaced: an earlier export there is "
+                          "kept as it was)")) << e;
+  EXPECT_EQ(folder_files(out), before);
+  EXPECT_EQ(fs::space(disk).available, free_before);
+
+  // An adapter alone into a new --out, with room for less than it: the same error, and no folder left.
+  fill_but(8 * 1024);
+  free_before = fs::space(disk).available;
+  e = error_of([&] { cg::export_run({d / "run", -1, disk / "adapter", false, ""}); });
+  EXPECT_TRUE(contains(e, "cgexport: ") && contains(e, (disk / "adapter/.cgexport.tmp/").string()) &&
+              contains(e, ": No space left on device (errno 28); the disk is full: free disk space or give --out "
+                          "another folder")) << e;
+  EXPECT_FALSE(fs::exists(disk / "adapter"));
+  EXPECT_EQ(fs::space(disk).available, free_before);
+
+  // Room made: both complete.
+  fs::remove(fill);
+  cg::export_run({d / "run", -1, out, true, "fp32", 64 * 1024});
+  EXPECT_EQ(folder_files(out), before);  // the same checkpoint, the same bytes
+  cg::export_run({d / "run", -1, disk / "adapter", false, ""});
+  EXPECT_TRUE(fs::exists(disk / "adapter/adapter_model.safetensors"));
 }
 
 namespace {
