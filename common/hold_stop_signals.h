@@ -29,8 +29,8 @@ struct HoldStopSignals {
   }
   ~HoldStopSignals() {
     for (size_t i = 0; i < std::size(kStop); ++i) ::sigaction(kStop[i], &before[i], nullptr);
-    // Cleared here, not on construction: a holder within another (write_file_set in cgsample's commit) passes a
-    // signal that came before it on to the outer one, whose handler is back by now.
+    // Cleared here, not on construction: a holder within another (none in the tools: a commit holds them once)
+    // passes a signal that came before it on to the outer one, whose handler is back by now.
     const int sig = g_held_stop_signal;
     g_held_stop_signal = 0;
     if (sig && std::uncaught_exceptions() == unwinding) std::raise(sig);
