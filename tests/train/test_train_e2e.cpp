@@ -51,6 +51,7 @@
 #include "model/base_sample.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
+#include "tests/test_util.h"  // the process's own scratch folder, error_of
 #include "tests/train/train_fixture.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/config.h"
@@ -64,13 +65,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string base_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  return std::string(CG_BINARY_DIR) + "/tests/train/e2e/" + info->test_suite_name() + "." + info->name();
+// The process's own scratch folder (tests/test_util.h: made fresh in $TEST_TMPDIR, removed when every test passed):
+// two ctest invocations in one build tree, or a folder a crashed run left, never meet a case's files. TMPDIR, where
+// mpirun puts its unix sockets (107 bytes at most), stays as it was.
+std::string scratch() {
+  std::string d = ::testing::TempDir();  // ends in '/'
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  return d;
 }
 
-// base_dir(), emptied and made: a case that starts from what an older run of this build tree left there (a run
-// folder with checkpoints, a lock, shards of other settings) would test that instead of its own input.
+// The case's folder in the scratch folder, Suite.Name (not made).
+std::string base_dir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return scratch() + "/" + info->test_suite_name() + "." + info->name();
+}
+
+// base_dir(), emptied and made.
 std::string fresh_base_dir() {
   const std::string d = base_dir();
   fs::remove_all(d);
@@ -78,8 +88,9 @@ std::string fresh_base_dir() {
   return d;
 }
 
-std::string setup() { return make_micro_setup(std::string(CG_BINARY_DIR) + "/tests/train/e2e/setup-" +
-                                              ::testing::UnitTest::GetInstance()->current_test_info()->name()); }
+// The micro setup, one per process (made at its first use; the cases only read it): every case trains on the same
+// base and shards.
+std::string setup() { return make_micro_setup(scratch() + "/setup"); }
 
 // `a` with the overrides `more`: one that sets a key of `a` replaces it there (the tools refuse a key given twice on
 // one command line), the others are appended.
@@ -189,9 +200,7 @@ TEST(TrainResume, SameLayoutIsBitwiseOtherLayoutsClose) {
 }
 
 TEST(TrainResume, PreemptionSavesAndExits) {
-  const std::string s = setup(), d = base_dir();
-  fs::remove_all(d);
-  fs::create_directories(d);
+  const std::string s = setup(), d = fresh_base_dir();
   // A long run signalled once it has made progress; every rank must stop at the same step boundary.
   std::vector<std::string> args = with(micro_args(s, d), {"parallel.tp=2", "train.steps=100000", "train.val_every=0",
                                                          "checkpoint.every=0"});
@@ -247,22 +256,21 @@ std::vector<int> cgtrain_ranks(int root) {
   return out;
 }
 
-// What a run on the setup `s` reads: the base's files, the tokenizer, and the samples and settings of the shards (not
-// their bytes: HDF5 records each dataset's write time).
-std::string setup_digest(const std::string& s) {
-  std::string key;
-  for (const char* f : {"/hf/model.safetensors", "/hf/config.json", "/shards/tokenizer.model"})
-    key += cg::sha256_file(s + f) + ",";
-  for (const char* split : {"train", "val"}) {
-    cg::ShardMeta m;
-    const cg::SampleSet set = cg::read_shard(cg::shard_path(s + "/shards", split, 0), &m);
-    std::string text = m.tokenizer_sha256 + m.settings_json + m.property_counts + ",";
-    for (int32_t t : set.tokens) text += std::to_string(t) + " ";
-    for (int64_t o : set.offsets) text += std::to_string(o) + " ";
-    for (int32_t p : set.prompt_lens) text += std::to_string(p) + " ";
-    key += cg::sha256_hex(text.data(), text.size()) + ",";
+// TrainPreempt's runs: the micro run at tp 2 in `run`, saving every `every` steps (0: only when stopped).
+std::vector<std::string> preempt_args(const std::string& run, int every) {
+  return with(micro_args(setup(), run), {"parallel.tp=2", "checkpoint.every=" + std::to_string(every)});
+}
+
+// The losses of TrainPreempt's uninterrupted run (saving nothing), trained once per process: its cases all train on
+// the process's one setup() at preempt_args, and when or whether a run saves changes none of its losses, so one
+// reference serves them all (RankKilledDuringSaveKeepsTheOlderCheckpoint, saving every 5 steps, checks that too).
+const std::map<int64_t, double>& preempt_reference() {
+  static std::map<int64_t, double> ref;
+  if (ref.size() != 20) {
+    const std::string run = scratch() + "/TrainPreempt.reference";
+    ref = train_ok(2, run, preempt_args(run, 0));
   }
-  return key;
+  return ref;
 }
 
 // A stop signal to every rank after a random number of steps, the save at that step with checkpoint.every=0, and the
@@ -270,18 +278,9 @@ std::string setup_digest(const std::string& s) {
 // preemption (mpirun itself turns SIGTERM into a kill of the job, so it goes to the ranks), exit 75; SIGINT is a
 // Ctrl-C in a terminal, exit 130.
 void stop_at_random_step_then_resume(int sig, int expected_rc, const std::string& said) {
-  const std::string s = setup(), d = base_dir();
-  fs::remove_all(d);
-  fs::create_directories(d);
-  const auto args = [&](const std::string& run) {
-    return with(micro_args(s, d + "/" + run), {"parallel.tp=2", "checkpoint.every=0"});
-  };
-  // The uninterrupted run, once per process: SIGTERM's and SIGINT's cases train the same model on the same data (their
-  // setups are made alike; the key is what a run reads, so setups that differed would each train their own).
-  static std::map<std::string, std::map<int64_t, double>> refs;
-  const std::string key = setup_digest(s);
-  if (!refs.count(key)) refs[key] = train_ok(2, d + "/ref", args("ref"));
-  const auto& ref = refs.at(key);
+  const std::string d = fresh_base_dir();
+  const auto args = [&](const std::string& run) { return preempt_args(d + "/" + run, 0); };
+  const auto& ref = preempt_reference();
   ASSERT_EQ(ref.size(), 20u);
 
   std::random_device rd;
@@ -370,15 +369,13 @@ TEST(TrainPreempt, SignalWhileLoadingIsAnsweredAfterTheFirstStep) {
 }
 
 // Rank 1 SIGKILLs itself in the middle of the step-10 save (rank file written, no manifest, no rename): the job
-// fails, step-5 stays complete, no step-10/ appears, and the rerun resumes from step 5 and matches an unbroken run.
+// fails, step-5 stays complete, no step-10/ appears, and the rerun resumes from step 5 and matches an unbroken run
+// (preempt_reference, which saved nothing: the saves change no loss either).
 TEST(TrainPreempt, RankKilledDuringSaveKeepsTheOlderCheckpoint) {
-  const std::string s = setup(), d = base_dir();
-  fs::remove_all(d);
-  fs::create_directories(d);
-  const auto args = [&](const std::string& run) {
-    return with(micro_args(s, d + "/" + run), {"parallel.tp=2", "checkpoint.every=5", "train.steps=20"});
-  };
-  const auto ref = train_ok(2, d + "/ref", args("ref"));
+  const std::string d = fresh_base_dir();
+  const auto args = [&](const std::string& run) { return preempt_args(d + "/" + run, 5); };
+  const auto& ref = preempt_reference();
+  ASSERT_EQ(ref.size(), 20u);
 
   const std::string run = d + "/run";
   ::setenv("CG_TEST_KILL_IN_SAVE", "10", 1);  // mpirun passes its environment on to the (local) ranks
@@ -1231,9 +1228,7 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
 // refused at the resume (the adapter would read other token ids), and cgexport copies the checkpoint's tokenizer,
 // not whatever the shards folder holds now. A resumed run does not need its lora.init_adapter any more.
 TEST(TrainResume, TokenizerTravelsWithTheCheckpointAndInitAdapterIsNotReread) {
-  const std::string s = setup(), d = base_dir();
-  fs::remove_all(d);
-  fs::create_directories(d);
+  const std::string s = setup(), d = fresh_base_dir();
   const std::string shards = d + "/shards";
   fs::copy(s + "/shards", shards, fs::copy_options::recursive);
   const std::string trained_tok = read_text(shards + "/tokenizer.model");
