@@ -117,6 +117,16 @@ std::map<int64_t, double> train_ok(int np, const std::string& run_dir, const std
   return losses;
 }
 
+// What f logs through spdlog's default logger while it runs; f is expected not to throw.
+std::string log_of(const std::function<void()>& f) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  EXPECT_NO_THROW(f());
+  spdlog::default_logger()->sinks().pop_back();
+  return log.str();
+}
+
 void expect_close(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b, double tol,
                   const char* what) {
   ASSERT_EQ(a.size(), b.size()) << what;
@@ -1018,12 +1028,8 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   // The adapter under another scale than it was trained with is refused, naming the setting to change.
   cg::Config other = c;
   other.lora.alpha = 16;
-  try {
-    cg::build_train_model(other, dims, lc.vocab_size, at::kCPU);
-    ADD_FAILURE() << "an adapter trained with lora_alpha 8 was loaded under lora.alpha=16";
-  } catch (const cg::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("set lora.alpha=8 lora.rslora=false"), std::string::npos) << e.what();
-  }
+  std::string err = error_of([&] { cg::build_train_model(other, dims, lc.vocab_size, at::kCPU); });
+  EXPECT_TRUE(contains(err, "set lora.alpha=8 lora.rslora=false")) << err;
   // An adapter with a module on some layers only is refused as such (as cgsample does), not by naming the
   // lora.targets it already has; a cgexport --merge folder given as the adapter: its adapter/ is named.
   {
@@ -1033,15 +1039,14 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
     cg::lora::write_peft_adapter(d + "/adapter_some", some.config, some.factors);
     cg::Config partial = c;
     partial.lora.init_adapter = d + "/adapter_some";
-    try {
-      cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
-      ADD_FAILURE() << "an adapter without " << last << " was loaded";
-    } catch (const cg::Error& e) {
-      EXPECT_NE(std::string(e.what()).find("lora.init_adapter " + d + "/adapter_some has v_proj factors for " +
-                                           std::to_string(lc.num_hidden_layers - 1) + " of the model's " +
-                                           std::to_string(lc.num_hidden_layers) + " layers: adapters on some layers "
-                                           "only"), std::string::npos) << e.what();
-    }
+    // What building the model under `partial` throws.
+    const auto partial_error = [&] {
+      return error_of([&] { cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU); });
+    };
+    err = partial_error();
+    EXPECT_TRUE(contains(err, "lora.init_adapter " + d + "/adapter_some has v_proj factors for " +
+                              std::to_string(lc.num_hidden_layers - 1) + " of the model's " +
+                              std::to_string(lc.num_hidden_layers) + " layers: adapters on some layers only")) << err;
     // adapter_config.json listing a module its tensors do not adapt (o_proj's factors taken out): under lora.targets
     // naming o_proj, that module starts fresh (lora_A as a fresh run draws it, lora_B zero), as PEFT's is_trainable
     // load gives it, with a warning naming it; the other modules start from the adapter's factors (it was refused).
@@ -1051,17 +1056,12 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
     cg::lora::write_peft_adapter(d + "/adapter_no_o", no_o.config, no_o.factors);
     partial.lora.init_adapter = d + "/adapter_no_o";
     {
-      std::ostringstream log;
-      auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-      spdlog::default_logger()->sinks().push_back(sink);
       std::optional<cg::TrainModel> m;
-      EXPECT_NO_THROW(m.emplace(cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU)));
-      spdlog::default_logger()->sinks().pop_back();
-      EXPECT_NE(log.str().find("lora.init_adapter " + d + "/adapter_no_o: adapter_config.json target_modules lists "
-                               "[o_proj], but adapter_model.safetensors holds no factors for it: lora.targets adapts "
-                               "it, so that module starts fresh (lora_A random, lora_B zero)"), std::string::npos)
-          << log.str();
-      EXPECT_EQ(log.str().find("gets no update"), std::string::npos) << log.str();
+      const std::string log = log_of([&] { m.emplace(cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU)); });
+      EXPECT_TRUE(contains(log, "lora.init_adapter " + d + "/adapter_no_o: adapter_config.json target_modules lists "
+                                "[o_proj], but adapter_model.safetensors holds no factors for it: lora.targets adapts "
+                                "it, so that module starts fresh (lora_A random, lora_B zero)")) << log;
+      EXPECT_FALSE(contains(log, "gets no update")) << log;
       cg::Config scratch = partial;
       scratch.lora.init_adapter = "";
       const auto fresh = cg::build_train_model(scratch, dims, lc.vocab_size, at::kCPU).lora.gather_full();
@@ -1084,29 +1084,21 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
       cg::lora::write_peft_adapter(d + "/adapter_unlisted", six_cfg, no_o.factors);
       cg::Config unlisted = partial;
       unlisted.lora.init_adapter = d + "/adapter_unlisted";
-      try {
-        cg::build_train_model(unlisted, dims, lc.vocab_size, at::kCPU);
-        ADD_FAILURE() << "an adapter whose target_modules leave out o_proj was loaded under lora.targets=[all-linear]";
-      } catch (const cg::Error& e) {
-        EXPECT_NE(std::string(e.what()).find("has no 'model.layers.0.self_attn.o_proj.lora_A.weight' / "
-                                             "'model.layers.0.self_attn.o_proj.lora_B.weight': set lora.targets=["
-                                             "down_proj,gate_proj,k_proj,q_proj,up_proj,v_proj], the modules its "
-                                             "tensors adapt"), std::string::npos) << e.what();
-        EXPECT_EQ(std::string(e.what()).find("model.hf_dir"), std::string::npos) << e.what();
-      }
+      err = error_of([&] { cg::build_train_model(unlisted, dims, lc.vocab_size, at::kCPU); });
+      EXPECT_TRUE(contains(err, "has no 'model.layers.0.self_attn.o_proj.lora_A.weight' / "
+                                "'model.layers.0.self_attn.o_proj.lora_B.weight': set lora.targets=["
+                                "down_proj,gate_proj,k_proj,q_proj,up_proj,v_proj], the modules its tensors adapt"))
+          << err;
+      EXPECT_FALSE(contains(err, "model.hf_dir")) << err;
     }
     // Under the modules the tensors hold it loads, with a warning that o_proj gets no update, as cgsample does.
     {
       cg::Config six = partial;
       six.lora.targets = {"q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "down_proj"};
-      std::ostringstream log;
-      auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-      spdlog::default_logger()->sinks().push_back(sink);
-      EXPECT_NO_THROW(cg::build_train_model(six, dims, lc.vocab_size, at::kCPU));
-      spdlog::default_logger()->sinks().pop_back();
-      EXPECT_NE(log.str().find("lora.init_adapter " + d + "/adapter_no_o: adapter_config.json target_modules lists "
-                               "[o_proj], but adapter_model.safetensors holds no factors for it: that module gets no "
-                               "update"), std::string::npos) << log.str();
+      const std::string log = log_of([&] { cg::build_train_model(six, dims, lc.vocab_size, at::kCPU); });
+      EXPECT_TRUE(contains(log, "lora.init_adapter " + d + "/adapter_no_o: adapter_config.json target_modules lists "
+                                "[o_proj], but adapter_model.safetensors holds no factors for it: that module gets no "
+                                "update")) << log;
     }
     // A factor of another base model's shape (q_proj's lora_A 8 columns wider) at the same r: the fix is the base,
     // not lora.targets (it was "set lora.targets to its target_modules [...] (and model.hf_dir to its base)").
@@ -1115,18 +1107,13 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
     qa = at::cat({qa, at::zeros({qa.size(0), 8})}, 1);
     cg::lora::write_peft_adapter(d + "/adapter_wide", wide.config, wide.factors);
     partial.lora.init_adapter = d + "/adapter_wide";
-    try {
-      cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
-      ADD_FAILURE() << "an adapter of a wider base was loaded";
-    } catch (const cg::Error& e) {
-      EXPECT_NE(std::string(e.what()).find("lora.init_adapter " + d + "/adapter_wide: model.layers.0.self_attn.q_proj: "
-                                           "lora_A has shape"), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("; its r is lora.r's (4), so its factors are shaped for another base model: "
-                                           "set model.hf_dir to the base it was trained on (its adapter_config.json "
-                                           "base_model_name_or_path: " + wide.config.base_model_name_or_path + ")"),
-                std::string::npos) << e.what();
-      EXPECT_EQ(std::string(e.what()).find("lora.targets"), std::string::npos) << e.what();
-    }
+    err = partial_error();
+    EXPECT_TRUE(contains(err, "lora.init_adapter " + d + "/adapter_wide: model.layers.0.self_attn.q_proj: lora_A has "
+                              "shape")) << err;
+    EXPECT_TRUE(contains(err, "; its r is lora.r's (4), so its factors are shaped for another base model: set "
+                              "model.hf_dir to the base it was trained on (its adapter_config.json "
+                              "base_model_name_or_path: " + wide.config.base_model_name_or_path + ")")) << err;
+    EXPECT_FALSE(contains(err, "lora.targets")) << err;
     // Factors of a layer this model lacks, under the lora.targets its tensors adapt: another base, said so.
     cg::lora::PeftAdapter deeper = cg::lora::read_peft_adapter(d + "/out/adapter");
     const std::string extra = "model.layers." + std::to_string(lc.num_hidden_layers) + ".self_attn.q_proj";
@@ -1134,23 +1121,14 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
       deeper.factors[extra + f] = deeper.factors.at("model.layers.0.self_attn.q_proj" + std::string(f));
     cg::lora::write_peft_adapter(d + "/adapter_deeper", deeper.config, deeper.factors);
     partial.lora.init_adapter = d + "/adapter_deeper";
-    try {
-      cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
-      ADD_FAILURE() << "an adapter of a deeper base was loaded";
-    } catch (const cg::Error& e) {
-      EXPECT_NE(std::string(e.what()).find("holds '" + extra + ".lora_A.weight', which is no LoRA layer of this model: "
-                                           "an adapter of a base model with other layers: set model.hf_dir to the "
-                                           "base it was trained on"), std::string::npos) << e.what();
-      EXPECT_EQ(std::string(e.what()).find("lora.targets"), std::string::npos) << e.what();
-    }
+    err = partial_error();
+    EXPECT_TRUE(contains(err, "holds '" + extra + ".lora_A.weight', which is no LoRA layer of this model: an adapter "
+                              "of a base model with other layers: set model.hf_dir to the base it was trained on"))
+        << err;
+    EXPECT_FALSE(contains(err, "lora.targets")) << err;
     partial.lora.init_adapter = d + "/out";
-    try {
-      cg::build_train_model(partial, dims, lc.vocab_size, at::kCPU);
-      ADD_FAILURE() << "a merged model folder was loaded as an adapter";
-    } catch (const cg::Error& e) {
-      EXPECT_NE(std::string(e.what()).find("the adapter is in " + d + "/out/adapter/, give that"), std::string::npos)
-          << e.what();
-    }
+    err = partial_error();
+    EXPECT_TRUE(contains(err, "the adapter is in " + d + "/out/adapter/, give that")) << err;
   }
   // The same scale spelled otherwise (rsLoRA: 4 / sqrt(4) = 8 / 4) is the same update: loaded, same logits.
   cg::Config same_scale = c;
@@ -1162,29 +1140,20 @@ TEST(TrainExport, AdapterAndMergedCheckpointAgree) {
   // The adapter on a fine-tune of its base is refused, naming the base it was trained on.
   cg::Config tuned = c;
   tuned.model.hf_dir = d + "/tuned";
-  try {
-    cg::build_train_model(tuned, dims, lc.vocab_size, at::kCPU);
-    ADD_FAILURE() << "an adapter went onto other base weights";
-  } catch (const cg::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("lora.init_adapter " + d + "/out/adapter was trained on other weights than "
-                                         "model.hf_dir=" + d + "/tuned holds"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("base_model_name_or_path: " + fs::absolute(s + "/hf").string()),
-              std::string::npos) << e.what();
-  }
+  err = error_of([&] { cg::build_train_model(tuned, dims, lc.vocab_size, at::kCPU); });
+  EXPECT_TRUE(contains(err, "lora.init_adapter " + d + "/out/adapter was trained on other weights than model.hf_dir=" +
+                            d + "/tuned holds")) << err;
+  EXPECT_TRUE(contains(err, "base_model_name_or_path: " + fs::absolute(s + "/hf").string())) << err;
   // Without its cgtrain_source.json (no base sample) the adapter goes onto other weights on purpose: loaded, with a
   // warning naming the base folder it names, which still exists.
   fs::copy(d + "/out/adapter", d + "/adapter_nosrc");
   fs::remove(d + "/adapter_nosrc/" + std::string(cg::kAdapterSourceFile));
   tuned.lora.init_adapter = d + "/adapter_nosrc";
   {
-    std::ostringstream log;
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-    spdlog::default_logger()->sinks().push_back(sink);
-    EXPECT_NO_THROW(cg::build_train_model(tuned, dims, lc.vocab_size, at::kCPU));
-    spdlog::default_logger()->sinks().pop_back();
-    EXPECT_NE(log.str().find("lora.init_adapter " + d + "/adapter_nosrc names the base " +
-                             fs::absolute(s + "/hf").string() + " (base_model_name_or_path), but model.hf_dir is " + d +
-                             "/tuned"), std::string::npos) << log.str();
+    const std::string log = log_of([&] { cg::build_train_model(tuned, dims, lc.vocab_size, at::kCPU); });
+    EXPECT_TRUE(contains(log, "lora.init_adapter " + d + "/adapter_nosrc names the base " +
+                              fs::absolute(s + "/hf").string() + " (base_model_name_or_path), but model.hf_dir is " +
+                              d + "/tuned")) << log;
   }
   // ... and differs from the base model: the adapter did something.
   cg::Config cb = cg::load_config(trained_cfg, {"parallel.tp=1", "lora.enabled=false"});
