@@ -11,10 +11,12 @@
 #   two SIGTERMs while reading, into an empty existing one  -> exit 143, the folder and its parent still there
 #   SIGHUP + SIGTERM at once while sampling (the first does nothing yet) -> dies of one of them; the new folder
 #   stays, holding .cgprep.tmp, and the next run into it clears that and completes
+# Its files go in a folder of its own made in WORK_DIR (the build's tests/tmp), so two runs at once (two ctest
+# invocations in one build tree) never share a path; removed when every check passed, kept and named when one failed.
 # usage: test_cgprep_signal.sh CGPREP SOURCE_DIR WORK_DIR
 set -u
-CGPREP=$1 S=$2 D=$3
-rm -rf "$D"; mkdir -p "$D"
+CGPREP=$1 S=$2
+mkdir -p "$3" && D=$(mktemp -d "$3/cgprep_signal.XXXXXX") || exit 1
 fails=0
 bad() { fails=$((fails + 1)); echo "FAIL: $*" >&2; }
 pid=
@@ -99,5 +101,10 @@ finish_fast "$D/held.log" "SIGHUP + SIGTERM while sampling"
   [ -f "$D/new/shards/cgprep_config.yaml" ] || bad "the run after a kill left $(ls -A "$D/new/shards" | tr '\n' ' ')"
 rm -rf "$D/new"
 
-[ "$fails" -eq 0 ] && echo "cgprep signal checks passed"
+if [ "$fails" -eq 0 ]; then
+  rm -rf "$D"
+  echo "cgprep signal checks passed"
+else
+  echo "$fails checks failed: the logs are kept in $D" >&2
+fi
 [ "$fails" -eq 0 ]

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # cgtok's output checks: the converted model never replaces its input or another file; a rerun that writes the same
 # bytes is fine; a missing folder or a folder as the output is named.
-# Usage: test_cgtok_cli.sh CGTOK TOKENIZER_JSON
+# Its files go in a folder of its own made in WORK_DIR (the build's tests/tmp; default $TMPDIR or /tmp): removed when
+# every check passed, kept and named when one failed.
+# Usage: test_cgtok_cli.sh CGTOK TOKENIZER_JSON [WORK_DIR]
 set -uo pipefail
-CGTOK=$1 JSON=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+CGTOK=$1 JSON=$2 WORK=${3:-${TMPDIR:-/tmp}}
+mkdir -p "$WORK" && T=$(mktemp -d "$WORK/cgtok_cli.XXXXXX") || exit 1
+trap 'if [ $? -eq 0 ]; then rm -rf "$T"; else echo "the files of the checks are kept in $T" >&2; fi' EXIT
 EXPECT_LOG=$T/log
 . "$(dirname "$0")/../launch/expect.sh"
 cd "$T"
