@@ -1,10 +1,17 @@
 // bench_prep: wall time of the cgprep pipeline on the whole MP-20 copy (train + val + test, one augmented copy),
 // with LLaMA-2's tokenizer by default (converted from llama-tokenizer-js first; conversion timed separately).
 //   bench_prep [TOKENIZER] [OUT_DIR]   TOKENIZER: a .model, a llama-tokenizer.js, or "train"
+// The shards go to OUT_DIR, kept; without it, to a fresh folder in $TMPDIR (/tmp), removed at the end, so that two
+// runs at once never write one folder.
+#include <stdlib.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
+#include "common/error.h"
 #include "common/log.h"
 #include "data/mp20.h"
 #include "data/prep.h"
@@ -15,8 +22,15 @@ int main(int argc, char** argv) {
   using Clock = std::chrono::steady_clock;
   const std::string src = CG_SOURCE_DIR;
   std::string tok = argc > 1 ? argv[1] : src + "/third_party/llama-tokenizer-js/llama-tokenizer.js";
-  const std::string out = argc > 2 ? argv[2] : "/tmp/cg_bench_prep";
-  std::filesystem::create_directories(out);
+  std::string out;
+  if (argc > 2) {
+    out = argv[2];
+    std::filesystem::create_directories(out);
+  } else {
+    out = (std::filesystem::temp_directory_path() / "cg_bench_prep.XXXXXX").string();
+    CG_CHECK(::mkdtemp(out.data()) != nullptr, "bench_prep: cannot make the folder {}: {}; give OUT_DIR", out,
+             std::strerror(errno));
+  }
   if (tok.size() > 3 && tok.substr(tok.size() - 3) == ".js") {
     auto t0 = Clock::now();
     const std::string model = out + "/llama2.model";
@@ -57,5 +71,9 @@ int main(int argc, char** argv) {
                 1e3 * sec * threads / double(bare.size()), formula, sg, 100.0 * double(sg) / double(bare.size()),
                 (long long)dp.no_spacegroup);
   }
+  if (argc > 2)
+    std::printf("shards in %s\n", out.c_str());
+  else
+    std::filesystem::remove_all(out);
   return 0;
 }
