@@ -16,6 +16,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "tests/scratch_path.h"
 
 namespace cg::test {
 
@@ -31,8 +32,7 @@ class ScratchFolder : public ::testing::Environment {
  public:
   void SetUp() override {
     path_.clear();
-    const char* env = std::getenv("TEST_TMPDIR");
-    base_ = env && *env ? env : std::filesystem::temp_directory_path().string();
+    base_ = scratch_base().string();
     std::error_code ec;
     std::filesystem::create_directories(base_, ec);
     std::string tmpl = base_ + "/" + program_invocation_short_name + ".XXXXXX";
@@ -60,21 +60,16 @@ class ScratchFolder : public ::testing::Environment {
 inline ::testing::Environment* const kScratchFolder = ::testing::AddGlobalTestEnvironment(new ScratchFolder);
 
 // A fresh folder in the process's scratch folder, unique per instance; removed with everything in it.
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& prefix = "cg_test") {
-    static int counter = 0;
-    path = std::filesystem::path(::testing::TempDir()) /
-           (prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+struct TempDir : ScratchPath {
+  explicit TempDir(const std::string& prefix = "cg_test") : ScratchPath(unique_name(prefix)) {
     std::filesystem::create_directories(path);
   }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
+
+ private:
+  static std::string unique_name(const std::string& prefix) {
+    static int counter = 0;
+    return prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
   }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
 };
 
 // What f throws as a cg::Error, or "<no error>".

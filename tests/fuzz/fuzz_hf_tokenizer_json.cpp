@@ -2,6 +2,8 @@
 // from the Hub when it has no tokenizer.model. The input is written to a file and converted. Checks: only cg::Error
 // escapes; an accepted file gives a sentencepiece model that serializes, loads as a tokenizer, and encodes text to
 // ids in range that decode without crashing; its vocabulary as hf_tokenizer_json_vocab reads it is the model's.
+#include <unistd.h>
+
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -11,8 +13,8 @@
 #include "tests/fuzz/fuzz_target.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const cg::fuzz::ScratchPath file("cg_fuzz_tokenizer_", ".json");
-  const std::string& path = file.path;
+  static const cg::test::ScratchPath file("cg_fuzz_tokenizer_" + std::to_string(::getpid()) + ".json");
+  const std::string path = file.path.string();
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(data), std::streamsize(size));

@@ -3,6 +3,8 @@
 // the safetensors reader has its own harness). Checks: only cg::Error escapes; an accepted adapter has the file's
 // rank, all its factors, target modules and a finite scale (targets that name no tensor are refused later, by
 // the model loading the factors).
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -18,8 +20,8 @@
 namespace {
 
 std::string adapter_dir() {
-  static const cg::fuzz::ScratchPath folder("cg_fuzz_peft_");
-  const std::string& dir = folder.path;
+  static const cg::test::ScratchPath folder("cg_fuzz_peft_" + std::to_string(::getpid()));
+  const std::string dir = folder.path.string();
   std::map<std::string, at::Tensor> f;
   for (int layer : {0, 1})
     for (const char* m : {"q_proj", "v_proj"}) {

@@ -2,6 +2,8 @@
 // from anywhere. The input is written to a file and opened. Checks: no crash, no sanitizer report (the mapping is
 // read only where the header's offsets, checked against the file size, point); only cg::Error escapes; every tensor
 // of an accepted file reads whole and as a row block, with the header's shape.
+#include <unistd.h>
+
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -12,8 +14,8 @@
 #include "tests/fuzz/fuzz_target.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const cg::fuzz::ScratchPath file("cg_fuzz_safetensors_", ".safetensors");
-  const std::string& path = file.path;
+  static const cg::test::ScratchPath file("cg_fuzz_safetensors_" + std::to_string(::getpid()) + ".safetensors");
+  const std::string path = file.path.string();
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(data), std::streamsize(size));

@@ -1,0 +1,34 @@
+// Where a test process writes its files, shared by the GoogleTest files (tests/test_util.h) and the fuzz harnesses
+// (tests/fuzz/fuzz_target.h), which do not link gtest.
+#pragma once
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace cg::test {
+
+// $TEST_TMPDIR, which ctest sets to <build>/tests/tmp (cmake/CgHelpers.cmake) and a GoogleTest process then points at
+// a folder of its own there (tests/test_util.h's ScratchFolder); else the system temp dir ($TMPDIR, /tmp).
+inline std::filesystem::path scratch_base() {
+  const char* env = std::getenv("TEST_TMPDIR");
+  return env && *env ? std::filesystem::path(env) : std::filesystem::temp_directory_path();
+}
+
+// scratch_base()/name (not made; scratch_base() is, if missing), removed with what is under it when this goes (a static
+// one: at exit(); a crash or abort keeps it, with what the test wrote there).
+struct ScratchPath {
+  std::filesystem::path path;
+  explicit ScratchPath(const std::string& name) : path(scratch_base() / name) {
+    std::error_code ec;  // a folder that cannot be made fails the first write there, naming the path
+    std::filesystem::create_directories(path.parent_path(), ec);
+  }
+  ~ScratchPath() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  ScratchPath(const ScratchPath&) = delete;
+  ScratchPath& operator=(const ScratchPath&) = delete;
+  std::string operator/(const std::string& f) const { return (path / f).string(); }
+};
+
+}  // namespace cg::test
