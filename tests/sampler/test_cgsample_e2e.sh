@@ -17,11 +17,15 @@
 # script alone, PROCESSORS 1) runs everything but the mpirun launches and leaves its folder; test_cgsample_e2e_mpi
 # (the argument mpi, PROCESSORS 2, the first one its fixture) runs those (tp 2, dp 2), each compared with the
 # one-process run the first one left, and removes the folder.
+# That folder is BUILD_DIR/tests/tmp/cgsample_e2e.ctest<PID>, named for the process that runs both parts (their
+# parent: ctest, or a shell running them by hand): two ctest invocations in one build tree never share it, and the
+# serial part removes a folder of that name a crashed run left before it starts. Kept and named when a part fails.
 # usage: test_cgsample_e2e.sh BUILD_DIR SOURCE_DIR MPIEXEC [mpi]
 set -eu
 B=$1; S=$2; MPIEXEC=$3; PART=${4:-serial}  # serial or mpi
 PY=/usr/bin/python3
-D=$B/test_tmp/cgsample_e2e
+D=$B/tests/tmp/cgsample_e2e.ctest$PPID
+trap 'rc=$?; [ "$rc" -eq 0 ] || echo "test_cgsample_e2e.sh $PART failed (exit $rc): its files are kept in $D" >&2' EXIT
 cd "$S"
 # Start-up, paid by each of the ~75 launches: PASSIVE is the policy the tools set for themselves when it is unset
 # (common/omp_env.h; test_omp_env tests it), given here so that the runs do not depend on that; and a process
@@ -50,7 +54,8 @@ stop_when_journaled() {
 # run of the serial part (test_cgsample_e2e, PROCESSORS 1, its fixture) in the folder it leaves; then removes it.
 if [ "$PART" = mpi ]; then
   for f in greedy1 rows whole; do
-    [ -f "$D/$f/samples.jsonl" ] || { echo "no $D/$f/samples.jsonl: test_cgsample_e2e (the serial part) did not run" >&2
+    [ -f "$D/$f/samples.jsonl" ] || { echo "no $D/$f/samples.jsonl: test_cgsample_e2e (the serial part) did not run\
+ in this ctest invocation" >&2
       exit 1; }
   done
   set -- "$D/base.yaml"
