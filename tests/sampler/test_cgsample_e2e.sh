@@ -121,7 +121,11 @@ log: {level: warn}
 sample: {num_samples: 8, batch_size: 4, temperature: 1.0, top_p: 1.0, seed: 3}
 EOF
 set -- "$D/base.yaml"
-"$B/sampler/cgsample" "$@" sample.out_dir="$D/on" sample.max_new_tokens=300
+"$B/sampler/cgsample" "$@" sample.out_dir="$D/on" sample.max_new_tokens=300 log.level=info >"$D/on.log" 2>&1 ||
+  { cat "$D/on.log" >&2; exit 1; }
+# Progress: a line once batch_size (4) more sequences are done, with the time left; the last one says none is.
+grep -Eq "cgsample: [4-7]/8 sequences, [0-9]+ tokens, [0-9.]+ seq/s, [0-9.]+ tok/s, ETA [0-9]+(s|m[0-9]{2}s)$" \
+  "$D/on.log" && grep -Eq "cgsample: 8/8 sequences, .* ETA 0s$" "$D/on.log" || { cat "$D/on.log" >&2; exit 1; }
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/off" sample.max_new_tokens=60 sample.constrained=false
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/short" sample.max_new_tokens=25
 # A write that fails once the sequences are sampled (a full disk; here a folder where summary.json.tmp goes) leaves the
