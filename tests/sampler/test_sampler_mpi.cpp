@@ -21,6 +21,7 @@
 #include "sampler/generator.h"
 #include "sampler/invariance.h"
 #include "sampler/sampling_model.h"
+#include "tests/dist/shared_scratch.h"
 #include "tests/sampler/tiny_vocab.h"
 #include "trainer/config.h"
 
@@ -41,14 +42,12 @@ const TinyVocab& vocab() {
   return v;
 }
 
-// Rank 0 writes <binary dir>/test_tmp/sampler_mpi_np<world>/{hf, adapter} once; everyone waits for it.
+// Rank 0 writes {hf, adapter} once, in a folder every rank shares (tests/dist/shared_scratch.h); everyone waits for it.
 std::string setup_dir() {
   static std::string dir = [] {
     const auto& w = grid(dist::runtime().world);
-    const std::string d =
-        (fs::path(CG_BINARY_DIR) / "test_tmp" / fmt::format("sampler_mpi_np{}", w.world)).string();
+    const std::string d = test::shared_scratch_dir(*w.host_world_comm, fmt::format("sampler_mpi_np{}", w.world));
     if (w.rank == 0) {
-      fs::remove_all(d);
       model::LlamaConfig lc;
       lc.hidden_size = 64;
       lc.intermediate_size = 96;

@@ -25,6 +25,7 @@
 #include "model/base_sample.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
+#include "tests/dist/shared_scratch.h"
 #include "tests/train/train_fixture.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
@@ -45,7 +46,9 @@ dist::ParallelDims& dims() {
 
 std::string setup() {
   static std::string dir = [] {
-    const std::string d = std::string(CG_BINARY_DIR) + "/tests/train/step-setup-np" + std::to_string(dims().world);
+    // A folder of this job's, every rank's (tests/dist/shared_scratch.h): rank 0 writes the setup there.
+    const std::string d =
+        test::shared_scratch_dir(*dims().host_world_comm, "step-setup-np" + std::to_string(dims().world));
     if (dims().rank == 0) test::make_micro_setup(d);
     dims().host_world_comm->barrier();
     return d;
