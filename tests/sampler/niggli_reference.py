@@ -17,7 +17,11 @@ Lattices (fixed seed), each in a random orientation and put through a random uni
             outside pymatgen's tolerance e = 1e-5 V^(1/3) on the metric tensor)
 Checks, per lattice (any failure fails the test):
   basis    ours is a right-handed basis of the input lattice (integer change of basis, |det| 1)
-  loop     our metric tensor equals the one pymatgen's reduction loop ends on (within 10 e)
+  loop     our metric tensor equals the one pymatgen's reduction loop ends on (within 10 e), except on a special
+           cell where its loop ends on a frame that breaks Niggli's conditions and ours, with the same lengths
+           and angles in another order, keeps them: at an exact tie rounding decides which way pymatgen's loop
+           goes, and that differs with the BLAS kernel numpy uses (OpenBLAS's AVX-512 one against its AVX2 one
+           on the a = b = c cell moved by 1e-6): counted and printed
   params   our parameters equal those of the basis pymatgen returns (1e-6 relative, 1e-4 degrees), unless its final
            basis search (find_mapping: lengths within a relative e, angles within 1 degree of its loop's) returned
            a basis with other parameters: a pymatgen quirk, counted and printed
@@ -211,6 +215,13 @@ def niggli_violations(m, e):
     return bad
 
 
+def same_parameters_reordered(p, q, e):
+    """Whether parameters p and q have the same lengths (within e on their squares) and angles (1e-4 degrees), in
+    some order."""
+    return all(abs(x * x - y * y) < e for x, y in zip(sorted(p[:3]), sorted(q[:3]))) and \
+        all(abs(x - y) <= 1e-4 for x, y in zip(sorted(p[3:]), sorted(q[3:])))
+
+
 def fmt(p):
     return " ".join(f"{x:.6f}" for x in p)
 
@@ -236,8 +247,9 @@ def main():
     failures = []
     stats = {}
     quirks = []
+    ties = []
     for (kind, m), o, (p, loop) in zip(cases, ours, theirs):
-        st = stats.setdefault(kind, {"n": 0, "vectors": 0, "quirk": 0, "not_niggli": 0})
+        st = stats.setdefault(kind, {"n": 0, "vectors": 0, "quirk": 0, "not_niggli": 0, "tie": 0})
         st["n"] += 1
         e = 1e-5 * abs(np.linalg.det(m)) ** (1 / 3)
         why = []
@@ -250,13 +262,20 @@ def main():
         # (mixed acute and obtuse angles); we follow it there, so this is counted, not required.
         if niggli_violations(o, e):
             st["not_niggli"] += 1
-        g_loop = metric(Lattice.from_parameters(*loop).matrix)
-        if np.abs(metric(o) - g_loop).max() > 10 * e:
-            why.append(f"metric differs from pymatgen's loop ({fmt(loop)})")
+        loop_m = Lattice.from_parameters(*loop).matrix
         po, pp = Lattice(o).parameters, Lattice(p).parameters
+        tie = False
+        if np.abs(metric(o) - metric(loop_m)).max() > 10 * e:
+            if kind == "special" and not niggli_violations(o, e) and niggli_violations(loop_m, e) and \
+                    same_parameters_reordered(po, loop, e):
+                tie = True
+                st["tie"] += 1
+                ties.append(f"  ours {fmt(po)}  pymatgen's loop {fmt(loop)}")
+            else:
+                why.append(f"metric differs from pymatgen's loop ({fmt(loop)})")
         same = all(abs(x - y) <= 1e-6 * x for x, y in zip(po[:3], pp[:3])) and \
             all(abs(x - y) <= 1e-4 for x, y in zip(po[3:], pp[3:]))
-        if not same:
+        if not same and not tie:
             # pymatgen returns the first basis within 1 degree of its loop's parameters: another basis there is its
             # quirk when ours has the loop's parameters (checked above).
             if all(abs(x / y - 1) < 1.01 * e for x, y in zip(pp[:3], loop[:3])) and \
@@ -278,13 +297,17 @@ def main():
     total = sum(s["n"] for s in stats.values())
     print(f"{total} lattices; ours {t_ours:.1f} s, pymatgen {t_pmg:.1f} s (2 processes)")
     for kind, s in stats.items():
-        print(f"  {kind:10s} {s['n']:5d}  parameters agree {s['n'] - s['quirk']}, pymatgen's basis search returned "
-              f"other parameters {s['quirk']}, identical vectors {s['vectors']}, not Niggli-reduced (both) "
-              f"{s['not_niggli']}")
+        print(f"  {kind:10s} {s['n']:5d}  parameters agree {s['n'] - s['quirk'] - s['tie']}, pymatgen's basis search "
+              f"returned other parameters {s['quirk']}, its loop left Niggli's conditions at a tie {s['tie']}, "
+              f"identical vectors {s['vectors']}, not Niggli-reduced (both) {s['not_niggli']}")
     if quirks:
         print(f"pymatgen's final basis (find_mapping, 1 degree) has parameters other than its own loop's on "
               f"{len(quirks)}:")
         print("\n".join(quirks[:10]))
+    if ties:
+        print(f"special cells where pymatgen's loop ended on a frame breaking Niggli's conditions at a tie and ours "
+              f"keeps them (the same parameters in another order): {len(ties)}")
+        print("\n".join(ties[:10]))
     if failures:
         print(f"FAILED on {len(failures)} lattices:")
         print("\n".join(failures[:20]))
