@@ -117,6 +117,27 @@ void set_status(const PlannedPoint& p, const std::string& status) {
   write_text(fs::path(p.run_dir) / "status", status);
 }
 
+// Runs f, a part of point p's stage `name` that must succeed for the stage to run (opening its log, locking its
+// shards); an error it throws marks the point "failed: <name> (<why>)" before it propagates, so that the status does
+// not say "running" once cgsweep has stopped or gone on to the next point.
+template <class F>
+auto failing_as(const PlannedPoint& p, const std::string& name, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::exception& e) {  // cg::Error, or std::filesystem's error for a folder that cannot be made
+    const IoError* io = dynamic_cast<const IoError*>(&e);
+    const Error* cg = dynamic_cast<const Error*>(&e);
+    const std::string why = io ? io->failure : cg ? message_of(*cg) : e.what();
+    try {  // on a full disk the status may not fit either: the error that stopped the stage is the one to tell
+      set_status(p, fmt::format("failed: {} ({})", name, why));
+    } catch (const Error& also) {
+      spdlog::error("point {}: cannot record that {} failed in its status ({}); it may still say \"running\"",
+                    p.name, name, message_of(also));
+    }
+    throw;
+  }
+}
+
 // Before a stage starts: when a signal has arrived, record why the point stops here and return its exit code
 // (128 + SIGINT/SIGTERM, or kExitPreempted for SIGUSR1); else 0.
 int stopped_before(const PlannedPoint& p, const std::string& name) {
@@ -144,7 +165,8 @@ int stopped_before(const PlannedPoint& p, const std::string& name) {
 //   - 128 + N after cgsweep itself got SIGINT/SIGTERM: "interrupted: <stage>";
 //   - the stage's exit code otherwise: "failed: <stage> (exit N)", with the tail of the stage's log.
 // A stage that cannot start (its log cannot be opened: a full disk, a read-only folder) throws, the point marked
-// "failed: <stage> (<why>)" first, so its status does not say "running" after cgsweep has stopped.
+// "failed: <stage> (<why>)" first (failing_as), so its status does not say "running" after cgsweep has stopped or
+// gone on to the next point (--keep-going).
 int stage(const PlannedPoint& p, const std::string& name, const std::vector<std::string>& argv, bool dry_run) {
   const fs::path log = fs::path(p.run_dir) / "logs" / (name + ".log");
   if (dry_run) {
@@ -153,19 +175,7 @@ int stage(const PlannedPoint& p, const std::string& name, const std::vector<std:
   }
   if (const int rc = stopped_before(p, name)) return rc;
   spdlog::info("  [{}] {}  (log: {})", name, join(argv), log.string());
-  int rc = 0;
-  try {
-    rc = run_logged(argv, log.string());
-  } catch (const Error& e) {
-    const IoError* io = dynamic_cast<const IoError*>(&e);
-    try {  // on a full disk the status may not fit either: the error that stopped the stage is the one to tell
-      set_status(p, fmt::format("failed: {} ({})", name, io ? io->failure : message_of(e)));
-    } catch (const Error& also) {
-      spdlog::error("point {}: cannot record that {} failed in its status ({}); it may still say \"running\"",
-                    p.name, name, message_of(also));
-    }
-    throw;
-  }
+  const int rc = failing_as(p, name, [&] { return run_logged(argv, log.string()); });
   if (rc == 0) return 0;
   const int sig = g_signal;
   const bool killed_by_preemption = (rc == 128 + SIGUSR1 || rc == 128 + SIGTERM) && sig != SIGINT &&
@@ -381,7 +391,9 @@ std::string find_tool(const std::string& bin_dir, const std::string& tool) {
 
 int run_logged(const std::vector<std::string>& argv, const std::string& log_path) {
   CG_CHECK(!argv.empty(), "run_logged: empty command");
-  fs::create_directories(fs::path(log_path).parent_path());
+  const fs::path log_dir = fs::path(log_path).parent_path();
+  if (std::error_code ec; !fs::create_directories(log_dir, ec) && ec)  // a file in its place, a read-only folder
+    CG_FAIL_IO(ec.value(), "cannot make the folder of the stage's log {}", log_dir.string());
   const int fd = ::open(log_path.c_str(), O_CREAT | O_WRONLY | O_APPEND, 0644);
   // A full disk or a folder in its place: the OS reason and what to do, not the bare path.
   if (fd < 0) CG_FAIL_IO(errno, "cannot open the stage's log {}", log_path);
@@ -535,19 +547,26 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
     out.insert(out.end(), argv.begin(), argv.end());
     return out;
   };
+  // A tool found before the sweep but gone since (a rebuild under way) fails its stage like a log it cannot open.
+  const auto stage_tool = [&](const std::string& stage_name, const std::string& name) {
+    return failing_as(p, stage_name, [&] { return tool(opt, name); });
+  };
   if (opt.dry_run) {
     spdlog::info("  [prep] {}  (unless {} exists)", join(serial({tool(opt, "cgprep"), cfg})), marker.string());
   } else if (!skip("prep")) {
     // Waits while another array task's cgprep holds it (a long time, maybe), unless SIGINT / SIGTERM / SIGUSR1
     // arrive.
-    FileLock lock(shards.string() + ".lock", [] { return g_signal == 0; });
-    CG_CHECK(lock.locked() || lock.held_elsewhere(), "cannot lock {}.lock: {}", shards.string(),
-             std::strerror(lock.error()));
-    if (!lock.locked()) return stopped_before(p, "prep");
+    std::optional<FileLock> lock;
+    failing_as(p, "prep", [&] {
+      lock.emplace(shards.string() + ".lock", [] { return g_signal == 0; });
+      CG_CHECK(lock->locked() || lock->held_elsewhere(), "cannot lock {}.lock: {}", shards.string(),
+               std::strerror(lock->error()));
+    });
+    if (!lock->locked()) return stopped_before(p, "prep");
     if (!fs::exists(marker)) {
-      const int rc = stage(p, "prep", serial({tool(opt, "cgprep"), cfg}), false);
+      const int rc = stage(p, "prep", serial({stage_tool("prep", "cgprep"), cfg}), false);
       if (rc != 0) return rc;
-      write_text(marker, p.data_key);
+      failing_as(p, "prep", [&] { write_text(marker, p.data_key); });
     } else {
       spdlog::info("  [prep] shards for data-{} already prepared in {}", p.data_key, p.shards_dir);
     }
@@ -559,7 +578,7 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   const std::string launcher = opt.launcher.empty() ? default_launcher() : opt.launcher;
   if (!skip("train")) {
     std::vector<std::string> train = launcher_argv(launcher, plan.spec.np);
-    train.push_back(tool(opt, "cgtrain"));
+    train.push_back(stage_tool("train", "cgtrain"));
     train.push_back(cfg);
     if (const int rc = stage(p, "train", train, opt.dry_run); rc != 0) return rc;
   }
@@ -567,20 +586,33 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   if (plan.spec.sample) {
     const std::string adapter = (run / "adapter").string();
     if (!skip("export")) {
-      if (int rc = stage(p, "export", serial({tool(opt, "cgexport"), p.run_dir, "--out", adapter}), opt.dry_run))
-        return rc;
+      const std::vector<std::string> argv = serial({stage_tool("export", "cgexport"), p.run_dir, "--out", adapter});
+      if (int rc = stage(p, "export", argv, opt.dry_run)) return rc;
     }
     // cgsample runs at the point's tp like cgtrain (all tp ranks draw the same tokens).
     if (!skip("sample")) {
       std::vector<std::string> sample = launcher_argv(launcher, plan.spec.np);
-      sample.push_back(tool(opt, "cgsample"));
+      sample.push_back(stage_tool("sample", "cgsample"));
       sample.push_back(cfg);
       if (int rc = stage(p, "sample", sample, opt.dry_run)) return rc;
     }
-    if (int rc = stage(p, "eval", serial({tool(opt, "cgeval"), cfg}), opt.dry_run)) return rc;
+    if (int rc = stage(p, "eval", serial({stage_tool("eval", "cgeval"), cfg}), opt.dry_run)) return rc;
   }
   if (!opt.dry_run) set_status(p, "done");
   return 0;
+}
+
+// run_one for --keep-going: a point that cannot run (a stage that cannot start, another cgsweep running it) is told
+// and counted as failed with kExitPointError, and the sweep goes on with the next point.
+int run_one_or_note_why(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt) {
+  try {
+    return run_one(plan, p, opt);
+  } catch (const std::exception& e) {
+    const Error* cg = dynamic_cast<const Error*>(&e);
+    spdlog::error("point {} ({}) could not run: {}; going on with the next point (--keep-going)", p.index, p.name,
+                  cg ? message_of(*cg) : e.what());
+    return kExitPointError;
+  }
 }
 
 }  // namespace
@@ -605,7 +637,7 @@ int run_sweep(const SweepPlan& plan, const RunOptions& opt) {
       spdlog::warn("signal {} received; stopping before point {} ({})", sig, p.index, p.name);
       return sig == SIGUSR1 ? kExitPreempted : 128 + sig;
     }
-    const int rc = run_one(plan, p, opt);
+    const int rc = opt.keep_going ? run_one_or_note_why(plan, p, opt) : run_one(plan, p, opt);
     if (rc == kExitPreempted) return rc;
     if (rc != 0 && (g_signal == SIGINT || g_signal == SIGTERM)) return rc;  // interrupted, not failed
     if (rc != 0) {

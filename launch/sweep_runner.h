@@ -21,6 +21,9 @@ namespace cg::sweep {
 constexpr int kExitPreempted = 75;
 // Exit code cgtrain uses after saving on SIGINT (trainer's kExitInterrupted).
 constexpr int kExitInterrupted = 130;
+// What a point that could not run counts as under --keep-going (a stage that could not start: its log or its
+// shards' lock could not be opened, its tool is gone): cgsweep's own error status, as when it stops on one.
+constexpr int kExitPointError = 2;
 
 struct RunOptions {
   std::string bin_dir;                 // where to look for cgprep/cgtrain/... first (see find_tool)
@@ -71,6 +74,8 @@ void check_finished_points(const SweepPlan& plan);
 int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt);
 
 // Run all points in order; stops at the first failure unless keep_going, and always at a preemption or signal.
+// Returns 0, or the last failed point's exit code (kExitPointError for a point that could not run: without
+// keep_going its error is thrown instead); with keep_going a summary line names the failed points.
 int run_sweep(const SweepPlan& plan, const RunOptions& opt);
 
 // One summary row per point from its folder (status file, metrics.jsonl, eval report); then write_summary().

@@ -139,6 +139,20 @@ struct SignalWhen {
   }
 };
 
+// What f logs through spdlog (cgsweep's console) while it runs.
+std::string log_of(const std::function<void()>& f) {
+  std::ostringstream log;
+  spdlog::default_logger()->sinks().push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  try {
+    f();
+  } catch (...) {
+    spdlog::default_logger()->sinks().pop_back();
+    throw;
+  }
+  spdlog::default_logger()->sinks().pop_back();
+  return log.str();
+}
+
 size_t count(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
@@ -191,24 +205,15 @@ TEST(SweepRunner, PreemptionStopsTheSweepAndFailuresAreRecorded) {
 
   ::setenv("STUB_TRAIN_RC_8", "3", 1);
   {  // without --keep-going the sweep stops at the failure and says what it left
-    std::ostringstream log;
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-    spdlog::default_logger()->sinks().push_back(sink);
-    EXPECT_EQ(run_sweep(plan, s.options()), 3);
-    spdlog::default_logger()->sinks().pop_back();
-    EXPECT_NE(log.str().find("sweep stopped at the failed point r8: 1 later point(s) not attempted"),
-              std::string::npos) << log.str();
+    const std::string log = log_of([&] { EXPECT_EQ(run_sweep(plan, s.options()), 3); });
+    EXPECT_NE(log.find("sweep stopped at the failed point r8: 1 later point(s) not attempted"), std::string::npos)
+        << log;
     EXPECT_FALSE(fs::exists(fs::path(plan.points[2].run_dir) / "status"));
   }
   RunOptions keep = s.options();
   keep.keep_going = true;
-  std::ostringstream log;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-  spdlog::default_logger()->sinks().push_back(sink);
-  EXPECT_EQ(run_sweep(plan, keep), 3);
-  spdlog::default_logger()->sinks().pop_back();
-  EXPECT_NE(log.str().find("1 of 3 points failed: r8 (their <point>/status and logs say why"), std::string::npos)
-      << log.str();
+  const std::string log = log_of([&] { EXPECT_EQ(run_sweep(plan, keep), 3); });
+  EXPECT_NE(log.find("1 of 3 points failed: r8 (their <point>/status and logs say why"), std::string::npos) << log;
   EXPECT_EQ(slurp(fs::path(plan.points[1].run_dir) / "status"), "failed: train (exit 3)\n");
   EXPECT_EQ(slurp(fs::path(plan.points[2].run_dir) / "status"), "done\n");  // ran after the failure
   ::unsetenv("STUB_TRAIN_RC_8");
@@ -643,6 +648,61 @@ TEST(SweepRunner, AStageLogThatCannotBeOpenedSaysWhy) {
   ASSERT_EQ(run_sweep(plan, s.options()), 0);
   EXPECT_EQ(count(slurp(s.calls), "train r=4"), 1u);
   EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "done\n");
+}
+
+// A point whose stage cannot start (here a file where its logs/ folder goes) stops the sweep with the reason, the
+// point marked failed; with --keep-going the sweep goes on to the next point and ends with kExitPointError, naming the
+// point that failed. The rerun, the file moved away, runs it.
+TEST(SweepRunner, KeepGoingRunsThePointsAfterOneWhoseStageCannotStart) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n");
+  const fs::path r4 = plan.points[0].run_dir, r8 = plan.points[1].run_dir;
+  std::ofstream(r4 / "logs") << "in the way\n";
+  const std::string why = "cannot make the folder of the stage's log " + (r4 / "logs").string() +
+                          ": Not a directory (errno 20)";
+  const std::string error = cg::test::error_of([&] { run_sweep(plan, s.options()); });
+  EXPECT_TRUE(cg::test::contains(error, why + "; a folder is where a file should be, or a file where a folder should "
+                                              "be: move it")) << error;
+  EXPECT_EQ(slurp(r4 / "status"), "failed: prep (" + why + ")\n");
+  EXPECT_FALSE(fs::exists(r8 / "status"));  // without --keep-going: not attempted
+  EXPECT_EQ(slurp(s.calls), "");
+
+  RunOptions keep = s.options();
+  keep.keep_going = true;
+  int rc = -1;
+  const std::string log = log_of([&] { rc = run_sweep(plan, keep); });
+  EXPECT_EQ(rc, kExitPointError);
+  EXPECT_TRUE(cg::test::contains(log, "point 0 (r4) could not run: " + why)) << log;
+  EXPECT_TRUE(cg::test::contains(log, "1 of 2 points failed: r4 (their <point>/status and logs say why")) << log;
+  EXPECT_EQ(slurp(r4 / "status"), "failed: prep (" + why + ")\n");
+  EXPECT_EQ(slurp(r8 / "status"), "done\n");
+  EXPECT_EQ(collect_rows(plan)[0].status, "failed: prep (" + why + ")");
+
+  fs::remove(r4 / "logs");
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  EXPECT_EQ(slurp(r4 / "status"), "done\n");
+  EXPECT_EQ(count(slurp(s.calls), "train r=8"), 1u);  // done: not run again
+}
+
+// Points of another data setting get past one whose shards cannot be locked (a folder where the lock file goes):
+// that point is failed at prep with the reason, the others run, under --keep-going.
+TEST(SweepRunner, KeepGoingRunsThePointsAfterOneWhoseShardsCannotBeLocked) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  data.translate: [true, false]\n");
+  ASSERT_NE(plan.points[0].shards_dir, plan.points[1].shards_dir);
+  const fs::path lock = plan.points[0].shards_dir + ".lock";
+  fs::create_directories(lock);
+  RunOptions keep = s.options();
+  keep.keep_going = true;
+  int rc = -1;
+  const std::string log = log_of([&] { rc = run_sweep(plan, keep); });
+  EXPECT_EQ(rc, kExitPointError);
+  const std::string status = slurp(fs::path(plan.points[0].run_dir) / "status");
+  EXPECT_TRUE(status.rfind("failed: prep (cannot open lock file " + lock.string() + ": ", 0) == 0) << status;
+  EXPECT_EQ(slurp(fs::path(plan.points[1].run_dir) / "status"), "done\n");
+  EXPECT_EQ(slurp(s.calls), "prep " + plan.points[1].shards_dir + "\ntrain r=8 " + plan.points[1].run_dir +
+                                "/point.yaml\n");
+  EXPECT_TRUE(cg::test::contains(log, "1 of 2 points failed: translate1")) << log;
 }
 
 // RunOptions::prepared (where cgsweep warns of sample conditions the shards never carry) runs once a point's shards
