@@ -45,7 +45,8 @@ std::string read_text(const fs::path& p) {
 // point.yaml, status and point.hash while this one writes them, and must find the old file or the new one, never a
 // cut one (a full disk leaves the old one).
 void write_text(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
+  if (std::error_code ec; !fs::create_directories(p.parent_path(), ec) && ec)
+    CG_FAIL_IO(ec.value(), "cannot make the folder {}", p.parent_path().string());
   write_file_atomic_shared(p.string(), text + "\n");
 }
 
@@ -113,8 +114,27 @@ bool is_mpirun(const std::string& argv0) {
   return base == "mpirun" || base == "mpiexec" || base == "orterun";
 }
 
+// A point's status or point.hash that could not be written (a full disk): the sweep stops, --keep-going too, since
+// it could not record what its next points do either.
+struct RecordNotWritten : Error {
+  using Error::Error;
+};
+
+// Writes `file`, one of point p's records (status, point.hash); write_text replaces it whole or leaves it as it was.
+// Throws RecordNotWritten saying what to do and what the file still says.
+void write_record(const PlannedPoint& p, const fs::path& file, const std::string& text) {
+  try {
+    write_text(file, text);
+  } catch (const IoError& e) {
+    const std::string was = fs::exists(file) ? fmt::format("still says \"{}\"", read_text(file)) : "is not there";
+    throw RecordNotWritten(fmt::format(
+        "point {}: cannot record \"{}\" in {}: {}; {}then run the same command again, which goes on where the sweep "
+        "stopped ({} {})", p.name, text, file.string(), e.failure, io_advice_clause(e.err), file.string(), was));
+  }
+}
+
 void set_status(const PlannedPoint& p, const std::string& status) {
-  write_text(fs::path(p.run_dir) / "status", status);
+  write_record(p, fs::path(p.run_dir) / "status", status);
 }
 
 // Runs f, a part of point p's stage `name` that must succeed for the stage to run (opening its log, locking its
@@ -525,7 +545,7 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
       spdlog::warn("point {}: its config changed since it last ran; cgtrain resumes the checkpoints in {} (if any) "
                    "with the new config", p.name, p.run_dir);
     set_status(p, "running");
-    write_text(hash_file(p), hash);
+    write_record(p, hash_file(p), hash);
   }
   // Stages before `resume` finished in an earlier run.
   const auto skip = [&](const std::string& stage_name) {
@@ -607,6 +627,8 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
 int run_one_or_note_why(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt) {
   try {
     return run_one(plan, p, opt);
+  } catch (const RecordNotWritten&) {
+    throw;  // the next points' outcomes could not be recorded either
   } catch (const std::exception& e) {
     const Error* cg = dynamic_cast<const Error*>(&e);
     spdlog::error("point {} ({}) could not run: {}; going on with the next point (--keep-going)", p.index, p.name,

@@ -73,7 +73,9 @@ void check_finished_points(const SweepPlan& plan);
 // stopped at export/sample/eval with an unchanged config resumes at that stage.
 int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt);
 
-// Run all points in order; stops at the first failure unless keep_going, and always at a preemption or signal.
+// Run all points in order; stops at the first failure unless keep_going, and always at a preemption or signal, or
+// when a point's status or point.hash cannot be written (a full disk: the error says to free space; the file keeps
+// what it said).
 // Returns 0, or the last failed point's exit code (kExitPointError for a point that could not run: without
 // keep_going its error is thrown instead); with keep_going a summary line names the failed points.
 int run_sweep(const SweepPlan& plan, const RunOptions& opt);

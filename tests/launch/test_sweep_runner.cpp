@@ -705,6 +705,48 @@ TEST(SweepRunner, KeepGoingRunsThePointsAfterOneWhoseShardsCannotBeLocked) {
   EXPECT_TRUE(cg::test::contains(log, "1 of 2 points failed: translate1")) << log;
 }
 
+// A real full disk (a small tmpfs) when a point's status is to be written: the sweep stops, --keep-going too, saying
+// to free space and what the status still says; the earlier status is kept whole, no temporary file is left, and
+// nothing of the point ran. With room made, the same command goes on. Needs root to mount: skipped where it cannot.
+TEST(SweepRunner, AStatusThatCannotBeWrittenOnAFullDiskStopsTheSweepKeepingTheEarlierOne) {
+  StubSweep s;
+  cg::test::TmpfsMount disk((s.dir / "disk").string(), 256 * 1024);
+  if (!disk.mounted) GTEST_SKIP() << "cannot mount a tmpfs at " << disk.dir << " (needs root)";
+  const SweepPlan plan = plan_with_out_dir(s, disk.dir + "/out", "grid:\n  lora.r: [4, 8]\n");
+  write_point_configs(plan);
+  const fs::path r8 = plan.points[1].run_dir;
+  RunOptions keep = s.options();
+  keep.keep_going = true;
+  ::setenv("STUB_TRAIN_RC_8", "3", 1);
+  EXPECT_EQ(run_sweep(plan, keep), 3);
+  ::unsetenv("STUB_TRAIN_RC_8");
+  ASSERT_EQ(slurp(r8 / "status"), "failed: train (exit 3)\n");
+  const size_t calls = lines(s.calls);
+
+  const fs::path fill = fs::path(disk.dir) / "fill";
+  std::ofstream(fill) << std::string(fs::space(disk.dir).available, '\0');
+  ASSERT_EQ(fs::space(disk.dir).available, 0u);
+  const std::string error = cg::test::error_of([&] { run_sweep(plan, keep); });
+  EXPECT_TRUE(cg::test::contains(
+      error, "point r8: cannot record \"running\" in " + (r8 / "status").string() + ": cannot write " +
+                 (r8 / "status.tmp.").string()))
+      << error;
+  EXPECT_TRUE(cg::test::contains(
+      error, ": No space left on device (errno 28); the disk is full: free disk space; then run the same command "
+             "again, which goes on where the sweep stopped (" + (r8 / "status").string() + " still says \"failed: "
+             "train (exit 3)\")")) << error;
+  EXPECT_EQ(slurp(r8 / "status"), "failed: train (exit 3)\n");
+  for (const auto& e : fs::directory_iterator(r8))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  EXPECT_EQ(fs::space(disk.dir).available, 0u);
+  EXPECT_EQ(lines(s.calls), calls);  // nothing ran
+
+  fs::remove(fill);
+  ASSERT_EQ(run_sweep(plan, keep), 0);
+  EXPECT_EQ(slurp(r8 / "status"), "done\n");
+  EXPECT_EQ(count(slurp(s.calls), "train r=4"), 1u);
+}
+
 // RunOptions::prepared (where cgsweep warns of sample conditions the shards never carry) runs once a point's shards
 // are there and before it trains, whether its cgprep ran or an earlier point's made them; in a dry run for every
 // point not done (where it would be prepared, its shards there or not: cgsweep checks those there); not for a point
