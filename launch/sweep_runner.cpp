@@ -26,6 +26,8 @@
 #include "common/log.h"
 #include "common/sha256.h"
 #include "launch/sweep_slurm.h"
+#include "trainer/config.h"
+#include "trainer/schedule.h"
 
 namespace fs = std::filesystem;
 
@@ -288,21 +290,73 @@ std::vector<std::string> config_changes(const PlannedPoint& p) {
   return out;
 }
 
-// Throws when a done point's config changed since it ran, unless only keys came or went.
+// A done point whose only change is a larger train.steps, from -> to. `resumable` when the learning rate of the
+// steps it trained is the same under the new train.steps (train.schedule=constant, or a warmup not over by then):
+// cgtrain, going on from its last checkpoint, then trains what a fresh run with the new train.steps would. A
+// cosine or linear schedule decays over all of train.steps: the finished run's steps had another lr than the longer
+// run's, and training on from there would make neither run.
+struct LongerTraining {
+  int64_t from = 0, to = 0;
+  std::string schedule;  // train.schedule
+  bool resumable = false;
+};
+
+std::optional<LongerTraining> longer_training(const PlannedPoint& p) {
+  if (!done_with_other_config(p)) return std::nullopt;
+  const auto changes = config_changes(p);
+  if (changes.size() != 1 || changes[0].rfind("train.steps ", 0) != 0) return std::nullopt;
+  Config ran, now;
+  try {
+    ran = load_config_string(read_text(fs::path(p.run_dir) / "point.yaml"));
+    now = load_config_string(p.config_yaml);
+  } catch (const Error&) {  // a point.yaml another cgtrain version wrote, with keys this one refuses
+    return std::nullopt;
+  }
+  if (now.train.steps <= ran.train.steps) return std::nullopt;
+  LongerTraining t{ran.train.steps, now.train.steps, now.train.schedule, true};
+  const LrSchedule before = LrSchedule::from(ran.train), after = LrSchedule::from(now.train);
+  for (int64_t step = 0; step < t.from && t.resumable; ++step) t.resumable = before.at(step) == after.at(step);
+  return t;
+}
+
+// Throws when a done point's config changed since it ran, unless only keys came or went, or it trains on.
 void check_finished(const std::vector<const PlannedPoint*>& points) {
   std::string msg;
   for (const PlannedPoint* p : points) {
     if (!done_with_other_config(*p)) continue;
     const auto changes = config_changes(*p);
     if (changes.empty()) continue;
+    const auto longer = longer_training(*p);
+    if (longer && longer->resumable) continue;
     std::string what;
     for (size_t i = 0; i < changes.size() && i < 4; ++i) what += (i ? ", " : "") + changes[i];
     if (changes.size() > 4) what += fmt::format(", and {} more", changes.size() - 4);
+    if (longer)
+      what += fmt::format("; it would train on from step {} only if the steps it trained kept their learning rate "
+                          "under train.steps={}, as under train.schedule=constant, but train.schedule={} decays over "
+                          "all of train.steps: the run trained on would be neither a {}-step nor a {}-step run",
+                          longer->from, longer->to, longer->schedule, longer->from, longer->to);
     msg += fmt::format("\n  point {}'s config changed since it ran ({}): delete {} to run it again with the new "
                        "config, or restore the sweep file and overrides it ran with (see its point.yaml)",
                        p->name, what, p->run_dir);
   }
   CG_CHECK(msg.empty(), "finished sweep points would be skipped although their config changed:{}", msg);
+}
+
+// Writes <run_dir>/point.yaml, unless it holds the text already: Slurm array tasks call this while other points'
+// cgtrain may read theirs.
+void write_point_config(const SweepPlan& plan, const PlannedPoint& p) {
+  // spec.path, base_path and the folders are absolute and normalized, so the text does not depend on how the
+  // sweep file or out_dir were spelled (each array task passes them differently from the --slurm command).
+  const std::string header = fmt::format(
+      "# cgsweep point {} ({}) of {}; base {} with overrides:\n", p.index, p.name, plan.spec.path, plan.base_path);
+  std::string ov;
+  for (const auto& o : p.overrides) ov += "#   " + o + "\n";
+  const fs::path file = fs::path(p.run_dir) / "point.yaml";
+  std::string text = header + ov + p.config_yaml;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  if (fs::exists(file) && read_text(file) == text) return;
+  write_text(file, text);
 }
 
 // find_tool, except that a dry run tolerates a tool not built yet (prints its bare name).
@@ -466,20 +520,9 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
 
 void write_point_configs(const SweepPlan& plan) {
   for (const auto& p : plan.points) {
-    // spec.path, base_path and the folders are absolute and normalized, so the text does not depend on how the
-    // sweep file or out_dir were spelled (each array task passes them differently from the --slurm command).
-    const std::string header = fmt::format(
-        "# cgsweep point {} ({}) of {}; base {} with overrides:\n", p.index, p.name, plan.spec.path, plan.base_path);
-    std::string ov;
-    for (const auto& o : p.overrides) ov += "#   " + o + "\n";
-    // Unchanged files are left alone: Slurm array tasks call this while other points' cgtrain may read theirs.
-    const fs::path file = fs::path(p.run_dir) / "point.yaml";
-    std::string text = header + ov + p.config_yaml;
-    while (!text.empty() && text.back() == '\n') text.pop_back();
-    if (fs::exists(file) && read_text(file) == text) continue;
-    // A finished point keeps the config it ran with (check_finished_points compares the two).
-    if (done_with_other_config(p)) continue;
-    write_text(file, text);
+    // A finished point keeps the config it ran with (check_finished_points compares the two; one that trains on gets
+    // its new one when it starts to).
+    if (!done_with_other_config(p)) write_point_config(plan, p);
   }
 }
 
@@ -526,7 +569,14 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
     spdlog::info("point {} ({}) is done; it would be skipped", p.index, p.name);
     return 0;
   }
-  if (!opt.dry_run && is_done(p)) {
+  // A done point that trains on to its larger train.steps instead of being skipped (check_finished let it pass).
+  std::optional<LongerTraining> longer = longer_training(p);
+  if (longer && !longer->resumable) longer.reset();
+  if (longer)
+    spdlog::info("point {} ({}) is done at train.steps={}; {} on to train.steps={} from its last checkpoint, then "
+                 "its later stages again", p.index, p.name, longer->from, opt.dry_run ? "it would train" : "training",
+                 longer->to);
+  if (!opt.dry_run && is_done(p) && !longer) {
     if (!fs::exists(hash_file(p)))
       spdlog::info("point {} ({}) is done (marked by an older cgsweep: its config is not checked); skipped", p.index,
                    p.name);
@@ -541,11 +591,13 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   const std::string cfg = (run / "point.yaml").string();
   const std::string resume = opt.dry_run ? "" : resume_stage(plan, p);
   if (!opt.dry_run) {
-    if (fs::exists(hash_file(p)) && read_text(hash_file(p)) != hash)
+    if (!longer && fs::exists(hash_file(p)) && read_text(hash_file(p)) != hash)
       spdlog::warn("point {}: its config changed since it last ran; cgtrain resumes the checkpoints in {} (if any) "
                    "with the new config", p.name, p.run_dir);
     set_status(p, "running");
     write_record(p, hash_file(p), hash);
+    // Not "done" any more: from here on it is a point whose config changed since it last ran, which gets its new one.
+    if (longer) failing_as(p, "train", [&] { write_point_config(plan, p); });
   }
   // Stages before `resume` finished in an earlier run.
   const auto skip = [&](const std::string& stage_name) {

@@ -63,14 +63,19 @@ void write_point_configs(const SweepPlan& plan);
 
 // Throws, naming each point, its changed settings and what to do, when a done point's config differs from the one
 // it ran with (recorded in point.hash; settings only one of the two has, from another cgtrain version, and folders
-// spelled another way are not counted). Such a point is never skipped as done, nor run again in the folder holding the finished run.
+// spelled another way are not counted). Such a point is never skipped as done, nor run again in the folder holding
+// the finished run; but one whose only change is a larger train.steps, under which the steps it trained keep their
+// learning rate (train.schedule=constant, or a warmup not over by then), passes: run_point trains it on from its last
+// checkpoint, as a fresh run with the larger train.steps would train, and runs its later stages again. A cosine or
+// linear decay spans all of train.steps, so a longer one would have trained the finished steps at another lr: refused.
 void check_finished_points(const SweepPlan& plan);
 
 // Run one point (after check_finished_points for it); returns 0, kExitPreempted, 128 + N after signal N, or the
 // failing stage's exit code. Writes <run_dir>/status: "running", then "done", "preempted" (cgtrain saved and exited
 // 75), "preempted: <stage>" (a later stage died of SIGUSR1/SIGTERM, or SIGUSR1 arrived before it),
-// "interrupted: <stage>" (SIGINT/SIGTERM to cgsweep) or "failed: <stage> (exit N)". A done point is skipped; one
-// stopped at export/sample/eval with an unchanged config resumes at that stage.
+// "interrupted: <stage>" (SIGINT/SIGTERM to cgsweep) or "failed: <stage> (exit N)". A done point is skipped, unless it
+// trains on to a larger train.steps (check_finished_points); one stopped at export/sample/eval with an unchanged
+// config resumes at that stage.
 int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt);
 
 // Run all points in order; stops at the first failure unless keep_going, and always at a preemption or signal, or

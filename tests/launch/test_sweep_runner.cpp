@@ -439,7 +439,9 @@ TEST(SweepRunner, SignalsReachTheRunningStage) {
 
 TEST(SweepRunner, FinishedPointWithChangedConfigIsRefusedNotSkipped) {
   StubSweep s;
-  const std::string grid = "grid:\n  lora.r: [4, 8]\n";
+  // A warmup of 1 step: the cosine decay has begun by step 3, so a longer train.steps does not train on (see below).
+  const std::string grid = "overrides:\n  train.warmup_steps: 1\ngrid:\n  lora.r: [4, 8]\n";
+  const std::string steps5 = "overrides:\n  train.warmup_steps: 1\n  train.steps: 5\ngrid:\n  lora.r: [4, 8]\n";
   const SweepPlan plan = s.plan(grid);
   ASSERT_EQ(run_sweep(plan, s.options()), 0);
   const size_t before = lines(s.calls);
@@ -447,14 +449,17 @@ TEST(SweepRunner, FinishedPointWithChangedConfigIsRefusedNotSkipped) {
   EXPECT_TRUE(fs::exists(r8 / "point.hash"));
 
   // train.steps 3 -> 5 for every point: both finished points are named, with the change and what to do.
-  const SweepPlan changed = s.plan("overrides:\n  train.steps: 5\n" + grid);
+  const SweepPlan changed = s.plan(steps5);
   std::string error;
   try {
     run_sweep(changed, s.options());
   } catch (const cg::Error& e) {
     error = e.what();
   }
-  EXPECT_NE(error.find("point r8's config changed since it ran (train.steps 3 -> 5)"), std::string::npos) << error;
+  EXPECT_NE(error.find("point r8's config changed since it ran (train.steps 3 -> 5; it would train on from step 3 only "
+                       "if the steps it trained kept their learning rate under train.steps=5, as under "
+                       "train.schedule=constant, but train.schedule=cosine decays over all of train.steps: the run "
+                       "trained on would be neither a 3-step nor a 5-step run)"), std::string::npos) << error;
   EXPECT_NE(error.find("point r4's config changed"), std::string::npos) << error;
   EXPECT_NE(error.find("delete " + r8.string()), std::string::npos) << error;
   EXPECT_NE(error.find("restore the sweep file"), std::string::npos) << error;
@@ -467,7 +472,7 @@ TEST(SweepRunner, FinishedPointWithChangedConfigIsRefusedNotSkipped) {
   ASSERT_EQ(run_sweep(s.plan(grid), s.options()), 0);
   EXPECT_EQ(lines(s.calls), before);
   fs::remove_all(r8);
-  const SweepPlan again = s.plan("overrides:\n  train.steps: 5\n" + grid);
+  const SweepPlan again = s.plan(steps5);
   EXPECT_THROW(run_sweep(again, s.options()), cg::Error);  // r4 still differs
   ASSERT_EQ(run_point(again, again.points[1], s.options()), 0);
   EXPECT_EQ(cg::load_config_string(slurp(r8 / "point.yaml")).train.steps, 5);
@@ -476,8 +481,60 @@ TEST(SweepRunner, FinishedPointWithChangedConfigIsRefusedNotSkipped) {
   // Marked done by an older cgsweep (no point.hash): skipped as before.
   fs::remove(fs::path(plan.points[0].run_dir) / "point.hash");
   const size_t now = lines(s.calls);
-  EXPECT_EQ(run_sweep(s.plan("overrides:\n  train.steps: 5\n" + grid), s.options()), 0);
+  EXPECT_EQ(run_sweep(s.plan(steps5), s.options()), 0);
   EXPECT_EQ(lines(s.calls), now);
+}
+
+// A finished sweep run again with a larger train.steps, under a schedule that keeps the learning rate of the steps
+// already trained (constant): each done point trains on from its last checkpoint (cgtrain resumes; no cgprep) and
+// runs its later stages again, gets the new point.yaml and hash, and is then skipped as done. A smaller train.steps,
+// or a larger one with another change, is refused as any changed config is.
+TEST(SweepRunner, AFinishedPointTrainsOnToALargerTrainStepsAndRunsItsLaterStagesAgain) {
+  StubSweep s;
+  const auto sweep = [](const std::string& steps, const std::string& more = "") {
+    return "sample: true\noverrides:\n  train.schedule: constant\n  train.steps: " + steps + "\n" + more +
+           "grid:\n  lora.r: [4, 8]\n";
+  };
+  const SweepPlan plan = s.plan(sweep("3"));
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  const size_t before = slurp(s.calls).size();
+  const std::string hash = slurp(fs::path(plan.points[1].run_dir) / "point.hash");
+
+  const SweepPlan longer = s.plan(sweep("6"));
+  RunOptions dry = s.options();
+  dry.dry_run = true;
+  const std::string dry_log = log_of([&] { EXPECT_EQ(run_sweep(longer, dry), 0); });
+  EXPECT_TRUE(cg::test::contains(dry_log, "point 1 (r8) is done at train.steps=3; it would train on to "
+                                          "train.steps=6 from its last checkpoint")) << dry_log;
+  EXPECT_EQ(slurp(s.calls).size(), before);
+  for (const auto& p : longer.points)  // planning and a dry run leave a done point's config as it ran
+    EXPECT_EQ(cg::load_config_string(slurp(fs::path(p.run_dir) / "point.yaml")).train.steps, 3);
+  const std::string log = log_of([&] { EXPECT_EQ(run_sweep(longer, s.options()), 0); });
+  EXPECT_TRUE(cg::test::contains(log, "point 1 (r8) is done at train.steps=3; training on to train.steps=6 from its "
+                                      "last checkpoint, then its later stages again")) << log;
+  const std::string calls = slurp(s.calls).substr(before);
+  for (const auto& p : longer.points) {
+    const fs::path run = p.run_dir;
+    EXPECT_EQ(count(calls, "train r=" + p.name.substr(1) + " " + (run / "point.yaml").string()), 1u) << calls;
+    EXPECT_EQ(count(calls, "export " + run.string() + " "), 1u) << calls;
+    EXPECT_EQ(count(calls, "sample " + (run / "adapter").string()), 1u) << calls;
+    EXPECT_EQ(count(calls, "eval " + (run / "samples" / "eval").string()), 1u) << calls;
+    EXPECT_EQ(slurp(run / "status"), "done\n");
+    EXPECT_EQ(cg::load_config_string(slurp(run / "point.yaml")).train.steps, 6);
+  }
+  EXPECT_EQ(count(calls, "prep "), 0u) << calls;  // the shards are there
+  EXPECT_NE(slurp(fs::path(plan.points[1].run_dir) / "point.hash"), hash);
+  const size_t after = slurp(s.calls).size();
+  ASSERT_EQ(run_sweep(longer, s.options()), 0);  // done at 6: skipped
+  EXPECT_EQ(slurp(s.calls).size(), after);
+
+  const std::string fewer = cg::test::error_of([&] { run_sweep(s.plan(sweep("4")), s.options()); });
+  EXPECT_TRUE(cg::test::contains(fewer, "point r8's config changed since it ran (train.steps 6 -> 4): delete"))
+      << fewer;
+  const std::string also = cg::test::error_of([&] { run_sweep(s.plan(sweep("9", "  lora.alpha: 8\n")), s.options()); });
+  EXPECT_TRUE(cg::test::contains(also, "point r8's config changed since it ran (lora.alpha 32.0 -> 8.0, train.steps "
+                                       "6 -> 9): delete")) << also;
+  EXPECT_EQ(slurp(s.calls).size(), after);  // nothing ran
 }
 
 TEST(SweepRunner, InterruptStopsTheSweepEvenWithKeepGoing) {
