@@ -1,7 +1,10 @@
 // Small helpers shared by test files: the process's own scratch folder (below), a temporary folder removed at scope
-// end, the message of a cg::Error, a cap on file sizes (EFBIG), a real full or read-only file system (a small tmpfs).
+// end, the message of a cg::Error, what spdlog logs, a cap on file sizes (EFBIG), a real full or read-only file
+// system (a small tmpfs).
 #pragma once
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -13,6 +16,8 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <sstream>
 #include <string>
 
 #include "common/error.h"
@@ -80,6 +85,20 @@ inline std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "<no error>";
+}
+
+// What f logs through spdlog's default logger while it runs (an error it throws passes on).
+inline std::string log_of(const std::function<void()>& f) {
+  std::ostringstream log;
+  spdlog::default_logger()->sinks().push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  try {
+    f();
+  } catch (...) {
+    spdlog::default_logger()->sinks().pop_back();
+    throw;
+  }
+  spdlog::default_logger()->sinks().pop_back();
+  return log.str();
 }
 
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }

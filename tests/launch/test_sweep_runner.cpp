@@ -20,9 +20,6 @@
 #include <algorithm>
 #include <sstream>
 
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
 #include "common/error.h"
 #include "launch/sweep_runner.h"
 #include "launch/sweep_slurm.h"
@@ -139,20 +136,6 @@ struct SignalWhen {
   }
 };
 
-// What f logs through spdlog (cgsweep's console) while it runs.
-std::string log_of(const std::function<void()>& f) {
-  std::ostringstream log;
-  spdlog::default_logger()->sinks().push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
-  try {
-    f();
-  } catch (...) {
-    spdlog::default_logger()->sinks().pop_back();
-    throw;
-  }
-  spdlog::default_logger()->sinks().pop_back();
-  return log.str();
-}
-
 size_t count(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
@@ -205,14 +188,14 @@ TEST(SweepRunner, PreemptionStopsTheSweepAndFailuresAreRecorded) {
 
   ::setenv("STUB_TRAIN_RC_8", "3", 1);
   {  // without --keep-going the sweep stops at the failure and says what it left
-    const std::string log = log_of([&] { EXPECT_EQ(run_sweep(plan, s.options()), 3); });
+    const std::string log = cg::test::log_of([&] { EXPECT_EQ(run_sweep(plan, s.options()), 3); });
     EXPECT_NE(log.find("sweep stopped at the failed point r8: 1 later point(s) not attempted"), std::string::npos)
         << log;
     EXPECT_FALSE(fs::exists(fs::path(plan.points[2].run_dir) / "status"));
   }
   RunOptions keep = s.options();
   keep.keep_going = true;
-  const std::string log = log_of([&] { EXPECT_EQ(run_sweep(plan, keep), 3); });
+  const std::string log = cg::test::log_of([&] { EXPECT_EQ(run_sweep(plan, keep), 3); });
   EXPECT_NE(log.find("1 of 3 points failed: r8 (their <point>/status and logs say why"), std::string::npos) << log;
   EXPECT_EQ(slurp(fs::path(plan.points[1].run_dir) / "status"), "failed: train (exit 3)\n");
   EXPECT_EQ(slurp(fs::path(plan.points[2].run_dir) / "status"), "done\n");  // ran after the failure
@@ -503,13 +486,13 @@ TEST(SweepRunner, AFinishedPointTrainsOnToALargerTrainStepsAndRunsItsLaterStages
   const SweepPlan longer = s.plan(sweep("6"));
   RunOptions dry = s.options();
   dry.dry_run = true;
-  const std::string dry_log = log_of([&] { EXPECT_EQ(run_sweep(longer, dry), 0); });
+  const std::string dry_log = cg::test::log_of([&] { EXPECT_EQ(run_sweep(longer, dry), 0); });
   EXPECT_TRUE(cg::test::contains(dry_log, "point 1 (r8) is done at train.steps=3; it would train on to "
                                           "train.steps=6 from its last checkpoint")) << dry_log;
   EXPECT_EQ(slurp(s.calls).size(), before);
   for (const auto& p : longer.points)  // planning and a dry run leave a done point's config as it ran
     EXPECT_EQ(cg::load_config_string(slurp(fs::path(p.run_dir) / "point.yaml")).train.steps, 3);
-  const std::string log = log_of([&] { EXPECT_EQ(run_sweep(longer, s.options()), 0); });
+  const std::string log = cg::test::log_of([&] { EXPECT_EQ(run_sweep(longer, s.options()), 0); });
   EXPECT_TRUE(cg::test::contains(log, "point 1 (r8) is done at train.steps=3; training on to train.steps=6 from its "
                                       "last checkpoint, then its later stages again")) << log;
   const std::string calls = slurp(s.calls).substr(before);
@@ -727,7 +710,7 @@ TEST(SweepRunner, KeepGoingRunsThePointsAfterOneWhoseStageCannotStart) {
   RunOptions keep = s.options();
   keep.keep_going = true;
   int rc = -1;
-  const std::string log = log_of([&] { rc = run_sweep(plan, keep); });
+  const std::string log = cg::test::log_of([&] { rc = run_sweep(plan, keep); });
   EXPECT_EQ(rc, kExitPointError);
   EXPECT_TRUE(cg::test::contains(log, "point 0 (r4) could not run: " + why)) << log;
   EXPECT_TRUE(cg::test::contains(log, "1 of 2 points failed: r4 (their <point>/status and logs say why")) << log;
@@ -752,7 +735,7 @@ TEST(SweepRunner, KeepGoingRunsThePointsAfterOneWhoseShardsCannotBeLocked) {
   RunOptions keep = s.options();
   keep.keep_going = true;
   int rc = -1;
-  const std::string log = log_of([&] { rc = run_sweep(plan, keep); });
+  const std::string log = cg::test::log_of([&] { rc = run_sweep(plan, keep); });
   EXPECT_EQ(rc, kExitPointError);
   const std::string status = slurp(fs::path(plan.points[0].run_dir) / "status");
   EXPECT_TRUE(status.rfind("failed: prep (cannot open lock file " + lock.string() + ": ", 0) == 0) << status;

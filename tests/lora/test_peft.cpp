@@ -65,20 +65,7 @@ std::map<std::string, at::Tensor> sample_factors() {
   return f;
 }
 
-// What f logs (spdlog's default logger) while it runs.
-std::string log_of(const std::function<void()>& f) {
-  std::ostringstream log;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-  spdlog::default_logger()->sinks().push_back(sink);
-  try {
-    f();
-  } catch (...) {
-    spdlog::default_logger()->sinks().pop_back();
-    throw;
-  }
-  spdlog::default_logger()->sinks().pop_back();
-  return log.str();
-}
+using cg::test::log_of;
 
 PeftConfig sample_config() {
   PeftConfig c;

@@ -35,7 +35,6 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <torch/torch.h>
@@ -115,16 +114,6 @@ std::map<int64_t, double> train_ok(int np, const std::string& run_dir, const std
   auto losses = read_losses(run_dir);
   EXPECT_EQ(losses.size(), 20u) << r.output;
   return losses;
-}
-
-// What f logs through spdlog's default logger while it runs; f is expected not to throw.
-std::string log_of(const std::function<void()>& f) {
-  std::ostringstream log;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-  spdlog::default_logger()->sinks().push_back(sink);
-  EXPECT_NO_THROW(f());
-  spdlog::default_logger()->sinks().pop_back();
-  return log.str();
 }
 
 void expect_close(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b, double tol,
