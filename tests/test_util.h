@@ -36,27 +36,16 @@ namespace cg::test {
 class ScratchFolder : public ::testing::Environment {
  public:
   void SetUp() override {
-    path_.clear();
     base_ = scratch_base().string();
-    std::error_code ec;
-    std::filesystem::create_directories(base_, ec);
-    std::string tmpl = base_ + "/" + program_invocation_short_name + ".XXXXXX";
-    if (ec || ::mkdtemp(tmpl.data()) == nullptr)
-      FAIL() << "cannot make a scratch folder " << tmpl << ": " << (ec ? ec.message() : std::strerror(errno))
-             << "; set TEST_TMPDIR to a writable folder";
-    path_ = tmpl;
+    std::string why;
+    path_ = make_scratch_folder(program_invocation_short_name, why);
+    if (path_.empty()) FAIL() << why;
     ::setenv("TEST_TMPDIR", path_.c_str(), 1);
   }
   void TearDown() override {
     ::setenv("TEST_TMPDIR", base_.c_str(), 1);
-    if (path_.empty()) return;
-    if (::testing::UnitTest::GetInstance()->Failed()) {
-      std::fprintf(stderr, "a test failed: the files the tests wrote are kept in %s\n", path_.c_str());
-      return;
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-    if (ec) std::fprintf(stderr, "could not remove the scratch folder %s: %s\n", path_.c_str(), ec.message().c_str());
+    if (!path_.empty())
+      remove_if_passed(path_, !::testing::UnitTest::GetInstance()->Failed(), "the files the tests wrote");
   }
 
  private:

@@ -2,19 +2,18 @@
 // build tree, a developer's beside CI) never write the same files, and a run that crashed leaves none a later run
 // reads. Rank 0 makes it fresh (mkdtemp) in $TEST_TMPDIR (ctest: <build>/tests/tmp) or the system temp dir and tells
 // the others its path; at exit, when every rank is done with it, rank 0 removes it if its tests passed and otherwise
-// keeps it and says where.
+// keeps it and says where. It speaks MPI's C API on MPI_COMM_WORLD, which every mpirun test has (dist::run_main,
+// dist::make_parallel_dims or its own MPI_Init), so a test that links no libtorch (test_checkpoint_mpi) uses it too.
 #pragma once
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1  // the C API only: OpenMPI's mpi.h otherwise pulls in the deprecated C++ bindings
+#endif
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <mpi.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "common/error.h"
-#include "dist/comm.h"
 #include "tests/scratch_path.h"
 
 namespace cg::test {
@@ -22,41 +21,35 @@ namespace cg::test {
 namespace detail {
 struct RemoveAtExit {
   std::string path;
-  ~RemoveAtExit() {  // after main returned: run_main's all-reduce of the exit code has seen every rank finish
-    if (path.empty()) return;
-    if (::testing::UnitTest::GetInstance()->Failed()) {
-      std::fprintf(stderr, "a test failed: the files the ranks shared are kept in %s\n", path.c_str());
-      return;
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
+  ~RemoveAtExit() {  // after main returned: its all-reduce of the exit code has seen every rank finish
+    if (!path.empty())
+      remove_if_passed(path, !::testing::UnitTest::GetInstance()->Failed(), "the files the ranks shared");
   }
 };
 }  // namespace detail
 
-// Collective over `world`: call it at the same point on every rank. Throws on every rank when rank 0 cannot make it.
-inline std::string shared_scratch_dir(dist::Comm& world, const std::string& name) {
-  constexpr int64_t kMax = 4096;
-  at::Tensor buf = at::zeros({kMax}, at::kByte);
+// Collective over MPI_COMM_WORLD: call it at the same point on every rank. Throws on every rank when rank 0 cannot
+// make it (rank 0's error says why).
+inline std::string shared_scratch_dir(const std::string& name) {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  char buf[4096] = {};
   std::string why;
-  if (world.rank() == 0) {
-    const std::filesystem::path base = scratch_base();
-    std::error_code ec;
-    std::filesystem::create_directories(base, ec);
-    std::string tmpl = (base / (name + ".XXXXXX")).string();
-    if (tmpl.size() < kMax && ::mkdtemp(tmpl.data()) != nullptr) {
-      std::memcpy(buf.data_ptr(), tmpl.data(), tmpl.size());
+  if (rank == 0) {
+    const std::string path = make_scratch_folder(name, why);
+    if (path.size() < sizeof buf) {
+      path.copy(buf, path.size());
       static detail::RemoveAtExit remove;
-      remove.path = tmpl;
+      remove.path = path;
     } else {
-      why = std::strerror(errno);
+      why = "the scratch folder's path " + path + " is too long; set TEST_TMPDIR to a shorter one";
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
     }
   }
-  world.broadcast(buf, 0);
-  const std::string path(reinterpret_cast<const char*>(buf.data_ptr<uint8_t>()));
-  CG_CHECK(!path.empty(), "rank 0 could not make a scratch folder {}.XXXXXX in {}{}{}: set TEST_TMPDIR to a writable "
-           "folder", name, scratch_base().string(), why.empty() ? "" : ": ", why);
-  return path;
+  MPI_Bcast(buf, sizeof buf, MPI_CHAR, 0, MPI_COMM_WORLD);
+  CG_CHECK(buf[0] != '\0', "{}", rank == 0 ? why : "rank 0 could not make the ranks' scratch folder (it says why)");
+  return buf;
 }
 
 }  // namespace cg::test

@@ -46,7 +46,7 @@ const TinyVocab& vocab() {
 std::string setup_dir() {
   static std::string dir = [] {
     const auto& w = grid(dist::runtime().world);
-    const std::string d = test::shared_scratch_dir(*w.host_world_comm, fmt::format("sampler_mpi_np{}", w.world));
+    const std::string d = test::shared_scratch_dir(fmt::format("sampler_mpi_np{}", w.world));
     if (w.rank == 0) {
       model::LlamaConfig lc;
       lc.hidden_size = 64;

@@ -47,8 +47,7 @@ dist::ParallelDims& dims() {
 std::string setup() {
   static std::string dir = [] {
     // A folder of this job's, every rank's (tests/dist/shared_scratch.h): rank 0 writes the setup there.
-    const std::string d =
-        test::shared_scratch_dir(*dims().host_world_comm, "step-setup-np" + std::to_string(dims().world));
+    const std::string d = test::shared_scratch_dir("step-setup-np" + std::to_string(dims().world));
     if (dims().rank == 0) test::make_micro_setup(d);
     dims().host_world_comm->barrier();
     return d;

@@ -3,14 +3,13 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
 
 #include "common/error.h"
+#include "tests/dist/shared_scratch.h"
 #include "trainer/checkpoint_dir.h"
 
 namespace fs = std::filesystem;
@@ -25,8 +24,8 @@ const cg::AllOk kMpiAllOk = [](bool ok) {
   return all == 1;
 };
 
-// This run's folder, shared by every rank: rank 0 makes it fresh (mkdtemp) in $TEST_TMPDIR (<build>/tests/tmp under
-// ctest) or /tmp, and main removes it once every rank passed; a failed run keeps it, named on stderr.
+// This run's folder, shared by every rank (tests/dist/shared_scratch.h): made fresh in $TEST_TMPDIR (<build>/tests/tmp
+// under ctest) or /tmp, removed at exit when the tests passed; a failed run keeps it, named on stderr.
 std::string g_root;
 
 // A run folder all ranks share, emptied by rank 0 first (a --gtest_repeat round).
@@ -35,24 +34,6 @@ std::string shared_run_dir(const std::string& name) {
   if (g_rank == 0) fs::remove_all(p);
   MPI_Barrier(MPI_COMM_WORLD);
   return p;
-}
-
-// Rank 0 makes the run's folder and broadcasts its name ("" when it could not, said by rank 0).
-std::string make_shared_root() {
-  char buf[4096] = {0};
-  if (g_rank == 0) {
-    const fs::path base = ::testing::TempDir();
-    std::error_code ec;
-    fs::create_directories(base, ec);
-    std::string tmpl = (base / "test_checkpoint_mpi.XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) != nullptr && tmpl.size() < sizeof buf)
-      std::snprintf(buf, sizeof buf, "%s", tmpl.c_str());
-    else
-      std::fprintf(stderr, "cannot make a scratch folder in %s: %s; set TEST_TMPDIR to a writable folder\n",
-                   base.c_str(), std::strerror(errno));
-  }
-  MPI_Bcast(buf, sizeof buf, MPI_CHAR, 0, MPI_COMM_WORLD);
-  return buf;
 }
 
 cg::WriteFiles rank_file(int64_t step) {
@@ -108,15 +89,15 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   if (g_rank != 0) delete ::testing::UnitTest::GetInstance()->listeners().Release(
       ::testing::UnitTest::GetInstance()->listeners().default_result_printer());
-  g_root = make_shared_root();
-  int rc = g_root.empty() ? 1 : RUN_ALL_TESTS();
+  int rc = 1;
+  try {
+    g_root = cg::test::shared_scratch_dir("test_checkpoint_mpi");
+    rc = RUN_ALL_TESTS();
+  } catch (const cg::Error& e) {
+    std::fprintf(stderr, "[rank %d] %s\n", g_rank, e.what());
+  }
   int any = 0;
   MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);  // every rank is done with g_root past this
-  if (g_rank == 0 && !g_root.empty()) {
-    std::error_code ec;
-    if (any == 0) fs::remove_all(g_root, ec);
-    else std::fprintf(stderr, "a test failed: the files the tests wrote are kept in %s\n", g_root.c_str());
-  }
   MPI_Finalize();
   return any;
 }
