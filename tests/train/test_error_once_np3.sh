@@ -1,19 +1,28 @@
 #!/bin/bash
-# Errors every rank of `mpirun -np 3 cgtrain` meets alike after the config's first files (those are
-# cgtrain_input_file_error_once_np3): the base's weights as they load and the checkpoint a relaunch resumes. Each is
-# printed once, by rank 0 (cg::InputError, dist::run_main), not once per rank.
-# Arguments: MPIEXEC CGTRAIN TINY.yaml CGPREP TRAIN.csv.gz WRITE_TINY_HF
+# An error every rank of `mpirun -np 3 cgtrain` meets alike is printed once, by rank 0 (cg::InputError,
+# dist::run_main), not once per rank. Two parts, two ctest tests:
+#   input_file (cgtrain_input_file_error_once_np3): a file the config names that is missing or broken, read by every
+#     rank at the same point (every_rank_alike); and a file rank 0 has and the others lack, said by a rank that lacks
+#     it.
+#   resume (cgtrain_resume_error_once_np3): what comes after the config's first files: the base's weights as they
+#     load and the checkpoint a relaunch resumes.
+# Its files go in a folder of its own made in $TEST_TMPDIR (ctest: the build's tests/tmp; else $TMPDIR or /tmp):
+# removed when every check passed, kept and named when one failed.
+# usage: test_error_once_np3.sh input_file|resume MPIEXEC CGTRAIN TINY.yaml CGPREP TRAIN.csv.gz [WRITE_TINY_HF]
 set -u
-mpiexec=$1 cgtrain=$2 cfg=$3 cgprep=$4 csv=$5 write_hf=$6
-s=$(mktemp -d) && trap 'rm -rf "$s"' EXIT
+part=$1 mpiexec=$2 cgtrain=$3 cfg=$4 cgprep=$5 csv=$6 write_hf=${7:-}
+case $part in
+  input_file) ;;
+  resume) [ -n "$write_hf" ] || { echo "the resume part takes WRITE_TINY_HF, the 7th argument"; exit 2; } ;;
+  *) echo "the first argument is the part, input_file or resume, not '$part'"; exit 2 ;;
+esac
+work=${TEST_TMPDIR:-${TMPDIR:-/tmp}}
+mkdir -p "$work" && s=$(mktemp -d "$work/error_once_$part.XXXXXX") || exit 1
+trap 'if [ $? -eq 0 ]; then rm -rf "$s"; else echo "the files of the checks are kept in $s"; fi' EXIT
 "$cgprep" data.max_rows=30 data.tokenizer_vocab_size=400 data.shards_dir="$s/shards" data.train_csv="$csv" \
   data.val_csv= data.test_csv= >"$s/prep.log" 2>&1 || { echo "cgprep failed:"; cat "$s/prep.log"; exit 1; }
-# Two random bases of the same shapes (seeds 7 and 8), with the shards' vocabulary.
-"$write_hf" "$s/hfa" "$s/shards/tokenizer.model" 7 && "$write_hf" "$s/hfb" "$s/shards/tokenizer.model" 8 ||
-  { echo "write_tiny_hf failed"; exit 1; }
-mpi=("$mpiexec" --allow-run-as-root --oversubscribe --bind-to none -np 3 "$cgtrain" "$cfg" parallel.tp=1
-     data.shards_dir="$s/shards" train.val_every=0 train.micro_batch=1 train.seq_len=256 checkpoint.every=1)
-once() {  # words rank 0's one 'fatal:' line must hold, then the overrides
+
+once() {  # words rank 0's one 'fatal:' line must hold, then the overrides; the launch is "${mpi[@]}"
   local want=$1
   shift
   err=$("${mpi[@]}" "$@" 2>&1 >/dev/null)
@@ -23,25 +32,62 @@ once() {  # words rank 0's one 'fatal:' line must hold, then the overrides
     { echo "cgtrain $* on 3 ranks: rc $rc, $n 'fatal:' lines, expected one from rank 0 with '$want': $err"; exit 1; }
 }
 
-# The base's weights as they load (dist::build_llama, after the folder's headers were sampled): a config.json whose
-# intermediate_size is not the weights' (the tensors' shapes), and a shard cut short.
-cp -r "$s/hfa" "$s/hfshape" && sed -i 's/"intermediate_size": *128/"intermediate_size": 96/' "$s/hfshape/config.json"
-grep -q '"intermediate_size": *96' "$s/hfshape/config.json" || { echo "could not edit $s/hfshape/config.json"; exit 1; }
-once "but the model expects" train.run_dir="$s/shape" model.hf_dir="$s/hfshape"
-cp -r "$s/hfa" "$s/hfcut" && truncate -s -100 "$s/hfcut/model.safetensors"
-once "$s/hfcut/model.safetensors is truncated" train.run_dir="$s/cut" model.hf_dir="$s/hfcut"
+# No tokenizer (data.shards_dir without one), no train shards, a model.hf_dir that does not exist or whose config.json
+# is not JSON, no lora.init_adapter. Each rank runs in its own folder, r0 to r2, so that a relative path can name a
+# file rank 0 alone has (node-local disks).
+input_file_part() {
+  mkdir -p "$s/empty" "$s/badhf" "$s/r0" "$s/r1" "$s/r2" && printf '{"hidden_size": 256,' >"$s/badhf/config.json"
+  cp "$s/shards/tokenizer.model" "$s/r0/tok.model"
+  mpi=("$mpiexec" --allow-run-as-root --oversubscribe --bind-to none -np 3 bash -c 'cd "$0/r$OMPI_COMM_WORLD_RANK" &&
+    exec "$@"' "$s" "$cgtrain" "$cfg" parallel.tp=1 train.val_every=0 train.run_dir="$s/run")
+  once "tokenizer $s/none/tokenizer.model does not exist" data.shards_dir="$s/none"
+  once "no 'train' shards in '$s/empty'" data.shards_dir="$s/empty" data.tokenizer="$s/shards/tokenizer.model"
+  once "checkpoint folder $s/nohf does not exist (model.hf_dir)" data.shards_dir="$s/shards" model.hf_dir="$s/nohf"
+  once "$s/badhf/config.json is not valid JSON" data.shards_dir="$s/shards" model.hf_dir="$s/badhf"
+  # The adapter folder is checked before the base's weights are read (there are none in noweights/).
+  mkdir -p "$s/noweights" && printf '{"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+    "num_key_value_heads": 4, "num_hidden_layers": 2, "rms_norm_eps": 1e-05, "vocab_size": 512,
+    "max_position_embeddings": 512}' >"$s/noweights/config.json"
+  once "$s/noadapter/adapter_config.json not found" data.shards_dir="$s/shards" model.hf_dir="$s/noweights" \
+    lora.init_adapter="$s/noadapter"
+  # A tokenizer rank 0 has and the other ranks lack: said by a rank that lacks it, and by rank 0 as that rank's.
+  err=$("${mpi[@]}" data.shards_dir="$s/shards" data.tokenizer=tok.model 2>&1 >/dev/null)
+  rc=$?
+  [ "$rc" != 0 ] && grep -qE "^\[rank [12]\] fatal: .*tokenizer tok.model does not exist" <<<"$err" &&
+    ! grep -qE "^\[rank 0\] fatal: [^ ]+ tokenizer tok.model" <<<"$err" ||
+    { echo "a tokenizer only rank 0 has: rc $rc, expected rank 1 or 2 to say it is missing: $err"; exit 1; }
+}
 
-# A run of one step on base a, with a checkpoint to resume.
-"${mpi[@]}" train.run_dir="$s/run" model.hf_dir="$s/hfa" train.steps=1 >"$s/train.log" 2>&1 ||
-  { echo "the training run failed:"; cat "$s/train.log"; exit 1; }
-[ -f "$s/run/checkpoints/step-1/manifest.json" ] || { echo "no checkpoint step-1:"; cat "$s/train.log"; exit 1; }
-resume=(train.run_dir="$s/run" train.steps=2)
-# Checked on every rank from the checkpoint's own files before the model is built: another base, settings that
-# change the trainable tensors, another train.seed (the loader position).
-once "the trained adapter would sit on another base" "${resume[@]}" model.hf_dir="$s/hfb"
-once "cannot go on with lora.r" "${resume[@]}" model.hf_dir="$s/hfa" lora.r=8
-once "loader state has seed 0, this run 5" "${resume[@]}" model.hf_dir="$s/hfa" train.seed=5
-# A manifest edited by hand: rank 0 alone verifies the step folders and refuses.
-cp -r "$s/run" "$s/run2" && printf '{"magic": ' >"$s/run2/checkpoints/step-1/manifest.json"
-once "none can be resumed" train.run_dir="$s/run2" train.steps=2 model.hf_dir="$s/hfa"
+resume_part() {
+  # Two random bases of the same shapes (seeds 7 and 8), with the shards' vocabulary.
+  "$write_hf" "$s/hfa" "$s/shards/tokenizer.model" 7 && "$write_hf" "$s/hfb" "$s/shards/tokenizer.model" 8 ||
+    { echo "write_tiny_hf failed"; exit 1; }
+  mpi=("$mpiexec" --allow-run-as-root --oversubscribe --bind-to none -np 3 "$cgtrain" "$cfg" parallel.tp=1
+       data.shards_dir="$s/shards" train.val_every=0 train.micro_batch=1 train.seq_len=256 checkpoint.every=1)
+  # The base's weights as they load (dist::build_llama, after the folder's headers were sampled): a config.json whose
+  # intermediate_size is not the weights' (the tensors' shapes), and a shard cut short.
+  cp -r "$s/hfa" "$s/hfshape" &&
+    sed -i 's/"intermediate_size": *128/"intermediate_size": 96/' "$s/hfshape/config.json"
+  grep -q '"intermediate_size": *96' "$s/hfshape/config.json" ||
+    { echo "could not edit $s/hfshape/config.json"; exit 1; }
+  once "but the model expects" train.run_dir="$s/shape" model.hf_dir="$s/hfshape"
+  cp -r "$s/hfa" "$s/hfcut" && truncate -s -100 "$s/hfcut/model.safetensors"
+  once "$s/hfcut/model.safetensors is truncated" train.run_dir="$s/cut" model.hf_dir="$s/hfcut"
+
+  # A run of one step on base a, with a checkpoint to resume.
+  "${mpi[@]}" train.run_dir="$s/run" model.hf_dir="$s/hfa" train.steps=1 >"$s/train.log" 2>&1 ||
+    { echo "the training run failed:"; cat "$s/train.log"; exit 1; }
+  [ -f "$s/run/checkpoints/step-1/manifest.json" ] || { echo "no checkpoint step-1:"; cat "$s/train.log"; exit 1; }
+  resume=(train.run_dir="$s/run" train.steps=2)
+  # Checked on every rank from the checkpoint's own files before the model is built: another base, settings that
+  # change the trainable tensors, another train.seed (the loader position).
+  once "the trained adapter would sit on another base" "${resume[@]}" model.hf_dir="$s/hfb"
+  once "cannot go on with lora.r" "${resume[@]}" model.hf_dir="$s/hfa" lora.r=8
+  once "loader state has seed 0, this run 5" "${resume[@]}" model.hf_dir="$s/hfa" train.seed=5
+  # A manifest edited by hand: rank 0 alone verifies the step folders and refuses.
+  cp -r "$s/run" "$s/run2" && printf '{"magic": ' >"$s/run2/checkpoints/step-1/manifest.json"
+  once "none can be resumed" train.run_dir="$s/run2" train.steps=2 model.hf_dir="$s/hfa"
+}
+
+"${part}_part"
 exit 0
