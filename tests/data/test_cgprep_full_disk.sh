@@ -5,9 +5,12 @@
 # Needs root to mount (exit 77, skipped, where it cannot).
 # usage: test_cgprep_full_disk.sh CGPREP SOURCE_DIR WORK_DIR
 set -u
-CGPREP=$1 S=$2 D=$3
-if mountpoint -q "$D/tmpfs" 2>/dev/null; then umount -l "$D/tmpfs"; fi
-rm -rf "$D"; mkdir -p "$D/tmpfs"
+CGPREP=$1 S=$2 W=$3
+# Its files go in a folder of its own made in WORK_DIR (the build's tests/tmp): removed when the checks passed or were
+# skipped, kept and named when one failed; the tmpfs is unmounted either way.
+mkdir -p "$W" && D=$(mktemp -d "$W/cgprep_full_disk.XXXXXX") && mkdir "$D/tmpfs" || exit 1
+trap 'rc=$?; if mountpoint -q "$D/tmpfs"; then umount -l "$D/tmpfs"; fi
+  if [ "$rc" = 0 ] || [ "$rc" = 77 ]; then rm -rf "$D"; else echo "the files of the checks are kept in $D" >&2; fi' EXIT
 fails=0
 bad() { fails=$((fails + 1)); echo "FAIL: $*" >&2; }
 prep() {
@@ -22,7 +25,6 @@ pages=$(find "$D/roomy" -type f ! -name cgprep_config.yaml -printf '%s\n' | awk 
   END { print p }')
 mount -t tmpfs -o size=$((pages * 4096)) tmpfs "$D/tmpfs" 2>/dev/null ||
   { echo "cannot mount a tmpfs: skipped"; exit 77; }
-trap 'umount -l "$D/tmpfs"' EXIT
 
 rc=0; prep "$D/tmpfs/shards" "$D/full.log" || rc=$?
 [ "$rc" = 1 ] || bad "full disk: exit $rc, want 1"

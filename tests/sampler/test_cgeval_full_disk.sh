@@ -5,9 +5,12 @@
 # Needs root to mount (exit 77, skipped, where it cannot).
 # usage: test_cgeval_full_disk.sh CGEVAL SOURCE_DIR WORK_DIR
 set -u
-CGEVAL=$1 S=$2 D=$3
-if mountpoint -q "$D/tmpfs" 2>/dev/null; then umount -l "$D/tmpfs"; fi
-rm -rf "$D"; mkdir -p "$D/tmpfs"
+CGEVAL=$1 S=$2 W=$3
+# Its files go in a folder of its own made in WORK_DIR (the build's tests/tmp): removed when the checks passed or were
+# skipped, kept and named when one failed; the tmpfs is unmounted either way.
+mkdir -p "$W" && D=$(mktemp -d "$W/cgeval_full_disk.XXXXXX") && mkdir "$D/tmpfs" || exit 1
+trap 'rc=$?; if mountpoint -q "$D/tmpfs"; then umount -l "$D/tmpfs"; fi
+  if [ "$rc" = 0 ] || [ "$rc" = 77 ]; then rm -rf "$D"; else echo "the files of the checks are kept in $D" >&2; fi' EXIT
 fails=0
 bad() { fails=$((fails + 1)); echo "FAIL: $*" >&2; }
 # eval N OUT LOG: cgeval of the first N rows of MP-20's test split (real crystals), no novelty or distribution
@@ -18,7 +21,6 @@ evaluate() {
 }
 mount -t tmpfs -o size=$((256 * 1024)) tmpfs "$D/tmpfs" 2>/dev/null ||
   { echo "cannot mount a tmpfs: skipped"; exit 77; }
-trap 'umount -l "$D/tmpfs"' EXIT
 
 evaluate 5 "$D/tmpfs/eval" "$D/first.log" || { cat "$D/first.log" >&2; exit 1; }
 sums() { (cd "$D/tmpfs/eval" && ls -A | sort | while read -r f; do echo "$f $(cksum <"$f")"; done); }
