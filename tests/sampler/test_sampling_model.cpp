@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -28,6 +27,7 @@
 #include "trainer/checkpoint_dir.h"
 #include "trainer/config.h"
 #include "trainer/train_export.h"
+#include "tests/test_util.h"
 #include "trainer/train_model.h"
 
 namespace cg {
@@ -47,8 +47,9 @@ model::LlamaConfig micro() {
   return c;
 }
 
+// A fresh folder in the process's own scratch folder (tests/test_util.h: removed when every test passed).
 std::string scratch(const std::string& name) {
-  const fs::path d = fs::path(CG_BINARY_DIR) / "test_tmp" / fmt::format("sampling_model_{}_{}", name, getpid());
+  const fs::path d = fs::path(::testing::TempDir()) / ("sampling_model_" + name);
   fs::remove_all(d);
   fs::create_directories(d);
   return d.string();
