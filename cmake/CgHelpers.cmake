@@ -20,11 +20,12 @@ function(_cg_gtest_executable exe sources libs torch)
   target_compile_definitions(${exe} PRIVATE CG_SOURCE_DIR="${PROJECT_SOURCE_DIR}" CG_BINARY_DIR="${PROJECT_BINARY_DIR}")
 endfunction()
 
-# cg_add_gtest(NAME SOURCES ... LIBS ... [TORCH]): one GoogleTest executable registered with ctest.
+# cg_add_gtest(NAME SOURCES ... LIBS ... [TORCH] [LAUNCHER ...]): one GoogleTest executable registered with ctest,
+# run through LAUNCHER's command when given (a fixture's folder: cg_add_fixture_dir).
 function(cg_add_gtest name)
-  cmake_parse_arguments(A "TORCH" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(A "TORCH" "" "SOURCES;LIBS;LABELS;LAUNCHER" ${ARGN})
   _cg_gtest_executable(${name} "${A_SOURCES}" "${A_LIBS}" "${A_TORCH}")
-  add_test(NAME ${name} COMMAND ${name} --gtest_brief=1)
+  add_test(NAME ${name} COMMAND ${A_LAUNCHER} $<TARGET_FILE:${name}> --gtest_brief=1)
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;${CG_TEST_TMPDIR}" LABELS "unit;${A_LABELS}")
 endfunction()
 
@@ -88,6 +89,19 @@ echo \"$left\" | grep -q '^  ' || exit 0; \
 echo \"tests that no ctest test of $0 runs (put TEST( at the start of a line):\"; echo \"$left\"; exit 1"
                    $<TARGET_FILE:${exe}> "${every}")
   set_tests_properties(${exe}_all_registered PROPERTIES LABELS "unit;${A_LABELS}")
+endfunction()
+
+# cg_add_fixture_dir(NAME LABELS): the ctest fixture NAME, a folder its tests share, made for each ctest invocation in
+# build/tests/tmp (tests/scripts/fixture_dir.sh): tests NAME_setup and NAME_cleanup make it and remove it, keeping it
+# when a test that used it did not pass. A test uses it with FIXTURES_REQUIRED NAME and a command run through
+# ${NAME_run}, in whose arguments @DIR@ (and in whose environment $CG_FIXTURE_DIR) is the folder.
+function(cg_add_fixture_dir name labels)
+  set(script bash ${PROJECT_SOURCE_DIR}/tests/scripts/fixture_dir.sh ${PROJECT_BINARY_DIR}/tests/tmp/${name})
+  add_test(NAME ${name}_setup COMMAND ${script} setup)
+  set_tests_properties(${name}_setup PROPERTIES LABELS "${labels}" FIXTURES_SETUP ${name})
+  add_test(NAME ${name}_cleanup COMMAND ${script} cleanup)
+  set_tests_properties(${name}_cleanup PROPERTIES LABELS "${labels}" FIXTURES_CLEANUP ${name})
+  set(${name}_run ${script} run PARENT_SCOPE)
 endfunction()
 
 # cg_add_mpi_test(NAME TARGET NP [ARGS ...]): run an existing executable under mpirun with NP ranks.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -33,8 +34,12 @@ TEST(TokenizerInTorchProcess, NoSentencepieceLoaded) {
 }
 
 TEST(TokenizerInTorchProcess, CgprepTrainedTokenizer) {
-  const std::string path = std::string(CG_BINARY_DIR) + "/tests/data/cgprep_smoke/tokenizer.model";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is absent (made by the cgprep_smoke test)";
+  // The cgprep_smoke test's shards, in the folder of its fixture (tests/scripts/fixture_dir.sh, which ctest runs this
+  // through: tests/data/CMakeLists.txt).
+  const char* shards = std::getenv("CG_FIXTURE_DIR");
+  if (shards == nullptr) GTEST_SKIP() << "CG_FIXTURE_DIR is not set: run by ctest, after the cgprep_smoke test";
+  const std::string path = std::string(shards) + "/tokenizer.model";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path << " is absent: the cgprep_smoke test writes it";
   const cg::Tokenizer tok = cg::Tokenizer::load(path);
   EXPECT_LE(tok.vocab_size(), 400);
   const auto crystals = cg::read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/test.csv.gz", 20).crystals;

@@ -14,18 +14,16 @@
 #   cgsample sample.conditions_from=data.test_csv -> every prompt states a test row's formula, space group, band gap;
 #     the same prompts at dp 2 (read on rank 0 alone), and rank 0's error on a missing file ends both ranks
 # Two ctest entries, so that ctest -j2 runs the one-process runs beside another test: test_cgsample_e2e (this
-# script alone, PROCESSORS 1) runs everything but the mpirun launches and leaves its folder; test_cgsample_e2e_mpi
-# (the argument mpi, PROCESSORS 2, the first one its fixture) runs those (tp 2, dp 2), each compared with the
-# one-process run the first one left, and removes the folder.
-# That folder is BUILD_DIR/tests/tmp/cgsample_e2e.ctest<PID>, named for the process that runs both parts (their
-# parent: ctest, or a shell running them by hand): two ctest invocations in one build tree never share it, and the
-# serial part removes a folder of that name a crashed run left before it starts. Kept and named when a part fails.
-# usage: test_cgsample_e2e.sh BUILD_DIR SOURCE_DIR MPIEXEC [mpi]
+# script alone, PROCESSORS 1) runs everything but the mpirun launches; test_cgsample_e2e_mpi (the argument mpi,
+# PROCESSORS 2, the first one its fixture) runs those (tp 2, dp 2), each compared with the one-process run the first
+# one left. They share the folder $CG_FIXTURE_DIR, made for each ctest invocation (tests/scripts/fixture_dir.sh, which
+# ctest runs both through: the ctest fixture cgsample_e2e_dir), removed after the last of them when both passed, kept
+# and named when one failed.
+# usage: fixture_dir.sh BASE run test_cgsample_e2e.sh BUILD_DIR SOURCE_DIR MPIEXEC [mpi]
 set -eu
 B=$1; S=$2; MPIEXEC=$3; PART=${4:-serial}  # serial or mpi
 PY=/usr/bin/python3
-D=$B/tests/tmp/cgsample_e2e.ctest$PPID
-trap 'rc=$?; [ "$rc" -eq 0 ] || echo "test_cgsample_e2e.sh $PART failed (exit $rc): its files are kept in $D" >&2' EXIT
+D=${CG_FIXTURE_DIR:?run it through tests/scripts/fixture_dir.sh, as ctest does (tests/sampler/CMakeLists.txt)}
 cd "$S"
 # Start-up, paid by each of the ~75 launches: PASSIVE is the policy the tools set for themselves when it is unset
 # (common/omp_env.h; test_omp_env tests it), given here so that the runs do not depend on that; and a process
@@ -51,7 +49,7 @@ stop_when_journaled() {
 }
 
 # The mpirun part (test_cgsample_e2e_mpi, PROCESSORS 2): the runs at tp 2 or dp 2, each compared with the one-process
-# run of the serial part (test_cgsample_e2e, PROCESSORS 1, its fixture) in the folder it leaves; then removes it.
+# run of the serial part (test_cgsample_e2e, PROCESSORS 1, its fixture) in the folder they share.
 if [ "$PART" = mpi ]; then
   for f in greedy1 rows whole; do
     [ -f "$D/$f/samples.jsonl" ] || { echo "no $D/$f/samples.jsonl: test_cgsample_e2e (the serial part) did not run\
@@ -102,11 +100,10 @@ g1, g2 = records("greedy1"), records("greedy2")
 assert [r["text"] for r in g1] == [r["text"] for r in g2], "tp 2 greedy differs from tp 1"
 assert s_g2["tp"] == 2
 PYEOF
-  rm -rf "$D"
   exit 0
 fi
 
-rm -rf "$D"; mkdir -p "$D"
+find "$D" -mindepth 1 -delete  # what an earlier try in this ctest invocation left (ctest --repeat)
 
 "$B/data/cgprep" data.max_rows=300 data.shards_dir="$D/shards" data.tokenizer=train data.tokenizer_vocab_size=400 \
   log.level=warn
