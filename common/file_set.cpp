@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <optional>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -17,7 +16,7 @@
 namespace cg {
 
 void write_file_set(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& files,
-                    const std::string& tmp_suffix, bool hold_signals) {
+                    const std::string& tmp_suffix) {
   const std::filesystem::path d(dir);
   const auto tmp = [&](size_t i) { return (d / (files[i].first + tmp_suffix)).string(); };
   size_t started = 0;  // files whose .tmp may exist
@@ -31,10 +30,9 @@ void write_file_set(const std::string& dir, const std::vector<std::pair<std::str
     throw;
   }
   // Only renames within one folder from here, which need no space. A stop signal (cgeval under Slurm's time limit)
-  // acting between two of them left new files beside old ones: it is held until the last is in place (by the caller,
-  // when it holds them over a larger commit).
-  std::optional<HoldStopSignals> held;
-  if (hold_signals) held.emplace();
+  // acting between two of them left new files beside old ones: it is held until the last is in place (or, when
+  // the caller holds them over a larger commit, until that is: this holder then does nothing).
+  HoldStopSignals held;
   // Fault injection for tests (test_output_dir): CG_TEST_SIGNAL_IN_FILE_SET=N raises signal N after the first rename.
   const char* hook = std::getenv("CG_TEST_SIGNAL_IN_FILE_SET");
   for (size_t i = 0; i < files.size(); ++i) {

@@ -11,10 +11,11 @@ namespace cg {
 // and flushed to disk before any is renamed over its name. A failure while writing (a full disk) removes the
 // temporary files and throws naming the file and what to do; the earlier files stay as they were. A stop signal that
 // comes during the renames is held until the last is done (HoldStopSignals), then acts; a caller whose commit is
-// larger than the set (cgsample: the set, then cifs/) holds them itself over all of it and passes hold_signals =
-// false. A set that several processes may replace at once (a sweep's summary, written by whichever Slurm array task
-// gets there) gives a suffix of its own process (".tmp.<pid>"), so that none renames another's half-written file.
+// larger than the set (cgsample: the set, then cifs/) holds them itself over all of it, and the set's holder within
+// it does nothing (holders nest). A set that several processes may replace at once (a sweep's summary, written by
+// whichever Slurm array task gets there) gives a suffix of its own process (".tmp.<pid>"), so that none renames
+// another's half-written file.
 void write_file_set(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& files,
-                    const std::string& tmp_suffix = ".tmp", bool hold_signals = true);
+                    const std::string& tmp_suffix = ".tmp");
 
 }  // namespace cg

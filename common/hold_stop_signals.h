@@ -17,20 +17,26 @@ inline void hold_stop_signal(int sig) { g_held_stop_signal = sig; }
 // that came is raised, acting as it would have (default: death, ignored, or the earlier handler) with the commit
 // whole. While an exception unwinds (the commit failed: a full disk) it is not raised: the error says what happened
 // and what to do, which dying of the signal would not print.
+// Holders nest: one made while another is held on this thread (write_file_set's, within cgsample's larger commit)
+// does nothing, and its end lets nothing in; the outermost alone holds the signals and acts on them, once all of its
+// commit is whole.
 struct HoldStopSignals {
   static constexpr int kStop[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  static inline thread_local int held_on_this_thread = 0;
+  const bool outermost = held_on_this_thread++ == 0;
   struct sigaction before[std::size(kStop)];
   int unwinding = std::uncaught_exceptions();
   HoldStopSignals() {
+    if (!outermost) return;
     struct sigaction hold = {};
     hold.sa_handler = hold_stop_signal;
     sigemptyset(&hold.sa_mask);
     for (size_t i = 0; i < std::size(kStop); ++i) ::sigaction(kStop[i], &hold, &before[i]);
   }
   ~HoldStopSignals() {
+    --held_on_this_thread;
+    if (!outermost) return;
     for (size_t i = 0; i < std::size(kStop); ++i) ::sigaction(kStop[i], &before[i], nullptr);
-    // Cleared here, not on construction: a holder within another (none in the tools: a commit holds them once)
-    // passes a signal that came before it on to the outer one, whose handler is back by now.
     const int sig = g_held_stop_signal;
     g_held_stop_signal = 0;
     if (sig && std::uncaught_exceptions() == unwinding) std::raise(sig);

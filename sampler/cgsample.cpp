@@ -517,12 +517,11 @@ int run(int argc, char** argv) {
   // cgeval read as whole. It is held, and acts once all is in place (the outputs whole, the journals gone).
   cg::HoldStopSignals held;
   // One set: a full disk at summary.json must not leave a new samples.jsonl beside the earlier run's summary and CIFs.
-  // (Its renames are under `held` already: the set does not hold the signals again.)
+  // (Its renames are under `held` already: the set's own holder nests within it and does nothing.)
   try {
     cg::write_file_set(out.string(), {{"samples.jsonl", jl},
                                       {"summary.json", sum.dump(2, ' ', false,
-                                                                nlohmann::json::error_handler_t::replace) + "\n"}},
-                       ".tmp", /*hold_signals=*/false);
+                                                                nlohmann::json::error_handler_t::replace) + "\n"}});
   } catch (const cg::Error& e) {
     failed_write(e);
   }

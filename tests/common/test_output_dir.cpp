@@ -453,3 +453,38 @@ TEST(HoldStopSignals, ActsOnceTheCommitIsWholeNotDuringIt) {
       },
       ::testing::ExitedWithCode(4), "");
 }
+
+// Holders nest (write_file_set's within cgsample's commit): a stop signal raised within the inner holder is still
+// held once the inner ends, also when the inner ends by an exception that the outer commit handles and goes on
+// from, and acts as the outer ends. (A holder that acted on its own would let the signal in halfway through the
+// outer commit, or drop it with the error that its caller handled.)
+TEST(HoldStopSignals, AnInnerHolderLeavesTheSignalToTheOuter) {
+  EXPECT_EXIT(
+      {
+        {
+          cg::HoldStopSignals outer;
+          {
+            cg::HoldStopSignals inner;
+            std::raise(SIGTERM);
+          }
+          std::fprintf(stderr, "still here after the inner holder\n");
+        }
+        std::exit(0);  // not reached: the held SIGTERM kills as the outer holder goes
+      },
+      ::testing::KilledBySignal(SIGTERM), "still here after the inner holder");
+  EXPECT_EXIT(
+      {
+        {
+          cg::HoldStopSignals outer;
+          try {
+            cg::HoldStopSignals inner;
+            std::raise(SIGTERM);
+            throw std::runtime_error("the disk is full");
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "handled: %s\n", e.what());
+          }
+        }
+        std::exit(0);  // not reached: the outer commit went on, and its end lets the SIGTERM act
+      },
+      ::testing::KilledBySignal(SIGTERM), "handled: the disk is full");
+}
