@@ -363,9 +363,10 @@ constexpr double kInputErrorWaitS = 10;  // for rank 0 to say the same error and
 
 }  // namespace
 
-int run_main(int argc, char** argv, int (*fn)(int, char**)) { return run_main(argc, argv, nullptr, fn); }
+int run_main(int argc, char** argv, int (*fn)(int, char**)) { return detail::run_main(argc, argv, nullptr, fn); }
 
-int run_main(int argc, char** argv, bool (*parse)(int, char**), int (*fn)(int, char**)) {
+int detail::run_main(int argc, char** argv, const std::function<bool(int, char**)>& parse,
+                     const std::function<int(int, char**)>& fn) {
   // --help is answered without MPI: a login node whose MPI cannot start a process alone (or takes half a minute to
   // start its singleton daemon under load) still prints the usage, at once.
   const auto is_help = [](const char* w) { return std::strcmp(w, "--help") == 0 || std::strcmp(w, "-h") == 0; };

@@ -1,6 +1,7 @@
 // MPI runtime: initialised once per process, bootstraps rank/world/local rank; a fatal error on one rank aborts all.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,10 +85,22 @@ class RelayAbortsToRank0 {
 // With a --help or -h word, `fn` runs alone: no MPI (fn must print the usage before it needs MPI).
 int run_main(int argc, char** argv, int (*fn)(int, char**));
 
+namespace detail {
+// run_main's body: `parse` (when given) before MPI_Init, false once it printed --help; then `fn` under MPI.
+int run_main(int argc, char** argv, const std::function<bool(int, char**)>& parse,
+             const std::function<int(int, char**)>& fn);
+}  // namespace detail
+
 // The same, with the command line read by `parse` before MPI_Init, so that a wrong option fails at once, without an
 // MPI start (seconds on a loaded machine; a failure on a login node whose MPI cannot start a process alone). `parse`
-// throws cg::InputError for a wrong command line (said once under mpirun, as above) and returns false once it has
-// printed --help (the tool exits 0); `fn` then runs under MPI with what `parse` stored.
-int run_main(int argc, char** argv, bool (*parse)(int, char**), int (*fn)(int, char**));
+// throws cg::InputError for a wrong command line (said once under mpirun, as above) and returns nullopt once it has
+// printed --help (the tool exits 0); `fn` then runs under MPI with what `parse` returned.
+template <class T>
+int run_main(int argc, char** argv, std::optional<T> (*parse)(int, char**), int (*fn)(T&)) {
+  std::optional<T> parsed;
+  return detail::run_main(
+      argc, argv, [&](int c, char** v) { return (parsed = parse(c, v)).has_value(); },
+      [&](int, char**) { return fn(*parsed); });
+}
 
 }  // namespace cg::dist

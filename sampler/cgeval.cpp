@@ -92,34 +92,31 @@ cg::InvarianceResult invariance(const cg::Config& c) {
 }
 #endif
 
-std::optional<cg::Config> g_cfg;  // parse's
-
-// Before MPI_Init (run_main): a wrong command line or config costs no MPI start. False: it printed --help.
-bool parse(int argc, char** argv) {
-  g_cfg = cg::parse_cli(argc, argv, "cgeval",
-                        "Evaluate crystals: structural/compositional validity, uniqueness, novelty, distributions; "
-                        "eval.invariance=true: the model's log-likelihood invariance check.");
-  return g_cfg.has_value();
+// Before MPI_Init (run_main): a wrong command line or config costs no MPI start. nullopt: it printed --help.
+std::optional<cg::Config> parse(int argc, char** argv) {
+  return cg::parse_cli(argc, argv, "cgeval",
+                       "Evaluate crystals: structural/compositional validity, uniqueness, novelty, distributions; "
+                       "eval.invariance=true: the model's log-likelihood invariance check.");
 }
 
-int run(int argc, char** argv) {
-  const std::optional<cg::Config>& cfg = g_cfg;
+int run(cg::Config& cfg) {
 #ifdef CG_EVAL_WITH_MODEL
-  const auto& rt = cg::dist::init_runtime(&argc, &argv);
+  const auto& rt = cg::dist::runtime();
   const int rank = rt.rank, world = rt.world;
 #else
   const int rank = 0, world = 1;
 #endif
-  cg::init_logging(rank, world, cfg->log.level);
+  cg::init_logging(rank, world, cfg.log.level);
 #ifdef CG_EVAL_WITH_MODEL
-  cg::check_ranks_agree(*cfg, "cgeval");  // before eval.invariance decides which ranks take part in the model's collectives
+  // Before eval.invariance decides which ranks take part in the model's collectives.
+  cg::check_ranks_agree(cfg, "cgeval");
 #endif
-  const cg::EvalConfig& e = cfg->eval;
+  const cg::EvalConfig& e = cfg.eval;
 
   std::string inv_json, inv_md;
   if (e.invariance) {
 #ifdef CG_EVAL_WITH_MODEL
-    const cg::InvarianceResult r = invariance(*cfg);
+    const cg::InvarianceResult r = invariance(cfg);
     inv_json = cg::invariance_json(r);
     inv_md = cg::invariance_markdown(r);
     spdlog::info("cgeval: invariance: mean |dLL| {:.3f} nats when atoms are permuted ({} crystals), {} when two "
@@ -168,15 +165,15 @@ int run(int argc, char** argv) {
     spdlog::info("cgeval: {} holds infill records only: the generation rates read n/a, and the references "
                  "(eval.train_csv, eval.ref_csv) are not read", e.input);
   std::vector<cg::Crystal> train, ref;
-  const std::string train_csv = cg::resolve_csv(e.train_csv, *cfg), ref_csv = cg::resolve_csv(e.ref_csv, *cfg);
+  const std::string train_csv = cg::resolve_csv(e.train_csv, cfg), ref_csv = cg::resolve_csv(e.ref_csv, cfg);
   // A reference that reads as nothing would make every crystal novel and every distance n/a: refused. Rows that do
   // not read are said (the reference is smaller than the file).
-  const cg::SiteOrder order = cg::parse_site_order(cfg->data.site_order);
+  const cg::SiteOrder order = cg::parse_site_order(cfg.data.site_order);
   const auto read_reference = [&](const std::string& path, const char* key, const char* what) {
     CG_CHECK(fs::exists(path), "{}: {} does not exist from {} (relative paths are read from the folder cgeval runs "
              "in); give the path of a CSV or CIF folder, or set {}= to skip the {}", key, path,
              fs::current_path().string(), key, what);
-    cg::Mp20Split split = cg::read_mp20(path, 0, false, cg::data_csv_columns(path, cfg->data), order);
+    cg::Mp20Split split = cg::read_mp20(path, 0, false, cg::data_csv_columns(path, cfg.data), order);
     CG_CHECK(!split.crystals.empty(), "{} {} holds no crystal that reads ({} rows skipped{}{}): give a CSV in CDVAE "
              "layout or a folder of CIFs, or set {}= to skip the {}", key, path, split.skipped.size(),
              split.skipped.empty() ? "" : "; the first: ",
@@ -222,7 +219,8 @@ int main(int argc, char** argv) { return cg::dist::run_main(argc, argv, parse, r
 #else
 int main(int argc, char** argv) {
   try {
-    return parse(argc, argv) ? run(argc, argv) : 0;
+    std::optional<cg::Config> cfg = parse(argc, argv);
+    return cfg ? run(*cfg) : 0;
   } catch (const std::exception& ex) {
     spdlog::error("cgeval: {}", ex.what());
     return 1;

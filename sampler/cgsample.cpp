@@ -240,18 +240,13 @@ cg::SampleRecord to_record(const Config& c, size_t i, const SampleJob& job, cons
   return r;
 }
 
-std::optional<Config> g_cfg;  // parse's
-
-// Before MPI_Init (run_main): a wrong command line or config costs no MPI start. False: it printed --help.
-bool parse(int argc, char** argv) {
-  g_cfg = cg::parse_cli(argc, argv, "cgsample", "Generate crystals (or infill elements) with a KV cache and grammar.");
-  return g_cfg.has_value();
+// Before MPI_Init (run_main): a wrong command line or config costs no MPI start. nullopt: it printed --help.
+std::optional<Config> parse(int argc, char** argv) {
+  return cg::parse_cli(argc, argv, "cgsample", "Generate crystals (or infill elements) with a KV cache and grammar.");
 }
 
-int run(int argc, char** argv) {
-  const std::optional<Config>& cfg = g_cfg;
-  const auto& rt = cg::dist::init_runtime(&argc, &argv);
-  const Config& c = *cfg;
+int run(Config& c) {
+  const auto& rt = cg::dist::runtime();
   cg::init_logging(rt.rank, rt.world, c.log.level, c.log.all_ranks);
   cg::check_ranks_agree(c, "cgsample");
   cg::check_sample_settings(c);  // a bad sample.formula costs no file read, no device, no model

@@ -2,6 +2,7 @@
 //   cgexport RUN_DIR [--step N] --out DIR [--merge] [--base HF_DIR] [--dtype fp32|bf16|fp16]
 #include <CLI/CLI.hpp>
 #include <filesystem>
+#include <optional>
 #include <spdlog/spdlog.h>
 
 #include "common/cli_usage.h"
@@ -11,11 +12,9 @@
 
 namespace {
 
-cg::ExportOptions g_options;
-
-// Before MPI_Init (run_main): a wrong option costs no MPI start.
-bool parse_cgexport(int argc, char** argv) {
-  cg::ExportOptions& o = g_options;
+// Before MPI_Init (run_main): a wrong option costs no MPI start. nullopt: it printed --help.
+std::optional<cg::ExportOptions> parse_cgexport(int argc, char** argv) {
+  cg::ExportOptions o;
   CLI::App app{"Export a cgtrain run: PEFT adapter (adapter_model.safetensors + adapter_config.json), and with "
                "--merge a Hugging Face checkpoint with the adapter folded into the weights."};
   app.formatter(std::make_shared<cg::UsageLine>(
@@ -31,11 +30,11 @@ bool parse_cgexport(int argc, char** argv) {
   app.add_option("--dtype", o.dtype, "fp32 | bf16 | fp16 for the adapter and the written weights (default: the "
                  "adapter fp32, a merged checkpoint in the base's own dtype, e.g. fp16 for Meta's LLaMA-2)")
       ->check(cg::one_of({"fp32", "bf16", "fp16"}));
-  return cg::parse_options(app, argc, argv, "cgexport");
+  if (!cg::parse_options(app, argc, argv, "cgexport")) return std::nullopt;
+  return o;
 }
 
-int cgexport_main(int, char**) {
-  const cg::ExportOptions& o = g_options;
+int cgexport_main(cg::ExportOptions& o) {
   cg::init_logging(0, 1);
   const std::string ck = cg::export_run(o);
   const bool adapter = o.merge && std::filesystem::exists(std::filesystem::path(o.out) / "adapter");

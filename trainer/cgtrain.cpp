@@ -91,20 +91,14 @@ bool is_plan(int argc, char** argv) {
   return std::any_of(argv, argv + argc, [](const char* w) { return std::strcmp(w, "--plan") == 0; });
 }
 
-std::optional<cg::Config> g_cfg;  // parse_cgtrain's
-
-// Before MPI_Init (run_main): a wrong command line or config costs no MPI start. False: it printed --help. --plan
-// reads its own (plan_main).
-bool parse_cgtrain(int argc, char** argv) {
-  if (is_plan(argc, argv)) return true;
+// Before MPI_Init (run_main): a wrong command line or config costs no MPI start. nullopt: it printed --help.
+std::optional<cg::Config> parse_cgtrain(int argc, char** argv) {
   Args a = parse_args(argc, argv);
-  g_cfg = parse_config(a);
-  return g_cfg.has_value();
+  return parse_config(a);
 }
 
-int cgtrain_main(int argc, char** argv) {
-  if (is_plan(argc, argv)) return plan_main(argc, argv);
-  const int rc = cg::train(*g_cfg);
+int cgtrain_main(cg::Config& cfg) {
+  const int rc = cg::train(cfg);
   // Every rank agreed to stop: exit with the preemption (or Ctrl-C) code without run_main's abort (MPI finalises at
   // exit).
   if (rc == cg::kExitPreempted || rc == cg::kExitInterrupted) std::exit(rc);
@@ -124,5 +118,6 @@ int main(int argc, char** argv) {
   // come up (minutes at 70B) is kept and answered after the first step (save, exit 75) instead of killing the rank
   // with nothing requeued.
   cg::install_preempt_handlers();
+  if (is_plan(argc, argv)) return cg::dist::run_main(argc, argv, plan_main);  // it reads its own command line
   return cg::dist::run_main(argc, argv, parse_cgtrain, cgtrain_main);
 }
