@@ -21,6 +21,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "common/durable_file.h"
 #include "common/error.h"
@@ -307,6 +308,23 @@ void write_export(const ExportOptions& o, const CheckpointInfo& ck, const Config
   }
 }
 
+// export_run's staging folder in --out, made empty (an earlier failed export's removed). Whatever ends the export
+// before the folder is renamed into place (a full disk, any error) removes it on the way out; once renamed, there
+// is nothing left to remove.
+struct StagingFolder {
+  const std::string path;
+  explicit StagingFolder(std::string p) : path(std::move(p)) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~StagingFolder() {
+    std::error_code ec;  // an error already on its way is what the user needs to see
+    fs::remove_all(path, ec);
+  }
+  StagingFolder(const StagingFolder&) = delete;
+  StagingFolder& operator=(const StagingFolder&) = delete;
+};
+
 // Moves what `stage` holds into `out`, replacing entries of the same name (and every weight file of an earlier HF
 // export when this one has weights: its shard count may differ), then removes `stage`. Renames within one folder:
 // no disk space needed. A stop signal (Slurm's TERM at the time limit, a Ctrl-C) that comes meanwhile would leave some
@@ -555,27 +573,22 @@ std::string export_run(const ExportOptions& given) {
   finish_unfinished_export(o.out);
   check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);
   // Everything is written into a staging folder inside --out and moved into place at the end: a failed export (a
-  // full disk) leaves an earlier export in the folder as it was.
-  const std::string dir = o.out + "/" + kExportStaging;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  try {
-    write_export(o, ck, cfg, lc, shapes, asked, full, dir);
-  } catch (const IoError& e) {  // a full disk: the file, the OS reason, and what to change (--out), not the advice
-    std::error_code ec;        // of a bare file write ("write elsewhere")
-    fs::remove_all(dir, ec);
-    CG_FAIL("cgexport: {}; {} (nothing in {} was replaced: an earlier export there is kept as it was)", e.failure,
-            io_advice(e.err, "give --out another folder"), o.out);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-    throw;
-  }
-  // Whole: renamed in one step to the name that says so, then moved in. Killed during the moves, the folder keeps
-  // the rest there, readers refuse it (check_no_unfinished_export), and the next cgexport into it finishes the move.
+  // full disk) leaves an earlier export in the folder as it was. Whole, the staging folder is renamed in one step to
+  // the name that says so, then moved in. Killed during the moves, the folder keeps the rest there, readers refuse it
+  // (check_no_unfinished_export), and the next cgexport into it finishes the move.
   const std::string moving = o.out + "/" + kExportMovingDir;
-  fsync_path(dir, /*directory=*/true);
-  fs::rename(dir, moving);
+  {
+    const StagingFolder stage(o.out + "/" + kExportStaging);
+    try {
+      write_export(o, ck, cfg, lc, shapes, asked, full, stage.path);
+    } catch (const IoError& e) {  // a full disk: the file, the OS reason, and what to change (--out), not the advice
+                                  // of a bare file write ("write elsewhere")
+      CG_FAIL("cgexport: {}; {} (nothing in {} was replaced: an earlier export there is kept as it was)", e.failure,
+              io_advice(e.err, "give --out another folder"), o.out);
+    }
+    fsync_path(stage.path, /*directory=*/true);
+    fs::rename(stage.path, moving);
+  }
   fsync_path(o.out, /*directory=*/true);
   commit_export(moving, o.out);
   made.keep();
