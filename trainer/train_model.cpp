@@ -13,7 +13,6 @@
 #include <set>
 
 #include "common/error.h"
-#include "common/input_error.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "data/sp_model.h"
@@ -73,9 +72,7 @@ void check_ranks_agree(const model::LlamaConfig& lc) {
 }
 
 std::string agreed_base_sample(const std::string& hf_dir) {
-  // Every rank reads the same folder here, before the comparison: one that is not there is said once.
-  const std::string mine =
-      hf_dir.empty() ? "" : every_rank_alike([&] { return model::sample_base(hf_dir).to_json(); });
+  const std::string mine = hf_dir.empty() ? "" : model::sample_base(hf_dir).to_json();
   dist::check_same_as_rank0(mine, "copy of the base weights (model.hf_dir " + hf_dir + ")",
                             [&](const std::string& first, const std::string& here) {
     return model::base_sample_difference(model::BaseSample::from_json(first, "rank 0's base sample"),

@@ -53,7 +53,10 @@ void check_ranks_agree(const model::LlamaConfig& lc);
 void check_base_tokenizer(const std::string& hf_dir, const std::string& tok_path, const std::string& whose,
                           const std::function<std::string(const std::string&)>& fix, bool warn_if_none = true);
 // model::sample_base(hf_dir) as JSON, the same on every rank or an error on every rank naming the first whose copy
-// of the base (under the same path on its node) holds other weights. "" for an empty hf_dir. Collective.
+// of the base (under the same path on its node) holds other weights. "" for an empty hf_dir. Collective. Every rank
+// reads the same folder at the same point, so a caller runs it under every_rank_alike (common/input_error.h) for a
+// folder that is not there, or another copy, to be said once (cgtrain's read_train_inputs, the sampler's
+// check_base_folder).
 std::string agreed_base_sample(const std::string& hf_dir);
 
 // Builds the model on `device` in the fixed order above. lora.init_adapter (a PEFT folder) is loaded into the fresh

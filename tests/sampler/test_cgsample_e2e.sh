@@ -72,6 +72,18 @@ if [ "$PART" = mpi ]; then
     sample.out_dir="$D/gone_dp2" sample.conditions_from="$D/no_such_rows.csv" >"$D/gone_dp2.err" 2>&1 || rc=$?
   if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then echo "a missing conditions_from at 2 ranks: exit $rc" >&2; exit 1; fi
   grep -q "\[rank 0\] fatal: .*no_such_rows.csv" "$D/gone_dp2.err"
+  # A base folder every rank reads alike and finds broken (its weights file gone; the ranks' copies of the base are
+  # sampled and compared, check_base_folder) is said once, by rank 0, not by each rank.
+  mkdir -p "$D/hf_noweights" && cp "$D/hf/config.json" "$D/hf_noweights/"
+  rc=0
+  timeout 120 "$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" \
+    sample.out_dir="$D/noweights_dp2" model.hf_dir="$D/hf_noweights" >"$D/noweights_dp2.err" 2>&1 || rc=$?
+  if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || [ "$(grep -c "fatal:" "$D/noweights_dp2.err")" -ne 1 ] ||
+     ! grep -q "\[rank 0\] fatal: .*hf_noweights has no model.safetensors" "$D/noweights_dp2.err"; then
+    echo "a base without weights at 2 ranks: exit $rc, expected one 'fatal:' line, by rank 0:" >&2
+    cat "$D/noweights_dp2.err" >&2
+    exit 1
+  fi
   # At dp 2 under mpirun, stopped as Slurm stops a job step (USR1 to mpirun): each dp group has journaled what it
   # finished, and a run at dp 1 goes on from both groups' journals to the same samples.
   "$MPIEXEC" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$B/sampler/cgsample" "$@" $RESUME \
