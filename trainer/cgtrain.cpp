@@ -72,7 +72,7 @@ std::optional<cg::Config> parse_config(Args& a) {
                        "when the config or the command line is wrong.");
 }
 
-// One process, no job: an error is said plainly (not as a rank's fatal error) and exits 2.
+// One process, no job and no MPI: an error is said plainly (not as a rank's fatal error) and exits 2.
 int plan_main(int argc, char** argv) {
   try {
     Args a = parse_args(argc, argv);
@@ -114,10 +114,16 @@ __attribute__((section(".preinit_array"), used)) void (*const g_hold_at_start)(i
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --plan starts no MPI: it plans from the config alone (its grid is parallel.tp x parallel.dp, not the launch's
+  // world), so a login node whose MPI cannot start a process still plans. It has nothing to save when stopped: the
+  // stop signals held since start act as they would (a Ctrl-C ends it).
+  if (is_plan(argc, argv)) {
+    cg::release_stop_signals();
+    return plan_main(argc, argv);
+  }
   // Preemption handlers before anything else: a SIGUSR1/SIGTERM while MPI, the communicators or the base weights
   // come up (minutes at 70B) is kept and answered after the first step (save, exit 75) instead of killing the rank
   // with nothing requeued.
   cg::install_preempt_handlers();
-  if (is_plan(argc, argv)) return cg::dist::run_main(argc, argv, plan_main);  // it reads its own command line
   return cg::dist::run_main(argc, argv, parse_cgtrain, cgtrain_main);
 }
