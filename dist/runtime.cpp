@@ -164,9 +164,12 @@ void check_same_as_rank0(const std::string& text, const std::string& what,
     }
   }
   why = broadcast_string(why, differs);
-  CG_FAIL("rank {} was given another {} than rank 0{}{}: every rank of a job must run the same tool with the same "
-          "config file and overrides, and read the same model.hf_dir (its config.json and weights): a node with its own "
-          "copy of a file that differs, or mpirun's MPMD ':' with other arguments, does not", differs, what, why.empty() ? "" : ": ", why);
+  // The same words on every rank, which all throw here: an InputError, said once, by rank 0 (run_main).
+  throw InputError(fmt::format("rank {} was given another {} than rank 0{}{}: every rank of a job must run the same "
+                               "tool with the same config file and overrides, and read the same model.hf_dir (its "
+                               "config.json and weights): a node with its own copy of a file that differs, or "
+                               "mpirun's MPMD ':' with other arguments, does not", differs, what,
+                               why.empty() ? "" : ": ", why));
 }
 
 std::string rank0_text(const std::function<std::string()>& make) {

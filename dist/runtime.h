@@ -31,6 +31,7 @@ std::string duplicate_gpu_message(const std::vector<std::string>& ids);
 // Collective over all ranks: every rank gives `text` (its resolved config, its model's config.json, ...). When a
 // rank's differs from rank 0's, throws on every rank (none hangs in a later collective, none trains on its own
 // settings) naming the lowest such rank and describe(rank0_text, its_text), computed there. `what` names the text.
+// The error is a cg::InputError, the same words on every rank: run_main prints it once, from rank 0.
 void check_same_as_rank0(const std::string& text, const std::string& what,
                          const std::function<std::string(const std::string&, const std::string&)>& describe);
 

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "common/input_error.h"
 #include "dist/mpi_comm.h"
 #include "dist/parallel_dims.h"
 #include "dist/runtime.h"
@@ -41,7 +42,8 @@ TEST(Runtime, MatchesWorldComm) {
 }
 
 // Every rank throws when one rank's text is not rank 0's, with the lowest such rank's own description of it (long
-// texts too: the broadcast is chunked by length); the same text everywhere passes on every rank.
+// texts too: the broadcast is chunked by length); the same text everywhere passes on every rank. The error is an
+// InputError, so that run_main says it once, from rank 0 (each rank said it).
 TEST(Runtime, CheckSameAsRank0FailsOnEveryRankNamingTheFirstThatDiffers) {
   const auto& rt = cg::dist::runtime();
   const std::string big(3 << 20, 'x');
@@ -58,7 +60,7 @@ TEST(Runtime, CheckSameAsRank0FailsOnEveryRankNamingTheFirstThatDiffers) {
              std::to_string(text.size()) + " bytes)";
     });
     ADD_FAILURE() << "no throw on rank " << rt.rank;
-  } catch (const cg::Error& e) {
+  } catch (const cg::InputError& e) {
     const std::string want = "rank " + std::to_string(first) + " was given another config than rank 0: asked on rank " +
                              std::to_string(first) + " (" + std::to_string(big.size()) + " vs " +
                              std::to_string(big.size() + 2) + " bytes)";
