@@ -1,11 +1,16 @@
 // cg::Error: CG_CHECK's message carries file:line first; message_of gives it back without them for a rethrow that
-// adds context, and leaves other messages as they are.
+// adds context, and leaves other messages as they are. every_rank_alike turns the errors of an input (a cg::Error, a
+// std::filesystem error on a path) into InputError, said once under mpirun, and lets others pass.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
+#include <new>
 #include <string>
 
 #include "common/error.h"
+#include "common/input_error.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -29,6 +34,29 @@ TEST(Error, CheckPutsFileAndLineFirstAndMessageOfDropsThem) {
   // Wrapped twice: only the outer prefix goes.
   EXPECT_EQ(cg::message_of(cg::Error("inject.cpp:94: PEFT adapter a: lora.cpp:140: shape")),
             "PEFT adapter a: lora.cpp:140: shape");
+}
+
+TEST(EveryRankAlike, InputErrorsBecomeInputErrorAndOthersPass) {
+  EXPECT_EQ(cg::every_rank_alike([] { return 7; }), 7);
+  try {
+    cg::every_rank_alike([] { CG_FAIL("tokenizer t.model does not exist"); });
+    ADD_FAILURE() << "no throw";
+  } catch (const cg::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer t.model does not exist"), std::string::npos) << e.what();
+  }
+  // A symbolic link to itself: std::filesystem::exists throws (ELOOP), naming the path last, without a fix.
+  const cg::test::TempDir dir("cg_loop");
+  std::filesystem::create_symlink(dir.path / "loop", dir.path / "loop");
+  const std::string path = (dir.path / "loop" / "tokenizer.model").string();
+  try {
+    cg::every_rank_alike([&] { return std::filesystem::exists(path); });
+    ADD_FAILURE() << "no throw for " << path;
+  } catch (const cg::InputError& e) {
+    EXPECT_EQ(std::string(e.what()), "cannot look at " + path + ": Too many levels of symbolic links; correct the "
+              "setting that names this path, or the path itself (a symbolic link that loops, a folder without "
+              "permission)");
+  }
+  EXPECT_THROW(cg::every_rank_alike([]() -> int { throw std::bad_alloc(); }), std::bad_alloc);
 }
 
 }  // namespace

@@ -46,6 +46,10 @@ input_file_part() {
   once "no 'train' shards in '$s/empty'" data.shards_dir="$s/empty" data.tokenizer="$s/shards/tokenizer.model"
   once "checkpoint folder $s/nohf does not exist (model.hf_dir)" data.shards_dir="$s/shards" model.hf_dir="$s/nohf"
   once "$s/badhf/config.json is not valid JSON" data.shards_dir="$s/shards" model.hf_dir="$s/badhf"
+  # A path std::filesystem cannot look at (a symbolic link to itself): said with the path and what to correct.
+  ln -s "$s/loop" "$s/loop" &&
+    once "cannot look at $s/loop/tokenizer.model: Too many levels of symbolic links; correct the setting" \
+      data.shards_dir="$s/loop"
   # The adapter folder is checked before the base's weights are read (there are none in noweights/).
   mkdir -p "$s/noweights" && printf '{"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
     "num_key_value_heads": 4, "num_hidden_layers": 2, "rms_norm_eps": 1e-05, "vocab_size": 512,
