@@ -13,6 +13,12 @@ struct InputError : Error {
   using Error::Error;
 };
 
+// A failed call of this process into MPI, NCCL or CUDA (CG_CHECK_MPI and its kin, dist/check.h): its own trouble,
+// not its input's, so every_rank_alike lets it pass and its rank says it at once, not after run_main's wait.
+struct CallError : Error {
+  using Error::Error;
+};
+
 // What a std::filesystem call said of a path the config names (a symbolic link that loops, a folder this user may
 // not enter): libstdc++'s "filesystem error: status: ..." names neither the fix nor, first, the path.
 inline std::string path_error_message(const std::filesystem::filesystem_error& e) {
@@ -24,15 +30,17 @@ inline std::string path_error_message(const std::filesystem::filesystem_error& e
 
 // f(), with its cg::Error turned into an InputError: for checks every rank makes alike, on the files the config
 // names (the same path on every rank, checked at the same point of the launch, before any rank can take another
-// way). So is a std::filesystem error on such a path (path_error_message). Other exceptions (out of memory, a
-// device's) are no input's, and pass. A file missing on some nodes only (node-local disks) is still said by a rank
-// that lacks it: rank 0 says its own at once; another rank says its own after run_main's wait, when rank 0 has not
-// ended the job.
+// way). So is a std::filesystem error on such a path (path_error_message). Other exceptions (a CallError, out of
+// memory, a device's) are no input's, and pass. A file missing on some nodes only (node-local disks) is still said
+// by a rank that lacks it: rank 0 says its own at once; another rank says its own after run_main's wait, when rank 0
+// has not ended the job.
 template <class F>
 auto every_rank_alike(F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const InputError&) {
+    throw;
+  } catch (const CallError&) {
     throw;
   } catch (const Error& e) {
     throw InputError(e.what());

@@ -52,6 +52,11 @@ std::string mpi_error_string(int code) {
   if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) return fmt::format("MPI error {}", code);
   return std::string(buf, static_cast<size_t>(len));
 }
+
+void throw_call_error(const char* file, int line, const std::string& msg) {
+  const char* base = std::strrchr(file, '/');
+  throw CallError(fmt::format("{}:{}: {}", base ? base + 1 : file, line, msg));
+}
 }  // namespace detail
 
 namespace {

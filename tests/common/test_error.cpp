@@ -1,6 +1,7 @@
 // cg::Error: CG_CHECK's message carries file:line first; message_of gives it back without them for a rethrow that
 // adds context, and leaves other messages as they are. every_rank_alike turns the errors of an input (a cg::Error, a
-// std::filesystem error on a path) into InputError, said once under mpirun, and lets others pass.
+// std::filesystem error on a path) into InputError, said once under mpirun, and lets others (a failed MPI call, out of
+// memory) pass.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -56,6 +57,8 @@ TEST(EveryRankAlike, InputErrorsBecomeInputErrorAndOthersPass) {
               "setting that names this path, or the path itself (a symbolic link that loops, a folder without "
               "permission)");
   }
+  // A failed MPI, NCCL or CUDA call (dist/check.h) is its rank's own, said at once: it stays a CallError.
+  EXPECT_THROW(cg::every_rank_alike([] { throw cg::CallError("mpi_comm.cpp:1: MPI call failed"); }), cg::CallError);
   EXPECT_THROW(cg::every_rank_alike([]() -> int { throw std::bad_alloc(); }), std::bad_alloc);
 }
 

@@ -8,6 +8,8 @@
 # MODE=early_env: the same alone, under the variables of each launcher in turn: the first one set names the rank.
 # MODE=input: on 3 ranks, every rank fails with the same InputError: it is printed once, by rank 0.
 # MODE=input1: on 3 ranks, rank 1 alone fails with an InputError: its message is printed, once, by rank 1.
+# MODE=mpi1: an MPI call fails on rank 1 alone inside every_rank_alike, with the relay on: rank 1 says it and rank 0
+# ends the job within 5 s of the failure (it waited run_main's 10 s for rank 0 to say it, as an InputError).
 if(MODE STREQUAL "alone")
   execute_process(COMMAND ${DEMO} throw TIMEOUT ${TIMEOUT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 elseif(MODE STREQUAL "early_env")
@@ -68,6 +70,20 @@ elseif(MODE MATCHES "^input")  # one line: who failed, or rank 0 for all
   endif()
   if(NOT "${err}" MATCHES "abort cleanup ran on rank ${_who}")
     message(FATAL_ERROR "expected 'abort cleanup ran on rank ${_who}' on stderr")
+  endif()
+  return()
+elseif(MODE STREQUAL "mpi1")
+  string(TIMESTAMP _end "%s" UTC)
+  if(NOT "${err}" MATCHES "failing at ([0-9]+)")
+    message(FATAL_ERROR "expected rank 1's 'failing at <seconds>' on stderr")
+  endif()
+  math(EXPR _took "${_end} - ${CMAKE_MATCH_1}")
+  if(NOT "${err}" MATCHES "\\[rank 1\\] fatal: [^\n]*MPI call failed: MPI_Bcast" OR
+     NOT "${err}" MATCHES "\\[rank 0\\] fatal: rank 1 failed, ending the job: [^\n]*MPI call failed")
+    message(FATAL_ERROR "expected rank 1's failed MPI_Bcast, said by rank 1 and by rank 0 as it ended the job")
+  endif()
+  if(_took GREATER 5)
+    message(FATAL_ERROR "the job ended ${_took} s after rank 1's MPI call failed, expected at once")
   endif()
   return()
 elseif(MODE STREQUAL "early")  # each rank's own line; nothing was set up to clean

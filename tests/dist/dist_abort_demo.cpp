@@ -5,14 +5,21 @@
 // `early` fails before MPI starts: each rank still names itself (from the launcher's environment).
 // `input`: every rank fails with the same InputError (as a bad config key does): rank 0 alone says it.
 // `input1`: rank 1 alone fails with an InputError while the others wait: rank 1 says it (after run_main's wait).
-// Usage: mpirun -np 2 dist_abort_demo throw|exit|relay|early|input|input1, or dist_abort_demo throw
+// `mpi1`: as cgtrain's launch (every_rank_alike, RelayAbortsToRank0), an MPI call fails on rank 1 alone: it is said at
+// once, not after run_main's wait; rank 1 prints "failing at <seconds since the epoch>" first, for the timing.
+// Usage: mpirun -np 2 dist_abort_demo throw|exit|relay|early|input|input1|mpi1, or dist_abort_demo throw
 // (checked by check_abort.cmake)
+#define OMPI_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <string>
 
 #include "common/error.h"
 #include "common/input_error.h"
+#include "dist/check.h"
 #include "dist/mpi_comm.h"
 #include "dist/runtime.h"
 
@@ -23,7 +30,13 @@ int demo(int argc, char** argv) {
   auto world = cg::dist::make_mpi_world_comm();
   // relay: rank 1's error reaches rank 0, which runs its cleanup (and says so) before the job ends.
   std::optional<cg::dist::RelayAbortsToRank0> relay;
-  if (mode == "relay") relay.emplace();
+  if (mode == "relay" || mode == "mpi1") relay.emplace();
+  if (mode == "mpi1" && world->rank() == 1) {
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    std::fprintf(stderr, "failing at %.3f\n", now);
+    int x = 0;
+    cg::every_rank_alike([&] { CG_CHECK_MPI(MPI_Bcast(&x, -1, MPI_INT, 0, MPI_COMM_WORLD)); });  // a count < 0
+  }
   if (mode == "input") throw cg::InputError("deliberate input error, the same on every rank");
   if (mode == "input1" && world->rank() == 1) throw cg::InputError("deliberate input error on rank 1 only");
   if (world->rank() == 1 || world->size() == 1) {
