@@ -69,6 +69,15 @@ RankFile open_rank_file(const std::string& step_dir, int rank) {
   return r;
 }
 
+// The rank file's TrainState, its errors naming the file (a resume reads several; which one is damaged?).
+TrainState train_state_of(const RankFile& r) {
+  try {
+    return TrainState::from_json(r.train_state);
+  } catch (const Error& e) {
+    CG_FAIL("{}: {}", r.file->path(), message_of(e));
+  }
+}
+
 // The full tensor `key` (a "param/<name>" or "optim/<name>.<slot>") from the tp shards of one dp replica, trimmed to
 // the parameter's full shape (drops vocab padding).
 at::Tensor full_from_shards(const std::vector<RankFile>& shards, const std::string& key, const std::string& name) {
@@ -111,7 +120,7 @@ void write_rank_checkpoint(const std::string& dir, const TrainModel& m, const Ad
 }
 
 TrainState read_checkpoint_train_state(const CheckpointInfo& ckpt) {
-  return TrainState::from_json(open_rank_file(ckpt.path, 0).train_state);
+  return train_state_of(open_rank_file(ckpt.path, 0));
 }
 
 TrainState load_rank_checkpoint(const CheckpointInfo& ckpt, TrainModel& m, AdamW& opt,
@@ -129,7 +138,7 @@ TrainState load_rank_checkpoint(const CheckpointInfo& ckpt, TrainModel& m, AdamW
   const std::string& mode = files[0].mode;
   CG_CHECK(mode == (m.full_param ? "full" : "lora"), "{} was written in {} mode but this run has lora.enabled={}; "
            "use the same lora.enabled or a fresh train.run_dir", ckpt.path, mode, m.full_param ? "false" : "true");
-  TrainState st = TrainState::from_json(files[0].train_state);
+  TrainState st = train_state_of(files[0]);
 
   for (const auto& p : m.trainable)
     CG_CHECK(files[0].shards.contains(p.name), "{} has no tensor {}: it was written with other lora.targets / "

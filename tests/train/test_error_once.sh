@@ -33,6 +33,14 @@ once() {  # words rank 0's one 'fatal:' line must hold, then the overrides; the 
     { echo "cgtrain $* on $np ranks: rc $rc, $n 'fatal:' lines, expected one from rank 0 with '$want': $err"; exit 1; }
 }
 
+damage_train_state() {  # run folder, rank file: '{' of its train_state becomes '[', the manifest's checksum follows
+  local f=$1/checkpoints/step-1/$2 old new
+  old=$(sha256sum "$f" | cut -d' ' -f1)
+  LC_ALL=C sed -i 's/"train_state":"{/"train_state":"[/' "$f" && new=$(sha256sum "$f" | cut -d' ' -f1) &&
+    [ "$old" != "$new" ] && sed -i "s/$old/$new/" "$1/checkpoints/step-1/manifest.json" ||
+    { echo "could not damage $f"; exit 1; }
+}
+
 # No tokenizer (data.shards_dir without one), no train shards, a model.hf_dir that does not exist or whose config.json
 # is not JSON, no lora.init_adapter. Each rank runs in its own folder, r0 to r2, so that a relative path can name a
 # file rank 0 alone has (node-local disks).
@@ -91,6 +99,11 @@ resume_part() {
   once "the trained adapter would sit on another base" "${resume[@]}" model.hf_dir="$s/hfb"
   once "cannot go on with lora.r" "${resume[@]}" model.hf_dir="$s/hfa" lora.r=8
   once "loader state has seed 0, this run 5" "${resume[@]}" model.hf_dir="$s/hfa" train.seed=5
+  # A rank file whose train state is damaged where its checksum does not tell (the manifest agrees with it): every
+  # rank reads rank-00000's before the model is built, and the line names that file.
+  cp -r "$s/run" "$s/run3" && damage_train_state "$s/run3" rank-00000.safetensors
+  once "$s/run3/checkpoints/step-1/rank-00000.safetensors: train state is not valid JSON" train.run_dir="$s/run3" \
+    train.steps=2 model.hf_dir="$s/hfa"
   # A manifest edited by hand: rank 0 alone verifies the step folders and refuses.
   cp -r "$s/run" "$s/run2" && printf '{"magic": ' >"$s/run2/checkpoints/step-1/manifest.json"
   once "none can be resumed" train.run_dir="$s/run2" train.steps=2 model.hf_dir="$s/hfa"
