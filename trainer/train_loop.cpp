@@ -628,7 +628,10 @@ int train(const Config& given) {
   };
 
   if (cfg.train.val_every > 0 && st.step == 0) validate();
-  // Training starts: the run folder is the run's from here, whatever happens (its metrics say how far it got).
+  // Training starts: the run folder is the run's from here, whatever happens (its metrics say how far it got). Rank 0
+  // listens until every rank got through its launch: a rank whose own file failed (its error said after run_main's
+  // wait) reaches it here, where it would otherwise have gone on to its first step and no longer listen.
+  dims.host_world_comm->barrier();
   relay_aborts.stop();
   undo_on_abort.reset();
   if (run_lock) run_lock->remove_file_at_release(false);

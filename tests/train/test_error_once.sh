@@ -104,6 +104,17 @@ resume_part() {
   cp -r "$s/run" "$s/run3" && damage_train_state "$s/run3" rank-00000.safetensors
   once "$s/run3/checkpoints/step-1/rank-00000.safetensors: train state is not valid JSON" train.run_dir="$s/run3" \
     train.steps=2 model.hf_dir="$s/hfa"
+  # One only rank 1 reads (its own dp replica's) is no error of every rank: rank 1 says it, after run_main's wait for
+  # rank 0, and rank 0, still listening for such errors until every rank got through the launch, ends the job with it
+  # (without train.val_every's step-0 validation, rank 0 had gone on to train, and rank 1 waited 10 s more).
+  cp -r "$s/run" "$s/run4" && damage_train_state "$s/run4" rank-00001.safetensors
+  err=$("${mpi[@]}" train.run_dir="$s/run4" train.steps=2 model.hf_dir="$s/hfa" 2>&1 >/dev/null)
+  rc=$?
+  want="$s/run4/checkpoints/step-1/rank-00001.safetensors: train state is not valid JSON"
+  [ "$rc" != 0 ] && grep -qF "[rank 1] fatal: " <<<"$err" && grep -qF "$want" <<<"$err" &&
+    grep -qF "[rank 0] fatal: rank 1 failed, ending the job: " <<<"$err" ||
+    { echo "rank 1's own damaged rank file: rc $rc, expected rank 1 to say '$want' and rank 0 to end the job: $err"
+      exit 1; }
   # A manifest edited by hand: rank 0 alone verifies the step folders and refuses.
   cp -r "$s/run" "$s/run2" && printf '{"magic": ' >"$s/run2/checkpoints/step-1/manifest.json"
   once "none can be resumed" train.run_dir="$s/run2" train.steps=2 model.hf_dir="$s/hfa"
