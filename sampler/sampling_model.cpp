@@ -185,9 +185,8 @@ std::string chosen_tokenizer(const Config& c, const std::string& own) {
   return c.data.shards_dir + "/tokenizer.model";  // the caller's "cannot read" error names it
 }
 
-}  // namespace
-
-std::string sampling_tokenizer_path(const Config& c) {
+// sampling_tokenizer_path, its errors as they come.
+std::string read_tokenizer_path(const Config& c) {
   // The adapter's own tokenizer: cgexport copies it beside a PEFT adapter, cgtrain keeps it in every step folder
   // and in the run folder (a resume refuses another one, so the run's checkpoints share it).
   std::string own;
@@ -223,7 +222,8 @@ std::string sampling_tokenizer_path(const Config& c) {
   return path;
 }
 
-model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,
+// load_sampling_model, its errors as they come.
+model::Llama read_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,
                                  const c10::Device& device, std::string* description, std::string* identity) {
   dist::ModelBuildOptions bo;
   bo.dtype = model::resolve_dtype(c.model.dtype, device);
@@ -353,6 +353,19 @@ model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims
   m->eval();
   if (description) *description = desc;
   return m;
+}
+
+}  // namespace
+
+// Every rank reads the same files the config names, at the same point of the launch: their errors are every rank's,
+// said once under mpirun (every_rank_alike), as cgtrain's are.
+std::string sampling_tokenizer_path(const Config& c) {
+  return every_rank_alike([&] { return read_tokenizer_path(c); });
+}
+
+model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,
+                                 const c10::Device& device, std::string* description, std::string* identity) {
+  return every_rank_alike([&] { return read_sampling_model(c, dims, tokenizer_vocab, device, description, identity); });
 }
 
 }  // namespace cg

@@ -30,14 +30,14 @@ AdapterKind adapter_kind(const std::string& path);
 // The sentencepiece model to use: the one sample.adapter was trained with (its tokenizer.model: cgexport copies it
 // beside a PEFT adapter, cgtrain keeps it in its run and step folders); data.tokenizer, when set, must be that same
 // file (else an error). Without an adapter's: data.tokenizer, or for "train" model.hf_dir's tokenizer.model, else
-// <data.shards_dir>/tokenizer.model.
+// <data.shards_dir>/tokenizer.model. Its errors are cg::InputError: every rank reads the same files, said once.
 std::string sampling_tokenizer_path(const Config& c);
 
 // Builds the model described above on `device` (dtype model.dtype), tp-sharded over dims, in eval mode with no
 // LoRA hooks left. tokenizer_vocab: the vocabulary of a randomly initialised model. Collective over tp.
 // *description (optional) gets one line saying what was loaded; *identity (optional) what identifies its weights
 // whatever the paths (the base's sampled values, the adapter's digest, the run checkpoint's manifest): cgsample's
-// journal key.
+// journal key. Errors in the files it reads are cg::InputError, said once under mpirun (a device's own are not).
 model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,
                                  const c10::Device& device, std::string* description = nullptr,
                                  std::string* identity = nullptr);
