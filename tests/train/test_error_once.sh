@@ -23,15 +23,7 @@ trap 'if [ $? -eq 0 ]; then rm -rf "$s"; else echo "the files of the checks are 
 "$cgprep" data.max_rows=30 data.tokenizer_vocab_size=400 data.shards_dir="$s/shards" data.train_csv="$csv" \
   data.val_csv= data.test_csv= >"$s/prep.log" 2>&1 || { echo "cgprep failed:"; cat "$s/prep.log"; exit 1; }
 
-once() {  # words rank 0's one 'fatal:' line must hold, then the overrides; the launch is "${mpi[@]}", of $np ranks
-  local want=$1
-  shift
-  err=$("${mpi[@]}" "$@" 2>&1 >/dev/null)
-  rc=$?
-  n=$(grep -c "fatal:" <<<"$err")
-  [ "$rc" != 0 ] && [ "$n" = 1 ] && grep -qF "[rank 0] fatal: " <<<"$err" && grep -qF -- "$want" <<<"$err" ||
-    { echo "cgtrain $* on $np ranks: rc $rc, $n 'fatal:' lines, expected one from rank 0 with '$want': $err"; exit 1; }
-}
+source "$(dirname "$0")/../said_once.sh"  # once WANT OVERRIDES...: the launch is "${mpi[@]}"
 
 damage_train_state() {  # run folder, rank file: '{' of its train_state becomes '[', the manifest's checksum follows
   local f=$1/checkpoints/step-1/$2 old new
