@@ -196,7 +196,8 @@ std::string rank0_text(const std::function<std::string()>& make) {
   std::string got = broadcast_string(sent, 0);
   if (got.empty() || got[0] != 't') {
     if (failed) std::rethrow_exception(failed);
-    throw Error(got.empty() ? std::string("rank 0 sent nothing") : got.substr(1));
+    // Rank 0 says its own as it ends the job: here the same words are an InputError, said by rank 0 alone (run_main).
+    throw InputError(got.empty() ? std::string("rank 0 sent nothing") : got.substr(1));
   }
   return got.substr(1);
 }

@@ -68,6 +68,29 @@ TEST(Runtime, CheckSameAsRank0FailsOnEveryRankNamingTheFirstThatDiffers) {
   }
 }
 
+// rank0_text: rank 0's text on every rank, made there alone; rank 0's error on every rank, its own exception there and
+// an InputError elsewhere (run_main says it once, from rank 0: each rank said it).
+TEST(Runtime, Rank0TextGivesRank0sTextOrItsErrorOnEveryRank) {
+  const auto& rt = cg::dist::runtime();
+  int made = 0;
+  EXPECT_EQ(cg::dist::rank0_text([&] { return std::to_string(++made) + " made on rank " + std::to_string(rt.rank); }),
+            "1 made on rank 0");
+  EXPECT_EQ(made, rt.rank == 0 ? 1 : 0);
+  struct Rank0Own : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+  try {
+    cg::dist::rank0_text([]() -> std::string { throw Rank0Own("shards/x.csv does not exist; run cgprep"); });
+    ADD_FAILURE() << "no throw on rank " << rt.rank;
+  } catch (const Rank0Own& e) {
+    EXPECT_EQ(rt.rank, 0);
+    EXPECT_STREQ(e.what(), "shards/x.csv does not exist; run cgprep");
+  } catch (const cg::InputError& e) {
+    EXPECT_NE(rt.rank, 0);
+    EXPECT_STREQ(e.what(), "shards/x.csv does not exist; run cgprep");
+  }
+}
+
 TEST(MpiComm, AllReduceSumOfRankPlusOneEveryDtype) {
   const int n = world()->size(), r = world()->rank();
   for (auto dtype : {torch::kFloat, torch::kDouble, torch::kInt, torch::kLong, torch::kBFloat16, torch::kHalf}) {
