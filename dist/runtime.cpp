@@ -79,6 +79,10 @@ const Runtime& init_runtime(int* argc, char*** argv) {
     // orted daemon, there only for MPI_Comm_spawn (never called here): ~0.2 s of CPU and a process a launch. A
     // user's own setting stays; other MPIs ignore the variable.
     if (!started_by_launcher()) setenv("OMPI_MCA_ess_singleton_isolated", "1", /*overwrite=*/0);
+    // OpenMPI polls for messages without end while a rank waits in a blocking call, and yields the core only when
+    // it knows the node is oversubscribed; on cores shared with other work the waiting rank then holds one that the
+    // rank it waits for (or the user's other work) needs. MPI_Init reads the variable from the rank's own environment.
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", /*overwrite=*/0);
     // MULTIPLE because autograd may run a backward collective on another thread than the one that ran forward;
     // calls never overlap, so SERIALIZED is enough when that is all the library offers.
     int provided = 0;

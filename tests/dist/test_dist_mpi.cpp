@@ -3,6 +3,10 @@
 // Every rank runs the same collectives in the same order; values are checked with EXPECT after the collectives,
 // so a failed check never leaves a peer waiting.
 #include <gtest/gtest.h>
+// The C API only, as in dist/.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
 #include <torch/torch.h>
 
 #include <limits>
@@ -39,6 +43,28 @@ TEST(Runtime, MatchesWorldComm) {
   // mpirun on one machine: every rank shares the node.
   EXPECT_EQ(rt.local_size, rt.world);
   EXPECT_EQ(rt.local_rank, rt.rank);
+}
+
+// OpenMPI's own blocking waits (those outside MpiComm's collectives) give the core away while they poll:
+// init_runtime sets mpi_yield_when_idle, which OpenMPI turns on by itself only on an oversubscribed node. Read back
+// from OpenMPI through the MPI tool interface.
+TEST(Runtime, OpenMpiYieldsTheCoreWhenIdle) {
+#ifndef OPEN_MPI
+  GTEST_SKIP() << "OpenMPI's setting";
+#else
+  int provided = 0;
+  ASSERT_EQ(MPI_T_init_thread(MPI_THREAD_SINGLE, &provided), MPI_SUCCESS);
+  int index = -1, count = 0;
+  int yield = 0;  // OpenMPI writes a bool cvar as one byte (MPI_C_BOOL): the rest stays 0
+  ASSERT_EQ(MPI_T_cvar_get_index("mpi_yield_when_idle", &index), MPI_SUCCESS);
+  MPI_T_cvar_handle handle{};
+  ASSERT_EQ(MPI_T_cvar_handle_alloc(index, nullptr, &handle, &count), MPI_SUCCESS);
+  ASSERT_EQ(count, 1);
+  EXPECT_EQ(MPI_T_cvar_read(handle, &yield), MPI_SUCCESS);
+  MPI_T_cvar_handle_free(&handle);
+  MPI_T_finalize();
+  EXPECT_EQ(yield, 1);
+#endif
 }
 
 // Every rank throws when one rank's text is not rank 0's, with the lowest such rank's own description of it (long
