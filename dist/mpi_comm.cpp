@@ -1,5 +1,6 @@
 // MpiComm: Comm over an MPI communicator for CPU tensors.
 // bf16/half: all_reduce goes through a float copy (MPI has no 16-bit float sums); gather/broadcast move the raw bits.
+// Every collective is the nonblocking MPI call waited on by wait_sparingly, so a rank waiting for a late one sleeps.
 #include "dist/mpi_comm.h"
 
 // The C API only: OpenMPI's mpi.h otherwise pulls in the deprecated C++ bindings (and their library).
@@ -7,7 +8,10 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <algorithm>
+#include <chrono>
 #include <limits>
+#include <thread>
 
 #include "dist/check.h"
 #include "dist/runtime.h"
@@ -39,6 +43,25 @@ MPI_Op mpi_op(ReduceOp op, at::ScalarType s) {
     case ReduceOp::Min: return MPI_MIN;
   }
   CG_FAIL("unknown ReduceOp {}", static_cast<int>(op));
+}
+
+// Waits for `req` without holding a core: MPI_Test in a loop for the first kSpinFor (within it come the partners
+// of a balanced step, whose wait a sleep would lengthen), then a sleep between tests of an eighth of the time waited
+// so far, at most kMaxSleep: a long wait ends at most ~1/8 later than it could and costs a few ms of CPU a second.
+// OpenMPI's blocking calls poll a core at 100% for as long as they wait: two ranks on a 2-core machine shared with
+// other work spent most of their CPU time waiting for each other (docs/performance.md, "Ranks waiting").
+void wait_sparingly(MPI_Request& req) {
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kSpinFor = std::chrono::microseconds(100);
+  constexpr auto kMaxSleep = std::chrono::microseconds(1000);
+  const Clock::time_point start = Clock::now();
+  for (;;) {
+    int done = 0;
+    CG_CHECK_MPI(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    const auto waited = Clock::now() - start;
+    if (waited > kSpinFor) std::this_thread::sleep_for(std::min<Clock::duration>(waited / 8, kMaxSleep));
+  }
 }
 
 // MPI counts are int: large tensors go in chunks of at most this many elements.
@@ -74,7 +97,9 @@ class MpiComm final : public Comm {
     char* p = static_cast<char*>(t.data_ptr());
     for (int64_t off = 0; off < t.numel(); off += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, t.numel() - off));
-      CG_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, p + off * t.element_size(), n, type, mop, comm_));
+      MPI_Request req = MPI_REQUEST_NULL;
+      CG_CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, p + off * t.element_size(), n, type, mop, comm_, &req));
+      wait_sparingly(req);
     }
   }
 
@@ -84,8 +109,10 @@ class MpiComm final : public Comm {
       const int64_t n = x.numel();
       CG_CHECK(n <= std::numeric_limits<int>::max(), "all_gather of {} elements per rank is over MPI's int count; "
                "gather smaller pieces", n);
-      CG_CHECK_MPI(MPI_Allgather(x.data_ptr(), static_cast<int>(n), mpi_type(x.scalar_type()), out.data_ptr(),
-                                 static_cast<int>(n), mpi_type(x.scalar_type()), comm_));
+      MPI_Request req = MPI_REQUEST_NULL;
+      CG_CHECK_MPI(MPI_Iallgather(x.data_ptr(), static_cast<int>(n), mpi_type(x.scalar_type()), out.data_ptr(),
+                                  static_cast<int>(n), mpi_type(x.scalar_type()), comm_, &req));
+      wait_sparingly(req);
     });
   }
 
@@ -96,11 +123,17 @@ class MpiComm final : public Comm {
     char* p = static_cast<char*>(t.data_ptr());
     for (int64_t off = 0; off < t.numel(); off += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, t.numel() - off));
-      CG_CHECK_MPI(MPI_Bcast(p + off * t.element_size(), n, type, root, comm_));
+      MPI_Request req = MPI_REQUEST_NULL;
+      CG_CHECK_MPI(MPI_Ibcast(p + off * t.element_size(), n, type, root, comm_, &req));
+      wait_sparingly(req);
     }
   }
 
-  void barrier() override { CG_CHECK_MPI(MPI_Barrier(comm_)); }
+  void barrier() override {
+    MPI_Request req = MPI_REQUEST_NULL;
+    CG_CHECK_MPI(MPI_Ibarrier(comm_, &req));
+    wait_sparingly(req);
+  }
 
  private:
   void check_tensor(const at::Tensor& t, const char* what) const {

@@ -7,9 +7,15 @@
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
+#include <spdlog/fmt/ranges.h>
 #include <torch/torch.h>
 
+#include <time.h>
+
+#include <chrono>
+#include <functional>
 #include <limits>
+#include <thread>
 
 #include "common/error.h"
 #include "common/input_error.h"
@@ -197,6 +203,45 @@ TEST(MpiComm, BroadcastFromLastRank) {
   EXPECT_TRUE(torch::equal(f, torch::full({3}, 1.25f * (n - 1), torch::kFloat)));
   EXPECT_TRUE(torch::equal(h, torch::full({3}, n - 1, torch::kBFloat16)));
   EXPECT_THROW(world()->broadcast(l, n), c10::Error);
+}
+
+// CPU seconds this thread has used (a rank's collectives wait on the calling thread).
+double thread_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// The last rank comes 200 ms late to each collective; the others wait for it. They must get the same results, and
+// wait asleep: under a tenth of the wait in CPU time (MpiComm's waits sleep once a wait is long; OpenMPI's blocking
+// calls polled through all of it, a core's worth of CPU).
+TEST(MpiComm, RanksWaitingForALateOneSleepAndGetTheSameResults) {
+  const int n = world()->size(), r = world()->rank();
+  if (n < 2) GTEST_SKIP() << "needs 2 ranks";
+  const bool late = r == n - 1;
+  std::vector<std::string> slow;  // the waits of this rank that cost too much CPU
+  auto timed = [&](const char* what, const std::function<void()>& collective) {
+    world()->barrier();
+    if (late) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const double cpu0 = thread_cpu_s();
+    const auto t0 = std::chrono::steady_clock::now();
+    collective();
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = thread_cpu_s() - cpu0;
+    if (!late && (wall < 0.1 || cpu > wall / 10))
+      slow.push_back(fmt::format("{}: waited {:.3f} s, {:.3f} s of CPU", what, wall, cpu));
+  };
+  at::Tensor sum = torch::full({1 << 20}, float(r + 1));  // 4 MB: more than one message of the reduction
+  timed("all_reduce", [&] { world()->all_reduce(sum); });
+  at::Tensor gathered;
+  timed("all_gather", [&] { gathered = world()->all_gather(block(r, torch::kFloat), 0); });
+  at::Tensor from_late = torch::full({3}, double(r));
+  timed("broadcast", [&] { world()->broadcast(from_late, n - 1); });
+  timed("barrier", [&] { world()->barrier(); });
+  EXPECT_TRUE(torch::equal(sum, torch::full({1 << 20}, float(n * (n + 1) / 2))));
+  for (int q = 0; q < n; ++q) EXPECT_TRUE(torch::equal(gathered.slice(0, 2 * q, 2 * q + 2), block(q, torch::kFloat)));
+  EXPECT_TRUE(torch::equal(from_late, torch::full({3}, double(n - 1))));
+  EXPECT_TRUE(slow.empty()) << "rank " << r << ": " << fmt::format("{}", fmt::join(slow, "; "));
 }
 
 TEST(ParallelDims, GroupsFollowTheLayout) {
