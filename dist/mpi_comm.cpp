@@ -1,6 +1,6 @@
 // MpiComm: Comm over an MPI communicator for CPU tensors.
 // bf16/half: all_reduce goes through a float copy (MPI has no 16-bit float sums); gather/broadcast move the raw bits.
-// Every collective is the nonblocking MPI call waited on by wait_sparingly, so a rank waiting for a late one sleeps.
+// Every collective first waits asleep for the whole group (wait_for_group), so a rank waiting for a late one sleeps.
 #include "dist/mpi_comm.h"
 
 // The C API only: OpenMPI's mpi.h otherwise pulls in the deprecated C++ bindings (and their library).
@@ -45,8 +45,8 @@ MPI_Op mpi_op(ReduceOp op, at::ScalarType s) {
   CG_FAIL("unknown ReduceOp {}", static_cast<int>(op));
 }
 
-// Waits for `req` without holding a core: MPI_Test in a loop for the first kSpinFor (within it come the partners
-// of a balanced step, whose wait a sleep would lengthen), then a sleep between tests of an eighth of the time waited
+// Waits for `req` without holding a core: MPI_Test in a loop for the first kSpinFor (meant for the partners of a
+// balanced step, whose wait a sleep would lengthen), then a sleep between tests of an eighth of the time waited
 // so far, at most kMaxSleep: a long wait ends at most ~1/8 later than it could and costs a few ms of CPU a second.
 // OpenMPI's blocking calls poll a core at 100% for as long as they wait: two ranks on a 2-core machine shared with
 // other work spent most of their CPU time waiting for each other (docs/performance.md, "Ranks waiting").
@@ -94,12 +94,11 @@ class MpiComm final : public Comm {
     }
     const MPI_Datatype type = mpi_type(t.scalar_type());
     const MPI_Op mop = mpi_op(op, t.scalar_type());
+    wait_for_group();
     char* p = static_cast<char*>(t.data_ptr());
     for (int64_t off = 0; off < t.numel(); off += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, t.numel() - off));
-      MPI_Request req = MPI_REQUEST_NULL;
-      CG_CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, p + off * t.element_size(), n, type, mop, comm_, &req));
-      wait_sparingly(req);
+      CG_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, p + off * t.element_size(), n, type, mop, comm_));
     }
   }
 
@@ -109,10 +108,9 @@ class MpiComm final : public Comm {
       const int64_t n = x.numel();
       CG_CHECK(n <= std::numeric_limits<int>::max(), "all_gather of {} elements per rank is over MPI's int count; "
                "gather smaller pieces", n);
-      MPI_Request req = MPI_REQUEST_NULL;
-      CG_CHECK_MPI(MPI_Iallgather(x.data_ptr(), static_cast<int>(n), mpi_type(x.scalar_type()), out.data_ptr(),
-                                  static_cast<int>(n), mpi_type(x.scalar_type()), comm_, &req));
-      wait_sparingly(req);
+      wait_for_group();
+      CG_CHECK_MPI(MPI_Allgather(x.data_ptr(), static_cast<int>(n), mpi_type(x.scalar_type()), out.data_ptr(),
+                                 static_cast<int>(n), mpi_type(x.scalar_type()), comm_));
     });
   }
 
@@ -120,22 +118,30 @@ class MpiComm final : public Comm {
     TORCH_CHECK(root >= 0 && root < size_, "broadcast root ", root, " is not a rank of this group of ", size_);
     check_tensor(t, "broadcast");
     const MPI_Datatype type = mpi_type(t.scalar_type());
+    wait_for_group();
     char* p = static_cast<char*>(t.data_ptr());
     for (int64_t off = 0; off < t.numel(); off += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, t.numel() - off));
-      MPI_Request req = MPI_REQUEST_NULL;
-      CG_CHECK_MPI(MPI_Ibcast(p + off * t.element_size(), n, type, root, comm_, &req));
-      wait_sparingly(req);
+      CG_CHECK_MPI(MPI_Bcast(p + off * t.element_size(), n, type, root, comm_));
     }
   }
 
-  void barrier() override {
+  void barrier() override { wait_for_group(); }
+
+ private:
+  // Returns once every rank of the group has called it, the wait spent asleep (wait_sparingly). Each collective
+  // waits here first and then runs OpenMPI's blocking call, which polls, with every rank there: a rank waiting for a
+  // late one no longer holds a core, and the collective keeps OpenMPI's fastest algorithm. Its nonblocking versions
+  // (libnbc), waited on asleep, took 2.4x as long for a balanced 2 MB all-reduce on 2 ranks, and tp 2 of
+  // configs/tiny.yaml 23% longer on a quiet machine (bench_comm_wait, docs/performance.md "Ranks waiting").
+  // Costs one message round of a nonblocking barrier per collective (~µs on one node).
+  void wait_for_group() {
+    if (size_ == 1) return;
     MPI_Request req = MPI_REQUEST_NULL;
     CG_CHECK_MPI(MPI_Ibarrier(comm_, &req));
     wait_sparingly(req);
   }
 
- private:
   void check_tensor(const at::Tensor& t, const char* what) const {
     TORCH_CHECK(t.defined(), "MpiComm::", what, ": undefined tensor");
     TORCH_CHECK(t.device().is_cpu(), "MpiComm::", what, " moves CPU tensors but got one on ", t.device(),
