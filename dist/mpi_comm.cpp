@@ -49,7 +49,7 @@ MPI_Op mpi_op(ReduceOp op, at::ScalarType s) {
 // balanced step, whose wait a sleep would lengthen), then a sleep between tests of an eighth of the time waited
 // so far, at most kMaxSleep: a long wait ends at most ~1/8 later than it could and costs a few ms of CPU a second.
 // OpenMPI's blocking calls poll a core at 100% for as long as they wait: two ranks on a 2-core machine shared with
-// other work spent most of their CPU time waiting for each other (docs/performance.md, "Ranks waiting").
+// other work spent about half their CPU time waiting for each other (docs/performance.md, "Ranks waiting").
 void wait_sparingly(MPI_Request& req) {
   using Clock = std::chrono::steady_clock;
   constexpr auto kSpinFor = std::chrono::microseconds(100);
