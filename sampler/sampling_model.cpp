@@ -99,8 +99,9 @@ std::string check_base_folder(const std::string& hf_dir, const std::string& adap
   CG_CHECK(!is_peft_adapter_folder(hf_dir), "model.hf_dir {} holds a PEFT adapter "
            "(adapter_config.json), which would not be applied: give its base as model.hf_dir and the adapter as "
            "sample.adapter={}", hf_dir, hf_dir);
-  // Every rank reads the same folder here: a broken one, or another copy on some rank, is said once.
-  const std::string now = every_rank_alike([&] { return agreed_base_sample(hf_dir); });
+  // Every rank reads the same folder here (under load_sampling_model's every_rank_alike): a broken one, or another
+  // copy on some rank, is said once.
+  const std::string now = agreed_base_sample(hf_dir);
   if (kind == AdapterKind::kNone) return now;
   const std::string twice = merged_twice(hf_dir, kind == AdapterKind::kPeft ? peft_adapter_source(adapter)
                                                                             : checkpoint_source(run_checkpoint),
