@@ -56,8 +56,8 @@ int run(int argc, char** argv) {
       const double cpu_us = (cpu_s() - c0) * 1e6;
       if (comm->rank() == 0)
         std::printf("%d ranks, %lld floats, work %.1f ms: %-26s %9.1f us wall, %9.1f us CPU a round\n", comm->size(),
-                    static_cast<long long>(elems), work_ms, blocking ? "MPI_Allreduce (blocking)" : "MpiComm::all_reduce",
-                    wall_us / iters, cpu_us / iters);
+                    static_cast<long long>(elems), work_ms,
+                    blocking ? "MPI_Allreduce (blocking)" : "MpiComm::all_reduce", wall_us / iters, cpu_us / iters);
     }
   }
   return 0;
