@@ -25,7 +25,8 @@ const cg::AllOk kMpiAllOk = [](bool ok) {
 };
 
 // This run's folder, shared by every rank (tests/dist/shared_scratch.h): made fresh in $TEST_TMPDIR (<build>/tests/tmp
-// under ctest) or /tmp, removed at exit when the tests passed; a failed run keeps it, named on stderr.
+// under ctest) or /tmp, removed at the end when every rank's tests passed; a failure on any rank keeps it, named on
+// stderr.
 std::string g_root;
 
 // A run folder all ranks share, emptied by rank 0 first (a --gtest_repeat round).
@@ -78,6 +79,13 @@ TEST(CheckpointMpi, OneRankFailingAbortsAllAndKeepsPrevious) {
   auto info = cg::find_latest_complete(run);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->step, 1);
+}
+
+// Run only by the ctest test test_checkpoint_mpi_keeps_failed_np2 (--gtest_also_run_disabled_tests): it fails on the
+// last rank alone, after each rank wrote a file in the shared folder, which that failure must keep.
+TEST(CheckpointMpi, DISABLED_FailsOnLastRankAlone) {
+  std::ofstream(fmt::format("{}/rank-{}.txt", g_root, g_rank)) << "written by rank " << g_rank;
+  EXPECT_NE(g_rank, g_size - 1) << "this test fails on the last rank alone";
 }
 
 }  // namespace
