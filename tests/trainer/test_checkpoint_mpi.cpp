@@ -88,6 +88,16 @@ TEST(CheckpointMpi, DISABLED_FailsOnLastRankAlone) {
   EXPECT_NE(g_rank, g_size - 1) << "this test fails on the last rank alone";
 }
 
+// What the ranks other than 0 print (rank 0 prints the whole run): their failures alone, each with its rank, so that a
+// failure on one of them is seen, not only counted in the exit code.
+class FailurePrinter : public ::testing::EmptyTestEventListener {
+  void OnTestPartResult(const ::testing::TestPartResult& r) override {
+    if (r.failed())
+      std::fprintf(stderr, "[rank %d] %s:%d: Failure\n%s\n", g_rank, r.file_name() ? r.file_name() : "(unknown file)",
+                   r.line_number(), r.message());
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,8 +105,11 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
   ::testing::InitGoogleTest(&argc, argv);
-  if (g_rank != 0) delete ::testing::UnitTest::GetInstance()->listeners().Release(
-      ::testing::UnitTest::GetInstance()->listeners().default_result_printer());
+  if (g_rank != 0) {
+    ::testing::TestEventListeners& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+    listeners.Append(new FailurePrinter);
+  }
   int rc = 1;
   try {
     g_root = cg::test::shared_scratch_dir("test_checkpoint_mpi");
