@@ -3,7 +3,6 @@
 // from the same seed; a sharded HF checkpoint loads the same slices at tp 1 and tp > 1.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,6 +12,7 @@
 #include "dist/tp_plan.h"
 #include "dist/vocab_parallel_ce.h"
 #include "model/hf_checkpoint.h"
+#include "tests/dist/shared_scratch.h"
 
 using namespace cg;
 using model::Llama;
@@ -24,6 +24,16 @@ const dist::ParallelDims& grid(int tp) {
   static std::map<int, dist::ParallelDims> grids;  // one MPI split per shape for the whole run
   if (!grids.count(tp)) grids[tp] = dist::make_parallel_dims(tp, 0, dist::Backend::Mpi);
   return grids.at(tp);
+}
+
+// A folder NAME for the checkpoints rank 0 writes and every rank reads, empty, in the job's folder that every rank
+// shares (tests/dist/shared_scratch.h: removed at the end when every rank's tests passed, else kept). Collective.
+std::filesystem::path shared_folder(const std::string& name, const dist::ParallelDims& dims) {
+  static const std::string job = test::shared_scratch_dir("test_model_tp");
+  const auto dir = std::filesystem::path(job) / name;
+  if (dims.rank == 0) std::filesystem::remove_all(dir);  // a --gtest_repeat round's
+  dims.host_world_comm->barrier();
+  return dir;
 }
 
 LlamaConfig config_with_vocab(int64_t vocab) {
@@ -140,9 +150,7 @@ TEST(TensorParallel, ShardedCheckpointLoadsTheSameSlices) {
   const auto& dims = grid(tp);
   const auto c = config_with_vocab(37);
   // Rank 0 writes a multi-file checkpoint (in bf16: loading casts to the model's fp32) into a folder all ranks share.
-  at::Tensor id = at::full({1}, static_cast<int64_t>(::getpid()), at::kLong);
-  dims.host_world_comm->broadcast(id, 0);
-  const auto dir = std::filesystem::temp_directory_path() / ("cg_tp_ckpt_" + std::to_string(id.item<int64_t>()));
+  const auto dir = shared_folder("sharded", dims);
   auto written = build(c, dist::single_process_dims());
   std::vector<std::pair<std::string, at::Tensor>> full;
   for (const auto& s : written->param_specs()) full.emplace_back(s.name, s.param.detach().to(at::kBFloat16));
@@ -165,8 +173,6 @@ TEST(TensorParallel, ShardedCheckpointLoadsTheSameSlices) {
   const auto tok = batch(37).first;
   const auto all = dims.tp_comm->all_gather(par->forward(tok).contiguous(), 2);
   EXPECT_LT((all.narrow(2, 0, 37) - serial->forward(tok)).abs().max().item<double>(), 1e-5);
-  dims.host_world_comm->barrier();
-  if (dims.rank == 0) std::filesystem::remove_all(dir);
 }
 
 // A tied base (tie_word_embeddings true, no lm_head.weight) at tp = world: its logits, gathered over the vocabulary
@@ -176,9 +182,7 @@ TEST(TensorParallel, TiedCheckpointEqualsUntiedCopy) {
   const int tp = dist::runtime().world;
   const auto& dims = grid(tp);
   const auto c = config_with_vocab(37);
-  at::Tensor id = at::full({1}, static_cast<int64_t>(::getpid()), at::kLong);
-  dims.host_world_comm->broadcast(id, 0);
-  const auto dir = std::filesystem::temp_directory_path() / ("cg_tp_tied_" + std::to_string(id.item<int64_t>()));
+  const auto dir = shared_folder("tied", dims);
   auto written = build(c, dist::single_process_dims());
   std::vector<std::pair<std::string, at::Tensor>> tied, untied;
   for (const auto& s : written->param_specs()) {
@@ -207,8 +211,6 @@ TEST(TensorParallel, TiedCheckpointEqualsUntiedCopy) {
   const auto all = dims.tp_comm->all_gather(par->forward(tok).contiguous(), 2);
   EXPECT_LT((all.narrow(2, 0, 37) - serial->forward(tok)).abs().max().item<double>(), 1e-5);
   EXPECT_TRUE(at::equal(par->lm_head->weight, par->model->embed_tokens->weight));
-  dims.host_world_comm->barrier();
-  if (dims.rank == 0) std::filesystem::remove_all(dir);
 }
 
 namespace {

@@ -438,7 +438,6 @@ TEST(TrainStep, CheckpointFromAnotherDeviceTypeReseedsDropout) {
                 model::stable_hash("lora-dropout-resume/" + std::to_string(seed) + "/0/4"));
     }
   }
-  std::filesystem::remove_all(run);
 }
 
 }  // namespace
