@@ -156,11 +156,11 @@ int bench_main(int argc, char** argv) {
   const cg::dist::Runtime& rt = cg::dist::runtime();
   const at::Device device = cg::resolve_device(cfg.model.device, rt);
   const auto backend = cg::dist::backend_from_name(cfg.parallel.backend, device.is_cuda());
+  const int threads = cg::dist::cpu_threads(cfg.train.threads, rt.local_size);
+  cg::dist::set_cpu_threads(threads);  // before the groups: MpiComm's wait follows the node's threads
   const cg::dist::ParallelDims dims =
       cg::dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
   cg::init_logging(dims.rank, dims.world, "warn", false);
-  const int threads = cg::dist::cpu_threads(cfg.train.threads, rt.local_size);
-  cg::dist::set_cpu_threads(threads);
   const bool lead = dims.rank == 0;
 
   // Data: the real Loader, over random sequences (or real shards).

@@ -58,10 +58,10 @@ void write_report(const fs::path& out, const std::vector<std::pair<std::string, 
 cg::InvarianceResult invariance(const cg::Config& c) {
   const auto& rt = cg::dist::runtime();
   const at::Device device = cg::resolve_device(c.model.device, rt);
+  cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));  // before the groups (MpiComm)
   const auto dims = cg::sampling_dims(c, device, rt.world);
   CG_CHECK(dims.dp == 1, "the invariance check runs in one tp group: launch world = parallel.tp ranks (got {})",
            dims.describe());
-  cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));
   // The crystals before the model: a missing or empty test split must not cost a 70B load.
   CG_CHECK(!c.data.test_csv.empty(), "eval.invariance=true scores crystals of data.test_csv, which is empty: set "
            "data.test_csv to a CSV or CIF folder");

@@ -252,8 +252,9 @@ int run(Config& c) {
   cg::check_ranks_agree(c, "cgsample");
   cg::check_sample_settings(c);  // a bad sample.formula costs no file read, no device, no model
   const at::Device device = cg::resolve_device(c.model.device, rt);
-  const auto dims = cg::sampling_dims(c, device, rt.world);
+  // Threads before the groups: MpiComm's wait follows the node's threads.
   cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));
+  const auto dims = cg::sampling_dims(c, device, rt.world);
 
   const std::string tok_path = cg::sampling_tokenizer_path(c);
   const cg::Tokenizer tok = cg::every_rank_alike([&] { return cg::Tokenizer::load(tok_path); });  // said once

@@ -432,9 +432,9 @@ int train(const Config& given) {
   const at::Device device = resolve_device(given.model.device, rt);
   const dist::Backend backend = dist::backend_from_name(given.parallel.backend, device.is_cuda());
   init_logging(rt.rank, rt.world, given.log.level, given.log.all_ranks);  // before the grid says what it is
-  const dist::ParallelDims dims = dist::make_parallel_dims(int(given.parallel.tp), int(given.parallel.dp), backend);
   const int threads = dist::cpu_threads(given.train.threads, rt.local_size);
-  dist::set_cpu_threads(threads);
+  dist::set_cpu_threads(threads);  // before the groups: MpiComm's wait follows the node's threads
+  const dist::ParallelDims dims = dist::make_parallel_dims(int(given.parallel.tp), int(given.parallel.dp), backend);
   const bool lead = dims.rank == 0;
   if (lead)
     spdlog::info("cgtrain: {} on {}, {} threads per rank (OpenBLAS {}, OMP_WAIT_POLICY {})", dims.describe(),

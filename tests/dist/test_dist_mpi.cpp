@@ -244,6 +244,28 @@ TEST(MpiComm, RanksWaitingForALateOneSleepAndGetTheSameResults) {
   EXPECT_TRUE(slow.empty()) << "rank " << r << ": " << fmt::format("{}", fmt::join(slow, "; "));
 }
 
+// Each wait, asked for, gives every collective its hand-computed result, with a late rank as with none.
+TEST(MpiComm, EveryCollectiveWaitGetsTheSameResults) {
+  const int n = world()->size(), r = world()->rank();
+  for (CollectiveWait wait : {CollectiveWait::AsleepFirst, CollectiveWait::Polling}) {
+    CommPtr comm = make_mpi_world_comm(wait);
+    for (int late : {0, 1}) {
+      if (late && r == n - 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      at::Tensor sum = torch::full({5}, double(r + 1));
+      comm->all_reduce(sum);
+      at::Tensor gathered = comm->all_gather(block(r, torch::kFloat), 0);
+      at::Tensor from_last = torch::full({3}, int64_t(r));
+      comm->broadcast(from_last, n - 1);
+      comm->barrier();
+      const std::string what = fmt::format("wait {}, late {}", static_cast<int>(wait), late);
+      EXPECT_TRUE(torch::equal(sum, torch::full({5}, double(n * (n + 1) / 2)))) << what;
+      for (int q = 0; q < n; ++q)
+        EXPECT_TRUE(torch::equal(gathered.slice(0, 2 * q, 2 * q + 2), block(q, torch::kFloat))) << what;
+      EXPECT_TRUE(torch::equal(from_last, torch::full({3}, int64_t(n - 1)))) << what;
+    }
+  }
+}
+
 TEST(ParallelDims, GroupsFollowTheLayout) {
   for (int tp : tp_sizes()) {
     ParallelDims d = make_parallel_dims(tp, 0, Backend::Mpi);

@@ -20,6 +20,7 @@
 #include "common/blas_threads.h"
 #include "common/error.h"
 #include "dist/cpu_threads.h"
+#include "dist/mpi_comm.h"
 #include "dist/parallel_dims.h"
 #include "dist/runtime.h"
 #include "dist/tp_ops.h"
@@ -72,6 +73,26 @@ TEST(GpuForLocalRank, NodeGpusOrOneBoundGpuPerRank) {
                 .find("local ranks 0 and 2 of this node would share GPU 0000:1a:00.0"),
             std::string::npos);
   EXPECT_EQ(duplicate_gpu_message({"", ""}), "");
+}
+
+// MpiComm's wait for late ranks, on hand-made nodes: asleep on one node (the extra round costs microseconds there)
+// and wherever a node has more threads than cores; polling across nodes that each have a core per thread.
+TEST(CollectiveWait, AutoSleepsOnOneNodeOrAnOversubscribedOneAndPollsAcrossFreeNodes) {
+  using W = CollectiveWait;
+  EXPECT_EQ(resolve_collective_wait(W::Auto, 1, false), W::AsleepFirst);
+  EXPECT_EQ(resolve_collective_wait(W::Auto, 1, true), W::AsleepFirst);
+  EXPECT_EQ(resolve_collective_wait(W::Auto, 2, false), W::Polling);
+  EXPECT_EQ(resolve_collective_wait(W::Auto, 4, true), W::AsleepFirst);
+  EXPECT_EQ(resolve_collective_wait(W::Polling, 1, true), W::Polling);  // asked for: kept
+  EXPECT_EQ(resolve_collective_wait(W::AsleepFirst, 3, false), W::AsleepFirst);
+}
+
+TEST(CollectiveWait, ANodeIsOversubscribedPastItsCores) {
+  EXPECT_FALSE(node_oversubscribed(2, 2));  // 2 ranks x 1 thread on 2 cores: the tiny tp 2 run
+  EXPECT_TRUE(node_oversubscribed(4, 2));   // 2 ranks x 2 threads on 2 cores
+  EXPECT_TRUE(node_oversubscribed(17, 16));
+  EXPECT_FALSE(node_oversubscribed(8, 16));
+  EXPECT_TRUE(node_oversubscribed(1, 0));  // cores unknown (no affinity mask): the sparing wait
 }
 
 TEST(ParallelDims, SingleProcess) {
