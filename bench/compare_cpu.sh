@@ -4,7 +4,8 @@
 # shapes, batch, LoRA, AdamW, fp32 and thread count. Each side runs REPEATS times (alternating); the best step wins.
 #   bench/compare_cpu.sh                      defaults below
 #   THREADS=1 TARGETS=all-linear bench/compare_cpu.sh
-# PyTorch runs twice per repeat: with libgomp's default wait policy and with OMP_WAIT_POLICY=PASSIVE (what cgtrain sets).
+# PyTorch runs twice per repeat: with the libraries' default waits and with what cgtrain sets (OMP_WAIT_POLICY=PASSIVE,
+# OPENBLAS_THREAD_TIMEOUT=4).
 # Needs: bench/python/setup.sh (python3-torch) and a build with the bench_train_step target (BUILD_DIR, default build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,15 +36,16 @@ py_args=(--flavor tiny --micro-batch "$MB" --seq-len "$SEQ" --r "$R" --alpha 32 
 best() { sed -n 's/^RESULT //p' | $PY -c 'import json,sys; print(json.loads(sys.stdin.read())["tokens_per_s"])'; }
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $cores cores; $(date -u +%F\ %H:%M) UTC"
 echo "shapes: tiny flavor, micro_batch $MB x seq_len $SEQ, LoRA r $R on $TARGETS, fp32, AdamW, $THREADS threads"
-# cgtrain's tools set OMP_WAIT_POLICY=PASSIVE before libgomp loads when it is unset (common/omp_env.h), which
-# matters whenever threads > 1. PyTorch is measured both as a user gets it (libgomp's default policy) and with
-# that same setting, so the comparison shows what is the environment and what is the code.
-unset OMP_WAIT_POLICY
+# cgtrain's tools set OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=4 before libgomp and OpenBLAS load when
+# unset (common/omp_env.h), which matters whenever threads > 1. PyTorch is measured both as a user gets it (the
+# libraries' defaults) and with those same settings, so the comparison shows what is the environment and what the code.
+unset OMP_WAIT_POLICY OPENBLAS_THREAD_TIMEOUT
 py_best=0; pyp_best=0; cg_best=0
 for i in $(seq "$REPEATS"); do
   load=$(cut -d' ' -f1 /proc/loadavg)
   p=$($PY bench/python/train_llama.py "${py_args[@]}" --steps "$STEPS" --warmup "$WARMUP" | best)
-  pp=$(OMP_WAIT_POLICY=PASSIVE $PY bench/python/train_llama.py "${py_args[@]}" --steps "$STEPS" --warmup "$WARMUP" | best)
+  pp=$(OMP_WAIT_POLICY=PASSIVE OPENBLAS_THREAD_TIMEOUT=4 \
+       $PY bench/python/train_llama.py "${py_args[@]}" --steps "$STEPS" --warmup "$WARMUP" | best)
   c=$("$bin" "${cg_args[@]}" --steps "$STEPS" --warmup "$WARMUP" | best)
   printf 'run %d (load %s): pytorch %8.0f   pytorch+PASSIVE %8.0f   cgtrain %8.0f tokens/s\n' "$i" "$load" "$p" "$pp" "$c"
   py_best=$($PY -c "print(max($py_best, $p))"); pyp_best=$($PY -c "print(max($pyp_best, $pp))")
@@ -52,7 +54,7 @@ done
 tv=$($PY -c 'import torch; print(torch.__version__)')
 printf '\n%-50s %12s\n' "side (best run)" "tokens/s"
 printf '%-50s %12.0f\n' "PyTorch $tv (Python), default OpenMP policy" "$py_best"
-printf '%-50s %12.0f\n' "PyTorch $tv (Python), OMP_WAIT_POLICY=PASSIVE" "$pyp_best"
+printf '%-50s %12.0f\n' "PyTorch $tv (Python), cgtrain's OpenMP/OpenBLAS waits" "$pyp_best"
 printf '%-50s %12.0f\n' "cgtrain (C++)" "$cg_best"
 printf 'cgtrain / PyTorch = %.2fx (vs PyTorch with PASSIVE: %.2fx)\n' "$($PY -c "print($cg_best / $py_best)")" \
   "$($PY -c "print($cg_best / $pyp_best)")"

@@ -1,4 +1,4 @@
-// OpenMP's wait policy for CPU runs, fixed before libgomp starts.
+// OpenMP's and OpenBLAS's wait for CPU runs, fixed before libgomp and OpenBLAS start.
 //
 // libtorch's intra-op threads (libgomp) and OpenBLAS's own pthread pool (Debian's libopenblas0-pthread) share the
 // cores. With libgomp's default policy an idle OpenMP thread spins for a while after every parallel region, on the
@@ -11,14 +11,21 @@
 // the dynamic linker's lookup), and it answers PASSIVE for an unset OMP_WAIT_POLICY; every other name, and a value
 // the user set (ACTIVE, PASSIVE: also how to opt out), is read from the environment as libc's getenv does. It
 // replaced a re-execution of the process with the variable set, which loaded libtorch twice.
+//
+// OpenBLAS's pthread pool has the same habit: after each call its idle threads spin on sched_yield for 2^28 cycles
+// (~0.1 s) before they sleep, and on a busy machine every yield is a trip into the kernel. A 2-thread tp 1 tiny run
+// spent 2-10 s of its 10-19 s of CPU in the kernel; with OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles: they sleep at once,
+// as libgomp's do under PASSIVE) 0.7-4.9 s, the losses the same (docs/performance.md, "tp 1's system time"). OpenBLAS
+// reads it in its constructor too, through the same getenv, which answers 4 when it is unset.
 #pragma once
 
 namespace cg {
 
-// Sets OMP_WAIT_POLICY=PASSIVE in the environment when unset, for the processes the tool starts (cgsweep's stages,
-// python helpers, MPI singletons), which the getenv above does not reach. run_main calls it first thing; a main that
-// does not use run_main calls it too, and that call is also what links omp_env.cpp's getenv into the executable (a
-// static library's object is added to a link only when something in it is referenced).
+// Sets OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=4 in the environment where unset, for the processes the
+// tool starts (cgsweep's stages, python helpers, MPI singletons), which the getenv above does not reach. run_main
+// calls it first thing; a main that does not use run_main calls it too, and that call is also what links
+// omp_env.cpp's getenv into the executable (a static library's object is added to a link only when something in it
+// is referenced).
 void keep_passive_omp_for_children();
 
 // Blocks SIGTERM, SIGUSR1 and SIGINT. cgtrain calls it from .preinit_array, before any shared library's

@@ -5,6 +5,7 @@
 # mpirun. What libgomp made of the policy is read from libgomp itself: OMP_DISPLAY_ENV=verbose prints, from its
 # constructor, one block per load with GOMP_SPINCOUNT, the spinning it will do: 0 for PASSIVE, 300000 for its default
 # and 30000000000 for ACTIVE. One block per process also shows it was loaded once: the re-exec of old loaded it twice.
+# OpenBLAS's OPENBLAS_THREAD_TIMEOUT (4 when unset) is checked by what its idle thread costs (at the end).
 # Usage: check_omp_env.sh PROBE MPIEXEC
 set -euo pipefail
 probe=$1 mpiexec=$2
@@ -32,4 +33,17 @@ echo "$out"
 want=$(printf "rank %s name omp_env_probe args 2 last 'y' at_exec (unset) getenv PASSIVE child PASSIVE\n" 0 1)
 [ "$out" = "$want" ] || fail "under mpirun: $out"
 [ "$(spin)" = "0 0 " ] || fail "under mpirun: one libgomp load per rank with GOMP_SPINCOUNT 0 expected, got: $(spin)"
+
+# OpenBLAS's idle thread after a matmul: asleep at once (OPENBLAS_THREAD_TIMEOUT 4, the tool's getenv), about 1 ms of
+# CPU in the 100 ms that follow; a user's value is kept: 30 (2^30 cycles) spins through them (41-56 ms measured with
+# OpenBLAS's default 28 on a 2-core machine at load 4).
+idle_ms() { env "$@" "$probe" blas-idle | sed -n 's/.* idle cpu \([0-9]*\) ms$/\1/p'; }
+ms=$(idle_ms -u OPENBLAS_THREAD_TIMEOUT)
+echo "OpenBLAS idle, unset: $ms ms"
+[ -n "$ms" ] && [ "$ms" -lt 10 ] ||
+  fail "unset: OpenBLAS's idle thread used ${ms:-?} ms of CPU in 100 ms (under 10 expected)"
+ms=$(idle_ms OPENBLAS_THREAD_TIMEOUT=30)
+echo "OpenBLAS idle, 30: $ms ms"
+[ -n "$ms" ] && [ "$ms" -ge 10 ] ||
+  fail "OPENBLAS_THREAD_TIMEOUT=30 not kept: ${ms:-?} ms of CPU in 100 ms (10+ expected)"
 echo OK

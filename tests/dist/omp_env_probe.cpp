@@ -2,12 +2,21 @@
 // a process that re-executed itself with the variable set would show it there), as getenv sees it in run_main, and as
 // a child process gets it; and the process name (ps, pkill). Checked by check_omp_env.sh, which also reads what
 // libgomp itself made of it (OMP_DISPLAY_ENV).
+// `omp_env_probe blas-idle` prints instead the CPU time the process spends in the 100 ms after a 2-thread OpenBLAS
+// matmul, while its main thread sleeps: OpenBLAS's idle thread spinning for its OPENBLAS_THREAD_TIMEOUT, or asleep.
+#include <time.h>
+
+#include <ATen/ATen.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 
+#include "common/blas_threads.h"
 #include "dist/runtime.h"
 
 namespace {
@@ -25,7 +34,25 @@ std::string at_exec(const std::string& name) {
   return "(unset)";
 }
 
+double cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return 1e3 * double(ts.tv_sec) + 1e-6 * double(ts.tv_nsec);
+}
+
+int blas_idle() {
+  cg::set_openblas_threads(2);
+  const at::Tensor a = at::rand({512, 512});
+  const at::Tensor b = at::mm(a, a);  // large enough for OpenBLAS to use both threads
+  const double before = cpu_ms();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::printf("openblas %d threads, %lld elements, idle cpu %.0f ms\n", cg::openblas_threads(),
+              static_cast<long long>(b.numel()), cpu_ms() - before);
+  return 0;
+}
+
 int probe(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "blas-idle") return blas_idle();
   const char* now = std::getenv("OMP_WAIT_POLICY");
   std::ifstream comm("/proc/self/comm");
   std::string name;
