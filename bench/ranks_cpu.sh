@@ -6,7 +6,9 @@
 #   LAYOUTS="tp2" REPEATS=5 bench/ranks_cpu.sh /tmp/shards train.steps=40
 # SHARDS_DIR: cgprep's output for the config (build/data/cgprep configs/tiny.yaml data.shards_dir=SHARDS_DIR).
 # Extra arguments are section.key=value overrides given to every run. Each run writes in a fresh mktemp folder,
-# removed at the end. Prints one line a run: layout, user + system CPU seconds (every rank), wall, load average.
+# removed at the end. Prints one line a run: layout, user + system CPU seconds (every rank), wall, load average, and
+# a digest of the losses it logged (every step's loss, lr and gradient norm, each validation's loss, to the digits the
+# log shows): a change meant to cost less CPU, not to change the numbers, shows the same digest before and after.
 # CGTRAIN=path runs another cgtrain binary (a copy of the one before a change, to compare side by side).
 # Needs /usr/bin/time (GNU time) and a build with cgtrain (BUILD_DIR, default build).
 set -euo pipefail
@@ -25,7 +27,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/ranks_cpu.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # Short and with what a real run does besides steps: a validation at the start and end, a save at the end.
 args=("$CONFIG" "data.shards_dir=$shards" train.steps=20 train.val_every=20 train.val_samples=32 checkpoint.every=0
-      log.every=100 "$@")
+      log.every=1 "$@")
 
 run() {  # run LAYOUT: one timed run; prints its line
   local layout=$1 cmd
@@ -41,8 +43,10 @@ run() {  # run LAYOUT: one timed run; prints its line
   /usr/bin/time -f '%U %S %e' -o "$work/time" "${cmd[@]}" "train.run_dir=$work/run" >"$work/log" 2>&1 ||
     { tail -20 "$work/log" >&2; echo "$layout run failed (log above)" >&2; exit 1; }
   read -r user sys wall <"$work/time"
-  printf '%-4s cpu %6.1f s (user %6.1f + sys %5.1f)  wall %6.1f s  load %s\n' "$layout" \
-    "$(echo "$user + $sys" | bc)" "$user" "$sys" "$wall" "$load"
+  local losses
+  losses=$(grep -oE '(val )?loss [0-9.]+( \| lr [^|]*\| gnorm [0-9.]+)?' "$work/log" | md5sum | cut -c1-8)
+  printf '%-4s cpu %6.1f s (user %6.1f + sys %5.1f)  wall %6.1f s  load %-5s losses %s\n' "$layout" \
+    "$(echo "$user + $sys" | bc)" "$user" "$sys" "$wall" "$load" "$losses"
 }
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u '+%F %H:%M') UTC; $bin $CONFIG $*"
