@@ -1,7 +1,8 @@
-// bench_comm_wait: what MpiComm's sleeping wait costs a balanced all-reduce, against OpenMPI's blocking MPI_Allreduce
-// (how MpiComm waited before). Every rank busy-works WORK_MS (the last rank 5% longer: a balanced step's skew), then
-// all-reduces ELEMS floats; ITERS rounds each way, alternating, 3 times. Prints wall time a round and rank 0's CPU
-// time a round (its work included): the wait's extra CPU is the CPU above WORK_MS.
+// bench_comm_wait: what MpiComm's sleeping wait (CollectiveWait::AsleepFirst) costs a balanced all-reduce, against
+// OpenMPI's blocking MPI_Allreduce (how MpiComm waited before, and how it waits with CollectiveWait::Polling). Every
+// rank busy-works WORK_MS (the last rank 5% longer: a balanced step's skew), then all-reduces ELEMS floats; ITERS
+// rounds each way, alternating, 3 times. Prints wall time a round and rank 0's CPU time a round (its work included):
+// the wait's extra CPU is the CPU above WORK_MS.
 //   mpirun -np 2 build/bench/bench_comm_wait [ELEMS] [ITERS] [WORK_MS]     defaults 524288 (2 MB: a tiny-model
 //                                                                          activation at micro-batch 4) 200 0
 #define OMPI_SKIP_MPICXX 1  // the C API only, as in dist/
@@ -36,7 +37,9 @@ int run(int argc, char** argv) {
   const int iters = argc > 2 ? std::atoi(argv[2]) : 200;
   const double work_ms = argc > 3 ? std::atof(argv[3]) : 0;
   cg::dist::set_cpu_threads(1);  // one thread a rank, as cgtrain's 2 ranks on 2 cores
-  cg::dist::CommPtr comm = cg::dist::make_mpi_world_comm();
+  // AsleepFirst, not Auto (which polls across nodes with a core per thread): the bench weighs the barrier's round
+  // against no barrier on any layout, two nodes included (mpirun -H a,b), to tell what it costs there.
+  cg::dist::CommPtr comm = cg::dist::make_mpi_world_comm(cg::dist::CollectiveWait::AsleepFirst);
   const bool last = comm->rank() == comm->size() - 1;
   at::Tensor t = at::ones({elems});
   for (int pass = 0; pass < 3; ++pass) {
