@@ -11,6 +11,13 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A failed call of this process into MPI, NCCL or CUDA (CG_CHECK_MPI and its kin, dist/check.h): its own trouble,
+// not its input's, so every_rank_alike (common/input_error.h) lets it pass and its rank says it at once, not after
+// run_main's wait.
+struct CallError : Error {
+  using Error::Error;
+};
+
 [[noreturn]] void throw_error(const char* file, int line, const std::string& msg);
 
 // e's message without the "file:line: " that throw_error puts first: for an error rethrown with more context.

@@ -13,12 +13,6 @@ struct InputError : Error {
   using Error::Error;
 };
 
-// A failed call of this process into MPI, NCCL or CUDA (CG_CHECK_MPI and its kin, dist/check.h): its own trouble,
-// not its input's, so every_rank_alike lets it pass and its rank says it at once, not after run_main's wait.
-struct CallError : Error {
-  using Error::Error;
-};
-
 // What a std::filesystem call said of a path the config names (a symbolic link that loops, a folder this user may
 // not enter): libstdc++'s "filesystem error: status: ..." names neither the fix nor, first, the path.
 inline std::string path_error_message(const std::filesystem::filesystem_error& e) {

@@ -1,5 +1,5 @@
 // Checks for external calls, made where the call is made: CG_CHECK_MPI, CG_CHECK_NCCL, CG_CHECK_CUDA throw
-// cg::CallError (common/input_error.h) with file:line, the call's text and the library's error string (run_main turns
+// cg::CallError (common/error.h) with file:line, the call's text and the library's error string (run_main turns
 // it into an abort of every rank, at once: a failed call is its rank's own, never an error every rank meets alike).
 // The macros name MPI/NCCL/CUDA symbols only when expanded, so this header includes none of those libraries: a .cpp
 // that uses CG_CHECK_NCCL includes <nccl.h> itself.
@@ -7,7 +7,6 @@
 #include <string>
 
 #include "common/error.h"
-#include "common/input_error.h"
 
 namespace cg::dist::detail {
 // MPI_Error_string of `code` (defined in runtime.cpp, which links MPI).
