@@ -15,7 +15,6 @@
 #include "common/error.h"
 #include "common/file_lock.h"
 #include "common/file_set.h"
-#include "common/input_error.h"
 #include "common/log.h"
 #include "data/mp20.h"
 #include "sampler/eval_report.h"
@@ -77,7 +76,7 @@ cg::InvarianceResult invariance(const cg::Config& c) {
           .crystals;
   CG_CHECK(!crystals.empty(), "eval.invariance=true: data.test_csv {} holds no crystal that reads: give a test split "
            "with crystals", c.data.test_csv);
-  const cg::Tokenizer tok = cg::every_rank_alike([&] { return cg::Tokenizer::load(cg::sampling_tokenizer_path(c)); });
+  const cg::Tokenizer tok = cg::load_sampling_tokenizer(c).tokenizer;
   std::string what;
   auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);
   spdlog::info("cgeval: invariance check of {} over {} crystals of {} ({})", what, crystals.size(), c.data.test_csv,

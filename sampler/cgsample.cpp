@@ -30,7 +30,6 @@
 #include "common/file_set.h"
 #include "common/folder_kind.h"
 #include "common/hold_stop_signals.h"
-#include "common/input_error.h"
 #include "common/kernel_profile.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -256,8 +255,9 @@ int run(Config& c) {
   cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));
   const auto dims = cg::sampling_dims(c, device, rt.world);
 
-  const std::string tok_path = cg::sampling_tokenizer_path(c);
-  const cg::Tokenizer tok = cg::every_rank_alike([&] { return cg::Tokenizer::load(tok_path); });  // said once
+  const cg::SamplingTokenizer loaded = cg::load_sampling_tokenizer(c);
+  const std::string& tok_path = loaded.path;
+  const cg::Tokenizer& tok = loaded.tokenizer;
   // Before the model: a bad CSV must not cost a 70B load. Made on rank 0 alone (a CIF folder's space groups take
   // spglib over every crystal), its error reported on every rank.
   // Infill prompts write the test crystals with data.site_order and data.angle_mode: refused where the model's training

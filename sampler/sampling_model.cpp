@@ -186,8 +186,9 @@ std::string chosen_tokenizer(const Config& c, const std::string& own) {
   return c.data.shards_dir + "/tokenizer.model";  // the caller's "cannot read" error names it
 }
 
-// sampling_tokenizer_path, its errors as they come.
-std::string read_tokenizer_path(const Config& c) {
+}  // namespace
+
+std::string sampling_tokenizer_path(const Config& c) {
   // The adapter's own tokenizer: cgexport copies it beside a PEFT adapter, cgtrain keeps it in every step folder
   // and in the run folder (a resume refuses another one, so the run's checkpoints share it).
   std::string own;
@@ -222,6 +223,8 @@ std::string read_tokenizer_path(const Config& c) {
     }, /*warn_if_none=*/false);
   return path;
 }
+
+namespace {
 
 // load_sampling_model, its errors as they come.
 model::Llama read_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,
@@ -360,8 +363,12 @@ model::Llama read_sampling_model(const Config& c, const dist::ParallelDims& dims
 
 // Every rank reads the same files the config names, at the same point of the launch: their errors are every rank's,
 // said once under mpirun (every_rank_alike), as cgtrain's are.
-std::string sampling_tokenizer_path(const Config& c) {
-  return every_rank_alike([&] { return read_tokenizer_path(c); });
+SamplingTokenizer load_sampling_tokenizer(const Config& c) {
+  return every_rank_alike([&] {
+    std::string path = sampling_tokenizer_path(c);
+    Tokenizer tokenizer = Tokenizer::load(path);
+    return SamplingTokenizer{std::move(path), std::move(tokenizer)};
+  });
 }
 
 model::Llama load_sampling_model(const Config& c, const dist::ParallelDims& dims, int64_t tokenizer_vocab,

@@ -12,6 +12,7 @@
 
 #include <string>
 
+#include "data/tokenizer.h"
 #include "dist/parallel_dims.h"
 #include "model/llama.h"
 #include "trainer/config.h"
@@ -30,8 +31,18 @@ AdapterKind adapter_kind(const std::string& path);
 // The sentencepiece model to use: the one sample.adapter was trained with (its tokenizer.model: cgexport copies it
 // beside a PEFT adapter, cgtrain keeps it in its run and step folders); data.tokenizer, when set, must be that same
 // file (else an error). Without an adapter's: data.tokenizer, or for "train" model.hf_dir's tokenizer.model, else
-// <data.shards_dir>/tokenizer.model. Its errors are cg::InputError: every rank reads the same files, said once.
+// <data.shards_dir>/tokenizer.model. Its errors are cg::Error, as they come (load_sampling_tokenizer says them once).
 std::string sampling_tokenizer_path(const Config& c);
+
+// The tokenizer sampling reads, and the file it was read from (cgsample names it and keys its journal by its bytes).
+struct SamplingTokenizer {
+  std::string path;
+  Tokenizer tokenizer;
+};
+
+// sampling_tokenizer_path's file, loaded. Every rank picks and reads the same file at the same point of the launch:
+// an error in either (none there, another run's, not a tokenizer) is a cg::InputError, said once under mpirun.
+SamplingTokenizer load_sampling_tokenizer(const Config& c);
 
 // Builds the model described above on `device` (dtype model.dtype), tp-sharded over dims, in eval mode with no
 // LoRA hooks left. tokenizer_vocab: the vocabulary of a randomly initialised model. Collective over tp.
