@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/cli_usage.h"
+#include "common/input_error.h"
 #include "common/log.h"
 #include "dist/runtime.h"
 #include "trainer/train_export.h"
@@ -34,9 +35,13 @@ std::optional<cg::ExportOptions> parse_cgexport(int argc, char** argv) {
   return o;
 }
 
+// One process's work: under mpirun (a job script that starts every tool on all its tasks) rank 0 alone exports, so
+// that no two ranks write one --out, and an error is said once, by rank 0; the other ranks wait for its outcome. A
+// std::filesystem error on a path it was given is said as what to correct (every_rank_alike), not libstdc++'s words.
 int cgexport_main(cg::ExportOptions& o) {
-  cg::init_logging(0, 1);
-  const std::string ck = cg::export_run(o);
+  const auto& rt = cg::dist::runtime();
+  cg::init_logging(rt.rank, rt.world);
+  const std::string ck = cg::dist::rank0_text([&] { return cg::every_rank_alike([&] { return cg::export_run(o); }); });
   const bool adapter = o.merge && std::filesystem::exists(std::filesystem::path(o.out) / "adapter");
   spdlog::info("exported {} to {}{}", ck, o.out,
                o.merge ? (adapter ? " (merged HF checkpoint; the LoRA adapter in adapter/)" : " (merged HF checkpoint)")

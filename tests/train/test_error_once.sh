@@ -7,15 +7,19 @@
 #   resume (cgtrain_resume_error_once_np2): what comes after the config's first files: the base's weights as they
 #     load and the checkpoint a relaunch resumes. Two ranks show what three would (rank 1 meets each error as rank 0
 #     does, and says nothing) in about 5/6 of the time: its 7 launches, 3-5 s each, are mostly the ranks' start-up.
+#   export (cgexport_error_once_np2): cgexport under mpirun (a job script that starts each tool on all its tasks):
+#     rank 0 alone exports, so an error in its run folder or --out is said once, and no second rank writes into --out.
 # Its files go in a folder of its own made in $TEST_TMPDIR (ctest: the build's tests/tmp; else $TMPDIR or /tmp):
 # removed when every check passed, kept and named when one failed.
-# usage: test_error_once.sh input_file|resume MPIEXEC CGTRAIN TINY.yaml CGPREP TRAIN.csv.gz [WRITE_TINY_HF]
+# usage: test_error_once.sh input_file|resume|export MPIEXEC CGTRAIN TINY.yaml CGPREP TRAIN.csv.gz
+#          [WRITE_TINY_HF (resume) | CGEXPORT (export)]
 set -u
-part=$1 mpiexec=$2 cgtrain=$3 cfg=$4 cgprep=$5 csv=$6 write_hf=${7:-}
+part=$1 mpiexec=$2 cgtrain=$3 cfg=$4 cgprep=$5 csv=$6 write_hf=${7:-} cgexport=${7:-}
 case $part in
   input_file) ;;
   resume) [ -n "$write_hf" ] || { echo "the resume part takes WRITE_TINY_HF, the 7th argument"; exit 2; } ;;
-  *) echo "the first argument is the part, input_file or resume, not '$part'"; exit 2 ;;
+  export) [ -n "$cgexport" ] || { echo "the export part takes CGEXPORT, the 7th argument"; exit 2; } ;;
+  *) echo "the first argument is the part, input_file, resume or export, not '$part'"; exit 2 ;;
 esac
 work=${TEST_TMPDIR:-${TMPDIR:-/tmp}}
 mkdir -p "$work" && s=$(mktemp -d "$work/error_once_$part.XXXXXX") || exit 1
@@ -25,12 +29,15 @@ trap 'if [ $? -eq 0 ]; then rm -rf "$s"; else echo "the files of the checks are 
 
 source "$(dirname "$0")/../said_once.sh"  # once WANT OVERRIDES...: the launch is "${mpi[@]}"
 
-damage_train_state() {  # run folder, rank file: '{' of its train_state becomes '[', the manifest's checksum follows
+edit_checked() {  # run folder, file of step-1, sed script of the same length: the manifest's checksum follows
   local f=$1/checkpoints/step-1/$2 old new
   old=$(sha256sum "$f" | cut -d' ' -f1)
-  LC_ALL=C sed -i 's/"train_state":"{/"train_state":"[/' "$f" && new=$(sha256sum "$f" | cut -d' ' -f1) &&
+  LC_ALL=C sed -i "$3" "$f" && new=$(sha256sum "$f" | cut -d' ' -f1) &&
     [ "$old" != "$new" ] && sed -i "s/$old/$new/" "$1/checkpoints/step-1/manifest.json" ||
-    { echo "could not damage $f"; exit 1; }
+    { echo "could not edit $f"; exit 1; }
+}
+damage_train_state() {  # run folder, rank file: '{' of its train_state becomes '['
+  edit_checked "$1" "$2" 's/"train_state":"{/"train_state":"[/'
 }
 
 # No tokenizer (data.shards_dir without one), no train shards, a model.hf_dir that does not exist or whose config.json
@@ -110,6 +117,50 @@ resume_part() {
   # A manifest edited by hand: rank 0 alone verifies the step folders and refuses.
   cp -r "$s/run" "$s/run2" && printf '{"magic": ' >"$s/run2/checkpoints/step-1/manifest.json"
   once "none can be resumed" train.run_dir="$s/run2" train.steps=2 model.hf_dir="$s/hfa"
+}
+
+# Each of cgexport's errors below was said by every rank (each ran the whole export, and two ranks would write one
+# --out). A failed export leaves no --out folder where there was none, and one that was there as it was.
+export_part() {
+  "$cgtrain" "$cfg" parallel.tp=1 data.shards_dir="$s/shards" train.val_every=0 train.micro_batch=1 \
+    train.seq_len=256 train.steps=1 checkpoint.every=1 train.run_dir="$s/run" >"$s/train.log" 2>&1 ||
+    { echo "the training run failed:"; cat "$s/train.log"; exit 1; }
+  [ -f "$s/run/checkpoints/step-1/manifest.json" ] || { echo "no checkpoint step-1:"; cat "$s/train.log"; exit 1; }
+  mpi=("$mpiexec" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$cgexport")
+  gone() { [ ! -e "$1" ] || { echo "a failed export left $1: $(ls -la "$1")"; exit 1; }; }
+  once "cgexport: $s/none is not a cgtrain run folder" "$s/none" --out "$s/out"
+  gone "$s/out"
+  once "cgexport: unknown option --bogus; run cgexport --help" "$s/run" --out "$s/out" --bogus
+  # A checkpoint whose save did not finish: its manifest (written last) missing.
+  cp -r "$s/run" "$s/cut" && rm "$s/cut/checkpoints/step-1/manifest.json"
+  once "the newest checkpoint of $s/cut, $s/cut/checkpoints/step-1, is unfinished (it has no manifest.json" \
+    "$s/cut" --out "$s/out"
+  gone "$s/out"
+  once "$s/run has no checkpoint of step 7 (no $s/run/checkpoints/step-7); its checkpoints are of steps 1" \
+    "$s/run" --step 7 --out "$s/out"
+  # --out a file, a folder that cannot be made (a file on its way), a folder of another tool's files.
+  echo "a file" >"$s/file"
+  once "cgexport --out = $s/file is a file, not a folder: choose a folder" "$s/run" --out "$s/file"
+  once "cgexport --out = $s/file/out: cannot create the folder: Not a directory" "$s/run" --out "$s/file/out"
+  once "cgexport: --out $s/shards holds" "$s/run" --out "$s/shards"
+  # The checkpoint's config.yaml with a setting this build does not know (a newer cgtrain's, an edit by hand; its
+  # manifest agrees).
+  cp -r "$s/run" "$s/key" && edit_checked "$s/key" config.yaml '0,/^  steps:/s//  stepz:/'
+  once "unknown config key 'train.stepz' (in $s/key/checkpoints/step-1/config.yaml)" "$s/key" --out "$s/out"
+  gone "$s/out"
+
+  # Exported once, by rank 0: one 'exported' line, the adapter whole, no staging folder left.
+  out=$("${mpi[@]}" "$s/run" --out "$s/out" 2>&1) || { echo "the export under mpirun failed: $out"; exit 1; }
+  n=$(grep -c "exported $s/run/checkpoints/step-1 to $s/out" <<<"$out")
+  [ "$n" = 1 ] && [ -f "$s/out/adapter_config.json" ] && [ -f "$s/out/adapter_model.safetensors" ] &&
+    [ -z "$(ls -A "$s/out" | grep -i 'tmp\|moving')" ] ||
+    { echo "the export under mpirun: expected one 'exported' line and the adapter in $s/out: $out; $(ls -A "$s/out")"
+      exit 1; }
+  # An export that fails into a folder that holds one leaves that one as it was.
+  before=$(cd "$s/out" && ls -A && sha256sum *)
+  once "unknown config key 'train.stepz'" "$s/key" --out "$s/out"
+  [ "$(cd "$s/out" && ls -A && sha256sum *)" = "$before" ] ||
+    { echo "a failed export changed the earlier one in $s/out: $(ls -A "$s/out")"; exit 1; }
 }
 
 "${part}_part"
