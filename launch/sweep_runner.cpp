@@ -139,6 +139,20 @@ void set_status(const PlannedPoint& p, const std::string& status) {
   write_record(p, fs::path(p.run_dir) / "status", status);
 }
 
+// Marks point p "failed: <name> (<why>)", why being what `e` says. On a full disk the status may not fit either: the
+// error that stopped the point is the one to tell, so a failed write is logged, not thrown.
+void record_failure(const PlannedPoint& p, const std::string& name, const std::exception& e) {
+  const IoError* io = dynamic_cast<const IoError*>(&e);
+  const Error* cg = dynamic_cast<const Error*>(&e);
+  const std::string why = io ? io->failure : cg ? message_of(*cg) : e.what();
+  try {
+    set_status(p, fmt::format("failed: {} ({})", name, why));
+  } catch (const Error& also) {
+    spdlog::error("point {}: cannot record that {} failed in its status ({}); it may still say \"running\"", p.name,
+                  name, message_of(also));
+  }
+}
+
 // Runs f, a part of point p's stage `name` that must succeed for the stage to run (opening its log, locking its
 // shards); an error it throws marks the point "failed: <name> (<why>)" before it propagates, so that the status does
 // not say "running" once cgsweep has stopped or gone on to the next point.
@@ -147,15 +161,7 @@ auto failing_as(const PlannedPoint& p, const std::string& name, F&& f) -> declty
   try {
     return f();
   } catch (const std::exception& e) {  // cg::Error, or std::filesystem's error for a folder that cannot be made
-    const IoError* io = dynamic_cast<const IoError*>(&e);
-    const Error* cg = dynamic_cast<const Error*>(&e);
-    const std::string why = io ? io->failure : cg ? message_of(*cg) : e.what();
-    try {  // on a full disk the status may not fit either: the error that stopped the stage is the one to tell
-      set_status(p, fmt::format("failed: {} ({})", name, why));
-    } catch (const Error& also) {
-      spdlog::error("point {}: cannot record that {} failed in its status ({}); it may still say \"running\"",
-                    p.name, name, message_of(also));
-    }
+    record_failure(p, name, e);
     throw;
   }
 }
@@ -550,55 +556,12 @@ std::string resume_stage(const SweepPlan& plan, const PlannedPoint& p) {
   return at;
 }
 
-int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt) {
+// run_one from the point's first stage not done (after `resume`, when given) to its last; `at` names the stage under
+// way, for an error that ends it.
+int run_stages(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt, const std::string& resume,
+               std::string& at) {
   const fs::path run(p.run_dir);
-  const std::string hash = config_hash(p.config_yaml);
-  // One cgsweep at a time per point: a second one (a rerun while the first still runs, a Slurm array submitted
-  // again) would train in the same run folder at the same time and mark the point with its own status.
-  std::optional<FileLock> point_lock;
-  if (!opt.dry_run) {
-    point_lock.emplace((run / ".cgsweep.lock").string());  // one try
-    CG_CHECK(!point_lock->held_elsewhere(), "point {} ({}) is being run by another cgsweep "
-             "right now (it holds {}); wait for that one to finish or stop it, then run again", p.index, p.name,
-             (run / ".cgsweep.lock").string());
-    if (!point_lock->locked())  // a filesystem without flock: run, as before there was a lock
-      spdlog::warn("point {}: cannot lock {} ({}); make sure no other cgsweep runs this point", p.name,
-                   (run / ".cgsweep.lock").string(), std::strerror(point_lock->error()));
-  }
-  if (opt.dry_run && is_done(p) && fs::exists(hash_file(p)) && read_text(hash_file(p)) == hash) {
-    spdlog::info("point {} ({}) is done; it would be skipped", p.index, p.name);
-    return 0;
-  }
-  // A done point that trains on to its larger train.steps instead of being skipped (check_finished let it pass).
-  std::optional<LongerTraining> longer = longer_training(p);
-  if (longer && !longer->resumable) longer.reset();
-  if (longer)
-    spdlog::info("point {} ({}) is done at train.steps={}; {} on to train.steps={} from its last checkpoint, then "
-                 "its later stages again", p.index, p.name, longer->from, opt.dry_run ? "it would train" : "training",
-                 longer->to);
-  if (!opt.dry_run && is_done(p) && !longer) {
-    if (!fs::exists(hash_file(p)))
-      spdlog::info("point {} ({}) is done (marked by an older cgsweep: its config is not checked); skipped", p.index,
-                   p.name);
-    else if (read_text(hash_file(p)) != hash)
-      spdlog::info("point {} ({}) is done; its config differs from the one it ran with only in settings one of them "
-                   "lacks (another cgtrain version) or in how its folders are spelled; skipped", p.index, p.name);
-    else
-      spdlog::info("point {} ({}) is done; skipped", p.index, p.name);
-    return 0;
-  }
-  spdlog::info("point {} ({}) -> {}", p.index, p.name, p.run_dir);
   const std::string cfg = (run / "point.yaml").string();
-  const std::string resume = opt.dry_run ? "" : resume_stage(plan, p);
-  if (!opt.dry_run) {
-    if (!longer && fs::exists(hash_file(p)) && read_text(hash_file(p)) != hash)
-      spdlog::warn("point {}: its config changed since it last ran; cgtrain resumes the checkpoints in {} (if any) "
-                   "with the new config", p.name, p.run_dir);
-    set_status(p, "running");
-    write_record(p, hash_file(p), hash);
-    // Not "done" any more: from here on it is a point whose config changed since it last ran, which gets its new one.
-    if (longer) failing_as(p, "train", [&] { write_point_config(plan, p); });
-  }
   // Stages before `resume` finished in an earlier run.
   const auto skip = [&](const std::string& stage_name) {
     if (resume.empty()) return false;
@@ -645,6 +608,7 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   }
 
   // Before training is spent on the point; a dry run checks the shards already there.
+  if (!skip("train")) at = "train";
   if (opt.prepared && !skip("train")) opt.prepared(p);
 
   const std::string launcher = opt.launcher.empty() ? default_launcher() : opt.launcher;
@@ -658,20 +622,86 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   if (plan.spec.sample) {
     const std::string adapter = (run / "adapter").string();
     if (!skip("export")) {
+      at = "export";
       const std::vector<std::string> argv = serial({stage_tool("export", "cgexport"), p.run_dir, "--out", adapter});
       if (int rc = stage(p, "export", argv, opt.dry_run)) return rc;
     }
     // cgsample runs at the point's tp like cgtrain (all tp ranks draw the same tokens).
     if (!skip("sample")) {
+      at = "sample";
       std::vector<std::string> sample = launcher_argv(launcher, plan.spec.np);
       sample.push_back(stage_tool("sample", "cgsample"));
       sample.push_back(cfg);
       if (int rc = stage(p, "sample", sample, opt.dry_run)) return rc;
     }
+    at = "eval";
     if (int rc = stage(p, "eval", serial({stage_tool("eval", "cgeval"), cfg}), opt.dry_run)) return rc;
   }
   if (!opt.dry_run) set_status(p, "done");
   return 0;
+}
+
+int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt) {
+  const fs::path run(p.run_dir);
+  const std::string hash = config_hash(p.config_yaml);
+  // One cgsweep at a time per point: a second one (a rerun while the first still runs, a Slurm array submitted
+  // again) would train in the same run folder at the same time and mark the point with its own status.
+  std::optional<FileLock> point_lock;
+  if (!opt.dry_run) {
+    point_lock.emplace((run / ".cgsweep.lock").string());  // one try
+    CG_CHECK(!point_lock->held_elsewhere(), "point {} ({}) is being run by another cgsweep "
+             "right now (it holds {}); wait for that one to finish or stop it, then run again", p.index, p.name,
+             (run / ".cgsweep.lock").string());
+    if (!point_lock->locked())  // a filesystem without flock: run, as before there was a lock
+      spdlog::warn("point {}: cannot lock {} ({}); make sure no other cgsweep runs this point", p.name,
+                   (run / ".cgsweep.lock").string(), std::strerror(point_lock->error()));
+  }
+  if (opt.dry_run && is_done(p) && fs::exists(hash_file(p)) && read_text(hash_file(p)) == hash) {
+    spdlog::info("point {} ({}) is done; it would be skipped", p.index, p.name);
+    return 0;
+  }
+  // A done point that trains on to its larger train.steps instead of being skipped (check_finished let it pass).
+  std::optional<LongerTraining> longer = longer_training(p);
+  if (longer && !longer->resumable) longer.reset();
+  if (longer)
+    spdlog::info("point {} ({}) is done at train.steps={}; {} on to train.steps={} from its last checkpoint, then "
+                 "its later stages again", p.index, p.name, longer->from, opt.dry_run ? "it would train" : "training",
+                 longer->to);
+  if (!opt.dry_run && is_done(p) && !longer) {
+    if (!fs::exists(hash_file(p)))
+      spdlog::info("point {} ({}) is done (marked by an older cgsweep: its config is not checked); skipped", p.index,
+                   p.name);
+    else if (read_text(hash_file(p)) != hash)
+      spdlog::info("point {} ({}) is done; its config differs from the one it ran with only in settings one of them "
+                   "lacks (another cgtrain version) or in how its folders are spelled; skipped", p.index, p.name);
+    else
+      spdlog::info("point {} ({}) is done; skipped", p.index, p.name);
+    return 0;
+  }
+  spdlog::info("point {} ({}) -> {}", p.index, p.name, p.run_dir);
+  const std::string resume = opt.dry_run ? "" : resume_stage(plan, p);
+  if (!opt.dry_run) {
+    if (!longer && fs::exists(hash_file(p)) && read_text(hash_file(p)) != hash)
+      spdlog::warn("point {}: its config changed since it last ran; cgtrain resumes the checkpoints in {} (if any) "
+                   "with the new config", p.name, p.run_dir);
+    set_status(p, "running");
+    write_record(p, hash_file(p), hash);
+    // Not "done" any more: from here on it is a point whose config changed since it last ran, which gets its new one.
+    if (longer) failing_as(p, "train", [&] { write_point_config(plan, p); });
+  }
+  std::string at = resume.empty() ? "prep" : resume;  // the stage under way
+  if (opt.dry_run) return run_stages(plan, p, opt, resume, at);
+  try {
+    return run_stages(plan, p, opt, resume, at);
+  } catch (const RecordNotWritten&) {
+    throw;  // it says what the status still says; writing it again would fail alike
+  } catch (const std::exception& e) {
+    // An error no stage recorded (a stage records its setup's, failing_as, and its exit): RunOptions::prepared's,
+    // or any other between stages. The point is not running any more: its status says where and why, and the rerun
+    // picks it up there (resume_stage).
+    if (read_text(fs::path(p.run_dir) / "status") == "running") record_failure(p, at, e);
+    throw;
+  }
 }
 
 // run_one for --keep-going: a point that cannot run (a stage that cannot start, another cgsweep running it) is told

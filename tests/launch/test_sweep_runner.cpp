@@ -819,6 +819,41 @@ TEST(SweepRunner, PreparedRunsBetweenPrepAndTrain) {
   EXPECT_EQ(slurp(s.calls), calls);
 }
 
+// An error between a point's stages, in no stage's setup (here RunOptions::prepared throws, before training): the
+// point's status says it failed there and why, not "running"; --keep-going goes on to the next point, and the rerun
+// picks the failed one up and finishes it.
+TEST(SweepRunner, AnErrorBetweenStagesMarksThePointFailedThereAndTheRerunRunsIt) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4, 8]\n");
+  const fs::path r4 = plan.points[0].run_dir, r8 = plan.points[1].run_dir;
+  RunOptions o = s.options();
+  o.prepared = [](const PlannedPoint& p) {
+    if (p.index == 0) CG_FAIL("cannot read the shards of point {}", p.name);
+  };
+  const std::string error = cg::test::error_of([&] { run_sweep(plan, o); });
+  EXPECT_TRUE(cg::test::contains(error, "cannot read the shards of point r4")) << error;
+  EXPECT_EQ(slurp(r4 / "status"), "failed: train (cannot read the shards of point r4)\n");
+  EXPECT_FALSE(fs::exists(r8 / "status"));  // without --keep-going: not attempted
+  EXPECT_EQ(count(slurp(s.calls), "train "), 0u);
+
+  RunOptions keep = o;
+  keep.keep_going = true;
+  int rc = -1;
+  const std::string log = cg::test::log_of([&] { rc = run_sweep(plan, keep); });
+  EXPECT_EQ(rc, kExitPointError);
+  EXPECT_TRUE(cg::test::contains(log, "point 0 (r4) could not run: cannot read the shards of point r4")) << log;
+  EXPECT_EQ(slurp(r4 / "status"), "failed: train (cannot read the shards of point r4)\n");
+  EXPECT_EQ(collect_rows(plan)[0].status, "failed: train (cannot read the shards of point r4)");
+  EXPECT_EQ(slurp(r8 / "status"), "done\n");
+
+  o.prepared = nullptr;
+  ASSERT_EQ(run_sweep(plan, o), 0);
+  EXPECT_EQ(slurp(r4 / "status"), "done\n");
+  const std::string calls = slurp(s.calls);
+  EXPECT_EQ(count(calls, "train r=4"), 1u) << calls;
+  EXPECT_EQ(count(calls, "train r=8"), 1u) << calls;  // done: not run again
+}
+
 TEST(SweepRunner, SampleKilledByUsr1IsPreemptedAndResumesThere) {
   StubSweep s;
   const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4, 8]\n");
