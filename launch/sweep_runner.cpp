@@ -192,9 +192,9 @@ int stopped_before(const PlannedPoint& p, const std::string& name) {
 //     checkpoint, a later stage by running it again);
 //   - 128 + N after cgsweep itself got SIGINT/SIGTERM: "interrupted: <stage>";
 //   - the stage's exit code otherwise: "failed: <stage> (exit N)", with the tail of the stage's log.
-// A stage that cannot start (its log cannot be opened: a full disk, a read-only folder) throws, the point marked
-// "failed: <stage> (<why>)" first (failing_as), so its status does not say "running" after cgsweep has stopped or
-// gone on to the next point (--keep-going).
+// A stage that cannot start (its log cannot be opened: a full disk, a read-only folder; its command cannot be
+// executed: a launcher not on $PATH) throws, the point marked "failed: <stage> (<why>)" first (failing_as), so its
+// status does not say "running" after cgsweep has stopped or gone on to the next point (--keep-going).
 int stage(const PlannedPoint& p, const std::string& name, const std::vector<std::string>& argv, bool dry_run) {
   const fs::path log = fs::path(p.run_dir) / "logs" / (name + ".log");
   if (dry_run) {
@@ -478,6 +478,10 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
   // A full disk or a folder in its place: the OS reason and what to do, not the bare path.
   if (fd < 0) CG_FAIL_IO(errno, "cannot open the stage's log {}", log_path);
   install_forwarding();
+  // Closed by a successful exec; a failed one writes its errno here first, so that the stage fails saying why it
+  // could not start rather than with the exit code 127 of a command that ran.
+  int exec_failed[2];
+  CG_CHECK(::pipe2(exec_failed, O_CLOEXEC) == 0, "cannot start {}: pipe: {}", argv[0], std::strerror(errno));
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -499,12 +503,16 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     ::close(fd);
+    ::close(exec_failed[0]);
     ::execvp(args[0], args.data());
+    const int err = errno;
     const std::string msg = "cgsweep: cannot execute " + argv[0] + "\n";
     (void)!::write(2, msg.data(), msg.size());
+    (void)!::write(exec_failed[1], &err, sizeof err);
     ::_exit(127);
   }
   ::close(fd);
+  ::close(exec_failed[1]);
   if (pid > 0) {
     g_child_is_mpirun = is_mpirun(argv[0]);
     g_child = pid;
@@ -513,12 +521,23 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
     g_unforwarded = 0;
   }
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  int exec_errno = 0;
+  ssize_t got = -1;
+  while (pid > 0 && (got = ::read(exec_failed[0], &exec_errno, sizeof exec_errno)) < 0 && errno == EINTR) {
+  }
+  ::close(exec_failed[0]);
   CG_CHECK(pid > 0, "fork failed running {}", argv[0]);
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0) {
     CG_CHECK(errno == EINTR, "waitpid failed for {}", argv[0]);
   }
   g_child = 0;
+  CG_CHECK(got != ssize_t(sizeof exec_errno), "cannot start {}: {}; {}", argv[0], std::strerror(exec_errno),
+           argv[0].find('/') == std::string::npos
+               ? "put it on $PATH, or correct the launcher that names it (launcher: in the sweep file, --launcher "
+                 "or --serial-launcher)"
+               : "make it an executable file, or correct what names it (--bin-dir, launcher: in the sweep file, "
+                 "--launcher or --serial-launcher)");
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
   return 1;

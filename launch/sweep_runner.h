@@ -51,7 +51,8 @@ std::vector<std::string> launcher_argv(const std::string& launcher, int64_t np);
 std::string find_tool(const std::string& bin_dir, const std::string& tool);
 
 // Run argv with stdout+stderr appended to log_path (its folder created); returns the exit status, 128+N when
-// killed by signal N, 127 when it could not be started. SIGTERM/SIGUSR1/SIGINT received meanwhile are forwarded to it
+// killed by signal N; throws, saying why and what to correct, when argv[0] cannot be executed (a log that cannot be
+// opened throws too). SIGTERM/SIGUSR1/SIGINT received meanwhile are forwarded to it
 // (SIGTERM as SIGUSR1 when argv[0] is mpirun, mpiexec or orterun), and so is one received while no stage ran since
 // the sweep last checked for one before a stage (it would else go unheeded until the stage ended by itself).
 int run_logged(const std::vector<std::string>& argv, const std::string& log_path);

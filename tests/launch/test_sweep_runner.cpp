@@ -854,6 +854,25 @@ TEST(SweepRunner, AnErrorBetweenStagesMarksThePointFailedThereAndTheRerunRunsIt)
   EXPECT_EQ(count(calls, "train r=8"), 1u) << calls;  // done: not run again
 }
 
+// A stage whose command cannot be started (a launcher that is not on $PATH: a typo, a module not loaded) stops the
+// sweep saying why and what to correct, and its status says so, not "failed: train (exit 127)" as of a command that
+// ran; the rerun with the launcher put right trains the point.
+TEST(SweepRunner, AStageThatCannotBeStartedSaysWhy) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4]\n");
+  RunOptions o = s.options();
+  o.launcher = "cg-no-such-launcher";
+  const std::string why = "cannot start cg-no-such-launcher: No such file or directory; put it on $PATH, or correct "
+                          "the launcher that names it (launcher: in the sweep file, --launcher or --serial-launcher)";
+  const std::string error = cg::test::error_of([&] { run_sweep(plan, o); });
+  EXPECT_TRUE(cg::test::contains(error, why)) << error;
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "failed: train (" + why + ")\n");
+  EXPECT_EQ(count(slurp(s.calls), "train "), 0u);
+  ASSERT_EQ(run_sweep(plan, s.options()), 0);
+  EXPECT_EQ(count(slurp(s.calls), "train r=4"), 1u);
+  EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "done\n");
+}
+
 TEST(SweepRunner, SampleKilledByUsr1IsPreemptedAndResumesThere) {
   StubSweep s;
   const SweepPlan plan = s.plan("sample: true\ngrid:\n  lora.r: [4, 8]\n");
