@@ -425,6 +425,7 @@ std::optional<CheckpointInfo> find_latest_complete(const std::string& run_dir) {
 NewestCheckpoint newest_checkpoint(const std::string& run_dir) {
   NewestCheckpoint n;
   const std::vector<int64_t> steps = checkpoint_steps(run_dir);
+  n.info.step = -1;  // CheckpointInfo's own default is step 0, which the tools would read as a step folder
   if (steps.empty()) return n;
   n.info.step = steps.front();
   n.info.path = step_folder(run_dir, n.info.step);

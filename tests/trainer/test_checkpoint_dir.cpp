@@ -160,6 +160,23 @@ TEST(CheckpointDir, RetentionCountsOnlyIntactCheckpoints) {
   EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-12", "step-15.damaged", "step-24", "step-30"}));
 }
 
+// A run folder before its first save (no checkpoints/, an empty one, a save still in step-N.tmp) has no newest
+// checkpoint: step -1, which cgexport and cgsample refuse with "train first". It read as step 0 at path "", and both
+// tools went on to open "/rank-00000.safetensors".
+TEST(CheckpointDir, ARunBeforeItsFirstSaveHasNoNewestCheckpoint) {
+  std::string run = fresh_dir("no_steps_yet");
+  EXPECT_EQ(cg::newest_checkpoint(run).info.step, -1);
+  fs::create_directories(fs::path(run) / "checkpoints" / "step-3.tmp");
+  const cg::NewestCheckpoint none = cg::newest_checkpoint(run);
+  EXPECT_EQ(none.info.step, -1);
+  EXPECT_EQ(none.why, "");
+  save_two_ranks(run, 3);
+  const cg::NewestCheckpoint saved = cg::newest_checkpoint(run);
+  EXPECT_EQ(saved.info.step, 3);
+  EXPECT_EQ(saved.info.path, (fs::path(run) / "checkpoints" / "step-3").string());
+  EXPECT_EQ(saved.why, "");
+}
+
 // An unusable step-N that a save of step N meets is kept: moved to step-N.damaged, or step-N.unfinished when it has
 // no manifest.json (then -2, -3, ... when the name is taken: an earlier one never fails the save), with its bytes as
 // they were, whether the resume skipped it or it is found at the save; an intact one is replaced

@@ -392,6 +392,12 @@ TEST(ExportStream, BaseNotMatchingModelConfigIsAClearError) {
   std::filesystem::copy(d / "run2", d / "odd/checkpoints/step-9", std::filesystem::copy_options::recursive);
   EXPECT_EQ(cg::export_run({d / "odd/checkpoints/step-9", -1, d / "from_odd", false, "fp32"}),
             d / "odd/checkpoints/step-9/checkpoints/step-5");
+  // A run before its first save (cgtrain still on its way to checkpoint.every): nothing to export yet.
+  std::filesystem::create_directories(d / "young/checkpoints");
+  std::filesystem::copy_file(d / "run2/config.yaml", d / "young/config.yaml");
+  EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "young", -1, d / "x", false, "fp32"}); }),
+                       "young has no complete checkpoint under checkpoints/; train first"));
+  EXPECT_FALSE(std::filesystem::exists(d / "x"));
   // A folder that is not a run (a typo, or the HF folder itself).
   EXPECT_TRUE(contains(error_of([&] { cg::export_run({d / "no-such-run", -1, d / "out", false, "fp32"}); }),
                        "is not a cgtrain run folder (it has no config.yaml)"));
