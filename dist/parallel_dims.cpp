@@ -19,8 +19,10 @@ GridShape resolve_grid(int world, int tp, int dp) {
   CG_CHECK(world >= 1, "world size {} must be at least 1", world);
   CG_CHECK(tp >= 1, "parallel.tp {} must be at least 1", tp);
   CG_CHECK(dp >= 0, "parallel.dp {} must be at least 1 (or 0 for world / tp)", dp);
-  CG_CHECK(world % tp == 0, "tp {} does not divide world {}; set parallel.tp to a divisor of the number of ranks",
-           tp, world);
+  // World 1 is mostly a command run without mpirun (the README's commands start cgtrain and cgsample under it).
+  CG_CHECK(world % tp == 0, "tp {} does not divide world {}{}; launch a multiple of {} ranks (mpirun -np {} ...), or "
+           "set parallel.tp to a divisor of {}", tp, world, world == 1 ? " (one process: not started by mpirun)" : "",
+           tp, tp, world);
   if (dp == 0) dp = world / tp;
   CG_CHECK(tp * dp == world, "tp {} x dp {} = {} ranks but the job has world {}; launch {} ranks or set parallel.dp={}",
            tp, dp, tp * dp, world, tp * dp, world / tp);

@@ -52,7 +52,13 @@ TEST(ResolveGrid, ErrorsNameTheNumbers) {
             std::string::npos);
   EXPECT_NE(error_of([] { resolve_grid(4, 0, 0); }).find("parallel.tp 0"), std::string::npos);
   EXPECT_NE(error_of([] { resolve_grid(4, 2, -1); }).find("parallel.dp -1"), std::string::npos);
-  EXPECT_NE(error_of([] { resolve_grid(2, 4, 0); }).find("tp 4 does not divide world 2"), std::string::npos);
+  EXPECT_NE(error_of([] { resolve_grid(2, 4, 0); }).find("tp 4 does not divide world 2; launch a multiple of 4 ranks "
+                                                           "(mpirun -np 4 ...), or set parallel.tp to a divisor of 2"),
+            std::string::npos);
+  // configs/tiny.yaml (tp 2) started without mpirun: the error says so.
+  EXPECT_NE(error_of([] { resolve_grid(1, 2, 0); }).find("tp 2 does not divide world 1 (one process: not started by "
+                                                           "mpirun); launch a multiple of 2 ranks (mpirun -np 2 ...)"),
+            std::string::npos);
 }
 
 TEST(GpuForLocalRank, NodeGpusOrOneBoundGpuPerRank) {
