@@ -17,6 +17,7 @@
 #include "common/durable_file.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/path_note.h"
 #include "common/sha256.h"
 #include "data/augment.h"
 #include "data/mp20.h"
@@ -230,11 +231,7 @@ PrepReport run_prep(const DataConfig& d, int threads, const std::atomic<int>* st
     std::error_code ec;
     CG_CHECK(std::filesystem::exists(w.csv, ec), "data.{}_csv: {} does not exist{}; set data.{}_csv to a CSV in "
              "CDVAE's layout or a folder of CIF files (data.{}_csv= leaves the split out)", w.name, w.csv,
-             std::filesystem::path(w.csv).is_relative()
-                 ? fmt::format(" in {} (relative paths are read from the folder cgprep runs in)",
-                               std::filesystem::current_path(ec).string())
-                 : "",
-             w.name, w.name);
+             relative_path_note(w.csv, "cgprep"), w.name, w.name);
   }
   warn_if_mp20_val_test(d);
   // A stop request is a failure like any other: the error unwinds through the cleanup below (staging folder, then

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "common/path_note.h"
 #include "common/sha256.h"
 #include "data/sp_model.h"
 
@@ -205,6 +206,10 @@ Tokenizer Tokenizer::load(const std::string& path) {
   std::error_code ec;
   CG_CHECK(!std::filesystem::is_directory(path, ec), "tokenizer model '{}' is a folder: give the .model file in it "
            "(e.g. {}/tokenizer.model)", path, path);
+  CG_CHECK(std::filesystem::exists(path, ec), "tokenizer model '{}' does not exist{}: set data.tokenizer to a "
+           "sentencepiece .model file (cgtok converts LLaMA-2's tokenizer.json), or to 'train' and data.shards_dir to "
+           "the folder cgprep wrote (it holds the tokenizer.model cgprep fitted)", path,
+           relative_path_note(path, "the command"));
   std::ifstream in(path, std::ios::binary);
   CG_CHECK(in.good(), "cannot read tokenizer model '{}': set data.tokenizer to a sentencepiece .model file "
                       "(cgtok converts LLaMA-2's tokenizer.json), or to 'train'", path);

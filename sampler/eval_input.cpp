@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/path_note.h"
 #include "data/cif.h"
 #include "data/csv.h"
 #include "data/mp20.h"
@@ -253,8 +254,8 @@ EvalInput load_eval_input(const std::string& path, int64_t max_rows) {
   EvalInput in;
   in.path = path;
   const fs::path p(path);
-  CG_CHECK(fs::exists(p), "eval.input '{}' does not exist; point it at a cgsample folder (sample.out_dir), a .jsonl, "
-           "a .csv/.csv.gz, a .cif file or a folder of .cif files", path);
+  CG_CHECK(fs::exists(p), "eval.input '{}' does not exist{}; point it at a cgsample folder (sample.out_dir), a .jsonl, "
+           "a .csv/.csv.gz, a .cif file or a folder of .cif files", path, relative_path_note(path, "cgeval"));
   if (fs::is_directory(p) && fs::exists(p / "samples.jsonl")) {
     from_samples((p / "samples.jsonl").string(), max_rows, &in);
     // A live journal: a cgsample run into this folder stopped before it wrote its outputs. What is here is an earlier

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/path_note.h"
 #include "data/crystal_text.h"
 #include "data/elements.h"
 #include "data/mp20.h"
@@ -84,11 +85,7 @@ void check_exists(const std::string& key, const std::string& use, const std::str
   std::error_code ec;
   if (std::filesystem::exists(path, ec)) return;
   CG_FAIL("{}{}: {} does not exist{}; set {} to a CSV in CDVAE's layout or a folder of CIF files", key, use, path,
-          std::filesystem::path(path).is_relative()
-              ? fmt::format(" in {} (relative paths are read from the folder cgsample runs in)",
-                            std::filesystem::current_path(ec).string())
-              : "",
-          key);
+          relative_path_note(path, "cgsample"), key);
 }
 
 }  // namespace

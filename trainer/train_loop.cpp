@@ -13,9 +13,9 @@
 #include <fstream>
 #include <optional>
 
+#include "common/blas_threads.h"
 #include "common/durable_file.h"
 #include "common/error.h"
-#include "common/blas_threads.h"
 #include "common/file_lock.h"
 #include "common/input_error.h"
 #include "common/log.h"
@@ -25,6 +25,7 @@
 #include "data/shard_settings.h"
 #include "data/sp_model.h"
 #include "data/tokenizer.h"
+#include "common/path_note.h"
 #include "common/sha256.h"
 #include "dist/cpu_threads.h"
 #include "dist/nccl_comm.h"
@@ -314,8 +315,13 @@ TrainInputs read_train_inputs(const Config& cfg, const dist::ParallelDims& dims)
   const std::string& run_dir = cfg.train.run_dir;
   const std::string tok_path = tokenizer_path(cfg.data);
   // Every checkpoint keeps the tokenizer (cgsample and cgexport use it; a resume refuses another one).
-  CG_CHECK(fs::exists(tok_path), "tokenizer {} does not exist: run cgprep with this config first (it writes "
-           "<data.shards_dir>/tokenizer.model), or set data.tokenizer", tok_path);
+  // data.tokenizer=train reads cgprep's; a path given is the user's own file, which cgprep does not make.
+  CG_CHECK(fs::exists(tok_path), "tokenizer {} does not exist{}: {}", tok_path, relative_path_note(tok_path, "cgtrain"),
+           cfg.data.tokenizer == "train"
+               ? "run cgprep with this config first (it writes <data.shards_dir>/tokenizer.model), or set "
+                 "data.shards_dir to the folder it wrote"
+               : "set data.tokenizer to the sentencepiece .model the shards were made with (cgprep_config.yaml in "
+                 "data.shards_dir names it), or to 'train' for the one cgprep fitted");
   std::string tok_bytes = read_file(tok_path, "tokenizer");
   const std::string tok_hash = sha256_hex(tok_bytes.data(), tok_bytes.size());
   const LoaderOptions lo = train_loader_options(cfg, dims.dp_rank, dims.dp);

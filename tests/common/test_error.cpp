@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/input_error.h"
+#include "common/path_note.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -35,6 +36,17 @@ TEST(Error, CheckPutsFileAndLineFirstAndMessageOfDropsThem) {
   // Wrapped twice: only the outer prefix goes.
   EXPECT_EQ(cg::message_of(cg::Error("inject.cpp:94: PEFT adapter a: lora.cpp:140: shape")),
             "PEFT adapter a: lora.cpp:140: shape");
+}
+
+// A relative path that does not exist is said with the folder it was looked for in: the config's paths are relative to
+// the folder the command runs in (the repository root in the README), not to the config file.
+TEST(Error, RelativePathNoteNamesTheFolderOnlyForARelativePath) {
+  const std::string cwd = std::filesystem::current_path().string();
+  EXPECT_EQ(cg::relative_path_note("runs/shards/tiny/tokenizer.model", "cgtrain"),
+            " in " + cwd + " (relative paths are read from the folder cgtrain runs in)");
+  EXPECT_EQ(cg::relative_path_note("./x", "the command"),
+            " in " + cwd + " (relative paths are read from the folder the command runs in)");
+  EXPECT_EQ(cg::relative_path_note("/abs/tokenizer.model", "cgtrain"), "");
 }
 
 TEST(EveryRankAlike, InputErrorsBecomeInputErrorAndOthersPass) {

@@ -244,7 +244,18 @@ TEST(Tokenizer, LoadErrorsNameThePath) {
     cg::Tokenizer::load("/nonexistent/tok.model");
     FAIL();
   } catch (const cg::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/tok.model"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("tokenizer model '/nonexistent/tok.model' does not exist: set "
+                                         "data.tokenizer to a sentencepiece .model file"), std::string::npos)
+        << e.what();
+  }
+  // Relative: said with the folder it was looked for in (a command run from another folder than the repository's).
+  try {
+    cg::Tokenizer::load("runs/nonexistent/tokenizer.model");
+    FAIL();
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer model 'runs/nonexistent/tokenizer.model' does not exist in " +
+                                         std::filesystem::current_path().string() + " (relative paths are read "
+                                         "from the folder the command runs in)"), std::string::npos) << e.what();
   }
   EXPECT_THROW(cg::Tokenizer::from_bytes("not a model"), cg::Error);
   // Another file given as the tokenizer (a safetensors header here): named, with what to give instead.

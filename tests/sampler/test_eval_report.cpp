@@ -341,6 +341,17 @@ TEST(EvalReport, CifFolder) {
   fs::remove_all(dir);
 }
 
+// eval.input's default, runs/tiny/samples, is relative: from another folder than the repository's, its error names the
+// folder it was looked in.
+TEST(EvalReport, MissingInputNamesTheFolderARelativePathIsReadFrom) {
+  const std::string e = cg::test::error_of([] { load_eval_input("runs/no-such/samples"); });
+  EXPECT_NE(e.find("eval.input 'runs/no-such/samples' does not exist in " + fs::current_path().string() +
+                   " (relative paths are read from the folder cgeval runs in); point it at a cgsample folder"),
+            std::string::npos) << e;
+  const std::string abs = cg::test::error_of([] { load_eval_input("/no-such/samples"); });
+  EXPECT_NE(abs.find("eval.input '/no-such/samples' does not exist; point it at"), std::string::npos) << abs;
+}
+
 TEST(EvalReport, ReasonsQuotingBytesThatAreNotUtf8StillMakeJson) {
   // A CIF in another encoding: its reason quotes raw bytes; report.json and a sample record still serialise.
   const fs::path dir = fresh_dir("latin1");

@@ -66,7 +66,9 @@ input_file_part() {
   # A tokenizer rank 0 has and the other ranks lack: said by a rank that lacks it, and by rank 0 as that rank's.
   err=$("${mpi[@]}" data.shards_dir="$s/shards" data.tokenizer=tok.model 2>&1 >/dev/null)
   rc=$?
-  [ "$rc" != 0 ] && grep -qE "^\[rank [12]\] fatal: .*tokenizer tok.model does not exist" <<<"$err" &&
+  # A data.tokenizer given as a path is the user's file: set it right (not 'run cgprep', which does not write it).
+  [ "$rc" != 0 ] && grep -qE "^\[rank [12]\] fatal: .*tokenizer tok.model does not exist in $s/r[12] \(relative paths \
+are read from the folder cgtrain runs in\): set data.tokenizer to the sentencepiece .model the shards" <<<"$err" &&
     ! grep -qE "^\[rank 0\] fatal: [^ ]+ tokenizer tok.model" <<<"$err" ||
     { echo "a tokenizer only rank 0 has: rc $rc, expected rank 1 or 2 to say it is missing: $err"; exit 1; }
 }

@@ -894,7 +894,9 @@ TEST(TrainBadInput, RankOneFailingAloneLeavesNoFolder) {
   const RunResult r = run_mpi(1, exe, args);
   EXPECT_NE(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("[rank 1] fatal: "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("tokenizer shards/tokenizer.model does not exist"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tokenizer shards/tokenizer.model does not exist in " + d + "/w1 (relative paths are read "
+                          "from the folder cgtrain runs in): run cgprep with this config first"), std::string::npos)
+      << r.output;
   EXPECT_NE(r.output.find("[rank 0] fatal: rank 1 failed, ending the job: "), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(parent)) << r.output;
 }
