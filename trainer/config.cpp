@@ -128,6 +128,15 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     if (!best || d < best_d) best = &f, best_d = d;
   }
   std::string hint = best && best_d <= 4 ? fmt::format("; did you mean '{}'?", best->key) : "";
+  // A key without its section (steps=5, --steps=5): the keys that end in it, however far their spelling is.
+  if (key.find('.') == std::string::npos) {
+    std::vector<std::string> ends;
+    for (const auto& f : fields)
+      if (f.key.size() > key.size() + 1 && f.key.compare(f.key.size() - key.size() - 1, std::string::npos,
+                                                         "." + key) == 0)
+        ends.push_back("'" + f.key + "'");
+    if (!ends.empty()) hint = fmt::format("; keys are section.key: did you mean {}?", fmt::join(ends, " or "));
+  }
   CG_FAIL("unknown config key {}{}{}; run with --help to list every key", shown(key), where, hint);
 }
 

@@ -424,6 +424,12 @@ TEST(Config, UnknownKeysNameTheDottedKeyAndSuggest) {
   EXPECT_NE(e.find("'train.lrr'"), std::string::npos) << e;
   e = error_of([] { cg::load_config("", {"lora.rank=8"}); });
   EXPECT_NE(e.find("'lora.rank'"), std::string::npos) << e;
+  // A key without its section, as other tools' options are written (--steps=5): the keys that end in it.
+  e = error_of([] { cg::load_config("", {"--steps=5"}); });
+  EXPECT_NE(e.find("unknown config key 'steps' (command line); keys are section.key: did you mean 'train.steps'?"),
+            std::string::npos) << e;
+  e = error_of([] { cg::load_config("", {"seed=1"}); });
+  EXPECT_NE(e.find("did you mean 'data.seed' or 'train.seed' or 'sample.seed'?"), std::string::npos) << e;
   EXPECT_NE(e.find("command line"), std::string::npos) << e;
   e = error_of([] { cg::load_config_string("train: 5\n"); });
   EXPECT_NE(e.find("'train' is a section"), std::string::npos) << e;
