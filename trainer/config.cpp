@@ -474,6 +474,10 @@ std::optional<Config> parse_cli_impl(int argc, char** argv, const std::string& t
         hint = "it is a folder; give the config file (CONFIG.yaml) or section.key=value" + yaml_files_in(w);
       else if (std::filesystem::is_regular_file(w, ec))
         hint = "a config file is read when its name ends in .yaml or .yml: rename it (or give section.key=value)";
+      else if (std::filesystem::is_regular_file(w + ".yaml", ec))  // configs/tiny for configs/tiny.yaml
+        hint = fmt::format("did you mean {}?", shown(w + ".yaml", false));
+      else if (std::filesystem::is_regular_file(w + ".yml", ec))
+        hint = fmt::format("did you mean {}?", shown(w + ".yml", false));
       else if (eq == std::string::npos && w.find('.') != std::string::npos && w.find('/') == std::string::npos)
         hint = fmt::format("an override needs a value: write {}=VALUE", w);
       CG_CHECK(positional, "{}: unexpected argument {}: {}", tool, shown(w), hint);

@@ -642,6 +642,11 @@ TEST(Config, ParseCliSplitsFileOverridesPositionalAndHelp) {
   EXPECT_NE(stray("train.steps").find("an override needs a value: write train.steps=VALUE"), std::string::npos)
       << stray("train.steps");
   EXPECT_NE(stray("extra").find("'extra': expected CONFIG.yaml or section.key=value"), std::string::npos);
+  // A config file named without its extension (configs/tiny for configs/tiny.yaml): the file that is there.
+  const std::string no_ext = ::testing::TempDir() + "/cfg_named";
+  std::ofstream(no_ext + ".yaml") << "train: {steps: 7}\n";
+  EXPECT_NE(stray(no_ext).find("cgx: unexpected argument '" + no_ext + "': did you mean " + no_ext + ".yaml?"),
+            std::string::npos) << stray(no_ext);
 
   std::vector<std::string> help = {"cgx", "--help"};
   std::vector<char*> hargv = {help[0].data(), help[1].data()};
