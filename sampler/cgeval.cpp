@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/file_lock.h"
 #include "common/file_set.h"
+#include "common/input_error.h"
 #include "common/log.h"
 #include "data/mp20.h"
 #include "sampler/eval_report.h"

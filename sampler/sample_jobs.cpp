@@ -111,6 +111,14 @@ void check_sample_settings(const Config& c) {
   }
 }
 
+void check_sample_adapter_exists(const Config& c) {
+  const std::string& a = c.sample.adapter;
+  std::error_code ec;
+  CG_CHECK(a.empty() || std::filesystem::exists(a, ec), "sample.adapter {} does not exist{}; give cgexport's --out "
+           "folder, a cgtrain run_dir or a run_dir/checkpoints/step-N folder (or leave it empty)", a,
+           relative_path_note(a, "cgsample"));
+}
+
 std::vector<SampleJob> make_sample_jobs(const Config& c) {
   check_sample_settings(c);
   std::vector<SampleJob> jobs;

@@ -27,6 +27,10 @@ std::vector<SampleJob> make_sample_jobs(const Config& c);
 // any tokenizer, CSV or model is read. Throws naming the key and what to write. make_sample_jobs makes them too.
 void check_sample_settings(const Config& c);
 
+// A sample.adapter that is not there, refused as itself: the tokenizer is read first, from the adapter's folder when it
+// has one and else from data.tokenizer, so a mistyped adapter path was said as the shards' missing tokenizer.model.
+void check_sample_adapter_exists(const Config& c);
+
 // A property condition (sample.formation_energy / band_gap / e_above_hull): nothing when empty, else a finite
 // decimal number; throws otherwise.
 std::optional<double> number_or_none(const std::string& s);

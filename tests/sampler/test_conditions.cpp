@@ -371,6 +371,20 @@ TEST(Conditions, MissingInputsNameTheKeyAndTheWorkingFolder) {
             std::string::npos) << why;
 }
 
+// A sample.adapter that is not there is said as itself (it was said as the shards' missing tokenizer.model, which
+// cgsample reads in its place), with the folder a relative one was looked for in.
+TEST(Conditions, MissingAdapterIsNamed) {
+  Config c;
+  EXPECT_NO_THROW(check_sample_adapter_exists(c));  // none: the base model
+  c.sample.adapter = "runs/no-such/adapter";
+  const std::string why = test::error_of([&] { check_sample_adapter_exists(c); });
+  EXPECT_NE(why.find("sample.adapter runs/no-such/adapter does not exist in " +
+                     std::filesystem::current_path().string() + " (relative paths are read from the folder cgsample "
+                     "runs in); give cgexport's --out folder, a cgtrain run_dir"), std::string::npos) << why;
+  c.sample.adapter = ::testing::TempDir();
+  EXPECT_NO_THROW(check_sample_adapter_exists(c));
+}
+
 // A sample.formula that is no formula is refused before any model loads, saying what is wrong with it: the symbol
 // that is no element, a fractional count, a symbol in lower case.
 TEST(Conditions, BadFormulaNamesWhatIsWrong) {
