@@ -116,7 +116,7 @@ void check_sample_adapter_exists(const Config& c) {
   std::error_code ec;
   CG_CHECK(a.empty() || std::filesystem::exists(a, ec), "sample.adapter {} does not exist{}; give cgexport's --out "
            "folder, a cgtrain run_dir or a run_dir/checkpoints/step-N folder (or leave it empty)", a,
-           relative_path_note(a, "cgsample"));
+           relative_path_note(a, "the command"));  // cgsample, or cgeval with eval.invariance
 }
 
 std::vector<SampleJob> make_sample_jobs(const Config& c) {

@@ -379,8 +379,8 @@ TEST(Conditions, MissingAdapterIsNamed) {
   c.sample.adapter = "runs/no-such/adapter";
   const std::string why = test::error_of([&] { check_sample_adapter_exists(c); });
   EXPECT_NE(why.find("sample.adapter runs/no-such/adapter does not exist in " +
-                     std::filesystem::current_path().string() + " (relative paths are read from the folder cgsample "
-                     "runs in); give cgexport's --out folder, a cgtrain run_dir"), std::string::npos) << why;
+                     std::filesystem::current_path().string() + " (relative paths are read from the folder the "
+                     "command runs in); give cgexport's --out folder, a cgtrain run_dir"), std::string::npos) << why;
   c.sample.adapter = ::testing::TempDir();
   EXPECT_NO_THROW(check_sample_adapter_exists(c));
 }
