@@ -76,6 +76,21 @@ void check_no_other_export(const std::string& out, bool weights) {
   }
 }
 
+// Whether `out` holds an earlier export of the same kind (check_no_other_export refused the other kind), and the
+// checkpoint it came from where its adapter's kAdapterSourceFile says ("" where not).
+std::optional<std::string> earlier_export(const std::string& out, bool weights) {
+  const fs::path dir(out);
+  const bool there = weights ? fs::exists(dir / "config.json") : fs::exists(dir / "adapter_config.json");
+  if (!there) return std::nullopt;
+  const fs::path adapter = weights ? dir / "adapter" : dir;
+  std::string checkpoint;
+  try {
+    if (fs::exists(adapter / kAdapterSourceFile)) checkpoint = peft_adapter_record(adapter.string()).checkpoint;
+  } catch (const std::exception&) {  // an unreadable record only makes the note vaguer
+  }
+  return checkpoint;
+}
+
 // The base model's full tensors by name, one at a time, in the file's dtype: read from the HF folder (checked against
 // the shapes model_config.json implies first), or the run's random init (tp 1, same numbers as training; this builds
 // the whole model, which only tiny demo models use).
@@ -572,6 +587,7 @@ std::string export_run(const ExportOptions& given) {
   make_output_dir(o.out, "cgexport --out");
   finish_unfinished_export(o.out);
   check_no_other_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);
+  const std::optional<std::string> earlier = earlier_export(o.out, /*weights=*/o.merge || !cfg.lora.enabled);
   // Everything is written into a staging folder inside --out and moved into place at the end: a failed export (a
   // full disk) leaves an earlier export in the folder as it was. Whole, the staging folder is renamed in one step to
   // the name that says so, then moved in. Killed during the moves, the folder keeps the rest there, readers refuse it
@@ -592,6 +608,11 @@ std::string export_run(const ExportOptions& given) {
   fsync_path(o.out, /*directory=*/true);
   commit_export(moving, o.out);
   made.keep();
+  // Said, not asked: exporting a later checkpoint over the earlier one is the usual way to refresh an adapter, but a
+  // user who meant to keep both learns it here (cgsample says the same of its outputs).
+  if (earlier)
+    spdlog::warn("cgexport: replaced the earlier export{} in {}; give --out another folder to keep exports side by "
+                 "side", earlier->empty() ? "" : " of " + *earlier, o.out);
   return ck.path;
 }
 

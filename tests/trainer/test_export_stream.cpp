@@ -649,6 +649,25 @@ TEST(ExportStream, OutThatIsShardsOrAnotherRunIsRefused) {
   EXPECT_FALSE(fs::exists(d / "other/adapter") || fs::exists(d / "other/config.json"));
 }
 
+// An export into a folder that holds an earlier one of the same kind replaces it and says so, naming the checkpoint
+// the earlier one came from; the first export into a folder says nothing of the kind.
+TEST(ExportStream, ReplacingAnEarlierExportIsSaid) {
+  TempDir d;
+  const auto lc = micro();
+  write_random_hf(d / "hf", lc, at::kFloat, int64_t{1} << 30, 3);
+  make_export_run(d / "run", lc, d / "hf", {"lora.r=4"});
+  std::string ck;
+  for (const bool merge : {false, true}) {
+    const std::string out = d / (merge ? "merged" : "adapter");
+    std::string log = cg::test::log_of([&] { ck = cg::export_run({d / "run", -1, out, merge, "fp32"}); });
+    EXPECT_FALSE(contains(log, "replaced")) << log;
+    log = cg::test::log_of([&] { cg::export_run({d / "run", -1, out, merge, "fp32"}); });
+    EXPECT_TRUE(contains(log, "cgexport: replaced the earlier export of " + ck + " in " + out + "; give --out "
+                              "another folder")) << log;
+    EXPECT_TRUE(fs::exists(fs::path(out) / (merge ? "config.json" : "adapter_config.json")));
+  }
+}
+
 // The base folder moved since training: --merge says so and names --base; with --base the merge reads the new place
 // and equals the reference; --base on a random-init run is refused.
 TEST(ExportStream, MovedBaseNeedsBaseOption) {
