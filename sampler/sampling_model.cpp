@@ -287,8 +287,8 @@ model::Llama read_sampling_model(const Config& c, const dist::ParallelDims& dims
       lora::check_adapter_against_base(*ad, c.sample.adapter, bo.hf_dir, "PEFT adapter " + c.sample.adapter,
                                        dims.rank == 0);
       peft_base = ad->config.base_model_name_or_path;
-      desc += fmt::format(" + PEFT adapter {} (r {}, {} modules) merged", c.sample.adapter, ad->config.r,
-                          ad->config.target_modules.size());
+      desc += fmt::format(" + PEFT adapter {} (r {} on {}) merged", c.sample.adapter, ad->config.r,
+                          fmt::join(ad->config.target_modules, ","));
       const std::string dir = c.sample.adapter, base = bo.hf_dir.empty() ? "the random-init base" : bo.hf_dir;
       const int64_t n_layers = bo.config.num_hidden_layers;
       adapter_step = [ad, dir, base, n_layers, &lora_set, &dims, device](model::Llama& m) {
