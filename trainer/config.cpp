@@ -120,7 +120,14 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return prev[b.size()];
 }
 
-[[noreturn]] void unknown_key(const std::vector<Field>& fields, const std::string& key, const std::string& where) {
+// What an unknown key's error tells to do: a config the user writes is checked against --help's list; one cgtrain
+// wrote (load_saved_config: a run folder's or a checkpoint's config.yaml) came from a version that has the key.
+constexpr const char* kListKeysAdvice = "run with --help to list every key";
+constexpr const char* kSavedConfigAdvice = "the file was written by a cgtrain version that has that key (a newer one), "
+                                           "or edited since: read the run with that version, or correct the file";
+
+[[noreturn]] void unknown_key(const std::vector<Field>& fields, const std::string& key, const std::string& where,
+                              const char* advice = kListKeysAdvice) {
   const Field* best = nullptr;
   size_t best_d = 0;
   for (const auto& f : fields) {
@@ -137,7 +144,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
         ends.push_back("'" + f.key + "'");
     if (!ends.empty()) hint = fmt::format("; keys are section.key: did you mean {}?", fmt::join(ends, " or "));
   }
-  CG_FAIL("unknown config key {}{}{}; run with --help to list every key", shown(key), where, hint);
+  CG_FAIL("unknown config key {}{}{}; {}", shown(key), where, hint, advice);
 }
 
 Field* find_field(std::vector<Field>& fields, const std::string& key) {
@@ -178,7 +185,7 @@ std::string key_name(const YAML::Node& k, const std::string& prefix, const std::
 }
 
 void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::string& prefix,
-                const std::string& where) {
+                const std::string& where, const char* advice = kListKeysAdvice) {
   // yaml-cpp keeps a repeated key, and the last one would win unnoticed: refused, naming both lines.
   std::map<std::string, std::pair<YAML::Mark, YAML::Node>> seen;  // name -> where it was first, its value
   for (const auto& kv : node) {
@@ -224,7 +231,7 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
       }
     } else if (is_section(fields, key)) {
       CG_CHECK(v.IsMap(), "config key '{}'{} is a section: give it a map of keys, e.g. {}: {{...}}", key, where, name);
-      apply_yaml(fields, v, key, where);
+      apply_yaml(fields, v, key, where, advice);
     } else {
       // Name the first full dotted key under an unknown section, so `trian: {lr: ..}` reports 'trian.lr'.
       std::string full = key;
@@ -234,7 +241,7 @@ void apply_yaml(std::vector<Field>& fields, const YAML::Node& node, const std::s
         full += "." + key_name(first->first, full, where);
         n.reset(first->second);  // reset, not operator=: assignment would rewrite the node n refers to
       }
-      unknown_key(fields, full, where);
+      unknown_key(fields, full, where, advice);
     }
   }
 }
@@ -288,7 +295,7 @@ Config load_impl(const YAML::Node* root, const std::string& where, const std::ve
   auto fields = fields_of(c);
   if (root && !root->IsNull()) {
     CG_CHECK(root->IsMap(), "config{} must be a map of sections (model:, data:, train:, ...)", where);
-    apply_yaml(fields, *root, "", where);
+    apply_yaml(fields, *root, "", where, validate ? kListKeysAdvice : kSavedConfigAdvice);
   }
   for (size_t i = 0; i < overrides.size(); ++i)
     apply_override(fields, overrides[i], i < origins.size() ? origins[i] : "command line");

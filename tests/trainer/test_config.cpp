@@ -549,6 +549,15 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
   std::ofstream(saved) << "lora:\n  enabled: false\n  init_adapter: /runs/a/adapter\n";
   EXPECT_THROW(cg::load_config(saved, {}), cg::Error);
   EXPECT_EQ(cg::load_saved_config(saved).lora.init_adapter, "/runs/a/adapter");
+  // A key this version lacks, in a config cgtrain wrote: a newer version's run (or an edited file), not a typo that
+  // --help would show; a config the user wrote gets --help's list.
+  std::ofstream(saved) << "train:\n  steps: 5\n  warp_drive: 9\n";
+  e = error_of([&] { cg::load_saved_config(saved); });
+  EXPECT_NE(e.find("unknown config key 'train.warp_drive' (in " + saved + "); the file was written by a cgtrain "
+                   "version that has that key"), std::string::npos) << e;
+  EXPECT_EQ(e.find("--help"), std::string::npos) << e;
+  e = error_of([&] { cg::load_config(saved, {}); });
+  EXPECT_NE(e.find("run with --help to list every key"), std::string::npos) << e;
   e = error_of([] { cg::load_config_string("train:\n  schedule: foo\n"); });
   EXPECT_NE(e.find("'train.schedule'"), std::string::npos) << e;
   // A list or nothing where one value is expected: the type is named with its article ("a int" read wrongly).
