@@ -1,14 +1,17 @@
 #include "common/file_lock.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/durable_file.h"
@@ -26,7 +29,54 @@ bool same_file(int fd, const std::string& path) {
          open_st.st_ino == path_st.st_ino;
 }
 
+std::string this_host() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "";
+  return name;
+}
+
+std::string this_boot_id() {
+  std::string id;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> id;
+  return id;
+}
+
+// This process's record, written into the lock file it holds, where the file is empty or holds an earlier record
+// (never over other bytes). Best effort: a full disk leaves it empty, and a process that finds the lock held then
+// only cannot name the holder.
+void write_holder_record(int fd) {
+  char head[4] = {};
+  const ssize_t n = ::pread(fd, head, sizeof head, 0);
+  if (n < 0 || (n > 0 && std::string(head, static_cast<size_t>(n)) != std::string("pid=").substr(0, size_t(n))))
+    return;
+  const std::string rec = "pid=" + std::to_string(::getpid()) + " host=" + this_host() + " boot=" + this_boot_id() +
+                          "\n";
+  if (::ftruncate(fd, 0) == 0) (void)!::pwrite(fd, rec.data(), rec.size(), 0);
+}
+
 }  // namespace
+
+bool LockHolder::alive_here() const {
+  if (!known() || host != this_host() || boot_id.empty() || boot_id != this_boot_id()) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+std::string LockHolder::describe() const {
+  return known() ? "process " + std::to_string(pid) + " on host " + host : "";
+}
+
+LockHolder read_lock_holder(const std::string& path) {
+  LockHolder h;
+  std::ifstream in(path);
+  for (std::string w; in >> w;) {
+    if (w.rfind("pid=", 0) == 0) h.pid = std::atol(w.c_str() + 4);
+    if (w.rfind("host=", 0) == 0) h.host = w.substr(5);
+    if (w.rfind("boot=", 0) == 0) h.boot_id = w.substr(5);
+  }
+  return h;
+}
+
+LockHolder FileLock::holder() const { return read_lock_holder(path_); }
 
 FileLock::FileLock(const std::string& path, const std::function<bool()>& keep_waiting) : path_(path) {
   const std::filesystem::path p(path);
@@ -55,7 +105,11 @@ FileLock::FileLock(const std::string& path, const std::function<bool()>& keep_wa
       if (!keep_waiting || !keep_waiting()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    if (!held_ || same_file(fd_, path)) return;
+    if (!held_) return;
+    if (same_file(fd_, path)) {
+      write_holder_record(fd_);
+      return;
+    }
     ::close(fd_);  // the holder removed the file as it let go: lock the one at the path now
     fd_ = -1;
     held_ = false;

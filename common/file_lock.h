@@ -7,6 +7,21 @@
 
 namespace cg {
 
+// Who holds a lock: FileLock writes it into the lock file once it holds it ("pid=P host=H boot=B"), for a process that
+// finds the lock held to name the holder, and to tell a live process on its own machine (waiting for it is pointless)
+// from a lock a network filesystem keeps for a dead node (waiting may end it).
+struct LockHolder {
+  long pid = 0;
+  std::string host, boot_id;  // gethostname; the kernel's boot id (a reboot makes every earlier pid dead)
+  bool known() const { return pid > 0 && !host.empty(); }
+  // Whether it is a running process of this machine since its last boot (so the lock is really held).
+  bool alive_here() const;
+  std::string describe() const;  // "process P on host H", or "" when not known
+};
+
+// The record in the lock file at `path` (not known where there is none: an empty file, an older version's).
+LockHolder read_lock_holder(const std::string& path);
+
 class FileLock {
  public:
   // Creates `path` (and its folder) if needed and tries to lock it: once, or, with `keep_waiting`, every 100 ms for
@@ -21,6 +36,8 @@ class FileLock {
   // EOPNOTSUPP) when the filesystem has no flock (some Lustre and NFS mounts).
   int error() const { return error_; }
   bool held_elsewhere() const;
+  // read_lock_holder of its file: while held_elsewhere, the present holder's record.
+  LockHolder holder() const;
   // True when this object created the file (it was not there before), not a user's file or an earlier run's.
   bool created() const { return created_; }
   // When the lock is let go (destruction), remove the file too, if this object created it and holds it: a launch

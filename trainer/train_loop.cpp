@@ -476,13 +476,20 @@ int train(const Config& given) {
     make_output_dir(run_dir, "train.run_dir");
     // On NFS the lock of a job whose node died lingers until the server's lease ends (about 90 s): a requeued job
     // waits that long (CG_LOCK_WAIT_S, default 120) before it calls the folder taken.
+    // A holder that is a live process of this machine (an earlier launch still saving as it ends, a second launch) is
+    // waited for as long, and named.
     const char* wait_env = std::getenv("CG_LOCK_WAIT_S");
     const double wait_s = wait_env ? std::atof(wait_env) : 120.0;
     const double t0 = now_s();
     bool said = false;
+    LockHolder holder;
     run_lock.emplace(run_dir + "/.cgtrain.lock", [&] {
-      if (!said) spdlog::warn("{}/.cgtrain.lock is held by another process; waiting up to {:.0f} s (CG_LOCK_WAIT_S) "
-                              "in case it is a dead job's on a network filesystem", run_dir, wait_s);
+      holder = read_lock_holder(run_dir + "/.cgtrain.lock");
+      if (!said)
+        spdlog::warn("{}/.cgtrain.lock is held by another process{}; waiting up to {:.0f} s (CG_LOCK_WAIT_S) {}",
+                     run_dir, holder.known() ? " (" + holder.describe() + ")" : "", wait_s,
+                     holder.alive_here() ? "for it to end: it is running on this machine"
+                                         : "in case it is a dead job's on a network filesystem");
       said = true;
       return now_s() - t0 < wait_s;
     });
@@ -491,9 +498,9 @@ int train(const Config& given) {
     // made it again for its file, and from here it is this launch's to remove if it gives up too.
     made_run_dir->note_made(run_lock->made_folders());
     if (run_lock->held_elsewhere()) made_run_dir->keep();  // that run's, even where this launch made it just now
-    CG_CHECK(!run_lock->held_elsewhere(), "{} is in use by another cgtrain right now (it holds {}/.cgtrain.lock): two "
-             "runs in one folder delete each other's checkpoints; wait for that one to end or stop it, or give "
-             "another train.run_dir", run_dir, run_dir);
+    CG_CHECK(!run_lock->held_elsewhere(), "{} is in use by another cgtrain right now ({} holds {}/.cgtrain.lock): "
+             "two runs in one folder delete each other's checkpoints; wait for that one to end or stop it, or give "
+             "another train.run_dir", run_dir, holder.known() ? holder.describe() : "it", run_dir);
     // Where every save goes: a problem there shows now, not after the first checkpoint.every steps. Made under the
     // lock: a holder that gave up while this launch waited removed the one it had made.
     made_checkpoints.emplace(run_dir + "/checkpoints");

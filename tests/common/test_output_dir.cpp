@@ -2,6 +2,7 @@
 // folder without write permission fail with a message naming the setting and the path.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cerrno>
 
@@ -184,6 +185,56 @@ TEST(MadeFolders, RemovesEveryLevelMadeAndNoOther) {
   }
   EXPECT_FALSE(fs::exists(d / "real/n")) << "n and n/run were this launch's";
   EXPECT_TRUE(fs::is_directory(d / "real/deep"));
+  fs::remove_all(d);
+}
+
+// A FileLock that holds its file writes who it is there; one that finds it held reads that, and tells a live process
+// of this machine (no use waiting) from a record of another boot, another host or a process gone (maybe a dead node's
+// lock on a network filesystem). A file with other bytes in it is not written over.
+TEST(FileLock, NamesItsHolderAndTellsALiveOneHere) {
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_lock_holder_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  const std::string path = (d / ".cgtrain.lock").string();
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  std::string boot;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
+  {
+    cg::FileLock first(path);
+    ASSERT_TRUE(first.locked());
+    cg::FileLock second(path);  // another open file: flock refuses it, in this process too
+    ASSERT_TRUE(second.held_elsewhere());
+    const cg::LockHolder h = second.holder();
+    EXPECT_EQ(h.pid, ::getpid());
+    EXPECT_EQ(h.host, host);
+    EXPECT_EQ(h.boot_id, boot);
+    EXPECT_TRUE(h.alive_here());
+    EXPECT_EQ(h.describe(), "process " + std::to_string(::getpid()) + " on host " + host);
+    const auto record = [&](const std::string& text) {
+      std::ofstream(path, std::ios::trunc) << text;
+      return second.holder();
+    };
+    EXPECT_FALSE(record("pid=" + std::to_string(::getpid()) + " host=" + host + " boot=another-boot\n").alive_here());
+    EXPECT_FALSE(record("pid=" + std::to_string(::getpid()) + " host=" + std::string(host) + "-not boot=" + boot +
+                        "\n").alive_here());
+    const pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    ASSERT_GT(child, 0);
+    ::waitpid(child, nullptr, 0);  // reaped: its pid names no process now
+    EXPECT_FALSE(record("pid=" + std::to_string(child) + " host=" + host + " boot=" + boot + "\n").alive_here());
+    const cg::LockHolder unknown = record("");  // an older version's lock file
+    EXPECT_FALSE(unknown.known() || unknown.alive_here());
+    EXPECT_EQ(unknown.describe(), "");
+  }
+  std::ofstream(path, std::ios::trunc) << "somebody's notes";
+  {
+    cg::FileLock lock(path);
+    EXPECT_TRUE(lock.locked());
+    EXPECT_FALSE(lock.holder().known());
+  }
+  std::ifstream in(path);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "somebody's notes");
   fs::remove_all(d);
 }
 

@@ -727,8 +727,13 @@ TEST(TrainBadInput, ClearErrorsBeforeStepZero) {
     r = run_mpi(1, cgtrain_exe(), with(micro_args(s, used), {"train.steps=6", "checkpoint.every=2"}));
     unsetenv("CG_LOCK_WAIT_S");
     EXPECT_NE(r.rc, 0);
-    EXPECT_NE(r.output.find("waiting up to 1 s (CG_LOCK_WAIT_S)"), std::string::npos) << r.output;
-    EXPECT_NE(r.output.find("is in use by another cgtrain right now"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("waiting up to 1 s (CG_LOCK_WAIT_S) for it to end: it is running on this machine"),
+              std::string::npos) << r.output;
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    EXPECT_NE(r.output.find("is in use by another cgtrain right now (process " + std::to_string(::getpid()) +
+                            " on host " + host + " holds " + used + "/.cgtrain.lock)"), std::string::npos)
+        << r.output;
     EXPECT_EQ(read_text(used + "/metrics.jsonl"), metrics_before);
     EXPECT_FALSE(fs::exists(used + "/checkpoints/step-6"));
   }
@@ -845,8 +850,8 @@ TEST(TrainBadInput, TwoLaunchesRacingOnANewRunFolder) {
     const RunResult b = run_mpi(1, cgtrain_exe(), micro_args(s, run_dir));
     unsetenv("CG_LOCK_WAIT_S");
     EXPECT_NE(b.rc, 0) << b.output;
-    EXPECT_NE(b.output.find("is in use by another cgtrain right now (it holds " + run_dir + "/.cgtrain.lock)"),
-              std::string::npos) << b.output;
+    EXPECT_NE(b.output.find("is in use by another cgtrain right now (process "), std::string::npos) << b.output;
+    EXPECT_NE(b.output.find(" holds " + run_dir + "/.cgtrain.lock)"), std::string::npos) << b.output;
     EXPECT_EQ(a_made, (std::vector<std::string>{"run", "run/.cgtrain.lock", "run/checkpoints"}));
     EXPECT_EQ(entries(parent), a_made) << "A's folder, after B's refusal: " << b.output;
     ::close(fd);  // A reads an empty tokenizer, gives up, and removes its own folder
