@@ -46,8 +46,9 @@ int blas_idle() {
   const at::Tensor b = at::mm(a, a);  // large enough for OpenBLAS to use both threads
   const double before = cpu_ms();
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::printf("openblas %d threads, %lld elements, idle cpu %.0f ms\n", cg::openblas_threads(),
-              static_cast<long long>(b.numel()), cpu_ms() - before);
+  const char* timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT");  // what OpenBLAS's constructor was answered
+  std::printf("openblas %d threads, %lld elements, timeout %s, idle cpu %.0f ms\n", cg::openblas_threads(),
+              static_cast<long long>(b.numel()), timeout ? timeout : "(unset)", cpu_ms() - before);
   return 0;
 }
 
