@@ -78,6 +78,11 @@ LockHolder read_lock_holder(const std::string& path) {
 
 LockHolder FileLock::holder() const { return read_lock_holder(path_); }
 
+std::string FileLock::who_holds() const {
+  const LockHolder h = holder();
+  return h.known() ? h.describe() : "it";
+}
+
 FileLock::FileLock(const std::string& path, const std::function<bool()>& keep_waiting) : path_(path) {
   const std::filesystem::path p(path);
   for (;;) {

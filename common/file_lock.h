@@ -38,6 +38,8 @@ class FileLock {
   bool held_elsewhere() const;
   // read_lock_holder of its file: while held_elsewhere, the present holder's record.
   LockHolder holder() const;
+  // The holder for a refusal's "(WHO holds PATH)": "process P on host H", or "it" where the file names none.
+  std::string who_holds() const;
   // True when this object created the file (it was not there before), not a user's file or an earlier run's.
   bool created() const { return created_; }
   // When the lock is let go (destruction), remove the file too, if this object created it and holds it: a launch

@@ -142,7 +142,8 @@ int run(cg::Config& cfg) {
     } catch (const cg::Error&) {
     }
     CG_CHECK(!samples_lock || !samples_lock->held_elsewhere(), "eval.input {} is being written by a cgsample right "
-             "now (it holds {}): evaluate it once that cgsample has finished", e.input, lock.string());
+             "now ({} holds {}): evaluate it once that cgsample has finished", e.input, samples_lock->who_holds(),
+             lock.string());
   }
   const cg::EvalInput input = cg::load_eval_input(e.input, e.max_rows);  // first: a bad input leaves no folder
   CG_CHECK(input.total > 0 || !input.infill.empty(), "eval.input {} holds nothing to evaluate (no sample records, "

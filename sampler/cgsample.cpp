@@ -286,8 +286,8 @@ int run(Config& c) {
     made_out->note_made(out_lock->made_folders());
     if (out_lock->held_elsewhere()) made_out->keep();  // that run's, even where this one made it a moment before
     CG_CHECK(!out_lock->held_elsewhere(), "sample.out_dir {} is being written by another cgsample, or evaluated by a "
-             "cgeval (it holds {}/.cgsample.lock): wait for it, or give another sample.out_dir", c.sample.out_dir,
-             c.sample.out_dir);
+             "cgeval ({} holds {}/.cgsample.lock): wait for it, or give another sample.out_dir", c.sample.out_dir,
+             out_lock->who_holds(), c.sample.out_dir);
   }
   std::string what;
   std::string weights;  // what identifies the model's weights, whatever their paths (the journal's key)

@@ -482,14 +482,14 @@ int train(const Config& given) {
     const double wait_s = wait_env ? std::atof(wait_env) : 120.0;
     const double t0 = now_s();
     bool said = false;
-    LockHolder holder;
     run_lock.emplace(run_dir + "/.cgtrain.lock", [&] {
-      holder = read_lock_holder(run_dir + "/.cgtrain.lock");
-      if (!said)
+      if (!said) {
+        const LockHolder holder = read_lock_holder(run_dir + "/.cgtrain.lock");
         spdlog::warn("{}/.cgtrain.lock is held by another process{}; waiting up to {:.0f} s (CG_LOCK_WAIT_S) {}",
                      run_dir, holder.known() ? " (" + holder.describe() + ")" : "", wait_s,
                      holder.alive_here() ? "for it to end: it is running on this machine"
                                          : "in case it is a dead job's on a network filesystem");
+      }
       said = true;
       return now_s() - t0 < wait_s;
     });
@@ -500,7 +500,7 @@ int train(const Config& given) {
     if (run_lock->held_elsewhere()) made_run_dir->keep();  // that run's, even where this launch made it just now
     CG_CHECK(!run_lock->held_elsewhere(), "{} is in use by another cgtrain right now ({} holds {}/.cgtrain.lock): "
              "two runs in one folder delete each other's checkpoints; wait for that one to end or stop it, or give "
-             "another train.run_dir", run_dir, holder.known() ? holder.describe() : "it", run_dir);
+             "another train.run_dir", run_dir, run_lock->who_holds(), run_dir);
     // Where every save goes: a problem there shows now, not after the first checkpoint.every steps. Made under the
     // lock: a holder that gave up while this launch waited removed the one it had made.
     made_checkpoints.emplace(run_dir + "/checkpoints");

@@ -18,9 +18,11 @@
 #include <thread>
 #include <fstream>
 #include <algorithm>
+#include <optional>
 #include <sstream>
 
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "launch/sweep_runner.h"
 #include "launch/sweep_slurm.h"
 #include "trainer/config.h"
@@ -629,19 +631,21 @@ TEST(SweepRunner, PointBeingRunByAnotherCgsweepIsRefused) {
   const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n");
   const fs::path run(plan.points[1].run_dir);
   fs::create_directories(run);
-  const int fd = ::open((run / ".cgsweep.lock").c_str(), O_CREAT | O_RDWR, 0644);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);  // "the other cgsweep"
+  std::optional<cg::FileLock> other(std::in_place, (run / ".cgsweep.lock").string());  // "the other cgsweep"
+  ASSERT_TRUE(other->locked());
   std::string error;
   try {
     run_point(plan, plan.points[1], s.options());
   } catch (const cg::Error& e) {
     error = e.what();
   }
-  EXPECT_NE(error.find("point 1 (r8) is being run by another cgsweep right now"), std::string::npos) << error;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  EXPECT_NE(error.find("point 1 (r8) is being run by another cgsweep right now (process " + std::to_string(::getpid()) +
+                       " on host " + host + " holds "), std::string::npos) << error;
   EXPECT_FALSE(fs::exists(run / "status"));
   EXPECT_EQ(slurp(s.calls).find("train r=8"), std::string::npos);
-  ::close(fd);  // the other one finished: now it runs
+  other.reset();  // the other one finished: now it runs
   ASSERT_EQ(run_point(plan, plan.points[1], s.options()), 0);
   EXPECT_EQ(slurp(run / "status"), "done\n");
 }
