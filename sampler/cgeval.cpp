@@ -30,7 +30,6 @@
 #include "dist/cpu_threads.h"
 #include "dist/runtime.h"
 #include "sampler/invariance.h"
-#include "sampler/sample_jobs.h"
 #include "sampler/sampling_model.h"
 #include "sampler/trained_text.h"
 #include "trainer/train_model.h"
@@ -78,7 +77,6 @@ cg::InvarianceResult invariance(const cg::Config& c) {
           .crystals;
   CG_CHECK(!crystals.empty(), "eval.invariance=true: data.test_csv {} holds no crystal that reads: give a test split "
            "with crystals", c.data.test_csv);
-  cg::every_rank_alike([&] { cg::check_sample_adapter_exists(c); });  // as itself, not as a tokenizer not found
   const cg::Tokenizer tok = cg::load_sampling_tokenizer(c).tokenizer;
   std::string what;
   auto model = cg::load_sampling_model(c, dims, tok.vocab_size(), device, &what);

@@ -256,7 +256,6 @@ int run(Config& c) {
   cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));
   const auto dims = cg::sampling_dims(c, device, rt.world);
 
-  cg::every_rank_alike([&] { cg::check_sample_adapter_exists(c); });  // said once
   const cg::SamplingTokenizer loaded = cg::load_sampling_tokenizer(c);
   const std::string& tok_path = loaded.path;
   const cg::Tokenizer& tok = loaded.tokenizer;

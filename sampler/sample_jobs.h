@@ -29,6 +29,7 @@ void check_sample_settings(const Config& c);
 
 // A sample.adapter that is not there, refused as itself: the tokenizer is read first, from the adapter's folder when it
 // has one and else from data.tokenizer, so a mistyped adapter path was said as the shards' missing tokenizer.model.
+// load_sampling_tokenizer (sampler/sampling_model.h) makes this check first.
 void check_sample_adapter_exists(const Config& c);
 
 // A property condition (sample.formation_energy / band_gap / e_above_hull): nothing when empty, else a finite

@@ -21,6 +21,7 @@
 #include "lora/inject.h"
 #include "lora/peft.h"
 #include "model/llama_config.h"
+#include "sampler/sample_jobs.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/train_export.h"
@@ -365,6 +366,7 @@ model::Llama read_sampling_model(const Config& c, const dist::ParallelDims& dims
 // said once under mpirun (every_rank_alike), as cgtrain's are.
 SamplingTokenizer load_sampling_tokenizer(const Config& c) {
   return every_rank_alike([&] {
+    check_sample_adapter_exists(c);  // first: a missing adapter is said as itself, not as a tokenizer not found
     std::string path = sampling_tokenizer_path(c);
     Tokenizer tokenizer = Tokenizer::load(path);
     return SamplingTokenizer{std::move(path), std::move(tokenizer)};

@@ -40,8 +40,10 @@ struct SamplingTokenizer {
   Tokenizer tokenizer;
 };
 
-// sampling_tokenizer_path's file, loaded. Every rank picks and reads the same file at the same point of the launch:
-// an error in either (none there, another run's, not a tokenizer) is a cg::InputError, said once under mpirun.
+// sampling_tokenizer_path's file, loaded, after check_sample_adapter_exists (a missing sample.adapter is said as
+// itself, not as the tokenizer read in its place). Every rank picks and reads the same file at the same point of the
+// launch: an error in any (no such adapter, no tokenizer there, another run's, not a tokenizer) is a cg::InputError,
+// said once under mpirun.
 SamplingTokenizer load_sampling_tokenizer(const Config& c);
 
 // Builds the model described above on `device` (dtype model.dtype), tp-sharded over dims, in eval mode with no

@@ -16,6 +16,7 @@
 
 #include "common/durable_file.h"
 #include "common/error.h"
+#include "common/input_error.h"
 #include "common/sha256.h"
 #include "data/sp_model.h"
 #include "lora/peft.h"
@@ -689,6 +690,28 @@ TEST(SamplingModel, TokenizerIsTheAdaptersOwn) {
   c.sample.adapter = "";
   c.model.hf_dir = "";
   EXPECT_EQ(sampling_tokenizer_path(c), d + "/shards/tokenizer.model");
+  fs::remove_all(d);
+}
+
+// A sample.adapter that is not there is said by load_sampling_tokenizer as itself, as an InputError (said once under
+// mpirun), although the shards' tokenizer.model it falls back to is there and reads.
+TEST(SamplingModel, LoadingTheTokenizerNamesAMissingAdapter) {
+  const std::string d = scratch("tokadapter");
+  fs::create_directories(d + "/shards");
+  std::vector<std::string> vocab{"<unk>", "<s>", "</s>"};
+  for (int byte = 0; byte < 256; ++byte) vocab.push_back(fmt::format("<0x{:02X}>", byte));
+  std::ofstream(d + "/shards/tokenizer.model", std::ios::binary) << serialize_sp_model(sp_model_from_bpe(vocab, {}));
+  Config c;
+  c.data.shards_dir = d + "/shards";
+  EXPECT_EQ(load_sampling_tokenizer(c).path, d + "/shards/tokenizer.model");  // no adapter: the shards' one
+  c.sample.adapter = d + "/gone";
+  try {
+    load_sampling_tokenizer(c);
+    FAIL() << "a missing sample.adapter was read as the shards' tokenizer";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("sample.adapter " + d + "/gone does not exist; give cgexport's --out folder"),
+              std::string::npos) << e.what();
+  }
   fs::remove_all(d);
 }
 
