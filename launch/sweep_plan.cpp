@@ -87,6 +87,8 @@ SweepPlan plan_sweep(const SweepSpec& spec_in, const Resolver& resolve) {
       p.data_key = data_settings_key(resolve(plan.base_path, own, origins));
       p.shards_dir = (out / "shards" / ("data-" + p.data_key)).string();
       p.overrides = own;
+      // What sample.out_dir and eval.input default to under this train.run_dir, given explicitly as cgsweep always
+      // has: the point.yaml of a point that ran before says the same, so it is not taken for a changed config.
       const std::string samples = (fs::path(p.run_dir) / "samples").string();
       for (const std::string& o :
            {"train.run_dir=" + p.run_dir, "data.shards_dir=" + p.shards_dir, "sample.out_dir=" + samples,

@@ -1,6 +1,7 @@
 // cgeval: validity, uniqueness, novelty and distribution metrics of generated (or real) crystals, and with
 // eval.invariance=true the log-likelihood invariance check (sampler/invariance.h) of the model cgsample would load.
-//   cgeval CONFIG.yaml eval.input=runs/tiny/samples       (a cgsample folder, a CDVAE-layout CSV, or CIFs)
+//   cgeval CONFIG.yaml eval.input=PATH  (a cgsample folder, a CDVAE-layout CSV, or CIFs)
+//   cgeval CONFIG.yaml                  (eval.input empty: the folder cgsample writes with the same config)
 //   mpirun -np 2 cgeval CONFIG.yaml eval.invariance=true parallel.tp=2
 // Writes <eval.out>/report.json, report.md and items.jsonl (eval.out empty: <eval.input>/eval, or <csv name>.eval/
 // for a CSV).
@@ -17,6 +18,7 @@
 #include "common/file_set.h"
 #include "common/input_error.h"
 #include "common/log.h"
+#include "common/path_note.h"
 #include "data/mp20.h"
 #include "sampler/eval_report.h"
 #include "trainer/config.h"
@@ -50,6 +52,19 @@ void write_report(const fs::path& out, const std::vector<std::pair<std::string, 
   } catch (const std::exception& e) {
     CG_FAIL("{}; check eval.out (an earlier report in {} is kept as it was)", e.what(), out.string());
   }
+}
+
+// eval.input, or where it is empty the folder cgsample writes with the same config and overrides (sample.out_dir, by
+// default <train.run_dir>/samples). That folder missing is said as such: cgsample not run yet, or run with other
+// overrides, rather than a path the user gave.
+std::string input_of(const cg::Config& c) {
+  const std::string in = cg::eval_input(c);
+  CG_CHECK(!c.eval.input.empty() || fs::exists(in), "eval.input is empty, so cgeval reads the samples cgsample writes "
+           "with this config, in {} ({}), which does not exist{}; run cgsample with the same config and overrides "
+           "first, or set eval.input to the samples to evaluate", in,
+           c.sample.out_dir.empty() ? "<train.run_dir>/samples" : "sample.out_dir",
+           cg::relative_path_note(in, "cgeval"));
+  return in;
 }
 
 #ifdef CG_EVAL_WITH_MODEL
@@ -130,6 +145,7 @@ int run(cg::Config& cfg) {
 #endif
   }
   if (rank != 0) return 0;
+  cfg.eval.input = input_of(cfg);  // the folder read, named by the messages below (e is cfg.eval)
   // A cgsample folder: its lock, so a cgsample writing into it now is not read half-way, and one started while this
   // evaluates is refused (it would delete the report this writes). A folder cgeval cannot lock (read-only, or a
   // filesystem without flock) is read as it is.

@@ -1,5 +1,6 @@
 // cgsample: generate crystals (or infill elements) from a LLaMA checkpoint (+ PEFT adapter or cgtrain run checkpoint)
-// with a KV cache and grammar-constrained decoding; writes <sample.out_dir>/samples.jsonl, cifs/*.cif, summary.json.
+// with a KV cache and grammar-constrained decoding; writes <sample.out_dir>/samples.jsonl, cifs/*.cif, summary.json
+// (sample.out_dir empty: <train.run_dir>/samples).
 //   cgsample CONFIG.yaml [sample.num_samples=64] [sample.task=generate|infill] [sample.formula=NaCl] ...
 //   mpirun -np 2 cgsample CONFIG.yaml parallel.tp=2          (all tp ranks draw the same tokens)
 //   mpirun -np 4 cgsample CONFIG.yaml parallel.tp=2          (dp 2: samples split over 2 tp groups, same output)
@@ -251,6 +252,7 @@ int run(Config& c) {
   cg::init_logging(rt.rank, rt.world, c.log.level, c.log.all_ranks);
   cg::check_ranks_agree(c, "cgsample");
   cg::check_sample_settings(c);  // a bad sample.formula costs no file read, no device, no model
+  c.sample.out_dir = cg::sample_out_dir(c);  // empty: <train.run_dir>/samples; messages name the folder written
   const at::Device device = cg::resolve_device(c.model.device, rt);
   // Threads before the groups: MpiComm's wait follows the node's threads.
   cg::dist::set_cpu_threads(cg::dist::cpu_threads(c.train.threads, rt.local_size));

@@ -397,6 +397,13 @@ std::string resolve_csv(const std::string& value, const Config& c) {
   return value;
 }
 
+std::string sample_out_dir(const Config& c) {
+  if (!c.sample.out_dir.empty()) return c.sample.out_dir;
+  return (std::filesystem::path(c.train.run_dir) / "samples").string();
+}
+
+std::string eval_input(const Config& c) { return c.eval.input.empty() ? sample_out_dir(c) : c.eval.input; }
+
 Config load_config_string(const std::string& yaml_text, const std::vector<std::string>& overrides) {
   YAML::Node root = load_one_document(yaml_text, "config");
   return load_impl(&root, "", overrides);

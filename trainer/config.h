@@ -90,7 +90,7 @@ struct LogConfig {
 
 struct SampleConfig {
   std::string adapter = "";            // PEFT adapter folder, run_dir or run_dir/checkpoints/step-N; empty: base/merged
-  std::string out_dir = "runs/tiny/samples";
+  std::string out_dir = "";            // empty: <train.run_dir>/samples (sample_out_dir)
   std::string task = "generate";       // generate | infill
   int64_t num_samples = 64;
   int64_t batch_size = 32;
@@ -114,7 +114,8 @@ struct SampleConfig {
 };
 
 struct EvalConfig {
-  std::string input = "runs/tiny/samples";  // cgsample folder, CSV (CDVAE layout) or folder of CIFs
+  std::string input = "";              // cgsample folder, CSV (CDVAE layout) or CIF folder; empty: cgsample's
+                                       // folder (eval_input)
   std::string out = "";                // report folder; empty: <input>/eval
   int64_t max_rows = 0;                // 0: all
   double min_distance = 0.5;           // Å
@@ -176,6 +177,12 @@ int64_t integer_value(const std::string& what, const std::string& text, bool quo
 // A CSV-valued key's value resolved: "data.train_csv" / "data.val_csv" / "data.test_csv" name that key's value in
 // `c`; anything else is a path, returned as it is.
 std::string resolve_csv(const std::string& value, const Config& c);
+
+// The folders that follow the run unless set: sample.out_dir, or <train.run_dir>/samples when it is empty (so two
+// runs' samples never share a folder); eval.input, or that folder of cgsample's when it is empty. Run folders of
+// older versions saved the literal runs/tiny/samples in both, which is an explicit value and is kept.
+std::string sample_out_dir(const Config& c);
+std::string eval_input(const Config& c);
 
 // Resolved config as YAML, one section per struct, every key with its doc as a trailing comment.
 // load_config_string(to_yaml(c)) == c.

@@ -149,7 +149,8 @@ void visit_config(Config& c, F&& f) {
   f("sample.adapter", &s.adapter,
     "PEFT adapter folder, a cgtrain run_dir (newest step) or run_dir/checkpoints/step-N; empty: base/merged model",
     any());
-  f("sample.out_dir", &s.out_dir, "where samples are written (samples.jsonl, cifs/, summary.json)", nonempty());
+  f("sample.out_dir", &s.out_dir, "where samples are written (samples.jsonl, cifs/, summary.json); empty: "
+    "<train.run_dir>/samples, the run's own", any());
   f("sample.task", &s.task, "generate (unconditional or conditioned) | infill", one_of({"generate", "infill"}));
   f("sample.num_samples", &s.num_samples, "samples to draw; at most 1,000,000 a run (they are held in memory until "
     "written): for more, several runs with other sample.seed and sample.out_dir", in_range(1, 1000000));
@@ -204,7 +205,8 @@ void visit_config(Config& c, F&& f) {
     nonempty_one_of({"formula", "spacegroup", "formation_energy", "band_gap", "e_above_hull"}));
 
   auto& e = c.eval;
-  f("eval.input", &e.input, "cgsample folder, CSV (CDVAE layout) or folder of CIFs", nonempty());
+  f("eval.input", &e.input, "cgsample folder, CSV (CDVAE layout) or folder of CIFs; empty: cgsample's folder "
+    "(sample.out_dir, by default <train.run_dir>/samples)", any());
   f("eval.out", &e.out, "report folder; empty: <eval.input>/eval for a folder, <eval.input>.eval for a file", any());
   f("eval.max_rows", &e.max_rows,
     "0: all; else evaluate the first N records of a samples file (infill ones too), rows of a CSV or blocks of a CIF "

@@ -11,6 +11,7 @@
 #   cgeval eval.invariance=true -> report.json has the invariance block; in another site order or angle mode than
 #                             the model's training text -> refused as infill is
 #   cgeval on the NaCl / 225 conditioned samples -> report.json counts 8 conditioned items, formula matches as here
+#   cgsample and cgeval given train.run_dir alone -> the samples and their report in <train.run_dir>/samples
 #   cgsample sample.conditions_from=data.test_csv -> every prompt states a test row's formula, space group, band gap;
 #     the same prompts at dp 2 (read on rank 0 alone), and rank 0's error on a missing file ends both ranks
 # Two ctest entries, so that ctest -j2 runs the one-process runs beside another test: test_cgsample_e2e (this
@@ -183,6 +184,19 @@ cmp "$D/commit/samples.jsonl" "$D/commit_ref/samples.jsonl" && diff -r "$D/commi
 "$B/sampler/cgeval" model.hf_dir="$D/hf" data.tokenizer="$D/shards/tokenizer.model" model.device=cpu log.level=warn \
   eval.input="$D/on" eval.train_csv="" eval.ref_csv="" eval.invariance=true eval.invariance_crystals=4 >/dev/null
 "$B/sampler/cgeval" log.level=warn eval.input="$D/greedy1" eval.train_csv="" eval.ref_csv="" >/dev/null
+# Without sample.out_dir and eval.input, the samples and their report follow train.run_dir (not runs/tiny/samples,
+# whatever the run): cgsample writes the same samples into <train.run_dir>/samples as into a folder given, and cgeval
+# with the same overrides reads them there. Before any cgsample of that run, cgeval names the folder it looked for.
+"$B/sampler/cgsample" "$@" train.run_dir="$D/own_run" sample.max_new_tokens=25
+"$B/sampler/cgeval" "$@" train.run_dir="$D/own_run" eval.train_csv= eval.ref_csv= >/dev/null
+cmp "$D/own_run/samples/samples.jsonl" "$D/short/samples.jsonl" && [ -f "$D/own_run/samples/eval/report.json" ] ||
+  { echo "cgsample and cgeval with train.run_dir=$D/own_run did not use $D/own_run/samples" >&2; exit 1; }
+grep -q '"total": 8' "$D/own_run/samples/eval/report.json" || { cat "$D/own_run/samples/eval/report.json" >&2; exit 1; }
+if "$B/sampler/cgeval" "$@" train.run_dir="$D/unsampled" 2>"$D/unsampled.err"; then
+  echo "cgeval evaluated a run that has no samples" >&2; exit 1; fi
+grep -q "eval.input is empty, so cgeval reads the samples cgsample writes with this config, in $D/unsampled/samples \
+(<train.run_dir>/samples), which does not exist; run cgsample with the same config and overrides first" \
+  "$D/unsampled.err" || { cat "$D/unsampled.err" >&2; exit 1; }
 "$B/sampler/cgsample" "$@" sample.out_dir="$D/rows" sample.max_new_tokens=40 sample.conditions_from=data.test_csv \
   sample.condition_on=[formula,spacegroup,band_gap] data.test_csv=data/mp20/test.csv.gz
 "$B/sampler/cgeval" log.level=warn eval.input="$D/rows" eval.train_csv="" eval.ref_csv="" >/dev/null

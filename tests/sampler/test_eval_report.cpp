@@ -341,8 +341,8 @@ TEST(EvalReport, CifFolder) {
   fs::remove_all(dir);
 }
 
-// eval.input's default, runs/tiny/samples, is relative: from another folder than the repository's, its error names the
-// folder it was looked in.
+// eval.input's default, <train.run_dir>/samples (runs/tiny/samples), is relative: from another folder than the
+// repository's, its error names the folder it was looked in.
 TEST(EvalReport, MissingInputNamesTheFolderARelativePathIsReadFrom) {
   const std::string e = cg::test::error_of([] { load_eval_input("runs/no-such/samples"); });
   EXPECT_NE(e.find("eval.input 'runs/no-such/samples' does not exist in " + fs::current_path().string() +

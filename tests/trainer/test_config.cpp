@@ -567,6 +567,46 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
   EXPECT_NE(e.find("config key 'train.lr' has no value; expected a float"), std::string::npos) << e;
 }
 
+// Samples and their evaluation follow the run: unset, sample.out_dir is <train.run_dir>/samples and eval.input is
+// that folder; an explicit value (file or command line) wins, and eval.input follows an explicit sample.out_dir.
+TEST(Config, SamplesFolderAndEvalInputFollowTheRunUnlessSet) {
+  const cg::Config defaults = cg::load_config("", {});
+  EXPECT_EQ(cg::sample_out_dir(defaults), "runs/tiny/samples");
+  EXPECT_EQ(cg::eval_input(defaults), "runs/tiny/samples");
+  const cg::Config seven = cg::load_config_string("train:\n  run_dir: runs/llama7b\n");
+  EXPECT_EQ(cg::sample_out_dir(seven), "runs/llama7b/samples");
+  EXPECT_EQ(cg::eval_input(seven), "runs/llama7b/samples");
+  // The command line's train.run_dir moves both, over the file's.
+  const cg::Config moved = cg::load_config_string("train:\n  run_dir: runs/llama7b\n", {"train.run_dir=/scratch/r2/"});
+  EXPECT_EQ(cg::sample_out_dir(moved), "/scratch/r2/samples");
+  EXPECT_EQ(cg::eval_input(moved), "/scratch/r2/samples");
+  // An explicit sample.out_dir: cgsample writes there, and cgeval reads from there.
+  const cg::Config out = cg::load_config_string("sample:\n  out_dir: /shared/s1\n", {"train.run_dir=runs/x"});
+  EXPECT_EQ(cg::sample_out_dir(out), "/shared/s1");
+  EXPECT_EQ(cg::eval_input(out), "/shared/s1");
+  // An explicit eval.input is read whatever cgsample writes; the command line's wins over the file's.
+  const cg::Config in = cg::load_config_string("eval:\n  input: data/mp20/test.csv.gz\n",
+                                               {"sample.out_dir=/shared/s1"});
+  EXPECT_EQ(cg::eval_input(in), "data/mp20/test.csv.gz");
+  EXPECT_EQ(cg::eval_input(cg::load_config_string("eval:\n  input: a.csv\n", {"eval.input=b.csv"})), "b.csv");
+  // sample.out_dir= and eval.input= on the command line give the defaults back over a file's values.
+  const cg::Config reset = cg::load_config_string("sample:\n  out_dir: /shared/s1\neval:\n  input: a.csv\n",
+                                                  {"sample.out_dir=", "eval.input=", "train.run_dir=runs/y"});
+  EXPECT_EQ(cg::eval_input(reset), "runs/y/samples");
+  // A run folder's config.yaml of an older version holds the old default literally: it loads, and is that value.
+  const std::string saved = ::testing::TempDir() + "/old_run_config.yaml";
+  std::ofstream(saved) << "train:\n  run_dir: \"runs/old\"\nsample:\n  out_dir: \"runs/tiny/samples\"\n"
+                          "eval:\n  input: \"runs/tiny/samples\"\n";
+  for (const cg::Config& c : {cg::load_saved_config(saved), cg::load_config(saved, {})}) {
+    EXPECT_EQ(cg::sample_out_dir(c), "runs/tiny/samples");
+    EXPECT_EQ(cg::eval_input(c), "runs/tiny/samples");
+  }
+  // The empty defaults survive the YAML cgtrain saves into a run folder.
+  const cg::Config again = cg::load_config_string(cg::to_yaml(seven));
+  EXPECT_EQ(again.sample.out_dir, "");
+  EXPECT_EQ(cg::eval_input(again), "runs/llama7b/samples");
+}
+
 TEST(Config, YamlRoundTripGivesEqualConfig) {
   cg::Config c = cg::load_config("", {"train.lr=3.3e-5", "data.infill_fraction=0.123456789012345",
                                       "lora.targets=[k_proj,down_proj]", "sample.formula=Li2 O\"x",
