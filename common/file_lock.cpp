@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "common/durable_file.h"
@@ -42,8 +43,12 @@ std::string this_boot_id() {
 }
 
 // This process's record, written into the lock file it holds, where the file is empty or holds an earlier record
-// (never over other bytes). Best effort: a full disk leaves it empty, and a process that finds the lock held then
-// only cannot name the holder.
+// (never over other bytes). A process that finds the lock held reads the file at any moment, and the lock is on this
+// file, so a new record cannot be renamed into place: it is written over the old one in one pwrite, and the file is
+// cut to its length after. In between, the file holds the new record followed by the old one's tail, which the reader
+// leaves out (lock_holder_from_text reads the first line): it sees the whole old record or the whole new one, never
+// an empty file where a record was (the old order, truncating first, showed one). Best effort: a full disk leaves the
+// file empty, and a process that finds the lock held then only cannot name the holder.
 void write_holder_record(int fd) {
   char head[4] = {};
   const ssize_t n = ::pread(fd, head, sizeof head, 0);
@@ -51,7 +56,9 @@ void write_holder_record(int fd) {
     return;
   const std::string rec = "pid=" + std::to_string(::getpid()) + " host=" + this_host() + " boot=" + this_boot_id() +
                           "\n";
-  if (::ftruncate(fd, 0) == 0) (void)!::pwrite(fd, rec.data(), rec.size(), 0);
+  const ssize_t written = ::pwrite(fd, rec.data(), rec.size(), 0);
+  // Short (a full disk): what lies there may mix the two records, so none is left.
+  (void)!::ftruncate(fd, written == static_cast<ssize_t>(rec.size()) ? static_cast<off_t>(rec.size()) : 0);
 }
 
 }  // namespace
@@ -65,15 +72,25 @@ std::string LockHolder::describe() const {
   return known() ? "process " + std::to_string(pid) + " on host " + host : "";
 }
 
-LockHolder read_lock_holder(const std::string& path) {
+LockHolder lock_holder_from_text(const std::string& text) {
   LockHolder h;
-  std::ifstream in(path);
-  for (std::string w; in >> w;) {
+  const size_t end = text.find('\n');
+  if (text.rfind("pid=", 0) != 0 || end == std::string::npos) return h;  // not a record, or one still being written
+  std::istringstream line(text.substr(0, end));
+  for (std::string w; line >> w;) {
     if (w.rfind("pid=", 0) == 0) h.pid = std::atol(w.c_str() + 4);
     if (w.rfind("host=", 0) == 0) h.host = w.substr(5);
     if (w.rfind("boot=", 0) == 0) h.boot_id = w.substr(5);
   }
   return h;
+}
+
+LockHolder read_lock_holder(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text(kMaxLockRecord, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return lock_holder_from_text(text);
 }
 
 LockHolder FileLock::holder() const { return read_lock_holder(path_); }

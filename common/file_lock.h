@@ -1,6 +1,7 @@
 // FileLock: an exclusive flock(2) on a file, held for the object's lifetime. The kernel releases it when the process
 // ends however it ends (kill -9 included), so a stale lock file never blocks a later run.
 #pragma once
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -21,6 +22,12 @@ struct LockHolder {
 
 // The record in the lock file at `path` (not known where there is none: an empty file, an older version's).
 LockHolder read_lock_holder(const std::string& path);
+// The record at the start of a lock file's `text`: its first line, which starts with "pid=" and ends in a newline.
+// Anything after that line (the tail of a longer earlier record, while the holder writes its own) is left out; a
+// text without a whole first line (empty, another file's bytes, a record cut short) names no holder.
+LockHolder lock_holder_from_text(const std::string& text);
+// The most of a lock file read for its record (a host name is at most 255 bytes).
+inline constexpr size_t kMaxLockRecord = 1024;
 
 class FileLock {
  public:

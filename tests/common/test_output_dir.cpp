@@ -238,6 +238,52 @@ TEST(FileLock, NamesItsHolderAndTellsALiveOneHere) {
   fs::remove_all(d);
 }
 
+// The holder writes its record over the earlier one, then cuts the file to its length: a reader in between sees the
+// new record with the old one's tail after it, and must read the new one whole. A first line cut short (no newline),
+// another file's text or a record not at the start names nobody.
+TEST(FileLock, ARecordIsReadWholeFromItsFirstLineOrNotAtAll) {
+  const std::string old_rec = "pid=123456 host=a-much-longer-host-name boot=0123-4567\n";
+  const std::string new_rec = "pid=42 host=node7 boot=89ab\n";
+  const std::string torn = new_rec + old_rec.substr(new_rec.size());  // pwrite done, ftruncate not yet
+  ASSERT_EQ(torn.size(), old_rec.size());
+  const cg::LockHolder h = cg::lock_holder_from_text(torn);
+  EXPECT_EQ(h.pid, 42);
+  EXPECT_EQ(h.host, "node7");
+  EXPECT_EQ(h.boot_id, "89ab");
+  EXPECT_EQ(h.describe(), "process 42 on host node7");
+  const cg::LockHolder whole = cg::lock_holder_from_text(old_rec);
+  EXPECT_EQ(whole.pid, 123456);
+  EXPECT_EQ(whole.host, "a-much-longer-host-name");
+  EXPECT_EQ(whole.boot_id, "0123-4567");
+  for (const std::string& nobody : {std::string(), std::string("pid=42 host=node7 boot=89ab"), std::string("pid=42"),
+                                    std::string("somebody's notes\npid=42 host=node7 boot=89ab\n"),
+                                    std::string("host=node7 pid=42 boot=89ab\n"), std::string("\npid=42 host=n\n")})
+    EXPECT_FALSE(cg::lock_holder_from_text(nobody).known()) << "'" << nobody << "'";
+
+  // The same through a file, and a FileLock that takes over a longer earlier record leaves its own alone.
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_lock_record_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  const std::string path = (d / ".cgsample.lock").string();
+  std::ofstream(path, std::ios::binary) << torn;
+  EXPECT_EQ(cg::read_lock_holder(path).pid, 42);
+  std::ofstream(path, std::ios::binary) << "pid=42 host=node7";
+  EXPECT_FALSE(cg::read_lock_holder(path).known());
+  std::ofstream(path, std::ios::binary) << old_rec;
+  {
+    cg::FileLock lock(path);
+    ASSERT_TRUE(lock.locked());
+    char host[256] = {};
+    ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+    std::string boot;
+    std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
+    std::ifstream in(path, std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}),
+              "pid=" + std::to_string(::getpid()) + " host=" + host + " boot=" + boot + "\n");
+  }
+  fs::remove_all(d);
+}
+
 // A lock file is removed at release only where this FileLock created it and was asked to (a launch that gave up);
 // one that was there (a user's, an earlier run's) stays. A process waiting on the removed file locks the new one
 // at the path instead of the orphan, so the two are never both "holding" it.
