@@ -159,7 +159,8 @@ int bench_main(int argc, char** argv) {
   const int threads = cg::dist::cpu_threads(cfg.train.threads, rt.local_size);
   cg::dist::set_cpu_threads(threads);  // before the groups: MpiComm's wait follows the node's threads
   const cg::dist::ParallelDims dims =
-      cg::dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend);
+      cg::dist::make_parallel_dims(int(cfg.parallel.tp), int(cfg.parallel.dp), backend,
+                                   cg::dist::collective_wait_from_name(cfg.parallel.mpi_wait));
   cg::init_logging(dims.rank, dims.world, "warn", false);
   const bool lead = dims.rank == 0;
 

@@ -119,6 +119,7 @@ class MpiComm final : public Comm {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string backend() const override { return "mpi"; }
+  CollectiveWait wait() const { return asleep_first_ ? CollectiveWait::AsleepFirst : CollectiveWait::Polling; }
 
   void all_reduce(at::Tensor& t, ReduceOp op) override {
     check_tensor(t, "all_reduce");
@@ -208,7 +209,10 @@ class MpiComm final : public Comm {
   bool asleep_first_ = true;  // CollectiveWait::AsleepFirst, else Polling
 };
 
-// Only Auto needs to know the node (a collective over the world, as the comm's making is).
+// Only Auto needs to know the node (a collective over the world, as the comm's making is). It counts the threads the
+// ranks have now, so every tool sets them (set_cpu_threads) before it makes a group: cgtrain (train), cgsample and
+// cgeval (before sampling_dims) and bench_train_step do (bench_comm_wait asks for its wait: no count). A group made
+// first would be judged on torch's default of a thread per core: oversubscribed, asleep first, where ranks share a node.
 bool oversubscribed_for(CollectiveWait wait) {
   return wait == CollectiveWait::Auto && runtime().world > 1 && this_node_oversubscribed();
 }
@@ -222,6 +226,28 @@ bool node_oversubscribed(int threads_on_node, int cores_on_node) {
 CollectiveWait resolve_collective_wait(CollectiveWait asked, int group_nodes, bool some_node_oversubscribed) {
   if (asked != CollectiveWait::Auto) return asked;
   return group_nodes <= 1 || some_node_oversubscribed ? CollectiveWait::AsleepFirst : CollectiveWait::Polling;
+}
+
+CollectiveWait collective_wait_from_name(const std::string& name) {
+  if (name == "auto") return CollectiveWait::Auto;
+  if (name == "sleep") return CollectiveWait::AsleepFirst;
+  if (name == "poll") return CollectiveWait::Polling;
+  CG_FAIL("parallel.mpi_wait '{}' is not one of auto, sleep, poll", name);
+}
+
+const char* collective_wait_name(CollectiveWait w) {
+  switch (w) {
+    case CollectiveWait::Auto: return "auto";
+    case CollectiveWait::AsleepFirst: return "sleep";
+    case CollectiveWait::Polling: return "poll";
+  }
+  CG_FAIL("unknown CollectiveWait {}", static_cast<int>(w));
+}
+
+CollectiveWait collective_wait_of(const Comm& comm) {
+  const auto* mpi = dynamic_cast<const MpiComm*>(&comm);
+  CG_CHECK(mpi, "internal: collective_wait_of a {} group, which is not an MpiComm", comm.backend());
+  return mpi->wait();
 }
 
 CommPtr make_mpi_world_comm(CollectiveWait wait) {

@@ -1,6 +1,8 @@
 // MpiComm: collectives over an MPI communicator, for CPU tensors (float, double, bf16, half, int8/uint8, int32, int64, bool).
 // The CPU backend of every run, and the bootstrap channel of NcclComm. MPI types stay out of this header.
 #pragma once
+#include <string>
+
 #include "dist/comm.h"
 
 namespace cg::dist {
@@ -22,6 +24,13 @@ bool node_oversubscribed(int threads_on_node, int cores_on_node);
 // spans nodes none of which is oversubscribed, where the extra round would double a small collective's network
 // latency and a waiting rank holds only a core of its own (docs/performance.md, "Ranks waiting").
 CollectiveWait resolve_collective_wait(CollectiveWait asked, int group_nodes, bool some_node_oversubscribed);
+
+// The config key parallel.mpi_wait's names: "auto" | "sleep" (AsleepFirst) | "poll" (Polling).
+CollectiveWait collective_wait_from_name(const std::string& name);
+const char* collective_wait_name(CollectiveWait w);
+// The wait an MpiComm group uses, Auto resolved (AsleepFirst for a group of one rank, which never waits). Throws for
+// another kind of Comm.
+CollectiveWait collective_wait_of(const Comm& comm);
 
 // All ranks of the job (a duplicate of MPI_COMM_WORLD). Needs init_runtime; for Auto, the ranks' thread count set
 // first (set_cpu_threads): it is what tells whether a node is oversubscribed.

@@ -40,7 +40,18 @@ int gpu_for_local_rank(int local_rank, int local_size, int visible) {
           visible, visible);
 }
 
-ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
+namespace {
+
+// "tp sleep, dp poll, world sleep": the wait each host group uses (the first rank's; Auto agrees it in a group).
+std::string waits_of(const ParallelDims& d) {
+  return fmt::format("tp {}, dp {}, world {}", collective_wait_name(collective_wait_of(*d.host_tp_comm)),
+                     collective_wait_name(collective_wait_of(*d.host_dp_comm)),
+                     collective_wait_name(collective_wait_of(*d.host_world_comm)));
+}
+
+}  // namespace
+
+ParallelDims make_parallel_dims(int tp, int dp, Backend backend, CollectiveWait mpi_wait) {
   const Runtime& rt = init_runtime(nullptr, nullptr);
   // The grid's errors come from parallel.tp / parallel.dp and the world size, the same on every rank: said once
   // (cg::InputError, run_main), not once per rank.
@@ -58,9 +69,9 @@ ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
   d.tp_rank = rt.rank % g.tp;  // tp ranks adjacent: rank = dp_rank * tp + tp_rank
   d.dp_rank = rt.rank / g.tp;
   d.backend = backend;
-  d.host_world_comm = make_mpi_world_comm();
-  d.host_tp_comm = make_mpi_split_comm(/*color=*/d.dp_rank, /*key=*/d.tp_rank);  // ranks of one dp replica
-  d.host_dp_comm = make_mpi_split_comm(/*color=*/d.tp_rank, /*key=*/d.dp_rank);  // same shard in every replica
+  d.host_world_comm = make_mpi_world_comm(mpi_wait);
+  d.host_tp_comm = make_mpi_split_comm(/*color=*/d.dp_rank, /*key=*/d.tp_rank, mpi_wait);  // ranks of one dp replica
+  d.host_dp_comm = make_mpi_split_comm(/*color=*/d.tp_rank, /*key=*/d.dp_rank, mpi_wait);  // one shard, all replicas
   if (backend == Backend::Mpi) {
     d.tp_comm = d.host_tp_comm;
     d.dp_comm = d.host_dp_comm;
@@ -76,7 +87,11 @@ ParallelDims make_parallel_dims(int tp, int dp, Backend backend) {
   CG_CHECK(d.tp_comm->size() == d.tp && d.tp_comm->rank() == d.tp_rank && d.dp_comm->size() == d.dp &&
                d.dp_comm->rank() == d.dp_rank,
            "internal: process groups do not match the grid {}", d.describe());
-  if (rt.rank == 0) spdlog::info("parallel grid: {}", d.describe());  // once, not a line per rank
+  if (rt.rank == 0) {  // once, not a line per rank; what Auto chose, for a cluster's user to weigh (docs/cluster.md)
+    spdlog::info("parallel grid: {}", d.describe());
+    spdlog::info("ranks waiting in MPI collectives (parallel.mpi_wait={}): {}", collective_wait_name(mpi_wait),
+                 waits_of(d));
+  }
   return d;
 }
 

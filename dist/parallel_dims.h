@@ -3,6 +3,7 @@
 #include <string>
 
 #include "dist/comm.h"
+#include "dist/mpi_comm.h"
 
 namespace cg::dist {
 
@@ -31,8 +32,10 @@ struct GridShape {
 GridShape resolve_grid(int world, int tp, int dp);
 
 // Validate tp * dp == world (dp = 0 means world / tp) and build the groups over the MPI runtime (initialising it
-// if needed). Collective: every rank calls it with the same numbers.
-ParallelDims make_parallel_dims(int tp, int dp, Backend backend);
+// if needed), whose ranks wait for late ones as `mpi_wait` says (parallel.mpi_wait; the host groups, and tp_comm and
+// dp_comm with the MPI backend). Collective: every rank calls it with the same numbers, its threads set first
+// (set_cpu_threads: Auto counts them).
+ParallelDims make_parallel_dims(int tp, int dp, Backend backend, CollectiveWait mpi_wait = CollectiveWait::Auto);
 // A single-process grid (tp = dp = 1) with self comms; no MPI needed.
 ParallelDims single_process_dims();
 

@@ -54,6 +54,7 @@ struct ParallelConfig {
   int64_t tp = 1;
   int64_t dp = 0;                      // 0: world / tp
   std::string backend = "auto";        // auto (nccl on cuda, mpi on cpu) | mpi | nccl
+  std::string mpi_wait = "auto";       // auto | sleep | poll: how ranks wait in MPI collectives (dist::CollectiveWait)
 };
 
 struct TrainConfig {

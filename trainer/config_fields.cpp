@@ -104,6 +104,13 @@ void visit_config(Config& c, F&& f) {
   f("parallel.dp", &p.dp, "data-parallel degree; 0: world size / parallel.tp", at_least(0));
   f("parallel.backend", &p.backend, "collectives: auto (nccl on cuda, mpi on cpu) | mpi | nccl",
     one_of({"auto", "mpi", "nccl"}));
+  f("parallel.mpi_wait", &p.mpi_wait,
+    "how a rank waits in an MPI collective for late ranks: sleep (a barrier waited on asleep first: the core is free "
+    "for others, one more message round per collective) | poll (OpenMPI's blocking call alone, which polls its core) "
+    "| auto (sleep on one node or an oversubscribed node, poll across nodes with a core per thread; "
+    "docs/cluster.md#ranks-waiting); the MPI backend's collectives, and every backend's CPU ones; read by cgtrain and "
+    "bench_train_step (cgsample and cgeval wait as auto)",
+    one_of({"auto", "sleep", "poll"}));
 
   auto& t = c.train;
   f("train.run_dir", &t.run_dir, "run folder: resolved config, metrics.jsonl, checkpoints/", nonempty());

@@ -268,6 +268,7 @@ void warn_config_changes(const CheckpointInfo& ck, const Config& cfg, const std:
       continue;
     }
     const bool launch_only = d.rfind("train.run_dir ", 0) == 0 || d.rfind("train.threads ", 0) == 0 ||
+                             d.rfind("parallel.mpi_wait ", 0) == 0 ||
                              d.rfind("log.", 0) == 0 || d.rfind("sample.", 0) == 0 || d.rfind("eval.", 0) == 0;
     if (d.rfind("lora.targets ", 0) == 0 && picked_targets(before.lora.targets) == picked_targets(cfg.lora.targets))
       continue;  // the same projections spelled otherwise
@@ -440,7 +441,8 @@ int train(const Config& given) {
   init_logging(rt.rank, rt.world, given.log.level, given.log.all_ranks);  // before the grid says what it is
   const int threads = dist::cpu_threads(given.train.threads, rt.local_size);
   dist::set_cpu_threads(threads);  // before the groups: MpiComm's wait follows the node's threads
-  const dist::ParallelDims dims = dist::make_parallel_dims(int(given.parallel.tp), int(given.parallel.dp), backend);
+  const dist::ParallelDims dims = dist::make_parallel_dims(int(given.parallel.tp), int(given.parallel.dp), backend,
+                                                           dist::collective_wait_from_name(given.parallel.mpi_wait));
   const bool lead = dims.rank == 0;
   if (lead)
     spdlog::info("cgtrain: {} on {}, {} threads per rank (OpenBLAS {}, OMP_WAIT_POLICY {})", dims.describe(),

@@ -275,6 +275,22 @@ TEST(MpiComm, EveryCollectiveWaitGetsTheSameResults) {
   }
 }
 
+// parallel.mpi_wait reaches every host group: asked for, kept (also poll on one node, where Auto would sleep);
+// Auto, on the one node these tests run on, sleeps. The groups then give the hand-computed sum either way.
+TEST(ParallelDims, GroupsWaitAsAskedAndAutoSleepsOnOneNode) {
+  const int n = world()->size();
+  for (CollectiveWait asked : {CollectiveWait::Polling, CollectiveWait::AsleepFirst, CollectiveWait::Auto}) {
+    ParallelDims d = make_parallel_dims(n, 1, Backend::Mpi, asked);
+    const CollectiveWait expected = asked == CollectiveWait::Auto ? CollectiveWait::AsleepFirst : asked;
+    for (const CommPtr& c : {d.host_world_comm, d.host_tp_comm, d.host_dp_comm, d.tp_comm, d.dp_comm})
+      EXPECT_EQ(collective_wait_of(*c), expected) << "asked " << collective_wait_name(asked);
+    at::Tensor sum = torch::full({2}, double(world()->rank() + 1));
+    d.tp_comm->all_reduce(sum);
+    EXPECT_TRUE(torch::equal(sum, torch::full({2}, double(n * (n + 1) / 2)))) << collective_wait_name(asked);
+  }
+  EXPECT_THROW(collective_wait_of(*make_self_comm()), std::exception);
+}
+
 TEST(ParallelDims, GroupsFollowTheLayout) {
   for (int tp : tp_sizes()) {
     ParallelDims d = make_parallel_dims(tp, 0, Backend::Mpi);

@@ -93,6 +93,18 @@ TEST(CollectiveWait, AutoSleepsOnOneNodeOrAnOversubscribedOneAndPollsAcrossFreeN
   EXPECT_EQ(resolve_collective_wait(W::AsleepFirst, 3, false), W::AsleepFirst);
 }
 
+// parallel.mpi_wait's names, both ways; a wrong one names the key and its choices.
+TEST(CollectiveWait, ConfigNamesReadBothWaysAndAWrongOneNamesTheChoices) {
+  using W = CollectiveWait;
+  EXPECT_EQ(collective_wait_from_name("auto"), W::Auto);
+  EXPECT_EQ(collective_wait_from_name("sleep"), W::AsleepFirst);
+  EXPECT_EQ(collective_wait_from_name("poll"), W::Polling);
+  for (W w : {W::Auto, W::AsleepFirst, W::Polling}) EXPECT_EQ(collective_wait_from_name(collective_wait_name(w)), w);
+  EXPECT_NE(error_of([] { collective_wait_from_name("spin"); }).find("parallel.mpi_wait 'spin' is not one of auto, "
+                                                                     "sleep, poll"),
+            std::string::npos);
+}
+
 TEST(CollectiveWait, ANodeIsOversubscribedPastItsCores) {
   EXPECT_FALSE(node_oversubscribed(2, 2));  // 2 ranks x 1 thread on 2 cores: the tiny tp 2 run
   EXPECT_TRUE(node_oversubscribed(4, 2));   // 2 ranks x 2 threads on 2 cores

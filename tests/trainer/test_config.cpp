@@ -486,6 +486,7 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
   struct Case { std::string override, key, allowed; };
   std::vector<Case> cases = {
       {"train.schedule=foo", "'train.schedule'", "cosine | linear | constant"},
+      {"parallel.mpi_wait=spin", "'parallel.mpi_wait'", "auto | sleep | poll"},
       {"train.steps=-5", "'train.steps'", ">= 1"},
       {"train.steps=ten", "'train.steps'", "an integer"},
       {"train.lr=abc", "'train.lr'", "a finite number"},
