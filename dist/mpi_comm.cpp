@@ -4,21 +4,16 @@
 // rank waiting for a late one sleeps.
 #include "dist/mpi_comm.h"
 
-// The C API only: OpenMPI's mpi.h otherwise pulls in the deprecated C++ bindings (and their library).
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
 #include <sched.h>
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <limits>
-#include <thread>
 
 #include "dist/check.h"
+#include "dist/mpi_wait.h"
 #include "dist/runtime.h"
 
 namespace cg::dist {
@@ -48,25 +43,6 @@ MPI_Op mpi_op(ReduceOp op, at::ScalarType s) {
     case ReduceOp::Min: return MPI_MIN;
   }
   CG_FAIL("unknown ReduceOp {}", static_cast<int>(op));
-}
-
-// Waits for `req` without holding a core: MPI_Test in a loop for the first kSpinFor (meant for the partners of a
-// balanced step, whose wait a sleep would lengthen), then a sleep between tests of an eighth of the time waited
-// so far, at most kMaxSleep: a long wait ends at most ~1/8 later than it could and costs a few ms of CPU a second.
-// OpenMPI's blocking calls poll a core at 100% for as long as they wait: two ranks on a 2-core machine shared with
-// other work spent about half their CPU time waiting for each other (docs/performance.md, "Ranks waiting").
-void wait_sparingly(MPI_Request& req) {
-  using Clock = std::chrono::steady_clock;
-  constexpr auto kSpinFor = std::chrono::microseconds(100);
-  constexpr auto kMaxSleep = std::chrono::microseconds(1000);
-  const Clock::time_point start = Clock::now();
-  for (;;) {
-    int done = 0;
-    CG_CHECK_MPI(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-    if (done) return;
-    const auto waited = Clock::now() - start;
-    if (waited > kSpinFor) std::this_thread::sleep_for(std::min<Clock::duration>(waited / 8, kMaxSleep));
-  }
 }
 
 // The cores this process may run on (its CPU affinity mask) as bits, to be OR-ed over a node's ranks.
@@ -174,10 +150,7 @@ class MpiComm final : public Comm {
   // Costs one message round of a nonblocking barrier per collective (~µs on one node; a network round trip across
   // nodes, hence CollectiveWait). barrier() is this alone.
   void wait_for_group() {
-    if (size_ == 1) return;
-    MPI_Request req = MPI_REQUEST_NULL;
-    CG_CHECK_MPI(MPI_Ibarrier(comm_, &req));
-    wait_sparingly(req);
+    if (size_ > 1) wait_asleep_for_all(comm_);
   }
 
   // Polling skips the barrier's round: OpenMPI's call polls (yielding, mpi_yield_when_idle) until the late ones come.

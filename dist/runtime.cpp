@@ -1,10 +1,6 @@
 // MPI runtime: one MPI_Init_thread per process, MPI_Finalize at exit, and abort_all so one failing rank ends the job.
 #include "dist/runtime.h"
 
-// The C API only: OpenMPI's mpi.h otherwise pulls in the deprecated C++ bindings (and their library).
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -23,6 +19,7 @@
 #include "common/input_error.h"
 #include "common/omp_env.h"
 #include "dist/check.h"
+#include "dist/mpi_wait.h"
 
 namespace cg::dist {
 
@@ -197,6 +194,9 @@ std::string rank0_text(const std::function<std::string()>& make) {
       sent = "eunknown exception";
     }
   }
+  // Rank 0's work may take minutes (cgexport's whole export, reading a data file): the others wait for it asleep
+  // here, not in the broadcast, whose OpenMPI call would poll a core each for all that time.
+  wait_asleep_for_all(MPI_COMM_WORLD);
   std::string got = broadcast_string(sent, 0);
   if (got.empty() || got[0] != 't') {
     if (failed) std::rethrow_exception(failed);

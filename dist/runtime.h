@@ -38,7 +38,8 @@ void check_same_as_rank0(const std::string& text, const std::string& what,
 // Collective over all ranks: rank 0 runs `make` and every rank returns its text; no other rank runs it (work that
 // every rank would repeat, such as reading and deriving a data file). When `make` throws on rank 0, every rank
 // throws an error of the same message, so none waits for a text that never comes: rank 0 its own exception, the
-// others a cg::InputError, so that run_main prints it once, from rank 0, not once per rank.
+// others a cg::InputError, so that run_main prints it once, from rank 0, not once per rank. The other ranks wait for
+// rank 0 asleep (however long `make` takes: cgexport's whole export), not polling a core.
 std::string rank0_text(const std::function<std::string()>& make);
 
 // Print `msg` on stderr with the rank (before MPI is up, the launcher's: OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK,

@@ -36,8 +36,9 @@ std::optional<cg::ExportOptions> parse_cgexport(int argc, char** argv) {
 }
 
 // One process's work: under mpirun (a job script that starts every tool on all its tasks) rank 0 alone exports, so
-// that no two ranks write one --out, and an error is said once, by rank 0; the other ranks wait for its outcome. A
-// std::filesystem error on a path it was given is said as what to correct (every_rank_alike), not libstdc++'s words.
+// that no two ranks write one --out, and an error is said once, by rank 0; the other ranks wait for its outcome,
+// asleep (rank0_text). A std::filesystem error on a path it was given is said as what to correct (every_rank_alike),
+// not libstdc++'s words.
 int cgexport_main(cg::ExportOptions& o) {
   const auto& rt = cg::dist::runtime();
   cg::init_logging(rt.rank, rt.world);
