@@ -298,7 +298,10 @@ int run(int argc, char** argv) {
   }
   if (!dry_run || slurm) {
     cg::make_output_dir(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
-    write_point_configs(plan);
+    // A run writes each point's point.yaml as it starts the point, under the point's lock: here it would rewrite
+    // the config of a point another cgsweep runs (a Slurm array task for it, or for another point, would change
+    // what that one's later stages read).
+    if (slurm) write_point_configs(plan);
   } else {
     cg::check_output_dir_creatable(plan.spec.out_dir,
                                    "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");

@@ -59,7 +59,8 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
 
 // Write <run_dir>/point.yaml (the resolved config) for every point; returns nothing, throws on I/O errors. A file
 // whose content is unchanged is left alone, others are replaced by rename (readers never see a cut file), and a
-// done point whose config changed keeps the point.yaml it ran with.
+// done point whose config changed keeps the point.yaml it ran with. For --slurm; a run writes each point's own as it
+// starts it, under the point's lock.
 void write_point_configs(const SweepPlan& plan);
 
 // Throws, naming each point, its changed settings and what to do, when a done point's config differs from the one
@@ -72,11 +73,11 @@ void write_point_configs(const SweepPlan& plan);
 void check_finished_points(const SweepPlan& plan);
 
 // Run one point (after check_finished_points for it); returns 0, kExitPreempted, 128 + N after signal N, or the
-// failing stage's exit code. Writes <run_dir>/status: "running", then "done", "preempted" (cgtrain saved and exited
-// 75), "preempted: <stage>" (a later stage died of SIGUSR1/SIGTERM, or SIGUSR1 arrived before it),
-// "interrupted: <stage>" (SIGINT/SIGTERM to cgsweep) or "failed: <stage> (exit N)". A done point is skipped, unless it
-// trains on to a larger train.steps (check_finished_points); one stopped at export/sample/eval with an unchanged
-// config resumes at that stage.
+// failing stage's exit code. Writes <run_dir>/point.yaml as it starts the point, then <run_dir>/status: "running",
+// then "done", "preempted" (cgtrain saved and exited 75), "preempted: <stage>" (a later stage died of SIGUSR1/SIGTERM,
+// or SIGUSR1 arrived before it), "interrupted: <stage>" (SIGINT/SIGTERM to cgsweep) or "failed: <stage> (exit N)". A
+// done point is skipped, unless it trains on to a larger train.steps (check_finished_points); one stopped at
+// export/sample/eval with an unchanged config resumes at that stage.
 int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt);
 
 // Run all points in order; stops at the first failure unless keep_going, and always at a preemption or signal, or

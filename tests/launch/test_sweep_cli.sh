@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cgsweep's command line with stub tools (no cgtrain needed): option checks, a swept key refused on the command
 # line, where the tools are looked for (--bin-dir, $CG_BIN_DIR), and a Slurm array task (the generated sweep.sbatch
-# run with stub srun/scontrol) whose finished point a local run, naming the same folders another way, skips.
+# run with stub srun/scontrol) whose finished point a local run, naming the same folders another way, skips; array
+# tasks for a point another cgsweep runs (refused, its files left alone), a done, a failed and a trained-on point.
 # usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR [SHARD_WITHOUT_COUNTS]
 set -uo pipefail
 SRC=$(cd "${1:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)
@@ -164,6 +165,59 @@ expect_rc 75 "requeue cap" env PATH="$T/fake:$PATH" CGSWEEP="$T/preempted" SLURM
   SLURM_RESTART_COUNT=5000 CG_MAX_REQUEUES=3 bash out/sweep.sbatch
 expect_out "already restarted 5000 times \(CG_MAX_REQUEUES=3\); not requeueing" "cap message"
 [ ! -e scontrol.calls ] && ok || bad "requeued past CG_MAX_REQUEUES"
+
+# --- array tasks: a point another cgsweep runs, one already done, a failed one rerun, a done one trained on ----------
+# The stub cgtrain of point r4 waits for $T/go; the stub srun runs a task's stages here.
+mkdir -p slow
+for t in cgprep cgexport cgsample cgeval; do cp "bin/$t" slow/; done
+stub slow/cgtrain "echo \"cgtrain \$*\" >>'$T/calls'; [ -e '$T/fail' ] && exit 1
+case \"\$*\" in *r4/point.yaml) touch '$T/started'; until [ -e '$T/go' ]; do sleep 0.1; done ;; esac; exit 0"
+expect_rc 0 "--slurm for the array tasks" "$CGSWEEP" s.yaml --out-dir busy --slurm --bin-dir slow
+"$CGSWEEP" s.yaml --out-dir busy --point 1 --bin-dir slow --launcher env train.steps=7 >local.log 2>&1 &
+local=$!
+for _ in $(seq 100); do [ -e started ] && break; sleep 0.1; done
+sum_before=$(md5sum busy/*/point.yaml)
+rm -f scontrol.calls
+expect_rc 2 "an array task for a point another cgsweep runs" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=1 \
+  SLURM_JOB_ID=97 bash busy/sweep.sbatch
+expect_out "point 1 \(r4\) is being run by another cgsweep right now \(process $local on host .* holds \
+$T/busy/r4/.cgsweep.lock\); wait for that one to finish or stop it" "the task names the cgsweep that runs the point"
+# Refused: it leaves the running point's config (which its stages read: train.steps=7) and status alone.
+[ "$(md5sum busy/*/point.yaml)" = "$sum_before" ] && ok || bad "the refused task rewrote point.yaml files: \
+$(grep -H 'steps:' busy/*/point.yaml)"
+[ "$(cat busy/r4/status 2>/dev/null)" = running ] && ok ||
+  bad "the refused task changed the status: $(cat busy/r4/status 2>/dev/null)"
+[ ! -e scontrol.calls ] && ok || bad "a refused task was requeued"
+touch go
+wait "$local" && ok || bad "the local run of point 1 failed: $(cat local.log)"
+grep -q "steps: 7 " busy/r4/point.yaml && ok || bad "the local run's point.yaml lost its train.steps=7"
+rm -rf busy/r4  # its train.steps=7 is not the job's 3: what a changed point needs to run again with the job's config
+# array task <task> <job id>: sweep.sbatch as Slurm starts task <task> of the array.
+array_task() { env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID="$1" SLURM_JOB_ID="$2" bash busy/sweep.sbatch; }
+expect_rc 0 "an array task for a point whose folder was deleted" array_task 1 96
+[ "$(cat busy/r4/status 2>/dev/null)" = done ] && ok || bad "point r4 not run again: $(cat busy/r4/status 2>/dev/null)"
+grep -q "steps: 3 " busy/r4/point.yaml && ok || bad "point r4 did not get the job's train.steps=3"
+rm -f calls
+expect_rc 0 "an array task for a done point" array_task 1 95
+expect_out "point 1 \(r4\) is done; skipped" "the done point is said skipped"
+[ ! -e calls ] && ok || bad "a done point's task ran a tool: $(cat calls)"
+touch fail
+expect_rc 1 "an array task whose training fails" array_task 0 94
+[ "$(cat busy/r2/status 2>/dev/null)" = "failed: train (exit 1)" ] && ok || bad "r2: $(cat busy/r2/status 2>/dev/null)"
+rm -f fail calls
+expect_rc 0 "the failed point's task run again" array_task 0 94
+[ "$(cat busy/r2/status 2>/dev/null)" = done ] && ok || bad "the failed point rerun: $(cat busy/r2/status 2>/dev/null)"
+grep -q "^cgtrain .*r2/point.yaml" calls && ok || bad "the failed point was not trained again: $(cat calls 2>/dev/null)"
+[ ! -e scontrol.calls ] && ok || bad "a task that did not stop for a signal was requeued: $(cat scontrol.calls)"
+# Training a done point on: the job written again with a larger train.steps (inside the warmup: the steps it trained
+# keep their lr), its task trains on and gets the new point.yaml.
+expect_rc 0 "--slurm with a larger train.steps" "$CGSWEEP" s.yaml --out-dir busy --slurm --bin-dir slow train.steps=5
+grep -q "steps: 3 " busy/r4/point.yaml && ok || bad "--slurm replaced a done point's point.yaml before it trained on"
+expect_rc 0 "the array task trains the done point on" array_task 1 93
+expect_out "point 1 \(r4\) is done at train.steps=3; training on to train.steps=5 from its last checkpoint" \
+  "training on is said"
+grep -q "steps: 5 " busy/r4/point.yaml && [ "$(cat busy/r4/status)" = done ] && ok ||
+  bad "the point trained on: status $(cat busy/r4/status), $(grep 'steps:' busy/r4/point.yaml)"
 
 # --- sample conditions the training data never carries: said on cgsweep's console right after the point's cgprep,
 # before cgtrain, once per shards folder (the real cgprep on 40 rows of a CSV without a band_gap column; stub others).
