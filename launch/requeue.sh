@@ -63,7 +63,7 @@ cg_run_with_requeue() {
     return "$rc"
   fi
   # 75 says "stopped by a signal, run me again", not what was kept: cgtrain saved a checkpoint; a cgsweep stage other
-  # than training (prep, export, sample, eval) saved nothing and is run again on restart.
+  # than training (prep, export, sample, eval) is run again on restart, cgsample going on from its journal.
   echo "requeue: preempted (exit 75): the run saved its state, or its unfinished stage is redone on restart;" \
     "requeueing job $SLURM_JOB_ID (restart $((restarts + 1)))" >&2
   if ! scontrol requeue "$SLURM_JOB_ID"; then
