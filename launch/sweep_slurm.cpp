@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <yaml-cpp/yaml.h>
 
 #include "common/durable_file.h"
@@ -94,6 +95,25 @@ std::string points_table(const SweepPlan& plan) {
                        tsv_cell(p.shards_dir), tsv_cell(settings));
   }
   return out;
+}
+
+void check_points_table(const SweepPlan& plan, size_t index) {
+  const fs::path table = fs::path(plan.spec.out_dir) / "points.tsv";
+  std::ifstream f(table);
+  if (!f || index >= plan.points.size()) return;
+  std::string was;  // the name points.tsv gives the index, "" when it lists no such index
+  for (std::string line; std::getline(f, line);) {
+    const size_t tab = line.find('\t');
+    if (tab == std::string::npos || line.substr(0, tab) != std::to_string(index)) continue;
+    was = line.substr(tab + 1, line.find('\t', tab + 1) - tab - 1);
+    break;
+  }
+  const std::string& now = plan.points[index].name;
+  CG_CHECK(was == now, "--point {}: the sweep {} makes point {} {}, but {}, written with its Slurm job by cgsweep "
+           "--slurm, has {} there: the sweep file or the overrides changed since, and the job's array tasks would run "
+           "other points than it was written for (one twice, another never); write the job again (cgsweep --slurm, "
+           "done points are skipped) and submit the new sweep.sbatch, or restore the sweep file", index,
+           plan.spec.path, index, now, table.string(), was.empty() ? "no such point" : was);
 }
 
 namespace {

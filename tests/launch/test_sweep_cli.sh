@@ -2,7 +2,8 @@
 # cgsweep's command line with stub tools (no cgtrain needed): option checks, a swept key refused on the command
 # line, where the tools are looked for (--bin-dir, $CG_BIN_DIR), and a Slurm array task (the generated sweep.sbatch
 # run with stub srun/scontrol) whose finished point a local run, naming the same folders another way, skips; array
-# tasks for a point another cgsweep runs (refused, its files left alone), a done, a failed and a trained-on point.
+# tasks for a point another cgsweep runs (refused, its files left alone), a done, a failed and a trained-on point, and
+# one whose index names another point since the sweep file was edited (refused).
 # usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR [SHARD_WITHOUT_COUNTS]
 set -uo pipefail
 SRC=$(cd "${1:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)
@@ -218,6 +219,21 @@ expect_out "point 1 \(r4\) is done at train.steps=3; training on to train.steps=
   "training on is said"
 grep -q "steps: 5 " busy/r4/point.yaml && [ "$(cat busy/r4/status)" = done ] && ok ||
   bad "the point trained on: status $(cat busy/r4/status), $(grep 'steps:' busy/r4/point.yaml)"
+
+# --- a sweep file edited after --slurm: an array task whose index now names another point is refused --------------
+printf 'base: base.yaml\nout_dir: shift\ngrid:\n  lora.r: [4, 8]\n' >shift.yaml
+expect_rc 0 "--slurm before the edit" "$CGSWEEP" shift.yaml --slurm --bin-dir bin
+printf 'base: base.yaml\nout_dir: shift\ngrid:\n  lora.r: [2, 4, 8]\n' >shift.yaml  # a value put first
+rm -f calls
+expect_rc 2 "an array task whose point moved" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=1 SLURM_JOB_ID=92 \
+  bash shift/sweep.sbatch
+expect_out "--point 1: the sweep .*shift.yaml makes point 1 r4, but $T/shift/points.tsv, written with its Slurm job \
+by cgsweep --slurm, has r8 there: .*write the job again \(cgsweep --slurm" "the moved point is named with what to do"
+[ ! -e calls ] && [ ! -e shift/r4/status ] && ok || bad "the task ran a point: $(cat calls 2>/dev/null)"
+expect_rc 0 "--slurm after the edit" "$CGSWEEP" shift.yaml --slurm --bin-dir bin
+expect_rc 0 "the array task of the job written again" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=2 SLURM_JOB_ID=91 \
+  bash shift/sweep.sbatch
+[ "$(cat shift/r8/status 2>/dev/null)" = done ] && ok || bad "task 2 did not run r8: $(cat shift/r8/status 2>/dev/null)"
 
 # --- sample conditions the training data never carries: said on cgsweep's console right after the point's cgprep,
 # before cgtrain, once per shards folder (the real cgprep on 40 rows of a CSV without a band_gap column; stub others).
