@@ -251,6 +251,18 @@ int run(int argc, char** argv) {
     spdlog::warn("data files of the sweep's config not found from {}: {}; relative paths are read from the folder "
                  "cgsweep runs in: run it from the folder they are relative to (the repository root for configs/), "
                  "or make them absolute", fs::current_path().string(), fmt::join(missing, ", "));
+  // The base weights likewise: a model.hf_dir not there stops every point's cgtrain at its start, under Slurm after
+  // the job's wait in the queue (launch/run.sh refuses it for a run of its own).
+  std::set<std::string> no_base;
+  for (const cg::Config& c : configs) {
+    const std::string& hf = c.model.hf_dir;
+    if (!hf.empty() && !fs::exists(fs::path(hf) / "config.json")) no_base.insert(hf);
+  }
+  if (!no_base.empty() && !summary_only)
+    spdlog::warn("model.hf_dir of the sweep's config has no config.json from {}: {}; a point with it stops as its "
+                 "cgtrain starts: download the base model there (docs/cluster.md, section 1), or set model.hf_dir to "
+                 "the folder that holds it (in the sweep file's overrides: or on the command line)",
+                 fs::current_path().string(), fmt::join(no_base, ", "));
   spdlog::info("sweep {}: {} points, {} data settings, out_dir {}", spec.path, plan.points.size(),
                plan.shards_dirs.size(), plan.spec.out_dir);
 

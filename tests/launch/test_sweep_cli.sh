@@ -52,6 +52,13 @@ expect_rc 0 "other key on the command line" "$CGSWEEP" s.yaml train.steps=5 --dr
 [ ! -e out ] && ok || bad "a dry run made out_dir or wrote point.yaml files"
 expect_out "data files of the sweep's config not found from $T: data/mp20/test.csv.gz, data/mp20/train.csv.gz" \
   "relative data paths that do not resolve here are named"
+# A base model that is not there: said at once, not by every point's cgtrain after the job's wait in the queue.
+mkdir -p hf && echo '{}' >hf/config.json
+expect_rc 0 "a model.hf_dir without config.json" "$CGSWEEP" s.yaml model.hf_dir=nohf --dry-run
+expect_out "model.hf_dir of the sweep's config has no config.json from $T: nohf; a point with it stops as its cgtrain" \
+  "the missing base model is named"
+expect_rc 0 "a model.hf_dir with its config.json" "$CGSWEEP" s.yaml model.hf_dir=hf --dry-run
+grep -q "model.hf_dir of the sweep's config" "$EXPECT_LOG" && bad "warned of a base model that is there" || ok
 expect_rc 2 "a folder key on the command line" "$CGSWEEP" s.yaml train.run_dir=/tmp/x --dry-run
 expect_out "train.run_dir=/tmp/x on the command line: train.run_dir is set by cgsweep for every point" "folder key message"
 
