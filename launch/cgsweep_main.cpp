@@ -327,9 +327,9 @@ int run(int argc, char** argv) {
   }
   int rc = 0;
   if (point >= 0) {
+    check_points_table(plan, size_t(point));
     CG_CHECK(size_t(point) < plan.points.size(), "--point {}: the sweep has points 0..{}", point,
              plan.points.size() - 1);
-    check_points_table(plan, size_t(point));
     rc = run_point(plan, plan.points[size_t(point)], opt);
   } else {
     rc = run_sweep(plan, opt);

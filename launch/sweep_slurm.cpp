@@ -100,7 +100,7 @@ std::string points_table(const SweepPlan& plan) {
 void check_points_table(const SweepPlan& plan, size_t index) {
   const fs::path table = fs::path(plan.spec.out_dir) / "points.tsv";
   std::ifstream f(table);
-  if (!f || index >= plan.points.size()) return;
+  if (!f) return;
   std::string was;  // the name points.tsv gives the index, "" when it lists no such index
   for (std::string line; std::getline(f, line);) {
     const size_t tab = line.find('\t');
@@ -108,12 +108,14 @@ void check_points_table(const SweepPlan& plan, size_t index) {
     was = line.substr(tab + 1, line.find('\t', tab + 1) - tab - 1);
     break;
   }
-  const std::string& now = plan.points[index].name;
-  CG_CHECK(was == now, "--point {}: the sweep {} makes point {} {}, but {}, written with its Slurm job by cgsweep "
-           "--slurm, has {} there: the sweep file or the overrides changed since, and the job's array tasks would run "
-           "other points than it was written for (one twice, another never); write the job again (cgsweep --slurm, "
-           "done points are skipped) and submit the new sweep.sbatch, or restore the sweep file", index,
-           plan.spec.path, index, now, table.string(), was.empty() ? "no such point" : was);
+  const std::string now = index < plan.points.size() ? plan.points[index].name : "";
+  CG_CHECK(was == now, "--point {}: the sweep {} {}, but {}, written with its Slurm job by cgsweep --slurm, has {} "
+           "there: the sweep file or the overrides changed since, and the job's array tasks would run other points "
+           "than it was written for (one twice, another never); write the job again (cgsweep --slurm, done points "
+           "are skipped) and submit the new sweep.sbatch, or restore the sweep file", index, plan.spec.path,
+           now.empty() ? fmt::format("has points 0..{} only", plan.points.size() - 1)
+                       : fmt::format("makes point {} {}", index, now),
+           table.string(), was.empty() ? "no such point" : was);
 }
 
 namespace {

@@ -32,7 +32,8 @@ std::string shell_join(const std::vector<std::string>& words);
 // points.tsv: index, name, run_dir, shards_dir, settings ("lora.r=8 data.translate=true").
 std::string points_table(const SweepPlan& plan);
 // For --point `index` (what a Slurm array task runs): throws, saying what to do, when <out_dir>/points.tsv, written
-// with the job, names another point at that index than the sweep makes now (its file or overrides changed since
+// with the job, names another point at that index than the sweep makes now, or one it no longer has (its file or
+// overrides changed since
 // --slurm: the job's tasks would run other points than it was written for, one twice and another never). Nothing
 // to check without a points.tsv.
 void check_points_table(const SweepPlan& plan, size_t index);

@@ -237,6 +237,12 @@ expect_rc 2 "an array task whose point moved" env PATH="$T/fake:$PATH" SLURM_ARR
 expect_out "--point 1: the sweep .*shift.yaml makes point 1 r4, but $T/shift/points.tsv, written with its Slurm job \
 by cgsweep --slurm, has r8 there: .*write the job again \(cgsweep --slurm" "the moved point is named with what to do"
 [ ! -e calls ] && [ ! -e shift/r4/status ] && ok || bad "the task ran a point: $(cat calls 2>/dev/null)"
+printf 'base: base.yaml\nout_dir: shift\ngrid:\n  lora.r: [4]\n' >shift.yaml  # the last value taken out
+expect_rc 2 "an array task whose point is gone" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=1 SLURM_JOB_ID=92 \
+  bash shift/sweep.sbatch
+expect_out "--point 1: the sweep .*shift.yaml has points 0..0 only, but $T/shift/points.tsv, written with its Slurm \
+job by cgsweep --slurm, has r8 there" "the point taken out is named"
+printf 'base: base.yaml\nout_dir: shift\ngrid:\n  lora.r: [2, 4, 8]\n' >shift.yaml
 expect_rc 0 "--slurm after the edit" "$CGSWEEP" shift.yaml --slurm --bin-dir bin
 expect_rc 0 "the array task of the job written again" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=2 SLURM_JOB_ID=91 \
   bash shift/sweep.sbatch
