@@ -669,8 +669,9 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   if (!opt.dry_run) {
     point_lock.emplace((run / ".cgsweep.lock").string());  // one try
     CG_CHECK(!point_lock->held_elsewhere(), "point {} ({}) is being run by another cgsweep "
-             "right now ({} holds {}); wait for that one to finish or stop it, then run again", p.index, p.name,
-             point_lock->who_holds(), (run / ".cgsweep.lock").string());
+             "right now ({} holds {}); wait for that one to finish or stop it, then run again (a Slurm array task: "
+             "sbatch --array={} {})", p.index, p.name, point_lock->who_holds(), (run / ".cgsweep.lock").string(),
+             p.index, (fs::path(plan.spec.out_dir) / "sweep.sbatch").string());
     if (!point_lock->locked())  // a filesystem without flock: run, as before there was a lock
       spdlog::warn("point {}: cannot lock {} ({}); make sure no other cgsweep runs this point", p.name,
                    (run / ".cgsweep.lock").string(), std::strerror(point_lock->error()));

@@ -189,7 +189,8 @@ rm -f scontrol.calls
 expect_rc 2 "an array task for a point another cgsweep runs" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=1 \
   SLURM_JOB_ID=97 bash busy/sweep.sbatch
 expect_out "point 1 \(r4\) is being run by another cgsweep right now \(process $local on host .* holds \
-$T/busy/r4/.cgsweep.lock\); wait for that one to finish or stop it" "the task names the cgsweep that runs the point"
+$T/busy/r4/.cgsweep.lock\); wait for that one to finish or stop it, then run again \(a Slurm array task: sbatch \
+--array=1 $T/busy/sweep.sbatch\)" "the task names the cgsweep that runs the point, and how to run the task again"
 # Refused: it leaves the running point's config (which its stages read: train.steps=7) and status alone.
 [ "$(md5sum busy/*/point.yaml)" = "$sum_before" ] && ok || bad "the refused task rewrote point.yaml files: \
 $(grep -H 'steps:' busy/*/point.yaml)"
