@@ -612,7 +612,19 @@ int run_stages(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& o
     // arrive.
     std::optional<FileLock> lock;
     failing_as(p, "prep", [&] {
-      lock.emplace(shards.string() + ".lock", [] { return g_signal == 0; });
+      const std::string lock_path = shards.string() + ".lock";
+      // Said once, as the wait starts: it may last as long as the other cgprep (minutes, on a large data set), with
+      // nothing else in this task's output meanwhile.
+      bool said = false;
+      lock.emplace(lock_path, [&] {
+        if (!said) {
+          const std::string who = read_lock_holder(lock_path).describe();
+          spdlog::info("  [prep] waiting for another cgsweep's cgprep of {} ({} holds {})", p.shards_dir,
+                       who.empty() ? "it" : who, lock_path);
+          said = true;
+        }
+        return g_signal == 0;
+      });
       CG_CHECK(lock->locked() || lock->held_elsewhere(), "cannot lock {}.lock: {}", shards.string(),
                std::strerror(lock->error()));
     });

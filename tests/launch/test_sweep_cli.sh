@@ -3,7 +3,7 @@
 # line, where the tools are looked for (--bin-dir, $CG_BIN_DIR), and a Slurm array task (the generated sweep.sbatch
 # run with stub srun/scontrol) whose finished point a local run, naming the same folders another way, skips; array
 # tasks for a point another cgsweep runs (refused, its files left alone), a done, a failed and a trained-on point, and
-# one whose index names another point since the sweep file was edited (refused).
+# one whose index names another point since the sweep file was edited (refused), one waiting for another's cgprep.
 # usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR [SHARD_WITHOUT_COUNTS]
 set -uo pipefail
 SRC=$(cd "${1:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)
@@ -227,6 +227,32 @@ expect_out "point 1 \(r4\) is done at train.steps=3; training on to train.steps=
   "training on is said"
 grep -q "steps: 5 " busy/r4/point.yaml && [ "$(cat busy/r4/status)" = done ] && ok ||
   bad "the point trained on: status $(cat busy/r4/status), $(grep 'steps:' busy/r4/point.yaml)"
+
+# --- an array task waiting for another task's cgprep of its shards: it says so, and USR1 then stops it, requeued ----
+mkdir -p slowprep
+for t in cgtrain cgexport cgsample cgeval; do cp "bin/$t" slowprep/; done
+stub slowprep/cgprep "touch '$T/prep.started'; until [ -e '$T/prep.go' ]; do sleep 0.1; done"
+expect_rc 0 "--slurm with a slow cgprep" "$CGSWEEP" s.yaml --out-dir wait --slurm --bin-dir slowprep
+env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=0 SLURM_JOB_ID=89 bash wait/sweep.sbatch >task0.log 2>&1 &
+task0=$!
+for _ in $(seq 100); do [ -e prep.started ] && break; sleep 0.1; done
+env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=1 SLURM_JOB_ID=88 bash wait/sweep.sbatch >task1.log 2>&1 &
+task1=$!
+for _ in $(seq 100); do grep -q "waiting for another" task1.log && break; sleep 0.1; done
+rm -f scontrol.calls
+kill -USR1 "$task1"
+wait "$task1" && ok || bad "the task preempted while it waited did not exit 0: $(cat task1.log)"
+cp task1.log "$EXPECT_LOG"
+expect_out "\[prep\] waiting for another cgsweep's cgprep of $T/wait/shards/data-[0-9a-f]+ \(process [0-9]+ on host \
+.* holds $T/wait/shards/data-[0-9a-f]+.lock\)" "the wait is said, naming the holder"
+[ "$(cat wait/r4/status 2>/dev/null)" = "preempted: prep" ] && ok || bad "r4 after USR1: $(cat wait/r4/status)"
+[ "$(cat scontrol.calls 2>/dev/null)" = "requeue 88" ] && ok || bad "the waiting task not requeued: $(cat task1.log)"
+touch prep.go
+wait "$task0" && [ "$(cat wait/r2/status 2>/dev/null)" = done ] && ok || bad "task 0: $(cat task0.log)"
+expect_rc 0 "the requeued task" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=1 SLURM_JOB_ID=88 SLURM_RESTART_COUNT=1 \
+  bash wait/sweep.sbatch
+expect_out "\[prep\] shards for data-[0-9a-f]+ already prepared" "the requeued task finds the shards prepared"
+[ "$(cat wait/r4/status 2>/dev/null)" = done ] && ok || bad "the requeued task: r4 $(cat wait/r4/status)"
 
 # --- a sweep file edited after --slurm: an array task whose index now names another point is refused --------------
 printf 'base: base.yaml\nout_dir: shift\ngrid:\n  lora.r: [4, 8]\n' >shift.yaml
