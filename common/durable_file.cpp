@@ -212,8 +212,17 @@ void replace_through(const std::string& tmp, const std::string& path, const std:
 
 void write_file_atomic(const std::string& path, const std::string& text) { replace_through(path + ".tmp", path, text); }
 
+std::string shared_tmp_suffix() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::string name(host);
+  for (char& c : name)  // a file name's part: no '/'
+    if (c == '/') c = '_';
+  return ".tmp." + name + "." + std::to_string(::getpid());
+}
+
 void write_file_atomic_shared(const std::string& path, const std::string& text) {
-  replace_through(path + ".tmp." + std::to_string(::getpid()), path, text);
+  replace_through(path + shared_tmp_suffix(), path, text);
 }
 
 }  // namespace cg

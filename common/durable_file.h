@@ -80,9 +80,12 @@ class MadeFolders {
 // Replaces `path` with `text` as above (path.tmp -> fsync -> rename -> fsync of the folder). On failure (a full
 // disk) the temporary file is removed, the old file stays, and the IoError names the file and says what to do.
 void write_file_atomic(const std::string& path, const std::string& text);
-// The same with a temporary name unique to this process (path.tmp.<pid>): for a file that several processes may
-// replace at once (a sweep's status files and summary, written by whichever Slurm array task gets there), where a
-// shared path.tmp could be renamed by one process while another is still writing it.
+// The same with a temporary name unique to this process (path + shared_tmp_suffix()): for a file that several
+// processes may replace at once (a sweep's status files and summary, written by whichever Slurm array task gets
+// there), where a shared path.tmp could be renamed by one process while another is still writing it.
 void write_file_atomic_shared(const std::string& path, const std::string& text);
+// ".tmp.<host>.<pid>": unique to this process among those of every machine that shares the folder (array tasks on
+// other nodes, of a shared filesystem, may have the same pid; in containers with their own pid namespace, likely).
+std::string shared_tmp_suffix();
 
 }  // namespace cg

@@ -13,8 +13,8 @@ namespace cg {
 // comes during the renames is held until the last is done (HoldStopSignals), then acts; a caller whose commit is
 // larger than the set (cgsample: the set, then cifs/) holds them itself over all of it, and the set's holder within
 // it does nothing (holders nest). A set that several processes may replace at once (a sweep's summary, written by
-// whichever Slurm array task gets there) gives a suffix of its own process (".tmp.<pid>"), so that none renames
-// another's half-written file.
+// whichever Slurm array task gets there) gives a suffix of its own process (shared_tmp_suffix(): ".tmp.<host>.<pid>"),
+// so that none renames another's half-written file.
 void write_file_set(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& files,
                     const std::string& tmp_suffix = ".tmp");
 

@@ -2,7 +2,6 @@
 #include "launch/sweep_summary.h"
 
 #include <spdlog/fmt/ranges.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -197,7 +196,7 @@ void write_summary(const std::string& dir, const std::string& title, const std::
                   {"val_loss_vs_rank.svg",
                    line_plot_svg(rank_series(keys, rows), title + ": best val loss vs LoRA rank", "LoRA rank r",
                                  "best val loss")}},
-                 ".tmp." + std::to_string(::getpid()));
+                 shared_tmp_suffix());
 }
 
 }  // namespace cg::sweep

@@ -425,6 +425,31 @@ TEST(DurableFile, FolderReadAndMissingFolderWriteSayWhat) {
   fs::remove_all(d);
 }
 
+// A file several processes replace (a sweep's summary and status files, by Slurm array tasks on several nodes of
+// one shared folder) goes through a temporary name of this host and pid: array tasks on two nodes may have the same
+// pid (containers with their own pid namespace start from 1), and must not write into one temporary file.
+TEST(DurableFile, SharedReplacementGoesThroughATemporaryOfThisHostAndPid) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  const std::string suffix = ".tmp." + std::string(host) + "." + std::to_string(::getpid());
+  EXPECT_EQ(cg::shared_tmp_suffix(), suffix);
+  const fs::path d = fs::path(::testing::TempDir()) / ("cg_shared_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  // Another node's process of the same pid, writing as cgsweep did before the host was in the name.
+  const fs::path other = d / ("status.tmp." + std::to_string(::getpid()));
+  std::ofstream(other) << "another node's half-written status";
+  cg::write_file_atomic_shared((d / "status").string(), "done\n");
+  const auto text = [](const fs::path& p) {
+    std::ifstream f(p);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  EXPECT_EQ(text(d / "status"), "done\n");
+  EXPECT_EQ(text(other), "another node's half-written status");
+  EXPECT_FALSE(fs::exists(d / ("status" + suffix)));
+  fs::remove_all(d);
+}
+
 // A set of files is replaced whole or not at all: with the last file over the size limit (a full disk), the earlier
 // set stays as it was and no .tmp file is left; with room, all are new.
 TEST(OutputDir, FileSetIsReplacedWholeOrNotAtAll) {

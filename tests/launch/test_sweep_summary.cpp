@@ -10,6 +10,7 @@
 
 #include <iterator>
 
+#include "common/durable_file.h"
 #include "launch/line_plot_svg.h"
 #include "launch/run_metrics.h"
 #include "launch/sweep_summary.h"
@@ -296,7 +297,7 @@ TEST(SweepSummary, AFullDiskKeepsThePreviousSummary) {
   // A write that fails after summary.md is written (here a folder where this process's summary.csv temporary goes)
   // leaves the previous three as they were: not a new summary.md beside the old summary.csv and plot.
   const std::string csv = slurp(d / "summary.csv");
-  const fs::path in_the_way = d / ("summary.csv.tmp." + std::to_string(::getpid()));
+  const fs::path in_the_way = d / ("summary.csv" + cg::shared_tmp_suffix());
   fs::create_directory(in_the_way);
   msg = cg::test::error_of([&] { write_summary(d.string(), "After", {"lora.r", "data.translate"}, many); });
   EXPECT_NE(msg.find(in_the_way.string()), std::string::npos) << msg;
