@@ -717,7 +717,7 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
       spdlog::warn("point {}: its config changed since it last ran; cgtrain resumes the checkpoints in {} (if any) "
                    "with the new config", p.name, p.run_dir);
     // Under the point's lock (above), so that no other cgsweep's stages are reading it.
-    if (!longer) failing_as(p, "prep", [&] { write_point_config(plan, p); });
+    if (!longer) failing_as(p, resume.empty() ? "prep" : resume, [&] { write_point_config(plan, p); });
     set_status(p, "running");
     write_record(p, hash_file(p), hash);
     // Not "done" any more: from here on it is a point whose config changed since it last ran, which gets its new one.

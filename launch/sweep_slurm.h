@@ -33,9 +33,8 @@ std::string shell_join(const std::vector<std::string>& words);
 std::string points_table(const SweepPlan& plan);
 // For --point `index` (what a Slurm array task runs): throws, saying what to do, when <out_dir>/points.tsv, written
 // with the job, names another point at that index than the sweep makes now, or one it no longer has (its file or
-// overrides changed since
-// --slurm: the job's tasks would run other points than it was written for, one twice and another never). Nothing
-// to check without a points.tsv.
+// overrides changed since --slurm: the job's tasks would run other points than it was written for, one twice and
+// another never). Nothing to check without a points.tsv.
 void check_points_table(const SweepPlan& plan, size_t index);
 // The command that writes the summary once every array task is done (same sweep file and arguments).
 std::string summary_command(const SweepPlan& plan, const SlurmOptions& opt);
