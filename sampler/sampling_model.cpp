@@ -132,7 +132,8 @@ std::string check_base_folder(const std::string& hf_dir, const std::string& adap
 dist::ParallelDims sampling_dims(const Config& c, const c10::Device& device, int world) {
   if (world == 1 && c.parallel.tp == 1) return dist::single_process_dims();
   return dist::make_parallel_dims(static_cast<int>(c.parallel.tp), static_cast<int>(c.parallel.dp),
-                                  dist::backend_from_name(c.parallel.backend, device.is_cuda()));
+                                  dist::backend_from_name(c.parallel.backend, device.is_cuda()),
+                                  dist::collective_wait_from_name(c.parallel.mpi_wait));
 }
 
 AdapterKind adapter_kind(const std::string& path) {

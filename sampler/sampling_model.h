@@ -21,8 +21,8 @@ namespace cg {
 
 enum class AdapterKind { kNone, kPeft, kRunCheckpoint };
 
-// The tp x dp grid from parallel.tp / parallel.dp / parallel.backend (a single-process grid when world and tp are 1,
-// so no MPI group is made). Collective over the world.
+// The tp x dp grid from parallel.tp / parallel.dp / parallel.backend / parallel.mpi_wait (a single-process grid when
+// world and tp are 1, so no MPI group is made). Collective over the world.
 dist::ParallelDims sampling_dims(const Config& c, const c10::Device& device, int world);
 
 // What sample.adapter names (errors say what a usable folder holds).

@@ -108,8 +108,8 @@ void visit_config(Config& c, F&& f) {
     "how a rank waits in an MPI collective for late ranks: sleep (a barrier waited on asleep first: the core is free "
     "for others, one more message round per collective) | poll (OpenMPI's blocking call alone, which polls its core) "
     "| auto (sleep on one node or an oversubscribed node, poll across nodes with a core per thread; "
-    "docs/cluster.md#ranks-waiting); the MPI backend's collectives, and every backend's CPU ones; read by cgtrain and "
-    "bench_train_step (cgsample and cgeval wait as auto)",
+    "docs/cluster.md#ranks-waiting); the MPI backend's collectives, and every backend's CPU ones; read by cgtrain, "
+    "cgsample, cgeval and bench_train_step",
     one_of({"auto", "sleep", "poll"}));
 
   auto& t = c.train;
