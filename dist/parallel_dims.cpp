@@ -1,6 +1,8 @@
 // ParallelDims: validation of the tp × dp layout and the MPI_Comm_split that builds its groups.
 #include "dist/parallel_dims.h"
 
+#include <cstdlib>
+
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
@@ -15,17 +17,63 @@ std::string ParallelDims::describe() const {
   return fmt::format("tp {} x dp {} (world {}, {})", tp, dp, world, backend_name(backend));
 }
 
-GridShape resolve_grid(int world, int tp, int dp) {
+namespace {
+
+// A launcher's count of processes, 0 when unset or not a count.
+int count_in(const EnvLookup& env, const char* name) {
+  const char* v = env(name);
+  if (!v || !*v) return 0;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return *end == '\0' && n > 0 && n <= 1 << 30 ? int(n) : 0;
+}
+
+}  // namespace
+
+LaunchAdvice launch_advice(int world, int ranks, const EnvLookup& env) {
+  // mpirun inside a Slurm job starts its daemons with srun, so its ranks have Slurm's step variables too: OpenMPI's
+  // own comes first.
+  const bool in_job = env("SLURM_JOB_ID") != nullptr;
+  const std::string job_tasks =
+      in_job ? fmt::format(", in a Slurm job of at least {} tasks (#SBATCH --nodes and --ntasks-per-node)", ranks) : "";
+  if (count_in(env, "OMPI_COMM_WORLD_SIZE") > 0)
+    return {" (started by mpirun)", fmt::format("mpirun -np {} ...{}", ranks, job_tasks)};
+  if (const int step_tasks = count_in(env, "SLURM_STEP_NUM_TASKS"); step_tasks > 0) {
+    // Each task its own world: srun started them without the MPI plugin this MPI library talks to.
+    if (step_tasks > world)
+      return {fmt::format(" (srun started {} tasks, but MPI sees a world of {}: srun's MPI plugin does not match "
+                          "this MPI library)", step_tasks, world),
+              fmt::format("srun --mpi=pmix --ntasks={} ..., or the --mpi type your MPI was built for: srun --mpi=list",
+                          ranks)};
+    return {fmt::format(" (started by srun with {} task{})", step_tasks, step_tasks == 1 ? "" : "s"),
+            fmt::format("srun --ntasks={} ...{}", ranks, job_tasks)};
+  }
+  if (in_job && world == 1)  // a plain command in the job script (the batch step), or in salloc's shell
+    return {fmt::format(" (one process of Slurm job {}, not started by srun)", env("SLURM_JOB_ID")),
+            fmt::format("srun --ntasks={} ... in the job script, or launch/run.sh --srun{}", ranks, job_tasks)};
+  if (world == 1)
+    return {" (one process: not started by mpirun or srun)",
+            fmt::format("mpirun -np {} ..., or under Slurm srun --ntasks={} ...", ranks, ranks)};
+  return {"", fmt::format("mpirun -np {} ...{}", ranks, job_tasks)};  // another launcher (MPICH's mpiexec, ...)
+}
+
+GridShape resolve_grid(int world, int tp, int dp, const EnvLookup& env) {
   CG_CHECK(world >= 1, "world size {} must be at least 1", world);
   CG_CHECK(tp >= 1, "parallel.tp {} must be at least 1", tp);
   CG_CHECK(dp >= 0, "parallel.dp {} must be at least 1 (or 0 for world / tp)", dp);
-  // World 1 is mostly a command run without mpirun (the README's commands start cgtrain and cgsample under it).
-  CG_CHECK(world % tp == 0, "tp {} does not divide world {}{}; launch a multiple of {} ranks (mpirun -np {} ...), or "
-           "set parallel.tp to a divisor of {}", tp, world, world == 1 ? " (one process: not started by mpirun)" : "",
-           tp, tp, world);
+  // World 1 is mostly a command run without mpirun (the README's commands start cgtrain and cgsample under it), or
+  // a job step with too few tasks: the message says which, and what to change there.
+  if (world % tp != 0) {
+    const LaunchAdvice a = launch_advice(world, tp, env);
+    CG_FAIL("tp {} does not divide world {}{}; launch a multiple of {} ranks ({}), or set parallel.tp to a divisor "
+            "of {}", tp, world, a.started, tp, a.how, world);
+  }
   if (dp == 0) dp = world / tp;
-  CG_CHECK(tp * dp == world, "tp {} x dp {} = {} ranks but the job has world {}; launch {} ranks or set parallel.dp={}",
-           tp, dp, tp * dp, world, tp * dp, world / tp);
+  if (tp * dp != world) {
+    const LaunchAdvice a = launch_advice(world, tp * dp, env);
+    CG_FAIL("tp {} x dp {} = {} ranks but the job has world {}{}; launch {} ranks ({}) or set parallel.dp={}", tp,
+            dp, tp * dp, world, a.started, tp * dp, a.how, world / tp);
+  }
   return {tp, dp};
 }
 
@@ -57,7 +105,7 @@ ParallelDims make_parallel_dims(int tp, int dp, Backend backend, CollectiveWait 
   // (cg::InputError, run_main), not once per rank.
   GridShape g;
   try {
-    g = resolve_grid(rt.world, tp, dp);
+    g = resolve_grid(rt.world, tp, dp, [](const char* name) { return std::getenv(name); });
   } catch (const Error& e) {
     throw InputError(e.what());
   }

@@ -1,5 +1,6 @@
 // ParallelDims: the tp × dp process grid (tp ranks adjacent, i.e. inside a node), validated once, passed as a value.
 #pragma once
+#include <functional>
 #include <string>
 
 #include "dist/comm.h"
@@ -27,9 +28,20 @@ struct ParallelDims {
 struct GridShape {
   int tp = 1, dp = 1;
 };
+// An environment variable's value, nullptr when unset: std::getenv, or a table in tests.
+using EnvLookup = std::function<const char*(const char*)>;
 // Validate a tp × dp layout of `world` ranks without any MPI (dp = 0 means world / tp).
-// Errors name the numbers: "tp 3 does not divide world 8".
-GridShape resolve_grid(int world, int tp, int dp);
+// Errors name the numbers, "tp 3 does not divide world 8", and what to change in the launch (launch_advice of `env`).
+GridShape resolve_grid(int world, int tp, int dp, const EnvLookup& env);
+
+// For a grid error: how the launcher that started this process (read from the environment it gave: OpenMPI's
+// mpirun sets OMPI_COMM_WORLD_SIZE, srun SLURM_STEP_NUM_TASKS, a Slurm job SLURM_JOB_ID) was started, and how to
+// start `ranks` processes with it instead.
+struct LaunchAdvice {
+  std::string started;  // " (started by srun with 1 task)", "" when not known
+  std::string how;      // "srun --ntasks=2 ..., in a Slurm job of at least 2 tasks (#SBATCH ...)"
+};
+LaunchAdvice launch_advice(int world, int ranks, const EnvLookup& env);
 
 // Validate tp * dp == world (dp = 0 means world / tp) and build the groups over the MPI runtime (initialising it
 // if needed), whose ranks wait for late ones as `mpi_wait` says (parallel.mpi_wait; the host groups, and tp_comm and

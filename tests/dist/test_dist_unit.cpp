@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -38,6 +39,16 @@ std::string error_of(const std::function<void()>& fn) {
   return "";
 }
 
+// An environment of the given variables only (a process started by hand has none of a launcher's).
+EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const char* name) -> const char* {
+    const auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+}
+
+GridShape resolve_grid(int world, int tp, int dp) { return cg::dist::resolve_grid(world, tp, dp, env_of({})); }
+
 TEST(ResolveGrid, ValidLayouts) {
   EXPECT_EQ(resolve_grid(8, 2, 0).dp, 4);  // dp = 0: world / tp
   EXPECT_EQ(resolve_grid(8, 2, 4).dp, 4);
@@ -55,9 +66,57 @@ TEST(ResolveGrid, ErrorsNameTheNumbers) {
   EXPECT_NE(error_of([] { resolve_grid(2, 4, 0); }).find("tp 4 does not divide world 2; launch a multiple of 4 ranks "
                                                            "(mpirun -np 4 ...), or set parallel.tp to a divisor of 2"),
             std::string::npos);
-  // configs/tiny.yaml (tp 2) started without mpirun: the error says so.
-  EXPECT_NE(error_of([] { resolve_grid(1, 2, 0); }).find("tp 2 does not divide world 1 (one process: not started by "
-                                                           "mpirun); launch a multiple of 2 ranks (mpirun -np 2 ...)"),
+  // configs/tiny.yaml (tp 2) started without a launcher: the error says so, and names both launchers.
+  EXPECT_NE(error_of([] { resolve_grid(1, 2, 0); })
+                .find("tp 2 does not divide world 1 (one process: not started by mpirun or srun); launch a multiple "
+                      "of 2 ranks (mpirun -np 2 ..., or under Slurm srun --ntasks=2 ...)"),
+            std::string::npos);
+}
+
+// The grid's errors say which launcher started the process, from the variables each one sets (as a Slurm 23 srun
+// step, a batch script and OpenMPI 4's mpirun set them), and what to change in that launcher.
+TEST(ResolveGrid, ErrorsSayWhatToChangeInTheLauncherThatStartedTheJob) {
+  const auto error = [](int world, int tp, int dp, std::map<std::string, std::string> vars) {
+    return error_of([&] { cg::dist::resolve_grid(world, tp, dp, env_of(std::move(vars))); });
+  };
+  // srun --ntasks=1 in a job script (the task's own variables, and the job's).
+  const std::string srun1 = error(1, 2, 0, {{"SLURM_JOB_ID", "77"}, {"SLURM_NTASKS", "1"},
+                                            {"SLURM_STEP_NUM_TASKS", "1"}, {"SLURM_PROCID", "0"}});
+  EXPECT_NE(srun1.find("tp 2 does not divide world 1 (started by srun with 1 task); launch a multiple of 2 ranks "
+                       "(srun --ntasks=2 ..., in a Slurm job of at least 2 tasks (#SBATCH --nodes and "
+                       "--ntasks-per-node)), or set parallel.tp to a divisor of 1"),
+            std::string::npos) << srun1;
+  EXPECT_EQ(srun1.find("mpirun"), std::string::npos) << srun1;
+  // srun with 3 tasks, parallel.dp=1 of tp 2: the dp error says the same.
+  EXPECT_NE(error(3, 3, 2, {{"SLURM_JOB_ID", "77"}, {"SLURM_STEP_NUM_TASKS", "3"}})
+                .find("tp 3 x dp 2 = 6 ranks but the job has world 3 (started by srun with 3 tasks); launch 6 ranks "
+                      "(srun --ntasks=6 ..., in a Slurm job of at least 6 tasks"),
+            std::string::npos);
+  // srun started 2 tasks that MPI did not join (each a world of 1): asking for 2 tasks again would not help.
+  const std::string unjoined = error(1, 2, 0, {{"SLURM_JOB_ID", "77"}, {"SLURM_STEP_NUM_TASKS", "2"}});
+  EXPECT_NE(unjoined.find("(srun started 2 tasks, but MPI sees a world of 1: srun's MPI plugin does not match this MPI "
+                          "library); launch a multiple of 2 ranks (srun --mpi=pmix --ntasks=2 ..., or the --mpi type "
+                          "your MPI was built for: srun --mpi=list)"),
+            std::string::npos) << unjoined;
+  // A command in the job script itself, without srun: the batch step has the job's variables but no step's.
+  EXPECT_NE(error(1, 2, 0, {{"SLURM_JOB_ID", "77"}, {"SLURM_NTASKS", "2"}, {"SLURM_PROCID", "0"}})
+                .find("tp 2 does not divide world 1 (one process of Slurm job 77, not started by srun); launch a "
+                      "multiple of 2 ranks (srun --ntasks=2 ... in the job script, or launch/run.sh --srun, in a "
+                      "Slurm job of at least 2 tasks"),
+            std::string::npos);
+  // mpirun inside a Slurm job: its ranks have the step variables of the srun that started mpirun's daemons too.
+  const std::string mpirun_in_job = error(1, 2, 0, {{"OMPI_COMM_WORLD_SIZE", "1"}, {"SLURM_JOB_ID", "77"},
+                                                    {"SLURM_STEP_NUM_TASKS", "1"}});
+  EXPECT_NE(mpirun_in_job.find("tp 2 does not divide world 1 (started by mpirun); launch a multiple of 2 ranks "
+                               "(mpirun -np 2 ..., in a Slurm job of at least 2 tasks"),
+            std::string::npos) << mpirun_in_job;
+  EXPECT_EQ(mpirun_in_job.find("srun --ntasks"), std::string::npos) << mpirun_in_job;
+  EXPECT_NE(error(3, 2, 0, {{"OMPI_COMM_WORLD_SIZE", "3"}})
+                .find("tp 2 does not divide world 3 (started by mpirun); launch a multiple of 2 ranks (mpirun -np 2 "
+                      "...), or set parallel.tp to a divisor of 3"),
+            std::string::npos);
+  // A count that is no count is not a launcher's.
+  EXPECT_NE(error(1, 2, 0, {{"SLURM_STEP_NUM_TASKS", "x"}}).find("(one process: not started by mpirun or srun)"),
             std::string::npos);
 }
 
