@@ -78,6 +78,15 @@ std::string pick_bin_dir(const std::string& option, const std::string& from_file
   return ec ? "" : self.parent_path().parent_path().string();
 }
 
+// The Slurm job id when this cgsweep is the array task that sweep.sbatch starts for `point` (its task id is the
+// point's index), whose preemption launch/requeue.sh answers by requeueing it; "" otherwise.
+std::string array_task_job(int point) {
+  const char* task = std::getenv("SLURM_ARRAY_TASK_ID");
+  const char* job = std::getenv("SLURM_JOB_ID");
+  if (point < 0 || !task || !job || !*job || std::to_string(point) != task) return "";
+  return job;
+}
+
 // Option combinations and values CLI11 does not check; errors say what to pass instead.
 void check_options(const CLI::App& app, int point, int64_t np, bool slurm, bool summary_only) {
   CG_CHECK(!app.count("--point") || point >= 0, "--point {}: give a point index >= 0 (points.tsv lists them)", point);
@@ -272,6 +281,7 @@ int run(int argc, char** argv) {
   opt.serial_launcher = serial_launcher;
   opt.keep_going = keep_going;
   opt.dry_run = dry_run;
+  opt.slurm_job = array_task_job(point);
   // A launcher that does not split (an unclosed quote) is refused now, not when the first point's training starts.
   for (const auto& [text, what] : {std::pair{opt.launcher, (launcher.empty() ? "launcher: in " + spec.path :
                                                                                std::string("--launcher"))},

@@ -166,20 +166,44 @@ auto failing_as(const PlannedPoint& p, const std::string& name, F&& f) -> declty
   }
 }
 
+// How a point stopped by a preemption goes on, `from` where ("at sample", "from its checkpoint"), for the warnings:
+// by itself in a Slurm array task (sweep.sbatch), whose exit 75 launch/requeue.sh answers with scontrol requeue;
+// elsewhere when the sweep is run again. `status` is what the point's status file says meanwhile.
+std::string how_it_resumes(const RunOptions& opt, const PlannedPoint& p, const std::string& from,
+                           const std::string& status) {
+  if (opt.slurm_job.empty()) return "rerun the sweep to resume " + from;
+  return fmt::format("the array task exits 75 and launch/requeue.sh requeues it (its line follows), to resume {} "
+                     "when Slurm starts it again: squeue -j {} shows it queued, and {} says \"{}\" until then", from,
+                     opt.slurm_job, (fs::path(p.run_dir) / "status").string(), status);
+}
+
+// The same after signal `sig` (SIGINT / SIGTERM) to cgsweep. In an array task a SIGTERM is Slurm's (a preemption,
+// the time limit, scancel) and reached the batch script too, whose launch/requeue.sh then tries to requeue the task
+// (a cancelled job cannot be); a SIGINT is no preemption to requeue.sh: the task ends.
+std::string how_it_goes_on(const RunOptions& opt, const PlannedPoint& p, int sig) {
+  if (opt.slurm_job.empty()) return "rerun the sweep to go on";
+  const std::string again = fmt::format("sbatch --array={} {} runs it again", p.index,
+                                        (fs::path(p.run_dir).parent_path() / "sweep.sbatch").string());
+  if (sig != SIGTERM) return "the array task ends here; " + again;
+  return fmt::format("launch/requeue.sh, which Slurm's SIGTERM reached too, tries to requeue the array task (its line "
+                     "follows; squeue -j {} shows it queued if it did); where it cannot (scancel), {}", opt.slurm_job,
+                     again);
+}
+
 // Before a stage starts: when a signal has arrived, record why the point stops here and return its exit code
 // (128 + SIGINT/SIGTERM, or kExitPreempted for SIGUSR1); else 0.
-int stopped_before(const PlannedPoint& p, const std::string& name) {
+int stopped_before(const PlannedPoint& p, const std::string& name, const RunOptions& opt) {
   g_unforwarded = 0;  // cleared first: a signal from here on either stops the point below or reaches the stage
   const int sig = g_signal;
   if (sig == 0) return 0;
   if (sig == SIGUSR1) {
     set_status(p, "preempted: " + name);
-    spdlog::warn("point {}: SIGUSR1 (preemption) before {}; stopping, the next run resumes at {}", p.name, name,
-                 name);
+    spdlog::warn("point {}: SIGUSR1 (preemption) before {}; stopping: {}", p.name, name,
+                 how_it_resumes(opt, p, "at " + name, "preempted: " + name));
     return kExitPreempted;
   }
   set_status(p, "interrupted: " + name);
-  spdlog::warn("point {}: stopped by signal {} before {}", p.name, sig, name);
+  spdlog::warn("point {}: stopped by signal {} before {}; {}", p.name, sig, name, how_it_goes_on(opt, p, sig));
   return 128 + sig;
 }
 
@@ -195,13 +219,14 @@ int stopped_before(const PlannedPoint& p, const std::string& name) {
 // A stage that cannot start (its log cannot be opened: a full disk, a read-only folder; its command cannot be
 // executed: a launcher not on $PATH) throws, the point marked "failed: <stage> (<why>)" first (failing_as), so its
 // status does not say "running" after cgsweep has stopped or gone on to the next point (--keep-going).
-int stage(const PlannedPoint& p, const std::string& name, const std::vector<std::string>& argv, bool dry_run) {
+int stage(const PlannedPoint& p, const std::string& name, const std::vector<std::string>& argv,
+          const RunOptions& opt) {
   const fs::path log = fs::path(p.run_dir) / "logs" / (name + ".log");
-  if (dry_run) {
+  if (opt.dry_run) {
     spdlog::info("  [{}] {}", name, join(argv));
     return 0;
   }
-  if (const int rc = stopped_before(p, name)) return rc;
+  if (const int rc = stopped_before(p, name, opt)) return rc;
   spdlog::info("  [{}] {}  (log: {})", name, join(argv), log.string());
   const int rc = failing_as(p, name, [&] { return run_logged(argv, log.string()); });
   if (rc == 0) return 0;
@@ -209,21 +234,25 @@ int stage(const PlannedPoint& p, const std::string& name, const std::vector<std:
   const bool killed_by_preemption = (rc == 128 + SIGUSR1 || rc == 128 + SIGTERM) && sig != SIGINT &&
                                     sig != SIGTERM && (name != "train" || sig == SIGUSR1);
   if ((rc == kExitPreempted && sig != SIGINT) || killed_by_preemption) {
-    set_status(p, name == "train" ? "preempted" : "preempted: " + name);
+    const std::string status = name == "train" ? "preempted" : "preempted: " + name;
+    set_status(p, status);
     if (name == "train" && rc == kExitPreempted)
-      spdlog::warn("point {}: cgtrain was preempted (exit 75) after saving; rerun the sweep to resume", p.name);
+      spdlog::warn("point {}: cgtrain was preempted (exit 75) after saving; {}", p.name,
+                   how_it_resumes(opt, p, "from its checkpoint", status));
     else if (name == "train")
       spdlog::warn("point {}: training was stopped by the SIGUSR1 cgsweep passed on (exit {}) while it started up, "
-                   "before it could save; rerun the sweep to resume from its newest checkpoint", p.name, rc);
+                   "before it could save; {}", p.name, rc,
+                   how_it_resumes(opt, p, "from its newest checkpoint", status));
     else
-      spdlog::warn("point {}: {} was preempted (exit {}); rerun the sweep to resume at {}", p.name, name, rc, name);
+      spdlog::warn("point {}: {} was preempted (exit {}); {}", p.name, name, rc,
+                   how_it_resumes(opt, p, "at " + name, status));
     return kExitPreempted;
   }
   if (sig == SIGINT || sig == SIGTERM) {
     set_status(p, "interrupted: " + name);
     const bool saved = name == "train" && (rc == kExitPreempted || rc == kExitInterrupted);
-    spdlog::warn("point {}: {} stopped by signal {} (exit {}{}); rerun the sweep to go on", p.name, name, sig, rc,
-                 saved ? ", checkpoint saved" : "");
+    spdlog::warn("point {}: {} stopped by signal {} (exit {}{}); {}", p.name, name, sig, rc,
+                 saved ? ", checkpoint saved" : "", how_it_goes_on(opt, p, sig));
     return 128 + sig;
   }
   set_status(p, fmt::format("failed: {} (exit {})", name, rc));
@@ -628,9 +657,9 @@ int run_stages(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& o
       CG_CHECK(lock->locked() || lock->held_elsewhere(), "cannot lock {}.lock: {}", shards.string(),
                std::strerror(lock->error()));
     });
-    if (!lock->locked()) return stopped_before(p, "prep");
+    if (!lock->locked()) return stopped_before(p, "prep", opt);
     if (!fs::exists(marker)) {
-      const int rc = stage(p, "prep", serial({stage_tool("prep", "cgprep"), cfg}), false);
+      const int rc = stage(p, "prep", serial({stage_tool("prep", "cgprep"), cfg}), opt);
       if (rc != 0) return rc;
       failing_as(p, "prep", [&] { write_text(marker, p.data_key); });
     } else {
@@ -647,7 +676,7 @@ int run_stages(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& o
     std::vector<std::string> train = launcher_argv(launcher, plan.spec.np);
     train.push_back(stage_tool("train", "cgtrain"));
     train.push_back(cfg);
-    if (const int rc = stage(p, "train", train, opt.dry_run); rc != 0) return rc;
+    if (const int rc = stage(p, "train", train, opt); rc != 0) return rc;
   }
 
   if (plan.spec.sample) {
@@ -655,7 +684,7 @@ int run_stages(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& o
     if (!skip("export")) {
       at = "export";
       const std::vector<std::string> argv = serial({stage_tool("export", "cgexport"), p.run_dir, "--out", adapter});
-      if (int rc = stage(p, "export", argv, opt.dry_run)) return rc;
+      if (int rc = stage(p, "export", argv, opt)) return rc;
     }
     // cgsample runs at the point's tp like cgtrain (all tp ranks draw the same tokens).
     if (!skip("sample")) {
@@ -663,10 +692,10 @@ int run_stages(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& o
       std::vector<std::string> sample = launcher_argv(launcher, plan.spec.np);
       sample.push_back(stage_tool("sample", "cgsample"));
       sample.push_back(cfg);
-      if (int rc = stage(p, "sample", sample, opt.dry_run)) return rc;
+      if (int rc = stage(p, "sample", sample, opt)) return rc;
     }
     at = "eval";
-    if (int rc = stage(p, "eval", serial({stage_tool("eval", "cgeval"), cfg}), opt.dry_run)) return rc;
+    if (int rc = stage(p, "eval", serial({stage_tool("eval", "cgeval"), cfg}), opt)) return rc;
   }
   if (!opt.dry_run) set_status(p, "done");
   return 0;

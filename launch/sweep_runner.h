@@ -31,6 +31,9 @@ struct RunOptions {
   std::string serial_launcher;         // prefix of the one-process stages (cgprep, cgexport, cgeval); empty: none
   bool keep_going = false;             // a failed point does not stop the sweep
   bool dry_run = false;                // write point.yaml files and print commands, run nothing
+  // The Slurm job id of the array task that runs the point (sweep.sbatch: --point with SLURM_ARRAY_TASK_ID set),
+  // empty elsewhere: a preempted task is requeued by launch/requeue.sh, so the warnings say that, not to rerun.
+  std::string slurm_job;
   // Called once a point's shards are ready (its cgprep ran, or they were already there), before it trains; in a dry
   // run where its [prep] line is printed (its shards may not exist yet); not for a point that is done or resumes
   // after training. cgsweep warns there of sample conditions the shards never carry. Empty: nothing.

@@ -10,7 +10,7 @@ SRC=$(cd "${1:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)
 CGSWEEP=$(cd "${2:?usage: test_sweep_cli.sh SOURCE_DIR BUILD_DIR}" && pwd)/launch/cgsweep
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-unset CG_BIN_DIR SLURM_JOB_ID SLURM_RESTART_COUNT CG_MAX_REQUEUES
+unset CG_BIN_DIR SLURM_JOB_ID SLURM_ARRAY_TASK_ID SLURM_RESTART_COUNT CG_MAX_REQUEUES
 EXPECT_LOG=$T/log
 . "$(dirname "$0")/expect.sh"
 stub() { printf '#!/usr/bin/env bash\n%s\n' "$2" >"$1"; chmod +x "$1"; }
@@ -173,6 +173,27 @@ expect_rc 75 "requeue cap" env PATH="$T/fake:$PATH" CGSWEEP="$T/preempted" SLURM
   SLURM_RESTART_COUNT=5000 CG_MAX_REQUEUES=3 bash out/sweep.sbatch
 expect_out "already restarted 5000 times \(CG_MAX_REQUEUES=3\); not requeueing" "cap message"
 [ ! -e scontrol.calls ] && ok || bad "requeued past CG_MAX_REQUEUES"
+
+# --- a point preempted in an array task: requeue.sh requeues the task, and cgsweep's warning says so ----------------
+mkdir -p pre
+for t in cgprep cgexport cgsample cgeval; do cp "bin/$t" pre/; done
+stub pre/cgtrain "exit 75"  # cgtrain saved and exited 75
+expect_rc 0 "--slurm with a cgtrain that is preempted" "$CGSWEEP" s.yaml --out-dir preempt --slurm --bin-dir pre
+rm -f scontrol.calls
+expect_rc 0 "the preempted point's array task" env PATH="$T/fake:$PATH" SLURM_ARRAY_TASK_ID=0 SLURM_JOB_ID=87 \
+  bash preempt/sweep.sbatch
+expect_out "point r2: cgtrain was preempted \(exit 75\) after saving; the array task exits 75 and launch/requeue.sh \
+requeues it \(its line follows\), to resume from its checkpoint when Slurm starts it again: squeue -j 87 shows it \
+queued, and $T/preempt/r2/status says \"preempted\" until then" "the warning says the task is requeued, and how"
+expect_out "requeueing job 87" "requeue.sh's line follows"
+grep -q "rerun the sweep" "$EXPECT_LOG" && bad "an array task says to rerun the sweep: $(cat "$EXPECT_LOG")" || ok
+[ "$(cat scontrol.calls 2>/dev/null)" = "requeue 87" ] && ok || bad "not requeued: $(cat scontrol.calls 2>/dev/null)"
+[ "$(cat preempt/r2/status 2>/dev/null)" = preempted ] && ok || bad "r2: $(cat preempt/r2/status 2>/dev/null)"
+# The same point run by hand (no array task): nothing requeues it, so the warning says to run the sweep again.
+expect_rc 75 "the preempted point run by hand" "$CGSWEEP" s.yaml --out-dir preempt --point 0 --bin-dir pre \
+  --launcher env
+expect_out "point r2: cgtrain was preempted \(exit 75\) after saving; rerun the sweep to resume from its checkpoint$" \
+  "by hand, the warning says to rerun"
 
 # --- array tasks: a point another cgsweep runs, one already done, a failed one rerun, a done one trained on ----------
 # The stub cgtrain of point r4 waits for $T/go; the stub srun runs a task's stages here.
