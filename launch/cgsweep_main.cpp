@@ -320,9 +320,10 @@ int run(int argc, char** argv) {
   }
   if (!dry_run || slurm) {
     cg::make_output_dir(plan.spec.out_dir, "the sweep's out_dir (out_dir: in " + spec.path + ", or --out-dir)");
-    // A run writes each point's point.yaml as it starts the point, under the point's lock: here it would rewrite
-    // the config of a point another cgsweep runs (a Slurm array task for it, or for another point, would change
-    // what that one's later stages read).
+    // A run writes each point's point.yaml as it starts the point, under the point's lock, and no other point's:
+    // that would rewrite the config of a point another cgsweep runs (a Slurm array task for it, or for another
+    // point, would change what that one's later stages read). --slurm writes them all, for the points to be run by
+    // hand too, but not one whose lock another cgsweep holds (write_point_configs).
     if (slurm) write_point_configs(plan);
   } else {
     cg::check_output_dir_creatable(plan.spec.out_dir,

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -378,21 +379,36 @@ void check_finished(const std::vector<const PlannedPoint*>& points) {
   CG_CHECK(msg.empty(), "finished sweep points would be skipped although their config changed:{}", msg);
 }
 
-// Writes <run_dir>/point.yaml, unless it holds the text already: Slurm array tasks call this while other points'
-// cgtrain may read theirs.
-void write_point_config(const SweepPlan& plan, const PlannedPoint& p) {
+// The text of <run_dir>/point.yaml: a header naming the sweep, then the resolved config.
+std::string point_config_text(const SweepPlan& plan, const PlannedPoint& p) {
   // spec.path, base_path and the folders are absolute and normalized, so the text does not depend on how the
   // sweep file or out_dir were spelled (each array task passes them differently from the --slurm command).
   const std::string header = fmt::format(
       "# cgsweep point {} ({}) of {}; base {} with overrides:\n", p.index, p.name, plan.spec.path, plan.base_path);
   std::string ov;
   for (const auto& o : p.overrides) ov += "#   " + o + "\n";
-  const fs::path file = fs::path(p.run_dir) / "point.yaml";
   std::string text = header + ov + p.config_yaml;
   while (!text.empty() && text.back() == '\n') text.pop_back();
-  if (fs::exists(file) && read_text(file) == text) return;
-  write_text(file, text);
+  return text;
 }
+
+fs::path point_config_file(const PlannedPoint& p) { return fs::path(p.run_dir) / "point.yaml"; }
+
+bool point_config_current(const SweepPlan& plan, const PlannedPoint& p) {
+  const fs::path file = point_config_file(p);
+  return fs::exists(file) && read_text(file) == point_config_text(plan, p);
+}
+
+// Writes <run_dir>/point.yaml, unless it holds the text already: Slurm array tasks call this while other points'
+// cgtrain may read theirs.
+void write_point_config(const SweepPlan& plan, const PlannedPoint& p) {
+  if (!point_config_current(plan, p)) write_text(point_config_file(p), point_config_text(plan, p));
+}
+
+// How long a cgsweep starting a point tries its lock before it counts the point as another cgsweep's: --slurm holds
+// it while it writes the point's point.yaml (milliseconds; a loaded shared filesystem, longer), and an array task
+// starting then must not be refused for that.
+constexpr auto kPointLockPatience = std::chrono::seconds(3);
 
 // find_tool, except that a dry run tolerates a tool not built yet (prints its bare name).
 std::string tool(const RunOptions& opt, const std::string& name) {
@@ -576,7 +592,24 @@ void write_point_configs(const SweepPlan& plan) {
   for (const auto& p : plan.points) {
     // A finished point keeps the config it ran with (check_finished_points compares the two; one that trains on gets
     // its new one when it starts to).
-    if (!done_with_other_config(p)) write_point_config(plan, p);
+    if (done_with_other_config(p) || point_config_current(plan, p)) continue;
+    // A point another cgsweep runs right now (a local run, an array task of an earlier job) keeps its file too: its
+    // later stages read it. Its own array task writes the job's config when it runs the point, under the lock, as
+    // every run does (refused while the other cgsweep runs it; a done point with another config is refused as above).
+    // The lock is held only while the file is written, and a run that finds it held tries again for a while
+    // (kPointLockPatience), so an array task starting meanwhile is not refused.
+    const fs::path lock_path = fs::path(p.run_dir) / ".cgsweep.lock";
+    FileLock lock(lock_path.string());
+    lock.remove_file_at_release(true);  // none left where no run made one
+    if (lock.held_elsewhere()) {
+      spdlog::warn("point {} ({}): its point.yaml is left as it is: another cgsweep runs the point right now ({} "
+                   "holds {}) and its later stages read that file; the point's array task writes this job's config "
+                   "there when it runs the point, which it refuses to do while that cgsweep runs it (then: sbatch "
+                   "--array={} {})", p.index, p.name, lock.who_holds(), lock_path.string(), p.index,
+                   (fs::path(plan.spec.out_dir) / "sweep.sbatch").string());
+      continue;
+    }
+    write_point_config(plan, p);  // also where the filesystem has no flock (!lock.locked()), as before the lock
   }
 }
 
@@ -708,7 +741,10 @@ int run_one(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt)
   // again) would train in the same run folder at the same time and mark the point with its own status.
   std::optional<FileLock> point_lock;
   if (!opt.dry_run) {
-    point_lock.emplace((run / ".cgsweep.lock").string());  // one try
+    // Tried for a few seconds: a --slurm writing this point's point.yaml holds the lock that long at most.
+    const auto give_up = std::chrono::steady_clock::now() + kPointLockPatience;
+    point_lock.emplace((run / ".cgsweep.lock").string(),
+                       [&] { return g_signal == 0 && std::chrono::steady_clock::now() < give_up; });
     CG_CHECK(!point_lock->held_elsewhere(), "point {} ({}) is being run by another cgsweep "
              "right now ({} holds {}); wait for that one to finish or stop it, then run again (a Slurm array task: "
              "sbatch --array={} {})", p.index, p.name, point_lock->who_holds(), (run / ".cgsweep.lock").string(),

@@ -61,9 +61,10 @@ std::string find_tool(const std::string& bin_dir, const std::string& tool);
 int run_logged(const std::vector<std::string>& argv, const std::string& log_path);
 
 // Write <run_dir>/point.yaml (the resolved config) for every point; returns nothing, throws on I/O errors. A file
-// whose content is unchanged is left alone, others are replaced by rename (readers never see a cut file), and a
-// done point whose config changed keeps the point.yaml it ran with. For --slurm; a run writes each point's own as it
-// starts it, under the point's lock.
+// whose content is unchanged is left alone, others are replaced by rename (readers never see a cut file), a done
+// point whose config changed keeps the point.yaml it ran with, and so does a point another cgsweep runs right now
+// (its lock held: a warning names the holder), whose later stages read it. Each point's lock is held only while its
+// file is written. For --slurm; a run writes each point's own as it starts it, under the point's lock.
 void write_point_configs(const SweepPlan& plan);
 
 // Throws, naming each point, its changed settings and what to do, when a done point's config differs from the one
@@ -80,7 +81,8 @@ void check_finished_points(const SweepPlan& plan);
 // then "done", "preempted" (cgtrain saved and exited 75), "preempted: <stage>" (a later stage died of SIGUSR1/SIGTERM,
 // or SIGUSR1 arrived before it), "interrupted: <stage>" (SIGINT/SIGTERM to cgsweep) or "failed: <stage> (exit N)". A
 // done point is skipped, unless it trains on to a larger train.steps (check_finished_points); one stopped at
-// export/sample/eval with an unchanged config resumes at that stage.
+// export/sample/eval with an unchanged config resumes at that stage. Throws, naming the holder, when another cgsweep
+// holds the point's lock (<run_dir>/.cgsweep.lock) for longer than 3 s (--slurm holds it while it writes point.yaml).
 int run_point(const SweepPlan& plan, const PlannedPoint& p, const RunOptions& opt);
 
 // Run all points in order; stops at the first failure unless keep_going, and always at a preemption or signal, or

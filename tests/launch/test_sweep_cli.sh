@@ -218,6 +218,15 @@ $(grep -H 'steps:' busy/*/point.yaml)"
 [ "$(cat busy/r4/status 2>/dev/null)" = running ] && ok ||
   bad "the refused task changed the status: $(cat busy/r4/status 2>/dev/null)"
 [ ! -e scontrol.calls ] && ok || bad "a refused task was requeued"
+# The job written again meanwhile (--slurm, the job's train.steps=3): the running point's point.yaml, which its later
+# stages read, is left alone, with a warning naming the cgsweep that runs it.
+expect_rc 0 "--slurm while another cgsweep runs a point" "$CGSWEEP" s.yaml --out-dir busy --slurm --bin-dir slow
+expect_out "point 1 \(r4\): its point.yaml is left as it is: another cgsweep runs the point right now \(process \
+$local on host .* holds $T/busy/r4/.cgsweep.lock\)" "the point left alone is named, with its holder"
+grep -q "steps: 7 " busy/r4/point.yaml && ok || bad "--slurm rewrote the point.yaml of a point another cgsweep runs: \
+$(grep 'steps:' busy/r4/point.yaml)"
+[ -e busy/r2/point.yaml ] && [ ! -e busy/r2/.cgsweep.lock ] && ok ||
+  bad "--slurm: r2's point.yaml missing, or a lock file left where no run made one: $(ls -a busy/r2)"
 touch go
 wait "$local" && ok || bad "the local run of point 1 failed: $(cat local.log)"
 grep -q "steps: 7 " busy/r4/point.yaml && ok || bad "the local run's point.yaml lost its train.steps=7"
@@ -235,7 +244,12 @@ touch fail
 expect_rc 1 "an array task whose training fails" array_task 0 94
 [ "$(cat busy/r2/status 2>/dev/null)" = "failed: train (exit 1)" ] && ok || bad "r2: $(cat busy/r2/status 2>/dev/null)"
 rm -f fail calls
+# Its lock held for a moment (as --slurm holds it while it writes the point's point.yaml): the task waits, not refused.
+flock busy/r2/.cgsweep.lock -c "touch '$T/held'; sleep 1" &
+holder=$!
+for _ in $(seq 100); do [ -e held ] && break; sleep 0.1; done
 expect_rc 0 "the failed point's task run again" array_task 0 94
+wait "$holder"
 [ "$(cat busy/r2/status 2>/dev/null)" = done ] && ok || bad "the failed point rerun: $(cat busy/r2/status 2>/dev/null)"
 grep -q "^cgtrain .*r2/point.yaml" calls && ok || bad "the failed point was not trained again: $(cat calls 2>/dev/null)"
 [ ! -e scontrol.calls ] && ok || bad "a task that did not stop for a signal was requeued: $(cat scontrol.calls)"

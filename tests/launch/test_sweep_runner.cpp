@@ -327,6 +327,47 @@ TEST(SweepRunner, PointConfigsAreRewrittenOnlyWhenChanged) {
   EXPECT_EQ(cg::load_config_string(slurp(file)).lora.r, 4);
 }
 
+// --slurm while another cgsweep runs a point (its lock held): that point's point.yaml, which its later stages read,
+// stays as that cgsweep wrote it; the other points' are written, and no lock file is left where there was none.
+TEST(SweepRunner, PointConfigsLeaveAPointAnotherCgsweepRuns) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4, 8]\n");
+  const fs::path running = fs::path(plan.points[1].run_dir), idle = fs::path(plan.points[0].run_dir);
+  std::ofstream(running / "point.yaml", std::ios::app) << "# the running one's config\n";
+  std::ofstream(idle / "point.yaml", std::ios::app) << "# an old config\n";
+  std::optional<cg::FileLock> other(std::in_place, (running / ".cgsweep.lock").string());  // "the other cgsweep"
+  ASSERT_TRUE(other->locked());
+  write_point_configs(plan);
+  EXPECT_NE(slurp(running / "point.yaml").find("# the running one's config"), std::string::npos);
+  EXPECT_EQ(slurp(idle / "point.yaml").find("# an old config"), std::string::npos);
+  EXPECT_FALSE(fs::exists(idle / ".cgsweep.lock"));
+  other.reset();  // that cgsweep is done with it: the next --slurm writes it
+  write_point_configs(plan);
+  EXPECT_EQ(slurp(running / "point.yaml").find("# the running one's config"), std::string::npos);
+}
+
+// A point's lock held for a moment (--slurm writing its point.yaml) delays a run of it; it is not refused.
+TEST(SweepRunner, PointLockHeldForAMomentIsWaitedFor) {
+  StubSweep s;
+  const SweepPlan plan = s.plan("grid:\n  lora.r: [4]\n");
+  const fs::path run(plan.points[0].run_dir);
+  std::optional<cg::FileLock> writer(std::in_place, (run / ".cgsweep.lock").string());
+  ASSERT_TRUE(writer->locked());
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    writer.reset();
+  });
+  int rc = -1;
+  try {
+    rc = run_point(plan, plan.points[0], s.options());
+  } catch (const cg::Error& e) {
+    ADD_FAILURE() << e.what();
+  }
+  release.join();
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(slurp(run / "status"), "done\n");
+}
+
 TEST(SweepRunner, PointConfigsAreReplacedByRenameNeverRewrittenInPlace) {
   StubSweep s;
   const SweepPlan plan = s.plan("grid:\n  lora.r: [4]\n");
