@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "model/attention.h"
 #include "model/tp_shape.h"
 
 namespace cg::model {
@@ -31,6 +32,17 @@ ParamCounts count_parameters(const LlamaConfig& c) {
 double activation_bytes_per_token_layer(const LlamaConfig& c, int64_t tp, int64_t e) {
   const double d = c.hidden_size, kv = c.num_key_value_heads * c.head_dim(), I = c.intermediate_size;
   return 4 * d * e + 2 * d * 4 + (2 * d + 2 * kv) * e / tp + 4 * I * e / tp;
+}
+
+double cpu_attention_probs_bytes_per_sequence_layer(const LlamaConfig& c, int64_t tp, int64_t T, int64_t e,
+                                                   int64_t block) {
+  CG_CHECK(T >= 1 && block >= 1, "plan: seq_len {} and the attention block {} must be at least 1", T, block);
+  double values = 0;  // per head: query block [t0, t0 + len) sees keys [0, t0 + len)
+  for (int64_t t0 = 0; t0 < T; t0 += block) {
+    const int64_t len = std::min(block, T - t0);
+    values += double(len) * double(t0 + len);
+  }
+  return double(tp_local(c.num_attention_heads, tp, "num_attention_heads")) * values * double(e);
 }
 
 namespace {
@@ -89,12 +101,18 @@ Plan make_plan(const PlanInputs& in) {
   const double per_layer = activation_bytes_per_token_layer(c, tp, e);
   p.activations = in.activation_checkpointing ? B * T * (L * d * e + per_layer) : B * T * L * per_layer;
   p.logits = B * T * v_local * 4.0 * 3;
-  // A process's own memory before any tensor: on a GPU the CUDA context and NCCL buffers; on a CPU libtorch, MPI and
-  // the allocator (a tiny-model cgtrain rank measured 337-476 MiB resident, docs/cluster.md section 3; its tensors a
-  // few MiB of that).
-  p.overhead = (in.gpu ? 2.0 * (1 << 30) : 0.25 * (1 << 30)) +
-               0.1 * (p.weights + p.trainable_state + p.activations + p.logits);
-  p.total = p.weights + p.trainable_state + p.activations + p.logits + p.overhead;
+  if (in.gpu) {
+    // A process's own memory before any tensor: the CUDA context and NCCL buffers, and a tenth for slack.
+    p.overhead = 2.0 * (1 << 30) + 0.1 * (p.weights + p.trainable_state + p.activations + p.logits);
+  } else {
+    // The CPU's attention keeps its probabilities (a GPU's fused SDPA keeps none); the parts a CPU rank adds were
+    // measured (kCpuProcessBytes, kCpuAllocatorKept).
+    const double probs = cpu_attention_probs_bytes_per_sequence_layer(c, tp, in.seq_len, e, kCausalAttentionBlock);
+    p.attention_probs = B * probs * (in.activation_checkpointing ? 1 : L);
+    p.overhead = kCpuProcessBytes;
+    p.allocator = kCpuAllocatorKept * (p.activations + p.attention_probs + p.logits);
+  }
+  p.total = p.weights + p.trainable_state + p.activations + p.attention_probs + p.logits + p.overhead + p.allocator;
   p.ranks_sharing = in.gpu ? 1 : tp * in.dp;  // CPU ranks of one run share one host (mpirun -np on one machine)
   p.headroom = in.device_memory_bytes - p.total * double(p.ranks_sharing);
   p.fits = p.headroom >= 0;
@@ -165,7 +183,18 @@ std::string format_plan(const PlanInputs& in, const Plan& p) {
     o << fmt::format("  activations    {:>10}  (no checkpointing, {:.0f} KB per token per layer)\n", gb(p.activations),
                      layer_kb);
   o << fmt::format("  logits + CE    {:>10}\n", gb(p.logits));
-  o << fmt::format("  overhead       {:>10}  ({}10% slack)\n", gb(p.overhead), in.gpu ? "2 GiB context/NCCL + " : "0.25 GiB libtorch/MPI + ");
+  if (in.gpu) {
+    o << fmt::format("  overhead       {:>10}  (2 GiB context/NCCL + 10% slack)\n", gb(p.overhead));
+  } else {
+    o << fmt::format("  attention P    {:>10}  (CPU attention's saved probabilities, {:.2f} MB a sequence a layer)\n",
+                     gb(p.attention_probs),
+                     cpu_attention_probs_bytes_per_sequence_layer(c, in.tp, in.seq_len, in.weight_bytes,
+                                                                  kCausalAttentionBlock) / 1e6);
+    o << fmt::format("  process        {:>10}  (libtorch, MPI and the other libraries, loader, stacks: measured)\n",
+                     gb(p.overhead));
+    o << fmt::format("  allocator      {:>10}  (freed blocks malloc keeps: {:.0f}% of activations, P, logits)\n",
+                     gb(p.allocator), 100 * kCpuAllocatorKept);
+  }
   if (p.ranks_sharing > 1)
     o << fmt::format("  total          {:>10}  per rank; x {} ranks on this host = {} of {}\n", gb(p.total),
                      p.ranks_sharing, gb(p.total * double(p.ranks_sharing)), gb(in.device_memory_bytes));

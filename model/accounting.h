@@ -40,6 +40,17 @@ struct PlanInputs {
   bool gpu = true;                    // false (model.device=cpu): no CUDA context, every rank shares the host memory
 };
 
+// A CPU rank's own memory before any tensor, measured on configs/tiny.yaml (docs/performance.md, "CPU memory"):
+// the shared libraries' resident pages (Debian's libtorch 1.13 and what it links, 132 MiB; OpenMPI's shared-memory
+// segments add 3.5 MiB at tp 2), the heap's non-tensor objects (torch's operator registry, the tokenizer, the
+// loader's samples: 42 MiB in all with 5000 rows a split) and thread stacks with OpenBLAS's buffer (7 MiB): 184.5 MiB,
+// rounded up to 192 MiB.
+constexpr double kCpuProcessBytes = 192.0 * (1 << 20);
+// glibc's malloc keeps freed blocks in the heap (dist::keep_freed_heap_memory, so a step does not fault its
+// activations in again); the free ones it holds beside the live tensors at the peak came to 22-51% of a step's
+// activation, attention and logit bytes on the tiny model (micro-batch 1-4): a CPU rank counts half of those bytes.
+constexpr double kCpuAllocatorKept = 0.5;
+
 struct Plan {
   ParamCounts params;
   int64_t base_params_local = 0;     // base weights on one rank (vocabulary padded to a multiple of tp)
@@ -56,8 +67,11 @@ struct Plan {
   double trainable_state = 0;        // LoRA: 16 B/param (fp32 param, grad, AdamW m, v); full: grad at weight_bytes + 8
   double activations = 0;            // see activation_bytes_per_token_layer; B T per micro-step
   double logits = 0;                 // B T V_local fp32 x 3 (logits, their gradient, CE softmax)
-  double overhead = 0;               // 2 GiB on a GPU (CUDA context, NCCL buffers), 0.25 GiB on a CPU (libtorch, MPI)
-                                     // + 10% of the above (slack)
+  double attention_probs = 0;        // CPU only: B x cpu_attention_probs_bytes_per_sequence_layer, x L (x 1 with
+                                     // checkpointing: one layer recomputed at a time); a GPU's fused SDPA keeps none
+  double overhead = 0;               // GPU: 2 GiB (CUDA context, NCCL buffers) + 10% of the above (slack);
+                                     // CPU: kCpuProcessBytes, the rank's memory before its tensors
+  double allocator = 0;              // CPU only: kCpuAllocatorKept x (activations + attention_probs + logits)
   double total = 0;                  // one rank
   int64_t ranks_sharing = 1;         // ranks whose memory adds up against device_memory_bytes: 1 a GPU, tp dp on CPU
   double headroom = 0;               // device_memory_bytes - total * ranks_sharing
@@ -75,6 +89,15 @@ struct Plan {
 //   MLP:        gate, up, silu(gate), silu(gate) * up: 4 I e / tp
 // With activation checkpointing a layer keeps only its input (d e) and one layer's full set exists at a time.
 double activation_bytes_per_token_layer(const LlamaConfig& c, int64_t tp, int64_t e);
+
+// The softmax probabilities that training's block-causal attention on a CPU (causal_attention, model/attention.h)
+// saves for its backward, per sequence and layer on one tp rank, in bytes: each of the H / tp heads keeps, for each
+// query block i of `block` positions, its (len_i, t1_i) probabilities, t1_i the keys up to the block's last position:
+// sum over blocks of len_i t1_i = T^2 / 2 + T block / 2 values where block divides T, at e bytes (the activations'
+// dtype). Tiny flavor, T 512, block 32, fp32: 8 x 139,264 x 4 = 4,456,448 B. Not in activation_bytes_per_token_layer,
+// which counts a fused SDPA (GPUs) that keeps no (T, T) matrix; it grows with T^2, not T.
+double cpu_attention_probs_bytes_per_sequence_layer(const LlamaConfig& c, int64_t tp, int64_t T, int64_t e,
+                                                   int64_t block);
 
 Plan make_plan(const PlanInputs& in);
 
