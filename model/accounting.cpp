@@ -109,10 +109,14 @@ Plan make_plan(const PlanInputs& in) {
     // measured (kCpuProcessBytes, kCpuAllocatorKept).
     const double probs = cpu_attention_probs_bytes_per_sequence_layer(c, tp, in.seq_len, e, kCausalAttentionBlock);
     p.attention_probs = B * probs * (in.activation_checkpointing ? 1 : L);
+    // While a layer runs backward the gradients of its activations exist beside them, about as many bytes: with
+    // checkpointing (one layer's activations at a time) a tiny rank peaked above the plan without them.
+    p.backward_grads = B * T * per_layer;
     p.overhead = kCpuProcessBytes;
     p.allocator = kCpuAllocatorKept * (p.activations + p.attention_probs + p.logits);
   }
-  p.total = p.weights + p.trainable_state + p.activations + p.attention_probs + p.logits + p.overhead + p.allocator;
+  p.total = p.weights + p.trainable_state + p.activations + p.attention_probs + p.backward_grads + p.logits +
+            p.overhead + p.allocator;
   p.ranks_sharing = in.gpu ? 1 : tp * in.dp;  // CPU ranks of one run share one host (mpirun -np on one machine)
   p.headroom = in.device_memory_bytes - p.total * double(p.ranks_sharing);
   p.fits = p.headroom >= 0;
@@ -190,6 +194,7 @@ std::string format_plan(const PlanInputs& in, const Plan& p) {
                      gb(p.attention_probs),
                      cpu_attention_probs_bytes_per_sequence_layer(c, in.tp, in.seq_len, in.weight_bytes,
                                                                   kCausalAttentionBlock) / 1e6);
+    o << fmt::format("  backward grads {:>10}  (the gradients of one layer's activations)\n", gb(p.backward_grads));
     o << fmt::format("  process        {:>10}  (libtorch, MPI and the other libraries, loader, stacks: measured)\n",
                      gb(p.overhead));
     o << fmt::format("  allocator      {:>10}  (freed blocks malloc keeps: {:.0f}% of activations, P, logits)\n",

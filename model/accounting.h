@@ -71,6 +71,8 @@ struct Plan {
                                      // checkpointing: one layer recomputed at a time); a GPU's fused SDPA keeps none
   double overhead = 0;               // GPU: 2 GiB (CUDA context, NCCL buffers) + 10% of the above (slack);
                                      // CPU: kCpuProcessBytes, the rank's memory before its tensors
+  double backward_grads = 0;         // CPU only: B T activation_bytes_per_token_layer, the gradients of the layer
+                                     // that runs backward (on a GPU the 10% slack stands in for them)
   double allocator = 0;              // CPU only: kCpuAllocatorKept x (activations + attention_probs + logits)
   double total = 0;                  // one rank
   int64_t ranks_sharing = 1;         // ranks whose memory adds up against device_memory_bytes: 1 a GPU, tp dp on CPU
