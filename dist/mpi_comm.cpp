@@ -185,7 +185,8 @@ class MpiComm final : public Comm {
 // Only Auto needs to know the node (a collective over the world, as the comm's making is). It counts the threads the
 // ranks have now, so every tool sets them (set_cpu_threads) before it makes a group: cgtrain (train), cgsample and
 // cgeval (before sampling_dims) and bench_train_step do (bench_comm_wait asks for its wait: no count). A group made
-// first would be judged on torch's default of a thread per core: oversubscribed, asleep first, where ranks share a node.
+// first would be judged on torch's default of a thread per core: oversubscribed, asleep first, where ranks share a
+// node.
 bool oversubscribed_for(CollectiveWait wait) {
   return wait == CollectiveWait::Auto && runtime().world > 1 && this_node_oversubscribed();
 }
