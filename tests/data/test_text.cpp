@@ -135,6 +135,37 @@ TEST(CrystalText, StrictParserNamesTheLine) {
   EXPECT_THROW(cg::parse_crystal_text("nonsense", "s7"), cg::Error);
 }
 
+TEST(CrystalText, ReferenceTextParsesBackAndErrorsSayWhatIsWrong) {
+  // fold_one = false writes the reference's "1.00" (0.996 wrapped, 2 decimals); the parser takes [0, 1], so such
+  // text reads back, and is written again with 1.00 wrapped to 0.00 (the same position).
+  cg::Crystal c = make_crystal({4.2, 4.2, 4.2, 90, 90, 90}, {"Na", "Cl"}, {{0.996, 0.5, 0.0}, {0.25, 0.999, 0.5}});
+  cg::TextOptions ref;
+  ref.fold_one = false;
+  const std::string text = cg::crystal_to_text(c, ref);
+  ASSERT_EQ(text, "4.2 4.2 4.2\n90 90 90\nNa\n1.00 0.50 0.00\nCl\n0.25 1.00 0.50");
+  cg::Crystal back;
+  std::string e;
+  ASSERT_TRUE(cg::parse_crystal_text(text, &back, &e)) << e;
+  EXPECT_EQ(back.frac[0][0], 1.0);
+  EXPECT_EQ(back.frac[1][1], 1.0);
+  EXPECT_EQ(cg::crystal_to_text(back, ref), "4.2 4.2 4.2\n90 90 90\nNa\n0.00 0.50 0.00\nCl\n0.25 0.00 0.50");
+  auto err = [](const std::string& t) {
+    cg::Crystal x;
+    std::string what;
+    EXPECT_FALSE(cg::parse_crystal_text(t, &x, &what)) << t;
+    return what;
+  };
+  // A number needs digits after its '.', and a negative length is one, said to be not positive.
+  EXPECT_EQ(err("4. 4.2 4.2\n90 90 90\nNa\n0.50 0.50 0.50"),
+            "line 1: expected three lattice lengths 'a b c' (got '4. 4.2 4.2')");
+  EXPECT_EQ(err("4.2 4.2 4.2\n90 90 90\nNa\n0. 0.50 0.50").rfind("line 4: expected three fractional", 0), 0u);
+  EXPECT_EQ(err("-4.2 4.2 4.2\n90 90 90\nNa\n0.50 0.50 0.50"),
+            "line 1: lattice lengths must be positive (got '-4.2 4.2 4.2')");
+  // 180 degrees is out of range, named as such (not only as a cell of no volume).
+  EXPECT_EQ(err("4.2 4.2 4.2\n90 90 180\nNa\n0.50 0.50 0.50"),
+            "line 2: lattice angles must lie in (0, 180) degrees (got '90 90 180')");
+}
+
 TEST(Augment, TranslationKeepsPeriodicDistances) {
   int checked = 0;
   for (size_t n = 0; n < 60; ++n) {
