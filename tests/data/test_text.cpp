@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "common/error.h"
 #include "data/augment.h"
@@ -206,6 +207,43 @@ TEST(Augment, DeterministicPermutationKeepsSites) {
   EXPECT_EQ(x, y);
   cg::Rng r5(1);
   EXPECT_EQ(cg::crystal_to_text(cg::augment(c, {false, false}, r5)), cg::crystal_to_text(c));
+}
+
+TEST(Augment, ShiftIsTheFirstThreeDrawsAndPermutationMovesWholeSites) {
+  // Six sites of distinct elements, positions and oxidation states: each output site must be one input site whole.
+  cg::Crystal c = make_crystal({5, 6, 7, 90, 90, 90}, {"Li", "Na", "K", "Rb", "Cs", "Fr"},
+                               {{0.1, 0.2, 0.3}, {0.4, 0.5, 0.6}, {0.7, 0.8, 0.9}, {0.15, 0.25, 0.35},
+                                {0.45, 0.55, 0.65}, {0.75, 0.85, 0.95}});
+  c.oxidation = {1, 2, 3, 4, 5, 6};
+  // The shift is (u0, u1, u2), the Rng's first three uniforms (augment.h), one per axis.
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    cg::Rng draws(seed), rng(seed);
+    const double u[3] = {draws.uniform(), draws.uniform(), draws.uniform()};
+    const cg::Crystal t = cg::augment(c, {/*translate=*/true, /*permute=*/false}, rng);
+    for (size_t i = 0; i < c.num_sites(); ++i)
+      for (int k = 0; k < 3; ++k) EXPECT_EQ(t.frac[i][k], cg::wrap01(c.frac[i][k] + u[k])) << seed << " " << i;
+  }
+  std::set<std::string> first_sites;
+  int reordered = 0;
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    cg::Rng rng(seed);
+    const cg::Crystal p = cg::augment(c, {/*translate=*/false, /*permute=*/true}, rng);
+    ASSERT_EQ(p.num_sites(), c.num_sites());
+    ASSERT_EQ(p.oxidation.size(), c.num_sites());
+    std::set<std::string> seen;
+    for (size_t i = 0; i < p.num_sites(); ++i) {
+      const size_t j = size_t(std::find(c.species.begin(), c.species.end(), p.species[i]) - c.species.begin());
+      ASSERT_LT(j, c.num_sites()) << p.species[i];
+      EXPECT_EQ(p.frac[i], c.frac[j]) << p.species[i];
+      EXPECT_EQ(p.oxidation[i], c.oxidation[j]) << p.species[i];
+      seen.insert(p.species[i]);
+    }
+    EXPECT_EQ(seen.size(), c.num_sites());  // a permutation: every site once
+    reordered += p.species != c.species;
+    first_sites.insert(p.species[0]);
+  }
+  EXPECT_GE(reordered, 55);               // 1 in 720 draws is the identity
+  EXPECT_EQ(first_sites.size(), 6u);      // every site reaches the front
 }
 
 TEST(Prompt, GenerationGolden) {
