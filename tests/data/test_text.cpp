@@ -302,6 +302,49 @@ TEST(Prompt, DrawnAttributesRespectEmptyCells) {
   for (int k = 0; k <= 4; ++k) EXPECT_GT(counts[k], 50) << k;
 }
 
+TEST(Prompt, DrawnPropertiesAreARandomSubsetInRandomOrder) {
+  cg::Crystal c = find("mp-10000");
+  c.formation_energy_per_atom = -1;
+  c.band_gap = 1;
+  c.e_above_hull = 0;
+  const std::vector<std::string> leads = {"formation energy", "band gap", "energy above", "spacegroup number"};
+  std::map<std::string, int> alone;  // prompts stating exactly one property: which
+  int bg_before_sg = 0, sg_before_bg = 0;
+  for (uint64_t s = 0; s < 500; ++s) {
+    cg::Rng rng(s);
+    const std::string p = cg::make_generation_sample(c, {}, rng).prompt;
+    std::vector<std::string> stated;
+    for (const auto& l : leads)
+      if (p.find(l) != std::string::npos) stated.push_back(l);
+    if (stated.size() == 1) ++alone[stated[0]];
+    const size_t bg = p.find("band gap"), sg = p.find("spacegroup number");
+    if (bg != std::string::npos && sg != std::string::npos) ++(bg < sg ? bg_before_sg : sg_before_bg);
+  }
+  // k = 1 in about 100 of 500 draws, each property then 1 in 4: about 25 each.
+  ASSERT_EQ(alone.size(), 4u);
+  for (const auto& [lead, n] : alone) EXPECT_GT(n, 8) << lead;
+  EXPECT_GT(bg_before_sg, 30);  // both orders occur
+  EXPECT_GT(sg_before_bg, 30);
+}
+
+TEST(Prompt, InfillMasksAnElementDrawnPerSite) {
+  // N holds 2 of 5 sites, so it is masked in about 2/5 of the draws, each other element in 1/5.
+  cg::Crystal c = make_crystal({5, 5, 5, 90, 90, 90}, {"N", "Na", "Ni", "N", "Nb"},
+                               {{0, 0, 0}, {0.5, 0.5, 0.5}, {0.25, 0, 0}, {0, 0.25, 0}, {0, 0, 0.25}});
+  std::map<std::string, int> n;
+  for (uint64_t s = 0; s < 500; ++s) {
+    cg::Rng rng(s);
+    ++n[cg::make_infill_sample(c, {}, rng).completion];
+  }
+  ASSERT_EQ(n.size(), 4u);
+  EXPECT_GT(n["N"], 160);  // binomial(500, 0.4): 200 +- 11
+  EXPECT_LT(n["N"], 240);
+  for (const char* e : {"Na", "Ni", "Nb"}) {
+    EXPECT_GT(n[e], 70) << e;  // binomial(500, 0.2): 100 +- 9
+    EXPECT_LT(n[e], 130) << e;
+  }
+}
+
 TEST(Prompt, InfillMasksWholeElementLinesOnly) {
   cg::Crystal c = make_crystal({5, 5, 5, 90, 90, 90}, {"N", "Na", "Ni", "N", "Nb"},
                                {{0, 0, 0}, {0.5, 0.5, 0.5}, {0.25, 0, 0}, {0, 0.25, 0}, {0, 0, 0.25}});
