@@ -261,6 +261,18 @@ TEST(Loader, ResumeEqualsUninterruptedRun) {
   edited = nlohmann::json::parse(st.to_json());
   edited["seed"] = -5;
   EXPECT_THROW(cg::LoaderState::from_json(edited.dump()), cg::Error);
+  // The cursor names a global batch of the epoch: 15 of 57 samples x 4 are 0..14, and 15 is none.
+  ASSERT_EQ(a.batches_per_epoch(), 15);
+  st.cursor = 14;
+  cg::Loader same(s, opts(4, 0, 1));
+  EXPECT_NO_THROW(same.restore(st));
+  st.cursor = 15;
+  try {
+    same.restore(st);
+    ADD_FAILURE() << "cursor 15 of 15 batches was restored";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("loader state cursor 15 is outside [0, 15)"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Loader, BucketingCutsPadding) {
@@ -274,6 +286,32 @@ TEST(Loader, BucketingCutsPadding) {
   }
   EXPECT_LT(a.padding_waste(), 0.5 * b.padding_waste());
   EXPECT_GT(b.padding_waste(), 0.2);  // lengths 3..40 unsorted waste a lot
+}
+
+TEST(Loader, BucketedBatchesComeInRandomOrderThePartialOneLast) {
+  // 2003 samples in global batches of 8: 250 full ones and a partial one of 3, in windows of 16 sorted by length.
+  const cg::SampleSet s = synthetic(2003, 5);
+  cg::Loader l(s, opts(8, 0, 1));
+  ASSERT_EQ(l.batches_per_epoch(), 251);
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    int descents = 0;
+    int64_t prev_t = 0;
+    for (int64_t step = 0; step < 251; ++step) {
+      const cg::Batch b = l.next();
+      EXPECT_EQ(b.B, step < 250 ? 8 : 3) << "epoch " << epoch << " step " << step;
+      descents += step < 250 && b.T < prev_t;
+      prev_t = b.T;
+    }
+    // Shuffled, about every other batch is shorter than the one before; in window order (T rising within each of the
+    // 16 windows) only the windows' first batches could be.
+    EXPECT_GT(descents, 60) << "epoch " << epoch;
+  }
+  // bucket_batches 1 is off, as 0 is: the plain shuffled order.
+  cg::LoaderOptions zero = opts(8, 0, 1), one = zero;
+  zero.bucket_batches = 0;
+  one.bucket_batches = 1;
+  cg::Loader a(s, zero), b(s, one);
+  for (int64_t i = 0; i < a.batches_per_epoch(); ++i) expect_same(a.next(), b.next());
 }
 
 TEST(Loader, ValidationSamplesDoNotDependOnLayoutOrSeed) {
@@ -313,9 +351,17 @@ TEST(Loader, ValidationSamplesDoNotDependOnLayoutOrSeed) {
 TEST(Loader, LongSamplesAreDroppedAndCounted) {
   cg::SampleSet s = synthetic(30);
   s.add(std::vector<int32_t>(80, 7), 2, 0, 30, 0);  // 80 tokens > seq_len + 1 = 65
+  s.add(std::vector<int32_t>(66, 7), 2, 0, 31, 0);  // one over
+  s.add(std::vector<int32_t>(1, 7), 1, 0, 32, 0);   // a lone token has no target
+  s.add(std::vector<int32_t>(65, 7), 2, 0, 33, 0);  // seq_len + 1: kept, a row of seq_len inputs
   cg::Loader l(s, opts(4, 0, 1));
-  EXPECT_EQ(l.dropped_too_long(), 1);
-  EXPECT_EQ(l.num_samples(), 30);
+  EXPECT_EQ(l.dropped_too_long(), 3);
+  EXPECT_EQ(l.num_samples(), 31);
+  EXPECT_EQ(l.longest_sample(), 80);
+  const std::vector<cg::Batch> v = l.fixed_batches(0);  // sorted by length: the 65-token sample comes last
+  ASSERT_FALSE(v.empty());
+  EXPECT_EQ(v.back().T, 64);
+  EXPECT_EQ(v.back().sample_ids.back(), 33);
 }
 
 TEST(Loader, FromShards) {
