@@ -380,6 +380,22 @@ TEST(Prep, EndToEndOnMp20Rows) {
     EXPECT_GT(infill, int(s.size()) / 6);  // infill_fraction 1/3
     EXPECT_LT(infill, int(s.size()) / 2);
   }
+  // Only the training split is augmented: a validation or test crystal's text is its CSV row's, untranslated.
+  for (const char* split : {"val", "test"}) {
+    const cg::Mp20Split mp = cg::read_mp20(std::string(CG_SOURCE_DIR) + "/data/mp20/" + split + ".csv.gz", 120);
+    const cg::SampleSet s = cg::read_shard(cg::shard_path(dir, split, 0));
+    int generation = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s.tasks[i] != 0) continue;
+      const auto at = std::find(mp.source_rows.begin(), mp.source_rows.end(), int64_t(s.rows[i]));
+      ASSERT_NE(at, mp.source_rows.end()) << split << " row " << s.rows[i];
+      const cg::Crystal& c = mp.crystals[size_t(at - mp.source_rows.begin())];
+      std::vector<int32_t> ids(s.sample(i) + s.prompt_lens[i], s.sample(i) + s.length(i));
+      EXPECT_EQ(tok.decode(ids), cg::crystal_to_text(c)) << split << " " << c.id;
+      ++generation;
+    }
+    EXPECT_GT(generation, 40) << split;
+  }
   // The two copies of a training crystal differ (translation redrawn per copy).
   cg::SampleSet tr = cg::read_shard(cg::shard_path(dir, "train", 0));
   ASSERT_EQ(tr.rows[0], tr.rows[1]);
