@@ -566,6 +566,30 @@ TEST(Mp20, RowsPropertiesAndSkips) {
   }
 }
 
+TEST(Mp20, NanCellsAreUnknownAndSpaceGroupsSpan1To230) {
+  // pandas writes a missing float as "nan" (or "NaN"): unknown, as an empty cell, and not reported as a bad cell.
+  // Space groups are 1..230, both ends included.
+  std::string text =
+      ",material_id,formation_energy_per_atom,band_gap,pretty_formula,e_above_hull,elements,cif,spacegroup.number\n";
+  const std::string cif = csv_quote(cif_with(kGoodAtoms));
+  text += "0,mp-5,nan,NaN,NaCl,nan,\"['Na', 'Cl']\"," + cif + ",230\n";
+  text += "1,mp-6,-1.0,nan,NaCl,0.5,\"['Na', 'Cl']\"," + cif + ",1\n";
+  text += "2,mp-7,-1.0,1.0,NaCl,0.5,\"['Na', 'Cl']\"," + cif + ",231\n";
+  text += "3,mp-8,-1.0,1.0,NaCl,0.5,\"['Na', 'Cl']\"," + cif + ",0\n";
+  const cg::Mp20Split s = cg::parse_mp20_csv(text);
+  ASSERT_EQ(s.crystals.size(), 4u);
+  const cg::Crystal& a = s.crystals[0];
+  EXPECT_FALSE(a.formation_energy_per_atom || a.band_gap || a.e_above_hull);
+  EXPECT_EQ(a.spacegroup, 230);
+  EXPECT_DOUBLE_EQ(s.crystals[1].formation_energy_per_atom.value_or(0), -1.0);
+  EXPECT_FALSE(s.crystals[1].band_gap);
+  EXPECT_EQ(s.crystals[1].spacegroup, 1);
+  EXPECT_FALSE(s.crystals[2].spacegroup || s.crystals[3].spacegroup);
+  ASSERT_EQ(s.bad_properties.size(), 2u);
+  EXPECT_EQ(s.bad_properties[0].reason, "mp-7: spacegroup.number '231' is not an integer in 1..230");
+  EXPECT_EQ(s.bad_properties[1].reason, "mp-8: spacegroup.number '0' is not an integer in 1..230");
+}
+
 TEST(Mp20, PropertyColumnsAreOptionalMaterialIdAndCifAreNot) {
   // Another dataset's CSV (carbon_24-like: its own property, a symmetrized CIF): properties unknown, CIF expanded.
   const std::string fcc = "data_C\n_cell_length_a 3.57\n_cell_length_b 3.57\n_cell_length_c 3.57\n"
