@@ -319,18 +319,19 @@ TEST(Loader, ValidationSamplesDoNotDependOnLayoutOrSeed) {
   // The samples validation scores, over every dp rank of a layout: sorted ids and loss tokens.
   const auto scored = [&](int64_t mb, int64_t dp, uint64_t seed, int64_t n) {
     std::vector<int64_t> ids;
-    int64_t loss_tokens = 0, global = 0;
+    int64_t loss_tokens = 0, global = 0, global_samples = 0;
     for (int64_t r = 0; r < dp; ++r) {
       cg::Loader l(s, opts(mb, r, dp, seed));
       l.next();  // a loader's position does not matter
       for (const auto& b : l.fixed_batches(n)) {
         ids.insert(ids.end(), b.sample_ids.begin(), b.sample_ids.end());
         loss_tokens += b.loss_tokens;
-        if (r == 0) global += b.global_loss_tokens;
+        if (r == 0) global += b.global_loss_tokens, global_samples += b.global_samples;
       }
     }
     std::sort(ids.begin(), ids.end());
     EXPECT_EQ(global, loss_tokens);  // the ranks' slices add up to the global batches
+    EXPECT_EQ(global_samples, int64_t(ids.size()));  // any rank counts all ranks' samples (cgtrain's val_samples)
     return std::make_pair(ids, loss_tokens);
   };
   const auto ref = scored(4, 1, 11, 10);
