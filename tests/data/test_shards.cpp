@@ -198,6 +198,12 @@ TEST(Shard, TokenIdsOutsideTheVocabularyAreRefused) {
   m.vocab_size = 36;
   cg::write_shard(path, bad_prompt, m);
   EXPECT_NE(refusal().find("sample 1 has bad offsets or prompt length"), std::string::npos) << refusal();
+  bad_prompt.prompt_lens[1] = int32_t(bad_prompt.length(1)) + 1;  // a prompt longer than its sample
+  cg::write_shard(path, bad_prompt, m);
+  EXPECT_NE(refusal().find("sample 1 has bad offsets or prompt length"), std::string::npos) << refusal();
+  bad_prompt.prompt_lens[1] = int32_t(bad_prompt.length(1));  // all prompt (no completion): read
+  cg::write_shard(path, bad_prompt, m);
+  EXPECT_EQ(cg::read_shard(path).prompt_lens[1], bad_prompt.length(1));
 }
 
 TEST(Shard, ReadableWithH5pyAndNumpy) {
