@@ -555,6 +555,10 @@ TEST(Prep, MalformedRowsAreCountedNotDropped) {
   EXPECT_TRUE(saw_long);
   EXPECT_GT(m.samples, 0);
   EXPECT_EQ(m.samples + m.rows_skipped, 43);
+  // The limit itself is allowed: exactly the samples of at most data.max_tokens tokens are kept, the median among them.
+  const cg::SampleSet kept = cg::read_shard(cg::shard_path(dir, "train", 0));
+  const auto fit = [&](int64_t n) { return n <= d.max_tokens; };
+  EXPECT_EQ(int64_t(kept.size()), std::count_if(lens.begin(), lens.end(), fit));
   // A split of which nothing is usable is an error naming a reason, not an empty shard for cgtrain to trip on.
   d.max_tokens = 8;
   try {
