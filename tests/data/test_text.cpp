@@ -345,6 +345,20 @@ TEST(Prompt, InfillMasksAnElementDrawnPerSite) {
   }
 }
 
+TEST(Prompt, SpaceGroupsOneTo230ReadBackFromAPrompt) {
+  const std::vector<cg::Property> sg = {cg::Property::kSpacegroup};
+  for (int n : {1, 2, 229, 230}) {
+    cg::GenerationConditions c;
+    c.formula = "NaCl";
+    c.spacegroup = n;
+    EXPECT_EQ(cg::conditions_of_prompt(cg::generation_prompt(c, sg)).spacegroup, n);
+  }
+  // A hand-edited prompt's number that is no space group is no condition.
+  const std::string head = "Below is a description of a bulk material. The spacegroup number is ";
+  for (const char* bad : {"0", "231", "12.5"})
+    EXPECT_FALSE(cg::conditions_of_prompt(head + bad + ". Generate").spacegroup) << bad;
+}
+
 TEST(Prompt, InfillMasksWholeElementLinesOnly) {
   cg::Crystal c = make_crystal({5, 5, 5, 90, 90, 90}, {"N", "Na", "Ni", "N", "Nb"},
                                {{0, 0, 0}, {0.5, 0.5, 0.5}, {0.25, 0, 0}, {0, 0.25, 0}, {0, 0, 0.25}});
