@@ -137,6 +137,18 @@ TEST(Peft, RoundTripFp32ExactBf16Rounded) {
   }
 }
 
+TEST(Peft, FractionalAlphaIsWrittenAsItIs) {
+  // PEFT writes a whole lora_alpha as an integer; a fractional one must stay fractional, or PEFT's scale
+  // lora_alpha / r would change (2.5 / 2 = 1.25, not 2 / 2).
+  const std::string dir = fresh_dir("fractional_alpha");
+  PeftConfig cfg = sample_config();
+  cfg.lora_alpha = 2.5;
+  cg::lora::write_peft_adapter(dir, cfg, sample_factors(), at::kFloat);
+  std::ifstream in(dir + "/adapter_config.json");
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(in)["lora_alpha"].get<double>(), 2.5);
+  EXPECT_DOUBLE_EQ(cg::lora::read_peft_adapter(dir).config.scale(), 1.25);
+}
+
 // An adapter whose numbers cannot be used (a diverged run's NaN, a scale beyond float) is refused when read, not merged
 // into weights that would then write nothing parseable.
 TEST(Peft, RefusesNonFiniteFactorsAndUnusableAlpha) {
@@ -741,6 +753,14 @@ TEST(Peft, ConfigFromTreeExpandsAllLinear) {
   PeftConfig c = cg::lora::peft_config_from(l, "base");
   EXPECT_EQ(c.target_modules.size(), 7u);
   EXPECT_DOUBLE_EQ(c.scale(), 2.0);
+  EXPECT_FALSE(c.use_rslora);
+  // rsLoRA and the dropout reach the export: without use_rslora PEFT would scale by alpha / r = 2, not 32 / sqrt(16).
+  l.rslora = true;
+  l.dropout = 0.05;
+  c = cg::lora::peft_config_from(l, "base");
+  EXPECT_TRUE(c.use_rslora);
+  EXPECT_DOUBLE_EQ(c.scale(), 8.0);
+  EXPECT_DOUBLE_EQ(c.lora_dropout, 0.05);
   EXPECT_EQ(cg::lora::to_peft_name("model.layers.3.mlp.up_proj.lora_B.weight"),
             "base_model.model.model.layers.3.mlp.up_proj.lora_B.weight");
   EXPECT_EQ(cg::lora::from_peft_name("base_model.model.model.norm.weight"), "model.norm.weight");
