@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <map>
+
 #include "dist/parallel_dims.h"
 #include "dist/tp_ops.h"
 #include "lora/inject.h"
@@ -81,8 +83,20 @@ TEST_P(LoraTp, MatchesFullLayer) {
   auto& a = set.entries[0].adapter;
   // Init: the gathered A is the serial A whatever tp.
   EXPECT_TRUE(a->full_A().equal(ref->A.detach()));
-  set.load_full({{"model.layers.0.mlp.up_proj.lora_A.weight", ref->A.detach()},
-                 {"model.layers.0.mlp.up_proj.lora_B.weight", B}});
+  const std::map<std::string, at::Tensor> full = {{"model.layers.0.mlp.up_proj.lora_A.weight", ref->A.detach()},
+                                                  {"model.layers.0.mlp.up_proj.lora_B.weight", B}};
+  set.load_full(full);
+  // params() (what checkpoints save and load per rank) places each local factor in the full one: the full factor
+  // narrowed at (shard_dim, shard_start, shard_len) is this rank's; one factor of the two is split at tp > 1.
+  int sharded = 0;
+  for (const auto& sp : set.params()) {
+    const at::Tensor& f = full.at(sp.name);
+    EXPECT_EQ(sp.full_shape, f.sizes().vec()) << sp.name;
+    const at::Tensor mine = sp.shard_dim < 0 ? f : f.narrow(sp.shard_dim, sp.shard_start, sp.shard_len);
+    EXPECT_TRUE(sp.param.detach().equal(mine)) << sp.name << " on rank " << rank;
+    sharded += sp.shard_dim >= 0;
+  }
+  if (tp > 1) EXPECT_EQ(sharded, 1);
 
   at::Tensor x_in = (col ? x.clone() : x.chunk(tp, -1)[rank].contiguous()).requires_grad_(true);
   at::Tensor y = holder->lin->forward(x_in);  // Column: (.., out_local); Row: (.., out)
