@@ -214,6 +214,23 @@ TEST(AttentionModule, CpuPathEqualsFusedSdpaWithRepeatedKv) {
   EXPECT_TRUE(at::allclose(x.grad(), x2.grad(), 1e-5, 1e-5));
 }
 
+TEST(Rope, TablesFollowThetaHandComputed) {
+  // theta 100, head_dim 4: inv_freq = 100^(-2i/4) = (1, 0.1), so position 2 turns by (2, 0.2); cos repeats the
+  // angles over both halves, sin is negated in the first (HF's rotate_half). A theta that did not reach the tables
+  // (LLaMA-2's 1e4 for Code Llama's 1e6) would give 100^-0.5 -> 1e4^-0.5 = 0.01 here.
+  const std::vector<double> cos_want = {std::cos(2.0), std::cos(0.2), std::cos(2.0), std::cos(0.2)};
+  const std::vector<double> sin_want = {-std::sin(2.0), -std::sin(0.2), std::sin(2.0), std::sin(0.2)};
+  const auto by_start = rope_cos_sin(2, 1, 4, 100.0, at::kFloat, at::kCPU);          // (T 1, 4) from start_pos 2
+  const auto by_row = rope_cos_sin_at(at::tensor({int64_t{2}}), 4, 100.0, at::kFloat);  // (B 1, 4) at position 2
+  for (const auto& [cos, sin] : {by_start, by_row}) {
+    ASSERT_EQ(cos.sizes(), (std::vector<int64_t>{1, 4}));
+    for (int64_t i = 0; i < 4; ++i) {
+      EXPECT_NEAR(cos[0][i].item<double>(), cos_want[i], 1e-6) << i;
+      EXPECT_NEAR(sin[0][i].item<double>(), sin_want[i], 1e-6) << i;
+    }
+  }
+}
+
 TEST(Rope, BthdLayoutEqualsApplyRopeOnTheHeadMajorView) {
   // apply_rope_bthd (training's RoPE: one CUDA kernel each way on a GPU build, apply_rope on contiguous x elsewhere)
   // against apply_rope on the (B, H, T, hd) view, computed in double: values and the gradient under a random

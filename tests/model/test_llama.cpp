@@ -37,6 +37,28 @@ at::Tensor tokens_for(int64_t B, int64_t T, int64_t V, uint64_t seed) {
   return at::randint(V, {B, T}, g, at::TensorOptions().dtype(at::kLong));
 }
 
+// m's forward over tok (B, T) against the naive double-precision reference on m's own weights: the largest
+// |logit - reference logit| and the largest |reference logit|.
+std::pair<double, double> error_against_reference(Llama& m, const at::Tensor& tok) {
+  const auto& c = m->config();
+  cg::test::RefLlama ref{c, {}};
+  for (const auto& s : m->param_specs()) ref.w[s.name] = s.param.detach().to(at::kDouble).contiguous();
+  std::vector<std::vector<int64_t>> seqs(tok.size(0));
+  for (int64_t b = 0; b < tok.size(0); ++b)
+    for (int64_t t = 0; t < tok.size(1); ++t) seqs[b].push_back(tok[b][t].item<int64_t>());
+  at::NoGradGuard ng;
+  const auto logits = m->forward(tok);
+  const auto want = ref.forward(seqs);
+  double max_err = 0, max_abs = 0;
+  for (int64_t b = 0; b < tok.size(0); ++b)
+    for (int64_t t = 0; t < tok.size(1); ++t)
+      for (int64_t v = 0; v < c.vocab_size; ++v) {
+        max_err = std::max(max_err, std::abs(logits[b][t][v].item<double>() - want[b][t][v]));
+        max_abs = std::max(max_abs, std::abs(want[b][t][v]));
+      }
+  return {max_err, max_abs};
+}
+
 }  // namespace
 
 TEST(Llama, ParameterNamesAreTheHfKeys) {
@@ -63,29 +85,39 @@ TEST(Llama, ParameterNamesAreTheHfKeys) {
 TEST(Llama, LogitsMatchNaiveDoubleReference) {
   const auto c = cg::test::small_llama();
   auto m = make_model(c);
-  cg::test::RefLlama ref{c, {}};
-  for (const auto& s : m->param_specs()) ref.w[s.name] = s.param.detach().to(at::kDouble).contiguous();
   const auto tok = tokens_for(2, 6, c.vocab_size, 3);
-  std::vector<std::vector<int64_t>> seqs(2);
-  for (int b = 0; b < 2; ++b)
-    for (int t = 0; t < 6; ++t) seqs[b].push_back(tok[b][t].item<int64_t>());
-  at::Tensor logits;
   {
     at::NoGradGuard ng;
-    logits = m->forward(tok);
+    const auto logits = m->forward(tok);
+    ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 6, c.vocab_size}));
+    EXPECT_EQ(logits.scalar_type(), at::kFloat);
   }
-  ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 6, c.vocab_size}));
-  EXPECT_EQ(logits.scalar_type(), at::kFloat);
-  const auto want = ref.forward(seqs);
-  double max_err = 0, max_abs = 0;
-  for (int b = 0; b < 2; ++b)
-    for (int t = 0; t < 6; ++t)
-      for (int v = 0; v < c.vocab_size; ++v) {
-        max_err = std::max(max_err, std::abs(logits[b][t][v].item<double>() - want[b][t][v]));
-        max_abs = std::max(max_abs, std::abs(want[b][t][v]));
-      }
+  const auto [max_err, max_abs] = error_against_reference(m, tok);
   EXPECT_GT(max_abs, 0.3);  // the logits are not trivially small
   EXPECT_LT(max_err, 2e-5) << "max |logit| " << max_abs;
+}
+
+TEST(Llama, ConfigRopeThetaAndRmsNormEpsReachEveryPath) {
+  // config.json's rope_theta (Code Llama's 1e6) and rms_norm_eps (LLaMA-2's first release: 1e-6) must be what the
+  // model computes with, not LLaMA-2's 1e4 and 1e-5 that the other tests use: the forward against the naive
+  // reference, then cached decoding with decode_step, unfused and fused, against that forward. eps 1e-2 moves the
+  // logits far past the tolerances.
+  auto c = cg::test::small_llama();
+  c.rope_theta = 1e6, c.rms_norm_eps = 1e-2;
+  auto m = make_model(c);
+  const auto tok = tokens_for(2, 6, c.vocab_size, 3);
+  EXPECT_LT(error_against_reference(m, tok).first, 2e-5);
+  at::NoGradGuard ng;
+  const auto full = m->forward(tok);  // (2, 6, V)
+  for (const bool fused : {false, true}) {
+    if (fused) m->fuse_for_inference();
+    auto cache = m->make_cache(2, 6);
+    const auto prefill = m->forward(tok.narrow(1, 0, 3), 0, &cache);
+    EXPECT_TRUE(at::allclose(prefill, full.narrow(1, 0, 3), 1e-5, 1e-5)) << "fused " << fused;
+    for (int64_t t = 3; t < 6; ++t)
+      EXPECT_TRUE(at::allclose(m->decode_step(tok.narrow(1, t, 1), {t, t}, &cache), full.narrow(1, t, 1), 1e-5, 1e-5))
+          << "fused " << fused << ", position " << t;
+  }
 }
 
 TEST(Llama, KvCacheDecodeEqualsFullForward) {
@@ -226,6 +258,16 @@ TEST(Llama, RmsNormEqualsTheHfFormula) {
                            two->forward_fused(at::tensor({3.0f, 4.0f}).view({1, 2}))}) {
     EXPECT_NEAR(hand[0][0].item<double>(), 3 / std::sqrt(12.5 + 1e-5), 1e-6);
     EXPECT_NEAR(hand[0][1].item<double>(), 4 / std::sqrt(12.5 + 1e-5), 1e-6);
+  }
+  // The eps is the layer's own (config.json's rms_norm_eps) on every path: with eps 3.5 the row (3, 4) divides by
+  // sqrt(12.5 + 3.5) = 4.
+  RMSNorm wide(2, 3.5, at::TensorOptions().dtype(at::kFloat));
+  const auto row = at::tensor({3.0f, 4.0f}).view({1, 2});
+  std::vector<at::Tensor> outs = {wide->forward(row), wide->forward_layer_norm(row), wide->forward_fused(row)};
+  if (RMSNorm::Impl::has_native()) outs.push_back(wide->forward_native(row));
+  for (const auto& out : outs) {
+    EXPECT_NEAR(out[0][0].item<double>(), 0.75, 1e-6);
+    EXPECT_NEAR(out[0][1].item<double>(), 1.0, 1e-6);
   }
   // bf16: HF rounds the normalised value to bf16 before the bf16 weight, the layer norm after: a step apart at most.
   RMSNorm nb(24, 1e-5, at::TensorOptions().dtype(at::kBFloat16));
