@@ -527,6 +527,9 @@ TEST(LlamaConfigJson, ReadsHfConfigsAndRoundTrips) {
   EXPECT_EQ(read(R"(,"rms_norm_eps":null,"tie_word_embeddings":null,"hidden_act":"silu","head_dim":16)").rms_norm_eps,
             1e-6);
   EXPECT_EQ(read(R"(,"rope_scaling":{"rope_type":"default"})").rope_theta, 10000.0);
+  // transformers' LlamaConfig defaults where config.json says nothing (train.seq_len is checked against the positions).
+  EXPECT_EQ(read("").max_position_embeddings, 2048);
+  EXPECT_EQ(read("").num_key_value_heads, 4);
   // Tied embeddings are the same architecture (HfCheckpoint ties the weights as transformers does).
   EXPECT_TRUE(read(R"(,"tie_word_embeddings":true)") == read(""));
   const std::vector<std::pair<std::string, std::string>> bad = {
@@ -563,12 +566,14 @@ TEST(LlamaConfig, BaseFolderMustDescribeTheExpectedModel) {
   LlamaConfig other = tiny;
   other.rope_theta = 1e6;
   other.num_key_value_heads = 8;
+  other.vocab_size = 600;     // another vocabulary: another model
   other.rms_norm_eps = 1e-6;  // revised on the Hub for the same weights: not a reason to refuse
   std::ofstream(dir + "/config.json") << other.to_hf_json();
   const std::string err = error_of([&] { check_hf_config(dir, tiny, "the run's model_config.json"); });
   EXPECT_TRUE(contains(err, dir + "/config.json does not describe the model of the run's model_config.json")) << err;
   EXPECT_TRUE(contains(err, "num_key_value_heads 8 there, 4 in the run's model_config.json")) << err;
   EXPECT_TRUE(contains(err, "rope_theta 1000000 there, 10000 in the run's model_config.json")) << err;
+  EXPECT_TRUE(contains(err, "vocab_size 600 there, 512 in the run's model_config.json")) << err;
   EXPECT_FALSE(contains(err, "rms_norm_eps")) << err;
   EXPECT_FALSE(contains(err, "hidden_size")) << err;
   other = tiny;
