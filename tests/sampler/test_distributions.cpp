@@ -75,6 +75,12 @@ TEST(Distributions, CompareCountsAtomsAndElements) {
   EXPECT_DOUBLE_EQ(d.wdist_num_elements, 1.0);
   EXPECT_DOUBLE_EQ(d.wdist_volume_per_atom, 2.0);  // 8/2 vs 8/4
   EXPECT_DOUBLE_EQ(d.element_tv, 1.0);
+  // The report's means, each of its own set and quantity: b has 4 atoms of 1 element, a 2 atoms of 2.
+  EXPECT_DOUBLE_EQ(d.ref_mean_num_atoms, 4.0);
+  EXPECT_DOUBLE_EQ(d.ref_mean_num_elements, 1.0);
+  const auto swapped = compare_distributions({b}, {a});
+  EXPECT_DOUBLE_EQ(swapped.mean_num_atoms, 4.0);
+  EXPECT_DOUBLE_EQ(swapped.mean_num_elements, 1.0);
   // Densities: NaCl in 8 Å^3: 58.44277 amu -> 12.13081 g/cm^3; 4 Fe in 8 Å^3: 223.38 amu -> 46.36640 g/cm^3.
   const double rho_a = (22.98976928 + 35.453) / 8 * 1.66053906660, rho_b = 4 * 55.845 / 8 * 1.66053906660;
   EXPECT_NEAR(d.wdist_density, rho_b - rho_a, 1e-9);
