@@ -96,6 +96,20 @@ TEST(StructureChecks, VolumeThreshold) {
   EXPECT_FALSE(structure_validity(make({4, 4, 4, 90, 90, 90}, {}, {})).valid);
 }
 
+// CDVAE's structure_validity fails a crystal whose closest pair is nearer than the cutoff or whose volume is below
+// 0.1 (`dist_mat.min() < cutoff or crystal.volume < 0.1`): a crystal exactly at either bound is valid.
+TEST(StructureChecks, ExactlyAtTheBoundsIsValid) {
+  const Crystal pair = make({1, 1, 1, 90, 90, 90}, {"Na", "Cl"}, {{0, 0, 0}, {0.5, 0, 0}});  // 0.5 Å apart, 1 Å^3
+  ASSERT_DOUBLE_EQ(min_periodic_distance(pair), 0.5);
+  ASSERT_DOUBLE_EQ(cell_volume(pair.lattice), 1.0);
+  EXPECT_TRUE(structure_validity(pair, /*min_distance=*/0.5, /*min_volume=*/0.1).valid);
+  EXPECT_FALSE(structure_validity(pair, /*min_distance=*/0.5000001, /*min_volume=*/0.1).valid);
+  EXPECT_TRUE(structure_validity(pair, /*min_distance=*/0.5, /*min_volume=*/1.0).valid);
+  const StructureVerdict small = structure_validity(pair, /*min_distance=*/0.5, /*min_volume=*/1.0000001);
+  EXPECT_FALSE(small.valid);
+  EXPECT_STREQ(small.reason, "volume too small");
+}
+
 // Rock salt in its conventional cell (8 sites).
 Crystal rocksalt(double a) {
   std::vector<std::string> sp;
