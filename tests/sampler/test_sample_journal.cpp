@@ -86,6 +86,8 @@ TEST(SampleJournal, LinesNoRunOfTheKeyWroteAreSkipped) {
   std::ofstream(d / ".cgsample.journal.jsonl", std::ios::app)
       << "{\"i\": 2, \"eos\": true, \"tokens\": [10]}\n"    // a token past a vocabulary of 10
       << "{\"i\": 7, \"eos\": true, \"tokens\": [1]}\n"     // a prompt past the 5 there are
+      << "{\"i\": 5, \"eos\": true, \"tokens\": [1]}\n"     // one past the last (4)
+      << "{\"i\": 4, \"eos\": true, \"tokens\": [-1]}\n"    // a negative token
       << "{\"i\": -1, \"eos\": true, \"tokens\": [1]}\n"    // not an index
       << "not json\n"
       << "{\"i\": 3, \"eos\": true, \"tok";                 // cut by a kill mid-write
@@ -134,6 +136,12 @@ TEST(SampleJournal, JournalsOfOtherSettingsAreSetAsideForTheirOwnRun) {
   ASSERT_EQ(b.size(), 1u);
   expect_same(b.at(2), gen({7}, true), 2);
   EXPECT_TRUE(gather_journals(out, "nothing of it", 5, 10).empty());  // B's live journal set aside again: no error
+  // A journal set aside stays as it is for runs of still other settings, and B's command finds it again.
+  EXPECT_TRUE(gather_journals(out, "another", 5, 10).empty());
+  EXPECT_TRUE(fs::exists(d / ".cgsample.journal.aside-bbbbbbbbbbbb.jsonl"));
+  const auto b_again = gather_journals(out, kb, 5, 10);
+  ASSERT_EQ(b_again.size(), 1u);
+  expect_same(b_again.at(2), gen({7}, true), 2);
 }
 
 TEST(SampleJournal, LinesWithoutAnEosFlagAreSkipped) {
