@@ -93,6 +93,50 @@ TEST(EvalReport, JitteredCopiesAreNotUnique) {
   EXPECT_EQ(r.unique, 3);
 }
 
+// A duplicate is as novel as the crystal it repeats; the property distributions are those of the valid crystals
+// (CDVAE's), an invalid one left out.
+TEST(EvalReport, DuplicatesShareNoveltyAndDistributionsCountValidCrystalsOnly) {
+  Crystal rock;  // rock salt, 8 sites
+  rock.id = "r0";
+  rock.lattice = {5.64, 5.64, 5.64, 90, 90, 90};
+  rock.species = {"Na", "Na", "Na", "Na", "Cl", "Cl", "Cl", "Cl"};
+  rock.frac = {{0, 0, 0}, {0.5, 0.5, 0}, {0.5, 0, 0.5}, {0, 0.5, 0.5},
+               {0.5, 0, 0}, {0, 0.5, 0}, {0, 0, 0.5}, {0.5, 0.5, 0.5}};
+  Crystal copy = rock;
+  copy.id = "r1";
+  Crystal cscl;  // CsCl-type NaCl, 2 sites: another structure
+  cscl.id = "c2";
+  const double a = 5.64 / std::cbrt(4.0);
+  cscl.lattice = {a, a, a, 90, 90, 90};
+  cscl.species = {"Na", "Cl"};
+  cscl.frac = {{0, 0, 0}, {0.5, 0.5, 0.5}};
+  Crystal overlap;  // two atoms 0.04 Å apart: not valid
+  overlap.id = "x3";
+  overlap.lattice = {4, 4, 4, 90, 90, 90};
+  overlap.species = {"Na", "Cl"};
+  overlap.frac = {{0, 0, 0}, {0.01, 0, 0}};
+  EvalInput in;
+  in.crystals = {rock, copy, cscl, overlap};
+  in.total = 4;
+  const std::vector<Crystal> train = {cscl}, reference = {rock};
+  const EvalReport r = evaluate(in, &train, &reference, {});
+  EXPECT_EQ(r.valid, 3);
+  EXPECT_EQ(r.unique, 2);
+  EXPECT_EQ(r.novel, 1);  // rock salt; CsCl is in train
+  ASSERT_EQ(r.items.size(), 4u);
+  EXPECT_EQ(r.items[1].duplicate_of, "r0");
+  EXPECT_EQ(r.items[0].novel, 1);
+  EXPECT_EQ(r.items[1].novel, 1);
+  EXPECT_EQ(r.items[2].novel, 0);
+  EXPECT_EQ(r.items[3].novel, -1);  // not valid: not looked at
+  // Valid atoms per crystal {8, 8, 2} against {8}: mean 6; W1 = 1/3 of the mass moved 6 atoms = 2. With the invalid
+  // crystal's 2 atoms it would be a mean of 5 and W1 3.
+  ASSERT_TRUE(r.dist);
+  EXPECT_DOUBLE_EQ(r.dist->mean_num_atoms, 6.0);
+  EXPECT_DOUBLE_EQ(r.dist->wdist_num_atoms, 2.0);
+  EXPECT_DOUBLE_EQ(r.dist->ref_mean_num_atoms, 8.0);
+}
+
 TEST(EvalReport, SamplesJsonlCountsUnparsedAsInvalidAndFindsDuplicates) {
   const std::vector<Crystal> real = read_mp20(kTest, 3).crystals;
   ASSERT_EQ(real.size(), 3u);
