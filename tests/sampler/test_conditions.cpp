@@ -2,6 +2,7 @@
 // (pymatgen's pretty formulas with groups), prompts read back into their conditions, and cgeval's tally.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -235,21 +236,25 @@ TEST(Conditions, TallyCountsUnparsedAsMisses) {
   nacl_225.spacegroup = 225;
   GenerationConditions kcl;
   kcl.formula = "KCl";
-  GenerationConditions gap;
+  GenerationConditions gap, hull, energy;
   gap.band_gap = 1.5;
+  hull.e_above_hull = 0.0;
+  energy.formation_energy_per_atom = -1.0;
   const std::vector<ConditionedItem> items = {
       {nacl_225, 0},   // rock salt: formula and space group
       {nacl_225, 1},   // CsCl-type NaCl: formula only (221)
       {kcl, 0},        // wrong formula
       {nacl_225, -1},  // unparsed: misses both
-      {gap, 1}};       // a property: counted, not checked
+      {gap, 1},        // a property: counted, not checked
+      {hull, 1},       // each of the three
+      {energy, -1}};
   SpaceGroupCache groups(crystals, 0.1);
   const ConditionReport r = check_conditions(items, groups);
   EXPECT_EQ(r.formula, 4);
   EXPECT_EQ(r.formula_match, 2);
   EXPECT_EQ(r.spacegroup, 3);
   EXPECT_EQ(r.spacegroup_match, have_spglib() ? 1 : 0);
-  EXPECT_EQ(r.property, 1);
+  EXPECT_EQ(r.property, 3);
 }
 
 TEST(Conditions, CgevalReadsThemFromSamplePrompts) {
@@ -343,6 +348,94 @@ TEST(Conditions, LeftOutRowsNameTheFirstWithItsReason) {
   EXPECT_EQ(conditions_of_prompt(jobs[0].prompt).band_gap.value_or(0), 1.5);
   EXPECT_NE(log.str().find("2 of 3 rows left out (1 with a crystal that does not read, 1 with no band_gap; the "
                            "first: row 0: m0: no band_gap)"), std::string::npos) << log.str();
+}
+
+// sample.formula, sample.spacegroup and the three properties, each stated as given in every prompt (P1 included).
+TEST(Conditions, FixedConditionsAreStatedInEveryPrompt) {
+  Config c;
+  c.sample.formula = "NaCl";
+  c.sample.spacegroup = 1;
+  c.sample.formation_energy = "-1.5";
+  c.sample.band_gap = "2.25";
+  c.sample.e_above_hull = "0.0125";
+  c.sample.num_samples = 3;
+  const std::vector<SampleJob> jobs = make_sample_jobs(c);
+  ASSERT_EQ(jobs.size(), 3u);
+  for (const SampleJob& j : jobs) {
+    const GenerationConditions k = conditions_of_prompt(j.prompt);
+    EXPECT_EQ(k.formula, std::optional<std::string>("NaCl")) << j.prompt;
+    EXPECT_EQ(k.spacegroup, std::optional<int>(1)) << j.prompt;
+    EXPECT_EQ(k.formation_energy_per_atom, std::optional<double>(-1.5)) << j.prompt;
+    EXPECT_EQ(k.band_gap, std::optional<double>(2.25)) << j.prompt;
+    EXPECT_EQ(k.e_above_hull, std::optional<double>(0.0125)) << j.prompt;
+    EXPECT_EQ(j.truth, "");
+  }
+}
+
+// Infill masks the element of a seeded uniform site of each crystal: over 16 rock salts both Na and Cl are masked,
+// each prompt has that element's lines masked and the other's kept, and the seed decides which.
+TEST(Conditions, InfillMasksASeededSiteOfEachCrystal) {
+  const test::TempDir dir("cg_test_conditions_infill");
+  {
+    std::ofstream out(dir / "test.csv");
+    out << "material_id,cif\n";
+    std::string cif;
+    for (char ch : to_cif(rock_salt())) cif += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    for (int i = 0; i < 16; ++i) out << "m" << i << ",\"" << cif << "\"\n";
+  }
+  Config c;
+  c.sample.task = "infill";
+  c.data.test_csv = dir / "test.csv";
+  c.sample.num_samples = 16;
+  auto masked = [&](uint64_t seed) {
+    c.sample.seed = seed;
+    std::string truths;
+    for (const SampleJob& j : make_sample_jobs(c)) {
+      EXPECT_TRUE(j.truth == "Na" || j.truth == "Cl") << j.truth;
+      const std::string other = j.truth == "Na" ? "Cl" : "Na";
+      EXPECT_NE(j.prompt.find("\n[MASK]\n"), std::string::npos) << j.prompt;
+      EXPECT_EQ(j.prompt.find("\n" + j.truth + "\n"), std::string::npos) << j.prompt;
+      EXPECT_NE(j.prompt.find("\n" + other + "\n"), std::string::npos) << j.prompt;
+      truths += j.truth + " ";
+    }
+    return truths;
+  };
+  const std::string a = masked(0);
+  EXPECT_NE(a.find("Na"), std::string::npos) << a;
+  EXPECT_NE(a.find("Cl"), std::string::npos) << a;
+  EXPECT_EQ(masked(0), a);
+  EXPECT_NE(masked(1), a);
+}
+
+// sample.conditions_from's rows are asked in a seeded random order: the same seed gives the same order, and some
+// other seed another one; every row is asked once when there are as many samples as rows.
+TEST(Conditions, ConditionRowsComeInASeededOrder) {
+  const test::TempDir dir("cg_test_conditions_order");
+  {
+    std::ofstream out(dir / "rows.csv");
+    out << "material_id,band_gap,cif\n";
+    std::string cif;
+    for (char ch : to_cif(rock_salt())) cif += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    for (int i = 1; i <= 6; ++i) out << "m" << i << "," << i << ",\"" << cif << "\"\n";
+  }
+  Config c;
+  c.sample.conditions_from = dir / "rows.csv";
+  c.sample.condition_on = {"band_gap"};  // no formula: nothing derived from the structures, which takes longer
+  c.sample.num_samples = 6;
+  auto gaps = [&](uint64_t seed) {
+    c.sample.seed = seed;
+    std::vector<double> g;
+    for (const SampleJob& j : make_sample_jobs(c)) g.push_back(conditions_of_prompt(j.prompt).band_gap.value_or(0));
+    return g;
+  };
+  const std::vector<double> first = gaps(0);
+  std::vector<double> sorted = first;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, (std::vector<double>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(gaps(0), first);
+  bool other_order = false;
+  for (uint64_t seed = 1; seed <= 3; ++seed) other_order |= gaps(seed) != first;
+  EXPECT_TRUE(other_order);
 }
 
 // A relative data.test_csv (infill) or sample.conditions_from that is not there from the working folder: the key is
