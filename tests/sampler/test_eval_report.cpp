@@ -137,6 +137,50 @@ TEST(EvalReport, DuplicatesShareNoveltyAndDistributionsCountValidCrystalsOnly) {
   EXPECT_DOUBLE_EQ(r.dist->ref_mean_num_atoms, 8.0);
 }
 
+// Every field of a samples.jsonl record reads back as cgsample wrote it (a lattice with three different angles, so
+// that no two can trade places unnoticed).
+TEST(EvalReport, ASampleRecordReadsBackAsWritten) {
+  SampleRecord w;
+  w.id = "s000007";
+  w.task = "infill";
+  w.prompt = "the prompt";
+  w.text = " Fe\n";
+  w.parsed = true;
+  w.reason = "a reason";
+  Crystal c;
+  c.lattice = {3.5, 4.25, 5.125, 80, 95, 110};
+  c.species = {"Fe", "O"};
+  c.frac = {{0.125, 0.25, 0.5}, {0.75, 0.875, 0.0625}};
+  w.crystal = c;
+  w.element = "Fe";
+  w.truth = "Co";
+  w.num_tokens = 42;
+  w.constrained = true;
+  const SampleRecord r = sample_from_json_line(to_json_line(w), "t.jsonl:1");
+  EXPECT_EQ(r.id, w.id);
+  EXPECT_EQ(r.task, w.task);
+  EXPECT_EQ(r.prompt, w.prompt);
+  EXPECT_EQ(r.text, w.text);
+  EXPECT_TRUE(r.parsed);
+  EXPECT_EQ(r.reason, w.reason);
+  EXPECT_EQ(r.element, "Fe");
+  EXPECT_EQ(r.truth, "Co");
+  EXPECT_EQ(r.num_tokens, 42);
+  EXPECT_TRUE(r.constrained);
+  ASSERT_TRUE(r.crystal);
+  const Lattice& l = r.crystal->lattice;
+  EXPECT_EQ(std::vector<double>({l.a, l.b, l.c, l.alpha, l.beta, l.gamma}),
+            std::vector<double>({3.5, 4.25, 5.125, 80, 95, 110}));
+  EXPECT_EQ(r.crystal->species, c.species);
+  EXPECT_EQ(r.crystal->frac, c.frac);
+  w.constrained = w.parsed = false;
+  w.crystal.reset();
+  const SampleRecord off = sample_from_json_line(to_json_line(w), "t.jsonl:2");
+  EXPECT_FALSE(off.constrained);
+  EXPECT_FALSE(off.parsed);
+  EXPECT_FALSE(off.crystal);
+}
+
 TEST(EvalReport, SamplesJsonlCountsUnparsedAsInvalidAndFindsDuplicates) {
   const std::vector<Crystal> real = read_mp20(kTest, 3).crystals;
   ASSERT_EQ(real.size(), 3u);
