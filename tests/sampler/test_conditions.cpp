@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -514,6 +515,12 @@ TEST(Conditions, UntrainedConditionsByPropertyCounts) {
   k.band_gap = 1.5;
   EXPECT_EQ(conditions_stated({{generation_prompt(k), ""}, {generation_prompt({}), ""}}),
             (std::set<std::string>{"band_gap", "formula"}));
+  GenerationConditions rest;
+  rest.spacegroup = 225;
+  rest.formation_energy_per_atom = -1.0;
+  rest.e_above_hull = 0.0;
+  EXPECT_EQ(conditions_stated({{generation_prompt(rest), ""}}),
+            (std::set<std::string>{"e_above_hull", "formation_energy", "spacegroup"}));
   const std::string seven = R"({"crystals": 7, "formula": 7, "spacegroup": 0, "formation_energy": 7, "band_gap": 0, )"
                             R"("e_above_hull": 0})";
   auto u = untrained_conditions({"band_gap", "formula", "spacegroup"}, seven, "/gone/data.csv");
@@ -529,6 +536,15 @@ TEST(Conditions, UntrainedConditionsByPropertyCounts) {
   EXPECT_EQ(u->never, (std::vector<std::string>{"band_gap", "formula"}));
   EXPECT_EQ(u->counts, "(its train split, 3 crystals: band_gap 0, formula 3; a formula is stated only beside another "
             "property)");
+  // A formula stated beside any one of the four others was seen in training.
+  for (const char* with : {"spacegroup", "formation_energy", "band_gap", "e_above_hull"}) {
+    nlohmann::json one = {{"crystals", 3}, {"formula", 3}, {"spacegroup", 0}, {"formation_energy", 0},
+                          {"band_gap", 0}, {"e_above_hull", 0}};
+    one[with] = 2;
+    u = untrained_conditions({"formula"}, one.dump(), "");
+    ASSERT_TRUE(u) << with;
+    EXPECT_TRUE(u->never.empty()) << with;
+  }
   u = untrained_conditions({"band_gap"}, R"({"crystals": 3, "band_gap": "x"})", "");  // no count: not said
   ASSERT_TRUE(u);
   EXPECT_TRUE(u->never.empty());
