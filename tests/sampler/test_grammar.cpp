@@ -64,6 +64,8 @@ TEST(Grammar, CharacterLevelAcceptsTheFormat) {
   EXPECT_FALSE(g.matches("4.2  4.2 4.2\n60 60 60\nLi\n0.50 0.50 0.50"));       // double space
   EXPECT_FALSE(g.matches("04.2 4.2 4.2\n60 60 60\nLi\n0.50 0.50 0.50"));       // leading zero
   EXPECT_FALSE(g.matches("0.0 4.2 4.2\n60 60 60\nLi\n0.50 0.50 0.50"));        // zero length
+  EXPECT_TRUE(g.matches("999.9 4.2 4.2\n90 90 90\nLi\n0.50 0.50 0.50"));      // three integer digits at most
+  EXPECT_FALSE(g.matches("1000.0 4.2 4.2\n90 90 90\nLi\n0.50 0.50 0.50"));    // four
   EXPECT_FALSE(g.matches("  4.2 4.2 4.2\n60 60 60\nLi\n0.50 0.50 0.50"));      // two leading spaces
 }
 
