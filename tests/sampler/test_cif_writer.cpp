@@ -57,6 +57,11 @@ TEST(CifWriter, ItemsLaidOutAsPymatgenDoes) {
   EXPECT_EQ(cif_item("_k", "A"), "_k   A\n");
   EXPECT_EQ(cif_item("_k", "It's x"), "_k   \"It's x\"\n");
   EXPECT_EQ(cif_item("_k", ""), "_k   \"\"\n");
+  EXPECT_EQ(cif_item("_k", "_x"), "_k   '_x'\n");  // a leading underscore would read as a key: quoted
+  // Key, three spaces and value on one line while shorter than 70 characters (2 + 3 + 64), else on two (2 + 3 + 65).
+  const std::string v64(64, 'v');
+  EXPECT_EQ(cif_item("_k", v64), "_k   " + v64 + "\n");
+  EXPECT_EQ(cif_item("_k", v64 + "v"), "_k\n" + v64 + "v\n");
   std::string x15;
   for (int i = 0; i < 15; ++i) x15 += "X1 ";
   EXPECT_EQ(cif_item("_chemical_formula_sum", x15 + "Y2"), "_chemical_formula_sum\n'" + x15 + "Y2'\n");
