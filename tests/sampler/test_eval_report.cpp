@@ -500,6 +500,20 @@ TEST(EvalReport, InfillAnswerIsTheFirstLine) {
   EXPECT_EQ(kInfillMaxNewTokens, 10);  // the reference's max_new_tokens
 }
 
+// An infill record without its masked element recorded counts as answered but not towards recovery.
+TEST(EvalReport, InfillWithoutTheMaskedElementIsNotScoredForRecovery) {
+  EvalInput in;
+  const std::vector<std::string> masked = {"Na", "[MASK]"};
+  in.infill = {{masked, "Cl", "Cl"}, {masked, "Cl", ""}, {masked, "", ""}};
+  const EvalReport r = evaluate(in, nullptr, nullptr, {});
+  ASSERT_TRUE(r.infill);
+  EXPECT_EQ(r.infill->items, 3);
+  EXPECT_EQ(r.infill->answered, 2);
+  EXPECT_EQ(r.infill->with_truth, 1);
+  EXPECT_EQ(r.infill->recovered, 1);
+  EXPECT_EQ(r.infill->smact_valid, 2);  // NaCl twice
+}
+
 TEST(EvalReport, InfillRecordsAreScoredApart) {
   const Crystal nacl = rock_salt();
   // The prompt's crystal read back: species in order, [MASK] where the element was masked.
