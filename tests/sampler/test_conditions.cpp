@@ -44,6 +44,13 @@ Crystal cscl_type(const std::string& a, const std::string& b, double z = 0.5) {
   return cubic(4.12, {a, b}, {{0, 0, 0}, {0.5, 0.5, z}});
 }
 
+// A CSV field holding `text` (a CIF): in double quotes, each of its own doubled.
+std::string csv_quoted(const std::string& text) {
+  std::string q = "\"";
+  for (char ch : text) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
 TEST(SpaceGroup, HandBuiltCells) {
   if (!have_spglib()) GTEST_SKIP() << "built without spglib";
   auto number = [](const Crystal& c, double symprec = 0.1) {
@@ -327,17 +334,12 @@ TEST(Conditions, ConditionsFromACifFolderAreDerived) {
 // is named with its reason, so it can be looked at.
 TEST(Conditions, LeftOutRowsNameTheFirstWithItsReason) {
   const test::TempDir dir("cg_test_conditions_left_out");
-  auto quoted = [](const std::string& cif) {
-    std::string q = "\"";
-    for (char ch : cif) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-    return q + "\"";
-  };
   {
     std::ofstream out(dir / "rows.csv");
     out << "material_id,pretty_formula,band_gap,cif\n";
-    out << "m0,NaCl,," << quoted(to_cif(rock_salt())) << "\n";              // no band gap
-    out << "m1,CsCl,0.5," << quoted("data_x\n_cell_length_a 3\n") << "\n";  // does not read
-    out << "m2,CsCl,1.5," << quoted(to_cif(cscl_type("Cs", "Cl"))) << "\n";
+    out << "m0,NaCl,," << csv_quoted(to_cif(rock_salt())) << "\n";              // no band gap
+    out << "m1,CsCl,0.5," << csv_quoted("data_x\n_cell_length_a 3\n") << "\n";  // does not read
+    out << "m2,CsCl,1.5," << csv_quoted(to_cif(cscl_type("Cs", "Cl"))) << "\n";
   }
   Config c;
   c.sample.conditions_from = dir / "rows.csv";
@@ -383,9 +385,7 @@ TEST(Conditions, InfillMasksASeededSiteOfEachCrystal) {
   {
     std::ofstream out(dir / "test.csv");
     out << "material_id,cif\n";
-    std::string cif;
-    for (char ch : to_cif(rock_salt())) cif += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-    for (int i = 0; i < 16; ++i) out << "m" << i << ",\"" << cif << "\"\n";
+    for (int i = 0; i < 16; ++i) out << "m" << i << "," << csv_quoted(to_cif(rock_salt())) << "\n";
   }
   Config c;
   c.sample.task = "infill";
@@ -418,9 +418,7 @@ TEST(Conditions, ConditionRowsComeInASeededOrder) {
   {
     std::ofstream out(dir / "rows.csv");
     out << "material_id,band_gap,cif\n";
-    std::string cif;
-    for (char ch : to_cif(rock_salt())) cif += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-    for (int i = 1; i <= 6; ++i) out << "m" << i << "," << i << ",\"" << cif << "\"\n";
+    for (int i = 1; i <= 6; ++i) out << "m" << i << "," << i << "," << csv_quoted(to_cif(rock_salt())) << "\n";
   }
   Config c;
   c.sample.conditions_from = dir / "rows.csv";
