@@ -4,7 +4,7 @@
 //   every tp rank; a non-finite step is skipped without touching parameters or optimizer state; a bf16 base trains
 //   like the fp32 one within bf16 precision; a step calls no operator that would wait for a GPU; a checkpoint whose
 //   dropout stream was drawn on another device type resumes with a re-seeded stream; the validation loss per task
-//   equals row-by-row sums.
+//   equals row-by-row sums; a step's loss and gradient are the mean over the loss tokens of all its micro-steps.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -17,10 +17,12 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <utility>
 
 #include "common/error.h"
+#include "data/shard.h"
 #include "dist/parallel_dims.h"
 #include "model/base_sample.h"
 #include "model/hf_checkpoint.h"
@@ -172,6 +174,66 @@ TEST(TrainStep, OnlyLoraTensorsChange) {
     EXPECT_FALSE(m.trainable[i].param.equal(lora_before[i])) << m.trainable[i].name << " did not train";
   EXPECT_EQ(opt.state().size(), 3 * m.trainable.size());  // exp_avg, exp_avg_sq, step per LoRA tensor only
   for (const auto& p : m.trainable) EXPECT_TRUE(p.name.find(".lora_") != std::string::npos) << p.name;
+}
+
+// A step's loss is Σ token losses / Σ loss-carrying targets over all its micro-steps, and its gradient is that mean's:
+// the reference sums batch_token_losses of the same two micro-batches, counts the targets that are not ignored
+// itself, and takes the gradient by autograd of the mean; AdamW's first moment after one step holds (1 - beta1) x
+// the gradient train_step used. Without dropout both paths see the same forward.
+TEST(TrainStep, LossAndGradientAreTheMeanOverTheLossTokensOfEveryMicroStep) {
+  Config c = micro_config(true);
+  c.lora.dropout = 0;
+  TrainModel m = build_train_model(c, dims(), 97, at::kCPU);
+  m.llama->train();
+  // Samples whose first 8 tokens are a prompt that carries no loss (data.loss_on=completion): loss tokens are fewer
+  // than real tokens, so a step that divided by the one for the other would show.
+  SampleSet samples;
+  std::mt19937_64 rng(4);
+  for (int i = 0; i < 32; ++i) {
+    std::vector<int32_t> t = {1};
+    const int len = std::uniform_int_distribution<int>(12, 40)(rng);
+    for (int k = 0; k < len; ++k) t.push_back(std::uniform_int_distribution<int32_t>(3, 34)(rng));
+    t.push_back(2);
+    samples.add(t, /*prompt_len=*/8, 0, i, 0);
+  }
+  LoaderOptions o;
+  o.micro_batch = 4;
+  o.grad_accum = 2;
+  o.seq_len = 48;
+  o.loss_on_completion = true;
+  const auto make_loader = [&] { return Loader(samples, o); };
+  Loader ref_loader = make_loader();
+  const Batch b1 = ref_loader.next(), b2 = ref_loader.next();
+  double targets = 0;
+  for (const Batch* b : {&b1, &b2})
+    targets += double(std::count_if(b->targets.begin(), b->targets.end(), [](int32_t t) { return t >= 0; }));
+  ASSERT_LT(targets, double(b1.real_tokens + b2.real_tokens));  // the prompt's tokens carry no loss
+  const at::Tensor sum = batch_token_losses(m, b1, dims()).sum() + batch_token_losses(m, b2, dims()).sum();
+  (sum / targets).backward();
+  std::vector<at::Tensor> want_grads;
+  for (auto& p : m.trainable) {
+    want_grads.push_back(p.param.grad().clone());
+    p.param.mutable_grad().reset();
+  }
+
+  const TrainConfig t;
+  AdamW opt = make_optimizer(m, t);
+  TrainGrads grads(m.trainable, dims());
+  Loader ld = make_loader();
+  const StepResult r = train_step(m, ld, grads, opt, 1e-2, /*clip_grad_norm=*/0, dims());
+  ASSERT_FALSE(r.skipped);
+  EXPECT_EQ(r.stats.loss_tokens, targets);
+  EXPECT_EQ(r.real_tokens, b1.real_tokens + b2.real_tokens);
+  EXPECT_NEAR(r.stats.loss, sum.item<double>() / targets, 1e-6);
+  const auto named = opt.state();
+  const std::map<std::string, at::Tensor> state(named.begin(), named.end());
+  double moved = 0;
+  for (size_t i = 0; i < m.trainable.size(); ++i) {
+    const at::Tensor& m1 = state.at(m.trainable[i].name + ".exp_avg");
+    EXPECT_TRUE(torch::allclose(m1, (1 - t.beta1) * want_grads[i], 1e-4, 1e-9)) << m.trainable[i].name;
+    moved += want_grads[i].abs().sum().item<double>();
+  }
+  EXPECT_GT(moved, 0);  // the gradients compared are not all zero
 }
 
 // validation_loss in all and per task equals the same losses summed one row at a time (batches of one sample), in
