@@ -54,18 +54,20 @@ TEST(TrainGrads, ReduceNormalizeNormClip) {
 
   // Rank-dependent loss sums and token counts (the same on every tp rank of a dp replica).
   const double loss_sum = 10.0 * (d.dp_rank + 1);
-  const int64_t tokens = 4 + d.dp_rank;
-  GradStats s = g.reduce(torch::tensor(loss_sum), tokens);
+  const int64_t tokens = 4 + d.dp_rank, real_tokens = 7 + 2 * d.dp_rank;  // real tokens: loss tokens + a prompt
+  GradStats s = g.reduce(torch::tensor(loss_sum), tokens, real_tokens);
 
-  double total_loss = 0, total_tokens = 0;
+  double total_loss = 0, total_tokens = 0, total_real = 0;
   at::Tensor S_sum = torch::zeros({4 * d.tp, 3}), R_sum = torch::zeros({5});
   for (int r = 0; r < d.dp; ++r) {
     total_loss += 10.0 * (r + 1);
     total_tokens += 4 + r;
+    total_real += 7 + 2 * r;
     S_sum += grad_S_full(r, d.tp);
     R_sum += grad_R(r);
   }
   EXPECT_DOUBLE_EQ(s.loss_tokens, total_tokens);
+  EXPECT_DOUBLE_EQ(s.real_tokens, total_real);  // summed over dp for tokens/s and tokens_seen
   EXPECT_NEAR(s.loss, total_loss / total_tokens, 1e-6);
   at::Tensor S_expect = S_sum / total_tokens, R_expect = R_sum / total_tokens;
   EXPECT_TRUE(torch::allclose(S.grad(), S_expect.chunk(d.tp, 0)[d.tp_rank], 1e-6, 1e-7));
