@@ -1,7 +1,9 @@
-// AdamW equals torch::optim::AdamW step for step; state save/load resumes identically.
+// AdamW equals torch::optim::AdamW step for step; state save/load resumes identically; a state of another shape and
+// a parameter name given twice are refused.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "common/error.h"
 #include "trainer/adamw.h"
 
 namespace {
@@ -118,6 +120,29 @@ TEST(AdamW, StateRoundTripResumesIdentically) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << i;
   saved.pop_back();  // z.step missing
   EXPECT_THROW(opt_b.load_state(saved), std::exception);
+}
+
+// A state tensor of another shape is refused naming it, even where it would broadcast into the moment ([1, 3] into
+// [4, 3]); a name given twice is refused: its moments and step would be shared or lost.
+TEST(AdamW, StateOfAnotherShapeAndTwiceNamedParamsAreRefused) {
+  auto p = make_params(13);
+  cg::AdamW opt({{"x", p[0]}, {"y", p[1]}}, {});
+  auto saved = opt.state();
+  ASSERT_EQ(saved[0].first, "x.exp_avg");
+  saved[0].second = torch::ones({1, 3});
+  try {
+    opt.load_state(saved);
+    ADD_FAILURE() << "a [1, 3] exp_avg was loaded into a [4, 3] parameter";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("optimizer state x.exp_avg has shape 1x3, parameter has 4x3"),
+              std::string::npos) << e.what();
+  }
+  try {
+    cg::AdamW twice({{"x", p[0]}, {"x", p[1]}}, {});
+    ADD_FAILURE() << "two parameters named x were accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("parameter name x appears twice"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
