@@ -1,12 +1,14 @@
 // TrainState <-> JSON: every field round-trips (a non-finite validation loss included: JSON has no NaN, so it is
 // written as null and read back as NaN); a damaged or edited state is refused with cg::Error naming the field, never
-// with a JSON library exception or a wrapped integer.
+// with a JSON library exception or a wrapped integer; equality sees every field.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/error.h"
 #include "trainer/train_state.h"
@@ -59,6 +61,26 @@ TEST(TrainState, RoundTripsEveryField) {
   EXPECT_EQ(back.last_val_loss, 0.8125);
   cg::TrainState fresh;  // nothing measured yet: -1
   EXPECT_EQ(cg::TrainState::from_json(fresh.to_json()).last_val_loss, -1.0);
+}
+
+// The round trip above compares with ==: a state that differs in any one field must compare unequal, or a field
+// that from_json dropped would pass.
+TEST(TrainState, EqualityComparesEveryField) {
+  const cg::TrainState s = sample_state();
+  const std::vector<std::pair<const char*, void (*)(cg::TrainState&)>> edits = {
+      {"step", [](cg::TrainState& t) { ++t.step; }},
+      {"tokens_seen", [](cg::TrainState& t) { ++t.tokens_seen; }},
+      {"loss_tokens_seen", [](cg::TrainState& t) { ++t.loss_tokens_seen; }},
+      {"bad_steps", [](cg::TrainState& t) { ++t.bad_steps; }},
+      {"bad_in_row", [](cg::TrainState& t) { ++t.bad_in_row; }},
+      {"last_val_loss", [](cg::TrainState& t) { t.last_val_loss = std::nan(""); }},
+      {"loader.cursor", [](cg::TrainState& t) { ++t.loader.cursor; }}};
+  for (const auto& [field, edit] : edits) {
+    cg::TrainState other = s;
+    edit(other);
+    EXPECT_FALSE(other == s) << field;
+  }
+  EXPECT_TRUE(cg::TrainState(s) == s);
 }
 
 TEST(TrainState, NonFiniteValidationLossStillResumes) {
