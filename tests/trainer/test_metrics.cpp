@@ -155,6 +155,7 @@ TEST(Metrics, ProgressLineFormatting) {
   q.total_steps = 4;
   EXPECT_EQ(cg::format_progress(q), "step 1/4 (25.0%) | epoch 0.00 | loss 0.0000 | lr 0.00e+00 | gnorm 0.000");
   EXPECT_EQ(cg::human_count(999), "999");
+  EXPECT_EQ(cg::human_count(1000), "1.00k");  // a thousand is the first count with a unit
   EXPECT_EQ(cg::human_count(4560000), "4.56M");
   EXPECT_GT(cg::current_rss_bytes(), 0);
   EXPECT_GE(cg::peak_rss_bytes(), cg::current_rss_bytes() * 0.5);
