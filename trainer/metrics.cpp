@@ -105,6 +105,10 @@ double RunClock::eta_s(int64_t step, int64_t total, int64_t val_every, int64_t c
   return eta;
 }
 
+double model_flops_utilisation(double tokens_per_s, double flops_per_token, double peak_flops, int devices) {
+  return peak_flops > 0 ? tokens_per_s * flops_per_token / (peak_flops * devices) : -1;
+}
+
 std::string human_count(double n) {
   const char* units[] = {"", "k", "M", "G", "T"};
   int u = 0;

@@ -78,6 +78,11 @@ struct RunClock {
   double eta_s(int64_t step, int64_t total, int64_t val_every, int64_t ckpt_every) const;
 };
 
+// Model FLOP utilisation: the model FLOPs the whole job does per second (tokens_per_s counts all ranks' tokens) over
+// the peak of all its devices (`devices` of `peak_flops` each). < 0 when the peak is unknown (0: a CPU, an unlisted
+// GPU).
+double model_flops_utilisation(double tokens_per_s, double flops_per_token, double peak_flops, int devices);
+
 // "12.3k" / "4.56M" style counts for throughput.
 std::string human_count(double n);
 

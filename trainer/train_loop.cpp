@@ -705,7 +705,7 @@ int train(const Config& given) {
       p.lr = lr;
       p.grad_norm = r.stats.grad_norm;
       p.tokens_per_s = double(tokens_window) / std::max(1e-9, step_s_window);
-      p.mfu = peak > 0 ? p.tokens_per_s * fpt / (peak * dims.world) : -1;
+      p.mfu = model_flops_utilisation(p.tokens_per_s, fpt, peak, dims.world);
       if (device.is_cuda()) {  // the driver's view, kept as a maximum: the caching allocator seldom gives memory back
         cuda_used_max = std::max(cuda_used_max, dist::cuda_memory_used_bytes());
         p.mem_bytes = cuda_used_max;

@@ -1,4 +1,4 @@
-// Metrics: JSONL lines, progress-line formatting and ETA arithmetic.
+// Metrics: JSONL lines, progress-line formatting, MFU and ETA arithmetic.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -132,6 +132,13 @@ TEST(Metrics, EtaCountsStepsValidationsAndSavesToCome) {
   w.add_val(5);
   w.add_val(7);
   EXPECT_DOUBLE_EQ(w.eta_s(150, 1000, 100, 0), 850.0 + 9 * 6.0);
+}
+
+// 8 GPUs of 989 TFLOP/s (H100 dense bf16) at 100k tokens/s of a 7B model (6 x 7e9 FLOPs a token): 4.2e15 / 7.912e15.
+TEST(Metrics, MfuIsTheJobsModelFlopsOverAllItsDevicesPeak) {
+  EXPECT_NEAR(cg::model_flops_utilisation(1e5, 4.2e10, 989e12, 8), 4.2e15 / 7.912e15, 1e-12);
+  EXPECT_NEAR(cg::model_flops_utilisation(1e5, 4.2e10, 989e12, 1), 4.2e15 / 989e12, 1e-12);
+  EXPECT_LT(cg::model_flops_utilisation(1e5, 4.2e10, 0, 8), 0);  // a CPU or an unlisted GPU: unknown
 }
 
 TEST(Metrics, ProgressLineFormatting) {
