@@ -1,5 +1,6 @@
 // cgtrain end to end on a micro LLaMA (HF checkpoint) and synthetic shards, launched under mpirun:
-//   layouts: tp 1, tp 2, tp 1 × dp 2 (half the per-rank batch), tp 2 × dp 2 give the same 20 losses (1e-4);
+//   layouts: tp 1, tp 2, tp 1 × dp 2 (half the per-rank batch), tp 2 × dp 2 give the same 20 losses (1e-4) and tokens,
+//   at the schedule's lr;
 //   dropout masks do not depend on tp; same seed + layout is bitwise repeatable; val loss falls;
 //   resume: bitwise equal to the unbroken run (same layout, with dropout), and equal to 1e-4 on another dp, tp or
 //   grad_accum of the same global batch;
@@ -17,6 +18,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -134,6 +136,25 @@ TEST(TrainLayouts, TpAndDpGiveTheSameLosses) {
   expect_close(tp1, tp2, 1e-4, "tp 2 vs tp 1");
   expect_close(tp1, dp2, 1e-4, "dp 2 (b 2) vs dp 1 (b 4)");
   expect_close(tp1, tp2dp2, 1e-4, "tp 2 x dp 2 (b 2) vs tp 1 (b 4)");
+  // Step k runs at the schedule's lr of index k - 1 (lr 1e-2, 2 warmup steps, cosine over the other 18), and every
+  // layout counts the same tokens a step, summed into tokens_seen.
+  const auto lr = read_losses(d + "/tp1", "lr");
+  ASSERT_EQ(lr.size(), 20u);
+  EXPECT_EQ(lr.at(1), 0.0);
+  EXPECT_DOUBLE_EQ(lr.at(2), 0.5e-2);
+  EXPECT_DOUBLE_EQ(lr.at(3), 1e-2);
+  EXPECT_NEAR(lr.at(12), 1e-2 * 0.5 * (1 + std::cos(M_PI * 9 / 18)), 1e-15);
+  const auto tokens1 = read_losses(d + "/tp1", "tokens");
+  for (const char* run : {"tp1", "tp2", "dp2", "tp2dp2"}) {
+    const auto tokens = read_losses(d + "/" + run, "tokens"), seen = read_losses(d + "/" + run, "tokens_seen");
+    ASSERT_EQ(tokens.size(), 20u) << run;
+    double sum = 0;
+    for (const auto& [step, n] : tokens) {
+      EXPECT_GT(n, 0) << run << " step " << step;
+      EXPECT_EQ(n, tokens1.at(step)) << run << " step " << step;
+      EXPECT_EQ(seen.at(step), sum += n) << run << " step " << step;
+    }
+  }
   // Learning: validation loss falls well below its step-0 value, at every layout; and validation scores the same
   // samples at every layout and micro_batch, so the values agree as the training losses do.
   const auto val1 = read_losses(d + "/tp1", "val_loss");
