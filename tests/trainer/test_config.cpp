@@ -523,6 +523,14 @@ TEST(Config, BadValuesNameKeyAndWhatIsAllowed) {
     EXPECT_NE(e.find(c.key), std::string::npos) << c.override << " -> " << e;
     EXPECT_NE(e.find(c.allowed), std::string::npos) << c.override << " -> " << e;
   }
+  // A closed bound is a value allowed: the refusals above stop at it. train.min_lr_ratio=1 keeps the peak lr after
+  // warmup, lora.dropout=0 is no dropout.
+  EXPECT_EQ(cg::load_config("", {"train.min_lr_ratio=1"}).train.min_lr_ratio, 1.0);
+  EXPECT_EQ(cg::load_config("", {"train.min_lr_ratio=0"}).train.min_lr_ratio, 0.0);
+  EXPECT_EQ(cg::load_config("", {"train.lr=10"}).train.lr, 10.0);
+  EXPECT_EQ(cg::load_config("", {"lora.dropout=0"}).lora.dropout, 0.0);
+  EXPECT_EQ(cg::load_config("", {"sample.spacegroup=230"}).sample.spacegroup, 230);
+  EXPECT_EQ(cg::load_config("", {"train.warmup_steps=0"}).train.warmup_steps, 0);
   EXPECT_EQ(cg::load_config("", {"sample.band_gap=1e-3"}).sample.band_gap, "1e-3");  // exponents are decimal too
   EXPECT_EQ(cg::load_config("", {"sample.band_gap=0"}).sample.band_gap, "0");        // a metal
   EXPECT_EQ(cg::load_config("", {"sample.formation_energy=-2.5"}).sample.formation_energy, "-2.5");
