@@ -118,6 +118,20 @@ TEST(CheckpointDir, RetentionKeepsLastK) {
   EXPECT_EQ(cg::find_latest_complete(run)->step, 50);
 }
 
+// keep_last 0 would keep no checkpoint to resume from: refused before anything is written (cgtrain's config rule
+// says so first; this is save_checkpoint's own guard).
+TEST(CheckpointDir, KeepingNoCheckpointIsRefused) {
+  std::string run = fresh_dir("keep_none");
+  save_two_ranks(run, 10);
+  try {
+    save_two_ranks(run, 20, /*keep=*/0);
+    ADD_FAILURE() << "keep_last 0 was accepted";
+  } catch (const cg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint.keep_last must be >= 1, got 0"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(step_folders(run), (std::vector<std::string>{"step-10"}));
+}
+
 TEST(CheckpointDir, RetentionNeverDeletesTheNewFolderOrHigherSteps) {
   // A higher step already there (e.g. a damaged newest folder a resume skipped): saving lower steps with keep 1
   // keeps each new folder and leaves the higher one alone, deleting only older lower steps.
