@@ -38,6 +38,19 @@ TEST(Error, CheckPutsFileAndLineFirstAndMessageOfDropsThem) {
             "PEFT adapter a: lora.cpp:140: shape");
 }
 
+// divide splits a size over ranks: the quotient where it divides; otherwise, and for a divisor of 0 (a tp read as 0,
+// which would be a division by zero), an error naming both numbers.
+TEST(Error, DivideGivesTheQuotientOrNamesBothNumbers) {
+  EXPECT_EQ(cg::divide(12, 4, "rows"), 3);
+  EXPECT_EQ(cg::divide(0, 2, "rows"), 0);
+  EXPECT_EQ(caught([] { cg::divide(10, 4, "LoRA in_features over tp"); }).what(),
+            std::string("LoRA in_features over tp: 10 is not divisible by 4"));
+  EXPECT_EQ(caught([] { cg::divide(4, 0, "rows over tp"); }).what(),
+            std::string("rows over tp: 4 is not divisible by 0"));
+  EXPECT_EQ(caught([] { cg::divide(4, -2, "rows over tp"); }).what(),
+            std::string("rows over tp: 4 is not divisible by -2"));
+}
+
 // A relative path that does not exist is said with the folder it was looked for in: the config's paths are relative to
 // the folder the command runs in (the repository root in the README), not to the config file.
 TEST(Error, RelativePathNoteNamesTheFolderOnlyForARelativePath) {
