@@ -518,6 +518,40 @@ TEST(DurableFile, OnlyAFullDiskIsToldToFreeSpace) {
             "read-only: remount it writable or write elsewhere");
 }
 
+// The advice for each errno a write meets, said in full: a quota is a full disk too (a cluster's home folder), EPERM
+// is a permission like EACCES, and an errno without advice gives none (io_advice_clause: no stray "; ").
+TEST(DurableFile, AdviceFitsTheErrno) {
+  EXPECT_TRUE(cg::disk_full(ENOSPC));
+  EXPECT_TRUE(cg::disk_full(EDQUOT));
+  EXPECT_FALSE(cg::disk_full(EFBIG));
+  EXPECT_EQ(cg::io_advice(EDQUOT), "the disk is full: free disk space or write elsewhere");
+  EXPECT_EQ(cg::io_advice(EPERM), "no permission: fix the folder's permissions or write elsewhere");
+  EXPECT_EQ(cg::io_advice(EACCES, ""), "no permission: fix the folder's permissions");
+  EXPECT_EQ(cg::io_advice(ENOTDIR, ""), "a folder is where a file should be, or a file where a folder should be: move "
+            "it");
+  EXPECT_EQ(cg::io_advice(EIO), "write elsewhere");
+  EXPECT_EQ(cg::io_advice(EIO, ""), "");
+  EXPECT_EQ(cg::io_advice_clause(EIO), "");
+  EXPECT_EQ(cg::io_advice_clause(EROFS), "the file system is read-only: remount it writable; ");
+}
+
+// A shorter text written over a longer file leaves the new text alone, not its tail after the old one's (a CIF
+// saved again over a larger one); so does an atomic write over the longer .tmp a killed writer left.
+TEST(DurableFile, AShorterWriteLeavesNoTailOfTheOldFile) {
+  cg::test::TempDir d("cg_shorter");
+  const std::string path = (d / "a.cif");
+  cg::write_file(path, "a much longer first text\n");
+  cg::write_file(path, "short\n");
+  EXPECT_EQ(cg::read_file(path), "short\n");
+  cg::write_file_durable(path, "ab", 2);
+  EXPECT_EQ(cg::read_file(path), "ab");
+  const std::string status = (d / "status");
+  std::ofstream(status + ".tmp") << "a half-written status from a killed run\n";
+  cg::write_file_atomic(status, "done\n");
+  EXPECT_EQ(cg::read_file(status), "done\n");
+  EXPECT_FALSE(fs::exists(status + ".tmp"));
+}
+
 }  // namespace
 
 // A stop signal between two renames of a set (CG_TEST_SIGNAL_IN_FILE_SET raises SIGTERM after the first) waits
