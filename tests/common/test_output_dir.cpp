@@ -336,6 +336,23 @@ TEST(FileLock, RemovesOnlyTheFileItCreatedAndWaitersMoveOn) {
   fs::remove_all(d);
 }
 
+// A lock asked to remove its file at release leaves a file that has taken its place alone: here its file was deleted
+// by hand and another launch made and locked a new one, which must outlive the first lock (unlinked, it would let a
+// third launch in beside the second).
+TEST(FileLock, RemovesItsOwnFileNotOneThatTookItsPlace) {
+  cg::test::TempDir d("cg_lock_replaced");
+  const std::string path = d / ".cgtrain.lock";
+  std::optional<cg::FileLock> first(std::in_place, path);
+  ASSERT_TRUE(first->locked() && first->created());
+  first->remove_file_at_release(true);
+  fs::remove(path);
+  cg::FileLock second(path);
+  ASSERT_TRUE(second.locked() && second.created());
+  first.reset();
+  EXPECT_TRUE(fs::exists(path)) << "the second lock's file was removed by the first";
+  EXPECT_EQ(cg::read_lock_holder(path).pid, ::getpid());
+}
+
 // Two launches on one new run folder: A makes r6/run, locks it, gives up and removes both with its lock file; B,
 // which found the folder there and waited on A's lock, makes them again for its own lock file. Those folders are
 // B's from then on (FileLock::made_folders, MadeFolders::note_made): B giving up too leaves nothing. Where A keeps
