@@ -1,15 +1,19 @@
 // parallel_chunks: every index once, ranges as documented, really on several threads, exceptions reach the caller,
-// nested calls run serially (no deadlock), and the pool survives many calls.
+// nested calls run serially (no deadlock), and the pool survives many calls. Also the tools' getenv, which sets how
+// idle OpenMP and OpenBLAS threads wait.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "common/omp_env.h"
 #include "common/parallel.h"
 
 namespace {
@@ -82,6 +86,36 @@ TEST(ParallelChunks, NestedCallsRunSeriallyAndManyCallsReuseThePool) {
     });
   }
   EXPECT_EQ(sum.load(), 200 * (59 * 60 / 2));
+}
+
+// The tools' getenv (common/omp_env.cpp, linked into this test as into every tool): a name is read whole, never as
+// the start of a longer one; unset, OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT answer PASSIVE and 4, and a user's
+// value wins. keep_passive_omp_for_children writes the same defaults into the environment, over no user's value.
+TEST(OmpEnv, GetenvReadsWholeNamesAndAnswersTheDefaultsOfUnsetOnes) {
+  const auto environment_has = [](const char* entry) {
+    for (char** e = environ; *e != nullptr; ++e)
+      if (std::strcmp(*e, entry) == 0) return true;
+    return false;
+  };
+  ::setenv("CG_TEST_OMP_ENV_LONGER", "1", 1);
+  ::unsetenv("CG_TEST_OMP_ENV");
+  EXPECT_EQ(std::getenv("CG_TEST_OMP_ENV"), nullptr);
+  ::setenv("CG_TEST_OMP_ENV", "2", 1);
+  EXPECT_STREQ(std::getenv("CG_TEST_OMP_ENV"), "2");
+  ::unsetenv("CG_TEST_OMP_ENV");
+  ::unsetenv("CG_TEST_OMP_ENV_LONGER");
+
+  ::unsetenv("OMP_WAIT_POLICY");
+  ::unsetenv("OPENBLAS_THREAD_TIMEOUT");
+  EXPECT_STREQ(std::getenv("OMP_WAIT_POLICY"), "PASSIVE");
+  EXPECT_STREQ(std::getenv("OPENBLAS_THREAD_TIMEOUT"), "4");
+  EXPECT_FALSE(environment_has("OMP_WAIT_POLICY=PASSIVE"));
+  ::setenv("OPENBLAS_THREAD_TIMEOUT", "28", 1);
+  EXPECT_STREQ(std::getenv("OPENBLAS_THREAD_TIMEOUT"), "28");
+  cg::keep_passive_omp_for_children();
+  EXPECT_TRUE(environment_has("OMP_WAIT_POLICY=PASSIVE"));
+  EXPECT_TRUE(environment_has("OPENBLAS_THREAD_TIMEOUT=28")) << "the user's value was overwritten";
+  ::unsetenv("OPENBLAS_THREAD_TIMEOUT");
 }
 
 }  // namespace
