@@ -115,9 +115,10 @@ TEST(ResolveGrid, ErrorsSayWhatToChangeInTheLauncherThatStartedTheJob) {
                 .find("tp 2 does not divide world 3 (started by mpirun); launch a multiple of 2 ranks (mpirun -np 2 "
                       "...), or set parallel.tp to a divisor of 3"),
             std::string::npos);
-  // A count that is no count is not a launcher's.
-  EXPECT_NE(error(1, 2, 0, {{"SLURM_STEP_NUM_TASKS", "x"}}).find("(one process: not started by mpirun or srun)"),
-            std::string::npos);
+  // A count that is no count is not a launcher's, nor is one that only starts with digits.
+  for (const char* junk : {"x", "2x", "0", "-2", ""})
+    EXPECT_NE(error(1, 2, 0, {{"SLURM_STEP_NUM_TASKS", junk}}).find("(one process: not started by mpirun or srun)"),
+              std::string::npos) << "SLURM_STEP_NUM_TASKS=" << junk;
 }
 
 TEST(GpuForLocalRank, NodeGpusOrOneBoundGpuPerRank) {
@@ -394,6 +395,8 @@ TEST(CpuThreads, CountFromConfigThenEnvThenCores) {
   EXPECT_EQ(cpu_threads(0, 2), cores);
   setenv("OMP_NUM_THREADS", std::to_string(4 * cores).c_str(), 1);
   EXPECT_EQ(cpu_threads(0, 2), cores) << "an OMP_NUM_THREADS beyond the hardware is cut to it";
+  setenv("OMP_NUM_THREADS", "1", 1);  // CI's and the tests' setting: one thread, whatever the cores
+  EXPECT_EQ(cpu_threads(0, 1), 1);
   setenv("OMP_NUM_THREADS", "junk", 1);
   EXPECT_EQ(cpu_threads(0, 1), cores);
   EXPECT_EQ(cpu_threads(0, 1000), 1);
