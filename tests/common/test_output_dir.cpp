@@ -569,6 +569,19 @@ TEST(DurableFile, AShorterWriteLeavesNoTailOfTheOldFile) {
   EXPECT_FALSE(fs::exists(status + ".tmp"));
 }
 
+// An atomic write whose rename fails (a folder where the file should be) says so, leaves what was at the path as it
+// was and removes its .tmp: a rerun must not find a stray temporary beside the folder.
+TEST(DurableFile, AFailedRenameLeavesThePathAndNoTemporary) {
+  cg::test::TempDir d("cg_rename_fails");
+  const std::string path = d / "summary.csv";
+  fs::create_directories(fs::path(path) / "inside");
+  const std::string e = cg::test::error_of([&] { cg::write_file_atomic(path, "new\n"); });
+  EXPECT_TRUE(cg::test::contains(e, "cannot rename " + path + ".tmp over " + path + " (" + path + " is unchanged): "
+                                 "Is a directory (errno 21); a folder is where a file should be")) << e;
+  EXPECT_TRUE(fs::is_directory(fs::path(path) / "inside"));
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+}
+
 }  // namespace
 
 // A stop signal between two renames of a set (CG_TEST_SIGNAL_IN_FILE_SET raises SIGTERM after the first) waits
