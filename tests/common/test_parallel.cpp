@@ -88,6 +88,26 @@ TEST(ParallelChunks, NestedCallsRunSeriallyAndManyCallsReuseThePool) {
   EXPECT_EQ(sum.load(), 200 * (59 * 60 / 2));
 }
 
+// Where several chunks throw, the first exception thrown is the one rethrown (parallel.h), not a later one that
+// would overwrite it: the second range throws only well after the first range has.
+TEST(ParallelChunks, RethrowsTheFirstExceptionOfSeveral) {
+  std::atomic<bool> first_thrown{false};
+  try {
+    cg::parallel_chunks(0, 2, 1, 2, [&](int64_t b, int64_t) {
+      if (b == 0) {
+        first_thrown = true;
+        throw std::runtime_error("first");
+      }
+      while (!first_thrown) std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      throw std::runtime_error("second");
+    });
+    ADD_FAILURE() << "no throw";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "first");
+  }
+}
+
 // The tools' getenv (common/omp_env.cpp, linked into this test as into every tool): a name is read whole, never as
 // the start of a longer one; unset, OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT answer PASSIVE and 4, and a user's
 // value wins. keep_passive_omp_for_children writes the same defaults into the environment, over no user's value.
