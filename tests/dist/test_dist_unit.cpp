@@ -59,7 +59,12 @@ TEST(ResolveGrid, ValidLayouts) {
 
 TEST(ResolveGrid, ErrorsNameTheNumbers) {
   EXPECT_NE(error_of([] { resolve_grid(8, 3, 0); }).find("tp 3 does not divide world 8"), std::string::npos);
-  EXPECT_NE(error_of([] { resolve_grid(8, 2, 2); }).find("tp 2 x dp 2 = 4 ranks but the job has world 8"),
+  // The fix offered is both ways round: the ranks the grid needs, or the dp that fits the world (8 / tp 2 = 4).
+  EXPECT_NE(error_of([] { resolve_grid(8, 2, 2); })
+                .find("tp 2 x dp 2 = 4 ranks but the job has world 8; launch 4 ranks (mpirun -np 4 ...) or set "
+                      "parallel.dp=4"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { resolve_grid(6, 3, 1); }).find("launch 3 ranks (mpirun -np 3 ...) or set parallel.dp=2"),
             std::string::npos);
   EXPECT_NE(error_of([] { resolve_grid(4, 0, 0); }).find("parallel.tp 0"), std::string::npos);
   EXPECT_NE(error_of([] { resolve_grid(4, 2, -1); }).find("parallel.dp -1"), std::string::npos);
