@@ -235,6 +235,13 @@ TEST(FileLock, NamesItsHolderAndTellsALiveOneHere) {
   }
   std::ifstream in(path);
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "somebody's notes");
+  // The start of a record (cut short: its writer's machine lost power in the write) is a record's place: written
+  // over, so the lock's holder can be named again.
+  std::ofstream(path, std::ios::trunc) << "pi";
+  {
+    cg::FileLock lock(path);
+    EXPECT_EQ(lock.holder().pid, ::getpid());
+  }
   fs::remove_all(d);
 }
 
