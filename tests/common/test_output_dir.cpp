@@ -188,6 +188,22 @@ TEST(MadeFolders, RemovesEveryLevelMadeAndNoOther) {
   fs::remove_all(d);
 }
 
+// Folders noted as made later (a lock that made the run folder again, and its parent, after another launch removed
+// both) join those made at the start, and all are removed deepest first: here the start made only r6/run (r6 was
+// there), the lock then r6 and r6/run, and nothing is left.
+TEST(MadeFolders, FoldersNotedLaterAreRemovedDeepestFirst) {
+  cg::test::TempDir d("cg_made_later");
+  const fs::path r6 = d.path / "r6", run = r6 / "run";
+  fs::create_directories(r6);
+  {
+    cg::MadeFolders made(run.string());
+    fs::remove_all(r6);  // the other launch gave up and removed r6, which it had made
+    fs::create_directories(run);
+    made.note_made({r6.string(), run.string()});
+  }
+  EXPECT_FALSE(fs::exists(r6)) << "r6 was removed before r6/run, while it still held it";
+}
+
 // A FileLock that holds its file writes who it is there; one that finds it held reads that, and tells a live process
 // of this machine (no use waiting) from a record of another boot, another host or a process gone (maybe a dead node's
 // lock on a network filesystem). A file with other bytes in it is not written over.
