@@ -576,6 +576,30 @@ TEST(Prep, MalformedRowsAreCountedNotDropped) {
 // lists the sites in that order too (data.site_order=pymatgen, the default: the reference code's Structure.from_str
 // gave Ar, Na, Cl for this CIF), or as the file lists them with data.site_order=file: a P1 CIF listing Na, Cl, Ar has
 // prompts stating ArNaCl either way (its sites in the file's order would spell NaClAr), each sample of it.
+// data.translate and data.permute augment the training split only (prep.h): a validation or test sample's
+// completion is its crystal's text as written, whatever the row, copy or seed; a training copy is moved.
+TEST(Prep, OnlyTrainingSamplesAreAugmented) {
+  cg::Crystal c;
+  c.lattice = {5, 6, 7, 90, 90, 90};
+  c.species = {"Li", "Na", "K", "Rb", "Cs", "Fr"};
+  c.frac = {{0.1, 0.2, 0.3},    {0.4, 0.5, 0.6},    {0.7, 0.8, 0.9},
+            {0.15, 0.25, 0.35}, {0.45, 0.55, 0.65}, {0.75, 0.85, 0.95}};
+  cg::DataConfig d;
+  d.infill_fraction = 0;  // generation samples: the completion is the whole crystal
+  const std::string written = cg::crystal_to_text(c, cg::text_options(d));
+  for (const bool translate : {false, true}) {
+    d.translate = translate;
+    d.permute = !translate;
+    int moved = 0;
+    for (int64_t row = 0; row < 8; ++row) {
+      for (int split = 1; split <= 2; ++split)
+        EXPECT_EQ(cg::make_sample(c, d, split, row, row % 3).completion, written) << split << " " << row;
+      moved += cg::make_sample(c, d, 0, row, 0).completion != written;
+    }
+    EXPECT_GE(moved, 7) << (translate ? "translate" : "permute");  // a permutation is the identity 1 in 720
+  }
+}
+
 TEST(Prep, SiteOrderOfTheTextAndTheDerivedFormula) {
   for (const char* order : {"pymatgen", "file"}) {
     const std::string dir = fresh_dir(std::string("cif_order_") + order);
