@@ -1,6 +1,6 @@
 // cgtrain end to end on a micro LLaMA (HF checkpoint) and synthetic shards, launched under mpirun:
 //   layouts: tp 1, tp 2, tp 1 × dp 2 (half the per-rank batch), tp 2 × dp 2 give the same 20 losses (1e-4) and tokens,
-//   at the schedule's lr;
+//   at the schedule's lr, validated every train.val_every steps and at the last step;
 //   dropout masks do not depend on tp; same seed + layout is bitwise repeatable; val loss falls;
 //   resume: bitwise equal to the unbroken run (same layout, with dropout), and equal to 1e-4 on another dp, tp or
 //   grad_accum of the same global batch;
@@ -126,8 +126,9 @@ void expect_close(const std::map<int64_t, double>& a, const std::map<int64_t, do
 
 TEST(TrainLayouts, TpAndDpGiveTheSameLosses) {
   const std::string s = setup(), d = base_dir();
+  // Validation every 8 steps of 20: at 0, 8, 16 and at the last step, which is no multiple of 8.
   const auto args = [&](const std::string& run, const std::vector<std::string>& more) {
-    return with(micro_args(s, d + "/" + run), more);
+    return with(with(micro_args(s, d + "/" + run), {"train.val_every=8"}), more);
   };
   const auto tp1 = train_ok(1, d + "/tp1", args("tp1", {}));
   const auto tp2 = train_ok(2, d + "/tp2", args("tp2", {"parallel.tp=2"}));
@@ -160,7 +161,9 @@ TEST(TrainLayouts, TpAndDpGiveTheSameLosses) {
   const auto val1 = read_losses(d + "/tp1", "val_loss");
   for (const char* run : {"tp1", "tp2", "dp2", "tp2dp2"}) {
     auto val = read_losses(d + "/" + run, "val_loss");
-    ASSERT_TRUE(val.count(0) && val.count(20)) << run;
+    std::vector<int64_t> steps;
+    for (const auto& [step, v] : val) steps.push_back(step);
+    ASSERT_EQ(steps, (std::vector<int64_t>{0, 8, 16, 20})) << run;
     EXPECT_LT(val.at(20), val.at(0) - 0.5) << run;
     expect_close(val, val1, 1e-4, run);
   }
