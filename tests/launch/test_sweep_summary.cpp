@@ -107,8 +107,9 @@ TEST(RunMetrics, ThroughputFromTokensAndTimeAcrossAResume) {
   ASSERT_TRUE(m.base_val_loss);
   EXPECT_DOUBLE_EQ(*m.base_val_loss, 6.3);
   // The untrained model (step 0) is never the best, even when training made validation worse.
+  // A later step that only ties the best leaves it at the earlier one (the checkpoint that got there first).
   put(d / "metrics.jsonl", "{\"step\": 0, \"val_loss\": 1.0}\n{\"step\": 10, \"val_loss\": 1.5}\n"
-                           "{\"step\": 20, \"val_loss\": 1.25}\n");
+                           "{\"step\": 20, \"val_loss\": 1.25}\n{\"step\": 30, \"val_loss\": 1.25}\n");
   const RunMetrics w = read_metrics_file((d / "metrics.jsonl").string());
   EXPECT_DOUBLE_EQ(*w.best_val_loss, 1.25);
   EXPECT_EQ(w.best_val_step, 20);
@@ -123,6 +124,32 @@ TEST(RunMetrics, ThroughputFromTokensAndTimeAcrossAResume) {
   const RunMetrics v = read_metrics_file((d / "metrics.jsonl").string());
   ASSERT_TRUE(v.tokens_per_s);
   EXPECT_DOUBLE_EQ(*v.tokens_per_s, (300.0 + 500.0) / 2.0);
+  fs::remove_all(d);
+}
+
+// A resumed process whose first record comes later by its clock than the preempted one's last (it died early, the
+// new one loaded long) still starts a new segment: its step did not advance. One record alone gives a throughput too.
+TEST(RunMetrics, ThroughputOfALateResumeAndOfASingleRecord) {
+  const fs::path d = temp_dir("tps_resume");
+  put(d / "metrics.jsonl",
+      "{\"step\": 1, \"tokens\": 100, \"time_s\": 1.0}\n"    // first step: warmup, left out
+      "{\"step\": 2, \"tokens\": 100, \"time_s\": 2.0}\n"    // 100 tokens in 1 s
+      "{\"step\": 3, \"tokens\": 100, \"time_s\": 3.0}\n"    // 100 in 1 s, then preempted (checkpoint at step 2)
+      "{\"step\": 3, \"tokens\": 100, \"time_s\": 10.0}\n"   // resumed process's first step: left out, not 100 in 7 s
+      "{\"step\": 4, \"tokens\": 100, \"time_s\": 11.0}\n");  // 100 in 1 s
+  const RunMetrics late = read_metrics_file((d / "metrics.jsonl").string());
+  ASSERT_TRUE(late.tokens_per_s);
+  EXPECT_DOUBLE_EQ(*late.tokens_per_s, 300.0 / 3.0);
+  // A run that logged one step: its tokens over its time (warmup included: there is nothing else to go by) ...
+  put(d / "metrics.jsonl", "{\"step\": 1, \"loss\": 6.4, \"tokens\": 400, \"time_s\": 5.0}\n");
+  const RunMetrics one = read_metrics_file((d / "metrics.jsonl").string());
+  ASSERT_TRUE(one.tokens_per_s);
+  EXPECT_DOUBLE_EQ(*one.tokens_per_s, 80.0);
+  // ... or the tokens_per_s it logged.
+  put(d / "metrics.jsonl", "{\"step\": 10, \"loss\": 2.0, \"tokens_per_s\": 50.0}\n");
+  const RunMetrics logged = read_metrics_file((d / "metrics.jsonl").string());
+  ASSERT_TRUE(logged.tokens_per_s);
+  EXPECT_DOUBLE_EQ(*logged.tokens_per_s, 50.0);
   fs::remove_all(d);
 }
 
@@ -161,6 +188,9 @@ TEST(SweepSummary, MarkdownAndCsvTables) {
   EXPECT_NE(md.find("| r4-translate1 | 4 | true | done | 100 | 1.5000 | 100 | 1.7500 | 4000.0 |  |"),
             std::string::npos) << md;
   EXPECT_NE(md.find("Best val loss: 1.2500 at step 100 (r8-translate1)."), std::string::npos) << md;
+  // A tie names the first point in sweep order.
+  EXPECT_NE(summary_markdown(keys, {rows[0], row("r16-translate1", 16, "true", 1.5)})
+                .find("Best val loss: 1.5000 at step 100 (r4-translate1)."), std::string::npos);
   // Augmentation leaves val as it is: no caution. A key that changes the val samples gets one.
   EXPECT_EQ(md.find("Note:"), std::string::npos) << md;
   rows[1].metrics.base_val_loss = 1.75;
@@ -187,6 +217,17 @@ TEST(SweepSummary, MarkdownAndCsvTables) {
             "point,lora.r,data.translate,status,steps,best_val_loss,best_val_step,final_train_loss,tokens_per_s,"
             "structural_validity,run_dir");
   EXPECT_NE(csv.find("r16-translate1,16,true,failed: train (exit 3),,,,,,,\"runs/sw/r16,x\"\n"), std::string::npos)
+      << csv;
+}
+
+// summary.csv fields that hold a quote or a line break are quoted as RFC 4180 has it (a quote doubled), so a
+// spreadsheet reads one field, not a broken row.
+TEST(SweepSummary, CsvFieldsQuoteQuotesAndLineBreaks) {
+  SummaryRow r = row("f_q", 4, "true", 1.5);
+  r.settings = {{"sample.formula", "say \"LiFePO4\""}, {"data.translate", "true"}};
+  r.status = "failed: train\n(exit 3)";
+  const std::string csv = summary_csv({"sample.formula", "data.translate"}, {r});
+  EXPECT_NE(csv.find("\nf_q,\"say \"\"LiFePO4\"\"\",true,\"failed: train\n(exit 3)\",100,1.5000,"), std::string::npos)
       << csv;
 }
 
@@ -233,6 +274,12 @@ TEST(SweepSummary, RankSeriesOneLinePerAugmentationSetting) {
   EXPECT_EQ(series[0].xy, (std::vector<std::pair<double, double>>{{4, 1.5}, {16, 1.1}}));  // sorted by rank
   EXPECT_EQ(series[1].xy, (std::vector<std::pair<double, double>>{{4, 1.7}, {16, 1.3}}));
   EXPECT_EQ(rank_series({"lora.r"}, {row("a", 4, "true", 1.0)})[0].label, "all");
+  // A point with no val loss yet (pending, failed before validating) has nothing to plot.
+  SummaryRow pending = row("e", 8, "true", 0);
+  pending.metrics.best_val_loss.reset();
+  const auto without = rank_series({"lora.r", "data.translate"}, {row("b", 4, "true", 1.5), pending});
+  ASSERT_EQ(without.size(), 1u);
+  EXPECT_EQ(without[0].xy, (std::vector<std::pair<double, double>>{{4, 1.5}}));
 }
 
 TEST(SweepSummary, SvgPlotPlacesPointsByValue) {
@@ -257,8 +304,34 @@ TEST(SweepSummary, SvgPlotPlacesPointsByValue) {
   EXPECT_GT(at["4/1.5"].second, at["4/1.7"].second);
   EXPECT_NEAR(at["8/1.25"].first, (at["4/1.5"].first + at["16/1.1"].first) / 2, 0.15);
   EXPECT_DOUBLE_EQ(at["4/1.5"].first, at["4/1.7"].first);
+  // Y ticks at round values inside the padded range [1.052, 1.748]: steps of 0.2 (span / 6 = 0.116, rounded up to
+  // 1, 2, 2.5 or 5 times a power of ten); 1.4 is the middle of that range, halfway down the plot area (y 40..385).
+  std::vector<std::string> y_ticks;
+  const std::regex tick_re("text-anchor=\"end\">([^<]*)</text>");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), tick_re); it != std::sregex_iterator(); ++it)
+    y_ticks.push_back((*it)[1].str());
+  EXPECT_EQ(y_ticks, (std::vector<std::string>{"1.2", "1.4", "1.6"}));
+  EXPECT_NE(svg.find("<line x1=\"70\" y1=\"212.5\" x2=\"520\" y2=\"212.5\" stroke=\"#e0e0e0\"/>"), std::string::npos)
+      << svg;
   // Nothing to plot: still a valid SVG that says so.
   EXPECT_NE(line_plot_svg({}, "t", "x", "y").find("no run has a val loss yet"), std::string::npos);
+}
+
+// A sweep of one rank (or points of equal loss) still draws its points, in the middle of the plot area (x 70..520,
+// y 40..385) rather than at NaN from a zero-width range.
+TEST(SweepSummary, SvgPlotOfOneRankOrOneLossCentresIt) {
+  const std::regex re("<circle cx=\"([^\"]+)\" cy=\"([^\"]+)\"");
+  const auto circles = [&](const std::string& svg) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto it = std::sregex_iterator(svg.begin(), svg.end(), re); it != std::sregex_iterator(); ++it)
+      out.emplace_back((*it)[1].str(), (*it)[2].str());
+    return out;
+  };
+  EXPECT_EQ(circles(line_plot_svg({{"all", {{8, 1.2}}}}, "t", "x", "y")),
+            (std::vector<std::pair<std::string, std::string>>{{"295.0", "212.5"}}));
+  // Ranks 4 and 16 at log2 2 and 4, padded by 5% of the range: 0.1 / 2.2 and 2.1 / 2.2 of the 450 px.
+  EXPECT_EQ(circles(line_plot_svg({{"all", {{4, 1.2}, {16, 1.2}}}}, "t", "x", "y")),
+            (std::vector<std::pair<std::string, std::string>>{{"90.5", "212.5"}, {"499.5", "212.5"}}));
 }
 
 TEST(SweepSummary, WriteSummaryWritesThreeFiles) {
@@ -312,10 +385,10 @@ TEST(SweepSummary, MarkdownCellsEscapePipes) {
   SummaryRow r = row("v_a_b_0123abcd", 4, "true", 1.5);
   r.settings = {{"data.val_csv", "a|b"}, {"data.translate", "true"}};
   r.run_dir = "runs/a|b\\c";
-  r.status = "failed: train\n(exit 3)";
+  r.status = "failed: train\n(exit\t3)\r";
   const std::string md = summary_markdown({"data.val_csv", "data.translate"}, {r});
   const std::string line = md.substr(md.find("| v_a_b"), md.find('\n', md.find("| v_a_b")) - md.find("| v_a_b"));
-  EXPECT_NE(line.find("| a\\|b | true | failed: train<br>(exit 3) |"), std::string::npos) << md;
+  EXPECT_NE(line.find("| a\\|b | true | failed: train<br>(exit 3)  |"), std::string::npos) << md;
   EXPECT_NE(line.find("| runs/a\\|b\\\\c |"), std::string::npos) << md;
   // As many unescaped '|' as the header has: one row, same columns.
   const auto cells = [](const std::string& l) {
