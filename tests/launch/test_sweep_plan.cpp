@@ -81,10 +81,11 @@ TEST(SweepPlan, EqualDataSettingsShareShards) {
 TEST(SweepPlan, ValuesReachEachPointsConfigAsTheSweepFileWroteThem) {
   TempSweep t;
   const SweepPlan plan = plan_sweep(t.spec("overrides:\n  data.columns: ['a,b', 'c=[d]', e]\n"
-                                           "grid:\n  sample.formula: ['~', '[x]', ' padded ', '\"q\"', 'it''s', "
-                                           "'back\\slash', plain]\n"),
+                                           "grid:\n  sample.formula: ['~', 'null', 'Null', 'NULL', '[x]', ' padded ', "
+                                           "'\"q\"', 'it''s', 'back\\slash', plain]\n"),
                                     kResolve);
-  const std::vector<std::string> want = {"~", "[x]", " padded ", "\"q\"", "it's", "back\\slash", "plain"};
+  const std::vector<std::string> want = {"~", "null", "Null", "NULL", "[x]", " padded ",
+                                         "\"q\"", "it's", "back\\slash", "plain"};
   ASSERT_EQ(plan.points.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     const cg::Config c = cg::load_config_string(plan.points[i].config_yaml);

@@ -152,6 +152,11 @@ TEST(SweepSpec, GridLargerThanTenThousandPointsIsRefusedBeforeExpanding) {
     return y;
   };
   EXPECT_EQ(parse_sweep_spec(grid(13), "ok.yaml").points.size(), 8192u);  // 2^13
+  std::string hundred = "[0";  // 100 x 100: exactly the most there may be
+  for (int i = 1; i < 100; ++i) hundred += ", " + std::to_string(i);
+  hundred += "]";
+  EXPECT_EQ(parse_sweep_spec("base: b.yaml\ngrid: {lora.r: " + hundred + ", lora.alpha: " + hundred + "}\n",
+                             "ok.yaml").points.size(), 10000u);
   const std::string why = error_of(grid(14));                               // 2^14 = 16384
   EXPECT_NE(why.find("grid has more than 10000 points (s.k0 x s.k1 x"), std::string::npos) << why;
   EXPECT_NE(error_of(grid(64)).find("more than 10000 points"), std::string::npos);  // 2^64 would wrap a size_t
