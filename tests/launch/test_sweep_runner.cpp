@@ -272,6 +272,12 @@ TEST(SweepSlurm, ArrayScriptAndPointsTable) {
   for (const std::string& want : wants)
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
   EXPECT_EQ(text.find("scontrol"), std::string::npos) << "a second copy of requeue.sh's logic\n" << text;
+  // A CPU sweep without slurm.partition asks for no GPUs and names no partition: both are left to the cluster's
+  // defaults, with no --gpus-per-node=0 or empty --partition= line for sbatch to read.
+  const std::string cpu = sweep_sbatch(s.plan("np: 2\ngrid:\n  lora.r: [4]\n"), so);
+  EXPECT_NE(cpu.find("#SBATCH --ntasks-per-node=2\n"), std::string::npos) << cpu;
+  EXPECT_EQ(cpu.find("--gpus-per-node"), std::string::npos) << cpu;
+  EXPECT_EQ(cpu.find("--partition"), std::string::npos) << cpu;
   EXPECT_TRUE((fs::status(sb).permissions() & fs::perms::owner_exec) != fs::perms::none);
   const std::string tsv = slurp(s.dir / "out" / "points.tsv");
   EXPECT_EQ(std::count(tsv.begin(), tsv.end(), '\n'), 4);
@@ -415,7 +421,7 @@ SweepPlan plan_with_out_dir(const StubSweep& s, const std::string& out, const st
 
 TEST(SweepRunner, FinishedPointsAreUnchangedWhateverTheOutDirSpelling) {
   StubSweep s;
-  const std::string grid = "grid:\n  lora.r: [4, 8]\n";
+  const std::string grid = "sample: true\ngrid:\n  lora.r: [4, 8]\n";  // sample.adapter is a folder too
   const SweepPlan plan = s.plan(grid);
   ASSERT_EQ(run_sweep(plan, s.options()), 0);
   const size_t before = lines(s.calls);
@@ -706,6 +712,22 @@ TEST(SweepRunner, FailedExportResumesThereWithoutTraining) {
   EXPECT_EQ(count(calls, "export "), 2u) << calls;
   EXPECT_EQ(count(calls, "eval "), 1u) << calls;
   EXPECT_EQ(slurp(fs::path(plan.points[0].run_dir) / "status"), "done\n");
+}
+
+// A point that failed after training, whose config changed since, trains again: its adapter is the old config's.
+TEST(SweepRunner, FailedExportWithAChangedConfigTrainsAgain) {
+  StubSweep s;
+  ::setenv("STUB_EXPORT_RC", "3", 1);
+  const int rc = run_sweep(s.plan("sample: true\ngrid:\n  lora.r: [4]\n"), s.options());
+  ::unsetenv("STUB_EXPORT_RC");
+  EXPECT_EQ(rc, 3);
+  const SweepPlan changed = s.plan("sample: true\noverrides: {lora.alpha: 8}\ngrid:\n  lora.r: [4]\n");
+  EXPECT_EQ(slurp(fs::path(changed.points[0].run_dir) / "status"), "failed: export (exit 3)\n");
+  ASSERT_EQ(run_sweep(changed, s.options()), 0);
+  const std::string calls = slurp(s.calls);
+  EXPECT_EQ(count(calls, "train r=4"), 2u) << calls;
+  EXPECT_EQ(count(calls, "export "), 2u) << calls;
+  EXPECT_EQ(slurp(fs::path(changed.points[0].run_dir) / "status"), "done\n");
 }
 
 // A stage's log that cannot be opened (a full disk; here a folder where train.log goes) fails the sweep with the OS
