@@ -75,6 +75,14 @@ TEST(SweepPlan, EqualDataSettingsShareShards) {
   EXPECT_EQ(c.eval.input, c.sample.out_dir);
 }
 
+// The shards' key is what they hold, not where the base config would have put them (cgsweep sets data.shards_dir to
+// out_dir/shards/data-<key> itself): a base config whose shards_dir changed keeps the shards already prepared.
+TEST(SweepPlan, DataKeyLeavesOutTheShardsFolder) {
+  const std::string a = "data:\n  shards_dir: /a\n  translate: true\n";
+  EXPECT_EQ(data_settings_key(a), data_settings_key("data:\n  shards_dir: /b\n  translate: true\n"));
+  EXPECT_NE(data_settings_key(a), data_settings_key("data:\n  shards_dir: /a\n  translate: false\n"));
+}
+
 // A sweep value reaches each point's config as the sweep file wrote it: text the command line would read otherwise
 // (YAML's null, a quote's or a list's look, spaces at an end, a list item holding a comma) is passed on quoted.
 // Before, '~' and '[x]' as text were refused, '"q"' lost its quotes and ['a,b', c] became three items.
