@@ -187,6 +187,7 @@ TEST(SweepRunner, PreemptionStopsTheSweepAndFailuresAreRecorded) {
   EXPECT_EQ(run_sweep(plan, s.options()), kExitPreempted);
   EXPECT_EQ(slurp(fs::path(plan.points[1].run_dir) / "status"), "preempted\n");
   EXPECT_FALSE(fs::exists(fs::path(plan.points[2].run_dir) / "status"));  // not started
+  EXPECT_EQ(collect_rows(plan)[2].status, "pending");  // as the summary shows it (docs/cluster.md)
 
   ::setenv("STUB_TRAIN_RC_8", "3", 1);
   {  // without --keep-going the sweep stops at the failure and says what it left
