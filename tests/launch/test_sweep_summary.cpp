@@ -193,6 +193,10 @@ TEST(SweepSummary, MarkdownAndCsvTables) {
                 .find("Best val loss: 1.5000 at step 100 (r4-translate1)."), std::string::npos);
   // Augmentation leaves val as it is: no caution. A key that changes the val samples gets one.
   EXPECT_EQ(md.find("Note:"), std::string::npos) << md;
+  // Nor do the other keys that leave val's samples and tokens alone.
+  const std::vector<std::string> same_val = {"data.translate", "data.permute", "data.copies", "data.shard_samples",
+                                             "data.train_csv", "data.test_csv", "lora.r"};
+  EXPECT_EQ(summary_markdown(same_val, rows).find("Note:"), std::string::npos);
   rows[1].metrics.base_val_loss = 1.75;
   const std::string md2 = summary_markdown({"lora.r", "data.infill_fraction"}, rows);
   EXPECT_NE(md2.find("Best val loss: 1.2500 at step 100 (r8-translate1); before training (step 0) it scored 1.7500."),
