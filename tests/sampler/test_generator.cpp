@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <limits>
 #include <set>
@@ -244,6 +245,30 @@ TEST(Generator, SaysEachSequenceTheMomentItFinishes) {
     out_of_order |= k > 0 && i < heard[k - 1].first;
   }
   EXPECT_TRUE(out_of_order) << "with lengths that vary, sequences should finish out of prompt order";
+}
+
+TEST(Generator, ReportsProgressEveryBatchSizeSequencesAndAtTheEnd) {
+  // cgsample's progress line: (done, total, tokens so far) once batch_size (4) more sequences have finished (a step
+  // finishes at most 4, so a report comes 4 to 7 after the last) and at the end, where the tokens are all that were
+  // drawn: the EOS-free tokens of every sequence.
+  Fixture& f = fixture();
+  Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
+  GenerationParams p = params(60, 4, {1.0, 1.0, 0}, 3);
+  std::vector<std::array<int64_t, 3>> calls;
+  const auto out = gen.generate(gen_prompts(16), p, [&](int64_t done, int64_t total, int64_t tokens) {
+    calls.push_back({done, total, tokens});
+  });
+  int64_t tokens = 0;
+  for (const auto& o : out) tokens += static_cast<int64_t>(o.tokens.size());
+  ASSERT_GE(calls.size(), 3u);  // 16 sequences, 4 to 7 a report
+  EXPECT_EQ(calls.back(), (std::array<int64_t, 3>{16, 16, tokens}));
+  for (size_t k = 0; k < calls.size(); ++k) {
+    const int64_t prev_done = k > 0 ? calls[k - 1][0] : 0, prev_tokens = k > 0 ? calls[k - 1][2] : 0;
+    EXPECT_EQ(calls[k][1], 16) << k;
+    EXPECT_GT(calls[k][2], prev_tokens) << k;
+    EXPECT_LT(calls[k][0] - prev_done, 8) << k;
+    if (k + 1 < calls.size()) EXPECT_GE(calls[k][0] - prev_done, 4) << k;
+  }
 }
 
 TEST(Generator, ReportsWhereTheLoopTimeWent) {
