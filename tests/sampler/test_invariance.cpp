@@ -166,7 +166,7 @@ TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
   ASSERT_EQ(r.rows.size(), 4u);
   const std::string prompt = generation_prompt({});
   const int64_t plen = static_cast<int64_t>(enc(prompt).size());
-  double sum_ll = 0, sum_dp = 0, sum_adp = 0, sum_ds = 0, sum_ipt = 0;
+  double sum_ll = 0, sum_dp = 0, sum_adp = 0, sum_ds = 0, sum_ads = 0, sum_ipt = 0;
   int64_t swapped = 0;
   for (size_t k = 0, row = 0; k < crystals.size(); ++k) {
     if (crystals[k].num_sites() < 2) continue;
@@ -184,6 +184,7 @@ TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
     if (v.swapped) {
       EXPECT_NEAR(*rw.ll_swapped, score(*v.swapped), 1e-3);
       sum_ds += *rw.ll_swapped - rw.ll;
+      sum_ads += std::abs(*rw.ll_swapped - rw.ll);
       ++swapped;
     }
     // IPT: perplexities of the original and its two translated copies, each from a direct sum.
@@ -210,12 +211,38 @@ TEST(Invariance, CheckAveragesItsRowsScoredLikeDirectSums) {
   EXPECT_NEAR(r.mean_ll, sum_ll / 4, 1e-9);
   EXPECT_NEAR(r.mean_delta_permute, sum_dp / 4, 1e-9);
   EXPECT_NEAR(r.mean_abs_delta_permute, sum_adp / 4, 1e-9);
-  if (swapped) EXPECT_NEAR(r.mean_delta_swap, sum_ds / swapped, 1e-9);
+  ASSERT_GT(swapped, 0);
+  EXPECT_NEAR(r.mean_delta_swap, sum_ds / swapped, 1e-9);
+  EXPECT_NEAR(r.mean_abs_delta_swap, sum_ads / swapped, 1e-9);
   EXPECT_GT(r.mean_abs_delta_permute, 0.0);  // a random model is not order invariant
   EXPECT_NEAR(r.mean_ipt, sum_ipt / 4, 1e-9);
   EXPECT_GT(r.mean_ipt, 0.0);  // nor translation invariant
   EXPECT_NE(invariance_json(r).find("\"mean_ipt\""), std::string::npos);
   EXPECT_NE(invariance_json(r).find("\"mean_abs_delta_swap\""), std::string::npos);
+}
+
+TEST(Invariance, ScoresTheTextOfTheTrainingAngleMode) {
+  // cgeval passes data.angle_mode (opt.text): an angle of 89.6 is "90" in round's text and "89" in truncate's, and
+  // the check scores the text the model was trained on; a row's tokens are that text's (EOS included).
+  Fixture& f = invariance_fixture();
+  Crystal c;
+  c.id = "tilted";
+  c.lattice = {4, 4.5, 5, 89.6, 89.6, 89.6};
+  c.species = {"Fe", "O", "O"};
+  c.frac = {{0.1, 0.2, 0.3}, {0.6, 0.7, 0.8}, {0.35, 0.05, 0.55}};
+  InvarianceOptions opt;
+  opt.translations = 0;
+  opt.text.angles = AngleMode::kTruncate;
+  ASSERT_NE(crystal_to_text(c, opt.text), crystal_to_text(c)) << "the angle modes should write different texts";
+  const auto enc = [&](const std::string& s) { return f.tok.encode(s, true); };
+  const InvarianceResult r = invariance_check(*f.model, {c}, enc, f.tok.eos(), dist::single_process_dims(), opt);
+  ASSERT_EQ(r.rows.size(), 1u);
+  const std::string prompt = generation_prompt({});
+  const int64_t plen = static_cast<int64_t>(enc(prompt).size());
+  auto ids = enc(prompt + crystal_to_text(c, opt.text));
+  ids.push_back(f.tok.eos());
+  EXPECT_NEAR(r.rows[0].ll, direct_ll(*f.model, ids, plen), 1e-3);
+  EXPECT_EQ(r.rows[0].tokens, static_cast<int64_t>(ids.size()) - plen);
 }
 
 // Means over no crystal (nothing scored, or no crystal with two elements to swap) are null / n/a, not 0.0, which would
