@@ -433,6 +433,46 @@ TEST(SamplingModel, LoraRunCheckpointEqualsTheTrainingModel) {
   fs::remove_all(d);
 }
 
+// The identity load_sampling_model reports is cgsample's journal key for the weights: a resumed run takes the
+// journaled sequences only of the same model. It follows the adapter's files and the run checkpoint's manifest, not
+// their paths: another adapter on the same base is another model, a copy of it elsewhere the same one.
+TEST(SamplingModel, IdentityFollowsTheAdaptersWeightsNotTheirPaths) {
+  const std::string d = scratch("identity");
+  const auto base = write_base(d + "/base");
+  lora::PeftConfig pc;
+  pc.r = 2;
+  pc.lora_alpha = 4;
+  pc.target_modules = {"q_proj"};
+  auto g = at::make_generator<at::CPUGeneratorImpl>(5);
+  for (const std::string name : {"adapter", "other"}) {
+    std::map<std::string, at::Tensor> factors;
+    for (const auto& [w, W] : base)
+      if (w.find("q_proj") != std::string::npos) {
+        const std::string mod = w.substr(0, w.size() - 7);  // drop ".weight"
+        factors[mod + ".lora_A.weight"] = at::randn({pc.r, W.size(1)}, g) * 0.3;
+        factors[mod + ".lora_B.weight"] = at::randn({W.size(0), pc.r}, g) * 0.3;
+      }
+    lora::write_peft_adapter(d + "/" + name, pc, factors);
+  }
+  fs::copy(d + "/adapter", d + "/adapter_copy");
+  save_run(d + "/run", d + "/base", /*lora_mode=*/true);
+  const auto identity = [&](const std::string& hf_dir, const std::string& adapter) {
+    std::string id;
+    load_sampling_model(sampling_config(hf_dir, adapter), dist::single_process_dims(), 0, at::kCPU, nullptr, &id);
+    EXPECT_EQ(id.size(), 64u) << hf_dir << " + " << adapter;  // a sha256
+    return id;
+  };
+  const std::string plain = identity(d + "/base", ""), peft = identity(d + "/base", d + "/adapter");
+  EXPECT_NE(peft, plain);
+  EXPECT_NE(identity(d + "/base", d + "/other"), peft);
+  EXPECT_EQ(identity(d + "/base", d + "/adapter_copy"), peft);
+  const std::string run = identity(d + "/base", d + "/run");
+  EXPECT_NE(run, plain);
+  EXPECT_NE(run, peft);
+  EXPECT_EQ(identity("", d + "/run/checkpoints/step-7"), run);  // the run's own base, its newest step
+  fs::remove_all(d);
+}
+
 // A run folder as sample.adapter means its newest step: a damaged or unfinished newest step-N/ is refused, naming the
 // newest intact step to sample on purpose, instead of sampling an older model than the user believes.
 TEST(SamplingModel, RunWhoseNewestCheckpointIsDamagedIsRefusedNamingTheIntactOne) {
