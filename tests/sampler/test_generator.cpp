@@ -479,5 +479,27 @@ TEST(Generator, InfillReturnsAnElementSymbol) {
   }
 }
 
+TEST(Generator, MinNewTokensDoesNotHoldBackTheOnlyTokenAllowed) {
+  // sample.min_new_tokens holds EOS back only where the grammar allows something else: after an element symbol
+  // (1 or 2 tokens here) infill allows EOS alone, so min_new_tokens 6 still ends every answer there with its EOS.
+  Fixture& f = fixture();
+  Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 6; ++i) {
+    const Crystal& c = f.crystals[i];
+    prompts.push_back(f.tok.encode(infill_prompt(c, c.species[0]), true));
+  }
+  GenerationParams p;
+  p.max_new_tokens = 8;
+  p.min_new_tokens = 6;
+  p.mode = CrystalGrammar::Mode::kElement;
+  p.sampling = {1.0, 1.0, 0};
+  for (const auto& o : gen.generate(prompts, p)) {
+    EXPECT_TRUE(o.hit_eos);
+    EXPECT_LT(o.tokens.size(), 6u);
+    EXPECT_TRUE(is_element(strip(f.tok.decode(o.tokens)))) << "'" << f.tok.decode(o.tokens) << "'";
+  }
+}
+
 }  // namespace
 }  // namespace cg
