@@ -18,12 +18,14 @@
 #include "common/error.h"
 #include "common/input_error.h"
 #include "common/sha256.h"
+#include "data/shard.h"
 #include "data/sp_model.h"
 #include "lora/peft.h"
 #include "model/base_sample.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "sampler/sampling_model.h"
+#include "sampler/trained_text.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_dir.h"
 #include "trainer/config.h"
@@ -470,6 +472,37 @@ TEST(SamplingModel, IdentityFollowsTheAdaptersWeightsNotTheirPaths) {
   EXPECT_NE(run, plain);
   EXPECT_NE(run, peft);
   EXPECT_EQ(identity("", d + "/run/checkpoints/step-7"), run);  // the run's own base, its newest step
+  fs::remove_all(d);
+}
+
+// Shards of an older cgprep record no text settings; they were written in the file's site order (its only order
+// then), and with an angle mode not known. Infill prompts on a model trained on them must list the sites so; their
+// angles are not checked.
+TEST(SamplingModel, ShardsThatRecordNoSiteOrderWereWrittenInTheFilesOrder) {
+  const std::string d = scratch("trained_text");
+  fs::create_directories(d + "/adapter");
+  fs::create_directories(d + "/shards");
+  std::ofstream(d + "/adapter/" + kTrainingDataFile) << nlohmann::json{{"shards_dir", d + "/shards"}}.dump();
+  SampleSet one;
+  one.tokens = {1, 5, 2};
+  one.offsets = {0, 3};
+  one.prompt_lens = {1};
+  one.tasks = {0};
+  one.rows = {0};
+  one.copies = {0};
+  ShardMeta meta;
+  meta.split = "train";
+  meta.settings_json = R"({"seed": 1})";
+  write_shard(shard_path(d + "/shards", "train", 0), one, meta);
+  Config c;
+  c.sample.adapter = d + "/adapter";
+  c.data.site_order = "pymatgen";
+  const std::string e = test::error_of([&] { check_text_settings_trained(c, kInfillPrompts); });
+  EXPECT_TRUE(test::contains(e, "records no site order, so was written in the file's") &&
+              test::contains(e, "set data.site_order=file")) << e;
+  c.data.site_order = "file";
+  c.data.angle_mode = "truncate";
+  EXPECT_NO_THROW(check_text_settings_trained(c, kInfillPrompts));
   fs::remove_all(d);
 }
 
