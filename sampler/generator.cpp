@@ -448,16 +448,6 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
   return out;
 }
 
-GenerationStats& GenerationStats::operator+=(const GenerationStats& o) {
-  decode_steps += o.decode_steps, decode_rows += o.decode_rows, prefills += o.prefills;
-  shared_prefix = std::max(shared_prefix, o.shared_prefix);  // a length, not a count
-  cache_read += o.cache_read, cache_needed += o.cache_needed;
-  logits_to_host += o.logits_to_host, logits_full += o.logits_full, whole_rows += o.whole_rows;
-  model_s += o.model_s, to_host_s += o.to_host_s, host_s += o.host_s;
-  cuda_graphs += o.cuda_graphs;
-  return *this;
-}
-
 std::vector<Generation> generate_data_parallel(Generator& gen, const std::vector<std::vector<int32_t>>& prompts,
                                                const GenerationParams& params, const dist::ParallelDims& dims,
                                                const GenerationProgress& progress,

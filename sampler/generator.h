@@ -70,9 +70,6 @@ struct GenerationStats {
   // kernels); host_s: grammar masks, drawing the tokens, advancing the grammar, moving finished rows out.
   double model_s = 0, to_host_s = 0, host_s = 0;
   int64_t cuda_graphs = 0;  // decode-step graphs captured (cuda_graphs; 0 when the steps ran eagerly)
-
-  // Adds another generate()'s counts and times (a run made of several calls).
-  GenerationStats& operator+=(const GenerationStats& o);
 };
 
 // Called with (sequences done, total, tokens generated so far) each time about batch_size more sequences have
