@@ -36,6 +36,16 @@ std::vector<std::vector<int32_t>> gen_prompts(int n) {
   return std::vector<std::vector<int32_t>>(n, fixture().tok.encode(p, true));
 }
 
+// Infill prompts asking for the first site's element of the first n crystals.
+std::vector<std::vector<int32_t>> infill_prompts(int n) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < n; ++i) {
+    const Crystal& c = fixture().crystals[i];
+    prompts.push_back(fixture().tok.encode(infill_prompt(c, c.species[0]), true));
+  }
+  return prompts;
+}
+
 // Sampling settings of a test: max_new_tokens, batch_size, {temperature, top_p, top_k}, seed.
 GenerationParams params(int64_t max_new, int64_t batch, SamplingParams sampling, uint64_t seed) {
   GenerationParams p;
@@ -463,11 +473,7 @@ TEST(Generator, AKvCacheThatCannotBeAllocatedIsAClearError) {
 TEST(Generator, InfillReturnsAnElementSymbol) {
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
-  std::vector<std::vector<int32_t>> prompts;
-  for (int i = 0; i < 6; ++i) {
-    const Crystal& c = f.crystals[i];
-    prompts.push_back(f.tok.encode(infill_prompt(c, c.species[0]), true));  // different lengths: several batches
-  }
+  const auto prompts = infill_prompts(6);  // different lengths: several batches
   GenerationParams p;
   p.max_new_tokens = 8;
   p.mode = CrystalGrammar::Mode::kElement;
@@ -484,11 +490,7 @@ TEST(Generator, MinNewTokensDoesNotHoldBackTheOnlyTokenAllowed) {
   // (1 or 2 tokens here) infill allows EOS alone, so min_new_tokens 6 still ends every answer there with its EOS.
   Fixture& f = fixture();
   Generator gen(*f.model, f.tok.pieces, f.tok.eos(), nullptr);
-  std::vector<std::vector<int32_t>> prompts;
-  for (int i = 0; i < 6; ++i) {
-    const Crystal& c = f.crystals[i];
-    prompts.push_back(f.tok.encode(infill_prompt(c, c.species[0]), true));
-  }
+  const auto prompts = infill_prompts(6);
   GenerationParams p;
   p.max_new_tokens = 8;
   p.min_new_tokens = 6;
