@@ -322,10 +322,13 @@ TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
 }
 
 // A cgtrain-style run folder (config.yaml, model_config.json, checkpoints/step-7) from a perturbed training model.
-// record_base: the step folder keeps the base's sample as cgtrain's do (false: as an older build's).
-at::Tensor save_run(const std::string& run_dir, const std::string& hf_dir, bool lora_mode, bool record_base = true) {
+// record_base: the step folder keeps the base's sample as cgtrain's do (false: as an older build's). init_seed: the
+// run's random base where hf_dir is empty.
+at::Tensor save_run(const std::string& run_dir, const std::string& hf_dir, bool lora_mode, bool record_base = true,
+                   uint64_t init_seed = Config().model.init_seed) {
   Config cfg;
   cfg.model.hf_dir = hf_dir;
+  cfg.model.init_seed = init_seed;
   cfg.model.device = "cpu";
   cfg.model.dtype = "fp32";
   cfg.lora.enabled = lora_mode;
@@ -348,7 +351,7 @@ at::Tensor save_run(const std::string& run_dir, const std::string& hf_dir, bool 
   st.step = 7;
   fs::create_directories(run_dir);
   std::ofstream(run_dir + "/config.yaml") << to_yaml(cfg);
-  std::ofstream(run_dir + "/model_config.json") << micro().to_hf_json();
+  std::ofstream(run_dir + "/model_config.json") << m.llama->config().to_hf_json();  // micro(), or the flavor's
   const std::string hash = config_hash(cfg);
   save_checkpoint(
       run_dir, 7, 0, CheckpointLayout{1, 1, 1}, hash,
@@ -508,6 +511,18 @@ TEST(SamplingModel, ShardsThatRecordNoSiteOrderWereWrittenInTheFilesOrder) {
 
 // A run folder as sample.adapter means its newest step: a damaged or unfinished newest step-N/ is refused, naming the
 // newest intact step to sample on purpose, instead of sampling an older model than the user believes.
+TEST(SamplingModel, LoraRunOnARandomBaseIsMergedIntoItsOwnRandomBase) {
+  // A LoRA run of no model.hf_dir (the tiny flavor's tests) trained on the random init of its own model.init_seed:
+  // sampling its checkpoint rebuilds that base, whatever the sampling config's seed (here the default, not the run's).
+  const std::string d = scratch("randomrun");
+  const at::Tensor expected = save_run(d + "/run", "", /*lora_mode=*/true, /*record_base=*/true, /*init_seed=*/77);
+  std::string what;
+  auto m = load_sampling_model(sampling_config("", d + "/run"), dist::single_process_dims(), 0, at::kCPU, &what);
+  EXPECT_NE(what.find("random init seed 77"), std::string::npos) << what;
+  EXPECT_LT((logits_of(*m) - expected).abs().max().item<double>(), 1e-4);
+  fs::remove_all(d);
+}
+
 TEST(SamplingModel, RunWhoseNewestCheckpointIsDamagedIsRefusedNamingTheIntactOne) {
   const std::string d = scratch("damagedrun");
   write_base(d + "/base");
