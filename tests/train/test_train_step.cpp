@@ -3,8 +3,10 @@
 //   base grads, optimizer state only for LoRA); full-parameter mode gives replicated parameters identical grads on
 //   every tp rank; a non-finite step is skipped without touching parameters or optimizer state; a bf16 base trains
 //   like the fp32 one within bf16 precision; a step calls no operator that would wait for a GPU; a checkpoint whose
-//   dropout stream was drawn on another device type resumes with a re-seeded stream; the validation loss per task
-//   equals row-by-row sums; a step's loss and gradient are the mean over the loss tokens of all its micro-steps.
+//   dropout stream was drawn on another device type resumes with a re-seeded stream; a checkpoint restores every
+//   LoRA tensor, AdamW moment and step, the train state and the torch CPU generator, and one of other trainables
+//   (lora.targets, lora.r, full mode) is refused; the validation loss per task equals row-by-row sums; a step's loss
+//   and gradient are the mean over the loss tokens of all its micro-steps.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -500,6 +502,98 @@ TEST(TrainStep, CheckpointFromAnotherDeviceTypeReseedsDropout) {
                 model::stable_hash("lora-dropout-resume/" + std::to_string(seed) + "/0/4"));
     }
   }
+}
+
+// The folder of a checkpoint of `m` at `step`, written by this one process, as a resume finds it.
+CheckpointInfo saved_checkpoint(const std::string& run, int64_t step, const TrainModel& m, const AdamW& opt,
+                                const TrainState& st) {
+  save_checkpoint(run, step, 0, CheckpointLayout{1, 1, 1}, "h",
+                  [&](const std::string& dir) { write_rank_checkpoint(dir, m, opt, st, dims(), "h"); },
+                  [](bool ok) { return ok; }, 5);
+  CheckpointInfo ck;
+  ck.step = step;
+  ck.path = step_folder(run, step);
+  ck.manifest = read_manifest(ck.path);
+  return ck;
+}
+
+// What a same-layout resume restores, against the trained model it was saved from: every LoRA tensor, both AdamW
+// moments and the per-tensor step under their own names, the TrainState with the loader position, and the torch CPU
+// generator (the numbers drawn after the save are drawn again after the load).
+TEST(TrainStep, CheckpointRestoresTensorsMomentsStepsStateAndRng) {
+  if (dims().world != 1) GTEST_SKIP() << "one process writes and reads the folder";
+  const std::string run = setup() + "/restore-run";
+  std::filesystem::remove_all(run);
+  TrainModel a = build(true);
+  AdamW opt = make_optimizer(a, TrainConfig{});
+  TrainGrads grads(a.trainable, dims());
+  Loader ld = loader();
+  for (int i = 0; i < 2; ++i) ASSERT_FALSE(train_step(a, ld, grads, opt, 1e-2, 1.0, dims()).skipped);
+  TrainState st;
+  st.step = 2;
+  st.tokens_seen = 777;
+  st.loss_tokens_seen = 555;
+  st.bad_steps = 1;
+  st.last_val_loss = 1.5;
+  st.loader = ld.state();
+  const CheckpointInfo ck = saved_checkpoint(run, 2, a, opt, st);
+  const at::Tensor drawn_after_save = at::rand({16});
+
+  TrainModel b = build(true);
+  AdamW opt_b = make_optimizer(b, TrainConfig{});
+  const TrainState got = load_rank_checkpoint(ck, b, opt_b, dims(), 42);
+  EXPECT_TRUE(at::rand({16}).equal(drawn_after_save)) << "the torch CPU generator was not restored";
+  EXPECT_EQ(got, st);
+  EXPECT_EQ(got.loader.cursor, 2);  // two global batches of one micro-batch each consumed
+  ASSERT_EQ(b.trainable.size(), a.trainable.size());
+  const TrainModel fresh = build(true);
+  int trained = 0;
+  for (size_t i = 0; i < a.trainable.size(); ++i) {
+    EXPECT_TRUE(b.trainable[i].param.equal(a.trainable[i].param)) << a.trainable[i].name;
+    trained += !b.trainable[i].param.equal(fresh.trainable[i].param);
+  }
+  EXPECT_GT(trained, 0);  // the tensors compared are not the fresh model's
+  std::map<std::string, at::Tensor> want;
+  for (const auto& [name, t] : opt.state()) want[name] = t;
+  const auto have = opt_b.state();
+  ASSERT_EQ(have.size(), want.size());
+  for (const auto& [name, t] : have) {
+    ASSERT_TRUE(want.count(name)) << name;
+    EXPECT_TRUE(t.equal(want[name])) << name;
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".step") == 0) EXPECT_EQ(t.item<int64_t>(), 2) << name;
+  }
+}
+
+// A checkpoint whose trainable tensors are not this run's is refused naming what to change (the load's own checks,
+// all that guards checkpoints of builds that kept no config.yaml): fewer lora.targets, another lora.r, full mode.
+TEST(TrainStep, CheckpointOfOtherTrainablesIsRefused) {
+  if (dims().world != 1) GTEST_SKIP() << "one process writes and reads the folder";
+  const std::string run = setup() + "/refuse-run";
+  std::filesystem::remove_all(run);
+  TrainModel a = build(true);
+  const CheckpointInfo ck = saved_checkpoint(run, 1, a, make_optimizer(a, TrainConfig{}), TrainState{});
+  auto refusal = [&](TrainModel m) {
+    AdamW o = make_optimizer(m, TrainConfig{});
+    try {
+      load_rank_checkpoint(ck, m, o, dims(), 42);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("loaded");
+  };
+  Config fewer = micro_config(true);
+  fewer.lora.targets = {"q_proj", "v_proj"};
+  const TrainModel qv = build_train_model(fewer, dims(), 97, at::kCPU);
+  const std::string why = refusal(build_train_model(fewer, dims(), 97, at::kCPU));
+  EXPECT_NE(why.find(fmt::format("holds {} trainable tensors, this run has {}", a.trainable.size(),
+                                 qv.trainable.size())), std::string::npos) << why;
+  Config r2 = micro_config(true);
+  r2.lora.r = 2;
+  const std::string shape = refusal(build_train_model(r2, dims(), 97, at::kCPU));
+  EXPECT_NE(shape.find("in the checkpoint, [2, "), std::string::npos) << shape;
+  EXPECT_NE(shape.find("(lora.r or the model changed?)"), std::string::npos) << shape;
+  const std::string full = refusal(build(false));
+  EXPECT_NE(full.find("was written in lora mode but this run has lora.enabled=false"), std::string::npos) << full;
 }
 
 }  // namespace
