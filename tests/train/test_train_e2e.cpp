@@ -200,6 +200,11 @@ TEST(TrainResume, SameLayoutIsBitwiseOtherLayoutsClose) {
     EXPECT_EQ(recs[i].first, int64_t(i) + 1);
     EXPECT_EQ(recs[i].second, full.at(recs[i].first)) << "resumed step " << recs[i].first << " differs";
   }
+  // Validated before step 1 and at steps 10 and 20 (train.val_every=10), once each: the resumed launch does not
+  // validate its first step again (the step-10 record the first launch wrote is that step's).
+  std::vector<int64_t> val_steps;
+  for (const auto& [step, loss] : read_records(d + "/a", "val_loss")) val_steps.push_back(step);
+  EXPECT_EQ(val_steps, (std::vector<int64_t>{0, 10, 20}));
 
   // Another dp (same global batch), the global batch as micro-steps (grad_accum) and another tp (re-sharded LoRA +
   // AdamW state), without dropout.
