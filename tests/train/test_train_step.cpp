@@ -3,10 +3,10 @@
 //   base grads, optimizer state only for LoRA); full-parameter mode gives replicated parameters identical grads on
 //   every tp rank; a non-finite step is skipped without touching parameters or optimizer state; a bf16 base trains
 //   like the fp32 one within bf16 precision; a step calls no operator that would wait for a GPU; a checkpoint whose
-//   dropout stream was drawn on another device type resumes with a re-seeded stream; a checkpoint restores every
-//   LoRA tensor, AdamW moment and step, the train state and the torch CPU generator, and one of other trainables
-//   (lora.targets, lora.r, full mode) is refused; the validation loss per task equals row-by-row sums; a step's loss
-//   and gradient are the mean over the loss tokens of all its micro-steps.
+//   dropout stream was drawn on another device type, or resumed on another dp, resumes with a re-seeded stream (one
+//   per replica); a checkpoint restores every LoRA tensor, AdamW moment and step, the train state and the torch CPU
+//   generator, and one of other trainables (lora.targets, lora.r, full mode) is refused; the validation loss per task
+//   equals row-by-row sums; a step's loss and gradient are the mean over the loss tokens of all its micro-steps.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -594,6 +594,29 @@ TEST(TrainStep, CheckpointOfOtherTrainablesIsRefused) {
   EXPECT_NE(shape.find("(lora.r or the model changed?)"), std::string::npos) << shape;
   const std::string full = refusal(build(false));
   EXPECT_NE(full.find("was written in lora mode but this run has lora.enabled=false"), std::string::npos) << full;
+}
+
+// A resume on another dp gives every replica a dropout stream of its own, re-seeded from (seed, dp_rank, step): the
+// saved stream (one replica's) is not reused, nor the fresh model's. The load itself needs no collective, so one
+// process plays dp rank 1 of 2.
+TEST(TrainStep, CheckpointResumedOnAnotherDpReseedsDropoutPerReplica) {
+  if (dims().world != 1) GTEST_SKIP() << "one process writes and reads the folder";
+  const std::string run = setup() + "/dp-run";
+  std::filesystem::remove_all(run);
+  TrainModel a = build(true);
+  a.lora.dropout_gen->set_current_seed(11);
+  TrainState st;
+  st.step = 6;
+  const CheckpointInfo ck = saved_checkpoint(run, 6, a, make_optimizer(a, TrainConfig{}), st);
+
+  dist::ParallelDims dp2 = dims();
+  dp2.world = dp2.dp = 2;
+  dp2.rank = dp2.dp_rank = 1;
+  TrainModel b = build(true);
+  b.lora.dropout_gen->set_current_seed(99);
+  AdamW opt_b = make_optimizer(b, TrainConfig{});
+  EXPECT_EQ(load_rank_checkpoint(ck, b, opt_b, dp2, 42).step, 6);
+  EXPECT_EQ(b.lora.dropout_gen->current_seed(), model::stable_hash("lora-dropout-resume/42/1/6"));
 }
 
 }  // namespace
