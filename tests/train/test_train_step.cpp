@@ -464,44 +464,11 @@ struct SixteenByteGen : c10::GeneratorImpl {
   }
 };
 
-TEST(TrainStep, CheckpointFromAnotherDeviceTypeReseedsDropout) {
-  if (dims().world != 1) GTEST_SKIP() << "one process writes and reads the folder";
-  const std::string run = setup() + "/rng-run";
+// An empty run folder `name` in the setup folder.
+std::string fresh_run(const std::string& name) {
+  const std::string run = setup() + "/" + name;
   std::filesystem::remove_all(run);
-  TrainModel a = build(true);
-  AdamW opt = make_optimizer(a, TrainConfig{});
-  TrainState st;
-  st.step = 3;
-  auto save = [&](int64_t step) {
-    st.step = step;
-    save_checkpoint(run, step, 0, CheckpointLayout{1, 1, 1}, "h",
-                    [&](const std::string& dir) { write_rank_checkpoint(dir, a, opt, st, dims(), "h"); },
-                    [](bool ok) { return ok; }, 5);
-  };
-  a.lora.dropout_gen->set_current_seed(11);
-  const at::Tensor cpu_state = a.lora.dropout_gen->get_state();
-  save(3);  // same device type: the stream itself carries over
-  a.lora.dropout_gen = std::make_shared<at::Generator>(at::make_generator<SixteenByteGen>());
-  save(4);  // "written on a GPU"
-
-  TrainModel b = build(true);
-  AdamW opt_b = make_optimizer(b, TrainConfig{});
-  const uint64_t seed = 42;
-  for (int64_t step : {3, 4}) {
-    CheckpointInfo ck;
-    ck.step = step;
-    ck.path = step_folder(run, step);
-    ck.manifest = read_manifest(ck.path);
-    b.lora.dropout_gen->set_current_seed(99);
-    const TrainState got = load_rank_checkpoint(ck, b, opt_b, dims(), seed);
-    EXPECT_EQ(got.step, step);
-    if (step == 3) {
-      EXPECT_TRUE(b.lora.dropout_gen->get_state().equal(cpu_state));
-    } else {
-      EXPECT_EQ(b.lora.dropout_gen->current_seed(),
-                model::stable_hash("lora-dropout-resume/" + std::to_string(seed) + "/0/4"));
-    }
-  }
+  return run;
 }
 
 // The folder of a checkpoint of `m` at `step`, written by this one process, as a resume finds it.
@@ -517,13 +484,44 @@ CheckpointInfo saved_checkpoint(const std::string& run, int64_t step, const Trai
   return ck;
 }
 
+TEST(TrainStep, CheckpointFromAnotherDeviceTypeReseedsDropout) {
+  if (dims().world != 1) GTEST_SKIP() << "one process writes and reads the folder";
+  const std::string run = fresh_run("rng-run");
+  TrainModel a = build(true);
+  AdamW opt = make_optimizer(a, TrainConfig{});
+  TrainState st;
+  a.lora.dropout_gen->set_current_seed(11);
+  const at::Tensor cpu_state = a.lora.dropout_gen->get_state();
+  st.step = 3;
+  // Step 3 on the same device type: the stream itself carries over. Step 4 "written on a GPU".
+  std::vector<CheckpointInfo> saved = {saved_checkpoint(run, 3, a, opt, st)};
+  a.lora.dropout_gen = std::make_shared<at::Generator>(at::make_generator<SixteenByteGen>());
+  st.step = 4;
+  saved.push_back(saved_checkpoint(run, 4, a, opt, st));
+
+  TrainModel b = build(true);
+  AdamW opt_b = make_optimizer(b, TrainConfig{});
+  const uint64_t seed = 42;
+  for (const CheckpointInfo& ck : saved) {
+    const int64_t step = ck.step;
+    b.lora.dropout_gen->set_current_seed(99);
+    const TrainState got = load_rank_checkpoint(ck, b, opt_b, dims(), seed);
+    EXPECT_EQ(got.step, step);
+    if (step == 3) {
+      EXPECT_TRUE(b.lora.dropout_gen->get_state().equal(cpu_state));
+    } else {
+      EXPECT_EQ(b.lora.dropout_gen->current_seed(),
+                model::stable_hash("lora-dropout-resume/" + std::to_string(seed) + "/0/4"));
+    }
+  }
+}
+
 // What a same-layout resume restores, against the trained model it was saved from: every LoRA tensor, both AdamW
 // moments and the per-tensor step under their own names, the TrainState with the loader position, and the torch CPU
 // generator (the numbers drawn after the save are drawn again after the load).
 TEST(TrainStep, CheckpointRestoresTensorsMomentsStepsStateAndRng) {
   if (dims().world != 1) GTEST_SKIP() << "one process writes and reads the folder";
-  const std::string run = setup() + "/restore-run";
-  std::filesystem::remove_all(run);
+  const std::string run = fresh_run("restore-run");
   TrainModel a = build(true);
   AdamW opt = make_optimizer(a, TrainConfig{});
   TrainGrads grads(a.trainable, dims());
@@ -568,8 +566,7 @@ TEST(TrainStep, CheckpointRestoresTensorsMomentsStepsStateAndRng) {
 // all that guards checkpoints of builds that kept no config.yaml): fewer lora.targets, another lora.r, full mode.
 TEST(TrainStep, CheckpointOfOtherTrainablesIsRefused) {
   if (dims().world != 1) GTEST_SKIP() << "one process writes and reads the folder";
-  const std::string run = setup() + "/refuse-run";
-  std::filesystem::remove_all(run);
+  const std::string run = fresh_run("refuse-run");
   TrainModel a = build(true);
   const CheckpointInfo ck = saved_checkpoint(run, 1, a, make_optimizer(a, TrainConfig{}), TrainState{});
   auto refusal = [&](TrainModel m) {
@@ -601,8 +598,7 @@ TEST(TrainStep, CheckpointOfOtherTrainablesIsRefused) {
 // process plays dp rank 1 of 2.
 TEST(TrainStep, CheckpointResumedOnAnotherDpReseedsDropoutPerReplica) {
   if (dims().world != 1) GTEST_SKIP() << "one process writes and reads the folder";
-  const std::string run = setup() + "/dp-run";
-  std::filesystem::remove_all(run);
+  const std::string run = fresh_run("dp-run");
   TrainModel a = build(true);
   a.lora.dropout_gen->set_current_seed(11);
   TrainState st;
