@@ -873,16 +873,9 @@ std::vector<SummaryRow> collect_rows(const SweepPlan& plan) {
     r.metrics = read_metrics_file((run / "metrics.jsonl").string());
     const YAML::Node cfg = YAML::Load(p.config_yaml);
     if (cfg["lora"] && cfg["lora"]["r"]) r.rank = cfg["lora"]["r"].as<double>();
-    // cgeval writes its report to eval.out, by default <eval.input>/eval.
-    std::string eval_dir = cfg["eval"] && cfg["eval"]["out"] ? cfg["eval"]["out"].as<std::string>() : "";
-    if (eval_dir.empty()) eval_dir = (run / "samples" / "eval").string();
-    if (fs::is_directory(eval_dir)) {
-      for (const char* name : {"report.json", "summary.json", "metrics.json"})
-        if (fs::exists(fs::path(eval_dir) / name)) {
-          r.metrics.validity = read_validity((fs::path(eval_dir) / name).string());
-          break;
-        }
-    }
+    // cgeval's report.json: a point's eval.input is its <run_dir>/samples (plan_sweep gives it) and eval.out is
+    // refused in a sweep's config (check_point_config), so cgeval wrote <run_dir>/samples/eval; none yet: no scores.
+    r.metrics.validity = read_validity((run / "samples" / "eval" / "report.json").string());
     rows.push_back(std::move(r));
   }
   return rows;
