@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -68,6 +69,23 @@ std::vector<std::pair<std::string, at::Tensor>> write_base(const std::string& di
   return t;
 }
 
+// Random LoRA factors (times 0.3) of shape [r, in] and [out, r] for each layer weight of `base` that is one of
+// pc.target_modules, under PEFT's names without its base_model.model. prefix.
+std::map<std::string, at::Tensor> random_factors(const std::vector<std::pair<std::string, at::Tensor>>& base,
+                                                 const lora::PeftConfig& pc, at::Generator& g) {
+  std::map<std::string, at::Tensor> factors;
+  for (const auto& [name, W] : base) {
+    const std::string mod = name.substr(0, name.size() - 7);  // drop ".weight"
+    const std::string leaf = mod.substr(mod.rfind('.') + 1);
+    if (name.find("layers.") == std::string::npos ||
+        std::find(pc.target_modules.begin(), pc.target_modules.end(), leaf) == pc.target_modules.end())
+      continue;
+    factors[mod + ".lora_A.weight"] = at::randn({pc.r, W.size(1)}, g) * 0.3;
+    factors[mod + ".lora_B.weight"] = at::randn({W.size(0), pc.r}, g) * 0.3;
+  }
+  return factors;
+}
+
 at::Tensor probe_tokens() {
   auto g = at::make_generator<at::CPUGeneratorImpl>(5);
   return at::randint(micro().vocab_size, {2, 9}, g, at::TensorOptions().dtype(at::kLong));
@@ -127,14 +145,8 @@ TEST(SamplingModel, TiedBaseEqualsItsUntiedCopy) {
   pc.r = 2;
   pc.lora_alpha = 4;
   pc.target_modules = {"q_proj"};
-  std::map<std::string, at::Tensor> factors;
   auto g = at::make_generator<at::CPUGeneratorImpl>(4);
-  for (int layer = 0; layer < 2; ++layer) {
-    const std::string m = fmt::format("model.layers.{}.self_attn.q_proj", layer);
-    factors[m + ".lora_A.weight"] = at::randn({2, 32}, g) * 0.3;
-    factors[m + ".lora_B.weight"] = at::randn({32, 2}, g) * 0.3;
-  }
-  lora::write_peft_adapter(d + "/adapter", pc, factors);
+  lora::write_peft_adapter(d + "/adapter", pc, random_factors(base, pc, g));
   const auto dims = dist::single_process_dims();
   for (const std::string adapter : {std::string(), d + "/adapter"}) {
     auto t = load_sampling_model(sampling_config(d + "/tied", adapter), dims, 0, at::kCPU);
@@ -154,21 +166,19 @@ TEST(SamplingModel, PeftAdapterEqualsHandMergedCheckpoint) {
   pc.r = 4;
   pc.lora_alpha = 8;
   pc.target_modules = {"q_proj", "down_proj"};
-  std::map<std::string, at::Tensor> factors;
   auto g = at::make_generator<at::CPUGeneratorImpl>(9);
+  const std::map<std::string, at::Tensor> factors = random_factors(base, pc, g);
+  ASSERT_EQ(factors.size(), 2u * 2 * 2);  // q_proj and down_proj of both layers, A and B
   std::vector<std::pair<std::string, at::Tensor>> merged;
   for (const auto& [name, W] : base) {
     const std::string mod = name.substr(0, name.size() - 7);  // drop ".weight"
-    const bool target = name.find("layers.") != std::string::npos &&
-                        (mod.find("q_proj") != std::string::npos || mod.find("down_proj") != std::string::npos);
-    if (!target) {
+    const auto A = factors.find(mod + ".lora_A.weight"), B = factors.find(mod + ".lora_B.weight");
+    if (A == factors.end()) {
       merged.emplace_back(name, W);
       continue;
     }
-    const at::Tensor A = at::randn({pc.r, W.size(1)}, g) * 0.3, B = at::randn({W.size(0), pc.r}, g) * 0.3;
-    factors[mod + ".lora_A.weight"] = A;
-    factors[mod + ".lora_B.weight"] = B;
-    merged.emplace_back(name, W + (pc.lora_alpha / pc.r) * at::matmul(B, A));  // independent of lora::merge_lora
+    // independent of lora::merge_lora
+    merged.emplace_back(name, W + (pc.lora_alpha / pc.r) * at::matmul(B->second, A->second));
   }
   lora::write_peft_adapter(d + "/adapter", pc, factors);
   model::write_hf_checkpoint(d + "/merged", merged, micro());
@@ -449,16 +459,8 @@ TEST(SamplingModel, IdentityFollowsTheAdaptersWeightsNotTheirPaths) {
   pc.lora_alpha = 4;
   pc.target_modules = {"q_proj"};
   auto g = at::make_generator<at::CPUGeneratorImpl>(5);
-  for (const std::string name : {"adapter", "other"}) {
-    std::map<std::string, at::Tensor> factors;
-    for (const auto& [w, W] : base)
-      if (w.find("q_proj") != std::string::npos) {
-        const std::string mod = w.substr(0, w.size() - 7);  // drop ".weight"
-        factors[mod + ".lora_A.weight"] = at::randn({pc.r, W.size(1)}, g) * 0.3;
-        factors[mod + ".lora_B.weight"] = at::randn({W.size(0), pc.r}, g) * 0.3;
-      }
-    lora::write_peft_adapter(d + "/" + name, pc, factors);
-  }
+  for (const std::string name : {"adapter", "other"})
+    lora::write_peft_adapter(d + "/" + name, pc, random_factors(base, pc, g));
   fs::copy(d + "/adapter", d + "/adapter_copy");
   save_run(d + "/run", d + "/base", /*lora_mode=*/true);
   const auto identity = [&](const std::string& hf_dir, const std::string& adapter) {
