@@ -10,9 +10,9 @@
 //   tokenizer.model                the tokenizer the shards were made with (its sha256 is in the manifest)
 //   manifest.json                  written last by checkpoint_dir (sizes + sha256 of every file)
 // Resume: same tp → each rank reads the file of its own (tp_rank, dp_rank) (dp replica 0 when dp changed: replicas
-// hold identical tensors); other tp → each rank reads every tp shard of replica 0, rebuilds the full tensor and cuts
-// its own slice. Dropout masks depend only on the dp replica's stream, so a tp change keeps it; a dp change re-seeds
-// it from (seed, dp_rank, step).
+// hold identical tensors); other tp → each rank reads every tp shard of the same replica (its own, or 0 when dp
+// changed), rebuilds the full tensor and cuts its own slice. Dropout masks depend only on the dp replica's stream, so
+// a tp change keeps it; a dp change re-seeds it from (seed, dp_rank, step).
 #pragma once
 #include <map>
 #include <string>
