@@ -230,6 +230,43 @@ TEST(TpOps, SharedCopyKeepsNothingAfterItsLastReader) {
   }
 }
 
+// A group of two ranks whose other rank always holds what this one does: a sum all-reduce doubles. It stands in for
+// a tp group where copy_to_tp is a real autograd op (at tp 1 it is the identity, which no test can tell apart).
+struct TwinComm : Comm {
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  std::string backend() const override { return "twin"; }
+  void all_reduce(at::Tensor& t, ReduceOp op) override {
+    ASSERT_EQ(op, ReduceOp::Sum);
+    t.mul_(2);
+  }
+  at::Tensor all_gather(const at::Tensor&, int64_t) override { throw std::logic_error("not used"); }
+  void broadcast(at::Tensor&, int) override { throw std::logic_error("not used"); }
+  void barrier() override {}
+};
+
+TEST(TpOps, SharedCopyOfAnInputChangedInPlaceIsMadeAfresh) {
+  // A reader after the shared input was changed in place gets a copy of its own, whose backward all-reduces the
+  // gradient (x2 here). The earlier reader's copy is a view of the input as it was: torch refuses a backward through
+  // it once the input changed (the custom backward would be lost), so handing it on would fail the step.
+  const CommPtr twin = std::make_shared<TwinComm>();
+  const auto hook = shared_copy_to_tp(twin, 2);
+  at::Tensor w = torch::ones({3}, torch::kDouble).requires_grad_();
+  at::Tensor x = w * 1;
+  at::Tensor a = hook(x);
+  x.mul_(3);
+  at::Tensor b = hook(x);
+  b.sum().backward();
+  EXPECT_TRUE(torch::equal(w.grad(), torch::full({3}, 6.0, torch::kDouble))) << w.grad();  // 2 (all-reduce) x 3
+  // The control: two readers of an unchanged input share one copy, and backward all-reduces their sum once.
+  w.mutable_grad().reset();
+  at::Tensor y = w * 1;
+  at::Tensor c = hook(y), d = hook(y);
+  EXPECT_TRUE(c.is_same(d));
+  (c + d).sum().backward();
+  EXPECT_TRUE(torch::equal(w.grad(), torch::full({3}, 4.0, torch::kDouble))) << w.grad();
+}
+
 TEST(TpOps, IdentityAtTp1) {
   CommPtr c = make_self_comm();
   at::Tensor x = torch::randn({2, 4}, torch::kDouble).requires_grad_();
