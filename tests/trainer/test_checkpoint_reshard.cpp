@@ -1,8 +1,9 @@
 // A checkpoint written on one tp x dp grid and read on another, in one process (no mpirun): every rank of the old grid
 // writes its file with write_rank_checkpoint, every rank of the new one loads with load_rank_checkpoint, and cgexport's
-// read_full_params joins the shards. Neither needs a communicator, so a rank is its dist::ParallelDims numbers and
-// its model the tp-local Llama of its tp rank (full-parameter mode: the model's own ParamSpecs, column- and
-// row-split weights, replicated norms, and vocabulary tables padded to a multiple of tp).
+// read_full_params joins the shards. Neither runs a collective, so a rank is its dist::ParallelDims numbers and its
+// model the tp-local Llama of its tp rank: in full-parameter mode the model's own ParamSpecs (column- and row-split
+// weights, replicated norms, vocabulary tables padded to a multiple of tp), in LoRA mode its adapters' (A split on
+// `in` for row-split layers, B on `out` for column-split ones, the other factor replicated) and a dropout stream.
 //
 // Every element of a full tensor differs, and every dp replica's differ from the others' (real replicas are
 // identical; these differ so that a file of the wrong replica shows), so a wrong file, a wrong order or dim of the
@@ -15,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "dist/parallel_dims.h"
+#include "lora/inject.h"
 #include "model/llama.h"
 #include "tests/test_util.h"
 #include "trainer/checkpoint.h"
@@ -47,13 +50,38 @@ dist::ParallelDims rank_dims(Grid g, int dp_rank, int tp_rank) {
   return d;
 }
 
-// A full-parameter TrainModel as tp rank `tp_rank` of `tp` builds it (build_train_model without the base weights and
-// the TP hooks, which need the tp group).
-TrainModel rank_model(int tp_rank, int tp) {
+// The tp group of a rank whose model is built and never run: LoRA's adapters read its rank and size to cut their
+// factors; a collective would be an error of this test's setup.
+struct UnusedTpGroup : dist::Comm {
+  int rank_, size_;
+  UnusedTpGroup(int rank, int size) : rank_(rank), size_(size) {}
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string backend() const override { return "none"; }
+  void all_reduce(at::Tensor&, dist::ReduceOp) override { CG_FAIL("no collective in these tests"); }
+  at::Tensor all_gather(const at::Tensor&, int64_t) override { CG_FAIL("no collective in these tests"); }
+  void broadcast(at::Tensor&, int) override { CG_FAIL("no collective in these tests"); }
+  void barrier() override { CG_FAIL("no collective in these tests"); }
+};
+
+enum class Mode { Full, Lora };
+
+// The TrainModel tp rank `tp_rank` of `tp` builds (build_train_model without the base weights and the TP hooks):
+// every base tensor trains, or LoRA factors of rank 2 on every linear layer, with a dropout stream.
+TrainModel rank_model(int tp_rank, int tp, Mode mode) {
   TrainModel m;
-  m.full_param = true;
+  m.full_param = mode == Mode::Full;
   m.llama = model::Llama(tiny(), model::TpShape{tp_rank, tp}, at::TensorOptions().dtype(at::kFloat));
-  m.trainable = m.llama->param_specs();
+  if (m.full_param) {
+    m.trainable = m.llama->param_specs();
+    return m;
+  }
+  lora::LoraSpec spec;
+  spec.r = 2;
+  spec.dropout = 0.1;
+  m.lora = lora::inject_lora(*m.llama, spec, {"all-linear"}, std::make_shared<UnusedTpGroup>(tp_rank, tp), at::kCPU,
+                             lora::make_dropout_gen(1, at::kCPU));
+  m.trainable = m.lora.params();
   return m;
 }
 
@@ -82,14 +110,15 @@ at::Tensor cut(const at::Tensor& full, int64_t dim, int tp_rank, int64_t local, 
 // seed come from: each file tells its own.
 int64_t adam_step_of(int file) { return 100 + file; }
 uint64_t rng_seed_of(int file) { return 500 + uint64_t(file); }
+uint64_t dropout_seed_of(int file) { return 700 + uint64_t(file); }
 
 // Saves step 7 of every rank of `g` into run_dir, as a resume finds it.
-CheckpointInfo save_grid(const std::string& run_dir, Grid g) {
+CheckpointInfo save_grid(const std::string& run_dir, Grid g, Mode mode) {
   auto write_all = [&](const std::string& dir) {
     for (int q = 0; q < g.dp; ++q)
       for (int t = 0; t < g.tp; ++t) {
         const dist::ParallelDims d = rank_dims(g, q, t);
-        TrainModel m = rank_model(t, g.tp);
+        TrainModel m = rank_model(t, g.tp, mode);
         AdamW opt = make_optimizer(m, TrainConfig{});
         std::vector<std::pair<std::string, at::Tensor>> state;
         at::NoGradGuard no_grad;
@@ -107,6 +136,7 @@ CheckpointInfo save_grid(const std::string& run_dir, Grid g) {
         st.step = 7;
         st.tokens_seen = d.rank;
         at::manual_seed(rng_seed_of(d.rank));
+        if (m.lora.dropout_gen) m.lora.dropout_gen->set_current_seed(dropout_seed_of(d.rank));
         write_rank_checkpoint(dir, m, opt, st, d, "h");
       }
   };
@@ -122,18 +152,20 @@ CheckpointInfo save_grid(const std::string& run_dir, Grid g) {
 // Saves on `from`, loads on every rank of `to`, and compares each rank's tensors, AdamW state, TrainState and torch
 // generator with what it should have read: on the same tp, the file of its own (dp_rank, tp_rank) as saved, of dp
 // replica 0 when dp changed; on another tp, its slice of the full tensors of that replica (its own on the same dp,
-// else replica 0), cut here from the full values, with zero padding rows.
-void check_resume(Grid from, Grid to) {
-  SCOPED_TRACE(fmt::format("tp {} x dp {} resumed on tp {} x dp {}", from.tp, from.dp, to.tp, to.dp));
+// else replica 0), cut here from the full values, with zero padding rows. The dropout stream (LoRA) is the replica's
+// on the same dp, whatever the tp, and re-seeded per dp rank on another dp.
+void check_resume(Grid from, Grid to, Mode mode = Mode::Full) {
+  SCOPED_TRACE(fmt::format("{} tp {} x dp {} resumed on tp {} x dp {}", mode == Mode::Full ? "full" : "LoRA", from.tp,
+                           from.dp, to.tp, to.dp));
   test::TempDir dir("cg_reshard");
-  const CheckpointInfo ck = save_grid(dir.path, from);
+  const CheckpointInfo ck = save_grid(dir.path, from, mode);
   for (int q = 0; q < to.dp; ++q)
     for (int t = 0; t < to.tp; ++t) {
       SCOPED_TRACE(fmt::format("dp rank {}, tp rank {}", q, t));
       const int replica = from.dp == to.dp ? q : 0;
       const bool same_tp = from.tp == to.tp;
       const int file = replica * from.tp + (same_tp ? t : 0);  // where the step counts and the TrainState come from
-      TrainModel m = rank_model(t, to.tp);
+      TrainModel m = rank_model(t, to.tp, mode);
       AdamW opt = make_optimizer(m, TrainConfig{});
       const TrainState st = load_rank_checkpoint(ck, m, opt, rank_dims(to, q, t), 42);
       EXPECT_EQ(st.step, 7);
@@ -144,6 +176,14 @@ void check_resume(Grid from, Grid to) {
         at::manual_seed(12345);  // the restore below must undo this
         ASSERT_NO_THROW(load_rank_checkpoint(ck, m, opt, rank_dims(to, q, t), 42));
         EXPECT_TRUE(at::rand({4}).equal(want)) << "the torch CPU generator is not file " << file << "'s";
+      }
+      if (mode == Mode::Lora && from.dp == to.dp) {
+        EXPECT_TRUE(m.lora.dropout_gen->get_state().equal(
+            lora::make_dropout_gen(dropout_seed_of(file), at::kCPU)->get_state()))
+            << "the dropout stream is not file " << file << "'s";
+      } else if (mode == Mode::Lora) {
+        const uint64_t reseeded = model::stable_hash(fmt::format("lora-dropout-resume/42/{}/7", q));
+        EXPECT_EQ(m.lora.dropout_gen->current_seed(), reseeded);
       }
       std::map<std::string, at::Tensor> state;
       for (const auto& [name, v] : opt.state()) state[name] = v;
@@ -191,18 +231,30 @@ TEST(CheckpointReshard, AnotherTpAndDpJoinReplicaZerosShards) {
   check_resume({2, 2}, {1, 1});
 }
 
+// LoRA factors: A of the row-split layers (o, down) and B of the column-split ones are joined and cut, the other factor
+// of each is whole in every file.
+TEST(CheckpointReshard, LoraFactorsAndDropoutStreamFollowTheGrid) {
+  check_resume({2, 2}, {2, 2}, Mode::Lora);
+  check_resume({2, 1}, {2, 2}, Mode::Lora);
+  check_resume({2, 2}, {1, 2}, Mode::Lora);
+  check_resume({2, 2}, {4, 1}, Mode::Lora);
+  check_resume({4, 1}, {2, 2}, Mode::Lora);
+}
+
 // cgexport's reader: the full tensors of dp replica 0, trimmed to the model's shape, whatever grid wrote them.
 TEST(CheckpointReshard, ReadFullParamsJoinsReplicaZerosShards) {
-  for (Grid g : {Grid{1, 1}, Grid{2, 2}, Grid{4, 1}, Grid{4, 2}}) {
-    SCOPED_TRACE(fmt::format("tp {} x dp {}", g.tp, g.dp));
-    test::TempDir dir("cg_reshard");
-    const auto full = read_full_params(save_grid(dir.path, g));
-    const TrainModel m = rank_model(0, 1);
-    ASSERT_EQ(full.size(), m.trainable.size());
-    for (size_t i = 0; i < m.trainable.size(); ++i) {
-      const model::ParamSpec& p = m.trainable[i];
-      ASSERT_TRUE(full.count(p.name)) << p.name;
-      EXPECT_TRUE(full.at(p.name).equal(full_value(p.full_shape, i, 0, 0))) << p.name;
+  for (Mode mode : {Mode::Full, Mode::Lora}) {
+    for (Grid g : {Grid{1, 1}, Grid{2, 2}, Grid{4, 1}, Grid{4, 2}}) {
+      SCOPED_TRACE(fmt::format("{} tp {} x dp {}", mode == Mode::Full ? "full" : "LoRA", g.tp, g.dp));
+      test::TempDir dir("cg_reshard");
+      const auto full = read_full_params(save_grid(dir.path, g, mode));
+      const TrainModel m = rank_model(0, 1, mode);
+      ASSERT_EQ(full.size(), m.trainable.size());
+      for (size_t i = 0; i < m.trainable.size(); ++i) {
+        const model::ParamSpec& p = m.trainable[i];
+        ASSERT_TRUE(full.count(p.name)) << p.name;
+        EXPECT_TRUE(full.at(p.name).equal(full_value(p.full_shape, i, 0, 0))) << p.name;
+      }
     }
   }
 }
