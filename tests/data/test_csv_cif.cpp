@@ -229,6 +229,28 @@ TEST(Cif, ExpandsSymmetryOperationsToTheFullCell) {
   EXPECT_NEAR(inverted.frac[0][1], 0.75, 1e-12);
 }
 
+// Images of one site are one site where each coordinate is within pymatgen's site tolerance, 1e-4, of an earlier
+// image's, modulo 1 (pymatgen 2022.11.7's CifParser read these alike): under inversion (0.50003, 0, 1/2) and its
+// image (0.49997, 0, 1/2) are one site, as are (0.99996, 0, 0) and (0.00004, 0, 0) across the cell's edge; 8e-4
+// and 1.2e-4 apart, (0.5004, 0, 1/2) and (0.5, 0.50006, 0) keep both images. The first image, the site as listed,
+// is kept.
+TEST(Cif, ImagesWithinTheSiteToleranceAreOneSite) {
+  const std::vector<std::string> inversion = {"x,y,z", "-x,-y,-z"};
+  auto sites = [&](const std::string& atoms) { return site_set(cg::parse_cif(cif_ops(inversion, atoms), "x")); };
+  EXPECT_EQ(sites("Na 0.50003 0 0.5\n"), (std::vector<std::string>{"Na 0.500030 0.000000 0.500000"}));
+  EXPECT_EQ(sites("Na 0.99996 0 0\n"), (std::vector<std::string>{"Na 0.999960 0.000000 0.000000"}));
+  EXPECT_EQ(sites("Na 0.5004 0 0.5\n"),
+            (std::vector<std::string>{"Na 0.499600 0.000000 0.500000", "Na 0.500400 0.000000 0.500000"}));
+  EXPECT_EQ(sites("Na 0.5 0.50006 0\n"),
+            (std::vector<std::string>{"Na 0.500000 0.499940 0.000000", "Na 0.500000 0.500060 0.000000"}));
+  // Listed in P1 (x,y,z alone), the sites are kept as written, overlaps too: the structure checks judge them (an
+  // overlap makes a generated crystal invalid, not unreadable).
+  EXPECT_EQ(cg::parse_cif(cif_ops({"x, y, z"}, "Na 0.1 0.2 0.3\nCl 0.1 0.2 0.3\n"), "x").num_sites(), 2u);
+  // One operation that is no identity moves every site, a translation too (pymatgen: (0.1, 0.2, 0.3) -> 0.6).
+  EXPECT_EQ(site_set(cg::parse_cif(cif_ops({"x+1/2, y, z"}, "Na 0.1 0.2 0.3\n"), "x")),
+            (std::vector<std::string>{"Na 0.600000 0.200000 0.300000"}));
+}
+
 // A CIF with no operations that names its space group by the given items, a cell and atom rows "El x y z".
 std::string cif_named(const std::string& group_items, const std::string& cell, const std::string& atoms) {
   std::string s = "data_N\n" + group_items;
