@@ -166,6 +166,9 @@ TEST(Cif, RejectsWithMaterialId) {
   EXPECT_EQ(cg::parse_cif(cif_with("  Na  Na0  1  -2.5  999.25  0.0  1\n"), "x").num_sites(), 1u);
   EXPECT_NE(reason(cif_with("  Na  Na0  1  0x1p4  0.0  0.0  1\n")).find("coordinate '0x1p4' at site 0 (Na) is not a "
                                                                         "number"), std::string::npos);
+  for (const char* v : {"nan", "inf"})  // strtod reads them; no CIF means them
+    EXPECT_NE(reason(cif_with(fmt::format("  Na  Na0  1  0.0  {}  0.0  1\n", v)))
+                  .find(fmt::format("coordinate '{}' at site 0 (Na) is not a number", v)), std::string::npos);
   std::string no_loop = cif_with("");
   no_loop = no_loop.substr(0, no_loop.find("loop_\n _atom_site"));
   EXPECT_NE(reason(no_loop).find("no _atom_site_fract"), std::string::npos);
@@ -438,6 +441,33 @@ TEST(Cif, ReadsOtherCif11Layouts) {
   EXPECT_EQ(site_set(po), (std::vector<std::string>{"Po 0.500000 0.500000 0.500000"}));
 }
 
+// Layouts pymatgen 2022.11.7's CifParser reads as these orbits: tabs between values and CRLF line ends; a text field
+// whose value starts on the ';' line ('P 1 21/n 1' there: P 21/n) and one around a number (trimmed: 14, P 21/c on
+// this cell); quoted values and text fields that start with "data_" (values, not block headers). From Ga at
+// (0.1, 0.2, 0.3), P 21/n's (-x+1/2, y+1/2, -z+1/2), (-x, -y, -z), (x+1/2, -y+1/2, z+1/2) and P 21/c's (-x, y+1/2,
+// -z+1/2), (-x, -y, -z), (x, -y+1/2, z+1/2).
+TEST(Cif, TabsCrlfTextFieldsAndQuotedDataWords) {
+  if (!cg::have_spglib()) GTEST_SKIP() << "built without spglib (libsymspg-dev)";
+  const std::vector<std::string> p21n = {"Ga 0.100000 0.200000 0.300000", "Ga 0.400000 0.700000 0.200000",
+                                         "Ga 0.600000 0.300000 0.800000", "Ga 0.900000 0.800000 0.700000"};
+  const std::vector<std::string> p21c = {"Ga 0.100000 0.200000 0.300000", "Ga 0.100000 0.300000 0.800000",
+                                         "Ga 0.900000 0.700000 0.200000", "Ga 0.900000 0.800000 0.700000"};
+  const std::string cell = "_cell_length_a\t5 _cell_length_b 6\t_cell_length_c 7\r\n_cell_angle_alpha 90\r\n"
+                           "_cell_angle_beta\t100\t\r\n_cell_angle_gamma 90\r\n";
+  const std::string atoms = "loop_\r\n_atom_site_type_symbol\t_atom_site_fract_x _atom_site_fract_y\r\n"
+                            "_atom_site_fract_z\r\nGa\t0.1\t0.2\t0.3\r\n";
+  const std::string symbol = "_chemical_name_common 'data_2'\t_journal_name_full\r\n;data_3 is no block\r\n;\r\n"
+                             "_symmetry_space_group_name_H-M\r\n;P 1 21/n 1\r\n;\r\n";
+  cg::Crystal c;
+  std::string reason, warning = "stale";
+  ASSERT_TRUE(cg::parse_cif("data_t\r\n" + cell + symbol + atoms, "x", &c, &reason, &warning)) << reason;
+  EXPECT_EQ(site_set(c), p21n);
+  EXPECT_EQ(warning, "");
+  ASSERT_TRUE(cg::parse_cif("data_t\n" + cell + "_space_group_IT_number\n;\n  14\n;\n" + atoms, "x", &c, &reason))
+      << reason;
+  EXPECT_EQ(site_set(c), p21c);
+}
+
 TEST(Cif, RejectsMalformedSyntaxAndSymmetryWithWhatToChange) {
   auto reason = [](const std::string& cif) { return rejection(cif, "c-1"); };
   auto has = [](const std::string& r, const std::string& what) {
@@ -448,12 +478,16 @@ TEST(Cif, RejectsMalformedSyntaxAndSymmetryWithWhatToChange) {
   has(reason("data_x\n_publ_section_title\n;\nnever closed\n"), "line 3: text field opened with ';' is never closed");
   has(reason(good + "Cl 0.5 0.5\n"), "line 11: loop_ of 4 columns (_atom_site_type_symbol, ...) holds 7 values");
   has(reason("data_x\n_cell_length_a\n_cell_length_b 4\n"), "line 2: CIF item _cell_length_a has no value");
+  has(reason("data_x\n_cell_length_a\nloop_\n_a\n1\n"), "line 2: CIF item _cell_length_a has no value");
   has(reason("data_x\n_cell_length_a 4\n_cell_length_a 5\n"), "line 3: CIF item _cell_length_a is given twice");
   has(reason("data_x\n_cell_length_a 4 5\n"), "line 2: value '5' belongs to no item or loop");
   has(reason("data_x\nsave_frame\n"), "line 2: 'save_frame' (save frames, global blocks) is not read");
   has(reason("data_x\nloop_\n_a\n"), "line 2: loop_ without values");
   has(reason(cif_ops({"x, y"}, "Na 0 0 0\n")), "symmetry operation 'x, y' is not of the form");
   has(reason(cif_ops({"x, y, z*2"}, "Na 0 0 0\n")), "symmetry operation 'x, y, z*2' is not of the form");
+  // Two terms need a sign between them, a fraction a non-zero denominator, and three components are all.
+  for (const char* op : {"x y, y, z", "x+1/0, y, z", "x, y, z, x"})
+    has(reason(cif_ops({op}, "Na 0 0 0\n")), fmt::format("symmetry operation '{}' is not of the form", op));
   has(reason(cif_ops({"x, x, z"}, "Na 0 0 0\n")), "'x, x, z' is not a symmetry operation (determinant 0)");
   // Two listed sites that are images of each other: the cell would hold two atoms on one position.
   has(reason(cif_ops({"x,y,z", "-x,-y,-z"}, "Cl 0.1 0.2 0.3\nCl 0.9 0.8 0.7\n")),
