@@ -413,7 +413,8 @@ TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
 
 TEST(Cif, ReadsOtherCif11Layouts) {
   // Values on the line after their tag, a ';' text field, loop rows wrapped across lines and two rows on one line,
-  // a quote inside a quoted value, DDLm tags, elements from labels, '?' occupancy, a comment after a text field.
+  // a quote inside a quoted value, DDLm tags, elements from labels, '?' and '.' occupancy (CIF's default, 1), a
+  // comment after a text field.
   const std::string cif =
       "data_layouts\n"
       "_cell_length_a\n   4.0\n_cell_length_b 5.0 _cell_length_c\n6.0(2)\n"
@@ -423,14 +424,15 @@ TEST(Cif, ReadsOtherCif11Layouts) {
       "_symmetry_space_group_name_H-M\n;\nP 1\n;\n"
       "loop_\n_atom_site.label _atom_site.fract_x\n_atom_site.fract_y _atom_site.fract_z _atom_site.occupancy\n"
       "Fe1 0.1\n 0.2 0.3 1.0   O2a 0.5 0.25\n0.75 ?\nCA3 0 0 0.5 1\nHA1 0.5 0.5 0.5 1\nOW1 0.1 0.5 0.5 1\n"
-      "Wat 0.2 0.5 0.5 1\n";
+      "Wat 0.2 0.5 0.5 1\nwat 0.3 0.5 0.5 1\nNO3 0.4 0.5 0.5 .\n";
   cg::Crystal c;
   std::string r;
   ASSERT_TRUE(cg::parse_cif(cif, "x", &c, &r)) << r;
   EXPECT_DOUBLE_EQ(c.lattice.c, 6.0);
   EXPECT_DOUBLE_EQ(c.lattice.gamma, 120.0);
-  // Labels read as pymatgen's _parse_symbol does: two letters as a symbol, else one, water labels as O.
-  EXPECT_EQ(c.species, (std::vector<std::string>{"Fe", "O", "Ca", "H", "O", "O"}));
+  // Labels read as pymatgen's _parse_symbol does: two letters as a symbol, else one, water labels as O (not W), NO3
+  // as N (not No); pymatgen 2022.11.7 read wat and NO3 so.
+  EXPECT_EQ(c.species, (std::vector<std::string>{"Fe", "O", "Ca", "H", "O", "O", "O", "N"}));
   EXPECT_DOUBLE_EQ(c.frac[1][2], 0.75);
   EXPECT_DOUBLE_EQ(c.frac[2][2], 0.5);
   // One site written as items instead of a one-row loop.

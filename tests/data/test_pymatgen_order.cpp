@@ -445,4 +445,7 @@ TEST(PymatgenOrder, OxidationStatesAreSpeciesForSpaceGroupAndOrder) {
   EXPECT_EQ(cg::parse_cif(partial, "x").oxidation, (std::vector<double>{-2, -2, -2, -2, 3, 3, 3, 3}));
   const std::string unknown = std::string(with).replace(with.find("  Fe3+  3\n"), 10, "  Fe3+  ?\n");
   EXPECT_TRUE(cg::parse_cif(unknown, "x").oxidation.empty());
+  // '.' is 0, as pymatgen's str2float reads it (its parse_oxi_states gave O2- 0 and O 0).
+  const std::string dot = std::string(with).replace(with.find("  O2-  -2\n"), 10, "  O2-  .\n");
+  EXPECT_EQ(cg::parse_cif(dot, "x").oxidation, (std::vector<double>{0, 0, 0, 0, 3, 2, 2, 3}));
 }
