@@ -386,9 +386,21 @@ TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
             std::string::npos);
   EXPECT_EQ(cg::parse_cif(cif_named("_symmetry_space_group_name_H-M 'P 4/m m m'\n", "3.9051 3.9052 30 90 90 90", gp),
                           "x").num_sites(), 16u);
-  // Cubic symbols from before 1983, without the bar.
+  // Cubic symbols from before 1983, without the bar, whatever comes before the 3 (m, n, a or d): a general position
+  // has the orbit of today's symbol, as many sites as its group has operations (Pn-3 and Pa-3 24, Fd-3m 192; Ga at
+  // (0.1, 0.2, 0.3) lies on Fd-3m's mirror y + z = 1/2).
+  const std::string general = "Ga 0.1234 0.2345 0.3456\n";
   EXPECT_EQ(site_set(cg::parse_cif(cif_named("_symmetry_space_group_name_H-M Fm3m\n", cubic, "Na 0 0 0\nCl 0.5 0.5 0.5\n"),
                                    "x")), rock_salt);
+  for (const auto& [before, today, sites] : std::vector<std::tuple<std::string, std::string, size_t>>{
+           {"Pn3", "P n -3", 24}, {"Pa3", "P a -3", 24}, {"Fd3m", "F d -3 m", 192}}) {
+    const cg::Crystal read =
+        cg::parse_cif(cif_named("_symmetry_space_group_name_H-M " + before + "\n", cubic, general), "x");
+    EXPECT_EQ(read.num_sites(), sites) << before;
+    EXPECT_EQ(site_set(read),
+              site_set(cg::parse_cif(cif_named("_symmetry_space_group_name_H-M '" + today + "'\n", cubic, general),
+                                     "x")));
+  }
 
   // Symbols from before the e-glides read as today's: Cmca is Cmce (64), Ccca is Ccce (68).
   const std::string ortho = "5 6 7 90 90 90", atoms = "Cu 0.11 0.22 0.33\n";
@@ -401,6 +413,9 @@ TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
   EXPECT_NE(why("_symmetry_space_group_name_H-M 'P 9'\n", cubic).find("is not in the tables"), std::string::npos);
   EXPECT_NE(why("_space_group_IT_number 231\n", cubic).find("not one of 1..230"), std::string::npos);
   EXPECT_NE(why("_space_group_IT_number 2x\n", cubic).find("not one of 1..230"), std::string::npos);
+  for (const char* number : {"0", "221.5"})  // 0 is no name for P1
+    EXPECT_NE(why(fmt::format("_space_group_IT_number {}\n", number), cubic).find("not one of 1..230"),
+              std::string::npos) << number;
   EXPECT_NE(why("_symmetry_space_group_name_H-M 'F m -3 m'\n", "4 5 6 90 90 120").find("does not fit the cell"),
             std::string::npos);
   EXPECT_NE(why("_symmetry_space_group_name_H-M 'P 63/m m c'\n", cubic).find("does not fit the cell"),
@@ -1175,6 +1190,11 @@ TEST(Cif, DisagreeingSpaceGroupTagsAreReadAsPymatgenReadsThemWithAWarning) {
        "_space_group_IT_number '15' (the number pymatgen's CifParser reads, as it reads none of the symbols; "
        "setting C 1 2/c 1 :b1)",
        "_space_group_name_Hall '-P 2ybc' (space group 14)"},
+      // Nor is _space_group_name_H-M, a tag CifParser does not read (pymatgen 2022.11.7: C 2/c's eight sites).
+      {"_space_group_name_H-M 'P 1 21/n 1'\n_space_group_IT_number 15\n", mono, gp, c2c,
+       "_space_group_IT_number '15' (the number pymatgen's CifParser reads, as it reads none of the symbols; "
+       "setting C 1 2/c 1 :b1)",
+       "_space_group_name_H-M 'P 1 21/n 1' (space group 14)"},
   };
   for (const auto& c : cases) {
     cg::Crystal x;
@@ -1305,7 +1325,8 @@ TEST(Cif, ListedOperationsWinOverAnotherSpaceGroupNameWithAWarning) {
   };
   std::string warning = "stale";
   for (const char* agrees : {"", "_symmetry_Int_Tables_number 2\n", "_space_group_IT_number 2\n"
-                             "_symmetry_space_group_name_H-M 'P -1'\n", "_symmetry_Int_Tables_number ?\n"}) {
+                             "_symmetry_space_group_name_H-M 'P -1'\n", "_symmetry_Int_Tables_number ?\n",
+                             "_symmetry_Int_Tables_number .\n"}) {
     EXPECT_EQ(read(with(agrees), &warning).num_sites(), 2u);
     EXPECT_EQ(warning, "") << agrees;
   }
@@ -1328,6 +1349,11 @@ TEST(Cif, ListedOperationsWinOverAnotherSpaceGroupNameWithAWarning) {
   EXPECT_TRUE(cg::test::contains(warning, "x: _symmetry_int_tables_number '999' is no space group number (1..230); "
                                           "the 2 listed symmetry operations")) << warning;
   EXPECT_TRUE(cg::test::contains(warning, "were used, as pymatgen uses them")) << warning;
+  for (const char* number : {"0", "2.5"}) {  // nor 2.5, though its whole part is the operations' group
+    read(with(fmt::format("_symmetry_Int_Tables_number {}\n", number)), &warning);
+    EXPECT_TRUE(cg::test::contains(warning, fmt::format("x: _symmetry_int_tables_number '{}' is no space group number "
+                                                        "(1..230); the 2 listed", number))) << warning;
+  }
   // The readers of CSVs and CIF folders keep the crystal and count it (read_mp20 warns once, with the first).
   const cg::test::TempDir dir("cg_test_cif_ops_vs_name");
   std::ofstream(dir / "a.cif") << with("_symmetry_Int_Tables_number 999\n");
