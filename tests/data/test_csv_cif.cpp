@@ -149,6 +149,10 @@ TEST(Cif, RejectsWithMaterialId) {
                       "pymatgen's OrderDisorderedStructureTransformation) or leave the file out; if the site is full "
                       "and the value only rounded (ICSD writes 0.9999 or 0.999), set the occupancy to 1"),
             std::string::npos);
+  // Full within 1e-6 (a float32 writer's 1.0000005), partial beyond (0.999995).
+  EXPECT_EQ(cg::parse_cif(cif_with("  Na  Na0  1  0.0  0.0  0.0  1.0000005\n"), "x").num_sites(), 1u);
+  EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  0.0  0.0  0.999995\n")).find("partial occupancy 0.999995 at site 0"),
+            std::string::npos);
   EXPECT_NE(reason(cif_with("  D  D1  1  0.0  0.0  0.0  1\n"))
                 .find("unknown element 'D' at site 0 (_atom_site_type_symbol): deuterium (neutron structures list it): "
                       "write D as H"), std::string::npos);
@@ -166,7 +170,7 @@ TEST(Cif, RejectsWithMaterialId) {
   EXPECT_EQ(cg::parse_cif(cif_with("  Na  Na0  1  -2.5  999.25  0.0  1\n"), "x").num_sites(), 1u);
   EXPECT_NE(reason(cif_with("  Na  Na0  1  0x1p4  0.0  0.0  1\n")).find("coordinate '0x1p4' at site 0 (Na) is not a "
                                                                         "number"), std::string::npos);
-  for (const char* v : {"nan", "inf"})  // strtod reads them; no CIF means them
+  for (const char* v : {"nan", "inf", "(5)"})  // strtod reads the first two, no CIF means them; an uncertainty alone
     EXPECT_NE(reason(cif_with(fmt::format("  Na  Na0  1  0.0  {}  0.0  1\n", v)))
                   .find(fmt::format("coordinate '{}' at site 0 (Na) is not a number", v)), std::string::npos);
   std::string no_loop = cif_with("");
@@ -485,6 +489,17 @@ TEST(Cif, TabsCrlfTextFieldsAndQuotedDataWords) {
   EXPECT_EQ(site_set(c), p21c);
 }
 
+// CIF 1.1's reserved words in any case: DATA_ opens a block and LOOP_ a loop, so the inversion below gives Ga its
+// second image (pymatgen 2022.11.7 reads no structure from DATA_ and skips a LOOP_: one site).
+TEST(Cif, DataAndLoopInAnyCase) {
+  std::string cif = cif_ops({"x,y,z", "-x,-y,-z"}, "Ga 0.1 0.2 0.3\n");
+  cif.replace(cif.find("data_"), 5, "DATA_");
+  cif.replace(cif.find("loop_"), 5, "LOOP_");
+  cif.replace(cif.find("loop_"), 5, "Loop_");
+  EXPECT_EQ(site_set(cg::parse_cif(cif, "x")),
+            (std::vector<std::string>{"Ga 0.100000 0.200000 0.300000", "Ga 0.900000 0.800000 0.700000"}));
+}
+
 TEST(Cif, RejectsMalformedSyntaxAndSymmetryWithWhatToChange) {
   auto reason = [](const std::string& cif) { return rejection(cif, "c-1"); };
   auto has = [](const std::string& r, const std::string& what) {
@@ -513,6 +528,10 @@ TEST(Cif, RejectsMalformedSyntaxAndSymmetryWithWhatToChange) {
   cart.replace(cart.find("_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z"), 56,
                "_atom_site_Cartn_x\n_atom_site_Cartn_y\n_atom_site_Cartn_z");
   has(reason(cart), "Cartesian coordinates (_atom_site_Cartn_x); only fractional");
+  std::string flat = good;
+  flat.erase(flat.find("_atom_site_fract_z\n"), 19);
+  flat.replace(flat.find("Na 0 0 0"), 8, "Na 0 0");
+  has(reason(flat), "atom loop lacks _atom_site_fract_y or _atom_site_fract_z");
   std::string water = good;
   water.replace(water.find("_atom_site_type_symbol"), 22, "_atom_site_label");
   water.replace(water.find("Na 0 0 0"), 8, "Xq1 0 0 0");
@@ -1303,6 +1322,11 @@ TEST(Cif, OneItemInTwoSpellingsWithOneValueIsReadOnce) {
   const std::vector<std::string> p21c = {"Ga 0.100000 0.200000 0.300000", "Ga 0.100000 0.300000 0.800000",
                                          "Ga 0.900000 0.700000 0.200000", "Ga 0.900000 0.800000 0.700000"};
   EXPECT_EQ(site_set(cg::parse_cif(cif_named(groups, "5 6 7 90 100 90", "Ga 0.1 0.2 0.3\n"), "x")), p21c);
+  // The same with _H-M before _h-m: CifParser still reads _H-M first, not _H-M_alt's P 1 21/n 1.
+  std::string swapped = groups;
+  swapped.replace(0, swapped.find("_space_group_name_H-M_alt"),
+                  "_symmetry_space_group_name_H-M 'P 1 21/c 1'\n_symmetry_space_group_name_h-m 'P 1 21/c 1'\n");
+  EXPECT_EQ(site_set(cg::parse_cif(cif_named(swapped, "5 6 7 90 100 90", "Ga 0.1 0.2 0.3\n"), "x")), p21c);
   // Two values for one item: which one is meant is not known, so the file is refused with both named.
   const std::string r = rejection(cif_named("_space_group.IT_number 14\n_space_group_IT_number 15\n",
                                             "5 6 7 90 100 90", "Ga 0.1 0.2 0.3\n"), "x");
@@ -1314,6 +1338,29 @@ TEST(Cif, OneItemInTwoSpellingsWithOneValueIsReadOnce) {
 // Listed operations and a space group name that disagree: pymatgen's CifParser (2022.11.7) uses the operations and
 // says nothing (a symmetrized NaCl CIF with its number changed to 12, 999 or 'abc', or its symbol to 'P 21/c', read
 // as the same 8 sites, no warning). We read them so too, and say which was used. Inversion alone is P-1 (No. 2).
+// space_group_setting takes a symbol, a Hall symbol and a number together (a CIF gives it the one tag it reads): they
+// must name one group.
+TEST(Cif, SpaceGroupNamesThatDisagreeAreRefused) {
+  if (!cg::have_spglib()) GTEST_SKIP() << "built without spglib (libsymspg-dev)";
+  const cg::Lattice mono{5, 6, 7, 90, 100, 90};
+  cg::SpaceGroupName name;
+  name.hm = "P 21/c";
+  name.hall = "-P 2ybc";
+  name.number = 14;
+  cg::SpaceGroupSetting s;
+  std::string why;
+  ASSERT_TRUE(cg::space_group_setting(name, mono, &s, &why)) << why;
+  EXPECT_EQ(s.number, 14);
+  name.number = 15;
+  EXPECT_FALSE(cg::space_group_setting(name, mono, &s, &why));
+  EXPECT_EQ(why, "the space group's name and number disagree (H-M 'P 21/c' Hall '-P 2ybc' number 15); correct one "
+                 "of them");
+  name.number = 0;
+  name.hall = "-C 2yc";  // C 1 2/c 1, 15
+  EXPECT_FALSE(cg::space_group_setting(name, mono, &s, &why));
+  EXPECT_TRUE(cg::test::contains(why, "name and number disagree")) << why;
+}
+
 TEST(Cif, ListedOperationsWinOverAnotherSpaceGroupNameWithAWarning) {
   const std::string p1bar = cif_ops({"x,y,z", "-x,-y,-z"}, "Cl 0.5 0.25 0.75\n");
   auto with = [&](const std::string& items) { return std::string(p1bar).insert(p1bar.find("loop_"), items); };
