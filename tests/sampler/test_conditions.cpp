@@ -121,6 +121,7 @@ TEST(SpaceGroup, HistogramAgainstTheReferenceColumn) {
   EXPECT_DOUBLE_EQ(g.ref_share(1), 2.0 / 3);
   EXPECT_NEAR(g.tv, 0.5 * (std::fabs(2.0 / 3 - 1.0 / 3) + std::fabs(1.0 / 3 - 2.0 / 3)), 1e-15);  // 1/3
   EXPECT_EQ(space_group_report({225}, nullptr, 0.1).tv, -1);
+  EXPECT_EQ(space_group_report({0, 0}, &ref_numbers, 0.1).tv, -1);  // none found: no histogram to compare
   // The last group, 230, counts too: half the crystals in it, none of the reference's -> TV 1/2.
   const std::vector<int> all_p1 = {1, 1};
   EXPECT_DOUBLE_EQ(space_group_report({230, 1}, &all_p1, 0.1).tv, 0.5);
