@@ -117,6 +117,10 @@ TEST(Cif, ReadsPymatgenP1) {
   EXPECT_EQ(thirds.frac[0][0], 1.0 / 3.0);
   EXPECT_EQ(thirds.frac[0][1], 2.0 / 3.0);
   EXPECT_EQ(thirds.frac[0][2], 0.666);  // 1e-3 off: kept
+  // Relative, not absolute: 0.33337 and 0.66675 are 3.7e-5 and 8.3e-5 off but 1.1e-4 and 1.25e-4 relative: kept.
+  const cg::Crystal near = cg::parse_cif(cif_with("  Na  Na0  1  0.33337  0.66675  0.0  1\n"), "mp-3");
+  EXPECT_EQ(near.frac[0][0], 0.33337);
+  EXPECT_EQ(near.frac[0][1], 0.66675);
   // Occupancy column absent: accepted (occupancy 1 implied).
   EXPECT_EQ(cg::parse_cif(cif_with("  Na  Na0  1  0.1  0.2  0.3\n", "", false), "x").num_sites(), 1u);
   // What cgsample writes is read back: tests/sampler/test_cif_writer.cpp.
@@ -551,6 +555,10 @@ TEST(Cif, EveryBlockOfAMultiBlockFile) {
   EXPECT_TRUE(blocks[2].ok) << blocks[2].reason;
   EXPECT_EQ(blocks[2].id, "f/second");
   EXPECT_EQ(blocks[2].crystal.num_sites(), 1u);
+  // A block that breaks CIF's syntax is a failed item too, though it describes no structure.
+  const auto bad = cg::parse_cif_blocks(one + "data_bad\n_title a b\n" + two, "f");
+  ASSERT_EQ(bad.size(), 3u);
+  EXPECT_EQ(bad[1].reason, "f/bad: line 18: value 'b' belongs to no item or loop");
   // One block: the file's id, as parse_cif; a syntax error that stops the file: one failed result.
   const auto single = cg::parse_cif_blocks(one, "g");
   ASSERT_EQ(single.size(), 1u);
@@ -1214,6 +1222,10 @@ TEST(Cif, DisagreeingSpaceGroupTagsAreReadAsPymatgenReadsThemWithAWarning) {
        "_space_group_IT_number '15' (the number pymatgen's CifParser reads, as it reads none of the symbols; "
        "setting C 1 2/c 1 :b1)",
        "_space_group_name_H-M 'P 1 21/n 1' (space group 14)"},
+      // A symbol no table knows does not stop that number being read where another symbol reads (pymatgen: C 2/c).
+      {"_symmetry_space_group_name_H-M 'P 21/q'\n_space_group_name_Hall '-P 2ybc'\n_space_group_IT_number 15\n", mono,
+       gp, c2c, "_space_group_IT_number '15'",
+       "_symmetry_space_group_name_H-M 'P 21/q' (not read here), _space_group_name_Hall '-P 2ybc' (space group 14)"},
   };
   for (const auto& c : cases) {
     cg::Crystal x;
@@ -1222,6 +1234,7 @@ TEST(Cif, DisagreeingSpaceGroupTagsAreReadAsPymatgenReadsThemWithAWarning) {
     EXPECT_EQ(site_set(x), c.sites) << c.items;
     EXPECT_TRUE(cg::test::contains(warning, "x: the space group was read from " + c.used)) << warning;
     EXPECT_TRUE(cg::test::contains(warning, "not from " + c.ignored)) << warning;
+    EXPECT_EQ(warning.find(c.ignored), warning.rfind(c.ignored)) << "named twice: " << warning;
     EXPECT_TRUE(cg::test::contains(warning, "correct or remove the tag that is wrong")) << warning;
   }
   // Tags that agree say nothing: the same setting by symbol, Hall symbol and number.

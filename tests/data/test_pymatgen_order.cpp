@@ -445,6 +445,14 @@ TEST(PymatgenOrder, OxidationStatesAreSpeciesForSpaceGroupAndOrder) {
   EXPECT_EQ(cg::parse_cif(partial, "x").oxidation, (std::vector<double>{-2, -2, -2, -2, 3, 3, 3, 3}));
   const std::string unknown = std::string(with).replace(with.find("  Fe3+  3\n"), 10, "  Fe3+  ?\n");
   EXPECT_TRUE(cg::parse_cif(unknown, "x").oxidation.empty());
+  // With operations, each image keeps its site's: rock salt from Na+ and Cl- by the face-centring translations.
+  const std::string fcc = "data_y\n_cell_length_a 5.6\n_cell_length_b 5.6\n_cell_length_c 5.6\n_cell_angle_alpha 90\n"
+                          "_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n _symmetry_equiv_pos_as_xyz\n  'x, y, z'\n"
+                          "  'x, y+1/2, z+1/2'\n  'x+1/2, y, z+1/2'\n  'x+1/2, y+1/2, z'\nloop_\n _atom_type_symbol\n"
+                          " _atom_type_oxidation_number\n  Na+  1\n  Cl-  -1\nloop_\n _atom_site_type_symbol\n"
+                          " _atom_site_fract_x\n _atom_site_fract_y\n _atom_site_fract_z\n"
+                          "  Na+  0 0 0\n  Cl-  0.5 0.5 0.5\n";
+  EXPECT_EQ(cg::parse_cif(fcc, "x").oxidation, (std::vector<double>{1, 1, 1, 1, -1, -1, -1, -1}));
   // '.' is 0, as pymatgen's str2float reads it (its parse_oxi_states gave O2- 0 and O 0).
   const std::string dot = std::string(with).replace(with.find("  O2-  -2\n"), 10, "  O2-  .\n");
   EXPECT_EQ(cg::parse_cif(dot, "x").oxidation, (std::vector<double>{0, 0, 0, 0, 3, 2, 2, 3}));
