@@ -394,6 +394,12 @@ TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
             std::string::npos);
   EXPECT_EQ(cg::parse_cif(cif_named("_symmetry_space_group_name_H-M 'P 4/m m m'\n", "3.9051 3.9052 30 90 90 90", gp),
                           "x").num_sites(), 16u);
+  // The bound is 1e-3 of G's entries (G = M M^T): a and b 0.02% apart (a^2 = 16, b^2 = 16.0064) fit, 0.2% apart
+  // (b^2 = 16.064) do not.
+  EXPECT_EQ(cg::parse_cif(cif_named("_symmetry_space_group_name_H-M 'P 4/m m m'\n", "4 4.0008 30 90 90 90", gp), "x")
+                .num_sites(), 16u);
+  EXPECT_NE(why("_symmetry_space_group_name_H-M 'P 4/m m m'\n", "4 4.008 30 90 90 90").find("does not fit"),
+            std::string::npos);
   // Cubic symbols from before 1983, without the bar, whatever comes before the 3 (m, n, a or d): a general position
   // has the orbit of today's symbol, as many sites as its group has operations (Pn-3 and Pa-3 24, Fd-3m 192; Ga at
   // (0.1, 0.2, 0.3) lies on Fd-3m's mirror y + z = 1/2).
