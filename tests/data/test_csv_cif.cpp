@@ -347,6 +347,7 @@ TEST(Cif, NamedSpaceGroupWithoutOperationsUsesTheTables) {
                                       "Ga 0.900000 0.700000 0.700000", "Ga 0.900000 0.800000 0.200000"}));
   for (const auto& [hall, what] : std::vector<std::pair<std::string, std::string>>{
            {"-Q 2ybc", "'Q' is not a lattice symbol"}, {"P 5", "does not start with 1, 2, 3, 4 or 6"},
+           {"P 22", "'22': a screw part must be below the order 2"}, {"P 2xy", "'2xy' names two axes"},
            {"P 2yq", "not an axis or translation symbol"}, {"P 2 3", "needs its axis written"},
            {"P 2y (0 0)", "three integers"}, {"P 2y (0 0 1", "in parentheses"},
            {"P 2y (x,y,z+1/5)", "not in 24ths"}, {"P 2y (x,y,0)", "singular"},
@@ -524,6 +525,7 @@ TEST(Cif, RejectsMalformedSyntaxAndSymmetryWithWhatToChange) {
   has(reason("data_x\n_cell_length_a 4\n_cell_length_a 5\n"), "line 3: CIF item _cell_length_a is given twice");
   has(reason("data_x\n_cell_length_a 4 5\n"), "line 2: value '5' belongs to no item or loop");
   has(reason("data_x\nsave_frame\n"), "line 2: 'save_frame' (save frames, global blocks) is not read");
+  has(reason("data_x\nglobal_\n"), "line 2: 'global_' (save frames, global blocks) is not read");
   has(reason("data_x\nloop_\n_a\n"), "line 2: loop_ without values");
   has(reason(cif_ops({"x, y"}, "Na 0 0 0\n")), "symmetry operation 'x, y' is not of the form");
   has(reason(cif_ops({"x, y, z*2"}, "Na 0 0 0\n")), "symmetry operation 'x, y, z*2' is not of the form");
@@ -542,6 +544,10 @@ TEST(Cif, RejectsMalformedSyntaxAndSymmetryWithWhatToChange) {
   flat.erase(flat.find("_atom_site_fract_z\n"), 19);
   flat.replace(flat.find("Na 0 0 0"), 8, "Na 0 0");
   has(reason(flat), "atom loop lacks _atom_site_fract_y or _atom_site_fract_z");
+  std::string unnamed = good;
+  unnamed.replace(unnamed.find("_atom_site_type_symbol"), 22, "_atom_site_occupancy");
+  unnamed.replace(unnamed.find("Na 0 0 0"), 8, "1 0 0 0");
+  has(reason(unnamed), "atom loop has neither _atom_site_type_symbol nor _atom_site_label");
   std::string water = good;
   water.replace(water.find("_atom_site_type_symbol"), 22, "_atom_site_label");
   water.replace(water.find("Na 0 0 0"), 8, "Xq1 0 0 0");
