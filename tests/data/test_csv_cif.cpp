@@ -160,6 +160,9 @@ TEST(Cif, RejectsWithMaterialId) {
   EXPECT_NE(reason(cif_with("  D  D1  1  0.0  0.0  0.0  1\n"))
                 .find("unknown element 'D' at site 0 (_atom_site_type_symbol): deuterium (neutron structures list it): "
                       "write D as H"), std::string::npos);
+  for (const char* d : {"D1", "D+"})
+    EXPECT_NE(reason(cif_with(fmt::format("  {}  D1  1  0.0  0.0  0.0  1\n", d))).find("): deuterium"),
+              std::string::npos) << d;
   EXPECT_NE(reason(cif_with("  Na  Na0  1  0.0  0.0  0.0  1\n  OH  OH1  1  0.5  0.5  0.5  1\n"))
                 .find("unknown element 'OH' at site 1 (_atom_site_type_symbol): a group with implicit hydrogens "
                       "(pymatgen drops such sites): list the O and H sites explicitly"), std::string::npos);
@@ -536,6 +539,8 @@ TEST(Cif, RejectsMalformedSyntaxAndSymmetryWithWhatToChange) {
   // Two listed sites that are images of each other: the cell would hold two atoms on one position.
   has(reason(cif_ops({"x,y,z", "-x,-y,-z"}, "Cl 0.1 0.2 0.3\nCl 0.9 0.8 0.7\n")),
       "site 1 (Cl) and an image of an earlier site (Cl) fall on the same position (0.9000 0.8000 0.7000)");
+  has(reason(cif_ops({"x,y,z", "-x,-y,-z"}, "Na 0 0 0\nCl 0 0 0\n")),  // the very first site is an earlier one too
+      "site 1 (Cl) and an image of an earlier site (Na) fall on the same position (0.0000 0.0000 0.0000)");
   std::string cart = good;
   cart.replace(cart.find("_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z"), 56,
                "_atom_site_Cartn_x\n_atom_site_Cartn_y\n_atom_site_Cartn_z");
@@ -1325,6 +1330,13 @@ TEST(Cif, HallSymbolPymatgenReadsAsAnotherGroupIsWarnedOf) {
                             &warning)) << reason;
   EXPECT_EQ(x.num_sites(), 4u);
   EXPECT_EQ(warning, "");
+  // With a number that disagrees too, both are said, one after the other.
+  std::string both;
+  ASSERT_TRUE(cg::parse_cif(cif_named("_space_group_name_Hall 'P 4 2'\n_space_group_IT_number 77\n", tetragonal, gp),
+                            "x", &x, &reason, &both)) << reason;
+  EXPECT_TRUE(cg::test::contains(both, "the tag both read first; x: the space group was read from "
+                                       "_space_group_name_Hall 'P 4 2'")) << both;
+  EXPECT_TRUE(cg::test::contains(both, "not from _space_group_IT_number '77' (space group 77)")) << both;
   // cgprep's readers count it with the other disagreements and say the first.
   const cg::test::TempDir dir("cg_test_cif_hall_misread");
   std::ofstream(dir / "a.cif") << cif_named("_space_group_name_Hall 'P 4 2'\n", tetragonal, gp);
