@@ -1243,6 +1243,9 @@ TEST(Cif, DisagreeingSpaceGroupTagsAreReadAsPymatgenReadsThemWithAWarning) {
       {"_symmetry_space_group_name_H-M 'P 21/q'\n_space_group_name_Hall '-P 2ybc'\n_space_group_IT_number 15\n", mono,
        gp, c2c, "_space_group_IT_number '15'",
        "_symmetry_space_group_name_H-M 'P 21/q' (not read here), _space_group_name_Hall '-P 2ybc' (space group 14)"},
+      // A Hall symbol with an origin shift of its own names its group (14) too: the number CifParser reads wins.
+      {"_space_group_name_Hall '-P 2ybc (0 0 3)'\n_space_group_IT_number 15\n", mono, gp, c2c,
+       "_space_group_IT_number '15'", "_space_group_name_Hall '-P 2ybc (0 0 3)' (space group 14)"},
   };
   for (const auto& c : cases) {
     cg::Crystal x;
