@@ -343,6 +343,19 @@ TEST(StructureMatch, SiteToleranceThreshold) {
   EXPECT_TRUE(structures_match(ref, fingerprint(make(cub, {"Cs", "Cl"}, {{0, 0, 0}, {0.99, 0.5, 0.5}})), loose));
 }
 
+TEST(StructureMatch, ASublatticeIsNoLatticeMapping) {
+  // Simple cubic Po (a 3) and a tetragonal cell of one site (3, 3, 6), scaled to equal volume: at ltol 0.3 the cubic
+  // lattice's vectors a, b, 2c fit the tetragonal one's lengths and angles, but they span half its points (|det| 2),
+  // and no basis of it does (its only vectors of fitting length at 90 degrees to a and b are +-2c). pymatgen's
+  // StructureMatcher(ltol=0.3).fit: False, both orders; taking the sublattice as a mapping says True.
+  const auto cubic = fingerprint(make({3, 3, 3, 90, 90, 90}, {"Po"}, {{0, 0, 0}}));
+  const auto tetragonal = fingerprint(make({3, 3, 6, 90, 90, 90}, {"Po"}, {{0, 0, 0}}));
+  MatchTolerance wide;
+  wide.ltol = 0.3;
+  EXPECT_FALSE(structures_match(cubic, tetragonal, wide));
+  EXPECT_FALSE(structures_match(tetragonal, cubic, wide));
+}
+
 TEST(StructureMatch, UniquenessAndNovelty) {
   const Crystal a = rocksalt(5.6);
   const Crystal b = make({3.3, 3.3, 3.3, 90, 90, 90}, {"Na", "Cl"}, {{0, 0, 0}, {0.5, 0.5, 0.5}});
