@@ -343,6 +343,34 @@ TEST(StructureMatch, SiteToleranceThreshold) {
   EXPECT_TRUE(structures_match(ref, fingerprint(make(cub, {"Cs", "Cl"}, {{0, 0, 0}, {0.99, 0.5, 0.5}})), loose));
 }
 
+TEST(StructureMatch, SitesAreComparedOnTheAverageLattice) {
+  // CsCl type, cubic a 4 against tetragonal (4, 4, 4.6) with Cl moved by dz along c; scaled to equal volume, the
+  // average lattice's c is 4.294 Å and (V/N)^(1/3) 3.251 Å, so the centred move dz 4.294 / 2 / 3.251 passes stol 0.3
+  // below dz 0.4543 (on the second lattice alone, c 4.494 Å: below 0.4338). pymatgen's StructureMatcher().fit: True at
+  // 0.44 and 0.45, False at 0.46, both orders.
+  const auto cubic = fingerprint(make({4, 4, 4, 90, 90, 90}, {"Cs", "Cl"}, {{0, 0, 0}, {0.5, 0.5, 0.5}}));
+  for (const double dz : {0.44, 0.45, 0.46}) {
+    const auto tetragonal = fingerprint(make({4, 4, 4.6, 90, 90, 90}, {"Cs", "Cl"}, {{0, 0, 0}, {0.5, 0.5, 0.5 + dz}}));
+    EXPECT_EQ(structures_match(cubic, tetragonal), dz < 0.455) << dz;
+    EXPECT_EQ(structures_match(tetragonal, cubic), dz < 0.455) << dz;
+  }
+}
+
+TEST(StructureMatch, LatticeLengthsWithinAFactorOnePlusLtolEitherWay) {
+  // Unscaled simple cubic cells of a 4 and 4 / r: a length ratio r fits when 1 / (1 + ltol) < r < 1 + ltol, as in
+  // pymatgen's find_all_mappings (StructureMatcher(scale=False).fit: False at r 0.81 and 0.82, True at 0.84, both
+  // orders), not from 1 - ltol (0.8).
+  MatchTolerance unscaled;
+  unscaled.scale = false;
+  const auto small = fingerprint(make({4, 4, 4, 90, 90, 90}, {"Po"}, {{0, 0, 0}}), unscaled);
+  for (const double r : {0.81, 0.82, 0.84}) {
+    const double a = 4 / r;
+    const auto large = fingerprint(make({a, a, a, 90, 90, 90}, {"Po"}, {{0, 0, 0}}), unscaled);
+    EXPECT_EQ(structures_match(small, large, unscaled), r > 0.83) << r;
+    EXPECT_EQ(structures_match(large, small, unscaled), r > 0.83) << r;
+  }
+}
+
 TEST(StructureMatch, ASublatticeIsNoLatticeMapping) {
   // Simple cubic Po (a 3) and a tetragonal cell of one site (3, 3, 6), scaled to equal volume: at ltol 0.3 the cubic
   // lattice's vectors a, b, 2c fit the tetragonal one's lengths and angles, but they span half its points (|det| 2),
@@ -363,6 +391,13 @@ TEST(StructureMatch, UniquenessAndNovelty) {
   const Crystal a_prim = make({ap, ap, ap, 60, 60, 60}, {"Na", "Cl"}, {{0, 0, 0}, {0.5, 0.5, 0.5}});
   const std::vector<StructureFingerprint> fps = {fingerprint(a), fingerprint(b), fingerprint(a_prim)};
   EXPECT_EQ(duplicate_of(fps), (std::vector<size_t>{0, 1, 0}));
+  // Matching is no equivalence: CsCl type (a 4) with Cl at x 0.5, 0.99 and 0.745, the first two 0.309 apart (beyond
+  // stol, SiteToleranceThreshold), the third 0.154 from each. It is a duplicate of the first one it matches.
+  const Lattice cub{4, 4, 4, 90, 90, 90};
+  std::vector<StructureFingerprint> chain;
+  for (const double x : {0.5, 0.99, 0.745})
+    chain.push_back(fingerprint(make(cub, {"Cs", "Cl"}, {{0, 0, 0}, {x, 0.5, 0.5}})));
+  EXPECT_EQ(duplicate_of(chain), (std::vector<size_t>{0, 1, 0}));
 
   const std::vector<Crystal> train = {b, make({4, 4, 4, 90, 90, 90}, {"Fe"}, {{0, 0, 0}})};
   NoveltyIndex novelty(&train);
