@@ -81,6 +81,20 @@ TEST(Csv, QuotedMultilineAndEmptyCells) {
   EXPECT_EQ(bom.rows[0][0], "x");
 }
 
+TEST(Csv, LineEndsBlankLinesAndQuotesInsideACell) {
+  // As pandas reads them: CRLF is one line end (rows on lines 2 and 4, the blank line 3 is no row), and a quote that
+  // does not open a cell is a character of it.
+  const cg::CsvTable t = cg::parse_csv("a,b\r\n1,x\"y\r\n\r\n3,\"4\"\r\n");
+  ASSERT_EQ(t.rows.size(), 2u);
+  EXPECT_EQ(t.rows[0], (std::vector<std::string>{"1", "x\"y"}));
+  EXPECT_EQ(t.rows[1], (std::vector<std::string>{"3", "4"}));
+  EXPECT_EQ(t.row_lines, (std::vector<int64_t>{2, 4}));
+  // The header alone, as data.columns' checks read it from a file: without the byte order mark, a quoted name whole.
+  const std::string path = testing::TempDir() + "/header.csv";
+  std::ofstream(path, std::ios::binary) << "\xEF\xBB\xBFmaterial_id,\"heat, ref\",cif\nmp-1,1,x\n";
+  EXPECT_EQ(cg::read_csv_header(path), (std::vector<std::string>{"material_id", "heat, ref", "cif"}));
+}
+
 TEST(Csv, TruncatedGzipIsAnErrorWhereverItIsCut) {
   // The shipped val split, cut at several points, including inside the 8-byte trailer (CRC and length): zlib's
   // gzread then just returns 0, so without a check the rows read so far would pass for the whole file.
