@@ -719,6 +719,34 @@ TEST(Mp20, NanCellsAreUnknownAndSpaceGroupsSpan1To230) {
   ASSERT_EQ(s.bad_properties.size(), 2u);
   EXPECT_EQ(s.bad_properties[0].reason, "mp-7: spacegroup.number '231' is not an integer in 1..230");
   EXPECT_EQ(s.bad_properties[1].reason, "mp-8: spacegroup.number '0' is not an integer in 1..230");
+  // pandas writes an integer column holding NaN as floats: 225.0 is 225; 12.5 is no space group.
+  std::string floats = text.substr(0, text.find('\n') + 1);
+  floats += "0,mp-9,-1.0,1.0,NaCl,0.5,\"['Na', 'Cl']\"," + cif + ",225.0\n";
+  floats += "1,mp-10,-1.0,1.0,NaCl,0.5,\"['Na', 'Cl']\"," + cif + ",12.5\n";
+  const cg::Mp20Split f = cg::parse_mp20_csv(floats);
+  ASSERT_EQ(f.crystals.size(), 2u);
+  EXPECT_EQ(f.crystals[0].spacegroup, 225);
+  EXPECT_FALSE(f.crystals[1].spacegroup);
+  ASSERT_EQ(f.bad_properties.size(), 1u);
+  EXPECT_EQ(f.bad_properties[0].reason, "mp-10: spacegroup.number '12.5' is not an integer in 1..230");
+}
+
+TEST(Mp20, RowsOfAnotherCellCountAreSkippedAndOnlyNumberColumnsAreUnread) {
+  // A row with a cell too many or too few is skipped (its cells cannot be told apart). Of the columns nothing reads,
+  // only those with numbers are another dataset's properties: not pandas' index column "Unnamed: 0", not a column
+  // whose cells are all empty, not one of words.
+  const std::string cif = csv_quote(cif_with(kGoodAtoms));
+  std::string text = "Unnamed: 0,material_id,cif,energy,note,blank\n";
+  text += "0,mp-1," + cif + ",-1.5,a,\n";
+  text += "1,mp-2," + cif + ",-1.5,a,,extra\n";
+  text += "2,mp-3," + cif + ",-1.5,a\n";
+  text += "3,mp-4," + cif + ",,b,\n";
+  const cg::Mp20Split s = cg::parse_mp20_csv(text);
+  EXPECT_EQ(s.source_rows, (std::vector<int64_t>{0, 3}));
+  ASSERT_EQ(s.skipped.size(), 2u);
+  EXPECT_EQ(s.skipped[0].reason, "mp-2: 7 cells, header has 6");
+  EXPECT_EQ(s.skipped[1].reason, "mp-3: 5 cells, header has 6");
+  EXPECT_EQ(s.unread_numeric_columns, std::vector<std::string>{"energy"});
 }
 
 TEST(Mp20, PropertyColumnsAreOptionalMaterialIdAndCifAreNot) {
