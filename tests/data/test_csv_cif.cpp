@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "data/cif.h"
 #include "data/csv.h"
+#include "data/elements.h"
 #include "data/formula.h"
 #include "data/mp20.h"
 #include "data/space_groups.h"
@@ -1176,6 +1177,30 @@ TEST(Mp20, AMappedColumnIsReadUnderItsNewNameOnly) {
                                                                     cg::parse_columns({"cif=material_id"})); });
   EXPECT_NE(error.find("reads column 'material_id' as cif, so no column gives material_id, which every row needs"),
             std::string::npos) << error;
+}
+
+TEST(Elements, SymbolsAndAtomicNumbersAreThePeriodicTables) {
+  // ase.data.chemical_symbols[1:] (pymatgen's Element.from_Z(1..118) gives the same), written out here: a symbol out
+  // of place gives its element another's atomic number (the composition order, Og's bound), which the tables keyed
+  // by symbol (SMACT's, the masses) never notice.
+  std::istringstream want(
+      "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr Rb Sr Y Zr Nb "
+      "Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au "
+      "Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts "
+      "Og");
+  int z = 0;
+  for (std::string symbol; want >> symbol;) {
+    ++z;
+    EXPECT_EQ(cg::atomic_number(symbol), z) << symbol;
+    EXPECT_EQ(cg::element_symbol(z), symbol);
+  }
+  EXPECT_EQ(z, 118);
+  EXPECT_EQ(cg::all_elements().size(), 118u);
+  EXPECT_EQ(cg::atomic_number("fe"), 0);  // symbols are case-sensitive
+  EXPECT_EQ(cg::atomic_number("X"), 0);
+  EXPECT_NE(cg::test::error_of([] { cg::element_symbol(119); }).find("atomic number 119 is outside 1..118"),
+            std::string::npos);
+  EXPECT_NE(cg::test::error_of([] { cg::element_symbol(0); }).find("outside 1..118"), std::string::npos);
 }
 
 TEST(Formula, CountsOfAFormulaAndSameComposition) {
