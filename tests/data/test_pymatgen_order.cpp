@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <map>
@@ -75,6 +76,37 @@ TEST(PythonSort, IsCPythonsSortWhereNaNKeysMakeNoOrder) {
   cg::python_sort(p, [](const auto& a, const auto& b) { return a.first < b.first; });
   for (size_t i = 1; i < p.size(); ++i)
     EXPECT_TRUE(p[i - 1].first < p[i].first || (p[i - 1].first == p[i].first && p[i - 1].second < p[i].second));
+}
+
+// The same comparison at other lengths and arrangements: the order CPython 3.11.2's sorted() gave (as run lengths),
+// which with NaN keys depends on how the runs are cut and merged.
+TEST(PythonSort, IsCPythonsSortAtOtherLengthsAndArrangements) {
+  const std::map<char, std::pair<double, std::string>> key = {
+      {'h', {std::numeric_limits<double>::quiet_NaN(), "He"}}, {'a', {std::numeric_limits<double>::quiet_NaN(), "Ar"}},
+      {'L', {0.98, "Li"}}, {'F', {3.98, "F"}}, {'N', {0.93, "Na"}}, {'C', {3.16, "Cl"}}};
+  const auto sorted_runs = [&](int n, const std::function<int(int)>& code) {
+    std::vector<char> v;
+    for (int i = 0; i < n; ++i) v.push_back("haLFNC"[code(i)]);
+    cg::python_sort(v, [&](char a, char b) {
+      const auto &ka = key.at(a), &kb = key.at(b);
+      if (ka.first < kb.first) return true;
+      if (ka.first > kb.first) return false;
+      return ka.second < kb.second;
+    });
+    std::string runs;
+    for (size_t i = 0, j; i < v.size(); i = j) {
+      for (j = i; j < v.size() && v[j] == v[i];) ++j;
+      runs += (runs.empty() ? "" : " ") + std::to_string(j - i) + v[i];
+    }
+    return runs;
+  };
+  // 64 items: min_run 32, so two runs merged (binary insertion over all 64 gives another order).
+  EXPECT_EQ(sorted_runs(64, [](int i) { return (i * i + 3 * i + i / 7) % 6; }), "8a 1F 8h 10N 9L 12C 8F 8h");
+  // Blocks of 7 and of 13 equal items: merges where one run wins 7 times in a row and the rest is galloped.
+  EXPECT_EQ(sorted_runs(700, [](int i) { return (i / 7 * 5) % 6; }),
+            "112a 7N 42C 36F 82h 82N 83L 43C 21F 37h 30N 29L 34C 62F");
+  EXPECT_EQ(sorted_runs(900, [](int i) { return ((i / 13) * 5 + (i / 100)) % 6; }),
+            "149a 60C 13F 92h 150N 142L 90C 135F 62h 7L");
 }
 
 // The site orders pymatgen's CifParser(...).get_structures(primitive=False)[0] gave for these species lists.
