@@ -133,6 +133,13 @@ TEST(PymatgenOrder, SitesAsCifParserSortsThem) {
   EXPECT_EQ(got, want);
 }
 
+// Sites of one element with oxidation states, among them 0 and 0.5 (Species("Fe", 0) is "Fe0+"): the order pymatgen's
+// CifParser gave for a P1 CIF of them, whose sites of equal electronegativity are sorted by str(Species), "Fe+" first.
+TEST(PymatgenOrder, SitesWithOxidationStatesAsCifParserSortsThem) {
+  EXPECT_EQ(cg::cif_parser_site_order({"Fe", "Fe", "Fe", "Fe", "O", "Fe"}, {2, 0, 1, 0.5, -2, 0}),
+            (std::vector<size_t>{2, 1, 5, 3, 0, 4}));  // Fe+ Fe0+ Fe0+ Fe0.5+ Fe2+ O2-
+}
+
 // Formulas with He, Ne or Ar are spelled as pymatgen spells them from the CIF (its sites sorted first); those sites
 // in the file's order gave the spelling in the comment, which is what cgprep derived before. The crystal keeps the
 // file's order: its text, shards and prompts list the sites as written.
