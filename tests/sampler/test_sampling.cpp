@@ -54,6 +54,27 @@ TEST(Sampling, TemperatureTopKTopP) {
   EXPECT_NEAR(d[2], 1.0 / 22, 1e-6);
 }
 
+TEST(Sampling, TopPKeepsTheTokenWhoseSumReachesItExactly) {
+  // Four equal logits: 0.25 each, exactly. top_p 0.5 is reached, not passed, by the second: the nucleus is the
+  // smallest set with total >= top_p, so it holds two (ids 0 and 1, ties by id), 0.5 each; 0.5 + 1e-9 needs a third.
+  // The same from the row's largest logits (sample_token_from_top, all four given).
+  const std::vector<float> l = {0, 0, 0, 0};
+  SamplingParams p;
+  p.temperature = 1;
+  p.top_p = 0.5;
+  EXPECT_EQ(sampling_distribution(l.data(), 4, nullptr, p), (std::vector<double>{0.5, 0.5, 0, 0}));
+  p.top_p = 0.5 + 1e-9;
+  EXPECT_EQ(sampling_distribution(l.data(), 4, nullptr, p), (std::vector<double>{1.0 / 3, 1.0 / 3, 1.0 / 3, 0}));
+  p.top_p = 0.5;
+  const std::vector<int64_t> ids = {3, 2, 1, 0};
+  std::vector<int> seen(4, 0);
+  std::mt19937_64 rng(5);
+  for (int d = 0; d < 400; ++d) ++seen[sample_token_from_top(l.data(), ids.data(), 4, 4, 4.0, p, rng)];
+  EXPECT_GT(seen[0], 150);
+  EXPECT_GT(seen[1], 150);
+  EXPECT_EQ(seen[2] + seen[3], 0);
+}
+
 TEST(Sampling, SameSeedSameDrawsAndFrequencies) {
   const std::vector<float> l = {0, 0, std::log(2.0f)};  // 0.25, 0.25, 0.5
   SamplingParams p;
