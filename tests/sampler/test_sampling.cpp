@@ -75,6 +75,26 @@ TEST(Sampling, TopPKeepsTheTokenWhoseSumReachesItExactly) {
   EXPECT_EQ(seen[2] + seen[3], 0);
 }
 
+TEST(Sampling, TheWholeRowGivenAsItsLargestLogitsIsAlwaysDecided) {
+  // Every entry given (m = n): nothing outside can take part, so top-k of exactly m decides the draw; a row of -inf
+  // only draws nothing, taking one uniform as sample_token does, so the streams stay in step.
+  const std::vector<float> l = {1, 0, 2};
+  const std::vector<int64_t> ids = {0, 1, 2};
+  SamplingParams p;
+  p.temperature = 1;
+  p.top_p = 1;
+  p.top_k = 3;
+  const double z = std::exp(-1.0) + std::exp(-2.0) + 1;
+  std::mt19937_64 a(9), b(9);
+  for (int d = 0; d < 20; ++d)
+    EXPECT_EQ(sample_token_from_top(l.data(), ids.data(), 3, 3, z, p, a), sample_token(l.data(), 3, nullptr, p, b));
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> none = {-inf, -inf, -inf};
+  EXPECT_EQ(sample_token_from_top(none.data(), ids.data(), 3, 3, 0.0, p, a), -1);
+  EXPECT_EQ(sample_token(none.data(), 3, nullptr, p, b), -1);
+  EXPECT_EQ(a(), b());
+}
+
 TEST(Sampling, SameSeedSameDrawsAndFrequencies) {
   const std::vector<float> l = {0, 0, std::log(2.0f)};  // 0.25, 0.25, 0.5
   SamplingParams p;
